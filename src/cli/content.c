@@ -1,0 +1,10 @@
+/* Placeholder: replaced when this subcommand group lands. */
+#include <stdio.h>
+
+#include "cli/cli.h"
+
+int rf_cli_content(int argc, char **argv)
+{
+	fprintf(stderr, "ringfence: '%s' is not built yet\n", argv[0]);
+	return 2;
+}

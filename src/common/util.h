@@ -1,0 +1,60 @@
+/*
+ * Small I/O and encoding helpers shared by the programs and the I/O edges of each part.
+ * The pure cores (content, rollout, guard) do not call the file functions here.
+ */
+#ifndef RF_COMMON_UTIL_H
+#define RF_COMMON_UTIL_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+#include "ringfence/error.h"
+
+#define RF_ARRAY_SIZE(a) (sizeof(a) / sizeof((a)[0]))
+
+/* free() for __attribute__((cleanup)): char *s __attribute__((cleanup(rf_freep))) = NULL; */
+void rf_freep(void *pp);
+#define _cleanup_free_ __attribute__((cleanup(rf_freep)))
+
+/*
+ * Read a whole file into a new buffer (*ret, *ret_len; one extra NUL byte after the data so
+ * text can be used as a C string, not counted in *ret_len). Returns -E2BIG if the file is larger
+ * than max, -errno on I/O errors. Outputs are written only on success; caller frees *ret.
+ */
+int rf_file_read(const char *path, size_t max, uint8_t **ret, size_t *ret_len) RF_WUR;
+
+/* Read all of fd (stdin, a pipe) the same way. */
+int rf_fd_read(int fd, size_t max, uint8_t **ret, size_t *ret_len) RF_WUR;
+
+/*
+ * Replace path with data atomically and durably: write a temporary file in the same directory,
+ * fsync it, rename it over path, fsync the directory. After a crash at any instant path holds
+ * either the old or the new bytes. mode is the new file's permission bits (0600 for secrets).
+ */
+int rf_file_write_atomic(const char *path, const void *data, size_t len, mode_t mode) RF_WUR;
+
+/* fsync a directory (after creating, renaming or unlinking an entry in it). */
+int rf_dir_sync(const char *dir) RF_WUR;
+
+/* mkdir -p with the given mode for any directory it creates. */
+int rf_mkdir_p(const char *path, mode_t mode) RF_WUR;
+
+/* Lower-case hex of n bytes into out (2n+1 bytes). */
+void rf_hex_encode(const uint8_t *p, size_t n, char *out);
+/* Parse exactly 2n hex digits (either case) into out[n]. -EBADMSG on anything else. */
+int rf_hex_decode(const char *s, size_t slen, uint8_t *out, size_t n) RF_WUR;
+
+/* SHA-256 (OpenSSL) of p[0..n) into out[32]; hex variant writes 65 bytes. */
+void rf_sha256(const void *p, size_t n, uint8_t out[32]);
+void rf_sha256_hex(const void *p, size_t n, char out[65]);
+
+/* Parse a whole unsigned decimal string with no sign, spaces or overflow. */
+int rf_parse_u64(const char *s, uint64_t *ret) RF_WUR;
+
+/* Wall-clock seconds and monotonic nanoseconds (for programs; cores take time as a parameter). */
+int64_t rf_now_wall(void);
+uint64_t rf_now_mono_ns(void);
+
+#endif
