@@ -16,9 +16,53 @@
 
 /* ---- trust (TUF) ------------------------------------------------------------------------ */
 
+/* Download ceilings when the referring metadata gives no length (python-tuf's defaults: a root
+ * with a few hundred keys, a snapshot/targets listing tens of thousands of entries). Every byte
+ * past a ceiling aborts the transfer with -E2BIG (the spec's "endless data" attack). */
+#define RF_TUF_ROOT_MAX (512u * 1024)
+#define RF_TUF_TIMESTAMP_MAX (16u * 1024)
+#define RF_TUF_SNAPSHOT_MAX (2u * 1024 * 1024)
+#define RF_TUF_TARGETS_MAX (5u * 1024 * 1024)
+/* Root versions walked in one refresh: bounds a server that serves roots forever. */
+#define RF_TUF_ROOT_ROTATIONS_MAX 256u
+/* Delegated roles visited in one target search (python-tuf's max_delegations). */
+#define RF_TUF_DELEGATIONS_MAX 32u
+/* JSON nesting accepted by the canonicaliser: real metadata nests <= 6; bounds recursion. */
+#define RF_TUF_JSON_DEPTH_MAX 64u
+/* Keys, signatures, roles and targets in one metadata file: far above any real repository,
+ * small enough that verification work per file stays bounded. */
+#define RF_TUF_KEYS_MAX 1024u
+#define RF_TUF_SIGNATURES_MAX 1024u
+#define RF_TUF_ENTRIES_MAX 200000u
+/* Longest role name or target path (bytes): file names derived from them must stay < 4096. */
+#define RF_TUF_NAME_MAX 1024u
+/* HTTP: connect timeout, and the whole-transfer timeout for one file (seconds). A transfer
+ * slower than 1 KiB/s for 30 s is also aborted (slow-retrieval attack). */
+#define RF_TUF_CONNECT_TIMEOUT_S 10
+#define RF_TUF_TRANSFER_TIMEOUT_S 300
+
 /* ---- rollout ---------------------------------------------------------------------------- */
 
 /* ---- agent ------------------------------------------------------------------------------ */
+
+/* Quarantine fingerprints the guard state holds (8 bytes each). The state must stay small:
+ * the simulator holds millions; the store keeps every full hash (RF_AGENT_QUARANTINE_MAX). */
+#define RF_GUARD_QUARANTINE_MAX 8
+/* Loads a pack gets without surviving probation (issue 4: default 3). At most 255 (uint8_t). */
+#define RF_GUARD_ATTEMPTS_DEFAULT 3
+/* Probation: 10 minutes AND 1000 events in one run: long enough to see a crash on real load. */
+#define RF_GUARD_PROBATION_MS_DEFAULT (10u * 60 * 1000)
+#define RF_GUARD_PROBATION_EVENTS_DEFAULT 1000u
+/* Full quarantined hashes with reasons kept in the store; = protocol's check-in list limit. */
+#define RF_AGENT_QUARANTINE_MAX 64
+/* Reports waiting to reach the server; past this the oldest are dropped (state still says). */
+#define RF_AGENT_OUTBOX_MAX 64
+/* Largest store state file: 64 quarantine entries + 64 reports with details fit in 64 KiB. */
+#define RF_AGENT_STATE_MAX (256u * 1024)
+/* Longest line read from an events stream; longer events are skipped and counted. */
+#define RF_AGENT_EVENT_LINE_MAX (64u * 1024)
+/* Largest check-in reply body accepted from the server. */
+#define RF_AGENT_REPLY_MAX (64u * 1024)
 
 /* ---- server ----------------------------------------------------------------------------- */
 
