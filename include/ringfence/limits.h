@@ -14,6 +14,43 @@
 
 /* ---- content (pack, verifier, interpreter, compiler) ------------------------------------ */
 
+/* Largest pack accepted (bytes). The pack of every SigmaHQ rule is ~2 MiB; 16 MiB leaves room
+ * for an 8x larger rule set while keeping the agent's load-time memory small. */
+#define RF_PACK_MAX (16u * 1024 * 1024)
+/* Table counts. Each is an order of magnitude above the full SigmaHQ set (3,141 rules, ~20k
+ * atoms): enough for any real content, small enough that per-table arrays stay a few MiB. */
+#define RF_PACK_STRINGS_MAX (1u << 20)
+#define RF_PACK_FIELDS_MAX 4096u
+#define RF_PACK_ATOMS_MAX (1u << 20)   /* must stay below 2^24: an ATOM insn arg is 24 bits */
+#define RF_PACK_RULES_MAX 65536u
+#define RF_PACK_CODE_MAX (1u << 22)    /* instructions in the whole pack */
+/* One string (id, title, author, field name, pattern). The longest SigmaHQ value is < 1 KiB;
+ * 4 KiB bounds the regex Vectorscan must compile from one pattern. */
+#define RF_PACK_STRING_MAX 4096u
+/* Instructions in one rule program. The largest SigmaHQ rule compiles to a few hundred; the
+ * program's cost per event is bounded by this (P3). */
+#define RF_RULE_CODE_MAX 4096u
+/* Evaluation stack depth (bits). 64 lets the interpreter keep the stack in one machine word;
+ * the deepest SigmaHQ condition needs < 10. */
+#define RF_RULE_STACK_MAX 64u
+/* Largest trigger set (atoms) the prefilter keeps per rule; a rule whose set would be larger
+ * runs on every event of its type instead (correct, just slower). */
+#define RF_TRIGGER_SET_MAX 64u
+/* Agent manifest: event types, fields per event, name length. A Sysmon-style agent has ~30
+ * event types with < 40 fields each. */
+#define RF_MANIFEST_MAX (1u * 1024 * 1024)
+#define RF_MANIFEST_EVENTS_MAX 256u
+#define RF_MANIFEST_FIELDS_MAX 256u
+#define RF_NAME_MAX 128u
+/* Events (JSON lines). A Windows command line is at most 32,767 UTF-16 units; a line of 256 KiB
+ * holds any real event with room to spare. */
+#define RF_EVENT_LINE_MAX (256u * 1024)
+/* Fields in one event: Sysmon's widest event has ~25; over 128 is not an event we know. */
+#define RF_EVENT_FIELDS_MAX 128u
+/* Bytes of one field value the matcher scans. Longer values are truncated and the event is
+ * flagged, so the scan cost per event is at most RF_EVENT_FIELDS_MAX x this (docs/engine.md). */
+#define RF_EVENT_VALUE_MAX 8192u
+
 /* ---- trust (TUF) ------------------------------------------------------------------------ */
 
 /* Download ceilings when the referring metadata gives no length (python-tuf's defaults: a root

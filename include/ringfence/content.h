@@ -1,0 +1,164 @@
+/*
+ * The ringfence content engine: the public API for programs that embed it (the agent, the CLI,
+ * the simulator). It verifies content packs against an agent manifest and evaluates events
+ * against the rules of a verified pack.
+ *
+ * Invariants the API guarantees (DESIGN.md P1-P3):
+ *   - rf_engine_load() never builds a matcher from a pack that does not verify against the
+ *     manifest it is given; every pack reference is an index checked once at load.
+ *   - rf_engine_eval() is bounded in steps and bytes per event (docs/engine.md gives the worst
+ *     case), allocates nothing and never reads outside the event; it re-checks every index and
+ *     the stack at run time and counts a violation instead of faulting.
+ *   - No function prints, logs or aborts on bad input: problems go to a struct rf_diag.
+ *
+ * Threads: a loaded engine is read-only and may be shared; each thread needs its own scratch.
+ */
+#ifndef RINGFENCE_CONTENT_H
+#define RINGFENCE_CONTENT_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "ringfence/error.h"
+#include "ringfence/limits.h"
+
+/* ---- agent manifests ------------------------------------------------------------------- */
+
+/* What an agent build supplies: event types and, per event, field names and types (string,
+ * int, ip). JSON: {"agent":"ringfence-agent","version":"1.1.0","events":[{"name":"...",
+ * "fields":[{"name":"Image","type":"string"},...]}]}. */
+struct rf_manifest;
+
+/* Parse a manifest. -EBADMSG malformed (duplicate event or field names included), -E2BIG over a
+ * limit, -ENOMEM; the diagnostic names the JSON path. *ret is owned by the caller. */
+int rf_manifest_parse(const uint8_t *json, size_t n, struct rf_manifest **ret,
+		      struct rf_diag *reterr) RF_WUR;
+void rf_manifest_free(struct rf_manifest *m);
+const char *rf_manifest_agent(const struct rf_manifest *m);   /* e.g. "ringfence-agent" */
+const char *rf_manifest_version(const struct rf_manifest *m); /* e.g. "1.1.0" */
+
+/* The manifest of the agent this build produces (manifests/ringfence-agent-1.1.0.json, embedded
+ * at build time). Static bytes, never freed; *len receives the length. */
+const uint8_t *rf_content_builtin_manifest(size_t *len);
+
+/* ---- packs ------------------------------------------------------------------------------ */
+
+/* What inspect shows about a pack; strings point into the pack object (NUL-terminated). */
+struct rf_pack_summary {
+	uint32_t format_version;
+	uint64_t seq; /* content sequence number */
+	size_t total_len, n_strings, n_fields, n_atoms, n_rules, n_code;
+};
+
+struct rf_rule_info {
+	const char *id, *title, *level, *author, *event;
+	size_t n_code; /* instructions in the rule's program */
+};
+
+/*
+ * A pack whose structure has been verified (magic, version, sizes, section bounds and overlap,
+ * every index, UTF-8 of every name, limits) but not yet checked against any manifest.
+ * rf_pack_open copies the bytes; the caller may free p afterwards.
+ * Returns 0, -EBADMSG malformed, -E2BIG over a limit, -ENOMEM. Every problem is reported.
+ */
+struct rf_pack;
+int rf_pack_open(const uint8_t *p, size_t n, struct rf_pack **ret, struct rf_diag *reterr) RF_WUR;
+void rf_pack_free(struct rf_pack *pk);
+void rf_pack_summary(const struct rf_pack *pk, struct rf_pack_summary *ret);
+/* Rule i (0 <= i < n_rules); -ERANGE otherwise. */
+int rf_pack_rule(const struct rf_pack *pk, size_t i, struct rf_rule_info *ret) RF_WUR;
+
+/*
+ * Semantic verification against one manifest: every event and field the pack uses is supplied
+ * with a compatible type (the 2024-07-19 "field 21" check), ops and flags are allowed for the
+ * type, int/ip patterns parse, opcodes are known with reserved bits zero, each program's stack
+ * discipline holds (no underflow, exactly one result, depth <= RF_RULE_STACK_MAX), and every
+ * string pattern compiles in Vectorscan. Every problem is reported with the rule's id and title.
+ * Returns 0, or -ENOEXEC (rejected; reterr has every reason).
+ */
+int rf_pack_check(const struct rf_pack *pk, const struct rf_manifest *m,
+		  struct rf_diag *reterr) RF_WUR;
+
+/*
+ * Publisher side: open p and check it against every manifest in ms[0..n_ms). Returns 0 if it
+ * loads on all of them, otherwise the first error (-EBADMSG/-E2BIG structure, -ENOEXEC
+ * semantics); every problem against every manifest is reported.
+ */
+int rf_pack_verify(const uint8_t *p, size_t n, const struct rf_manifest *const *ms, size_t n_ms,
+		   struct rf_diag *reterr) RF_WUR;
+
+/* ---- events ----------------------------------------------------------------------------- */
+
+/* One field of an event. name and value point into the caller's line or scratch buffer and are
+ * not NUL-terminated. is_string: the JSON value was a string (else a number or boolean, whose
+ * text is value). JSON null values are dropped (the field is absent). */
+struct rf_event_field {
+	const uint8_t *name;
+	size_t name_len;
+	const uint8_t *value;
+	size_t value_len;
+	bool is_string;
+};
+
+struct rf_event {
+	const uint8_t *type; /* the "event" member, e.g. process_creation */
+	size_t type_len;
+	size_t n_fields;
+	struct rf_event_field fields[RF_EVENT_FIELDS_MAX];
+};
+
+/*
+ * Parse one JSON line {"event":"process_creation","Image":"C:\\...",...} into ev. Values must be
+ * strings, numbers, booleans or null; nested objects/arrays, duplicate names, invalid JSON and
+ * lines over RF_EVENT_LINE_MAX are errors. Unescaped strings are written to scratch, which must
+ * hold at least n bytes; ev points into line and scratch. Returns 0, -EBADMSG (reterr says
+ * why and at which byte), -E2BIG (too long / too many fields). Never allocates.
+ */
+int rf_event_parse(const uint8_t *line, size_t n, uint8_t *scratch, size_t scratch_len,
+		   struct rf_event *ev, struct rf_diag *reterr) RF_WUR;
+
+/* ---- the engine ------------------------------------------------------------------------- */
+
+struct rf_engine;
+struct rf_engine_scratch;
+
+/*
+ * Agent side: open and verify the pack against the agent's own manifest m (P1), then build the
+ * matchers (per-field Vectorscan databases compiled from the verified pattern text). The engine
+ * does not keep m or p. Returns 0, the codes of rf_pack_open/rf_pack_check, -ENOMEM.
+ */
+int rf_engine_load(const uint8_t *p, size_t n, const struct rf_manifest *m,
+		   struct rf_engine **ret, struct rf_diag *reterr) RF_WUR;
+void rf_engine_free(struct rf_engine *e);
+const struct rf_pack *rf_engine_pack(const struct rf_engine *e);
+
+/* Per-thread scratch for rf_engine_eval (one allocation up front, none per event). */
+int rf_engine_scratch_new(const struct rf_engine *e, struct rf_engine_scratch **ret) RF_WUR;
+void rf_engine_scratch_free(struct rf_engine_scratch *s);
+
+/* Counters kept in the scratch (add them up across threads). */
+struct rf_engine_stats {
+	uint64_t events;     /* events evaluated */
+	uint64_t unknown;    /* events of a type the manifest does not supply (no rule can match) */
+	uint64_t truncated;  /* events with a field value cut at RF_EVENT_VALUE_MAX */
+	uint64_t rules_run;  /* rule programs executed (after the prefilter) */
+	uint64_t matches;    /* alerts raised */
+	uint64_t violations; /* run-time index/stack checks that failed (must stay 0) */
+};
+void rf_engine_scratch_stats(const struct rf_engine_scratch *s, struct rf_engine_stats *ret);
+
+/* Called once per matching rule; rule_index is the rule's position in the pack. */
+typedef void (*rf_alert_fn)(void *userdata, size_t rule_index, const struct rf_rule_info *rule);
+
+/*
+ * Evaluate one event against every rule of its type; call fn for each rule that fires (in pack
+ * order). *ret_truncated (may be NULL) says whether a field value was cut at RF_EVENT_VALUE_MAX.
+ * Returns the number of alerts (>= 0), or -EINVAL if s was made for another engine, -EIO if
+ * Vectorscan failed.
+ */
+int rf_engine_eval(const struct rf_engine *e, const struct rf_event *ev,
+		   struct rf_engine_scratch *s, rf_alert_fn fn, void *userdata,
+		   bool *ret_truncated) RF_WUR;
+
+#endif
