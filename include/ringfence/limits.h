@@ -80,6 +80,26 @@
 
 /* ---- rollout ---------------------------------------------------------------------------- */
 
+/* Rings per schedule: real deployments use 3-6 (canary, early, broad...); 16 leaves room while
+ * keeping struct rf_rollout_schedule a fixed-size value (~4 KiB) the simulator can copy. */
+#define RF_ROLLOUT_RINGS_MAX 16
+/* Ring name incl. NUL: short identifiers ([a-z0-9_-]), shown on dashboards. */
+#define RF_ROLLOUT_RING_NAME_MAX 32
+/* Ramp steps per ring: a ramp of 1, 2, 5, 10, 25, 50, 100 % is 7 steps. */
+#define RF_ROLLOUT_STEPS_MAX 16
+/* Release id incl. NUL: TUF target names / versions are far shorter. */
+#define RF_ROLLOUT_RELEASE_ID_MAX 128
+/* Halt reason text incl. NUL: one dashboard line. */
+#define RF_ROLLOUT_REASON_MAX 160
+/* Signed schedule JSON: the largest legal schedule formats to ~12 KiB; 64 KiB bounds parsing. */
+#define RF_ROLLOUT_SCHEDULE_JSON_MAX (64u * 1024)
+/* Cohort buckets: 10,000 gives 0.01 % granularity for the first canary step. */
+#define RF_ROLLOUT_BUCKETS 10000u
+/* Releases one decision looks at (oldest to newest): its index must fit the answer. */
+#define RF_ROLLOUT_DECIDE_MAX 255
+/* Largest ramp time (after, not_before, gate durations): year 10000, keeps sums overflow-free. */
+#define RF_ROLLOUT_TIME_MAX 253402300799LL
+
 /* ---- agent ------------------------------------------------------------------------------ */
 
 /* Quarantine fingerprints the guard state holds (8 bytes each). The state must stay small:
