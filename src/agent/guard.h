@@ -140,8 +140,10 @@ struct rf_guard_state {
 	uint8_t trial_attempts;  /* loads of the trial pack so far (counted before each load) */
 	uint8_t lkg_attempts;    /* loads of the LKG since it last survived probation */
 	uint8_t loaded;          /* the current pack reported LOADED in this run */
+	uint8_t clean;           /* the last run ended with SHUTDOWN, not a crash */
 	uint8_t nquarantine;     /* fingerprints held (<= RF_GUARD_QUARANTINE_MAX) */
 	uint8_t qnext;           /* next ring slot */
+	uint8_t reserved[7];     /* zero; makes the struct padding-free, so memcmp compares it */
 };
 
 /* Defaults: attempt limit RF_GUARD_ATTEMPTS_DEFAULT, probation RF_GUARD_PROBATION_*. */
