@@ -252,7 +252,7 @@ struct rf_rollout_check {
  * absolute floors apply), with gates g, for a step taken at step_at, at now. Pure; the verdict
  * does not depend on the release state. See docs/rollout.md for the test:
  * for each metric m, x1 | x1+x2 ~ Binomial(x1+x2, p0), p0 = margin*t1 / (margin*t1 + t2),
- * FAIL if P(X >= x1) < alpha / 5 (Bonferroni over 5 metrics) and x1 >= min_events.
+ * FAIL if P(X >= x1) < alpha / 6 (Bonferroni over 5 metrics + the floor) and x1 >= min_events.
  */
 void rf_rollout_check_health(const struct rf_rollout_gates *g, const struct rf_rollout_health *h,
 			     const struct rf_rollout_health *b, int64_t step_at, uint32_t percent_bp,

@@ -1,0 +1,860 @@
+/*
+ * Tests of the rollout engine through its public API (src/rollout/rollout.h): the schedule
+ * parser (good and bad input), cohort buckets (reference SipHash vectors, stability and
+ * independence by counting), the gates and their statistics (baseline noise must not halt, a
+ * regression must, a first release's crash loop must, silence after intent counts as failure),
+ * release progression through rings, and the check-in decision by table (schedule not reached,
+ * ramping, held, halted, rolled back, pinned to N-1, inside/outside the maintenance window).
+ * Nothing here reads a clock: all times are fixed constants.
+ */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <math.h>
+
+#include <cmocka.h>
+
+#include "rollout/rollout.h"
+
+#define T0 1764000000LL /* 2025-11-24 16:00:00 UTC: the first ring's not_before */
+
+/* Two rings, canary 1% -> 10% -> 100%, broad 5% -> 100%. */
+static const char sched_json[] =
+	"{\"ringfence\":{\"release\":\"rel-2\",\"schedule\":["
+	"{\"ring\":\"canary\",\"not_before\":1764000000,\"ramp\":[{\"after\":0,\"percent\":1},"
+	"{\"after\":600,\"percent\":10},{\"after\":1200,\"percent\":100}]},"
+	"{\"ring\":\"broad\",\"not_before\":1764003600,\"ramp\":[{\"after\":0,\"percent\":5},"
+	"{\"after\":3600,\"percent\":100}]}],"
+	"\"gates\":{\"min_healthy\":5,\"min_bake_s\":300}},\"other\":{\"ignored\":true}}";
+
+static void parse_ok(const char *json, struct rf_rollout_schedule *s)
+{
+	struct rf_diag d = {0};
+	int r = rf_rollout_schedule_parse((const uint8_t *)json, strlen(json), s, &d);
+
+	if (r != 0)
+		fail_msg("parse failed: %d %s", r, d.first);
+}
+
+/* A schedule for release `id` with one ring of one 100% step (a "completed" old release). */
+static void simple_schedule(const char *id, struct rf_rollout_schedule *s)
+{
+	char buf[512];
+
+	snprintf(buf, sizeof(buf),
+		 "{\"release\":\"%s\",\"schedule\":[{\"ring\":\"canary\",\"not_before\":0,"
+		 "\"ramp\":[{\"after\":0,\"percent\":100}]},{\"ring\":\"broad\",\"not_before\":0,"
+		 "\"ramp\":[{\"after\":0,\"percent\":100}]}]}",
+		 id);
+	parse_ok(buf, s);
+}
+
+/* ---- schedule parser ---------------------------------------------------------------------- */
+
+static void test_parse_good_and_roundtrip(void **state)
+{
+	struct rf_rollout_schedule s, s2;
+	char out[RF_ROLLOUT_SCHEDULE_JSON_MAX];
+	struct rf_diag d = {0};
+	int len;
+
+	parse_ok(sched_json, &s);
+	assert_string_equal(s.release, "rel-2");
+	assert_int_equal(s.nrings, 2);
+	assert_string_equal(s.rings[1].name, "broad");
+	assert_int_equal(s.rings[0].nsteps, 3);
+	assert_int_equal(s.rings[0].steps[0].percent_bp, 100);
+	assert_int_equal(s.rings[0].steps[2].percent_bp, 10000);
+	assert_int_equal(s.rings[1].not_before, T0 + 3600);
+	assert_int_equal(s.gates.min_healthy, 5);
+	assert_int_equal(s.gates.min_bake_s, 300);
+	assert_int_equal(s.gates.probation_s, 600); /* default */
+	assert_int_equal(rf_rollout_ring_index(&s, "broad"), 1);
+	assert_int_equal(rf_rollout_ring_index(&s, "nope"), -1);
+
+	len = rf_rollout_schedule_format(&s, out, sizeof(out));
+	assert_true(len > 0);
+	assert_int_equal(rf_rollout_schedule_parse((const uint8_t *)out, (size_t)len, &s2, &d), 0);
+	assert_memory_equal(&s, &s2, sizeof(s));
+	assert_int_equal(rf_rollout_schedule_format(&s, out, 20), -E2BIG);
+
+	/* Fractional percent at 0.01 granularity. */
+	parse_ok("{\"release\":\"r\",\"schedule\":[{\"ring\":\"a\",\"not_before\":0,\"ramp\":"
+		 "[{\"after\":0,\"percent\":0.25},{\"after\":1,\"percent\":12.34}]}]}",
+		 &s);
+	assert_int_equal(s.rings[0].steps[0].percent_bp, 25);
+	assert_int_equal(s.rings[0].steps[1].percent_bp, 1234);
+	len = rf_rollout_schedule_format(&s, out, sizeof(out));
+	assert_true(len > 0);
+	assert_int_equal(rf_rollout_schedule_parse((const uint8_t *)out, (size_t)len, &s2, &d), 0);
+	assert_memory_equal(&s, &s2, sizeof(s));
+}
+
+struct bad_case {
+	const char *json;
+	int code;
+	const char *needle; /* must appear in the diagnostic */
+};
+
+#define RING(body) "{\"release\":\"r\",\"schedule\":[" body "]}"
+#define STEP(a, p) "{\"after\":" #a ",\"percent\":" #p "}"
+
+static void test_parse_bad_input(void **state)
+{
+	static const struct bad_case cases[] = {
+		{"", -EBADMSG, "byte"},
+		{"{\"release\":", -EBADMSG, "byte"},
+		{"[]", -EBADMSG, "top level"},
+		{"{\"release\":\"r\",\"release\":\"s\",\"schedule\":[]}", -EBADMSG, "duplicate"},
+		{"{\"release\":\"r\"}", -EBADMSG, "schedule: missing"},
+		{"{\"release\":\"r\",\"schedule\":[],\"x\":1}", -EBADMSG, "unknown key \"x\""},
+		{"{\"release\":\"\",\"schedule\":[]}", -EBADMSG, "release"},
+		{"{\"release\":\"a b\",\"schedule\":[]}", -EBADMSG, "printable"},
+		{"{\"ringfence\":7}", -EBADMSG, "ringfence: must be an object"},
+		{RING("{\"ring\":\"Canary\",\"not_before\":0,\"ramp\":[" STEP(0, 1) "]}"), -EBADMSG,
+		 "schedule[0].ring"},
+		{RING("{\"ring\":\"c\",\"not_before\":-5,\"ramp\":[" STEP(0, 1) "]}"), -EBADMSG,
+		 "schedule[0].not_before: -5 out of range"},
+		{RING("{\"ring\":\"c\",\"not_before\":\"0\",\"ramp\":[" STEP(0, 1) "]}"), -EBADMSG,
+		 "must be an integer"},
+		{RING("{\"ring\":\"c\",\"not_before\":0}"), -EBADMSG, "schedule[0].ramp: missing"},
+		{RING("{\"ring\":\"c\",\"not_before\":0,\"ramp\":[]}"), -EBADMSG, "non-empty"},
+		{RING("{\"ring\":\"c\",\"not_before\":0,\"ramp\":[" STEP(0, 0) "]}"), -EBADMSG,
+		 "schedule[0].ramp[0].percent: 0 out of range"},
+		{RING("{\"ring\":\"c\",\"not_before\":0,\"ramp\":[" STEP(0, 101) "]}"), -EBADMSG,
+		 "out of range"},
+		{RING("{\"ring\":\"c\",\"not_before\":0,\"ramp\":[" STEP(0, 0.001) "]}"), -EBADMSG,
+		 "finer than"},
+		{RING("{\"ring\":\"c\",\"not_before\":0,\"ramp\":[" STEP(0, 50) "," STEP(10, 20) "]}"),
+		 -EBADMSG, "schedule[0].ramp[1].percent: must be >= the previous step's (50.00)"},
+		{RING("{\"ring\":\"c\",\"not_before\":0,\"ramp\":[" STEP(10, 5) "," STEP(10, 20) "]}"),
+		 -EBADMSG, "schedule[0].ramp[1].after"},
+		{RING("{\"ring\":\"c\",\"not_before\":0,\"ramp\":[{\"after\":0}]}"), -EBADMSG,
+		 "percent: missing"},
+		{RING("{\"ring\":\"c\",\"not_before\":0,\"ramp\":[" STEP(0, 5) "]},"
+		      "{\"ring\":\"c\",\"not_before\":0,\"ramp\":[" STEP(0, 5) "]}"),
+		 -EBADMSG, "already listed"},
+		{"{\"release\":\"r\",\"schedule\":[{\"ring\":\"c\",\"not_before\":0,\"ramp\":["
+		 "{\"after\":0,\"percent\":5}]}],\"gates\":{\"alpha\":0.9}}",
+		 -EBADMSG, "gates.alpha"},
+		{"{\"release\":\"r\",\"schedule\":[{\"ring\":\"c\",\"not_before\":0,\"ramp\":["
+		 "{\"after\":0,\"percent\":5}]}],\"gates\":{\"min_healthy\":-1}}",
+		 -EBADMSG, "gates.min_healthy"},
+		{"{\"release\":\"r\",\"schedule\":[{\"ring\":\"c\",\"not_before\":0,\"ramp\":["
+		 "{\"after\":0,\"percent\":5}]}],\"gates\":{\"loose\":1}}",
+		 -EBADMSG, "gates: unknown key"},
+	};
+	struct rf_rollout_schedule s, keep;
+	char big[RF_ROLLOUT_SCHEDULE_JSON_MAX + 2];
+
+	memset(&keep, 0xa5, sizeof(keep));
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		struct rf_diag d = {0};
+		int r;
+
+		memcpy(&s, &keep, sizeof(s));
+		r = rf_rollout_schedule_parse((const uint8_t *)cases[i].json, strlen(cases[i].json),
+					      &s, &d);
+		if (r != cases[i].code || !strstr(d.first, cases[i].needle))
+			fail_msg("case %zu (%s): got %d \"%s\", want %d containing \"%s\"", i,
+				 cases[i].json, r, d.first, cases[i].code, cases[i].needle);
+		assert_memory_equal(&s, &keep, sizeof(s)); /* output untouched on failure */
+	}
+
+	/* Over the size limit, too many rings, too many steps, overlong release id: -E2BIG. */
+	memset(big, ' ', sizeof(big));
+	{
+		struct rf_diag d = {0};
+		assert_int_equal(rf_rollout_schedule_parse((const uint8_t *)big, sizeof(big), &s, &d),
+				 -E2BIG);
+	}
+	{
+		char j[4096];
+		size_t o = 0;
+		struct rf_diag d = {0};
+
+		o += (size_t)snprintf(j + o, sizeof(j) - o, "{\"release\":\"r\",\"schedule\":[");
+		for (int i = 0; i < RF_ROLLOUT_RINGS_MAX + 1; i++)
+			o += (size_t)snprintf(j + o, sizeof(j) - o,
+					      "%s{\"ring\":\"r%d\",\"not_before\":0,\"ramp\":["
+					      "{\"after\":0,\"percent\":5}]}",
+					      i ? "," : "", i);
+		snprintf(j + o, sizeof(j) - o, "]}");
+		assert_int_equal(rf_rollout_schedule_parse((const uint8_t *)j, strlen(j), &s, &d),
+				 -E2BIG);
+		assert_non_null(strstr(d.first, "rings"));
+	}
+	{
+		char j[4096];
+		size_t o = 0;
+		struct rf_diag d = {0};
+
+		o += (size_t)snprintf(j + o, sizeof(j) - o,
+				      "{\"release\":\"r\",\"schedule\":[{\"ring\":\"a\","
+				      "\"not_before\":0,\"ramp\":[");
+		for (int i = 0; i < RF_ROLLOUT_STEPS_MAX + 1; i++)
+			o += (size_t)snprintf(j + o, sizeof(j) - o,
+					      "%s{\"after\":%d,\"percent\":5}", i ? "," : "", i);
+		snprintf(j + o, sizeof(j) - o, "]}]}");
+		assert_int_equal(rf_rollout_schedule_parse((const uint8_t *)j, strlen(j), &s, &d),
+				 -E2BIG);
+		assert_non_null(strstr(d.first, "steps"));
+	}
+	{
+		char j[512];
+		char id[RF_ROLLOUT_RELEASE_ID_MAX + 1];
+		struct rf_diag d = {0};
+
+		memset(id, 'x', sizeof(id) - 1);
+		id[sizeof(id) - 1] = 0;
+		snprintf(j, sizeof(j), "{\"release\":\"%s\",\"schedule\":[]}", id);
+		assert_int_equal(rf_rollout_schedule_parse((const uint8_t *)j, strlen(j), &s, &d),
+				 -E2BIG);
+	}
+	/* Embedded NUL in a string is not an id. */
+	{
+		static const char j[] = "{\"release\":\"a\\u0000b\",\"schedule\":[]}";
+		struct rf_diag d = {0};
+
+		assert_int_equal(rf_rollout_schedule_parse((const uint8_t *)j, sizeof(j) - 1, &s, &d),
+				 -EBADMSG);
+	}
+}
+
+/* ---- cohorts ------------------------------------------------------------------------------ */
+
+static void test_siphash_reference_vectors(void **state)
+{
+	uint8_t key[16], msg[64];
+
+	for (int i = 0; i < 16; i++)
+		key[i] = (uint8_t)i;
+	for (int i = 0; i < 64; i++)
+		msg[i] = (uint8_t)i;
+	/* From the SipHash paper / reference implementation (vectors.h, k = 00..0f, m = 00..). */
+	assert_int_equal(rf_rollout_siphash24(key, msg, 0), 0x726fdb47dd0e0e31ULL);
+	assert_int_equal(rf_rollout_siphash24(key, msg, 1), 0x74f839c593dc67fdULL);
+	assert_int_equal(rf_rollout_siphash24(key, msg, 15), 0xa129ca6149be45e5ULL);
+}
+
+static void test_bucket_stable_and_independent(void **state)
+{
+	enum { N = 100000 };
+	uint8_t ka[16], kb[16], ka2[16];
+	unsigned decile[10] = {0}, both = 0, in_a = 0, canary_subset_ok = 1;
+	char id[32];
+
+	rf_rollout_bucket_key("rel-a", 5, ka);
+	rf_rollout_bucket_key("rel-a", 5, ka2);
+	rf_rollout_bucket_key("rel-b", 5, kb);
+	assert_memory_equal(ka, ka2, 16);
+	assert_memory_not_equal(ka, kb, 16);
+	for (int i = 0; i < N; i++) {
+		int n = snprintf(id, sizeof(id), "device-%08d", i);
+		uint32_t a = rf_rollout_bucket(ka, id, (size_t)n);
+		uint32_t b = rf_rollout_bucket(kb, id, (size_t)n);
+
+		assert_true(a < RF_ROLLOUT_BUCKETS);
+		assert_int_equal(a, rf_rollout_bucket(ka2, id, (size_t)n)); /* stable */
+		decile[a / 1000]++;
+		if (a < 1000) {
+			in_a++;
+			if (b < 1000)
+				both++;
+		}
+		/* 1 % admitted is a subset of 5 % admitted: a ramp only ever adds devices. */
+		if (a < 100 && !(a < 500))
+			canary_subset_ok = 0;
+	}
+	assert_true(canary_subset_ok);
+	/* Uniform: each decile 10,000 +- 5 sigma (sigma ~ 95). */
+	for (int i = 0; i < 10; i++)
+		if (decile[i] < 9525 || decile[i] > 10475)
+			fail_msg("decile %d holds %u of %d", i, decile[i], N);
+	/* Independent: of the ~10,000 in release A's first 10 %, ~1,000 are in B's (sigma ~30). */
+	if (both < 850 || both > 1150)
+		fail_msg("%u of %u devices in A's first 10%% are in B's first 10%%", both, in_a);
+}
+
+static void test_agent_side_admits(void **state)
+{
+	struct rf_rollout_schedule s;
+
+	parse_ok(sched_json, &s);
+	/* Bucket 50 < 1 %: from not_before. Bucket 500 needs the 10 % step (600 s later). */
+	assert_false(rf_rollout_schedule_admits(&s, "canary", 50, T0 - 1));
+	assert_true(rf_rollout_schedule_admits(&s, "canary", 50, T0));
+	assert_false(rf_rollout_schedule_admits(&s, "canary", 500, T0 + 599));
+	assert_true(rf_rollout_schedule_admits(&s, "canary", 500, T0 + 600));
+	assert_false(rf_rollout_schedule_admits(&s, "canary", 9999, T0 + 1199));
+	assert_true(rf_rollout_schedule_admits(&s, "canary", 9999, T0 + 1200));
+	assert_false(rf_rollout_schedule_admits(&s, "broad", 0, T0 + 3599));
+	assert_true(rf_rollout_schedule_admits(&s, "broad", 0, T0 + 3600));
+	assert_false(rf_rollout_schedule_admits(&s, "other", 0, INT64_MAX - 1));
+	assert_int_equal(rf_rollout_admit_time(&s, 1, 600), T0 + 7200);
+	assert_int_equal(rf_rollout_admit_time(&s, 5, 0), INT64_MAX);
+}
+
+/* ---- statistics and gates ----------------------------------------------------------------- */
+
+static double brute_sf(uint64_t k, uint64_t n, double p)
+{
+	double s = 0.0;
+
+	for (uint64_t j = k; j <= n; j++)
+		s += exp(lgamma((double)n + 1) - lgamma((double)j + 1) - lgamma((double)(n - j) + 1) +
+			 (double)j * log(p) + (double)(n - j) * log1p(-p));
+	return s;
+}
+
+static void test_binomial_tail(void **state)
+{
+	assert_true(fabs(rf_rollout_binom_sf(8, 10, 0.5) - 56.0 / 1024.0) < 1e-12);
+	assert_true(rf_rollout_binom_sf(0, 10, 0.5) == 1.0);
+	assert_true(rf_rollout_binom_sf(11, 10, 0.5) == 0.0);
+	for (uint64_t n = 1; n < 200; n += 37)
+		for (uint64_t k = 0; k <= n; k += 3)
+			for (double p = 0.01; p < 1.0; p += 0.17) {
+				double a = rf_rollout_binom_sf(k, n, p), b = brute_sf(k, n, p);
+
+				if (fabs(a - b) > 1e-9 * (b > 1e-3 ? 1.0 : 0.0) + 1e-6 * b + 1e-300)
+					fail_msg("sf(%lu,%lu,%g) = %.17g, brute %.17g",
+						 (unsigned long)k, (unsigned long)n, p, a, b);
+			}
+	/* Large n stays bounded in work and sane. */
+	assert_true(rf_rollout_binom_sf(600000, 1000000, 0.5) < 1e-100);
+	assert_true(rf_rollout_binom_sf(500000, 1000000, 0.5) > 0.4);
+}
+
+static struct rf_rollout_gates gates(void)
+{
+	struct rf_rollout_gates g;
+
+	rf_rollout_gates_default(&g);
+	return g;
+}
+
+/* Deterministic Poisson draws (Knuth for small means, normal approximation above 50). */
+static uint64_t rng_state = 0x9e3779b97f4a7c15ULL;
+
+static double urand(void)
+{
+	rng_state ^= rng_state << 13;
+	rng_state ^= rng_state >> 7;
+	rng_state ^= rng_state << 17;
+	return ((double)(rng_state >> 11) + 0.5) / 9007199254740992.0;
+}
+
+static uint64_t poisson(double mean)
+{
+	if (mean > 50) {
+		double z = sqrt(-2 * log(urand())) * cos(6.283185307179586 * urand());
+		double x = floor(mean + sqrt(mean) * z + 0.5);
+		return x < 0 ? 0 : (uint64_t)x;
+	}
+	uint64_t k = 0;
+	double l = exp(-mean), p = 1.0;
+
+	do {
+		k++;
+		p *= urand();
+	} while (p > l);
+	return k - 1;
+}
+
+static void test_baseline_noise_does_not_halt(void **state)
+{
+	struct rf_rollout_gates g = gates();
+	unsigned halts = 0, trials = 2000, by_metric[RF_ROLLOUT_M_COUNT_] = {0};
+
+	/* Both releases have the same true rates; the new one has 1/10 the exposure (a ramp). */
+	for (unsigned t = 0; t < trials; t++) {
+		struct rf_rollout_health h = {.devices = 200, .healthy = 190, .exposure_s = 200 * 3600,
+					      .population = 2000};
+		struct rf_rollout_health b = {.devices = 2000, .healthy = 2000,
+					      .exposure_s = 2000 * 3600};
+		struct rf_rollout_check c;
+
+		h.crashes = poisson(200 * 0.02);
+		b.crashes = poisson(2000 * 0.02);
+		h.rollbacks = poisson(200 * 0.005);
+		b.rollbacks = poisson(2000 * 0.005);
+		h.silent = poisson(200 * 0.01);
+		b.silent = poisson(2000 * 0.01);
+		h.alerts = poisson(200 * 30.0);
+		b.alerts = poisson(2000 * 30.0);
+		h.failed = h.crashes / 2 + h.rollbacks + h.silent;
+		b.failed = b.crashes / 2 + b.rollbacks + b.silent;
+		rf_rollout_check_health(&g, &h, &b, T0, 10000, T0 + 3600, &c);
+		if (c.verdict == RF_ROLLOUT_V_FAIL) {
+			halts++;
+			by_metric[c.metric]++;
+		}
+	}
+	/* alpha = 0.001 family-wise, margin 1.5: expect ~0 halts in 2000; allow 4. */
+	if (halts > 4)
+		fail_msg("baseline noise halted %u of %u times (floor %u, crash %u, silent %u)", halts,
+			 trials, by_metric[RF_ROLLOUT_M_FLOOR], by_metric[RF_ROLLOUT_M_CRASH],
+			 by_metric[RF_ROLLOUT_M_SILENT]);
+}
+
+static void test_real_regression_halts(void **state)
+{
+	struct rf_rollout_gates g = gates();
+	struct rf_rollout_check c;
+	/* Baseline: 40 crashes in 2000 device-hours. New: 25 crashes in 200 device-hours (6x). */
+	struct rf_rollout_health b = {.devices = 2000, .healthy = 2000, .crashes = 40, .failed = 30,
+				      .exposure_s = 2000 * 3600};
+	struct rf_rollout_health h = {.devices = 200, .healthy = 180, .crashes = 25, .failed = 8,
+				      .exposure_s = 200 * 3600};
+
+	rf_rollout_check_health(&g, &h, &b, T0, 100, T0 + 3600, &c);
+	assert_int_equal(c.verdict, RF_ROLLOUT_V_FAIL);
+	assert_int_equal(c.metric, RF_ROLLOUT_M_CRASH);
+	assert_true(c.p_value < g.alpha / 6);
+
+	/* The same counts at baseline rate (4 in 200 device-hours) pass. */
+	h.crashes = 4;
+	rf_rollout_check_health(&g, &h, &b, T0, 100, T0 + 3600, &c);
+	assert_int_equal(c.verdict, RF_ROLLOUT_V_PASS);
+	assert_true(c.p_value > 0.01);
+
+	/* Two crashes where the baseline had none: under min_events, not a halt on its own. */
+	b.crashes = 0;
+	h.crashes = 2;
+	rf_rollout_check_health(&g, &h, &b, T0, 100, T0 + 3600, &c);
+	assert_int_not_equal(c.verdict, RF_ROLLOUT_V_FAIL);
+
+	/* Verifier rejections on devices are a regression too. */
+	h.crashes = 0;
+	h.rejections = 6;
+	rf_rollout_check_health(&g, &h, &b, T0, 100, T0 + 3600, &c);
+	assert_int_equal(c.verdict, RF_ROLLOUT_V_FAIL);
+	assert_int_equal(c.metric, RF_ROLLOUT_M_REJECT);
+
+	/* An alert storm: 100x the baseline's alert rate. */
+	h.rejections = 0;
+	b.alerts = 2000 * 30;
+	h.alerts = 200 * 3000;
+	rf_rollout_check_health(&g, &h, &b, T0, 100, T0 + 3600, &c);
+	assert_int_equal(c.verdict, RF_ROLLOUT_V_FAIL);
+	assert_int_equal(c.metric, RF_ROLLOUT_M_ALERT);
+}
+
+static void test_silent_after_intent_fails(void **state)
+{
+	struct rf_rollout_gates g = gates();
+	struct rf_rollout_check c;
+	struct rf_rollout_health b = {.devices = 5000, .healthy = 5000, .silent = 3,
+				      .failed = 3, .exposure_s = 5000 * 3600};
+	/* 100 devices took it; 4 went silent (4 %: under the 5 % floor) - still a regression. */
+	struct rf_rollout_health h = {.devices = 100, .healthy = 90, .silent = 4, .failed = 4,
+				      .exposure_s = 100 * 1800};
+
+	assert_false(rf_rollout_is_silent(&g, T0, T0 + 10, T0 + 10 + g.silence_s - 1));
+	assert_true(rf_rollout_is_silent(&g, T0, T0 + 10, T0 + 10 + g.silence_s));
+	assert_true(rf_rollout_is_silent(&g, T0, 0, T0 + g.silence_s)); /* never seen after intent */
+
+	rf_rollout_check_health(&g, &h, &b, T0, 100, T0 + 3600, &c);
+	assert_int_equal(c.verdict, RF_ROLLOUT_V_FAIL);
+	assert_int_equal(c.metric, RF_ROLLOUT_M_SILENT);
+}
+
+static void test_first_release_crash_loop_halts(void **state)
+{
+	struct rf_rollout_gates g = gates();
+	struct rf_rollout_check c;
+	/* No baseline at all: 9 of 20 canary devices crash-looped into rollback. */
+	struct rf_rollout_health h = {.devices = 20, .healthy = 0, .crashes = 27, .rollbacks = 9,
+				      .failed = 9, .exposure_s = 20 * 300};
+
+	rf_rollout_check_health(&g, &h, NULL, T0, 100, T0 + 300, &c);
+	assert_int_equal(c.verdict, RF_ROLLOUT_V_FAIL);
+	assert_int_equal(c.metric, RF_ROLLOUT_M_FLOOR);
+
+	/* One unlucky device of 20 is not a crash loop (floor needs 3 devices and 5 %). */
+	h.failed = 1;
+	h.crashes = 3;
+	h.rollbacks = 1;
+	h.healthy = 19;
+	rf_rollout_check_health(&g, &h, NULL, T0, 100, T0 + 3600, &c);
+	assert_int_equal(c.verdict, RF_ROLLOUT_V_PASS);
+}
+
+/* ---- release progression ------------------------------------------------------------------ */
+
+static void test_evaluate_progression_and_halt(void **state)
+{
+	struct rf_rollout_schedule s;
+	struct rf_rollout_state st, st2;
+	struct rf_rollout_eval ev;
+	struct rf_rollout_health h[2] = {{0}}, b[2] = {{0}};
+
+	parse_ok(sched_json, &s);
+	rf_rollout_state_init(&s, &st);
+
+	/* Before not_before nothing opens; next_eval says when to look again. */
+	assert_int_equal(rf_rollout_evaluate(&s, &st, h, b, T0 - 100, &st2, &ev), 0);
+	assert_false(ev.changed);
+	assert_int_equal(ev.next_eval, T0);
+	assert_int_equal(rf_rollout_effective_bp(&s, &st2, 0, T0 - 100), 0);
+
+	/* Evaluated late (T0+50): opened_at is still not_before, bake counts from now. */
+	assert_int_equal(rf_rollout_evaluate(&s, &st, h, b, T0 + 50, &st, &ev), 0);
+	assert_true(ev.changed);
+	assert_int_equal(ev.opened, 0);
+	assert_int_equal(st.rings[0].phase, RF_ROLLOUT_RAMPING);
+	assert_int_equal(st.rings[0].opened_at, T0);
+	assert_int_equal(st.rings[0].step_at, T0 + 50);
+	assert_int_equal(rf_rollout_effective_bp(&s, &st, 0, T0 + 50), 100);
+	assert_int_equal(rf_rollout_effective_bp(&s, &st, 1, T0 + 50), 0);
+
+	/* Signed time for 10 % has come (T0+600) but no healthy devices: WAIT, 1 % holds. */
+	h[0] = (struct rf_rollout_health){.devices = 10, .healthy = 2, .exposure_s = 6000};
+	assert_int_equal(rf_rollout_evaluate(&s, &st, h, b, T0 + 700, &st, &ev), 0);
+	assert_int_equal(ev.checks[0].verdict, RF_ROLLOUT_V_WAIT);
+	assert_int_equal(ev.stepped, -1);
+	assert_int_equal(rf_rollout_effective_bp(&s, &st, 0, T0 + 700), 100);
+
+	/* Enough healthy: step to 10 %. */
+	h[0].healthy = 6;
+	assert_int_equal(rf_rollout_evaluate(&s, &st, h, b, T0 + 800, &st, &ev), 0);
+	assert_int_equal(ev.stepped, 0);
+	assert_int_equal(st.rings[0].step, 1);
+	assert_int_equal(rf_rollout_effective_bp(&s, &st, 0, T0 + 800), 1000);
+	/* Bake time (300 s from T0+800) before the 100 % step; then its signed time (T0+1200). */
+	assert_int_equal(rf_rollout_evaluate(&s, &st, h, b, T0 + 1000, &st, &ev), 0);
+	assert_int_equal(ev.checks[0].verdict, RF_ROLLOUT_V_WAIT);
+	assert_int_equal(ev.next_eval, T0 + 1100);
+	assert_int_equal(rf_rollout_evaluate(&s, &st, h, b, T0 + 1100, &st, &ev), 0);
+	assert_int_equal(ev.stepped, -1);
+	assert_int_equal(ev.next_eval, T0 + 1200);
+	assert_int_equal(rf_rollout_effective_bp(&s, &st, 0, T0 + 1199), 1000);
+	assert_int_equal(rf_rollout_evaluate(&s, &st, h, b, T0 + 1250, &st, &ev), 0);
+	assert_int_equal(ev.stepped, 0);
+	assert_int_equal(rf_rollout_effective_bp(&s, &st, 0, T0 + 1250), 10000);
+
+	/* Canary completes after bake; broad opens at max(not_before, completed_at). */
+	assert_int_equal(rf_rollout_evaluate(&s, &st, h, b, T0 + 1600, &st, &ev), 0);
+	assert_int_equal(ev.completed, 0);
+	assert_int_equal(st.rings[0].completed_at, T0 + 1600);
+	assert_int_equal(st.rings[1].phase, RF_ROLLOUT_NOT_STARTED);
+	assert_int_equal(ev.next_eval, T0 + 3600);
+	assert_int_equal(rf_rollout_evaluate(&s, &st, h, b, T0 + 3600, &st, &ev), 0);
+	assert_int_equal(ev.opened, 1);
+	assert_int_equal(st.rings[1].opened_at, T0 + 3600);
+	assert_int_equal(rf_rollout_effective_bp(&s, &st, 1, T0 + 3600), 500);
+
+	/* A crash loop in broad halts the release in every ring. */
+	h[1] = (struct rf_rollout_health){.devices = 50, .failed = 30, .crashes = 90,
+					  .exposure_s = 50 * 600};
+	assert_int_equal(rf_rollout_evaluate(&s, &st, h, b, T0 + 4200, &st, &ev), 0);
+	assert_true(ev.halted);
+	assert_int_equal(st.status, RF_ROLLOUT_HALTED);
+	assert_int_equal(st.halt_ring, 1);
+	assert_int_equal(st.halt_metric, RF_ROLLOUT_M_FLOOR);
+	assert_non_null(strstr(st.halt_reason, "ring 'broad'"));
+	assert_int_equal(rf_rollout_effective_bp(&s, &st, 0, T0 + 4200), 0);
+	assert_int_equal(rf_rollout_effective_bp(&s, &st, 1, T0 + 4200), 0);
+	/* A halted release never advances by itself, even with good health. */
+	memset(h, 0, sizeof(h));
+	assert_int_equal(rf_rollout_evaluate(&s, &st, h, b, T0 + 90000, &st2, &ev), 0);
+	assert_false(ev.changed);
+
+	/* Operator transitions. */
+	assert_int_equal(rf_rollout_halt(&st, T0, "x"), -EALREADY);
+	assert_int_equal(rf_rollout_hold(&st, T0, "x"), -EPERM);
+	assert_int_equal(rf_rollout_resume(&st, T0 + 5000), 0);
+	assert_int_equal(st.status, RF_ROLLOUT_ACTIVE);
+	assert_int_equal(rf_rollout_resume(&st, T0 + 5000), -EALREADY);
+	assert_int_equal(rf_rollout_hold(&st, T0 + 5000, "investigating"), 0);
+	assert_int_equal(rf_rollout_effective_bp(&s, &st, 0, T0 + 5000), 0);
+	assert_int_equal(rf_rollout_rollback(&st, T0 + 5100, NULL), 0);
+	assert_int_equal(rf_rollout_resume(&st, T0 + 5200), -EPERM);
+	assert_int_equal(rf_rollout_rollback(&st, T0 + 5200, NULL), -EALREADY);
+
+	/* A corrupt state is refused. */
+	st.rings[0].step = 9;
+	assert_int_equal(rf_rollout_evaluate(&s, &st, h, b, T0, &st2, &ev), -EINVAL);
+}
+
+static void test_p6_forged_state_cannot_speed_up(void **state)
+{
+	struct rf_rollout_schedule s;
+	struct rf_rollout_state st;
+
+	parse_ok(sched_json, &s);
+	rf_rollout_state_init(&s, &st);
+	/* A state claiming canary opened long ago at its last step. */
+	st.rings[0].phase = RF_ROLLOUT_COMPLETE;
+	st.rings[0].opened_at = 1000;
+	st.rings[0].step = 2;
+	assert_int_equal(rf_rollout_effective_bp(&s, &st, 0, T0 - 1), 0);
+	assert_int_equal(rf_rollout_effective_bp(&s, &st, 0, T0), 100);
+	assert_int_equal(rf_rollout_effective_bp(&s, &st, 0, T0 + 599), 100);
+	assert_int_equal(rf_rollout_effective_bp(&s, &st, 0, T0 + 600), 1000);
+	assert_int_equal(rf_rollout_effective_bp(&s, &st, 0, T0 + 1200), 10000);
+}
+
+/* ---- decision table ----------------------------------------------------------------------- */
+
+struct fleet {
+	struct rf_rollout_schedule s[3];
+	struct rf_rollout_release rel[3];
+};
+
+/* rel-1 complete everywhere (index 0), rel-2 per sched_json (index 1), rel-3 not scheduled yet
+ * (index 2, same shape as rel-2 but a day later). */
+static void fleet_init(struct fleet *f)
+{
+	char j[sizeof(sched_json) + 64];
+
+	simple_schedule("rel-1", &f->s[0]);
+	parse_ok(sched_json, &f->s[1]);
+	snprintf(j, sizeof(j), "%s", sched_json);
+	memcpy(strstr(j, "rel-2"), "rel-3", 5);
+	memcpy(strstr(j, "1764000000"), "1764086400", 10);
+	memcpy(strstr(j, "1764003600"), "1764090000", 10);
+	parse_ok(j, &f->s[2]);
+	for (int i = 0; i < 3; i++) {
+		f->rel[i].schedule = &f->s[i];
+		rf_rollout_state_init(&f->s[i], &f->rel[i].state);
+	}
+	/* rel-1: both rings complete. */
+	for (int r = 0; r < 2; r++) {
+		f->rel[0].state.rings[r].phase = RF_ROLLOUT_COMPLETE;
+		f->rel[0].state.rings[r].opened_at = 0;
+		f->rel[0].state.rings[r].completed_at = 1;
+	}
+}
+
+/* Find a device id of the given ring whose bucket for release s is in [lo, hi). */
+static void pick_device(const struct rf_rollout_schedule *s, uint32_t lo, uint32_t hi, char *id,
+			size_t idsz)
+{
+	for (int i = 0; i < 1000000; i++) {
+		int n = snprintf(id, idsz, "dev-%d", i);
+		uint32_t b = rf_rollout_bucket(s->bucket_key, id, (size_t)n);
+
+		if (b >= lo && b < hi)
+			return;
+	}
+	fail_msg("no device in bucket range");
+}
+
+static struct rf_rollout_answer decide(const struct fleet *f, size_t n, const char *id,
+				       const char *ring, int current,
+				       const struct rf_rollout_policy *pol, int64_t now)
+{
+	struct rf_rollout_device dev = {.id = id, .id_len = strlen(id), .ring = ring,
+					.current = current};
+	struct rf_rollout_answer a;
+
+	assert_int_equal(rf_rollout_decide(&dev, pol, f->rel, n, now, &a), 0);
+	assert_true(a.next_change > now);
+	return a;
+}
+
+static void open_canary(struct fleet *f, int rel, int step, int64_t opened)
+{
+	struct rf_rollout_ring_state *r = &f->rel[rel].state.rings[0];
+
+	r->phase = RF_ROLLOUT_RAMPING;
+	r->opened_at = opened;
+	r->step = (uint8_t)step;
+	r->step_at = opened;
+}
+
+static void test_decision_table(void **state)
+{
+	struct fleet f;
+	struct rf_rollout_policy any = {0};
+	/* Window 02:00-04:00 UTC. T0 is 16:00 UTC. */
+	struct rf_rollout_policy win = {.window_start_s = 2 * 3600, .window_len_s = 2 * 3600};
+	char lucky[32], later[32];
+	struct rf_rollout_answer a;
+
+	fleet_init(&f);
+	pick_device(&f.s[1], 0, 100, lucky, sizeof(lucky));     /* in rel-2's first 1 % */
+	pick_device(&f.s[1], 5000, 6000, later, sizeof(later)); /* only at 100 % */
+
+	/* A new device gets the newest admitted release: rel-1. */
+	a = decide(&f, 3, lucky, "canary", -1, &any, T0 - 10);
+	assert_int_equal(a.action, RF_ROLLOUT_INSTALL);
+	assert_int_equal(a.release, 0);
+
+	/* Schedule not reached: rel-2 exists but canary has not opened. */
+	a = decide(&f, 3, lucky, "canary", 0, &any, T0 - 10);
+	assert_int_equal(a.action, RF_ROLLOUT_STAY);
+	assert_int_equal(a.reason, RF_ROLLOUT_R_NOT_YET);
+	assert_int_equal(a.release, 0);
+
+	/* Ramping at 1 %: lucky gets it, later does not. */
+	open_canary(&f, 1, 0, T0);
+	a = decide(&f, 3, lucky, "canary", 0, &any, T0 + 10);
+	assert_int_equal(a.action, RF_ROLLOUT_INSTALL);
+	assert_int_equal(a.release, 1);
+	assert_int_equal(a.reason, RF_ROLLOUT_R_NEW);
+	a = decide(&f, 3, later, "canary", 0, &any, T0 + 10);
+	assert_int_equal(a.action, RF_ROLLOUT_STAY);
+	assert_int_equal(a.reason, RF_ROLLOUT_R_NOT_YET);
+	/* Broad has not opened: same device id in broad stays. */
+	a = decide(&f, 3, lucky, "broad", 0, &any, T0 + 10);
+	assert_int_equal(a.action, RF_ROLLOUT_STAY);
+	/* Already on rel-2: up to date (rel-3 is scheduled later: "not yet" while it exists). */
+	a = decide(&f, 2, lucky, "canary", 1, &any, T0 + 10);
+	assert_int_equal(a.action, RF_ROLLOUT_STAY);
+	assert_int_equal(a.reason, RF_ROLLOUT_R_UP_TO_DATE);
+	assert_int_equal(a.next_change, INT64_MAX);
+	a = decide(&f, 3, lucky, "canary", 1, &any, T0 + 10);
+	assert_int_equal(a.reason, RF_ROLLOUT_R_NOT_YET);
+	/* Gate allowed the 100 % step but its signed time is ahead: next_change says when. */
+	open_canary(&f, 1, 2, T0);
+	f.rel[1].state.rings[0].phase = RF_ROLLOUT_RAMPING;
+	a = decide(&f, 3, later, "canary", 0, &any, T0 + 10);
+	assert_int_equal(a.action, RF_ROLLOUT_STAY);
+	assert_int_equal(a.next_change, T0 + 1200);
+	a = decide(&f, 3, later, "canary", 0, &any, T0 + 1200);
+	assert_int_equal(a.action, RF_ROLLOUT_INSTALL);
+	open_canary(&f, 1, 0, T0);
+
+	/* Maintenance window: outside -> stay until it opens; inside -> install. */
+	a = decide(&f, 3, lucky, "canary", 0, &win, T0 + 10);
+	assert_int_equal(a.action, RF_ROLLOUT_STAY);
+	assert_int_equal(a.reason, RF_ROLLOUT_R_WINDOW);
+	assert_int_equal(a.next_change, T0 + 10 * 3600); /* 16:00 -> 02:00 next day */
+	a = decide(&f, 3, lucky, "canary", 0, &win, T0 + 10 * 3600 + 60);
+	assert_int_equal(a.action, RF_ROLLOUT_INSTALL);
+	assert_int_equal(a.release, 1);
+	assert_int_equal(a.next_change, T0 + 12 * 3600); /* window closes at 04:00 */
+
+	/* Held: no new device takes it; those on it stay. */
+	assert_int_equal(rf_rollout_hold(&f.rel[1].state, T0 + 20, "look"), 0);
+	a = decide(&f, 3, lucky, "canary", 0, &any, T0 + 30);
+	assert_int_equal(a.action, RF_ROLLOUT_STAY);
+	assert_int_equal(a.reason, RF_ROLLOUT_R_HELD);
+	a = decide(&f, 3, lucky, "canary", 1, &any, T0 + 30);
+	assert_int_equal(a.action, RF_ROLLOUT_STAY);
+	assert_int_equal(a.release, 1);
+	assert_int_equal(rf_rollout_resume(&f.rel[1].state, T0 + 40), 0);
+
+	/* Halted: devices on it go back to rel-1, even outside their window. */
+	assert_int_equal(rf_rollout_halt(&f.rel[1].state, T0 + 50, NULL), 0);
+	a = decide(&f, 3, lucky, "canary", 1, &win, T0 + 60);
+	assert_int_equal(a.action, RF_ROLLOUT_GO_BACK);
+	assert_int_equal(a.release, 0);
+	assert_int_equal(a.reason, RF_ROLLOUT_R_HALTED);
+	/* ... and nobody else takes it. */
+	a = decide(&f, 3, lucky, "canary", 0, &any, T0 + 60);
+	assert_int_equal(a.action, RF_ROLLOUT_STAY);
+	assert_int_equal(a.release, 0);
+	/* Halted first release (nothing older): go back to your own last known good. */
+	a = decide(&f, 2, lucky, "canary", 1, &any, T0 + 60);
+	assert_int_equal(a.action, RF_ROLLOUT_GO_BACK);
+	assert_int_equal(a.release, 0);
+	f.rel[0].state.status = RF_ROLLOUT_HALTED;
+	a = decide(&f, 2, lucky, "canary", 0, &any, T0 + 60);
+	assert_int_equal(a.action, RF_ROLLOUT_GO_BACK);
+	assert_int_equal(a.release, -1);
+	f.rel[0].state.status = RF_ROLLOUT_ACTIVE;
+
+	/* Rolled back. */
+	assert_int_equal(rf_rollout_rollback(&f.rel[1].state, T0 + 70, "bad"), 0);
+	a = decide(&f, 3, lucky, "canary", 1, &any, T0 + 80);
+	assert_int_equal(a.action, RF_ROLLOUT_GO_BACK);
+	assert_int_equal(a.reason, RF_ROLLOUT_R_ROLLED_BACK);
+	assert_int_equal(a.release, 0);
+}
+
+static void test_decision_pinned_n1(void **state)
+{
+	struct fleet f;
+	struct rf_rollout_policy n1 = {.pin = RF_ROLLOUT_PIN_N1};
+	struct rf_rollout_answer a;
+	char id[32];
+
+	fleet_init(&f);
+	pick_device(&f.s[1], 0, 100, id, sizeof(id));
+	/* rel-2 at 100 % in canary, complete. */
+	f.rel[1].state.rings[0] = (struct rf_rollout_ring_state){
+		.phase = RF_ROLLOUT_COMPLETE, .step = 2, .opened_at = T0, .completed_at = T0 + 2000};
+	a = decide(&f, 3, id, "canary", 0, &n1, T0 + 3000);
+	assert_int_equal(a.action, RF_ROLLOUT_STAY);
+	assert_int_equal(a.reason, RF_ROLLOUT_R_PINNED);
+	assert_int_equal(a.release, 0);
+	/* rel-3 opens in canary: N-1 is now rel-2. */
+	open_canary(&f, 2, 0, T0 + 86400);
+	a = decide(&f, 3, id, "canary", 0, &n1, T0 + 86400 + 10);
+	assert_int_equal(a.action, RF_ROLLOUT_INSTALL);
+	assert_int_equal(a.release, 1);
+	/* A pinned device already on N-1 stays there. */
+	a = decide(&f, 3, id, "canary", 1, &n1, T0 + 86400 + 10);
+	assert_int_equal(a.action, RF_ROLLOUT_STAY);
+	assert_int_equal(a.reason, RF_ROLLOUT_R_PINNED);
+	/* rel-3 halts: N is rel-2 again, N-1 is rel-1; a device on rel-2 is never moved back. */
+	assert_int_equal(rf_rollout_halt(&f.rel[2].state, T0 + 86400 + 20, NULL), 0);
+	a = decide(&f, 3, id, "canary", 1, &n1, T0 + 86400 + 30);
+	assert_int_equal(a.action, RF_ROLLOUT_STAY);
+	assert_int_equal(a.release, 1);
+}
+
+static void test_decision_rejects_bad_args(void **state)
+{
+	struct fleet f;
+	struct rf_rollout_policy pol = {0};
+	struct rf_rollout_device dev = {.id = "d", .id_len = 1, .ring = "canary", .current = 3};
+	struct rf_rollout_answer a;
+
+	fleet_init(&f);
+	assert_int_equal(rf_rollout_decide(&dev, &pol, f.rel, 3, T0, &a), -EINVAL);
+	dev.current = 0;
+	pol.window_start_s = 86400;
+	assert_int_equal(rf_rollout_decide(&dev, &pol, f.rel, 3, T0, &a), -EINVAL);
+	pol.window_start_s = 0;
+	assert_int_equal(rf_rollout_decide(&dev, &pol, f.rel, RF_ROLLOUT_DECIDE_MAX + 1, T0, &a),
+			 -EINVAL);
+	assert_int_equal(rf_rollout_decide(&dev, &pol, f.rel, 3, T0, NULL), -EINVAL);
+	/* No releases at all. */
+	dev.current = -1;
+	assert_int_equal(rf_rollout_decide(&dev, &pol, NULL, 0, T0, &a), 0);
+	assert_int_equal(a.reason, RF_ROLLOUT_R_NONE);
+	assert_int_equal(a.next_change, INT64_MAX);
+}
+
+static void test_names(void **state)
+{
+	assert_string_equal(rf_rollout_status_name(RF_ROLLOUT_HALTED), "halted");
+	assert_string_equal(rf_rollout_metric_name(RF_ROLLOUT_M_SILENT), "silent");
+	assert_string_equal(rf_rollout_reason_name(RF_ROLLOUT_R_PINNED), "pinned-n-1");
+	assert_string_equal(rf_rollout_reason_name(RF_ROLLOUT_R_COUNT_), "unknown");
+	assert_string_equal(rf_rollout_phase_name(-1), "unknown");
+	assert_string_equal(rf_rollout_action_name(RF_ROLLOUT_GO_BACK), "go-back");
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_parse_good_and_roundtrip),
+		cmocka_unit_test(test_parse_bad_input),
+		cmocka_unit_test(test_siphash_reference_vectors),
+		cmocka_unit_test(test_bucket_stable_and_independent),
+		cmocka_unit_test(test_agent_side_admits),
+		cmocka_unit_test(test_binomial_tail),
+		cmocka_unit_test(test_baseline_noise_does_not_halt),
+		cmocka_unit_test(test_real_regression_halts),
+		cmocka_unit_test(test_silent_after_intent_fails),
+		cmocka_unit_test(test_first_release_crash_loop_halts),
+		cmocka_unit_test(test_evaluate_progression_and_halt),
+		cmocka_unit_test(test_p6_forged_state_cannot_speed_up),
+		cmocka_unit_test(test_decision_table),
+		cmocka_unit_test(test_decision_pinned_n1),
+		cmocka_unit_test(test_decision_rejects_bad_args),
+		cmocka_unit_test(test_names),
+	};
+
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
