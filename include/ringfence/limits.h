@@ -50,6 +50,23 @@
 /* Bytes of one field value the matcher scans. Longer values are truncated and the event is
  * flagged, so the scan cost per event is at most RF_EVENT_FIELDS_MAX x this (docs/engine.md). */
 #define RF_EVENT_VALUE_MAX 8192u
+/* Sigma compiler (sigma.c): YAML from anyone. One rule file: the largest SigmaHQ rule is 295 KiB
+ * (a hash list), process_creation ones < 32 KiB; 1 MiB bounds the parser's time and memory. */
+#define RF_SIGMA_FILE_MAX (1024u * 1024)
+/* YAML nodes per file (~10 bytes each at least, so 1 MiB cannot exceed ~100k) and nesting depth
+ * (a Sigma rule nests 4-5 levels; the tree builder keeps one frame per level on the stack). */
+#define RF_SIGMA_NODES_MAX 131072u
+#define RF_SIGMA_YAML_DEPTH_MAX 32u
+/* Entries in one YAML mapping: duplicate keys are checked pairwise, so this bounds that work. */
+#define RF_SIGMA_MAP_MAX 1024u
+/* Atoms (field predicates) per rule: the largest SigmaHQ rule has ~1,000 values (an emoji
+ * list); each atom costs at least one instruction, so RF_RULE_CODE_MAX caps them anyway. */
+#define RF_SIGMA_ATOMS_MAX 2048u
+/* Parentheses and 'not' nesting in a condition: the parser recurses once per level; the deepest
+ * SigmaHQ condition nests 3. Program length is RF_RULE_CODE_MAX, stack RF_RULE_STACK_MAX. */
+#define RF_SIGMA_COND_DEPTH_MAX 32u
+/* One value (pattern): what one pack string may hold. */
+#define RF_SIGMA_PATTERN_MAX RF_PACK_STRING_MAX
 
 /* ---- trust (TUF) ------------------------------------------------------------------------ */
 
@@ -120,9 +137,58 @@
 #define RF_AGENT_EVENT_LINE_MAX (64u * 1024)
 /* Largest check-in reply body accepted from the server. */
 #define RF_AGENT_REPLY_MAX (64u * 1024)
+/* TUF target names and device ids: the protocol's identifier limit (docs/protocol.md). */
+#define RF_STORE_TARGET_MAX 128
+/* Free-text detail kept with a report (protocol allows 1024; ours are short sentences). */
+#define RF_STORE_DETAIL_MAX 256
 
 /* ---- server ----------------------------------------------------------------------------- */
 
+/* Device request bodies (enroll, check-in, report). A full check-in is ~1 KiB with 64
+ * quarantined hashes; 16 KiB leaves room for growth and caps what one connection can make us hold. */
+#define RF_SRV_DEVICE_BODY_MAX (16u * 1024)
+/* Operator request bodies: a release's schedule is the largest, well under 256 KiB. */
+#define RF_SRV_ADMIN_BODY_MAX (256u * 1024)
+/* JSON nesting depth: the deepest legitimate document (check-in state) nests 3 levels. */
+#define RF_SRV_JSON_DEPTH_MAX 8
+/* Identifiers (device id, tenant, ring, report id, target name): a hostname or UUID fits. */
+#define RF_SRV_ID_MAX 128
+/* Free text (report detail, halt reason): a sentence or a short error, not a log dump. */
+#define RF_SRV_TEXT_MAX 1024
+/* Quarantined hashes listed in one check-in (the agent keeps more; it sends the newest). */
+#define RF_SRV_QUARANTINE_MAX 64
+/* Rings: a handful in practice (canary, early, broad...). */
+#define RF_SRV_RINGS_MAX 32
+/* Tenants, releases and devices one ringfenced keeps in memory: 8.5 M devices (the fleet of
+ * DESIGN.md) at ~300 bytes each is ~2.5 GiB; more than this needs the PostgreSQL backend and
+ * several processes. */
+#define RF_SRV_TENANTS_MAX 100000u
+#define RF_SRV_RELEASES_MAX 100000u
+#define RF_SRV_DEVICES_MAX 10000000u
+/* Concurrent HTTP connections: bounded so a flood cannot exhaust file descriptors. */
+#define RF_SRV_CONNECTIONS_MAX 4096u
+/* Seconds a connection may stay idle before it is closed (slowloris). */
+#define RF_SRV_CONN_TIMEOUT_S 30u
+/* Largest file served from the TUF repository under /repo/ (packs are far smaller). */
+#define RF_SRV_REPO_FILE_MAX (64u * 1024 * 1024)
+
 /* ---- sim -------------------------------------------------------------------------------- */
+
+/* Largest fleet one run simulates. 8.5 M is the 2024-07-19 fleet; 64 M leaves room for bigger
+ * what-ifs while keeping per-device state (a few dozen bytes) under ~4 GB. */
+#define RF_SIM_DEVICES_MAX (64u * 1000 * 1000)
+/* Longest simulated span: 30 days covers the slowest manual recovery on record (~10 days). */
+#define RF_SIM_DURATION_MAX (30u * 86400)
+/* Releases per scenario: a flapping feature file regenerated every 5 min for 12 h is 144. */
+#define RF_SIM_RELEASES_MAX 256u
+/* Rings per policy and ramp steps per ring: real programs use 3-6 rings and a handful of steps. */
+#define RF_SIM_RINGS_MAX 8u
+#define RF_SIM_RAMP_MAX 8u
+/* Points of a manual-repair curve (cumulative fraction repaired over time). */
+#define RF_SIM_REPAIR_POINTS_MAX 16u
+/* Timeline rows written to the CSV and drawn in the SVG, whatever the duration. */
+#define RF_SIM_TIMELINE_MAX 2000u
+/* Largest scenario or policy file: they are a few KB of JSON. */
+#define RF_SIM_FILE_MAX (1024u * 1024)
 
 #endif
