@@ -549,11 +549,16 @@ int rf_rollout_decide(const struct rf_rollout_device *dev, const struct rf_rollo
 	cur = dev->current;
 	a.release = cur;
 
-	for (size_t i = 0; i < n; i++) {
-		view_of(&releases[i], dev, now, false, &v[i]);
-		if (v[i].open)
-			newest_open = (int)i;
-	}
+	/* Views are computed lazily, newest first, so a call touches only the few releases near
+	 * the device's current one however long the list is. */
+	if (pol->pin == RF_ROLLOUT_PIN_N1)
+		for (int i = (int)n - 1; i >= 0; i--) {
+			view_of(&releases[i], dev, now, false, &v[i]);
+			if (v[i].open) {
+				newest_open = i;
+				break;
+			}
+		}
 
 	/* 1. Away from a halted or rolled-back release, whatever the window says. */
 	if (cur >= 0 && (releases[cur].state.status == RF_ROLLOUT_HALTED ||
@@ -594,6 +599,7 @@ int rf_rollout_decide(const struct rf_rollout_device *dev, const struct rf_rollo
 			a.reason = RF_ROLLOUT_R_PINNED;
 		else
 			for (int i = cur + 1; i < (int)n; i++) {
+				view_of(&releases[i], dev, now, false, &v[i]);
 				if (v[i].ring < 0)
 					continue;
 				if (releases[i].state.status == RF_ROLLOUT_HELD && v[i].open) {
