@@ -402,6 +402,43 @@ static void test_baseline_noise_does_not_halt(void **state)
 			 by_metric[RF_ROLLOUT_M_SILENT]);
 }
 
+/* The gates are evaluated again at every report: repeated looks at accumulating data. Under the
+ * margin the p-value of an equal-rate release drifts towards 1, so looking often must not turn
+ * noise into halts. 300 releases x 48 looks each (a ramp from 20 to 2000 devices). */
+static void test_repeated_looks_do_not_halt(void **state)
+{
+	struct rf_rollout_gates g = gates();
+	unsigned halted_releases = 0;
+
+	for (unsigned rel = 0; rel < 300; rel++) {
+		struct rf_rollout_health h = {0}, b = {0};
+		bool halted = false;
+
+		for (unsigned look = 1; look <= 48 && !halted; look++) {
+			uint64_t dev = 20 + (2000 - 20) * look / 48, dt = 600;
+			struct rf_rollout_check c;
+
+			h.devices = dev;
+			h.healthy = dev * 9 / 10;
+			h.exposure_s += dev * dt;
+			h.crashes += poisson((double)dev * dt / 3600.0 * 0.05);
+			h.silent += poisson((double)dev * dt / 3600.0 * 0.002);
+			b.devices = 20000;
+			b.healthy = 20000;
+			b.exposure_s += 20000 * dt;
+			b.crashes += poisson(20000.0 * dt / 3600.0 * 0.05);
+			b.silent += poisson(20000.0 * dt / 3600.0 * 0.002);
+			h.failed = h.silent + h.crashes / 4;
+			b.failed = b.silent + b.crashes / 4;
+			rf_rollout_check_health(&g, &h, &b, 0, 10000, 1000000, &c);
+			halted = c.verdict == RF_ROLLOUT_V_FAIL;
+		}
+		halted_releases += halted;
+	}
+	if (halted_releases > 1)
+		fail_msg("%u of 300 equal-rate releases halted over 48 looks", halted_releases);
+}
+
 static void test_real_regression_halts(void **state)
 {
 	struct rf_rollout_gates g = gates();
@@ -845,6 +882,7 @@ int main(void)
 		cmocka_unit_test(test_agent_side_admits),
 		cmocka_unit_test(test_binomial_tail),
 		cmocka_unit_test(test_baseline_noise_does_not_halt),
+		cmocka_unit_test(test_repeated_looks_do_not_halt),
 		cmocka_unit_test(test_real_regression_halts),
 		cmocka_unit_test(test_silent_after_intent_fails),
 		cmocka_unit_test(test_first_release_crash_loop_halts),
