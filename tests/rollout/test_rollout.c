@@ -862,6 +862,135 @@ static void test_decision_rejects_bad_args(void **state)
 	assert_int_equal(a.next_change, INT64_MAX);
 }
 
+/* P6 as a property: over random schedules, random (even forged) states, devices, policies and
+ * times, an INSTALL is always one the signed schedule admits (the agent-side check agrees), a
+ * device never moves backwards except away from a halted/rolled-back release, and
+ * next_change is in the future. */
+static void test_property_never_faster_than_signed(void **state)
+{
+	enum { NREL = 4 };
+	struct rf_rollout_schedule sc[NREL];
+	struct rf_rollout_release rel[NREL];
+	static const char *const rings[] = {"canary", "broad", "none"};
+	unsigned installs = 0, backs = 0;
+
+	for (unsigned iter = 0; iter < 20000; iter++) {
+		struct rf_rollout_policy pol = {
+			.pin = (uint8_t)(urand() < 0.3),
+			.window_start_s = (uint32_t)(urand() * 86400),
+			.window_len_s = urand() < 0.5 ? 0 : (uint32_t)(urand() * 86400),
+		};
+		char id[24];
+		int idn = snprintf(id, sizeof(id), "d%u", (unsigned)(urand() * 1e6));
+		struct rf_rollout_device dev = {.id = id, .id_len = (size_t)idn,
+						.ring = rings[(int)(urand() * 3)],
+						.current = (int)(urand() * (NREL + 1)) - 1};
+		int64_t now = T0 + (int64_t)(urand() * 86400 * 3);
+		struct rf_rollout_answer a;
+
+		if (iter % 500 == 0) {
+			for (int r = 0; r < NREL; r++) {
+				char j[512];
+				unsigned p1 = 1 + (unsigned)(urand() * 50);
+
+				snprintf(j, sizeof(j),
+					 "{\"release\":\"p%u-%d\",\"schedule\":[{\"ring\":\"canary\","
+					 "\"not_before\":%lld,\"ramp\":[{\"after\":0,\"percent\":%u},"
+					 "{\"after\":%u,\"percent\":100}]},{\"ring\":\"broad\","
+					 "\"not_before\":%lld,\"ramp\":[{\"after\":%u,\"percent\":%u},"
+					 "{\"after\":86400,\"percent\":100}]}]}",
+					 iter, r, (long long)(T0 + r * 40000), p1,
+					 1 + (unsigned)(urand() * 7200),
+					 (long long)(T0 + r * 40000 + 3600), (unsigned)(urand() * 600),
+					 p1);
+				parse_ok(j, &sc[r]);
+				rel[r].schedule = &sc[r];
+			}
+		}
+		for (int r = 0; r < NREL; r++) {
+			struct rf_rollout_state *st = &rel[r].state;
+
+			rf_rollout_state_init(&sc[r], st);
+			st->status = (uint8_t)(urand() < 0.7 ? RF_ROLLOUT_ACTIVE : urand() * 4);
+			for (int k = 0; k < 2; k++) {
+				st->rings[k].phase = (uint8_t)(urand() * 3);
+				st->rings[k].step = (uint8_t)(urand() * 2);
+				/* forged: open times anywhere, including before not_before */
+				st->rings[k].opened_at = T0 - 86400 + (int64_t)(urand() * 86400 * 4);
+			}
+		}
+		assert_int_equal(rf_rollout_decide(&dev, &pol, rel, NREL, now, &a), 0);
+		assert_true(a.next_change > now);
+		if (a.action == RF_ROLLOUT_INSTALL) {
+			const struct rf_rollout_schedule *t = &sc[a.release];
+			uint32_t b = rf_rollout_bucket(t->bucket_key, id, (size_t)idn);
+
+			installs++;
+			assert_true(a.release > dev.current);
+			assert_int_equal(rel[a.release].state.status, RF_ROLLOUT_ACTIVE);
+			if (!rf_rollout_schedule_admits(t, dev.ring, b, now))
+				fail_msg("iter %u: install of %s for ring %s bucket %u at %lld "
+					 "before the signed schedule allows",
+					 iter, t->release, dev.ring, b, (long long)now);
+			assert_true(rf_rollout_in_window(&pol, now, NULL));
+		} else if (a.action == RF_ROLLOUT_GO_BACK) {
+			backs++;
+			assert_true(dev.current >= 0);
+			assert_true(rel[dev.current].state.status == RF_ROLLOUT_HALTED ||
+				    rel[dev.current].state.status == RF_ROLLOUT_ROLLED_BACK);
+			assert_true(a.release < dev.current);
+		} else {
+			assert_int_equal(a.release, dev.current);
+		}
+	}
+	/* The property was exercised, not vacuous. */
+	assert_true(installs > 500);
+	assert_true(backs > 500);
+}
+
+/* Mutated schedules (bytes flipped, truncated, duplicated) never crash the parser and either
+ * parse to something valid or fail with -EBADMSG / -E2BIG and a message. */
+static void test_parser_mutations(void **state)
+{
+	size_t n = sizeof(sched_json) - 1;
+	uint8_t buf[sizeof(sched_json) * 2];
+	unsigned ok = 0, bad = 0;
+
+	for (unsigned iter = 0; iter < 5000; iter++) {
+		struct rf_rollout_schedule s;
+		struct rf_diag d = {0};
+		size_t len = n;
+		int r;
+
+		memcpy(buf, sched_json, n);
+		for (int k = 0, m = 1 + (int)(urand() * 4); k < m; k++) {
+			size_t at = (size_t)(urand() * (double)len);
+
+			switch ((int)(urand() * 4)) {
+			case 0: buf[at] = (uint8_t)(urand() * 256); break;
+			case 1: len = at; break;
+			case 2: buf[at] = "{}[]\",:0-.e9"[(int)(urand() * 12)]; break;
+			default:
+				if (len + 8 < sizeof(buf)) {
+					memmove(buf + at + 8, buf + at, len - at);
+					len += 8;
+				}
+			}
+		}
+		r = rf_rollout_schedule_parse(buf, len, &s, &d);
+		if (r == 0) {
+			ok++;
+			assert_true(s.nrings >= 1 && s.nrings <= RF_ROLLOUT_RINGS_MAX);
+		} else {
+			bad++;
+			assert_true(r == -EBADMSG || r == -E2BIG);
+			assert_true(d.count >= 1 && d.first[0] != '\0');
+		}
+	}
+	assert_true(bad > 1000);
+	(void)ok;
+}
+
 static void test_names(void **state)
 {
 	assert_string_equal(rf_rollout_status_name(RF_ROLLOUT_HALTED), "halted");
@@ -891,6 +1020,8 @@ int main(void)
 		cmocka_unit_test(test_decision_table),
 		cmocka_unit_test(test_decision_pinned_n1),
 		cmocka_unit_test(test_decision_rejects_bad_args),
+		cmocka_unit_test(test_property_never_faster_than_signed),
+		cmocka_unit_test(test_parser_mutations),
 		cmocka_unit_test(test_names),
 	};
 
