@@ -1,10 +1,444 @@
-/* Placeholder: replaced when this subcommand group lands. */
+/*
+ * `ringfence content`: verify, inspect and evaluate packs, print this build's agent manifest, and
+ * dispatch `compile` to the Sigma compiler (compile.c). A thin layer over include/ringfence/
+ * content.h: it reads files, prints diagnostics and alerts, and maps results to exit codes
+ * (0 ok, 1 the pack or some input was rejected, 2 usage or I/O error).
+ */
 #include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
 
 #include "cli/cli.h"
+#include "common/util.h"
+#include "ringfence/content.h"
+#include "ringfence/limits.h"
+
+#define MAX_MANIFESTS 64
+
+static void usage(FILE *f)
+{
+	fprintf(f,
+		"usage: ringfence content COMMAND [ARGS...]\n\n"
+		"commands:\n"
+		"  compile RULE.yml|DIR... -o PACK [--manifest M] [--strict]\n"
+		"                  compile Sigma rules into a pack\n"
+		"  verify PACK --manifest M [--manifest M2 ...]\n"
+		"                  check PACK against every agent manifest; exit 0 if it loads on all,\n"
+		"                  1 if rejected (every problem on stderr), 2 usage or I/O error\n"
+		"  inspect PACK [--json]\n"
+		"                  show the pack's header and rules\n"
+		"  eval PACK [--manifest M] [EVENTS.jsonl|-]\n"
+		"                  evaluate JSON-lines events (stdin by default); alerts as JSON lines;\n"
+		"                  M defaults to this build's manifest; exit 1 if PACK does not verify\n"
+		"  manifest        print this build's agent manifest (JSON)\n");
+}
+
+static bool is_help(const char *a)
+{
+	return !strcmp(a, "--help") || !strcmp(a, "-h");
+}
+
+static void print_diag(void *ud, int code, const char *msg)
+{
+	fprintf(stderr, "%s: %s\n", (const char *)ud, msg);
+}
+
+static int read_manifest(const char *path, struct rf_manifest **ret)
+{
+	uint8_t *buf = NULL;
+	size_t n;
+	struct rf_diag d = {.emit = print_diag, .userdata = (void *)path};
+	int r = rf_file_read(path, RF_MANIFEST_MAX, &buf, &n);
+
+	if (r < 0) {
+		fprintf(stderr, "ringfence content: %s: %s\n", path, rf_strerror(r));
+		return r;
+	}
+	r = rf_manifest_parse(buf, n, ret, &d);
+	free(buf);
+	return r;
+}
+
+static int read_pack(const char *path, uint8_t **buf, size_t *n)
+{
+	int r = rf_file_read(path, RF_PACK_MAX, buf, n);
+
+	if (r < 0)
+		fprintf(stderr, "ringfence content: %s: %s\n", path, rf_strerror(r));
+	return r;
+}
+
+/* ---- verify ------------------------------------------------------------------------------ */
+
+static int cmd_verify(int argc, char **argv)
+{
+	const char *pack = NULL, *mpaths[MAX_MANIFESTS];
+	struct rf_manifest *ms[MAX_MANIFESTS] = {0};
+	size_t nm = 0;
+	uint8_t *buf = NULL;
+	size_t n;
+	int rc = 2;
+
+	for (int i = 1; i < argc; i++) {
+		if (is_help(argv[i])) {
+			printf("usage: ringfence content verify PACK --manifest M [--manifest M2 ...]\n"
+			       "Checks PACK's structure and checks it against every manifest (events and\n"
+			       "fields supplied with the right types). Exit 0 if it loads on all, 1 if\n"
+			       "rejected (every problem on stderr), 2 usage or I/O error.\n");
+			return 0;
+		} else if (!strcmp(argv[i], "--manifest") && i + 1 < argc) {
+			if (nm == MAX_MANIFESTS) {
+				fprintf(stderr, "ringfence content verify: at most %d manifests\n",
+					MAX_MANIFESTS);
+				return 2;
+			}
+			mpaths[nm++] = argv[++i];
+		} else if (argv[i][0] == '-' && argv[i][1]) {
+			fprintf(stderr, "ringfence content verify: unknown option '%s'\n", argv[i]);
+			return 2;
+		} else if (!pack) {
+			pack = argv[i];
+		} else {
+			fprintf(stderr, "ringfence content verify: one pack only\n");
+			return 2;
+		}
+	}
+	if (!pack || nm == 0) {
+		fprintf(stderr, "usage: ringfence content verify PACK --manifest M [--manifest M2 ...]\n");
+		return 2;
+	}
+	for (size_t i = 0; i < nm; i++)
+		if (read_manifest(mpaths[i], &ms[i]) < 0)
+			goto out;
+	if (read_pack(pack, &buf, &n) < 0)
+		goto out;
+	struct rf_diag d = {.emit = print_diag, .userdata = (void *)pack};
+	struct rf_pack *pk = NULL;
+	int r = rf_pack_open(buf, n, &pk, &d);
+	if (r < 0) {
+		fprintf(stderr, "%s: rejected: %s (%u problem%s)\n", pack, rf_strerror(r), d.count,
+			d.count == 1 ? "" : "s");
+		rc = 1;
+		goto out;
+	}
+	rc = 0;
+	for (size_t i = 0; i < nm; i++) {
+		unsigned before = d.count;
+		r = rf_pack_check(pk, ms[i], &d);
+		if (r < 0) {
+			fprintf(stderr, "%s: rejected by %s %s (%s): %u problem%s\n", pack,
+				rf_manifest_agent(ms[i]), rf_manifest_version(ms[i]), mpaths[i],
+				d.count - before, d.count - before == 1 ? "" : "s");
+			rc = 1;
+		} else {
+			printf("%s: verifies against %s %s (%s)\n", pack, rf_manifest_agent(ms[i]),
+			       rf_manifest_version(ms[i]), mpaths[i]);
+		}
+	}
+	rf_pack_free(pk);
+out:
+	for (size_t i = 0; i < nm; i++)
+		rf_manifest_free(ms[i]);
+	free(buf);
+	return rc;
+}
+
+/* ---- JSON output helpers ------------------------------------------------------------------ */
+
+static void json_str(FILE *f, const char *s)
+{
+	fputc('"', f);
+	for (; *s; s++) {
+		unsigned char c = (unsigned char)*s;
+		if (c == '"' || c == '\\')
+			fprintf(f, "\\%c", c);
+		else if (c < 0x20)
+			fprintf(f, "\\u%04x", c);
+		else
+			fputc(c, f);
+	}
+	fputc('"', f);
+}
+
+/* ---- inspect ----------------------------------------------------------------------------- */
+
+static int cmd_inspect(int argc, char **argv)
+{
+	const char *pack = NULL;
+	bool json = false;
+	uint8_t *buf = NULL;
+	size_t n;
+
+	for (int i = 1; i < argc; i++) {
+		if (is_help(argv[i])) {
+			printf("usage: ringfence content inspect PACK [--json]\n"
+			       "Shows the header (format version, content sequence number, table sizes)\n"
+			       "and every rule (id, title, level, author, event, program length). Exit 1\n"
+			       "if the pack's structure is invalid.\n");
+			return 0;
+		} else if (!strcmp(argv[i], "--json")) {
+			json = true;
+		} else if (argv[i][0] == '-' && argv[i][1]) {
+			fprintf(stderr, "ringfence content inspect: unknown option '%s'\n", argv[i]);
+			return 2;
+		} else if (!pack) {
+			pack = argv[i];
+		} else {
+			fprintf(stderr, "ringfence content inspect: one pack only\n");
+			return 2;
+		}
+	}
+	if (!pack) {
+		fprintf(stderr, "usage: ringfence content inspect PACK [--json]\n");
+		return 2;
+	}
+	if (read_pack(pack, &buf, &n) < 0)
+		return 2;
+	struct rf_diag d = {.emit = print_diag, .userdata = (void *)pack};
+	struct rf_pack *pk = NULL;
+	int r = rf_pack_open(buf, n, &pk, &d);
+	free(buf);
+	if (r < 0) {
+		fprintf(stderr, "%s: rejected: %s\n", pack, rf_strerror(r));
+		return 1;
+	}
+	struct rf_pack_summary s;
+	rf_pack_summary(pk, &s);
+	if (json)
+		printf("{\"format_version\":%u,\"seq\":%llu,\"bytes\":%zu,\"strings\":%zu,"
+		       "\"fields\":%zu,\"atoms\":%zu,\"instructions\":%zu,\"rules\":[",
+		       s.format_version, (unsigned long long)s.seq, s.total_len, s.n_strings,
+		       s.n_fields, s.n_atoms, s.n_code);
+	else
+		printf("pack %s\n  format version %u, content sequence %llu, %zu bytes\n"
+		       "  %zu strings, %zu fields, %zu atoms, %zu rules, %zu instructions\n",
+		       pack, s.format_version, (unsigned long long)s.seq, s.total_len, s.n_strings,
+		       s.n_fields, s.n_atoms, s.n_rules, s.n_code);
+	for (size_t i = 0; i < s.n_rules; i++) {
+		struct rf_rule_info ri;
+		if (rf_pack_rule(pk, i, &ri) < 0)
+			break;
+		if (json) {
+			printf("%s{\"id\":", i ? "," : "");
+			json_str(stdout, ri.id);
+			printf(",\"title\":");
+			json_str(stdout, ri.title);
+			printf(",\"level\":");
+			json_str(stdout, ri.level);
+			printf(",\"author\":");
+			json_str(stdout, ri.author);
+			printf(",\"event\":");
+			json_str(stdout, ri.event);
+			printf(",\"instructions\":%zu}", ri.n_code);
+		} else {
+			printf("  %s [%s] %s (%s; %s; %zu insns)\n", ri.id, ri.level[0] ? ri.level : "-",
+			       ri.title, ri.event, ri.author[0] ? ri.author : "no author", ri.n_code);
+		}
+	}
+	if (json)
+		printf("]}\n");
+	rf_pack_free(pk);
+	return 0;
+}
+
+/* ---- eval -------------------------------------------------------------------------------- */
+
+struct alert_ctx {
+	unsigned long long line;
+};
+
+static void on_alert(void *ud, size_t rule_index, const struct rf_rule_info *r)
+{
+	const struct alert_ctx *c = ud;
+
+	printf("{\"line\":%llu,\"rule\":", c->line);
+	json_str(stdout, r->id);
+	printf(",\"title\":");
+	json_str(stdout, r->title);
+	printf(",\"level\":");
+	json_str(stdout, r->level);
+	printf(",\"author\":");
+	json_str(stdout, r->author);
+	printf(",\"event\":");
+	json_str(stdout, r->event);
+	printf("}\n");
+}
+
+static int cmd_eval(int argc, char **argv)
+{
+	const char *pack = NULL, *mpath = NULL, *events = NULL;
+	struct rf_manifest *m = NULL;
+	struct rf_engine *e = NULL;
+	struct rf_engine_scratch *s = NULL;
+	uint8_t *buf = NULL, *scratch = NULL;
+	char *line = NULL;
+	size_t n, cap = 0;
+	FILE *in = NULL;
+	int rc = 2, r;
+	static struct rf_event ev;
+
+	for (int i = 1; i < argc; i++) {
+		if (is_help(argv[i])) {
+			printf("usage: ringfence content eval PACK [--manifest M] [EVENTS.jsonl|-]\n"
+			       "Loads PACK as the agent would (verified against M, by default this build's\n"
+			       "manifest) and evaluates one JSON event per line, e.g.\n"
+			       "  {\"event\":\"process_creation\",\"Image\":\"C:\\\\x.exe\",...}\n"
+			       "Alerts go to stdout as JSON lines with the event's line number and the\n"
+			       "rule's id, title, level and author. A malformed line is reported on stderr\n"
+			       "and skipped. Exit 0 ok, 1 the pack does not verify, 2 usage or I/O error.\n");
+			return 0;
+		} else if (!strcmp(argv[i], "--manifest") && i + 1 < argc) {
+			mpath = argv[++i];
+		} else if (argv[i][0] == '-' && argv[i][1]) {
+			fprintf(stderr, "ringfence content eval: unknown option '%s'\n", argv[i]);
+			return 2;
+		} else if (!pack) {
+			pack = argv[i];
+		} else if (!events) {
+			events = argv[i];
+		} else {
+			fprintf(stderr, "ringfence content eval: too many arguments\n");
+			return 2;
+		}
+	}
+	if (!pack) {
+		fprintf(stderr, "usage: ringfence content eval PACK [--manifest M] [EVENTS.jsonl|-]\n");
+		return 2;
+	}
+	if (mpath) {
+		if (read_manifest(mpath, &m) < 0)
+			goto out;
+	} else {
+		size_t ml;
+		const uint8_t *mb = rf_content_builtin_manifest(&ml);
+		struct rf_diag d = {.emit = print_diag, .userdata = (void *)"built-in manifest"};
+		if (rf_manifest_parse(mb, ml, &m, &d) < 0)
+			goto out;
+	}
+	if (read_pack(pack, &buf, &n) < 0)
+		goto out;
+	struct rf_diag d = {.emit = print_diag, .userdata = (void *)pack};
+	r = rf_engine_load(buf, n, m, &e, &d);
+	if (r < 0) {
+		fprintf(stderr, "%s: not loaded: %s (%u problem%s against %s %s)\n", pack,
+			rf_strerror(r), d.count, d.count == 1 ? "" : "s", rf_manifest_agent(m),
+			rf_manifest_version(m));
+		rc = r == -ENOMEM ? 2 : 1;
+		goto out;
+	}
+	if (rf_engine_scratch_new(e, &s) < 0 || !(scratch = malloc(RF_EVENT_LINE_MAX))) {
+		fprintf(stderr, "ringfence content eval: out of memory\n");
+		goto out;
+	}
+	in = (!events || !strcmp(events, "-")) ? stdin : fopen(events, "re");
+	if (!in) {
+		fprintf(stderr, "ringfence content eval: %s: cannot open\n", events);
+		goto out;
+	}
+	struct alert_ctx ctx = {0};
+	ssize_t len;
+	unsigned long long bad = 0;
+	while ((len = getline(&line, &cap, in)) >= 0) {
+		ctx.line++;
+		size_t l = (size_t)len;
+		while (l && (line[l - 1] == '\n' || line[l - 1] == '\r'))
+			l--;
+		if (l == 0)
+			continue;
+		char where[64];
+		snprintf(where, sizeof(where), "%s:%llu", events ? events : "-", ctx.line);
+		struct rf_diag ld = {.emit = print_diag, .userdata = where};
+		if (l > RF_EVENT_LINE_MAX) {
+			rf_diag_report(&ld, -E2BIG, "line of %zu bytes (limit %u), skipped", l,
+				       RF_EVENT_LINE_MAX);
+			bad++;
+			continue;
+		}
+		if (rf_event_parse((const uint8_t *)line, l, scratch, RF_EVENT_LINE_MAX, &ev, &ld) < 0) {
+			bad++;
+			continue;
+		}
+		bool trunc = false;
+		r = rf_engine_eval(e, &ev, s, on_alert, &ctx, &trunc);
+		if (r < 0) {
+			fprintf(stderr, "%s: evaluation failed: %s\n", where, rf_strerror(r));
+			bad++;
+		} else if (trunc) {
+			fprintf(stderr, "%s: a field value was cut at %u bytes\n", where,
+				RF_EVENT_VALUE_MAX);
+		}
+	}
+	if (ferror(in)) {
+		fprintf(stderr, "ringfence content eval: read error\n");
+		goto out;
+	}
+	fflush(stdout);
+	struct rf_engine_stats st;
+	rf_engine_scratch_stats(s, &st);
+	fprintf(stderr,
+		"%s: %llu lines, %llu events, %llu malformed, %llu alerts, %llu rules run, "
+		"%llu truncated, %llu violations\n",
+		pack, ctx.line, (unsigned long long)st.events, bad, (unsigned long long)st.matches,
+		(unsigned long long)st.rules_run, (unsigned long long)st.truncated,
+		(unsigned long long)st.violations);
+	rc = 0;
+out:
+	if (in && in != stdin)
+		fclose(in);
+	free(line);
+	free(scratch);
+	free(buf);
+	rf_engine_scratch_free(s);
+	rf_engine_free(e);
+	rf_manifest_free(m);
+	return rc;
+}
+
+/* ---- manifest ---------------------------------------------------------------------------- */
+
+static int cmd_manifest(int argc, char **argv)
+{
+	size_t n;
+	const uint8_t *p;
+
+	if (argc > 1 && is_help(argv[1])) {
+		printf("usage: ringfence content manifest\n"
+		       "Prints the manifest of the agent this build produces: the event types and\n"
+		       "typed fields it supplies (what packs are verified against).\n");
+		return 0;
+	}
+	if (argc > 1) {
+		fprintf(stderr, "usage: ringfence content manifest\n");
+		return 2;
+	}
+	p = rf_content_builtin_manifest(&n);
+	if (fwrite(p, 1, n, stdout) != n)
+		return 2;
+	return 0;
+}
 
 int rf_cli_content(int argc, char **argv)
 {
-	fprintf(stderr, "ringfence: '%s' is not built yet\n", argv[0]);
+	if (argc < 2) {
+		usage(stderr);
+		return 2;
+	}
+	if (is_help(argv[1]) || !strcmp(argv[1], "help")) {
+		usage(stdout);
+		return 0;
+	}
+	if (!strcmp(argv[1], "compile"))
+		return rf_cli_content_compile(argc - 1, argv + 1);
+	if (!strcmp(argv[1], "verify"))
+		return cmd_verify(argc - 1, argv + 1);
+	if (!strcmp(argv[1], "inspect"))
+		return cmd_inspect(argc - 1, argv + 1);
+	if (!strcmp(argv[1], "eval"))
+		return cmd_eval(argc - 1, argv + 1);
+	if (!strcmp(argv[1], "manifest"))
+		return cmd_manifest(argc - 1, argv + 1);
+	fprintf(stderr, "ringfence content: unknown command '%s'\n\n", argv[1]);
+	usage(stderr);
 	return 2;
 }

@@ -1,0 +1,763 @@
+/*
+ * The engine: a verified pack turned into matchers, and the interpreter that evaluates events.
+ *
+ * Model. Each atom is one predicate on one field; each rule is a jump-free postfix program over
+ * atom bits, so its cost is bounded by its length (P3). Per event the engine
+ *   1. looks up each field the event carries (only fields the manifest supplies count),
+ *      truncating values at RF_EVENT_VALUE_MAX (the event is flagged);
+ *   2. scans each string field that has atoms with that field's Vectorscan database (one per
+ *      field, compiled here from the verified pattern text, never deserialised from the pack),
+ *      and every string field with the keyword database; int and ip atoms are compared natively;
+ *      EXISTS/NULL atoms come from presence;
+ *   3. each atom that matches marks the rules in its trigger list as candidates (the prefilter:
+ *      a rule's trigger set is a set of atoms at least one of which must match for the rule to
+ *      be true, computed at load); rules without a trigger set always run;
+ *   4. runs the candidate programs, re-checking every atom index and the stack at run time
+ *      (defence in depth: a violation is counted and the rule is false, never a fault).
+ * Cost per event is docs/engine.md's bound. Nothing is allocated per event: all per-event state
+ * lives in the caller's scratch, which is reset by stamps rather than by clearing.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <hs/hs.h>
+
+#include "content/pack.h"
+#include "ringfence/limits.h"
+
+struct fslot {             /* one manifest field in the lookup table */
+	uint32_t ev;       /* manifest event index */
+	const char *name;  /* manifest field name (owned by names arena) */
+	uint32_t name_len;
+	int32_t pf;        /* pack field index or -1 */
+	uint8_t type;      /* manifest type */
+};
+
+struct numatom {
+	uint32_t atom;
+	int64_t iv;
+	uint8_t ip[16];
+};
+
+struct pfield_rt {
+	hs_database_t *db;     /* string atoms on this field (NULL if none) */
+	uint32_t num_off, num_len;   /* int/ip atoms in e->nums */
+	uint32_t pres_off, pres_len; /* EXISTS atoms in e->pres */
+	uint32_t null_off, null_len; /* NULL atoms in e->nulls */
+	uint32_t ev;           /* manifest event index */
+};
+
+struct evtype {
+	char *name;
+	size_t name_len;
+	uint32_t always_off, always_len; /* rules without a trigger set */
+	uint32_t nf_off, nf_len;         /* pack fields of this event that have NULL atoms */
+};
+
+struct rf_engine {
+	struct rf_pack *pk;
+	size_t n_ev;
+	struct evtype *evs;
+	struct fslot *slots;
+	uint32_t nslots;
+	char *names;
+	struct pfield_rt *pf;
+	hs_database_t *kwdb;
+	struct numatom *nums;
+	uint32_t *pres, *nulls, *nullfields, *always;
+	uint32_t *trig_off, *trig_rules; /* CSR: atom -> rules */
+	uint32_t *rule_ev;               /* manifest event of each rule */
+	size_t scratch_bytes;
+};
+
+struct rf_engine_scratch {
+	const struct rf_engine *e;
+	hs_scratch_t *hs;
+	uint64_t *bits;
+	uint32_t *rule_stamp, *cand, *matches, *field_stamp;
+	uint32_t n_cand, n_matches, stamp;
+	struct rf_engine_stats st;
+};
+
+static uint32_t fnv(const void *p, size_t n, uint32_t h)
+{
+	const uint8_t *s = p;
+	for (size_t i = 0; i < n; i++)
+		h = (h ^ s[i]) * 16777619u;
+	return h;
+}
+
+static uint32_t slot_hash(uint32_t ev, const void *name, size_t n)
+{
+	return fnv(name, n, 2166136261u ^ (ev * 2654435761u));
+}
+
+void rf_engine_free(struct rf_engine *e)
+{
+	if (!e)
+		return;
+	if (e->pf)
+		for (uint32_t i = 0; i < e->pk->n_fields; i++)
+			hs_free_database(e->pf[i].db);
+	hs_free_database(e->kwdb);
+	if (e->evs)
+		for (size_t i = 0; i < e->n_ev; i++)
+			free(e->evs[i].name);
+	free(e->evs);
+	free(e->slots);
+	free(e->names);
+	free(e->pf);
+	free(e->nums);
+	free(e->pres);
+	free(e->nulls);
+	free(e->nullfields);
+	free(e->always);
+	free(e->trig_off);
+	free(e->trig_rules);
+	free(e->rule_ev);
+	rf_pack_free(e->pk);
+	free(e);
+}
+
+const struct rf_pack *rf_engine_pack(const struct rf_engine *e)
+{
+	return e->pk;
+}
+
+/* Compile the string atoms in atoms[0..n) into one database. */
+static int compile_db(const struct rf_engine *e, const uint32_t *atoms, uint32_t n,
+		      const char *what, hs_database_t **ret, struct rf_diag *d)
+{
+	const struct rf_pack *pk = e->pk;
+	char **exprs = calloc(n, sizeof(*exprs));
+	unsigned *flags = calloc(n, sizeof(*flags)), *ids = calloc(n, sizeof(*ids));
+	hs_compile_error_t *err = NULL;
+	int r = 0;
+
+	if (!exprs || !flags || !ids) {
+		r = -ENOMEM;
+		goto out;
+	}
+	for (uint32_t i = 0; i < n; i++) {
+		const struct rf_patom *a = &pk->atoms[atoms[i]];
+		const struct rf_pstr *p = &pk->strings[a->pattern];
+		size_t cap = RF_GLOB_REGEX_MAX(p->len) + 1;
+		exprs[i] = malloc(cap);
+		if (!exprs[i]) {
+			r = -ENOMEM;
+			goto out;
+		}
+		if (rf__pack_glob_regex(a->op, p->s, p->len, exprs[i], cap) < 0) {
+			r = rf_diag_report(d, -E2BIG, "engine: atom %u: pattern too long", atoms[i]);
+			goto out;
+		}
+		flags[i] = HS_FLAG_DOTALL | HS_FLAG_SINGLEMATCH |
+			   ((a->flags & RF_ATOM_CASED) ? 0 : HS_FLAG_CASELESS);
+		ids[i] = atoms[i];
+	}
+	if (hs_compile_multi((const char *const *)exprs, flags, ids, n, HS_MODE_BLOCK, NULL, ret,
+			     &err) != HS_SUCCESS) {
+		r = rf_diag_report(d, -ENOEXEC, "engine: Vectorscan rejected %s (expression %d): %s",
+				   what, err ? err->expression : -1, err ? err->message : "?");
+		hs_free_compile_error(err);
+	}
+out:
+	if (exprs)
+		for (uint32_t i = 0; i < n; i++)
+			free(exprs[i]);
+	free(exprs);
+	free(flags);
+	free(ids);
+	return r;
+}
+
+struct tset {
+	uint32_t start, len;
+	bool all;
+};
+
+/* Trigger sets (see the file comment). pool must hold code_len * 2 * RF_TRIGGER_SET_MAX. */
+static struct tset trigger_set(const struct rf_pack *pk, const struct rf_prule *r, uint32_t *pool,
+			       struct tset *st)
+{
+	uint32_t top = 0, used = 0;
+
+	for (uint32_t k = 0; k < r->code_len; k++) {
+		uint32_t in = pk->code[r->code_off + k], op = RF_INSN_OP(in);
+		struct tset a, b;
+		switch (op) {
+		case RF_I_ATOM:
+			if (pk->atoms[RF_INSN_ARG(in)].op == RF_OP_NULL) {
+				st[top++] = (struct tset){0, 0, true};
+			} else {
+				pool[used] = RF_INSN_ARG(in);
+				st[top++] = (struct tset){used++, 1, false};
+			}
+			break;
+		case RF_I_TRUE:
+			st[top++] = (struct tset){0, 0, true};
+			break;
+		case RF_I_FALSE:
+			st[top++] = (struct tset){used, 0, false};
+			break;
+		case RF_I_NOT:
+			st[top - 1] = (struct tset){0, 0, true};
+			break;
+		case RF_I_AND:
+			b = st[--top];
+			a = st[top - 1];
+			if (a.all || (!b.all && b.len < a.len))
+				st[top - 1] = b;
+			break;
+		case RF_I_OR:
+			b = st[--top];
+			a = st[top - 1];
+			if (a.all || b.all || a.len + b.len > RF_TRIGGER_SET_MAX) {
+				st[top - 1] = (struct tset){0, 0, true};
+			} else {
+				memmove(pool + used, pool + a.start, a.len * sizeof(*pool));
+				memmove(pool + used + a.len, pool + b.start, b.len * sizeof(*pool));
+				st[top - 1] = (struct tset){used, a.len + b.len, false};
+				used += a.len + b.len;
+			}
+			break;
+		}
+	}
+	return st[0];
+}
+
+static int build_triggers(struct rf_engine *e, struct rf_diag *d)
+{
+	const struct rf_pack *pk = e->pk;
+	uint32_t maxlen = 1, *pool = NULL, *cnt = NULL, *rs_start = NULL, *rs_len = NULL;
+	struct tset *st = NULL;
+	uint32_t *always_cnt = NULL;
+	size_t total = 0;
+	int r = -ENOMEM;
+
+	for (uint32_t i = 0; i < pk->n_rules; i++)
+		if (pk->rules[i].code_len > maxlen)
+			maxlen = pk->rules[i].code_len;
+	/* Keep every rule's final set: sets are stored in one growing array. */
+	size_t poolcap = (size_t)maxlen * 2 * RF_TRIGGER_SET_MAX + 1;
+	pool = malloc(poolcap * sizeof(*pool));
+	st = malloc((RF_RULE_STACK_MAX + 1) * sizeof(*st));
+	uint32_t *sets = malloc(((size_t)pk->n_rules * RF_TRIGGER_SET_MAX + 1) * sizeof(*sets));
+	rs_start = calloc(pk->n_rules + 1, sizeof(*rs_start));
+	rs_len = calloc(pk->n_rules + 1, sizeof(*rs_len));
+	cnt = calloc((size_t)pk->n_atoms + 1, sizeof(*cnt));
+	always_cnt = calloc(e->n_ev + 1, sizeof(*always_cnt));
+	e->trig_off = calloc((size_t)pk->n_atoms + 1, sizeof(*e->trig_off));
+	e->always = malloc((pk->n_rules + 1) * sizeof(*e->always));
+	if (!pool || !st || !sets || !rs_start || !rs_len || !cnt || !always_cnt || !e->trig_off ||
+	    !e->always)
+		goto out;
+	size_t nsets = 0;
+	for (uint32_t i = 0; i < pk->n_rules; i++) {
+		struct tset t = trigger_set(pk, &pk->rules[i], pool, st);
+		if (t.all) {
+			rs_len[i] = UINT32_MAX;
+			always_cnt[e->rule_ev[i]]++;
+			continue;
+		}
+		rs_start[i] = (uint32_t)nsets;
+		rs_len[i] = t.len;
+		memcpy(sets + nsets, pool + t.start, t.len * sizeof(*sets));
+		nsets += t.len;
+		for (uint32_t k = 0; k < t.len; k++)
+			cnt[pool[t.start + k]]++;
+	}
+	for (uint32_t a = 0; a < pk->n_atoms; a++) {
+		e->trig_off[a] = (uint32_t)total;
+		total += cnt[a];
+	}
+	e->trig_off[pk->n_atoms] = (uint32_t)total;
+	e->trig_rules = malloc((total + 1) * sizeof(*e->trig_rules));
+	if (!e->trig_rules)
+		goto out;
+	memset(cnt, 0, ((size_t)pk->n_atoms + 1) * sizeof(*cnt));
+	for (uint32_t i = 0; i < pk->n_rules; i++) {
+		if (rs_len[i] == UINT32_MAX)
+			continue;
+		for (uint32_t k = 0; k < rs_len[i]; k++) {
+			uint32_t a = sets[rs_start[i] + k];
+			e->trig_rules[e->trig_off[a] + cnt[a]++] = i;
+		}
+	}
+	uint32_t off = 0;
+	for (size_t v = 0; v < e->n_ev; v++) {
+		e->evs[v].always_off = off;
+		e->evs[v].always_len = 0;
+		off += always_cnt[v];
+	}
+	for (uint32_t i = 0; i < pk->n_rules; i++)
+		if (rs_len[i] == UINT32_MAX) {
+			struct evtype *et = &e->evs[e->rule_ev[i]];
+			e->always[et->always_off + et->always_len++] = i;
+		}
+	r = 0;
+out:
+	free(pool);
+	free(st);
+	free(sets);
+	free(rs_start);
+	free(rs_len);
+	free(cnt);
+	free(always_cnt);
+	(void)d;
+	return r;
+}
+
+static int build(struct rf_engine *e, const struct rf_manifest *m, struct rf_diag *d)
+{
+	const struct rf_pack *pk = e->pk;
+	size_t nmf = 0, names_len = 0;
+	uint32_t *tmp = NULL;
+	int r = -ENOMEM;
+
+	e->n_ev = rf__manifest_nevents(m);
+	e->evs = calloc(e->n_ev + 1, sizeof(*e->evs));
+	if (!e->evs)
+		return -ENOMEM;
+	for (size_t v = 0; v < e->n_ev; v++) {
+		const char *nm = rf__manifest_event_name(m, v);
+		e->evs[v].name_len = strlen(nm);
+		if (!(e->evs[v].name = strdup(nm)))
+			return -ENOMEM;
+		nmf += rf__manifest_event_nfields_at(m, v);
+		for (size_t f = 0; f < rf__manifest_event_nfields_at(m, v); f++)
+			names_len += strlen(rf__manifest_field_name(m, v, f)) + 1;
+	}
+	/* Field lookup table over every manifest field. */
+	e->nslots = 16;
+	while (e->nslots < nmf * 2)
+		e->nslots *= 2;
+	e->slots = calloc(e->nslots, sizeof(*e->slots));
+	e->names = malloc(names_len + 1);
+	e->pf = calloc(pk->n_fields + 1, sizeof(*e->pf));
+	e->rule_ev = calloc(pk->n_rules + 1, sizeof(*e->rule_ev));
+	if (!e->slots || !e->names || !e->pf || !e->rule_ev)
+		return -ENOMEM;
+	char *np = e->names;
+	for (size_t v = 0; v < e->n_ev; v++)
+		for (size_t f = 0; f < rf__manifest_event_nfields_at(m, v); f++) {
+			const char *fn = rf__manifest_field_name(m, v, f);
+			size_t l = strlen(fn);
+			memcpy(np, fn, l + 1);
+			uint32_t h = slot_hash((uint32_t)v, fn, l) & (e->nslots - 1);
+			while (e->slots[h].name)
+				h = (h + 1) & (e->nslots - 1);
+			e->slots[h] = (struct fslot){(uint32_t)v, np, (uint32_t)l, -1,
+						     (uint8_t)rf__manifest_field_type_at(m, v, f)};
+			np += l + 1;
+		}
+	/* Resolve pack fields (all verified to be supplied with the same type). */
+	for (uint32_t i = 0; i < pk->n_fields; i++) {
+		const char *ev = rf__pack_str(pk, pk->fields[i].event);
+		const char *fn = rf__pack_str(pk, pk->fields[i].name);
+		int v = rf__manifest_event_index(m, ev);
+		if (v < 0)
+			continue; /* no rule uses it (verified), so it needs no matcher */
+		uint32_t h = slot_hash((uint32_t)v, fn, strlen(fn)) & (e->nslots - 1);
+		while (e->slots[h].name) {
+			if (e->slots[h].ev == (uint32_t)v && !strcmp(e->slots[h].name, fn)) {
+				e->slots[h].pf = (int32_t)i;
+				break;
+			}
+			h = (h + 1) & (e->nslots - 1);
+		}
+		e->pf[i].ev = (uint32_t)v;
+	}
+	for (uint32_t i = 0; i < pk->n_rules; i++)
+		e->rule_ev[i] = (uint32_t)rf__manifest_event_index(m, rf__pack_str(pk, pk->rules[i].event));
+	/* Group atoms per field and kind (counting sort by field). */
+	uint32_t na = pk->n_atoms, nf = pk->n_fields;
+	uint32_t *cs = calloc(nf + 1, sizeof(*cs)), *cn = calloc(nf + 1, sizeof(*cn));
+	uint32_t *ce = calloc(nf + 1, sizeof(*ce)), *cu = calloc(nf + 1, sizeof(*cu));
+	uint32_t nkw = 0;
+	tmp = malloc((na + 1) * sizeof(*tmp));
+	e->nums = malloc((na + 1) * sizeof(*e->nums));
+	e->pres = malloc((na + 1) * sizeof(*e->pres));
+	e->nulls = malloc((na + 1) * sizeof(*e->nulls));
+	e->nullfields = malloc((nf + 1) * sizeof(*e->nullfields));
+	if (!cs || !cn || !ce || !cu || !tmp || !e->nums || !e->pres || !e->nulls || !e->nullfields)
+		goto out;
+	for (uint32_t a = 0; a < na; a++) {
+		const struct rf_patom *at = &pk->atoms[a];
+		if (at->field == RF_PACK_NONE)
+			continue;
+		if (at->op == RF_OP_EXISTS)
+			ce[at->field]++;
+		else if (at->op == RF_OP_NULL)
+			cu[at->field]++;
+		else if (pk->fields[at->field].type == RF_FT_STRING)
+			cs[at->field]++;
+		else
+			cn[at->field]++;
+	}
+	uint32_t on = 0, oe = 0, ou = 0;
+	for (uint32_t f = 0; f < nf; f++) {
+		e->pf[f].num_off = on;
+		on += cn[f];
+		e->pf[f].pres_off = oe;
+		oe += ce[f];
+		e->pf[f].null_off = ou;
+		ou += cu[f];
+	}
+	for (uint32_t a = 0; a < na; a++) {
+		const struct rf_patom *at = &pk->atoms[a];
+		const struct rf_pstr *p = &pk->strings[at->pattern];
+		if (at->field == RF_PACK_NONE) {
+			nkw++;
+			continue;
+		}
+		struct pfield_rt *f = &e->pf[at->field];
+		uint8_t t = pk->fields[at->field].type;
+		if (at->op == RF_OP_EXISTS) {
+			e->pres[f->pres_off + f->pres_len++] = a;
+		} else if (at->op == RF_OP_NULL) {
+			e->nulls[f->null_off + f->null_len++] = a;
+		} else if (t != RF_FT_STRING) {
+			struct numatom *nm = &e->nums[f->num_off + f->num_len++];
+			memset(nm, 0, sizeof(*nm));
+			nm->atom = a;
+			if (t == RF_FT_INT)
+				(void)rf__pack_parse_int(p->s, p->len, &nm->iv);
+			else
+				(void)rf__pack_parse_ip(p->s, p->len, nm->ip);
+		}
+	}
+	/* Per-field string databases. */
+	for (uint32_t f = 0; f < nf; f++) {
+		uint32_t k = 0;
+		if (!cs[f])
+			continue;
+		for (uint32_t a = 0; a < na; a++) {
+			const struct rf_patom *at = &pk->atoms[a];
+			if (at->field == f && at->op != RF_OP_EXISTS && at->op != RF_OP_NULL)
+				tmp[k++] = a;
+		}
+		char what[RF_NAME_MAX + 64];
+		snprintf(what, sizeof(what), "the patterns of field '%s'",
+			 rf__pack_str(pk, pk->fields[f].name));
+		r = compile_db(e, tmp, k, what, &e->pf[f].db, d);
+		if (r < 0)
+			goto out;
+	}
+	if (nkw) {
+		uint32_t k = 0;
+		for (uint32_t a = 0; a < na; a++)
+			if (pk->atoms[a].field == RF_PACK_NONE)
+				tmp[k++] = a;
+		r = compile_db(e, tmp, k, "the keyword patterns", &e->kwdb, d);
+		if (r < 0)
+			goto out;
+	}
+	/* Fields with NULL atoms, grouped per event (absent fields make them true). */
+	uint32_t nfo = 0;
+	for (size_t v = 0; v < e->n_ev; v++) {
+		e->evs[v].nf_off = nfo;
+		for (uint32_t f = 0; f < nf; f++)
+			if (e->pf[f].null_len && e->pf[f].ev == v &&
+			    rf__manifest_event_index(m, rf__pack_str(pk, pk->fields[f].event)) == (int)v)
+				e->nullfields[nfo++] = f;
+		e->evs[v].nf_len = nfo - e->evs[v].nf_off;
+	}
+	r = build_triggers(e, d);
+out:
+	free(cs);
+	free(cn);
+	free(ce);
+	free(cu);
+	free(tmp);
+	return r;
+}
+
+int rf_engine_load(const uint8_t *p, size_t n, const struct rf_manifest *m, struct rf_engine **ret,
+		   struct rf_diag *d)
+{
+	struct rf_engine *e;
+	struct rf_pack *pk = NULL;
+	int r = rf_pack_open(p, n, &pk, d);
+
+	if (r < 0)
+		return r;
+	r = rf_pack_check(pk, m, d);
+	if (r < 0) {
+		rf_pack_free(pk);
+		return r;
+	}
+	e = calloc(1, sizeof(*e));
+	if (!e) {
+		rf_pack_free(pk);
+		return -ENOMEM;
+	}
+	e->pk = pk;
+	r = build(e, m, d);
+	if (r < 0) {
+		rf_engine_free(e);
+		return r;
+	}
+	*ret = e;
+	return 0;
+}
+
+int rf_engine_scratch_new(const struct rf_engine *e, struct rf_engine_scratch **ret)
+{
+	const struct rf_pack *pk = e->pk;
+	struct rf_engine_scratch *s = calloc(1, sizeof(*s));
+	int r = -ENOMEM;
+
+	if (!s)
+		return -ENOMEM;
+	s->e = e;
+	s->bits = calloc(pk->n_atoms / 64 + 1, sizeof(*s->bits));
+	s->rule_stamp = calloc(pk->n_rules + 1, sizeof(*s->rule_stamp));
+	s->cand = calloc(pk->n_rules + 1, sizeof(*s->cand));
+	s->matches = calloc(pk->n_rules + 1, sizeof(*s->matches));
+	s->field_stamp = calloc(pk->n_fields + 1, sizeof(*s->field_stamp));
+	if (!s->bits || !s->rule_stamp || !s->cand || !s->matches || !s->field_stamp)
+		goto fail;
+	for (uint32_t f = 0; f < pk->n_fields; f++)
+		if (e->pf[f].db && hs_alloc_scratch(e->pf[f].db, &s->hs) != HS_SUCCESS)
+			goto fail;
+	if (e->kwdb && hs_alloc_scratch(e->kwdb, &s->hs) != HS_SUCCESS)
+		goto fail;
+	*ret = s;
+	return 0;
+fail:
+	rf_engine_scratch_free(s);
+	return r;
+}
+
+void rf_engine_scratch_free(struct rf_engine_scratch *s)
+{
+	if (!s)
+		return;
+	hs_free_scratch(s->hs);
+	free(s->bits);
+	free(s->rule_stamp);
+	free(s->cand);
+	free(s->matches);
+	free(s->field_stamp);
+	free(s);
+}
+
+void rf_engine_scratch_stats(const struct rf_engine_scratch *s, struct rf_engine_stats *ret)
+{
+	*ret = s->st;
+}
+
+static void mark(struct rf_engine_scratch *s, uint32_t a)
+{
+	const struct rf_engine *e = s->e;
+	uint64_t bit = 1ull << (a & 63);
+
+	if (a >= e->pk->n_atoms) {
+		s->st.violations++;
+		return;
+	}
+	if (s->bits[a >> 6] & bit)
+		return;
+	s->bits[a >> 6] |= bit;
+	for (uint32_t k = e->trig_off[a]; k < e->trig_off[a + 1]; k++) {
+		uint32_t r = e->trig_rules[k];
+		if (s->rule_stamp[r] != s->stamp) {
+			s->rule_stamp[r] = s->stamp;
+			s->cand[s->n_cand++] = r;
+		}
+	}
+}
+
+static int on_match(unsigned int id, unsigned long long from, unsigned long long to,
+		    unsigned int flags, void *ctx)
+{
+	mark(ctx, id);
+	return 0;
+}
+
+static bool get_bit(const struct rf_engine_scratch *s, uint32_t a)
+{
+	return s->bits[a >> 6] >> (a & 63) & 1;
+}
+
+/* Run rule ri's program; every index and the stack are re-checked (violations count). */
+static bool run_rule(struct rf_engine_scratch *s, uint32_t ri)
+{
+	const struct rf_pack *pk = s->e->pk;
+	const struct rf_prule *r = &pk->rules[ri];
+	uint64_t stack = 0;
+	uint32_t depth = 0;
+
+	if (r->code_off > pk->n_code || r->code_len > pk->n_code - r->code_off)
+		goto violation;
+	for (uint32_t k = 0; k < r->code_len; k++) {
+		uint32_t in = pk->code[r->code_off + k], arg = RF_INSN_ARG(in);
+		uint64_t v;
+		switch (RF_INSN_OP(in)) {
+		case RF_I_ATOM:
+			if (arg >= pk->n_atoms || depth >= 64)
+				goto violation;
+			stack = stack << 1 | (uint64_t)get_bit(s, arg);
+			depth++;
+			break;
+		case RF_I_TRUE:
+		case RF_I_FALSE:
+			if (depth >= 64)
+				goto violation;
+			stack = stack << 1 | (uint64_t)(RF_INSN_OP(in) == RF_I_TRUE);
+			depth++;
+			break;
+		case RF_I_NOT:
+			if (depth < 1)
+				goto violation;
+			stack ^= 1;
+			break;
+		case RF_I_AND:
+		case RF_I_OR:
+			if (depth < 2)
+				goto violation;
+			v = RF_INSN_OP(in) == RF_I_AND ? (stack & (stack >> 1) & 1)
+						       : ((stack | (stack >> 1)) & 1);
+			stack = (stack >> 2) << 1 | v;
+			depth--;
+			break;
+		default:
+			goto violation;
+		}
+	}
+	if (depth != 1)
+		goto violation;
+	return stack & 1;
+violation:
+	s->st.violations++;
+	return false;
+}
+
+static int cmp_u32(const void *a, const void *b)
+{
+	uint32_t x = *(const uint32_t *)a, y = *(const uint32_t *)b;
+	return x < y ? -1 : x > y;
+}
+
+int rf_engine_eval(const struct rf_engine *e, const struct rf_event *ev,
+		   struct rf_engine_scratch *s, rf_alert_fn fn, void *userdata, bool *ret_truncated)
+{
+	const struct rf_pack *pk = e->pk;
+	bool truncated = false;
+	size_t v;
+
+	if (s->e != e)
+		return -EINVAL;
+	s->st.events++;
+	for (v = 0; v < e->n_ev; v++)
+		if (e->evs[v].name_len == ev->type_len && !memcmp(e->evs[v].name, ev->type, ev->type_len))
+			break;
+	if (v == e->n_ev) {
+		s->st.unknown++;
+		if (ret_truncated)
+			*ret_truncated = false;
+		return 0;
+	}
+	if (++s->stamp == 0) { /* wrapped: forget every stamp */
+		memset(s->rule_stamp, 0, pk->n_rules * sizeof(*s->rule_stamp));
+		memset(s->field_stamp, 0, pk->n_fields * sizeof(*s->field_stamp));
+		s->stamp = 1;
+	}
+	memset(s->bits, 0, (pk->n_atoms / 64 + 1) * sizeof(*s->bits));
+	s->n_cand = 0;
+	s->n_matches = 0;
+	size_t nfields = ev->n_fields < RF_EVENT_FIELDS_MAX ? ev->n_fields : RF_EVENT_FIELDS_MAX;
+	for (size_t i = 0; i < nfields; i++) {
+		const struct rf_event_field *f = &ev->fields[i];
+		uint32_t h = slot_hash((uint32_t)v, f->name, f->name_len) & (e->nslots - 1);
+		const struct fslot *sl = NULL;
+		while (e->slots[h].name) {
+			if (e->slots[h].ev == v && e->slots[h].name_len == f->name_len &&
+			    !memcmp(e->slots[h].name, f->name, f->name_len)) {
+				sl = &e->slots[h];
+				break;
+			}
+			h = (h + 1) & (e->nslots - 1);
+		}
+		if (!sl)
+			continue; /* not supplied by this agent: invisible to rules */
+		size_t len = f->value_len;
+		if (len > RF_EVENT_VALUE_MAX) {
+			len = RF_EVENT_VALUE_MAX;
+			truncated = true;
+		}
+		const char *val = (const char *)f->value;
+		if (!val)
+			len = 0, val = "";
+		if (sl->type == RF_FT_STRING && e->kwdb &&
+		    hs_scan(e->kwdb, val, (unsigned)len, 0, s->hs, on_match, s) != HS_SUCCESS)
+			return -EIO;
+		if (sl->pf < 0)
+			continue;
+		uint32_t pf = (uint32_t)sl->pf;
+		if (pf >= pk->n_fields) {
+			s->st.violations++;
+			continue;
+		}
+		const struct pfield_rt *rt = &e->pf[pf];
+		s->field_stamp[pf] = s->stamp;
+		if (rt->db && hs_scan(rt->db, val, (unsigned)len, 0, s->hs, on_match, s) != HS_SUCCESS)
+			return -EIO;
+		if (rt->num_len) {
+			int64_t iv = 0;
+			uint8_t ip[16];
+			bool ok = sl->type == RF_FT_INT ? rf__pack_parse_int(val, len, &iv)
+							: rf__pack_parse_ip(val, len, ip);
+			for (uint32_t k = 0; ok && k < rt->num_len; k++) {
+				const struct numatom *nm = &e->nums[rt->num_off + k];
+				if (sl->type == RF_FT_INT ? nm->iv == iv : !memcmp(nm->ip, ip, 16))
+					mark(s, nm->atom);
+			}
+		}
+		for (uint32_t k = 0; k < rt->pres_len; k++)
+			mark(s, e->pres[rt->pres_off + k]);
+		if (len == 0)
+			for (uint32_t k = 0; k < rt->null_len; k++)
+				mark(s, e->nulls[rt->null_off + k]);
+	}
+	/* NULL atoms of absent fields. */
+	const struct evtype *et = &e->evs[v];
+	for (uint32_t k = 0; k < et->nf_len; k++) {
+		uint32_t pf = e->nullfields[et->nf_off + k];
+		if (s->field_stamp[pf] == s->stamp)
+			continue;
+		const struct pfield_rt *rt = &e->pf[pf];
+		for (uint32_t j = 0; j < rt->null_len; j++)
+			mark(s, e->nulls[rt->null_off + j]);
+	}
+	/* Candidates (triggered, of this event type) and rules that always run. */
+	for (uint32_t k = 0; k < s->n_cand; k++) {
+		uint32_t r = s->cand[k];
+		if (e->rule_ev[r] != v)
+			continue;
+		s->st.rules_run++;
+		if (run_rule(s, r))
+			s->matches[s->n_matches++] = r;
+	}
+	for (uint32_t k = 0; k < et->always_len; k++) {
+		uint32_t r = e->always[et->always_off + k];
+		s->st.rules_run++;
+		if (run_rule(s, r))
+			s->matches[s->n_matches++] = r;
+	}
+	if (s->n_matches > 1)
+		qsort(s->matches, s->n_matches, sizeof(*s->matches), cmp_u32);
+	for (uint32_t k = 0; k < s->n_matches; k++) {
+		struct rf_rule_info info;
+		if (fn && rf_pack_rule(pk, s->matches[k], &info) == 0)
+			fn(userdata, s->matches[k], &info);
+	}
+	if (truncated)
+		s->st.truncated++;
+	s->st.matches += s->n_matches;
+	if (ret_truncated)
+		*ret_truncated = truncated;
+	return (int)s->n_matches;
+}

@@ -1,0 +1,333 @@
+/*
+ * The event parser: one JSON line, a flat object of string/number/boolean/null members, into a
+ * struct rf_event that points into the caller's line and scratch. It is hand-written because it
+ * sits on the hot path (jansson allocates per value; this allocates nothing) and because events
+ * are untrusted: it reads each byte of the line at most twice, never past n, bounds the line
+ * length and the field count, and rejects nesting instead of recursing. Unescaped strings go to
+ * scratch; an unescaped string is never longer than its escaped form, so n bytes of scratch
+ * always suffice. Numbers keep their JSON text (the engine parses int fields itself).
+ */
+#include <string.h>
+
+#include "ringfence/content.h"
+#include "ringfence/limits.h"
+
+struct pstate {
+	const uint8_t *p;
+	size_t n, i;
+	uint8_t *out;
+	size_t outcap, o;
+	struct rf_diag *d;
+};
+
+static int fail(struct pstate *s, const char *why)
+{
+	return rf_diag_report(s->d, -EBADMSG, "byte %zu: %s", s->i, why);
+}
+
+static void skip_ws(struct pstate *s)
+{
+	while (s->i < s->n && (s->p[s->i] == ' ' || s->p[s->i] == '\t' || s->p[s->i] == '\r' ||
+			       s->p[s->i] == '\n'))
+		s->i++;
+}
+
+static int hexval(uint8_t c)
+{
+	if (c >= '0' && c <= '9')
+		return c - '0';
+	if (c >= 'a' && c <= 'f')
+		return c - 'a' + 10;
+	if (c >= 'A' && c <= 'F')
+		return c - 'A' + 10;
+	return -1;
+}
+
+static int read_u4(struct pstate *s, uint32_t *ret)
+{
+	uint32_t v = 0;
+
+	if (s->n - s->i < 4)
+		return fail(s, "truncated \\u escape");
+	for (int k = 0; k < 4; k++) {
+		int h = hexval(s->p[s->i + k]);
+		if (h < 0)
+			return fail(s, "bad \\u escape");
+		v = v << 4 | (uint32_t)h;
+	}
+	s->i += 4;
+	*ret = v;
+	return 0;
+}
+
+/* Parse a string starting at the opening quote; write its bytes to scratch. */
+static int parse_string(struct pstate *s, const uint8_t **ret, size_t *ret_len)
+{
+	size_t start = s->o;
+
+	s->i++; /* opening quote */
+	for (;;) {
+		if (s->i >= s->n)
+			return fail(s, "unterminated string");
+		uint8_t c = s->p[s->i];
+		if (c == '"') {
+			s->i++;
+			break;
+		}
+		if (c < 0x20)
+			return fail(s, "control character in string");
+		if (c != '\\') {
+			/* Copy the run of plain bytes in one go. */
+			size_t j = s->i + 1;
+			while (j < s->n && s->p[j] != '"' && s->p[j] != '\\' && s->p[j] >= 0x20)
+				j++;
+			if (s->o + (j - s->i) > s->outcap)
+				return fail(s, "scratch too small");
+			memcpy(s->out + s->o, s->p + s->i, j - s->i);
+			s->o += j - s->i;
+			s->i = j;
+			continue;
+		}
+		if (++s->i >= s->n)
+			return fail(s, "unterminated escape");
+		uint8_t e = s->p[s->i++], b[4];
+		size_t bl = 1;
+		uint32_t cp;
+		switch (e) {
+		case '"': b[0] = '"'; break;
+		case '\\': b[0] = '\\'; break;
+		case '/': b[0] = '/'; break;
+		case 'b': b[0] = '\b'; break;
+		case 'f': b[0] = '\f'; break;
+		case 'n': b[0] = '\n'; break;
+		case 'r': b[0] = '\r'; break;
+		case 't': b[0] = '\t'; break;
+		case 'u':
+			if (read_u4(s, &cp) < 0)
+				return -EBADMSG;
+			if (cp >= 0xdc00 && cp <= 0xdfff)
+				return fail(s, "lone low surrogate");
+			if (cp >= 0xd800 && cp <= 0xdbff) {
+				uint32_t lo;
+				if (s->n - s->i < 2 || s->p[s->i] != '\\' || s->p[s->i + 1] != 'u')
+					return fail(s, "high surrogate without low surrogate");
+				s->i += 2;
+				if (read_u4(s, &lo) < 0)
+					return -EBADMSG;
+				if (lo < 0xdc00 || lo > 0xdfff)
+					return fail(s, "high surrogate without low surrogate");
+				cp = 0x10000 + ((cp - 0xd800) << 10) + (lo - 0xdc00);
+			}
+			if (cp < 0x80) {
+				b[0] = (uint8_t)cp;
+			} else if (cp < 0x800) {
+				b[0] = (uint8_t)(0xc0 | cp >> 6);
+				b[1] = (uint8_t)(0x80 | (cp & 0x3f));
+				bl = 2;
+			} else if (cp < 0x10000) {
+				b[0] = (uint8_t)(0xe0 | cp >> 12);
+				b[1] = (uint8_t)(0x80 | ((cp >> 6) & 0x3f));
+				b[2] = (uint8_t)(0x80 | (cp & 0x3f));
+				bl = 3;
+			} else {
+				b[0] = (uint8_t)(0xf0 | cp >> 18);
+				b[1] = (uint8_t)(0x80 | ((cp >> 12) & 0x3f));
+				b[2] = (uint8_t)(0x80 | ((cp >> 6) & 0x3f));
+				b[3] = (uint8_t)(0x80 | (cp & 0x3f));
+				bl = 4;
+			}
+			break;
+		default:
+			return fail(s, "unknown escape");
+		}
+		if (s->o + bl > s->outcap)
+			return fail(s, "scratch too small");
+		memcpy(s->out + s->o, b, bl);
+		s->o += bl;
+	}
+	*ret = s->out + start;
+	*ret_len = s->o - start;
+	return 0;
+}
+
+/* JSON number grammar: -?(0|[1-9][0-9]*)(\.[0-9]+)?([eE][+-]?[0-9]+)? */
+static int parse_number(struct pstate *s)
+{
+	size_t i = s->i;
+	const uint8_t *p = s->p;
+
+#define DIGIT(k) ((k) < s->n && p[k] >= '0' && p[k] <= '9')
+	if (i < s->n && p[i] == '-')
+		i++;
+	if (!DIGIT(i))
+		return fail(s, "bad number");
+	if (p[i] == '0')
+		i++;
+	else
+		while (DIGIT(i))
+			i++;
+	if (i < s->n && p[i] == '.') {
+		i++;
+		if (!DIGIT(i))
+			return fail(s, "bad number");
+		while (DIGIT(i))
+			i++;
+	}
+	if (i < s->n && (p[i] == 'e' || p[i] == 'E')) {
+		i++;
+		if (i < s->n && (p[i] == '+' || p[i] == '-'))
+			i++;
+		if (!DIGIT(i))
+			return fail(s, "bad number");
+		while (DIGIT(i))
+			i++;
+	}
+#undef DIGIT
+	s->i = i;
+	return 0;
+}
+
+static bool lit(struct pstate *s, const char *w, size_t wl)
+{
+	if (s->n - s->i < wl || memcmp(s->p + s->i, w, wl))
+		return false;
+	s->i += wl;
+	return true;
+}
+
+static uint32_t name_hash(const uint8_t *p, size_t n)
+{
+	uint32_t h = 2166136261u;
+	for (size_t i = 0; i < n; i++)
+		h = (h ^ p[i]) * 16777619u;
+	return h;
+}
+
+int rf_event_parse(const uint8_t *line, size_t n, uint8_t *scratch, size_t scratch_len,
+		   struct rf_event *ev, struct rf_diag *d)
+{
+	struct pstate s = {line, n, 0, scratch, scratch_len, 0, d};
+	/* Names seen (for duplicates): slots hold field index + 1; index 0xff.. marks "event". */
+	uint16_t slots[512] = {0};
+	bool have_type = false;
+	int r;
+
+	if (n > RF_EVENT_LINE_MAX)
+		return rf_diag_report(d, -E2BIG, "line of %zu bytes (limit %u)", n, RF_EVENT_LINE_MAX);
+	ev->n_fields = 0;
+	ev->type = NULL;
+	ev->type_len = 0;
+	skip_ws(&s);
+	if (s.i >= n || line[s.i] != '{')
+		return fail(&s, "expected '{'");
+	s.i++;
+	skip_ws(&s);
+	if (s.i < n && line[s.i] == '}') {
+		s.i++;
+		goto done;
+	}
+	for (;;) {
+		const uint8_t *name, *val;
+		size_t nlen, vlen;
+		bool is_str = false, is_null = false;
+
+		skip_ws(&s);
+		if (s.i >= n || line[s.i] != '"')
+			return fail(&s, "expected a member name");
+		size_t name_at = s.i;
+		if ((r = parse_string(&s, &name, &nlen)) < 0)
+			return r;
+		if (nlen == 0 || nlen > RF_NAME_MAX) {
+			s.i = name_at;
+			return fail(&s, "member name empty or longer than RF_NAME_MAX");
+		}
+		skip_ws(&s);
+		if (s.i >= n || line[s.i] != ':')
+			return fail(&s, "expected ':'");
+		s.i++;
+		skip_ws(&s);
+		if (s.i >= n)
+			return fail(&s, "expected a value");
+		uint8_t c = line[s.i];
+		size_t vat = s.i;
+		if (c == '"') {
+			if ((r = parse_string(&s, &val, &vlen)) < 0)
+				return r;
+			is_str = true;
+		} else if (c == '-' || (c >= '0' && c <= '9')) {
+			if ((r = parse_number(&s)) < 0)
+				return r;
+			val = line + vat;
+			vlen = s.i - vat;
+		} else if (lit(&s, "true", 4) || lit(&s, "false", 5)) {
+			val = line + vat;
+			vlen = s.i - vat;
+		} else if (lit(&s, "null", 4)) {
+			val = NULL;
+			vlen = 0;
+			is_null = true;
+		} else if (c == '{' || c == '[') {
+			char q[64];
+			return rf_diag_report(d, -EBADMSG,
+					      "byte %zu: member '%s' is an object or array (only "
+					      "strings, numbers, booleans and null are allowed)",
+					      vat, rf_diag_quote(q, sizeof(q), name, nlen));
+		} else {
+			return fail(&s, "expected a value");
+		}
+		/* Duplicate names. */
+		uint32_t h = name_hash(name, nlen) & 511;
+		for (;;) {
+			uint16_t v = slots[h];
+			if (!v)
+				break;
+			const uint8_t *on;
+			size_t ol;
+			if (v == 0xffff) {
+				on = (const uint8_t *)"event";
+				ol = 5;
+			} else {
+				on = ev->fields[v - 1].name;
+				ol = ev->fields[v - 1].name_len;
+			}
+			if (ol == nlen && !memcmp(on, name, nlen)) {
+				char q[64];
+				return rf_diag_report(d, -EBADMSG, "byte %zu: duplicate member '%s'",
+						      name_at, rf_diag_quote(q, sizeof(q), name, nlen));
+			}
+			h = (h + 1) & 511;
+		}
+		if (nlen == 5 && !memcmp(name, "event", 5)) {
+			if (!is_str || vlen == 0)
+				return rf_diag_report(d, -EBADMSG,
+						      "byte %zu: \"event\" must be a non-empty string", vat);
+			ev->type = val;
+			ev->type_len = vlen;
+			have_type = true;
+			slots[h] = 0xffff;
+		} else if (!is_null) {
+			if (ev->n_fields >= RF_EVENT_FIELDS_MAX)
+				return rf_diag_report(d, -E2BIG, "byte %zu: more than %u fields", name_at,
+						      RF_EVENT_FIELDS_MAX);
+			ev->fields[ev->n_fields] = (struct rf_event_field){name, nlen, val, vlen, is_str};
+			slots[h] = (uint16_t)++ev->n_fields;
+		}
+		skip_ws(&s);
+		if (s.i < n && line[s.i] == ',') {
+			s.i++;
+			continue;
+		}
+		if (s.i < n && line[s.i] == '}') {
+			s.i++;
+			break;
+		}
+		return fail(&s, "expected ',' or '}'");
+	}
+done:
+	skip_ws(&s);
+	if (s.i != n)
+		return fail(&s, "bytes after the object");
+	if (!have_type)
+		return rf_diag_report(d, -EBADMSG, "no \"event\" member");
+	return 0;
+}

@@ -1,0 +1,105 @@
+/*
+ * The pack format (docs/pack-format.md) and the in-memory form of a structurally verified pack,
+ * shared by the writer (pack.c), the loader/verifier (verify.c) and the engine (engine.c).
+ *
+ * Invariant of struct rf_pack: every table has been decoded from little-endian bytes and every
+ * index in it checked against its table (strings, fields, atoms, code ranges), every program's
+ * stack discipline proved, every string is NUL-free valid UTF-8 (NUL-terminated here), every atom's
+ * op/flags/pattern is valid for its field type. Code that holds a struct rf_pack may rely on it;
+ * the interpreter still re-checks indices and stack at run time (defence in depth).
+ */
+#ifndef RF_CONTENT_PACK_H
+#define RF_CONTENT_PACK_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "content/ir.h"
+#include "ringfence/content.h"
+
+#define RF_PACK_MAGIC "RFPK"
+#define RF_PACK_VERSION 1u
+#define RF_PACK_HEADER_SIZE 24u
+#define RF_PACK_NSECTIONS 5u
+#define RF_PACK_SECTENT_SIZE 16u
+#define RF_PACK_PREAMBLE (RF_PACK_HEADER_SIZE + RF_PACK_NSECTIONS * RF_PACK_SECTENT_SIZE)
+
+enum rf_pack_section {
+	RF_SEC_STRINGS = 1,
+	RF_SEC_FIELDS = 2,
+	RF_SEC_ATOMS = 3,
+	RF_SEC_RULES = 4,
+	RF_SEC_CODE = 5,
+};
+
+#define RF_PACK_STRENT_SIZE 8u  /* u32 offset, u32 length (into the string data) */
+#define RF_PACK_FIELD_SIZE 12u  /* u32 event, u32 name, u8 type, u8[3] zero */
+#define RF_PACK_ATOM_SIZE 12u   /* u32 field|NONE, u8 op, u8 flags, u16 zero, u32 pattern */
+#define RF_PACK_RULE_SIZE 32u   /* u32 id,title,level,author,event,code_off,code_len, u32 zero */
+#define RF_PACK_INSN_SIZE 4u
+#define RF_PACK_NONE 0xffffffffu /* atom field of a keyword atom */
+
+struct rf_pstr {
+	const char *s; /* NUL-terminated copy */
+	uint32_t len;
+};
+
+struct rf_pfield {
+	uint32_t event, name; /* string indices */
+	uint8_t type;         /* enum rf_ftype */
+};
+
+struct rf_patom {
+	uint32_t field; /* field index, or RF_PACK_NONE for RF_OP_KEYWORD */
+	uint8_t op, flags;
+	uint32_t pattern; /* string index */
+};
+
+struct rf_prule {
+	uint32_t id, title, level, author, event; /* string indices */
+	uint32_t code_off, code_len;              /* range in the code table */
+};
+
+struct rf_pack {
+	uint32_t version;
+	uint64_t seq;
+	size_t total_len;
+	char *arena; /* NUL-terminated copies of every string */
+	uint32_t n_strings, n_fields, n_atoms, n_rules, n_code;
+	struct rf_pstr *strings;
+	struct rf_pfield *fields;
+	struct rf_patom *atoms;
+	struct rf_prule *rules;
+	uint32_t *code;
+};
+
+static inline const char *rf__pack_str(const struct rf_pack *pk, uint32_t i)
+{
+	return i < pk->n_strings ? pk->strings[i].s : "";
+}
+
+/* Append the regex for a glob atom (op EQ/CONTAINS/STARTSWITH/ENDSWITH/KEYWORD) to out (size
+ * cap); every literal byte is written as \xNN. Returns the length or -E2BIG. */
+int rf__pack_glob_regex(uint8_t op, const char *pat, size_t n, char *out, size_t cap);
+/* Largest regex rf__pack_glob_regex can produce for a pattern of n bytes. */
+#define RF_GLOB_REGEX_MAX(n) ((n) * 4 + 8)
+
+/* Parse a decimal int pattern ("-"? digits, no overflow) / an IPv4 or IPv6 literal into a
+ * 16-byte address (IPv4 as ::ffff:a.b.c.d). */
+bool rf__pack_parse_int(const char *s, size_t n, int64_t *ret);
+bool rf__pack_parse_ip(const char *s, size_t n, uint8_t ret[16]);
+
+/* Verify the structure of p (everything independent of a manifest) and decode it. */
+int rf__pack_decode(const uint8_t *p, size_t n, struct rf_pack **ret, struct rf_diag *reterr);
+
+/* Lookup used by the verifier and the engine (manifest.c). */
+struct rf_manifest;
+const char *rf__manifest_field_name(const struct rf_manifest *m, size_t ev, size_t i);
+int rf__manifest_event_index(const struct rf_manifest *m, const char *event);
+size_t rf__manifest_nevents(const struct rf_manifest *m);
+const char *rf__manifest_event_name(const struct rf_manifest *m, size_t ev);
+size_t rf__manifest_event_nfields_at(const struct rf_manifest *m, size_t ev);
+enum rf_ftype rf__manifest_field_type_at(const struct rf_manifest *m, size_t ev, size_t i);
+
+#endif

@@ -1,0 +1,464 @@
+/*
+ * Tests of the content engine through its public API (include/ringfence/content.h) and the pack
+ * builder of ir.h: manifests, pack round trips, the semantics of every op and flag on hand-written
+ * events, the 291 case at the library level, and the run-time checks of the interpreter.
+ */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <cmocka.h>
+
+#include "common/util.h"
+#include "content/ir.h"
+#include "content/pack.h"
+#include "ringfence/content.h"
+
+static struct rf_manifest *m10, *m11;
+
+static struct rf_manifest *load_manifest(const char *name)
+{
+	char path[4096];
+	const char *root = getenv("RF_SOURCE_ROOT");
+	uint8_t *buf;
+	size_t n;
+	struct rf_manifest *m = NULL;
+	struct rf_diag d = {0};
+
+	snprintf(path, sizeof(path), "%s/manifests/%s", root ? root : ".", name);
+	assert_int_equal(rf_file_read(path, 1 << 20, &buf, &n), 0);
+	assert_int_equal(rf_manifest_parse(buf, n, &m, &d), 0);
+	free(buf);
+	return m;
+}
+
+static int setup(void **state)
+{
+	m10 = load_manifest("ringfence-agent-1.0.0.json");
+	m11 = load_manifest("ringfence-agent-1.1.0.json");
+	return 0;
+}
+
+static int teardown(void **state)
+{
+	rf_manifest_free(m10);
+	rf_manifest_free(m11);
+	return 0;
+}
+
+#define A(f, t, o, fl, p) {f, t, o, fl, (const uint8_t *)(p), sizeof(p) - 1}
+#define S RF_FT_STRING
+
+static uint8_t *build(const struct rf_ir_rule *rules, size_t n, size_t *len)
+{
+	struct rf_pack_builder *b;
+	struct rf_diag d = {0};
+	uint8_t *buf;
+
+	assert_int_equal(rf_pack_builder_new(&b), 0);
+	for (size_t i = 0; i < n; i++) {
+		int r = rf_pack_builder_add(b, &rules[i], &d);
+		if (r < 0)
+			fail_msg("builder: %s", d.first);
+	}
+	assert_int_equal(rf_pack_builder_count(b), n);
+	assert_int_equal(rf_pack_builder_finish(b, 7, &buf, len), 0);
+	rf_pack_builder_free(b);
+	return buf;
+}
+
+static void count_alert(void *ud, size_t idx, const struct rf_rule_info *r)
+{
+	(*(int *)ud)++;
+}
+
+/* Number of rules of the pack that fire on the JSON event line (against manifest 1.1.0). */
+static int eval_line(const uint8_t *pack, size_t len, const char *json, bool *trunc)
+{
+	struct rf_engine *e = NULL;
+	struct rf_engine_scratch *s = NULL;
+	struct rf_diag d = {0};
+	static struct rf_event ev;
+	size_t jl = strlen(json);
+	uint8_t *scratch = malloc(jl + 1);
+	int hits = 0, r;
+
+	r = rf_engine_load(pack, len, m11, &e, &d);
+	if (r < 0)
+		fail_msg("load: %s", d.first);
+	assert_int_equal(rf_engine_scratch_new(e, &s), 0);
+	r = rf_event_parse((const uint8_t *)json, jl, scratch, jl, &ev, &d);
+	if (r < 0)
+		fail_msg("event: %s", d.first);
+	r = rf_engine_eval(e, &ev, s, count_alert, &hits, trunc);
+	assert_int_equal(r, hits);
+	struct rf_engine_stats st;
+	rf_engine_scratch_stats(s, &st);
+	assert_int_equal(st.violations, 0);
+	rf_engine_scratch_free(s);
+	rf_engine_free(e);
+	free(scratch);
+	return hits;
+}
+
+/* One rule with one atom, program ATOM 0 (negated if neg). */
+static int one(struct rf_ir_atom a, bool neg, const char *event, const char *json)
+{
+	uint32_t code[2] = {RF_INSN(RF_I_ATOM, 0), RF_INSN(RF_I_NOT, 0)};
+	struct rf_ir_rule r = {"r1", "t", "high", "me", event, &a, 1, code, neg ? 2 : 1};
+	size_t len;
+	uint8_t *p = build(&r, 1, &len);
+	int hits = eval_line(p, len, json, NULL);
+
+	free(p);
+	return hits;
+}
+
+#define PC "process_creation"
+#define IMG "{\"event\":\"process_creation\",\"Image\":\"C:\\\\Windows\\\\System32\\\\cmd.exe\"," \
+	    "\"CommandLine\":\"cmd.exe /c whoami & echo a.b*c\",\"ProcessId\":1234,"          \
+	    "\"User\":\"\",\"ParentImage\":null}"
+
+static void test_manifest(void **state)
+{
+	struct rf_manifest *m = NULL;
+	struct rf_diag d = {0};
+	const char *dup = "{\"agent\":\"a\",\"version\":\"1\",\"events\":[{\"name\":\"e\",\"fields\":"
+			  "[{\"name\":\"X\",\"type\":\"string\"},{\"name\":\"X\",\"type\":\"int\"}]}]}";
+	const char *dupev = "{\"agent\":\"a\",\"version\":\"1\",\"events\":[{\"name\":\"e\",\"fields\""
+			    ":[]},{\"name\":\"e\",\"fields\":[]}]}";
+	const char *badtype = "{\"agent\":\"a\",\"version\":\"1\",\"events\":[{\"name\":\"e\",\"fields\":"
+			      "[{\"name\":\"X\",\"type\":\"float\"}]}]}";
+
+	assert_string_equal(rf_manifest_version(m11), "1.1.0");
+	assert_int_equal(rf_manifest_event_nfields(m11, PC), 22);
+	assert_int_equal(rf_manifest_event_nfields(m10, PC), 21);
+	assert_int_equal(rf_manifest_field_type(m11, PC, "ParentUser"), RF_FT_STRING);
+	assert_int_equal(rf_manifest_field_type(m10, PC, "ParentUser"), -ENOENT);
+	assert_int_equal(rf_manifest_field_type(m11, "network_connection", "DestinationIp"), RF_FT_IP);
+	assert_int_equal(rf_manifest_field_type(m11, PC, "ProcessId"), RF_FT_INT);
+	assert_int_equal(rf_manifest_parse((const uint8_t *)dup, strlen(dup), &m, &d), -EBADMSG);
+	assert_non_null(strstr(d.first, "duplicate field X"));
+	assert_int_equal(rf_manifest_parse((const uint8_t *)dupev, strlen(dupev), &m, &d), -EBADMSG);
+	assert_int_equal(rf_manifest_parse((const uint8_t *)badtype, strlen(badtype), &m, &d), -EBADMSG);
+	assert_int_equal(rf_manifest_parse((const uint8_t *)"{", 1, &m, &d), -EBADMSG);
+	assert_null(m);
+	/* The built-in manifest is 1.1.0. */
+	size_t n;
+	const uint8_t *b = rf_content_builtin_manifest(&n);
+	assert_int_equal(rf_manifest_parse(b, n, &m, &d), 0);
+	assert_string_equal(rf_manifest_version(m), "1.1.0");
+	rf_manifest_free(m);
+}
+
+static void test_roundtrip_dedup(void **state)
+{
+	struct rf_ir_atom a1[] = {A("Image", S, RF_OP_ENDSWITH, 0, "\\cmd.exe"),
+				  A("CommandLine", S, RF_OP_CONTAINS, 0, "whoami")};
+	struct rf_ir_atom a2[] = {A("CommandLine", S, RF_OP_CONTAINS, 0, "whoami"),
+				  A("Image", S, RF_OP_ENDSWITH, 0, "\\cmd.exe")};
+	uint32_t code[] = {RF_INSN(RF_I_ATOM, 0), RF_INSN(RF_I_ATOM, 1), RF_INSN(RF_I_AND, 0)};
+	struct rf_ir_rule rules[] = {{"id-1", "Rule one", "high", "alice", PC, a1, 2, code, 3},
+				     {"id-2", "Rule two", "", "", PC, a2, 2, code, 3}};
+	size_t len;
+	uint8_t *p = build(rules, 2, &len);
+	struct rf_pack *pk;
+	struct rf_diag d = {0};
+	struct rf_pack_summary s;
+	struct rf_rule_info ri;
+
+	assert_int_equal(rf_pack_open(p, len, &pk, &d), 0);
+	rf_pack_summary(pk, &s);
+	assert_int_equal(s.n_rules, 2);
+	assert_int_equal(s.n_atoms, 2);  /* shared between the rules */
+	assert_int_equal(s.n_fields, 2);
+	assert_int_equal(s.n_code, 6);
+	assert_int_equal(s.seq, 7);
+	assert_int_equal(s.total_len, len);
+	assert_int_equal(rf_pack_rule(pk, 1, &ri), 0);
+	assert_string_equal(ri.id, "id-2");
+	assert_string_equal(ri.title, "Rule two");
+	assert_string_equal(ri.event, PC);
+	assert_int_equal(rf_pack_rule(pk, 2, &ri), -ERANGE);
+	assert_int_equal(rf_pack_check(pk, m10, &d), 0);
+	rf_pack_free(pk);
+	assert_int_equal(eval_line(p, len, IMG, NULL), 2);
+	free(p);
+}
+
+static void test_string_ops(void **state)
+{
+	/* Case-insensitive by default, cased on request. */
+	assert_int_equal(one((struct rf_ir_atom)A("Image", S, RF_OP_EQ, 0, "c:\\windows\\system32\\CMD.EXE"), false, PC, IMG), 1);
+	assert_int_equal(one((struct rf_ir_atom)A("Image", S, RF_OP_EQ, RF_ATOM_CASED, "c:\\windows\\system32\\CMD.EXE"), false, PC, IMG), 0);
+	assert_int_equal(one((struct rf_ir_atom)A("Image", S, RF_OP_EQ, RF_ATOM_CASED, "C:\\\\Windows\\\\System32\\\\cmd.exe"), false, PC, IMG), 1);
+	/* EQ is anchored both ends. */
+	assert_int_equal(one((struct rf_ir_atom)A("Image", S, RF_OP_EQ, 0, "cmd.exe"), false, PC, IMG), 0);
+	assert_int_equal(one((struct rf_ir_atom)A("Image", S, RF_OP_STARTSWITH, 0, "c:\\win"), false, PC, IMG), 1);
+	assert_int_equal(one((struct rf_ir_atom)A("Image", S, RF_OP_STARTSWITH, 0, "\\win"), false, PC, IMG), 0);
+	assert_int_equal(one((struct rf_ir_atom)A("Image", S, RF_OP_ENDSWITH, 0, "\\CMD.exe"), false, PC, IMG), 1);
+	assert_int_equal(one((struct rf_ir_atom)A("Image", S, RF_OP_ENDSWITH, 0, "cmd"), false, PC, IMG), 0);
+	assert_int_equal(one((struct rf_ir_atom)A("CommandLine", S, RF_OP_CONTAINS, 0, "WHOAMI"), false, PC, IMG), 1);
+	assert_int_equal(one((struct rf_ir_atom)A("CommandLine", S, RF_OP_CONTAINS, RF_ATOM_CASED, "WHOAMI"), false, PC, IMG), 0);
+	/* Globs: * any run, ? one byte, \* \? literal; regex metacharacters are literal. */
+	assert_int_equal(one((struct rf_ir_atom)A("CommandLine", S, RF_OP_EQ, 0, "cmd*whoami*"), false, PC, IMG), 1);
+	assert_int_equal(one((struct rf_ir_atom)A("CommandLine", S, RF_OP_CONTAINS, 0, "wh?ami"), false, PC, IMG), 1);
+	assert_int_equal(one((struct rf_ir_atom)A("CommandLine", S, RF_OP_CONTAINS, 0, "wh??ami"), false, PC, IMG), 0);
+	assert_int_equal(one((struct rf_ir_atom)A("CommandLine", S, RF_OP_ENDSWITH, 0, "a.b\\*c"), false, PC, IMG), 1);
+	assert_int_equal(one((struct rf_ir_atom)A("CommandLine", S, RF_OP_ENDSWITH, 0, "a.b\\*d"), false, PC, IMG), 0);
+	assert_int_equal(one((struct rf_ir_atom)A("CommandLine", S, RF_OP_CONTAINS, 0, "a\\?b"), false, PC, IMG), 0);
+	assert_int_equal(one((struct rf_ir_atom)A("CommandLine", S, RF_OP_CONTAINS, 0, "echo a?b"), false, PC, IMG), 1);
+	assert_int_equal(one((struct rf_ir_atom)A("CommandLine", S, RF_OP_CONTAINS, 0, "a.c"), false, PC, IMG), 0);
+	assert_int_equal(one((struct rf_ir_atom)A("CommandLine", S, RF_OP_CONTAINS, 0, "[a-z]+"), false, PC, IMG), 0);
+	assert_int_equal(one((struct rf_ir_atom)A("CommandLine", S, RF_OP_CONTAINS, 0, "(a|b)"), false, PC, IMG), 0);
+	/* Keyword: any string field. */
+	assert_int_equal(one((struct rf_ir_atom){NULL, 0, RF_OP_KEYWORD, 0, (const uint8_t *)"SYSTEM32", 8}, false, PC, IMG), 1);
+	assert_int_equal(one((struct rf_ir_atom){NULL, 0, RF_OP_KEYWORD, 0, (const uint8_t *)"mimikatz", 8}, false, PC, IMG), 0);
+}
+
+static void test_absent_exists_null(void **state)
+{
+	/* Absent field: predicate false, its negation true. ParentImage is null (= absent). */
+	assert_int_equal(one((struct rf_ir_atom)A("ParentImage", S, RF_OP_CONTAINS, 0, "x"), false, PC, IMG), 0);
+	assert_int_equal(one((struct rf_ir_atom)A("ParentImage", S, RF_OP_CONTAINS, 0, "x"), true, PC, IMG), 1);
+	assert_int_equal(one((struct rf_ir_atom)A("OriginalFileName", S, RF_OP_EQ, 0, "*"), false, PC, IMG), 0);
+	assert_int_equal(one((struct rf_ir_atom)A("Image", S, RF_OP_EQ, 0, "*"), false, PC, IMG), 1);
+	assert_int_equal(one((struct rf_ir_atom)A("Image", S, RF_OP_EXISTS, 0, ""), false, PC, IMG), 1);
+	assert_int_equal(one((struct rf_ir_atom)A("ParentImage", S, RF_OP_EXISTS, 0, ""), false, PC, IMG), 0);
+	assert_int_equal(one((struct rf_ir_atom)A("ParentImage", S, RF_OP_EXISTS, 0, ""), true, PC, IMG), 1);
+	/* NULL: absent or empty. */
+	assert_int_equal(one((struct rf_ir_atom)A("ParentImage", S, RF_OP_NULL, 0, ""), false, PC, IMG), 1);
+	assert_int_equal(one((struct rf_ir_atom)A("User", S, RF_OP_NULL, 0, ""), false, PC, IMG), 1);
+	assert_int_equal(one((struct rf_ir_atom)A("Image", S, RF_OP_NULL, 0, ""), false, PC, IMG), 0);
+	assert_int_equal(one((struct rf_ir_atom)A("Image", S, RF_OP_NULL, 0, ""), true, PC, IMG), 1);
+	/* A field the manifest does not supply is absent even if the event carries it. */
+	assert_int_equal(one((struct rf_ir_atom)A("Image", S, RF_OP_EXISTS, 0, ""), false, PC,
+			     "{\"event\":\"process_creation\",\"image\":\"x\"}"), 0);
+	/* An event of another type never fires a process_creation rule. */
+	assert_int_equal(one((struct rf_ir_atom)A("Image", S, RF_OP_EXISTS, 0, ""), true, PC,
+			     "{\"event\":\"pipe_created\",\"Image\":\"x\"}"), 0);
+}
+
+static void test_int_ip(void **state)
+{
+	struct rf_ir_atom pid = A("ProcessId", RF_FT_INT, RF_OP_EQ, 0, "1234");
+	assert_int_equal(one(pid, false, PC, IMG), 1);
+	assert_int_equal(one(pid, false, PC, "{\"event\":\"process_creation\",\"ProcessId\":\"1234\"}"), 1);
+	assert_int_equal(one(pid, false, PC, "{\"event\":\"process_creation\",\"ProcessId\":12345}"), 0);
+	assert_int_equal(one(pid, false, PC, "{\"event\":\"process_creation\",\"ProcessId\":\"x1234\"}"), 0);
+	assert_int_equal(one(pid, false, PC, "{\"event\":\"process_creation\",\"ProcessId\":1234.0}"), 0);
+	struct rf_ir_atom neg = A("ProcessId", RF_FT_INT, RF_OP_EQ, 0, "-5");
+	assert_int_equal(one(neg, false, PC, "{\"event\":\"process_creation\",\"ProcessId\":-5}"), 1);
+	const char *NC = "network_connection";
+	struct rf_ir_atom ip4 = A("DestinationIp", RF_FT_IP, RF_OP_EQ, 0, "10.0.0.1");
+	assert_int_equal(one(ip4, false, NC, "{\"event\":\"network_connection\",\"DestinationIp\":\"10.0.0.1\"}"), 1);
+	assert_int_equal(one(ip4, false, NC, "{\"event\":\"network_connection\",\"DestinationIp\":\"10.0.0.10\"}"), 0);
+	assert_int_equal(one(ip4, false, NC, "{\"event\":\"network_connection\",\"DestinationIp\":\"::ffff:10.0.0.1\"}"), 1);
+	struct rf_ir_atom ip6 = A("SourceIp", RF_FT_IP, RF_OP_EQ, 0, "::1");
+	assert_int_equal(one(ip6, false, NC, "{\"event\":\"network_connection\",\"SourceIp\":\"0:0:0::1\"}"), 1);
+	assert_int_equal(one(ip6, false, NC, "{\"event\":\"network_connection\",\"SourceIp\":\"::2\"}"), 0);
+	struct rf_ir_atom port = A("DestinationPort", RF_FT_INT, RF_OP_EQ, 0, "445");
+	assert_int_equal(one(port, false, NC, "{\"event\":\"network_connection\",\"DestinationPort\":445}"), 1);
+}
+
+static void test_builder_rejects(void **state)
+{
+	struct rf_pack_builder *b;
+	struct rf_diag d = {0};
+	uint32_t c1[] = {RF_INSN(RF_I_ATOM, 0)}, c2[] = {RF_INSN(RF_I_ATOM, 0), RF_INSN(RF_I_AND, 0)},
+		 c3[] = {RF_INSN(RF_I_ATOM, 5)}, c4[] = {RF_INSN(9, 0)},
+		 c5[] = {RF_INSN(RF_I_TRUE, 0), RF_INSN(RF_I_TRUE, 0)};
+	struct rf_ir_atom ok = A("Image", S, RF_OP_EQ, 0, "x");
+	struct rf_ir_atom bad_int = A("ProcessId", RF_FT_INT, RF_OP_CONTAINS, 0, "1");
+	struct rf_ir_atom bad_int2 = A("ProcessId", RF_FT_INT, RF_OP_EQ, 0, "1x");
+	struct rf_ir_atom bad_ip = A("SourceIp", RF_FT_IP, RF_OP_EQ, 0, "300.1.1.1");
+	struct rf_ir_atom bad_flag = A("Image", S, RF_OP_EQ, 0x80, "x");
+	struct rf_ir_atom bad_ex = A("Image", S, RF_OP_EXISTS, 0, "x");
+	struct {
+		struct rf_ir_atom *a;
+		const uint32_t *c;
+		size_t nc;
+	} cases[] = {{&ok, c2, 2},      {&ok, c3, 1},       {&ok, c4, 1},
+		     {&ok, c5, 2},      {&bad_int, c1, 1},  {&bad_int2, c1, 1},
+		     {&bad_ip, c1, 1},  {&bad_flag, c1, 1}, {&bad_ex, c1, 1}};
+
+	assert_int_equal(rf_pack_builder_new(&b), 0);
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		struct rf_ir_rule r = {"bad", "Bad", "", "", PC, cases[i].a, 1, cases[i].c, cases[i].nc};
+		unsigned before = d.count;
+		assert_int_equal(rf_pack_builder_add(b, &r, &d), -EINVAL);
+		assert_int_equal(d.count, before + 1);
+	}
+	struct rf_ir_rule noid = {NULL, "x", "", "", PC, &ok, 1, c1, 1};
+	assert_int_equal(rf_pack_builder_add(b, &noid, &d), -EINVAL);
+	assert_int_equal(rf_pack_builder_count(b), 0);
+	rf_pack_builder_free(b);
+}
+
+/* The 2024-07-19 case: a rule reads ParentUser, which only agent 1.1.0 supplies. */
+static void test_field_291(void **state)
+{
+	struct rf_ir_atom a[] = {A("ParentUser", S, RF_OP_CONTAINS, 0, "SYSTEM"),
+				 A("Image", S, RF_OP_ENDSWITH, 0, "\\cmd.exe")};
+	uint32_t code[] = {RF_INSN(RF_I_ATOM, 0), RF_INSN(RF_I_ATOM, 1), RF_INSN(RF_I_AND, 0)};
+	struct rf_ir_rule r = {"4e1c0a1b-0000-4000-8000-000000000291", "Suspicious Parent User", "high",
+			       "ringfence", PC, a, 2, code, 3};
+	size_t len;
+	uint8_t *p = build(&r, 1, &len);
+	struct rf_diag d = {0};
+	struct rf_engine *e = NULL;
+	const struct rf_manifest *both[] = {m11, m10};
+
+	assert_int_equal(rf_pack_verify(p, len, (const struct rf_manifest *const *)&m11, 1, &d), 0);
+	assert_int_equal(d.count, 0);
+	assert_int_equal(rf_pack_verify(p, len, both, 2, &d), -ENOEXEC);
+	assert_int_equal(d.count, 1);
+	assert_string_equal(d.first,
+			    "rule 4e1c0a1b-0000-4000-8000-000000000291 \"Suspicious Parent User\": "
+			    "field 'ParentUser' (input 1) is not supplied by ringfence-agent 1.0.0 "
+			    "(event process_creation supplies 21 fields)");
+	/* The agent refuses to load it; with its own manifest 1.1.0 it loads and matches. */
+	struct rf_diag d2 = {0};
+	assert_int_equal(rf_engine_load(p, len, m10, &e, &d2), -ENOEXEC);
+	assert_null(e);
+	assert_string_equal(d2.first, d.first);
+	assert_int_equal(eval_line(p, len,
+				   "{\"event\":\"process_creation\",\"Image\":\"C:\\\\x\\\\cmd.exe\","
+				   "\"ParentUser\":\"NT AUTHORITY\\\\SYSTEM\"}", NULL), 1);
+	free(p);
+}
+
+static void test_type_mismatch_and_event(void **state)
+{
+	/* The rule reads ProcessId as a string: the manifest says int. */
+	struct rf_ir_atom a = A("ProcessId", S, RF_OP_CONTAINS, 0, "12");
+	struct rf_ir_atom b = A("Foo", S, RF_OP_CONTAINS, 0, "12");
+	uint32_t code[] = {RF_INSN(RF_I_ATOM, 0)};
+	struct rf_ir_rule r[] = {{"r-a", "A", "", "", PC, &a, 1, code, 1},
+				 {"r-b", "B", "", "", "registry_event", &b, 1, code, 1}};
+	size_t len;
+	uint8_t *p = build(r, 2, &len);
+	struct rf_diag d = {0};
+
+	assert_int_equal(rf_pack_verify(p, len, (const struct rf_manifest *const *)&m11, 1, &d), -ENOEXEC);
+	assert_int_equal(d.count, 2); /* every problem is reported */
+	assert_non_null(strstr(d.first, "is int in ringfence-agent 1.1.0 but the rule reads it as string"));
+	free(p);
+}
+
+static void test_logic_and_prefilter(void **state)
+{
+	/* (Image endswith cmd.exe AND NOT CommandLine contains "x y z") OR TRUE-less paths. */
+	struct rf_ir_atom a[] = {A("Image", S, RF_OP_ENDSWITH, 0, "\\cmd.exe"),
+				 A("CommandLine", S, RF_OP_CONTAINS, 0, "x y z"),
+				 A("CommandLine", S, RF_OP_CONTAINS, 0, "whoami"),
+				 A("ParentImage", S, RF_OP_NULL, 0, "")};
+	uint32_t c_and_not[] = {RF_INSN(RF_I_ATOM, 0), RF_INSN(RF_I_ATOM, 1), RF_INSN(RF_I_NOT, 0),
+				RF_INSN(RF_I_AND, 0)};
+	uint32_t c_or[] = {RF_INSN(RF_I_ATOM, 1), RF_INSN(RF_I_ATOM, 2), RF_INSN(RF_I_OR, 0)};
+	uint32_t c_false[] = {RF_INSN(RF_I_ATOM, 0), RF_INSN(RF_I_FALSE, 0), RF_INSN(RF_I_AND, 0)};
+	uint32_t c_true[] = {RF_INSN(RF_I_ATOM, 1), RF_INSN(RF_I_TRUE, 0), RF_INSN(RF_I_OR, 0)};
+	uint32_t c_null[] = {RF_INSN(RF_I_ATOM, 3), RF_INSN(RF_I_ATOM, 0), RF_INSN(RF_I_AND, 0)};
+	uint32_t c_notor[] = {RF_INSN(RF_I_ATOM, 1), RF_INSN(RF_I_ATOM, 2), RF_INSN(RF_I_OR, 0),
+			      RF_INSN(RF_I_NOT, 0)};
+	struct rf_ir_rule r[] = {{"and-not", "t", "", "", PC, a, 4, c_and_not, 4},
+				 {"or", "t", "", "", PC, a, 4, c_or, 3},
+				 {"false", "t", "", "", PC, a, 4, c_false, 3},
+				 {"true", "t", "", "", PC, a, 4, c_true, 3},
+				 {"null", "t", "", "", PC, a, 4, c_null, 3},
+				 {"not-or", "t", "", "", PC, a, 4, c_notor, 4}};
+	size_t len;
+	uint8_t *p = build(r, 6, &len);
+
+	/* and-not, or, true, null fire; false and not-or do not. */
+	assert_int_equal(eval_line(p, len, IMG, NULL), 4);
+	/* Nothing but an unrelated field: only true and not-or fire. */
+	assert_int_equal(eval_line(p, len, "{\"event\":\"process_creation\",\"User\":\"u\"}", NULL), 2);
+	free(p);
+}
+
+static void test_truncation(void **state)
+{
+	struct rf_ir_atom a = A("CommandLine", S, RF_OP_ENDSWITH, 0, "TAIL");
+	struct rf_ir_atom b = A("CommandLine", S, RF_OP_STARTSWITH, 0, "aaaa");
+	uint32_t code[] = {RF_INSN(RF_I_ATOM, 0)};
+	struct rf_ir_rule r[] = {{"tail", "t", "", "", PC, &a, 1, code, 1},
+				 {"head", "t", "", "", PC, &b, 1, code, 1}};
+	size_t len, big = RF_EVENT_VALUE_MAX + 100;
+	uint8_t *p = build(r, 2, &len);
+	char *json = malloc(big + 100);
+	bool trunc = false;
+
+	int o = sprintf(json, "{\"event\":\"process_creation\",\"CommandLine\":\"");
+	memset(json + o, 'a', big - 4);
+	memcpy(json + o + big - 4, "TAIL\"}", 7);
+	/* Only the first RF_EVENT_VALUE_MAX bytes are scanned: the tail is not seen. */
+	assert_int_equal(eval_line(p, len, json, &trunc), 1);
+	assert_true(trunc);
+	json[o + 10] = '\0';
+	strcat(json, "TAIL\"}");
+	assert_int_equal(eval_line(p, len, json, &trunc), 2);
+	assert_false(trunc);
+	free(json);
+	free(p);
+}
+
+/* Defence in depth: corrupt the loaded program behind the verifier's back. */
+static void test_runtime_violation(void **state)
+{
+	struct rf_ir_atom a = A("Image", S, RF_OP_EXISTS, 0, "");
+	uint32_t code[] = {RF_INSN(RF_I_ATOM, 0)};
+	struct rf_ir_rule r = {"v", "t", "", "", PC, &a, 1, code, 1};
+	size_t len;
+	uint8_t *p = build(&r, 1, &len);
+	struct rf_engine *e;
+	struct rf_engine_scratch *s;
+	struct rf_diag d = {0};
+	static struct rf_event ev;
+	uint8_t scratch[256];
+	struct rf_engine_stats st;
+	const char *js = "{\"event\":\"process_creation\",\"Image\":\"x\"}";
+
+	assert_int_equal(rf_engine_load(p, len, m11, &e, &d), 0);
+	assert_int_equal(rf_engine_scratch_new(e, &s), 0);
+	assert_int_equal(rf_event_parse((const uint8_t *)js, strlen(js), scratch, sizeof(scratch), &ev, &d), 0);
+	assert_int_equal(rf_engine_eval(e, &ev, s, NULL, NULL, NULL), 1);
+	struct rf_pack *pk = (struct rf_pack *)rf_engine_pack(e);
+	uint32_t saved = pk->code[0];
+	pk->code[0] = RF_INSN(RF_I_ATOM, 99999);
+	assert_int_equal(rf_engine_eval(e, &ev, s, NULL, NULL, NULL), 0);
+	pk->code[0] = RF_INSN(RF_I_AND, 0);
+	assert_int_equal(rf_engine_eval(e, &ev, s, NULL, NULL, NULL), 0);
+	pk->rules[0].code_len = 1000;
+	assert_int_equal(rf_engine_eval(e, &ev, s, NULL, NULL, NULL), 0);
+	rf_engine_scratch_stats(s, &st);
+	assert_int_equal(st.violations, 3);
+	pk->rules[0].code_len = 1;
+	pk->code[0] = saved;
+	assert_int_equal(rf_engine_eval(e, &ev, s, NULL, NULL, NULL), 1);
+	rf_engine_scratch_free(s);
+	rf_engine_free(e);
+	free(p);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_manifest),
+		cmocka_unit_test(test_roundtrip_dedup),
+		cmocka_unit_test(test_string_ops),
+		cmocka_unit_test(test_absent_exists_null),
+		cmocka_unit_test(test_int_ip),
+		cmocka_unit_test(test_builder_rejects),
+		cmocka_unit_test(test_field_291),
+		cmocka_unit_test(test_type_mismatch_and_event),
+		cmocka_unit_test(test_logic_and_prefilter),
+		cmocka_unit_test(test_truncation),
+		cmocka_unit_test(test_runtime_violation),
+	};
+	return cmocka_run_group_tests(tests, setup, teardown);
+}
