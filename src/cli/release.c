@@ -1,20 +1,478 @@
-/* Placeholder: replaced when this subcommand group lands. */
+/*
+ * `ringfence release|ring|tenant`: the operator's side of ringfenced's operator API
+ * (docs/protocol.md, "Operator API"), over HTTP with libcurl. Each command builds one request
+ * with jansson (so every string is escaped), sends it with the admin token, and prints the
+ * reply: a short human summary, or the JSON with --json. Exit codes (cli.h): 0 done, 1 the
+ * server refused (4xx: its error message is printed), 2 usage, I/O or server unreachable.
+ * The admin token is read from --token-file (or $RINGFENCE_ADMIN_TOKEN_FILE) and never printed.
+ */
 #include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <curl/curl.h>
+#include <jansson.h>
 
 #include "cli/cli.h"
+#include "common/util.h"
+#include "ringfence/limits.h"
+
+struct opts {
+	const char *server;
+	const char *token_file;
+	bool json;
+	const char *args[8]; /* positional arguments after the subcommand */
+	int nargs;
+	const char *reason, *ring, *pin, *window;
+	const char *position;
+	bool ring_null, window_null;
+};
+
+struct buf {
+	char *p;
+	size_t n;
+};
+
+static size_t on_data(char *p, size_t sz, size_t nm, void *ud)
+{
+	struct buf *b = ud;
+	size_t n = sz * nm;
+
+	if (b->n + n > RF_FILE_MAX)
+		return 0;
+	char *q = realloc(b->p, b->n + n + 1);
+	if (!q)
+		return 0;
+	memcpy(q + b->n, p, n);
+	b->p = q;
+	b->n += n;
+	b->p[b->n] = 0;
+	return n;
+}
+
+static int read_token(const struct opts *o, char tok[80])
+{
+	const char *f = o->token_file ? o->token_file : getenv("RINGFENCE_ADMIN_TOKEN_FILE");
+	uint8_t *p;
+	size_t n;
+	int r;
+
+	if (!f) {
+		fprintf(stderr, "ringfence: give the admin token with --token-file FILE "
+				"(ringfenced writes it next to its database)\n");
+		return -EINVAL;
+	}
+	r = rf_file_read(f, 4096, &p, &n);
+	if (r < 0) {
+		fprintf(stderr, "ringfence: %s: %s\n", f, rf_strerror(r));
+		return r;
+	}
+	while (n && (p[n - 1] == '\n' || p[n - 1] == '\r' || p[n - 1] == ' '))
+		n--;
+	if (n != 68 || memcmp(p, "rfa_", 4)) {
+		fprintf(stderr, "ringfence: %s does not hold an admin token (rfa_ + 64 hex digits)\n", f);
+		free(p);
+		return -EBADMSG;
+	}
+	memcpy(tok, p, 68);
+	tok[68] = 0;
+	free(p);
+	return 0;
+}
+
+/* Send one operator request; *ret is the parsed reply. Returns the exit code. */
+static int call(const struct opts *o, const char *method, const char *path, json_t *body,
+		json_t **ret)
+{
+	char tok[80], url[2048], hdr[120];
+	const char *base = o->server ? o->server : getenv("RINGFENCE_SERVER");
+	struct curl_slist *h = NULL;
+	struct buf b = {0};
+	char *text = NULL, err[CURL_ERROR_SIZE] = "";
+	long status = 0;
+	CURL *c;
+	int rc = 2;
+
+	if (!base)
+		base = "http://127.0.0.1:8440";
+	if (read_token(o, tok) < 0) {
+		json_decref(body);
+		return 2;
+	}
+	snprintf(url, sizeof(url), "%s%s", base, path);
+	snprintf(hdr, sizeof(hdr), "Authorization: Bearer %s", tok);
+	c = curl_easy_init();
+	if (!c)
+		goto out;
+	h = curl_slist_append(h, hdr);
+	h = curl_slist_append(h, "Expect:");
+	curl_easy_setopt(c, CURLOPT_URL, url);
+	curl_easy_setopt(c, CURLOPT_CUSTOMREQUEST, method);
+	curl_easy_setopt(c, CURLOPT_TIMEOUT, 30L);
+	curl_easy_setopt(c, CURLOPT_ERRORBUFFER, err);
+	curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, on_data);
+	curl_easy_setopt(c, CURLOPT_WRITEDATA, &b);
+	if (body) {
+		text = json_dumps(body, JSON_COMPACT);
+		h = curl_slist_append(h, "Content-Type: application/json");
+		curl_easy_setopt(c, CURLOPT_POSTFIELDS, text ? text : "{}");
+	}
+	curl_easy_setopt(c, CURLOPT_HTTPHEADER, h);
+	if (curl_easy_perform(c) != CURLE_OK) {
+		fprintf(stderr, "ringfence: %s: %s\n", url, err[0] ? err : "request failed");
+		goto out;
+	}
+	curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &status);
+	json_t *j = b.p ? json_loads(b.p, 0, NULL) : NULL;
+	if (status >= 200 && status < 300 && j) {
+		*ret = j;
+		rc = 0;
+	} else {
+		const char *msg = json_string_value(json_object_get(json_object_get(j, "error"), "message"));
+		fprintf(stderr, "ringfence: server said %ld: %s\n", status, msg ? msg : "(no message)");
+		json_decref(j);
+		rc = status >= 400 && status < 500 ? 1 : 2;
+	}
+out:
+	memset(tok, 0, sizeof(tok));
+	memset(hdr, 0, sizeof(hdr));
+	free(text);
+	free(b.p);
+	curl_slist_free_all(h);
+	if (c)
+		curl_easy_cleanup(c);
+	json_decref(body);
+	return rc;
+}
+
+static int print_json(json_t *j)
+{
+	char *t = json_dumps(j, JSON_INDENT(2) | JSON_PRESERVE_ORDER);
+
+	if (t)
+		printf("%s\n", t);
+	free(t);
+	json_decref(j);
+	return 0;
+}
+
+static const char *S(json_t *j, const char *k)
+{
+	const char *v = json_string_value(json_object_get(j, k));
+	return v ? v : "-";
+}
+
+static long long I(json_t *j, const char *k)
+{
+	return (long long)json_integer_value(json_object_get(j, k));
+}
+
+static void print_release(json_t *r)
+{
+	printf("release %lld  %s  %s  (sha256 %.16s..., %lld bytes)\n", I(r, "id"), S(r, "target"),
+	       S(r, "status"), S(r, "sha256"), I(r, "length"));
+	if (strcmp(S(r, "halt_reason"), "") && strcmp(S(r, "halt_reason"), "-"))
+		printf("  halt: %s\n", S(r, "halt_reason"));
+	size_t i;
+	json_t *g;
+	json_array_foreach(json_object_get(r, "rings"), i, g) {
+		json_t *h = json_object_get(g, "health"), *b = json_object_get(g, "baseline");
+		json_t *gate = json_object_get(g, "gate");
+		printf("  %-10s %-11s %6.2f %%  took %lld healthy %lld failed %lld (crashes %lld, "
+		       "rollbacks %lld, silent %lld) | baseline failed %lld/%lld | gate %s %s p=%.3g\n",
+		       S(g, "ring"), S(g, "phase"), json_number_value(json_object_get(g, "percent")),
+		       I(h, "devices"), I(h, "healthy"), I(h, "failed"), I(h, "crashes"),
+		       I(h, "rollbacks"), I(h, "silent"), I(b, "failed"), I(b, "devices"),
+		       S(gate, "verdict"), S(gate, "metric"),
+		       json_number_value(json_object_get(gate, "p_value")));
+	}
+}
+
+/* Parse options common to every command; positional arguments go to o->args. */
+static int parse(int argc, char **argv, int first, struct opts *o)
+{
+	for (int i = first; i < argc; i++) {
+		const char *a = argv[i];
+		const char **dst = NULL;
+
+		if (!strcmp(a, "--json")) {
+			o->json = true;
+			continue;
+		}
+		if (!strcmp(a, "--server"))
+			dst = &o->server;
+		else if (!strcmp(a, "--token-file"))
+			dst = &o->token_file;
+		else if (!strcmp(a, "--reason"))
+			dst = &o->reason;
+		else if (!strcmp(a, "--ring"))
+			dst = &o->ring;
+		else if (!strcmp(a, "--pin"))
+			dst = &o->pin;
+		else if (!strcmp(a, "--window"))
+			dst = &o->window;
+		else if (!strcmp(a, "--position"))
+			dst = &o->position;
+		if (dst) {
+			if (i + 1 >= argc) {
+				fprintf(stderr, "ringfence: %s needs a value\n", a);
+				return -1;
+			}
+			*dst = argv[++i];
+			continue;
+		}
+		if (a[0] == '-' && a[1]) {
+			fprintf(stderr, "ringfence: unknown option '%s'\n", a);
+			return -1;
+		}
+		if (o->nargs == 8) {
+			fprintf(stderr, "ringfence: too many arguments\n");
+			return -1;
+		}
+		o->args[o->nargs++] = a;
+	}
+	if (o->ring && !strcmp(o->ring, "none"))
+		o->ring_null = true;
+	if (o->window && !strcmp(o->window, "none"))
+		o->window_null = true;
+	return 0;
+}
+
+static bool wants_help(int argc, char **argv)
+{
+	for (int i = 1; i < argc; i++)
+		if (!strcmp(argv[i], "--help") || !strcmp(argv[i], "-h") || !strcmp(argv[i], "help"))
+			return true;
+	return false;
+}
+
+static const char common_help[] =
+	"\ncommon options:\n"
+	"  --server URL       ringfenced base URL (default $RINGFENCE_SERVER or http://127.0.0.1:8440)\n"
+	"  --token-file FILE  admin token file (default $RINGFENCE_ADMIN_TOKEN_FILE)\n"
+	"  --json             print the server's JSON reply\n"
+	"exit: 0 done, 1 the server refused (its message is printed), 2 usage or I/O error\n";
+
+/* An id argument that must be a release number. */
+static bool release_id_ok(const char *s)
+{
+	uint64_t v;
+	return s && rf_parse_u64(s, &v) == 0 && v > 0;
+}
 
 int rf_cli_release(int argc, char **argv)
 {
-	fprintf(stderr, "ringfence: '%s' is not built yet\n", argv[0]);
-	return 2;
+	struct opts o = {0};
+	char path[256];
+	json_t *j = NULL;
+	int rc;
+
+	if (argc < 2 || wants_help(argc, argv)) {
+		fprintf(argc < 2 ? stderr : stdout,
+			"usage: ringfence release create TARGET        create a release from a published TUF target\n"
+			"       ringfence release list                  every release, newest first\n"
+			"       ringfence release status ID             per ring: admitted share, health vs baseline, gate\n"
+			"       ringfence release halt ID [--reason R]  stop offering it (devices on it go back)\n"
+			"       ringfence release resume ID             continue on the signed schedule\n"
+			"       ringfence release rollback ID [--reason R]  halt for good; devices on it go back\n"
+			"%s",
+			common_help);
+		return argc < 2 ? 2 : 0;
+	}
+	const char *cmd = argv[1];
+	if (parse(argc, argv, 2, &o) < 0)
+		return 2;
+	if (!strcmp(cmd, "create") && o.nargs == 1) {
+		rc = call(&o, "POST", "/v1/admin/releases", json_pack("{s:s}", "target", o.args[0]), &j);
+	} else if (!strcmp(cmd, "list") && o.nargs == 0) {
+		rc = call(&o, "GET", "/v1/admin/releases", NULL, &j);
+		if (rc == 0 && !o.json) {
+			size_t i;
+			json_t *r;
+			json_array_foreach(json_object_get(j, "releases"), i, r)
+				printf("%4lld  %-40s %-12s %s\n", I(r, "id"), S(r, "target"), S(r, "status"),
+				       S(r, "halt_reason"));
+			json_decref(j);
+			return 0;
+		}
+	} else if (!strcmp(cmd, "status") && o.nargs == 1 && release_id_ok(o.args[0])) {
+		snprintf(path, sizeof(path), "/v1/admin/releases/%s", o.args[0]);
+		rc = call(&o, "GET", path, NULL, &j);
+	} else if ((!strcmp(cmd, "halt") || !strcmp(cmd, "resume") || !strcmp(cmd, "rollback")) &&
+		   o.nargs == 1 && release_id_ok(o.args[0])) {
+		snprintf(path, sizeof(path), "/v1/admin/releases/%s/%s", o.args[0], cmd);
+		rc = call(&o, "POST", path, o.reason ? json_pack("{s:s}", "reason", o.reason) : NULL, &j);
+	} else {
+		fprintf(stderr, "ringfence release: bad arguments for '%s' (see --help)\n", cmd);
+		return 2;
+	}
+	if (rc)
+		return rc;
+	if (o.json)
+		return print_json(j);
+	print_release(j);
+	json_decref(j);
+	return 0;
 }
 
 int rf_cli_ring(int argc, char **argv)
 {
-	return rf_cli_release(argc, argv);
+	struct opts o = {0};
+	char path[256];
+	json_t *j = NULL;
+	int rc;
+
+	if (argc < 2 || wants_help(argc, argv)) {
+		fprintf(argc < 2 ? stderr : stdout,
+			"usage: ringfence ring list\n"
+			"       ringfence ring add NAME [--position N]   rings are ordered by position\n"
+			"       ringfence ring delete NAME                 only when no device or tenant uses it\n"
+			"%s",
+			common_help);
+		return argc < 2 ? 2 : 0;
+	}
+	const char *cmd = argv[1];
+	if (parse(argc, argv, 2, &o) < 0)
+		return 2;
+	if (!strcmp(cmd, "list") && o.nargs == 0) {
+		rc = call(&o, "GET", "/v1/admin/rings", NULL, &j);
+	} else if (!strcmp(cmd, "add") && o.nargs == 1) {
+		json_t *b = json_pack("{s:s}", "name", o.args[0]);
+		uint64_t pos;
+		if (o.position) {
+			if (rf_parse_u64(o.position, &pos) < 0 || pos > 1000000) {
+				fprintf(stderr, "ringfence ring: --position must be a number\n");
+				json_decref(b);
+				return 2;
+			}
+			json_object_set_new(b, "position", json_integer((json_int_t)pos));
+		}
+		rc = call(&o, "POST", "/v1/admin/rings", b, &j);
+	} else if (!strcmp(cmd, "delete") && o.nargs == 1) {
+		if (strchr(o.args[0], '/') || strchr(o.args[0], '?') || strlen(o.args[0]) > 128) {
+			fprintf(stderr, "ringfence ring: bad ring name\n");
+			return 2;
+		}
+		snprintf(path, sizeof(path), "/v1/admin/rings/%s", o.args[0]);
+		rc = call(&o, "DELETE", path, NULL, &j);
+	} else {
+		fprintf(stderr, "ringfence ring: bad arguments for '%s' (see --help)\n", cmd);
+		return 2;
+	}
+	if (rc)
+		return rc;
+	if (o.json)
+		return print_json(j);
+	size_t i;
+	json_t *r;
+	json_array_foreach(json_object_get(j, "rings"), i, r)
+		printf("%-20s position %lld, %lld devices\n", S(r, "name"), I(r, "position"), I(r, "devices"));
+	json_decref(j);
+	return 0;
+}
+
+/* The policy members given on the command line, as a request body. */
+static int policy_body(const struct opts *o, json_t *b)
+{
+	if (o->ring_null)
+		json_object_set_new(b, "ring", json_null());
+	else if (o->ring)
+		json_object_set_new(b, "ring", json_string(o->ring));
+	if (o->pin)
+		json_object_set_new(b, "pin", json_string(o->pin));
+	if (o->window_null) {
+		json_object_set_new(b, "window", json_null());
+	} else if (o->window) {
+		const char *dash = strchr(o->window, '-');
+		if (!dash || dash - o->window != 5 || strlen(dash + 1) != 5) {
+			fprintf(stderr, "ringfence tenant: --window is HH:MM-HH:MM (UTC) or none\n");
+			return -1;
+		}
+		char a[6];
+		memcpy(a, o->window, 5);
+		a[5] = 0;
+		json_object_set_new(b, "window", json_pack("{s:s,s:s}", "start", a, "end", dash + 1));
+	}
+	return 0;
+}
+
+static void print_tenant(json_t *t)
+{
+	json_t *w = json_object_get(t, "window");
+	printf("%-20s ring %s, pin %s, window %s%s%s, %lld devices\n", S(t, "name"),
+	       json_is_string(json_object_get(t, "ring")) ? S(t, "ring") : "(device's own)",
+	       S(t, "pin"), json_is_object(w) ? S(w, "start") : "any time",
+	       json_is_object(w) ? "-" : "", json_is_object(w) ? S(w, "end") : "", I(t, "devices"));
 }
 
 int rf_cli_tenant(int argc, char **argv)
 {
-	return rf_cli_release(argc, argv);
+	struct opts o = {0};
+	char path[256];
+	json_t *j = NULL;
+	int rc;
+
+	if (argc < 2 || wants_help(argc, argv)) {
+		fprintf(argc < 2 ? stderr : stdout,
+			"usage: ringfence tenant list\n"
+			"       ringfence tenant show NAME\n"
+			"       ringfence tenant create NAME [--ring R|none] [--pin latest|n-1] [--window HH:MM-HH:MM|none]\n"
+			"                                  prints the enrollment token (shown once)\n"
+			"       ringfence tenant set NAME [--ring R|none] [--pin latest|n-1] [--window HH:MM-HH:MM|none]\n"
+			"       ringfence tenant token NAME   rotate the enrollment token\n"
+			"%s",
+			common_help);
+		return argc < 2 ? 2 : 0;
+	}
+	const char *cmd = argv[1];
+	if (parse(argc, argv, 2, &o) < 0)
+		return 2;
+	if (o.nargs == 1 && (strchr(o.args[0], '/') || strchr(o.args[0], '?') || strlen(o.args[0]) > 128)) {
+		fprintf(stderr, "ringfence tenant: bad tenant name\n");
+		return 2;
+	}
+	if (!strcmp(cmd, "list") && o.nargs == 0) {
+		rc = call(&o, "GET", "/v1/admin/tenants", NULL, &j);
+		if (rc == 0 && !o.json) {
+			size_t i;
+			json_t *t;
+			json_array_foreach(json_object_get(j, "tenants"), i, t)
+				print_tenant(t);
+			json_decref(j);
+			return 0;
+		}
+	} else if (!strcmp(cmd, "show") && o.nargs == 1) {
+		snprintf(path, sizeof(path), "/v1/admin/tenants/%s", o.args[0]);
+		rc = call(&o, "GET", path, NULL, &j);
+	} else if ((!strcmp(cmd, "create") || !strcmp(cmd, "set")) && o.nargs == 1) {
+		json_t *b = json_object();
+		if (policy_body(&o, b) < 0) {
+			json_decref(b);
+			return 2;
+		}
+		if (!strcmp(cmd, "create")) {
+			json_object_set_new(b, "name", json_string(o.args[0]));
+			rc = call(&o, "POST", "/v1/admin/tenants", b, &j);
+		} else {
+			snprintf(path, sizeof(path), "/v1/admin/tenants/%s", o.args[0]);
+			rc = call(&o, "PUT", path, b, &j);
+		}
+	} else if (!strcmp(cmd, "token") && o.nargs == 1) {
+		snprintf(path, sizeof(path), "/v1/admin/tenants/%s/token", o.args[0]);
+		rc = call(&o, "POST", path, NULL, &j);
+	} else {
+		fprintf(stderr, "ringfence tenant: bad arguments for '%s' (see --help)\n", cmd);
+		return 2;
+	}
+	if (rc)
+		return rc;
+	if (o.json)
+		return print_json(j);
+	if (json_object_get(j, "pin"))
+		print_tenant(j);
+	if (json_object_get(j, "enrollment_token"))
+		printf("enrollment token (shown once, give it to the tenant's agents): %s\n",
+		       S(j, "enrollment_token"));
+	json_decref(j);
+	return 0;
 }

@@ -1,0 +1,191 @@
+/*
+ * ringfenced: the rollout server program. Thin: parses options, obtains the admin token
+ * (creating the token file, mode 0600, on first start), starts the server core and the HTTP
+ * transport, then ticks once a second (heartbeat flush, gates, TUF timestamp) until SIGINT or
+ * SIGTERM, and flushes before it exits. See docs/server.md.
+ */
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <openssl/crypto.h>
+#include <openssl/rand.h>
+
+#include "common/log.h"
+#include "common/util.h"
+#include "server/http.h"
+#include "server/server.h"
+
+static volatile sig_atomic_t stop;
+
+static void on_signal(int sig)
+{
+	stop = 1;
+}
+
+static void usage(FILE *f)
+{
+	fputs("usage: ringfenced --db PATH [--listen IP:PORT] [--repo DIR] [--admin-token-file F]\n"
+	      "                  [--threads N] [--poll-interval S] [--port-file F]\n"
+	      "\n"
+	      "  --listen IP:PORT        address to serve (default 127.0.0.1:8440; port 0: any free)\n"
+	      "  --db PATH               SQLite database (created and migrated at start)\n"
+	      "  --repo DIR              TUF repository (ringfence repo init); served at /repo/\n"
+	      "  --admin-token-file F    operator token; created (mode 0600) if missing\n"
+	      "                          (default: admin-token next to the database)\n"
+	      "  --threads N             HTTP worker threads (default: one per CPU)\n"
+	      "  --poll-interval S       check-in interval told to devices (default 300)\n"
+	      "  --port-file F           write the bound port to F once listening\n"
+	      "\nThe protocol is docs/protocol.md; operating it is docs/server.md.\n",
+	      f);
+}
+
+/* Read the admin token from path, or create one there. Writes its SHA-256 to hash. */
+static int admin_token(const char *path, uint8_t hash[32])
+{
+	uint8_t *buf = NULL;
+	size_t n = 0;
+	int r = rf_file_read(path, 4096, &buf, &n);
+
+	if (r == -ENOENT) {
+		uint8_t raw[32];
+		char tok[70];
+
+		if (RAND_bytes(raw, sizeof(raw)) != 1)
+			return -EIO;
+		memcpy(tok, "rfa_", 4);
+		rf_hex_encode(raw, sizeof(raw), tok + 4);
+		tok[68] = '\n';
+		tok[69] = 0;
+		r = rf_file_write_atomic(path, tok, 69, 0600);
+		rf_sha256(tok, 68, hash);
+		OPENSSL_cleanse(tok, sizeof(tok));
+		OPENSSL_cleanse(raw, sizeof(raw));
+		if (r == 0)
+			rf_log_notice("created admin token in %s", path);
+		return r;
+	}
+	if (r < 0)
+		return r;
+	while (n && (buf[n - 1] == '\n' || buf[n - 1] == '\r' || buf[n - 1] == ' '))
+		n--;
+	if (n != 68 || memcmp(buf, "rfa_", 4) != 0) {
+		OPENSSL_cleanse(buf, n);
+		free(buf);
+		return -EBADMSG;
+	}
+	rf_sha256(buf, n, hash);
+	OPENSSL_cleanse(buf, n);
+	free(buf);
+	return 0;
+}
+
+int main(int argc, char **argv)
+{
+	const char *listen = "127.0.0.1:8440", *db = NULL, *repo = NULL, *tokfile = NULL;
+	const char *portfile = NULL;
+	uint64_t threads = 0, poll = 300;
+	struct rf_server_opts o = {0};
+	struct rf_server *s = NULL;
+	struct rf_http *h = NULL;
+	struct rf_diag d = {0};
+	char deftok[4096];
+	int r;
+
+	rf_log_init("ringfenced", RF_LOG_INFO);
+	for (int i = 1; i < argc; i++) {
+		const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
+
+		if (!strcmp(a, "--help") || !strcmp(a, "-h")) {
+			usage(stdout);
+			return 0;
+		}
+		if (!v) {
+			fprintf(stderr, "ringfenced: %s needs a value (or unknown option)\n\n", a);
+			usage(stderr);
+			return 2;
+		}
+		i++;
+		if (!strcmp(a, "--listen"))
+			listen = v;
+		else if (!strcmp(a, "--db"))
+			db = v;
+		else if (!strcmp(a, "--repo"))
+			repo = v;
+		else if (!strcmp(a, "--admin-token-file"))
+			tokfile = v;
+		else if (!strcmp(a, "--port-file"))
+			portfile = v;
+		else if (!strcmp(a, "--threads")) {
+			if (rf_parse_u64(v, &threads) < 0 || threads > 256) {
+				fprintf(stderr, "ringfenced: --threads must be 0..256\n");
+				return 2;
+			}
+		} else if (!strcmp(a, "--poll-interval")) {
+			if (rf_parse_u64(v, &poll) < 0 || poll < 1 || poll > 86400) {
+				fprintf(stderr, "ringfenced: --poll-interval must be 1..86400 seconds\n");
+				return 2;
+			}
+		} else {
+			fprintf(stderr, "ringfenced: unknown option '%s'\n\n", a);
+			usage(stderr);
+			return 2;
+		}
+	}
+	if (!db) {
+		fprintf(stderr, "ringfenced: --db PATH is required\n\n");
+		usage(stderr);
+		return 2;
+	}
+	if (!tokfile) {
+		snprintf(deftok, sizeof(deftok), "%s.admin-token", db);
+		tokfile = deftok;
+	}
+	r = admin_token(tokfile, o.admin_hash);
+	if (r < 0) {
+		rf_log_error("admin token file %s: %s", tokfile,
+			     r == -EBADMSG ? "must hold one token 'rfa_' + 64 hex digits" : rf_strerror(r));
+		return 2;
+	}
+	o.db_path = db;
+	o.repo_dir = repo;
+	o.poll_interval_s = (unsigned)poll;
+	r = rf_server_new(&o, &d, &s);
+	if (r < 0) {
+		rf_log_error("cannot start: %s", d.count ? d.first : rf_strerror(r));
+		return 1;
+	}
+	r = rf_http_start(s, listen, (unsigned)threads, &d, &h);
+	if (r < 0) {
+		rf_log_error("%s", d.count ? d.first : rf_strerror(r));
+		rf_server_free(s);
+		return 1;
+	}
+	if (portfile) {
+		char buf[16];
+		int n = snprintf(buf, sizeof(buf), "%u\n", rf_http_port(h));
+		if (rf_file_write_atomic(portfile, buf, (size_t)n, 0644) < 0)
+			rf_log_warn("cannot write %s", portfile);
+	}
+	rf_log_info("listening on %s (port %u), database %s%s%s", listen, rf_http_port(h), db,
+		    repo ? ", repository " : "", repo ? repo : "");
+
+	struct sigaction sa = {.sa_handler = on_signal};
+	sigaction(SIGINT, &sa, NULL);
+	sigaction(SIGTERM, &sa, NULL);
+	signal(SIGPIPE, SIG_IGN);
+	while (!stop) {
+		struct timespec ts = {1, 0};
+		nanosleep(&ts, NULL);
+		r = rf_server_tick(s, false);
+		if (r < 0)
+			rf_log_warn("periodic work failed (retried next second): %s", rf_strerror(r));
+	}
+	rf_log_info("stopping");
+	rf_http_stop(h);
+	rf_server_free(s);
+	return 0;
+}

@@ -1,0 +1,127 @@
+/*
+ * Internals shared by the files of the server core (server.c: state, device and operator API;
+ * web.c: dashboard, metrics, the TUF repository). Not a public interface: everything here is
+ * guarded by rf_server.lock unless a field says otherwise.
+ */
+#ifndef RF_SERVER_INTERNAL_H
+#define RF_SERVER_INTERNAL_H
+
+#include <pthread.h>
+#include <stdatomic.h>
+
+#include <jansson.h>
+
+#include "ringfence/limits.h"
+#include "rollout/rollout.h"
+#include "server/server.h"
+#include "server/store.h"
+
+/* Per-device outcomes on the releases it took: the inputs of the gates (DESIGN.md P7). */
+#define RF__SRV_HIST 4
+
+struct rf__srv_devrel {
+	int64_t release;    /* release id; 0 unused slot */
+	int64_t intent_at;  /* server time it took the release (intent, or first seen on it) */
+	int64_t healthy_at; /* server time it reported healthy; 0 not yet */
+	int64_t left_at;    /* server time it moved to another release; 0 still on it */
+	uint32_t crashes, rollbacks, rejects;
+	uint32_t quarantined;
+	uint64_t alerts;
+};
+
+enum { DEV_DIRTY = 1, DEV_SEEN = 2 };
+
+struct rf__srv_dev {
+	char *id;
+	size_t id_len;
+	int tenant; /* index in s->tenants */
+	char ring[RF_SRV_ID_MAX + 1];
+	uint8_t cred[32];
+	char agent_version[RF_SRV_ID_MAX + 1];
+	char manifest[65];
+	int64_t enrolled_at, last_seen;
+	int64_t release_id;
+	char state[24];
+	int64_t state_at;
+	uint64_t crashes, rollbacks, events, alerts;
+	struct rf__srv_devrel hist[RF__SRV_HIST];
+	uint8_t flags; /* DEV_DIRTY: state to flush; DEV_SEEN: heartbeat to flush */
+};
+
+struct rf__srv_tenant {
+	char name[RF_SRV_ID_MAX + 1];
+	uint8_t token_hash[32];
+	char ring[RF_SRV_ID_MAX + 1]; /* "" none */
+	struct rf_rollout_policy policy;
+	int64_t win_start_min, win_end_min; /* as stored; -1 none */
+	uint64_t ndevices;
+};
+
+struct rf__srv_ring {
+	char name[RF_SRV_ID_MAX + 1];
+	int64_t position;
+	uint64_t ndevices;
+};
+
+struct rf__srv_release {
+	int64_t id;
+	char target[RF_SRV_ID_MAX + 1];
+	uint8_t sha[32];
+	char sha_hex[65];
+	uint64_t length;
+	int64_t version;
+	char *custom;
+	int64_t created_at;
+	int64_t resumed_at; /* failures before this do not count (an operator resumed it) */
+	struct rf_rollout_schedule sched;
+	struct rf_rollout_state st;
+	struct rf_rollout_eval eval; /* last evaluation */
+	struct rf_rollout_health health[RF_ROLLOUT_RINGS_MAX], base[RF_ROLLOUT_RINGS_MAX];
+	int64_t next_eval;
+};
+
+struct rf_server {
+	pthread_mutex_t lock;
+	struct rf_store *store;
+	struct rf_diag diag;
+	char *repo_dir;
+	int repo_fd; /* O_PATH dir of repo_dir/repository, -1 none */
+	uint8_t admin_hash[32];
+	unsigned poll_interval;
+	int64_t (*clock)(void *ud);
+	void *clock_ud;
+	uint8_t hash_key[16]; /* random SipHash key of the device table (no hash flooding) */
+
+	struct rf__srv_ring rings[RF_SRV_RINGS_MAX];
+	size_t nrings;
+	struct rf__srv_tenant *tenants;
+	size_t ntenants, captenants;
+	struct rf__srv_release *rels; /* oldest first (ascending id) */
+	size_t nrels, caprels;
+	struct rf_rollout_release *rr; /* parallel to rels, for rf_rollout_decide */
+	struct rf__srv_dev **devtab;   /* open addressing, power-of-two capacity */
+	size_t ndevs, capdevs;
+
+	unsigned ticks;
+	int64_t last_refresh;
+
+	/* Metrics (atomics: updated outside the lock too). */
+	atomic_uint_fast64_t m_checkins, m_enrolls, m_reports_dup, m_http_4xx, m_http_5xx;
+	atomic_uint_fast64_t m_reports[8];
+	atomic_uint_fast64_t m_flushes, m_flushed_rows, m_halts;
+};
+
+int64_t rf__srv_now(struct rf_server *s);
+/* Fill r with a JSON body (takes ownership of j) / an error. */
+int rf__srv_reply_json(struct rf_server_reply *r, int status, json_t *j);
+int rf__srv_reply_error(struct rf_server_reply *r, int status, const char *code,
+			const char *field, const char *fmt, ...) RF_PRINTF(5, 6);
+/* web.c */
+int rf__srv_dashboard(struct rf_server *s, struct rf_server_reply *r);
+int rf__srv_metrics(struct rf_server *s, struct rf_server_reply *r);
+int rf__srv_repo_file(struct rf_server *s, const char *rel, struct rf_server_reply *r);
+/* status of one release as JSON (operator API and dashboard); lock held */
+json_t *rf__srv_release_json(struct rf_server *s, const struct rf__srv_release *rel, bool full);
+extern const char *const rf__srv_events[8];
+
+#endif

@@ -1,0 +1,89 @@
+/*
+ * The ringfenced core: every HTTP request of docs/protocol.md as one function call, with the
+ * transport (http.c, libmicrohttpd) kept outside so the fuzz target and the tests can drive the
+ * same code without sockets.
+ *
+ * Model: the working set (rings, tenants, releases with their signed schedule and rollout
+ * state, devices with the per-release outcomes the gates need) lives in memory behind one
+ * mutex; the store (store.h) is the durable record. A request that changes state writes it to
+ * the store, and only once that write returned 0 is the change applied in memory and the 2xx
+ * reply built (P8). A check-in that changes nothing writes nothing: its heartbeat and health
+ * counters are kept in memory and flushed by rf_server_tick(). Every decision is H4's rollout
+ * engine (rollout.h); the server only gathers its inputs. Bad requests get a 4xx JSON error
+ * and change nothing.
+ */
+#ifndef RF_SERVER_SERVER_H
+#define RF_SERVER_SERVER_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "ringfence/error.h"
+
+struct rf_server;
+
+struct rf_server_opts {
+	const char *db_path;      /* SQLite database (created if missing) */
+	const char *repo_dir;     /* TUF repository directory (trust/tuf.h layout); NULL: none */
+	uint8_t admin_hash[32];   /* SHA-256 of the admin token */
+	unsigned poll_interval_s; /* told to devices; 0 means 300 */
+	/* Clock (unix seconds). NULL: the system clock. Tests use it to move time. */
+	int64_t (*clock)(void *ud);
+	void *clock_ud;
+};
+
+/*
+ * Open the store, load the working set and parse every release's signed schedule.
+ * Returns 0 and *ret; -EIO/-EPROTO from the store (diag says why); -EBADMSG if a stored
+ * schedule no longer parses; -ENOMEM.
+ */
+int rf_server_new(const struct rf_server_opts *opts, struct rf_diag *diag,
+		  struct rf_server **ret) RF_WUR;
+
+/* Flush what is pending (rf_server_tick with force) and free everything (NULL ok). */
+void rf_server_free(struct rf_server *s);
+
+/* A reply. Exactly one of body (malloc'd, owned by the reply) or fd (>= 0, an open regular file
+ * of fd_len bytes to send whole, owned by the reply) carries the content. */
+struct rf_server_reply {
+	int status;
+	const char *content_type; /* static string */
+	char *body;
+	size_t len;
+	int fd;
+	uint64_t fd_len;
+};
+
+struct rf_server_request {
+	const char *method;        /* "GET", "POST", "PUT", "DELETE" */
+	const char *path;          /* decoded path without query, e.g. "/v1/checkin" */
+	const char *authorization; /* the Authorization header, NULL if absent */
+	const char *content_type;  /* the Content-Type header, NULL if absent */
+	const uint8_t *body;       /* untrusted; not NUL-terminated */
+	size_t body_len;
+};
+
+/*
+ * Answer one request. Always fills *ret (status, content); returns 0, or -ENOMEM when even
+ * the error reply could not be allocated (the transport then sends a bare 503).
+ * Thread-safe. Release the reply with rf_server_reply_free().
+ */
+int rf_server_handle(struct rf_server *s, const struct rf_server_request *req,
+		     struct rf_server_reply *ret);
+
+void rf_server_reply_free(struct rf_server_reply *r);
+
+/* Largest body accepted on path (device or operator limit, limits.h); the transport refuses
+ * longer bodies with 413 before reading them. */
+size_t rf_server_body_max(const char *path);
+
+/*
+ * Periodic work, called about once a second by ringfenced: flush changed device state (and,
+ * every 30 s or when force, the heartbeats), evaluate every release's gates with the rollout
+ * engine (a failed gate halts it durably), and keep the TUF timestamp fresh.
+ * Returns 0 or the first storage error (work that failed is retried at the next tick).
+ */
+int rf_server_tick(struct rf_server *s, bool force);
+
+#endif

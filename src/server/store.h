@@ -1,0 +1,184 @@
+/*
+ * The server's storage, behind one interface so that a PostgreSQL backend can follow the SQLite
+ * one: struct rf_store is an ops table (like SQLite's VFS) and every backend fills it in.
+ *
+ * Model: ringfenced keeps its whole working set (rings, tenants, releases, devices) in memory
+ * and uses the store as the durable record. At start it loads everything through
+ * rf_store_load(); afterwards it writes through: every call below that changes something is one
+ * transaction, committed durably (SQLite: WAL, synchronous=FULL) before it returns 0, so the
+ * server may acknowledge the change as soon as the call returns (P8). Reports are kept forever
+ * (an audit trail) and are idempotent by (device_id, report_id).
+ *
+ * Strings in the records are NUL-terminated and owned by the caller; the store copies what it
+ * keeps. Hashes are raw 32-byte SHA-256 values. Every function returns 0 or a negative errno:
+ * -EIO storage failure (details in the rf_diag given to rf_store_open_*), -ENOENT no such
+ * record, -EEXIST on a unique-key clash where noted, -ENOMEM.
+ */
+#ifndef RF_SERVER_STORE_H
+#define RF_SERVER_STORE_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "ringfence/error.h"
+
+/* Schema version this build writes; older databases are migrated at open. */
+#define RF_STORE_SCHEMA_VERSION 1
+
+struct rf_store_ring {
+	const char *name;
+	int64_t position; /* order: lower first (canary before broad) */
+};
+
+struct rf_store_tenant {
+	const char *name;
+	uint8_t token_hash[32]; /* SHA-256 of the enrollment token */
+	const char *ring;       /* NULL: devices keep the ring they enroll with */
+	const char *pin;        /* "latest" or "n-1" */
+	int64_t win_start_min;  /* maintenance window in minutes after 00:00 UTC; -1 none */
+	int64_t win_end_min;
+};
+
+struct rf_store_release {
+	int64_t id; /* assigned by the server, > 0 */
+	const char *target;
+	uint8_t sha256[32];
+	uint64_t length;
+	int64_t version;
+	const char *custom_json; /* the signed custom metadata (schedule), as read from targets.json */
+	int64_t created_at;
+	const char *state_json; /* the rollout state (status, halt, ring progress), server's format */
+};
+
+/* A device as last recorded. release_id is the release the device is counted on (0: none);
+ * state is one of the report events in docs/protocol.md ("offered" before any report). */
+struct rf_store_device {
+	const char *id;
+	const char *tenant;
+	const char *ring;
+	uint8_t cred_hash[32];
+	const char *agent_version;
+	const char *manifest_hash; /* hex, "" unknown */
+	int64_t enrolled_at;
+	int64_t last_seen;
+	int64_t release_id;
+	const char *state;
+	int64_t state_at;
+	uint64_t crashes, rollbacks, events, alerts;
+	const char *history; /* per-release outcomes the gates need, server's format ("" none) */
+};
+
+struct rf_store_report {
+	const char *device_id;
+	const char *report_id;
+	const char *event;
+	const char *target;
+	const char *sha256_hex; /* "" when absent */
+	int64_t release_id;     /* 0 when the target is not a known release */
+	int64_t time;           /* the device's clock */
+	int64_t received_at;    /* the server's clock */
+	const char *detail;
+};
+
+/* Callbacks for rf_store_load(); each may be NULL. Returning non-zero stops the load and
+ * rf_store_load() returns that value. Records are only valid during the call. */
+struct rf_store_visitor {
+	int (*ring)(void *ud, const struct rf_store_ring *r);
+	int (*tenant)(void *ud, const struct rf_store_tenant *t);
+	int (*release)(void *ud, const struct rf_store_release *r);
+	int (*device)(void *ud, const struct rf_store_device *d);
+};
+
+struct rf_store;
+
+struct rf_store_ops {
+	void (*close)(struct rf_store *st);
+	int (*load)(struct rf_store *st, const struct rf_store_visitor *v, void *ud);
+	int (*ring_put)(struct rf_store *st, const struct rf_store_ring *r);
+	int (*ring_delete)(struct rf_store *st, const char *name);
+	int (*tenant_put)(struct rf_store *st, const struct rf_store_tenant *t);
+	int (*release_put)(struct rf_store *st, const struct rf_store_release *r);
+	int (*devices_put)(struct rf_store *st, const struct rf_store_device *d, size_t n);
+	int (*report_add)(struct rf_store *st, const struct rf_store_report *r,
+			  const struct rf_store_device *dev, bool *ret_duplicate);
+	int (*reports_count)(struct rf_store *st, const char *device_id, uint64_t *ret);
+};
+
+struct rf_store {
+	const struct rf_store_ops *ops;
+	struct rf_diag *diag; /* where backend errors are described; may be NULL */
+};
+
+/*
+ * Open (creating if needed) the SQLite database at path: WAL, synchronous=FULL, foreign keys
+ * on, schema created or migrated to RF_STORE_SCHEMA_VERSION in one transaction. diag (may be
+ * NULL, must outlive the store) receives a description of every storage error. Returns 0 and
+ * *ret, -EIO if the database cannot be opened or migrated, -EPROTO if it was written by a newer
+ * schema than this build knows, -ENOMEM.
+ */
+int rf_store_open_sqlite(const char *path, struct rf_diag *diag, struct rf_store **ret) RF_WUR;
+
+/* Close a store (NULL ok). */
+static inline void rf_store_close(struct rf_store *st)
+{
+	if (st)
+		st->ops->close(st);
+}
+
+/* Read every ring, tenant, release and device, in that order, into v's callbacks. */
+static inline int rf_store_load(struct rf_store *st, const struct rf_store_visitor *v, void *ud)
+{
+	return st->ops->load(st, v, ud);
+}
+
+/* Insert or replace by name. */
+static inline int rf_store_ring_put(struct rf_store *st, const struct rf_store_ring *r)
+{
+	return st->ops->ring_put(st, r);
+}
+
+/* Delete a ring; -ENOENT if there is none. */
+static inline int rf_store_ring_delete(struct rf_store *st, const char *name)
+{
+	return st->ops->ring_delete(st, name);
+}
+
+/* Insert or replace a tenant by name. */
+static inline int rf_store_tenant_put(struct rf_store *st, const struct rf_store_tenant *t)
+{
+	return st->ops->tenant_put(st, t);
+}
+
+/* Insert a release, or update its state_json when the id exists; -EEXIST if another release
+ * has the same target. */
+static inline int rf_store_release_put(struct rf_store *st, const struct rf_store_release *r)
+{
+	return st->ops->release_put(st, r);
+}
+
+/* Insert or replace n devices by id, all in one transaction (enrollment: n = 1; the heartbeat
+ * flush: every device whose state changed since the last flush). */
+static inline int rf_store_devices_put(struct rf_store *st, const struct rf_store_device *d,
+				       size_t n)
+{
+	return st->ops->devices_put(st, d, n);
+}
+
+/*
+ * Record a report and, in the same transaction, the device state it leads to (dev; may be
+ * NULL). If (device_id, report_id) is already recorded nothing is changed and
+ * *ret_duplicate is true. Returns 0 once committed.
+ */
+static inline int rf_store_report_add(struct rf_store *st, const struct rf_store_report *r,
+				      const struct rf_store_device *dev, bool *ret_duplicate)
+{
+	return st->ops->report_add(st, r, dev, ret_duplicate);
+}
+
+/* Number of reports recorded for device_id (NULL: for every device). */
+static inline int rf_store_reports_count(struct rf_store *st, const char *device_id, uint64_t *ret)
+{
+	return st->ops->reports_count(st, device_id, ret);
+}
+
+#endif

@@ -1,0 +1,447 @@
+/*
+ * The SQLite backend of struct rf_store (store.h).
+ *
+ * Invariants: the database runs in WAL mode with synchronous=FULL, so a transaction that
+ * returned from COMMIT survives kill -9 and power loss; every write entry point is exactly one
+ * transaction (BEGIN IMMEDIATE ... COMMIT, rolled back on any error), so the database is always
+ * either the old or the new state. The schema version is PRAGMA user_version; open() migrates
+ * older versions forward inside one transaction and refuses newer ones. Calls are serialised by
+ * the caller (ringfenced holds its store lock); the connection is also opened FULLMUTEX.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <sqlite3.h>
+
+#include "server/store.h"
+
+struct sqlite_store {
+	struct rf_store base;
+	sqlite3 *db;
+	sqlite3_stmt *dev_put, *rep_add;
+};
+
+/* Schema migrations: migrations[i] takes the schema from version i to i + 1. */
+static const char *const migrations[] = {
+	"CREATE TABLE rings (name TEXT PRIMARY KEY, position INTEGER NOT NULL);"
+	"CREATE TABLE tenants (name TEXT PRIMARY KEY, token_hash BLOB NOT NULL, ring TEXT,"
+	"  pin TEXT NOT NULL, win_start INTEGER NOT NULL, win_end INTEGER NOT NULL);"
+	"CREATE TABLE releases (id INTEGER PRIMARY KEY, target TEXT NOT NULL UNIQUE,"
+	"  sha256 BLOB NOT NULL, length INTEGER NOT NULL, version INTEGER NOT NULL,"
+	"  custom TEXT NOT NULL, created_at INTEGER NOT NULL, state TEXT NOT NULL);"
+	"CREATE TABLE devices (id TEXT PRIMARY KEY, tenant TEXT NOT NULL, ring TEXT NOT NULL,"
+	"  cred_hash BLOB NOT NULL, agent_version TEXT NOT NULL, manifest_hash TEXT NOT NULL,"
+	"  enrolled_at INTEGER NOT NULL, last_seen INTEGER NOT NULL, release_id INTEGER NOT NULL,"
+	"  state TEXT NOT NULL, state_at INTEGER NOT NULL, crashes INTEGER NOT NULL,"
+	"  rollbacks INTEGER NOT NULL, events INTEGER NOT NULL, alerts INTEGER NOT NULL,"
+	"  history TEXT NOT NULL);"
+	"CREATE TABLE reports (device_id TEXT NOT NULL, report_id TEXT NOT NULL,"
+	"  event TEXT NOT NULL, target TEXT NOT NULL, sha256 TEXT NOT NULL,"
+	"  release_id INTEGER NOT NULL, time INTEGER NOT NULL, received_at INTEGER NOT NULL,"
+	"  detail TEXT NOT NULL, PRIMARY KEY (device_id, report_id)) WITHOUT ROWID;"
+	"INSERT INTO rings VALUES ('canary', 0), ('early', 1), ('broad', 2);",
+};
+
+static int fail(struct sqlite_store *s, const char *what)
+{
+	rf_diag_report(s->base.diag, -EIO, "sqlite: %s: %s", what, sqlite3_errmsg(s->db));
+	return -EIO;
+}
+
+static int exec(struct sqlite_store *s, const char *sql)
+{
+	char *msg = NULL;
+
+	if (sqlite3_exec(s->db, sql, NULL, NULL, &msg) != SQLITE_OK) {
+		rf_diag_report(s->base.diag, -EIO, "sqlite: %.40s: %s", sql, msg ? msg : "error");
+		sqlite3_free(msg);
+		return -EIO;
+	}
+	return 0;
+}
+
+static int begin(struct sqlite_store *s)
+{
+	return exec(s, "BEGIN IMMEDIATE");
+}
+
+static int commit(struct sqlite_store *s, int r)
+{
+	if (r == 0 && exec(s, "COMMIT") == 0)
+		return 0;
+	sqlite3_exec(s->db, "ROLLBACK", NULL, NULL, NULL);
+	return r ? r : -EIO;
+}
+
+static int prepare(struct sqlite_store *s, const char *sql, sqlite3_stmt **ret)
+{
+	if (sqlite3_prepare_v2(s->db, sql, -1, ret, NULL) != SQLITE_OK)
+		return fail(s, "prepare");
+	return 0;
+}
+
+/* Run a prepared statement with no result rows, then reset it for the next use. */
+static int step_done(struct sqlite_store *s, sqlite3_stmt *st, const char *what)
+{
+	int rc = sqlite3_step(st);
+
+	sqlite3_reset(st);
+	sqlite3_clear_bindings(st);
+	if (rc != SQLITE_DONE) {
+		if (rc == SQLITE_CONSTRAINT)
+			return -EEXIST;
+		return fail(s, what);
+	}
+	return 0;
+}
+
+static const char *text(sqlite3_stmt *st, int col)
+{
+	const unsigned char *t = sqlite3_column_text(st, col);
+	return t ? (const char *)t : "";
+}
+
+static void blob32(sqlite3_stmt *st, int col, uint8_t out[32])
+{
+	const void *b = sqlite3_column_blob(st, col);
+
+	memset(out, 0, 32);
+	if (b && sqlite3_column_bytes(st, col) == 32)
+		memcpy(out, b, 32);
+}
+
+static void sq_close(struct rf_store *base)
+{
+	struct sqlite_store *s = (struct sqlite_store *)base;
+
+	sqlite3_finalize(s->dev_put);
+	sqlite3_finalize(s->rep_add);
+	sqlite3_close(s->db);
+	free(s);
+}
+
+static int sq_load(struct rf_store *base, const struct rf_store_visitor *v, void *ud)
+{
+	struct sqlite_store *s = (struct sqlite_store *)base;
+	static const char *const q[] = {
+		"SELECT name, position FROM rings ORDER BY position, name",
+		"SELECT name, token_hash, ring, pin, win_start, win_end FROM tenants ORDER BY name",
+		"SELECT id, target, sha256, length, version, custom, created_at, state"
+		" FROM releases ORDER BY id",
+		"SELECT id, tenant, ring, cred_hash, agent_version, manifest_hash, enrolled_at,"
+		" last_seen, release_id, state, state_at, crashes, rollbacks, events, alerts,"
+		" history FROM devices",
+	};
+	int r = 0;
+
+	for (size_t i = 0; i < 4 && r == 0; i++) {
+		sqlite3_stmt *st;
+		int rc;
+
+		r = prepare(s, q[i], &st);
+		if (r < 0)
+			return r;
+		while (r == 0 && (rc = sqlite3_step(st)) == SQLITE_ROW) {
+			if (i == 0 && v->ring) {
+				struct rf_store_ring x = {text(st, 0), sqlite3_column_int64(st, 1)};
+				r = v->ring(ud, &x);
+			} else if (i == 1 && v->tenant) {
+				struct rf_store_tenant x = {.name = text(st, 0)};
+				blob32(st, 1, x.token_hash);
+				x.ring = sqlite3_column_type(st, 2) == SQLITE_NULL ? NULL : text(st, 2);
+				x.pin = text(st, 3);
+				x.win_start_min = sqlite3_column_int64(st, 4);
+				x.win_end_min = sqlite3_column_int64(st, 5);
+				r = v->tenant(ud, &x);
+			} else if (i == 2 && v->release) {
+				struct rf_store_release x = {.id = sqlite3_column_int64(st, 0),
+							     .target = text(st, 1)};
+				blob32(st, 2, x.sha256);
+				x.length = (uint64_t)sqlite3_column_int64(st, 3);
+				x.version = sqlite3_column_int64(st, 4);
+				x.custom_json = text(st, 5);
+				x.created_at = sqlite3_column_int64(st, 6);
+				x.state_json = text(st, 7);
+				r = v->release(ud, &x);
+			} else if (i == 3 && v->device) {
+				struct rf_store_device x = {.id = text(st, 0), .tenant = text(st, 1),
+							    .ring = text(st, 2)};
+				blob32(st, 3, x.cred_hash);
+				x.agent_version = text(st, 4);
+				x.manifest_hash = text(st, 5);
+				x.enrolled_at = sqlite3_column_int64(st, 6);
+				x.last_seen = sqlite3_column_int64(st, 7);
+				x.release_id = sqlite3_column_int64(st, 8);
+				x.state = text(st, 9);
+				x.state_at = sqlite3_column_int64(st, 10);
+				x.crashes = (uint64_t)sqlite3_column_int64(st, 11);
+				x.rollbacks = (uint64_t)sqlite3_column_int64(st, 12);
+				x.events = (uint64_t)sqlite3_column_int64(st, 13);
+				x.alerts = (uint64_t)sqlite3_column_int64(st, 14);
+				x.history = text(st, 15);
+				r = v->device(ud, &x);
+			}
+		}
+		if (r == 0 && rc != SQLITE_DONE)
+			r = fail(s, "load");
+		sqlite3_finalize(st);
+	}
+	return r;
+}
+
+static int sq_ring_put(struct rf_store *base, const struct rf_store_ring *x)
+{
+	struct sqlite_store *s = (struct sqlite_store *)base;
+	sqlite3_stmt *st;
+	int r = prepare(s, "INSERT OR REPLACE INTO rings VALUES (?, ?)", &st);
+
+	if (r < 0)
+		return r;
+	sqlite3_bind_text(st, 1, x->name, -1, SQLITE_STATIC);
+	sqlite3_bind_int64(st, 2, x->position);
+	r = begin(s);
+	if (r == 0)
+		r = commit(s, step_done(s, st, "ring_put"));
+	sqlite3_finalize(st);
+	return r;
+}
+
+static int sq_ring_delete(struct rf_store *base, const char *name)
+{
+	struct sqlite_store *s = (struct sqlite_store *)base;
+	sqlite3_stmt *st;
+	int r = prepare(s, "DELETE FROM rings WHERE name = ?", &st);
+
+	if (r < 0)
+		return r;
+	sqlite3_bind_text(st, 1, name, -1, SQLITE_STATIC);
+	r = begin(s);
+	if (r == 0) {
+		r = step_done(s, st, "ring_delete");
+		if (r == 0 && sqlite3_changes(s->db) == 0)
+			r = -ENOENT;
+		r = commit(s, r);
+	}
+	sqlite3_finalize(st);
+	return r;
+}
+
+static int sq_tenant_put(struct rf_store *base, const struct rf_store_tenant *x)
+{
+	struct sqlite_store *s = (struct sqlite_store *)base;
+	sqlite3_stmt *st;
+	int r = prepare(s, "INSERT OR REPLACE INTO tenants VALUES (?, ?, ?, ?, ?, ?)", &st);
+
+	if (r < 0)
+		return r;
+	sqlite3_bind_text(st, 1, x->name, -1, SQLITE_STATIC);
+	sqlite3_bind_blob(st, 2, x->token_hash, 32, SQLITE_STATIC);
+	if (x->ring)
+		sqlite3_bind_text(st, 3, x->ring, -1, SQLITE_STATIC);
+	else
+		sqlite3_bind_null(st, 3);
+	sqlite3_bind_text(st, 4, x->pin, -1, SQLITE_STATIC);
+	sqlite3_bind_int64(st, 5, x->win_start_min);
+	sqlite3_bind_int64(st, 6, x->win_end_min);
+	r = begin(s);
+	if (r == 0)
+		r = commit(s, step_done(s, st, "tenant_put"));
+	sqlite3_finalize(st);
+	return r;
+}
+
+static int sq_release_put(struct rf_store *base, const struct rf_store_release *x)
+{
+	struct sqlite_store *s = (struct sqlite_store *)base;
+	sqlite3_stmt *st;
+	int r = prepare(s,
+			"INSERT INTO releases VALUES (?, ?, ?, ?, ?, ?, ?, ?)"
+			" ON CONFLICT(id) DO UPDATE SET state = excluded.state",
+			&st);
+
+	if (r < 0)
+		return r;
+	sqlite3_bind_int64(st, 1, x->id);
+	sqlite3_bind_text(st, 2, x->target, -1, SQLITE_STATIC);
+	sqlite3_bind_blob(st, 3, x->sha256, 32, SQLITE_STATIC);
+	sqlite3_bind_int64(st, 4, (sqlite3_int64)x->length);
+	sqlite3_bind_int64(st, 5, x->version);
+	sqlite3_bind_text(st, 6, x->custom_json ? x->custom_json : "", -1, SQLITE_STATIC);
+	sqlite3_bind_int64(st, 7, x->created_at);
+	sqlite3_bind_text(st, 8, x->state_json ? x->state_json : "", -1, SQLITE_STATIC);
+	r = begin(s);
+	if (r == 0)
+		r = commit(s, step_done(s, st, "release_put"));
+	sqlite3_finalize(st);
+	return r;
+}
+
+static int bind_device(struct sqlite_store *s, const struct rf_store_device *d)
+{
+	sqlite3_stmt *st = s->dev_put;
+
+	sqlite3_bind_text(st, 1, d->id, -1, SQLITE_STATIC);
+	sqlite3_bind_text(st, 2, d->tenant, -1, SQLITE_STATIC);
+	sqlite3_bind_text(st, 3, d->ring, -1, SQLITE_STATIC);
+	sqlite3_bind_blob(st, 4, d->cred_hash, 32, SQLITE_STATIC);
+	sqlite3_bind_text(st, 5, d->agent_version ? d->agent_version : "", -1, SQLITE_STATIC);
+	sqlite3_bind_text(st, 6, d->manifest_hash ? d->manifest_hash : "", -1, SQLITE_STATIC);
+	sqlite3_bind_int64(st, 7, d->enrolled_at);
+	sqlite3_bind_int64(st, 8, d->last_seen);
+	sqlite3_bind_int64(st, 9, d->release_id);
+	sqlite3_bind_text(st, 10, d->state ? d->state : "", -1, SQLITE_STATIC);
+	sqlite3_bind_int64(st, 11, d->state_at);
+	sqlite3_bind_int64(st, 12, (sqlite3_int64)d->crashes);
+	sqlite3_bind_int64(st, 13, (sqlite3_int64)d->rollbacks);
+	sqlite3_bind_int64(st, 14, (sqlite3_int64)d->events);
+	sqlite3_bind_int64(st, 15, (sqlite3_int64)d->alerts);
+	sqlite3_bind_text(st, 16, d->history ? d->history : "", -1, SQLITE_STATIC);
+	return step_done(s, st, "device_put");
+}
+
+static int sq_devices_put(struct rf_store *base, const struct rf_store_device *d, size_t n)
+{
+	struct sqlite_store *s = (struct sqlite_store *)base;
+	int r = begin(s);
+
+	for (size_t i = 0; r == 0 && i < n; i++)
+		r = bind_device(s, &d[i]);
+	return commit(s, r);
+}
+
+static int sq_report_add(struct rf_store *base, const struct rf_store_report *x,
+			 const struct rf_store_device *dev, bool *ret_duplicate)
+{
+	struct sqlite_store *s = (struct sqlite_store *)base;
+	sqlite3_stmt *st = s->rep_add;
+	bool dup;
+	int r = begin(s);
+
+	if (r < 0)
+		return r;
+	sqlite3_bind_text(st, 1, x->device_id, -1, SQLITE_STATIC);
+	sqlite3_bind_text(st, 2, x->report_id, -1, SQLITE_STATIC);
+	sqlite3_bind_text(st, 3, x->event, -1, SQLITE_STATIC);
+	sqlite3_bind_text(st, 4, x->target ? x->target : "", -1, SQLITE_STATIC);
+	sqlite3_bind_text(st, 5, x->sha256_hex ? x->sha256_hex : "", -1, SQLITE_STATIC);
+	sqlite3_bind_int64(st, 6, x->release_id);
+	sqlite3_bind_int64(st, 7, x->time);
+	sqlite3_bind_int64(st, 8, x->received_at);
+	sqlite3_bind_text(st, 9, x->detail ? x->detail : "", -1, SQLITE_STATIC);
+	r = step_done(s, st, "report_add");
+	if (r < 0)
+		return commit(s, r);
+	dup = sqlite3_changes(s->db) == 0;
+	if (!dup && dev)
+		r = bind_device(s, dev);
+	r = commit(s, r);
+	if (r == 0)
+		*ret_duplicate = dup;
+	return r;
+}
+
+static int sq_reports_count(struct rf_store *base, const char *device_id, uint64_t *ret)
+{
+	struct sqlite_store *s = (struct sqlite_store *)base;
+	sqlite3_stmt *st;
+	int r = prepare(s,
+			device_id ? "SELECT count(*) FROM reports WHERE device_id = ?"
+				  : "SELECT count(*) FROM reports",
+			&st);
+
+	if (r < 0)
+		return r;
+	if (device_id)
+		sqlite3_bind_text(st, 1, device_id, -1, SQLITE_STATIC);
+	if (sqlite3_step(st) == SQLITE_ROW)
+		*ret = (uint64_t)sqlite3_column_int64(st, 0);
+	else
+		r = fail(s, "reports_count");
+	sqlite3_finalize(st);
+	return r;
+}
+
+static const struct rf_store_ops sqlite_ops = {
+	.close = sq_close,
+	.load = sq_load,
+	.ring_put = sq_ring_put,
+	.ring_delete = sq_ring_delete,
+	.tenant_put = sq_tenant_put,
+	.release_put = sq_release_put,
+	.devices_put = sq_devices_put,
+	.report_add = sq_report_add,
+	.reports_count = sq_reports_count,
+};
+
+static int migrate(struct sqlite_store *s)
+{
+	sqlite3_stmt *st;
+	int64_t v = -1;
+	int r;
+
+	r = begin(s);
+	if (r < 0)
+		return r;
+	r = prepare(s, "PRAGMA user_version", &st);
+	if (r == 0) {
+		if (sqlite3_step(st) == SQLITE_ROW)
+			v = sqlite3_column_int64(st, 0);
+		sqlite3_finalize(st);
+	}
+	if (r == 0 && v < 0)
+		r = fail(s, "user_version");
+	if (r == 0 && v > RF_STORE_SCHEMA_VERSION)
+		r = rf_diag_report(s->base.diag, -EPROTO,
+				   "sqlite: database schema version %lld is newer than this build (%d)",
+				   (long long)v, RF_STORE_SCHEMA_VERSION);
+	for (; r == 0 && v < RF_STORE_SCHEMA_VERSION; v++) {
+		char sql[64];
+
+		r = exec(s, migrations[v]);
+		snprintf(sql, sizeof(sql), "PRAGMA user_version = %lld", (long long)v + 1);
+		if (r == 0)
+			r = exec(s, sql);
+	}
+	return commit(s, r);
+}
+
+int rf_store_open_sqlite(const char *path, struct rf_diag *diag, struct rf_store **ret)
+{
+	struct sqlite_store *s = calloc(1, sizeof(*s));
+	int r;
+
+	if (!s)
+		return -ENOMEM;
+	s->base.ops = &sqlite_ops;
+	s->base.diag = diag;
+	if (sqlite3_open_v2(path, &s->db,
+			    SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_FULLMUTEX,
+			    NULL) != SQLITE_OK) {
+		r = fail(s, path);
+		goto undo_open;
+	}
+	sqlite3_busy_timeout(s->db, 5000);
+	r = exec(s, "PRAGMA journal_mode = WAL");
+	if (r == 0)
+		r = exec(s, "PRAGMA synchronous = FULL");
+	if (r == 0)
+		r = migrate(s);
+	if (r == 0)
+		r = prepare(s, "INSERT OR REPLACE INTO devices VALUES"
+			       " (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)", &s->dev_put);
+	if (r == 0)
+		r = prepare(s, "INSERT OR IGNORE INTO reports VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+			    &s->rep_add);
+	if (r < 0)
+		goto undo_open;
+	*ret = &s->base;
+	return 0;
+
+undo_open:
+	sqlite3_finalize(s->dev_put);
+	sqlite3_finalize(s->rep_add);
+	sqlite3_close(s->db);
+	free(s);
+	return r;
+}

@@ -1,0 +1,770 @@
+/*
+ * API tests of ringfenced over real HTTP: each test starts the real ringfenced program on
+ * 127.0.0.1 (a free port, chosen by the kernel and read back from --port-file) with SQLite and a
+ * real TUF repository (trust/ repository writer) in a temp dir, and talks to it with libcurl as an
+ * agent and an operator would. Covers enroll, check-in, report idempotency, halt, resume,
+ * rollback, a gate that halts by itself, cross-tenant denial, malformed / oversized / deeply
+ * nested bodies, /repo/ path traversal, metrics and dashboard, and kill -9 with reports in flight
+ * (no acknowledged report lost, state consistent after restart).
+ * Every wait is bounded in count and time; servers are stopped by the test.
+ */
+#include <fcntl.h>
+#include <setjmp.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <cmocka.h>
+#include <curl/curl.h>
+#include <jansson.h>
+
+#include "common/util.h"
+#include "server/store.h"
+#include "trust/tuf.h"
+
+static const char *ringfenced_path;
+
+struct env {
+	char dir[256], db[300], repo[300], token_file[300], port_file[300];
+	char admin[80];
+	pid_t pid;
+	unsigned port;
+};
+
+/* ---- helpers ------------------------------------------------------------------------------ */
+
+static void sleep_ms(long ms)
+{
+	struct timespec ts = {ms / 1000, (ms % 1000) * 1000000L};
+	nanosleep(&ts, NULL);
+}
+
+struct buf {
+	char *p;
+	size_t n;
+};
+
+static size_t on_data(char *p, size_t sz, size_t nm, void *ud)
+{
+	struct buf *b = ud;
+	size_t n = sz * nm;
+	char *q = realloc(b->p, b->n + n + 1);
+
+	if (!q)
+		return 0;
+	memcpy(q + b->n, p, n);
+	b->p = q;
+	b->n += n;
+	b->p[b->n] = 0;
+	return n;
+}
+
+/* One HTTP request; returns the status (0 on transport failure), *ret_body (malloc'd text). */
+static long http_raw(struct env *e, const char *method, const char *path, const char *auth,
+		     const char *body, size_t len, char **ret_body)
+{
+	CURL *c = curl_easy_init();
+	struct curl_slist *h = NULL;
+	struct buf b = {0};
+	char url[512], hdr[200];
+	long status = 0;
+
+	snprintf(url, sizeof(url), "http://127.0.0.1:%u%s", e->port, path);
+	curl_easy_setopt(c, CURLOPT_URL, url);
+	curl_easy_setopt(c, CURLOPT_CUSTOMREQUEST, method);
+	curl_easy_setopt(c, CURLOPT_PATH_AS_IS, 1L);
+	curl_easy_setopt(c, CURLOPT_TIMEOUT, 20L);
+	curl_easy_setopt(c, CURLOPT_NOPROXY, "*");
+	curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, on_data);
+	curl_easy_setopt(c, CURLOPT_WRITEDATA, &b);
+	if (auth) {
+		snprintf(hdr, sizeof(hdr), "Authorization: Bearer %s", auth);
+		h = curl_slist_append(h, hdr);
+	}
+	if (body) {
+		h = curl_slist_append(h, "Content-Type: application/json");
+		curl_easy_setopt(c, CURLOPT_POSTFIELDS, body);
+		curl_easy_setopt(c, CURLOPT_POSTFIELDSIZE, (long)len);
+	}
+	h = curl_slist_append(h, "Expect:");
+	curl_easy_setopt(c, CURLOPT_HTTPHEADER, h);
+	if (curl_easy_perform(c) == CURLE_OK)
+		curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &status);
+	curl_slist_free_all(h);
+	curl_easy_cleanup(c);
+	if (ret_body)
+		*ret_body = b.p ? b.p : strdup("");
+	else
+		free(b.p);
+	return status;
+}
+
+/* Request with a JSON body (or none) and a JSON reply parsed into *ret (may be NULL). */
+static long http(struct env *e, const char *method, const char *path, const char *auth,
+		 json_t **ret, const char *fmt, ...)
+{
+	char body[8192], *reply = NULL;
+	long st;
+
+	if (fmt) {
+		va_list ap;
+		va_start(ap, fmt);
+		vsnprintf(body, sizeof(body), fmt, ap);
+		va_end(ap);
+	}
+	st = http_raw(e, method, path, auth, fmt ? body : NULL, fmt ? strlen(body) : 0, &reply);
+	if (ret)
+		*ret = json_loads(reply, 0, NULL);
+	free(reply);
+	return st;
+}
+
+static const char *jstr(json_t *j, const char *a, const char *b)
+{
+	json_t *v = json_object_get(j, a);
+	if (b)
+		v = json_object_get(v, b);
+	return json_string_value(v) ? json_string_value(v) : "";
+}
+
+#define EXPECT_STATUS(want, got)                                                                  \
+	do {                                                                                       \
+		long g_ = (got);                                                                   \
+		if (g_ != (want))                                                                  \
+			fail_msg("%s:%d: HTTP status %ld, want %d", __FILE__, __LINE__, g_, (want)); \
+	} while (0)
+
+static void start_server(struct env *e)
+{
+	unlink(e->port_file);
+	e->pid = fork();
+	assert_true(e->pid >= 0);
+	if (e->pid == 0) {
+		int fd = open("/dev/null", O_WRONLY);
+		if (fd >= 0 && !getenv("RF_TEST_VERBOSE"))
+			dup2(fd, 2);
+		execl(ringfenced_path, "ringfenced", "--listen", "127.0.0.1:0", "--db", e->db, "--repo",
+		      e->repo, "--admin-token-file", e->token_file, "--port-file", e->port_file,
+		      "--threads", "2", "--poll-interval", "60", (char *)NULL);
+		_exit(127);
+	}
+	for (int i = 0; i < 400; i++) { /* up to 20 s (ASan start-up on a busy machine) */
+		uint8_t *p;
+		size_t n;
+		uint64_t port;
+		if (rf_file_read(e->port_file, 64, &p, &n) == 0) {
+			while (n && p[n - 1] == '\n')
+				p[--n] = 0;
+			int ok = rf_parse_u64((char *)p, &port) == 0;
+			free(p);
+			if (ok && port > 0 && port < 65536) {
+				e->port = (unsigned)port;
+				break;
+			}
+		}
+		int st;
+		if (waitpid(e->pid, &st, WNOHANG) == e->pid)
+			fail_msg("ringfenced exited during start-up (status %d)", st);
+		sleep_ms(50);
+	}
+	assert_true(e->port > 0);
+	if (!e->admin[0]) {
+		uint8_t *p;
+		size_t n;
+		assert_int_equal(rf_file_read(e->token_file, 256, &p, &n), 0);
+		snprintf(e->admin, sizeof(e->admin), "%.68s", (char *)p);
+		free(p);
+	}
+}
+
+static void stop_server(struct env *e, int sig)
+{
+	int st;
+
+	if (e->pid <= 0)
+		return;
+	kill(e->pid, sig);
+	for (int i = 0; i < 400 && waitpid(e->pid, &st, WNOHANG) != e->pid; i++)
+		sleep_ms(50);
+	e->pid = 0;
+	e->port = 0;
+}
+
+/* Add target name with a schedule (every ring open now at 100 %) and gates, and publish. */
+static void add_target(struct env *e, const char *name, const char *release, const char *gates)
+{
+	char custom[2048], content[64];
+	struct rf_diag d = {0};
+	int64_t now = rf_now_wall();
+
+	snprintf(custom, sizeof(custom),
+		 "{\"ringfence\":{\"release\":\"%s\",\"schedule\":["
+		 "{\"ring\":\"canary\",\"not_before\":0,\"ramp\":[{\"after\":0,\"percent\":100}]},"
+		 "{\"ring\":\"broad\",\"not_before\":0,\"ramp\":[{\"after\":0,\"percent\":100}]}],"
+		 "\"gates\":{%s}}}",
+		 release, gates);
+	snprintf(content, sizeof(content), "pack bytes of %s", name);
+	if (rf_tuf_repo_add(e->repo, name, (const uint8_t *)content, strlen(content), custom, now,
+			    &d) < 0 ||
+	    rf_tuf_repo_publish(e->repo, now, &d) < 0)
+		fail_msg("repository: %s", d.first);
+}
+
+static int setup(void **state)
+{
+	struct env *e = calloc(1, sizeof(*e));
+	struct rf_tuf_repo_opts o = {.keytype = RF_TUF_KEY_ED25519};
+	struct rf_diag d = {0};
+
+	snprintf(e->dir, sizeof(e->dir), "/tmp/rf-test-server-XXXXXX");
+	if (!mkdtemp(e->dir))
+		return -1;
+	snprintf(e->db, sizeof(e->db), "%s/ringfenced.db", e->dir);
+	snprintf(e->repo, sizeof(e->repo), "%s/repo", e->dir);
+	snprintf(e->token_file, sizeof(e->token_file), "%s/admin-token", e->dir);
+	snprintf(e->port_file, sizeof(e->port_file), "%s/port", e->dir);
+	if (rf_tuf_repo_init(e->repo, &o, rf_now_wall(), &d) < 0) {
+		fprintf(stderr, "repo init: %s\n", d.first);
+		return -1;
+	}
+	start_server(e);
+	*state = e;
+	return 0;
+}
+
+static int teardown(void **state)
+{
+	struct env *e = *state;
+	char cmd[400];
+
+	stop_server(e, SIGTERM);
+	snprintf(cmd, sizeof(cmd), "rm -rf '%s'", e->dir);
+	if (system(cmd) != 0)
+		fprintf(stderr, "could not remove %s\n", e->dir);
+	free(e);
+	return 0;
+}
+
+/* Create tenant name (ring or NULL) and return its enrollment token in tok. */
+static void tenant(struct env *e, const char *name, const char *ring, char tok[80])
+{
+	json_t *j;
+	char ringj[80];
+
+	snprintf(ringj, sizeof(ringj), ring ? "\"%s\"" : "null", ring);
+	EXPECT_STATUS(201, http(e, "POST", "/v1/admin/tenants", e->admin, &j,
+				"{\"name\":\"%s\",\"ring\":%s}", name, ringj));
+	snprintf(tok, 80, "%s", jstr(j, "enrollment_token", NULL));
+	assert_int_equal(strncmp(tok, "rfe_", 4), 0);
+	json_decref(j);
+}
+
+static void enroll(struct env *e, const char *tok, const char *dev, char cred[80])
+{
+	json_t *j;
+
+	EXPECT_STATUS(201, http(e, "POST", "/v1/enroll", tok, &j,
+				"{\"device_id\":\"%s\",\"agent_version\":\"0.1.0\"}", dev));
+	snprintf(cred, 80, "%s", jstr(j, "credential", NULL));
+	assert_int_equal(strncmp(cred, "rfd_", 4), 0);
+	json_decref(j);
+}
+
+/* Check in as dev running sha (or nothing); returns the reply. */
+static json_t *checkin(struct env *e, const char *cred, const char *dev, const char *sha,
+		       unsigned crashes)
+{
+	json_t *j;
+	char cur[200];
+
+	snprintf(cur, sizeof(cur), sha ? "{\"target\":\"x\",\"sha256\":\"%s\"}" : "null", sha);
+	EXPECT_STATUS(200, http(e, "POST", "/v1/checkin", cred, &j,
+				"{\"device_id\":\"%s\",\"ring\":\"canary\",\"agent_version\":\"0.1.0\","
+				"\"state\":{\"current\":%s,\"last_good\":null,\"trial\":null,"
+				"\"quarantine\":[],\"safe_mode\":false},"
+				"\"health\":{\"crashes\":%u,\"rollbacks\":0,\"events\":10,\"alerts\":0}}",
+				dev, cur, crashes));
+	assert_non_null(j);
+	return j;
+}
+
+static long report(struct env *e, const char *cred, const char *dev, const char *rid,
+		   const char *event, const char *sha)
+{
+	return http(e, "POST", "/v1/report", cred, NULL,
+		    "{\"report_id\":\"%s\",\"device_id\":\"%s\",\"event\":\"%s\",\"sha256\":\"%s\","
+		    "\"time\":1764000000,\"detail\":\"test\"}",
+		    rid, dev, event, sha);
+}
+
+/* Wait (bounded: 15 s) until release id has status want. */
+static void wait_status(struct env *e, int id, const char *want)
+{
+	char path[64];
+	snprintf(path, sizeof(path), "/v1/admin/releases/%d", id);
+	for (int i = 0; i < 150; i++) {
+		json_t *j;
+		EXPECT_STATUS(200, http(e, "GET", path, e->admin, &j, NULL));
+		int ok = !strcmp(jstr(j, "status", NULL), want);
+		json_decref(j);
+		if (ok)
+			return;
+		sleep_ms(100);
+	}
+	fail_msg("release %d never became %s", id, want);
+}
+
+/* ---- tests -------------------------------------------------------------------------------- */
+
+static void test_enroll_checkin_report_halt_resume(void **state)
+{
+	struct env *e = *state;
+	char tok[80], cred[80], cred2[80], sha[65];
+	json_t *j;
+
+	tenant(e, "acme", "canary", tok);
+	enroll(e, tok, "host-1", cred);
+	enroll(e, tok, "host-2", cred2);
+
+	/* No release yet: stay. */
+	j = checkin(e, cred, "host-1", NULL, 0);
+	assert_string_equal(jstr(j, "action", NULL), "stay");
+	json_decref(j);
+
+	add_target(e, "packs/rules-1.rfp", "rules-1", "\"min_healthy\":1");
+	EXPECT_STATUS(201, http(e, "POST", "/v1/admin/releases", e->admin, &j,
+				"{\"target\":\"packs/rules-1.rfp\"}"));
+	assert_int_equal(json_integer_value(json_object_get(j, "id")), 1);
+	snprintf(sha, sizeof(sha), "%s", jstr(j, "sha256", NULL));
+	assert_int_equal(strlen(sha), 64);
+	json_decref(j);
+	/* The same target twice is a conflict; an unknown target a 400. */
+	EXPECT_STATUS(409, http(e, "POST", "/v1/admin/releases", e->admin, NULL,
+				"{\"target\":\"packs/rules-1.rfp\"}"));
+	EXPECT_STATUS(400, http(e, "POST", "/v1/admin/releases", e->admin, NULL,
+				"{\"target\":\"packs/nope.rfp\"}"));
+
+	/* The schedule admits every canary device now: install. */
+	j = checkin(e, cred, "host-1", NULL, 0);
+	assert_string_equal(jstr(j, "action", NULL), "install");
+	assert_string_equal(jstr(j, "release", "target"), "packs/rules-1.rfp");
+	assert_string_equal(jstr(j, "release", "sha256"), sha);
+	json_decref(j);
+
+	/* Reports: new -> 201, the same id again -> 200 duplicate. */
+	EXPECT_STATUS(201, report(e, cred, "host-1", "host-1-1", "intent", sha));
+	EXPECT_STATUS(200, report(e, cred, "host-1", "host-1-1", "intent", sha));
+	EXPECT_STATUS(201, report(e, cred, "host-1", "host-1-2", "trial_started", sha));
+	EXPECT_STATUS(201, report(e, cred, "host-1", "host-1-3", "healthy", sha));
+	j = checkin(e, cred, "host-1", sha, 0);
+	assert_string_equal(jstr(j, "action", NULL), "stay");
+	json_decref(j);
+
+	/* Halt: a device not on it is not offered it; one on it is told to go back. */
+	EXPECT_STATUS(200, http(e, "POST", "/v1/admin/releases/1/halt", e->admin, &j,
+				"{\"reason\":\"looks wrong\"}"));
+	assert_string_equal(jstr(j, "status", NULL), "halted");
+	assert_non_null(strstr(jstr(j, "halt_reason", NULL), "looks wrong"));
+	json_decref(j);
+	EXPECT_STATUS(409, http(e, "POST", "/v1/admin/releases/1/halt", e->admin, NULL, NULL));
+	j = checkin(e, cred2, "host-2", NULL, 0);
+	assert_string_equal(jstr(j, "action", NULL), "stay");
+	assert_int_equal(json_array_size(json_object_get(j, "halted")), 1);
+	json_decref(j);
+	j = checkin(e, cred, "host-1", sha, 0);
+	assert_string_equal(jstr(j, "action", NULL), "rollback");
+	json_decref(j);
+
+	/* Resume: offered again. */
+	EXPECT_STATUS(200, http(e, "POST", "/v1/admin/releases/1/resume", e->admin, NULL, NULL));
+	j = checkin(e, cred2, "host-2", NULL, 0);
+	assert_string_equal(jstr(j, "action", NULL), "install");
+	json_decref(j);
+
+	/* Status per ring is there, and survives a restart (state is durable). */
+	stop_server(e, SIGTERM);
+	start_server(e);
+	EXPECT_STATUS(200, http(e, "GET", "/v1/admin/releases/1", e->admin, &j, NULL));
+	assert_string_equal(jstr(j, "status", NULL), "active");
+	assert_true(json_array_size(json_object_get(j, "rings")) == 2);
+	json_decref(j);
+	EXPECT_STATUS(200, report(e, cred, "host-1", "host-1-3", "healthy", sha));
+
+	/* Rollback is final. */
+	EXPECT_STATUS(200, http(e, "POST", "/v1/admin/releases/1/rollback", e->admin, NULL,
+				"{\"reason\":\"bad\"}"));
+	EXPECT_STATUS(409, http(e, "POST", "/v1/admin/releases/1/resume", e->admin, NULL, NULL));
+	j = checkin(e, cred, "host-1", sha, 0);
+	assert_string_equal(jstr(j, "action", NULL), "rollback");
+	json_decref(j);
+}
+
+static void test_cross_tenant_denied(void **state)
+{
+	struct env *e = *state;
+	char ta[80], tb[80], ca[80], cb[80];
+	json_t *j;
+
+	tenant(e, "alpha", NULL, ta);
+	tenant(e, "beta", NULL, tb);
+	enroll(e, ta, "a-1", ca);
+	enroll(e, tb, "b-1", cb);
+	/* b's credential cannot speak for a's device, nor report for it. */
+	EXPECT_STATUS(403, http(e, "POST", "/v1/checkin", cb, NULL, "{\"device_id\":\"a-1\"}"));
+	EXPECT_STATUS(403, report(e, cb, "a-1", "x-1", "crashed",
+				  "0000000000000000000000000000000000000000000000000000000000000000"));
+	/* b's enrollment token cannot take over a's device id. */
+	EXPECT_STATUS(409, http(e, "POST", "/v1/enroll", tb, NULL, "{\"device_id\":\"a-1\"}"));
+	/* The old credential still works (nothing changed), and it is a's. */
+	j = checkin(e, ca, "a-1", NULL, 0);
+	json_decref(j);
+	/* Device and enrollment tokens are not operator tokens, and vice versa. */
+	EXPECT_STATUS(401, http(e, "GET", "/v1/admin/tenants", ca, NULL, NULL));
+	EXPECT_STATUS(401, http(e, "GET", "/v1/admin/tenants", ta, NULL, NULL));
+	EXPECT_STATUS(401, http(e, "POST", "/v1/checkin", e->admin, NULL, "{\"device_id\":\"a-1\"}"));
+	EXPECT_STATUS(401, http(e, "POST", "/v1/enroll",
+				"rfe_0000000000000000000000000000000000000000000000000000000000000000",
+				NULL, "{\"device_id\":\"z\"}"));
+	EXPECT_STATUS(401, http(e, "POST", "/v1/checkin", NULL, NULL, "{\"device_id\":\"a-1\"}"));
+	/* Re-enrolling with the right tenant rotates the credential: the old one stops working. */
+	char ca2[80];
+	enroll(e, ta, "a-1", ca2);
+	EXPECT_STATUS(403, http(e, "POST", "/v1/checkin", ca, NULL, "{\"device_id\":\"a-1\"}"));
+	j = checkin(e, ca2, "a-1", NULL, 0);
+	json_decref(j);
+}
+
+static void test_bad_requests_rejected(void **state)
+{
+	struct env *e = *state;
+	char tok[80], cred[80], *big, deep[512], *reply;
+	json_t *j;
+	uint64_t before, after;
+
+	tenant(e, "gamma", NULL, tok);
+	enroll(e, tok, "g-1", cred);
+	/* Count reports now; no bad request may add one. */
+	EXPECT_STATUS(201, report(e, cred, "g-1", "g-ok", "installed",
+				  "0000000000000000000000000000000000000000000000000000000000000000"));
+
+	static const struct {
+		const char *body;
+		long status;
+		const char *code;
+	} cases[] = {
+		{"{", 400, "malformed_json"},
+		{"[1,2]", 400, "malformed_json"},
+		{"{\"device_id\":\"g-1\",\"device_id\":\"g-1\"}", 400, "malformed_json"},
+		{"{\"device_id\":5}", 400, "invalid_field"},
+		{"{\"device_id\":\"../etc\"}", 400, "invalid_field"},
+		{"{\"device_id\":\"g\\u00001\"}", 400, "malformed_json"},
+		{"{\"device_id\":\"g-1\",\"report_id\":\"r\",\"event\":\"exploded\"}", 400, "invalid_field"},
+		{"{\"device_id\":\"g-1\",\"report_id\":\"r\",\"event\":\"crashed\",\"sha256\":\"zz\"}", 400,
+		 "invalid_field"},
+		{"{\"device_id\":\"g-1\",\"report_id\":\"r\",\"event\":\"crashed\",\"time\":-1}", 400,
+		 "invalid_field"},
+		{"{\"report_id\":\"r\",\"event\":\"crashed\"}", 400, "invalid_field"},
+	};
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		long st = http_raw(e, "POST", "/v1/report", cred, cases[i].body, strlen(cases[i].body),
+				   &reply);
+		j = json_loads(reply, 0, NULL);
+		if (st != cases[i].status || strcmp(jstr(j, "error", "code"), cases[i].code))
+			fail_msg("case %zu %s: got %ld %s, want %ld %s", i, cases[i].body, st, reply,
+				 cases[i].status, cases[i].code);
+		assert_true(strlen(jstr(j, "error", "message")) > 0);
+		json_decref(j);
+		free(reply);
+	}
+	/* A check-in with a wrong type deep inside. */
+	EXPECT_STATUS(400, http(e, "POST", "/v1/checkin", cred, &j,
+				"{\"device_id\":\"g-1\",\"health\":{\"crashes\":\"many\"}}"));
+	assert_string_equal(jstr(j, "error", "field"), "crashes");
+	json_decref(j);
+
+	/* Oversized body: 413 (refused before it is read whole). */
+	size_t n = 20000;
+	big = malloc(n + 1);
+	memset(big, ' ', n);
+	memcpy(big, "{\"device_id\":\"g-1\",\"detail\":\"", 29);
+	big[n - 2] = '"';
+	big[n - 1] = '}';
+	big[n] = 0;
+	EXPECT_STATUS(413, http_raw(e, "POST", "/v1/report", cred, big, n, &reply));
+	j = json_loads(reply, 0, NULL);
+	assert_string_equal(jstr(j, "error", "code"), "too_large");
+	json_decref(j);
+	free(reply);
+	free(big);
+
+	/* Deeply nested: refused before parsing. */
+	size_t o = 0;
+	o += (size_t)snprintf(deep + o, sizeof(deep) - o, "{\"device_id\":\"g-1\",\"x\":");
+	for (int i = 0; i < 100; i++)
+		deep[o++] = '[';
+	for (int i = 0; i < 100; i++)
+		deep[o++] = ']';
+	deep[o++] = '}';
+	deep[o] = 0;
+	EXPECT_STATUS(400, http_raw(e, "POST", "/v1/checkin", cred, deep, o, &reply));
+	j = json_loads(reply, 0, NULL);
+	assert_string_equal(jstr(j, "error", "code"), "too_deep");
+	json_decref(j);
+	free(reply);
+
+	/* Wrong content type, unknown path, wrong method. */
+	EXPECT_STATUS(404, http(e, "GET", "/v1/nothing", NULL, NULL, NULL));
+	EXPECT_STATUS(405, http(e, "GET", "/v1/checkin", cred, NULL, NULL));
+	EXPECT_STATUS(404, http(e, "GET", "/v1/admin/releases/99", e->admin, NULL, NULL));
+	EXPECT_STATUS(400, http(e, "PUT", "/v1/admin/tenants/gamma", e->admin, NULL,
+				"{\"window\":{\"start\":\"25:00\",\"end\":\"03:00\"}}"));
+	EXPECT_STATUS(400, http(e, "PUT", "/v1/admin/tenants/gamma", e->admin, NULL,
+				"{\"pin\":\"n-7\"}"));
+	EXPECT_STATUS(200, http(e, "PUT", "/v1/admin/tenants/gamma", e->admin, &j,
+				"{\"pin\":\"n-1\",\"window\":{\"start\":\"22:00\",\"end\":\"02:00\"}}"));
+	assert_string_equal(jstr(j, "pin", NULL), "n-1");
+	assert_string_equal(jstr(j, "window", "start"), "22:00");
+	json_decref(j);
+
+	/* Nothing above was recorded: the one good report is the only one (a retry of it is a
+	 * duplicate, a new id is new). The store is read after the server stops. */
+	stop_server(e, SIGTERM);
+	struct rf_store *st;
+	assert_int_equal(rf_store_open_sqlite(e->db, NULL, &st), 0);
+	assert_int_equal(rf_store_reports_count(st, "g-1", &before), 0);
+	rf_store_close(st);
+	assert_int_equal(before, 1);
+	start_server(e);
+	EXPECT_STATUS(200, report(e, cred, "g-1", "g-ok", "installed",
+				  "0000000000000000000000000000000000000000000000000000000000000000"));
+	stop_server(e, SIGTERM);
+	assert_int_equal(rf_store_open_sqlite(e->db, NULL, &st), 0);
+	assert_int_equal(rf_store_reports_count(st, "g-1", &after), 0);
+	rf_store_close(st);
+	assert_int_equal(after, 1);
+	start_server(e);
+}
+
+static void test_repo_metrics_dashboard(void **state)
+{
+	struct env *e = *state;
+	char *body;
+
+	EXPECT_STATUS(200, http_raw(e, "GET", "/repo/metadata/timestamp.json", NULL, NULL, 0, &body));
+	assert_non_null(strstr(body, "\"signed\""));
+	free(body);
+	EXPECT_STATUS(200, http_raw(e, "GET", "/repo/metadata/1.root.json", NULL, NULL, 0, &body));
+	free(body);
+	/* Traversal and anything outside repository/ (the keys!) is 404. */
+	static const char *const bad[] = {
+		"/repo/../keys", "/repo/metadata/../../config.json", "/repo/%2e%2e/config.json",
+		"/repo/.hidden", "/repo/metadata//timestamp.json", "/repo/", "/repo/metadata",
+		"/repo/..%2fconfig.json", "/repo/metadata/%2e%2e/%2e%2e/config.json",
+	};
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		long st = http_raw(e, "GET", bad[i], NULL, NULL, 0, &body);
+		if (st != 404)
+			fail_msg("%s: status %ld, want 404 (%s)", bad[i], st, body);
+		assert_null(strstr(body, "PRIVATE"));
+		free(body);
+	}
+	EXPECT_STATUS(200, http_raw(e, "GET", "/metrics", NULL, NULL, 0, &body));
+	assert_non_null(strstr(body, "ringfence_checkins_total"));
+	assert_non_null(strstr(body, "# TYPE ringfence_devices gauge"));
+	free(body);
+	EXPECT_STATUS(200, http_raw(e, "GET", "/", NULL, NULL, 0, &body));
+	assert_non_null(strstr(body, "<!DOCTYPE html>"));
+	assert_null(strstr(body, "<script"));
+	assert_null(strstr(body, "http://"));
+	free(body);
+}
+
+/* A release whose canary devices crash: the gate halts it by itself, and devices on it are
+ * told to go back at their next check-in. */
+static void test_gate_halts_release(void **state)
+{
+	struct env *e = *state;
+	char tok[80], cred[6][80], dev[16], rid[32], sha[65];
+	json_t *j;
+
+	tenant(e, "delta", "canary", tok);
+	for (int i = 0; i < 6; i++) {
+		snprintf(dev, sizeof(dev), "d-%d", i);
+		enroll(e, tok, dev, cred[i]);
+	}
+	add_target(e, "packs/rules-bad.rfp", "rules-bad",
+		   "\"min_healthy\":5"); /* default floor: 3 failed and 5 %% of devices */
+	EXPECT_STATUS(201, http(e, "POST", "/v1/admin/releases", e->admin, &j,
+				"{\"target\":\"packs/rules-bad.rfp\"}"));
+	int id = (int)json_integer_value(json_object_get(j, "id"));
+	snprintf(sha, sizeof(sha), "%s", jstr(j, "sha256", NULL));
+	json_decref(j);
+	for (int i = 0; i < 6; i++) {
+		snprintf(dev, sizeof(dev), "d-%d", i);
+		j = checkin(e, cred[i], dev, NULL, 0);
+		assert_string_equal(jstr(j, "action", NULL), "install");
+		json_decref(j);
+		snprintf(rid, sizeof(rid), "%s-intent", dev);
+		EXPECT_STATUS(201, report(e, cred[i], dev, rid, "intent", sha));
+	}
+	/* Three of six crash on it and quarantine it. */
+	for (int i = 0; i < 3; i++) {
+		snprintf(dev, sizeof(dev), "d-%d", i);
+		for (int k = 0; k < 3; k++) {
+			snprintf(rid, sizeof(rid), "%s-crash-%d", dev, k);
+			EXPECT_STATUS(201, report(e, cred[i], dev, rid, "crashed", sha));
+		}
+		snprintf(rid, sizeof(rid), "%s-q", dev);
+		EXPECT_STATUS(201, report(e, cred[i], dev, rid, "quarantined", sha));
+	}
+	wait_status(e, id, "halted");
+	char path[64];
+	snprintf(path, sizeof(path), "/v1/admin/releases/%d", id);
+	EXPECT_STATUS(200, http(e, "GET", path, e->admin, &j, NULL));
+	assert_int_equal(strncmp(jstr(j, "halt_reason", NULL), "", 1) != 0, 1);
+	json_decref(j);
+	/* A healthy device still on it goes back. */
+	j = checkin(e, cred[5], "d-5", sha, 0);
+	assert_string_equal(jstr(j, "action", NULL), "rollback");
+	json_decref(j);
+}
+
+/* kill -9 while reports are in flight: every acknowledged report survives, the database is
+ * consistent, and the server serves again after restart. */
+static void test_kill9_keeps_acknowledged_reports(void **state)
+{
+	struct env *e = *state;
+	char tok[80], cred[4][80], dev[16];
+	int acked[4] = {0};
+	const int per = 400;
+
+	tenant(e, "kilo", NULL, tok);
+	for (int i = 0; i < 4; i++) {
+		snprintf(dev, sizeof(dev), "k-%d", i);
+		enroll(e, tok, dev, cred[i]);
+	}
+	/* Four writer processes report as fast as they can; each writes the number of reports
+	 * acknowledged so far to a file before sending the next (so the file never over-claims). */
+	pid_t kids[4];
+	for (int i = 0; i < 4; i++) {
+		kids[i] = fork();
+		assert_true(kids[i] >= 0);
+		if (kids[i] == 0) {
+			char f[400], rid[32], num[16];
+			snprintf(dev, sizeof(dev), "k-%d", i);
+			snprintf(f, sizeof(f), "%s/acked-%d", e->dir, i);
+			for (int k = 0; k < per; k++) {
+				snprintf(rid, sizeof(rid), "%s-%d", dev, k);
+				long st = report(e, cred[i], dev, rid, k % 2 ? "crashed" : "installed",
+						 "0000000000000000000000000000000000000000000000000000000000000000");
+				if (st != 201)
+					_exit(st == 0 ? 0 : 3); /* 0: connection refused, server gone */
+				int n = snprintf(num, sizeof(num), "%d", k + 1);
+				if (rf_file_write_atomic(f, num, (size_t)n, 0644) < 0)
+					_exit(4);
+			}
+			_exit(0);
+		}
+	}
+	/* Let some reports through, then kill -9 the server mid-stream. */
+	char f0[400];
+	snprintf(f0, sizeof(f0), "%s/acked-0", e->dir);
+	for (int i = 0; i < 400; i++) {
+		uint8_t *p;
+		size_t n;
+		uint64_t v = 0;
+		if (rf_file_read(f0, 32, &p, &n) == 0) {
+			if (rf_parse_u64((char *)p, &v) < 0)
+				v = 0;
+			free(p);
+		}
+		if (v >= 20)
+			break;
+		sleep_ms(25);
+	}
+	stop_server(e, SIGKILL);
+	for (int i = 0; i < 4; i++) {
+		int st;
+		waitpid(kids[i], &st, 0);
+		assert_true(WIFEXITED(st) && WEXITSTATUS(st) == 0);
+	}
+	uint64_t total_acked = 0;
+	for (int i = 0; i < 4; i++) {
+		char f[400];
+		uint8_t *p;
+		size_t n;
+		uint64_t v = 0;
+		snprintf(f, sizeof(f), "%s/acked-%d", e->dir, i);
+		if (rf_file_read(f, 32, &p, &n) == 0) {
+			if (rf_parse_u64((char *)p, &v) < 0)
+				v = 0;
+			free(p);
+		}
+		acked[i] = (int)v;
+		total_acked += v;
+	}
+	assert_true(acked[0] >= 20);
+	assert_true(total_acked < 4u * per); /* the kill really hit mid-stream */
+
+	/* The database opens (WAL recovered) and holds at least every acknowledged report. */
+	struct rf_store *st;
+	uint64_t stored = 0;
+	assert_int_equal(rf_store_open_sqlite(e->db, NULL, &st), 0);
+	for (int i = 0; i < 4; i++) {
+		uint64_t c;
+		snprintf(dev, sizeof(dev), "k-%d", i);
+		assert_int_equal(rf_store_reports_count(st, dev, &c), 0);
+		if (c < (uint64_t)acked[i])
+			fail_msg("device %s: %d reports acknowledged, %llu stored", dev, acked[i],
+				 (unsigned long long)c);
+		assert_true(c <= (uint64_t)acked[i] + 1); /* at most the one in flight */
+		stored += c;
+	}
+	rf_store_close(st);
+	/* After restart each acknowledged report is known (a retry is a duplicate), and the
+	 * server works. */
+	start_server(e);
+	for (int i = 0; i < 4; i++) {
+		char rid[32];
+		snprintf(dev, sizeof(dev), "k-%d", i);
+		for (int k = 0; k < acked[i]; k += 7) {
+			snprintf(rid, sizeof(rid), "%s-%d", dev, k);
+			EXPECT_STATUS(200, report(e, cred[i], dev, rid, k % 2 ? "crashed" : "installed",
+						  "0000000000000000000000000000000000000000000000000000000000000000"));
+		}
+		json_t *j = checkin(e, cred[i], dev, NULL, 0);
+		json_decref(j);
+	}
+	(void)stored;
+}
+
+int main(int argc, char **argv)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test_setup_teardown(test_enroll_checkin_report_halt_resume, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_cross_tenant_denied, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_bad_requests_rejected, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_repo_metrics_dashboard, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_gate_halts_release, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_kill9_keeps_acknowledged_reports, setup, teardown),
+	};
+
+	if (argc < 2) {
+		fprintf(stderr, "usage: test-server PATH-TO-ringfenced\n");
+		return 2;
+	}
+	ringfenced_path = argv[1];
+	signal(SIGPIPE, SIG_IGN);
+	curl_global_init(CURL_GLOBAL_DEFAULT);
+	int r = cmocka_run_group_tests(tests, NULL, NULL);
+	curl_global_cleanup();
+	return r;
+}
