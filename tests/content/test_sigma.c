@@ -1,0 +1,632 @@
+/*
+ * Tests of the Sigma compiler (src/content/sigma.c) on hand-written rules: the IR each modifier
+ * and condition form produces (atoms and program, rendered as text so a failure shows both
+ * sides), every rejection reason, every limit, manifest typing (the 291 check at compile time),
+ * and malformed YAML (truncated at every byte, garbage), which must never crash.
+ */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <cmocka.h>
+
+#include "content/sigma.h"
+#include "ringfence/content.h"
+#include "ringfence/limits.h"
+
+/* ---- helpers ------------------------------------------------------------------------------ */
+
+static const char *opname(enum rf_atom_op op)
+{
+	switch (op) {
+	case RF_OP_EQ: return "eq";
+	case RF_OP_CONTAINS: return "contains";
+	case RF_OP_STARTSWITH: return "startswith";
+	case RF_OP_ENDSWITH: return "endswith";
+	case RF_OP_KEYWORD: return "keyword";
+	case RF_OP_EXISTS: return "exists";
+	case RF_OP_NULL: return "null";
+	}
+	return "?";
+}
+
+/* "field op[/cased][:int|:ip] 'pattern'; ... | a0 a1 & ..." */
+static void render(const struct rf_ir_rule *ir, char *out, size_t sz)
+{
+	size_t o = 0;
+
+#define PUT(...) (o += (size_t)snprintf(out + o, o < sz ? sz - o : 0, __VA_ARGS__))
+	for (size_t i = 0; i < ir->n_atoms; i++) {
+		const struct rf_ir_atom *a = &ir->atoms[i];
+		PUT("%s%s %s%s%s '%.*s'", i ? "; " : "", a->field ? a->field : "*", opname(a->op),
+		    (a->flags & RF_ATOM_CASED) ? "/cased" : "",
+		    a->type == RF_FT_INT ? ":int" : a->type == RF_FT_IP ? ":ip" : "",
+		    (int)a->pattern_len, (const char *)a->pattern);
+	}
+	PUT(" |");
+	for (size_t i = 0; i < ir->n_code; i++) {
+		uint32_t insn = ir->code[i];
+		switch (RF_INSN_OP(insn)) {
+		case RF_I_ATOM: PUT(" a%u", RF_INSN_ARG(insn)); break;
+		case RF_I_TRUE: PUT(" T"); break;
+		case RF_I_FALSE: PUT(" F"); break;
+		case RF_I_NOT: PUT(" !"); break;
+		case RF_I_AND: PUT(" &"); break;
+		case RF_I_OR: PUT(" |"); break;
+		default: PUT(" ?%u", RF_INSN_OP(insn)); break;
+		}
+	}
+#undef PUT
+	assert_true(o < sz);
+}
+
+#define HEADER "title: T\nid: r1\nlogsource:\n  category: process_creation\n"
+
+static struct rf_manifest *manifest_new(void)
+{
+	static const char json[] =
+		"{\"agent\":\"ringfence-agent\",\"version\":\"9.0.0\",\"events\":[{\"name\":"
+		"\"process_creation\",\"fields\":[{\"name\":\"Image\",\"type\":\"string\"},"
+		"{\"name\":\"CommandLine\",\"type\":\"string\"},{\"name\":\"ProcessId\",\"type\":"
+		"\"int\"}]},{\"name\":\"network_connection\",\"fields\":[{\"name\":\"DestinationIp\","
+		"\"type\":\"ip\"},{\"name\":\"DestinationPort\",\"type\":\"int\"}]}]}";
+	struct rf_diag d = {0};
+	struct rf_manifest *m = NULL;
+
+	assert_int_equal(rf_manifest_parse((const uint8_t *)json, strlen(json), &m, &d), 0);
+	return m;
+}
+
+/* Compile src (with manifest m, may be NULL) and compare the rendered IR with want. */
+static void expect_ir_m(const char *src, const struct rf_manifest *m, const char *want)
+{
+	struct rf_diag d = {0};
+	struct rf_sigma_rule *r = NULL;
+	char got[4096];
+	int rc = rf_sigma_compile((const uint8_t *)src, strlen(src), "t.yml", m, &r, &d);
+
+	if (rc != 0)
+		fail_msg("compile failed (%d): %s\nrule:\n%s", rc, d.first, src);
+	render(rf_sigma_rule_ir(r), got, sizeof(got));
+	assert_string_equal(got, want);
+	rf_sigma_rule_free(r);
+}
+
+static void expect_ir(const char *src, const char *want)
+{
+	expect_ir_m(src, NULL, want);
+}
+
+/* Compile src, expect code and a message containing every NULL-terminated needle. */
+static void expect_reject_m(const char *src, const struct rf_manifest *m, int code, ...)
+{
+	struct rf_diag d = {0};
+	struct rf_sigma_rule *r = NULL;
+	int rc = rf_sigma_compile((const uint8_t *)src, strlen(src), "t.yml", m, &r, &d);
+	va_list ap;
+
+	if (rc != code)
+		fail_msg("expected %d, got %d (%s) for:\n%s", code, rc, d.first, src);
+	assert_null(r);
+	assert_int_equal(d.count, 1);
+	assert_int_equal(d.first_code, code);
+	va_start(ap, code);
+	for (const char *n; (n = va_arg(ap, const char *));)
+		if (!strstr(d.first, n))
+			fail_msg("message '%s' lacks '%s'", d.first, n);
+	va_end(ap);
+}
+
+#define expect_reject(src, code, ...) expect_reject_m(src, NULL, code, __VA_ARGS__, NULL)
+
+/* ---- searches and modifiers --------------------------------------------------------------- */
+
+static void test_map_is_and_list_is_or(void **state)
+{
+	expect_ir(HEADER "detection:\n  sel:\n    Image: 'C:\\x.exe'\n    CommandLine: a\n"
+			 "  condition: sel\n",
+		  "Image eq 'C:\\x.exe'; CommandLine eq 'a' | a0 a1 &");
+	expect_ir(HEADER "detection:\n  sel:\n    - Image: x\n    - CommandLine: y\n"
+			 "      User: z\n  condition: sel\n",
+		  "Image eq 'x'; CommandLine eq 'y'; User eq 'z' | a0 a1 a2 & |");
+	expect_ir(HEADER "detection:\n  sel:\n    Image:\n      - a\n      - b\n      - c\n"
+			 "  condition: sel\n",
+		  "Image eq 'a'; Image eq 'b'; Image eq 'c' | a0 a1 | a2 |");
+}
+
+static void test_modifiers(void **state)
+{
+	expect_ir(HEADER "detection:\n  s:\n    CommandLine|contains: enc\n"
+			 "    Image|startswith: 'C:\\Users\\'\n    ParentImage|endswith: '\\cmd.exe'\n"
+			 "  condition: s\n",
+		  "CommandLine contains 'enc'; Image startswith 'C:\\Users\\'; ParentImage endswith "
+		  "'\\cmd.exe' | a0 a1 & a2 &");
+	/* |all turns the value list into AND; |cased sets the flag */
+	expect_ir(HEADER "detection:\n  s:\n    CommandLine|contains|all: [' -w hidden', ' -enc ']\n"
+			 "    Image|cased: PowerShell.exe\n  condition: s\n",
+		  "CommandLine contains ' -w hidden'; CommandLine contains ' -enc '; Image eq/cased "
+		  "'PowerShell.exe' | a0 a1 & a2 &");
+	expect_ir(HEADER "detection:\n  s:\n    CommandLine|cased|endswith: X\n  condition: s\n",
+		  "CommandLine endswith/cased 'X' | a0");
+}
+
+static void test_wildcards_and_escapes_pass_through(void **state)
+{
+	/* ir.h's glob syntax is Sigma's: the bytes must arrive unchanged. */
+	expect_ir(HEADER "detection:\n  s:\n    Image: 'C:\\Windows\\*\\?.exe'\n"
+			 "    CommandLine: 'a\\*b\\\\*c\\\\\\*'\n  condition: s\n",
+		  "Image eq 'C:\\Windows\\*\\?.exe'; CommandLine eq 'a\\*b\\\\*c\\\\\\*' | a0 a1 &");
+}
+
+static void test_exists_null_empty(void **state)
+{
+	expect_ir(HEADER "detection:\n  s:\n    OriginalFileName|exists: true\n"
+			 "    Hashes|exists: false\n    User: null\n    Company: ''\n  condition: s\n",
+		  "OriginalFileName exists ''; Hashes exists ''; User null ''; Company eq '' "
+		  "| a0 a1 ! & a2 & a3 &");
+	expect_ir(HEADER "detection:\n  s:\n    User: ~\n  condition: s\n", "User null '' | a0");
+	expect_reject(HEADER "detection:\n  s:\n    User|exists: maybe\n  condition: s\n", -EBADMSG,
+		      "'exists' needs true or false");
+	expect_reject(HEADER "detection:\n  s:\n    User|exists|contains: true\n  condition: s\n",
+		      -EBADMSG, "cannot be combined");
+	expect_reject(HEADER "detection:\n  s:\n    User|contains: null\n  condition: s\n", -EBADMSG,
+		      "null value with a modifier");
+}
+
+static void test_integers(void **state)
+{
+	/* Without a manifest a YAML integer is a number; quoted it is text. */
+	expect_ir(HEADER "detection:\n  s:\n    ProcessId: +42\n  condition: s\n",
+		  "ProcessId eq:int '42' | a0");
+}
+
+static void test_integer_values(void **state)
+{
+	expect_ir(HEADER "detection:\n  s:\n    ProcessId: 4\n    TerminalSessionId: -0\n"
+			 "    LogonId: '0'\n    Level|contains: 7\n  condition: s\n",
+		  "ProcessId eq:int '4'; TerminalSessionId eq:int '0'; LogonId eq '0'; Level contains "
+		  "'7' | a0 a1 & a2 & a3 &");
+	expect_reject(HEADER "detection:\n  s:\n    ProcessId: 99999999999999999999\n"
+			     "  condition: s\n", -EINVAL, "out of range");
+	/* YAML 1.1 reads these as numbers that are not what they look like: refuse, don't guess. */
+	expect_reject(HEADER "detection:\n  s:\n    ProcessId: 0x10\n  condition: s\n", -ENOTSUP,
+		      "not a plain decimal integer", "'0x10'");
+	expect_reject(HEADER "detection:\n  s:\n    ProcessId: 017\n  condition: s\n", -ENOTSUP,
+		      "not a plain decimal integer");
+	expect_reject(HEADER "detection:\n  s:\n    ProcessId: 1.5\n  condition: s\n", -ENOTSUP,
+		      "not a plain decimal integer");
+	expect_reject(HEADER "detection:\n  s:\n    Signed: yes\n  condition: s\n", -EBADMSG,
+		      "boolean value 'yes'");
+	/* ...while these are strings to PyYAML too */
+	expect_ir(HEADER "detection:\n  s:\n    Details|contains: 00000429\n    Ip: 10.0.0.1\n"
+			 "  condition: s\n",
+		  "Details contains '00000429'; Ip eq '10.0.0.1' | a0 a1 &");
+}
+
+static void test_keywords(void **state)
+{
+	expect_ir(HEADER "detection:\n  keywords:\n    - 'event::clear'\n    - 'event::drop'\n"
+			 "  condition: keywords\n",
+		  "* keyword 'event::clear'; * keyword 'event::drop' | a0 a1 |");
+	expect_ir(HEADER "detection:\n  kw:\n    '|all':\n      - Oab\n      - ' -ExternalUrl '\n"
+			 "  condition: kw\n",
+		  "* keyword 'Oab'; * keyword ' -ExternalUrl ' | a0 a1 &");
+	expect_ir(HEADER "detection:\n  kw: mimikatz\n  condition: kw\n", "* keyword 'mimikatz' | a0");
+	expect_reject(HEADER "detection:\n  kw:\n    '|contains': x\n  condition: kw\n", -ENOTSUP,
+		      "keyword search with modifiers");
+}
+
+static void test_atoms_are_shared(void **state)
+{
+	expect_ir(HEADER "detection:\n  a:\n    Image|endswith: '\\x.exe'\n  b:\n"
+			 "    Image|endswith: '\\x.exe'\n    User: s\n  condition: a or b\n",
+		  "Image endswith '\\x.exe'; User eq 's' | a0 a0 a1 & |");
+}
+
+/* ---- conditions --------------------------------------------------------------------------- */
+
+#define THREE "detection:\n  a: {A: '1'}\n  b: {B: '2'}\n  c: {C: '3'}\n  condition: "
+#define ATOMS3 "A eq '1'; B eq '2'; C eq '3' |"
+
+static void test_precedence(void **state)
+{
+	expect_ir(HEADER THREE "a or b and not c\n", ATOMS3 " a0 a1 a2 ! & |");
+	expect_ir(HEADER THREE "not a and b or c\n", ATOMS3 " a0 ! a1 & a2 |");
+	expect_ir(HEADER THREE "(a or b) and c\n", ATOMS3 " a0 a1 | a2 &");
+	expect_ir(HEADER THREE "not (a or not (b and c))\n", ATOMS3 " a0 a1 a2 & ! | !");
+	expect_ir(HEADER THREE "a AND b Or NOT c\n", ATOMS3 " a0 a1 & a2 ! |"); /* any case */
+}
+
+static void test_quantifiers(void **state)
+{
+	const char *d = "detection:\n  sel_a: {A: '1'}\n  sel_b: {B: '2'}\n  _aux: {X: '9'}\n"
+			"  filter: {C: '3'}\n  condition: ";
+	char src[1024];
+
+	snprintf(src, sizeof(src), HEADER "%s1 of sel_*\n", d);
+	expect_ir(src, "A eq '1'; B eq '2'; X eq '9'; C eq '3' | a0 a1 |");
+	snprintf(src, sizeof(src), HEADER "%sall of sel_* and not filter\n", d);
+	expect_ir(src, "A eq '1'; B eq '2'; X eq '9'; C eq '3' | a0 a1 & a3 ! &");
+	/* them: every identifier except those starting with '_' */
+	snprintf(src, sizeof(src), HEADER "%s1 of them\n", d);
+	expect_ir(src, "A eq '1'; B eq '2'; X eq '9'; C eq '3' | a0 a1 | a3 |");
+	snprintf(src, sizeof(src), HEADER "%sall of them\n", d);
+	expect_ir(src, "A eq '1'; B eq '2'; X eq '9'; C eq '3' | a0 a1 & a3 &");
+	snprintf(src, sizeof(src), HEADER "%s1 of *a*\n", d); /* wildcards anywhere */
+	expect_ir(src, "A eq '1'; B eq '2'; X eq '9'; C eq '3' | a0 a2 |");
+	snprintf(src, sizeof(src), HEADER "%s1 of nothing_*\n", d);
+	expect_reject(src, -EBADMSG, "matches no search identifier");
+	snprintf(src, sizeof(src), HEADER "%s2 of sel_*\n", d);
+	expect_reject(src, -ENOTSUP, "'2 of' is not supported");
+}
+
+static void test_condition_list_is_or(void **state)
+{
+	expect_ir(HEADER "detection:\n  a: {A: '1'}\n  b: {B: '2'}\n  condition:\n    - a\n"
+			 "    - not b\n",
+		  "A eq '1'; B eq '2' | a0 a1 ! |");
+}
+
+static void test_condition_errors(void **state)
+{
+	expect_reject(HEADER THREE "a and\n", -EBADMSG, "expected a search identifier",
+		      "end of condition");
+	expect_reject(HEADER THREE "a b\n", -EBADMSG, "expected 'and', 'or' or the end");
+	expect_reject(HEADER THREE "(a or b\n", -EBADMSG, "expected ')'");
+	expect_reject(HEADER THREE "a or d\n", -EBADMSG, "unknown search identifier 'd'");
+	expect_reject(HEADER THREE "a | count() > 5\n", -ENOTSUP, "aggregation");
+	expect_reject(HEADER "detection:\n  a: {A: '1'}\n  condition: a\n  timeframe: 5m\n",
+		      -ENOTSUP, "timeframe");
+	expect_reject(HEADER "detection:\n  a: {A: '1'}\n", -EBADMSG, "no 'condition'");
+	expect_reject(HEADER "detection:\n  condition: a\n", -EBADMSG, "no search identifier");
+}
+
+/* ---- rejections name the rule and the construct ------------------------------------------ */
+
+static void test_unsupported_modifiers(void **state)
+{
+	static const char *const mods[] = {"re", "windash", "cidr", "lt", "gte", "base64",
+					   "base64offset", "utf16le", "wide", "fieldref", "expand"};
+	char src[512], key[64];
+
+	for (size_t i = 0; i < sizeof(mods) / sizeof(mods[0]); i++) {
+		snprintf(src, sizeof(src),
+			 "title: Evil Thing\nid: 4e1c-77\nlogsource: {category: process_creation}\n"
+			 "detection:\n  selection:\n    CommandLine|contains|%s: x\n"
+			 "  condition: selection\n", mods[i]);
+		snprintf(key, sizeof(key), "modifier '%s' is not supported", mods[i]);
+		expect_reject(src, -ENOTSUP, "t.yml: rule 4e1c-77 \"Evil Thing\": ", key,
+			      "'selection'");
+	}
+	expect_reject(HEADER "detection:\n  s:\n    CommandLine|frobnicate: x\n  condition: s\n",
+		      -ENOTSUP, "unknown modifier 'frobnicate'");
+	expect_reject(HEADER "detection:\n  s:\n    CommandLine|contains|endswith: x\n"
+			     "  condition: s\n", -EBADMSG, "conflicting modifiers");
+	expect_reject(HEADER "detection:\n  s:\n    CommandLine|all|all: [x, y]\n  condition: s\n",
+		      -EBADMSG, "modifier 'all' repeated");
+}
+
+static void test_rule_level_rejections(void **state)
+{
+	expect_reject("title: T\nlogsource: {category: x}\ndetection: {a: {A: b}, condition: a}\n",
+		      -EBADMSG, "t.yml: rule \"T\": missing required 'id'");
+	expect_reject("id: r9\nlogsource: {category: x}\ndetection: {a: {A: b}, condition: a}\n",
+		      -EBADMSG, "t.yml: rule r9: missing required 'title'");
+	expect_reject("title: T\nid: r1\nlogsource: {product: windows}\n"
+		      "detection: {a: {A: b}, condition: a}\n", -ENOTSUP, "no category");
+	expect_reject("title: T\nid: r1\nlogsource: {category: Bad Name}\n"
+		      "detection: {a: {A: b}, condition: a}\n", -EBADMSG, "lower-case");
+	expect_reject("title: T\nid: r1\ncorrelation: {type: event_count}\n", -ENOTSUP,
+		      "correlation rules");
+	expect_reject(HEADER "detection: {a: {A: b}, condition: a}\n---\n" HEADER
+			     "detection: {a: {A: b}, condition: a}\n", -ENOTSUP, "multi-document");
+	expect_reject(HEADER "x: &anchor {A: b}\ndetection: {a: *anchor, condition: a}\n",
+		      -ENOTSUP, "YAML aliases");
+	expect_reject(HEADER "level: severe\ndetection: {a: {A: b}, condition: a}\n", -EBADMSG,
+		      "level 'severe'");
+	expect_reject(HEADER "title: again\ndetection: {a: {A: b}, condition: a}\n", -EBADMSG,
+		      "duplicate key 'title'");
+	expect_reject(HEADER "detection: {a: {A: !!binary aGk=}, condition: a}\n", -ENOTSUP,
+		      "YAML tag");
+	expect_reject(HEADER "detection: {a: {A: \"x\\0y\"}, condition: a}\n", -EBADMSG, "NUL byte");
+	expect_reject(HEADER "detection: {a: {'Com mand': x}, condition: a}\n", -EBADMSG,
+		      "printable ASCII");
+	expect_reject(HEADER "detection: {a: [{A: b}, c], condition: a}\n", -EBADMSG, "mixes");
+	expect_reject(HEADER "detection: {a: {A: []}, condition: a}\n", -EBADMSG,
+		      "empty value list");
+	expect_reject(HEADER "detection: {a: {A: {B: c}}, condition: a}\n", -EBADMSG,
+		      "is a mapping");
+	expect_reject("- just\n- a list\n", -EBADMSG, "not a YAML mapping");
+	expect_reject("", -EBADMSG, "not a YAML mapping");
+}
+
+static void test_header_fields_carried(void **state)
+{
+	const char *src = "title: Encoded PowerShell\nid: 0b9f-1\nlevel: high\n"
+			  "author:\n  - Ann\n  - Bob\nlogsource:\n  category: process_creation\n"
+			  "  product: windows\ndetection: {a: {A: b}, condition: a}\n";
+	struct rf_diag d = {0};
+	struct rf_sigma_rule *r = NULL;
+
+	assert_int_equal(rf_sigma_compile((const uint8_t *)src, strlen(src), NULL, NULL, &r, &d), 0);
+	const struct rf_ir_rule *ir = rf_sigma_rule_ir(r);
+	assert_string_equal(ir->id, "0b9f-1");
+	assert_string_equal(ir->title, "Encoded PowerShell");
+	assert_string_equal(ir->level, "high");
+	assert_string_equal(ir->author, "Ann, Bob");
+	assert_string_equal(ir->event, "process_creation");
+	rf_sigma_rule_free(r);
+
+	src = HEADER "detection: {a: {A: b}, condition: a}\n";
+	assert_int_equal(rf_sigma_compile((const uint8_t *)src, strlen(src), NULL, NULL, &r, &d), 0);
+	assert_string_equal(rf_sigma_rule_ir(r)->level, "");
+	assert_string_equal(rf_sigma_rule_ir(r)->author, "");
+	rf_sigma_rule_free(r);
+}
+
+/* ---- manifest typing: the 291 check at the author's desk --------------------------------- */
+
+static void test_manifest(void **state)
+{
+	struct rf_manifest *m = manifest_new();
+
+	expect_ir_m(HEADER "detection:\n  s:\n    ProcessId: '4'\n    Image: 5\n  condition: s\n", m,
+		    "ProcessId eq:int '4'; Image eq '5' | a0 a1 &");
+	expect_reject_m(HEADER "detection:\n  s:\n    ParentUser|contains: SYSTEM\n  condition: s\n",
+			m, -ENOENT, "t.yml: rule r1 \"T\": field 'ParentUser' is not supplied by "
+				    "ringfence-agent 9.0.0 (event process_creation supplies 3 fields)",
+			NULL);
+	expect_reject_m("title: T\nid: r1\nlogsource: {category: pipe_created}\n"
+			"detection: {a: {PipeName: x}, condition: a}\n", m, -ENOENT,
+			"event 'pipe_created' is not supplied by ringfence-agent 9.0.0", NULL);
+	expect_reject_m(HEADER "detection:\n  s:\n    ProcessId: abc\n  condition: s\n", m, -EINVAL,
+			"not an integer but field 'ProcessId' is int", NULL);
+	expect_reject_m(HEADER "detection:\n  s:\n    ProcessId|contains: '4'\n  condition: s\n", m,
+			-EINVAL, "modifier on int field", NULL);
+	expect_reject_m(HEADER "detection:\n  s:\n    ProcessId|exists: true\n  condition: s\n", m,
+			-EINVAL, "'exists' on int field", NULL);
+	const char *net = "title: T\nid: r1\nlogsource: {category: network_connection}\n"
+			  "detection:\n  s:\n    DestinationIp: [10.1.2.3, '::1']\n"
+			  "    DestinationPort: 445\n  condition: s\n";
+	expect_ir_m(net, m, "DestinationIp eq:ip '10.1.2.3'; DestinationIp eq:ip '::1'; "
+			    "DestinationPort eq:int '445' | a0 a1 | a2 &");
+	expect_reject_m("title: T\nid: r1\nlogsource: {category: network_connection}\n"
+			"detection: {s: {DestinationIp|startswith: '10.'}, condition: s}\n", m,
+			-EINVAL, "modifier on ip field", NULL);
+	expect_reject_m("title: T\nid: r1\nlogsource: {category: network_connection}\n"
+			"detection: {s: {DestinationIp: 10.0.0.*}, condition: s}\n", m, -EINVAL,
+			"not an IP address", NULL);
+	rf_manifest_free(m);
+}
+
+/* ---- limits ------------------------------------------------------------------------------ */
+
+/* A growing buffer for generated rules. */
+struct buf {
+	char *p;
+	size_t n, cap;
+};
+
+static void bput(struct buf *b, const char *fmt, ...)
+{
+	va_list ap;
+	int k;
+
+	for (;;) {
+		va_start(ap, fmt);
+		k = vsnprintf(b->p ? b->p + b->n : NULL, b->p ? b->cap - b->n : 0, fmt, ap);
+		va_end(ap);
+		assert_true(k >= 0);
+		if (b->p && b->n + (size_t)k < b->cap)
+			break;
+		b->cap = (b->cap + (size_t)k + 1) * 2;
+		b->p = realloc(b->p, b->cap);
+		assert_non_null(b->p);
+	}
+	b->n += (size_t)k;
+}
+
+static void test_limits(void **state)
+{
+	struct buf b = {0};
+
+	/* atoms */
+	bput(&b, HEADER "detection:\n  s:\n    CommandLine|contains:\n");
+	for (unsigned i = 0; i <= RF_SIGMA_ATOMS_MAX; i++)
+		bput(&b, "      - v%u\n", i);
+	bput(&b, "  condition: s\n");
+	expect_reject(b.p, -E2BIG, "more than 2048 atoms");
+	/* program length: few atoms, many references */
+	b.n = 0;
+	bput(&b, HEADER "detection:\n  s: {A: x}\n  condition: s");
+	for (unsigned i = 0; i < RF_RULE_CODE_MAX; i++)
+		bput(&b, " or s");
+	bput(&b, "\n");
+	expect_reject(b.p, -E2BIG, "program longer than");
+	/* condition nesting */
+	b.n = 0;
+	bput(&b, HEADER "detection:\n  s: {A: x}\n  condition: ");
+	for (unsigned i = 0; i <= RF_SIGMA_COND_DEPTH_MAX; i++)
+		bput(&b, "(");
+	bput(&b, "s");
+	for (unsigned i = 0; i <= RF_SIGMA_COND_DEPTH_MAX; i++)
+		bput(&b, ")");
+	bput(&b, "\n");
+	expect_reject(b.p, -E2BIG, "nested deeper than");
+	b.n = 0;
+	bput(&b, HEADER "detection:\n  s: {A: x}\n  condition: ");
+	for (unsigned i = 0; i <= RF_SIGMA_COND_DEPTH_MAX; i++)
+		bput(&b, "not ");
+	bput(&b, "s\n");
+	expect_reject(b.p, -E2BIG, "nested deeper than");
+	/* exactly at the limit is fine */
+	b.n = 0;
+	bput(&b, HEADER "detection:\n  s: {A: x}\n  condition: ");
+	for (unsigned i = 0; i < RF_SIGMA_COND_DEPTH_MAX; i++)
+		bput(&b, "(");
+	bput(&b, "s");
+	for (unsigned i = 0; i < RF_SIGMA_COND_DEPTH_MAX; i++)
+		bput(&b, ")");
+	bput(&b, "\n");
+	expect_ir(b.p, "A eq 'x' | a0");
+	/* evaluation stack: a and (a and (a and ...)) pushes one bit per level */
+	b.n = 0;
+	bput(&b, HEADER "detection:\n  s: {A: x}\n  condition:\n");
+	bput(&b, "    - s");
+	for (unsigned i = 0; i < 31; i++)
+		bput(&b, " and (s");
+	for (unsigned i = 0; i < 31; i++)
+		bput(&b, ")");
+	bput(&b, "\n");
+	{
+		struct rf_diag d = {0};
+		struct rf_sigma_rule *r = NULL;
+		assert_int_equal(rf_sigma_compile((const uint8_t *)b.p, b.n, NULL, NULL, &r, &d), 0);
+		assert_int_equal(rf_sigma_rule_ir(r)->n_code, 32 + 31);
+		rf_sigma_rule_free(r);
+	}
+	free(b.p);
+}
+
+static void test_limits_sizes(void **state)
+{
+	struct buf b = {0};
+
+	/* pattern length */
+	bput(&b, HEADER "detection:\n  s:\n    A: '");
+	for (unsigned i = 0; i <= RF_SIGMA_PATTERN_MAX; i++)
+		bput(&b, "x");
+	bput(&b, "'\n  condition: s\n");
+	expect_reject(b.p, -E2BIG, "longer than 4096 bytes");
+	/* YAML nesting */
+	b.n = 0;
+	bput(&b, HEADER "detection:\n  s: ");
+	for (unsigned i = 0; i < RF_SIGMA_YAML_DEPTH_MAX; i++)
+		bput(&b, "[");
+	for (unsigned i = 0; i < RF_SIGMA_YAML_DEPTH_MAX; i++)
+		bput(&b, "]");
+	bput(&b, "\n  condition: s\n");
+	expect_reject(b.p, -E2BIG, "YAML nesting deeper than");
+	/* map size */
+	b.n = 0;
+	bput(&b, HEADER "detection:\n  s:\n");
+	for (unsigned i = 0; i <= RF_SIGMA_MAP_MAX; i++)
+		bput(&b, "    F%u: x\n", i);
+	bput(&b, "  condition: s\n");
+	expect_reject(b.p, -E2BIG, "more than 1024 entries");
+	/* node count */
+	b.n = 0;
+	bput(&b, HEADER "x: [");
+	for (unsigned i = 0; i <= RF_SIGMA_NODES_MAX; i++)
+		bput(&b, "1,");
+	bput(&b, "]\n");
+	expect_reject(b.p, -E2BIG, "YAML nodes");
+	/* file size: checked before parsing */
+	struct rf_diag d = {0};
+	struct rf_sigma_rule *r = NULL;
+	uint8_t *big = calloc(1, RF_SIGMA_FILE_MAX + 1);
+	assert_non_null(big);
+	assert_int_equal(rf_sigma_compile(big, RF_SIGMA_FILE_MAX + 1, "big.yml", NULL, &r, &d),
+			 -E2BIG);
+	assert_non_null(strstr(d.first, "big.yml: rule file larger than"));
+	free(big);
+	free(b.p);
+}
+
+/* ---- malformed input never crashes ------------------------------------------------------ */
+
+static void test_truncated_at_every_byte(void **state)
+{
+	const char *src = "title: Suspicious 'x'\nid: 5e1c\nauthor: me\nlevel: high\n"
+			  "logsource:\n  category: process_creation\ndetection:\n"
+			  "  sel_a:\n    Image|endswith: ['\\a.exe', \"\\\\b.exe\"]\n"
+			  "  sel_b:\n    - CommandLine|contains|all: [x, y]\n    - User: null\n"
+			  "  filter: {Hashes|exists: true}\n"
+			  "  condition: 1 of sel_* and not (filter or all of them)\n";
+	size_t n = strlen(src), ok = 0;
+
+	for (size_t i = 0; i <= n; i++) {
+		uint8_t *p = malloc(i ? i : 1); /* exact size: ASan catches any over-read */
+		struct rf_diag d = {0};
+		struct rf_sigma_rule *r = NULL;
+
+		assert_non_null(p);
+		memcpy(p, src, i);
+		int rc = rf_sigma_compile(p, i, "cut.yml", NULL, &r, &d);
+		if (rc == 0) {
+			ok++;
+			rf_sigma_rule_free(r);
+		} else {
+			assert_true(rc < 0);
+			assert_null(r);
+			assert_int_equal(d.count, 1);
+			assert_non_null(strstr(d.first, "cut.yml: "));
+		}
+		free(p);
+	}
+	assert_true(ok >= 1); /* at least the whole rule */
+}
+
+static void test_garbage(void **state)
+{
+	static const char *const inputs[] = {
+		"\xff\xfe\x00", "{", "[[[", "a: b: c", "title: [", "- - - -", "? ? ?", "%YAML 9.9\n---\n",
+		"title: \"\\x\"", "\t\tfoo", "key: |\n  block\n x", "!!python/object:os.system x",
+		"title: T\nid: 1\nlogsource: x\ndetection: y\n",
+		"title: T\nid: 1\nlogsource: {category: a}\ndetection: [1]\n",
+		"title: T\nid: 1\nlogsource: {category: a}\ndetection: {condition: [], a: {b: c}}\n",
+		"title: T\nid: 1\nlogsource: {category: a}\ndetection: {condition: 5, a: {b: c}}\n",
+		"title: T\nid: 1\nlogsource: {category: a}\ndetection: {condition: '', a: {b: c}}\n",
+		"title: T\nid: 1\nlogsource: {category: a}\ndetection: {condition: '()', a: {b: c}}\n",
+		"title: T\nid: 1\nlogsource: {category: a}\ndetection: {condition: 'not', a: {b: c}}\n",
+		"title: T\nid: 1\nlogsource: {category: a}\ndetection: {condition: '1 of', a: {b: c}}\n",
+		"title: T\nid: 1\nlogsource: {category: a}\ndetection: {condition: 'all of (', a: {b: c}}\n",
+		"title: T\nid: 1\nlogsource: {category: a}\ndetection: {? [x] : y, condition: a}\n",
+		"title: {a: b}\nid: 1\n", "title: \"a\\nb\"\nid: 1\n", "title: T\nid: [1]\n",
+	};
+
+	for (size_t i = 0; i < sizeof(inputs) / sizeof(inputs[0]); i++) {
+		struct rf_diag d = {0};
+		struct rf_sigma_rule *r = NULL;
+		/* sizeof-based length for the one with a NUL inside */
+		size_t n = i == 0 ? 3 : strlen(inputs[i]);
+		int rc = rf_sigma_compile((const uint8_t *)inputs[i], n, "g.yml", NULL, &r, &d);
+
+		if (rc == 0)
+			fail_msg("garbage %zu compiled", i);
+		assert_null(r);
+		assert_int_equal(d.count, 1);
+	}
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_map_is_and_list_is_or),
+		cmocka_unit_test(test_modifiers),
+		cmocka_unit_test(test_wildcards_and_escapes_pass_through),
+		cmocka_unit_test(test_exists_null_empty),
+		cmocka_unit_test(test_integers),
+		cmocka_unit_test(test_integer_values),
+		cmocka_unit_test(test_keywords),
+		cmocka_unit_test(test_atoms_are_shared),
+		cmocka_unit_test(test_precedence),
+		cmocka_unit_test(test_quantifiers),
+		cmocka_unit_test(test_condition_list_is_or),
+		cmocka_unit_test(test_condition_errors),
+		cmocka_unit_test(test_unsupported_modifiers),
+		cmocka_unit_test(test_rule_level_rejections),
+		cmocka_unit_test(test_header_fields_carried),
+		cmocka_unit_test(test_manifest),
+		cmocka_unit_test(test_limits),
+		cmocka_unit_test(test_limits_sizes),
+		cmocka_unit_test(test_truncated_at_every_byte),
+		cmocka_unit_test(test_garbage),
+	};
+
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}

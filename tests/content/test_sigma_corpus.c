@@ -1,0 +1,309 @@
+/*
+ * The Sigma compiler on the real SigmaHQ corpus: every rule under
+ * $RF_SHARED_DIR/sigma/rules/<product>/process_creation (1,372 files in the snapshot the project
+ * uses) is compiled, without a manifest and against manifests/ringfence-agent-1.1.0.json. None
+ * may crash (ASan/UBSan), each either compiles or is rejected with exactly one reason, every
+ * compiled program is well formed (atom indices in range, stack discipline, within limits), and
+ * the rules compiled against the manifest must all go into one pack that verifies against that
+ * manifest (so a rule the compiler accepts is never one the verifier rejects). Prints the counts
+ * and the table of rejection reasons that docs/sigma.md reproduces. Skips (77) without the data.
+ */
+#include <dirent.h>
+#include <errno.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#include <cmocka.h>
+
+#include "common/util.h"
+#include "content/ir.h"
+#include "content/sigma.h"
+#include "ringfence/content.h"
+#include "ringfence/limits.h"
+
+struct list {
+	char **v;
+	size_t n, cap;
+};
+
+static void list_add(struct list *l, char *s)
+{
+	if (l->n == l->cap) {
+		l->cap = l->cap ? 2 * l->cap : 256;
+		l->v = realloc(l->v, l->cap * sizeof(*l->v));
+		assert_non_null(l->v);
+	}
+	l->v[l->n++] = s;
+}
+
+static void list_free(struct list *l)
+{
+	for (size_t i = 0; i < l->n; i++)
+		free(l->v[i]);
+	free(l->v);
+	memset(l, 0, sizeof(*l));
+}
+
+static char *join(const char *a, const char *b)
+{
+	size_t n = strlen(a) + strlen(b) + 2;
+	char *s = malloc(n);
+
+	assert_non_null(s);
+	snprintf(s, n, "%s/%s", a, b);
+	return s;
+}
+
+static int cmp_str(const void *a, const void *b)
+{
+	return strcmp(*(char *const *)a, *(char *const *)b);
+}
+
+/* Files *.yml under dir (one level: the corpus keeps process_creation rules flat). */
+static void add_yml(struct list *out, const char *dir)
+{
+	DIR *d = opendir(dir);
+	struct dirent *de;
+
+	if (!d)
+		return;
+	while ((de = readdir(d))) {
+		size_t n = strlen(de->d_name);
+		if (n > 4 && !strcmp(de->d_name + n - 4, ".yml"))
+			list_add(out, join(dir, de->d_name));
+	}
+	closedir(d);
+}
+
+/* rules/<product>/process_creation for every product. */
+static size_t find_rules(const char *root, struct list *out)
+{
+	DIR *d = opendir(root);
+	struct dirent *de;
+
+	if (!d)
+		return 0;
+	while ((de = readdir(d))) {
+		if (de->d_name[0] == '.')
+			continue;
+		char *prod = join(root, de->d_name);
+		char *pc = join(prod, "process_creation");
+		add_yml(out, pc);
+		free(pc);
+		free(prod);
+	}
+	closedir(d);
+	qsort(out->v, out->n, sizeof(*out->v), cmp_str);
+	return out->n;
+}
+
+/* Rejection reasons grouped by class: the reason with the rule prefix and "(...)" details cut. */
+struct reasons {
+	char cls[64][160];
+	size_t count[64], n, other;
+};
+
+static void reason_add(struct reasons *rs, const char *msg)
+{
+	const char *p = strstr(msg, "\": "); /* after the rule's title */
+	char cls[160];
+	size_t o = 0;
+	int paren = 0;
+
+	p = p ? p + 3 : msg;
+	for (; *p && o + 1 < sizeof(cls); p++) {
+		if (*p == '(')
+			paren++;
+		else if (*p == ')' && paren)
+			paren--;
+		else if (!paren)
+			cls[o++] = *p;
+	}
+	while (o && cls[o - 1] == ' ')
+		o--;
+	cls[o] = '\0';
+	for (size_t i = 0; i < rs->n; i++)
+		if (!strcmp(rs->cls[i], cls)) {
+			rs->count[i]++;
+			return;
+		}
+	if (rs->n == 64) {
+		rs->other++;
+		return;
+	}
+	memcpy(rs->cls[rs->n], cls, o + 1);
+	rs->count[rs->n++] = 1;
+}
+
+static void reasons_print(const struct reasons *rs)
+{
+	bool done[64] = {false};
+
+	printf("| rejections | reason |\n|---:|---|\n");
+	for (size_t k = 0; k < rs->n; k++) {
+		size_t best = SIZE_MAX;
+		for (size_t i = 0; i < rs->n; i++)
+			if (!done[i] && (best == SIZE_MAX || rs->count[i] > rs->count[best]))
+				best = i;
+		done[best] = true;
+		printf("| %zu | %s |\n", rs->count[best], rs->cls[best]);
+	}
+	if (rs->other)
+		printf("| %zu | (other reasons) |\n", rs->other);
+}
+
+/* The IR invariants ir.h promises, checked independently of the compiler's own check. */
+static void check_ir(const struct rf_ir_rule *ir, const char *path)
+{
+	size_t depth = 0, max = 0;
+
+	if (!ir->id[0] || !ir->title[0] || !ir->event[0] || ir->n_code == 0)
+		fail_msg("%s: empty id/title/event/program", path);
+	if (ir->n_code > RF_RULE_CODE_MAX || ir->n_atoms > RF_SIGMA_ATOMS_MAX)
+		fail_msg("%s: over a limit", path);
+	for (size_t i = 0; i < ir->n_atoms; i++) {
+		const struct rf_ir_atom *a = &ir->atoms[i];
+		if ((a->op == RF_OP_KEYWORD) != (a->field == NULL))
+			fail_msg("%s: atom %zu: keyword/field mismatch", path, i);
+		if (a->pattern_len > RF_SIGMA_PATTERN_MAX || (a->flags & ~RF_ATOM_FLAGS_KNOWN))
+			fail_msg("%s: atom %zu: bad pattern or flags", path, i);
+	}
+	for (size_t i = 0; i < ir->n_code; i++) {
+		uint32_t op = RF_INSN_OP(ir->code[i]), arg = RF_INSN_ARG(ir->code[i]);
+		switch (op) {
+		case RF_I_ATOM:
+			if (arg >= ir->n_atoms)
+				fail_msg("%s: insn %zu: atom %u out of range", path, i, arg);
+			depth++;
+			break;
+		case RF_I_NOT:
+			if (depth < 1)
+				fail_msg("%s: insn %zu: underflow", path, i);
+			break;
+		case RF_I_AND:
+		case RF_I_OR:
+			if (depth < 2)
+				fail_msg("%s: insn %zu: underflow", path, i);
+			depth--;
+			break;
+		default:
+			fail_msg("%s: insn %zu: opcode %u", path, i, op);
+		}
+		if (depth > max)
+			max = depth;
+	}
+	if (depth != 1 || max > RF_RULE_STACK_MAX)
+		fail_msg("%s: program leaves %zu bits, needs stack %zu", path, depth, max);
+}
+
+struct capture {
+	char msg[RF_DIAG_MSG_MAX];
+};
+
+static void run(const struct list *files, const struct rf_manifest *m, const char *label,
+		struct rf_pack_builder *b)
+{
+	struct reasons rs = {0};
+	size_t ok = 0, bad = 0, atoms = 0, code = 0;
+
+	for (size_t i = 0; i < files->n; i++) {
+		uint8_t *p = NULL;
+		size_t n;
+		struct rf_diag d = {0};
+		struct rf_sigma_rule *r = NULL;
+
+		assert_int_equal(rf_file_read(files->v[i], RF_SIGMA_FILE_MAX, &p, &n), 0);
+		int rc = rf_sigma_compile(p, n, files->v[i], m, &r, &d);
+		free(p);
+		if (rc == 0) {
+			const struct rf_ir_rule *ir = rf_sigma_rule_ir(r);
+			check_ir(ir, files->v[i]);
+			atoms += ir->n_atoms;
+			code += ir->n_code;
+			if (b) {
+				struct rf_diag bd = {0};
+				if (rf_pack_builder_add(b, ir, &bd) != 0)
+					fail_msg("%s: the pack builder refused a compiled rule: %s",
+						 files->v[i], bd.first);
+			}
+			rf_sigma_rule_free(r);
+			ok++;
+		} else {
+			if (rc >= 0 || r || d.count != 1 || rc == -ENOMEM)
+				fail_msg("%s: rc %d with %u messages", files->v[i], rc, d.count);
+			reason_add(&rs, d.first);
+			bad++;
+		}
+	}
+	printf("\n%s: %zu rule files, compiled %zu, rejected %zu (%zu atoms, %zu instructions)\n\n",
+	       label, files->n, ok, bad, atoms, code);
+	reasons_print(&rs);
+	assert_int_equal(ok + bad, files->n);
+	assert_true(ok > 0);
+}
+
+static struct list files;
+
+static void test_corpus(void **state)
+{
+	const char *src = getenv("RF_SOURCE_ROOT");
+
+	run(&files, NULL, "without a manifest", NULL);
+
+	/* Against this build's agent manifest: whatever compiles must also verify. */
+	char *mpath = join(src ? src : ".", "manifests/ringfence-agent-1.1.0.json");
+	uint8_t *mj = NULL, *pack = NULL;
+	size_t mn, plen;
+	struct rf_manifest *m = NULL;
+	struct rf_diag d = {0};
+	struct rf_pack_builder *b = NULL;
+
+	assert_int_equal(rf_file_read(mpath, RF_MANIFEST_MAX, &mj, &mn), 0);
+	assert_int_equal(rf_manifest_parse(mj, mn, &m, &d), 0);
+	assert_int_equal(rf_pack_builder_new(&b), 0);
+	run(&files, m, "against manifests/ringfence-agent-1.1.0.json", b);
+	assert_int_equal(rf_pack_builder_finish(b, 1, &pack, &plen), 0);
+	const struct rf_manifest *ms[] = {m};
+	struct rf_diag vd = {0};
+	int rc = rf_pack_verify(pack, plen, ms, 1, &vd);
+	if (rc != 0)
+		fail_msg("pack of %zu compiled rules does not verify (%u problems), first: %s",
+			 rf_pack_builder_count(b), vd.count, vd.first);
+	printf("\npack of %zu rules, %zu bytes, verifies against %s %s\n", rf_pack_builder_count(b),
+	       plen, rf_manifest_agent(m), rf_manifest_version(m));
+	free(pack);
+	rf_pack_builder_free(b);
+	rf_manifest_free(m);
+	free(mj);
+	free(mpath);
+}
+
+int main(void)
+{
+	const char *shared = getenv("RF_SHARED_DIR");
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_corpus),
+	};
+	int rc;
+
+	if (!shared) {
+		printf("SKIP: RF_SHARED_DIR is not set, so the SigmaHQ corpus is not available\n");
+		return 77;
+	}
+	char *root = join(shared, "sigma/rules");
+	if (find_rules(root, &files) == 0) {
+		printf("SKIP: no */process_creation/*.yml under %s (SigmaHQ corpus absent)\n", root);
+		free(root);
+		return 77;
+	}
+	free(root);
+	rc = cmocka_run_group_tests(tests, NULL, NULL);
+	list_free(&files);
+	return rc;
+}
