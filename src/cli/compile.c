@@ -29,22 +29,23 @@
 
 static void usage(FILE *f)
 {
-	fprintf(f,
-		"usage: ringfence content compile RULE.yml|DIR... -o PACK [--manifest M] [--strict]\n"
-		"                                 [--seq N]\n"
-		"\n"
-		"Compile Sigma rules into a content pack. Directories are searched recursively for\n"
-		"*.yml and *.yaml. Rules outside the supported Sigma subset (docs/sigma.md) are\n"
-		"rejected with a reason on stderr; the others are compiled.\n"
-		"\n"
-		"  -o, --output PACK   the pack to write (replaced atomically)\n"
-		"  --manifest M        type fields from agent manifest M and reject rules that use an\n"
-		"                      event or field M does not supply\n"
-		"  --strict            any rejected rule is fatal: no pack is written\n"
-		"  --seq N             content sequence number written in the pack (default 1)\n"
-		"  -h, --help          this help\n"
-		"\n"
-		"exit status: 0 every rule compiled; 1 some rules rejected; 2 usage or I/O error\n");
+	fprintf(
+	    f,
+	    "usage: ringfence content compile RULE.yml|DIR... -o PACK [--manifest M] [--strict]\n"
+	    "                                 [--seq N]\n"
+	    "\n"
+	    "Compile Sigma rules into a content pack. Directories are searched recursively for\n"
+	    "*.yml and *.yaml. Rules outside the supported Sigma subset (docs/sigma.md) are\n"
+	    "rejected with a reason on stderr; the others are compiled.\n"
+	    "\n"
+	    "  -o, --output PACK   the pack to write (replaced atomically)\n"
+	    "  --manifest M        type fields from agent manifest M and reject rules that use an\n"
+	    "                      event or field M does not supply\n"
+	    "  --strict            any rejected rule is fatal: no pack is written\n"
+	    "  --seq N             content sequence number written in the pack (default 1)\n"
+	    "  -h, --help          this help\n"
+	    "\n"
+	    "exit status: 0 every rule compiled; 1 some rules rejected; 2 usage or I/O error\n");
 }
 
 struct paths {
@@ -90,7 +91,8 @@ static bool is_rule_name(const char *name)
 {
 	size_t n = strlen(name);
 
-	return (n > 4 && !strcmp(name + n - 4, ".yml")) || (n > 5 && !strcmp(name + n - 5, ".yaml"));
+	return (n > 4 && !strcmp(name + n - 4, ".yml")) ||
+	       (n > 5 && !strcmp(name + n - 5, ".yaml"));
 }
 
 static int cmp_str(const void *a, const void *b)
@@ -273,7 +275,8 @@ int rf_cli_content_compile(int argc, char **argv)
 				manifest_path = v;
 			} else if (!strcmp(a, "--seq")) {
 				if (rf_parse_u64(v, &seq) < 0) {
-					fprintf(stderr, "ringfence: --seq '%s' is not a number\n", v);
+					fprintf(stderr, "ringfence: --seq '%s' is not a number\n",
+						v);
 					goto usage_error;
 				}
 			} else {
@@ -296,7 +299,8 @@ int rf_cli_content_compile(int argc, char **argv)
 		}
 	}
 	if (!out || inputs.n == 0) {
-		fprintf(stderr, "ringfence: compile needs at least one RULE.yml or DIR and -o PACK\n");
+		fprintf(stderr,
+			"ringfence: compile needs at least one RULE.yml or DIR and -o PACK\n");
 		goto usage_error;
 	}
 	if (manifest_path && load_manifest(manifest_path, &m) < 0)
@@ -340,7 +344,8 @@ int rf_cli_content_compile(int argc, char **argv)
 
 		r = rf_file_read(path, RF_SIGMA_FILE_MAX, &buf, &len);
 		if (r == -E2BIG) {
-			fprintf(stderr, "%s: rule file larger than %u bytes\n", path, RF_SIGMA_FILE_MAX);
+			fprintf(stderr, "%s: rule file larger than %u bytes\n", path,
+				RF_SIGMA_FILE_MAX);
 			rejected++;
 			continue;
 		}
@@ -387,7 +392,8 @@ int rf_cli_content_compile(int argc, char **argv)
 
 	fprintf(stderr, "compiled %zu rules, rejected %zu\n", compiled, rejected);
 	if (strict && rejected) {
-		fprintf(stderr, "ringfence: --strict: %zu rules rejected, no pack written\n", rejected);
+		fprintf(stderr, "ringfence: --strict: %zu rules rejected, no pack written\n",
+			rejected);
 		rc = 1;
 		goto out;
 	}

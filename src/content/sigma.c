@@ -109,20 +109,20 @@ enum nkind { N_SCALAR = 1, N_SEQ, N_MAP };
 /* How a scalar resolves (YAML 1.1 as PyYAML reads it; quoted or !!str scalars are S_STR). */
 enum skind {
 	S_STR = 1,
-	S_NULL,  /* plain "", "~", "null" */
-	S_BOOL,  /* plain true/false/yes/no/on/off in any case PyYAML accepts */
-	S_INT,   /* plain decimal integer without leading zeros */
-	S_NUMX,  /* any other YAML 1.1 number: 0x1f, 017, 1_000, 1:30, 1.5, .inf: ambiguous */
+	S_NULL, /* plain "", "~", "null" */
+	S_BOOL, /* plain true/false/yes/no/on/off in any case PyYAML accepts */
+	S_INT,	/* plain decimal integer without leading zeros */
+	S_NUMX, /* any other YAML 1.1 number: 0x1f, 017, 1_000, 1:30, 1.5, .inf: ambiguous */
 };
 
 struct node {
 	enum nkind kind;
-	unsigned line;        /* 1-based line in the file, for messages */
-	enum skind sk;        /* N_SCALAR */
-	bool bval;            /* S_BOOL */
-	const char *s;        /* N_SCALAR: NUL-terminated copy */
-	size_t len;           /* N_SCALAR: length without the NUL (may hold NUL bytes) */
-	struct node **kids;   /* N_SEQ items; N_MAP key, value, key, value, ... */
+	unsigned line;	    /* 1-based line in the file, for messages */
+	enum skind sk;	    /* N_SCALAR */
+	bool bval;	    /* S_BOOL */
+	const char *s;	    /* N_SCALAR: NUL-terminated copy */
+	size_t len;	    /* N_SCALAR: length without the NUL (may hold NUL bytes) */
+	struct node **kids; /* N_SEQ items; N_MAP key, value, key, value, ... */
 	size_t nkids;
 };
 
@@ -176,7 +176,8 @@ static int fail(struct ctx *c, int code, const char *fmt, ...)
 	vsnprintf(reason, sizeof(reason), fmt, ap);
 	va_end(ap);
 	if (c->qid[0] && c->qtitle[0])
-		return rf_diag_report(c->d, code, "%s: rule %s \"%s\": %s", o, c->qid, c->qtitle, reason);
+		return rf_diag_report(c->d, code, "%s: rule %s \"%s\": %s", o, c->qid, c->qtitle,
+				      reason);
 	if (c->qid[0])
 		return rf_diag_report(c->d, code, "%s: rule %s: %s", o, c->qid, reason);
 	if (c->qtitle[0])
@@ -213,8 +214,9 @@ static bool eq_any(const char *s, size_t n, const char *const *words)
 /* YAML 1.1 int forms other than plain decimal, and floats (PyYAML's resolver regexps). */
 static bool is_yaml11_number(const char *s, size_t n)
 {
-	static const char *const special[] = {".inf", ".Inf", ".INF", ".nan", ".NaN", ".NAN",
-					      "+.inf", "+.Inf", "+.INF", "-.inf", "-.Inf", "-.INF", NULL};
+	static const char *const special[] = {".inf",  ".Inf",	".INF",	 ".nan",  ".NaN",
+					      ".NAN",  "+.inf", "+.Inf", "+.INF", "-.inf",
+					      "-.Inf", "-.INF", NULL};
 	size_t i = 0;
 
 	if (eq_any(s, n, special))
@@ -235,7 +237,8 @@ static bool is_yaml11_number(const char *s, size_t n)
 		}
 		return true;
 	}
-	/* [0-9][0-9_]* then optionally (:[0-5]?[0-9])+ (sexagesimal) or .[0-9_]*([eE][-+][0-9]+)? */
+	/* [0-9][0-9_]* then optionally (:[0-5]?[0-9])+ (sexagesimal) or .[0-9_]*([eE][-+][0-9]+)?
+	 */
 	size_t start = i;
 	if (s[i] == '.') {
 		/* \.[0-9_]+([eE][-+][0-9]+)? */
@@ -319,10 +322,10 @@ static bool is_plain_decimal(const char *s, size_t n)
 static void resolve_plain(struct node *nd)
 {
 	static const char *const nulls[] = {"", "~", "null", "Null", "NULL", NULL};
-	static const char *const yes[] = {"true", "True", "TRUE", "yes", "Yes", "YES",
-					  "on", "On", "ON", NULL};
-	static const char *const no[] = {"false", "False", "FALSE", "no", "No", "NO",
-					 "off", "Off", "OFF", NULL};
+	static const char *const yes[] = {"true", "True", "TRUE", "yes", "Yes",
+					  "YES",  "on",	  "On",	  "ON",	 NULL};
+	static const char *const no[] = {"false", "False", "FALSE", "no",  "No",
+					 "NO",	  "off",   "Off",   "OFF", NULL};
 
 	if (eq_any(nd->s, nd->len, nulls))
 		nd->sk = S_NULL;
@@ -413,8 +416,9 @@ static int yaml_load(struct ctx *c, const uint8_t *p, size_t n, struct node **re
 			break;
 		case YAML_DOCUMENT_START_EVENT:
 			if (++docs > 1) {
-				r = fail(c, -ENOTSUP, "multi-document rule files are not supported "
-						       "(second YAML document at line %zu)",
+				r = fail(c, -ENOTSUP,
+					 "multi-document rule files are not supported "
+					 "(second YAML document at line %zu)",
 					 (size_t)ev.start_mark.line + 1);
 				goto out_event;
 			}
@@ -425,13 +429,15 @@ static int yaml_load(struct ctx *c, const uint8_t *p, size_t n, struct node **re
 			goto out_event;
 		case YAML_SCALAR_EVENT:
 			if (!tag_ok(ev.data.scalar.tag, "tag:yaml.org,2002:str")) {
-				r = fail(c, -ENOTSUP, "YAML tag '%.64s' is not supported (line %zu)",
-					 (const char *)ev.data.scalar.tag, (size_t)ev.start_mark.line + 1);
+				r = fail(c, -ENOTSUP,
+					 "YAML tag '%.64s' is not supported (line %zu)",
+					 (const char *)ev.data.scalar.tag,
+					 (size_t)ev.start_mark.line + 1);
 				goto out_event;
 			}
 			nd = new_node(c, N_SCALAR, &ev.start_mark);
 			if (!nd || !(nd->s = arena_strndup(&c->r->arena, ev.data.scalar.value,
-							    ev.data.scalar.length))) {
+							   ev.data.scalar.length))) {
 				r = oom(c);
 				goto out_event;
 			}
@@ -444,10 +450,12 @@ static int yaml_load(struct ctx *c, const uint8_t *p, size_t n, struct node **re
 		case YAML_SEQUENCE_START_EVENT:
 		case YAML_MAPPING_START_EVENT: {
 			bool seq = ev.type == YAML_SEQUENCE_START_EVENT;
-			const yaml_char_t *tag = seq ? ev.data.sequence_start.tag : ev.data.mapping_start.tag;
+			const yaml_char_t *tag =
+			    seq ? ev.data.sequence_start.tag : ev.data.mapping_start.tag;
 
 			if (!tag_ok(tag, seq ? "tag:yaml.org,2002:seq" : "tag:yaml.org,2002:map")) {
-				r = fail(c, -ENOTSUP, "YAML tag '%.64s' is not supported (line %zu)",
+				r = fail(c, -ENOTSUP,
+					 "YAML tag '%.64s' is not supported (line %zu)",
 					 (const char *)tag, (size_t)ev.start_mark.line + 1);
 				goto out_event;
 			}
@@ -551,7 +559,8 @@ static int check_map(struct ctx *c, const struct node *m, const char *what)
 		const struct node *k = m->kids[i];
 
 		if (k->kind != N_SCALAR)
-			return fail(c, -EBADMSG, "%s: a key at line %u is not a string", what, k->line);
+			return fail(c, -EBADMSG, "%s: a key at line %u is not a string", what,
+				    k->line);
 		for (size_t j = 0; j < i; j += 2) {
 			const struct node *k2 = m->kids[j];
 			if (k2->len == k->len && !memcmp(k2->s, k->s, k->len))
@@ -667,7 +676,7 @@ static int emit_atom(struct ctx *c, struct vec *v, const char *field, enum rf_ft
 		r->cap_atoms = cap;
 	}
 	r->atoms[r->n_atoms] = (struct rf_ir_atom){
-		.field = field, .type = t, .op = op, .flags = flags, .pattern = p, .pattern_len = n};
+	    .field = field, .type = t, .op = op, .flags = flags, .pattern = p, .pattern_len = n};
 	c->atom_hash[slot] = (uint32_t)++r->n_atoms;
 	return vec_push(c, v, RF_INSN(RF_I_ATOM, r->n_atoms - 1));
 }
@@ -686,15 +695,16 @@ enum mod {
 
 /* Modifiers of the Sigma specification (and pySigma) that this subset does not implement. */
 static const char *const unsupported_mods[] = {
-	"re", "i", "m", "s", "windash", "cidr", "lt", "lte", "gt", "gte", "base64",
-	"base64offset", "utf16", "utf16le", "utf16be", "wide", "fieldref", "expand",
-	"minute", "hour", "day", "week", "month", "year", NULL};
+    "re",      "i",	"m",	    "s",      "windash",      "cidr",  "lt",
+    "lte",     "gt",	"gte",	    "base64", "base64offset", "utf16", "utf16le",
+    "utf16be", "wide",	"fieldref", "expand", "minute",	      "hour",  "day",
+    "week",    "month", "year",	    NULL};
 
 struct field_spec {
-	const char *name;      /* NUL-terminated, in the arena; NULL for keywords */
-	char qname[96];        /* field|mods as written, quoted for messages */
+	const char *name; /* NUL-terminated, in the arena; NULL for keywords */
+	char qname[96];	  /* field|mods as written, quoted for messages */
 	unsigned mods;
-	enum rf_ftype mtype;   /* type from the manifest, 0 without one */
+	enum rf_ftype mtype; /* type from the manifest, 0 without one */
 };
 
 static bool field_char_ok(char ch)
@@ -702,7 +712,8 @@ static bool field_char_ok(char ch)
 	return ch > 0x20 && ch < 0x7f && ch != '|';
 }
 
-static int parse_key(struct ctx *c, const struct node *key, const char *ident, struct field_spec *fs)
+static int parse_key(struct ctx *c, const struct node *key, const char *ident,
+		     struct field_spec *fs)
 {
 	const char *s = key->s;
 	size_t n = key->len, flen = 0;
@@ -712,10 +723,13 @@ static int parse_key(struct ctx *c, const struct node *key, const char *ident, s
 		flen++;
 	for (size_t i = 0; i < flen; i++)
 		if (!field_char_ok(s[i]))
-			return fail(c, -EBADMSG, "field name '%s' in '%s' has a character other than "
-						 "printable ASCII", fs->qname, ident);
+			return fail(c, -EBADMSG,
+				    "field name '%s' in '%s' has a character other than "
+				    "printable ASCII",
+				    fs->qname, ident);
 	if (flen > RF_NAME_MAX)
-		return fail(c, -E2BIG, "field name longer than %u bytes in '%s'", RF_NAME_MAX, ident);
+		return fail(c, -E2BIG, "field name longer than %u bytes in '%s'", RF_NAME_MAX,
+			    ident);
 	fs->name = NULL;
 	if (flen) {
 		fs->name = arena_strndup(&c->r->arena, s, flen);
@@ -736,8 +750,9 @@ static int parse_key(struct ctx *c, const struct node *key, const char *ident, s
 			const char *name;
 			unsigned bit;
 		} known[] = {
-			{"contains", M_CONTAINS}, {"startswith", M_STARTSWITH}, {"endswith", M_ENDSWITH},
-			{"all", M_ALL}, {"cased", M_CASED}, {"exists", M_EXISTS},
+		    {"contains", M_CONTAINS}, {"startswith", M_STARTSWITH},
+		    {"endswith", M_ENDSWITH}, {"all", M_ALL},
+		    {"cased", M_CASED},	      {"exists", M_EXISTS},
 		};
 		for (size_t k = 0; k < sizeof(known) / sizeof(known[0]); k++)
 			if (strlen(known[k].name) == mlen && !memcmp(known[k].name, mname, mlen))
@@ -745,8 +760,9 @@ static int parse_key(struct ctx *c, const struct node *key, const char *ident, s
 		rf_diag_quote(qm, sizeof(qm), mname, mlen);
 		if (!bit) {
 			if (eq_any(mname, mlen, unsupported_mods))
-				return fail(c, -ENOTSUP, "modifier '%s' is not supported (key '%s' in '%s')",
-					    qm, fs->qname, ident);
+				return fail(c, -ENOTSUP,
+					    "modifier '%s' is not supported (key '%s' in '%s')", qm,
+					    fs->qname, ident);
 			return fail(c, -ENOTSUP, "unknown modifier '%s' (key '%s' in '%s')", qm,
 				    fs->qname, ident);
 		}
@@ -754,24 +770,30 @@ static int parse_key(struct ctx *c, const struct node *key, const char *ident, s
 			return fail(c, -EBADMSG, "modifier '%s' repeated (key '%s' in '%s')", qm,
 				    fs->qname, ident);
 		if ((bit & M_POSITION) && (fs->mods & M_POSITION))
-			return fail(c, -EBADMSG, "conflicting modifiers (key '%s' in '%s')", fs->qname,
-				    ident);
+			return fail(c, -EBADMSG, "conflicting modifiers (key '%s' in '%s')",
+				    fs->qname, ident);
 		fs->mods |= bit;
 		i = j;
 	}
 	if ((fs->mods & M_EXISTS) && fs->mods != M_EXISTS)
-		return fail(c, -EBADMSG, "'exists' cannot be combined with other modifiers (key '%s' "
-					 "in '%s')", fs->qname, ident);
+		return fail(c, -EBADMSG,
+			    "'exists' cannot be combined with other modifiers (key '%s' "
+			    "in '%s')",
+			    fs->qname, ident);
 	if (!fs->name && (fs->mods & ~(M_ALL | M_CASED)))
-		return fail(c, -ENOTSUP, "keyword search with modifiers other than all and cased "
-					 "(key '%s' in '%s')", fs->qname, ident);
+		return fail(c, -ENOTSUP,
+			    "keyword search with modifiers other than all and cased "
+			    "(key '%s' in '%s')",
+			    fs->qname, ident);
 	fs->mtype = 0;
 	if (fs->name && c->m) {
 		int t = rf_manifest_field_type(c->m, c->event, fs->name);
 		if (t < 0) {
 			char qa[64], qv[32];
-			return fail(c, -ENOENT, "field '%s' is not supplied by %s %s (event %s supplies "
-						"%zu fields)", fs->name,
+			return fail(c, -ENOENT,
+				    "field '%s' is not supplied by %s %s (event %s supplies "
+				    "%zu fields)",
+				    fs->name,
 				    rf_diag_quote(qa, sizeof(qa), rf_manifest_agent(c->m),
 						  strlen(rf_manifest_agent(c->m))),
 				    rf_diag_quote(qv, sizeof(qv), rf_manifest_version(c->m),
@@ -789,8 +811,8 @@ static const char *type_name(enum rf_ftype t)
 }
 
 /* Canonical decimal text of a plain YAML integer, range-checked to int64. */
-static int canon_int(struct ctx *c, const char *s, size_t n, const char *where,
-		     const uint8_t **ret, size_t *ret_len)
+static int canon_int(struct ctx *c, const char *s, size_t n, const char *where, const uint8_t **ret,
+		     size_t *ret_len)
 {
 	bool neg = false;
 	uint64_t v = 0;
@@ -851,23 +873,28 @@ static int emit_value(struct ctx *c, struct vec *v, const struct field_spec *fs,
 		return fail(c, -EBADMSG, "boolean value '%s' (quote it to match it as text; %s)",
 			    qs(qv, sizeof(qv), val), where);
 	case S_NUMX:
-		return fail(c, -ENOTSUP, "number '%s' is not a plain decimal integer (quote it to "
-					 "match it as text; %s)", qs(qv, sizeof(qv), val), where);
+		return fail(c, -ENOTSUP,
+			    "number '%s' is not a plain decimal integer (quote it to "
+			    "match it as text; %s)",
+			    qs(qv, sizeof(qv), val), where);
 	case S_NULL:
 		if (!fs->name)
 			return fail(c, -EBADMSG, "null keyword (%s)", where);
 		if (fs->mods & (M_POSITION | M_CASED))
 			return fail(c, -EBADMSG, "null value with a modifier (%s)", where);
 		if (fs->mtype && fs->mtype != RF_FT_STRING)
-			return fail(c, -EINVAL, "null test on %s field '%s' (only string fields can "
-						"be null; %s)", type_name(fs->mtype), fs->name, where);
+			return fail(c, -EINVAL,
+				    "null test on %s field '%s' (only string fields can "
+				    "be null; %s)",
+				    type_name(fs->mtype), fs->name, where);
 		return emit_atom(c, v, fs->name, RF_FT_STRING, RF_OP_NULL, 0, NULL, 0);
 	case S_INT:
 	case S_STR:
 		break;
 	}
 	if (has_nul(val))
-		return fail(c, -EBADMSG, "value at line %u holds a NUL byte (%s)", val->line, where);
+		return fail(c, -EBADMSG, "value at line %u holds a NUL byte (%s)", val->line,
+			    where);
 	if (val->len > RF_SIGMA_PATTERN_MAX)
 		return fail(c, -E2BIG, "value at line %u longer than %u bytes (%s)", val->line,
 			    RF_SIGMA_PATTERN_MAX, where);
@@ -878,16 +905,19 @@ static int emit_value(struct ctx *c, struct vec *v, const struct field_spec *fs,
 		return emit_atom(c, v, NULL, RF_FT_STRING, RF_OP_KEYWORD, flags, pat, plen);
 
 	enum rf_ftype t = fs->mtype;
-	if (!t) /* no manifest: a YAML integer compared to a field is a number (pySigma's reading) */
+	if (!t) /* no manifest: a YAML integer compared to a field is a number (pySigma's reading)
+		 */
 		t = (val->sk == S_INT && !(fs->mods & (M_POSITION | M_CASED))) ? RF_FT_INT
-										 : RF_FT_STRING;
+									       : RF_FT_STRING;
 	switch (t) {
 	case RF_FT_INT:
 		if (fs->mods & (M_POSITION | M_CASED))
-			return fail(c, -EINVAL, "modifier on int field '%s' (only exact numbers; %s)",
-				    fs->name, where);
+			return fail(c, -EINVAL,
+				    "modifier on int field '%s' (only exact numbers; %s)", fs->name,
+				    where);
 		if (!is_plain_decimal(val->s, val->len))
-			return fail(c, -EINVAL, "value '%s' is not an integer but field '%s' is int (%s)",
+			return fail(c, -EINVAL,
+				    "value '%s' is not an integer but field '%s' is int (%s)",
 				    qs(qv, sizeof(qv), val), fs->name, where);
 		{
 			int r = canon_int(c, val->s, val->len, where, &pat, &plen);
@@ -898,11 +928,14 @@ static int emit_value(struct ctx *c, struct vec *v, const struct field_spec *fs,
 	case RF_FT_IP: {
 		unsigned char addr[16];
 		if (fs->mods & (M_POSITION | M_CASED))
-			return fail(c, -EINVAL, "modifier on ip field '%s' (only exact addresses; %s)",
+			return fail(c, -EINVAL,
+				    "modifier on ip field '%s' (only exact addresses; %s)",
 				    fs->name, where);
 		if (inet_pton(AF_INET, val->s, addr) != 1 && inet_pton(AF_INET6, val->s, addr) != 1)
-			return fail(c, -EINVAL, "value '%s' is not an IP address but field '%s' is ip "
-						"(%s)", qs(qv, sizeof(qv), val), fs->name, where);
+			return fail(c, -EINVAL,
+				    "value '%s' is not an IP address but field '%s' is ip "
+				    "(%s)",
+				    qs(qv, sizeof(qv), val), fs->name, where);
 		return emit_atom(c, v, fs->name, RF_FT_IP, RF_OP_EQ, 0, pat, plen);
 	}
 	default:
@@ -986,8 +1019,10 @@ static int compile_ident(struct ctx *c, struct ident *id, const struct node *val
 		const struct node *it = val->kids[i];
 
 		if ((it->kind == N_MAP) != maps || it->kind == N_SEQ)
-			return fail(c, -EBADMSG, "search identifier '%s' mixes lists, mappings and "
-						 "values (line %u)", ident, it->line);
+			return fail(c, -EBADMSG,
+				    "search identifier '%s' mixes lists, mappings and "
+				    "values (line %u)",
+				    ident, it->line);
 		if (maps) {
 			r = emit_map(c, v, it, ident);
 		} else {
@@ -1009,9 +1044,9 @@ enum tok { T_END, T_LP, T_RP, T_PIPE, T_WORD };
 
 struct cond {
 	const char *s;
-	size_t n, pos;     /* pos: start of the next token */
-	enum tok t;        /* current token */
-	size_t ts, tn;     /* its bytes */
+	size_t n, pos; /* pos: start of the next token */
+	enum tok t;    /* current token */
+	size_t ts, tn; /* its bytes */
 	char qcond[128];
 };
 
@@ -1068,8 +1103,9 @@ static bool word_is(const struct cond *k, size_t ts, size_t tn, const char *w)
 
 static bool is_reserved(const struct cond *k)
 {
-	return k->t == T_WORD && (word_is(k, k->ts, k->tn, "and") || word_is(k, k->ts, k->tn, "or") ||
-				  word_is(k, k->ts, k->tn, "not") || word_is(k, k->ts, k->tn, "of"));
+	return k->t == T_WORD &&
+	       (word_is(k, k->ts, k->tn, "and") || word_is(k, k->ts, k->tn, "or") ||
+		word_is(k, k->ts, k->tn, "not") || word_is(k, k->ts, k->tn, "of"));
 }
 
 static int cond_err(struct ctx *c, struct cond *k, const char *expected)
@@ -1117,8 +1153,10 @@ static int parse_quantified(struct ctx *c, struct cond *k, struct vec *v)
 	char q[48];
 
 	if (!all && !(k->tn == 1 && k->s[k->ts] == '1'))
-		return fail(c, -ENOTSUP, "condition '%s': '%s of' is not supported (only '1 of' and "
-					 "'all of')", k->qcond, rf_diag_quote(q, sizeof(q), k->s + k->ts, k->tn));
+		return fail(c, -ENOTSUP,
+			    "condition '%s': '%s of' is not supported (only '1 of' and "
+			    "'all of')",
+			    k->qcond, rf_diag_quote(q, sizeof(q), k->s + k->ts, k->tn));
 	advance(k); /* quantifier */
 	advance(k); /* of */
 	if (k->t != T_WORD || is_reserved(k))
@@ -1139,8 +1177,8 @@ static int parse_quantified(struct ctx *c, struct cond *k, struct vec *v)
 		matched++;
 	}
 	if (!matched)
-		return fail(c, -EBADMSG, "condition '%s': '%s' matches no search identifier", k->qcond,
-			    rf_diag_quote(q, sizeof(q), k->s + k->ts, k->tn));
+		return fail(c, -EBADMSG, "condition '%s': '%s' matches no search identifier",
+			    k->qcond, rf_diag_quote(q, sizeof(q), k->s + k->ts, k->tn));
 	advance(k);
 	return 0;
 }
@@ -1290,7 +1328,8 @@ static int rule_author(struct ctx *c, const struct node *a, const char **ret)
 		int r = text_attr(c, a->kids[i], "author", RF_PACK_STRING_MAX, &s);
 		if (r < 0)
 			return r;
-		total += a->kids[i]->len + 2; /* bounded: each <= RF_PACK_STRING_MAX, nodes bounded */
+		total +=
+		    a->kids[i]->len + 2; /* bounded: each <= RF_PACK_STRING_MAX, nodes bounded */
 	}
 	if (total - 2 > RF_PACK_STRING_MAX)
 		return fail(c, -E2BIG, "'author' longer than %u bytes", RF_PACK_STRING_MAX);
@@ -1357,8 +1396,10 @@ static int rule_header(struct ctx *c, const struct node *root)
 	if ((n = map_get(root, "level")) && !(n->kind == N_SCALAR && n->sk == S_NULL)) {
 		char q[48];
 		if (n->kind != N_SCALAR || !eq_any(n->s, n->len, levels))
-			return fail(c, -EBADMSG, "level '%s' is not informational, low, medium, high "
-						 "or critical", n->kind == N_SCALAR ? qs(q, sizeof(q), n) : "?");
+			return fail(c, -EBADMSG,
+				    "level '%s' is not informational, low, medium, high "
+				    "or critical",
+				    n->kind == N_SCALAR ? qs(q, sizeof(q), n) : "?");
 		ir->level = n->s;
 	}
 
@@ -1370,14 +1411,16 @@ static int rule_header(struct ctx *c, const struct node *root)
 		return r;
 	n = map_get(ls, "category");
 	if (!n || (n->kind == N_SCALAR && n->sk == S_NULL))
-		return fail(c, -ENOTSUP, "logsource has no category (only category-based rules are "
-					 "supported)");
+		return fail(c, -ENOTSUP,
+			    "logsource has no category (only category-based rules are "
+			    "supported)");
 	if (n->kind != N_SCALAR || n->len == 0 || n->len > RF_NAME_MAX)
 		return fail(c, -EBADMSG, "logsource category is not a short text value");
 	for (size_t i = 0; i < n->len; i++)
 		if (!event_char_ok(n->s[i])) {
 			char q[64];
-			return fail(c, -EBADMSG, "logsource category '%s' is not lower-case [a-z0-9_.-]",
+			return fail(c, -EBADMSG,
+				    "logsource category '%s' is not lower-case [a-z0-9_.-]",
 				    qs(q, sizeof(q), n));
 		}
 	c->event = ir->event = n->s;

@@ -23,13 +23,20 @@
 static const char *opname(enum rf_atom_op op)
 {
 	switch (op) {
-	case RF_OP_EQ: return "eq";
-	case RF_OP_CONTAINS: return "contains";
-	case RF_OP_STARTSWITH: return "startswith";
-	case RF_OP_ENDSWITH: return "endswith";
-	case RF_OP_KEYWORD: return "keyword";
-	case RF_OP_EXISTS: return "exists";
-	case RF_OP_NULL: return "null";
+	case RF_OP_EQ:
+		return "eq";
+	case RF_OP_CONTAINS:
+		return "contains";
+	case RF_OP_STARTSWITH:
+		return "startswith";
+	case RF_OP_ENDSWITH:
+		return "endswith";
+	case RF_OP_KEYWORD:
+		return "keyword";
+	case RF_OP_EXISTS:
+		return "exists";
+	case RF_OP_NULL:
+		return "null";
 	}
 	return "?";
 }
@@ -39,25 +46,41 @@ static void render(const struct rf_ir_rule *ir, char *out, size_t sz)
 {
 	size_t o = 0;
 
-#define PUT(...) (o += (size_t)snprintf(out + o, o < sz ? sz - o : 0, __VA_ARGS__))
+#define PUT(...) (o += (size_t)snprintf(out + (o < sz ? o : sz), o < sz ? sz - o : 0, __VA_ARGS__))
 	for (size_t i = 0; i < ir->n_atoms; i++) {
 		const struct rf_ir_atom *a = &ir->atoms[i];
 		PUT("%s%s %s%s%s '%.*s'", i ? "; " : "", a->field ? a->field : "*", opname(a->op),
 		    (a->flags & RF_ATOM_CASED) ? "/cased" : "",
-		    a->type == RF_FT_INT ? ":int" : a->type == RF_FT_IP ? ":ip" : "",
+		    a->type == RF_FT_INT  ? ":int"
+		    : a->type == RF_FT_IP ? ":ip"
+					  : "",
 		    (int)a->pattern_len, (const char *)a->pattern);
 	}
 	PUT(" |");
 	for (size_t i = 0; i < ir->n_code; i++) {
 		uint32_t insn = ir->code[i];
 		switch (RF_INSN_OP(insn)) {
-		case RF_I_ATOM: PUT(" a%u", RF_INSN_ARG(insn)); break;
-		case RF_I_TRUE: PUT(" T"); break;
-		case RF_I_FALSE: PUT(" F"); break;
-		case RF_I_NOT: PUT(" !"); break;
-		case RF_I_AND: PUT(" &"); break;
-		case RF_I_OR: PUT(" |"); break;
-		default: PUT(" ?%u", RF_INSN_OP(insn)); break;
+		case RF_I_ATOM:
+			PUT(" a%u", RF_INSN_ARG(insn));
+			break;
+		case RF_I_TRUE:
+			PUT(" T");
+			break;
+		case RF_I_FALSE:
+			PUT(" F");
+			break;
+		case RF_I_NOT:
+			PUT(" !");
+			break;
+		case RF_I_AND:
+			PUT(" &");
+			break;
+		case RF_I_OR:
+			PUT(" |");
+			break;
+		default:
+			PUT(" ?%u", RF_INSN_OP(insn));
+			break;
 		}
 	}
 #undef PUT
@@ -69,11 +92,11 @@ static void render(const struct rf_ir_rule *ir, char *out, size_t sz)
 static struct rf_manifest *manifest_new(void)
 {
 	static const char json[] =
-		"{\"agent\":\"ringfence-agent\",\"version\":\"9.0.0\",\"events\":[{\"name\":"
-		"\"process_creation\",\"fields\":[{\"name\":\"Image\",\"type\":\"string\"},"
-		"{\"name\":\"CommandLine\",\"type\":\"string\"},{\"name\":\"ProcessId\",\"type\":"
-		"\"int\"}]},{\"name\":\"network_connection\",\"fields\":[{\"name\":\"DestinationIp\","
-		"\"type\":\"ip\"},{\"name\":\"DestinationPort\",\"type\":\"int\"}]}]}";
+	    "{\"agent\":\"ringfence-agent\",\"version\":\"9.0.0\",\"events\":[{\"name\":"
+	    "\"process_creation\",\"fields\":[{\"name\":\"Image\",\"type\":\"string\"},"
+	    "{\"name\":\"CommandLine\",\"type\":\"string\"},{\"name\":\"ProcessId\",\"type\":"
+	    "\"int\"}]},{\"name\":\"network_connection\",\"fields\":[{\"name\":\"DestinationIp\","
+	    "\"type\":\"ip\"},{\"name\":\"DestinationPort\",\"type\":\"int\"}]}]}";
 	struct rf_diag d = {0};
 	struct rf_manifest *m = NULL;
 
@@ -140,16 +163,18 @@ static void test_map_is_and_list_is_or(void **state)
 
 static void test_modifiers(void **state)
 {
-	expect_ir(HEADER "detection:\n  s:\n    CommandLine|contains: enc\n"
-			 "    Image|startswith: 'C:\\Users\\'\n    ParentImage|endswith: '\\cmd.exe'\n"
-			 "  condition: s\n",
-		  "CommandLine contains 'enc'; Image startswith 'C:\\Users\\'; ParentImage endswith "
-		  "'\\cmd.exe' | a0 a1 & a2 &");
+	expect_ir(
+	    HEADER "detection:\n  s:\n    CommandLine|contains: enc\n"
+		   "    Image|startswith: 'C:\\Users\\'\n    ParentImage|endswith: '\\cmd.exe'\n"
+		   "  condition: s\n",
+	    "CommandLine contains 'enc'; Image startswith 'C:\\Users\\'; ParentImage endswith "
+	    "'\\cmd.exe' | a0 a1 & a2 &");
 	/* |all turns the value list into AND; |cased sets the flag */
-	expect_ir(HEADER "detection:\n  s:\n    CommandLine|contains|all: [' -w hidden', ' -enc ']\n"
-			 "    Image|cased: PowerShell.exe\n  condition: s\n",
-		  "CommandLine contains ' -w hidden'; CommandLine contains ' -enc '; Image eq/cased "
-		  "'PowerShell.exe' | a0 a1 & a2 &");
+	expect_ir(
+	    HEADER "detection:\n  s:\n    CommandLine|contains|all: [' -w hidden', ' -enc ']\n"
+		   "    Image|cased: PowerShell.exe\n  condition: s\n",
+	    "CommandLine contains ' -w hidden'; CommandLine contains ' -enc '; Image eq/cased "
+	    "'PowerShell.exe' | a0 a1 & a2 &");
 	expect_ir(HEADER "detection:\n  s:\n    CommandLine|cased|endswith: X\n  condition: s\n",
 		  "CommandLine endswith/cased 'X' | a0");
 }
@@ -157,15 +182,17 @@ static void test_modifiers(void **state)
 static void test_wildcards_and_escapes_pass_through(void **state)
 {
 	/* ir.h's glob syntax is Sigma's: the bytes must arrive unchanged. */
-	expect_ir(HEADER "detection:\n  s:\n    Image: 'C:\\Windows\\*\\?.exe'\n"
-			 "    CommandLine: 'a\\*b\\\\*c\\\\\\*'\n  condition: s\n",
-		  "Image eq 'C:\\Windows\\*\\?.exe'; CommandLine eq 'a\\*b\\\\*c\\\\\\*' | a0 a1 &");
+	expect_ir(
+	    HEADER "detection:\n  s:\n    Image: 'C:\\Windows\\*\\?.exe'\n"
+		   "    CommandLine: 'a\\*b\\\\*c\\\\\\*'\n  condition: s\n",
+	    "Image eq 'C:\\Windows\\*\\?.exe'; CommandLine eq 'a\\*b\\\\*c\\\\\\*' | a0 a1 &");
 }
 
 static void test_exists_null_empty(void **state)
 {
-	expect_ir(HEADER "detection:\n  s:\n    OriginalFileName|exists: true\n"
-			 "    Hashes|exists: false\n    User: null\n    Company: ''\n  condition: s\n",
+	expect_ir(HEADER
+		  "detection:\n  s:\n    OriginalFileName|exists: true\n"
+		  "    Hashes|exists: false\n    User: null\n    Company: ''\n  condition: s\n",
 		  "OriginalFileName exists ''; Hashes exists ''; User null ''; Company eq '' "
 		  "| a0 a1 ! & a2 & a3 &");
 	expect_ir(HEADER "detection:\n  s:\n    User: ~\n  condition: s\n", "User null '' | a0");
@@ -173,8 +200,8 @@ static void test_exists_null_empty(void **state)
 		      "'exists' needs true or false");
 	expect_reject(HEADER "detection:\n  s:\n    User|exists|contains: true\n  condition: s\n",
 		      -EBADMSG, "cannot be combined");
-	expect_reject(HEADER "detection:\n  s:\n    User|contains: null\n  condition: s\n", -EBADMSG,
-		      "null value with a modifier");
+	expect_reject(HEADER "detection:\n  s:\n    User|contains: null\n  condition: s\n",
+		      -EBADMSG, "null value with a modifier");
 }
 
 static void test_integers(void **state)
@@ -186,12 +213,14 @@ static void test_integers(void **state)
 
 static void test_integer_values(void **state)
 {
-	expect_ir(HEADER "detection:\n  s:\n    ProcessId: 4\n    TerminalSessionId: -0\n"
-			 "    LogonId: '0'\n    Level|contains: 7\n  condition: s\n",
-		  "ProcessId eq:int '4'; TerminalSessionId eq:int '0'; LogonId eq '0'; Level contains "
-		  "'7' | a0 a1 & a2 & a3 &");
+	expect_ir(
+	    HEADER "detection:\n  s:\n    ProcessId: 4\n    TerminalSessionId: -0\n"
+		   "    LogonId: '0'\n    Level|contains: 7\n  condition: s\n",
+	    "ProcessId eq:int '4'; TerminalSessionId eq:int '0'; LogonId eq '0'; Level contains "
+	    "'7' | a0 a1 & a2 & a3 &");
 	expect_reject(HEADER "detection:\n  s:\n    ProcessId: 99999999999999999999\n"
-			     "  condition: s\n", -EINVAL, "out of range");
+			     "  condition: s\n",
+		      -EINVAL, "out of range");
 	/* YAML 1.1 reads these as numbers that are not what they look like: refuse, don't guess. */
 	expect_reject(HEADER "detection:\n  s:\n    ProcessId: 0x10\n  condition: s\n", -ENOTSUP,
 		      "not a plain decimal integer", "'0x10'");
@@ -215,7 +244,8 @@ static void test_keywords(void **state)
 	expect_ir(HEADER "detection:\n  kw:\n    '|all':\n      - Oab\n      - ' -ExternalUrl '\n"
 			 "  condition: kw\n",
 		  "* keyword 'Oab'; * keyword ' -ExternalUrl ' | a0 a1 &");
-	expect_ir(HEADER "detection:\n  kw: mimikatz\n  condition: kw\n", "* keyword 'mimikatz' | a0");
+	expect_ir(HEADER "detection:\n  kw: mimikatz\n  condition: kw\n",
+		  "* keyword 'mimikatz' | a0");
 	expect_reject(HEADER "detection:\n  kw:\n    '|contains': x\n  condition: kw\n", -ENOTSUP,
 		      "keyword search with modifiers");
 }
@@ -229,7 +259,7 @@ static void test_atoms_are_shared(void **state)
 
 /* ---- conditions --------------------------------------------------------------------------- */
 
-#define THREE "detection:\n  a: {A: '1'}\n  b: {B: '2'}\n  c: {C: '3'}\n  condition: "
+#define THREE  "detection:\n  a: {A: '1'}\n  b: {B: '2'}\n  c: {C: '3'}\n  condition: "
 #define ATOMS3 "A eq '1'; B eq '2'; C eq '3' |"
 
 static void test_precedence(void **state)
@@ -289,15 +319,17 @@ static void test_condition_errors(void **state)
 
 static void test_unsupported_modifiers(void **state)
 {
-	static const char *const mods[] = {"re", "windash", "cidr", "lt", "gte", "base64",
-					   "base64offset", "utf16le", "wide", "fieldref", "expand"};
+	static const char *const mods[] = {"re",   "windash",  "cidr",	       "lt",
+					   "gte",  "base64",   "base64offset", "utf16le",
+					   "wide", "fieldref", "expand"};
 	char src[512], key[64];
 
 	for (size_t i = 0; i < sizeof(mods) / sizeof(mods[0]); i++) {
 		snprintf(src, sizeof(src),
 			 "title: Evil Thing\nid: 4e1c-77\nlogsource: {category: process_creation}\n"
 			 "detection:\n  selection:\n    CommandLine|contains|%s: x\n"
-			 "  condition: selection\n", mods[i]);
+			 "  condition: selection\n",
+			 mods[i]);
 		snprintf(key, sizeof(key), "modifier '%s' is not supported", mods[i]);
 		expect_reject(src, -ENOTSUP, "t.yml: rule 4e1c-77 \"Evil Thing\": ", key,
 			      "'selection'");
@@ -305,7 +337,8 @@ static void test_unsupported_modifiers(void **state)
 	expect_reject(HEADER "detection:\n  s:\n    CommandLine|frobnicate: x\n  condition: s\n",
 		      -ENOTSUP, "unknown modifier 'frobnicate'");
 	expect_reject(HEADER "detection:\n  s:\n    CommandLine|contains|endswith: x\n"
-			     "  condition: s\n", -EBADMSG, "conflicting modifiers");
+			     "  condition: s\n",
+		      -EBADMSG, "conflicting modifiers");
 	expect_reject(HEADER "detection:\n  s:\n    CommandLine|all|all: [x, y]\n  condition: s\n",
 		      -EBADMSG, "modifier 'all' repeated");
 }
@@ -317,22 +350,26 @@ static void test_rule_level_rejections(void **state)
 	expect_reject("id: r9\nlogsource: {category: x}\ndetection: {a: {A: b}, condition: a}\n",
 		      -EBADMSG, "t.yml: rule r9: missing required 'title'");
 	expect_reject("title: T\nid: r1\nlogsource: {product: windows}\n"
-		      "detection: {a: {A: b}, condition: a}\n", -ENOTSUP, "no category");
+		      "detection: {a: {A: b}, condition: a}\n",
+		      -ENOTSUP, "no category");
 	expect_reject("title: T\nid: r1\nlogsource: {category: Bad Name}\n"
-		      "detection: {a: {A: b}, condition: a}\n", -EBADMSG, "lower-case");
+		      "detection: {a: {A: b}, condition: a}\n",
+		      -EBADMSG, "lower-case");
 	expect_reject("title: T\nid: r1\ncorrelation: {type: event_count}\n", -ENOTSUP,
 		      "correlation rules");
 	expect_reject(HEADER "detection: {a: {A: b}, condition: a}\n---\n" HEADER
-			     "detection: {a: {A: b}, condition: a}\n", -ENOTSUP, "multi-document");
-	expect_reject(HEADER "x: &anchor {A: b}\ndetection: {a: *anchor, condition: a}\n",
-		      -ENOTSUP, "YAML aliases");
+			     "detection: {a: {A: b}, condition: a}\n",
+		      -ENOTSUP, "multi-document");
+	expect_reject(HEADER "x: &anchor {A: b}\ndetection: {a: *anchor, condition: a}\n", -ENOTSUP,
+		      "YAML aliases");
 	expect_reject(HEADER "level: severe\ndetection: {a: {A: b}, condition: a}\n", -EBADMSG,
 		      "level 'severe'");
 	expect_reject(HEADER "title: again\ndetection: {a: {A: b}, condition: a}\n", -EBADMSG,
 		      "duplicate key 'title'");
 	expect_reject(HEADER "detection: {a: {A: !!binary aGk=}, condition: a}\n", -ENOTSUP,
 		      "YAML tag");
-	expect_reject(HEADER "detection: {a: {A: \"x\\0y\"}, condition: a}\n", -EBADMSG, "NUL byte");
+	expect_reject(HEADER "detection: {a: {A: \"x\\0y\"}, condition: a}\n", -EBADMSG,
+		      "NUL byte");
 	expect_reject(HEADER "detection: {a: {'Com mand': x}, condition: a}\n", -EBADMSG,
 		      "printable ASCII");
 	expect_reject(HEADER "detection: {a: [{A: b}, c], condition: a}\n", -EBADMSG, "mixes");
@@ -352,7 +389,8 @@ static void test_header_fields_carried(void **state)
 	struct rf_diag d = {0};
 	struct rf_sigma_rule *r = NULL;
 
-	assert_int_equal(rf_sigma_compile((const uint8_t *)src, strlen(src), NULL, NULL, &r, &d), 0);
+	assert_int_equal(rf_sigma_compile((const uint8_t *)src, strlen(src), NULL, NULL, &r, &d),
+			 0);
 	const struct rf_ir_rule *ir = rf_sigma_rule_ir(r);
 	assert_string_equal(ir->id, "0b9f-1");
 	assert_string_equal(ir->title, "Encoded PowerShell");
@@ -362,7 +400,8 @@ static void test_header_fields_carried(void **state)
 	rf_sigma_rule_free(r);
 
 	src = HEADER "detection: {a: {A: b}, condition: a}\n";
-	assert_int_equal(rf_sigma_compile((const uint8_t *)src, strlen(src), NULL, NULL, &r, &d), 0);
+	assert_int_equal(rf_sigma_compile((const uint8_t *)src, strlen(src), NULL, NULL, &r, &d),
+			 0);
 	assert_string_equal(rf_sigma_rule_ir(r)->level, "");
 	assert_string_equal(rf_sigma_rule_ir(r)->author, "");
 	rf_sigma_rule_free(r);
@@ -374,15 +413,18 @@ static void test_manifest(void **state)
 {
 	struct rf_manifest *m = manifest_new();
 
-	expect_ir_m(HEADER "detection:\n  s:\n    ProcessId: '4'\n    Image: 5\n  condition: s\n", m,
-		    "ProcessId eq:int '4'; Image eq '5' | a0 a1 &");
-	expect_reject_m(HEADER "detection:\n  s:\n    ParentUser|contains: SYSTEM\n  condition: s\n",
-			m, -ENOENT, "t.yml: rule r1 \"T\": field 'ParentUser' is not supplied by "
-				    "ringfence-agent 9.0.0 (event process_creation supplies 3 fields)",
+	expect_ir_m(HEADER "detection:\n  s:\n    ProcessId: '4'\n    Image: 5\n  condition: s\n",
+		    m, "ProcessId eq:int '4'; Image eq '5' | a0 a1 &");
+	expect_reject_m(HEADER
+			"detection:\n  s:\n    ParentUser|contains: SYSTEM\n  condition: s\n",
+			m, -ENOENT,
+			"t.yml: rule r1 \"T\": field 'ParentUser' is not supplied by "
+			"ringfence-agent 9.0.0 (event process_creation supplies 3 fields)",
 			NULL);
 	expect_reject_m("title: T\nid: r1\nlogsource: {category: pipe_created}\n"
-			"detection: {a: {PipeName: x}, condition: a}\n", m, -ENOENT,
-			"event 'pipe_created' is not supplied by ringfence-agent 9.0.0", NULL);
+			"detection: {a: {PipeName: x}, condition: a}\n",
+			m, -ENOENT, "event 'pipe_created' is not supplied by ringfence-agent 9.0.0",
+			NULL);
 	expect_reject_m(HEADER "detection:\n  s:\n    ProcessId: abc\n  condition: s\n", m, -EINVAL,
 			"not an integer but field 'ProcessId' is int", NULL);
 	expect_reject_m(HEADER "detection:\n  s:\n    ProcessId|contains: '4'\n  condition: s\n", m,
@@ -392,14 +434,15 @@ static void test_manifest(void **state)
 	const char *net = "title: T\nid: r1\nlogsource: {category: network_connection}\n"
 			  "detection:\n  s:\n    DestinationIp: [10.1.2.3, '::1']\n"
 			  "    DestinationPort: 445\n  condition: s\n";
-	expect_ir_m(net, m, "DestinationIp eq:ip '10.1.2.3'; DestinationIp eq:ip '::1'; "
-			    "DestinationPort eq:int '445' | a0 a1 | a2 &");
+	expect_ir_m(net, m,
+		    "DestinationIp eq:ip '10.1.2.3'; DestinationIp eq:ip '::1'; "
+		    "DestinationPort eq:int '445' | a0 a1 | a2 &");
 	expect_reject_m("title: T\nid: r1\nlogsource: {category: network_connection}\n"
-			"detection: {s: {DestinationIp|startswith: '10.'}, condition: s}\n", m,
-			-EINVAL, "modifier on ip field", NULL);
+			"detection: {s: {DestinationIp|startswith: '10.'}, condition: s}\n",
+			m, -EINVAL, "modifier on ip field", NULL);
 	expect_reject_m("title: T\nid: r1\nlogsource: {category: network_connection}\n"
-			"detection: {s: {DestinationIp: 10.0.0.*}, condition: s}\n", m, -EINVAL,
-			"not an IP address", NULL);
+			"detection: {s: {DestinationIp: 10.0.0.*}, condition: s}\n",
+			m, -EINVAL, "not an IP address", NULL);
 	rf_manifest_free(m);
 }
 
@@ -485,7 +528,8 @@ static void test_limits(void **state)
 	{
 		struct rf_diag d = {0};
 		struct rf_sigma_rule *r = NULL;
-		assert_int_equal(rf_sigma_compile((const uint8_t *)b.p, b.n, NULL, NULL, &r, &d), 0);
+		assert_int_equal(rf_sigma_compile((const uint8_t *)b.p, b.n, NULL, NULL, &r, &d),
+				 0);
 		assert_int_equal(rf_sigma_rule_ir(r)->n_code, 32 + 31);
 		rf_sigma_rule_free(r);
 	}
@@ -574,19 +618,33 @@ static void test_truncated_at_every_byte(void **state)
 static void test_garbage(void **state)
 {
 	static const char *const inputs[] = {
-		"\xff\xfe\x00", "{", "[[[", "a: b: c", "title: [", "- - - -", "? ? ?", "%YAML 9.9\n---\n",
-		"title: \"\\x\"", "\t\tfoo", "key: |\n  block\n x", "!!python/object:os.system x",
-		"title: T\nid: 1\nlogsource: x\ndetection: y\n",
-		"title: T\nid: 1\nlogsource: {category: a}\ndetection: [1]\n",
-		"title: T\nid: 1\nlogsource: {category: a}\ndetection: {condition: [], a: {b: c}}\n",
-		"title: T\nid: 1\nlogsource: {category: a}\ndetection: {condition: 5, a: {b: c}}\n",
-		"title: T\nid: 1\nlogsource: {category: a}\ndetection: {condition: '', a: {b: c}}\n",
-		"title: T\nid: 1\nlogsource: {category: a}\ndetection: {condition: '()', a: {b: c}}\n",
-		"title: T\nid: 1\nlogsource: {category: a}\ndetection: {condition: 'not', a: {b: c}}\n",
-		"title: T\nid: 1\nlogsource: {category: a}\ndetection: {condition: '1 of', a: {b: c}}\n",
-		"title: T\nid: 1\nlogsource: {category: a}\ndetection: {condition: 'all of (', a: {b: c}}\n",
-		"title: T\nid: 1\nlogsource: {category: a}\ndetection: {? [x] : y, condition: a}\n",
-		"title: {a: b}\nid: 1\n", "title: \"a\\nb\"\nid: 1\n", "title: T\nid: [1]\n",
+	    "\xff\xfe\x00",
+	    "{",
+	    "[[[",
+	    "a: b: c",
+	    "title: [",
+	    "- - - -",
+	    "? ? ?",
+	    "%YAML 9.9\n---\n",
+	    "title: \"\\x\"",
+	    "\t\tfoo",
+	    "key: |\n  block\n x",
+	    "!!python/object:os.system x",
+	    "title: T\nid: 1\nlogsource: x\ndetection: y\n",
+	    "title: T\nid: 1\nlogsource: {category: a}\ndetection: [1]\n",
+	    "title: T\nid: 1\nlogsource: {category: a}\ndetection: {condition: [], a: {b: c}}\n",
+	    "title: T\nid: 1\nlogsource: {category: a}\ndetection: {condition: 5, a: {b: c}}\n",
+	    "title: T\nid: 1\nlogsource: {category: a}\ndetection: {condition: '', a: {b: c}}\n",
+	    "title: T\nid: 1\nlogsource: {category: a}\ndetection: {condition: '()', a: {b: c}}\n",
+	    "title: T\nid: 1\nlogsource: {category: a}\ndetection: {condition: 'not', a: {b: c}}\n",
+	    "title: T\nid: 1\nlogsource: {category: a}\ndetection: {condition: '1 of', a: {b: "
+	    "c}}\n",
+	    "title: T\nid: 1\nlogsource: {category: a}\ndetection: {condition: 'all of (', a: {b: "
+	    "c}}\n",
+	    "title: T\nid: 1\nlogsource: {category: a}\ndetection: {? [x] : y, condition: a}\n",
+	    "title: {a: b}\nid: 1\n",
+	    "title: \"a\\nb\"\nid: 1\n",
+	    "title: T\nid: [1]\n",
 	};
 
 	for (size_t i = 0; i < sizeof(inputs) / sizeof(inputs[0]); i++) {
@@ -606,26 +664,26 @@ static void test_garbage(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(test_map_is_and_list_is_or),
-		cmocka_unit_test(test_modifiers),
-		cmocka_unit_test(test_wildcards_and_escapes_pass_through),
-		cmocka_unit_test(test_exists_null_empty),
-		cmocka_unit_test(test_integers),
-		cmocka_unit_test(test_integer_values),
-		cmocka_unit_test(test_keywords),
-		cmocka_unit_test(test_atoms_are_shared),
-		cmocka_unit_test(test_precedence),
-		cmocka_unit_test(test_quantifiers),
-		cmocka_unit_test(test_condition_list_is_or),
-		cmocka_unit_test(test_condition_errors),
-		cmocka_unit_test(test_unsupported_modifiers),
-		cmocka_unit_test(test_rule_level_rejections),
-		cmocka_unit_test(test_header_fields_carried),
-		cmocka_unit_test(test_manifest),
-		cmocka_unit_test(test_limits),
-		cmocka_unit_test(test_limits_sizes),
-		cmocka_unit_test(test_truncated_at_every_byte),
-		cmocka_unit_test(test_garbage),
+	    cmocka_unit_test(test_map_is_and_list_is_or),
+	    cmocka_unit_test(test_modifiers),
+	    cmocka_unit_test(test_wildcards_and_escapes_pass_through),
+	    cmocka_unit_test(test_exists_null_empty),
+	    cmocka_unit_test(test_integers),
+	    cmocka_unit_test(test_integer_values),
+	    cmocka_unit_test(test_keywords),
+	    cmocka_unit_test(test_atoms_are_shared),
+	    cmocka_unit_test(test_precedence),
+	    cmocka_unit_test(test_quantifiers),
+	    cmocka_unit_test(test_condition_list_is_or),
+	    cmocka_unit_test(test_condition_errors),
+	    cmocka_unit_test(test_unsupported_modifiers),
+	    cmocka_unit_test(test_rule_level_rejections),
+	    cmocka_unit_test(test_header_fields_carried),
+	    cmocka_unit_test(test_manifest),
+	    cmocka_unit_test(test_limits),
+	    cmocka_unit_test(test_limits_sizes),
+	    cmocka_unit_test(test_truncated_at_every_byte),
+	    cmocka_unit_test(test_garbage),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

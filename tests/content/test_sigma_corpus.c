@@ -288,7 +288,7 @@ int main(void)
 {
 	const char *shared = getenv("RF_SHARED_DIR");
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(test_corpus),
+	    cmocka_unit_test(test_corpus),
 	};
 	int rc;
 
@@ -298,7 +298,8 @@ int main(void)
 	}
 	char *root = join(shared, "sigma/rules");
 	if (find_rules(root, &files) == 0) {
-		printf("SKIP: no */process_creation/*.yml under %s (SigmaHQ corpus absent)\n", root);
+		printf("SKIP: no */process_creation/*.yml under %s (SigmaHQ corpus absent)\n",
+		       root);
 		free(root);
 		return 77;
 	}
