@@ -392,8 +392,8 @@ int rf_cli_content_compile(int argc, char **argv)
 
 	fprintf(stderr, "compiled %zu rules, rejected %zu\n", compiled, rejected);
 	if (strict && rejected) {
-		fprintf(stderr, "ringfence: --strict: %zu rules rejected, no pack written\n",
-			rejected);
+		fprintf(stderr, "ringfence: --strict: %zu rule%s rejected, no pack written\n",
+			rejected, rejected == 1 ? "" : "s");
 		rc = 1;
 		goto out;
 	}
