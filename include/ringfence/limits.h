@@ -141,6 +141,19 @@
 #define RF_STORE_TARGET_MAX 128
 /* Free-text detail kept with a report (protocol allows 1024; ours are short sentences). */
 #define RF_STORE_DETAIL_MAX 256
+/* Device credential: "rfd_" + 64 hex (protocol.md); room for a longer format later. */
+#define RF_AGENT_CREDENTIAL_MAX 256
+/* Check-in: poll interval accepted from the server (1 s .. 1 day), jitter +-20 %, and the
+ * failure backoff (5 s doubling to 15 min, each randomised in [0.5, 1.5)) so a fleet that
+ * restarts at once spreads its check-ins instead of stampeding the server. */
+#define RF_AGENT_POLL_DEFAULT_S 300u
+#define RF_AGENT_POLL_MAX_S 86400u
+#define RF_AGENT_BACKOFF_MIN_S 5u
+#define RF_AGENT_BACKOFF_MAX_S 900u
+/* Seconds an HTTP exchange with the server may take before it counts as failed. */
+#define RF_AGENT_HTTP_TIMEOUT_S 30u
+/* Worker restarts after a crash are spaced by this base delay (ms, doubled per attempt). */
+#define RF_AGENT_RESTART_DELAY_MS 200u
 
 /* ---- server ----------------------------------------------------------------------------- */
 

@@ -1,0 +1,84 @@
+/*
+ * The agent's side of the device API (docs/protocol.md): request bodies for enroll, check-in
+ * and report, and parsers for the server's replies.
+ *
+ * Replies are untrusted input (a compromised or confused server, a proxy): the parsers take
+ * (p, n), bound every string, accept only identifiers of the protocol's alphabet, write their
+ * output only on success and report the member at fault through struct rf_diag. Nothing a
+ * reply says is acted on without the TUF client and the content verifier: a reply can only
+ * make the agent try (P9, P1). fuzz/agent/fuzz_checkin.c fuzzes both parsers.
+ */
+#ifndef RF_AGENT_CHECKIN_H
+#define RF_AGENT_CHECKIN_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "agent/store.h"
+#include "ringfence/error.h"
+#include "ringfence/limits.h"
+
+enum rf_checkin_action {
+	RF_CHECKIN_STAY = 0,
+	RF_CHECKIN_INSTALL = 1,
+	RF_CHECKIN_ROLLBACK = 2,
+};
+
+struct rf_checkin_release {
+	uint64_t id;
+	uint64_t version;
+	uint64_t length;
+	char target[RF_STORE_TARGET_MAX + 1];
+	uint8_t sha256[32];
+};
+
+struct rf_checkin_reply {
+	enum rf_checkin_action action;
+	bool has_release;
+	struct rf_checkin_release release;
+	bool has_rollback_to;
+	struct rf_checkin_release rollback_to;
+	uint32_t poll_interval; /* seconds; 0 if the reply gave none */
+	int64_t server_time;
+};
+
+struct rf_enroll_reply {
+	char device_id[RF_STORE_TARGET_MAX + 1];
+	char ring[RF_STORE_TARGET_MAX + 1];
+	char credential[RF_AGENT_CREDENTIAL_MAX + 1];
+	uint32_t poll_interval;
+};
+
+/* What the agent says about itself in every request. */
+struct rf_agent_identity {
+	const char *device_id;
+	const char *ring;          /* may be NULL or "" */
+	const char *agent_version;
+	const char *manifest_hash; /* 64 hex */
+};
+
+/* An identifier per docs/protocol.md: 1..128 bytes of [A-Za-z0-9._:/-], not starting with '.'
+ * or '/'. */
+bool rf_checkin_id_valid(const char *s, size_t n);
+
+/*
+ * Request bodies (NUL-terminated JSON, malloc'ed into *ret; caller frees). The check-in body
+ * carries the store's state (current, last good, trial with attempts, quarantine, safe mode)
+ * and health (crashes, rollbacks from the guard; events, alerts from the store counters).
+ * Returns 0, -EINVAL (an identity member missing or invalid), -ENOMEM.
+ */
+int rf_checkin_body_enroll(const struct rf_agent_identity *id, char **ret) RF_WUR;
+int rf_checkin_body_checkin(const struct rf_agent_identity *id, const struct rf_store *st,
+			    char **ret) RF_WUR;
+int rf_checkin_body_report(const struct rf_agent_identity *id, const struct rf_store_report *r,
+			   char **ret) RF_WUR;
+
+/* Parse a 200 check-in reply / a 201 enroll reply. Returns 0, -EBADMSG (d names the member),
+ * -E2BIG (over RF_AGENT_REPLY_MAX). *ret is written only on success. */
+int rf_checkin_reply_parse(const uint8_t *p, size_t n, struct rf_checkin_reply *ret,
+			   struct rf_diag *d) RF_WUR;
+int rf_checkin_enroll_parse(const uint8_t *p, size_t n, struct rf_enroll_reply *ret,
+			    struct rf_diag *d) RF_WUR;
+
+#endif

@@ -1,0 +1,319 @@
+/*
+ * The evaluation worker (see worker.h). It reads the pack from the store, re-checks its hash,
+ * loads it with rf_engine_load against the build's own manifest (P1: the verifier runs again
+ * here, in the process that will use the result), then evaluates JSON event lines from the
+ * events source and writes alerts as JSON lines. Idle, it sleeps in poll() with no timeout
+ * unless it owes the supervisor a stats line, so an idle agent costs no CPU.
+ */
+#include <fcntl.h>
+#include <stdarg.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <jansson.h>
+
+#include "agent/worker.h"
+#include "common/util.h"
+#include "ringfence/content.h"
+#include "ringfence/limits.h"
+
+#define CLIENTS_MAX 8
+
+struct reader {
+	int fd;
+	size_t len;
+	bool skipping; /* inside a line longer than the limit: drop until its newline */
+	uint8_t *buf;
+};
+
+struct worker {
+	const struct rf_worker_args *a;
+	struct rf_engine *engine;
+	struct rf_engine_scratch *scratch;
+	uint8_t *scratch_buf;
+	uint64_t events, alerts, bad, reported_events, reported_alerts, reported_at_ns;
+	struct rf_event ev;
+};
+
+static void say(int fd, const char *fmt, ...) RF_PRINTF(2, 3);
+static void say(int fd, const char *fmt, ...)
+{
+	char line[600];
+	va_list ap;
+	int n;
+
+	va_start(ap, fmt);
+	n = vsnprintf(line, sizeof(line) - 1, fmt, ap);
+	va_end(ap);
+	if (n < 0)
+		return;
+	if ((size_t)n > sizeof(line) - 2)
+		n = (int)sizeof(line) - 2;
+	line[n++] = '\n';
+	for (ssize_t off = 0; off < n;) {
+		ssize_t w = write(fd, line + off, (size_t)(n - off));
+		if (w < 0 && errno == EINTR)
+			continue;
+		if (w <= 0)
+			return;
+		off += w;
+	}
+}
+
+static void on_alert(void *ud, size_t rule_index, const struct rf_rule_info *rule)
+{
+	struct worker *w = ud;
+	json_t *o;
+	char *t;
+
+	w->alerts++;
+	if (w->a->alerts_fd < 0)
+		return;
+	o = json_pack("{s:s, s:s, s:s, s:s, s:I, s:I}", "rule", rule->id ? rule->id : "",
+		      "title", rule->title ? rule->title : "", "level", rule->level ? rule->level : "",
+		      "event", rule->event ? rule->event : "", "index", (json_int_t)rule_index,
+		      "time", (json_int_t)rf_now_wall());
+	if (!o)
+		return;
+	t = json_dumps(o, JSON_COMPACT);
+	json_decref(o);
+	if (!t)
+		return;
+	size_t n = strlen(t);
+	t[n] = '\n'; /* replaces the NUL; written with its length */
+	for (size_t off = 0; off <= n;) {
+		ssize_t wr = write(w->a->alerts_fd, t + off, n + 1 - off);
+		if (wr < 0 && errno == EINTR)
+			continue;
+		if (wr <= 0)
+			break;
+		off += (size_t)wr;
+	}
+	free(t);
+}
+
+static void eval_line(struct worker *w, const uint8_t *line, size_t n)
+{
+	int r;
+
+	while (n > 0 && (line[n - 1] == '\r' || line[n - 1] == ' '))
+		n--;
+	if (n == 0)
+		return;
+	if (rf_event_parse(line, n, w->scratch_buf, RF_AGENT_EVENT_LINE_MAX, &w->ev, NULL) < 0) {
+		w->bad++;
+		return;
+	}
+	r = rf_engine_eval(w->engine, &w->ev, w->scratch, on_alert, w, NULL);
+	if (r >= 0)
+		w->events++;
+	else
+		w->bad++;
+}
+
+/* Read what is available; split into lines. Returns 0, or 1 at end of input. */
+static int pump(struct worker *w, struct reader *rd)
+{
+	ssize_t got;
+
+	if (rd->len == RF_AGENT_EVENT_LINE_MAX) { /* a line over the limit: drop it */
+		rd->len = 0;
+		rd->skipping = true;
+		w->bad++;
+	}
+	got = read(rd->fd, rd->buf + rd->len, RF_AGENT_EVENT_LINE_MAX - rd->len);
+	if (got < 0)
+		return errno == EINTR || errno == EAGAIN ? 0 : 1;
+	if (got == 0)
+		return 1;
+	size_t end = rd->len + (size_t)got, start = 0;
+	for (size_t i = rd->len; i < end; i++) {
+		if (rd->buf[i] != '\n')
+			continue;
+		if (!rd->skipping)
+			eval_line(w, rd->buf + start, i - start);
+		rd->skipping = false;
+		start = i + 1;
+	}
+	memmove(rd->buf, rd->buf + start, end - start);
+	rd->len = end - start;
+	return 0;
+}
+
+static struct reader *reader_new(int fd)
+{
+	struct reader *rd = calloc(1, sizeof(*rd));
+
+	if (!rd)
+		return NULL;
+	rd->buf = malloc(RF_AGENT_EVENT_LINE_MAX);
+	if (!rd->buf) {
+		free(rd);
+		return NULL;
+	}
+	rd->fd = fd;
+	return rd;
+}
+
+static void reader_free(struct reader *rd)
+{
+	if (!rd)
+		return;
+	if (rd->fd >= 0)
+		close(rd->fd);
+	free(rd->buf);
+	free(rd);
+}
+
+static void report_stats(struct worker *w)
+{
+	if (w->events == w->reported_events && w->alerts == w->reported_alerts)
+		return;
+	w->reported_at_ns = rf_now_mono_ns();
+	say(w->a->status_fd, "stats %llu %llu", (unsigned long long)w->events,
+	    (unsigned long long)w->alerts);
+	w->reported_events = w->events;
+	w->reported_alerts = w->alerts;
+}
+
+static bool is_listening_socket(int fd)
+{
+	int v = 0;
+	socklen_t l = sizeof(v);
+
+	return getsockopt(fd, SOL_SOCKET, SO_ACCEPTCONN, &v, &l) == 0 && v;
+}
+
+static void fault_check(const char *var, const uint8_t *hash, bool whole_agent)
+{
+	const char *want = getenv(var);
+	char hex[65];
+
+	if (!want)
+		return;
+	rf_hex_encode(hash, 32, hex);
+	if (strcmp(want, hex) != 0)
+		return;
+	if (whole_agent)
+		kill(getppid(), SIGKILL);
+	raise(SIGKILL);
+}
+
+_Noreturn void rf__agent_worker_main(const struct rf_worker_args *a)
+{
+	struct worker w = {.a = a};
+	struct rf_manifest *m = NULL;
+	struct rf_diag d = {0};
+	struct reader *src = NULL, *clients[CLIENTS_MAX] = {0};
+	const uint8_t *mb;
+	uint8_t *pack = NULL, got[32];
+	size_t mlen, plen;
+	bool listening = false, src_eof = false;
+	int r;
+
+	signal(SIGTERM, SIG_DFL);
+	signal(SIGINT, SIG_IGN);
+	signal(SIGPIPE, SIG_IGN);
+	r = rf_file_read(a->pack_path, RF_FILE_MAX, &pack, &plen);
+	if (r < 0) {
+		say(a->status_fd, "load-failed %s: %s", a->pack_path, rf_strerror(r));
+		_exit(3);
+	}
+	rf_sha256(pack, plen, got);
+	if (memcmp(got, a->hash, 32) != 0) {
+		say(a->status_fd, "load-failed %s: bytes do not match their hash", a->pack_path);
+		_exit(3);
+	}
+	mb = rf_content_builtin_manifest(&mlen);
+	if ((r = rf_manifest_parse(mb, mlen, &m, &d)) < 0 ||
+	    (r = rf_engine_load(pack, plen, m, &w.engine, &d)) < 0 ||
+	    (r = rf_engine_scratch_new(w.engine, &w.scratch)) < 0) {
+		say(a->status_fd, "load-failed %s (%s)", rf_strerror(r), d.first);
+		_exit(3);
+	}
+	free(pack);
+	rf_manifest_free(m);
+	fault_check("RINGFENCE_FAULT_CRASH_ON_LOAD", a->hash, true);
+	fault_check("RINGFENCE_FAULT_WORKER_CRASH_ON_LOAD", a->hash, false);
+	w.scratch_buf = malloc(RF_AGENT_EVENT_LINE_MAX);
+	if (!w.scratch_buf) {
+		say(a->status_fd, "load-failed out of memory");
+		_exit(3);
+	}
+	say(a->status_fd, "loaded");
+
+	if (a->events_fd >= 0) {
+		listening = is_listening_socket(a->events_fd);
+		if (!listening && !(src = reader_new(a->events_fd)))
+			_exit(4);
+	}
+	for (;;) {
+		struct pollfd pf[CLIENTS_MAX + 1];
+		nfds_t n = 0;
+		int timeout = -1;
+
+		if (listening) {
+			pf[n++] = (struct pollfd){.fd = a->events_fd, .events = POLLIN};
+			for (unsigned i = 0; i < CLIENTS_MAX; i++)
+				if (clients[i])
+					pf[n++] = (struct pollfd){.fd = clients[i]->fd, .events = POLLIN};
+		} else if (src && !src_eof) {
+			pf[n++] = (struct pollfd){.fd = src->fd, .events = POLLIN};
+		} else if (src && a->events_follow) {
+			timeout = 1000; /* a file at EOF: look again in a second */
+		}
+		if (w.events != w.reported_events || w.alerts != w.reported_alerts)
+			timeout = timeout < 0 || timeout > 1000 ? 1000 : timeout;
+		r = poll(pf, n, timeout);
+		if (r < 0 && errno != EINTR)
+			_exit(4);
+		if (r <= 0) {
+			report_stats(&w);
+			if (src && src_eof && a->events_follow)
+				src_eof = false;
+			continue;
+		}
+		if (listening) {
+			unsigned k = 1;
+			if (pf[0].revents & POLLIN) {
+				int c = accept4(a->events_fd, NULL, NULL, SOCK_CLOEXEC);
+				for (unsigned i = 0; c >= 0 && i < CLIENTS_MAX; i++)
+					if (!clients[i]) {
+						clients[i] = reader_new(c);
+						c = clients[i] ? -1 : c;
+						break;
+					}
+				if (c >= 0)
+					close(c); /* too many producers */
+			}
+			for (unsigned i = 0; i < CLIENTS_MAX; i++) {
+				if (!clients[i])
+					continue;
+				if (k < n && pf[k].fd == clients[i]->fd && pf[k].revents) {
+					if (pump(&w, clients[i])) {
+						reader_free(clients[i]);
+						clients[i] = NULL;
+					}
+				}
+				k++;
+			}
+		} else if (src && (pf[0].revents)) {
+			while (!src_eof) {
+				if (pump(&w, src))
+					src_eof = true;
+				else if (!a->events_follow)
+					break;
+			}
+		}
+		/* stats at most once a second, also under a steady stream of events */
+		if (rf_now_mono_ns() - w.reported_at_ns >= 1000000000u)
+			report_stats(&w);
+	}
+}

@@ -1,0 +1,32 @@
+/*
+ * The evaluation worker of ringfence-agent: a child process that loads one verified pack and
+ * evaluates events with it. Content runs only here, so a content bug that kills the process
+ * kills the worker, not the supervisor and its update channel (P5); the supervisor counts the
+ * death as a crash of that content (P4).
+ *
+ * Protocol to the supervisor: text lines on status_fd. "loaded" once the engine is built,
+ * "load-failed <message>" then exit 3 if it cannot be, then "stats <events> <alerts>" when the
+ * counts changed (at most once a second, never while idle).
+ */
+#ifndef RF_AGENT_WORKER_H
+#define RF_AGENT_WORKER_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+struct rf_worker_args {
+	const char *pack_path;   /* packs/<sha256>.rfp in the store */
+	const uint8_t *hash;     /* its SHA-256 (32 bytes), re-checked after reading */
+	int events_fd;           /* -1: none; a listening unix socket; or a stream/file */
+	bool events_follow;      /* a regular file: keep reading as it grows (tail -f) */
+	int alerts_fd;           /* -1: none */
+	int status_fd;
+};
+
+/* Run the worker; never returns (exits). Fault injection (docs/agent.md): when the environment
+ * variable RINGFENCE_FAULT_CRASH_ON_LOAD equals the pack's hex SHA-256, the whole agent is
+ * killed right after the pack loads (the stand-in for content that crashes the host); with
+ * RINGFENCE_FAULT_WORKER_CRASH_ON_LOAD only the worker is. Neither bypasses any check. */
+_Noreturn void rf__agent_worker_main(const struct rf_worker_args *a);
+
+#endif
