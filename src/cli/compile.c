@@ -129,7 +129,8 @@ static int walk(const char *dir, unsigned depth, struct paths *out)
 			goto out;
 		}
 	}
-	qsort(names.v, names.n, sizeof(*names.v), cmp_str);
+	if (names.n)
+		qsort(names.v, names.n, sizeof(*names.v), cmp_str);
 	for (size_t i = 0; i < names.n && r >= 0; i++) {
 		char *full = path_join(dir, names.v[i]);
 		struct stat st;
@@ -394,6 +395,11 @@ int rf_cli_content_compile(int argc, char **argv)
 	if (strict && rejected) {
 		fprintf(stderr, "ringfence: --strict: %zu rule%s rejected, no pack written\n",
 			rejected, rejected == 1 ? "" : "s");
+		rc = 1;
+		goto out;
+	}
+	if (compiled == 0) { /* an empty pack would silently replace working content */
+		fprintf(stderr, "ringfence: no rule compiled, no pack written\n");
 		rc = 1;
 		goto out;
 	}

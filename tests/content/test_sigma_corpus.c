@@ -99,7 +99,8 @@ static size_t find_rules(const char *root, struct list *out)
 		free(prod);
 	}
 	closedir(d);
-	qsort(out->v, out->n, sizeof(*out->v), cmp_str);
+	if (out->n)
+		qsort(out->v, out->n, sizeof(*out->v), cmp_str);
 	return out->n;
 }
 
