@@ -991,6 +991,201 @@ static void test_parser_mutations(void **state)
 	(void)ok;
 }
 
+/* ---- end to end: a small fleet driven through the engine ---------------------------------- */
+
+/*
+ * 5,000 devices in three rings poll every 5 minutes; the server side evaluates every minute.
+ * rel-1 runs everywhere; rel-2 is either good or crashes on load (the guard rolls back after 3
+ * attempts and the device reports). Everything the devices do goes through rf_rollout_decide,
+ * everything the server does through rf_rollout_evaluate. In the "late" mode rel-2 passes
+ * probation, then crashes the device every 5 minutes from 15 minutes after load (the guard has
+ * already marked it good, so only the server's gates can get the device off it).
+ */
+struct e2e {
+	struct rf_rollout_schedule s[2];
+	struct rf_rollout_release rel[2];
+	struct rf_rollout_health h[3], b[3];
+	int cur[5000];
+	int64_t intent_at[5000];
+	unsigned exposed, exposed_broad, went_back;
+	int64_t first_crash, halted_at;
+};
+
+static const char *e2e_ring(unsigned i)
+{
+	return i % 100 < 2 ? "canary" : (i % 100 < 20 ? "early" : "broad");
+}
+
+enum { E2E_GOOD, E2E_CRASH_ON_LOAD, E2E_CRASH_LATE };
+
+static void e2e_run(struct e2e *e, int mode)
+{
+	static const char j2[] =
+		"{\"release\":\"rel-2\",\"schedule\":["
+		"{\"ring\":\"canary\",\"not_before\":1764000000,\"ramp\":[{\"after\":0,\"percent\":10},"
+		"{\"after\":900,\"percent\":100}]},"
+		"{\"ring\":\"early\",\"not_before\":1764003600,\"ramp\":[{\"after\":0,\"percent\":10},"
+		"{\"after\":1800,\"percent\":100}]},"
+		"{\"ring\":\"broad\",\"not_before\":1764007200,\"ramp\":[{\"after\":0,\"percent\":5},"
+		"{\"after\":3600,\"percent\":50},{\"after\":7200,\"percent\":100}]}],"
+		"\"gates\":{\"min_healthy\":5,\"min_bake_s\":900,\"probation_s\":600}}";
+	struct rf_rollout_policy pol = {0};
+	char id[16];
+
+	memset(e, 0, sizeof(*e));
+	e->first_crash = e->halted_at = -1;
+	simple_schedule("rel-1", &e->s[0]);
+	{
+		static const char j1[] =
+			"{\"release\":\"rel-1\",\"schedule\":[{\"ring\":\"canary\",\"not_before\":0,"
+			"\"ramp\":[{\"after\":0,\"percent\":100}]},{\"ring\":\"early\",\"not_before\":0,"
+			"\"ramp\":[{\"after\":0,\"percent\":100}]},{\"ring\":\"broad\",\"not_before\":0,"
+			"\"ramp\":[{\"after\":0,\"percent\":100}]}]}";
+		parse_ok(j1, &e->s[0]);
+	}
+	parse_ok(j2, &e->s[1]);
+	for (int r = 0; r < 2; r++) {
+		e->rel[r].schedule = &e->s[r];
+		rf_rollout_state_init(&e->s[r], &e->rel[r].state);
+	}
+	for (int k = 0; k < 3; k++)
+		e->rel[0].state.rings[k] = (struct rf_rollout_ring_state){
+			.phase = RF_ROLLOUT_COMPLETE, .completed_at = 1};
+	for (unsigned i = 0; i < 5000; i++)
+		e->cur[i] = 0;
+
+	for (int64_t t = T0 - 600; t < T0 + 86400; t += 60) {
+		/* Devices whose poll falls in this minute. */
+		for (unsigned i = 0; i < 5000; i++) {
+			int ri = (int)(i % 100 < 2 ? 0 : (i % 100 < 20 ? 1 : 2));
+			int n = snprintf(id, sizeof(id), "e2e-%u", i);
+			struct rf_rollout_device dev = {.id = id, .id_len = (size_t)n,
+							.ring = e2e_ring(i), .current = e->cur[i]};
+			struct rf_rollout_answer a;
+
+			/* Baseline exposure: every device on rel-1 adds a minute. */
+			if (e->cur[i] == 0)
+				e->b[ri].exposure_s += 60;
+			else
+				e->h[ri].exposure_s += 60;
+			if (e->cur[i] == 1 && t - e->intent_at[i] == 600)
+				e->h[ri].healthy++;
+			if (e->cur[i] == 1 && mode == E2E_CRASH_LATE && t - e->intent_at[i] >= 900 &&
+			    (t - e->intent_at[i]) % 300 == 0) {
+				e->h[ri].crashes++;
+				if (t - e->intent_at[i] == 900)
+					e->h[ri].failed++;
+				if (e->first_crash < 0)
+					e->first_crash = t;
+			}
+			if ((t / 60) % 5 != i % 5)
+				continue;
+			assert_int_equal(rf_rollout_decide(&dev, &pol, e->rel, 2, t, &a), 0);
+			if (a.action == RF_ROLLOUT_GO_BACK) {
+				e->cur[i] = a.release < 0 ? 0 : a.release;
+				e->went_back++;
+			} else if (a.action == RF_ROLLOUT_INSTALL && a.release == 1) {
+				uint32_t bk = rf_rollout_bucket(e->s[1].bucket_key, id, (size_t)n);
+
+				/* The agent-side P6 check agrees with every offer. */
+				assert_true(rf_rollout_schedule_admits(&e->s[1], dev.ring, bk, t));
+				e->exposed++;
+				e->exposed_broad += ri == 2;
+				e->h[ri].devices++;
+				e->intent_at[i] = t;
+				if (mode == E2E_CRASH_ON_LOAD) {
+					/* Crash on load, 3 attempts, guard rolls back, device reports. */
+					e->h[ri].crashes += 3;
+					e->h[ri].rollbacks++;
+					e->h[ri].failed++;
+					if (e->first_crash < 0)
+						e->first_crash = t;
+					e->cur[i] = 0;
+				} else {
+					e->cur[i] = 1;
+				}
+			}
+		}
+		for (int k = 0; k < 3; k++) {
+			e->b[k].devices = 5000;
+			e->b[k].healthy = 5000;
+			e->h[k].population = k == 0 ? 100 : (k == 1 ? 900 : 4000);
+		}
+		struct rf_rollout_eval ev;
+		assert_int_equal(rf_rollout_evaluate(&e->s[1], &e->rel[1].state, e->h, e->b, t,
+						     &e->rel[1].state, &ev),
+				 0);
+		if (ev.halted)
+			e->halted_at = t;
+	}
+}
+
+static void test_e2e_bad_release_halts_in_canary(void **state)
+{
+	struct e2e *e = calloc(1, sizeof(*e));
+
+	assert_non_null(e);
+	e2e_run(e, E2E_CRASH_ON_LOAD);
+	print_message("bad release: first crash T0%+lld, halted T0%+lld, %u devices exposed\n",
+		      (long long)(e->first_crash - T0), (long long)(e->halted_at - T0), e->exposed);
+	assert_int_equal(e->rel[1].state.status, RF_ROLLOUT_HALTED);
+	assert_int_equal(e->rel[1].state.halt_ring, 0);
+	/* Halted within 5 minutes of the first crash, having reached only canary's first step. */
+	assert_true(e->halted_at >= e->first_crash && e->halted_at - e->first_crash <= 300);
+	assert_int_equal(e->exposed_broad, 0);
+	if (e->exposed > 20)
+		fail_msg("%u devices took the bad release", e->exposed);
+	assert_int_equal(e->rel[1].state.rings[1].phase, RF_ROLLOUT_NOT_STARTED);
+	for (unsigned i = 0; i < 5000; i++)
+		assert_int_equal(e->cur[i], 0);
+	free(e);
+}
+
+static void test_e2e_late_crash_sends_devices_back(void **state)
+{
+	struct e2e *e = calloc(1, sizeof(*e));
+
+	assert_non_null(e);
+	e2e_run(e, E2E_CRASH_LATE);
+	print_message("late crash: first crash T0%+lld, halted T0%+lld, %u exposed, %u told to go "
+		      "back\n",
+		      (long long)(e->first_crash - T0), (long long)(e->halted_at - T0), e->exposed,
+		      e->went_back);
+	assert_int_equal(e->rel[1].state.status, RF_ROLLOUT_HALTED);
+	assert_true(e->halted_at - e->first_crash <= 600);
+	assert_int_equal(e->exposed_broad, 0);
+	/* Every device that took it was told to go back, outside any window, and did. */
+	assert_int_equal(e->went_back, e->exposed);
+	for (unsigned i = 0; i < 5000; i++)
+		assert_int_equal(e->cur[i], 0);
+	free(e);
+}
+
+static void test_e2e_good_release_reaches_everyone(void **state)
+{
+	struct e2e *e = calloc(1, sizeof(*e));
+
+	assert_non_null(e);
+	e2e_run(e, E2E_GOOD);
+	for (int k = 0; k < 3; k++)
+		print_message("good release: ring %s opened T0%+lld, completed T0%+lld\n",
+			      e->s[1].rings[k].name, (long long)(e->rel[1].state.rings[k].opened_at - T0),
+			      (long long)(e->rel[1].state.rings[k].completed_at - T0));
+	assert_int_equal(e->rel[1].state.status, RF_ROLLOUT_ACTIVE);
+	for (int k = 0; k < 3; k++) {
+		assert_int_equal(e->rel[1].state.rings[k].phase, RF_ROLLOUT_COMPLETE);
+		assert_true(e->rel[1].state.rings[k].opened_at >= e->s[1].rings[k].not_before);
+		if (k > 0)
+			assert_true(e->rel[1].state.rings[k].opened_at >=
+				    e->rel[1].state.rings[k - 1].completed_at);
+	}
+	assert_int_equal(e->exposed, 5000);
+	assert_int_equal(e->went_back, 0);
+	for (unsigned i = 0; i < 5000; i++)
+		assert_int_equal(e->cur[i], 1);
+	free(e);
+}
+
 static void test_names(void **state)
 {
 	assert_string_equal(rf_rollout_status_name(RF_ROLLOUT_HALTED), "halted");
@@ -1022,6 +1217,9 @@ int main(void)
 		cmocka_unit_test(test_decision_rejects_bad_args),
 		cmocka_unit_test(test_property_never_faster_than_signed),
 		cmocka_unit_test(test_parser_mutations),
+		cmocka_unit_test(test_e2e_bad_release_halts_in_canary),
+		cmocka_unit_test(test_e2e_late_crash_sends_devices_back),
+		cmocka_unit_test(test_e2e_good_release_reaches_everyone),
 		cmocka_unit_test(test_names),
 	};
 
