@@ -190,8 +190,9 @@ void rf_rollout_state_init(const struct rf_rollout_schedule *s, struct rf_rollou
  * Operator transitions (pure: they only rewrite *st). reason (may be NULL) is copied, cut at
  * RF_ROLLOUT_REASON_MAX-1 bytes.
  *  hold:     ACTIVE -> HELD.                          -EALREADY if HELD, -EPERM if halted/rolled back.
- *  resume:   HELD or HALTED -> ACTIVE (ring progress is kept; the caller should reset the
- *            health window it feeds the gates, or the same evidence halts it again).
+ *  resume:   HELD or HALTED -> ACTIVE (ring progress is kept, the bake clock of ramping
+ *            rings restarts at now; the caller should reset the health window it feeds the
+ *            gates, or the same evidence halts it again).
  *                                                     -EALREADY if ACTIVE, -EPERM if ROLLED_BACK.
  *  halt:     ACTIVE/HELD -> HALTED (metric OPERATOR). -EALREADY if HALTED, -EPERM if ROLLED_BACK.
  *  rollback: any -> ROLLED_BACK (final).              -EALREADY if ROLLED_BACK.
