@@ -173,8 +173,8 @@ static double log_pmf(uint64_t k, uint64_t n, double p)
  * Sum of pmf(j) from j = k while moving away from the mode in direction dir (+1 up, -1 down).
  * Terms then decrease with a ratio that itself decreases, so once a ratio r < 1 is seen the rest
  * is at most term * r / (1 - r); that bound is added when the work cap stops the sum early, so
- * the result never understates the tail (a p-value errs towards "not significant" only when
- * n*p*(1-p) is astronomically large, i.e. alert counts in the trillions).
+ * the result never understates the tail. With sd <= SF_NORMAL_SD (the only case summed) the
+ * sum converges in well under SF_TERMS_MAX terms; the cap is a guard, not a working limit.
  */
 static double tail_sum(uint64_t k, uint64_t n, double p, int dir)
 {
