@@ -95,7 +95,9 @@ static struct rf_manifest *manifest_new(void)
 	    "{\"agent\":\"ringfence-agent\",\"version\":\"9.0.0\",\"events\":[{\"name\":"
 	    "\"process_creation\",\"fields\":[{\"name\":\"Image\",\"type\":\"string\"},"
 	    "{\"name\":\"CommandLine\",\"type\":\"string\"},{\"name\":\"ProcessId\",\"type\":"
-	    "\"int\"}]},{\"name\":\"network_connection\",\"fields\":[{\"name\":\"DestinationIp\","
+	    "\"int\"},{\"name\":\"User\",\"type\":\"string\"},{\"name\":\"OriginalFileName\","
+	    "\"type\":\"string\"},{\"name\":\"ParentImage\",\"type\":\"string\"}]},{\"name\":"
+	    "\"network_connection\",\"fields\":[{\"name\":\"DestinationIp\","
 	    "\"type\":\"ip\"},{\"name\":\"DestinationPort\",\"type\":\"int\"}]}]}";
 	struct rf_diag d = {0};
 	struct rf_manifest *m = NULL;
@@ -419,7 +421,7 @@ static void test_manifest(void **state)
 			"detection:\n  s:\n    ParentUser|contains: SYSTEM\n  condition: s\n",
 			m, -ENOENT,
 			"t.yml: rule r1 \"T\": field 'ParentUser' is not supplied by "
-			"ringfence-agent 9.0.0 (event process_creation supplies 3 fields)",
+			"ringfence-agent 9.0.0 (event process_creation supplies 6 fields)",
 			NULL);
 	expect_reject_m("title: T\nid: r1\nlogsource: {category: pipe_created}\n"
 			"detection: {a: {PipeName: x}, condition: a}\n",
@@ -661,6 +663,181 @@ static void test_garbage(void **state)
 	}
 }
 
+/* ---- end to end through the real engine: compile -> pack -> verify/load -> eval ------------- */
+
+struct engine_case {
+	struct rf_manifest *m;
+	struct rf_engine *e;
+	struct rf_engine_scratch *s;
+};
+
+static void count_alert(void *ud, size_t rule_index, const struct rf_rule_info *rule)
+{
+	(*(int *)ud)++;
+	(void)rule_index;
+	(void)rule;
+}
+
+/* Compile one rule against the test manifest and load its pack into a real engine. */
+static void engine_for(struct engine_case *ec, const char *src)
+{
+	struct rf_diag d = {0};
+	struct rf_sigma_rule *r = NULL;
+	struct rf_pack_builder *b = NULL;
+	uint8_t *pack = NULL;
+	size_t plen;
+
+	ec->m = manifest_new();
+	if (rf_sigma_compile((const uint8_t *)src, strlen(src), "e2e.yml", ec->m, &r, &d) != 0)
+		fail_msg("compile: %s\n%s", d.first, src);
+	assert_int_equal(rf_pack_builder_new(&b), 0);
+	assert_int_equal(rf_pack_builder_add(b, rf_sigma_rule_ir(r), &d), 0);
+	assert_int_equal(rf_pack_builder_finish(b, 1, &pack, &plen), 0);
+	if (rf_engine_load(pack, plen, ec->m, &ec->e, &d) != 0)
+		fail_msg("load: %s", d.first);
+	assert_int_equal(rf_engine_scratch_new(ec->e, &ec->s), 0);
+	free(pack);
+	rf_pack_builder_free(b);
+	rf_sigma_rule_free(r);
+}
+
+static void engine_done(struct engine_case *ec)
+{
+	rf_engine_scratch_free(ec->s);
+	rf_engine_free(ec->e);
+	rf_manifest_free(ec->m);
+}
+
+/* Does the rule fire on this JSON event line? */
+static bool fires(struct engine_case *ec, const char *json)
+{
+	static struct rf_event ev;
+	uint8_t scratch[1024];
+	struct rf_diag d = {0};
+	int alerts = 0;
+
+	assert_true(strlen(json) <= sizeof(scratch));
+	if (rf_event_parse((const uint8_t *)json, strlen(json), scratch, sizeof(scratch), &ev, &d))
+		fail_msg("event: %s: %s", json, d.first);
+	int n = rf_engine_eval(ec->e, &ev, ec->s, count_alert, &alerts, NULL);
+	assert_true(n >= 0);
+	assert_int_equal(n, alerts);
+	return alerts > 0;
+}
+
+#define PC "{\"event\":\"process_creation\","
+
+/* Compile rule (HEADER + detection) and check each event: "+{...}" must fire, "-{...}" not. */
+static void semantics(const char *detection, const char *const *events)
+{
+	struct engine_case ec = {0};
+	char src[2048];
+
+	snprintf(src, sizeof(src), HEADER "detection:\n%s", detection);
+	engine_for(&ec, src);
+	for (; *events; events++) {
+		bool want = (*events)[0] == '+';
+		if (fires(&ec, *events + 1) != want)
+			fail_msg("rule:\n%s\nevent %s: expected %s", src, *events + 1,
+				 want ? "an alert" : "no alert");
+	}
+	engine_done(&ec);
+}
+
+static void test_e2e_modifiers_and_case(void **state)
+{
+	semantics("  s: {CommandLine|contains: ' -enc '}\n  condition: s\n",
+		  (const char *const[]){"+" PC "\"CommandLine\":\"powershell -ENC abc\"}",
+					"+" PC "\"CommandLine\":\"x -enc y\"}",
+					"-" PC "\"CommandLine\":\"x -encode y\"}",
+					"-" PC "\"Image\":\"x -enc y\"}", NULL});
+	semantics("  s: {Image|endswith: '\\cmd.exe'}\n  condition: s\n",
+		  (const char *const[]){"+" PC
+					"\"Image\":\"C:\\\\Windows\\\\System32\\\\CMD.EXE\"}",
+					"-" PC "\"Image\":\"C:\\\\x\\\\cmd.exe.bak\"}",
+					"-" PC "\"Image\":\"C:\\\\x\\\\notcmd.exe\"}", NULL});
+	semantics("  s: {Image|startswith: 'C:\\Users\\'}\n  condition: s\n",
+		  (const char *const[]){"+" PC "\"Image\":\"c:\\\\users\\\\bob\\\\a.exe\"}",
+					"-" PC "\"Image\":\"D:\\\\Users\\\\a.exe\"}", NULL});
+	/* exact match is whole-value, case-insensitive; |cased is not */
+	semantics("  s: {OriginalFileName: 'psexec.c'}\n  condition: s\n",
+		  (const char *const[]){"+" PC "\"OriginalFileName\":\"PsExec.C\"}",
+					"-" PC "\"OriginalFileName\":\"psexec.cpp\"}", NULL});
+	semantics("  s: {OriginalFileName|cased: 'psexec.c'}\n  condition: s\n",
+		  (const char *const[]){"+" PC "\"OriginalFileName\":\"psexec.c\"}",
+					"-" PC "\"OriginalFileName\":\"PsExec.c\"}", NULL});
+	semantics("  s: {CommandLine|contains|cased: 'Invoke-'}\n  condition: s\n",
+		  (const char *const[]){"+" PC "\"CommandLine\":\"a Invoke-Expr\"}",
+					"-" PC "\"CommandLine\":\"a invoke-expr\"}", NULL});
+	/* |all: every value; plain list: any */
+	semantics("  s: {CommandLine|contains|all: [comsvcs, minidump]}\n  condition: s\n",
+		  (const char *const[]){"+" PC "\"CommandLine\":\"comsvcs.dll, MiniDump 1 x\"}",
+					"-" PC "\"CommandLine\":\"comsvcs.dll\"}", NULL});
+}
+
+static void test_e2e_wildcards(void **state)
+{
+	/* Sigma: "\\*" is an escaped backslash then a wildcard ("\*" alone is a literal star) */
+	semantics("  s: {Image: 'C:\\\\*\\tool?.exe'}\n  condition: s\n",
+		  (const char *const[]){"+" PC "\"Image\":\"C:\\\\a\\\\b\\\\tool7.exe\"}",
+					"-" PC "\"Image\":\"C:\\\\a\\\\tool.exe\"}",
+					"-" PC "\"Image\":\"C:\\\\a\\\\tool77.exe\"}", NULL});
+	/* \* is a literal star, \\ a literal backslash */
+	semantics("  s: {CommandLine: 'a\\*b'}\n  condition: s\n",
+		  (const char *const[]){"+" PC "\"CommandLine\":\"a*b\"}",
+					"-" PC "\"CommandLine\":\"axb\"}", NULL});
+	semantics("  s: {CommandLine|endswith: 'x\\\\*'}\n  condition: s\n",
+		  (const char *const[]){"+" PC "\"CommandLine\":\"-x\\\\anything\"}",
+					"-" PC "\"CommandLine\":\"-xanything\"}", NULL});
+}
+
+static void test_e2e_absent_null_exists_int(void **state)
+{
+	/* a predicate on an absent field is false, so its negation is true */
+	semantics("  s: {User|contains: SYSTEM}\n  condition: not s\n",
+		  (const char *const[]){"+" PC "\"Image\":\"a\"}",
+					"-" PC "\"User\":\"NT AUTHORITY\\\\SYSTEM\"}",
+					"+" PC "\"User\":\"bob\"}", NULL});
+	semantics("  s: {User: null}\n  condition: s\n",
+		  (const char *const[]){"+" PC "\"Image\":\"a\"}", "+" PC "\"User\":\"\"}",
+					"+" PC "\"User\":null}", "-" PC "\"User\":\"bob\"}", NULL});
+	semantics(
+	    "  s: {User|exists: true}\n  condition: s\n",
+	    (const char *const[]){"-" PC "\"Image\":\"a\"}", "+" PC "\"User\":\"bob\"}", NULL});
+	semantics(
+	    "  s: {User|exists: false}\n  condition: s\n",
+	    (const char *const[]){"+" PC "\"Image\":\"a\"}", "-" PC "\"User\":\"bob\"}", NULL});
+	semantics("  s: {ProcessId: 4}\n  condition: s\n",
+		  (const char *const[]){"+" PC "\"ProcessId\":4}", "-" PC "\"ProcessId\":44}",
+					"-" PC "\"Image\":\"4\"}", NULL});
+	semantics("  kw: ['sekurlsa::']\n  condition: kw\n",
+		  (const char *const[]){"+" PC
+					"\"CommandLine\":\"m.exe SEKURLSA::logonpasswords\"}",
+					"+" PC "\"ParentImage\":\"x sekurlsa:: y\"}",
+					"-" PC "\"CommandLine\":\"sekurlsa\"}", NULL});
+}
+
+static void test_e2e_conditions(void **state)
+{
+	const char *det = "  sel_img: {Image|endswith: '\\rundll32.exe'}\n"
+			  "  sel_cli: {CommandLine|contains: 'javascript:'}\n"
+			  "  filter_x: {User: 'svc'}\n"
+			  "  condition: all of sel_* and not 1 of filter_*\n";
+
+	semantics(det,
+		  (const char *const[]){
+		      "+" PC "\"Image\":\"C:\\\\rundll32.exe\",\"CommandLine\":\"javascript:x\"}",
+		      "-" PC "\"Image\":\"C:\\\\rundll32.exe\",\"CommandLine\":\"a.dll,b\"}",
+		      "-" PC "\"Image\":\"C:\\\\rundll32.exe\",\"CommandLine\":\"javascript:x\","
+		      "\"User\":\"SVC\"}",
+		      NULL});
+	semantics("  a: {Image: a}\n  b: {User: b}\n  condition: a or b and not a\n",
+		  (const char *const[]){"+" PC "\"Image\":\"a\"}", "+" PC "\"User\":\"b\"}",
+					"-" PC "\"User\":\"c\"}", NULL});
+	semantics("  a: {Image: a}\n  b: {User: b}\n  condition: (a or b) and not a\n",
+		  (const char *const[]){"-" PC "\"Image\":\"a\"}", "+" PC "\"User\":\"b\"}", NULL});
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -684,6 +861,10 @@ int main(void)
 	    cmocka_unit_test(test_limits_sizes),
 	    cmocka_unit_test(test_truncated_at_every_byte),
 	    cmocka_unit_test(test_garbage),
+	    cmocka_unit_test(test_e2e_modifiers_and_case),
+	    cmocka_unit_test(test_e2e_wildcards),
+	    cmocka_unit_test(test_e2e_absent_null_exists_int),
+	    cmocka_unit_test(test_e2e_conditions),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
