@@ -16,9 +16,9 @@
 
 #include "rollout/rollout.h"
 
-#define DAY 86400
+#define DAY	 86400
 #define NMETRICS 5 /* crash, rollback, reject, silent, alert (rate tests) */
-#define NTESTS 6   /* ... and the floor's proportion test: the Bonferroni divisor */
+#define NTESTS	 6 /* ... and the floor's proportion test: the Bonferroni divisor */
 
 static int64_t max64(int64_t a, int64_t b)
 {
@@ -242,18 +242,19 @@ static double rate_test(uint64_t x1, double t1, uint64_t x2, double t2, double m
 }
 
 void rf_rollout_check_health(const struct rf_rollout_gates *g, const struct rf_rollout_health *h,
-			     const struct rf_rollout_health *b, int64_t step_at, uint32_t percent_bp,
-			     int64_t now, struct rf_rollout_check *ret)
+			     const struct rf_rollout_health *b, int64_t step_at,
+			     uint32_t percent_bp, int64_t now, struct rf_rollout_check *ret)
 {
-	struct rf_rollout_check c = {.verdict = RF_ROLLOUT_V_PASS, .metric = RF_ROLLOUT_M_NONE,
-				     .p_value = 1.0};
+	struct rf_rollout_check c = {
+	    .verdict = RF_ROLLOUT_V_PASS, .metric = RF_ROLLOUT_M_NONE, .p_value = 1.0};
 	bool have_base = b && b->exposure_s > 0;
 	double fail_frac = h->devices ? (double)h->failed / (double)h->devices : 0.0;
 	double limit = g->alpha / NTESTS;
 
 	/* Absolute floor: a crash loop halts with or without a baseline. With a baseline, the
 	 * fraction must also be significantly worse than margin x the baseline's (the same
-	 * conditional test, devices as exposure), so baseline noise near the floor cannot trip it. */
+	 * conditional test, devices as exposure), so baseline noise near the floor cannot trip it.
+	 */
 	if (h->failed >= g->floor_devices && fail_frac >= g->floor_fraction) {
 		bool base_dev = have_base && b->devices > 0;
 
@@ -300,8 +301,8 @@ void rf_rollout_check_health(const struct rf_rollout_gates *g, const struct rf_r
 	/* Enough evidence to take the next step? */
 	c.required_healthy = g->min_healthy;
 	if (h->population > 0) {
-		uint64_t cap = (h->population * percent_bp + RF_ROLLOUT_BUCKETS - 1) /
-			       RF_ROLLOUT_BUCKETS;
+		uint64_t cap =
+		    (h->population * percent_bp + RF_ROLLOUT_BUCKETS - 1) / RF_ROLLOUT_BUCKETS;
 
 		if (cap < 1)
 			cap = 1;
@@ -324,12 +325,23 @@ static void halt_text(struct rf_rollout_state *st, const struct rf_rollout_sched
 	uint64_t x1 = 0, x2 = 0;
 
 	switch (c->metric) {
-	case RF_ROLLOUT_M_CRASH: x1 = h->crashes, x2 = b ? b->crashes : 0; break;
-	case RF_ROLLOUT_M_ROLLBACK: x1 = h->rollbacks, x2 = b ? b->rollbacks : 0; break;
-	case RF_ROLLOUT_M_REJECT: x1 = h->rejections, x2 = b ? b->rejections : 0; break;
-	case RF_ROLLOUT_M_SILENT: x1 = h->silent, x2 = b ? b->silent : 0; break;
-	case RF_ROLLOUT_M_ALERT: x1 = h->alerts, x2 = b ? b->alerts : 0; break;
-	default: break;
+	case RF_ROLLOUT_M_CRASH:
+		x1 = h->crashes, x2 = b ? b->crashes : 0;
+		break;
+	case RF_ROLLOUT_M_ROLLBACK:
+		x1 = h->rollbacks, x2 = b ? b->rollbacks : 0;
+		break;
+	case RF_ROLLOUT_M_REJECT:
+		x1 = h->rejections, x2 = b ? b->rejections : 0;
+		break;
+	case RF_ROLLOUT_M_SILENT:
+		x1 = h->silent, x2 = b ? b->silent : 0;
+		break;
+	case RF_ROLLOUT_M_ALERT:
+		x1 = h->alerts, x2 = b ? b->alerts : 0;
+		break;
+	default:
+		break;
 	}
 	if (c->metric == RF_ROLLOUT_M_FLOOR)
 		snprintf(buf, sizeof(buf),
@@ -448,7 +460,8 @@ int rf_rollout_evaluate(const struct rf_rollout_schedule *s, const struct rf_rol
 					r->step++;
 					r->step_at = now;
 					ev.stepped = (int)i;
-					ev.next_eval = min64(ev.next_eval, now + s->gates.min_bake_s);
+					ev.next_eval =
+					    min64(ev.next_eval, now + s->gates.min_bake_s);
 				} else {
 					ev.next_eval = min64(ev.next_eval, t_sig);
 				}
@@ -495,10 +508,10 @@ bool rf_rollout_in_window(const struct rf_rollout_policy *pol, int64_t now, int6
 }
 
 struct view {
-	int ring;        /* index in the release's schedule, -1: not scheduled for this ring */
-	bool open;       /* ring opened and release ACTIVE or HELD */
-	bool admitted;   /* ACTIVE, open, bucket < effective percent */
-	int64_t next;    /* time-driven change of `admitted`, or INT64_MAX */
+	int ring;      /* index in the release's schedule, -1: not scheduled for this ring */
+	bool open;     /* ring opened and release ACTIVE or HELD */
+	bool admitted; /* ACTIVE, open, bucket < effective percent */
+	int64_t next;  /* time-driven change of `admitted`, or INT64_MAX */
 };
 
 /* Fill v->ring and v->open (cheap), and with `admit` also v->admitted and v->next (one hash). */
@@ -544,8 +557,8 @@ int rf_rollout_decide(const struct rf_rollout_device *dev, const struct rf_rollo
 		      struct rf_rollout_answer *ret)
 {
 	struct view v[RF_ROLLOUT_DECIDE_MAX];
-	struct rf_rollout_answer a = {.action = RF_ROLLOUT_STAY, .release = -1,
-				      .next_change = INT64_MAX};
+	struct rf_rollout_answer a = {
+	    .action = RF_ROLLOUT_STAY, .release = -1, .next_change = INT64_MAX};
 	int cur, target = -1, newest_open = -1, limit;
 	int64_t wnext;
 
@@ -575,8 +588,8 @@ int rf_rollout_decide(const struct rf_rollout_device *dev, const struct rf_rollo
 			 releases[cur].state.status == RF_ROLLOUT_ROLLED_BACK)) {
 		a.action = RF_ROLLOUT_GO_BACK;
 		a.reason = releases[cur].state.status == RF_ROLLOUT_HALTED
-				   ? RF_ROLLOUT_R_HALTED
-				   : RF_ROLLOUT_R_ROLLED_BACK;
+			       ? RF_ROLLOUT_R_HALTED
+			       : RF_ROLLOUT_R_ROLLED_BACK;
 		a.release = -1;
 		for (int i = cur - 1; i >= 0; i--) {
 			view_of(&releases[i], dev, now, true, &v[i]);
@@ -658,7 +671,7 @@ const char *rf_rollout_status_name(int status)
 
 const char *rf_rollout_metric_name(int metric)
 {
-	static const char *const t[] = {"none",   "crash", "rollback", "reject",
+	static const char *const t[] = {"none",	  "crash", "rollback", "reject",
 					"silent", "alert", "floor",    "operator"};
 	return NAME(t, metric);
 }
@@ -671,8 +684,8 @@ const char *rf_rollout_action_name(int action)
 
 const char *rf_rollout_reason_name(int reason)
 {
-	static const char *const t[] = {"up-to-date", "new-release", "not-yet",
-					"outside-window", "pinned-n-1", "held",
-					"halted", "rolled-back", "no-release"};
+	static const char *const t[] = {"up-to-date",	  "new-release", "not-yet",
+					"outside-window", "pinned-n-1",	 "held",
+					"halted",	  "rolled-back", "no-release"};
 	return NAME(t, reason);
 }

@@ -37,15 +37,15 @@ struct json_t; /* jansson's json_t, for callers that already hold the parsed cus
 /* One step of a ring's ramp: from `after` seconds past the ring's open time, `percent_bp`
  * basis points (1/100 of a percent, 0..10000) of the ring's buckets are admitted. */
 struct rf_rollout_step {
-	int64_t after;       /* seconds after the ring opened; first step may be > 0 */
+	int64_t after;	     /* seconds after the ring opened; first step may be > 0 */
 	uint32_t percent_bp; /* 1..10000; steps are strictly increasing in after and non-decreasing
 				in percent_bp */
 };
 
 struct rf_rollout_ring_schedule {
 	char name[RF_ROLLOUT_RING_NAME_MAX]; /* [a-z0-9_-]{1,RF_ROLLOUT_RING_NAME_MAX-1} */
-	int64_t not_before;                  /* unix s: earliest the ring may open (signed) */
-	unsigned nsteps;                     /* 1..RF_ROLLOUT_STEPS_MAX */
+	int64_t not_before;		     /* unix s: earliest the ring may open (signed) */
+	unsigned nsteps;		     /* 1..RF_ROLLOUT_STEPS_MAX */
 	struct rf_rollout_step steps[RF_ROLLOUT_STEPS_MAX];
 };
 
@@ -55,24 +55,24 @@ struct rf_rollout_ring_schedule {
  * them either.
  */
 struct rf_rollout_gates {
-	int64_t probation_s;      /* a device is healthy after surviving this long on the release */
-	int64_t silence_s;        /* intent to install + no check-in for this long = failed (P7) */
-	int64_t min_bake_s;       /* minimum time at each step before the next step / ring */
-	uint64_t min_healthy;     /* devices healthy after probation needed before each step */
-	double alpha;             /* family-wise one-sided significance of the baseline test */
-	double margin;            /* tolerated rate ratio new/baseline before it is a regression */
-	uint64_t min_events;      /* fewer failure events than this never halt by comparison */
-	double floor_fraction;    /* halt if this fraction of devices on the release failed ... */
-	uint64_t floor_devices;   /* ... and at least this many failed (with or without baseline) */
-	double alert_margin;      /* tolerated alert-rate ratio new/baseline */
-	double alert_floor_per_h; /* halt if alerts per device-hour exceed this (no baseline needed) */
+	int64_t probation_s;	  /* a device is healthy after surviving this long on the release */
+	int64_t silence_s;	  /* intent to install + no check-in for this long = failed (P7) */
+	int64_t min_bake_s;	  /* minimum time at each step before the next step / ring */
+	uint64_t min_healthy;	  /* devices healthy after probation needed before each step */
+	double alpha;		  /* family-wise one-sided significance of the baseline test */
+	double margin;		  /* tolerated rate ratio new/baseline before it is a regression */
+	uint64_t min_events;	  /* fewer failure events than this never halt by comparison */
+	double floor_fraction;	  /* halt if this fraction of devices on the release failed ... */
+	uint64_t floor_devices;	  /* ... and at least this many failed (with or without baseline) */
+	double alert_margin;	  /* tolerated alert-rate ratio new/baseline */
+	double alert_floor_per_h; /* halt above this many alerts per device-hour (no baseline) */
 	int64_t alert_floor_min_exposure_s; /* ... once the release has this much exposure */
 };
 
 struct rf_rollout_schedule {
 	char release[RF_ROLLOUT_RELEASE_ID_MAX]; /* release id, printable ASCII, NUL-terminated */
-	uint8_t bucket_key[16];                  /* SipHash key = SHA-256(release id)[0..16) */
-	unsigned nrings;                         /* 1..RF_ROLLOUT_RINGS_MAX, in ring order */
+	uint8_t bucket_key[16];			 /* SipHash key = SHA-256(release id)[0..16) */
+	unsigned nrings;			 /* 1..RF_ROLLOUT_RINGS_MAX, in ring order */
 	struct rf_rollout_ring_schedule rings[RF_ROLLOUT_RINGS_MAX];
 	struct rf_rollout_gates gates;
 };
@@ -144,12 +144,12 @@ enum rf_rollout_phase {
 };
 
 enum rf_rollout_status {
-	RF_ROLLOUT_ACTIVE = 0,   /* rings open and ramp as gates pass */
-	RF_ROLLOUT_HELD,         /* operator hold: no device newly takes it, nothing advances;
-				    devices already on it stay; gates can still halt it */
-	RF_ROLLOUT_HALTED,       /* gate failure or operator halt, in every ring: no device takes
-				    it, devices on it go back. An operator may resume it. */
-	RF_ROLLOUT_ROLLED_BACK,  /* operator rollback: like halted, but final */
+	RF_ROLLOUT_ACTIVE = 0,	/* rings open and ramp as gates pass */
+	RF_ROLLOUT_HELD,	/* operator hold: no device newly takes it, nothing advances;
+				   devices already on it stay; gates can still halt it */
+	RF_ROLLOUT_HALTED,	/* gate failure or operator halt, in every ring: no device takes
+				   it, devices on it go back. An operator may resume it. */
+	RF_ROLLOUT_ROLLED_BACK, /* operator rollback: like halted, but final */
 };
 
 /* What tripped a halt (RF_ROLLOUT_CAUSE_OPERATOR for manual halts and rollbacks). */
@@ -166,18 +166,18 @@ enum rf_rollout_metric {
 };
 
 struct rf_rollout_ring_state {
-	uint8_t phase;        /* enum rf_rollout_phase */
-	uint8_t step;         /* index of the highest step whose preceding gate passed */
+	uint8_t phase;	      /* enum rf_rollout_phase */
+	uint8_t step;	      /* index of the highest step whose preceding gate passed */
 	int64_t opened_at;    /* >= not_before; 0 while NOT_STARTED */
 	int64_t step_at;      /* when `step` was taken */
 	int64_t completed_at; /* when the ring completed (its gate passed); 0 before */
 };
 
 struct rf_rollout_state {
-	uint8_t status;       /* enum rf_rollout_status */
-	uint8_t halt_metric;  /* enum rf_rollout_metric, when HALTED / ROLLED_BACK */
-	int8_t halt_ring;     /* ring whose gate failed, -1 for operator / none */
-	int64_t halted_at;    /* unix s, 0 if never */
+	uint8_t status;	     /* enum rf_rollout_status */
+	uint8_t halt_metric; /* enum rf_rollout_metric, when HALTED / ROLLED_BACK */
+	int8_t halt_ring;    /* ring whose gate failed, -1 for operator / none */
+	int64_t halted_at;   /* unix s, 0 if never */
 	char halt_reason[RF_ROLLOUT_REASON_MAX]; /* human text, NUL-terminated */
 	struct rf_rollout_ring_state rings[RF_ROLLOUT_RINGS_MAX];
 };
@@ -189,14 +189,12 @@ void rf_rollout_state_init(const struct rf_rollout_schedule *s, struct rf_rollou
 /*
  * Operator transitions (pure: they only rewrite *st). reason (may be NULL) is copied, cut at
  * RF_ROLLOUT_REASON_MAX-1 bytes.
- *  hold:     ACTIVE -> HELD.                          -EALREADY if HELD, -EPERM if halted/rolled back.
- *  resume:   HELD or HALTED -> ACTIVE (ring progress is kept, the bake clock of ramping
- *            rings restarts at now; the caller should reset the health window it feeds the
- *            gates, or the same evidence halts it again).
- *                                                     -EALREADY if ACTIVE, -EPERM if ROLLED_BACK.
- *  halt:     ACTIVE/HELD -> HALTED (metric OPERATOR). -EALREADY if HALTED, -EPERM if ROLLED_BACK.
- *  rollback: any -> ROLLED_BACK (final).              -EALREADY if ROLLED_BACK.
- * Return 0 on success.
+ *  hold:     ACTIVE -> HELD.                          -EALREADY if HELD, -EPERM if halted/rolled
+ * back. resume:   HELD or HALTED -> ACTIVE (ring progress is kept, the bake clock of ramping rings
+ * restarts at now; the caller should reset the health window it feeds the gates, or the same
+ * evidence halts it again). -EALREADY if ACTIVE, -EPERM if ROLLED_BACK. halt:     ACTIVE/HELD ->
+ * HALTED (metric OPERATOR). -EALREADY if HALTED, -EPERM if ROLLED_BACK. rollback: any ->
+ * ROLLED_BACK (final).              -EALREADY if ROLLED_BACK. Return 0 on success.
  */
 int rf_rollout_hold(struct rf_rollout_state *st, int64_t now, const char *reason);
 int rf_rollout_resume(struct rf_rollout_state *st, int64_t now);
@@ -227,7 +225,8 @@ struct rf_rollout_health {
 	uint64_t silent;     /* devices silent for gates.silence_s after intent (P7) */
 	uint64_t alerts;     /* alerts raised while on it */
 	uint64_t exposure_s; /* device-seconds spent on it */
-	uint64_t population; /* devices in the ring (0 = unknown): caps min_healthy for small rings */
+	uint64_t
+	    population; /* devices in the ring (0 = unknown): caps min_healthy for small rings */
 };
 
 /* Is a device that recorded intent at intent_at and was last seen at last_seen silent (P7)? */
@@ -242,9 +241,9 @@ enum rf_rollout_verdict {
 
 /* The outcome of one health check, for status pages and tests. */
 struct rf_rollout_check {
-	uint8_t verdict;    /* enum rf_rollout_verdict */
-	uint8_t metric;     /* on FAIL: which metric; else the metric with the smallest p */
-	double p_value;     /* that metric's one-sided p-value (1.0 when not tested) */
+	uint8_t verdict;	   /* enum rf_rollout_verdict */
+	uint8_t metric;		   /* on FAIL: which metric; else the metric with the smallest p */
+	double p_value;		   /* that metric's one-sided p-value (1.0 when not tested) */
 	uint64_t required_healthy; /* min_healthy after the population cap */
 };
 
@@ -256,8 +255,8 @@ struct rf_rollout_check {
  * FAIL if P(X >= x1) < alpha / 6 (Bonferroni over 5 metrics + the floor) and x1 >= min_events.
  */
 void rf_rollout_check_health(const struct rf_rollout_gates *g, const struct rf_rollout_health *h,
-			     const struct rf_rollout_health *b, int64_t step_at, uint32_t percent_bp,
-			     int64_t now, struct rf_rollout_check *ret);
+			     const struct rf_rollout_health *b, int64_t step_at,
+			     uint32_t percent_bp, int64_t now, struct rf_rollout_check *ret);
 
 /* One-sided upper tail P(X >= k) for X ~ Binomial(n, p), accurate to ~1e-12 relative in the
  * range that matters (p-values down to 1e-300); bounded work (exposed for tests). */
@@ -265,13 +264,13 @@ double rf_rollout_binom_sf(uint64_t k, uint64_t n, double p);
 
 /* What rf_rollout_evaluate did, for logs and the dashboard. */
 struct rf_rollout_eval {
-	bool changed;        /* *ret_state differs from the input state */
-	bool halted;         /* a gate failed in this call: release is now HALTED */
-	int opened;          /* ring index opened in this call, or -1 */
-	int stepped;         /* ring index that took a ramp step in this call, or -1 */
-	int completed;       /* ring index that completed in this call, or -1 */
-	int64_t next_eval;   /* call again at this time even if no health changed (INT64_MAX:
-				only when health or state changes) */
+	bool changed;	   /* *ret_state differs from the input state */
+	bool halted;	   /* a gate failed in this call: release is now HALTED */
+	int opened;	   /* ring index opened in this call, or -1 */
+	int stepped;	   /* ring index that took a ramp step in this call, or -1 */
+	int completed;	   /* ring index that completed in this call, or -1 */
+	int64_t next_eval; /* call again at this time even if no health changed (INT64_MAX:
+			      only when health or state changes) */
 	struct rf_rollout_check checks[RF_ROLLOUT_RINGS_MAX]; /* per ring (open rings only) */
 };
 
@@ -293,14 +292,14 @@ int rf_rollout_evaluate(const struct rf_rollout_schedule *s, const struct rf_rol
 /* ---- tenant policy and the check-in decision ----------------------------------------------- */
 
 enum rf_rollout_pin {
-	RF_ROLLOUT_PIN_N = 0,  /* newest release the device is admitted to */
-	RF_ROLLOUT_PIN_N1,     /* one behind: never the newest release open in its ring */
+	RF_ROLLOUT_PIN_N = 0, /* newest release the device is admitted to */
+	RF_ROLLOUT_PIN_N1,    /* one behind: never the newest release open in its ring */
 };
 
 struct rf_rollout_policy {
-	uint8_t pin;             /* enum rf_rollout_pin */
+	uint8_t pin;		 /* enum rf_rollout_pin */
 	uint32_t window_start_s; /* daily UTC maintenance window start, seconds of day 0..86399 */
-	uint32_t window_len_s;   /* its length, 1..86400; 0 = no window (updates at any time).
+	uint32_t window_len_s;	 /* its length, 1..86400; 0 = no window (updates at any time).
 				    Windows may wrap past midnight. Rollbacks ignore the window. */
 };
 
@@ -311,10 +310,10 @@ struct rf_rollout_release {
 };
 
 struct rf_rollout_device {
-	const void *id;   /* device id bytes (the bucket input) */
+	const void *id; /* device id bytes (the bucket input) */
 	size_t id_len;
 	const char *ring; /* the device's ring name (from its tenant policy or enrollment) */
-	int current;      /* index in releases[] of the release it runs, -1 none/unknown */
+	int current;	  /* index in releases[] of the release it runs, -1 none/unknown */
 };
 
 enum rf_rollout_action {
@@ -325,30 +324,30 @@ enum rf_rollout_action {
 };
 
 enum rf_rollout_reason {
-	RF_ROLLOUT_R_UP_TO_DATE = 0,  /* on the newest release it is admitted to */
-	RF_ROLLOUT_R_NEW,             /* admitted to a newer release */
-	RF_ROLLOUT_R_NOT_YET,         /* a newer release exists, its ring/bucket is not open yet */
-	RF_ROLLOUT_R_WINDOW,          /* admitted, but outside the tenant's maintenance window */
-	RF_ROLLOUT_R_PINNED,          /* pinned to N-1: newest open release is skipped */
-	RF_ROLLOUT_R_HELD,            /* the newer release is held by an operator */
-	RF_ROLLOUT_R_HALTED,          /* current release is halted: go back */
-	RF_ROLLOUT_R_ROLLED_BACK,     /* current release was rolled back: go back */
-	RF_ROLLOUT_R_NONE,            /* no release for this device at all */
+	RF_ROLLOUT_R_UP_TO_DATE = 0, /* on the newest release it is admitted to */
+	RF_ROLLOUT_R_NEW,	     /* admitted to a newer release */
+	RF_ROLLOUT_R_NOT_YET,	     /* a newer release exists, its ring/bucket is not open yet */
+	RF_ROLLOUT_R_WINDOW,	     /* admitted, but outside the tenant's maintenance window */
+	RF_ROLLOUT_R_PINNED,	     /* pinned to N-1: newest open release is skipped */
+	RF_ROLLOUT_R_HELD,	     /* the newer release is held by an operator */
+	RF_ROLLOUT_R_HALTED,	     /* current release is halted: go back */
+	RF_ROLLOUT_R_ROLLED_BACK,    /* current release was rolled back: go back */
+	RF_ROLLOUT_R_NONE,	     /* no release for this device at all */
 	RF_ROLLOUT_R_COUNT_
 };
 
 struct rf_rollout_answer {
-	uint8_t action;     /* enum rf_rollout_action */
-	uint8_t reason;     /* enum rf_rollout_reason */
-	int release;        /* index in releases[] to run, -1 = none / own last known good */
+	uint8_t action;	     /* enum rf_rollout_action */
+	uint8_t reason;	     /* enum rf_rollout_reason */
+	int release;	     /* index in releases[] to run, -1 = none / own last known good */
 	int64_t next_change; /* earliest time this answer can change if no release state changes
 				(hold, halt, resume, rollback, evaluate() stepping/opening);
 				INT64_MAX = only on such a change. Always > now. */
 };
 
 /*
- * The check-in decision. releases[0..n) are ordered oldest to newest (n <= RF_ROLLOUT_DECIDE_MAX). Pure, no
- * allocation, O(n * rings); computes one bucket per candidate release.
+ * The check-in decision. releases[0..n) are ordered oldest to newest (n <= RF_ROLLOUT_DECIDE_MAX).
+ * Pure, no allocation, O(n * rings); computes one bucket per candidate release.
  *  1. current halted/rolled back -> GO_BACK to the newest older release the device is
  *     admitted to (or -1: its last known good), regardless of the window.
  *  2. else target = newest release admitted to the device (ACTIVE, ring open, bucket <

@@ -23,18 +23,18 @@
 void rf_rollout_gates_default(struct rf_rollout_gates *ret)
 {
 	*ret = (struct rf_rollout_gates){
-		.probation_s = 600,
-		.silence_s = 900,
-		.min_bake_s = 600,
-		.min_healthy = 10,
-		.alpha = 0.001,
-		.margin = 1.5,
-		.min_events = 3,
-		.floor_fraction = 0.05,
-		.floor_devices = 3,
-		.alert_margin = 10.0,
-		.alert_floor_per_h = 3600.0,
-		.alert_floor_min_exposure_s = 3600,
+	    .probation_s = 600,
+	    .silence_s = 900,
+	    .min_bake_s = 600,
+	    .min_healthy = 10,
+	    .alpha = 0.001,
+	    .margin = 1.5,
+	    .min_events = 3,
+	    .floor_fraction = 0.05,
+	    .floor_devices = 3,
+	    .alert_margin = 10.0,
+	    .alert_floor_per_h = 3600.0,
+	    .alert_floor_min_exposure_s = 3600,
 	};
 }
 
@@ -71,14 +71,14 @@ static bool release_id_ok(const char *s, size_t n)
 
 /* Reject keys other than those listed (the schedule is signed policy: fail closed on anything
  * this build would silently ignore). */
-static int only_keys(const json_t *o, const char *const *keys, const char *where,
-		     struct rf_diag *d)
+static int only_keys(const json_t *o, const char *const *keys, const char *where, struct rf_diag *d)
 {
 	const char *k;
 	json_t *v;
 	char q[64];
 
-	json_object_foreach((json_t *)o, k, v) {
+	json_object_foreach((json_t *)o, k, v)
+	{
 		bool known = false;
 
 		for (size_t i = 0; keys[i]; i++)
@@ -103,7 +103,8 @@ static int get_time(const json_t *o, const char *key, bool required, int64_t *va
 		return 0;
 	}
 	if (!json_is_integer(v))
-		return rf_diag_report(d, -EBADMSG, "%s.%s: must be an integer (seconds)", where, key);
+		return rf_diag_report(d, -EBADMSG, "%s.%s: must be an integer (seconds)", where,
+				      key);
 	x = json_integer_value(v);
 	if (x < 0 || x > RF_ROLLOUT_TIME_MAX)
 		return rf_diag_report(d, -EBADMSG, "%s.%s: %lld out of range 0..%lld", where, key,
@@ -136,18 +137,27 @@ static int get_real(const json_t *o, const char *key, double lo, double hi, bool
 		return rf_diag_report(d, -EBADMSG, "%s.%s: must be a number", where, key);
 	x = json_number_value(v);
 	if (!isfinite(x) || x > hi || x < lo || (lo_open && x == lo))
-		return rf_diag_report(d, -EBADMSG, "%s.%s: %g out of range %s%g..%g]", where, key, x,
-				      lo_open ? "(" : "[", lo, hi);
+		return rf_diag_report(d, -EBADMSG, "%s.%s: %g out of range %s%g..%g]", where, key,
+				      x, lo_open ? "(" : "[", lo, hi);
 	*val = x;
 	return 0;
 }
 
 static int parse_gates(const json_t *o, struct rf_rollout_gates *g, struct rf_diag *d)
 {
-	static const char *const keys[] = {"probation_s", "silence_s", "min_bake_s", "min_healthy",
-					   "alpha", "margin", "min_events", "floor_fraction",
-					   "floor_devices", "alert_margin", "alert_floor_per_h",
-					   "alert_floor_min_exposure_s", NULL};
+	static const char *const keys[] = {"probation_s",
+					   "silence_s",
+					   "min_bake_s",
+					   "min_healthy",
+					   "alpha",
+					   "margin",
+					   "min_events",
+					   "floor_fraction",
+					   "floor_devices",
+					   "alert_margin",
+					   "alert_floor_per_h",
+					   "alert_floor_min_exposure_s",
+					   NULL};
 	int r;
 
 	rf_rollout_gates_default(g);
@@ -164,7 +174,7 @@ static int parse_gates(const json_t *o, struct rf_rollout_gates *g, struct rf_di
 	    (r = get_real(o, "margin", 1.0, 1e6, false, &g->margin, "gates", d)) < 0 ||
 	    (r = get_count(o, "min_events", &g->min_events, "gates", d)) < 0 ||
 	    (r = get_real(o, "floor_fraction", 0.0, 1.0, true, &g->floor_fraction, "gates", d)) <
-		    0 ||
+		0 ||
 	    (r = get_count(o, "floor_devices", &g->floor_devices, "gates", d)) < 0 ||
 	    (r = get_real(o, "alert_margin", 1.0, 1e6, false, &g->alert_margin, "gates", d)) < 0 ||
 	    (r = get_real(o, "alert_floor_per_h", 0.0, 1e12, true, &g->alert_floor_per_h, "gates",
@@ -232,7 +242,8 @@ static int parse_ring(const json_t *o, unsigned ri, struct rf_rollout_ring_sched
 	n = json_string_length(name);
 	if (!ring_name_ok(json_string_value(name), n))
 		return rf_diag_report(d, -EBADMSG, "%s.ring: \"%s\" is not 1..%d of [a-z0-9_-]",
-				      where, rf_diag_quote(q, sizeof(q), json_string_value(name), n),
+				      where,
+				      rf_diag_quote(q, sizeof(q), json_string_value(name), n),
 				      RF_ROLLOUT_RING_NAME_MAX - 1);
 	memset(rs->name, 0, sizeof(rs->name));
 	memcpy(rs->name, json_string_value(name), n);
@@ -378,15 +389,14 @@ int rf_rollout_schedule_format(const struct rf_rollout_schedule *s, char *out, s
 
 	root = json_object();
 	rings = json_array();
-	gates = json_pack("{s:I,s:I,s:I,s:I,s:f,s:f,s:I,s:f,s:I,s:f,s:f,s:I}", "probation_s",
-			  (json_int_t)g->probation_s, "silence_s", (json_int_t)g->silence_s,
-			  "min_bake_s", (json_int_t)g->min_bake_s, "min_healthy",
-			  (json_int_t)g->min_healthy, "alpha", g->alpha, "margin", g->margin,
-			  "min_events", (json_int_t)g->min_events, "floor_fraction",
-			  g->floor_fraction, "floor_devices", (json_int_t)g->floor_devices,
-			  "alert_margin", g->alert_margin, "alert_floor_per_h",
-			  g->alert_floor_per_h, "alert_floor_min_exposure_s",
-			  (json_int_t)g->alert_floor_min_exposure_s);
+	gates = json_pack(
+	    "{s:I,s:I,s:I,s:I,s:f,s:f,s:I,s:f,s:I,s:f,s:f,s:I}", "probation_s",
+	    (json_int_t)g->probation_s, "silence_s", (json_int_t)g->silence_s, "min_bake_s",
+	    (json_int_t)g->min_bake_s, "min_healthy", (json_int_t)g->min_healthy, "alpha", g->alpha,
+	    "margin", g->margin, "min_events", (json_int_t)g->min_events, "floor_fraction",
+	    g->floor_fraction, "floor_devices", (json_int_t)g->floor_devices, "alert_margin",
+	    g->alert_margin, "alert_floor_per_h", g->alert_floor_per_h,
+	    "alert_floor_min_exposure_s", (json_int_t)g->alert_floor_min_exposure_s);
 	if (!root || !rings || !gates)
 		goto out;
 	for (unsigned i = 0; i < s->nrings && i < RF_ROLLOUT_RINGS_MAX; i++) {
@@ -396,12 +406,10 @@ int rf_rollout_schedule_format(const struct rf_rollout_schedule *s, char *out, s
 		if (!ramp)
 			goto out;
 		for (unsigned j = 0; j < rs->nsteps && j < RF_ROLLOUT_STEPS_MAX; j++)
-			if (json_array_append_new(ramp,
-						  json_pack("{s:I,s:o}", "after",
-							    (json_int_t)rs->steps[j].after,
-							    "percent",
-							    percent_json(rs->steps[j].percent_bp))) <
-			    0) {
+			if (json_array_append_new(
+				ramp,
+				json_pack("{s:I,s:o}", "after", (json_int_t)rs->steps[j].after,
+					  "percent", percent_json(rs->steps[j].percent_bp))) < 0) {
 				json_decref(ramp);
 				goto out;
 			}

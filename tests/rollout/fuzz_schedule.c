@@ -44,8 +44,10 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	}
 	rel.schedule = &s;
 	rel.state = st;
-	struct rf_rollout_device dev = {.id = data, .id_len = size < 64 ? size : 64,
-					.ring = s.rings[s.nrings - 1].name, .current = -1};
+	struct rf_rollout_device dev = {.id = data,
+					.id_len = size < 64 ? size : 64,
+					.ring = s.rings[s.nrings - 1].name,
+					.current = -1};
 	if (rf_rollout_decide(&dev, &pol, &rel, 1, s.rings[0].not_before + 86400, &a) < 0)
 		abort();
 	if (a.action == RF_ROLLOUT_INSTALL &&

@@ -24,12 +24,12 @@
 
 /* Two rings, canary 1% -> 10% -> 100%, broad 5% -> 100%. */
 static const char sched_json[] =
-	"{\"ringfence\":{\"release\":\"rel-2\",\"schedule\":["
-	"{\"ring\":\"canary\",\"not_before\":1764000000,\"ramp\":[{\"after\":0,\"percent\":1},"
-	"{\"after\":600,\"percent\":10},{\"after\":1200,\"percent\":100}]},"
-	"{\"ring\":\"broad\",\"not_before\":1764003600,\"ramp\":[{\"after\":0,\"percent\":5},"
-	"{\"after\":3600,\"percent\":100}]}],"
-	"\"gates\":{\"min_healthy\":5,\"min_bake_s\":300}},\"other\":{\"ignored\":true}}";
+    "{\"ringfence\":{\"release\":\"rel-2\",\"schedule\":["
+    "{\"ring\":\"canary\",\"not_before\":1764000000,\"ramp\":[{\"after\":0,\"percent\":1},"
+    "{\"after\":600,\"percent\":10},{\"after\":1200,\"percent\":100}]},"
+    "{\"ring\":\"broad\",\"not_before\":1764003600,\"ramp\":[{\"after\":0,\"percent\":5},"
+    "{\"after\":3600,\"percent\":100}]}],"
+    "\"gates\":{\"min_healthy\":5,\"min_bake_s\":300}},\"other\":{\"ignored\":true}}";
 
 static void parse_ok(const char *json, struct rf_rollout_schedule *s)
 {
@@ -106,47 +106,48 @@ struct bad_case {
 static void test_parse_bad_input(void **state)
 {
 	static const struct bad_case cases[] = {
-		{"", -EBADMSG, "byte"},
-		{"{\"release\":", -EBADMSG, "byte"},
-		{"[]", -EBADMSG, "top level"},
-		{"{\"release\":\"r\",\"release\":\"s\",\"schedule\":[]}", -EBADMSG, "duplicate"},
-		{"{\"release\":\"r\"}", -EBADMSG, "schedule: missing"},
-		{"{\"release\":\"r\",\"schedule\":[],\"x\":1}", -EBADMSG, "unknown key \"x\""},
-		{"{\"release\":\"\",\"schedule\":[]}", -EBADMSG, "release"},
-		{"{\"release\":\"a b\",\"schedule\":[]}", -EBADMSG, "printable"},
-		{"{\"ringfence\":7}", -EBADMSG, "ringfence: must be an object"},
-		{RING("{\"ring\":\"Canary\",\"not_before\":0,\"ramp\":[" STEP(0, 1) "]}"), -EBADMSG,
-		 "schedule[0].ring"},
-		{RING("{\"ring\":\"c\",\"not_before\":-5,\"ramp\":[" STEP(0, 1) "]}"), -EBADMSG,
-		 "schedule[0].not_before: -5 out of range"},
-		{RING("{\"ring\":\"c\",\"not_before\":\"0\",\"ramp\":[" STEP(0, 1) "]}"), -EBADMSG,
-		 "must be an integer"},
-		{RING("{\"ring\":\"c\",\"not_before\":0}"), -EBADMSG, "schedule[0].ramp: missing"},
-		{RING("{\"ring\":\"c\",\"not_before\":0,\"ramp\":[]}"), -EBADMSG, "non-empty"},
-		{RING("{\"ring\":\"c\",\"not_before\":0,\"ramp\":[" STEP(0, 0) "]}"), -EBADMSG,
-		 "schedule[0].ramp[0].percent: 0 out of range"},
-		{RING("{\"ring\":\"c\",\"not_before\":0,\"ramp\":[" STEP(0, 101) "]}"), -EBADMSG,
-		 "out of range"},
-		{RING("{\"ring\":\"c\",\"not_before\":0,\"ramp\":[" STEP(0, 0.001) "]}"), -EBADMSG,
-		 "finer than"},
-		{RING("{\"ring\":\"c\",\"not_before\":0,\"ramp\":[" STEP(0, 50) "," STEP(10, 20) "]}"),
-		 -EBADMSG, "schedule[0].ramp[1].percent: must be >= the previous step's (50.00)"},
-		{RING("{\"ring\":\"c\",\"not_before\":0,\"ramp\":[" STEP(10, 5) "," STEP(10, 20) "]}"),
-		 -EBADMSG, "schedule[0].ramp[1].after"},
-		{RING("{\"ring\":\"c\",\"not_before\":0,\"ramp\":[{\"after\":0}]}"), -EBADMSG,
-		 "percent: missing"},
-		{RING("{\"ring\":\"c\",\"not_before\":0,\"ramp\":[" STEP(0, 5) "]},"
-		      "{\"ring\":\"c\",\"not_before\":0,\"ramp\":[" STEP(0, 5) "]}"),
-		 -EBADMSG, "already listed"},
-		{"{\"release\":\"r\",\"schedule\":[{\"ring\":\"c\",\"not_before\":0,\"ramp\":["
-		 "{\"after\":0,\"percent\":5}]}],\"gates\":{\"alpha\":0.9}}",
-		 -EBADMSG, "gates.alpha"},
-		{"{\"release\":\"r\",\"schedule\":[{\"ring\":\"c\",\"not_before\":0,\"ramp\":["
-		 "{\"after\":0,\"percent\":5}]}],\"gates\":{\"min_healthy\":-1}}",
-		 -EBADMSG, "gates.min_healthy"},
-		{"{\"release\":\"r\",\"schedule\":[{\"ring\":\"c\",\"not_before\":0,\"ramp\":["
-		 "{\"after\":0,\"percent\":5}]}],\"gates\":{\"loose\":1}}",
-		 -EBADMSG, "gates: unknown key"},
+	    {"", -EBADMSG, "byte"},
+	    {"{\"release\":", -EBADMSG, "byte"},
+	    {"[]", -EBADMSG, "top level"},
+	    {"{\"release\":\"r\",\"release\":\"s\",\"schedule\":[]}", -EBADMSG, "duplicate"},
+	    {"{\"release\":\"r\"}", -EBADMSG, "schedule: missing"},
+	    {"{\"release\":\"r\",\"schedule\":[],\"x\":1}", -EBADMSG, "unknown key \"x\""},
+	    {"{\"release\":\"\",\"schedule\":[]}", -EBADMSG, "release"},
+	    {"{\"release\":\"a b\",\"schedule\":[]}", -EBADMSG, "printable"},
+	    {"{\"ringfence\":7}", -EBADMSG, "ringfence: must be an object"},
+	    {RING("{\"ring\":\"Canary\",\"not_before\":0,\"ramp\":[" STEP(0, 1) "]}"), -EBADMSG,
+	     "schedule[0].ring"},
+	    {RING("{\"ring\":\"c\",\"not_before\":-5,\"ramp\":[" STEP(0, 1) "]}"), -EBADMSG,
+	     "schedule[0].not_before: -5 out of range"},
+	    {RING("{\"ring\":\"c\",\"not_before\":\"0\",\"ramp\":[" STEP(0, 1) "]}"), -EBADMSG,
+	     "must be an integer"},
+	    {RING("{\"ring\":\"c\",\"not_before\":0}"), -EBADMSG, "schedule[0].ramp: missing"},
+	    {RING("{\"ring\":\"c\",\"not_before\":0,\"ramp\":[]}"), -EBADMSG, "non-empty"},
+	    {RING("{\"ring\":\"c\",\"not_before\":0,\"ramp\":[" STEP(0, 0) "]}"), -EBADMSG,
+	     "schedule[0].ramp[0].percent: 0 out of range"},
+	    {RING("{\"ring\":\"c\",\"not_before\":0,\"ramp\":[" STEP(0, 101) "]}"), -EBADMSG,
+	     "out of range"},
+	    {RING("{\"ring\":\"c\",\"not_before\":0,\"ramp\":[" STEP(0, 0.001) "]}"), -EBADMSG,
+	     "finer than"},
+	    {RING("{\"ring\":\"c\",\"not_before\":0,\"ramp\":[" STEP(0, 50) "," STEP(10, 20) "]}"),
+	     -EBADMSG, "schedule[0].ramp[1].percent: must be >= the previous step's (50.00)"},
+	    {RING("{\"ring\":\"c\",\"not_before\":0,\"ramp\":[" STEP(10, 5) "," STEP(10, 20) "]}"),
+	     -EBADMSG, "schedule[0].ramp[1].after"},
+	    {RING("{\"ring\":\"c\",\"not_before\":0,\"ramp\":[{\"after\":0}]}"), -EBADMSG,
+	     "percent: missing"},
+	    {RING("{\"ring\":\"c\",\"not_before\":0,\"ramp\":[" STEP(
+		 0, 5) "]},"
+		       "{\"ring\":\"c\",\"not_before\":0,\"ramp\":[" STEP(0, 5) "]}"),
+	     -EBADMSG, "already listed"},
+	    {"{\"release\":\"r\",\"schedule\":[{\"ring\":\"c\",\"not_before\":0,\"ramp\":["
+	     "{\"after\":0,\"percent\":5}]}],\"gates\":{\"alpha\":0.9}}",
+	     -EBADMSG, "gates.alpha"},
+	    {"{\"release\":\"r\",\"schedule\":[{\"ring\":\"c\",\"not_before\":0,\"ramp\":["
+	     "{\"after\":0,\"percent\":5}]}],\"gates\":{\"min_healthy\":-1}}",
+	     -EBADMSG, "gates.min_healthy"},
+	    {"{\"release\":\"r\",\"schedule\":[{\"ring\":\"c\",\"not_before\":0,\"ramp\":["
+	     "{\"after\":0,\"percent\":5}]}],\"gates\":{\"loose\":1}}",
+	     -EBADMSG, "gates: unknown key"},
 	};
 	struct rf_rollout_schedule s, keep;
 	char big[RF_ROLLOUT_SCHEDULE_JSON_MAX + 2];
@@ -169,8 +170,8 @@ static void test_parse_bad_input(void **state)
 	memset(big, ' ', sizeof(big));
 	{
 		struct rf_diag d = {0};
-		assert_int_equal(rf_rollout_schedule_parse((const uint8_t *)big, sizeof(big), &s, &d),
-				 -E2BIG);
+		assert_int_equal(
+		    rf_rollout_schedule_parse((const uint8_t *)big, sizeof(big), &s, &d), -E2BIG);
 	}
 	{
 		char j[4096];
@@ -220,8 +221,8 @@ static void test_parse_bad_input(void **state)
 		static const char j[] = "{\"release\":\"a\\u0000b\",\"schedule\":[]}";
 		struct rf_diag d = {0};
 
-		assert_int_equal(rf_rollout_schedule_parse((const uint8_t *)j, sizeof(j) - 1, &s, &d),
-				 -EBADMSG);
+		assert_int_equal(
+		    rf_rollout_schedule_parse((const uint8_t *)j, sizeof(j) - 1, &s, &d), -EBADMSG);
 	}
 }
 
@@ -306,8 +307,9 @@ static double brute_sf(uint64_t k, uint64_t n, double p)
 	double s = 0.0;
 
 	for (uint64_t j = k; j <= n; j++)
-		s += exp(lgamma((double)n + 1) - lgamma((double)j + 1) - lgamma((double)(n - j) + 1) +
-			 (double)j * log(p) + (double)(n - j) * log1p(-p));
+		s += exp(lgamma((double)n + 1) - lgamma((double)j + 1) -
+			 lgamma((double)(n - j) + 1) + (double)j * log(p) +
+			 (double)(n - j) * log1p(-p));
 	return s;
 }
 
@@ -373,10 +375,10 @@ static void test_baseline_noise_does_not_halt(void **state)
 
 	/* Both releases have the same true rates; the new one has 1/10 the exposure (a ramp). */
 	for (unsigned t = 0; t < trials; t++) {
-		struct rf_rollout_health h = {.devices = 200, .healthy = 190, .exposure_s = 200 * 3600,
-					      .population = 2000};
-		struct rf_rollout_health b = {.devices = 2000, .healthy = 2000,
-					      .exposure_s = 2000 * 3600};
+		struct rf_rollout_health h = {
+		    .devices = 200, .healthy = 190, .exposure_s = 200 * 3600, .population = 2000};
+		struct rf_rollout_health b = {
+		    .devices = 2000, .healthy = 2000, .exposure_s = 2000 * 3600};
 		struct rf_rollout_check c;
 
 		h.crashes = poisson(200 * 0.02);
@@ -397,9 +399,9 @@ static void test_baseline_noise_does_not_halt(void **state)
 	}
 	/* alpha = 0.001 family-wise, margin 1.5: expect ~0 halts in 2000; allow 4. */
 	if (halts > 4)
-		fail_msg("baseline noise halted %u of %u times (floor %u, crash %u, silent %u)", halts,
-			 trials, by_metric[RF_ROLLOUT_M_FLOOR], by_metric[RF_ROLLOUT_M_CRASH],
-			 by_metric[RF_ROLLOUT_M_SILENT]);
+		fail_msg("baseline noise halted %u of %u times (floor %u, crash %u, silent %u)",
+			 halts, trials, by_metric[RF_ROLLOUT_M_FLOOR],
+			 by_metric[RF_ROLLOUT_M_CRASH], by_metric[RF_ROLLOUT_M_SILENT]);
 }
 
 /* The gates are evaluated again at every report: repeated looks at accumulating data. Under the
@@ -444,10 +446,13 @@ static void test_real_regression_halts(void **state)
 	struct rf_rollout_gates g = gates();
 	struct rf_rollout_check c;
 	/* Baseline: 40 crashes in 2000 device-hours. New: 25 crashes in 200 device-hours (6x). */
-	struct rf_rollout_health b = {.devices = 2000, .healthy = 2000, .crashes = 40, .failed = 30,
+	struct rf_rollout_health b = {.devices = 2000,
+				      .healthy = 2000,
+				      .crashes = 40,
+				      .failed = 30,
 				      .exposure_s = 2000 * 3600};
-	struct rf_rollout_health h = {.devices = 200, .healthy = 180, .crashes = 25, .failed = 8,
-				      .exposure_s = 200 * 3600};
+	struct rf_rollout_health h = {
+	    .devices = 200, .healthy = 180, .crashes = 25, .failed = 8, .exposure_s = 200 * 3600};
 
 	rf_rollout_check_health(&g, &h, &b, T0, 100, T0 + 3600, &c);
 	assert_int_equal(c.verdict, RF_ROLLOUT_V_FAIL);
@@ -486,15 +491,16 @@ static void test_silent_after_intent_fails(void **state)
 {
 	struct rf_rollout_gates g = gates();
 	struct rf_rollout_check c;
-	struct rf_rollout_health b = {.devices = 5000, .healthy = 5000, .silent = 3,
-				      .failed = 3, .exposure_s = 5000 * 3600};
+	struct rf_rollout_health b = {
+	    .devices = 5000, .healthy = 5000, .silent = 3, .failed = 3, .exposure_s = 5000 * 3600};
 	/* 100 devices took it; 4 went silent (4 %: under the 5 % floor) - still a regression. */
-	struct rf_rollout_health h = {.devices = 100, .healthy = 90, .silent = 4, .failed = 4,
-				      .exposure_s = 100 * 1800};
+	struct rf_rollout_health h = {
+	    .devices = 100, .healthy = 90, .silent = 4, .failed = 4, .exposure_s = 100 * 1800};
 
 	assert_false(rf_rollout_is_silent(&g, T0, T0 + 10, T0 + 10 + g.silence_s - 1));
 	assert_true(rf_rollout_is_silent(&g, T0, T0 + 10, T0 + 10 + g.silence_s));
-	assert_true(rf_rollout_is_silent(&g, T0, 0, T0 + g.silence_s)); /* never seen after intent */
+	assert_true(
+	    rf_rollout_is_silent(&g, T0, 0, T0 + g.silence_s)); /* never seen after intent */
 
 	rf_rollout_check_health(&g, &h, &b, T0, 100, T0 + 3600, &c);
 	assert_int_equal(c.verdict, RF_ROLLOUT_V_FAIL);
@@ -506,8 +512,12 @@ static void test_first_release_crash_loop_halts(void **state)
 	struct rf_rollout_gates g = gates();
 	struct rf_rollout_check c;
 	/* No baseline at all: 9 of 20 canary devices crash-looped into rollback. */
-	struct rf_rollout_health h = {.devices = 20, .healthy = 0, .crashes = 27, .rollbacks = 9,
-				      .failed = 9, .exposure_s = 20 * 300};
+	struct rf_rollout_health h = {.devices = 20,
+				      .healthy = 0,
+				      .crashes = 27,
+				      .rollbacks = 9,
+				      .failed = 9,
+				      .exposure_s = 20 * 300};
 
 	rf_rollout_check_health(&g, &h, NULL, T0, 100, T0 + 300, &c);
 	assert_int_equal(c.verdict, RF_ROLLOUT_V_FAIL);
@@ -587,8 +597,8 @@ static void test_evaluate_progression_and_halt(void **state)
 	assert_int_equal(rf_rollout_effective_bp(&s, &st, 1, T0 + 3600), 500);
 
 	/* A crash loop in broad halts the release in every ring. */
-	h[1] = (struct rf_rollout_health){.devices = 50, .failed = 30, .crashes = 90,
-					  .exposure_s = 50 * 600};
+	h[1] = (struct rf_rollout_health){
+	    .devices = 50, .failed = 30, .crashes = 90, .exposure_s = 50 * 600};
 	assert_int_equal(rf_rollout_evaluate(&s, &st, h, b, T0 + 4200, &st, &ev), 0);
 	assert_true(ev.halted);
 	assert_int_equal(st.status, RF_ROLLOUT_HALTED);
@@ -687,8 +697,8 @@ static struct rf_rollout_answer decide(const struct fleet *f, size_t n, const ch
 				       const char *ring, int current,
 				       const struct rf_rollout_policy *pol, int64_t now)
 {
-	struct rf_rollout_device dev = {.id = id, .id_len = strlen(id), .ring = ring,
-					.current = current};
+	struct rf_rollout_device dev = {
+	    .id = id, .id_len = strlen(id), .ring = ring, .current = current};
 	struct rf_rollout_answer a;
 
 	assert_int_equal(rf_rollout_decide(&dev, pol, f->rel, n, now, &a), 0);
@@ -716,7 +726,7 @@ static void test_decision_table(void **state)
 	struct rf_rollout_answer a;
 
 	fleet_init(&f);
-	pick_device(&f.s[1], 0, 100, lucky, sizeof(lucky));     /* in rel-2's first 1 % */
+	pick_device(&f.s[1], 0, 100, lucky, sizeof(lucky));	/* in rel-2's first 1 % */
 	pick_device(&f.s[1], 5000, 6000, later, sizeof(later)); /* only at 100 % */
 
 	/* A new device gets the newest admitted release: rel-1. */
@@ -818,7 +828,7 @@ static void test_decision_pinned_n1(void **state)
 	pick_device(&f.s[1], 0, 100, id, sizeof(id));
 	/* rel-2 at 100 % in canary, complete. */
 	f.rel[1].state.rings[0] = (struct rf_rollout_ring_state){
-		.phase = RF_ROLLOUT_COMPLETE, .step = 2, .opened_at = T0, .completed_at = T0 + 2000};
+	    .phase = RF_ROLLOUT_COMPLETE, .step = 2, .opened_at = T0, .completed_at = T0 + 2000};
 	a = decide(&f, 3, id, "canary", 0, &n1, T0 + 3000);
 	assert_int_equal(a.action, RF_ROLLOUT_STAY);
 	assert_int_equal(a.reason, RF_ROLLOUT_R_PINNED);
@@ -876,13 +886,14 @@ static void test_property_never_faster_than_signed(void **state)
 
 	for (unsigned iter = 0; iter < 20000; iter++) {
 		struct rf_rollout_policy pol = {
-			.pin = (uint8_t)(urand() < 0.3),
-			.window_start_s = (uint32_t)(urand() * 86400),
-			.window_len_s = urand() < 0.5 ? 0 : (uint32_t)(urand() * 86400),
+		    .pin = (uint8_t)(urand() < 0.3),
+		    .window_start_s = (uint32_t)(urand() * 86400),
+		    .window_len_s = urand() < 0.5 ? 0 : (uint32_t)(urand() * 86400),
 		};
 		char id[24];
 		int idn = snprintf(id, sizeof(id), "d%u", (unsigned)(urand() * 1e6));
-		struct rf_rollout_device dev = {.id = id, .id_len = (size_t)idn,
+		struct rf_rollout_device dev = {.id = id,
+						.id_len = (size_t)idn,
 						.ring = rings[(int)(urand() * 3)],
 						.current = (int)(urand() * (NREL + 1)) - 1};
 		int64_t now = T0 + (int64_t)(urand() * 86400 * 3);
@@ -893,16 +904,17 @@ static void test_property_never_faster_than_signed(void **state)
 				char j[512];
 				unsigned p1 = 1 + (unsigned)(urand() * 50);
 
-				snprintf(j, sizeof(j),
-					 "{\"release\":\"p%u-%d\",\"schedule\":[{\"ring\":\"canary\","
-					 "\"not_before\":%lld,\"ramp\":[{\"after\":0,\"percent\":%u},"
-					 "{\"after\":%u,\"percent\":100}]},{\"ring\":\"broad\","
-					 "\"not_before\":%lld,\"ramp\":[{\"after\":%u,\"percent\":%u},"
-					 "{\"after\":86400,\"percent\":100}]}]}",
-					 iter, r, (long long)(T0 + r * 40000), p1,
-					 1 + (unsigned)(urand() * 7200),
-					 (long long)(T0 + r * 40000 + 3600), (unsigned)(urand() * 600),
-					 p1);
+				snprintf(
+				    j, sizeof(j),
+				    "{\"release\":\"p%u-%d\",\"schedule\":[{\"ring\":\"canary\","
+				    "\"not_before\":%lld,\"ramp\":[{\"after\":0,\"percent\":%u},"
+				    "{\"after\":%u,\"percent\":100}]},{\"ring\":\"broad\","
+				    "\"not_before\":%lld,\"ramp\":[{\"after\":%u,\"percent\":%u},"
+				    "{\"after\":86400,\"percent\":100}]}]}",
+				    iter, r, (long long)(T0 + r * 40000), p1,
+				    1 + (unsigned)(urand() * 7200),
+				    (long long)(T0 + r * 40000 + 3600), (unsigned)(urand() * 600),
+				    p1);
 				parse_ok(j, &sc[r]);
 				rel[r].schedule = &sc[r];
 			}
@@ -916,7 +928,8 @@ static void test_property_never_faster_than_signed(void **state)
 				st->rings[k].phase = (uint8_t)(urand() * 3);
 				st->rings[k].step = (uint8_t)(urand() * 2);
 				/* forged: open times anywhere, including before not_before */
-				st->rings[k].opened_at = T0 - 86400 + (int64_t)(urand() * 86400 * 4);
+				st->rings[k].opened_at =
+				    T0 - 86400 + (int64_t)(urand() * 86400 * 4);
 			}
 		}
 		assert_int_equal(rf_rollout_decide(&dev, &pol, rel, NREL, now, &a), 0);
@@ -967,9 +980,15 @@ static void test_parser_mutations(void **state)
 			size_t at = (size_t)(urand() * (double)len);
 
 			switch ((int)(urand() * 4)) {
-			case 0: buf[at] = (uint8_t)(urand() * 256); break;
-			case 1: len = at; break;
-			case 2: buf[at] = "{}[]\",:0-.e9"[(int)(urand() * 12)]; break;
+			case 0:
+				buf[at] = (uint8_t)(urand() * 256);
+				break;
+			case 1:
+				len = at;
+				break;
+			case 2:
+				buf[at] = "{}[]\",:0-.e9"[(int)(urand() * 12)];
+				break;
 			default:
 				if (len + 8 < sizeof(buf)) {
 					memmove(buf + at + 8, buf + at, len - at);
@@ -1021,14 +1040,14 @@ enum { E2E_GOOD, E2E_CRASH_ON_LOAD, E2E_CRASH_LATE };
 static void e2e_run(struct e2e *e, int mode)
 {
 	static const char j2[] =
-		"{\"release\":\"rel-2\",\"schedule\":["
-		"{\"ring\":\"canary\",\"not_before\":1764000000,\"ramp\":[{\"after\":0,\"percent\":10},"
-		"{\"after\":900,\"percent\":100}]},"
-		"{\"ring\":\"early\",\"not_before\":1764003600,\"ramp\":[{\"after\":0,\"percent\":10},"
-		"{\"after\":1800,\"percent\":100}]},"
-		"{\"ring\":\"broad\",\"not_before\":1764007200,\"ramp\":[{\"after\":0,\"percent\":5},"
-		"{\"after\":3600,\"percent\":50},{\"after\":7200,\"percent\":100}]}],"
-		"\"gates\":{\"min_healthy\":5,\"min_bake_s\":900,\"probation_s\":600}}";
+	    "{\"release\":\"rel-2\",\"schedule\":["
+	    "{\"ring\":\"canary\",\"not_before\":1764000000,\"ramp\":[{\"after\":0,\"percent\":10},"
+	    "{\"after\":900,\"percent\":100}]},"
+	    "{\"ring\":\"early\",\"not_before\":1764003600,\"ramp\":[{\"after\":0,\"percent\":10},"
+	    "{\"after\":1800,\"percent\":100}]},"
+	    "{\"ring\":\"broad\",\"not_before\":1764007200,\"ramp\":[{\"after\":0,\"percent\":5},"
+	    "{\"after\":3600,\"percent\":50},{\"after\":7200,\"percent\":100}]}],"
+	    "\"gates\":{\"min_healthy\":5,\"min_bake_s\":900,\"probation_s\":600}}";
 	struct rf_rollout_policy pol = {0};
 	char id[16];
 
@@ -1037,10 +1056,12 @@ static void e2e_run(struct e2e *e, int mode)
 	simple_schedule("rel-1", &e->s[0]);
 	{
 		static const char j1[] =
-			"{\"release\":\"rel-1\",\"schedule\":[{\"ring\":\"canary\",\"not_before\":0,"
-			"\"ramp\":[{\"after\":0,\"percent\":100}]},{\"ring\":\"early\",\"not_before\":0,"
-			"\"ramp\":[{\"after\":0,\"percent\":100}]},{\"ring\":\"broad\",\"not_before\":0,"
-			"\"ramp\":[{\"after\":0,\"percent\":100}]}]}";
+		    "{\"release\":\"rel-1\",\"schedule\":[{\"ring\":\"canary\",\"not_before\":0,"
+		    "\"ramp\":[{\"after\":0,\"percent\":100}]},{\"ring\":\"early\",\"not_before\":"
+		    "0,"
+		    "\"ramp\":[{\"after\":0,\"percent\":100}]},{\"ring\":\"broad\",\"not_before\":"
+		    "0,"
+		    "\"ramp\":[{\"after\":0,\"percent\":100}]}]}";
 		parse_ok(j1, &e->s[0]);
 	}
 	parse_ok(j2, &e->s[1]);
@@ -1049,8 +1070,8 @@ static void e2e_run(struct e2e *e, int mode)
 		rf_rollout_state_init(&e->s[r], &e->rel[r].state);
 	}
 	for (int k = 0; k < 3; k++)
-		e->rel[0].state.rings[k] = (struct rf_rollout_ring_state){
-			.phase = RF_ROLLOUT_COMPLETE, .completed_at = 1};
+		e->rel[0].state.rings[k] =
+		    (struct rf_rollout_ring_state){.phase = RF_ROLLOUT_COMPLETE, .completed_at = 1};
 	for (unsigned i = 0; i < 5000; i++)
 		e->cur[i] = 0;
 
@@ -1059,8 +1080,10 @@ static void e2e_run(struct e2e *e, int mode)
 		for (unsigned i = 0; i < 5000; i++) {
 			int ri = (int)(i % 100 < 2 ? 0 : (i % 100 < 20 ? 1 : 2));
 			int n = snprintf(id, sizeof(id), "e2e-%u", i);
-			struct rf_rollout_device dev = {.id = id, .id_len = (size_t)n,
-							.ring = e2e_ring(i), .current = e->cur[i]};
+			struct rf_rollout_device dev = {.id = id,
+							.id_len = (size_t)n,
+							.ring = e2e_ring(i),
+							.current = e->cur[i]};
 			struct rf_rollout_answer a;
 
 			/* Baseline exposure: every device on rel-1 adds a minute. */
@@ -1070,8 +1093,8 @@ static void e2e_run(struct e2e *e, int mode)
 				e->h[ri].exposure_s += 60;
 			if (e->cur[i] == 1 && t - e->intent_at[i] == 600)
 				e->h[ri].healthy++;
-			if (e->cur[i] == 1 && mode == E2E_CRASH_LATE && t - e->intent_at[i] >= 900 &&
-			    (t - e->intent_at[i]) % 300 == 0) {
+			if (e->cur[i] == 1 && mode == E2E_CRASH_LATE &&
+			    t - e->intent_at[i] >= 900 && (t - e->intent_at[i]) % 300 == 0) {
 				e->h[ri].crashes++;
 				if (t - e->intent_at[i] == 900)
 					e->h[ri].failed++;
@@ -1094,7 +1117,8 @@ static void e2e_run(struct e2e *e, int mode)
 				e->h[ri].devices++;
 				e->intent_at[i] = t;
 				if (mode == E2E_CRASH_ON_LOAD) {
-					/* Crash on load, 3 attempts, guard rolls back, device reports. */
+					/* Crash on load, 3 attempts, guard rolls back, device
+					 * reports. */
 					e->h[ri].crashes += 3;
 					e->h[ri].rollbacks++;
 					e->h[ri].failed++;
@@ -1169,7 +1193,8 @@ static void test_e2e_good_release_reaches_everyone(void **state)
 	e2e_run(e, E2E_GOOD);
 	for (int k = 0; k < 3; k++)
 		print_message("good release: ring %s opened T0%+lld, completed T0%+lld\n",
-			      e->s[1].rings[k].name, (long long)(e->rel[1].state.rings[k].opened_at - T0),
+			      e->s[1].rings[k].name,
+			      (long long)(e->rel[1].state.rings[k].opened_at - T0),
 			      (long long)(e->rel[1].state.rings[k].completed_at - T0));
 	assert_int_equal(e->rel[1].state.status, RF_ROLLOUT_ACTIVE);
 	for (int k = 0; k < 3; k++) {
@@ -1199,28 +1224,28 @@ static void test_names(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(test_parse_good_and_roundtrip),
-		cmocka_unit_test(test_parse_bad_input),
-		cmocka_unit_test(test_siphash_reference_vectors),
-		cmocka_unit_test(test_bucket_stable_and_independent),
-		cmocka_unit_test(test_agent_side_admits),
-		cmocka_unit_test(test_binomial_tail),
-		cmocka_unit_test(test_baseline_noise_does_not_halt),
-		cmocka_unit_test(test_repeated_looks_do_not_halt),
-		cmocka_unit_test(test_real_regression_halts),
-		cmocka_unit_test(test_silent_after_intent_fails),
-		cmocka_unit_test(test_first_release_crash_loop_halts),
-		cmocka_unit_test(test_evaluate_progression_and_halt),
-		cmocka_unit_test(test_p6_forged_state_cannot_speed_up),
-		cmocka_unit_test(test_decision_table),
-		cmocka_unit_test(test_decision_pinned_n1),
-		cmocka_unit_test(test_decision_rejects_bad_args),
-		cmocka_unit_test(test_property_never_faster_than_signed),
-		cmocka_unit_test(test_parser_mutations),
-		cmocka_unit_test(test_e2e_bad_release_halts_in_canary),
-		cmocka_unit_test(test_e2e_late_crash_sends_devices_back),
-		cmocka_unit_test(test_e2e_good_release_reaches_everyone),
-		cmocka_unit_test(test_names),
+	    cmocka_unit_test(test_parse_good_and_roundtrip),
+	    cmocka_unit_test(test_parse_bad_input),
+	    cmocka_unit_test(test_siphash_reference_vectors),
+	    cmocka_unit_test(test_bucket_stable_and_independent),
+	    cmocka_unit_test(test_agent_side_admits),
+	    cmocka_unit_test(test_binomial_tail),
+	    cmocka_unit_test(test_baseline_noise_does_not_halt),
+	    cmocka_unit_test(test_repeated_looks_do_not_halt),
+	    cmocka_unit_test(test_real_regression_halts),
+	    cmocka_unit_test(test_silent_after_intent_fails),
+	    cmocka_unit_test(test_first_release_crash_loop_halts),
+	    cmocka_unit_test(test_evaluate_progression_and_halt),
+	    cmocka_unit_test(test_p6_forged_state_cannot_speed_up),
+	    cmocka_unit_test(test_decision_table),
+	    cmocka_unit_test(test_decision_pinned_n1),
+	    cmocka_unit_test(test_decision_rejects_bad_args),
+	    cmocka_unit_test(test_property_never_faster_than_signed),
+	    cmocka_unit_test(test_parser_mutations),
+	    cmocka_unit_test(test_e2e_bad_release_halts_in_canary),
+	    cmocka_unit_test(test_e2e_late_crash_sends_devices_back),
+	    cmocka_unit_test(test_e2e_good_release_reaches_everyone),
+	    cmocka_unit_test(test_names),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
