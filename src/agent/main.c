@@ -272,9 +272,16 @@ static void log_action(struct agent *ag, const struct rf_guard_action *a)
 {
 	char hex[65];
 
-	hex32(a->hash, hex);
+	static const uint8_t zero[32];
+
+	if (memcmp(a->hash, zero, 32) == 0)
+		snprintf(hex, sizeof(hex), "(no content)");
+	else
+		hex32(a->hash, hex);
 	switch (a->type) {
 	case RF_GUARD_ACT_REPORT:
+		if (a->report == RF_GUARD_REPORT_REJECTED)
+			break; /* reject() logs it with the verifier's words */
 		rf_log(a->report == RF_GUARD_REPORT_QUARANTINED || a->report == RF_GUARD_REPORT_CRASHED ||
 			       a->report == RF_GUARD_REPORT_ROLLED_BACK || a->report == RF_GUARD_REPORT_REJECTED
 		       ? RF_LOG_WARNING : RF_LOG_INFO,

@@ -1,0 +1,170 @@
+#!/bin/bash
+# End-to-end tests of ringfence-agent against the real ringfenced (issue 4 "Proof"):
+#   boot loop  a pack that kills the whole agent right after it loads (the fault-injection knob,
+#              the stand-in for content that crashes the host) is loaded exactly 3 times, then
+#              quarantined; the agent is back on its last known good; the server received the
+#              intent, crashed, quarantined and rolled_back reports.
+#   safe mode  the last known good crashing too -> safe mode, still checking in; a fixed pack
+#              then arrives and is taken (and becomes the last known good).
+#   rejection  a pack that needs a field this agent does not supply is rejected, never loaded,
+#              and reported.
+# A shell loop plays systemd (Restart=always): it restarts the agent whenever it dies.
+# Everything runs on 127.0.0.1 (a free port); every wait is bounded; the script stops what it
+# started. Usage: agent-e2e.sh RINGFENCE_AGENT RINGFENCED RINGFENCE
+set -u
+AGENT=$1 SERVERBIN=$2 CLI=$3
+SRC=${RF_SOURCE_ROOT:-$(cd "$(dirname "$0")/../.." && pwd)}
+command -v python3 >/dev/null || { echo "SKIP: python3 is needed to read JSON"; exit 77; }
+
+W=$(mktemp -d /tmp/rf-agent-e2e-XXXXXX)
+SPID= APID= FAULT= RESTARTS=0
+cleanup() {
+	[ -n "$APID" ] && kill -KILL "$APID" 2>/dev/null
+	[ -n "$SPID" ] && kill -TERM "$SPID" 2>/dev/null && wait "$SPID" 2>/dev/null
+	if [ "${KEEP:-0}" = 1 ]; then echo "kept $W"; else rm -rf "$W"; fi
+}
+trap cleanup EXIT
+fail() {
+	echo "FAIL: $*"
+	echo "---- agent log (tail)"; tail -40 "$W/agent.log" 2>/dev/null
+	echo "---- status"; "$AGENT" status --store "$W/store" 2>&1
+	exit 1
+}
+ok() { echo "ok: $*"; }
+
+# ---- repository, packs, server ---------------------------------------------------------
+mkdir -p "$W/rules-b" "$W/rules-c" "$W/rules-r"
+cp "$SRC/examples/rules/certutil_download.yml" "$W/rules-b/"
+cp "$SRC/examples/rules/mshta_remote.yml" "$W/rules-c/"
+cat > "$W/rules-r/needs-field-21.yml" <<'EOF'
+title: Needs A Field This Agent Does Not Supply
+id: 3f0c2a51-5d1e-4c7e-9a55-000000000021
+logsource:
+  category: process_creation
+  product: windows
+detection:
+  selection:
+    ChannelField21|contains: 'anything'
+  condition: selection
+level: high
+EOF
+"$CLI" repo init "$W/repo" >/dev/null || fail "repo init"
+"$CLI" content compile "$SRC/examples/rules" -o "$W/a.rfp" --seq 1 >/dev/null 2>&1
+[ -s "$W/a.rfp" ] || fail "compile a"
+"$CLI" content compile "$W/rules-b" -o "$W/b.rfp" --seq 2 >/dev/null 2>&1 || fail "compile b"
+"$CLI" content compile "$W/rules-c" -o "$W/c.rfp" --seq 3 >/dev/null 2>&1 || fail "compile c"
+"$CLI" content compile "$W/rules-r" -o "$W/r.rfp" --seq 4 >/dev/null 2>&1 || fail "compile r (no manifest: the publisher's check is skipped on purpose)"
+sha() { sha256sum "$1" | cut -d' ' -f1; }
+HA=$(sha "$W/a.rfp") HB=$(sha "$W/b.rfp") HC=$(sha "$W/c.rfp") HR=$(sha "$W/r.rfp")
+
+publish() { # NAME FILE RELEASE-ID
+	local custom="{\"ringfence\":{\"release\":\"$3\",\"schedule\":[{\"ring\":\"canary\",\"not_before\":0,\"ramp\":[{\"after\":0,\"percent\":100}]}]}}"
+	"$CLI" repo add "$W/repo" "$2" --name "$1" --custom "$custom" >/dev/null || fail "repo add $1"
+	"$CLI" repo publish "$W/repo" >/dev/null || fail "repo publish"
+	"$CLI" release create "$1" >/dev/null || fail "release create $1"
+}
+
+"$SERVERBIN" --db "$W/db" --repo "$W/repo" --listen 127.0.0.1:0 --port-file "$W/port" \
+	--poll-interval 1 --threads 2 >"$W/server.log" 2>&1 &
+SPID=$!
+for i in $(seq 100); do [ -s "$W/port" ] && break; sleep 0.1; done
+[ -s "$W/port" ] || fail "ringfenced did not start"
+URL=http://127.0.0.1:$(cat "$W/port")
+export RINGFENCE_SERVER=$URL RINGFENCE_ADMIN_TOKEN_FILE=$W/db.admin-token
+TOKEN=$("$CLI" tenant create acme --ring canary | grep -o 'rfe_[0-9a-f]*')
+[ -n "$TOKEN" ] || fail "tenant create"
+publish packs/a.rfp "$W/a.rfp" rel-a
+head -3 "$SRC/examples/events/sample.jsonl" > "$W/events.jsonl"
+
+# ---- the agent, supervised --------------------------------------------------------------
+start_agent() {
+	RINGFENCE_FAULT_CRASH_ON_LOAD=$FAULT "$AGENT" run --server "$URL" --store "$W/store" \
+		--ring canary --enroll-token "$TOKEN" --device-id e2e-dev-1 \
+		--tuf-root "$W/repo/repository/metadata/1.root.json" --poll 1 --probation 2 \
+		--probation-events 0 --events "$W/events.jsonl" --alerts "$W/alerts.jsonl" \
+		>>"$W/agent.log" 2>&1 &
+	APID=$!
+}
+stop_agent() {
+	kill -TERM "$APID" 2>/dev/null
+	for i in $(seq 100); do kill -0 "$APID" 2>/dev/null || break; sleep 0.1; done
+	{ wait "$APID"; } 2>/dev/null
+	APID=
+}
+status_json() { "$AGENT" status --store "$W/store" --json 2>/dev/null; }
+# q EXPR: evaluate a Python expression over the status JSON (s) -> prints the value
+q() { status_json | python3 -c "import json,sys; s=json.load(sys.stdin); print($1)" 2>/dev/null; }
+# supervise COND-EXPR SECONDS: restart the agent when it dies until q(COND) prints True
+supervise() {
+	local deadline=$((SECONDS + $2))
+	while [ $SECONDS -lt $deadline ]; do
+		if ! kill -0 "$APID" 2>/dev/null; then
+			{ wait "$APID"; } 2>/dev/null
+			RESTARTS=$((RESTARTS + 1))
+			sleep 0.2
+			start_agent
+		fi
+		[ "$(q "$1")" = True ] && return 0
+		sleep 0.1
+	done
+	return 1
+}
+metric() { # the value of a /metrics sample line that starts with $1
+	curl -s "$URL/metrics" | awk -v k="$1" 'index($0, k) == 1 { s += $NF } END { print s + 0 }'
+}
+count_loads() { grep -c "load trial $1" "$W/agent.log"; }
+
+# 1. install -> trial -> good: A becomes the last known good
+FAULT=$HB
+start_agent
+supervise "s['mode'] == 'last-good' and s['last_good']['sha256'] == '$HA'" 60 ||
+	fail "A did not become the last known good"
+[ "$RESTARTS" = 0 ] || fail "the agent died $RESTARTS times on a good pack"
+grep -qi certutil "$W/alerts.jsonl" || fail "no alert from the events file"
+ok "A installed, survived probation, is the last known good; alerts raised"
+
+# 2. boot loop: B kills the agent at every load
+publish packs/b.rfp "$W/b.rfp" rel-b
+supervise "'$HB' in [e['sha256'] for e in s['quarantine']] and s['mode'] == 'last-good' and s['current']['sha256'] == '$HA'" 90 ||
+	fail "B was not quarantined with A back"
+[ "$(count_loads "$HB")" = 3 ] || fail "B loaded $(count_loads "$HB") times, want exactly 3"
+[ "$RESTARTS" = 3 ] || fail "agent died $RESTARTS times, want 3"
+[ "$(q "s['quarantine'][0]['reason']")" = crash-loop ] || fail "quarantine reason"
+for i in $(seq 100); do [ "$(q "s['reports_pending']")" = 0 ] && break; sleep 0.1; done
+for ev in intent crashed quarantined rolled_back; do
+	[ "$(metric "ringfence_reports_total{event=\"$ev\"")" -ge 1 ] || fail "server has no '$ev' report"
+done
+ok "B loaded exactly 3 times, quarantined (crash-loop), back on A; server got intent/crashed/quarantined/rolled_back"
+
+# 3. safe mode: the last known good crashes too; the agent keeps checking in; a fix arrives
+stop_agent
+RESTARTS=0
+FAULT=$HA
+start_agent
+supervise "s['safe_mode']" 90 || fail "no safe mode after A crashed too"
+[ "$(count_loads "$HA")" -ge 1 ] || true
+c0=$(metric ringfence_checkins_total)
+sleep 3
+c1=$(metric ringfence_checkins_total)
+[ "$c1" -gt "$c0" ] || fail "no check-ins in safe mode ($c0 -> $c1)"
+kill -0 "$APID" 2>/dev/null || fail "the agent died in safe mode"
+ok "A crash-looped too: safe mode, still checking in ($c0 -> $c1 check-ins)"
+publish packs/c.rfp "$W/c.rfp" rel-c
+supervise "s['mode'] == 'last-good' and s['last_good'] is not None and s['last_good']['sha256'] == '$HC'" 60 ||
+	fail "the fix C was not taken out of safe mode"
+ok "the fix C arrived in safe mode, was taken and is the last known good"
+
+# 4. rejection: R needs ChannelField21, which this agent's manifest does not supply
+publish packs/r.rfp "$W/r.rfp" rel-r
+for i in $(seq 150); do grep -q "rejected packs/r.rfp" "$W/agent.log" && break; sleep 0.1; done
+grep -q "rejected packs/r.rfp $HR: .*ChannelField21" "$W/agent.log" || fail "R not rejected with the field named"
+[ "$(count_loads "$HR")" = 0 ] || fail "R was loaded"
+[ ! -e "$W/store/packs/$HR.rfp" ] || fail "R is in the store"
+[ "$(q "s['current']['sha256']")" = "$HC" ] || fail "current changed after the rejection"
+for i in $(seq 100); do [ "$(metric 'ringfence_reports_total{event="rejected"')" -ge 1 ] && break; sleep 0.1; done
+[ "$(metric 'ringfence_reports_total{event="rejected"')" -ge 1 ] || fail "server has no 'rejected' report"
+ok "R rejected (field named), never loaded, reported; C still runs"
+
+stop_agent
+"$AGENT" status --store "$W/store"
+echo "PASS"
