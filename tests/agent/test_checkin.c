@@ -1,0 +1,208 @@
+/*
+ * Tests of the device-API bodies and reply parsers (src/agent/checkin.h): the bodies carry what
+ * docs/protocol.md says, built from a real store; the parsers take the protocol's examples,
+ * refuse what is malformed naming the member at fault, and never write their output on error.
+ */
+#include <ftw.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <cmocka.h>
+#include <jansson.h>
+
+#include "agent/checkin.h"
+#include "common/util.h"
+
+static const char HASH_A[] = "2805cfe18649a987903d28c47d75007e39f9128c691fa9995f42307c46cc1190";
+
+static int parse(const char *s, struct rf_checkin_reply *r, struct rf_diag *d)
+{
+	return rf_checkin_reply_parse((const uint8_t *)s, strlen(s), r, d);
+}
+
+static void test_reply_install(void **unused)
+{
+	struct rf_checkin_reply r;
+	struct rf_diag d = {0};
+	uint8_t h[32];
+	char js[512];
+
+	snprintf(js, sizeof(js),
+		 "{\"action\": \"install\", \"release\": {\"id\": 3, \"target\": \"packs/rules-7.rfp\", "
+		 "\"sha256\": \"%s\", \"length\": 48213, \"version\": 7}, \"rollback_to\": null, "
+		 "\"halted\": [], \"poll_interval\": 300, \"server_time\": 1764000000, \"future\": 1}",
+		 HASH_A);
+	assert_int_equal(parse(js, &r, &d), 0);
+	assert_int_equal(r.action, RF_CHECKIN_INSTALL);
+	assert_true(r.has_release);
+	assert_false(r.has_rollback_to);
+	assert_string_equal(r.release.target, "packs/rules-7.rfp");
+	assert_int_equal(rf_hex_decode(HASH_A, 64, h, 32), 0);
+	assert_memory_equal(r.release.sha256, h, 32);
+	assert_int_equal(r.release.id, 3);
+	assert_int_equal(r.release.length, 48213);
+	assert_int_equal(r.release.version, 7);
+	assert_int_equal(r.poll_interval, 300);
+	assert_int_equal(r.server_time, 1764000000);
+}
+
+static void test_reply_errors_name_the_member(void **unused)
+{
+	static const struct {
+		const char *json, *needle;
+		int code;
+	} cases[] = {
+		{"{\"action\": \"explode\"}", "checkin.action", -EBADMSG},
+		{"{\"action\": 7}", "checkin.action", -EBADMSG},
+		{"{\"action\": \"install\"}", "checkin.release", -EBADMSG},
+		{"{\"action\": \"install\", \"release\": {\"target\": \"../etc/passwd\", \"sha256\": \"00\"}}",
+		 "checkin.release.target", -EBADMSG},
+		{"{\"action\": \"install\", \"release\": {\"target\": \"p.rfp\", \"sha256\": \"xyz\"}}",
+		 "checkin.release.sha256", -EBADMSG},
+		{"{\"action\": \"stay\", \"poll_interval\": -5}", "checkin.poll_interval", -EBADMSG},
+		{"{\"action\": \"stay\", \"poll_interval\": 99999999}", "checkin.poll_interval", -EBADMSG},
+		{"{\"action\": \"stay\", \"server_time\": \"now\"}", "checkin.server_time", -EBADMSG},
+		{"{\"action\": \"stay\", \"action\": \"install\"}", "check-in reply", -EBADMSG},
+		{"[1, 2]", "not a JSON object", -EBADMSG},
+		{"{\"action\": \"st", "check-in reply", -EBADMSG},
+	};
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		struct rf_checkin_reply r;
+		struct rf_diag d = {0};
+
+		memset(&r, 0x5a, sizeof(r));
+		assert_int_equal(parse(cases[i].json, &r, &d), cases[i].code);
+		if (!strstr(d.first, cases[i].needle))
+			fail_msg("case %zu: '%s' does not name '%s'", i, d.first, cases[i].needle);
+		assert_int_equal(((uint8_t *)&r)[0], 0x5a); /* output untouched */
+	}
+}
+
+static void test_reply_too_large(void **unused)
+{
+	size_t n = RF_AGENT_REPLY_MAX + 1;
+	char *big = malloc(n);
+	struct rf_checkin_reply r;
+	struct rf_diag d = {0};
+
+	assert_non_null(big);
+	memset(big, ' ', n);
+	assert_int_equal(rf_checkin_reply_parse((const uint8_t *)big, n, &r, &d), -E2BIG);
+	assert_int_equal(rf_checkin_reply_parse((const uint8_t *)big, n, &r, NULL), -E2BIG);
+	free(big);
+}
+
+static void test_enroll_reply(void **unused)
+{
+	static const char ok[] = "{\"device_id\": \"host-0042\", \"tenant\": \"acme\", \"ring\": \"canary\", "
+				 "\"credential\": \"rfd_0123456789abcdef\", \"poll_interval\": 300}";
+	static const char bad[] = "{\"device_id\": \"host 42\", \"credential\": \"rfd_x\"}";
+	struct rf_enroll_reply r;
+	struct rf_diag d = {0};
+
+	assert_int_equal(rf_checkin_enroll_parse((const uint8_t *)ok, strlen(ok), &r, &d), 0);
+	assert_string_equal(r.device_id, "host-0042");
+	assert_string_equal(r.ring, "canary");
+	assert_string_equal(r.credential, "rfd_0123456789abcdef");
+	assert_int_equal(r.poll_interval, 300);
+	assert_int_equal(rf_checkin_enroll_parse((const uint8_t *)bad, strlen(bad), &r, &d), -EBADMSG);
+	assert_non_null(strstr(d.first, "enroll.device_id"));
+}
+
+static void test_identifiers(void **unused)
+{
+	assert_true(rf_checkin_id_valid("packs/rules-7.rfp", 17));
+	assert_true(rf_checkin_id_valid("a:b_c.d-e", 9));
+	assert_false(rf_checkin_id_valid("", 0));
+	assert_false(rf_checkin_id_valid(".hidden", 7));
+	assert_false(rf_checkin_id_valid("/abs", 4));
+	assert_false(rf_checkin_id_valid("a b", 3));
+	assert_false(rf_checkin_id_valid("a\\b", 3));
+	assert_false(rf_checkin_id_valid("\xc3\xa9", 2));
+}
+
+static int rm_one(const char *p, const struct stat *sb, int flag, struct FTW *ftw)
+{
+	return remove(p);
+}
+
+static void test_bodies_carry_the_store(void **unused)
+{
+	char dir[] = "/tmp/rf-checkin-test-XXXXXX", *body = NULL;
+	struct rf_store *st = NULL;
+	struct rf_guard_state g;
+	struct rf_agent_identity id = {.device_id = "host-0042", .ring = "canary",
+				       .agent_version = "0.1.0", .manifest_hash = HASH_A};
+	uint8_t ha[32], hb[32];
+	json_t *o, *s;
+	json_error_t e;
+
+	assert_non_null(mkdtemp(dir));
+	assert_int_equal(rf_store_open(dir, NULL, &st, NULL), 0);
+	assert_int_equal(rf_store_pack_put(st, (const uint8_t *)"A", 1, "packs/a.rfp", ha), 0);
+	assert_int_equal(rf_store_pack_put(st, (const uint8_t *)"B", 1, "packs/b.rfp", hb), 0);
+	rf_guard_init(&g);
+	g.mode = RF_GUARD_MODE_TRIAL;
+	g.has_trial = 1;
+	g.trial_attempts = 2;
+	memcpy(g.trial, hb, 32);
+	g.has_lkg = 1;
+	memcpy(g.lkg, ha, 32);
+	g.crashes = 1;
+	assert_int_equal(rf_store_set_guard(st, &g), 0);
+	assert_int_equal(rf_store_quarantine_add(st, (const uint8_t *)"0123456789abcdef0123456789abcdef",
+						 "crash-loop", 1), 0);
+	rf_store_set_counters(st, 123456, 12);
+
+	assert_int_equal(rf_checkin_body_checkin(&id, st, &body), 0);
+	o = json_loads(body, 0, &e);
+	assert_non_null(o);
+	s = json_object_get(o, "state");
+	assert_string_equal(json_string_value(json_object_get(o, "device_id")), "host-0042");
+	assert_string_equal(json_string_value(json_object_get(o, "ring")), "canary");
+	assert_string_equal(json_string_value(json_object_get(json_object_get(s, "current"), "target")), "packs/b.rfp");
+	assert_string_equal(json_string_value(json_object_get(json_object_get(s, "last_good"), "target")), "packs/a.rfp");
+	assert_int_equal(json_integer_value(json_object_get(json_object_get(s, "trial"), "attempts")), 2);
+	assert_int_equal(json_array_size(json_object_get(s, "quarantine")), 1);
+	assert_true(json_is_false(json_object_get(s, "safe_mode")));
+	assert_int_equal(json_integer_value(json_object_get(json_object_get(o, "health"), "events")), 123456);
+	assert_int_equal(json_integer_value(json_object_get(json_object_get(o, "health"), "crashes")), 1);
+	json_decref(o);
+	free(body);
+
+	assert_int_equal(rf_store_report_add(st, "intent", hb, "packs/b.rfp", "attempt 1/3", 1764000100, NULL), 0);
+	assert_int_equal(rf_checkin_body_report(&id, rf_store_report_at(st, 0), &body), 0);
+	o = json_loads(body, 0, &e);
+	assert_non_null(o);
+	assert_string_equal(json_string_value(json_object_get(o, "report_id")), "host-0042-000001");
+	assert_string_equal(json_string_value(json_object_get(o, "event")), "intent");
+	assert_string_equal(json_string_value(json_object_get(o, "target")), "packs/b.rfp");
+	assert_int_equal(json_integer_value(json_object_get(o, "time")), 1764000100);
+	json_decref(o);
+	free(body);
+
+	id.device_id = "bad id";
+	assert_int_equal(rf_checkin_body_enroll(&id, &body), -EINVAL);
+	rf_store_free(st);
+	nftw(dir, rm_one, 8, FTW_DEPTH | FTW_PHYS);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_reply_install),
+		cmocka_unit_test(test_reply_errors_name_the_member),
+		cmocka_unit_test(test_reply_too_large),
+		cmocka_unit_test(test_enroll_reply),
+		cmocka_unit_test(test_identifiers),
+		cmocka_unit_test(test_bodies_carry_the_store),
+	};
+
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
