@@ -28,6 +28,7 @@
 #include <openssl/rand.h>
 
 #include "common/util.h"
+#include "server/jscan.h"
 #include "server/server-internal.h"
 #include "trust/tuf.h"
 
@@ -209,19 +210,6 @@ static int get_u64(struct rf_server_reply *r, json_t *o, const char *key, uint64
 	if (!json_is_integer(v) || json_integer_value(v) < 0)
 		return ERR(r, 400, "invalid_field", key, "'%s' must be a non-negative integer", key);
 	*ret = (uint64_t)json_integer_value(v);
-	return 0;
-}
-
-static int get_obj(struct rf_server_reply *r, json_t *o, const char *key, json_t **ret)
-{
-	json_t *v = json_object_get(o, key);
-
-	*ret = NULL;
-	if (!v || json_is_null(v))
-		return 0;
-	if (!json_is_object(v))
-		return ERR(r, 400, "invalid_field", key, "'%s' must be an object or null", key);
-	*ret = v;
 	return 0;
 }
 
@@ -934,79 +922,202 @@ static struct rf__srv_dev *dev_auth(struct rf_server *s, const struct rf_server_
 	return d;
 }
 
-static json_t *release_brief(const struct rf__srv_release *rel)
+/* The check-in is the hot path (one per device every poll interval): its body is read with the
+ * allocation-free scanner (jscan.h) and its reply written into one buffer, with the same checks
+ * and error replies as the other endpoints. */
+struct jctx {
+	const uint8_t *p;
+	const struct rf_jtok *t;
+	struct rf_server_reply *r;
+};
+
+/* Member key of object obj as a string of kind S_ID / S_HEX into out (RF_SRV_ID_MAX + 1 bytes);
+ * *ret_present false when absent or null. Returns 0 or -1 with the error reply written. */
+static int jfield(struct jctx *c, int obj, const char *key, int kind, bool required, char *out,
+		  bool *ret_present)
 {
-	if (!rel)
-		return json_null();
-	return json_pack("{s:I,s:s,s:s,s:I,s:I}", "id", (json_int_t)rel->id, "target", rel->target,
-			 "sha256", rel->sha_hex, "length", (json_int_t)rel->length, "version",
-			 (json_int_t)rel->version);
+	int v = rf_jget(c->p, c->t, obj, key), n;
+	uint8_t tmp[32];
+
+	*ret_present = false;
+	out[0] = 0;
+	if (v < 0 || c->t[v].type == RF_J_NULL) {
+		if (required)
+			return ERR(c->r, 400, "invalid_field", key, "'%s' is required", key);
+		return 0;
+	}
+	if (c->t[v].type != RF_J_STR)
+		return ERR(c->r, 400, "invalid_field", key, "'%s' must be a string", key);
+	n = rf_jstr(c->p, &c->t[v], out, RF_SRV_ID_MAX + 1);
+	if (kind == S_ID && (n < 0 || !id_valid(out, (size_t)n)))
+		return ERR(c->r, 400, "invalid_field", key,
+			   "'%s' must be 1..%d characters of [A-Za-z0-9._:/-], not starting with '.' or '/'",
+			   key, RF_SRV_ID_MAX);
+	if (kind == S_HEX && (n != 64 || rf_hex_decode(out, 64, tmp, 32) < 0))
+		return ERR(c->r, 400, "invalid_field", key, "'%s' must be 64 hex digits", key);
+	*ret_present = true;
+	return 0;
 }
+
+static int jobj(struct jctx *c, int obj, const char *key, int *ret)
+{
+	int v = rf_jget(c->p, c->t, obj, key);
+
+	*ret = -1;
+	if (v < 0 || c->t[v].type == RF_J_NULL)
+		return 0;
+	if (c->t[v].type != RF_J_OBJ)
+		return ERR(c->r, 400, "invalid_field", key, "'%s' must be an object or null", key);
+	*ret = v;
+	return 0;
+}
+
+static int ju64(struct jctx *c, int obj, const char *key, uint64_t *ret)
+{
+	int v = rf_jget(c->p, c->t, obj, key);
+
+	if (v < 0 || c->t[v].type == RF_J_NULL)
+		return 0;
+	if (rf_ju64(c->p, &c->t[v], ret) < 0)
+		return ERR(c->r, 400, "invalid_field", key, "'%s' must be a non-negative integer", key);
+	return 0;
+}
+
+/* A reply being written into one fixed buffer; overflow is remembered, never written. */
+struct sb {
+	char *p;
+	size_t n, cap;
+	bool full;
+};
+
+RF_PRINTF(2, 3)
+static void sb_printf(struct sb *b, const char *fmt, ...)
+{
+	va_list ap;
+	int k;
+
+	if (b->full)
+		return;
+	va_start(ap, fmt);
+	k = vsnprintf(b->p + b->n, b->cap - b->n, fmt, ap);
+	va_end(ap);
+	if (k < 0 || (size_t)k >= b->cap - b->n)
+		b->full = true;
+	else
+		b->n += (size_t)k;
+}
+
+/* s as a JSON string (quotes included); control bytes and quotes escaped. */
+static void sb_jstr(struct sb *b, const char *s)
+{
+	sb_printf(b, "\"");
+	for (; *s && !b->full; s++) {
+		unsigned char ch = (unsigned char)*s;
+		if (ch == '"' || ch == '\\')
+			sb_printf(b, "\\%c", ch);
+		else if (ch < 0x20)
+			sb_printf(b, "\\u%04x", ch);
+		else
+			sb_printf(b, "%c", ch);
+	}
+	sb_printf(b, "\"");
+}
+
+static void sb_release(struct sb *b, const struct rf__srv_release *rel)
+{
+	if (!rel) {
+		sb_printf(b, "null");
+		return;
+	}
+	/* target is an identifier ([A-Za-z0-9._:/-], checked at creation): no escaping needed. */
+	sb_printf(b, "{\"id\":%lld,\"target\":\"%s\",\"sha256\":\"%s\",\"length\":%llu,\"version\":%lld}",
+		  (long long)rel->id, rel->target, rel->sha_hex, (unsigned long long)rel->length,
+		  (long long)rel->version);
+}
+
+/* Maximum tokens in a check-in body: ~40 members plus RF_SRV_QUARANTINE_MAX hashes; more is
+ * not a check-in (and bounds the scanner's duplicate-key check). */
+#define CHECKIN_TOKENS_MAX 512
 
 static int handle_checkin(struct rf_server *s, const struct rf_server_request *q,
 			  struct rf_server_reply *r)
 {
-	const char *dev_id, *ring, *ver, *mh, *cur_sha = NULL;
-	json_t *j = NULL, *state = NULL, *health = NULL, *cur = NULL, *quar;
+	struct rf_jtok toks[CHECKIN_TOKENS_MAX];
+	struct jctx c = {q->body, toks, r};
+	char dev_id[RF_SRV_ID_MAX + 1], x[RF_SRV_ID_MAX + 1], ver[RF_SRV_ID_MAX + 1];
+	char mh[RF_SRV_ID_MAX + 1], cur_sha[RF_SRV_ID_MAX + 1];
+	bool has, has_ver, has_mh, has_cur_sha = false;
+	int state, health, cur = -1;
 	uint64_t crashes = 0, rollbacks = 0, events = 0, alerts = 0;
-	int ret = -1;
+	size_t ntok, off = 0;
+	int ret = -1, e;
 
-	if (parse_body(q, RF_SRV_DEVICE_BODY_MAX, r, &j) < 0)
+	if (q->body_len > RF_SRV_DEVICE_BODY_MAX)
+		return ERR(r, 413, "too_large", NULL, "request body of %zu bytes is over the limit of %u",
+			   q->body_len, RF_SRV_DEVICE_BODY_MAX);
+	if (q->content_type && strncmp(q->content_type, "application/json", 16) != 0)
+		return ERR(r, 415, "unsupported_media_type", NULL, "Content-Type must be application/json");
+	e = rf_jscan(q->body, q->body_len, toks, CHECKIN_TOKENS_MAX, RF_SRV_JSON_DEPTH_MAX, &ntok, &off);
+	if (e == -ELOOP)
+		return ERR(r, 400, "too_deep", NULL, "JSON nested deeper than %d levels",
+			   RF_SRV_JSON_DEPTH_MAX);
+	if (e == -E2BIG)
+		return ERR(r, 400, "invalid_field", NULL, "check-in has more than %d JSON values",
+			   CHECKIN_TOKENS_MAX);
+	if (e < 0)
+		return ERR(r, 400, "malformed_json", NULL, "malformed JSON at byte %zu", off);
+	if (toks[0].type != RF_J_OBJ)
+		return ERR(r, 400, "malformed_json", NULL, "the body must be a JSON object");
+	if (jfield(&c, 0, "device_id", S_ID, true, dev_id, &has) < 0 ||
+	    jfield(&c, 0, "ring", S_ID, false, x, &has) < 0 ||
+	    jfield(&c, 0, "agent_version", S_ID, false, ver, &has_ver) < 0 ||
+	    jfield(&c, 0, "manifest_hash", S_HEX, false, mh, &has_mh) < 0 ||
+	    jobj(&c, 0, "state", &state) < 0 || jobj(&c, 0, "health", &health) < 0)
 		return -1;
-	if (get_str(r, j, "device_id", S_ID, true, &dev_id) < 0 ||
-	    get_str(r, j, "ring", S_ID, false, &ring) < 0 ||
-	    get_str(r, j, "agent_version", S_ID, false, &ver) < 0 ||
-	    get_str(r, j, "manifest_hash", S_HEX, false, &mh) < 0 ||
-	    get_obj(r, j, "state", &state) < 0 || get_obj(r, j, "health", &health) < 0)
-		goto out;
-	if (state) {
-		const char *x;
-		json_t *o;
-		if (get_obj(r, state, "current", &cur) < 0 ||
-		    (cur && (get_str(r, cur, "target", S_ID, false, &x) < 0 ||
-			     get_str(r, cur, "sha256", S_HEX, false, &cur_sha) < 0)))
-			goto out;
+	if (state >= 0) {
 		static const char *const sub[] = {"last_good", "trial"};
-		for (int i = 0; i < 2; i++) {
-			if (get_obj(r, state, sub[i], &o) < 0 ||
-			    (o && (get_str(r, o, "target", S_ID, false, &x) < 0 ||
-				   get_str(r, o, "sha256", S_HEX, false, &x) < 0)))
-				goto out;
-		}
-		quar = json_object_get(state, "quarantine");
-		if (quar && !json_is_null(quar)) {
-			size_t i;
-			json_t *v;
-			if (!json_is_array(quar)) {
-				ERR(r, 400, "invalid_field", "quarantine", "'quarantine' must be an array");
-				goto out;
-			}
-			if (json_array_size(quar) > RF_SRV_QUARANTINE_MAX) {
-				ERR(r, 400, "invalid_field", "quarantine",
-				    "'quarantine' lists more than %d hashes", RF_SRV_QUARANTINE_MAX);
-				goto out;
-			}
-			json_array_foreach(quar, i, v) {
+		int o, qa, sm;
+
+		if (jobj(&c, state, "current", &cur) < 0 ||
+		    (cur >= 0 && (jfield(&c, cur, "target", S_ID, false, x, &has) < 0 ||
+				  jfield(&c, cur, "sha256", S_HEX, false, cur_sha, &has_cur_sha) < 0)))
+			return -1;
+		for (int i = 0; i < 2; i++)
+			if (jobj(&c, state, sub[i], &o) < 0 ||
+			    (o >= 0 && (jfield(&c, o, "target", S_ID, false, x, &has) < 0 ||
+					jfield(&c, o, "sha256", S_HEX, false, x, &has) < 0)))
+				return -1;
+		qa = rf_jget(q->body, toks, state, "quarantine");
+		if (qa >= 0 && toks[qa].type != RF_J_NULL) {
+			if (toks[qa].type != RF_J_ARR)
+				return ERR(r, 400, "invalid_field", "quarantine", "'quarantine' must be an array");
+			if (toks[qa].size > RF_SRV_QUARANTINE_MAX)
+				return ERR(r, 400, "invalid_field", "quarantine",
+					   "'quarantine' lists more than %d hashes", RF_SRV_QUARANTINE_MAX);
+			for (uint32_t k = (uint32_t)qa + 1; k < toks[qa].next; k = toks[k].next) {
 				uint8_t tmp[32];
-				if (!json_is_string(v) || json_string_length(v) != 64 ||
-				    rf_hex_decode(json_string_value(v), 64, tmp, 32) < 0) {
-					ERR(r, 400, "invalid_field", "quarantine",
-					    "'quarantine' entries must be 64 hex digits");
-					goto out;
-				}
+				if (toks[k].type != RF_J_STR || toks[k].escaped ||
+				    toks[k].end - toks[k].start != 64 ||
+				    rf_hex_decode((const char *)q->body + toks[k].start, 64, tmp, 32) < 0)
+					return ERR(r, 400, "invalid_field", "quarantine",
+						   "'quarantine' entries must be 64 hex digits");
 			}
 		}
-		json_t *sm = json_object_get(state, "safe_mode");
-		if (sm && !json_is_boolean(sm) && !json_is_null(sm)) {
-			ERR(r, 400, "invalid_field", "safe_mode", "'safe_mode' must be a boolean");
-			goto out;
-		}
+		sm = rf_jget(q->body, toks, state, "safe_mode");
+		if (sm >= 0 && toks[sm].type != RF_J_TRUE && toks[sm].type != RF_J_FALSE &&
+		    toks[sm].type != RF_J_NULL)
+			return ERR(r, 400, "invalid_field", "safe_mode", "'safe_mode' must be a boolean");
 	}
-	if (health && (get_u64(r, health, "crashes", &crashes) < 0 ||
-		       get_u64(r, health, "rollbacks", &rollbacks) < 0 ||
-		       get_u64(r, health, "events", &events) < 0 ||
-		       get_u64(r, health, "alerts", &alerts) < 0))
-		goto out;
+	if (health >= 0 && (ju64(&c, health, "crashes", &crashes) < 0 ||
+			    ju64(&c, health, "rollbacks", &rollbacks) < 0 ||
+			    ju64(&c, health, "events", &events) < 0 ||
+			    ju64(&c, health, "alerts", &alerts) < 0))
+		return -1;
+
+	struct sb b = {.cap = 16384};
+	b.p = malloc(b.cap);
+	if (!b.p)
+		return ERR(r, 503, "unavailable", NULL, "out of memory");
 
 	pthread_mutex_lock(&s->lock);
 	struct rf__srv_dev *d = dev_auth(s, q, dev_id, r);
@@ -1015,17 +1126,17 @@ static int handle_checkin(struct rf_server *s, const struct rf_server_request *q
 	int64_t now = rf__srv_now(s);
 	d->last_seen = now;
 	d->flags |= DEV_SEEN;
-	if (ver && strcmp(ver, d->agent_version)) {
+	if (has_ver && strcmp(ver, d->agent_version)) {
 		copy_str(d->agent_version, sizeof(d->agent_version), ver);
 		d->flags |= DEV_DIRTY;
 	}
-	if (mh && strcmp(mh, d->manifest)) {
+	if (has_mh && strcmp(mh, d->manifest)) {
 		copy_str(d->manifest, sizeof(d->manifest), mh);
 		d->flags |= DEV_DIRTY;
 	}
 	/* Which release the device runs: by content hash (the agent's truth). */
 	const struct rf__srv_release *cur_rel = NULL;
-	if (cur_sha) {
+	if (has_cur_sha) {
 		uint8_t sha[32];
 		if (rf_hex_decode(cur_sha, 64, sha, 32) == 0)
 			cur_rel = rel_by_sha(s, sha);
@@ -1057,45 +1168,48 @@ static int handle_checkin(struct rf_server *s, const struct rf_server_request *q
 			rd.current = (int)(idx - first);
 	}
 	struct rf_rollout_answer ans;
-	int e = rf_rollout_decide(&rd, &s->tenants[d->tenant].policy, s->rr + first, s->nrels - first,
-				  now, &ans);
+	e = rf_rollout_decide(&rd, &s->tenants[d->tenant].policy, s->rr + first, s->nrels - first, now,
+			      &ans);
 	if (e < 0) {
 		ERR(r, 503, "unavailable", NULL, "decision failed: %s", rf_strerror(e));
 		goto unlock;
 	}
 	const struct rf__srv_release *target =
 		ans.release >= 0 ? &s->rels[first + (size_t)ans.release] : NULL;
-	json_t *halted = json_array();
-	for (size_t i = s->nrels, k = 0; i-- > 0 && k < 8;) {
-		const struct rf__srv_release *x = &s->rels[i];
-		if (x->st.status != RF_ROLLOUT_HALTED && x->st.status != RF_ROLLOUT_ROLLED_BACK)
-			continue;
-		json_array_append_new(halted, json_pack("{s:I,s:s,s:s}", "release", (json_int_t)x->id,
-							"target", x->target, "reason",
-							x->st.halt_reason));
-		k++;
-	}
 	const char *action = ans.action == RF_ROLLOUT_INSTALL   ? "install"
 			     : ans.action == RF_ROLLOUT_GO_BACK ? "rollback"
 								: "stay";
-	json_t *reply = json_pack("{s:s,s:s,s:o,s:o,s:o,s:i,s:I}", "action", action, "reason",
-				  rf_rollout_reason_name(ans.reason), "release",
-				  ans.action == RF_ROLLOUT_GO_BACK ? release_brief(cur_rel)
-								   : release_brief(target),
-				  "rollback_to",
-				  ans.action == RF_ROLLOUT_GO_BACK ? release_brief(target) : json_null(),
-				  "halted", halted, "poll_interval", (int)s->poll_interval,
-				  "server_time", (json_int_t)now);
-	atomic_fetch_add(&s->m_checkins, 1);
-	if (rf__srv_reply_json(r, 200, reply) < 0) {
-		ERR(r, 503, "unavailable", NULL, "out of memory");
+	sb_printf(&b, "{\"action\":\"%s\",\"reason\":\"%s\",\"release\":", action,
+		  rf_rollout_reason_name(ans.reason));
+	sb_release(&b, ans.action == RF_ROLLOUT_GO_BACK ? cur_rel : target);
+	sb_printf(&b, ",\"rollback_to\":");
+	sb_release(&b, ans.action == RF_ROLLOUT_GO_BACK ? target : NULL);
+	sb_printf(&b, ",\"halted\":[");
+	for (size_t i = s->nrels, k = 0; i-- > 0 && k < 8;) {
+		const struct rf__srv_release *hr = &s->rels[i];
+		if (hr->st.status != RF_ROLLOUT_HALTED && hr->st.status != RF_ROLLOUT_ROLLED_BACK)
+			continue;
+		sb_printf(&b, "%s{\"release\":%lld,\"target\":\"%s\",\"reason\":", k ? "," : "",
+			  (long long)hr->id, hr->target);
+		sb_jstr(&b, hr->st.halt_reason);
+		sb_printf(&b, "}");
+		k++;
+	}
+	sb_printf(&b, "],\"poll_interval\":%u,\"server_time\":%lld}", s->poll_interval, (long long)now);
+	if (b.full) {
+		ERR(r, 503, "unavailable", NULL, "reply too large");
 		goto unlock;
 	}
+	atomic_fetch_add(&s->m_checkins, 1);
+	r->status = 200;
+	r->content_type = "application/json";
+	r->body = b.p;
+	r->len = b.n;
+	b.p = NULL;
 	ret = 0;
 unlock:
 	pthread_mutex_unlock(&s->lock);
-out:
-	json_decref(j);
+	free(b.p);
 	return ret;
 }
 
