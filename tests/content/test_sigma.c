@@ -456,6 +456,8 @@ struct buf {
 	size_t n, cap;
 };
 
+static void bput(struct buf *b, const char *fmt, ...) RF_PRINTF(2, 3);
+
 static void bput(struct buf *b, const char *fmt, ...)
 {
 	va_list ap;
