@@ -1,10 +1,377 @@
-/* Placeholder: replaced when this subcommand group lands. */
+/*
+ * `ringfence sim`: run the fleet simulator on a scenario (or all of them) under one policy or
+ * under both the incident's own policy (push-to-all) and ringfence's default, print the summary
+ * table, and write each run's timeline CSV and SVG chart to the output directory. Scenario and
+ * policy names resolve in the data directory (RINGFENCE_SIM_DIR, else the source tree's
+ * scenarios/); anything containing a '/' or ending in .json is a path.
+ */
+#include <dirent.h>
 #include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 #include "cli/cli.h"
+#include "common/util.h"
+#include "sim/sim.h"
+
+#define MAX_SCENARIOS 64
+
+static void usage(FILE *f)
+{
+	fprintf(
+	    f,
+	    "usage: ringfence sim SCENARIO [options]\n"
+	    "       ringfence sim --all [options]\n"
+	    "       ringfence sim --list\n"
+	    "\n"
+	    "Replay an incident on a simulated fleet, driven by the real rollout engine and the\n"
+	    "real crash-loop guard. Without --policy each scenario runs twice: under the\n"
+	    "incident's own policy (push-to-all) and under ringfence's default.\n"
+	    "\n"
+	    "options:\n"
+	    "  --policy P     policy name (push-to-all, default, ...) or a policy file\n"
+	    "  --devices N    fleet size (default: the scenario's)\n"
+	    "  --seed S       random seed (default 1); the same seed gives the same result\n"
+	    "  --duration S   simulated seconds (default: the scenario's)\n"
+	    "  --out DIR      write <scenario>--<policy>.csv and .svg there (default ./sim-out)\n"
+	    "  --no-files     print the table only\n"
+	    "  --all          every scenario in the data directory\n"
+	    "  --list         list the scenarios and policies\n"
+	    "\n"
+	    "Columns: devices ever exposed to a bad release, ever crashed by it, healed without a\n"
+	    "person, repaired by a person, still down at the end, publish to halt, publish to\n"
+	    "full recovery, longest first-crash-to-healthy of a self-healed device.\n"
+	    "Data directory: $RINGFENCE_SIM_DIR, else %s\n",
+	    rf_sim_data_dir());
+}
+
+static const char *data_dir(void)
+{
+	const char *e = getenv("RINGFENCE_SIM_DIR");
+	return e && *e ? e : rf_sim_data_dir();
+}
+
+static bool is_path(const char *s)
+{
+	size_t n = strlen(s);
+	return strchr(s, '/') || (n > 5 && !strcmp(s + n - 5, ".json"));
+}
+
+static bool name_ok(const char *s)
+{
+	if (!*s || strlen(s) > 60)
+		return false;
+	for (; *s; s++)
+		if (!((*s >= 'a' && *s <= 'z') || (*s >= '0' && *s <= '9') || *s == '-' ||
+		      *s == '_'))
+			return false;
+	return true;
+}
+
+static int read_named(const char *name, const char *sub, uint8_t **ret, size_t *ret_len, char *path,
+		      size_t pathsz)
+{
+	if (is_path(name))
+		snprintf(path, pathsz, "%s", name);
+	else if (name_ok(name))
+		snprintf(path, pathsz, "%s/%s%s.json", data_dir(), sub, name);
+	else
+		return -EINVAL;
+	return rf_file_read(path, RF_SIM_FILE_MAX, ret, ret_len);
+}
+
+static int load_scenario(const char *name, struct rf_sim_scenario *ret)
+{
+	char path[4096];
+	uint8_t *p = NULL;
+	size_t n = 0;
+	struct rf_diag d = {0};
+	int r = read_named(name, "", &p, &n, path, sizeof(path));
+	if (r < 0) {
+		fprintf(stderr, "ringfence sim: scenario '%s': %s (%s)\n", name,
+			r == -EINVAL ? "not a scenario name or path" : rf_strerror(r), path);
+		return r;
+	}
+	r = rf_sim_scenario_parse(p, n, ret, &d);
+	free(p);
+	if (r < 0)
+		fprintf(stderr, "ringfence sim: %s: %s\n", path,
+			d.count ? d.first : rf_strerror(r));
+	return r;
+}
+
+static int load_policy(const char *name, struct rf_sim_policy *ret)
+{
+	char path[4096];
+	uint8_t *p = NULL;
+	size_t n = 0;
+	struct rf_diag d = {0};
+	int r = read_named(name, "policies/", &p, &n, path, sizeof(path));
+	if (r < 0) {
+		fprintf(stderr, "ringfence sim: policy '%s': %s (%s)\n", name,
+			r == -EINVAL ? "not a policy name or path" : rf_strerror(r), path);
+		return r;
+	}
+	r = rf_sim_policy_parse(p, n, ret, &d);
+	free(p);
+	if (r < 0)
+		fprintf(stderr, "ringfence sim: %s: %s\n", path,
+			d.count ? d.first : rf_strerror(r));
+	return r;
+}
+
+static int cmp_str(const void *a, const void *b)
+{
+	return strcmp(*(char *const *)a, *(char *const *)b);
+}
+
+/* Names of the *.json files in dir, sorted; caller frees each and the array. */
+static int list_json(const char *dir, char ***ret, size_t *ret_n)
+{
+	DIR *dp = opendir(dir);
+	if (!dp)
+		return -errno;
+	char **v = calloc(MAX_SCENARIOS, sizeof(*v));
+	size_t n = 0;
+	struct dirent *e;
+	if (!v) {
+		closedir(dp);
+		return -ENOMEM;
+	}
+	while ((e = readdir(dp)) && n < MAX_SCENARIOS) {
+		size_t len = strlen(e->d_name);
+		if (len <= 5 || strcmp(e->d_name + len - 5, ".json"))
+			continue;
+		v[n] = strndup(e->d_name, len - 5);
+		if (v[n])
+			n++;
+	}
+	closedir(dp);
+	qsort(v, n, sizeof(*v), cmp_str);
+	*ret = v;
+	*ret_n = n;
+	return 0;
+}
+
+static void free_list(char **v, size_t n)
+{
+	for (size_t i = 0; i < n; i++)
+		free(v[i]);
+	free(v);
+}
+
+static void progress(void *ud, double done)
+{
+	const char *label = ud;
+	int w = 40, k = (int)(done * w);
+	fprintf(stderr, "\r%-40.40s [", label);
+	for (int i = 0; i < w; i++)
+		fputc(i < k ? '#' : ' ', stderr);
+	fprintf(stderr, "] %3.0f%%", done * 100);
+	if (done >= 1)
+		fprintf(stderr, "\r%*s\r", 90, "");
+	fflush(stderr);
+}
+
+static int write_out(const char *dir, const struct rf_sim_result *res)
+{
+	char path[4096];
+	char *text = NULL;
+	size_t len = 0;
+	int r = rf_mkdir_p(dir, 0755);
+	if (r < 0)
+		return r;
+	r = rf_sim_render_csv(res, &text, &len);
+	if (r == 0) {
+		snprintf(path, sizeof(path), "%s/%s--%s.csv", dir, res->scenario, res->policy);
+		r = rf_file_write_atomic(path, text, len, 0644);
+		free(text);
+	}
+	if (r == 0) {
+		r = rf_sim_render_svg(res, &text, &len);
+		if (r == 0) {
+			snprintf(path, sizeof(path), "%s/%s--%s.svg", dir, res->scenario,
+				 res->policy);
+			r = rf_file_write_atomic(path, text, len, 0644);
+			free(text);
+		}
+	}
+	if (r < 0)
+		fprintf(stderr, "ringfence sim: writing %s: %s\n", path, rf_strerror(r));
+	return r;
+}
+
+struct run_opts {
+	struct rf_sim_options o;
+	const char *out;
+	bool files;
+	bool tty;
+	bool header_done;
+};
+
+static int run_one(struct run_opts *ro, const struct rf_sim_scenario *sc,
+		   const struct rf_sim_policy *pol)
+{
+	struct rf_diag d = {0};
+	struct rf_sim_result *res = NULL;
+	char label[160];
+	char *row = NULL;
+	size_t len = 0;
+
+	snprintf(label, sizeof(label), "%s / %s", sc->name, pol->name);
+	ro->o.progress = ro->tty ? progress : NULL;
+	ro->o.userdata = label;
+	int r = rf_sim_run(sc, pol, &ro->o, &d, &res);
+	if (r < 0) {
+		fprintf(stderr, "ringfence sim: %s: %s\n", label,
+			d.count ? d.first : rf_strerror(r));
+		return r;
+	}
+	r = rf_sim_render_summary(res, !ro->header_done, &row, &len);
+	if (r == 0) {
+		fwrite(row, 1, len, stdout);
+		fflush(stdout);
+		free(row);
+		ro->header_done = true;
+	}
+	if (r == 0 && ro->files)
+		r = write_out(ro->out, res);
+	rf_sim_result_free(res);
+	return r;
+}
+
+static int run_scenario(struct run_opts *ro, const char *name, const char *policy)
+{
+	struct rf_sim_scenario *sc = malloc(sizeof(*sc));
+	struct rf_sim_policy *pol = malloc(sizeof(*pol));
+	static const char *const both[] = {"push-to-all", "default"};
+	int r = -ENOMEM;
+
+	if (!sc || !pol)
+		goto out;
+	r = load_scenario(name, sc);
+	for (size_t k = 0; r == 0 && k < (policy ? 1 : 2); k++) {
+		r = load_policy(policy ? policy : both[k], pol);
+		if (r == 0)
+			r = run_one(ro, sc, pol);
+	}
+out:
+	free(sc);
+	free(pol);
+	return r;
+}
+
+static int list_all(void)
+{
+	char **v = NULL;
+	size_t n = 0;
+	char dir[4096];
+	int r = list_json(data_dir(), &v, &n);
+	if (r < 0) {
+		fprintf(stderr, "ringfence sim: %s: %s\n", data_dir(), rf_strerror(r));
+		return 2;
+	}
+	printf("scenarios (%s):\n", data_dir());
+	for (size_t i = 0; i < n; i++)
+		printf("  %s\n", v[i]);
+	free_list(v, n);
+	snprintf(dir, sizeof(dir), "%s/policies", data_dir());
+	if (list_json(dir, &v, &n) == 0) {
+		printf("policies (%s):\n", dir);
+		for (size_t i = 0; i < n; i++)
+			printf("  %s\n", v[i]);
+		free_list(v, n);
+	}
+	return 0;
+}
 
 int rf_cli_sim(int argc, char **argv)
 {
-	fprintf(stderr, "ringfence: '%s' is not built yet\n", argv[0]);
-	return 2;
+	struct run_opts ro = {.o = {.seed = 1}, .out = "sim-out", .files = true};
+	const char *scenario = NULL, *policy = NULL;
+	bool all = false;
+
+	for (int i = 1; i < argc; i++) {
+		const char *a = argv[i];
+		const char *v = i + 1 < argc ? argv[i + 1] : NULL;
+		uint64_t x;
+		if (!strcmp(a, "--help") || !strcmp(a, "-h")) {
+			usage(stdout);
+			return 0;
+		} else if (!strcmp(a, "--list")) {
+			return list_all();
+		} else if (!strcmp(a, "--all")) {
+			all = true;
+		} else if (!strcmp(a, "--no-files")) {
+			ro.files = false;
+		} else if (!strcmp(a, "--policy") || !strcmp(a, "--out")) {
+			if (!v) {
+				fprintf(stderr, "ringfence sim: %s needs a value\n", a);
+				return 2;
+			}
+			if (!strcmp(a, "--policy"))
+				policy = v;
+			else
+				ro.out = v;
+			i++;
+		} else if (!strcmp(a, "--devices") || !strcmp(a, "--seed") ||
+			   !strcmp(a, "--duration")) {
+			if (!v || rf_parse_u64(v, &x) < 0) {
+				fprintf(stderr, "ringfence sim: %s needs a whole number\n", a);
+				return 2;
+			}
+			if (!strcmp(a, "--devices")) {
+				if (x == 0 || x > RF_SIM_DEVICES_MAX) {
+					fprintf(stderr,
+						"ringfence sim: --devices must be in [1, %u]\n",
+						RF_SIM_DEVICES_MAX);
+					return 2;
+				}
+				ro.o.devices = x;
+			} else if (!strcmp(a, "--seed")) {
+				ro.o.seed = x;
+			} else {
+				if (x < 60 || x > RF_SIM_DURATION_MAX) {
+					fprintf(stderr,
+						"ringfence sim: --duration must be in [60, %u]\n",
+						RF_SIM_DURATION_MAX);
+					return 2;
+				}
+				ro.o.duration_s = (uint32_t)x;
+			}
+			i++;
+		} else if (a[0] == '-') {
+			fprintf(stderr, "ringfence sim: unknown option '%s'\n\n", a);
+			usage(stderr);
+			return 2;
+		} else if (!scenario) {
+			scenario = a;
+		} else {
+			fprintf(stderr, "ringfence sim: more than one scenario ('%s')\n", a);
+			return 2;
+		}
+	}
+	if (all == !!scenario) {
+		usage(stderr);
+		return 2;
+	}
+	ro.tty = isatty(STDERR_FILENO);
+	if (!all)
+		return run_scenario(&ro, scenario, policy) < 0 ? 2 : 0;
+
+	char **v = NULL;
+	size_t n = 0;
+	int r = list_json(data_dir(), &v, &n);
+	if (r < 0) {
+		fprintf(stderr, "ringfence sim: %s: %s\n", data_dir(), rf_strerror(r));
+		return 2;
+	}
+	int rc = 0;
+	for (size_t k = 0; k < n; k++)
+		if (run_scenario(&ro, v[k], policy) < 0)
+			rc = 2;
+	free_list(v, n);
+	return rc;
 }

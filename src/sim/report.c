@@ -1,0 +1,220 @@
+/*
+ * Renderers of a simulation result: the timeline CSV, an SVG line chart and the summary table
+ * (see sim.h). Pure text building into a growing buffer; nothing here does I/O, so the CLI
+ * decides where the bytes go and tests can compare them.
+ */
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "sim/sim.h"
+
+struct buf {
+	char *p;
+	size_t n, cap;
+	int err;
+};
+
+static void RF_PRINTF(2, 3) bprintf(struct buf *b, const char *fmt, ...)
+{
+	if (b->err)
+		return;
+	for (;;) {
+		va_list ap;
+		va_start(ap, fmt);
+		int k = vsnprintf(b->p ? b->p + b->n : NULL, b->p ? b->cap - b->n : 0, fmt, ap);
+		va_end(ap);
+		if (k < 0) {
+			b->err = -EINVAL;
+			return;
+		}
+		if (b->p && b->n + (size_t)k < b->cap) {
+			b->n += (size_t)k;
+			return;
+		}
+		size_t ncap = b->cap ? b->cap * 2 : 4096;
+		while (ncap < b->n + (size_t)k + 1)
+			ncap *= 2;
+		char *np = realloc(b->p, ncap);
+		if (!np) {
+			b->err = -ENOMEM;
+			return;
+		}
+		b->p = np;
+		b->cap = ncap;
+	}
+}
+
+static int done(struct buf *b, char **ret, size_t *ret_len)
+{
+	if (!b->err && !b->p)
+		bprintf(b, "%s", "");
+	if (b->err) {
+		free(b->p);
+		return b->err;
+	}
+	*ret = b->p;
+	*ret_len = b->n;
+	return 0;
+}
+
+int rf_sim_render_csv(const struct rf_sim_result *r, char **ret, size_t *ret_len)
+{
+	struct buf b = {0};
+	bprintf(&b, "t_s,healthy,crashed,recovering,on_bad,exposed,halted\n");
+	for (size_t i = 0; i < r->nsamples; i++) {
+		const struct rf_sim_sample *x = &r->samples[i];
+		bprintf(&b, "%u,%u,%u,%u,%u,%u,%u\n", x->t_s, x->healthy, x->crashed, x->recovering,
+			x->on_bad, x->exposed, x->halted);
+	}
+	return done(&b, ret, ret_len);
+}
+
+/* "1h18m", "4m30s", "6d02h", "never", "-" */
+static void fmt_dur(char *out, size_t n, int64_t s, const char *none)
+{
+	if (s < 0)
+		snprintf(out, n, "%s", none);
+	else if (s < 3600)
+		snprintf(out, n, "%lldm%02llds", (long long)(s / 60), (long long)(s % 60));
+	else if (s < 86400)
+		snprintf(out, n, "%lldh%02lldm", (long long)(s / 3600), (long long)(s % 3600 / 60));
+	else
+		snprintf(out, n, "%lldd%02lldh", (long long)(s / 86400),
+			 (long long)(s % 86400 / 3600));
+}
+
+int rf_sim_render_summary(const struct rf_sim_result *r, bool header, char **ret, size_t *ret_len)
+{
+	struct buf b = {0};
+	char halt[24], c2h[24], rec[24], heal[24];
+	if (header)
+		bprintf(&b, "%-28s %-11s %8s %8s %8s %8s %8s %8s %8s %10s %9s %9s\n", "scenario",
+			"policy", "devices", "exposed", "crashed", "no-human", "human", "down-end",
+			"to-halt", "crash-halt", "recovery", "max-heal");
+	fmt_dur(halt, sizeof(halt), r->halt_s, "never");
+	fmt_dur(c2h, sizeof(c2h),
+		r->halt_s >= 0 && r->first_crash_s >= 0 && r->halt_s >= r->first_crash_s
+		    ? r->halt_s - r->first_crash_s
+		    : -1,
+		"-");
+	fmt_dur(rec, sizeof(rec), r->recovery_s, "not-yet");
+	fmt_dur(heal, sizeof(heal), r->max_heal_s, "-");
+	bprintf(&b, "%-28s %-11s %8llu %8llu %8llu %8llu %8llu %8llu %8s %10s %9s %9s\n",
+		r->scenario, r->policy, (unsigned long long)r->devices,
+		(unsigned long long)r->exposed, (unsigned long long)r->crashed,
+		(unsigned long long)r->healed_auto, (unsigned long long)r->needed_human,
+		(unsigned long long)r->still_down, halt, c2h, rec, heal);
+	return done(&b, ret, ret_len);
+}
+
+static void xml_text(struct buf *b, const char *s)
+{
+	for (; *s; s++) {
+		if (*s == '<')
+			bprintf(b, "&lt;");
+		else if (*s == '>')
+			bprintf(b, "&gt;");
+		else if (*s == '&')
+			bprintf(b, "&amp;");
+		else if ((unsigned char)*s >= 0x20 && (unsigned char)*s < 0x7f)
+			bprintf(b, "%c", *s);
+	}
+}
+
+int rf_sim_render_svg(const struct rf_sim_result *r, char **ret, size_t *ret_len)
+{
+	struct buf b = {0};
+	const double W = 900, H = 420, L = 70, R = 150, T = 40, B = 50;
+	const double pw = W - L - R, ph = H - T - B;
+	double tmax = r->nsamples ? r->samples[r->nsamples - 1].t_s : 1;
+	double ymax = (double)r->devices;
+	if (tmax <= 0)
+		tmax = 1;
+	if (ymax <= 0)
+		ymax = 1;
+	static const struct {
+		const char *name, *color;
+		size_t off;
+	} series[] = {
+	    {"healthy", "#2a9d3f", offsetof(struct rf_sim_sample, healthy)},
+	    {"crashed", "#d62828", offsetof(struct rf_sim_sample, crashed)},
+	    {"recovering", "#f4a261", offsetof(struct rf_sim_sample, recovering)},
+	    {"exposed", "#6a4c93", offsetof(struct rf_sim_sample, exposed)},
+	};
+
+	bprintf(&b,
+		"<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"%.0f\" height=\"%.0f\" "
+		"viewBox=\"0 0 %.0f %.0f\" font-family=\"sans-serif\" font-size=\"12\">\n",
+		W, H, W, H);
+	bprintf(
+	    &b,
+	    "<rect width=\"100%%\" height=\"100%%\" fill=\"white\"/>\n<text x=\"%.0f\" y=\"22\" "
+	    "font-size=\"15\">",
+	    L);
+	xml_text(&b, r->scenario);
+	bprintf(&b, " under ");
+	xml_text(&b, r->policy);
+	bprintf(&b, " (%llu devices, seed %llu)</text>\n", (unsigned long long)r->devices,
+		(unsigned long long)r->seed);
+	/* axes and grid */
+	for (int k = 0; k <= 4; k++) {
+		double y = T + ph - ph * k / 4.0;
+		bprintf(&b,
+			"<line x1=\"%.1f\" y1=\"%.1f\" x2=\"%.1f\" y2=\"%.1f\" stroke=\"#ddd\"/>"
+			"<text x=\"%.1f\" y=\"%.1f\" text-anchor=\"end\">%.0f%%</text>\n",
+			L, y, L + pw, y, L - 6, y + 4, 25.0 * k);
+	}
+	for (int k = 0; k <= 6; k++) {
+		double x = L + pw * k / 6.0, ts = tmax * k / 6.0;
+		char lab[24];
+		if (tmax >= 4 * 86400)
+			snprintf(lab, sizeof(lab), "%.1fd", ts / 86400);
+		else if (tmax >= 4 * 3600)
+			snprintf(lab, sizeof(lab), "%.1fh", ts / 3600);
+		else
+			snprintf(lab, sizeof(lab), "%.0fm", ts / 60);
+		bprintf(&b,
+			"<line x1=\"%.1f\" y1=\"%.1f\" x2=\"%.1f\" y2=\"%.1f\" stroke=\"#eee\"/>"
+			"<text x=\"%.1f\" y=\"%.1f\" text-anchor=\"middle\">%s</text>\n",
+			x, T, x, T + ph, x, T + ph + 18, lab);
+	}
+	bprintf(&b,
+		"<text x=\"%.1f\" y=\"%.1f\" text-anchor=\"middle\">time since publish</text>\n",
+		L + pw / 2, H - 10);
+	/* the halt: a shaded band from the first halt to the end */
+	for (size_t i = 0; i < r->nsamples; i++)
+		if (r->samples[i].halted) {
+			double x = L + pw * r->samples[i].t_s / tmax;
+			bprintf(
+			    &b,
+			    "<rect x=\"%.1f\" y=\"%.1f\" width=\"%.1f\" height=\"%.1f\" "
+			    "fill=\"#457b9d\" fill-opacity=\"0.08\"/><text x=\"%.1f\" y=\"%.1f\" "
+			    "fill=\"#457b9d\">halted</text>\n",
+			    x, T, L + pw - x, ph, x + 3, T + 12);
+			break;
+		}
+	for (size_t k = 0; k < sizeof(series) / sizeof(series[0]); k++) {
+		bprintf(&b, "<polyline fill=\"none\" stroke=\"%s\" stroke-width=\"1.8\" points=\"",
+			series[k].color);
+		for (size_t i = 0; i < r->nsamples; i++) {
+			uint32_t v;
+			memcpy(&v, (const char *)&r->samples[i] + series[k].off, sizeof(v));
+			bprintf(&b, "%.1f,%.1f ", L + pw * r->samples[i].t_s / tmax,
+				T + ph - ph * (double)v / ymax);
+		}
+		bprintf(&b,
+			"\"/>\n<rect x=\"%.1f\" y=\"%.1f\" width=\"12\" height=\"12\" fill=\"%s\"/>"
+			"<text x=\"%.1f\" y=\"%.1f\">%s</text>\n",
+			W - R + 12, T + 20.0 * k, series[k].color, W - R + 30, T + 20.0 * k + 10,
+			series[k].name);
+	}
+	bprintf(&b,
+		"<rect x=\"%.1f\" y=\"%.1f\" width=\"12\" height=\"12\" fill=\"#457b9d\" "
+		"fill-opacity=\"0.3\"/><text x=\"%.1f\" y=\"%.1f\">halted</text>\n",
+		W - R + 12, T + 80.0, W - R + 30, T + 90.0);
+	bprintf(&b, "</svg>\n");
+	return done(&b, ret, ret_len);
+}

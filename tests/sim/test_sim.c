@@ -1,0 +1,294 @@
+/*
+ * Tests of the fleet simulator (src/sim) through its library API and the `ringfence sim` CLI.
+ * They check the promises on every scenario (ringfence's default policy: nobody outside the
+ * first ring crashes, every crashed device heals without a person within 15 minutes, the
+ * release halts within 10 minutes of the first crash; the incidents' own policy: the damage
+ * of the real incident), that a run is deterministic for a seed, and pin the seeded results
+ * of small fleets so that a behaviour change in the rollout engine or the guard shows here.
+ */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <cmocka.h>
+
+#include "common/util.h"
+#include "sim/sim.h"
+
+static const char *const scenarios[] = {
+    "crowdstrike-2024-07-19",	   "cloudflare-2019-07-02",   "cloudflare-2025-11-18",
+    "azure-front-door-2025-10-29", "google-cloud-2025-06-12", "probabilistic-crash",
+    "false-positive-storm",
+};
+
+static void load_file(const char *rel, uint8_t **p, size_t *n)
+{
+	char path[4096];
+	const char *root = getenv("RF_SOURCE_ROOT");
+	snprintf(path, sizeof(path), "%s/scenarios/%s", root ? root : ".", rel);
+	int r = rf_file_read(path, RF_SIM_FILE_MAX, p, n);
+	if (r < 0)
+		fail_msg("%s: %s", path, rf_strerror(r));
+}
+
+static void load_scenario(const char *name, struct rf_sim_scenario *sc)
+{
+	char rel[128];
+	uint8_t *p;
+	size_t n;
+	struct rf_diag d = {0};
+	snprintf(rel, sizeof(rel), "%s.json", name);
+	load_file(rel, &p, &n);
+	int r = rf_sim_scenario_parse(p, n, sc, &d);
+	free(p);
+	if (r < 0)
+		fail_msg("%s: %s", name, d.first);
+}
+
+static void load_policy(const char *name, struct rf_sim_policy *pol)
+{
+	char rel[128];
+	uint8_t *p;
+	size_t n;
+	struct rf_diag d = {0};
+	snprintf(rel, sizeof(rel), "policies/%s.json", name);
+	load_file(rel, &p, &n);
+	int r = rf_sim_policy_parse(p, n, pol, &d);
+	free(p);
+	if (r < 0)
+		fail_msg("%s: %s", name, d.first);
+}
+
+static struct rf_sim_result *run(const char *scenario, const char *policy, uint64_t devices,
+				 uint64_t seed, uint32_t duration)
+{
+	struct rf_sim_scenario *sc = malloc(sizeof(*sc));
+	struct rf_sim_policy *pol = malloc(sizeof(*pol));
+	struct rf_sim_result *res = NULL;
+	struct rf_diag d = {0};
+	struct rf_sim_options o = {.devices = devices, .seed = seed, .duration_s = duration};
+	assert_non_null(sc);
+	assert_non_null(pol);
+	load_scenario(scenario, sc);
+	load_policy(policy, pol);
+	int r = rf_sim_run(sc, pol, &o, &d, &res);
+	if (r < 0)
+		fail_msg("%s/%s: %s (%s)", scenario, policy, rf_strerror(r), d.first);
+	free(sc);
+	free(pol);
+	return res;
+}
+
+static void test_every_file_parses(void **state)
+{
+	struct rf_sim_scenario sc;
+	struct rf_sim_policy pol;
+	for (size_t i = 0; i < sizeof(scenarios) / sizeof(scenarios[0]); i++) {
+		load_scenario(scenarios[i], &sc);
+		assert_string_equal(sc.name, scenarios[i]);
+		assert_true(sc.nreleases >= 1);
+	}
+	load_policy("push-to-all", &pol);
+	assert_false(pol.guard_enabled);
+	assert_false(pol.gates_enabled);
+	load_policy("default", &pol);
+	assert_true(pol.guard_enabled);
+	assert_int_equal(pol.nrings, 3);
+}
+
+static void expect_bad(const char *json, int code, const char *needle, bool policy)
+{
+	struct rf_sim_scenario sc;
+	struct rf_sim_policy pol;
+	struct rf_diag d = {0};
+	int r = policy ? rf_sim_policy_parse((const uint8_t *)json, strlen(json), &pol, &d)
+		       : rf_sim_scenario_parse((const uint8_t *)json, strlen(json), &sc, &d);
+	assert_int_equal(r, code);
+	if (!strstr(d.first, needle))
+		fail_msg("diagnostic '%s' does not mention '%s'", d.first, needle);
+}
+
+static void test_bad_input_is_named(void **state)
+{
+	expect_bad("[1]", -EBADMSG, "top level", false);
+	expect_bad("{\"name\":\"x\"", -EBADMSG, "line 1", false);
+	expect_bad("{\"name\":\"x\",\"start\":1,\"duration_s\":600}", -EBADMSG, "fleet", false);
+	expect_bad("{\"name\":\"x\",\"start\":1,\"duration_s\":600,\"fleet\":{\"devices\":0,"
+		   "\"poll_s\":5},\"failure\":{\"mode\":\"crash\"}}",
+		   -EBADMSG, "fleet.devices", false);
+	expect_bad("{\"name\":\"x\",\"start\":1,\"duration_s\":600,\"fleet\":{\"devices\":5,"
+		   "\"poll_s\":5},\"failure\":{\"mode\":\"explode\"}}",
+		   -EBADMSG, "failure.mode", false);
+	expect_bad("{\"name\":\"x\",\"start\":1,\"duration_s\":600,\"fleet\":{\"devices\":5,"
+		   "\"poll_s\":5},\"failure\":{\"mode\":\"crash\"},\"repair\":[[10,0.5],[5,0.6]]}",
+		   -EBADMSG, "repair[1]", false);
+	expect_bad(
+	    "{\"name\":\"p\",\"rings\":[{\"name\":\"A\",\"share\":1,\"ramp\":[{\"after_s\":0,"
+	    "\"percent\":100}]}]}",
+	    -EBADMSG, "rings[0].name", true);
+	expect_bad(
+	    "{\"name\":\"p\",\"rings\":[{\"name\":\"a\",\"share\":1,\"ramp\":[{\"after_s\":0,"
+	    "\"percent\":50},{\"after_s\":0,\"percent\":100}]}]}",
+	    -EBADMSG, "ramp[1]", true);
+	expect_bad(
+	    "{\"name\":\"p\",\"rings\":[{\"name\":\"a\",\"share\":1,\"ramp\":[{\"after_s\":0,"
+	    "\"percent\":100}]}],\"agent\":{\"retry\":\"never\"}}",
+	    -EBADMSG, "agent.retry", true);
+
+	/* Over the size limit: refused before parsing. */
+	size_t big = RF_SIM_FILE_MAX + 1;
+	char *p = malloc(big + 1);
+	assert_non_null(p);
+	memset(p, ' ', big);
+	p[big] = 0;
+	expect_bad(p, -E2BIG, "limit", false);
+	free(p);
+}
+
+static void test_deterministic_for_a_seed(void **state)
+{
+	struct rf_sim_result *a = run("crowdstrike-2024-07-19", "default", 200000, 42, 3 * 3600);
+	struct rf_sim_result *b = run("crowdstrike-2024-07-19", "default", 200000, 42, 3 * 3600);
+	struct rf_sim_result *c = run("crowdstrike-2024-07-19", "default", 200000, 43, 3 * 3600);
+	assert_int_equal(a->nsamples, b->nsamples);
+	assert_memory_equal(a->samples, b->samples, a->nsamples * sizeof(a->samples[0]));
+	assert_int_equal(a->exposed, b->exposed);
+	assert_int_equal(a->events, b->events);
+	assert_int_equal(a->halt_s, b->halt_s);
+	/* Another seed: other buckets, phases and boot times. */
+	assert_true(a->events != c->events ||
+		    memcmp(a->samples, c->samples, a->nsamples * sizeof(a->samples[0])));
+	rf_sim_result_free(a);
+	rf_sim_result_free(b);
+	rf_sim_result_free(c);
+}
+
+/* The default policy's promises, on every scenario: the damage stays in the first ring, and
+ * every device it reaches heals without a person within 15 minutes. */
+static void test_default_policy_promises(void **state)
+{
+	for (size_t i = 0; i < sizeof(scenarios) / sizeof(scenarios[0]); i++) {
+		struct rf_sim_result *r = run(scenarios[i], "default", 100000, 1, 6 * 3600);
+		print_message("%-28s exposed %llu crashed %llu healed %llu human %llu halt %llds "
+			      "first crash %llds max heal %llds\n",
+			      scenarios[i], (unsigned long long)r->exposed,
+			      (unsigned long long)r->crashed, (unsigned long long)r->healed_auto,
+			      (unsigned long long)r->needed_human, (long long)r->halt_s,
+			      (long long)r->first_crash_s, (long long)r->max_heal_s);
+		assert_int_equal(r->crashes_outside_first_ring, 0);
+		assert_int_equal(r->needed_human, 0);
+		assert_int_equal(r->still_down, 0);
+		assert_int_equal(r->crashed, r->healed_auto);
+		assert_true(r->halt_s >= 0);
+		/* At most the first ring (0.1% of the fleet) ever sees a bad release. */
+		assert_true(r->exposed <= r->devices / 1000);
+		if (r->crashed > 0)
+			assert_true(r->max_heal_s >= 0 && r->max_heal_s <= 15 * 60);
+		rf_sim_result_free(r);
+	}
+}
+
+/* The goals of issue 6 for 2024-07-19 under the default policy, at 1 M devices (the canary
+ * ring is then 1,000 devices, its first step ~10). */
+static void test_default_policy_crowdstrike_goals(void **state)
+{
+	struct rf_sim_result *r = run("crowdstrike-2024-07-19", "default", 1000000, 1, 6 * 3600);
+	assert_true(r->crashed > 0);
+	assert_true(r->crashed * 10000 < r->devices); /* fewer than 1 in 10,000 */
+	assert_int_equal(r->healed_auto, r->crashed); /* every one without a person ... */
+	assert_true(r->max_heal_s <= 15 * 60);	      /* ... within 15 minutes */
+	assert_true(r->halt_s >= r->first_crash_s);
+	assert_true(r->halt_s - r->first_crash_s <= 10 * 60); /* halt within 10 min of it */
+	assert_int_equal(r->crashes_outside_first_ring, 0);
+	rf_sim_result_free(r);
+}
+
+/* The incident's own policy reproduces the incident: everyone exposed crashes, nobody heals
+ * without a person, and people take days. */
+static void test_push_to_all_replays_crowdstrike(void **state)
+{
+	struct rf_sim_result *r = run("crowdstrike-2024-07-19", "push-to-all", 100000, 1, 0);
+	assert_true(r->exposed >= 99000);
+	assert_int_equal(r->crashed, r->exposed);
+	assert_int_equal(r->healed_auto, 0);
+	assert_true(r->needed_human >= r->crashed * 97 / 100);
+	assert_true(r->still_down > 0);	   /* the last ~1% is not repaired within 14 days */
+	assert_int_equal(r->halt_s, 4680); /* the vendor's revert, 78 minutes in */
+	rf_sim_result_free(r);
+}
+
+struct pin {
+	const char *scenario, *policy;
+	uint64_t devices;
+	uint32_t duration;
+	uint64_t exposed, crashed, healed, human, down;
+	int64_t halt_s, first_crash_s, max_heal_s;
+	uint64_t checkins, events;
+};
+
+/* Seeded results of small fleets (seed 1). A change here means the rollout engine, the guard
+ * or the simulator behaves differently: check that the change is intended, then update. */
+static const struct pin pins[] = {
+    {"crowdstrike-2024-07-19", "push-to-all", 20000, 259200, 20000, 20000, 0, 9538, 10462, 4680, 6,
+     -1, 29541, 79090},
+    {"crowdstrike-2024-07-19", "default", 1000000, 21600, 7, 7, 7, 0, 0, 540, 68, 508, 1002400,
+     1002660},
+    {"cloudflare-2019-07-02", "push-to-all", 5000, 3600, 5000, 5000, 5000, 0, 0, 1620, 0, 1625,
+     1582812, 1582812},
+    {"cloudflare-2019-07-02", "default", 20000, 3600, 0, 0, 0, 0, 0, 1620, -1, -1, 20000, 20000},
+    {"cloudflare-2025-11-18", "default", 20000, 21600, 2, 2, 2, 0, 0, 9360, 9331, 15, 68321,
+     100018},
+    {"azure-front-door-2025-10-29", "push-to-all", 5000, 21600, 5000, 5000, 5000, 0, 0, 7140, 300,
+     7800, 23194, 28194},
+    {"google-cloud-2025-06-12", "push-to-all", 2000, 14400, 2000, 2000, 2000, 0, 0, 2400, 0, 2410,
+     479107, 479107},
+    {"probabilistic-crash", "push-to-all", 20000, 43200, 20000, 2192, 2192, 0, 0, 21600, 66, 21635,
+     104396, 130965},
+    {"false-positive-storm", "default", 100000, 21600, 1, 0, 0, 0, 0, 360, -1, -1, 100512, 100542},
+};
+
+static void test_pinned_results(void **state)
+{
+	int bad = 0;
+	for (size_t i = 0; i < sizeof(pins) / sizeof(pins[0]); i++) {
+		const struct pin *p = &pins[i];
+		struct rf_sim_result *r = run(p->scenario, p->policy, p->devices, 1, p->duration);
+		print_message(
+		    "\t{\"%s\", \"%s\", %llu, %u, %llu, %llu, %llu, %llu, %llu, %lld, %lld, "
+		    "%lld, %llu, %llu},\n",
+		    p->scenario, p->policy, (unsigned long long)p->devices, p->duration,
+		    (unsigned long long)r->exposed, (unsigned long long)r->crashed,
+		    (unsigned long long)r->healed_auto, (unsigned long long)r->needed_human,
+		    (unsigned long long)r->still_down, (long long)r->halt_s,
+		    (long long)r->first_crash_s, (long long)r->max_heal_s,
+		    (unsigned long long)r->checkins, (unsigned long long)r->events);
+		if (r->exposed != p->exposed || r->crashed != p->crashed ||
+		    r->healed_auto != p->healed || r->needed_human != p->human ||
+		    r->still_down != p->down || r->halt_s != p->halt_s ||
+		    r->first_crash_s != p->first_crash_s || r->max_heal_s != p->max_heal_s ||
+		    r->checkins != p->checkins || r->events != p->events)
+			bad++;
+		rf_sim_result_free(r);
+	}
+	assert_int_equal(bad, 0);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+	    cmocka_unit_test(test_every_file_parses),
+	    cmocka_unit_test(test_bad_input_is_named),
+	    cmocka_unit_test(test_deterministic_for_a_seed),
+	    cmocka_unit_test(test_push_to_all_replays_crowdstrike),
+	    cmocka_unit_test(test_default_policy_promises),
+	    cmocka_unit_test(test_default_policy_crowdstrike_goals),
+	    cmocka_unit_test(test_pinned_results),
+	};
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
