@@ -30,7 +30,7 @@
 #include "server/store.h"
 #include "trust/tuf.h"
 
-static const char *ringfenced_path;
+static const char *ringfenced_path, *ringfence_path;
 
 struct env {
 	char dir[256], db[300], repo[300], token_file[300], port_file[300];
@@ -218,7 +218,7 @@ static void add_target(struct env *e, const char *name, const char *release, con
 		fail_msg("repository: %s", d.first);
 }
 
-static int setup(void **state)
+static int setup_with(void **state, int64_t timestamp_expiry)
 {
 	struct env *e = calloc(1, sizeof(*e));
 	struct rf_tuf_repo_opts o = {.keytype = RF_TUF_KEY_ED25519};
@@ -231,6 +231,7 @@ static int setup(void **state)
 	snprintf(e->repo, sizeof(e->repo), "%s/repo", e->dir);
 	snprintf(e->token_file, sizeof(e->token_file), "%s/admin-token", e->dir);
 	snprintf(e->port_file, sizeof(e->port_file), "%s/port", e->dir);
+	o.expiry[RF_TUF_TIMESTAMP] = timestamp_expiry;
 	if (rf_tuf_repo_init(e->repo, &o, rf_now_wall(), &d) < 0) {
 		fprintf(stderr, "repo init: %s\n", d.first);
 		return -1;
@@ -238,6 +239,17 @@ static int setup(void **state)
 	start_server(e);
 	*state = e;
 	return 0;
+}
+
+static int setup(void **state)
+{
+	return setup_with(state, 0);
+}
+
+/* A timestamp that expires in 30 minutes: inside the server's one-hour refresh margin. */
+static int setup_short_timestamp(void **state)
+{
+	return setup_with(state, 1800);
 }
 
 static int teardown(void **state)
@@ -746,6 +758,191 @@ static void test_kill9_keeps_acknowledged_reports(void **state)
 	(void)stored;
 }
 
+
+/* P7 over HTTP: devices that recorded intent and then stopped checking in count as failed;
+ * three silent of six trip the absolute floor and the release halts by itself. The three that
+ * keep checking in are not counted silent. */
+static void test_silence_after_intent_halts(void **state)
+{
+	struct env *e = *state;
+	char tok[80], cred[6][80], dev[16], rid[32], sha[65], path[64];
+	json_t *j;
+
+	tenant(e, "echo", "canary", tok);
+	for (int i = 0; i < 6; i++) {
+		snprintf(dev, sizeof(dev), "s-%d", i);
+		enroll(e, tok, dev, cred[i]);
+	}
+	add_target(e, "packs/rules-quiet.rfp", "rules-quiet", "\"silence_s\":2,\"min_healthy\":5");
+	EXPECT_STATUS(201, http(e, "POST", "/v1/admin/releases", e->admin, &j,
+				"{\"target\":\"packs/rules-quiet.rfp\"}"));
+	int id = (int)json_integer_value(json_object_get(j, "id"));
+	snprintf(sha, sizeof(sha), "%s", jstr(j, "sha256", NULL));
+	json_decref(j);
+	for (int i = 0; i < 6; i++) {
+		snprintf(dev, sizeof(dev), "s-%d", i);
+		snprintf(rid, sizeof(rid), "%s-intent", dev);
+		EXPECT_STATUS(201, report(e, cred[i], dev, rid, "intent", sha));
+	}
+	snprintf(path, sizeof(path), "/v1/admin/releases/%d", id);
+	bool halted = false;
+	for (int round = 0; round < 60 && !halted; round++) { /* bounded: 60 x 250 ms */
+		for (int i = 3; i < 6; i++) {
+			snprintf(dev, sizeof(dev), "s-%d", i);
+			json_decref(checkin(e, cred[i], dev, sha, 0));
+		}
+		EXPECT_STATUS(200, http(e, "GET", path, e->admin, &j, NULL));
+		halted = !strcmp(jstr(j, "status", NULL), "halted");
+		if (halted) {
+			json_t *canary = json_array_get(json_object_get(j, "rings"), 0);
+			json_t *h = json_object_get(canary, "health");
+			assert_int_equal(json_integer_value(json_object_get(h, "devices")), 6);
+			assert_int_equal(json_integer_value(json_object_get(h, "silent")), 3);
+			assert_non_null(strstr(jstr(j, "halt_reason", NULL), ""));
+		}
+		json_decref(j);
+		sleep_ms(250);
+	}
+	assert_true(halted);
+	j = checkin(e, cred[4], "s-4", sha, 0);
+	assert_string_equal(jstr(j, "action", NULL), "rollback");
+	json_decref(j);
+}
+
+/* The server re-signs a timestamp that is about to expire (it holds the timestamp key). */
+static void test_timestamp_kept_fresh(void **state)
+{
+	struct env *e = *state;
+	long long version = 0;
+
+	for (int i = 0; i < 100 && version < 2; i++) { /* bounded: 100 x 100 ms */
+		json_t *j;
+		EXPECT_STATUS(200, http(e, "GET", "/repo/metadata/timestamp.json", NULL, &j, NULL));
+		version = (long long)json_integer_value(
+			json_object_get(json_object_get(j, "signed"), "version"));
+		json_decref(j);
+		if (version < 2)
+			sleep_ms(100);
+	}
+	if (version < 2)
+		fail_msg("timestamp.json still version %lld: not refreshed", version);
+}
+
+/* Run `ringfence ARGS...` with the server and token in the environment; returns the exit code
+ * and the output (stdout + stderr) in out. */
+static int run_cli(struct env *e, char *out, size_t cap, const char *const *args)
+{
+	int fds[2];
+	pid_t pid;
+	size_t n = 0;
+	int st;
+
+	assert_int_equal(pipe(fds), 0);
+	pid = fork();
+	assert_true(pid >= 0);
+	if (pid == 0) {
+		char url[64];
+		const char *argv[16] = {"ringfence"};
+		int k = 1;
+		snprintf(url, sizeof(url), "http://127.0.0.1:%u", e->port);
+		setenv("RINGFENCE_SERVER", url, 1);
+		setenv("RINGFENCE_ADMIN_TOKEN_FILE", e->token_file, 1);
+		for (; args[k - 1] && k < 15; k++)
+			argv[k] = args[k - 1];
+		argv[k] = NULL;
+		dup2(fds[1], 1);
+		dup2(fds[1], 2);
+		close(fds[0]);
+		execv(ringfence_path, (char *const *)argv);
+		_exit(127);
+	}
+	close(fds[1]);
+	for (;;) {
+		ssize_t k = read(fds[0], out + n, cap - 1 - n);
+		if (k <= 0)
+			break;
+		n += (size_t)k;
+		if (n == cap - 1)
+			break;
+	}
+	out[n] = 0;
+	close(fds[0]);
+	waitpid(pid, &st, 0);
+	return WIFEXITED(st) ? WEXITSTATUS(st) : -1;
+}
+
+#define CLI(want, ...)                                                                            \
+	do {                                                                                       \
+		const char *const a_[] = {__VA_ARGS__, NULL};                                      \
+		int rc_ = run_cli(e, out, sizeof(out), a_);                                        \
+		if (rc_ != (want))                                                                 \
+			fail_msg("%s:%d: ringfence exit %d, want %d; output:\n%s", __FILE__,       \
+				 __LINE__, rc_, (want), out);                                      \
+	} while (0)
+
+/* `ringfence release|ring|tenant` against the real server: every command, --help, and the
+ * documented exit codes (0 done, 1 refused by the server, 2 usage). */
+static void test_cli_operator_commands(void **state)
+{
+	struct env *e = *state;
+	char out[16384];
+
+	CLI(0, "release", "--help");
+	assert_non_null(strstr(out, "ringfence release create TARGET"));
+	CLI(0, "ring", "--help");
+	CLI(0, "tenant", "--help");
+	CLI(2, "release");
+	CLI(2, "release", "status", "abc");
+	CLI(2, "release", "frobnicate", "1");
+	CLI(2, "tenant", "create", "x", "--window", "2am");
+
+	CLI(0, "tenant", "create", "foxtrot", "--ring", "canary", "--pin", "n-1", "--window",
+	    "22:00-02:00");
+	assert_non_null(strstr(out, "enrollment token"));
+	assert_non_null(strstr(out, "rfe_"));
+	CLI(1, "tenant", "create", "foxtrot");
+	assert_non_null(strstr(out, "exists"));
+	CLI(0, "tenant", "show", "foxtrot");
+	assert_non_null(strstr(out, "pin n-1, window 22:00-02:00"));
+	CLI(0, "tenant", "set", "foxtrot", "--pin", "latest", "--window", "none");
+	assert_non_null(strstr(out, "pin latest, window any time"));
+	CLI(0, "tenant", "list");
+	CLI(0, "tenant", "token", "foxtrot");
+	assert_non_null(strstr(out, "rfe_"));
+
+	CLI(0, "ring", "add", "pilot", "--position", "1");
+	CLI(0, "ring", "list");
+	assert_non_null(strstr(out, "pilot"));
+	CLI(1, "ring", "delete", "canary"); /* the tenant uses it */
+	CLI(0, "ring", "delete", "pilot");
+
+	add_target(e, "packs/rules-cli.rfp", "rules-cli", "");
+	CLI(0, "release", "create", "packs/rules-cli.rfp");
+	assert_non_null(strstr(out, "release 1  packs/rules-cli.rfp  active"));
+	CLI(1, "release", "create", "packs/missing.rfp");
+	assert_non_null(strstr(out, "not published"));
+	CLI(0, "release", "status", "1");
+	assert_non_null(strstr(out, "canary"));
+	CLI(0, "release", "halt", "1", "--reason", "cli test");
+	assert_non_null(strstr(out, "halted"));
+	assert_non_null(strstr(out, "cli test"));
+	CLI(1, "release", "halt", "1");
+	CLI(0, "release", "resume", "1");
+	CLI(0, "release", "list");
+	assert_non_null(strstr(out, "packs/rules-cli.rfp"));
+	CLI(0, "release", "rollback", "1", "--json");
+	assert_non_null(strstr(out, "\"status\": \"rolled-back\""));
+	CLI(1, "release", "status", "7");
+
+	/* A wrong token is refused; an unreachable server is exit 2. */
+	char bad[400];
+	snprintf(bad, sizeof(bad), "%s/bad-token", e->dir);
+	assert_int_equal(rf_file_write_atomic(bad, "rfa_00000000000000000000000000000000000000000000"
+						   "00000000000000000000\n", 69, 0600), 0);
+	CLI(1, "release", "list", "--token-file", bad);
+	CLI(2, "release", "list", "--server", "http://127.0.0.1:1");
+}
+
 int main(int argc, char **argv)
 {
 	const struct CMUnitTest tests[] = {
@@ -755,13 +952,17 @@ int main(int argc, char **argv)
 		cmocka_unit_test_setup_teardown(test_repo_metrics_dashboard, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_gate_halts_release, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_kill9_keeps_acknowledged_reports, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_silence_after_intent_halts, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_timestamp_kept_fresh, setup_short_timestamp, teardown),
+		cmocka_unit_test_setup_teardown(test_cli_operator_commands, setup, teardown),
 	};
 
-	if (argc < 2) {
-		fprintf(stderr, "usage: test-server PATH-TO-ringfenced\n");
+	if (argc < 3) {
+		fprintf(stderr, "usage: test-server PATH-TO-ringfenced PATH-TO-ringfence\n");
 		return 2;
 	}
 	ringfenced_path = argv[1];
+	ringfence_path = argv[2];
 	signal(SIGPIPE, SIG_IGN);
 	curl_global_init(CURL_GLOBAL_DEFAULT);
 	int r = cmocka_run_group_tests(tests, NULL, NULL);
