@@ -6,6 +6,7 @@
  * unless it owes the supervisor a stats line, so an idle agent costs no CPU.
  */
 #include <fcntl.h>
+#include <malloc.h>
 #include <stdarg.h>
 #include <poll.h>
 #include <signal.h>
@@ -240,6 +241,9 @@ _Noreturn void rf__agent_worker_main(const struct rf_worker_args *a)
 	}
 	free(pack);
 	rf_manifest_free(m);
+	/* Building the matchers needs far more memory than they keep: give the compile-time peak
+	 * back to the system so an idle agent stays small (docs/agent.md, figures). */
+	malloc_trim(0);
 	fault_check("RINGFENCE_FAULT_CRASH_ON_LOAD", a->hash, true);
 	fault_check("RINGFENCE_FAULT_WORKER_CRASH_ON_LOAD", a->hash, false);
 	w.scratch_buf = malloc(RF_AGENT_EVENT_LINE_MAX);
