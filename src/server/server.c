@@ -344,6 +344,24 @@ static struct rf__srv_release *rel_by_sha(struct rf_server *s, const uint8_t sha
 	return NULL;
 }
 
+/* A device's ring: its tenant's when the tenant policy sets one (a policy change moves every
+ * device of the tenant at once), else the ring it enrolled with. */
+static const char *dev_ring(const struct rf_server *s, const struct rf__srv_dev *d)
+{
+	return s->tenants[d->tenant].ring[0] ? s->tenants[d->tenant].ring : d->ring;
+}
+
+static void recount_rings(struct rf_server *s)
+{
+	for (size_t i = 0; i < s->nrings; i++)
+		s->rings[i].ndevices = 0;
+	for (size_t i = 0; i < s->capdevs; i++) {
+		int ri;
+		if (s->devtab[i] && (ri = ring_find(s, dev_ring(s, s->devtab[i]))) >= 0)
+			s->rings[ri].ndevices++;
+	}
+}
+
 /* ---- persistence formats -------------------------------------------------------------------- */
 
 static char *state_to_json(const struct rf__srv_release *rel)
@@ -663,9 +681,6 @@ static int load_device(void *ud, const struct rf_store_device *x)
 		return r;
 	}
 	s->tenants[t].ndevices++;
-	int ri = ring_find(s, d->ring);
-	if (ri >= 0)
-		s->rings[ri].ndevices++;
 	return 0;
 }
 
@@ -715,6 +730,7 @@ int rf_server_new(const struct rf_server_opts *opts, struct rf_diag *diag, struc
 		goto undo;
 	}
 	s->store->diag = &s->diag;
+	recount_rings(s);
 	*ret = s;
 	return 0;
 undo:
@@ -841,7 +857,7 @@ static int handle_enroll(struct rf_server *s, const struct rf_server_request *q,
 		nd.state_at = now;
 	}
 	memcpy(nd.cred, h, 32);
-	int old_ring = old ? ring_find(s, old->ring) : -1;
+	int old_ring = old ? ring_find(s, dev_ring(s, old)) : -1;
 	copy_str(nd.ring, sizeof(nd.ring), use_ring);
 	if (ver)
 		copy_str(nd.agent_version, sizeof(nd.agent_version), ver);
@@ -1161,7 +1177,8 @@ static int handle_checkin(struct rf_server *s, const struct rf_server_request *q
 
 	/* The decision: the rollout engine over at most RF_ROLLOUT_DECIDE_MAX newest releases. */
 	size_t first = s->nrels > RF_ROLLOUT_DECIDE_MAX ? s->nrels - RF_ROLLOUT_DECIDE_MAX : 0;
-	struct rf_rollout_device rd = {.id = d->id, .id_len = d->id_len, .ring = d->ring, .current = -1};
+	struct rf_rollout_device rd = {
+		.id = d->id, .id_len = d->id_len, .ring = dev_ring(s, d), .current = -1};
 	if (cur_rel) {
 		size_t idx = (size_t)(cur_rel - s->rels);
 		if (idx >= first)
@@ -1591,6 +1608,7 @@ static int admin_tenants(struct rf_server *s, const struct rf_server_request *q,
 			goto done;
 		}
 		s->tenants[ti] = t;
+		recount_rings(s);
 		e = rf__srv_reply_json(r, 200, tenant_json(&t));
 	} else if (!strcmp(q->method, "POST") && ti >= 0 && !strcmp(sub, "token")) {
 		struct rf__srv_tenant t = s->tenants[ti];
@@ -2004,7 +2022,7 @@ static void aggregate(struct rf_server *s, int64_t now)
 
 			if (!h->release || !(rel = rel_by_id(s, h->release)))
 				continue;
-			ri = rf_rollout_ring_index(&rel->sched, d->ring);
+			ri = rf_rollout_ring_index(&rel->sched, dev_ring(s, d));
 			if (ri < 0 || h->intent_at < rel->resumed_at)
 				continue;
 			struct rf_rollout_health *x = &rel->health[ri];

@@ -545,6 +545,22 @@ static void test_bad_requests_rejected(void **state)
 	assert_string_equal(jstr(j, "pin", NULL), "n-1");
 	assert_string_equal(jstr(j, "window", "start"), "22:00");
 	json_decref(j);
+	/* The tenant's ring policy moves its enrolled device (enrolled without one: last ring). */
+	EXPECT_STATUS(200, http(e, "GET", "/v1/admin/rings", e->admin, &j, NULL));
+	assert_string_equal(jstr(json_array_get(json_object_get(j, "rings"), 2), "name", NULL), "broad");
+	assert_int_equal(json_integer_value(json_object_get(
+				 json_array_get(json_object_get(j, "rings"), 2), "devices")), 1);
+	json_decref(j);
+	EXPECT_STATUS(200, http(e, "PUT", "/v1/admin/tenants/gamma", e->admin, NULL,
+				"{\"ring\":\"canary\"}"));
+	EXPECT_STATUS(200, http(e, "GET", "/v1/admin/rings", e->admin, &j, NULL));
+	assert_int_equal(json_integer_value(json_object_get(
+				 json_array_get(json_object_get(j, "rings"), 0), "devices")), 1);
+	assert_int_equal(json_integer_value(json_object_get(
+				 json_array_get(json_object_get(j, "rings"), 2), "devices")), 0);
+	json_decref(j);
+	EXPECT_STATUS(400, http(e, "PUT", "/v1/admin/tenants/gamma", e->admin, NULL,
+				"{\"ring\":\"nowhere\"}"));
 
 	/* Nothing above was recorded: the one good report is the only one (a retry of it is a
 	 * duplicate, a new id is new). The store is read after the server stops. */
