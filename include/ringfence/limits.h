@@ -67,6 +67,10 @@
 #define RF_SIGMA_COND_DEPTH_MAX 32u
 /* One value (pattern): what one pack string may hold. */
 #define RF_SIGMA_PATTERN_MAX RF_PACK_STRING_MAX
+/* Steps spent matching 'x of pattern*' against identifier names, per rule. Each match costs up to
+ * name x pattern steps (both <= RF_NAME_MAX); real rules spend < 10,000 steps; 2^24 bounds an
+ * adversarial condition to a few milliseconds. */
+#define RF_SIGMA_MATCH_STEPS_MAX (1u << 24)
 
 /* ---- trust (TUF) ------------------------------------------------------------------------ */
 

@@ -162,6 +162,7 @@ struct ctx {
 	size_t nids;
 	uint32_t *atom_hash;
 	unsigned cond_depth;
+	size_t match_steps; /* ident_match work, bounded by RF_SIGMA_MATCH_STEPS_MAX */
 };
 
 static int fail(struct ctx *c, int code, const char *fmt, ...) RF_PRINTF(3, 4);
@@ -1120,12 +1121,18 @@ static int cond_err(struct ctx *c, struct cond *k, const char *expected)
 		    expected, k->ts, got);
 }
 
-/* '*' wildcards, no escapes (the spec's identifier patterns). Iterative, O(|p| * |s|). */
-static bool ident_match(const char *p, size_t pn, const char *s, size_t sn)
+/* '*' wildcards, no escapes (the spec's identifier patterns). Greedy with one backtrack point:
+ * O(|p| * |s|) per call, so every step is charged to a budget for the whole rule (a condition of
+ * many long patterns against many identifiers must not take quadratic-times-quadratic time).
+ * 1 match, 0 no match, -E2BIG over the budget. */
+static int ident_match(struct ctx *c, const char *p, size_t pn, const char *s, size_t sn)
 {
 	size_t pi = 0, si = 0, star = SIZE_MAX, mark = 0;
 
 	while (si < sn) {
+		if (++c->match_steps > RF_SIGMA_MATCH_STEPS_MAX)
+			return fail(c, -E2BIG, "condition patterns need more than %u matching steps",
+				    RF_SIGMA_MATCH_STEPS_MAX);
 		if (pi < pn && p[pi] == '*') {
 			star = pi++;
 			mark = si;
@@ -1136,7 +1143,7 @@ static bool ident_match(const char *p, size_t pn, const char *s, size_t sn)
 			pi = star + 1;
 			si = ++mark;
 		} else {
-			return false;
+			return 0;
 		}
 	}
 	while (pi < pn && p[pi] == '*')
@@ -1161,15 +1168,20 @@ static int parse_quantified(struct ctx *c, struct cond *k, struct vec *v)
 	advance(k); /* of */
 	if (k->t != T_WORD || is_reserved(k))
 		return cond_err(c, k, "a search identifier pattern or 'them'");
+	if (k->tn > RF_NAME_MAX)
+		return fail(c, -E2BIG, "condition '%s': pattern longer than %u bytes", k->qcond,
+			    RF_NAME_MAX);
 	bool them = word_is(k, k->ts, k->tn, "them");
 	size_t matched = 0;
 	for (size_t i = 0; i < c->nids; i++) {
 		const struct node *nm = c->ids[i].name;
-		bool hit = them ? !(nm->len && nm->s[0] == '_')
-				: ident_match(k->s + k->ts, k->tn, nm->s, nm->len);
-		if (!hit)
+		int r = them ? !(nm->len && nm->s[0] == '_')
+			     : ident_match(c, k->s + k->ts, k->tn, nm->s, nm->len);
+		if (r < 0)
+			return r;
+		if (!r)
 			continue;
-		int r = vec_append(c, v, &c->ids[i].code);
+		r = vec_append(c, v, &c->ids[i].code);
 		if (r >= 0)
 			r = join(c, v, matched, all ? RF_I_AND : RF_I_OR);
 		if (r < 0)
@@ -1489,6 +1501,11 @@ static int compile_rule(struct ctx *c, const struct node *root)
 	for (size_t i = 0; i + 1 < det->nkids; i += 2) {
 		if (det->kids[i] == cond || scalar_is(det->kids[i], "condition"))
 			continue;
+		if (det->kids[i]->len > RF_NAME_MAX) {
+			char q[64];
+			return fail(c, -E2BIG, "search identifier '%s' longer than %u bytes",
+				    qs(q, sizeof(q), det->kids[i]), RF_NAME_MAX);
+		}
 		struct ident *id = &c->ids[c->nids++];
 		id->name = det->kids[i];
 		r = compile_ident(c, id, det->kids[i + 1]);

@@ -571,6 +571,18 @@ static void test_limits_sizes(void **state)
 	bput(&b, "  condition: s\n");
 	snprintf(want, sizeof(want), "more than %u entries", RF_SIGMA_MAP_MAX);
 	expect_reject(b.p, -E2BIG, want);
+	/* identifier patterns: many costly non-matches per condition term run out of budget */
+	char as[130];
+	memset(as, 'a', sizeof(as));
+	b.n = 0;
+	bput(&b, HEADER "detection:\n");
+	for (unsigned i = 0; i < 900; i++)
+		bput(&b, "  %.*s%03u: {A: x}\n", 124, as, i);
+	bput(&b, "  %.*sb: {A: y}\n  condition: 1 of *b", 126, as);
+	for (unsigned i = 0; i < 20; i++)
+		bput(&b, " or 1 of *%.*sb", 126, as);
+	bput(&b, "\n");
+	expect_reject(b.p, -E2BIG, "matching steps");
 	/* node count */
 	b.n = 0;
 	bput(&b, HEADER "x: [");
