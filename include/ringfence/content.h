@@ -142,6 +142,7 @@ struct rf_engine_stats {
 	uint64_t events;     /* events evaluated */
 	uint64_t unknown;    /* events of a type the manifest does not supply (no rule can match) */
 	uint64_t truncated;  /* events with a field value cut at RF_EVENT_VALUE_MAX */
+	uint64_t atoms;      /* atoms that matched */
 	uint64_t rules_run;  /* rule programs executed (after the prefilter) */
 	uint64_t matches;    /* alerts raised */
 	uint64_t violations; /* run-time index/stack checks that failed (must stay 0) */

@@ -27,6 +27,9 @@
 /* One string (id, title, author, field name, pattern). The longest SigmaHQ value is < 1 KiB;
  * 4 KiB bounds the regex Vectorscan must compile from one pattern. */
 #define RF_PACK_STRING_MAX 4096u
+/* One atom's pattern. The longest value in SigmaHQ is 346 bytes; 1 KiB keeps the regex the glob
+ * becomes (<= 4 bytes per literal byte) far below Vectorscan's expression length limit. */
+#define RF_PATTERN_MAX 1024u
 /* Instructions in one rule program. The largest SigmaHQ rule compiles to a few hundred; the
  * program's cost per event is bounded by this (P3). */
 #define RF_RULE_CODE_MAX 4096u
@@ -34,8 +37,9 @@
  * the deepest SigmaHQ condition needs < 10. */
 #define RF_RULE_STACK_MAX 64u
 /* Largest trigger set (atoms) the prefilter keeps per rule; a rule whose set would be larger
- * runs on every event of its type instead (correct, just slower). */
-#define RF_TRIGGER_SET_MAX 64u
+ * runs on every event of its type instead (correct, just slower). Sigma rules with long value
+ * lists (hashes, tool names) need hundreds; the index costs one word per entry. */
+#define RF_TRIGGER_SET_MAX 4096u
 /* Agent manifest: event types, fields per event, name length. A Sysmon-style agent has ~30
  * event types with < 40 fields each. */
 #define RF_MANIFEST_MAX (1u * 1024 * 1024)

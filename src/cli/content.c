@@ -123,9 +123,18 @@ static int cmd_verify(int argc, char **argv)
 		goto out;
 	}
 	rc = 0;
+	bool compiled = false;
 	for (size_t i = 0; i < nm; i++) {
 		unsigned before = d.count;
 		r = rf_pack_check(pk, ms[i], &d);
+		if (r == 0 && !compiled) {
+			/* Build the matchers as the agent will: Vectorscan's full compile can refuse a
+			 * pattern its parser accepted (resource limits); the publisher must see that. */
+			struct rf_engine *e = NULL;
+			r = rf_engine_load(buf, n, ms[i], &e, &d);
+			rf_engine_free(e);
+			compiled = r == 0;
+		}
 		if (r < 0) {
 			fprintf(stderr, "%s: rejected by %s %s (%s): %u problem%s\n", pack,
 				rf_manifest_agent(ms[i]), rf_manifest_version(ms[i]), mpaths[i],

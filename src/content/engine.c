@@ -156,8 +156,11 @@ static int compile_db(const struct rf_engine *e, const uint32_t *atoms, uint32_t
 			   ((a->flags & RF_ATOM_CASED) ? 0 : HS_FLAG_CASELESS);
 		ids[i] = atoms[i];
 	}
-	if (hs_compile_multi((const char *const *)exprs, flags, ids, n, HS_MODE_BLOCK, NULL, ret,
-			     &err) != HS_SUCCESS) {
+	/* Tune the database for the CPU it runs on (the agent compiles on its own host). */
+	hs_platform_info_t plat;
+	bool have_plat = hs_populate_platform(&plat) == HS_SUCCESS;
+	if (hs_compile_multi((const char *const *)exprs, flags, ids, n, HS_MODE_BLOCK,
+			     have_plat ? &plat : NULL, ret, &err) != HS_SUCCESS) {
 		r = rf_diag_report(d, -ENOEXEC, "engine: Vectorscan rejected %s (expression %d): %s",
 				   what, err ? err->expression : -1, err ? err->message : "?");
 		hs_free_compile_error(err);
@@ -172,66 +175,87 @@ out:
 	return r;
 }
 
-struct tset {
-	uint32_t start, len;
-	bool all;
+/*
+ * Trigger sets, computed symbolically over the program: ATOM a -> {a} (a NULL atom, true when
+ * the field is absent, -> "all": no set); TRUE -> all; FALSE -> {} (never true); NOT x -> all;
+ * x AND y -> the smaller of the two sets (either must match); x OR y -> their union (all if either
+ * is all). Sets are trees of union nodes (one node per instruction, each used once), flattened at
+ * the end, so the cost is linear in the program length.
+ */
+struct tnode {
+	uint32_t left, right; /* children for a union; left = atom for a leaf */
+	uint32_t size;        /* upper bound of the set's size */
+	uint8_t kind;         /* 0 all, 1 leaf, 2 union, 3 empty */
 };
 
-/* Trigger sets (see the file comment). pool must hold code_len * 2 * RF_TRIGGER_SET_MAX. */
-static struct tset trigger_set(const struct rf_pack *pk, const struct rf_prule *r, uint32_t *pool,
-			       struct tset *st)
+/* Returns the number of atoms written to out (at most code_len), or -1 for "all". */
+static int trigger_set(const struct rf_pack *pk, const struct rf_prule *r, struct tnode *nodes,
+		       uint32_t *st, uint32_t *walk, uint32_t *out)
 {
-	uint32_t top = 0, used = 0;
+	uint32_t top = 0, nn = 0;
 
 	for (uint32_t k = 0; k < r->code_len; k++) {
-		uint32_t in = pk->code[r->code_off + k], op = RF_INSN_OP(in);
-		struct tset a, b;
+		uint32_t in = pk->code[r->code_off + k], op = RF_INSN_OP(in), a, b;
 		switch (op) {
 		case RF_I_ATOM:
-			if (pk->atoms[RF_INSN_ARG(in)].op == RF_OP_NULL) {
-				st[top++] = (struct tset){0, 0, true};
-			} else {
-				pool[used] = RF_INSN_ARG(in);
-				st[top++] = (struct tset){used++, 1, false};
-			}
+			if (pk->atoms[RF_INSN_ARG(in)].op == RF_OP_NULL)
+				nodes[nn] = (struct tnode){0, 0, 0, 0};
+			else
+				nodes[nn] = (struct tnode){RF_INSN_ARG(in), 0, 1, 1};
+			st[top++] = nn++;
 			break;
 		case RF_I_TRUE:
-			st[top++] = (struct tset){0, 0, true};
+			nodes[nn] = (struct tnode){0, 0, 0, 0};
+			st[top++] = nn++;
 			break;
 		case RF_I_FALSE:
-			st[top++] = (struct tset){used, 0, false};
+			nodes[nn] = (struct tnode){0, 0, 0, 3};
+			st[top++] = nn++;
 			break;
 		case RF_I_NOT:
-			st[top - 1] = (struct tset){0, 0, true};
+			nodes[nn] = (struct tnode){0, 0, 0, 0};
+			st[top - 1] = nn++;
 			break;
 		case RF_I_AND:
 			b = st[--top];
 			a = st[top - 1];
-			if (a.all || (!b.all && b.len < a.len))
+			if (nodes[a].kind == 0 ||
+			    (nodes[b].kind != 0 && nodes[b].size < nodes[a].size))
 				st[top - 1] = b;
 			break;
 		case RF_I_OR:
 			b = st[--top];
 			a = st[top - 1];
-			if (a.all || b.all || a.len + b.len > RF_TRIGGER_SET_MAX) {
-				st[top - 1] = (struct tset){0, 0, true};
-			} else {
-				memmove(pool + used, pool + a.start, a.len * sizeof(*pool));
-				memmove(pool + used + a.len, pool + b.start, b.len * sizeof(*pool));
-				st[top - 1] = (struct tset){used, a.len + b.len, false};
-				used += a.len + b.len;
-			}
+			if (nodes[a].kind == 0 || nodes[b].kind == 0)
+				nodes[nn] = (struct tnode){0, 0, 0, 0};
+			else
+				nodes[nn] = (struct tnode){a, b, nodes[a].size + nodes[b].size, 2};
+			st[top - 1] = nn++;
 			break;
 		}
 	}
-	return st[0];
+	uint32_t root = st[0], n = 0, w = 0;
+	if (nodes[root].kind == 0 || nodes[root].size > RF_TRIGGER_SET_MAX)
+		return -1;
+	walk[w++] = root;
+	while (w) {
+		const struct tnode *t = &nodes[walk[--w]];
+		if (t->kind == 1)
+			out[n++] = t->left;
+		else if (t->kind == 2) {
+			walk[w++] = t->left;
+			walk[w++] = t->right;
+		}
+	}
+	return (int)n;
 }
 
 static int build_triggers(struct rf_engine *e, struct rf_diag *d)
 {
 	const struct rf_pack *pk = e->pk;
 	uint32_t maxlen = 1, *pool = NULL, *cnt = NULL, *rs_start = NULL, *rs_len = NULL;
-	struct tset *st = NULL;
+	uint32_t *st = NULL, *walk = NULL;
+	struct tnode *nodes = NULL;
 	uint32_t *always_cnt = NULL;
 	size_t total = 0;
 	int r = -ENOMEM;
@@ -239,34 +263,35 @@ static int build_triggers(struct rf_engine *e, struct rf_diag *d)
 	for (uint32_t i = 0; i < pk->n_rules; i++)
 		if (pk->rules[i].code_len > maxlen)
 			maxlen = pk->rules[i].code_len;
-	/* Keep every rule's final set: sets are stored in one growing array. */
-	size_t poolcap = (size_t)maxlen * 2 * RF_TRIGGER_SET_MAX + 1;
-	pool = malloc(poolcap * sizeof(*pool));
+	/* Every rule's final set is kept in sets[] (at most one entry per ATOM instruction). */
+	pool = malloc(((size_t)maxlen + 1) * sizeof(*pool));
+	walk = malloc(((size_t)maxlen + 1) * sizeof(*walk));
+	nodes = malloc(((size_t)maxlen + 1) * sizeof(*nodes));
 	st = malloc((RF_RULE_STACK_MAX + 1) * sizeof(*st));
-	uint32_t *sets = malloc(((size_t)pk->n_rules * RF_TRIGGER_SET_MAX + 1) * sizeof(*sets));
+	uint32_t *sets = malloc(((size_t)pk->n_code + 1) * sizeof(*sets));
 	rs_start = calloc(pk->n_rules + 1, sizeof(*rs_start));
 	rs_len = calloc(pk->n_rules + 1, sizeof(*rs_len));
 	cnt = calloc((size_t)pk->n_atoms + 1, sizeof(*cnt));
 	always_cnt = calloc(e->n_ev + 1, sizeof(*always_cnt));
 	e->trig_off = calloc((size_t)pk->n_atoms + 1, sizeof(*e->trig_off));
 	e->always = malloc((pk->n_rules + 1) * sizeof(*e->always));
-	if (!pool || !st || !sets || !rs_start || !rs_len || !cnt || !always_cnt || !e->trig_off ||
+	if (!pool || !walk || !nodes || !st || !sets || !rs_start || !rs_len || !cnt || !always_cnt || !e->trig_off ||
 	    !e->always)
 		goto out;
 	size_t nsets = 0;
 	for (uint32_t i = 0; i < pk->n_rules; i++) {
-		struct tset t = trigger_set(pk, &pk->rules[i], pool, st);
-		if (t.all) {
+		int t = trigger_set(pk, &pk->rules[i], nodes, st, walk, pool);
+		if (t < 0) {
 			rs_len[i] = UINT32_MAX;
 			always_cnt[e->rule_ev[i]]++;
 			continue;
 		}
 		rs_start[i] = (uint32_t)nsets;
-		rs_len[i] = t.len;
-		memcpy(sets + nsets, pool + t.start, t.len * sizeof(*sets));
-		nsets += t.len;
-		for (uint32_t k = 0; k < t.len; k++)
-			cnt[pool[t.start + k]]++;
+		rs_len[i] = (uint32_t)t;
+		memcpy(sets + nsets, pool, (size_t)t * sizeof(*sets));
+		nsets += (size_t)t;
+		for (int k = 0; k < t; k++)
+			cnt[pool[k]]++;
 	}
 	for (uint32_t a = 0; a < pk->n_atoms; a++) {
 		e->trig_off[a] = (uint32_t)total;
@@ -299,6 +324,8 @@ static int build_triggers(struct rf_engine *e, struct rf_diag *d)
 	r = 0;
 out:
 	free(pool);
+	free(walk);
+	free(nodes);
 	free(st);
 	free(sets);
 	free(rs_start);
@@ -428,7 +455,8 @@ static int build(struct rf_engine *e, const struct rf_manifest *m, struct rf_dia
 				(void)rf__pack_parse_ip(p->s, p->len, nm->ip);
 		}
 	}
-	/* Per-field string databases. */
+	/* Per-field string databases. (Splitting a field's patterns into literal, anchored and
+	 * wildcard databases was measured: no gain on the SigmaHQ set, so one database per field.) */
 	for (uint32_t f = 0; f < nf; f++) {
 		uint32_t k = 0;
 		if (!cs[f])
@@ -561,6 +589,7 @@ static void mark(struct rf_engine_scratch *s, uint32_t a)
 	if (s->bits[a >> 6] & bit)
 		return;
 	s->bits[a >> 6] |= bit;
+	s->st.atoms++;
 	for (uint32_t k = e->trig_off[a]; k < e->trig_off[a + 1]; k++) {
 		uint32_t r = e->trig_rules[k];
 		if (s->rule_stamp[r] != s->stamp) {

@@ -122,11 +122,14 @@ const char *rf__pack_atom_problem(unsigned t, unsigned op, unsigned flags, const
 	if (op < RF_OP_EQ || op > RF_OP_NULL)
 		return "unknown operator";
 	if (op == RF_OP_KEYWORD)
-		return t == 0 ? NULL : "keyword atom names a field";
+		return t != 0 ? "keyword atom names a field"
+		       : n > RF_PATTERN_MAX ? "pattern longer than RF_PATTERN_MAX (1024 bytes)" : NULL;
 	if (t == 0)
 		return "atom has no field";
 	if (op == RF_OP_EXISTS || op == RF_OP_NULL)
 		return n == 0 ? NULL : "exists/null atom carries a pattern";
+	if (n > RF_PATTERN_MAX)
+		return "pattern longer than RF_PATTERN_MAX (1024 bytes)";
 	switch (t) {
 	case RF_FT_STRING:
 		return NULL;

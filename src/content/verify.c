@@ -229,8 +229,14 @@ static int decode_fields(struct rf_pack *pk, const uint8_t *s, uint32_t count, s
 	return bad;
 }
 
-/* Checks that a string pattern compiles in Vectorscan: the verifier must not accept what the
- * agent's matcher would refuse. */
+/*
+ * Checks that a string pattern is accepted by Vectorscan's parser. Patterns without wildcards
+ * become pure literals (every byte \xNN, at most RF_PATTERN_MAX of them), which Vectorscan always
+ * accepts, so only patterns with '*' or '?' are parsed here: that keeps verification linear and
+ * fast. The parser does not predict every resource limit of a full compile, so the agent's load
+ * (rf_engine_load) compiles everything for real and refuses the pack if anything fails, and
+ * `ringfence content verify` builds the matchers too, so the publisher sees the same result.
+ */
 static const char *pattern_compiles(const struct rf_patom *a, const struct rf_pstr *p)
 {
 	char stackbuf[1024], *re = stackbuf;
@@ -239,6 +245,8 @@ static const char *pattern_compiles(const struct rf_patom *a, const struct rf_ps
 	hs_compile_error_t *err = NULL;
 	const char *why = NULL;
 
+	if (!memchr(p->s, '*', p->len) && !memchr(p->s, '?', p->len))
+		return NULL;
 	if (cap > sizeof(stackbuf) && !(re = malloc(cap)))
 		return "out of memory";
 	if (rf__pack_glob_regex(a->op, p->s, p->len, re, cap) < 0) {
