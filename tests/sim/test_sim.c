@@ -279,6 +279,97 @@ static void test_pinned_results(void **state)
 	assert_int_equal(bad, 0);
 }
 
+/* Run `ringfence sim ARGS...` with stdout to out_path; returns the exit code. */
+static int run_cli(const char *out_path, const char *const *args)
+{
+	char exe[4096];
+	const char *build = getenv("RF_BUILD_ROOT");
+	snprintf(exe, sizeof(exe), "%s/src/cli/ringfence", build ? build : ".");
+	if (access(exe, X_OK) < 0)
+		skip();
+	pid_t pid = fork();
+	assert_true(pid >= 0);
+	if (pid == 0) {
+		const char *argv[16] = {exe, "sim"};
+		size_t n = 2;
+		for (size_t i = 0; args[i] && n < 15; i++)
+			argv[n++] = args[i];
+		argv[n] = NULL;
+		if (!freopen(out_path, "w", stdout) || !freopen("/dev/null", "w", stderr))
+			_exit(127);
+		execv(exe, (char *const *)argv);
+		_exit(127);
+	}
+	int st;
+	assert_int_equal(waitpid(pid, &st, 0), pid);
+	assert_true(WIFEXITED(st));
+	return WEXITSTATUS(st);
+}
+
+static char *slurp(const char *path)
+{
+	uint8_t *p = NULL;
+	size_t n = 0;
+	int r = rf_file_read(path, 64u << 20, &p, &n);
+	if (r < 0)
+		fail_msg("%s: %s", path, rf_strerror(r));
+	return (char *)p;
+}
+
+static void test_cli(void **state)
+{
+	char dir[] = "/tmp/rf-test-sim-XXXXXX", out[64], path[256];
+	assert_non_null(mkdtemp(dir));
+	snprintf(out, sizeof(out), "%s/stdout", dir);
+
+	assert_int_equal(run_cli(out, (const char *const[]){"--help", NULL}), 0);
+	char *text = slurp(out);
+	assert_non_null(strstr(text, "usage: ringfence sim"));
+	free(text);
+	assert_int_equal(run_cli(out, (const char *const[]){NULL}), 2);
+	assert_int_equal(run_cli(out, (const char *const[]){"no-such-scenario", NULL}), 2);
+	assert_int_equal(run_cli(out, (const char *const[]){"../../etc/passwd", NULL}), 2);
+	assert_int_equal(run_cli(out, (const char *const[]){"--devices", "0", "x", NULL}), 2);
+	assert_int_equal(run_cli(out, (const char *const[]){"--seed", "-1", "x", NULL}), 2);
+	assert_int_equal(run_cli(out, (const char *const[]){"--bogus", NULL}), 2);
+	assert_int_equal(run_cli(out, (const char *const[]){"--list", NULL}), 0);
+	text = slurp(out);
+	assert_non_null(strstr(text, "crowdstrike-2024-07-19"));
+	assert_non_null(strstr(text, "push-to-all"));
+	free(text);
+
+	/* A real run: both policies in the table, a CSV and an SVG per policy. */
+	char outdir[96];
+	snprintf(outdir, sizeof(outdir), "%s/out", dir);
+	assert_int_equal(
+	    run_cli(out, (const char *const[]){"crowdstrike-2024-07-19", "--devices", "20000",
+					       "--duration", "7200", "--out", outdir, NULL}),
+	    0);
+	text = slurp(out);
+	assert_non_null(strstr(text, "scenario"));
+	assert_non_null(strstr(text, "crowdstrike-2024-07-19       push-to-all    20000    20000"));
+	assert_non_null(strstr(text, "crowdstrike-2024-07-19       default"));
+	free(text);
+	snprintf(path, sizeof(path), "%s/crowdstrike-2024-07-19--push-to-all.csv", outdir);
+	text = slurp(path);
+	assert_int_equal(
+	    strncmp(text, "t_s,healthy,crashed,recovering,on_bad,exposed,halted\n", 52), 0);
+	size_t lines = 0;
+	for (char *c = text; *c; c++)
+		lines += *c == '\n';
+	assert_int_equal(lines, 1 + 7200 / 60 + 1); /* header + one row a minute, both ends */
+	free(text);
+	snprintf(path, sizeof(path), "%s/crowdstrike-2024-07-19--default.svg", outdir);
+	text = slurp(path);
+	assert_int_equal(strncmp(text, "<svg ", 5), 0);
+	assert_non_null(strstr(text, "</svg>"));
+	free(text);
+
+	char cmd[256];
+	snprintf(cmd, sizeof(cmd), "rm -rf '%s'", dir);
+	assert_int_equal(system(cmd), 0);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -289,6 +380,7 @@ int main(void)
 	    cmocka_unit_test(test_default_policy_promises),
 	    cmocka_unit_test(test_default_policy_crowdstrike_goals),
 	    cmocka_unit_test(test_pinned_results),
+	    cmocka_unit_test(test_cli),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
