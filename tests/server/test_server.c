@@ -844,6 +844,58 @@ static void test_timestamp_kept_fresh(void **state)
 		fail_msg("timestamp.json still version %lld: not refreshed", version);
 }
 
+static long long metric(struct env *e, const char *name)
+{
+	char *body, *p;
+	long long v = -1;
+
+	EXPECT_STATUS(200, http_raw(e, "GET", "/metrics", NULL, NULL, 0, &body));
+	for (p = body; (p = strstr(p, name)); p++)
+		if ((p == body || p[-1] == '\n') && p[strlen(name)] == ' ') {
+			v = strtoll(p + strlen(name) + 1, NULL, 10);
+			break;
+		}
+	free(body);
+	return v;
+}
+
+/* A check-in that changes nothing writes nothing: the database (its WAL) does not grow and no
+ * flush happens while 300 unchanged check-ins are answered; they are all counted. */
+static void test_unchanged_checkins_write_nothing(void **state)
+{
+	struct env *e = *state;
+	char tok[80], cred[80], sha[65], wal[400];
+	struct stat st0, st1;
+	json_t *j;
+
+	tenant(e, "hotel", "canary", tok);
+	enroll(e, tok, "h-1", cred);
+	add_target(e, "packs/rules-h.rfp", "rules-h", "");
+	EXPECT_STATUS(201, http(e, "POST", "/v1/admin/releases", e->admin, &j,
+				"{\"target\":\"packs/rules-h.rfp\"}"));
+	snprintf(sha, sizeof(sha), "%s", jstr(j, "sha256", NULL));
+	json_decref(j);
+	json_decref(checkin(e, cred, "h-1", sha, 0)); /* a change: now on the release */
+	long long flushed = 0;
+	for (int i = 0; i < 100 && flushed < 1; i++) { /* bounded: the next tick flushes it */
+		sleep_ms(100);
+		flushed = metric(e, "ringfence_flushed_rows_total");
+	}
+	assert_true(flushed >= 1);
+	long long checkins0 = metric(e, "ringfence_checkins_total");
+	snprintf(wal, sizeof(wal), "%s-wal", e->db);
+	assert_int_equal(stat(wal, &st0), 0);
+	for (int i = 0; i < 300; i++) {
+		j = checkin(e, cred, "h-1", sha, 0);
+		assert_string_equal(jstr(j, "action", NULL), "stay");
+		json_decref(j);
+	}
+	assert_int_equal(stat(wal, &st1), 0);
+	assert_int_equal(metric(e, "ringfence_flushed_rows_total"), flushed);
+	assert_int_equal(metric(e, "ringfence_checkins_total"), checkins0 + 300);
+	assert_true(st1.st_size == st0.st_size && st1.st_mtime == st0.st_mtime);
+}
+
 /* Run `ringfence ARGS...` with the server and token in the environment; returns the exit code
  * and the output (stdout + stderr) in out. */
 static int run_cli(struct env *e, char *out, size_t cap, const char *const *args)
@@ -971,6 +1023,7 @@ int main(int argc, char **argv)
 		cmocka_unit_test_setup_teardown(test_silence_after_intent_halts, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_timestamp_kept_fresh, setup_short_timestamp, teardown),
 		cmocka_unit_test_setup_teardown(test_cli_operator_commands, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_unchanged_checkins_write_nothing, setup, teardown),
 	};
 
 	if (argc < 3) {

@@ -1,0 +1,192 @@
+/*
+ * Tests of the SQLite store (src/server/store.h): every record kind round-trips through close
+ * and reopen, reports are idempotent by (device, report id) and commit the device state with
+ * them, a database from a newer schema is refused untouched, and the database is in WAL mode
+ * with synchronous=FULL (the durability P8 relies on).
+ */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <cmocka.h>
+#include <sqlite3.h>
+
+#include "server/store.h"
+
+struct seen {
+	int rings, tenants, releases, devices;
+	char ring0[32], tenant_pin[16], release_state[64], device_state[32], history[64];
+	uint8_t token_hash[32];
+	int64_t win_end;
+	uint64_t alerts;
+};
+
+static int on_ring(void *ud, const struct rf_store_ring *r)
+{
+	struct seen *s = ud;
+	if (s->rings++ == 0)
+		snprintf(s->ring0, sizeof(s->ring0), "%s", r->name);
+	return 0;
+}
+
+static int on_tenant(void *ud, const struct rf_store_tenant *t)
+{
+	struct seen *s = ud;
+	s->tenants++;
+	snprintf(s->tenant_pin, sizeof(s->tenant_pin), "%s", t->pin);
+	memcpy(s->token_hash, t->token_hash, 32);
+	s->win_end = t->win_end_min;
+	return 0;
+}
+
+static int on_release(void *ud, const struct rf_store_release *r)
+{
+	struct seen *s = ud;
+	s->releases++;
+	snprintf(s->release_state, sizeof(s->release_state), "%s", r->state_json);
+	return 0;
+}
+
+static int on_device(void *ud, const struct rf_store_device *d)
+{
+	struct seen *s = ud;
+	s->devices++;
+	snprintf(s->device_state, sizeof(s->device_state), "%s", d->state);
+	snprintf(s->history, sizeof(s->history), "%s", d->history);
+	s->alerts = d->alerts;
+	return 0;
+}
+
+static const struct rf_store_visitor visitor = {on_ring, on_tenant, on_release, on_device};
+
+static void db_path(char *out, size_t n)
+{
+	char dir[] = "/tmp/rf-test-store-XXXXXX";
+	assert_non_null(mkdtemp(dir));
+	snprintf(out, n, "%s/s.db", dir);
+}
+
+static void cleanup(const char *path)
+{
+	char p[512];
+	static const char *const suffix[] = {"", "-wal", "-shm"};
+	for (int i = 0; i < 3; i++) {
+		snprintf(p, sizeof(p), "%s%s", path, suffix[i]);
+		unlink(p);
+	}
+	snprintf(p, sizeof(p), "%s", path);
+	*strrchr(p, '/') = 0;
+	rmdir(p);
+}
+
+static void test_roundtrip_and_idempotent_reports(void **state)
+{
+	char path[256];
+	struct rf_store *st;
+	struct seen s = {0};
+	bool dup = true;
+	uint64_t n;
+
+	db_path(path, sizeof(path));
+	assert_int_equal(rf_store_open_sqlite(path, NULL, &st), 0);
+	struct rf_store_tenant t = {.name = "acme", .ring = NULL, .pin = "n-1", .win_start_min = 60,
+				    .win_end_min = 180};
+	memset(t.token_hash, 0xab, 32);
+	assert_int_equal(rf_store_tenant_put(st, &t), 0);
+	struct rf_store_ring r = {"pilot", 5};
+	assert_int_equal(rf_store_ring_put(st, &r), 0);
+	assert_int_equal(rf_store_ring_delete(st, "nope"), -ENOENT);
+	struct rf_store_release rel = {.id = 1, .target = "packs/a.rfp", .length = 10, .version = 1,
+				       .custom_json = "{}", .created_at = 5, .state_json = "s1"};
+	assert_int_equal(rf_store_release_put(st, &rel), 0);
+	rel.state_json = "s2"; /* update by id keeps one row */
+	assert_int_equal(rf_store_release_put(st, &rel), 0);
+	struct rf_store_release clash = rel;
+	clash.id = 2; /* same target, other id: refused */
+	assert_int_equal(rf_store_release_put(st, &clash), -EEXIST);
+	struct rf_store_device d = {.id = "dev-1", .tenant = "acme", .ring = "canary",
+				    .agent_version = "0.1", .manifest_hash = "", .state = "enrolled",
+				    .history = "", .alerts = 7};
+	assert_int_equal(rf_store_devices_put(st, &d, 1), 0);
+	struct rf_store_report rep = {.device_id = "dev-1", .report_id = "r-1", .event = "intent",
+				      .target = "packs/a.rfp", .sha256_hex = "", .release_id = 1,
+				      .time = 1, .received_at = 2, .detail = ""};
+	d.state = "intent";
+	d.history = "[[1,2,0,0,0,0,0,0,0]]";
+	assert_int_equal(rf_store_report_add(st, &rep, &d, &dup), 0);
+	assert_false(dup);
+	/* The same id again: duplicate, and the device state given with it is NOT written. */
+	d.state = "crashed";
+	assert_int_equal(rf_store_report_add(st, &rep, &d, &dup), 0);
+	assert_true(dup);
+	assert_int_equal(rf_store_reports_count(st, "dev-1", &n), 0);
+	assert_int_equal(n, 1);
+	assert_int_equal(rf_store_reports_count(st, NULL, &n), 0);
+	assert_int_equal(n, 1);
+	rf_store_close(st);
+
+	assert_int_equal(rf_store_open_sqlite(path, NULL, &st), 0);
+	assert_int_equal(rf_store_load(st, &visitor, &s), 0);
+	rf_store_close(st);
+	assert_int_equal(s.rings, 4); /* canary, early, broad + pilot */
+	assert_string_equal(s.ring0, "canary");
+	assert_int_equal(s.tenants, 1);
+	assert_string_equal(s.tenant_pin, "n-1");
+	assert_int_equal(s.win_end, 180);
+	assert_int_equal(s.token_hash[31], 0xab);
+	assert_int_equal(s.releases, 1);
+	assert_string_equal(s.release_state, "s2");
+	assert_int_equal(s.devices, 1);
+	assert_string_equal(s.device_state, "intent");
+	assert_string_equal(s.history, "[[1,2,0,0,0,0,0,0,0]]");
+	assert_int_equal(s.alerts, 7);
+	cleanup(path);
+}
+
+static void test_newer_schema_refused_and_wal_full(void **state)
+{
+	char path[256];
+	struct rf_store *st;
+	struct rf_diag d = {0};
+	sqlite3 *db;
+	sqlite3_stmt *q;
+
+	db_path(path, sizeof(path));
+	assert_int_equal(rf_store_open_sqlite(path, NULL, &st), 0);
+	rf_store_close(st);
+	assert_int_equal(sqlite3_open(path, &db), SQLITE_OK);
+	assert_int_equal(sqlite3_prepare_v2(db, "PRAGMA journal_mode", -1, &q, NULL), SQLITE_OK);
+	assert_int_equal(sqlite3_step(q), SQLITE_ROW);
+	assert_string_equal((const char *)sqlite3_column_text(q, 0), "wal");
+	sqlite3_finalize(q);
+	assert_int_equal(sqlite3_exec(db, "PRAGMA user_version = 99", NULL, NULL, NULL), SQLITE_OK);
+	sqlite3_close(db);
+	assert_int_equal(rf_store_open_sqlite(path, &d, &st), -EPROTO);
+	assert_non_null(strstr(d.first, "newer"));
+	/* Untouched: still version 99. */
+	assert_int_equal(sqlite3_open(path, &db), SQLITE_OK);
+	assert_int_equal(sqlite3_prepare_v2(db, "PRAGMA user_version", -1, &q, NULL), SQLITE_OK);
+	assert_int_equal(sqlite3_step(q), SQLITE_ROW);
+	assert_int_equal(sqlite3_column_int(q, 0), 99);
+	sqlite3_finalize(q);
+	sqlite3_close(db);
+	/* A path that cannot be opened: -EIO with a message. */
+	struct rf_diag d2 = {0};
+	assert_int_equal(rf_store_open_sqlite("/nonexistent-dir/x.db", &d2, &st), -EIO);
+	assert_true(d2.count > 0);
+	cleanup(path);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_roundtrip_and_idempotent_reports),
+		cmocka_unit_test(test_newer_schema_refused_and_wal_full),
+	};
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
