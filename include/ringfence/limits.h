@@ -69,8 +69,9 @@
 /* Parentheses and 'not' nesting in a condition: the parser recurses once per level; the deepest
  * SigmaHQ condition nests 3. Program length is RF_RULE_CODE_MAX, stack RF_RULE_STACK_MAX. */
 #define RF_SIGMA_COND_DEPTH_MAX 32u
-/* One value (pattern): what one pack string may hold. */
-#define RF_SIGMA_PATTERN_MAX RF_PACK_STRING_MAX
+/* One value (pattern): what one pack atom may hold (RF_PATTERN_MAX), checked at compile time so
+ * the author sees the rule and the line. */
+#define RF_SIGMA_PATTERN_MAX RF_PATTERN_MAX
 /* Steps spent matching 'x of pattern*' against identifier names, per rule. Each match costs up to
  * name x pattern steps (both <= RF_NAME_MAX); real rules spend < 10,000 steps; 2^24 bounds an
  * adversarial condition to a few milliseconds. */
