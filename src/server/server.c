@@ -698,6 +698,12 @@ int rf_server_new(const struct rf_server_opts *opts, struct rf_diag *diag, struc
 	s->clock_ud = opts->clock_ud;
 	s->poll_interval = opts->poll_interval_s ? opts->poll_interval_s : 300;
 	memcpy(s->admin_hash, opts->admin_hash, 32);
+	/* Never NULL, so "rr + first" is defined even with no release yet. */
+	s->rr = calloc(1, sizeof(*s->rr));
+	if (!s->rr) {
+		r = -ENOMEM;
+		goto undo;
+	}
 	if (RAND_bytes(s->hash_key, sizeof(s->hash_key)) != 1) {
 		r = -EIO;
 		goto undo;
