@@ -120,6 +120,7 @@ struct node {
 	unsigned line;	    /* 1-based line in the file, for messages */
 	enum skind sk;	    /* N_SCALAR */
 	bool bval;	    /* S_BOOL */
+	bool plain;	    /* N_SCALAR: unquoted and untagged */
 	const char *s;	    /* N_SCALAR: NUL-terminated copy */
 	size_t len;	    /* N_SCALAR: length without the NUL (may hold NUL bytes) */
 	struct node **kids; /* N_SEQ items; N_MAP key, value, key, value, ... */
@@ -443,7 +444,9 @@ static int yaml_load(struct ctx *c, const uint8_t *p, size_t n, struct node **re
 				goto out_event;
 			}
 			nd->len = ev.data.scalar.length;
-			if (ev.data.scalar.style == YAML_PLAIN_SCALAR_STYLE && !ev.data.scalar.tag)
+			nd->plain =
+			    ev.data.scalar.style == YAML_PLAIN_SCALAR_STYLE && !ev.data.scalar.tag;
+			if (nd->plain)
 				resolve_plain(nd);
 			else
 				nd->sk = S_STR;
@@ -561,6 +564,10 @@ static int check_map(struct ctx *c, const struct node *m, const char *what)
 
 		if (k->kind != N_SCALAR)
 			return fail(c, -EBADMSG, "%s: a key at line %u is not a string", what,
+				    k->line);
+		if (k->plain && k->len == 2 && !memcmp(k->s, "<<", 2))
+			return fail(c, -ENOTSUP,
+				    "%s: YAML merge keys ('<<') are not supported (line %u)", what,
 				    k->line);
 		for (size_t j = 0; j < i; j += 2) {
 			const struct node *k2 = m->kids[j];
@@ -1131,7 +1138,8 @@ static int ident_match(struct ctx *c, const char *p, size_t pn, const char *s, s
 
 	while (si < sn) {
 		if (++c->match_steps > RF_SIGMA_MATCH_STEPS_MAX)
-			return fail(c, -E2BIG, "condition patterns need more than %u matching steps",
+			return fail(c, -E2BIG,
+				    "condition patterns need more than %u matching steps",
 				    RF_SIGMA_MATCH_STEPS_MAX);
 		if (pi < pn && p[pi] == '*') {
 			star = pi++;

@@ -364,6 +364,8 @@ static void test_rule_level_rejections(void **state)
 		      -ENOTSUP, "multi-document");
 	expect_reject(HEADER "x: &anchor {A: b}\ndetection: {a: *anchor, condition: a}\n", -ENOTSUP,
 		      "YAML aliases");
+	expect_reject(HEADER "detection:\n  a:\n    <<: {A: b}\n  condition: a\n", -ENOTSUP,
+		      "YAML merge keys");
 	expect_reject(HEADER "level: severe\ndetection: {a: {A: b}, condition: a}\n", -EBADMSG,
 		      "level 'severe'");
 	expect_reject(HEADER "title: again\ndetection: {a: {A: b}, condition: a}\n", -EBADMSG,
