@@ -125,9 +125,12 @@ static int persist(const struct rf_tuf_client *c, const char *role, const struct
 
 	if (r == 0)
 		r = rf_file_write_atomic(path, md->raw, md->rawlen, 0644);
-	if (r < 0)
-		return rf_diag_report(d, r, "cannot store trusted %s metadata: %s", role,
+	if (r < 0) {
+		char rq[80];
+		return rf_diag_report(d, r, "cannot store trusted %s metadata: %s",
+				      rf_diag_quote(rq, sizeof(rq), role, strlen(role)),
 				      rf_strerror(r));
+	}
 	return 0;
 }
 
@@ -420,7 +423,11 @@ static int load_role(struct rf_tuf_client *c, const char *role, enum rf__tuf_typ
 
 	if (f->has_length && f->length > RF_FILE_MAX)
 		max = RF_FILE_MAX;
-	snprintf(what, sizeof(what), "%s metadata", role);
+	{
+		char rq[RF_TUF_NAME_MAX + 8];
+		snprintf(what, sizeof(what), "%s metadata",
+			 rf_diag_quote(rq, sizeof(rq), role, strlen(role)));
+	}
 	if (old && old->version == f->version && !rf__tuf_md_expired(old, now) &&
 	    rf__tuf_file_check(f, old->raw, old->rawlen, what, NULL) == 0) {
 		*ret = old;
