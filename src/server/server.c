@@ -1666,9 +1666,10 @@ json_t *rf__srv_release_json(struct rf_server *s, const struct rf__srv_release *
 				       "rollbacks", (json_int_t)b->rollbacks, "rejections",
 				       (json_int_t)b->rejections, "silent", (json_int_t)b->silent,
 				       "exposure_s", (json_int_t)b->exposure_s);
-		const char *verdict = c->verdict == RF_ROLLOUT_V_PASS ? "pass"
-				      : c->verdict == RF_ROLLOUT_V_FAIL ? "fail"
-									: "wait";
+		const char *verdict = rel->st.rings[i].phase == RF_ROLLOUT_NOT_STARTED ? "none"
+				      : c->verdict == RF_ROLLOUT_V_PASS		      ? "pass"
+				      : c->verdict == RF_ROLLOUT_V_FAIL		      ? "fail"
+										      : "wait";
 		json_array_append_new(
 			rings, json_pack("{s:s,s:s,s:i,s:f,s:I,s:o,s:o,s:{s:s,s:s,s:f}}", "ring",
 					 rel->sched.rings[i].name, "phase",

@@ -131,9 +131,10 @@ int rf__srv_dashboard(struct rf_server *s, struct rf_server_reply *r)
 				(unsigned long long)h->failed, (unsigned long long)h->crashes,
 				(unsigned long long)h->rollbacks, (unsigned long long)h->silent,
 				(unsigned long long)b->failed, (unsigned long long)b->devices,
-				c->verdict == RF_ROLLOUT_V_PASS   ? "pass"
-				: c->verdict == RF_ROLLOUT_V_FAIL ? "FAIL"
-								  : "wait",
+				rel->st.rings[k].phase == RF_ROLLOUT_NOT_STARTED ? "-"
+				: c->verdict == RF_ROLLOUT_V_PASS		  ? "pass"
+				: c->verdict == RF_ROLLOUT_V_FAIL		  ? "FAIL"
+										  : "wait",
 				rf_rollout_metric_name(c->metric), c->p_value);
 		}
 		fputs("</table>", f);
