@@ -12,6 +12,9 @@
 #include "ringfence/content.h"
 #include "ringfence/limits.h"
 
+/* The duplicate-name table below has 512 slots and stores field index + 1 in 16 bits. */
+_Static_assert(RF_EVENT_FIELDS_MAX < 256, "event name table too small for RF_EVENT_FIELDS_MAX");
+
 struct pstate {
 	const uint8_t *p;
 	size_t n, i;
