@@ -61,9 +61,13 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
 		if (!q)
 			return MHD_NO;
 		q->max = rf_server_body_max(url);
-		if (cl && (rf_parse_u64(cl, &n) < 0 || n > q->max))
-			q->too_large = true;
 		*con_cls = q;
+		/* Declared too large: answer now, before a byte of the body is read (MHD then
+		 * discards the body and closes the connection). */
+		if (cl && (rf_parse_u64(cl, &n) < 0 || n > q->max)) {
+			q->too_large = true;
+			return queue_static(c, 413, too_large_json);
+		}
 		return MHD_YES;
 	}
 	if (*upload_size) {
