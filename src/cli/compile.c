@@ -6,8 +6,9 @@
  * same pack bytes; symbolic links to directories are not followed). Each rule is compiled by
  * src/content/sigma.c and added with rf_pack_builder_add(); a rule that fails is reported on
  * stderr with its reason and left out, the rest still make the pack (--strict: any rejection
- * means no pack). The pack is written atomically (rf_file_write_atomic), so PACK is always the old
- * or the new file. Exit: 0 all compiled; 1 some rules rejected; 2 usage or I/O error.
+ * means no pack; nor is one written when no rule compiled, so working content is never replaced
+ * by an empty pack). The pack is written atomically (rf_file_write_atomic), so PACK is always the
+ * old or the new file. Exit: 0 all compiled; 1 some rules rejected; 2 usage or I/O error.
  */
 #include <dirent.h>
 #include <errno.h>
