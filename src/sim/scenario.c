@@ -380,6 +380,8 @@ static int parse_ring(const json_t *e, size_t i, struct rf_sim_ring_spec *ring, 
 		return rf_diag_report(d, -EBADMSG, "%s: must be an object", where);
 	if ((r = get_str(e, where, "name", true, ring->name, sizeof(ring->name), d)) < 0 ||
 	    (r = get_real(e, where, "share", 0, 1, NAN, &ring->share, d)) < 0 ||
+	    (r = get_u32(e, where, "min_devices", 0, RF_SIM_DEVICES_MAX, 0, &ring->min_devices,
+			 d)) < 0 ||
 	    (r = get_u32(e, where, "not_before_s", 0, RF_SIM_DURATION_MAX, 0, &ring->not_before_s,
 			 d)) < 0)
 		return r;

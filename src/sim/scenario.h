@@ -96,6 +96,7 @@ enum rf_sim_retry {
 struct rf_sim_ring_spec {
 	char name[RF_ROLLOUT_RING_NAME_MAX];
 	double share;	       /* share of the fleet in this ring (shares are normalised) */
+	uint32_t min_devices;  /* ... but at least this many (a canary ring is a set of machines) */
 	uint32_t not_before_s; /* signed: earliest open, seconds after the release is published */
 	unsigned nsteps;
 	struct rf_rollout_step steps[RF_SIM_RAMP_MAX];

@@ -974,14 +974,18 @@ static int setup(struct sim *s)
 			? RF_ROLLOUT_PIN_N1
 			: RF_ROLLOUT_PIN_N;
 	}
-	double cum = 0;
+	/* Ring k holds max(share * n, min_devices) devices (what is left, at most); the last ring
+	 * takes the rest. */
 	s->ring_start[0] = 0;
 	for (unsigned k = 0; k < p->nrings; k++) {
-		cum += p->rings[k].share;
-		double e = cum * s->n;
-		s->ring_start[k + 1] = k + 1 == p->nrings ? s->n : (uint32_t)llround(e);
-		if (s->ring_start[k + 1] < s->ring_start[k])
-			s->ring_start[k + 1] = s->ring_start[k];
+		uint32_t left = s->n - s->ring_start[k];
+		double want = (double)p->rings[k].share * s->n;
+		uint32_t size = want >= left ? left : (uint32_t)llround(want);
+		if (size < p->rings[k].min_devices)
+			size = p->rings[k].min_devices;
+		if (size > left || k + 1 == p->nrings)
+			size = left;
+		s->ring_start[k + 1] = s->ring_start[k] + size;
 	}
 
 	/* The guard state every device starts from: the baseline loaded, survived probation. */
