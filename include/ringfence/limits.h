@@ -30,6 +30,10 @@
 /* One atom's pattern. The longest value in SigmaHQ is 346 bytes; 1 KiB keeps the regex the glob
  * becomes (<= 4 bytes per literal byte) far below Vectorscan's expression length limit. */
 #define RF_PATTERN_MAX 1024u
+/* Wildcards ('*', '?') in one pattern. Vectorscan refuses some patterns with ~256 '?' as "too
+ * large" only at full compile (its parser accepts them), so the verifier bounds them instead;
+ * SigmaHQ values use at most a handful. */
+#define RF_PATTERN_WILDCARDS_MAX 64u
 /* Instructions in one rule program. The largest SigmaHQ rule compiles to a few hundred; the
  * program's cost per event is bounded by this (P3). */
 #define RF_RULE_CODE_MAX 4096u

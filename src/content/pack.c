@@ -108,6 +108,20 @@ bool rf__pack_parse_ip(const char *s, size_t n, uint8_t ret[16])
 	return false;
 }
 
+/* Unescaped '*' and '?' in a glob (the escapes as in ir.h). */
+static size_t glob_wildcards(const uint8_t *p, size_t n)
+{
+	size_t w = 0;
+
+	for (size_t i = 0; i < n; i++) {
+		if (p[i] == '\\' && i + 1 < n && (p[i + 1] == '*' || p[i + 1] == '?' || p[i + 1] == '\\'))
+			i++;
+		else if (p[i] == '*' || p[i] == '?')
+			w++;
+	}
+	return w;
+}
+
 /* Why an atom is invalid for a field of type t (NULL if valid). t is 0 for a keyword atom. */
 const char *rf__pack_atom_problem(unsigned t, unsigned op, unsigned flags, const uint8_t *pat,
 				  size_t n);
@@ -123,13 +137,18 @@ const char *rf__pack_atom_problem(unsigned t, unsigned op, unsigned flags, const
 		return "unknown operator";
 	if (op == RF_OP_KEYWORD)
 		return t != 0 ? "keyword atom names a field"
-		       : n > RF_PATTERN_MAX ? "pattern longer than RF_PATTERN_MAX (1024 bytes)" : NULL;
+		       : n > RF_PATTERN_MAX ? "pattern longer than RF_PATTERN_MAX (1024 bytes)"
+		       : glob_wildcards(pat, n) > RF_PATTERN_WILDCARDS_MAX
+			       ? "more than RF_PATTERN_WILDCARDS_MAX (64) wildcards in the pattern"
+			       : NULL;
 	if (t == 0)
 		return "atom has no field";
 	if (op == RF_OP_EXISTS || op == RF_OP_NULL)
 		return n == 0 ? NULL : "exists/null atom carries a pattern";
 	if (n > RF_PATTERN_MAX)
 		return "pattern longer than RF_PATTERN_MAX (1024 bytes)";
+	if (t == RF_FT_STRING && glob_wildcards(pat, n) > RF_PATTERN_WILDCARDS_MAX)
+		return "more than RF_PATTERN_WILDCARDS_MAX (64) wildcards in the pattern";
 	switch (t) {
 	case RF_FT_STRING:
 		return NULL;

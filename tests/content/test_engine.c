@@ -265,6 +265,20 @@ static void test_int_ip(void **state)
 	assert_int_equal(one(port, false, NC, "{\"event\":\"network_connection\",\"DestinationPort\":445}"), 1);
 }
 
+/* A pattern at the wildcard limit verifies, compiles and matches. */
+static void test_wildcard_limit(void **state)
+{
+	char wild[RF_PATTERN_WILDCARDS_MAX + 1], json[256];
+	memset(wild, '?', sizeof(wild) - 1);
+	wild[sizeof(wild) - 1] = '\0';
+	struct rf_ir_atom a = {"CommandLine", S, RF_OP_EQ, 0, (const uint8_t *)wild, sizeof(wild) - 1};
+	snprintf(json, sizeof(json), "{\"event\":\"process_creation\",\"CommandLine\":\"%s\"}", wild);
+	assert_int_equal(one(a, false, PC, json), 1);
+	json[strlen(json) - 3] = '\0';
+	strcat(json, "\"}");
+	assert_int_equal(one(a, false, PC, json), 0);
+}
+
 static void test_builder_rejects(void **state)
 {
 	struct rf_pack_builder *b;
@@ -278,13 +292,18 @@ static void test_builder_rejects(void **state)
 	struct rf_ir_atom bad_ip = A("SourceIp", RF_FT_IP, RF_OP_EQ, 0, "300.1.1.1");
 	struct rf_ir_atom bad_flag = A("Image", S, RF_OP_EQ, 0x80, "x");
 	struct rf_ir_atom bad_ex = A("Image", S, RF_OP_EXISTS, 0, "x");
+	char wild[RF_PATTERN_WILDCARDS_MAX + 2];
+	memset(wild, '?', sizeof(wild) - 1);
+	wild[sizeof(wild) - 1] = '\0';
+	struct rf_ir_atom bad_wild = {"Image", S, RF_OP_CONTAINS, 0, (const uint8_t *)wild, sizeof(wild) - 1};
 	struct {
 		struct rf_ir_atom *a;
 		const uint32_t *c;
 		size_t nc;
 	} cases[] = {{&ok, c2, 2},      {&ok, c3, 1},       {&ok, c4, 1},
 		     {&ok, c5, 2},      {&bad_int, c1, 1},  {&bad_int2, c1, 1},
-		     {&bad_ip, c1, 1},  {&bad_flag, c1, 1}, {&bad_ex, c1, 1}};
+		     {&bad_ip, c1, 1},  {&bad_flag, c1, 1}, {&bad_ex, c1, 1},
+		     {&bad_wild, c1, 1}};
 
 	assert_int_equal(rf_pack_builder_new(&b), 0);
 	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
@@ -454,6 +473,7 @@ int main(void)
 		cmocka_unit_test(test_absent_exists_null),
 		cmocka_unit_test(test_int_ip),
 		cmocka_unit_test(test_builder_rejects),
+		cmocka_unit_test(test_wildcard_limit),
 		cmocka_unit_test(test_field_291),
 		cmocka_unit_test(test_type_mismatch_and_event),
 		cmocka_unit_test(test_logic_and_prefilter),
