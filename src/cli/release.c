@@ -272,6 +272,7 @@ int rf_cli_release(int argc, char **argv)
 			"usage: ringfence release create TARGET        create a release from a published TUF target\n"
 			"       ringfence release list                  every release, newest first\n"
 			"       ringfence release status ID             per ring: admitted share, health vs baseline, gate\n"
+			"       ringfence release hold ID [--reason R]  no new devices, no ring advances; devices on it stay\n"
 			"       ringfence release halt ID [--reason R]  stop offering it (devices on it go back)\n"
 			"       ringfence release resume ID             continue on the signed schedule\n"
 			"       ringfence release rollback ID [--reason R]  halt for good; devices on it go back\n"
@@ -298,7 +299,8 @@ int rf_cli_release(int argc, char **argv)
 	} else if (!strcmp(cmd, "status") && o.nargs == 1 && release_id_ok(o.args[0])) {
 		snprintf(path, sizeof(path), "/v1/admin/releases/%s", o.args[0]);
 		rc = call(&o, "GET", path, NULL, &j);
-	} else if ((!strcmp(cmd, "halt") || !strcmp(cmd, "resume") || !strcmp(cmd, "rollback")) &&
+	} else if ((!strcmp(cmd, "halt") || !strcmp(cmd, "resume") || !strcmp(cmd, "rollback") ||
+		    !strcmp(cmd, "hold")) &&
 		   o.nargs == 1 && release_id_ok(o.args[0])) {
 		snprintf(path, sizeof(path), "/v1/admin/releases/%s/%s", o.args[0], cmd);
 		rc = call(&o, "POST", path, o.reason ? json_pack("{s:s}", "reason", o.reason) : NULL, &j);

@@ -1025,6 +1025,9 @@ static void test_cli_operator_commands(void **state)
 	assert_non_null(strstr(out, "cli test"));
 	CLI(1, "release", "halt", "1");
 	CLI(0, "release", "resume", "1");
+	CLI(0, "release", "hold", "1", "--reason", "weekend");
+	assert_non_null(strstr(out, "held"));
+	CLI(0, "release", "resume", "1");
 	CLI(0, "release", "list");
 	assert_non_null(strstr(out, "packs/rules-cli.rfp"));
 	CLI(0, "release", "rollback", "1", "--json");
