@@ -162,13 +162,12 @@ static void load_lkg(struct ctx *c, bool rollback)
 		return;
 	}
 	if (c->s.lkg_attempts >= c->cfg->attempt_limit) {
-		uint8_t h[RF_GUARD_HASH_LEN];
-
-		memcpy(h, c->s.lkg, RF_GUARD_HASH_LEN);
-		quarantine(c, h, RF_GUARD_REASON_LKG_CRASH_LOOP);
+		/* The LKG is given up, not quarantined: it proved itself before, and a host that
+		 * loses power repeatedly looks the same as content that crashes it. If the server
+		 * offers it again it comes back as a trial, whose crash loop does quarantine it. */
+		report(c, RF_GUARD_REPORT_ROLLED_BACK, c->s.lkg, RF_GUARD_REASON_LKG_CRASH_LOOP, 0);
 		c->s.has_lkg = 0;
 		memset(c->s.lkg, 0, RF_GUARD_HASH_LEN);
-		report(c, RF_GUARD_REPORT_ROLLED_BACK, NULL, RF_GUARD_REASON_SAFE_MODE, 0);
 		enter_safe(c);
 		return;
 	}

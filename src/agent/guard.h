@@ -14,8 +14,10 @@
  *     (LKG). That is the only way a pack becomes the LKG.
  *   - A trial pack whose attempts reach cfg->attempt_limit without surviving probation is
  *     quarantined by content hash, the LKG is loaded (attempts counted the same way) and
- *     reports are queued. If the LKG reaches the limit too it is quarantined and the agent
- *     enters safe mode: no content, but the caller keeps checking in and takes a fix.
+ *     reports are queued. If the LKG reaches the limit too the agent gives it up (it is not
+ *     quarantined: it proved itself before, and repeated power loss looks the same) and enters
+ *     safe mode: no content, but the caller keeps checking in and takes a fix. Offered again,
+ *     the old LKG comes back as a trial, whose crash loop does quarantine it.
  *   - A quarantined hash is never loaded again, whatever version it arrives under.
  *
  * Invariants (tests/agent/test_guard.c checks them after every step and every crash):
@@ -86,7 +88,7 @@ enum rf_guard_report {
 enum rf_guard_reason {
 	RF_GUARD_REASON_NONE = 0,
 	RF_GUARD_REASON_CRASH_LOOP = 1,     /* trial reached the attempt limit */
-	RF_GUARD_REASON_LKG_CRASH_LOOP = 2, /* the LKG reached the attempt limit */
+	RF_GUARD_REASON_LKG_CRASH_LOOP = 2, /* the LKG reached the attempt limit: given up */
 	RF_GUARD_REASON_VERIFY = 3,         /* failed TUF or manifest verification */
 	RF_GUARD_REASON_QUARANTINED = 4,    /* candidate is already quarantined */
 	RF_GUARD_REASON_SERVER = 5,         /* the server ordered a rollback */

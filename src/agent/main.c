@@ -430,7 +430,8 @@ static int enroll(struct agent *ag)
 		return r;
 	}
 	if ((r = rf_store_credential_set(ag->st, er.credential)) < 0 ||
-	    (r = rf_store_set_device_id(ag->st, er.device_id)) < 0 || (r = rf_store_commit(ag->st)) < 0) {
+	    (r = rf_store_set_device_id(ag->st, er.device_id)) < 0 ||
+	    (er.ring[0] && (r = rf_store_set_ring(ag->st, er.ring)) < 0) || (r = rf_store_commit(ag->st)) < 0) {
 		rf_log_error("store: cannot save the credential: %s", rf_strerror(r));
 		return r;
 	}
@@ -1017,7 +1018,10 @@ static int cmd_run(int argc, char **argv)
 		rf_store_free(ag.st);
 		return 1;
 	}
-	if (ag.o.ring)
+	/* the ring the server gave at enrollment wins over the one asked for */
+	if (rf_store_ring(ag.st)[0])
+		snprintf(ag.ring, sizeof(ag.ring), "%s", rf_store_ring(ag.st));
+	else if (ag.o.ring)
 		snprintf(ag.ring, sizeof(ag.ring), "%s", ag.o.ring);
 	{
 		size_t ml;

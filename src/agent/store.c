@@ -38,6 +38,7 @@ struct rf_store {
 	bool readonly;
 	struct rf_guard_state g;
 	char device_id[RF_STORE_TARGET_MAX + 1];
+	char ring[RF_STORE_TARGET_MAX + 1];
 	struct name names[NAMES_MAX];
 	unsigned nnames;
 	struct rf_store_quarantine q[RF_AGENT_QUARANTINE_MAX];
@@ -220,6 +221,8 @@ static json_t *state_to_json(const struct rf_store *st)
 			 "format", 1, "device_id", st->device_id, "guard", guard, "names", names,
 			 "quarantine", q, "outbox", out, "next_report", (json_int_t)st->next_report,
 			 "events", (json_int_t)st->events, "alerts", (json_int_t)st->alerts);
+	if (root)
+		json_object_set_new(root, "ring", json_string(st->ring));
 	return root;
 }
 
@@ -340,6 +343,12 @@ static int parse_state(struct rf_store *st, const uint8_t *p, size_t n, struct r
 		r = bad(d, "device_id must be a string of at most 128 bytes");
 		goto out;
 	}
+	/* "ring" came after format 1 was first written: absent means unknown */
+	if (json_object_get(root, "ring") &&
+	    copy_str(json_object_get(root, "ring"), st->ring, sizeof(st->ring)) < 0) {
+		r = bad(d, "ring must be a string of at most 128 bytes");
+		goto out;
+	}
 	if ((r = parse_guard(json_object_get(root, "guard"), &st->g, d)) < 0)
 		goto out;
 	rf_guard_config_default(&cfg);
@@ -417,6 +426,7 @@ static void reset_memory(struct rf_store *st)
 {
 	rf_guard_init(&st->g);
 	st->device_id[0] = 0;
+	st->ring[0] = 0;
 	st->nnames = 0;
 	st->nq = 0;
 	st->nout = 0;
@@ -808,6 +818,19 @@ int rf_store_set_device_id(struct rf_store *st, const char *id)
 	if (!id || strlen(id) > RF_STORE_TARGET_MAX)
 		return -EINVAL;
 	snprintf(st->device_id, sizeof(st->device_id), "%s", id);
+	return 0;
+}
+
+const char *rf_store_ring(const struct rf_store *st)
+{
+	return st->ring;
+}
+
+int rf_store_set_ring(struct rf_store *st, const char *ring)
+{
+	if (!ring || strlen(ring) > RF_STORE_TARGET_MAX)
+		return -EINVAL;
+	snprintf(st->ring, sizeof(st->ring), "%s", ring);
 	return 0;
 }
 

@@ -129,6 +129,9 @@ const struct rf_store_report *rf_store_report_at(const struct rf_store *st, size
 /* Device identity: id in state.json (commit), credential in DIR/credential (written at once). */
 const char *rf_store_device_id(const struct rf_store *st); /* "" when not enrolled */
 int rf_store_set_device_id(struct rf_store *st, const char *id) RF_WUR;
+/* The ring the server put this device in (enroll reply), "" if unknown; committed with state. */
+const char *rf_store_ring(const struct rf_store *st);
+int rf_store_set_ring(struct rf_store *st, const char *ring) RF_WUR;
 int rf_store_credential_get(const struct rf_store *st, char *out, size_t outsz) RF_WUR;
 int rf_store_credential_set(struct rf_store *st, const char *cred) RF_WUR;
 

@@ -407,9 +407,18 @@ static void test_lkg_failing_too_is_safe_mode_then_fix(void **unused)
 	assert_true(a.safe);
 	assert_int_equal(a.mem.mode, RF_GUARD_MODE_SAFE);
 	assert_false(a.mem.has_lkg);
-	assert_true(rf_guard_is_quarantined(&a.mem, H[0]));
+	assert_false(rf_guard_is_quarantined(&a.mem, H[0])); /* given up, not condemned */
+	assert_int_equal(a.loads[0], 1 + 3);
 	kill_and_boot(&a); /* safe mode survives restarts */
 	assert_true(a.safe);
+	/* the old LKG offered again is a trial: its crash loop quarantines it */
+	feed(&a, ev_of(RF_GUARD_EV_CANDIDATE, 0, 0, 0));
+	assert_int_equal(a.loaded, 0);
+	for (unsigned i = 0; i < 3; i++)
+		kill_and_boot(&a);
+	assert_true(a.safe);
+	assert_true(rf_guard_is_quarantined(&a.mem, H[0]));
+	assert_int_equal(a.loads[0], 1 + 3 + 3);
 	/* the fix arrives and is taken */
 	feed(&a, ev_of(RF_GUARD_EV_CANDIDATE, 2, 0, 0));
 	assert_int_equal(a.loaded, 2);

@@ -433,6 +433,7 @@ static void test_roundtrip_and_reopen(void **unused)
 	assert_int_equal(rf_store_quarantine_add(st, (const uint8_t *)"0123456789abcdef0123456789abcdef", "crash-loop", 5), 0);
 	assert_int_equal(rf_store_report_add(st, "healthy", h, "packs/a-1.rfp", "x", 7, &id), 0);
 	assert_int_equal(rf_store_set_device_id(st, "host-1"), 0);
+	assert_int_equal(rf_store_set_ring(st, "canary"), 0);
 	assert_int_equal(rf_store_credential_set(st, "rfd_abc"), 0);
 	rf_store_set_counters(st, 12, 3);
 	assert_int_equal(rf_store_commit(st), 0);
@@ -447,6 +448,7 @@ static void test_roundtrip_and_reopen(void **unused)
 	assert_int_equal(rf_store_report_at(st, 0)->id, id);
 	assert_string_equal(rf_store_report_at(st, 0)->event, "healthy");
 	assert_string_equal(rf_store_device_id(st), "host-1");
+	assert_string_equal(rf_store_ring(st), "canary");
 	assert_int_equal(rf_store_credential_get(st, cred, sizeof(cred)), 0);
 	assert_string_equal(cred, "rfd_abc");
 	rf_store_counters(st, &ev, &al);
