@@ -4,8 +4,10 @@
  * targets); on success every accessor the client uses runs on the result (threshold
  * verification against the file's own keys, meta/target lookups, delegation matching, length
  * and hash checks, canonical form of custom metadata). The whole input is also canonicalised.
- * Invariant checked: no crash, no leak, no read out of bounds, whatever the bytes.
+ * Invariants checked: no crash, no leak, no read out of bounds, whatever the bytes; the
+ * canonical form is a fixed point of canonicalisation (when it is valid JSON).
  */
+#include <stdbool.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -21,8 +23,24 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	size_t n;
 	int sink = 0;
 
-	if (rf_tuf_canonicalize(data, size, &canon, &n, &d) == 0)
+	if (rf_tuf_canonicalize(data, size, &canon, &n, &d) == 0) {
+		/* canonical form is a fixed point: canonicalising it again changes nothing. (Raw
+		 * control characters in strings make it invalid JSON, as in securesystemslib, so
+		 * such output cannot be re-read; anything else must round-trip exactly.) */
+		char *again = NULL;
+		size_t n2 = 0;
+		bool ctl = false;
+		for (size_t i = 0; i < n; i++)
+			ctl |= (unsigned char)canon[i] < 0x20;
+		if (rf_tuf_canonicalize((const uint8_t *)canon, n, &again, &n2, NULL) == 0) {
+			if (n2 != n || memcmp(canon, again, n) != 0)
+				abort();
+			free(again);
+		} else if (!ctl) {
+			abort();
+		}
 		free(canon);
+	}
 	if (size < 1)
 		return 0;
 	if (rf__tuf_md_parse(data + 1, size - 1, (enum rf__tuf_type)(data[0] % 4), &md, &d) < 0)
