@@ -920,19 +920,25 @@ out:
 }
 
 /* Authenticate a device request: the credential must be that of device_id. Lock held. */
-static struct rf__srv_dev *dev_auth(struct rf_server *s, const struct rf_server_request *q,
-				    const char *dev_id, struct rf_server_reply *r)
+/* Hash the device credential of a request (outside the lock: it is the costly part of
+ * authentication). Returns 0, or -1 with the 401 reply written. */
+static int dev_cred_hash(const struct rf_server_request *q, struct rf_server_reply *r, uint8_t h[32])
 {
 	const char *tok = bearer(q->authorization, "rfd_");
-	struct rf__srv_dev *d;
-	uint8_t h[32];
 
-	if (!tok) {
-		ERR(r, 401, "unauthorized", NULL, "device requests need 'Authorization: Bearer rfd_...'");
-		return NULL;
-	}
+	if (!tok)
+		return ERR(r, 401, "unauthorized", NULL,
+			   "device requests need 'Authorization: Bearer rfd_...'");
 	hash_token(tok, h);
-	d = dev_find(s, dev_id);
+	return 0;
+}
+
+/* The device dev_id if h is its credential's hash, else NULL with the reply written. Lock held. */
+static struct rf__srv_dev *dev_auth(struct rf_server *s, const uint8_t h[32], const char *dev_id,
+				    struct rf_server_reply *r)
+{
+	struct rf__srv_dev *d = dev_find(s, dev_id);
+
 	if (!d) {
 		ERR(r, 401, "unauthorized", "device_id", "unknown device: enroll first");
 		return NULL;
@@ -1045,18 +1051,6 @@ static void sb_jstr(struct sb *b, const char *s)
 	sb_printf(b, "\"");
 }
 
-static void sb_release(struct sb *b, const struct rf__srv_release *rel)
-{
-	if (!rel) {
-		sb_printf(b, "null");
-		return;
-	}
-	/* target is an identifier ([A-Za-z0-9._:/-], checked at creation): no escaping needed. */
-	sb_printf(b, "{\"id\":%lld,\"target\":\"%s\",\"sha256\":\"%s\",\"length\":%llu,\"version\":%lld}",
-		  (long long)rel->id, rel->target, rel->sha_hex, (unsigned long long)rel->length,
-		  (long long)rel->version);
-}
-
 /* Maximum tokens in a check-in body: ~40 members plus RF_SRV_QUARANTINE_MAX hashes; more is
  * not a check-in (and bounds the scanner's duplicate-key check). */
 #define CHECKIN_TOKENS_MAX 512
@@ -1072,7 +1066,7 @@ static int handle_checkin(struct rf_server *s, const struct rf_server_request *q
 	int state, health, cur = -1;
 	uint64_t crashes = 0, rollbacks = 0, events = 0, alerts = 0;
 	size_t ntok, off = 0;
-	int ret = -1, e;
+	int e;
 
 	if (q->body_len > RF_SRV_DEVICE_BODY_MAX)
 		return ERR(r, 413, "too_large", NULL, "request body of %zu bytes is over the limit of %u",
@@ -1136,16 +1130,33 @@ static int handle_checkin(struct rf_server *s, const struct rf_server_request *q
 			    ju64(&c, health, "alerts", &alerts) < 0))
 		return -1;
 
-	struct sb b = {.cap = 16384};
-	b.p = malloc(b.cap);
-	if (!b.p)
-		return ERR(r, 503, "unavailable", NULL, "out of memory");
+	uint8_t cred_h[32];
+	if (dev_cred_hash(q, r, cred_h) < 0)
+		return -1;
+
+	/* Under the lock only the device update and the decision; what the reply needs is copied
+	 * out and formatted after the lock is released. */
+	struct brief {
+		bool set;
+		int64_t id, version;
+		uint64_t length;
+		char target[RF_SRV_ID_MAX + 1], sha_hex[65];
+	} rel_out = {0}, back_out = {0};
+	struct {
+		int64_t id;
+		char target[RF_SRV_ID_MAX + 1], reason[RF_ROLLOUT_REASON_MAX];
+	} halted[8];
+	size_t nhalted = 0;
+	struct rf_rollout_answer ans;
+	int64_t now;
 
 	pthread_mutex_lock(&s->lock);
-	struct rf__srv_dev *d = dev_auth(s, q, dev_id, r);
-	if (!d)
-		goto unlock;
-	int64_t now = rf__srv_now(s);
+	struct rf__srv_dev *d = dev_auth(s, cred_h, dev_id, r);
+	if (!d) {
+		pthread_mutex_unlock(&s->lock);
+		return -1;
+	}
+	now = rf__srv_now(s);
 	d->last_seen = now;
 	d->flags |= DEV_SEEN;
 	if (has_ver && strcmp(ver, d->agent_version)) {
@@ -1190,50 +1201,79 @@ static int handle_checkin(struct rf_server *s, const struct rf_server_request *q
 		if (idx >= first)
 			rd.current = (int)(idx - first);
 	}
-	struct rf_rollout_answer ans;
 	e = rf_rollout_decide(&rd, &s->tenants[d->tenant].policy, s->rr + first, s->nrels - first, now,
 			      &ans);
-	if (e < 0) {
-		ERR(r, 503, "unavailable", NULL, "decision failed: %s", rf_strerror(e));
-		goto unlock;
+	if (e == 0) {
+		const struct rf__srv_release *target =
+			ans.release >= 0 ? &s->rels[first + (size_t)ans.release] : NULL;
+		const struct rf__srv_release *rel = ans.action == RF_ROLLOUT_GO_BACK ? cur_rel : target;
+		const struct rf__srv_release *back = ans.action == RF_ROLLOUT_GO_BACK ? target : NULL;
+		struct brief *out[2] = {&rel_out, &back_out};
+		const struct rf__srv_release *in[2] = {rel, back};
+		for (int k = 0; k < 2; k++) {
+			if (!in[k])
+				continue;
+			out[k]->set = true;
+			out[k]->id = in[k]->id;
+			out[k]->version = in[k]->version;
+			out[k]->length = in[k]->length;
+			memcpy(out[k]->target, in[k]->target, sizeof(out[k]->target));
+			memcpy(out[k]->sha_hex, in[k]->sha_hex, sizeof(out[k]->sha_hex));
+		}
+		for (size_t i = s->nrels; i-- > 0 && nhalted < 8;) {
+			const struct rf__srv_release *hr = &s->rels[i];
+			if (hr->st.status != RF_ROLLOUT_HALTED && hr->st.status != RF_ROLLOUT_ROLLED_BACK)
+				continue;
+			halted[nhalted].id = hr->id;
+			memcpy(halted[nhalted].target, hr->target, sizeof(halted[0].target));
+			memcpy(halted[nhalted].reason, hr->st.halt_reason, sizeof(halted[0].reason));
+			nhalted++;
+		}
 	}
-	const struct rf__srv_release *target =
-		ans.release >= 0 ? &s->rels[first + (size_t)ans.release] : NULL;
+	pthread_mutex_unlock(&s->lock);
+	if (e < 0)
+		return ERR(r, 503, "unavailable", NULL, "decision failed: %s", rf_strerror(e));
+
+	struct sb b = {.cap = 16384};
+	b.p = malloc(b.cap);
+	if (!b.p)
+		return ERR(r, 503, "unavailable", NULL, "out of memory");
 	const char *action = ans.action == RF_ROLLOUT_INSTALL   ? "install"
 			     : ans.action == RF_ROLLOUT_GO_BACK ? "rollback"
 								: "stay";
-	sb_printf(&b, "{\"action\":\"%s\",\"reason\":\"%s\",\"release\":", action,
+	sb_printf(&b, "{\"action\":\"%s\",\"reason\":\"%s\"", action,
 		  rf_rollout_reason_name(ans.reason));
-	sb_release(&b, ans.action == RF_ROLLOUT_GO_BACK ? cur_rel : target);
-	sb_printf(&b, ",\"rollback_to\":");
-	sb_release(&b, ans.action == RF_ROLLOUT_GO_BACK ? target : NULL);
+	const struct brief *br[2] = {&rel_out, &back_out};
+	static const char *const key[2] = {"release", "rollback_to"};
+	for (int k = 0; k < 2; k++) {
+		/* target is an identifier ([A-Za-z0-9._:/-], checked at creation): no escaping. */
+		if (!br[k]->set)
+			sb_printf(&b, ",\"%s\":null", key[k]);
+		else
+			sb_printf(&b,
+				  ",\"%s\":{\"id\":%lld,\"target\":\"%s\",\"sha256\":\"%s\","
+				  "\"length\":%llu,\"version\":%lld}",
+				  key[k], (long long)br[k]->id, br[k]->target, br[k]->sha_hex,
+				  (unsigned long long)br[k]->length, (long long)br[k]->version);
+	}
 	sb_printf(&b, ",\"halted\":[");
-	for (size_t i = s->nrels, k = 0; i-- > 0 && k < 8;) {
-		const struct rf__srv_release *hr = &s->rels[i];
-		if (hr->st.status != RF_ROLLOUT_HALTED && hr->st.status != RF_ROLLOUT_ROLLED_BACK)
-			continue;
-		sb_printf(&b, "%s{\"release\":%lld,\"target\":\"%s\",\"reason\":", k ? "," : "",
-			  (long long)hr->id, hr->target);
-		sb_jstr(&b, hr->st.halt_reason);
+	for (size_t i = 0; i < nhalted; i++) {
+		sb_printf(&b, "%s{\"release\":%lld,\"target\":\"%s\",\"reason\":", i ? "," : "",
+			  (long long)halted[i].id, halted[i].target);
+		sb_jstr(&b, halted[i].reason);
 		sb_printf(&b, "}");
-		k++;
 	}
 	sb_printf(&b, "],\"poll_interval\":%u,\"server_time\":%lld}", s->poll_interval, (long long)now);
 	if (b.full) {
-		ERR(r, 503, "unavailable", NULL, "reply too large");
-		goto unlock;
+		free(b.p);
+		return ERR(r, 503, "unavailable", NULL, "reply too large");
 	}
 	atomic_fetch_add(&s->m_checkins, 1);
 	r->status = 200;
 	r->content_type = "application/json";
 	r->body = b.p;
 	r->len = b.n;
-	b.p = NULL;
-	ret = 0;
-unlock:
-	pthread_mutex_unlock(&s->lock);
-	free(b.p);
-	return ret;
+	return 0;
 }
 
 static int handle_report(struct rf_server *s, const struct rf_server_request *q,
@@ -1267,8 +1307,11 @@ static int handle_report(struct rf_server *s, const struct rf_server_request *q,
 		goto out;
 	}
 
+	uint8_t cred_h[32];
+	if (dev_cred_hash(q, r, cred_h) < 0)
+		goto out;
 	pthread_mutex_lock(&s->lock);
-	struct rf__srv_dev *d = dev_auth(s, q, dev_id, r);
+	struct rf__srv_dev *d = dev_auth(s, cred_h, dev_id, r);
 	if (!d)
 		goto unlock;
 	int64_t now = rf__srv_now(s);
