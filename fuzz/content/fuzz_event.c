@@ -66,31 +66,42 @@ static void init(void)
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
-	static struct rf_event ev;
+	static struct rf_event ev[RF_ENGINE_BATCH_MAX];
+	const struct rf_event *evp[RF_ENGINE_BATCH_MAX];
 	uint8_t *scratch;
-	size_t i = 0;
+	size_t i = 0, nb = 0;
+	int singles = 0;
 
 	if (!engine)
 		init();
+	/* Each line unescapes into its own part of scratch (never longer than the line), so the
+	 * parsed events of a batch stay valid together. */
 	scratch = malloc(size ? size : 1);
 	if (!scratch)
 		return 0;
-	while (i < size) {
+	while (i < size && nb < RF_ENGINE_BATCH_MAX) {
 		const uint8_t *nl = memchr(data + i, '\n', size - i);
 		size_t end = nl ? (size_t)(nl - data) : size;
 		struct rf_diag d = {0};
-		if (rf_event_parse(data + i, end - i, scratch, end - i, &ev, &d) == 0) {
+		if (rf_event_parse(data + i, end - i, scratch + i, end - i, &ev[nb], &d) == 0) {
 			struct rf_engine_stats st;
-			if (rf_engine_eval(engine, &ev, scr, NULL, NULL, NULL) < 0)
+			int r = rf_engine_eval(engine, &ev[nb], scr, NULL, NULL, NULL);
+			if (r < 0)
 				abort();
+			singles += r;
 			rf_engine_scratch_stats(scr, &st);
 			if (st.violations)
 				abort();
+			evp[nb] = &ev[nb];
+			nb++;
 		} else if (d.count == 0) {
 			abort(); /* every rejection must say why */
 		}
 		i = end + 1;
 	}
+	/* The batch path must agree with the one-at-a-time path. */
+	if (rf_engine_eval_batch(engine, evp, nb, scr, NULL, NULL, NULL) != singles)
+		abort();
 	free(scratch);
 	return 0;
 }

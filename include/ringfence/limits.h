@@ -58,6 +58,10 @@
 /* Bytes of one field value the matcher scans. Longer values are truncated and the event is
  * flagged, so the scan cost per event is at most RF_EVENT_FIELDS_MAX x this (docs/engine.md). */
 #define RF_EVENT_VALUE_MAX 8192u
+/* Events per rf_engine_eval_batch call. Scanning each field's database over a batch keeps it in
+ * cache; 32 events amortise that while the per-thread scratch stays small (32 x (atoms / 8 +
+ * 16 x fields) bytes, ~100 KiB for the SigmaHQ process_creation pack). */
+#define RF_ENGINE_BATCH_MAX 32u
 /* Sigma compiler (sigma.c): YAML from anyone. One rule file: the largest SigmaHQ rule is 295 KiB
  * (a hash list), process_creation ones < 32 KiB; 1 MiB bounds the parser's time and memory. */
 #define RF_SIGMA_FILE_MAX (1024u * 1024)

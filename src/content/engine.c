@@ -74,9 +74,15 @@ struct rf_engine {
 struct rf_engine_scratch {
 	const struct rf_engine *e;
 	hs_scratch_t *hs;
-	uint64_t *bits;
-	uint32_t *rule_stamp, *cand, *matches, *field_stamp;
-	uint32_t n_cand, n_matches, stamp;
+	size_t words;           /* 64-bit words of one event's atom bit set */
+	uint64_t *bits;         /* RF_ENGINE_BATCH_MAX bit sets */
+	uint64_t *cur;          /* the bit set Vectorscan matches go to */
+	uint32_t *field_stamp;  /* [slot * n_fields + f] == stamp: field f present in event slot */
+	const char **fval;      /* [slot * n_fields + f]: its (truncated) value */
+	uint32_t *flen;
+	uint32_t *rule_stamp, *cand, *matches;
+	uint32_t n_cand, n_matches, stamp, rstamp;
+	uint32_t ev_type[RF_ENGINE_BATCH_MAX];
 	struct rf_engine_stats st;
 };
 
@@ -538,17 +544,21 @@ int rf_engine_scratch_new(const struct rf_engine *e, struct rf_engine_scratch **
 {
 	const struct rf_pack *pk = e->pk;
 	struct rf_engine_scratch *s = calloc(1, sizeof(*s));
-	int r = -ENOMEM;
+	size_t nf = (size_t)pk->n_fields + 1, B = RF_ENGINE_BATCH_MAX;
 
 	if (!s)
 		return -ENOMEM;
 	s->e = e;
-	s->bits = calloc(pk->n_atoms / 64 + 1, sizeof(*s->bits));
+	s->words = pk->n_atoms / 64 + 1;
+	s->bits = calloc(s->words * B, sizeof(*s->bits));
+	s->field_stamp = calloc(nf * B, sizeof(*s->field_stamp));
+	s->fval = calloc(nf * B, sizeof(*s->fval));
+	s->flen = calloc(nf * B, sizeof(*s->flen));
 	s->rule_stamp = calloc(pk->n_rules + 1, sizeof(*s->rule_stamp));
 	s->cand = calloc(pk->n_rules + 1, sizeof(*s->cand));
 	s->matches = calloc(pk->n_rules + 1, sizeof(*s->matches));
-	s->field_stamp = calloc(pk->n_fields + 1, sizeof(*s->field_stamp));
-	if (!s->bits || !s->rule_stamp || !s->cand || !s->matches || !s->field_stamp)
+	if (!s->bits || !s->field_stamp || !s->fval || !s->flen || !s->rule_stamp || !s->cand ||
+	    !s->matches)
 		goto fail;
 	for (uint32_t f = 0; f < pk->n_fields; f++)
 		if (e->pf[f].db && hs_alloc_scratch(e->pf[f].db, &s->hs) != HS_SUCCESS)
@@ -559,7 +569,7 @@ int rf_engine_scratch_new(const struct rf_engine *e, struct rf_engine_scratch **
 	return 0;
 fail:
 	rf_engine_scratch_free(s);
-	return r;
+	return -ENOMEM;
 }
 
 void rf_engine_scratch_free(struct rf_engine_scratch *s)
@@ -568,10 +578,12 @@ void rf_engine_scratch_free(struct rf_engine_scratch *s)
 		return;
 	hs_free_scratch(s->hs);
 	free(s->bits);
+	free(s->field_stamp);
+	free(s->fval);
+	free(s->flen);
 	free(s->rule_stamp);
 	free(s->cand);
 	free(s->matches);
-	free(s->field_stamp);
 	free(s);
 }
 
@@ -580,42 +592,33 @@ void rf_engine_scratch_stats(const struct rf_engine_scratch *s, struct rf_engine
 	*ret = s->st;
 }
 
-static void mark(struct rf_engine_scratch *s, uint32_t a)
+/* Set atom a's bit in the current event's set (a is re-checked: defence in depth). */
+static void set_bit(struct rf_engine_scratch *s, uint64_t *bits, uint32_t a)
 {
-	const struct rf_engine *e = s->e;
 	uint64_t bit = 1ull << (a & 63);
 
-	if (a >= e->pk->n_atoms) {
+	if (a >= s->e->pk->n_atoms) {
 		s->st.violations++;
 		return;
 	}
-	if (s->bits[a >> 6] & bit)
-		return;
-	s->bits[a >> 6] |= bit;
-	s->st.atoms++;
-	for (uint32_t k = e->trig_off[a]; k < e->trig_off[a + 1]; k++) {
-		uint32_t r = e->trig_rules[k];
-		if (s->rule_stamp[r] != s->stamp) {
-			s->rule_stamp[r] = s->stamp;
-			s->cand[s->n_cand++] = r;
-		}
+	if (!(bits[a >> 6] & bit)) {
+		bits[a >> 6] |= bit;
+		s->st.atoms++;
 	}
 }
 
 static int on_match(unsigned int id, unsigned long long from, unsigned long long to,
 		    unsigned int flags, void *ctx)
 {
-	mark(ctx, id);
+	struct rf_engine_scratch *s = ctx;
+
+	set_bit(s, s->cur, id);
 	return 0;
 }
 
-static bool get_bit(const struct rf_engine_scratch *s, uint32_t a)
-{
-	return s->bits[a >> 6] >> (a & 63) & 1;
-}
-
-/* Run rule ri's program; every index and the stack are re-checked (violations count). */
-static bool run_rule(struct rf_engine_scratch *s, uint32_t ri)
+/* Run rule ri's program over bits; every index and the stack are re-checked (violations
+ * count, the rule is then false). */
+static bool run_rule(struct rf_engine_scratch *s, const uint64_t *bits, uint32_t ri)
 {
 	const struct rf_pack *pk = s->e->pk;
 	const struct rf_prule *r = &pk->rules[ri];
@@ -631,7 +634,7 @@ static bool run_rule(struct rf_engine_scratch *s, uint32_t ri)
 		case RF_I_ATOM:
 			if (arg >= pk->n_atoms || depth >= 64)
 				goto violation;
-			stack = stack << 1 | (uint64_t)get_bit(s, arg);
+			stack = stack << 1 | (bits[arg >> 6] >> (arg & 63) & 1);
 			depth++;
 			break;
 		case RF_I_TRUE:
@@ -673,33 +676,23 @@ static int cmp_u32(const void *a, const void *b)
 	return x < y ? -1 : x > y;
 }
 
-int rf_engine_eval(const struct rf_engine *e, const struct rf_event *ev,
-		   struct rf_engine_scratch *s, rf_alert_fn fn, void *userdata, bool *ret_truncated)
+/* Phase 1 for one event: resolve its fields, set presence/number/keyword atoms, remember the
+ * values the field databases will scan. Returns 0, 1 if the event type is unknown, -EIO. */
+static int prepare_event(const struct rf_engine *e, const struct rf_event *ev, size_t b,
+			 struct rf_engine_scratch *s, bool *truncated)
 {
 	const struct rf_pack *pk = e->pk;
-	bool truncated = false;
-	size_t v;
+	size_t v, nf = pk->n_fields + 1;
+	uint64_t *bits = s->bits + b * s->words;
 
-	if (s->e != e)
-		return -EINVAL;
-	s->st.events++;
 	for (v = 0; v < e->n_ev; v++)
 		if (e->evs[v].name_len == ev->type_len && !memcmp(e->evs[v].name, ev->type, ev->type_len))
 			break;
-	if (v == e->n_ev) {
-		s->st.unknown++;
-		if (ret_truncated)
-			*ret_truncated = false;
-		return 0;
-	}
-	if (++s->stamp == 0) { /* wrapped: forget every stamp */
-		memset(s->rule_stamp, 0, pk->n_rules * sizeof(*s->rule_stamp));
-		memset(s->field_stamp, 0, pk->n_fields * sizeof(*s->field_stamp));
-		s->stamp = 1;
-	}
-	memset(s->bits, 0, (pk->n_atoms / 64 + 1) * sizeof(*s->bits));
-	s->n_cand = 0;
-	s->n_matches = 0;
+	s->ev_type[b] = (uint32_t)v;
+	if (v == e->n_ev)
+		return 1;
+	memset(bits, 0, s->words * sizeof(*bits));
+	s->cur = bits;
 	size_t nfields = ev->n_fields < RF_EVENT_FIELDS_MAX ? ev->n_fields : RF_EVENT_FIELDS_MAX;
 	for (size_t i = 0; i < nfields; i++) {
 		const struct rf_event_field *f = &ev->fields[i];
@@ -718,7 +711,7 @@ int rf_engine_eval(const struct rf_engine *e, const struct rf_event *ev,
 		size_t len = f->value_len;
 		if (len > RF_EVENT_VALUE_MAX) {
 			len = RF_EVENT_VALUE_MAX;
-			truncated = true;
+			*truncated = true;
 		}
 		const char *val = (const char *)f->value;
 		if (!val)
@@ -734,9 +727,9 @@ int rf_engine_eval(const struct rf_engine *e, const struct rf_event *ev,
 			continue;
 		}
 		const struct pfield_rt *rt = &e->pf[pf];
-		s->field_stamp[pf] = s->stamp;
-		if (rt->db && hs_scan(rt->db, val, (unsigned)len, 0, s->hs, on_match, s) != HS_SUCCESS)
-			return -EIO;
+		s->field_stamp[b * nf + pf] = s->stamp;
+		s->fval[b * nf + pf] = val;
+		s->flen[b * nf + pf] = (uint32_t)len;
 		if (rt->num_len) {
 			int64_t iv = 0;
 			uint8_t ip[16];
@@ -745,38 +738,64 @@ int rf_engine_eval(const struct rf_engine *e, const struct rf_event *ev,
 			for (uint32_t k = 0; ok && k < rt->num_len; k++) {
 				const struct numatom *nm = &e->nums[rt->num_off + k];
 				if (sl->type == RF_FT_INT ? nm->iv == iv : !memcmp(nm->ip, ip, 16))
-					mark(s, nm->atom);
+					set_bit(s, bits, nm->atom);
 			}
 		}
 		for (uint32_t k = 0; k < rt->pres_len; k++)
-			mark(s, e->pres[rt->pres_off + k]);
+			set_bit(s, bits, e->pres[rt->pres_off + k]);
 		if (len == 0)
 			for (uint32_t k = 0; k < rt->null_len; k++)
-				mark(s, e->nulls[rt->null_off + k]);
+				set_bit(s, bits, e->nulls[rt->null_off + k]);
 	}
 	/* NULL atoms of absent fields. */
 	const struct evtype *et = &e->evs[v];
 	for (uint32_t k = 0; k < et->nf_len; k++) {
 		uint32_t pf = e->nullfields[et->nf_off + k];
-		if (s->field_stamp[pf] == s->stamp)
+		if (s->field_stamp[b * nf + pf] == s->stamp)
 			continue;
 		const struct pfield_rt *rt = &e->pf[pf];
 		for (uint32_t j = 0; j < rt->null_len; j++)
-			mark(s, e->nulls[rt->null_off + j]);
+			set_bit(s, bits, e->nulls[rt->null_off + j]);
 	}
-	/* Candidates (triggered, of this event type) and rules that always run. */
-	for (uint32_t k = 0; k < s->n_cand; k++) {
-		uint32_t r = s->cand[k];
-		if (e->rule_ev[r] != v)
-			continue;
-		s->st.rules_run++;
-		if (run_rule(s, r))
-			s->matches[s->n_matches++] = r;
+	return 0;
+}
+
+/* Phase 3 for one event: candidates from the matched atoms' trigger lists plus the rules that
+ * always run, run them, report matches in pack order. Returns the number of alerts. */
+static int finish_event(const struct rf_engine *e, size_t b, struct rf_engine_scratch *s,
+			rf_batch_alert_fn fn, void *userdata)
+{
+	const struct rf_pack *pk = e->pk;
+	const uint64_t *bits = s->bits + b * s->words;
+	uint32_t v = s->ev_type[b];
+	const struct evtype *et = &e->evs[v];
+
+	if (++s->rstamp == 0) {
+		memset(s->rule_stamp, 0, pk->n_rules * sizeof(*s->rule_stamp));
+		s->rstamp = 1;
 	}
-	for (uint32_t k = 0; k < et->always_len; k++) {
-		uint32_t r = e->always[et->always_off + k];
+	s->n_cand = 0;
+	s->n_matches = 0;
+	for (size_t w = 0; w < s->words; w++) {
+		for (uint64_t x = bits[w]; x; x &= x - 1) {
+			uint32_t a = (uint32_t)(w * 64 + (size_t)__builtin_ctzll(x));
+			if (a >= pk->n_atoms) {
+				s->st.violations++;
+				continue;
+			}
+			for (uint32_t k = e->trig_off[a]; k < e->trig_off[a + 1]; k++) {
+				uint32_t r = e->trig_rules[k];
+				if (s->rule_stamp[r] != s->rstamp && e->rule_ev[r] == v) {
+					s->rule_stamp[r] = s->rstamp;
+					s->cand[s->n_cand++] = r;
+				}
+			}
+		}
+	}
+	for (uint32_t k = 0; k < s->n_cand + et->always_len; k++) {
+		uint32_t r = k < s->n_cand ? s->cand[k] : e->always[et->always_off + k - s->n_cand];
 		s->st.rules_run++;
-		if (run_rule(s, r))
+		if (run_rule(s, bits, r))
 			s->matches[s->n_matches++] = r;
 	}
 	if (s->n_matches > 1)
@@ -784,12 +803,81 @@ int rf_engine_eval(const struct rf_engine *e, const struct rf_event *ev,
 	for (uint32_t k = 0; k < s->n_matches; k++) {
 		struct rf_rule_info info;
 		if (fn && rf_pack_rule(pk, s->matches[k], &info) == 0)
-			fn(userdata, s->matches[k], &info);
+			fn(userdata, b, s->matches[k], &info);
 	}
-	if (truncated)
-		s->st.truncated++;
 	s->st.matches += s->n_matches;
-	if (ret_truncated)
-		*ret_truncated = truncated;
 	return (int)s->n_matches;
+}
+
+int rf_engine_eval_batch(const struct rf_engine *e, const struct rf_event *const *evs, size_t n,
+			 struct rf_engine_scratch *s, rf_batch_alert_fn fn, void *userdata,
+			 bool *ret_truncated)
+{
+	const struct rf_pack *pk = e->pk;
+	size_t nf = pk->n_fields + 1;
+	bool trunc[RF_ENGINE_BATCH_MAX] = {false};
+	int total = 0, r;
+
+	if (s->e != e || n > RF_ENGINE_BATCH_MAX)
+		return -EINVAL;
+	if (++s->stamp == 0) { /* wrapped: forget every stamp */
+		memset(s->field_stamp, 0, nf * RF_ENGINE_BATCH_MAX * sizeof(*s->field_stamp));
+		s->stamp = 1;
+	}
+	/* Phase 1: per event. */
+	for (size_t b = 0; b < n; b++) {
+		s->st.events++;
+		r = prepare_event(e, evs[b], b, s, &trunc[b]);
+		if (r < 0)
+			return r;
+		if (r == 1)
+			s->st.unknown++;
+	}
+	/* Phase 2: per field database, over every event of the batch, so that each database is
+	 * brought into cache once per batch rather than once per event. */
+	for (uint32_t f = 0; f < pk->n_fields; f++) {
+		const struct pfield_rt *rt = &e->pf[f];
+		if (!rt->db)
+			continue;
+		for (size_t b = 0; b < n; b++) {
+			if (s->field_stamp[b * nf + f] != s->stamp || s->ev_type[b] == e->n_ev)
+				continue;
+			s->cur = s->bits + b * s->words;
+			if (hs_scan(rt->db, s->fval[b * nf + f], s->flen[b * nf + f], 0, s->hs, on_match,
+				    s) != HS_SUCCESS)
+				return -EIO;
+		}
+	}
+	/* Phase 3: per event. */
+	for (size_t b = 0; b < n; b++) {
+		if (trunc[b])
+			s->st.truncated++;
+		if (ret_truncated)
+			ret_truncated[b] = trunc[b];
+		if (s->ev_type[b] != e->n_ev)
+			total += finish_event(e, b, s, fn, userdata);
+	}
+	return total;
+}
+
+struct single_ctx {
+	rf_alert_fn fn;
+	void *userdata;
+};
+
+static void single_alert(void *ud, size_t event_index, size_t rule_index,
+			 const struct rf_rule_info *rule)
+{
+	const struct single_ctx *c = ud;
+
+	c->fn(c->userdata, rule_index, rule);
+}
+
+int rf_engine_eval(const struct rf_engine *e, const struct rf_event *ev,
+		   struct rf_engine_scratch *s, rf_alert_fn fn, void *userdata, bool *ret_truncated)
+{
+	struct single_ctx c = {fn, userdata};
+	const struct rf_event *evs[1] = {ev};
+
+	return rf_engine_eval_batch(e, evs, 1, s, fn ? single_alert : NULL, &c, ret_truncated);
 }

@@ -400,6 +400,88 @@ static void test_logic_and_prefilter(void **state)
 	free(p);
 }
 
+struct alert_log {
+	size_t n;
+	uint32_t ev[64], rule[64];
+};
+
+static void log_batch(void *ud, size_t ei, size_t ri, const struct rf_rule_info *r)
+{
+	struct alert_log *l = ud;
+	assert_true(l->n < 64);
+	l->ev[l->n] = (uint32_t)ei;
+	l->rule[l->n++] = (uint32_t)ri;
+}
+
+struct single_log {
+	struct alert_log *log;
+	uint32_t ev;
+};
+
+static void log_single(void *ud, size_t ri, const struct rf_rule_info *r)
+{
+	struct single_log *l = ud;
+	log_batch(l->log, l->ev, ri, r);
+}
+
+/* A batch gives exactly the alerts of evaluating its events one at a time, in the same order. */
+static void test_batch_equals_single(void **state)
+{
+	struct rf_ir_atom a[] = {A("Image", S, RF_OP_ENDSWITH, 0, "\\cmd.exe"),
+				 A("CommandLine", S, RF_OP_CONTAINS, 0, "whoami"),
+				 A("ParentImage", S, RF_OP_NULL, 0, ""),
+				 A("ProcessId", RF_FT_INT, RF_OP_EQ, 0, "4"),
+				 {NULL, 0, RF_OP_KEYWORD, 0, (const uint8_t *)"evil", 4}};
+	struct rf_ir_atom n[] = {A("DestinationIp", RF_FT_IP, RF_OP_EQ, 0, "10.0.0.1")};
+	uint32_t c1[] = {RF_INSN(RF_I_ATOM, 0), RF_INSN(RF_I_ATOM, 1), RF_INSN(RF_I_AND, 0)};
+	uint32_t c2[] = {RF_INSN(RF_I_ATOM, 2), RF_INSN(RF_I_ATOM, 3), RF_INSN(RF_I_OR, 0)};
+	uint32_t c3[] = {RF_INSN(RF_I_ATOM, 4), RF_INSN(RF_I_ATOM, 1), RF_INSN(RF_I_NOT, 0),
+			 RF_INSN(RF_I_AND, 0)};
+	uint32_t c4[] = {RF_INSN(RF_I_ATOM, 0)};
+	struct rf_ir_rule r[] = {{"b1", "t", "", "", PC, a, 5, c1, 3},
+				 {"b2", "t", "", "", PC, a, 5, c2, 3},
+				 {"b3", "t", "", "", PC, a, 5, c3, 4},
+				 {"b4", "t", "", "", "network_connection", n, 1, c4, 1}};
+	static const char *const lines[] = {
+		IMG,
+		"{\"event\":\"process_creation\",\"ProcessId\":4,\"ParentImage\":\"x\"}",
+		"{\"event\":\"network_connection\",\"DestinationIp\":\"10.0.0.1\"}",
+		"{\"event\":\"registry_event\",\"Image\":\"evil\"}",
+		"{\"event\":\"process_creation\",\"User\":\"evil\",\"ParentImage\":\"p\"}",
+		"{\"event\":\"process_creation\",\"Image\":\"a\\\\CMD.EXE\",\"CommandLine\":\"WhoAmI evil\"}",
+	};
+	enum { N = sizeof(lines) / sizeof(lines[0]) };
+	static struct rf_event ev[N];
+	const struct rf_event *evp[N];
+	uint8_t scratch[N][512];
+	struct alert_log one = {0}, batch = {0};
+	struct rf_diag d = {0};
+	struct rf_engine *e;
+	struct rf_engine_scratch *s;
+	size_t len;
+	uint8_t *p = build(r, 4, &len);
+
+	assert_int_equal(rf_engine_load(p, len, m11, &e, &d), 0);
+	assert_int_equal(rf_engine_scratch_new(e, &s), 0);
+	for (size_t i = 0; i < N; i++) {
+		assert_int_equal(rf_event_parse((const uint8_t *)lines[i], strlen(lines[i]), scratch[i],
+						sizeof(scratch[i]), &ev[i], &d), 0);
+		evp[i] = &ev[i];
+		struct single_log sl = {&one, (uint32_t)i};
+		assert_true(rf_engine_eval(e, &ev[i], s, log_single, &sl, NULL) >= 0);
+	}
+	assert_int_equal(rf_engine_eval_batch(e, evp, N, s, log_batch, &batch, NULL), (int)one.n);
+	assert_int_equal(batch.n, one.n);
+	assert_memory_equal(batch.ev, one.ev, one.n * sizeof(one.ev[0]));
+	assert_memory_equal(batch.rule, one.rule, one.n * sizeof(one.rule[0]));
+	assert_true(one.n >= 6); /* not vacuous: rules of both event types fire */
+	assert_int_equal(rf_engine_eval_batch(e, evp, RF_ENGINE_BATCH_MAX + 1, s, NULL, NULL, NULL),
+			 -EINVAL);
+	rf_engine_scratch_free(s);
+	rf_engine_free(e);
+	free(p);
+}
+
 static void test_truncation(void **state)
 {
 	struct rf_ir_atom a = A("CommandLine", S, RF_OP_ENDSWITH, 0, "TAIL");
@@ -478,6 +560,7 @@ int main(void)
 		cmocka_unit_test(test_type_mismatch_and_event),
 		cmocka_unit_test(test_logic_and_prefilter),
 		cmocka_unit_test(test_truncation),
+		cmocka_unit_test(test_batch_equals_single),
 		cmocka_unit_test(test_runtime_violation),
 	};
 	return cmocka_run_group_tests(tests, setup, teardown);
