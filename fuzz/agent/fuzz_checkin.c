@@ -21,10 +21,11 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	if ((data[0] & 1) == 0) {
 		struct rf_checkin_reply r;
 		if (rf_checkin_reply_parse(data + 1, size - 1, &r, &d) == 0) {
-			if (r.has_release && !rf_checkin_id_valid(r.release.target, strlen(r.release.target)))
+			if (r.has_release &&
+			    !rf_checkin_id_valid(r.release.target, strlen(r.release.target)))
 				abort();
-			if (r.has_rollback_to &&
-			    !rf_checkin_id_valid(r.rollback_to.target, strlen(r.rollback_to.target)))
+			if (r.has_rollback_to && !rf_checkin_id_valid(r.rollback_to.target,
+								      strlen(r.rollback_to.target)))
 				abort();
 			if (r.action == RF_CHECKIN_INSTALL && !r.has_release)
 				abort();

@@ -18,8 +18,9 @@ bool rf_checkin_id_valid(const char *s, size_t n)
 		return false;
 	for (size_t i = 0; i < n; i++) {
 		unsigned char c = (unsigned char)s[i];
-		bool ok = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
-			  c == '.' || c == '_' || c == ':' || c == '/' || c == '-';
+		bool ok = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') ||
+			  (c >= '0' && c <= '9') || c == '.' || c == '_' || c == ':' || c == '/' ||
+			  c == '-';
 		if (!ok)
 			return false;
 	}
@@ -78,7 +79,8 @@ static json_t *pack_ref(const struct rf_store *st, const uint8_t *h, int attempt
 	return o;
 }
 
-int rf_checkin_body_checkin(const struct rf_agent_identity *id, const struct rf_store *st, char **ret)
+int rf_checkin_body_checkin(const struct rf_agent_identity *id, const struct rf_store *st,
+			    char **ret)
 {
 	const struct rf_guard_state *g;
 	uint8_t cur[32];
@@ -97,19 +99,18 @@ int rf_checkin_body_checkin(const struct rf_agent_identity *id, const struct rf_
 		rf_hex_encode(rf_store_quarantine_at(st, i)->hash, 32, hex);
 		json_array_append_new(q, json_string(hex));
 	}
-	state = json_pack("{s:o, s:o, s:o, s:o, s:b}",
-			  "current", rf_guard_current(g, cur) ? pack_ref(st, cur, -1) : json_null(),
-			  "last_good", g->has_lkg ? pack_ref(st, g->lkg, -1) : json_null(),
-			  "trial", g->has_trial ? pack_ref(st, g->trial, g->trial_attempts) : json_null(),
-			  "quarantine", q,
-			  "safe_mode", g->mode == RF_GUARD_MODE_SAFE);
+	state = json_pack("{s:o, s:o, s:o, s:o, s:b}", "current",
+			  rf_guard_current(g, cur) ? pack_ref(st, cur, -1) : json_null(),
+			  "last_good", g->has_lkg ? pack_ref(st, g->lkg, -1) : json_null(), "trial",
+			  g->has_trial ? pack_ref(st, g->trial, g->trial_attempts) : json_null(),
+			  "quarantine", q, "safe_mode", g->mode == RF_GUARD_MODE_SAFE);
 	rf_store_counters(st, &events, &alerts);
-	o = json_pack("{s:s, s:s, s:s, s:o, s:{s:I, s:I, s:I, s:I}}",
-		      "device_id", id->device_id, "agent_version", id->agent_version,
-		      "manifest_hash", id->manifest_hash, "state", state, "health",
-		      "crashes", (json_int_t)g->crashes, "rollbacks", (json_int_t)g->rollbacks,
-		      "events", (json_int_t)(events > INT64_MAX ? INT64_MAX : events),
-		      "alerts", (json_int_t)(alerts > INT64_MAX ? INT64_MAX : alerts));
+	o = json_pack("{s:s, s:s, s:s, s:o, s:{s:I, s:I, s:I, s:I}}", "device_id", id->device_id,
+		      "agent_version", id->agent_version, "manifest_hash", id->manifest_hash,
+		      "state", state, "health", "crashes", (json_int_t)g->crashes, "rollbacks",
+		      (json_int_t)g->rollbacks, "events",
+		      (json_int_t)(events > INT64_MAX ? INT64_MAX : events), "alerts",
+		      (json_int_t)(alerts > INT64_MAX ? INT64_MAX : alerts));
 	if (o && id->ring && *id->ring)
 		json_object_set_new(o, "ring", json_string(id->ring));
 	return dump(o, ret);
@@ -174,9 +175,10 @@ static int opt_uint(json_t *o, const char *key, uint64_t max, uint64_t *ret, str
 
 	if (!v || json_is_null(v))
 		return 0;
-	if (!json_is_integer(v) || json_integer_value(v) < 0 || (uint64_t)json_integer_value(v) > max)
-		return rf_diag_report(d, -EBADMSG, "%s.%s: must be an integer in 0..%llu", where, key,
-				      (unsigned long long)max);
+	if (!json_is_integer(v) || json_integer_value(v) < 0 ||
+	    (uint64_t)json_integer_value(v) > max)
+		return rf_diag_report(d, -EBADMSG, "%s.%s: must be an integer in 0..%llu", where,
+				      key, (unsigned long long)max);
 	*ret = (uint64_t)json_integer_value(v);
 	return 0;
 }
@@ -197,13 +199,15 @@ static int get_id(json_t *o, const char *key, char *out, size_t outsz, bool requ
 		return rf_diag_report(d, -EBADMSG, "%s.%s: must be a string", where, key);
 	if (!rf_checkin_id_valid(json_string_value(v), json_string_length(v)) ||
 	    json_string_length(v) >= outsz)
-		return rf_diag_report(d, -EBADMSG, "%s.%s: '%s' is not a valid identifier", where, key,
-				      rf_diag_quote(q, sizeof(q), json_string_value(v), json_string_length(v)));
+		return rf_diag_report(
+		    d, -EBADMSG, "%s.%s: '%s' is not a valid identifier", where, key,
+		    rf_diag_quote(q, sizeof(q), json_string_value(v), json_string_length(v)));
 	memcpy(out, json_string_value(v), json_string_length(v) + 1);
 	return 0;
 }
 
-static int parse_release(json_t *v, struct rf_checkin_release *r, struct rf_diag *d, const char *where)
+static int parse_release(json_t *v, struct rf_checkin_release *r, struct rf_diag *d,
+			 const char *where)
 {
 	json_t *h;
 	int e;
@@ -214,7 +218,8 @@ static int parse_release(json_t *v, struct rf_checkin_release *r, struct rf_diag
 	if ((e = get_id(v, "target", r->target, sizeof(r->target), true, d, where)) < 0)
 		return e;
 	h = json_object_get(v, "sha256");
-	if (!json_is_string(h) || rf_hex_decode(json_string_value(h), json_string_length(h), r->sha256, 32) < 0)
+	if (!json_is_string(h) ||
+	    rf_hex_decode(json_string_value(h), json_string_length(h), r->sha256, 32) < 0)
 		return rf_diag_report(d, -EBADMSG, "%s.sha256: must be 64 hex digits", where);
 	if ((e = opt_uint(v, "id", INT64_MAX, &r->id, d, where)) < 0 ||
 	    (e = opt_uint(v, "version", INT64_MAX, &r->version, d, where)) < 0 ||
@@ -223,7 +228,8 @@ static int parse_release(json_t *v, struct rf_checkin_release *r, struct rf_diag
 	return 0;
 }
 
-int rf_checkin_reply_parse(const uint8_t *p, size_t n, struct rf_checkin_reply *ret, struct rf_diag *d)
+int rf_checkin_reply_parse(const uint8_t *p, size_t n, struct rf_checkin_reply *ret,
+			   struct rf_diag *d)
 {
 	struct rf_checkin_reply r;
 	json_t *root, *v;
@@ -248,8 +254,9 @@ int rf_checkin_reply_parse(const uint8_t *p, size_t n, struct rf_checkin_reply *
 		r.action = RF_CHECKIN_ROLLBACK;
 	else {
 		char q[40];
-		e = rf_diag_report(d, -EBADMSG, "checkin.action: unknown action '%s'",
-				   rf_diag_quote(q, sizeof(q), json_string_value(v), json_string_length(v)));
+		e = rf_diag_report(
+		    d, -EBADMSG, "checkin.action: unknown action '%s'",
+		    rf_diag_quote(q, sizeof(q), json_string_value(v), json_string_length(v)));
 		goto out;
 	}
 	v = json_object_get(root, "release");
@@ -286,7 +293,8 @@ out:
 	return e;
 }
 
-int rf_checkin_enroll_parse(const uint8_t *p, size_t n, struct rf_enroll_reply *ret, struct rf_diag *d)
+int rf_checkin_enroll_parse(const uint8_t *p, size_t n, struct rf_enroll_reply *ret,
+			    struct rf_diag *d)
 {
 	struct rf_enroll_reply r;
 	json_t *root, *v;
@@ -298,7 +306,8 @@ int rf_checkin_enroll_parse(const uint8_t *p, size_t n, struct rf_enroll_reply *
 	if (!(root = load(p, n, d, "enroll", &e)))
 		return e;
 	memset(&r, 0, sizeof(r));
-	if ((e = get_id(root, "device_id", r.device_id, sizeof(r.device_id), true, d, "enroll")) < 0 ||
+	if ((e = get_id(root, "device_id", r.device_id, sizeof(r.device_id), true, d, "enroll")) <
+		0 ||
 	    (e = get_id(root, "ring", r.ring, sizeof(r.ring), false, d, "enroll")) < 0)
 		goto out;
 	v = json_object_get(root, "credential");

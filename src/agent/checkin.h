@@ -53,7 +53,7 @@ struct rf_enroll_reply {
 /* What the agent says about itself in every request. */
 struct rf_agent_identity {
 	const char *device_id;
-	const char *ring;          /* may be NULL or "" */
+	const char *ring; /* may be NULL or "" */
 	const char *agent_version;
 	const char *manifest_hash; /* 64 hex */
 };

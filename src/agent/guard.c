@@ -66,7 +66,8 @@ uint64_t rf_guard_fingerprint(const uint8_t hash[RF_GUARD_HASH_LEN])
 bool rf_guard_is_quarantined(const struct rf_guard_state *st, const uint8_t hash[RF_GUARD_HASH_LEN])
 {
 	uint64_t fp = rf_guard_fingerprint(hash);
-	unsigned n = st->nquarantine <= RF_GUARD_QUARANTINE_MAX ? st->nquarantine : RF_GUARD_QUARANTINE_MAX;
+	unsigned n =
+	    st->nquarantine <= RF_GUARD_QUARANTINE_MAX ? st->nquarantine : RF_GUARD_QUARANTINE_MAX;
 
 	for (unsigned i = 0; i < n; i++)
 		if (st->quarantine[i] == fp)
@@ -109,7 +110,8 @@ static void enter_safe(struct ctx *c)
 	push(c, RF_GUARD_ACT_SAFE_MODE);
 }
 
-static void quarantine(struct ctx *c, const uint8_t hash[RF_GUARD_HASH_LEN], enum rf_guard_reason why)
+static void quarantine(struct ctx *c, const uint8_t hash[RF_GUARD_HASH_LEN],
+		       enum rf_guard_reason why)
 {
 	uint64_t fp = rf_guard_fingerprint(hash);
 	struct rf_guard_action *x;
@@ -213,7 +215,8 @@ static void pack_failed(struct ctx *c, bool crashed)
 		quarantine(c, h, RF_GUARD_REASON_CRASH_LOOP);
 		drop_trial(c);
 		if (c->s.has_lkg)
-			report(c, RF_GUARD_REPORT_ROLLED_BACK, c->s.lkg, RF_GUARD_REASON_CRASH_LOOP, 0);
+			report(c, RF_GUARD_REPORT_ROLLED_BACK, c->s.lkg, RF_GUARD_REASON_CRASH_LOOP,
+			       0);
 		else
 			report(c, RF_GUARD_REPORT_ROLLED_BACK, NULL, RF_GUARD_REASON_SAFE_MODE, 0);
 		load_lkg(c, true);
@@ -223,7 +226,8 @@ static void pack_failed(struct ctx *c, bool crashed)
 		if (crashed) {
 			if (c->s.crashes < UINT32_MAX)
 				c->s.crashes++;
-			report(c, RF_GUARD_REPORT_CRASHED, c->s.lkg, RF_GUARD_REASON_NONE, c->s.lkg_attempts);
+			report(c, RF_GUARD_REPORT_CRASHED, c->s.lkg, RF_GUARD_REASON_NONE,
+			       c->s.lkg_attempts);
 		}
 		load_lkg(c, false);
 	}
@@ -429,31 +433,34 @@ const char *rf_guard_mode_name(enum rf_guard_mode m)
 
 const char *rf_guard_event_name(enum rf_guard_event_type t)
 {
-	static const char *const n[] = {"?", "boot", "candidate", "rejected", "loaded",
-					"load-failed", "crash", "tick", "rollback", "shutdown"};
+	static const char *const n[] = {"?",	    "boot",	   "candidate", "rejected",
+					"loaded",   "load-failed", "crash",	"tick",
+					"rollback", "shutdown"};
 
 	return (unsigned)t < GUARD_ARRAY_LEN(n) ? n[t] : "?";
 }
 
 const char *rf_guard_action_name(enum rf_guard_action_type t)
 {
-	static const char *const n[] = {"?", "report", "quarantine", "persist", "load", "safe-mode"};
+	static const char *const n[] = {"?",	   "report", "quarantine",
+					"persist", "load",   "safe-mode"};
 
 	return (unsigned)t < GUARD_ARRAY_LEN(n) ? n[t] : "?";
 }
 
 const char *rf_guard_report_name(enum rf_guard_report r)
 {
-	static const char *const n[] = {"?", "intent", "trial_started", "healthy", "crashed",
-					"rolled_back", "rejected", "quarantined"};
+	static const char *const n[] = {"?",	   "intent",	  "trial_started", "healthy",
+					"crashed", "rolled_back", "rejected",	   "quarantined"};
 
 	return (unsigned)r < GUARD_ARRAY_LEN(n) ? n[r] : "?";
 }
 
 const char *rf_guard_reason_name(enum rf_guard_reason r)
 {
-	static const char *const n[] = {"none", "crash-loop", "last-good-crash-loop", "verification",
-					"quarantined", "server-rollback", "safe-mode"};
+	static const char *const n[] = {"none",		"crash-loop",  "last-good-crash-loop",
+					"verification", "quarantined", "server-rollback",
+					"safe-mode"};
 
 	return (unsigned)r < GUARD_ARRAY_LEN(n) ? n[r] : "?";
 }

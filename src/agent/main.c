@@ -49,7 +49,7 @@
 
 struct opts {
 	const char *server, *store, *ring, *events, *alerts, *device_id, *enroll_token, *tuf_root,
-		*repo_url;
+	    *repo_url;
 	uint32_t poll;
 	struct rf_guard_config gcfg;
 };
@@ -248,9 +248,12 @@ static int worker_start(struct agent *ag, const uint8_t *hash)
 		return -errno;
 	}
 	if (pid == 0) {
-		struct rf_worker_args wa = {.pack_path = path, .hash = hash, .events_fd = ag->events_fd,
+		struct rf_worker_args wa = {.pack_path = path,
+					    .hash = hash,
+					    .events_fd = ag->events_fd,
 					    .events_follow = ag->events_follow,
-					    .alerts_fd = ag->alerts_fd, .status_fd = p[1]};
+					    .alerts_fd = ag->alerts_fd,
+					    .status_fd = p[1]};
 		prctl(PR_SET_PDEATHSIG, SIGKILL); /* never outlive the supervisor (store lock) */
 		close(p[0]);
 		rf__agent_worker_main(&wa);
@@ -282,18 +285,22 @@ static void log_action(struct agent *ag, const struct rf_guard_action *a)
 	case RF_GUARD_ACT_REPORT:
 		if (a->report == RF_GUARD_REPORT_REJECTED)
 			break; /* reject() logs it with the verifier's words */
-		rf_log(a->report == RF_GUARD_REPORT_QUARANTINED || a->report == RF_GUARD_REPORT_CRASHED ||
-			       a->report == RF_GUARD_REPORT_ROLLED_BACK || a->report == RF_GUARD_REPORT_REJECTED
-		       ? RF_LOG_WARNING : RF_LOG_INFO,
+		rf_log(a->report == RF_GUARD_REPORT_QUARANTINED ||
+			       a->report == RF_GUARD_REPORT_CRASHED ||
+			       a->report == RF_GUARD_REPORT_ROLLED_BACK ||
+			       a->report == RF_GUARD_REPORT_REJECTED
+			   ? RF_LOG_WARNING
+			   : RF_LOG_INFO,
 		       "report %s: %s %s (%s, attempt %u/%u)", rf_guard_report_name(a->report), hex,
-		       rf_store_pack_name(ag->st, a->hash), rf_guard_reason_name(a->reason), a->attempt,
-		       a->limit);
+		       rf_store_pack_name(ag->st, a->hash), rf_guard_reason_name(a->reason),
+		       a->attempt, a->limit);
 		break;
 	case RF_GUARD_ACT_QUARANTINE:
 		rf_log_warn("quarantine %s: %s", hex, rf_guard_reason_name(a->reason));
 		break;
 	case RF_GUARD_ACT_LOAD:
-		rf_log_info("load %s %s (attempt %u/%u)", rf_guard_mode_name(a->mode), hex, a->attempt, a->limit);
+		rf_log_info("load %s %s (attempt %u/%u)", rf_guard_mode_name(a->mode), hex,
+			    a->attempt, a->limit);
 		break;
 	case RF_GUARD_ACT_SAFE_MODE:
 		rf_log_warn("safe mode: no content loaded; still checking in for a fix");
@@ -323,7 +330,8 @@ static void feed(struct agent *ag, enum rf_guard_event_type t, const uint8_t *ha
 	}
 	for (unsigned i = 0; i < acts.n; i++) {
 		log_action(ag, &acts.a[i]);
-		if (acts.a[i].type == RF_GUARD_ACT_REPORT && acts.a[i].report == RF_GUARD_REPORT_INTENT)
+		if (acts.a[i].type == RF_GUARD_ACT_REPORT &&
+		    acts.a[i].report == RF_GUARD_REPORT_INTENT)
 			intent = true;
 	}
 	r = rf_store_apply(ag->st, &g, &acts, rf_now_wall());
@@ -331,7 +339,8 @@ static void feed(struct agent *ag, enum rf_guard_event_type t, const uint8_t *ha
 		r = rf_store_set_guard(ag->st, &g); /* volatile fields (loaded, run time) too */
 	if (r < 0) {
 		rf_log_error("store %s: cannot record the guard's state: %s; stopping (the last "
-			     "committed state stays valid)", rf_store_dir(ag->st), rf_strerror(r));
+			     "committed state stays valid)",
+			     rf_store_dir(ag->st), rf_strerror(r));
 		worker_stop(ag);
 		exit(1);
 	}
@@ -353,7 +362,8 @@ static void feed(struct agent *ag, enum rf_guard_event_type t, const uint8_t *ha
 		/* a reload after a crash waits a little (doubling): a crash loop must not spin */
 		ag->start_at_ms = now_ms();
 		if (t == RF_GUARD_EV_CRASH || t == RF_GUARD_EV_LOAD_FAILED)
-			ag->start_at_ms += (uint64_t)RF_AGENT_RESTART_DELAY_MS << (last->attempt > 1 ? last->attempt - 1 : 0);
+			ag->start_at_ms += (uint64_t)RF_AGENT_RESTART_DELAY_MS
+					   << (last->attempt > 1 ? last->attempt - 1 : 0);
 	} else if (last->type == RF_GUARD_ACT_SAFE_MODE) {
 		worker_stop(ag);
 	}
@@ -386,7 +396,8 @@ static void flush_reports(struct agent *ag)
 		free(body);
 		free(reply);
 		if (s < 0 || s >= 500 || (s >= 400 && !permanent_4xx(s))) {
-			rf_log_debug("report %llu not delivered (%d); kept", (unsigned long long)id, s);
+			rf_log_debug("report %llu not delivered (%d); kept", (unsigned long long)id,
+				     s);
 			break;
 		}
 		if (s >= 400)
@@ -431,7 +442,8 @@ static int enroll(struct agent *ag)
 	}
 	if ((r = rf_store_credential_set(ag->st, er.credential)) < 0 ||
 	    (r = rf_store_set_device_id(ag->st, er.device_id)) < 0 ||
-	    (er.ring[0] && (r = rf_store_set_ring(ag->st, er.ring)) < 0) || (r = rf_store_commit(ag->st)) < 0) {
+	    (er.ring[0] && (r = rf_store_set_ring(ag->st, er.ring)) < 0) ||
+	    (r = rf_store_commit(ag->st)) < 0) {
 		rf_log_error("store: cannot save the credential: %s", rf_strerror(r));
 		return r;
 	}
@@ -507,7 +519,8 @@ static int verify_isolated(const uint8_t *p, size_t n, char *out, size_t outsz)
 	if (WIFEXITED(status) && WEXITSTATUS(status) == 0)
 		return 0;
 	if (WIFSIGNALED(status))
-		snprintf(out, outsz, "the verifier died (signal %d) on this pack", WTERMSIG(status));
+		snprintf(out, outsz, "the verifier died (signal %d) on this pack",
+			 WTERMSIG(status));
 	else if (!out[0])
 		snprintf(out, outsz, "rejected");
 	return -ENOEXEC;
@@ -581,8 +594,10 @@ static void take_release(struct agent *ag, const struct rf_checkin_release *rel)
 		int64_t now = rf_now_wall();
 
 		if (!t->custom_json ||
-		    rf_rollout_schedule_parse((const uint8_t *)t->custom_json, strlen(t->custom_json), &s, &d) < 0) {
-			reject(ag, rel->sha256, rel->target, "no valid signed schedule in the target's metadata");
+		    rf_rollout_schedule_parse((const uint8_t *)t->custom_json,
+					      strlen(t->custom_json), &s, &d) < 0) {
+			reject(ag, rel->sha256, rel->target,
+			       "no valid signed schedule in the target's metadata");
 			goto out;
 		}
 		uint32_t b = rf_rollout_bucket(s.bucket_key, ag->device_id, strlen(ag->device_id));
@@ -593,12 +608,15 @@ static void take_release(struct agent *ag, const struct rf_checkin_release *rel)
 				ok = rf_rollout_admit_time(&s, (int)i, b) <= now;
 		}
 		if (!ok) {
-			rf_log_warn("offer of %s refused: the signed schedule does not admit this device "
-				    "(ring %s, bucket %u) yet", rel->target, ag->ring[0] ? ag->ring : "?", b);
+			rf_log_warn(
+			    "offer of %s refused: the signed schedule does not admit this device "
+			    "(ring %s, bucket %u) yet",
+			    rel->target, ag->ring[0] ? ag->ring : "?", b);
 			goto out; /* not a verdict on the pack: it may be taken later */
 		}
 	}
-	if (rf_mkdir_p(ddir, 0700) < 0 || (r = rf_tuf_client_download_target(tc, t, ddir, &file, &d)) < 0) {
+	if (rf_mkdir_p(ddir, 0700) < 0 ||
+	    (r = rf_tuf_client_download_target(tc, t, ddir, &file, &d)) < 0) {
 		rf_log_warn("TUF: download %s: %s (%s)", rel->target, rf_strerror(r), d.first);
 		if (r == -EBADMSG || r == -E2BIG)
 			reject(ag, rel->sha256, rel->target, d.first);
@@ -612,7 +630,8 @@ static void take_release(struct agent *ag, const struct rf_checkin_release *rel)
 	}
 	rf_sha256(p, n, h);
 	if (memcmp(h, rel->sha256, 32) != 0) {
-		reject(ag, rel->sha256, rel->target, "downloaded bytes do not match the signed hash");
+		reject(ag, rel->sha256, rel->target,
+		       "downloaded bytes do not match the signed hash");
 		goto out;
 	}
 	r = verify_isolated(p, n, why, sizeof(why));
@@ -625,7 +644,8 @@ static void take_release(struct agent *ag, const struct rf_checkin_release *rel)
 		goto out;
 	}
 	if ((r = rf_store_pack_put(ag->st, p, n, rel->target, NULL)) < 0 ||
-	    (r = rf_store_report_add(ag->st, "installed", h, rel->target, "", rf_now_wall(), NULL)) < 0) {
+	    (r = rf_store_report_add(ag->st, "installed", h, rel->target, "", rf_now_wall(),
+				     NULL)) < 0) {
 		rf_log_error("store: cannot save %s: %s", rel->target, rf_strerror(r));
 		goto out;
 	}
@@ -687,7 +707,8 @@ static void checkin(struct agent *ag)
 		feed(ag, RF_GUARD_EV_ROLLBACK, NULL, 0);
 		if (rep.has_rollback_to) {
 			g = rf_store_guard(ag->st);
-			if (!(rf_guard_current(g, cur) && memcmp(cur, rep.rollback_to.sha256, 32) == 0))
+			if (!(rf_guard_current(g, cur) &&
+			      memcmp(cur, rep.rollback_to.sha256, 32) == 0))
 				take_release(ag, &rep.rollback_to);
 		}
 		break;
@@ -695,7 +716,8 @@ static void checkin(struct agent *ag)
 		break;
 	}
 	flush_reports(ag);
-	ag->next_checkin_ms = now_ms() + rnd_between(ag, (uint64_t)ag->poll * 800, (uint64_t)ag->poll * 1200 + 1);
+	ag->next_checkin_ms =
+	    now_ms() + rnd_between(ag, (uint64_t)ag->poll * 800, (uint64_t)ag->poll * 1200 + 1);
 	return;
 failed:
 	/* randomized exponential backoff: 5 s doubling to 15 min, each in [0.5, 1.5) of it */
@@ -728,8 +750,8 @@ static void worker_line(struct agent *ag, char *line)
 		if (!sp)
 			return;
 		*sp = 0;
-		if (rf_parse_u64(line + 6, &e) < 0 || rf_parse_u64(sp + 1, &a) < 0 || e < ag->worker_events ||
-		    a < ag->worker_alerts)
+		if (rf_parse_u64(line + 6, &e) < 0 || rf_parse_u64(sp + 1, &a) < 0 ||
+		    e < ag->worker_events || a < ag->worker_alerts)
 			return;
 		uint64_t de = e - ag->worker_events, da = a - ag->worker_alerts, te, ta;
 		ag->worker_events = e;
@@ -780,7 +802,8 @@ static void reap(struct agent *ag)
 	if (WIFSIGNALED(status))
 		rf_log_warn("worker %d died: signal %d", (int)ag->worker, WTERMSIG(status));
 	else
-		rf_log_warn("worker %d exited with status %d", (int)ag->worker, WEXITSTATUS(status));
+		rf_log_warn("worker %d exited with status %d", (int)ag->worker,
+			    WEXITSTATUS(status));
 	ag->worker = 0;
 	ag->status_len = 0;
 	feed(ag, ag->worker_loaded ? RF_GUARD_EV_CRASH : RF_GUARD_EV_LOAD_FAILED, NULL, 0);
@@ -791,32 +814,36 @@ static void reap(struct agent *ag)
 
 static void usage_run(FILE *f)
 {
-	fprintf(f,
-		"usage: ringfence-agent run --server URL [--store DIR] [--ring NAME]\n"
-		"                           [--events SOCKET|FILE|-] [--alerts FILE|-] [options]\n"
-		"\n"
-		"Run the agent: check in with the server, take releases through TUF, run content on\n"
-		"trial under the crash-loop guard, evaluate events in a supervised worker.\n"
-		"\n"
-		"  --server URL          ringfenced base URL (e.g. http://127.0.0.1:8440)\n"
-		"  --store DIR           durable store (default " RF_STORE_DIR_DEFAULT ")\n"
-		"  --ring NAME           ring to ask for at enrollment\n"
-		"  --events SRC          JSON event lines: FILE (followed as it grows), a FIFO, '-' for\n"
-		"                        stdin, or unix:PATH to listen on a unix stream socket\n"
-		"  --alerts DST          alerts as JSON lines: FILE (appended) or '-' for stdout\n"
-		"  --device-id ID        device id (default: the store's, else /etc/machine-id)\n"
-		"  --enroll-token TOKEN  tenant enrollment token (or env RINGFENCE_ENROLL_TOKEN)\n"
-		"  --tuf-root FILE       trusted TUF root.json, installed on first start\n"
-		"  --repo-url URL        TUF repository base (default SERVER/repo)\n"
-		"  --poll SECONDS        check-in interval until the server sets one (default 300)\n"
-		"  --attempts N          loads a pack gets without surviving probation (default 3)\n"
-		"  --probation SECONDS   run time a pack must survive (default 600)\n"
-		"  --probation-events N  events it must evaluate (default 1000)\n"
-		"  -v, --verbose         debug logging\n"
-		"\n"
-		"Fault injection (tests, demo): RINGFENCE_FAULT_CRASH_ON_LOAD=<sha256> kills the whole\n"
-		"agent right after that pack loads; RINGFENCE_FAULT_WORKER_CRASH_ON_LOAD=<sha256> kills\n"
-		"only the worker. See docs/agent.md.\n");
+	fprintf(
+	    f,
+	    "usage: ringfence-agent run --server URL [--store DIR] [--ring NAME]\n"
+	    "                           [--events SOCKET|FILE|-] [--alerts FILE|-] [options]\n"
+	    "\n"
+	    "Run the agent: check in with the server, take releases through TUF, run content on\n"
+	    "trial under the crash-loop guard, evaluate events in a supervised worker.\n"
+	    "\n"
+	    "  --server URL          ringfenced base URL (e.g. http://127.0.0.1:8440)\n"
+	    "  --store DIR           durable store (default " RF_STORE_DIR_DEFAULT ")\n"
+	    "  --ring NAME           ring to ask for at enrollment\n"
+	    "  --events SRC          JSON event lines: FILE (followed as it grows), a FIFO, '-' "
+	    "for\n"
+	    "                        stdin, or unix:PATH to listen on a unix stream socket\n"
+	    "  --alerts DST          alerts as JSON lines: FILE (appended) or '-' for stdout\n"
+	    "  --device-id ID        device id (default: the store's, else /etc/machine-id)\n"
+	    "  --enroll-token TOKEN  tenant enrollment token (or env RINGFENCE_ENROLL_TOKEN)\n"
+	    "  --tuf-root FILE       trusted TUF root.json, installed on first start\n"
+	    "  --repo-url URL        TUF repository base (default SERVER/repo)\n"
+	    "  --poll SECONDS        check-in interval until the server sets one (default 300)\n"
+	    "  --attempts N          loads a pack gets without surviving probation (default 3)\n"
+	    "  --probation SECONDS   run time a pack must survive (default 600)\n"
+	    "  --probation-events N  events it must evaluate (default 1000)\n"
+	    "  -v, --verbose         debug logging\n"
+	    "\n"
+	    "Fault injection (tests, demo): RINGFENCE_FAULT_CRASH_ON_LOAD=<sha256> kills the "
+	    "whole\n"
+	    "agent right after that pack loads; RINGFENCE_FAULT_WORKER_CRASH_ON_LOAD=<sha256> "
+	    "kills\n"
+	    "only the worker. See docs/agent.md.\n");
 }
 
 static int parse_uint_opt(const char *name, const char *v, uint64_t max, uint64_t *ret)
@@ -894,14 +921,22 @@ static void pick_device_id(struct agent *ag)
 static int cmd_run(int argc, char **argv)
 {
 	static const struct option lo[] = {
-		{"server", required_argument, NULL, 's'}, {"store", required_argument, NULL, 'd'},
-		{"ring", required_argument, NULL, 'r'}, {"events", required_argument, NULL, 'e'},
-		{"alerts", required_argument, NULL, 'a'}, {"device-id", required_argument, NULL, 'i'},
-		{"enroll-token", required_argument, NULL, 't'}, {"tuf-root", required_argument, NULL, 'R'},
-		{"repo-url", required_argument, NULL, 'u'}, {"poll", required_argument, NULL, 'p'},
-		{"attempts", required_argument, NULL, 'n'}, {"probation", required_argument, NULL, 'P'},
-		{"probation-events", required_argument, NULL, 'E'}, {"verbose", no_argument, NULL, 'v'},
-		{"help", no_argument, NULL, 'h'}, {0},
+	    {"server", required_argument, NULL, 's'},
+	    {"store", required_argument, NULL, 'd'},
+	    {"ring", required_argument, NULL, 'r'},
+	    {"events", required_argument, NULL, 'e'},
+	    {"alerts", required_argument, NULL, 'a'},
+	    {"device-id", required_argument, NULL, 'i'},
+	    {"enroll-token", required_argument, NULL, 't'},
+	    {"tuf-root", required_argument, NULL, 'R'},
+	    {"repo-url", required_argument, NULL, 'u'},
+	    {"poll", required_argument, NULL, 'p'},
+	    {"attempts", required_argument, NULL, 'n'},
+	    {"probation", required_argument, NULL, 'P'},
+	    {"probation-events", required_argument, NULL, 'E'},
+	    {"verbose", no_argument, NULL, 'v'},
+	    {"help", no_argument, NULL, 'h'},
+	    {0},
 	};
 	struct agent ag;
 	struct rf_diag d = {0};
@@ -918,15 +953,33 @@ static int cmd_run(int argc, char **argv)
 	optind = 1;
 	while ((c = getopt_long(argc, argv, "vh", lo, NULL)) != -1) {
 		switch (c) {
-		case 's': ag.o.server = optarg; break;
-		case 'd': ag.o.store = optarg; break;
-		case 'r': ag.o.ring = optarg; break;
-		case 'e': ag.o.events = optarg; break;
-		case 'a': ag.o.alerts = optarg; break;
-		case 'i': ag.o.device_id = optarg; break;
-		case 't': ag.o.enroll_token = optarg; break;
-		case 'R': ag.o.tuf_root = optarg; break;
-		case 'u': ag.o.repo_url = optarg; break;
+		case 's':
+			ag.o.server = optarg;
+			break;
+		case 'd':
+			ag.o.store = optarg;
+			break;
+		case 'r':
+			ag.o.ring = optarg;
+			break;
+		case 'e':
+			ag.o.events = optarg;
+			break;
+		case 'a':
+			ag.o.alerts = optarg;
+			break;
+		case 'i':
+			ag.o.device_id = optarg;
+			break;
+		case 't':
+			ag.o.enroll_token = optarg;
+			break;
+		case 'R':
+			ag.o.tuf_root = optarg;
+			break;
+		case 'u':
+			ag.o.repo_url = optarg;
+			break;
 		case 'p':
 			if (parse_uint_opt("--poll", optarg, RF_AGENT_POLL_MAX_S, &v) < 0 || v == 0)
 				return 2;
@@ -947,18 +1000,26 @@ static int cmd_run(int argc, char **argv)
 				return 2;
 			ag.o.gcfg.probation_events = v;
 			break;
-		case 'v': rf_log_init("ringfence-agent", RF_LOG_DEBUG); break;
-		case 'h': usage_run(stdout); return 0;
-		default: usage_run(stderr); return 2;
+		case 'v':
+			rf_log_init("ringfence-agent", RF_LOG_DEBUG);
+			break;
+		case 'h':
+			usage_run(stdout);
+			return 0;
+		default:
+			usage_run(stderr);
+			return 2;
 		}
 	}
 	if (optind != argc || !ag.o.server) {
-		fprintf(stderr, "ringfence-agent run: %s\n\n", !ag.o.server ? "--server URL is required" : "unexpected argument");
+		fprintf(stderr, "ringfence-agent run: %s\n\n",
+			!ag.o.server ? "--server URL is required" : "unexpected argument");
 		usage_run(stderr);
 		return 2;
 	}
 	if (strncmp(ag.o.server, "http://", 7) != 0 && strncmp(ag.o.server, "https://", 8) != 0) {
-		fprintf(stderr, "ringfence-agent run: --server must be an http:// or https:// URL\n");
+		fprintf(stderr,
+			"ringfence-agent run: --server must be an http:// or https:// URL\n");
 		return 2;
 	}
 	if (!ag.o.repo_url) {
@@ -982,7 +1043,8 @@ static int cmd_run(int argc, char **argv)
 		return 1;
 	}
 	if (d.count)
-		rf_log_warn("store %s: %s (kept as state.json.bad; starting empty)", ag.o.store, d.first);
+		rf_log_warn("store %s: %s (kept as state.json.bad; starting empty)", ag.o.store,
+			    d.first);
 	{
 		char root_path[PATH_MAX];
 		snprintf(root_path, sizeof(root_path), "%s/tuf/root.json", rf_store_dir(ag.st));
@@ -991,7 +1053,8 @@ static int cmd_run(int argc, char **argv)
 			size_t n;
 			struct rf_diag td = {0};
 			if (!ag.o.tuf_root) {
-				rf_log_error("no trusted TUF root in %s: pass --tuf-root FILE once", root_path);
+				rf_log_error("no trusted TUF root in %s: pass --tuf-root FILE once",
+					     root_path);
 				rf_store_free(ag.st);
 				return 1;
 			}
@@ -999,7 +1062,8 @@ static int cmd_run(int argc, char **argv)
 			snprintf(tuf_dir, sizeof(tuf_dir), "%s/tuf", rf_store_dir(ag.st));
 			if ((r = rf_file_read(ag.o.tuf_root, RF_FILE_MAX, &p, &n)) < 0 ||
 			    (r = rf_tuf_client_init(tuf_dir, p, n, &td)) < 0) {
-				rf_log_error("--tuf-root %s: %s %s", ag.o.tuf_root, rf_strerror(r), td.first);
+				rf_log_error("--tuf-root %s: %s %s", ag.o.tuf_root, rf_strerror(r),
+					     td.first);
 				free(p);
 				rf_store_free(ag.st);
 				return 1;
@@ -1014,7 +1078,8 @@ static int cmd_run(int argc, char **argv)
 	}
 	pick_device_id(&ag);
 	if (!rf_checkin_id_valid(ag.device_id, strlen(ag.device_id))) {
-		rf_log_error("device id '%s' is not a valid identifier ([A-Za-z0-9._:/-], 1..128)", ag.device_id);
+		rf_log_error("device id '%s' is not a valid identifier ([A-Za-z0-9._:/-], 1..128)",
+			     ag.device_id);
 		rf_store_free(ag.st);
 		return 1;
 	}
@@ -1028,8 +1093,10 @@ static int cmd_run(int argc, char **argv)
 		const uint8_t *mb = rf_content_builtin_manifest(&ml);
 		rf_sha256_hex(mb, ml, ag.manifest_hash);
 	}
-	ag.id = (struct rf_agent_identity){.device_id = ag.device_id, .ring = ag.ring,
-					   .agent_version = RF_VERSION, .manifest_hash = ag.manifest_hash};
+	ag.id = (struct rf_agent_identity){.device_id = ag.device_id,
+					   .ring = ag.ring,
+					   .agent_version = RF_VERSION,
+					   .manifest_hash = ag.manifest_hash};
 	if ((r = open_events(&ag)) < 0) {
 		rf_log_error("--events %s: %s", ag.o.events, rf_strerror(r));
 		rf_store_free(ag.st);
@@ -1037,8 +1104,10 @@ static int cmd_run(int argc, char **argv)
 	}
 	ag.alerts_fd = -1;
 	if (ag.o.alerts) {
-		ag.alerts_fd = strcmp(ag.o.alerts, "-") == 0 ? dup(1)
-			       : open(ag.o.alerts, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0600);
+		ag.alerts_fd =
+		    strcmp(ag.o.alerts, "-") == 0
+			? dup(1)
+			: open(ag.o.alerts, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0600);
 		if (ag.alerts_fd < 0) {
 			rf_log_error("--alerts %s: %s", ag.o.alerts, rf_strerror(-errno));
 			rf_store_free(ag.st);
@@ -1066,15 +1135,17 @@ static int cmd_run(int argc, char **argv)
 	ag.has_cur = rf_guard_current(rf_store_guard(ag.st), ag.cur);
 	feed(&ag, RF_GUARD_EV_BOOT, NULL, 0);
 	/* the first check-in soon, jittered so a fleet restarting together spreads out */
-	ag.next_checkin_ms = now_ms() + rnd_between(&ag, 0, (uint64_t)(ag.poll < 10 ? ag.poll : 10) * 500);
+	ag.next_checkin_ms =
+	    now_ms() + rnd_between(&ag, 0, (uint64_t)(ag.poll < 10 ? ag.poll : 10) * 500);
 
 	while (!got_term) {
 		struct pollfd pf[2];
 		nfds_t n = 0;
 		uint64_t t = now_ms(), wake = ag.next_checkin_ms;
 		const struct rf_guard_state *g = rf_store_guard(ag.st);
-		bool probation = ag.worker_loaded &&
-				 (g->mode == RF_GUARD_MODE_TRIAL || (g->mode == RF_GUARD_MODE_LKG && g->lkg_attempts > 0));
+		bool probation =
+		    ag.worker_loaded && (g->mode == RF_GUARD_MODE_TRIAL ||
+					 (g->mode == RF_GUARD_MODE_LKG && g->lkg_attempts > 0));
 
 		if (ag.start_pending && ag.start_at_ms < wake)
 			wake = ag.start_at_ms;
@@ -1145,7 +1216,8 @@ static int cmd_status(int argc, char **argv)
 {
 	static const struct option lo[] = {{"store", required_argument, NULL, 'd'},
 					   {"json", no_argument, NULL, 'j'},
-					   {"help", no_argument, NULL, 'h'}, {0}};
+					   {"help", no_argument, NULL, 'h'},
+					   {0}};
 	const char *dir = RF_STORE_DIR_DEFAULT;
 	bool as_json = false;
 	struct rf_store *st = NULL;
@@ -1158,10 +1230,18 @@ static int cmd_status(int argc, char **argv)
 	optind = 1;
 	while ((c = getopt_long(argc, argv, "h", lo, NULL)) != -1) {
 		switch (c) {
-		case 'd': dir = optarg; break;
-		case 'j': as_json = true; break;
-		case 'h': usage_status(stdout); return 0;
-		default: usage_status(stderr); return 2;
+		case 'd':
+			dir = optarg;
+			break;
+		case 'j':
+			as_json = true;
+			break;
+		case 'h':
+			usage_status(stdout);
+			return 0;
+		default:
+			usage_status(stderr);
+			return 2;
 		}
 	}
 	if (optind != argc) {
@@ -1170,7 +1250,8 @@ static int cmd_status(int argc, char **argv)
 	}
 	r = rf_store_open_readonly(dir, &st, &d);
 	if (r < 0) {
-		fprintf(stderr, "ringfence-agent status: %s\n", d.first[0] ? d.first : rf_strerror(r));
+		fprintf(stderr, "ringfence-agent status: %s\n",
+			d.first[0] ? d.first : rf_strerror(r));
 		return 1;
 	}
 	g = rf_store_guard(st);
@@ -1179,18 +1260,18 @@ static int cmd_status(int argc, char **argv)
 		const struct rf_store_quarantine *e = rf_store_quarantine_at(st, i);
 		char hex[65];
 		rf_hex_encode(e->hash, 32, hex);
-		json_array_append_new(q, json_pack("{s:s, s:s, s:I}", "sha256", hex, "reason", e->reason,
-						   "time", (json_int_t)e->time));
+		json_array_append_new(q, json_pack("{s:s, s:s, s:I}", "sha256", hex, "reason",
+						   e->reason, "time", (json_int_t)e->time));
 	}
 	bool has_cur = rf_guard_current(g, cur);
-	o = json_pack("{s:s, s:s, s:o, s:o, s:o, s:i, s:i, s:o, s:b, s:I, s:I, s:I}",
-		      "device_id", rf_store_device_id(st), "mode", rf_guard_mode_name(g->mode),
-		      "current", ref_json(st, cur, has_cur), "last_good", ref_json(st, g->lkg, g->has_lkg),
-		      "trial", ref_json(st, g->trial, g->has_trial), "trial_attempts", (int)g->trial_attempts,
-		      "last_good_attempts", (int)g->lkg_attempts, "quarantine", q,
-		      "safe_mode", g->mode == RF_GUARD_MODE_SAFE, "crashes", (json_int_t)g->crashes,
-		      "rollbacks", (json_int_t)g->rollbacks, "reports_pending",
-		      (json_int_t)rf_store_report_count(st));
+	o = json_pack("{s:s, s:s, s:o, s:o, s:o, s:i, s:i, s:o, s:b, s:I, s:I, s:I}", "device_id",
+		      rf_store_device_id(st), "mode", rf_guard_mode_name(g->mode), "current",
+		      ref_json(st, cur, has_cur), "last_good", ref_json(st, g->lkg, g->has_lkg),
+		      "trial", ref_json(st, g->trial, g->has_trial), "trial_attempts",
+		      (int)g->trial_attempts, "last_good_attempts", (int)g->lkg_attempts,
+		      "quarantine", q, "safe_mode", g->mode == RF_GUARD_MODE_SAFE, "crashes",
+		      (json_int_t)g->crashes, "rollbacks", (json_int_t)g->rollbacks,
+		      "reports_pending", (json_int_t)rf_store_report_count(st));
 	if (as_json) {
 		char *t = json_dumps(o, JSON_INDENT(2) | JSON_PRESERVE_ORDER);
 		if (t)
@@ -1199,9 +1280,11 @@ static int cmd_status(int argc, char **argv)
 	} else {
 		char hex[65];
 		printf("store:          %s\n", dir);
-		printf("device:         %s\n", rf_store_device_id(st)[0] ? rf_store_device_id(st) : "(not enrolled)");
+		printf("device:         %s\n",
+		       rf_store_device_id(st)[0] ? rf_store_device_id(st) : "(not enrolled)");
 		printf("mode:           %s%s\n", rf_guard_mode_name(g->mode),
-		       g->mode == RF_GUARD_MODE_SAFE ? " (SAFE MODE: no content; still checking in)" : "");
+		       g->mode == RF_GUARD_MODE_SAFE ? " (SAFE MODE: no content; still checking in)"
+						     : "");
 		if (has_cur) {
 			rf_hex_encode(cur, 32, hex);
 			printf("current:        %s %s\n", rf_store_pack_name(st, cur), hex);
@@ -1214,8 +1297,8 @@ static int cmd_status(int argc, char **argv)
 			printf("last known good: (none)\n");
 		if (g->has_trial) {
 			rf_hex_encode(g->trial, 32, hex);
-			printf("trial:          %s %s, attempt %u\n", rf_store_pack_name(st, g->trial), hex,
-			       g->trial_attempts);
+			printf("trial:          %s %s, attempt %u\n",
+			       rf_store_pack_name(st, g->trial), hex, g->trial_attempts);
 		}
 		printf("quarantine:     %zu\n", rf_store_quarantine_count(st));
 		for (size_t i = 0; i < rf_store_quarantine_count(st); i++) {
@@ -1237,7 +1320,8 @@ static int cmd_manifest(int argc, char **argv)
 	const uint8_t *m;
 
 	if (argc > 1 && (!strcmp(argv[1], "--help") || !strcmp(argv[1], "-h"))) {
-		printf("usage: ringfence-agent manifest\n\nPrint the agent manifest of this build: the event "
+		printf("usage: ringfence-agent manifest\n\nPrint the agent manifest of this build: "
+		       "the event "
 		       "types and fields it supplies (packs are verified against it).\n");
 		return 0;
 	}
@@ -1255,12 +1339,14 @@ static int cmd_manifest(int argc, char **argv)
 
 static void usage(FILE *f)
 {
-	fprintf(f, "usage: ringfence-agent COMMAND [ARGS...]\n\n"
-		   "commands:\n"
-		   "  run       run the agent (check-ins, content under the crash-loop guard)\n"
-		   "  status    show the store: current, last known good, trial, quarantine, safe mode\n"
-		   "  manifest  print the agent manifest of this build\n"
-		   "\n'ringfence-agent COMMAND --help' shows a command's usage.\n");
+	fprintf(
+	    f,
+	    "usage: ringfence-agent COMMAND [ARGS...]\n\n"
+	    "commands:\n"
+	    "  run       run the agent (check-ins, content under the crash-loop guard)\n"
+	    "  status    show the store: current, last known good, trial, quarantine, safe mode\n"
+	    "  manifest  print the agent manifest of this build\n"
+	    "\n'ringfence-agent COMMAND --help' shows a command's usage.\n");
 }
 
 int main(int argc, char **argv)

@@ -105,8 +105,14 @@ static int px_fsync_dir(void *ud, const char *path)
 }
 
 static const struct rf_store_ops posix_ops = {
-	.open = px_open, .write = px_write, .fsync = px_fsync, .close = px_close,
-	.rename = px_rename, .unlink = px_unlink, .mkdir = px_mkdir, .fsync_dir = px_fsync_dir,
+    .open = px_open,
+    .write = px_write,
+    .fsync = px_fsync,
+    .close = px_close,
+    .rename = px_rename,
+    .unlink = px_unlink,
+    .mkdir = px_mkdir,
+    .fsync_dir = px_fsync_dir,
 };
 
 const struct rf_store_ops *rf_store_ops_posix(void)
@@ -186,17 +192,13 @@ static json_t *state_to_json(const struct rf_store *st)
 		snprintf(fp, sizeof(fp), "%016llx", (unsigned long long)g->quarantine[i]);
 		json_array_append_new(qfp, json_string(fp));
 	}
-	guard = json_pack("{s:s, s:o, s:i, s:o, s:i, s:b, s:I, s:I, s:o, s:i}",
-			  "mode", rf_guard_mode_name(g->mode),
-			  "trial", hash_json(g->trial, g->has_trial),
-			  "trial_attempts", (int)g->trial_attempts,
-			  "last_good", hash_json(g->lkg, g->has_lkg),
-			  "last_good_attempts", (int)g->lkg_attempts,
-			  "clean", (int)g->clean,
-			  "crashes", (json_int_t)g->crashes,
-			  "rollbacks", (json_int_t)g->rollbacks,
-			  "fingerprints", qfp,
-			  "fingerprint_next", (int)g->qnext);
+	guard = json_pack("{s:s, s:o, s:i, s:o, s:i, s:b, s:I, s:I, s:o, s:i}", "mode",
+			  rf_guard_mode_name(g->mode), "trial", hash_json(g->trial, g->has_trial),
+			  "trial_attempts", (int)g->trial_attempts, "last_good",
+			  hash_json(g->lkg, g->has_lkg), "last_good_attempts", (int)g->lkg_attempts,
+			  "clean", (int)g->clean, "crashes", (json_int_t)g->crashes, "rollbacks",
+			  (json_int_t)g->rollbacks, "fingerprints", qfp, "fingerprint_next",
+			  (int)g->qnext);
 	names = json_object();
 	for (unsigned i = 0; i < st->nnames; i++) {
 		rf_hex_encode(st->names[i].hash, RF_GUARD_HASH_LEN, hex);
@@ -206,21 +208,22 @@ static json_t *state_to_json(const struct rf_store *st)
 	for (size_t i = 0; i < st->nq; i++) {
 		rf_hex_encode(st->q[i].hash, RF_GUARD_HASH_LEN, hex);
 		json_array_append_new(q, json_pack("{s:s, s:s, s:I}", "sha256", hex, "reason",
-						   st->q[i].reason, "time", (json_int_t)st->q[i].time));
+						   st->q[i].reason, "time",
+						   (json_int_t)st->q[i].time));
 	}
 	out = json_array();
 	for (size_t i = 0; i < st->nout; i++) {
 		const struct rf_store_report *r = &st->out[i];
-		json_array_append_new(out, json_pack("{s:I, s:s, s:o, s:s, s:s, s:I}",
-						     "id", (json_int_t)r->id, "event", r->event,
-						     "sha256", hash_json(r->hash, r->has_hash),
-						     "target", r->target, "detail", r->detail,
-						     "time", (json_int_t)r->time));
+		json_array_append_new(out, json_pack("{s:I, s:s, s:o, s:s, s:s, s:I}", "id",
+						     (json_int_t)r->id, "event", r->event, "sha256",
+						     hash_json(r->hash, r->has_hash), "target",
+						     r->target, "detail", r->detail, "time",
+						     (json_int_t)r->time));
 	}
-	root = json_pack("{s:i, s:s, s:o, s:o, s:o, s:o, s:I, s:I, s:I}",
-			 "format", 1, "device_id", st->device_id, "guard", guard, "names", names,
-			 "quarantine", q, "outbox", out, "next_report", (json_int_t)st->next_report,
-			 "events", (json_int_t)st->events, "alerts", (json_int_t)st->alerts);
+	root = json_pack("{s:i, s:s, s:o, s:o, s:o, s:o, s:I, s:I, s:I}", "format", 1, "device_id",
+			 st->device_id, "guard", guard, "names", names, "quarantine", q, "outbox",
+			 out, "next_report", (json_int_t)st->next_report, "events",
+			 (json_int_t)st->events, "alerts", (json_int_t)st->alerts);
 	if (root)
 		json_object_set_new(root, "ring", json_string(st->ring));
 	return root;
@@ -248,7 +251,8 @@ static int get_uint(json_t *o, const char *key, uint64_t max, uint64_t *ret)
 {
 	json_t *v = json_object_get(o, key);
 
-	if (!json_is_integer(v) || json_integer_value(v) < 0 || (uint64_t)json_integer_value(v) > max)
+	if (!json_is_integer(v) || json_integer_value(v) < 0 ||
+	    (uint64_t)json_integer_value(v) > max)
 		return -EBADMSG;
 	*ret = (uint64_t)json_integer_value(v);
 	return 0;
@@ -305,10 +309,13 @@ static int parse_guard(json_t *j, struct rf_guard_state *g, struct rf_diag *d)
 	g->rollbacks = (uint32_t)v;
 	fp = json_object_get(j, "fingerprints");
 	if (!json_is_array(fp) || json_array_size(fp) > RF_GUARD_QUARANTINE_MAX)
-		return bad(d, "guard.fingerprints must be an array of at most RF_GUARD_QUARANTINE_MAX");
-	json_array_foreach(fp, i, e) {
+		return bad(
+		    d, "guard.fingerprints must be an array of at most RF_GUARD_QUARANTINE_MAX");
+	json_array_foreach(fp, i, e)
+	{
 		uint8_t b[8];
-		if (!json_is_string(e) || rf_hex_decode(json_string_value(e), json_string_length(e), b, 8) < 0)
+		if (!json_is_string(e) ||
+		    rf_hex_decode(json_string_value(e), json_string_length(e), b, 8) < 0)
 			return bad(d, "guard.fingerprints entries must be 16 hex digits");
 		uint64_t fpv = 0;
 		for (unsigned k = 0; k < 8; k++)
@@ -339,7 +346,8 @@ static int parse_state(struct rf_store *st, const uint8_t *p, size_t n, struct r
 		r = bad(d, "not a format 1 state object");
 		goto out;
 	}
-	if (copy_str(json_object_get(root, "device_id"), st->device_id, sizeof(st->device_id)) < 0) {
+	if (copy_str(json_object_get(root, "device_id"), st->device_id, sizeof(st->device_id)) <
+	    0) {
 		r = bad(d, "device_id must be a string of at most 128 bytes");
 		goto out;
 	}
@@ -362,7 +370,8 @@ static int parse_state(struct rf_store *st, const uint8_t *p, size_t n, struct r
 		goto out;
 	}
 	st->nnames = 0;
-	json_object_foreach(v, key, e) {
+	json_object_foreach(v, key, e)
+	{
 		struct name *nm = &st->names[st->nnames];
 		if (rf_hex_decode(key, strlen(key), nm->hash, RF_GUARD_HASH_LEN) < 0 ||
 		    copy_str(e, nm->target, sizeof(nm->target)) < 0) {
@@ -377,11 +386,13 @@ static int parse_state(struct rf_store *st, const uint8_t *p, size_t n, struct r
 		goto out;
 	}
 	st->nq = 0;
-	json_array_foreach(v, i, e) {
+	json_array_foreach(v, i, e)
+	{
 		struct rf_store_quarantine *q = &st->q[st->nq];
 		bool has;
 		json_int_t t;
-		if (!json_is_object(e) || get_hash(json_object_get(e, "sha256"), q->hash, &has) < 0 || !has ||
+		if (!json_is_object(e) ||
+		    get_hash(json_object_get(e, "sha256"), q->hash, &has) < 0 || !has ||
 		    copy_str(json_object_get(e, "reason"), q->reason, sizeof(q->reason)) < 0 ||
 		    !json_is_integer(json_object_get(e, "time"))) {
 			r = bad(d, "quarantine: bad entry");
@@ -397,7 +408,8 @@ static int parse_state(struct rf_store *st, const uint8_t *p, size_t n, struct r
 		goto out;
 	}
 	st->nout = 0;
-	json_array_foreach(v, i, e) {
+	json_array_foreach(v, i, e)
+	{
 		struct rf_store_report *rep = &st->out[st->nout];
 		if (!json_is_object(e) || get_uint(e, "id", INT64_MAX, &rep->id) < 0 ||
 		    copy_str(json_object_get(e, "event"), rep->event, sizeof(rep->event)) < 0 ||
@@ -764,7 +776,8 @@ int rf_store_report_add(struct rf_store *st, const char *event, const uint8_t *h
 {
 	struct rf_store_report *r;
 
-	if (!event || strlen(event) >= sizeof(r->event) || (target && strlen(target) > RF_STORE_TARGET_MAX))
+	if (!event || strlen(event) >= sizeof(r->event) ||
+	    (target && strlen(target) > RF_STORE_TARGET_MAX))
 		return -EINVAL;
 	if (st->nout == RF_AGENT_OUTBOX_MAX) {
 		memmove(&st->out[0], &st->out[1], (st->nout - 1) * sizeof(st->out[0]));
@@ -790,7 +803,8 @@ int rf_store_report_done(struct rf_store *st, uint64_t id)
 {
 	for (size_t i = 0; i < st->nout; i++) {
 		if (st->out[i].id == id) {
-			memmove(&st->out[i], &st->out[i + 1], (st->nout - i - 1) * sizeof(st->out[0]));
+			memmove(&st->out[i], &st->out[i + 1],
+				(st->nout - i - 1) * sizeof(st->out[0]));
 			st->nout--;
 			return 0;
 		}
@@ -891,7 +905,8 @@ static void collect_garbage(struct rf_store *st)
 		uint8_t h[RF_GUARD_HASH_LEN];
 		size_t l = strlen(de->d_name);
 
-		if (l != 2 * RF_GUARD_HASH_LEN + 4 || strcmp(de->d_name + 2 * RF_GUARD_HASH_LEN, ".rfp") != 0)
+		if (l != 2 * RF_GUARD_HASH_LEN + 4 ||
+		    strcmp(de->d_name + 2 * RF_GUARD_HASH_LEN, ".rfp") != 0)
 			continue;
 		if (rf_hex_decode(de->d_name, 2 * RF_GUARD_HASH_LEN, h, RF_GUARD_HASH_LEN) < 0)
 			continue;
@@ -945,9 +960,11 @@ int rf_store_check(const struct rf_store *st, struct rf_diag *d)
 	if (st->g.has_lkg) {
 		rf_hex_encode(st->g.lkg, RF_GUARD_HASH_LEN, hex);
 		if (!rf_store_pack_exists(st, st->g.lkg))
-			return rf_diag_report(d, -EBADMSG, "last known good %s missing or corrupt", hex);
+			return rf_diag_report(d, -EBADMSG, "last known good %s missing or corrupt",
+					      hex);
 		if (rf_store_is_quarantined(st, st->g.lkg))
-			return rf_diag_report(d, -EBADMSG, "last known good %s is quarantined", hex);
+			return rf_diag_report(d, -EBADMSG, "last known good %s is quarantined",
+					      hex);
 	}
 	if (st->g.has_trial) {
 		rf_hex_encode(st->g.trial, RF_GUARD_HASH_LEN, hex);
@@ -973,19 +990,24 @@ int rf_store_apply(struct rf_store *st, const struct rf_guard_state *g,
 
 		switch (a->type) {
 		case RF_GUARD_ACT_REPORT:
-			if (a->report == RF_GUARD_REPORT_CRASHED || a->report == RF_GUARD_REPORT_INTENT ||
+			if (a->report == RF_GUARD_REPORT_CRASHED ||
+			    a->report == RF_GUARD_REPORT_INTENT ||
 			    a->report == RF_GUARD_REPORT_TRIAL_STARTED)
-				snprintf(detail, sizeof(detail), "attempt %u/%u", a->attempt, a->limit);
+				snprintf(detail, sizeof(detail), "attempt %u/%u", a->attempt,
+					 a->limit);
 			else
-				snprintf(detail, sizeof(detail), "%s", rf_guard_reason_name(a->reason));
-			r = rf_store_report_add(st, rf_guard_report_name(a->report), has ? a->hash : NULL,
-						has ? rf_store_pack_name(st, a->hash) : "", detail, now, NULL);
+				snprintf(detail, sizeof(detail), "%s",
+					 rf_guard_reason_name(a->reason));
+			r = rf_store_report_add(
+			    st, rf_guard_report_name(a->report), has ? a->hash : NULL,
+			    has ? rf_store_pack_name(st, a->hash) : "", detail, now, NULL);
 			if (r < 0)
 				return r;
 			dirty = true;
 			break;
 		case RF_GUARD_ACT_QUARANTINE:
-			if ((r = rf_store_quarantine_add(st, a->hash, rf_guard_reason_name(a->reason), now)) < 0)
+			if ((r = rf_store_quarantine_add(st, a->hash,
+							 rf_guard_reason_name(a->reason), now)) < 0)
 				return r;
 			dirty = true;
 			break;

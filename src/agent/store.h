@@ -56,13 +56,13 @@ struct rf_store;
 struct rf_store_quarantine {
 	uint8_t hash[RF_GUARD_HASH_LEN];
 	char reason[32]; /* rf_guard_reason_name() */
-	int64_t time;    /* Unix seconds */
+	int64_t time;	 /* Unix seconds */
 };
 
 /* One report waiting for the server (docs/protocol.md "Report"). */
 struct rf_store_report {
-	uint64_t id;       /* per-device counter; report_id = "<device_id>-<id>" */
-	char event[24];    /* rf_guard_report_name() */
+	uint64_t id;	/* per-device counter; report_id = "<device_id>-<id>" */
+	char event[24]; /* rf_guard_report_name() */
 	uint8_t hash[RF_GUARD_HASH_LEN];
 	bool has_hash;
 	char target[RF_STORE_TARGET_MAX + 1];
@@ -120,7 +120,8 @@ const struct rf_store_quarantine *rf_store_quarantine_at(const struct rf_store *
 /* Reports (in memory until commit). hash may be NULL; target/detail NULL means "". Past
  * RF_AGENT_OUTBOX_MAX the oldest is dropped. *ret_id (may be NULL) gets the report's id. */
 int rf_store_report_add(struct rf_store *st, const char *event, const uint8_t *hash,
-			const char *target, const char *detail, int64_t time, uint64_t *ret_id) RF_WUR;
+			const char *target, const char *detail, int64_t time,
+			uint64_t *ret_id) RF_WUR;
 /* Remove a delivered report from the outbox (in memory until commit). -ENOENT if absent. */
 int rf_store_report_done(struct rf_store *st, uint64_t id) RF_WUR;
 size_t rf_store_report_count(const struct rf_store *st);

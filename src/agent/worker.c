@@ -77,8 +77,8 @@ static void on_alert(void *ud, size_t rule_index, const struct rf_rule_info *rul
 	w->alerts++;
 	if (w->a->alerts_fd < 0)
 		return;
-	o = json_pack("{s:s, s:s, s:s, s:s, s:I, s:I}", "rule", rule->id ? rule->id : "",
-		      "title", rule->title ? rule->title : "", "level", rule->level ? rule->level : "",
+	o = json_pack("{s:s, s:s, s:s, s:s, s:I, s:I}", "rule", rule->id ? rule->id : "", "title",
+		      rule->title ? rule->title : "", "level", rule->level ? rule->level : "",
 		      "event", rule->event ? rule->event : "", "index", (json_int_t)rule_index,
 		      "time", (json_int_t)rf_now_wall());
 	if (!o)
@@ -267,7 +267,8 @@ _Noreturn void rf__agent_worker_main(const struct rf_worker_args *a)
 			pf[n++] = (struct pollfd){.fd = a->events_fd, .events = POLLIN};
 			for (unsigned i = 0; i < CLIENTS_MAX; i++)
 				if (clients[i])
-					pf[n++] = (struct pollfd){.fd = clients[i]->fd, .events = POLLIN};
+					pf[n++] =
+					    (struct pollfd){.fd = clients[i]->fd, .events = POLLIN};
 		} else if (src && !src_eof) {
 			pf[n++] = (struct pollfd){.fd = src->fd, .events = POLLIN};
 		} else if (src && a->events_follow) {

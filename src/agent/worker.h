@@ -15,11 +15,11 @@
 #include <stdint.h>
 
 struct rf_worker_args {
-	const char *pack_path;   /* packs/<sha256>.rfp in the store */
-	const uint8_t *hash;     /* its SHA-256 (32 bytes), re-checked after reading */
-	int events_fd;           /* -1: none; a listening unix socket; or a stream/file */
-	bool events_follow;      /* a regular file: keep reading as it grows (tail -f) */
-	int alerts_fd;           /* -1: none */
+	const char *pack_path; /* packs/<sha256>.rfp in the store */
+	const uint8_t *hash;   /* its SHA-256 (32 bytes), re-checked after reading */
+	int events_fd;	       /* -1: none; a listening unix socket; or a stream/file */
+	bool events_follow;    /* a regular file: keep reading as it grows (tail -f) */
+	int alerts_fd;	       /* -1: none */
 	int status_fd;
 };
 

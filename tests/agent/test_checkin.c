@@ -33,11 +33,12 @@ static void test_reply_install(void **unused)
 	uint8_t h[32];
 	char js[512];
 
-	snprintf(js, sizeof(js),
-		 "{\"action\": \"install\", \"release\": {\"id\": 3, \"target\": \"packs/rules-7.rfp\", "
-		 "\"sha256\": \"%s\", \"length\": 48213, \"version\": 7}, \"rollback_to\": null, "
-		 "\"halted\": [], \"poll_interval\": 300, \"server_time\": 1764000000, \"future\": 1}",
-		 HASH_A);
+	snprintf(
+	    js, sizeof(js),
+	    "{\"action\": \"install\", \"release\": {\"id\": 3, \"target\": \"packs/rules-7.rfp\", "
+	    "\"sha256\": \"%s\", \"length\": 48213, \"version\": 7}, \"rollback_to\": null, "
+	    "\"halted\": [], \"poll_interval\": 300, \"server_time\": 1764000000, \"future\": 1}",
+	    HASH_A);
 	assert_int_equal(parse(js, &r, &d), 0);
 	assert_int_equal(r.action, RF_CHECKIN_INSTALL);
 	assert_true(r.has_release);
@@ -58,19 +59,21 @@ static void test_reply_errors_name_the_member(void **unused)
 		const char *json, *needle;
 		int code;
 	} cases[] = {
-		{"{\"action\": \"explode\"}", "checkin.action", -EBADMSG},
-		{"{\"action\": 7}", "checkin.action", -EBADMSG},
-		{"{\"action\": \"install\"}", "checkin.release", -EBADMSG},
-		{"{\"action\": \"install\", \"release\": {\"target\": \"../etc/passwd\", \"sha256\": \"00\"}}",
-		 "checkin.release.target", -EBADMSG},
-		{"{\"action\": \"install\", \"release\": {\"target\": \"p.rfp\", \"sha256\": \"xyz\"}}",
-		 "checkin.release.sha256", -EBADMSG},
-		{"{\"action\": \"stay\", \"poll_interval\": -5}", "checkin.poll_interval", -EBADMSG},
-		{"{\"action\": \"stay\", \"poll_interval\": 99999999}", "checkin.poll_interval", -EBADMSG},
-		{"{\"action\": \"stay\", \"server_time\": \"now\"}", "checkin.server_time", -EBADMSG},
-		{"{\"action\": \"stay\", \"action\": \"install\"}", "check-in reply", -EBADMSG},
-		{"[1, 2]", "not a JSON object", -EBADMSG},
-		{"{\"action\": \"st", "check-in reply", -EBADMSG},
+	    {"{\"action\": \"explode\"}", "checkin.action", -EBADMSG},
+	    {"{\"action\": 7}", "checkin.action", -EBADMSG},
+	    {"{\"action\": \"install\"}", "checkin.release", -EBADMSG},
+	    {"{\"action\": \"install\", \"release\": {\"target\": \"../etc/passwd\", \"sha256\": "
+	     "\"00\"}}",
+	     "checkin.release.target", -EBADMSG},
+	    {"{\"action\": \"install\", \"release\": {\"target\": \"p.rfp\", \"sha256\": \"xyz\"}}",
+	     "checkin.release.sha256", -EBADMSG},
+	    {"{\"action\": \"stay\", \"poll_interval\": -5}", "checkin.poll_interval", -EBADMSG},
+	    {"{\"action\": \"stay\", \"poll_interval\": 99999999}", "checkin.poll_interval",
+	     -EBADMSG},
+	    {"{\"action\": \"stay\", \"server_time\": \"now\"}", "checkin.server_time", -EBADMSG},
+	    {"{\"action\": \"stay\", \"action\": \"install\"}", "check-in reply", -EBADMSG},
+	    {"[1, 2]", "not a JSON object", -EBADMSG},
+	    {"{\"action\": \"st", "check-in reply", -EBADMSG},
 	};
 	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
 		struct rf_checkin_reply r;
@@ -100,8 +103,9 @@ static void test_reply_too_large(void **unused)
 
 static void test_enroll_reply(void **unused)
 {
-	static const char ok[] = "{\"device_id\": \"host-0042\", \"tenant\": \"acme\", \"ring\": \"canary\", "
-				 "\"credential\": \"rfd_0123456789abcdef\", \"poll_interval\": 300}";
+	static const char ok[] =
+	    "{\"device_id\": \"host-0042\", \"tenant\": \"acme\", \"ring\": \"canary\", "
+	    "\"credential\": \"rfd_0123456789abcdef\", \"poll_interval\": 300}";
 	static const char bad[] = "{\"device_id\": \"host 42\", \"credential\": \"rfd_x\"}";
 	struct rf_enroll_reply r;
 	struct rf_diag d = {0};
@@ -111,7 +115,8 @@ static void test_enroll_reply(void **unused)
 	assert_string_equal(r.ring, "canary");
 	assert_string_equal(r.credential, "rfd_0123456789abcdef");
 	assert_int_equal(r.poll_interval, 300);
-	assert_int_equal(rf_checkin_enroll_parse((const uint8_t *)bad, strlen(bad), &r, &d), -EBADMSG);
+	assert_int_equal(rf_checkin_enroll_parse((const uint8_t *)bad, strlen(bad), &r, &d),
+			 -EBADMSG);
 	assert_non_null(strstr(d.first, "enroll.device_id"));
 }
 
@@ -137,8 +142,10 @@ static void test_bodies_carry_the_store(void **unused)
 	char dir[] = "/tmp/rf-checkin-test-XXXXXX", *body = NULL;
 	struct rf_store *st = NULL;
 	struct rf_guard_state g;
-	struct rf_agent_identity id = {.device_id = "host-0042", .ring = "canary",
-				       .agent_version = "0.1.0", .manifest_hash = HASH_A};
+	struct rf_agent_identity id = {.device_id = "host-0042",
+				       .ring = "canary",
+				       .agent_version = "0.1.0",
+				       .manifest_hash = HASH_A};
 	uint8_t ha[32], hb[32];
 	json_t *o, *s;
 	json_error_t e;
@@ -156,8 +163,10 @@ static void test_bodies_carry_the_store(void **unused)
 	memcpy(g.lkg, ha, 32);
 	g.crashes = 1;
 	assert_int_equal(rf_store_set_guard(st, &g), 0);
-	assert_int_equal(rf_store_quarantine_add(st, (const uint8_t *)"0123456789abcdef0123456789abcdef",
-						 "crash-loop", 1), 0);
+	assert_int_equal(
+	    rf_store_quarantine_add(st, (const uint8_t *)"0123456789abcdef0123456789abcdef",
+				    "crash-loop", 1),
+	    0);
 	rf_store_set_counters(st, 123456, 12);
 
 	assert_int_equal(rf_checkin_body_checkin(&id, st, &body), 0);
@@ -166,17 +175,26 @@ static void test_bodies_carry_the_store(void **unused)
 	s = json_object_get(o, "state");
 	assert_string_equal(json_string_value(json_object_get(o, "device_id")), "host-0042");
 	assert_string_equal(json_string_value(json_object_get(o, "ring")), "canary");
-	assert_string_equal(json_string_value(json_object_get(json_object_get(s, "current"), "target")), "packs/b.rfp");
-	assert_string_equal(json_string_value(json_object_get(json_object_get(s, "last_good"), "target")), "packs/a.rfp");
-	assert_int_equal(json_integer_value(json_object_get(json_object_get(s, "trial"), "attempts")), 2);
+	assert_string_equal(
+	    json_string_value(json_object_get(json_object_get(s, "current"), "target")),
+	    "packs/b.rfp");
+	assert_string_equal(
+	    json_string_value(json_object_get(json_object_get(s, "last_good"), "target")),
+	    "packs/a.rfp");
+	assert_int_equal(
+	    json_integer_value(json_object_get(json_object_get(s, "trial"), "attempts")), 2);
 	assert_int_equal(json_array_size(json_object_get(s, "quarantine")), 1);
 	assert_true(json_is_false(json_object_get(s, "safe_mode")));
-	assert_int_equal(json_integer_value(json_object_get(json_object_get(o, "health"), "events")), 123456);
-	assert_int_equal(json_integer_value(json_object_get(json_object_get(o, "health"), "crashes")), 1);
+	assert_int_equal(
+	    json_integer_value(json_object_get(json_object_get(o, "health"), "events")), 123456);
+	assert_int_equal(
+	    json_integer_value(json_object_get(json_object_get(o, "health"), "crashes")), 1);
 	json_decref(o);
 	free(body);
 
-	assert_int_equal(rf_store_report_add(st, "intent", hb, "packs/b.rfp", "attempt 1/3", 1764000100, NULL), 0);
+	assert_int_equal(
+	    rf_store_report_add(st, "intent", hb, "packs/b.rfp", "attempt 1/3", 1764000100, NULL),
+	    0);
 	assert_int_equal(rf_checkin_body_report(&id, rf_store_report_at(st, 0), &body), 0);
 	o = json_loads(body, 0, &e);
 	assert_non_null(o);
@@ -196,12 +214,12 @@ static void test_bodies_carry_the_store(void **unused)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(test_reply_install),
-		cmocka_unit_test(test_reply_errors_name_the_member),
-		cmocka_unit_test(test_reply_too_large),
-		cmocka_unit_test(test_enroll_reply),
-		cmocka_unit_test(test_identifiers),
-		cmocka_unit_test(test_bodies_carry_the_store),
+	    cmocka_unit_test(test_reply_install),
+	    cmocka_unit_test(test_reply_errors_name_the_member),
+	    cmocka_unit_test(test_reply_too_large),
+	    cmocka_unit_test(test_enroll_reply),
+	    cmocka_unit_test(test_identifiers),
+	    cmocka_unit_test(test_bodies_carry_the_store),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

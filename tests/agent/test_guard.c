@@ -48,20 +48,50 @@ static struct rf_guard_event event_n(unsigned i)
 
 	memset(&e, 0, sizeof(e));
 	switch (i) {
-	case 0: e.type = RF_GUARD_EV_BOOT; break;
-	case 1: case 2: case 3:
+	case 0:
+		e.type = RF_GUARD_EV_BOOT;
+		break;
+	case 1:
+	case 2:
+	case 3:
 		e.type = RF_GUARD_EV_CANDIDATE;
 		memcpy(e.hash, H[i - 1], RF_GUARD_HASH_LEN);
 		break;
-	case 4: e.type = RF_GUARD_EV_REJECTED; memcpy(e.hash, H[NHASH], RF_GUARD_HASH_LEN); break;
-	case 5: e.type = RF_GUARD_EV_LOADED; e.now_ms = 0; break;
-	case 6: e.type = RF_GUARD_EV_LOAD_FAILED; break;
-	case 7: e.type = RF_GUARD_EV_CRASH; break;
-	case 8: e.type = RF_GUARD_EV_TICK; e.now_ms = 10; e.events = 0; break;   /* too early */
-	case 9: e.type = RF_GUARD_EV_TICK; e.now_ms = 100; e.events = 5; break;  /* too few */
-	case 10: e.type = RF_GUARD_EV_TICK; e.now_ms = 100; e.events = 100; break; /* survived */
-	case 11: e.type = RF_GUARD_EV_ROLLBACK; break;
-	default: e.type = RF_GUARD_EV_SHUTDOWN; break;
+	case 4:
+		e.type = RF_GUARD_EV_REJECTED;
+		memcpy(e.hash, H[NHASH], RF_GUARD_HASH_LEN);
+		break;
+	case 5:
+		e.type = RF_GUARD_EV_LOADED;
+		e.now_ms = 0;
+		break;
+	case 6:
+		e.type = RF_GUARD_EV_LOAD_FAILED;
+		break;
+	case 7:
+		e.type = RF_GUARD_EV_CRASH;
+		break;
+	case 8:
+		e.type = RF_GUARD_EV_TICK;
+		e.now_ms = 10;
+		e.events = 0;
+		break; /* too early */
+	case 9:
+		e.type = RF_GUARD_EV_TICK;
+		e.now_ms = 100;
+		e.events = 5;
+		break; /* too few */
+	case 10:
+		e.type = RF_GUARD_EV_TICK;
+		e.now_ms = 100;
+		e.events = 100;
+		break; /* survived */
+	case 11:
+		e.type = RF_GUARD_EV_ROLLBACK;
+		break;
+	default:
+		e.type = RF_GUARD_EV_SHUTDOWN;
+		break;
 	}
 	return e;
 }
@@ -207,7 +237,8 @@ static void check_step(const struct rf_guard_state *old, const struct rf_guard_e
 }
 
 /* The disk image after the agent died after executing actions [0, k). */
-static struct rf_guard_state disk_after(const struct rf_guard_state *old, const struct rf_guard_state *now,
+static struct rf_guard_state disk_after(const struct rf_guard_state *old,
+					const struct rf_guard_state *now,
 					const struct rf_guard_actions *acts, unsigned k)
 {
 	for (unsigned i = 0; i < k && i < acts->n; i++)
@@ -249,7 +280,8 @@ static void test_model_check(void **unused)
 			}
 			/* the whole agent dies after each action: restart from disk */
 			for (unsigned k = 0; k <= acts.n; k++) {
-				struct rf_guard_state disk = disk_after(&cur, &next, &acts, k), rb = disk;
+				struct rf_guard_state disk = disk_after(&cur, &next, &acts, k),
+						      rb = disk;
 				struct rf_guard_event boot = event_n(0);
 				struct rf_guard_actions bacts;
 
@@ -263,8 +295,9 @@ static void test_model_check(void **unused)
 			}
 		}
 	}
-	print_message("guard model check: %zu states, %u steps checked, %u restarts, %u loads, %u persists\n",
-		      v.n, n_checked, boots, n_loads, n_persists);
+	print_message(
+	    "guard model check: %zu states, %u steps checked, %u restarts, %u loads, %u persists\n",
+	    v.n, n_checked, boots, n_loads, n_persists);
 	assert_int_equal(modes_seen, 0xf); /* every mode reached */
 	assert_true(v.n > 1000);
 	free(queue);
@@ -568,15 +601,15 @@ static void test_bad_input_changes_nothing(void **unused)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(test_model_check),
-		cmocka_unit_test(test_boot_loop_quarantines_after_exactly_limit),
-		cmocka_unit_test(test_lkg_failing_too_is_safe_mode_then_fix),
-		cmocka_unit_test(test_probation_needs_time_and_events),
-		cmocka_unit_test(test_clean_restarts_do_not_count),
-		cmocka_unit_test(test_rejected_and_rollback),
-		cmocka_unit_test(test_lkg_reboots_reset_its_attempts),
-		cmocka_unit_test(test_quarantine_ring_evicts_oldest),
-		cmocka_unit_test(test_bad_input_changes_nothing),
+	    cmocka_unit_test(test_model_check),
+	    cmocka_unit_test(test_boot_loop_quarantines_after_exactly_limit),
+	    cmocka_unit_test(test_lkg_failing_too_is_safe_mode_then_fix),
+	    cmocka_unit_test(test_probation_needs_time_and_events),
+	    cmocka_unit_test(test_clean_restarts_do_not_count),
+	    cmocka_unit_test(test_rejected_and_rollback),
+	    cmocka_unit_test(test_lkg_reboots_reset_its_attempts),
+	    cmocka_unit_test(test_quarantine_ring_evicts_oldest),
+	    cmocka_unit_test(test_bad_input_changes_nothing),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

@@ -91,7 +91,8 @@ static int f_rename(void *ud, const char *from, const char *to)
 	if (r < 0)
 		return r;
 	r = rf_store_ops_posix()->rename(NULL, from, to);
-	if (r == 0 && f->record && l >= 11 && strcmp(to + l - 11, "/state.json") == 0 && f->nsnap < SNAP_MAX) {
+	if (r == 0 && f->record && l >= 11 && strcmp(to + l - 11, "/state.json") == 0 &&
+	    f->nsnap < SNAP_MAX) {
 		uint8_t *buf;
 		size_t n;
 		if (rf_file_read(to, 1 << 20, &buf, &n) == 0) {
@@ -122,9 +123,15 @@ static int f_fsync_dir(void *ud, const char *path)
 
 static struct rf_store_ops fault_ops(struct fault *f)
 {
-	struct rf_store_ops o = {.userdata = f, .open = f_open, .write = f_write, .fsync = f_fsync,
-				 .close = f_close, .rename = f_rename, .unlink = f_unlink,
-				 .mkdir = f_mkdir, .fsync_dir = f_fsync_dir};
+	struct rf_store_ops o = {.userdata = f,
+				 .open = f_open,
+				 .write = f_write,
+				 .fsync = f_fsync,
+				 .close = f_close,
+				 .rename = f_rename,
+				 .unlink = f_unlink,
+				 .mkdir = f_mkdir,
+				 .fsync_dir = f_fsync_dir};
 	return o;
 }
 
@@ -200,27 +207,32 @@ static int scenario(const char *dir, const struct rf_store_ops *ops)
 	g = *rf_store_guard(st);
 	if ((r = step(st, &g, RF_GUARD_EV_BOOT, NULL, 0)) < 0)
 		goto out;
-	if ((r = rf_store_set_device_id(st, "host-0042")) < 0 || (r = rf_store_credential_set(st, "rfd_secret")) < 0)
+	if ((r = rf_store_set_device_id(st, "host-0042")) < 0 ||
+	    (r = rf_store_credential_set(st, "rfd_secret")) < 0)
 		goto out;
 	/* install A, trial, promote */
-	if ((r = rf_store_pack_put(st, (const uint8_t *)PACK_A, sizeof(PACK_A), "packs/a-1.rfp", ha)) < 0 ||
+	if ((r = rf_store_pack_put(st, (const uint8_t *)PACK_A, sizeof(PACK_A), "packs/a-1.rfp",
+				   ha)) < 0 ||
 	    (r = step(st, &g, RF_GUARD_EV_CANDIDATE, ha, 0)) < 0 ||
 	    (r = step(st, &g, RF_GUARD_EV_LOADED, NULL, 100)) < 0 ||
 	    (r = step(st, &g, RF_GUARD_EV_TICK, NULL, 200)) < 0)
 		goto out;
 	/* deliver the first report */
 	if (rf_store_report_count(st) > 0 &&
-	    ((r = rf_store_report_done(st, rf_store_report_at(st, 0)->id)) < 0 || (r = rf_store_commit(st)) < 0))
+	    ((r = rf_store_report_done(st, rf_store_report_at(st, 0)->id)) < 0 ||
+	     (r = rf_store_commit(st)) < 0))
 		goto out;
 	/* install B: it crashes at every load */
-	if ((r = rf_store_pack_put(st, (const uint8_t *)PACK_B, sizeof(PACK_B), "packs/b-2.rfp", hb)) < 0 ||
+	if ((r = rf_store_pack_put(st, (const uint8_t *)PACK_B, sizeof(PACK_B), "packs/b-2.rfp",
+				   hb)) < 0 ||
 	    (r = step(st, &g, RF_GUARD_EV_CANDIDATE, hb, 0)) < 0)
 		goto out;
 	for (unsigned i = 0; i < 3; i++)
 		if ((r = step(st, &g, RF_GUARD_EV_CRASH, NULL, 0)) < 0)
 			goto out;
 	/* back on A; promote it again so the LKG attempt counter resets */
-	if ((r = step(st, &g, RF_GUARD_EV_LOADED, NULL, 300)) < 0 || (r = step(st, &g, RF_GUARD_EV_TICK, NULL, 400)) < 0)
+	if ((r = step(st, &g, RF_GUARD_EV_LOADED, NULL, 300)) < 0 ||
+	    (r = step(st, &g, RF_GUARD_EV_TICK, NULL, 400)) < 0)
 		goto out;
 out:
 	rf_store_free(st);
@@ -274,7 +286,8 @@ static void record_run(void)
 	check_after_crash(dir);
 	rm_rf(dir);
 	assert_true(recording.nsnap >= 8);
-	print_message("store scenario: %u file-system steps, %u commits\n", recording.step, recording.nsnap);
+	print_message("store scenario: %u file-system steps, %u commits\n", recording.step,
+		      recording.nsnap);
 }
 
 static char *read_state_text(const char *dir)
@@ -326,7 +339,8 @@ static void test_kill_at_every_step(void **unused)
 			if (!want)
 				assert_null(got);
 			else if (!got || strcmp(got, want) != 0)
-				fail_msg("killed before step %u: state.json is not the last commit", n);
+				fail_msg("killed before step %u: state.json is not the last commit",
+					 n);
 			free(got);
 		}
 		check_after_crash(dir);
@@ -343,7 +357,8 @@ static void test_fail_at_every_step(void **unused)
 		struct rf_store_ops o = fault_ops(&f);
 
 		new_dir(dir, sizeof(dir));
-		(void)scenario(dir, &o); /* an error somewhere, or none if only a GC unlink failed */
+		(void)scenario(dir,
+			       &o); /* an error somewhere, or none if only a GC unlink failed */
 		{
 			char *got = read_state_text(dir);
 			const char *want = expected_before(n);
@@ -353,7 +368,9 @@ static void test_fail_at_every_step(void **unused)
 			if (!ok && got && strcmp(got, recording.snap[recording.nsnap - 1]) == 0)
 				ok = true;
 			if (!ok)
-				fail_msg("failed at step %u: state.json is neither the last commit nor final", n);
+				fail_msg("failed at step %u: state.json is neither the last commit "
+					 "nor final",
+					 n);
 			free(got);
 		}
 		check_after_crash(dir);
@@ -375,7 +392,8 @@ static void test_kill_at_random_points(void **unused)
 	assert_int_equal(scenario(dir, NULL), 0);
 	dur_us = (rf_now_mono_ns() - t0) / 1000 + 1;
 	rm_rf(dir);
-	print_message("random kills: seed %u, scenario takes ~%llu us\n", seed, (unsigned long long)dur_us);
+	print_message("random kills: seed %u, scenario takes ~%llu us\n", seed,
+		      (unsigned long long)dur_us);
 	srand(seed);
 	for (unsigned it = 0; it < iters; it++) {
 		int status;
@@ -401,12 +419,14 @@ static void test_kill_at_random_points(void **unused)
 					mid++;
 			}
 		if (got && !known)
-			fail_msg("random kill %u: state.json is not one of the committed states", it);
+			fail_msg("random kill %u: state.json is not one of the committed states",
+				 it);
 		free(got);
 		check_after_crash(dir);
 		rm_rf(dir);
 	}
-	print_message("random kills: %u of %u stopped between the first and last commit\n", mid, iters);
+	print_message("random kills: %u of %u stopped between the first and last commit\n", mid,
+		      iters);
 }
 
 /* ---- plain behaviour -------------------------------------------------------------------- */
@@ -424,13 +444,17 @@ static void test_roundtrip_and_reopen(void **unused)
 	assert_int_equal(rf_store_open(dir, NULL, &st, &d), 0);
 	/* one process at a time */
 	assert_int_equal(rf_store_open(dir, NULL, &st2, &d), -EBUSY);
-	assert_int_equal(rf_store_pack_put(st, (const uint8_t *)PACK_A, sizeof(PACK_A), "packs/a-1.rfp", h), 0);
+	assert_int_equal(
+	    rf_store_pack_put(st, (const uint8_t *)PACK_A, sizeof(PACK_A), "packs/a-1.rfp", h), 0);
 	rf_guard_init(&g);
 	g.mode = RF_GUARD_MODE_LKG;
 	g.has_lkg = 1;
 	memcpy(g.lkg, h, sizeof(h));
 	assert_int_equal(rf_store_set_guard(st, &g), 0);
-	assert_int_equal(rf_store_quarantine_add(st, (const uint8_t *)"0123456789abcdef0123456789abcdef", "crash-loop", 5), 0);
+	assert_int_equal(
+	    rf_store_quarantine_add(st, (const uint8_t *)"0123456789abcdef0123456789abcdef",
+				    "crash-loop", 5),
+	    0);
 	assert_int_equal(rf_store_report_add(st, "healthy", h, "packs/a-1.rfp", "x", 7, &id), 0);
 	assert_int_equal(rf_store_set_device_id(st, "host-1"), 0);
 	assert_int_equal(rf_store_set_ring(st, "canary"), 0);
@@ -472,7 +496,8 @@ static void test_corruption_is_detected(void **unused)
 
 	new_dir(dir, sizeof(dir));
 	assert_int_equal(rf_store_open(dir, NULL, &st, &d), 0);
-	assert_int_equal(rf_store_pack_put(st, (const uint8_t *)PACK_A, sizeof(PACK_A), "packs/a-1.rfp", h), 0);
+	assert_int_equal(
+	    rf_store_pack_put(st, (const uint8_t *)PACK_A, sizeof(PACK_A), "packs/a-1.rfp", h), 0);
 	rf_guard_init(&g);
 	g.mode = RF_GUARD_MODE_LKG;
 	g.has_lkg = 1;
@@ -542,12 +567,12 @@ static void test_limits(void **unused)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(test_roundtrip_and_reopen),
-		cmocka_unit_test(test_corruption_is_detected),
-		cmocka_unit_test(test_limits),
-		cmocka_unit_test(test_kill_at_every_step),
-		cmocka_unit_test(test_fail_at_every_step),
-		cmocka_unit_test(test_kill_at_random_points),
+	    cmocka_unit_test(test_roundtrip_and_reopen),
+	    cmocka_unit_test(test_corruption_is_detected),
+	    cmocka_unit_test(test_limits),
+	    cmocka_unit_test(test_kill_at_every_step),
+	    cmocka_unit_test(test_fail_at_every_step),
+	    cmocka_unit_test(test_kill_at_random_points),
 	};
 	int r = cmocka_run_group_tests(tests, NULL, NULL);
 
