@@ -873,6 +873,59 @@ static void test_timestamp_kept_fresh(void **state)
 		fail_msg("timestamp.json still version %lld: not refreshed", version);
 }
 
+/* P6/P7 end to end: the broad ring opens only after the canary devices were healthy after
+ * probation and the bake time passed; until then a broad device is told to wait. */
+static void test_ring_opens_after_canary_healthy(void **state)
+{
+	struct env *e = *state;
+	char tc[80], tb[80], c1[80], c2[80], b1[80], sha[65], path[64];
+	json_t *j;
+
+	tenant(e, "india", "canary", tc);
+	tenant(e, "juliet", "broad", tb);
+	enroll(e, tc, "i-1", c1);
+	enroll(e, tc, "i-2", c2);
+	enroll(e, tb, "j-1", b1);
+	add_target(e, "packs/rules-ring.rfp", "rules-ring",
+		   "\"probation_s\":1,\"min_bake_s\":1,\"min_healthy\":2");
+	EXPECT_STATUS(201, http(e, "POST", "/v1/admin/releases", e->admin, &j,
+				"{\"target\":\"packs/rules-ring.rfp\"}"));
+	int id = (int)json_integer_value(json_object_get(j, "id"));
+	snprintf(sha, sizeof(sha), "%s", jstr(j, "sha256", NULL));
+	json_decref(j);
+	snprintf(path, sizeof(path), "/v1/admin/releases/%d", id);
+
+	j = checkin(e, b1, "j-1", NULL, 0);
+	assert_string_equal(jstr(j, "action", NULL), "stay");
+	assert_string_equal(jstr(j, "reason", NULL), "not-yet");
+	json_decref(j);
+	j = checkin(e, c1, "i-1", NULL, 0);
+	assert_string_equal(jstr(j, "action", NULL), "install");
+	json_decref(j);
+	EXPECT_STATUS(201, report(e, c1, "i-1", "i-1-a", "intent", sha));
+	EXPECT_STATUS(201, report(e, c2, "i-2", "i-2-a", "intent", sha));
+	sleep_ms(1500); /* probation 1 s */
+	EXPECT_STATUS(201, report(e, c1, "i-1", "i-1-b", "healthy", sha));
+	EXPECT_STATUS(201, report(e, c2, "i-2", "i-2-b", "healthy", sha));
+	bool open = false;
+	for (int i = 0; i < 100 && !open; i++) { /* bounded: 100 x 100 ms */
+		json_decref(checkin(e, c1, "i-1", sha, 0));
+		json_decref(checkin(e, c2, "i-2", sha, 0));
+		j = checkin(e, b1, "j-1", NULL, 0);
+		open = !strcmp(jstr(j, "action", NULL), "install");
+		json_decref(j);
+		if (!open)
+			sleep_ms(100);
+	}
+	assert_true(open);
+	EXPECT_STATUS(200, http(e, "GET", path, e->admin, &j, NULL));
+	json_t *canary = json_array_get(json_object_get(j, "rings"), 0);
+	assert_string_equal(jstr(canary, "phase", NULL), "complete");
+	assert_int_equal(json_integer_value(json_object_get(json_object_get(canary, "health"),
+							    "healthy")), 2);
+	json_decref(j);
+}
+
 static long long metric(struct env *e, const char *name)
 {
 	char *body, *p;
@@ -1056,6 +1109,7 @@ int main(int argc, char **argv)
 		cmocka_unit_test_setup_teardown(test_timestamp_kept_fresh, setup_short_timestamp, teardown),
 		cmocka_unit_test_setup_teardown(test_cli_operator_commands, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_unchanged_checkins_write_nothing, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_ring_opens_after_canary_healthy, setup, teardown),
 	};
 
 	if (argc < 3) {
