@@ -253,15 +253,24 @@ static int cmd_inspect(int argc, char **argv)
 
 /* ---- eval -------------------------------------------------------------------------------- */
 
-struct alert_ctx {
-	unsigned long long line;
+/* Events are evaluated in batches (rf_engine_eval_batch): each slot owns its line and the
+ * scratch its strings are unescaped into, so the events of a batch stay valid together. */
+struct batch {
+	size_t n;
+	char *line[RF_ENGINE_BATCH_MAX];
+	size_t cap[RF_ENGINE_BATCH_MAX];
+	uint8_t *scr[RF_ENGINE_BATCH_MAX];
+	size_t scrcap[RF_ENGINE_BATCH_MAX];
+	unsigned long long lineno[RF_ENGINE_BATCH_MAX];
+	struct rf_event ev[RF_ENGINE_BATCH_MAX];
+	const struct rf_event *evp[RF_ENGINE_BATCH_MAX];
 };
 
-static void on_alert(void *ud, size_t rule_index, const struct rf_rule_info *r)
+static void on_alert(void *ud, size_t event_index, size_t rule_index, const struct rf_rule_info *r)
 {
-	const struct alert_ctx *c = ud;
+	const struct batch *b = ud;
 
-	printf("{\"line\":%llu,\"rule\":", c->line);
+	printf("{\"line\":%llu,\"rule\":", b->lineno[event_index]);
 	json_str(stdout, r->id);
 	printf(",\"title\":");
 	json_str(stdout, r->title);
@@ -274,18 +283,39 @@ static void on_alert(void *ud, size_t rule_index, const struct rf_rule_info *r)
 	printf("}\n");
 }
 
+/* Evaluate the events collected in b; returns 0 or the engine's error. */
+static int flush_batch(const struct rf_engine *e, struct rf_engine_scratch *s, struct batch *b,
+		       const char *name)
+{
+	bool trunc[RF_ENGINE_BATCH_MAX];
+	int r;
+
+	if (!b->n)
+		return 0;
+	r = rf_engine_eval_batch(e, b->evp, b->n, s, on_alert, b, trunc);
+	if (r < 0) {
+		fprintf(stderr, "%s: evaluation failed: %s\n", name, rf_strerror(r));
+		return r;
+	}
+	for (size_t i = 0; i < b->n; i++)
+		if (trunc[i])
+			fprintf(stderr, "%s:%llu: a field value was cut at %u bytes\n", name,
+				b->lineno[i], RF_EVENT_VALUE_MAX);
+	b->n = 0;
+	return 0;
+}
+
 static int cmd_eval(int argc, char **argv)
 {
 	const char *pack = NULL, *mpath = NULL, *events = NULL;
 	struct rf_manifest *m = NULL;
 	struct rf_engine *e = NULL;
 	struct rf_engine_scratch *s = NULL;
-	uint8_t *buf = NULL, *scratch = NULL;
-	char *line = NULL;
-	size_t n, cap = 0;
+	uint8_t *buf = NULL;
+	size_t n;
 	FILE *in = NULL;
 	int rc = 2, r;
-	static struct rf_event ev;
+	static struct batch b;
 
 	for (int i = 1; i < argc; i++) {
 		if (is_help(argv[i])) {
@@ -336,7 +366,7 @@ static int cmd_eval(int argc, char **argv)
 		rc = r == -ENOMEM ? 2 : 1;
 		goto out;
 	}
-	if (rf_engine_scratch_new(e, &s) < 0 || !(scratch = malloc(RF_EVENT_LINE_MAX))) {
+	if (rf_engine_scratch_new(e, &s) < 0) {
 		fprintf(stderr, "ringfence content eval: out of memory\n");
 		goto out;
 	}
@@ -345,18 +375,19 @@ static int cmd_eval(int argc, char **argv)
 		fprintf(stderr, "ringfence content eval: %s: cannot open\n", events);
 		goto out;
 	}
-	struct alert_ctx ctx = {0};
+	const char *name = events ? events : "-";
+	unsigned long long lineno = 0, bad = 0;
 	ssize_t len;
-	unsigned long long bad = 0;
-	while ((len = getline(&line, &cap, in)) >= 0) {
-		ctx.line++;
+	while ((len = getline(&b.line[b.n], &b.cap[b.n], in)) >= 0) {
+		char *line = b.line[b.n];
 		size_t l = (size_t)len;
+		lineno++;
 		while (l && (line[l - 1] == '\n' || line[l - 1] == '\r'))
 			l--;
 		if (l == 0)
 			continue;
 		char where[64];
-		snprintf(where, sizeof(where), "%s:%llu", events ? events : "-", ctx.line);
+		snprintf(where, sizeof(where), "%s:%llu", name, lineno);
 		struct rf_diag ld = {.emit = print_diag, .userdata = where};
 		if (l > RF_EVENT_LINE_MAX) {
 			rf_diag_report(&ld, -E2BIG, "line of %zu bytes (limit %u), skipped", l,
@@ -364,20 +395,27 @@ static int cmd_eval(int argc, char **argv)
 			bad++;
 			continue;
 		}
-		if (rf_event_parse((const uint8_t *)line, l, scratch, RF_EVENT_LINE_MAX, &ev, &ld) < 0) {
+		if (b.scrcap[b.n] < l) {
+			uint8_t *ns = realloc(b.scr[b.n], l);
+			if (!ns) {
+				fprintf(stderr, "ringfence content eval: out of memory\n");
+				goto out;
+			}
+			b.scr[b.n] = ns;
+			b.scrcap[b.n] = l;
+		}
+		if (rf_event_parse((const uint8_t *)line, l, b.scr[b.n], b.scrcap[b.n], &b.ev[b.n],
+				   &ld) < 0) {
 			bad++;
 			continue;
 		}
-		bool trunc = false;
-		r = rf_engine_eval(e, &ev, s, on_alert, &ctx, &trunc);
-		if (r < 0) {
-			fprintf(stderr, "%s: evaluation failed: %s\n", where, rf_strerror(r));
-			bad++;
-		} else if (trunc) {
-			fprintf(stderr, "%s: a field value was cut at %u bytes\n", where,
-				RF_EVENT_VALUE_MAX);
-		}
+		b.lineno[b.n] = lineno;
+		b.evp[b.n] = &b.ev[b.n];
+		if (++b.n == RF_ENGINE_BATCH_MAX && flush_batch(e, s, &b, name) < 0)
+			goto out;
 	}
+	if (flush_batch(e, s, &b, name) < 0)
+		goto out;
 	if (ferror(in)) {
 		fprintf(stderr, "ringfence content eval: read error\n");
 		goto out;
@@ -388,15 +426,17 @@ static int cmd_eval(int argc, char **argv)
 	fprintf(stderr,
 		"%s: %llu lines, %llu events, %llu malformed, %llu alerts, %llu rules run, "
 		"%llu truncated, %llu violations\n",
-		pack, ctx.line, (unsigned long long)st.events, bad, (unsigned long long)st.matches,
+		pack, lineno, (unsigned long long)st.events, bad, (unsigned long long)st.matches,
 		(unsigned long long)st.rules_run, (unsigned long long)st.truncated,
 		(unsigned long long)st.violations);
 	rc = 0;
 out:
 	if (in && in != stdin)
 		fclose(in);
-	free(line);
-	free(scratch);
+	for (size_t i = 0; i < RF_ENGINE_BATCH_MAX; i++) {
+		free(b.line[i]);
+		free(b.scr[i]);
+	}
 	free(buf);
 	rf_engine_scratch_free(s);
 	rf_engine_free(e);
