@@ -28,8 +28,12 @@ static int64_t fixed_clock(void *ud)
 static json_t *call(const char *method, const char *path, const char *auth, const char *body)
 {
 	char hdr[100];
-	struct rf_server_request q = {method, path, NULL, "application/json",
-				      (const uint8_t *)(body ? body : ""), body ? strlen(body) : 0};
+	struct rf_server_request q = {method,
+				      path,
+				      NULL,
+				      "application/json",
+				      (const uint8_t *)(body ? body : ""),
+				      body ? strlen(body) : 0};
 	struct rf_server_reply r;
 	json_t *j;
 
@@ -72,10 +76,10 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	static const struct {
 		const char *method, *path;
 	} ep[] = {
-		{"POST", "/v1/checkin"},        {"POST", "/v1/report"},
-		{"POST", "/v1/enroll"},         {"POST", "/v1/admin/tenants"},
-		{"PUT", "/v1/admin/tenants/fz"}, {"POST", "/v1/admin/rings"},
-		{"POST", "/v1/admin/releases"}, {"POST", "/v1/admin/releases/1/halt"},
+	    {"POST", "/v1/checkin"},	     {"POST", "/v1/report"},
+	    {"POST", "/v1/enroll"},	     {"POST", "/v1/admin/tenants"},
+	    {"PUT", "/v1/admin/tenants/fz"}, {"POST", "/v1/admin/rings"},
+	    {"POST", "/v1/admin/releases"},  {"POST", "/v1/admin/releases/1/halt"},
 	};
 	const char *auth[] = {cred_a, cred_b, ADMIN, NULL, "rfd_zz", "Bearer"};
 	struct rf_server_reply r;
@@ -90,8 +94,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	/* Operator endpoints get the admin token unless byte 1 says otherwise. */
 	if (e >= 3 && data[1] < 128)
 		a = ADMIN;
-	struct rf_server_request q = {ep[e].method, ep[e].path, NULL, "application/json", data + 2,
-				      size - 2};
+	struct rf_server_request q = {ep[e].method,	  ep[e].path, NULL,
+				      "application/json", data + 2,   size - 2};
 	if (a) {
 		snprintf(hdr, sizeof(hdr), "Bearer %s", a);
 		q.authorization = hdr;

@@ -70,7 +70,8 @@ static int read_token(const struct opts *o, char tok[80])
 	while (n && (p[n - 1] == '\n' || p[n - 1] == '\r' || p[n - 1] == ' '))
 		n--;
 	if (n != 68 || memcmp(p, "rfa_", 4)) {
-		fprintf(stderr, "ringfence: %s does not hold an admin token (rfa_ + 64 hex digits)\n", f);
+		fprintf(stderr,
+			"ringfence: %s does not hold an admin token (rfa_ + 64 hex digits)\n", f);
 		free(p);
 		return -EBADMSG;
 	}
@@ -128,8 +129,10 @@ static int call(const struct opts *o, const char *method, const char *path, json
 		*ret = j;
 		rc = 0;
 	} else {
-		const char *msg = json_string_value(json_object_get(json_object_get(j, "error"), "message"));
-		fprintf(stderr, "ringfence: server said %ld: %s\n", status, msg ? msg : "(no message)");
+		const char *msg =
+		    json_string_value(json_object_get(json_object_get(j, "error"), "message"));
+		fprintf(stderr, "ringfence: server said %ld: %s\n", status,
+			msg ? msg : "(no message)");
 		json_decref(j);
 		rc = status >= 400 && status < 500 ? 1 : 2;
 	}
@@ -175,16 +178,18 @@ static void print_release(json_t *r)
 		printf("  halt: %s\n", S(r, "halt_reason"));
 	size_t i;
 	json_t *g;
-	json_array_foreach(json_object_get(r, "rings"), i, g) {
+	json_array_foreach(json_object_get(r, "rings"), i, g)
+	{
 		json_t *h = json_object_get(g, "health"), *b = json_object_get(g, "baseline");
 		json_t *gate = json_object_get(g, "gate");
 		printf("  %-10s %-11s %6.2f %%  took %lld healthy %lld failed %lld (crashes %lld, "
-		       "rollbacks %lld, silent %lld) | baseline failed %lld/%lld | gate %s %s p=%.3g\n",
-		       S(g, "ring"), S(g, "phase"), json_number_value(json_object_get(g, "percent")),
-		       I(h, "devices"), I(h, "healthy"), I(h, "failed"), I(h, "crashes"),
-		       I(h, "rollbacks"), I(h, "silent"), I(b, "failed"), I(b, "devices"),
-		       S(gate, "verdict"), S(gate, "metric"),
-		       json_number_value(json_object_get(gate, "p_value")));
+		       "rollbacks %lld, silent %lld) | baseline failed %lld/%lld | gate %s %s "
+		       "p=%.3g\n",
+		       S(g, "ring"), S(g, "phase"),
+		       json_number_value(json_object_get(g, "percent")), I(h, "devices"),
+		       I(h, "healthy"), I(h, "failed"), I(h, "crashes"), I(h, "rollbacks"),
+		       I(h, "silent"), I(b, "failed"), I(b, "devices"), S(gate, "verdict"),
+		       S(gate, "metric"), json_number_value(json_object_get(gate, "p_value")));
 	}
 }
 
@@ -241,17 +246,19 @@ static int parse(int argc, char **argv, int first, struct opts *o)
 static bool wants_help(int argc, char **argv)
 {
 	for (int i = 1; i < argc; i++)
-		if (!strcmp(argv[i], "--help") || !strcmp(argv[i], "-h") || !strcmp(argv[i], "help"))
+		if (!strcmp(argv[i], "--help") || !strcmp(argv[i], "-h") ||
+		    !strcmp(argv[i], "help"))
 			return true;
 	return false;
 }
 
 static const char common_help[] =
-	"\ncommon options:\n"
-	"  --server URL       ringfenced base URL (default $RINGFENCE_SERVER or http://127.0.0.1:8440)\n"
-	"  --token-file FILE  admin token file (default $RINGFENCE_ADMIN_TOKEN_FILE)\n"
-	"  --json             print the server's JSON reply\n"
-	"exit: 0 done, 1 the server refused (its message is printed), 2 usage or I/O error\n";
+    "\ncommon options:\n"
+    "  --server URL       ringfenced base URL (default $RINGFENCE_SERVER or "
+    "http://127.0.0.1:8440)\n"
+    "  --token-file FILE  admin token file (default $RINGFENCE_ADMIN_TOKEN_FILE)\n"
+    "  --json             print the server's JSON reply\n"
+    "exit: 0 done, 1 the server refused (its message is printed), 2 usage or I/O error\n";
 
 /* An id argument that must be a release number. */
 static bool release_id_ok(const char *s)
@@ -268,31 +275,39 @@ int rf_cli_release(int argc, char **argv)
 	int rc;
 
 	if (argc < 2 || wants_help(argc, argv)) {
-		fprintf(argc < 2 ? stderr : stdout,
-			"usage: ringfence release create TARGET        create a release from a published TUF target\n"
-			"       ringfence release list                  every release, newest first\n"
-			"       ringfence release status ID             per ring: admitted share, health vs baseline, gate\n"
-			"       ringfence release hold ID [--reason R]  no new devices, no ring advances; devices on it stay\n"
-			"       ringfence release halt ID [--reason R]  stop offering it (devices on it go back)\n"
-			"       ringfence release resume ID             continue on the signed schedule\n"
-			"       ringfence release rollback ID [--reason R]  halt for good; devices on it go back\n"
-			"%s",
-			common_help);
+		fprintf(
+		    argc < 2 ? stderr : stdout,
+		    "usage: ringfence release create TARGET        create a release from a "
+		    "published TUF target\n"
+		    "       ringfence release list                  every release, newest first\n"
+		    "       ringfence release status ID             per ring: admitted share, "
+		    "health vs baseline, gate\n"
+		    "       ringfence release hold ID [--reason R]  no new devices, no ring "
+		    "advances; devices on it stay\n"
+		    "       ringfence release halt ID [--reason R]  stop offering it (devices on "
+		    "it go back)\n"
+		    "       ringfence release resume ID             continue on the signed "
+		    "schedule\n"
+		    "       ringfence release rollback ID [--reason R]  halt for good; devices on "
+		    "it go back\n"
+		    "%s",
+		    common_help);
 		return argc < 2 ? 2 : 0;
 	}
 	const char *cmd = argv[1];
 	if (parse(argc, argv, 2, &o) < 0)
 		return 2;
 	if (!strcmp(cmd, "create") && o.nargs == 1) {
-		rc = call(&o, "POST", "/v1/admin/releases", json_pack("{s:s}", "target", o.args[0]), &j);
+		rc = call(&o, "POST", "/v1/admin/releases", json_pack("{s:s}", "target", o.args[0]),
+			  &j);
 	} else if (!strcmp(cmd, "list") && o.nargs == 0) {
 		rc = call(&o, "GET", "/v1/admin/releases", NULL, &j);
 		if (rc == 0 && !o.json) {
 			size_t i;
 			json_t *r;
 			json_array_foreach(json_object_get(j, "releases"), i, r)
-				printf("%4lld  %-40s %-12s %s\n", I(r, "id"), S(r, "target"), S(r, "status"),
-				       S(r, "halt_reason"));
+			    printf("%4lld  %-40s %-12s %s\n", I(r, "id"), S(r, "target"),
+				   S(r, "status"), S(r, "halt_reason"));
 			json_decref(j);
 			return 0;
 		}
@@ -303,7 +318,8 @@ int rf_cli_release(int argc, char **argv)
 		    !strcmp(cmd, "hold")) &&
 		   o.nargs == 1 && release_id_ok(o.args[0])) {
 		snprintf(path, sizeof(path), "/v1/admin/releases/%s/%s", o.args[0], cmd);
-		rc = call(&o, "POST", path, o.reason ? json_pack("{s:s}", "reason", o.reason) : NULL, &j);
+		rc = call(&o, "POST", path,
+			  o.reason ? json_pack("{s:s}", "reason", o.reason) : NULL, &j);
 	} else {
 		fprintf(stderr, "ringfence release: bad arguments for '%s' (see --help)\n", cmd);
 		return 2;
@@ -327,8 +343,10 @@ int rf_cli_ring(int argc, char **argv)
 	if (argc < 2 || wants_help(argc, argv)) {
 		fprintf(argc < 2 ? stderr : stdout,
 			"usage: ringfence ring list\n"
-			"       ringfence ring add NAME [--position N]   rings are ordered by position\n"
-			"       ringfence ring delete NAME                 only when no device or tenant uses it\n"
+			"       ringfence ring add NAME [--position N]   rings are ordered by "
+			"position\n"
+			"       ringfence ring delete NAME                 only when no device or "
+			"tenant uses it\n"
 			"%s",
 			common_help);
 		return argc < 2 ? 2 : 0;
@@ -367,8 +385,8 @@ int rf_cli_ring(int argc, char **argv)
 		return print_json(j);
 	size_t i;
 	json_t *r;
-	json_array_foreach(json_object_get(j, "rings"), i, r)
-		printf("%-20s position %lld, %lld devices\n", S(r, "name"), I(r, "position"), I(r, "devices"));
+	json_array_foreach(json_object_get(j, "rings"), i, r) printf(
+	    "%-20s position %lld, %lld devices\n", S(r, "name"), I(r, "position"), I(r, "devices"));
 	json_decref(j);
 	return 0;
 }
@@ -387,13 +405,15 @@ static int policy_body(const struct opts *o, json_t *b)
 	} else if (o->window) {
 		const char *dash = strchr(o->window, '-');
 		if (!dash || dash - o->window != 5 || strlen(dash + 1) != 5) {
-			fprintf(stderr, "ringfence tenant: --window is HH:MM-HH:MM (UTC) or none\n");
+			fprintf(stderr,
+				"ringfence tenant: --window is HH:MM-HH:MM (UTC) or none\n");
 			return -1;
 		}
 		char a[6];
 		memcpy(a, o->window, 5);
 		a[5] = 0;
-		json_object_set_new(b, "window", json_pack("{s:s,s:s}", "start", a, "end", dash + 1));
+		json_object_set_new(b, "window",
+				    json_pack("{s:s,s:s}", "start", a, "end", dash + 1));
 	}
 	return 0;
 }
@@ -415,21 +435,25 @@ int rf_cli_tenant(int argc, char **argv)
 	int rc;
 
 	if (argc < 2 || wants_help(argc, argv)) {
-		fprintf(argc < 2 ? stderr : stdout,
-			"usage: ringfence tenant list\n"
-			"       ringfence tenant show NAME\n"
-			"       ringfence tenant create NAME [--ring R|none] [--pin latest|n-1] [--window HH:MM-HH:MM|none]\n"
-			"                                  prints the enrollment token (shown once)\n"
-			"       ringfence tenant set NAME [--ring R|none] [--pin latest|n-1] [--window HH:MM-HH:MM|none]\n"
-			"       ringfence tenant token NAME   rotate the enrollment token\n"
-			"%s",
-			common_help);
+		fprintf(
+		    argc < 2 ? stderr : stdout,
+		    "usage: ringfence tenant list\n"
+		    "       ringfence tenant show NAME\n"
+		    "       ringfence tenant create NAME [--ring R|none] [--pin latest|n-1] "
+		    "[--window HH:MM-HH:MM|none]\n"
+		    "                                  prints the enrollment token (shown once)\n"
+		    "       ringfence tenant set NAME [--ring R|none] [--pin latest|n-1] [--window "
+		    "HH:MM-HH:MM|none]\n"
+		    "       ringfence tenant token NAME   rotate the enrollment token\n"
+		    "%s",
+		    common_help);
 		return argc < 2 ? 2 : 0;
 	}
 	const char *cmd = argv[1];
 	if (parse(argc, argv, 2, &o) < 0)
 		return 2;
-	if (o.nargs == 1 && (strchr(o.args[0], '/') || strchr(o.args[0], '?') || strlen(o.args[0]) > 128)) {
+	if (o.nargs == 1 &&
+	    (strchr(o.args[0], '/') || strchr(o.args[0], '?') || strlen(o.args[0]) > 128)) {
 		fprintf(stderr, "ringfence tenant: bad tenant name\n");
 		return 2;
 	}
@@ -438,8 +462,7 @@ int rf_cli_tenant(int argc, char **argv)
 		if (rc == 0 && !o.json) {
 			size_t i;
 			json_t *t;
-			json_array_foreach(json_object_get(j, "tenants"), i, t)
-				print_tenant(t);
+			json_array_foreach(json_object_get(j, "tenants"), i, t) print_tenant(t);
 			json_decref(j);
 			return 0;
 		}

@@ -29,13 +29,13 @@ struct req {
 	bool too_large;
 };
 
-static const char too_large_json[] =
-	"{\"error\":{\"status\":413,\"code\":\"too_large\",\"message\":\"request body over the limit\"}}";
+static const char too_large_json[] = "{\"error\":{\"status\":413,\"code\":\"too_large\","
+				     "\"message\":\"request body over the limit\"}}";
 
 static enum MHD_Result queue_static(struct MHD_Connection *c, unsigned status, const char *body)
 {
 	struct MHD_Response *resp =
-		MHD_create_response_from_buffer(strlen(body), (void *)body, MHD_RESPMEM_PERSISTENT);
+	    MHD_create_response_from_buffer(strlen(body), (void *)body, MHD_RESPMEM_PERSISTENT);
 	enum MHD_Result r;
 
 	if (!resp)
@@ -98,12 +98,12 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
 		return queue_static(c, 413, too_large_json);
 
 	struct rf_server_request rq = {
-		.method = method,
-		.path = url,
-		.authorization = MHD_lookup_connection_value(c, MHD_HEADER_KIND, "Authorization"),
-		.content_type = MHD_lookup_connection_value(c, MHD_HEADER_KIND, "Content-Type"),
-		.body = q->body ? q->body : (const uint8_t *)"",
-		.body_len = q->len,
+	    .method = method,
+	    .path = url,
+	    .authorization = MHD_lookup_connection_value(c, MHD_HEADER_KIND, "Authorization"),
+	    .content_type = MHD_lookup_connection_value(c, MHD_HEADER_KIND, "Content-Type"),
+	    .body = q->body ? q->body : (const uint8_t *)"",
+	    .body_len = q->len,
 	};
 	struct rf_server_reply rp;
 	struct MHD_Response *resp;
@@ -112,7 +112,8 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
 	if (rf_server_handle(h->s, &rq, &rp) < 0) {
 		rf_server_reply_free(&rp);
 		return queue_static(c, 503,
-				    "{\"error\":{\"status\":503,\"code\":\"unavailable\",\"message\":\"out of memory\"}}");
+				    "{\"error\":{\"status\":503,\"code\":\"unavailable\","
+				    "\"message\":\"out of memory\"}}");
 	}
 	if (rp.fd >= 0) {
 		resp = MHD_create_response_from_fd64(rp.fd_len, rp.fd);
@@ -160,7 +161,8 @@ int rf_http_start(struct rf_server *s, const char *addr, unsigned threads, struc
 
 	if (!colon || (size_t)(colon - addr) >= sizeof(ip) || rf_parse_u64(colon + 1, &port) < 0 ||
 	    port > 65535)
-		return rf_diag_report(diag, -EINVAL, "listen address '%s' is not IPv4:PORT", addr ? addr : "");
+		return rf_diag_report(diag, -EINVAL, "listen address '%s' is not IPv4:PORT",
+				      addr ? addr : "");
 	memcpy(ip, addr, (size_t)(colon - addr));
 	ip[colon - addr] = 0;
 	if (inet_pton(AF_INET, ip, &sa.sin_addr) != 1)
@@ -174,16 +176,16 @@ int rf_http_start(struct rf_server *s, const char *addr, unsigned threads, struc
 	if (!h)
 		return -ENOMEM;
 	h->s = s;
-	h->d = MHD_start_daemon(MHD_USE_EPOLL_INTERNAL_THREAD | MHD_USE_TURBO | MHD_USE_ERROR_LOG, 0,
-				NULL, NULL, on_request, h, MHD_OPTION_SOCK_ADDR, &sa,
+	h->d = MHD_start_daemon(MHD_USE_EPOLL_INTERNAL_THREAD | MHD_USE_TURBO | MHD_USE_ERROR_LOG,
+				0, NULL, NULL, on_request, h, MHD_OPTION_SOCK_ADDR, &sa,
 				MHD_OPTION_THREAD_POOL_SIZE, threads, MHD_OPTION_CONNECTION_LIMIT,
 				RF_SRV_CONNECTIONS_MAX, MHD_OPTION_CONNECTION_TIMEOUT,
 				RF_SRV_CONN_TIMEOUT_S, MHD_OPTION_LISTEN_BACKLOG_SIZE, 1024,
 				MHD_OPTION_NOTIFY_COMPLETED, on_done, h, MHD_OPTION_END);
 	if (!h->d) {
 		free(h);
-		return rf_diag_report(diag, -EADDRINUSE, "cannot listen on %s (in use or not permitted)",
-				      addr);
+		return rf_diag_report(diag, -EADDRINUSE,
+				      "cannot listen on %s (in use or not permitted)", addr);
 	}
 	const union MHD_DaemonInfo *di = MHD_get_daemon_info(h->d, MHD_DAEMON_INFO_BIND_PORT);
 	h->port = di ? di->port : (uint16_t)port;

@@ -218,13 +218,14 @@ int rf_jscan(const uint8_t *p, size_t n, struct rf_jtok *toks, size_t maxtok, un
 				goto malformed;
 			if (scan_string(p, n, i, &end, &esc, &bad) < 0)
 				goto malformed_at;
-			toks[nt] = (struct rf_jtok){RF_J_STR, (uint32_t)i + 1, (uint32_t)end,
-						    (uint32_t)nt + 1, 0, esc};
+			toks[nt] = (struct rf_jtok){
+			    RF_J_STR, (uint32_t)i + 1, (uint32_t)end, (uint32_t)nt + 1, 0, esc};
 			/* Duplicate key: compare with the keys before it in this object. */
 			size_t k = obj + 1, klen = end - i - 1;
 			for (uint32_t m = 0; m < toks[obj].size; m++) {
 				const struct rf_jtok *kt = &toks[k];
-				if (kt->end - kt->start == klen && !memcmp(p + kt->start, p + i + 1, klen))
+				if (kt->end - kt->start == klen &&
+				    !memcmp(p + kt->start, p + i + 1, klen))
 					goto malformed;
 				k = toks[k + 1].next;
 			}
@@ -283,7 +284,7 @@ int rf_jscan(const uint8_t *p, size_t n, struct rf_jtok *toks, size_t maxtok, un
 		else
 			want = W_COMMA_OR_END;
 		continue;
-close:
+	close:
 		top->end = (uint32_t)i + 1;
 		top->next = (uint32_t)nt;
 		depth--;
@@ -368,11 +369,21 @@ int rf_jstr(const uint8_t *p, const struct rf_jtok *t, char *out, size_t cap)
 			uint8_t c = p[i + 1];
 			i += 2;
 			switch (c) {
-			case 'b': tmp[0] = '\b'; break;
-			case 'f': tmp[0] = '\f'; break;
-			case 'n': tmp[0] = '\n'; break;
-			case 'r': tmp[0] = '\r'; break;
-			case 't': tmp[0] = '\t'; break;
+			case 'b':
+				tmp[0] = '\b';
+				break;
+			case 'f':
+				tmp[0] = '\f';
+				break;
+			case 'n':
+				tmp[0] = '\n';
+				break;
+			case 'r':
+				tmp[0] = '\r';
+				break;
+			case 't':
+				tmp[0] = '\t';
+				break;
 			case 'u': {
 				/* Validated by rf_jscan: 4 hex digits, pairs complete, not 0. */
 				uint32_t cp = (uint32_t)hex4(p, t->end, i);
@@ -387,7 +398,9 @@ int rf_jstr(const uint8_t *p, const struct rf_jtok *t, char *out, size_t cap)
 				l = put_utf8(tmp, cp);
 				break;
 			}
-			default: tmp[0] = (char)c; break;
+			default:
+				tmp[0] = (char)c;
+				break;
 			}
 		}
 		if (o + l >= cap)
@@ -409,7 +422,8 @@ int rf_ju64(const uint8_t *p, const struct rf_jtok *t, uint64_t *ret)
 		uint8_t c = p[i];
 		if (c < '0' || c > '9')
 			return -EINVAL;
-		if (__builtin_mul_overflow(v, 10, &v) || __builtin_add_overflow(v, (uint64_t)(c - '0'), &v))
+		if (__builtin_mul_overflow(v, 10, &v) ||
+		    __builtin_add_overflow(v, (uint64_t)(c - '0'), &v))
 			return -ERANGE;
 	}
 	*ret = v;

@@ -20,12 +20,12 @@
 enum rf_jtype { RF_J_OBJ = 1, RF_J_ARR, RF_J_STR, RF_J_NUM, RF_J_TRUE, RF_J_FALSE, RF_J_NULL };
 
 struct rf_jtok {
-	uint8_t type;   /* enum rf_jtype */
+	uint8_t type;	/* enum rf_jtype */
 	uint32_t start; /* first byte (for strings: after the opening quote) */
-	uint32_t end;   /* one past the last byte (for strings: the closing quote) */
-	uint32_t next;  /* index of the token after this one's subtree */
-	uint32_t size;  /* objects: members; arrays: elements */
-	bool escaped;   /* strings: contains a backslash escape */
+	uint32_t end;	/* one past the last byte (for strings: the closing quote) */
+	uint32_t next;	/* index of the token after this one's subtree */
+	uint32_t size;	/* objects: members; arrays: elements */
+	bool escaped;	/* strings: contains a backslash escape */
 };
 
 /*

@@ -31,7 +31,8 @@ static void usage(FILE *f)
 	fputs("usage: ringfenced --db PATH [--listen IP:PORT] [--repo DIR] [--admin-token-file F]\n"
 	      "                  [--threads N] [--poll-interval S] [--port-file F]\n"
 	      "\n"
-	      "  --listen IP:PORT        address to serve (default 127.0.0.1:8440; port 0: any free)\n"
+	      "  --listen IP:PORT        address to serve (default 127.0.0.1:8440; port 0: any "
+	      "free)\n"
 	      "  --db PATH               SQLite database (created and migrated at start)\n"
 	      "  --repo DIR              TUF repository (ringfence repo init); served at /repo/\n"
 	      "  --admin-token-file F    operator token; created (mode 0600) if missing\n"
@@ -126,7 +127,8 @@ int main(int argc, char **argv)
 			}
 		} else if (!strcmp(a, "--poll-interval")) {
 			if (rf_parse_u64(v, &poll) < 0 || poll < 1 || poll > 86400) {
-				fprintf(stderr, "ringfenced: --poll-interval must be 1..86400 seconds\n");
+				fprintf(stderr,
+					"ringfenced: --poll-interval must be 1..86400 seconds\n");
 				return 2;
 			}
 		} else {
@@ -147,7 +149,8 @@ int main(int argc, char **argv)
 	r = admin_token(tokfile, o.admin_hash);
 	if (r < 0) {
 		rf_log_error("admin token file %s: %s", tokfile,
-			     r == -EBADMSG ? "must hold one token 'rfa_' + 64 hex digits" : rf_strerror(r));
+			     r == -EBADMSG ? "must hold one token 'rfa_' + 64 hex digits"
+					   : rf_strerror(r));
 		return 2;
 	}
 	o.db_path = db;
@@ -182,7 +185,8 @@ int main(int argc, char **argv)
 		nanosleep(&ts, NULL);
 		r = rf_server_tick(s, false);
 		if (r < 0)
-			rf_log_warn("periodic work failed (retried next second): %s", rf_strerror(r));
+			rf_log_warn("periodic work failed (retried next second): %s",
+				    rf_strerror(r));
 	}
 	rf_log_info("stopping");
 	rf_http_stop(h);

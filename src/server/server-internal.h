@@ -114,8 +114,8 @@ struct rf_server {
 int64_t rf__srv_now(struct rf_server *s);
 /* Fill r with a JSON body (takes ownership of j) / an error. */
 int rf__srv_reply_json(struct rf_server_reply *r, int status, json_t *j);
-int rf__srv_reply_error(struct rf_server_reply *r, int status, const char *code,
-			const char *field, const char *fmt, ...) RF_PRINTF(5, 6);
+int rf__srv_reply_error(struct rf_server_reply *r, int status, const char *code, const char *field,
+			const char *fmt, ...) RF_PRINTF(5, 6);
 /* web.c */
 int rf__srv_dashboard(struct rf_server *s, struct rf_server_reply *r);
 int rf__srv_metrics(struct rf_server *s, struct rf_server_reply *r);

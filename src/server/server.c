@@ -32,10 +32,18 @@
 #include "server/server-internal.h"
 #include "trust/tuf.h"
 
-const char *const rf__srv_events[8] = {"installed", "intent",      "trial_started", "healthy",
-				       "crashed",   "rolled_back", "rejected",      "quarantined"};
-enum { EV_INSTALLED, EV_INTENT, EV_TRIAL, EV_HEALTHY, EV_CRASHED, EV_ROLLED_BACK, EV_REJECTED,
-       EV_QUARANTINED };
+const char *const rf__srv_events[8] = {"installed", "intent",	   "trial_started", "healthy",
+				       "crashed",   "rolled_back", "rejected",	    "quarantined"};
+enum {
+	EV_INSTALLED,
+	EV_INTENT,
+	EV_TRIAL,
+	EV_HEALTHY,
+	EV_CRASHED,
+	EV_ROLLED_BACK,
+	EV_REJECTED,
+	EV_QUARANTINED
+};
 
 /* ---- small helpers -------------------------------------------------------------------------- */
 
@@ -127,17 +135,18 @@ static int parse_body(const struct rf_server_request *q, size_t max, struct rf_s
 	json_t *j;
 
 	if (q->body_len > max)
-		return ERR(r, 413, "too_large", NULL, "request body of %zu bytes is over the limit of %zu",
-			   q->body_len, max);
+		return ERR(r, 413, "too_large", NULL,
+			   "request body of %zu bytes is over the limit of %zu", q->body_len, max);
 	if (q->content_type && strncmp(q->content_type, "application/json", 16) != 0)
-		return ERR(r, 415, "unsupported_media_type", NULL, "Content-Type must be application/json");
+		return ERR(r, 415, "unsupported_media_type", NULL,
+			   "Content-Type must be application/json");
 	if (!depth_ok(q->body, q->body_len, RF_SRV_JSON_DEPTH_MAX))
 		return ERR(r, 400, "too_deep", NULL, "JSON nested deeper than %d levels",
 			   RF_SRV_JSON_DEPTH_MAX);
 	j = json_loadb((const char *)q->body, q->body_len, JSON_REJECT_DUPLICATES, &je);
 	if (!j)
-		return ERR(r, 400, "malformed_json", NULL, "malformed JSON at byte %d: %s", je.position,
-			   je.text);
+		return ERR(r, 400, "malformed_json", NULL, "malformed JSON at byte %d: %s",
+			   je.position, je.text);
 	if (!json_is_object(j)) {
 		json_decref(j);
 		return ERR(r, 400, "malformed_json", NULL, "the body must be a JSON object");
@@ -148,8 +157,8 @@ static int parse_body(const struct rf_server_request *q, size_t max, struct rf_s
 
 static bool id_char(char c)
 {
-	return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '.' ||
-	       c == '_' || c == '-' || c == ':' || c == '/';
+	return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+	       c == '.' || c == '_' || c == '-' || c == ':' || c == '/';
 }
 
 static bool id_valid(const char *v, size_t n)
@@ -187,7 +196,8 @@ static int get_str(struct rf_server_reply *r, json_t *o, const char *key, int ki
 		return ERR(r, 400, "invalid_field", key, "'%s' contains a NUL character", key);
 	if (kind == S_ID && !id_valid(t, n))
 		return ERR(r, 400, "invalid_field", key,
-			   "'%s' must be 1..%d characters of [A-Za-z0-9._:/-], not starting with '.' or '/'",
+			   "'%s' must be 1..%d characters of [A-Za-z0-9._:/-], not starting with "
+			   "'.' or '/'",
 			   key, RF_SRV_ID_MAX);
 	if (kind == S_TEXT && n > RF_SRV_TEXT_MAX)
 		return ERR(r, 400, "invalid_field", key, "'%s' is longer than %d bytes", key,
@@ -208,7 +218,8 @@ static int get_u64(struct rf_server_reply *r, json_t *o, const char *key, uint64
 	if (!v || json_is_null(v))
 		return 0;
 	if (!json_is_integer(v) || json_integer_value(v) < 0)
-		return ERR(r, 400, "invalid_field", key, "'%s' must be a non-negative integer", key);
+		return ERR(r, 400, "invalid_field", key, "'%s' must be a non-negative integer",
+			   key);
 	*ret = (uint64_t)json_integer_value(v);
 	return 0;
 }
@@ -373,13 +384,14 @@ static char *state_to_json(const struct rf__srv_release *rel)
 
 	for (unsigned i = 0; i < rel->sched.nrings; i++) {
 		const struct rf_rollout_ring_state *x = &st->rings[i];
-		json_array_append_new(rings, json_pack("[i,i,I,I,I]", x->phase, x->step,
-						       (json_int_t)x->opened_at, (json_int_t)x->step_at,
-						       (json_int_t)x->completed_at));
+		json_array_append_new(
+		    rings, json_pack("[i,i,I,I,I]", x->phase, x->step, (json_int_t)x->opened_at,
+				     (json_int_t)x->step_at, (json_int_t)x->completed_at));
 	}
-	j = json_pack("{s:i,s:i,s:i,s:I,s:s,s:I,s:o}", "status", st->status, "metric", st->halt_metric,
-		      "ring", st->halt_ring, "halted_at", (json_int_t)st->halted_at, "reason",
-		      st->halt_reason, "resumed_at", (json_int_t)rel->resumed_at, "rings", rings);
+	j = json_pack("{s:i,s:i,s:i,s:I,s:s,s:I,s:o}", "status", st->status, "metric",
+		      st->halt_metric, "ring", st->halt_ring, "halted_at",
+		      (json_int_t)st->halted_at, "reason", st->halt_reason, "resumed_at",
+		      (json_int_t)rel->resumed_at, "rings", rings);
 	out = j ? json_dumps(j, JSON_COMPACT) : NULL;
 	json_decref(j);
 	return out;
@@ -398,9 +410,9 @@ static int state_from_json(const char *text, struct rf__srv_release *rel)
 			      &metric, "ring", &ring, "halted_at", &halted_at, "reason", &reason,
 			      "resumed_at", &resumed_at, "rings", &rings) < 0)
 		goto out;
-	if (status < 0 || status > RF_ROLLOUT_ROLLED_BACK || metric < 0 || metric >= RF_ROLLOUT_M_COUNT_ ||
-	    ring < -1 || ring >= (json_int_t)rel->sched.nrings || !json_is_array(rings) ||
-	    json_array_size(rings) != rel->sched.nrings)
+	if (status < 0 || status > RF_ROLLOUT_ROLLED_BACK || metric < 0 ||
+	    metric >= RF_ROLLOUT_M_COUNT_ || ring < -1 || ring >= (json_int_t)rel->sched.nrings ||
+	    !json_is_array(rings) || json_array_size(rings) != rel->sched.nrings)
 		goto out;
 	st.status = (uint8_t)status;
 	st.halt_metric = (uint8_t)metric;
@@ -409,10 +421,12 @@ static int state_from_json(const char *text, struct rf__srv_release *rel)
 	copy_str(st.halt_reason, sizeof(st.halt_reason), reason);
 	for (unsigned i = 0; i < rel->sched.nrings; i++) {
 		json_int_t ph, step, oa, sa, ca;
-		if (json_unpack(json_array_get(rings, i), "[IIIII]", &ph, &step, &oa, &sa, &ca) < 0 ||
+		if (json_unpack(json_array_get(rings, i), "[IIIII]", &ph, &step, &oa, &sa, &ca) <
+			0 ||
 		    ph < 0 || ph > RF_ROLLOUT_COMPLETE || step < 0 || step >= RF_ROLLOUT_STEPS_MAX)
 			goto out;
-		st.rings[i] = (struct rf_rollout_ring_state){(uint8_t)ph, (uint8_t)step, oa, sa, ca};
+		st.rings[i] =
+		    (struct rf_rollout_ring_state){(uint8_t)ph, (uint8_t)step, oa, sa, ca};
 	}
 	rel->st = st;
 	rel->resumed_at = resumed_at;
@@ -431,11 +445,11 @@ static char *hist_to_string(const struct rf__srv_dev *d)
 		const struct rf__srv_devrel *h = &d->hist[i];
 		if (!h->release)
 			continue;
-		json_array_append_new(a, json_pack("[I,I,I,I,i,i,i,i,I]", (json_int_t)h->release,
-						   (json_int_t)h->intent_at, (json_int_t)h->healthy_at,
-						   (json_int_t)h->left_at, (int)h->crashes,
-						   (int)h->rollbacks, (int)h->rejects, (int)h->quarantined,
-						   (json_int_t)h->alerts));
+		json_array_append_new(
+		    a, json_pack("[I,I,I,I,i,i,i,i,I]", (json_int_t)h->release,
+				 (json_int_t)h->intent_at, (json_int_t)h->healthy_at,
+				 (json_int_t)h->left_at, (int)h->crashes, (int)h->rollbacks,
+				 (int)h->rejects, (int)h->quarantined, (json_int_t)h->alerts));
 	}
 	out = a ? json_dumps(a, JSON_COMPACT) : NULL;
 	json_decref(a);
@@ -448,21 +462,15 @@ static void hist_from_string(const char *text, struct rf__srv_dev *d)
 	size_t i;
 	json_t *v;
 
-	json_array_foreach(a, i, v) {
+	json_array_foreach(a, i, v)
+	{
 		json_int_t x[9];
-		if (i >= RF__SRV_HIST ||
-		    json_unpack(v, "[IIIIIIIII]", &x[0], &x[1], &x[2], &x[3], &x[4], &x[5], &x[6], &x[7],
-				&x[8]) < 0)
+		if (i >= RF__SRV_HIST || json_unpack(v, "[IIIIIIIII]", &x[0], &x[1], &x[2], &x[3],
+						     &x[4], &x[5], &x[6], &x[7], &x[8]) < 0)
 			break;
-		d->hist[i] = (struct rf__srv_devrel){x[0],
-						     x[1],
-						     x[2],
-						     x[3],
-						     (uint32_t)x[4],
-						     (uint32_t)x[5],
-						     (uint32_t)x[6],
-						     (uint32_t)x[7],
-						     (uint64_t)x[8]};
+		d->hist[i] = (struct rf__srv_devrel){
+		    x[0],	    x[1],	    x[2],	    x[3],	   (uint32_t)x[4],
+		    (uint32_t)x[5], (uint32_t)x[6], (uint32_t)x[7], (uint64_t)x[8]};
 	}
 	json_decref(a);
 }
@@ -475,21 +483,21 @@ static int dev_record(const struct rf__srv_dev *d, const struct rf_server *s,
 	if (!*hist)
 		return -ENOMEM;
 	*rec = (struct rf_store_device){
-		.id = d->id,
-		.tenant = s->tenants[d->tenant].name,
-		.ring = d->ring,
-		.agent_version = d->agent_version,
-		.manifest_hash = d->manifest,
-		.enrolled_at = d->enrolled_at,
-		.last_seen = d->last_seen,
-		.release_id = d->release_id,
-		.state = d->state,
-		.state_at = d->state_at,
-		.crashes = d->crashes,
-		.rollbacks = d->rollbacks,
-		.events = d->events,
-		.alerts = d->alerts,
-		.history = *hist,
+	    .id = d->id,
+	    .tenant = s->tenants[d->tenant].name,
+	    .ring = d->ring,
+	    .agent_version = d->agent_version,
+	    .manifest_hash = d->manifest,
+	    .enrolled_at = d->enrolled_at,
+	    .last_seen = d->last_seen,
+	    .release_id = d->release_id,
+	    .state = d->state,
+	    .state_at = d->state_at,
+	    .crashes = d->crashes,
+	    .rollbacks = d->rollbacks,
+	    .events = d->events,
+	    .alerts = d->alerts,
+	    .history = *hist,
 	};
 	memcpy(rec->cred_hash, d->cred, 32);
 	return 0;
@@ -503,13 +511,13 @@ static int release_persist(struct rf_server *s, const struct rf__srv_release *re
 	if (!state)
 		return -ENOMEM;
 	struct rf_store_release rec = {
-		.id = rel->id,
-		.target = rel->target,
-		.length = rel->length,
-		.version = rel->version,
-		.custom_json = rel->custom,
-		.created_at = rel->created_at,
-		.state_json = state,
+	    .id = rel->id,
+	    .target = rel->target,
+	    .length = rel->length,
+	    .version = rel->version,
+	    .custom_json = rel->custom,
+	    .created_at = rel->created_at,
+	    .state_json = state,
 	};
 	memcpy(rec.sha256, rel->sha, 32);
 	r = rf_store_release_put(s->store, &rec);
@@ -629,13 +637,14 @@ static int load_release(void *ud, const struct rf_store_release *x)
 	rel->custom = strdup(x->custom_json);
 	if (!rel->custom)
 		return -ENOMEM;
-	r = rf_rollout_schedule_parse((const uint8_t *)rel->custom, strlen(rel->custom), &rel->sched,
-				      &s->diag);
+	r = rf_rollout_schedule_parse((const uint8_t *)rel->custom, strlen(rel->custom),
+				      &rel->sched, &s->diag);
 	if (r == 0)
 		r = state_from_json(x->state_json, rel);
 	if (r < 0) {
 		free(rel->custom);
-		return rf_diag_report(&s->diag, -EBADMSG, "release %lld: stored state does not parse",
+		return rf_diag_report(&s->diag, -EBADMSG,
+				      "release %lld: stored state does not parse",
 				      (long long)x->id);
 	}
 	s->nrels++;
@@ -687,7 +696,8 @@ static int load_device(void *ud, const struct rf_store_device *x)
 int rf_server_new(const struct rf_server_opts *opts, struct rf_diag *diag, struct rf_server **ret)
 {
 	struct rf_server *s = calloc(1, sizeof(*s));
-	static const struct rf_store_visitor v = {load_ring, load_tenant, load_release, load_device};
+	static const struct rf_store_visitor v = {load_ring, load_tenant, load_release,
+						  load_device};
 	int r;
 
 	if (!s)
@@ -719,7 +729,8 @@ int rf_server_new(const struct rf_server_opts *opts, struct rf_diag *diag, struc
 		snprintf(path, sizeof(path), "%s/repository", opts->repo_dir);
 		s->repo_fd = open(path, O_PATH | O_DIRECTORY | O_CLOEXEC);
 		if (s->repo_fd < 0) {
-			r = rf_diag_report(diag, -ENOENT, "%s: not a TUF repository (no repository/)",
+			r = rf_diag_report(diag, -ENOENT,
+					   "%s: not a TUF repository (no repository/)",
 					   opts->repo_dir);
 			goto undo;
 		}
@@ -808,7 +819,8 @@ static int handle_enroll(struct rf_server *s, const struct rf_server_request *q,
 	int t = -1, ret = -1;
 
 	if (!tok)
-		return ERR(r, 401, "unauthorized", NULL, "enrollment needs 'Authorization: Bearer rfe_...'");
+		return ERR(r, 401, "unauthorized", NULL,
+			   "enrollment needs 'Authorization: Bearer rfe_...'");
 	if (parse_body(q, RF_SRV_DEVICE_BODY_MAX, r, &j) < 0)
 		return -1;
 	if (get_str(r, j, "device_id", S_ID, true, &dev_id) < 0 ||
@@ -893,7 +905,8 @@ static int handle_enroll(struct rf_server *s, const struct rf_server_request *q,
 		if (d)
 			*d = nd;
 		if (!d || !(d->id = strdup(dev_id)) || dev_insert(s, d) < 0) {
-			/* Durable but not in memory: the next start loads it. Tell the device to retry. */
+			/* Durable but not in memory: the next start loads it. Tell the device to
+			 * retry. */
 			if (d)
 				free(d->id);
 			free(d);
@@ -922,7 +935,8 @@ out:
 /* Authenticate a device request: the credential must be that of device_id. Lock held. */
 /* Hash the device credential of a request (outside the lock: it is the costly part of
  * authentication). Returns 0, or -1 with the 401 reply written. */
-static int dev_cred_hash(const struct rf_server_request *q, struct rf_server_reply *r, uint8_t h[32])
+static int dev_cred_hash(const struct rf_server_request *q, struct rf_server_reply *r,
+			 uint8_t h[32])
 {
 	const char *tok = bearer(q->authorization, "rfd_");
 
@@ -944,7 +958,8 @@ static struct rf__srv_dev *dev_auth(struct rf_server *s, const uint8_t h[32], co
 		return NULL;
 	}
 	if (CRYPTO_memcmp(d->cred, h, 32) != 0) {
-		ERR(r, 403, "forbidden", "device_id", "this credential does not belong to this device");
+		ERR(r, 403, "forbidden", "device_id",
+		    "this credential does not belong to this device");
 		return NULL;
 	}
 	return d;
@@ -979,7 +994,8 @@ static int jfield(struct jctx *c, int obj, const char *key, int kind, bool requi
 	n = rf_jstr(c->p, &c->t[v], out, RF_SRV_ID_MAX + 1);
 	if (kind == S_ID && (n < 0 || !id_valid(out, (size_t)n)))
 		return ERR(c->r, 400, "invalid_field", key,
-			   "'%s' must be 1..%d characters of [A-Za-z0-9._:/-], not starting with '.' or '/'",
+			   "'%s' must be 1..%d characters of [A-Za-z0-9._:/-], not starting with "
+			   "'.' or '/'",
 			   key, RF_SRV_ID_MAX);
 	if (kind == S_HEX && (n != 64 || rf_hex_decode(out, 64, tmp, 32) < 0))
 		return ERR(c->r, 400, "invalid_field", key, "'%s' must be 64 hex digits", key);
@@ -1007,7 +1023,8 @@ static int ju64(struct jctx *c, int obj, const char *key, uint64_t *ret)
 	if (v < 0 || c->t[v].type == RF_J_NULL)
 		return 0;
 	if (rf_ju64(c->p, &c->t[v], ret) < 0)
-		return ERR(c->r, 400, "invalid_field", key, "'%s' must be a non-negative integer", key);
+		return ERR(c->r, 400, "invalid_field", key, "'%s' must be a non-negative integer",
+			   key);
 	return 0;
 }
 
@@ -1069,11 +1086,14 @@ static int handle_checkin(struct rf_server *s, const struct rf_server_request *q
 	int e;
 
 	if (q->body_len > RF_SRV_DEVICE_BODY_MAX)
-		return ERR(r, 413, "too_large", NULL, "request body of %zu bytes is over the limit of %u",
-			   q->body_len, RF_SRV_DEVICE_BODY_MAX);
+		return ERR(r, 413, "too_large", NULL,
+			   "request body of %zu bytes is over the limit of %u", q->body_len,
+			   RF_SRV_DEVICE_BODY_MAX);
 	if (q->content_type && strncmp(q->content_type, "application/json", 16) != 0)
-		return ERR(r, 415, "unsupported_media_type", NULL, "Content-Type must be application/json");
-	e = rf_jscan(q->body, q->body_len, toks, CHECKIN_TOKENS_MAX, RF_SRV_JSON_DEPTH_MAX, &ntok, &off);
+		return ERR(r, 415, "unsupported_media_type", NULL,
+			   "Content-Type must be application/json");
+	e = rf_jscan(q->body, q->body_len, toks, CHECKIN_TOKENS_MAX, RF_SRV_JSON_DEPTH_MAX, &ntok,
+		     &off);
 	if (e == -ELOOP)
 		return ERR(r, 400, "too_deep", NULL, "JSON nested deeper than %d levels",
 			   RF_SRV_JSON_DEPTH_MAX);
@@ -1095,8 +1115,9 @@ static int handle_checkin(struct rf_server *s, const struct rf_server_request *q
 		int o, qa, sm;
 
 		if (jobj(&c, state, "current", &cur) < 0 ||
-		    (cur >= 0 && (jfield(&c, cur, "target", S_ID, false, x, &has) < 0 ||
-				  jfield(&c, cur, "sha256", S_HEX, false, cur_sha, &has_cur_sha) < 0)))
+		    (cur >= 0 &&
+		     (jfield(&c, cur, "target", S_ID, false, x, &has) < 0 ||
+		      jfield(&c, cur, "sha256", S_HEX, false, cur_sha, &has_cur_sha) < 0)))
 			return -1;
 		for (int i = 0; i < 2; i++)
 			if (jobj(&c, state, sub[i], &o) < 0 ||
@@ -1106,15 +1127,18 @@ static int handle_checkin(struct rf_server *s, const struct rf_server_request *q
 		qa = rf_jget(q->body, toks, state, "quarantine");
 		if (qa >= 0 && toks[qa].type != RF_J_NULL) {
 			if (toks[qa].type != RF_J_ARR)
-				return ERR(r, 400, "invalid_field", "quarantine", "'quarantine' must be an array");
+				return ERR(r, 400, "invalid_field", "quarantine",
+					   "'quarantine' must be an array");
 			if (toks[qa].size > RF_SRV_QUARANTINE_MAX)
 				return ERR(r, 400, "invalid_field", "quarantine",
-					   "'quarantine' lists more than %d hashes", RF_SRV_QUARANTINE_MAX);
+					   "'quarantine' lists more than %d hashes",
+					   RF_SRV_QUARANTINE_MAX);
 			for (uint32_t k = (uint32_t)qa + 1; k < toks[qa].next; k = toks[k].next) {
 				uint8_t tmp[32];
 				if (toks[k].type != RF_J_STR || toks[k].escaped ||
 				    toks[k].end - toks[k].start != 64 ||
-				    rf_hex_decode((const char *)q->body + toks[k].start, 64, tmp, 32) < 0)
+				    rf_hex_decode((const char *)q->body + toks[k].start, 64, tmp,
+						  32) < 0)
 					return ERR(r, 400, "invalid_field", "quarantine",
 						   "'quarantine' entries must be 64 hex digits");
 			}
@@ -1122,12 +1146,13 @@ static int handle_checkin(struct rf_server *s, const struct rf_server_request *q
 		sm = rf_jget(q->body, toks, state, "safe_mode");
 		if (sm >= 0 && toks[sm].type != RF_J_TRUE && toks[sm].type != RF_J_FALSE &&
 		    toks[sm].type != RF_J_NULL)
-			return ERR(r, 400, "invalid_field", "safe_mode", "'safe_mode' must be a boolean");
+			return ERR(r, 400, "invalid_field", "safe_mode",
+				   "'safe_mode' must be a boolean");
 	}
-	if (health >= 0 && (ju64(&c, health, "crashes", &crashes) < 0 ||
-			    ju64(&c, health, "rollbacks", &rollbacks) < 0 ||
-			    ju64(&c, health, "events", &events) < 0 ||
-			    ju64(&c, health, "alerts", &alerts) < 0))
+	if (health >= 0 &&
+	    (ju64(&c, health, "crashes", &crashes) < 0 ||
+	     ju64(&c, health, "rollbacks", &rollbacks) < 0 ||
+	     ju64(&c, health, "events", &events) < 0 || ju64(&c, health, "alerts", &alerts) < 0))
 		return -1;
 
 	uint8_t cred_h[32];
@@ -1195,19 +1220,21 @@ static int handle_checkin(struct rf_server *s, const struct rf_server_request *q
 	/* The decision: the rollout engine over at most RF_ROLLOUT_DECIDE_MAX newest releases. */
 	size_t first = s->nrels > RF_ROLLOUT_DECIDE_MAX ? s->nrels - RF_ROLLOUT_DECIDE_MAX : 0;
 	struct rf_rollout_device rd = {
-		.id = d->id, .id_len = d->id_len, .ring = dev_ring(s, d), .current = -1};
+	    .id = d->id, .id_len = d->id_len, .ring = dev_ring(s, d), .current = -1};
 	if (cur_rel) {
 		size_t idx = (size_t)(cur_rel - s->rels);
 		if (idx >= first)
 			rd.current = (int)(idx - first);
 	}
-	e = rf_rollout_decide(&rd, &s->tenants[d->tenant].policy, s->rr + first, s->nrels - first, now,
-			      &ans);
+	e = rf_rollout_decide(&rd, &s->tenants[d->tenant].policy, s->rr + first, s->nrels - first,
+			      now, &ans);
 	if (e == 0) {
 		const struct rf__srv_release *target =
-			ans.release >= 0 ? &s->rels[first + (size_t)ans.release] : NULL;
-		const struct rf__srv_release *rel = ans.action == RF_ROLLOUT_GO_BACK ? cur_rel : target;
-		const struct rf__srv_release *back = ans.action == RF_ROLLOUT_GO_BACK ? target : NULL;
+		    ans.release >= 0 ? &s->rels[first + (size_t)ans.release] : NULL;
+		const struct rf__srv_release *rel =
+		    ans.action == RF_ROLLOUT_GO_BACK ? cur_rel : target;
+		const struct rf__srv_release *back =
+		    ans.action == RF_ROLLOUT_GO_BACK ? target : NULL;
 		struct brief *out[2] = {&rel_out, &back_out};
 		const struct rf__srv_release *in[2] = {rel, back};
 		for (int k = 0; k < 2; k++) {
@@ -1222,11 +1249,13 @@ static int handle_checkin(struct rf_server *s, const struct rf_server_request *q
 		}
 		for (size_t i = s->nrels; i-- > 0 && nhalted < 8;) {
 			const struct rf__srv_release *hr = &s->rels[i];
-			if (hr->st.status != RF_ROLLOUT_HALTED && hr->st.status != RF_ROLLOUT_ROLLED_BACK)
+			if (hr->st.status != RF_ROLLOUT_HALTED &&
+			    hr->st.status != RF_ROLLOUT_ROLLED_BACK)
 				continue;
 			halted[nhalted].id = hr->id;
 			memcpy(halted[nhalted].target, hr->target, sizeof(halted[0].target));
-			memcpy(halted[nhalted].reason, hr->st.halt_reason, sizeof(halted[0].reason));
+			memcpy(halted[nhalted].reason, hr->st.halt_reason,
+			       sizeof(halted[0].reason));
 			nhalted++;
 		}
 	}
@@ -1238,7 +1267,7 @@ static int handle_checkin(struct rf_server *s, const struct rf_server_request *q
 	b.p = malloc(b.cap);
 	if (!b.p)
 		return ERR(r, 503, "unavailable", NULL, "out of memory");
-	const char *action = ans.action == RF_ROLLOUT_INSTALL   ? "install"
+	const char *action = ans.action == RF_ROLLOUT_INSTALL	? "install"
 			     : ans.action == RF_ROLLOUT_GO_BACK ? "rollback"
 								: "stay";
 	sb_printf(&b, "{\"action\":\"%s\",\"reason\":\"%s\"", action,
@@ -1263,7 +1292,8 @@ static int handle_checkin(struct rf_server *s, const struct rf_server_request *q
 		sb_jstr(&b, halted[i].reason);
 		sb_printf(&b, "}");
 	}
-	sb_printf(&b, "],\"poll_interval\":%u,\"server_time\":%lld}", s->poll_interval, (long long)now);
+	sb_printf(&b, "],\"poll_interval\":%u,\"server_time\":%lld}", s->poll_interval,
+		  (long long)now);
 	if (b.full) {
 		free(b.p);
 		return ERR(r, 503, "unavailable", NULL, "reply too large");
@@ -1366,15 +1396,15 @@ static int handle_report(struct rf_server *s, const struct rf_server_request *q,
 		}
 	}
 	struct rf_store_report rep = {
-		.device_id = dev_id,
-		.report_id = rep_id,
-		.event = event,
-		.target = target ? target : "",
-		.sha256_hex = sha ? sha : "",
-		.release_id = rel ? rel->id : 0,
-		.time = (int64_t)t,
-		.received_at = now,
-		.detail = detail ? detail : "",
+	    .device_id = dev_id,
+	    .report_id = rep_id,
+	    .event = event,
+	    .target = target ? target : "",
+	    .sha256_hex = sha ? sha : "",
+	    .release_id = rel ? rel->id : 0,
+	    .time = (int64_t)t,
+	    .received_at = now,
+	    .detail = detail ? detail : "",
 	};
 	struct rf_store_device rec;
 	char *hist;
@@ -1392,7 +1422,7 @@ static int handle_report(struct rf_server *s, const struct rf_server_request *q,
 		atomic_fetch_add(&s->m_reports_dup, 1);
 		rf__srv_reply_json(r, 200, json_pack("{s:b,s:b}", "recorded", 0, "duplicate", 1));
 	} else {
-		nd.flags &= (uint8_t)~(DEV_DIRTY | DEV_SEEN);
+		nd.flags &= (uint8_t) ~(DEV_DIRTY | DEV_SEEN);
 		*d = nd;
 		atomic_fetch_add(&s->m_reports[ev], 1);
 		rf__srv_reply_json(r, 201, json_pack("{s:b}", "recorded", 1));
@@ -1407,13 +1437,15 @@ out:
 
 /* ---- operator API --------------------------------------------------------------------------- */
 
-static bool admin_ok(struct rf_server *s, const struct rf_server_request *q, struct rf_server_reply *r)
+static bool admin_ok(struct rf_server *s, const struct rf_server_request *q,
+		     struct rf_server_reply *r)
 {
 	const char *tok = bearer(q->authorization, "rfa_");
 	uint8_t h[32];
 
 	if (!tok) {
-		ERR(r, 401, "unauthorized", NULL, "operator requests need 'Authorization: Bearer rfa_...'");
+		ERR(r, 401, "unauthorized", NULL,
+		    "operator requests need 'Authorization: Bearer rfa_...'");
 		return false;
 	}
 	hash_token(tok, h);
@@ -1429,9 +1461,9 @@ static json_t *rings_json(struct rf_server *s)
 	json_t *a = json_array();
 
 	for (size_t i = 0; i < s->nrings; i++)
-		json_array_append_new(a, json_pack("{s:s,s:I,s:I}", "name", s->rings[i].name, "position",
-						   (json_int_t)s->rings[i].position, "devices",
-						   (json_int_t)s->rings[i].ndevices));
+		json_array_append_new(a, json_pack("{s:s,s:I,s:I}", "name", s->rings[i].name,
+						   "position", (json_int_t)s->rings[i].position,
+						   "devices", (json_int_t)s->rings[i].ndevices));
 	return json_pack("{s:o}", "rings", a);
 }
 
@@ -1454,10 +1486,12 @@ static int admin_rings(struct rf_server *s, const struct rf_server_request *q, c
 
 		if (parse_body(q, RF_SRV_ADMIN_BODY_MAX, r, &j) < 0)
 			return -1;
-		if (get_str(r, j, "name", S_ID, true, &name) < 0 || get_u64(r, j, "position", &pos) < 0)
+		if (get_str(r, j, "name", S_ID, true, &name) < 0 ||
+		    get_u64(r, j, "position", &pos) < 0)
 			goto done;
 		if (strlen(name) >= RF_ROLLOUT_RING_NAME_MAX) {
-			e = ERR(r, 400, "invalid_field", "name", "ring names are at most %d characters",
+			e = ERR(r, 400, "invalid_field", "name",
+				"ring names are at most %d characters",
 				RF_ROLLOUT_RING_NAME_MAX - 1);
 			goto done;
 		}
@@ -1480,7 +1514,7 @@ static int admin_rings(struct rf_server *s, const struct rf_server_request *q, c
 		s->rings[s->nrings++].ndevices = 0;
 		qsort(s->rings, s->nrings, sizeof(s->rings[0]), cmp_ring);
 		e = rf__srv_reply_json(r, 201, rings_json(s));
-done:
+	done:
 		json_decref(j);
 		return e;
 	}
@@ -1492,11 +1526,13 @@ done:
 		for (size_t t = 0; t < s->ntenants; t++)
 			used |= !strcmp(s->tenants[t].ring, rest);
 		if (used)
-			return ERR(r, 409, "conflict", NULL, "ring '%s' is used by devices or tenants", rest);
+			return ERR(r, 409, "conflict", NULL,
+				   "ring '%s' is used by devices or tenants", rest);
 		e = rf_store_ring_delete(s->store, rest);
 		if (e < 0)
 			return ERR(r, 503, "unavailable", NULL, "storage: %s", rf_strerror(e));
-		memmove(&s->rings[i], &s->rings[i + 1], (s->nrings - (size_t)i - 1) * sizeof(s->rings[0]));
+		memmove(&s->rings[i], &s->rings[i + 1],
+			(s->nrings - (size_t)i - 1) * sizeof(s->rings[0]));
 		s->nrings--;
 		return rf__srv_reply_json(r, 200, rings_json(s));
 	}
@@ -1509,14 +1545,16 @@ static json_t *tenant_json(const struct rf__srv_tenant *t)
 
 	if (t->win_start_min >= 0 && t->win_end_min >= 0 && t->win_start_min != t->win_end_min) {
 		char a[8], b[8];
-		snprintf(a, sizeof(a), "%02d:%02d", (int)(t->win_start_min / 60), (int)(t->win_start_min % 60));
-		snprintf(b, sizeof(b), "%02d:%02d", (int)(t->win_end_min / 60), (int)(t->win_end_min % 60));
+		snprintf(a, sizeof(a), "%02d:%02d", (int)(t->win_start_min / 60),
+			 (int)(t->win_start_min % 60));
+		snprintf(b, sizeof(b), "%02d:%02d", (int)(t->win_end_min / 60),
+			 (int)(t->win_end_min % 60));
 		win = json_pack("{s:s,s:s}", "start", a, "end", b);
 	}
 	return json_pack("{s:s,s:o,s:s,s:o,s:I}", "name", t->name, "ring",
 			 t->ring[0] ? json_string(t->ring) : json_null(), "pin",
-			 t->policy.pin == RF_ROLLOUT_PIN_N1 ? "n-1" : "latest", "window", win, "devices",
-			 (json_int_t)t->ndevices);
+			 t->policy.pin == RF_ROLLOUT_PIN_N1 ? "n-1" : "latest", "window", win,
+			 "devices", (json_int_t)t->ndevices);
 }
 
 /* "HH:MM" -> minutes after midnight, -1 if malformed. */
@@ -1538,7 +1576,8 @@ static int tenant_policy(struct rf_server *s, json_t *j, struct rf__srv_tenant *
 	const char *ring, *pin;
 	json_t *win, *rv = json_object_get(j, "ring");
 
-	if (get_str(r, j, "ring", S_ID, false, &ring) < 0 || get_str(r, j, "pin", S_ID, false, &pin) < 0)
+	if (get_str(r, j, "ring", S_ID, false, &ring) < 0 ||
+	    get_str(r, j, "pin", S_ID, false, &pin) < 0)
 		return -1;
 	if (ring && ring_find(s, ring) < 0)
 		return ERR(r, 400, "invalid_field", "ring", "no ring '%s'", ring);
@@ -1559,7 +1598,8 @@ static int tenant_policy(struct rf_server *s, json_t *j, struct rf__srv_tenant *
 		    get_str(r, win, "end", S_ID, true, &b) < 0)
 			return json_is_object(win) ? -1
 						   : ERR(r, 400, "invalid_field", "window",
-							 "'window' must be null or {\"start\":\"HH:MM\",\"end\":\"HH:MM\"}");
+							 "'window' must be null or "
+							 "{\"start\":\"HH:MM\",\"end\":\"HH:MM\"}");
 		ws = hhmm(a);
 		we = hhmm(b);
 		if (ws < 0 || we < 0 || ws == we)
@@ -1573,11 +1613,11 @@ static int tenant_policy(struct rf_server *s, json_t *j, struct rf__srv_tenant *
 static int tenant_store(struct rf_server *s, const struct rf__srv_tenant *t, const char *pin)
 {
 	struct rf_store_tenant rec = {
-		.name = t->name,
-		.ring = t->ring[0] ? t->ring : NULL,
-		.pin = pin,
-		.win_start_min = t->win_start_min,
-		.win_end_min = t->win_end_min,
+	    .name = t->name,
+	    .ring = t->ring[0] ? t->ring : NULL,
+	    .pin = pin,
+	    .win_start_min = t->win_start_min,
+	    .win_end_min = t->win_end_min,
 	};
 	memcpy(rec.token_hash, t->token_hash, 32);
 	return rf_store_tenant_put(s->store, &rec);
@@ -1672,7 +1712,8 @@ static int admin_tenants(struct rf_server *s, const struct rf_server_request *q,
 			goto done;
 		}
 		s->tenants[ti] = t;
-		e = rf__srv_reply_json(r, 200, json_pack("{s:s,s:s}", "name", t.name, "enrollment_token", tok));
+		e = rf__srv_reply_json(
+		    r, 200, json_pack("{s:s,s:s}", "name", t.name, "enrollment_token", tok));
 		OPENSSL_cleanse(tok, sizeof(tok));
 	} else {
 		e = ERR(r, 405, "method_not_allowed", NULL, "%s not allowed here", q->method);
@@ -1685,46 +1726,47 @@ done:
 json_t *rf__srv_release_json(struct rf_server *s, const struct rf__srv_release *rel, bool full)
 {
 	int64_t now = rf__srv_now(s);
-	json_t *o = json_pack("{s:I,s:s,s:s,s:I,s:I,s:s,s:s,s:I,s:s}", "id", (json_int_t)rel->id,
-			      "target", rel->target, "sha256", rel->sha_hex, "length",
-			      (json_int_t)rel->length, "version", (json_int_t)rel->version, "release",
-			      rel->sched.release, "status", rf_rollout_status_name(rel->st.status),
-			      "created_at", (json_int_t)rel->created_at, "halt_reason",
-			      rel->st.halt_reason);
+	json_t *o =
+	    json_pack("{s:I,s:s,s:s,s:I,s:I,s:s,s:s,s:I,s:s}", "id", (json_int_t)rel->id, "target",
+		      rel->target, "sha256", rel->sha_hex, "length", (json_int_t)rel->length,
+		      "version", (json_int_t)rel->version, "release", rel->sched.release, "status",
+		      rf_rollout_status_name(rel->st.status), "created_at",
+		      (json_int_t)rel->created_at, "halt_reason", rel->st.halt_reason);
 	if (!full || !o)
 		return o;
 	json_t *rings = json_array();
 	for (unsigned i = 0; i < rel->sched.nrings; i++) {
 		const struct rf_rollout_health *h = &rel->health[i], *b = &rel->base[i];
 		const struct rf_rollout_check *c = &rel->eval.checks[i];
-		json_t *hj = json_pack("{s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I}", "devices",
-				       (json_int_t)h->devices, "healthy", (json_int_t)h->healthy, "failed",
-				       (json_int_t)h->failed, "crashes", (json_int_t)h->crashes,
-				       "rollbacks", (json_int_t)h->rollbacks, "rejections",
-				       (json_int_t)h->rejections, "silent", (json_int_t)h->silent,
-				       "alerts", (json_int_t)h->alerts, "exposure_s",
-				       (json_int_t)h->exposure_s);
-		json_t *bj = json_pack("{s:I,s:I,s:I,s:I,s:I,s:I,s:I}", "devices", (json_int_t)b->devices,
-				       "failed", (json_int_t)b->failed, "crashes", (json_int_t)b->crashes,
-				       "rollbacks", (json_int_t)b->rollbacks, "rejections",
-				       (json_int_t)b->rejections, "silent", (json_int_t)b->silent,
-				       "exposure_s", (json_int_t)b->exposure_s);
+		json_t *hj = json_pack(
+		    "{s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I}", "devices", (json_int_t)h->devices,
+		    "healthy", (json_int_t)h->healthy, "failed", (json_int_t)h->failed, "crashes",
+		    (json_int_t)h->crashes, "rollbacks", (json_int_t)h->rollbacks, "rejections",
+		    (json_int_t)h->rejections, "silent", (json_int_t)h->silent, "alerts",
+		    (json_int_t)h->alerts, "exposure_s", (json_int_t)h->exposure_s);
+		json_t *bj = json_pack(
+		    "{s:I,s:I,s:I,s:I,s:I,s:I,s:I}", "devices", (json_int_t)b->devices, "failed",
+		    (json_int_t)b->failed, "crashes", (json_int_t)b->crashes, "rollbacks",
+		    (json_int_t)b->rollbacks, "rejections", (json_int_t)b->rejections, "silent",
+		    (json_int_t)b->silent, "exposure_s", (json_int_t)b->exposure_s);
 		const char *verdict = rel->st.rings[i].phase == RF_ROLLOUT_NOT_STARTED ? "none"
-				      : c->verdict == RF_ROLLOUT_V_PASS		      ? "pass"
-				      : c->verdict == RF_ROLLOUT_V_FAIL		      ? "fail"
-										      : "wait";
+				      : c->verdict == RF_ROLLOUT_V_PASS		       ? "pass"
+				      : c->verdict == RF_ROLLOUT_V_FAIL		       ? "fail"
+										       : "wait";
 		json_array_append_new(
-			rings, json_pack("{s:s,s:s,s:i,s:f,s:I,s:o,s:o,s:{s:s,s:s,s:f}}", "ring",
-					 rel->sched.rings[i].name, "phase",
-					 rf_rollout_phase_name(rel->st.rings[i].phase), "step",
-					 rel->st.rings[i].step, "percent",
-					 rf_rollout_effective_bp(&rel->sched, &rel->st, (int)i, now) / 100.0,
-					 "not_before", (json_int_t)rel->sched.rings[i].not_before, "health",
-					 hj, "baseline", bj, "gate", "verdict", verdict, "metric",
-					 rf_rollout_metric_name(c->metric), "p_value", c->p_value));
+		    rings,
+		    json_pack("{s:s,s:s,s:i,s:f,s:I,s:o,s:o,s:{s:s,s:s,s:f}}", "ring",
+			      rel->sched.rings[i].name, "phase",
+			      rf_rollout_phase_name(rel->st.rings[i].phase), "step",
+			      rel->st.rings[i].step, "percent",
+			      rf_rollout_effective_bp(&rel->sched, &rel->st, (int)i, now) / 100.0,
+			      "not_before", (json_int_t)rel->sched.rings[i].not_before, "health",
+			      hj, "baseline", bj, "gate", "verdict", verdict, "metric",
+			      rf_rollout_metric_name(c->metric), "p_value", c->p_value));
 	}
 	json_object_set_new(o, "rings", rings);
-	json_object_set_new(o, "halt_metric", json_string(rf_rollout_metric_name(rel->st.halt_metric)));
+	json_object_set_new(o, "halt_metric",
+			    json_string(rf_rollout_metric_name(rel->st.halt_metric)));
 	json_object_set_new(o, "halted_at", json_integer(rel->st.halted_at));
 	return o;
 }
@@ -1744,8 +1786,8 @@ static int repo_target(struct rf_server *s, const char *target, json_t **ret_cus
 		return ERR(r, 409, "conflict", NULL, "the server was started without --repo");
 	snprintf(path, sizeof(path), "%s/repository/metadata/timestamp.json", s->repo_dir);
 	ts = json_load_file(path, 0, NULL);
-	if (!ts || json_unpack(json_object_get(json_object_get(ts, "signed"), "meta"),
-			       "{s:{s:I}}", "snapshot.json", "version", &sv) < 0) {
+	if (!ts || json_unpack(json_object_get(json_object_get(ts, "signed"), "meta"), "{s:{s:I}}",
+			       "snapshot.json", "version", &sv) < 0) {
 		e = ERR(r, 409, "conflict", NULL, "repository has no readable timestamp.json");
 		goto out;
 	}
@@ -1754,7 +1796,8 @@ static int repo_target(struct rf_server *s, const char *target, json_t **ret_cus
 	snap = json_load_file(path, 0, NULL);
 	if (!snap || json_unpack(json_object_get(json_object_get(snap, "signed"), "meta"),
 				 "{s:{s:I}}", "targets.json", "version", &tv) < 0) {
-		e = ERR(r, 409, "conflict", NULL, "repository snapshot %lld unreadable", (long long)sv);
+		e = ERR(r, 409, "conflict", NULL, "repository snapshot %lld unreadable",
+			(long long)sv);
 		goto out;
 	}
 	snprintf(path, sizeof(path), "%s/repository/metadata/%lld.targets.json", s->repo_dir,
@@ -1762,15 +1805,16 @@ static int repo_target(struct rf_server *s, const char *target, json_t **ret_cus
 	tg = json_load_file(path, 0, NULL);
 	t = json_object_get(json_object_get(json_object_get(tg, "signed"), "targets"), target);
 	if (!t) {
-		e = ERR(r, 400, "invalid_field", "target", "target '%s' is not published in the repository",
-			target);
+		e = ERR(r, 400, "invalid_field", "target",
+			"target '%s' is not published in the repository", target);
 		goto out;
 	}
 	json_t *len = json_object_get(t, "length");
 	sha = json_string_value(json_object_get(json_object_get(t, "hashes"), "sha256"));
 	if (!json_is_integer(len) || json_integer_value(len) < 0 || !sha || strlen(sha) != 64 ||
 	    rf_hex_decode(sha, 64, ret_sha, 32) < 0) {
-		e = ERR(r, 400, "invalid_field", "target", "target '%s' has no length or sha256", target);
+		e = ERR(r, 400, "invalid_field", "target", "target '%s' has no length or sha256",
+			target);
 		goto out;
 	}
 	json_t *custom = json_object_get(t, "custom");
@@ -1809,7 +1853,8 @@ static int release_create(struct rf_server *s, const struct rf_server_request *q
 	if (repo_target(s, target, &custom, &nr.length, nr.sha, r) < 0)
 		goto out;
 	if (rf_rollout_schedule_from_json(custom, &nr.sched, &d) < 0) {
-		e = ERR(r, 400, "invalid_field", "target", "signed schedule of '%s': %s", target, d.first);
+		e = ERR(r, 400, "invalid_field", "target", "signed schedule of '%s': %s", target,
+			d.first);
 		goto out;
 	}
 	nr.custom = json_dumps(custom, JSON_COMPACT | JSON_SORT_KEYS);
@@ -1825,12 +1870,14 @@ static int release_create(struct rf_server *s, const struct rf_server_request *q
 	nr.version = ver;
 	nr.created_at = rf__srv_now(s);
 	rf_rollout_state_init(&nr.sched, &nr.st);
-	(void)rf_rollout_evaluate(&nr.sched, &nr.st, nr.health, NULL, nr.created_at, &nr.st, &nr.eval);
+	(void)rf_rollout_evaluate(&nr.sched, &nr.st, nr.health, NULL, nr.created_at, &nr.st,
+				  &nr.eval);
 	e = release_persist(s, &nr);
 	if (e < 0 || release_add(s, &slot) < 0) {
 		free(nr.custom);
-		e = e == -EEXIST ? ERR(r, 409, "conflict", "target", "a release of '%s' exists", target)
-				 : ERR(r, 503, "unavailable", NULL, "storage: %s", rf_strerror(e));
+		e = e == -EEXIST
+			? ERR(r, 409, "conflict", "target", "a release of '%s' exists", target)
+			: ERR(r, 503, "unavailable", NULL, "storage: %s", rf_strerror(e));
 		goto out;
 	}
 	*slot = nr;
@@ -1873,12 +1920,13 @@ static int release_action(struct rf_server *s, const struct rf_server_request *q
 		e = rf_rollout_hold(&nr.st, now, why);
 	else {
 		json_decref(j);
-		return ERR(r, 404, "not_found", NULL, "no action '%s' (halt, resume, rollback, hold)", act);
+		return ERR(r, 404, "not_found", NULL,
+			   "no action '%s' (halt, resume, rollback, hold)", act);
 	}
 	json_decref(j);
 	if (e == -EALREADY || e == -EPERM)
-		return ERR(r, 409, "conflict", NULL, "release %lld is %s: cannot %s", (long long)rel->id,
-			   rf_rollout_status_name(rel->st.status), act);
+		return ERR(r, 409, "conflict", NULL, "release %lld is %s: cannot %s",
+			   (long long)rel->id, rf_rollout_status_name(rel->st.status), act);
 	if (e < 0)
 		return ERR(r, 400, "invalid_field", NULL, "%s: %s", act, rf_strerror(e));
 	e = release_persist(s, &nr);
@@ -1898,7 +1946,8 @@ static int admin_releases(struct rf_server *s, const struct rf_server_request *q
 		if (!strcmp(q->method, "GET")) {
 			json_t *a = json_array();
 			for (size_t i = s->nrels; i-- > 0;)
-				json_array_append_new(a, rf__srv_release_json(s, &s->rels[i], false));
+				json_array_append_new(a,
+						      rf__srv_release_json(s, &s->rels[i], false));
 			return rf__srv_reply_json(r, 200, json_pack("{s:o}", "releases", a));
 		}
 		return ERR(r, 405, "method_not_allowed", NULL, "%s not allowed here", q->method);
@@ -1919,7 +1968,8 @@ static int admin_releases(struct rf_server *s, const struct rf_server_request *q
 		return ERR(r, 404, "not_found", NULL, "no such release");
 	if (!slash) {
 		if (strcmp(q->method, "GET"))
-			return ERR(r, 405, "method_not_allowed", NULL, "%s not allowed here", q->method);
+			return ERR(r, 405, "method_not_allowed", NULL, "%s not allowed here",
+				   q->method);
 		return rf__srv_reply_json(r, 200, rf__srv_release_json(s, rel, true));
 	}
 	if (strcmp(q->method, "POST"))
@@ -1951,7 +2001,8 @@ static int handle_admin(struct rf_server *s, const struct rf_server_request *q, 
 
 size_t rf_server_body_max(const char *path)
 {
-	return path && !strncmp(path, "/v1/admin/", 10) ? RF_SRV_ADMIN_BODY_MAX : RF_SRV_DEVICE_BODY_MAX;
+	return path && !strncmp(path, "/v1/admin/", 10) ? RF_SRV_ADMIN_BODY_MAX
+							: RF_SRV_DEVICE_BODY_MAX;
 }
 
 int rf_server_handle(struct rf_server *s, const struct rf_server_request *q,
@@ -1976,8 +2027,8 @@ int rf_server_handle(struct rf_server *s, const struct rf_server_request *q,
 		rf__srv_metrics(s, r);
 	else if (!strcmp(p, "/") && get)
 		rf__srv_dashboard(s, r);
-	else if (!strcmp(p, "/v1/checkin") || !strcmp(p, "/v1/report") || !strcmp(p, "/v1/enroll") ||
-		 !strcmp(p, "/metrics") || !strcmp(p, "/"))
+	else if (!strcmp(p, "/v1/checkin") || !strcmp(p, "/v1/report") ||
+		 !strcmp(p, "/v1/enroll") || !strcmp(p, "/metrics") || !strcmp(p, "/"))
 		rf__srv_reply_error(r, 405, "method_not_allowed", NULL, "%s not allowed on %s",
 				    q->method, "this path");
 	else
@@ -2121,7 +2172,8 @@ static int evaluate(struct rf_server *s, int64_t now)
 
 		if (rel->st.status == RF_ROLLOUT_ROLLED_BACK)
 			continue;
-		if (rf_rollout_evaluate(&rel->sched, &rel->st, rel->health, rel->base, now, &ns, &ev) < 0)
+		if (rf_rollout_evaluate(&rel->sched, &rel->st, rel->health, rel->base, now, &ns,
+					&ev) < 0)
 			continue;
 		rel->eval = ev;
 		if (!ev.changed)

@@ -24,9 +24,9 @@
 struct rf_server;
 
 struct rf_server_opts {
-	const char *db_path;      /* SQLite database (created if missing) */
-	const char *repo_dir;     /* TUF repository directory (trust/tuf.h layout); NULL: none */
-	uint8_t admin_hash[32];   /* SHA-256 of the admin token */
+	const char *db_path;	  /* SQLite database (created if missing) */
+	const char *repo_dir;	  /* TUF repository directory (trust/tuf.h layout); NULL: none */
+	uint8_t admin_hash[32];	  /* SHA-256 of the admin token */
 	unsigned poll_interval_s; /* told to devices; 0 means 300 */
 	/* Clock (unix seconds). NULL: the system clock. Tests use it to move time. */
 	int64_t (*clock)(void *ud);
@@ -56,11 +56,11 @@ struct rf_server_reply {
 };
 
 struct rf_server_request {
-	const char *method;        /* "GET", "POST", "PUT", "DELETE" */
-	const char *path;          /* decoded path without query, e.g. "/v1/checkin" */
+	const char *method;	   /* "GET", "POST", "PUT", "DELETE" */
+	const char *path;	   /* decoded path without query, e.g. "/v1/checkin" */
 	const char *authorization; /* the Authorization header, NULL if absent */
 	const char *content_type;  /* the Content-Type header, NULL if absent */
-	const uint8_t *body;       /* untrusted; not NUL-terminated */
+	const uint8_t *body;	   /* untrusted; not NUL-terminated */
 	size_t body_len;
 };
 

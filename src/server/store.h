@@ -33,9 +33,9 @@ struct rf_store_ring {
 struct rf_store_tenant {
 	const char *name;
 	uint8_t token_hash[32]; /* SHA-256 of the enrollment token */
-	const char *ring;       /* NULL: devices keep the ring they enroll with */
-	const char *pin;        /* "latest" or "n-1" */
-	int64_t win_start_min;  /* maintenance window in minutes after 00:00 UTC; -1 none */
+	const char *ring;	/* NULL: devices keep the ring they enroll with */
+	const char *pin;	/* "latest" or "n-1" */
+	int64_t win_start_min;	/* maintenance window in minutes after 00:00 UTC; -1 none */
 	int64_t win_end_min;
 };
 
@@ -45,9 +45,11 @@ struct rf_store_release {
 	uint8_t sha256[32];
 	uint64_t length;
 	int64_t version;
-	const char *custom_json; /* the signed custom metadata (schedule), as read from targets.json */
+	const char
+	    *custom_json; /* the signed custom metadata (schedule), as read from targets.json */
 	int64_t created_at;
-	const char *state_json; /* the rollout state (status, halt, ring progress), server's format */
+	const char
+	    *state_json; /* the rollout state (status, halt, ring progress), server's format */
 };
 
 /* A device as last recorded. release_id is the release the device is counted on (0: none);
@@ -74,9 +76,9 @@ struct rf_store_report {
 	const char *event;
 	const char *target;
 	const char *sha256_hex; /* "" when absent */
-	int64_t release_id;     /* 0 when the target is not a known release */
-	int64_t time;           /* the device's clock */
-	int64_t received_at;    /* the server's clock */
+	int64_t release_id;	/* 0 when the target is not a known release */
+	int64_t time;		/* the device's clock */
+	int64_t received_at;	/* the server's clock */
 	const char *detail;
 };
 

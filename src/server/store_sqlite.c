@@ -24,23 +24,23 @@ struct sqlite_store {
 
 /* Schema migrations: migrations[i] takes the schema from version i to i + 1. */
 static const char *const migrations[] = {
-	"CREATE TABLE rings (name TEXT PRIMARY KEY, position INTEGER NOT NULL);"
-	"CREATE TABLE tenants (name TEXT PRIMARY KEY, token_hash BLOB NOT NULL, ring TEXT,"
-	"  pin TEXT NOT NULL, win_start INTEGER NOT NULL, win_end INTEGER NOT NULL);"
-	"CREATE TABLE releases (id INTEGER PRIMARY KEY, target TEXT NOT NULL UNIQUE,"
-	"  sha256 BLOB NOT NULL, length INTEGER NOT NULL, version INTEGER NOT NULL,"
-	"  custom TEXT NOT NULL, created_at INTEGER NOT NULL, state TEXT NOT NULL);"
-	"CREATE TABLE devices (id TEXT PRIMARY KEY, tenant TEXT NOT NULL, ring TEXT NOT NULL,"
-	"  cred_hash BLOB NOT NULL, agent_version TEXT NOT NULL, manifest_hash TEXT NOT NULL,"
-	"  enrolled_at INTEGER NOT NULL, last_seen INTEGER NOT NULL, release_id INTEGER NOT NULL,"
-	"  state TEXT NOT NULL, state_at INTEGER NOT NULL, crashes INTEGER NOT NULL,"
-	"  rollbacks INTEGER NOT NULL, events INTEGER NOT NULL, alerts INTEGER NOT NULL,"
-	"  history TEXT NOT NULL);"
-	"CREATE TABLE reports (device_id TEXT NOT NULL, report_id TEXT NOT NULL,"
-	"  event TEXT NOT NULL, target TEXT NOT NULL, sha256 TEXT NOT NULL,"
-	"  release_id INTEGER NOT NULL, time INTEGER NOT NULL, received_at INTEGER NOT NULL,"
-	"  detail TEXT NOT NULL, PRIMARY KEY (device_id, report_id)) WITHOUT ROWID;"
-	"INSERT INTO rings VALUES ('canary', 0), ('early', 1), ('broad', 2);",
+    "CREATE TABLE rings (name TEXT PRIMARY KEY, position INTEGER NOT NULL);"
+    "CREATE TABLE tenants (name TEXT PRIMARY KEY, token_hash BLOB NOT NULL, ring TEXT,"
+    "  pin TEXT NOT NULL, win_start INTEGER NOT NULL, win_end INTEGER NOT NULL);"
+    "CREATE TABLE releases (id INTEGER PRIMARY KEY, target TEXT NOT NULL UNIQUE,"
+    "  sha256 BLOB NOT NULL, length INTEGER NOT NULL, version INTEGER NOT NULL,"
+    "  custom TEXT NOT NULL, created_at INTEGER NOT NULL, state TEXT NOT NULL);"
+    "CREATE TABLE devices (id TEXT PRIMARY KEY, tenant TEXT NOT NULL, ring TEXT NOT NULL,"
+    "  cred_hash BLOB NOT NULL, agent_version TEXT NOT NULL, manifest_hash TEXT NOT NULL,"
+    "  enrolled_at INTEGER NOT NULL, last_seen INTEGER NOT NULL, release_id INTEGER NOT NULL,"
+    "  state TEXT NOT NULL, state_at INTEGER NOT NULL, crashes INTEGER NOT NULL,"
+    "  rollbacks INTEGER NOT NULL, events INTEGER NOT NULL, alerts INTEGER NOT NULL,"
+    "  history TEXT NOT NULL);"
+    "CREATE TABLE reports (device_id TEXT NOT NULL, report_id TEXT NOT NULL,"
+    "  event TEXT NOT NULL, target TEXT NOT NULL, sha256 TEXT NOT NULL,"
+    "  release_id INTEGER NOT NULL, time INTEGER NOT NULL, received_at INTEGER NOT NULL,"
+    "  detail TEXT NOT NULL, PRIMARY KEY (device_id, report_id)) WITHOUT ROWID;"
+    "INSERT INTO rings VALUES ('canary', 0), ('early', 1), ('broad', 2);",
 };
 
 static int fail(struct sqlite_store *s, const char *what)
@@ -125,13 +125,13 @@ static int sq_load(struct rf_store *base, const struct rf_store_visitor *v, void
 {
 	struct sqlite_store *s = (struct sqlite_store *)base;
 	static const char *const q[] = {
-		"SELECT name, position FROM rings ORDER BY position, name",
-		"SELECT name, token_hash, ring, pin, win_start, win_end FROM tenants ORDER BY name",
-		"SELECT id, target, sha256, length, version, custom, created_at, state"
-		" FROM releases ORDER BY id",
-		"SELECT id, tenant, ring, cred_hash, agent_version, manifest_hash, enrolled_at,"
-		" last_seen, release_id, state, state_at, crashes, rollbacks, events, alerts,"
-		" history FROM devices",
+	    "SELECT name, position FROM rings ORDER BY position, name",
+	    "SELECT name, token_hash, ring, pin, win_start, win_end FROM tenants ORDER BY name",
+	    "SELECT id, target, sha256, length, version, custom, created_at, state"
+	    " FROM releases ORDER BY id",
+	    "SELECT id, tenant, ring, cred_hash, agent_version, manifest_hash, enrolled_at,"
+	    " last_seen, release_id, state, state_at, crashes, rollbacks, events, alerts,"
+	    " history FROM devices",
 	};
 	int r = 0;
 
@@ -149,7 +149,8 @@ static int sq_load(struct rf_store *base, const struct rf_store_visitor *v, void
 			} else if (i == 1 && v->tenant) {
 				struct rf_store_tenant x = {.name = text(st, 0)};
 				blob32(st, 1, x.token_hash);
-				x.ring = sqlite3_column_type(st, 2) == SQLITE_NULL ? NULL : text(st, 2);
+				x.ring =
+				    sqlite3_column_type(st, 2) == SQLITE_NULL ? NULL : text(st, 2);
 				x.pin = text(st, 3);
 				x.win_start_min = sqlite3_column_int64(st, 4);
 				x.win_end_min = sqlite3_column_int64(st, 5);
@@ -165,8 +166,8 @@ static int sq_load(struct rf_store *base, const struct rf_store_visitor *v, void
 				x.state_json = text(st, 7);
 				r = v->release(ud, &x);
 			} else if (i == 3 && v->device) {
-				struct rf_store_device x = {.id = text(st, 0), .tenant = text(st, 1),
-							    .ring = text(st, 2)};
+				struct rf_store_device x = {
+				    .id = text(st, 0), .tenant = text(st, 1), .ring = text(st, 2)};
 				blob32(st, 3, x.cred_hash);
 				x.agent_version = text(st, 4);
 				x.manifest_hash = text(st, 5);
@@ -363,15 +364,15 @@ static int sq_reports_count(struct rf_store *base, const char *device_id, uint64
 }
 
 static const struct rf_store_ops sqlite_ops = {
-	.close = sq_close,
-	.load = sq_load,
-	.ring_put = sq_ring_put,
-	.ring_delete = sq_ring_delete,
-	.tenant_put = sq_tenant_put,
-	.release_put = sq_release_put,
-	.devices_put = sq_devices_put,
-	.report_add = sq_report_add,
-	.reports_count = sq_reports_count,
+    .close = sq_close,
+    .load = sq_load,
+    .ring_put = sq_ring_put,
+    .ring_delete = sq_ring_delete,
+    .tenant_put = sq_tenant_put,
+    .release_put = sq_release_put,
+    .devices_put = sq_devices_put,
+    .report_add = sq_report_add,
+    .reports_count = sq_reports_count,
 };
 
 static int migrate(struct sqlite_store *s)
@@ -392,9 +393,10 @@ static int migrate(struct sqlite_store *s)
 	if (r == 0 && v < 0)
 		r = fail(s, "user_version");
 	if (r == 0 && v > RF_STORE_SCHEMA_VERSION)
-		r = rf_diag_report(s->base.diag, -EPROTO,
-				   "sqlite: database schema version %lld is newer than this build (%d)",
-				   (long long)v, RF_STORE_SCHEMA_VERSION);
+		r = rf_diag_report(
+		    s->base.diag, -EPROTO,
+		    "sqlite: database schema version %lld is newer than this build (%d)",
+		    (long long)v, RF_STORE_SCHEMA_VERSION);
 	for (; r == 0 && v < RF_STORE_SCHEMA_VERSION; v++) {
 		char sql[64];
 
@@ -428,8 +430,10 @@ int rf_store_open_sqlite(const char *path, struct rf_diag *diag, struct rf_store
 	if (r == 0)
 		r = migrate(s);
 	if (r == 0)
-		r = prepare(s, "INSERT OR REPLACE INTO devices VALUES"
-			       " (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)", &s->dev_put);
+		r = prepare(s,
+			    "INSERT OR REPLACE INTO devices VALUES"
+			    " (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+			    &s->dev_put);
 	if (r == 0)
 		r = prepare(s, "INSERT OR IGNORE INTO reports VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
 			    &s->rep_add);

@@ -24,12 +24,23 @@ static void html_escape(FILE *f, const char *s)
 {
 	for (; *s; s++) {
 		switch (*s) {
-		case '<': fputs("&lt;", f); break;
-		case '>': fputs("&gt;", f); break;
-		case '&': fputs("&amp;", f); break;
-		case '"': fputs("&quot;", f); break;
-		case '\'': fputs("&#39;", f); break;
-		default: fputc(*s, f);
+		case '<':
+			fputs("&lt;", f);
+			break;
+		case '>':
+			fputs("&gt;", f);
+			break;
+		case '&':
+			fputs("&amp;", f);
+			break;
+		case '"':
+			fputs("&quot;", f);
+			break;
+		case '\'':
+			fputs("&#39;", f);
+			break;
+		default:
+			fputc(*s, f);
 		}
 	}
 }
@@ -53,7 +64,8 @@ static int finish(FILE *f, char **buf, size_t *len, struct rf_server_reply *r, c
 static void svg_ring(FILE *f, double percent, const struct rf_rollout_health *h, bool halted)
 {
 	double pop = h->population ? (double)h->population : (double)(h->devices ? h->devices : 1);
-	double on = h->devices / pop * 100, ok = h->healthy / pop * 100, bad = h->failed / pop * 100;
+	double on = h->devices / pop * 100, ok = h->healthy / pop * 100,
+	       bad = h->failed / pop * 100;
 
 	if (on > 100)
 		on = 100;
@@ -91,10 +103,11 @@ int rf__srv_dashboard(struct rf_server *s, struct rf_server_reply *r)
 	pthread_mutex_lock(&s->lock);
 	fprintf(f, "<p>%zu devices, %zu tenants, %zu rings, %zu releases. Server time %lld.</p>",
 		s->ndevs, s->ntenants, s->nrings, s->nrels, (long long)now);
-	fputs("<p class=\"small\">Top bar: share of the ring the signed schedule admits now. "
-	      "Bottom bar: devices on the release as a share of the ring: light blue took it, green "
-	      "healthy after probation, red failed (crashed, rolled back, rejected or silent).</p>",
-	      f);
+	fputs(
+	    "<p class=\"small\">Top bar: share of the ring the signed schedule admits now. "
+	    "Bottom bar: devices on the release as a share of the ring: light blue took it, green "
+	    "healthy after probation, red failed (crashed, rolled back, rejected or silent).</p>",
+	    f);
 	fputs("<h2>Rings</h2><table><tr><th>ring</th><th>position</th><th>devices</th></tr>", f);
 	for (size_t i = 0; i < s->nrings; i++)
 		fprintf(f, "<tr><td>%s</td><td>%lld</td><td>%llu</td></tr>", s->rings[i].name,
@@ -102,40 +115,45 @@ int rf__srv_dashboard(struct rf_server *s, struct rf_server_reply *r)
 	fputs("</table><h2>Releases</h2>", f);
 	for (size_t i = s->nrels, shown = 0; i-- > 0 && shown < 20; shown++) {
 		const struct rf__srv_release *rel = &s->rels[i];
-		bool halted = rel->st.status == RF_ROLLOUT_HALTED || rel->st.status == RF_ROLLOUT_ROLLED_BACK;
+		bool halted =
+		    rel->st.status == RF_ROLLOUT_HALTED || rel->st.status == RF_ROLLOUT_ROLLED_BACK;
 
 		fprintf(f, "<h3>#%lld %s <span class=\"%s\">%s</span></h3>", (long long)rel->id,
-			rel->target, halted ? "halted" : "", rf_rollout_status_name(rel->st.status));
+			rel->target, halted ? "halted" : "",
+			rf_rollout_status_name(rel->st.status));
 		if (halted) {
 			fputs("<p class=\"halted\">", f);
 			html_escape(f, rel->st.halt_reason);
 			fprintf(f, " (at %lld)</p>", (long long)rel->st.halted_at);
 		}
-		fputs("<table><tr><th>ring</th><th>phase</th><th>admitted</th><th>progress</th>"
-		      "<th>took</th><th>healthy</th><th>failed</th><th>crashes</th><th>rollbacks</th>"
-		      "<th>silent</th><th>baseline failed/took</th><th>gate</th></tr>",
-		      f);
+		fputs(
+		    "<table><tr><th>ring</th><th>phase</th><th>admitted</th><th>progress</th>"
+		    "<th>took</th><th>healthy</th><th>failed</th><th>crashes</th><th>rollbacks</th>"
+		    "<th>silent</th><th>baseline failed/took</th><th>gate</th></tr>",
+		    f);
 		for (unsigned k = 0; k < rel->sched.nrings; k++) {
 			const struct rf_rollout_health *h = &rel->health[k], *b = &rel->base[k];
 			const struct rf_rollout_check *c = &rel->eval.checks[k];
-			double pct = rf_rollout_effective_bp(&rel->sched, &rel->st, (int)k, now) / 100.0;
+			double pct =
+			    rf_rollout_effective_bp(&rel->sched, &rel->st, (int)k, now) / 100.0;
 
 			fprintf(f, "<tr><td>%s</td><td>%s</td><td>%.2f %%</td><td>",
-				rel->sched.rings[k].name, rf_rollout_phase_name(rel->st.rings[k].phase),
-				pct);
+				rel->sched.rings[k].name,
+				rf_rollout_phase_name(rel->st.rings[k].phase), pct);
 			svg_ring(f, pct, h, halted);
-			fprintf(f,
-				"</td><td>%llu</td><td>%llu</td><td>%llu</td><td>%llu</td><td>%llu</td>"
-				"<td>%llu</td><td>%llu/%llu</td><td>%s %s p=%.3g</td></tr>",
-				(unsigned long long)h->devices, (unsigned long long)h->healthy,
-				(unsigned long long)h->failed, (unsigned long long)h->crashes,
-				(unsigned long long)h->rollbacks, (unsigned long long)h->silent,
-				(unsigned long long)b->failed, (unsigned long long)b->devices,
-				rel->st.rings[k].phase == RF_ROLLOUT_NOT_STARTED ? "-"
-				: c->verdict == RF_ROLLOUT_V_PASS		  ? "pass"
-				: c->verdict == RF_ROLLOUT_V_FAIL		  ? "FAIL"
-										  : "wait",
-				rf_rollout_metric_name(c->metric), c->p_value);
+			fprintf(
+			    f,
+			    "</td><td>%llu</td><td>%llu</td><td>%llu</td><td>%llu</td><td>%llu</td>"
+			    "<td>%llu</td><td>%llu/%llu</td><td>%s %s p=%.3g</td></tr>",
+			    (unsigned long long)h->devices, (unsigned long long)h->healthy,
+			    (unsigned long long)h->failed, (unsigned long long)h->crashes,
+			    (unsigned long long)h->rollbacks, (unsigned long long)h->silent,
+			    (unsigned long long)b->failed, (unsigned long long)b->devices,
+			    rel->st.rings[k].phase == RF_ROLLOUT_NOT_STARTED ? "-"
+			    : c->verdict == RF_ROLLOUT_V_PASS		     ? "pass"
+			    : c->verdict == RF_ROLLOUT_V_FAIL		     ? "FAIL"
+									     : "wait",
+			    rf_rollout_metric_name(c->metric), c->p_value);
 		}
 		fputs("</table>", f);
 	}
@@ -152,11 +170,13 @@ int rf__srv_metrics(struct rf_server *s, struct rf_server_reply *r)
 
 	if (!f)
 		return -ENOMEM;
-	fprintf(f, "# HELP ringfence_checkins_total Check-ins answered.\n"
-		   "# TYPE ringfence_checkins_total counter\nringfence_checkins_total %llu\n",
+	fprintf(f,
+		"# HELP ringfence_checkins_total Check-ins answered.\n"
+		"# TYPE ringfence_checkins_total counter\nringfence_checkins_total %llu\n",
 		(unsigned long long)atomic_load(&s->m_checkins));
-	fprintf(f, "# HELP ringfence_enrollments_total Devices enrolled.\n"
-		   "# TYPE ringfence_enrollments_total counter\nringfence_enrollments_total %llu\n",
+	fprintf(f,
+		"# HELP ringfence_enrollments_total Devices enrolled.\n"
+		"# TYPE ringfence_enrollments_total counter\nringfence_enrollments_total %llu\n",
 		(unsigned long long)atomic_load(&s->m_enrolls));
 	fputs("# HELP ringfence_reports_total Reports recorded, by event.\n"
 	      "# TYPE ringfence_reports_total counter\n",
@@ -164,26 +184,32 @@ int rf__srv_metrics(struct rf_server *s, struct rf_server_reply *r)
 	for (int i = 0; i < 8; i++)
 		fprintf(f, "ringfence_reports_total{event=\"%s\"} %llu\n", rf__srv_events[i],
 			(unsigned long long)atomic_load(&s->m_reports[i]));
-	fprintf(f, "# HELP ringfence_reports_duplicate_total Report retries recognised by id.\n"
-		   "# TYPE ringfence_reports_duplicate_total counter\n"
-		   "ringfence_reports_duplicate_total %llu\n",
+	fprintf(f,
+		"# HELP ringfence_reports_duplicate_total Report retries recognised by id.\n"
+		"# TYPE ringfence_reports_duplicate_total counter\n"
+		"ringfence_reports_duplicate_total %llu\n",
 		(unsigned long long)atomic_load(&s->m_reports_dup));
-	fprintf(f, "# HELP ringfence_http_errors_total Error replies.\n"
-		   "# TYPE ringfence_http_errors_total counter\n"
-		   "ringfence_http_errors_total{class=\"4xx\"} %llu\n"
-		   "ringfence_http_errors_total{class=\"5xx\"} %llu\n",
+	fprintf(f,
+		"# HELP ringfence_http_errors_total Error replies.\n"
+		"# TYPE ringfence_http_errors_total counter\n"
+		"ringfence_http_errors_total{class=\"4xx\"} %llu\n"
+		"ringfence_http_errors_total{class=\"5xx\"} %llu\n",
 		(unsigned long long)atomic_load(&s->m_http_4xx),
 		(unsigned long long)atomic_load(&s->m_http_5xx));
-	fprintf(f, "# HELP ringfence_flushes_total Heartbeat flushes and rows written.\n"
-		   "# TYPE ringfence_flushes_total counter\nringfence_flushes_total %llu\n"
-		   "# TYPE ringfence_flushed_rows_total counter\nringfence_flushed_rows_total %llu\n",
+	fprintf(f,
+		"# HELP ringfence_flushes_total Heartbeat flushes and rows written.\n"
+		"# TYPE ringfence_flushes_total counter\nringfence_flushes_total %llu\n"
+		"# TYPE ringfence_flushed_rows_total counter\nringfence_flushed_rows_total %llu\n",
 		(unsigned long long)atomic_load(&s->m_flushes),
 		(unsigned long long)atomic_load(&s->m_flushed_rows));
-	fprintf(f, "# HELP ringfence_gate_halts_total Releases halted by a failed gate.\n"
-		   "# TYPE ringfence_gate_halts_total counter\nringfence_gate_halts_total %llu\n",
+	fprintf(f,
+		"# HELP ringfence_gate_halts_total Releases halted by a failed gate.\n"
+		"# TYPE ringfence_gate_halts_total counter\nringfence_gate_halts_total %llu\n",
 		(unsigned long long)atomic_load(&s->m_halts));
 	pthread_mutex_lock(&s->lock);
-	fputs("# HELP ringfence_devices Enrolled devices per ring.\n# TYPE ringfence_devices gauge\n", f);
+	fputs(
+	    "# HELP ringfence_devices Enrolled devices per ring.\n# TYPE ringfence_devices gauge\n",
+	    f);
 	for (size_t i = 0; i < s->nrings; i++)
 		fprintf(f, "ringfence_devices{ring=\"%s\"} %llu\n", s->rings[i].name,
 			(unsigned long long)s->rings[i].ndevices);
@@ -197,7 +223,9 @@ int rf__srv_metrics(struct rf_server *s, struct rf_server_reply *r)
 			const char *st[] = {"took", "healthy", "failed", "silent"};
 			uint64_t v[] = {h->devices, h->healthy, h->failed, h->silent};
 			for (int m = 0; m < 4; m++)
-				fprintf(f, "ringfence_release_devices{release=\"%lld\",ring=\"%s\",state=\"%s\"} %llu\n",
+				fprintf(f,
+					"ringfence_release_devices{release=\"%lld\",ring=\"%s\","
+					"state=\"%s\"} %llu\n",
 					(long long)rel->id, rel->sched.rings[k].name, st[m],
 					(unsigned long long)v[m]);
 		}
@@ -206,9 +234,10 @@ int rf__srv_metrics(struct rf_server *s, struct rf_server_reply *r)
 	      "# TYPE ringfence_release_halted gauge\n",
 	      f);
 	for (size_t i = 0; i < s->nrels; i++)
-		fprintf(f, "ringfence_release_halted{release=\"%lld\"} %d\n", (long long)s->rels[i].id,
+		fprintf(f, "ringfence_release_halted{release=\"%lld\"} %d\n",
+			(long long)s->rels[i].id,
 			s->rels[i].st.status == RF_ROLLOUT_HALTED ||
-				s->rels[i].st.status == RF_ROLLOUT_ROLLED_BACK);
+			    s->rels[i].st.status == RF_ROLLOUT_ROLLED_BACK);
 	pthread_mutex_unlock(&s->lock);
 	return finish(f, &buf, &len, r, "text/plain; version=0.0.4");
 }
@@ -240,8 +269,8 @@ static bool repo_path_ok(const char *p)
 int rf__srv_repo_file(struct rf_server *s, const char *rel, struct rf_server_reply *r)
 {
 	struct open_how how = {
-		.flags = O_RDONLY | O_CLOEXEC | O_NOFOLLOW,
-		.resolve = RESOLVE_BENEATH | RESOLVE_NO_SYMLINKS | RESOLVE_NO_MAGICLINKS,
+	    .flags = O_RDONLY | O_CLOEXEC | O_NOFOLLOW,
+	    .resolve = RESOLVE_BENEATH | RESOLVE_NO_SYMLINKS | RESOLVE_NO_MAGICLINKS,
 	};
 	struct stat st;
 	size_t n = strlen(rel);
@@ -252,7 +281,8 @@ int rf__srv_repo_file(struct rf_server *s, const char *rel, struct rf_server_rep
 	fd = (int)syscall(SYS_openat2, s->repo_fd, rel, &how, sizeof(how));
 	if (fd < 0)
 		return rf__srv_reply_error(r, 404, "not_found", NULL, "no such repository file");
-	if (fstat(fd, &st) < 0 || !S_ISREG(st.st_mode) || (uint64_t)st.st_size > RF_SRV_REPO_FILE_MAX) {
+	if (fstat(fd, &st) < 0 || !S_ISREG(st.st_mode) ||
+	    (uint64_t)st.st_size > RF_SRV_REPO_FILE_MAX) {
 		close(fd);
 		return rf__srv_reply_error(r, 404, "not_found", NULL, "no such repository file");
 	}
@@ -260,6 +290,6 @@ int rf__srv_repo_file(struct rf_server *s, const char *rel, struct rf_server_rep
 	r->fd = fd;
 	r->fd_len = (uint64_t)st.st_size;
 	r->content_type = n > 5 && !strcmp(rel + n - 5, ".json") ? "application/json"
-								  : "application/octet-stream";
+								 : "application/octet-stream";
 	return 0;
 }

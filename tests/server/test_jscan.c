@@ -53,7 +53,8 @@ static void test_tokens_and_lookup(void **state)
 	assert_int_equal(rf_ju64(p, &t[rf_jget(p, t, 0, "n")], &v), 0);
 	assert_true(v == UINT64_MAX);
 	assert_int_equal(scan("{\"n\":18446744073709551616}", t, 64, &nt), 0);
-	assert_int_equal(rf_ju64((const uint8_t *)"{\"n\":18446744073709551616}", &t[2], &v), -ERANGE);
+	assert_int_equal(rf_ju64((const uint8_t *)"{\"n\":18446744073709551616}", &t[2], &v),
+			 -ERANGE);
 	assert_int_equal(scan("{\"n\":-1}", t, 64, &nt), 0);
 	assert_int_equal(rf_ju64((const uint8_t *)"{\"n\":-1}", &t[2], &v), -EINVAL);
 	assert_int_equal(scan("{\"n\":1.5}", t, 64, &nt), 0);
@@ -63,12 +64,43 @@ static void test_tokens_and_lookup(void **state)
 static void test_rejects(void **state)
 {
 	static const char *const bad[] = {
-		"", " ", "{", "}", "{\"a\"}", "{\"a\":}", "{\"a\":1,}", "[1,]", "[,1]", "{a:1}",
-		"{\"a\":1 \"b\":2}", "{\"a\":1}x", "{\"a\":1}{}", "tru", "nul", "01", "1.", ".5", "-",
-		"1e", "1e+", "\"abc", "\"a\\x\"", "\"\\u12\"", "\"\\u0000\"", "\"\\ud800\"",
-		"\"\\udc00\"", "\"\\ud800\\u0041\"", "\"a\x01\"", "\"\xff\"", "\"\xc0\xaf\"",
-		"\"\xed\xa0\x80\"", "\"\xf4\x90\x80\x80\"", "{\"a\":1,\"a\":2}",
-		"{\"a\":{\"b\":1,\"b\":1}}", "[1 2]", "{\"a\"::1}",
+	    "",
+	    " ",
+	    "{",
+	    "}",
+	    "{\"a\"}",
+	    "{\"a\":}",
+	    "{\"a\":1,}",
+	    "[1,]",
+	    "[,1]",
+	    "{a:1}",
+	    "{\"a\":1 \"b\":2}",
+	    "{\"a\":1}x",
+	    "{\"a\":1}{}",
+	    "tru",
+	    "nul",
+	    "01",
+	    "1.",
+	    ".5",
+	    "-",
+	    "1e",
+	    "1e+",
+	    "\"abc",
+	    "\"a\\x\"",
+	    "\"\\u12\"",
+	    "\"\\u0000\"",
+	    "\"\\ud800\"",
+	    "\"\\udc00\"",
+	    "\"\\ud800\\u0041\"",
+	    "\"a\x01\"",
+	    "\"\xff\"",
+	    "\"\xc0\xaf\"",
+	    "\"\xed\xa0\x80\"",
+	    "\"\xf4\x90\x80\x80\"",
+	    "{\"a\":1,\"a\":2}",
+	    "{\"a\":{\"b\":1,\"b\":1}}",
+	    "[1 2]",
+	    "{\"a\"::1}",
 	};
 	struct rf_jtok t[64];
 	size_t nt, off;
@@ -80,7 +112,8 @@ static void test_rejects(void **state)
 		assert_true(off <= strlen(bad[i]));
 	}
 	/* Depth and token limits. */
-	assert_int_equal(rf_jscan((const uint8_t *)"[[[[[[[[[]]]]]]]]]", 18, t, 64, 8, &nt, &off), -ELOOP);
+	assert_int_equal(rf_jscan((const uint8_t *)"[[[[[[[[[]]]]]]]]]", 18, t, 64, 8, &nt, &off),
+			 -ELOOP);
 	assert_int_equal(rf_jscan((const uint8_t *)"[[[[[[[[]]]]]]]]", 16, t, 64, 8, &nt, &off), 0);
 	assert_int_equal(rf_jscan((const uint8_t *)"[1,2,3,4]", 9, t, 4, 8, &nt, &off), -E2BIG);
 	assert_int_equal(rf_jscan((const uint8_t *)"[1,2,3,4]", 9, t, 5, 8, &nt, &off), 0);
@@ -104,15 +137,18 @@ static bool jansson_number_limit(const json_error_t *e)
 static void test_differential_vs_jansson(void **state)
 {
 	static const char *const seeds[] = {
-		"{\"device_id\":\"host-1\",\"ring\":\"canary\",\"agent_version\":\"0.1.0\","
-		"\"manifest_hash\":\"abababababababababababababababababababababababababababababababab\","
-		"\"state\":{\"current\":{\"target\":\"packs/r-1.rfp\",\"sha256\":\"00\"},"
-		"\"last_good\":null,\"trial\":{\"target\":\"t\",\"sha256\":\"11\",\"attempts\":2},"
-		"\"quarantine\":[\"aa\",\"bb\"],\"safe_mode\":false},"
-		"\"health\":{\"crashes\":0,\"rollbacks\":1,\"events\":123456,\"alerts\":-0.5e3}}",
-		"{\"a\":\"\\u00e9\\ud83d\\ude00\\\"\\\\\\/\\b\\f\\n\\r\\t\",\"b\":[true,false,null,[],{}]}",
+	    "{\"device_id\":\"host-1\",\"ring\":\"canary\",\"agent_version\":\"0.1.0\","
+	    "\"manifest_hash\":"
+	    "\"abababababababababababababababababababababababababababababababab\","
+	    "\"state\":{\"current\":{\"target\":\"packs/r-1.rfp\",\"sha256\":\"00\"},"
+	    "\"last_good\":null,\"trial\":{\"target\":\"t\",\"sha256\":\"11\",\"attempts\":2},"
+	    "\"quarantine\":[\"aa\",\"bb\"],\"safe_mode\":false},"
+	    "\"health\":{\"crashes\":0,\"rollbacks\":1,\"events\":123456,\"alerts\":-0.5e3}}",
+	    "{\"a\":\"\\u00e9\\ud83d\\ude00\\\"\\\\\\/"
+	    "\\b\\f\\n\\r\\t\",\"b\":[true,false,null,[],{}]}",
 	};
-	const char alphabet[] = "{}[]:,\"\\ u0123456789abcdefABCDEF.eE+-tnrfl\x01\x7f\xc3\xa9\xed\xa0\xff";
+	const char alphabet[] =
+	    "{}[]:,\"\\ u0123456789abcdefABCDEF.eE+-tnrfl\x01\x7f\xc3\xa9\xed\xa0\xff";
 	struct rf_jtok t[512];
 	unsigned agree = 0, skipped = 0;
 
@@ -153,22 +189,24 @@ static void test_differential_vs_jansson(void **state)
 			continue;
 		}
 		if (ours != theirs)
-			fail_msg("iteration %d: jscan %s (%d at %zu), jansson %s (%s) on: %.*s", iter,
-				 ours ? "accepts" : "rejects", r, off, theirs ? "accepts" : "rejects",
-				 theirs ? "" : je.text, (int)n, buf);
+			fail_msg("iteration %d: jscan %s (%d at %zu), jansson %s (%s) on: %.*s",
+				 iter, ours ? "accepts" : "rejects", r, off,
+				 theirs ? "accepts" : "rejects", theirs ? "" : je.text, (int)n,
+				 buf);
 		agree++;
 	}
 	print_message("jscan and jansson agree on %u mutated documents (%u skipped: jansson number "
-		      "limits)\n", agree, skipped);
+		      "limits)\n",
+		      agree, skipped);
 	assert_true(agree > 39000);
 }
 
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(test_tokens_and_lookup),
-		cmocka_unit_test(test_rejects),
-		cmocka_unit_test(test_differential_vs_jansson),
+	    cmocka_unit_test(test_tokens_and_lookup),
+	    cmocka_unit_test(test_rejects),
+	    cmocka_unit_test(test_differential_vs_jansson),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

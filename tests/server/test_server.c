@@ -135,11 +135,12 @@ static const char *jstr(json_t *j, const char *a, const char *b)
 	return json_string_value(v) ? json_string_value(v) : "";
 }
 
-#define EXPECT_STATUS(want, got)                                                                  \
+#define EXPECT_STATUS(want, got)                                                                   \
 	do {                                                                                       \
 		long g_ = (got);                                                                   \
 		if (g_ != (want))                                                                  \
-			fail_msg("%s:%d: HTTP status %ld, want %d", __FILE__, __LINE__, g_, (want)); \
+			fail_msg("%s:%d: HTTP status %ld, want %d", __FILE__, __LINE__, g_,        \
+				 (want));                                                          \
 	} while (0)
 
 static void start_server(struct env *e)
@@ -151,9 +152,9 @@ static void start_server(struct env *e)
 		int fd = open("/dev/null", O_WRONLY);
 		if (fd >= 0 && !getenv("RF_TEST_VERBOSE"))
 			dup2(fd, 2);
-		execl(ringfenced_path, "ringfenced", "--listen", "127.0.0.1:0", "--db", e->db, "--repo",
-		      e->repo, "--admin-token-file", e->token_file, "--port-file", e->port_file,
-		      "--threads", "2", "--poll-interval", "60", (char *)NULL);
+		execl(ringfenced_path, "ringfenced", "--listen", "127.0.0.1:0", "--db", e->db,
+		      "--repo", e->repo, "--admin-token-file", e->token_file, "--port-file",
+		      e->port_file, "--threads", "2", "--poll-interval", "60", (char *)NULL);
 		_exit(127);
 	}
 	for (int i = 0; i < 400; i++) { /* up to 20 s (ASan start-up on a busy machine) */
@@ -298,12 +299,13 @@ static json_t *checkin(struct env *e, const char *cred, const char *dev, const c
 	char cur[200];
 
 	snprintf(cur, sizeof(cur), sha ? "{\"target\":\"x\",\"sha256\":\"%s\"}" : "null", sha);
-	EXPECT_STATUS(200, http(e, "POST", "/v1/checkin", cred, &j,
-				"{\"device_id\":\"%s\",\"ring\":\"canary\",\"agent_version\":\"0.1.0\","
-				"\"state\":{\"current\":%s,\"last_good\":null,\"trial\":null,"
-				"\"quarantine\":[],\"safe_mode\":false},"
-				"\"health\":{\"crashes\":%u,\"rollbacks\":0,\"events\":10,\"alerts\":0}}",
-				dev, cur, crashes));
+	EXPECT_STATUS(
+	    200, http(e, "POST", "/v1/checkin", cred, &j,
+		      "{\"device_id\":\"%s\",\"ring\":\"canary\",\"agent_version\":\"0.1.0\","
+		      "\"state\":{\"current\":%s,\"last_good\":null,\"trial\":null,"
+		      "\"quarantine\":[],\"safe_mode\":false},"
+		      "\"health\":{\"crashes\":%u,\"rollbacks\":0,\"events\":10,\"alerts\":0}}",
+		      dev, cur, crashes));
 	assert_non_null(j);
 	return j;
 }
@@ -431,8 +433,9 @@ static void test_cross_tenant_denied(void **state)
 	enroll(e, tb, "b-1", cb);
 	/* b's credential cannot speak for a's device, nor report for it. */
 	EXPECT_STATUS(403, http(e, "POST", "/v1/checkin", cb, NULL, "{\"device_id\":\"a-1\"}"));
-	EXPECT_STATUS(403, report(e, cb, "a-1", "x-1", "crashed",
-				  "0000000000000000000000000000000000000000000000000000000000000000"));
+	EXPECT_STATUS(403,
+		      report(e, cb, "a-1", "x-1", "crashed",
+			     "0000000000000000000000000000000000000000000000000000000000000000"));
 	/* b's enrollment token cannot take over a's device id. */
 	EXPECT_STATUS(409, http(e, "POST", "/v1/enroll", tb, NULL, "{\"device_id\":\"a-1\"}"));
 	/* The old credential still works (nothing changed), and it is a's. */
@@ -441,10 +444,12 @@ static void test_cross_tenant_denied(void **state)
 	/* Device and enrollment tokens are not operator tokens, and vice versa. */
 	EXPECT_STATUS(401, http(e, "GET", "/v1/admin/tenants", ca, NULL, NULL));
 	EXPECT_STATUS(401, http(e, "GET", "/v1/admin/tenants", ta, NULL, NULL));
-	EXPECT_STATUS(401, http(e, "POST", "/v1/checkin", e->admin, NULL, "{\"device_id\":\"a-1\"}"));
-	EXPECT_STATUS(401, http(e, "POST", "/v1/enroll",
-				"rfe_0000000000000000000000000000000000000000000000000000000000000000",
-				NULL, "{\"device_id\":\"z\"}"));
+	EXPECT_STATUS(401,
+		      http(e, "POST", "/v1/checkin", e->admin, NULL, "{\"device_id\":\"a-1\"}"));
+	EXPECT_STATUS(401,
+		      http(e, "POST", "/v1/enroll",
+			   "rfe_0000000000000000000000000000000000000000000000000000000000000000",
+			   NULL, "{\"device_id\":\"z\"}"));
 	EXPECT_STATUS(401, http(e, "POST", "/v1/checkin", NULL, NULL, "{\"device_id\":\"a-1\"}"));
 	/* Re-enrolling with the right tenant rotates the credential: the old one stops working. */
 	char ca2[80];
@@ -464,34 +469,36 @@ static void test_bad_requests_rejected(void **state)
 	tenant(e, "gamma", NULL, tok);
 	enroll(e, tok, "g-1", cred);
 	/* Count reports now; no bad request may add one. */
-	EXPECT_STATUS(201, report(e, cred, "g-1", "g-ok", "installed",
-				  "0000000000000000000000000000000000000000000000000000000000000000"));
+	EXPECT_STATUS(201,
+		      report(e, cred, "g-1", "g-ok", "installed",
+			     "0000000000000000000000000000000000000000000000000000000000000000"));
 
 	static const struct {
 		const char *body;
 		long status;
 		const char *code;
 	} cases[] = {
-		{"{", 400, "malformed_json"},
-		{"[1,2]", 400, "malformed_json"},
-		{"{\"device_id\":\"g-1\",\"device_id\":\"g-1\"}", 400, "malformed_json"},
-		{"{\"device_id\":5}", 400, "invalid_field"},
-		{"{\"device_id\":\"../etc\"}", 400, "invalid_field"},
-		{"{\"device_id\":\"g\\u00001\"}", 400, "malformed_json"},
-		{"{\"device_id\":\"g-1\",\"report_id\":\"r\",\"event\":\"exploded\"}", 400, "invalid_field"},
-		{"{\"device_id\":\"g-1\",\"report_id\":\"r\",\"event\":\"crashed\",\"sha256\":\"zz\"}", 400,
-		 "invalid_field"},
-		{"{\"device_id\":\"g-1\",\"report_id\":\"r\",\"event\":\"crashed\",\"time\":-1}", 400,
-		 "invalid_field"},
-		{"{\"report_id\":\"r\",\"event\":\"crashed\"}", 400, "invalid_field"},
+	    {"{", 400, "malformed_json"},
+	    {"[1,2]", 400, "malformed_json"},
+	    {"{\"device_id\":\"g-1\",\"device_id\":\"g-1\"}", 400, "malformed_json"},
+	    {"{\"device_id\":5}", 400, "invalid_field"},
+	    {"{\"device_id\":\"../etc\"}", 400, "invalid_field"},
+	    {"{\"device_id\":\"g\\u00001\"}", 400, "malformed_json"},
+	    {"{\"device_id\":\"g-1\",\"report_id\":\"r\",\"event\":\"exploded\"}", 400,
+	     "invalid_field"},
+	    {"{\"device_id\":\"g-1\",\"report_id\":\"r\",\"event\":\"crashed\",\"sha256\":\"zz\"}",
+	     400, "invalid_field"},
+	    {"{\"device_id\":\"g-1\",\"report_id\":\"r\",\"event\":\"crashed\",\"time\":-1}", 400,
+	     "invalid_field"},
+	    {"{\"report_id\":\"r\",\"event\":\"crashed\"}", 400, "invalid_field"},
 	};
 	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
-		long st = http_raw(e, "POST", "/v1/report", cred, cases[i].body, strlen(cases[i].body),
-				   &reply);
+		long st = http_raw(e, "POST", "/v1/report", cred, cases[i].body,
+				   strlen(cases[i].body), &reply);
 		j = json_loads(reply, 0, NULL);
 		if (st != cases[i].status || strcmp(jstr(j, "error", "code"), cases[i].code))
-			fail_msg("case %zu %s: got %ld %s, want %ld %s", i, cases[i].body, st, reply,
-				 cases[i].status, cases[i].code);
+			fail_msg("case %zu %s: got %ld %s, want %ld %s", i, cases[i].body, st,
+				 reply, cases[i].status, cases[i].code);
 		assert_true(strlen(jstr(j, "error", "message")) > 0);
 		json_decref(j);
 		free(reply);
@@ -538,26 +545,31 @@ static void test_bad_requests_rejected(void **state)
 	EXPECT_STATUS(404, http(e, "GET", "/v1/admin/releases/99", e->admin, NULL, NULL));
 	EXPECT_STATUS(400, http(e, "PUT", "/v1/admin/tenants/gamma", e->admin, NULL,
 				"{\"window\":{\"start\":\"25:00\",\"end\":\"03:00\"}}"));
-	EXPECT_STATUS(400, http(e, "PUT", "/v1/admin/tenants/gamma", e->admin, NULL,
-				"{\"pin\":\"n-7\"}"));
-	EXPECT_STATUS(200, http(e, "PUT", "/v1/admin/tenants/gamma", e->admin, &j,
-				"{\"pin\":\"n-1\",\"window\":{\"start\":\"22:00\",\"end\":\"02:00\"}}"));
+	EXPECT_STATUS(
+	    400, http(e, "PUT", "/v1/admin/tenants/gamma", e->admin, NULL, "{\"pin\":\"n-7\"}"));
+	EXPECT_STATUS(200,
+		      http(e, "PUT", "/v1/admin/tenants/gamma", e->admin, &j,
+			   "{\"pin\":\"n-1\",\"window\":{\"start\":\"22:00\",\"end\":\"02:00\"}}"));
 	assert_string_equal(jstr(j, "pin", NULL), "n-1");
 	assert_string_equal(jstr(j, "window", "start"), "22:00");
 	json_decref(j);
 	/* The tenant's ring policy moves its enrolled device (enrolled without one: last ring). */
 	EXPECT_STATUS(200, http(e, "GET", "/v1/admin/rings", e->admin, &j, NULL));
-	assert_string_equal(jstr(json_array_get(json_object_get(j, "rings"), 2), "name", NULL), "broad");
+	assert_string_equal(jstr(json_array_get(json_object_get(j, "rings"), 2), "name", NULL),
+			    "broad");
 	assert_int_equal(json_integer_value(json_object_get(
-				 json_array_get(json_object_get(j, "rings"), 2), "devices")), 1);
+			     json_array_get(json_object_get(j, "rings"), 2), "devices")),
+			 1);
 	json_decref(j);
 	EXPECT_STATUS(200, http(e, "PUT", "/v1/admin/tenants/gamma", e->admin, NULL,
 				"{\"ring\":\"canary\"}"));
 	EXPECT_STATUS(200, http(e, "GET", "/v1/admin/rings", e->admin, &j, NULL));
 	assert_int_equal(json_integer_value(json_object_get(
-				 json_array_get(json_object_get(j, "rings"), 0), "devices")), 1);
+			     json_array_get(json_object_get(j, "rings"), 0), "devices")),
+			 1);
 	assert_int_equal(json_integer_value(json_object_get(
-				 json_array_get(json_object_get(j, "rings"), 2), "devices")), 0);
+			     json_array_get(json_object_get(j, "rings"), 2), "devices")),
+			 0);
 	json_decref(j);
 	EXPECT_STATUS(400, http(e, "PUT", "/v1/admin/tenants/gamma", e->admin, NULL,
 				"{\"ring\":\"nowhere\"}"));
@@ -571,8 +583,9 @@ static void test_bad_requests_rejected(void **state)
 	rf_store_close(st);
 	assert_int_equal(before, 1);
 	start_server(e);
-	EXPECT_STATUS(200, report(e, cred, "g-1", "g-ok", "installed",
-				  "0000000000000000000000000000000000000000000000000000000000000000"));
+	EXPECT_STATUS(200,
+		      report(e, cred, "g-1", "g-ok", "installed",
+			     "0000000000000000000000000000000000000000000000000000000000000000"));
 	stop_server(e, SIGTERM);
 	assert_int_equal(rf_store_open_sqlite(e->db, NULL, &st), 0);
 	assert_int_equal(rf_store_reports_count(st, "g-1", &after), 0);
@@ -586,16 +599,23 @@ static void test_repo_metrics_dashboard(void **state)
 	struct env *e = *state;
 	char *body;
 
-	EXPECT_STATUS(200, http_raw(e, "GET", "/repo/metadata/timestamp.json", NULL, NULL, 0, &body));
+	EXPECT_STATUS(200,
+		      http_raw(e, "GET", "/repo/metadata/timestamp.json", NULL, NULL, 0, &body));
 	assert_non_null(strstr(body, "\"signed\""));
 	free(body);
 	EXPECT_STATUS(200, http_raw(e, "GET", "/repo/metadata/1.root.json", NULL, NULL, 0, &body));
 	free(body);
 	/* Traversal and anything outside repository/ (the keys!) is 404. */
 	static const char *const bad[] = {
-		"/repo/../keys", "/repo/metadata/../../config.json", "/repo/%2e%2e/config.json",
-		"/repo/.hidden", "/repo/metadata//timestamp.json", "/repo/", "/repo/metadata",
-		"/repo/..%2fconfig.json", "/repo/metadata/%2e%2e/%2e%2e/config.json",
+	    "/repo/../keys",
+	    "/repo/metadata/../../config.json",
+	    "/repo/%2e%2e/config.json",
+	    "/repo/.hidden",
+	    "/repo/metadata//timestamp.json",
+	    "/repo/",
+	    "/repo/metadata",
+	    "/repo/..%2fconfig.json",
+	    "/repo/metadata/%2e%2e/%2e%2e/config.json",
 	};
 	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
 		long st = http_raw(e, "GET", bad[i], NULL, NULL, 0, &body);
@@ -702,9 +722,13 @@ static void test_kill9_keeps_acknowledged_reports(void **state)
 				/* intent first (the device took the release), then crashes and
 				 * restarts alternating */
 				long st = report(e, cred[i], dev, rid,
-						 k == 0 ? "intent" : k % 2 ? "crashed" : "trial_started", sha);
+						 k == 0	 ? "intent"
+						 : k % 2 ? "crashed"
+							 : "trial_started",
+						 sha);
 				if (st != 201)
-					_exit(st == 0 ? 0 : 3); /* 0: connection refused, server gone */
+					_exit(st == 0 ? 0
+						      : 3); /* 0: connection refused, server gone */
 				int n = snprintf(num, sizeof(num), "%d", k + 1);
 				if (rf_file_write_atomic(f, num, (size_t)n, 0644) < 0)
 					_exit(4);
@@ -777,7 +801,9 @@ static void test_kill9_keeps_acknowledged_reports(void **state)
 		for (int k = 0; k < acked[i]; k += 7) {
 			snprintf(rid, sizeof(rid), "%s-%d", dev, k);
 			EXPECT_STATUS(200, report(e, cred[i], dev, rid,
-						  k == 0 ? "intent" : k % 2 ? "crashed" : "trial_started",
+						  k == 0  ? "intent"
+						  : k % 2 ? "crashed"
+							  : "trial_started",
 						  sha));
 		}
 		j = checkin(e, cred[i], dev, NULL, 0);
@@ -802,7 +828,6 @@ static void test_kill9_keeps_acknowledged_reports(void **state)
 	assert_true(seen_devices >= 1 && seen_devices <= 4);
 	assert_true(stored >= total_acked);
 }
-
 
 /* P7 over HTTP: devices that recorded intent and then stopped checking in count as failed;
  * three silent of six trip the absolute floor and the release halts by itself. The three that
@@ -864,7 +889,7 @@ static void test_timestamp_kept_fresh(void **state)
 		json_t *j;
 		EXPECT_STATUS(200, http(e, "GET", "/repo/metadata/timestamp.json", NULL, &j, NULL));
 		version = (long long)json_integer_value(
-			json_object_get(json_object_get(j, "signed"), "version"));
+		    json_object_get(json_object_get(j, "signed"), "version"));
 		json_decref(j);
 		if (version < 2)
 			sleep_ms(100);
@@ -921,8 +946,8 @@ static void test_ring_opens_after_canary_healthy(void **state)
 	EXPECT_STATUS(200, http(e, "GET", path, e->admin, &j, NULL));
 	json_t *canary = json_array_get(json_object_get(j, "rings"), 0);
 	assert_string_equal(jstr(canary, "phase", NULL), "complete");
-	assert_int_equal(json_integer_value(json_object_get(json_object_get(canary, "health"),
-							    "healthy")), 2);
+	assert_int_equal(
+	    json_integer_value(json_object_get(json_object_get(canary, "health"), "healthy")), 2);
 	json_decref(j);
 }
 
@@ -1021,7 +1046,7 @@ static int run_cli(struct env *e, char *out, size_t cap, const char *const *args
 	return WIFEXITED(st) ? WEXITSTATUS(st) : -1;
 }
 
-#define CLI(want, ...)                                                                            \
+#define CLI(want, ...)                                                                             \
 	do {                                                                                       \
 		const char *const a_[] = {__VA_ARGS__, NULL};                                      \
 		int rc_ = run_cli(e, out, sizeof(out), a_);                                        \
@@ -1090,8 +1115,11 @@ static void test_cli_operator_commands(void **state)
 	/* A wrong token is refused; an unreachable server is exit 2. */
 	char bad[400];
 	snprintf(bad, sizeof(bad), "%s/bad-token", e->dir);
-	assert_int_equal(rf_file_write_atomic(bad, "rfa_00000000000000000000000000000000000000000000"
-						   "00000000000000000000\n", 69, 0600), 0);
+	assert_int_equal(rf_file_write_atomic(bad,
+					      "rfa_00000000000000000000000000000000000000000000"
+					      "00000000000000000000\n",
+					      69, 0600),
+			 0);
 	CLI(1, "release", "list", "--token-file", bad);
 	CLI(2, "release", "list", "--server", "http://127.0.0.1:1");
 }
@@ -1099,17 +1127,19 @@ static void test_cli_operator_commands(void **state)
 int main(int argc, char **argv)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test_setup_teardown(test_enroll_checkin_report_halt_resume, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_cross_tenant_denied, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_bad_requests_rejected, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_repo_metrics_dashboard, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_gate_halts_release, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_kill9_keeps_acknowledged_reports, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_silence_after_intent_halts, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_timestamp_kept_fresh, setup_short_timestamp, teardown),
-		cmocka_unit_test_setup_teardown(test_cli_operator_commands, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_unchanged_checkins_write_nothing, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_ring_opens_after_canary_healthy, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_enroll_checkin_report_halt_resume, setup,
+					    teardown),
+	    cmocka_unit_test_setup_teardown(test_cross_tenant_denied, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_bad_requests_rejected, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_repo_metrics_dashboard, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_gate_halts_release, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_kill9_keeps_acknowledged_reports, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_silence_after_intent_halts, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_timestamp_kept_fresh, setup_short_timestamp,
+					    teardown),
+	    cmocka_unit_test_setup_teardown(test_cli_operator_commands, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_unchanged_checkins_write_nothing, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_ring_opens_after_canary_healthy, setup, teardown),
 	};
 
 	if (argc < 3) {

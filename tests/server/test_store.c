@@ -94,28 +94,44 @@ static void test_roundtrip_and_idempotent_reports(void **state)
 
 	db_path(path, sizeof(path));
 	assert_int_equal(rf_store_open_sqlite(path, NULL, &st), 0);
-	struct rf_store_tenant t = {.name = "acme", .ring = NULL, .pin = "n-1", .win_start_min = 60,
-				    .win_end_min = 180};
+	struct rf_store_tenant t = {
+	    .name = "acme", .ring = NULL, .pin = "n-1", .win_start_min = 60, .win_end_min = 180};
 	memset(t.token_hash, 0xab, 32);
 	assert_int_equal(rf_store_tenant_put(st, &t), 0);
 	struct rf_store_ring r = {"pilot", 5};
 	assert_int_equal(rf_store_ring_put(st, &r), 0);
 	assert_int_equal(rf_store_ring_delete(st, "nope"), -ENOENT);
-	struct rf_store_release rel = {.id = 1, .target = "packs/a.rfp", .length = 10, .version = 1,
-				       .custom_json = "{}", .created_at = 5, .state_json = "s1"};
+	struct rf_store_release rel = {.id = 1,
+				       .target = "packs/a.rfp",
+				       .length = 10,
+				       .version = 1,
+				       .custom_json = "{}",
+				       .created_at = 5,
+				       .state_json = "s1"};
 	assert_int_equal(rf_store_release_put(st, &rel), 0);
 	rel.state_json = "s2"; /* update by id keeps one row */
 	assert_int_equal(rf_store_release_put(st, &rel), 0);
 	struct rf_store_release clash = rel;
 	clash.id = 2; /* same target, other id: refused */
 	assert_int_equal(rf_store_release_put(st, &clash), -EEXIST);
-	struct rf_store_device d = {.id = "dev-1", .tenant = "acme", .ring = "canary",
-				    .agent_version = "0.1", .manifest_hash = "", .state = "enrolled",
-				    .history = "", .alerts = 7};
+	struct rf_store_device d = {.id = "dev-1",
+				    .tenant = "acme",
+				    .ring = "canary",
+				    .agent_version = "0.1",
+				    .manifest_hash = "",
+				    .state = "enrolled",
+				    .history = "",
+				    .alerts = 7};
 	assert_int_equal(rf_store_devices_put(st, &d, 1), 0);
-	struct rf_store_report rep = {.device_id = "dev-1", .report_id = "r-1", .event = "intent",
-				      .target = "packs/a.rfp", .sha256_hex = "", .release_id = 1,
-				      .time = 1, .received_at = 2, .detail = ""};
+	struct rf_store_report rep = {.device_id = "dev-1",
+				      .report_id = "r-1",
+				      .event = "intent",
+				      .target = "packs/a.rfp",
+				      .sha256_hex = "",
+				      .release_id = 1,
+				      .time = 1,
+				      .received_at = 2,
+				      .detail = ""};
 	d.state = "intent";
 	d.history = "[[1,2,0,0,0,0,0,0,0]]";
 	assert_int_equal(rf_store_report_add(st, &rep, &d, &dup), 0);
@@ -185,8 +201,8 @@ static void test_newer_schema_refused_and_wal_full(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(test_roundtrip_and_idempotent_reports),
-		cmocka_unit_test(test_newer_schema_refused_and_wal_full),
+	    cmocka_unit_test(test_roundtrip_and_idempotent_reports),
+	    cmocka_unit_test(test_newer_schema_refused_and_wal_full),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
