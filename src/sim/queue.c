@@ -1,87 +1,105 @@
 /*
- * Binary min-heap for the simulator (see queue.h). Keys compare as one 64-bit integer
- * (time << 32 | device), which gives the total, deterministic order in a single compare.
+ * Calendar queue for the simulator (see queue.h). A bucket's memory is released as soon as it
+ * has drained, so memory follows the events pending, not the events ever scheduled.
  */
 #include <errno.h>
 #include <stdlib.h>
 
 #include "sim/queue.h"
 
-static inline uint64_t key(const struct rf_sim_event *e)
+int rf__sim_queue_init(struct rf_sim_queue *q, uint32_t horizon)
 {
-	return (uint64_t)e->t << 32 | e->dev;
-}
-
-int rf__sim_queue_init(struct rf_sim_queue *q, size_t cap)
-{
-	if (cap < 16)
-		cap = 16;
-	q->v = malloc(cap * sizeof(*q->v));
-	if (!q->v)
+	q->b = calloc((size_t)horizon + 1, sizeof(*q->b));
+	if (!q->b)
 		return -ENOMEM;
+	q->horizon = horizon;
+	q->cur = q->pos = q->floor = 0;
+	q->sorted = false;
 	q->n = 0;
-	q->cap = cap;
 	return 0;
 }
 
 void rf__sim_queue_fini(struct rf_sim_queue *q)
 {
-	free(q->v);
-	q->v = NULL;
-	q->n = q->cap = 0;
+	if (q->b)
+		for (size_t i = 0; i <= q->horizon; i++)
+			free(q->b[i].v);
+	free(q->b);
+	q->b = NULL;
+	q->n = 0;
 }
 
 int rf__sim_queue_push(struct rf_sim_queue *q, uint32_t t, uint32_t dev)
 {
-	if (q->n == q->cap) {
-		size_t ncap;
-		if (__builtin_mul_overflow(q->cap, 2, &ncap))
+	if (t < q->floor || t > q->horizon)
+		return -ERANGE;
+	if (t < q->cur) {
+		/* peek skipped empty seconds up to cur; t is one of them (nothing drained there).
+		 */
+		q->cur = t;
+		q->pos = 0;
+		q->sorted = false;
+	}
+	struct rf_sim_bucket *b = &q->b[t];
+	if (b->n == b->cap) {
+		uint32_t ncap = b->cap ? b->cap * 2 : 16;
+		if (ncap < b->cap)
 			return -ENOMEM;
-		struct rf_sim_event *nv = realloc(q->v, ncap * sizeof(*nv));
+		uint32_t *nv = realloc(b->v, (size_t)ncap * sizeof(*nv));
 		if (!nv)
 			return -ENOMEM;
-		q->v = nv;
-		q->cap = ncap;
+		b->v = nv;
+		b->cap = ncap;
 	}
-	struct rf_sim_event e = {.t = t, .dev = dev};
-	uint64_t k = key(&e);
-	size_t i = q->n++;
-	while (i > 0) {
-		size_t parent = (i - 1) / 2;
-		if (key(&q->v[parent]) <= k)
-			break;
-		q->v[i] = q->v[parent];
-		i = parent;
-	}
-	q->v[i] = e;
+	b->v[b->n++] = dev;
+	q->n++;
 	return 0;
+}
+
+static int cmp_u32(const void *a, const void *b)
+{
+	uint32_t x = *(const uint32_t *)a, y = *(const uint32_t *)b;
+	return (x > y) - (x < y);
+}
+
+/* Move cur to the first non-empty bucket (releasing drained ones). false when empty. */
+static bool advance(struct rf_sim_queue *q)
+{
+	if (q->n == 0)
+		return false;
+	while (q->pos >= q->b[q->cur].n) {
+		free(q->b[q->cur].v);
+		q->b[q->cur] = (struct rf_sim_bucket){0};
+		if (q->cur == q->horizon)
+			return false;
+		q->cur++;
+		q->pos = 0;
+		q->sorted = false;
+	}
+	return true;
 }
 
 bool rf__sim_queue_pop(struct rf_sim_queue *q, struct rf_sim_event *ret)
 {
-	if (q->n == 0)
+	if (!advance(q))
 		return false;
-	*ret = q->v[0];
-	struct rf_sim_event last = q->v[--q->n];
-	uint64_t k = key(&last);
-	size_t i = 0, n = q->n;
-	for (;;) {
-		size_t c = 2 * i + 1;
-		if (c >= n)
-			break;
-		if (c + 1 < n && key(&q->v[c + 1]) < key(&q->v[c]))
-			c++;
-		if (k <= key(&q->v[c]))
-			break;
-		q->v[i] = q->v[c];
-		i = c;
+	struct rf_sim_bucket *b = &q->b[q->cur];
+	if (!q->sorted) {
+		bool in_order = true;
+		for (uint32_t i = 1; i < b->n && in_order; i++)
+			in_order = b->v[i - 1] <= b->v[i];
+		if (!in_order)
+			qsort(b->v, b->n, sizeof(b->v[0]), cmp_u32);
+		q->sorted = true;
+		q->floor = q->cur + 1;
 	}
-	if (n > 0)
-		q->v[i] = last;
+	ret->t = q->cur;
+	ret->dev = b->v[q->pos++];
+	q->n--;
 	return true;
 }
 
-uint32_t rf__sim_queue_peek_time(const struct rf_sim_queue *q)
+uint32_t rf__sim_queue_peek_time(struct rf_sim_queue *q)
 {
-	return q->n ? q->v[0].t : UINT32_MAX;
+	return advance(q) ? q->cur : UINT32_MAX;
 }

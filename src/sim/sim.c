@@ -1015,7 +1015,7 @@ static int setup(struct sim *s)
 		s->gbase.run_since_ms = 0;
 	}
 
-	int r = rf__sim_queue_init(&s->q, (size_t)s->n + 1024);
+	int r = rf__sim_queue_init(&s->q, s->horizon);
 	if (r < 0)
 		return r;
 	memset(s->nstate, 0, sizeof(s->nstate));
