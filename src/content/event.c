@@ -63,6 +63,17 @@ static int read_u4(struct pstate *s, uint32_t *ret)
 	return 0;
 }
 
+/* Whether any of the 8 bytes in x is '"', '\\' or a control character (< 0x20): the classic
+ * SWAR tests "has a zero byte" (after XOR) and "has a byte less than n", which are exact about
+ * presence. */
+static bool has_special(uint64_t x)
+{
+	const uint64_t ones = 0x0101010101010101ull, highs = 0x8080808080808080ull;
+	uint64_t q = x ^ (ones * '"'), b = x ^ (ones * '\\');
+
+	return (((q - ones) & ~q) | ((b - ones) & ~b) | ((x - ones * 0x20) & ~x)) & highs;
+}
+
 /* Parse a string starting at the opening quote; write its bytes to scratch. */
 static int parse_string(struct pstate *s, const uint8_t **ret, size_t *ret_len)
 {
@@ -80,8 +91,15 @@ static int parse_string(struct pstate *s, const uint8_t **ret, size_t *ret_len)
 		if (c < 0x20)
 			return fail(s, "control character in string");
 		if (c != '\\') {
-			/* Copy the run of plain bytes in one go. */
+			/* Copy the run of plain bytes in one go; find its end 8 bytes at a time. */
 			size_t j = s->i + 1;
+			while (s->n - j >= 8) {
+				uint64_t x;
+				memcpy(&x, s->p + j, 8);
+				if (has_special(x))
+					break;
+				j += 8;
+			}
 			while (j < s->n && s->p[j] != '"' && s->p[j] != '\\' && s->p[j] >= 0x20)
 				j++;
 			if (s->o + (j - s->i) > s->outcap)

@@ -285,6 +285,27 @@ static void test_event_parser(void **state)
 		if (r >= 0 || dd.count == 0)
 			fail_msg("accepted bad event %zu: %s", i, bad[i]);
 	}
+	/* The parser finds string ends 8 bytes at a time: put a quote, an escape, a control byte
+	 * and high bytes at every position of the first chunks. */
+	for (size_t at = 0; at < 20; at++) {
+		char js[128], val[64];
+		uint8_t sc[128];
+		static struct rf_event e2;
+		memset(val, 'a', sizeof(val));
+		val[40] = '\0';
+		val[at] = '\x01';
+		snprintf(js, sizeof(js), "{\"event\":\"e\",\"X\":\"%s\"}", val);
+		struct rf_diag dd = {0};
+		assert_int_equal(rf_event_parse((const uint8_t *)js, strlen(js), sc, sizeof(sc), &e2, &dd), -EBADMSG);
+		val[at] = '\xe9';
+		val[at + 1] = '\xff';
+		snprintf(js, sizeof(js), "{\"event\":\"e\",\"X\":\"%.*s\\\"%s\"}", (int)at, val, val + at);
+		assert_int_equal(rf_event_parse((const uint8_t *)js, strlen(js), sc, sizeof(sc), &e2, &dd), 0);
+		assert_int_equal(e2.fields[0].value_len, 41);
+		assert_int_equal(e2.fields[0].value[at], '"');
+		assert_memory_equal(e2.fields[0].value + at + 1, val + at, 40 - at);
+		assert_memory_equal(e2.fields[0].value, val, at);
+	}
 	/* Too many fields. */
 	char *big = malloc(64 * 1024);
 	int o = sprintf(big, "{\"event\":\"a\"");
