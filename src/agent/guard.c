@@ -13,6 +13,9 @@
 
 #define GUARD_ARRAY_LEN(a) (sizeof(a) / sizeof((a)[0]))
 
+/* The simulator holds one state per simulated device, millions of them. */
+_Static_assert(sizeof(struct rf_guard_state) == 168, "guard state grew: check the simulator's memory");
+
 struct ctx {
 	const struct rf_guard_config *cfg;
 	struct rf_guard_state s;
