@@ -1,0 +1,170 @@
+#!/bin/bash
+# The chaos test (issue 7): the demo's whole story with a small fleet of real processes, every
+# promise asserted, plus chaos: kill -9 of ringfenced in the middle of a rollout and a restart,
+# kill -9 of random agents while the good release installs, and a canary host that is offline
+# while the bad release is live and comes back after the halt (it must never take it).
+#
+# `ringfence demo --chaos` checks each promise against real state (the server's operator API,
+# every agent's store and log) and exits 1 if one is broken. This test then checks, after the
+# demo has stopped everything, that
+#   - the demo printed every promise as ok and none as BROKEN, and exited 0;
+#   - nothing it started is still running (process groups killed on every exit path);
+#   - the durable state says the same thing once everything is down (P8): each agent's store
+#     read by `ringfence-agent status`, and the server's database served again by a fresh
+#     ringfenced and read through `ringfence release status`;
+#   - Ctrl-C (SIGINT) in the middle of a rollout stops everything and exits 130.
+# Everything is on 127.0.0.1; every wait is bounded. Usage: chaos.sh RINGFENCE RINGFENCE-AGENT
+# RINGFENCED
+set -u
+CLI=$1 AGENT=$2 SERVERBIN=$3
+command -v python3 >/dev/null || { echo "SKIP: python3 is needed to read JSON"; exit 77; }
+N=${RF_E2E_AGENTS:-12}
+SEED=${RF_E2E_SEED:-7}
+W=$(mktemp -d /tmp/rf-e2e-chaos-XXXXXX)
+SPID=
+cleanup() {
+	[ -n "$SPID" ] && kill -TERM "$SPID" 2>/dev/null && wait "$SPID" 2>/dev/null
+	if [ "${KEEP:-0}" = 1 ]; then echo "kept $W"; else rm -rf "$W"; fi
+}
+trap cleanup EXIT
+FAILS=0
+fail() { echo "FAIL: $*"; FAILS=$((FAILS + 1)); }
+ok() { echo "ok: $*"; }
+# running DIR: processes whose command line names DIR (ours: every child gets paths in it)
+running() { ps -eo pid=,args= | grep -F -- "$1" | grep -v -e grep -e "ps -eo" | wc -l; }
+
+# ---- 1. the story, with chaos ---------------------------------------------------------------
+timeout -s INT 540 "$CLI" demo --agents "$N" --chaos --seed "$SEED" --workdir "$W/run" \
+	>"$W/demo.out" 2>&1
+rc=$?
+cat "$W/demo.out"
+echo "----"
+[ "$rc" = 0 ] || fail "ringfence demo --chaos exited $rc, want 0"
+grep -q BROKEN "$W/demo.out" && fail "the demo reports a broken promise"
+expect() { # PATTERN WHAT: an "ok" line of the demo matching PATTERN
+	if grep -E "^ +ok +.*$1" "$W/demo.out" >/dev/null; then ok "$2"; else fail "$2"; fi
+}
+expect "all $N agents enrolled" "all agents enrolled"
+expect "restarted on the same port and database" "ringfenced killed -9 mid-rollout and restarted"
+expect "every agent runs packs/rules-1.rfp as its last known good" "good release on every agent after kill -9 of server and agents"
+expect "server counts [0-9]+ devices healthy after probation" "server counts them healthy after probation (P7)"
+expect "halted release 2 by itself" "2024-07-19 replay halted by the gate"
+expect "every agent offered it rejected it, naming ChannelField21" "every agent offered it rejected it (P1)"
+expect "none loaded it or kept it" "the rejected pack was never loaded or stored"
+expect "nothing crashed \(0 deaths\)" "nothing crashed on the rejected pack"
+expect "early and broad never saw packs/rules-2.rfp" "rejected pack contained in canary"
+expect "halted release 3 by itself" "crash-on-load release halted by the gate (P6/P7)"
+expect "quarantined it by hash and run the last known good again" "crashed canary hosts healed without a human (P4)"
+expect "no host loaded it more than the 3 attempts" "attempt limit held"
+expect "no host is left in safe mode" "no host in safe mode"
+expect "early and broad never saw packs/rules-3.rfp" "crash-on-load pack contained in canary"
+expect "offline never takes the halted release" "the offline host never takes the halted release"
+grep -q "chaos: kill -9 host-" "$W/demo.out" || fail "no agent was killed -9"
+[ "$(running "$W/run")" = 0 ] || { ps -eo pid=,args= | grep -F "$W/run"; fail "processes left running"; }
+
+# ---- 2. the durable state, read back with everything stopped ---------------------------------
+python3 - "$AGENT" "$W/run" <<'EOF' || fail "agent stores disagree with the demo (see above)"
+import json, os, subprocess, sys
+agent, run = sys.argv[1], sys.argv[2]
+def sha(p):
+    import hashlib
+    return hashlib.sha256(open(p, "rb").read()).hexdigest()
+good, r291, bug = (sha(os.path.join(run, "rules-%d.rfp" % i)) for i in (1, 2, 3))
+bad = 0
+hosts = sorted(os.listdir(os.path.join(run, "agents")))
+for h in hosts:
+    store = os.path.join(run, "agents", h, "store")
+    s = json.loads(subprocess.run([agent, "status", "--store", store, "--json"],
+                                  capture_output=True, check=True).stdout)
+    q = {e["sha256"]: e["reason"] for e in s["quarantine"]}
+    packs = set(f.split(".")[0] for f in os.listdir(os.path.join(store, "packs")))
+    problems = []
+    if s["mode"] != "last-good" or s["current"]["sha256"] != good or s["last_good"]["sha256"] != good:
+        problems.append("not on the good release as last known good: %s" % s["mode"])
+    if s["safe_mode"]:
+        problems.append("safe mode")
+    if r291 in packs or bug in packs:
+        problems.append("holds a bad pack in its store")
+    if not h.startswith("host-canary") and (bug in q or r291 in q):
+        problems.append("outside canary yet quarantined a bad pack: it saw it")
+    if bug in q and q[bug] != "crash-loop":
+        problems.append("quarantine reason %s" % q[bug])
+    if problems:
+        bad += 1
+        print("%s: %s" % (h, "; ".join(problems)))
+healed = sum(1 for h in hosts if h.startswith("host-canary") and bug in {
+    e["sha256"] for e in json.loads(subprocess.run(
+        [agent, "status", "--store", os.path.join(run, "agents", h, "store"), "--json"],
+        capture_output=True, check=True).stdout)["quarantine"]})
+print("stores: %d agents, %d with problems, %d canary hosts quarantined the crashing pack" %
+      (len(hosts), bad, healed))
+sys.exit(1 if bad or healed == 0 else 0)
+EOF
+ok "every store: on the good release, no bad pack kept, crash-loop quarantine only in canary"
+
+"$SERVERBIN" --db "$W/run/ringfenced.db" --repo "$W/run/repo" --listen 127.0.0.1:0 \
+	--port-file "$W/port" --threads 1 >"$W/server2.log" 2>&1 &
+SPID=$!
+for i in $(seq 100); do [ -s "$W/port" ] && break; sleep 0.1; done
+if [ -s "$W/port" ]; then
+	export RINGFENCE_SERVER=http://127.0.0.1:$(cat "$W/port")
+	export RINGFENCE_ADMIN_TOKEN_FILE=$W/run/ringfenced.db.admin-token
+	for id in 2 3; do
+		"$CLI" release status $id --json >"$W/rel$id.json" 2>&1 || fail "release status $id"
+		python3 - "$W/rel$id.json" <<'EOF' || fail "release $id in the database after restart"
+import json, sys
+r = json.load(open(sys.argv[1]))
+rings = {x["ring"]: x for x in r["rings"]}
+out = sum(rings[n]["health"]["devices"] + rings[n]["health"]["rejections"] for n in ("early", "broad"))
+print("release %d: %s, reason %r, canary devices %d failed %d, outside canary %d" % (
+    r["id"], r["status"], r["halt_reason"], rings["canary"]["health"]["devices"],
+    rings["canary"]["health"]["failed"], out))
+sys.exit(0 if r["status"] == "halted" and r["halt_reason"].startswith("gate") and out == 0 else 1)
+EOF
+	done
+	ok "the database, served again after everything stopped, holds both gate halts, nothing outside canary"
+	# The acknowledged reports themselves (P8): rejections and crashes from canary only.
+	python3 - "$W/run/ringfenced.db" <<'EOF' || fail "acknowledged reports in the database"
+import sqlite3, sys
+db = sqlite3.connect("file:%s?mode=ro" % sys.argv[1], uri=True)
+rows = db.execute("SELECT device_id, event, release_id FROM reports WHERE release_id IN (2, 3)").fetchall()
+outside = [r for r in rows if not r[0].startswith("host-canary")]
+rej = len({r[0] for r in rows if r[1] == "rejected" and r[2] == 2})
+crash = sum(1 for r in rows if r[1] == "crashed" and r[2] == 3)
+quar = len({r[0] for r in rows if r[1] == "quarantined" and r[2] == 3})
+print("database: release 2 rejected by %d devices; release 3: %d crash reports, quarantined by %d"
+      " devices; %d reports on them from outside canary" % (rej, crash, quar, len(outside)))
+sys.exit(0 if rej >= 3 and crash >= 3 and quar >= 3 and not outside else 1)
+EOF
+	ok "the acknowledged reports are in the database: rejections, crashes, quarantines, canary only"
+else
+	fail "ringfenced did not restart on the kept database"
+fi
+kill -TERM "$SPID" 2>/dev/null; wait "$SPID" 2>/dev/null; SPID=
+
+# ---- 3. Ctrl-C in the middle of a rollout stops everything -----------------------------------
+"$CLI" demo --agents 8 --workdir "$W/int" >"$W/int.out" 2>&1 &
+DPID=$!
+for i in $(seq 600); do grep -q "Release 1 created" "$W/int.out" && break; sleep 0.1; done
+grep -q "Release 1 created" "$W/int.out" || fail "the second demo did not reach its rollout"
+n_up=$(running "$W/int")
+kill -INT "$DPID"
+for i in $(seq 300); do kill -0 "$DPID" 2>/dev/null || break; sleep 0.1; done
+if kill -0 "$DPID" 2>/dev/null; then
+	fail "the demo did not stop within 30 s of SIGINT"
+	kill -KILL "$DPID"
+fi
+wait "$DPID"
+irc=$?
+[ "$irc" = 130 ] || fail "SIGINT: exit $irc, want 130"
+sleep 0.5
+[ "$(running "$W/int")" = 0 ] || { ps -eo pid=,args= | grep -F "$W/int"; fail "processes left after SIGINT"; }
+ok "SIGINT mid-rollout: $n_up processes were up, all stopped, exit 130"
+
+if [ "$FAILS" != 0 ]; then
+	echo "---- ringfenced log (tail)"; tail -20 "$W/run/ringfenced.log" 2>/dev/null
+	KEEP=1
+	echo "FAILED: $FAILS"
+	exit 1
+fi
+echo PASS
