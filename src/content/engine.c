@@ -83,6 +83,9 @@ struct rf_engine_scratch {
 	uint32_t *rule_stamp, *cand, *matches;
 	uint32_t n_cand, n_matches, stamp, rstamp;
 	uint32_t ev_type[RF_ENGINE_BATCH_MAX];
+	/* Events from one source list their fields in the same order: remember which lookup slot
+	 * field i of the last event resolved to and try it first (its name is still compared). */
+	uint32_t layout[RF_EVENT_FIELDS_MAX];
 	struct rf_engine_stats st;
 };
 
@@ -549,6 +552,7 @@ int rf_engine_scratch_new(const struct rf_engine *e, struct rf_engine_scratch **
 	if (!s)
 		return -ENOMEM;
 	s->e = e;
+	memset(s->layout, 0xff, sizeof(s->layout));
 	s->words = pk->n_atoms / 64 + 1;
 	s->bits = calloc(s->words * B, sizeof(*s->bits));
 	s->field_stamp = calloc(nf * B, sizeof(*s->field_stamp));
@@ -696,15 +700,22 @@ static int prepare_event(const struct rf_engine *e, const struct rf_event *ev, s
 	size_t nfields = ev->n_fields < RF_EVENT_FIELDS_MAX ? ev->n_fields : RF_EVENT_FIELDS_MAX;
 	for (size_t i = 0; i < nfields; i++) {
 		const struct rf_event_field *f = &ev->fields[i];
-		uint32_t h = slot_hash((uint32_t)v, f->name, f->name_len) & (e->nslots - 1);
 		const struct fslot *sl = NULL;
-		while (e->slots[h].name) {
-			if (e->slots[h].ev == v && e->slots[h].name_len == f->name_len &&
-			    !memcmp(e->slots[h].name, f->name, f->name_len)) {
-				sl = &e->slots[h];
-				break;
+		uint32_t h = s->layout[i];
+		if (h < e->nslots && e->slots[h].ev == v && e->slots[h].name_len == f->name_len &&
+		    !memcmp(e->slots[h].name, f->name, f->name_len)) {
+			sl = &e->slots[h];
+		} else {
+			h = slot_hash((uint32_t)v, f->name, f->name_len) & (e->nslots - 1);
+			while (e->slots[h].name) {
+				if (e->slots[h].ev == v && e->slots[h].name_len == f->name_len &&
+				    !memcmp(e->slots[h].name, f->name, f->name_len)) {
+					sl = &e->slots[h];
+					s->layout[i] = h;
+					break;
+				}
+				h = (h + 1) & (e->nslots - 1);
 			}
-			h = (h + 1) & (e->nslots - 1);
 		}
 		if (!sl)
 			continue; /* not supplied by this agent: invisible to rules */
