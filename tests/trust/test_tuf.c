@@ -559,6 +559,29 @@ static void test_fast_forward(void **state)
 	fx_free(f);
 }
 
+/* The spec's wording: snapshot metadata whose version numbers jump far ahead. */
+static void test_fast_forward_snapshot(void **state)
+{
+	struct fx *f = fx_new(1, RF_TUF_KEY_ED25519);
+	struct rf_diag d = {.emit = diag_print};
+
+	assert_int_equal(refresh(f), 0);
+	/* attacker with the snapshot and timestamp keys: targets.json "version 1000" */
+	copy_file(f->meta, "timestamp.json", "legit");
+	write_snapshot(f, json_pack("{s:{s:I}}", "targets.json", "version", (json_int_t)1000));
+	assert_int_not_equal(refresh(f), 0); /* 1000.targets.json does not exist... */
+	copy_file(f->meta, "legit", "timestamp.json");
+	/* ... but the snapshot was valid and is trusted: every real release now looks like a
+	 * targets rollback (two publishes: the first only reaches the attacker's version) */
+	assert_int_equal(rf_tuf_repo_publish(f->repo, rf_now_wall(), &d), 0);
+	assert_int_equal(rf_tuf_repo_publish(f->repo, rf_now_wall(), &d), 0);
+	assert_int_equal(refresh(f), -ESTALE);
+	/* recovery: rotate the snapshot key; the client drops its snapshot and timestamp */
+	assert_int_equal(rf_tuf_repo_rotate(f->repo, RF_TUF_SNAPSHOT, rf_now_wall(), &d), 0);
+	assert_int_equal(download(f, PACK_NAME, NULL), 0);
+	fx_free(f);
+}
+
 static void test_threshold(void **state)
 {
 	struct fx *f = fx_new(2, RF_TUF_KEY_ECDSA_P256);
@@ -1036,6 +1059,7 @@ int main(void)
 		cmocka_unit_test(test_endless_data),
 		cmocka_unit_test(test_mix_and_match),
 		cmocka_unit_test(test_fast_forward),
+		cmocka_unit_test(test_fast_forward_snapshot),
 		cmocka_unit_test(test_threshold),
 		cmocka_unit_test(test_duplicate_key_ids),
 		cmocka_unit_test(test_wrong_key_type_or_scheme),
