@@ -2,9 +2,10 @@
  * The event parser: one JSON line, a flat object of string/number/boolean/null members, into a
  * struct rf_event that points into the caller's line and scratch. It is hand-written because it
  * sits on the hot path (jansson allocates per value; this allocates nothing) and because events
- * are untrusted: it reads each byte of the line at most twice, never past n, bounds the line
- * length and the field count, and rejects nesting instead of recursing. Unescaped strings go to
- * scratch; an unescaped string is never longer than its escaped form, so n bytes of scratch
+ * are untrusted: it reads each byte of the line at most three times, never past n, bounds the
+ * line length and the field count, and rejects nesting instead of recursing. A string without
+ * escapes is returned in place (pointing into the line); one with escapes is unescaped into
+ * scratch, and an unescaped string is never longer than its escaped form, so n bytes of scratch
  * always suffice. Numbers keep their JSON text (the engine parses int fields itself).
  */
 #include <string.h>
@@ -80,6 +81,23 @@ static int parse_string(struct pstate *s, const uint8_t **ret, size_t *ret_len)
 	size_t start = s->o;
 
 	s->i++; /* opening quote */
+	/* Most strings have no escape: return them in place, without a copy. */
+	size_t end = s->i;
+	while (s->n - end >= 8) {
+		uint64_t x;
+		memcpy(&x, s->p + end, 8);
+		if (has_special(x))
+			break;
+		end += 8;
+	}
+	while (end < s->n && s->p[end] != '"' && s->p[end] != '\\' && s->p[end] >= 0x20)
+		end++;
+	if (end < s->n && s->p[end] == '"') {
+		*ret = s->p + s->i;
+		*ret_len = end - s->i;
+		s->i = end + 1;
+		return 0;
+	}
 	for (;;) {
 		if (s->i >= s->n)
 			return fail(s, "unterminated string");
