@@ -805,8 +805,23 @@ static void dev_take(struct rf__srv_dev *d, int64_t rel, int64_t now)
 	for (int i = 0; i < RF__SRV_HIST; i++)
 		if (d->hist[i].release && d->hist[i].release != rel && !d->hist[i].left_at)
 			d->hist[i].left_at = now;
-	(void)hist_get(d, rel, true, now);
+	/* Back on a release it ran before (its last known good after a rollback): on it again. */
+	hist_get(d, rel, true, now)->left_at = 0;
 	d->release_id = rel;
+}
+
+/* The release a rollback or quarantine report is about. A rollback always goes to an older
+ * release, so the release left is the newest one the device took that is not older than the
+ * one named: that is the named one when the report names the release left (protocol.md), and
+ * the one the device was on when an agent names the release it went back to. */
+static int64_t release_left(const struct rf__srv_dev *d, int64_t named)
+{
+	int64_t newest = named;
+
+	for (int i = 0; i < RF__SRV_HIST; i++)
+		if (d->hist[i].release > newest)
+			newest = d->hist[i].release;
+	return newest;
 }
 
 static int handle_enroll(struct rf_server *s, const struct rf_server_request *q,
@@ -1360,6 +1375,11 @@ static int handle_report(struct rf_server *s, const struct rf_server_request *q,
 	nd.last_seen = now;
 	copy_str(nd.state, sizeof(nd.state), event);
 	nd.state_at = now;
+	if (rel && (ev == EV_ROLLED_BACK || ev == EV_QUARANTINED)) {
+		const struct rf__srv_release *left = rel_by_id(s, release_left(&nd, rel->id));
+		if (left)
+			rel = left;
+	}
 	if (rel) {
 		struct rf__srv_devrel *h;
 		if (ev == EV_INTENT || ev == EV_TRIAL) {

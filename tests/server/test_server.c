@@ -951,6 +951,56 @@ static void test_ring_opens_after_canary_healthy(void **state)
 	json_decref(j);
 }
 
+/* A rollback report counts against the release the device left, whether the agent names that
+ * release (protocol.md) or the last known good it went back to. */
+static void test_rollback_counts_against_release_left(void **state)
+{
+	struct env *e = *state;
+	char tok[80], ca[80], cb[80], sha1[65], sha2[65];
+	json_t *j;
+
+	tenant(e, "kilo2", "canary", tok);
+	enroll(e, tok, "r-a", ca);
+	enroll(e, tok, "r-b", cb);
+	add_target(e, "packs/rules-r1.rfp", "rules-r1", "");
+	add_target(e, "packs/rules-r2.rfp", "rules-r2", "");
+	EXPECT_STATUS(201, http(e, "POST", "/v1/admin/releases", e->admin, &j,
+				"{\"target\":\"packs/rules-r1.rfp\"}"));
+	snprintf(sha1, sizeof(sha1), "%s", jstr(j, "sha256", NULL));
+	json_decref(j);
+	json_decref(checkin(e, ca, "r-a", sha1, 0)); /* both run release 1 */
+	json_decref(checkin(e, cb, "r-b", sha1, 0));
+	EXPECT_STATUS(201, http(e, "POST", "/v1/admin/releases", e->admin, &j,
+				"{\"target\":\"packs/rules-r2.rfp\"}"));
+	snprintf(sha2, sizeof(sha2), "%s", jstr(j, "sha256", NULL));
+	json_decref(j);
+	EXPECT_STATUS(201, report(e, ca, "r-a", "a-1", "intent", sha2));
+	EXPECT_STATUS(201, report(e, cb, "r-b", "b-1", "intent", sha2));
+	EXPECT_STATUS(201, report(e, ca, "r-a", "a-2", "rolled_back", sha1)); /* names the LKG */
+	EXPECT_STATUS(201, report(e, cb, "r-b", "b-2", "rolled_back", sha2)); /* names the left */
+	json_decref(checkin(e, ca, "r-a", sha1, 0)); /* back on release 1 */
+	json_decref(checkin(e, cb, "r-b", sha1, 0));
+	long long rb2 = -1, rb1 = -1;
+	for (int i = 0; i < 100 && rb2 != 2; i++) { /* bounded: next tick */
+		EXPECT_STATUS(200, http(e, "GET", "/v1/admin/releases/2", e->admin, &j, NULL));
+		rb2 = (long long)json_integer_value(json_object_get(
+		    json_object_get(json_array_get(json_object_get(j, "rings"), 0), "health"),
+		    "rollbacks"));
+		json_decref(j);
+		if (rb2 != 2)
+			sleep_ms(100);
+	}
+	EXPECT_STATUS(200, http(e, "GET", "/v1/admin/releases/1", e->admin, &j, NULL));
+	rb1 = (long long)json_integer_value(json_object_get(
+	    json_object_get(json_array_get(json_object_get(j, "rings"), 0), "health"),
+	    "rollbacks"));
+	json_t *h1 = json_object_get(json_array_get(json_object_get(j, "rings"), 0), "health");
+	assert_int_equal(json_integer_value(json_object_get(h1, "failed")), 0);
+	json_decref(j);
+	assert_int_equal(rb2, 2);
+	assert_int_equal(rb1, 0);
+}
+
 static long long metric(struct env *e, const char *name)
 {
 	char *body, *p;
@@ -1140,6 +1190,8 @@ int main(int argc, char **argv)
 	    cmocka_unit_test_setup_teardown(test_cli_operator_commands, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_unchanged_checkins_write_nothing, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_ring_opens_after_canary_healthy, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_rollback_counts_against_release_left, setup,
+					    teardown),
 	};
 
 	if (argc < 3) {
