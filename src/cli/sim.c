@@ -209,7 +209,18 @@ struct run_opts {
 	bool files;
 	bool tty;
 	bool header_done;
+	size_t nnotes;
+	char notes[2 * MAX_SCENARIOS][320]; /* what halted each run, printed after the table */
 };
+
+static void print_notes(const struct run_opts *ro)
+{
+	if (ro->nnotes == 0)
+		return;
+	printf("\nwhat stopped each bad release first:\n");
+	for (size_t i = 0; i < ro->nnotes; i++)
+		printf("  %s\n", ro->notes[i]);
+}
 
 static int run_one(struct run_opts *ro, const struct rf_sim_scenario *sc,
 		   const struct rf_sim_policy *pol)
@@ -236,6 +247,9 @@ static int run_one(struct run_opts *ro, const struct rf_sim_scenario *sc,
 		free(row);
 		ro->header_done = true;
 	}
+	if (r == 0 && ro->nnotes < sizeof(ro->notes) / sizeof(ro->notes[0]))
+		snprintf(ro->notes[ro->nnotes++], sizeof(ro->notes[0]), "%s / %s: %.150s", sc->name,
+			 pol->name, res->halt_s >= 0 ? res->halt_reason : "nothing (never halted)");
 	if (r == 0 && ro->files)
 		r = write_out(ro->out, res);
 	rf_sim_result_free(res);
@@ -289,7 +303,8 @@ static int list_all(void)
 
 int rf_cli_sim(int argc, char **argv)
 {
-	struct run_opts ro = {.o = {.seed = 1}, .out = "sim-out", .files = true};
+	static struct run_opts ro;
+	ro = (struct run_opts){.o = {.seed = 1}, .out = "sim-out", .files = true};
 	const char *scenario = NULL, *policy = NULL;
 	bool all = false;
 
@@ -358,8 +373,11 @@ int rf_cli_sim(int argc, char **argv)
 		return 2;
 	}
 	ro.tty = isatty(STDERR_FILENO);
-	if (!all)
-		return run_scenario(&ro, scenario, policy) < 0 ? 2 : 0;
+	if (!all) {
+		int r = run_scenario(&ro, scenario, policy);
+		print_notes(&ro);
+		return r < 0 ? 2 : 0;
+	}
 
 	char **v = NULL;
 	size_t n = 0;
@@ -373,5 +391,6 @@ int rf_cli_sim(int argc, char **argv)
 		if (run_scenario(&ro, v[k], policy) < 0)
 			rc = 2;
 	free_list(v, n);
+	print_notes(&ro);
 	return rc;
 }
