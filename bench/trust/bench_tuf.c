@@ -44,7 +44,8 @@ static int bench_targets(void)
 		      "version", 7, "expires", "2099-01-01T00:00:00Z", "targets", targets);
 	if (rf__tuf_canonical(s, &canon, &cl, NULL) < 0 || rf__tuf_key_sign(k, canon, cl, &sig) < 0)
 		return 1;
-	doc = json_pack("{s:[{s:s,s:s}],s:o}", "signatures", "keyid", keyid, "sig", sig, "signed", s);
+	doc =
+	    json_pack("{s:[{s:s,s:s}],s:o}", "signatures", "keyid", keyid, "sig", sig, "signed", s);
 	text = json_dumps(doc, JSON_INDENT(1));
 	free(canon);
 	free(sig);

@@ -53,7 +53,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	(void)rf__tuf_md_file(md, "targets.json");
 	for (size_t i = 0; i < md->nfiles; i++) {
 		sink |= rf__tuf_file_check(&md->files[i], data, size, "fuzz", &d);
-		if (md->files[i].custom && rf__tuf_canonical(md->files[i].custom, &canon, &n, &d) == 0)
+		if (md->files[i].custom &&
+		    rf__tuf_canonical(md->files[i].custom, &canon, &n, &d) == 0)
 			free(canon);
 	}
 	for (size_t i = 0; i < md->ndels; i++) {

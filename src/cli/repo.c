@@ -15,24 +15,25 @@
 
 static void usage(FILE *f)
 {
-	fprintf(f,
-		"usage: ringfence repo init DIR [--threshold N] [--keytype ed25519|ecdsa|rsa]\n"
-		"                          [--expiry ROLE=DURATION]...\n"
-		"       ringfence repo add DIR PACK --name NAME [--custom JSON]\n"
-		"       ringfence repo publish DIR\n"
-		"       ringfence repo rotate DIR ROLE\n"
-		"       ringfence repo refresh DIR [--within DURATION]\n\n"
-		"init     create keys (DIR/keys, mode 0600), root v1 and empty targets, published\n"
-		"add      stage a new targets version holding PACK as target NAME; --custom is a JSON\n"
-		"         object carried verbatim in the target's custom metadata\n"
-		"publish  write a new snapshot and timestamp for the staged targets\n"
-		"rotate   give ROLE (root, timestamp, snapshot, targets) new keys: a new root signed\n"
-		"         by the old and the new root keys, then re-sign and publish ROLE\n"
-		"refresh  re-sign the timestamp (and snapshot) if it expires within DURATION\n"
-		"         (default 12h)\n\n"
-		"DURATION is a number with an optional unit s, m, h or d (default s). Default expiry:\n"
-		"root 365d, targets 90d, snapshot 7d, timestamp 1d. Serve DIR/repository: clients\n"
-		"use <base>/metadata/ and <base>/targets/.\n");
+	fprintf(
+	    f,
+	    "usage: ringfence repo init DIR [--threshold N] [--keytype ed25519|ecdsa|rsa]\n"
+	    "                          [--expiry ROLE=DURATION]...\n"
+	    "       ringfence repo add DIR PACK --name NAME [--custom JSON]\n"
+	    "       ringfence repo publish DIR\n"
+	    "       ringfence repo rotate DIR ROLE\n"
+	    "       ringfence repo refresh DIR [--within DURATION]\n\n"
+	    "init     create keys (DIR/keys, mode 0600), root v1 and empty targets, published\n"
+	    "add      stage a new targets version holding PACK as target NAME; --custom is a JSON\n"
+	    "         object carried verbatim in the target's custom metadata\n"
+	    "publish  write a new snapshot and timestamp for the staged targets\n"
+	    "rotate   give ROLE (root, timestamp, snapshot, targets) new keys: a new root signed\n"
+	    "         by the old and the new root keys, then re-sign and publish ROLE\n"
+	    "refresh  re-sign the timestamp (and snapshot) if it expires within DURATION\n"
+	    "         (default 12h)\n\n"
+	    "DURATION is a number with an optional unit s, m, h or d (default s). Default expiry:\n"
+	    "root 365d, targets 90d, snapshot 7d, timestamp 1d. Serve DIR/repository: clients\n"
+	    "use <base>/metadata/ and <base>/targets/.\n");
 }
 
 static void print_diag(void *ud, int code, const char *msg)
@@ -103,7 +104,8 @@ static int cmd_init(int argc, char **argv, struct rf_diag *d)
 			else if (!strcmp(v, "rsa"))
 				o.keytype = RF_TUF_KEY_RSA_PSS;
 			else {
-				fprintf(stderr, "ringfence repo: --keytype is ed25519, ecdsa or rsa\n");
+				fprintf(stderr,
+					"ringfence repo: --keytype is ed25519, ecdsa or rsa\n");
 				return 2;
 			}
 			i++;
@@ -118,7 +120,8 @@ static int cmd_init(int argc, char **argv, struct rf_diag *d)
 			}
 			memcpy(role, v, (size_t)(eq - v));
 			role[eq - v] = '\0';
-			if (rf_tuf_role_from_name(role, &ro) < 0 || parse_duration(eq + 1, &dur) < 0) {
+			if (rf_tuf_role_from_name(role, &ro) < 0 ||
+			    parse_duration(eq + 1, &dur) < 0) {
 				fprintf(stderr, "ringfence repo: bad --expiry '%s'\n", v);
 				return 2;
 			}
@@ -178,7 +181,8 @@ static int cmd_add(int argc, char **argv, struct rf_diag *d)
 	r = rf_tuf_repo_add(dir, name, buf, n, custom, rf_now_wall(), d);
 	free(buf);
 	if (r == 0)
-		printf("staged target %s (%zu bytes); run 'ringfence repo publish %s'\n", name, n, dir);
+		printf("staged target %s (%zu bytes); run 'ringfence repo publish %s'\n", name, n,
+		       dir);
 	return done(r);
 }
 
@@ -210,8 +214,9 @@ int rf_cli_repo(int argc, char **argv)
 	if (!strcmp(sub, "rotate") && argc == 4) {
 		enum rf_tuf_role role;
 		if (rf_tuf_role_from_name(argv[3], &role) < 0) {
-			fprintf(stderr, "ringfence repo rotate: ROLE is root, timestamp, snapshot or "
-					"targets\n");
+			fprintf(stderr,
+				"ringfence repo rotate: ROLE is root, timestamp, snapshot or "
+				"targets\n");
 			return 2;
 		}
 		r = rf_tuf_repo_rotate(argv[2], role, rf_now_wall(), &d);

@@ -94,7 +94,8 @@ static int encode(const json_t *v, struct rf__tuf_buf *b, unsigned depth, struct
 	int r = 0;
 
 	if (depth > RF_TUF_JSON_DEPTH_MAX)
-		return rf_diag_report(d, -E2BIG, "JSON nested deeper than %u", RF_TUF_JSON_DEPTH_MAX);
+		return rf_diag_report(d, -E2BIG, "JSON nested deeper than %u",
+				      RF_TUF_JSON_DEPTH_MAX);
 	switch (json_typeof(v)) {
 	case JSON_NULL:
 		return rf__tuf_buf_put(b, "null", 4);
@@ -139,8 +140,7 @@ static int encode(const json_t *v, struct rf__tuf_buf *b, unsigned depth, struct
 
 		if (!keys)
 			return -ENOMEM;
-		json_object_foreach((json_t *)v, k, val)
-			keys[i++] = k;
+		json_object_foreach((json_t *)v, k, val) keys[i++] = k;
 		qsort(keys, n, sizeof(*keys), cmp_keys);
 		r = rf__tuf_buf_put(b, "{", 1);
 		for (i = 0; r == 0 && i < n; i++) {

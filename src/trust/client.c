@@ -143,8 +143,8 @@ static void remove_local(const struct rf_tuf_client *c, const char *role)
 	}
 }
 
-static int fetch_role(const struct rf_tuf_client *c, const char *file, size_t max,
-		      uint8_t **ret, size_t *ret_len, struct rf_diag *d)
+static int fetch_role(const struct rf_tuf_client *c, const char *file, size_t max, uint8_t **ret,
+		      size_t *ret_len, struct rf_diag *d)
 {
 	char url[8192];
 	int r = join(url, sizeof(url), c->murl, file, NULL);
@@ -154,8 +154,7 @@ static int fetch_role(const struct rf_tuf_client *c, const char *file, size_t ma
 	return rf__tuf_fetch(url, max, ret, ret_len, d);
 }
 
-static int self_signed_root(const uint8_t *p, size_t n, struct rf__tuf_md **ret,
-			    struct rf_diag *d)
+static int self_signed_root(const uint8_t *p, size_t n, struct rf__tuf_md **ret, struct rf_diag *d)
 {
 	struct rf__tuf_md *md = NULL;
 	int r = rf__tuf_md_parse(p, n, RF__TUF_ROOT, &md, d);
@@ -356,7 +355,8 @@ static struct rf__tuf_md *trusted_local(const struct rf_tuf_client *c, const cha
 static int update_timestamp(struct rf_tuf_client *c, struct rf_diag *d)
 {
 	const struct rf__tuf_role *ro = &c->root->roles[RF__TUF_TIMESTAMP];
-	struct rf__tuf_md *old = trusted_local(c, "timestamp", RF__TUF_TIMESTAMP, &c->root->keys, ro);
+	struct rf__tuf_md *old =
+	    trusted_local(c, "timestamp", RF__TUF_TIMESTAMP, &c->root->keys, ro);
 	struct rf__tuf_md *md = NULL;
 	uint8_t *buf = NULL;
 	size_t n = 0;
@@ -373,15 +373,15 @@ static int update_timestamp(struct rf_tuf_client *c, struct rf_diag *d)
 		uint64_t ov = rf__tuf_md_file(old, "snapshot.json")->version;
 		uint64_t nv = rf__tuf_md_file(md, "snapshot.json")->version;
 		if (md->version < old->version)
-			r = rf_diag_report(d, -ESTALE,
-					   "timestamp v%llu is older than trusted v%llu (rollback)",
-					   (unsigned long long)md->version,
-					   (unsigned long long)old->version);
+			r = rf_diag_report(
+			    d, -ESTALE, "timestamp v%llu is older than trusted v%llu (rollback)",
+			    (unsigned long long)md->version, (unsigned long long)old->version);
 		else if (nv < ov)
-			r = rf_diag_report(d, -ESTALE,
-					   "timestamp names snapshot v%llu, older than trusted v%llu "
-					   "(rollback)",
-					   (unsigned long long)nv, (unsigned long long)ov);
+			r = rf_diag_report(
+			    d, -ESTALE,
+			    "timestamp names snapshot v%llu, older than trusted v%llu "
+			    "(rollback)",
+			    (unsigned long long)nv, (unsigned long long)ov);
 		else if (md->version == old->version) {
 			/* nothing new: keep the trusted copy (python-tuf does the same) */
 			rf__tuf_md_free(md);
@@ -463,13 +463,12 @@ static int load_role(struct rf_tuf_client *c, const char *role, enum rf__tuf_typ
 			const struct rf__tuf_file *nf = rf__tuf_md_file(md, of->name);
 			char qn[80];
 			if (!nf || nf->version < of->version)
-				r = rf_diag_report(d, -ESTALE,
-						   "snapshot v%llu %s '%s' (trusted: v%llu; rollback)",
-						   (unsigned long long)md->version,
-						   nf ? "lowers the version of" : "drops",
-						   rf_diag_quote(qn, sizeof(qn), of->name,
-								 strlen(of->name)),
-						   (unsigned long long)of->version);
+				r = rf_diag_report(
+				    d, -ESTALE, "snapshot v%llu %s '%s' (trusted: v%llu; rollback)",
+				    (unsigned long long)md->version,
+				    nf ? "lowers the version of" : "drops",
+				    rf_diag_quote(qn, sizeof(qn), of->name, strlen(of->name)),
+				    (unsigned long long)of->version);
 		}
 	}
 	if (r == 0 && rf__tuf_md_expired(md, now))
@@ -703,7 +702,9 @@ int rf_tuf_client_download_target(struct rf_tuf_client *c, const struct rf_tuf_t
 		const char *slash = strrchr(t->path, '/');
 		int dl = slash ? (int)(slash - t->path + 1) : 0;
 		r = snprintf(url, sizeof(url), "%s%.*s%s.%s", c->turl, dl, t->path, t->url_hash,
-			     t->path + dl) < (int)sizeof(url) ? 0 : -E2BIG;
+			     t->path + dl) < (int)sizeof(url)
+			? 0
+			: -E2BIG;
 	} else {
 		r = join(url, sizeof(url), c->turl, t->path, NULL);
 	}
@@ -716,7 +717,9 @@ int rf_tuf_client_download_target(struct rf_tuf_client *c, const struct rf_tuf_t
 		r = rf_file_write_atomic(path, buf, n, 0644);
 	free(buf);
 	if (r < 0)
-		return r == -EBADMSG ? r : rf_diag_report(d, r, "cannot store target: %s", rf_strerror(r));
+		return r == -EBADMSG
+			   ? r
+			   : rf_diag_report(d, r, "cannot store target: %s", rf_strerror(r));
 done:
 	if (ret_path && !(*ret_path = strdup(path)))
 		return -ENOMEM;

@@ -50,7 +50,8 @@ static EVP_PKEY *pem_public(const char *pem, int want_type)
 /* Returns 0 with *ret_pkey possibly NULL (unusable key); -EBADMSG if the shape is wrong. */
 int rf__tuf_key_from_json(const json_t *key, enum rf__tuf_alg *ret_alg, EVP_PKEY **ret_pkey)
 {
-	const json_t *type = json_object_get(key, "keytype"), *scheme = json_object_get(key, "scheme");
+	const json_t *type = json_object_get(key, "keytype"),
+		     *scheme = json_object_get(key, "scheme");
 	const json_t *keyval = json_object_get(key, "keyval");
 	const json_t *pub = json_object_get(keyval, "public");
 	EVP_PKEY *pk = NULL;
@@ -210,8 +211,8 @@ int rf__tuf_key_public_json(EVP_PKEY *pkey, json_t **ret_key, char ret_keyid[65]
 	}
 	if (EVP_PKEY_get_base_id(pkey) != EVP_PKEY_ED25519 && !(pem = public_pem(pkey)))
 		return -ENOMEM;
-	key = json_pack("{s:s, s:s, s:{s:s}}", "keytype", type, "scheme", scheme, "keyval", "public",
-			pem ? pem : pub);
+	key = json_pack("{s:s, s:s, s:{s:s}}", "keytype", type, "scheme", scheme, "keyval",
+			"public", pem ? pem : pub);
 	free(pem);
 	if (!key)
 		return -ENOMEM;

@@ -93,8 +93,8 @@ void rf__tuf_time_format(int64_t t, char out[21])
 	if (y < 0 || y > 9999)
 		y = y < 0 ? 0 : 9999;
 	char tmp[64];
-	snprintf(tmp, sizeof(tmp), "%04u-%02u-%02uT%02u:%02u:%02uZ", (unsigned)y % 10000u,
-		 m % 100u, dd % 100u, (unsigned)(secs / 3600) % 100u, (unsigned)(secs / 60 % 60),
+	snprintf(tmp, sizeof(tmp), "%04u-%02u-%02uT%02u:%02u:%02uZ", (unsigned)y % 10000u, m % 100u,
+		 dd % 100u, (unsigned)(secs / 3600) % 100u, (unsigned)(secs / 60 % 60),
 		 (unsigned)(secs % 60));
 	memcpy(out, tmp, 20);
 	out[20] = '\0';
@@ -126,17 +126,18 @@ static int parse_keys(const json_t *keys, struct rf__tuf_keyring *kr, enum rf__t
 	kr->keys = calloc(json_object_size(keys) + 1, sizeof(*kr->keys));
 	if (!kr->keys)
 		return -ENOMEM;
-	json_object_foreach((json_t *)keys, keyid, key) {
+	json_object_foreach((json_t *)keys, keyid, key)
+	{
 		struct rf__tuf_key *k = &kr->keys[i];
 		if (rf__tuf_key_from_json(key, &k->alg, &k->pkey) < 0) {
 			char q[80];
-			return rf_diag_report(d, -EBADMSG,
-					      "%s metadata: key '%s' lacks keytype, scheme or keyval",
-					      type_names[t],
-					      rf_diag_quote(q, sizeof(q), keyid, strlen(keyid)));
+			return rf_diag_report(
+			    d, -EBADMSG, "%s metadata: key '%s' lacks keytype, scheme or keyval",
+			    type_names[t], rf_diag_quote(q, sizeof(q), keyid, strlen(keyid)));
 		}
 		k->keyid = keyid;
-		k->pubval = json_string_value(json_object_get(json_object_get(key, "keyval"), "public"));
+		k->pubval =
+		    json_string_value(json_object_get(json_object_get(key, "keyval"), "public"));
 		kr->n = ++i;
 	}
 	return 0;
@@ -214,17 +215,20 @@ static int parse_hashes(const json_t *h, struct rf__tuf_file *f, enum rf__tuf_ty
 
 	if (!json_is_object(h) || json_object_size(h) == 0)
 		return bad(d, t, "hashes", "is not a non-empty object");
-	json_object_foreach((json_t *)h, alg, v) {
+	json_object_foreach((json_t *)h, alg, v)
+	{
 		if (!json_is_string(v))
 			return bad(d, t, "hashes", "holds a non-string");
 		if (!f->first_hash_hex)
 			f->first_hash_hex = json_string_value(v);
 		if (!strcmp(alg, "sha256")) {
-			if (rf_hex_decode(json_string_value(v), json_string_length(v), f->sha256, 32) < 0)
+			if (rf_hex_decode(json_string_value(v), json_string_length(v), f->sha256,
+					  32) < 0)
 				return bad(d, t, "hashes.sha256", "is not 64 hex digits");
 			f->has_sha256 = true;
 		} else if (!strcmp(alg, "sha512")) {
-			if (rf_hex_decode(json_string_value(v), json_string_length(v), f->sha512, 64) < 0)
+			if (rf_hex_decode(json_string_value(v), json_string_length(v), f->sha512,
+					  64) < 0)
 				return bad(d, t, "hashes.sha512", "is not 128 hex digits");
 			f->has_sha512 = true;
 		}
@@ -251,7 +255,8 @@ static int parse_files(const json_t *o, struct rf__tuf_md *md, struct rf_diag *d
 	md->files = calloc(json_object_size(o) + 1, sizeof(*md->files));
 	if (!md->files)
 		return -ENOMEM;
-	json_object_foreach((json_t *)o, name, e) {
+	json_object_foreach((json_t *)o, name, e)
+	{
 		struct rf__tuf_file *f = &md->files[i];
 		const json_t *len = json_object_get(e, "length"), *h = json_object_get(e, "hashes");
 
@@ -302,8 +307,9 @@ static int parse_delegations(const json_t *o, struct rf__tuf_md *md, struct rf_d
 	if (!json_is_object(o))
 		return bad(d, md->type, "delegations", "is not an object");
 	if (json_object_get(o, "succinct_roles"))
-		return rf_diag_report(d, -EOPNOTSUPP,
-				      "targets metadata: succinct_roles delegations are not supported");
+		return rf_diag_report(
+		    d, -EOPNOTSUPP,
+		    "targets metadata: succinct_roles delegations are not supported");
 	if ((r = parse_keys(json_object_get(o, "keys"), &md->keys, md->type, d)) < 0)
 		return r;
 	if (!json_is_array(roles))
@@ -328,20 +334,23 @@ static int parse_delegations(const json_t *o, struct rf__tuf_md *md, struct rf_d
 			return bad(d, md->type, "delegations.roles.name", "is not a valid name");
 		dr->name = json_string_value(name);
 		if (top_level_name(dr->name))
-			return bad(d, md->type, "delegations.roles.name", "is a top-level role name");
+			return bad(d, md->type, "delegations.roles.name",
+				   "is a top-level role name");
 		for (size_t j = 0; j < i; j++)
 			if (!strcmp(md->dels[j].name, dr->name))
 				return bad(d, md->type, "delegations.roles.name", "is not unique");
 		if ((r = parse_role(e, dr, md->type, d)) < 0)
 			return r;
 		if (!json_is_boolean(term))
-			return bad(d, md->type, "delegations.roles.terminating", "is not a boolean");
+			return bad(d, md->type, "delegations.roles.terminating",
+				   "is not a boolean");
 		dr->terminating = json_is_true(term);
 		if ((paths != NULL) == (pfx != NULL))
 			return bad(d, md->type, "delegations.roles",
 				   "needs exactly one of 'paths' and 'path_hash_prefixes'");
 		if (paths)
-			r = string_array(paths, &dr->paths, &dr->npaths, false, md->type, "paths", d);
+			r = string_array(paths, &dr->paths, &dr->npaths, false, md->type, "paths",
+					 d);
 		else
 			r = string_array(pfx, &dr->prefixes, &dr->nprefixes, false, md->type,
 					 "path_hash_prefixes", d);
@@ -402,8 +411,9 @@ static int parse_signed(struct rf__tuf_md *md, const json_t *s, struct rf_diag *
 		for (int i = 0; i < 4; i++) {
 			const json_t *ro = json_object_get(roles, type_names[i]);
 			if (!ro)
-				return bad(d, md->type, "roles",
-					   "must name exactly root, timestamp, snapshot and targets");
+				return bad(
+				    d, md->type, "roles",
+				    "must name exactly root, timestamp, snapshot and targets");
 			md->roles[i].name = type_names[i];
 			if ((r = parse_role(ro, &md->roles[i], md->type, d)) < 0)
 				return r;
@@ -441,11 +451,13 @@ static int parse_signatures(struct rf__tuf_md *md, const json_t *a, struct rf_di
 		struct rf__tuf_sig *s = &md->sigs[i];
 
 		if (!json_is_object(e) || !json_is_string(kid) || !json_is_string(sig))
-			return bad(d, md->type, "signatures", "holds an entry without keyid and sig");
+			return bad(d, md->type, "signatures",
+				   "holds an entry without keyid and sig");
 		s->keyid = json_string_value(kid);
 		for (size_t j = 0; j < i; j++)
 			if (!strcmp(md->sigs[j].keyid, s->keyid))
-				return bad(d, md->type, "signatures", "has two signatures by one key id");
+				return bad(d, md->type, "signatures",
+					   "has two signatures by one key id");
 		md->nsigs = i + 1;
 		size_t hl = json_string_length(sig);
 		if (hl == 0 || hl % 2 || hl > 8192)
@@ -566,9 +578,9 @@ int rf__tuf_md_verify(const struct rf__tuf_keyring *kr, const struct rf__tuf_rol
 	free(counted);
 	if (n >= role->threshold)
 		return 0;
-	return rf_diag_report(d, -EKEYREJECTED,
-			      "%s: %llu valid signature(s) of role '%s', threshold is %llu", what,
-			      (unsigned long long)n, role->name, (unsigned long long)role->threshold);
+	return rf_diag_report(
+	    d, -EKEYREJECTED, "%s: %llu valid signature(s) of role '%s', threshold is %llu", what,
+	    (unsigned long long)n, role->name, (unsigned long long)role->threshold);
 }
 
 bool rf__tuf_md_expired(const struct rf__tuf_md *md, int64_t now)
@@ -596,8 +608,8 @@ int rf__tuf_file_check(const struct rf__tuf_file *f, const uint8_t *p, size_t n,
 		       struct rf_diag *d)
 {
 	if (f->has_length && f->length != n)
-		return rf_diag_report(d, -EBADMSG, "%s: length %zu, the metadata says %llu", what, n,
-				      (unsigned long long)f->length);
+		return rf_diag_report(d, -EBADMSG, "%s: length %zu, the metadata says %llu", what,
+				      n, (unsigned long long)f->length);
 	if (f->has_sha256) {
 		uint8_t h[32];
 		rf_sha256(p, n, h);
@@ -670,7 +682,8 @@ bool rf__tuf_glob(const char *pat, const char *s)
 				s++;
 				continue;
 			}
-		} else if (*pat && *pat == *s && !(*pat == '[' && class_match(pat + 1, *s, &end, &m))) {
+		} else if (*pat && *pat == *s &&
+			   !(*pat == '[' && class_match(pat + 1, *s, &end, &m))) {
 			pat++;
 			s++;
 			continue;

@@ -118,8 +118,8 @@ static uint64_t version_of(const json_t *s)
 
 static int64_t expiry_of(const struct repo *rp, enum rf_tuf_role role)
 {
-	json_int_t v = json_integer_value(json_object_get(json_object_get(rp->config, "expiry"),
-							  role_names[role]));
+	json_int_t v = json_integer_value(
+	    json_object_get(json_object_get(rp->config, "expiry"), role_names[role]));
 	return v > 0 ? (int64_t)v : default_expiry[role];
 }
 
@@ -173,7 +173,8 @@ static int read_key(const char *dir, const char *keyid, EVP_PKEY **ret, struct r
 		return r;
 	f = fopen(path, "re");
 	if (!f)
-		return rf_diag_report(d, -errno, "private key %.16s...: %s", keyid, rf_strerror(-errno));
+		return rf_diag_report(d, -errno, "private key %.16s...: %s", keyid,
+				      rf_strerror(-errno));
 	pk = PEM_read_PrivateKey(f, NULL, NULL, NULL);
 	fclose(f);
 	if (!pk)
@@ -195,17 +196,18 @@ static void keyset_free(struct keyset *ks)
 }
 
 /* Load the private keys of a role as the root lists them. */
-static int role_keys(const struct repo *rp, const json_t *root, const char *role,
-		     struct keyset *ks, struct rf_diag *d)
+static int role_keys(const struct repo *rp, const json_t *root, const char *role, struct keyset *ks,
+		     struct rf_diag *d)
 {
-	const json_t *ids = json_object_get(json_object_get(json_object_get(root, "roles"), role),
-					    "keyids");
+	const json_t *ids =
+	    json_object_get(json_object_get(json_object_get(root, "roles"), role), "keyids");
 	size_t i;
 	json_t *id;
 
 	if (!json_is_array(ids))
 		return rf_diag_report(d, -EBADMSG, "root lists no keys for role %s", role);
-	json_array_foreach(ids, i, id) {
+	json_array_foreach(ids, i, id)
+	{
 		int r;
 		if (!json_is_string(id) || ks->n >= RF_ARRAY_SIZE(ks->k))
 			return rf_diag_report(d, -EBADMSG, "bad key list for role %s", role);
@@ -237,7 +239,8 @@ static int sign_write(const struct repo *rp, json_t *s, const struct keyset *ks,
 		json_decref(pub);
 		if ((r = rf__tuf_key_sign(ks->k[i], canon, canonlen, &sig)) < 0)
 			goto out;
-		r = json_array_append_new(sigs, json_pack("{s:s, s:s}", "keyid", keyid, "sig", sig));
+		r = json_array_append_new(sigs,
+					  json_pack("{s:s, s:s}", "keyid", keyid, "sig", sig));
 		free(sig);
 		if (r) {
 			r = -ENOMEM;
@@ -283,7 +286,8 @@ static int repo_open(const char *dir, struct repo *rp, struct rf_diag *d)
 		return r;
 	rp->lockfd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
 	if (rp->lockfd < 0)
-		return rf_diag_report(d, -errno, "%s: not a repository (%s)", dir, rf_strerror(-errno));
+		return rf_diag_report(d, -errno, "%s: not a repository (%s)", dir,
+				      rf_strerror(-errno));
 	if (flock(rp->lockfd, LOCK_EX) < 0) {
 		r = -errno;
 		goto fail;
@@ -327,7 +331,8 @@ static int write_snapshot_timestamp(const struct repo *rp, int64_t now, bool sna
 		sv++;
 		snap = json_object();
 		r = -ENOMEM;
-		if (!snap || set_header(snap, "snapshot", sv, now + expiry_of(rp, RF_TUF_SNAPSHOT)) ||
+		if (!snap ||
+		    set_header(snap, "snapshot", sv, now + expiry_of(rp, RF_TUF_SNAPSHOT)) ||
 		    json_object_set_new(snap, "meta",
 					json_pack("{s:{s:I}}", "targets.json", "version",
 						  (json_int_t)version_of(targets)))) {
@@ -344,7 +349,8 @@ static int write_snapshot_timestamp(const struct repo *rp, int64_t now, bool sna
 		if ((r = sign_write(rp, snap, &sk, (const char *const *)files, 2, d)) < 0)
 			goto out;
 	}
-	snprintf(rel, sizeof(rel), "repository/metadata/%llu.snapshot.json", (unsigned long long)sv);
+	snprintf(rel, sizeof(rel), "repository/metadata/%llu.snapshot.json",
+		 (unsigned long long)sv);
 	{
 		char path[4096];
 		if ((r = pathf(path, sizeof(path), rp->dir, rel)) < 0 ||
@@ -361,8 +367,8 @@ static int write_snapshot_timestamp(const struct repo *rp, int64_t now, bool sna
 		if (!ts || set_header(ts, "timestamp", tv, now + expiry_of(rp, RF_TUF_TIMESTAMP)) ||
 		    json_object_set_new(ts, "meta",
 					json_pack("{s:{s:I, s:I, s:{s:s}}}", "snapshot.json",
-						  "version", (json_int_t)sv, "length", (json_int_t)n,
-						  "hashes", "sha256", hex)))
+						  "version", (json_int_t)sv, "length",
+						  (json_int_t)n, "hashes", "sha256", hex)))
 			goto out;
 	}
 	if ((r = role_keys(rp, rp->root, "timestamp", &tk, d)) < 0)
@@ -396,7 +402,8 @@ static int publish_targets(const struct repo *rp, struct rf_diag *d)
 			 (unsigned long long)version_of(json_object_get(doc, "signed")));
 		r = write_file_rel(rp->dir, rel, buf, n, 0644);
 		if (r == 0)
-			r = write_file_rel(rp->dir, "repository/metadata/targets.json", buf, n, 0644);
+			r = write_file_rel(rp->dir, "repository/metadata/targets.json", buf, n,
+					   0644);
 		if (r < 0)
 			rf_diag_report(d, r, "cannot publish targets: %s", rf_strerror(r));
 	}
@@ -419,8 +426,8 @@ int rf_tuf_repo_publish(const char *dir, int64_t now, struct rf_diag *d)
 	return r;
 }
 
-static int new_keys(const struct repo *rp, enum rf_tuf_keytype type, unsigned count,
-		    json_t *keys, json_t *ids, struct keyset *ks, struct rf_diag *d)
+static int new_keys(const struct repo *rp, enum rf_tuf_keytype type, unsigned count, json_t *keys,
+		    json_t *ids, struct keyset *ks, struct rf_diag *d)
 {
 	for (unsigned i = 0; i < count; i++) {
 		EVP_PKEY *pk = NULL;
@@ -470,7 +477,7 @@ int rf_tuf_repo_init(const char *dir, const struct rf_tuf_repo_opts *o, int64_t 
 	}
 	exp = json_object();
 	rp.config = json_pack("{s:s, s:I, s:o}", "keytype",
-			      o->keytype == RF_TUF_KEY_ED25519	  ? "ed25519"
+			      o->keytype == RF_TUF_KEY_ED25519	    ? "ed25519"
 			      : o->keytype == RF_TUF_KEY_ECDSA_P256 ? "ecdsa"
 								    : "rsa",
 			      "threshold", (json_int_t)th, "expiry", exp);
@@ -478,15 +485,16 @@ int rf_tuf_repo_init(const char *dir, const struct rf_tuf_repo_opts *o, int64_t 
 	if (!exp || !rp.config)
 		goto out;
 	for (int i = 0; i < 4; i++)
-		if (json_object_set_new(exp, role_names[i],
-					json_integer(o->expiry[i] > 0 ? o->expiry[i]
-								      : default_expiry[i])))
+		if (json_object_set_new(
+			exp, role_names[i],
+			json_integer(o->expiry[i] > 0 ? o->expiry[i] : default_expiry[i])))
 			goto out;
 
 	root = json_object();
 	keys = json_object();
 	roles = json_object();
-	if (!root || !keys || !roles || set_header(root, "root", 1, now + expiry_of(&rp, RF_TUF_ROOT)))
+	if (!root || !keys || !roles ||
+	    set_header(root, "root", 1, now + expiry_of(&rp, RF_TUF_ROOT)))
 		goto out;
 	for (int i = 0; i < 4; i++) {
 		json_t *ids = json_array();
@@ -608,13 +616,14 @@ int rf_tuf_repo_add(const char *dir, const char *name, const uint8_t *p, size_t 
 	int r;
 
 	if (!name_ok(name))
-		return rf_diag_report(d, -EINVAL,
-				      "target name '%s' must be '/'-separated [A-Za-z0-9._-] parts, "
-				      "none '.' or '..'",
-				      rf_diag_quote(q, sizeof(q), name, strlen(name)));
+		return rf_diag_report(
+		    d, -EINVAL,
+		    "target name '%s' must be '/'-separated [A-Za-z0-9._-] parts, "
+		    "none '.' or '..'",
+		    rf_diag_quote(q, sizeof(q), name, strlen(name)));
 	if (custom_json) {
-		if ((r = rf__tuf_json_parse((const uint8_t *)custom_json, strlen(custom_json), &custom,
-					    d)) < 0)
+		if ((r = rf__tuf_json_parse((const uint8_t *)custom_json, strlen(custom_json),
+					    &custom, d)) < 0)
 			return -EINVAL;
 		if (!json_is_object(custom)) {
 			json_decref(custom);
@@ -640,7 +649,8 @@ int rf_tuf_repo_add(const char *dir, const char *name, const uint8_t *p, size_t 
 		snprintf(sub, sizeof(sub), "%s/repository/targets/%.*s", dir, dl, name);
 		if ((r = rf_mkdir_p(sub, 0755)) < 0)
 			goto out;
-		snprintf(rel, sizeof(rel), "repository/targets/%.*s%s.%s", dl, name, hex, name + dl);
+		snprintf(rel, sizeof(rel), "repository/targets/%.*s%s.%s", dl, name, hex,
+			 name + dl);
 	}
 	if ((r = write_file_rel(dir, rel, p, n, 0644)) < 0) {
 		rf_diag_report(d, r, "cannot write target file: %s", rf_strerror(r));
@@ -678,8 +688,8 @@ int rf_tuf_repo_refresh(const char *dir, int64_t now, int64_t within, bool *ret_
 	if ((r = load_signed(dir, "timestamp.json", &ts, d)) < 0)
 		goto out;
 	snprintf(file, sizeof(file), "%llu.snapshot.json",
-		 (unsigned long long)version_of(json_object_get(json_object_get(ts, "meta"),
-								"snapshot.json")));
+		 (unsigned long long)version_of(
+		     json_object_get(json_object_get(ts, "meta"), "snapshot.json")));
 	if ((r = load_signed(dir, file, &snap, d)) < 0)
 		goto out;
 	if (rf__tuf_time_parse(str_or(json_object_get(ts, "expires"), ""), &tex) < 0 ||
@@ -708,10 +718,10 @@ static bool key_in_use(const json_t *roles, const char *keyid)
 	json_t *ro, *id;
 	size_t i;
 
-	json_object_foreach((json_t *)roles, name, ro) {
-		json_array_foreach(json_object_get(ro, "keyids"), i, id)
-			if (!strcmp(str_or(id, ""), keyid))
-				return true;
+	json_object_foreach((json_t *)roles, name, ro)
+	{
+		json_array_foreach(json_object_get(ro, "keyids"), i,
+				   id) if (!strcmp(str_or(id, ""), keyid)) return true;
 	}
 	return false;
 }
@@ -758,7 +768,8 @@ int rf_tuf_repo_rotate(const char *dir, enum rf_tuf_role role, int64_t now, stru
 	r = -ENOMEM;
 	if (json_object_set(ro, "keyids", ids))
 		goto out;
-	json_array_foreach(oldids, i, id) {
+	json_array_foreach(oldids, i, id)
+	{
 		const char *k = json_string_value(id);
 		char from[4096], to[4096];
 		if (!k || key_in_use(roles, k))
@@ -775,7 +786,8 @@ int rf_tuf_repo_rotate(const char *dir, enum rf_tuf_role role, int64_t now, stru
 		signers.k[signers.n++] = oldroot.k[i];
 		EVP_PKEY_up_ref(oldroot.k[i]);
 	}
-	for (i = 0; role == RF_TUF_ROOT && i < fresh.n && signers.n < RF_ARRAY_SIZE(signers.k); i++) {
+	for (i = 0; role == RF_TUF_ROOT && i < fresh.n && signers.n < RF_ARRAY_SIZE(signers.k);
+	     i++) {
 		signers.k[signers.n++] = fresh.k[i];
 		EVP_PKEY_up_ref(fresh.k[i]);
 	}

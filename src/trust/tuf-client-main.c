@@ -21,15 +21,15 @@
 
 static void usage(FILE *f)
 {
-	fprintf(f,
-		"usage: ringfence-tuf-client --metadata-dir DIR init TRUSTED_ROOT_FILE\n"
-		"       ringfence-tuf-client --metadata-url URL --metadata-dir DIR refresh\n"
-		"       ringfence-tuf-client --metadata-url URL --metadata-dir DIR --target-name P\n"
-		"                            [--target-name P2 ...] --target-dir TDIR\n"
-		"                            --target-base-url TURL download\n\n"
-		"init copies the trusted root into DIR (no network); refresh updates the trusted\n"
-		"metadata; download refreshes, then fetches and verifies each target into TDIR.\n"
-		"Exit status: 0 success, 1 any failure.\n");
+	fprintf(
+	    f, "usage: ringfence-tuf-client --metadata-dir DIR init TRUSTED_ROOT_FILE\n"
+	       "       ringfence-tuf-client --metadata-url URL --metadata-dir DIR refresh\n"
+	       "       ringfence-tuf-client --metadata-url URL --metadata-dir DIR --target-name P\n"
+	       "                            [--target-name P2 ...] --target-dir TDIR\n"
+	       "                            --target-base-url TURL download\n\n"
+	       "init copies the trusted root into DIR (no network); refresh updates the trusted\n"
+	       "metadata; download refreshes, then fetches and verifies each target into TDIR.\n"
+	       "Exit status: 0 success, 1 any failure.\n");
 }
 
 static void print_diag(void *ud, int code, const char *msg)
@@ -84,7 +84,8 @@ int main(int argc, char **argv)
 			nnames++;
 	}
 	if (!cmd || !mdir) {
-		fprintf(stderr, "ringfence-tuf-client: a command and --metadata-dir are required\n");
+		fprintf(stderr,
+			"ringfence-tuf-client: a command and --metadata-dir are required\n");
 		goto usage;
 	}
 	if (!strcmp(cmd, "init")) {
@@ -118,10 +119,10 @@ int main(int argc, char **argv)
 		goto usage;
 	}
 	{
-		struct rf_tuf_client_opts o = {.metadata_dir = mdir,
-					       .metadata_url = murl,
-					       .target_base_url = turl};
-		if ((r = rf_tuf_client_new(&o, &c, &d)) < 0 || (r = rf_tuf_client_refresh(c, &d)) < 0)
+		struct rf_tuf_client_opts o = {
+		    .metadata_dir = mdir, .metadata_url = murl, .target_base_url = turl};
+		if ((r = rf_tuf_client_new(&o, &c, &d)) < 0 ||
+		    (r = rf_tuf_client_refresh(c, &d)) < 0)
 			goto out;
 	}
 	for (size_t k = 0; k < nnames; k++) {

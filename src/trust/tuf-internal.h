@@ -28,7 +28,12 @@ int rf__tuf_json_parse(const uint8_t *p, size_t n, json_t **ret, struct rf_diag 
 /* Canonical JSON of a parsed value (see rf_tuf_canonicalize). */
 int rf__tuf_canonical(const json_t *v, char **ret, size_t *ret_len, struct rf_diag *d) RF_WUR;
 
-enum rf__tuf_alg { RF__TUF_ALG_NONE = 0, RF__TUF_ALG_ED25519, RF__TUF_ALG_ECDSA, RF__TUF_ALG_RSAPSS };
+enum rf__tuf_alg {
+	RF__TUF_ALG_NONE = 0,
+	RF__TUF_ALG_ED25519,
+	RF__TUF_ALG_ECDSA,
+	RF__TUF_ALG_RSAPSS
+};
 
 /* One key from a "keys" object. pkey is NULL when the key cannot be used (unknown or
  * mismatched type/scheme, bad key material): its signatures never count. */
@@ -68,7 +73,7 @@ struct rf__tuf_file {
 	uint8_t sha256[32];
 	uint8_t sha512[64];
 	const char *first_hash_hex; /* the first hash listed (consistent-snapshot target URLs) */
-	json_t *custom;             /* borrowed from the document; NULL if absent */
+	json_t *custom;		    /* borrowed from the document; NULL if absent */
 };
 
 enum rf__tuf_type { RF__TUF_ROOT = 0, RF__TUF_TIMESTAMP, RF__TUF_SNAPSHOT, RF__TUF_TARGETS };
@@ -92,7 +97,7 @@ struct rf__tuf_md {
 	size_t nsigs;
 	/* root */
 	bool consistent_snapshot;
-	struct rf__tuf_keyring keys; /* root keys, or targets' delegation keys */
+	struct rf__tuf_keyring keys;  /* root keys, or targets' delegation keys */
 	struct rf__tuf_role roles[4]; /* root: indexed by enum rf__tuf_type */
 	/* timestamp, snapshot: meta; targets: targets */
 	struct rf__tuf_file *files;

@@ -43,7 +43,7 @@ struct rf_tuf_client_opts {
 	const char *metadata_dir;    /* trusted metadata (root.json, ...); must exist */
 	const char *metadata_url;    /* base URL of the metadata, e.g. http://h/repo/metadata/ */
 	const char *target_base_url; /* base URL of target files (may be NULL: no downloads) */
-	int64_t now;                 /* Unix seconds to check expiry against; 0: system clock */
+	int64_t now;		     /* Unix seconds to check expiry against; 0: system clock */
 };
 
 /*
@@ -75,14 +75,14 @@ int rf_tuf_client_refresh(struct rf_tuf_client *c, struct rf_diag *d) RF_WUR;
 
 /* What the trusted metadata says about one target. Owned by the caller: rf_tuf_target_free. */
 struct rf_tuf_target {
-	char *path;        /* target path as in the metadata, e.g. "packs/rules-42.rfp" */
+	char *path;	   /* target path as in the metadata, e.g. "packs/rules-42.rfp" */
 	uint64_t length;   /* exact length in bytes */
 	char sha256[65];   /* lower-case hex; "" if the metadata gives no sha256 */
 	char sha512[129];  /* lower-case hex; "" if the metadata gives no sha512 */
-	char *url_hash;    /* the first hash listed: the file name prefix under consistent
+	char *url_hash;	   /* the first hash listed: the file name prefix under consistent
 			      snapshots (as python-tuf and tuf-js pick it) */
 	char *custom_json; /* canonical JSON of the target's "custom" object, NULL if absent */
-	char *role;        /* the (possibly delegated) role that signed this target */
+	char *role;	   /* the (possibly delegated) role that signed this target */
 };
 void rf_tuf_target_free(struct rf_tuf_target *t);
 

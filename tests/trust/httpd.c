@@ -64,8 +64,8 @@ static enum MHD_Result answer(void *cls, struct MHD_Connection *conn, const char
 							 NULL, NULL);
 		goto send;
 	}
-	if (has_dotdot_segment(url) || snprintf(path, sizeof(path), "%s%s", h->root, url) >=
-					 (int)sizeof(path) ||
+	if (has_dotdot_segment(url) ||
+	    snprintf(path, sizeof(path), "%s%s", h->root, url) >= (int)sizeof(path) ||
 	    rf_file_read(path, 256u * 1024 * 1024, &buf, &n) < 0) {
 		static const char nf[] = "not found";
 		status = MHD_HTTP_NOT_FOUND;
@@ -102,8 +102,8 @@ int test_httpd_start(const char *root, struct test_httpd **ret, uint16_t *ret_po
 		return -ENOMEM;
 	snprintf(h->root, sizeof(h->root), "%s", root);
 	sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-	h->mhd = MHD_start_daemon(MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_ERROR_LOG, 0, NULL, NULL,
-				  answer, h, MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&sa,
+	h->mhd = MHD_start_daemon(MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_ERROR_LOG, 0, NULL,
+				  NULL, answer, h, MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&sa,
 				  MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)30,
 				  MHD_OPTION_UNESCAPE_CALLBACK, no_unescape, NULL, MHD_OPTION_END);
 	if (!h->mhd) {

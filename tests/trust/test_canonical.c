@@ -62,8 +62,9 @@ static void test_integers_and_unicode(void **state)
 {
 	static const char want[] = "[-9223372036854775808,9223372036854775807,0,-1,"
 				   "\"\xf0\x9f\x98\x80\x7f\t\"]";
-	expect_canon("[-9223372036854775808, 9223372036854775807, 0, -1, \"\\ud83d\\ude00\x7f\\t\"]",
-		     want, sizeof(want) - 1);
+	expect_canon(
+	    "[-9223372036854775808, 9223372036854775807, 0, -1, \"\\ud83d\\ude00\x7f\\t\"]", want,
+	    sizeof(want) - 1);
 	expect_canon("\"x\"", "\"x\"", 3); /* scalars at top level are canonicalisable too */
 }
 
@@ -71,8 +72,8 @@ static void test_metadata_shape(void **state)
 {
 	/* what a signed TUF object looks like after canonicalisation (python-tuf output) */
 	static const char want[] =
-		"{\"_type\":\"timestamp\",\"expires\":\"2030-01-01T00:00:00Z\",\"meta\":{"
-		"\"snapshot.json\":{\"version\":1}},\"spec_version\":\"1.0.31\",\"version\":1}";
+	    "{\"_type\":\"timestamp\",\"expires\":\"2030-01-01T00:00:00Z\",\"meta\":{"
+	    "\"snapshot.json\":{\"version\":1}},\"spec_version\":\"1.0.31\",\"version\":1}";
 	expect_canon("{\"version\": 1, \"spec_version\": \"1.0.31\", \"meta\": {\"snapshot.json\": "
 		     "{\"version\": 1}}, \"expires\": \"2030-01-01T00:00:00Z\", \"_type\": "
 		     "\"timestamp\"}",
@@ -89,9 +90,9 @@ static void test_rejects(void **state)
 	expect_reject("{\"a\":1,\"a\":2}", 13, -EBADMSG); /* duplicate keys */
 	expect_reject("[1,]", 4, -EBADMSG);
 	expect_reject("\"\\u0000\"", 8, -EBADMSG);
-	expect_reject("\"\xff\"", 3, -EBADMSG);		/* invalid UTF-8 */
-	expect_reject("{\"a\":1} x", 9, -EBADMSG);	/* trailing garbage */
-	expect_reject("{\"a\":1}\0", 8, -EBADMSG);	/* NUL after the value */
+	expect_reject("\"\xff\"", 3, -EBADMSG);	   /* invalid UTF-8 */
+	expect_reject("{\"a\":1} x", 9, -EBADMSG); /* trailing garbage */
+	expect_reject("{\"a\":1}\0", 8, -EBADMSG); /* NUL after the value */
 	expect_reject("", 0, -EBADMSG);
 	expect_reject("[99999999999999999999]", 22, -EBADMSG); /* integer overflow */
 	for (i = 0; i < RF_TUF_JSON_DEPTH_MAX + 8; i++)
@@ -105,11 +106,11 @@ static void test_rejects(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(test_issue_vector),
-		cmocka_unit_test(test_whitespace_and_order),
-		cmocka_unit_test(test_integers_and_unicode),
-		cmocka_unit_test(test_metadata_shape),
-		cmocka_unit_test(test_rejects),
+	    cmocka_unit_test(test_issue_vector),
+	    cmocka_unit_test(test_whitespace_and_order),
+	    cmocka_unit_test(test_integers_and_unicode),
+	    cmocka_unit_test(test_metadata_shape),
+	    cmocka_unit_test(test_rejects),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -27,9 +27,9 @@
 #include "tests/trust/httpd.h"
 #include "trust/tuf-internal.h"
 
-#define PACK "rules pack v1: 0123456789"
+#define PACK	  "rules pack v1: 0123456789"
 #define PACK_NAME "packs/a.rfp"
-#define CUSTOM "{\"ramp\":[{\"ring\":0,\"at\":0,\"pct\":5}],\"note\":\"\xc3\xa9\"}"
+#define CUSTOM	  "{\"ramp\":[{\"ring\":0,\"at\":0,\"pct\":5}],\"note\":\"\xc3\xa9\"}"
 
 struct fx {
 	char base[256], repo[320], md[320], tdir[320], meta[400];
@@ -64,7 +64,8 @@ static struct fx *fx_new(unsigned threshold, enum rf_tuf_keytype kt)
 	char path[512];
 
 	assert_non_null(f);
-	snprintf(f->base, sizeof(f->base), "%s/rf-tuf-XXXXXX", getenv("TMPDIR") ? getenv("TMPDIR") : "/tmp");
+	snprintf(f->base, sizeof(f->base), "%s/rf-tuf-XXXXXX",
+		 getenv("TMPDIR") ? getenv("TMPDIR") : "/tmp");
 	assert_non_null(mkdtemp(f->base));
 	snprintf(f->repo, sizeof(f->repo), "%s/repo", f->base);
 	snprintf(f->md, sizeof(f->md), "%s/md", f->base);
@@ -230,9 +231,9 @@ static void role_keys(struct fx *f, const char *role, struct keys *ks)
 	size_t i;
 
 	ks->n = 0;
-	json_array_foreach(json_object_get(json_object_get(json_object_get(root, "roles"), role),
-					   "keyids"),
-			   i, id) {
+	json_array_foreach(
+	    json_object_get(json_object_get(json_object_get(root, "roles"), role), "keyids"), i, id)
+	{
 		char path[1024];
 		FILE *fp;
 		snprintf(path, sizeof(path), "%s/keys/%s.pem", f->repo, json_string_value(id));
@@ -262,8 +263,8 @@ static void write_md(struct fx *f, const char *file, json_t *s, const struct key
 		assert_int_equal(rf__tuf_key_sign(ks->k[i], canon, cl, &sig), 0);
 		json_array_append_new(sigs, json_pack("{s:s,s:s}", "keyid", ks->id[i], "sig", sig));
 		if (i == 0 && (flags & SIGN_DUP_FIRST))
-			json_array_append_new(sigs,
-					      json_pack("{s:s,s:s}", "keyid", ks->id[i], "sig", sig));
+			json_array_append_new(
+			    sigs, json_pack("{s:s,s:s}", "keyid", ks->id[i], "sig", sig));
 		free(sig);
 		if (flags & SIGN_ONLY_FIRST)
 			break;
@@ -299,9 +300,10 @@ static void write_timestamp(struct fx *f, uint64_t sv, uint64_t v, int flags)
 	assert_int_equal(rf_file_read(path, RF_FILE_MAX, &b, &n), 0);
 	rf_sha256_hex(b, n, hex);
 	free(b);
-	json_object_set_new(ts, "meta", json_pack("{s:{s:I,s:I,s:{s:s}}}", "snapshot.json",
-						  "version", (json_int_t)sv, "length", (json_int_t)n,
-						  "hashes", "sha256", hex));
+	json_object_set_new(ts, "meta",
+			    json_pack("{s:{s:I,s:I,s:{s:s}}}", "snapshot.json", "version",
+				      (json_int_t)sv, "length", (json_int_t)n, "hashes", "sha256",
+				      hex));
 	if (v)
 		json_object_set_new(ts, "version", json_integer((json_int_t)v));
 	else
@@ -316,9 +318,8 @@ static void write_timestamp(struct fx *f, uint64_t sv, uint64_t v, int flags)
 static void write_snapshot(struct fx *f, json_t *meta)
 {
 	json_t *ts = read_signed(f, "timestamp.json");
-	uint64_t sv = (uint64_t)json_integer_value(
-		json_object_get(json_object_get(json_object_get(ts, "meta"), "snapshot.json"),
-				"version"));
+	uint64_t sv = (uint64_t)json_integer_value(json_object_get(
+	    json_object_get(json_object_get(ts, "meta"), "snapshot.json"), "version"));
 	char file[64];
 	json_t *snap;
 	struct keys ks;
@@ -670,10 +671,10 @@ static void test_duplicate_key_ids(void **state)
 static void test_wrong_key_type_or_scheme(void **state)
 {
 	static const char *const variants[][2] = {
-		{"ecdsa", "ecdsa-sha2-nistp256"}, /* ed25519 hex under an ecdsa label */
-		{"ed25519", "rsassa-pss-sha256"}, /* scheme does not match type */
-		{"rsa", "rsassa-pss-sha256"},
-		{"ed25519", "ed25519-ph"},
+	    {"ecdsa", "ecdsa-sha2-nistp256"}, /* ed25519 hex under an ecdsa label */
+	    {"ed25519", "rsassa-pss-sha256"}, /* scheme does not match type */
+	    {"rsa", "rsassa-pss-sha256"},
+	    {"ed25519", "ed25519-ph"},
 	};
 	for (size_t v = 0; v < RF_ARRAY_SIZE(variants); v++) {
 		struct fx *f = fx_new(1, RF_TUF_KEY_ED25519);
@@ -742,7 +743,7 @@ static void delegate(struct fx *f, EVP_PKEY *dk, json_t *roles, json_t **dtarget
 	snprintf(ks.id[0], 65, "%s", keyid);
 	for (size_t i = 0; i < n; i++) {
 		const char *name =
-			json_string_value(json_object_get(json_array_get(roles, i), "name"));
+		    json_string_value(json_object_get(json_array_get(roles, i), "name"));
 		json_t *dt = json_pack("{s:s,s:s,s:I,s:s,s:o}", "_type", "targets", "spec_version",
 				       "1.0.34", "version", (json_int_t)1, "expires",
 				       "2099-01-01T00:00:00Z", "targets", dtargets[i]);
@@ -797,11 +798,11 @@ static void test_delegations(void **state)
 	dt[1] = json_pack("{s:o,s:o,s:o}", "packs/x.rfp", target_entry(f, "packs/x.rfp", "from b"),
 			  "packs/y.rfp", target_entry(f, "packs/y.rfp", "y from b"),
 			  "other/evil.rfp", target_entry(f, "other/evil.rfp", "evil"));
-	delegate(f, dk,
-		 json_pack("[o,o]",
-			   drole("a", false, json_pack("[s]", "packs/*.rfp"), NULL, keyid),
-			   drole("b", false, json_pack("[s,s]", "packs/*", "other/x*"), NULL, keyid)),
-		 dt, 2);
+	delegate(
+	    f, dk,
+	    json_pack("[o,o]", drole("a", false, json_pack("[s]", "packs/*.rfp"), NULL, keyid),
+		      drole("b", false, json_pack("[s,s]", "packs/*", "other/x*"), NULL, keyid)),
+	    dt, 2);
 	EVP_PKEY_free(dk);
 	/* pre-order: 'a' is searched before 'b' */
 	assert_int_equal(download(f, "packs/x.rfp", &t), 0);
@@ -834,7 +835,8 @@ static void test_delegation_terminating_and_prefixes(void **state)
 	dt[1] = json_pack("{s:o}", "packs/z.rfp", target_entry(f, "packs/z.rfp", "z after term"));
 	dt[2] = json_pack("{s:o}", "hashed/h.rfp", target_entry(f, "hashed/h.rfp", "hashed"));
 	delegate(f, dk,
-		 json_pack("[o,o,o]", drole("term", true, json_pack("[s]", "packs/z*"), NULL, keyid),
+		 json_pack("[o,o,o]",
+			   drole("term", true, json_pack("[s]", "packs/z*"), NULL, keyid),
 			   drole("late", false, json_pack("[s]", "packs/*"), NULL, keyid),
 			   drole("byhash", false, NULL, json_pack("[s]", pfx), keyid)),
 		 dt, 3);
@@ -861,7 +863,8 @@ static void test_role_name_traversal(void **state)
 	dt[0] = json_pack("{s:o}", "a/one", target_entry(f, "a/one", "one"));
 	dt[1] = json_pack("{s:o}", "b/two", target_entry(f, "b/two", "two"));
 	delegate(f, dk,
-		 json_pack("[o,o]", drole("../../escape", false, json_pack("[s]", "a/*"), NULL, keyid),
+		 json_pack("[o,o]",
+			   drole("../../escape", false, json_pack("[s]", "a/*"), NULL, keyid),
 			   drole("..", false, json_pack("[s]", "b/*"), NULL, keyid)),
 		 dt, 2);
 	assert_int_equal(download(f, "a/one", &t), 0);
@@ -882,8 +885,8 @@ static void test_role_name_traversal(void **state)
 
 static void test_malformed_every_level(void **state)
 {
-	static const char *const junk[] = {"{not json", "{\"signed\":1,\"signatures\":[]}",
-					   "[]", "{\"signed\":{\"_type\":\"x\"},\"signatures\":[]}"};
+	static const char *const junk[] = {"{not json", "{\"signed\":1,\"signatures\":[]}", "[]",
+					   "{\"signed\":{\"_type\":\"x\"},\"signatures\":[]}"};
 	for (size_t j = 0; j < RF_ARRAY_SIZE(junk); j++) {
 		struct fx *f = fx_new(1, RF_TUF_KEY_ED25519);
 		char st[65];
@@ -930,7 +933,8 @@ static void test_malformed_every_level(void **state)
 	assert_int_equal(rf__tuf_key_public_json(dk, &pub, keyid), 0);
 	json_decref(pub);
 	dt[0] = json_pack("{}");
-	delegate(f, dk, json_pack("[o]", drole("d", false, json_pack("[s]", "d/*"), NULL, keyid)), dt, 1);
+	delegate(f, dk, json_pack("[o]", drole("d", false, json_pack("[s]", "d/*"), NULL, keyid)),
+		 dt, 1);
 	assert_int_equal(refresh(f), 0);
 	dir_state(f->md, st);
 	put_file(f->meta, "1.d.json", junk[0], strlen(junk[0]));
@@ -998,9 +1002,8 @@ static void test_rsa_and_refresh(void **state)
 	/* 36 hours on, the 1-day timestamp has expired: a client refuses it */
 	assert_int_equal(refresh_at(f, rf_now_wall() + 36 * 3600), -ETIMEDOUT);
 	/* the server's refresh at +30h (12h window) re-signs it; the client accepts that */
-	assert_int_equal(rf_tuf_repo_refresh(f->repo, rf_now_wall() + 30 * 3600, 12 * 3600,
-					     &changed, &d),
-			 0);
+	assert_int_equal(
+	    rf_tuf_repo_refresh(f->repo, rf_now_wall() + 30 * 3600, 12 * 3600, &changed, &d), 0);
 	assert_true(changed);
 	assert_int_equal(refresh_at(f, rf_now_wall() + 36 * 3600), 0);
 	fx_free(f);
@@ -1050,25 +1053,25 @@ static void test_time(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(test_glob_and_quote),
-		cmocka_unit_test(test_time),
-		cmocka_unit_test(test_download_custom_and_cache),
-		cmocka_unit_test(test_arbitrary_software),
-		cmocka_unit_test(test_rollback),
-		cmocka_unit_test(test_freeze),
-		cmocka_unit_test(test_endless_data),
-		cmocka_unit_test(test_mix_and_match),
-		cmocka_unit_test(test_fast_forward),
-		cmocka_unit_test(test_fast_forward_snapshot),
-		cmocka_unit_test(test_threshold),
-		cmocka_unit_test(test_duplicate_key_ids),
-		cmocka_unit_test(test_wrong_key_type_or_scheme),
-		cmocka_unit_test(test_delegations),
-		cmocka_unit_test(test_delegation_terminating_and_prefixes),
-		cmocka_unit_test(test_role_name_traversal),
-		cmocka_unit_test(test_malformed_every_level),
-		cmocka_unit_test(test_root_rotation),
-		cmocka_unit_test(test_rsa_and_refresh),
+	    cmocka_unit_test(test_glob_and_quote),
+	    cmocka_unit_test(test_time),
+	    cmocka_unit_test(test_download_custom_and_cache),
+	    cmocka_unit_test(test_arbitrary_software),
+	    cmocka_unit_test(test_rollback),
+	    cmocka_unit_test(test_freeze),
+	    cmocka_unit_test(test_endless_data),
+	    cmocka_unit_test(test_mix_and_match),
+	    cmocka_unit_test(test_fast_forward),
+	    cmocka_unit_test(test_fast_forward_snapshot),
+	    cmocka_unit_test(test_threshold),
+	    cmocka_unit_test(test_duplicate_key_ids),
+	    cmocka_unit_test(test_wrong_key_type_or_scheme),
+	    cmocka_unit_test(test_delegations),
+	    cmocka_unit_test(test_delegation_terminating_and_prefixes),
+	    cmocka_unit_test(test_role_name_traversal),
+	    cmocka_unit_test(test_malformed_every_level),
+	    cmocka_unit_test(test_root_rotation),
+	    cmocka_unit_test(test_rsa_and_refresh),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
