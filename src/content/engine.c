@@ -14,8 +14,10 @@
  *      be true, computed at load); rules without a trigger set always run;
  *   4. runs the candidate programs, re-checking every atom index and the stack at run time
  *      (defence in depth: a violation is counted and the rule is false, never a fault).
- * Cost per event is docs/engine.md's bound. Nothing is allocated per event: all per-event state
- * lives in the caller's scratch, which is reset by stamps rather than by clearing.
+ * Events are evaluated in batches (rf_engine_eval is a batch of one): step 1 per event, step 2
+ * per field database over the whole batch (each database enters the cache once per batch),
+ * steps 3-4 per event. Cost per event is docs/engine.md's bound. Nothing is allocated per event:
+ * all per-event state lives in the caller's scratch, reset by stamps rather than by clearing.
  */
 #include <stdio.h>
 #include <stdlib.h>
