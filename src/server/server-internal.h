@@ -104,6 +104,7 @@ struct rf_server {
 
 	unsigned ticks;
 	int64_t last_refresh;
+	int64_t started_at; /* silence is never counted across the server's own downtime */
 
 	/* Metrics (atomics: updated outside the lock too). */
 	atomic_uint_fast64_t m_checkins, m_enrolls, m_reports_dup, m_http_4xx, m_http_5xx;

@@ -748,6 +748,7 @@ int rf_server_new(const struct rf_server_opts *opts, struct rf_diag *diag, struc
 	}
 	s->store->diag = &s->diag;
 	recount_rings(s);
+	s->started_at = rf__srv_now(s);
 	*ret = s;
 	return 0;
 undo:
@@ -2149,8 +2150,11 @@ static void aggregate(struct rf_server *s, int64_t now)
 			struct rf_rollout_health *x = &rel->health[ri];
 			const struct rf_rollout_gates *g = &rel->sched.gates;
 			int64_t end = h->left_at ? h->left_at : now;
+			/* A device cannot check in while the server is down: after a restart every
+			 * device gets a full silence window before it counts as silent. */
+			int64_t seen = d->last_seen > s->started_at ? d->last_seen : s->started_at;
 			bool silent = !h->left_at && !h->healthy_at &&
-				      rf_rollout_is_silent(g, h->intent_at, d->last_seen, now);
+				      rf_rollout_is_silent(g, h->intent_at, seen, now);
 			x->devices++;
 			if (h->healthy_at && h->healthy_at - h->intent_at >= g->probation_s)
 				x->healthy++;

@@ -1001,6 +1001,38 @@ static void test_rollback_counts_against_release_left(void **state)
 	assert_int_equal(rb1, 0);
 }
 
+/* The server's own downtime is not the devices' silence: after a restart longer than the
+ * silence window, devices that took a release are not counted silent at once. */
+static void test_downtime_is_not_silence(void **state)
+{
+	struct env *e = *state;
+	char tok[80], cred[3][80], dev[16], rid[32], sha[65];
+	json_t *j;
+
+	tenant(e, "lima", "canary", tok);
+	add_target(e, "packs/rules-down.rfp", "rules-down", "\"silence_s\":6");
+	EXPECT_STATUS(201, http(e, "POST", "/v1/admin/releases", e->admin, &j,
+				"{\"target\":\"packs/rules-down.rfp\"}"));
+	snprintf(sha, sizeof(sha), "%s", jstr(j, "sha256", NULL));
+	json_decref(j);
+	for (int i = 0; i < 3; i++) {
+		snprintf(dev, sizeof(dev), "l-%d", i);
+		enroll(e, tok, dev, cred[i]);
+		snprintf(rid, sizeof(rid), "%s-intent", dev);
+		EXPECT_STATUS(201, report(e, cred[i], dev, rid, "intent", sha));
+	}
+	stop_server(e, SIGTERM);
+	sleep_ms(7000); /* down longer than the silence window */
+	start_server(e);
+	sleep_ms(2000); /* two ticks */
+	EXPECT_STATUS(200, http(e, "GET", "/v1/admin/releases/1", e->admin, &j, NULL));
+	json_t *h = json_object_get(json_array_get(json_object_get(j, "rings"), 0), "health");
+	assert_int_equal(json_integer_value(json_object_get(h, "devices")), 3);
+	assert_int_equal(json_integer_value(json_object_get(h, "silent")), 0);
+	assert_string_equal(jstr(j, "status", NULL), "active");
+	json_decref(j);
+}
+
 static long long metric(struct env *e, const char *name)
 {
 	char *body, *p;
@@ -1192,6 +1224,7 @@ int main(int argc, char **argv)
 	    cmocka_unit_test_setup_teardown(test_ring_opens_after_canary_healthy, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_rollback_counts_against_release_left, setup,
 					    teardown),
+	    cmocka_unit_test_setup_teardown(test_downtime_is_not_silence, setup, teardown),
 	};
 
 	if (argc < 3) {
