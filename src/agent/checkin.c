@@ -326,3 +326,26 @@ out:
 	json_decref(root);
 	return e;
 }
+
+/* ---- timing ----------------------------------------------------------------------------- */
+
+uint64_t rf_checkin_delay_ms(uint32_t poll_s, uint64_t r)
+{
+	uint64_t base = (uint64_t)(poll_s ? poll_s : RF_AGENT_POLL_DEFAULT_S) * 1000;
+	uint64_t lo = base - base / 5, span = 2 * (base / 5) + 1;
+
+	return lo + r % span;
+}
+
+uint64_t rf_checkin_backoff_ms(unsigned failures, uint32_t poll_s, uint64_t r)
+{
+	uint64_t base = RF_AGENT_BACKOFF_MIN_S;
+
+	for (unsigned i = 0; i < failures && base < RF_AGENT_BACKOFF_MAX_S; i++)
+		base *= 2;
+	if (base > RF_AGENT_BACKOFF_MAX_S)
+		base = RF_AGENT_BACKOFF_MAX_S;
+	if (failures == 0 && poll_s && base > poll_s)
+		base = poll_s;
+	return base * 500 + r % (base * 1000); /* [0.5, 1.5) * base seconds, in ms */
+}

@@ -81,4 +81,15 @@ int rf_checkin_reply_parse(const uint8_t *p, size_t n, struct rf_checkin_reply *
 int rf_checkin_enroll_parse(const uint8_t *p, size_t n, struct rf_enroll_reply *ret,
 			    struct rf_diag *d) RF_WUR;
 
+/*
+ * Check-in timing. r is a uniformly random 64-bit value (the caller's generator), so these are
+ * pure and testable. rf_checkin_delay_ms: the poll interval (seconds, 0 means the default)
+ * with +-20 % jitter. rf_checkin_backoff_ms: after the (failures+1)-th failure in a row, a wait
+ * drawn uniformly from [0.5, 1.5) of base = RF_AGENT_BACKOFF_MIN_S * 2^failures capped at
+ * RF_AGENT_BACKOFF_MAX_S (and the first retry no later than a normal poll), so a fleet that
+ * restarts at once spreads out instead of stampeding the server.
+ */
+uint64_t rf_checkin_delay_ms(uint32_t poll_s, uint64_t r);
+uint64_t rf_checkin_backoff_ms(unsigned failures, uint32_t poll_s, uint64_t r);
+
 #endif

@@ -403,6 +403,9 @@ static void flush_reports(struct agent *ag)
 		if (s >= 400)
 			rf_log_warn("report %llu refused by the server (HTTP %d); dropped",
 				    (unsigned long long)id, s);
+		else
+			rf_log_info("report %llu delivered: %s %s", (unsigned long long)id,
+				    r->event, r->target);
 		if (rf_store_report_done(ag->st, id) < 0)
 			break;
 		changed = true;
@@ -716,24 +719,14 @@ static void checkin(struct agent *ag)
 		break;
 	}
 	flush_reports(ag);
-	ag->next_checkin_ms =
-	    now_ms() + rnd_between(ag, (uint64_t)ag->poll * 800, (uint64_t)ag->poll * 1200 + 1);
+	ag->next_checkin_ms = now_ms() + rf_checkin_delay_ms(ag->poll, rnd(ag));
 	return;
 failed:
-	/* randomized exponential backoff: 5 s doubling to 15 min, each in [0.5, 1.5) of it */
-	{
-		uint64_t base = RF_AGENT_BACKOFF_MIN_S;
-		for (unsigned i = 0; i < ag->failures && base < RF_AGENT_BACKOFF_MAX_S; i++)
-			base *= 2;
-		if (base > RF_AGENT_BACKOFF_MAX_S)
-			base = RF_AGENT_BACKOFF_MAX_S;
-		if (base > ag->poll && ag->failures == 0)
-			base = ag->poll;
-		ag->failures++;
-		ag->next_checkin_ms = now_ms() + rnd_between(ag, base * 500, base * 1500);
-		rf_log_info("next check-in in %llu ms (failure %u)",
-			    (unsigned long long)(ag->next_checkin_ms - now_ms()), ag->failures);
-	}
+	/* randomized exponential backoff (rf_checkin_backoff_ms) */
+	ag->next_checkin_ms = now_ms() + rf_checkin_backoff_ms(ag->failures, ag->poll, rnd(ag));
+	ag->failures++;
+	rf_log_info("next check-in in %llu ms (failure %u)",
+		    (unsigned long long)(ag->next_checkin_ms - now_ms()), ag->failures);
 }
 
 /* ---- worker status lines ------------------------------------------------------------------ */

@@ -133,6 +133,10 @@ supervise "'$HB' in [e['sha256'] for e in s['quarantine']] and s['mode'] == 'las
 	fail "B was not quarantined with A back"
 [ "$(count_loads "$HB")" = 3 ] || fail "B loaded $(count_loads "$HB") times, want exactly 3"
 [ "$RESTARTS" = 3 ] || fail "agent died $RESTARTS times, want 3"
+# P7: the server heard "intent" before the pack that killed the agent was loaded
+li=$(grep -n "delivered: intent packs/b.rfp" "$W/agent.log" | head -1 | cut -d: -f1)
+ll=$(grep -n ": loading $HB" "$W/agent.log" | head -1 | cut -d: -f1)
+[ -n "$li" ] && [ -n "$ll" ] && [ "$li" -lt "$ll" ] || fail "intent not delivered before the first load of B"
 [ "$(q "s['quarantine'][0]['reason']")" = crash-loop ] || fail "quarantine reason"
 for i in $(seq 100); do [ "$(q "s['reports_pending']")" = 0 ] && break; sleep 0.1; done
 for ev in intent crashed quarantined rolled_back; do

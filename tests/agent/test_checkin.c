@@ -211,6 +211,45 @@ static void test_bodies_carry_the_store(void **unused)
 	nftw(dir, rm_one, 8, FTW_DEPTH | FTW_PHYS);
 }
 
+static uint64_t xs(uint64_t *x)
+{
+	*x ^= *x << 13;
+	*x ^= *x >> 7;
+	*x ^= *x << 17;
+	return *x;
+}
+
+static void test_timing(void **unused)
+{
+	uint64_t x = 88172645463325252ull;
+
+	/* the poll interval, +-20 % */
+	for (unsigned i = 0; i < 10000; i++) {
+		uint64_t d = rf_checkin_delay_ms(300, xs(&x));
+		assert_in_range(d, 240000, 360000);
+	}
+	assert_in_range(rf_checkin_delay_ms(0, 0), 240000, 360000); /* 0: the default 300 s */
+	/* backoff: [0.5, 1.5) of a base that doubles from 5 s to a 15 min cap; the mean is the base
+	 */
+	uint64_t want = RF_AGENT_BACKOFF_MIN_S;
+	for (unsigned f = 0; f < 12; f++) {
+		uint64_t sum = 0, lo = UINT64_MAX, hi = 0;
+		for (unsigned i = 0; i < 10000; i++) {
+			uint64_t d = rf_checkin_backoff_ms(f, 3600, xs(&x));
+			sum += d;
+			lo = d < lo ? d : lo;
+			hi = d > hi ? d : hi;
+		}
+		assert_true(lo >= want * 500 && hi < want * 1500);
+		assert_true(lo < want * 550 && hi > want * 1450); /* really spread over the range */
+		assert_in_range(sum / 10000, want * 950, want * 1050);
+		want = want * 2 > RF_AGENT_BACKOFF_MAX_S ? RF_AGENT_BACKOFF_MAX_S : want * 2;
+	}
+	/* the first retry is no later than a normal poll */
+	for (unsigned i = 0; i < 1000; i++)
+		assert_true(rf_checkin_backoff_ms(0, 2, xs(&x)) < 3000);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -220,6 +259,7 @@ int main(void)
 	    cmocka_unit_test(test_enroll_reply),
 	    cmocka_unit_test(test_identifiers),
 	    cmocka_unit_test(test_bodies_carry_the_store),
+	    cmocka_unit_test(test_timing),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
