@@ -2168,10 +2168,16 @@ static void aggregate(struct rf_server *s, int64_t now)
 			x->exposure_s += end > h->intent_at ? (uint64_t)(end - h->intent_at) : 0;
 		}
 	}
-	/* Baseline of release i in a ring: release i-1's health in the ring of the same name. */
+	/* Baseline of release i in a ring: the previous release that was not halted or rolled back
+	 * (the one the ring ran before), its health in the ring of the same name. A bad release
+	 * is never the yardstick of the next one. */
 	for (size_t i = 1; i < s->nrels; i++) {
-		struct rf__srv_release *rel = &s->rels[i], *prev = &s->rels[i - 1];
-		for (unsigned k = 0; k < rel->sched.nrings; k++) {
+		struct rf__srv_release *rel = &s->rels[i], *prev = NULL;
+		for (size_t k = i; k-- > 0 && !prev;)
+			if (s->rels[k].st.status != RF_ROLLOUT_HALTED &&
+			    s->rels[k].st.status != RF_ROLLOUT_ROLLED_BACK)
+				prev = &s->rels[k];
+		for (unsigned k = 0; prev && k < rel->sched.nrings; k++) {
 			int pk = rf_rollout_ring_index(&prev->sched, rel->sched.rings[k].name);
 			if (pk >= 0)
 				rel->base[k] = prev->health[pk];
