@@ -8,6 +8,8 @@
 #              then arrives and is taken (and becomes the last known good).
 #   rejection  a pack that needs a field this agent does not supply is rejected, never loaded,
 #              and reported.
+#   worker     a pack that kills only the evaluation worker: the supervisor survives, counts
+#              each death, quarantines the pack after 3 and runs the last known good again.
 #   kill -9    the real agent is killed at random instants while a new release arrives, is
 #              tried and promoted; after every kill the store's invariants hold (status reads
 #              it, every pack it names is present with its hash, the last known good is not
@@ -21,7 +23,7 @@ SRC=${RF_SOURCE_ROOT:-$(cd "$(dirname "$0")/../.." && pwd)}
 command -v python3 >/dev/null || { echo "SKIP: python3 is needed to read JSON"; exit 77; }
 
 W=$(mktemp -d /tmp/rf-agent-e2e-XXXXXX)
-SPID= APID= FAULT= RESTARTS=0
+SPID= APID= FAULT= WFAULT= RESTARTS=0
 cleanup() {
 	[ -n "$APID" ] && kill -KILL "$APID" 2>/dev/null
 	[ -n "$SPID" ] && kill -TERM "$SPID" 2>/dev/null && wait "$SPID" 2>/dev/null
@@ -82,7 +84,7 @@ head -3 "$SRC/examples/events/sample.jsonl" > "$W/events.jsonl"
 
 # ---- the agent, supervised --------------------------------------------------------------
 start_agent() {
-	RINGFENCE_FAULT_CRASH_ON_LOAD=$FAULT "$AGENT" run --server "$URL" --store "$W/store" \
+	RINGFENCE_FAULT_CRASH_ON_LOAD=$FAULT RINGFENCE_FAULT_WORKER_CRASH_ON_LOAD=$WFAULT "$AGENT" run --server "$URL" --store "$W/store" \
 		--ring canary --enroll-token "$TOKEN" --device-id e2e-dev-1 \
 		--tuf-root "$W/repo/repository/metadata/1.root.json" --poll 1 --probation 2 \
 		--probation-events 0 --events "$W/events.jsonl" --alerts "$W/alerts.jsonl" \
@@ -231,6 +233,21 @@ publish packs/e.rfp "$W/e.rfp" rel-e
 supervise "s['mode'] == 'last-good' and s['last_good']['sha256'] == '$HE'" 60 ||
 	fail "the next release did not bring the agent back to content"
 ok "the next release E was taken and is the last known good"
+
+# 6. a pack that kills only the worker: the supervisor stays up and heals by itself
+stop_agent
+cp "$SRC/examples/rules/schtasks_from_temp.yml" "$W/rules-c/"
+"$CLI" content compile "$W/rules-c" -o "$W/f.rfp" --seq 7 >/dev/null 2>&1 || fail "compile f"
+HF=$(sha "$W/f.rfp")
+WFAULT=$HF
+RESTARTS=0
+start_agent
+publish packs/f.rfp "$W/f.rfp" rel-f
+supervise "'$HF' in [e['sha256'] for e in s['quarantine']] and s['mode'] == 'last-good' and s['current']['sha256'] == '$HE'" 60 ||
+	fail "F (kills the worker) was not quarantined with E back"
+[ "$RESTARTS" = 0 ] || fail "the supervisor died ($RESTARTS restarts) on a worker crash"
+[ "$(count_loads "$HF")" = 3 ] || fail "F loaded $(count_loads "$HF") times, want exactly 3"
+ok "F killed the worker 3 times: quarantined by the supervisor, which never died; E runs again"
 
 stop_agent
 "$AGENT" status --store "$W/store"
