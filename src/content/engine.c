@@ -44,6 +44,8 @@ struct numatom {
 
 struct pfield_rt {
 	hs_database_t *db;     /* string atoms on this field (NULL if none) */
+	bool lazy;             /* none of them triggers a rule: scan only if a rule that runs reads
+				* the field (phase 3), not for every event (phase 2) */
 	uint32_t num_off, num_len;   /* int/ip atoms in e->nums */
 	uint32_t pres_off, pres_len; /* EXISTS atoms in e->pres */
 	uint32_t null_off, null_len; /* NULL atoms in e->nulls */
@@ -70,6 +72,8 @@ struct rf_engine {
 	uint32_t *pres, *nulls, *nullfields, *always;
 	uint32_t *trig_off, *trig_rules; /* CSR: atom -> rules */
 	uint32_t *rule_ev;               /* manifest event of each rule */
+	uint32_t *lazy_off, *lazy_len;   /* per rule: the lazy fields it reads */
+	uint32_t *lazy_fields;
 	size_t scratch_bytes;
 };
 
@@ -82,7 +86,7 @@ struct rf_engine_scratch {
 	uint32_t *field_stamp;  /* [slot * n_fields + f] == stamp: field f present in event slot */
 	const char **fval;      /* [slot * n_fields + f]: its (truncated) value */
 	uint32_t *flen;
-	uint32_t *rule_stamp, *cand, *matches;
+	uint32_t *rule_stamp, *cand, *matches, *lazy_stamp;
 	uint32_t n_cand, n_matches, stamp, rstamp;
 	uint32_t ev_type[RF_ENGINE_BATCH_MAX];
 	/* Events from one source list their fields in the same order: remember which lookup slot
@@ -127,6 +131,9 @@ void rf_engine_free(struct rf_engine *e)
 	free(e->trig_off);
 	free(e->trig_rules);
 	free(e->rule_ev);
+	free(e->lazy_off);
+	free(e->lazy_len);
+	free(e->lazy_fields);
 	rf_pack_free(e->pk);
 	free(e);
 }
@@ -507,6 +514,40 @@ static int build(struct rf_engine *e, const struct rf_manifest *m, struct rf_dia
 		e->evs[v].nf_len = nfo - e->evs[v].nf_off;
 	}
 	r = build_triggers(e, d);
+	if (r < 0)
+		goto out;
+	/* Lazy fields: string atoms but no trigger among them. */
+	for (uint32_t f = 0; f < nf; f++)
+		e->pf[f].lazy = e->pf[f].db != NULL;
+	for (uint32_t a = 0; a < na; a++) {
+		uint32_t f = pk->atoms[a].field;
+		if (f != RF_PACK_NONE && e->trig_off[a + 1] > e->trig_off[a])
+			e->pf[f].lazy = false;
+	}
+	e->lazy_off = calloc(pk->n_rules + 1, sizeof(*e->lazy_off));
+	e->lazy_len = calloc(pk->n_rules + 1, sizeof(*e->lazy_len));
+	e->lazy_fields = malloc(((size_t)pk->n_code + 1) * sizeof(*e->lazy_fields));
+	if (!e->lazy_off || !e->lazy_len || !e->lazy_fields) {
+		r = -ENOMEM;
+		goto out;
+	}
+	memset(cu, 0, (nf + 1) * sizeof(*cu)); /* reused: per-field "seen in this rule" stamp */
+	uint32_t nl = 0;
+	for (uint32_t i = 0; i < pk->n_rules; i++) {
+		const struct rf_prule *ru = &pk->rules[i];
+		e->lazy_off[i] = nl;
+		for (uint32_t k = 0; k < ru->code_len; k++) {
+			uint32_t in = pk->code[ru->code_off + k];
+			if (RF_INSN_OP(in) != RF_I_ATOM)
+				continue;
+			uint32_t f = pk->atoms[RF_INSN_ARG(in)].field;
+			if (f == RF_PACK_NONE || !e->pf[f].lazy || cu[f] == i + 1)
+				continue;
+			cu[f] = i + 1;
+			e->lazy_fields[nl++] = f;
+		}
+		e->lazy_len[i] = nl - e->lazy_off[i];
+	}
 out:
 	free(cs);
 	free(cn);
@@ -563,8 +604,9 @@ int rf_engine_scratch_new(const struct rf_engine *e, struct rf_engine_scratch **
 	s->rule_stamp = calloc(pk->n_rules + 1, sizeof(*s->rule_stamp));
 	s->cand = calloc(pk->n_rules + 1, sizeof(*s->cand));
 	s->matches = calloc(pk->n_rules + 1, sizeof(*s->matches));
+	s->lazy_stamp = calloc(nf, sizeof(*s->lazy_stamp));
 	if (!s->bits || !s->field_stamp || !s->fval || !s->flen || !s->rule_stamp || !s->cand ||
-	    !s->matches)
+	    !s->matches || !s->lazy_stamp)
 		goto fail;
 	for (uint32_t f = 0; f < pk->n_fields; f++)
 		if (e->pf[f].db && hs_alloc_scratch(e->pf[f].db, &s->hs) != HS_SUCCESS)
@@ -590,6 +632,7 @@ void rf_engine_scratch_free(struct rf_engine_scratch *s)
 	free(s->rule_stamp);
 	free(s->cand);
 	free(s->matches);
+	free(s->lazy_stamp);
 	free(s);
 }
 
@@ -785,6 +828,7 @@ static int finish_event(const struct rf_engine *e, size_t b, struct rf_engine_sc
 
 	if (++s->rstamp == 0) {
 		memset(s->rule_stamp, 0, pk->n_rules * sizeof(*s->rule_stamp));
+		memset(s->lazy_stamp, 0, pk->n_fields * sizeof(*s->lazy_stamp));
 		s->rstamp = 1;
 	}
 	s->n_cand = 0;
@@ -803,6 +847,27 @@ static int finish_event(const struct rf_engine *e, size_t b, struct rf_engine_sc
 					s->cand[s->n_cand++] = r;
 				}
 			}
+		}
+	}
+	/* Lazy fields the rules about to run read. */
+	size_t nf = pk->n_fields + 1;
+	for (uint32_t k = 0; k < s->n_cand + et->always_len; k++) {
+		uint32_t r = k < s->n_cand ? s->cand[k] : e->always[et->always_off + k - s->n_cand];
+		for (uint32_t j = 0; j < e->lazy_len[r]; j++) {
+			uint32_t f = e->lazy_fields[e->lazy_off[r] + j];
+			if (f >= pk->n_fields || !e->pf[f].db) {
+				s->st.violations++;
+				continue;
+			}
+			if (s->lazy_stamp[f] == s->rstamp)
+				continue;
+			s->lazy_stamp[f] = s->rstamp;
+			if (s->field_stamp[b * nf + f] != s->stamp)
+				continue;
+			s->cur = s->bits + b * s->words;
+			if (hs_scan(e->pf[f].db, s->fval[b * nf + f], s->flen[b * nf + f], 0, s->hs,
+				    on_match, s) != HS_SUCCESS)
+				return -EIO;
 		}
 	}
 	for (uint32_t k = 0; k < s->n_cand + et->always_len; k++) {
@@ -850,7 +915,7 @@ int rf_engine_eval_batch(const struct rf_engine *e, const struct rf_event *const
 	 * brought into cache once per batch rather than once per event. */
 	for (uint32_t f = 0; f < pk->n_fields; f++) {
 		const struct pfield_rt *rt = &e->pf[f];
-		if (!rt->db)
+		if (!rt->db || rt->lazy)
 			continue;
 		for (size_t b = 0; b < n; b++) {
 			if (s->field_stamp[b * nf + f] != s->stamp || s->ev_type[b] == e->n_ev)
@@ -867,8 +932,12 @@ int rf_engine_eval_batch(const struct rf_engine *e, const struct rf_event *const
 			s->st.truncated++;
 		if (ret_truncated)
 			ret_truncated[b] = trunc[b];
-		if (s->ev_type[b] != e->n_ev)
-			total += finish_event(e, b, s, fn, userdata);
+		if (s->ev_type[b] != e->n_ev) {
+			r = finish_event(e, b, s, fn, userdata);
+			if (r < 0)
+				return r;
+			total += r;
+		}
 	}
 	return total;
 }

@@ -482,6 +482,32 @@ static void test_batch_equals_single(void **state)
 	free(p);
 }
 
+/* A field whose patterns only appear in filters (never in a trigger set) is scanned only when a
+ * rule that reads it runs: the filter must still apply, and absent stays absent. */
+static void test_filter_only_field(void **state)
+{
+	struct rf_ir_atom a[] = {A("Image", S, RF_OP_ENDSWITH, 0, "\\cmd.exe"),
+				 A("CurrentDirectory", S, RF_OP_CONTAINS, 0, "\\temp\\"),
+				 A("IntegrityLevel", S, RF_OP_EQ, 0, "system")};
+	/* Image AND NOT CurrentDirectory~temp AND NOT IntegrityLevel=System */
+	uint32_t code[] = {RF_INSN(RF_I_ATOM, 0), RF_INSN(RF_I_ATOM, 1), RF_INSN(RF_I_NOT, 0),
+			   RF_INSN(RF_I_AND, 0), RF_INSN(RF_I_ATOM, 2), RF_INSN(RF_I_NOT, 0),
+			   RF_INSN(RF_I_AND, 0)};
+	struct rf_ir_rule r = {"lazy", "t", "", "", PC, a, 3, code, 7};
+	size_t len;
+	uint8_t *p = build(&r, 1, &len);
+
+	assert_int_equal(eval_line(p, len, "{\"event\":\"process_creation\",\"Image\":\"c:\\\\cmd.exe\","
+				   "\"CurrentDirectory\":\"C:\\\\Temp\\\\\",\"IntegrityLevel\":\"High\"}", NULL), 0);
+	assert_int_equal(eval_line(p, len, "{\"event\":\"process_creation\",\"Image\":\"c:\\\\cmd.exe\","
+				   "\"CurrentDirectory\":\"C:\\\\Users\\\\\",\"IntegrityLevel\":\"System\"}", NULL), 0);
+	assert_int_equal(eval_line(p, len, "{\"event\":\"process_creation\",\"Image\":\"c:\\\\cmd.exe\","
+				   "\"CurrentDirectory\":\"C:\\\\Users\\\\\",\"IntegrityLevel\":\"High\"}", NULL), 1);
+	assert_int_equal(eval_line(p, len, "{\"event\":\"process_creation\",\"Image\":\"c:\\\\cmd.exe\"}", NULL), 1);
+	assert_int_equal(eval_line(p, len, "{\"event\":\"process_creation\",\"Image\":\"c:\\\\x.exe\"}", NULL), 0);
+	free(p);
+}
+
 static void test_truncation(void **state)
 {
 	struct rf_ir_atom a = A("CommandLine", S, RF_OP_ENDSWITH, 0, "TAIL");
@@ -561,6 +587,7 @@ int main(void)
 		cmocka_unit_test(test_logic_and_prefilter),
 		cmocka_unit_test(test_truncation),
 		cmocka_unit_test(test_batch_equals_single),
+		cmocka_unit_test(test_filter_only_field),
 		cmocka_unit_test(test_runtime_violation),
 	};
 	return cmocka_run_group_tests(tests, setup, teardown);
