@@ -37,66 +37,90 @@ static uint32_t rnd(uint32_t n)
 /* Image, OriginalFileName, Description: benign programs first, then the LOLBins that make up
  * the suspicious 1 in 50. */
 static const char *const images[][3] = {
-	{"C:\\Windows\\System32\\svchost.exe", "svchost.exe", "Host Process for Windows Services"},
-	{"C:\\Windows\\System32\\conhost.exe", "CONHOST.EXE", "Console Window Host"},
-	{"C:\\Windows\\System32\\taskhostw.exe", "taskhostw.exe", "Host Process for Windows Tasks"},
-	{"C:\\Windows\\System32\\backgroundTaskHost.exe", "backgroundTaskHost.exe", "Background Task Host"},
-	{"C:\\Windows\\System32\\SearchProtocolHost.exe", "SearchProtocolHost.exe", "Microsoft Windows Search Protocol Host"},
-	{"C:\\Program Files\\Google\\Chrome\\Application\\chrome.exe", "chrome.exe", "Google Chrome"},
-	{"C:\\Program Files (x86)\\Microsoft\\Edge\\Application\\msedge.exe", "msedge.exe", "Microsoft Edge"},
-	{"C:\\Program Files\\Microsoft Office\\root\\Office16\\WINWORD.EXE", "WinWord.exe", "Microsoft Word"},
-	{"C:\\Program Files\\Microsoft Office\\root\\Office16\\OUTLOOK.EXE", "Outlook.exe", "Microsoft Outlook"},
-	{"C:\\Users\\alice\\AppData\\Local\\Microsoft\\Teams\\current\\Teams.exe", "Teams.exe", "Microsoft Teams"},
-	{"C:\\Program Files\\Git\\cmd\\git.exe", "git.exe", "Git for Windows"},
-	{"C:\\Windows\\System32\\RuntimeBroker.exe", "RuntimeBroker.exe", "Runtime Broker"},
-	{"C:\\Program Files\\Microsoft VS Code\\Code.exe", "electron.exe", "Visual Studio Code"},
-	/* suspicious */
-	{"C:\\Windows\\System32\\cmd.exe", "Cmd.Exe", "Windows Command Processor"},
-	{"C:\\Windows\\System32\\WindowsPowerShell\\v1.0\\powershell.exe", "PowerShell.EXE", "Windows PowerShell"},
-	{"C:\\Windows\\System32\\rundll32.exe", "RUNDLL32.EXE", "Windows host process (Rundll32)"},
-	{"C:\\Windows\\System32\\reg.exe", "reg.exe", "Registry Console Tool"},
-	{"C:\\Windows\\System32\\schtasks.exe", "schtasks.exe", "Task Scheduler Configuration Tool"},
-	{"C:\\Windows\\System32\\net.exe", "net.exe", "Net Command"},
-	{"C:\\Windows\\System32\\whoami.exe", "whoami.exe", "whoami - displays logged on user information"},
-	{"C:\\Windows\\System32\\certutil.exe", "CertUtil.exe", "CertUtil.exe"},
-	{"C:\\Windows\\SysWOW64\\regsvr32.exe", "REGSVR32.EXE", "Microsoft(C) Register Server"},
-	{"C:\\Windows\\System32\\mshta.exe", "MSHTA.EXE", "Microsoft (R) HTML Application host"},
+    {"C:\\Windows\\System32\\svchost.exe", "svchost.exe", "Host Process for Windows Services"},
+    {"C:\\Windows\\System32\\conhost.exe", "CONHOST.EXE", "Console Window Host"},
+    {"C:\\Windows\\System32\\taskhostw.exe", "taskhostw.exe", "Host Process for Windows Tasks"},
+    {"C:\\Windows\\System32\\backgroundTaskHost.exe", "backgroundTaskHost.exe",
+     "Background Task Host"},
+    {"C:\\Windows\\System32\\SearchProtocolHost.exe", "SearchProtocolHost.exe",
+     "Microsoft Windows Search Protocol Host"},
+    {"C:\\Program Files\\Google\\Chrome\\Application\\chrome.exe", "chrome.exe", "Google Chrome"},
+    {"C:\\Program Files (x86)\\Microsoft\\Edge\\Application\\msedge.exe", "msedge.exe",
+     "Microsoft Edge"},
+    {"C:\\Program Files\\Microsoft Office\\root\\Office16\\WINWORD.EXE", "WinWord.exe",
+     "Microsoft Word"},
+    {"C:\\Program Files\\Microsoft Office\\root\\Office16\\OUTLOOK.EXE", "Outlook.exe",
+     "Microsoft Outlook"},
+    {"C:\\Users\\alice\\AppData\\Local\\Microsoft\\Teams\\current\\Teams.exe", "Teams.exe",
+     "Microsoft Teams"},
+    {"C:\\Program Files\\Git\\cmd\\git.exe", "git.exe", "Git for Windows"},
+    {"C:\\Windows\\System32\\RuntimeBroker.exe", "RuntimeBroker.exe", "Runtime Broker"},
+    {"C:\\Program Files\\Microsoft VS Code\\Code.exe", "electron.exe", "Visual Studio Code"},
+    /* suspicious */
+    {"C:\\Windows\\System32\\cmd.exe", "Cmd.Exe", "Windows Command Processor"},
+    {"C:\\Windows\\System32\\WindowsPowerShell\\v1.0\\powershell.exe", "PowerShell.EXE",
+     "Windows PowerShell"},
+    {"C:\\Windows\\System32\\rundll32.exe", "RUNDLL32.EXE", "Windows host process (Rundll32)"},
+    {"C:\\Windows\\System32\\reg.exe", "reg.exe", "Registry Console Tool"},
+    {"C:\\Windows\\System32\\schtasks.exe", "schtasks.exe", "Task Scheduler Configuration Tool"},
+    {"C:\\Windows\\System32\\net.exe", "net.exe", "Net Command"},
+    {"C:\\Windows\\System32\\whoami.exe", "whoami.exe",
+     "whoami - displays logged on user information"},
+    {"C:\\Windows\\System32\\certutil.exe", "CertUtil.exe", "CertUtil.exe"},
+    {"C:\\Windows\\SysWOW64\\regsvr32.exe", "REGSVR32.EXE", "Microsoft(C) Register Server"},
+    {"C:\\Windows\\System32\\mshta.exe", "MSHTA.EXE", "Microsoft (R) HTML Application host"},
 };
 #define NBENIGN_IMG 13
-#define NIMG (sizeof(images) / sizeof(images[0]))
-static const char *const parents[] = {
-	"C:\\Windows\\explorer.exe", "C:\\Windows\\System32\\services.exe",
-	"C:\\Windows\\System32\\svchost.exe",
-	"C:\\Program Files\\Google\\Chrome\\Application\\chrome.exe"};
-
+#define NIMG	    (sizeof(images) / sizeof(images[0]))
+static const char *const parents[] = {"C:\\Windows\\explorer.exe",
+				      "C:\\Windows\\System32\\services.exe",
+				      "C:\\Windows\\System32\\svchost.exe",
+				      "C:\\Program Files\\Google\\Chrome\\Application\\chrome.exe"};
 
 static const char *const args[] = {
-	/* benign */
-	"-k netsvcs -p -s Schedule", "0xffffffff -ForceV1", "-Embedding", "",
-	"--type=renderer --field-trial-handle=1234,5678 --lang=en-US --disable-gpu-compositing",
-	"/n \"C:\\Users\\bob\\Documents\\Quarterly report.docx\" /o \"\"",
-	"status --porcelain", "-ServerName:App.AppXtk.mca", "-k LocalServiceNetworkRestricted -p",
-	"/c \"C:\\Program Files\\Tools\\build.cmd\" release", "--profile-directory=Default",
-	"-NoProfile -File C:\\scripts\\inventory.ps1", "/S /D=C:\\Program Files\\App",
-	"--update-check --silent", "/autorun", "-k DcomLaunch -p", "commit -m \"fix build\"",
-	/* suspicious (1 in 50 events) */
-	"/c whoami /all", "-urlcache -split -f http://example.test/a.txt a.txt",
-	"add HKCU\\Software\\Microsoft\\Windows\\CurrentVersion\\Run /v Updater /d C:\\Tools\\upd.exe /f",
-	"/create /tn Backup /tr C:\\Tools\\backup.bat /sc daily", "user /domain",
-	"/s /u C:\\Windows\\System32\\scrobj.dll", "-nop -w hidden -enc SQBFAFgA",
-	"C:\\Windows\\System32\\comsvcs.dll, MiniDump 624 C:\\temp\\l.dmp full",
-	"shadowcopy delete /nointeractive",
+    /* benign */
+    "-k netsvcs -p -s Schedule",
+    "0xffffffff -ForceV1",
+    "-Embedding",
+    "",
+    "--type=renderer --field-trial-handle=1234,5678 --lang=en-US --disable-gpu-compositing",
+    "/n \"C:\\Users\\bob\\Documents\\Quarterly report.docx\" /o \"\"",
+    "status --porcelain",
+    "-ServerName:App.AppXtk.mca",
+    "-k LocalServiceNetworkRestricted -p",
+    "/c \"C:\\Program Files\\Tools\\build.cmd\" release",
+    "--profile-directory=Default",
+    "-NoProfile -File C:\\scripts\\inventory.ps1",
+    "/S /D=C:\\Program Files\\App",
+    "--update-check --silent",
+    "/autorun",
+    "-k DcomLaunch -p",
+    "commit -m \"fix build\"",
+    /* suspicious (1 in 50 events) */
+    "/c whoami /all",
+    "-urlcache -split -f http://example.test/a.txt a.txt",
+    "add HKCU\\Software\\Microsoft\\Windows\\CurrentVersion\\Run /v Updater /d C:\\Tools\\upd.exe "
+    "/f",
+    "/create /tn Backup /tr C:\\Tools\\backup.bat /sc daily",
+    "user /domain",
+    "/s /u C:\\Windows\\System32\\scrobj.dll",
+    "-nop -w hidden -enc SQBFAFgA",
+    "C:\\Windows\\System32\\comsvcs.dll, MiniDump 624 C:\\temp\\l.dmp full",
+    "shadowcopy delete /nointeractive",
 };
 #define NBENIGN 17
-#define NARGS (sizeof(args) / sizeof(args[0]))
+#define NARGS	(sizeof(args) / sizeof(args[0]))
 
-
-static const char *const users[] = {"CORP\\alice", "CORP\\bob", "NT AUTHORITY\\SYSTEM",
-				    "NT AUTHORITY\\LOCAL SERVICE", "NT AUTHORITY\\NETWORK SERVICE",
+static const char *const users[] = {"CORP\\alice",
+				    "CORP\\bob",
+				    "NT AUTHORITY\\SYSTEM",
+				    "NT AUTHORITY\\LOCAL SERVICE",
+				    "NT AUTHORITY\\NETWORK SERVICE",
 				    "CORP\\svc_backup"};
 static const char *const levels[] = {"Medium", "High", "System", "Low"};
-static const char *const dirs[] = {"C:\\Windows\\system32\\", "C:\\Users\\alice\\", "C:\\Users\\bob\\Documents\\",
-				   "C:\\Program Files\\Git\\", "C:\\Windows\\"};
+static const char *const dirs[] = {"C:\\Windows\\system32\\", "C:\\Users\\alice\\",
+				   "C:\\Users\\bob\\Documents\\", "C:\\Program Files\\Git\\",
+				   "C:\\Windows\\"};
 
 static void json_esc(char **o, const char *s)
 {
@@ -111,7 +135,8 @@ static size_t gen_event(char *out)
 {
 	char *o = out;
 	bool bad = rnd(50) == 0;
-	const char *const *im = images[bad ? NBENIGN_IMG + rnd(NIMG - NBENIGN_IMG) : rnd(NBENIGN_IMG)];
+	const char *const *im =
+	    images[bad ? NBENIGN_IMG + rnd(NIMG - NBENIGN_IMG) : rnd(NBENIGN_IMG)];
 	const char *img = im[0], *par;
 	/* Plausible parents: services start svchost, svchost starts the task and broker hosts,
 	 * conhost belongs to a console program, the rest come from the shell or the browser. */
@@ -125,31 +150,36 @@ static size_t gen_event(char *out)
 		par = parents[rnd(2) ? 0 : 3];
 	char cmd[1024];
 
-	/* Most process starts are benign: 1 in 50 gets an argument string from the suspicious end of
-	 * the list (LOLBins, persistence, discovery), the rest a benign one. */
+	/* Most process starts are benign: 1 in 50 gets an argument string from the suspicious end
+	 * of the list (LOLBins, persistence, discovery), the rest a benign one. */
 	const char *arg = bad ? args[NBENIGN + rnd(NARGS - NBENIGN)] : args[rnd(NBENIGN)];
 	snprintf(cmd, sizeof(cmd), "\"%s\"%s%s", img, *arg ? " " : "", arg);
-	o += sprintf(o, "{\"event\":\"process_creation\",\"UtcTime\":\"2024-07-19 04:%02u:%02u.%03u\","
-		     "\"ProcessGuid\":\"{3f1c%04x-5d2e-66a0-1a02-000000002%03u}\",\"ProcessId\":%u,\"Image\":\"",
+	o += sprintf(o,
+		     "{\"event\":\"process_creation\",\"UtcTime\":\"2024-07-19 04:%02u:%02u.%03u\","
+		     "\"ProcessGuid\":\"{3f1c%04x-5d2e-66a0-1a02-000000002%03u}\",\"ProcessId\":%u,"
+		     "\"Image\":\"",
 		     rnd(60), rnd(60), rnd(1000), rnd(65536), rnd(1000), 100 + rnd(30000));
 	json_esc(&o, img);
-	o += sprintf(o, "\",\"FileVersion\":\"10.0.19041.%u (WinBuild.160101.0800)\",\"Description\":"
+	o += sprintf(o,
+		     "\",\"FileVersion\":\"10.0.19041.%u (WinBuild.160101.0800)\",\"Description\":"
 		     "\"%s\",\"Product\":\"Microsoft\\u00ae Windows\\u00ae Operating "
 		     "System\",\"Company\":\"Microsoft Corporation\",\"OriginalFileName\":\"%s\","
-		     "\"CommandLine\":\"", rnd(5000), im[2], im[1]);
+		     "\"CommandLine\":\"",
+		     rnd(5000), im[2], im[1]);
 	json_esc(&o, cmd);
 	o += sprintf(o, "\",\"CurrentDirectory\":\"");
 	json_esc(&o, PICK(dirs));
 	o += sprintf(o, "\",\"User\":\"");
 	json_esc(&o, PICK(users));
-	o += sprintf(o, "\",\"LogonGuid\":\"{3f1c%04x-0000-0000-0000-000000000000}\",\"LogonId\":"
+	o += sprintf(o,
+		     "\",\"LogonGuid\":\"{3f1c%04x-0000-0000-0000-000000000000}\",\"LogonId\":"
 		     "\"0x%x\",\"TerminalSessionId\":%u,\"IntegrityLevel\":\"%s\",\"Hashes\":"
 		     "\"SHA1=%08x%08x,MD5=%08x%08x,SHA256=%08x%08x%08x%08x,IMPHASH=%08x%08x\","
 		     "\"ParentProcessGuid\":\"{3f1c%04x-5d2e-66a0-1a02-000000002%03u}\","
 		     "\"ParentProcessId\":%u,\"ParentImage\":\"",
 		     rnd(65536), rnd(1u << 20), rnd(3), PICK(levels), rnd(~0u), rnd(~0u), rnd(~0u),
-		     rnd(~0u), rnd(~0u), rnd(~0u), rnd(~0u), rnd(~0u), rnd(~0u), rnd(~0u), rnd(65536),
-		     rnd(1000), 100 + rnd(30000));
+		     rnd(~0u), rnd(~0u), rnd(~0u), rnd(~0u), rnd(~0u), rnd(~0u), rnd(~0u),
+		     rnd(65536), rnd(1000), 100 + rnd(30000));
 	json_esc(&o, par);
 	o += sprintf(o, "\",\"ParentCommandLine\":\"");
 	json_esc(&o, par);
@@ -165,14 +195,39 @@ static size_t gen_event(char *out)
  * CommandLine, ParentImage, OriginalFileName with endswith/contains/startswith/eq, AND/OR/NOT. */
 static int synthetic_pack(size_t nrules, uint8_t **ret, size_t *ret_len)
 {
-	static const char *const fields[] = {"Image", "CommandLine", "ParentImage", "OriginalFileName",
-					     "CommandLine", "CommandLine", "Image"};
-	static const char *const words[] = {"\\rundll32.exe", "javascript:", "-enc", "downloadstring",
-					    "\\temp\\", "\\appdata\\", "comsvcs", "minidump", "-nop",
-					    "bypass", "\\mshta.exe", "vbscript", "/transfer", "shadow",
-					    "delete", "\\regsvr32.exe", "scrobj", "http", "\\users\\public\\",
-					    "iex", "invoke-", "whoami", "net1", "certutil", "-decode",
-					    "procdump", "lsass", ".hta", "\\windows\\tasks\\", "wmic"};
+	static const char *const fields[] = {
+	    "Image",	   "CommandLine", "ParentImage", "OriginalFileName",
+	    "CommandLine", "CommandLine", "Image"};
+	static const char *const words[] = {"\\rundll32.exe",
+					    "javascript:",
+					    "-enc",
+					    "downloadstring",
+					    "\\temp\\",
+					    "\\appdata\\",
+					    "comsvcs",
+					    "minidump",
+					    "-nop",
+					    "bypass",
+					    "\\mshta.exe",
+					    "vbscript",
+					    "/transfer",
+					    "shadow",
+					    "delete",
+					    "\\regsvr32.exe",
+					    "scrobj",
+					    "http",
+					    "\\users\\public\\",
+					    "iex",
+					    "invoke-",
+					    "whoami",
+					    "net1",
+					    "certutil",
+					    "-decode",
+					    "procdump",
+					    "lsass",
+					    ".hta",
+					    "\\windows\\tasks\\",
+					    "wmic"};
 	struct rf_pack_builder *b;
 	struct rf_diag d = {0};
 	int r = rf_pack_builder_new(&b);
@@ -189,11 +244,16 @@ static int synthetic_pack(size_t nrules, uint8_t **ret, size_t *ret_len)
 			const char *f = PICK(fields);
 			uint32_t op = RF_OP_EQ + rnd(4);
 			for (size_t v = 0; v < nv && na < 32; v++) {
-				snprintf(pats[na], sizeof(pats[na]), "%s%u", PICK(words), rnd(4) ? 0 : rnd(100));
+				snprintf(pats[na], sizeof(pats[na]), "%s%u", PICK(words),
+					 rnd(4) ? 0 : rnd(100));
 				if (pats[na][strlen(pats[na]) - 1] == '0')
 					pats[na][strlen(pats[na]) - 1] = '\0';
-				atoms[na] = (struct rf_ir_atom){f, RF_FT_STRING, op, 0, (const uint8_t *)pats[na],
-							   strlen(pats[na])};
+				atoms[na] = (struct rf_ir_atom){f,
+								RF_FT_STRING,
+								op,
+								0,
+								(const uint8_t *)pats[na],
+								strlen(pats[na])};
 				code[nc++] = RF_INSN(RF_I_ATOM, na);
 				if (v)
 					code[nc++] = RF_INSN(RF_I_OR, 0);
@@ -205,8 +265,9 @@ static int synthetic_pack(size_t nrules, uint8_t **ret, size_t *ret_len)
 				code[nc++] = RF_INSN(RF_I_AND, 0);
 		}
 		snprintf(id, sizeof(id), "synthetic-%zu", i);
-		struct rf_ir_rule rule = {id, "Synthetic rule", "medium", "bench", "process_creation",
-					  atoms, na, code, nc};
+		struct rf_ir_rule rule = {
+		    id, "Synthetic rule", "medium", "bench", "process_creation", atoms, na, code,
+		    nc};
 		if ((r = rf_pack_builder_add(b, &rule, &d)) < 0) {
 			fprintf(stderr, "synthetic rule %zu: %s\n", i, d.first);
 			rf_pack_builder_free(b);
@@ -253,7 +314,8 @@ int main(int argc, char **argv)
 		else if (!strcmp(argv[i], "--synthetic") && i + 1 < argc)
 			synthetic = strtoul(argv[++i], NULL, 10);
 		else if (!strcmp(argv[i], "--dump") && i + 1 < argc) {
-			/* Print N events of the realistic mix as JSON lines (for eval and inspection). */
+			/* Print N events of the realistic mix as JSON lines (for eval and
+			 * inspection). */
 			char buf[8192];
 			for (unsigned long k = strtoul(argv[++i], NULL, 10); k; k--) {
 				size_t n = gen_event(buf);
@@ -261,13 +323,15 @@ int main(int argc, char **argv)
 			}
 			return 0;
 		} else if (!strcmp(argv[i], "--help")) {
-			printf("usage: bench-content PACK|--synthetic N [--manifest M] [--events N]\n");
+			printf("usage: bench-content PACK|--synthetic N [--manifest M] [--events "
+			       "N]\n");
 			return 0;
 		} else
 			packpath = argv[i];
 	}
 	if (!packpath && !synthetic) {
-		fprintf(stderr, "usage: bench-content PACK|--synthetic N [--manifest M] [--events N]\n");
+		fprintf(stderr,
+			"usage: bench-content PACK|--synthetic N [--manifest M] [--events N]\n");
 		return 2;
 	}
 	if (mpath) {
@@ -284,7 +348,8 @@ int main(int argc, char **argv)
 	if (synthetic) {
 		if (synthetic_pack(synthetic, &pack, &plen) < 0)
 			return 2;
-		printf("pack: %zu synthetic rules of realistic shape (no compiled Sigma pack)\n", synthetic);
+		printf("pack: %zu synthetic rules of realistic shape (no compiled Sigma pack)\n",
+		       synthetic);
 	} else if (rf_file_read(packpath, RF_PACK_MAX, &pack, &plen) < 0) {
 		fprintf(stderr, "bench: cannot read %s\n", packpath);
 		return 2;
@@ -326,13 +391,14 @@ int main(int argc, char **argv)
 	long rss2 = maxrss_kb();
 	struct rf_pack_summary sum;
 	rf_pack_summary(rf_engine_pack(e), &sum);
-	printf("pack: %zu bytes, %zu rules, %zu atoms, %zu fields, %zu instructions\n", sum.total_len,
-	       sum.n_rules, sum.n_atoms, sum.n_fields, sum.n_code);
-	printf("verify (structure + manifest + wildcard patterns through Vectorscan's parser): "
-	       "%.2f ms (best of 5), verified pack holds %zu KiB of heap (%.1fx the pack), peak RSS "
-	       "growth %ld KiB\n",
-	       best / 1e6, (heap1 - heap0) / 1024, (double)(heap1 - heap0) / (double)plen,
-	       rss1 - rss0);
+	printf("pack: %zu bytes, %zu rules, %zu atoms, %zu fields, %zu instructions\n",
+	       sum.total_len, sum.n_rules, sum.n_atoms, sum.n_fields, sum.n_code);
+	printf(
+	    "verify (structure + manifest + wildcard patterns through Vectorscan's parser): "
+	    "%.2f ms (best of 5), verified pack holds %zu KiB of heap (%.1fx the pack), peak RSS "
+	    "growth %ld KiB\n",
+	    best / 1e6, (heap1 - heap0) / 1024, (double)(heap1 - heap0) / (double)plen,
+	    rss1 - rss0);
 	printf("load (verify + compile matchers): %.1f ms, peak RSS growth %ld KiB\n", tload / 1e6,
 	       rss2 - rss1);
 
@@ -359,15 +425,16 @@ int main(int argc, char **argv)
 	for (size_t pass = 0; pass < passes; pass++) {
 		uint64_t a0 = cpu_ns();
 		for (size_t k = 0; k < NDISTINCT; k++)
-			if (rf_event_parse((uint8_t *)lines[k], lens[k], scratch, RF_EVENT_LINE_MAX, &ev,
-					   &d) < 0) {
-				fprintf(stderr, "bench: generated event does not parse: %s\n", d.first);
+			if (rf_event_parse((uint8_t *)lines[k], lens[k], scratch, RF_EVENT_LINE_MAX,
+					   &ev, &d) < 0) {
+				fprintf(stderr, "bench: generated event does not parse: %s\n",
+					d.first);
 				return 1;
 			}
 		uint64_t a1 = cpu_ns();
 		for (size_t k = 0; k < NDISTINCT; k++) {
-			if (rf_event_parse((uint8_t *)lines[k], lens[k], scratch, RF_EVENT_LINE_MAX, &ev,
-					   &d) < 0)
+			if (rf_event_parse((uint8_t *)lines[k], lens[k], scratch, RF_EVENT_LINE_MAX,
+					   &ev, &d) < 0)
 				return 1;
 			int r = rf_engine_eval(e, &ev, s, no_alert, NULL, NULL);
 			if (r < 0)
@@ -393,8 +460,8 @@ int main(int argc, char **argv)
 			size_t nb = 0;
 			for (; nb < RF_ENGINE_BATCH_MAX && k + nb < NDISTINCT; nb++) {
 				size_t j = k + nb;
-				if (rf_event_parse((uint8_t *)lines[j], lens[j], bscratch + nb * 8192, 8192,
-						   &bev[nb], &d) < 0)
+				if (rf_event_parse((uint8_t *)lines[j], lens[j],
+						   bscratch + nb * 8192, 8192, &bev[nb], &d) < 0)
 					return 1;
 				bptr[nb] = &bev[nb];
 			}
@@ -413,11 +480,12 @@ int main(int argc, char **argv)
 	nevents = passes * NDISTINCT;
 	double tparse = (double)bparse / NDISTINCT, tboth = (double)bboth / NDISTINCT;
 	double teval = tboth > tparse ? tboth - tparse : 0;
-	printf("realistic mix: %zu process_creation events (avg %zu bytes), %llu alerts, %.1f atoms "
-	       "matched/event, %.1f rules run/event after the prefilter (of %zu)\n",
-	       nevents, bytes / NDISTINCT, (unsigned long long)alerts,
-	       (double)st.atoms / (double)nevents,
-	       (double)st.rules_run / (double)nevents, sum.n_rules);
+	printf(
+	    "realistic mix: %zu process_creation events (avg %zu bytes), %llu alerts, %.1f atoms "
+	    "matched/event, %.1f rules run/event after the prefilter (of %zu)\n",
+	    nevents, bytes / NDISTINCT, (unsigned long long)alerts,
+	    (double)st.atoms / (double)nevents, (double)st.rules_run / (double)nevents,
+	    sum.n_rules);
 	printf("  parse: %.2f us/event; evaluate: %.2f us/event; parse + evaluate: %.2f us/event = "
 	       "%.0f events/s on one core (best of %zu passes, thread CPU time)\n",
 	       tparse / 1e3, teval / 1e3, tboth / 1e3, 1e9 / tboth, passes);
@@ -430,9 +498,10 @@ int main(int argc, char **argv)
 	const struct rf_pack *pk = rf_engine_pack(e);
 	static char val[RF_EVENT_FIELDS_MAX][RF_EVENT_VALUE_MAX + 1];
 	static struct rf_event wev;
-	const char *pcf[] = {"UtcTime", "ProcessGuid", "Image", "FileVersion", "Description", "Product",
-			     "Company", "OriginalFileName", "CommandLine", "CurrentDirectory", "User",
-			     "LogonGuid", "LogonId", "IntegrityLevel", "Hashes", "ParentProcessGuid",
+	const char *pcf[] = {"UtcTime",	    "ProcessGuid",	 "Image",     "FileVersion",
+			     "Description", "Product",		 "Company",   "OriginalFileName",
+			     "CommandLine", "CurrentDirectory",	 "User",      "LogonGuid",
+			     "LogonId",	    "IntegrityLevel",	 "Hashes",    "ParentProcessGuid",
 			     "ParentImage", "ParentCommandLine", "ParentUser"};
 	const int nf = (int)(sizeof(pcf) / sizeof(pcf[0]));
 	for (int mode = 0; mode < 2; mode++) {
@@ -446,19 +515,23 @@ int main(int argc, char **argv)
 				o = RF_EVENT_VALUE_MAX;
 			} else {
 				/* Concatenate every pattern literal of the pack (globs removed). */
-				for (uint32_t a = 0; o < RF_EVENT_VALUE_MAX; a = (a + 1) % (pk->n_atoms ? pk->n_atoms : 1)) {
-					const struct rf_pstr *p = pk->n_atoms ? &pk->strings[pk->atoms[a].pattern] : NULL;
+				for (uint32_t a = 0; o < RF_EVENT_VALUE_MAX;
+				     a = (a + 1) % (pk->n_atoms ? pk->n_atoms : 1)) {
+					const struct rf_pstr *p =
+					    pk->n_atoms ? &pk->strings[pk->atoms[a].pattern] : NULL;
 					if (!p || p->len == 0) {
 						val[f][o++] = '\\';
 						continue;
 					}
-					for (uint32_t j = 0; j < p->len && o < RF_EVENT_VALUE_MAX; j++)
+					for (uint32_t j = 0; j < p->len && o < RF_EVENT_VALUE_MAX;
+					     j++)
 						if (p->s[j] != '*' && p->s[j] != '?')
 							val[f][o++] = p->s[j];
 				}
 			}
-			wev.fields[wev.n_fields++] = (struct rf_event_field){
-				(const uint8_t *)pcf[f], strlen(pcf[f]), (const uint8_t *)val[f], o, true};
+			wev.fields[wev.n_fields++] =
+			    (struct rf_event_field){(const uint8_t *)pcf[f], strlen(pcf[f]),
+						    (const uint8_t *)val[f], o, true};
 		}
 		struct rf_engine_stats st0, st1;
 		rf_engine_scratch_stats(s, &st0);
@@ -473,10 +546,11 @@ int main(int argc, char **argv)
 				worst = t;
 		}
 		rf_engine_scratch_stats(s, &st1);
-		printf("worst case (%s, %d fields x %u bytes): %.1f us/event mean, %.1f us max, %d alerts, "
+		printf("worst case (%s, %d fields x %u bytes): %.1f us/event mean, %.1f us max, %d "
+		       "alerts, "
 		       "%.0f rules run/event\n",
-		       mode == 0 ? "filler bytes" : "the pack's own pattern text", nf, RF_EVENT_VALUE_MAX,
-		       total / 1e3 / reps, worst / 1e3, hits,
+		       mode == 0 ? "filler bytes" : "the pack's own pattern text", nf,
+		       RF_EVENT_VALUE_MAX, total / 1e3 / reps, worst / 1e3, hits,
 		       (double)(st1.rules_run - st0.rules_run) / reps);
 	}
 	rf_engine_scratch_stats(s, &st);

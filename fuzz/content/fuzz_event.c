@@ -13,7 +13,10 @@
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
-#define A(f, t, o, fl, p) {f, t, o, fl, (const uint8_t *)(p), sizeof(p) - 1}
+#define A(f, t, o, fl, p)                                                                          \
+	{                                                                                          \
+		f, t, o, fl, (const uint8_t *)(p), sizeof(p) - 1                                   \
+	}
 
 static struct rf_engine *engine;
 static struct rf_engine_scratch *scr;
@@ -21,25 +24,29 @@ static struct rf_engine_scratch *scr;
 static void init(void)
 {
 	static const struct rf_ir_atom a[] = {
-		A("Image", RF_FT_STRING, RF_OP_ENDSWITH, 0, "\\cmd.exe"),
-		A("CommandLine", RF_FT_STRING, RF_OP_CONTAINS, 0, "who*ami"),
-		A("CommandLine", RF_FT_STRING, RF_OP_EQ, RF_ATOM_CASED, "a?c"),
-		A("ParentImage", RF_FT_STRING, RF_OP_STARTSWITH, 0, "c:\\"),
-		A("User", RF_FT_STRING, RF_OP_NULL, 0, ""),
-		A("ProcessId", RF_FT_INT, RF_OP_EQ, 0, "4"),
-		A("Hashes", RF_FT_STRING, RF_OP_EXISTS, 0, ""),
-		{NULL, 0, RF_OP_KEYWORD, 0, (const uint8_t *)"mimikatz", 8},
+	    A("Image", RF_FT_STRING, RF_OP_ENDSWITH, 0, "\\cmd.exe"),
+	    A("CommandLine", RF_FT_STRING, RF_OP_CONTAINS, 0, "who*ami"),
+	    A("CommandLine", RF_FT_STRING, RF_OP_EQ, RF_ATOM_CASED, "a?c"),
+	    A("ParentImage", RF_FT_STRING, RF_OP_STARTSWITH, 0, "c:\\"),
+	    A("User", RF_FT_STRING, RF_OP_NULL, 0, ""),
+	    A("ProcessId", RF_FT_INT, RF_OP_EQ, 0, "4"),
+	    A("Hashes", RF_FT_STRING, RF_OP_EXISTS, 0, ""),
+	    {NULL, 0, RF_OP_KEYWORD, 0, (const uint8_t *)"mimikatz", 8},
 	};
-	static const uint32_t c1[] = {RF_INSN(RF_I_ATOM, 0), RF_INSN(RF_I_ATOM, 1), RF_INSN(RF_I_AND, 0),
-				      RF_INSN(RF_I_ATOM, 7), RF_INSN(RF_I_OR, 0)};
-	static const uint32_t c2[] = {RF_INSN(RF_I_ATOM, 2), RF_INSN(RF_I_ATOM, 3), RF_INSN(RF_I_NOT, 0),
-				      RF_INSN(RF_I_AND, 0), RF_INSN(RF_I_ATOM, 4), RF_INSN(RF_I_OR, 0)};
-	static const uint32_t c3[] = {RF_INSN(RF_I_ATOM, 5), RF_INSN(RF_I_ATOM, 6), RF_INSN(RF_I_OR, 0)};
+	static const uint32_t c1[] = {RF_INSN(RF_I_ATOM, 0), RF_INSN(RF_I_ATOM, 1),
+				      RF_INSN(RF_I_AND, 0), RF_INSN(RF_I_ATOM, 7),
+				      RF_INSN(RF_I_OR, 0)};
+	static const uint32_t c2[] = {RF_INSN(RF_I_ATOM, 2), RF_INSN(RF_I_ATOM, 3),
+				      RF_INSN(RF_I_NOT, 0),  RF_INSN(RF_I_AND, 0),
+				      RF_INSN(RF_I_ATOM, 4), RF_INSN(RF_I_OR, 0)};
+	static const uint32_t c3[] = {RF_INSN(RF_I_ATOM, 5), RF_INSN(RF_I_ATOM, 6),
+				      RF_INSN(RF_I_OR, 0)};
 	static const struct rf_ir_atom n[] = {
-		A("DestinationIp", RF_FT_IP, RF_OP_EQ, 0, "10.1.2.3"),
-		A("DestinationPort", RF_FT_INT, RF_OP_EQ, 0, "445"),
+	    A("DestinationIp", RF_FT_IP, RF_OP_EQ, 0, "10.1.2.3"),
+	    A("DestinationPort", RF_FT_INT, RF_OP_EQ, 0, "445"),
 	};
-	static const uint32_t c4[] = {RF_INSN(RF_I_ATOM, 0), RF_INSN(RF_I_ATOM, 1), RF_INSN(RF_I_AND, 0)};
+	static const uint32_t c4[] = {RF_INSN(RF_I_ATOM, 0), RF_INSN(RF_I_ATOM, 1),
+				      RF_INSN(RF_I_AND, 0)};
 	const struct rf_ir_rule r[] = {{"f1", "F1", "high", "x", "process_creation", a, 8, c1, 5},
 				       {"f2", "F2", "low", "x", "process_creation", a, 8, c2, 6},
 				       {"f3", "F3", "low", "x", "process_creation", a, 8, c3, 3},
@@ -56,8 +63,8 @@ static void init(void)
 	for (size_t i = 0; i < sizeof(r) / sizeof(r[0]); i++)
 		if (rf_pack_builder_add(b, &r[i], &d) < 0)
 			abort();
-	if (rf_pack_builder_finish(b, 1, &p, &len) < 0 || rf_engine_load(p, len, m, &engine, &d) < 0 ||
-	    rf_engine_scratch_new(engine, &scr) < 0)
+	if (rf_pack_builder_finish(b, 1, &p, &len) < 0 ||
+	    rf_engine_load(p, len, m, &engine, &d) < 0 || rf_engine_scratch_new(engine, &scr) < 0)
 		abort();
 	rf_pack_builder_free(b);
 	rf_manifest_free(m);

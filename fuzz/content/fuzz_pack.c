@@ -11,8 +11,9 @@
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
-static const char event[] = "{\"event\":\"process_creation\",\"Image\":\"C:\\\\Windows\\\\cmd.exe\","
-			    "\"CommandLine\":\"cmd /c whoami\",\"ProcessId\":4,\"User\":\"\"}";
+static const char event[] =
+    "{\"event\":\"process_creation\",\"Image\":\"C:\\\\Windows\\\\cmd.exe\","
+    "\"CommandLine\":\"cmd /c whoami\",\"ProcessId\":4,\"User\":\"\"}";
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {

@@ -128,8 +128,8 @@ struct rf_engine_scratch;
  * matchers (per-field Vectorscan databases compiled from the verified pattern text). The engine
  * does not keep m or p. Returns 0, the codes of rf_pack_open/rf_pack_check, -ENOMEM.
  */
-int rf_engine_load(const uint8_t *p, size_t n, const struct rf_manifest *m,
-		   struct rf_engine **ret, struct rf_diag *reterr) RF_WUR;
+int rf_engine_load(const uint8_t *p, size_t n, const struct rf_manifest *m, struct rf_engine **ret,
+		   struct rf_diag *reterr) RF_WUR;
 void rf_engine_free(struct rf_engine *e);
 const struct rf_pack *rf_engine_pack(const struct rf_engine *e);
 
@@ -142,7 +142,7 @@ struct rf_engine_stats {
 	uint64_t events;     /* events evaluated */
 	uint64_t unknown;    /* events of a type the manifest does not supply (no rule can match) */
 	uint64_t truncated;  /* events with a field value cut at RF_EVENT_VALUE_MAX */
-	uint64_t atoms;      /* atoms that matched */
+	uint64_t atoms;	     /* atoms that matched */
 	uint64_t rules_run;  /* rule programs executed (after the prefilter) */
 	uint64_t matches;    /* alerts raised */
 	uint64_t violations; /* run-time index/stack checks that failed (must stay 0) */

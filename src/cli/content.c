@@ -24,13 +24,16 @@ static void usage(FILE *f)
 		"  compile RULE.yml|DIR... -o PACK [--manifest M] [--strict]\n"
 		"                  compile Sigma rules into a pack\n"
 		"  verify PACK --manifest M [--manifest M2 ...]\n"
-		"                  check PACK against every agent manifest; exit 0 if it loads on all,\n"
+		"                  check PACK against every agent manifest; exit 0 if it loads on "
+		"all,\n"
 		"                  1 if rejected (every problem on stderr), 2 usage or I/O error\n"
 		"  inspect PACK [--json]\n"
 		"                  show the pack's header and rules\n"
 		"  eval PACK [--manifest M] [EVENTS.jsonl|-]\n"
-		"                  evaluate JSON-lines events (stdin by default); alerts as JSON lines;\n"
-		"                  M defaults to this build's manifest; exit 1 if PACK does not verify\n"
+		"                  evaluate JSON-lines events (stdin by default); alerts as JSON "
+		"lines;\n"
+		"                  M defaults to this build's manifest; exit 1 if PACK does not "
+		"verify\n"
 		"  manifest        print this build's agent manifest (JSON)\n");
 }
 
@@ -82,9 +85,12 @@ static int cmd_verify(int argc, char **argv)
 
 	for (int i = 1; i < argc; i++) {
 		if (is_help(argv[i])) {
-			printf("usage: ringfence content verify PACK --manifest M [--manifest M2 ...]\n"
-			       "Checks PACK's structure and checks it against every manifest (events and\n"
-			       "fields supplied with the right types). Exit 0 if it loads on all, 1 if\n"
+			printf("usage: ringfence content verify PACK --manifest M [--manifest M2 "
+			       "...]\n"
+			       "Checks PACK's structure and checks it against every manifest "
+			       "(events and\n"
+			       "fields supplied with the right types). Exit 0 if it loads on all, "
+			       "1 if\n"
 			       "rejected (every problem on stderr), 2 usage or I/O error.\n");
 			return 0;
 		} else if (!strcmp(argv[i], "--manifest") && i + 1 < argc) {
@@ -105,7 +111,8 @@ static int cmd_verify(int argc, char **argv)
 		}
 	}
 	if (!pack || nm == 0) {
-		fprintf(stderr, "usage: ringfence content verify PACK --manifest M [--manifest M2 ...]\n");
+		fprintf(stderr,
+			"usage: ringfence content verify PACK --manifest M [--manifest M2 ...]\n");
 		return 2;
 	}
 	for (size_t i = 0; i < nm; i++)
@@ -128,8 +135,9 @@ static int cmd_verify(int argc, char **argv)
 		unsigned before = d.count;
 		r = rf_pack_check(pk, ms[i], &d);
 		if (r == 0 && !compiled) {
-			/* Build the matchers as the agent will: Vectorscan's full compile can refuse a
-			 * pattern its parser accepted (resource limits); the publisher must see that. */
+			/* Build the matchers as the agent will: Vectorscan's full compile can
+			 * refuse a pattern its parser accepted (resource limits); the publisher
+			 * must see that. */
 			struct rf_engine *e = NULL;
 			r = rf_engine_load(buf, n, ms[i], &e, &d);
 			rf_engine_free(e);
@@ -182,14 +190,17 @@ static int cmd_inspect(int argc, char **argv)
 	for (int i = 1; i < argc; i++) {
 		if (is_help(argv[i])) {
 			printf("usage: ringfence content inspect PACK [--json]\n"
-			       "Shows the header (format version, content sequence number, table sizes)\n"
-			       "and every rule (id, title, level, author, event, program length). Exit 1\n"
+			       "Shows the header (format version, content sequence number, table "
+			       "sizes)\n"
+			       "and every rule (id, title, level, author, event, program length). "
+			       "Exit 1\n"
 			       "if the pack's structure is invalid.\n");
 			return 0;
 		} else if (!strcmp(argv[i], "--json")) {
 			json = true;
 		} else if (argv[i][0] == '-' && argv[i][1]) {
-			fprintf(stderr, "ringfence content inspect: unknown option '%s'\n", argv[i]);
+			fprintf(stderr, "ringfence content inspect: unknown option '%s'\n",
+				argv[i]);
 			return 2;
 		} else if (!pack) {
 			pack = argv[i];
@@ -241,8 +252,9 @@ static int cmd_inspect(int argc, char **argv)
 			json_str(stdout, ri.event);
 			printf(",\"instructions\":%zu}", ri.n_code);
 		} else {
-			printf("  %s [%s] %s (%s; %s; %zu insns)\n", ri.id, ri.level[0] ? ri.level : "-",
-			       ri.title, ri.event, ri.author[0] ? ri.author : "no author", ri.n_code);
+			printf("  %s [%s] %s (%s; %s; %zu insns)\n", ri.id,
+			       ri.level[0] ? ri.level : "-", ri.title, ri.event,
+			       ri.author[0] ? ri.author : "no author", ri.n_code);
 		}
 	}
 	if (json)
@@ -319,13 +331,18 @@ static int cmd_eval(int argc, char **argv)
 
 	for (int i = 1; i < argc; i++) {
 		if (is_help(argv[i])) {
-			printf("usage: ringfence content eval PACK [--manifest M] [EVENTS.jsonl|-]\n"
-			       "Loads PACK as the agent would (verified against M, by default this build's\n"
-			       "manifest) and evaluates one JSON event per line, e.g.\n"
-			       "  {\"event\":\"process_creation\",\"Image\":\"C:\\\\x.exe\",...}\n"
-			       "Alerts go to stdout as JSON lines with the event's line number and the\n"
-			       "rule's id, title, level and author. A malformed line is reported on stderr\n"
-			       "and skipped. Exit 0 ok, 1 the pack does not verify, 2 usage or I/O error.\n");
+			printf(
+			    "usage: ringfence content eval PACK [--manifest M] [EVENTS.jsonl|-]\n"
+			    "Loads PACK as the agent would (verified against M, by default this "
+			    "build's\n"
+			    "manifest) and evaluates one JSON event per line, e.g.\n"
+			    "  {\"event\":\"process_creation\",\"Image\":\"C:\\\\x.exe\",...}\n"
+			    "Alerts go to stdout as JSON lines with the event's line number and "
+			    "the\n"
+			    "rule's id, title, level and author. A malformed line is reported on "
+			    "stderr\n"
+			    "and skipped. Exit 0 ok, 1 the pack does not verify, 2 usage or I/O "
+			    "error.\n");
 			return 0;
 		} else if (!strcmp(argv[i], "--manifest") && i + 1 < argc) {
 			mpath = argv[++i];
@@ -342,7 +359,8 @@ static int cmd_eval(int argc, char **argv)
 		}
 	}
 	if (!pack) {
-		fprintf(stderr, "usage: ringfence content eval PACK [--manifest M] [EVENTS.jsonl|-]\n");
+		fprintf(stderr,
+			"usage: ringfence content eval PACK [--manifest M] [EVENTS.jsonl|-]\n");
 		return 2;
 	}
 	if (mpath) {

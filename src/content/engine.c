@@ -28,12 +28,12 @@
 #include "content/pack.h"
 #include "ringfence/limits.h"
 
-struct fslot {             /* one manifest field in the lookup table */
-	uint32_t ev;       /* manifest event index */
-	const char *name;  /* manifest field name (owned by names arena) */
+struct fslot {		  /* one manifest field in the lookup table */
+	uint32_t ev;	  /* manifest event index */
+	const char *name; /* manifest field name (owned by names arena) */
 	uint32_t name_len;
-	int32_t pf;        /* pack field index or -1 */
-	uint8_t type;      /* manifest type */
+	int32_t pf;   /* pack field index or -1 */
+	uint8_t type; /* manifest type */
 };
 
 struct numatom {
@@ -43,20 +43,20 @@ struct numatom {
 };
 
 struct pfield_rt {
-	hs_database_t *db;     /* string atoms on this field (NULL if none) */
-	bool lazy;             /* none of them triggers a rule: scan only if a rule that runs reads
-				* the field (phase 3), not for every event (phase 2) */
+	hs_database_t *db; /* string atoms on this field (NULL if none) */
+	bool lazy;	   /* none of them triggers a rule: scan only if a rule that runs reads
+			    * the field (phase 3), not for every event (phase 2) */
 	uint32_t num_off, num_len;   /* int/ip atoms in e->nums */
 	uint32_t pres_off, pres_len; /* EXISTS atoms in e->pres */
 	uint32_t null_off, null_len; /* NULL atoms in e->nulls */
-	uint32_t ev;           /* manifest event index */
+	uint32_t ev;		     /* manifest event index */
 };
 
 struct evtype {
 	char *name;
 	size_t name_len;
 	uint32_t always_off, always_len; /* rules without a trigger set */
-	uint32_t nf_off, nf_len;         /* pack fields of this event that have NULL atoms */
+	uint32_t nf_off, nf_len;	 /* pack fields of this event that have NULL atoms */
 };
 
 struct rf_engine {
@@ -71,8 +71,8 @@ struct rf_engine {
 	struct numatom *nums;
 	uint32_t *pres, *nulls, *nullfields, *always;
 	uint32_t *trig_off, *trig_rules; /* CSR: atom -> rules */
-	uint32_t *rule_ev;               /* manifest event of each rule */
-	uint32_t *lazy_off, *lazy_len;   /* per rule: the lazy fields it reads */
+	uint32_t *rule_ev;		 /* manifest event of each rule */
+	uint32_t *lazy_off, *lazy_len;	 /* per rule: the lazy fields it reads */
 	uint32_t *lazy_fields;
 	size_t scratch_bytes;
 };
@@ -80,11 +80,11 @@ struct rf_engine {
 struct rf_engine_scratch {
 	const struct rf_engine *e;
 	hs_scratch_t *hs;
-	size_t words;           /* 64-bit words of one event's atom bit set */
-	uint64_t *bits;         /* RF_ENGINE_BATCH_MAX bit sets */
-	uint64_t *cur;          /* the bit set Vectorscan matches go to */
-	uint32_t *field_stamp;  /* [slot * n_fields + f] == stamp: field f present in event slot */
-	const char **fval;      /* [slot * n_fields + f]: its (truncated) value */
+	size_t words;	       /* 64-bit words of one event's atom bit set */
+	uint64_t *bits;	       /* RF_ENGINE_BATCH_MAX bit sets */
+	uint64_t *cur;	       /* the bit set Vectorscan matches go to */
+	uint32_t *field_stamp; /* [slot * n_fields + f] == stamp: field f present in event slot */
+	const char **fval;     /* [slot * n_fields + f]: its (truncated) value */
 	uint32_t *flen;
 	uint32_t *rule_stamp, *cand, *matches, *lazy_stamp;
 	uint32_t n_cand, n_matches, stamp, rstamp;
@@ -167,7 +167,8 @@ static int compile_db(const struct rf_engine *e, const uint32_t *atoms, uint32_t
 			goto out;
 		}
 		if (rf__pack_glob_regex(a->op, p->s, p->len, exprs[i], cap) < 0) {
-			r = rf_diag_report(d, -E2BIG, "engine: atom %u: pattern too long", atoms[i]);
+			r = rf_diag_report(d, -E2BIG, "engine: atom %u: pattern too long",
+					   atoms[i]);
 			goto out;
 		}
 		flags[i] = HS_FLAG_DOTALL | HS_FLAG_SINGLEMATCH |
@@ -179,8 +180,9 @@ static int compile_db(const struct rf_engine *e, const uint32_t *atoms, uint32_t
 	bool have_plat = hs_populate_platform(&plat) == HS_SUCCESS;
 	if (hs_compile_multi((const char *const *)exprs, flags, ids, n, HS_MODE_BLOCK,
 			     have_plat ? &plat : NULL, ret, &err) != HS_SUCCESS) {
-		r = rf_diag_report(d, -ENOEXEC, "engine: Vectorscan rejected %s (expression %d): %s",
-				   what, err ? err->expression : -1, err ? err->message : "?");
+		r = rf_diag_report(d, -ENOEXEC,
+				   "engine: Vectorscan rejected %s (expression %d): %s", what,
+				   err ? err->expression : -1, err ? err->message : "?");
 		hs_free_compile_error(err);
 	}
 out:
@@ -202,8 +204,8 @@ out:
  */
 struct tnode {
 	uint32_t left, right; /* children for a union; left = atom for a leaf */
-	uint32_t size;        /* upper bound of the set's size */
-	uint8_t kind;         /* 0 all, 1 leaf, 2 union, 3 empty */
+	uint32_t size;	      /* upper bound of the set's size */
+	uint8_t kind;	      /* 0 all, 1 leaf, 2 union, 3 empty */
 };
 
 /* Returns the number of atoms written to out (at most code_len), or -1 for "all". */
@@ -293,8 +295,8 @@ static int build_triggers(struct rf_engine *e, struct rf_diag *d)
 	always_cnt = calloc(e->n_ev + 1, sizeof(*always_cnt));
 	e->trig_off = calloc((size_t)pk->n_atoms + 1, sizeof(*e->trig_off));
 	e->always = malloc((pk->n_rules + 1) * sizeof(*e->always));
-	if (!pool || !walk || !nodes || !st || !sets || !rs_start || !rs_len || !cnt || !always_cnt || !e->trig_off ||
-	    !e->always)
+	if (!pool || !walk || !nodes || !st || !sets || !rs_start || !rs_len || !cnt ||
+	    !always_cnt || !e->trig_off || !e->always)
 		goto out;
 	size_t nsets = 0;
 	for (uint32_t i = 0; i < pk->n_rules; i++) {
@@ -415,7 +417,8 @@ static int build(struct rf_engine *e, const struct rf_manifest *m, struct rf_dia
 		e->pf[i].ev = (uint32_t)v;
 	}
 	for (uint32_t i = 0; i < pk->n_rules; i++)
-		e->rule_ev[i] = (uint32_t)rf__manifest_event_index(m, rf__pack_str(pk, pk->rules[i].event));
+		e->rule_ev[i] =
+		    (uint32_t)rf__manifest_event_index(m, rf__pack_str(pk, pk->rules[i].event));
 	/* Group atoms per field and kind (counting sort by field). */
 	uint32_t na = pk->n_atoms, nf = pk->n_fields;
 	uint32_t *cs = calloc(nf + 1, sizeof(*cs)), *cn = calloc(nf + 1, sizeof(*cn));
@@ -509,7 +512,8 @@ static int build(struct rf_engine *e, const struct rf_manifest *m, struct rf_dia
 		e->evs[v].nf_off = nfo;
 		for (uint32_t f = 0; f < nf; f++)
 			if (e->pf[f].null_len && e->pf[f].ev == v &&
-			    rf__manifest_event_index(m, rf__pack_str(pk, pk->fields[f].event)) == (int)v)
+			    rf__manifest_event_index(m, rf__pack_str(pk, pk->fields[f].event)) ==
+				(int)v)
 				e->nullfields[nfo++] = f;
 		e->evs[v].nf_len = nfo - e->evs[v].nf_off;
 	}
@@ -735,7 +739,8 @@ static int prepare_event(const struct rf_engine *e, const struct rf_event *ev, s
 	uint64_t *bits = s->bits + b * s->words;
 
 	for (v = 0; v < e->n_ev; v++)
-		if (e->evs[v].name_len == ev->type_len && !memcmp(e->evs[v].name, ev->type, ev->type_len))
+		if (e->evs[v].name_len == ev->type_len &&
+		    !memcmp(e->evs[v].name, ev->type, ev->type_len))
 			break;
 	s->ev_type[b] = (uint32_t)v;
 	if (v == e->n_ev)
@@ -921,8 +926,8 @@ int rf_engine_eval_batch(const struct rf_engine *e, const struct rf_event *const
 			if (s->field_stamp[b * nf + f] != s->stamp || s->ev_type[b] == e->n_ev)
 				continue;
 			s->cur = s->bits + b * s->words;
-			if (hs_scan(rt->db, s->fval[b * nf + f], s->flen[b * nf + f], 0, s->hs, on_match,
-				    s) != HS_SUCCESS)
+			if (hs_scan(rt->db, s->fval[b * nf + f], s->flen[b * nf + f], 0, s->hs,
+				    on_match, s) != HS_SUCCESS)
 				return -EIO;
 		}
 	}

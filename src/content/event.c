@@ -133,14 +133,30 @@ static int parse_string(struct pstate *s, const uint8_t **ret, size_t *ret_len)
 		size_t bl = 1;
 		uint32_t cp;
 		switch (e) {
-		case '"': b[0] = '"'; break;
-		case '\\': b[0] = '\\'; break;
-		case '/': b[0] = '/'; break;
-		case 'b': b[0] = '\b'; break;
-		case 'f': b[0] = '\f'; break;
-		case 'n': b[0] = '\n'; break;
-		case 'r': b[0] = '\r'; break;
-		case 't': b[0] = '\t'; break;
+		case '"':
+			b[0] = '"';
+			break;
+		case '\\':
+			b[0] = '\\';
+			break;
+		case '/':
+			b[0] = '/';
+			break;
+		case 'b':
+			b[0] = '\b';
+			break;
+		case 'f':
+			b[0] = '\f';
+			break;
+		case 'n':
+			b[0] = '\n';
+			break;
+		case 'r':
+			b[0] = '\r';
+			break;
+		case 't':
+			b[0] = '\t';
+			break;
 		case 'u':
 			if (read_u4(s, &cp) < 0)
 				return -EBADMSG;
@@ -252,7 +268,8 @@ int rf_event_parse(const uint8_t *line, size_t n, uint8_t *scratch, size_t scrat
 	int r;
 
 	if (n > RF_EVENT_LINE_MAX)
-		return rf_diag_report(d, -E2BIG, "line of %zu bytes (limit %u)", n, RF_EVENT_LINE_MAX);
+		return rf_diag_report(d, -E2BIG, "line of %zu bytes (limit %u)", n,
+				      RF_EVENT_LINE_MAX);
 	ev->n_fields = 0;
 	ev->type = NULL;
 	ev->type_len = 0;
@@ -331,24 +348,27 @@ int rf_event_parse(const uint8_t *line, size_t n, uint8_t *scratch, size_t scrat
 			}
 			if (ol == nlen && !memcmp(on, name, nlen)) {
 				char q[64];
-				return rf_diag_report(d, -EBADMSG, "byte %zu: duplicate member '%s'",
-						      name_at, rf_diag_quote(q, sizeof(q), name, nlen));
+				return rf_diag_report(d, -EBADMSG,
+						      "byte %zu: duplicate member '%s'", name_at,
+						      rf_diag_quote(q, sizeof(q), name, nlen));
 			}
 			h = (h + 1) & 511;
 		}
 		if (nlen == 5 && !memcmp(name, "event", 5)) {
 			if (!is_str || vlen == 0)
-				return rf_diag_report(d, -EBADMSG,
-						      "byte %zu: \"event\" must be a non-empty string", vat);
+				return rf_diag_report(
+				    d, -EBADMSG, "byte %zu: \"event\" must be a non-empty string",
+				    vat);
 			ev->type = val;
 			ev->type_len = vlen;
 			have_type = true;
 			slots[h] = 0xffff;
 		} else if (!is_null) {
 			if (ev->n_fields >= RF_EVENT_FIELDS_MAX)
-				return rf_diag_report(d, -E2BIG, "byte %zu: more than %u fields", name_at,
-						      RF_EVENT_FIELDS_MAX);
-			ev->fields[ev->n_fields] = (struct rf_event_field){name, nlen, val, vlen, is_str};
+				return rf_diag_report(d, -E2BIG, "byte %zu: more than %u fields",
+						      name_at, RF_EVENT_FIELDS_MAX);
+			ev->fields[ev->n_fields] =
+			    (struct rf_event_field){name, nlen, val, vlen, is_str};
 			slots[h] = (uint16_t)++ev->n_fields;
 		}
 		skip_ws(&s);

@@ -62,21 +62,22 @@ static bool name_ok(const char *s, size_t n)
 	return true;
 }
 
-static int get_name(json_t *obj, const char *key, const char *where, char **ret,
-		    struct rf_diag *d)
+static int get_name(json_t *obj, const char *key, const char *where, char **ret, struct rf_diag *d)
 {
 	json_t *v = json_object_get(obj, key);
 	char q[96];
 
 	if (!json_is_string(v))
-		return rf_diag_report(d, -EBADMSG, "manifest: %s: \"%s\" must be a string", where, key);
+		return rf_diag_report(d, -EBADMSG, "manifest: %s: \"%s\" must be a string", where,
+				      key);
 	const char *s = json_string_value(v);
 	size_t n = json_string_length(v);
 	if (!name_ok(s, n))
-		return rf_diag_report(d, -EBADMSG,
-				      "manifest: %s: \"%s\" '%s' is not a valid name (1-%u printable "
-				      "ASCII bytes, no spaces or quotes)",
-				      where, key, rf_diag_quote(q, sizeof(q), s, n), RF_NAME_MAX);
+		return rf_diag_report(
+		    d, -EBADMSG,
+		    "manifest: %s: \"%s\" '%s' is not a valid name (1-%u printable "
+		    "ASCII bytes, no spaces or quotes)",
+		    where, key, rf_diag_quote(q, sizeof(q), s, n), RF_NAME_MAX);
 	char *c = strdup(s);
 	if (!c)
 		return -ENOMEM;
@@ -110,8 +111,8 @@ static int parse_event(json_t *je, size_t ei, struct mevent *ev, struct rf_diag 
 		return r;
 	json_t *jf = json_object_get(je, "fields");
 	if (!json_is_array(jf))
-		return rf_diag_report(d, -EBADMSG, "manifest: event %s: \"fields\" must be an array",
-				      ev->name);
+		return rf_diag_report(d, -EBADMSG,
+				      "manifest: event %s: \"fields\" must be an array", ev->name);
 	size_t nf = json_array_size(jf);
 	if (nf > RF_MANIFEST_FIELDS_MAX)
 		return rf_diag_report(d, -E2BIG, "manifest: event %s has %zu fields (limit %u)",
@@ -152,11 +153,13 @@ int rf_manifest_parse(const uint8_t *p, size_t n, struct rf_manifest **ret, stru
 	int r;
 
 	if (n > RF_MANIFEST_MAX)
-		return rf_diag_report(d, -E2BIG, "manifest: %zu bytes (limit %u)", n, RF_MANIFEST_MAX);
+		return rf_diag_report(d, -E2BIG, "manifest: %zu bytes (limit %u)", n,
+				      RF_MANIFEST_MAX);
 	root = json_loadb((const char *)p, n, JSON_REJECT_DUPLICATES, &jerr);
 	if (!root)
-		return rf_diag_report(d, -EBADMSG, "manifest: invalid JSON at line %d column %d: %s",
-				      jerr.line, jerr.column, jerr.text);
+		return rf_diag_report(d, -EBADMSG,
+				      "manifest: invalid JSON at line %d column %d: %s", jerr.line,
+				      jerr.column, jerr.text);
 	if (!json_is_object(root)) {
 		r = rf_diag_report(d, -EBADMSG, "manifest: top level must be an object");
 		goto out;

@@ -114,7 +114,8 @@ static size_t glob_wildcards(const uint8_t *p, size_t n)
 	size_t w = 0;
 
 	for (size_t i = 0; i < n; i++) {
-		if (p[i] == '\\' && i + 1 < n && (p[i + 1] == '*' || p[i + 1] == '?' || p[i + 1] == '\\'))
+		if (p[i] == '\\' && i + 1 < n &&
+		    (p[i + 1] == '*' || p[i + 1] == '?' || p[i + 1] == '\\'))
 			i++;
 		else if (p[i] == '*' || p[i] == '?')
 			w++;
@@ -136,11 +137,11 @@ const char *rf__pack_atom_problem(unsigned t, unsigned op, unsigned flags, const
 	if (op < RF_OP_EQ || op > RF_OP_NULL)
 		return "unknown operator";
 	if (op == RF_OP_KEYWORD)
-		return t != 0 ? "keyword atom names a field"
+		return t != 0		    ? "keyword atom names a field"
 		       : n > RF_PATTERN_MAX ? "pattern longer than RF_PATTERN_MAX (1024 bytes)"
 		       : glob_wildcards(pat, n) > RF_PATTERN_WILDCARDS_MAX
-			       ? "more than RF_PATTERN_WILDCARDS_MAX (64) wildcards in the pattern"
-			       : NULL;
+			   ? "more than RF_PATTERN_WILDCARDS_MAX (64) wildcards in the pattern"
+			   : NULL;
 	if (t == 0)
 		return "atom has no field";
 	if (op == RF_OP_EXISTS || op == RF_OP_NULL)
@@ -378,7 +379,8 @@ int rf_pack_builder_add(struct rf_pack_builder *b, const struct rf_ir_rule *r, s
 	if (!r || !r->id || !*r->id)
 		return rf_diag_report(d, -EINVAL, "rule without an id");
 	rf_diag_quote(rid, sizeof(rid), r->id, strlen(r->id));
-	if ((rc = str_check(r->id, "id", rid, d)) < 0 || (rc = str_check(r->title, "title", rid, d)) < 0 ||
+	if ((rc = str_check(r->id, "id", rid, d)) < 0 ||
+	    (rc = str_check(r->title, "title", rid, d)) < 0 ||
 	    (rc = str_check(r->level ? r->level : "", "level", rid, d)) < 0 ||
 	    (rc = str_check(r->author ? r->author : "", "author", rid, d)) < 0 ||
 	    (rc = str_check(r->event, "event", rid, d)) < 0)
@@ -387,13 +389,13 @@ int rf_pack_builder_add(struct rf_pack_builder *b, const struct rf_ir_rule *r, s
 		return rf_diag_report(d, -EINVAL, "rule '%s': event is empty", rid);
 	if (r->n_code == 0 || r->n_code > RF_RULE_CODE_MAX)
 		return rf_diag_report(d, r->n_code ? -E2BIG : -EINVAL,
-				      "rule '%s': program has %zu instructions (1..%u allowed)", rid,
-				      r->n_code, RF_RULE_CODE_MAX);
+				      "rule '%s': program has %zu instructions (1..%u allowed)",
+				      rid, r->n_code, RF_RULE_CODE_MAX);
 	if (r->n_atoms > RF_PACK_ATOMS_MAX || (r->n_atoms && !r->atoms) || !r->code)
 		return rf_diag_report(d, -EINVAL, "rule '%s': bad atom or code arrays", rid);
 	if (b->n_rules >= RF_PACK_RULES_MAX)
-		return rf_diag_report(d, -E2BIG, "rule '%s': pack already has %u rules (limit)", rid,
-				      RF_PACK_RULES_MAX);
+		return rf_diag_report(d, -E2BIG, "rule '%s': pack already has %u rules (limit)",
+				      rid, RF_PACK_RULES_MAX);
 	if (b->n_code + r->n_code > RF_PACK_CODE_MAX)
 		return rf_diag_report(d, -E2BIG, "rule '%s': pack code over %u instructions", rid,
 				      RF_PACK_CODE_MAX);
@@ -404,15 +406,17 @@ int rf_pack_builder_add(struct rf_pack_builder *b, const struct rf_ir_rule *r, s
 		if (a->op != RF_OP_KEYWORD && (rc = str_check(a->field, "field name", rid, d)) < 0)
 			return rc;
 		if (a->op != RF_OP_KEYWORD && !*a->field)
-			return rf_diag_report(d, -EINVAL, "rule '%s': atom %zu has an empty field name",
-					      rid, i);
+			return rf_diag_report(
+			    d, -EINVAL, "rule '%s': atom %zu has an empty field name", rid, i);
 		if (a->pattern_len > RF_PACK_STRING_MAX)
-			return rf_diag_report(d, -E2BIG, "rule '%s': atom %zu pattern over %u bytes",
-					      rid, i, RF_PACK_STRING_MAX);
-		if (a->pattern_len && (!a->pattern || !rf__pack_utf8_ok(a->pattern, a->pattern_len)))
+			return rf_diag_report(d, -E2BIG,
+					      "rule '%s': atom %zu pattern over %u bytes", rid, i,
+					      RF_PACK_STRING_MAX);
+		if (a->pattern_len &&
+		    (!a->pattern || !rf__pack_utf8_ok(a->pattern, a->pattern_len)))
 			return rf_diag_report(d, -EINVAL,
-					      "rule '%s': atom %zu pattern is not NUL-free UTF-8", rid,
-					      i);
+					      "rule '%s': atom %zu pattern is not NUL-free UTF-8",
+					      rid, i);
 		why = rf__pack_atom_problem(a->op == RF_OP_KEYWORD ? 0 : (unsigned)a->type,
 					    (unsigned)a->op, a->flags, a->pattern, a->pattern_len);
 		if (why)
@@ -424,22 +428,22 @@ int rf_pack_builder_add(struct rf_pack_builder *b, const struct rf_ir_rule *r, s
 		case RF_I_ATOM:
 			if (arg >= r->n_atoms)
 				return rf_diag_report(d, -EINVAL,
-						      "rule '%s': insn %zu: atom %u out of range", rid,
-						      i, arg);
+						      "rule '%s': insn %zu: atom %u out of range",
+						      rid, i, arg);
 			/* fall through */
 		case RF_I_TRUE:
 		case RF_I_FALSE:
 			if ((op != RF_I_ATOM && arg) || ++stack > RF_RULE_STACK_MAX)
-				return rf_diag_report(d, -EINVAL,
-						      "rule '%s': insn %zu: bad arg or stack over %u",
-						      rid, i, RF_RULE_STACK_MAX);
+				return rf_diag_report(
+				    d, -EINVAL, "rule '%s': insn %zu: bad arg or stack over %u",
+				    rid, i, RF_RULE_STACK_MAX);
 			break;
 		case RF_I_NOT:
 		case RF_I_AND:
 		case RF_I_OR:
 			if (arg || stack < (op == RF_I_NOT ? 1u : 2u))
-				return rf_diag_report(d, -EINVAL,
-						      "rule '%s': insn %zu: stack underflow", rid, i);
+				return rf_diag_report(
+				    d, -EINVAL, "rule '%s': insn %zu: stack underflow", rid, i);
 			stack -= op == RF_I_NOT ? 0 : 1;
 			break;
 		default:
@@ -509,8 +513,8 @@ int rf_pack_builder_add(struct rf_pack_builder *b, const struct rf_ir_rule *r, s
 		b->cap_code = nc;
 	}
 	struct rf_prule *pr = &b->rules[b->n_rules++];
-	*pr = (struct rf_prule){sid[0], sid[1], sid[2], sid[3], sid[4], (uint32_t)b->n_code,
-				(uint32_t)r->n_code};
+	*pr = (struct rf_prule){
+	    sid[0], sid[1], sid[2], sid[3], sid[4], (uint32_t)b->n_code, (uint32_t)r->n_code};
 	for (size_t i = 0; i < r->n_code; i++) {
 		uint32_t in = r->code[i];
 		if (RF_INSN_OP(in) == RF_I_ATOM)
@@ -521,7 +525,8 @@ int rf_pack_builder_add(struct rf_pack_builder *b, const struct rf_ir_rule *r, s
 	return 0;
 fail:
 	free(amap);
-	return rf_diag_report(d, rc, "rule '%s': %s while adding to the pack", rid, rf_strerror(rc));
+	return rf_diag_report(d, rc, "rule '%s': %s while adding to the pack", rid,
+			      rf_strerror(rc));
 }
 
 int rf_pack_builder_finish(struct rf_pack_builder *b, uint64_t seq, uint8_t **ret_buf,
@@ -579,8 +584,8 @@ int rf_pack_builder_finish(struct rf_pack_builder *b, uint64_t seq, uint8_t **re
 	q = p + off[3];
 	for (size_t i = 0; i < b->n_rules; i++, q += RF_PACK_RULE_SIZE) {
 		const struct rf_prule *r = &b->rules[i];
-		uint32_t v[8] = {r->id, r->title, r->level, r->author, r->event, r->code_off,
-				 r->code_len, 0};
+		uint32_t v[8] = {r->id,	   r->title,	r->level,    r->author,
+				 r->event, r->code_off, r->code_len, 0};
 		for (int k = 0; k < 8; k++)
 			put32(q + k * 4, v[k]);
 	}

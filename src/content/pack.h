@@ -18,12 +18,12 @@
 #include "content/ir.h"
 #include "ringfence/content.h"
 
-#define RF_PACK_MAGIC "RFPK"
-#define RF_PACK_VERSION 1u
-#define RF_PACK_HEADER_SIZE 24u
-#define RF_PACK_NSECTIONS 5u
+#define RF_PACK_MAGIC	     "RFPK"
+#define RF_PACK_VERSION	     1u
+#define RF_PACK_HEADER_SIZE  24u
+#define RF_PACK_NSECTIONS    5u
 #define RF_PACK_SECTENT_SIZE 16u
-#define RF_PACK_PREAMBLE (RF_PACK_HEADER_SIZE + RF_PACK_NSECTIONS * RF_PACK_SECTENT_SIZE)
+#define RF_PACK_PREAMBLE     (RF_PACK_HEADER_SIZE + RF_PACK_NSECTIONS * RF_PACK_SECTENT_SIZE)
 
 enum rf_pack_section {
 	RF_SEC_STRINGS = 1,
@@ -33,12 +33,12 @@ enum rf_pack_section {
 	RF_SEC_CODE = 5,
 };
 
-#define RF_PACK_STRENT_SIZE 8u  /* u32 offset, u32 length (into the string data) */
-#define RF_PACK_FIELD_SIZE 12u  /* u32 event, u32 name, u8 type, u8[3] zero */
-#define RF_PACK_ATOM_SIZE 12u   /* u32 field|NONE, u8 op, u8 flags, u16 zero, u32 pattern */
-#define RF_PACK_RULE_SIZE 32u   /* u32 id,title,level,author,event,code_off,code_len, u32 zero */
-#define RF_PACK_INSN_SIZE 4u
-#define RF_PACK_NONE 0xffffffffu /* atom field of a keyword atom */
+#define RF_PACK_STRENT_SIZE 8u	/* u32 offset, u32 length (into the string data) */
+#define RF_PACK_FIELD_SIZE  12u /* u32 event, u32 name, u8 type, u8[3] zero */
+#define RF_PACK_ATOM_SIZE   12u /* u32 field|NONE, u8 op, u8 flags, u16 zero, u32 pattern */
+#define RF_PACK_RULE_SIZE   32u /* u32 id,title,level,author,event,code_off,code_len, u32 zero */
+#define RF_PACK_INSN_SIZE   4u
+#define RF_PACK_NONE	    0xffffffffu /* atom field of a keyword atom */
 
 struct rf_pstr {
 	const char *s; /* NUL-terminated copy */
@@ -47,7 +47,7 @@ struct rf_pstr {
 
 struct rf_pfield {
 	uint32_t event, name; /* string indices */
-	uint8_t type;         /* enum rf_ftype */
+	uint8_t type;	      /* enum rf_ftype */
 };
 
 struct rf_patom {
@@ -58,7 +58,7 @@ struct rf_patom {
 
 struct rf_prule {
 	uint32_t id, title, level, author, event; /* string indices */
-	uint32_t code_off, code_len;              /* range in the code table */
+	uint32_t code_off, code_len;		  /* range in the code table */
 };
 
 struct rf_pack {
@@ -83,7 +83,7 @@ static inline const char *rf__pack_str(const struct rf_pack *pk, uint32_t i)
  * cap); every literal byte is written as \xNN. Returns the length or -E2BIG. */
 int rf__pack_glob_regex(uint8_t op, const char *pat, size_t n, char *out, size_t cap);
 /* Largest regex rf__pack_glob_regex can produce for a pattern of n bytes. */
-#define RF_GLOB_REGEX_MAX(n) ((n) * 4 + 8)
+#define RF_GLOB_REGEX_MAX(n) ((n)*4 + 8)
 
 /* Parse a decimal int pattern ("-"? digits, no overflow) / an IPv4 or IPv6 literal into a
  * 16-byte address (IPv4 as ::ffff:a.b.c.d). */

@@ -121,9 +121,10 @@ static int decode_strings(struct rf_pack *pk, const uint8_t *s, uint32_t size, u
 	char q[64];
 
 	if (idx_size > size)
-		return rf_diag_report(d, -EBADMSG,
-				      "pack: strings section: %u entries need %llu bytes, section has %u",
-				      count, (unsigned long long)idx_size, size);
+		return rf_diag_report(
+		    d, -EBADMSG,
+		    "pack: strings section: %u entries need %llu bytes, section has %u", count,
+		    (unsigned long long)idx_size, size);
 	const uint8_t *data = s + idx_size;
 	uint64_t data_len = size - idx_size, expect = 0;
 	pk->strings = calloc(count ? count : 1, sizeof(*pk->strings));
@@ -135,12 +136,12 @@ static int decode_strings(struct rf_pack *pk, const uint8_t *s, uint32_t size, u
 		uint32_t off = get32(s + (size_t)i * 8), len = get32(s + (size_t)i * 8 + 4);
 		uint64_t end = (uint64_t)off + len;
 		if (off != expect || end > data_len) {
-			return rf_diag_report(d, -EBADMSG,
-					      "pack: string %u at data offset %u length %u: strings must "
-					      "be contiguous within the %llu data bytes (expected offset "
-					      "%llu)",
-					      i, off, len, (unsigned long long)data_len,
-					      (unsigned long long)expect);
+			return rf_diag_report(
+			    d, -EBADMSG,
+			    "pack: string %u at data offset %u length %u: strings must "
+			    "be contiguous within the %llu data bytes (expected offset "
+			    "%llu)",
+			    i, off, len, (unsigned long long)data_len, (unsigned long long)expect);
 		}
 		expect = end;
 		if (len > RF_PACK_STRING_MAX) {
@@ -150,8 +151,8 @@ static int decode_strings(struct rf_pack *pk, const uint8_t *s, uint32_t size, u
 		}
 		if (!rf__pack_utf8_ok(data + off, len)) {
 			bad = rf_diag_report(d, -EBADMSG,
-					     "pack: string %u ('%s') is not NUL-free valid UTF-8", i,
-					     rf_diag_quote(q, sizeof(q), data + off, len));
+					     "pack: string %u ('%s') is not NUL-free valid UTF-8",
+					     i, rf_diag_quote(q, sizeof(q), data + off, len));
 			continue;
 		}
 		memcpy(a, data + off, len);
@@ -161,9 +162,10 @@ static int decode_strings(struct rf_pack *pk, const uint8_t *s, uint32_t size, u
 		a += len + 1;
 	}
 	if (data_len - expect > 3)
-		bad = rf_diag_report(d, -EBADMSG,
-				     "pack: strings section has %llu unused bytes after the last string",
-				     (unsigned long long)(data_len - expect));
+		bad = rf_diag_report(
+		    d, -EBADMSG,
+		    "pack: strings section has %llu unused bytes after the last string",
+		    (unsigned long long)(data_len - expect));
 	pk->n_strings = count;
 	return bad;
 }
@@ -193,18 +195,22 @@ static int decode_fields(struct rf_pack *pk, const uint8_t *s, uint32_t count, s
 		f->name = get32(s + 4);
 		f->type = s[8];
 		if (f->event >= pk->n_strings || f->name >= pk->n_strings) {
-			bad = rf_diag_report(d, -EBADMSG,
-					     "pack: field %u: string index %u/%u out of range (%u strings)",
-					     i, f->event, f->name, pk->n_strings);
+			bad = rf_diag_report(
+			    d, -EBADMSG,
+			    "pack: field %u: string index %u/%u out of range (%u strings)", i,
+			    f->event, f->name, pk->n_strings);
 			f->event = f->name = 0;
 			continue;
 		}
 		if (s[9] || s[10] || s[11])
-			bad = rf_diag_report(d, -EBADMSG, "pack: field %u: reserved bytes not zero", i);
+			bad = rf_diag_report(d, -EBADMSG, "pack: field %u: reserved bytes not zero",
+					     i);
 		if (f->type < RF_FT_STRING || f->type > RF_FT_IP)
-			bad = rf_diag_report(d, -EBADMSG, "pack: field %u: unknown type %u", i, f->type);
+			bad = rf_diag_report(d, -EBADMSG, "pack: field %u: unknown type %u", i,
+					     f->type);
 		if (!pk->strings[f->event].len || !pk->strings[f->name].len) {
-			bad = rf_diag_report(d, -EBADMSG, "pack: field %u: empty event or field name", i);
+			bad = rf_diag_report(d, -EBADMSG,
+					     "pack: field %u: empty event or field name", i);
 			continue;
 		}
 		uint32_t ce = canon[f->event], cn = canon[f->name];
@@ -213,10 +219,11 @@ static int decode_fields(struct rf_pack *pk, const uint8_t *s, uint32_t count, s
 			const struct rf_pfield *g = &pk->fields[slots[h] - 1];
 			if (canon[g->event] == ce && canon[g->name] == cn) {
 				char q[80];
-				bad = rf_diag_report(d, -EBADMSG, "pack: field %u duplicates field %u (%s)",
-						     i, slots[h] - 1,
-						     rf_diag_quote(q, sizeof(q), pk->strings[f->name].s,
-								   pk->strings[f->name].len));
+				bad = rf_diag_report(
+				    d, -EBADMSG, "pack: field %u duplicates field %u (%s)", i,
+				    slots[h] - 1,
+				    rf_diag_quote(q, sizeof(q), pk->strings[f->name].s,
+						  pk->strings[f->name].len));
 				break;
 			}
 			h = (h + 1) & (ns - 1);
@@ -280,13 +287,14 @@ static int decode_atoms(struct rf_pack *pk, const uint8_t *s, uint32_t count, st
 		a->flags = s[5];
 		a->pattern = get32(s + 8);
 		if (get16(s + 6)) {
-			bad = rf_diag_report(d, -EBADMSG, "pack: atom %u: reserved bytes not zero", i);
+			bad = rf_diag_report(d, -EBADMSG, "pack: atom %u: reserved bytes not zero",
+					     i);
 		}
 		if ((a->field != RF_PACK_NONE && a->field >= pk->n_fields) ||
 		    a->pattern >= pk->n_strings) {
 			bad = rf_diag_report(d, -EBADMSG,
-					     "pack: atom %u: field %u or pattern %u out of range", i,
-					     a->field, a->pattern);
+					     "pack: atom %u: field %u or pattern %u out of range",
+					     i, a->field, a->pattern);
 			a->field = RF_PACK_NONE;
 			a->op = 0;
 			a->pattern = 0;
@@ -295,13 +303,14 @@ static int decode_atoms(struct rf_pack *pk, const uint8_t *s, uint32_t count, st
 		const struct rf_pstr *p = &pk->strings[a->pattern];
 		unsigned t = a->field == RF_PACK_NONE ? 0 : pk->fields[a->field].type;
 		why = rf__pack_atom_problem(t, a->op, a->flags, (const uint8_t *)p->s, p->len);
-		if (!why && (t == RF_FT_STRING || a->op == RF_OP_KEYWORD) && a->op != RF_OP_EXISTS &&
-		    a->op != RF_OP_NULL)
+		if (!why && (t == RF_FT_STRING || a->op == RF_OP_KEYWORD) &&
+		    a->op != RF_OP_EXISTS && a->op != RF_OP_NULL)
 			why = pattern_compiles(a, p);
 		if (why) {
 			char q[80];
-			bad = rf_diag_report(d, -EBADMSG, "pack: atom %u (op %u, pattern '%s'): %s", i,
-					     a->op, rf_diag_quote(q, sizeof(q), p->s, p->len), why);
+			bad = rf_diag_report(d, -EBADMSG, "pack: atom %u (op %u, pattern '%s'): %s",
+					     i, a->op, rf_diag_quote(q, sizeof(q), p->s, p->len),
+					     why);
 			a->op = 0; /* unusable */
 		}
 	}
@@ -321,28 +330,31 @@ static int check_program(struct rf_pack *pk, uint32_t ri, const uint32_t *canon,
 		switch (op) {
 		case RF_I_ATOM:
 			if (arg >= pk->n_atoms) {
-				return rf_diag_report(d, -EBADMSG, "%s: insn %u: atom %u out of range (%u atoms)",
-						      rule_name(pk, ri, rn, sizeof(rn)), k, arg,
-						      pk->n_atoms);
+				return rf_diag_report(
+				    d, -EBADMSG, "%s: insn %u: atom %u out of range (%u atoms)",
+				    rule_name(pk, ri, rn, sizeof(rn)), k, arg, pk->n_atoms);
 			}
 			const struct rf_patom *a = &pk->atoms[arg];
 			if (a->op == 0)
-				bad = rf_diag_report(d, -EBADMSG, "%s: insn %u: uses invalid atom %u",
-						     rule_name(pk, ri, rn, sizeof(rn)), k, arg);
+				bad =
+				    rf_diag_report(d, -EBADMSG, "%s: insn %u: uses invalid atom %u",
+						   rule_name(pk, ri, rn, sizeof(rn)), k, arg);
 			else if (a->field != RF_PACK_NONE &&
 				 canon[pk->fields[a->field].event] != canon[r->event])
-				bad = rf_diag_report(d, -EBADMSG,
-						     "%s: insn %u: atom %u reads field '%s' of event '%s', "
-						     "not of the rule's event",
-						     rule_name(pk, ri, rn, sizeof(rn)), k, arg,
-						     rf__pack_str(pk, pk->fields[a->field].name),
-						     rf__pack_str(pk, pk->fields[a->field].event));
+				bad = rf_diag_report(
+				    d, -EBADMSG,
+				    "%s: insn %u: atom %u reads field '%s' of event '%s', "
+				    "not of the rule's event",
+				    rule_name(pk, ri, rn, sizeof(rn)), k, arg,
+				    rf__pack_str(pk, pk->fields[a->field].name),
+				    rf__pack_str(pk, pk->fields[a->field].event));
 			depth++;
 			break;
 		case RF_I_TRUE:
 		case RF_I_FALSE:
 			if (arg)
-				return rf_diag_report(d, -EBADMSG, "%s: insn %u: reserved bits not zero",
+				return rf_diag_report(d, -EBADMSG,
+						      "%s: insn %u: reserved bits not zero",
 						      rule_name(pk, ri, rn, sizeof(rn)), k);
 			depth++;
 			break;
@@ -350,7 +362,8 @@ static int check_program(struct rf_pack *pk, uint32_t ri, const uint32_t *canon,
 		case RF_I_AND:
 		case RF_I_OR:
 			if (arg)
-				return rf_diag_report(d, -EBADMSG, "%s: insn %u: reserved bits not zero",
+				return rf_diag_report(d, -EBADMSG,
+						      "%s: insn %u: reserved bits not zero",
 						      rule_name(pk, ri, rn, sizeof(rn)), k);
 			if (depth < (op == RF_I_NOT ? 1u : 2u))
 				return rf_diag_report(d, -EBADMSG, "%s: insn %u: stack underflow",
@@ -366,10 +379,12 @@ static int check_program(struct rf_pack *pk, uint32_t ri, const uint32_t *canon,
 			maxd = depth;
 		if (maxd > RF_RULE_STACK_MAX)
 			return rf_diag_report(d, -EBADMSG, "%s: insn %u: stack deeper than %u",
-					      rule_name(pk, ri, rn, sizeof(rn)), k, RF_RULE_STACK_MAX);
+					      rule_name(pk, ri, rn, sizeof(rn)), k,
+					      RF_RULE_STACK_MAX);
 	}
 	if (depth != 1)
-		return rf_diag_report(d, -EBADMSG, "%s: program leaves %u values on the stack (1 needed)",
+		return rf_diag_report(d, -EBADMSG,
+				      "%s: program leaves %u values on the stack (1 needed)",
 				      rule_name(pk, ri, rn, sizeof(rn)), depth);
 	return bad;
 }
@@ -393,8 +408,9 @@ static int decode_rules(struct rf_pack *pk, const uint8_t *s, uint32_t count, co
 			if (v[k] >= pk->n_strings)
 				idx_ok = false;
 		if (!idx_ok) {
-			bad = rf_diag_report(d, -EBADMSG, "pack: rule %u: string index out of range (%u strings)",
-					     i, pk->n_strings);
+			bad = rf_diag_report(
+			    d, -EBADMSG, "pack: rule %u: string index out of range (%u strings)", i,
+			    pk->n_strings);
 			memset(v, 0, 5 * sizeof(v[0]));
 			if (pk->n_strings == 0) {
 				pk->n_rules = i;
@@ -404,18 +420,21 @@ static int decode_rules(struct rf_pack *pk, const uint8_t *s, uint32_t count, co
 		*r = (struct rf_prule){v[0], v[1], v[2], v[3], v[4], v[5], v[6]};
 		pk->n_rules = i + 1;
 		if (v[7])
-			bad = rf_diag_report(d, -EBADMSG, "pack: rule %u: reserved bytes not zero", i);
+			bad = rf_diag_report(d, -EBADMSG, "pack: rule %u: reserved bytes not zero",
+					     i);
 		if (idx_ok && (!pk->strings[r->id].len || !pk->strings[r->title].len ||
 			       !pk->strings[r->event].len))
-			bad = rf_diag_report(d, -EBADMSG, "pack: rule %u: empty id, title or event", i);
+			bad = rf_diag_report(d, -EBADMSG, "pack: rule %u: empty id, title or event",
+					     i);
 		if (r->code_off != expect || r->code_len == 0 || r->code_len > RF_RULE_CODE_MAX ||
 		    (uint64_t)r->code_off + r->code_len > pk->n_code) {
 			char rn[256];
-			bad = rf_diag_report(d, r->code_len > RF_RULE_CODE_MAX ? -E2BIG : -EBADMSG,
-					     "pack: %s: code range [%u, +%u) invalid: programs must be "
-					     "contiguous (next at %llu), 1..%u instructions, within %u",
-					     rule_name(pk, i, rn, sizeof(rn)), r->code_off, r->code_len,
-					     (unsigned long long)expect, RF_RULE_CODE_MAX, pk->n_code);
+			bad = rf_diag_report(
+			    d, r->code_len > RF_RULE_CODE_MAX ? -E2BIG : -EBADMSG,
+			    "pack: %s: code range [%u, +%u) invalid: programs must be "
+			    "contiguous (next at %llu), 1..%u instructions, within %u",
+			    rule_name(pk, i, rn, sizeof(rn)), r->code_off, r->code_len,
+			    (unsigned long long)expect, RF_RULE_CODE_MAX, pk->n_code);
 			pk->n_rules = i; /* the rest cannot be located safely */
 			return bad;
 		}
@@ -446,21 +465,25 @@ int rf__pack_decode(const uint8_t *p, size_t n, struct rf_pack **ret, struct rf_
 	if (n > RF_PACK_MAX)
 		return rf_diag_report(d, -E2BIG, "pack: %zu bytes (limit %u)", n, RF_PACK_MAX);
 	if (n < RF_PACK_PREAMBLE)
-		return rf_diag_report(d, -EBADMSG, "pack: %zu bytes, shorter than the %u-byte header",
-				      n, RF_PACK_PREAMBLE);
-	if (memcmp(p, RF_PACK_MAGIC, 4))
-		return rf_diag_report(d, -EBADMSG, "pack: bad magic at byte 0 (not a ringfence pack)");
-	if (get16(p + 4) != RF_PACK_VERSION)
 		return rf_diag_report(d, -EBADMSG,
-				      "pack: format version %u at byte 4 not supported (this build reads %u)",
-				      get16(p + 4), RF_PACK_VERSION);
+				      "pack: %zu bytes, shorter than the %u-byte header", n,
+				      RF_PACK_PREAMBLE);
+	if (memcmp(p, RF_PACK_MAGIC, 4))
+		return rf_diag_report(d, -EBADMSG,
+				      "pack: bad magic at byte 0 (not a ringfence pack)");
+	if (get16(p + 4) != RF_PACK_VERSION)
+		return rf_diag_report(
+		    d, -EBADMSG,
+		    "pack: format version %u at byte 4 not supported (this build reads %u)",
+		    get16(p + 4), RF_PACK_VERSION);
 	if (get16(p + 6) != RF_PACK_NSECTIONS)
 		bad = rf_diag_report(d, -EBADMSG, "pack: %u sections at byte 6 (%u expected)",
 				     get16(p + 6), RF_PACK_NSECTIONS);
 	if (get32(p + 8) != n)
-		bad = rf_diag_report(d, -EBADMSG,
-				     "pack: header total length %u at byte 8 but the pack has %zu bytes",
-				     get32(p + 8), n);
+		bad = rf_diag_report(
+		    d, -EBADMSG,
+		    "pack: header total length %u at byte 8 but the pack has %zu bytes",
+		    get32(p + 8), n);
 	if (get32(p + 12))
 		bad = rf_diag_report(d, -EBADMSG, "pack: reserved header bytes 12..15 not zero");
 	for (uint32_t i = 0; i < RF_PACK_NSECTIONS; i++) {
@@ -472,25 +495,29 @@ int rf__pack_decode(const uint8_t *p, size_t n, struct rf_pack **ret, struct rf_
 		count[i] = get32(e + 12);
 		uint64_t end = (uint64_t)off[i] + size[i];
 		if (id != i + 1) {
-			bad = rf_diag_report(d, -EBADMSG, "pack: section entry %u at byte %zu has id %u (%u expected)",
-					     i, at, id, i + 1);
+			bad = rf_diag_report(
+			    d, -EBADMSG,
+			    "pack: section entry %u at byte %zu has id %u (%u expected)", i, at, id,
+			    i + 1);
 		}
 		if (off[i] % 4 || off[i] != prev_end || end > n) {
-			return rf_diag_report(d, -EBADMSG,
-					      "pack: %s section [%u, +%u) at byte %zu: misaligned, not "
-					      "right after the previous one (which ends at %llu) or past "
-					      "the end (%zu)",
-					      sec_names[i + 1], off[i], size[i], at,
-					      (unsigned long long)prev_end, n);
+			return rf_diag_report(
+			    d, -EBADMSG,
+			    "pack: %s section [%u, +%u) at byte %zu: misaligned, not "
+			    "right after the previous one (which ends at %llu) or past "
+			    "the end (%zu)",
+			    sec_names[i + 1], off[i], size[i], at, (unsigned long long)prev_end, n);
 		}
 		prev_end = end;
 		if (count[i] > lim[i])
-			return rf_diag_report(d, -E2BIG, "pack: %s section has %u entries (limit %u)",
+			return rf_diag_report(d, -E2BIG,
+					      "pack: %s section has %u entries (limit %u)",
 					      sec_names[i + 1], count[i], lim[i]);
 		if (entsz[i] && (uint64_t)count[i] * entsz[i] != size[i])
-			return rf_diag_report(d, -EBADMSG,
-					      "pack: %s section: %u entries of %u bytes do not fill its %u bytes",
-					      sec_names[i + 1], count[i], entsz[i], size[i]);
+			return rf_diag_report(
+			    d, -EBADMSG,
+			    "pack: %s section: %u entries of %u bytes do not fill its %u bytes",
+			    sec_names[i + 1], count[i], entsz[i], size[i]);
 	}
 	if (prev_end != n)
 		bad = rf_diag_report(d, -EBADMSG, "pack: %llu bytes after the last section",
@@ -548,8 +575,8 @@ int rf_pack_open(const uint8_t *p, size_t n, struct rf_pack **ret, struct rf_dia
 
 void rf_pack_summary(const struct rf_pack *pk, struct rf_pack_summary *ret)
 {
-	*ret = (struct rf_pack_summary){pk->version, pk->seq, pk->total_len, pk->n_strings,
-					pk->n_fields, pk->n_atoms, pk->n_rules, pk->n_code};
+	*ret = (struct rf_pack_summary){pk->version,  pk->seq,	   pk->total_len, pk->n_strings,
+					pk->n_fields, pk->n_atoms, pk->n_rules,	  pk->n_code};
 }
 
 int rf_pack_rule(const struct rf_pack *pk, size_t i, struct rf_rule_info *ret)
@@ -557,7 +584,7 @@ int rf_pack_rule(const struct rf_pack *pk, size_t i, struct rf_rule_info *ret)
 	if (i >= pk->n_rules)
 		return -ERANGE;
 	const struct rf_prule *r = &pk->rules[i];
-	*ret = (struct rf_rule_info){rf__pack_str(pk, r->id),    rf__pack_str(pk, r->title),
+	*ret = (struct rf_rule_info){rf__pack_str(pk, r->id),	 rf__pack_str(pk, r->title),
 				     rf__pack_str(pk, r->level), rf__pack_str(pk, r->author),
 				     rf__pack_str(pk, r->event), r->code_len};
 	return 0;
@@ -583,7 +610,8 @@ int rf_pack_check(const struct rf_pack *pk, const struct rf_manifest *m, struct 
 		int t;
 		if (!rf_manifest_has_event(m, ev))
 			fstat[f] = -1;
-		else if ((t = rf_manifest_field_type(m, ev, rf__pack_str(pk, pk->fields[f].name))) < 0)
+		else if ((t = rf_manifest_field_type(m, ev, rf__pack_str(pk, pk->fields[f].name))) <
+			 0)
 			fstat[f] = -2;
 		else if (t != pk->fields[f].type)
 			fstat[f] = t;
@@ -592,9 +620,10 @@ int rf_pack_check(const struct rf_pack *pk, const struct rf_manifest *m, struct 
 		const struct rf_prule *r = &pk->rules[ri];
 		const char *ev = rf__pack_str(pk, r->event);
 		if (!rf_manifest_has_event(m, ev)) {
-			bad = rf_diag_report(d, -ENOEXEC, "%s: event '%s' is not supplied by %s %s",
-					     rule_name(pk, ri, rn, sizeof(rn)),
-					     rf_diag_quote(q, sizeof(q), ev, strlen(ev)), agent, ver);
+			bad =
+			    rf_diag_report(d, -ENOEXEC, "%s: event '%s' is not supplied by %s %s",
+					   rule_name(pk, ri, rn, sizeof(rn)),
+					   rf_diag_quote(q, sizeof(q), ev, strlen(ev)), agent, ver);
 			continue;
 		}
 		for (uint32_t k = 0; k < r->code_len; k++) {
@@ -608,18 +637,20 @@ int rf_pack_check(const struct rf_pack *pk, const struct rf_manifest *m, struct 
 			const char *fname = rf__pack_str(pk, pk->fields[f].name);
 			rf_diag_quote(q, sizeof(q), fname, strlen(fname));
 			if (fstat[f] < 0)
-				bad = rf_diag_report(d, -ENOEXEC,
-						     "%s: field '%s' (input %u) is not supplied by %s %s "
-						     "(event %s supplies %zu fields)",
-						     rule_name(pk, ri, rn, sizeof(rn)), q, f + 1, agent, ver,
-						     ev, rf_manifest_event_nfields(m, ev));
+				bad = rf_diag_report(
+				    d, -ENOEXEC,
+				    "%s: field '%s' (input %u) is not supplied by %s %s "
+				    "(event %s supplies %zu fields)",
+				    rule_name(pk, ri, rn, sizeof(rn)), q, f + 1, agent, ver, ev,
+				    rf_manifest_event_nfields(m, ev));
 			else
-				bad = rf_diag_report(d, -ENOEXEC,
-						     "%s: field '%s' (input %u) is %s in %s %s but the rule "
-						     "reads it as %s",
-						     rule_name(pk, ri, rn, sizeof(rn)), q, f + 1,
-						     type_name((unsigned)fstat[f]), agent, ver,
-						     type_name(pk->fields[f].type));
+				bad = rf_diag_report(
+				    d, -ENOEXEC,
+				    "%s: field '%s' (input %u) is %s in %s %s but the rule "
+				    "reads it as %s",
+				    rule_name(pk, ri, rn, sizeof(rn)), q, f + 1,
+				    type_name((unsigned)fstat[f]), agent, ver,
+				    type_name(pk->fields[f].type));
 		}
 	}
 	free(fstat);

@@ -22,7 +22,10 @@
 static const char *rf, *root;
 static char dir[256], pack[300], events[300], out[300], err[300], m10[512], m11[512];
 
-#define A(f, t, o, fl, p) {f, t, o, fl, (const uint8_t *)(p), sizeof(p) - 1}
+#define A(f, t, o, fl, p)                                                                          \
+	{                                                                                          \
+		f, t, o, fl, (const uint8_t *)(p), sizeof(p) - 1                                   \
+	}
 
 /* Run `ringfence ARGS` with stdout/stderr to files; return the exit code. */
 static int run(const char *args)
@@ -56,15 +59,23 @@ static int setup(void **state)
 	struct rf_ir_atom a[] = {A("ParentUser", RF_FT_STRING, RF_OP_CONTAINS, 0, "SYSTEM"),
 				 A("Image", RF_FT_STRING, RF_OP_ENDSWITH, 0, "\\cmd.exe")};
 	uint32_t code[] = {RF_INSN(RF_I_ATOM, 0), RF_INSN(RF_I_ATOM, 1), RF_INSN(RF_I_AND, 0)};
-	struct rf_ir_rule r = {"4e1c0a1b-0000-4000-8000-000000000291", "Suspicious Parent User",
-			       "high", "Jane \"Q\" Doe", "process_creation", a, 2, code, 3};
+	struct rf_ir_rule r = {"4e1c0a1b-0000-4000-8000-000000000291",
+			       "Suspicious Parent User",
+			       "high",
+			       "Jane \"Q\" Doe",
+			       "process_creation",
+			       a,
+			       2,
+			       code,
+			       3};
 	struct rf_pack_builder *b;
 	struct rf_diag d = {0};
 	uint8_t *p;
 	size_t n;
 	FILE *f;
 
-	snprintf(dir, sizeof(dir), "%s/rf-cli-content-XXXXXX", getenv("TMPDIR") ? getenv("TMPDIR") : "/tmp");
+	snprintf(dir, sizeof(dir), "%s/rf-cli-content-XXXXXX",
+		 getenv("TMPDIR") ? getenv("TMPDIR") : "/tmp");
 	assert_non_null(mkdtemp(dir));
 	snprintf(pack, sizeof(pack), "%s/p.pack", dir);
 	snprintf(events, sizeof(events), "%s/e.jsonl", dir);
@@ -79,14 +90,15 @@ static int setup(void **state)
 	rf_pack_builder_free(b);
 	free(p);
 	f = fopen(events, "w");
-	fprintf(f, "{\"event\":\"process_creation\",\"Image\":\"C:\\\\Windows\\\\cmd.exe\","
-		   "\"ParentUser\":\"NT AUTHORITY\\\\SYSTEM\"}\n"
-		   "{\"event\":\"process_creation\",\"Image\":{\"nested\":1}}\n"
-		   "\n"
-		   "{\"event\":\"process_creation\",\"Image\":\"C:\\\\Windows\\\\notepad.exe\","
-		   "\"ParentUser\":\"NT AUTHORITY\\\\SYSTEM\"}\n"
-		   "{\"event\":\"process_creation\",\"Image\":\"c:\\\\x\\\\CMD.EXE\",\"ParentUser\":"
-		   "\"system\"}\n");
+	fprintf(f,
+		"{\"event\":\"process_creation\",\"Image\":\"C:\\\\Windows\\\\cmd.exe\","
+		"\"ParentUser\":\"NT AUTHORITY\\\\SYSTEM\"}\n"
+		"{\"event\":\"process_creation\",\"Image\":{\"nested\":1}}\n"
+		"\n"
+		"{\"event\":\"process_creation\",\"Image\":\"C:\\\\Windows\\\\notepad.exe\","
+		"\"ParentUser\":\"NT AUTHORITY\\\\SYSTEM\"}\n"
+		"{\"event\":\"process_creation\",\"Image\":\"c:\\\\x\\\\CMD.EXE\",\"ParentUser\":"
+		"\"system\"}\n");
 	fclose(f);
 	return 0;
 }
@@ -102,12 +114,14 @@ static void test_verify_291(void **state)
 {
 	char args[2048];
 
-	snprintf(args, sizeof(args), "content verify '%s' --manifest '%s' --manifest '%s'", pack, m11, m10);
+	snprintf(args, sizeof(args), "content verify '%s' --manifest '%s' --manifest '%s'", pack,
+		 m11, m10);
 	assert_int_equal(run(args), 1);
 	assert_true(file_has(out, "verifies against ringfence-agent 1.1.0"));
-	assert_true(file_has(err, "rule 4e1c0a1b-0000-4000-8000-000000000291 \"Suspicious Parent User\": "
-				  "field 'ParentUser' (input 1) is not supplied by ringfence-agent 1.0.0 "
-				  "(event process_creation supplies 21 fields)"));
+	assert_true(
+	    file_has(err, "rule 4e1c0a1b-0000-4000-8000-000000000291 \"Suspicious Parent User\": "
+			  "field 'ParentUser' (input 1) is not supplied by ringfence-agent 1.0.0 "
+			  "(event process_creation supplies 21 fields)"));
 	assert_true(file_has(err, "rejected by ringfence-agent 1.0.0"));
 	snprintf(args, sizeof(args), "content verify '%s' --manifest '%s'", pack, m11);
 	assert_int_equal(run(args), 0);
@@ -138,10 +152,11 @@ static void test_eval(void **state)
 	/* The newer one evaluates: alerts for lines 1 and 5, line 2 reported and skipped. */
 	snprintf(args, sizeof(args), "content eval '%s' --manifest '%s' '%s'", pack, m11, events);
 	assert_int_equal(run(args), 0);
-	assert_true(file_has(out, "{\"line\":1,\"rule\":\"4e1c0a1b-0000-4000-8000-000000000291\","
-				  "\"title\":\"Suspicious Parent User\",\"level\":\"high\","
-				  "\"author\":\"Jane \\\"Q\\\" Doe\",\"event\":\"process_creation\"}\n"
-				  "{\"line\":5,"));
+	assert_true(file_has(out,
+			     "{\"line\":1,\"rule\":\"4e1c0a1b-0000-4000-8000-000000000291\","
+			     "\"title\":\"Suspicious Parent User\",\"level\":\"high\","
+			     "\"author\":\"Jane \\\"Q\\\" Doe\",\"event\":\"process_creation\"}\n"
+			     "{\"line\":5,"));
 	assert_false(file_has(out, "\"line\":4"));
 	assert_true(file_has(err, "e.jsonl:2: byte 36: member 'Image' is an object or array"));
 	assert_true(file_has(err, "5 lines, 3 events, 1 malformed, 2 alerts"));
@@ -188,10 +203,10 @@ static void test_help_and_usage(void **state)
 int main(int argc, char **argv)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(test_verify_291),
-		cmocka_unit_test(test_eval),
-		cmocka_unit_test(test_inspect_and_manifest),
-		cmocka_unit_test(test_help_and_usage),
+	    cmocka_unit_test(test_verify_291),
+	    cmocka_unit_test(test_eval),
+	    cmocka_unit_test(test_inspect_and_manifest),
+	    cmocka_unit_test(test_help_and_usage),
 	};
 	if (argc < 2) {
 		fprintf(stderr, "usage: test-cli-content RINGFENCE\n");

@@ -50,7 +50,10 @@ static int teardown(void **state)
 	return 0;
 }
 
-#define A(f, t, o, fl, p) {f, t, o, fl, (const uint8_t *)(p), sizeof(p) - 1}
+#define A(f, t, o, fl, p)                                                                          \
+	{                                                                                          \
+		f, t, o, fl, (const uint8_t *)(p), sizeof(p) - 1                                   \
+	}
 #define S RF_FT_STRING
 
 static uint8_t *build(const struct rf_ir_rule *rules, size_t n, size_t *len)
@@ -119,32 +122,39 @@ static int one(struct rf_ir_atom a, bool neg, const char *event, const char *jso
 }
 
 #define PC "process_creation"
-#define IMG "{\"event\":\"process_creation\",\"Image\":\"C:\\\\Windows\\\\System32\\\\cmd.exe\"," \
-	    "\"CommandLine\":\"cmd.exe /c whoami & echo a.b*c\",\"ProcessId\":1234,"          \
-	    "\"User\":\"\",\"ParentImage\":null}"
+#define IMG                                                                                        \
+	"{\"event\":\"process_creation\",\"Image\":\"C:\\\\Windows\\\\System32\\\\cmd.exe\","      \
+	"\"CommandLine\":\"cmd.exe /c whoami & echo a.b*c\",\"ProcessId\":1234,"                   \
+	"\"User\":\"\",\"ParentImage\":null}"
 
 static void test_manifest(void **state)
 {
 	struct rf_manifest *m = NULL;
 	struct rf_diag d = {0};
-	const char *dup = "{\"agent\":\"a\",\"version\":\"1\",\"events\":[{\"name\":\"e\",\"fields\":"
-			  "[{\"name\":\"X\",\"type\":\"string\"},{\"name\":\"X\",\"type\":\"int\"}]}]}";
-	const char *dupev = "{\"agent\":\"a\",\"version\":\"1\",\"events\":[{\"name\":\"e\",\"fields\""
-			    ":[]},{\"name\":\"e\",\"fields\":[]}]}";
-	const char *badtype = "{\"agent\":\"a\",\"version\":\"1\",\"events\":[{\"name\":\"e\",\"fields\":"
-			      "[{\"name\":\"X\",\"type\":\"float\"}]}]}";
+	const char *dup =
+	    "{\"agent\":\"a\",\"version\":\"1\",\"events\":[{\"name\":\"e\",\"fields\":"
+	    "[{\"name\":\"X\",\"type\":\"string\"},{\"name\":\"X\",\"type\":\"int\"}]}]}";
+	const char *dupev =
+	    "{\"agent\":\"a\",\"version\":\"1\",\"events\":[{\"name\":\"e\",\"fields\""
+	    ":[]},{\"name\":\"e\",\"fields\":[]}]}";
+	const char *badtype =
+	    "{\"agent\":\"a\",\"version\":\"1\",\"events\":[{\"name\":\"e\",\"fields\":"
+	    "[{\"name\":\"X\",\"type\":\"float\"}]}]}";
 
 	assert_string_equal(rf_manifest_version(m11), "1.1.0");
 	assert_int_equal(rf_manifest_event_nfields(m11, PC), 22);
 	assert_int_equal(rf_manifest_event_nfields(m10, PC), 21);
 	assert_int_equal(rf_manifest_field_type(m11, PC, "ParentUser"), RF_FT_STRING);
 	assert_int_equal(rf_manifest_field_type(m10, PC, "ParentUser"), -ENOENT);
-	assert_int_equal(rf_manifest_field_type(m11, "network_connection", "DestinationIp"), RF_FT_IP);
+	assert_int_equal(rf_manifest_field_type(m11, "network_connection", "DestinationIp"),
+			 RF_FT_IP);
 	assert_int_equal(rf_manifest_field_type(m11, PC, "ProcessId"), RF_FT_INT);
 	assert_int_equal(rf_manifest_parse((const uint8_t *)dup, strlen(dup), &m, &d), -EBADMSG);
 	assert_non_null(strstr(d.first, "duplicate field X"));
-	assert_int_equal(rf_manifest_parse((const uint8_t *)dupev, strlen(dupev), &m, &d), -EBADMSG);
-	assert_int_equal(rf_manifest_parse((const uint8_t *)badtype, strlen(badtype), &m, &d), -EBADMSG);
+	assert_int_equal(rf_manifest_parse((const uint8_t *)dupev, strlen(dupev), &m, &d),
+			 -EBADMSG);
+	assert_int_equal(rf_manifest_parse((const uint8_t *)badtype, strlen(badtype), &m, &d),
+			 -EBADMSG);
 	assert_int_equal(rf_manifest_parse((const uint8_t *)"{", 1, &m, &d), -EBADMSG);
 	assert_null(m);
 	/* The built-in manifest is 1.1.0. */
@@ -174,7 +184,7 @@ static void test_roundtrip_dedup(void **state)
 	assert_int_equal(rf_pack_open(p, len, &pk, &d), 0);
 	rf_pack_summary(pk, &s);
 	assert_int_equal(s.n_rules, 2);
-	assert_int_equal(s.n_atoms, 2);  /* shared between the rules */
+	assert_int_equal(s.n_atoms, 2); /* shared between the rules */
 	assert_int_equal(s.n_fields, 2);
 	assert_int_equal(s.n_code, 6);
 	assert_int_equal(s.seq, 7);
@@ -193,76 +203,151 @@ static void test_roundtrip_dedup(void **state)
 static void test_string_ops(void **state)
 {
 	/* Case-insensitive by default, cased on request. */
-	assert_int_equal(one((struct rf_ir_atom)A("Image", S, RF_OP_EQ, 0, "c:\\windows\\system32\\CMD.EXE"), false, PC, IMG), 1);
-	assert_int_equal(one((struct rf_ir_atom)A("Image", S, RF_OP_EQ, RF_ATOM_CASED, "c:\\windows\\system32\\CMD.EXE"), false, PC, IMG), 0);
-	assert_int_equal(one((struct rf_ir_atom)A("Image", S, RF_OP_EQ, RF_ATOM_CASED, "C:\\\\Windows\\\\System32\\\\cmd.exe"), false, PC, IMG), 1);
+	assert_int_equal(
+	    one((struct rf_ir_atom)A("Image", S, RF_OP_EQ, 0, "c:\\windows\\system32\\CMD.EXE"),
+		false, PC, IMG),
+	    1);
+	assert_int_equal(one((struct rf_ir_atom)A("Image", S, RF_OP_EQ, RF_ATOM_CASED,
+						  "c:\\windows\\system32\\CMD.EXE"),
+			     false, PC, IMG),
+			 0);
+	assert_int_equal(one((struct rf_ir_atom)A("Image", S, RF_OP_EQ, RF_ATOM_CASED,
+						  "C:\\\\Windows\\\\System32\\\\cmd.exe"),
+			     false, PC, IMG),
+			 1);
 	/* EQ is anchored both ends. */
-	assert_int_equal(one((struct rf_ir_atom)A("Image", S, RF_OP_EQ, 0, "cmd.exe"), false, PC, IMG), 0);
-	assert_int_equal(one((struct rf_ir_atom)A("Image", S, RF_OP_STARTSWITH, 0, "c:\\win"), false, PC, IMG), 1);
-	assert_int_equal(one((struct rf_ir_atom)A("Image", S, RF_OP_STARTSWITH, 0, "\\win"), false, PC, IMG), 0);
-	assert_int_equal(one((struct rf_ir_atom)A("Image", S, RF_OP_ENDSWITH, 0, "\\CMD.exe"), false, PC, IMG), 1);
-	assert_int_equal(one((struct rf_ir_atom)A("Image", S, RF_OP_ENDSWITH, 0, "cmd"), false, PC, IMG), 0);
-	assert_int_equal(one((struct rf_ir_atom)A("CommandLine", S, RF_OP_CONTAINS, 0, "WHOAMI"), false, PC, IMG), 1);
-	assert_int_equal(one((struct rf_ir_atom)A("CommandLine", S, RF_OP_CONTAINS, RF_ATOM_CASED, "WHOAMI"), false, PC, IMG), 0);
+	assert_int_equal(
+	    one((struct rf_ir_atom)A("Image", S, RF_OP_EQ, 0, "cmd.exe"), false, PC, IMG), 0);
+	assert_int_equal(
+	    one((struct rf_ir_atom)A("Image", S, RF_OP_STARTSWITH, 0, "c:\\win"), false, PC, IMG),
+	    1);
+	assert_int_equal(
+	    one((struct rf_ir_atom)A("Image", S, RF_OP_STARTSWITH, 0, "\\win"), false, PC, IMG), 0);
+	assert_int_equal(
+	    one((struct rf_ir_atom)A("Image", S, RF_OP_ENDSWITH, 0, "\\CMD.exe"), false, PC, IMG),
+	    1);
+	assert_int_equal(
+	    one((struct rf_ir_atom)A("Image", S, RF_OP_ENDSWITH, 0, "cmd"), false, PC, IMG), 0);
+	assert_int_equal(one((struct rf_ir_atom)A("CommandLine", S, RF_OP_CONTAINS, 0, "WHOAMI"),
+			     false, PC, IMG),
+			 1);
+	assert_int_equal(
+	    one((struct rf_ir_atom)A("CommandLine", S, RF_OP_CONTAINS, RF_ATOM_CASED, "WHOAMI"),
+		false, PC, IMG),
+	    0);
 	/* Globs: * any run, ? one byte, \* \? literal; regex metacharacters are literal. */
-	assert_int_equal(one((struct rf_ir_atom)A("CommandLine", S, RF_OP_EQ, 0, "cmd*whoami*"), false, PC, IMG), 1);
-	assert_int_equal(one((struct rf_ir_atom)A("CommandLine", S, RF_OP_CONTAINS, 0, "wh?ami"), false, PC, IMG), 1);
-	assert_int_equal(one((struct rf_ir_atom)A("CommandLine", S, RF_OP_CONTAINS, 0, "wh??ami"), false, PC, IMG), 0);
-	assert_int_equal(one((struct rf_ir_atom)A("CommandLine", S, RF_OP_ENDSWITH, 0, "a.b\\*c"), false, PC, IMG), 1);
-	assert_int_equal(one((struct rf_ir_atom)A("CommandLine", S, RF_OP_ENDSWITH, 0, "a.b\\*d"), false, PC, IMG), 0);
-	assert_int_equal(one((struct rf_ir_atom)A("CommandLine", S, RF_OP_CONTAINS, 0, "a\\?b"), false, PC, IMG), 0);
-	assert_int_equal(one((struct rf_ir_atom)A("CommandLine", S, RF_OP_CONTAINS, 0, "echo a?b"), false, PC, IMG), 1);
-	assert_int_equal(one((struct rf_ir_atom)A("CommandLine", S, RF_OP_CONTAINS, 0, "a.c"), false, PC, IMG), 0);
-	assert_int_equal(one((struct rf_ir_atom)A("CommandLine", S, RF_OP_CONTAINS, 0, "[a-z]+"), false, PC, IMG), 0);
-	assert_int_equal(one((struct rf_ir_atom)A("CommandLine", S, RF_OP_CONTAINS, 0, "(a|b)"), false, PC, IMG), 0);
+	assert_int_equal(
+	    one((struct rf_ir_atom)A("CommandLine", S, RF_OP_EQ, 0, "cmd*whoami*"), false, PC, IMG),
+	    1);
+	assert_int_equal(one((struct rf_ir_atom)A("CommandLine", S, RF_OP_CONTAINS, 0, "wh?ami"),
+			     false, PC, IMG),
+			 1);
+	assert_int_equal(one((struct rf_ir_atom)A("CommandLine", S, RF_OP_CONTAINS, 0, "wh??ami"),
+			     false, PC, IMG),
+			 0);
+	assert_int_equal(one((struct rf_ir_atom)A("CommandLine", S, RF_OP_ENDSWITH, 0, "a.b\\*c"),
+			     false, PC, IMG),
+			 1);
+	assert_int_equal(one((struct rf_ir_atom)A("CommandLine", S, RF_OP_ENDSWITH, 0, "a.b\\*d"),
+			     false, PC, IMG),
+			 0);
+	assert_int_equal(
+	    one((struct rf_ir_atom)A("CommandLine", S, RF_OP_CONTAINS, 0, "a\\?b"), false, PC, IMG),
+	    0);
+	assert_int_equal(one((struct rf_ir_atom)A("CommandLine", S, RF_OP_CONTAINS, 0, "echo a?b"),
+			     false, PC, IMG),
+			 1);
+	assert_int_equal(
+	    one((struct rf_ir_atom)A("CommandLine", S, RF_OP_CONTAINS, 0, "a.c"), false, PC, IMG),
+	    0);
+	assert_int_equal(one((struct rf_ir_atom)A("CommandLine", S, RF_OP_CONTAINS, 0, "[a-z]+"),
+			     false, PC, IMG),
+			 0);
+	assert_int_equal(
+	    one((struct rf_ir_atom)A("CommandLine", S, RF_OP_CONTAINS, 0, "(a|b)"), false, PC, IMG),
+	    0);
 	/* Keyword: any string field. */
-	assert_int_equal(one((struct rf_ir_atom){NULL, 0, RF_OP_KEYWORD, 0, (const uint8_t *)"SYSTEM32", 8}, false, PC, IMG), 1);
-	assert_int_equal(one((struct rf_ir_atom){NULL, 0, RF_OP_KEYWORD, 0, (const uint8_t *)"mimikatz", 8}, false, PC, IMG), 0);
+	assert_int_equal(
+	    one((struct rf_ir_atom){NULL, 0, RF_OP_KEYWORD, 0, (const uint8_t *)"SYSTEM32", 8},
+		false, PC, IMG),
+	    1);
+	assert_int_equal(
+	    one((struct rf_ir_atom){NULL, 0, RF_OP_KEYWORD, 0, (const uint8_t *)"mimikatz", 8},
+		false, PC, IMG),
+	    0);
 }
 
 static void test_absent_exists_null(void **state)
 {
 	/* Absent field: predicate false, its negation true. ParentImage is null (= absent). */
-	assert_int_equal(one((struct rf_ir_atom)A("ParentImage", S, RF_OP_CONTAINS, 0, "x"), false, PC, IMG), 0);
-	assert_int_equal(one((struct rf_ir_atom)A("ParentImage", S, RF_OP_CONTAINS, 0, "x"), true, PC, IMG), 1);
-	assert_int_equal(one((struct rf_ir_atom)A("OriginalFileName", S, RF_OP_EQ, 0, "*"), false, PC, IMG), 0);
-	assert_int_equal(one((struct rf_ir_atom)A("Image", S, RF_OP_EQ, 0, "*"), false, PC, IMG), 1);
-	assert_int_equal(one((struct rf_ir_atom)A("Image", S, RF_OP_EXISTS, 0, ""), false, PC, IMG), 1);
-	assert_int_equal(one((struct rf_ir_atom)A("ParentImage", S, RF_OP_EXISTS, 0, ""), false, PC, IMG), 0);
-	assert_int_equal(one((struct rf_ir_atom)A("ParentImage", S, RF_OP_EXISTS, 0, ""), true, PC, IMG), 1);
+	assert_int_equal(
+	    one((struct rf_ir_atom)A("ParentImage", S, RF_OP_CONTAINS, 0, "x"), false, PC, IMG), 0);
+	assert_int_equal(
+	    one((struct rf_ir_atom)A("ParentImage", S, RF_OP_CONTAINS, 0, "x"), true, PC, IMG), 1);
+	assert_int_equal(
+	    one((struct rf_ir_atom)A("OriginalFileName", S, RF_OP_EQ, 0, "*"), false, PC, IMG), 0);
+	assert_int_equal(one((struct rf_ir_atom)A("Image", S, RF_OP_EQ, 0, "*"), false, PC, IMG),
+			 1);
+	assert_int_equal(one((struct rf_ir_atom)A("Image", S, RF_OP_EXISTS, 0, ""), false, PC, IMG),
+			 1);
+	assert_int_equal(
+	    one((struct rf_ir_atom)A("ParentImage", S, RF_OP_EXISTS, 0, ""), false, PC, IMG), 0);
+	assert_int_equal(
+	    one((struct rf_ir_atom)A("ParentImage", S, RF_OP_EXISTS, 0, ""), true, PC, IMG), 1);
 	/* NULL: absent or empty. */
-	assert_int_equal(one((struct rf_ir_atom)A("ParentImage", S, RF_OP_NULL, 0, ""), false, PC, IMG), 1);
-	assert_int_equal(one((struct rf_ir_atom)A("User", S, RF_OP_NULL, 0, ""), false, PC, IMG), 1);
-	assert_int_equal(one((struct rf_ir_atom)A("Image", S, RF_OP_NULL, 0, ""), false, PC, IMG), 0);
-	assert_int_equal(one((struct rf_ir_atom)A("Image", S, RF_OP_NULL, 0, ""), true, PC, IMG), 1);
+	assert_int_equal(
+	    one((struct rf_ir_atom)A("ParentImage", S, RF_OP_NULL, 0, ""), false, PC, IMG), 1);
+	assert_int_equal(one((struct rf_ir_atom)A("User", S, RF_OP_NULL, 0, ""), false, PC, IMG),
+			 1);
+	assert_int_equal(one((struct rf_ir_atom)A("Image", S, RF_OP_NULL, 0, ""), false, PC, IMG),
+			 0);
+	assert_int_equal(one((struct rf_ir_atom)A("Image", S, RF_OP_NULL, 0, ""), true, PC, IMG),
+			 1);
 	/* A field the manifest does not supply is absent even if the event carries it. */
 	assert_int_equal(one((struct rf_ir_atom)A("Image", S, RF_OP_EXISTS, 0, ""), false, PC,
-			     "{\"event\":\"process_creation\",\"image\":\"x\"}"), 0);
+			     "{\"event\":\"process_creation\",\"image\":\"x\"}"),
+			 0);
 	/* An event of another type never fires a process_creation rule. */
 	assert_int_equal(one((struct rf_ir_atom)A("Image", S, RF_OP_EXISTS, 0, ""), true, PC,
-			     "{\"event\":\"pipe_created\",\"Image\":\"x\"}"), 0);
+			     "{\"event\":\"pipe_created\",\"Image\":\"x\"}"),
+			 0);
 }
 
 static void test_int_ip(void **state)
 {
 	struct rf_ir_atom pid = A("ProcessId", RF_FT_INT, RF_OP_EQ, 0, "1234");
 	assert_int_equal(one(pid, false, PC, IMG), 1);
-	assert_int_equal(one(pid, false, PC, "{\"event\":\"process_creation\",\"ProcessId\":\"1234\"}"), 1);
-	assert_int_equal(one(pid, false, PC, "{\"event\":\"process_creation\",\"ProcessId\":12345}"), 0);
-	assert_int_equal(one(pid, false, PC, "{\"event\":\"process_creation\",\"ProcessId\":\"x1234\"}"), 0);
-	assert_int_equal(one(pid, false, PC, "{\"event\":\"process_creation\",\"ProcessId\":1234.0}"), 0);
+	assert_int_equal(
+	    one(pid, false, PC, "{\"event\":\"process_creation\",\"ProcessId\":\"1234\"}"), 1);
+	assert_int_equal(
+	    one(pid, false, PC, "{\"event\":\"process_creation\",\"ProcessId\":12345}"), 0);
+	assert_int_equal(
+	    one(pid, false, PC, "{\"event\":\"process_creation\",\"ProcessId\":\"x1234\"}"), 0);
+	assert_int_equal(
+	    one(pid, false, PC, "{\"event\":\"process_creation\",\"ProcessId\":1234.0}"), 0);
 	struct rf_ir_atom neg = A("ProcessId", RF_FT_INT, RF_OP_EQ, 0, "-5");
-	assert_int_equal(one(neg, false, PC, "{\"event\":\"process_creation\",\"ProcessId\":-5}"), 1);
+	assert_int_equal(one(neg, false, PC, "{\"event\":\"process_creation\",\"ProcessId\":-5}"),
+			 1);
 	const char *NC = "network_connection";
 	struct rf_ir_atom ip4 = A("DestinationIp", RF_FT_IP, RF_OP_EQ, 0, "10.0.0.1");
-	assert_int_equal(one(ip4, false, NC, "{\"event\":\"network_connection\",\"DestinationIp\":\"10.0.0.1\"}"), 1);
-	assert_int_equal(one(ip4, false, NC, "{\"event\":\"network_connection\",\"DestinationIp\":\"10.0.0.10\"}"), 0);
-	assert_int_equal(one(ip4, false, NC, "{\"event\":\"network_connection\",\"DestinationIp\":\"::ffff:10.0.0.1\"}"), 1);
+	assert_int_equal(one(ip4, false, NC,
+			     "{\"event\":\"network_connection\",\"DestinationIp\":\"10.0.0.1\"}"),
+			 1);
+	assert_int_equal(one(ip4, false, NC,
+			     "{\"event\":\"network_connection\",\"DestinationIp\":\"10.0.0.10\"}"),
+			 0);
+	assert_int_equal(
+	    one(ip4, false, NC,
+		"{\"event\":\"network_connection\",\"DestinationIp\":\"::ffff:10.0.0.1\"}"),
+	    1);
 	struct rf_ir_atom ip6 = A("SourceIp", RF_FT_IP, RF_OP_EQ, 0, "::1");
-	assert_int_equal(one(ip6, false, NC, "{\"event\":\"network_connection\",\"SourceIp\":\"0:0:0::1\"}"), 1);
-	assert_int_equal(one(ip6, false, NC, "{\"event\":\"network_connection\",\"SourceIp\":\"::2\"}"), 0);
+	assert_int_equal(
+	    one(ip6, false, NC, "{\"event\":\"network_connection\",\"SourceIp\":\"0:0:0::1\"}"), 1);
+	assert_int_equal(
+	    one(ip6, false, NC, "{\"event\":\"network_connection\",\"SourceIp\":\"::2\"}"), 0);
 	struct rf_ir_atom port = A("DestinationPort", RF_FT_INT, RF_OP_EQ, 0, "445");
-	assert_int_equal(one(port, false, NC, "{\"event\":\"network_connection\",\"DestinationPort\":445}"), 1);
+	assert_int_equal(
+	    one(port, false, NC, "{\"event\":\"network_connection\",\"DestinationPort\":445}"), 1);
 }
 
 /* A pattern at the wildcard limit verifies, compiles and matches. */
@@ -271,8 +356,10 @@ static void test_wildcard_limit(void **state)
 	char wild[RF_PATTERN_WILDCARDS_MAX + 1], json[256];
 	memset(wild, '?', sizeof(wild) - 1);
 	wild[sizeof(wild) - 1] = '\0';
-	struct rf_ir_atom a = {"CommandLine", S, RF_OP_EQ, 0, (const uint8_t *)wild, sizeof(wild) - 1};
-	snprintf(json, sizeof(json), "{\"event\":\"process_creation\",\"CommandLine\":\"%s\"}", wild);
+	struct rf_ir_atom a = {"CommandLine",	S, RF_OP_EQ, 0, (const uint8_t *)wild,
+			       sizeof(wild) - 1};
+	snprintf(json, sizeof(json), "{\"event\":\"process_creation\",\"CommandLine\":\"%s\"}",
+		 wild);
 	assert_int_equal(one(a, false, PC, json), 1);
 	json[strlen(json) - 3] = '\0';
 	strcat(json, "\"}");
@@ -283,7 +370,8 @@ static void test_builder_rejects(void **state)
 {
 	struct rf_pack_builder *b;
 	struct rf_diag d = {0};
-	uint32_t c1[] = {RF_INSN(RF_I_ATOM, 0)}, c2[] = {RF_INSN(RF_I_ATOM, 0), RF_INSN(RF_I_AND, 0)},
+	uint32_t c1[] = {RF_INSN(RF_I_ATOM, 0)},
+		 c2[] = {RF_INSN(RF_I_ATOM, 0), RF_INSN(RF_I_AND, 0)},
 		 c3[] = {RF_INSN(RF_I_ATOM, 5)}, c4[] = {RF_INSN(9, 0)},
 		 c5[] = {RF_INSN(RF_I_TRUE, 0), RF_INSN(RF_I_TRUE, 0)};
 	struct rf_ir_atom ok = A("Image", S, RF_OP_EQ, 0, "x");
@@ -295,19 +383,20 @@ static void test_builder_rejects(void **state)
 	char wild[RF_PATTERN_WILDCARDS_MAX + 2];
 	memset(wild, '?', sizeof(wild) - 1);
 	wild[sizeof(wild) - 1] = '\0';
-	struct rf_ir_atom bad_wild = {"Image", S, RF_OP_CONTAINS, 0, (const uint8_t *)wild, sizeof(wild) - 1};
+	struct rf_ir_atom bad_wild = {"Image",	       S, RF_OP_CONTAINS, 0, (const uint8_t *)wild,
+				      sizeof(wild) - 1};
 	struct {
 		struct rf_ir_atom *a;
 		const uint32_t *c;
 		size_t nc;
-	} cases[] = {{&ok, c2, 2},      {&ok, c3, 1},       {&ok, c4, 1},
-		     {&ok, c5, 2},      {&bad_int, c1, 1},  {&bad_int2, c1, 1},
-		     {&bad_ip, c1, 1},  {&bad_flag, c1, 1}, {&bad_ex, c1, 1},
-		     {&bad_wild, c1, 1}};
+	} cases[] = {{&ok, c2, 2},	{&ok, c3, 1},	    {&ok, c4, 1},     {&ok, c5, 2},
+		     {&bad_int, c1, 1}, {&bad_int2, c1, 1}, {&bad_ip, c1, 1}, {&bad_flag, c1, 1},
+		     {&bad_ex, c1, 1},	{&bad_wild, c1, 1}};
 
 	assert_int_equal(rf_pack_builder_new(&b), 0);
 	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
-		struct rf_ir_rule r = {"bad", "Bad", "", "", PC, cases[i].a, 1, cases[i].c, cases[i].nc};
+		struct rf_ir_rule r = {"bad",	   "Bad", "",	      "",	  PC,
+				       cases[i].a, 1,	  cases[i].c, cases[i].nc};
 		unsigned before = d.count;
 		assert_int_equal(rf_pack_builder_add(b, &r, &d), -EINVAL);
 		assert_int_equal(d.count, before + 1);
@@ -324,8 +413,15 @@ static void test_field_291(void **state)
 	struct rf_ir_atom a[] = {A("ParentUser", S, RF_OP_CONTAINS, 0, "SYSTEM"),
 				 A("Image", S, RF_OP_ENDSWITH, 0, "\\cmd.exe")};
 	uint32_t code[] = {RF_INSN(RF_I_ATOM, 0), RF_INSN(RF_I_ATOM, 1), RF_INSN(RF_I_AND, 0)};
-	struct rf_ir_rule r = {"4e1c0a1b-0000-4000-8000-000000000291", "Suspicious Parent User", "high",
-			       "ringfence", PC, a, 2, code, 3};
+	struct rf_ir_rule r = {"4e1c0a1b-0000-4000-8000-000000000291",
+			       "Suspicious Parent User",
+			       "high",
+			       "ringfence",
+			       PC,
+			       a,
+			       2,
+			       code,
+			       3};
 	size_t len;
 	uint8_t *p = build(&r, 1, &len);
 	struct rf_diag d = {0};
@@ -345,9 +441,12 @@ static void test_field_291(void **state)
 	assert_int_equal(rf_engine_load(p, len, m10, &e, &d2), -ENOEXEC);
 	assert_null(e);
 	assert_string_equal(d2.first, d.first);
-	assert_int_equal(eval_line(p, len,
-				   "{\"event\":\"process_creation\",\"Image\":\"C:\\\\x\\\\cmd.exe\","
-				   "\"ParentUser\":\"NT AUTHORITY\\\\SYSTEM\"}", NULL), 1);
+	assert_int_equal(
+	    eval_line(p, len,
+		      "{\"event\":\"process_creation\",\"Image\":\"C:\\\\x\\\\cmd.exe\","
+		      "\"ParentUser\":\"NT AUTHORITY\\\\SYSTEM\"}",
+		      NULL),
+	    1);
 	free(p);
 }
 
@@ -363,9 +462,11 @@ static void test_type_mismatch_and_event(void **state)
 	uint8_t *p = build(r, 2, &len);
 	struct rf_diag d = {0};
 
-	assert_int_equal(rf_pack_verify(p, len, (const struct rf_manifest *const *)&m11, 1, &d), -ENOEXEC);
+	assert_int_equal(rf_pack_verify(p, len, (const struct rf_manifest *const *)&m11, 1, &d),
+			 -ENOEXEC);
 	assert_int_equal(d.count, 2); /* every problem is reported */
-	assert_non_null(strstr(d.first, "is int in ringfence-agent 1.1.0 but the rule reads it as string"));
+	assert_non_null(
+	    strstr(d.first, "is int in ringfence-agent 1.1.0 but the rule reads it as string"));
 	free(p);
 }
 
@@ -396,7 +497,8 @@ static void test_logic_and_prefilter(void **state)
 	/* and-not, or, true, null fire; false and not-or do not. */
 	assert_int_equal(eval_line(p, len, IMG, NULL), 4);
 	/* Nothing but an unrelated field: only true and not-or fire. */
-	assert_int_equal(eval_line(p, len, "{\"event\":\"process_creation\",\"User\":\"u\"}", NULL), 2);
+	assert_int_equal(eval_line(p, len, "{\"event\":\"process_creation\",\"User\":\"u\"}", NULL),
+			 2);
 	free(p);
 }
 
@@ -443,12 +545,13 @@ static void test_batch_equals_single(void **state)
 				 {"b3", "t", "", "", PC, a, 5, c3, 4},
 				 {"b4", "t", "", "", "network_connection", n, 1, c4, 1}};
 	static const char *const lines[] = {
-		IMG,
-		"{\"event\":\"process_creation\",\"ProcessId\":4,\"ParentImage\":\"x\"}",
-		"{\"event\":\"network_connection\",\"DestinationIp\":\"10.0.0.1\"}",
-		"{\"event\":\"registry_event\",\"Image\":\"evil\"}",
-		"{\"event\":\"process_creation\",\"User\":\"evil\",\"ParentImage\":\"p\"}",
-		"{\"event\":\"process_creation\",\"Image\":\"a\\\\CMD.EXE\",\"CommandLine\":\"WhoAmI evil\"}",
+	    IMG,
+	    "{\"event\":\"process_creation\",\"ProcessId\":4,\"ParentImage\":\"x\"}",
+	    "{\"event\":\"network_connection\",\"DestinationIp\":\"10.0.0.1\"}",
+	    "{\"event\":\"registry_event\",\"Image\":\"evil\"}",
+	    "{\"event\":\"process_creation\",\"User\":\"evil\",\"ParentImage\":\"p\"}",
+	    "{\"event\":\"process_creation\",\"Image\":\"a\\\\CMD.EXE\",\"CommandLine\":\"WhoAmI "
+	    "evil\"}",
 	};
 	enum { N = sizeof(lines) / sizeof(lines[0]) };
 	static struct rf_event ev[N];
@@ -464,8 +567,9 @@ static void test_batch_equals_single(void **state)
 	assert_int_equal(rf_engine_load(p, len, m11, &e, &d), 0);
 	assert_int_equal(rf_engine_scratch_new(e, &s), 0);
 	for (size_t i = 0; i < N; i++) {
-		assert_int_equal(rf_event_parse((const uint8_t *)lines[i], strlen(lines[i]), scratch[i],
-						sizeof(scratch[i]), &ev[i], &d), 0);
+		assert_int_equal(rf_event_parse((const uint8_t *)lines[i], strlen(lines[i]),
+						scratch[i], sizeof(scratch[i]), &ev[i], &d),
+				 0);
 		evp[i] = &ev[i];
 		struct single_log sl = {&one, (uint32_t)i};
 		assert_true(rf_engine_eval(e, &ev[i], s, log_single, &sl, NULL) >= 0);
@@ -491,20 +595,36 @@ static void test_filter_only_field(void **state)
 				 A("IntegrityLevel", S, RF_OP_EQ, 0, "system")};
 	/* Image AND NOT CurrentDirectory~temp AND NOT IntegrityLevel=System */
 	uint32_t code[] = {RF_INSN(RF_I_ATOM, 0), RF_INSN(RF_I_ATOM, 1), RF_INSN(RF_I_NOT, 0),
-			   RF_INSN(RF_I_AND, 0), RF_INSN(RF_I_ATOM, 2), RF_INSN(RF_I_NOT, 0),
+			   RF_INSN(RF_I_AND, 0),  RF_INSN(RF_I_ATOM, 2), RF_INSN(RF_I_NOT, 0),
 			   RF_INSN(RF_I_AND, 0)};
 	struct rf_ir_rule r = {"lazy", "t", "", "", PC, a, 3, code, 7};
 	size_t len;
 	uint8_t *p = build(&r, 1, &len);
 
-	assert_int_equal(eval_line(p, len, "{\"event\":\"process_creation\",\"Image\":\"c:\\\\cmd.exe\","
-				   "\"CurrentDirectory\":\"C:\\\\Temp\\\\\",\"IntegrityLevel\":\"High\"}", NULL), 0);
-	assert_int_equal(eval_line(p, len, "{\"event\":\"process_creation\",\"Image\":\"c:\\\\cmd.exe\","
-				   "\"CurrentDirectory\":\"C:\\\\Users\\\\\",\"IntegrityLevel\":\"System\"}", NULL), 0);
-	assert_int_equal(eval_line(p, len, "{\"event\":\"process_creation\",\"Image\":\"c:\\\\cmd.exe\","
-				   "\"CurrentDirectory\":\"C:\\\\Users\\\\\",\"IntegrityLevel\":\"High\"}", NULL), 1);
-	assert_int_equal(eval_line(p, len, "{\"event\":\"process_creation\",\"Image\":\"c:\\\\cmd.exe\"}", NULL), 1);
-	assert_int_equal(eval_line(p, len, "{\"event\":\"process_creation\",\"Image\":\"c:\\\\x.exe\"}", NULL), 0);
+	assert_int_equal(
+	    eval_line(p, len,
+		      "{\"event\":\"process_creation\",\"Image\":\"c:\\\\cmd.exe\","
+		      "\"CurrentDirectory\":\"C:\\\\Temp\\\\\",\"IntegrityLevel\":\"High\"}",
+		      NULL),
+	    0);
+	assert_int_equal(
+	    eval_line(p, len,
+		      "{\"event\":\"process_creation\",\"Image\":\"c:\\\\cmd.exe\","
+		      "\"CurrentDirectory\":\"C:\\\\Users\\\\\",\"IntegrityLevel\":\"System\"}",
+		      NULL),
+	    0);
+	assert_int_equal(
+	    eval_line(p, len,
+		      "{\"event\":\"process_creation\",\"Image\":\"c:\\\\cmd.exe\","
+		      "\"CurrentDirectory\":\"C:\\\\Users\\\\\",\"IntegrityLevel\":\"High\"}",
+		      NULL),
+	    1);
+	assert_int_equal(
+	    eval_line(p, len, "{\"event\":\"process_creation\",\"Image\":\"c:\\\\cmd.exe\"}", NULL),
+	    1);
+	assert_int_equal(
+	    eval_line(p, len, "{\"event\":\"process_creation\",\"Image\":\"c:\\\\x.exe\"}", NULL),
+	    0);
 	free(p);
 }
 
@@ -552,7 +672,8 @@ static void test_runtime_violation(void **state)
 
 	assert_int_equal(rf_engine_load(p, len, m11, &e, &d), 0);
 	assert_int_equal(rf_engine_scratch_new(e, &s), 0);
-	assert_int_equal(rf_event_parse((const uint8_t *)js, strlen(js), scratch, sizeof(scratch), &ev, &d), 0);
+	assert_int_equal(
+	    rf_event_parse((const uint8_t *)js, strlen(js), scratch, sizeof(scratch), &ev, &d), 0);
 	assert_int_equal(rf_engine_eval(e, &ev, s, NULL, NULL, NULL), 1);
 	struct rf_pack *pk = (struct rf_pack *)rf_engine_pack(e);
 	uint32_t saved = pk->code[0];
@@ -575,20 +696,20 @@ static void test_runtime_violation(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(test_manifest),
-		cmocka_unit_test(test_roundtrip_dedup),
-		cmocka_unit_test(test_string_ops),
-		cmocka_unit_test(test_absent_exists_null),
-		cmocka_unit_test(test_int_ip),
-		cmocka_unit_test(test_builder_rejects),
-		cmocka_unit_test(test_wildcard_limit),
-		cmocka_unit_test(test_field_291),
-		cmocka_unit_test(test_type_mismatch_and_event),
-		cmocka_unit_test(test_logic_and_prefilter),
-		cmocka_unit_test(test_truncation),
-		cmocka_unit_test(test_batch_equals_single),
-		cmocka_unit_test(test_filter_only_field),
-		cmocka_unit_test(test_runtime_violation),
+	    cmocka_unit_test(test_manifest),
+	    cmocka_unit_test(test_roundtrip_dedup),
+	    cmocka_unit_test(test_string_ops),
+	    cmocka_unit_test(test_absent_exists_null),
+	    cmocka_unit_test(test_int_ip),
+	    cmocka_unit_test(test_builder_rejects),
+	    cmocka_unit_test(test_wildcard_limit),
+	    cmocka_unit_test(test_field_291),
+	    cmocka_unit_test(test_type_mismatch_and_event),
+	    cmocka_unit_test(test_logic_and_prefilter),
+	    cmocka_unit_test(test_truncation),
+	    cmocka_unit_test(test_batch_equals_single),
+	    cmocka_unit_test(test_filter_only_field),
+	    cmocka_unit_test(test_runtime_violation),
 	};
 	return cmocka_run_group_tests(tests, setup, teardown);
 }

@@ -22,7 +22,10 @@ static uint8_t *pack;
 static size_t pack_len;
 static struct rf_manifest *man;
 
-#define A(f, t, o, fl, p) {f, t, o, fl, (const uint8_t *)(p), sizeof(p) - 1}
+#define A(f, t, o, fl, p)                                                                          \
+	{                                                                                          \
+		f, t, o, fl, (const uint8_t *)(p), sizeof(p) - 1                                   \
+	}
 
 static int setup(void **state)
 {
@@ -74,7 +77,8 @@ static int try_load(const uint8_t *p, size_t n, struct rf_diag *d)
 		struct rf_engine_stats st;
 		assert_int_equal(rf_engine_scratch_new(e, &s), 0);
 		assert_int_equal(rf_event_parse((const uint8_t *)js, strlen(js), scratch,
-						sizeof(scratch), &ev, d), 0);
+						sizeof(scratch), &ev, d),
+				 0);
 		assert_true(rf_engine_eval(e, &ev, s, NULL, NULL, NULL) >= 0);
 		rf_engine_scratch_stats(s, &st);
 		assert_int_equal(st.violations, 0);
@@ -160,7 +164,8 @@ static void poke(size_t off, uint32_t v, const char *what)
 static void test_indices_out_of_range(void **state)
 {
 	uint32_t strs = sec_off(RF_SEC_STRINGS), flds = sec_off(RF_SEC_FIELDS);
-	uint32_t atoms = sec_off(RF_SEC_ATOMS), rules = sec_off(RF_SEC_RULES), code = sec_off(RF_SEC_CODE);
+	uint32_t atoms = sec_off(RF_SEC_ATOMS), rules = sec_off(RF_SEC_RULES),
+		 code = sec_off(RF_SEC_CODE);
 
 	poke(flds, 100000, "field event string index");
 	poke(flds + 4, 0xffffffff, "field name string index");
@@ -257,11 +262,13 @@ static void test_event_parser(void **state)
 {
 	static struct rf_event ev;
 	struct rf_diag d = {0};
-	const char *ok = " {\"event\" : \"process_creation\", \"CommandLine\":\"a\\\"b\\\\c\\u00e9\\ud83d\\ude00\","
+	const char *ok = " {\"event\" : \"process_creation\", "
+			 "\"CommandLine\":\"a\\\"b\\\\c\\u00e9\\ud83d\\ude00\","
 			 "\"ProcessId\":-12.5e3, \"x\":true, \"y\":null} ";
 	uint8_t scratch[256];
 
-	assert_int_equal(rf_event_parse((const uint8_t *)ok, strlen(ok), scratch, sizeof(scratch), &ev, &d), 0);
+	assert_int_equal(
+	    rf_event_parse((const uint8_t *)ok, strlen(ok), scratch, sizeof(scratch), &ev, &d), 0);
 	assert_int_equal(ev.type_len, 16);
 	assert_int_equal(ev.n_fields, 3);
 	assert_int_equal(ev.fields[0].value_len, 11);
@@ -270,14 +277,29 @@ static void test_event_parser(void **state)
 	assert_int_equal(ev.fields[1].value_len, 7);
 	assert_false(ev.fields[1].is_string);
 	static const char *const bad[] = {
-		"", "{", "[]", "{\"event\":\"a\"", "{\"event\":\"a\",}", "{\"event\":1}",
-		"{\"a\":\"b\"}", "{\"event\":\"a\",\"X\":{}}", "{\"event\":\"a\",\"X\":[1]}",
-		"{\"event\":\"a\",\"X\":\"1\",\"X\":\"2\"}", "{\"event\":\"a\",\"event\":\"b\"}",
-		"{\"event\":\"a\",\"X\":\"\\x\"}", "{\"event\":\"a\",\"X\":\"\\ud800\"}",
-		"{\"event\":\"a\",\"X\":\"\\udc00\"}", "{\"event\":\"a\",\"X\":01}",
-		"{\"event\":\"a\",\"X\":1.}", "{\"event\":\"a\",\"X\":tru}", "{\"event\":\"a\"} x",
-		"{\"event\":\"a\",\"X\":\"a\nb\"}", "{\"event\":\"a\",\"\":1}", "{\"event\":\"a\",\"X\":-}",
-		"{\"event\":\"a\",\"X\":\"\\u12\"}", "{\"event\":\"a\" \"X\":1}",
+	    "",
+	    "{",
+	    "[]",
+	    "{\"event\":\"a\"",
+	    "{\"event\":\"a\",}",
+	    "{\"event\":1}",
+	    "{\"a\":\"b\"}",
+	    "{\"event\":\"a\",\"X\":{}}",
+	    "{\"event\":\"a\",\"X\":[1]}",
+	    "{\"event\":\"a\",\"X\":\"1\",\"X\":\"2\"}",
+	    "{\"event\":\"a\",\"event\":\"b\"}",
+	    "{\"event\":\"a\",\"X\":\"\\x\"}",
+	    "{\"event\":\"a\",\"X\":\"\\ud800\"}",
+	    "{\"event\":\"a\",\"X\":\"\\udc00\"}",
+	    "{\"event\":\"a\",\"X\":01}",
+	    "{\"event\":\"a\",\"X\":1.}",
+	    "{\"event\":\"a\",\"X\":tru}",
+	    "{\"event\":\"a\"} x",
+	    "{\"event\":\"a\",\"X\":\"a\nb\"}",
+	    "{\"event\":\"a\",\"\":1}",
+	    "{\"event\":\"a\",\"X\":-}",
+	    "{\"event\":\"a\",\"X\":\"\\u12\"}",
+	    "{\"event\":\"a\" \"X\":1}",
 	};
 	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
 		struct rf_diag dd = {0};
@@ -296,11 +318,15 @@ static void test_event_parser(void **state)
 		val[at] = '\x01';
 		snprintf(js, sizeof(js), "{\"event\":\"e\",\"X\":\"%s\"}", val);
 		struct rf_diag dd = {0};
-		assert_int_equal(rf_event_parse((const uint8_t *)js, strlen(js), sc, sizeof(sc), &e2, &dd), -EBADMSG);
+		assert_int_equal(
+		    rf_event_parse((const uint8_t *)js, strlen(js), sc, sizeof(sc), &e2, &dd),
+		    -EBADMSG);
 		val[at] = '\xe9';
 		val[at + 1] = '\xff';
-		snprintf(js, sizeof(js), "{\"event\":\"e\",\"X\":\"%.*s\\\"%s\"}", (int)at, val, val + at);
-		assert_int_equal(rf_event_parse((const uint8_t *)js, strlen(js), sc, sizeof(sc), &e2, &dd), 0);
+		snprintf(js, sizeof(js), "{\"event\":\"e\",\"X\":\"%.*s\\\"%s\"}", (int)at, val,
+			 val + at);
+		assert_int_equal(
+		    rf_event_parse((const uint8_t *)js, strlen(js), sc, sizeof(sc), &e2, &dd), 0);
 		assert_int_equal(e2.fields[0].value_len, 41);
 		assert_int_equal(e2.fields[0].value[at], '"');
 		assert_memory_equal(e2.fields[0].value + at + 1, val + at, 40 - at);
@@ -319,14 +345,14 @@ static void test_event_parser(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(test_valid_pack_loads),
-		cmocka_unit_test(test_truncated_everywhere),
-		cmocka_unit_test(test_header_bytes_corrupted),
-		cmocka_unit_test(test_indices_out_of_range),
-		cmocka_unit_test(test_huge_counts_and_overlap),
-		cmocka_unit_test(test_bad_strings),
-		cmocka_unit_test(test_random_flips),
-		cmocka_unit_test(test_event_parser),
+	    cmocka_unit_test(test_valid_pack_loads),
+	    cmocka_unit_test(test_truncated_everywhere),
+	    cmocka_unit_test(test_header_bytes_corrupted),
+	    cmocka_unit_test(test_indices_out_of_range),
+	    cmocka_unit_test(test_huge_counts_and_overlap),
+	    cmocka_unit_test(test_bad_strings),
+	    cmocka_unit_test(test_random_flips),
+	    cmocka_unit_test(test_event_parser),
 	};
 	return cmocka_run_group_tests(tests, setup, teardown);
 }
