@@ -148,13 +148,37 @@ for _ in $(seq 50); do curl -sf "http://127.0.0.1:$NPORT/checkin.json" >/dev/nul
 # The machine may be shared: ringfenced and nginx are measured in alternating rounds so a change
 # in background load hits both alike, and the ratio is taken per round.
 rate() { awk '/Requests\/sec/ {print $2}'; }
+reqs() { awk '/requests in/ {print $1}'; }
+# CPU time (user + system, clock ticks) of a process and its children threads/processes: the
+# servers' own cost per request, which background load does not change the way it changes
+# throughput.
+cpu_ticks() {
+	local total=0 p
+	for p in "$@"; do
+		[ -r "/proc/$p/stat" ] || continue
+		total=$((total + $(awk '{print $14 + $15}' "/proc/$p/stat")))
+	done
+	echo "$total"
+}
+NG_PIDS="$NG_PID $(pgrep -P "$NG_PID" | tr '\n' ' ')"
+TCK=$(getconf CLK_TCK)
 ROUNDS=${ROUNDS:-3}
 echo "machine: $(nproc) CPUs, load $(cut -d' ' -f1-3 /proc/loadavg); ringfenced threads ${RF_THREADS:-2}, nginx workers ${NGINX_WORKERS:-2}; wrk -t$THREADS -c$CONNS -d${SECS}s x $ROUNDS rounds each; $DEVICES devices"
 RFS=()
 NGS=()
+RFC=()
+NGC=()
 for round in $(seq "$ROUNDS"); do
+	c0=$(cpu_ticks "$RF_PID")
 	RF_OUT=$(wrk -t"$THREADS" -c"$CONNS" -d"${SECS}s" -s "$T/checkin.lua" "$BASE/v1/checkin")
+	c1=$(cpu_ticks "$RF_PID")
+	# shellcheck disable=SC2086
+	n0=$(cpu_ticks $NG_PIDS)
 	NG_OUT=$(wrk -t"$THREADS" -c"$CONNS" -d"${SECS}s" "http://127.0.0.1:$NPORT/checkin.json")
+	# shellcheck disable=SC2086
+	n1=$(cpu_ticks $NG_PIDS)
+	RFC+=("$(python3 -c "print(($c1-$c0)/$TCK*1e6/max(1,$(echo "$RF_OUT" | reqs)))")")
+	NGC+=("$(python3 -c "print(($n1-$n0)/$TCK*1e6/max(1,$(echo "$NG_OUT" | reqs)))")")
 	if echo "$RF_OUT" | grep -q "Non-2xx"; then
 		echo "bench-checkin: ringfenced answered non-2xx:"; echo "$RF_OUT"; exit 1
 	fi
@@ -169,11 +193,13 @@ for round in $(seq "$ROUNDS"); do
 	NGS+=("$(echo "$NG_OUT" | rate)")
 done
 CHECKINS=$(curl -s "$BASE/metrics" | awk '/^ringfence_checkins_total/ {print $2}')
-python3 - "$CHECKINS" "${RFS[*]}" "${NGS[*]}" <<'PY'
+python3 - "$CHECKINS" "${RFS[*]}" "${NGS[*]}" "${RFC[*]}" "${NGC[*]}" <<'PY'
 import statistics, sys
 n = sys.argv[1]
 rf = [float(x) for x in sys.argv[2].split()]
 ng = [float(x) for x in sys.argv[3].split()]
+rfc = [float(x) for x in sys.argv[4].split()]
+ngc = [float(x) for x in sys.argv[5].split()]
 ratios = [a / b for a, b in zip(rf, ng)]
 print("ringfenced: median %.0f check-ins/s (rounds: %s; server counted %s check-ins)"
       % (statistics.median(rf), ", ".join("%.0f" % x for x in rf), n))
@@ -183,4 +209,9 @@ print("ratio ringfenced/nginx: median %.2f (rounds: %s)   goal >= 1.00: %s"
       % (statistics.median(ratios), ", ".join("%.2f" % x for x in ratios),
          "met" if statistics.median(ratios) >= 1 else "NOT met"))
 print("goal >= 28000 check-ins/s: %s" % ("met" if statistics.median(rf) >= 28000 else "NOT met"))
+print("server CPU per request (user+system, all threads): ringfenced median %.1f us, nginx median "
+      "%.1f us (ratio %.2f; rounds: %s / %s)"
+      % (statistics.median(rfc), statistics.median(ngc),
+         statistics.median(rfc) / max(1e-9, statistics.median(ngc)),
+         ", ".join("%.1f" % x for x in rfc), ", ".join("%.1f" % x for x in ngc)))
 PY
