@@ -11,6 +11,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "ringfence/limits.h"
 #include "trust/tuf-internal.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
@@ -63,6 +64,10 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		sink |= rf__tuf_md_verify(&md->keys, &md->dels[i], md, "fuzz", &d);
 		for (size_t j = 0; j < md->nfiles && j < 8; j++)
 			(void)rf__tuf_role_matches(&md->dels[i], md->files[j].name);
+	}
+	if (md->succinct_bits) {
+		char bin[RF_TUF_NAME_MAX + 1];
+		sink |= rf__tuf_succinct_bin(md, "packs/a.rfp", bin, sizeof(bin));
 	}
 	rf__tuf_md_free(md);
 	(void)sink;

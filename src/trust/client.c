@@ -601,6 +601,8 @@ int rf_tuf_client_get_target(struct rf_tuf_client *c, const char *path, struct r
 			     struct rf_diag *d)
 {
 	struct search_item *stack = NULL;
+	struct rf__tuf_role **bins = NULL; /* succinct bins met on the way (names owned here) */
+	size_t nbins = 0;
 	const char *visited[RF_TUF_DELEGATIONS_MAX];
 	size_t nstack = 0, cap = 0, nvisited = 0;
 	char q[128];
@@ -654,6 +656,26 @@ int rf_tuf_client_get_target(struct rf_tuf_client *c, const char *path, struct r
 				break;
 			}
 		}
+		if (md->succinct_bits) {
+			/* one hash bin covers path; succinct roles are terminating */
+			struct rf__tuf_role **nb = realloc(bins, (nbins + 1) * sizeof(*nb));
+			struct rf__tuf_role *br = NULL;
+			if (nb)
+				bins = nb;
+			if (!nb || !(br = calloc(1, sizeof(*br) + RF_TUF_NAME_MAX + 1))) {
+				r = -ENOMEM;
+				goto out;
+			}
+			bins[nbins++] = br;
+			*br = md->succinct;
+			br->name = (char *)(br + 1);
+			if ((r = rf__tuf_succinct_bin(md, path, (char *)(br + 1),
+						      RF_TUF_NAME_MAX + 1)) < 0)
+				goto out;
+			stack[0] = (struct search_item){md, br};
+			nstack = 1;
+			first = 0;
+		}
 		for (size_t i = first, j = nstack ? nstack - 1 : 0; i < j; i++, j--) {
 			struct search_item tmp = stack[i];
 			stack[i] = stack[j];
@@ -664,6 +686,9 @@ int rf_tuf_client_get_target(struct rf_tuf_client *c, const char *path, struct r
 			   rf_diag_quote(q, sizeof(q), path, strlen(path)),
 			   nstack ? " (delegation search limit reached)" : "");
 out:
+	for (size_t i = 0; i < nbins; i++)
+		free(bins[i]);
+	free(bins);
 	free(stack);
 	return r;
 }

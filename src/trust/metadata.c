@@ -306,12 +306,30 @@ static int parse_delegations(const json_t *o, struct rf__tuf_md *md, struct rf_d
 
 	if (!json_is_object(o))
 		return bad(d, md->type, "delegations", "is not an object");
-	if (json_object_get(o, "succinct_roles"))
-		return rf_diag_report(
-		    d, -EOPNOTSUPP,
-		    "targets metadata: succinct_roles delegations are not supported");
 	if ((r = parse_keys(json_object_get(o, "keys"), &md->keys, md->type, d)) < 0)
 		return r;
+	if (json_object_get(o, "succinct_roles")) {
+		/* TAP 15 hash bins: one role description stands for 2^bit_length bins */
+		const json_t *sr = json_object_get(o, "succinct_roles");
+		const json_t *prefix = json_object_get(sr, "name_prefix");
+		uint64_t bits;
+		if (roles)
+			return bad(d, md->type, "delegations",
+				   "has both 'roles' and 'succinct_roles'");
+		if ((r = parse_role(sr, &md->succinct, md->type, d)) < 0)
+			return r;
+		if (!get_u64(json_object_get(sr, "bit_length"), 1, &bits) || bits > 32)
+			return bad(d, md->type, "succinct_roles.bit_length", "is not in 1..32");
+		if (!json_is_string(prefix) || json_string_length(prefix) == 0 ||
+		    json_string_length(prefix) > RF_TUF_NAME_MAX - 16)
+			return bad(d, md->type, "succinct_roles.name_prefix",
+				   "is not a valid name");
+		md->succinct.name = json_string_value(prefix);
+		md->succinct.terminating = true;
+		md->succinct_bits = (unsigned)bits;
+		md->has_delegations = true;
+		return 0;
+	}
 	if (!json_is_array(roles))
 		return bad(d, md->type, "delegations.roles", "is not an array");
 	if (n > RF_TUF_KEYS_MAX)
@@ -484,6 +502,7 @@ void rf__tuf_md_free(struct rf__tuf_md *md)
 		role_free(&md->roles[i]);
 	for (size_t i = 0; i < md->ndels; i++)
 		role_free(&md->dels[i]);
+	role_free(&md->succinct);
 	free(md->dels);
 	for (size_t i = 0; i < md->nsigs; i++)
 		free(md->sigs[i].sig);
@@ -705,6 +724,20 @@ static size_t count_char(const char *s, char c)
 	for (; *s; s++)
 		n += *s == c;
 	return n;
+}
+
+int rf__tuf_succinct_bin(const struct rf__tuf_md *md, const char *path, char *out, size_t outsz)
+{
+	uint8_t h[32];
+	uint32_t v;
+	int n;
+
+	rf_sha256(path, strlen(path), h);
+	v = (uint32_t)h[0] << 24 | (uint32_t)h[1] << 16 | (uint32_t)h[2] << 8 | h[3];
+	v = md->succinct_bits >= 32 ? v : v >> (32 - md->succinct_bits);
+	n = snprintf(out, outsz, "%s-%0*x", md->succinct.name, (int)((md->succinct_bits + 3) / 4),
+		     (unsigned)v);
+	return n < 0 || (size_t)n >= outsz ? -E2BIG : 0;
 }
 
 bool rf__tuf_role_matches(const struct rf__tuf_role *r, const char *path)

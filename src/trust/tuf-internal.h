@@ -106,6 +106,10 @@ struct rf__tuf_md {
 	bool has_delegations;
 	struct rf__tuf_role *dels;
 	size_t ndels;
+	/* succinct hash-bin delegation (TAP 15): succinct_bits != 0; succinct.name is the
+	 * name prefix, bins are "<prefix>-<hex>" */
+	struct rf__tuf_role succinct;
+	unsigned succinct_bits;
 };
 
 /* Parse p[0..n) as metadata of the given type (copying the bytes). -EBADMSG with a diagnostic
@@ -122,6 +126,10 @@ int rf__tuf_md_verify(const struct rf__tuf_keyring *keyring, const struct rf__tu
 bool rf__tuf_md_expired(const struct rf__tuf_md *md, int64_t now);
 const struct rf__tuf_file *rf__tuf_md_file(const struct rf__tuf_md *md, const char *name);
 const struct rf__tuf_role *rf__tuf_md_delegation(const struct rf__tuf_md *md, const char *name);
+/* The succinct-delegation bin name for path: "<prefix>-<top bit_length bits of sha256(path),
+ * hex, zero-padded to ceil(bit_length/4) digits>" (as python-tuf). -E2BIG if it does not fit. */
+int rf__tuf_succinct_bin(const struct rf__tuf_md *md, const char *path, char *out,
+			 size_t outsz) RF_WUR;
 /* Does delegated role r cover target path? (glob per '/'-component, or hash prefixes) */
 bool rf__tuf_role_matches(const struct rf__tuf_role *r, const char *path);
 /* Component glob: '*' and '?' never match '/', [...] classes; the whole string must match. */

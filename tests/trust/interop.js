@@ -6,7 +6,8 @@
 //     verifies TARGET and checks its bytes (and, if given, its custom metadata).
 //   node interop.js write OUT_DIR KEYTYPE
 //     @tufjs/models writes and signs a consistent-snapshot repository (root v1 -> v2 with a
-//     rotated root key, targets with a delegation, snapshot, timestamp) with KEYTYPE keys
+//     rotated root key, targets with a delegation that itself delegates to succinct hash
+//     bins, snapshot, timestamp) with KEYTYPE keys
 //     (ed25519, ecdsa, rsa) made by node's crypto, for ringfence-tuf-client to verify.
 //
 // Module resolution: NODE_PATH points at the node_modules installed under the build dir.
@@ -87,7 +88,7 @@ function write(args) {
   fs.mkdirSync(path.join(tgt, 'dl'), { recursive: true });
   fs.mkdirSync(meta, { recursive: true });
   const k = { root: makeKey(kind), root2: makeKey(kind), timestamp: makeKey(kind),
-    snapshot: makeKey(kind), targets: makeKey(kind), del: makeKey(kind) };
+    snapshot: makeKey(kind), targets: makeKey(kind), del: makeKey(kind), bin: makeKey(kind) };
   const save = (name, md) => {
     const text = JSON.stringify(md.toJSON(), null, 2); // deliberately not canonical
     fs.writeFileSync(path.join(meta, name), text);
@@ -122,10 +123,21 @@ function write(args) {
   // delegated role 'del' (terminating, dl/*) and top-level targets
   const content = Buffer.from('signed by @tufjs/models (' + kind + ')\n');
   const dcontent = Buffer.from('delegated target\n');
-  const del = new m.Metadata(m.Targets.fromJSON(Object.assign(common('targets', 1, 90),
-    { targets: { 'dl/d.txt': addFile('dl/d.txt', dcontent) } })));
+  // 'del' hands dl/* targets it does not list to succinct hash bins (TAP 15, 4 bins)
+  const scontent = Buffer.from('in a succinct hash bin\n');
+  const del = new m.Metadata(m.Targets.fromJSON(Object.assign(common('targets', 1, 90), {
+    targets: { 'dl/d.txt': addFile('dl/d.txt', dcontent) },
+    delegations: { keys: { [k.bin.keyID]: k.bin.json },
+      succinct_roles: { keyids: [k.bin.keyID], threshold: 1, bit_length: 2,
+        name_prefix: 'bin' } },
+  })));
   del.sign(k.del.signer);
   const delBytes = save('1.del.json', del);
+  const binName = del.signed.delegations.succinctRoles.getRoleForTarget('dl/s.txt');
+  const bin = new m.Metadata(m.Targets.fromJSON(Object.assign(common('targets', 1, 90),
+    { targets: { 'dl/s.txt': addFile('dl/s.txt', scontent) } })));
+  bin.sign(k.bin.signer);
+  const binBytes = save('1.' + binName + '.json', bin);
   const top = new m.Metadata(m.Targets.fromJSON(Object.assign(common('targets', 1, 90), {
     targets: { 'file.txt': Object.assign(addFile('file.txt', content),
       { custom: { ramp: [{ ring: 0, pct: 5 }] } }) },
@@ -138,7 +150,8 @@ function write(args) {
   const snap = new m.Metadata(m.Snapshot.fromJSON(Object.assign(common('snapshot', 1, 7), {
     meta: { 'targets.json': { version: 1, length: topBytes.length,
       hashes: { sha256: sha(topBytes) } },
-    'del.json': { version: 1, length: delBytes.length } },
+    'del.json': { version: 1, length: delBytes.length },
+    [binName + '.json']: { version: 1, length: binBytes.length } },
   })));
   snap.sign(k.snapshot.signer);
   const snapBytes = save('1.snapshot.json', snap);
@@ -150,6 +163,8 @@ function write(args) {
   save('timestamp.json', ts);
   fs.writeFileSync(path.join(out, 'file.txt'), content);
   fs.writeFileSync(path.join(out, 'd.txt'), dcontent);
+  fs.writeFileSync(path.join(out, 's.txt'), scontent);
+  fs.writeFileSync(path.join(out, 'bin-name'), binName);
   // tuf-js itself must accept what we wrote (guards the test against a writer mistake)
   r1.verifyDelegate('root', r1);
   r1.verifyDelegate('root', r2);
@@ -158,6 +173,7 @@ function write(args) {
   r2.verifyDelegate('snapshot', snap);
   r2.verifyDelegate('targets', top);
   top.verifyDelegate('del', del);
+  del.verifyDelegate(binName, bin);
   console.log('@tufjs/models wrote a ' + kind + ' repository in ' + out);
 }
 

@@ -3,7 +3,8 @@
 #  (a) tuf-js 5.0.1 downloads and verifies a target from repositories written by
 #      `ringfence repo` (ed25519, ecdsa and rsa keys), custom metadata included;
 #  (b) ringfence-tuf-client verifies repositories written and signed by @tufjs/models 4.1.1
-#      with every key type node can produce for it (root rotation, delegation included).
+#      with every key type node can produce for it (root rotation, a delegation and succinct
+#      hash bins included).
 # tuf-js is installed with npm into the BUILD dir (never globally, never into the source
 # tree). If npm cannot reach its registry the test is skipped (exit 77) with a message.
 # Usage: test-interop.sh RINGFENCE TUF_CLIENT TUF_HTTPD INTEROP_JS
@@ -65,11 +66,13 @@ for kt in ed25519 ecdsa rsa; do
 	MD="$T/md-$kt" TD="$T/td-$kt"
 	"$CL" --metadata-dir "$MD" init "$W/metadata/1.root.json" || fail "(b) init $kt"
 	"$CL" --metadata-url "$B/js-$kt/metadata/" --metadata-dir "$MD" \
-		--target-name file.txt --target-name dl/d.txt --target-dir "$TD" \
+		--target-name file.txt --target-name dl/d.txt --target-name dl/s.txt --target-dir "$TD" \
 		--target-base-url "$B/js-$kt/targets/" download ||
 		fail "(b) ringfence-tuf-client rejected the $kt repository of @tufjs/models"
 	cmp -s "$TD/file.txt" "$W/file.txt" || fail "(b) file.txt differs ($kt)"
 	cmp -s "$TD/dl%2Fd.txt" "$W/d.txt" || fail "(b) dl/d.txt differs ($kt)"
+	cmp -s "$TD/dl%2Fs.txt" "$W/s.txt" || fail "(b) dl/s.txt (succinct bin) differs ($kt)"
+	[ -f "$MD/$(cat "$W/bin-name").json" ] || fail "(b) succinct bin role not stored ($kt)"
 	cmp -s "$MD/root.json" "$W/metadata/2.root.json" || fail "(b) root v2 not trusted ($kt)"
 	[ -f "$MD/del.json" ] || fail "(b) delegated role not stored ($kt)"
 	# a timestamp signature with its first hex digit changed is refused

@@ -725,7 +725,8 @@ static void test_wrong_key_type_or_scheme(void **state)
 /* Targets v(N+1) with delegations to `roles` (stolen), each delegated role's metadata written
  * as 1.<quoted>.json signed by dk and holding `dtargets[i]` (stolen), and a snapshot listing
  * them all. */
-static void delegate(struct fx *f, EVP_PKEY *dk, json_t *roles, json_t **dtargets, size_t n)
+static void delegate_ex(struct fx *f, EVP_PKEY *dk, const char *field, json_t *value,
+			const char *const *names, json_t **dtargets, size_t n)
 {
 	json_t *tg = read_signed(f, "targets.json"), *pub = NULL, *meta;
 	struct keys ks = {.n = 1}, tkeys;
@@ -733,7 +734,7 @@ static void delegate(struct fx *f, EVP_PKEY *dk, json_t *roles, json_t **dtarget
 
 	assert_int_equal(rf__tuf_key_public_json(dk, &pub, keyid), 0);
 	json_object_set_new(tg, "delegations",
-			    json_pack("{s:{s:o},s:o}", "keys", keyid, pub, "roles", roles));
+			    json_pack("{s:{s:o},s:o}", "keys", keyid, pub, field, value));
 	bump(tg);
 	role_keys(f, "targets", &tkeys);
 	snprintf(file, sizeof(file), "%llu.targets.json", (unsigned long long)version(tg));
@@ -742,8 +743,7 @@ static void delegate(struct fx *f, EVP_PKEY *dk, json_t *roles, json_t **dtarget
 	ks.k[0] = dk;
 	snprintf(ks.id[0], 65, "%s", keyid);
 	for (size_t i = 0; i < n; i++) {
-		const char *name =
-		    json_string_value(json_object_get(json_array_get(roles, i), "name"));
+		const char *name = names[i];
 		json_t *dt = json_pack("{s:s,s:s,s:I,s:s,s:o}", "_type", "targets", "spec_version",
 				       "1.0.34", "version", (json_int_t)1, "expires",
 				       "2099-01-01T00:00:00Z", "targets", dtargets[i]);
@@ -758,6 +758,18 @@ static void delegate(struct fx *f, EVP_PKEY *dk, json_t *roles, json_t **dtarget
 	keys_free(&tkeys);
 	json_decref(tg);
 	write_snapshot(f, meta);
+}
+
+static void delegate(struct fx *f, EVP_PKEY *dk, json_t *roles, json_t **dtargets, size_t n)
+{
+	const char *names[16];
+	json_t *keep = json_incref(roles); /* names point into roles */
+
+	assert_true(n <= 16);
+	for (size_t i = 0; i < n; i++)
+		names[i] = json_string_value(json_object_get(json_array_get(roles, i), "name"));
+	delegate_ex(f, dk, "roles", roles, names, dtargets, n);
+	json_decref(keep);
 }
 
 /* A target entry for bytes p, with its file placed on the server. */
@@ -844,6 +856,45 @@ static void test_delegation_terminating_and_prefixes(void **state)
 	assert_int_equal(download(f, "hashed/h.rfp", &t), 0);
 	assert_string_equal(t->role, "byhash");
 	rf_tuf_target_free(t);
+	EVP_PKEY_free(dk);
+	fx_free(f);
+}
+
+/* TAP 15 succinct hash bins: 3 bits -> bins bin-0 .. bin-7, terminating. */
+static void test_succinct_delegation(void **state)
+{
+	struct fx *f = fx_new(1, RF_TUF_KEY_ED25519);
+	EVP_PKEY *dk = NULL;
+	json_t *pub = NULL, *dt[2];
+	char keyid[65], right[16], wrong[16];
+	const char *names[2] = {right, wrong};
+	struct rf_tuf_target *t = NULL;
+
+	assert_int_equal(rf__tuf_key_generate(RF_TUF_KEY_ED25519, &dk), 0);
+	assert_int_equal(rf__tuf_key_public_json(dk, &pub, keyid), 0);
+	json_decref(pub);
+	/* the bin of a path: the top 3 bits of its sha256 */
+	uint8_t hs[32], hw[32];
+	unsigned bs, bw, bx = 0;
+	rf_sha256("packs/s.rfp", strlen("packs/s.rfp"), hs);
+	rf_sha256("packs/w.rfp", strlen("packs/w.rfp"), hw);
+	bs = hs[0] >> 5;
+	bw = hw[0] >> 5;
+	while (bx == bs || bx == bw)
+		bx++;
+	snprintf(right, sizeof(right), "bin-%x", bs);
+	snprintf(wrong, sizeof(wrong), "bin-%x", bx);
+	dt[0] = json_pack("{s:o}", "packs/s.rfp", target_entry(f, "packs/s.rfp", "in its bin"));
+	/* a bin that lists a target hashing to another bin is not trusted for it */
+	dt[1] = json_pack("{s:o}", "packs/w.rfp", target_entry(f, "packs/w.rfp", "wrong bin"));
+	delegate_ex(f, dk, "succinct_roles",
+		    json_pack("{s:[s],s:i,s:i,s:s}", "keyids", keyid, "threshold", 1, "bit_length",
+			      3, "name_prefix", "bin"),
+		    names, dt, 2);
+	assert_int_equal(download(f, "packs/s.rfp", &t), 0);
+	assert_string_equal(t->role, right);
+	rf_tuf_target_free(t);
+	assert_int_equal(download(f, "packs/w.rfp", NULL), -ENOENT);
 	EVP_PKEY_free(dk);
 	fx_free(f);
 }
@@ -1068,6 +1119,7 @@ int main(void)
 	    cmocka_unit_test(test_wrong_key_type_or_scheme),
 	    cmocka_unit_test(test_delegations),
 	    cmocka_unit_test(test_delegation_terminating_and_prefixes),
+	    cmocka_unit_test(test_succinct_delegation),
 	    cmocka_unit_test(test_role_name_traversal),
 	    cmocka_unit_test(test_malformed_every_level),
 	    cmocka_unit_test(test_root_rotation),
