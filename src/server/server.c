@@ -1219,13 +1219,16 @@ static int handle_checkin(struct rf_server *s, const struct rf_server_request *q
 		dev_take(d, cur_rel->id, now);
 		d->flags |= DEV_DIRTY;
 	}
+	/* Health counters are cumulative on the agent and sent in every check-in, so losing them
+	 * in a crash loses nothing: they are kept in memory and written with the heartbeats (an
+	 * active agent's counters change at every check-in; writing them each time would make
+	 * every check-in a database write). */
 	if (crashes != d->crashes || rollbacks != d->rollbacks || alerts != d->alerts ||
-	    events / 1024 != d->events / 1024) {
+	    events != d->events) {
 		d->crashes = crashes;
 		d->rollbacks = rollbacks;
 		d->alerts = alerts;
 		d->events = events;
-		d->flags |= DEV_DIRTY;
 		if (cur_rel) {
 			struct rf__srv_devrel *h = hist_get(d, cur_rel->id, false, now);
 			if (h && alerts > h->alerts)
