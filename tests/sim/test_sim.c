@@ -100,6 +100,12 @@ static void test_every_file_parses(void **state)
 	load_policy("default", &pol);
 	assert_true(pol.guard_enabled);
 	assert_int_equal(pol.nrings, 3);
+	load_policy("guard-only", &pol);
+	assert_true(pol.guard_enabled);
+	assert_false(pol.gates_enabled);
+	load_policy("rings-only", &pol);
+	assert_false(pol.guard_enabled);
+	assert_true(pol.gates_enabled);
 }
 
 static void expect_bad(const char *json, int code, const char *needle, bool policy)
