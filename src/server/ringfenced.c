@@ -4,6 +4,7 @@
  * transport, then ticks once a second (heartbeat flush, gates, TUF timestamp) until SIGINT or
  * SIGTERM, and flushes before it exits. See docs/server.md.
  */
+#include <arpa/inet.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -141,6 +142,26 @@ int main(int argc, char **argv)
 		fprintf(stderr, "ringfenced: --db PATH is required\n\n");
 		usage(stderr);
 		return 2;
+	}
+	{
+		/* The listen address is checked before anything is created on disk. */
+		const char *colon = strrchr(listen, ':');
+		char ip[64];
+		uint64_t port;
+		struct in_addr a4;
+		if (!colon || (size_t)(colon - listen) >= sizeof(ip) ||
+		    rf_parse_u64(colon + 1, &port) < 0 || port > 65535) {
+			fprintf(stderr, "ringfenced: --listen must be IPv4:PORT, not '%s'\n",
+				listen);
+			return 2;
+		}
+		memcpy(ip, listen, (size_t)(colon - listen));
+		ip[colon - listen] = 0;
+		if (inet_pton(AF_INET, ip, &a4) != 1) {
+			fprintf(stderr, "ringfenced: --listen must be IPv4:PORT, not '%s'\n",
+				listen);
+			return 2;
+		}
 	}
 	if (!tokfile) {
 		snprintf(deftok, sizeof(deftok), "%s.admin-token", db);
