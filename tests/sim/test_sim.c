@@ -19,6 +19,7 @@
 #include <cmocka.h>
 
 #include "common/util.h"
+#include "sim/queue.h"
 #include "sim/sim.h"
 
 static const char *const scenarios[] = {
@@ -380,9 +381,47 @@ static void test_cli(void **state)
 	assert_int_equal(system(cmd), 0);
 }
 
+/* The calendar queue: time order, device order within a second, no events into the past. */
+static void test_queue_order(void **state)
+{
+	struct rf_sim_queue q;
+	struct rf_sim_event e;
+	static const uint32_t in[][2] = {{5, 9}, {3, 7}, {5, 2}, {3, 1}, {100, 0}, {5, 4}};
+	static const uint32_t out[][2] = {{3, 1}, {3, 7}, {5, 2}, {5, 4}, {5, 9}, {100, 0}};
+
+	assert_int_equal(rf__sim_queue_init(&q, 100), 0);
+	assert_int_equal(rf__sim_queue_peek_time(&q), UINT32_MAX);
+	for (size_t i = 0; i < 6; i++)
+		assert_int_equal(rf__sim_queue_push(&q, in[i][0], in[i][1]), 0);
+	assert_int_equal(rf__sim_queue_push(&q, 101, 0), -ERANGE); /* past the horizon */
+	assert_int_equal(rf__sim_queue_peek_time(&q), 3);
+	for (size_t i = 0; i < 6; i++) {
+		assert_true(rf__sim_queue_pop(&q, &e));
+		assert_int_equal(e.t, out[i][0]);
+		assert_int_equal(e.dev, out[i][1]);
+		if (i == 2) {
+			/* Second 5 is draining: it and the seconds before it are closed, later
+			 * ones (even skipped empty ones) are open. */
+			assert_int_equal(rf__sim_queue_push(&q, 5, 3), -ERANGE);
+			assert_int_equal(rf__sim_queue_push(&q, 4, 3), -ERANGE);
+		}
+		if (i == 4) {
+			assert_int_equal(rf__sim_queue_peek_time(&q), 100);
+			assert_int_equal(rf__sim_queue_push(&q, 50, 8),
+					 0); /* before the peeked one */
+			assert_true(rf__sim_queue_pop(&q, &e));
+			assert_int_equal(e.t, 50);
+			assert_int_equal(e.dev, 8);
+		}
+	}
+	assert_false(rf__sim_queue_pop(&q, &e));
+	rf__sim_queue_fini(&q);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
+	    cmocka_unit_test(test_queue_order),
 	    cmocka_unit_test(test_every_file_parses),
 	    cmocka_unit_test(test_bad_input_is_named),
 	    cmocka_unit_test(test_deterministic_for_a_seed),
