@@ -259,9 +259,14 @@ static int new_token(const char *prefix, char out[69], uint8_t hash[32])
 	return 0;
 }
 
+/* Copy src (NULL: "") into dst[cap], cut to fit: callers pass validated, bounded strings. */
 static void copy_str(char *dst, size_t cap, const char *src)
 {
-	snprintf(dst, cap, "%s", src ? src : "");
+	size_t n = src ? strnlen(src, cap - 1) : 0;
+
+	if (n)
+		memcpy(dst, src, n);
+	dst[n] = 0;
 }
 
 /* ---- lookup tables -------------------------------------------------------------------------- */
