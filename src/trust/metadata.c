@@ -5,8 +5,9 @@
  * Design: the parser is the only place that looks at the shape of untrusted JSON. It checks
  * every field the client reads - `_type`, `spec_version` (major 1), `version` >= 1, `expires`
  * in the spec's exact "YYYY-MM-DDTHH:MM:SSZ" form, keys, roles (root must name exactly root,
- * timestamp, snapshot and targets), meta and targets entries, delegations - and every count
- * against limits.h, and reports the field that failed. Unknown fields are allowed and, being
+ * timestamp, snapshot and targets), meta and targets entries, delegations (explicit roles or
+ * TAP 15 succinct hash bins) - and every count against limits.h, and reports the field that
+ * failed. Unknown fields are allowed and, being
  * inside `signed`, are covered by the signatures. It then computes the canonical JSON of
  * `signed` once; signatures are checked over those bytes, never over the bytes received.
  * Threshold counting: a signature counts if its key id is listed for the role, the key is

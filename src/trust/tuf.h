@@ -89,7 +89,8 @@ void rf_tuf_target_free(struct rf_tuf_target *t);
 /*
  * Find target path in the trusted metadata after a successful refresh: targets, then
  * delegations pre-order depth first (terminating roles stop the search, glob paths where '*'
- * does not cross '/', path_hash_prefixes), visiting at most RF_TUF_DELEGATIONS_MAX roles;
+ * does not cross '/', path_hash_prefixes, succinct hash bins), visiting at most
+ * RF_TUF_DELEGATIONS_MAX roles;
  * delegated metadata is downloaded and verified on demand.
  * Returns 0 and *ret; -ENOENT no such target; the codes of rf_tuf_client_refresh for a
  * delegated role that fails; -EINVAL refresh has not succeeded yet.
