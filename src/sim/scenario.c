@@ -349,7 +349,7 @@ int rf_sim_scenario_parse(const uint8_t *p, size_t n, struct rf_sim_scenario *re
 			  &s->background_crash_per_hour, d)) < 0 ||
 	    (r = get_real(fleet, "fleet", "base_alerts_per_hour", 0, 1e6, 0.1,
 			  &s->base_alerts_per_hour, d)) < 0 ||
-	    (r = get_u32(fleet, "fleet", "tenants", 1, 1000000, 1000, &s->tenants, d)) < 0 ||
+	    (r = get_u32(fleet, "fleet", "tenants", 1, 65536, 1000, &s->tenants, d)) < 0 ||
 	    (r = get_real(fleet, "fleet", "tenant_pin_n1_fraction", 0, 1, 0,
 			  &s->tenant_pin_n1_fraction, d)) < 0 ||
 	    (r = parse_failure(get_obj(root, "failure"), s, d)) < 0 ||

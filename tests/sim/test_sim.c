@@ -418,12 +418,80 @@ static void test_queue_order(void **state)
 	rf__sim_queue_fini(&q);
 }
 
+/* Mutated scenario and policy files (bytes flipped, cut, duplicated) are refused or accepted,
+ * never crash (ASan/UBSan watch), and a refusal always names a problem. */
+static void test_mutated_files_never_crash(void **state)
+{
+	static const char *const files[] = {"crowdstrike-2024-07-19.json",
+					    "cloudflare-2025-11-18.json", "policies/default.json"};
+	uint64_t x = 0x1234567;
+	for (size_t f = 0; f < sizeof(files) / sizeof(files[0]); f++) {
+		uint8_t *orig;
+		size_t n;
+		load_file(files[f], &orig, &n);
+		uint8_t *buf = malloc(2 * n + 1);
+		assert_non_null(buf);
+		for (int it = 0; it < 3000; it++) {
+			size_t m = n;
+			memcpy(buf, orig, n);
+			for (int k = 0; k < 1 + it % 4; k++) {
+				x = x * 6364136223846793005ull + 1442695040888963407ull;
+				size_t at = (size_t)(x >> 33) % m;
+				switch ((x >> 20) % 4) {
+				case 0: /* flip a byte */
+					buf[at] ^= (uint8_t)(1u << ((x >> 8) % 8));
+					break;
+				case 1: /* a digit */
+					buf[at] = (uint8_t)('0' + (x >> 12) % 10);
+					break;
+				case 2: /* cut */
+					m = at + 1;
+					break;
+				default: /* duplicate a span */
+					if (m + 16 <= 2 * n) {
+						memmove(buf + at + 16, buf + at, m - at);
+						m += 16;
+					}
+				}
+			}
+			struct rf_diag d = {0};
+			struct rf_sim_scenario sc;
+			struct rf_sim_policy pol;
+			int r = strstr(files[f], "policies/")
+				    ? rf_sim_policy_parse(buf, m, &pol, &d)
+				    : rf_sim_scenario_parse(buf, m, &sc, &d);
+			assert_true(r == 0 || r == -EBADMSG || r == -E2BIG);
+			if (r < 0) {
+				assert_true(d.count > 0 && d.first[0]);
+				continue;
+			}
+			if (strstr(files[f], "policies/") || it % 10)
+				continue;
+			/* An accepted scenario runs (a small fleet, one hour) or is refused. */
+			struct rf_sim_policy *dp = malloc(sizeof(*dp));
+			struct rf_sim_result *res = NULL;
+			struct rf_sim_options o = {.devices = 200, .seed = 3, .duration_s = 3600};
+			assert_non_null(dp);
+			load_policy("default", dp);
+			r = rf_sim_run(&sc, dp, &o, NULL, &res);
+			assert_true(r == 0 || r == -EINVAL);
+			if (r == 0)
+				assert_true(res->exposed <= 200 && res->nsamples > 0);
+			rf_sim_result_free(res);
+			free(dp);
+		}
+		free(buf);
+		free(orig);
+	}
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 	    cmocka_unit_test(test_queue_order),
 	    cmocka_unit_test(test_every_file_parses),
 	    cmocka_unit_test(test_bad_input_is_named),
+	    cmocka_unit_test(test_mutated_files_never_crash),
 	    cmocka_unit_test(test_deterministic_for_a_seed),
 	    cmocka_unit_test(test_push_to_all_replays_crowdstrike),
 	    cmocka_unit_test(test_default_policy_promises),
