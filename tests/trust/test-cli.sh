@@ -93,6 +93,19 @@ cmp -s "$T/pack.rfp" "$T/t/packs%2Fp1.rfp" || fail "target after rotation differ
 cmp -s "$T/md/root.json" "$T/r/repository/metadata/4.root.json" ||
 	fail "client did not move to root v4 (three rotations)"
 
+# --- concurrent writers (CLI and server share a repository): the flock serialises them ------
+pids=()
+for i in 1 2 3 4 5 6; do
+	"$RF" repo add "$T/r" "$T/pack.rfp" --name "par/p$i" >/dev/null 2>&1 & pids+=($!)
+done
+"$RF" repo refresh "$T/r" --within 400d >/dev/null 2>&1 & pids+=($!)
+for p in "${pids[@]}"; do wait "$p" || fail "a concurrent repo command failed"; done
+expect 0 "$RF" repo publish "$T/r"
+for i in 1 2 3 4 5 6; do
+	expect 0 "$CL" --metadata-url "$M" --metadata-dir "$T/md" --target-name "par/p$i" \
+		--target-dir "$T/t" --target-base-url "$TU" download
+done
+
 # --- a tampered target is refused and not stored -------------------------------------------
 f=$(ls "$T/r/repository/targets/packs/")
 printf 'pack bytes \001\003\n' > "$T/r/repository/targets/packs/$f"
