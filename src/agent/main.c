@@ -127,6 +127,79 @@ static void hex32(const uint8_t *h, char out[65])
 	rf_hex_encode(h, 32, out);
 }
 
+/* ---- fault injection: kill at a store step (tests) ---------------------------------------- */
+
+/* RINGFENCE_FAULT_KILL_AT_STEP=N: SIGKILL this process just before the N-th file-system call
+ * of the store that changes something (docs/agent.md). The crash test walks N over every step
+ * of a run. It bypasses no check: the call is simply never made. */
+static unsigned long long kill_at_step, store_steps;
+
+static void step_tick(void)
+{
+	store_steps++;
+	if (kill_at_step && store_steps == kill_at_step)
+		raise(SIGKILL);
+}
+
+static int k_open(void *ud, const char *p, int f, mode_t m)
+{
+	step_tick();
+	return rf_store_ops_posix()->open(NULL, p, f, m);
+}
+
+static int k_write(void *ud, int fd, const void *p, size_t n)
+{
+	step_tick();
+	return rf_store_ops_posix()->write(NULL, fd, p, n);
+}
+
+static int k_fsync(void *ud, int fd)
+{
+	step_tick();
+	return rf_store_ops_posix()->fsync(NULL, fd);
+}
+
+static int k_close(void *ud, int fd)
+{
+	step_tick();
+	return rf_store_ops_posix()->close(NULL, fd);
+}
+
+static int k_rename(void *ud, const char *a, const char *b)
+{
+	step_tick();
+	return rf_store_ops_posix()->rename(NULL, a, b);
+}
+
+static int k_unlink(void *ud, const char *p)
+{
+	step_tick();
+	return rf_store_ops_posix()->unlink(NULL, p);
+}
+
+static int k_mkdir(void *ud, const char *p, mode_t m)
+{
+	step_tick();
+	return rf_store_ops_posix()->mkdir(NULL, p, m);
+}
+
+static int k_fsync_dir(void *ud, const char *p)
+{
+	step_tick();
+	return rf_store_ops_posix()->fsync_dir(NULL, p);
+}
+
+static const struct rf_store_ops killing_ops = {
+    .open = k_open,
+    .write = k_write,
+    .fsync = k_fsync,
+    .close = k_close,
+    .rename = k_rename,
+    .unlink = k_unlink,
+    .mkdir = k_mkdir,
+    .fsync_dir = k_fsync_dir,
+};
+
 /* ---- HTTP -------------------------------------------------------------------------------- */
 
 struct body {
@@ -832,11 +905,12 @@ static void usage_run(FILE *f)
 	    "  --probation-events N  events it must evaluate (default 1000)\n"
 	    "  -v, --verbose         debug logging\n"
 	    "\n"
-	    "Fault injection (tests, demo): RINGFENCE_FAULT_CRASH_ON_LOAD=<sha256> kills the "
-	    "whole\n"
-	    "agent right after that pack loads; RINGFENCE_FAULT_WORKER_CRASH_ON_LOAD=<sha256> "
-	    "kills\n"
-	    "only the worker. See docs/agent.md.\n");
+	    "Fault injection (tests, demo; see docs/agent.md):\n"
+	    "  RINGFENCE_FAULT_CRASH_ON_LOAD=<sha256>         kill the whole agent right after\n"
+	    "                                                 that pack loads\n"
+	    "  RINGFENCE_FAULT_WORKER_CRASH_ON_LOAD=<sha256>  kill only the worker\n"
+	    "  RINGFENCE_FAULT_KILL_AT_STEP=N                 kill the agent before its N-th\n"
+	    "                                                 durable store step\n");
 }
 
 static int parse_uint_opt(const char *name, const char *v, uint64_t max, uint64_t *ret)
@@ -1023,10 +1097,16 @@ static int cmd_run(int argc, char **argv)
 	if (getrandom(&ag.rng, sizeof(ag.rng), 0) != sizeof(ag.rng) || ag.rng == 0)
 		ag.rng = rf_now_mono_ns() | 1;
 
+	if (getenv("RINGFENCE_FAULT_KILL_AT_STEP") &&
+	    rf_parse_u64(getenv("RINGFENCE_FAULT_KILL_AT_STEP"), &v) == 0 && v > 0) {
+		kill_at_step = v;
+		rf_log_warn("fault injection: killing this process at store step %llu",
+			    kill_at_step);
+	}
 	/* the store: another agent may still be dying (its worker holds the lock for a moment) */
 	for (unsigned i = 0;; i++) {
 		memset(&d, 0, sizeof(d));
-		r = rf_store_open_reset(ag.o.store, NULL, &ag.st, &d);
+		r = rf_store_open_reset(ag.o.store, kill_at_step ? &killing_ops : NULL, &ag.st, &d);
 		if (r != -EBUSY || i == 50)
 			break;
 		usleep(100000);
@@ -1177,6 +1257,8 @@ static int cmd_run(int argc, char **argv)
 			checkin(&ag);
 	}
 	rf_log_notice("stopping");
+	if (kill_at_step)
+		rf_log_notice("fault injection: %llu store steps in this run", store_steps);
 	feed(&ag, RF_GUARD_EV_SHUTDOWN, NULL, 0);
 	worker_stop(&ag);
 	if (rf_store_commit(ag.st) < 0)
