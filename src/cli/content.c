@@ -455,6 +455,7 @@ out:
 		free(b.line[i]);
 		free(b.scr[i]);
 	}
+	memset(&b, 0, sizeof(b));
 	free(buf);
 	rf_engine_scratch_free(s);
 	rf_engine_free(e);
