@@ -10,6 +10,9 @@
 //     bins, snapshot, timestamp) with KEYTYPE keys
 //     (ed25519, ecdsa, rsa) made by node's crypto, for ringfence-tuf-client to verify.
 //
+//   node interop.js canon FILE
+//     prints @tufjs/canonical-json's canonical form of FILE (compared with ours byte for byte).
+//
 // Module resolution: NODE_PATH points at the node_modules installed under the build dir.
 'use strict';
 const crypto = require('crypto');
@@ -177,7 +180,14 @@ function write(args) {
   console.log('@tufjs/models wrote a ' + kind + ' repository in ' + out);
 }
 
+// canon FILE: @tufjs/canonical-json's canonical form of the JSON in FILE, on stdout
+function canon(args) {
+  const { canonicalize } = require('@tufjs/canonical-json');
+  process.stdout.write(Buffer.from(canonicalize(JSON.parse(fs.readFileSync(args[0], 'utf8')))));
+}
+
 const [mode, ...rest] = process.argv.slice(2);
 const run = mode === 'client' ? client(rest) : mode === 'write' ? Promise.resolve(write(rest))
-  : Promise.reject(new Error('usage: interop.js client|write ...'));
+  : mode === 'canon' ? Promise.resolve(canon(rest))
+  : Promise.reject(new Error('usage: interop.js client|write|canon ...'));
 run.catch((e) => die(e && e.stack ? e.stack : String(e)));

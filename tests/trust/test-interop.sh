@@ -7,9 +7,10 @@
 #      hash bins included).
 # tuf-js is installed with npm into the BUILD dir (never globally, never into the source
 # tree). If npm cannot reach its registry the test is skipped (exit 77) with a message.
-# Usage: test-interop.sh RINGFENCE TUF_CLIENT TUF_HTTPD INTEROP_JS
+#  (c) canonical JSON: ours and @tufjs/canonical-json agree byte for byte on a set of vectors.
+# Usage: test-interop.sh RINGFENCE TUF_CLIENT TUF_HTTPD INTEROP_JS TUF_CANON
 set -uo pipefail
-RF=$1 CL=$2 HTTPD=$3 JS=$4
+RF=$1 CL=$2 HTTPD=$3 JS=$4 CANON=$5
 NPMDIR="${RF_BUILD_ROOT:?RF_BUILD_ROOT not set}/tuf-interop"
 T=$(mktemp -d "${TMPDIR:-/tmp}/rf-tuf-interop-XXXXXX")
 SRV=
@@ -34,6 +35,25 @@ if ! have; then
 	fi
 fi
 export NODE_PATH="$NPMDIR/node_modules"
+
+# (c) canonical JSON vectors (the issue's example first). Keys mixing astral-plane characters
+# with U+E000..U+FFFF are left out: JavaScript sorts by UTF-16 units, securesystemslib (and we)
+# by code point.
+V=(
+	'{"":0,"a":{"Z":-3,"\u00e9":"\u00fc\u0001\n"},"b":[1,true,null,"q\"\\x"]}'
+	' { "b" : [ ] , "a" : { } , "B" : "\/" , "aa" : false } '
+	'[-9007199254740991, 9007199254740991, 0, -0, "\ud83d\ude00\t\u007f"]'
+	'{"keys":{"k\u00e9y":{"keyval":{"public":"-----BEGIN PUBLIC KEY-----\nMFk\n"}}},"z":"\u2028"}'
+	'{"\u00e9":1,"e":2,"\u00ff":3,"\u0100":4,"~":5,"E":6,"":7}'
+)
+for i in "${!V[@]}"; do
+	printf '%s' "${V[$i]}" > "$T/v$i.json"
+	"$CANON" "$T/v$i.json" > "$T/v$i.ours" || fail "(c) vector $i refused"
+	node "$JS" canon "$T/v$i.json" > "$T/v$i.js" || fail "(c) vector $i: node failed"
+	cmp -s "$T/v$i.ours" "$T/v$i.js" || { od -c "$T/v$i.ours" | head; od -c "$T/v$i.js" | head;
+		fail "(c) canonical JSON of vector $i differs from @tufjs/canonical-json"; }
+done
+echo "ok: canonical JSON identical to @tufjs/canonical-json on ${#V[@]} vectors"
 
 "$HTTPD" "$T" "$T/port" 240 & SRV=$!
 for _ in $(seq 50); do [ -s "$T/port" ] && break; sleep 0.1; done
