@@ -1117,10 +1117,16 @@ int rf_sim_run(const struct rf_sim_scenario *sc, const struct rf_sim_policy *pol
 	if (s.horizon > RF_SIM_DURATION_MAX)
 		return rf_diag_report(reterr, -EINVAL, "duration over %u s", RF_SIM_DURATION_MAX);
 	struct rf_sim_result *res = calloc(1, sizeof(*res));
-	uint32_t dt = s.horizon / (RF_SIM_TIMELINE_MAX - 1) + 1;
-	if (dt < 60)
-		dt = 60;
-	size_t nsamp = s.horizon / dt + 2;
+	/* The timeline: a row a minute for the first FINE_S (where incidents and halts happen),
+	 * then rows spread evenly over the rest, RF_SIM_TIMELINE_MAX in all. */
+	const uint32_t FINE_S = 6 * 3600, fine_rows = FINE_S / 60 + 1;
+	uint32_t dt = 60;
+	if (s.horizon > FINE_S) {
+		dt = (s.horizon - FINE_S) / (RF_SIM_TIMELINE_MAX - fine_rows - 2) + 1;
+		if (dt < 60)
+			dt = 60;
+	}
+	size_t nsamp = fine_rows + s.horizon / dt + 2;
 	if (res)
 		res->samples = calloc(nsamp, sizeof(*res->samples));
 	if (!res || !res->samples) {
@@ -1155,7 +1161,7 @@ int rf_sim_run(const struct rf_sim_scenario *sc, const struct rf_sim_policy *pol
 			t = s.horizon + 1;
 		while (next_sample <= t && next_sample <= s.horizon) {
 			sample(&s, next_sample);
-			next_sample += dt;
+			next_sample += next_sample < FINE_S ? 60 : dt;
 		}
 		if (opt->progress && t >= next_progress) {
 			opt->progress(opt->userdata,
@@ -1188,7 +1194,7 @@ int rf_sim_run(const struct rf_sim_scenario *sc, const struct rf_sim_policy *pol
 	if (r == 0)
 		r = s.err;
 	if (r == 0) {
-		if (next_sample <= s.horizon || res->nsamples == 0)
+		if (res->nsamples == 0 || res->samples[res->nsamples - 1].t_s != s.horizon)
 			sample(&s, s.horizon);
 		finish(&s);
 		*ret = res;
