@@ -3,6 +3,7 @@
  * (see sim.h). Pure text building into a growing buffer; nothing here does I/O, so the CLI
  * decides where the bytes go and tests can compare them.
  */
+#include <math.h>
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdio.h>
@@ -124,6 +125,16 @@ static void xml_text(struct buf *b, const char *s)
 	}
 }
 
+/* The time axis: linear up to a day; beyond, logarithmic in minutes (log(1 + t/60)), so that
+ * the first minutes (crash, halt, self-healing) and the following days (people repairing)
+ * are both visible on one chart. */
+static double xfrac(double t, double tmax, bool logx)
+{
+	if (!logx)
+		return t / tmax;
+	return log1p(t / 60) / log1p(tmax / 60);
+}
+
 int rf_sim_render_svg(const struct rf_sim_result *r, char **ret, size_t *ret_len)
 {
 	struct buf b = {0};
@@ -133,6 +144,7 @@ int rf_sim_render_svg(const struct rf_sim_result *r, char **ret, size_t *ret_len
 	double ymax = (double)r->devices;
 	if (tmax <= 0)
 		tmax = 1;
+	bool logx = tmax > 86400;
 	if (ymax <= 0)
 		ymax = 1;
 	static const struct {
@@ -167,27 +179,43 @@ int rf_sim_render_svg(const struct rf_sim_result *r, char **ret, size_t *ret_len
 			"<text x=\"%.1f\" y=\"%.1f\" text-anchor=\"end\">%.0f%%</text>\n",
 			L, y, L + pw, y, L - 6, y + 4, 25.0 * k);
 	}
-	for (int k = 0; k <= 6; k++) {
-		double x = L + pw * k / 6.0, ts = tmax * k / 6.0;
+	static const struct {
+		double t;
+		const char *label;
+	} logticks[] = {{0, "0"},	    {60, "1m"},	       {600, "10m"},
+			{3600, "1h"},	    {6 * 3600, "6h"},  {86400, "1d"},
+			{3 * 86400, "3d"},  {7 * 86400, "7d"}, {14 * 86400, "14d"},
+			{30 * 86400, "30d"}};
+	for (int k = 0; k <= 9; k++) {
+		double ts;
 		char lab[24];
-		if (tmax >= 4 * 86400)
-			snprintf(lab, sizeof(lab), "%.1fd", ts / 86400);
-		else if (tmax >= 4 * 3600)
-			snprintf(lab, sizeof(lab), "%.1fh", ts / 3600);
-		else
-			snprintf(lab, sizeof(lab), "%.0fm", ts / 60);
+		if (logx) {
+			if (logticks[k].t > tmax)
+				break;
+			ts = logticks[k].t;
+			snprintf(lab, sizeof(lab), "%s", logticks[k].label);
+		} else {
+			if (k > 6)
+				break;
+			ts = tmax * k / 6.0;
+			if (tmax >= 4 * 3600)
+				snprintf(lab, sizeof(lab), "%.1fh", ts / 3600);
+			else
+				snprintf(lab, sizeof(lab), "%.0fm", ts / 60);
+		}
+		double x = L + pw * xfrac(ts, tmax, logx);
 		bprintf(&b,
 			"<line x1=\"%.1f\" y1=\"%.1f\" x2=\"%.1f\" y2=\"%.1f\" stroke=\"#eee\"/>"
 			"<text x=\"%.1f\" y=\"%.1f\" text-anchor=\"middle\">%s</text>\n",
 			x, T, x, T + ph, x, T + ph + 18, lab);
 	}
 	bprintf(&b,
-		"<text x=\"%.1f\" y=\"%.1f\" text-anchor=\"middle\">time since publish</text>\n",
-		L + pw / 2, H - 10);
+		"<text x=\"%.1f\" y=\"%.1f\" text-anchor=\"middle\">time since publish%s</text>\n",
+		L + pw / 2, H - 10, logx ? " (log scale)" : "");
 	/* the halt: a shaded band from the first halt to the end */
 	for (size_t i = 0; i < r->nsamples; i++)
 		if (r->samples[i].halted) {
-			double x = L + pw * r->samples[i].t_s / tmax;
+			double x = L + pw * xfrac(r->samples[i].t_s, tmax, logx);
 			bprintf(
 			    &b,
 			    "<rect x=\"%.1f\" y=\"%.1f\" width=\"%.1f\" height=\"%.1f\" "
@@ -202,7 +230,7 @@ int rf_sim_render_svg(const struct rf_sim_result *r, char **ret, size_t *ret_len
 		for (size_t i = 0; i < r->nsamples; i++) {
 			uint32_t v;
 			memcpy(&v, (const char *)&r->samples[i] + series[k].off, sizeof(v));
-			bprintf(&b, "%.1f,%.1f ", L + pw * r->samples[i].t_s / tmax,
+			bprintf(&b, "%.1f,%.1f ", L + pw * xfrac(r->samples[i].t_s, tmax, logx),
 				T + ph - ph * (double)v / ymax);
 		}
 		bprintf(&b,
