@@ -30,7 +30,7 @@ check: deps
 	scripts/run-tests $(CHECK)
 
 demo: build
-	scripts/demo $(BUILD)
+	scripts/demo $(BUILD) && $(BUILD)/src/cli/ringfence demo $(DEMO_ARGS)
 
 bench: build
 	meson test -C $(BUILD) --benchmark --verbose --num-processes 1

@@ -54,11 +54,13 @@ expect "none loaded it or kept it" "the rejected pack was never loaded or stored
 expect "nothing crashed \(0 deaths\)" "nothing crashed on the rejected pack"
 expect "early and broad never saw packs/rules-2.rfp" "rejected pack contained in canary"
 expect "halted release 3 by itself" "crash-on-load release halted by the gate (P6/P7)"
-expect "quarantined it by hash and run the last known good again" "crashed canary hosts healed without a human (P4)"
+expect "run the last known good again with no human" "crashed canary hosts healed without a human (P4)"
+expect "crashed 3 times quarantined it by hash" "hosts that crashed 3 times quarantined the pack by hash"
 expect "no host loaded it more than the 3 attempts" "attempt limit held"
 expect "no host is left in safe mode" "no host in safe mode"
 expect "early and broad never saw packs/rules-3.rfp" "crash-on-load pack contained in canary"
 expect "offline never takes the halted release" "the offline host never takes the halted release"
+expect "good release was not halted" "the good release was not halted by the bad ones' failures"
 grep -q "chaos: kill -9 host-" "$W/demo.out" || fail "no agent was killed -9"
 [ "$(running "$W/run")" = 0 ] || { ps -eo pid=,args= | grep -F "$W/run"; fail "processes left running"; }
 
@@ -160,6 +162,37 @@ irc=$?
 sleep 0.5
 [ "$(running "$W/int")" = 0 ] || { ps -eo pid=,args= | grep -F "$W/int"; fail "processes left after SIGINT"; }
 ok "SIGINT mid-rollout: $n_up processes were up, all stopped, exit 130"
+
+# ---- 4. --keep: the story, then the dashboard stays up until Ctrl-C ----------------------------
+"$CLI" demo --agents 8 --keep --workdir "$W/keep" >"$W/keep.out" 2>&1 &
+DPID=$!
+for i in $(seq 3000); do
+	grep -q "Ctrl-C stops them" "$W/keep.out" && break
+	kill -0 "$DPID" 2>/dev/null || break
+	sleep 0.1
+done
+if grep -q "Ctrl-C stops them" "$W/keep.out"; then
+	url=$(grep -o 'Dashboard: http://127.0.0.1:[0-9]*/' "$W/keep.out" | tail -1 | cut -d' ' -f2)
+	page=$(curl -s --max-time 10 "$url")
+	case $page in *rules-3.rfp*) ok "--keep: the dashboard answers after the story ($url)" ;;
+	*) fail "--keep: no dashboard at '$url'" ;; esac
+	grep -q "Every promise held" "$W/keep.out" || fail "--keep run: a promise was broken"
+else
+	fail "--keep: the demo did not reach its summary"
+fi
+kill -INT "$DPID" 2>/dev/null
+for i in $(seq 300); do kill -0 "$DPID" 2>/dev/null || break; sleep 0.1; done
+kill -0 "$DPID" 2>/dev/null && { fail "--keep: still running 30 s after SIGINT"; kill -KILL "$DPID"; }
+wait "$DPID"
+krc=$?
+sleep 0.5
+left=$(running "$W/keep")
+if [ "$krc" = 0 ] && [ "$left" = 0 ]; then
+	ok "--keep then SIGINT: everything stopped, exit 0"
+else
+	tail -30 "$W/keep.out"
+	fail "--keep then SIGINT: exit $krc (want 0, the verdict), $left processes left"
+fi
 
 if [ "$FAILS" != 0 ]; then
 	echo "---- ringfenced log (tail)"; tail -20 "$W/run/ringfenced.log" 2>/dev/null
