@@ -10,8 +10,9 @@
 # round-robin, every device already running the release, so the answer is a real decision:
 # "stay") for SECONDS, then the same wrk settings against nginx (started here with a config in
 # the temp dir, on a free port, no root paths) serving a static file the size of a check-in
-# reply. Prints both rates and their ratio. Only 127.0.0.1 is contacted. Everything started
-# here is stopped on exit.
+# reply. Prints both rates, their ratio and each server's CPU time per request; then the rate
+# of durable reports (each committed before its reply). Only 127.0.0.1 is contacted.
+# Everything started here is stopped on exit.
 set -euo pipefail
 
 RINGFENCED=${1:?usage: bench-checkin.sh RINGFENCED RINGFENCE [SECONDS] [DEVICES] [CONNECTIONS]}
@@ -111,6 +112,8 @@ response = function(status, headers, body)
   if status ~= 200 then wrk.thread:stop() end
 end
 """)
+with open(out + ".cred0", "w") as f:
+    f.write(rows[0][0])
 with open(out + ".replylen", "w") as f:
     f.write(str(len(json.dumps(a, separators=(",", ":")))))
 PY
@@ -193,7 +196,26 @@ for round in $(seq "$ROUNDS"); do
 	NGS+=("$(echo "$NG_OUT" | rate)")
 done
 CHECKINS=$(curl -s "$BASE/metrics" | awk '/^ringfence_checkins_total/ {print $2}')
-python3 - "$CHECKINS" "${RFS[*]}" "${NGS[*]}" "${RFC[*]}" "${NGC[*]}" <<'PY'
+
+# Durable reports: every one is committed (fsync) before it is answered; unique report ids.
+CRED0=$(cat "$T/checkin.lua.cred0")
+cat >"$T/report.lua" <<LUA
+local n = 0
+local tid = 0
+setup = function(thread) tid = tid + 1; thread:set("tid", tid) end
+request = function()
+  n = n + 1
+  return wrk.format("POST", "/v1/report",
+    {["Authorization"] = "Bearer $CRED0", ["Content-Type"] = "application/json"},
+    '{"device_id":"bench-000000","report_id":"b-' .. tid .. '-' .. n .. '","event":"installed","time":1}')
+end
+LUA
+REP_OUT=$(wrk -t"$THREADS" -c16 -d"${SECS}s" -s "$T/report.lua" "$BASE/v1/report")
+if echo "$REP_OUT" | grep -q "Non-2xx"; then
+	echo "bench-checkin: reports answered non-2xx:"; echo "$REP_OUT"; exit 1
+fi
+REPORTS=$(echo "$REP_OUT" | rate)
+python3 - "$CHECKINS" "${RFS[*]}" "${NGS[*]}" "${RFC[*]}" "${NGC[*]}" "$REPORTS" <<'PY'
 import statistics, sys
 n = sys.argv[1]
 rf = [float(x) for x in sys.argv[2].split()]
@@ -208,6 +230,7 @@ print("nginx:      median %.0f static GETs/s (rounds: %s)"
 print("ratio ringfenced/nginx: median %.2f (rounds: %s)   goal >= 1.00: %s"
       % (statistics.median(ratios), ", ".join("%.2f" % x for x in ratios),
          "met" if statistics.median(ratios) >= 1 else "NOT met"))
+print("durable reports/s (POST /v1/report, each committed before its reply): %s" % sys.argv[6])
 print("goal >= 28000 check-ins/s: %s" % ("met" if statistics.median(rf) >= 28000 else "NOT met"))
 print("server CPU per request (user+system, all threads): ringfenced median %.1f us, nginx median "
       "%.1f us (ratio %.2f; rounds: %s / %s)"
