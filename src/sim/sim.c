@@ -645,20 +645,23 @@ static int decide(struct sim *s, uint32_t i, const struct dev *d, uint32_t t,
 	return rf_rollout_decide(&dv, &s->tpol[d->tenant], s->rr, s->npub, s->sc->start + t, ans);
 }
 
-static void install(struct sim *s, uint32_t i, struct dev *d, int r, bool back, uint32_t t)
+/* Act on the server's answer. Returns false when the device refuses it (the guard has the
+ * pack quarantined, or there is no last known good to go back to): then nothing changes
+ * until the answer does. */
+static bool install(struct sim *s, uint32_t i, struct dev *d, int r, bool back, uint32_t t)
 {
 	if (s->pol->guard_enabled) {
 		struct rf_guard_state *g = d->gslot == NOSLOT ? &s->gbase : &s->gslots[d->gslot];
 		const uint8_t *h = r >= 0 ? s->rel[r].hash : g->lkg;
 		if (r < 0 && !g->has_lkg)
-			return;
+			return false;
 		if (rf_guard_is_quarantined(g, h))
-			return;
+			return false;
 		if (back && g->has_lkg && !memcmp(h, g->lkg, RF_GUARD_HASH_LEN))
 			feed_guard(s, i, d, RF_GUARD_EV_ROLLBACK, NULL, 0, t);
 		else
 			feed_guard(s, i, d, RF_GUARD_EV_CANDIDATE, h, 0, t);
-		return;
+		return true;
 	}
 	uint16_t nr = r >= 0 ? (uint16_t)r : 0;
 	if (!back) {
@@ -673,6 +676,7 @@ static void install(struct sim *s, uint32_t i, struct dev *d, int r, bool back, 
 	started(s, i, d, nr, t);
 	if (d->state != D_UP)
 		set_state(s, d, D_UP, t);
+	return true;
 }
 
 static void on_poll(struct sim *s, uint32_t i, struct dev *d, uint32_t t)
@@ -700,15 +704,13 @@ static void on_poll(struct sim *s, uint32_t i, struct dev *d, uint32_t t)
 					rf_strerror(r));
 		return;
 	}
-	if (ans.action == RF_ROLLOUT_INSTALL)
-		install(s, i, d, ans.release, false, t);
-	else if (ans.action == RF_ROLLOUT_GO_BACK)
-		install(s, i, d, ans.release, true, t);
+	bool acted = false;
+	if (ans.action != RF_ROLLOUT_STAY)
+		acted = install(s, i, d, ans.release, ans.action == RF_ROLLOUT_GO_BACK, t);
 
-	/* Next check-in: when the answer can change, or sooner if reports wait. */
+	/* Next check-in: when the answer can change, or sooner if reports wait or it acted. */
 	uint32_t at = NEVER;
-	if (ans.action != RF_ROLLOUT_STAY || d->pend_crash || d->pend_rb ||
-	    (d->flags & F_PEND_HEALTHY) || d->state != D_UP)
+	if (acted || d->pend_crash || d->pend_rb || (d->flags & F_PEND_HEALTHY) || d->state != D_UP)
 		at = t + 1;
 	else if (ans.next_change != INT64_MAX) {
 		int64_t rel_t = ans.next_change - s->sc->start;
