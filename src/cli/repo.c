@@ -29,8 +29,8 @@ static void usage(FILE *f)
 	    "publish  write a new snapshot and timestamp for the staged targets\n"
 	    "rotate   give ROLE (root, timestamp, snapshot, targets) new keys: a new root signed\n"
 	    "         by the old and the new root keys, then re-sign and publish ROLE\n"
-	    "refresh  re-sign the timestamp (and snapshot) if it expires within DURATION\n"
-	    "         (default 12h)\n\n"
+	    "refresh  re-sign (as new versions) the timestamp, snapshot, targets and root\n"
+	    "         that expire within DURATION (default 12h)\n\n"
 	    "DURATION is a number with an optional unit s, m, h or d (default s). Default expiry:\n"
 	    "root 365d, targets 90d, snapshot 7d, timestamp 1d. Serve DIR/repository: clients\n"
 	    "use <base>/metadata/ and <base>/targets/.\n");

@@ -672,12 +672,49 @@ out:
 	return r;
 }
 
+static int expiry_field(const json_t *s, int64_t *ret, struct rf_diag *d)
+{
+	if (rf__tuf_time_parse(str_or(json_object_get(s, "expires"), ""), ret) < 0)
+		return rf_diag_report(d, -EBADMSG, "published metadata has a malformed expiry");
+	return 0;
+}
+
+/* Root v+1 with the same keys and a new expiry, signed by the root keys. */
+static int resign_root(struct repo *rp, int64_t now, struct rf_diag *d)
+{
+	struct keyset rk = {0};
+	json_t *root = json_deep_copy(rp->root);
+	char file[128];
+	int r = -ENOMEM;
+
+	if (!root ||
+	    set_header(root, "root", version_of(rp->root) + 1, now + expiry_of(rp, RF_TUF_ROOT)))
+		goto out;
+	if ((r = role_keys(rp, rp->root, "root", &rk, d)) < 0)
+		goto out;
+	snprintf(file, sizeof(file), "repository/metadata/%llu.root.json",
+		 (unsigned long long)version_of(root));
+	{
+		const char *files[] = {file, "repository/metadata/root.json"};
+		if ((r = sign_write(rp, root, &rk, files, 2, d)) < 0)
+			goto out;
+	}
+	json_decref(rp->root);
+	rp->root = root;
+	root = NULL;
+out:
+	keyset_free(&rk);
+	json_decref(root);
+	return r;
+}
+
 int rf_tuf_repo_refresh(const char *dir, int64_t now, int64_t within, bool *ret_changed,
 			struct rf_diag *d)
 {
-	json_t *ts = NULL, *snap = NULL;
+	json_t *ts = NULL, *snap = NULL, *tg = NULL, *staged = NULL;
 	struct repo rp;
-	int64_t tex = 0, sex = 0, limit;
+	int64_t tex = 0, sex = 0, gex = 0, rex = 0, limit;
+	bool changed = false, snapshot_due, targets_due;
 	char file[64];
 	int r = repo_open(dir, &rp, d);
 
@@ -690,24 +727,55 @@ int rf_tuf_repo_refresh(const char *dir, int64_t now, int64_t within, bool *ret_
 	snprintf(file, sizeof(file), "%llu.snapshot.json",
 		 (unsigned long long)version_of(
 		     json_object_get(json_object_get(ts, "meta"), "snapshot.json")));
-	if ((r = load_signed(dir, file, &snap, d)) < 0)
+	if ((r = load_signed(dir, file, &snap, d)) < 0 ||
+	    (r = load_signed(dir, "targets.json", &tg, d)) < 0 ||
+	    (r = load_staged(&rp, &staged, d)) < 0)
 		goto out;
-	if (rf__tuf_time_parse(str_or(json_object_get(ts, "expires"), ""), &tex) < 0 ||
-	    rf__tuf_time_parse(str_or(json_object_get(snap, "expires"), ""), &sex) < 0) {
-		r = rf_diag_report(d, -EBADMSG, "published metadata has a malformed expiry");
+	if ((r = expiry_field(ts, &tex, d)) < 0 || (r = expiry_field(snap, &sex, d)) < 0 ||
+	    (r = expiry_field(tg, &gex, d)) < 0 || (r = expiry_field(rp.root, &rex, d)) < 0)
 		goto out;
+	/* root: a new version with the same keys */
+	if (rex <= limit) {
+		if ((r = resign_root(&rp, now, d)) < 0)
+			goto out;
+		changed = true;
 	}
-	if (tex > limit && sex > limit) {
-		if (ret_changed)
-			*ret_changed = false;
-		goto out;
+	/* targets: the published content as a new version; a staged, unpublished version stays
+	 * staged (unpublished), re-based above it so versions keep growing */
+	targets_due = gex <= limit;
+	if (targets_due) {
+		uint64_t sv = version_of(staged);
+		bool pending = sv != version_of(tg);
+		json_t *pub = pending ? json_deep_copy(tg) : json_incref(staged);
+		if (!pub ||
+		    (pending && json_object_set_new(pub, "version", json_integer((json_int_t)sv))))
+			r = -ENOMEM;
+		else if ((r = stage_targets(&rp, now, pub, d)) == 0)
+			r = publish_targets(&rp, d);
+		json_decref(pub);
+		if (r == 0 && pending) {
+			if (json_object_set_new(staged, "version",
+						json_integer((json_int_t)sv + 1)))
+				r = -ENOMEM;
+			else
+				r = stage_targets(&rp, now, staged, d);
+		}
+		if (r < 0)
+			goto out;
 	}
-	r = write_snapshot_timestamp(&rp, now, sex <= limit, d);
-	if (r == 0 && ret_changed)
-		*ret_changed = true;
+	snapshot_due = sex <= limit || targets_due;
+	if (tex <= limit || snapshot_due) {
+		if ((r = write_snapshot_timestamp(&rp, now, snapshot_due, d)) < 0)
+			goto out;
+		changed = true;
+	}
 out:
+	if (r == 0 && ret_changed)
+		*ret_changed = changed;
 	json_decref(ts);
 	json_decref(snap);
+	json_decref(tg);
+	json_decref(staged);
 	repo_close(&rp);
 	return r;
 }

@@ -156,9 +156,12 @@ int rf_tuf_repo_add(const char *dir, const char *name, const uint8_t *p, size_t 
 int rf_tuf_repo_publish(const char *dir, int64_t now, struct rf_diag *d) RF_WUR;
 
 /*
- * Re-sign what is about to expire: if the timestamp expires before now + within seconds, write
- * a new timestamp version (and a new snapshot first if that expires in the window too).
- * *ret_changed (optional) tells whether anything was written. Returns 0 or a negative errno.
+ * Re-sign what is about to expire before now + within seconds, with new versions: the root
+ * (same keys, signed by the root keys), the published targets (a staged, unpublished targets
+ * version stays unpublished, re-signed above it), the snapshot (also whenever targets changed)
+ * and the timestamp (whenever anything changed). Call it periodically with a window larger than the
+ * polling period. *ret_changed (optional) tells whether anything was written.
+ * Returns 0 or a negative errno.
  */
 int rf_tuf_repo_refresh(const char *dir, int64_t now, int64_t within, bool *ret_changed,
 			struct rf_diag *d) RF_WUR;

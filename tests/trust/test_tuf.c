@@ -1060,6 +1060,55 @@ static void test_rsa_and_refresh(void **state)
 	fx_free(f);
 }
 
+/* A server that only calls rf_tuf_repo_refresh keeps every role fresh for over a year. */
+static void test_refresh_long_horizon(void **state)
+{
+	struct fx *f = fx_new(1, RF_TUF_KEY_ED25519);
+	struct rf_diag d = {.emit = diag_print};
+	const int64_t day = 86400, t0 = rf_now_wall();
+	bool changed = false;
+	char path[1024];
+	uint8_t *b = NULL;
+	size_t n = 0;
+	struct rf__tuf_md *md = NULL;
+
+	assert_int_equal(refresh(f), 0);
+	/* day 89: targets (90 days) are due within 2 days; a client on day 90.5 needs that */
+	assert_int_equal(rf_tuf_repo_refresh(f->repo, t0 + 89 * day, 2 * day, &changed, &d), 0);
+	assert_true(changed);
+	assert_int_equal(
+	    rf_tuf_repo_refresh(f->repo, t0 + 90 * day + 5 * 3600, day / 2, &changed, &d), 0);
+	assert_true(changed);
+	assert_int_equal(refresh_at(f, t0 + 90 * day + 12 * 3600), 0);
+	/* day 364: the root (365 days) is due: root v2, same keys */
+	assert_int_equal(rf_tuf_repo_refresh(f->repo, t0 + 364 * day, 2 * day, &changed, &d), 0);
+	assert_int_equal(rf_tuf_repo_refresh(f->repo, t0 + 365 * day + 3600, day / 2, &changed, &d),
+			 0);
+	assert_int_equal(refresh_at(f, t0 + 365 * day + 4 * 3600), 0);
+	snprintf(path, sizeof(path), "%s/root.json", f->md);
+	assert_int_equal(rf_file_read(path, RF_FILE_MAX, &b, &n), 0);
+	assert_int_equal(rf__tuf_md_parse(b, n, RF__TUF_ROOT, &md, NULL), 0);
+	assert_int_equal(md->version, 2);
+	rf__tuf_md_free(md);
+	free(b);
+	/* nothing due: nothing written */
+	assert_int_equal(rf_tuf_repo_refresh(f->repo, t0 + 365 * day + 3600, 3600, &changed, &d),
+			 0);
+	assert_false(changed);
+	/* a staged, unpublished release is not published by a refresh */
+	assert_int_equal(rf_tuf_repo_add(f->repo, "packs/unpublished", (const uint8_t *)"u", 1,
+					 NULL, t0 + 365 * day + 3600, &d),
+			 0);
+	assert_int_equal(rf_tuf_repo_refresh(f->repo, t0 + 460 * day, 2 * day, &changed, &d), 0);
+	assert_int_equal(refresh_at(f, t0 + 460 * day + 3600), 0);
+	assert_int_equal(download(f, "packs/unpublished", NULL), -ENOENT); /* clock: real now */
+	assert_int_equal(download(f, PACK_NAME, NULL), 0);
+	/* ... and publishing it later still works (its version was re-based above) */
+	assert_int_equal(rf_tuf_repo_publish(f->repo, t0 + 460 * day + 7200, &d), 0);
+	assert_int_equal(download(f, "packs/unpublished", NULL), 0);
+	fx_free(f);
+}
+
 static void test_glob_and_quote(void **state)
 {
 	char q[64];
@@ -1124,6 +1173,7 @@ int main(void)
 	    cmocka_unit_test(test_malformed_every_level),
 	    cmocka_unit_test(test_root_rotation),
 	    cmocka_unit_test(test_rsa_and_refresh),
+	    cmocka_unit_test(test_refresh_long_horizon),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
