@@ -88,8 +88,8 @@ int rf__tuf_fetch(const char *url, size_t max, uint8_t **ret, size_t *ret_len, s
 	if (s.over || cr == CURLE_FILESIZE_EXCEEDED) {
 		r = rf_diag_report(d, -E2BIG, "download longer than its limit of %zu bytes", max);
 	} else if (cr != CURLE_OK) {
-		r = rf_diag_report(d, cr == CURLE_OPERATION_TIMEDOUT ? -ETIMEDOUT : -EIO,
-				   "download failed: %s", curl_easy_strerror(cr));
+		/* -EIO also for network timeouts: -ETIMEDOUT means expired metadata */
+		r = rf_diag_report(d, -EIO, "download failed: %s", curl_easy_strerror(cr));
 	} else if (status == 404 || status == 403) {
 		r = rf_diag_report(d, -ENOENT, "download failed: HTTP %ld", status);
 	} else if (status != 200) {

@@ -37,6 +37,7 @@ int rf_tuf_canonicalize(const uint8_t *p, size_t n, char **ret, size_t *ret_len,
 
 /* ---- client ------------------------------------------------------------------------------- */
 
+/* A client; use it from one thread at a time (several clients may share a process). */
 struct rf_tuf_client;
 
 struct rf_tuf_client_opts {
@@ -69,7 +70,7 @@ void rf_tuf_client_free(struct rf_tuf_client *c);
  * Returns 0; -EKEYREJECTED signatures below threshold; -ESTALE rollback (version lower than
  * trusted, or not the version the referring metadata names); -ETIMEDOUT expired metadata
  * (freeze attack); -E2BIG a download over its limit; -EBADMSG malformed or hash/length mismatch;
- * -ENOENT/-EIO network; -ENOMEM.
+ * -ENOENT HTTP 403/404; -EIO other network failures, network timeouts included; -ENOMEM.
  */
 int rf_tuf_client_refresh(struct rf_tuf_client *c, struct rf_diag *d) RF_WUR;
 
