@@ -430,7 +430,7 @@ int rf_pack_builder_add(struct rf_pack_builder *b, const struct rf_ir_rule *r, s
 				return rf_diag_report(d, -EINVAL,
 						      "rule '%s': insn %zu: atom %u out of range",
 						      rid, i, arg);
-			/* fall through */
+			__attribute__((fallthrough));
 		case RF_I_TRUE:
 		case RF_I_FALSE:
 			if ((op != RF_I_ATOM && arg) || ++stack > RF_RULE_STACK_MAX)
