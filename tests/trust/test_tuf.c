@@ -1060,6 +1060,40 @@ static void test_rsa_and_refresh(void **state)
 	fx_free(f);
 }
 
+/* consistent_snapshot false: unversioned snapshot/targets names, target paths as they are. */
+static void test_no_consistent_snapshot(void **state)
+{
+	struct fx *f = fx_new(1, RF_TUF_KEY_ED25519);
+	struct keys rk;
+	json_t *root;
+	char hex[65], dir[512], from[128], path[1024];
+	struct rf_tuf_target *t = NULL;
+
+	role_keys(f, "root", &rk);
+	root = read_signed(f, "root.json");
+	json_object_set_new(root, "consistent_snapshot", json_false());
+	new_root(f, root, &rk);
+	/* only the unversioned files remain: a client asking for N.snapshot.json would fail */
+	for (int v = 1; v <= 2; v++) {
+		snprintf(path, sizeof(path), "%s/%d.snapshot.json", f->meta, v);
+		assert_int_equal(unlink(path), 0);
+		snprintf(path, sizeof(path), "%s/%d.targets.json", f->meta, v);
+		assert_int_equal(unlink(path), 0);
+	}
+	rf_sha256_hex(PACK, strlen(PACK), hex);
+	snprintf(dir, sizeof(dir), "%s/repository/targets/packs", f->repo);
+	snprintf(from, sizeof(from), "%s.a.rfp", hex);
+	copy_file(dir, from, "a.rfp");
+	snprintf(path, sizeof(path), "%s/%s", dir, from);
+	assert_int_equal(unlink(path), 0);
+	assert_int_equal(download(f, PACK_NAME, &t), 0);
+	assert_int_equal(t->length, strlen(PACK));
+	rf_tuf_target_free(t);
+	keys_free(&rk);
+	json_decref(root);
+	fx_free(f);
+}
+
 /* A server that only calls rf_tuf_repo_refresh keeps every role fresh for over a year. */
 static void test_refresh_long_horizon(void **state)
 {
@@ -1174,6 +1208,7 @@ int main(void)
 	    cmocka_unit_test(test_root_rotation),
 	    cmocka_unit_test(test_rsa_and_refresh),
 	    cmocka_unit_test(test_refresh_long_horizon),
+	    cmocka_unit_test(test_no_consistent_snapshot),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
