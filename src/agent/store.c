@@ -1026,3 +1026,28 @@ int rf_store_apply(struct rf_store *st, const struct rf_guard_state *g,
 	}
 	return 0;
 }
+
+int rf__store_state_parse(const uint8_t *p, size_t n, struct rf_diag *d)
+{
+	struct rf_store *st;
+	struct rf_guard_config cfg;
+	int r;
+
+	if (n > RF_AGENT_STATE_MAX)
+		return -E2BIG;
+	if ((r = store_alloc("/nonexistent", NULL, &st)) < 0)
+		return r;
+	r = parse_state(st, p, n, d);
+	rf_guard_config_default(&cfg);
+	/* a state that parsed is one the guard accepts, and serialises again */
+	if (r == 0 && !rf_guard_state_valid(&cfg, &st->g))
+		r = -EFAULT;
+	if (r == 0) {
+		json_t *j = state_to_json(st);
+		if (!j)
+			r = -ENOMEM;
+		json_decref(j);
+	}
+	rf_store_free(st);
+	return r;
+}
