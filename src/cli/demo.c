@@ -41,21 +41,21 @@
 #include "common/util.h"
 
 #define DEMO_AGENTS_MAX 2000 /* pid and fd budget of one machine, two processes per agent */
-#define DEMO_PATH 512
-#define DEMO_DIR_MAX 200 /* work dir and examples dir: leaves room for every composed path */
-#define NRINGS 3
-#define NPACKS 3
+#define DEMO_PATH	512
+#define DEMO_DIR_MAX	200 /* work dir and examples dir: leaves room for every composed path */
+#define NRINGS		3
+#define NPACKS		3
 
 enum { PACK_GOOD, PACK_291, PACK_BUG };
 
 static const char *const ring_names[NRINGS] = {"canary", "early", "broad"};
 
 struct agent {
-	pid_t pid;          /* 0 while not running */
-	int ring;           /* index into ring_names */
-	bool offline;       /* --chaos: a host that is switched off, not restarted */
-	unsigned deaths;    /* deaths the orchestrator saw (host crashes and chaos kills) */
-	unsigned killed;    /* of which chaos kills */
+	pid_t pid;	     /* 0 while not running */
+	int ring;	     /* index into ring_names */
+	bool offline;	     /* --chaos: a host that is switched off, not restarted */
+	unsigned deaths;     /* deaths the orchestrator saw (host crashes and chaos kills) */
+	unsigned killed;     /* of which chaos kills */
 	uint64_t restart_ms; /* a pending reboot, monotonic ms; 0 none */
 	char id[32];
 	char dir[DEMO_PATH];
@@ -66,7 +66,7 @@ struct pack {
 	const char *release;
 	char file[DEMO_PATH];
 	char hex[65];
-	long long id;         /* server release id */
+	long long id;	      /* server release id */
 	long long created_at; /* server time */
 	long long halted_at;
 	char halt_reason[256];
@@ -105,7 +105,8 @@ static void on_signal(int sig)
 
 /* snprintf that reports truncation as -ENAMETOOLONG (paths are checked once at setup: the
  * work dir is at most DEMO_DIR_MAX bytes, so the composed paths below always fit). */
-static int pathf(char *out, size_t outsz, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+static int pathf(char *out, size_t outsz, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
 static int pathf(char *out, size_t outsz, const char *fmt, ...)
 {
 	va_list ap;
@@ -146,7 +147,8 @@ static void act(struct demo *d, const char *title)
 }
 
 /* A promise checked against real state: "ok" or "BROKEN" (which makes the exit code 1). */
-static bool check(struct demo *d, bool ok, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+static bool check(struct demo *d, bool ok, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
 static bool check(struct demo *d, bool ok, const char *fmt, ...)
 {
 	va_list ap;
@@ -241,7 +243,8 @@ static void agent_paths(const struct agent *a, const char *leaf, char *out, size
 
 static int agent_start(struct demo *d, struct agent *a)
 {
-	char store[DEMO_PATH], events[DEMO_PATH], alerts[DEMO_PATH], log[DEMO_PATH], root[DEMO_PATH];
+	char store[DEMO_PATH], events[DEMO_PATH], alerts[DEMO_PATH], log[DEMO_PATH],
+	    root[DEMO_PATH];
 	char poll[16], probation[16];
 	static char fault[128];
 	pid_t pid;
@@ -255,10 +258,31 @@ static int agent_start(struct demo *d, struct agent *a)
 	pathf(probation, sizeof(probation), "%u", 5u);
 	/* The unknown bug: every host carries it; only hosts that load the bad pack hit it. */
 	pathf(fault, sizeof(fault), "RINGFENCE_FAULT_CRASH_ON_LOAD=%s", d->pk[PACK_BUG].hex);
-	char *argv[] = {d->agent_bin, "run", "--server", d->url, "--store", store, "--ring",
-			(char *)ring_names[a->ring], "--enroll-token", d->enroll, "--device-id", a->id,
-			"--tuf-root", root, "--poll", poll, "--probation", probation,
-			"--probation-events", "0", "--events", events, "--alerts", alerts, NULL};
+	char *argv[] = {d->agent_bin,
+			"run",
+			"--server",
+			d->url,
+			"--store",
+			store,
+			"--ring",
+			(char *)ring_names[a->ring],
+			"--enroll-token",
+			d->enroll,
+			"--device-id",
+			a->id,
+			"--tuf-root",
+			root,
+			"--poll",
+			poll,
+			"--probation",
+			probation,
+			"--probation-events",
+			"0",
+			"--events",
+			events,
+			"--alerts",
+			alerts,
+			NULL};
 	pid = spawn(argv, log, fault);
 	if (pid < 0)
 		return (int)pid;
@@ -281,8 +305,9 @@ static int server_start(struct demo *d)
 	pathf(portfile, sizeof(portfile), "%s/port", d->work);
 	pathf(log, sizeof(log), "%s/ringfenced.log", d->work);
 	unlink(portfile);
-	char *argv[] = {d->server_bin, "--listen", listen, "--db", d->db, "--repo", d->repo,
-			"--poll-interval", poll, "--threads", "2", "--port-file", portfile, NULL};
+	char *argv[] = {
+	    d->server_bin,     "--listen", listen,	"--db", d->db,	       "--repo", d->repo,
+	    "--poll-interval", poll,	   "--threads", "2",	"--port-file", portfile, NULL};
 	pid = spawn(argv, log, NULL);
 	if (pid < 0)
 		return (int)pid;
@@ -418,7 +443,8 @@ static void tick(struct demo *d)
 			struct agent *a = &d->ag[i];
 			if (a->pid != pid)
 				continue;
-			/* The agent's own process group may hold a worker: take it down with the host. */
+			/* The agent's own process group may hold a worker: take it down with the
+			 * host. */
 			kill_group(pid, SIGKILL);
 			a->pid = 0;
 			a->deaths++;
@@ -547,9 +573,7 @@ static json_t *ring_of(json_t *rel, int ring)
 	json_t *rings = json_object_get(rel, "rings"), *r;
 	size_t i;
 
-	json_array_foreach(rings, i, r)
-		if (!strcmp(jstr(r, "ring"), ring_names[ring]))
-			return r;
+	json_array_foreach(rings, i, r) if (!strcmp(jstr(r, "ring"), ring_names[ring])) return r;
 	return NULL;
 }
 
@@ -559,7 +583,8 @@ static long long ring_health(json_t *rel, int ring, const char *k)
 	return r ? jint(json_object_get(r, "health"), k) : 0;
 }
 
-/* ---- agents' real state ----------------------------------------------------------------------- */
+/* ---- agents' real state -----------------------------------------------------------------------
+ */
 
 struct astate {
 	bool ok; /* the store could be read */
@@ -609,8 +634,8 @@ static bool is_pack(struct demo *d, const uint8_t h[32], int k)
 /* Settled on the good release: running it as its last known good. */
 static bool on_good(struct demo *d, const struct astate *s)
 {
-	return s->ok && s->mode == RF_GUARD_MODE_LKG && s->has_cur && is_pack(d, s->cur, PACK_GOOD) &&
-	       s->has_lkg && is_pack(d, s->lkg, PACK_GOOD);
+	return s->ok && s->mode == RF_GUARD_MODE_LKG && s->has_cur &&
+	       is_pack(d, s->cur, PACK_GOOD) && s->has_lkg && is_pack(d, s->lkg, PACK_GOOD);
 }
 
 /* Occurrences of needle in the agent's log (its own words about what it did). */
@@ -624,9 +649,8 @@ static unsigned log_count(const struct agent *a, const char *needle)
 	agent_paths(a, "agent.log", path, sizeof(path));
 	if (rf_file_read(path, 64u << 20, &p, &n) < 0)
 		return 0;
-	for (const char *q = (const char *)p; (q = memmem(q, n - (size_t)(q - (const char *)p), needle,
-							 strlen(needle)));
-	     q++)
+	for (const char *q = (const char *)p;
+	     (q = memmem(q, n - (size_t)(q - (const char *)p), needle, strlen(needle))); q++)
 		c++;
 	free(p);
 	return c;
@@ -659,15 +683,16 @@ static bool saw(struct demo *d, const struct agent *a, int k)
 	return log_count(a, n1) > 0 || log_count(a, n2) > 0 || loads_of(d, a, k) > 0;
 }
 
-/* ---- publishing --------------------------------------------------------------------------------- */
+/* ---- publishing ---------------------------------------------------------------------------------
+ */
 
 static int compile_pack(struct demo *d, const char *rules, struct pack *pk, const char *seq)
 {
 	uint8_t *p;
 	size_t n;
 	int r;
-	char *argv[] = {d->self, "content", "compile", (char *)rules, "-o", pk->file, "--seq",
-			(char *)seq, NULL};
+	char *argv[] = {d->self,  "content", "compile",	  (char *)rules, "-o",
+			pk->file, "--seq",   (char *)seq, NULL};
 
 	if ((r = run_tool(d, argv, "publisher.log")) < 0)
 		return r;
@@ -689,11 +714,13 @@ static int publish(struct demo *d, struct pack *pk)
 	/* A ring step that admits no device (a small ring, an unlucky cohort draw) would wait for
 	 * healthy devices forever (the gate needs at least one), so rings under 20 agents get a
 	 * single step. */
-	const char *early = d->nring[1] >= 20 ? "{\"after\":0,\"percent\":50},{\"after\":6,\"percent\":100}"
-					       : "{\"after\":0,\"percent\":100}";
-	const char *broad = d->nring[2] >= 20 ? "{\"after\":0,\"percent\":25},{\"after\":6,\"percent\":50},"
-						"{\"after\":12,\"percent\":100}"
-					      : "{\"after\":0,\"percent\":100}";
+	const char *early = d->nring[1] >= 20
+				? "{\"after\":0,\"percent\":50},{\"after\":6,\"percent\":100}"
+				: "{\"after\":0,\"percent\":100}";
+	const char *broad = d->nring[2] >= 20
+				? "{\"after\":0,\"percent\":25},{\"after\":6,\"percent\":50},"
+				  "{\"after\":12,\"percent\":100}"
+				: "{\"after\":0,\"percent\":100}";
 	pathf(custom, sizeof(custom),
 	      "{\"ringfence\":{\"release\":\"%s\",\"schedule\":["
 	      "{\"ring\":\"canary\",\"not_before\":0,\"ramp\":[{\"after\":0,\"percent\":100}]},"
@@ -701,10 +728,11 @@ static int publish(struct demo *d, struct pack *pk)
 	      "{\"ring\":\"broad\",\"not_before\":0,\"ramp\":[%s]}],"
 	      "\"gates\":{\"probation_s\":4,\"silence_s\":30,\"min_bake_s\":5,\"min_healthy\":3}}}",
 	      pk->release, early, broad);
-	char *add[] = {d->self, "repo", "add", d->repo, pk->file, "--name", (char *)pk->target,
+	char *add[] = {d->self,	   "repo", "add", d->repo, pk->file, "--name", (char *)pk->target,
 		       "--custom", custom, NULL};
 	char *pub[] = {d->self, "repo", "publish", d->repo, NULL};
-	if ((r = run_tool(d, add, "publisher.log")) < 0 || (r = run_tool(d, pub, "publisher.log")) < 0)
+	if ((r = run_tool(d, add, "publisher.log")) < 0 ||
+	    (r = run_tool(d, pub, "publisher.log")) < 0)
 		return r;
 	req = json_pack("{s:s}", "target", pk->target);
 	st = api(d, "POST", "/v1/admin/releases", req, &rep);
@@ -719,7 +747,8 @@ static int publish(struct demo *d, struct pack *pk)
 	return 0;
 }
 
-/* ---- progress lines -------------------------------------------------------------------------------- */
+/* ---- progress lines
+ * -------------------------------------------------------------------------------- */
 
 static void show_rings(struct demo *d, struct pack *pk)
 {
@@ -733,8 +762,9 @@ static void show_rings(struct demo *d, struct pack *pk)
 	}
 	for (int r = 0; r < NRINGS; r++) {
 		json_t *ring = ring_of(rel, r);
-		int w = snprintf(line + o, sizeof(line) - o, "%s%s %s took %lld healthy %lld failed %lld",
-				 r ? " | " : "", ring_names[r], ring ? jstr(ring, "phase") : "?",
+		int w = snprintf(line + o, sizeof(line) - o,
+				 "%s%s %s took %lld healthy %lld failed %lld", r ? " | " : "",
+				 ring_names[r], ring ? jstr(ring, "phase") : "?",
 				 ring_health(rel, r, "devices"), ring_health(rel, r, "healthy"),
 				 ring_health(rel, r, "failed"));
 		if (w > 0 && (size_t)w < sizeof(line) - o)
@@ -834,7 +864,8 @@ static bool canary_healed(struct demo *d, struct pack *pk)
 		if (a->offline || !loads_of(d, a, PACK_BUG))
 			continue;
 		agent_read(d, a, &s);
-		if (!on_good(d, &s) || (crashes_of(d, a, PACK_BUG) >= 3 && !s.quarantined[PACK_BUG]))
+		if (!on_good(d, &s) ||
+		    (crashes_of(d, a, PACK_BUG) >= 3 && !s.quarantined[PACK_BUG]))
 			return false;
 	}
 	return true;
@@ -911,20 +942,39 @@ static void check_contained(struct demo *d, int k)
 	json_decref(rel);
 }
 
-static void chaos_kill_agents(struct demo *d, unsigned how_many)
+/* kill -9 hosts in the middle of taking the release, chosen with the seed: agents of the ring
+ * being rolled out whose store has the release on trial (loaded, in probation), else ones not
+ * yet settled on it, else any. */
+static void chaos_kill_agents(struct demo *d, int ring, unsigned how_many)
 {
 	unsigned done = 0;
 
-	for (unsigned tries = 0; tries < 50u * how_many && done < how_many; tries++) {
-		struct agent *a = &d->ag[(unsigned)rand_r(&d->seed) % d->n];
-		if (a->pid <= 0 || a->offline)
-			continue;
-		kill_group(a->pid, SIGKILL);
-		a->killed++;
-		done++;
-		say(d, "  chaos: kill -9 %s (%s) while the release installs; it reboots", a->id,
-		    ring_names[a->ring]);
-	}
+	for (int pass = 0; pass < 3 && done < how_many; pass++)
+		for (unsigned tries = 0; tries < 20u * d->n && done < how_many; tries++) {
+			struct agent *a = &d->ag[(unsigned)rand_r(&d->seed) % d->n];
+			struct astate s;
+
+			if (a->pid <= 0 || a->offline)
+				continue;
+			agent_read(d, a, &s);
+			if (pass == 0 &&
+			    (a->ring != ring || !s.ok || s.mode != RF_GUARD_MODE_TRIAL))
+				continue;
+			if (pass == 1 && (a->ring != ring || on_good(d, &s)))
+				continue;
+			kill_group(a->pid, SIGKILL);
+			waitpid(a->pid, NULL, 0);
+			a->pid = 0;
+			a->deaths++;
+			a->killed++;
+			a->restart_ms = now_ms() + 300; /* the host reboots */
+			done++;
+			say(d,
+			    "  chaos: kill -9 %s (%s, store mode %s) while the release installs; "
+			    "it "
+			    "reboots",
+			    a->id, ring_names[a->ring], s.ok ? rf_guard_mode_name(s.mode) : "new");
+		}
 }
 
 static bool act_good(struct demo *d)
@@ -934,8 +984,10 @@ static bool act_good(struct demo *d)
 	bool chaos_server = d->chaos, chaos_agents = d->chaos;
 
 	act(d, "Act 1: a good release rolls through canary -> early -> broad");
-	say(d, "Publishing %s (14 example Sigma rules) with a demo-scaled signed schedule:", pk->target);
-	say(d, "  canary 100%% at once; early 50%% then 100%% after 6 s; broad 25/50/100%% at 0/6/12 s;");
+	say(d, "Publishing %s (14 example Sigma rules) with a demo-scaled signed schedule:",
+	    pk->target);
+	say(d, "  canary 100%% at once; early 50%% then 100%% after 6 s; broad 25/50/100%% at "
+	       "0/6/12 s;");
 	say(d, "  each step also waits for 3 devices healthy after 4 s probation and a 5 s bake.");
 	if (publish(d, pk) < 0) {
 		check(d, false, "publishing %s", pk->target);
@@ -945,15 +997,15 @@ static bool act_good(struct demo *d)
 	uint64_t deadline = now_ms() + (uint64_t)tmo * 1000;
 	while (!stop_signal && now_ms() < deadline) {
 		json_t *rel;
-		if (wait_for(d, 3, pk, everyone_on_good))
+		if (wait_for(d, 1, pk, everyone_on_good))
 			break;
 		if (!(chaos_server || chaos_agents) || !(rel = release_get(d, pk)))
 			continue;
-		bool early_open = strcmp(jstr(ring_of(rel, 1), "phase"), "not-started") != 0;
+		bool early_taking = ring_health(rel, 1, "devices") > 0;
 		json_decref(rel);
-		if (chaos_agents && early_open) {
+		if (chaos_agents && early_taking) {
 			chaos_agents = false;
-			chaos_kill_agents(d, d->n >= 12 ? 3 : 1);
+			chaos_kill_agents(d, 1, d->n >= 12 ? 3 : 1);
 		} else if (chaos_server && !chaos_agents) {
 			chaos_server = false;
 			say(d, "  chaos: kill -9 ringfenced in the middle of the rollout");
@@ -971,7 +1023,8 @@ static bool act_good(struct demo *d)
 			d->server_expected_down = false;
 			if (!check(d, r == 0, "ringfenced restarted on the same port and database"))
 				return false;
-			say(d, "  ringfenced is back; the agents reconnect with randomized backoff");
+			say(d,
+			    "  ringfenced is back; the agents reconnect with randomized backoff");
 		}
 	}
 	show_rings(d, pk);
@@ -990,7 +1043,8 @@ static bool act_good(struct demo *d)
 	for (int r = 0; r < NRINGS; r++)
 		healthy += ring_health(rel, r, "healthy");
 	json_decref(rel);
-	check(d, ok, "every agent runs %s as its last known good (%u/%u stores), every ring complete",
+	check(d, ok,
+	      "every agent runs %s as its last known good (%u/%u stores), every ring complete",
 	      pk->target, on, up);
 	unsigned alerting = 0;
 	for (unsigned i = 0; i < d->n; i++) {
@@ -1015,10 +1069,12 @@ static bool act_291(struct demo *d)
 	unsigned rejected = 0, offered = 0, bad = 0, stored = 0, loaded = 0, died = 0;
 
 	act(d, "Act 2: 2024-07-19 replayed: a pack that needs a field no agent supplies");
-	say(d, "%s has a rule on ChannelField21, a field no agent manifest has (the 21st-field bug).",
+	say(d,
+	    "%s has a rule on ChannelField21, a field no agent manifest has (the 21st-field bug).",
 	    pk->target);
 	say(d, "It was compiled without --manifest: the publisher-side verify is skipped, as the");
-	say(d, "vendor's validator was broken that day. It is signed and published like any release.");
+	say(d,
+	    "vendor's validator was broken that day. It is signed and published like any release.");
 	if (!d0 || publish(d, pk) < 0) {
 		free(d0);
 		check(d, false, "publishing %s", pk->target);
@@ -1049,8 +1105,8 @@ static bool act_291(struct demo *d)
 	check(d, offered > 0 && rejected == offered,
 	      "every agent offered it rejected it, naming ChannelField21 (P1): %u of %u", rejected,
 	      offered);
-	check(d, loaded == 0 && stored == 0, "none loaded it or kept it in its store (%u, %u)", loaded,
-	      stored);
+	check(d, loaded == 0 && stored == 0, "none loaded it or kept it in its store (%u, %u)",
+	      loaded, stored);
 	check(d, died == 0 && bad == 0,
 	      "nothing crashed (%u deaths) and all %u still run the good release as before", died,
 	      offered - bad);
@@ -1077,9 +1133,11 @@ static bool act_bug(struct demo *d)
 				off = &d->ag[i];
 		if (off) {
 			off->offline = true;
-			off->killed++; /* a power-off, not a crash: the reaper counts it as a death */
+			off->killed++; /* a power-off, not a crash: the reaper counts it as a death
+					*/
 			kill_group(off->pid, SIGTERM);
-			say(d, "  chaos: %s (canary) is switched off while the bad release is live", off->id);
+			say(d, "  chaos: %s (canary) is switched off while the bad release is live",
+			    off->id);
 		}
 	}
 	if (!d0 || publish(d, pk) < 0) {
@@ -1090,7 +1148,8 @@ static bool act_bug(struct demo *d)
 	say(d, "Release %lld created. Watching canary crash and the gate:", pk->id);
 	bool h = wait_for(d, 120, pk, halted);
 	show_rings(d, pk);
-	check(d, h, "the server halted release %lld by itself: \"%s\" (%lld s after it was created)",
+	check(d, h,
+	      "the server halted release %lld by itself: \"%s\" (%lld s after it was created)",
 	      pk->id, pk->halt_reason, pk->halted_at - pk->created_at);
 	say(d, "Waiting for every crashed canary host to heal itself:");
 	bool healed_all = wait_for(d, 120, NULL, canary_healed);
@@ -1128,8 +1187,11 @@ static bool act_bug(struct demo *d)
 			nap(d, 3000 + 3000 * d->poll);
 		struct astate s;
 		agent_read(d, off, &s);
-		check(d, !saw(d, off, PACK_BUG) && !s.stored[PACK_BUG] && on_good(d, &s) && off->pid > 0,
-		      "the host that was offline never takes the halted release and runs the good one");
+		check(d,
+		      !saw(d, off, PACK_BUG) && !s.stored[PACK_BUG] && on_good(d, &s) &&
+			  off->pid > 0,
+		      "the host that was offline never takes the halted release and runs the good "
+		      "one");
 	}
 	return true;
 }
@@ -1152,25 +1214,29 @@ static void summary(struct demo *d, unsigned *const deaths0[NPACKS])
 		tally_pack(d, k, deaths0[k], k + 1 < NPACKS ? deaths0[k + 1] : NULL, &t);
 		rel = release_get(d, pk);
 		if (rel && jint(rel, "halted_at"))
-			pathf(tth, sizeof(tth), "%lld s", jint(rel, "halted_at") - jint(rel, "created_at"));
-		printf("  %-18s %-8s %8u %8u %8u %9u %9u %s\n", pk->target, rel ? jstr(rel, "status") : "?",
-		       t.exposed, t.loaded, t.crashed, t.healed, t.human, tth);
+			pathf(tth, sizeof(tth), "%lld s",
+			      jint(rel, "halted_at") - jint(rel, "created_at"));
+		printf("  %-18s %-8s %8u %8u %8u %9u %9u %s\n", pk->target,
+		       rel ? jstr(rel, "status") : "?", t.exposed, t.loaded, t.crashed, t.healed,
+		       t.human, tth);
 		if (rel && jint(rel, "halted_at"))
 			printf("  %-18s halted: %s\n", "", jstr(rel, "halt_reason"));
 		if (k == PACK_GOOD && rel && strcmp(jstr(rel, "status"), "active"))
 			good_halted = true;
 		json_decref(rel);
 	}
-	printf("  exposed: agents that fetched it; crashed: hosts that died while it was the newest\n"
-	       "  release; healed: crashed, then back on the last known good with no human; human:\n"
-	       "  exposed agents not running the good release by themselves.\n");
+	printf(
+	    "  exposed: agents that fetched it; crashed: hosts that died while it was the newest\n"
+	    "  release; healed: crashed, then back on the last known good with no human; human:\n"
+	    "  exposed agents not running the good release by themselves.\n");
 	printf("\n");
 	check(d, !good_halted,
 	      "the good release was not halted by the failures of the releases after it (it is the "
 	      "last known good the crashed hosts went back to)");
 }
 
-/* ---- setup -------------------------------------------------------------------------------------- */
+/* ---- setup --------------------------------------------------------------------------------------
+ */
 
 static void dir_of(const char *path, char *out, size_t outsz)
 {
@@ -1252,12 +1318,12 @@ static int read_token(const char *path, char out[80])
 }
 
 static const char rule_291[] =
-	"title: Needs A Field This Agent Does Not Supply\n"
-	"id: 3f0c2a51-5d1e-4c7e-9a55-000000000291\n"
-	"description: the 2024-07-19 replay - a 21st input field the agent never supplies\n"
-	"logsource:\n  category: process_creation\n  product: windows\n"
-	"detection:\n  selection:\n    ChannelField21|contains: 'pipe'\n  condition: selection\n"
-	"level: high\n";
+    "title: Needs A Field This Agent Does Not Supply\n"
+    "id: 3f0c2a51-5d1e-4c7e-9a55-000000000291\n"
+    "description: the 2024-07-19 replay - a 21st input field the agent never supplies\n"
+    "logsource:\n  category: process_creation\n  product: windows\n"
+    "detection:\n  selection:\n    ChannelField21|contains: 'pipe'\n  condition: selection\n"
+    "level: high\n";
 
 static int write_file(const char *path, const char *text)
 {
@@ -1280,18 +1346,22 @@ static int setup(struct demo *d)
 		return -errno;
 	d->self[l] = 0;
 	dir_of(d->self, self_dir, sizeof(self_dir));
-	if (find_program(self_dir, "agent", "ringfence-agent", d->agent_bin, sizeof(d->agent_bin)) < 0 ||
-	    find_program(self_dir, "server", "ringfenced", d->server_bin, sizeof(d->server_bin)) < 0) {
-		fprintf(stderr, "ringfence demo: ringfence-agent and ringfenced must be next to ringfence "
-				"(build tree or install) or on PATH\n");
+	if (find_program(self_dir, "agent", "ringfence-agent", d->agent_bin, sizeof(d->agent_bin)) <
+		0 ||
+	    find_program(self_dir, "server", "ringfenced", d->server_bin, sizeof(d->server_bin)) <
+		0) {
+		fprintf(stderr,
+			"ringfence demo: ringfence-agent and ringfenced must be next to ringfence "
+			"(build tree or install) or on PATH\n");
 		return -ENOENT;
 	}
 	char *real = find_examples(self_dir, path, sizeof(path)) < 0 ? NULL : realpath(path, NULL);
 	r = real ? pathf(d->examples, sizeof(d->examples), "%s", real) : -ENOENT;
 	free(real);
 	if (r < 0) {
-		fprintf(stderr, "ringfence demo: examples/ not found (set RF_SOURCE_ROOT to the source "
-				"tree)\n");
+		fprintf(stderr,
+			"ringfence demo: examples/ not found (set RF_SOURCE_ROOT to the source "
+			"tree)\n");
 		return -ENOENT;
 	}
 	if ((r = load_events(d)) < 0) {
@@ -1299,9 +1369,11 @@ static int setup(struct demo *d)
 			rf_strerror(r));
 		return r;
 	}
-	if (strlen(d->examples) > DEMO_DIR_MAX || (d->workdir_opt && strlen(d->workdir_opt) > DEMO_DIR_MAX) ||
+	if (strlen(d->examples) > DEMO_DIR_MAX ||
+	    (d->workdir_opt && strlen(d->workdir_opt) > DEMO_DIR_MAX) ||
 	    strlen(getenv("TMPDIR") ? getenv("TMPDIR") : "/tmp") > DEMO_DIR_MAX - 32) {
-		fprintf(stderr, "ringfence demo: paths over %d bytes are not supported\n", DEMO_DIR_MAX);
+		fprintf(stderr, "ringfence demo: paths over %d bytes are not supported\n",
+			DEMO_DIR_MAX);
 		return -ENAMETOOLONG;
 	}
 	if (d->workdir_opt) {
@@ -1310,7 +1382,8 @@ static int setup(struct demo *d)
 			return r;
 	} else {
 		const char *tmp = getenv("TMPDIR");
-		pathf(d->work, sizeof(d->work), "%s/ringfence-demo-XXXXXX", tmp && *tmp ? tmp : "/tmp");
+		pathf(d->work, sizeof(d->work), "%s/ringfence-demo-XXXXXX",
+		      tmp && *tmp ? tmp : "/tmp");
 		if (!mkdtemp(d->work))
 			return -errno;
 	}
@@ -1397,28 +1470,31 @@ static int start_fleet(struct demo *d)
 
 static void usage(FILE *f)
 {
-	fprintf(f,
-		"usage: ringfence demo [--agents N] [--keep] [--seed S] [--chaos] [--poll S]\n"
-		"                      [--workdir DIR] [--quiet]\n\n"
-		"Run the whole system on this machine: ringfenced on 127.0.0.1 (SQLite in a temp dir),\n"
-		"a fresh signed TUF repository, N real ringfence-agent processes in the rings canary,\n"
-		"early and broad, and three releases: a good one rolled out to every agent, the\n"
-		"2024-07-19 replay (a pack needing a field no agent supplies, publisher check skipped)\n"
-		"and a pack that crashes the host on load. Every promise is checked against the\n"
-		"server's API and the agents' stores; the summary gives per release the devices\n"
-		"exposed, crashed, healed without a human, needing a human, and the time to halt.\n\n"
-		"  --agents N     agents to run (default 100, 1..%d)\n"
-		"  --keep         leave the server and agents up after the summary, until Ctrl-C\n"
-		"  --seed S       seed for the chaos choices (default 1)\n"
-		"  --chaos        also kill -9 ringfenced and random agents mid-rollout, and keep one\n"
-		"                 canary host offline while the bad release is live\n"
-		"  --poll S       agents' check-in interval in seconds (default 2)\n"
-		"  --workdir DIR  keep everything (logs, stores, database) in DIR instead of a temp\n"
-		"                 dir that is removed at the end\n"
-		"  --quiet        fewer progress lines\n\n"
-		"exit: 0 every promise held, 1 a promise was broken, 2 usage or setup error,\n"
-		"130 interrupted\n",
-		DEMO_AGENTS_MAX);
+	fprintf(
+	    f,
+	    "usage: ringfence demo [--agents N] [--keep] [--seed S] [--chaos] [--poll S]\n"
+	    "                      [--workdir DIR] [--quiet]\n\n"
+	    "Run the whole system on this machine: ringfenced on 127.0.0.1 (SQLite in a temp "
+	    "dir),\n"
+	    "a fresh signed TUF repository, N real ringfence-agent processes in the rings canary,\n"
+	    "early and broad, and three releases: a good one rolled out to every agent, the\n"
+	    "2024-07-19 replay (a pack needing a field no agent supplies, publisher check "
+	    "skipped)\n"
+	    "and a pack that crashes the host on load. Every promise is checked against the\n"
+	    "server's API and the agents' stores; the summary gives per release the devices\n"
+	    "exposed, crashed, healed without a human, needing a human, and the time to halt.\n\n"
+	    "  --agents N     agents to run (default 100, 1..%d)\n"
+	    "  --keep         leave the server and agents up after the summary, until Ctrl-C\n"
+	    "  --seed S       seed for the chaos choices (default 1)\n"
+	    "  --chaos        also kill -9 ringfenced and random agents mid-rollout, and keep one\n"
+	    "                 canary host offline while the bad release is live\n"
+	    "  --poll S       agents' check-in interval in seconds (default 2)\n"
+	    "  --workdir DIR  keep everything (logs, stores, database) in DIR instead of a temp\n"
+	    "                 dir that is removed at the end\n"
+	    "  --quiet        fewer progress lines\n\n"
+	    "exit: 0 every promise held, 1 a promise was broken, 2 usage or setup error,\n"
+	    "130 interrupted\n",
+	    DEMO_AGENTS_MAX);
 }
 
 static int rm_rf(const char *dir)
@@ -1439,12 +1515,15 @@ static int rm_rf(const char *dir)
 
 int rf_cli_demo(int argc, char **argv)
 {
-	static const struct option lo[] = {
-		{"agents", required_argument, NULL, 'n'}, {"keep", no_argument, NULL, 'k'},
-		{"seed", required_argument, NULL, 's'},   {"chaos", no_argument, NULL, 'c'},
-		{"poll", required_argument, NULL, 'p'},   {"workdir", required_argument, NULL, 'w'},
-		{"quiet", no_argument, NULL, 'q'},        {"help", no_argument, NULL, 'h'},
-		{0}};
+	static const struct option lo[] = {{"agents", required_argument, NULL, 'n'},
+					   {"keep", no_argument, NULL, 'k'},
+					   {"seed", required_argument, NULL, 's'},
+					   {"chaos", no_argument, NULL, 'c'},
+					   {"poll", required_argument, NULL, 'p'},
+					   {"workdir", required_argument, NULL, 'w'},
+					   {"quiet", no_argument, NULL, 'q'},
+					   {"help", no_argument, NULL, 'h'},
+					   {0}};
 	struct demo d = {.n = 100, .seed = 1, .poll = 2};
 	bool finished = false;
 	unsigned *deaths0[NPACKS] = {0};
@@ -1457,32 +1536,46 @@ int rf_cli_demo(int argc, char **argv)
 		switch (c) {
 		case 'n':
 			if (rf_parse_u64(optarg, &v) < 0 || v < 1 || v > DEMO_AGENTS_MAX) {
-				fprintf(stderr, "ringfence demo: --agents: '%s' is not in 1..%d\n", optarg,
-					DEMO_AGENTS_MAX);
+				fprintf(stderr, "ringfence demo: --agents: '%s' is not in 1..%d\n",
+					optarg, DEMO_AGENTS_MAX);
 				return 2;
 			}
 			d.n = (unsigned)v;
 			break;
 		case 's':
 			if (rf_parse_u64(optarg, &v) < 0 || v > UINT32_MAX) {
-				fprintf(stderr, "ringfence demo: --seed: '%s' is not a number\n", optarg);
+				fprintf(stderr, "ringfence demo: --seed: '%s' is not a number\n",
+					optarg);
 				return 2;
 			}
 			d.seed = (unsigned)v;
 			break;
 		case 'p':
 			if (rf_parse_u64(optarg, &v) < 0 || v < 1 || v > 60) {
-				fprintf(stderr, "ringfence demo: --poll: '%s' is not in 1..60\n", optarg);
+				fprintf(stderr, "ringfence demo: --poll: '%s' is not in 1..60\n",
+					optarg);
 				return 2;
 			}
 			d.poll = (unsigned)v;
 			break;
-		case 'k': d.keep = true; break;
-		case 'c': d.chaos = true; break;
-		case 'q': d.quiet = true; break;
-		case 'w': d.workdir_opt = optarg; break;
-		case 'h': usage(stdout); return 0;
-		default: usage(stderr); return 2;
+		case 'k':
+			d.keep = true;
+			break;
+		case 'c':
+			d.chaos = true;
+			break;
+		case 'q':
+			d.quiet = true;
+			break;
+		case 'w':
+			d.workdir_opt = optarg;
+			break;
+		case 'h':
+			usage(stdout);
+			return 0;
+		default:
+			usage(stderr);
+			return 2;
 		}
 	}
 	if (optind != argc) {
@@ -1512,11 +1605,13 @@ int rf_cli_demo(int argc, char **argv)
 			d.work[0] ? d.work : "-");
 		goto out;
 	}
-	say(&d, "Work dir %s: a fresh TUF repository (new keys), three packs compiled from", d.work);
+	say(&d, "Work dir %s: a fresh TUF repository (new keys), three packs compiled from",
+	    d.work);
 	say(&d, "%s/rules: %s (good), %s (needs a 21st field), %s (crashes hosts).", d.examples,
 	    d.pk[0].target, d.pk[1].target, d.pk[2].target);
 	if ((r = server_start(&d)) < 0) {
-		fprintf(stderr, "ringfence demo: ringfenced did not start: %s (see %s/ringfenced.log)\n",
+		fprintf(stderr,
+			"ringfence demo: ringfenced did not start: %s (see %s/ringfenced.log)\n",
 			rf_strerror(r), d.work);
 		goto out;
 	}
@@ -1526,7 +1621,8 @@ int rf_cli_demo(int argc, char **argv)
 		fprintf(stderr, "ringfence demo: starting the fleet failed: %s\n", rf_strerror(r));
 		goto out;
 	}
-	say(&d, "Started %u ringfence-agent processes (canary %u, early %u, broad %u), each with its",
+	say(&d,
+	    "Started %u ringfence-agent processes (canary %u, early %u, broad %u), each with its",
 	    d.n, d.nring[0], d.nring[1], d.nring[2]);
 	say(&d, "own store and event stream; they enroll over HTTP with the tenant's token.");
 	rc = 1;
@@ -1548,16 +1644,19 @@ int rf_cli_demo(int argc, char **argv)
 	if (stop_signal)
 		goto out;
 	rc = d.broken ? 1 : 0;
-	printf("\n%s\n", d.broken ? "Some promises were BROKEN (see above)." : "Every promise held.");
+	printf("\n%s\n",
+	       d.broken ? "Some promises were BROKEN (see above)." : "Every promise held.");
 	if (d.keep) {
-		printf("Dashboard: %s/  (--keep: the server and agents stay up; Ctrl-C stops them)\n",
-		       d.url);
+		printf(
+		    "Dashboard: %s/  (--keep: the server and agents stay up; Ctrl-C stops them)\n",
+		    d.url);
 		fflush(stdout);
 		while (!stop_signal) {
 			tick(&d);
 			usleep(200000);
 		}
-		finished = true; /* Ctrl-C is the expected end here: the exit code stays the verdict */
+		finished =
+		    true; /* Ctrl-C is the expected end here: the exit code stays the verdict */
 		printf("\nstopping ringfenced and the agents\n");
 	}
 out:
