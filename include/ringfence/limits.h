@@ -201,6 +201,11 @@
 #define RF_SRV_CONN_TIMEOUT_S 30u
 /* Largest file served from the TUF repository under /repo/ (packs are far smaller). */
 #define RF_SRV_REPO_FILE_MAX (64u * 1024 * 1024)
+/* JSON values in one check-in body: ~40 members plus RF_SRV_QUARANTINE_MAX hashes; more is not
+ * a check-in, and the bound keeps the scanner's duplicate-key check small. */
+#define RF_SRV_CHECKIN_VALUES_MAX 512
+/* Halted releases listed in a check-in reply: the newest few are all an agent acts on. */
+#define RF_SRV_HALTED_NOTICES_MAX 8
 
 /* ---- sim -------------------------------------------------------------------------------- */
 

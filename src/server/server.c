@@ -1089,14 +1089,10 @@ static void sb_jstr(struct sb *b, const char *s)
 	sb_printf(b, "\"");
 }
 
-/* Maximum tokens in a check-in body: ~40 members plus RF_SRV_QUARANTINE_MAX hashes; more is
- * not a check-in (and bounds the scanner's duplicate-key check). */
-#define CHECKIN_TOKENS_MAX 512
-
 static int handle_checkin(struct rf_server *s, const struct rf_server_request *q,
 			  struct rf_server_reply *r)
 {
-	struct rf_jtok toks[CHECKIN_TOKENS_MAX];
+	struct rf_jtok toks[RF_SRV_CHECKIN_VALUES_MAX];
 	struct jctx c = {q->body, toks, r};
 	char dev_id[RF_SRV_ID_MAX + 1], x[RF_SRV_ID_MAX + 1], ver[RF_SRV_ID_MAX + 1];
 	char mh[RF_SRV_ID_MAX + 1], cur_sha[RF_SRV_ID_MAX + 1];
@@ -1113,14 +1109,14 @@ static int handle_checkin(struct rf_server *s, const struct rf_server_request *q
 	if (q->content_type && strncmp(q->content_type, "application/json", 16) != 0)
 		return ERR(r, 415, "unsupported_media_type", NULL,
 			   "Content-Type must be application/json");
-	e = rf_jscan(q->body, q->body_len, toks, CHECKIN_TOKENS_MAX, RF_SRV_JSON_DEPTH_MAX, &ntok,
-		     &off);
+	e = rf_jscan(q->body, q->body_len, toks, RF_SRV_CHECKIN_VALUES_MAX, RF_SRV_JSON_DEPTH_MAX,
+		     &ntok, &off);
 	if (e == -ELOOP)
 		return ERR(r, 400, "too_deep", NULL, "JSON nested deeper than %d levels",
 			   RF_SRV_JSON_DEPTH_MAX);
 	if (e == -E2BIG)
 		return ERR(r, 400, "invalid_field", NULL, "check-in has more than %d JSON values",
-			   CHECKIN_TOKENS_MAX);
+			   RF_SRV_CHECKIN_VALUES_MAX);
 	if (e < 0)
 		return ERR(r, 400, "malformed_json", NULL, "malformed JSON at byte %zu", off);
 	if (toks[0].type != RF_J_OBJ)
@@ -1191,7 +1187,7 @@ static int handle_checkin(struct rf_server *s, const struct rf_server_request *q
 	struct {
 		int64_t id;
 		char target[RF_SRV_ID_MAX + 1], reason[RF_ROLLOUT_REASON_MAX];
-	} halted[8];
+	} halted[RF_SRV_HALTED_NOTICES_MAX];
 	size_t nhalted = 0;
 	struct rf_rollout_answer ans;
 	int64_t now;
@@ -1271,7 +1267,7 @@ static int handle_checkin(struct rf_server *s, const struct rf_server_request *q
 			memcpy(out[k]->target, in[k]->target, sizeof(out[k]->target));
 			memcpy(out[k]->sha_hex, in[k]->sha_hex, sizeof(out[k]->sha_hex));
 		}
-		for (size_t i = s->nrels; i-- > 0 && nhalted < 8;) {
+		for (size_t i = s->nrels; i-- > 0 && nhalted < RF_SRV_HALTED_NOTICES_MAX;) {
 			const struct rf__srv_release *hr = &s->rels[i];
 			if (hr->st.status != RF_ROLLOUT_HALTED &&
 			    hr->st.status != RF_ROLLOUT_ROLLED_BACK)
