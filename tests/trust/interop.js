@@ -30,13 +30,15 @@ async function client(args) {
   const mdir = path.join(work, 'md'), tdir = path.join(work, 't');
   fs.mkdirSync(mdir, { recursive: true });
   fs.mkdirSync(tdir, { recursive: true });
-  fs.copyFileSync(rootFile, path.join(mdir, 'root.json'));
+  // the trusted root is installed once; later runs start from what tuf-js trusts by then
+  if (!fs.existsSync(path.join(mdir, 'root.json')))
+    fs.copyFileSync(rootFile, path.join(mdir, 'root.json'));
   const u = new Updater({ metadataDir: mdir, metadataBaseUrl: murl, targetDir: tdir,
     targetBaseUrl: turl, config: { fetchRetries: 0 } });
   await u.refresh();
   const info = await u.getTargetInfo(target);
   if (!info) die('tuf-js: no target ' + target);
-  const out = await u.downloadTarget(info, path.join(tdir, 'target.bin'));
+  const out = await u.downloadTarget(info, path.join(tdir, encodeURIComponent(target)));
   if (!fs.readFileSync(out).equals(fs.readFileSync(expectFile)))
     die('tuf-js downloaded bytes differ from ' + expectFile);
   if (custom !== undefined) {

@@ -107,8 +107,9 @@ for i in 1 2 3 4 5 6; do
 done
 
 # --- a tampered target is refused and not stored -------------------------------------------
-f=$(ls "$T/r/repository/targets/packs/")
+f=$(cd "$T/r/repository/targets/packs" && ls -- *.p1.rfp)
 printf 'pack bytes \001\003\n' > "$T/r/repository/targets/packs/$f"
+cmp -s "$T/r/repository/targets/packs/$f" "$T/pack.rfp" && fail "tampering did not happen"
 rm -rf "$T/t"
 expect 1 "$CL" --metadata-url "$M" --metadata-dir "$T/md" --target-name packs/p1.rfp \
 	--target-dir "$T/t" --target-base-url "$TU" download

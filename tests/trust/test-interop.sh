@@ -73,9 +73,24 @@ for kt in ed25519 ecdsa rsa; do
 	node "$JS" client "$B/rf-$kt/repository/metadata/" "$B/rf-$kt/repository/targets/" \
 		"$R/repository/metadata/1.root.json" "$T/tufjs-$kt" "packs/pack-$kt.rfp" \
 		"$T/pack-$kt.rfp" "$CUSTOM" || fail "(a) tuf-js rejected the $kt repository of ringfence repo"
+	# tuf-js follows the repository through a new release, every key rotation and a refresh
+	# that re-signs every role (same metadata dir: its cached state is the rollback reference)
+	echo "second pack $kt" > "$T/pack2-$kt.rfp"
+	"$RF" repo add "$R" "$T/pack2-$kt.rfp" --name "packs/two.rfp" >/dev/null || fail "add 2 $kt"
+	"$RF" repo publish "$R" >/dev/null || fail "publish 2 $kt"
+	for role in targets snapshot timestamp root; do
+		"$RF" repo rotate "$R" "$role" >/dev/null || fail "rotate $role $kt"
+	done
+	"$RF" repo refresh "$R" --within 400d >/dev/null || fail "refresh $kt"
+	node "$JS" client "$B/rf-$kt/repository/metadata/" "$B/rf-$kt/repository/targets/" \
+		"$R/repository/metadata/1.root.json" "$T/tufjs-$kt" "packs/two.rfp" \
+		"$T/pack2-$kt.rfp" || fail "(a) tuf-js did not follow rotations and refresh ($kt)"
+	cmp -s "$T/tufjs-$kt/md/root.json" "$R/repository/metadata/root.json" ||
+		fail "(a) tuf-js does not trust the newest root ($kt)"
 	# ... and tuf-js refuses it once a byte of the target is changed ('p' -> 'X')
-	f=$(ls "$R/repository/targets/packs/")
+	f=$(cd "$R/repository/targets/packs" && ls -- *".pack-$kt.rfp")
 	printf 'X' | dd of="$R/repository/targets/packs/$f" bs=1 seek=100 conv=notrunc 2>/dev/null
+	cmp -s "$R/repository/targets/packs/$f" "$T/pack-$kt.rfp" && fail "tampering did not happen"
 	node "$JS" client "$B/rf-$kt/repository/metadata/" "$B/rf-$kt/repository/targets/" \
 		"$R/repository/metadata/1.root.json" "$T/tufjs2-$kt" "packs/pack-$kt.rfp" \
 		"$T/pack-$kt.rfp" 2>/dev/null && fail "(a) tuf-js accepted a tampered target"
