@@ -93,7 +93,8 @@ function write(args) {
   fs.mkdirSync(path.join(tgt, 'dl'), { recursive: true });
   fs.mkdirSync(meta, { recursive: true });
   const k = { root: makeKey(kind), root2: makeKey(kind), timestamp: makeKey(kind),
-    snapshot: makeKey(kind), targets: makeKey(kind), del: makeKey(kind), bin: makeKey(kind) };
+    snapshot: makeKey(kind), targets: makeKey(kind), targets2: makeKey(kind),
+    del: makeKey(kind), bin: makeKey(kind) };
   const save = (name, md) => {
     const text = JSON.stringify(md.toJSON(), null, 2); // deliberately not canonical
     fs.writeFileSync(path.join(meta, name), text);
@@ -109,10 +110,13 @@ function write(args) {
     ({ _type: type, spec_version: '1.0.31', version, expires: isoSeconds(days) });
   const rootJson = (rootKey, version) => {
     const keys = {};
-    for (const n of [rootKey, 'timestamp', 'snapshot', 'targets']) keys[k[n].keyID] = k[n].json;
+    for (const n of [rootKey, 'timestamp', 'snapshot', 'targets', 'targets2'])
+      keys[k[n].keyID] = k[n].json;
     const roles = { root: { keyids: [k[rootKey].keyID], threshold: 1 } };
-    for (const n of ['timestamp', 'snapshot', 'targets'])
+    for (const n of ['timestamp', 'snapshot'])
       roles[n] = { keyids: [k[n].keyID], threshold: 1 };
+    // targets: 2 of 2 keys
+    roles.targets = { keyids: [k.targets.keyID, k.targets2.keyID], threshold: 2 };
     return Object.assign(common('root', version, 365),
       { consistent_snapshot: true, keys, roles });
   };
@@ -151,6 +155,7 @@ function write(args) {
         paths: ['dl/*'] }] },
   })));
   top.sign(k.targets.signer);
+  top.sign(k.targets2.signer);
   const topBytes = save('1.targets.json', top);
   const snap = new m.Metadata(m.Snapshot.fromJSON(Object.assign(common('snapshot', 1, 7), {
     meta: { 'targets.json': { version: 1, length: topBytes.length,
