@@ -65,7 +65,15 @@ cmp -s "$T/pack.rfp" "$T/t/packs%2Fp1.rfp" || fail "downloaded target differs"
 expect 1 "$CL" --metadata-url "$M" --metadata-dir "$T/md" --target-name packs/none \
 	--target-dir "$T/t" --target-base-url "$TU" download
 
+# targets in order, the first failure stops with exit 1 (what came before it is kept)
+rm -rf "$T/t"
+expect 1 "$CL" --metadata-url "$M" --metadata-dir "$T/md" --target-name packs/p1.rfp \
+	--target-name packs/none --target-name packs/p1.rfp --target-dir "$T/t" --target-base-url "$TU" download
+cmp -s "$T/pack.rfp" "$T/t/packs%2Fp1.rfp" || fail "first target of a failing download missing"
+
 # --- freeze: the same timestamp two days later is expired ---------------------------------
+# (faketime works only on a dynamically linked program: the conformance protocol relies on it)
+ldd "$CL" | grep -q "libc\.so" || fail "ringfence-tuf-client is not dynamically linked"
 faketime -f '+2d' "$CL" --help >/dev/null 2>&1 || fail "faketime cannot run the client"
 cp -r "$T/md" "$T/md-before"
 expect 1 faketime -f '+2d' "$CL" --metadata-url "$M" --metadata-dir "$T/md" refresh
