@@ -17,7 +17,6 @@
 
 /* ---- shared checks ---------------------------------------------------------------------- */
 
-bool rf__pack_utf8_ok(const uint8_t *s, size_t n);
 bool rf__pack_utf8_ok(const uint8_t *s, size_t n)
 {
 	size_t i = 0;
@@ -123,9 +122,6 @@ static size_t glob_wildcards(const uint8_t *p, size_t n)
 	return w;
 }
 
-/* Why an atom is invalid for a field of type t (NULL if valid). t is 0 for a keyword atom. */
-const char *rf__pack_atom_problem(unsigned t, unsigned op, unsigned flags, const uint8_t *pat,
-				  size_t n);
 const char *rf__pack_atom_problem(unsigned t, unsigned op, unsigned flags, const uint8_t *pat,
 				  size_t n)
 {

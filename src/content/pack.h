@@ -90,6 +90,13 @@ int rf__pack_glob_regex(uint8_t op, const char *pat, size_t n, char *out, size_t
 bool rf__pack_parse_int(const char *s, size_t n, int64_t *ret);
 bool rf__pack_parse_ip(const char *s, size_t n, uint8_t ret[16]);
 
+/* Why an atom is invalid for a field of type t (NULL if valid); t is 0 for a keyword atom. The
+ * one rule shared by the compiler, the builder and the verifier, so they cannot disagree. */
+const char *rf__pack_atom_problem(unsigned t, unsigned op, unsigned flags, const uint8_t *pat,
+				  size_t n);
+/* Is s[0..n) valid UTF-8? */
+bool rf__pack_utf8_ok(const uint8_t *s, size_t n);
+
 /* Verify the structure of p (everything independent of a manifest) and decode it. */
 int rf__pack_decode(const uint8_t *p, size_t n, struct rf_pack **ret, struct rf_diag *reterr);
 

@@ -29,6 +29,7 @@
 
 #include <yaml.h>
 
+#include "content/pack.h"
 #include "content/sigma.h"
 #include "ringfence/limits.h"
 
@@ -675,6 +676,10 @@ static int emit_atom(struct ctx *c, struct vec *v, const char *field, enum rf_ft
 	}
 	if (r->n_atoms >= RF_SIGMA_ATOMS_MAX)
 		return fail(c, -E2BIG, "more than %u atoms (field predicates)", RF_SIGMA_ATOMS_MAX);
+	/* The pack's own rule for atoms (limits, types), so a rule that compiles always packs. */
+	const char *why = rf__pack_atom_problem(op == RF_OP_KEYWORD ? 0 : (unsigned)t, op, flags, p, n);
+	if (why)
+		return fail(c, -E2BIG, "%s (field '%s')", why, field ? field : "keyword");
 	if (r->n_atoms == r->cap_atoms) {
 		size_t cap = r->cap_atoms ? 2 * r->cap_atoms : 16;
 		struct rf_ir_atom *na = realloc(r->atoms, cap * sizeof(*na));

@@ -31,9 +31,6 @@
 #include "content/pack.h"
 #include "ringfence/limits.h"
 
-bool rf__pack_utf8_ok(const uint8_t *s, size_t n);
-const char *rf__pack_atom_problem(unsigned t, unsigned op, unsigned flags, const uint8_t *pat,
-				  size_t n);
 
 static uint32_t get32(const uint8_t *p)
 {
