@@ -2235,7 +2235,11 @@ int rf_server_tick(struct rf_server *s, bool force)
 
 	pthread_mutex_lock(&s->lock);
 	s->ticks++;
-	e = flush_devices(s, force || s->ticks % 30 == 0);
+	/* Heartbeats (last seen, health counters) are written only at shutdown or with a device's
+	 * next state change: the counters come again in every check-in, and after a start every
+	 * device gets a full silence window (started_at), so a periodic write of every device
+	 * that checked in would buy nothing but a large transaction under the lock. */
+	e = flush_devices(s, force);
 	e2 = evaluate(s, now);
 	pthread_mutex_unlock(&s->lock);
 	if (!e)

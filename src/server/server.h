@@ -80,7 +80,7 @@ size_t rf_server_body_max(const char *path);
 
 /*
  * Periodic work, called about once a second by ringfenced: flush changed device state (and,
- * every 30 s or when force, the heartbeats), evaluate every release's gates with the rollout
+ * when force, as at shutdown, the heartbeats), evaluate every release's gates with the rollout
  * engine (a failed gate halts it durably), and keep the TUF timestamp fresh.
  * Returns 0 or the first storage error (work that failed is retried at the next tick).
  */
