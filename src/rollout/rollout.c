@@ -298,9 +298,16 @@ void rf_rollout_check_health(const struct rf_rollout_gates *g, const struct rf_r
 			goto out;
 		}
 	}
-	/* Enough evidence to take the next step? */
+	/* Enough evidence to take the next step? No more healthy devices than the step actually
+	 * admits can ever exist: cap by that count when the caller knows it (0 admitted: nobody is
+	 * exposed, the step passes on bake time alone; the next step is gated on its own
+	 * evidence). Otherwise estimate it from the population (an expected value: a ring whose
+	 * step admits fewer devices than expected can stall, see docs/rollout.md). */
 	c.required_healthy = g->min_healthy;
-	if (h->population > 0) {
+	if (h->admitted_known) {
+		if (h->admitted < c.required_healthy)
+			c.required_healthy = h->admitted;
+	} else if (h->population > 0) {
 		uint64_t cap =
 		    (h->population * percent_bp + RF_ROLLOUT_BUCKETS - 1) / RF_ROLLOUT_BUCKETS;
 

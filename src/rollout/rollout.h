@@ -19,6 +19,8 @@
  * server may store them, the simulator may copy them. Thread-safe: nothing is global.
  *
  * CHANGED: (none yet; incompatible changes are listed here)
+ * ADDED (compatible): rf_rollout_health.admitted / admitted_known (the devices a step actually
+ * admits cap the healthy devices it needs; zero-initialised callers keep the old behaviour).
  */
 #ifndef RF_ROLLOUT_ROLLOUT_H
 #define RF_ROLLOUT_ROLLOUT_H
@@ -227,6 +229,17 @@ struct rf_rollout_health {
 	uint64_t exposure_s; /* device-seconds spent on it */
 	uint64_t
 	    population; /* devices in the ring (0 = unknown): caps min_healthy for small rings */
+	/* Appended (compatible: a zero-initialised struct behaves as before). The number of the
+	 * ring's devices the step being judged actually admits: those whose bucket for this
+	 * release is below the ring's effective percent (rf_rollout_effective_bp at the same
+	 * `now`; while ACTIVE that is the current step's percent_bp), online or not; devices
+	 * known never to take it (pinned to N-1) may be left out. When admitted_known, the healthy
+	 * devices required before the next step are min(min_healthy, admitted) instead of the
+	 * population-based estimate, so a step that admits fewer devices than min_healthy can
+	 * still advance, and a step that admits nobody advances on bake time alone (nobody is
+	 * exposed, so there is no evidence to wait for; see docs/rollout.md). */
+	uint64_t admitted;
+	bool admitted_known; /* false: admitted is ignored (fallback: the population cap) */
 };
 
 /* Is a device that recorded intent at intent_at and was last seen at last_seen silent (P7)? */
@@ -244,7 +257,7 @@ struct rf_rollout_check {
 	uint8_t verdict;	   /* enum rf_rollout_verdict */
 	uint8_t metric;		   /* on FAIL: which metric; else the metric with the smallest p */
 	double p_value;		   /* that metric's one-sided p-value (1.0 when not tested) */
-	uint64_t required_healthy; /* min_healthy after the population cap */
+	uint64_t required_healthy; /* min_healthy after the admitted (or population) cap */
 };
 
 /*

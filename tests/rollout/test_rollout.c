@@ -629,6 +629,153 @@ static void test_evaluate_progression_and_halt(void **state)
 	assert_int_equal(rf_rollout_evaluate(&s, &st, h, b, T0, &st2, &ev), -EINVAL);
 }
 
+/*
+ * The healthy devices required before a step are capped by the devices the step ACTUALLY
+ * admits when the caller knows that count (admitted_known), else by the population-based
+ * expectation (the old behaviour, kept for callers that leave the new fields zero). Default
+ * gates: min_healthy 10, min_bake_s 600. The 1% step of a 1,000-device ring is expected to
+ * admit 10 devices but bucket sampling can admit 8: with the population cap it needs 10
+ * healthy that can never exist and stalls for ever; with admitted = 8 it steps after 8 healthy.
+ */
+static void test_admitted_caps_required_healthy(void **state)
+{
+	static const struct {
+		uint64_t population, admitted;
+		bool known;
+		uint64_t healthy;
+		int64_t baked; /* seconds since the step was taken */
+		uint32_t percent_bp;
+		uint8_t verdict;
+		uint64_t required;
+	} t[] = {
+	    /* 8 of 1,000 admitted at 1%: steps after 8 healthy and the bake time. */
+	    {1000, 8, true, 8, 600, 100, RF_ROLLOUT_V_PASS, 8},
+	    {1000, 8, true, 7, 600, 100, RF_ROLLOUT_V_WAIT, 8},
+	    {1000, 8, true, 8, 599, 100, RF_ROLLOUT_V_WAIT, 8},
+	    /* Nobody admitted: no exposure, passes on bake time alone. */
+	    {1000, 0, true, 0, 600, 100, RF_ROLLOUT_V_PASS, 0},
+	    {1000, 0, true, 0, 599, 100, RF_ROLLOUT_V_WAIT, 0},
+	    {10, 0, true, 0, 600, 100, RF_ROLLOUT_V_PASS, 0},
+	    /* More admitted than min_healthy: min_healthy still applies. */
+	    {1000, 12, true, 9, 600, 100, RF_ROLLOUT_V_WAIT, 10},
+	    {1000, 12, true, 10, 600, 100, RF_ROLLOUT_V_PASS, 10},
+	    {0, 500, true, 10, 600, 100, RF_ROLLOUT_V_PASS, 10},
+	    /* Unknown: the old population-based cap (the stall this change fixes). */
+	    {1000, 0, false, 8, 600, 100, RF_ROLLOUT_V_WAIT, 10},
+	    {1000, 8, false, 8, 600, 100, RF_ROLLOUT_V_WAIT, 10}, /* ignored when !known */
+	    {1000, 0, false, 10, 600, 100, RF_ROLLOUT_V_PASS, 10},
+	    {10, 0, false, 0, 600, 100, RF_ROLLOUT_V_WAIT, 1},
+	    {10, 0, false, 1, 600, 100, RF_ROLLOUT_V_PASS, 1},
+	    {300, 0, false, 3, 600, 100, RF_ROLLOUT_V_PASS, 3},
+	    {0, 0, false, 9, 600, 100, RF_ROLLOUT_V_WAIT, 10},
+	};
+	struct rf_rollout_gates g;
+
+	rf_rollout_gates_default(&g);
+	assert_int_equal(g.min_healthy, 10);
+	assert_int_equal(g.min_bake_s, 600);
+	for (size_t i = 0; i < sizeof(t) / sizeof(t[0]); i++) {
+		struct rf_rollout_health h = {.devices = t[i].healthy,
+					      .healthy = t[i].healthy,
+					      .exposure_s = t[i].healthy * 600,
+					      .population = t[i].population,
+					      .admitted = t[i].admitted,
+					      .admitted_known = t[i].known};
+		struct rf_rollout_check c;
+
+		rf_rollout_check_health(&g, &h, NULL, T0, t[i].percent_bp, T0 + t[i].baked, &c);
+		if (c.verdict != t[i].verdict || c.required_healthy != t[i].required)
+			fail_msg("row %zu: verdict %d required %llu, want %d and %llu", i,
+				 c.verdict, (unsigned long long)c.required_healthy, t[i].verdict,
+				 (unsigned long long)t[i].required);
+	}
+
+	/* A failure still halts whatever the step admits. */
+	{
+		struct rf_rollout_health h = {.devices = 8,
+					      .healthy = 0,
+					      .failed = 8,
+					      .crashes = 8,
+					      .exposure_s = 800,
+					      .population = 1000,
+					      .admitted = 8,
+					      .admitted_known = true};
+		struct rf_rollout_check c;
+
+		rf_rollout_check_health(&g, &h, NULL, T0, 100, T0 + 600, &c);
+		assert_int_equal(c.verdict, RF_ROLLOUT_V_FAIL);
+		assert_int_equal(c.metric, RF_ROLLOUT_M_FLOOR);
+	}
+
+	/* Through rf_rollout_evaluate: a 1,000-device canary, 1% -> 10% at 30 min -> 100% at
+	 * 1 h (the simulator's default policy). Its 1% step admits 8 devices, all healthy. */
+	{
+		static const char js[] =
+		    "{\"release\":\"adm-1\",\"schedule\":[{\"ring\":\"canary\",\"not_before\":"
+		    "1764000000,\"ramp\":[{\"after\":0,\"percent\":1},{\"after\":1800,"
+		    "\"percent\":10},{\"after\":3600,\"percent\":100}]},{\"ring\":\"broad\","
+		    "\"not_before\":1764000000,\"ramp\":[{\"after\":0,\"percent\":0.01},"
+		    "{\"after\":600,\"percent\":100}]}]}";
+		struct rf_rollout_schedule s;
+		struct rf_rollout_state st, old;
+		struct rf_rollout_eval ev;
+		struct rf_rollout_health h[2] = {{0}};
+
+		parse_ok(js, &s);
+		rf_rollout_state_init(&s, &st);
+		assert_int_equal(rf_rollout_evaluate(&s, &st, h, NULL, T0, &st, &ev), 0);
+		assert_int_equal(ev.opened, 0);
+		h[0] = (struct rf_rollout_health){
+		    .devices = 8, .healthy = 8, .exposure_s = 8 * 1800, .population = 1000};
+		/* Unknown admitted count: the old rule needs 10 and the ramp stalls for hours. */
+		old = st;
+		for (int64_t now = T0 + 1800; now <= T0 + 6 * 3600; now += 60) {
+			assert_int_equal(rf_rollout_evaluate(&s, &old, h, NULL, now, &old, &ev), 0);
+			assert_int_equal(ev.checks[0].verdict, RF_ROLLOUT_V_WAIT);
+			assert_int_equal(old.rings[0].step, 0);
+		}
+		/* Known: steps at the 10% step's signed time. */
+		h[0].admitted = 8;
+		h[0].admitted_known = true;
+		assert_int_equal(rf_rollout_evaluate(&s, &st, h, NULL, T0 + 1799, &st, &ev), 0);
+		assert_int_equal(ev.stepped, -1);
+		assert_int_equal(ev.next_eval, T0 + 1800);
+		assert_int_equal(rf_rollout_evaluate(&s, &st, h, NULL, T0 + 1800, &st, &ev), 0);
+		assert_int_equal(ev.stepped, 0);
+		assert_int_equal(st.rings[0].step, 1);
+		/* Now 10% admits 97: it needs 10 healthy again. */
+		h[0].admitted = 97;
+		assert_int_equal(rf_rollout_evaluate(&s, &st, h, NULL, T0 + 3600, &st, &ev), 0);
+		assert_int_equal(ev.checks[0].required_healthy, 10);
+		assert_int_equal(ev.checks[0].verdict, RF_ROLLOUT_V_WAIT);
+		h[0].healthy = 10;
+		assert_int_equal(rf_rollout_evaluate(&s, &st, h, NULL, T0 + 3600, &st, &ev), 0);
+		assert_int_equal(ev.stepped, 0);
+		h[0].admitted = 1000;
+		assert_int_equal(rf_rollout_evaluate(&s, &st, h, NULL, T0 + 4200, &st, &ev), 0);
+		assert_int_equal(ev.completed, 0);
+		assert_int_equal(ev.opened, 1);
+		/* broad's 0.01% step admits nobody: it passes on bake time alone (600 s) ... */
+		h[1] = (struct rf_rollout_health){.population = 50, .admitted_known = true};
+		assert_int_equal(rf_rollout_evaluate(&s, &st, h, NULL, T0 + 4799, &st, &ev), 0);
+		assert_int_equal(ev.checks[1].verdict, RF_ROLLOUT_V_WAIT);
+		assert_int_equal(ev.next_eval, T0 + 4800);
+		assert_int_equal(rf_rollout_evaluate(&s, &st, h, NULL, T0 + 4800, &st, &ev), 0);
+		assert_int_equal(ev.checks[1].verdict, RF_ROLLOUT_V_PASS);
+		assert_int_equal(ev.stepped, 1);
+		assert_int_equal(rf_rollout_effective_bp(&s, &st, 1, T0 + 4800), 10000);
+		/* ... where the old rule (population 50: expected 0.005, cap 1) waits for ever. */
+		h[1].admitted_known = false;
+		old = st;
+		old.rings[1].step = 0;
+		old.rings[1].step_at = T0 + 4200;
+		assert_int_equal(rf_rollout_evaluate(&s, &old, h, NULL, T0 + 86400, &old, &ev), 0);
+		assert_int_equal(ev.checks[1].verdict, RF_ROLLOUT_V_WAIT);
+		assert_int_equal(ev.checks[1].required_healthy, 1);
+		assert_int_equal(ev.stepped, -1);
+	}
+}
+
 static void test_p6_forged_state_cannot_speed_up(void **state)
 {
 	struct rf_rollout_schedule s;
@@ -1236,6 +1383,7 @@ int main(void)
 	    cmocka_unit_test(test_silent_after_intent_fails),
 	    cmocka_unit_test(test_first_release_crash_loop_halts),
 	    cmocka_unit_test(test_evaluate_progression_and_halt),
+	    cmocka_unit_test(test_admitted_caps_required_healthy),
 	    cmocka_unit_test(test_p6_forged_state_cannot_speed_up),
 	    cmocka_unit_test(test_decision_table),
 	    cmocka_unit_test(test_decision_pinned_n1),
