@@ -116,7 +116,7 @@ static int get_time(const json_t *o, const char *key, bool required, int64_t *va
 static int get_count(const json_t *o, const char *key, uint64_t *val, const char *where,
 		     struct rf_diag *d)
 {
-	int64_t t;
+	int64_t t = 0; /* set when the key is present; -O3 cannot see that */
 	int r = get_time(o, key, false, &t, where, d);
 
 	if (r < 0 || !json_object_get(o, key))
