@@ -139,6 +139,32 @@ print("database: release 2 rejected by %d devices; release 3: %d crash reports, 
 sys.exit(0 if rej >= 3 and crash >= 3 and quar >= 3 and not outside else 1)
 EOF
 	ok "the acknowledged reports are in the database: rejections, crashes, quarantines, canary only"
+	# P8 across the kill -9 of ringfenced: every report an agent saw acknowledged (its log says
+	# "report N delivered: EVENT TARGET") is in the database with the same event and target.
+	python3 - "$W/run" <<'EOF' || fail "acknowledged reports missing from the database"
+import os, re, sqlite3, sys
+run = sys.argv[1]
+db = sqlite3.connect("file:%s/ringfenced.db?mode=ro" % run, uri=True)
+have = {(r[0], r[1]): (r[2], r[3]) for r in
+        db.execute("SELECT device_id, report_id, event, target FROM reports")}
+acked = lost = 0
+pat = re.compile(r"report (\d+) delivered: (\S+) (\S+)")
+for h in os.listdir(os.path.join(run, "agents")):
+    for line in open(os.path.join(run, "agents", h, "agent.log"), errors="replace"):
+        m = pat.search(line)
+        if not m:
+            continue
+        acked += 1
+        key = (h, "%s-%06d" % (h, int(m.group(1))))
+        if have.get(key) != (m.group(2), m.group(3)):
+            lost += 1
+            print("lost: %s report %s %s %s (database: %s)" % (h, m.group(1), m.group(2),
+                                                               m.group(3), have.get(key)))
+print("reports acknowledged to the agents: %d, in the database: %d, lost: %d" %
+      (acked, acked - lost, lost))
+sys.exit(0 if acked > 0 and lost == 0 else 1)
+EOF
+	ok "every report an agent saw acknowledged is in the database (P8, across the kill -9)"
 else
 	fail "ringfenced did not restart on the kept database"
 fi
