@@ -2131,6 +2131,39 @@ static int flush_devices(struct rf_server *s, bool heartbeats)
 }
 
 /* Aggregate every device's outcomes into health[] / base[] of each release and ring. */
+/*
+ * How many of each ring's devices the step being judged actually admits (bucket below the
+ * ring's effective percent), so a step never waits for more healthy devices than it can have
+ * (rollout.h, struct rf_rollout_health.admitted). Devices of tenants pinned to N-1 are left out:
+ * they never take the newest open release. Counted on every evaluation: one SipHash per device
+ * and open ring, the same order of work as the health aggregation above.
+ */
+static void count_admitted(struct rf_server *s, int64_t now)
+{
+	for (size_t i = 0; i < s->nrels; i++) {
+		struct rf__srv_release *rel = &s->rels[i];
+		uint32_t bp[RF_ROLLOUT_RINGS_MAX];
+
+		for (unsigned k = 0; k < rel->sched.nrings; k++) {
+			bp[k] = rf_rollout_effective_bp(&rel->sched, &rel->st, k, now);
+			rel->health[k].admitted = 0;
+			rel->health[k].admitted_known = true;
+		}
+		for (size_t j = 0; j < s->capdevs; j++) {
+			const struct rf__srv_dev *d = s->devtab[j];
+			int ri;
+
+			if (!d || s->tenants[d->tenant].policy.pin == RF_ROLLOUT_PIN_N1)
+				continue;
+			ri = rf_rollout_ring_index(&rel->sched, dev_ring(s, d));
+			if (ri < 0 || bp[ri] == 0)
+				continue;
+			if (rf_rollout_bucket(rel->sched.bucket_key, d->id, d->id_len) < bp[ri])
+				rel->health[ri].admitted++;
+		}
+	}
+}
+
 static void aggregate(struct rf_server *s, int64_t now)
 {
 	for (size_t i = 0; i < s->nrels; i++) {
@@ -2192,6 +2225,7 @@ static void aggregate(struct rf_server *s, int64_t now)
 			int ri = ring_find(s, s->rels[i].sched.rings[k].name);
 			s->rels[i].health[k].population = ri >= 0 ? s->rings[ri].ndevices : 0;
 		}
+	count_admitted(s, now);
 }
 
 static int evaluate(struct rf_server *s, int64_t now)

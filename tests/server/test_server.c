@@ -951,6 +951,52 @@ static void test_ring_opens_after_canary_healthy(void **state)
 	json_decref(j);
 }
 
+/* A ramp step that admits none of the ring's devices (1 % of a 2-device canary)
+ * advances on bake time alone: the server counts the devices each step actually admits, so the
+ * gate never waits for healthy devices that cannot exist (before, the release stalled there). */
+static void test_step_admitting_nobody_advances(void **state)
+{
+	struct env *e = *state;
+	char tc[80], c1[80], c2[80], custom[1024];
+	struct rf_diag d = {0};
+	int64_t now = rf_now_wall();
+	json_t *j;
+
+	tenant(e, "kestrel", "canary", tc);
+	enroll(e, tc, "k-1", c1);
+	enroll(e, tc, "k-2", c2);
+	snprintf(custom, sizeof(custom),
+		 "{\"ringfence\":{\"release\":\"rules-tiny-step\",\"schedule\":["
+		 "{\"ring\":\"canary\",\"not_before\":0,\"ramp\":[{\"after\":0,\"percent\":1},"
+		 "{\"after\":1,\"percent\":100}]},"
+		 "{\"ring\":\"broad\",\"not_before\":0,\"ramp\":[{\"after\":0,\"percent\":100}]}],"
+		 "\"gates\":{\"probation_s\":1,\"min_bake_s\":1,\"min_healthy\":2}}}");
+	if (rf_tuf_repo_add(e->repo, "packs/tiny-step.rfp", (const uint8_t *)"tiny", 4, custom, now,
+			    &d) < 0 ||
+	    rf_tuf_repo_publish(e->repo, now, &d) < 0)
+		fail_msg("repository: %s", d.first);
+	EXPECT_STATUS(201, http(e, "POST", "/v1/admin/releases", e->admin, &j,
+				"{\"target\":\"packs/tiny-step.rfp\"}"));
+	json_decref(j);
+	/* At 1 % neither device is admitted (their buckets for this release are above 100: the
+	 * first answers check it), so only the bake time can move the ramp. */
+	j = checkin(e, c1, "k-1", NULL, 0);
+	assert_string_equal(jstr(j, "action", NULL), "stay");
+	json_decref(j);
+	j = checkin(e, c2, "k-2", NULL, 0);
+	assert_string_equal(jstr(j, "action", NULL), "stay");
+	json_decref(j);
+	bool installed = false;
+	for (int i = 0; i < 100 && !installed; i++) { /* bounded: 100 x 100 ms */
+		j = checkin(e, c2, "k-2", NULL, 0);
+		installed = !strcmp(jstr(j, "action", NULL), "install");
+		json_decref(j);
+		if (!installed)
+			sleep_ms(100);
+	}
+	assert_true(installed);
+}
+
 /* A rollback report counts against the release the device left, whether the agent names that
  * release (protocol.md) or the last known good it went back to. */
 static void test_rollback_counts_against_release_left(void **state)
@@ -1224,6 +1270,7 @@ int main(int argc, char **argv)
 	    cmocka_unit_test_setup_teardown(test_cli_operator_commands, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_unchanged_checkins_write_nothing, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_ring_opens_after_canary_healthy, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_step_admitting_nobody_advances, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_rollback_counts_against_release_left, setup,
 					    teardown),
 	    cmocka_unit_test_setup_teardown(test_downtime_is_not_silence, setup, teardown),
