@@ -33,6 +33,16 @@ ok() { echo "ok: $*"; }
 # running DIR: processes whose command line names DIR (ours: every child gets paths in it)
 running() { ps -eo pid=,args= | grep -F -- "$1" | grep -v -e grep -e "ps -eo" | wc -l; }
 
+# ---- 0. usage errors: exit 2 with a message, nothing started ----------------------------------
+for args in "--agents 0" "--agents 99999" "--poll 0" "--seed x" "--chaos --agents 3" "--bogus" "extra"; do
+	# shellcheck disable=SC2086
+	"$CLI" demo $args >"$W/usage.out" 2>&1
+	urc=$?
+	if [ "$urc" = 2 ] && [ -s "$W/usage.out" ]; then :; else fail "demo $args: exit $urc, want 2 with a message"; fi
+done
+"$CLI" demo --help | grep -q -- "--chaos" || fail "demo --help does not document --chaos"
+ok "usage errors exit 2 with a message; --help documents the options"
+
 # ---- 1. the story, with chaos ---------------------------------------------------------------
 timeout -s INT 540 "$CLI" demo --agents "$N" --chaos --seed "$SEED" --workdir "$W/run" \
 	>"$W/demo.out" 2>&1
