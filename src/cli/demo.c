@@ -711,9 +711,8 @@ static int publish(struct demo *d, struct pack *pk)
 	long st;
 	int r;
 
-	/* A ring step that admits no device (a small ring, an unlucky cohort draw) would wait for
-	 * healthy devices forever (the gate needs at least one), so rings under 20 agents get a
-	 * single step. */
+	/* In a ring under 20 agents a partial step may admit nobody (cohort buckets) and show
+	 * nothing: such rings get a single 100 % step. */
 	const char *early = d->nring[1] >= 20
 				? "{\"after\":0,\"percent\":50},{\"after\":6,\"percent\":100}"
 				: "{\"after\":0,\"percent\":100}";
