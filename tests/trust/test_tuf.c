@@ -174,8 +174,8 @@ static void dir_state(const char *dir, char out[65])
 
 static void put_file(const char *dir, const char *name, const void *p, size_t n)
 {
-	char path[1024];
-	snprintf(path, sizeof(path), "%s/%s", dir, name);
+	char path[2048];
+	assert_true(snprintf(path, sizeof(path), "%s/%s", dir, name) < (int)sizeof(path));
 	assert_int_equal(rf_file_write_atomic(path, p, n, 0644), 0);
 }
 
