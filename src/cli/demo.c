@@ -985,8 +985,9 @@ static bool act_good(struct demo *d)
 	act(d, "Act 1: a good release rolls through canary -> early -> broad");
 	say(d, "Publishing %s (14 example Sigma rules) with a demo-scaled signed schedule:",
 	    pk->target);
-	say(d, "  canary 100%% at once; early 50%% then 100%% after 6 s; broad 25/50/100%% at "
-	       "0/6/12 s;");
+	say(d, "  canary 100%% at once; early %s; broad %s;",
+	    d->nring[1] >= 20 ? "50% then 100% after 6 s" : "100% (a small ring: one step)",
+	    d->nring[2] >= 20 ? "25/50/100% at 0/6/12 s" : "100% (a small ring: one step)");
 	say(d, "  each step also waits for 3 devices healthy after 4 s probation and a 5 s bake.");
 	if (publish(d, pk) < 0) {
 		check(d, false, "publishing %s", pk->target);
