@@ -21,6 +21,11 @@
  * CHANGED: (none yet; incompatible changes are listed here)
  * ADDED (compatible): rf_rollout_health.admitted / admitted_known (the devices a step actually
  * admits cap the healthy devices it needs; zero-initialised callers keep the old behaviour).
+ * ADDED (compatible): integer-only schedule JSON, so a schedule can be signed as TUF canonical
+ * JSON: ramp steps as "bp" (basis points) besides "percent", each fractional gate X also as
+ * "X_ppm" (X * 10^6). rf_rollout_schedule_format now writes only integers ("bp" for
+ * non-whole percents, "X_ppm" for the fractional gates) and returns -EINVAL for a value that
+ * has no exact integer form. Reals are still parsed when they sit exactly on that grid.
  */
 #ifndef RF_ROLLOUT_ROLLOUT_H
 #define RF_ROLLOUT_ROLLOUT_H
@@ -54,7 +59,10 @@ struct rf_rollout_ring_schedule {
 /*
  * Gate thresholds. Signed with the schedule (JSON "gates"; every field optional, defaults in
  * docs/rollout.md and from rf_rollout_gates_default()), so a compromised server cannot loosen
- * them either.
+ * them either. The double fields travel in JSON as integer parts per million ("alpha_ppm" =
+ * alpha * 10^6, ...): a parsed value is always exactly k / 10^6 for an integer k, and
+ * rf_rollout_schedule_format refuses (-EINVAL) a value that is not, so that what is signed is
+ * exactly what every reader computes with.
  */
 struct rf_rollout_gates {
 	int64_t probation_s;	  /* a device is healthy after surviving this long on the release */
@@ -100,8 +108,13 @@ int rf_rollout_schedule_from_json(const struct json_t *obj, struct rf_rollout_sc
 
 /*
  * Serialize s to canonical compact JSON (the inner object, keys sorted) into out[0..outsz)
- * with a NUL. Returns the length written (excluding NUL) or -E2BIG if it does not fit
- * (RF_ROLLOUT_SCHEDULE_JSON_MAX always fits). Parse(serialize(s)) == s.
+ * with a NUL. Integers only (steps as "percent" when a whole percent, else "bp"; fractional
+ * gates as "X_ppm"), so the output is valid TUF canonical JSON and can be signed as is.
+ * Returns the length written (excluding NUL), -E2BIG if it does not fit
+ * (RF_ROLLOUT_SCHEDULE_JSON_MAX always fits), -EINVAL if a step's percent_bp is outside
+ * 1..10000 or a fractional gate is not exactly k / 10^6 within its parser range (such a struct
+ * did not come from the parser; writing it would not round-trip), -ENOMEM.
+ * For every s the parser returned: parse(format(s)) == s, byte for byte.
  */
 int rf_rollout_schedule_format(const struct rf_rollout_schedule *s, char *out, size_t outsz);
 

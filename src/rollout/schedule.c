@@ -9,8 +9,18 @@
  * named in the diagnostic. Everything it accepts fits the struct (limits.h, rollout section),
  * and every time sum it makes later (not_before + after + gate durations) cannot overflow
  * because each term is at most RF_ROLLOUT_TIME_MAX.
+ *
+ * The schedule is signed as TUF custom metadata, and TUF canonical JSON has integers only, so
+ * every fractional quantity has an integer encoding: a ramp step is "bp" (basis points) or an
+ * integer "percent", a fractional gate X is "X_ppm" (X times 10^6). Reals ("percent": 0.5,
+ * "alpha": 0.001) are still parsed for unsigned, hand-written input, but only when they sit
+ * exactly on the integer grid; the formatter writes integers only, so its output is always
+ * signable and parses back to the identical struct. Every gate value the parser stores is
+ * exactly (double)k / 10^6 for an integer k <= RF_GATE_PPM_MAX, which is what makes the
+ * double -> ppm -> double trip exact (see ppm_of()).
  */
 #include <math.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -125,21 +135,90 @@ static int get_count(const json_t *o, const char *key, uint64_t *val, const char
 	return 0;
 }
 
-static int get_real(const json_t *o, const char *key, double lo, double hi, bool lo_open,
-		    double *val, const char *where, struct rf_diag *d)
-{
-	const json_t *v = json_object_get(o, key);
-	double x;
+/* The fixed unit of every fractional gate's integer form: "X_ppm" = X * RF_GATE_PPM. */
+#define RF_GATE_PPM 1000000.0
+/* Largest ppm value any gate may take (alert_floor_per_h 10^9 per device-hour). Below 10^15
+ * both roundings of k -> k/10^6 -> *10^6 together err by < 0.25, so llround gives k back and
+ * format/parse is exact; above 2^53 not every k is even a double. */
+#define RF_GATE_PPM_MAX 1000000000000000LL
 
+/* One fractional gate: its legacy real key, its integer key and its range in ppm. */
+struct frac_gate {
+	const char *key, *ppm_key;
+	long long lo_ppm, hi_ppm;
+	size_t off; /* offsetof(struct rf_rollout_gates, field) */
+};
+
+static const struct frac_gate frac_gates[] = {
+    /* alpha in (0, 0.5]: above 0.5 the one-sided test means nothing */
+    {"alpha", "alpha_ppm", 1, 500000, offsetof(struct rf_rollout_gates, alpha)},
+    /* rate ratios: below 1 a release is punished for matching its baseline */
+    {"margin", "margin_ppm", 1000000, 1000000000000LL, offsetof(struct rf_rollout_gates, margin)},
+    {"floor_fraction", "floor_fraction_ppm", 1, 1000000,
+     offsetof(struct rf_rollout_gates, floor_fraction)},
+    {"alert_margin", "alert_margin_ppm", 1000000, 1000000000000LL,
+     offsetof(struct rf_rollout_gates, alert_margin)},
+    /* alerts per device-hour: 10^9 is ~280k/s per device, already "never" in practice */
+    {"alert_floor_per_h", "alert_floor_per_h_ppm", 1, RF_GATE_PPM_MAX,
+     offsetof(struct rf_rollout_gates, alert_floor_per_h)},
+};
+
+/* x as an integer count of ppm, when x is exactly k / 10^6 for an integer k in 0..
+ * RF_GATE_PPM_MAX (the only values the parser stores); false otherwise. */
+static bool ppm_of(double x, long long *ret)
+{
+	double k;
+
+	if (!isfinite(x) || x < 0.0 || x > (double)RF_GATE_PPM_MAX / RF_GATE_PPM)
+		return false;
+	k = nearbyint(x * RF_GATE_PPM);
+	if (k > (double)RF_GATE_PPM_MAX || k / RF_GATE_PPM != x)
+		return false;
+	*ret = (long long)k;
+	return true;
+}
+
+/* A fractional gate from either its real key (any JSON number on the 1 ppm grid) or its
+ * integer "_ppm" key, not both. */
+static int get_frac(const json_t *o, const struct frac_gate *f, double *val, const char *where,
+		    struct rf_diag *d)
+{
+	const json_t *v = json_object_get(o, f->key), *vp = json_object_get(o, f->ppm_key);
+	long long k;
+
+	if (v && vp)
+		return rf_diag_report(d, -EBADMSG, "%s.%s: given together with %s.%s (use one)",
+				      where, f->ppm_key, where, f->key);
+	if (vp) {
+		if (!json_is_integer(vp))
+			return rf_diag_report(d, -EBADMSG,
+					      "%s.%s: must be an integer (parts per million)", where,
+					      f->ppm_key);
+		k = (long long)json_integer_value(vp);
+		if (k < f->lo_ppm || k > f->hi_ppm)
+			return rf_diag_report(d, -EBADMSG, "%s.%s: %lld out of range %lld..%lld",
+					      where, f->ppm_key, k, f->lo_ppm, f->hi_ppm);
+		*val = (double)k / RF_GATE_PPM;
+		return 0;
+	}
 	if (!v)
 		return 0;
 	if (!json_is_number(v))
-		return rf_diag_report(d, -EBADMSG, "%s.%s: must be a number", where, key);
-	x = json_number_value(v);
-	if (!isfinite(x) || x > hi || x < lo || (lo_open && x == lo))
-		return rf_diag_report(d, -EBADMSG, "%s.%s: %g out of range %s%g..%g]", where, key,
-				      x, lo_open ? "(" : "[", lo, hi);
-	*val = x;
+		return rf_diag_report(d, -EBADMSG, "%s.%s: must be a number", where, f->key);
+	if (!ppm_of(json_number_value(v), &k) || k < f->lo_ppm || k > f->hi_ppm) {
+		double x = json_number_value(v);
+
+		if (isfinite(x) && x * RF_GATE_PPM >= (double)f->lo_ppm &&
+		    x * RF_GATE_PPM <= (double)f->hi_ppm)
+			return rf_diag_report(d, -EBADMSG,
+					      "%s.%s: %.12g is finer than 1 ppm (10^-6); give %s "
+					      "as an integer instead",
+					      where, f->key, x, f->ppm_key);
+		return rf_diag_report(d, -EBADMSG, "%s.%s: %g out of range %g..%g", where, f->key,
+				      x, (double)f->lo_ppm / RF_GATE_PPM,
+				      (double)f->hi_ppm / RF_GATE_PPM);
+	}
+	*val = (double)k / RF_GATE_PPM;
 	return 0;
 }
 
@@ -150,12 +229,17 @@ static int parse_gates(const json_t *o, struct rf_rollout_gates *g, struct rf_di
 					   "min_bake_s",
 					   "min_healthy",
 					   "alpha",
+					   "alpha_ppm",
 					   "margin",
+					   "margin_ppm",
 					   "min_events",
 					   "floor_fraction",
+					   "floor_fraction_ppm",
 					   "floor_devices",
 					   "alert_margin",
+					   "alert_margin_ppm",
 					   "alert_floor_per_h",
+					   "alert_floor_per_h_ppm",
 					   "alert_floor_min_exposure_s",
 					   NULL};
 	int r;
@@ -170,18 +254,19 @@ static int parse_gates(const json_t *o, struct rf_rollout_gates *g, struct rf_di
 	    (r = get_time(o, "silence_s", false, &g->silence_s, "gates", d)) < 0 ||
 	    (r = get_time(o, "min_bake_s", false, &g->min_bake_s, "gates", d)) < 0 ||
 	    (r = get_count(o, "min_healthy", &g->min_healthy, "gates", d)) < 0 ||
-	    (r = get_real(o, "alpha", 0.0, 0.5, true, &g->alpha, "gates", d)) < 0 ||
-	    (r = get_real(o, "margin", 1.0, 1e6, false, &g->margin, "gates", d)) < 0 ||
 	    (r = get_count(o, "min_events", &g->min_events, "gates", d)) < 0 ||
-	    (r = get_real(o, "floor_fraction", 0.0, 1.0, true, &g->floor_fraction, "gates", d)) <
-		0 ||
 	    (r = get_count(o, "floor_devices", &g->floor_devices, "gates", d)) < 0 ||
-	    (r = get_real(o, "alert_margin", 1.0, 1e6, false, &g->alert_margin, "gates", d)) < 0 ||
-	    (r = get_real(o, "alert_floor_per_h", 0.0, 1e12, true, &g->alert_floor_per_h, "gates",
-			  d)) < 0 ||
 	    (r = get_time(o, "alert_floor_min_exposure_s", false, &g->alert_floor_min_exposure_s,
 			  "gates", d)) < 0)
 		return r;
+	for (size_t i = 0; i < sizeof(frac_gates) / sizeof(frac_gates[0]); i++) {
+		double x;
+
+		memcpy(&x, (char *)g + frac_gates[i].off, sizeof(x));
+		if ((r = get_frac(o, &frac_gates[i], &x, "gates", d)) < 0)
+			return r;
+		memcpy((char *)g + frac_gates[i].off, &x, sizeof(x));
+	}
 	if (g->min_events == 0)
 		return rf_diag_report(d, -EBADMSG, "gates.min_events: must be at least 1");
 	if (g->floor_devices == 0)
@@ -192,9 +277,9 @@ static int parse_gates(const json_t *o, struct rf_rollout_gates *g, struct rf_di
 static int parse_step(const json_t *o, unsigned ri, unsigned si, struct rf_rollout_step *st,
 		      struct rf_diag *d)
 {
-	static const char *const keys[] = {"after", "percent", NULL};
+	static const char *const keys[] = {"after", "bp", "percent", NULL};
 	char where[64];
-	const json_t *pv;
+	const json_t *pv, *bv;
 	double pct, scaled;
 	int r;
 
@@ -205,8 +290,28 @@ static int parse_step(const json_t *o, unsigned ri, unsigned si, struct rf_rollo
 	    (r = get_time(o, "after", true, &st->after, where, d)) < 0)
 		return r;
 	pv = json_object_get(o, "percent");
+	bv = json_object_get(o, "bp");
+	if (pv && bv)
+		return rf_diag_report(d, -EBADMSG,
+				      "%s.bp: given together with %s.percent (use one)", where,
+				      where);
+	if (bv) {
+		json_int_t b;
+
+		if (!json_is_integer(bv))
+			return rf_diag_report(d, -EBADMSG,
+					      "%s.bp: must be an integer (basis points, 1..10000)",
+					      where);
+		b = json_integer_value(bv);
+		if (b < 1 || b > RF_ROLLOUT_BUCKETS)
+			return rf_diag_report(d, -EBADMSG, "%s.bp: %lld out of range 1..%u", where,
+					      (long long)b, RF_ROLLOUT_BUCKETS);
+		st->percent_bp = (uint32_t)b;
+		return 0;
+	}
 	if (!pv)
-		return rf_diag_report(d, -EBADMSG, "%s.percent: missing", where);
+		return rf_diag_report(d, -EBADMSG, "%s.percent: missing (give \"percent\" or \"bp\")",
+				      where);
 	if (!json_is_number(pv))
 		return rf_diag_report(d, -EBADMSG, "%s.percent: must be a number", where);
 	pct = json_number_value(pv);
@@ -373,11 +478,33 @@ int rf_rollout_schedule_parse(const uint8_t *p, size_t n, struct rf_rollout_sche
 	return r;
 }
 
-static json_t *percent_json(uint32_t bp)
+/* A step in integers only: whole percents stay readable as "percent", anything finer is "bp".
+ * One encoding per value, so the output is canonical. */
+static json_t *step_json(const struct rf_rollout_step *st)
 {
-	if (bp % 100 == 0)
-		return json_integer(bp / 100);
-	return json_real(bp / 100.0);
+	if (st->percent_bp % 100 == 0)
+		return json_pack("{s:I,s:I}", "after", (json_int_t)st->after, "percent",
+				 (json_int_t)(st->percent_bp / 100));
+	return json_pack("{s:I,s:I}", "after", (json_int_t)st->after, "bp",
+			 (json_int_t)st->percent_bp);
+}
+
+/* The fractional gates as "X_ppm" integers into o; -EINVAL if a value is not one the parser
+ * could have produced (off the 1 ppm grid or out of range): writing it would not round-trip. */
+static int gates_ppm_json(const struct rf_rollout_gates *g, json_t *o)
+{
+	for (size_t i = 0; i < sizeof(frac_gates) / sizeof(frac_gates[0]); i++) {
+		const struct frac_gate *f = &frac_gates[i];
+		double x;
+		long long k;
+
+		memcpy(&x, (const char *)g + f->off, sizeof(x));
+		if (!ppm_of(x, &k) || k < f->lo_ppm || k > f->hi_ppm)
+			return -EINVAL;
+		if (json_object_set_new(o, f->ppm_key, json_integer((json_int_t)k)) < 0)
+			return -ENOMEM;
+	}
+	return 0;
 }
 
 int rf_rollout_schedule_format(const struct rf_rollout_schedule *s, char *out, size_t outsz)
@@ -389,30 +516,35 @@ int rf_rollout_schedule_format(const struct rf_rollout_schedule *s, char *out, s
 
 	root = json_object();
 	rings = json_array();
-	gates = json_pack(
-	    "{s:I,s:I,s:I,s:I,s:f,s:f,s:I,s:f,s:I,s:f,s:f,s:I}", "probation_s",
-	    (json_int_t)g->probation_s, "silence_s", (json_int_t)g->silence_s, "min_bake_s",
-	    (json_int_t)g->min_bake_s, "min_healthy", (json_int_t)g->min_healthy, "alpha", g->alpha,
-	    "margin", g->margin, "min_events", (json_int_t)g->min_events, "floor_fraction",
-	    g->floor_fraction, "floor_devices", (json_int_t)g->floor_devices, "alert_margin",
-	    g->alert_margin, "alert_floor_per_h", g->alert_floor_per_h,
-	    "alert_floor_min_exposure_s", (json_int_t)g->alert_floor_min_exposure_s);
+	gates = json_pack("{s:I,s:I,s:I,s:I,s:I,s:I,s:I}", "probation_s",
+			  (json_int_t)g->probation_s, "silence_s", (json_int_t)g->silence_s,
+			  "min_bake_s", (json_int_t)g->min_bake_s, "min_healthy",
+			  (json_int_t)g->min_healthy, "min_events", (json_int_t)g->min_events,
+			  "floor_devices", (json_int_t)g->floor_devices,
+			  "alert_floor_min_exposure_s", (json_int_t)g->alert_floor_min_exposure_s);
 	if (!root || !rings || !gates)
 		goto out;
+	if ((r = gates_ppm_json(g, gates)) < 0)
+		goto out;
+	r = -ENOMEM;
 	for (unsigned i = 0; i < s->nrings && i < RF_ROLLOUT_RINGS_MAX; i++) {
 		const struct rf_rollout_ring_schedule *rs = &s->rings[i];
 		json_t *ramp = json_array(), *ring;
 
 		if (!ramp)
 			goto out;
-		for (unsigned j = 0; j < rs->nsteps && j < RF_ROLLOUT_STEPS_MAX; j++)
-			if (json_array_append_new(
-				ramp,
-				json_pack("{s:I,s:o}", "after", (json_int_t)rs->steps[j].after,
-					  "percent", percent_json(rs->steps[j].percent_bp))) < 0) {
+		for (unsigned j = 0; j < rs->nsteps && j < RF_ROLLOUT_STEPS_MAX; j++) {
+			if (rs->steps[j].percent_bp < 1 ||
+			    rs->steps[j].percent_bp > RF_ROLLOUT_BUCKETS) {
+				json_decref(ramp);
+				r = -EINVAL;
+				goto out;
+			}
+			if (json_array_append_new(ramp, step_json(&rs->steps[j])) < 0) {
 				json_decref(ramp);
 				goto out;
 			}
+		}
 		ring = json_pack("{s:s,s:I,s:o}", "ring", rs->name, "not_before",
 				 (json_int_t)rs->not_before, "ramp", ramp);
 		if (!ring || json_array_append_new(rings, ring) < 0)

@@ -1,6 +1,7 @@
 /*
  * Fuzz target for the signed schedule (untrusted JSON from a TUF target's custom metadata).
- * Anything accepted must format canonically and parse back to the identical struct, and the
+ * Anything accepted must format canonically, with integers only (TUF canonical JSON has no
+ * reals), and parse back to the identical struct, and the
  * engine must run on it (evaluate, decide, admit checks) without UB. Built as a libFuzzer
  * program with -Dfuzz=true, otherwise as a replay test over tests/rollout/corpus-schedule/.
  */
@@ -8,7 +9,35 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <jansson.h>
+
 #include "rollout/rollout.h"
+
+/* Does v hold a JSON real anywhere? (The formatter must write integers only.) */
+static int has_real(const json_t *v)
+{
+	const char *k;
+	json_t *c;
+	size_t i;
+
+	if (json_is_real(v))
+		return 1;
+	if (json_is_object(v)) {
+		json_object_foreach((json_t *)v, k, c)
+		{
+			if (has_real(c))
+				return 1;
+		}
+	}
+	if (json_is_array(v)) {
+		json_array_foreach(v, i, c)
+		{
+			if (has_real(c))
+				return 1;
+		}
+	}
+	return 0;
+}
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
@@ -30,6 +59,13 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	if (len < 0 || rf_rollout_schedule_parse((const uint8_t *)out, (size_t)len, &s2, &d) < 0 ||
 	    memcmp(&s, &s2, sizeof(s)) != 0)
 		abort(); /* accepted input must round-trip */
+	{
+		json_t *j = json_loadb(out, (size_t)len, 0, NULL);
+
+		if (!j || has_real(j))
+			abort(); /* ... and be signable as TUF canonical JSON */
+		json_decref(j);
+	}
 	rf_rollout_state_init(&s, &st);
 	for (int64_t t = s.rings[0].not_before, k = 0; k < 8; k++, t += 3600) {
 		if (rf_rollout_evaluate(&s, &st, h, NULL, t, &st, NULL) < 0)

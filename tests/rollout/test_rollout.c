@@ -4,9 +4,13 @@
  * independence by counting), the gates and their statistics (baseline noise must not halt, a
  * regression must, a first release's crash loop must, silence after intent counts as failure),
  * release progression through rings, and the check-in decision by table (schedule not reached,
- * ramping, held, halted, rolled back, pinned to N-1, inside/outside the maintenance window).
+ * ramping, held, halted, rolled back, pinned to N-1, inside/outside the maintenance window),
+ * and the integer-only schedule encoding ("bp" steps, "_ppm" gates) against the TUF
+ * canonicaliser of src/trust (what is formatted must be signable).
  * Nothing here reads a clock: all times are fixed constants.
  */
+#define _XOPEN_SOURCE 700 /* nftw, mkdtemp */
+#include <ftw.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -15,10 +19,13 @@
 #include <stdlib.h>
 #include <string.h>
 #include <math.h>
+#include <sys/stat.h>
 
 #include <cmocka.h>
+#include <jansson.h>
 
 #include "rollout/rollout.h"
+#include "trust/tuf.h"
 
 #define T0 1764000000LL /* 2025-11-24 16:00:00 UTC: the first ring's not_before */
 
@@ -148,6 +155,57 @@ static void test_parse_bad_input(void **state)
 	    {"{\"release\":\"r\",\"schedule\":[{\"ring\":\"c\",\"not_before\":0,\"ramp\":["
 	     "{\"after\":0,\"percent\":5}]}],\"gates\":{\"loose\":1}}",
 	     -EBADMSG, "gates: unknown key"},
+	    /* Integer encodings: basis-point steps, ppm gates. */
+	    {RING("{\"ring\":\"c\",\"not_before\":0,\"ramp\":[{\"after\":0,\"bp\":5,"
+		  "\"percent\":1}]}"),
+	     -EBADMSG, "schedule[0].ramp[0].bp: given together with schedule[0].ramp[0].percent"},
+	    {RING("{\"ring\":\"c\",\"not_before\":0,\"ramp\":[{\"after\":0,\"bp\":0}]}"),
+	     -EBADMSG, "schedule[0].ramp[0].bp: 0 out of range 1..10000"},
+	    {RING("{\"ring\":\"c\",\"not_before\":0,\"ramp\":[{\"after\":0,\"bp\":1},"
+		  "{\"after\":5,\"bp\":10001}]}"),
+	     -EBADMSG, "schedule[0].ramp[1].bp: 10001 out of range 1..10000"},
+	    {RING("{\"ring\":\"c\",\"not_before\":0,\"ramp\":[{\"after\":0,\"bp\":-3}]}"),
+	     -EBADMSG, "schedule[0].ramp[0].bp: -3 out of range"},
+	    {RING("{\"ring\":\"c\",\"not_before\":0,\"ramp\":[{\"after\":0,\"bp\":1.5}]}"),
+	     -EBADMSG, "schedule[0].ramp[0].bp: must be an integer"},
+	    {RING("{\"ring\":\"c\",\"not_before\":0,\"ramp\":[{\"after\":0,\"bp\":\"1\"}]}"),
+	     -EBADMSG, "schedule[0].ramp[0].bp: must be an integer"},
+	    {RING("{\"ring\":\"c\",\"not_before\":0,\"ramp\":[{\"after\":0,\"bp\":500},"
+		  "{\"after\":5,\"percent\":1}]}"),
+	     -EBADMSG, "schedule[0].ramp[1].percent: must be >= the previous step's (5.00)"},
+	    {"{\"release\":\"r\",\"schedule\":[{\"ring\":\"c\",\"not_before\":0,\"ramp\":["
+	     "{\"after\":0,\"bp\":5}]}],\"gates\":{\"alpha\":0.001,\"alpha_ppm\":1000}}",
+	     -EBADMSG, "gates.alpha_ppm: given together with gates.alpha"},
+	    {"{\"release\":\"r\",\"schedule\":[{\"ring\":\"c\",\"not_before\":0,\"ramp\":["
+	     "{\"after\":0,\"bp\":5}]}],\"gates\":{\"alpha_ppm\":0}}",
+	     -EBADMSG, "gates.alpha_ppm: 0 out of range 1..500000"},
+	    {"{\"release\":\"r\",\"schedule\":[{\"ring\":\"c\",\"not_before\":0,\"ramp\":["
+	     "{\"after\":0,\"bp\":5}]}],\"gates\":{\"alpha_ppm\":500001}}",
+	     -EBADMSG, "gates.alpha_ppm: 500001 out of range"},
+	    {"{\"release\":\"r\",\"schedule\":[{\"ring\":\"c\",\"not_before\":0,\"ramp\":["
+	     "{\"after\":0,\"bp\":5}]}],\"gates\":{\"alpha_ppm\":1000.0}}",
+	     -EBADMSG, "gates.alpha_ppm: must be an integer"},
+	    {"{\"release\":\"r\",\"schedule\":[{\"ring\":\"c\",\"not_before\":0,\"ramp\":["
+	     "{\"after\":0,\"bp\":5}]}],\"gates\":{\"margin_ppm\":999999}}",
+	     -EBADMSG, "gates.margin_ppm: 999999 out of range 1000000..1000000000000"},
+	    {"{\"release\":\"r\",\"schedule\":[{\"ring\":\"c\",\"not_before\":0,\"ramp\":["
+	     "{\"after\":0,\"bp\":5}]}],\"gates\":{\"floor_fraction_ppm\":1000001}}",
+	     -EBADMSG, "gates.floor_fraction_ppm: 1000001 out of range"},
+	    {"{\"release\":\"r\",\"schedule\":[{\"ring\":\"c\",\"not_before\":0,\"ramp\":["
+	     "{\"after\":0,\"bp\":5}]}],\"gates\":{\"alert_margin_ppm\":0}}",
+	     -EBADMSG, "gates.alert_margin_ppm: 0 out of range"},
+	    {"{\"release\":\"r\",\"schedule\":[{\"ring\":\"c\",\"not_before\":0,\"ramp\":["
+	     "{\"after\":0,\"bp\":5}]}],\"gates\":{\"alert_floor_per_h_ppm\":1000000000000001}}",
+	     -EBADMSG, "gates.alert_floor_per_h_ppm: 1000000000000001 out of range"},
+	    {"{\"release\":\"r\",\"schedule\":[{\"ring\":\"c\",\"not_before\":0,\"ramp\":["
+	     "{\"after\":0,\"bp\":5}]}],\"gates\":{\"floor_fraction\":0.0000015}}",
+	     -EBADMSG, "gates.floor_fraction: 1.5e-06 is finer than 1 ppm"},
+	    {"{\"release\":\"r\",\"schedule\":[{\"ring\":\"c\",\"not_before\":0,\"ramp\":["
+	     "{\"after\":0,\"bp\":5}]}],\"gates\":{\"alert_floor_per_h\":1e10}}",
+	     -EBADMSG, "gates.alert_floor_per_h: 1e+10 out of range"},
+	    {"{\"release\":\"r\",\"schedule\":[{\"ring\":\"c\",\"not_before\":0,\"ramp\":["
+	     "{\"after\":0,\"bp\":5}]}],\"gates\":{\"margin_ppm\":\"1500000\"}}",
+	     -EBADMSG, "gates.margin_ppm: must be an integer"},
 	};
 	struct rf_rollout_schedule s, keep;
 	char big[RF_ROLLOUT_SCHEDULE_JSON_MAX + 2];
@@ -224,6 +282,272 @@ static void test_parse_bad_input(void **state)
 		assert_int_equal(
 		    rf_rollout_schedule_parse((const uint8_t *)j, sizeof(j) - 1, &s, &d), -EBADMSG);
 	}
+}
+
+/* No JSON real anywhere in v (TUF canonical JSON has integers only); counts the integers. */
+static size_t assert_no_reals(const json_t *v)
+{
+	const char *k;
+	json_t *c;
+	size_t i, n = 0;
+
+	if (json_is_real(v))
+		fail_msg("formatted schedule contains a real number (%.17g)", json_real_value(v));
+	if (json_is_integer(v))
+		return 1;
+	if (json_is_object(v)) {
+		json_object_foreach((json_t *)v, k, c)
+		{
+			n += assert_no_reals(c);
+		}
+	}
+	if (json_is_array(v)) {
+		json_array_foreach(v, i, c)
+		{
+			n += assert_no_reals(c);
+		}
+	}
+	return n;
+}
+
+/* Format s, check the output is integers only and parses back to the identical struct. */
+static int format_roundtrip(const struct rf_rollout_schedule *s, char *out, size_t outsz)
+{
+	struct rf_rollout_schedule s2;
+	struct rf_diag d = {0};
+	json_t *j;
+	int len = rf_rollout_schedule_format(s, out, outsz);
+
+	assert_true(len > 0);
+	j = json_loadb(out, (size_t)len, 0, NULL);
+	assert_non_null(j);
+	assert_true(assert_no_reals(j) > 0);
+	json_decref(j);
+	memset(&s2, 0x5a, sizeof(s2));
+	if (rf_rollout_schedule_parse((const uint8_t *)out, (size_t)len, &s2, &d) != 0)
+		fail_msg("formatted output does not parse: %s (%s)", d.first, out);
+	assert_memory_equal(s, &s2, sizeof(s2));
+	return len;
+}
+
+/* A 0.01 % canary (850 of 8.5 M hosts), then 0.5 %, 10 %, 100 %. */
+static const char bp_sched_json[] =
+    "{\"release\":\"rel-bp\",\"schedule\":[{\"ring\":\"canary\",\"not_before\":1764000000,"
+    "\"ramp\":[{\"after\":0,\"bp\":1},{\"after\":600,\"bp\":50},{\"after\":1200,\"percent\":10},"
+    "{\"after\":1800,\"bp\":10000}]}],"
+    "\"gates\":{\"alpha_ppm\":500,\"margin_ppm\":1250000,\"floor_fraction_ppm\":20000,"
+    "\"alert_margin_ppm\":4000000,\"alert_floor_per_h_ppm\":1500,\"min_healthy\":3}}";
+
+static void test_parse_bp_steps_and_ppm_gates(void **state)
+{
+	struct rf_rollout_schedule s, legacy;
+	char out[RF_ROLLOUT_SCHEDULE_JSON_MAX];
+
+	parse_ok(bp_sched_json, &s);
+	assert_int_equal(s.rings[0].nsteps, 4);
+	assert_int_equal(s.rings[0].steps[0].percent_bp, 1);
+	assert_int_equal(s.rings[0].steps[1].percent_bp, 50);
+	assert_int_equal(s.rings[0].steps[2].percent_bp, 1000);
+	assert_int_equal(s.rings[0].steps[3].percent_bp, 10000);
+	/* The ppm gates are exactly the doubles a decimal literal would give. */
+	assert_true(s.gates.alpha == 0.0005);
+	assert_true(s.gates.margin == 1.25);
+	assert_true(s.gates.floor_fraction == 0.02);
+	assert_true(s.gates.alert_margin == 4.0);
+	assert_true(s.gates.alert_floor_per_h == 0.0015);
+	assert_int_equal(s.gates.min_healthy, 3);
+
+	/* Bucket 0 is admitted at the canary step, bucket 1 only from the 0.5 % step. */
+	assert_int_equal(rf_rollout_admit_time(&s, 0, 0), T0);
+	assert_int_equal(rf_rollout_admit_time(&s, 0, 1), T0 + 600);
+	assert_int_equal(rf_rollout_admit_time(&s, 0, 49), T0 + 600);
+	assert_int_equal(rf_rollout_admit_time(&s, 0, 50), T0 + 1200);
+
+	/* The same schedule written with reals (unsigned, hand-written input) is the same struct. */
+	parse_ok("{\"release\":\"rel-bp\",\"schedule\":[{\"ring\":\"canary\",\"not_before\":"
+		 "1764000000,\"ramp\":[{\"after\":0,\"percent\":0.01},{\"after\":600,\"percent\":"
+		 "0.5},{\"after\":1200,\"percent\":10},{\"after\":1800,\"percent\":100}]}],"
+		 "\"gates\":{\"alpha\":0.0005,\"margin\":1.25,\"floor_fraction\":0.02,"
+		 "\"alert_margin\":4,\"alert_floor_per_h\":1.5e-3,\"min_healthy\":3}}",
+		 &legacy);
+	assert_memory_equal(&s, &legacy, sizeof(s));
+
+	/* Formatted: integers only, whole percents stay "percent", finer steps are "bp", the
+	 * fractional gates are "_ppm", and it parses back to the identical struct. */
+	format_roundtrip(&s, out, sizeof(out));
+	assert_non_null(strstr(out, "{\"after\":0,\"bp\":1}"));
+	assert_non_null(strstr(out, "{\"after\":600,\"bp\":50}"));
+	assert_non_null(strstr(out, "{\"after\":1200,\"percent\":10}"));
+	assert_non_null(strstr(out, "{\"after\":1800,\"percent\":100}"));
+	assert_non_null(strstr(out, "\"alpha_ppm\":500,"));
+	assert_non_null(strstr(out, "\"alert_floor_per_h_ppm\":1500,"));
+	assert_non_null(strstr(out, "\"margin_ppm\":1250000,"));
+	assert_null(strstr(out, "\"alpha\""));
+	assert_null(strstr(out, "."));
+
+	/* The defaults and the existing fixtures round-trip the same way. */
+	parse_ok(sched_json, &s);
+	format_roundtrip(&s, out, sizeof(out));
+	assert_non_null(strstr(out, "\"alpha_ppm\":1000,"));
+	assert_non_null(strstr(out, "\"floor_fraction_ppm\":50000,"));
+	assert_non_null(strstr(out, "\"alert_floor_per_h_ppm\":3600000000,"));
+}
+
+/* Every ppm value a gate can take survives format -> parse exactly, up to the largest. */
+static void test_ppm_roundtrip_exact(void **state)
+{
+	struct rf_rollout_schedule s;
+	char out[RF_ROLLOUT_SCHEDULE_JSON_MAX];
+	uint64_t x = 0x9e3779b97f4a7c15ull;
+	size_t checked = 0;
+
+	simple_schedule("ppm", &s);
+	for (int i = 0; i < 3000; i++) {
+		long long k;
+
+		if (i < 1000) /* the small end, where alpha and fractions live */
+			k = i + 1;
+		else if (i < 1100) /* the top end */
+			k = 1000000000000000LL - (i - 1000);
+		else { /* spread over 1..10^15 (xorshift, fixed seed) */
+			x ^= x << 13;
+			x ^= x >> 7;
+			x ^= x << 17;
+			k = (long long)(x % 1000000000000000ull) + 1;
+		}
+		s.gates.alert_floor_per_h = (double)k / 1e6;
+		s.gates.floor_fraction = (double)(k % 1000000 + 1) / 1e6;
+		s.gates.alpha = (double)(k % 500000 + 1) / 1e6;
+		s.gates.margin = (double)(1000000 + k % 999000000000LL) / 1e6;
+		format_roundtrip(&s, out, sizeof(out));
+		checked++;
+	}
+	assert_int_equal(checked, 3000);
+
+	/* A value off the 1 ppm grid, or out of range, has no exact integer form: format refuses
+	 * it instead of writing something that parses to a different struct. */
+	s.gates.alpha = 1.0 / 3.0;
+	assert_int_equal(rf_rollout_schedule_format(&s, out, sizeof(out)), -EINVAL);
+	s.gates.alpha = 0.001;
+	s.gates.alert_floor_per_h = 1e300;
+	assert_int_equal(rf_rollout_schedule_format(&s, out, sizeof(out)), -EINVAL);
+	s.gates.alert_floor_per_h = 3600;
+	s.rings[0].steps[0].percent_bp = 0;
+	assert_int_equal(rf_rollout_schedule_format(&s, out, sizeof(out)), -EINVAL);
+	s.rings[0].steps[0].percent_bp = 10001;
+	assert_int_equal(rf_rollout_schedule_format(&s, out, sizeof(out)), -EINVAL);
+	s.rings[0].steps[0].percent_bp = 10000;
+	assert_true(rf_rollout_schedule_format(&s, out, sizeof(out)) > 0);
+}
+
+/* End to end with the trust code: a schedule with a 0.01 % canary step, formatted, is TUF
+ * canonical JSON as it stands (the canonicaliser accepts it and changes nothing), alone and as
+ * the target's custom object; the real-number form it replaces is refused. */
+static void test_formatted_schedule_is_tuf_canonical(void **state)
+{
+	struct rf_rollout_schedule s, s2;
+	char out[RF_ROLLOUT_SCHEDULE_JSON_MAX], custom[RF_ROLLOUT_SCHEDULE_JSON_MAX + 32];
+	struct rf_diag d = {0};
+	char *canon = NULL;
+	size_t clen = 0;
+	int len;
+
+	parse_ok(bp_sched_json, &s);
+	assert_int_equal(s.rings[0].steps[0].percent_bp, 1);
+	len = format_roundtrip(&s, out, sizeof(out));
+
+	assert_int_equal(rf_tuf_canonicalize((const uint8_t *)out, (size_t)len, &canon, &clen, &d),
+			 0);
+	assert_int_equal(clen, (size_t)len);
+	assert_memory_equal(canon, out, clen);
+	free(canon);
+	canon = NULL;
+
+	snprintf(custom, sizeof(custom), "{\"ringfence\":%s}", out);
+	assert_int_equal(rf_tuf_canonicalize((const uint8_t *)custom, strlen(custom), &canon,
+					     &clen, &d),
+			 0);
+	/* What the agent reads back from the signed targets metadata is the same schedule. */
+	assert_int_equal(rf_rollout_schedule_parse((const uint8_t *)canon, clen, &s2, &d), 0);
+	assert_memory_equal(&s, &s2, sizeof(s));
+	free(canon);
+	canon = NULL;
+
+	/* Before: the 0.01 % step could only be written as a real, which TUF cannot sign. */
+	{
+		static const char old[] =
+		    "{\"ringfence\":{\"release\":\"rel-bp\",\"schedule\":[{\"ring\":\"canary\","
+		    "\"not_before\":1764000000,\"ramp\":[{\"after\":0,\"percent\":0.01}]}]}}";
+		struct rf_diag d2 = {0};
+
+		assert_int_equal(rf_tuf_canonicalize((const uint8_t *)old, sizeof(old) - 1, &canon,
+						     &clen, &d2),
+				 -EBADMSG);
+		assert_non_null(strstr(d2.first, "real number"));
+		assert_null(canon);
+	}
+}
+
+static int rm_entry(const char *path, const struct stat *sb, int flag, struct FTW *ftw)
+{
+	(void)sb;
+	(void)flag;
+	(void)ftw;
+	return remove(path);
+}
+
+/* The same through the repository writer: the formatted schedule with the 0.01 % canary is
+ * signed into a real (temporary) TUF repository as a target's custom metadata, and the signed
+ * targets metadata carries back exactly that schedule; the real-number form is refused. */
+static void test_formatted_schedule_signs_into_tuf_repo(void **state)
+{
+	struct rf_rollout_schedule s, s2;
+	char out[RF_ROLLOUT_SCHEDULE_JSON_MAX], custom[RF_ROLLOUT_SCHEDULE_JSON_MAX + 32];
+	char dir[512], repo[600], staged[700];
+	const char *tmp = getenv("TMPDIR");
+	struct rf_tuf_repo_opts o = {0};
+	struct rf_diag d = {0};
+	json_t *targets, *c;
+
+	snprintf(dir, sizeof(dir), "%s/rf-rollout-tuf-XXXXXX", tmp && *tmp ? tmp : "/tmp");
+	assert_non_null(mkdtemp(dir));
+	snprintf(repo, sizeof(repo), "%s/repo", dir);
+	snprintf(staged, sizeof(staged), "%s/staged/targets.json", repo);
+	o.keytype = RF_TUF_KEY_ED25519;
+	if (rf_tuf_repo_init(repo, &o, T0, &d) != 0)
+		fail_msg("repo init: %s", d.first);
+
+	parse_ok(bp_sched_json, &s);
+	assert_true(format_roundtrip(&s, out, sizeof(out)) > 0);
+	snprintf(custom, sizeof(custom), "{\"ringfence\":%s}", out);
+	if (rf_tuf_repo_add(repo, "packs/canary.rfp", (const uint8_t *)"pack", 4, custom, T0, &d) !=
+	    0)
+		fail_msg("repo add: %s", d.first);
+
+	targets = json_load_file(staged, JSON_REJECT_DUPLICATES, NULL);
+	assert_non_null(targets);
+	c = json_object_get(
+	    json_object_get(json_object_get(json_object_get(targets, "signed"), "targets"),
+			    "packs/canary.rfp"),
+	    "custom");
+	assert_non_null(c);
+	if (rf_rollout_schedule_from_json(c, &s2, &d) != 0)
+		fail_msg("signed custom does not parse: %s", d.first);
+	assert_memory_equal(&s, &s2, sizeof(s));
+	assert_int_equal(s2.rings[0].steps[0].percent_bp, 1);
+	json_decref(targets);
+
+	/* Before: the only way to write 0.01 % was a real, and the writer cannot sign it. */
+	{
+		static const char old[] =
+		    "{\"ringfence\":{\"release\":\"rel-old\",\"schedule\":[{\"ring\":\"canary\","
+		    "\"not_before\":1764000000,\"ramp\":[{\"after\":0,\"percent\":0.01}]}]}}";
+		struct rf_diag d2 = {0};
+
+		assert_true(rf_tuf_repo_add(repo, "packs/old.rfp", (const uint8_t *)"pack", 4, old,
+					    T0, &d2) < 0);
+	}
+	assert_int_equal(nftw(dir, rm_entry, 16, FTW_DEPTH | FTW_PHYS), 0);
 }
 
 /* ---- cohorts ------------------------------------------------------------------------------ */
@@ -1373,6 +1697,10 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 	    cmocka_unit_test(test_parse_good_and_roundtrip),
 	    cmocka_unit_test(test_parse_bad_input),
+	    cmocka_unit_test(test_parse_bp_steps_and_ppm_gates),
+	    cmocka_unit_test(test_ppm_roundtrip_exact),
+	    cmocka_unit_test(test_formatted_schedule_is_tuf_canonical),
+	    cmocka_unit_test(test_formatted_schedule_signs_into_tuf_repo),
 	    cmocka_unit_test(test_siphash_reference_vectors),
 	    cmocka_unit_test(test_bucket_stable_and_independent),
 	    cmocka_unit_test(test_agent_side_admits),
