@@ -69,6 +69,9 @@ struct pack {
 	long long id;	      /* server release id */
 	long long created_at; /* server time */
 	long long halted_at;
+	unsigned snapshots;	 /* server status snapshots watched while it rolled out */
+	unsigned order_breaches; /* of which showed a ring with devices before the previous ring
+				  * completed: the signed ring order broken (P6) */
 	char halt_reason[256];
 };
 
@@ -774,6 +777,27 @@ static void show_rings(struct demo *d, struct pack *pk)
 }
 
 /* Wait until pred holds (bounded), printing the release's rings every few seconds. */
+/* P6 from the server's own status: in every snapshot, a ring that has devices on the release
+ * comes after a ring that completed it (a ring opens only when the one before is complete). */
+static void watch_order(struct demo *d, struct pack *pk)
+{
+	json_t *rel = release_get(d, pk);
+
+	if (!rel)
+		return;
+	pk->snapshots++;
+	for (int r = 1; r < NRINGS; r++) {
+		json_t *prev = ring_of(rel, r - 1);
+		if (ring_health(rel, r, "devices") > 0 &&
+		    (!prev || strcmp(jstr(prev, "phase"), "complete"))) {
+			pk->order_breaches++;
+			say(d, "  P6: %s has devices in %s while %s is %s", pk->target,
+			    ring_names[r], ring_names[r - 1], prev ? jstr(prev, "phase") : "?");
+		}
+	}
+	json_decref(rel);
+}
+
 static bool wait_for(struct demo *d, unsigned timeout_s, struct pack *pk,
 		     bool (*pred)(struct demo *, struct pack *))
 {
@@ -781,6 +805,8 @@ static bool wait_for(struct demo *d, unsigned timeout_s, struct pack *pk,
 
 	while (!stop_signal) {
 		tick(d);
+		if (pk)
+			watch_order(d, pk);
 		if (pred(d, pk))
 			return true;
 		if (now_ms() > deadline)
@@ -1058,6 +1084,10 @@ static bool act_good(struct demo *d)
 	}
 	check(d, alerting >= on, "%u agents evaluate their event streams with it and raise alerts",
 	      alerting);
+	check(d, pk->snapshots > 0 && pk->order_breaches == 0,
+	      "in all %u snapshots of the server's status, no ring had devices on it before the "
+	      "ring before it was complete (P6)",
+	      pk->snapshots);
 	check(d, healthy >= (long long)up,
 	      "the server counts %lld devices healthy after probation on it (P7: installed is not "
 	      "healthy until probation is survived)",
