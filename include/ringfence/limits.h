@@ -226,4 +226,13 @@
 /* Largest scenario or policy file: they are a few KB of JSON. */
 #define RF_SIM_FILE_MAX (1024u * 1024)
 
+/* ---- demo (ringfence demo) ------------------------------------------------------------------ */
+
+/* Agents one demo starts: the pid and file-descriptor budget of one machine, two processes per
+ * agent (supervisor and worker) plus their pipes; 500 is the size the demo is tested at. */
+#define RF_DEMO_AGENTS_MAX 2000
+/* Longest work or examples directory: leaves room for every path the demo composes under it in
+ * its fixed-size path buffers (checked once at setup, so no composed path can be cut). */
+#define RF_DEMO_DIR_MAX 200
+
 #endif

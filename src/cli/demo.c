@@ -39,10 +39,11 @@
 #include "agent/store.h"
 #include "cli/cli.h"
 #include "common/util.h"
+#include "ringfence/limits.h"
 
-#define DEMO_AGENTS_MAX 2000 /* pid and fd budget of one machine, two processes per agent */
+#define DEMO_AGENTS_MAX RF_DEMO_AGENTS_MAX
 #define DEMO_PATH	512
-#define DEMO_DIR_MAX	200 /* work dir and examples dir: leaves room for every composed path */
+#define DEMO_DIR_MAX	RF_DEMO_DIR_MAX
 #define NRINGS		3
 #define NPACKS		3
 
