@@ -185,23 +185,12 @@ void rf_hex_encode(const uint8_t *p, size_t n, char *out)
 	out[2 * n] = '\0';
 }
 
-static int hexval(char c)
-{
-	if (c >= '0' && c <= '9')
-		return c - '0';
-	if (c >= 'a' && c <= 'f')
-		return c - 'a' + 10;
-	if (c >= 'A' && c <= 'F')
-		return c - 'A' + 10;
-	return -1;
-}
-
 int rf_hex_decode(const char *s, size_t slen, uint8_t *out, size_t n)
 {
 	if (slen != 2 * n)
 		return -EBADMSG;
 	for (size_t i = 0; i < n; i++) {
-		int hi = hexval(s[2 * i]), lo = hexval(s[2 * i + 1]);
+		int hi = rf_hex_digit((uint8_t)s[2 * i]), lo = rf_hex_digit((uint8_t)s[2 * i + 1]);
 		if (hi < 0 || lo < 0)
 			return -EBADMSG;
 		out[i] = (uint8_t)(hi << 4 | lo);

@@ -41,6 +41,18 @@ int rf_dir_sync(const char *dir) RF_WUR;
 /* mkdir -p with the given mode for any directory it creates. */
 int rf_mkdir_p(const char *path, mode_t mode) RF_WUR;
 
+/* The value of one hex digit (either case), or -1. Locale-free: safe on attacker bytes. */
+static inline int rf_hex_digit(uint8_t c)
+{
+	if (c >= '0' && c <= '9')
+		return c - '0';
+	if (c >= 'a' && c <= 'f')
+		return c - 'a' + 10;
+	if (c >= 'A' && c <= 'F')
+		return c - 'A' + 10;
+	return -1;
+}
+
 /* Lower-case hex of n bytes into out (2n+1 bytes). */
 void rf_hex_encode(const uint8_t *p, size_t n, char *out);
 /* Parse exactly 2n hex digits (either case) into out[n]. -EBADMSG on anything else. */

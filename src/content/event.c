@@ -10,6 +10,7 @@
  */
 #include <string.h>
 
+#include "common/util.h"
 #include "ringfence/content.h"
 #include "ringfence/limits.h"
 
@@ -36,16 +37,6 @@ static void skip_ws(struct pstate *s)
 		s->i++;
 }
 
-static int hexval(uint8_t c)
-{
-	if (c >= '0' && c <= '9')
-		return c - '0';
-	if (c >= 'a' && c <= 'f')
-		return c - 'a' + 10;
-	if (c >= 'A' && c <= 'F')
-		return c - 'A' + 10;
-	return -1;
-}
 
 static int read_u4(struct pstate *s, uint32_t *ret)
 {
@@ -54,7 +45,7 @@ static int read_u4(struct pstate *s, uint32_t *ret)
 	if (s->n - s->i < 4)
 		return fail(s, "truncated \\u escape");
 	for (int k = 0; k < 4; k++) {
-		int h = hexval(s->p[s->i + k]);
+		int h = rf_hex_digit(s->p[s->i + k]);
 		if (h < 0)
 			return fail(s, "bad \\u escape");
 		v = v << 4 | (uint32_t)h;
