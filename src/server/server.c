@@ -540,6 +540,8 @@ static void rr_rebuild(struct rf_server *s)
 
 /* ---- loading -------------------------------------------------------------------------------- */
 
+static int evaluate(struct rf_server *s, int64_t now);
+
 static void policy_from(struct rf__srv_tenant *t, const char *pin, int64_t ws, int64_t we)
 {
 	t->policy.pin = pin && !strcmp(pin, "n-1") ? RF_ROLLOUT_PIN_N1 : RF_ROLLOUT_PIN_N;
@@ -754,6 +756,12 @@ int rf_server_new(const struct rf_server_opts *opts, struct rf_diag *diag, struc
 	s->store->diag = &s->diag;
 	recount_rings(s);
 	s->started_at = rf__srv_now(s);
+	/* The per-device outcomes came back with the devices (each device row is committed in
+	 * the same transaction as every report that changed it); aggregate and judge them now,
+	 * before the first request, so a status read at once shows the health the release had
+	 * and not the empty aggregates of a fresh start. A halt this finds is written like any
+	 * other; if writing fails, the next tick retries (as it does for every evaluation). */
+	(void)evaluate(s, s->started_at);
 	*ret = s;
 	return 0;
 undo:

@@ -1079,6 +1079,126 @@ static void test_downtime_is_not_silence(void **state)
 	json_decref(j);
 }
 
+/* The canary ring's health of release id, as the operator status shows it. */
+struct ring_health {
+	long long devices, healthy, failed, crashes, rollbacks;
+	char verdict[16], status[16];
+};
+
+static void canary_health(struct env *e, int id, struct ring_health *ret)
+{
+	char path[64];
+	json_t *j;
+
+	snprintf(path, sizeof(path), "/v1/admin/releases/%d", id);
+	EXPECT_STATUS(200, http(e, "GET", path, e->admin, &j, NULL));
+	json_t *canary = json_array_get(json_object_get(j, "rings"), 0);
+	json_t *h = json_object_get(canary, "health");
+	assert_string_equal(jstr(canary, "ring", NULL), "canary");
+	ret->devices = (long long)json_integer_value(json_object_get(h, "devices"));
+	ret->healthy = (long long)json_integer_value(json_object_get(h, "healthy"));
+	ret->failed = (long long)json_integer_value(json_object_get(h, "failed"));
+	ret->crashes = (long long)json_integer_value(json_object_get(h, "crashes"));
+	ret->rollbacks = (long long)json_integer_value(json_object_get(h, "rollbacks"));
+	snprintf(ret->verdict, sizeof(ret->verdict), "%s", jstr(canary, "gate", "verdict"));
+	snprintf(ret->status, sizeof(ret->status), "%s", jstr(j, "status", NULL));
+	json_decref(j);
+}
+
+/* P7 across kill -9 of the server: the health a release gathered before the kill is the health
+ * it has after the restart, from the first request on (not only after the first tick), and it
+ * still counts toward the gates. Ten canary devices took a release whose gate halts at 3 failed
+ * devices (the absolute floor; a first release has no baseline); two crashed before the kill.
+ * After the restart the status shows the same devices, failed and crashes, and exactly one more
+ * crash (a third failed device) halts it. After a second kill -9 the halted release still shows
+ * its devices and failures at once (the end-to-end test saw 0 devices, 0 failed). */
+static void test_health_survives_kill9(void **state)
+{
+	struct env *e = *state;
+	char tok[80], cred[10][80], dev[16], rid[32], sha[65];
+	struct ring_health before = {0}, after, halted;
+	json_t *j;
+
+	tenant(e, "mike", "canary", tok);
+	for (int i = 0; i < 10; i++) {
+		snprintf(dev, sizeof(dev), "m-%d", i);
+		enroll(e, tok, dev, cred[i]);
+	}
+	/* The canary keeps ramping (never complete: its gate keeps being checked). */
+	add_target(e, "packs/rules-m.rfp", "rules-m", "\"min_healthy\":50,\"min_bake_s\":100000");
+	EXPECT_STATUS(201, http(e, "POST", "/v1/admin/releases", e->admin, &j,
+				"{\"target\":\"packs/rules-m.rfp\"}"));
+	int id = (int)json_integer_value(json_object_get(j, "id"));
+	snprintf(sha, sizeof(sha), "%s", jstr(j, "sha256", NULL));
+	json_decref(j);
+	for (int i = 0; i < 10; i++) {
+		snprintf(dev, sizeof(dev), "m-%d", i);
+		snprintf(rid, sizeof(rid), "%s-intent", dev);
+		EXPECT_STATUS(201, report(e, cred[i], dev, rid, "intent", sha));
+	}
+	/* m-0 crashes twice, m-1 once: 2 failed devices, 3 crashes; the others report healthy. */
+	EXPECT_STATUS(201, report(e, cred[0], "m-0", "m-0-c1", "crashed", sha));
+	EXPECT_STATUS(201, report(e, cred[0], "m-0", "m-0-c2", "crashed", sha));
+	EXPECT_STATUS(201, report(e, cred[1], "m-1", "m-1-c1", "crashed", sha));
+	for (int i = 2; i < 10; i++) {
+		snprintf(dev, sizeof(dev), "m-%d", i);
+		snprintf(rid, sizeof(rid), "%s-ok", dev);
+		EXPECT_STATUS(201, report(e, cred[i], dev, rid, "healthy", sha));
+	}
+	for (int i = 0; i < 100; i++) { /* bounded: the next tick aggregates them */
+		canary_health(e, id, &before);
+		if (before.devices == 10 && before.failed == 2 && before.crashes == 3)
+			break;
+		sleep_ms(100);
+	}
+	assert_int_equal(before.devices, 10);
+	assert_int_equal(before.failed, 2);
+	assert_int_equal(before.crashes, 3);
+	assert_string_equal(before.status, "active"); /* 2 failed: under the floor of 3 */
+
+	stop_server(e, SIGKILL);
+	start_server(e);
+	/* The first request after the restart sees the same health and gate verdict. */
+	canary_health(e, id, &after);
+	assert_int_equal(after.devices, before.devices);
+	assert_int_equal(after.healthy, before.healthy);
+	assert_int_equal(after.failed, before.failed);
+	assert_int_equal(after.crashes, before.crashes);
+	assert_int_equal(after.rollbacks, before.rollbacks);
+	assert_string_equal(after.verdict, before.verdict);
+	assert_string_equal(after.status, "active");
+	sleep_ms(1500); /* a tick or two: the restart alone halts nothing */
+	canary_health(e, id, &after);
+	assert_string_equal(after.status, "active");
+	assert_int_equal(after.failed, 2);
+
+	/* One more crash, on a third device: with the evidence from before the restart that is
+	 * 3 failed of 10 and the gate halts the release; without it, 1 failed would not. */
+	EXPECT_STATUS(201, report(e, cred[2], "m-2", "m-2-c1", "crashed", sha));
+	wait_status(e, id, "halted");
+	canary_health(e, id, &halted);
+	assert_int_equal(halted.failed, 3);
+	assert_int_equal(halted.crashes, 4);
+	char path[64];
+	snprintf(path, sizeof(path), "/v1/admin/releases/%d", id);
+	EXPECT_STATUS(200, http(e, "GET", path, e->admin, &j, NULL));
+	assert_int_equal(strncmp(jstr(j, "halt_reason", NULL), "gate failed in ring 'canary'", 28),
+			 0);
+	json_decref(j);
+
+	/* A halted release after another kill -9: its health is shown at once, not 0 devices. */
+	stop_server(e, SIGKILL);
+	start_server(e);
+	canary_health(e, id, &after);
+	assert_string_equal(after.status, "halted");
+	assert_int_equal(after.devices, 10);
+	assert_int_equal(after.failed, 3);
+	assert_int_equal(after.crashes, 4);
+	j = checkin(e, cred[5], "m-5", sha, 0);
+	assert_string_equal(jstr(j, "action", NULL), "rollback");
+	json_decref(j);
+}
+
 static long long metric(struct env *e, const char *name)
 {
 	char *body, *p;
@@ -1274,6 +1394,7 @@ int main(int argc, char **argv)
 	    cmocka_unit_test_setup_teardown(test_rollback_counts_against_release_left, setup,
 					    teardown),
 	    cmocka_unit_test_setup_teardown(test_downtime_is_not_silence, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_health_survives_kill9, setup, teardown),
 	};
 
 	if (argc < 3) {
