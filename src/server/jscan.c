@@ -7,6 +7,7 @@
  */
 #include <string.h>
 
+#include "common/util.h"
 #include "server/jscan.h"
 
 #define STACK_MAX 64
@@ -16,16 +17,6 @@ static bool is_ws(uint8_t c)
 	return c == ' ' || c == '\t' || c == '\n' || c == '\r';
 }
 
-static int hexval(uint8_t c)
-{
-	if (c >= '0' && c <= '9')
-		return c - '0';
-	if (c >= 'a' && c <= 'f')
-		return c - 'a' + 10;
-	if (c >= 'A' && c <= 'F')
-		return c - 'A' + 10;
-	return -1;
-}
 
 /* Four hex digits at p[i..i+4), or -1. */
 static long hex4(const uint8_t *p, size_t n, size_t i)
@@ -35,7 +26,7 @@ static long hex4(const uint8_t *p, size_t n, size_t i)
 	if (i + 4 > n)
 		return -1;
 	for (size_t k = 0; k < 4; k++) {
-		int h = hexval(p[i + k]);
+		int h = rf_hex_digit(p[i + k]);
 		if (h < 0)
 			return -1;
 		v = v * 16 + h;
