@@ -26,6 +26,7 @@ struct opts {
 	const char *reason, *ring, *pin, *window;
 	const char *position;
 	bool ring_null, window_null;
+	bool force; /* halt/rollback even if devices would have nowhere to go */
 };
 
 struct buf {
@@ -176,6 +177,10 @@ static void print_release(json_t *r)
 	       S(r, "status"), S(r, "sha256"), I(r, "length"));
 	if (strcmp(S(r, "halt_reason"), "") && strcmp(S(r, "halt_reason"), "-"))
 		printf("  halt: %s\n", S(r, "halt_reason"));
+	if (I(r, "waiting_for_fix"))
+		printf("  waiting for a fix: %lld devices run it and have nothing to go to; publish "
+		       "and create a fixed release\n",
+		       I(r, "waiting_for_fix"));
 	size_t i;
 	json_t *g;
 	json_array_foreach(json_object_get(r, "rings"), i, g)
@@ -202,6 +207,10 @@ static int parse(int argc, char **argv, int first, struct opts *o)
 
 		if (!strcmp(a, "--json")) {
 			o->json = true;
+			continue;
+		}
+		if (!strcmp(a, "--force")) {
+			o->force = true;
 			continue;
 		}
 		if (!strcmp(a, "--server"))
@@ -284,12 +293,15 @@ int rf_cli_release(int argc, char **argv)
 		    "health vs baseline, gate\n"
 		    "       ringfence release hold ID [--reason R]  no new devices, no ring "
 		    "advances; devices on it stay\n"
-		    "       ringfence release halt ID [--reason R]  stop offering it (devices on "
-		    "it go back)\n"
+		    "       ringfence release halt ID [--reason R] [--force]  stop offering it "
+		    "(devices on it move to a newer release, else go back, else wait for a fix)\n"
 		    "       ringfence release resume ID             continue on the signed "
 		    "schedule\n"
-		    "       ringfence release rollback ID [--reason R]  halt for good; devices on "
-		    "it go back\n"
+		    "       ringfence release rollback ID [--reason R] [--force]  halt for good "
+		    "(same as halt, final)\n"
+		    "  --force  halt or roll back even when devices run the release as their only "
+		    "good content\n"
+		    "           (they keep running it and wait for a fix; the server says how many)\n"
 		    "%s",
 		    common_help);
 		return argc < 2 ? 2 : 0;
@@ -317,9 +329,16 @@ int rf_cli_release(int argc, char **argv)
 	} else if ((!strcmp(cmd, "halt") || !strcmp(cmd, "resume") || !strcmp(cmd, "rollback") ||
 		    !strcmp(cmd, "hold")) &&
 		   o.nargs == 1 && release_id_ok(o.args[0])) {
+		json_t *b = NULL;
 		snprintf(path, sizeof(path), "/v1/admin/releases/%s/%s", o.args[0], cmd);
-		rc = call(&o, "POST", path,
-			  o.reason ? json_pack("{s:s}", "reason", o.reason) : NULL, &j);
+		if (o.reason || o.force) {
+			b = json_object();
+			if (o.reason)
+				json_object_set_new(b, "reason", json_string(o.reason));
+			if (o.force)
+				json_object_set_new(b, "force", json_true());
+		}
+		rc = call(&o, "POST", path, b, &j);
 	} else {
 		fprintf(stderr, "ringfence release: bad arguments for '%s' (see --help)\n", cmd);
 		return 2;

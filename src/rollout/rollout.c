@@ -590,9 +590,24 @@ int rf_rollout_decide(const struct rf_rollout_device *dev, const struct rf_rollo
 			}
 		}
 
-	/* 1. Away from a halted or rolled-back release, whatever the window says. */
+	/* 1. Away from a halted or rolled-back release, whatever the window says: forward to the
+	 * fix, else back to an older release, else to the device's own last known good, else
+	 * wait for the fix (never an endless go-back with nowhere to go). */
 	if (cur >= 0 && (releases[cur].state.status == RF_ROLLOUT_HALTED ||
 			 releases[cur].state.status == RF_ROLLOUT_ROLLED_BACK)) {
+		limit = (int)n;
+		if (pol->pin == RF_ROLLOUT_PIN_N1 && newest_open >= 0)
+			limit = newest_open;
+		for (int i = limit - 1; i > cur; i--) {
+			view_of(&releases[i], dev, now, true, &v[i]);
+			if (v[i].admitted) {
+				a.action = RF_ROLLOUT_INSTALL;
+				a.reason = RF_ROLLOUT_R_FIX;
+				a.release = i;
+				goto out;
+			}
+			a.next_change = min64(a.next_change, v[i].next);
+		}
 		a.action = RF_ROLLOUT_GO_BACK;
 		a.reason = releases[cur].state.status == RF_ROLLOUT_HALTED
 			       ? RF_ROLLOUT_R_HALTED
@@ -602,9 +617,14 @@ int rf_rollout_decide(const struct rf_rollout_device *dev, const struct rf_rollo
 			view_of(&releases[i], dev, now, true, &v[i]);
 			if (v[i].admitted) {
 				a.release = i;
-				break;
+				goto out;
 			}
 			a.next_change = min64(a.next_change, v[i].next);
+		}
+		if (!dev->fallback) {
+			a.action = RF_ROLLOUT_STAY;
+			a.reason = RF_ROLLOUT_R_WAITING_FIX;
+			a.release = cur;
 		}
 		goto out;
 	}
@@ -693,6 +713,7 @@ const char *rf_rollout_reason_name(int reason)
 {
 	static const char *const t[] = {"up-to-date",	  "new-release", "not-yet",
 					"outside-window", "pinned-n-1",	 "held",
-					"halted",	  "rolled-back", "no-release"};
+					"halted",	  "rolled-back", "no-release",
+					"fix",		  "waiting-for-fix"};
 	return NAME(t, reason);
 }

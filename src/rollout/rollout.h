@@ -21,6 +21,10 @@
  * CHANGED: (none yet; incompatible changes are listed here)
  * ADDED (compatible): rf_rollout_health.admitted / admitted_known (the devices a step actually
  * admits cap the healthy devices it needs; zero-initialised callers keep the old behaviour).
+ * ADDED (compatible): rf_rollout_device.fallback, reasons R_FIX and R_WAITING_FIX: a device on
+ * a halted or rolled-back release is offered a newer admitted release (the fix) first, then an
+ * older one, then its own last known good, else told to wait for a fix (it was told to go back
+ * to a last known good it did not have, forever, and never offered the fix).
  * ADDED (compatible): integer-only schedule JSON, so a schedule can be signed as TUF canonical
  * JSON: ramp steps as "bp" (basis points) besides "percent", each fractional gate X also as
  * "X_ppm" (X * 10^6). rf_rollout_schedule_format now writes only integers ("bp" for
@@ -340,6 +344,10 @@ struct rf_rollout_device {
 	size_t id_len;
 	const char *ring; /* the device's ring name (from its tenant policy or enrollment) */
 	int current;	  /* index in releases[] of the release it runs, -1 none/unknown */
+	/* Appended (compatible): the device holds a last known good other than the content it
+	 * runs (it reported one with a different hash), so "go back to your own last known good"
+	 * means something. false (zero-initialised): it has nowhere of its own to go back to. */
+	bool fallback;
 };
 
 enum rf_rollout_action {
@@ -359,6 +367,11 @@ enum rf_rollout_reason {
 	RF_ROLLOUT_R_HALTED,	     /* current release is halted: go back */
 	RF_ROLLOUT_R_ROLLED_BACK,    /* current release was rolled back: go back */
 	RF_ROLLOUT_R_NONE,	     /* no release for this device at all */
+	/* Appended (compatible). */
+	RF_ROLLOUT_R_FIX,	  /* current release is halted/rolled back: install the newer one */
+	RF_ROLLOUT_R_WAITING_FIX, /* current release is halted/rolled back and there is nothing
+				     to go to yet (no newer admitted release, no older one, no
+				     last known good of its own): stay and keep checking in */
 	RF_ROLLOUT_R_COUNT_
 };
 
@@ -374,8 +387,14 @@ struct rf_rollout_answer {
 /*
  * The check-in decision. releases[0..n) are ordered oldest to newest (n <= RF_ROLLOUT_DECIDE_MAX).
  * Pure, no allocation, O(n * rings); computes one bucket per candidate release.
- *  1. current halted/rolled back -> GO_BACK to the newest older release the device is
- *     admitted to (or -1: its last known good), regardless of the window.
+ *  1. current halted/rolled back: the device must leave it, at any time of day (maintenance
+ *     windows never delay leaving bad content), in this order:
+ *     a. INSTALL (R_FIX) the newest release newer than current the device is admitted to now
+ *        (schedule, gates, halts, pin N-1): the fix;
+ *     b. else GO_BACK to the newest older release it is admitted to;
+ *     c. else, when dev->fallback, GO_BACK with release -1 (its own last known good);
+ *     d. else STAY (R_WAITING_FIX): nothing to go to; it keeps checking in and takes the fix
+ *        as soon as one is admitted for it. Never an endless go-back with nowhere to go.
  *  2. else target = newest release admitted to the device (ACTIVE, ring open, bucket <
  *     effective percent), skipping with pin N-1 every release at or above the newest one open
  *     in its ring (ACTIVE or HELD). Never older than current.

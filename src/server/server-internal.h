@@ -44,6 +44,12 @@ struct rf__srv_dev {
 	char state[24];
 	int64_t state_at;
 	uint64_t crashes, rollbacks, events, alerts;
+	/* From its last check-in (memory only; a restart forgets them until the next one):
+	 * whether it reported a last known good other than its current content, and the reason
+	 * of the answer it got (enum rf_rollout_reason), so status can count devices waiting for
+	 * a fix and a halt can say how many would have nowhere to go. */
+	bool fallback;
+	uint8_t answer_reason;
 	struct rf__srv_devrel hist[RF__SRV_HIST];
 	uint8_t flags; /* DEV_DIRTY: state to flush; DEV_SEEN: heartbeat to flush */
 };
@@ -78,6 +84,7 @@ struct rf__srv_release {
 	struct rf_rollout_eval eval; /* last evaluation */
 	struct rf_rollout_health health[RF_ROLLOUT_RINGS_MAX], base[RF_ROLLOUT_RINGS_MAX];
 	int64_t next_eval;
+	uint64_t waiting; /* devices on it (halted/rolled back) told to wait for a fix */
 };
 
 struct rf_server {

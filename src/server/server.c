@@ -1103,8 +1103,8 @@ static int handle_checkin(struct rf_server *s, const struct rf_server_request *q
 	struct rf_jtok toks[RF_SRV_CHECKIN_VALUES_MAX];
 	struct jctx c = {q->body, toks, r};
 	char dev_id[RF_SRV_ID_MAX + 1], x[RF_SRV_ID_MAX + 1], ver[RF_SRV_ID_MAX + 1];
-	char mh[RF_SRV_ID_MAX + 1], cur_sha[RF_SRV_ID_MAX + 1];
-	bool has, has_ver, has_mh, has_cur_sha = false;
+	char mh[RF_SRV_ID_MAX + 1], cur_sha[RF_SRV_ID_MAX + 1], lg_sha[RF_SRV_ID_MAX + 1];
+	bool has, has_ver, has_mh, has_cur_sha = false, has_lg_sha = false;
 	int state, health, cur = -1;
 	uint64_t crashes = 0, rollbacks = 0, events = 0, alerts = 0;
 	size_t ntok, off = 0;
@@ -1147,7 +1147,8 @@ static int handle_checkin(struct rf_server *s, const struct rf_server_request *q
 		for (int i = 0; i < 2; i++)
 			if (jobj(&c, state, sub[i], &o) < 0 ||
 			    (o >= 0 && (jfield(&c, o, "target", S_ID, false, x, &has) < 0 ||
-					jfield(&c, o, "sha256", S_HEX, false, x, &has) < 0)))
+					jfield(&c, o, "sha256", S_HEX, false, i ? x : lg_sha,
+					       i ? &has : &has_lg_sha) < 0)))
 				return -1;
 		qa = rf_jget(q->body, toks, state, "quarantine");
 		if (qa >= 0 && toks[qa].type != RF_J_NULL) {
@@ -1247,8 +1248,19 @@ static int handle_checkin(struct rf_server *s, const struct rf_server_request *q
 
 	/* The decision: the rollout engine over at most RF_ROLLOUT_DECIDE_MAX newest releases. */
 	size_t first = s->nrels > RF_ROLLOUT_DECIDE_MAX ? s->nrels - RF_ROLLOUT_DECIDE_MAX : 0;
+	/* A last known good other than what it runs: the device has somewhere of its own to go
+	 * back to, so "roll back to your last known good" (rollback_to null) means something. */
 	struct rf_rollout_device rd = {
-	    .id = d->id, .id_len = d->id_len, .ring = dev_ring(s, d), .current = -1};
+	    .id = d->id,
+	    .id_len = d->id_len,
+	    .ring = dev_ring(s, d),
+	    .current = -1,
+	    .fallback = has_lg_sha};
+	if (has_lg_sha && has_cur_sha) {
+		uint8_t a[32], b[32];
+		rd.fallback = rf_hex_decode(lg_sha, 64, a, 32) < 0 ||
+			      rf_hex_decode(cur_sha, 64, b, 32) < 0 || memcmp(a, b, 32) != 0;
+	}
 	if (cur_rel) {
 		size_t idx = (size_t)(cur_rel - s->rels);
 		if (idx >= first)
@@ -1256,7 +1268,9 @@ static int handle_checkin(struct rf_server *s, const struct rf_server_request *q
 	}
 	e = rf_rollout_decide(&rd, &s->tenants[d->tenant].policy, s->rr + first, s->nrels - first,
 			      now, &ans);
+	d->fallback = rd.fallback;
 	if (e == 0) {
+		d->answer_reason = ans.reason;
 		const struct rf__srv_release *target =
 		    ans.release >= 0 ? &s->rels[first + (size_t)ans.release] : NULL;
 		const struct rf__srv_release *rel =
@@ -1765,6 +1779,8 @@ json_t *rf__srv_release_json(struct rf_server *s, const struct rf__srv_release *
 		      "version", (json_int_t)rel->version, "release", rel->sched.release, "status",
 		      rf_rollout_status_name(rel->st.status), "created_at",
 		      (json_int_t)rel->created_at, "halt_reason", rel->st.halt_reason);
+	if (o)
+		json_object_set_new(o, "waiting_for_fix", json_integer((json_int_t)rel->waiting));
 	if (!full || !o)
 		return o;
 	json_t *rings = json_array();
@@ -1923,10 +1939,48 @@ out:
 	return e;
 }
 
+/*
+ * How many devices running rel would have nowhere to go if its state became *st: the rollout
+ * engine's own answer for each of them (with what each reported at its last check-in) is
+ * "wait for a fix". Operator actions only: O(devices) under the lock, once per action.
+ */
+static uint64_t count_stranded(struct rf_server *s, struct rf__srv_release *rel,
+			       const struct rf_rollout_state *st, int64_t now)
+{
+	size_t first = s->nrels > RF_ROLLOUT_DECIDE_MAX ? s->nrels - RF_ROLLOUT_DECIDE_MAX : 0;
+	size_t idx = (size_t)(rel - s->rels);
+	struct rf_rollout_state saved;
+	uint64_t n = 0;
+
+	if (idx < first)
+		return 0;
+	saved = s->rr[idx].state;
+	s->rr[idx].state = *st;
+	for (size_t i = 0; i < s->capdevs; i++) {
+		const struct rf__srv_dev *d = s->devtab[i];
+		struct rf_rollout_answer a;
+
+		if (!d || d->release_id != rel->id)
+			continue;
+		struct rf_rollout_device rd = {.id = d->id,
+					       .id_len = d->id_len,
+					       .ring = dev_ring(s, d),
+					       .current = (int)(idx - first),
+					       .fallback = d->fallback};
+		if (rf_rollout_decide(&rd, &s->tenants[d->tenant].policy, s->rr + first,
+				      s->nrels - first, now, &a) == 0 &&
+		    a.reason == RF_ROLLOUT_R_WAITING_FIX)
+			n++;
+	}
+	s->rr[idx].state = saved;
+	return n;
+}
+
 static int release_action(struct rf_server *s, const struct rf_server_request *q,
 			  struct rf__srv_release *rel, const char *act, struct rf_server_reply *r)
 {
 	json_t *j = NULL;
+	bool force = false;
 	const char *reason = NULL;
 	struct rf__srv_release nr = *rel;
 	int64_t now = rf__srv_now(s);
@@ -1939,6 +1993,12 @@ static int release_action(struct rf_server *s, const struct rf_server_request *q
 			json_decref(j);
 			return -1;
 		}
+		json_t *f = json_object_get(j, "force");
+		if (f && !json_is_boolean(f) && !json_is_null(f)) {
+			json_decref(j);
+			return ERR(r, 400, "invalid_field", "force", "'force' must be a boolean");
+		}
+		force = json_is_true(f);
 	}
 	char why[RF_ROLLOUT_REASON_MAX];
 	snprintf(why, sizeof(why), "operator: %s", reason && *reason ? reason : act);
@@ -1962,12 +2022,29 @@ static int release_action(struct rf_server *s, const struct rf_server_request *q
 			   (long long)rel->id, rf_rollout_status_name(rel->st.status), act);
 	if (e < 0)
 		return ERR(r, 400, "invalid_field", NULL, "%s: %s", act, rf_strerror(e));
+	/* Guard rail: devices that run it as their only good content have nowhere to go. They
+	 * keep running it and wait for a fix; the operator must know and say so. */
+	uint64_t stranded = 0;
+	if (!strcmp(act, "halt") || !strcmp(act, "rollback")) {
+		stranded = count_stranded(s, rel, &nr.st, now);
+		if (stranded && !force)
+			return ERR(r, 409, "conflict", "force",
+				   "%llu device%s run release %lld as their only good content and "
+				   "would have nowhere to go: they would keep running it, waiting "
+				   "for a fix. Publish a fixed release first, or repeat with force "
+				   "(CLI: --force) to %s anyway",
+				   (unsigned long long)stranded, stranded == 1 ? "" : "s",
+				   (long long)rel->id, act);
+	}
 	e = release_persist(s, &nr);
 	if (e < 0)
 		return ERR(r, 503, "unavailable", NULL, "storage: %s", rf_strerror(e));
 	*rel = nr;
 	rr_rebuild(s);
-	return rf__srv_reply_json(r, 200, rf__srv_release_json(s, rel, true));
+	json_t *out = rf__srv_release_json(s, rel, true);
+	if (out && (!strcmp(act, "halt") || !strcmp(act, "rollback")))
+		json_object_set_new(out, "stranded", json_integer((json_int_t)stranded));
+	return rf__srv_reply_json(r, 200, out);
 }
 
 static int admin_releases(struct rf_server *s, const struct rf_server_request *q, const char *rest,
@@ -2177,11 +2254,18 @@ static void aggregate(struct rf_server *s, int64_t now)
 	for (size_t i = 0; i < s->nrels; i++) {
 		memset(s->rels[i].health, 0, sizeof(s->rels[i].health));
 		memset(s->rels[i].base, 0, sizeof(s->rels[i].base));
+		s->rels[i].waiting = 0;
 	}
 	for (size_t i = 0; i < s->capdevs; i++) {
 		struct rf__srv_dev *d = s->devtab[i];
 		if (!d)
 			continue;
+		if (d->answer_reason == RF_ROLLOUT_R_WAITING_FIX && d->release_id) {
+			struct rf__srv_release *on = rel_by_id(s, d->release_id);
+			if (on && (on->st.status == RF_ROLLOUT_HALTED ||
+				   on->st.status == RF_ROLLOUT_ROLLED_BACK))
+				on->waiting++;
+		}
 		for (int k = 0; k < RF__SRV_HIST; k++) {
 			const struct rf__srv_devrel *h = &d->hist[k];
 			struct rf__srv_release *rel;

@@ -238,6 +238,13 @@ int rf__srv_metrics(struct rf_server *s, struct rf_server_reply *r)
 			(long long)s->rels[i].id,
 			s->rels[i].st.status == RF_ROLLOUT_HALTED ||
 			    s->rels[i].st.status == RF_ROLLOUT_ROLLED_BACK);
+	fputs("# HELP ringfence_release_waiting_for_fix Devices on a halted or rolled-back release "
+	      "with nothing to go to yet.\n"
+	      "# TYPE ringfence_release_waiting_for_fix gauge\n",
+	      f);
+	for (size_t i = 0; i < s->nrels; i++)
+		fprintf(f, "ringfence_release_waiting_for_fix{release=\"%lld\"} %llu\n",
+			(long long)s->rels[i].id, (unsigned long long)s->rels[i].waiting);
 	pthread_mutex_unlock(&s->lock);
 	return finish(f, &buf, &len, r, "text/plain; version=0.0.4");
 }
