@@ -92,15 +92,30 @@ int rf_rollout_halt(struct rf_rollout_state *st, int64_t now, const char *reason
 
 int rf_rollout_rollback(struct rf_rollout_state *st, int64_t now, const char *reason)
 {
+	const char *why = reason ? reason : "rolled back by operator";
+
 	if (st->status == RF_ROLLOUT_ROLLED_BACK)
 		return -EALREADY;
+	if (st->status == RF_ROLLOUT_HALTED && st->halt_metric != RF_ROLLOUT_M_OPERATOR &&
+	    st->halt_metric != RF_ROLLOUT_M_NONE) {
+		/* A gate halted it: its evidence (metric, ring, figures) stays in the history,
+		 * the operator's reason follows it. */
+		char buf[RF_ROLLOUT_REASON_MAX];
+
+		if (snprintf(buf, sizeof(buf), "%s; then rolled back: %s", st->halt_reason, why) >=
+		    (int)sizeof(buf))
+			buf[sizeof(buf) - 1] = 0; /* cut: the gate's evidence comes first */
+		st->status = RF_ROLLOUT_ROLLED_BACK;
+		set_reason(st, buf);
+		return 0;
+	}
 	if (st->status != RF_ROLLOUT_HALTED) {
 		st->halted_at = now;
 		st->halt_ring = -1;
 	}
 	st->status = RF_ROLLOUT_ROLLED_BACK;
 	st->halt_metric = RF_ROLLOUT_M_OPERATOR;
-	set_reason(st, reason ? reason : "rolled back by operator");
+	set_reason(st, why);
 	return 0;
 }
 

@@ -21,6 +21,9 @@
  * CHANGED: (none yet; incompatible changes are listed here)
  * ADDED (compatible): rf_rollout_health.admitted / admitted_known (the devices a step actually
  * admits cap the healthy devices it needs; zero-initialised callers keep the old behaviour).
+ * ADDED (compatible): struct rf_rollout_devrec, rf_rollout_health_add and the devrec
+ * predicates, rf_rollout_baseline: the one definition of per-ring health and of the baseline,
+ * used by ringfenced and the simulator alike; rf_rollout_health.local_failures and .obeyed.
  * ADDED (compatible): rf_rollout_device.fallback, reasons R_FIX and R_WAITING_FIX: a device on
  * a halted or rolled-back release is offered a newer admitted release (the fix) first, then an
  * older one, then its own last known good, else told to wait for a fix (it was told to go back
@@ -154,6 +157,8 @@ bool rf_rollout_schedule_admits(const struct rf_rollout_schedule *s, const char 
  * not_before), or INT64_MAX if no step ever admits it / ring out of range. */
 int64_t rf_rollout_admit_time(const struct rf_rollout_schedule *s, int ring, uint32_t bucket);
 
+struct rf_rollout_release;
+
 /* ---- release state ------------------------------------------------------------------------ */
 
 enum rf_rollout_phase {
@@ -209,11 +214,13 @@ void rf_rollout_state_init(const struct rf_rollout_schedule *s, struct rf_rollou
  * Operator transitions (pure: they only rewrite *st). reason (may be NULL) is copied, cut at
  * RF_ROLLOUT_REASON_MAX-1 bytes.
  *  hold:     ACTIVE -> HELD.                          -EALREADY if HELD, -EPERM if halted/rolled
- * back. resume:   HELD or HALTED -> ACTIVE (ring progress is kept, the bake clock of ramping rings
+ * * back. resume:   HELD or HALTED -> ACTIVE (ring progress is kept, the bake clock of ramping rings
  * restarts at now; the caller should reset the health window it feeds the gates, or the same
  * evidence halts it again). -EALREADY if ACTIVE, -EPERM if ROLLED_BACK. halt:     ACTIVE/HELD ->
  * HALTED (metric OPERATOR). -EALREADY if HALTED, -EPERM if ROLLED_BACK. rollback: any ->
  * ROLLED_BACK (final).              -EALREADY if ROLLED_BACK. Return 0 on success.
+ * A rollback of a release a gate halted keeps the gate's metric, ring and reason (the evidence)
+ * and appends "; then rolled back: <reason>" (cut to fit).
  */
 int rf_rollout_hold(struct rf_rollout_state *st, int64_t now, const char *reason);
 int rf_rollout_resume(struct rf_rollout_state *st, int64_t now);
@@ -257,7 +264,61 @@ struct rf_rollout_health {
 	 * exposed, so there is no evidence to wait for; see docs/rollout.md). */
 	uint64_t admitted;
 	bool admitted_known; /* false: admitted is ignored (fallback: the population cap) */
+	/* Appended (compatible): failures that were not the content's doing (a corrupt file in
+	 * the device's store, a full disk, a stale or rolled-back TUF mirror, a bad signature, a
+	 * download whose hash does not match): shown to the operator, never judged by a gate. */
+	uint64_t local_failures;
+	/* Appended (compatible): devices that left the release because the server told them to
+	 * (an operator's or a gate's halt): not failures. */
+	uint64_t obeyed;
 };
+
+/*
+ * One device's record on one release: what the server keeps per device and the simulator per
+ * simulated device, and the only input of rf_rollout_health_add. Counts are of the device's
+ * reports about this release, already attributed (docs/rollout.md, "One definition of
+ * health"): crashes, rollbacks, rejects and quarantined are the content's fault; local are not.
+ */
+struct rf_rollout_devrec {
+	int64_t intent_at;  /* took it: intent recorded, or first seen running it */
+	int64_t healthy_at; /* reported healthy (survived probation on the device); 0 not yet */
+	int64_t left_at;    /* moved to another release; 0 still on it */
+	uint32_t crashes;   /* crashes or hangs on it after load */
+	uint32_t rollbacks; /* the device's guard left it for its last known good */
+	uint32_t rejects;   /* the device's verifier rejected it against its manifest */
+	uint32_t quarantined; /* 0/1: the guard quarantined it */
+	uint32_t local;	      /* failures of the device or the transit, not the content */
+	bool obeyed;	      /* left it because the server said so (a halt): not a failure */
+	uint64_t alerts;      /* alerts raised while on it */
+};
+
+/* P7, the one definition. Healthy: reported healthy at least probation_s after it took it.
+ * Silent: took it, still on it, not healthy, and not heard from (max(intent_at, seen)) for
+ * silence_s. Failed: crashed, rolled back by its guard, rejected, quarantined or silent, all
+ * the content's doing (local failures and obeyed halts never count). */
+bool rf_rollout_devrec_healthy(const struct rf_rollout_gates *g, const struct rf_rollout_devrec *r);
+bool rf_rollout_devrec_silent(const struct rf_rollout_gates *g, const struct rf_rollout_devrec *r,
+			      int64_t seen, int64_t now);
+bool rf_rollout_devrec_failed(const struct rf_rollout_gates *g, const struct rf_rollout_devrec *r,
+			      int64_t seen, int64_t now);
+
+/*
+ * Add one device's record r on a release to that release's health h in the device's ring, at
+ * now; seen is when the device was last heard from (a server passes max(last check-in, its own
+ * start), so its downtime never makes a device silent). Counts the device, healthy, failed,
+ * each event, silent, local failures, obeyed halts and exposure (intent_at to left_at or now).
+ * The server sums it over its devices; the simulator applies it to each device it changes.
+ */
+void rf_rollout_health_add(const struct rf_rollout_gates *g, const struct rf_rollout_devrec *r,
+			   int64_t seen, int64_t now, struct rf_rollout_health *h);
+
+/*
+ * The baseline of releases[i] (oldest first): the newest older release that is not halted or
+ * rolled back, so a bad release is never the yardstick of the next one. Returns its index, or
+ * -1 when there is none (then only the absolute floors judge releases[i]). Its health in the
+ * ring of the same name is the baseline the gates compare against.
+ */
+int rf_rollout_baseline(const struct rf_rollout_release *releases, size_t n, size_t i);
 
 /* Is a device that recorded intent at intent_at and was last seen at last_seen silent (P7)? */
 bool rf_rollout_is_silent(const struct rf_rollout_gates *g, int64_t intent_at, int64_t last_seen,

@@ -27,6 +27,8 @@ struct rf__srv_devrel {
 	uint32_t crashes, rollbacks, rejects;
 	uint32_t quarantined;
 	uint64_t alerts;
+	uint32_t local;	 /* failures of the device or the transit, never the content's */
+	uint8_t obeyed;	 /* left it because the server said so (a halt): not a failure */
 };
 
 enum { DEV_DIRTY = 1, DEV_SEEN = 2 };

@@ -450,11 +450,14 @@ static char *hist_to_string(const struct rf__srv_dev *d)
 		const struct rf__srv_devrel *h = &d->hist[i];
 		if (!h->release)
 			continue;
+		/* Elements 10 and 11 (local failures, obeyed) were appended: a record of 9 reads
+		 * as 0 and 0. */
 		json_array_append_new(
-		    a, json_pack("[I,I,I,I,i,i,i,i,I]", (json_int_t)h->release,
+		    a, json_pack("[I,I,I,I,i,i,i,i,I,I,i]", (json_int_t)h->release,
 				 (json_int_t)h->intent_at, (json_int_t)h->healthy_at,
 				 (json_int_t)h->left_at, (int)h->crashes, (int)h->rollbacks,
-				 (int)h->rejects, (int)h->quarantined, (json_int_t)h->alerts));
+				 (int)h->rejects, (int)h->quarantined, (json_int_t)h->alerts,
+				 (json_int_t)h->local, (int)h->obeyed));
 	}
 	out = a ? json_dumps(a, JSON_COMPACT) : NULL;
 	json_decref(a);
@@ -469,13 +472,26 @@ static void hist_from_string(const char *text, struct rf__srv_dev *d)
 
 	json_array_foreach(a, i, v)
 	{
-		json_int_t x[9];
-		if (i >= RF__SRV_HIST || json_unpack(v, "[IIIIIIIII]", &x[0], &x[1], &x[2], &x[3],
-						     &x[4], &x[5], &x[6], &x[7], &x[8]) < 0)
+		json_int_t x[11] = {0};
+		if (i >= RF__SRV_HIST ||
+		    (json_unpack(v, "[IIIIIIIIIII]", &x[0], &x[1], &x[2], &x[3], &x[4], &x[5],
+				 &x[6], &x[7], &x[8], &x[9], &x[10]) < 0 &&
+		     json_unpack(v, "[IIIIIIIII]", &x[0], &x[1], &x[2], &x[3], &x[4], &x[5], &x[6],
+				 &x[7], &x[8]) < 0))
 			break;
 		d->hist[i] = (struct rf__srv_devrel){
-		    x[0],	    x[1],	    x[2],	    x[3],	   (uint32_t)x[4],
-		    (uint32_t)x[5], (uint32_t)x[6], (uint32_t)x[7], (uint64_t)x[8]};
+		    .release = x[0],
+		    .intent_at = x[1],
+		    .healthy_at = x[2],
+		    .left_at = x[3],
+		    .crashes = (uint32_t)x[4],
+		    .rollbacks = (uint32_t)x[5],
+		    .rejects = (uint32_t)x[6],
+		    .quarantined = (uint32_t)x[7],
+		    .alerts = (uint64_t)x[8],
+		    .local = (uint32_t)x[9],
+		    .obeyed = x[10] != 0,
+		};
 	}
 	json_decref(a);
 }
@@ -1348,13 +1364,18 @@ static int handle_checkin(struct rf_server *s, const struct rf_server_request *q
 	return 0;
 }
 
+/* Who caused a failure report (docs/protocol.md): the content, the device (store, disk), the
+ * transit (mirror, signature, hash), or the server (a halt the device obeyed). */
+enum { CAUSE_CONTENT, CAUSE_LOCAL, CAUSE_TRANSIT, CAUSE_SERVER, CAUSE_COUNT_ };
+static const char *const cause_names[CAUSE_COUNT_] = {"content", "local", "transit", "server"};
+
 static int handle_report(struct rf_server *s, const struct rf_server_request *q,
 			 struct rf_server_reply *r)
 {
-	const char *dev_id, *rep_id, *event, *target, *sha, *detail;
+	const char *dev_id, *rep_id, *event, *target, *sha, *detail, *cause = NULL;
 	uint64_t t = 0;
 	json_t *j = NULL;
-	int ev = -1, ret = -1;
+	int ev = -1, ret = -1, why = -1;
 
 	if (parse_body(q, RF_SRV_DEVICE_BODY_MAX, r, &j) < 0)
 		return -1;
@@ -1363,8 +1384,21 @@ static int handle_report(struct rf_server *s, const struct rf_server_request *q,
 	    get_str(r, j, "event", S_ID, true, &event) < 0 ||
 	    get_str(r, j, "target", S_ID, false, &target) < 0 ||
 	    get_str(r, j, "sha256", S_HEX, false, &sha) < 0 ||
-	    get_str(r, j, "detail", S_TEXT, false, &detail) < 0 || get_u64(r, j, "time", &t) < 0)
+	    get_str(r, j, "detail", S_TEXT, false, &detail) < 0 ||
+	    get_str(r, j, "cause", S_ID, false, &cause) < 0 || get_u64(r, j, "time", &t) < 0)
 		goto out;
+	/* Failure attribution (docs/protocol.md, Report): only the content's failures count
+	 * against a release. */
+	if (cause) {
+		for (int i = 0; i < CAUSE_COUNT_; i++)
+			if (!strcmp(cause, cause_names[i]))
+				why = i;
+		if (why < 0) {
+			ERR(r, 400, "invalid_field", "cause",
+			    "'cause' must be one of content, local, transit, server");
+			goto out;
+		}
+	}
 	for (int i = 0; i < 8; i++)
 		if (!strcmp(event, rf__srv_events[i]))
 			ev = i;
@@ -1407,6 +1441,15 @@ static int handle_report(struct rf_server *s, const struct rf_server_request *q,
 		if (left)
 			rel = left;
 	}
+	/* An older agent does not say why it rolled back: leaving a release that is halted now
+	 * is obeying the halt. */
+	if (why < 0)
+		why = ev == EV_ROLLED_BACK && rel &&
+			      (rel->st.status == RF_ROLLOUT_HALTED ||
+			       rel->st.status == RF_ROLLOUT_ROLLED_BACK)
+			  ? CAUSE_SERVER
+			  : CAUSE_CONTENT;
+	bool content = why == CAUSE_CONTENT;
 	if (rel) {
 		struct rf__srv_devrel *h;
 		if (ev == EV_INTENT || ev == EV_TRIAL) {
@@ -1420,23 +1463,34 @@ static int handle_report(struct rf_server *s, const struct rf_server_request *q,
 				h->healthy_at = now;
 			break;
 		case EV_CRASHED:
-			if (h)
+			if (h && content)
 				h->crashes++;
+			else if (h && why != CAUSE_SERVER)
+				h->local++;
 			break;
 		case EV_ROLLED_BACK:
 			if (h) {
-				h->rollbacks++;
+				if (content)
+					h->rollbacks++;
+				else if (why == CAUSE_SERVER)
+					h->obeyed = 1;
+				else
+					h->local++;
 				if (!h->left_at)
 					h->left_at = now;
 			}
 			break;
 		case EV_REJECTED:
-			if (h)
+			if (h && content)
 				h->rejects++;
+			else if (h && why != CAUSE_SERVER)
+				h->local++;
 			break;
 		case EV_QUARANTINED:
-			if (h)
+			if (h && content)
 				h->quarantined = 1;
+			else if (h && why != CAUSE_SERVER)
+				h->local++;
 			break;
 		default:
 			break;
@@ -1788,11 +1842,13 @@ json_t *rf__srv_release_json(struct rf_server *s, const struct rf__srv_release *
 		const struct rf_rollout_health *h = &rel->health[i], *b = &rel->base[i];
 		const struct rf_rollout_check *c = &rel->eval.checks[i];
 		json_t *hj = json_pack(
-		    "{s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I}", "devices", (json_int_t)h->devices,
-		    "healthy", (json_int_t)h->healthy, "failed", (json_int_t)h->failed, "crashes",
-		    (json_int_t)h->crashes, "rollbacks", (json_int_t)h->rollbacks, "rejections",
-		    (json_int_t)h->rejections, "silent", (json_int_t)h->silent, "alerts",
-		    (json_int_t)h->alerts, "exposure_s", (json_int_t)h->exposure_s);
+		    "{s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I}", "devices",
+		    (json_int_t)h->devices, "healthy", (json_int_t)h->healthy, "failed",
+		    (json_int_t)h->failed, "crashes", (json_int_t)h->crashes, "rollbacks",
+		    (json_int_t)h->rollbacks, "rejections", (json_int_t)h->rejections, "silent",
+		    (json_int_t)h->silent, "alerts", (json_int_t)h->alerts, "exposure_s",
+		    (json_int_t)h->exposure_s, "local_failures", (json_int_t)h->local_failures,
+		    "obeyed_halt", (json_int_t)h->obeyed);
 		json_t *bj = json_pack(
 		    "{s:I,s:I,s:I,s:I,s:I,s:I,s:I}", "devices", (json_int_t)b->devices, "failed",
 		    (json_int_t)b->failed, "crashes", (json_int_t)b->crashes, "rollbacks",
@@ -1802,6 +1858,11 @@ json_t *rf__srv_release_json(struct rf_server *s, const struct rf__srv_release *
 				      : c->verdict == RF_ROLLOUT_V_PASS		       ? "pass"
 				      : c->verdict == RF_ROLLOUT_V_FAIL		       ? "fail"
 										       : "wait";
+		/* A halted release's rings say so, and agree with its reason: the ring whose
+		 * gate failed says "fail" (with its evidence, kept from the last evaluation), the
+		 * others "halted" (nothing is judged while it is halted). */
+		if (rel->st.status == RF_ROLLOUT_HALTED || rel->st.status == RF_ROLLOUT_ROLLED_BACK)
+			verdict = rel->st.halt_ring == (int)i ? "fail" : "halted";
 		json_array_append_new(
 		    rings,
 		    json_pack("{s:s,s:s,s:i,s:f,s:I,s:o,s:o,s:{s:s,s:s,s:f}}", "ring",
@@ -2276,36 +2337,31 @@ static void aggregate(struct rf_server *s, int64_t now)
 			ri = rf_rollout_ring_index(&rel->sched, dev_ring(s, d));
 			if (ri < 0 || h->intent_at < rel->resumed_at)
 				continue;
-			struct rf_rollout_health *x = &rel->health[ri];
-			const struct rf_rollout_gates *g = &rel->sched.gates;
-			int64_t end = h->left_at ? h->left_at : now;
 			/* A device cannot check in while the server is down: after a restart every
 			 * device gets a full silence window before it counts as silent. */
 			int64_t seen = d->last_seen > s->started_at ? d->last_seen : s->started_at;
-			bool silent = !h->left_at && !h->healthy_at &&
-				      rf_rollout_is_silent(g, h->intent_at, seen, now);
-			x->devices++;
-			if (h->healthy_at && h->healthy_at - h->intent_at >= g->probation_s)
-				x->healthy++;
-			if (h->crashes || h->rollbacks || h->rejects || h->quarantined || silent)
-				x->failed++;
-			x->crashes += h->crashes;
-			x->rollbacks += h->rollbacks;
-			x->rejections += h->rejects;
-			x->silent += silent;
-			x->alerts += h->alerts;
-			x->exposure_s += end > h->intent_at ? (uint64_t)(end - h->intent_at) : 0;
+			struct rf_rollout_devrec rec = {
+			    .intent_at = h->intent_at,
+			    .healthy_at = h->healthy_at,
+			    .left_at = h->left_at,
+			    .crashes = h->crashes,
+			    .rollbacks = h->rollbacks,
+			    .rejects = h->rejects,
+			    .quarantined = h->quarantined,
+			    .local = h->local,
+			    .obeyed = h->obeyed,
+			    .alerts = h->alerts,
+			};
+			rf_rollout_health_add(&rel->sched.gates, &rec, seen, now, &rel->health[ri]);
 		}
 	}
-	/* Baseline of release i in a ring: the previous release that was not halted or rolled back
-	 * (the one the ring ran before), its health in the ring of the same name. A bad release
-	 * is never the yardstick of the next one. */
+	/* Baseline of release i in a ring: rf_rollout_baseline (the previous release that was not
+	 * halted or rolled back), its health in the ring of the same name. */
+	rr_rebuild(s);
 	for (size_t i = 1; i < s->nrels; i++) {
-		struct rf__srv_release *rel = &s->rels[i], *prev = NULL;
-		for (size_t k = i; k-- > 0 && !prev;)
-			if (s->rels[k].st.status != RF_ROLLOUT_HALTED &&
-			    s->rels[k].st.status != RF_ROLLOUT_ROLLED_BACK)
-				prev = &s->rels[k];
+		struct rf__srv_release *rel = &s->rels[i];
+		int bi = rf_rollout_baseline(s->rr, s->nrels, i);
+		const struct rf__srv_release *prev = bi >= 0 ? &s->rels[bi] : NULL;
 		for (unsigned k = 0; prev && k < rel->sched.nrings; k++) {
 			int pk = rf_rollout_ring_index(&prev->sched, rel->sched.rings[k].name);
 			if (pk >= 0)
@@ -2335,7 +2391,10 @@ static int evaluate(struct rf_server *s, int64_t now)
 		if (rf_rollout_evaluate(&rel->sched, &rel->st, rel->health, rel->base, now, &ns,
 					&ev) < 0)
 			continue;
-		rel->eval = ev;
+		/* A halted release is not judged: keep the evaluation that halted it (the gate's
+		 * evidence) instead of an empty one. */
+		if (rel->st.status != RF_ROLLOUT_HALTED)
+			rel->eval = ev;
 		if (!ev.changed)
 			continue;
 		struct rf__srv_release nr = *rel;

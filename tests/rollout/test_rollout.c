@@ -1164,17 +1164,27 @@ static void pick_device(const struct rf_rollout_schedule *s, uint32_t lo, uint32
 	fail_msg("no device in bucket range");
 }
 
-static struct rf_rollout_answer decide(const struct fleet *f, size_t n, const char *id,
-				       const char *ring, int current,
-				       const struct rf_rollout_policy *pol, int64_t now)
+static struct rf_rollout_answer decide_fb(const struct fleet *f, size_t n, const char *id,
+					  const char *ring, int current, bool fallback,
+					  const struct rf_rollout_policy *pol, int64_t now)
 {
-	struct rf_rollout_device dev = {
-	    .id = id, .id_len = strlen(id), .ring = ring, .current = current};
+	struct rf_rollout_device dev = {.id = id,
+					.id_len = strlen(id),
+					.ring = ring,
+					.current = current,
+					.fallback = fallback};
 	struct rf_rollout_answer a;
 
 	assert_int_equal(rf_rollout_decide(&dev, pol, f->rel, n, now, &a), 0);
 	assert_true(a.next_change > now);
 	return a;
+}
+
+static struct rf_rollout_answer decide(const struct fleet *f, size_t n, const char *id,
+				       const char *ring, int current,
+				       const struct rf_rollout_policy *pol, int64_t now)
+{
+	return decide_fb(f, n, id, ring, current, false, pol, now);
 }
 
 static void open_canary(struct fleet *f, int rel, int step, int64_t opened)
@@ -1270,14 +1280,37 @@ static void test_decision_table(void **state)
 	a = decide(&f, 3, lucky, "canary", 0, &any, T0 + 60);
 	assert_int_equal(a.action, RF_ROLLOUT_STAY);
 	assert_int_equal(a.release, 0);
-	/* Halted first release (nothing older): go back to your own last known good. */
 	a = decide(&f, 2, lucky, "canary", 1, &any, T0 + 60);
 	assert_int_equal(a.action, RF_ROLLOUT_GO_BACK);
 	assert_int_equal(a.release, 0);
+	/* Halted first release (nothing older): back to the device's own last known good when
+	 * it has one; else it stays and waits for the fix (never an endless go-back). */
 	f.rel[0].state.status = RF_ROLLOUT_HALTED;
-	a = decide(&f, 2, lucky, "canary", 0, &any, T0 + 60);
+	a = decide_fb(&f, 2, lucky, "canary", 0, true, &any, T0 + 60);
 	assert_int_equal(a.action, RF_ROLLOUT_GO_BACK);
 	assert_int_equal(a.release, -1);
+	a = decide(&f, 2, lucky, "canary", 0, &any, T0 + 60);
+	assert_int_equal(a.action, RF_ROLLOUT_STAY);
+	assert_int_equal(a.reason, RF_ROLLOUT_R_WAITING_FIX);
+	assert_int_equal(a.release, 0);
+	assert_string_equal(rf_rollout_reason_name(a.reason), "waiting-for-fix");
+	/* The fix: rel-2 (index 1) is admitted for lucky, so a device on the halted rel-1 is
+	 * offered it first, outside its window too, with or without a fallback of its own. */
+	a = decide(&f, 2, lucky, "canary", 0, &win, T0 + 60);
+	assert_int_equal(a.action, RF_ROLLOUT_STAY); /* rel-2 is halted too: nothing yet */
+	assert_int_equal(rf_rollout_resume(&f.rel[1].state, T0 + 61), 0);
+	a = decide(&f, 2, lucky, "canary", 0, &win, T0 + 62);
+	assert_int_equal(a.action, RF_ROLLOUT_INSTALL);
+	assert_int_equal(a.reason, RF_ROLLOUT_R_FIX);
+	assert_int_equal(a.release, 1);
+	a = decide_fb(&f, 2, lucky, "canary", 0, true, &any, T0 + 62);
+	assert_int_equal(a.action, RF_ROLLOUT_INSTALL);
+	assert_int_equal(a.release, 1);
+	/* A device the fix does not admit yet waits for it (and is told when that can change). */
+	a = decide(&f, 2, later, "canary", 0, &any, T0 + 62);
+	assert_int_equal(a.action, RF_ROLLOUT_STAY);
+	assert_int_equal(a.reason, RF_ROLLOUT_R_WAITING_FIX);
+	assert_int_equal(rf_rollout_halt(&f.rel[1].state, T0 + 63, NULL), 0);
 	f.rel[0].state.status = RF_ROLLOUT_ACTIVE;
 
 	/* Rolled back. */
@@ -1366,7 +1399,8 @@ static void test_property_never_faster_than_signed(void **state)
 		struct rf_rollout_device dev = {.id = id,
 						.id_len = (size_t)idn,
 						.ring = rings[(int)(urand() * 3)],
-						.current = (int)(urand() * (NREL + 1)) - 1};
+						.current = (int)(urand() * (NREL + 1)) - 1,
+						.fallback = urand() < 0.5};
 		int64_t now = T0 + (int64_t)(urand() * 86400 * 3);
 		struct rf_rollout_answer a;
 
@@ -1416,13 +1450,20 @@ static void test_property_never_faster_than_signed(void **state)
 				fail_msg("iter %u: install of %s for ring %s bucket %u at %lld "
 					 "before the signed schedule allows",
 					 iter, t->release, dev.ring, b, (long long)now);
-			assert_true(rf_rollout_in_window(&pol, now, NULL));
+			/* Leaving bad content (the fix) ignores the window; upgrades do not. */
+			if (a.reason == RF_ROLLOUT_R_FIX)
+				assert_true(rel[dev.current].state.status == RF_ROLLOUT_HALTED ||
+					    rel[dev.current].state.status ==
+						RF_ROLLOUT_ROLLED_BACK);
+			else
+				assert_true(rf_rollout_in_window(&pol, now, NULL));
 		} else if (a.action == RF_ROLLOUT_GO_BACK) {
 			backs++;
 			assert_true(dev.current >= 0);
 			assert_true(rel[dev.current].state.status == RF_ROLLOUT_HALTED ||
 				    rel[dev.current].state.status == RF_ROLLOUT_ROLLED_BACK);
 			assert_true(a.release < dev.current);
+			assert_true(a.release >= 0 || dev.fallback);
 		} else {
 			assert_int_equal(a.release, dev.current);
 		}
@@ -1554,7 +1595,8 @@ static void e2e_run(struct e2e *e, int mode)
 			struct rf_rollout_device dev = {.id = id,
 							.id_len = (size_t)n,
 							.ring = e2e_ring(i),
-							.current = e->cur[i]};
+							.current = e->cur[i],
+							.fallback = e->cur[i] == 1};
 			struct rf_rollout_answer a;
 
 			/* Baseline exposure: every device on rel-1 adds a minute. */
