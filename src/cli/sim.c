@@ -210,14 +210,14 @@ struct run_opts {
 	bool tty;
 	bool header_done;
 	size_t nnotes;
-	char notes[2 * MAX_SCENARIOS][320]; /* what halted each run, printed after the table */
+	char notes[2 * MAX_SCENARIOS][400]; /* what halted each run, printed after the table */
 };
 
 static void print_notes(const struct run_opts *ro)
 {
 	if (ro->nnotes == 0)
 		return;
-	printf("\nwhat stopped each bad release first:\n");
+	printf("\nwhat stopped each bad release first; where the fleet ends:\n");
 	for (size_t i = 0; i < ro->nnotes; i++)
 		printf("  %s\n", ro->notes[i]);
 }
@@ -248,8 +248,11 @@ static int run_one(struct run_opts *ro, const struct rf_sim_scenario *sc,
 		ro->header_done = true;
 	}
 	if (r == 0 && ro->nnotes < sizeof(ro->notes) / sizeof(ro->notes[0]))
-		snprintf(ro->notes[ro->nnotes++], sizeof(ro->notes[0]), "%s / %s: %.150s", sc->name,
-			 pol->name, res->halt_s >= 0 ? res->halt_reason : "nothing (never halted)");
+		snprintf(ro->notes[ro->nnotes++], sizeof(ro->notes[0]),
+			 "%.63s / %.63s: %.150s; at the end %llu of %llu devices run release %d", sc->name,
+			 pol->name, res->halt_s >= 0 ? res->halt_reason : "nothing (never halted)",
+			 (unsigned long long)res->on_final, (unsigned long long)res->devices,
+			 res->final_release);
 	if (r == 0 && ro->files)
 		r = write_out(ro->out, res);
 	rf_sim_result_free(res);

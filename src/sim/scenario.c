@@ -188,8 +188,11 @@ static int parse_failure(const json_t *o, struct rf_sim_scenario *s, struct rf_d
 		s->failure = RF_SIM_FAIL_HANG;
 	else if (!strcmp(mode, "alert-storm"))
 		s->failure = RF_SIM_FAIL_ALERT_STORM;
+	else if (!strcmp(mode, "none")) /* no bad content: the scenario is about the operator */
+		s->failure = RF_SIM_FAIL_NONE;
 	else
-		return field_err(d, w, "mode", "must be crash, crash-rate, hang or alert-storm");
+		return field_err(d, w, "mode",
+				 "must be crash, crash-rate, hang, alert-storm or none");
 	if (!strcmp(kind, "machine"))
 		s->crash_kind = RF_SIM_CRASH_MACHINE;
 	else if (!strcmp(kind, "process"))
@@ -261,7 +264,11 @@ static int parse_releases(const json_t *root, struct rf_sim_scenario *s, struct 
 			return rf_diag_report(d, -EBADMSG, "%s: must be an object", where);
 		if ((r = get_u32(e, where, "at_s", 0, RF_SIM_DURATION_MAX, U32_NONE,
 				 &s->releases[i].at_s, d)) < 0 ||
-		    (r = get_bool(e, where, "bad", false, &s->releases[i].bad, d)) < 0)
+		    (r = get_bool(e, where, "bad", false, &s->releases[i].bad, d)) < 0 ||
+		    (r = get_u32(e, where, "halt_s", 0, RF_SIM_DURATION_MAX, 0,
+				 &s->releases[i].halt_s, d)) < 0 ||
+		    (r = get_u32(e, where, "rollback_s", 0, RF_SIM_DURATION_MAX, 0,
+				 &s->releases[i].rollback_s, d)) < 0)
 			return r;
 		if (i > 0 && s->releases[i].at_s < s->releases[i - 1].at_s)
 			return field_err(d, where, "at_s", "releases must be in time order");
@@ -354,6 +361,8 @@ int rf_sim_scenario_parse(const uint8_t *p, size_t n, struct rf_sim_scenario *re
 			  &s->tenant_pin_n1_fraction, d)) < 0 ||
 	    (r = parse_failure(get_obj(root, "failure"), s, d)) < 0 ||
 	    (r = parse_releases(root, s, d)) < 0 ||
+	    (r = get_u32(root, "", "baseline_rollback_s", 0, RF_SIM_DURATION_MAX, 0,
+			 &s->baseline_rollback_s, d)) < 0 ||
 	    (r = get_u32(root, "", "vendor_fix_s", 0, RF_SIM_DURATION_MAX, 0, &s->vendor_fix_s,
 			 d)) < 0 ||
 	    (r = parse_repair(root, s, d)) < 0 ||

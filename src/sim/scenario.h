@@ -45,6 +45,8 @@ enum rf_sim_crash_kind {
 struct rf_sim_release_spec {
 	uint32_t at_s; /* published this many seconds after the scenario start */
 	bool bad;
+	uint32_t halt_s;     /* an operator halts it at this time (0 = never) */
+	uint32_t rollback_s; /* an operator rolls it back at this time (0 = never) */
 };
 
 struct rf_sim_repair_point {
@@ -81,6 +83,9 @@ struct rf_sim_scenario {
 	/* people */
 	uint32_t vendor_fix_s; /* when the vendor rolled the bad release(s) back in reality
 				  (0 = never within the scenario) */
+	uint32_t baseline_rollback_s; /* an operator rolls back release 0, the content every
+					 device runs at the start (0 = never): the fleet's only
+					 release, so devices have nothing to go back to */
 	unsigned nrepair;      /* manual repair curve; 0 = nobody repairs */
 	struct rf_sim_repair_point repair[RF_SIM_REPAIR_POINTS_MAX];
 	/* server */

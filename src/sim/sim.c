@@ -105,6 +105,7 @@ struct health_cell {
 struct srel {
 	struct rf_rollout_schedule sched;
 	bool bad, published, finished;
+	bool halt_done, rollback_done; /* the scenario's operator actions on it, carried out */
 	uint32_t at;
 	uint8_t hash[RF_GUARD_HASH_LEN];
 	struct health_cell hc[RF_SIM_RINGS_MAX];
@@ -374,7 +375,11 @@ static void do_actions(struct sim *s, uint32_t i, struct dev *d, const struct rf
 					d->pend_crash++;
 				break;
 			case RF_GUARD_REPORT_ROLLED_BACK:
-				if (d->pend_rb < 255)
+				/* Going back because the server said so is obeying a halt, not a
+				 * failure of the content (rf_rollout_devrec.obeyed). */
+				if (x->reason == RF_GUARD_REASON_SERVER)
+					s->res->obeyed++;
+				else if (d->pend_rb < 255)
 					d->pend_rb++;
 				break;
 			default:
@@ -654,6 +659,15 @@ static int decide(struct sim *s, uint32_t i, const struct dev *d, uint32_t t,
 	};
 	if (d->rel != NOREL && d->rel >= s->npub)
 		dv.current = -1;
+	/* A last known good other than what it runs: the guard's, or (no guard) release 0, which
+	 * every device ran before the scenario. */
+	if (s->pol->guard_enabled) {
+		const struct rf_guard_state *g = d->gslot == NOSLOT ? &s->gbase : &s->gslots[d->gslot];
+		dv.fallback = g->has_lkg && (d->rel == NOREL || memcmp(g->lkg, s->rel[d->rel].hash,
+								       RF_GUARD_HASH_LEN) != 0);
+	} else {
+		dv.fallback = d->rel != 0;
+	}
 	return rf_rollout_decide(&dv, &s->tpol[d->tenant], s->rr, s->npub, s->sc->start + t, ans);
 }
 
@@ -894,7 +908,6 @@ static void note_halt(struct sim *s, unsigned r, uint32_t t, const char *why)
 static void evaluate(struct sim *s, uint32_t t)
 {
 	struct rf_rollout_health h[RF_ROLLOUT_RINGS_MAX], b[RF_ROLLOUT_RINGS_MAX];
-	fill_health(s, 0, t, b);
 	for (unsigned r = 1; r < s->npub && !s->err; r++) {
 		struct srel *sr = &s->rel[r];
 		struct rf_rollout_state *st = &s->rr[r].state;
@@ -902,8 +915,13 @@ static void evaluate(struct sim *s, uint32_t t)
 			continue;
 		struct rf_rollout_state old = *st;
 		struct rf_rollout_eval ev;
+		/* The same baseline as ringfenced: the newest older release not halted. */
+		int bi = rf_rollout_baseline(s->rr, s->npub, r);
+		if (bi >= 0)
+			fill_health(s, (unsigned)bi, t, b);
 		fill_health(s, r, t, h);
-		int e = rf_rollout_evaluate(&sr->sched, &old, h, b, s->sc->start + t, st, &ev);
+		int e = rf_rollout_evaluate(&sr->sched, &old, h, bi >= 0 ? b : NULL,
+					    s->sc->start + t, st, &ev);
 		if (e < 0) {
 			s->err = rf_diag_report(s->diag, e, "release %u: rf_rollout_evaluate: %s",
 						r, rf_strerror(e));
@@ -938,6 +956,49 @@ static void vendor_fix(struct sim *s, uint32_t t)
 		if (!was_halted)
 			note_halt(s, r, t, "vendor rollback at the incident's real time");
 		finish_release(s, r);
+		sweep_release(s, r, t);
+	}
+}
+
+/* The scenario's operator actions (halt_s, rollback_s, baseline_rollback_s): the earliest one
+ * not yet carried out, or NEVER. */
+static uint32_t next_op(const struct sim *s)
+{
+	uint32_t t = NEVER;
+	if (s->sc->baseline_rollback_s && !s->rel[0].rollback_done)
+		t = s->sc->baseline_rollback_s;
+	for (unsigned r = 1; r < s->nrel; r++) {
+		const struct rf_sim_release_spec *x = &s->sc->releases[r - 1];
+		if (x->halt_s && !s->rel[r].halt_done && x->halt_s < t)
+			t = x->halt_s;
+		if (x->rollback_s && !s->rel[r].rollback_done && x->rollback_s < t)
+			t = x->rollback_s;
+	}
+	return t;
+}
+
+/* Carry out every operator action due at t, as `ringfence release halt|rollback --force`. */
+static void run_ops(struct sim *s, uint32_t t)
+{
+	for (unsigned r = 0; r < s->nrel && !s->err; r++) {
+		uint32_t halt = r ? s->sc->releases[r - 1].halt_s : 0;
+		uint32_t rb = r ? s->sc->releases[r - 1].rollback_s : s->sc->baseline_rollback_s;
+		struct rf_rollout_state *st = &s->rr[r].state;
+		bool acted = false;
+		if (halt && !s->rel[r].halt_done && halt <= t) {
+			s->rel[r].halt_done = true;
+			acted = rf_rollout_halt(st, s->sc->start + t, "operator halt (scenario)") == 0;
+		}
+		if (rb && !s->rel[r].rollback_done && rb <= t) {
+			s->rel[r].rollback_done = true;
+			acted |= rf_rollout_rollback(st, s->sc->start + t,
+						     "operator rollback (scenario)") == 0;
+		}
+		if (!acted)
+			continue;
+		note_halt(s, r, t, "operator (scenario)");
+		if (r && !s->rel[r].finished)
+			finish_release(s, r);
 		sweep_release(s, r, t);
 	}
 }
@@ -1086,6 +1147,11 @@ static int setup(struct sim *s)
 			d->ring = (uint8_t)k;
 			d->tenant = (uint16_t)rf__sim_below(draw(s, i, S_TENANT, 0), sc->tenants);
 			d->state = D_UP;
+			/* The fleet took release 0 long ago (intent then): what happens to a device
+			 * on it is release 0's health, the baseline of the first release, counted
+			 * as ringfenced counts it (rf_rollout_health_add: background crashes too). */
+			d->flags = F_INTENT;
+			s->rel[0].hc[k].h.devices++;
 			d->t_poll = next_slot(s, i, 0);
 			d->t_bg = sc->background_crash_per_hour > 0
 				      ? tadd(0, rf__sim_exp(draw(s, i, S_BG, 0),
@@ -1126,6 +1192,15 @@ static void finish(struct sim *s)
 		else if (!(d->flags & F_HUMAN))
 			res->healed_auto++;
 	}
+	res->final_release = -1;
+	for (unsigned r = s->npub; r-- > 0;)
+		if (s->rr[r].state.status != RF_ROLLOUT_HALTED &&
+		    s->rr[r].state.status != RF_ROLLOUT_ROLLED_BACK) {
+			res->final_release = (int)r;
+			break;
+		}
+	for (uint32_t i = 0; i < s->n && res->final_release >= 0; i++)
+		res->on_final += s->d[i].rel == (uint16_t)res->final_release;
 	res->exposed = s->exposed;
 	if (res->crashed == 0)
 		res->recovery_s = 0;
@@ -1207,9 +1282,11 @@ int rf_sim_run(const struct rf_sim_scenario *sc, const struct rf_sim_policy *pol
 		uint32_t tq = rf__sim_queue_peek_time(&s.q);
 		uint32_t tpub = next_pub < s.nrel ? s.rel[next_pub].at : NEVER;
 		uint32_t tfix = sc->vendor_fix_s && !s.fixed ? sc->vendor_fix_s : NEVER;
+		uint32_t top = next_op(&s);
 		uint32_t tg = s.next_eval;
 		tg = tpub < tg ? tpub : tg;
 		tg = tfix < tg ? tfix : tg;
+		tg = top < tg ? top : tg;
 		uint32_t t = tq < tg ? tq : tg;
 		if (t > s.horizon)
 			t = s.horizon + 1;
@@ -1234,6 +1311,8 @@ int rf_sim_run(const struct rf_sim_scenario *sc, const struct rf_sim_policy *pol
 			}
 			if (t == tfix)
 				vendor_fix(&s, t);
+			if (t >= top)
+				run_ops(&s, t);
 			if (changed || t >= s.next_eval) {
 				evaluate(&s, t);
 				s.next_eval = t + pol->evaluate_s;

@@ -64,6 +64,11 @@ struct rf_sim_result {
 	uint64_t checkins;	   /* check-ins simulated (work done) */
 	uint64_t events;	   /* device events processed (work done) */
 	uint64_t checkins_refused; /* check-ins the server was too busy to answer */
+	/* Where the fleet ends: the newest published release that is not halted or rolled back
+	 * (-1: none) and how many devices run it at the end ("every device ends on the fix"). */
+	int final_release;
+	uint64_t on_final;
+	uint64_t obeyed; /* go-backs ordered by the server: never counted as failures */
 	char halt_reason[160];
 	/* the timeline */
 	size_t nsamples;

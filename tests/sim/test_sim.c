@@ -248,6 +248,35 @@ static void test_push_to_all_replays_crowdstrike(void **state)
 	rf_sim_result_free(r);
 }
 
+/* Issue 10, at 1 M devices under the default policy: a bad release halted and a fix 30 minutes
+ * later; the fleet's only release rolled back and a fix 30 minutes later. Every device ends
+ * on the fix and nobody needed a person. Before the decision offered the fix first, every
+ * device of rollback-only-release was told to roll back forever and never took the fix. */
+static void test_fix_reaches_every_device(void **state)
+{
+	static const char *const names[] = {"halt-then-fix", "rollback-only-release"};
+	for (size_t i = 0; i < 2; i++) {
+		struct rf_sim_scenario *sc = malloc(sizeof(*sc));
+		assert_non_null(sc);
+		load_scenario(names[i], sc);
+		int fix = (int)sc->nreleases; /* the last release is the fix */
+		free(sc);
+		struct rf_sim_result *r = run(names[i], "default", 1000000, 1, 0);
+		print_message("%-24s final release %d: %llu of %llu devices; crashed %llu, healed "
+			      "%llu, human %llu, obeyed go-backs %llu\n",
+			      names[i], r->final_release, (unsigned long long)r->on_final,
+			      (unsigned long long)r->devices, (unsigned long long)r->crashed,
+			      (unsigned long long)r->healed_auto,
+			      (unsigned long long)r->needed_human, (unsigned long long)r->obeyed);
+		assert_int_equal(r->final_release, fix);
+		assert_int_equal(r->on_final, r->devices);
+		assert_int_equal(r->needed_human, 0);
+		assert_int_equal(r->still_down, 0);
+		assert_int_equal(r->healed_auto, r->crashed);
+		rf_sim_result_free(r);
+	}
+}
+
 struct pin {
 	const char *scenario, *policy;
 	uint64_t devices;
@@ -259,7 +288,14 @@ struct pin {
 
 /* Seeded results of small fleets (seed 1). A change here means the rollout engine, the guard
  * or the simulator behaves differently: check that the change is intended, then update.
- * Last change: the gates learn how many devices a step admits (rf_rollout_health.admitted).
+ * Last change (issue 10): a go-back the server ordered is obeying a halt, not a failure: the
+ * guard's rolled_back report with reason "server" is no longer counted as a rollback (nor
+ * makes the device check in again at once), so crowdstrike-2024-07-19/default and
+ * false-positive-storm/default do fewer check-ins and events (1,002,399 -> 1,000,137 and
+ * 100,515 -> 100,023 check-ins); every damage figure is unchanged. The baseline is now
+ * rf_rollout_baseline (the newest older release not halted; release 0 in every pinned run) and
+ * release 0's own health counts as ringfenced counts it (its devices took it at the start).
+ * Before: the gates learn how many devices a step admits (rf_rollout_health.admitted).
  * cloudflare-2025-11-18/default: same damage, more check-ins and events (122,747 -> 175,499;
  * 181,676 -> 257,995) because 6 of its good files used to stall at the canary's 1% step
  * (fewer than 10 admitted) and now ramp through the rings. probabilistic-crash/default is
@@ -268,8 +304,8 @@ struct pin {
 static const struct pin pins[] = {
     {"crowdstrike-2024-07-19", "push-to-all", 20000, 259200, 20000, 20000, 0, 9538, 10462, 4680, 6,
      -1, 29541, 79090},
-    {"crowdstrike-2024-07-19", "default", 1000000, 21600, 7, 7, 7, 0, 0, 540, 68, 508, 1002399,
-     1002659},
+    {"crowdstrike-2024-07-19", "default", 1000000, 21600, 7, 7, 7, 0, 0, 540, 68, 508, 1000137,
+     1000397},
     {"cloudflare-2019-07-02", "push-to-all", 5000, 3600, 5000, 5000, 5000, 0, 0, 1620, 0, 1625,
      1582812, 1582812},
     {"cloudflare-2019-07-02", "default", 20000, 3600, 6, 6, 6, 0, 0, 60, 0, 45, 20069, 20115},
@@ -284,7 +320,7 @@ static const struct pin pins[] = {
     {"azure-front-door-2025-10-29", "default", 10000, 21600, 3, 3, 3, 0, 0, 1320, 659, 690, 10009,
      10027},
     {"google-cloud-2025-06-12", "default", 20000, 14400, 14, 14, 14, 0, 0, 60, 4, 6, 20057, 20122},
-    {"false-positive-storm", "default", 100000, 21600, 2, 0, 0, 0, 0, 120, -1, -1, 100515, 100547},
+    {"false-positive-storm", "default", 100000, 21600, 2, 0, 0, 0, 0, 120, -1, -1, 100023, 100055},
     {"probabilistic-crash", "default", 20000, 21600, 1000, 8, 8, 0, 0, 4020, 2284, 1850, 24548,
      26902},
 };
@@ -522,6 +558,7 @@ int main(void)
 	    cmocka_unit_test(test_default_policy_promises),
 	    cmocka_unit_test(test_default_policy_crowdstrike_goals),
 	    cmocka_unit_test(test_pinned_results),
+	    cmocka_unit_test(test_fix_reaches_every_device),
 	    cmocka_unit_test(test_cli),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
