@@ -310,6 +310,30 @@ static json_t *checkin(struct env *e, const char *cred, const char *dev, const c
 	return j;
 }
 
+/* Check in as dev running sha with lg (another pack's hash) as its own last known good. */
+static json_t *checkin_lg(struct env *e, const char *cred, const char *dev, const char *sha,
+			  const char *lg)
+{
+	json_t *j;
+
+	EXPECT_STATUS(
+	    200, http(e, "POST", "/v1/checkin", cred, &j,
+		      "{\"device_id\":\"%s\",\"state\":{\"current\":{\"target\":\"x\","
+		      "\"sha256\":\"%s\"},\"last_good\":{\"target\":\"y\",\"sha256\":\"%s\"}}}",
+		      dev, sha, lg));
+	assert_non_null(j);
+	return j;
+}
+
+/* A device on a halted release with nothing to go to: told to stay and wait for the fix
+ * (issue 10: it used to be told "rollback" with nowhere to go, forever). */
+static void expect_waiting(json_t *j)
+{
+	assert_string_equal(jstr(j, "action", NULL), "stay");
+	assert_string_equal(jstr(j, "reason", NULL), "waiting-for-fix");
+	json_decref(j);
+}
+
 static long report(struct env *e, const char *cred, const char *dev, const char *rid,
 		   const char *event, const char *sha)
 {
@@ -382,9 +406,22 @@ static void test_enroll_checkin_report_halt_resume(void **state)
 	assert_string_equal(jstr(j, "action", NULL), "stay");
 	json_decref(j);
 
-	/* Halt: a device not on it is not offered it; one on it is told to go back. */
-	EXPECT_STATUS(200, http(e, "POST", "/v1/admin/releases/1/halt", e->admin, &j,
+	/* Halt: host-1 runs it as its only good content, so the halt needs force (it would
+	 * have nowhere to go); a refused halt changes nothing. */
+	EXPECT_STATUS(409, http(e, "POST", "/v1/admin/releases/1/halt", e->admin, &j,
 				"{\"reason\":\"looks wrong\"}"));
+	assert_string_equal(jstr(j, "error", "field"), "force");
+	assert_non_null(strstr(jstr(j, "error", "message"), "1 device run release 1 as their only"));
+	json_decref(j);
+	EXPECT_STATUS(400, http(e, "POST", "/v1/admin/releases/1/halt", e->admin, NULL,
+				"{\"force\":\"yes\"}"));
+	EXPECT_STATUS(200, http(e, "GET", "/v1/admin/releases/1", e->admin, &j, NULL));
+	assert_string_equal(jstr(j, "status", NULL), "active");
+	json_decref(j);
+	/* A device not on it is not offered it; one on it waits for a fix. */
+	EXPECT_STATUS(200, http(e, "POST", "/v1/admin/releases/1/halt", e->admin, &j,
+				"{\"reason\":\"looks wrong\",\"force\":true}"));
+	assert_int_equal(json_integer_value(json_object_get(j, "stranded")), 1);
 	assert_string_equal(jstr(j, "status", NULL), "halted");
 	assert_non_null(strstr(jstr(j, "halt_reason", NULL), "looks wrong"));
 	json_decref(j);
@@ -393,8 +430,14 @@ static void test_enroll_checkin_report_halt_resume(void **state)
 	assert_string_equal(jstr(j, "action", NULL), "stay");
 	assert_int_equal(json_array_size(json_object_get(j, "halted")), 1);
 	json_decref(j);
-	j = checkin(e, cred, "host-1", sha, 0);
+	expect_waiting(checkin(e, cred, "host-1", sha, 0));
+	/* With a last known good of its own it is told to go back to it (rollback_to null). */
+	char other[65];
+	memset(other, 'a', 64);
+	other[64] = 0;
+	j = checkin_lg(e, cred, "host-1", sha, other);
 	assert_string_equal(jstr(j, "action", NULL), "rollback");
+	assert_true(json_is_null(json_object_get(j, "rollback_to")));
 	json_decref(j);
 
 	/* Resume: offered again. */
@@ -412,13 +455,11 @@ static void test_enroll_checkin_report_halt_resume(void **state)
 	json_decref(j);
 	EXPECT_STATUS(200, report(e, cred, "host-1", "host-1-3", "healthy", sha));
 
-	/* Rollback is final. */
+	/* Rollback is final (forced: host-1 has nowhere to go). */
 	EXPECT_STATUS(200, http(e, "POST", "/v1/admin/releases/1/rollback", e->admin, NULL,
-				"{\"reason\":\"bad\"}"));
+				"{\"reason\":\"bad\",\"force\":true}"));
 	EXPECT_STATUS(409, http(e, "POST", "/v1/admin/releases/1/resume", e->admin, NULL, NULL));
-	j = checkin(e, cred, "host-1", sha, 0);
-	assert_string_equal(jstr(j, "action", NULL), "rollback");
-	json_decref(j);
+	expect_waiting(checkin(e, cred, "host-1", sha, 0));
 }
 
 static void test_cross_tenant_denied(void **state)
@@ -679,9 +720,19 @@ static void test_gate_halts_release(void **state)
 	EXPECT_STATUS(200, http(e, "GET", path, e->admin, &j, NULL));
 	assert_int_equal(strncmp(jstr(j, "halt_reason", NULL), "", 1) != 0, 1);
 	json_decref(j);
-	/* A healthy device still on it goes back. */
-	j = checkin(e, cred[5], "d-5", sha, 0);
-	assert_string_equal(jstr(j, "action", NULL), "rollback");
+	/* A healthy device still on it waits for a fix (nothing older admits it). */
+	expect_waiting(checkin(e, cred[5], "d-5", sha, 0));
+	/* The gate's evidence stays when an operator then rolls it back, and the ring row that
+	 * failed agrees with the reason. */
+	char act[80];
+	snprintf(act, sizeof(act), "/v1/admin/releases/%d/rollback", id);
+	EXPECT_STATUS(200, http(e, "POST", act, e->admin, &j, "{\"reason\":\"bad\",\"force\":true}"));
+	assert_string_equal(jstr(j, "status", NULL), "rolled-back");
+	assert_string_equal(jstr(j, "halt_metric", NULL), "floor");
+	assert_non_null(strstr(jstr(j, "halt_reason", NULL), "gate failed in ring 'canary'"));
+	assert_non_null(strstr(jstr(j, "halt_reason", NULL), "then rolled back: operator: bad"));
+	json_t *ring = json_array_get(json_object_get(j, "rings"), 0);
+	assert_string_equal(jstr(json_object_get(ring, "gate"), "verdict", NULL), "fail");
 	json_decref(j);
 }
 
@@ -874,9 +925,7 @@ static void test_silence_after_intent_halts(void **state)
 		sleep_ms(250);
 	}
 	assert_true(halted);
-	j = checkin(e, cred[4], "s-4", sha, 0);
-	assert_string_equal(jstr(j, "action", NULL), "rollback");
-	json_decref(j);
+	expect_waiting(checkin(e, cred[4], "s-4", sha, 0));
 }
 
 /* The server re-signs a timestamp that is about to expire (it holds the timestamp key). */
@@ -1047,6 +1096,113 @@ static void test_rollback_counts_against_release_left(void **state)
 	assert_int_equal(rb1, 0);
 }
 
+static json_t *canary_row_health(struct env *e, int id)
+{
+	char path[64];
+	json_t *j, *h;
+
+	snprintf(path, sizeof(path), "/v1/admin/releases/%d", id);
+	EXPECT_STATUS(200, http(e, "GET", path, e->admin, &j, NULL));
+	h = json_object_get(json_array_get(json_object_get(j, "rings"), 0), "health");
+	json_incref(h);
+	json_decref(j);
+	return h;
+}
+
+/* Failure attribution (issue 10): reports say who caused a failure. A corrupt store, a bad
+ * mirror or a bad signature (cause local or transit) is counted apart and never against the
+ * release; a go-back the server ordered (cause server, or an old agent's rolled_back of a
+ * halted release) is an obeyed halt, not a failure. Only content failures halt. */
+static void test_failure_attribution(void **state)
+{
+	struct env *e = *state;
+	char tok[80], cred[6][80], dev[16], rid[40], sha[65];
+	json_t *j, *h = NULL;
+
+	tenant(e, "attr", "canary", tok);
+	add_target(e, "packs/rules-at.rfp", "rules-at", "\"min_healthy\":5");
+	EXPECT_STATUS(201, http(e, "POST", "/v1/admin/releases", e->admin, &j,
+				"{\"target\":\"packs/rules-at.rfp\"}"));
+	int id = (int)json_integer_value(json_object_get(j, "id"));
+	snprintf(sha, sizeof(sha), "%s", jstr(j, "sha256", NULL));
+	json_decref(j);
+	for (int i = 0; i < 6; i++) {
+		snprintf(dev, sizeof(dev), "at-%d", i);
+		enroll(e, tok, dev, cred[i]);
+		json_decref(checkin(e, cred[i], dev, NULL, 0));
+		snprintf(rid, sizeof(rid), "%s-intent", dev);
+		EXPECT_STATUS(201, report(e, cred[i], dev, rid, "intent", sha));
+	}
+	/* Four devices fail three times each, none by the content's doing: enough to trip the
+	 * floor (3 devices, 5 %) if they counted. */
+	static const char *const causes[] = {"local", "transit"};
+	for (int i = 0; i < 4; i++) {
+		snprintf(dev, sizeof(dev), "at-%d", i);
+		for (int k = 0; k < 3; k++) {
+			snprintf(rid, sizeof(rid), "%s-c%d", dev, k);
+			EXPECT_STATUS(201, http(e, "POST", "/v1/report", cred[i], NULL,
+						"{\"report_id\":\"%s\",\"device_id\":\"%s\","
+						"\"event\":\"%s\",\"sha256\":\"%s\",\"cause\":\"%s\"}",
+						rid, dev, k == 2 ? "rejected" : "crashed", sha,
+						causes[i % 2]));
+		}
+	}
+	/* An unknown cause is a 400 and records nothing. */
+	EXPECT_STATUS(400, http(e, "POST", "/v1/report", cred[4], &j,
+				"{\"report_id\":\"x-1\",\"device_id\":\"at-4\",\"event\":\"crashed\","
+				"\"sha256\":\"%s\",\"cause\":\"cosmic-rays\"}",
+				sha));
+	assert_string_equal(jstr(j, "error", "field"), "cause");
+	json_decref(j);
+	for (int i = 0; i < 100; i++) { /* bounded: the next tick aggregates */
+		json_decref(h);
+		h = canary_row_health(e, id);
+		if (json_integer_value(json_object_get(h, "local_failures")) == 12)
+			break;
+		sleep_ms(100);
+	}
+	assert_int_equal(json_integer_value(json_object_get(h, "local_failures")), 12);
+	assert_int_equal(json_integer_value(json_object_get(h, "failed")), 0);
+	assert_int_equal(json_integer_value(json_object_get(h, "crashes")), 0);
+	assert_int_equal(json_integer_value(json_object_get(h, "rejections")), 0);
+	json_decref(h);
+	sleep_ms(1200); /* a tick has judged it with that evidence */
+	EXPECT_STATUS(200, http(e, "GET", "/v1/admin/releases/1", e->admin, &j, NULL));
+	assert_string_equal(jstr(j, "status", NULL), "active");
+	json_decref(j);
+
+	/* An operator halts it; two devices obey (one says so, one is an older agent that does
+	 * not): obeyed, not failed. */
+	char path[64];
+	snprintf(path, sizeof(path), "/v1/admin/releases/%d/halt", id);
+	EXPECT_STATUS(200, http(e, "POST", path, e->admin, NULL, "{\"force\":true}"));
+	EXPECT_STATUS(201, http(e, "POST", "/v1/report", cred[4], NULL,
+				"{\"report_id\":\"o-4\",\"device_id\":\"at-4\",\"event\":"
+				"\"rolled_back\",\"sha256\":\"%s\",\"cause\":\"server\"}",
+				sha));
+	EXPECT_STATUS(201, report(e, cred[5], "at-5", "o-5", "rolled_back", sha));
+	h = NULL;
+	for (int i = 0; i < 100; i++) {
+		json_decref(h);
+		h = canary_row_health(e, id);
+		if (json_integer_value(json_object_get(h, "obeyed_halt")) == 2)
+			break;
+		sleep_ms(100);
+	}
+	assert_int_equal(json_integer_value(json_object_get(h, "obeyed_halt")), 2);
+	assert_int_equal(json_integer_value(json_object_get(h, "failed")), 0);
+	assert_int_equal(json_integer_value(json_object_get(h, "rollbacks")), 0);
+	json_decref(h);
+	/* The attribution survives a restart (it is part of each device's stored history). */
+	stop_server(e, SIGKILL);
+	start_server(e);
+	h = canary_row_health(e, id);
+	assert_int_equal(json_integer_value(json_object_get(h, "local_failures")), 12);
+	assert_int_equal(json_integer_value(json_object_get(h, "obeyed_halt")), 2);
+	assert_int_equal(json_integer_value(json_object_get(h, "failed")), 0);
+	json_decref(h);
+}
+
 /* The server's own downtime is not the devices' silence: after a restart longer than the
  * silence window, devices that took a release are not counted silent at once. */
 static void test_downtime_is_not_silence(void **state)
@@ -1194,9 +1350,7 @@ static void test_health_survives_kill9(void **state)
 	assert_int_equal(after.devices, 10);
 	assert_int_equal(after.failed, 3);
 	assert_int_equal(after.crashes, 4);
-	j = checkin(e, cred[5], "m-5", sha, 0);
-	assert_string_equal(jstr(j, "action", NULL), "rollback");
-	json_decref(j);
+	expect_waiting(checkin(e, cred[5], "m-5", sha, 0));
 }
 
 static long long metric(struct env *e, const char *name)
@@ -1394,6 +1548,7 @@ int main(int argc, char **argv)
 	    cmocka_unit_test_setup_teardown(test_rollback_counts_against_release_left, setup,
 					    teardown),
 	    cmocka_unit_test_setup_teardown(test_downtime_is_not_silence, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_failure_attribution, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_health_survives_kill9, setup, teardown),
 	};
 
