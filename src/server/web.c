@@ -125,6 +125,11 @@ int rf__srv_dashboard(struct rf_server *s, struct rf_server_reply *r)
 			fputs("<p class=\"halted\">", f);
 			html_escape(f, rel->st.halt_reason);
 			fprintf(f, " (at %lld)</p>", (long long)rel->st.halted_at);
+			if (rel->waiting)
+				fprintf(f,
+					"<p class=\"halted\">%llu devices run it with nothing to go "
+					"to: waiting for a fix (publish one)</p>",
+					(unsigned long long)rel->waiting);
 		}
 		fputs(
 		    "<table><tr><th>ring</th><th>phase</th><th>admitted</th><th>progress</th>"
@@ -150,6 +155,8 @@ int rf__srv_dashboard(struct rf_server *s, struct rf_server_reply *r)
 			    (unsigned long long)h->rollbacks, (unsigned long long)h->silent,
 			    (unsigned long long)b->failed, (unsigned long long)b->devices,
 			    rel->st.rings[k].phase == RF_ROLLOUT_NOT_STARTED ? "-"
+			    : halted && rel->st.halt_ring == (int)k	     ? "FAIL"
+			    : halted					     ? "halted"
 			    : c->verdict == RF_ROLLOUT_V_PASS		     ? "pass"
 			    : c->verdict == RF_ROLLOUT_V_FAIL		     ? "FAIL"
 									     : "wait",
