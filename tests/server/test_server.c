@@ -8,7 +8,10 @@
  * (no acknowledged report lost, state consistent after restart).
  * Every wait is bounded in count and time; servers are stopped by the test.
  */
+#include <arpa/inet.h>
 #include <fcntl.h>
+#include <netinet/in.h>
+#include <poll.h>
 #include <setjmp.h>
 #include <signal.h>
 #include <stdarg.h>
@@ -17,6 +20,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <time.h>
@@ -37,6 +41,8 @@ struct env {
 	char admin[80];
 	pid_t pid;
 	unsigned port;
+	bool created;	   /* the database exists: later starts go without --init */
+	const char *extra[8]; /* more options for the next starts, NULL-terminated */
 };
 
 /* ---- helpers ------------------------------------------------------------------------------ */
@@ -152,11 +158,20 @@ static void start_server(struct env *e)
 		int fd = open("/dev/null", O_WRONLY);
 		if (fd >= 0 && !getenv("RF_TEST_VERBOSE"))
 			dup2(fd, 2);
-		execl(ringfenced_path, "ringfenced", "--listen", "127.0.0.1:0", "--db", e->db,
-		      "--repo", e->repo, "--admin-token-file", e->token_file, "--port-file",
-		      e->port_file, "--threads", "2", "--poll-interval", "60", (char *)NULL);
+		const char *argv[24] = {"ringfenced", "--listen",	   "127.0.0.1:0",
+					"--db",	      e->db,		   "--repo",
+					e->repo,      "--admin-token-file", e->token_file,
+					"--port-file", e->port_file,	   "--threads",
+					"2",	      "--poll-interval",   "60"};
+		int n = 15;
+		if (!e->created)
+			argv[n++] = "--init";
+		for (int i = 0; i < 7 && e->extra[i]; i++)
+			argv[n++] = e->extra[i];
+		execv(ringfenced_path, (char *const *)argv);
 		_exit(127);
 	}
+	e->created = true;
 	for (int i = 0; i < 400; i++) { /* up to 20 s (ASan start-up on a busy machine) */
 		uint8_t *p;
 		size_t n;
@@ -334,6 +349,135 @@ static void wait_status(struct env *e, int id, const char *want)
 		sleep_ms(100);
 	}
 	fail_msg("release %d never became %s", id, want);
+}
+
+/* A TCP connection to the server from source address src (any of 127.0.0.0/8: Linux routes the
+ * whole block to lo), with 10 s send and receive timeouts; -1 on failure. */
+static int raw_connect(struct env *e, const char *src)
+{
+	struct sockaddr_in a = {.sin_family = AF_INET}, b = {.sin_family = AF_INET};
+	struct timeval tv = {10, 0};
+	int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+
+	if (fd < 0)
+		return -1;
+	setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
+	setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof(tv));
+	inet_pton(AF_INET, src, &a.sin_addr);
+	inet_pton(AF_INET, "127.0.0.1", &b.sin_addr);
+	b.sin_port = htons((uint16_t)e->port);
+	if (bind(fd, (struct sockaddr *)&a, sizeof(a)) < 0 ||
+	    connect(fd, (struct sockaddr *)&b, sizeof(b)) < 0) {
+		close(fd);
+		return -1;
+	}
+	return fd;
+}
+
+/* Send req as is from src and read the reply until the server closes the connection (or 10 s
+ * pass). Returns the HTTP status (0: no reply); *ret_body (may be NULL) is the body. */
+static long raw_http(struct env *e, const char *src, const char *req, char **ret_body)
+{
+	char buf[16384];
+	size_t n = 0;
+	long status = 0;
+	int fd = raw_connect(e, src);
+
+	if (ret_body)
+		*ret_body = NULL;
+	if (fd < 0)
+		return 0;
+	if (write(fd, req, strlen(req)) == (ssize_t)strlen(req)) {
+		ssize_t k;
+		while (n < sizeof(buf) - 1 && (k = read(fd, buf + n, sizeof(buf) - 1 - n)) > 0)
+			n += (size_t)k;
+	}
+	close(fd);
+	buf[n] = 0;
+	if (n > 12 && !strncmp(buf, "HTTP/1.", 7))
+		status = strtol(buf + 9, NULL, 10);
+	if (ret_body) {
+		char *b = strstr(buf, "\r\n\r\n");
+		*ret_body = strdup(b ? b + 4 : "");
+	}
+	return status;
+}
+
+/* POST body to path with the given Content-Type header (NULL: none). */
+static long http_ctype(struct env *e, const char *path, const char *auth, const char *ctype,
+		       const char *body)
+{
+	CURL *c = curl_easy_init();
+	struct curl_slist *h = NULL;
+	char url[512], hdr[200];
+	long status = 0;
+
+	snprintf(url, sizeof(url), "http://127.0.0.1:%u%s", e->port, path);
+	curl_easy_setopt(c, CURLOPT_URL, url);
+	curl_easy_setopt(c, CURLOPT_TIMEOUT, 20L);
+	curl_easy_setopt(c, CURLOPT_NOPROXY, "*");
+	curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, on_data);
+	struct buf b = {0};
+	curl_easy_setopt(c, CURLOPT_WRITEDATA, &b);
+	snprintf(hdr, sizeof(hdr), "Authorization: Bearer %s", auth);
+	h = curl_slist_append(h, hdr);
+	snprintf(hdr, sizeof(hdr), "Content-Type: %s", ctype ? ctype : "");
+	h = curl_slist_append(h, ctype ? hdr : "Content-Type:");
+	h = curl_slist_append(h, "Expect:");
+	curl_easy_setopt(c, CURLOPT_HTTPHEADER, h);
+	curl_easy_setopt(c, CURLOPT_POSTFIELDS, body);
+	curl_easy_setopt(c, CURLOPT_POSTFIELDSIZE, (long)strlen(body));
+	if (curl_easy_perform(c) == CURLE_OK)
+		curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &status);
+	curl_slist_free_all(h);
+	curl_easy_cleanup(c);
+	free(b.p);
+	return status;
+}
+
+/* Run ringfenced with args (NULL-terminated, after the program name) to its end, stderr into
+ * errfile. Returns its exit status, or -1 if it was still running after 20 s (it was serving:
+ * killed). */
+static int run_ringfenced(const char *errfile, const char *const *args)
+{
+	const char *argv[16] = {"ringfenced"};
+	pid_t pid;
+	int st, n = 1;
+
+	for (; args[n - 1] && n < 15; n++)
+		argv[n] = args[n - 1];
+	pid = fork();
+	assert_true(pid >= 0);
+	if (pid == 0) {
+		int fd = open(errfile, O_WRONLY | O_CREAT | O_TRUNC, 0644);
+		if (fd >= 0)
+			dup2(fd, 2);
+		execv(ringfenced_path, (char *const *)argv);
+		_exit(127);
+	}
+	for (int i = 0; i < 400; i++) {
+		if (waitpid(pid, &st, WNOHANG) == pid)
+			return WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
+		sleep_ms(50);
+	}
+	kill(pid, SIGKILL);
+	waitpid(pid, &st, 0);
+	return -1;
+}
+
+static bool file_has(const char *path, const char *needle)
+{
+	uint8_t *p;
+	size_t n;
+	bool found;
+
+	if (rf_file_read(path, 1 << 20, &p, &n) < 0)
+		return false;
+	char *t = strndup((char *)p, n);
+	found = t && strstr(t, needle);
+	free(t);
+	free(p);
+	return found;
 }
 
 /* ---- tests -------------------------------------------------------------------------------- */
@@ -578,7 +722,7 @@ static void test_bad_requests_rejected(void **state)
 	 * duplicate, a new id is new). The store is read after the server stops. */
 	stop_server(e, SIGTERM);
 	struct rf_store *st;
-	assert_int_equal(rf_store_open_sqlite(e->db, NULL, &st), 0);
+	assert_int_equal(rf_store_open_sqlite(e->db, 0, NULL, &st), 0);
 	assert_int_equal(rf_store_reports_count(st, "g-1", &before), 0);
 	rf_store_close(st);
 	assert_int_equal(before, 1);
@@ -587,7 +731,7 @@ static void test_bad_requests_rejected(void **state)
 		      report(e, cred, "g-1", "g-ok", "installed",
 			     "0000000000000000000000000000000000000000000000000000000000000000"));
 	stop_server(e, SIGTERM);
-	assert_int_equal(rf_store_open_sqlite(e->db, NULL, &st), 0);
+	assert_int_equal(rf_store_open_sqlite(e->db, 0, NULL, &st), 0);
 	assert_int_equal(rf_store_reports_count(st, "g-1", &after), 0);
 	rf_store_close(st);
 	assert_int_equal(after, 1);
@@ -779,7 +923,7 @@ static void test_kill9_keeps_acknowledged_reports(void **state)
 	/* The database opens (WAL recovered) and holds at least every acknowledged report. */
 	struct rf_store *st;
 	uint64_t stored = 0, crashes = 0;
-	assert_int_equal(rf_store_open_sqlite(e->db, NULL, &st), 0);
+	assert_int_equal(rf_store_open_sqlite(e->db, 0, NULL, &st), 0);
 	for (int i = 0; i < 4; i++) {
 		uint64_t c;
 		snprintf(dev, sizeof(dev), "k-%d", i);
