@@ -311,11 +311,17 @@ static int server_start(struct demo *d)
 	pathf(log, sizeof(log), "%s/ringfenced.log", d->work);
 	unlink(portfile);
 	/* The demo's own new database: created by the first start (ringfenced never creates one
-	 * unasked), kept by every restart. */
-	char *argv[] = {
-	    d->server_bin,     "--listen", listen,	"--db", d->db,	       "--repo", d->repo,
-	    "--poll-interval", poll,	   "--threads", "2",	"--port-file", portfile,
-	    d->server_db_created ? NULL : "--init", NULL};
+	 * unasked), kept by every restart. The whole simulated fleet is on one address, 127.0.0.1:
+	 * no per-address connection limit. */
+	char *argv[] = {d->server_bin, "--listen",
+			listen,	       "--db",
+			d->db,	       "--repo",
+			d->repo,       "--poll-interval",
+			poll,	       "--threads",
+			"2",	       "--port-file",
+			portfile,      "--per-ip-connections",
+			"0",	       d->server_db_created ? NULL : "--init",
+			NULL};
 	pid = spawn(argv, log, NULL);
 	if (pid < 0)
 		return (int)pid;

@@ -154,8 +154,8 @@ static const char *ambiguous_headers(struct MHD_Connection *c, const char *versi
 }
 
 /* The first call for a request: transport checks, then the request state. */
-static enum MHD_Result on_first_call(struct MHD_Connection *c, const char *url,
-				     const char *version, struct req **ret)
+static enum MHD_Result on_first_call(struct MHD_Connection *c, const char *url, const char *version,
+				     struct req **ret)
 {
 	const char *cl = MHD_lookup_connection_value(c, MHD_HEADER_KIND, "Content-Length");
 	const char *why = ambiguous_headers(c, version);
@@ -316,15 +316,15 @@ int rf_http_start(struct rf_server *s, const struct rf_http_opts *o, struct rf_d
 	h->s = s;
 	/* The per-address count is kept by the master daemon for the whole thread pool; the
 	 * connection limit is shared out among the threads. */
-	h->d = MHD_start_daemon(
-	    MHD_USE_EPOLL_INTERNAL_THREAD | MHD_USE_TURBO | MHD_USE_ERROR_LOG, 0, NULL, NULL,
-	    on_request, h, MHD_OPTION_SOCK_ADDR, &sa, MHD_OPTION_THREAD_POOL_SIZE, threads,
-	    MHD_OPTION_CONNECTION_LIMIT,
-	    o->max_connections ? o->max_connections : RF_SRV_CONNECTIONS_MAX,
-	    MHD_OPTION_PER_IP_CONNECTION_LIMIT, o->per_ip_connections,
-	    MHD_OPTION_CONNECTION_TIMEOUT, RF_SRV_CONN_TIMEOUT_S, MHD_OPTION_LISTEN_BACKLOG_SIZE,
-	    1024, MHD_OPTION_UNESCAPE_CALLBACK, unescape_none, NULL, MHD_OPTION_NOTIFY_COMPLETED,
-	    on_done, h, MHD_OPTION_END);
+	h->d = MHD_start_daemon(MHD_USE_EPOLL_INTERNAL_THREAD | MHD_USE_TURBO | MHD_USE_ERROR_LOG,
+				0, NULL, NULL, on_request, h, MHD_OPTION_SOCK_ADDR, &sa,
+				MHD_OPTION_THREAD_POOL_SIZE, threads, MHD_OPTION_CONNECTION_LIMIT,
+				o->max_connections ? o->max_connections : RF_SRV_CONNECTIONS_MAX,
+				MHD_OPTION_PER_IP_CONNECTION_LIMIT, o->per_ip_connections,
+				MHD_OPTION_CONNECTION_TIMEOUT, RF_SRV_CONN_TIMEOUT_S,
+				MHD_OPTION_LISTEN_BACKLOG_SIZE, 1024, MHD_OPTION_UNESCAPE_CALLBACK,
+				unescape_none, NULL, MHD_OPTION_NOTIFY_COMPLETED, on_done, h,
+				MHD_OPTION_END);
 	if (!h->d) {
 		free(h);
 		return rf_diag_report(diag, -EADDRINUSE,

@@ -91,11 +91,12 @@ static int db_refused(const char *db, int r, const struct rf_diag *d)
 
 	if (r == -ENOENT) {
 		rf_log_error("%s", why);
-		rf_log_error("ringfenced never starts on a missing or empty database as if it were a "
-			     "new server. A new server: start it once with --init. A server that had "
-			     "data: restore the newest backup to %s (docs/operators.md, \"Backup and "
-			     "restore\").",
-			     db);
+		rf_log_error(
+		    "ringfenced never starts on a missing or empty database as if it were a "
+		    "new server. A new server: start it once with --init. A server that had "
+		    "data: restore the newest backup to %s (docs/operators.md, \"Backup and "
+		    "restore\").",
+		    db);
 		return 2;
 	}
 	if (r == -EEXIST) {
@@ -198,7 +199,8 @@ int main(int argc, char **argv)
 			backup = v;
 		else if (!strcmp(a, "--max-connections")) {
 			if (rf_parse_u64(v, &maxconn) < 0 || maxconn < 1 || maxconn > 1000000) {
-				fprintf(stderr, "ringfenced: --max-connections must be 1..1000000\n");
+				fprintf(stderr,
+					"ringfenced: --max-connections must be 1..1000000\n");
 				return 2;
 			}
 		} else if (!strcmp(a, "--per-ip-connections")) {
@@ -207,8 +209,7 @@ int main(int argc, char **argv)
 					"ringfenced: --per-ip-connections must be 0..1000000\n");
 				return 2;
 			}
-		}
-		else if (!strcmp(a, "--threads")) {
+		} else if (!strcmp(a, "--threads")) {
 			if (rf_parse_u64(v, &threads) < 0 || threads > 256) {
 				fprintf(stderr, "ringfenced: --threads must be 0..256\n");
 				return 2;

@@ -26,7 +26,7 @@
 #include "trust/tuf.h"
 
 #define ADMIN "rfa_00112233445566778899aabbccddeeff00112233445566778899aabbccddeeff"
-#define NREL 17 /* one past the first capacity (16): the 17th release grows the table */
+#define NREL  17 /* one past the first capacity (16): the 17th release grows the table */
 
 void *__real_realloc(void *p, size_t n);
 void *__wrap_realloc(void *p, size_t n);
@@ -53,8 +53,12 @@ static int call(struct env *e, const char *method, const char *path, const char 
 		const char *body, json_t **ret)
 {
 	char hdr[100];
-	struct rf_server_request q = {method, path, NULL, "application/json",
-				      (const uint8_t *)(body ? body : ""), body ? strlen(body) : 0};
+	struct rf_server_request q = {method,
+				      path,
+				      NULL,
+				      "application/json",
+				      (const uint8_t *)(body ? body : ""),
+				      body ? strlen(body) : 0};
 	struct rf_server_reply r;
 	int st;
 
@@ -136,10 +140,11 @@ static int setup(void **state)
 	for (int i = 1; i <= NREL; i++) {
 		char name[64], custom[512], content[64];
 		snprintf(name, sizeof(name), "packs/rules-%d.rfp", i);
-		snprintf(custom, sizeof(custom),
-			 "{\"ringfence\":{\"release\":\"rel-%d\",\"schedule\":[{\"ring\":\"canary\","
-			 "\"not_before\":0,\"ramp\":[{\"after\":0,\"percent\":100}]}]}}",
-			 i);
+		snprintf(
+		    custom, sizeof(custom),
+		    "{\"ringfence\":{\"release\":\"rel-%d\",\"schedule\":[{\"ring\":\"canary\","
+		    "\"not_before\":0,\"ramp\":[{\"after\":0,\"percent\":100}]}]}}",
+		    i);
 		snprintf(content, sizeof(content), "pack bytes %d", i);
 		if (rf_tuf_repo_add(e->repo, name, (const uint8_t *)content, strlen(content),
 				    custom, now, &d) < 0)
@@ -152,9 +157,9 @@ static int setup(void **state)
 	rf_sha256(ADMIN, strlen(ADMIN), o.admin_hash);
 	if (rf_server_new(&o, &d, &e->s) < 0)
 		fail_msg("server: %s", d.first);
-	assert_int_equal(call(e, "POST", "/v1/admin/tenants", ADMIN,
-			      "{\"name\":\"t\",\"ring\":\"canary\"}", &j),
-			 201);
+	assert_int_equal(
+	    call(e, "POST", "/v1/admin/tenants", ADMIN, "{\"name\":\"t\",\"ring\":\"canary\"}", &j),
+	    201);
 	snprintf(tok, sizeof(tok), "%s", json_string_value(json_object_get(j, "enrollment_token")));
 	json_decref(j);
 	assert_int_equal(call(e, "POST", "/v1/enroll", tok, "{\"device_id\":\"dev-1\"}", &j), 201);

@@ -193,7 +193,8 @@ static void test_newer_schema_refused_and_wal_full(void **state)
 	sqlite3_close(db);
 	/* A path that cannot be opened: -EIO with a message. */
 	struct rf_diag d2 = {0};
-	assert_int_equal(rf_store_open_sqlite("/nonexistent-dir/x.db", RF_STORE_CREATE, &d2, &st), -EIO);
+	assert_int_equal(rf_store_open_sqlite("/nonexistent-dir/x.db", RF_STORE_CREATE, &d2, &st),
+			 -EIO);
 	assert_true(d2.count > 0);
 	cleanup(path);
 }
