@@ -29,7 +29,7 @@ dirs=$(find "$SIGMA" -type d -name process_creation | sort)
 "$CLI" repo add "$W/repo" "$W/sigma.rfp" --name packs/sigma.rfp --custom \
 	'{"ringfence":{"release":"sigma-1","schedule":[{"ring":"canary","not_before":0,"ramp":[{"after":0,"percent":100}]}]}}' >/dev/null &&
 	"$CLI" repo publish "$W/repo" >/dev/null || die "publish"
-"$SERVERBIN" --db "$W/db" --repo "$W/repo" --listen 127.0.0.1:0 --port-file "$W/port" --threads 1 \
+"$SERVERBIN" --init --db "$W/db" --repo "$W/repo" --listen 127.0.0.1:0 --port-file "$W/port" --threads 1 \
 	>"$W/server.log" 2>&1 &
 SPID=$!
 for i in $(seq 100); do [ -s "$W/port" ] && break; sleep 0.1; done

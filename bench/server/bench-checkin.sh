@@ -51,7 +51,7 @@ head -c 4096 /dev/urandom >"$T/pack.rfp"
 SHA=$(sha256sum "$T/pack.rfp" | cut -d' ' -f1)
 
 # --- ringfenced -------------------------------------------------------------------------------
-${RF_BENCH_WRAP:-} "$RINGFENCED" --listen 127.0.0.1:0 --port-file "$T/port" --db "$T/rf.db" --repo "$T/repo" \
+${RF_BENCH_WRAP:-} "$RINGFENCED" --init --per-ip-connections 0 --listen 127.0.0.1:0 --port-file "$T/port" --db "$T/rf.db" --repo "$T/repo" \
 	--admin-token-file "$T/admin" --threads "${RF_THREADS:-2}" 2>"$T/ringfenced.log" &
 RF_PID=$!
 for _ in $(seq 100); do [ -s "$T/port" ] && break; sleep 0.1; done

@@ -50,7 +50,7 @@ static json_t *call(const char *method, const char *path, const char *auth, cons
 
 static void init(void)
 {
-	struct rf_server_opts o = {.db_path = ":memory:", .clock = fixed_clock};
+	struct rf_server_opts o = {.db_path = ":memory:", .init = true, .clock = fixed_clock};
 	json_t *j;
 	char tok[80];
 

@@ -195,10 +195,23 @@
 #define RF_SRV_TENANTS_MAX 100000u
 #define RF_SRV_RELEASES_MAX 100000u
 #define RF_SRV_DEVICES_MAX 10000000u
-/* Concurrent HTTP connections: bounded so a flood cannot exhaust file descriptors. */
+/* Concurrent HTTP connections (default of --max-connections): bounded so a flood cannot
+ * exhaust file descriptors (ringfenced raises its descriptor limit to fit). An agent holds one
+ * short connection per check-in, so 4096 serves a fleet far larger than the CPU can answer. */
 #define RF_SRV_CONNECTIONS_MAX 4096u
-/* Seconds a connection may stay idle before it is closed (slowloris). */
+/* Concurrent connections from one IP address (default of --per-ip-connections): a client that
+ * opens slow connections (slowloris) fills only its own share and every other address is still
+ * served. 64 is far above what one agent (1) or a site of thousands of agents behind one NAT
+ * address needs (each check-in takes milliseconds, so even 10,000 agents polling every 300 s
+ * hold a few connections at once). Behind a reverse proxy every connection comes from the proxy:
+ * raise it to the proxy's upstream pool or set 0 (no per-address limit). */
+#define RF_SRV_PER_IP_CONNECTIONS 64u
+/* Seconds a connection may stay idle before it is closed. Every byte restarts it, so a client
+ * sending one byte every few seconds is held off by the per-IP limit, not by this. */
 #define RF_SRV_CONN_TIMEOUT_S 30u
+/* Longest request path (bytes before decoding): the longest real path is an operator path with
+ * a 128-byte identifier, or a repository target of a few hundred bytes. */
+#define RF_SRV_PATH_MAX 2048u
 /* Largest file served from the TUF repository under /repo/ (packs are far smaller). */
 #define RF_SRV_REPO_FILE_MAX (64u * 1024 * 1024)
 /* JSON values in one check-in body: ~40 members plus RF_SRV_QUARANTINE_MAX hashes; more is not

@@ -88,6 +88,7 @@ struct demo {
 	char admin[80], enroll[80];
 	unsigned port;
 	pid_t server;
+	bool server_db_created; /* the first start ran with --init; restarts reuse the database */
 	bool server_expected_down;
 	struct agent *ag;
 	unsigned nring[NRINGS];
@@ -309,13 +310,23 @@ static int server_start(struct demo *d)
 	pathf(portfile, sizeof(portfile), "%s/port", d->work);
 	pathf(log, sizeof(log), "%s/ringfenced.log", d->work);
 	unlink(portfile);
-	char *argv[] = {
-	    d->server_bin,     "--listen", listen,	"--db", d->db,	       "--repo", d->repo,
-	    "--poll-interval", poll,	   "--threads", "2",	"--port-file", portfile, NULL};
+	/* The demo's own new database: created by the first start (ringfenced never creates one
+	 * unasked), kept by every restart. The whole simulated fleet is on one address, 127.0.0.1:
+	 * no per-address connection limit. */
+	char *argv[] = {d->server_bin, "--listen",
+			listen,	       "--db",
+			d->db,	       "--repo",
+			d->repo,       "--poll-interval",
+			poll,	       "--threads",
+			"2",	       "--port-file",
+			portfile,      "--per-ip-connections",
+			"0",	       d->server_db_created ? NULL : "--init",
+			NULL};
 	pid = spawn(argv, log, NULL);
 	if (pid < 0)
 		return (int)pid;
 	d->server = pid;
+	d->server_db_created = true;
 	deadline = now_ms() + 15000;
 	while (now_ms() < deadline && !stop_signal) {
 		uint8_t *p = NULL;

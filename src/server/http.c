@@ -1,12 +1,15 @@
 /*
- * libmicrohttpd glue (http.h). Each connection gets a small request state holding the body as
- * it arrives; a body longer than rf_server_body_max(path) (by Content-Length or as it streams)
- * is answered 413 without being stored, so a client can never make us hold more than the limit.
+ * libmicrohttpd glue (http.h). Each connection gets a small request state holding the decoded
+ * path and the body as it arrives; a body longer than rf_server_body_max(path) (by
+ * Content-Length or as it streams) is answered 413 without being stored, so a client can never
+ * make us hold more than the limit. The transport checks (header counts, path decoding) run at
+ * the first call for a request, before a byte of the body is read.
  * Invariant: exactly one response is queued per request, and the request state is freed by
  * the completion callback whatever happened.
  */
 #include <arpa/inet.h>
 #include <netinet/in.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
@@ -24,9 +27,11 @@ struct rf_http {
 };
 
 struct req {
+	char *path; /* %-decoded, NUL-free */
 	uint8_t *body;
 	size_t len, cap, max;
-	bool too_large;
+	bool refused;	/* an error reply was queued at the first call: the body is discarded */
+	bool too_large; /* the body streamed past max: answered 413 when it ends */
 };
 
 static const char too_large_json[] = "{\"error\":{\"status\":413,\"code\":\"too_large\","
@@ -46,6 +51,147 @@ static enum MHD_Result queue_static(struct MHD_Connection *c, unsigned status, c
 	return r;
 }
 
+/* A 400 "malformed_request" with a fixed message (no request bytes in it). */
+static enum MHD_Result queue_bad_request(struct MHD_Connection *c, const char *msg)
+{
+	char body[256];
+	int n = snprintf(body, sizeof(body),
+			 "{\"error\":{\"status\":400,\"code\":\"malformed_request\","
+			 "\"message\":\"%s\"}}",
+			 msg);
+	struct MHD_Response *resp;
+	enum MHD_Result r;
+
+	if (n < 0 || (size_t)n >= sizeof(body))
+		return MHD_NO;
+	resp = MHD_create_response_from_buffer((size_t)n, body, MHD_RESPMEM_MUST_COPY);
+	if (!resp)
+		return MHD_NO;
+	MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE, "application/json");
+	MHD_add_response_header(resp, MHD_HTTP_HEADER_CONNECTION, "close");
+	r = MHD_queue_response(c, MHD_HTTP_BAD_REQUEST, resp);
+	MHD_destroy_response(resp);
+	return r;
+}
+
+/* The paths reach us undecoded (see unescape_none): decoding is done in decode_path. */
+static size_t unescape_none(void *cls, struct MHD_Connection *c, char *s)
+{
+	return strlen(s);
+}
+
+/* %-decode raw into out (at least strlen(raw) + 1 bytes). Returns 0; -EBADMSG for a '%' not
+ * followed by two hex digits or an escape that decodes to NUL (a C string would end there:
+ * "/repo/metadata/root.json%00.txt" must not read as "root.json"). */
+static int decode_path(const char *raw, char *out)
+{
+	size_t o = 0;
+
+	for (size_t i = 0; raw[i]; i++) {
+		if (raw[i] != '%') {
+			out[o++] = raw[i];
+			continue;
+		}
+		int hi = raw[i + 1] ? rf_hex_digit((uint8_t)raw[i + 1]) : -1;
+		int lo = hi >= 0 && raw[i + 2] ? rf_hex_digit((uint8_t)raw[i + 2]) : -1;
+		if (lo < 0 || (hi | lo) == 0)
+			return -EBADMSG;
+		out[o++] = (char)(hi << 4 | lo);
+		i += 2;
+	}
+	out[o] = 0;
+	return 0;
+}
+
+static bool name_is(const char *key, const char *want)
+{
+	for (; *key && *want; key++, want++) {
+		char c = *key;
+		if (c >= 'A' && c <= 'Z')
+			c = (char)(c - 'A' + 'a');
+		if (c != *want)
+			return false;
+	}
+	return *key == *want;
+}
+
+struct hdr_count {
+	unsigned host, content_length, transfer_encoding;
+};
+
+static enum MHD_Result count_header(void *cls, enum MHD_ValueKind kind, const char *key,
+				    const char *value)
+{
+	struct hdr_count *n = cls;
+
+	if (name_is(key, "host"))
+		n->host++;
+	else if (name_is(key, "content-length"))
+		n->content_length++;
+	else if (name_is(key, "transfer-encoding"))
+		n->transfer_encoding++;
+	return MHD_YES;
+}
+
+/* Why the headers could be framed differently by a proxy in front of us (request smuggling,
+ * RFC 9112 6.3 and 3.2), or NULL when they are unambiguous. */
+static const char *ambiguous_headers(struct MHD_Connection *c, const char *version)
+{
+	struct hdr_count n = {0};
+
+	MHD_get_connection_values(c, MHD_HEADER_KIND, count_header, &n);
+	if (n.content_length > 1)
+		return "more than one Content-Length header";
+	if (n.transfer_encoding > 1)
+		return "more than one Transfer-Encoding header";
+	if (n.content_length && n.transfer_encoding)
+		return "both Content-Length and Transfer-Encoding";
+	if (n.host > 1)
+		return "more than one Host header";
+	if (n.host == 0 && version && strcmp(version, MHD_HTTP_VERSION_1_0) != 0)
+		return "an HTTP/1.1 request needs a Host header";
+	return NULL;
+}
+
+/* The first call for a request: transport checks, then the request state. */
+static enum MHD_Result on_first_call(struct MHD_Connection *c, const char *url, const char *version,
+				     struct req **ret)
+{
+	const char *cl = MHD_lookup_connection_value(c, MHD_HEADER_KIND, "Content-Length");
+	const char *why = ambiguous_headers(c, version);
+	size_t ulen = strlen(url);
+	struct req *q;
+	uint64_t n = 0;
+
+	q = calloc(1, sizeof(*q));
+	if (!q)
+		return MHD_NO;
+	*ret = q;
+	if (why) {
+		q->refused = true;
+		return queue_bad_request(c, why);
+	}
+	if (ulen > RF_SRV_PATH_MAX) {
+		q->refused = true;
+		return queue_bad_request(c, "request path over the limit");
+	}
+	q->path = malloc(ulen + 1);
+	if (!q->path)
+		return MHD_NO;
+	if (decode_path(url, q->path) < 0) {
+		q->refused = true;
+		return queue_bad_request(c, "request path has a NUL byte or a broken %-escape");
+	}
+	q->max = rf_server_body_max(q->path);
+	/* Declared too large: answer now, before a byte of the body is read (MHD then
+	 * discards the body and closes the connection). */
+	if (cl && (rf_parse_u64(cl, &n) < 0 || n > q->max)) {
+		q->refused = true;
+		return queue_static(c, 413, too_large_json);
+	}
+	return MHD_YES;
+}
+
 static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const char *url,
 				  const char *method, const char *version, const char *upload,
 				  size_t *upload_size, void **con_cls)
@@ -53,28 +199,15 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
 	struct rf_http *h = cls;
 	struct req *q = *con_cls;
 
-	if (!q) {
-		const char *cl = MHD_lookup_connection_value(c, MHD_HEADER_KIND, "Content-Length");
-		uint64_t n = 0;
-
-		q = calloc(1, sizeof(*q));
-		if (!q)
-			return MHD_NO;
-		q->max = rf_server_body_max(url);
-		*con_cls = q;
-		/* Declared too large: answer now, before a byte of the body is read (MHD then
-		 * discards the body and closes the connection). */
-		if (cl && (rf_parse_u64(cl, &n) < 0 || n > q->max)) {
-			q->too_large = true;
-			return queue_static(c, 413, too_large_json);
-		}
-		return MHD_YES;
-	}
+	if (!q)
+		return on_first_call(c, url, version, (struct req **)con_cls);
 	if (*upload_size) {
 		size_t n = *upload_size;
 
 		*upload_size = 0;
-		if (q->too_large || n > q->max - q->len) {
+		if (q->refused)
+			return MHD_YES;
+		if (n > q->max - q->len) {
 			q->too_large = true;
 			return MHD_YES;
 		}
@@ -94,12 +227,14 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
 		q->len += n;
 		return MHD_YES;
 	}
+	if (q->refused) /* the reply is queued already */
+		return MHD_YES;
 	if (q->too_large)
 		return queue_static(c, 413, too_large_json);
 
 	struct rf_server_request rq = {
 	    .method = method,
-	    .path = url,
+	    .path = q->path,
 	    .authorization = MHD_lookup_connection_value(c, MHD_HEADER_KIND, "Authorization"),
 	    .content_type = MHD_lookup_connection_value(c, MHD_HEADER_KIND, "Content-Type"),
 	    .body = q->body ? q->body : (const uint8_t *)"",
@@ -130,7 +265,7 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
 	}
 	MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE, rp.content_type);
 	MHD_add_response_header(resp, "X-Content-Type-Options", "nosniff");
-	if (!strncmp(url, "/v1/", 4))
+	if (!strncmp(q->path, "/v1/", 4))
 		MHD_add_response_header(resp, MHD_HTTP_HEADER_CACHE_CONTROL, "no-store");
 	ret = MHD_queue_response(c, (unsigned)rp.status, resp);
 	MHD_destroy_response(resp);
@@ -144,17 +279,20 @@ static void on_done(void *cls, struct MHD_Connection *c, void **con_cls,
 	struct req *q = *con_cls;
 
 	if (q) {
+		free(q->path);
 		free(q->body);
 		free(q);
 	}
 	*con_cls = NULL;
 }
 
-int rf_http_start(struct rf_server *s, const char *addr, unsigned threads, struct rf_diag *diag,
+int rf_http_start(struct rf_server *s, const struct rf_http_opts *o, struct rf_diag *diag,
 		  struct rf_http **ret)
 {
 	struct sockaddr_in sa = {.sin_family = AF_INET};
+	const char *addr = o->addr;
 	const char *colon = addr ? strrchr(addr, ':') : NULL;
+	unsigned threads = o->threads;
 	char ip[64];
 	uint64_t port;
 	struct rf_http *h;
@@ -176,12 +314,17 @@ int rf_http_start(struct rf_server *s, const char *addr, unsigned threads, struc
 	if (!h)
 		return -ENOMEM;
 	h->s = s;
+	/* The per-address count is kept by the master daemon for the whole thread pool; the
+	 * connection limit is shared out among the threads. */
 	h->d = MHD_start_daemon(MHD_USE_EPOLL_INTERNAL_THREAD | MHD_USE_TURBO | MHD_USE_ERROR_LOG,
 				0, NULL, NULL, on_request, h, MHD_OPTION_SOCK_ADDR, &sa,
 				MHD_OPTION_THREAD_POOL_SIZE, threads, MHD_OPTION_CONNECTION_LIMIT,
-				RF_SRV_CONNECTIONS_MAX, MHD_OPTION_CONNECTION_TIMEOUT,
-				RF_SRV_CONN_TIMEOUT_S, MHD_OPTION_LISTEN_BACKLOG_SIZE, 1024,
-				MHD_OPTION_NOTIFY_COMPLETED, on_done, h, MHD_OPTION_END);
+				o->max_connections ? o->max_connections : RF_SRV_CONNECTIONS_MAX,
+				MHD_OPTION_PER_IP_CONNECTION_LIMIT, o->per_ip_connections,
+				MHD_OPTION_CONNECTION_TIMEOUT, RF_SRV_CONN_TIMEOUT_S,
+				MHD_OPTION_LISTEN_BACKLOG_SIZE, 1024, MHD_OPTION_UNESCAPE_CALLBACK,
+				unescape_none, NULL, MHD_OPTION_NOTIFY_COMPLETED, on_done, h,
+				MHD_OPTION_END);
 	if (!h->d) {
 		free(h);
 		return rf_diag_report(diag, -EADDRINUSE,

@@ -2,13 +2,16 @@
  * ringfenced: the rollout server program. Thin: parses options, obtains the admin token
  * (creating the token file, mode 0600, on first start), starts the server core and the HTTP
  * transport, then ticks once a second (heartbeat flush, gates, TUF timestamp) until SIGINT or
- * SIGTERM, and flushes before it exits. See docs/server.md.
+ * SIGTERM, and flushes before it exits. The database is created only by --init: a start that
+ * finds it missing, empty or damaged stops and says how to restore it. --backup copies it.
+ * See docs/server.md and docs/operators.md.
  */
 #include <arpa/inet.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -17,8 +20,14 @@
 
 #include "common/log.h"
 #include "common/util.h"
+#include "ringfence/limits.h"
 #include "server/http.h"
 #include "server/server.h"
+#include "server/store.h"
+
+#ifndef RF_VERSION
+#define RF_VERSION "0.0.0"
+#endif
 
 static volatile sig_atomic_t stop;
 
@@ -29,20 +38,75 @@ static void on_signal(int sig)
 
 static void usage(FILE *f)
 {
-	fputs("usage: ringfenced --db PATH [--listen IP:PORT] [--repo DIR] [--admin-token-file F]\n"
-	      "                  [--threads N] [--poll-interval S] [--port-file F]\n"
+	fputs("usage: ringfenced --db PATH [--init] [--listen IP:PORT] [--repo DIR]\n"
+	      "                  [--admin-token-file F] [--threads N] [--poll-interval S]\n"
+	      "                  [--max-connections N] [--per-ip-connections N] [--port-file F]\n"
+	      "       ringfenced --db PATH --backup FILE\n"
+	      "       ringfenced --version\n"
 	      "\n"
+	      "  --db PATH               SQLite database (checked at every start; migrated)\n"
+	      "  --init                  create a new database at PATH (first start only: refused\n"
+	      "                          when one exists; later starts need no flag)\n"
+	      "  --backup FILE           copy the database to FILE (safe while a server runs on\n"
+	      "                          it) and exit\n"
 	      "  --listen IP:PORT        address to serve (default 127.0.0.1:8440; port 0: any "
 	      "free)\n"
-	      "  --db PATH               SQLite database (created and migrated at start)\n"
 	      "  --repo DIR              TUF repository (ringfence repo init); served at /repo/\n"
 	      "  --admin-token-file F    operator token; created (mode 0600) if missing\n"
 	      "                          (default: admin-token next to the database)\n"
 	      "  --threads N             HTTP worker threads (default: one per CPU)\n"
 	      "  --poll-interval S       check-in interval told to devices (default 300)\n"
+	      "  --max-connections N     concurrent connections in all (default 4096)\n"
+	      "  --per-ip-connections N  concurrent connections from one address (default 64;\n"
+	      "                          0: no limit, e.g. behind a reverse proxy)\n"
 	      "  --port-file F           write the bound port to F once listening\n"
 	      "\nThe protocol is docs/protocol.md; operating it is docs/server.md.\n",
 	      f);
+}
+
+/* Raise the soft descriptor limit so that max connections (plus the database, the repository
+ * and a margin) fit; returns the connections that fit when the hard limit is lower. */
+static unsigned fit_descriptors(unsigned conns)
+{
+	struct rlimit rl;
+	rlim_t want = (rlim_t)conns + 64;
+
+	if (getrlimit(RLIMIT_NOFILE, &rl) < 0 || rl.rlim_cur >= want)
+		return conns;
+	rl.rlim_cur = rl.rlim_max == RLIM_INFINITY || rl.rlim_max >= want ? want : rl.rlim_max;
+	if (setrlimit(RLIMIT_NOFILE, &rl) < 0 && getrlimit(RLIMIT_NOFILE, &rl) < 0)
+		return conns;
+	if (rl.rlim_cur >= want)
+		return conns;
+	rf_log_warn("descriptor limit %llu: serving at most %llu connections",
+		    (unsigned long long)rl.rlim_cur,
+		    (unsigned long long)(rl.rlim_cur > 128 ? rl.rlim_cur - 64 : 64));
+	return rl.rlim_cur > 128 ? (unsigned)(rl.rlim_cur - 64) : 64;
+}
+
+/* Print why the database cannot be used and what to do. Returns the exit status. */
+static int db_refused(const char *db, int r, const struct rf_diag *d)
+{
+	const char *why = d->count ? d->first : rf_strerror(r);
+
+	if (r == -ENOENT) {
+		rf_log_error("%s", why);
+		rf_log_error(
+		    "ringfenced never starts on a missing or empty database as if it were a "
+		    "new server. A new server: start it once with --init. A server that had "
+		    "data: restore the newest backup to %s (docs/operators.md, \"Backup and "
+		    "restore\").",
+		    db);
+		return 2;
+	}
+	if (r == -EEXIST) {
+		rf_log_error("%s: --init creates a new database only; start without --init to use "
+			     "it",
+			     why);
+		return 2;
+	}
+	rf_log_error("cannot start: %s", why);
+	return 1;
 }
 
 /* Read the admin token from path, or create one there. Writes its SHA-256 to hash. */
@@ -88,8 +152,10 @@ static int admin_token(const char *path, uint8_t hash[32])
 int main(int argc, char **argv)
 {
 	const char *listen = "127.0.0.1:8440", *db = NULL, *repo = NULL, *tokfile = NULL;
-	const char *portfile = NULL;
-	uint64_t threads = 0, poll = 300;
+	const char *portfile = NULL, *backup = NULL;
+	uint64_t threads = 0, poll = 300, maxconn = RF_SRV_CONNECTIONS_MAX,
+		 perip = RF_SRV_PER_IP_CONNECTIONS;
+	bool init = false;
 	struct rf_server_opts o = {0};
 	struct rf_server *s = NULL;
 	struct rf_http *h = NULL;
@@ -104,6 +170,14 @@ int main(int argc, char **argv)
 		if (!strcmp(a, "--help") || !strcmp(a, "-h")) {
 			usage(stdout);
 			return 0;
+		}
+		if (!strcmp(a, "--version")) {
+			printf("ringfenced %s\n", RF_VERSION);
+			return 0;
+		}
+		if (!strcmp(a, "--init")) {
+			init = true;
+			continue;
 		}
 		if (!v) {
 			fprintf(stderr, "ringfenced: %s needs a value (or unknown option)\n\n", a);
@@ -121,7 +195,21 @@ int main(int argc, char **argv)
 			tokfile = v;
 		else if (!strcmp(a, "--port-file"))
 			portfile = v;
-		else if (!strcmp(a, "--threads")) {
+		else if (!strcmp(a, "--backup"))
+			backup = v;
+		else if (!strcmp(a, "--max-connections")) {
+			if (rf_parse_u64(v, &maxconn) < 0 || maxconn < 1 || maxconn > 1000000) {
+				fprintf(stderr,
+					"ringfenced: --max-connections must be 1..1000000\n");
+				return 2;
+			}
+		} else if (!strcmp(a, "--per-ip-connections")) {
+			if (rf_parse_u64(v, &perip) < 0 || perip > 1000000) {
+				fprintf(stderr,
+					"ringfenced: --per-ip-connections must be 0..1000000\n");
+				return 2;
+			}
+		} else if (!strcmp(a, "--threads")) {
 			if (rf_parse_u64(v, &threads) < 0 || threads > 256) {
 				fprintf(stderr, "ringfenced: --threads must be 0..256\n");
 				return 2;
@@ -142,6 +230,17 @@ int main(int argc, char **argv)
 		fprintf(stderr, "ringfenced: --db PATH is required\n\n");
 		usage(stderr);
 		return 2;
+	}
+	if (backup) {
+		if (init) {
+			fprintf(stderr, "ringfenced: --backup and --init do not go together\n");
+			return 2;
+		}
+		r = rf_store_sqlite_backup(db, backup, &d);
+		if (r < 0)
+			return db_refused(db, r, &d);
+		rf_log_info("backup of %s written to %s", db, backup);
+		return 0;
 	}
 	{
 		/* The listen address is checked before anything is created on disk. */
@@ -175,14 +274,21 @@ int main(int argc, char **argv)
 		return 2;
 	}
 	o.db_path = db;
+	o.init = init;
 	o.repo_dir = repo;
 	o.poll_interval_s = (unsigned)poll;
 	r = rf_server_new(&o, &d, &s);
-	if (r < 0) {
-		rf_log_error("cannot start: %s", d.count ? d.first : rf_strerror(r));
-		return 1;
-	}
-	r = rf_http_start(s, listen, (unsigned)threads, &d, &h);
+	if (r < 0)
+		return db_refused(db, r, &d);
+	if (init)
+		rf_log_notice("created a new database %s", db);
+	struct rf_http_opts ho = {
+	    .addr = listen,
+	    .threads = (unsigned)threads,
+	    .max_connections = fit_descriptors((unsigned)maxconn),
+	    .per_ip_connections = (unsigned)perip,
+	};
+	r = rf_http_start(s, &ho, &d, &h);
 	if (r < 0) {
 		rf_log_error("%s", d.count ? d.first : rf_strerror(r));
 		rf_server_free(s);

@@ -77,6 +77,15 @@ int rf__srv_reply_error(struct rf_server_reply *r, int status, const char *code,
 	va_start(ap, fmt);
 	vsnprintf(msg, sizeof(msg), fmt, ap);
 	va_end(ap);
+	/* Messages quote request bytes (a path, a method, a name): anything but printable ASCII
+	 * is escaped, so the reply is always valid JSON (jansson refuses invalid UTF-8). */
+	for (const char *c = msg; *c; c++)
+		if ((unsigned char)*c < 0x20 || (unsigned char)*c > 0x7e) {
+			char raw[sizeof(msg)];
+			memcpy(raw, msg, sizeof(raw));
+			rf_diag_quote(msg, sizeof(msg), raw, strlen(raw));
+			break;
+		}
 	e = json_pack("{s:i,s:s,s:s}", "status", status, "code", code, "message", msg);
 	if (e && field)
 		json_object_set_new(e, "field", json_string(field));
@@ -128,6 +137,27 @@ static bool depth_ok(const uint8_t *p, size_t n, unsigned max)
 	return true;
 }
 
+/* Content-Type is application/json (type and subtype case-insensitive, RFC 9110 8.3.1),
+ * alone or followed by parameters ("; charset=utf-8"); absent is taken as JSON. */
+static bool json_ctype(const char *ct)
+{
+	static const char want[] = "application/json";
+
+	if (!ct)
+		return true;
+	for (size_t i = 0; i < sizeof(want) - 1; i++) {
+		char c = ct[i];
+		if (c >= 'A' && c <= 'Z')
+			c = (char)(c - 'A' + 'a');
+		if (c != want[i])
+			return false;
+	}
+	ct += sizeof(want) - 1;
+	while (*ct == ' ' || *ct == '\t')
+		ct++;
+	return *ct == 0 || *ct == ';';
+}
+
 static int parse_body(const struct rf_server_request *q, size_t max, struct rf_server_reply *r,
 		      json_t **ret)
 {
@@ -137,7 +167,7 @@ static int parse_body(const struct rf_server_request *q, size_t max, struct rf_s
 	if (q->body_len > max)
 		return ERR(r, 413, "too_large", NULL,
 			   "request body of %zu bytes is over the limit of %zu", q->body_len, max);
-	if (q->content_type && strncmp(q->content_type, "application/json", 16) != 0)
+	if (!json_ctype(q->content_type))
 		return ERR(r, 415, "unsupported_media_type", NULL,
 			   "Content-Type must be application/json");
 	if (!depth_ok(q->body, q->body_len, RF_SRV_JSON_DEPTH_MAX))
@@ -626,16 +656,19 @@ static int release_add(struct rf_server *s, struct rf__srv_release **ret)
 
 		if (cap > RF_SRV_RELEASES_MAX)
 			return -E2BIG;
-		t = realloc(s->rels, cap * sizeof(*t));
-		if (!t)
-			return -ENOMEM;
-		s->rels = t;
+		/* rr first: nothing points into it, so a failure of either realloc leaves both
+		 * arrays consistent (the larger one is just not counted in caprels yet). rels may
+		 * move: the schedule pointers in rr follow it at once, before anything can fail. */
 		rr = realloc(s->rr, cap * sizeof(*rr));
 		if (!rr)
 			return -ENOMEM;
 		s->rr = rr;
+		t = realloc(s->rels, cap * sizeof(*t));
+		if (!t)
+			return -ENOMEM;
+		s->rels = t;
 		s->caprels = cap;
-		rr_rebuild(s); /* rels moved: the schedule pointers too */
+		rr_rebuild(s);
 	}
 	*ret = &s->rels[s->nrels];
 	memset(*ret, 0, sizeof(**ret));
@@ -758,7 +791,8 @@ int rf_server_new(const struct rf_server_opts *opts, struct rf_diag *diag, struc
 			goto undo;
 		}
 	}
-	r = rf_store_open_sqlite(opts->db_path, diag, &s->store);
+	r = rf_store_open_sqlite(opts->db_path, opts->init ? RF_STORE_CREATE | RF_STORE_EXCL : 0,
+				 diag, &s->store);
 	if (r < 0)
 		goto undo;
 	r = rf_store_load(s->store, &v, s);
@@ -1130,7 +1164,7 @@ static int handle_checkin(struct rf_server *s, const struct rf_server_request *q
 		return ERR(r, 413, "too_large", NULL,
 			   "request body of %zu bytes is over the limit of %u", q->body_len,
 			   RF_SRV_DEVICE_BODY_MAX);
-	if (q->content_type && strncmp(q->content_type, "application/json", 16) != 0)
+	if (!json_ctype(q->content_type))
 		return ERR(r, 415, "unsupported_media_type", NULL,
 			   "Content-Type must be application/json");
 	e = rf_jscan(q->body, q->body_len, toks, RF_SRV_CHECKIN_VALUES_MAX, RF_SRV_JSON_DEPTH_MAX,
@@ -1153,6 +1187,7 @@ static int handle_checkin(struct rf_server *s, const struct rf_server_request *q
 		return -1;
 	if (state >= 0) {
 		static const char *const sub[] = {"last_good", "trial"};
+		uint64_t attempts = 0; /* checked, not used: the agent counts its own attempts */
 		int o, qa, sm;
 
 		if (jobj(&c, state, "current", &cur) < 0 ||
@@ -1164,7 +1199,8 @@ static int handle_checkin(struct rf_server *s, const struct rf_server_request *q
 			if (jobj(&c, state, sub[i], &o) < 0 ||
 			    (o >= 0 && (jfield(&c, o, "target", S_ID, false, x, &has) < 0 ||
 					jfield(&c, o, "sha256", S_HEX, false, i ? x : lg_sha,
-					       i ? &has : &has_lg_sha) < 0)))
+					       i ? &has : &has_lg_sha) < 0 ||
+					(i == 1 && ju64(&c, o, "attempts", &attempts) < 0))))
 				return -1;
 		qa = rf_jget(q->body, toks, state, "quarantine");
 		if (qa >= 0 && toks[qa].type != RF_J_NULL) {
@@ -1982,8 +2018,15 @@ static int release_create(struct rf_server *s, const struct rf_server_request *q
 	rf_rollout_state_init(&nr.sched, &nr.st);
 	(void)rf_rollout_evaluate(&nr.sched, &nr.st, nr.health, NULL, nr.created_at, &nr.st,
 				  &nr.eval);
+	/* The slot first: a release written to the store but not in memory would answer its
+	 * retry with 409 while no status shows it. */
+	if (release_add(s, &slot) < 0) {
+		free(nr.custom);
+		e = ERR(r, 503, "unavailable", NULL, "out of memory");
+		goto out;
+	}
 	e = release_persist(s, &nr);
-	if (e < 0 || release_add(s, &slot) < 0) {
+	if (e < 0) {
 		free(nr.custom);
 		e = e == -EEXIST
 			? ERR(r, 409, "conflict", "target", "a release of '%s' exists", target)

@@ -24,7 +24,8 @@
 struct rf_server;
 
 struct rf_server_opts {
-	const char *db_path;	  /* SQLite database (created if missing) */
+	const char *db_path;	  /* SQLite database (created only when init is set) */
+	bool init;		  /* create a new database: refused if one exists (-EEXIST) */
 	const char *repo_dir;	  /* TUF repository directory (trust/tuf.h layout); NULL: none */
 	uint8_t admin_hash[32];	  /* SHA-256 of the admin token */
 	unsigned poll_interval_s; /* told to devices; 0 means 300 */
@@ -34,9 +35,11 @@ struct rf_server_opts {
 };
 
 /*
- * Open the store, load the working set and parse every release's signed schedule.
- * Returns 0 and *ret; -EIO/-EPROTO from the store (diag says why); -EBADMSG if a stored
- * schedule no longer parses; -ENOMEM.
+ * Open the store (rf_store_open_sqlite: with init, RF_STORE_CREATE | RF_STORE_EXCL), load the
+ * working set and parse every release's signed schedule. Returns 0 and *ret; -ENOENT the
+ * database is missing or empty and init is not set; -EEXIST init is set and a database exists;
+ * -EBADMSG the database is damaged or a stored schedule no longer parses; -EIO/-EPROTO from
+ * the store (diag says why); -ENOMEM.
  */
 int rf_server_new(const struct rf_server_opts *opts, struct rf_diag *diag,
 		  struct rf_server **ret) RF_WUR;

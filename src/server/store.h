@@ -111,14 +111,35 @@ struct rf_store {
 	struct rf_diag *diag; /* where backend errors are described; may be NULL */
 };
 
+/* Flags of rf_store_open_sqlite(), as O_CREAT and O_EXCL are to open(2). */
+enum {
+	RF_STORE_CREATE = 1, /* a missing or empty database may be created */
+	RF_STORE_EXCL = 2,   /* with RF_STORE_CREATE: only a missing or empty one (-EEXIST) */
+};
+
 /*
- * Open (creating if needed) the SQLite database at path: WAL, synchronous=FULL, foreign keys
- * on, schema created or migrated to RF_STORE_SCHEMA_VERSION in one transaction. diag (may be
- * NULL, must outlive the store) receives a description of every storage error. Returns 0 and
- * *ret, -EIO if the database cannot be opened or migrated, -EPROTO if it was written by a newer
- * schema than this build knows, -ENOMEM.
+ * Open the SQLite database at path: WAL, synchronous=FULL, schema created or migrated to
+ * RF_STORE_SCHEMA_VERSION in one transaction. A database that exists is checked first
+ * (PRAGMA quick_check: every page and record well-formed) and nothing is written to one that
+ * fails. A missing or empty (zero-byte, or no schema) database is created only with
+ * RF_STORE_CREATE: a server whose database was lost must not start as a brand-new server.
+ * diag (may be NULL, must outlive the store) receives a description of every storage error.
+ * Returns 0 and *ret; -ENOENT missing or empty database without RF_STORE_CREATE; -EEXIST a
+ * database exists and RF_STORE_EXCL was given; -EBADMSG damaged (not a database, or the
+ * integrity check failed: diag says what it found); -EIO if it cannot be opened or migrated;
+ * -EPROTO if it was written by a newer schema than this build knows; -ENOMEM.
  */
-int rf_store_open_sqlite(const char *path, struct rf_diag *diag, struct rf_store **ret) RF_WUR;
+int rf_store_open_sqlite(const char *path, unsigned flags, struct rf_diag *diag,
+			 struct rf_store **ret) RF_WUR;
+
+/*
+ * Copy the SQLite database at path into a new file dest, consistent to one committed
+ * transaction (the SQLite online backup API: safe while ringfenced runs and writes), check the
+ * copy (quick_check) and move it into place atomically: dest is either its old content or the
+ * whole new backup. Returns 0; -ENOENT no database at path; -EBADMSG the copy fails the check;
+ * -EIO on any other storage error (diag says which).
+ */
+int rf_store_sqlite_backup(const char *path, const char *dest, struct rf_diag *diag) RF_WUR;
 
 /* Close a store (NULL ok). */
 static inline void rf_store_close(struct rf_store *st)

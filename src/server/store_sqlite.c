@@ -8,12 +8,15 @@
  * older versions forward inside one transaction and refuses newer ones. Calls are serialised by
  * the caller (ringfenced holds its store lock); the connection is also opened FULLMUTEX.
  */
+#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include <sqlite3.h>
 
+#include "common/util.h"
 #include "server/store.h"
 
 struct sqlite_store {
@@ -408,9 +411,58 @@ static int migrate(struct sqlite_store *s)
 	return commit(s, r);
 }
 
-int rf_store_open_sqlite(const char *path, struct rf_diag *diag, struct rf_store **ret)
+static int damaged(struct rf_diag *diag, const char *path, const char *what)
+{
+	return rf_diag_report(diag, -EBADMSG,
+			      "database %s is damaged (%s): restore the newest backup "
+			      "(docs/operators.md, \"Backup and restore\")",
+			      path, what);
+}
+
+/* Whether db holds a schema (*ret_empty false) and, if it does, passes quick_check. Reads
+ * only: a database that fails is left exactly as it was found. */
+static int check_db(sqlite3 *db, const char *path, struct rf_diag *diag, bool *ret_empty)
+{
+	sqlite3_stmt *st = NULL;
+	int64_t tables = -1;
+	int rc;
+
+	rc = sqlite3_prepare_v2(db, "SELECT count(*) FROM sqlite_master", -1, &st, NULL);
+	if (rc == SQLITE_OK && (rc = sqlite3_step(st)) == SQLITE_ROW)
+		tables = sqlite3_column_int64(st, 0);
+	sqlite3_finalize(st);
+	if (tables < 0) {
+		if (rc == SQLITE_NOTADB || rc == SQLITE_CORRUPT)
+			return damaged(diag, path, sqlite3_errstr(rc));
+		return rf_diag_report(diag, -EIO, "sqlite: %s: %s", path, sqlite3_errmsg(db));
+	}
+	*ret_empty = tables == 0;
+	if (tables == 0)
+		return 0;
+	/* quick_check: O(database size), every page and record but not index contents; a few
+	 * seconds for millions of devices, once per start. It answers "ok" or what is wrong. */
+	rc = sqlite3_prepare_v2(db, "PRAGMA quick_check(1)", -1, &st, NULL);
+	if (rc == SQLITE_OK && (rc = sqlite3_step(st)) == SQLITE_ROW) {
+		const char *t = (const char *)sqlite3_column_text(st, 0);
+		char what[200];
+
+		if (t && !strcmp(t, "ok")) {
+			sqlite3_finalize(st);
+			return 0;
+		}
+		snprintf(what, sizeof(what), "quick_check: %s", t ? t : "no answer");
+		sqlite3_finalize(st);
+		return damaged(diag, path, what);
+	}
+	sqlite3_finalize(st);
+	return damaged(diag, path, sqlite3_errstr(rc));
+}
+
+int rf_store_open_sqlite(const char *path, unsigned flags, struct rf_diag *diag,
+			 struct rf_store **ret)
 {
 	struct sqlite_store *s = calloc(1, sizeof(*s));
+	bool empty = false;
 	int r;
 
 	if (!s)
@@ -418,12 +470,23 @@ int rf_store_open_sqlite(const char *path, struct rf_diag *diag, struct rf_store
 	s->base.ops = &sqlite_ops;
 	s->base.diag = diag;
 	if (sqlite3_open_v2(path, &s->db,
-			    SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_FULLMUTEX,
+			    SQLITE_OPEN_READWRITE | SQLITE_OPEN_FULLMUTEX |
+				(flags & RF_STORE_CREATE ? SQLITE_OPEN_CREATE : 0),
 			    NULL) != SQLITE_OK) {
-		r = fail(s, path);
+		if (!(flags & RF_STORE_CREATE) && access(path, F_OK) < 0 && errno == ENOENT)
+			r = rf_diag_report(diag, -ENOENT, "database %s does not exist", path);
+		else
+			r = fail(s, path);
 		goto undo_open;
 	}
 	sqlite3_busy_timeout(s->db, 5000);
+	r = check_db(s->db, path, diag, &empty);
+	if (r == 0 && empty && !(flags & RF_STORE_CREATE))
+		r = rf_diag_report(diag, -ENOENT, "database %s is empty (no tables)", path);
+	if (r == 0 && !empty && (flags & RF_STORE_EXCL))
+		r = rf_diag_report(diag, -EEXIST, "database %s exists already", path);
+	if (r < 0)
+		goto undo_open;
 	r = exec(s, "PRAGMA journal_mode = WAL");
 	if (r == 0)
 		r = exec(s, "PRAGMA synchronous = FULL");
@@ -447,5 +510,82 @@ undo_open:
 	sqlite3_finalize(s->rep_add);
 	sqlite3_close(s->db);
 	free(s);
+	return r;
+}
+
+int rf_store_sqlite_backup(const char *path, const char *dest, struct rf_diag *diag)
+{
+	char tmp[4096];
+	sqlite3 *src = NULL, *dst = NULL;
+	sqlite3_backup *b;
+	bool empty = false;
+	int r, rc;
+
+	if ((size_t)snprintf(tmp, sizeof(tmp), "%s.tmp", dest) >= sizeof(tmp))
+		return rf_diag_report(diag, -EINVAL, "backup path too long");
+	if (sqlite3_open_v2(path, &src, SQLITE_OPEN_READWRITE | SQLITE_OPEN_FULLMUTEX, NULL) !=
+	    SQLITE_OK) {
+		r = access(path, F_OK) < 0 && errno == ENOENT
+			? rf_diag_report(diag, -ENOENT, "database %s does not exist", path)
+			: rf_diag_report(diag, -EIO, "sqlite: %s: %s", path, sqlite3_errmsg(src));
+		goto out;
+	}
+	sqlite3_busy_timeout(src, 5000);
+	/* The source is only read: a backup of a damaged database would just hide the damage. */
+	r = check_db(src, path, diag, &empty);
+	if (r == 0 && empty)
+		r = rf_diag_report(diag, -ENOENT, "database %s is empty (no tables)", path);
+	if (r < 0)
+		goto out;
+	unlink(tmp);
+	if (sqlite3_open_v2(tmp, &dst, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE, NULL) !=
+	    SQLITE_OK) {
+		r = rf_diag_report(diag, -EIO, "sqlite: %s: %s", tmp, sqlite3_errmsg(dst));
+		goto out;
+	}
+	/* One step copies every page inside one read transaction of the source: the copy is
+	 * one committed state, whatever ringfenced writes meanwhile (WAL readers never block). */
+	b = sqlite3_backup_init(dst, "main", src, "main");
+	if (!b) {
+		r = rf_diag_report(diag, -EIO, "sqlite: backup: %s", sqlite3_errmsg(dst));
+		goto out;
+	}
+	rc = sqlite3_backup_step(b, -1);
+	sqlite3_backup_finish(b);
+	if (rc != SQLITE_DONE) {
+		r = rf_diag_report(diag, -EIO, "sqlite: backup: %s", sqlite3_errstr(rc));
+		goto out;
+	}
+	r = check_db(dst, tmp, diag, &empty);
+	if (r < 0)
+		goto out;
+	/* Leave the copy as one self-contained file (no -wal beside it) before it is moved. */
+	if (sqlite3_exec(dst, "PRAGMA journal_mode = DELETE", NULL, NULL, NULL) != SQLITE_OK ||
+	    sqlite3_close(dst) != SQLITE_OK) {
+		r = rf_diag_report(diag, -EIO, "sqlite: %s: %s", tmp, sqlite3_errmsg(dst));
+		goto out;
+	}
+	dst = NULL;
+	if (rename(tmp, dest) < 0) {
+		r = rf_diag_report(diag, -EIO, "cannot rename %s to %s: %s", tmp, dest,
+				   strerror(errno));
+		goto out;
+	}
+	/* dest is shorter than tmp: its directory fits. */
+	memcpy(tmp, dest, strlen(dest) + 1);
+	char *slash = strrchr(tmp, '/');
+	if (!slash)
+		memcpy(tmp, ".", 2);
+	else
+		slash[slash == tmp] = 0; /* "/x" -> "/", "a/x" -> "a" */
+	r = rf_dir_sync(tmp);
+	if (r < 0)
+		rf_diag_report(diag, r, "cannot sync directory %s", tmp);
+out:
+	if (dst) {
+		sqlite3_close(dst);
+		unlink(tmp);
+	}
+	sqlite3_close(src);
 	return r;
 }

@@ -36,7 +36,7 @@ HA=$(sha256sum "$W/a.rfp" | cut -d' ' -f1)
 	'{"ringfence":{"release":"rel-a","schedule":[{"ring":"canary","not_before":0,"ramp":[{"after":0,"percent":100}]}]}}' \
 	>/dev/null || fail "repo add"
 "$CLI" repo publish "$W/repo" >/dev/null || fail "publish"
-"$SERVERBIN" --db "$W/db" --repo "$W/repo" --listen 127.0.0.1:0 --port-file "$W/port" \
+"$SERVERBIN" --init --db "$W/db" --repo "$W/repo" --listen 127.0.0.1:0 --port-file "$W/port" \
 	--poll-interval 1 --threads 2 >"$W/server.log" 2>&1 &
 SPID=$!
 for i in $(seq 100); do [ -s "$W/port" ] && break; sleep 0.1; done

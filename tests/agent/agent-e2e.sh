@@ -70,7 +70,7 @@ publish() { # NAME FILE RELEASE-ID
 	"$CLI" release create "$1" >/dev/null || fail "release create $1"
 }
 
-"$SERVERBIN" --db "$W/db" --repo "$W/repo" --listen 127.0.0.1:0 --port-file "$W/port" \
+"$SERVERBIN" --init --db "$W/db" --repo "$W/repo" --listen 127.0.0.1:0 --port-file "$W/port" \
 	--poll-interval 1 --threads 2 >"$W/server.log" 2>&1 &
 SPID=$!
 for i in $(seq 100); do [ -s "$W/port" ] && break; sleep 0.1; done

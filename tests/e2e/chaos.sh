@@ -115,7 +115,7 @@ sys.exit(1 if bad or healed == 0 else 0)
 EOF
 ok "every store: on the good release, no bad pack kept, crash-loop quarantine only in canary"
 
-"$SERVERBIN" --db "$W/run/ringfenced.db" --repo "$W/run/repo" --listen 127.0.0.1:0 \
+"$SERVERBIN" --db "$W/run/ringfenced.db" --repo "$W/run/repo" --listen 127.0.0.1:0 --per-ip-connections 0 \
 	--port-file "$W/port" --threads 1 >"$W/server2.log" 2>&1 &
 SPID=$!
 for i in $(seq 100); do [ -s "$W/port" ] && break; sleep 0.1; done

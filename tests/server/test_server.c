@@ -8,7 +8,10 @@
  * (no acknowledged report lost, state consistent after restart).
  * Every wait is bounded in count and time; servers are stopped by the test.
  */
+#include <arpa/inet.h>
 #include <fcntl.h>
+#include <netinet/in.h>
+#include <poll.h>
 #include <setjmp.h>
 #include <signal.h>
 #include <stdarg.h>
@@ -17,6 +20,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <time.h>
@@ -37,6 +41,8 @@ struct env {
 	char admin[80];
 	pid_t pid;
 	unsigned port;
+	bool created;	   /* the database exists: later starts go without --init */
+	const char *extra[8]; /* more options for the next starts, NULL-terminated */
 };
 
 /* ---- helpers ------------------------------------------------------------------------------ */
@@ -152,11 +158,20 @@ static void start_server(struct env *e)
 		int fd = open("/dev/null", O_WRONLY);
 		if (fd >= 0 && !getenv("RF_TEST_VERBOSE"))
 			dup2(fd, 2);
-		execl(ringfenced_path, "ringfenced", "--listen", "127.0.0.1:0", "--db", e->db,
-		      "--repo", e->repo, "--admin-token-file", e->token_file, "--port-file",
-		      e->port_file, "--threads", "2", "--poll-interval", "60", (char *)NULL);
+		const char *argv[24] = {"ringfenced", "--listen",	   "127.0.0.1:0",
+					"--db",	      e->db,		   "--repo",
+					e->repo,      "--admin-token-file", e->token_file,
+					"--port-file", e->port_file,	   "--threads",
+					"2",	      "--poll-interval",   "60"};
+		int n = 15;
+		if (!e->created)
+			argv[n++] = "--init";
+		for (int i = 0; i < 7 && e->extra[i]; i++)
+			argv[n++] = e->extra[i];
+		execv(ringfenced_path, (char *const *)argv);
 		_exit(127);
 	}
+	e->created = true;
 	for (int i = 0; i < 400; i++) { /* up to 20 s (ASan start-up on a busy machine) */
 		uint8_t *p;
 		size_t n;
@@ -358,6 +373,137 @@ static void wait_status(struct env *e, int id, const char *want)
 		sleep_ms(100);
 	}
 	fail_msg("release %d never became %s", id, want);
+}
+
+/* A TCP connection to the server from source address src (any of 127.0.0.0/8: Linux routes the
+ * whole block to lo), with 10 s send and receive timeouts; -1 on failure. */
+static int raw_connect(struct env *e, const char *src)
+{
+	struct sockaddr_in a = {.sin_family = AF_INET}, b = {.sin_family = AF_INET};
+	struct timeval tv = {10, 0};
+	int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+
+	if (fd < 0)
+		return -1;
+	setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
+	setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof(tv));
+	inet_pton(AF_INET, src, &a.sin_addr);
+	inet_pton(AF_INET, "127.0.0.1", &b.sin_addr);
+	b.sin_port = htons((uint16_t)e->port);
+	if (bind(fd, (struct sockaddr *)&a, sizeof(a)) < 0 ||
+	    connect(fd, (struct sockaddr *)&b, sizeof(b)) < 0) {
+		close(fd);
+		return -1;
+	}
+	return fd;
+}
+
+/* Send req as is from src and read the reply until the server closes the connection (or 10 s
+ * pass). Returns the HTTP status (0: no reply); *ret_body (may be NULL) is the body. */
+static long raw_http(struct env *e, const char *src, const char *req, char **ret_body)
+{
+	char buf[16384];
+	size_t n = 0;
+	long status = 0;
+	int fd = raw_connect(e, src);
+
+	if (ret_body)
+		*ret_body = NULL;
+	if (fd < 0)
+		return 0;
+	if (write(fd, req, strlen(req)) == (ssize_t)strlen(req)) {
+		ssize_t k;
+		while (n < sizeof(buf) - 1 && (k = read(fd, buf + n, sizeof(buf) - 1 - n)) > 0)
+			n += (size_t)k;
+	}
+	close(fd);
+	buf[n] = 0;
+	if (n > 12 && !strncmp(buf, "HTTP/1.", 7))
+		status = strtol(buf + 9, NULL, 10);
+	if (ret_body) {
+		char *b = strstr(buf, "\r\n\r\n");
+		*ret_body = strdup(b ? b + 4 : "");
+	}
+	return status;
+}
+
+/* POST body to path with the given Content-Type header (NULL: none). */
+static long http_ctype(struct env *e, const char *path, const char *auth, const char *ctype,
+		       const char *body)
+{
+	CURL *c = curl_easy_init();
+	struct curl_slist *h = NULL;
+	char url[512], hdr[200];
+	long status = 0;
+
+	snprintf(url, sizeof(url), "http://127.0.0.1:%u%s", e->port, path);
+	curl_easy_setopt(c, CURLOPT_URL, url);
+	curl_easy_setopt(c, CURLOPT_TIMEOUT, 20L);
+	curl_easy_setopt(c, CURLOPT_NOPROXY, "*");
+	curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, on_data);
+	struct buf b = {0};
+	curl_easy_setopt(c, CURLOPT_WRITEDATA, &b);
+	snprintf(hdr, sizeof(hdr), "Authorization: Bearer %s", auth);
+	h = curl_slist_append(h, hdr);
+	snprintf(hdr, sizeof(hdr), "Content-Type: %s", ctype ? ctype : "");
+	h = curl_slist_append(h, ctype ? hdr : "Content-Type:");
+	h = curl_slist_append(h, "Expect:");
+	curl_easy_setopt(c, CURLOPT_HTTPHEADER, h);
+	curl_easy_setopt(c, CURLOPT_POSTFIELDS, body);
+	curl_easy_setopt(c, CURLOPT_POSTFIELDSIZE, (long)strlen(body));
+	if (curl_easy_perform(c) == CURLE_OK)
+		curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &status);
+	curl_slist_free_all(h);
+	curl_easy_cleanup(c);
+	free(b.p);
+	return status;
+}
+
+/* Run ringfenced with args (NULL-terminated, after the program name) to its end, its output
+ * into errfile. Returns its exit status, or -1 if it was still running after 20 s (it was serving:
+ * killed). */
+static int run_ringfenced(const char *errfile, const char *const *args)
+{
+	const char *argv[16] = {"ringfenced"};
+	pid_t pid;
+	int st, n = 1;
+
+	for (; args[n - 1] && n < 15; n++)
+		argv[n] = args[n - 1];
+	pid = fork();
+	assert_true(pid >= 0);
+	if (pid == 0) {
+		int fd = open(errfile, O_WRONLY | O_CREAT | O_TRUNC, 0644);
+		if (fd >= 0) {
+			dup2(fd, 1);
+			dup2(fd, 2);
+		}
+		execv(ringfenced_path, (char *const *)argv);
+		_exit(127);
+	}
+	for (int i = 0; i < 400; i++) {
+		if (waitpid(pid, &st, WNOHANG) == pid)
+			return WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
+		sleep_ms(50);
+	}
+	kill(pid, SIGKILL);
+	waitpid(pid, &st, 0);
+	return -1;
+}
+
+static bool file_has(const char *path, const char *needle)
+{
+	uint8_t *p;
+	size_t n;
+	bool found;
+
+	if (rf_file_read(path, 1 << 20, &p, &n) < 0)
+		return false;
+	char *t = strndup((char *)p, n);
+	found = t && strstr(t, needle);
+	free(t);
+	free(p);
+	return found;
 }
 
 /* ---- tests -------------------------------------------------------------------------------- */
@@ -619,7 +765,7 @@ static void test_bad_requests_rejected(void **state)
 	 * duplicate, a new id is new). The store is read after the server stops. */
 	stop_server(e, SIGTERM);
 	struct rf_store *st;
-	assert_int_equal(rf_store_open_sqlite(e->db, NULL, &st), 0);
+	assert_int_equal(rf_store_open_sqlite(e->db, 0, NULL, &st), 0);
 	assert_int_equal(rf_store_reports_count(st, "g-1", &before), 0);
 	rf_store_close(st);
 	assert_int_equal(before, 1);
@@ -628,11 +774,422 @@ static void test_bad_requests_rejected(void **state)
 		      report(e, cred, "g-1", "g-ok", "installed",
 			     "0000000000000000000000000000000000000000000000000000000000000000"));
 	stop_server(e, SIGTERM);
-	assert_int_equal(rf_store_open_sqlite(e->db, NULL, &st), 0);
+	assert_int_equal(rf_store_open_sqlite(e->db, 0, NULL, &st), 0);
 	assert_int_equal(rf_store_reports_count(st, "g-1", &after), 0);
 	rf_store_close(st);
 	assert_int_equal(after, 1);
 	start_server(e);
+}
+
+/* Request bytes that are not UTF-8 get a 4xx with the bytes escaped in the message (they used to
+ * make the error reply itself fail: "503 out of memory"). */
+static void test_non_utf8_path_gets_4xx(void **state)
+{
+	struct env *e = *state;
+	char *reply;
+	json_t *j;
+
+	static const struct {
+		const char *method, *path;
+		long status;
+		bool quoted; /* the message quotes the bytes (else it names no request bytes) */
+	} cases[] = {
+	    {"DELETE", "/v1/admin/rings/%FFx", 404, true},
+	    {"GET", "/v1/admin/tenants/%C3%28", 404, false},
+	    {"%FF", "/v1/admin/rings", 405, true},
+	    {"GET", "/v1/%FF", 404, false},
+	};
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		char req[512];
+		const char *method = strcmp(cases[i].method, "%FF") ? cases[i].method : "\xff";
+		snprintf(req, sizeof(req),
+			 "%s %s HTTP/1.1\r\nHost: t\r\nAuthorization: Bearer %s\r\n"
+			 "Content-Length: 0\r\nConnection: close\r\n\r\n",
+			 method, cases[i].path, e->admin);
+		long st = raw_http(e, "127.0.0.1", req, &reply);
+		j = json_loads(reply, 0, NULL);
+		if (st != cases[i].status || !j ||
+		    !strstr(jstr(j, "error", "message"), cases[i].quoted ? "\\x" : ""))
+			fail_msg("%s %s: got %ld %s, want %ld with the bytes escaped", cases[i].method,
+				 cases[i].path, st, reply, cases[i].status);
+		json_decref(j);
+		free(reply);
+	}
+	/* An action name that is not UTF-8, on a release that exists. */
+	add_target(e, "packs/rules-u.rfp", "rules-u", "");
+	EXPECT_STATUS(201, http(e, "POST", "/v1/admin/releases", e->admin, NULL,
+				"{\"target\":\"packs/rules-u.rfp\"}"));
+	EXPECT_STATUS(404, http_raw(e, "POST", "/v1/admin/releases/1/%FE%FF", e->admin, "{}", 2,
+				    &reply));
+	j = json_loads(reply, 0, NULL);
+	assert_non_null(j);
+	assert_non_null(strstr(jstr(j, "error", "message"), "\\xfe\\xff"));
+	json_decref(j);
+	free(reply);
+	/* Nothing was counted as a server error. */
+	EXPECT_STATUS(200, http_raw(e, "GET", "/metrics", NULL, NULL, 0, &reply));
+	assert_non_null(strstr(reply, "ringfence_http_errors_total{class=\"5xx\"} 0\n"));
+	free(reply);
+}
+
+/* The transport refuses what a proxy in front could read differently, and paths with NUL. */
+static void test_transport_refuses_ambiguous_requests(void **state)
+{
+	struct env *e = *state;
+	char *reply, tok[80], cred[80], req[1024];
+	json_t *j;
+
+	tenant(e, "tango", NULL, tok);
+	enroll(e, tok, "t-1", cred);
+	static const struct {
+		const char *req;
+		long status;
+	} cases[] = {
+	    /* A NUL byte in the path: "root.json%00.txt" must not be served as root.json. */
+	    {"GET /repo/metadata/timestamp.json%00.txt HTTP/1.1\r\nHost: t\r\n\r\n", 400},
+	    {"GET /repo/metadata/1.root.json%00 HTTP/1.1\r\nHost: t\r\n\r\n", 400},
+	    {"GET /repo/metadata/timestamp.json%0 HTTP/1.1\r\nHost: t\r\n\r\n", 400},
+	    {"GET /metrics%zz HTTP/1.1\r\nHost: t\r\n\r\n", 400},
+	    /* Request smuggling: two Content-Length, both CL and TE, no or two Host. */
+	    {"POST /v1/checkin HTTP/1.1\r\nHost: t\r\nContent-Type: application/json\r\n"
+	     "Authorization: Bearer CRED\r\nContent-Length: 20\r\nContent-Length: 19\r\n\r\n"
+	     "{\"device_id\":\"t-1\"}",
+	     400},
+	    {"POST /v1/checkin HTTP/1.1\r\nHost: t\r\nContent-Type: application/json\r\n"
+	     "Authorization: Bearer CRED\r\nContent-Length: 19\r\ncontent-length: 19\r\n\r\n"
+	     "{\"device_id\":\"t-1\"}",
+	     400},
+	    {"POST /v1/checkin HTTP/1.1\r\nHost: t\r\nContent-Type: application/json\r\n"
+	     "Authorization: Bearer CRED\r\nContent-Length: 24\r\nTransfer-Encoding: chunked\r\n\r\n"
+	     "13\r\n{\"device_id\":\"t-1\"}\r\n0\r\n\r\n",
+	     400},
+	    {"GET /metrics HTTP/1.1\r\n\r\n", 400},
+	    {"GET /metrics HTTP/1.1\r\nHost: a\r\nHost: b\r\n\r\n", 400},
+	    /* The same requests, well-formed, are served. */
+	    {"GET /repo/metadata/timestamp.json HTTP/1.1\r\nHost: t\r\n\r\n", 200},
+	    {"POST /v1/checkin HTTP/1.1\r\nHost: t\r\nContent-Type: application/json\r\n"
+	     "Authorization: Bearer CRED\r\nContent-Length: 19\r\n\r\n{\"device_id\":\"t-1\"}",
+	     200},
+	    {"POST /v1/checkin HTTP/1.1\r\nHost: t\r\nContent-Type: application/json\r\n"
+	     "Authorization: Bearer CRED\r\nTransfer-Encoding: chunked\r\n\r\n"
+	     "13\r\n{\"device_id\":\"t-1\"}\r\n0\r\n\r\n",
+	     200},
+	    {"GET /metrics HTTP/1.0\r\n\r\n", 200},
+	    {"GET /metrics HTTP/1.1\r\nHost: t\r\n\r\n", 200},
+	};
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		/* Every request closes its connection: no second request can hide in it. */
+		char *hdr_end, *at;
+		snprintf(req, sizeof(req), "%s", cases[i].req);
+		if ((at = strstr(req, "CRED"))) { /* the device credential */
+			memmove(at + 68, at + 4, strlen(at + 4) + 1);
+			memcpy(at, cred, 68);
+		}
+		hdr_end = strstr(req, "\r\n\r\n");
+		memmove(hdr_end + 19, hdr_end, strlen(hdr_end) + 1);
+		memcpy(hdr_end, "\r\nConnection: close", 19);
+		long st = raw_http(e, "127.0.0.1", req, &reply);
+		if (st != cases[i].status)
+			fail_msg("case %zu: got %ld %s, want %ld:\n%s", i, st, reply,
+				 cases[i].status, req);
+		if (st == 400) {
+			j = json_loads(reply, 0, NULL);
+			assert_string_equal(jstr(j, "error", "code"), "malformed_request");
+			json_decref(j);
+		}
+		free(reply);
+	}
+}
+
+/* Content-Type is application/json, with or without parameters, in any case; nothing else. */
+static void test_content_type_exact(void **state)
+{
+	struct env *e = *state;
+	char tok[80], cred[80], body[200];
+
+	tenant(e, "charlie", NULL, tok);
+	enroll(e, tok, "c-1", cred);
+	static const struct {
+		const char *ctype;
+		long status;
+	} cases[] = {
+	    {"application/jsonxyz", 415},
+	    {"application/json-seq", 415},
+	    {"application/json+x", 415},
+	    {"application/jso", 415},
+	    {"text/plain", 415},
+	    {"application/json", 200},
+	    {"Application/JSON", 200},
+	    {"application/json; charset=utf-8", 200},
+	    {"application/json;charset=UTF-8", 200},
+	    {NULL, 200},
+	};
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		long st = http_ctype(e, "/v1/checkin", cred, cases[i].ctype,
+				     "{\"device_id\":\"c-1\"}");
+		if (st != cases[i].status)
+			fail_msg("check-in, Content-Type %s: %ld, want %ld",
+				 cases[i].ctype ? cases[i].ctype : "(none)", st, cases[i].status);
+		snprintf(body, sizeof(body),
+			 "{\"device_id\":\"c-1\",\"report_id\":\"ct-%zu\",\"event\":\"installed\"}", i);
+		st = http_ctype(e, "/v1/report", cred, cases[i].ctype, body);
+		if (st != (cases[i].status == 200 ? 201 : cases[i].status))
+			fail_msg("report, Content-Type %s: %ld, want %ld",
+				 cases[i].ctype ? cases[i].ctype : "(none)", st,
+				 cases[i].status == 200 ? 201 : cases[i].status);
+	}
+}
+
+/* A known member with the wrong type is 400 invalid_field naming the member (protocol.md). */
+static void test_known_members_typed(void **state)
+{
+	struct env *e = *state;
+	char tok[80], cred[80], *reply;
+	json_t *j;
+
+	tenant(e, "mike", NULL, tok);
+	enroll(e, tok, "m-1", cred);
+	static const char *const bad_attempts[] = {"\"5\"", "true", "[]", "{}", "1e999999",
+						   "-1",    "1.5",  "1e2", "18446744073709551616"};
+	for (size_t i = 0; i < sizeof(bad_attempts) / sizeof(bad_attempts[0]); i++) {
+		j = NULL;
+		long st = http(e, "POST", "/v1/checkin", cred, &j,
+			       "{\"device_id\":\"m-1\",\"state\":{\"trial\":{\"target\":\"x\","
+			       "\"attempts\":%s}}}",
+			       bad_attempts[i]);
+		if (st != 400 || strcmp(jstr(j, "error", "field"), "attempts"))
+			fail_msg("attempts %s: %ld field '%s', want 400 'attempts'", bad_attempts[i],
+				 st, jstr(j, "error", "field"));
+		json_decref(j);
+	}
+	EXPECT_STATUS(200, http(e, "POST", "/v1/checkin", cred, NULL,
+				"{\"device_id\":\"m-1\",\"state\":{\"trial\":{\"target\":\"x\","
+				"\"attempts\":3}}}"));
+	EXPECT_STATUS(200, http(e, "POST", "/v1/checkin", cred, NULL,
+				"{\"device_id\":\"m-1\",\"state\":{\"trial\":{\"attempts\":null}}}"));
+
+	/* Every other known member of the three device bodies, each with a wrong type. */
+	static const struct {
+		const char *path, *body, *field;
+	} cases[] = {
+	    {"/v1/checkin", "{\"device_id\":\"m-1\",\"ring\":7}", "ring"},
+	    {"/v1/checkin", "{\"device_id\":\"m-1\",\"agent_version\":[]}", "agent_version"},
+	    {"/v1/checkin", "{\"device_id\":\"m-1\",\"manifest_hash\":true}", "manifest_hash"},
+	    {"/v1/checkin", "{\"device_id\":\"m-1\",\"state\":5}", "state"},
+	    {"/v1/checkin", "{\"device_id\":\"m-1\",\"health\":\"ok\"}", "health"},
+	    {"/v1/checkin", "{\"device_id\":\"m-1\",\"state\":{\"current\":[]}}", "current"},
+	    {"/v1/checkin", "{\"device_id\":\"m-1\",\"state\":{\"last_good\":1}}", "last_good"},
+	    {"/v1/checkin", "{\"device_id\":\"m-1\",\"state\":{\"trial\":\"t\"}}", "trial"},
+	    {"/v1/checkin", "{\"device_id\":\"m-1\",\"state\":{\"current\":{\"target\":1}}}",
+	     "target"},
+	    {"/v1/checkin", "{\"device_id\":\"m-1\",\"state\":{\"trial\":{\"sha256\":{}}}}",
+	     "sha256"},
+	    {"/v1/checkin", "{\"device_id\":\"m-1\",\"state\":{\"quarantine\":\"x\"}}",
+	     "quarantine"},
+	    {"/v1/checkin", "{\"device_id\":\"m-1\",\"state\":{\"quarantine\":[1]}}",
+	     "quarantine"},
+	    {"/v1/checkin", "{\"device_id\":\"m-1\",\"state\":{\"safe_mode\":\"no\"}}",
+	     "safe_mode"},
+	    {"/v1/checkin", "{\"device_id\":\"m-1\",\"health\":{\"crashes\":\"5\"}}", "crashes"},
+	    {"/v1/checkin", "{\"device_id\":\"m-1\",\"health\":{\"rollbacks\":true}}", "rollbacks"},
+	    {"/v1/checkin", "{\"device_id\":\"m-1\",\"health\":{\"events\":1e999999}}", "events"},
+	    {"/v1/checkin", "{\"device_id\":\"m-1\",\"health\":{\"alerts\":-3}}", "alerts"},
+	    {"/v1/report",
+	     "{\"device_id\":\"m-1\",\"report_id\":\"r\",\"event\":\"installed\",\"time\":\"5\"}",
+	     "time"},
+	    {"/v1/report",
+	     "{\"device_id\":\"m-1\",\"report_id\":\"r\",\"event\":\"installed\",\"time\":true}",
+	     "time"},
+	    {"/v1/report",
+	     "{\"device_id\":\"m-1\",\"report_id\":\"r\",\"event\":\"installed\",\"time\":1.5}",
+	     "time"},
+	    {"/v1/report",
+	     "{\"device_id\":\"m-1\",\"report_id\":\"r\",\"event\":\"installed\",\"detail\":[]}",
+	     "detail"},
+	    {"/v1/report",
+	     "{\"device_id\":\"m-1\",\"report_id\":\"r\",\"event\":\"installed\",\"target\":{}}",
+	     "target"},
+	    {"/v1/report", "{\"device_id\":\"m-1\",\"report_id\":5,\"event\":\"installed\"}",
+	     "report_id"},
+	    {"/v1/report", "{\"device_id\":\"m-1\",\"report_id\":\"r\",\"event\":false}", "event"},
+	    {"/v1/enroll", "{\"device_id\":\"m-2\",\"agent_version\":1}", "agent_version"},
+	    {"/v1/enroll", "{\"device_id\":\"m-2\",\"ring\":[]}", "ring"},
+	    {"/v1/enroll", "{\"device_id\":\"m-2\",\"manifest_hash\":0}", "manifest_hash"},
+	    {"/v1/enroll", "{\"device_id\":[\"m-2\"]}", "device_id"},
+	};
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		const char *auth = strcmp(cases[i].path, "/v1/enroll") ? cred : tok;
+		long st = http_raw(e, "POST", cases[i].path, auth, cases[i].body,
+				   strlen(cases[i].body), &reply);
+		j = json_loads(reply, 0, NULL);
+		if (st != 400 || strcmp(jstr(j, "error", "code"), "invalid_field") ||
+		    strcmp(jstr(j, "error", "field"), cases[i].field))
+			fail_msg("%s %s: got %ld %s, want 400 invalid_field '%s'", cases[i].path,
+				 cases[i].body, st, reply, cases[i].field);
+		json_decref(j);
+		free(reply);
+	}
+}
+
+/* Slowloris: connections from one address that never finish their request fill only that
+ * address's share; every other client is still served. Bounded: at most 80 connections, each
+ * wait at most 10 s. */
+static int open_slow(struct env *e, int *fds, int n)
+{
+	int opened = 0;
+
+	for (int i = 0; i < n; i++) {
+		fds[i] = raw_connect(e, "127.0.0.1");
+		if (fds[i] >= 0 && write(fds[i], "GET /metrics HTTP/1.1\r\nHo", 25) == 25)
+			opened++;
+	}
+	return opened;
+}
+
+/* How many of fds the server still holds open, once it has dealt with all of them (it closes
+ * the ones over the limit at once): polled for at most 10 s until the count stops changing
+ * at or under want. */
+static int still_open(int *fds, int n, int want)
+{
+	int open = n;
+
+	for (int round = 0; round < 100; round++) {
+		open = 0;
+		for (int i = 0; i < n; i++) {
+			char c;
+			if (fds[i] < 0)
+				continue;
+			ssize_t k = recv(fds[i], &c, 1, MSG_DONTWAIT);
+			if (k == 0 || (k < 0 && errno != EAGAIN && errno != EWOULDBLOCK)) {
+				close(fds[i]);
+				fds[i] = -1;
+				continue;
+			}
+			open++;
+		}
+		if (open <= want)
+			break;
+		sleep_ms(100);
+	}
+	return open;
+}
+
+static void test_slow_clients_do_not_lock_out_others(void **state)
+{
+	struct env *e = *state;
+	int fds[80], n;
+	char *reply;
+
+	/* The default per-address limit (64) holds with the default total (4096). */
+	n = open_slow(e, fds, 80);
+	assert_true(n > 64);
+	n = still_open(fds, 80, 64);
+	if (n > 64)
+		fail_msg("%d slow connections from one address held open, limit 64", n);
+	for (int i = 0; i < 80; i++)
+		if (fds[i] >= 0)
+			close(fds[i]);
+
+	/* A server whose every connection slot one address could take: 48 in all, 8 each. */
+	stop_server(e, SIGTERM);
+	e->extra[0] = "--max-connections";
+	e->extra[1] = "48";
+	e->extra[2] = "--per-ip-connections";
+	e->extra[3] = "8";
+	start_server(e);
+	open_slow(e, fds, 48);
+	n = still_open(fds, 48, 8);
+	if (n > 8)
+		fail_msg("%d slow connections from 127.0.0.1 held open, limit 8", n);
+	/* Another client (127.0.0.2 is loopback too) is served while they hang on. */
+	long st = raw_http(e, "127.0.0.2",
+			   "GET /metrics HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n", &reply);
+	if (st != 200)
+		fail_msg("a second client got %ld while 127.0.0.1 held its connections", st);
+	assert_non_null(strstr(reply, "ringfence_checkins_total"));
+	free(reply);
+	/* And the slow ones are still there: the limit refused new ones, it cut none. */
+	assert_int_equal(still_open(fds, 48, 8), n);
+	for (int i = 0; i < 48; i++)
+		if (fds[i] >= 0)
+			close(fds[i]);
+}
+
+/* The database: created only by --init; a missing, empty or damaged one stops the start with
+ * a message that says how to restore; --backup makes a copy that restores. */
+static void test_database_lost_or_damaged_refused(void **state)
+{
+	struct env *e = *state;
+	char tok[80], err[400], bak[400], cmd[1600];
+	json_t *j;
+
+	snprintf(err, sizeof(err), "%s/stderr", e->dir);
+	snprintf(bak, sizeof(bak), "%s/backup.db", e->dir);
+	const char *version[] = {"--version", NULL};
+	assert_int_equal(run_ringfenced(err, version), 0);
+	assert_true(file_has(err, "ringfenced "));
+	tenant(e, "delta", NULL, tok);
+	/* A backup while the server runs. */
+	const char *backup[] = {"--db", e->db, "--backup", bak, NULL};
+	assert_int_equal(run_ringfenced(err, backup), 0);
+	stop_server(e, SIGTERM);
+
+	const char *with_init[] = {"--db",	  e->db, "--init", "--listen", "127.0.0.1:0",
+				   "--repo", e->repo, NULL};
+	const char *plain[] = {"--db", e->db, "--listen", "127.0.0.1:0", "--repo", e->repo, NULL};
+	/* --init on a database that exists: refused, nothing changed. */
+	assert_int_equal(run_ringfenced(err, with_init), 2);
+	assert_true(file_has(err, "exists already"));
+
+	/* Truncated to 0 bytes: not a new server. */
+	assert_int_equal(truncate(e->db, 0), 0);
+	assert_int_equal(run_ringfenced(err, plain), 2);
+	assert_true(file_has(err, "is empty"));
+	assert_true(file_has(err, "--init"));
+	assert_true(file_has(err, "Backup and restore"));
+	/* Missing. */
+	assert_int_equal(unlink(e->db), 0);
+	assert_int_equal(run_ringfenced(err, plain), 2);
+	assert_true(file_has(err, "does not exist"));
+	/* Not a database at all. */
+	assert_int_equal(rf_file_write_atomic(e->db, "this is not SQLite, it is 48 bytes of text.\n",
+					      44, 0644),
+			 0);
+	assert_int_equal(run_ringfenced(err, plain), 1);
+	assert_true(file_has(err, "damaged"));
+	assert_true(file_has(err, "Backup and restore"));
+
+	/* Damaged inside: the backup with one b-tree page's type byte broken. The page header is
+	 * at the start of every page after the first (4096-byte pages). */
+	snprintf(cmd, sizeof(cmd), "cp '%s' '%s'", bak, e->db);
+	assert_int_equal(system(cmd), 0);
+	{
+		int fd = open(e->db, O_WRONLY);
+		assert_true(fd >= 0);
+		assert_int_equal(pwrite(fd, "\x42", 1, 4096), 1);
+		close(fd);
+	}
+	assert_int_equal(run_ringfenced(err, plain), 1);
+	assert_true(file_has(err, "damaged"));
+	assert_true(file_has(err, "restore"));
+
+	/* Restore the backup: the server starts with everything it had. */
+	snprintf(cmd, sizeof(cmd), "cp '%s' '%s' && rm -f '%s-wal' '%s-shm'", bak, e->db, e->db,
+		 e->db);
+	assert_int_equal(system(cmd), 0);
+	start_server(e);
+	EXPECT_STATUS(200, http(e, "GET", "/v1/admin/tenants/delta", e->admin, &j, NULL));
+	assert_string_equal(jstr(j, "name", NULL), "delta");
+	json_decref(j);
+
+	/* A backup of a database that is not there fails, and leaves nothing behind. */
+	char nodb[400], nobak[400];
+	snprintf(nodb, sizeof(nodb), "%s/none.db", e->dir);
+	snprintf(nobak, sizeof(nobak), "%s/none-backup.db", e->dir);
+	const char *backup_none[] = {"--db", nodb, "--backup", nobak, NULL};
+	assert_int_equal(run_ringfenced(err, backup_none), 2);
+	assert_int_equal(access(nobak, F_OK), -1);
+	assert_int_equal(access(nodb, F_OK), -1);
 }
 
 static void test_repo_metrics_dashboard(void **state)
@@ -830,7 +1387,7 @@ static void test_kill9_keeps_acknowledged_reports(void **state)
 	/* The database opens (WAL recovered) and holds at least every acknowledged report. */
 	struct rf_store *st;
 	uint64_t stored = 0, crashes = 0;
-	assert_int_equal(rf_store_open_sqlite(e->db, NULL, &st), 0);
+	assert_int_equal(rf_store_open_sqlite(e->db, 0, NULL, &st), 0);
 	for (int i = 0; i < 4; i++) {
 		uint64_t c;
 		snprintf(dev, sizeof(dev), "k-%d", i);
@@ -1550,6 +2107,15 @@ int main(int argc, char **argv)
 	    cmocka_unit_test_setup_teardown(test_downtime_is_not_silence, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_failure_attribution, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_health_survives_kill9, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_non_utf8_path_gets_4xx, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_transport_refuses_ambiguous_requests, setup,
+					    teardown),
+	    cmocka_unit_test_setup_teardown(test_content_type_exact, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_known_members_typed, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_slow_clients_do_not_lock_out_others, setup,
+					    teardown),
+	    cmocka_unit_test_setup_teardown(test_database_lost_or_damaged_refused, setup,
+					    teardown),
 	};
 
 	if (argc < 3) {

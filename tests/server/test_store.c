@@ -93,7 +93,7 @@ static void test_roundtrip_and_idempotent_reports(void **state)
 	uint64_t n;
 
 	db_path(path, sizeof(path));
-	assert_int_equal(rf_store_open_sqlite(path, NULL, &st), 0);
+	assert_int_equal(rf_store_open_sqlite(path, RF_STORE_CREATE, NULL, &st), 0);
 	struct rf_store_tenant t = {
 	    .name = "acme", .ring = NULL, .pin = "n-1", .win_start_min = 60, .win_end_min = 180};
 	memset(t.token_hash, 0xab, 32);
@@ -146,7 +146,7 @@ static void test_roundtrip_and_idempotent_reports(void **state)
 	assert_int_equal(n, 1);
 	rf_store_close(st);
 
-	assert_int_equal(rf_store_open_sqlite(path, NULL, &st), 0);
+	assert_int_equal(rf_store_open_sqlite(path, 0, NULL, &st), 0);
 	assert_int_equal(rf_store_load(st, &visitor, &s), 0);
 	rf_store_close(st);
 	assert_int_equal(s.rings, 4); /* canary, early, broad + pilot */
@@ -173,7 +173,7 @@ static void test_newer_schema_refused_and_wal_full(void **state)
 	sqlite3_stmt *q;
 
 	db_path(path, sizeof(path));
-	assert_int_equal(rf_store_open_sqlite(path, NULL, &st), 0);
+	assert_int_equal(rf_store_open_sqlite(path, RF_STORE_CREATE, NULL, &st), 0);
 	rf_store_close(st);
 	assert_int_equal(sqlite3_open(path, &db), SQLITE_OK);
 	assert_int_equal(sqlite3_prepare_v2(db, "PRAGMA journal_mode", -1, &q, NULL), SQLITE_OK);
@@ -182,7 +182,7 @@ static void test_newer_schema_refused_and_wal_full(void **state)
 	sqlite3_finalize(q);
 	assert_int_equal(sqlite3_exec(db, "PRAGMA user_version = 99", NULL, NULL, NULL), SQLITE_OK);
 	sqlite3_close(db);
-	assert_int_equal(rf_store_open_sqlite(path, &d, &st), -EPROTO);
+	assert_int_equal(rf_store_open_sqlite(path, 0, &d, &st), -EPROTO);
 	assert_non_null(strstr(d.first, "newer"));
 	/* Untouched: still version 99. */
 	assert_int_equal(sqlite3_open(path, &db), SQLITE_OK);
@@ -193,7 +193,8 @@ static void test_newer_schema_refused_and_wal_full(void **state)
 	sqlite3_close(db);
 	/* A path that cannot be opened: -EIO with a message. */
 	struct rf_diag d2 = {0};
-	assert_int_equal(rf_store_open_sqlite("/nonexistent-dir/x.db", &d2, &st), -EIO);
+	assert_int_equal(rf_store_open_sqlite("/nonexistent-dir/x.db", RF_STORE_CREATE, &d2, &st),
+			 -EIO);
 	assert_true(d2.count > 0);
 	cleanup(path);
 }
