@@ -33,6 +33,9 @@ struct loaded_role {
 struct rf_tuf_client {
 	char *mdir, *murl, *turl;
 	int64_t now;
+	void (*before_durable_step)(void *ud, unsigned step, const char *what);
+	void *step_ud;
+	unsigned steps; /* durable steps taken (or about to be) in this client's life */
 	struct rf__tuf_md *root, *timestamp, *snapshot, *targets;
 	struct loaded_role *dels;
 	size_t ndels;
@@ -121,14 +124,25 @@ static struct rf__tuf_md *load_local(const struct rf_tuf_client *c, const char *
 	return md;
 }
 
-static int persist(const struct rf_tuf_client *c, const char *role, const struct rf__tuf_md *md,
+/* Every change of the trusted state on disk goes through here first (the fault-injection hook
+ * of struct rf_tuf_client_opts: crash tests stop the process at each step). */
+static void durable_step(struct rf_tuf_client *c, const char *what)
+{
+	c->steps++;
+	if (c->before_durable_step)
+		c->before_durable_step(c->step_ud, c->steps, what);
+}
+
+static int persist(struct rf_tuf_client *c, const char *role, const struct rf__tuf_md *md,
 		   struct rf_diag *d)
 {
 	char path[4096];
 	int r = role_path(c, role, path, sizeof(path));
 
-	if (r == 0)
+	if (r == 0) {
+		durable_step(c, role);
 		r = rf_file_write_atomic(path, md->raw, md->rawlen, 0644);
+	}
 	if (r < 0) {
 		char rq[80];
 		return rf_diag_report(d, r, "cannot store trusted %s metadata: %s",
@@ -138,10 +152,14 @@ static int persist(const struct rf_tuf_client *c, const char *role, const struct
 	return 0;
 }
 
-static void remove_local(const struct rf_tuf_client *c, const char *role)
+static void remove_local(struct rf_tuf_client *c, const char *role)
 {
 	char path[4096];
-	if (role_path(c, role, path, sizeof(path)) == 0 && unlink(path) == 0) {
+
+	if (role_path(c, role, path, sizeof(path)) < 0)
+		return;
+	durable_step(c, role);
+	if (unlink(path) == 0) {
 		int r = rf_dir_sync(c->mdir); /* best effort: the file is already gone */
 		(void)r;
 	}
@@ -247,6 +265,8 @@ int rf_tuf_client_new(const struct rf_tuf_client_opts *o, struct rf_tuf_client *
 	if (!c)
 		return -ENOMEM;
 	c->now = o->now;
+	c->before_durable_step = o->before_durable_step;
+	c->step_ud = o->step_ud;
 	c->mdir = strdup(o->metadata_dir);
 	c->murl = dup_slash(o->metadata_url);
 	c->turl = o->target_base_url ? dup_slash(o->target_base_url) : NULL;
@@ -744,8 +764,10 @@ int rf_tuf_client_download_target(struct rf_tuf_client *c, const struct rf_tuf_t
 	if ((r = rf__tuf_fetch(url, (size_t)t->length, &buf, &n, d)) < 0)
 		return r;
 	r = rf__tuf_file_check(&f, buf, n, "target", d);
-	if (r == 0 && (r = rf_mkdir_p(dir, 0755)) == 0)
+	if (r == 0 && (r = rf_mkdir_p(dir, 0755)) == 0) {
+		durable_step(c, "target");
 		r = rf_file_write_atomic(path, buf, n, 0644);
+	}
 	free(buf);
 	if (r < 0)
 		return r == -EBADMSG

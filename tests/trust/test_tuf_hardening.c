@@ -152,8 +152,8 @@ static json_t *delegation_to(EVP_PKEY *k, const char *name, const char *glob)
 
 /*
  * Two parents, A (paths a/x) and B (paths b/x), each delegate a role named "release", A to
- * key ka and B to key kb. release.json is signed by ka only and lists a/ok and b/evil. Following A it is
- * trusted for a/ok; following B (in the same client, after A loaded it) it must be verified
+ * key ka and B to key kb. release.json is signed by ka only and lists a/ok and b/evil. Following A
+ * it is trusted for a/ok; following B (in the same client, after A loaded it) it must be verified
  * against kb and refused: b/evil is never downloaded.
  */
 static void test_cached_role_is_verified_against_current_delegator(void **state)
@@ -164,7 +164,8 @@ static void test_cached_role_is_verified_against_current_delegator(void **state)
 	EVP_PKEY *k0 = new_key(k0id, NULL), *ka = new_key(path, NULL), *kb = new_key(path, NULL);
 	EVP_PKEY *both[2] = {ka, kb};
 	json_t *dt[2] = {json_object(), json_object()};
-	struct rf_tuf_client_opts o = {f->md, f->murl, f->turl, 0};
+	struct rf_tuf_client_opts o = {
+	    .metadata_dir = f->md, .metadata_url = f->murl, .target_base_url = f->turl};
 	struct rf_tuf_client *c = NULL;
 	struct rf_tuf_target *t = NULL;
 	struct stat sb;

@@ -75,7 +75,8 @@ void fx_free(struct fx *f)
 
 int refresh_at(struct fx *f, int64_t now)
 {
-	struct rf_tuf_client_opts o = {f->md, f->murl, f->turl, now};
+	struct rf_tuf_client_opts o = {
+	    .metadata_dir = f->md, .metadata_url = f->murl, .target_base_url = f->turl, .now = now};
 	struct rf_diag d = {.emit = diag_print};
 	struct rf_tuf_client *c = NULL;
 	int r = rf_tuf_client_new(&o, &c, &d);
@@ -94,7 +95,8 @@ int refresh(struct fx *f)
 /* refresh, look up and download name; *ret (optional) the target record */
 int download(struct fx *f, const char *name, struct rf_tuf_target **ret)
 {
-	struct rf_tuf_client_opts o = {f->md, f->murl, f->turl, 0};
+	struct rf_tuf_client_opts o = {
+	    .metadata_dir = f->md, .metadata_url = f->murl, .target_base_url = f->turl};
 	struct rf_diag d = {.emit = diag_print};
 	struct rf_tuf_client *c = NULL;
 	struct rf_tuf_target *t = NULL;
