@@ -97,19 +97,22 @@ update() {
 # each update starts from the state the previous one reached
 snap() { rm -rf "$T/old.md" "$T/old.t" && cp -a "$MD" "$T/old.md" && cp -a "$TD" "$T/old.t"; }
 
+# a new pack published as packs/p.rfp
+release() {
+	echo "$1" > "$T/pack"
+	"$RF" repo add "$T/r" "$T/pack" --name packs/p.rfp >/dev/null || fail "add $1"
+	"$RF" repo publish "$T/r" >/dev/null || fail "publish $1"
+}
+
 snap
-echo v1 > "$T/pack"
-"$RF" repo add "$T/r" "$T/pack" --name packs/p.rfp >/dev/null || fail "add v1"
-"$RF" repo publish "$T/r" >/dev/null || fail "publish v1"
+release v1
 update release
 
 snap
 for role in root timestamp snapshot root; do
 	"$RF" repo rotate "$T/r" $role >/dev/null || fail "rotate $role"
 done
-echo v2 > "$T/pack"
-"$RF" repo add "$T/r" "$T/pack" --name packs/p.rfp >/dev/null || fail "add v2"
-"$RF" repo publish "$T/r" >/dev/null || fail "publish v2"
+release v2
 update rotations
 
 snap

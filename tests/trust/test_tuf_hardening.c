@@ -150,6 +150,19 @@ static json_t *delegation_to(EVP_PKEY *k, const char *name, const char *glob)
 			 drole(name, false, json_pack("[s]", glob), NULL, keyid));
 }
 
+/* release.json v`v`, signed by signers, listing a/ok and b/evil; a snapshot naming it with
+ * targets v3, A v1 and B v1. */
+static void publish_release(struct fx *f, uint64_t v, EVP_PKEY *const *signers, size_t n)
+{
+	write_role(f, "release", v, signers, n,
+		   json_pack("{s:o,s:o}", "a/ok", target_entry(f, "a/ok", "for A"), "b/evil",
+			     target_entry(f, "b/evil", "only kb may allow this")),
+		   NULL);
+	write_snapshot(f, json_pack("{s:{s:i},s:{s:i},s:{s:i},s:{s:I}}", "targets.json", "version",
+				    3, "A.json", "version", 1, "B.json", "version", 1,
+				    "release.json", "version", (json_int_t)v));
+}
+
 /*
  * Two parents, A (paths a/x) and B (paths b/x), each delegate a role named "release", A to
  * key ka and B to key kb. release.json is signed by ka only and lists a/ok and b/evil. Following A
@@ -176,13 +189,7 @@ static void test_cached_role_is_verified_against_current_delegator(void **state)
 		 dt, 2); /* targets v3, A and B v1 (no delegations yet) */
 	write_role(f, "A", 1, &k0, 1, json_object(), delegation_to(ka, "release", "a/*"));
 	write_role(f, "B", 1, &k0, 1, json_object(), delegation_to(kb, "release", "b/*"));
-	write_role(f, "release", 1, &ka, 1,
-		   json_pack("{s:o,s:o}", "a/ok", target_entry(f, "a/ok", "for A"), "b/evil",
-			     target_entry(f, "b/evil", "only kb may allow this")),
-		   NULL);
-	write_snapshot(f, json_pack("{s:{s:i},s:{s:i},s:{s:i},s:{s:i}}", "targets.json", "version",
-				    3, "A.json", "version", 1, "B.json", "version", 1,
-				    "release.json", "version", 1));
+	publish_release(f, 1, &ka, 1);
 
 	assert_int_equal(rf_tuf_client_new(&o, &c, &d), 0);
 	assert_int_equal(rf_tuf_client_refresh(c, &d), 0);
@@ -202,13 +209,7 @@ static void test_cached_role_is_verified_against_current_delegator(void **state)
 	assert_int_not_equal(stat(path, &sb), 0);
 
 	/* release v2 signed by both keys: trusted through either parent, in one client */
-	write_role(f, "release", 2, both, 2,
-		   json_pack("{s:o,s:o}", "a/ok", target_entry(f, "a/ok", "for A"), "b/evil",
-			     target_entry(f, "b/evil", "only kb may allow this")),
-		   NULL);
-	write_snapshot(f, json_pack("{s:{s:i},s:{s:i},s:{s:i},s:{s:i}}", "targets.json", "version",
-				    3, "A.json", "version", 1, "B.json", "version", 1,
-				    "release.json", "version", 2));
+	publish_release(f, 2, both, 2);
 	assert_int_equal(rf_tuf_client_new(&o, &c, &d), 0);
 	assert_int_equal(rf_tuf_client_refresh(c, &d), 0);
 	assert_int_equal(rf_tuf_client_get_target(c, "a/ok", &t, &d), 0);
