@@ -440,8 +440,7 @@ static int load_role(struct rf_tuf_client *c, const char *role, enum rf__tuf_typ
 {
 	struct rf__tuf_md *old = trusted_local(c, role, t, kr, ro), *md = NULL;
 	char q[3 * RF_TUF_NAME_MAX + 1], file[3 * RF_TUF_NAME_MAX + 64], what[RF_TUF_NAME_MAX + 32];
-	/* the role's own limit always applies; a length from the referring metadata only lowers it
-	 */
+	/* the role's limit always holds; a length given by the referring metadata can lower it */
 	size_t max = f->has_length && f->length < type_max(t) ? (size_t)f->length : type_max(t);
 	size_t n = 0;
 	int64_t now = client_now(c);
