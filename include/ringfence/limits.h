@@ -87,9 +87,10 @@
 
 /* ---- trust (TUF) ------------------------------------------------------------------------ */
 
-/* Download ceilings when the referring metadata gives no length (python-tuf's defaults: a root
- * with a few hundred keys, a snapshot/targets listing tens of thousands of entries). Every byte
- * past a ceiling aborts the transfer with -E2BIG (the spec's "endless data" attack). */
+/* Download ceilings per role (python-tuf's defaults: a root with a few hundred keys, a
+ * snapshot/targets listing tens of thousands of entries; delegated roles count as targets). A
+ * length given by the referring metadata can lower a ceiling, never raise it. Every byte past
+ * a ceiling aborts the transfer with -E2BIG (the spec's "endless data" attack). */
 #define RF_TUF_ROOT_MAX (512u * 1024)
 #define RF_TUF_TIMESTAMP_MAX (16u * 1024)
 #define RF_TUF_SNAPSHOT_MAX (2u * 1024 * 1024)

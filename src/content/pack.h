@@ -97,6 +97,11 @@ const char *rf__pack_atom_problem(unsigned t, unsigned op, unsigned flags, const
 /* Is s[0..n) valid UTF-8? */
 bool rf__pack_utf8_ok(const uint8_t *s, size_t n);
 
+/* canon[i] = the smallest index of a string of pk equal to string i (*ret, caller frees), found
+ * with a table keyed by SipHash under a fresh random key: expected linear time whatever the
+ * strings. *ret_probes (optional) counts the table slots examined (tests). 0 or -ENOMEM. */
+int rf__pack_canon_strings(const struct rf_pack *pk, uint32_t **ret, uint64_t *ret_probes);
+
 /* Verify the structure of p (everything independent of a manifest) and decode it. */
 int rf__pack_decode(const uint8_t *p, size_t n, struct rf_pack **ret, struct rf_diag *reterr);
 

@@ -18,19 +18,23 @@
  *   stopped Channel File 291.
  *
  * Cost: every byte is read a bounded number of times (strings and programs are contiguous, so no
- * range can be visited twice; duplicates are found by hashing), so time is linear in the pack
- * size, and memory is a fixed multiple of it. Nothing is trusted before it is checked; all
+ * range can be visited twice; duplicate strings are found with a hash table keyed per
+ * verification by SipHash under a random key, so a pack's author cannot make its strings
+ * collide), so time is linear in the pack size (expected, whatever the pack), and memory is a
+ * fixed multiple of it. Nothing is trusted before it is checked; all
  * offset arithmetic is in 64 bits or overflow-checked.
  */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/random.h>
+#include <unistd.h>
 
 #include <hs/hs.h>
 
+#include "common/util.h"
 #include "content/pack.h"
 #include "ringfence/limits.h"
-
 
 static uint32_t get32(const uint8_t *p)
 {
@@ -69,17 +73,74 @@ static const char *rule_name(const struct rf_pack *pk, uint32_t ri, char *out, s
 	return out;
 }
 
-static uint32_t hash_str(const char *s, uint32_t h)
+#define ROTL(x, b) (uint64_t)(((x) << (b)) | ((x) >> (64 - (b))))
+#define SIPROUND                                                                                   \
+	do {                                                                                       \
+		v0 += v1, v1 = ROTL(v1, 13), v1 ^= v0, v0 = ROTL(v0, 32);                          \
+		v2 += v3, v3 = ROTL(v3, 16), v3 ^= v2;                                             \
+		v0 += v3, v3 = ROTL(v3, 21), v3 ^= v0;                                             \
+		v2 += v1, v1 = ROTL(v1, 17), v1 ^= v2, v2 = ROTL(v2, 32);                          \
+	} while (0)
+
+static uint64_t get64(const uint8_t *p)
 {
-	for (; *s; s++)
-		h = (h ^ (uint8_t)*s) * 16777619u;
-	return h;
+	return (uint64_t)get32(p) | (uint64_t)get32(p + 4) << 32;
 }
 
-/* canon[i] = the smallest index of a string equal to string i (expected linear time). */
-static int canon_strings(struct rf_pack *pk, uint32_t **ret)
+/*
+ * SipHash-2-4 (Aumasson, Bernstein): a keyed hash, so where a string lands in the table is
+ * unknown to whoever wrote the pack (an unkeyed hash such as FNV lets a pack list thousands of
+ * strings in one slot and make this check quadratic). The same function as
+ * rf_rollout_siphash24, which the content library cannot link.
+ */
+static uint64_t siphash24(const uint64_t k[2], const uint8_t *p, size_t n)
+{
+	uint64_t v0 = 0x736f6d6570736575ULL ^ k[0], v1 = 0x646f72616e646f6dULL ^ k[1];
+	uint64_t v2 = 0x6c7967656e657261ULL ^ k[0], v3 = 0x7465646279746573ULL ^ k[1];
+	uint64_t m, last = (uint64_t)n << 56;
+	size_t i = 0;
+
+	for (; i + 8 <= n; i += 8) {
+		m = get64(p + i);
+		v3 ^= m;
+		SIPROUND;
+		SIPROUND;
+		v0 ^= m;
+	}
+	for (unsigned j = 0; i + j < n; j++)
+		last |= (uint64_t)p[i + j] << (8 * j);
+	v3 ^= last;
+	SIPROUND;
+	SIPROUND;
+	v0 ^= last;
+	v2 ^= 0xff;
+	SIPROUND;
+	SIPROUND;
+	SIPROUND;
+	SIPROUND;
+	return v0 ^ v1 ^ v2 ^ v3;
+}
+
+/* A fresh key per verification from the OS. Should the entropy pool not be ready yet (early
+ * boot: the call must not block an agent's start), the clocks, the process id and a stack
+ * address: still different in every process and unknown when the pack was written. */
+static void table_key(uint64_t k[2])
+{
+	uint8_t b[16];
+
+	if (getrandom(b, sizeof(b), GRND_NONBLOCK) == (ssize_t)sizeof(b)) {
+		k[0] = get64(b);
+		k[1] = get64(b + 8);
+		return;
+	}
+	k[0] = rf_now_mono_ns() ^ (uint64_t)(uintptr_t)b;
+	k[1] = (uint64_t)rf_now_wall() * 0x9e3779b97f4a7c15ULL ^ (uint64_t)getpid();
+}
+
+int rf__pack_canon_strings(const struct rf_pack *pk, uint32_t **ret, uint64_t *ret_probes)
 {
 	uint32_t ns = 16, *slots, *canon;
+	uint64_t key[2], probes = 0;
 
 	while (ns < pk->n_strings * 2u)
 		ns *= 2;
@@ -90,13 +151,15 @@ static int canon_strings(struct rf_pack *pk, uint32_t **ret)
 		free(canon);
 		return -ENOMEM;
 	}
+	table_key(key);
 	for (uint32_t i = 0; i < pk->n_strings; i++) {
-		uint32_t h = hash_str(pk->strings[i].s, 2166136261u) & (ns - 1);
+		const struct rf_pstr *si = &pk->strings[i];
+		uint32_t h = (uint32_t)siphash24(key, (const uint8_t *)si->s, si->len) & (ns - 1);
 		canon[i] = i;
-		while (slots[h]) {
+		for (probes++; slots[h]; probes++) {
 			uint32_t j = slots[h] - 1;
-			if (pk->strings[j].len == pk->strings[i].len &&
-			    !memcmp(pk->strings[j].s, pk->strings[i].s, pk->strings[i].len)) {
+			if (pk->strings[j].len == si->len &&
+			    !memcmp(pk->strings[j].s, si->s, si->len)) {
 				canon[i] = j;
 				break;
 			}
@@ -107,6 +170,8 @@ static int canon_strings(struct rf_pack *pk, uint32_t **ret)
 	}
 	free(slots);
 	*ret = canon;
+	if (ret_probes)
+		*ret_probes = probes;
 	return 0;
 }
 
@@ -530,7 +595,7 @@ int rf__pack_decode(const uint8_t *p, size_t n, struct rf_pack **ret, struct rf_
 	rc = decode_strings(pk, p + off[0], size[0], count[0], d);
 	if (rc < 0)
 		goto fail;
-	rc = canon_strings(pk, &canon);
+	rc = rf__pack_canon_strings(pk, &canon, NULL);
 	if (rc < 0)
 		goto fail;
 	bad = decode_fields(pk, p + off[1], count[1], d, canon);

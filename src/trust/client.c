@@ -5,9 +5,13 @@
  * targets.json and <quoted role>.json, each the exact bytes received, replaced atomically and
  * only after the new file passed every check (signatures against the trusted delegator,
  * version rules, expiry, length and hashes named by the referring metadata). A refresh reads
- * the cached files again as rollback references; a cached file that no longer verifies against
- * the current root (e.g. after a key rotation) is ignored, and when the timestamp or snapshot
- * keys change in a root update both files are deleted (fast-forward attack recovery, 5.3.11).
+ * the cached timestamp and snapshot again as its rollback references (the timestamp bounds the
+ * snapshot, the snapshot bounds targets and every delegated role); cached targets and delegated
+ * role files are only caches. A cached file that no longer verifies against the current root
+ * (e.g. after a key rotation) is ignored, and when the timestamp or snapshot keys change in a
+ * root update both files are deleted (fast-forward attack recovery, 5.3.11), so nothing a
+ * compromised key signed still binds. A delegated role is verified against the delegation
+ * being followed each time it is reached, also when it is already loaded.
  * Role and target names only reach the file system URL-quoted (rf_tuf_quote_name: no '/',
  * never "." or ".."), so a hostile name cannot leave the directory.
  */
@@ -29,6 +33,9 @@ struct loaded_role {
 struct rf_tuf_client {
 	char *mdir, *murl, *turl;
 	int64_t now;
+	void (*before_durable_step)(void *ud, unsigned step, const char *what);
+	void *step_ud;
+	unsigned steps; /* durable steps taken (or about to be) in this client's life */
 	struct rf__tuf_md *root, *timestamp, *snapshot, *targets;
 	struct loaded_role *dels;
 	size_t ndels;
@@ -117,14 +124,25 @@ static struct rf__tuf_md *load_local(const struct rf_tuf_client *c, const char *
 	return md;
 }
 
-static int persist(const struct rf_tuf_client *c, const char *role, const struct rf__tuf_md *md,
+/* Every change of the trusted state on disk goes through here first (the fault-injection hook
+ * of struct rf_tuf_client_opts: crash tests stop the process at each step). */
+static void durable_step(struct rf_tuf_client *c, const char *what)
+{
+	c->steps++;
+	if (c->before_durable_step)
+		c->before_durable_step(c->step_ud, c->steps, what);
+}
+
+static int persist(struct rf_tuf_client *c, const char *role, const struct rf__tuf_md *md,
 		   struct rf_diag *d)
 {
 	char path[4096];
 	int r = role_path(c, role, path, sizeof(path));
 
-	if (r == 0)
+	if (r == 0) {
+		durable_step(c, role);
 		r = rf_file_write_atomic(path, md->raw, md->rawlen, 0644);
+	}
 	if (r < 0) {
 		char rq[80];
 		return rf_diag_report(d, r, "cannot store trusted %s metadata: %s",
@@ -134,10 +152,14 @@ static int persist(const struct rf_tuf_client *c, const char *role, const struct
 	return 0;
 }
 
-static void remove_local(const struct rf_tuf_client *c, const char *role)
+static void remove_local(struct rf_tuf_client *c, const char *role)
 {
 	char path[4096];
-	if (role_path(c, role, path, sizeof(path)) == 0 && unlink(path) == 0) {
+
+	if (role_path(c, role, path, sizeof(path)) < 0)
+		return;
+	durable_step(c, role);
+	if (unlink(path) == 0) {
 		int r = rf_dir_sync(c->mdir); /* best effort: the file is already gone */
 		(void)r;
 	}
@@ -243,6 +265,8 @@ int rf_tuf_client_new(const struct rf_tuf_client_opts *o, struct rf_tuf_client *
 	if (!c)
 		return -ENOMEM;
 	c->now = o->now;
+	c->before_durable_step = o->before_durable_step;
+	c->step_ud = o->step_ud;
 	c->mdir = strdup(o->metadata_dir);
 	c->murl = dup_slash(o->metadata_url);
 	c->turl = o->target_base_url ? dup_slash(o->target_base_url) : NULL;
@@ -416,13 +440,13 @@ static int load_role(struct rf_tuf_client *c, const char *role, enum rf__tuf_typ
 {
 	struct rf__tuf_md *old = trusted_local(c, role, t, kr, ro), *md = NULL;
 	char q[3 * RF_TUF_NAME_MAX + 1], file[3 * RF_TUF_NAME_MAX + 64], what[RF_TUF_NAME_MAX + 32];
-	size_t max = f->has_length ? (size_t)f->length : type_max(t), n = 0;
+	/* the role's limit always holds; a length given by the referring metadata can lower it */
+	size_t max = f->has_length && f->length < type_max(t) ? (size_t)f->length : type_max(t);
+	size_t n = 0;
 	int64_t now = client_now(c);
 	uint8_t *buf = NULL;
 	int r;
 
-	if (f->has_length && f->length > RF_FILE_MAX)
-		max = RF_FILE_MAX;
 	{
 		char rq[RF_TUF_NAME_MAX + 8];
 		snprintf(what, sizeof(what), "%s metadata",
@@ -453,24 +477,17 @@ static int load_role(struct rf_tuf_client *c, const char *role, enum rf__tuf_typ
 		r = rf_diag_report(d, -ESTALE, "%s: version %llu, the referring metadata says %llu",
 				   what, (unsigned long long)md->version,
 				   (unsigned long long)f->version);
-	if (r == 0 && old && md->version < old->version)
+	/* Rollback references (5.4.3, 5.5.5): the trusted timestamp bounds the snapshot version,
+	 * the trusted snapshot bounds every targets and delegated role version. A cached targets or
+	 * delegated role file is only a cache, never a version floor (5.6 compares it with
+	 * nothing): after a snapshot key rotation deleted the trusted snapshot (5.3.11), a
+	 * fast-forwarded targets v100 must not refuse the repository's real v1. */
+	if (r == 0 && t == RF__TUF_SNAPSHOT && old && md->version < old->version)
 		r = rf_diag_report(d, -ESTALE, "%s: v%llu is older than trusted v%llu (rollback)",
 				   what, (unsigned long long)md->version,
 				   (unsigned long long)old->version);
-	if (r == 0 && t == RF__TUF_SNAPSHOT && old) {
-		for (size_t i = 0; i < old->nfiles && r == 0; i++) {
-			const struct rf__tuf_file *of = &old->files[i];
-			const struct rf__tuf_file *nf = rf__tuf_md_file(md, of->name);
-			char qn[80];
-			if (!nf || nf->version < of->version)
-				r = rf_diag_report(
-				    d, -ESTALE, "snapshot v%llu %s '%s' (trusted: v%llu; rollback)",
-				    (unsigned long long)md->version,
-				    nf ? "lowers the version of" : "drops",
-				    rf_diag_quote(qn, sizeof(qn), of->name, strlen(of->name)),
-				    (unsigned long long)of->version);
-		}
-	}
+	if (r == 0 && t == RF__TUF_SNAPSHOT && old)
+		r = rf__tuf_snapshot_check(old, md, NULL, d);
 	if (r == 0 && rf__tuf_md_expired(md, now))
 		r = rf_diag_report(d, -ETIMEDOUT, "%s v%llu has expired (freeze attack?)", what,
 				   (unsigned long long)md->version);
@@ -524,6 +541,14 @@ static int delegated(struct rf_tuf_client *c, const struct rf__tuf_md *parent,
 
 	for (size_t i = 0; i < c->ndels; i++)
 		if (!strcmp(c->dels[i].name, ro->name)) {
+			/* Several roles may delegate the same name, each to its own keys: a copy
+			 * loaded while following one delegator proves nothing for another, so it is
+			 * verified against the delegation being followed, every time. */
+			char rq[80], what[128];
+			snprintf(what, sizeof(what), "'%s' metadata (delegated again)",
+				 rf_diag_quote(rq, sizeof(rq), ro->name, strlen(ro->name)));
+			if ((r = rf__tuf_md_verify(&parent->keys, ro, c->dels[i].md, what, d)) < 0)
+				return r;
 			*ret = c->dels[i].md;
 			return 0;
 		}
@@ -738,8 +763,10 @@ int rf_tuf_client_download_target(struct rf_tuf_client *c, const struct rf_tuf_t
 	if ((r = rf__tuf_fetch(url, (size_t)t->length, &buf, &n, d)) < 0)
 		return r;
 	r = rf__tuf_file_check(&f, buf, n, "target", d);
-	if (r == 0 && (r = rf_mkdir_p(dir, 0755)) == 0)
+	if (r == 0 && (r = rf_mkdir_p(dir, 0755)) == 0) {
+		durable_step(c, "target");
 		r = rf_file_write_atomic(path, buf, n, 0644);
+	}
 	free(buf);
 	if (r < 0)
 		return r == -EBADMSG

@@ -237,6 +237,12 @@ static int parse_hashes(const json_t *h, struct rf__tuf_file *f, enum rf__tuf_ty
 	return 0;
 }
 
+static int cmp_file_names(const void *a, const void *b)
+{
+	return strcmp(((const struct rf__tuf_file *)a)->name,
+		      ((const struct rf__tuf_file *)b)->name);
+}
+
 static int parse_files(const json_t *o, struct rf__tuf_md *md, struct rf_diag *d)
 {
 	bool targets = md->type == RF__TUF_TARGETS;
@@ -288,6 +294,8 @@ static int parse_files(const json_t *o, struct rf__tuf_md *md, struct rf_diag *d
 		}
 		md->nfiles = ++i;
 	}
+	/* sorted by name: lookups are binary searches, and two snapshots compare in one merge */
+	qsort(md->files, md->nfiles, sizeof(*md->files), cmp_file_names);
 	return 0;
 }
 
@@ -610,10 +618,52 @@ bool rf__tuf_md_expired(const struct rf__tuf_md *md, int64_t now)
 
 const struct rf__tuf_file *rf__tuf_md_file(const struct rf__tuf_md *md, const char *name)
 {
-	for (size_t i = 0; i < md->nfiles; i++)
-		if (!strcmp(md->files[i].name, name))
-			return &md->files[i];
+	size_t lo = 0, hi = md->nfiles;
+
+	while (lo < hi) {
+		size_t mid = lo + (hi - lo) / 2;
+		int c = strcmp(md->files[mid].name, name);
+		if (c == 0)
+			return &md->files[mid];
+		if (c < 0)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
 	return NULL;
+}
+
+int rf__tuf_snapshot_check(const struct rf__tuf_md *old, const struct rf__tuf_md *md,
+			   uint64_t *ret_work, struct rf_diag *d)
+{
+	size_t i = 0, j = 0;
+	uint64_t work = 0;
+	int r = 0;
+
+	/* both lists are sorted by name (parse_files): one merge, each step a comparison */
+	while (i < old->nfiles && r == 0) {
+		const struct rf__tuf_file *of = &old->files[i];
+		int c = j < md->nfiles ? strcmp(md->files[j].name, of->name) : 1;
+		char q[80];
+
+		work++;
+		if (c < 0) { /* listed only in the new snapshot: allowed */
+			j++;
+			continue;
+		}
+		if (c > 0 || md->files[j].version < of->version)
+			r = rf_diag_report(d, -ESTALE,
+					   "snapshot v%llu %s '%s' (trusted: v%llu; rollback)",
+					   (unsigned long long)md->version,
+					   c > 0 ? "drops" : "lowers the version of",
+					   rf_diag_quote(q, sizeof(q), of->name, strlen(of->name)),
+					   (unsigned long long)of->version);
+		i++;
+		j += c == 0;
+	}
+	if (ret_work)
+		*ret_work = work;
+	return r;
 }
 
 const struct rf__tuf_role *rf__tuf_md_delegation(const struct rf__tuf_md *md, const char *name)

@@ -10,7 +10,12 @@
  * Global flags come before the command. Exit 0 on full success, 1 on any failure (usage errors
  * included, as the protocol asks). Time comes from the system clock; the program is dynamically
  * linked so faketime can move it.
+ *
+ * Test only: RF_TUF_FAULT_KILL_AT=N makes the program SIGKILL itself just before the N-th
+ * durable change of the trusted state (tests/trust/test-crash.sh walks N = 1, 2, ...), so a
+ * crash lands at every step however fast the machine is. Never set it in production.
  */
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -36,6 +41,13 @@ static void print_diag(void *ud, int code, const char *msg)
 {
 	(void)ud;
 	fprintf(stderr, "ringfence-tuf-client: %s (%s)\n", msg, rf_strerror(code));
+}
+
+static void kill_at_step(void *ud, unsigned step, const char *what)
+{
+	(void)what;
+	if (step == *(const unsigned *)ud)
+		raise(SIGKILL);
 }
 
 int main(int argc, char **argv)
@@ -121,6 +133,14 @@ int main(int argc, char **argv)
 	{
 		struct rf_tuf_client_opts o = {
 		    .metadata_dir = mdir, .metadata_url = murl, .target_base_url = turl};
+		const char *fault = getenv("RF_TUF_FAULT_KILL_AT");
+		static unsigned kill_at;
+		uint64_t v;
+		if (fault && rf_parse_u64(fault, &v) == 0 && v > 0 && v <= UINT32_MAX) {
+			kill_at = (unsigned)v;
+			o.before_durable_step = kill_at_step;
+			o.step_ud = &kill_at;
+		}
 		if ((r = rf_tuf_client_new(&o, &c, &d)) < 0 ||
 		    (r = rf_tuf_client_refresh(c, &d)) < 0)
 			goto out;

@@ -99,7 +99,7 @@ struct rf__tuf_md {
 	bool consistent_snapshot;
 	struct rf__tuf_keyring keys;  /* root keys, or targets' delegation keys */
 	struct rf__tuf_role roles[4]; /* root: indexed by enum rf__tuf_type */
-	/* timestamp, snapshot: meta; targets: targets */
+	/* timestamp, snapshot: meta; targets: targets (sorted by name) */
 	struct rf__tuf_file *files;
 	size_t nfiles;
 	/* targets: delegations */
@@ -124,7 +124,14 @@ int rf__tuf_md_verify(const struct rf__tuf_keyring *keyring, const struct rf__tu
 		      const struct rf__tuf_md *md, const char *what, struct rf_diag *d) RF_WUR;
 
 bool rf__tuf_md_expired(const struct rf__tuf_md *md, int64_t now);
+/* The meta or targets entry called name, or NULL (binary search: files are sorted by name). */
 const struct rf__tuf_file *rf__tuf_md_file(const struct rf__tuf_md *md, const char *name);
+/* Snapshot rollback check (spec 5.5.5): every entry of the trusted snapshot old is still listed
+ * in md, at a version not lower. One merge of the two name-sorted lists: at most
+ * old->nfiles + md->nfiles name comparisons, counted into *ret_work (optional) for tests.
+ * Returns 0 or -ESTALE naming the first entry (in name order) dropped or lowered. */
+int rf__tuf_snapshot_check(const struct rf__tuf_md *old, const struct rf__tuf_md *md,
+			   uint64_t *ret_work, struct rf_diag *d) RF_WUR;
 const struct rf__tuf_role *rf__tuf_md_delegation(const struct rf__tuf_md *md, const char *name);
 /* The succinct-delegation bin name for path: "<prefix>-<top bit_length bits of sha256(path),
  * hex, zero-padded to ceil(bit_length/4) digits>" (as python-tuf). -E2BIG if it does not fit. */

@@ -45,6 +45,12 @@ struct rf_tuf_client_opts {
 	const char *metadata_url;    /* base URL of the metadata, e.g. http://h/repo/metadata/ */
 	const char *target_base_url; /* base URL of target files (may be NULL: no downloads) */
 	int64_t now;		     /* Unix seconds to check expiry against; 0: system clock */
+	/* Fault injection for crash tests (NULL in production): called just before each durable
+	 * change of the trusted state - a metadata file stored or deleted, a target written -
+	 * with step = 1, 2, ... counted over the client's life and what = the role name or
+	 * "target". The hook may stop the process (ringfence-tuf-client: RF_TUF_FAULT_KILL_AT). */
+	void (*before_durable_step)(void *ud, unsigned step, const char *what);
+	void *step_ud;
 };
 
 /*
