@@ -171,6 +171,11 @@
 #define RF_AGENT_HTTP_TIMEOUT_S 30u
 /* Worker restarts after a crash are spaced by this base delay (ms, doubled per attempt). */
 #define RF_AGENT_RESTART_DELAY_MS 200u
+/* Bad offers remembered in one run (refused.h), so a release the server repeats at every
+ * check-in is not downloaded and verified each time. The server offers one release at a time,
+ * so a few suffice; 32 full hashes are 1 KiB. Past it the oldest is forgotten: one more
+ * download, never a load. */
+#define RF_AGENT_REFUSED_MAX 32u
 
 /* ---- server ----------------------------------------------------------------------------- */
 

@@ -34,6 +34,7 @@
 
 #include "agent/checkin.h"
 #include "agent/guard.h"
+#include "agent/refused.h"
 #include "agent/store.h"
 #include "agent/worker.h"
 #include "common/log.h"
@@ -82,8 +83,7 @@ struct agent {
 	int events_fd, alerts_fd;
 	bool events_follow;
 	/* packs refused in this run (not re-downloaded at every check-in) */
-	uint8_t refused[8][32];
-	unsigned nrefused;
+	struct rf_refused refused;
 };
 
 static volatile sig_atomic_t got_term;
@@ -533,24 +533,6 @@ static int enroll(struct agent *ag)
 	return 0;
 }
 
-static bool refused(struct agent *ag, const uint8_t *h)
-{
-	for (unsigned i = 0; i < ag->nrefused; i++)
-		if (memcmp(ag->refused[i], h, 32) == 0)
-			return true;
-	return false;
-}
-
-static void refuse(struct agent *ag, const uint8_t *h)
-{
-	if (refused(ag, h))
-		return;
-	memcpy(ag->refused[ag->nrefused % 8], h, 32);
-	ag->nrefused++;
-	if (ag->nrefused >= 16)
-		ag->nrefused = 8;
-}
-
 /* Verify pack bytes against this build's manifest in a child process: a verifier crash on
  * hostile bytes kills the child, never the supervisor. 0 accepted; -ENOEXEC rejected (why in
  * out); other negative errno: could not run. */
@@ -609,7 +591,7 @@ static void reject(struct agent *ag, const uint8_t *h, const char *target, const
 
 	hex32(h, hex);
 	rf_log_warn("rejected %s %s: %s", target, hex, why);
-	refuse(ag, h);
+	rf_refused_add(&ag->refused, h);
 	feed(ag, RF_GUARD_EV_REJECTED, h, 0);
 	/* the guard queued "rejected" with its reason class: replace it with the precise words */
 	n = rf_store_report_count(ag->st);
@@ -638,7 +620,7 @@ static void take_release(struct agent *ag, const struct rf_checkin_release *rel)
 	int r;
 
 	hex32(rel->sha256, hex);
-	if (refused(ag, rel->sha256))
+	if (rf_refused_has(&ag->refused, rel->sha256))
 		return;
 	if (rf_store_is_quarantined(ag->st, rel->sha256)) {
 		reject(ag, rel->sha256, rel->target, "quarantined on this device");
@@ -1012,6 +994,7 @@ static int cmd_run(int argc, char **argv)
 	int c, r;
 
 	memset(&ag, 0, sizeof(ag));
+	rf_refused_init(&ag.refused);
 	ag.o.store = RF_STORE_DIR_DEFAULT;
 	ag.o.poll = RF_AGENT_POLL_DEFAULT_S;
 	ag.o.enroll_token = getenv("RINGFENCE_ENROLL_TOKEN");
