@@ -36,6 +36,7 @@
 #include "agent/guard.h"
 #include "agent/refused.h"
 #include "agent/store.h"
+#include "agent/verifier.h"
 #include "agent/worker.h"
 #include "common/log.h"
 #include "common/util.h"
@@ -53,6 +54,8 @@ struct opts {
 	    *repo_url;
 	uint32_t poll;
 	struct rf_guard_config gcfg;
+	struct rf_verifier_limits vlim;
+	char vfault_hash[65]; /* RINGFENCE_FAULT_VERIFY=MODE:<sha256>: only that pack; "" all */
 };
 
 struct agent {
@@ -533,57 +536,6 @@ static int enroll(struct agent *ag)
 	return 0;
 }
 
-/* Verify pack bytes against this build's manifest in a child process: a verifier crash on
- * hostile bytes kills the child, never the supervisor. 0 accepted; -ENOEXEC rejected (why in
- * out); other negative errno: could not run. */
-static int verify_isolated(const uint8_t *p, size_t n, char *out, size_t outsz)
-{
-	int fds[2], status;
-	pid_t pid;
-	ssize_t got;
-
-	out[0] = 0;
-	if (pipe2(fds, O_CLOEXEC) < 0)
-		return -errno;
-	pid = fork();
-	if (pid < 0) {
-		close(fds[0]);
-		close(fds[1]);
-		return -errno;
-	}
-	if (pid == 0) {
-		struct rf_manifest *m = NULL;
-		struct rf_pack *pk = NULL;
-		struct rf_diag d = {0};
-		size_t ml;
-		const uint8_t *mb = rf_content_builtin_manifest(&ml);
-		int r = rf_manifest_parse(mb, ml, &m, &d);
-
-		close(fds[0]);
-		if (r == 0)
-			r = rf_pack_open(p, n, &pk, &d);
-		if (r == 0)
-			r = rf_pack_check(pk, m, &d);
-		if (r < 0 && write(fds[1], d.first, strlen(d.first)) < 0)
-			_exit(2);
-		_exit(r == 0 ? 0 : 1);
-	}
-	close(fds[1]);
-	got = read(fds[0], out, outsz - 1);
-	out[got > 0 ? (size_t)got : 0] = 0;
-	close(fds[0]);
-	while (waitpid(pid, &status, 0) < 0 && errno == EINTR)
-		;
-	if (WIFEXITED(status) && WEXITSTATUS(status) == 0)
-		return 0;
-	if (WIFSIGNALED(status))
-		snprintf(out, outsz, "the verifier died (signal %d) on this pack",
-			 WTERMSIG(status));
-	else if (!out[0])
-		snprintf(out, outsz, "rejected");
-	return -ENOEXEC;
-}
-
 static void reject(struct agent *ag, const uint8_t *h, const char *target, const char *why)
 {
 	char hex[65];
@@ -692,7 +644,10 @@ static void take_release(struct agent *ag, const struct rf_checkin_release *rel)
 		       "downloaded bytes do not match the signed hash");
 		goto out;
 	}
-	r = verify_isolated(p, n, why, sizeof(why));
+	struct rf_verifier_limits vl = ag->o.vlim;
+	if (ag->o.vfault_hash[0] && strcmp(ag->o.vfault_hash, hex) != 0)
+		vl.fault = RF_VERIFIER_FAULT_NONE;
+	r = rf_verifier_run(p, n, &vl, why, sizeof(why));
 	if (r == -ENOEXEC) {
 		reject(ag, h, rel->target, why);
 		goto out;
@@ -948,6 +903,38 @@ static int open_events(struct agent *ag)
 	return ag->events_fd < 0 ? -errno : 0;
 }
 
+/* RINGFENCE_FAULT_VERIFY=MODE[:SHA256] (docs/agent.md, tests only): the verifier child plays
+ * MODE (hang, spin, oom, crash) instead of verifying, for every pack or only the one with that
+ * hash. It can only make a pack rejected, never accepted. */
+static int parse_verify_fault(struct opts *o, const char *v)
+{
+	char mode[16];
+	const char *colon = strchr(v, ':');
+	size_t ml = colon ? (size_t)(colon - v) : strlen(v);
+
+	if (ml >= sizeof(mode))
+		goto bad;
+	memcpy(mode, v, ml);
+	mode[ml] = 0;
+	if (rf_verifier_fault_parse(mode, &o->vlim.fault) < 0)
+		goto bad;
+	if (colon) {
+		uint8_t h[32];
+		if (strlen(colon + 1) != 64 || rf_hex_decode(colon + 1, 64, h, sizeof(h)) < 0)
+			goto bad;
+		hex32(h, o->vfault_hash);
+	}
+	rf_log_warn("fault injection: the verifier will %s instead of verifying %s%s", mode,
+		    colon ? "pack " : "any pack", colon ? o->vfault_hash : "");
+	return 0;
+bad:
+	fprintf(stderr,
+		"ringfence-agent: RINGFENCE_FAULT_VERIFY='%s': want hang, spin, oom or crash, "
+		"optionally followed by :SHA256\n",
+		v);
+	return -EINVAL;
+}
+
 static void pick_device_id(struct agent *ag)
 {
 	uint8_t *buf = NULL;
@@ -999,6 +986,7 @@ static int cmd_run(int argc, char **argv)
 	ag.o.poll = RF_AGENT_POLL_DEFAULT_S;
 	ag.o.enroll_token = getenv("RINGFENCE_ENROLL_TOKEN");
 	rf_guard_config_default(&ag.o.gcfg);
+	rf_verifier_limits_default(&ag.o.vlim);
 	ag.status_fd = -1;
 	optind = 1;
 	while ((c = getopt_long(argc, argv, "vh", lo, NULL)) != -1) {
@@ -1086,6 +1074,9 @@ static int cmd_run(int argc, char **argv)
 		rf_log_warn("fault injection: killing this process at store step %llu",
 			    kill_at_step);
 	}
+	if (getenv("RINGFENCE_FAULT_VERIFY") &&
+	    parse_verify_fault(&ag.o, getenv("RINGFENCE_FAULT_VERIFY")) < 0)
+		return 2;
 	/* the store: another agent may still be dying (its worker holds the lock for a moment) */
 	for (unsigned i = 0;; i++) {
 		memset(&d, 0, sizeof(d));
