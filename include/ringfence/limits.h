@@ -152,6 +152,8 @@
 #define RF_AGENT_STATE_MAX (256u * 1024)
 /* Longest line read from an events stream; longer events are skipped and counted. */
 #define RF_AGENT_EVENT_LINE_MAX (64u * 1024)
+/* A check-in reply's reason name kept for the log (the rollout engine's longest is ~16). */
+#define RF_AGENT_REASON_MAX 48
 /* Largest check-in reply body accepted from the server. */
 #define RF_AGENT_REPLY_MAX (64u * 1024)
 /* TUF target names and device ids: the protocol's identifier limit (docs/protocol.md). */

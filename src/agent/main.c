@@ -87,6 +87,9 @@ struct agent {
 	bool events_follow;
 	/* packs refused in this run (not re-downloaded at every check-in) */
 	struct rf_refused refused;
+	/* said once: a rollback order with nothing to go back to; the last "stay" reason */
+	bool rollback_idle;
+	char stay_reason[RF_AGENT_REASON_MAX + 1];
 };
 
 static volatile sig_atomic_t got_term;
@@ -671,6 +674,49 @@ out:
 	rf_tuf_client_free(tc);
 }
 
+/* The server's rollback order. The guard abandons a trial for a distinct last known good, and
+ * the release rollback_to names (if it is not what runs, nor refused here) is taken like an
+ * install. With neither there is nothing to go back to (issue 10): the agent keeps running what
+ * it runs (or its safe mode), keeps checking in and takes the fix when it is offered; it says
+ * so once, not at every check-in that repeats the order. */
+static void on_rollback(struct agent *ag, const struct rf_checkin_reply *rep)
+{
+	const struct rf_guard_state *g = rf_store_guard(ag->st);
+	const char *why = rep->reason[0] ? rep->reason : "no reason given";
+	uint8_t cur[32];
+	char hex[65];
+	bool has_cur = rf_guard_current(g, cur);
+	bool to_lkg = g->mode == RF_GUARD_MODE_TRIAL && g->has_lkg && memcmp(g->lkg, g->trial, 32);
+	bool to_named = rep->has_rollback_to &&
+			!rf_refused_has(&ag->refused, rep->rollback_to.sha256) &&
+			!(has_cur && memcmp(cur, rep->rollback_to.sha256, 32) == 0);
+
+	if (!to_lkg && !to_named) {
+		if (!ag->rollback_idle) {
+			if (has_cur)
+				hex32(cur, hex);
+			rf_log_warn(
+			    "server: roll back (%s), but there is nothing to go back to other "
+			    "than what runs (%s%s%s): keeping it, checking in for a fix",
+			    why,
+			    has_cur ? rf_store_pack_name(ag->st, cur) : rf_guard_mode_name(g->mode),
+			    has_cur ? " " : "", has_cur ? hex : "");
+			ag->rollback_idle = true;
+		}
+		return;
+	}
+	ag->rollback_idle = false;
+	rf_log_warn("server: roll back (%s) to %s", why,
+		    to_lkg ? "the last known good" : rep->rollback_to.target);
+	if (to_lkg)
+		feed(ag, RF_GUARD_EV_ROLLBACK, NULL, 0);
+	if (rep->has_rollback_to) {
+		g = rf_store_guard(ag->st);
+		if (!(rf_guard_current(g, cur) && memcmp(cur, rep->rollback_to.sha256, 32) == 0))
+			take_release(ag, &rep->rollback_to);
+	}
+}
+
 static void checkin(struct agent *ag)
 {
 	struct rf_checkin_reply rep;
@@ -710,23 +756,27 @@ static void checkin(struct agent *ag)
 		ag->poll = rep.poll_interval;
 	g = rf_store_guard(ag->st);
 	bool has_cur = rf_guard_current(g, cur);
+	if (rep.action != RF_CHECKIN_ROLLBACK)
+		ag->rollback_idle = false;
+	if (rep.action != RF_CHECKIN_STAY)
+		ag->stay_reason[0] = 0;
 	switch (rep.action) {
 	case RF_CHECKIN_INSTALL:
 		if (!(has_cur && memcmp(cur, rep.release.sha256, 32) == 0))
 			take_release(ag, &rep.release);
 		break;
 	case RF_CHECKIN_ROLLBACK:
-		rf_log_warn("server: roll back");
-		feed(ag, RF_GUARD_EV_ROLLBACK, NULL, 0);
-		if (rep.has_rollback_to) {
-			g = rf_store_guard(ag->st);
-			if (!(rf_guard_current(g, cur) &&
-			      memcmp(cur, rep.rollback_to.sha256, 32) == 0))
-				take_release(ag, &rep.rollback_to);
+		on_rollback(ag, &rep);
+		break;
+	default: {
+		/* said once per reason: "waiting-for-fix" repeats at every check-in */
+		const char *why = rep.reason[0] ? rep.reason : "no reason given";
+		if (strcmp(ag->stay_reason, why) != 0) {
+			rf_log_info("server: stay (%s)", why);
+			snprintf(ag->stay_reason, sizeof(ag->stay_reason), "%s", why);
 		}
 		break;
-	default:
-		break;
+	}
 	}
 	flush_reports(ag);
 	ag->next_checkin_ms = now_ms() + rf_checkin_delay_ms(ag->poll, rnd(ag));
@@ -1074,8 +1124,8 @@ static int cmd_run(int argc, char **argv)
 		rf_log_warn("fault injection: killing this process at store step %llu",
 			    kill_at_step);
 	}
-	if (getenv("RINGFENCE_FAULT_VERIFY") &&
-	    parse_verify_fault(&ag.o, getenv("RINGFENCE_FAULT_VERIFY")) < 0)
+	const char *vf = getenv("RINGFENCE_FAULT_VERIFY"); /* empty: unset, like the others */
+	if (vf && *vf && parse_verify_fault(&ag.o, vf) < 0)
 		return 2;
 	/* the store: another agent may still be dying (its worker holds the lock for a moment) */
 	for (unsigned i = 0;; i++) {
