@@ -5,9 +5,9 @@
  *   status    what the store says (current, last known good, trial attempts, quarantine, safe)
  *   manifest  the agent manifest of this build
  *
- * The supervisor never loads content itself: packs are verified in a short-lived child and
- * evaluated in the worker child (worker.c), so content can kill neither the supervisor nor its
- * update channel (P5). Every decision about what runs is the guard's (guard.c); every guard
+ * The supervisor never loads content itself: packs are verified in a short-lived child bounded
+ * in time and memory (verifier.c) and evaluated in the worker child (worker.c), so content can
+ * neither kill nor stall the supervisor and its update channel (P5). Every decision about what runs is the guard's (guard.c); every guard
  * step is made durable by rf_store_apply BEFORE the load it asks for (write-ahead, P4/P8).
  * Content arrives only through the TUF client (P9) and is checked against the signed schedule
  * (P6) and this build's manifest (P1) before the guard ever sees it.
@@ -897,7 +897,10 @@ static void usage_run(FILE *f)
 	    "                                                 that pack loads\n"
 	    "  RINGFENCE_FAULT_WORKER_CRASH_ON_LOAD=<sha256>  kill only the worker\n"
 	    "  RINGFENCE_FAULT_KILL_AT_STEP=N                 kill the agent before its N-th\n"
-	    "                                                 durable store step\n");
+	    "                                                 durable store step\n"
+	    "  RINGFENCE_FAULT_VERIFY=MODE[:<sha256>]         the verifier child hangs, spins,\n"
+	    "                                                 eats memory or crashes (hang, spin,\n"
+	    "                                                 oom, crash) instead of verifying\n");
 }
 
 static int parse_uint_opt(const char *name, const char *v, uint64_t max, uint64_t *ret)
