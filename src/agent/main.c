@@ -7,8 +7,9 @@
  *
  * The supervisor never loads content itself: packs are verified in a short-lived child bounded
  * in time and memory (verifier.c) and evaluated in the worker child (worker.c), so content can
- * neither kill nor stall the supervisor and its update channel (P5). Every decision about what runs is the guard's (guard.c); every guard
- * step is made durable by rf_store_apply BEFORE the load it asks for (write-ahead, P4/P8).
+ * neither kill nor stall the supervisor and its update channel (P5). Every decision about what
+ * runs is the guard's (guard.c); every guard step is made durable by rf_store_apply BEFORE the
+ * load it asks for (write-ahead, P4/P8).
  * Content arrives only through the TUF client (P9) and is checked against the signed schedule
  * (P6) and this build's manifest (P1) before the guard ever sees it.
  */
