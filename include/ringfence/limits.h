@@ -153,6 +153,8 @@
 #define RF_AGENT_STATE_MAX (256u * 1024)
 /* Longest line read from an events stream; longer events are skipped and counted. */
 #define RF_AGENT_EVENT_LINE_MAX (64u * 1024)
+/* A check-in reply's reason name kept for the log (the rollout engine's longest is ~16). */
+#define RF_AGENT_REASON_MAX 48
 /* Largest check-in reply body accepted from the server. */
 #define RF_AGENT_REPLY_MAX (64u * 1024)
 /* TUF target names and device ids: the protocol's identifier limit (docs/protocol.md). */
@@ -172,6 +174,21 @@
 #define RF_AGENT_HTTP_TIMEOUT_S 30u
 /* Worker restarts after a crash are spaced by this base delay (ms, doubled per attempt). */
 #define RF_AGENT_RESTART_DELAY_MS 200u
+/* The verifier child (src/agent/verifier.h), bounded so no pack can stall the supervisor's
+ * check-ins (P5). Verifying the largest real pack we know (1,239 rules, 690 KB) takes ~5 ms and
+ * grows the heap by ~2.5 MiB (docs/engine.md); the largest legal pack (RF_PACK_MAX, 16 MiB) is
+ * ~25 times that. Wall clock: 10 s is >50x the worst legal pack even under a sanitizer, and a
+ * check-in that waits for it is still far inside the poll interval. CPU: the same 10 s, so a
+ * spinning child dies even if its parent were stopped. Address space added to what the child
+ * inherited: 512 MiB is ~8x the worst legal pack's peak and still a fraction of a small host. */
+#define RF_AGENT_VERIFY_TIMEOUT_MS 10000u
+#define RF_AGENT_VERIFY_CPU_S 10u
+#define RF_AGENT_VERIFY_MEM_MAX (512ull * 1024 * 1024)
+/* Bad offers remembered in one run (refused.h), so a release the server repeats at every
+ * check-in is not downloaded and verified each time. The server offers one release at a time,
+ * so a few suffice; 32 full hashes are 1 KiB. Past it the oldest is forgotten: one more
+ * download, never a load. */
+#define RF_AGENT_REFUSED_MAX 32u
 
 /* ---- server ----------------------------------------------------------------------------- */
 

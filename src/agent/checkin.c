@@ -275,6 +275,19 @@ int rf_checkin_reply_parse(const uint8_t *p, size_t n, struct rf_checkin_reply *
 			goto out;
 		r.has_rollback_to = true;
 	}
+	/* why: shown, never acted on; any reason (one this agent does not know yet, a malformed
+	 * one) is accepted, a name outside [a-z0-9_-] or too long is kept as "" */
+	v = json_object_get(root, "reason");
+	if (json_is_string(v) && json_string_length(v) < sizeof(r.reason)) {
+		const char *t = json_string_value(v);
+		size_t i, l = json_string_length(v);
+		for (i = 0; i < l; i++)
+			if (!((t[i] >= 'a' && t[i] <= 'z') || (t[i] >= '0' && t[i] <= '9') ||
+			      t[i] == '-' || t[i] == '_'))
+				break;
+		if (i == l)
+			memcpy(r.reason, t, l + 1);
+	}
 	u = 0;
 	if ((e = opt_uint(root, "poll_interval", RF_AGENT_POLL_MAX_S, &u, d, "checkin")) < 0)
 		goto out;

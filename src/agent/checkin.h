@@ -35,6 +35,9 @@ struct rf_checkin_release {
 
 struct rf_checkin_reply {
 	enum rf_checkin_action action;
+	/* the server's reason name ("new-release", "waiting-for-fix", ...), for the log only;
+	 * "" when absent, unknown-shaped or over the limit (an unknown name is kept as is) */
+	char reason[RF_AGENT_REASON_MAX + 1];
 	bool has_release;
 	struct rf_checkin_release release;
 	bool has_rollback_to;

@@ -14,7 +14,8 @@
 #define GUARD_ARRAY_LEN(a) (sizeof(a) / sizeof((a)[0]))
 
 /* The simulator holds one state per simulated device, millions of them. */
-_Static_assert(sizeof(struct rf_guard_state) == 168, "guard state grew: check the simulator's memory");
+_Static_assert(sizeof(struct rf_guard_state) == 168,
+	       "guard state grew: check the simulator's memory");
 
 struct ctx {
 	const struct rf_guard_config *cfg;
@@ -341,13 +342,16 @@ static void dispatch(struct ctx *c, const struct rf_guard_event *ev)
 		on_tick(c, ev->now_ms, ev->events);
 		break;
 	case RF_GUARD_EV_ROLLBACK:
-		if (c->s.mode != RF_GUARD_MODE_TRIAL)
+		/* Only a trial with a distinct LKG to go back to is rolled back. Without one the
+		 * order is a no-op (issue 10): the trial keeps running and keeps its attempts. A
+		 * halt is not a verdict on this device, where the pack runs; safe mode would trade
+		 * it for no content and the server repeats the order at every check-in. The fix
+		 * comes as a new CANDIDATE; a real crash loop still quarantines the trial. */
+		if (c->s.mode != RF_GUARD_MODE_TRIAL || !c->s.has_lkg ||
+		    memcmp(c->s.lkg, c->s.trial, RF_GUARD_HASH_LEN) == 0)
 			break;
 		drop_trial(c);
-		if (c->s.has_lkg)
-			report(c, RF_GUARD_REPORT_ROLLED_BACK, c->s.lkg, RF_GUARD_REASON_SERVER, 0);
-		else
-			report(c, RF_GUARD_REPORT_ROLLED_BACK, NULL, RF_GUARD_REASON_SAFE_MODE, 0);
+		report(c, RF_GUARD_REPORT_ROLLED_BACK, c->s.lkg, RF_GUARD_REASON_SERVER, 0);
 		load_lkg(c, true);
 		break;
 	case RF_GUARD_EV_SHUTDOWN:

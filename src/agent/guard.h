@@ -19,6 +19,9 @@
  *     safe mode: no content, but the caller keeps checking in and takes a fix. Offered again,
  *     the old LKG comes back as a trial, whose crash loop does quarantine it.
  *   - A quarantined hash is never loaded again, whatever version it arrives under.
+ *   - A server rollback abandons a trial for the LKG. With no distinct LKG it changes nothing
+ *     (the trial keeps running; the fix arrives as a new candidate): it never drops the agent
+ *     into safe mode or a state a repeated order would act on again.
  *
  * Invariants (tests/agent/test_guard.c checks them after every step and every crash):
  *   I1 the LKG is never a quarantined hash;
@@ -61,7 +64,8 @@ enum rf_guard_event_type {
 	RF_GUARD_EV_LOAD_FAILED = 5, /* the last LOAD failed (counted like a crash of that pack) */
 	RF_GUARD_EV_CRASH = 6,	     /* the worker running the current content died */
 	RF_GUARD_EV_TICK = 7,	     /* events: events evaluated since the previous tick */
-	RF_GUARD_EV_ROLLBACK = 8,    /* the server ordered a rollback: abandon the trial */
+	RF_GUARD_EV_ROLLBACK = 8,    /* the server ordered a rollback: abandon the trial for the
+				      * LKG; a no-op unless a trial runs and a distinct LKG exists */
 	RF_GUARD_EV_SHUTDOWN = 9,    /* clean stop: the current load is refunded (not a crash) */
 };
 #define RF_GUARD_EV_FIRST RF_GUARD_EV_BOOT

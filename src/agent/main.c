@@ -5,10 +5,11 @@
  *   status    what the store says (current, last known good, trial attempts, quarantine, safe)
  *   manifest  the agent manifest of this build
  *
- * The supervisor never loads content itself: packs are verified in a short-lived child and
- * evaluated in the worker child (worker.c), so content can kill neither the supervisor nor its
- * update channel (P5). Every decision about what runs is the guard's (guard.c); every guard
- * step is made durable by rf_store_apply BEFORE the load it asks for (write-ahead, P4/P8).
+ * The supervisor never loads content itself: packs are verified in a short-lived child bounded
+ * in time and memory (verifier.c) and evaluated in the worker child (worker.c), so content can
+ * neither kill nor stall the supervisor and its update channel (P5). Every decision about what
+ * runs is the guard's (guard.c); every guard step is made durable by rf_store_apply BEFORE the
+ * load it asks for (write-ahead, P4/P8).
  * Content arrives only through the TUF client (P9) and is checked against the signed schedule
  * (P6) and this build's manifest (P1) before the guard ever sees it.
  */
@@ -34,7 +35,9 @@
 
 #include "agent/checkin.h"
 #include "agent/guard.h"
+#include "agent/refused.h"
 #include "agent/store.h"
+#include "agent/verifier.h"
 #include "agent/worker.h"
 #include "common/log.h"
 #include "common/util.h"
@@ -52,6 +55,8 @@ struct opts {
 	    *repo_url;
 	uint32_t poll;
 	struct rf_guard_config gcfg;
+	struct rf_verifier_limits vlim;
+	char vfault_hash[65]; /* RINGFENCE_FAULT_VERIFY=MODE:<sha256>: only that pack; "" all */
 };
 
 struct agent {
@@ -82,8 +87,10 @@ struct agent {
 	int events_fd, alerts_fd;
 	bool events_follow;
 	/* packs refused in this run (not re-downloaded at every check-in) */
-	uint8_t refused[8][32];
-	unsigned nrefused;
+	struct rf_refused refused;
+	/* said once: a rollback order with nothing to go back to; the last "stay" reason */
+	bool rollback_idle;
+	char stay_reason[RF_AGENT_REASON_MAX + 1];
 };
 
 static volatile sig_atomic_t got_term;
@@ -533,75 +540,6 @@ static int enroll(struct agent *ag)
 	return 0;
 }
 
-static bool refused(struct agent *ag, const uint8_t *h)
-{
-	for (unsigned i = 0; i < ag->nrefused; i++)
-		if (memcmp(ag->refused[i], h, 32) == 0)
-			return true;
-	return false;
-}
-
-static void refuse(struct agent *ag, const uint8_t *h)
-{
-	if (refused(ag, h))
-		return;
-	memcpy(ag->refused[ag->nrefused % 8], h, 32);
-	ag->nrefused++;
-	if (ag->nrefused >= 16)
-		ag->nrefused = 8;
-}
-
-/* Verify pack bytes against this build's manifest in a child process: a verifier crash on
- * hostile bytes kills the child, never the supervisor. 0 accepted; -ENOEXEC rejected (why in
- * out); other negative errno: could not run. */
-static int verify_isolated(const uint8_t *p, size_t n, char *out, size_t outsz)
-{
-	int fds[2], status;
-	pid_t pid;
-	ssize_t got;
-
-	out[0] = 0;
-	if (pipe2(fds, O_CLOEXEC) < 0)
-		return -errno;
-	pid = fork();
-	if (pid < 0) {
-		close(fds[0]);
-		close(fds[1]);
-		return -errno;
-	}
-	if (pid == 0) {
-		struct rf_manifest *m = NULL;
-		struct rf_pack *pk = NULL;
-		struct rf_diag d = {0};
-		size_t ml;
-		const uint8_t *mb = rf_content_builtin_manifest(&ml);
-		int r = rf_manifest_parse(mb, ml, &m, &d);
-
-		close(fds[0]);
-		if (r == 0)
-			r = rf_pack_open(p, n, &pk, &d);
-		if (r == 0)
-			r = rf_pack_check(pk, m, &d);
-		if (r < 0 && write(fds[1], d.first, strlen(d.first)) < 0)
-			_exit(2);
-		_exit(r == 0 ? 0 : 1);
-	}
-	close(fds[1]);
-	got = read(fds[0], out, outsz - 1);
-	out[got > 0 ? (size_t)got : 0] = 0;
-	close(fds[0]);
-	while (waitpid(pid, &status, 0) < 0 && errno == EINTR)
-		;
-	if (WIFEXITED(status) && WEXITSTATUS(status) == 0)
-		return 0;
-	if (WIFSIGNALED(status))
-		snprintf(out, outsz, "the verifier died (signal %d) on this pack",
-			 WTERMSIG(status));
-	else if (!out[0])
-		snprintf(out, outsz, "rejected");
-	return -ENOEXEC;
-}
-
 static void reject(struct agent *ag, const uint8_t *h, const char *target, const char *why)
 {
 	char hex[65];
@@ -609,7 +547,7 @@ static void reject(struct agent *ag, const uint8_t *h, const char *target, const
 
 	hex32(h, hex);
 	rf_log_warn("rejected %s %s: %s", target, hex, why);
-	refuse(ag, h);
+	rf_refused_add(&ag->refused, h);
 	feed(ag, RF_GUARD_EV_REJECTED, h, 0);
 	/* the guard queued "rejected" with its reason class: replace it with the precise words */
 	n = rf_store_report_count(ag->st);
@@ -638,7 +576,7 @@ static void take_release(struct agent *ag, const struct rf_checkin_release *rel)
 	int r;
 
 	hex32(rel->sha256, hex);
-	if (refused(ag, rel->sha256))
+	if (rf_refused_has(&ag->refused, rel->sha256))
 		return;
 	if (rf_store_is_quarantined(ag->st, rel->sha256)) {
 		reject(ag, rel->sha256, rel->target, "quarantined on this device");
@@ -710,7 +648,10 @@ static void take_release(struct agent *ag, const struct rf_checkin_release *rel)
 		       "downloaded bytes do not match the signed hash");
 		goto out;
 	}
-	r = verify_isolated(p, n, why, sizeof(why));
+	struct rf_verifier_limits vl = ag->o.vlim;
+	if (ag->o.vfault_hash[0] && strcmp(ag->o.vfault_hash, hex) != 0)
+		vl.fault = RF_VERIFIER_FAULT_NONE;
+	r = rf_verifier_run(p, n, &vl, why, sizeof(why));
 	if (r == -ENOEXEC) {
 		reject(ag, h, rel->target, why);
 		goto out;
@@ -732,6 +673,49 @@ out:
 	free(file);
 	rf_tuf_target_free(t);
 	rf_tuf_client_free(tc);
+}
+
+/* The server's rollback order. The guard abandons a trial for a distinct last known good, and
+ * the release rollback_to names (if it is not what runs, nor refused here) is taken like an
+ * install. With neither there is nothing to go back to (issue 10): the agent keeps running what
+ * it runs (or its safe mode), keeps checking in and takes the fix when it is offered; it says
+ * so once, not at every check-in that repeats the order. */
+static void on_rollback(struct agent *ag, const struct rf_checkin_reply *rep)
+{
+	const struct rf_guard_state *g = rf_store_guard(ag->st);
+	const char *why = rep->reason[0] ? rep->reason : "no reason given";
+	uint8_t cur[32];
+	char hex[65];
+	bool has_cur = rf_guard_current(g, cur);
+	bool to_lkg = g->mode == RF_GUARD_MODE_TRIAL && g->has_lkg && memcmp(g->lkg, g->trial, 32);
+	bool to_named = rep->has_rollback_to &&
+			!rf_refused_has(&ag->refused, rep->rollback_to.sha256) &&
+			!(has_cur && memcmp(cur, rep->rollback_to.sha256, 32) == 0);
+
+	if (!to_lkg && !to_named) {
+		if (!ag->rollback_idle) {
+			if (has_cur)
+				hex32(cur, hex);
+			rf_log_warn(
+			    "server: roll back (%s), but there is nothing to go back to other "
+			    "than what runs (%s%s%s): keeping it, checking in for a fix",
+			    why,
+			    has_cur ? rf_store_pack_name(ag->st, cur) : rf_guard_mode_name(g->mode),
+			    has_cur ? " " : "", has_cur ? hex : "");
+			ag->rollback_idle = true;
+		}
+		return;
+	}
+	ag->rollback_idle = false;
+	rf_log_warn("server: roll back (%s) to %s", why,
+		    to_lkg ? "the last known good" : rep->rollback_to.target);
+	if (to_lkg)
+		feed(ag, RF_GUARD_EV_ROLLBACK, NULL, 0);
+	if (rep->has_rollback_to) {
+		g = rf_store_guard(ag->st);
+		if (!(rf_guard_current(g, cur) && memcmp(cur, rep->rollback_to.sha256, 32) == 0))
+			take_release(ag, &rep->rollback_to);
+	}
 }
 
 static void checkin(struct agent *ag)
@@ -773,23 +757,27 @@ static void checkin(struct agent *ag)
 		ag->poll = rep.poll_interval;
 	g = rf_store_guard(ag->st);
 	bool has_cur = rf_guard_current(g, cur);
+	if (rep.action != RF_CHECKIN_ROLLBACK)
+		ag->rollback_idle = false;
+	if (rep.action != RF_CHECKIN_STAY)
+		ag->stay_reason[0] = 0;
 	switch (rep.action) {
 	case RF_CHECKIN_INSTALL:
 		if (!(has_cur && memcmp(cur, rep.release.sha256, 32) == 0))
 			take_release(ag, &rep.release);
 		break;
 	case RF_CHECKIN_ROLLBACK:
-		rf_log_warn("server: roll back");
-		feed(ag, RF_GUARD_EV_ROLLBACK, NULL, 0);
-		if (rep.has_rollback_to) {
-			g = rf_store_guard(ag->st);
-			if (!(rf_guard_current(g, cur) &&
-			      memcmp(cur, rep.rollback_to.sha256, 32) == 0))
-				take_release(ag, &rep.rollback_to);
+		on_rollback(ag, &rep);
+		break;
+	default: {
+		/* said once per reason: "waiting-for-fix" repeats at every check-in */
+		const char *why = rep.reason[0] ? rep.reason : "no reason given";
+		if (strcmp(ag->stay_reason, why) != 0) {
+			rf_log_info("server: stay (%s)", why);
+			snprintf(ag->stay_reason, sizeof(ag->stay_reason), "%s", why);
 		}
 		break;
-	default:
-		break;
+	}
 	}
 	flush_reports(ag);
 	ag->next_checkin_ms = now_ms() + rf_checkin_delay_ms(ag->poll, rnd(ag));
@@ -910,7 +898,10 @@ static void usage_run(FILE *f)
 	    "                                                 that pack loads\n"
 	    "  RINGFENCE_FAULT_WORKER_CRASH_ON_LOAD=<sha256>  kill only the worker\n"
 	    "  RINGFENCE_FAULT_KILL_AT_STEP=N                 kill the agent before its N-th\n"
-	    "                                                 durable store step\n");
+	    "                                                 durable store step\n"
+	    "  RINGFENCE_FAULT_VERIFY=MODE[:<sha256>]         the verifier child hangs, spins,\n"
+	    "                                                 eats memory or crashes (hang, spin,\n"
+	    "                                                 oom, crash) instead of verifying\n");
 }
 
 static int parse_uint_opt(const char *name, const char *v, uint64_t max, uint64_t *ret)
@@ -966,6 +957,38 @@ static int open_events(struct agent *ag)
 	return ag->events_fd < 0 ? -errno : 0;
 }
 
+/* RINGFENCE_FAULT_VERIFY=MODE[:SHA256] (docs/agent.md, tests only): the verifier child plays
+ * MODE (hang, spin, oom, crash) instead of verifying, for every pack or only the one with that
+ * hash. It can only make a pack rejected, never accepted. */
+static int parse_verify_fault(struct opts *o, const char *v)
+{
+	char mode[16];
+	const char *colon = strchr(v, ':');
+	size_t ml = colon ? (size_t)(colon - v) : strlen(v);
+
+	if (ml >= sizeof(mode))
+		goto bad;
+	memcpy(mode, v, ml);
+	mode[ml] = 0;
+	if (rf_verifier_fault_parse(mode, &o->vlim.fault) < 0)
+		goto bad;
+	if (colon) {
+		uint8_t h[32];
+		if (strlen(colon + 1) != 64 || rf_hex_decode(colon + 1, 64, h, sizeof(h)) < 0)
+			goto bad;
+		hex32(h, o->vfault_hash);
+	}
+	rf_log_warn("fault injection: the verifier will %s instead of verifying %s%s", mode,
+		    colon ? "pack " : "any pack", colon ? o->vfault_hash : "");
+	return 0;
+bad:
+	fprintf(stderr,
+		"ringfence-agent: RINGFENCE_FAULT_VERIFY='%s': want hang, spin, oom or crash, "
+		"optionally followed by :SHA256\n",
+		v);
+	return -EINVAL;
+}
+
 static void pick_device_id(struct agent *ag)
 {
 	uint8_t *buf = NULL;
@@ -1012,10 +1035,12 @@ static int cmd_run(int argc, char **argv)
 	int c, r;
 
 	memset(&ag, 0, sizeof(ag));
+	rf_refused_init(&ag.refused);
 	ag.o.store = RF_STORE_DIR_DEFAULT;
 	ag.o.poll = RF_AGENT_POLL_DEFAULT_S;
 	ag.o.enroll_token = getenv("RINGFENCE_ENROLL_TOKEN");
 	rf_guard_config_default(&ag.o.gcfg);
+	rf_verifier_limits_default(&ag.o.vlim);
 	ag.status_fd = -1;
 	optind = 1;
 	while ((c = getopt_long(argc, argv, "vh", lo, NULL)) != -1) {
@@ -1103,6 +1128,9 @@ static int cmd_run(int argc, char **argv)
 		rf_log_warn("fault injection: killing this process at store step %llu",
 			    kill_at_step);
 	}
+	const char *vf = getenv("RINGFENCE_FAULT_VERIFY"); /* empty: unset, like the others */
+	if (vf && *vf && parse_verify_fault(&ag.o, vf) < 0)
+		return 2;
 	/* the store: another agent may still be dying (its worker holds the lock for a moment) */
 	for (unsigned i = 0;; i++) {
 		memset(&d, 0, sizeof(d));

@@ -448,6 +448,72 @@ static void reset_memory(struct rf_store *st)
 
 /* ---- open / close ----------------------------------------------------------------------- */
 
+static const char *kind_name(mode_t m)
+{
+	if (S_ISDIR(m))
+		return "a directory";
+	if (S_ISREG(m))
+		return "a file";
+	if (S_ISFIFO(m))
+		return "a FIFO";
+	if (S_ISSOCK(m))
+		return "a socket";
+	if (S_ISCHR(m) || S_ISBLK(m))
+		return "a device";
+	return "not a file";
+}
+
+/*
+ * rel ("" for the store directory itself) must be absent or of the kind the store needs
+ * (S_IFDIR or S_IFREG, symbolic links followed). Anything else is named with its path and what
+ * it is, and nothing is changed: the operator moves it away, and the last known good recorded
+ * in state.json stays (issue 16: "unknown error", and a packs/ that was a file cost the LKG).
+ * 0, -ENOTDIR (want a directory), -EISDIR or -EINVAL (want a file), or the stat() error.
+ */
+static int check_kind(const struct rf_store *st, const char *rel, mode_t want, struct rf_diag *d)
+{
+	char path[PATH_MAX];
+	struct stat sb;
+	int r;
+
+	if ((r = path_of(st, rel, path)) < 0)
+		return rf_diag_report(d, r, "%s/%s: path too long", st->dir, rel);
+	if (!*rel)
+		snprintf(path, sizeof(path), "%s", st->dir);
+	if (stat(path, &sb) < 0) {
+		if (errno == ENOENT)
+			return 0;
+		r = -errno;
+		return rf_diag_report(d, r, "%s: cannot inspect: %s", path, strerror(-r));
+	}
+	if ((sb.st_mode & S_IFMT) == want)
+		return 0;
+	r = want == S_IFDIR ? -ENOTDIR : S_ISDIR(sb.st_mode) ? -EISDIR : -EINVAL;
+	return rf_diag_report(
+	    d, r, "%s is %s, not %s: move it out of the way (nothing in the store was changed%s)",
+	    path, kind_name(sb.st_mode), want == S_IFDIR ? "a directory" : "a file",
+	    *rel && strcmp(rel, "state.json") != 0
+		? "; the last known good recorded in state.json is kept"
+		: "");
+}
+
+/* Everything the store opens is of the right kind, before anything is created or changed. */
+static int check_layout(const struct rf_store *st, struct rf_diag *d)
+{
+	static const struct {
+		const char *rel;
+		mode_t want;
+	} t[] = {{"", S_IFDIR},		{"lock", S_IFREG}, {"state.json", S_IFREG},
+		 {"packs", S_IFDIR},	{"tuf", S_IFDIR},  {"credential", S_IFREG},
+		 {"downloads", S_IFDIR}};
+	int r;
+
+	for (size_t i = 0; i < sizeof(t) / sizeof(t[0]); i++)
+		if ((r = check_kind(st, t[i].rel, t[i].want, d)) < 0)
+			return r;
+	return 0;
+}
+
 static void remove_temps(struct rf_store *st, const char *sub)
 {
 	char path[PATH_MAX], f[PATH_MAX];
@@ -530,6 +596,8 @@ static int open_common(const char *dir, const struct rf_store_ops *ops, bool res
 		return -EINVAL;
 	if ((r = store_alloc(dir, ops, &st)) < 0)
 		return r;
+	if ((r = check_layout(st, d)) < 0)
+		goto fail;
 	r = rf_mkdir_p(dir, 0700);
 	if (r < 0) {
 		rf_diag_report(d, r, "%s: cannot create: %s", dir, rf_strerror(r));
@@ -597,7 +665,9 @@ int rf_store_open_readonly(const char *dir, struct rf_store **ret, struct rf_dia
 	if ((r = store_alloc(dir, NULL, &st)) < 0)
 		return r;
 	st->readonly = true;
-	r = read_state(st, d);
+	r = check_kind(st, "state.json", S_IFREG, d);
+	if (r == 0)
+		r = read_state(st, d);
 	if (r < 0) {
 		rf_store_free(st);
 		return r;

@@ -14,6 +14,7 @@
  *   DIR/tuf/               trusted TUF metadata, owned by the TUF client (this module only
  *                          creates it).
  *   DIR/lock               flock()ed by the one process that has the store open.
+ *   DIR/downloads/         TUF downloads in progress (the agent's; deleted once read).
  *
  * Invariants after any crash: state.json is the old or the new state; every pack a committed
  * state references is present and hashes to its name (so the last known good always loads).
@@ -75,7 +76,10 @@ struct rf_store_report {
  * files a crash left behind and read state.json. ops NULL means rf_store_ops_posix().
  * Returns 0; -EBUSY another process holds the store; -EBADMSG state.json is not a valid state
  * (d says where; the caller decides: rf_store_open_reset() starts from an empty state keeping
- * the bad file as state.json.bad); -errno on I/O errors. *ret is owned by the caller.
+ * the bad file as state.json.bad); -ENOTDIR, -EISDIR or -EINVAL when DIR or one of the paths
+ * above exists as the wrong kind of file (a packs/ that is a file, a state.json that is a
+ * directory: d names the path and what it is; checked before anything is created or changed,
+ * so the recorded last known good is kept); -errno on I/O errors. *ret is owned by the caller.
  */
 int rf_store_open(const char *dir, const struct rf_store_ops *ops, struct rf_store **ret,
 		  struct rf_diag *d) RF_WUR;
@@ -83,7 +87,8 @@ int rf_store_open(const char *dir, const struct rf_store_ops *ops, struct rf_sto
  * state is used (committed before returning). */
 int rf_store_open_reset(const char *dir, const struct rf_store_ops *ops, struct rf_store **ret,
 			struct rf_diag *d) RF_WUR;
-/* Read a store without locking or changing it (for `status`). */
+/* Read a store without locking or changing it (for `status`). A state.json of the wrong kind
+ * is named as rf_store_open does. */
 int rf_store_open_readonly(const char *dir, struct rf_store **ret, struct rf_diag *d) RF_WUR;
 void rf_store_free(struct rf_store *st);
 

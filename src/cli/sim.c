@@ -70,9 +70,14 @@ static bool name_ok(const char *s)
 	return true;
 }
 
+#define BAD_NAME                                                                                   \
+	"not a name (1-60 of a-z, 0-9, '-', '_') nor a path (with a '/' or ending in .json)"
+
+/* path gets the file tried, or "" when name is neither a name nor a path (-EINVAL). */
 static int read_named(const char *name, const char *sub, uint8_t **ret, size_t *ret_len, char *path,
 		      size_t pathsz)
 {
+	path[0] = 0;
 	if (is_path(name))
 		snprintf(path, pathsz, "%s", name);
 	else if (name_ok(name))
@@ -90,8 +95,11 @@ static int load_scenario(const char *name, struct rf_sim_scenario *ret)
 	struct rf_diag d = {0};
 	int r = read_named(name, "", &p, &n, path, sizeof(path));
 	if (r < 0) {
-		fprintf(stderr, "ringfence sim: scenario '%s': %s (%s)\n", name,
-			r == -EINVAL ? "not a scenario name or path" : rf_strerror(r), path);
+		if (r == -EINVAL)
+			fprintf(stderr, "ringfence sim: scenario '%s': %s\n", name, BAD_NAME);
+		else
+			fprintf(stderr, "ringfence sim: scenario '%s': %s (%s)\n", name,
+				rf_strerror(r), path);
 		return r;
 	}
 	r = rf_sim_scenario_parse(p, n, ret, &d);
@@ -110,8 +118,11 @@ static int load_policy(const char *name, struct rf_sim_policy *ret)
 	struct rf_diag d = {0};
 	int r = read_named(name, "policies/", &p, &n, path, sizeof(path));
 	if (r < 0) {
-		fprintf(stderr, "ringfence sim: policy '%s': %s (%s)\n", name,
-			r == -EINVAL ? "not a policy name or path" : rf_strerror(r), path);
+		if (r == -EINVAL)
+			fprintf(stderr, "ringfence sim: policy '%s': %s\n", name, BAD_NAME);
+		else
+			fprintf(stderr, "ringfence sim: policy '%s': %s (%s)\n", name,
+				rf_strerror(r), path);
 		return r;
 	}
 	r = rf_sim_policy_parse(p, n, ret, &d);

@@ -53,6 +53,42 @@ static void test_reply_install(void **unused)
 	assert_int_equal(r.server_time, 1764000000);
 }
 
+/* Issue 10: the server answers a device whose release was rolled back with no release to go
+ * back to by "stay" with reason "waiting-for-fix" (and may add reasons later): any reason, and
+ * "rollback" with "rollback_to": null, parse; the reason is kept only when it is a plain name. */
+static void test_reply_reasons(void **unused)
+{
+	static const struct {
+		const char *json, *reason;
+		enum rf_checkin_action action;
+	} cases[] = {
+	    {"{\"action\": \"stay\", \"reason\": \"waiting-for-fix\", \"release\": null, "
+	     "\"rollback_to\": null, \"halted\": [{\"release\": 2, \"target\": \"packs/x.rfp\", "
+	     "\"reason\": \"gate failed\"}], \"poll_interval\": 60}",
+	     "waiting-for-fix", RF_CHECKIN_STAY},
+	    {"{\"action\": \"stay\", \"reason\": \"a-reason-from-2031\"}", "a-reason-from-2031",
+	     RF_CHECKIN_STAY},
+	    {"{\"action\": \"rollback\", \"reason\": \"rolled-back\", \"rollback_to\": null}",
+	     "rolled-back", RF_CHECKIN_ROLLBACK},
+	    {"{\"action\": \"stay\", \"reason\": \"Not A Name\\u0007\"}", "", RF_CHECKIN_STAY},
+	    {"{\"action\": \"stay\", \"reason\": 42}", "", RF_CHECKIN_STAY},
+	    {"{\"action\": \"stay\", \"reason\": "
+	     "\"aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa\"}",
+	     "", RF_CHECKIN_STAY},
+	    {"{\"action\": \"stay\"}", "", RF_CHECKIN_STAY},
+	};
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		struct rf_checkin_reply r;
+		struct rf_diag d = {0};
+
+		if (parse(cases[i].json, &r, &d) != 0)
+			fail_msg("case %zu: %s", i, d.first);
+		assert_int_equal(r.action, cases[i].action);
+		assert_string_equal(r.reason, cases[i].reason);
+		assert_false(r.has_rollback_to);
+	}
+}
+
 static void test_reply_errors_name_the_member(void **unused)
 {
 	static const struct {
@@ -254,6 +290,7 @@ int main(void)
 {
 	const struct CMUnitTest tests[] = {
 	    cmocka_unit_test(test_reply_install),
+	    cmocka_unit_test(test_reply_reasons),
 	    cmocka_unit_test(test_reply_errors_name_the_member),
 	    cmocka_unit_test(test_reply_too_large),
 	    cmocka_unit_test(test_enroll_reply),

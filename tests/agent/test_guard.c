@@ -525,6 +525,70 @@ static void test_rejected_and_rollback(void **unused)
 	assert_int_equal(a.reports[RF_GUARD_REPORT_ROLLED_BACK], 1);
 }
 
+/* Issue 10: the server rolls back the release a device runs on trial, with no release to go
+ * back to, and the device has no last known good. The order changes nothing, however often it
+ * is repeated (no loop, no safe mode, no report, no write); the trial keeps running and its
+ * crash counting still works; the fix, a newer release, is taken; a rollback in modes with
+ * nothing to abandon changes nothing either. */
+static void test_rollback_without_last_good_is_a_no_op(void **unused)
+{
+	struct agent a;
+	struct rf_guard_state before;
+
+	agent_init(&a);
+	feed(&a, ev_of(RF_GUARD_EV_CANDIDATE, 1, 0, 0));
+	feed(&a, ev_of(RF_GUARD_EV_LOADED, -1, 1000, 0));
+	assert_int_equal(a.mem.mode, RF_GUARD_MODE_TRIAL);
+	assert_false(a.mem.has_lkg);
+	before = a.mem;
+	for (unsigned i = 0; i < 5; i++) { /* one order per check-in */
+		feed(&a, ev_of(RF_GUARD_EV_ROLLBACK, -1, 1000 + i, 0));
+		assert_int_equal(a.last.n, 0);
+		assert_memory_equal(&a.mem, &before, sizeof(before));
+	}
+	assert_false(a.safe);
+	assert_int_equal(a.loaded, 1); /* what it ran, it runs */
+	assert_int_equal(a.loads[1], 1);
+	assert_int_equal(a.reports[RF_GUARD_REPORT_ROLLED_BACK], 0);
+	/* the fix arrives: a newer release is taken as the new trial and can become the LKG */
+	feed(&a, ev_of(RF_GUARD_EV_CANDIDATE, 2, 0, 0));
+	assert_int_equal(a.loaded, 2);
+	assert_int_equal(a.mem.mode, RF_GUARD_MODE_TRIAL);
+	assert_true(same_hash(a.mem.trial, H[2]));
+	feed(&a, ev_of(RF_GUARD_EV_LOADED, -1, 2000, 0));
+	feed(&a, ev_of(RF_GUARD_EV_TICK, -1, 2100, 100));
+	assert_int_equal(a.mem.mode, RF_GUARD_MODE_LKG);
+	assert_true(same_hash(a.mem.lkg, H[2]));
+	/* now running the LKG: a repeated rollback has nothing to abandon */
+	before = a.mem;
+	feed(&a, ev_of(RF_GUARD_EV_ROLLBACK, -1, 2200, 0));
+	assert_int_equal(a.last.n, 0);
+	assert_memory_equal(&a.mem, &before, sizeof(before));
+
+	/* a trial rolled back with no LKG still quarantines itself if it crash-loops */
+	agent_init(&a);
+	feed(&a, ev_of(RF_GUARD_EV_CANDIDATE, 1, 0, 0));
+	for (unsigned i = 0; i < 3; i++) {
+		feed(&a, ev_of(RF_GUARD_EV_ROLLBACK, -1, 0, 0));
+		assert_int_equal(a.last.n, 0);
+		feed(&a, ev_of(RF_GUARD_EV_CRASH, -1, 0, 0));
+	}
+	assert_true(rf_guard_is_quarantined(&a.mem, H[1]));
+	assert_true(a.safe); /* nothing else to run: the guard, not the rollback, says so */
+	feed(&a, ev_of(RF_GUARD_EV_ROLLBACK, -1, 0, 0));
+	assert_int_equal(a.last.n, 0);
+	feed(&a, ev_of(RF_GUARD_EV_CANDIDATE, 2, 0, 0)); /* safe mode still takes the fix */
+	assert_int_equal(a.loaded, 2);
+
+	/* a fresh agent (nothing ever installed): a rollback changes nothing */
+	agent_init(&a);
+	feed(&a, ev_of(RF_GUARD_EV_BOOT, -1, 0, 0));
+	before = a.mem;
+	feed(&a, ev_of(RF_GUARD_EV_ROLLBACK, -1, 0, 0));
+	assert_int_equal(a.last.n, 0);
+	assert_memory_equal(&a.mem, &before, sizeof(before));
+}
+
 static void test_lkg_reboots_reset_its_attempts(void **unused)
 {
 	struct agent a;
@@ -607,6 +671,7 @@ int main(void)
 	    cmocka_unit_test(test_probation_needs_time_and_events),
 	    cmocka_unit_test(test_clean_restarts_do_not_count),
 	    cmocka_unit_test(test_rejected_and_rollback),
+	    cmocka_unit_test(test_rollback_without_last_good_is_a_no_op),
 	    cmocka_unit_test(test_lkg_reboots_reset_its_attempts),
 	    cmocka_unit_test(test_quarantine_ring_evicts_oldest),
 	    cmocka_unit_test(test_bad_input_changes_nothing),

@@ -532,6 +532,112 @@ static void test_corruption_is_detected(void **unused)
 	rm_rf(dir);
 }
 
+static void assert_contains(const char *s, const char *want)
+{
+	if (!strstr(s, want))
+		fail_msg("'%s' does not contain '%s'", s, want);
+}
+
+/* The store holds the last known good A (the scenario's end state); its LKG loads. */
+static void assert_lkg_is_a(const char *dir)
+{
+	struct rf_store *st = NULL;
+	struct rf_diag d = {0};
+	uint8_t ha[RF_GUARD_HASH_LEN], *p;
+	size_t n;
+	int r = rf_store_open(dir, NULL, &st, &d);
+
+	if (r < 0)
+		fail_msg("open %s: %s (%s)", dir, rf_strerror(r), d.first);
+	rf_sha256(PACK_A, sizeof(PACK_A), ha);
+	assert_int_equal(rf_store_guard(st)->mode, RF_GUARD_MODE_LKG);
+	assert_memory_equal(rf_store_guard(st)->lkg, ha, sizeof(ha));
+	assert_int_equal(rf_store_pack_read(st, ha, &p, &n), 0);
+	free(p);
+	assert_int_equal(rf_store_check(st, &d), 0);
+	rf_store_free(st);
+}
+
+/* Issue 16: a state.json that is a directory gave "unknown error"; a packs/ that is a file
+ * opened, and the agent then lost its last known good (every load failed). Now both are named
+ * with their path and what is wrong, the store refuses to open, and nothing in it changes. */
+static void test_wrong_kinds_are_named_and_change_nothing(void **unused)
+{
+	char dir[256], packs[512], moved[512], state[512], bad[512], file[512];
+	struct rf_store *st = NULL;
+	struct rf_diag d = {0};
+	char *before, *after;
+	FILE *fp;
+
+	new_dir(dir, sizeof(dir));
+	assert_int_equal(scenario(dir, NULL), 0);
+	assert_lkg_is_a(dir);
+	before = read_state_text(dir);
+	assert_non_null(before);
+
+	/* packs/ is a file */
+	snprintf(packs, sizeof(packs), "%s/packs", dir);
+	snprintf(moved, sizeof(moved), "%s/packs.moved", dir);
+	assert_int_equal(rename(packs, moved), 0);
+	fp = fopen(packs, "w");
+	assert_non_null(fp);
+	fclose(fp);
+	assert_int_equal(rf_store_open_reset(dir, NULL, &st, &d), -ENOTDIR);
+	assert_null(st);
+	assert_contains(d.first, packs);
+	assert_contains(d.first, "is a file, not a directory");
+	after = read_state_text(dir);
+	assert_non_null(after);
+	assert_string_equal(after, before); /* the last known good is still recorded */
+	free(after);
+	/* status still reads it */
+	assert_int_equal(rf_store_open_readonly(dir, &st, &d), 0);
+	assert_int_equal(rf_store_guard(st)->mode, RF_GUARD_MODE_LKG);
+	rf_store_free(st);
+	st = NULL;
+	/* the operator moves it away: the last known good is there and loads */
+	assert_int_equal(unlink(packs), 0);
+	assert_int_equal(rename(moved, packs), 0);
+	assert_lkg_is_a(dir);
+
+	/* state.json is a directory */
+	free(before);
+	before = read_state_text(dir);
+	assert_non_null(before);
+	snprintf(state, sizeof(state), "%s/state.json", dir);
+	snprintf(moved, sizeof(moved), "%s/state.json.moved", dir);
+	snprintf(bad, sizeof(bad), "%s/state.json.bad", dir);
+	assert_int_equal(rename(state, moved), 0);
+	assert_int_equal(mkdir(state, 0700), 0);
+	memset(&d, 0, sizeof(d));
+	assert_int_equal(rf_store_open_reset(dir, NULL, &st, &d), -EISDIR);
+	assert_null(st);
+	assert_contains(d.first, state);
+	assert_contains(d.first, "is a directory, not a file");
+	assert_int_equal(access(bad, F_OK), -1); /* not "reset" over it */
+	memset(&d, 0, sizeof(d));
+	assert_int_equal(rf_store_open_readonly(dir, &st, &d), -EISDIR);
+	assert_contains(d.first, "is a directory, not a file");
+	assert_int_equal(rmdir(state), 0);
+	assert_int_equal(rename(moved, state), 0);
+	after = read_state_text(dir);
+	assert_string_equal(after, before);
+	free(after);
+	free(before);
+	assert_lkg_is_a(dir);
+	rm_rf(dir);
+
+	/* the store directory itself is a file */
+	new_dir(file, sizeof(file));
+	fp = fopen(file, "w");
+	assert_non_null(fp);
+	fclose(fp);
+	memset(&d, 0, sizeof(d));
+	assert_int_equal(rf_store_open(file, NULL, &st, &d), -ENOTDIR);
+	assert_contains(d.first, "is a file, not a directory");
+	assert_int_equal(unlink(file), 0);
+}
+
 static void test_limits(void **unused)
 {
 	char dir[256];
@@ -569,6 +675,7 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 	    cmocka_unit_test(test_roundtrip_and_reopen),
 	    cmocka_unit_test(test_corruption_is_detected),
+	    cmocka_unit_test(test_wrong_kinds_are_named_and_change_nothing),
 	    cmocka_unit_test(test_limits),
 	    cmocka_unit_test(test_kill_at_every_step),
 	    cmocka_unit_test(test_fail_at_every_step),
