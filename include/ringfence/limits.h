@@ -53,7 +53,8 @@
 /* Events (JSON lines). A Windows command line is at most 32,767 UTF-16 units; a line of 256 KiB
  * holds any real event with room to spare. */
 #define RF_EVENT_LINE_MAX (256u * 1024)
-/* Fields in one event: Sysmon's widest event has ~25; over 128 is not an event we know. */
+/* Fields in one event: Sysmon's widest event has ~25; over 128 is not an event we know. Members
+ * with null values are dropped but their names are checked for duplicates: as many again. */
 #define RF_EVENT_FIELDS_MAX 128u
 /* Bytes of one field value the matcher scans. Longer values are truncated and the event is
  * flagged, so the scan cost per event is at most RF_EVENT_FIELDS_MAX x this (docs/engine.md). */
