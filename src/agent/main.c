@@ -37,6 +37,7 @@
 #include "agent/store.h"
 #include "agent/worker.h"
 #include "common/log.h"
+#include "common/opt.h"
 #include "common/util.h"
 #include "ringfence/content.h"
 #include "ringfence/limits.h"
@@ -1018,7 +1019,7 @@ static int cmd_run(int argc, char **argv)
 	rf_guard_config_default(&ag.o.gcfg);
 	ag.status_fd = -1;
 	optind = 1;
-	while ((c = getopt_long(argc, argv, "vh", lo, NULL)) != -1) {
+	while ((c = rf_getopt(argc, argv, "vh", lo, "ringfence-agent run")) != -1) {
 		switch (c) {
 		case 's':
 			ag.o.server = optarg;
@@ -1074,7 +1075,6 @@ static int cmd_run(int argc, char **argv)
 			usage_run(stdout);
 			return 0;
 		default:
-			usage_run(stderr);
 			return 2;
 		}
 	}
@@ -1303,7 +1303,7 @@ static int cmd_status(int argc, char **argv)
 	int c, r;
 
 	optind = 1;
-	while ((c = getopt_long(argc, argv, "h", lo, NULL)) != -1) {
+	while ((c = rf_getopt(argc, argv, "h", lo, "ringfence-agent status")) != -1) {
 		switch (c) {
 		case 'd':
 			dir = optarg;
@@ -1315,7 +1315,6 @@ static int cmd_status(int argc, char **argv)
 			usage_status(stdout);
 			return 0;
 		default:
-			usage_status(stderr);
 			return 2;
 		}
 	}
@@ -1391,17 +1390,23 @@ static int cmd_status(int argc, char **argv)
 
 static int cmd_manifest(int argc, char **argv)
 {
+	static const struct option lo[] = {{"help", no_argument, NULL, 'h'}, {0}};
 	size_t n;
 	const uint8_t *m;
+	int c;
 
-	if (argc > 1 && (!strcmp(argv[1], "--help") || !strcmp(argv[1], "-h"))) {
+	optind = 0;
+	while ((c = rf_getopt(argc, argv, "h", lo, "ringfence-agent manifest")) != -1) {
+		if (c != 'h')
+			return 2;
 		printf("usage: ringfence-agent manifest\n\nPrint the agent manifest of this build: "
 		       "the event "
 		       "types and fields it supplies (packs are verified against it).\n");
 		return 0;
 	}
-	if (argc > 1) {
-		fprintf(stderr, "ringfence-agent manifest: unexpected argument '%s'\n", argv[1]);
+	if (optind < argc) {
+		fprintf(stderr, "ringfence-agent manifest: unexpected argument '%s'\n",
+			argv[optind]);
 		return 2;
 	}
 	m = rf_content_builtin_manifest(&n);
@@ -1445,6 +1450,12 @@ int main(int argc, char **argv)
 		return cmd_status(argc - 1, argv + 1);
 	if (!strcmp(argv[1], "manifest"))
 		return cmd_manifest(argc - 1, argv + 1);
+	if (argv[1][0] == '-') {
+		fprintf(stderr,
+			"ringfence-agent: unknown option '%s' (try 'ringfence-agent --help')\n",
+			argv[1]);
+		return 2;
+	}
 	fprintf(stderr, "ringfence-agent: unknown command '%s'\n\n", argv[1]);
 	usage(stderr);
 	return 2;

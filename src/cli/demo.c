@@ -38,6 +38,7 @@
 #include "agent/guard.h"
 #include "agent/store.h"
 #include "cli/cli.h"
+#include "common/opt.h"
 #include "common/util.h"
 #include "ringfence/limits.h"
 
@@ -1565,8 +1566,8 @@ int rf_cli_demo(int argc, char **argv)
 	uint64_t v;
 	int c, r, rc = 2;
 
-	optind = 1;
-	while ((c = getopt_long(argc, argv, "h", lo, NULL)) != -1) {
+	optind = 0;
+	while ((c = rf_getopt(argc, argv, "h", lo, "ringfence demo")) != -1) {
 		switch (c) {
 		case 'n':
 			if (rf_parse_u64(optarg, &v) < 0 || v < 1 || v > DEMO_AGENTS_MAX) {
@@ -1608,7 +1609,6 @@ int rf_cli_demo(int argc, char **argv)
 			usage(stdout);
 			return 0;
 		default:
-			usage(stderr);
 			return 2;
 		}
 	}
