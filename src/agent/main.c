@@ -36,6 +36,7 @@
 #include "agent/guard.h"
 #include "agent/store.h"
 #include "agent/worker.h"
+#include "common/http.h"
 #include "common/log.h"
 #include "common/opt.h"
 #include "common/util.h"
@@ -203,79 +204,37 @@ static const struct rf_store_ops killing_ops = {
 
 /* ---- HTTP -------------------------------------------------------------------------------- */
 
-struct body {
-	uint8_t *p;
-	size_t n;
-	bool over;
-};
-
-static size_t on_body(char *ptr, size_t size, size_t nmemb, void *ud)
-{
-	struct body *b = ud;
-	size_t n = size * nmemb;
-	uint8_t *np;
-
-	if (b->n + n > RF_AGENT_REPLY_MAX) {
-		b->over = true;
-		return 0;
-	}
-	np = realloc(b->p, b->n + n + 1);
-	if (!np)
-		return 0;
-	b->p = np;
-	memcpy(b->p + b->n, ptr, n);
-	b->n += n;
-	b->p[b->n] = 0;
-	return n;
-}
-
 /* POST json to server+path with a bearer token. Returns the HTTP status (>0) and the body in
  * *ret (caller frees), or a negative errno when no HTTP answer came. */
 static int http_post(struct agent *ag, const char *path, const char *token, const char *json,
 		     uint8_t **ret, size_t *ret_len)
 {
 	char url[1024], auth[RF_AGENT_CREDENTIAL_MAX + 32];
-	struct curl_slist *h = NULL;
-	struct body b = {0};
-	CURL *c;
-	CURLcode cr;
-	long status = 0;
+	const char *const headers[] = {"Content-Type: application/json", auth, NULL};
+	struct rf_http_request q = {
+	    .url = url,
+	    .headers = headers,
+	    .body = json,
+	    .body_len = strlen(json),
+	    .max = RF_AGENT_REPLY_MAX,
+	    .timeout_s = RF_AGENT_HTTP_TIMEOUT_S,
+	    .connect_timeout_s = 10,
+	};
+	struct rf_http_reply rep;
+	struct rf_diag d = {0};
+	int r;
 
 	if (snprintf(url, sizeof(url), "%s%s", ag->o.server, path) >= (int)sizeof(url))
 		return -ENAMETOOLONG;
-	c = curl_easy_init();
-	if (!c)
-		return -ENOMEM;
 	snprintf(auth, sizeof(auth), "Authorization: Bearer %s", token ? token : "");
-	h = curl_slist_append(h, "Content-Type: application/json");
-	h = curl_slist_append(h, auth);
-	curl_easy_setopt(c, CURLOPT_URL, url);
-	curl_easy_setopt(c, CURLOPT_HTTPHEADER, h);
-	curl_easy_setopt(c, CURLOPT_POSTFIELDS, json);
-	curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, on_body);
-	curl_easy_setopt(c, CURLOPT_WRITEDATA, &b);
-	curl_easy_setopt(c, CURLOPT_TIMEOUT, (long)RF_AGENT_HTTP_TIMEOUT_S);
-	curl_easy_setopt(c, CURLOPT_CONNECTTIMEOUT, 10L);
-	curl_easy_setopt(c, CURLOPT_NOSIGNAL, 1L);
-	curl_easy_setopt(c, CURLOPT_PROTOCOLS_STR, "http,https");
-	cr = curl_easy_perform(c);
-	curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &status);
-	curl_slist_free_all(h);
-	curl_easy_cleanup(c);
-	if (cr != CURLE_OK || status <= 0) {
-		free(b.p);
-		rf_log_debug("POST %s: %s", url, curl_easy_strerror(cr));
-		return b.over ? -E2BIG : -EIO;
+	r = rf_http_fetch(&q, &rep, &d);
+	if (r < 0) {
+		rf_log_debug("POST %s: %s", url, d.first);
+		return r == -E2BIG || r == -ENOMEM ? r : -EIO;
 	}
-	if (!b.p) {
-		b.p = malloc(1);
-		if (!b.p)
-			return -ENOMEM;
-		b.p[0] = 0;
-	}
-	*ret = b.p;
-	*ret_len = b.n;
-	return (int)status;
+	*ret = rep.body;
+	*ret_len = rep.len;
+	return (int)rep.status;
 }
 
 /* ---- the worker -------------------------------------------------------------------------- */

@@ -1,6 +1,6 @@
 /*
  * `ringfence release|ring|tenant`: the operator's side of ringfenced's operator API
- * (docs/protocol.md, "Operator API"), over HTTP with libcurl. Each command builds one request
+ * (docs/protocol.md, "Operator API"), over HTTP (rf_http_fetch). Each command builds one request
  * with jansson (so every string is escaped), sends it with the admin token, and prints the
  * reply: a short human summary, or the JSON with --json. Exit codes (cli.h): 0 done, 1 the
  * server refused (4xx: its error message is printed), 2 usage, I/O or server unreachable.
@@ -10,10 +10,10 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include <curl/curl.h>
 #include <jansson.h>
 
 #include "cli/cli.h"
+#include "common/http.h"
 #include "common/opt.h"
 #include "common/util.h"
 #include "ringfence/limits.h"
@@ -28,28 +28,6 @@ struct opts {
 	const char *position;
 	bool ring_null, window_null;
 };
-
-struct buf {
-	char *p;
-	size_t n;
-};
-
-static size_t on_data(char *p, size_t sz, size_t nm, void *ud)
-{
-	struct buf *b = ud;
-	size_t n = sz * nm;
-
-	if (b->n + n > RF_FILE_MAX)
-		return 0;
-	char *q = realloc(b->p, b->n + n + 1);
-	if (!q)
-		return 0;
-	memcpy(q + b->n, p, n);
-	b->p = q;
-	b->n += n;
-	b->p[b->n] = 0;
-	return n;
-}
 
 static int read_token(const struct opts *o, char tok[80])
 {
@@ -88,11 +66,12 @@ static int call(const struct opts *o, const char *method, const char *path, json
 {
 	char tok[80], url[2048], hdr[120];
 	const char *base = o->server ? o->server : getenv("RINGFENCE_SERVER");
-	struct curl_slist *h = NULL;
-	struct buf b = {0};
-	char *text = NULL, err[CURL_ERROR_SIZE] = "";
-	long status = 0;
-	CURL *c;
+	const char *const headers[] = {hdr, body ? "Content-Type: application/json" : NULL, NULL};
+	struct rf_http_request q = {
+	    .url = url, .method = method, .headers = headers, .max = RF_FILE_MAX, .timeout_s = 30};
+	struct rf_http_reply rep = {0};
+	struct rf_diag d = {0};
+	char *text = NULL;
 	int rc = 2;
 
 	if (!base)
@@ -103,48 +82,32 @@ static int call(const struct opts *o, const char *method, const char *path, json
 	}
 	snprintf(url, sizeof(url), "%s%s", base, path);
 	snprintf(hdr, sizeof(hdr), "Authorization: Bearer %s", tok);
-	c = curl_easy_init();
-	if (!c)
-		goto out;
-	h = curl_slist_append(h, hdr);
-	h = curl_slist_append(h, "Expect:");
-	curl_easy_setopt(c, CURLOPT_URL, url);
-	curl_easy_setopt(c, CURLOPT_CUSTOMREQUEST, method);
-	curl_easy_setopt(c, CURLOPT_TIMEOUT, 30L);
-	curl_easy_setopt(c, CURLOPT_ERRORBUFFER, err);
-	curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, on_data);
-	curl_easy_setopt(c, CURLOPT_WRITEDATA, &b);
 	if (body) {
 		text = json_dumps(body, JSON_COMPACT);
-		h = curl_slist_append(h, "Content-Type: application/json");
-		curl_easy_setopt(c, CURLOPT_POSTFIELDS, text ? text : "{}");
+		q.body = text ? text : "{}";
+		q.body_len = strlen(q.body);
 	}
-	curl_easy_setopt(c, CURLOPT_HTTPHEADER, h);
-	if (curl_easy_perform(c) != CURLE_OK) {
-		fprintf(stderr, "ringfence: %s: %s\n", url, err[0] ? err : "request failed");
+	if (rf_http_fetch(&q, &rep, &d) < 0) {
+		fprintf(stderr, "ringfence: %s: %s\n", url, d.first);
 		goto out;
 	}
-	curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &status);
-	json_t *j = b.p ? json_loads(b.p, 0, NULL) : NULL;
-	if (status >= 200 && status < 300 && j) {
+	json_t *j = json_loadb((const char *)rep.body, rep.len, 0, NULL);
+	if (rep.status >= 200 && rep.status < 300 && j) {
 		*ret = j;
 		rc = 0;
 	} else {
 		const char *msg =
 		    json_string_value(json_object_get(json_object_get(j, "error"), "message"));
-		fprintf(stderr, "ringfence: server said %ld: %s\n", status,
+		fprintf(stderr, "ringfence: server said %ld: %s\n", rep.status,
 			msg ? msg : "(no message)");
 		json_decref(j);
-		rc = status >= 400 && status < 500 ? 1 : 2;
+		rc = rep.status >= 400 && rep.status < 500 ? 1 : 2;
 	}
 out:
 	memset(tok, 0, sizeof(tok));
 	memset(hdr, 0, sizeof(hdr));
 	free(text);
-	free(b.p);
-	curl_slist_free_all(h);
-	if (c)
-		curl_easy_cleanup(c);
+	free(rep.body);
 	json_decref(body);
 	return rc;
 }

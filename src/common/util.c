@@ -13,6 +13,7 @@
 
 #include <openssl/evp.h>
 
+#include "common/buf.h"
 #include "common/util.h"
 
 void rf_freep(void *pp)
@@ -22,48 +23,25 @@ void rf_freep(void *pp)
 
 int rf_fd_read(int fd, size_t max, uint8_t **ret, size_t *ret_len)
 {
-	size_t cap = 4096, len = 0;
-	uint8_t *buf = malloc(cap + 1);
+	struct rf_buf b = RF_BUF_INIT(max);
+	uint8_t chunk[16384];
+	int r = 0;
 
-	if (!buf)
-		return -ENOMEM;
 	for (;;) {
-		if (len == cap) {
-			size_t ncap = cap * 2;
-			uint8_t *nb;
-
-			if (cap > max) {
-				free(buf);
-				return -E2BIG;
-			}
-			nb = realloc(buf, ncap + 1);
-			if (!nb) {
-				free(buf);
-				return -ENOMEM;
-			}
-			buf = nb;
-			cap = ncap;
-		}
-		ssize_t r = read(fd, buf + len, cap - len);
-		if (r < 0) {
-			if (errno == EINTR)
-				continue;
-			int e = -errno;
-			free(buf);
-			return e;
-		}
-		if (r == 0)
+		ssize_t k = read(fd, chunk, sizeof(chunk));
+		if (k < 0 && errno == EINTR)
+			continue;
+		if (k < 0)
+			r = -errno;
+		if (k <= 0)
 			break;
-		len += (size_t)r;
-		if (len > max) {
-			free(buf);
-			return -E2BIG;
-		}
+		if ((r = rf_buf_append(&b, chunk, (size_t)k)) < 0)
+			break;
 	}
-	buf[len] = 0;
-	*ret = buf;
-	*ret_len = len;
-	return 0;
+	if (r == 0)
+		r = rf_buf_steal(&b, ret, ret_len);
+	rf_buf_free(&b);
+	return r;
 }
 
 int rf_file_read(const char *path, size_t max, uint8_t **ret, size_t *ret_len)

@@ -274,14 +274,6 @@ static bool lit(struct pstate *s, const char *w, size_t wl)
 	return true;
 }
 
-static uint32_t name_hash(const uint8_t *p, size_t n)
-{
-	uint32_t h = 2166136261u;
-	for (size_t i = 0; i < n; i++)
-		h = (h ^ p[i]) * 16777619u;
-	return h;
-}
-
 int rf_event_parse(const uint8_t *line, size_t n, uint8_t *scratch, size_t scratch_len,
 		   struct rf_event *ev, struct rf_diag *d)
 {
@@ -362,7 +354,7 @@ int rf_event_parse(const uint8_t *line, size_t n, uint8_t *scratch, size_t scrat
 			return fail(&s, "expected a value");
 		}
 		/* Duplicate names. */
-		uint32_t h = name_hash(name, nlen) & 511;
+		uint32_t h = rf_fnv1a32(name, nlen, RF_FNV1A32_INIT) & 511;
 		for (;;) {
 			uint16_t v = slots[h];
 			if (!v)

@@ -181,14 +181,6 @@ struct interner {
 	uint32_t nslots;
 };
 
-static uint32_t hash_bytes(const uint8_t *p, size_t n)
-{
-	uint32_t h = 2166136261u;
-	for (size_t i = 0; i < n; i++)
-		h = (h ^ p[i]) * 16777619u;
-	return h;
-}
-
 static void interner_free(struct interner *t)
 {
 	free(t->data);
@@ -205,7 +197,8 @@ static int interner_grow_slots(struct interner *t)
 	if (!s)
 		return -ENOMEM;
 	for (uint32_t i = 0; i < t->n; i++) {
-		uint32_t h = hash_bytes(t->data + t->off[i], t->ilen[i]) & (ns - 1);
+		uint32_t h =
+		    rf_fnv1a32(t->data + t->off[i], t->ilen[i], RF_FNV1A32_INIT) & (ns - 1);
 		while (s[h])
 			h = (h + 1) & (ns - 1);
 		s[h] = i + 1;
@@ -222,7 +215,7 @@ static int intern(struct interner *t, const void *p, size_t n, uint32_t limit, u
 
 	if (t->n * 2 >= t->nslots && interner_grow_slots(t) < 0)
 		return -ENOMEM;
-	h = hash_bytes(p, n) & (t->nslots - 1);
+	h = rf_fnv1a32(p, n, RF_FNV1A32_INIT) & (t->nslots - 1);
 	while (t->slots[h]) {
 		uint32_t i = t->slots[h] - 1;
 		if (t->ilen[i] == n && !memcmp(t->data + t->off[i], p, n)) {

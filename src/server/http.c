@@ -13,6 +13,7 @@
 
 #include <microhttpd.h>
 
+#include "common/buf.h"
 #include "common/util.h"
 #include "ringfence/limits.h"
 #include "server/http.h"
@@ -24,8 +25,7 @@ struct rf_http {
 };
 
 struct req {
-	uint8_t *body;
-	size_t len, cap, max;
+	struct rf_buf body; /* capped at the route's limit (rf_server_body_max) */
 	bool too_large;
 };
 
@@ -60,11 +60,11 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
 		q = calloc(1, sizeof(*q));
 		if (!q)
 			return MHD_NO;
-		q->max = rf_server_body_max(url);
+		q->body.max = rf_server_body_max(url);
 		*con_cls = q;
 		/* Declared too large: answer now, before a byte of the body is read (MHD then
 		 * discards the body and closes the connection). */
-		if (cl && (rf_parse_u64(cl, &n) < 0 || n > q->max)) {
+		if (cl && (rf_parse_u64(cl, &n) < 0 || n > q->body.max)) {
 			q->too_large = true;
 			return queue_static(c, 413, too_large_json);
 		}
@@ -74,25 +74,10 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
 		size_t n = *upload_size;
 
 		*upload_size = 0;
-		if (q->too_large || n > q->max - q->len) {
+		int r = q->too_large ? -E2BIG : rf_buf_append(&q->body, upload, n);
+		if (r == -E2BIG)
 			q->too_large = true;
-			return MHD_YES;
-		}
-		if (q->len + n > q->cap) {
-			size_t cap = q->cap ? q->cap : 1024;
-			while (cap < q->len + n)
-				cap *= 2;
-			if (cap > q->max)
-				cap = q->max;
-			uint8_t *b = realloc(q->body, cap);
-			if (!b)
-				return MHD_NO;
-			q->body = b;
-			q->cap = cap;
-		}
-		memcpy(q->body + q->len, upload, n);
-		q->len += n;
-		return MHD_YES;
+		return r == -ENOMEM ? MHD_NO : MHD_YES;
 	}
 	if (q->too_large)
 		return queue_static(c, 413, too_large_json);
@@ -102,8 +87,8 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
 	    .path = url,
 	    .authorization = MHD_lookup_connection_value(c, MHD_HEADER_KIND, "Authorization"),
 	    .content_type = MHD_lookup_connection_value(c, MHD_HEADER_KIND, "Content-Type"),
-	    .body = q->body ? q->body : (const uint8_t *)"",
-	    .body_len = q->len,
+	    .body = q->body.p ? q->body.p : (const uint8_t *)"",
+	    .body_len = q->body.n,
 	};
 	struct rf_server_reply rp;
 	struct MHD_Response *resp;
@@ -144,7 +129,7 @@ static void on_done(void *cls, struct MHD_Connection *c, void **con_cls,
 	struct req *q = *con_cls;
 
 	if (q) {
-		free(q->body);
+		rf_buf_free(&q->body);
 		free(q);
 	}
 	*con_cls = NULL;
