@@ -110,10 +110,13 @@ struct rf_event {
 
 /*
  * Parse one JSON line {"event":"process_creation","Image":"C:\\...",...} into ev. Values must be
- * strings, numbers, booleans or null; nested objects/arrays, duplicate names, invalid JSON and
- * lines over RF_EVENT_LINE_MAX are errors. Unescaped strings are written to scratch, which must
+ * strings, numbers, booleans or null; nested objects/arrays, duplicate names, invalid JSON
+ * (invalid UTF-8 included: overlong forms, surrogates, code points above U+10FFFF and truncated
+ * sequences, in names and values, raw or as \u escapes with an unpaired surrogate) and lines
+ * over RF_EVENT_LINE_MAX are errors. Unescaped strings are written to scratch, which must
  * hold at least n bytes; ev points into line and scratch. Returns 0, -EBADMSG (reterr says
- * why and at which byte), -E2BIG (too long / too many fields). Never allocates.
+ * why and at which byte), -E2BIG (too long / too many fields or
+ * null members). Never allocates.
  */
 int rf_event_parse(const uint8_t *line, size_t n, uint8_t *scratch, size_t scratch_len,
 		   struct rf_event *ev, struct rf_diag *reterr) RF_WUR;

@@ -11,6 +11,11 @@
 /* Largest file any ringfence program reads whole (packs, manifests, metadata, rule files).
  * 64 MiB is ~30x the pack of every SigmaHQ rule; anything larger is a mistake or an attack. */
 #define RF_FILE_MAX (64u * 1024 * 1024)
+/* HTTP requests (common/http.h) whose caller gives no timeout: connecting to a server that
+ * answers takes well under a second even across the world, so 10 s means it is not there; a
+ * small JSON exchange that has not finished in 30 s counts as failed. */
+#define RF_HTTP_CONNECT_TIMEOUT_S 10u
+#define RF_HTTP_TIMEOUT_S 30u
 
 /* ---- content (pack, verifier, interpreter, compiler) ------------------------------------ */
 
@@ -53,7 +58,8 @@
 /* Events (JSON lines). A Windows command line is at most 32,767 UTF-16 units; a line of 256 KiB
  * holds any real event with room to spare. */
 #define RF_EVENT_LINE_MAX (256u * 1024)
-/* Fields in one event: Sysmon's widest event has ~25; over 128 is not an event we know. */
+/* Fields in one event: Sysmon's widest event has ~25; over 128 is not an event we know. Members
+ * with null values are dropped but their names are checked for duplicates: as many again. */
 #define RF_EVENT_FIELDS_MAX 128u
 /* Bytes of one field value the matcher scans. Longer values are truncated and the event is
  * flagged, so the scan cost per event is at most RF_EVENT_FIELDS_MAX x this (docs/engine.md). */
@@ -265,5 +271,8 @@
 /* Longest work or examples directory: leaves room for every path the demo composes under it in
  * its fixed-size path buffers (checked once at setup, so no composed path can be cut). */
 #define RF_DEMO_DIR_MAX 200
+/* Largest operator API reply the demo reads: the release list and status of its three packs
+ * are a few KiB; 8 MiB also holds a tenant with every agent listed. */
+#define RF_DEMO_REPLY_MAX (8u * 1024 * 1024)
 
 #endif

@@ -39,7 +39,9 @@
 #include "agent/store.h"
 #include "agent/verifier.h"
 #include "agent/worker.h"
+#include "common/http.h"
 #include "common/log.h"
+#include "common/opt.h"
 #include "common/util.h"
 #include "ringfence/content.h"
 #include "ringfence/limits.h"
@@ -209,79 +211,37 @@ static const struct rf_store_ops killing_ops = {
 
 /* ---- HTTP -------------------------------------------------------------------------------- */
 
-struct body {
-	uint8_t *p;
-	size_t n;
-	bool over;
-};
-
-static size_t on_body(char *ptr, size_t size, size_t nmemb, void *ud)
-{
-	struct body *b = ud;
-	size_t n = size * nmemb;
-	uint8_t *np;
-
-	if (b->n + n > RF_AGENT_REPLY_MAX) {
-		b->over = true;
-		return 0;
-	}
-	np = realloc(b->p, b->n + n + 1);
-	if (!np)
-		return 0;
-	b->p = np;
-	memcpy(b->p + b->n, ptr, n);
-	b->n += n;
-	b->p[b->n] = 0;
-	return n;
-}
-
 /* POST json to server+path with a bearer token. Returns the HTTP status (>0) and the body in
  * *ret (caller frees), or a negative errno when no HTTP answer came. */
 static int http_post(struct agent *ag, const char *path, const char *token, const char *json,
 		     uint8_t **ret, size_t *ret_len)
 {
 	char url[1024], auth[RF_AGENT_CREDENTIAL_MAX + 32];
-	struct curl_slist *h = NULL;
-	struct body b = {0};
-	CURL *c;
-	CURLcode cr;
-	long status = 0;
+	const char *const headers[] = {"Content-Type: application/json", auth, NULL};
+	struct rf_http_request q = {
+	    .url = url,
+	    .headers = headers,
+	    .body = json,
+	    .body_len = strlen(json),
+	    .max = RF_AGENT_REPLY_MAX,
+	    .timeout_s = RF_AGENT_HTTP_TIMEOUT_S,
+	    .connect_timeout_s = 10,
+	};
+	struct rf_http_reply rep;
+	struct rf_diag d = {0};
+	int r;
 
 	if (snprintf(url, sizeof(url), "%s%s", ag->o.server, path) >= (int)sizeof(url))
 		return -ENAMETOOLONG;
-	c = curl_easy_init();
-	if (!c)
-		return -ENOMEM;
 	snprintf(auth, sizeof(auth), "Authorization: Bearer %s", token ? token : "");
-	h = curl_slist_append(h, "Content-Type: application/json");
-	h = curl_slist_append(h, auth);
-	curl_easy_setopt(c, CURLOPT_URL, url);
-	curl_easy_setopt(c, CURLOPT_HTTPHEADER, h);
-	curl_easy_setopt(c, CURLOPT_POSTFIELDS, json);
-	curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, on_body);
-	curl_easy_setopt(c, CURLOPT_WRITEDATA, &b);
-	curl_easy_setopt(c, CURLOPT_TIMEOUT, (long)RF_AGENT_HTTP_TIMEOUT_S);
-	curl_easy_setopt(c, CURLOPT_CONNECTTIMEOUT, 10L);
-	curl_easy_setopt(c, CURLOPT_NOSIGNAL, 1L);
-	curl_easy_setopt(c, CURLOPT_PROTOCOLS_STR, "http,https");
-	cr = curl_easy_perform(c);
-	curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &status);
-	curl_slist_free_all(h);
-	curl_easy_cleanup(c);
-	if (cr != CURLE_OK || status <= 0) {
-		free(b.p);
-		rf_log_debug("POST %s: %s", url, curl_easy_strerror(cr));
-		return b.over ? -E2BIG : -EIO;
+	r = rf_http_fetch(&q, &rep, &d);
+	if (r < 0) {
+		rf_log_debug("POST %s: %s", url, d.first);
+		return r == -E2BIG || r == -ENOMEM ? r : -EIO;
 	}
-	if (!b.p) {
-		b.p = malloc(1);
-		if (!b.p)
-			return -ENOMEM;
-		b.p[0] = 0;
-	}
-	*ret = b.p;
-	*ret_len = b.n;
-	return (int)status;
+	*ret = rep.body;
+	*ret_len = rep.len;
+	return (int)rep.status;
 }
 
 /* ---- the worker -------------------------------------------------------------------------- */
@@ -1043,7 +1003,7 @@ static int cmd_run(int argc, char **argv)
 	rf_verifier_limits_default(&ag.o.vlim);
 	ag.status_fd = -1;
 	optind = 1;
-	while ((c = getopt_long(argc, argv, "vh", lo, NULL)) != -1) {
+	while ((c = rf_getopt(argc, argv, "vh", lo, "ringfence-agent run")) != -1) {
 		switch (c) {
 		case 's':
 			ag.o.server = optarg;
@@ -1099,7 +1059,6 @@ static int cmd_run(int argc, char **argv)
 			usage_run(stdout);
 			return 0;
 		default:
-			usage_run(stderr);
 			return 2;
 		}
 	}
@@ -1331,7 +1290,7 @@ static int cmd_status(int argc, char **argv)
 	int c, r;
 
 	optind = 1;
-	while ((c = getopt_long(argc, argv, "h", lo, NULL)) != -1) {
+	while ((c = rf_getopt(argc, argv, "h", lo, "ringfence-agent status")) != -1) {
 		switch (c) {
 		case 'd':
 			dir = optarg;
@@ -1343,7 +1302,6 @@ static int cmd_status(int argc, char **argv)
 			usage_status(stdout);
 			return 0;
 		default:
-			usage_status(stderr);
 			return 2;
 		}
 	}
@@ -1419,17 +1377,23 @@ static int cmd_status(int argc, char **argv)
 
 static int cmd_manifest(int argc, char **argv)
 {
+	static const struct option lo[] = {{"help", no_argument, NULL, 'h'}, {0}};
 	size_t n;
 	const uint8_t *m;
+	int c;
 
-	if (argc > 1 && (!strcmp(argv[1], "--help") || !strcmp(argv[1], "-h"))) {
+	optind = 0;
+	while ((c = rf_getopt(argc, argv, "h", lo, "ringfence-agent manifest")) != -1) {
+		if (c != 'h')
+			return 2;
 		printf("usage: ringfence-agent manifest\n\nPrint the agent manifest of this build: "
 		       "the event "
 		       "types and fields it supplies (packs are verified against it).\n");
 		return 0;
 	}
-	if (argc > 1) {
-		fprintf(stderr, "ringfence-agent manifest: unexpected argument '%s'\n", argv[1]);
+	if (optind < argc) {
+		fprintf(stderr, "ringfence-agent manifest: unexpected argument '%s'\n",
+			argv[optind]);
 		return 2;
 	}
 	m = rf_content_builtin_manifest(&n);
@@ -1473,6 +1437,12 @@ int main(int argc, char **argv)
 		return cmd_status(argc - 1, argv + 1);
 	if (!strcmp(argv[1], "manifest"))
 		return cmd_manifest(argc - 1, argv + 1);
+	if (argv[1][0] == '-') {
+		fprintf(stderr,
+			"ringfence-agent: unknown option '%s' (try 'ringfence-agent --help')\n",
+			argv[1]);
+		return 2;
+	}
 	fprintf(stderr, "ringfence-agent: unknown command '%s'\n\n", argv[1]);
 	usage(stderr);
 	return 2;

@@ -7,6 +7,8 @@
 #ifndef RF_CLI_H
 #define RF_CLI_H
 
+#include <stdio.h>
+
 int rf_cli_content(int argc, char **argv);
 int rf_cli_content_compile(int argc, char **argv); /* `ringfence content compile` */
 int rf_cli_repo(int argc, char **argv);
@@ -15,5 +17,15 @@ int rf_cli_ring(int argc, char **argv);
 int rf_cli_tenant(int argc, char **argv);
 int rf_cli_sim(int argc, char **argv);
 int rf_cli_demo(int argc, char **argv);
+
+/*
+ * The start every group with subcommands shares (argv[0] is the group, cmd e.g. "ringfence
+ * repo"): options before the subcommand are the group's (--help, -h; a bad one is reported as
+ * common/opt.h says), `help` is --help, and no subcommand prints the group's usage to stderr.
+ * Returns the exit status (0 after --help, 2 after a usage error), or -1 with *ret_sub the
+ * index in argv of the subcommand, whose own options follow it.
+ */
+int rf_cli_group_start(int argc, char **argv, const char *cmd, void (*group_usage)(FILE *f),
+		       int *ret_sub);
 
 #endif

@@ -19,6 +19,7 @@
 #include <sys/stat.h>
 
 #include "cli/cli.h"
+#include "common/opt.h"
 #include "common/util.h"
 #include "content/ir.h"
 #include "content/sigma.h"
@@ -248,7 +249,7 @@ static int load_manifest(const char *path, struct rf_manifest **ret)
 int rf_cli_content_compile(int argc, char **argv)
 {
 	const char *out = NULL, *manifest_path = NULL;
-	bool strict = false, opts_done = false;
+	bool strict = false;
 	uint64_t seq = 1;
 	struct paths inputs = {0}, files = {0};
 	struct idset ids = {0};
@@ -257,47 +258,44 @@ int rf_cli_content_compile(int argc, char **argv)
 	size_t compiled = 0, rejected = 0;
 	uint8_t *pack = NULL;
 	size_t pack_len = 0;
-	int rc = 2, r;
+	int rc = 2, r, c;
+	static const struct option lo[] = {
+	    {"output", required_argument, NULL, 'o'}, {"manifest", required_argument, NULL, 'm'},
+	    {"seq", required_argument, NULL, 'q'},    {"strict", no_argument, NULL, 's'},
+	    {"help", no_argument, NULL, 'h'},	      {0}};
 
-	for (int i = 1; i < argc; i++) {
-		const char *a = argv[i];
-
-		if (!opts_done && (!strcmp(a, "-h") || !strcmp(a, "--help"))) {
+	optind = 0;
+	while ((c = rf_getopt(argc, argv, "ho:", lo, "ringfence content compile")) != -1) {
+		switch (c) {
+		case 'h':
 			usage(stdout);
 			rc = 0;
 			goto out;
-		} else if (!opts_done && (!strcmp(a, "-o") || !strcmp(a, "--output") ||
-					  !strcmp(a, "--manifest") || !strcmp(a, "--seq"))) {
-			if (i + 1 >= argc) {
-				fprintf(stderr, "ringfence: %s needs a value\n", a);
+		case 'o':
+			out = optarg;
+			break;
+		case 'm':
+			manifest_path = optarg;
+			break;
+		case 'q':
+			if (rf_parse_u64(optarg, &seq) < 0) {
+				fprintf(stderr, "ringfence: --seq '%s' is not a number\n", optarg);
 				goto usage_error;
 			}
-			const char *v = argv[++i];
-			if (!strcmp(a, "--manifest")) {
-				manifest_path = v;
-			} else if (!strcmp(a, "--seq")) {
-				if (rf_parse_u64(v, &seq) < 0) {
-					fprintf(stderr, "ringfence: --seq '%s' is not a number\n",
-						v);
-					goto usage_error;
-				}
-			} else {
-				out = v;
-			}
-		} else if (!opts_done && !strcmp(a, "--strict")) {
+			break;
+		case 's':
 			strict = true;
-		} else if (!opts_done && !strcmp(a, "--")) {
-			opts_done = true;
-		} else if (!opts_done && a[0] == '-' && a[1]) {
-			fprintf(stderr, "ringfence: unknown option '%s'\n", a);
-			goto usage_error;
-		} else {
-			char *s = strdup(a);
-			if (!s || paths_add(&inputs, s) < 0) {
-				free(s);
-				fprintf(stderr, "ringfence: out of memory\n");
-				goto out;
-			}
+			break;
+		default:
+			goto out; /* rf_getopt said which option and where to look */
+		}
+	}
+	for (int i = optind; i < argc; i++) {
+		char *s = strdup(argv[i]);
+		if (!s || paths_add(&inputs, s) < 0) {
+			free(s);
+			fprintf(stderr, "ringfence: out of memory\n");
+			goto out;
 		}
 	}
 	if (!out || inputs.n == 0) {

@@ -10,6 +10,7 @@
 #include <unistd.h>
 
 #include "cli/cli.h"
+#include "common/opt.h"
 #include "common/util.h"
 #include "ringfence/content.h"
 #include "ringfence/limits.h"
@@ -35,11 +36,6 @@ static void usage(FILE *f)
 		"                  M defaults to this build's manifest; exit 1 if PACK does not "
 		"verify\n"
 		"  manifest        print this build's agent manifest (JSON)\n");
-}
-
-static bool is_help(const char *a)
-{
-	return !strcmp(a, "--help") || !strcmp(a, "-h");
 }
 
 static void print_diag(void *ud, int code, const char *msg)
@@ -81,10 +77,14 @@ static int cmd_verify(int argc, char **argv)
 	size_t nm = 0;
 	uint8_t *buf = NULL;
 	size_t n;
-	int rc = 2;
+	int rc = 2, c;
+	static const struct option lo[] = {
+	    {"manifest", required_argument, NULL, 'm'}, {"help", no_argument, NULL, 'h'}, {0}};
 
-	for (int i = 1; i < argc; i++) {
-		if (is_help(argv[i])) {
+	optind = 0;
+	while ((c = rf_getopt(argc, argv, "h", lo, "ringfence content verify")) != -1) {
+		switch (c) {
+		case 'h':
 			printf("usage: ringfence content verify PACK --manifest M [--manifest M2 "
 			       "...]\n"
 			       "Checks PACK's structure and checks it against every manifest "
@@ -93,17 +93,20 @@ static int cmd_verify(int argc, char **argv)
 			       "1 if\n"
 			       "rejected (every problem on stderr), 2 usage or I/O error.\n");
 			return 0;
-		} else if (!strcmp(argv[i], "--manifest") && i + 1 < argc) {
+		case 'm':
 			if (nm == MAX_MANIFESTS) {
 				fprintf(stderr, "ringfence content verify: at most %d manifests\n",
 					MAX_MANIFESTS);
 				return 2;
 			}
-			mpaths[nm++] = argv[++i];
-		} else if (argv[i][0] == '-' && argv[i][1]) {
-			fprintf(stderr, "ringfence content verify: unknown option '%s'\n", argv[i]);
+			mpaths[nm++] = optarg;
+			break;
+		default:
 			return 2;
-		} else if (!pack) {
+		}
+	}
+	for (int i = optind; i < argc; i++) {
+		if (!pack) {
 			pack = argv[i];
 		} else {
 			fprintf(stderr, "ringfence content verify: one pack only\n");
@@ -186,9 +189,14 @@ static int cmd_inspect(int argc, char **argv)
 	bool json = false;
 	uint8_t *buf = NULL;
 	size_t n;
+	int c;
+	static const struct option lo[] = {
+	    {"json", no_argument, NULL, 'j'}, {"help", no_argument, NULL, 'h'}, {0}};
 
-	for (int i = 1; i < argc; i++) {
-		if (is_help(argv[i])) {
+	optind = 0;
+	while ((c = rf_getopt(argc, argv, "h", lo, "ringfence content inspect")) != -1) {
+		switch (c) {
+		case 'h':
 			printf("usage: ringfence content inspect PACK [--json]\n"
 			       "Shows the header (format version, content sequence number, table "
 			       "sizes)\n"
@@ -196,13 +204,15 @@ static int cmd_inspect(int argc, char **argv)
 			       "Exit 1\n"
 			       "if the pack's structure is invalid.\n");
 			return 0;
-		} else if (!strcmp(argv[i], "--json")) {
+		case 'j':
 			json = true;
-		} else if (argv[i][0] == '-' && argv[i][1]) {
-			fprintf(stderr, "ringfence content inspect: unknown option '%s'\n",
-				argv[i]);
+			break;
+		default:
 			return 2;
-		} else if (!pack) {
+		}
+	}
+	for (int i = optind; i < argc; i++) {
+		if (!pack) {
 			pack = argv[i];
 		} else {
 			fprintf(stderr, "ringfence content inspect: one pack only\n");
@@ -326,11 +336,15 @@ static int cmd_eval(int argc, char **argv)
 	uint8_t *buf = NULL;
 	size_t n;
 	FILE *in = NULL;
-	int rc = 2, r;
+	int rc = 2, r, c;
 	static struct batch b;
+	static const struct option lo[] = {
+	    {"manifest", required_argument, NULL, 'm'}, {"help", no_argument, NULL, 'h'}, {0}};
 
-	for (int i = 1; i < argc; i++) {
-		if (is_help(argv[i])) {
+	optind = 0;
+	while ((c = rf_getopt(argc, argv, "h", lo, "ringfence content eval")) != -1) {
+		switch (c) {
+		case 'h':
 			printf(
 			    "usage: ringfence content eval PACK [--manifest M] [EVENTS.jsonl|-]\n"
 			    "Loads PACK as the agent would (verified against M, by default this "
@@ -344,12 +358,15 @@ static int cmd_eval(int argc, char **argv)
 			    "and skipped. Exit 0 ok, 1 the pack does not verify, 2 usage or I/O "
 			    "error.\n");
 			return 0;
-		} else if (!strcmp(argv[i], "--manifest") && i + 1 < argc) {
-			mpath = argv[++i];
-		} else if (argv[i][0] == '-' && argv[i][1]) {
-			fprintf(stderr, "ringfence content eval: unknown option '%s'\n", argv[i]);
+		case 'm':
+			mpath = optarg;
+			break;
+		default:
 			return 2;
-		} else if (!pack) {
+		}
+	}
+	for (int i = optind; i < argc; i++) {
+		if (!pack) {
 			pack = argv[i];
 		} else if (!events) {
 			events = argv[i];
@@ -469,14 +486,19 @@ static int cmd_manifest(int argc, char **argv)
 {
 	size_t n;
 	const uint8_t *p;
+	static const struct option lo[] = {{"help", no_argument, NULL, 'h'}, {0}};
+	int c;
 
-	if (argc > 1 && is_help(argv[1])) {
+	optind = 0;
+	while ((c = rf_getopt(argc, argv, "h", lo, "ringfence content manifest")) != -1) {
+		if (c != 'h')
+			return 2;
 		printf("usage: ringfence content manifest\n"
 		       "Prints the manifest of the agent this build produces: the event types and\n"
 		       "typed fields it supplies (what packs are verified against).\n");
 		return 0;
 	}
-	if (argc > 1) {
+	if (optind < argc) {
 		fprintf(stderr, "usage: ringfence content manifest\n");
 		return 2;
 	}
@@ -488,14 +510,12 @@ static int cmd_manifest(int argc, char **argv)
 
 int rf_cli_content(int argc, char **argv)
 {
-	if (argc < 2) {
-		usage(stderr);
-		return 2;
-	}
-	if (is_help(argv[1]) || !strcmp(argv[1], "help")) {
-		usage(stdout);
-		return 0;
-	}
+	int sub, rc = rf_cli_group_start(argc, argv, "ringfence content", usage, &sub);
+
+	if (rc >= 0)
+		return rc;
+	argc -= sub - 1;
+	argv += sub - 1;
 	if (!strcmp(argv[1], "compile"))
 		return rf_cli_content_compile(argc - 1, argv + 1);
 	if (!strcmp(argv[1], "verify"))

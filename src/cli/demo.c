@@ -38,6 +38,8 @@
 #include "agent/guard.h"
 #include "agent/store.h"
 #include "cli/cli.h"
+#include "common/http.h"
+#include "common/opt.h"
 #include "common/util.h"
 #include "ringfence/limits.h"
 
@@ -492,69 +494,42 @@ static void nap(struct demo *d, unsigned ms)
 
 /* ---- the operator API ------------------------------------------------------------------------ */
 
-struct buf {
-	char *p;
-	size_t n;
-};
-
-static size_t on_body(char *p, size_t sz, size_t nm, void *ud)
-{
-	struct buf *b = ud;
-	size_t n = sz * nm;
-	char *q;
-
-	if (b->n + n > (8u << 20))
-		return 0;
-	q = realloc(b->p, b->n + n + 1);
-	if (!q)
-		return 0;
-	memcpy(q + b->n, p, n);
-	b->p = q;
-	b->n += n;
-	b->p[b->n] = 0;
-	return n;
-}
-
 /* One operator (or public) request. *ret gets the parsed JSON body (caller frees). Returns the
  * HTTP status, or a negative errno when the server could not be reached. */
 static long api(struct demo *d, const char *method, const char *path, json_t *body, json_t **ret)
 {
 	char url[DEMO_PATH], auth[128];
-	struct curl_slist *h = NULL;
-	struct buf b = {0};
+	const char *const headers[] = {auth, body ? "Content-Type: application/json" : NULL, NULL};
+	struct rf_http_request q = {.url = url,
+				    .method = method,
+				    .headers = headers,
+				    .max = RF_DEMO_REPLY_MAX,
+				    .timeout_s = 10};
+	struct rf_http_reply rep;
 	char *text = NULL;
-	long status = 0;
+	long status;
 
 	if (ret)
 		*ret = NULL;
 	if (!d->curl && !(d->curl = curl_easy_init()))
 		return -ENOMEM;
-	curl_easy_reset(d->curl);
+	q.handle = d->curl; /* one connection for the whole demo */
 	pathf(url, sizeof(url), "%s%s", d->url, path);
 	pathf(auth, sizeof(auth), "Authorization: Bearer %s", d->admin);
-	h = curl_slist_append(h, auth);
-	h = curl_slist_append(h, "Expect:");
-	curl_easy_setopt(d->curl, CURLOPT_URL, url);
-	curl_easy_setopt(d->curl, CURLOPT_CUSTOMREQUEST, method);
-	curl_easy_setopt(d->curl, CURLOPT_TIMEOUT, 10L);
-	curl_easy_setopt(d->curl, CURLOPT_NOSIGNAL, 1L);
-	curl_easy_setopt(d->curl, CURLOPT_WRITEFUNCTION, on_body);
-	curl_easy_setopt(d->curl, CURLOPT_WRITEDATA, &b);
 	if (body) {
 		text = json_dumps(body, JSON_COMPACT);
-		h = curl_slist_append(h, "Content-Type: application/json");
-		curl_easy_setopt(d->curl, CURLOPT_POSTFIELDS, text ? text : "{}");
+		q.body = text ? text : "{}";
+		q.body_len = strlen(q.body);
 	}
-	curl_easy_setopt(d->curl, CURLOPT_HTTPHEADER, h);
-	if (curl_easy_perform(d->curl) != CURLE_OK)
-		status = -ECONNREFUSED;
-	else
-		curl_easy_getinfo(d->curl, CURLINFO_RESPONSE_CODE, &status);
-	curl_slist_free_all(h);
+	if (rf_http_fetch(&q, &rep, NULL) < 0) {
+		free(text);
+		return -ECONNREFUSED;
+	}
+	status = rep.status;
 	free(text);
-	if (status > 0 && ret && b.p)
-		*ret = json_loadb(b.p, b.n, 0, NULL);
-	free(b.p);
+	if (ret && rep.len)
+		*ret = json_loadb((const char *)rep.body, rep.len, 0, NULL);
+	free(rep.body);
 	return status;
 }
 
@@ -1576,8 +1551,8 @@ int rf_cli_demo(int argc, char **argv)
 	uint64_t v;
 	int c, r, rc = 2;
 
-	optind = 1;
-	while ((c = getopt_long(argc, argv, "h", lo, NULL)) != -1) {
+	optind = 0;
+	while ((c = rf_getopt(argc, argv, "h", lo, "ringfence demo")) != -1) {
 		switch (c) {
 		case 'n':
 			if (rf_parse_u64(optarg, &v) < 0 || v < 1 || v > DEMO_AGENTS_MAX) {
@@ -1619,7 +1594,6 @@ int rf_cli_demo(int argc, char **argv)
 			usage(stdout);
 			return 0;
 		default:
-			usage(stderr);
 			return 2;
 		}
 	}

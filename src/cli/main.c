@@ -4,19 +4,21 @@
 
 #include "cli/cli.h"
 #include "common/log.h"
+#include "common/opt.h"
 
 static const struct {
 	const char *name;
 	int (*fn)(int argc, char **argv);
 	const char *help;
 } groups[] = {
-	{"content", rf_cli_content, "compile, verify, inspect and evaluate content packs"},
-	{"repo", rf_cli_repo, "the signed TUF repository: init, add, publish, rotate, refresh"},
-	{"release", rf_cli_release, "releases on a ringfenced server: create, status, halt, resume, rollback"},
-	{"ring", rf_cli_ring, "rings on a ringfenced server"},
-	{"tenant", rf_cli_tenant, "tenant policy on a ringfenced server"},
-	{"sim", rf_cli_sim, "the fleet simulator: replay incidents, compare rollout policies"},
-	{"demo", rf_cli_demo, "run the whole system on this machine"},
+    {"content", rf_cli_content, "compile, verify, inspect and evaluate content packs"},
+    {"repo", rf_cli_repo, "the signed TUF repository: init, add, publish, rotate, refresh"},
+    {"release", rf_cli_release,
+     "releases on a ringfenced server: create, status, halt, resume, rollback"},
+    {"ring", rf_cli_ring, "rings on a ringfenced server"},
+    {"tenant", rf_cli_tenant, "tenant policy on a ringfenced server"},
+    {"sim", rf_cli_sim, "the fleet simulator: replay incidents, compare rollout policies"},
+    {"demo", rf_cli_demo, "run the whole system on this machine"},
 };
 
 static void usage(FILE *f)
@@ -27,19 +29,59 @@ static void usage(FILE *f)
 	fprintf(f, "\n'ringfence COMMAND --help' shows a command's usage.\n");
 }
 
+int rf_cli_group_start(int argc, char **argv, const char *cmd, void (*group_usage)(FILE *f),
+		       int *ret_sub)
+{
+	static const struct option lo[] = {{"help", no_argument, NULL, 'h'}, {0}};
+	int c;
+
+	optind = 0;
+	while ((c = rf_getopt(argc, argv, "+h", lo, cmd)) != -1) {
+		if (c != 'h')
+			return 2;
+		group_usage(stdout);
+		return 0;
+	}
+	if (optind >= argc) {
+		group_usage(stderr);
+		return 2;
+	}
+	if (!strcmp(argv[optind], "help")) {
+		group_usage(stdout);
+		return 0;
+	}
+	*ret_sub = optind;
+	return -1;
+}
+
 int main(int argc, char **argv)
 {
+	static const struct option lo[] = {
+	    {"help", no_argument, NULL, 'h'}, {"version", no_argument, NULL, 'V'}, {0}};
+	int c;
+
 	rf_log_init("ringfence", RF_LOG_INFO);
-	if (argc < 2) {
+	/* Options before the command only ('+'): the rest of argv belongs to the command. */
+	optind = 0;
+	while ((c = rf_getopt(argc, argv, "+h", lo, "ringfence")) != -1) {
+		if (c == 'h') {
+			usage(stdout);
+			return 0;
+		}
+		if (c == 'V') {
+			printf("ringfence %s\n", RF_VERSION);
+			return 0;
+		}
+		return 2;
+	}
+	if (optind >= argc) {
 		usage(stderr);
 		return 2;
 	}
-	if (!strcmp(argv[1], "--help") || !strcmp(argv[1], "-h") || !strcmp(argv[1], "help")) {
+	argc -= optind - 1;
+	argv += optind - 1;
+	if (!strcmp(argv[1], "help")) {
 		usage(stdout);
-		return 0;
-	}
-	if (!strcmp(argv[1], "--version")) {
-		printf("ringfence %s\n", RF_VERSION);
 		return 0;
 	}
 	for (size_t i = 0; i < sizeof(groups) / sizeof(groups[0]); i++)

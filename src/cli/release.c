@@ -1,6 +1,6 @@
 /*
  * `ringfence release|ring|tenant`: the operator's side of ringfenced's operator API
- * (docs/protocol.md, "Operator API"), over HTTP with libcurl. Each command builds one request
+ * (docs/protocol.md, "Operator API"), over HTTP (rf_http_fetch). Each command builds one request
  * with jansson (so every string is escaped), sends it with the admin token, and prints the
  * reply: a short human summary, or the JSON with --json. Exit codes (cli.h): 0 done, 1 the
  * server refused (4xx: its error message is printed), 2 usage, I/O or server unreachable.
@@ -10,10 +10,11 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include <curl/curl.h>
 #include <jansson.h>
 
 #include "cli/cli.h"
+#include "common/http.h"
+#include "common/opt.h"
 #include "common/util.h"
 #include "ringfence/limits.h"
 
@@ -28,28 +29,6 @@ struct opts {
 	bool ring_null, window_null;
 	bool force; /* halt/rollback even if devices would have nowhere to go */
 };
-
-struct buf {
-	char *p;
-	size_t n;
-};
-
-static size_t on_data(char *p, size_t sz, size_t nm, void *ud)
-{
-	struct buf *b = ud;
-	size_t n = sz * nm;
-
-	if (b->n + n > RF_FILE_MAX)
-		return 0;
-	char *q = realloc(b->p, b->n + n + 1);
-	if (!q)
-		return 0;
-	memcpy(q + b->n, p, n);
-	b->p = q;
-	b->n += n;
-	b->p[b->n] = 0;
-	return n;
-}
 
 static int read_token(const struct opts *o, char tok[80])
 {
@@ -88,11 +67,12 @@ static int call(const struct opts *o, const char *method, const char *path, json
 {
 	char tok[80], url[2048], hdr[120];
 	const char *base = o->server ? o->server : getenv("RINGFENCE_SERVER");
-	struct curl_slist *h = NULL;
-	struct buf b = {0};
-	char *text = NULL, err[CURL_ERROR_SIZE] = "";
-	long status = 0;
-	CURL *c;
+	const char *const headers[] = {hdr, body ? "Content-Type: application/json" : NULL, NULL};
+	struct rf_http_request q = {
+	    .url = url, .method = method, .headers = headers, .max = RF_FILE_MAX, .timeout_s = 30};
+	struct rf_http_reply rep = {0};
+	struct rf_diag d = {0};
+	char *text = NULL;
 	int rc = 2;
 
 	if (!base)
@@ -103,48 +83,32 @@ static int call(const struct opts *o, const char *method, const char *path, json
 	}
 	snprintf(url, sizeof(url), "%s%s", base, path);
 	snprintf(hdr, sizeof(hdr), "Authorization: Bearer %s", tok);
-	c = curl_easy_init();
-	if (!c)
-		goto out;
-	h = curl_slist_append(h, hdr);
-	h = curl_slist_append(h, "Expect:");
-	curl_easy_setopt(c, CURLOPT_URL, url);
-	curl_easy_setopt(c, CURLOPT_CUSTOMREQUEST, method);
-	curl_easy_setopt(c, CURLOPT_TIMEOUT, 30L);
-	curl_easy_setopt(c, CURLOPT_ERRORBUFFER, err);
-	curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, on_data);
-	curl_easy_setopt(c, CURLOPT_WRITEDATA, &b);
 	if (body) {
 		text = json_dumps(body, JSON_COMPACT);
-		h = curl_slist_append(h, "Content-Type: application/json");
-		curl_easy_setopt(c, CURLOPT_POSTFIELDS, text ? text : "{}");
+		q.body = text ? text : "{}";
+		q.body_len = strlen(q.body);
 	}
-	curl_easy_setopt(c, CURLOPT_HTTPHEADER, h);
-	if (curl_easy_perform(c) != CURLE_OK) {
-		fprintf(stderr, "ringfence: %s: %s\n", url, err[0] ? err : "request failed");
+	if (rf_http_fetch(&q, &rep, &d) < 0) {
+		fprintf(stderr, "ringfence: %s: %s\n", url, d.first);
 		goto out;
 	}
-	curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &status);
-	json_t *j = b.p ? json_loads(b.p, 0, NULL) : NULL;
-	if (status >= 200 && status < 300 && j) {
+	json_t *j = json_loadb((const char *)rep.body, rep.len, 0, NULL);
+	if (rep.status >= 200 && rep.status < 300 && j) {
 		*ret = j;
 		rc = 0;
 	} else {
 		const char *msg =
 		    json_string_value(json_object_get(json_object_get(j, "error"), "message"));
-		fprintf(stderr, "ringfence: server said %ld: %s\n", status,
+		fprintf(stderr, "ringfence: server said %ld: %s\n", rep.status,
 			msg ? msg : "(no message)");
 		json_decref(j);
-		rc = status >= 400 && status < 500 ? 1 : 2;
+		rc = rep.status >= 400 && rep.status < 500 ? 1 : 2;
 	}
 out:
 	memset(tok, 0, sizeof(tok));
 	memset(hdr, 0, sizeof(hdr));
 	free(text);
-	free(b.p);
-	curl_slist_free_all(h);
-	if (c)
-		curl_easy_cleanup(c);
+	free(rep.body);
 	json_decref(body);
 	return rc;
 }
@@ -198,69 +162,6 @@ static void print_release(json_t *r)
 	}
 }
 
-/* Parse options common to every command; positional arguments go to o->args. */
-static int parse(int argc, char **argv, int first, struct opts *o)
-{
-	for (int i = first; i < argc; i++) {
-		const char *a = argv[i];
-		const char **dst = NULL;
-
-		if (!strcmp(a, "--json")) {
-			o->json = true;
-			continue;
-		}
-		if (!strcmp(a, "--force")) {
-			o->force = true;
-			continue;
-		}
-		if (!strcmp(a, "--server"))
-			dst = &o->server;
-		else if (!strcmp(a, "--token-file"))
-			dst = &o->token_file;
-		else if (!strcmp(a, "--reason"))
-			dst = &o->reason;
-		else if (!strcmp(a, "--ring"))
-			dst = &o->ring;
-		else if (!strcmp(a, "--pin"))
-			dst = &o->pin;
-		else if (!strcmp(a, "--window"))
-			dst = &o->window;
-		else if (!strcmp(a, "--position"))
-			dst = &o->position;
-		if (dst) {
-			if (i + 1 >= argc) {
-				fprintf(stderr, "ringfence: %s needs a value\n", a);
-				return -1;
-			}
-			*dst = argv[++i];
-			continue;
-		}
-		if (a[0] == '-' && a[1]) {
-			fprintf(stderr, "ringfence: unknown option '%s'\n", a);
-			return -1;
-		}
-		if (o->nargs == 8) {
-			fprintf(stderr, "ringfence: too many arguments\n");
-			return -1;
-		}
-		o->args[o->nargs++] = a;
-	}
-	if (o->ring && !strcmp(o->ring, "none"))
-		o->ring_null = true;
-	if (o->window && !strcmp(o->window, "none"))
-		o->window_null = true;
-	return 0;
-}
-
-static bool wants_help(int argc, char **argv)
-{
-	for (int i = 1; i < argc; i++)
-		if (!strcmp(argv[i], "--help") || !strcmp(argv[i], "-h") ||
-		    !strcmp(argv[i], "help"))
-			return true;
-	return false;
-}
-
 static const char common_help[] =
     "\ncommon options:\n"
     "  --server URL       ringfenced base URL (default $RINGFENCE_SERVER or "
@@ -269,6 +170,134 @@ static const char common_help[] =
     "  --json             print the server's JSON reply\n"
     "exit: 0 done, 1 the server refused (its message is printed), 2 usage or I/O error\n";
 
+/* A subcommand of release|ring|tenant: its name, its synopsis (after the group) and what it
+ * does. The group's --help lists them all; `GROUP SUB --help` shows one. */
+struct sub {
+	const char *name, *synopsis, *what;
+};
+
+static void group_usage(FILE *f, const char *group, const struct sub *subs, size_t n)
+{
+	for (size_t i = 0; i < n; i++) {
+		fprintf(f, "%s ringfence %s %s", i ? "      " : "usage:", group, subs[i].synopsis);
+		if (subs[i].what[0] && strlen(subs[i].synopsis) <= 24)
+			fprintf(f, "%*s  %s", (int)(24 - strlen(subs[i].synopsis)), "",
+				subs[i].what);
+		else if (subs[i].what[0])
+			fprintf(f, "\n%*s%s", 34, "", subs[i].what);
+		fputc('\n', f);
+	}
+	fputs(common_help, f);
+}
+
+static void sub_usage(FILE *f, const char *group, const struct sub *s)
+{
+	fprintf(f, "usage: ringfence %s %s\n", group, s->synopsis);
+	if (s->what[0])
+		fprintf(f, "\n%c%s.\n", s->what[0] - 'a' + 'A', s->what + 1);
+	fputs(common_help, f);
+}
+
+/*
+ * Parse options common to every command (argv[0] is the subcommand); operands go to o->args.
+ * Returns -1 to go on, or the exit status: 0 after `--help` (or a "help" operand: the
+ * subcommand's usage), 2 after a usage error (already reported).
+ */
+static int parse(int argc, char **argv, const char *group, const struct sub *s, struct opts *o)
+{
+	static const struct option lo[] = {{"json", no_argument, NULL, 'j'},
+					   {"server", required_argument, NULL, 's'},
+					   {"token-file", required_argument, NULL, 't'},
+					   {"reason", required_argument, NULL, 'r'},
+					   {"ring", required_argument, NULL, 'R'},
+					   {"pin", required_argument, NULL, 'p'},
+					   {"window", required_argument, NULL, 'w'},
+					   {"position", required_argument, NULL, 'P'},
+					   {"force", no_argument, NULL, 'f'},
+					   {"help", no_argument, NULL, 'h'},
+					   {0}};
+	char cmd[64];
+	int c;
+
+	snprintf(cmd, sizeof(cmd), "ringfence %s %s", group, s->name);
+	optind = 0;
+	while ((c = rf_getopt(argc, argv, "h", lo, cmd)) != -1) {
+		switch (c) {
+		case 'j':
+			o->json = true;
+			break;
+		case 's':
+			o->server = optarg;
+			break;
+		case 't':
+			o->token_file = optarg;
+			break;
+		case 'r':
+			o->reason = optarg;
+			break;
+		case 'R':
+			o->ring = optarg;
+			break;
+		case 'p':
+			o->pin = optarg;
+			break;
+		case 'w':
+			o->window = optarg;
+			break;
+		case 'P':
+			o->position = optarg;
+			break;
+		case 'f':
+			o->force = true;
+			break;
+		case 'h':
+			sub_usage(stdout, group, s);
+			return 0;
+		default:
+			return 2;
+		}
+	}
+	for (int i = optind; i < argc; i++) {
+		if (!strcmp(argv[i], "help")) {
+			sub_usage(stdout, group, s);
+			return 0;
+		}
+		if (o->nargs == 8) {
+			fprintf(stderr, "ringfence: too many arguments\n");
+			return 2;
+		}
+		o->args[o->nargs++] = argv[i];
+	}
+	if (o->ring && !strcmp(o->ring, "none"))
+		o->ring_null = true;
+	if (o->window && !strcmp(o->window, "none"))
+		o->window_null = true;
+	return -1;
+}
+
+/*
+ * The start every group shares (rf_cli_group_start): its usage without a subcommand or with
+ * --help, then the subcommand and its options. Returns -1 to go on (*ret_cmd is the
+ * subcommand's name), or the exit status.
+ */
+static int start(int argc, char **argv, const char *group, const struct sub *subs, size_t n,
+		 void (*usage)(FILE *f), struct opts *o, const char **ret_cmd)
+{
+	char cmd[32];
+	int i, rc;
+
+	snprintf(cmd, sizeof(cmd), "ringfence %s", group);
+	if ((rc = rf_cli_group_start(argc, argv, cmd, usage, &i)) >= 0)
+		return rc;
+	for (size_t k = 0; k < n; k++)
+		if (!strcmp(argv[i], subs[k].name)) {
+			*ret_cmd = subs[k].name;
+			return parse(argc - i, argv + i, group, &subs[k], o);
+		}
+	fprintf(stderr, "%s: unknown command '%s' (see '%s --help')\n", cmd, argv[i], cmd);
+	return 2;
+}
+
 /* An id argument that must be a release number. */
 static bool release_id_ok(const char *s)
 {
@@ -276,39 +305,35 @@ static bool release_id_ok(const char *s)
 	return s && rf_parse_u64(s, &v) == 0 && v > 0;
 }
 
+static const struct sub release_subs[] = {
+    {"create", "create TARGET", "create a release from a published TUF target"},
+    {"list", "list", "every release, newest first"},
+    {"status", "status ID", "per ring: admitted share, health vs baseline, gate"},
+    {"hold", "hold ID [--reason R]", "no new devices, no ring advances; devices on it stay"},
+    {"halt", "halt ID [--reason R] [--force]",
+     "stop offering it: devices on it move to a newer release, else go back, else wait for a "
+     "fix; --force when devices run it as their only good content (the server says how many)"},
+    {"resume", "resume ID", "continue on the signed schedule"},
+    {"rollback", "rollback ID [--reason R] [--force]", "halt for good (as halt, final)"},
+};
+
+static void release_usage(FILE *f)
+{
+	group_usage(f, "release", release_subs, RF_ARRAY_SIZE(release_subs));
+}
+
 int rf_cli_release(int argc, char **argv)
 {
 	struct opts o = {0};
+	const char *cmd = NULL;
 	char path[256];
 	json_t *j = NULL;
 	int rc;
 
-	if (argc < 2 || wants_help(argc, argv)) {
-		fprintf(
-		    argc < 2 ? stderr : stdout,
-		    "usage: ringfence release create TARGET        create a release from a "
-		    "published TUF target\n"
-		    "       ringfence release list                  every release, newest first\n"
-		    "       ringfence release status ID             per ring: admitted share, "
-		    "health vs baseline, gate\n"
-		    "       ringfence release hold ID [--reason R]  no new devices, no ring "
-		    "advances; devices on it stay\n"
-		    "       ringfence release halt ID [--reason R] [--force]  stop offering it "
-		    "(devices on it move to a newer release, else go back, else wait for a fix)\n"
-		    "       ringfence release resume ID             continue on the signed "
-		    "schedule\n"
-		    "       ringfence release rollback ID [--reason R] [--force]  halt for good "
-		    "(same as halt, final)\n"
-		    "  --force  halt or roll back even when devices run the release as their only "
-		    "good content\n"
-		    "           (they keep running it and wait for a fix; the server says how many)\n"
-		    "%s",
-		    common_help);
-		return argc < 2 ? 2 : 0;
-	}
-	const char *cmd = argv[1];
-	if (parse(argc, argv, 2, &o) < 0)
-		return 2;
+	rc = start(argc, argv, "release", release_subs, RF_ARRAY_SIZE(release_subs), release_usage,
+		   &o, &cmd);
+	if (rc >= 0)
+		return rc;
 	if (!strcmp(cmd, "create") && o.nargs == 1) {
 		rc = call(&o, "POST", "/v1/admin/releases", json_pack("{s:s}", "target", o.args[0]),
 			  &j);
@@ -352,27 +377,28 @@ int rf_cli_release(int argc, char **argv)
 	return 0;
 }
 
+static const struct sub ring_subs[] = {
+    {"list", "list", ""},
+    {"add", "add NAME [--position N]", "rings are ordered by position"},
+    {"delete", "delete NAME", "only when no device or tenant uses it"},
+};
+
+static void ring_usage(FILE *f)
+{
+	group_usage(f, "ring", ring_subs, RF_ARRAY_SIZE(ring_subs));
+}
+
 int rf_cli_ring(int argc, char **argv)
 {
 	struct opts o = {0};
+	const char *cmd = NULL;
 	char path[256];
 	json_t *j = NULL;
 	int rc;
 
-	if (argc < 2 || wants_help(argc, argv)) {
-		fprintf(argc < 2 ? stderr : stdout,
-			"usage: ringfence ring list\n"
-			"       ringfence ring add NAME [--position N]   rings are ordered by "
-			"position\n"
-			"       ringfence ring delete NAME                 only when no device or "
-			"tenant uses it\n"
-			"%s",
-			common_help);
-		return argc < 2 ? 2 : 0;
-	}
-	const char *cmd = argv[1];
-	if (parse(argc, argv, 2, &o) < 0)
-		return 2;
+	rc = start(argc, argv, "ring", ring_subs, RF_ARRAY_SIZE(ring_subs), ring_usage, &o, &cmd);
+	if (rc >= 0)
+		return rc;
 	if (!strcmp(cmd, "list") && o.nargs == 0) {
 		rc = call(&o, "GET", "/v1/admin/rings", NULL, &j);
 	} else if (!strcmp(cmd, "add") && o.nargs == 1) {
@@ -446,31 +472,32 @@ static void print_tenant(json_t *t)
 	       json_is_object(w) ? "-" : "", json_is_object(w) ? S(w, "end") : "", I(t, "devices"));
 }
 
+static const struct sub tenant_subs[] = {
+    {"list", "list", ""},
+    {"show", "show NAME", ""},
+    {"create", "create NAME [--ring R|none] [--pin latest|n-1] [--window HH:MM-HH:MM|none]",
+     "prints the enrollment token (shown once)"},
+    {"set", "set NAME [--ring R|none] [--pin latest|n-1] [--window HH:MM-HH:MM|none]", ""},
+    {"token", "token NAME", "rotate the enrollment token"},
+};
+
+static void tenant_usage(FILE *f)
+{
+	group_usage(f, "tenant", tenant_subs, RF_ARRAY_SIZE(tenant_subs));
+}
+
 int rf_cli_tenant(int argc, char **argv)
 {
 	struct opts o = {0};
+	const char *cmd = NULL;
 	char path[256];
 	json_t *j = NULL;
 	int rc;
 
-	if (argc < 2 || wants_help(argc, argv)) {
-		fprintf(
-		    argc < 2 ? stderr : stdout,
-		    "usage: ringfence tenant list\n"
-		    "       ringfence tenant show NAME\n"
-		    "       ringfence tenant create NAME [--ring R|none] [--pin latest|n-1] "
-		    "[--window HH:MM-HH:MM|none]\n"
-		    "                                  prints the enrollment token (shown once)\n"
-		    "       ringfence tenant set NAME [--ring R|none] [--pin latest|n-1] [--window "
-		    "HH:MM-HH:MM|none]\n"
-		    "       ringfence tenant token NAME   rotate the enrollment token\n"
-		    "%s",
-		    common_help);
-		return argc < 2 ? 2 : 0;
-	}
-	const char *cmd = argv[1];
-	if (parse(argc, argv, 2, &o) < 0)
-		return 2;
+	rc = start(argc, argv, "tenant", tenant_subs, RF_ARRAY_SIZE(tenant_subs), tenant_usage, &o,
+		   &cmd);
+	if (rc >= 0)
+		return rc;
 	if (o.nargs == 1 &&
 	    (strchr(o.args[0], '/') || strchr(o.args[0], '?') || strlen(o.args[0]) > 128)) {
 		fprintf(stderr, "ringfence tenant: bad tenant name\n");

@@ -9,6 +9,7 @@
 #include <string.h>
 
 #include "cli/cli.h"
+#include "common/opt.h"
 #include "common/util.h"
 #include "ringfence/limits.h"
 #include "trust/tuf.h"
@@ -34,6 +35,42 @@ static void usage(FILE *f)
 	    "DURATION is a number with an optional unit s, m, h or d (default s). Default expiry:\n"
 	    "root 365d, targets 90d, snapshot 7d, timestamp 1d. Serve DIR/repository: clients\n"
 	    "use <base>/metadata/ and <base>/targets/.\n");
+}
+
+/* Each subcommand's own usage (`ringfence repo SUB --help`). */
+static const struct {
+	const char *name, *text;
+} sub_usage[] = {
+    {"init", "usage: ringfence repo init DIR [--threshold N] [--keytype ed25519|ecdsa|rsa]\n"
+	     "                          [--expiry ROLE=DURATION]...\n\n"
+	     "Create keys (DIR/keys, mode 0600), root v1 and empty targets, published.\n"
+	     "--threshold N signatures per role (1..16, default 1); --expiry sets a role's\n"
+	     "expiry (default root 365d, targets 90d, snapshot 7d, timestamp 1d). DURATION is\n"
+	     "a number with an optional unit s, m, h or d (default s). Serve DIR/repository:\n"
+	     "clients use <base>/metadata/ and <base>/targets/.\n"},
+    {"add", "usage: ringfence repo add DIR PACK --name NAME [--custom JSON]\n\n"
+	    "Stage a new targets version holding PACK as target NAME; --custom is a JSON object\n"
+	    "carried verbatim in the target's custom metadata. Publishing the repository\n"
+	    "then makes it visible.\n"},
+    {"publish", "usage: ringfence repo publish DIR\n\n"
+		"Write a new snapshot and timestamp for the staged targets.\n"},
+    {"rotate", "usage: ringfence repo rotate DIR ROLE\n\n"
+	       "Give ROLE (root, timestamp, snapshot, targets) new keys: a new root signed by\n"
+	       "the old and the new root keys, then re-sign and publish ROLE.\n"},
+    {"refresh", "usage: ringfence repo refresh DIR [--within DURATION]\n\n"
+		"Re-sign (as new versions) the timestamp, snapshot, targets and root that\n"
+		"expire within DURATION (default 12h): a number with an optional unit s, m, h\n"
+		"or d (default s).\n"},
+};
+
+/* Print SUB's usage to f; returns the exit status (0 for --help on stdout, 2 for a usage
+ * error on stderr). */
+static int sub_help(FILE *f, const char *sub)
+{
+	for (size_t i = 0; i < RF_ARRAY_SIZE(sub_usage); i++)
+		if (!strcmp(sub_usage[i].name, sub))
+			fputs(sub_usage[i].text, f);
+	return f == stdout ? 0 : 2;
 }
 
 static void print_diag(void *ud, int code, const char *msg)
@@ -84,19 +121,30 @@ static int done(int r)
 static int cmd_init(int argc, char **argv, struct rf_diag *d)
 {
 	struct rf_tuf_repo_opts o = {.keytype = RF_TUF_KEY_ED25519, .threshold = 1};
+	static const struct option lo[] = {{"threshold", required_argument, NULL, 't'},
+					   {"keytype", required_argument, NULL, 'k'},
+					   {"expiry", required_argument, NULL, 'e'},
+					   {"help", no_argument, NULL, 'h'},
+					   {0}};
 	const char *dir = NULL;
+	int c;
 
-	for (int i = 1; i < argc; i++) {
-		const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
-		if (!strcmp(a, "--threshold") && v) {
+	optind = 0;
+	while ((c = rf_getopt(argc, argv, "h", lo, "ringfence repo init")) != -1) {
+		const char *v = optarg;
+		switch (c) {
+		case 'h':
+			return sub_help(stdout, "init");
+		case 't': {
 			uint64_t t;
 			if (rf_parse_u64(v, &t) < 0 || t < 1 || t > 16) {
 				fprintf(stderr, "ringfence repo: --threshold must be 1..16\n");
 				return 2;
 			}
 			o.threshold = (unsigned)t;
-			i++;
-		} else if (!strcmp(a, "--keytype") && v) {
+			break;
+		}
+		case 'k':
 			if (!strcmp(v, "ed25519"))
 				o.keytype = RF_TUF_KEY_ED25519;
 			else if (!strcmp(v, "ecdsa"))
@@ -108,8 +156,8 @@ static int cmd_init(int argc, char **argv, struct rf_diag *d)
 					"ringfence repo: --keytype is ed25519, ecdsa or rsa\n");
 				return 2;
 			}
-			i++;
-		} else if (!strcmp(a, "--expiry") && v) {
+			break;
+		case 'e': {
 			const char *eq = strchr(v, '=');
 			char role[16];
 			enum rf_tuf_role ro;
@@ -126,19 +174,17 @@ static int cmd_init(int argc, char **argv, struct rf_diag *d)
 				return 2;
 			}
 			o.expiry[ro] = dur;
-			i++;
-		} else if (a[0] != '-' && !dir) {
-			dir = a;
-		} else {
-			fprintf(stderr, "ringfence repo init: bad argument '%s'\n", a);
-			usage(stderr);
+			break;
+		}
+		default:
 			return 2;
 		}
 	}
-	if (!dir) {
-		usage(stderr);
-		return 2;
+	if (argc - optind != 1) {
+		fprintf(stderr, "ringfence repo init: takes one DIR\n\n");
+		return sub_help(stderr, "init");
 	}
+	dir = argv[optind];
 	int r = rf_tuf_repo_init(dir, &o, rf_now_wall(), d);
 	if (r == 0)
 		printf("repository created in %s (serve %s/repository)\n", dir, dir);
@@ -147,33 +193,36 @@ static int cmd_init(int argc, char **argv, struct rf_diag *d)
 
 static int cmd_add(int argc, char **argv, struct rf_diag *d)
 {
-	const char *dir = NULL, *pack = NULL, *name = NULL, *custom = NULL;
+	static const struct option lo[] = {{"name", required_argument, NULL, 'n'},
+					   {"custom", required_argument, NULL, 'c'},
+					   {"help", no_argument, NULL, 'h'},
+					   {0}};
+	const char *dir, *pack, *name = NULL, *custom = NULL;
 	uint8_t *buf = NULL;
 	size_t n = 0;
-	int r;
+	int r, c;
 
-	for (int i = 1; i < argc; i++) {
-		const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
-		if (!strcmp(a, "--name") && v) {
-			name = v;
-			i++;
-		} else if (!strcmp(a, "--custom") && v) {
-			custom = v;
-			i++;
-		} else if (a[0] != '-' && !dir) {
-			dir = a;
-		} else if (a[0] != '-' && !pack) {
-			pack = a;
-		} else {
-			fprintf(stderr, "ringfence repo add: bad argument '%s'\n", a);
-			usage(stderr);
+	optind = 0;
+	while ((c = rf_getopt(argc, argv, "h", lo, "ringfence repo add")) != -1) {
+		switch (c) {
+		case 'h':
+			return sub_help(stdout, "add");
+		case 'n':
+			name = optarg;
+			break;
+		case 'c':
+			custom = optarg;
+			break;
+		default:
 			return 2;
 		}
 	}
-	if (!dir || !pack || !name) {
+	if (argc - optind != 2 || !name) {
 		fprintf(stderr, "ringfence repo add: DIR, PACK and --name are required\n");
 		return 2;
 	}
+	dir = argv[optind];
+	pack = argv[optind + 1];
 	if ((r = rf_file_read(pack, RF_FILE_MAX, &buf, &n)) < 0) {
 		fprintf(stderr, "ringfence repo add: %s: %s\n", pack, rf_strerror(r));
 		return 2;
@@ -186,56 +235,79 @@ static int cmd_add(int argc, char **argv, struct rf_diag *d)
 	return done(r);
 }
 
-int rf_cli_repo(int argc, char **argv)
+/* publish DIR, rotate DIR ROLE, refresh DIR [--within DURATION]. */
+static int cmd_other(int argc, char **argv, struct rf_diag *d)
 {
-	struct rf_diag d = {.emit = print_diag};
-	const char *sub = argc > 1 ? argv[1] : NULL;
-	int r;
+	static const struct option lo[] = {
+	    {"within", required_argument, NULL, 'w'}, {"help", no_argument, NULL, 'h'}, {0}};
+	const char *sub = argv[0], *within_arg = NULL;
+	bool refresh = !strcmp(sub, "refresh");
+	char cmd[64];
+	int c, r, nops = !strcmp(sub, "rotate") ? 2 : 1;
 
-	if (!sub || !strcmp(sub, "--help") || !strcmp(sub, "-h") || !strcmp(sub, "help")) {
-		usage(sub ? stdout : stderr);
-		return sub ? 0 : 2;
+	snprintf(cmd, sizeof(cmd), "ringfence repo %s", sub);
+	optind = 0;
+	/* --within is refresh's only; the others take no option but --help. */
+	while ((c = rf_getopt(argc, argv, "h", refresh ? lo : lo + 1, cmd)) != -1) {
+		if (c == 'h')
+			return sub_help(stdout, sub);
+		if (c != 'w')
+			return 2;
+		within_arg = optarg;
 	}
-	for (int i = 2; i < argc; i++)
-		if (!strcmp(argv[i], "--help") || !strcmp(argv[i], "-h")) {
-			usage(stdout);
-			return 0;
-		}
-	if (!strcmp(sub, "init"))
-		return cmd_init(argc - 1, argv + 1, &d);
-	if (!strcmp(sub, "add"))
-		return cmd_add(argc - 1, argv + 1, &d);
-	if (!strcmp(sub, "publish") && argc == 3) {
-		r = rf_tuf_repo_publish(argv[2], rf_now_wall(), &d);
+	if (argc - optind != nops) {
+		fprintf(stderr, "ringfence repo: unknown subcommand or wrong arguments '%s'\n",
+			sub);
+		return sub_help(stderr, sub);
+	}
+	const char *dir = argv[optind];
+	if (!strcmp(sub, "publish")) {
+		r = rf_tuf_repo_publish(dir, rf_now_wall(), d);
 		if (r == 0)
-			printf("published %s\n", argv[2]);
+			printf("published %s\n", dir);
 		return done(r);
 	}
-	if (!strcmp(sub, "rotate") && argc == 4) {
+	if (!strcmp(sub, "rotate")) {
 		enum rf_tuf_role role;
-		if (rf_tuf_role_from_name(argv[3], &role) < 0) {
+		if (rf_tuf_role_from_name(argv[optind + 1], &role) < 0) {
 			fprintf(stderr,
 				"ringfence repo rotate: ROLE is root, timestamp, snapshot or "
 				"targets\n");
 			return 2;
 		}
-		r = rf_tuf_repo_rotate(argv[2], role, rf_now_wall(), &d);
+		r = rf_tuf_repo_rotate(dir, role, rf_now_wall(), d);
 		if (r == 0)
-			printf("rotated the %s keys of %s\n", argv[3], argv[2]);
+			printf("rotated the %s keys of %s\n", argv[optind + 1], dir);
 		return done(r);
 	}
-	if (!strcmp(sub, "refresh") && (argc == 3 || (argc == 5 && !strcmp(argv[3], "--within")))) {
-		int64_t within = 12 * 3600;
-		bool changed = false;
-		if (argc == 5 && parse_duration(argv[4], &within) < 0) {
-			fprintf(stderr, "ringfence repo refresh: bad --within '%s'\n", argv[4]);
-			return 2;
-		}
-		r = rf_tuf_repo_refresh(argv[2], rf_now_wall(), within, &changed, &d);
-		if (r == 0)
-			printf("%s\n", changed ? "re-signed" : "nothing expires within the window");
-		return done(r);
+	int64_t within = 12 * 3600;
+	bool changed = false;
+	if (within_arg && parse_duration(within_arg, &within) < 0) {
+		fprintf(stderr, "ringfence repo refresh: bad --within '%s'\n", within_arg);
+		return 2;
 	}
+	r = rf_tuf_repo_refresh(dir, rf_now_wall(), within, &changed, d);
+	if (r == 0)
+		printf("%s\n", changed ? "re-signed" : "nothing expires within the window");
+	return done(r);
+}
+
+int rf_cli_repo(int argc, char **argv)
+{
+	struct rf_diag d = {.emit = print_diag};
+	int i, rc = rf_cli_group_start(argc, argv, "ringfence repo", usage, &i);
+
+	if (rc >= 0)
+		return rc;
+	argc -= i - 1;
+	argv += i - 1;
+	const char *sub = argv[1];
+	if (!strcmp(sub, "init"))
+		return cmd_init(argc - 1, argv + 1, &d);
+	if (!strcmp(sub, "add"))
+		return cmd_add(argc - 1, argv + 1, &d);
+	if (!strcmp(sub, "publish") || !strcmp(sub, "rotate") || !strcmp(sub, "refresh"))
+		return cmd_other(argc - 1, argv + 1, &d);
 	fprintf(stderr, "ringfence repo: unknown subcommand or wrong arguments '%s'\n", sub);
 	usage(stderr);
 	return 2;

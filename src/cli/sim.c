@@ -13,6 +13,7 @@
 #include <unistd.h>
 
 #include "cli/cli.h"
+#include "common/opt.h"
 #include "common/util.h"
 #include "sim/sim.h"
 
@@ -322,36 +323,46 @@ int rf_cli_sim(int argc, char **argv)
 	const char *scenario = NULL, *policy = NULL;
 	bool all = false;
 
-	for (int i = 1; i < argc; i++) {
-		const char *a = argv[i];
-		const char *v = i + 1 < argc ? argv[i + 1] : NULL;
+	static const struct option lo[] = {
+	    {"policy", required_argument, NULL, 'p'}, {"devices", required_argument, NULL, 'd'},
+	    {"seed", required_argument, NULL, 's'},   {"duration", required_argument, NULL, 't'},
+	    {"out", required_argument, NULL, 'o'},    {"no-files", no_argument, NULL, 'n'},
+	    {"all", no_argument, NULL, 'a'},	      {"list", no_argument, NULL, 'l'},
+	    {"help", no_argument, NULL, 'h'},	      {0}};
+	int c;
+
+	optind = 0;
+	while ((c = rf_getopt(argc, argv, "h", lo, "ringfence sim")) != -1) {
+		const char *v = optarg, *a = c == 'd'	? "--devices"
+					     : c == 's' ? "--seed"
+							: "--duration";
 		uint64_t x;
-		if (!strcmp(a, "--help") || !strcmp(a, "-h")) {
+		switch (c) {
+		case 'h':
 			usage(stdout);
 			return 0;
-		} else if (!strcmp(a, "--list")) {
+		case 'l':
 			return list_all();
-		} else if (!strcmp(a, "--all")) {
+		case 'a':
 			all = true;
-		} else if (!strcmp(a, "--no-files")) {
+			break;
+		case 'n':
 			ro.files = false;
-		} else if (!strcmp(a, "--policy") || !strcmp(a, "--out")) {
-			if (!v) {
-				fprintf(stderr, "ringfence sim: %s needs a value\n", a);
-				return 2;
-			}
-			if (!strcmp(a, "--policy"))
-				policy = v;
-			else
-				ro.out = v;
-			i++;
-		} else if (!strcmp(a, "--devices") || !strcmp(a, "--seed") ||
-			   !strcmp(a, "--duration")) {
-			if (!v || rf_parse_u64(v, &x) < 0) {
+			break;
+		case 'p':
+			policy = v;
+			break;
+		case 'o':
+			ro.out = v;
+			break;
+		case 'd':
+		case 's':
+		case 't':
+			if (rf_parse_u64(v, &x) < 0) {
 				fprintf(stderr, "ringfence sim: %s needs a whole number\n", a);
 				return 2;
 			}
-			if (!strcmp(a, "--devices")) {
+			if (c == 'd') {
 				if (x == 0 || x > RF_SIM_DEVICES_MAX) {
 					fprintf(stderr,
 						"ringfence sim: --devices must be in [1, %u]\n",
@@ -359,7 +370,7 @@ int rf_cli_sim(int argc, char **argv)
 					return 2;
 				}
 				ro.o.devices = x;
-			} else if (!strcmp(a, "--seed")) {
+			} else if (c == 's') {
 				ro.o.seed = x;
 			} else {
 				if (x < 60 || x > RF_SIM_DURATION_MAX) {
@@ -370,15 +381,16 @@ int rf_cli_sim(int argc, char **argv)
 				}
 				ro.o.duration_s = (uint32_t)x;
 			}
-			i++;
-		} else if (a[0] == '-') {
-			fprintf(stderr, "ringfence sim: unknown option '%s'\n\n", a);
-			usage(stderr);
+			break;
+		default:
 			return 2;
-		} else if (!scenario) {
-			scenario = a;
+		}
+	}
+	for (int i = optind; i < argc; i++) {
+		if (!scenario) {
+			scenario = argv[i];
 		} else {
-			fprintf(stderr, "ringfence sim: more than one scenario ('%s')\n", a);
+			fprintf(stderr, "ringfence sim: more than one scenario ('%s')\n", argv[i]);
 			return 2;
 		}
 	}

@@ -13,6 +13,7 @@
 
 #include <openssl/evp.h>
 
+#include "common/buf.h"
 #include "common/util.h"
 
 void rf_freep(void *pp)
@@ -22,48 +23,25 @@ void rf_freep(void *pp)
 
 int rf_fd_read(int fd, size_t max, uint8_t **ret, size_t *ret_len)
 {
-	size_t cap = 4096, len = 0;
-	uint8_t *buf = malloc(cap + 1);
+	struct rf_buf b = RF_BUF_INIT(max);
+	uint8_t chunk[16384];
+	int r = 0;
 
-	if (!buf)
-		return -ENOMEM;
 	for (;;) {
-		if (len == cap) {
-			size_t ncap = cap * 2;
-			uint8_t *nb;
-
-			if (cap > max) {
-				free(buf);
-				return -E2BIG;
-			}
-			nb = realloc(buf, ncap + 1);
-			if (!nb) {
-				free(buf);
-				return -ENOMEM;
-			}
-			buf = nb;
-			cap = ncap;
-		}
-		ssize_t r = read(fd, buf + len, cap - len);
-		if (r < 0) {
-			if (errno == EINTR)
-				continue;
-			int e = -errno;
-			free(buf);
-			return e;
-		}
-		if (r == 0)
+		ssize_t k = read(fd, chunk, sizeof(chunk));
+		if (k < 0 && errno == EINTR)
+			continue;
+		if (k < 0)
+			r = -errno;
+		if (k <= 0)
 			break;
-		len += (size_t)r;
-		if (len > max) {
-			free(buf);
-			return -E2BIG;
-		}
+		if ((r = rf_buf_append(&b, chunk, (size_t)k)) < 0)
+			break;
 	}
-	buf[len] = 0;
-	*ret = buf;
-	*ret_len = len;
-	return 0;
+	if (r == 0)
+		r = rf_buf_steal(&b, ret, ret_len);
+	rf_buf_free(&b);
+	return r;
 }
 
 int rf_file_read(const char *path, size_t max, uint8_t **ret, size_t *ret_len)
@@ -172,6 +150,73 @@ int rf_mkdir_p(const char *path, mode_t mode)
 		buf[i] = c;
 	}
 	return 0;
+}
+
+size_t rf_utf8_seq(const uint8_t *p, size_t n, const char **ret_why)
+{
+	const char *why;
+	size_t len;
+	uint32_t cp, min;
+
+	if (n == 0) {
+		why = "empty";
+		goto bad;
+	}
+	uint8_t c = p[0];
+	if (c < 0x80)
+		return 1;
+	if (c >= 0xc0 && c <= 0xdf)
+		len = 2, cp = c & 0x1f, min = 0x80;
+	else if (c >= 0xe0 && c <= 0xef)
+		len = 3, cp = c & 0x0f, min = 0x800;
+	else if (c >= 0xf0 && c <= 0xf7)
+		len = 4, cp = c & 0x07, min = 0x10000;
+	else {
+		why = c < 0xc0 ? "continuation byte without a lead byte" : "invalid lead byte";
+		goto bad;
+	}
+	for (size_t k = 1; k < len; k++) {
+		if (k >= n || (p[k] & 0xc0) != 0x80) {
+			why = "truncated sequence";
+			goto bad;
+		}
+		cp = cp << 6 | (p[k] & 0x3f);
+	}
+	if (cp < min)
+		why = "overlong encoding";
+	else if (cp >= 0xd800 && cp <= 0xdfff)
+		why = "surrogate code point";
+	else if (cp > 0x10ffff)
+		why = "code point above U+10FFFF";
+	else
+		return len;
+bad:
+	if (ret_why)
+		*ret_why = why;
+	return 0;
+}
+
+size_t rf_utf8_prefix(const uint8_t *p, size_t n, const char **ret_why)
+{
+	size_t i = 0;
+
+	while (i < n) {
+		/* ASCII runs (most text) 8 bytes at a time. */
+		while (n - i >= 8) {
+			uint64_t x;
+			memcpy(&x, p + i, 8);
+			if (x & 0x8080808080808080ull)
+				break;
+			i += 8;
+		}
+		if (i >= n)
+			break;
+		size_t l = rf_utf8_seq(p + i, n - i, ret_why);
+		if (!l)
+			return i;
+		i += l;
+	}
+	return i;
 }
 
 void rf_hex_encode(const uint8_t *p, size_t n, char *out)

@@ -53,6 +53,33 @@ static inline int rf_hex_digit(uint8_t c)
 	return -1;
 }
 
+/*
+ * UTF-8 as RFC 3629 defines it: no overlong forms, no surrogates (U+D800..U+DFFF), nothing above
+ * U+10FFFF, no truncated sequence. rf_utf8_seq returns the length (1-4) of the valid sequence
+ * that starts p[0..n), or 0 if there is none (n == 0 included); rf_utf8_prefix returns the
+ * length of the longest valid prefix of p[0..n), so it returns n exactly when all of it is valid.
+ * When a sequence is invalid, *ret_why (if ret_why is not NULL) names the problem for a
+ * diagnostic. NUL is valid UTF-8: callers that forbid it check for it themselves.
+ */
+size_t rf_utf8_seq(const uint8_t *p, size_t n, const char **ret_why);
+size_t rf_utf8_prefix(const uint8_t *p, size_t n, const char **ret_why);
+
+/*
+ * FNV-1a, 32 bits: the hash of the project's in-memory tables (event names, interned pack
+ * strings, engine field slots, compiler atoms). Start with h = RF_FNV1A32_INIT, or continue a
+ * hash over several pieces by passing the previous value. Not keyed: use it only where the
+ * table's worst case (every key in one chain) is bounded by a limit, as each user's is.
+ */
+#define RF_FNV1A32_INIT 2166136261u
+static inline uint32_t rf_fnv1a32(const void *p, size_t n, uint32_t h)
+{
+	const uint8_t *s = p;
+
+	for (size_t i = 0; i < n; i++)
+		h = (h ^ s[i]) * 16777619u;
+	return h;
+}
+
 /* Lower-case hex of n bytes into out (2n+1 bytes). */
 void rf_hex_encode(const uint8_t *p, size_t n, char *out);
 /* Parse exactly 2n hex digits (either case) into out[n]. -EBADMSG on anything else. */

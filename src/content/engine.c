@@ -25,6 +25,7 @@
 
 #include <hs/hs.h>
 
+#include "common/util.h"
 #include "content/pack.h"
 #include "ringfence/limits.h"
 
@@ -95,17 +96,9 @@ struct rf_engine_scratch {
 	struct rf_engine_stats st;
 };
 
-static uint32_t fnv(const void *p, size_t n, uint32_t h)
-{
-	const uint8_t *s = p;
-	for (size_t i = 0; i < n; i++)
-		h = (h ^ s[i]) * 16777619u;
-	return h;
-}
-
 static uint32_t slot_hash(uint32_t ev, const void *name, size_t n)
 {
-	return fnv(name, n, 2166136261u ^ (ev * 2654435761u));
+	return rf_fnv1a32(name, n, RF_FNV1A32_INIT ^ (ev * 2654435761u));
 }
 
 void rf_engine_free(struct rf_engine *e)

@@ -6,7 +6,10 @@
  * line length and the field count, and rejects nesting instead of recursing. A string without
  * escapes is returned in place (pointing into the line); one with escapes is unescaped into
  * scratch, and an unescaped string is never longer than its escaped form, so n bytes of scratch
- * always suffice. Numbers keep their JSON text (the engine parses int fields itself).
+ * always suffice. Numbers keep their JSON text (the engine parses int fields itself). Every
+ * name and string value is valid UTF-8 (RFC 3629) when it is returned: raw bytes are checked
+ * (only runs that hold a byte >= 0x80), and a \u escape can only produce a scalar value, because
+ * a surrogate escape must be a high one followed by a low one.
  */
 #include <string.h>
 
@@ -14,8 +17,12 @@
 #include "ringfence/content.h"
 #include "ringfence/limits.h"
 
-/* The duplicate-name table below has 512 slots and stores field index + 1 in 16 bits. */
+/* The duplicate-name table below has 512 slots for at most 1 + 2 x RF_EVENT_FIELDS_MAX names
+ * (the type, the fields, the null members), so it is never more than half full, and stores field
+ * index + 1, or NULL_SLOT + null member index, in 16 bits. */
 _Static_assert(RF_EVENT_FIELDS_MAX < 256, "event name table too small for RF_EVENT_FIELDS_MAX");
+#define NULL_SLOT 0x8000u
+#define TYPE_SLOT 0xffffu
 
 struct pstate {
 	const uint8_t *p;
@@ -66,23 +73,51 @@ static bool has_special(uint64_t x)
 	return (((q - ones) & ~q) | ((b - ones) & ~b) | ((x - ones * 0x20) & ~x)) & highs;
 }
 
+/* The end of the run of plain bytes (not '"', '\\' or a control character) that starts at i,
+ * found 8 bytes at a time; *ret_high says whether any byte of the run is >= 0x80, so that only
+ * such runs are checked for UTF-8. */
+static size_t plain_run(const uint8_t *p, size_t n, size_t i, bool *ret_high)
+{
+	uint64_t acc = 0;
+	uint8_t acc1 = 0;
+
+	while (n - i >= 8) {
+		uint64_t x;
+		memcpy(&x, p + i, 8);
+		if (has_special(x))
+			break;
+		acc |= x;
+		i += 8;
+	}
+	while (i < n && p[i] != '"' && p[i] != '\\' && p[i] >= 0x20)
+		acc1 |= p[i++];
+	*ret_high = (acc & 0x8080808080808080ull) || (acc1 & 0x80);
+	return i;
+}
+
+/* The run p[from..to) must be valid UTF-8 on its own: a run ends at an ASCII byte, and no ASCII
+ * byte can continue a multi-byte sequence. The diagnostic names the first bad byte. */
+static int check_utf8(struct pstate *s, size_t from, size_t to)
+{
+	const char *why = "invalid";
+	size_t ok = rf_utf8_prefix(s->p + from, to - from, &why);
+
+	if (ok == to - from)
+		return 0;
+	return rf_diag_report(s->d, -EBADMSG, "byte %zu: invalid UTF-8 (%s)", from + ok, why);
+}
+
 /* Parse a string starting at the opening quote; write its bytes to scratch. */
 static int parse_string(struct pstate *s, const uint8_t **ret, size_t *ret_len)
 {
-	size_t start = s->o;
+	size_t start = s->o, end;
+	bool high;
 
 	s->i++; /* opening quote */
 	/* Most strings have no escape: return them in place, without a copy. */
-	size_t end = s->i;
-	while (s->n - end >= 8) {
-		uint64_t x;
-		memcpy(&x, s->p + end, 8);
-		if (has_special(x))
-			break;
-		end += 8;
-	}
-	while (end < s->n && s->p[end] != '"' && s->p[end] != '\\' && s->p[end] >= 0x20)
-		end++;
+	end = plain_run(s->p, s->n, s->i, &high);
+	if (high && check_utf8(s, s->i, end) < 0)
+		return -EBADMSG;
 	if (end < s->n && s->p[end] == '"') {
 		*ret = s->p + s->i;
 		*ret_len = end - s->i;
@@ -90,6 +125,12 @@ static int parse_string(struct pstate *s, const uint8_t **ret, size_t *ret_len)
 		return 0;
 	}
 	for (;;) {
+		/* The run of plain bytes before s->p[end], already checked: copy it in one go. */
+		if (end - s->i > s->outcap - s->o)
+			return fail(s, "scratch too small");
+		memcpy(s->out + s->o, s->p + s->i, end - s->i);
+		s->o += end - s->i;
+		s->i = end;
 		if (s->i >= s->n)
 			return fail(s, "unterminated string");
 		uint8_t c = s->p[s->i];
@@ -99,25 +140,7 @@ static int parse_string(struct pstate *s, const uint8_t **ret, size_t *ret_len)
 		}
 		if (c < 0x20)
 			return fail(s, "control character in string");
-		if (c != '\\') {
-			/* Copy the run of plain bytes in one go; find its end 8 bytes at a time. */
-			size_t j = s->i + 1;
-			while (s->n - j >= 8) {
-				uint64_t x;
-				memcpy(&x, s->p + j, 8);
-				if (has_special(x))
-					break;
-				j += 8;
-			}
-			while (j < s->n && s->p[j] != '"' && s->p[j] != '\\' && s->p[j] >= 0x20)
-				j++;
-			if (s->o + (j - s->i) > s->outcap)
-				return fail(s, "scratch too small");
-			memcpy(s->out + s->o, s->p + s->i, j - s->i);
-			s->o += j - s->i;
-			s->i = j;
-			continue;
-		}
+		size_t esc_at = s->i; /* c is '\\' */
 		if (++s->i >= s->n)
 			return fail(s, "unterminated escape");
 		uint8_t e = s->p[s->i++], b[4];
@@ -151,17 +174,24 @@ static int parse_string(struct pstate *s, const uint8_t **ret, size_t *ret_len)
 		case 'u':
 			if (read_u4(s, &cp) < 0)
 				return -EBADMSG;
-			if (cp >= 0xdc00 && cp <= 0xdfff)
+			if (cp >= 0xdc00 && cp <= 0xdfff) {
+				s->i = esc_at;
 				return fail(s, "lone low surrogate");
+			}
 			if (cp >= 0xd800 && cp <= 0xdbff) {
 				uint32_t lo;
-				if (s->n - s->i < 2 || s->p[s->i] != '\\' || s->p[s->i + 1] != 'u')
+				if (s->n - s->i < 2 || s->p[s->i] != '\\' ||
+				    s->p[s->i + 1] != 'u') {
+					s->i = esc_at;
 					return fail(s, "high surrogate without low surrogate");
+				}
 				s->i += 2;
 				if (read_u4(s, &lo) < 0)
 					return -EBADMSG;
-				if (lo < 0xdc00 || lo > 0xdfff)
+				if (lo < 0xdc00 || lo > 0xdfff) {
+					s->i = esc_at;
 					return fail(s, "high surrogate without low surrogate");
+				}
 				cp = 0x10000 + ((cp - 0xd800) << 10) + (lo - 0xdc00);
 			}
 			if (cp < 0x80) {
@@ -186,10 +216,13 @@ static int parse_string(struct pstate *s, const uint8_t **ret, size_t *ret_len)
 		default:
 			return fail(s, "unknown escape");
 		}
-		if (s->o + bl > s->outcap)
+		if (bl > s->outcap - s->o)
 			return fail(s, "scratch too small");
 		memcpy(s->out + s->o, b, bl);
 		s->o += bl;
+		end = plain_run(s->p, s->n, s->i, &high);
+		if (high && check_utf8(s, s->i, end) < 0)
+			return -EBADMSG;
 	}
 	*ret = s->out + start;
 	*ret_len = s->o - start;
@@ -241,20 +274,18 @@ static bool lit(struct pstate *s, const char *w, size_t wl)
 	return true;
 }
 
-static uint32_t name_hash(const uint8_t *p, size_t n)
-{
-	uint32_t h = 2166136261u;
-	for (size_t i = 0; i < n; i++)
-		h = (h ^ p[i]) * 16777619u;
-	return h;
-}
-
 int rf_event_parse(const uint8_t *line, size_t n, uint8_t *scratch, size_t scratch_len,
 		   struct rf_event *ev, struct rf_diag *d)
 {
 	struct pstate s = {line, n, 0, scratch, scratch_len, 0, d};
-	/* Names seen (for duplicates): slots hold field index + 1; index 0xff.. marks "event". */
+	/* Names seen (for duplicates): slots hold field index + 1, NULL_SLOT + the index of a
+	 * member whose value is null (dropped from ev, but its name still counts), or TYPE_SLOT. */
 	uint16_t slots[512] = {0};
+	struct {
+		const uint8_t *name;
+		size_t len;
+	} nulls[RF_EVENT_FIELDS_MAX];
+	size_t n_nulls = 0;
 	bool have_type = false;
 	int r;
 
@@ -323,16 +354,19 @@ int rf_event_parse(const uint8_t *line, size_t n, uint8_t *scratch, size_t scrat
 			return fail(&s, "expected a value");
 		}
 		/* Duplicate names. */
-		uint32_t h = name_hash(name, nlen) & 511;
+		uint32_t h = rf_fnv1a32(name, nlen, RF_FNV1A32_INIT) & 511;
 		for (;;) {
 			uint16_t v = slots[h];
 			if (!v)
 				break;
 			const uint8_t *on;
 			size_t ol;
-			if (v == 0xffff) {
+			if (v == TYPE_SLOT) {
 				on = (const uint8_t *)"event";
 				ol = 5;
+			} else if (v & NULL_SLOT) {
+				on = nulls[v & ~NULL_SLOT].name;
+				ol = nulls[v & ~NULL_SLOT].len;
 			} else {
 				on = ev->fields[v - 1].name;
 				ol = ev->fields[v - 1].name_len;
@@ -353,8 +387,16 @@ int rf_event_parse(const uint8_t *line, size_t n, uint8_t *scratch, size_t scrat
 			ev->type = val;
 			ev->type_len = vlen;
 			have_type = true;
-			slots[h] = 0xffff;
-		} else if (!is_null) {
+			slots[h] = TYPE_SLOT;
+		} else if (is_null) {
+			if (n_nulls >= RF_EVENT_FIELDS_MAX)
+				return rf_diag_report(
+				    d, -E2BIG, "byte %zu: more than %u members with null values",
+				    name_at, RF_EVENT_FIELDS_MAX);
+			nulls[n_nulls].name = name;
+			nulls[n_nulls].len = nlen;
+			slots[h] = (uint16_t)(NULL_SLOT | n_nulls++);
+		} else {
 			if (ev->n_fields >= RF_EVENT_FIELDS_MAX)
 				return rf_diag_report(d, -E2BIG, "byte %zu: more than %u fields",
 						      name_at, RF_EVENT_FIELDS_MAX);

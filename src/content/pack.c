@@ -12,6 +12,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "common/util.h"
 #include "content/pack.h"
 #include "ringfence/limits.h"
 
@@ -19,43 +20,7 @@
 
 bool rf__pack_utf8_ok(const uint8_t *s, size_t n)
 {
-	size_t i = 0;
-
-	while (i < n) {
-		uint8_t c = s[i];
-		if (c == 0)
-			return false;
-		if (c < 0x80) {
-			i++;
-			continue;
-		}
-		size_t len;
-		uint32_t cp;
-		if (c >= 0xc2 && c <= 0xdf) {
-			len = 2;
-			cp = c & 0x1f;
-		} else if (c >= 0xe0 && c <= 0xef) {
-			len = 3;
-			cp = c & 0x0f;
-		} else if (c >= 0xf0 && c <= 0xf4) {
-			len = 4;
-			cp = c & 0x07;
-		} else {
-			return false;
-		}
-		if (n - i < len)
-			return false;
-		for (size_t k = 1; k < len; k++) {
-			if ((s[i + k] & 0xc0) != 0x80)
-				return false;
-			cp = cp << 6 | (s[i + k] & 0x3f);
-		}
-		if ((len == 3 && cp < 0x800) || (len == 4 && (cp < 0x10000 || cp > 0x10ffff)) ||
-		    (cp >= 0xd800 && cp <= 0xdfff))
-			return false;
-		i += len;
-	}
-	return true;
+	return n == 0 || (!memchr(s, 0, n) && rf_utf8_prefix(s, n, NULL) == n);
 }
 
 bool rf__pack_parse_int(const char *s, size_t n, int64_t *ret)
@@ -216,14 +181,6 @@ struct interner {
 	uint32_t nslots;
 };
 
-static uint32_t hash_bytes(const uint8_t *p, size_t n)
-{
-	uint32_t h = 2166136261u;
-	for (size_t i = 0; i < n; i++)
-		h = (h ^ p[i]) * 16777619u;
-	return h;
-}
-
 static void interner_free(struct interner *t)
 {
 	free(t->data);
@@ -240,7 +197,8 @@ static int interner_grow_slots(struct interner *t)
 	if (!s)
 		return -ENOMEM;
 	for (uint32_t i = 0; i < t->n; i++) {
-		uint32_t h = hash_bytes(t->data + t->off[i], t->ilen[i]) & (ns - 1);
+		uint32_t h =
+		    rf_fnv1a32(t->data + t->off[i], t->ilen[i], RF_FNV1A32_INIT) & (ns - 1);
 		while (s[h])
 			h = (h + 1) & (ns - 1);
 		s[h] = i + 1;
@@ -257,7 +215,7 @@ static int intern(struct interner *t, const void *p, size_t n, uint32_t limit, u
 
 	if (t->n * 2 >= t->nslots && interner_grow_slots(t) < 0)
 		return -ENOMEM;
-	h = hash_bytes(p, n) & (t->nslots - 1);
+	h = rf_fnv1a32(p, n, RF_FNV1A32_INIT) & (t->nslots - 1);
 	while (t->slots[h]) {
 		uint32_t i = t->slots[h] - 1;
 		if (t->ilen[i] == n && !memcmp(t->data + t->off[i], p, n)) {

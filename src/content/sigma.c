@@ -29,6 +29,7 @@
 
 #include <yaml.h>
 
+#include "common/util.h"
 #include "content/pack.h"
 #include "content/sigma.h"
 #include "ringfence/limits.h"
@@ -633,20 +634,11 @@ static int join(struct ctx *c, struct vec *v, size_t i, enum rf_insn_op op)
 static uint32_t atom_hash(const char *field, enum rf_ftype t, enum rf_atom_op op, uint32_t flags,
 			  const uint8_t *p, size_t n)
 {
-	uint32_t h = 2166136261u;
+	const uint8_t kind[4] = {0xff, (uint8_t)t, (uint8_t)op, (uint8_t)flags};
+	uint32_t h = rf_fnv1a32(field, field ? strlen(field) : 0, RF_FNV1A32_INIT);
 
-#define MIX(b) (h = (h ^ (uint8_t)(b)) * 16777619u)
-	if (field)
-		for (const char *f = field; *f; f++)
-			MIX(*f);
-	MIX(0xff);
-	MIX(t);
-	MIX(op);
-	MIX(flags);
-	for (size_t i = 0; i < n; i++)
-		MIX(p[i]);
-#undef MIX
-	return h;
+	h = rf_fnv1a32(kind, sizeof(kind), h);
+	return rf_fnv1a32(p, n, h);
 }
 
 static bool atom_same(const struct rf_ir_atom *a, const char *field, enum rf_ftype t,

@@ -34,35 +34,6 @@ static long hex4(const uint8_t *p, size_t n, size_t i)
 	return v;
 }
 
-/* Length of the valid UTF-8 sequence at p[i..n), or 0. */
-static size_t utf8_len(const uint8_t *p, size_t n, size_t i)
-{
-	uint8_t c = p[i];
-	size_t len;
-	uint32_t cp, min;
-
-	if (c < 0x80)
-		return 1;
-	if ((c & 0xe0) == 0xc0)
-		len = 2, cp = c & 0x1f, min = 0x80;
-	else if ((c & 0xf0) == 0xe0)
-		len = 3, cp = c & 0x0f, min = 0x800;
-	else if ((c & 0xf8) == 0xf0)
-		len = 4, cp = c & 0x07, min = 0x10000;
-	else
-		return 0;
-	if (i + len > n)
-		return 0;
-	for (size_t k = 1; k < len; k++) {
-		if ((p[i + k] & 0xc0) != 0x80)
-			return 0;
-		cp = (cp << 6) | (p[i + k] & 0x3f);
-	}
-	if (cp < min || cp > 0x10ffff || (cp >= 0xd800 && cp <= 0xdfff))
-		return 0;
-	return len;
-}
-
 /* Scan the string whose opening quote is at p[i]; *end = index of the closing quote. */
 static int scan_string(const uint8_t *p, size_t n, size_t i, size_t *end, bool *escaped,
 		       size_t *bad)
@@ -104,7 +75,7 @@ static int scan_string(const uint8_t *p, size_t n, size_t i, size_t *end, bool *
 			i += 2;
 			continue;
 		}
-		size_t l = utf8_len(p, n, i);
+		size_t l = rf_utf8_seq(p + i, n - i, NULL);
 		if (!l)
 			break;
 		i += l;

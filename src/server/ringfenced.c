@@ -19,6 +19,7 @@
 #include <openssl/rand.h>
 
 #include "common/log.h"
+#include "common/opt.h"
 #include "common/util.h"
 #include "ringfence/limits.h"
 #include "server/http.h"
@@ -161,70 +162,82 @@ int main(int argc, char **argv)
 	struct rf_http *h = NULL;
 	struct rf_diag d = {0};
 	char deftok[4096];
-	int r;
+	int r, c;
+	static const struct option lo[] = {{"listen", required_argument, NULL, 'l'},
+					   {"db", required_argument, NULL, 'd'},
+					   {"repo", required_argument, NULL, 'r'},
+					   {"admin-token-file", required_argument, NULL, 'a'},
+					   {"port-file", required_argument, NULL, 'p'},
+					   {"threads", required_argument, NULL, 't'},
+					   {"poll-interval", required_argument, NULL, 'i'},
+					   {"backup", required_argument, NULL, 'b'},
+					   {"max-connections", required_argument, NULL, 'm'},
+					   {"per-ip-connections", required_argument, NULL, 'P'},
+					   {"init", no_argument, NULL, 'I'},
+					   {"version", no_argument, NULL, 'V'},
+					   {"help", no_argument, NULL, 'h'},
+					   {0}};
 
 	rf_log_init("ringfenced", RF_LOG_INFO);
-	for (int i = 1; i < argc; i++) {
-		const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
+	optind = 0;
+	while ((c = rf_getopt(argc, argv, "h", lo, "ringfenced")) != -1) {
+		const char *v = optarg;
 
-		if (!strcmp(a, "--help") || !strcmp(a, "-h")) {
+		if (c == 'h') {
 			usage(stdout);
 			return 0;
 		}
-		if (!strcmp(a, "--version")) {
+		if (c == 'V') {
 			printf("ringfenced %s\n", RF_VERSION);
 			return 0;
 		}
-		if (!strcmp(a, "--init")) {
+		if (c == 'I') {
 			init = true;
 			continue;
 		}
-		if (!v) {
-			fprintf(stderr, "ringfenced: %s needs a value (or unknown option)\n\n", a);
-			usage(stderr);
-			return 2;
-		}
-		i++;
-		if (!strcmp(a, "--listen"))
+		if (c == 'l')
 			listen = v;
-		else if (!strcmp(a, "--db"))
+		else if (c == 'd')
 			db = v;
-		else if (!strcmp(a, "--repo"))
+		else if (c == 'r')
 			repo = v;
-		else if (!strcmp(a, "--admin-token-file"))
+		else if (c == 'a')
 			tokfile = v;
-		else if (!strcmp(a, "--port-file"))
+		else if (c == 'p')
 			portfile = v;
-		else if (!strcmp(a, "--backup"))
+		else if (c == 'b')
 			backup = v;
-		else if (!strcmp(a, "--max-connections")) {
+		else if (c == 'm') {
 			if (rf_parse_u64(v, &maxconn) < 0 || maxconn < 1 || maxconn > 1000000) {
 				fprintf(stderr,
 					"ringfenced: --max-connections must be 1..1000000\n");
 				return 2;
 			}
-		} else if (!strcmp(a, "--per-ip-connections")) {
+		} else if (c == 'P') {
 			if (rf_parse_u64(v, &perip) < 0 || perip > 1000000) {
 				fprintf(stderr,
 					"ringfenced: --per-ip-connections must be 0..1000000\n");
 				return 2;
 			}
-		} else if (!strcmp(a, "--threads")) {
+		} else if (c == 't') {
 			if (rf_parse_u64(v, &threads) < 0 || threads > 256) {
 				fprintf(stderr, "ringfenced: --threads must be 0..256\n");
 				return 2;
 			}
-		} else if (!strcmp(a, "--poll-interval")) {
+		} else if (c == 'i') {
 			if (rf_parse_u64(v, &poll) < 0 || poll < 1 || poll > 86400) {
 				fprintf(stderr,
 					"ringfenced: --poll-interval must be 1..86400 seconds\n");
 				return 2;
 			}
 		} else {
-			fprintf(stderr, "ringfenced: unknown option '%s'\n\n", a);
-			usage(stderr);
 			return 2;
 		}
+	}
+	if (optind < argc) {
+		fprintf(stderr, "ringfenced: unexpected argument '%s' (try 'ringfenced --help')\n",
+			argv[optind]);
+		return 2;
 	}
 	if (!db) {
 		fprintf(stderr, "ringfenced: --db PATH is required\n\n");

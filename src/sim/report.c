@@ -10,60 +10,44 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "common/buf.h"
+#include "ringfence/limits.h"
 #include "sim/sim.h"
 
+/* Text built with rf_buf; the first error sticks, so renderers check once at the end. */
 struct buf {
-	char *p;
-	size_t n, cap;
+	struct rf_buf b;
 	int err;
 };
 
 static void RF_PRINTF(2, 3) bprintf(struct buf *b, const char *fmt, ...)
 {
+	va_list ap;
+
 	if (b->err)
 		return;
-	for (;;) {
-		va_list ap;
-		va_start(ap, fmt);
-		int k = vsnprintf(b->p ? b->p + b->n : NULL, b->p ? b->cap - b->n : 0, fmt, ap);
-		va_end(ap);
-		if (k < 0) {
-			b->err = -EINVAL;
-			return;
-		}
-		if (b->p && b->n + (size_t)k < b->cap) {
-			b->n += (size_t)k;
-			return;
-		}
-		size_t ncap = b->cap ? b->cap * 2 : 4096;
-		while (ncap < b->n + (size_t)k + 1)
-			ncap *= 2;
-		char *np = realloc(b->p, ncap);
-		if (!np) {
-			b->err = -ENOMEM;
-			return;
-		}
-		b->p = np;
-		b->cap = ncap;
-	}
+	va_start(ap, fmt);
+	b->err = rf_buf_vprintf(&b->b, fmt, ap);
+	va_end(ap);
 }
 
 static int done(struct buf *b, char **ret, size_t *ret_len)
 {
-	if (!b->err && !b->p)
-		bprintf(b, "%s", "");
+	uint8_t *p;
+
+	if (!b->err)
+		b->err = rf_buf_steal(&b->b, &p, ret_len);
 	if (b->err) {
-		free(b->p);
+		rf_buf_free(&b->b);
 		return b->err;
 	}
-	*ret = b->p;
-	*ret_len = b->n;
+	*ret = (char *)p;
 	return 0;
 }
 
 int rf_sim_render_csv(const struct rf_sim_result *r, char **ret, size_t *ret_len)
 {
-	struct buf b = {0};
+	struct buf b = {RF_BUF_INIT(RF_FILE_MAX), 0};
 	bprintf(&b, "t_s,healthy,crashed,recovering,on_bad,exposed,halted\n");
 	for (size_t i = 0; i < r->nsamples; i++) {
 		const struct rf_sim_sample *x = &r->samples[i];
@@ -89,7 +73,7 @@ static void fmt_dur(char *out, size_t n, int64_t s, const char *none)
 
 int rf_sim_render_summary(const struct rf_sim_result *r, bool header, char **ret, size_t *ret_len)
 {
-	struct buf b = {0};
+	struct buf b = {RF_BUF_INIT(RF_FILE_MAX), 0};
 	char halt[24], c2h[24], rec[24], heal[24];
 	if (header)
 		bprintf(&b, "%-28s %-11s %8s %8s %8s %8s %8s %8s %8s %10s %9s %9s\n", "scenario",
@@ -137,7 +121,7 @@ static double xfrac(double t, double tmax, bool logx)
 
 int rf_sim_render_svg(const struct rf_sim_result *r, char **ret, size_t *ret_len)
 {
-	struct buf b = {0};
+	struct buf b = {RF_BUF_INIT(RF_FILE_MAX), 0};
 	const double W = 900, H = 420, L = 70, R = 150, T = 40, B = 50;
 	const double pw = W - L - R, ph = H - T - B;
 	double tmax = r->nsamples ? r->samples[r->nsamples - 1].t_s : 1;

@@ -14,40 +14,9 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "common/buf.h"
 #include "ringfence/limits.h"
 #include "trust/tuf-internal.h"
-
-int rf__tuf_buf_put(struct rf__tuf_buf *b, const void *p, size_t n)
-{
-	size_t need;
-
-	if (__builtin_add_overflow(b->n, n, &need) || __builtin_add_overflow(need, 1, &need))
-		return -E2BIG;
-	if (need > b->cap) {
-		size_t cap = b->cap ? b->cap : 256;
-		while (cap < need) {
-			if (__builtin_mul_overflow(cap, 2, &cap))
-				return -E2BIG;
-		}
-		char *np = realloc(b->p, cap);
-		if (!np)
-			return -ENOMEM;
-		b->p = np;
-		b->cap = cap;
-	}
-	if (n)
-		memcpy(b->p + b->n, p, n);
-	b->n += n;
-	b->p[b->n] = '\0';
-	return 0;
-}
-
-void rf__tuf_buf_free(struct rf__tuf_buf *b)
-{
-	free(b->p);
-	b->p = NULL;
-	b->n = b->cap = 0;
-}
 
 int rf__tuf_json_parse(const uint8_t *p, size_t n, json_t **ret, struct rf_diag *d)
 {
@@ -64,23 +33,23 @@ int rf__tuf_json_parse(const uint8_t *p, size_t n, json_t **ret, struct rf_diag 
 	return 0;
 }
 
-static int put_string(struct rf__tuf_buf *b, const char *s, size_t n)
+static int put_string(struct rf_buf *b, const char *s, size_t n)
 {
-	int r = rf__tuf_buf_put(b, "\"", 1);
+	int r = rf_buf_append(b, "\"", 1);
 	size_t start = 0;
 
 	for (size_t i = 0; r == 0 && i < n; i++) {
 		if (s[i] != '"' && s[i] != '\\')
 			continue;
-		r = rf__tuf_buf_put(b, s + start, i - start);
+		r = rf_buf_append(b, s + start, i - start);
 		if (r == 0)
-			r = rf__tuf_buf_put(b, "\\", 1);
+			r = rf_buf_append(b, "\\", 1);
 		start = i; /* the quote or backslash itself is written with the next run */
 	}
 	if (r == 0)
-		r = rf__tuf_buf_put(b, s + start, n - start);
+		r = rf_buf_append(b, s + start, n - start);
 	if (r == 0)
-		r = rf__tuf_buf_put(b, "\"", 1);
+		r = rf_buf_append(b, "\"", 1);
 	return r;
 }
 
@@ -89,7 +58,7 @@ static int cmp_keys(const void *a, const void *b)
 	return strcmp(*(const char *const *)a, *(const char *const *)b);
 }
 
-static int encode(const json_t *v, struct rf__tuf_buf *b, unsigned depth, struct rf_diag *d)
+static int encode(const json_t *v, struct rf_buf *b, unsigned depth, struct rf_diag *d)
 {
 	int r = 0;
 
@@ -98,11 +67,11 @@ static int encode(const json_t *v, struct rf__tuf_buf *b, unsigned depth, struct
 				      RF_TUF_JSON_DEPTH_MAX);
 	switch (json_typeof(v)) {
 	case JSON_NULL:
-		return rf__tuf_buf_put(b, "null", 4);
+		return rf_buf_append(b, "null", 4);
 	case JSON_TRUE:
-		return rf__tuf_buf_put(b, "true", 4);
+		return rf_buf_append(b, "true", 4);
 	case JSON_FALSE:
-		return rf__tuf_buf_put(b, "false", 5);
+		return rf_buf_append(b, "false", 5);
 	case JSON_REAL:
 		return rf_diag_report(d, -EBADMSG,
 				      "a real number cannot be canonical JSON (integers only)");
@@ -117,20 +86,20 @@ static int encode(const json_t *v, struct rf__tuf_buf *b, unsigned depth, struct
 		} while (u);
 		if (x < 0)
 			num[--i] = '-';
-		return rf__tuf_buf_put(b, num + i, sizeof(num) - i);
+		return rf_buf_append(b, num + i, sizeof(num) - i);
 	}
 	case JSON_STRING:
 		return put_string(b, json_string_value(v), json_string_length(v));
 	case JSON_ARRAY: {
 		size_t n = json_array_size(v);
-		r = rf__tuf_buf_put(b, "[", 1);
+		r = rf_buf_append(b, "[", 1);
 		for (size_t i = 0; r == 0 && i < n; i++) {
 			if (i)
-				r = rf__tuf_buf_put(b, ",", 1);
+				r = rf_buf_append(b, ",", 1);
 			if (r == 0)
 				r = encode(json_array_get(v, i), b, depth + 1, d);
 		}
-		return r ? r : rf__tuf_buf_put(b, "]", 1);
+		return r ? r : rf_buf_append(b, "]", 1);
 	}
 	case JSON_OBJECT: {
 		size_t n = json_object_size(v), i = 0;
@@ -142,19 +111,19 @@ static int encode(const json_t *v, struct rf__tuf_buf *b, unsigned depth, struct
 			return -ENOMEM;
 		json_object_foreach((json_t *)v, k, val) keys[i++] = k;
 		qsort(keys, n, sizeof(*keys), cmp_keys);
-		r = rf__tuf_buf_put(b, "{", 1);
+		r = rf_buf_append(b, "{", 1);
 		for (i = 0; r == 0 && i < n; i++) {
 			if (i)
-				r = rf__tuf_buf_put(b, ",", 1);
+				r = rf_buf_append(b, ",", 1);
 			if (r == 0)
 				r = put_string(b, keys[i], strlen(keys[i]));
 			if (r == 0)
-				r = rf__tuf_buf_put(b, ":", 1);
+				r = rf_buf_append(b, ":", 1);
 			if (r == 0)
 				r = encode(json_object_get(v, keys[i]), b, depth + 1, d);
 		}
 		free(keys);
-		return r ? r : rf__tuf_buf_put(b, "}", 1);
+		return r ? r : rf_buf_append(b, "}", 1);
 	}
 	}
 	return rf_diag_report(d, -EBADMSG, "unknown JSON value type");
@@ -162,17 +131,17 @@ static int encode(const json_t *v, struct rf__tuf_buf *b, unsigned depth, struct
 
 int rf__tuf_canonical(const json_t *v, char **ret, size_t *ret_len, struct rf_diag *d)
 {
-	struct rf__tuf_buf b = {0};
+	struct rf_buf b = RF_BUF_INIT(RF_FILE_MAX);
+	uint8_t *out;
 	int r = encode(v, &b, 0, d);
 
-	if (r == 0 && !b.p)
-		r = rf__tuf_buf_put(&b, "", 0);
+	if (r == 0)
+		r = rf_buf_steal(&b, &out, ret_len);
 	if (r < 0) {
-		rf__tuf_buf_free(&b);
+		rf_buf_free(&b);
 		return r;
 	}
-	*ret = b.p;
-	*ret_len = b.n;
+	*ret = (char *)out;
 	return 0;
 }
 

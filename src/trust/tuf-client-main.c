@@ -20,9 +20,28 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "common/opt.h"
 #include "common/util.h"
 #include "ringfence/limits.h"
 #include "trust/tuf.h"
+
+/* Each command's own usage (`ringfence-tuf-client CMD --help`). */
+static const struct {
+	const char *name, *text;
+} cmd_usage[] = {
+    {"init", "usage: ringfence-tuf-client --metadata-dir DIR init TRUSTED_ROOT_FILE\n\n"
+	     "Copies the trusted root into DIR (no network). Exit status: 0 success, 1 any\n"
+	     "failure.\n"},
+    {"refresh", "usage: ringfence-tuf-client --metadata-url URL --metadata-dir DIR refresh\n\n"
+		"Updates the trusted metadata in DIR from URL. Exit status: 0 success, 1 any\n"
+		"failure.\n"},
+    {"download",
+     "usage: ringfence-tuf-client --metadata-url URL --metadata-dir DIR --target-name P\n"
+     "                            [--target-name P2 ...] --target-dir TDIR\n"
+     "                            --target-base-url TURL download\n\n"
+     "Refreshes, then fetches and verifies each target into TDIR. Exit status: 0 success,\n"
+     "1 any failure.\n"},
+};
 
 static void usage(FILE *f)
 {
@@ -57,43 +76,50 @@ int main(int argc, char **argv)
 	struct rf_diag d = {.emit = print_diag};
 	struct rf_tuf_client *c = NULL;
 	size_t nnames = 0;
-	int i, r, rc = 1;
+	int i, r, opt, rc = 1;
+	static const struct option lo[] = {{"metadata-dir", required_argument, NULL, 'd'},
+					   {"metadata-url", required_argument, NULL, 'u'},
+					   {"target-dir", required_argument, NULL, 'D'},
+					   {"target-base-url", required_argument, NULL, 'U'},
+					   {"target-name", required_argument, NULL, 'n'},
+					   {"help", no_argument, NULL, 'h'},
+					   {0}};
 
 	if (!names)
 		return 1;
-	for (i = 1; i < argc; i++) {
-		const char *a = argv[i];
-		const char **slot = NULL;
-		if (!strcmp(a, "--help") || !strcmp(a, "-h")) {
+	/* Global flags come before the command ('+': stop at the first operand). */
+	optind = 0;
+	while ((opt = rf_getopt(argc, argv, "+h", lo, "ringfence-tuf-client")) != -1) {
+		if (opt == 'h') {
 			usage(stdout);
 			free(names);
 			return 0;
 		}
-		if (!strcmp(a, "--metadata-dir"))
-			slot = &mdir;
-		else if (!strcmp(a, "--metadata-url"))
-			slot = &murl;
-		else if (!strcmp(a, "--target-dir"))
-			slot = &tdir;
-		else if (!strcmp(a, "--target-base-url"))
-			slot = &turl;
-		else if (!strcmp(a, "--target-name"))
-			slot = &names[nnames];
-		else if (a[0] == '-') {
-			fprintf(stderr, "ringfence-tuf-client: unknown option '%s'\n", a);
-			goto usage;
-		} else {
-			cmd = a;
-			i++;
-			break;
-		}
-		if (i + 1 >= argc) {
-			fprintf(stderr, "ringfence-tuf-client: %s needs a value\n", a);
-			goto usage;
-		}
-		*slot = argv[++i];
-		if (slot == &names[nnames])
-			nnames++;
+		if (opt == 'd')
+			mdir = optarg;
+		else if (opt == 'u')
+			murl = optarg;
+		else if (opt == 'D')
+			tdir = optarg;
+		else if (opt == 'U')
+			turl = optarg;
+		else if (opt == 'n')
+			names[nnames++] = optarg;
+		else
+			goto out; /* exit 1: the protocol's code for every failure */
+	}
+	i = optind;
+	if (i < argc) {
+		cmd = argv[i++];
+		/* CMD --help: that command's usage. */
+		for (int k = i; k < argc; k++)
+			for (size_t u = 0; u < sizeof(cmd_usage) / sizeof(cmd_usage[0]); u++)
+				if ((!strcmp(argv[k], "--help") || !strcmp(argv[k], "-h")) &&
+				    !strcmp(cmd, cmd_usage[u].name)) {
+					fputs(cmd_usage[u].text, stdout);
+					free(names);
+					return 0;
+				}
 	}
 	if (!cmd || !mdir) {
 		fprintf(stderr,

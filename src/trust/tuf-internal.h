@@ -15,14 +15,6 @@
 
 #include "trust/tuf.h"
 
-/* A growable byte buffer (always NUL-terminated when p != NULL). */
-struct rf__tuf_buf {
-	char *p;
-	size_t n, cap;
-};
-int rf__tuf_buf_put(struct rf__tuf_buf *b, const void *p, size_t n) RF_WUR;
-void rf__tuf_buf_free(struct rf__tuf_buf *b);
-
 /* Parse JSON text strictly (duplicate keys rejected, whole input). */
 int rf__tuf_json_parse(const uint8_t *p, size_t n, json_t **ret, struct rf_diag *d) RF_WUR;
 /* Canonical JSON of a parsed value (see rf_tuf_canonicalize). */

@@ -321,8 +321,15 @@ static void test_event_parser(void **state)
 		assert_int_equal(
 		    rf_event_parse((const uint8_t *)js, strlen(js), sc, sizeof(sc), &e2, &dd),
 		    -EBADMSG);
+		/* A high byte that is not UTF-8 is an error wherever the 8-byte scan meets it. */
 		val[at] = '\xe9';
 		val[at + 1] = '\xff';
+		snprintf(js, sizeof(js), "{\"event\":\"e\",\"X\":\"%s\"}", val);
+		assert_int_equal(
+		    rf_event_parse((const uint8_t *)js, strlen(js), sc, sizeof(sc), &e2, &dd),
+		    -EBADMSG);
+		val[at] = '\xc3';
+		val[at + 1] = '\xa9';
 		snprintf(js, sizeof(js), "{\"event\":\"e\",\"X\":\"%.*s\\\"%s\"}", (int)at, val,
 			 val + at);
 		assert_int_equal(

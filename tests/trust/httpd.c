@@ -40,6 +40,69 @@ static bool has_dotdot_segment(const char *url)
 	return false;
 }
 
+/* Any other method (POST, PUT, DELETE...) is echoed back (status 200, text/plain):
+ * "METHOD\nX-Test: value\nContent-Type: value\n\n" and then the request body, collected in
+ * *con_cls over the calls MHD makes while the body arrives (capped at ECHO_MAX: 413 beyond). */
+#define ECHO_MAX (1u * 1024 * 1024)
+struct echo_body {
+	size_t n;
+	bool over;
+	char p[];
+};
+
+static enum MHD_Result echo(struct MHD_Connection *conn, const char *method, const char *upload,
+			    size_t *upload_size, void **con_cls, atomic_uint *requests)
+{
+	struct echo_body *e = *con_cls;
+	struct MHD_Response *resp;
+	enum MHD_Result ret;
+
+	if (!e) {
+		if (!(e = malloc(sizeof(*e) + ECHO_MAX)))
+			return MHD_NO;
+		e->n = 0;
+		e->over = false;
+		*con_cls = e;
+		atomic_fetch_add(requests, 1);
+		return MHD_YES;
+	}
+	if (*upload_size) {
+		if (*upload_size > ECHO_MAX - e->n)
+			e->over = true;
+		else
+			memcpy(e->p + e->n, upload, *upload_size), e->n += *upload_size;
+		*upload_size = 0;
+		return MHD_YES;
+	}
+	const char *xt = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, "X-Test");
+	const char *ct = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, "Content-Type");
+	size_t cap = 256 + strlen(method) + (xt ? strlen(xt) : 0) + (ct ? strlen(ct) : 0) + e->n;
+	char *out = malloc(cap);
+	if (!out)
+		return MHD_NO;
+	int k = snprintf(out, cap, "%s\nX-Test: %s\nContent-Type: %s\n\n", method, xt ? xt : "",
+			 ct ? ct : "");
+	memcpy(out + k, e->p, e->n);
+	resp = MHD_create_response_from_buffer((size_t)k + e->n, out, MHD_RESPMEM_MUST_FREE);
+	if (!resp) {
+		free(out);
+		return MHD_NO;
+	}
+	ret = MHD_queue_response(conn, e->over ? MHD_HTTP_CONTENT_TOO_LARGE : MHD_HTTP_OK, resp);
+	MHD_destroy_response(resp);
+	return ret;
+}
+
+static void completed(void *cls, struct MHD_Connection *c, void **con_cls,
+		      enum MHD_RequestTerminationCode toe)
+{
+	(void)cls;
+	(void)c;
+	(void)toe;
+	free(*con_cls);
+	*con_cls = NULL;
+}
+
 static enum MHD_Result answer(void *cls, struct MHD_Connection *conn, const char *url,
 			      const char *method, const char *version, const char *upload,
 			      size_t *upload_size, void **con_cls)
@@ -53,12 +116,9 @@ static enum MHD_Result answer(void *cls, struct MHD_Connection *conn, const char
 	enum MHD_Result ret;
 
 	(void)version;
-	(void)upload;
-	(void)upload_size;
-	(void)con_cls;
-	atomic_fetch_add(&h->requests, 1);
 	if (strcmp(method, "GET") != 0)
-		return MHD_NO;
+		return echo(conn, method, upload, upload_size, con_cls, &h->requests);
+	atomic_fetch_add(&h->requests, 1);
 	if (h->endless[0] && !strcmp(url, h->endless)) {
 		resp = MHD_create_response_from_callback(MHD_SIZE_UNKNOWN, 64 * 1024, endless_cb,
 							 NULL, NULL);
@@ -105,7 +165,8 @@ int test_httpd_start(const char *root, struct test_httpd **ret, uint16_t *ret_po
 	h->mhd = MHD_start_daemon(MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_ERROR_LOG, 0, NULL,
 				  NULL, answer, h, MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&sa,
 				  MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)30,
-				  MHD_OPTION_UNESCAPE_CALLBACK, no_unescape, NULL, MHD_OPTION_END);
+				  MHD_OPTION_UNESCAPE_CALLBACK, no_unescape, NULL,
+				  MHD_OPTION_NOTIFY_COMPLETED, completed, NULL, MHD_OPTION_END);
 	if (!h->mhd) {
 		free(h);
 		return -EADDRNOTAVAIL;

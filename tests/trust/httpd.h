@@ -1,8 +1,11 @@
 /*
  * A tiny static file server for the trust tests (libmicrohttpd): serves the files under one
- * directory on 127.0.0.1, on a free port, GET only, no directory listings, no ".." in paths.
+ * directory on 127.0.0.1, on a free port, GET only for files, no directory listings, no ".."
+ * in paths.
  * For the "endless data" attack it can also answer one path with an endless stream (bounded
- * at 256 MiB so a broken client cannot make the test run forever).
+ * at 256 MiB so a broken client cannot make the test run forever). Requests other than GET
+ * are echoed back with status 200: "METHOD\nX-Test: v\nContent-Type: v\n\n" then the body
+ * (for the tests of the HTTP client call in tests/common).
  */
 #ifndef RF_TESTS_TRUST_HTTPD_H
 #define RF_TESTS_TRUST_HTTPD_H
