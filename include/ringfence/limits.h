@@ -84,6 +84,9 @@
 /* One value (pattern): what one pack atom may hold (RF_PATTERN_MAX), checked at compile time so
  * the author sees the rule and the line. */
 #define RF_SIGMA_PATTERN_MAX RF_PATTERN_MAX
+/* Dashes one windash value may vary: each becomes 5 variants (5^k atoms). SigmaHQ values vary
+ * at most 2; 3 (125 atoms) bounds what one value can cost. */
+#define RF_SIGMA_WINDASH_MAX 3u
 /* Steps spent matching 'x of pattern*' against identifier names, per rule. Each match costs up to
  * name x pattern steps (both <= RF_NAME_MAX); real rules spend < 10,000 steps; 2^24 bounds an
  * adversarial condition to a few milliseconds. */

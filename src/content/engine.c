@@ -40,9 +40,31 @@ struct fslot {		  /* one manifest field in the lookup table */
 
 struct numatom {
 	uint32_t atom;
+	uint8_t op;    /* RF_OP_EQ, RF_OP_GT.. on int fields; RF_OP_EQ, RF_OP_CIDR on ip fields */
+	uint8_t bits; /* RF_OP_CIDR: prefix length (0-128) over the 16-byte address */
 	int64_t iv;
 	uint8_t ip[16];
 };
+
+/* Does the field's parsed value (iv for int, ip for ip fields) satisfy the atom? */
+static bool num_match(const struct numatom *nm, uint8_t type, int64_t iv, const uint8_t ip[16])
+{
+	if (type == RF_FT_IP)
+		return nm->op == RF_OP_CIDR ? rf__pack_ip_in(ip, nm->ip, nm->bits)
+					    : !memcmp(nm->ip, ip, 16);
+	switch (nm->op) {
+	case RF_OP_GT:
+		return iv > nm->iv;
+	case RF_OP_GTE:
+		return iv >= nm->iv;
+	case RF_OP_LT:
+		return iv < nm->iv;
+	case RF_OP_LTE:
+		return iv <= nm->iv;
+	default:
+		return iv == nm->iv;
+	}
+}
 
 struct pfield_rt {
 	hs_database_t *db; /* string atoms on this field (NULL if none) */
@@ -176,8 +198,7 @@ static int compile_db(const struct rf_engine *e, const uint32_t *atoms, uint32_t
 					   atoms[i]);
 			goto out;
 		}
-		flags[i] = HS_FLAG_DOTALL | HS_FLAG_SINGLEMATCH |
-			   ((a->flags & RF_ATOM_CASED) ? 0 : HS_FLAG_CASELESS);
+		flags[i] = rf__pack_hs_flags(a->op, a->flags);
 		ids[i] = atoms[i];
 	}
 	/* Tune the database for the CPU it runs on (the agent compiles on its own host). */
@@ -475,10 +496,16 @@ static int build(struct rf_engine *e, const struct rf_manifest *m, struct rf_dia
 			struct numatom *nm = &e->nums[f->num_off + f->num_len++];
 			memset(nm, 0, sizeof(*nm));
 			nm->atom = a;
-			if (t == RF_FT_INT)
+			nm->op = at->op;
+			if (t == RF_FT_INT) {
 				(void)rf__pack_parse_int(p->s, p->len, &nm->iv);
-			else
+			} else if (at->op == RF_OP_CIDR) {
+				unsigned bits = 0;
+				(void)rf__pack_parse_cidr(p->s, p->len, nm->ip, &bits);
+				nm->bits = (uint8_t)bits;
+			} else {
 				(void)rf__pack_parse_ip(p->s, p->len, nm->ip);
+			}
 		}
 	}
 	/* Per-field string databases. Measured alternatives, both slower on the SigmaHQ set:
@@ -835,7 +862,7 @@ static int prepare_event(const struct rf_engine *e, const struct rf_event *ev, s
 		if (rt->num_len) {
 			for (uint32_t k = 0; typed && k < rt->num_len; k++) {
 				const struct numatom *nm = &e->nums[rt->num_off + k];
-				if (sl->type == RF_FT_INT ? nm->iv == iv : !memcmp(nm->ip, ip, 16))
+				if (num_match(nm, sl->type, iv, ip))
 					set_bit(s, bits, nm->atom);
 			}
 		}
