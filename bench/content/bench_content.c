@@ -2,8 +2,9 @@
  * Content engine benchmark: for one pack, the verifier's time and memory, the engine's load time,
  * events/s on one core over a realistic process_creation mix (generated here from a fixed seed:
  * Windows image paths, command lines, parents, users, integrity levels, hashes), and the worst
- * case per event (every field at RF_EVENT_VALUE_MAX bytes, built from the pack's own pattern text
- * so that as many atoms and rules as possible fire). Prints figures; asserts nothing about time.
+ * case per event (every field of the largest event the engine accepts: all values together
+ * RF_EVENT_LINE_MAX bytes, built from the pack's own pattern text so that as many atoms and rules
+ * as possible fire). Prints figures; asserts nothing about time.
  *
  *   bench-content PACK [--manifest M] [--events N]
  *   bench-content --synthetic RULES [...]   (a pack of RULES synthetic rules of realistic shape,
@@ -494,9 +495,10 @@ int main(int argc, char **argv)
 	       RF_ENGINE_BATCH_MAX, tbatch / 1e3, 1e9 / tbatch, (unsigned long long)balerts,
 	       (unsigned long long)(alerts / passes));
 
-	/* Worst case: every supplied field at the cap, filled with the pack's own pattern text. */
+	/* Worst case: every supplied field, all values together at the cap the engine accepts
+	 * (RF_EVENT_LINE_MAX), filled with the pack's own pattern text. */
 	const struct rf_pack *pk = rf_engine_pack(e);
-	static char val[RF_EVENT_FIELDS_MAX][RF_EVENT_VALUE_MAX + 1];
+	static char val[19][RF_EVENT_LINE_MAX / 19 + 1];
 	static struct rf_event wev;
 	const char *pcf[] = {"UtcTime",	    "ProcessGuid",	 "Image",     "FileVersion",
 			     "Description", "Product",		 "Company",   "OriginalFileName",
@@ -504,6 +506,8 @@ int main(int argc, char **argv)
 			     "LogonId",	    "IntegrityLevel",	 "Hashes",    "ParentProcessGuid",
 			     "ParentImage", "ParentCommandLine", "ParentUser"};
 	const int nf = (int)(sizeof(pcf) / sizeof(pcf[0]));
+	const size_t cap = RF_EVENT_LINE_MAX / 19;
+	_Static_assert(sizeof(pcf) / sizeof(pcf[0]) == 19, "val[] is sized for 19 fields");
 	for (int mode = 0; mode < 2; mode++) {
 		wev.type = (const uint8_t *)"process_creation";
 		wev.type_len = 16;
@@ -511,11 +515,11 @@ int main(int argc, char **argv)
 		for (int f = 0; f < nf; f++) {
 			size_t o = 0;
 			if (mode == 0) {
-				memset(val[f], 'A', RF_EVENT_VALUE_MAX);
-				o = RF_EVENT_VALUE_MAX;
+				memset(val[f], 'A', cap);
+				o = cap;
 			} else {
 				/* Concatenate every pattern literal of the pack (globs removed). */
-				for (uint32_t a = 0; o < RF_EVENT_VALUE_MAX;
+				for (uint32_t a = 0; o < cap;
 				     a = (a + 1) % (pk->n_atoms ? pk->n_atoms : 1)) {
 					const struct rf_pstr *p =
 					    pk->n_atoms ? &pk->strings[pk->atoms[a].pattern] : NULL;
@@ -523,7 +527,7 @@ int main(int argc, char **argv)
 						val[f][o++] = '\\';
 						continue;
 					}
-					for (uint32_t j = 0; j < p->len && o < RF_EVENT_VALUE_MAX;
+					for (uint32_t j = 0; j < p->len && o < cap;
 					     j++)
 						if (p->s[j] != '*' && p->s[j] != '?')
 							val[f][o++] = p->s[j];
@@ -550,7 +554,7 @@ int main(int argc, char **argv)
 		       "alerts, "
 		       "%.0f rules run/event\n",
 		       mode == 0 ? "filler bytes" : "the pack's own pattern text", nf,
-		       RF_EVENT_VALUE_MAX, total / 1e3 / reps, worst / 1e3, hits,
+		       (unsigned)cap, total / 1e3 / reps, worst / 1e3, hits,
 		       (double)(st1.rules_run - st0.rules_run) / reps);
 	}
 	rf_engine_scratch_stats(s, &st);

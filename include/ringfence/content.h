@@ -144,7 +144,10 @@ void rf_engine_scratch_free(struct rf_engine_scratch *s);
 struct rf_engine_stats {
 	uint64_t events;     /* events evaluated */
 	uint64_t unknown;    /* events of a type the manifest does not supply (no rule can match) */
-	uint64_t truncated;  /* events with a field value cut at RF_EVENT_VALUE_MAX */
+	uint64_t oversize;   /* events refused whole: a value over RF_EVENT_VALUE_MAX bytes, or all
+			      * values together over RF_EVENT_LINE_MAX (never matched on a cut) */
+	uint64_t mistyped;   /* events with an int/ip field whose value is not of that type
+			      * (its int/ip atoms are false; rf_engine_event_problems names it) */
 	uint64_t atoms;	     /* atoms that matched */
 	uint64_t rules_run;  /* rule programs executed (after the prefilter) */
 	uint64_t matches;    /* alerts raised */
@@ -157,13 +160,15 @@ typedef void (*rf_alert_fn)(void *userdata, size_t rule_index, const struct rf_r
 
 /*
  * Evaluate one event against every rule of its type; call fn for each rule that fires (in pack
- * order). *ret_truncated (may be NULL) says whether a field value was cut at RF_EVENT_VALUE_MAX.
- * Returns the number of alerts (>= 0), or -EINVAL if s was made for another engine, -EIO if
- * Vectorscan failed.
+ * order). Every value is matched whole. An event with a field value over RF_EVENT_VALUE_MAX bytes
+ * (or all values together over RF_EVENT_LINE_MAX) is refused as a whole: no rule runs on it, it is
+ * counted in stats.oversize, *ret_refused (may be NULL) is set and -E2BIG returned.
+ * Returns the number of alerts (>= 0), -E2BIG refused, -EINVAL if s was made for another engine,
+ * -EIO if Vectorscan failed.
  */
 int rf_engine_eval(const struct rf_engine *e, const struct rf_event *ev,
 		   struct rf_engine_scratch *s, rf_alert_fn fn, void *userdata,
-		   bool *ret_truncated) RF_WUR;
+		   bool *ret_refused) RF_WUR;
 
 /* Called once per matching rule of a batch; event_index is the event's position in the batch. */
 typedef void (*rf_batch_alert_fn)(void *userdata, size_t event_index, size_t rule_index,
@@ -172,12 +177,23 @@ typedef void (*rf_batch_alert_fn)(void *userdata, size_t event_index, size_t rul
 /*
  * Evaluate n <= RF_ENGINE_BATCH_MAX events at once: the same results as rf_engine_eval on each
  * in turn, faster, because each field's matcher is scanned over the whole batch while it is in
- * cache. fn is called per alert in event order, then pack order. ret_truncated (may be NULL)
- * receives n flags. Returns the total number of alerts, -EINVAL (n too large or s made for
+ * cache. fn is called per alert in event order, then pack order. ret_refused (may be NULL)
+ * receives n flags: event i was refused as a whole (see rf_engine_eval; the other events are
+ * still evaluated). Returns the total number of alerts, -EINVAL (n too large or s made for
  * another engine), -EIO.
  */
 int rf_engine_eval_batch(const struct rf_engine *e, const struct rf_event *const *evs, size_t n,
 			 struct rf_engine_scratch *s, rf_batch_alert_fn fn, void *userdata,
-			 bool *ret_truncated) RF_WUR;
+			 bool *ret_refused) RF_WUR;
+
+/*
+ * Diagnostics for one event (for `ringfence content eval`; not needed to evaluate): report to
+ * reterr each reason the engine would silently ignore part of it: an event type the manifest does
+ * not supply ("event type 'x' is not supplied by ringfence-agent 1.1.0"), a field value the
+ * manifest types int or ip that does not parse as one, a value over RF_EVENT_VALUE_MAX. Returns
+ * the number of problems reported (0 if none). Allocates nothing.
+ */
+int rf_engine_event_problems(const struct rf_engine *e, const struct rf_event *ev,
+			     struct rf_diag *reterr);
 
 #endif

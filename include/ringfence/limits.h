@@ -61,9 +61,13 @@
 /* Fields in one event: Sysmon's widest event has ~25; over 128 is not an event we know. Members
  * with null values are dropped but their names are checked for duplicates: as many again. */
 #define RF_EVENT_FIELDS_MAX 128u
-/* Bytes of one field value the matcher scans. Longer values are truncated and the event is
- * flagged, so the scan cost per event is at most RF_EVENT_FIELDS_MAX x this (docs/engine.md). */
-#define RF_EVENT_VALUE_MAX 8192u
+/* Longest field value the engine evaluates. Every value is matched whole: an event with a longer
+ * value is refused as a whole (counted as oversize, rf_engine_eval returns -E2BIG), never matched
+ * on a cut value, because a cut value gives wrong answers (endswith, EQ, `not`). The longest real
+ * value is a Windows command line: 32,767 UTF-16 units, at most 98,301 UTF-8 bytes; 128 KiB holds
+ * it with room and still fits a line (RF_EVENT_LINE_MAX). The scan cost stays linear: all values
+ * of one event together are also capped at RF_EVENT_LINE_MAX (docs/engine.md). */
+#define RF_EVENT_VALUE_MAX (128u * 1024)
 /* Events per rf_engine_eval_batch call. Scanning each field's database over a batch keeps it in
  * cache; 32 events amortise that while the per-thread scratch stays small (32 x (atoms / 8 +
  * 16 x fields) bytes, ~100 KiB for the SigmaHQ process_creation pack). */
@@ -86,6 +90,9 @@
 /* One value (pattern): what one pack atom may hold (RF_PATTERN_MAX), checked at compile time so
  * the author sees the rule and the line. */
 #define RF_SIGMA_PATTERN_MAX RF_PATTERN_MAX
+/* Dashes one windash value may vary: each becomes 5 variants (5^k atoms). SigmaHQ values vary
+ * at most 2; 3 (125 atoms) bounds what one value can cost. */
+#define RF_SIGMA_WINDASH_MAX 3u
 /* Steps spent matching 'x of pattern*' against identifier names, per rule. Each match costs up to
  * name x pattern steps (both <= RF_NAME_MAX); real rules spend < 10,000 steps; 2^24 bounds an
  * adversarial condition to a few milliseconds. */
@@ -157,8 +164,9 @@
 #define RF_AGENT_OUTBOX_MAX 64
 /* Largest store state file: 64 quarantine entries + 64 reports with details fit in 64 KiB. */
 #define RF_AGENT_STATE_MAX (256u * 1024)
-/* Longest line read from an events stream; longer events are skipped and counted. */
-#define RF_AGENT_EVENT_LINE_MAX (64u * 1024)
+/* Longest line read from an events stream; longer events are skipped and counted. The engine's
+ * own line limit, so that every value up to RF_EVENT_VALUE_MAX reaches the engine whole. */
+#define RF_AGENT_EVENT_LINE_MAX RF_EVENT_LINE_MAX
 /* A check-in reply's reason name kept for the log (the rollout engine's longest is ~16). */
 #define RF_AGENT_REASON_MAX 48
 /* Largest check-in reply body accepted from the server. */

@@ -309,20 +309,16 @@ static void on_alert(void *ud, size_t event_index, size_t rule_index, const stru
 static int flush_batch(const struct rf_engine *e, struct rf_engine_scratch *s, struct batch *b,
 		       const char *name)
 {
-	bool trunc[RF_ENGINE_BATCH_MAX];
 	int r;
 
 	if (!b->n)
 		return 0;
-	r = rf_engine_eval_batch(e, b->evp, b->n, s, on_alert, b, trunc);
+	/* Refused events were named when read (rf_engine_event_problems). */
+	r = rf_engine_eval_batch(e, b->evp, b->n, s, on_alert, b, NULL);
 	if (r < 0) {
 		fprintf(stderr, "%s: evaluation failed: %s\n", name, rf_strerror(r));
 		return r;
 	}
-	for (size_t i = 0; i < b->n; i++)
-		if (trunc[i])
-			fprintf(stderr, "%s:%llu: a field value was cut at %u bytes\n", name,
-				b->lineno[i], RF_EVENT_VALUE_MAX);
 	b->n = 0;
 	return 0;
 }
@@ -444,6 +440,8 @@ static int cmd_eval(int argc, char **argv)
 			bad++;
 			continue;
 		}
+		/* Name what the engine would pass over silently (counted in its stats). */
+		(void)rf_engine_event_problems(e, &b.ev[b.n], &ld);
 		b.lineno[b.n] = lineno;
 		b.evp[b.n] = &b.ev[b.n];
 		if (++b.n == RF_ENGINE_BATCH_MAX && flush_batch(e, s, &b, name) < 0)
@@ -459,11 +457,13 @@ static int cmd_eval(int argc, char **argv)
 	struct rf_engine_stats st;
 	rf_engine_scratch_stats(s, &st);
 	fprintf(stderr,
-		"%s: %llu lines, %llu events, %llu malformed, %llu alerts, %llu rules run, "
-		"%llu truncated, %llu violations\n",
-		pack, lineno, (unsigned long long)st.events, bad, (unsigned long long)st.matches,
-		(unsigned long long)st.rules_run, (unsigned long long)st.truncated,
-		(unsigned long long)st.violations);
+		"%s: %llu lines, %llu events, %llu malformed, %llu unknown event type, %llu wrong "
+		"field type, %llu refused (value over %u bytes), %llu alerts, %llu rules run, "
+		"%llu violations\n",
+		pack, lineno, (unsigned long long)st.events, bad, (unsigned long long)st.unknown,
+		(unsigned long long)st.mistyped, (unsigned long long)st.oversize,
+		RF_EVENT_VALUE_MAX, (unsigned long long)st.matches,
+		(unsigned long long)st.rules_run, (unsigned long long)st.violations);
 	rc = 0;
 out:
 	if (in && in != stdin)

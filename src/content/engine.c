@@ -3,8 +3,10 @@
  *
  * Model. Each atom is one predicate on one field; each rule is a jump-free postfix program over
  * atom bits, so its cost is bounded by its length (P3). Per event the engine
- *   1. looks up each field the event carries (only fields the manifest supplies count),
- *      truncating values at RF_EVENT_VALUE_MAX (the event is flagged);
+ *   0. refuses the event as a whole if a field value is longer than RF_EVENT_VALUE_MAX or all
+ *      values together are longer than RF_EVENT_LINE_MAX (counted as oversize): every value
+ *      that is matched is matched whole, never cut, and the scan cost stays linear;
+ *   1. looks up each field the event carries (only fields the manifest supplies count);
  *   2. scans each string field that has atoms with that field's Vectorscan database (one per
  *      field, compiled here from the verified pattern text, never deserialised from the pack),
  *      and every string field with the keyword database; int and ip atoms are compared natively;
@@ -39,9 +41,31 @@ struct fslot {		  /* one manifest field in the lookup table */
 
 struct numatom {
 	uint32_t atom;
+	uint8_t op;    /* RF_OP_EQ, RF_OP_GT.. on int fields; RF_OP_EQ, RF_OP_CIDR on ip fields */
+	uint8_t bits; /* RF_OP_CIDR: prefix length (0-128) over the 16-byte address */
 	int64_t iv;
 	uint8_t ip[16];
 };
+
+/* Does the field's parsed value (iv for int, ip for ip fields) satisfy the atom? */
+static bool num_match(const struct numatom *nm, uint8_t type, int64_t iv, const uint8_t ip[16])
+{
+	if (type == RF_FT_IP)
+		return nm->op == RF_OP_CIDR ? rf__pack_ip_in(ip, nm->ip, nm->bits)
+					    : !memcmp(nm->ip, ip, 16);
+	switch (nm->op) {
+	case RF_OP_GT:
+		return iv > nm->iv;
+	case RF_OP_GTE:
+		return iv >= nm->iv;
+	case RF_OP_LT:
+		return iv < nm->iv;
+	case RF_OP_LTE:
+		return iv <= nm->iv;
+	default:
+		return iv == nm->iv;
+	}
+}
 
 struct pfield_rt {
 	hs_database_t *db; /* string atoms on this field (NULL if none) */
@@ -62,6 +86,7 @@ struct evtype {
 
 struct rf_engine {
 	struct rf_pack *pk;
+	char *agent, *version; /* the manifest's, for diagnostics */
 	size_t n_ev;
 	struct evtype *evs;
 	struct fslot *slots;
@@ -85,7 +110,7 @@ struct rf_engine_scratch {
 	uint64_t *bits;	       /* RF_ENGINE_BATCH_MAX bit sets */
 	uint64_t *cur;	       /* the bit set Vectorscan matches go to */
 	uint32_t *field_stamp; /* [slot * n_fields + f] == stamp: field f present in event slot */
-	const char **fval;     /* [slot * n_fields + f]: its (truncated) value */
+	const char **fval;     /* [slot * n_fields + f]: its value (whole: see oversize()) */
 	uint32_t *flen;
 	uint32_t *rule_stamp, *cand, *matches, *lazy_stamp;
 	uint32_t n_cand, n_matches, stamp, rstamp;
@@ -127,6 +152,8 @@ void rf_engine_free(struct rf_engine *e)
 	free(e->lazy_off);
 	free(e->lazy_len);
 	free(e->lazy_fields);
+	free(e->agent);
+	free(e->version);
 	rf_pack_free(e->pk);
 	free(e);
 }
@@ -164,8 +191,7 @@ static int compile_db(const struct rf_engine *e, const uint32_t *atoms, uint32_t
 					   atoms[i]);
 			goto out;
 		}
-		flags[i] = HS_FLAG_DOTALL | HS_FLAG_SINGLEMATCH |
-			   ((a->flags & RF_ATOM_CASED) ? 0 : HS_FLAG_CASELESS);
+		flags[i] = rf__pack_hs_flags(a->op, a->flags);
 		ids[i] = atoms[i];
 	}
 	/* Tune the database for the CPU it runs on (the agent compiles on its own host). */
@@ -463,10 +489,16 @@ static int build(struct rf_engine *e, const struct rf_manifest *m, struct rf_dia
 			struct numatom *nm = &e->nums[f->num_off + f->num_len++];
 			memset(nm, 0, sizeof(*nm));
 			nm->atom = a;
-			if (t == RF_FT_INT)
+			nm->op = at->op;
+			if (t == RF_FT_INT) {
 				(void)rf__pack_parse_int(p->s, p->len, &nm->iv);
-			else
+			} else if (at->op == RF_OP_CIDR) {
+				unsigned bits = 0;
+				(void)rf__pack_parse_cidr(p->s, p->len, nm->ip, &bits);
+				nm->bits = (uint8_t)bits;
+			} else {
 				(void)rf__pack_parse_ip(p->s, p->len, nm->ip);
+			}
 		}
 	}
 	/* Per-field string databases. Measured alternatives, both slower on the SigmaHQ set:
@@ -574,7 +606,9 @@ int rf_engine_load(const uint8_t *p, size_t n, const struct rf_manifest *m, stru
 		return -ENOMEM;
 	}
 	e->pk = pk;
-	r = build(e, m, d);
+	e->agent = strdup(rf_manifest_agent(m));
+	e->version = strdup(rf_manifest_version(m));
+	r = e->agent && e->version ? build(e, m, d) : -ENOMEM;
 	if (r < 0) {
 		rf_engine_free(e);
 		return r;
@@ -722,10 +756,41 @@ static int cmp_u32(const void *a, const void *b)
 	return x < y ? -1 : x > y;
 }
 
+/* The lookup slot of field name[0..n) of manifest event v, or NULL if the manifest lacks it. */
+static const struct fslot *find_slot(const struct rf_engine *e, size_t v, const uint8_t *name,
+				     size_t n)
+{
+	uint32_t h = slot_hash((uint32_t)v, name, n) & (e->nslots - 1);
+
+	while (e->slots[h].name) {
+		if (e->slots[h].ev == v && e->slots[h].name_len == n &&
+		    !memcmp(e->slots[h].name, name, n))
+			return &e->slots[h];
+		h = (h + 1) & (e->nslots - 1);
+	}
+	return NULL;
+}
+
+/* Whether ev must be refused: a value over RF_EVENT_VALUE_MAX, or all values together over
+ * RF_EVENT_LINE_MAX (a parsed event never is: its values fit in its line; an event built by a
+ * caller could be). Checked before any work, so a refused event costs O(fields). */
+static bool oversize(const struct rf_event *ev)
+{
+	size_t nfields = ev->n_fields < RF_EVENT_FIELDS_MAX ? ev->n_fields : RF_EVENT_FIELDS_MAX;
+	size_t total = 0;
+
+	for (size_t i = 0; i < nfields; i++) {
+		if (ev->fields[i].value_len > RF_EVENT_VALUE_MAX)
+			return true;
+		total += ev->fields[i].value_len; /* <= 128 x RF_EVENT_VALUE_MAX: no overflow */
+	}
+	return total > RF_EVENT_LINE_MAX;
+}
+
 /* Phase 1 for one event: resolve its fields, set presence/number/keyword atoms, remember the
  * values the field databases will scan. Returns 0, 1 if the event type is unknown, -EIO. */
 static int prepare_event(const struct rf_engine *e, const struct rf_event *ev, size_t b,
-			 struct rf_engine_scratch *s, bool *truncated)
+			 struct rf_engine_scratch *s, bool *mistyped)
 {
 	const struct rf_pack *pk = e->pk;
 	size_t v, nf = pk->n_fields + 1;
@@ -762,17 +827,20 @@ static int prepare_event(const struct rf_engine *e, const struct rf_event *ev, s
 		}
 		if (!sl)
 			continue; /* not supplied by this agent: invisible to rules */
-		size_t len = f->value_len;
-		if (len > RF_EVENT_VALUE_MAX) {
-			len = RF_EVENT_VALUE_MAX;
-			*truncated = true;
-		}
+		size_t len = f->value_len; /* <= RF_EVENT_VALUE_MAX: oversize() ran first */
 		const char *val = (const char *)f->value;
 		if (!val)
 			len = 0, val = "";
 		if (sl->type == RF_FT_STRING && e->kwdb &&
 		    hs_scan(e->kwdb, val, (unsigned)len, 0, s->hs, on_match, s) != HS_SUCCESS)
 			return -EIO;
+		int64_t iv = 0;
+		uint8_t ip[16];
+		bool typed = sl->type == RF_FT_STRING ||
+			     (sl->type == RF_FT_INT ? rf__pack_parse_int(val, len, &iv)
+						    : rf__pack_parse_ip(val, len, ip));
+		if (!typed)
+			*mistyped = true;
 		if (sl->pf < 0)
 			continue;
 		uint32_t pf = (uint32_t)sl->pf;
@@ -785,13 +853,9 @@ static int prepare_event(const struct rf_engine *e, const struct rf_event *ev, s
 		s->fval[b * nf + pf] = val;
 		s->flen[b * nf + pf] = (uint32_t)len;
 		if (rt->num_len) {
-			int64_t iv = 0;
-			uint8_t ip[16];
-			bool ok = sl->type == RF_FT_INT ? rf__pack_parse_int(val, len, &iv)
-							: rf__pack_parse_ip(val, len, ip);
-			for (uint32_t k = 0; ok && k < rt->num_len; k++) {
+			for (uint32_t k = 0; typed && k < rt->num_len; k++) {
 				const struct numatom *nm = &e->nums[rt->num_off + k];
-				if (sl->type == RF_FT_INT ? nm->iv == iv : !memcmp(nm->ip, ip, 16))
+				if (num_match(nm, sl->type, iv, ip))
 					set_bit(s, bits, nm->atom);
 			}
 		}
@@ -887,11 +951,11 @@ static int finish_event(const struct rf_engine *e, size_t b, struct rf_engine_sc
 
 int rf_engine_eval_batch(const struct rf_engine *e, const struct rf_event *const *evs, size_t n,
 			 struct rf_engine_scratch *s, rf_batch_alert_fn fn, void *userdata,
-			 bool *ret_truncated)
+			 bool *ret_refused)
 {
 	const struct rf_pack *pk = e->pk;
 	size_t nf = pk->n_fields + 1;
-	bool trunc[RF_ENGINE_BATCH_MAX] = {false};
+	bool refused[RF_ENGINE_BATCH_MAX] = {false};
 	int total = 0, r;
 
 	if (s->e != e || n > RF_ENGINE_BATCH_MAX)
@@ -903,9 +967,18 @@ int rf_engine_eval_batch(const struct rf_engine *e, const struct rf_event *const
 	/* Phase 1: per event. */
 	for (size_t b = 0; b < n; b++) {
 		s->st.events++;
-		r = prepare_event(e, evs[b], b, s, &trunc[b]);
+		if (oversize(evs[b])) {
+			refused[b] = true;
+			s->ev_type[b] = (uint32_t)e->n_ev; /* nothing of it is scanned or run */
+			s->st.oversize++;
+			continue;
+		}
+		bool mistyped = false;
+		r = prepare_event(e, evs[b], b, s, &mistyped);
 		if (r < 0)
 			return r;
+		if (mistyped)
+			s->st.mistyped++;
 		if (r == 1)
 			s->st.unknown++;
 	}
@@ -926,10 +999,8 @@ int rf_engine_eval_batch(const struct rf_engine *e, const struct rf_event *const
 	}
 	/* Phase 3: per event. */
 	for (size_t b = 0; b < n; b++) {
-		if (trunc[b])
-			s->st.truncated++;
-		if (ret_truncated)
-			ret_truncated[b] = trunc[b];
+		if (ret_refused)
+			ret_refused[b] = refused[b];
 		if (s->ev_type[b] != e->n_ev) {
 			r = finish_event(e, b, s, fn, userdata);
 			if (r < 0)
@@ -954,10 +1025,65 @@ static void single_alert(void *ud, size_t event_index, size_t rule_index,
 }
 
 int rf_engine_eval(const struct rf_engine *e, const struct rf_event *ev,
-		   struct rf_engine_scratch *s, rf_alert_fn fn, void *userdata, bool *ret_truncated)
+		   struct rf_engine_scratch *s, rf_alert_fn fn, void *userdata, bool *ret_refused)
 {
 	struct single_ctx c = {fn, userdata};
 	const struct rf_event *evs[1] = {ev};
+	bool refused = false;
+	int r = rf_engine_eval_batch(e, evs, 1, s, fn ? single_alert : NULL, &c, &refused);
 
-	return rf_engine_eval_batch(e, evs, 1, s, fn ? single_alert : NULL, &c, ret_truncated);
+	if (ret_refused)
+		*ret_refused = refused;
+	return r >= 0 && refused ? -E2BIG : r;
+}
+
+int rf_engine_event_problems(const struct rf_engine *e, const struct rf_event *ev,
+			     struct rf_diag *d)
+{
+	size_t v, nfields = ev->n_fields < RF_EVENT_FIELDS_MAX ? ev->n_fields : RF_EVENT_FIELDS_MAX;
+	int n = 0;
+	char q[RF_NAME_MAX + 8], qv[48];
+
+	for (v = 0; v < e->n_ev; v++)
+		if (e->evs[v].name_len == ev->type_len &&
+		    !memcmp(e->evs[v].name, ev->type, ev->type_len))
+			break;
+	if (v == e->n_ev) {
+		rf_diag_report(d, -ENOENT,
+			       "event type '%s' is not supplied by %s %s: no rule can match it",
+			       rf_diag_quote(q, sizeof(q), ev->type, ev->type_len), e->agent,
+			       e->version);
+		n++;
+	}
+	for (size_t i = 0; i < nfields; i++) {
+		const struct rf_event_field *f = &ev->fields[i];
+		const struct fslot *sl = v < e->n_ev ? find_slot(e, v, f->name, f->name_len) : NULL;
+		const char *val = f->value ? (const char *)f->value : "";
+		int64_t iv;
+		uint8_t ip[16];
+
+		if (f->value_len > RF_EVENT_VALUE_MAX) {
+			rf_diag_report(d, -E2BIG,
+				       "field '%s': value of %zu bytes is over %u "
+				       "(RF_EVENT_VALUE_MAX): event refused",
+				       rf_diag_quote(q, sizeof(q), f->name, f->name_len),
+				       f->value_len, RF_EVENT_VALUE_MAX);
+			n++;
+			continue;
+		}
+		if (!sl || sl->type == RF_FT_STRING)
+			continue;
+		if (sl->type == RF_FT_INT ? rf__pack_parse_int(val, f->value_len, &iv)
+					  : rf__pack_parse_ip(val, f->value_len, ip))
+			continue;
+		rf_diag_report(d, -EINVAL,
+			       "field '%s' is %s in %s %s but its value '%s' is not: rules "
+			       "comparing it as %s see no match",
+			       rf_diag_quote(q, sizeof(q), f->name, f->name_len),
+			       sl->type == RF_FT_INT ? "int" : "ip", e->agent, e->version,
+			       rf_diag_quote(qv, sizeof(qv), val, f->value_len),
+			       sl->type == RF_FT_INT ? "a number" : "an address");
+		n++;
+	}
+	return n;
 }

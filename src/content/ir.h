@@ -19,9 +19,17 @@
  *       RF_OP_ENDSWITH(p)   the value matches *p
  *   - RF_OP_KEYWORD(p): field is NULL; true if any string field of the event matches *p*
  *     (Sigma keyword search over the whole event).
- *   - On an int field only RF_OP_EQ with a decimal pattern ("-"? digits) is allowed, compared as
- *     a number; on an ip field only RF_OP_EQ with an IPv4/IPv6 literal, compared as an address.
- *     The verifier rejects anything else.
+ *   - RF_OP_REGEX(p), string fields only: p is a regular expression (Vectorscan's PCRE subset,
+ *     searched anywhere in the value, bytes not code points); case-sensitive if RF_ATOM_CASED
+ *     else ASCII case-insensitive; RF_ATOM_MULTILINE: ^/$ also match at line ends;
+ *     RF_ATOM_DOTALL: '.' also matches '\n'. Constructs that cannot run in linear time
+ *     (back-references, lookaround, atomic groups, conditionals, recursion, possessive
+ *     quantifiers) are rejected (rf__pack_regex_problem names them).
+ *   - On an int field: RF_OP_EQ, RF_OP_GT, RF_OP_GTE, RF_OP_LT, RF_OP_LTE with a decimal pattern
+ *     ("-"? digits), compared as int64 (field OP pattern). On an ip field: RF_OP_EQ with an
+ *     IPv4/IPv6 literal, compared as an address, or RF_OP_CIDR with a prefix ("10.0.0.0/8",
+ *     "2001:db8::/32"; host bits are ignored). A value that does not parse as the field's type
+ *     makes these atoms false. The verifier rejects anything else.
  *   - RF_OP_EXISTS / RF_OP_NULL take no pattern (pattern_len 0).
  *
  * Program: an array of 32-bit instructions RF_INSN(op, arg), evaluated with a stack of bits.
@@ -54,10 +62,21 @@ enum rf_atom_op {
 	RF_OP_KEYWORD = 5,
 	RF_OP_EXISTS = 6,
 	RF_OP_NULL = 7,
+	/* Added by issue 12; an agent built before it rejects a pack using them ("unknown
+	 * operator"), so a pack needing them never loads where they mean nothing. */
+	RF_OP_REGEX = 8,
+	RF_OP_CIDR = 9,
+	RF_OP_GT = 10,
+	RF_OP_GTE = 11,
+	RF_OP_LT = 12,
+	RF_OP_LTE = 13,
 };
+#define RF_OP_MAX RF_OP_LTE
 
-#define RF_ATOM_CASED 0x1u /* case-sensitive match (Sigma |cased) */
-#define RF_ATOM_FLAGS_KNOWN RF_ATOM_CASED
+#define RF_ATOM_CASED 0x1u     /* case-sensitive match (Sigma |cased; every |re without |i) */
+#define RF_ATOM_MULTILINE 0x2u /* RF_OP_REGEX only: Sigma |re|m */
+#define RF_ATOM_DOTALL 0x4u    /* RF_OP_REGEX only: Sigma |re|s */
+#define RF_ATOM_FLAGS_KNOWN (RF_ATOM_CASED | RF_ATOM_MULTILINE | RF_ATOM_DOTALL)
 
 enum rf_insn_op {
 	RF_I_ATOM = 1,

@@ -12,6 +12,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <hs/hs.h>
+
 #include "common/util.h"
 #include "content/pack.h"
 #include "ringfence/limits.h"
@@ -72,6 +74,121 @@ bool rf__pack_parse_ip(const char *s, size_t n, uint8_t ret[16])
 	return false;
 }
 
+bool rf__pack_parse_cidr(const char *s, size_t n, uint8_t ret[16], unsigned *ret_bits)
+{
+	const char *slash = memchr(s, '/', n);
+	size_t al, bl;
+	unsigned bits = 0;
+	uint8_t a[16];
+
+	if (!slash)
+		return false;
+	al = (size_t)(slash - s);
+	bl = n - al - 1;
+	if (bl == 0 || bl > 3 || !rf__pack_parse_ip(s, al, a))
+		return false;
+	for (size_t i = 0; i < bl; i++) {
+		char ch = slash[1 + i];
+		if (ch < '0' || ch > '9' || (i == 0 && ch == '0' && bl > 1))
+			return false;
+		bits = bits * 10 + (unsigned)(ch - '0');
+	}
+	bool v4 = memchr(s, ':', al) == NULL;
+	if (bits > (v4 ? 32u : 128u))
+		return false;
+	if (v4)
+		bits += 96; /* a.b.c.d is ::ffff:a.b.c.d */
+	for (unsigned i = 0; i < 16; i++) { /* clear the host bits */
+		unsigned keep = bits > i * 8 ? (bits - i * 8 >= 8 ? 8 : bits - i * 8) : 0;
+		a[i] &= (uint8_t)(0xff00u >> keep);
+	}
+	memcpy(ret, a, 16);
+	*ret_bits = bits;
+	return true;
+}
+
+bool rf__pack_ip_in(const uint8_t ip[16], const uint8_t net[16], unsigned bits)
+{
+	for (unsigned i = 0; i < 16 && bits; i++) {
+		unsigned keep = bits >= 8 ? 8 : bits;
+		uint8_t mask = (uint8_t)(0xff00u >> keep);
+		if ((ip[i] & mask) != net[i])
+			return false;
+		bits -= keep;
+	}
+	return true;
+}
+
+const char *rf__pack_regex_problem(const uint8_t *p, size_t n)
+{
+	bool cls = false; /* inside [...] */
+
+	if (n == 0)
+		return "empty regular expression";
+	for (size_t i = 0; i < n; i++) {
+		uint8_t c = p[i], nx = i + 1 < n ? p[i + 1] : 0;
+		if (c == 0)
+			return "NUL byte in the regular expression";
+		if (c == '\\') {
+			if (nx == 'Q') { /* \Q...\E is literal text */
+				for (i += 2; i + 1 < n && !(p[i] == '\\' && p[i + 1] == 'E'); i++)
+					;
+				i++;
+				continue;
+			}
+			if (!cls && nx >= '1' && nx <= '9')
+				return "back-reference (\\1-\\9) cannot run in linear time";
+			if (nx == 'g' || nx == 'k')
+				return "back-reference (\\g, \\k) cannot run in linear time";
+			i++;
+			continue;
+		}
+		if (cls) {
+			if (c == ']')
+				cls = false;
+			continue;
+		}
+		if (c == '[') {
+			cls = true;
+			if (nx == '^')
+				i++;
+			if (i + 1 < n && p[i + 1] == ']') /* a leading ] is literal */
+				i++;
+			continue;
+		}
+		if ((c == '*' || c == '+' || c == '?' || c == '}') && nx == '+')
+			return "possessive quantifier (*+, ++, ?+, {n}+) is not supported";
+		if (c != '(' || nx != '?')
+			continue;
+		const uint8_t *q = p + i + 2;
+		size_t left = n - i - 2;
+		if (left >= 1 && (q[0] == '=' || q[0] == '!'))
+			return "lookahead (?= (?! cannot run in linear time";
+		if (left >= 2 && q[0] == '<' && (q[1] == '=' || q[1] == '!'))
+			return "lookbehind (?<= (?<! cannot run in linear time";
+		if (left >= 1 && q[0] == '>')
+			return "atomic group (?> is not supported";
+		if (left >= 1 && q[0] == '(')
+			return "conditional group (?( is not supported";
+		if (left >= 1 && (q[0] == 'R' || q[0] == '&' || (q[0] >= '0' && q[0] <= '9') ||
+				  q[0] == '+' || q[0] == '-'))
+			return "recursion or subroutine call (?R (?1 (?& cannot run in linear time";
+		if (left >= 2 && q[0] == 'P' && (q[1] == '=' || q[1] == '>'))
+			return "named back-reference or subroutine (?P= (?P> cannot run in linear time";
+	}
+	return NULL;
+}
+
+unsigned rf__pack_hs_flags(unsigned op, unsigned flags)
+{
+	unsigned f = HS_FLAG_SINGLEMATCH | ((flags & RF_ATOM_CASED) ? 0 : HS_FLAG_CASELESS);
+
+	if (op != RF_OP_REGEX)
+		return f | HS_FLAG_DOTALL;
+	return f | HS_FLAG_ALLOWEMPTY | ((flags & RF_ATOM_DOTALL) ? HS_FLAG_DOTALL : 0) |
+	       ((flags & RF_ATOM_MULTILINE) ? HS_FLAG_MULTILINE : 0);
+}
+
 /* Unescaped '*' and '?' in a glob (the escapes as in ir.h). */
 static size_t glob_wildcards(const uint8_t *p, size_t n)
 {
@@ -93,10 +210,14 @@ const char *rf__pack_atom_problem(unsigned t, unsigned op, unsigned flags, const
 	int64_t iv;
 	uint8_t ip[16];
 
+	unsigned bits;
+
 	if (flags & ~RF_ATOM_FLAGS_KNOWN)
 		return "unknown flag bits";
-	if (op < RF_OP_EQ || op > RF_OP_NULL)
+	if (op < RF_OP_EQ || op > RF_OP_MAX)
 		return "unknown operator";
+	if ((flags & (RF_ATOM_MULTILINE | RF_ATOM_DOTALL)) && op != RF_OP_REGEX)
+		return "multiline/dotall flag on an atom that is not a regular expression";
 	if (op == RF_OP_KEYWORD)
 		return t != 0		    ? "keyword atom names a field"
 		       : n > RF_PATTERN_MAX ? "pattern longer than RF_PATTERN_MAX (1024 bytes)"
@@ -109,20 +230,26 @@ const char *rf__pack_atom_problem(unsigned t, unsigned op, unsigned flags, const
 		return n == 0 ? NULL : "exists/null atom carries a pattern";
 	if (n > RF_PATTERN_MAX)
 		return "pattern longer than RF_PATTERN_MAX (1024 bytes)";
+	if (t == RF_FT_STRING && op == RF_OP_REGEX)
+		return rf__pack_regex_problem(pat, n);
 	if (t == RF_FT_STRING && glob_wildcards(pat, n) > RF_PATTERN_WILDCARDS_MAX)
 		return "more than RF_PATTERN_WILDCARDS_MAX (64) wildcards in the pattern";
 	switch (t) {
 	case RF_FT_STRING:
-		return NULL;
+		return op <= RF_OP_ENDSWITH ? NULL : "operator not allowed on a string field";
 	case RF_FT_INT:
-		if (op != RF_OP_EQ)
-			return "only equality is allowed on an int field";
+		if (op != RF_OP_EQ && (op < RF_OP_GT || op > RF_OP_LTE))
+			return "only =, >, >=, <, <= are allowed on an int field";
 		if (!rf__pack_parse_int((const char *)pat, n, &iv))
 			return "pattern is not a decimal integer";
 		return NULL;
 	case RF_FT_IP:
+		if (op == RF_OP_CIDR)
+			return rf__pack_parse_cidr((const char *)pat, n, ip, &bits)
+				   ? NULL
+				   : "pattern is not an IPv4/IPv6 CIDR prefix";
 		if (op != RF_OP_EQ)
-			return "only equality is allowed on an ip field";
+			return "only equality and cidr are allowed on an ip field";
 		if (!rf__pack_parse_ip((const char *)pat, n, ip))
 			return "pattern is not an IPv4/IPv6 address";
 		return NULL;
@@ -138,6 +265,11 @@ int rf__pack_glob_regex(uint8_t op, const char *pat, size_t n, char *out, size_t
 
 	if (cap < RF_GLOB_REGEX_MAX(n))
 		return -E2BIG;
+	if (op == RF_OP_REGEX) { /* already a regular expression (rf__pack_regex_problem) */
+		memcpy(out, pat, n);
+		out[n] = '\0';
+		return (int)n;
+	}
 	if (op == RF_OP_EQ || op == RF_OP_STARTSWITH) {
 		memcpy(out, "\\A", 2);
 		o = 2;

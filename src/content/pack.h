@@ -80,11 +80,23 @@ static inline const char *rf__pack_str(const struct rf_pack *pk, uint32_t i)
 }
 
 /* Append the regex for a glob atom (op EQ/CONTAINS/STARTSWITH/ENDSWITH/KEYWORD) to out (size
- * cap); every literal byte is written as \xNN. Returns the length or -E2BIG. */
+ * cap); every literal byte is written as \xNN. For RF_OP_REGEX the pattern itself. Returns the
+ * length or -E2BIG. */
 int rf__pack_glob_regex(uint8_t op, const char *pat, size_t n, char *out, size_t cap);
 /* Largest regex rf__pack_glob_regex can produce for a pattern of n bytes. */
 #define RF_GLOB_REGEX_MAX(n) ((n)*4 + 8)
 
+/* The Vectorscan flags of a string atom (op, RF_ATOM_* flags): one rule for the verifier, the
+ * engine and the compiler. */
+unsigned rf__pack_hs_flags(unsigned op, unsigned flags);
+/* Why regular expression p[0..n) is refused (NULL if not): the constructs Vectorscan cannot run
+ * in linear time, named (back-reference, lookahead, lookbehind, atomic group, conditional,
+ * recursion, possessive quantifier), an empty expression or a NUL byte. */
+const char *rf__pack_regex_problem(const uint8_t *p, size_t n);
+/* Parse a CIDR prefix "a.b.c.d/N" (N <= 32) or "v6/N" (N <= 128) into a 16-byte network (host
+ * bits cleared; IPv4 as ::ffff:a.b.c.d with N + 96 bits); is ip inside net/bits? */
+bool rf__pack_parse_cidr(const char *s, size_t n, uint8_t ret[16], unsigned *ret_bits);
+bool rf__pack_ip_in(const uint8_t ip[16], const uint8_t net[16], unsigned bits);
 /* Parse a decimal int pattern ("-"? digits, no overflow) / an IPv4 or IPv6 literal into a
  * 16-byte address (IPv4 as ::ffff:a.b.c.d). */
 bool rf__pack_parse_int(const char *s, size_t n, int64_t *ret);

@@ -27,6 +27,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <hs/hs.h>
 #include <yaml.h>
 
 #include "common/util.h"
@@ -695,15 +696,61 @@ enum mod {
 	M_ALL = 1u << 3,
 	M_CASED = 1u << 4,
 	M_EXISTS = 1u << 5,
+	M_WINDASH = 1u << 6,
+	M_RE = 1u << 7,
+	M_RE_I = 1u << 8,
+	M_RE_M = 1u << 9,
+	M_RE_S = 1u << 10,
+	M_CIDR = 1u << 11,
+	M_BASE64 = 1u << 12,
+	M_BASE64OFF = 1u << 13,
+	M_UTF16LE = 1u << 14,
+	M_UTF16BE = 1u << 15,
+	M_UTF16 = 1u << 16,
+	M_GT = 1u << 17,
+	M_GTE = 1u << 18,
+	M_LT = 1u << 19,
+	M_LTE = 1u << 20,
 };
 #define M_POSITION (M_CONTAINS | M_STARTSWITH | M_ENDSWITH)
+#define M_RE_SUB (M_RE_I | M_RE_M | M_RE_S)
+#define M_B64 (M_BASE64 | M_BASE64OFF)
+#define M_UTF (M_UTF16LE | M_UTF16BE | M_UTF16)
+#define M_NUM (M_GT | M_GTE | M_LT | M_LTE)
 
-/* Modifiers of the Sigma specification (and pySigma) that this subset does not implement. */
-static const char *const unsupported_mods[] = {
-    "re",      "i",	"m",	    "s",      "windash",      "cidr",  "lt",
-    "lte",     "gt",	"gte",	    "base64", "base64offset", "utf16", "utf16le",
-    "utf16be", "wide",	"fieldref", "expand", "minute",	      "hour",  "day",
-    "week",    "month", "year",	    NULL};
+/* Modifiers of the Sigma specification (and pySigma) that ringfence does not implement yet, each
+ * with the reason given to the author. */
+static const struct {
+	const char *name, *why;
+} unsupported_mods[] = {
+    {"fieldref", "comparing two fields of an event is not supported yet"},
+    {"expand", "placeholders (%name%) need values from a pipeline configuration, which ringfence "
+	       "does not have"},
+    {"neq", "not supported yet (write 'not' in the condition)"},
+    {"minute", "time modifiers are not supported"},
+    {"hour", "time modifiers are not supported"},
+    {"day", "time modifiers are not supported"},
+    {"week", "time modifiers are not supported"},
+    {"month", "time modifiers are not supported"},
+    {"year", "time modifiers are not supported"},
+};
+
+static const struct {
+	const char *name;
+	unsigned bit;
+} known_mods[] = {
+    {"contains", M_CONTAINS},	{"startswith", M_STARTSWITH},
+    {"endswith", M_ENDSWITH},	{"all", M_ALL},
+    {"cased", M_CASED},		{"exists", M_EXISTS},
+    {"windash", M_WINDASH},	{"re", M_RE},
+    {"i", M_RE_I},		{"m", M_RE_M},
+    {"s", M_RE_S},		{"cidr", M_CIDR},
+    {"base64", M_BASE64},	{"base64offset", M_BASE64OFF},
+    {"utf16le", M_UTF16LE},	{"wide", M_UTF16LE},
+    {"utf16be", M_UTF16BE},	{"utf16", M_UTF16},
+    {"gt", M_GT},		{"gte", M_GTE},
+    {"lt", M_LT},		{"lte", M_LTE},
+};
 
 struct field_spec {
 	const char *name; /* NUL-terminated, in the arena; NULL for keywords */
@@ -717,11 +764,46 @@ static bool field_char_ok(char ch)
 	return ch > 0x20 && ch < 0x7f && ch != '|';
 }
 
+/* Why a set of modifiers (in the order written: utf16* must come before base64*) is
+ * contradictory or unsupported together, or NULL. Checked once per key. */
+static const char *mods_problem(unsigned m, bool utf_after_b64)
+{
+	if ((m & M_EXISTS) && m != M_EXISTS)
+		return "'exists' cannot be combined with other modifiers";
+	if ((m & M_RE_SUB) && !(m & M_RE))
+		return "'i', 'm' and 's' are sub-modifiers of 're' and need it";
+	if ((m & M_RE) && (m & ~(M_RE | M_RE_SUB | M_ALL | M_CASED)))
+		return "'re' can only be combined with 'i', 'm', 's', 'all' (a regular expression "
+		       "says itself where it matches)";
+	if ((m & M_RE_I) && (m & M_CASED))
+		return "'re|i' (case-insensitive) contradicts 'cased'";
+	if ((m & M_CIDR) && (m & ~(M_CIDR | M_ALL)))
+		return "'cidr' can only be combined with 'all'";
+	if (__builtin_popcount(m & M_NUM) > 1)
+		return "more than one of gt, gte, lt, lte (write two selections for a range)";
+	if ((m & M_NUM) && (m & ~(M_NUM | M_ALL)))
+		return "gt, gte, lt and lte can only be combined with 'all'";
+	if (__builtin_popcount(m & M_B64) > 1)
+		return "'base64' and 'base64offset' together";
+	if (__builtin_popcount(m & M_UTF) > 1)
+		return "more than one of utf16le (wide), utf16be, utf16";
+	if ((m & M_UTF) && !(m & M_B64))
+		return "utf16le, utf16be, utf16 and wide must be followed by base64 or base64offset "
+		       "(rules match text, and UTF-16 bytes are not text)";
+	if (utf_after_b64)
+		return "utf16le, utf16be, utf16 and wide must come before base64/base64offset (the "
+		       "value is encoded to UTF-16 first, then to Base64)";
+	if ((m & M_B64) && (m & M_WINDASH))
+		return "'windash' with 'base64'/'base64offset' is not supported";
+	return NULL;
+}
+
 static int parse_key(struct ctx *c, const struct node *key, const char *ident,
 		     struct field_spec *fs)
 {
 	const char *s = key->s;
 	size_t n = key->len, flen = 0;
+	bool utf_after_b64 = false;
 
 	qs(fs->qname, sizeof(fs->qname), key);
 	while (flen < n && s[flen] != '|')
@@ -751,23 +833,20 @@ static int parse_key(struct ctx *c, const struct node *key, const char *ident,
 			j++;
 		const char *mname = s + i;
 		size_t mlen = j - i;
-		static const struct {
-			const char *name;
-			unsigned bit;
-		} known[] = {
-		    {"contains", M_CONTAINS}, {"startswith", M_STARTSWITH},
-		    {"endswith", M_ENDSWITH}, {"all", M_ALL},
-		    {"cased", M_CASED},	      {"exists", M_EXISTS},
-		};
-		for (size_t k = 0; k < sizeof(known) / sizeof(known[0]); k++)
-			if (strlen(known[k].name) == mlen && !memcmp(known[k].name, mname, mlen))
-				bit = known[k].bit;
+		for (size_t k = 0; k < sizeof(known_mods) / sizeof(known_mods[0]); k++)
+			if (strlen(known_mods[k].name) == mlen &&
+			    !memcmp(known_mods[k].name, mname, mlen))
+				bit = known_mods[k].bit;
 		rf_diag_quote(qm, sizeof(qm), mname, mlen);
 		if (!bit) {
-			if (eq_any(mname, mlen, unsupported_mods))
-				return fail(c, -ENOTSUP,
-					    "modifier '%s' is not supported (key '%s' in '%s')", qm,
-					    fs->qname, ident);
+			for (size_t k = 0; k < sizeof(unsupported_mods) / sizeof(unsupported_mods[0]);
+			     k++)
+				if (strlen(unsupported_mods[k].name) == mlen &&
+				    !memcmp(unsupported_mods[k].name, mname, mlen))
+					return fail(c, -ENOTSUP,
+						    "modifier '%s' is not supported: %s (key '%s' "
+						    "in '%s')",
+						    qm, unsupported_mods[k].why, fs->qname, ident);
 			return fail(c, -ENOTSUP, "unknown modifier '%s' (key '%s' in '%s')", qm,
 				    fs->qname, ident);
 		}
@@ -777,14 +856,14 @@ static int parse_key(struct ctx *c, const struct node *key, const char *ident,
 		if ((bit & M_POSITION) && (fs->mods & M_POSITION))
 			return fail(c, -EBADMSG, "conflicting modifiers (key '%s' in '%s')",
 				    fs->qname, ident);
+		if ((bit & M_UTF) && (fs->mods & M_B64))
+			utf_after_b64 = true;
 		fs->mods |= bit;
 		i = j;
 	}
-	if ((fs->mods & M_EXISTS) && fs->mods != M_EXISTS)
-		return fail(c, -EBADMSG,
-			    "'exists' cannot be combined with other modifiers (key '%s' "
-			    "in '%s')",
-			    fs->qname, ident);
+	const char *why = mods_problem(fs->mods, utf_after_b64);
+	if (why)
+		return fail(c, -EBADMSG, "%s (key '%s' in '%s')", why, fs->qname, ident);
 	if (!fs->name && (fs->mods & ~(M_ALL | M_CASED)))
 		return fail(c, -ENOTSUP,
 			    "keyword search with modifiers other than all and cased "
@@ -853,7 +932,244 @@ static int canon_int(struct ctx *c, const char *s, size_t n, const char *where, 
 	return 0;
 }
 
-/* One value of a field (or keyword) entry: push its atom. */
+/* ---- value transformations (windash, utf16, base64) -------------------------------------- */
+
+/* The five characters windash makes interchangeable (the specification's list; pySigma's). */
+static const char *const windash_chars[] = {"-", "/", "\xe2\x80\x93", "\xe2\x80\x94",
+					    "\xe2\x80\x95"};
+#define WINDASH_N 5u
+
+/* A word byte for windash's \B[-/]\b (pySigma's regex on a str: \w is Unicode, so every byte
+ * of a multi-byte character counts as a word byte; close enough for letters, exact for ASCII). */
+static bool word_byte(uint8_t ch)
+{
+	return (ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') || is_digit((char)ch) ||
+	       ch == '_' || ch >= 0x80;
+}
+
+/* Emit the OR of every windash variant of p[0..n) (pySigma: each '-' or '/' that starts a word,
+ * i.e. follows a non-word byte or the start and precedes a word byte, becomes each of the five
+ * dashes, every combination). */
+static int emit_windash(struct ctx *c, struct vec *v, const struct field_spec *fs,
+			enum rf_atom_op op, uint32_t flags, const uint8_t *p, size_t n,
+			const char *where)
+{
+	size_t pos[RF_SIGMA_WINDASH_MAX], k = 0;
+
+	for (size_t i = 0; i < n; i++) {
+		if (p[i] != '-' && p[i] != '/')
+			continue;
+		if ((i > 0 && word_byte(p[i - 1])) || i + 1 >= n || !word_byte(p[i + 1]))
+			continue;
+		if (k == RF_SIGMA_WINDASH_MAX)
+			return fail(c, -E2BIG,
+				    "windash value with more than %u dashes to vary (%u^%u "
+				    "variants; %s)",
+				    RF_SIGMA_WINDASH_MAX, WINDASH_N, RF_SIGMA_WINDASH_MAX + 1, where);
+		pos[k++] = i;
+	}
+	size_t total = 1;
+	for (size_t i = 0; i < k; i++)
+		total *= WINDASH_N;
+	for (size_t var = 0; var < total; var++) {
+		char *out = arena_alloc(&c->r->arena, n + 2 * k + 1);
+		size_t o = 0, digits = var, next = 0;
+		if (!out)
+			return oom(c);
+		for (size_t i = 0; i < n; i++) {
+			if (next < k && pos[next] == i) {
+				const char *d = windash_chars[digits % WINDASH_N];
+				digits /= WINDASH_N;
+				memcpy(out + o, d, strlen(d));
+				o += strlen(d);
+				next++;
+				continue;
+			}
+			out[o++] = (char)p[i];
+		}
+		out[o] = '\0';
+		int r = emit_atom(c, v, fs->name, RF_FT_STRING, op, flags, (const uint8_t *)out, o);
+		if (r >= 0)
+			r = join(c, v, var, RF_I_OR);
+		if (r < 0)
+			return r;
+	}
+	return 0;
+}
+
+/* Decode one UTF-8 character at s[*i] (validated: the YAML parser only yields valid UTF-8). */
+static uint32_t utf8_next(const uint8_t *s, size_t n, size_t *i)
+{
+	uint8_t c0 = s[(*i)++];
+	int more = c0 >= 0xf0 ? 3 : c0 >= 0xe0 ? 2 : c0 >= 0xc0 ? 1 : 0;
+	uint32_t cp = more == 3 ? c0 & 7u : more == 2 ? c0 & 15u : more == 1 ? c0 & 31u : c0;
+
+	while (more-- > 0 && *i < n)
+		cp = cp << 6 | (s[(*i)++] & 0x3fu);
+	return cp;
+}
+
+/* The bytes base64 encodes: the value's text with Sigma's escapes resolved (\*, \?, \\), as
+ * UTF-8 or, with utf16le/utf16be/utf16, UTF-16 (utf16: a little-endian BOM first, as pySigma).
+ * Unescaped wildcards cannot be encoded: rejected. Returns the length in *ret_len. */
+static int b64_input(struct ctx *c, const struct field_spec *fs, const struct node *val,
+		     const char *where, uint8_t **ret, size_t *ret_len)
+{
+	const uint8_t *s = (const uint8_t *)val->s;
+	size_t n = val->len, o = 0;
+	uint8_t *plain = arena_alloc(&c->r->arena, n + 1), *out;
+
+	if (!plain)
+		return oom(c);
+	for (size_t i = 0; i < n; i++) {
+		if (s[i] == '\\' && i + 1 < n && (s[i + 1] == '*' || s[i + 1] == '?' || s[i + 1] == '\\'))
+			i++;
+		else if (s[i] == '*' || s[i] == '?')
+			return fail(c, -EBADMSG,
+				    "wildcard in a value to encode with base64 (a wildcard has no "
+				    "encoding; escape it as \\%c to encode the character; %s)",
+				    s[i], where);
+		plain[o++] = s[i];
+	}
+	if (!(fs->mods & M_UTF)) {
+		*ret = plain;
+		*ret_len = o;
+		return 0;
+	}
+	out = arena_alloc(&c->r->arena, 2 + 4 * o); /* BOM + <= 4 bytes per byte */
+	if (!out)
+		return oom(c);
+	size_t w = 0;
+	bool be = fs->mods & M_UTF16BE;
+	if (fs->mods & M_UTF16) {
+		out[w++] = 0xff;
+		out[w++] = 0xfe;
+	}
+	for (size_t i = 0; i < o;) {
+		uint32_t cp = utf8_next(plain, o, &i), u[2];
+		int nu = 1;
+		if (cp >= 0x10000) {
+			u[0] = 0xd800 + ((cp - 0x10000) >> 10);
+			u[1] = 0xdc00 + ((cp - 0x10000) & 0x3ff);
+			nu = 2;
+		} else {
+			u[0] = cp;
+		}
+		for (int k = 0; k < nu; k++) {
+			out[w++] = (uint8_t)(be ? u[k] >> 8 : u[k] & 0xff);
+			out[w++] = (uint8_t)(be ? u[k] & 0xff : u[k] >> 8);
+		}
+	}
+	*ret = out;
+	*ret_len = w;
+	return 0;
+}
+
+static size_t b64_encode(const uint8_t *in, size_t n, char *out)
+{
+	static const char tab[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+	size_t o = 0, i = 0;
+
+	for (; i + 2 < n; i += 3) {
+		uint32_t v = (uint32_t)in[i] << 16 | (uint32_t)in[i + 1] << 8 | in[i + 2];
+		out[o++] = tab[v >> 18];
+		out[o++] = tab[(v >> 12) & 63];
+		out[o++] = tab[(v >> 6) & 63];
+		out[o++] = tab[v & 63];
+	}
+	if (n - i == 1) {
+		uint32_t v = (uint32_t)in[i] << 16;
+		out[o++] = tab[v >> 18];
+		out[o++] = tab[(v >> 12) & 63];
+		out[o++] = '=';
+		out[o++] = '=';
+	} else if (n - i == 2) {
+		uint32_t v = (uint32_t)in[i] << 16 | (uint32_t)in[i + 1] << 8;
+		out[o++] = tab[v >> 18];
+		out[o++] = tab[(v >> 12) & 63];
+		out[o++] = tab[(v >> 6) & 63];
+		out[o++] = '=';
+	}
+	out[o] = '\0';
+	return o;
+}
+
+/* base64: one atom of the encoded value. base64offset: the OR of the three encodings of the
+ * value at offsets 0, 1 and 2 within a longer Base64 text, without the characters that depend on
+ * the neighbouring bytes (pySigma's definition: encode i spaces + value, drop the first 0, 2, 3
+ * characters and the last 0, 3, 2 as (len + i) % 3 says). */
+static int emit_base64(struct ctx *c, struct vec *v, const struct field_spec *fs,
+		       enum rf_atom_op op, uint32_t flags, const struct node *val, const char *where)
+{
+	static const size_t start[3] = {0, 2, 3}, end[3] = {0, 3, 2};
+	uint8_t *in, *buf;
+	size_t n;
+	int r = b64_input(c, fs, val, where, &in, &n);
+
+	if (r < 0)
+		return r;
+	if (n == 0)
+		return fail(c, -EBADMSG, "empty value to encode with base64 (%s)", where);
+	if (n > RF_SIGMA_PATTERN_MAX)
+		return fail(c, -E2BIG, "value to encode longer than %u bytes (%s)",
+			    RF_SIGMA_PATTERN_MAX, where);
+	buf = arena_alloc(&c->r->arena, n + 2);
+	if (!buf)
+		return oom(c);
+	if (fs->mods & M_BASE64) {
+		char *out = arena_alloc(&c->r->arena, (n + 2) / 3 * 4 + 1);
+		if (!out)
+			return oom(c);
+		size_t o = b64_encode(in, n, out);
+		return emit_atom(c, v, fs->name, RF_FT_STRING, op, flags, (const uint8_t *)out, o);
+	}
+	for (size_t i = 0; i < 3; i++) {
+		char *out = arena_alloc(&c->r->arena, (n + i + 2) / 3 * 4 + 1);
+		if (!out)
+			return oom(c);
+		memset(buf, ' ', i);
+		memcpy(buf + i, in, n);
+		size_t o = b64_encode(buf, n + i, out), e = end[(n + i) % 3];
+		if (start[i] + e >= o)
+			return fail(c, -EBADMSG,
+				    "value too short for base64offset (nothing of it is fixed in "
+				    "every offset; %s)",
+				    where);
+		r = emit_atom(c, v, fs->name, RF_FT_STRING, op, flags,
+			      (const uint8_t *)out + start[i], o - start[i] - e);
+		if (r >= 0)
+			r = join(c, v, i, RF_I_OR);
+		if (r < 0)
+			return r;
+	}
+	return 0;
+}
+
+/* A regular expression (|re): refused here, at the author's desk, if it uses a construct that
+ * cannot run in linear time (named) or if Vectorscan cannot build it (its own message), so that a
+ * rule that compiles always loads. */
+static int check_regex(struct ctx *c, const struct node *val, uint32_t flags, const char *where)
+{
+	const char *why = rf__pack_regex_problem((const uint8_t *)val->s, val->len);
+	hs_database_t *db = NULL;
+	hs_compile_error_t *err = NULL;
+	char qv[64];
+
+	if (why)
+		return fail(c, -EBADMSG, "regular expression '%s': %s (%s)",
+			    qs(qv, sizeof(qv), val), why, where);
+	if (hs_compile(val->s, rf__pack_hs_flags(RF_OP_REGEX, flags), HS_MODE_BLOCK, NULL, &db,
+		       &err) != HS_SUCCESS) {
+		int r = fail(c, -EBADMSG, "regular expression '%s' is refused by Vectorscan: %s (%s)",
+			     qs(qv, sizeof(qv), val), err ? err->message : "?", where);
+		hs_free_compile_error(err);
+		return r;
+	}
+	hs_free_database(db);
+	return 0;
+}
+
+/* One value of a field (or keyword) entry: push its atom(s). */
 static int emit_value(struct ctx *c, struct vec *v, const struct field_spec *fs,
 		      const struct node *val, const char *ident)
 {
@@ -862,21 +1178,37 @@ static int emit_value(struct ctx *c, struct vec *v, const struct field_spec *fs,
 	uint32_t flags = (fs->mods & M_CASED) ? RF_ATOM_CASED : 0;
 	const uint8_t *pat;
 	size_t plen;
+	unsigned m = fs->mods;
 
 	snprintf(where, sizeof(where), "key '%s' in '%s'", fs->qname, ident);
 	if (val->kind != N_SCALAR)
 		return fail(c, -EBADMSG, "value at line %u is not a scalar (%s)", val->line, where);
-	if (fs->mods & M_CONTAINS)
+	if (m & M_CONTAINS)
 		op = RF_OP_CONTAINS;
-	else if (fs->mods & M_STARTSWITH)
+	else if (m & M_STARTSWITH)
 		op = RF_OP_STARTSWITH;
-	else if (fs->mods & M_ENDSWITH)
+	else if (m & M_ENDSWITH)
 		op = RF_OP_ENDSWITH;
 
 	switch (val->sk) {
 	case S_BOOL:
-		return fail(c, -EBADMSG, "boolean value '%s' (quote it to match it as text; %s)",
-			    qs(qv, sizeof(qv), val), where);
+		/* pySigma reads an unquoted true/false as a boolean; on a text field it matches the
+		 * text the event carries ("true"/"false", any case, as Sysmon writes Initiated). */
+		if (!fs->name)
+			return fail(c, -EBADMSG,
+				    "boolean keyword '%s' (quote it to search it as text; %s)",
+				    qs(qv, sizeof(qv), val), where);
+		if (m & ~(M_ALL))
+			return fail(c, -EBADMSG,
+				    "boolean value '%s' with a modifier (quote it to match it as "
+				    "text; %s)",
+				    qs(qv, sizeof(qv), val), where);
+		if (fs->mtype && fs->mtype != RF_FT_STRING)
+			return fail(c, -EINVAL, "boolean value on %s field '%s' (%s)",
+				    type_name(fs->mtype), fs->name, where);
+		pat = (const uint8_t *)(val->bval ? "true" : "false");
+		return emit_atom(c, v, fs->name, RF_FT_STRING, RF_OP_EQ, 0, pat,
+				 val->bval ? 4 : 5);
 	case S_NUMX:
 		return fail(c, -ENOTSUP,
 			    "number '%s' is not a plain decimal integer (quote it to "
@@ -885,7 +1217,7 @@ static int emit_value(struct ctx *c, struct vec *v, const struct field_spec *fs,
 	case S_NULL:
 		if (!fs->name)
 			return fail(c, -EBADMSG, "null keyword (%s)", where);
-		if (fs->mods & (M_POSITION | M_CASED))
+		if (m & ~M_ALL)
 			return fail(c, -EBADMSG, "null value with a modifier (%s)", where);
 		if (fs->mtype && fs->mtype != RF_FT_STRING)
 			return fail(c, -EINVAL,
@@ -910,31 +1242,52 @@ static int emit_value(struct ctx *c, struct vec *v, const struct field_spec *fs,
 		return emit_atom(c, v, NULL, RF_FT_STRING, RF_OP_KEYWORD, flags, pat, plen);
 
 	enum rf_ftype t = fs->mtype;
-	if (!t) /* no manifest: a YAML integer compared to a field is a number (pySigma's reading)
-		 */
-		t = (val->sk == S_INT && !(fs->mods & (M_POSITION | M_CASED))) ? RF_FT_INT
-									       : RF_FT_STRING;
+	if (!t) /* no manifest: cidr means an address, gt.. and a YAML integer a number (pySigma) */
+		t = (m & M_CIDR) ? RF_FT_IP
+		    : (m & M_NUM) || (val->sk == S_INT && !(m & ~M_ALL)) ? RF_FT_INT
+									  : RF_FT_STRING;
+	if ((m & M_CIDR) && t != RF_FT_IP)
+		return fail(c, -EINVAL, "'cidr' on %s field '%s' (cidr needs an ip field; %s)",
+			    type_name(t), fs->name, where);
+	if ((m & M_NUM) && t != RF_FT_INT)
+		return fail(c, -EINVAL,
+			    "gt/gte/lt/lte on %s field '%s' (they need an int field; %s)",
+			    type_name(t), fs->name, where);
 	switch (t) {
-	case RF_FT_INT:
-		if (fs->mods & (M_POSITION | M_CASED))
+	case RF_FT_INT: {
+		if (m & ~(M_NUM | M_ALL))
 			return fail(c, -EINVAL,
-				    "modifier on int field '%s' (only exact numbers; %s)", fs->name,
-				    where);
-		if (!is_plain_decimal(val->s, val->len))
+				    "modifier on int field '%s' (only numbers and gt, gte, lt, "
+				    "lte; %s)",
+				    fs->name, where);
+		if (!is_plain_decimal(val->s, val->len) || ((m & M_NUM) && val->sk != S_INT))
 			return fail(c, -EINVAL,
 				    "value '%s' is not an integer but field '%s' is int (%s)",
 				    qs(qv, sizeof(qv), val), fs->name, where);
-		{
-			int r = canon_int(c, val->s, val->len, where, &pat, &plen);
-			if (r < 0)
-				return r;
-		}
-		return emit_atom(c, v, fs->name, RF_FT_INT, RF_OP_EQ, 0, pat, plen);
+		int r = canon_int(c, val->s, val->len, where, &pat, &plen);
+		if (r < 0)
+			return r;
+		op = (m & M_GT)	   ? RF_OP_GT
+		     : (m & M_GTE) ? RF_OP_GTE
+		     : (m & M_LT)  ? RF_OP_LT
+		     : (m & M_LTE) ? RF_OP_LTE
+				   : RF_OP_EQ;
+		return emit_atom(c, v, fs->name, RF_FT_INT, op, 0, pat, plen);
+	}
 	case RF_FT_IP: {
 		unsigned char addr[16];
-		if (fs->mods & (M_POSITION | M_CASED))
+		unsigned bits;
+		if (m & M_CIDR) {
+			if (!rf__pack_parse_cidr(val->s, val->len, addr, &bits))
+				return fail(c, -EINVAL,
+					    "value '%s' is not an IPv4/IPv6 CIDR prefix such as "
+					    "10.0.0.0/8 (%s)",
+					    qs(qv, sizeof(qv), val), where);
+			return emit_atom(c, v, fs->name, RF_FT_IP, RF_OP_CIDR, 0, pat, plen);
+		}
+		if (m & ~M_ALL)
 			return fail(c, -EINVAL,
-				    "modifier on ip field '%s' (only exact addresses; %s)",
+				    "modifier on ip field '%s' (only exact addresses and cidr; %s)",
 				    fs->name, where);
 		if (inet_pton(AF_INET, val->s, addr) != 1 && inet_pton(AF_INET6, val->s, addr) != 1)
 			return fail(c, -EINVAL,
@@ -944,6 +1297,20 @@ static int emit_value(struct ctx *c, struct vec *v, const struct field_spec *fs,
 		return emit_atom(c, v, fs->name, RF_FT_IP, RF_OP_EQ, 0, pat, plen);
 	}
 	default:
+		if (m & M_RE) {
+			flags = ((m & M_RE_I) ? 0 : RF_ATOM_CASED) |
+				((m & M_RE_M) ? RF_ATOM_MULTILINE : 0) |
+				((m & M_RE_S) ? RF_ATOM_DOTALL : 0);
+			int r = check_regex(c, val, flags, where);
+			if (r < 0)
+				return r;
+			return emit_atom(c, v, fs->name, RF_FT_STRING, RF_OP_REGEX, flags, pat,
+					 plen);
+		}
+		if (m & M_B64)
+			return emit_base64(c, v, fs, op, flags, val, where);
+		if (m & M_WINDASH)
+			return emit_windash(c, v, fs, op, flags, pat, plen, where);
 		return emit_atom(c, v, fs->name, RF_FT_STRING, op, flags, pat, plen);
 	}
 }

@@ -301,7 +301,7 @@ static int decode_fields(struct rf_pack *pk, const uint8_t *s, uint32_t count, s
 /*
  * Checks that a string pattern is accepted by Vectorscan's parser. Patterns without wildcards
  * become pure literals (every byte \xNN, at most RF_PATTERN_MAX of them), which Vectorscan always
- * accepts, so only patterns with '*' or '?' are parsed here: that keeps verification linear and
+ * accepts, so only patterns with '*' or '?' (and regular expressions) are parsed here: that keeps verification linear and
  * fast. The parser does not predict every resource limit of a full compile, so the agent's load
  * (rf_engine_load) compiles everything for real and refuses the pack if anything fails, and
  * `ringfence content verify` builds the matchers too, so the publisher sees the same result.
@@ -314,15 +314,14 @@ static const char *pattern_compiles(const struct rf_patom *a, const struct rf_ps
 	hs_compile_error_t *err = NULL;
 	const char *why = NULL;
 
-	if (!memchr(p->s, '*', p->len) && !memchr(p->s, '?', p->len))
+	if (a->op != RF_OP_REGEX && !memchr(p->s, '*', p->len) && !memchr(p->s, '?', p->len))
 		return NULL;
 	if (cap > sizeof(stackbuf) && !(re = malloc(cap)))
 		return "out of memory";
 	if (rf__pack_glob_regex(a->op, p->s, p->len, re, cap) < 0) {
 		why = "pattern too long";
 	} else {
-		unsigned fl = HS_FLAG_DOTALL | HS_FLAG_SINGLEMATCH |
-			      ((a->flags & RF_ATOM_CASED) ? 0 : HS_FLAG_CASELESS);
+		unsigned fl = rf__pack_hs_flags(a->op, a->flags);
 		if (hs_expression_info(re, fl, &info, &err) != HS_SUCCESS) {
 			why = "pattern does not compile in Vectorscan";
 			hs_free_compile_error(err);

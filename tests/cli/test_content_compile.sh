@@ -82,12 +82,12 @@ t 0 verify-both "$rf" content verify a.pack --manifest m10.json --manifest m11.j
 mkdir mixed
 cp rules/certutil_download.yml mixed/a_good.yml
 cat >mixed/b_regex.yml <<'Y'
-title: Uses a Regular Expression
+title: Uses a Back-Reference
 id: 11111111-2222-3333-4444-555555555555
 logsource: {category: process_creation}
 detection:
   selection:
-    CommandLine|re: '\s-e(nc)?\s'
+    CommandLine|re: '(\w+) \1'
   condition: selection
 Y
 printf 'title: Broken\nid: x\ndetection: [unclosed\n' >mixed/c_broken.yaml

@@ -159,11 +159,47 @@ static void test_eval(void **state)
 			     "{\"line\":5,"));
 	assert_false(file_has(out, "\"line\":4"));
 	assert_true(file_has(err, "e.jsonl:2: byte 36: member 'Image' is an object or array"));
-	assert_true(file_has(err, "5 lines, 3 events, 1 malformed, 2 alerts"));
+	assert_true(file_has(err, "5 lines, 3 events, 1 malformed, 0 unknown event type, 0 wrong "
+				  "field type, 0 refused (value over 131072 bytes), 2 alerts"));
 	/* Default manifest is this build's (1.1.0); events from stdin. */
 	snprintf(args, sizeof(args), "content eval '%s' - < '%s'", pack, events);
 	assert_int_equal(run(args), 0);
 	assert_true(file_has(out, "{\"line\":5,"));
+}
+
+/* Issue 12 item 5: what the engine passes over is named per line and counted; a value over
+ * RF_EVENT_VALUE_MAX refuses its event (named, counted, no alert from a cut value). */
+static void test_eval_diagnostics(void **state)
+{
+	char args[2048], ev2[320];
+	FILE *f;
+
+	snprintf(ev2, sizeof(ev2), "%s/e2.jsonl", dir);
+	f = fopen(ev2, "w");
+	assert_non_null(f);
+	fprintf(f, "{\"event\":\"proces_creation\",\"Image\":\"C:\\\\cmd.exe\"}\n"
+		   "{\"event\":\"process_creation\",\"ProcessId\":\"12ab\",\"Image\":\"x\"}\n"
+		   "{\"event\":\"network_connection\",\"DestinationPort\":true}\n"
+		   "{\"event\":\"process_creation\",\"ParentUser\":\"SYSTEM\",\"Image\":\"");
+	for (unsigned i = 0; i < 131072; i++)
+		fputc('a', f);
+	fprintf(f, "\\\\cmd.exe\"}\n"
+		   "{\"event\":\"process_creation\",\"ParentUser\":\"SYSTEM\",\"Image\":\"c:\\\\cmd.exe\"}\n");
+	fclose(f);
+	snprintf(args, sizeof(args), "content eval '%s' --manifest '%s' '%s'", pack, m11, ev2);
+	assert_int_equal(run(args), 0);
+	assert_true(file_has(err, "e2.jsonl:1: event type 'proces_creation' is not supplied by "
+				  "ringfence-agent 1.1.0: no rule can match it"));
+	assert_true(file_has(err, "e2.jsonl:2: field 'ProcessId' is int in ringfence-agent 1.1.0 "
+				  "but its value '12ab' is not"));
+	assert_true(file_has(err, "e2.jsonl:3: field 'DestinationPort' is int in ringfence-agent "
+				  "1.1.0 but its value 'true' is not"));
+	assert_true(file_has(err, "e2.jsonl:4: field 'Image': value of 131080 bytes is over 131072 "
+				  "(RF_EVENT_VALUE_MAX): event refused"));
+	assert_true(file_has(err, "5 lines, 5 events, 0 malformed, 1 unknown event type, 2 wrong "
+				  "field type, 1 refused (value over 131072 bytes), 1 alerts"));
+	assert_true(file_has(out, "{\"line\":5,"));
+	assert_false(file_has(out, "{\"line\":4,"));
 }
 
 static void test_inspect_and_manifest(void **state)
@@ -205,6 +241,7 @@ int main(int argc, char **argv)
 	const struct CMUnitTest tests[] = {
 	    cmocka_unit_test(test_verify_291),
 	    cmocka_unit_test(test_eval),
+	    cmocka_unit_test(test_eval_diagnostics),
 	    cmocka_unit_test(test_inspect_and_manifest),
 	    cmocka_unit_test(test_help_and_usage),
 	};

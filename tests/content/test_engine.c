@@ -628,29 +628,155 @@ static void test_filter_only_field(void **state)
 	free(p);
 }
 
-static void test_truncation(void **state)
+/* Issue 12 item 4: values longer than the old 8 KiB scan window are matched whole. On the old
+ * engine (values cut at 8,192 bytes) the first case missed and the second alerted. */
+static void test_long_values_exact(void **state)
 {
-	struct rf_ir_atom a = A("CommandLine", S, RF_OP_ENDSWITH, 0, "TAIL");
-	struct rf_ir_atom b = A("CommandLine", S, RF_OP_STARTSWITH, 0, "aaaa");
+	struct rf_ir_atom a = A("CommandLine", S, RF_OP_ENDSWITH, 0, ".vbs");
+	struct rf_ir_atom b = A("CommandLine", S, RF_OP_EQ, 0, "a*b");
 	uint32_t code[] = {RF_INSN(RF_I_ATOM, 0)};
-	struct rf_ir_rule r[] = {{"tail", "t", "", "", PC, &a, 1, code, 1},
-				 {"head", "t", "", "", PC, &b, 1, code, 1}};
-	size_t len, big = RF_EVENT_VALUE_MAX + 100;
+	struct rf_ir_rule r[] = {{"vbs", "t", "", "", PC, &a, 1, code, 1},
+				 {"eq", "t", "", "", PC, &b, 1, code, 1}};
+	size_t len, big = 9004;
 	uint8_t *p = build(r, 2, &len);
-	char *json = malloc(big + 100);
-	bool trunc = false;
+	char *json = malloc(RF_EVENT_VALUE_MAX + 200);
+	bool refused = true;
 
 	int o = sprintf(json, "{\"event\":\"process_creation\",\"CommandLine\":\"");
+	/* A 9,004-byte value that really ends in .vbs. */
 	memset(json + o, 'a', big - 4);
-	memcpy(json + o + big - 4, "TAIL\"}", 7);
-	/* Only the first RF_EVENT_VALUE_MAX bytes are scanned: the tail is not seen. */
-	assert_int_equal(eval_line(p, len, json, &trunc), 1);
-	assert_true(trunc);
-	json[o + 10] = '\0';
-	strcat(json, "TAIL\"}");
-	assert_int_equal(eval_line(p, len, json, &trunc), 2);
-	assert_false(trunc);
+	memcpy(json + o + big - 4, ".vbs\"}", 7);
+	assert_int_equal(eval_line(p, len, json, &refused), 1);
+	assert_false(refused);
+	/* Its first 8,192 bytes end in .vbs, the whole value does not. */
+	memcpy(json + o + 8188, ".vbs", 4);
+	memcpy(json + o + big - 4, ".txt\"}", 7);
+	assert_int_equal(eval_line(p, len, json, &refused), 0);
+	/* EQ a*b: only true if the last byte (past 8 KiB) is b. */
+	memcpy(json + o + big - 4, "xxxb\"}", 7);
+	assert_int_equal(eval_line(p, len, json, &refused), 1);
+	/* The documented limit: a value of exactly RF_EVENT_VALUE_MAX bytes is matched whole. */
+	memset(json + o, 'a', RF_EVENT_VALUE_MAX - 4);
+	memcpy(json + o + RF_EVENT_VALUE_MAX - 4, ".vbs\"}", 7);
+	assert_int_equal(eval_line(p, len, json, &refused), 1);
+	assert_false(refused);
 	free(json);
+	free(p);
+}
+
+/* One byte past RF_EVENT_VALUE_MAX: the event is refused whole, named and counted, never matched
+ * on a cut value (single and batch paths). */
+static void test_long_values_refused(void **state)
+{
+	struct rf_ir_atom a = A("CommandLine", S, RF_OP_STARTSWITH, 0, "aaaa");
+	struct rf_ir_atom b = A("Image", S, RF_OP_EXISTS, 0, "");
+	uint32_t code[] = {RF_INSN(RF_I_ATOM, 0)};
+	struct rf_ir_rule r[] = {{"head", "t", "", "", PC, &a, 1, code, 1},
+				 {"img", "t", "", "", PC, &b, 1, code, 1}};
+	size_t len, big = RF_EVENT_VALUE_MAX + 1;
+	uint8_t *p = build(r, 2, &len);
+	struct rf_engine *e;
+	struct rf_engine_scratch *s;
+	struct rf_diag d = {0};
+	struct rf_engine_stats st;
+	static struct rf_event ev[2];
+	char *json = malloc(big + 200);
+	uint8_t *scr = malloc(big + 200);
+	const char *small = "{\"event\":\"process_creation\",\"Image\":\"x\"}";
+	uint8_t scr2[128];
+	bool refused = false, flags[2] = {false, false};
+	int hits = 0;
+
+	int o = sprintf(json, "{\"event\":\"process_creation\",\"Image\":\"x\",\"CommandLine\":\"");
+	memset(json + o, 'a', big);
+	strcpy(json + o + big, "\"}");
+	assert_int_equal(rf_engine_load(p, len, m11, &e, &d), 0);
+	assert_int_equal(rf_engine_scratch_new(e, &s), 0);
+	assert_int_equal(rf_event_parse((const uint8_t *)json, strlen(json), scr, big + 200, &ev[0], &d),
+			 0);
+	assert_int_equal(rf_engine_eval(e, &ev[0], s, count_alert, &hits, &refused), -E2BIG);
+	assert_true(refused);
+	assert_int_equal(hits, 0);
+	/* In a batch the refused event is flagged and the others are evaluated. */
+	assert_int_equal(rf_event_parse((const uint8_t *)small, strlen(small), scr2, sizeof(scr2),
+					&ev[1], &d),
+			 0);
+	const struct rf_event *evp[2] = {&ev[0], &ev[1]};
+	assert_int_equal(rf_engine_eval_batch(e, evp, 2, s, NULL, NULL, flags), 1);
+	assert_true(flags[0]);
+	assert_false(flags[1]);
+	rf_engine_scratch_stats(s, &st);
+	assert_int_equal(st.oversize, 2);
+	assert_int_equal(st.matches, 1);
+	/* The diagnostic names the field and the limit. */
+	struct rf_diag pd = {0};
+	assert_int_equal(rf_engine_event_problems(e, &ev[0], &pd), 1);
+	assert_non_null(strstr(pd.first, "field 'CommandLine': value of 131073 bytes is over 131072"));
+	/* A caller-built event whose values together exceed RF_EVENT_LINE_MAX is refused too. */
+	static struct rf_event wide;
+	wide.type = (const uint8_t *)"process_creation";
+	wide.type_len = strlen("process_creation");
+	wide.n_fields = 3;
+	for (int i = 0; i < 3; i++)
+		wide.fields[i] = (struct rf_event_field){(const uint8_t *)"CommandLine", 11,
+							 (const uint8_t *)json + o,
+							 RF_EVENT_VALUE_MAX, true};
+	assert_int_equal(rf_engine_eval(e, &wide, s, NULL, NULL, NULL), -E2BIG);
+	rf_engine_scratch_free(s);
+	rf_engine_free(e);
+	free(scr);
+	free(json);
+	free(p);
+}
+
+/* content eval's diagnostics: unknown event type, a value not of its manifest type. */
+static void test_event_problems(void **state)
+{
+	struct rf_ir_atom a = A("ProcessId", RF_FT_INT, RF_OP_EQ, 0, "4");
+	uint32_t code[] = {RF_INSN(RF_I_ATOM, 0)};
+	struct rf_ir_rule r = {"pid", "t", "", "", PC, &a, 1, code, 1};
+	size_t len;
+	uint8_t *p = build(&r, 1, &len);
+	struct rf_engine *e;
+	struct rf_engine_scratch *s;
+	struct rf_diag d = {0};
+	struct rf_engine_stats st;
+	static struct rf_event ev;
+	uint8_t scr[256];
+	static const struct {
+		const char *json;
+		int problems;
+		const char *msg;
+	} cases[] = {
+	    {"{\"event\":\"process_creation\",\"ProcessId\":4}", 0, NULL},
+	    {"{\"event\":\"process_creation\",\"ProcessId\":\"4\"}", 0, NULL},
+	    {"{\"event\":\"process_creation\",\"ProcessId\":\"four\"}", 1,
+	     "field 'ProcessId' is int in ringfence-agent 1.1.0 but its value 'four' is not"},
+	    {"{\"event\":\"process_creation\",\"ProcessId\":true}", 1, "value 'true' is not"},
+	    {"{\"event\":\"network_connection\",\"DestinationIp\":\"10.0.0.300\"}", 1,
+	     "field 'DestinationIp' is ip in ringfence-agent 1.1.0"},
+	    {"{\"event\":\"proc_creation\",\"ProcessId\":4}", 1,
+	     "event type 'proc_creation' is not supplied by ringfence-agent 1.1.0"},
+	};
+
+	assert_int_equal(rf_engine_load(p, len, m11, &e, &d), 0);
+	assert_int_equal(rf_engine_scratch_new(e, &s), 0);
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		struct rf_diag pd = {0};
+		assert_int_equal(rf_event_parse((const uint8_t *)cases[i].json,
+						strlen(cases[i].json), scr, sizeof(scr), &ev, &d),
+				 0);
+		assert_int_equal(rf_engine_event_problems(e, &ev, &pd), cases[i].problems);
+		if (cases[i].msg && !strstr(pd.first, cases[i].msg))
+			fail_msg("case %zu: '%s' not in '%s'", i, cases[i].msg, pd.first);
+		assert_true(rf_engine_eval(e, &ev, s, NULL, NULL, NULL) >= 0);
+	}
+	rf_engine_scratch_stats(s, &st);
+	assert_int_equal(st.mistyped, 3);
+	assert_int_equal(st.unknown, 1);
+	assert_int_equal(st.matches, 2);
+	rf_engine_scratch_free(s);
+	rf_engine_free(e);
 	free(p);
 }
 
@@ -706,7 +832,9 @@ int main(void)
 	    cmocka_unit_test(test_field_291),
 	    cmocka_unit_test(test_type_mismatch_and_event),
 	    cmocka_unit_test(test_logic_and_prefilter),
-	    cmocka_unit_test(test_truncation),
+	    cmocka_unit_test(test_long_values_exact),
+	    cmocka_unit_test(test_long_values_refused),
+	    cmocka_unit_test(test_event_problems),
 	    cmocka_unit_test(test_batch_equals_single),
 	    cmocka_unit_test(test_filter_only_field),
 	    cmocka_unit_test(test_runtime_violation),

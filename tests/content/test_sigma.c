@@ -37,6 +37,18 @@ static const char *opname(enum rf_atom_op op)
 		return "exists";
 	case RF_OP_NULL:
 		return "null";
+	case RF_OP_REGEX:
+		return "re";
+	case RF_OP_CIDR:
+		return "cidr";
+	case RF_OP_GT:
+		return "gt";
+	case RF_OP_GTE:
+		return "gte";
+	case RF_OP_LT:
+		return "lt";
+	case RF_OP_LTE:
+		return "lte";
 	}
 	return "?";
 }
@@ -49,8 +61,9 @@ static void render(const struct rf_ir_rule *ir, char *out, size_t sz)
 #define PUT(...) (o += (size_t)snprintf(out + (o < sz ? o : sz), o < sz ? sz - o : 0, __VA_ARGS__))
 	for (size_t i = 0; i < ir->n_atoms; i++) {
 		const struct rf_ir_atom *a = &ir->atoms[i];
-		PUT("%s%s %s%s%s '%.*s'", i ? "; " : "", a->field ? a->field : "*", opname(a->op),
-		    (a->flags & RF_ATOM_CASED) ? "/cased" : "",
+		PUT("%s%s %s%s%s%s%s '%.*s'", i ? "; " : "", a->field ? a->field : "*",
+		    opname(a->op), (a->flags & RF_ATOM_CASED) ? "/cased" : "",
+		    (a->flags & RF_ATOM_MULTILINE) ? "/m" : "", (a->flags & RF_ATOM_DOTALL) ? "/s" : "",
 		    a->type == RF_FT_INT  ? ":int"
 		    : a->type == RF_FT_IP ? ":ip"
 					  : "",
@@ -230,8 +243,11 @@ static void test_integer_values(void **state)
 		      "not a plain decimal integer");
 	expect_reject(HEADER "detection:\n  s:\n    ProcessId: 1.5\n  condition: s\n", -ENOTSUP,
 		      "not a plain decimal integer");
-	expect_reject(HEADER "detection:\n  s:\n    Signed: yes\n  condition: s\n", -EBADMSG,
-		      "boolean value 'yes'");
+	/* An unquoted boolean (PyYAML's reading) matches the text an event carries for it. */
+	expect_ir(HEADER "detection:\n  s:\n    Signed: yes\n    Initiated: false\n  condition: s\n",
+		  "Signed eq 'true'; Initiated eq 'false' | a0 a1 &");
+	expect_reject(HEADER "detection:\n  s:\n    Signed|contains: yes\n  condition: s\n",
+		      -EBADMSG, "boolean value 'yes' with a modifier");
 	/* ...while these are strings to PyYAML too */
 	expect_ir(HEADER "detection:\n  s:\n    Details|contains: 00000429\n    Ip: 10.0.0.1\n"
 			 "  condition: s\n",
@@ -321,18 +337,16 @@ static void test_condition_errors(void **state)
 
 static void test_unsupported_modifiers(void **state)
 {
-	static const char *const mods[] = {"re",   "windash",  "cidr",	       "lt",
-					   "gte",  "base64",   "base64offset", "utf16le",
-					   "wide", "fieldref", "expand"};
+	static const char *const mods[] = {"fieldref", "expand", "neq", "minute", "year"};
 	char src[512], key[64];
 
 	for (size_t i = 0; i < sizeof(mods) / sizeof(mods[0]); i++) {
 		snprintf(src, sizeof(src),
 			 "title: Evil Thing\nid: 4e1c-77\nlogsource: {category: process_creation}\n"
-			 "detection:\n  selection:\n    CommandLine|contains|%s: x\n"
+			 "detection:\n  selection:\n    CommandLine|%s: x\n"
 			 "  condition: selection\n",
 			 mods[i]);
-		snprintf(key, sizeof(key), "modifier '%s' is not supported", mods[i]);
+		snprintf(key, sizeof(key), "modifier '%s' is not supported: ", mods[i]);
 		expect_reject(src, -ENOTSUP, "t.yml: rule 4e1c-77 \"Evil Thing\": ", key,
 			      "'selection'");
 	}
@@ -343,6 +357,153 @@ static void test_unsupported_modifiers(void **state)
 		      -EBADMSG, "conflicting modifiers");
 	expect_reject(HEADER "detection:\n  s:\n    CommandLine|all|all: [x, y]\n  condition: s\n",
 		      -EBADMSG, "modifier 'all' repeated");
+}
+
+/* Contradictory or meaningless modifier combinations: each rejected with its reason. */
+static void test_modifier_combinations(void **state)
+{
+	static const struct {
+		const char *key, *why;
+	} cases[] = {
+	    {"CommandLine|contains|re", "'re' can only be combined with 'i', 'm', 's', 'all'"},
+	    {"CommandLine|re|windash", "'re' can only be combined"},
+	    {"CommandLine|i", "'i', 'm' and 's' are sub-modifiers of 're'"},
+	    {"CommandLine|contains|s", "sub-modifiers of 're'"},
+	    {"CommandLine|re|i|cased", "'re|i' (case-insensitive) contradicts 'cased'"},
+	    {"CommandLine|cidr|contains", "'cidr' can only be combined with 'all'"},
+	    {"CommandLine|gt|lt", "more than one of gt, gte, lt, lte"},
+	    {"CommandLine|gte|contains", "gt, gte, lt and lte can only be combined with 'all'"},
+	    {"CommandLine|base64|base64offset", "'base64' and 'base64offset' together"},
+	    {"CommandLine|wide|utf16be|base64", "more than one of utf16le (wide), utf16be, utf16"},
+	    {"CommandLine|utf16le|contains", "must be followed by base64 or base64offset"},
+	    {"CommandLine|base64|utf16le", "must come before base64/base64offset"},
+	    {"CommandLine|windash|base64", "'windash' with 'base64'/'base64offset'"},
+	    {"CommandLine|exists|contains", "'exists' cannot be combined"},
+	};
+	char src[512];
+
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		snprintf(src, sizeof(src), HEADER "detection:\n  s:\n    %s: x1\n  condition: s\n",
+			 cases[i].key);
+		expect_reject(src, -EBADMSG, cases[i].why, cases[i].key);
+	}
+	/* Types: with a manifest, cidr needs an ip field and gt.. an int field. */
+	struct rf_manifest *m = manifest_new();
+	expect_reject_m(HEADER "detection:\n  s:\n    Image|cidr: 10.0.0.0/8\n  condition: s\n", m,
+			-EINVAL, "'cidr' on string field 'Image' (cidr needs an ip field", NULL);
+	expect_reject_m(HEADER "detection:\n  s:\n    Image|gt: 4\n  condition: s\n", m, -EINVAL,
+			"gt/gte/lt/lte on string field 'Image'", NULL);
+	expect_reject_m(HEADER "detection:\n  s:\n    ProcessId|re: '4.*'\n  condition: s\n", m,
+			-EINVAL, "modifier on int field 'ProcessId'", NULL);
+	rf_manifest_free(m);
+	expect_reject(HEADER "detection:\n  s:\n    Port|gt: '4'\n  condition: s\n", -EINVAL,
+		      "value '4' is not an integer");
+	expect_reject(HEADER "detection:\n  s:\n    Ip|cidr: 10.0.0.0/33\n  condition: s\n", -EINVAL,
+		      "not an IPv4/IPv6 CIDR prefix");
+	expect_reject(HEADER "detection:\n  s:\n    Ip|cidr: 10.0.0.1\n  condition: s\n", -EINVAL,
+		      "not an IPv4/IPv6 CIDR prefix");
+	expect_reject(HEADER "detection:\n  s:\n    C|base64: 'a*b'\n  condition: s\n", -EBADMSG,
+		      "wildcard in a value to encode with base64");
+	expect_reject(HEADER "detection:\n  s:\n    C|base64offset|contains: 'a'\n  condition: s\n",
+		      -EBADMSG, "value too short for base64offset");
+	expect_reject(HEADER "detection:\n  s:\n    C|windash|contains: '-a -b -c -d'\n"
+			     "  condition: s\n",
+		      -E2BIG, "windash value with more than 3 dashes");
+}
+
+/* The specification's own examples (sigma-appendix-modifiers.md), as the IR they compile to. */
+static void test_spec_modifiers_ir(void **state)
+{
+	/* windash: every '-' or '/' that starts a word becomes -, /, en dash, em dash, bar. */
+	expect_ir(HEADER "detection:\n  s:\n    CommandLine|windash|contains: ' -enc '\n"
+			 "  condition: s\n",
+		  "CommandLine contains ' -enc '; CommandLine contains ' /enc '; CommandLine "
+		  "contains ' \xe2\x80\x93" "enc '; CommandLine contains ' \xe2\x80\x94" "enc '; "
+		  "CommandLine contains ' \xe2\x80\x95" "enc ' | a0 a1 | a2 | a3 | a4 |");
+	/* a dash inside a word (param-name) is left alone; two dashes give 25 variants */
+	expect_ir(HEADER "detection:\n  s:\n    CommandLine|windash: 'x-y'\n  condition: s\n",
+		  "CommandLine eq 'x-y' | a0");
+	{
+		struct rf_diag d = {0};
+		struct rf_sigma_rule *r = NULL;
+		const char *src = HEADER "detection:\n  s:\n    CommandLine|windash|contains|all:\n"
+					 "      - ' -a -b'\n      - '/c'\n  condition: s\n";
+		assert_int_equal(rf_sigma_compile((const uint8_t *)src, strlen(src), "t.yml", NULL,
+						  &r, &d),
+				 0);
+		assert_int_equal(rf_sigma_rule_ir(r)->n_atoms, 25 + 5);
+		rf_sigma_rule_free(r);
+	}
+	/* re and its sub-modifiers: case-sensitive unless i */
+	expect_ir(HEADER "detection:\n  s:\n    CommandLine|re: '\\s-e(nc)?\\s'\n"
+			 "    Image|re|i|m|s: '^c:.*\\.exe$'\n  condition: s\n",
+		  "CommandLine re/cased '\\s-e(nc)?\\s'; Image re/m/s '^c:.*\\.exe$' | a0 a1 &");
+	/* cidr, IPv4 and IPv6 (the spec's example: DestinationIp|cidr: 10.0.0.0/8) */
+	expect_ir(HEADER "detection:\n  s:\n    DestinationIp|cidr:\n      - 10.0.0.0/8\n"
+			 "      - 'fe80::/10'\n  condition: s\n",
+		  "DestinationIp cidr:ip '10.0.0.0/8'; DestinationIp cidr:ip 'fe80::/10' | a0 a1 |");
+	/* gt, gte, lt, lte */
+	expect_ir(HEADER "detection:\n  s:\n    A|gt: 1\n    B|gte: -2\n    C|lt: 3\n    D|lte: +4\n"
+			 "  condition: s\n",
+		  "A gt:int '1'; B gte:int '-2'; C lt:int '3'; D lte:int '4' | a0 a1 & a2 & a3 &");
+	/* base64; utf16le (the spec's cmd -> 63 00 6d 00 64 00), utf16be, utf16 (BOM), wide */
+	expect_ir(HEADER "detection:\n  s:\n    CommandLine|base64|contains: '/bin/sh'\n"
+			 "  condition: s\n",
+		  "CommandLine contains 'L2Jpbi9zaA==' | a0");
+	expect_ir(HEADER "detection:\n  s:\n    A|utf16le|base64: cmd\n    B|utf16be|base64: cmd\n"
+			 "    C|utf16|base64: cmd\n    D|wide|base64: cmd\n  condition: s\n",
+		  "A eq 'YwBtAGQA'; B eq 'AGMAbQBk'; C eq '//5jAG0AZAA='; D eq 'YwBtAGQA' | a0 a1 & "
+		  "a2 & a3 &");
+	/* base64offset: the three offsets, without the characters the neighbours decide */
+	expect_ir(HEADER "detection:\n  s:\n    CommandLine|base64offset|contains: 'http://'\n"
+			 "  condition: s\n",
+		  "CommandLine contains 'aHR0cDovL'; CommandLine contains 'h0dHA6Ly'; CommandLine "
+		  "contains 'odHRwOi8v' | a0 a1 | a2 |");
+	expect_ir(HEADER "detection:\n  s:\n    CommandLine|wide|base64offset|contains: 'IEX'\n"
+			 "  condition: s\n",
+		  "CommandLine contains 'SQBFAFgA'; CommandLine contains 'kARQBYA'; CommandLine "
+		  "contains 'JAEUAWA' | a0 a1 | a2 |");
+	/* Escaped wildcards are encoded as the characters. */
+	expect_ir(HEADER "detection:\n  s:\n    C|base64: 'a\\*'\n  condition: s\n",
+		  "C eq 'YSo=' | a0");
+}
+
+/* |re: a construct that cannot run in linear time is refused at compile time, named, with the
+ * rule; so is what Vectorscan cannot build. */
+static void test_regex_constructs(void **state)
+{
+	static const struct {
+		const char *re, *why;
+	} cases[] = {
+	    {"(a)\\\\1", "back-reference (\\1-\\9)"},
+	    {"(?<n>a)\\\\k<n>", "back-reference (\\g, \\k)"},
+	    {"foo(?=bar)", "lookahead"},
+	    {"foo(?!bar)", "lookahead"},
+	    {"(?<=foo)bar", "lookbehind"},
+	    {"(?<!foo)bar", "lookbehind"},
+	    {"(?>a+)b", "atomic group"},
+	    {"a++b", "possessive quantifier"},
+	    {"(?(1)a|b)", "conditional group"},
+	    {"(a|(?R))", "recursion"},
+	    {"(?P=n)", "named back-reference"},
+	};
+	char src[512];
+
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		snprintf(src, sizeof(src),
+			 "title: Evil Thing\nid: 4e1c-77\nlogsource: {category: process_creation}\n"
+			 "detection:\n  s:\n    CommandLine|re: \"%s\"\n  condition: s\n",
+			 cases[i].re);
+		expect_reject(src, -EBADMSG, "t.yml: rule 4e1c-77 \"Evil Thing\": regular expression",
+			      cases[i].why);
+	}
+	/* Not back-references: an escaped digit in a class, \Q..\E text, an escaped paren. */
+	expect_ir(HEADER "detection:\n  s:\n    C|re: '[\\1]\\Q(?=\\E\\(?=x'\n  condition: s\n",
+		  "C re/cased '[\\1]\\Q(?=\\E\\(?=x' | a0");
+	expect_reject(HEADER "detection:\n  s:\n    C|re: 'a{2,1}'\n  condition: s\n", -EBADMSG,
+		      "is refused by Vectorscan");
+	expect_reject(HEADER "detection:\n  s:\n    C|re: ''\n  condition: s\n", -EBADMSG,
+		      "empty regular expression");
 }
 
 static void test_rule_level_rejections(void **state)
@@ -748,13 +909,13 @@ static bool fires(struct engine_case *ec, const char *json)
 
 #define PC "{\"event\":\"process_creation\","
 
-/* Compile rule (HEADER + detection) and check each event: "+{...}" must fire, "-{...}" not. */
-static void semantics(const char *detection, const char *const *events)
+/* Compile rule (header + detection) and check each event: "+{...}" must fire, "-{...}" not. */
+static void semantics_h(const char *header, const char *detection, const char *const *events)
 {
 	struct engine_case ec = {0};
 	char src[2048];
 
-	snprintf(src, sizeof(src), HEADER "detection:\n%s", detection);
+	snprintf(src, sizeof(src), "%sdetection:\n%s", header, detection);
 	engine_for(&ec, src);
 	for (; *events; events++) {
 		bool want = (*events)[0] == '+';
@@ -763,6 +924,101 @@ static void semantics(const char *detection, const char *const *events)
 				 want ? "an alert" : "no alert");
 	}
 	engine_done(&ec);
+}
+
+static void semantics(const char *detection, const char *const *events)
+{
+	semantics_h(HEADER, detection, events);
+}
+
+#define NC "{\"event\":\"network_connection\","
+#define NC_HEADER "title: T\nid: r1\nlogsource:\n  category: network_connection\n"
+
+/* Every modifier of the specification through the real engine (compile, pack, verify, load,
+ * evaluate), on the specification's examples. */
+static void test_e2e_spec_modifiers(void **state)
+{
+	/* windash: -, /, en dash, em dash, horizontal bar are interchangeable at a word start */
+	semantics("  s: {CommandLine|windash|contains: ' -enc '}\n  condition: s\n",
+		  (const char *const[]){"+" PC "\"CommandLine\":\"powershell -enc x\"}",
+					"+" PC "\"CommandLine\":\"powershell /ENC x\"}",
+					"+" PC "\"CommandLine\":\"powershell \u2013enc x\"}",
+					"+" PC "\"CommandLine\":\"powershell \u2014enc x\"}",
+					"+" PC "\"CommandLine\":\"powershell \u2015enc x\"}",
+					"-" PC "\"CommandLine\":\"powershell _enc x\"}",
+					"-" PC "\"CommandLine\":\"powershell \\\\enc x\"}", NULL});
+	/* re: searched anywhere, case-sensitive; i, m, s */
+	semantics("  s: {CommandLine|re: '-e(nc)? [A-Za-z0-9+/=]{8,}'}\n  condition: s\n",
+		  (const char *const[]){"+" PC "\"CommandLine\":\"ps -enc SQBFAFgAIAA=\"}",
+					"+" PC "\"CommandLine\":\"ps -e SQBFAFgAIAA\"}",
+					"-" PC "\"CommandLine\":\"ps -ENC SQBFAFgAIAA=\"}",
+					"-" PC "\"CommandLine\":\"ps -enc abc\"}", NULL});
+	semantics("  s: {CommandLine|re|i: '-ENC\\s'}\n  condition: s\n",
+		  (const char *const[]){"+" PC "\"CommandLine\":\"ps -enc x\"}",
+					"-" PC "\"CommandLine\":\"ps -encx\"}", NULL});
+	semantics("  s: {CommandLine|re: '^b$'}\n  condition: s\n",
+		  (const char *const[]){"+" PC "\"CommandLine\":\"b\"}",
+					"-" PC "\"CommandLine\":\"a\\nb\\nc\"}", NULL});
+	semantics("  s: {CommandLine|re|m: '^b$'}\n  condition: s\n",
+		  (const char *const[]){"+" PC "\"CommandLine\":\"a\\nb\\nc\"}",
+					"-" PC "\"CommandLine\":\"a\\nbb\\nc\"}", NULL});
+	semantics("  s: {CommandLine|re: 'a.c'}\n  condition: s\n",
+		  (const char *const[]){"+" PC "\"CommandLine\":\"abc\"}",
+					"-" PC "\"CommandLine\":\"a\\nc\"}", NULL});
+	semantics("  s: {CommandLine|re|s: 'a.c'}\n  condition: s\n",
+		  (const char *const[]){"+" PC "\"CommandLine\":\"a\\nc\"}", NULL});
+	/* base64offset|contains: 'http://' inside any Base64 text, at any of the three offsets */
+	semantics("  s: {CommandLine|base64offset|contains: 'http://'}\n  condition: s\n",
+		  (const char *const[]){"+" PC "\"CommandLine\":\"x aHR0cDovL2V2aWwuY29t\"}",
+					"+" PC "\"CommandLine\":\"x IGh0dHA6Ly9ldmlsLmNvbQ==\"}",
+					"+" PC "\"CommandLine\":\"x ICBodHRwOi8vZXZpbC5jb20=\"}",
+					"-" PC "\"CommandLine\":\"x aHR0cHM6Ly9ldmlsLmNvbQ==\"}", NULL});
+	/* wide|base64offset: PowerShell -EncodedCommand text holding IEX */
+	semantics("  s: {CommandLine|wide|base64offset|contains: 'IEX'}\n  condition: s\n",
+		  (const char *const[]){"+" PC "\"CommandLine\":\"-enc SQBFAFgAIAAoAA==\"}",
+					"-" PC "\"CommandLine\":\"-enc SQBFAA==\"}", NULL});
+	/* base64 of the whole value */
+	semantics("  s: {CommandLine|base64: '/bin/sh'}\n  condition: s\n",
+		  (const char *const[]){"+" PC "\"CommandLine\":\"L2Jpbi9zaA==\"}",
+					"-" PC "\"CommandLine\":\"x L2Jpbi9zaA==\"}", NULL});
+	/* gt, gte, lt, lte on an int field */
+	semantics("  s: {ProcessId|gt: 4}\n  condition: s\n",
+		  (const char *const[]){"+" PC "\"ProcessId\":5}", "-" PC "\"ProcessId\":4}",
+					"-" PC "\"ProcessId\":\"x\"}", "-" PC "\"Image\":\"a\"}", NULL});
+	semantics("  s: {ProcessId|gte: 4}\n  condition: s\n",
+		  (const char *const[]){"+" PC "\"ProcessId\":4}", "-" PC "\"ProcessId\":-5}", NULL});
+	semantics("  s: {ProcessId|lt: 4}\n  condition: s\n",
+		  (const char *const[]){"+" PC "\"ProcessId\":-5}", "-" PC "\"ProcessId\":4}", NULL});
+	semantics("  s: {ProcessId|lte: 4}\n  condition: s\n",
+		  (const char *const[]){"+" PC "\"ProcessId\":\"4\"}", "-" PC "\"ProcessId\":40}",
+					NULL});
+	/* cidr, IPv4 and IPv6 */
+	semantics_h(NC_HEADER,
+		    "  s:\n    DestinationIp|cidr:\n      - 10.0.0.0/8\n      - 'fe80::/10'\n"
+		    "  condition: s\n",
+		    (const char *const[]){"+" NC "\"DestinationIp\":\"10.200.3.4\"}",
+					  "+" NC "\"DestinationIp\":\"::ffff:10.0.0.1\"}",
+					  "+" NC "\"DestinationIp\":\"FE80::1\"}",
+					  "-" NC "\"DestinationIp\":\"11.0.0.1\"}",
+					  "-" NC "\"DestinationIp\":\"fec0::1\"}",
+					  "-" NC "\"DestinationIp\":\"not an ip\"}", NULL});
+	semantics_h(NC_HEADER, "  s: {DestinationIp|cidr: 192.168.1.77/24}\n  condition: s\n",
+		    (const char *const[]){"+" NC "\"DestinationIp\":\"192.168.1.1\"}",
+					  "-" NC "\"DestinationIp\":\"192.168.2.1\"}", NULL});
+	semantics_h(NC_HEADER, "  s: {DestinationIp|cidr: 0.0.0.0/0}\n  condition: s\n",
+		    (const char *const[]){"+" NC "\"DestinationIp\":\"1.2.3.4\"}",
+					  "-" NC "\"DestinationIp\":\"::1\"}", NULL});
+	/* booleans are the text the event carries; exists; null; all; cased */
+	semantics("  s: {User: true}\n  condition: s\n",
+		  (const char *const[]){"+" PC "\"User\":\"true\"}", "+" PC "\"User\":true}",
+					"+" PC "\"User\":\"True\"}", "-" PC "\"User\":\"false\"}",
+					NULL});
+	semantics("  s: {CommandLine|contains|all: [' -a', ' -b']}\n  condition: s\n",
+		  (const char *const[]){"+" PC "\"CommandLine\":\"x -b -a\"}",
+					"-" PC "\"CommandLine\":\"x -a\"}", NULL});
+	semantics("  s: {CommandLine|windash|contains|all: [' -a', ' -b']}\n  condition: s\n",
+		  (const char *const[]){"+" PC "\"CommandLine\":\"x /b -a\"}",
+					"-" PC "\"CommandLine\":\"x /a\"}", NULL});
 }
 
 static void test_e2e_modifiers_and_case(void **state)
@@ -875,6 +1131,9 @@ int main(void)
 	    cmocka_unit_test(test_condition_list_is_or),
 	    cmocka_unit_test(test_condition_errors),
 	    cmocka_unit_test(test_unsupported_modifiers),
+	    cmocka_unit_test(test_modifier_combinations),
+	    cmocka_unit_test(test_spec_modifiers_ir),
+	    cmocka_unit_test(test_regex_constructs),
 	    cmocka_unit_test(test_rule_level_rejections),
 	    cmocka_unit_test(test_header_fields_carried),
 	    cmocka_unit_test(test_manifest),
@@ -883,6 +1142,7 @@ int main(void)
 	    cmocka_unit_test(test_truncated_at_every_byte),
 	    cmocka_unit_test(test_garbage),
 	    cmocka_unit_test(test_e2e_modifiers_and_case),
+	    cmocka_unit_test(test_e2e_spec_modifiers),
 	    cmocka_unit_test(test_e2e_wildcards),
 	    cmocka_unit_test(test_e2e_absent_null_exists_int),
 	    cmocka_unit_test(test_e2e_conditions),
