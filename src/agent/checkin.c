@@ -137,6 +137,8 @@ int rf_checkin_body_report(const struct rf_agent_identity *id, const struct rf_s
 	}
 	if (r->detail[0])
 		json_object_set_new(o, "detail", json_string(r->detail));
+	if (r->cause[0])
+		json_object_set_new(o, "cause", json_string(r->cause));
 	return dump(o, ret);
 }
 

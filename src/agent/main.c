@@ -500,8 +500,13 @@ static int enroll(struct agent *ag)
 	return 0;
 }
 
-static void reject(struct agent *ag, const uint8_t *h, const char *target, const char *why)
+/* cause: "content" (the pack fails this agent's checks) or "transit" (delivery: TUF metadata,
+ * signatures, a hash or a download that does not match), so a bad mirror never halts a good
+ * release (docs/protocol.md, Report). */
+static void reject(struct agent *ag, const uint8_t *h, const char *target, const char *why,
+		   const char *cause)
 {
+	uint64_t rid;
 	char hex[65];
 	size_t n;
 
@@ -517,8 +522,8 @@ static void reject(struct agent *ag, const uint8_t *h, const char *target, const
 		    memcmp(last->hash, h, 32) == 0 && rf_store_report_done(ag->st, last->id) < 0)
 			rf_log_debug("report queue changed under us");
 	}
-	if (rf_store_report_add(ag->st, "rejected", h, target, why, rf_now_wall(), NULL) < 0 ||
-	    rf_store_commit(ag->st) < 0)
+	if (rf_store_report_add(ag->st, "rejected", h, target, why, rf_now_wall(), &rid) < 0 ||
+	    rf_store_report_cause(ag->st, rid, cause) < 0 || rf_store_commit(ag->st) < 0)
 		rf_log_warn("store: cannot record the rejection report");
 }
 
@@ -539,7 +544,7 @@ static void take_release(struct agent *ag, const struct rf_checkin_release *rel)
 	if (rf_refused_has(&ag->refused, rel->sha256))
 		return;
 	if (rf_store_is_quarantined(ag->st, rel->sha256)) {
-		reject(ag, rel->sha256, rel->target, "quarantined on this device");
+		reject(ag, rel->sha256, rel->target, "quarantined on this device", "content");
 		return;
 	}
 	snprintf(mdir, sizeof(mdir), "%s/tuf", rf_store_dir(ag->st));
@@ -554,11 +559,12 @@ static void take_release(struct agent *ag, const struct rf_checkin_release *rel)
 	    (r = rf_tuf_client_get_target(tc, rel->target, &t, &d)) < 0) {
 		rf_log_warn("TUF: %s: %s (%s)", rel->target, rf_strerror(r), d.first);
 		if (r == -EKEYREJECTED || r == -ESTALE || r == -EBADMSG)
-			reject(ag, rel->sha256, rel->target, d.first[0] ? d.first : rf_strerror(r));
+			reject(ag, rel->sha256, rel->target, d.first[0] ? d.first : rf_strerror(r),
+			       "transit");
 		goto out;
 	}
 	if (strcmp(t->sha256, hex) != 0) {
-		reject(ag, rel->sha256, rel->target, "the server's hash is not the signed one");
+		reject(ag, rel->sha256, rel->target, "the server's hash is not the signed one", "transit");
 		goto out;
 	}
 	/* P6: the signed schedule must admit this device now, whatever the server says */
@@ -571,7 +577,7 @@ static void take_release(struct agent *ag, const struct rf_checkin_release *rel)
 		    rf_rollout_schedule_parse((const uint8_t *)t->custom_json,
 					      strlen(t->custom_json), &s, &d) < 0) {
 			reject(ag, rel->sha256, rel->target,
-			       "no valid signed schedule in the target's metadata");
+			       "no valid signed schedule in the target's metadata", "content");
 			goto out;
 		}
 		uint32_t b = rf_rollout_bucket(s.bucket_key, ag->device_id, strlen(ag->device_id));
@@ -593,7 +599,7 @@ static void take_release(struct agent *ag, const struct rf_checkin_release *rel)
 	    (r = rf_tuf_client_download_target(tc, t, ddir, &file, &d)) < 0) {
 		rf_log_warn("TUF: download %s: %s (%s)", rel->target, rf_strerror(r), d.first);
 		if (r == -EBADMSG || r == -E2BIG)
-			reject(ag, rel->sha256, rel->target, d.first);
+			reject(ag, rel->sha256, rel->target, d.first, "transit");
 		goto out;
 	}
 	r = rf_file_read(file, RF_FILE_MAX, &p, &n);
@@ -605,7 +611,7 @@ static void take_release(struct agent *ag, const struct rf_checkin_release *rel)
 	rf_sha256(p, n, h);
 	if (memcmp(h, rel->sha256, 32) != 0) {
 		reject(ag, rel->sha256, rel->target,
-		       "downloaded bytes do not match the signed hash");
+		       "downloaded bytes do not match the signed hash", "transit");
 		goto out;
 	}
 	struct rf_verifier_limits vl = ag->o.vlim;
@@ -613,7 +619,7 @@ static void take_release(struct agent *ag, const struct rf_checkin_release *rel)
 		vl.fault = RF_VERIFIER_FAULT_NONE;
 	r = rf_verifier_run(p, n, &vl, why, sizeof(why));
 	if (r == -ENOEXEC) {
-		reject(ag, h, rel->target, why);
+		reject(ag, h, rel->target, why, "content");
 		goto out;
 	}
 	if (r < 0) {

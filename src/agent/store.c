@@ -214,11 +214,13 @@ static json_t *state_to_json(const struct rf_store *st)
 	out = json_array();
 	for (size_t i = 0; i < st->nout; i++) {
 		const struct rf_store_report *r = &st->out[i];
-		json_array_append_new(out, json_pack("{s:I, s:s, s:o, s:s, s:s, s:I}", "id",
-						     (json_int_t)r->id, "event", r->event, "sha256",
-						     hash_json(r->hash, r->has_hash), "target",
-						     r->target, "detail", r->detail, "time",
-						     (json_int_t)r->time));
+		json_t *x = json_pack("{s:I, s:s, s:o, s:s, s:s, s:I}", "id", (json_int_t)r->id,
+				      "event", r->event, "sha256", hash_json(r->hash, r->has_hash),
+				      "target", r->target, "detail", r->detail, "time",
+				      (json_int_t)r->time);
+		if (x && r->cause[0])
+			json_object_set_new(x, "cause", json_string(r->cause));
+		json_array_append_new(out, x);
 	}
 	root = json_pack("{s:i, s:s, s:o, s:o, s:o, s:o, s:I, s:I, s:I}", "format", 1, "device_id",
 			 st->device_id, "guard", guard, "names", names, "quarantine", q, "outbox",
@@ -421,6 +423,12 @@ static int parse_state(struct rf_store *st, const uint8_t *p, size_t n, struct r
 			goto out;
 		}
 		rep->time = (int64_t)json_integer_value(json_object_get(e, "time"));
+		rep->cause[0] = 0;
+		if (json_object_get(e, "cause") &&
+		    copy_str(json_object_get(e, "cause"), rep->cause, sizeof(rep->cause)) < 0) {
+			r = bad(d, "outbox: bad cause");
+			goto out;
+		}
 		st->nout++;
 	}
 	if (get_uint(root, "next_report", INT64_MAX, &st->next_report) < 0 ||
@@ -841,6 +849,18 @@ const struct rf_store_quarantine *rf_store_quarantine_at(const struct rf_store *
 	return i < st->nq ? &st->q[i] : NULL;
 }
 
+int rf_store_report_cause(struct rf_store *st, uint64_t id, const char *cause)
+{
+	if (!cause || strlen(cause) >= sizeof(st->out[0].cause))
+		return -EINVAL;
+	for (size_t i = 0; i < st->nout; i++)
+		if (st->out[i].id == id) {
+			snprintf(st->out[i].cause, sizeof(st->out[i].cause), "%s", cause);
+			return 0;
+		}
+	return -ENOENT;
+}
+
 int rf_store_report_add(struct rf_store *st, const char *event, const uint8_t *hash,
 			const char *target, const char *detail, int64_t time, uint64_t *ret_id)
 {
@@ -1068,11 +1088,16 @@ int rf_store_apply(struct rf_store *st, const struct rf_guard_state *g,
 			else
 				snprintf(detail, sizeof(detail), "%s",
 					 rf_guard_reason_name(a->reason));
+			uint64_t rid;
 			r = rf_store_report_add(
 			    st, rf_guard_report_name(a->report), has ? a->hash : NULL,
-			    has ? rf_store_pack_name(st, a->hash) : "", detail, now, NULL);
+			    has ? rf_store_pack_name(st, a->hash) : "", detail, now, &rid);
 			if (r < 0)
 				return r;
+			/* A go-back the server ordered is obeying a halt, not a failure. */
+			if (a->report == RF_GUARD_REPORT_ROLLED_BACK &&
+			    a->reason == RF_GUARD_REASON_SERVER)
+				(void)rf_store_report_cause(st, rid, "server");
 			dirty = true;
 			break;
 		case RF_GUARD_ACT_QUARANTINE:

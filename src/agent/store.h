@@ -69,6 +69,9 @@ struct rf_store_report {
 	char target[RF_STORE_TARGET_MAX + 1];
 	char detail[RF_STORE_DETAIL_MAX + 1];
 	int64_t time;
+	/* Who caused a failure report (docs/protocol.md, Report): "content", "local", "transit",
+	 * "server", or "" (not said: the server decides). Persisted with the report. */
+	char cause[12];
 };
 
 /*
@@ -124,6 +127,10 @@ const struct rf_store_quarantine *rf_store_quarantine_at(const struct rf_store *
 
 /* Reports (in memory until commit). hash may be NULL; target/detail NULL means "". Past
  * RF_AGENT_OUTBOX_MAX the oldest is dropped. *ret_id (may be NULL) gets the report's id. */
+/* Set the cause of queued report id (see struct rf_store_report). 0, -ENOENT (no such
+ * report queued), -EINVAL (cause too long). */
+int rf_store_report_cause(struct rf_store *st, uint64_t id, const char *cause);
+
 int rf_store_report_add(struct rf_store *st, const char *event, const uint8_t *hash,
 			const char *target, const char *detail, int64_t time,
 			uint64_t *ret_id) RF_WUR;

@@ -238,6 +238,22 @@ static void test_bodies_carry_the_store(void **unused)
 	assert_string_equal(json_string_value(json_object_get(o, "event")), "intent");
 	assert_string_equal(json_string_value(json_object_get(o, "target")), "packs/b.rfp");
 	assert_int_equal(json_integer_value(json_object_get(o, "time")), 1764000100);
+	assert_null(json_object_get(o, "cause"));
+	json_decref(o);
+	free(body);
+	/* A report's cause is sent when the agent knows it (failure attribution, issue 10); with
+	 * none (above) the member is absent and the server decides. */
+	uint64_t rid;
+	assert_int_equal(rf_store_report_add(st, "rejected", hb, "packs/b.rfp", "bad signature",
+					     1764000200, &rid),
+			 0);
+	assert_int_equal(rf_store_report_cause(st, rid, "transit"), 0);
+	assert_int_equal(rf_store_report_cause(st, rid + 100, "transit"), -ENOENT);
+	assert_int_equal(rf_store_report_cause(st, rid, "much-too-long-cause"), -EINVAL);
+	assert_int_equal(rf_checkin_body_report(&id, rf_store_report_at(st, 1), &body), 0);
+	o = json_loads(body, 0, &e);
+	assert_non_null(o);
+	assert_string_equal(json_string_value(json_object_get(o, "cause")), "transit");
 	json_decref(o);
 	free(body);
 
