@@ -80,6 +80,8 @@ struct agent {
 	char status_buf[1024];
 	size_t status_len;
 	bool worker_loaded;
+	bool worker_local; /* the worker said its pack's file is unreadable or corrupt */
+	bool local_next;   /* the next guard step's failure reports are the device's fault */
 	uint8_t cur[32];
 	bool has_cur;
 	bool start_pending;
@@ -374,9 +376,22 @@ static void feed(struct agent *ag, enum rf_guard_event_type t, const uint8_t *ha
 		    acts.a[i].report == RF_GUARD_REPORT_INTENT)
 			intent = true;
 	}
+	size_t nrep = rf_store_report_count(ag->st);
 	r = rf_store_apply(ag->st, &g, &acts, rf_now_wall());
 	if (r == 0)
 		r = rf_store_set_guard(ag->st, &g); /* volatile fields (loaded, run time) too */
+	if (r == 0 && ag->local_next) {
+		/* The pack's file in the store is unreadable or corrupt (a bit flip on disk): the
+		 * failure is the device's, not the content's (docs/protocol.md, Report cause). */
+		for (size_t k = nrep; k < rf_store_report_count(ag->st); k++) {
+			const struct rf_store_report *rp = rf_store_report_at(ag->st, k);
+			if (strcmp(rp->event, "crashed") == 0 ||
+			    strcmp(rp->event, "rolled_back") == 0 ||
+			    strcmp(rp->event, "quarantined") == 0)
+				(void)rf_store_report_cause(ag->st, rp->id, "local");
+		}
+		r = rf_store_commit(ag->st);
+	}
 	if (r < 0) {
 		rf_log_error("store %s: cannot record the guard's state: %s; stopping (the last "
 			     "committed state stays valid)",
@@ -781,6 +796,8 @@ static void worker_line(struct agent *ag, char *line)
 		feed(ag, RF_GUARD_EV_TICK, NULL, de);
 	} else if (strncmp(line, "load-failed", 11) == 0) {
 		rf_log_error("worker %d: %s", (int)ag->worker, line);
+		if (strncmp(line, "load-failed-local", 17) == 0)
+			ag->worker_local = true;
 	}
 }
 
@@ -826,7 +843,10 @@ static void reap(struct agent *ag)
 			    WEXITSTATUS(status));
 	ag->worker = 0;
 	ag->status_len = 0;
+	ag->local_next = ag->worker_local;
+	ag->worker_local = false;
 	feed(ag, ag->worker_loaded ? RF_GUARD_EV_CRASH : RF_GUARD_EV_LOAD_FAILED, NULL, 0);
+	ag->local_next = false;
 	ag->worker_loaded = false;
 }
 

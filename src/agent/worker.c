@@ -224,12 +224,14 @@ _Noreturn void rf__agent_worker_main(const struct rf_worker_args *a)
 	signal(SIGPIPE, SIG_IGN);
 	r = rf_file_read(a->pack_path, RF_FILE_MAX, &pack, &plen);
 	if (r < 0) {
-		say(a->status_fd, "load-failed %s: %s", a->pack_path, rf_strerror(r));
+		/* "-local": the device's store failed, not the content (a report's cause) */
+		say(a->status_fd, "load-failed-local %s: %s", a->pack_path, rf_strerror(r));
 		_exit(3);
 	}
 	rf_sha256(pack, plen, got);
 	if (memcmp(got, a->hash, 32) != 0) {
-		say(a->status_fd, "load-failed %s: bytes do not match their hash", a->pack_path);
+		say(a->status_fd, "load-failed-local %s: bytes do not match their hash",
+		    a->pack_path);
 		_exit(3);
 	}
 	mb = rf_content_builtin_manifest(&mlen);

@@ -267,7 +267,8 @@ int rf_parse_u64(const char *s, uint64_t *ret)
 	for (; *s; s++) {
 		if (*s < '0' || *s > '9')
 			return -EINVAL;
-		if (__builtin_mul_overflow(v, 10, &v) || __builtin_add_overflow(v, (uint64_t)(*s - '0'), &v))
+		if (__builtin_mul_overflow(v, 10, &v) ||
+		    __builtin_add_overflow(v, (uint64_t)(*s - '0'), &v))
 			return -ERANGE;
 	}
 	*ret = v;
@@ -288,4 +289,68 @@ uint64_t rf_now_mono_ns(void)
 
 	clock_gettime(CLOCK_MONOTONIC, &ts);
 	return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+}
+
+/* ---- SipHash-2-4 ---------------------------------------------------------------------------- */
+
+static inline uint64_t sip_rotl(uint64_t x, int b)
+{
+	return (x << b) | (x >> (64 - b));
+}
+
+static inline uint64_t sip_le64(const uint8_t *p)
+{
+	uint64_t v = 0;
+
+	for (int i = 7; i >= 0; i--)
+		v = (v << 8) | p[i];
+	return v;
+}
+
+#define SIPROUND_                                                                                  \
+	do {                                                                                       \
+		v0 += v1;                                                                          \
+		v1 = sip_rotl(v1, 13);                                                             \
+		v1 ^= v0;                                                                          \
+		v0 = sip_rotl(v0, 32);                                                             \
+		v2 += v3;                                                                          \
+		v3 = sip_rotl(v3, 16);                                                             \
+		v3 ^= v2;                                                                          \
+		v0 += v3;                                                                          \
+		v3 = sip_rotl(v3, 21);                                                             \
+		v3 ^= v0;                                                                          \
+		v2 += v1;                                                                          \
+		v1 = sip_rotl(v1, 17);                                                             \
+		v1 ^= v2;                                                                          \
+		v2 = sip_rotl(v2, 32);                                                             \
+	} while (0)
+
+uint64_t rf_siphash24(const uint8_t key[16], const void *data, size_t n)
+{
+	const uint8_t *p = data;
+	uint64_t k0 = sip_le64(key), k1 = sip_le64(key + 8);
+	uint64_t v0 = 0x736f6d6570736575ULL ^ k0, v1 = 0x646f72616e646f6dULL ^ k1;
+	uint64_t v2 = 0x6c7967656e657261ULL ^ k0, v3 = 0x7465646279746573ULL ^ k1;
+	uint64_t m, b = (uint64_t)n << 56;
+	size_t left = n & 7, end = n - left;
+
+	for (size_t i = 0; i < end; i += 8) {
+		m = sip_le64(p + i);
+		v3 ^= m;
+		SIPROUND_;
+		SIPROUND_;
+		v0 ^= m;
+	}
+	for (size_t i = 0; i < left; i++)
+		b |= (uint64_t)p[end + i] << (8 * i);
+	v3 ^= b;
+	SIPROUND_;
+	SIPROUND_;
+	v0 ^= b;
+	v2 ^= 0xff;
+	SIPROUND_;
+	SIPROUND_;
+	SIPROUND_;
+	SIPROUND_;
+	return v0 ^ v1 ^ v2 ^ v3;
 }

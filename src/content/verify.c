@@ -73,74 +73,25 @@ static const char *rule_name(const struct rf_pack *pk, uint32_t ri, char *out, s
 	return out;
 }
 
-#define ROTL(x, b) (uint64_t)(((x) << (b)) | ((x) >> (64 - (b))))
-#define SIPROUND                                                                                   \
-	do {                                                                                       \
-		v0 += v1, v1 = ROTL(v1, 13), v1 ^= v0, v0 = ROTL(v0, 32);                          \
-		v2 += v3, v3 = ROTL(v3, 16), v3 ^= v2;                                             \
-		v0 += v3, v3 = ROTL(v3, 21), v3 ^= v0;                                             \
-		v2 += v1, v1 = ROTL(v1, 17), v1 ^= v2, v2 = ROTL(v2, 32);                          \
-	} while (0)
-
-static uint64_t get64(const uint8_t *p)
-{
-	return (uint64_t)get32(p) | (uint64_t)get32(p + 4) << 32;
-}
-
-/*
- * SipHash-2-4 (Aumasson, Bernstein): a keyed hash, so where a string lands in the table is
- * unknown to whoever wrote the pack (an unkeyed hash such as FNV lets a pack list thousands of
- * strings in one slot and make this check quadratic). The same function as
- * rf_rollout_siphash24, which the content library cannot link.
- */
-static uint64_t siphash24(const uint64_t k[2], const uint8_t *p, size_t n)
-{
-	uint64_t v0 = 0x736f6d6570736575ULL ^ k[0], v1 = 0x646f72616e646f6dULL ^ k[1];
-	uint64_t v2 = 0x6c7967656e657261ULL ^ k[0], v3 = 0x7465646279746573ULL ^ k[1];
-	uint64_t m, last = (uint64_t)n << 56;
-	size_t i = 0;
-
-	for (; i + 8 <= n; i += 8) {
-		m = get64(p + i);
-		v3 ^= m;
-		SIPROUND;
-		SIPROUND;
-		v0 ^= m;
-	}
-	for (unsigned j = 0; i + j < n; j++)
-		last |= (uint64_t)p[i + j] << (8 * j);
-	v3 ^= last;
-	SIPROUND;
-	SIPROUND;
-	v0 ^= last;
-	v2 ^= 0xff;
-	SIPROUND;
-	SIPROUND;
-	SIPROUND;
-	SIPROUND;
-	return v0 ^ v1 ^ v2 ^ v3;
-}
-
 /* A fresh key per verification from the OS. Should the entropy pool not be ready yet (early
  * boot: the call must not block an agent's start), the clocks, the process id and a stack
  * address: still different in every process and unknown when the pack was written. */
-static void table_key(uint64_t k[2])
+static void table_key(uint8_t k[16])
 {
-	uint8_t b[16];
+	uint64_t x[2];
 
-	if (getrandom(b, sizeof(b), GRND_NONBLOCK) == (ssize_t)sizeof(b)) {
-		k[0] = get64(b);
-		k[1] = get64(b + 8);
+	if (getrandom(k, 16, GRND_NONBLOCK) == 16)
 		return;
-	}
-	k[0] = rf_now_mono_ns() ^ (uint64_t)(uintptr_t)b;
-	k[1] = (uint64_t)rf_now_wall() * 0x9e3779b97f4a7c15ULL ^ (uint64_t)getpid();
+	x[0] = rf_now_mono_ns() ^ (uint64_t)(uintptr_t)k;
+	x[1] = (uint64_t)rf_now_wall() * 0x9e3779b97f4a7c15ULL ^ (uint64_t)getpid();
+	memcpy(k, x, 16);
 }
 
 int rf__pack_canon_strings(const struct rf_pack *pk, uint32_t **ret, uint64_t *ret_probes)
 {
 	uint32_t ns = 16, *slots, *canon;
-	uint64_t key[2], probes = 0;
+	uint8_t key[16];
+	uint64_t probes = 0;
 
 	while (ns < pk->n_strings * 2u)
 		ns *= 2;
@@ -154,7 +105,7 @@ int rf__pack_canon_strings(const struct rf_pack *pk, uint32_t **ret, uint64_t *r
 	table_key(key);
 	for (uint32_t i = 0; i < pk->n_strings; i++) {
 		const struct rf_pstr *si = &pk->strings[i];
-		uint32_t h = (uint32_t)siphash24(key, (const uint8_t *)si->s, si->len) & (ns - 1);
+		uint32_t h = (uint32_t)rf_siphash24(key, si->s, si->len) & (ns - 1);
 		canon[i] = i;
 		for (probes++; slots[h]; probes++) {
 			uint32_t j = slots[h] - 1;
@@ -301,10 +252,11 @@ static int decode_fields(struct rf_pack *pk, const uint8_t *s, uint32_t count, s
 /*
  * Checks that a string pattern is accepted by Vectorscan's parser. Patterns without wildcards
  * become pure literals (every byte \xNN, at most RF_PATTERN_MAX of them), which Vectorscan always
- * accepts, so only patterns with '*' or '?' (and regular expressions) are parsed here: that keeps verification linear and
- * fast. The parser does not predict every resource limit of a full compile, so the agent's load
- * (rf_engine_load) compiles everything for real and refuses the pack if anything fails, and
- * `ringfence content verify` builds the matchers too, so the publisher sees the same result.
+ * accepts, so only patterns with '*' or '?' (and regular expressions) are parsed here: that keeps
+ * verification linear and fast. The parser does not predict every resource limit of a full compile,
+ * so the agent's load (rf_engine_load) compiles everything for real and refuses the pack if
+ * anything fails, and `ringfence content verify` builds the matchers too, so the publisher sees the
+ * same result.
  */
 static const char *pattern_compiles(const struct rf_patom *a, const struct rf_pstr *p)
 {

@@ -4,6 +4,8 @@
 #   rollback   the release the agent runs on trial (it has no last known good) is rolled back by
 #              the operator: the agent keeps running it (no safe mode, no loop), says so at most
 #              once, keeps checking in, and takes the next release (the fix) when offered.
+#   bit flip   the stored last known good is corrupted on disk: its failures are reported with
+#              cause "local" and never count as crashes of the release.
 #   refusals   12 releases in a row that the agent rejects (each needs a field its manifest does
 #              not supply): the supervisor refuses each, never restarts (the refused-release
 #              table once read past its 8 slots from the 9th refusal on: ASan/UBSan kill it),
@@ -220,6 +222,30 @@ wait_for "s['mode'] == 'last-good' and s['current']['sha256'] == '$HD'" 30 ||
 for i in $(seq 100); do tail -n +"$mark" "$W/agent.log" | grep -q ": loaded" && break; sleep 0.1; done
 tail -n +"$mark" "$W/agent.log" | grep -q ": loaded" || fail "D did not load"
 ok "packs/ as a file: refused with the path named, last known good kept and loaded afterwards"
+
+# 5. a bit flip in the stored last known good (issue 10, failure attribution): the worker finds
+# the bytes do not match their hash; the failure is reported with cause "local", so the server
+# counts it apart (local_failures) and never as a crash of release D.
+stop_agent
+python3 - "$W/store/packs/$HD.rfp" <<'PY'
+import sys
+p = sys.argv[1]
+b = bytearray(open(p, "rb").read())
+b[len(b) // 2] ^= 0x01
+open(p, "wb").write(bytes(b))
+PY
+IDD=$("$CLI" release list --json | python3 -c "import json,sys; print([r['id'] for r in json.load(sys.stdin)['releases'] if r['target'] == 'packs/d.rfp'][0])")
+mark=$(wc -l < "$W/agent.log")
+start_agent
+for i in $(seq 300); do tail -n +"$mark" "$W/agent.log" | grep -q "load-failed-local" && break; sleep 0.1; done
+tail -n +"$mark" "$W/agent.log" | grep -q "load-failed-local .*bytes do not match their hash" ||
+	fail "the corrupt pack was not found corrupt"
+health() { "$CLI" release status "$IDD" --json | python3 -c "import json,sys; h=json.load(sys.stdin)['rings'][0]['health']; print(h['local_failures'], h['crashes'], h['failed'])"; }
+for i in $(seq 150); do set -- $(health); [ "${1:-0}" -ge 1 ] && break; sleep 0.2; done
+set -- $(health)
+[ "${1:-0}" -ge 1 ] || fail "no local failure counted on release D (health: $*)"
+[ "$2" = 0 ] && [ "$3" = 0 ] || fail "the corrupt file counted against release D (health: $*)"
+ok "a bit flip in the stored last known good: reported as local ($1), not as a crash of D"
 
 stop_agent
 echo "PASS"
