@@ -91,7 +91,7 @@ struct rf__srv_release {
 
 struct rf_server {
 	pthread_mutex_t lock;
-	struct rf_store *store;
+	struct rf_db *db;
 	struct rf_diag diag;
 	char *repo_dir;
 	int repo_fd; /* O_PATH dir of repo_dir/repository, -1 none */

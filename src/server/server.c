@@ -528,12 +528,12 @@ static void hist_from_string(const char *text, struct rf__srv_dev *d)
 
 /* The store record of d; strings point into d, *hist must be freed. */
 static int dev_record(const struct rf__srv_dev *d, const struct rf_server *s,
-		      struct rf_store_device *rec, char **hist)
+		      struct rf_db_device *rec, char **hist)
 {
 	*hist = hist_to_string(d);
 	if (!*hist)
 		return -ENOMEM;
-	*rec = (struct rf_store_device){
+	*rec = (struct rf_db_device){
 	    .id = d->id,
 	    .tenant = s->tenants[d->tenant].name,
 	    .ring = d->ring,
@@ -561,7 +561,7 @@ static int release_persist(struct rf_server *s, const struct rf__srv_release *re
 
 	if (!state)
 		return -ENOMEM;
-	struct rf_store_release rec = {
+	struct rf_db_release rec = {
 	    .id = rel->id,
 	    .target = rel->target,
 	    .length = rel->length,
@@ -571,7 +571,7 @@ static int release_persist(struct rf_server *s, const struct rf__srv_release *re
 	    .state_json = state,
 	};
 	memcpy(rec.sha256, rel->sha, 32);
-	r = rf_store_release_put(s->store, &rec);
+	r = rf_db_release_put(s->db, &rec);
 	free(state);
 	return r;
 }
@@ -602,7 +602,7 @@ static void policy_from(struct rf__srv_tenant *t, const char *pin, int64_t ws, i
 	}
 }
 
-static int load_ring(void *ud, const struct rf_store_ring *x)
+static int load_ring(void *ud, const struct rf_db_ring *x)
 {
 	struct rf_server *s = ud;
 
@@ -631,7 +631,7 @@ static int tenant_add(struct rf_server *s, struct rf__srv_tenant **ret)
 	return 0;
 }
 
-static int load_tenant(void *ud, const struct rf_store_tenant *x)
+static int load_tenant(void *ud, const struct rf_db_tenant *x)
 {
 	struct rf_server *s = ud;
 	struct rf__srv_tenant *t;
@@ -675,7 +675,7 @@ static int release_add(struct rf_server *s, struct rf__srv_release **ret)
 	return 0;
 }
 
-static int load_release(void *ud, const struct rf_store_release *x)
+static int load_release(void *ud, const struct rf_db_release *x)
 {
 	struct rf_server *s = ud;
 	struct rf__srv_release *rel;
@@ -708,7 +708,7 @@ static int load_release(void *ud, const struct rf_store_release *x)
 	return 0;
 }
 
-static int load_device(void *ud, const struct rf_store_device *x)
+static int load_device(void *ud, const struct rf_db_device *x)
 {
 	struct rf_server *s = ud;
 	struct rf__srv_dev *d;
@@ -752,7 +752,7 @@ static int load_device(void *ud, const struct rf_store_device *x)
 int rf_server_new(const struct rf_server_opts *opts, struct rf_diag *diag, struct rf_server **ret)
 {
 	struct rf_server *s = calloc(1, sizeof(*s));
-	static const struct rf_store_visitor v = {load_ring, load_tenant, load_release,
+	static const struct rf_db_visitor v = {load_ring, load_tenant, load_release,
 						  load_device};
 	int r;
 
@@ -791,11 +791,11 @@ int rf_server_new(const struct rf_server_opts *opts, struct rf_diag *diag, struc
 			goto undo;
 		}
 	}
-	r = rf_store_open_sqlite(opts->db_path, opts->init ? RF_STORE_CREATE | RF_STORE_EXCL : 0,
-				 diag, &s->store);
+	r = rf_db_open_sqlite(opts->db_path, opts->init ? RF_DB_CREATE | RF_DB_EXCL : 0,
+				 diag, &s->db);
 	if (r < 0)
 		goto undo;
-	r = rf_store_load(s->store, &v, s);
+	r = rf_db_load(s->db, &v, s);
 	if (r < 0) {
 		if (s->diag.count && diag)
 			rf_diag_report(diag, r, "%s", s->diag.first);
@@ -803,7 +803,7 @@ int rf_server_new(const struct rf_server_opts *opts, struct rf_diag *diag, struc
 			rf_diag_report(diag, r, "loading %s: %s", opts->db_path, rf_strerror(r));
 		goto undo;
 	}
-	s->store->diag = &s->diag;
+	s->db->diag = &s->diag;
 	recount_rings(s);
 	s->started_at = rf__srv_now(s);
 	/* The per-device outcomes came back with the devices (each device row is committed in
@@ -823,9 +823,9 @@ void rf_server_free(struct rf_server *s)
 {
 	if (!s)
 		return;
-	if (s->store)
+	if (s->db)
 		(void)rf_server_tick(s, true);
-	rf_store_close(s->store);
+	rf_db_close(s->db);
 	for (size_t i = 0; i < s->capdevs; i++)
 		if (s->devtab[i]) {
 			free(s->devtab[i]->id);
@@ -961,11 +961,11 @@ static int handle_enroll(struct rf_server *s, const struct rf_server_request *q,
 	if (mh)
 		copy_str(nd.manifest, sizeof(nd.manifest), mh);
 	nd.last_seen = now;
-	struct rf_store_device rec;
+	struct rf_db_device rec;
 	char *hist;
 	int e = dev_record(&nd, s, &rec, &hist);
 	if (e == 0) {
-		e = rf_store_devices_put(s->store, &rec, 1);
+		e = rf_db_devices_put(s->db, &rec, 1);
 		free(hist);
 	}
 	if (e < 0) {
@@ -1532,7 +1532,7 @@ static int handle_report(struct rf_server *s, const struct rf_server_request *q,
 			break;
 		}
 	}
-	struct rf_store_report rep = {
+	struct rf_db_report rep = {
 	    .device_id = dev_id,
 	    .report_id = rep_id,
 	    .event = event,
@@ -1543,12 +1543,12 @@ static int handle_report(struct rf_server *s, const struct rf_server_request *q,
 	    .received_at = now,
 	    .detail = detail ? detail : "",
 	};
-	struct rf_store_device rec;
+	struct rf_db_device rec;
 	char *hist;
 	bool dup = false;
 	int e = dev_record(&nd, s, &rec, &hist);
 	if (e == 0) {
-		e = rf_store_report_add(s->store, &rep, &rec, &dup);
+		e = rf_db_report_add(s->db, &rep, &rec, &dup);
 		free(hist);
 	}
 	if (e < 0) {
@@ -1640,8 +1640,8 @@ static int admin_rings(struct rf_server *s, const struct rf_server_request *q, c
 			e = ERR(r, 409, "conflict", NULL, "at most %d rings", RF_SRV_RINGS_MAX);
 			goto done;
 		}
-		struct rf_store_ring rec = {name, (int64_t)pos};
-		e = rf_store_ring_put(s->store, &rec);
+		struct rf_db_ring rec = {name, (int64_t)pos};
+		e = rf_db_ring_put(s->db, &rec);
 		if (e < 0) {
 			e = ERR(r, 503, "unavailable", NULL, "storage: %s", rf_strerror(e));
 			goto done;
@@ -1665,7 +1665,7 @@ static int admin_rings(struct rf_server *s, const struct rf_server_request *q, c
 		if (used)
 			return ERR(r, 409, "conflict", NULL,
 				   "ring '%s' is used by devices or tenants", rest);
-		e = rf_store_ring_delete(s->store, rest);
+		e = rf_db_ring_delete(s->db, rest);
 		if (e < 0)
 			return ERR(r, 503, "unavailable", NULL, "storage: %s", rf_strerror(e));
 		memmove(&s->rings[i], &s->rings[i + 1],
@@ -1749,7 +1749,7 @@ static int tenant_policy(struct rf_server *s, json_t *j, struct rf__srv_tenant *
 
 static int tenant_store(struct rf_server *s, const struct rf__srv_tenant *t, const char *pin)
 {
-	struct rf_store_tenant rec = {
+	struct rf_db_tenant rec = {
 	    .name = t->name,
 	    .ring = t->ring[0] ? t->ring : NULL,
 	    .pin = pin,
@@ -1757,7 +1757,7 @@ static int tenant_store(struct rf_server *s, const struct rf__srv_tenant *t, con
 	    .win_end_min = t->win_end_min,
 	};
 	memcpy(rec.token_hash, t->token_hash, 32);
-	return rf_store_tenant_put(s->store, &rec);
+	return rf_db_tenant_put(s->db, &rec);
 }
 
 static int admin_tenants(struct rf_server *s, const struct rf_server_request *q, const char *rest,
@@ -2271,7 +2271,7 @@ void rf_server_reply_free(struct rf_server_reply *r)
 
 static int flush_devices(struct rf_server *s, bool heartbeats)
 {
-	struct rf_store_device *recs = NULL;
+	struct rf_db_device *recs = NULL;
 	char **hists = NULL;
 	struct rf__srv_dev **which = NULL;
 	size_t n = 0, cap = 0;
@@ -2303,7 +2303,7 @@ static int flush_devices(struct rf_server *s, bool heartbeats)
 			which[n++] = d;
 	}
 	if (e == 0 && n) {
-		e = rf_store_devices_put(s->store, recs, n);
+		e = rf_db_devices_put(s->db, recs, n);
 		if (e == 0) {
 			for (size_t i = 0; i < n; i++)
 				which[i]->flags = 0;
