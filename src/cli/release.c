@@ -445,9 +445,9 @@ static int hhmm(const char *w, const char *t)
 			return -2;
 	int h = (t[0] - '0') * 10 + (t[1] - '0'), m = (t[3] - '0') * 10 + (t[4] - '0');
 	if (h > 23 || m > 59) {
-		fprintf(stderr, "ringfence tenant: --window %s: %s %.2s is out of range (%s, UTC)\n",
-			w, h > 23 ? "hour" : "minute", h > 23 ? t : t + 3,
-			h > 23 ? "00-23" : "00-59");
+		fprintf(stderr,
+			"ringfence tenant: --window %s: %s %.2s is out of range (%s, UTC)\n", w,
+			h > 23 ? "hour" : "minute", h > 23 ? t : t + 3, h > 23 ? "00-23" : "00-59");
 		return -1;
 	}
 	return h * 60 + m;

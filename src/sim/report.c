@@ -299,15 +299,16 @@ int rf_sim_render_svg(const struct rf_sim_result *r, char **ret, size_t *ret_len
 		"fill-opacity=\"0.3\"/><text x=\"%.1f\" y=\"%.1f\">halted</text>\n",
 		W - R + 12, T + 80.0, W - R + 30, T + 90.0);
 	{
-		const char *names[(sizeof(series) / sizeof(series[0]))], *colors[(sizeof(series) / sizeof(series[0]))];
-		size_t offs[(sizeof(series) / sizeof(series[0]))];
-		for (size_t k = 0; k < (sizeof(series) / sizeof(series[0])); k++) {
+		enum { NSERIES = sizeof(series) / sizeof(series[0]) };
+		const char *names[NSERIES], *colors[NSERIES];
+		size_t offs[NSERIES];
+		for (size_t k = 0; k < NSERIES; k++) {
 			names[k] = series[k].name;
 			colors[k] = series[k].color;
 			offs[k] = series[k].off;
 		}
-		svg_count_panel(&b, r, L, pw, CT, CH, tmax, logx, names, colors, offs,
-				(sizeof(series) / sizeof(series[0])), W - R + 12);
+		svg_count_panel(&b, r, L, pw, CT, CH, tmax, logx, names, colors, offs, NSERIES,
+				W - R + 12);
 	}
 	bprintf(&b, "</svg>\n");
 	return done(&b, ret, ret_len);
