@@ -5,7 +5,7 @@ BUILD  ?= build/release
 CHECK  ?= build/check
 FUZZ   ?= build/fuzz
 
-.PHONY: all deps build check demo bench fuzz format clean help
+.PHONY: all deps build check demo bench fuzz format clean help deb
 
 all: build
 
@@ -14,6 +14,7 @@ help:
 	@echo "make check   install deps, build with ASan+UBSan, run every test"
 	@echo "make bench   build optimised, run the benchmarks (prints figures)"
 	@echo "make fuzz    build the libFuzzer targets with clang (build/fuzz)"
+	@echo "make deb     build the Debian packages (build/deb-out: server, agent, tools)"
 	@echo "make clean   remove build/"
 
 deps:
@@ -40,6 +41,9 @@ fuzz:
 	@[ -f $(FUZZ)/build.ninja ] || CC=clang meson setup $(FUZZ) --buildtype=debugoptimized \
 		-Dfuzz=true -Dtests=false -Db_sanitize=address,undefined -Db_lundef=false
 	ninja -C $(FUZZ)
+
+deb: deps
+	scripts/make-deb build/deb build/deb-out
 
 format:
 	find src include tests fuzz bench -name '*.[ch]' | xargs clang-format -i

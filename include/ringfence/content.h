@@ -3,7 +3,7 @@
  * the simulator). It verifies content packs against an agent manifest and evaluates events
  * against the rules of a verified pack.
  *
- * Invariants the API guarantees (DESIGN.md P1-P3):
+ * Invariants the API guarantees (docs/design.md P1-P3):
  *   - rf_engine_load() never builds a matcher from a pack that does not verify against the
  *     manifest it is given; every pack reference is an index checked once at load.
  *   - rf_engine_eval() is bounded in steps and bytes per event (docs/engine.md gives the worst

@@ -222,7 +222,7 @@
 /* Rings: a handful in practice (canary, early, broad...). */
 #define RF_SRV_RINGS_MAX 32
 /* Tenants, releases and devices one ringfenced keeps in memory: 8.5 M devices (the fleet of
- * DESIGN.md) at ~300 bytes each is ~2.5 GiB; more than this needs the PostgreSQL backend and
+ * docs/design.md) at ~300 bytes each is ~2.5 GiB; more than this needs the PostgreSQL backend and
  * several processes. */
 #define RF_SRV_TENANTS_MAX 100000u
 #define RF_SRV_RELEASES_MAX 100000u

@@ -5,7 +5,7 @@
  * action the caller carries out in order. The state is a small fixed-size plain struct (no
  * pointers) so the fleet simulator can hold millions of them and the store can persist it.
  *
- * Model (DESIGN.md P4, P5, P1):
+ * Model (docs/design.md P4, P5, P1):
  *   - A verified candidate becomes the trial pack. Before EVERY load of a pack the guard
  *     increments that pack's attempt counter and emits PERSIST ahead of LOAD (write-ahead): a
  *     death of the whole agent at any instant is therefore already counted at the next BOOT.

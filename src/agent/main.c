@@ -1162,6 +1162,14 @@ static int cmd_run(int argc, char **argv)
 		if (rf_store_credential_get(ag.st, cred, sizeof(cred)) == 0)
 			snprintf(ag.credential, sizeof(ag.credential), "%s", cred);
 	}
+	if (!ag.credential[0] && !ag.o.enroll_token) { /* would retry enrolling for ever */
+		rf_log_error("not enrolled yet (%s holds no credential) and no enrollment token: "
+			     "give --enroll-token TOKEN or RINGFENCE_ENROLL_TOKEN (`ringfence "
+			     "tenant create` or `ringfence tenant token` prints one)",
+			     ag.o.store);
+		rf_store_free(ag.st);
+		return 2;
+	}
 	pick_device_id(&ag);
 	if (!rf_checkin_id_valid(ag.device_id, strlen(ag.device_id))) {
 		rf_log_error("device id '%s' is not a valid identifier ([A-Za-z0-9._:/-], 1..128)",

@@ -1,6 +1,6 @@
 /*
  * The agent's durable store: one directory (default /var/lib/ringfence) that survives kill -9
- * and power loss at any instant (DESIGN.md P8). docs/durability.md explains the choice.
+ * and power loss at any instant (docs/design.md P8). docs/durability.md explains the choice.
  *
  *   DIR/state.json         the single commit point: guard state, target names of the packs it
  *                          references, quarantine (full hashes, reasons), report outbox,

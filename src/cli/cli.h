@@ -28,4 +28,12 @@ int rf_cli_demo(int argc, char **argv);
 int rf_cli_group_start(int argc, char **argv, const char *cmd, void (*group_usage)(FILE *f),
 		       int *ret_sub);
 
+/*
+ * Where the data the commands read lives (scenarios/, scenarios/policies/, manifests/,
+ * examples/): $RINGFENCE_DATADIR if set; else the source tree when this program runs from the
+ * build tree it was built in (so a developer's build never reads an installed copy); else the
+ * installed data directory meson was configured with (/usr/share/ringfence in the packages).
+ */
+const char *rf_cli_data_dir(void);
+
 #endif

@@ -1314,6 +1314,12 @@ static int find_examples(const char *self_dir, char *out, size_t outsz)
 		pathf(out, outsz, "examples");
 		return 0;
 	}
+	/* Installed: the packages put them in the data directory. */
+	pathf(probe, sizeof(probe), "%s/examples/rules", rf_cli_data_dir());
+	if (access(probe, R_OK) == 0) {
+		pathf(out, outsz, "%s/examples", rf_cli_data_dir());
+		return 0;
+	}
 	return -ENOENT;
 }
 

@@ -1,6 +1,9 @@
 /* `ringfence`: a thin dispatcher to the subcommand groups in cli.h. */
+#include <limits.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "cli/cli.h"
 #include "common/log.h"
@@ -27,6 +30,22 @@ static void usage(FILE *f)
 	for (size_t i = 0; i < sizeof(groups) / sizeof(groups[0]); i++)
 		fprintf(f, "  %-8s %s\n", groups[i].name, groups[i].help);
 	fprintf(f, "\n'ringfence COMMAND --help' shows a command's usage.\n");
+}
+
+const char *rf_cli_data_dir(void)
+{
+	static char exe[PATH_MAX];
+	const char *e = getenv("RINGFENCE_DATADIR");
+	size_t n = strlen(RF_BUILD_ROOT);
+	ssize_t l;
+
+	if (e && *e)
+		return e;
+	/* Running from the build tree: its programs live below RF_BUILD_ROOT. */
+	l = readlink("/proc/self/exe", exe, sizeof(exe) - 1);
+	if (l > 0 && (size_t)l > n && !memcmp(exe, RF_BUILD_ROOT, n) && exe[n] == '/')
+		return RF_SOURCE_ROOT;
+	return RF_DATADIR;
 }
 
 int rf_cli_group_start(int argc, char **argv, const char *cmd, void (*group_usage)(FILE *f),

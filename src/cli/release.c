@@ -436,6 +436,23 @@ int rf_cli_ring(int argc, char **argv)
 	return 0;
 }
 
+/* Minutes after midnight of the HH:MM at t (in --window w): -2 not HH:MM, -1 out of range
+ * (reported), else 0..1439. */
+static int hhmm(const char *w, const char *t)
+{
+	for (int i = 0; i < 5; i++)
+		if (i == 2 ? t[i] != ':' : (t[i] < '0' || t[i] > '9'))
+			return -2;
+	int h = (t[0] - '0') * 10 + (t[1] - '0'), m = (t[3] - '0') * 10 + (t[4] - '0');
+	if (h > 23 || m > 59) {
+		fprintf(stderr,
+			"ringfence tenant: --window %s: %s %.2s is out of range (%s, UTC)\n", w,
+			h > 23 ? "hour" : "minute", h > 23 ? t : t + 3, h > 23 ? "00-23" : "00-59");
+		return -1;
+	}
+	return h * 60 + m;
+}
+
 /* The policy members given on the command line, as a request body. */
 static int policy_body(const struct opts *o, json_t *b)
 {
@@ -448,17 +465,27 @@ static int policy_body(const struct opts *o, json_t *b)
 	if (o->window_null) {
 		json_object_set_new(b, "window", json_null());
 	} else if (o->window) {
-		const char *dash = strchr(o->window, '-');
-		if (!dash || dash - o->window != 5 || strlen(dash + 1) != 5) {
+		const char *w = o->window;
+		int m0 = -2, m1 = -2;
+		if (strlen(w) != 11 || w[5] != '-' || (m0 = hhmm(w, w)) == -2 ||
+		    (m0 >= 0 && (m1 = hhmm(w, w + 6)) == -2)) {
+			fprintf(stderr, "ringfence tenant: --window is HH:MM-HH:MM (UTC) or none, "
+					"e.g. 22:00-04:00\n");
+			return -1;
+		}
+		if (m0 < 0 || m1 < 0)
+			return -1;
+		if (m0 == m1) {
 			fprintf(stderr,
-				"ringfence tenant: --window is HH:MM-HH:MM (UTC) or none\n");
+				"ringfence tenant: --window %s starts and ends at the same time; "
+				"give a window of at least a minute, or none for any time\n",
+				w);
 			return -1;
 		}
 		char a[6];
-		memcpy(a, o->window, 5);
+		memcpy(a, w, 5);
 		a[5] = 0;
-		json_object_set_new(b, "window",
-				    json_pack("{s:s,s:s}", "start", a, "end", dash + 1));
+		json_object_set_new(b, "window", json_pack("{s:s,s:s}", "start", a, "end", w + 6));
 	}
 	return 0;
 }

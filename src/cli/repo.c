@@ -7,6 +7,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
+
+#include <jansson.h>
 
 #include "cli/cli.h"
 #include "common/opt.h"
@@ -20,13 +23,14 @@ static void usage(FILE *f)
 	    f,
 	    "usage: ringfence repo init DIR [--threshold N] [--keytype ed25519|ecdsa|rsa]\n"
 	    "                          [--expiry ROLE=DURATION]...\n"
-	    "       ringfence repo add DIR PACK --name NAME [--custom JSON]\n"
+	    "       ringfence repo add DIR PACK --name NAME [--custom JSON|@FILE]\n"
 	    "       ringfence repo publish DIR\n"
 	    "       ringfence repo rotate DIR ROLE\n"
 	    "       ringfence repo refresh DIR [--within DURATION]\n\n"
 	    "init     create keys (DIR/keys, mode 0600), root v1 and empty targets, published\n"
 	    "add      stage a new targets version holding PACK as target NAME; --custom is a JSON\n"
-	    "         object carried verbatim in the target's custom metadata\n"
+	    "         object (or @FILE to read it from FILE) carried in the target's custom\n"
+	    "         metadata\n"
 	    "publish  write a new snapshot and timestamp for the staged targets\n"
 	    "rotate   give ROLE (root, timestamp, snapshot, targets) new keys: a new root signed\n"
 	    "         by the old and the new root keys, then re-sign and publish ROLE\n"
@@ -48,10 +52,11 @@ static const struct {
 	     "expiry (default root 365d, targets 90d, snapshot 7d, timestamp 1d). DURATION is\n"
 	     "a number with an optional unit s, m, h or d (default s). Serve DIR/repository:\n"
 	     "clients use <base>/metadata/ and <base>/targets/.\n"},
-    {"add", "usage: ringfence repo add DIR PACK --name NAME [--custom JSON]\n\n"
+    {"add", "usage: ringfence repo add DIR PACK --name NAME [--custom JSON|@FILE]\n\n"
 	    "Stage a new targets version holding PACK as target NAME; --custom is a JSON object\n"
-	    "carried verbatim in the target's custom metadata. Publishing the repository\n"
-	    "then makes it visible.\n"},
+	    "carried in the target's custom metadata (its ramp schedule: docs/rollout.md),\n"
+	    "given as text or as @FILE to read it from FILE. Publishing the repository then\n"
+	    "makes it visible.\n"},
     {"publish", "usage: ringfence repo publish DIR\n\n"
 		"Write a new snapshot and timestamp for the staged targets.\n"},
     {"rotate", "usage: ringfence repo rotate DIR ROLE\n\n"
@@ -191,6 +196,61 @@ static int cmd_init(int argc, char **argv, struct rf_diag *d)
 	return done(r);
 }
 
+/*
+ * --custom's value: JSON text, or @FILE to read it from FILE. The text must be a JSON object;
+ * anything else is refused here with what to do instead (a file name given without '@' is the
+ * usual mistake). *ret_text is the file's text (NUL-terminated; NULL for inline JSON).
+ * Returns 0, or the exit status after an error (printed).
+ */
+static int read_custom(const char *arg, char **ret_text)
+{
+	const char *text = arg, *from = NULL;
+	uint8_t *p = NULL;
+	size_t n = 0;
+	json_error_t e;
+	int r;
+
+	if (arg[0] == '@') {
+		if ((r = rf_file_read(arg + 1, RF_FILE_MAX, &p, &n)) < 0) {
+			fprintf(stderr, "ringfence repo add: --custom %s: %s\n", arg,
+				rf_strerror(r));
+			return 2;
+		}
+		if (memchr(p, 0, n)) {
+			fprintf(stderr, "ringfence repo add: --custom %s: not JSON text\n", arg);
+			free(p);
+			return 1;
+		}
+		text = (const char *)p; /* rf_file_read NUL-terminates */
+		from = arg + 1;
+	}
+	json_t *j = json_loads(text, JSON_REJECT_DUPLICATES, &e);
+	bool object = json_is_object(j);
+	json_decref(j);
+	if (!object) {
+		char what[160];
+		if (p)
+			snprintf(what, sizeof(what), "%s", from);
+		else
+			snprintf(what, sizeof(what), "--custom '%.40s%s'", arg,
+				 strlen(arg) > 40 ? "..." : "");
+		if (!j)
+			fprintf(stderr, "ringfence repo add: %s is not JSON (line %d: %s)", what,
+				e.line, e.text);
+		else
+			fprintf(stderr, "ringfence repo add: %s is JSON but not an object", what);
+		if (!p && access(arg, R_OK) == 0)
+			fprintf(stderr, "; to read the file, give --custom @%s\n", arg);
+		else
+			fprintf(stderr, "; --custom takes a JSON object, or @FILE to read one from "
+					"a file\n");
+		free(p);
+		return 1;
+	}
+	*ret_text = (char *)p;
+	return 0;
+}
+
 static int cmd_add(int argc, char **argv, struct rf_diag *d)
 {
 	static const struct option lo[] = {{"name", required_argument, NULL, 'n'},
@@ -198,6 +258,7 @@ static int cmd_add(int argc, char **argv, struct rf_diag *d)
 					   {"help", no_argument, NULL, 'h'},
 					   {0}};
 	const char *dir, *pack, *name = NULL, *custom = NULL;
+	char *custom_text = NULL;
 	uint8_t *buf = NULL;
 	size_t n = 0;
 	int r, c;
@@ -223,12 +284,17 @@ static int cmd_add(int argc, char **argv, struct rf_diag *d)
 	}
 	dir = argv[optind];
 	pack = argv[optind + 1];
+	if (custom && (r = read_custom(custom, &custom_text)) != 0)
+		return r;
+	if (custom_text)
+		custom = custom_text;
 	if ((r = rf_file_read(pack, RF_FILE_MAX, &buf, &n)) < 0) {
 		fprintf(stderr, "ringfence repo add: %s: %s\n", pack, rf_strerror(r));
 		return 2;
 	}
 	r = rf_tuf_repo_add(dir, name, buf, n, custom, rf_now_wall(), d);
 	free(buf);
+	free(custom_text);
 	if (r == 0)
 		printf("staged target %s (%zu bytes); run 'ringfence repo publish %s'\n", name, n,
 		       dir);

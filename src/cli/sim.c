@@ -2,8 +2,9 @@
  * `ringfence sim`: run the fleet simulator on a scenario (or all of them) under one policy or
  * under both the incident's own policy (push-to-all) and ringfence's default, print the summary
  * table, and write each run's timeline CSV and SVG chart to the output directory. Scenario and
- * policy names resolve in the data directory (RINGFENCE_SIM_DIR, else the source tree's
- * scenarios/); anything containing a '/' or ending in .json is a path.
+ * policy names resolve in the data directory (RINGFENCE_SIM_DIR, else scenarios/ in
+ * rf_cli_data_dir(): the installed data, or the source tree's when run from the build tree);
+ * anything containing a '/' or ending in .json is a path.
  */
 #include <dirent.h>
 #include <stdio.h>
@@ -18,6 +19,17 @@
 #include "sim/sim.h"
 
 #define MAX_SCENARIOS 64
+
+static const char *data_dir(void)
+{
+	static char dir[4096];
+	const char *e = getenv("RINGFENCE_SIM_DIR");
+
+	if (e && *e)
+		return e;
+	snprintf(dir, sizeof(dir), "%s/scenarios", rf_cli_data_dir());
+	return dir;
+}
 
 static void usage(FILE *f)
 {
@@ -45,13 +57,7 @@ static void usage(FILE *f)
 	    "person, repaired by a person, still down at the end, publish to halt, publish to\n"
 	    "full recovery, longest first-crash-to-healthy of a self-healed device.\n"
 	    "Data directory: $RINGFENCE_SIM_DIR, else %s\n",
-	    rf_sim_data_dir());
-}
-
-static const char *data_dir(void)
-{
-	const char *e = getenv("RINGFENCE_SIM_DIR");
-	return e && *e ? e : rf_sim_data_dir();
+	    data_dir());
 }
 
 static bool is_path(const char *s)
@@ -215,6 +221,25 @@ static int write_out(const char *dir, const struct rf_sim_result *res)
 	return r;
 }
 
+/* Say where the files went: the directory as an absolute path, and each run's pair of files
+ * (or how many there are when more than a few). */
+static void print_written(const char *dir, size_t nruns, char (*stems)[200])
+{
+	char *abs = realpath(dir, NULL);
+
+	if (nruns == 0) {
+		free(abs);
+		return;
+	}
+	printf("\nwrote %zu timeline%s (.csv) and chart%s (.svg) to %s/\n", nruns,
+	       nruns == 1 ? "" : "s", nruns == 1 ? "" : "s", abs ? abs : dir);
+	for (size_t i = 0; i < nruns && nruns <= 4; i++)
+		printf("  %s.csv  %s.svg\n", stems[i], stems[i]);
+	if (nruns > 4)
+		printf("  <scenario>--<policy>.csv and .svg for each run above\n");
+	free(abs);
+}
+
 struct run_opts {
 	struct rf_sim_options o;
 	const char *out;
@@ -223,6 +248,8 @@ struct run_opts {
 	bool header_done;
 	size_t nnotes;
 	char notes[2 * MAX_SCENARIOS][400]; /* what halted each run, printed after the table */
+	size_t nwritten;
+	char written[2 * MAX_SCENARIOS][200]; /* <scenario>--<policy> of each run's files */
 };
 
 static void print_notes(const struct run_opts *ro)
@@ -267,6 +294,9 @@ static int run_one(struct run_opts *ro, const struct rf_sim_scenario *sc,
 			 res->final_release);
 	if (r == 0 && ro->files)
 		r = write_out(ro->out, res);
+	if (r == 0 && ro->files && ro->nwritten < sizeof(ro->written) / sizeof(ro->written[0]))
+		snprintf(ro->written[ro->nwritten++], sizeof(ro->written[0]), "%s--%s",
+			 res->scenario, res->policy);
 	rf_sim_result_free(res);
 	return r;
 }
@@ -402,6 +432,7 @@ int rf_cli_sim(int argc, char **argv)
 	if (!all) {
 		int r = run_scenario(&ro, scenario, policy);
 		print_notes(&ro);
+		print_written(ro.out, ro.nwritten, ro.written);
 		return r < 0 ? 2 : 0;
 	}
 
@@ -418,5 +449,6 @@ int rf_cli_sim(int argc, char **argv)
 			rc = 2;
 	free_list(v, n);
 	print_notes(&ro);
+	print_written(ro.out, ro.nwritten, ro.written);
 	return rc;
 }

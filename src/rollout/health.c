@@ -1,5 +1,5 @@
 /*
- * The one definition of health (DESIGN.md P7): how a device's record on a release becomes that
+ * The one definition of health (docs/design.md P7): how a device's record on a release becomes that
  * release's per-ring health counts, and which release is the baseline. ringfenced sums it over
  * its devices and the fleet simulator applies it to the devices it simulates, so a gate decides
  * the same way on the same evidence in both (issue 10: they used to count with different rules

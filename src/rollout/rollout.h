@@ -4,7 +4,7 @@
  * parameter (int64_t unix seconds, UTC) so the server, the fleet simulator and the tests run
  * the same code. docs/rollout.md explains the model, the JSON form and the statistics.
  *
- * Invariants (DESIGN.md P6, P7):
+ * Invariants (docs/design.md P6, P7):
  *  - A ring never admits a bucket earlier than the signed schedule allows: the effective
  *    percent is the signed ramp evaluated from the ring's actual open time, and the open time
  *    is never before the ring's signed not_before (the engine clamps it even if the state it is

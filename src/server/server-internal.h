@@ -17,7 +17,7 @@
 #include "server/server.h"
 #include "server/store.h"
 
-/* Per-device outcomes on the releases it took: the inputs of the gates (DESIGN.md P7). */
+/* Per-device outcomes on the releases it took: the inputs of the gates (docs/design.md P7). */
 #define RF__SRV_HIST 4
 
 struct rf__srv_devrel {

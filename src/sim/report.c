@@ -119,10 +119,77 @@ static double xfrac(double t, double tmax, bool logx)
 	return log1p(t / 60) / log1p(tmax / 60);
 }
 
+/* The count axis of the lower panel: log10(1 + v) / log10(1 + vmax), so 0 sits on the axis
+ * and 72 devices of 8.5 million are a third of the way up instead of a hair above zero. */
+static double yfrac_log(double v, double vmax)
+{
+	return v <= 0 ? 0 : log10(1 + v) / log10(1 + vmax);
+}
+
+/* A count for a label: exact below 10,000, else three digits: 12.3k, 100k, 8.5M. */
+static void fmt_count(char *out, size_t n, uint64_t v)
+{
+	if (v < 10000)
+		snprintf(out, n, "%llu", (unsigned long long)v);
+	else if (v < 1000000)
+		snprintf(out, n, "%.3gk", (double)v / 1e3);
+	else
+		snprintf(out, n, "%.3gM", (double)v / 1e6);
+}
+
+/*
+ * The lower panel: the same series as devices on a logarithmic count axis (decades 1, 10,
+ * 100, ... up to the fleet), with each series' peak count written beside it, so that a
+ * handful of crashed devices in a fleet of millions is visible and can be read off.
+ */
+static void svg_count_panel(struct buf *b, const struct rf_sim_result *r, double L, double pw,
+			    double top, double ph, double tmax, bool logx, const char *const *names,
+			    const char *const *colors, const size_t *offs, size_t nseries,
+			    double legend_x)
+{
+	double vmax = r->devices ? (double)r->devices : 1;
+
+	bprintf(b, "<text x=\"%.1f\" y=\"%.1f\">devices (log scale)</text>\n", L, top - 6);
+	for (double d = 1;; d *= 10) {
+		double v = d == 1 ? 0 : d; /* 0, 10, 100, ... (1 would sit on top of 0) */
+		char lab[24];
+		if (v > vmax)
+			break;
+		double y = top + ph - ph * yfrac_log(v, vmax);
+		fmt_count(lab, sizeof(lab), (uint64_t)v);
+		bprintf(b,
+			"<line x1=\"%.1f\" y1=\"%.1f\" x2=\"%.1f\" y2=\"%.1f\" stroke=\"#ddd\"/>"
+			"<text x=\"%.1f\" y=\"%.1f\" text-anchor=\"end\">%s</text>\n",
+			L, y, L + pw, y, L - 6, y + 4, lab);
+	}
+	bprintf(b, "<text x=\"%.1f\" y=\"%.1f\" font-size=\"11\">peak</text>\n", legend_x,
+		top + 10);
+	for (size_t k = 0; k < nseries; k++) {
+		uint32_t peak = 0;
+		bprintf(b, "<polyline fill=\"none\" stroke=\"%s\" stroke-width=\"1.8\" points=\"",
+			colors[k]);
+		for (size_t i = 0; i < r->nsamples; i++) {
+			uint32_t v;
+			memcpy(&v, (const char *)&r->samples[i] + offs[k], sizeof(v));
+			if (v > peak)
+				peak = v;
+			bprintf(b, "%.1f,%.1f ", L + pw * xfrac(r->samples[i].t_s, tmax, logx),
+				top + ph - ph * yfrac_log(v, vmax));
+		}
+		char lab[24];
+		fmt_count(lab, sizeof(lab), peak);
+		bprintf(b,
+			"\"/>\n<text class=\"peak\" data-series=\"%s\" data-peak=\"%u\" "
+			"x=\"%.1f\" y=\"%.1f\" fill=\"%s\" font-size=\"11\">%s %s</text>\n",
+			names[k], peak, legend_x, top + 26 + 16.0 * k, colors[k], names[k], lab);
+	}
+}
+
 int rf_sim_render_svg(const struct rf_sim_result *r, char **ret, size_t *ret_len)
 {
 	struct buf b = {RF_BUF_INIT(RF_FILE_MAX), 0};
-	const double W = 900, H = 420, L = 70, R = 150, T = 40, B = 50;
+	/* Upper panel: share of the fleet, linear; lower panel (CT..CT+CH): counts, log scale. */
+	const double W = 900, H = 640, L = 70, R = 150, T = 40, B = 270, CT = 420, CH = 170;
 	const double pw = W - L - R, ph = H - T - B;
 	double tmax = r->nsamples ? r->samples[r->nsamples - 1].t_s : 1;
 	double ymax = (double)r->devices;
@@ -192,6 +259,10 @@ int rf_sim_render_svg(const struct rf_sim_result *r, char **ret, size_t *ret_len
 			"<line x1=\"%.1f\" y1=\"%.1f\" x2=\"%.1f\" y2=\"%.1f\" stroke=\"#eee\"/>"
 			"<text x=\"%.1f\" y=\"%.1f\" text-anchor=\"middle\">%s</text>\n",
 			x, T, x, T + ph, x, T + ph + 18, lab);
+		bprintf(&b,
+			"<line x1=\"%.1f\" y1=\"%.1f\" x2=\"%.1f\" y2=\"%.1f\" stroke=\"#eee\"/>"
+			"<text x=\"%.1f\" y=\"%.1f\" text-anchor=\"middle\">%s</text>\n",
+			x, CT, x, CT + CH, x, CT + CH + 18, lab);
 	}
 	bprintf(&b,
 		"<text x=\"%.1f\" y=\"%.1f\" text-anchor=\"middle\">time since publish%s</text>\n",
@@ -227,6 +298,18 @@ int rf_sim_render_svg(const struct rf_sim_result *r, char **ret, size_t *ret_len
 		"<rect x=\"%.1f\" y=\"%.1f\" width=\"12\" height=\"12\" fill=\"#457b9d\" "
 		"fill-opacity=\"0.3\"/><text x=\"%.1f\" y=\"%.1f\">halted</text>\n",
 		W - R + 12, T + 80.0, W - R + 30, T + 90.0);
+	{
+		enum { NSERIES = sizeof(series) / sizeof(series[0]) };
+		const char *names[NSERIES], *colors[NSERIES];
+		size_t offs[NSERIES];
+		for (size_t k = 0; k < NSERIES; k++) {
+			names[k] = series[k].name;
+			colors[k] = series[k].color;
+			offs[k] = series[k].off;
+		}
+		svg_count_panel(&b, r, L, pw, CT, CH, tmax, logx, names, colors, offs, NSERIES,
+				W - R + 12);
+	}
 	bprintf(&b, "</svg>\n");
 	return done(&b, ret, ret_len);
 }

@@ -91,7 +91,8 @@ void rf_sim_result_free(struct rf_sim_result *r);
  * Renderers (pure: they build text in a new NUL-terminated buffer *ret of *ret_len bytes; the
  * caller frees it). 0 or -ENOMEM.
  *  - csv: the timeline, one header line then one row per sample.
- *  - svg: a line chart of healthy, crashed, recovering, exposed and halted over time.
+ *  - svg: a line chart of healthy, crashed, recovering, exposed and halted over time: the
+ *    share of the fleet (linear) above, device counts (log scale, peaks labelled) below.
  *  - summary: the table header (when header is true) and one row for r.
  */
 int rf_sim_render_csv(const struct rf_sim_result *r, char **ret, size_t *ret_len) RF_WUR;

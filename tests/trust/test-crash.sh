@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Crash consistency of the client's trusted state (DESIGN.md P8): ringfence-tuf-client is
+# Crash consistency of the client's trusted state (docs/design.md P8): ringfence-tuf-client is
 # killed with SIGKILL at every durable step of an update (each metadata file stored or
 # deleted, the target written), in the manner of SQLite's crash tests. The test-only knob
 # RF_TUF_FAULT_KILL_AT=N makes the client SIGKILL itself just before its N-th durable step, so
