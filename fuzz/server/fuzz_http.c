@@ -33,7 +33,7 @@ static json_t *call(const char *method, const char *path, const char *auth, cons
 				      NULL,
 				      "application/json",
 				      (const uint8_t *)(body ? body : ""),
-				      body ? strlen(body) : 0};
+				      body ? strlen(body) : 0, NULL};
 	struct rf_server_reply r;
 	json_t *j;
 
@@ -95,7 +95,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	if (e >= 3 && data[1] < 128)
 		a = ADMIN;
 	struct rf_server_request q = {ep[e].method,	  ep[e].path, NULL,
-				      "application/json", data + 2,   size - 2};
+				      "application/json", data + 2,   size - 2, NULL};
 	if (a) {
 		snprintf(hdr, sizeof(hdr), "Bearer %s", a);
 		q.authorization = hdr;

@@ -22,6 +22,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <openssl/crypto.h>
@@ -762,6 +763,8 @@ int rf_server_new(const struct rf_server_opts *opts, struct rf_diag *diag, struc
 	s->repo_fd = -1;
 	s->clock = opts->clock;
 	s->clock_ud = opts->clock_ud;
+	s->log = opts->log;
+	s->log_ud = opts->log_ud;
 	s->poll_interval = opts->poll_interval_s ? opts->poll_interval_s : 300;
 	memcpy(s->admin_hash, opts->admin_hash, 32);
 	/* Never NULL, so "rr + first" is defined even with no release yet. */
@@ -1650,6 +1653,8 @@ static int admin_rings(struct rf_server *s, const struct rf_server_request *q, c
 		s->rings[s->nrings].position = (int64_t)pos;
 		s->rings[s->nrings++].ndevices = 0;
 		qsort(s->rings, s->nrings, sizeof(s->rings[0]), cmp_ring);
+		rf__srv_audit(s, 5, s->actor, "ring.create", 0, name, "position %llu",
+			      (unsigned long long)pos);
 		e = rf__srv_reply_json(r, 201, rings_json(s));
 	done:
 		json_decref(j);
@@ -1671,6 +1676,7 @@ static int admin_rings(struct rf_server *s, const struct rf_server_request *q, c
 		memmove(&s->rings[i], &s->rings[i + 1],
 			(s->nrings - (size_t)i - 1) * sizeof(s->rings[0]));
 		s->nrings--;
+		rf__srv_audit(s, 5, s->actor, "ring.delete", 0, rest, "%s", "");
 		return rf__srv_reply_json(r, 200, rings_json(s));
 	}
 	return ERR(r, 405, "method_not_allowed", NULL, "%s not allowed here", q->method);
@@ -1819,6 +1825,7 @@ static int admin_tenants(struct rf_server *s, const struct rf_server_request *q,
 		}
 		*nt = t;
 		s->ntenants++;
+		rf__srv_audit_tenant(s, "tenant.create", nt, pin);
 		json_t *o = tenant_json(nt);
 		json_object_set_new(o, "enrollment_token", json_string(tok));
 		OPENSSL_cleanse(tok, sizeof(tok));
@@ -1835,6 +1842,7 @@ static int admin_tenants(struct rf_server *s, const struct rf_server_request *q,
 		}
 		s->tenants[ti] = t;
 		recount_rings(s);
+		rf__srv_audit_tenant(s, "tenant.update", &t, pin);
 		e = rf__srv_reply_json(r, 200, tenant_json(&t));
 	} else if (!strcmp(q->method, "POST") && ti >= 0 && !strcmp(sub, "token")) {
 		struct rf__srv_tenant t = s->tenants[ti];
@@ -1849,6 +1857,7 @@ static int admin_tenants(struct rf_server *s, const struct rf_server_request *q,
 			goto done;
 		}
 		s->tenants[ti] = t;
+		rf__srv_audit_tenant(s, "tenant.token", &t, NULL);
 		e = rf__srv_reply_json(
 		    r, 200, json_pack("{s:s,s:s}", "name", t.name, "enrollment_token", tok));
 		OPENSSL_cleanse(tok, sizeof(tok));
@@ -2036,6 +2045,9 @@ static int release_create(struct rf_server *s, const struct rf_server_request *q
 	*slot = nr;
 	s->nrels++;
 	rr_rebuild(s);
+	rf__srv_audit(s, 5, s->actor, "release.create", slot->id, slot->target,
+		      "release '%s' version %lld, sha256 %.16s..., %llu bytes", slot->sched.release,
+		      (long long)slot->version, slot->sha_hex, (unsigned long long)slot->length);
 	e = rf__srv_reply_json(r, 201, rf__srv_release_json(s, slot, true));
 out:
 	json_decref(custom);
@@ -2145,6 +2157,7 @@ static int release_action(struct rf_server *s, const struct rf_server_request *q
 		return ERR(r, 503, "unavailable", NULL, "storage: %s", rf_strerror(e));
 	*rel = nr;
 	rr_rebuild(s);
+	rf__srv_audit_action(s, rel, act, why, force, stranded);
 	json_t *out = rf__srv_release_json(s, rel, true);
 	if (out && (!strcmp(act, "halt") || !strcmp(act, "rollback")))
 		json_object_set_new(out, "stranded", json_integer((json_int_t)stranded));
@@ -2196,10 +2209,16 @@ static int handle_admin(struct rf_server *s, const struct rf_server_request *q, 
 {
 	int e;
 
+	uint8_t who[32];
+
 	if (!admin_ok(s, q, r))
 		return -1;
+	hash_token(bearer(q->authorization, "rfa_"), who);
 	pthread_mutex_lock(&s->lock);
-	if (!strncmp(rest, "rings", 5) && (rest[5] == 0 || rest[5] == '/'))
+	rf__srv_set_actor(s, who);
+	if (!strcmp(rest, "audit"))
+		e = rf__srv_admin_audit(s, q, r);
+	else if (!strncmp(rest, "rings", 5) && (rest[5] == 0 || rest[5] == '/'))
 		e = admin_rings(s, q, rest[5] ? rest + 6 : "", r);
 	else if (!strncmp(rest, "tenants", 7) && (rest[7] == 0 || rest[7] == '/'))
 		e = admin_tenants(s, q, rest[7] ? rest + 8 : "", r);
@@ -2227,8 +2246,14 @@ int rf_server_handle(struct rf_server *s, const struct rf_server_request *q,
 
 	memset(r, 0, sizeof(*r));
 	r->fd = -1;
-	if (!strcmp(p, "/v1/checkin") && post)
+	if (!strcmp(p, "/v1/checkin") && post) {
+		struct timespec t0, t1;
+		clock_gettime(CLOCK_MONOTONIC, &t0);
 		handle_checkin(s, q, r);
+		clock_gettime(CLOCK_MONOTONIC, &t1);
+		rf__srv_observe_checkin(s, (uint64_t)(t1.tv_sec - t0.tv_sec) * 1000000000u +
+					       (uint64_t)t1.tv_nsec - (uint64_t)t0.tv_nsec);
+	}
 	else if (!strcmp(p, "/v1/report") && post)
 		handle_report(s, q, r);
 	else if (!strcmp(p, "/v1/enroll") && post)
@@ -2448,6 +2473,7 @@ static int evaluate(struct rf_server *s, int64_t now)
 				first_err = e;
 			continue;
 		}
+		rf__srv_audit_gate(s, rel, &ev, &ns);
 		rel->st = ns;
 		if (ev.halted)
 			atomic_fetch_add(&s->m_halts, 1);

@@ -23,7 +23,7 @@
 #include "ringfence/error.h"
 
 /* Schema version this build writes; older databases are migrated at open. */
-#define RF_STORE_SCHEMA_VERSION 1
+#define RF_STORE_SCHEMA_VERSION 2
 
 struct rf_store_ring {
 	const char *name;
@@ -82,6 +82,23 @@ struct rf_store_report {
 	const char *detail;
 };
 
+/*
+ * One entry of the audit trail (docs/server.md, "Audit trail"): an operator action or a gate
+ * decision that changed a release's state. Entries are only ever appended; id is assigned by the
+ * store, strictly increasing in the order of rf_store_audit_add() calls (the page cursor).
+ * Schema (any backend): audit(id integer primary key, time, actor, action, release_id, subject,
+ * detail), with an index on (release_id, id).
+ */
+struct rf_store_audit {
+	int64_t id;	     /* > 0; ignored by rf_store_audit_add */
+	int64_t time;	     /* server clock, unix s */
+	const char *actor;   /* who: "admin:<token id>" or "gate" */
+	const char *action;  /* what: "release.halt", "gate.halt", "tenant.create", ... */
+	int64_t release_id;  /* the release it is about, 0 none */
+	const char *subject; /* what it acted on: a release target, ring or tenant name */
+	const char *detail;  /* why, and the evidence (free text, may be "") */
+};
+
 /* Callbacks for rf_store_load(); each may be NULL. Returning non-zero stops the load and
  * rf_store_load() returns that value. Records are only valid during the call. */
 struct rf_store_visitor {
@@ -104,6 +121,10 @@ struct rf_store_ops {
 	int (*report_add)(struct rf_store *st, const struct rf_store_report *r,
 			  const struct rf_store_device *dev, bool *ret_duplicate);
 	int (*reports_count)(struct rf_store *st, const char *device_id, uint64_t *ret);
+	int (*audit_add)(struct rf_store *st, const struct rf_store_audit *a, int64_t *ret_id);
+	int (*audit_list)(struct rf_store *st, int64_t release_id, int64_t before_id,
+			  unsigned limit, int (*fn)(void *ud, const struct rf_store_audit *a),
+			  void *ud);
 };
 
 struct rf_store {
@@ -202,6 +223,26 @@ static inline int rf_store_report_add(struct rf_store *st, const struct rf_store
 static inline int rf_store_reports_count(struct rf_store *st, const char *device_id, uint64_t *ret)
 {
 	return st->ops->reports_count(st, device_id, ret);
+}
+
+/* Append one audit entry, committed durably before it returns 0; *ret_id (may be NULL) is its
+ * id. */
+static inline int rf_store_audit_add(struct rf_store *st, const struct rf_store_audit *a,
+				     int64_t *ret_id)
+{
+	return st->ops->audit_add(st, a, ret_id);
+}
+
+/*
+ * The audit entries newest first: only those about release_id when it is > 0, only those with
+ * id < before_id when it is > 0, at most limit of them, each passed to fn (valid during the call
+ * only; a non-zero return stops the walk and is returned). Returns 0 or -EIO.
+ */
+static inline int rf_store_audit_list(struct rf_store *st, int64_t release_id, int64_t before_id,
+				      unsigned limit,
+				      int (*fn)(void *ud, const struct rf_store_audit *a), void *ud)
+{
+	return st->ops->audit_list(st, release_id, before_id, limit, fn, ud);
 }
 
 #endif
