@@ -1302,6 +1302,179 @@ static void test_gate_halts_release(void **state)
 	json_t *ring = json_array_get(json_object_get(j, "rings"), 0);
 	assert_string_equal(jstr(json_object_get(ring, "gate"), "verdict", NULL), "fail");
 	json_decref(j);
+	/* The audit trail keeps the gate's decision with its evidence, then the operator's
+	 * rollback, each with who did it; after a restart too (stored, not in memory). */
+	stop_server(e, SIGKILL);
+	start_server(e);
+	snprintf(path, sizeof(path), "/v1/admin/audit?release=%d", id);
+	EXPECT_STATUS(200, http(e, "GET", path, e->admin, &j, NULL));
+	json_t *ent = json_object_get(j, "entries");
+	assert_int_equal(json_array_size(ent), 3);
+	assert_string_equal(jstr(json_array_get(ent, 0), "action", NULL), "release.rollback");
+	assert_string_equal(jstr(json_array_get(ent, 1), "action", NULL), "gate.halt");
+	assert_string_equal(jstr(json_array_get(ent, 1), "actor", NULL), "gate");
+	const char *ev = jstr(json_array_get(ent, 1), "detail", NULL);
+	if (!strstr(ev, "ring canary, floor gate") || !strstr(ev, "failed 3 of 6"))
+		fail_msg("gate.halt evidence: '%s'", ev);
+	assert_string_equal(jstr(json_array_get(ent, 2), "action", NULL), "release.create");
+	json_decref(j);
+	/* The dashboard tells it was a gate, and keeps the evidence in the release's timeline. */
+	char *page;
+	EXPECT_STATUS(200, http_raw(e, "GET", "/", NULL, NULL, 0, &page));
+	assert_non_null(strstr(page, "Halted by the <b>floor</b> gate in ring canary"));
+	assert_non_null(strstr(page, "<b>gate.halt</b> by gate: ring canary, floor gate"));
+	assert_null(strstr(page, "Halted by an operator"));
+	free(page);
+}
+
+/* The first 8 hex digits of SHA-256(admin token): how the audit trail names the operator. */
+static void admin_id(const struct env *e, char out[32])
+{
+	char hex[65];
+
+	rf_sha256_hex(e->admin, strlen(e->admin), hex);
+	snprintf(out, 32, "admin:%.8s", hex);
+}
+
+/* Every operator action is in the audit trail (who, what, why, when), newest first, durable,
+ * paged and filtered by release, and logged as one line with its journald priority. */
+static void test_audit_trail(void **state)
+{
+	struct env *e = *state;
+	char tok[80], who[32], path[320], *log;
+	json_t *j, *ent;
+	size_t n;
+
+	admin_id(e, who);
+	EXPECT_STATUS(201, http(e, "POST", "/v1/admin/rings", e->admin, NULL,
+				"{\"name\":\"labs\",\"position\":7}"));
+	EXPECT_STATUS(200, http(e, "DELETE", "/v1/admin/rings/labs", e->admin, NULL, NULL));
+	tenant(e, "acme", "canary", tok);
+	EXPECT_STATUS(200, http(e, "PUT", "/v1/admin/tenants/acme", e->admin, NULL,
+				"{\"pin\":\"n-1\"}"));
+	EXPECT_STATUS(200,
+		      http(e, "POST", "/v1/admin/tenants/acme/token", e->admin, &j, "{}"));
+	char tok2[80];
+	snprintf(tok2, sizeof(tok2), "%s", jstr(j, "enrollment_token", NULL));
+	assert_int_equal(strlen(tok2), 68);
+	json_decref(j);
+	add_target(e, "packs/a.rfp", "rel-a", "");
+	add_target(e, "packs/b.rfp", "rel-b", "");
+	EXPECT_STATUS(201, http(e, "POST", "/v1/admin/releases", e->admin, NULL,
+				"{\"target\":\"packs/a.rfp\"}"));
+	EXPECT_STATUS(201, http(e, "POST", "/v1/admin/releases", e->admin, NULL,
+				"{\"target\":\"packs/b.rfp\"}"));
+	EXPECT_STATUS(200, http(e, "POST", "/v1/admin/releases/2/hold", e->admin, NULL,
+				"{\"reason\":\"wait for\\nmonday\"}"));
+	EXPECT_STATUS(200, http(e, "POST", "/v1/admin/releases/2/resume", e->admin, NULL, NULL));
+	EXPECT_STATUS(200, http(e, "POST", "/v1/admin/releases/2/halt", e->admin, NULL,
+				"{\"reason\":\"bad rule 7\"}"));
+	/* A refused action leaves no entry. */
+	EXPECT_STATUS(409, http(e, "POST", "/v1/admin/releases/2/halt", e->admin, NULL, NULL));
+
+	/* Durable: a kill -9 loses nothing that was acknowledged. */
+	stop_server(e, SIGKILL);
+	start_server(e);
+	EXPECT_STATUS(200, http(e, "GET", "/v1/admin/audit", e->admin, &j, NULL));
+	ent = json_object_get(j, "entries");
+	static const char *const want[] = {
+	    "release.halt",  "release.resume", "release.hold",	"release.create",
+	    "release.create", "tenant.token",	"tenant.update", "tenant.create",
+	    "ring.delete",   "ring.create"};
+	/* Gate decisions (a ring opened) are interleaved: compare the operator's entries. */
+	n = 0;
+	for (size_t i = 0; i < json_array_size(ent); i++) {
+		json_t *x = json_array_get(ent, i);
+		const char *act = jstr(x, "action", NULL);
+		if (!strncmp(act, "gate.", 5)) {
+			assert_string_equal(jstr(x, "actor", NULL), "gate");
+			continue;
+		}
+		if (n >= 10)
+			fail_msg("unexpected entry %s", act);
+		if (strcmp(act, want[n]))
+			fail_msg("entry %zu: %s, want %s", n, act, want[n]);
+		assert_string_equal(jstr(x, "actor", NULL), who);
+		assert_true(json_integer_value(json_object_get(x, "time")) > 0);
+		assert_int_equal(strlen(jstr(x, "time_utc", NULL)), 20);
+		n++;
+	}
+	assert_int_equal(n, 10);
+	json_t *halt = json_array_get(ent, 0);
+	assert_int_equal(json_integer_value(json_object_get(halt, "release")), 2);
+	assert_string_equal(jstr(halt, "subject", NULL), "packs/b.rfp");
+	assert_string_equal(jstr(halt, "detail", NULL), "operator: bad rule 7");
+	assert_true(json_is_null(json_object_get(j, "next_before")));
+	json_decref(j);
+
+	/* Paged: two at a time, following next_before, the same entries in the same order. */
+	EXPECT_STATUS(200, http(e, "GET", "/v1/admin/audit", e->admin, &j, NULL));
+	size_t total = json_array_size(json_object_get(j, "entries")), seen = 0;
+	json_int_t before = 0;
+	for (int page = 0; page < 50; page++) {
+		json_t *p;
+		if (before)
+			snprintf(path, sizeof(path), "/v1/admin/audit?limit=2&before=%lld",
+				 (long long)before);
+		else
+			snprintf(path, sizeof(path), "/v1/admin/audit?limit=2");
+		EXPECT_STATUS(200, http(e, "GET", path, e->admin, &p, NULL));
+		json_t *pe = json_object_get(p, "entries");
+		for (size_t i = 0; i < json_array_size(pe); i++, seen++)
+			assert_int_equal(
+			    json_integer_value(json_object_get(json_array_get(pe, i), "id")),
+			    json_integer_value(json_object_get(
+				json_array_get(json_object_get(j, "entries"), seen), "id")));
+		json_t *nb = json_object_get(p, "next_before");
+		before = json_is_integer(nb) ? json_integer_value(nb) : 0;
+		json_decref(p);
+		if (!before)
+			break;
+	}
+	assert_int_equal(seen, total);
+	json_decref(j);
+
+	/* Filtered by release: release 1 has its create (and gate decisions) only. */
+	EXPECT_STATUS(200, http(e, "GET", "/v1/admin/audit?release=1", e->admin, &j, NULL));
+	ent = json_object_get(j, "entries");
+	assert_true(json_array_size(ent) >= 1);
+	for (size_t i = 0; i < json_array_size(ent); i++)
+		assert_int_equal(
+		    json_integer_value(json_object_get(json_array_get(ent, i), "release")), 1);
+	assert_string_equal(jstr(json_array_get(ent, json_array_size(ent) - 1), "action", NULL),
+			    "release.create");
+	json_decref(j);
+
+	/* Bad queries and no token are refused. */
+	EXPECT_STATUS(400, http(e, "GET", "/v1/admin/audit?limit=0", e->admin, NULL, NULL));
+	EXPECT_STATUS(400, http(e, "GET", "/v1/admin/audit?limit=501", e->admin, NULL, NULL));
+	EXPECT_STATUS(400, http(e, "GET", "/v1/admin/audit?release=x", e->admin, NULL, NULL));
+	EXPECT_STATUS(400, http(e, "GET", "/v1/admin/audit?sort=asc", e->admin, NULL, NULL));
+	EXPECT_STATUS(405, http(e, "POST", "/v1/admin/audit", e->admin, NULL, "{}"));
+	EXPECT_STATUS(401, http(e, "GET", "/v1/admin/audit", NULL, NULL, NULL));
+
+	/* One log line per entry, with its priority: <5> notice for operator actions; the
+	 * newline in the hold reason does not split the line. */
+	snprintf(path, sizeof(path), "%s/server.log", e->dir);
+	uint8_t *p;
+	size_t len;
+	assert_int_equal(rf_file_read(path, 1 << 20, &p, &len), 0);
+	log = (char *)p;
+	char line[200];
+	snprintf(line, sizeof(line), "<5>ringfenced: audit #");
+	assert_non_null(strstr(log, line));
+	snprintf(line, sizeof(line), "%s release.halt release 2 'packs/b.rfp': operator: bad rule 7\n",
+		 who);
+	if (!strstr(log, line))
+		fail_msg("no line '%s' in the log:\n%s", line, log);
+	snprintf(line, sizeof(line), "%s release.hold release 2 'packs/b.rfp': operator: wait for?monday\n",
+		 who);
+	if (!strstr(log, line))
+		fail_msg("no line '%s' in the log:\n%s", line, log);
+	assert_null(strstr(log, e->admin)); /* never the token itself */
+	assert_null(strstr(log, tok));
+	assert_null(strstr(log, tok2));
+	free(log);
 }
 
 /* kill -9 during a rollout while reports are in flight: every acknowledged report survives,
@@ -2105,6 +2278,7 @@ int main(int argc, char **argv)
 	    cmocka_unit_test_setup_teardown(test_bad_requests_rejected, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_repo_metrics_dashboard, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_gate_halts_release, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_audit_trail, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_kill9_keeps_acknowledged_reports, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_silence_after_intent_halts, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_timestamp_kept_fresh, setup_short_timestamp,
