@@ -2257,6 +2257,29 @@ static void test_cli_operator_commands(void **state)
 	assert_non_null(strstr(out, "\"status\": \"rolled-back\""));
 	CLI(1, "release", "status", "7");
 
+	/* The audit trail from the CLI: newest first, who did what and why, paged, filtered. */
+	char who[32], want[160];
+	admin_id(e, who);
+	CLI(0, "audit", "--help");
+	assert_non_null(strstr(out, "usage: ringfence audit"));
+	CLI(2, "audit", "--limit", "0");
+	CLI(2, "audit", "--release", "x");
+	CLI(0, "audit", "--release", "1");
+	snprintf(want, sizeof(want), "Z  %s  release.rollback release 1 'packs/rules-cli.rfp'",
+		 who);
+	if (!strstr(out, want))
+		fail_msg("no '%s' in:\n%s", want, out);
+	snprintf(want, sizeof(want),
+		 "Z  %s  release.halt     release 1 'packs/rules-cli.rfp': operator: cli test", who);
+	if (!strstr(out, want))
+		fail_msg("no '%s' in:\n%s", want, out);
+	assert_null(strstr(out, "tenant.create")); /* not about release 1 */
+	CLI(0, "audit", "--limit", "2");
+	assert_non_null(strstr(out, "(older entries: ringfence audit --before "));
+	CLI(0, "audit", "--json");
+	assert_non_null(strstr(out, "\"action\": \"tenant.create\""));
+	assert_non_null(strstr(out, "\"subject\": \"foxtrot\""));
+
 	/* A wrong token is refused; an unreachable server is exit 2. */
 	char bad[400];
 	snprintf(bad, sizeof(bad), "%s/bad-token", e->dir);
