@@ -1,7 +1,7 @@
 /*
  * The audit trail: every operator action (release create, hold, halt, resume, rollback; rings,
  * tenants, tokens) and every gate decision that changed a release's state, stored through the
- * store (rf_store_audit_add: durable before it returns) and logged as one line with a syslog
+ * store (rf_db_audit_add: durable before it returns) and logged as one line with a syslog
  * priority (journald reads the "<N>" prefix ringfenced writes), and GET /v1/admin/audit.
  *
  * Invariants: an entry is written after the change it records was committed (a failed action
@@ -30,7 +30,7 @@ int rf__srv_audit(struct rf_server *s, int prio, const char *actor, const char *
 		  int64_t release_id, const char *subject, const char *fmt, ...)
 {
 	char detail[RF_SRV_TEXT_MAX * 2], line[RF_SRV_TEXT_MAX * 3];
-	struct rf_store_audit a = {
+	struct rf_db_audit a = {
 	    .time = rf__srv_now(s),
 	    .actor = actor,
 	    .action = action,
@@ -46,7 +46,7 @@ int rf__srv_audit(struct rf_server *s, int prio, const char *actor, const char *
 	vsnprintf(detail, sizeof(detail), fmt, ap);
 	va_end(ap);
 	one_line(detail);
-	e = rf_store_audit_add(s->store, &a, &id);
+	e = rf_db_audit_add(s->db, &a, &id);
 	if (e < 0)
 		atomic_fetch_add(&s->m_audit_failures, 1);
 	if (!s->log)
@@ -118,7 +118,7 @@ static bool query_known(const char *q)
 	return true;
 }
 
-json_t *rf__srv_audit_json(const struct rf_store_audit *a)
+json_t *rf__srv_audit_json(const struct rf_db_audit *a)
 {
 	char iso[32];
 
@@ -129,7 +129,7 @@ json_t *rf__srv_audit_json(const struct rf_store_audit *a)
 			 "detail", a->detail);
 }
 
-static int collect(void *ud, const struct rf_store_audit *a)
+static int collect(void *ud, const struct rf_db_audit *a)
 {
 	json_t *o = rf__srv_audit_json(a);
 
@@ -163,7 +163,7 @@ int rf__srv_admin_audit(struct rf_server *s, const struct rf_server_request *q,
 	a = json_array();
 	if (!a)
 		return rf__srv_reply_error(r, 503, "unavailable", NULL, "out of memory");
-	e = rf_store_audit_list(s->store, (int64_t)release, (int64_t)before, (unsigned)limit,
+	e = rf_db_audit_list(s->db, (int64_t)release, (int64_t)before, (unsigned)limit,
 				collect, a);
 	if (e < 0) {
 		json_decref(a);

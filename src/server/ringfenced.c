@@ -256,7 +256,7 @@ int main(int argc, char **argv)
 			fprintf(stderr, "ringfenced: --backup and --init do not go together\n");
 			return 2;
 		}
-		r = rf_store_sqlite_backup(db, backup, &d);
+		r = rf_db_sqlite_backup(db, backup, &d);
 		if (r < 0)
 			return db_refused(db, r, &d);
 		rf_log_info("backup of %s written to %s", db, backup);

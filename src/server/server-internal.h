@@ -1,6 +1,7 @@
 /*
- * Internals shared by the files of the server core (server.c: state, device and operator API;
- * web.c: dashboard, metrics, the TUF repository). Not a public interface: everything here is
+ * Internals shared by the files of the server core (server.c: state, lookups, loading, dispatch,
+ * tick; request.c; device.c: device API; admin.c: operator API; persist.c; gates.c; web.c:
+ * dashboard, metrics, the TUF repository). Not a public interface: everything here is
  * guarded by rf_server.lock unless a field says otherwise.
  */
 #ifndef RF_SERVER_INTERNAL_H
@@ -27,8 +28,8 @@ struct rf__srv_devrel {
 	uint32_t crashes, rollbacks, rejects;
 	uint32_t quarantined;
 	uint64_t alerts;
-	uint32_t local;	 /* failures of the device or the transit, never the content's */
-	uint8_t obeyed;	 /* left it because the server said so (a halt): not a failure */
+	uint32_t local; /* failures of the device or the transit, never the content's */
+	uint8_t obeyed; /* left it because the server said so (a halt): not a failure */
 };
 
 enum { DEV_DIRTY = 1, DEV_SEEN = 2 };
@@ -93,7 +94,7 @@ struct rf__srv_release {
 
 struct rf_server {
 	pthread_mutex_t lock;
-	struct rf_store *store;
+	struct rf_db *db;
 	struct rf_diag diag;
 	char *repo_dir;
 	int repo_fd; /* O_PATH dir of repo_dir/repository, -1 none */
@@ -133,11 +134,75 @@ struct rf_server {
 	atomic_uint_fast64_t m_lat[RF__SRV_LAT_BUCKETS + 1], m_lat_sum_ns;
 };
 
+/* Report events, indexes of rf__srv_events. */
+enum {
+	EV_INSTALLED,
+	EV_INTENT,
+	EV_TRIAL,
+	EV_HEALTHY,
+	EV_CRASHED,
+	EV_ROLLED_BACK,
+	EV_REJECTED,
+	EV_QUARANTINED
+};
+
+/* Kinds of string members (rf__srv_get_str, device.c's jfield). */
+enum { S_ID = 1, S_TEXT, S_HEX };
+
 int64_t rf__srv_now(struct rf_server *s);
 /* Fill r with a JSON body (takes ownership of j) / an error. */
 int rf__srv_reply_json(struct rf_server_reply *r, int status, json_t *j);
 int rf__srv_reply_error(struct rf_server_reply *r, int status, const char *code, const char *field,
 			const char *fmt, ...) RF_PRINTF(5, 6);
+/* server.c: error reply (returns -1, so handlers can "return rf__srv_err(...)"), lookups,
+ * loading */
+int rf__srv_err(struct rf_server_reply *r, int status, const char *code, const char *field,
+		const char *fmt, ...) RF_PRINTF(5, 6);
+struct rf__srv_dev *rf__srv_dev_find(struct rf_server *s, const char *id);
+int rf__srv_dev_insert(struct rf_server *s, struct rf__srv_dev *d);
+int rf__srv_tenant_find(struct rf_server *s, const char *name);
+int rf__srv_ring_find(struct rf_server *s, const char *name);
+struct rf__srv_release *rf__srv_rel_by_id(struct rf_server *s, int64_t id);
+struct rf__srv_release *rf__srv_rel_by_target(struct rf_server *s, const char *t);
+struct rf__srv_release *rf__srv_rel_by_sha(struct rf_server *s, const uint8_t sha[32]);
+const char *rf__srv_dev_ring(const struct rf_server *s, const struct rf__srv_dev *d);
+void rf__srv_recount_rings(struct rf_server *s);
+void rf__srv_rr_rebuild(struct rf_server *s);
+void rf__srv_policy_from(struct rf__srv_tenant *t, const char *pin, int64_t ws, int64_t we);
+int rf__srv_tenant_add(struct rf_server *s, struct rf__srv_tenant **ret);
+int rf__srv_release_add(struct rf_server *s, struct rf__srv_release **ret);
+/* request.c */
+bool rf__srv_json_ctype(const char *ct);
+int rf__srv_parse_body(const struct rf_server_request *q, size_t max, struct rf_server_reply *r,
+		       json_t **ret);
+bool rf__srv_id_valid(const char *v, size_t n);
+int rf__srv_get_str(struct rf_server_reply *r, json_t *o, const char *key, int kind, bool required,
+		    const char **ret);
+int rf__srv_get_u64(struct rf_server_reply *r, json_t *o, const char *key, uint64_t *ret);
+void rf__srv_hash_token(const char *tok, uint8_t out[32]);
+const char *rf__srv_bearer(const char *h, const char *prefix);
+int rf__srv_new_token(const char *prefix, char out[69], uint8_t hash[32]);
+void rf__srv_copy_str(char *dst, size_t cap, const char *src);
+/* persist.c */
+int rf__srv_state_from_json(const char *text, struct rf__srv_release *rel);
+void rf__srv_hist_from_string(const char *text, struct rf__srv_dev *d);
+int rf__srv_dev_record(const struct rf__srv_dev *d, const struct rf_server *s,
+		       struct rf_db_device *rec, char **hist);
+int rf__srv_release_persist(struct rf_server *s, const struct rf__srv_release *rel);
+int rf__srv_flush_devices(struct rf_server *s, bool heartbeats);
+/* device.c */
+int rf__srv_handle_enroll(struct rf_server *s, const struct rf_server_request *q,
+			  struct rf_server_reply *r);
+int rf__srv_handle_checkin(struct rf_server *s, const struct rf_server_request *q,
+			   struct rf_server_reply *r);
+int rf__srv_handle_report(struct rf_server *s, const struct rf_server_request *q,
+			  struct rf_server_reply *r);
+/* admin.c */
+int rf__srv_handle_admin(struct rf_server *s, const struct rf_server_request *q, const char *rest,
+			 struct rf_server_reply *r);
+/* gates.c */
+int rf__srv_evaluate(struct rf_server *s, int64_t now);
+void rf__srv_aggregate(struct rf_server *s, int64_t now);
 /* web.c */
 int rf__srv_dashboard(struct rf_server *s, struct rf_server_reply *r);
 int rf__srv_metrics(struct rf_server *s, struct rf_server_reply *r);
@@ -165,7 +230,7 @@ void rf__srv_set_actor(struct rf_server *s, const uint8_t token_hash[32]);
 /* GET /v1/admin/audit?release=ID&before=ID&limit=N (lock held). */
 int rf__srv_admin_audit(struct rf_server *s, const struct rf_server_request *q,
 			struct rf_server_reply *r);
-json_t *rf__srv_audit_json(const struct rf_store_audit *a);
+json_t *rf__srv_audit_json(const struct rf_db_audit *a);
 /* status of one release as JSON (operator API and dashboard); lock held */
 json_t *rf__srv_release_json(struct rf_server *s, const struct rf__srv_release *rel, bool full);
 extern const char *const rf__srv_events[8];

@@ -39,7 +39,7 @@ struct rf_server_opts {
 };
 
 /*
- * Open the store (rf_store_open_sqlite: with init, RF_STORE_CREATE | RF_STORE_EXCL), load the
+ * Open the store (rf_db_open_sqlite: with init, RF_DB_CREATE | RF_DB_EXCL), load the
  * working set and parse every release's signed schedule. Returns 0 and *ret; -ENOENT the
  * database is missing or empty and init is not set; -EEXIST init is set and a database exists;
  * -EBADMSG the database is damaged or a stored schedule no longer parses; -EIO/-EPROTO from

@@ -1,17 +1,18 @@
 /*
  * The server's storage, behind one interface so that a PostgreSQL backend can follow the SQLite
- * one: struct rf_store is an ops table (like SQLite's VFS) and every backend fills it in.
+ * one: struct rf_db is an ops table (like SQLite's VFS) and every backend fills it in. (Named
+ * rf_db, not rf_store, so that a file may include this and the agent's src/agent/store.h.)
  *
  * Model: ringfenced keeps its whole working set (rings, tenants, releases, devices) in memory
  * and uses the store as the durable record. At start it loads everything through
- * rf_store_load(); afterwards it writes through: every call below that changes something is one
+ * rf_db_load(); afterwards it writes through: every call below that changes something is one
  * transaction, committed durably (SQLite: WAL, synchronous=FULL) before it returns 0, so the
  * server may acknowledge the change as soon as the call returns (P8). Reports are kept forever
  * (an audit trail) and are idempotent by (device_id, report_id).
  *
  * Strings in the records are NUL-terminated and owned by the caller; the store copies what it
  * keeps. Hashes are raw 32-byte SHA-256 values. Every function returns 0 or a negative errno:
- * -EIO storage failure (details in the rf_diag given to rf_store_open_*), -ENOENT no such
+ * -EIO storage failure (details in the rf_diag given to rf_db_open_*), -ENOENT no such
  * record, -EEXIST on a unique-key clash where noted, -ENOMEM.
  */
 #ifndef RF_SERVER_STORE_H
@@ -23,14 +24,14 @@
 #include "ringfence/error.h"
 
 /* Schema version this build writes; older databases are migrated at open. */
-#define RF_STORE_SCHEMA_VERSION 2
+#define RF_DB_SCHEMA_VERSION 2
 
-struct rf_store_ring {
+struct rf_db_ring {
 	const char *name;
 	int64_t position; /* order: lower first (canary before broad) */
 };
 
-struct rf_store_tenant {
+struct rf_db_tenant {
 	const char *name;
 	uint8_t token_hash[32]; /* SHA-256 of the enrollment token */
 	const char *ring;	/* NULL: devices keep the ring they enroll with */
@@ -39,7 +40,7 @@ struct rf_store_tenant {
 	int64_t win_end_min;
 };
 
-struct rf_store_release {
+struct rf_db_release {
 	int64_t id; /* assigned by the server, > 0 */
 	const char *target;
 	uint8_t sha256[32];
@@ -54,7 +55,7 @@ struct rf_store_release {
 
 /* A device as last recorded. release_id is the release the device is counted on (0: none);
  * state is one of the report events in docs/protocol.md ("offered" before any report). */
-struct rf_store_device {
+struct rf_db_device {
 	const char *id;
 	const char *tenant;
 	const char *ring;
@@ -70,7 +71,7 @@ struct rf_store_device {
 	const char *history; /* per-release outcomes the gates need, server's format ("" none) */
 };
 
-struct rf_store_report {
+struct rf_db_report {
 	const char *device_id;
 	const char *report_id;
 	const char *event;
@@ -85,12 +86,12 @@ struct rf_store_report {
 /*
  * One entry of the audit trail (docs/server.md, "Audit trail"): an operator action or a gate
  * decision that changed a release's state. Entries are only ever appended; id is assigned by the
- * store, strictly increasing in the order of rf_store_audit_add() calls (the page cursor).
+ * store, strictly increasing in the order of rf_db_audit_add() calls (the page cursor).
  * Schema (any backend): audit(id integer primary key, time, actor, action, release_id, subject,
  * detail), with an index on (release_id, id).
  */
-struct rf_store_audit {
-	int64_t id;	     /* > 0; ignored by rf_store_audit_add */
+struct rf_db_audit {
+	int64_t id;	     /* > 0; ignored by rf_db_audit_add */
 	int64_t time;	     /* server clock, unix s */
 	const char *actor;   /* who: "admin:<token id>" or "gate" */
 	const char *action;  /* what: "release.halt", "gate.halt", "tenant.create", ... */
@@ -99,59 +100,59 @@ struct rf_store_audit {
 	const char *detail;  /* why, and the evidence (free text, may be "") */
 };
 
-/* Callbacks for rf_store_load(); each may be NULL. Returning non-zero stops the load and
- * rf_store_load() returns that value. Records are only valid during the call. */
-struct rf_store_visitor {
-	int (*ring)(void *ud, const struct rf_store_ring *r);
-	int (*tenant)(void *ud, const struct rf_store_tenant *t);
-	int (*release)(void *ud, const struct rf_store_release *r);
-	int (*device)(void *ud, const struct rf_store_device *d);
+/* Callbacks for rf_db_load(); each may be NULL. Returning non-zero stops the load and
+ * rf_db_load() returns that value. Records are only valid during the call. */
+struct rf_db_visitor {
+	int (*ring)(void *ud, const struct rf_db_ring *r);
+	int (*tenant)(void *ud, const struct rf_db_tenant *t);
+	int (*release)(void *ud, const struct rf_db_release *r);
+	int (*device)(void *ud, const struct rf_db_device *d);
 };
 
-struct rf_store;
+struct rf_db;
 
-struct rf_store_ops {
-	void (*close)(struct rf_store *st);
-	int (*load)(struct rf_store *st, const struct rf_store_visitor *v, void *ud);
-	int (*ring_put)(struct rf_store *st, const struct rf_store_ring *r);
-	int (*ring_delete)(struct rf_store *st, const char *name);
-	int (*tenant_put)(struct rf_store *st, const struct rf_store_tenant *t);
-	int (*release_put)(struct rf_store *st, const struct rf_store_release *r);
-	int (*devices_put)(struct rf_store *st, const struct rf_store_device *d, size_t n);
-	int (*report_add)(struct rf_store *st, const struct rf_store_report *r,
-			  const struct rf_store_device *dev, bool *ret_duplicate);
-	int (*reports_count)(struct rf_store *st, const char *device_id, uint64_t *ret);
-	int (*audit_add)(struct rf_store *st, const struct rf_store_audit *a, int64_t *ret_id);
-	int (*audit_list)(struct rf_store *st, int64_t release_id, int64_t before_id,
-			  unsigned limit, int (*fn)(void *ud, const struct rf_store_audit *a),
+struct rf_db_ops {
+	void (*close)(struct rf_db *st);
+	int (*load)(struct rf_db *st, const struct rf_db_visitor *v, void *ud);
+	int (*ring_put)(struct rf_db *st, const struct rf_db_ring *r);
+	int (*ring_delete)(struct rf_db *st, const char *name);
+	int (*tenant_put)(struct rf_db *st, const struct rf_db_tenant *t);
+	int (*release_put)(struct rf_db *st, const struct rf_db_release *r);
+	int (*devices_put)(struct rf_db *st, const struct rf_db_device *d, size_t n);
+	int (*report_add)(struct rf_db *st, const struct rf_db_report *r,
+			  const struct rf_db_device *dev, bool *ret_duplicate);
+	int (*reports_count)(struct rf_db *st, const char *device_id, uint64_t *ret);
+	int (*audit_add)(struct rf_db *st, const struct rf_db_audit *a, int64_t *ret_id);
+	int (*audit_list)(struct rf_db *st, int64_t release_id, int64_t before_id,
+			  unsigned limit, int (*fn)(void *ud, const struct rf_db_audit *a),
 			  void *ud);
 };
 
-struct rf_store {
-	const struct rf_store_ops *ops;
+struct rf_db {
+	const struct rf_db_ops *ops;
 	struct rf_diag *diag; /* where backend errors are described; may be NULL */
 };
 
-/* Flags of rf_store_open_sqlite(), as O_CREAT and O_EXCL are to open(2). */
+/* Flags of rf_db_open_sqlite(), as O_CREAT and O_EXCL are to open(2). */
 enum {
-	RF_STORE_CREATE = 1, /* a missing or empty database may be created */
-	RF_STORE_EXCL = 2,   /* with RF_STORE_CREATE: only a missing or empty one (-EEXIST) */
+	RF_DB_CREATE = 1, /* a missing or empty database may be created */
+	RF_DB_EXCL = 2,   /* with RF_DB_CREATE: only a missing or empty one (-EEXIST) */
 };
 
 /*
  * Open the SQLite database at path: WAL, synchronous=FULL, schema created or migrated to
- * RF_STORE_SCHEMA_VERSION in one transaction. A database that exists is checked first
+ * RF_DB_SCHEMA_VERSION in one transaction. A database that exists is checked first
  * (PRAGMA quick_check: every page and record well-formed) and nothing is written to one that
  * fails. A missing or empty (zero-byte, or no schema) database is created only with
- * RF_STORE_CREATE: a server whose database was lost must not start as a brand-new server.
+ * RF_DB_CREATE: a server whose database was lost must not start as a brand-new server.
  * diag (may be NULL, must outlive the store) receives a description of every storage error.
- * Returns 0 and *ret; -ENOENT missing or empty database without RF_STORE_CREATE; -EEXIST a
- * database exists and RF_STORE_EXCL was given; -EBADMSG damaged (not a database, or the
+ * Returns 0 and *ret; -ENOENT missing or empty database without RF_DB_CREATE; -EEXIST a
+ * database exists and RF_DB_EXCL was given; -EBADMSG damaged (not a database, or the
  * integrity check failed: diag says what it found); -EIO if it cannot be opened or migrated;
  * -EPROTO if it was written by a newer schema than this build knows; -ENOMEM.
  */
-int rf_store_open_sqlite(const char *path, unsigned flags, struct rf_diag *diag,
-			 struct rf_store **ret) RF_WUR;
+int rf_db_open_sqlite(const char *path, unsigned flags, struct rf_diag *diag,
+			 struct rf_db **ret) RF_WUR;
 
 /*
  * Copy the SQLite database at path into a new file dest, consistent to one committed
@@ -160,49 +161,49 @@ int rf_store_open_sqlite(const char *path, unsigned flags, struct rf_diag *diag,
  * whole new backup. Returns 0; -ENOENT no database at path; -EBADMSG the copy fails the check;
  * -EIO on any other storage error (diag says which).
  */
-int rf_store_sqlite_backup(const char *path, const char *dest, struct rf_diag *diag) RF_WUR;
+int rf_db_sqlite_backup(const char *path, const char *dest, struct rf_diag *diag) RF_WUR;
 
 /* Close a store (NULL ok). */
-static inline void rf_store_close(struct rf_store *st)
+static inline void rf_db_close(struct rf_db *st)
 {
 	if (st)
 		st->ops->close(st);
 }
 
 /* Read every ring, tenant, release and device, in that order, into v's callbacks. */
-static inline int rf_store_load(struct rf_store *st, const struct rf_store_visitor *v, void *ud)
+static inline int rf_db_load(struct rf_db *st, const struct rf_db_visitor *v, void *ud)
 {
 	return st->ops->load(st, v, ud);
 }
 
 /* Insert or replace by name. */
-static inline int rf_store_ring_put(struct rf_store *st, const struct rf_store_ring *r)
+static inline int rf_db_ring_put(struct rf_db *st, const struct rf_db_ring *r)
 {
 	return st->ops->ring_put(st, r);
 }
 
 /* Delete a ring; -ENOENT if there is none. */
-static inline int rf_store_ring_delete(struct rf_store *st, const char *name)
+static inline int rf_db_ring_delete(struct rf_db *st, const char *name)
 {
 	return st->ops->ring_delete(st, name);
 }
 
 /* Insert or replace a tenant by name. */
-static inline int rf_store_tenant_put(struct rf_store *st, const struct rf_store_tenant *t)
+static inline int rf_db_tenant_put(struct rf_db *st, const struct rf_db_tenant *t)
 {
 	return st->ops->tenant_put(st, t);
 }
 
 /* Insert a release, or update its state_json when the id exists; -EEXIST if another release
  * has the same target. */
-static inline int rf_store_release_put(struct rf_store *st, const struct rf_store_release *r)
+static inline int rf_db_release_put(struct rf_db *st, const struct rf_db_release *r)
 {
 	return st->ops->release_put(st, r);
 }
 
 /* Insert or replace n devices by id, all in one transaction (enrollment: n = 1; the heartbeat
  * flush: every device whose state changed since the last flush). */
-static inline int rf_store_devices_put(struct rf_store *st, const struct rf_store_device *d,
+static inline int rf_db_devices_put(struct rf_db *st, const struct rf_db_device *d,
 				       size_t n)
 {
 	return st->ops->devices_put(st, d, n);
@@ -213,21 +214,21 @@ static inline int rf_store_devices_put(struct rf_store *st, const struct rf_stor
  * NULL). If (device_id, report_id) is already recorded nothing is changed and
  * *ret_duplicate is true. Returns 0 once committed.
  */
-static inline int rf_store_report_add(struct rf_store *st, const struct rf_store_report *r,
-				      const struct rf_store_device *dev, bool *ret_duplicate)
+static inline int rf_db_report_add(struct rf_db *st, const struct rf_db_report *r,
+				      const struct rf_db_device *dev, bool *ret_duplicate)
 {
 	return st->ops->report_add(st, r, dev, ret_duplicate);
 }
 
 /* Number of reports recorded for device_id (NULL: for every device). */
-static inline int rf_store_reports_count(struct rf_store *st, const char *device_id, uint64_t *ret)
+static inline int rf_db_reports_count(struct rf_db *st, const char *device_id, uint64_t *ret)
 {
 	return st->ops->reports_count(st, device_id, ret);
 }
 
 /* Append one audit entry, committed durably before it returns 0; *ret_id (may be NULL) is its
  * id. */
-static inline int rf_store_audit_add(struct rf_store *st, const struct rf_store_audit *a,
+static inline int rf_db_audit_add(struct rf_db *st, const struct rf_db_audit *a,
 				     int64_t *ret_id)
 {
 	return st->ops->audit_add(st, a, ret_id);
@@ -238,9 +239,9 @@ static inline int rf_store_audit_add(struct rf_store *st, const struct rf_store_
  * id < before_id when it is > 0, at most limit of them, each passed to fn (valid during the call
  * only; a non-zero return stops the walk and is returned). Returns 0 or -EIO.
  */
-static inline int rf_store_audit_list(struct rf_store *st, int64_t release_id, int64_t before_id,
+static inline int rf_db_audit_list(struct rf_db *st, int64_t release_id, int64_t before_id,
 				      unsigned limit,
-				      int (*fn)(void *ud, const struct rf_store_audit *a), void *ud)
+				      int (*fn)(void *ud, const struct rf_db_audit *a), void *ud)
 {
 	return st->ops->audit_list(st, release_id, before_id, limit, fn, ud);
 }

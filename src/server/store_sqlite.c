@@ -1,5 +1,5 @@
 /*
- * The SQLite backend of struct rf_store (store.h).
+ * The SQLite backend of struct rf_db (store.h).
  *
  * Invariants: the database runs in WAL mode with synchronous=FULL, so a transaction that
  * returned from COMMIT survives kill -9 and power loss; every write entry point is exactly one
@@ -20,7 +20,7 @@
 #include "server/store.h"
 
 struct sqlite_store {
-	struct rf_store base;
+	struct rf_db base;
 	sqlite3 *db;
 	sqlite3_stmt *dev_put, *rep_add;
 };
@@ -44,7 +44,7 @@ static const char *const migrations[] = {
     "  release_id INTEGER NOT NULL, time INTEGER NOT NULL, received_at INTEGER NOT NULL,"
     "  detail TEXT NOT NULL, PRIMARY KEY (device_id, report_id)) WITHOUT ROWID;"
     "INSERT INTO rings VALUES ('canary', 0), ('early', 1), ('broad', 2);",
-    /* 1 -> 2: the audit trail (store.h, struct rf_store_audit). */
+    /* 1 -> 2: the audit trail (store.h, struct rf_db_audit). */
     "CREATE TABLE audit (id INTEGER PRIMARY KEY AUTOINCREMENT, time INTEGER NOT NULL,"
     "  actor TEXT NOT NULL, action TEXT NOT NULL, release_id INTEGER NOT NULL,"
     "  subject TEXT NOT NULL, detail TEXT NOT NULL);"
@@ -119,7 +119,7 @@ static void blob32(sqlite3_stmt *st, int col, uint8_t out[32])
 		memcpy(out, b, 32);
 }
 
-static void sq_close(struct rf_store *base)
+static void sq_close(struct rf_db *base)
 {
 	struct sqlite_store *s = (struct sqlite_store *)base;
 
@@ -129,7 +129,7 @@ static void sq_close(struct rf_store *base)
 	free(s);
 }
 
-static int sq_load(struct rf_store *base, const struct rf_store_visitor *v, void *ud)
+static int sq_load(struct rf_db *base, const struct rf_db_visitor *v, void *ud)
 {
 	struct sqlite_store *s = (struct sqlite_store *)base;
 	static const char *const q[] = {
@@ -152,10 +152,10 @@ static int sq_load(struct rf_store *base, const struct rf_store_visitor *v, void
 			return r;
 		while (r == 0 && (rc = sqlite3_step(st)) == SQLITE_ROW) {
 			if (i == 0 && v->ring) {
-				struct rf_store_ring x = {text(st, 0), sqlite3_column_int64(st, 1)};
+				struct rf_db_ring x = {text(st, 0), sqlite3_column_int64(st, 1)};
 				r = v->ring(ud, &x);
 			} else if (i == 1 && v->tenant) {
-				struct rf_store_tenant x = {.name = text(st, 0)};
+				struct rf_db_tenant x = {.name = text(st, 0)};
 				blob32(st, 1, x.token_hash);
 				x.ring =
 				    sqlite3_column_type(st, 2) == SQLITE_NULL ? NULL : text(st, 2);
@@ -164,7 +164,7 @@ static int sq_load(struct rf_store *base, const struct rf_store_visitor *v, void
 				x.win_end_min = sqlite3_column_int64(st, 5);
 				r = v->tenant(ud, &x);
 			} else if (i == 2 && v->release) {
-				struct rf_store_release x = {.id = sqlite3_column_int64(st, 0),
+				struct rf_db_release x = {.id = sqlite3_column_int64(st, 0),
 							     .target = text(st, 1)};
 				blob32(st, 2, x.sha256);
 				x.length = (uint64_t)sqlite3_column_int64(st, 3);
@@ -174,7 +174,7 @@ static int sq_load(struct rf_store *base, const struct rf_store_visitor *v, void
 				x.state_json = text(st, 7);
 				r = v->release(ud, &x);
 			} else if (i == 3 && v->device) {
-				struct rf_store_device x = {
+				struct rf_db_device x = {
 				    .id = text(st, 0), .tenant = text(st, 1), .ring = text(st, 2)};
 				blob32(st, 3, x.cred_hash);
 				x.agent_version = text(st, 4);
@@ -199,7 +199,7 @@ static int sq_load(struct rf_store *base, const struct rf_store_visitor *v, void
 	return r;
 }
 
-static int sq_ring_put(struct rf_store *base, const struct rf_store_ring *x)
+static int sq_ring_put(struct rf_db *base, const struct rf_db_ring *x)
 {
 	struct sqlite_store *s = (struct sqlite_store *)base;
 	sqlite3_stmt *st;
@@ -216,7 +216,7 @@ static int sq_ring_put(struct rf_store *base, const struct rf_store_ring *x)
 	return r;
 }
 
-static int sq_ring_delete(struct rf_store *base, const char *name)
+static int sq_ring_delete(struct rf_db *base, const char *name)
 {
 	struct sqlite_store *s = (struct sqlite_store *)base;
 	sqlite3_stmt *st;
@@ -236,7 +236,7 @@ static int sq_ring_delete(struct rf_store *base, const char *name)
 	return r;
 }
 
-static int sq_tenant_put(struct rf_store *base, const struct rf_store_tenant *x)
+static int sq_tenant_put(struct rf_db *base, const struct rf_db_tenant *x)
 {
 	struct sqlite_store *s = (struct sqlite_store *)base;
 	sqlite3_stmt *st;
@@ -260,7 +260,7 @@ static int sq_tenant_put(struct rf_store *base, const struct rf_store_tenant *x)
 	return r;
 }
 
-static int sq_release_put(struct rf_store *base, const struct rf_store_release *x)
+static int sq_release_put(struct rf_db *base, const struct rf_db_release *x)
 {
 	struct sqlite_store *s = (struct sqlite_store *)base;
 	sqlite3_stmt *st;
@@ -286,7 +286,7 @@ static int sq_release_put(struct rf_store *base, const struct rf_store_release *
 	return r;
 }
 
-static int bind_device(struct sqlite_store *s, const struct rf_store_device *d)
+static int bind_device(struct sqlite_store *s, const struct rf_db_device *d)
 {
 	sqlite3_stmt *st = s->dev_put;
 
@@ -309,7 +309,7 @@ static int bind_device(struct sqlite_store *s, const struct rf_store_device *d)
 	return step_done(s, st, "device_put");
 }
 
-static int sq_devices_put(struct rf_store *base, const struct rf_store_device *d, size_t n)
+static int sq_devices_put(struct rf_db *base, const struct rf_db_device *d, size_t n)
 {
 	struct sqlite_store *s = (struct sqlite_store *)base;
 	int r = begin(s);
@@ -319,8 +319,8 @@ static int sq_devices_put(struct rf_store *base, const struct rf_store_device *d
 	return commit(s, r);
 }
 
-static int sq_report_add(struct rf_store *base, const struct rf_store_report *x,
-			 const struct rf_store_device *dev, bool *ret_duplicate)
+static int sq_report_add(struct rf_db *base, const struct rf_db_report *x,
+			 const struct rf_db_device *dev, bool *ret_duplicate)
 {
 	struct sqlite_store *s = (struct sqlite_store *)base;
 	sqlite3_stmt *st = s->rep_add;
@@ -350,7 +350,7 @@ static int sq_report_add(struct rf_store *base, const struct rf_store_report *x,
 	return r;
 }
 
-static int sq_reports_count(struct rf_store *base, const char *device_id, uint64_t *ret)
+static int sq_reports_count(struct rf_db *base, const char *device_id, uint64_t *ret)
 {
 	struct sqlite_store *s = (struct sqlite_store *)base;
 	sqlite3_stmt *st;
@@ -371,7 +371,7 @@ static int sq_reports_count(struct rf_store *base, const char *device_id, uint64
 	return r;
 }
 
-static int sq_audit_add(struct rf_store *base, const struct rf_store_audit *a, int64_t *ret_id)
+static int sq_audit_add(struct rf_db *base, const struct rf_db_audit *a, int64_t *ret_id)
 {
 	struct sqlite_store *s = (struct sqlite_store *)base;
 	sqlite3_stmt *st;
@@ -401,8 +401,8 @@ static int sq_audit_add(struct rf_store *base, const struct rf_store_audit *a, i
 	return r;
 }
 
-static int sq_audit_list(struct rf_store *base, int64_t release_id, int64_t before_id,
-			 unsigned limit, int (*fn)(void *ud, const struct rf_store_audit *a),
+static int sq_audit_list(struct rf_db *base, int64_t release_id, int64_t before_id,
+			 unsigned limit, int (*fn)(void *ud, const struct rf_db_audit *a),
 			 void *ud)
 {
 	struct sqlite_store *s = (struct sqlite_store *)base;
@@ -420,7 +420,7 @@ static int sq_audit_list(struct rf_store *base, int64_t release_id, int64_t befo
 	sqlite3_bind_int64(st, 2, before_id);
 	sqlite3_bind_int64(st, 3, limit);
 	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
-		struct rf_store_audit a = {
+		struct rf_db_audit a = {
 		    .id = sqlite3_column_int64(st, 0),
 		    .time = sqlite3_column_int64(st, 1),
 		    .actor = text(st, 2),
@@ -439,7 +439,7 @@ static int sq_audit_list(struct rf_store *base, int64_t release_id, int64_t befo
 	return r;
 }
 
-static const struct rf_store_ops sqlite_ops = {
+static const struct rf_db_ops sqlite_ops = {
     .close = sq_close,
     .load = sq_load,
     .ring_put = sq_ring_put,
@@ -470,12 +470,12 @@ static int migrate(struct sqlite_store *s)
 	}
 	if (r == 0 && v < 0)
 		r = fail(s, "user_version");
-	if (r == 0 && v > RF_STORE_SCHEMA_VERSION)
+	if (r == 0 && v > RF_DB_SCHEMA_VERSION)
 		r = rf_diag_report(
 		    s->base.diag, -EPROTO,
 		    "sqlite: database schema version %lld is newer than this build (%d)",
-		    (long long)v, RF_STORE_SCHEMA_VERSION);
-	for (; r == 0 && v < RF_STORE_SCHEMA_VERSION; v++) {
+		    (long long)v, RF_DB_SCHEMA_VERSION);
+	for (; r == 0 && v < RF_DB_SCHEMA_VERSION; v++) {
 		char sql[64];
 
 		r = exec(s, migrations[v]);
@@ -533,8 +533,8 @@ static int check_db(sqlite3 *db, const char *path, struct rf_diag *diag, bool *r
 	return damaged(diag, path, sqlite3_errstr(rc));
 }
 
-int rf_store_open_sqlite(const char *path, unsigned flags, struct rf_diag *diag,
-			 struct rf_store **ret)
+int rf_db_open_sqlite(const char *path, unsigned flags, struct rf_diag *diag,
+			 struct rf_db **ret)
 {
 	struct sqlite_store *s = calloc(1, sizeof(*s));
 	bool empty = false;
@@ -546,9 +546,9 @@ int rf_store_open_sqlite(const char *path, unsigned flags, struct rf_diag *diag,
 	s->base.diag = diag;
 	if (sqlite3_open_v2(path, &s->db,
 			    SQLITE_OPEN_READWRITE | SQLITE_OPEN_FULLMUTEX |
-				(flags & RF_STORE_CREATE ? SQLITE_OPEN_CREATE : 0),
+				(flags & RF_DB_CREATE ? SQLITE_OPEN_CREATE : 0),
 			    NULL) != SQLITE_OK) {
-		if (!(flags & RF_STORE_CREATE) && access(path, F_OK) < 0 && errno == ENOENT)
+		if (!(flags & RF_DB_CREATE) && access(path, F_OK) < 0 && errno == ENOENT)
 			r = rf_diag_report(diag, -ENOENT, "database %s does not exist", path);
 		else
 			r = fail(s, path);
@@ -556,9 +556,9 @@ int rf_store_open_sqlite(const char *path, unsigned flags, struct rf_diag *diag,
 	}
 	sqlite3_busy_timeout(s->db, 5000);
 	r = check_db(s->db, path, diag, &empty);
-	if (r == 0 && empty && !(flags & RF_STORE_CREATE))
+	if (r == 0 && empty && !(flags & RF_DB_CREATE))
 		r = rf_diag_report(diag, -ENOENT, "database %s is empty (no tables)", path);
-	if (r == 0 && !empty && (flags & RF_STORE_EXCL))
+	if (r == 0 && !empty && (flags & RF_DB_EXCL))
 		r = rf_diag_report(diag, -EEXIST, "database %s exists already", path);
 	if (r < 0)
 		goto undo_open;
@@ -588,7 +588,7 @@ undo_open:
 	return r;
 }
 
-int rf_store_sqlite_backup(const char *path, const char *dest, struct rf_diag *diag)
+int rf_db_sqlite_backup(const char *path, const char *dest, struct rf_diag *diag)
 {
 	char tmp[4096];
 	sqlite3 *src = NULL, *dst = NULL;

@@ -342,7 +342,7 @@ struct tl {
 	unsigned n;
 };
 
-static int timeline_entry(void *ud, const struct rf_store_audit *a)
+static int timeline_entry(void *ud, const struct rf_db_audit *a)
 {
 	struct tl *t = ud;
 
@@ -366,7 +366,7 @@ static void timeline(FILE *f, struct rf_server *s, const struct rf__srv_release 
 	struct tl t = {f, now, 0};
 
 	fputs("<details class=\"timeline\" open><summary>timeline</summary><ol>", f);
-	if (rf_store_audit_list(s->store, rel->id, 0, RF_SRV_TIMELINE_MAX, timeline_entry, &t) <
+	if (rf_db_audit_list(s->db, rel->id, 0, RF_SRV_TIMELINE_MAX, timeline_entry, &t) <
 		0 ||
 	    t.n == 0) {
 		if (rel->st.halted_at) {
@@ -605,7 +605,7 @@ int rf__srv_metrics(struct rf_server *s, struct rf_server_reply *r)
 		"# HELP ringfence_build_info Build of this ringfenced (always 1).\n"
 		"# TYPE ringfence_build_info gauge\n"
 		"ringfence_build_info{version=\"%s\",store_schema=\"%d\"} 1\n",
-		RF_VERSION, RF_STORE_SCHEMA_VERSION);
+		RF_VERSION, RF_DB_SCHEMA_VERSION);
 	counter(f, "ringfence_checkins_total", "Check-ins answered.",
 		atomic_load(&s->m_checkins));
 	counter(f, "ringfence_enrollments_total", "Devices enrolled.", atomic_load(&s->m_enrolls));

@@ -769,19 +769,19 @@ static void test_bad_requests_rejected(void **state)
 	/* Nothing above was recorded: the one good report is the only one (a retry of it is a
 	 * duplicate, a new id is new). The store is read after the server stops. */
 	stop_server(e, SIGTERM);
-	struct rf_store *st;
-	assert_int_equal(rf_store_open_sqlite(e->db, 0, NULL, &st), 0);
-	assert_int_equal(rf_store_reports_count(st, "g-1", &before), 0);
-	rf_store_close(st);
+	struct rf_db *st;
+	assert_int_equal(rf_db_open_sqlite(e->db, 0, NULL, &st), 0);
+	assert_int_equal(rf_db_reports_count(st, "g-1", &before), 0);
+	rf_db_close(st);
 	assert_int_equal(before, 1);
 	start_server(e);
 	EXPECT_STATUS(200,
 		      report(e, cred, "g-1", "g-ok", "installed",
 			     "0000000000000000000000000000000000000000000000000000000000000000"));
 	stop_server(e, SIGTERM);
-	assert_int_equal(rf_store_open_sqlite(e->db, 0, NULL, &st), 0);
-	assert_int_equal(rf_store_reports_count(st, "g-1", &after), 0);
-	rf_store_close(st);
+	assert_int_equal(rf_db_open_sqlite(e->db, 0, NULL, &st), 0);
+	assert_int_equal(rf_db_reports_count(st, "g-1", &after), 0);
+	rf_db_close(st);
 	assert_int_equal(after, 1);
 	start_server(e);
 }
@@ -1569,13 +1569,13 @@ static void test_kill9_keeps_acknowledged_reports(void **state)
 	assert_true(total_acked < 4u * per); /* the kill really hit mid-stream */
 
 	/* The database opens (WAL recovered) and holds at least every acknowledged report. */
-	struct rf_store *st;
+	struct rf_db *st;
 	uint64_t stored = 0, crashes = 0;
-	assert_int_equal(rf_store_open_sqlite(e->db, 0, NULL, &st), 0);
+	assert_int_equal(rf_db_open_sqlite(e->db, 0, NULL, &st), 0);
 	for (int i = 0; i < 4; i++) {
 		uint64_t c;
 		snprintf(dev, sizeof(dev), "k-%d", i);
-		assert_int_equal(rf_store_reports_count(st, dev, &c), 0);
+		assert_int_equal(rf_db_reports_count(st, dev, &c), 0);
 		if (c < (uint64_t)acked[i])
 			fail_msg("device %s: %d reports acknowledged, %llu stored", dev, acked[i],
 				 (unsigned long long)c);
@@ -1583,7 +1583,7 @@ static void test_kill9_keeps_acknowledged_reports(void **state)
 		stored += c;
 		crashes += c / 2; /* reports 1, 3, 5, ... are crashes */
 	}
-	rf_store_close(st);
+	rf_db_close(st);
 	/* After restart each acknowledged report is known (a retry is a duplicate), and the
 	 * server works. */
 	start_server(e);

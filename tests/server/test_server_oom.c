@@ -93,7 +93,7 @@ static size_t releases_listed(struct env *e)
 	return n;
 }
 
-static int count_release(void *ud, const struct rf_store_release *r)
+static int count_release(void *ud, const struct rf_db_release *r)
 {
 	(*(size_t *)ud)++;
 	return 0;
@@ -102,13 +102,13 @@ static int count_release(void *ud, const struct rf_store_release *r)
 /* Releases in the database (a second connection, as a restarted server would read it). */
 static size_t releases_stored(struct env *e)
 {
-	static const struct rf_store_visitor v = {.release = count_release};
-	struct rf_store *st;
+	static const struct rf_db_visitor v = {.release = count_release};
+	struct rf_db *st;
 	size_t n = 0;
 
-	assert_int_equal(rf_store_open_sqlite(e->db, 0, NULL, &st), 0);
-	assert_int_equal(rf_store_load(st, &v, &n), 0);
-	rf_store_close(st);
+	assert_int_equal(rf_db_open_sqlite(e->db, 0, NULL, &st), 0);
+	assert_int_equal(rf_db_load(st, &v, &n), 0);
+	rf_db_close(st);
 	return n;
 }
 

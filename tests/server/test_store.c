@@ -26,7 +26,7 @@ struct seen {
 	uint64_t alerts;
 };
 
-static int on_ring(void *ud, const struct rf_store_ring *r)
+static int on_ring(void *ud, const struct rf_db_ring *r)
 {
 	struct seen *s = ud;
 	if (s->rings++ == 0)
@@ -34,7 +34,7 @@ static int on_ring(void *ud, const struct rf_store_ring *r)
 	return 0;
 }
 
-static int on_tenant(void *ud, const struct rf_store_tenant *t)
+static int on_tenant(void *ud, const struct rf_db_tenant *t)
 {
 	struct seen *s = ud;
 	s->tenants++;
@@ -44,7 +44,7 @@ static int on_tenant(void *ud, const struct rf_store_tenant *t)
 	return 0;
 }
 
-static int on_release(void *ud, const struct rf_store_release *r)
+static int on_release(void *ud, const struct rf_db_release *r)
 {
 	struct seen *s = ud;
 	s->releases++;
@@ -52,7 +52,7 @@ static int on_release(void *ud, const struct rf_store_release *r)
 	return 0;
 }
 
-static int on_device(void *ud, const struct rf_store_device *d)
+static int on_device(void *ud, const struct rf_db_device *d)
 {
 	struct seen *s = ud;
 	s->devices++;
@@ -62,7 +62,7 @@ static int on_device(void *ud, const struct rf_store_device *d)
 	return 0;
 }
 
-static const struct rf_store_visitor visitor = {on_ring, on_tenant, on_release, on_device};
+static const struct rf_db_visitor visitor = {on_ring, on_tenant, on_release, on_device};
 
 static void db_path(char *out, size_t n)
 {
@@ -87,34 +87,34 @@ static void cleanup(const char *path)
 static void test_roundtrip_and_idempotent_reports(void **state)
 {
 	char path[256];
-	struct rf_store *st;
+	struct rf_db *st;
 	struct seen s = {0};
 	bool dup = true;
 	uint64_t n;
 
 	db_path(path, sizeof(path));
-	assert_int_equal(rf_store_open_sqlite(path, RF_STORE_CREATE, NULL, &st), 0);
-	struct rf_store_tenant t = {
+	assert_int_equal(rf_db_open_sqlite(path, RF_DB_CREATE, NULL, &st), 0);
+	struct rf_db_tenant t = {
 	    .name = "acme", .ring = NULL, .pin = "n-1", .win_start_min = 60, .win_end_min = 180};
 	memset(t.token_hash, 0xab, 32);
-	assert_int_equal(rf_store_tenant_put(st, &t), 0);
-	struct rf_store_ring r = {"pilot", 5};
-	assert_int_equal(rf_store_ring_put(st, &r), 0);
-	assert_int_equal(rf_store_ring_delete(st, "nope"), -ENOENT);
-	struct rf_store_release rel = {.id = 1,
+	assert_int_equal(rf_db_tenant_put(st, &t), 0);
+	struct rf_db_ring r = {"pilot", 5};
+	assert_int_equal(rf_db_ring_put(st, &r), 0);
+	assert_int_equal(rf_db_ring_delete(st, "nope"), -ENOENT);
+	struct rf_db_release rel = {.id = 1,
 				       .target = "packs/a.rfp",
 				       .length = 10,
 				       .version = 1,
 				       .custom_json = "{}",
 				       .created_at = 5,
 				       .state_json = "s1"};
-	assert_int_equal(rf_store_release_put(st, &rel), 0);
+	assert_int_equal(rf_db_release_put(st, &rel), 0);
 	rel.state_json = "s2"; /* update by id keeps one row */
-	assert_int_equal(rf_store_release_put(st, &rel), 0);
-	struct rf_store_release clash = rel;
+	assert_int_equal(rf_db_release_put(st, &rel), 0);
+	struct rf_db_release clash = rel;
 	clash.id = 2; /* same target, other id: refused */
-	assert_int_equal(rf_store_release_put(st, &clash), -EEXIST);
-	struct rf_store_device d = {.id = "dev-1",
+	assert_int_equal(rf_db_release_put(st, &clash), -EEXIST);
+	struct rf_db_device d = {.id = "dev-1",
 				    .tenant = "acme",
 				    .ring = "canary",
 				    .agent_version = "0.1",
@@ -122,8 +122,8 @@ static void test_roundtrip_and_idempotent_reports(void **state)
 				    .state = "enrolled",
 				    .history = "",
 				    .alerts = 7};
-	assert_int_equal(rf_store_devices_put(st, &d, 1), 0);
-	struct rf_store_report rep = {.device_id = "dev-1",
+	assert_int_equal(rf_db_devices_put(st, &d, 1), 0);
+	struct rf_db_report rep = {.device_id = "dev-1",
 				      .report_id = "r-1",
 				      .event = "intent",
 				      .target = "packs/a.rfp",
@@ -134,21 +134,21 @@ static void test_roundtrip_and_idempotent_reports(void **state)
 				      .detail = ""};
 	d.state = "intent";
 	d.history = "[[1,2,0,0,0,0,0,0,0]]";
-	assert_int_equal(rf_store_report_add(st, &rep, &d, &dup), 0);
+	assert_int_equal(rf_db_report_add(st, &rep, &d, &dup), 0);
 	assert_false(dup);
 	/* The same id again: duplicate, and the device state given with it is NOT written. */
 	d.state = "crashed";
-	assert_int_equal(rf_store_report_add(st, &rep, &d, &dup), 0);
+	assert_int_equal(rf_db_report_add(st, &rep, &d, &dup), 0);
 	assert_true(dup);
-	assert_int_equal(rf_store_reports_count(st, "dev-1", &n), 0);
+	assert_int_equal(rf_db_reports_count(st, "dev-1", &n), 0);
 	assert_int_equal(n, 1);
-	assert_int_equal(rf_store_reports_count(st, NULL, &n), 0);
+	assert_int_equal(rf_db_reports_count(st, NULL, &n), 0);
 	assert_int_equal(n, 1);
-	rf_store_close(st);
+	rf_db_close(st);
 
-	assert_int_equal(rf_store_open_sqlite(path, 0, NULL, &st), 0);
-	assert_int_equal(rf_store_load(st, &visitor, &s), 0);
-	rf_store_close(st);
+	assert_int_equal(rf_db_open_sqlite(path, 0, NULL, &st), 0);
+	assert_int_equal(rf_db_load(st, &visitor, &s), 0);
+	rf_db_close(st);
 	assert_int_equal(s.rings, 4); /* canary, early, broad + pilot */
 	assert_string_equal(s.ring0, "canary");
 	assert_int_equal(s.tenants, 1);
@@ -167,14 +167,14 @@ static void test_roundtrip_and_idempotent_reports(void **state)
 static void test_newer_schema_refused_and_wal_full(void **state)
 {
 	char path[256];
-	struct rf_store *st;
+	struct rf_db *st;
 	struct rf_diag d = {0};
 	sqlite3 *db;
 	sqlite3_stmt *q;
 
 	db_path(path, sizeof(path));
-	assert_int_equal(rf_store_open_sqlite(path, RF_STORE_CREATE, NULL, &st), 0);
-	rf_store_close(st);
+	assert_int_equal(rf_db_open_sqlite(path, RF_DB_CREATE, NULL, &st), 0);
+	rf_db_close(st);
 	assert_int_equal(sqlite3_open(path, &db), SQLITE_OK);
 	assert_int_equal(sqlite3_prepare_v2(db, "PRAGMA journal_mode", -1, &q, NULL), SQLITE_OK);
 	assert_int_equal(sqlite3_step(q), SQLITE_ROW);
@@ -182,7 +182,7 @@ static void test_newer_schema_refused_and_wal_full(void **state)
 	sqlite3_finalize(q);
 	assert_int_equal(sqlite3_exec(db, "PRAGMA user_version = 99", NULL, NULL, NULL), SQLITE_OK);
 	sqlite3_close(db);
-	assert_int_equal(rf_store_open_sqlite(path, 0, &d, &st), -EPROTO);
+	assert_int_equal(rf_db_open_sqlite(path, 0, &d, &st), -EPROTO);
 	assert_non_null(strstr(d.first, "newer"));
 	/* Untouched: still version 99. */
 	assert_int_equal(sqlite3_open(path, &db), SQLITE_OK);
@@ -193,7 +193,7 @@ static void test_newer_schema_refused_and_wal_full(void **state)
 	sqlite3_close(db);
 	/* A path that cannot be opened: -EIO with a message. */
 	struct rf_diag d2 = {0};
-	assert_int_equal(rf_store_open_sqlite("/nonexistent-dir/x.db", RF_STORE_CREATE, &d2, &st),
+	assert_int_equal(rf_db_open_sqlite("/nonexistent-dir/x.db", RF_DB_CREATE, &d2, &st),
 			 -EIO);
 	assert_true(d2.count > 0);
 	cleanup(path);
@@ -205,7 +205,7 @@ struct audit_seen {
 	size_t n;
 };
 
-static int audit_visit(void *ud, const struct rf_store_audit *a)
+static int audit_visit(void *ud, const struct rf_db_audit *a)
 {
 	struct audit_seen *v = ud;
 
@@ -220,15 +220,15 @@ static int audit_visit(void *ud, const struct rf_store_audit *a)
 static void test_audit_migrated_and_listed(void **state)
 {
 	char path[256];
-	struct rf_store *st;
-	struct rf_store_ring ring = {"labs", 9};
+	struct rf_db *st;
+	struct rf_db_ring ring = {"labs", 9};
 	sqlite3 *db;
 	int64_t id;
 
 	db_path(path, sizeof(path));
-	assert_int_equal(rf_store_open_sqlite(path, RF_STORE_CREATE, NULL, &st), 0);
-	assert_int_equal(rf_store_ring_put(st, &ring), 0);
-	rf_store_close(st);
+	assert_int_equal(rf_db_open_sqlite(path, RF_DB_CREATE, NULL, &st), 0);
+	assert_int_equal(rf_db_ring_put(st, &ring), 0);
+	rf_db_close(st);
 	/* Back to schema 1, as a previous build left it. */
 	assert_int_equal(sqlite3_open(path, &db), SQLITE_OK);
 	assert_int_equal(sqlite3_exec(db,
@@ -237,30 +237,30 @@ static void test_audit_migrated_and_listed(void **state)
 				      NULL, NULL, NULL),
 			 SQLITE_OK);
 	sqlite3_close(db);
-	assert_int_equal(rf_store_open_sqlite(path, 0, NULL, &st), 0);
+	assert_int_equal(rf_db_open_sqlite(path, 0, NULL, &st), 0);
 	for (int i = 0; i < 5; i++) {
-		struct rf_store_audit a = {.time = 1000 + i,
+		struct rf_db_audit a = {.time = 1000 + i,
 					   .actor = i ? "admin:0123abcd" : "gate",
 					   .action = i % 2 ? "release.halt" : "release.create",
 					   .release_id = i % 2 ? 7 : 8,
 					   .subject = "packs/x.rfp",
 					   .detail = "why"};
-		assert_int_equal(rf_store_audit_add(st, &a, &id), 0);
+		assert_int_equal(rf_db_audit_add(st, &a, &id), 0);
 		assert_int_equal(id, i + 1);
 	}
 	struct audit_seen all = {0}, r7 = {0}, page = {0};
-	assert_int_equal(rf_store_audit_list(st, 0, 0, 100, audit_visit, &all), 0);
+	assert_int_equal(rf_db_audit_list(st, 0, 0, 100, audit_visit, &all), 0);
 	assert_int_equal(all.n, 5);
 	assert_int_equal(all.ids[0], 5);
 	assert_int_equal(all.ids[4], 1);
-	assert_int_equal(rf_store_audit_list(st, 7, 0, 100, audit_visit, &r7), 0);
+	assert_int_equal(rf_db_audit_list(st, 7, 0, 100, audit_visit, &r7), 0);
 	assert_int_equal(r7.n, 2);
 	assert_string_equal(r7.actions[0], "release.halt");
-	assert_int_equal(rf_store_audit_list(st, 0, 4, 2, audit_visit, &page), 0);
+	assert_int_equal(rf_db_audit_list(st, 0, 4, 2, audit_visit, &page), 0);
 	assert_int_equal(page.n, 2);
 	assert_int_equal(page.ids[0], 3);
 	assert_int_equal(page.ids[1], 2);
-	rf_store_close(st);
+	rf_db_close(st);
 	cleanup(path);
 }
 

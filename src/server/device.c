@@ -1,0 +1,759 @@
+/*
+ * The device API: enrolment (POST /v1/enroll), the check-in (POST /v1/checkin, the hot path: its
+ * body is read with the allocation-free scanner and its answer is rf_rollout_decide()) and the
+ * reports (POST /v1/report: what a device did with a release, the evidence of the gates).
+ *
+ * A device credential authenticates one device id; a device only ever sees releases (global),
+ * its own record and its tenant's policy.
+ */
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <openssl/crypto.h>
+#include <openssl/rand.h>
+
+#include "common/util.h"
+#include "server/jscan.h"
+#include "server/server-internal.h"
+
+/* ---- device API ----------------------------------------------------------------------------- */
+
+static struct rf__srv_devrel *hist_get(struct rf__srv_dev *d, int64_t rel, bool create, int64_t now)
+{
+	int oldest = 0;
+
+	for (int i = 0; i < RF__SRV_HIST; i++) {
+		if (d->hist[i].release == rel)
+			return &d->hist[i];
+		if (d->hist[i].release < d->hist[oldest].release)
+			oldest = i;
+	}
+	if (!create)
+		return NULL;
+	/* Reuse the slot of the oldest release (ids grow with time). */
+	d->hist[oldest] = (struct rf__srv_devrel){.release = rel, .intent_at = now};
+	return &d->hist[oldest];
+}
+
+/* The device took release rel at now: it leaves every other release it was on. */
+static void dev_take(struct rf__srv_dev *d, int64_t rel, int64_t now)
+{
+	for (int i = 0; i < RF__SRV_HIST; i++)
+		if (d->hist[i].release && d->hist[i].release != rel && !d->hist[i].left_at)
+			d->hist[i].left_at = now;
+	/* Back on a release it ran before (its last known good after a rollback): on it again. */
+	hist_get(d, rel, true, now)->left_at = 0;
+	d->release_id = rel;
+}
+
+/* The release a rollback or quarantine report is about. A rollback always goes to an older
+ * release, so the release left is the newest one the device took that is not older than the
+ * one named: that is the named one when the report names the release left (protocol.md), and
+ * the one the device was on when an agent names the release it went back to. */
+static int64_t release_left(const struct rf__srv_dev *d, int64_t named)
+{
+	int64_t newest = named;
+
+	for (int i = 0; i < RF__SRV_HIST; i++)
+		if (d->hist[i].release > newest)
+			newest = d->hist[i].release;
+	return newest;
+}
+
+int rf__srv_handle_enroll(struct rf_server *s, const struct rf_server_request *q,
+			  struct rf_server_reply *r)
+{
+	const char *tok = rf__srv_bearer(q->authorization, "rfe_");
+	const char *dev_id, *ring, *ver, *mh;
+	uint8_t h[32];
+	json_t *j = NULL;
+	int t = -1, ret = -1;
+
+	if (!tok)
+		return rf__srv_err(r, 401, "unauthorized", NULL,
+				   "enrollment needs 'Authorization: Bearer rfe_...'");
+	if (rf__srv_parse_body(q, RF_SRV_DEVICE_BODY_MAX, r, &j) < 0)
+		return -1;
+	if (rf__srv_get_str(r, j, "device_id", S_ID, true, &dev_id) < 0 ||
+	    rf__srv_get_str(r, j, "ring", S_ID, false, &ring) < 0 ||
+	    rf__srv_get_str(r, j, "agent_version", S_ID, false, &ver) < 0 ||
+	    rf__srv_get_str(r, j, "manifest_hash", S_HEX, false, &mh) < 0)
+		goto out;
+	rf__srv_hash_token(tok, h);
+	pthread_mutex_lock(&s->lock);
+	for (size_t i = 0; i < s->ntenants; i++)
+		if (!CRYPTO_memcmp(s->tenants[i].token_hash, h, 32))
+			t = (int)i;
+	if (t < 0) {
+		rf__srv_err(r, 401, "unauthorized", NULL, "unknown enrollment token");
+		goto unlock;
+	}
+	struct rf__srv_dev *old = rf__srv_dev_find(s, dev_id);
+	if (old && old->tenant != t) {
+		rf__srv_err(r, 409, "conflict", "device_id",
+			    "device id is enrolled under another tenant");
+		goto unlock;
+	}
+	if (!old && s->ndevs >= RF_SRV_DEVICES_MAX) {
+		rf__srv_err(r, 503, "unavailable", NULL, "device table full");
+		goto unlock;
+	}
+	/* The ring: the tenant's, else the requested one if it exists, else the last (broadest). */
+	const char *use_ring = s->tenants[t].ring[0] ? s->tenants[t].ring : NULL;
+	if (!use_ring && ring && rf__srv_ring_find(s, ring) >= 0)
+		use_ring = ring;
+	if (!use_ring && s->nrings)
+		use_ring = s->rings[s->nrings - 1].name;
+	if (!use_ring) {
+		rf__srv_err(r, 409, "conflict", NULL, "the server has no rings");
+		goto unlock;
+	}
+	char cred[69];
+	struct rf__srv_dev nd, *d;
+	if (rf__srv_new_token("rfd_", cred, h) < 0) {
+		rf__srv_err(r, 503, "unavailable", NULL, "no randomness");
+		goto unlock;
+	}
+	int64_t now = rf__srv_now(s);
+	if (old) {
+		nd = *old;
+	} else {
+		memset(&nd, 0, sizeof(nd));
+		nd.id = (char *)dev_id;
+		nd.id_len = strlen(dev_id);
+		nd.tenant = t;
+		nd.enrolled_at = now;
+		rf__srv_copy_str(nd.state, sizeof(nd.state), "enrolled");
+		nd.state_at = now;
+	}
+	memcpy(nd.cred, h, 32);
+	int old_ring = old ? rf__srv_ring_find(s, rf__srv_dev_ring(s, old)) : -1;
+	rf__srv_copy_str(nd.ring, sizeof(nd.ring), use_ring);
+	if (ver)
+		rf__srv_copy_str(nd.agent_version, sizeof(nd.agent_version), ver);
+	if (mh)
+		rf__srv_copy_str(nd.manifest, sizeof(nd.manifest), mh);
+	nd.last_seen = now;
+	struct rf_db_device rec;
+	char *hist;
+	int e = rf__srv_dev_record(&nd, s, &rec, &hist);
+	if (e == 0) {
+		e = rf_db_devices_put(s->db, &rec, 1);
+		free(hist);
+	}
+	if (e < 0) {
+		rf__srv_err(r, 503, "unavailable", NULL, "storage: %s", rf_strerror(e));
+		goto unlock;
+	}
+	if (old) {
+		char *id = old->id;
+		*old = nd;
+		old->id = id;
+		old->flags &= (uint8_t)~DEV_SEEN;
+		if (old_ring >= 0)
+			s->rings[old_ring].ndevices--;
+	} else {
+		d = malloc(sizeof(*d));
+		if (d)
+			*d = nd;
+		if (!d || !(d->id = strdup(dev_id)) || rf__srv_dev_insert(s, d) < 0) {
+			/* Durable but not in memory: the next start loads it. Tell the device to
+			 * retry. */
+			if (d)
+				free(d->id);
+			free(d);
+			rf__srv_err(r, 503, "unavailable", NULL, "out of memory");
+			goto unlock;
+		}
+		s->tenants[t].ndevices++;
+	}
+	int nr = rf__srv_ring_find(s, use_ring);
+	if (nr >= 0)
+		s->rings[nr].ndevices++;
+	atomic_fetch_add(&s->m_enrolls, 1);
+	rf__srv_reply_json(r, 201,
+			   json_pack("{s:s,s:s,s:s,s:s,s:i}", "device_id", dev_id, "tenant",
+				     s->tenants[t].name, "ring", use_ring, "credential", cred,
+				     "poll_interval", (int)s->poll_interval));
+	OPENSSL_cleanse(cred, sizeof(cred));
+	ret = 0;
+unlock:
+	pthread_mutex_unlock(&s->lock);
+out:
+	json_decref(j);
+	return ret;
+}
+
+/* Authenticate a device request: the credential must be that of device_id. Lock held. */
+/* Hash the device credential of a request (outside the lock: it is the costly part of
+ * authentication). Returns 0, or -1 with the 401 reply written. */
+static int dev_cred_hash(const struct rf_server_request *q, struct rf_server_reply *r,
+			 uint8_t h[32])
+{
+	const char *tok = rf__srv_bearer(q->authorization, "rfd_");
+
+	if (!tok)
+		return rf__srv_err(r, 401, "unauthorized", NULL,
+				   "device requests need 'Authorization: Bearer rfd_...'");
+	rf__srv_hash_token(tok, h);
+	return 0;
+}
+
+/* The device dev_id if h is its credential's hash, else NULL with the reply written. Lock held. */
+static struct rf__srv_dev *dev_auth(struct rf_server *s, const uint8_t h[32], const char *dev_id,
+				    struct rf_server_reply *r)
+{
+	struct rf__srv_dev *d = rf__srv_dev_find(s, dev_id);
+
+	if (!d) {
+		rf__srv_err(r, 401, "unauthorized", "device_id", "unknown device: enroll first");
+		return NULL;
+	}
+	if (CRYPTO_memcmp(d->cred, h, 32) != 0) {
+		rf__srv_err(r, 403, "forbidden", "device_id",
+			    "this credential does not belong to this device");
+		return NULL;
+	}
+	return d;
+}
+
+/* The check-in is the hot path (one per device every poll interval): its body is read with the
+ * allocation-free scanner (jscan.h) and its reply written into one buffer, with the same checks
+ * and error replies as the other endpoints. */
+struct jctx {
+	const uint8_t *p;
+	const struct rf_jtok *t;
+	struct rf_server_reply *r;
+};
+
+/* Member key of object obj as a string of kind S_ID / S_HEX into out (RF_SRV_ID_MAX + 1 bytes);
+ * *ret_present false when absent or null. Returns 0 or -1 with the error reply written. */
+static int jfield(struct jctx *c, int obj, const char *key, int kind, bool required, char *out,
+		  bool *ret_present)
+{
+	int v = rf_jget(c->p, c->t, obj, key), n;
+	uint8_t tmp[32];
+
+	*ret_present = false;
+	out[0] = 0;
+	if (v < 0 || c->t[v].type == RF_J_NULL) {
+		if (required)
+			return rf__srv_err(c->r, 400, "invalid_field", key, "'%s' is required",
+					   key);
+		return 0;
+	}
+	if (c->t[v].type != RF_J_STR)
+		return rf__srv_err(c->r, 400, "invalid_field", key, "'%s' must be a string", key);
+	n = rf_jstr(c->p, &c->t[v], out, RF_SRV_ID_MAX + 1);
+	if (kind == S_ID && (n < 0 || !rf__srv_id_valid(out, (size_t)n)))
+		return rf__srv_err(
+		    c->r, 400, "invalid_field", key,
+		    "'%s' must be 1..%d characters of [A-Za-z0-9._:/-], not starting with "
+		    "'.' or '/'",
+		    key, RF_SRV_ID_MAX);
+	if (kind == S_HEX && (n != 64 || rf_hex_decode(out, 64, tmp, 32) < 0))
+		return rf__srv_err(c->r, 400, "invalid_field", key, "'%s' must be 64 hex digits",
+				   key);
+	*ret_present = true;
+	return 0;
+}
+
+static int jobj(struct jctx *c, int obj, const char *key, int *ret)
+{
+	int v = rf_jget(c->p, c->t, obj, key);
+
+	*ret = -1;
+	if (v < 0 || c->t[v].type == RF_J_NULL)
+		return 0;
+	if (c->t[v].type != RF_J_OBJ)
+		return rf__srv_err(c->r, 400, "invalid_field", key,
+				   "'%s' must be an object or null", key);
+	*ret = v;
+	return 0;
+}
+
+static int ju64(struct jctx *c, int obj, const char *key, uint64_t *ret)
+{
+	int v = rf_jget(c->p, c->t, obj, key);
+
+	if (v < 0 || c->t[v].type == RF_J_NULL)
+		return 0;
+	if (rf_ju64(c->p, &c->t[v], ret) < 0)
+		return rf__srv_err(c->r, 400, "invalid_field", key,
+				   "'%s' must be a non-negative integer", key);
+	return 0;
+}
+
+/* A reply being written into one fixed buffer; overflow is remembered, never written. */
+struct sb {
+	char *p;
+	size_t n, cap;
+	bool full;
+};
+
+RF_PRINTF(2, 3)
+static void sb_printf(struct sb *b, const char *fmt, ...)
+{
+	va_list ap;
+	int k;
+
+	if (b->full)
+		return;
+	va_start(ap, fmt);
+	k = vsnprintf(b->p + b->n, b->cap - b->n, fmt, ap);
+	va_end(ap);
+	if (k < 0 || (size_t)k >= b->cap - b->n)
+		b->full = true;
+	else
+		b->n += (size_t)k;
+}
+
+/* s as a JSON string (quotes included); control bytes and quotes escaped. */
+static void sb_jstr(struct sb *b, const char *s)
+{
+	sb_printf(b, "\"");
+	for (; *s && !b->full; s++) {
+		unsigned char ch = (unsigned char)*s;
+		if (ch == '"' || ch == '\\')
+			sb_printf(b, "\\%c", ch);
+		else if (ch < 0x20)
+			sb_printf(b, "\\u%04x", ch);
+		else
+			sb_printf(b, "%c", ch);
+	}
+	sb_printf(b, "\"");
+}
+
+int rf__srv_handle_checkin(struct rf_server *s, const struct rf_server_request *q,
+			   struct rf_server_reply *r)
+{
+	struct rf_jtok toks[RF_SRV_CHECKIN_VALUES_MAX];
+	struct jctx c = {q->body, toks, r};
+	char dev_id[RF_SRV_ID_MAX + 1], x[RF_SRV_ID_MAX + 1], ver[RF_SRV_ID_MAX + 1];
+	char mh[RF_SRV_ID_MAX + 1], cur_sha[RF_SRV_ID_MAX + 1], lg_sha[RF_SRV_ID_MAX + 1];
+	bool has, has_ver, has_mh, has_cur_sha = false, has_lg_sha = false;
+	int state, health, cur = -1;
+	uint64_t crashes = 0, rollbacks = 0, events = 0, alerts = 0;
+	size_t ntok, off = 0;
+	int e;
+
+	if (q->body_len > RF_SRV_DEVICE_BODY_MAX)
+		return rf__srv_err(r, 413, "too_large", NULL,
+				   "request body of %zu bytes is over the limit of %u", q->body_len,
+				   RF_SRV_DEVICE_BODY_MAX);
+	if (!rf__srv_json_ctype(q->content_type))
+		return rf__srv_err(r, 415, "unsupported_media_type", NULL,
+				   "Content-Type must be application/json");
+	e = rf_jscan(q->body, q->body_len, toks, RF_SRV_CHECKIN_VALUES_MAX, RF_SRV_JSON_DEPTH_MAX,
+		     &ntok, &off);
+	if (e == -ELOOP)
+		return rf__srv_err(r, 400, "too_deep", NULL, "JSON nested deeper than %d levels",
+				   RF_SRV_JSON_DEPTH_MAX);
+	if (e == -E2BIG)
+		return rf__srv_err(r, 400, "invalid_field", NULL,
+				   "check-in has more than %d JSON values",
+				   RF_SRV_CHECKIN_VALUES_MAX);
+	if (e < 0)
+		return rf__srv_err(r, 400, "malformed_json", NULL, "malformed JSON at byte %zu",
+				   off);
+	if (toks[0].type != RF_J_OBJ)
+		return rf__srv_err(r, 400, "malformed_json", NULL,
+				   "the body must be a JSON object");
+	if (jfield(&c, 0, "device_id", S_ID, true, dev_id, &has) < 0 ||
+	    jfield(&c, 0, "ring", S_ID, false, x, &has) < 0 ||
+	    jfield(&c, 0, "agent_version", S_ID, false, ver, &has_ver) < 0 ||
+	    jfield(&c, 0, "manifest_hash", S_HEX, false, mh, &has_mh) < 0 ||
+	    jobj(&c, 0, "state", &state) < 0 || jobj(&c, 0, "health", &health) < 0)
+		return -1;
+	if (state >= 0) {
+		static const char *const sub[] = {"last_good", "trial"};
+		uint64_t attempts = 0; /* checked, not used: the agent counts its own attempts */
+		int o, qa, sm;
+
+		if (jobj(&c, state, "current", &cur) < 0 ||
+		    (cur >= 0 &&
+		     (jfield(&c, cur, "target", S_ID, false, x, &has) < 0 ||
+		      jfield(&c, cur, "sha256", S_HEX, false, cur_sha, &has_cur_sha) < 0)))
+			return -1;
+		for (int i = 0; i < 2; i++)
+			if (jobj(&c, state, sub[i], &o) < 0 ||
+			    (o >= 0 && (jfield(&c, o, "target", S_ID, false, x, &has) < 0 ||
+					jfield(&c, o, "sha256", S_HEX, false, i ? x : lg_sha,
+					       i ? &has : &has_lg_sha) < 0 ||
+					(i == 1 && ju64(&c, o, "attempts", &attempts) < 0))))
+				return -1;
+		qa = rf_jget(q->body, toks, state, "quarantine");
+		if (qa >= 0 && toks[qa].type != RF_J_NULL) {
+			if (toks[qa].type != RF_J_ARR)
+				return rf__srv_err(r, 400, "invalid_field", "quarantine",
+						   "'quarantine' must be an array");
+			if (toks[qa].size > RF_SRV_QUARANTINE_MAX)
+				return rf__srv_err(r, 400, "invalid_field", "quarantine",
+						   "'quarantine' lists more than %d hashes",
+						   RF_SRV_QUARANTINE_MAX);
+			for (uint32_t k = (uint32_t)qa + 1; k < toks[qa].next; k = toks[k].next) {
+				uint8_t tmp[32];
+				if (toks[k].type != RF_J_STR || toks[k].escaped ||
+				    toks[k].end - toks[k].start != 64 ||
+				    rf_hex_decode((const char *)q->body + toks[k].start, 64, tmp,
+						  32) < 0)
+					return rf__srv_err(
+					    r, 400, "invalid_field", "quarantine",
+					    "'quarantine' entries must be 64 hex digits");
+			}
+		}
+		sm = rf_jget(q->body, toks, state, "safe_mode");
+		if (sm >= 0 && toks[sm].type != RF_J_TRUE && toks[sm].type != RF_J_FALSE &&
+		    toks[sm].type != RF_J_NULL)
+			return rf__srv_err(r, 400, "invalid_field", "safe_mode",
+					   "'safe_mode' must be a boolean");
+	}
+	if (health >= 0 &&
+	    (ju64(&c, health, "crashes", &crashes) < 0 ||
+	     ju64(&c, health, "rollbacks", &rollbacks) < 0 ||
+	     ju64(&c, health, "events", &events) < 0 || ju64(&c, health, "alerts", &alerts) < 0))
+		return -1;
+
+	uint8_t cred_h[32];
+	if (dev_cred_hash(q, r, cred_h) < 0)
+		return -1;
+
+	/* Under the lock only the device update and the decision; what the reply needs is copied
+	 * out and formatted after the lock is released. */
+	struct brief {
+		bool set;
+		int64_t id, version;
+		uint64_t length;
+		char target[RF_SRV_ID_MAX + 1], sha_hex[65];
+	} rel_out = {0}, back_out = {0};
+	struct {
+		int64_t id;
+		char target[RF_SRV_ID_MAX + 1], reason[RF_ROLLOUT_REASON_MAX];
+	} halted[RF_SRV_HALTED_NOTICES_MAX];
+	size_t nhalted = 0;
+	struct rf_rollout_answer ans;
+	int64_t now;
+
+	pthread_mutex_lock(&s->lock);
+	struct rf__srv_dev *d = dev_auth(s, cred_h, dev_id, r);
+	if (!d) {
+		pthread_mutex_unlock(&s->lock);
+		return -1;
+	}
+	now = rf__srv_now(s);
+	d->last_seen = now;
+	d->flags |= DEV_SEEN;
+	if (has_ver && strcmp(ver, d->agent_version)) {
+		rf__srv_copy_str(d->agent_version, sizeof(d->agent_version), ver);
+		d->flags |= DEV_DIRTY;
+	}
+	if (has_mh && strcmp(mh, d->manifest)) {
+		rf__srv_copy_str(d->manifest, sizeof(d->manifest), mh);
+		d->flags |= DEV_DIRTY;
+	}
+	/* Which release the device runs: by content hash (the agent's truth). */
+	const struct rf__srv_release *cur_rel = NULL;
+	if (has_cur_sha) {
+		uint8_t sha[32];
+		if (rf_hex_decode(cur_sha, 64, sha, 32) == 0)
+			cur_rel = rf__srv_rel_by_sha(s, sha);
+	}
+	if (cur_rel && cur_rel->id != d->release_id) {
+		dev_take(d, cur_rel->id, now);
+		d->flags |= DEV_DIRTY;
+	}
+	/* Health counters are cumulative on the agent and sent in every check-in, so losing them
+	 * in a crash loses nothing: they are kept in memory and written with the heartbeats (an
+	 * active agent's counters change at every check-in; writing them each time would make
+	 * every check-in a database write). */
+	if (crashes != d->crashes || rollbacks != d->rollbacks || alerts != d->alerts ||
+	    events != d->events) {
+		d->crashes = crashes;
+		d->rollbacks = rollbacks;
+		d->alerts = alerts;
+		d->events = events;
+		if (cur_rel) {
+			struct rf__srv_devrel *h = hist_get(d, cur_rel->id, false, now);
+			if (h && alerts > h->alerts)
+				h->alerts = alerts;
+		}
+	}
+
+	/* The decision: the rollout engine over at most RF_ROLLOUT_DECIDE_MAX newest releases. */
+	size_t first = s->nrels > RF_ROLLOUT_DECIDE_MAX ? s->nrels - RF_ROLLOUT_DECIDE_MAX : 0;
+	/* A last known good other than what it runs: the device has somewhere of its own to go
+	 * back to, so "roll back to your last known good" (rollback_to null) means something. */
+	struct rf_rollout_device rd = {.id = d->id,
+				       .id_len = d->id_len,
+				       .ring = rf__srv_dev_ring(s, d),
+				       .current = -1,
+				       .fallback = has_lg_sha};
+	if (has_lg_sha && has_cur_sha) {
+		uint8_t a[32], b[32];
+		rd.fallback = rf_hex_decode(lg_sha, 64, a, 32) < 0 ||
+			      rf_hex_decode(cur_sha, 64, b, 32) < 0 || memcmp(a, b, 32) != 0;
+	}
+	if (cur_rel) {
+		size_t idx = (size_t)(cur_rel - s->rels);
+		if (idx >= first)
+			rd.current = (int)(idx - first);
+	}
+	e = rf_rollout_decide(&rd, &s->tenants[d->tenant].policy, s->rr + first, s->nrels - first,
+			      now, &ans);
+	d->fallback = rd.fallback;
+	if (e == 0) {
+		d->answer_reason = ans.reason;
+		const struct rf__srv_release *target =
+		    ans.release >= 0 ? &s->rels[first + (size_t)ans.release] : NULL;
+		const struct rf__srv_release *rel =
+		    ans.action == RF_ROLLOUT_GO_BACK ? cur_rel : target;
+		const struct rf__srv_release *back =
+		    ans.action == RF_ROLLOUT_GO_BACK ? target : NULL;
+		struct brief *out[2] = {&rel_out, &back_out};
+		const struct rf__srv_release *in[2] = {rel, back};
+		for (int k = 0; k < 2; k++) {
+			if (!in[k])
+				continue;
+			out[k]->set = true;
+			out[k]->id = in[k]->id;
+			out[k]->version = in[k]->version;
+			out[k]->length = in[k]->length;
+			memcpy(out[k]->target, in[k]->target, sizeof(out[k]->target));
+			memcpy(out[k]->sha_hex, in[k]->sha_hex, sizeof(out[k]->sha_hex));
+		}
+		for (size_t i = s->nrels; i-- > 0 && nhalted < RF_SRV_HALTED_NOTICES_MAX;) {
+			const struct rf__srv_release *hr = &s->rels[i];
+			if (hr->st.status != RF_ROLLOUT_HALTED &&
+			    hr->st.status != RF_ROLLOUT_ROLLED_BACK)
+				continue;
+			halted[nhalted].id = hr->id;
+			memcpy(halted[nhalted].target, hr->target, sizeof(halted[0].target));
+			memcpy(halted[nhalted].reason, hr->st.halt_reason,
+			       sizeof(halted[0].reason));
+			nhalted++;
+		}
+	}
+	pthread_mutex_unlock(&s->lock);
+	if (e < 0)
+		return rf__srv_err(r, 503, "unavailable", NULL, "decision failed: %s",
+				   rf_strerror(e));
+
+	struct sb b = {.cap = 16384};
+	b.p = malloc(b.cap);
+	if (!b.p)
+		return rf__srv_err(r, 503, "unavailable", NULL, "out of memory");
+	const char *action = ans.action == RF_ROLLOUT_INSTALL	? "install"
+			     : ans.action == RF_ROLLOUT_GO_BACK ? "rollback"
+								: "stay";
+	sb_printf(&b, "{\"action\":\"%s\",\"reason\":\"%s\"", action,
+		  rf_rollout_reason_name(ans.reason));
+	const struct brief *br[2] = {&rel_out, &back_out};
+	static const char *const key[2] = {"release", "rollback_to"};
+	for (int k = 0; k < 2; k++) {
+		/* target is an identifier ([A-Za-z0-9._:/-], checked at creation): no escaping. */
+		if (!br[k]->set)
+			sb_printf(&b, ",\"%s\":null", key[k]);
+		else
+			sb_printf(&b,
+				  ",\"%s\":{\"id\":%lld,\"target\":\"%s\",\"sha256\":\"%s\","
+				  "\"length\":%llu,\"version\":%lld}",
+				  key[k], (long long)br[k]->id, br[k]->target, br[k]->sha_hex,
+				  (unsigned long long)br[k]->length, (long long)br[k]->version);
+	}
+	sb_printf(&b, ",\"halted\":[");
+	for (size_t i = 0; i < nhalted; i++) {
+		sb_printf(&b, "%s{\"release\":%lld,\"target\":\"%s\",\"reason\":", i ? "," : "",
+			  (long long)halted[i].id, halted[i].target);
+		sb_jstr(&b, halted[i].reason);
+		sb_printf(&b, "}");
+	}
+	sb_printf(&b, "],\"poll_interval\":%u,\"server_time\":%lld}", s->poll_interval,
+		  (long long)now);
+	if (b.full) {
+		free(b.p);
+		return rf__srv_err(r, 503, "unavailable", NULL, "reply too large");
+	}
+	atomic_fetch_add(&s->m_checkins, 1);
+	r->status = 200;
+	r->content_type = "application/json";
+	r->body = b.p;
+	r->len = b.n;
+	return 0;
+}
+
+/* Who caused a failure report (docs/protocol.md): the content, the device (store, disk), the
+ * transit (mirror, signature, hash), or the server (a halt the device obeyed). */
+enum { CAUSE_CONTENT, CAUSE_LOCAL, CAUSE_TRANSIT, CAUSE_SERVER, CAUSE_COUNT_ };
+static const char *const cause_names[CAUSE_COUNT_] = {"content", "local", "transit", "server"};
+
+int rf__srv_handle_report(struct rf_server *s, const struct rf_server_request *q,
+			  struct rf_server_reply *r)
+{
+	const char *dev_id, *rep_id, *event, *target, *sha, *detail, *cause = NULL;
+	uint64_t t = 0;
+	json_t *j = NULL;
+	int ev = -1, ret = -1, why = -1;
+
+	if (rf__srv_parse_body(q, RF_SRV_DEVICE_BODY_MAX, r, &j) < 0)
+		return -1;
+	if (rf__srv_get_str(r, j, "device_id", S_ID, true, &dev_id) < 0 ||
+	    rf__srv_get_str(r, j, "report_id", S_ID, true, &rep_id) < 0 ||
+	    rf__srv_get_str(r, j, "event", S_ID, true, &event) < 0 ||
+	    rf__srv_get_str(r, j, "target", S_ID, false, &target) < 0 ||
+	    rf__srv_get_str(r, j, "sha256", S_HEX, false, &sha) < 0 ||
+	    rf__srv_get_str(r, j, "detail", S_TEXT, false, &detail) < 0 ||
+	    rf__srv_get_str(r, j, "cause", S_ID, false, &cause) < 0 ||
+	    rf__srv_get_u64(r, j, "time", &t) < 0)
+		goto out;
+	/* Failure attribution (docs/protocol.md, Report): only the content's failures count
+	 * against a release. */
+	if (cause) {
+		for (int i = 0; i < CAUSE_COUNT_; i++)
+			if (!strcmp(cause, cause_names[i]))
+				why = i;
+		if (why < 0) {
+			rf__srv_err(r, 400, "invalid_field", "cause",
+				    "'cause' must be one of content, local, transit, server");
+			goto out;
+		}
+	}
+	for (int i = 0; i < 8; i++)
+		if (!strcmp(event, rf__srv_events[i]))
+			ev = i;
+	if (ev < 0) {
+		rf__srv_err(
+		    r, 400, "invalid_field", "event",
+		    "'event' must be one of installed, intent, trial_started, healthy, crashed, "
+		    "rolled_back, rejected, quarantined");
+		goto out;
+	}
+	if (t > (uint64_t)RF_ROLLOUT_TIME_MAX) {
+		rf__srv_err(r, 400, "invalid_field", "time", "'time' is out of range");
+		goto out;
+	}
+
+	uint8_t cred_h[32];
+	if (dev_cred_hash(q, r, cred_h) < 0)
+		goto out;
+	pthread_mutex_lock(&s->lock);
+	struct rf__srv_dev *d = dev_auth(s, cred_h, dev_id, r);
+	if (!d)
+		goto unlock;
+	int64_t now = rf__srv_now(s);
+	const struct rf__srv_release *rel = NULL;
+	if (sha) {
+		uint8_t b[32];
+		if (rf_hex_decode(sha, 64, b, 32) == 0)
+			rel = rf__srv_rel_by_sha(s, b);
+	}
+	if (!rel && target)
+		rel = rf__srv_rel_by_target(s, target);
+
+	/* The device state the report leads to, computed on a copy: memory changes only after
+	 * the store committed it. */
+	struct rf__srv_dev nd = *d;
+	nd.last_seen = now;
+	rf__srv_copy_str(nd.state, sizeof(nd.state), event);
+	nd.state_at = now;
+	if (rel && (ev == EV_ROLLED_BACK || ev == EV_QUARANTINED)) {
+		const struct rf__srv_release *left =
+		    rf__srv_rel_by_id(s, release_left(&nd, rel->id));
+		if (left)
+			rel = left;
+	}
+	/* An older agent does not say why it rolled back: leaving a release that is halted now
+	 * is obeying the halt. */
+	if (why < 0)
+		why = ev == EV_ROLLED_BACK && rel &&
+			      (rel->st.status == RF_ROLLOUT_HALTED ||
+			       rel->st.status == RF_ROLLOUT_ROLLED_BACK)
+			  ? CAUSE_SERVER
+			  : CAUSE_CONTENT;
+	bool content = why == CAUSE_CONTENT;
+	if (rel) {
+		struct rf__srv_devrel *h;
+		if (ev == EV_INTENT || ev == EV_TRIAL) {
+			if (nd.release_id != rel->id || !hist_get(&nd, rel->id, false, now))
+				dev_take(&nd, rel->id, now);
+		}
+		h = hist_get(&nd, rel->id, ev != EV_INSTALLED, now);
+		switch (ev) {
+		case EV_HEALTHY:
+			if (h && !h->healthy_at)
+				h->healthy_at = now;
+			break;
+		case EV_CRASHED:
+			if (h && content)
+				h->crashes++;
+			else if (h && why != CAUSE_SERVER)
+				h->local++;
+			break;
+		case EV_ROLLED_BACK:
+			if (h) {
+				if (content)
+					h->rollbacks++;
+				else if (why == CAUSE_SERVER)
+					h->obeyed = 1;
+				else
+					h->local++;
+				if (!h->left_at)
+					h->left_at = now;
+			}
+			break;
+		case EV_REJECTED:
+			if (h && content)
+				h->rejects++;
+			else if (h && why != CAUSE_SERVER)
+				h->local++;
+			break;
+		case EV_QUARANTINED:
+			if (h && content)
+				h->quarantined = 1;
+			else if (h && why != CAUSE_SERVER)
+				h->local++;
+			break;
+		default:
+			break;
+		}
+	}
+	struct rf_db_report rep = {
+	    .device_id = dev_id,
+	    .report_id = rep_id,
+	    .event = event,
+	    .target = target ? target : "",
+	    .sha256_hex = sha ? sha : "",
+	    .release_id = rel ? rel->id : 0,
+	    .time = (int64_t)t,
+	    .received_at = now,
+	    .detail = detail ? detail : "",
+	};
+	struct rf_db_device rec;
+	char *hist;
+	bool dup = false;
+	int e = rf__srv_dev_record(&nd, s, &rec, &hist);
+	if (e == 0) {
+		e = rf_db_report_add(s->db, &rep, &rec, &dup);
+		free(hist);
+	}
+	if (e < 0) {
+		rf__srv_err(r, 503, "unavailable", NULL, "storage: %s", rf_strerror(e));
+		goto unlock;
+	}
+	if (dup) {
+		atomic_fetch_add(&s->m_reports_dup, 1);
+		rf__srv_reply_json(r, 200, json_pack("{s:b,s:b}", "recorded", 0, "duplicate", 1));
+	} else {
+		nd.flags &= (uint8_t) ~(DEV_DIRTY | DEV_SEEN);
+		*d = nd;
+		atomic_fetch_add(&s->m_reports[ev], 1);
+		rf__srv_reply_json(r, 201, json_pack("{s:b}", "recorded", 1));
+	}
+	ret = 0;
+unlock:
+	pthread_mutex_unlock(&s->lock);
+out:
+	json_decref(j);
+	return ret;
+}
