@@ -496,6 +496,7 @@ static int release_create(struct rf_server *s, const struct rf_server_request *q
 	rf__srv_audit(s, 5, s->actor, "release.create", slot->id, slot->target,
 		      "release '%s' version %lld, sha256 %.16s..., %llu bytes", slot->sched.release,
 		      (long long)slot->version, slot->sha_hex, (unsigned long long)slot->length);
+	rf__srv_audit_gate(s, slot, &slot->eval, &slot->st); /* a ring it opened at once */
 	e = rf__srv_reply_json(r, 201, rf__srv_release_json(s, slot, true));
 out:
 	json_decref(custom);

@@ -207,10 +207,14 @@ void rf__srv_audit_tenant(struct rf_server *s, const char *action,
 			      "new enrollment token %.8s (the old one no longer enrolls)", hex);
 		return;
 	}
+	char win[32] = "none";
+	if (t->win_start_min >= 0 && t->win_end_min >= 0)
+		snprintf(win, sizeof(win), "%02d:%02d-%02d:%02d UTC", (int)(t->win_start_min / 60),
+			 (int)(t->win_start_min % 60), (int)(t->win_end_min / 60),
+			 (int)(t->win_end_min % 60));
 	rf__srv_audit(s, 5, s->actor, action, 0, t->name,
-		      "ring %s, pin %s, window %lld-%lld min UTC, enrollment token %.8s",
-		      t->ring[0] ? t->ring : "(as enrolled)", pin, (long long)t->win_start_min,
-		      (long long)t->win_end_min, hex);
+		      "ring %s, pin %s, maintenance window %s, enrollment token %.8s",
+		      t->ring[0] ? t->ring : "(as enrolled)", pin, win, hex);
 }
 
 void rf__srv_audit_gate(struct rf_server *s, const struct rf__srv_release *rel,

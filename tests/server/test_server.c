@@ -1309,14 +1309,15 @@ static void test_gate_halts_release(void **state)
 	snprintf(path, sizeof(path), "/v1/admin/audit?release=%d", id);
 	EXPECT_STATUS(200, http(e, "GET", path, e->admin, &j, NULL));
 	json_t *ent = json_object_get(j, "entries");
-	assert_int_equal(json_array_size(ent), 3);
+	assert_int_equal(json_array_size(ent), 4);
 	assert_string_equal(jstr(json_array_get(ent, 0), "action", NULL), "release.rollback");
 	assert_string_equal(jstr(json_array_get(ent, 1), "action", NULL), "gate.halt");
 	assert_string_equal(jstr(json_array_get(ent, 1), "actor", NULL), "gate");
 	const char *ev = jstr(json_array_get(ent, 1), "detail", NULL);
 	if (!strstr(ev, "ring canary, floor gate") || !strstr(ev, "failed 3 of 6"))
 		fail_msg("gate.halt evidence: '%s'", ev);
-	assert_string_equal(jstr(json_array_get(ent, 2), "action", NULL), "release.create");
+	assert_string_equal(jstr(json_array_get(ent, 2), "action", NULL), "gate.open");
+	assert_string_equal(jstr(json_array_get(ent, 3), "action", NULL), "release.create");
 	json_decref(j);
 	/* The dashboard tells it was a gate, and keeps the evidence in the release's timeline. */
 	char *page;
@@ -1944,6 +1945,50 @@ static void test_failure_attribution(void **state)
 	json_decref(h);
 }
 
+/* A device that leaves a halted release by taking another one (the older release it is told to
+ * go back to), without ever reporting "rolled_back", obeyed the halt: the release's health
+ * counts it as obeyed_halt, not failed (the dashboard painted only devices that reported a
+ * server-caused rollback as having left, so most of a halted canary looked still on it). */
+static void test_leaving_halted_release_is_obeying(void **state)
+{
+	struct env *e = *state;
+	char tok[80], cred[80], sha1[65], sha2[65];
+	json_t *j, *h = NULL;
+
+	tenant(e, "mover", "canary", tok);
+	enroll(e, tok, "mv-1", cred);
+	add_target(e, "packs/mv-1.rfp", "mv-1", "");
+	add_target(e, "packs/mv-2.rfp", "mv-2", "");
+	EXPECT_STATUS(201, http(e, "POST", "/v1/admin/releases", e->admin, &j,
+				"{\"target\":\"packs/mv-1.rfp\"}"));
+	snprintf(sha1, sizeof(sha1), "%s", jstr(j, "sha256", NULL));
+	json_decref(j);
+	EXPECT_STATUS(201, http(e, "POST", "/v1/admin/releases", e->admin, &j,
+				"{\"target\":\"packs/mv-2.rfp\"}"));
+	snprintf(sha2, sizeof(sha2), "%s", jstr(j, "sha256", NULL));
+	json_decref(j);
+	EXPECT_STATUS(201, report(e, cred, "mv-1", "mv-i2", "intent", sha2));
+	EXPECT_STATUS(200, http(e, "POST", "/v1/admin/releases/2/halt", e->admin, NULL,
+				"{\"reason\":\"operator test\"}"));
+	/* Told to go back to release 1; it takes it. */
+	j = checkin(e, cred, "mv-1", sha2, 0);
+	assert_string_equal(jstr(j, "action", NULL), "rollback");
+	assert_string_equal(jstr(j, "rollback_to", "target"), "packs/mv-1.rfp");
+	json_decref(j);
+	EXPECT_STATUS(201, report(e, cred, "mv-1", "mv-i1", "intent", sha1));
+	for (int i = 0; i < 100; i++) { /* bounded: the next tick aggregates */
+		json_decref(h);
+		h = canary_row_health(e, 2);
+		if (json_integer_value(json_object_get(h, "obeyed_halt")) == 1)
+			break;
+		sleep_ms(100);
+	}
+	assert_int_equal(json_integer_value(json_object_get(h, "devices")), 1);
+	assert_int_equal(json_integer_value(json_object_get(h, "obeyed_halt")), 1);
+	assert_int_equal(json_integer_value(json_object_get(h, "failed")), 0);
+	json_decref(h);
+}
+
 /* The server's own downtime is not the devices' silence: after a restart longer than the
  * silence window, devices that took a release are not counted silent at once. */
 static void test_downtime_is_not_silence(void **state)
@@ -2302,6 +2347,7 @@ int main(int argc, char **argv)
 	    cmocka_unit_test_setup_teardown(test_repo_metrics_dashboard, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_gate_halts_release, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_audit_trail, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_leaving_halted_release_is_obeying, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_kill9_keeps_acknowledged_reports, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_silence_after_intent_halts, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_timestamp_kept_fresh, setup_short_timestamp,
