@@ -226,8 +226,8 @@ static void ring_why(FILE *f, const struct rf__srv_release *rel, unsigned k, int
 		fprintf(f, "gate %s (%s p=%.3g)", c->verdict == RF_ROLLOUT_V_PASS ? "passes" : "fails",
 			rf_rollout_metric_name(c->metric), c->p_value);
 	}
-	if (when > now) {
-		fputs("; not before ", f);
+	if (when > now && when > bake) { /* the signed schedule is later than the bake */
+		fputs("; signed schedule: not before ", f);
 		time_html(f, when, now);
 	}
 }
@@ -451,10 +451,11 @@ static void release_section(FILE *f, struct rf_server *s, const struct rf__srv_r
 		fprintf(f,
 			" <span class=\"count\">took <b class=\"took\">%llu</b>: "
 			"<span class=\"healthy\">%llu healthy</span>, "
-			"<span class=\"failed\">%llu failed</span>, "
+			"<span class=\"%s\">%llu failed</span>, "
 			"<span class=\"left\">%llu left on %s halt</span>",
 			(unsigned long long)h->devices, (unsigned long long)h->healthy,
-			(unsigned long long)h->failed, (unsigned long long)h->obeyed,
+			h->failed ? "failed" : "none", (unsigned long long)h->failed,
+			(unsigned long long)h->obeyed,
 			halted && operator_halt(rel) ? "an operator's" : "a");
 		if (h->crashes || h->rollbacks || h->rejections || h->silent || h->local_failures)
 			fprintf(f,
