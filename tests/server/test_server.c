@@ -1230,6 +1230,16 @@ static void test_repo_metrics_dashboard(void **state)
 	EXPECT_STATUS(200, http_raw(e, "GET", "/metrics", NULL, NULL, 0, &body));
 	assert_non_null(strstr(body, "ringfence_checkins_total"));
 	assert_non_null(strstr(body, "# TYPE ringfence_devices gauge"));
+	/* Every family has its help text (promtool refused ringfence_flushed_rows_total). */
+	for (const char *t = strstr(body, "# TYPE "); t; t = strstr(t + 1, "# TYPE ")) {
+		char help[128];
+		size_t n = strcspn(t + 7, " ");
+		snprintf(help, sizeof(help), "# HELP %.*s ", (int)n, t + 7);
+		if (!strstr(body, help))
+			fail_msg("no '%s' in /metrics", help);
+	}
+	assert_non_null(strstr(body, "ringfence_build_info{version=\""));
+	assert_non_null(strstr(body, "# TYPE ringfence_checkin_duration_seconds histogram"));
 	free(body);
 	EXPECT_STATUS(200, http_raw(e, "GET", "/", NULL, NULL, 0, &body));
 	assert_non_null(strstr(body, "<!DOCTYPE html>"));
