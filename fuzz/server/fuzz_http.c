@@ -13,6 +13,7 @@
 #include <jansson.h>
 
 #include "common/util.h"
+#include "ringfence/limits.h"
 #include "server/server.h"
 
 #define ADMIN "rfa_00112233445566778899aabbccddeeff00112233445566778899aabbccddeeff"
@@ -99,6 +100,18 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	if (a) {
 		snprintf(hdr, sizeof(hdr), "Bearer %s", a);
 		q.authorization = hdr;
+	}
+	/* 0xfe: the rest is the query string of GET /v1/admin/audit (the transport hands the core
+	 * a NUL-terminated "k=v&k=v" of at most RF_SRV_PATH_MAX bytes). */
+	char query[RF_SRV_PATH_MAX + 1];
+	if (data[0] == 0xfe) {
+		size_t qn = size - 2 < RF_SRV_PATH_MAX ? size - 2 : RF_SRV_PATH_MAX;
+		memcpy(query, data + 2, qn);
+		query[qn] = 0;
+		q.method = "GET";
+		q.path = "/v1/admin/audit";
+		q.query = query;
+		q.body_len = 0;
 	}
 	if (rf_server_handle(srv, &q, &r) < 0)
 		return 0;
