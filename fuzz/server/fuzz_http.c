@@ -34,7 +34,8 @@ static json_t *call(const char *method, const char *path, const char *auth, cons
 				      NULL,
 				      "application/json",
 				      (const uint8_t *)(body ? body : ""),
-				      body ? strlen(body) : 0, NULL};
+				      body ? strlen(body) : 0,
+				      NULL};
 	struct rf_server_reply r;
 	json_t *j;
 
@@ -95,8 +96,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	/* Operator endpoints get the admin token unless byte 1 says otherwise. */
 	if (e >= 3 && data[1] < 128)
 		a = ADMIN;
-	struct rf_server_request q = {ep[e].method,	  ep[e].path, NULL,
-				      "application/json", data + 2,   size - 2, NULL};
+	struct rf_server_request q = {ep[e].method, ep[e].path, NULL, "application/json",
+				      data + 2,	    size - 2,	NULL};
 	if (a) {
 		snprintf(hdr, sizeof(hdr), "Bearer %s", a);
 		q.authorization = hdr;

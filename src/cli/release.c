@@ -625,8 +625,7 @@ int rf_cli_audit(int argc, char **argv)
 			return 2;
 		}
 		n += (size_t)snprintf(path + n, sizeof(path) - n, "%c%s=%llu",
-				      strchr(path, '?') ? '&' : '?', key[i],
-				      (unsigned long long)v);
+				      strchr(path, '?') ? '&' : '?', key[i], (unsigned long long)v);
 	}
 	rc = call(&o, "GET", path, NULL, &j);
 	if (rc)
@@ -648,8 +647,8 @@ int rf_cli_audit(int argc, char **argv)
 	if (json_array_size(json_object_get(j, "entries")) == 0)
 		printf("(no entries)\n");
 	if (json_is_integer(json_object_get(j, "next_before")))
-		printf("(older entries: ringfence audit --before %lld%s%s)\n",
-		       I(j, "next_before"), num[0] ? " --release " : "", num[0] ? num[0] : "");
+		printf("(older entries: ringfence audit --before %lld%s%s)\n", I(j, "next_before"),
+		       num[0] ? " --release " : "", num[0] ? num[0] : "");
 	json_decref(j);
 	return 0;
 }

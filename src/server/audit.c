@@ -155,25 +155,24 @@ int rf__srv_admin_audit(struct rf_server *s, const struct rf_server_request *q,
 					   RF_SRV_AUDIT_PAGE_MAX);
 	if (query_u64(q->query, "release", &release) < 0 ||
 	    query_u64(q->query, "before", &before) < 0 ||
-	    query_u64(q->query, "limit", &limit) < 0 || limit == 0 ||
-	    limit > RF_SRV_AUDIT_PAGE_MAX)
+	    query_u64(q->query, "limit", &limit) < 0 || limit == 0 || limit > RF_SRV_AUDIT_PAGE_MAX)
 		return rf__srv_reply_error(r, 400, "invalid_field", "query",
 					   "release and before must be ids, limit 1..%u",
 					   RF_SRV_AUDIT_PAGE_MAX);
 	a = json_array();
 	if (!a)
 		return rf__srv_reply_error(r, 503, "unavailable", NULL, "out of memory");
-	e = rf_db_audit_list(s->db, (int64_t)release, (int64_t)before, (unsigned)limit,
-				collect, a);
+	e = rf_db_audit_list(s->db, (int64_t)release, (int64_t)before, (unsigned)limit, collect, a);
 	if (e < 0) {
 		json_decref(a);
 		return rf__srv_reply_error(r, 503, "unavailable", NULL, "storage: %s",
 					   rf_strerror(e));
 	}
 	size_t n = json_array_size(a);
-	json_t *next = n == limit ? json_incref(json_object_get(json_array_get(a, n - 1), "id"))
-				  : json_null();
-	return rf__srv_reply_json(r, 200, json_pack("{s:o,s:o}", "entries", a, "next_before", next));
+	json_t *next =
+	    n == limit ? json_incref(json_object_get(json_array_get(a, n - 1), "id")) : json_null();
+	return rf__srv_reply_json(r, 200,
+				  json_pack("{s:o,s:o}", "entries", a, "next_before", next));
 }
 
 void rf__srv_audit_action(struct rf_server *s, const struct rf__srv_release *rel, const char *act,
@@ -195,8 +194,8 @@ void rf__srv_audit_action(struct rf_server *s, const struct rf__srv_release *rel
 			      force ? " (forced)" : "");
 }
 
-void rf__srv_audit_tenant(struct rf_server *s, const char *action,
-			  const struct rf__srv_tenant *t, const char *pin)
+void rf__srv_audit_tenant(struct rf_server *s, const char *action, const struct rf__srv_tenant *t,
+			  const char *pin)
 {
 	char hex[65];
 
@@ -238,14 +237,14 @@ void rf__srv_audit_gate(struct rf_server *s, const struct rf__srv_release *rel,
 			      "%llu, rollbacks %llu, rejections %llu, silent %llu, alerts %llu, "
 			      "exposure %llu s); baseline failed %llu of %llu (crashes %llu, "
 			      "exposure %llu s): %s",
-			      sc->rings[k].name, rf_rollout_metric_name(ns->halt_metric), c->p_value,
-			      (unsigned long long)h->failed, (unsigned long long)h->devices,
-			      (unsigned long long)h->crashes, (unsigned long long)h->rollbacks,
-			      (unsigned long long)h->rejections, (unsigned long long)h->silent,
-			      (unsigned long long)h->alerts, (unsigned long long)h->exposure_s,
-			      (unsigned long long)b->failed, (unsigned long long)b->devices,
-			      (unsigned long long)b->crashes, (unsigned long long)b->exposure_s,
-			      ns->halt_reason);
+			      sc->rings[k].name, rf_rollout_metric_name(ns->halt_metric),
+			      c->p_value, (unsigned long long)h->failed,
+			      (unsigned long long)h->devices, (unsigned long long)h->crashes,
+			      (unsigned long long)h->rollbacks, (unsigned long long)h->rejections,
+			      (unsigned long long)h->silent, (unsigned long long)h->alerts,
+			      (unsigned long long)h->exposure_s, (unsigned long long)b->failed,
+			      (unsigned long long)b->devices, (unsigned long long)b->crashes,
+			      (unsigned long long)b->exposure_s, ns->halt_reason);
 		return;
 	}
 	if (ev->opened >= 0)

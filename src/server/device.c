@@ -42,7 +42,8 @@ static void dev_take(struct rf_server *s, struct rf__srv_dev *d, int64_t rel, in
 {
 	for (int i = 0; i < RF__SRV_HIST; i++)
 		if (d->hist[i].release && d->hist[i].release != rel && !d->hist[i].left_at) {
-			const struct rf__srv_release *old = rf__srv_rel_by_id(s, d->hist[i].release);
+			const struct rf__srv_release *old =
+			    rf__srv_rel_by_id(s, d->hist[i].release);
 			d->hist[i].left_at = now;
 			/* Leaving a halted or rolled-back release for another one (the fix, or an
 			 * older release) is what the server told it to do: it obeyed the halt, it

@@ -221,8 +221,8 @@ int rf__srv_audit(struct rf_server *s, int prio, const char *actor, const char *
  * (ring opened, step taken, ring completed, halt with its evidence). Lock held. */
 void rf__srv_audit_action(struct rf_server *s, const struct rf__srv_release *rel, const char *act,
 			  const char *reason, bool force, uint64_t stranded);
-void rf__srv_audit_tenant(struct rf_server *s, const char *action,
-			  const struct rf__srv_tenant *t, const char *pin);
+void rf__srv_audit_tenant(struct rf_server *s, const char *action, const struct rf__srv_tenant *t,
+			  const char *pin);
 void rf__srv_audit_gate(struct rf_server *s, const struct rf__srv_release *rel,
 			const struct rf_rollout_eval *ev, const struct rf_rollout_state *ns);
 /* Set s->actor from the hash of the admin token of the request being handled (lock held). */

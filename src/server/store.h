@@ -123,9 +123,8 @@ struct rf_db_ops {
 			  const struct rf_db_device *dev, bool *ret_duplicate);
 	int (*reports_count)(struct rf_db *st, const char *device_id, uint64_t *ret);
 	int (*audit_add)(struct rf_db *st, const struct rf_db_audit *a, int64_t *ret_id);
-	int (*audit_list)(struct rf_db *st, int64_t release_id, int64_t before_id,
-			  unsigned limit, int (*fn)(void *ud, const struct rf_db_audit *a),
-			  void *ud);
+	int (*audit_list)(struct rf_db *st, int64_t release_id, int64_t before_id, unsigned limit,
+			  int (*fn)(void *ud, const struct rf_db_audit *a), void *ud);
 };
 
 struct rf_db {
@@ -228,8 +227,7 @@ static inline int rf_db_reports_count(struct rf_db *st, const char *device_id, u
 
 /* Append one audit entry, committed durably before it returns 0; *ret_id (may be NULL) is its
  * id. */
-static inline int rf_db_audit_add(struct rf_db *st, const struct rf_db_audit *a,
-				     int64_t *ret_id)
+static inline int rf_db_audit_add(struct rf_db *st, const struct rf_db_audit *a, int64_t *ret_id)
 {
 	return st->ops->audit_add(st, a, ret_id);
 }
@@ -240,8 +238,8 @@ static inline int rf_db_audit_add(struct rf_db *st, const struct rf_db_audit *a,
  * only; a non-zero return stops the walk and is returned). Returns 0 or -EIO.
  */
 static inline int rf_db_audit_list(struct rf_db *st, int64_t release_id, int64_t before_id,
-				      unsigned limit,
-				      int (*fn)(void *ud, const struct rf_db_audit *a), void *ud)
+				   unsigned limit, int (*fn)(void *ud, const struct rf_db_audit *a),
+				   void *ud)
 {
 	return st->ops->audit_list(st, release_id, before_id, limit, fn, ud);
 }

@@ -401,9 +401,8 @@ static int sq_audit_add(struct rf_db *base, const struct rf_db_audit *a, int64_t
 	return r;
 }
 
-static int sq_audit_list(struct rf_db *base, int64_t release_id, int64_t before_id,
-			 unsigned limit, int (*fn)(void *ud, const struct rf_db_audit *a),
-			 void *ud)
+static int sq_audit_list(struct rf_db *base, int64_t release_id, int64_t before_id, unsigned limit,
+			 int (*fn)(void *ud, const struct rf_db_audit *a), void *ud)
 {
 	struct sqlite_store *s = (struct sqlite_store *)base;
 	sqlite3_stmt *st;

@@ -110,7 +110,8 @@ static void time_html(FILE *f, int64_t t, int64_t now)
 	}
 	rf__srv_iso8601(t, iso);
 	ago(t, now, rel);
-	fprintf(f, "<time datetime=\"%s\" data-t=\"%lld\">%s <span class=\"rel\">(%s)</span></time>",
+	fprintf(f,
+		"<time datetime=\"%s\" data-t=\"%lld\">%s <span class=\"rel\">(%s)</span></time>",
 		iso, (long long)t, iso, rel);
 }
 
@@ -134,14 +135,15 @@ static void svg_outcomes(FILE *f, const struct rf_rollout_health *h)
 	uint64_t ok = h->healthy < took - bad - left ? h->healthy : took - bad - left;
 	double w = took ? 200.0 / (double)took : 0;
 
-	fprintf(f,
-		"<svg class=\"bar\" width=\"200\" height=\"12\" viewBox=\"0 0 200 12\" role=\"img\" "
-		"aria-label=\"%llu took it\"><rect width=\"200\" height=\"12\" fill=\"%s\"/>"
-		"<rect width=\"%.1f\" height=\"12\" fill=\"#3a3\"/>"
-		"<rect x=\"%.1f\" width=\"%.1f\" height=\"12\" fill=\"#999\"/>"
-		"<rect x=\"%.1f\" width=\"%.1f\" height=\"12\" fill=\"#c22\"/></svg>",
-		(unsigned long long)took, took ? "#9cf" : "#eee", (double)ok * w, (double)ok * w,
-		(double)left * w, (double)(ok + left) * w, (double)bad * w);
+	fprintf(
+	    f,
+	    "<svg class=\"bar\" width=\"200\" height=\"12\" viewBox=\"0 0 200 12\" role=\"img\" "
+	    "aria-label=\"%llu took it\"><rect width=\"200\" height=\"12\" fill=\"%s\"/>"
+	    "<rect width=\"%.1f\" height=\"12\" fill=\"#3a3\"/>"
+	    "<rect x=\"%.1f\" width=\"%.1f\" height=\"12\" fill=\"#999\"/>"
+	    "<rect x=\"%.1f\" width=\"%.1f\" height=\"12\" fill=\"#c22\"/></svg>",
+	    (unsigned long long)took, took ? "#9cf" : "#eee", (double)ok * w, (double)ok * w,
+	    (double)left * w, (double)(ok + left) * w, (double)bad * w);
 }
 
 /* The admitted share of the ring (0..100 %, the signed schedule's scale). */
@@ -171,8 +173,8 @@ static void ring_why(FILE *f, const struct rf__srv_release *rel, unsigned k, int
 			fprintf(f, "<b class=\"gate\">the %s gate failed here</b> (p=%.3g)",
 				rf_rollout_metric_name(rel->st.halt_metric), c->p_value);
 		else
-			fprintf(f, "stopped: %s %s", rel->st.status == RF_ROLLOUT_HALTED
-						       ? "halted" : "rolled back",
+			fprintf(f, "stopped: %s %s",
+				rel->st.status == RF_ROLLOUT_HALTED ? "halted" : "rolled back",
 				operator_halt(rel) ? "by an operator" : "by a gate");
 		return;
 	}
@@ -223,7 +225,8 @@ static void ring_why(FILE *f, const struct rf__srv_release *rel, unsigned k, int
 			time_html(f, bake, now);
 		}
 	} else {
-		fprintf(f, "gate %s (%s p=%.3g)", c->verdict == RF_ROLLOUT_V_PASS ? "passes" : "fails",
+		fprintf(f, "gate %s (%s p=%.3g)",
+			c->verdict == RF_ROLLOUT_V_PASS ? "passes" : "fails",
 			rf_rollout_metric_name(c->metric), c->p_value);
 	}
 	if (when > now && when > bake) { /* the signed schedule is later than the bake */
@@ -366,8 +369,7 @@ static void timeline(FILE *f, struct rf_server *s, const struct rf__srv_release 
 	struct tl t = {f, now, 0};
 
 	fputs("<details class=\"timeline\" open><summary>timeline</summary><ol>", f);
-	if (rf_db_audit_list(s->db, rel->id, 0, RF_SRV_TIMELINE_MAX, timeline_entry, &t) <
-		0 ||
+	if (rf_db_audit_list(s->db, rel->id, 0, RF_SRV_TIMELINE_MAX, timeline_entry, &t) < 0 ||
 	    t.n == 0) {
 		if (rel->st.halted_at) {
 			fputs("<li>", f);
@@ -381,7 +383,8 @@ static void timeline(FILE *f, struct rf_server *s, const struct rf__srv_release 
 			if (rs->completed_at) {
 				fputs("<li>", f);
 				time_html(f, rs->completed_at, now);
-				fprintf(f, " ring %s <b>complete</b></li>", rel->sched.rings[k].name);
+				fprintf(f, " ring %s <b>complete</b></li>",
+					rel->sched.rings[k].name);
 			}
 			if (rs->opened_at) {
 				fputs("<li>", f);
@@ -400,7 +403,7 @@ static void release_section(FILE *f, struct rf_server *s, const struct rf__srv_r
 			    int64_t now)
 {
 	bool halted = stopped(rel);
-	const char *cls = !halted ? rel->st.status == RF_ROLLOUT_HELD ? "held" : "ok"
+	const char *cls = !halted	       ? rel->st.status == RF_ROLLOUT_HELD ? "held" : "ok"
 			  : operator_halt(rel) ? "ophalt"
 					       : "gatehalt";
 
@@ -429,10 +432,11 @@ static void release_section(FILE *f, struct rf_server *s, const struct rf__srv_r
 		time_html(f, rel->st.halted_at, now);
 		fputs("</p>", f);
 		if (rel->waiting)
-			fprintf(f,
-				"<p class=\"warn\">%llu devices run it with nothing to go to: waiting "
-				"for a fix (publish one and create a release)</p>",
-				(unsigned long long)rel->waiting);
+			fprintf(
+			    f,
+			    "<p class=\"warn\">%llu devices run it with nothing to go to: waiting "
+			    "for a fix (publish one and create a release)</p>",
+			    (unsigned long long)rel->waiting);
 	}
 	fputs("<table><tr><th>ring</th><th>phase</th><th>admitted</th><th>devices on it</th>"
 	      "<th>why it waits / when it moves</th><th>baseline failed/took</th></tr>",
@@ -521,9 +525,10 @@ int rf__srv_dashboard(struct rf_server *s, struct rf_server_reply *r)
 	      "section.release{border-top:2px solid #ccc;margin-top:1em}"
 	      ".timeline ol{margin:.3em 0;font-size:12px}</style></head>",
 	      f);
-	fprintf(f, "<body data-now=\"%lld\"><h1>ringfence</h1>"
-		   "<p class=\"small\"><span id=\"live\">static page (no JavaScript): reloads every "
-		   "30 s</span></p><div id=\"main\">",
+	fprintf(f,
+		"<body data-now=\"%lld\"><h1>ringfence</h1>"
+		"<p class=\"small\"><span id=\"live\">static page (no JavaScript): reloads every "
+		"30 s</span></p><div id=\"main\">",
 		(long long)now);
 	pthread_mutex_lock(&s->lock);
 	for (size_t i = 0; i < s->nrels; i++)
@@ -536,10 +541,11 @@ int rf__srv_dashboard(struct rf_server *s, struct rf_server_reply *r)
 	time_html(f, now, now);
 	fputs(".</p>", f);
 	if (waiting)
-		fprintf(f,
-			"<p class=\"warn\" id=\"waiting\"><b>%llu devices are waiting for a fix</b>: "
-			"they run a halted or rolled-back release and have nothing to go to.</p>",
-			(unsigned long long)waiting);
+		fprintf(
+		    f,
+		    "<p class=\"warn\" id=\"waiting\"><b>%llu devices are waiting for a fix</b>: "
+		    "they run a halted or rolled-back release and have nothing to go to.</p>",
+		    (unsigned long long)waiting);
 	fleet_section(f, s);
 	fputs("<h2>Releases</h2><p class=\"small\">Admitted: the share of the ring the signed "
 	      "schedule and the gates admit now. Devices on it: of the devices that took it, green "
@@ -607,8 +613,7 @@ int rf__srv_metrics(struct rf_server *s, struct rf_server_reply *r)
 		"# TYPE ringfence_build_info gauge\n"
 		"ringfence_build_info{version=\"%s\",store_schema=\"%d\"} 1\n",
 		RF_VERSION, RF_DB_SCHEMA_VERSION);
-	counter(f, "ringfence_checkins_total", "Check-ins answered.",
-		atomic_load(&s->m_checkins));
+	counter(f, "ringfence_checkins_total", "Check-ins answered.", atomic_load(&s->m_checkins));
 	counter(f, "ringfence_enrollments_total", "Devices enrolled.", atomic_load(&s->m_enrolls));
 	fputs("# HELP ringfence_reports_total Reports recorded, by event.\n"
 	      "# TYPE ringfence_reports_total counter\n",
@@ -698,10 +703,11 @@ int rf__srv_metrics(struct rf_server *s, struct rf_server_reply *r)
 	for (size_t i = 0; i < s->nrels; i++) {
 		const struct rf__srv_release *rel = &s->rels[i];
 		for (unsigned k = 0; k < rel->sched.nrings; k++)
-			fprintf(f,
-				"ringfence_release_gate_p_value{release=\"%lld\",ring=\"%s\"} %.6g\n",
-				(long long)rel->id, rel->sched.rings[k].name,
-				rel->eval.checks[k].p_value);
+			fprintf(
+			    f,
+			    "ringfence_release_gate_p_value{release=\"%lld\",ring=\"%s\"} %.6g\n",
+			    (long long)rel->id, rel->sched.rings[k].name,
+			    rel->eval.checks[k].p_value);
 	}
 	fputs("# HELP ringfence_release_halted 1 when the release is halted or rolled back.\n"
 	      "# TYPE ringfence_release_halted gauge\n",

@@ -1361,10 +1361,9 @@ static void test_audit_trail(void **state)
 				"{\"name\":\"labs\",\"position\":7}"));
 	EXPECT_STATUS(200, http(e, "DELETE", "/v1/admin/rings/labs", e->admin, NULL, NULL));
 	tenant(e, "acme", "canary", tok);
-	EXPECT_STATUS(200, http(e, "PUT", "/v1/admin/tenants/acme", e->admin, NULL,
-				"{\"pin\":\"n-1\"}"));
-	EXPECT_STATUS(200,
-		      http(e, "POST", "/v1/admin/tenants/acme/token", e->admin, &j, "{}"));
+	EXPECT_STATUS(
+	    200, http(e, "PUT", "/v1/admin/tenants/acme", e->admin, NULL, "{\"pin\":\"n-1\"}"));
+	EXPECT_STATUS(200, http(e, "POST", "/v1/admin/tenants/acme/token", e->admin, &j, "{}"));
 	char tok2[80];
 	snprintf(tok2, sizeof(tok2), "%s", jstr(j, "enrollment_token", NULL));
 	assert_int_equal(strlen(tok2), 68);
@@ -1389,9 +1388,8 @@ static void test_audit_trail(void **state)
 	EXPECT_STATUS(200, http(e, "GET", "/v1/admin/audit", e->admin, &j, NULL));
 	ent = json_object_get(j, "entries");
 	static const char *const want[] = {
-	    "release.halt",  "release.resume", "release.hold",	"release.create",
-	    "release.create", "tenant.token",	"tenant.update", "tenant.create",
-	    "ring.delete",   "ring.create"};
+	    "release.halt", "release.resume", "release.hold",  "release.create", "release.create",
+	    "tenant.token", "tenant.update",  "tenant.create", "ring.delete",	 "ring.create"};
 	/* Gate decisions (a ring opened) are interleaved: compare the operator's entries. */
 	n = 0;
 	for (size_t i = 0; i < json_array_size(ent); i++) {
@@ -1474,12 +1472,12 @@ static void test_audit_trail(void **state)
 	char line[200];
 	snprintf(line, sizeof(line), "<5>ringfenced: audit #");
 	assert_non_null(strstr(log, line));
-	snprintf(line, sizeof(line), "%s release.halt release 2 'packs/b.rfp': operator: bad rule 7\n",
-		 who);
+	snprintf(line, sizeof(line),
+		 "%s release.halt release 2 'packs/b.rfp': operator: bad rule 7\n", who);
 	if (!strstr(log, line))
 		fail_msg("no line '%s' in the log:\n%s", line, log);
-	snprintf(line, sizeof(line), "%s release.hold release 2 'packs/b.rfp': operator: wait for?monday\n",
-		 who);
+	snprintf(line, sizeof(line),
+		 "%s release.hold release 2 'packs/b.rfp': operator: wait for?monday\n", who);
 	if (!strstr(log, line))
 		fail_msg("no line '%s' in the log:\n%s", line, log);
 	assert_null(strstr(log, e->admin)); /* never the token itself */
@@ -2325,7 +2323,8 @@ static void test_cli_operator_commands(void **state)
 	if (!strstr(out, want))
 		fail_msg("no '%s' in:\n%s", want, out);
 	snprintf(want, sizeof(want),
-		 "Z  %s  release.halt     release 1 'packs/rules-cli.rfp': operator: cli test", who);
+		 "Z  %s  release.halt     release 1 'packs/rules-cli.rfp': operator: cli test",
+		 who);
 	if (!strstr(out, want))
 		fail_msg("no '%s' in:\n%s", want, out);
 	assert_null(strstr(out, "tenant.create")); /* not about release 1 */
@@ -2357,7 +2356,8 @@ int main(int argc, char **argv)
 	    cmocka_unit_test_setup_teardown(test_repo_metrics_dashboard, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_gate_halts_release, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_audit_trail, setup, teardown),
-	    cmocka_unit_test_setup_teardown(test_leaving_halted_release_is_obeying, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_leaving_halted_release_is_obeying, setup,
+					    teardown),
 	    cmocka_unit_test_setup_teardown(test_kill9_keeps_acknowledged_reports, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_silence_after_intent_halts, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_timestamp_kept_fresh, setup_short_timestamp,
@@ -2378,8 +2378,7 @@ int main(int argc, char **argv)
 	    cmocka_unit_test_setup_teardown(test_known_members_typed, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_slow_clients_do_not_lock_out_others, setup,
 					    teardown),
-	    cmocka_unit_test_setup_teardown(test_database_lost_or_damaged_refused, setup,
-					    teardown),
+	    cmocka_unit_test_setup_teardown(test_database_lost_or_damaged_refused, setup, teardown),
 	};
 
 	if (argc < 3) {

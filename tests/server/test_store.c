@@ -240,11 +240,11 @@ static void test_audit_migrated_and_listed(void **state)
 	assert_int_equal(rf_db_open_sqlite(path, 0, NULL, &st), 0);
 	for (int i = 0; i < 5; i++) {
 		struct rf_db_audit a = {.time = 1000 + i,
-					   .actor = i ? "admin:0123abcd" : "gate",
-					   .action = i % 2 ? "release.halt" : "release.create",
-					   .release_id = i % 2 ? 7 : 8,
-					   .subject = "packs/x.rfp",
-					   .detail = "why"};
+					.actor = i ? "admin:0123abcd" : "gate",
+					.action = i % 2 ? "release.halt" : "release.create",
+					.release_id = i % 2 ? 7 : 8,
+					.subject = "packs/x.rfp",
+					.detail = "why"};
 		assert_int_equal(rf_db_audit_add(st, &a, &id), 0);
 		assert_int_equal(id, i + 1);
 	}
