@@ -13,6 +13,7 @@
 #include <jansson.h>
 
 #include "common/util.h"
+#include "ringfence/limits.h"
 #include "server/server.h"
 
 #define ADMIN "rfa_00112233445566778899aabbccddeeff00112233445566778899aabbccddeeff"
@@ -33,7 +34,8 @@ static json_t *call(const char *method, const char *path, const char *auth, cons
 				      NULL,
 				      "application/json",
 				      (const uint8_t *)(body ? body : ""),
-				      body ? strlen(body) : 0};
+				      body ? strlen(body) : 0,
+				      NULL};
 	struct rf_server_reply r;
 	json_t *j;
 
@@ -94,11 +96,23 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	/* Operator endpoints get the admin token unless byte 1 says otherwise. */
 	if (e >= 3 && data[1] < 128)
 		a = ADMIN;
-	struct rf_server_request q = {ep[e].method,	  ep[e].path, NULL,
-				      "application/json", data + 2,   size - 2};
+	struct rf_server_request q = {ep[e].method, ep[e].path, NULL, "application/json",
+				      data + 2,	    size - 2,	NULL};
 	if (a) {
 		snprintf(hdr, sizeof(hdr), "Bearer %s", a);
 		q.authorization = hdr;
+	}
+	/* 0xfe: the rest is the query string of GET /v1/admin/audit (the transport hands the core
+	 * a NUL-terminated "k=v&k=v" of at most RF_SRV_PATH_MAX bytes). */
+	char query[RF_SRV_PATH_MAX + 1];
+	if (data[0] == 0xfe) {
+		size_t qn = size - 2 < RF_SRV_PATH_MAX ? size - 2 : RF_SRV_PATH_MAX;
+		memcpy(query, data + 2, qn);
+		query[qn] = 0;
+		q.method = "GET";
+		q.path = "/v1/admin/audit";
+		q.query = query;
+		q.body_len = 0;
 	}
 	if (rf_server_handle(srv, &q, &r) < 0)
 		return 0;

@@ -249,6 +249,11 @@
 /* JSON values in one check-in body: ~40 members plus RF_SRV_QUARANTINE_MAX hashes; more is not
  * a check-in, and the bound keeps the scanner's duplicate-key check small. */
 #define RF_SRV_CHECKIN_VALUES_MAX 512
+/* Audit entries in one page of GET /v1/admin/audit (default 50): a screenful to a few hundred;
+ * older entries are reached with ?before=ID, so a large trail never makes one huge reply. */
+#define RF_SRV_AUDIT_PAGE_MAX 500u
+/* Audit entries the dashboard shows in one release's timeline (newest first). */
+#define RF_SRV_TIMELINE_MAX 30u
 /* Halted releases listed in a check-in reply: the newest few are all an agent acts on. */
 #define RF_SRV_HALTED_NOTICES_MAX 8
 

@@ -15,6 +15,7 @@ int rf_cli_repo(int argc, char **argv);
 int rf_cli_release(int argc, char **argv);
 int rf_cli_ring(int argc, char **argv);
 int rf_cli_tenant(int argc, char **argv);
+int rf_cli_audit(int argc, char **argv); /* `ringfence audit`: the server's audit trail */
 int rf_cli_sim(int argc, char **argv);
 int rf_cli_demo(int argc, char **argv);
 

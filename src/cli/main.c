@@ -20,6 +20,7 @@ static const struct {
      "releases on a ringfenced server: create, status, halt, resume, rollback"},
     {"ring", rf_cli_ring, "rings on a ringfenced server"},
     {"tenant", rf_cli_tenant, "tenant policy on a ringfenced server"},
+    {"audit", rf_cli_audit, "the audit trail of a ringfenced server: who did what, and why"},
     {"sim", rf_cli_sim, "the fleet simulator: replay incidents, compare rollout policies"},
     {"demo", rf_cli_demo, "run the whole system on this machine"},
 };

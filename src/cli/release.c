@@ -574,3 +574,108 @@ int rf_cli_tenant(int argc, char **argv)
 	json_decref(j);
 	return 0;
 }
+
+/* `ringfence audit`: the server's audit trail (GET /v1/admin/audit), newest first, one page. */
+static void audit_usage(FILE *f)
+{
+	fputs("usage: ringfence audit [--release ID] [--limit N] [--before ENTRY] [--json]\n"
+	      "\n"
+	      "The audit trail, newest first: every operator action (who: the admin token's id;\n"
+	      "what; why) and every gate decision that changed a release (with its evidence).\n"
+	      "  --release ID    only entries about release ID\n"
+	      "  --limit N       entries per page (1..500, default 50)\n"
+	      "  --before ENTRY  the page of entries older than entry number ENTRY (the last\n"
+	      "                  line of a full page says which number to give)\n",
+	      f);
+	fputs(common_help, f);
+}
+
+int rf_cli_audit(int argc, char **argv)
+{
+	static const struct option lo[] = {{"json", no_argument, NULL, 'j'},
+					   {"server", required_argument, NULL, 's'},
+					   {"token-file", required_argument, NULL, 't'},
+					   {"release", required_argument, NULL, 'r'},
+					   {"limit", required_argument, NULL, 'l'},
+					   {"before", required_argument, NULL, 'b'},
+					   {"help", no_argument, NULL, 'h'},
+					   {0}};
+	struct opts o = {0};
+	const char *num[3] = {NULL, NULL, NULL}; /* release, limit, before */
+	static const char *const key[3] = {"release", "limit", "before"};
+	char path[256];
+	size_t n;
+	json_t *j = NULL, *e;
+	int c, rc;
+
+	optind = 0;
+	while ((c = rf_getopt(argc, argv, "h", lo, "ringfence audit")) != -1) {
+		switch (c) {
+		case 'j':
+			o.json = true;
+			break;
+		case 's':
+			o.server = optarg;
+			break;
+		case 't':
+			o.token_file = optarg;
+			break;
+		case 'r':
+			num[0] = optarg;
+			break;
+		case 'l':
+			num[1] = optarg;
+			break;
+		case 'b':
+			num[2] = optarg;
+			break;
+		case 'h':
+			audit_usage(stdout);
+			return 0;
+		default:
+			return 2;
+		}
+	}
+	if (optind < argc) {
+		fprintf(stderr, "ringfence audit: unexpected argument '%s' (see --help)\n",
+			argv[optind]);
+		return 2;
+	}
+	n = (size_t)snprintf(path, sizeof(path), "/v1/admin/audit");
+	for (int i = 0; i < 3; i++) {
+		uint64_t v;
+		if (!num[i])
+			continue;
+		if (rf_parse_u64(num[i], &v) < 0 || v == 0 || (i == 1 && v > 500)) {
+			fprintf(stderr, "ringfence audit: --%s must be a number%s\n", key[i],
+				i == 1 ? " from 1 to 500" : " above 0");
+			return 2;
+		}
+		n += (size_t)snprintf(path + n, sizeof(path) - n, "%c%s=%llu",
+				      strchr(path, '?') ? '&' : '?', key[i], (unsigned long long)v);
+	}
+	rc = call(&o, "GET", path, NULL, &j);
+	if (rc)
+		return rc;
+	if (o.json)
+		return print_json(j);
+	json_array_foreach(json_object_get(j, "entries"), n, e)
+	{
+		printf("#%-5lld %s  %-15s %-16s", I(e, "id"), S(e, "time_utc"), S(e, "actor"),
+		       S(e, "action"));
+		if (I(e, "release"))
+			printf(" release %lld", I(e, "release"));
+		if (strcmp(S(e, "subject"), "") && strcmp(S(e, "subject"), "-"))
+			printf(" '%s'", S(e, "subject"));
+		if (strcmp(S(e, "detail"), "") && strcmp(S(e, "detail"), "-"))
+			printf(": %s", S(e, "detail"));
+		putchar('\n');
+	}
+	if (json_array_size(json_object_get(j, "entries")) == 0)
+		printf("(no entries)\n");
+	if (json_is_integer(json_object_get(j, "next_before")))
+		printf("(older entries: ringfence audit --before %lld%s%s)\n", I(j, "next_before"),
+		       num[0] ? " --release " : "", num[0] ? num[0] : "");
+	json_decref(j);
+	return 0;
+}

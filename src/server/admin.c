@@ -93,6 +93,8 @@ static int admin_rings(struct rf_server *s, const struct rf_server_request *q, c
 		s->rings[s->nrings].position = (int64_t)pos;
 		s->rings[s->nrings++].ndevices = 0;
 		qsort(s->rings, s->nrings, sizeof(s->rings[0]), cmp_ring);
+		rf__srv_audit(s, 5, s->actor, "ring.create", 0, name, "position %llu",
+			      (unsigned long long)pos);
 		e = rf__srv_reply_json(r, 201, rings_json(s));
 	done:
 		json_decref(j);
@@ -115,6 +117,7 @@ static int admin_rings(struct rf_server *s, const struct rf_server_request *q, c
 		memmove(&s->rings[i], &s->rings[i + 1],
 			(s->nrings - (size_t)i - 1) * sizeof(s->rings[0]));
 		s->nrings--;
+		rf__srv_audit(s, 5, s->actor, "ring.delete", 0, rest, "%s", "");
 		return rf__srv_reply_json(r, 200, rings_json(s));
 	}
 	return rf__srv_err(r, 405, "method_not_allowed", NULL, "%s not allowed here", q->method);
@@ -266,6 +269,7 @@ static int admin_tenants(struct rf_server *s, const struct rf_server_request *q,
 		}
 		*nt = t;
 		s->ntenants++;
+		rf__srv_audit_tenant(s, "tenant.create", nt, pin);
 		json_t *o = tenant_json(nt);
 		json_object_set_new(o, "enrollment_token", json_string(tok));
 		OPENSSL_cleanse(tok, sizeof(tok));
@@ -282,6 +286,7 @@ static int admin_tenants(struct rf_server *s, const struct rf_server_request *q,
 		}
 		s->tenants[ti] = t;
 		rf__srv_recount_rings(s);
+		rf__srv_audit_tenant(s, "tenant.update", &t, pin);
 		e = rf__srv_reply_json(r, 200, tenant_json(&t));
 	} else if (!strcmp(q->method, "POST") && ti >= 0 && !strcmp(sub, "token")) {
 		struct rf__srv_tenant t = s->tenants[ti];
@@ -296,6 +301,7 @@ static int admin_tenants(struct rf_server *s, const struct rf_server_request *q,
 			goto done;
 		}
 		s->tenants[ti] = t;
+		rf__srv_audit_tenant(s, "tenant.token", &t, NULL);
 		e = rf__srv_reply_json(
 		    r, 200, json_pack("{s:s,s:s}", "name", t.name, "enrollment_token", tok));
 		OPENSSL_cleanse(tok, sizeof(tok));
@@ -487,6 +493,10 @@ static int release_create(struct rf_server *s, const struct rf_server_request *q
 	*slot = nr;
 	s->nrels++;
 	rf__srv_rr_rebuild(s);
+	rf__srv_audit(s, 5, s->actor, "release.create", slot->id, slot->target,
+		      "release '%s' version %lld, sha256 %.16s..., %llu bytes", slot->sched.release,
+		      (long long)slot->version, slot->sha_hex, (unsigned long long)slot->length);
+	rf__srv_audit_gate(s, slot, &slot->eval, &slot->st); /* a ring it opened at once */
 	e = rf__srv_reply_json(r, 201, rf__srv_release_json(s, slot, true));
 out:
 	json_decref(custom);
@@ -598,6 +608,7 @@ static int release_action(struct rf_server *s, const struct rf_server_request *q
 		return rf__srv_err(r, 503, "unavailable", NULL, "storage: %s", rf_strerror(e));
 	*rel = nr;
 	rf__srv_rr_rebuild(s);
+	rf__srv_audit_action(s, rel, act, why, force, stranded);
 	json_t *out = rf__srv_release_json(s, rel, true);
 	if (out && (!strcmp(act, "halt") || !strcmp(act, "rollback")))
 		json_object_set_new(out, "stranded", json_integer((json_int_t)stranded));
@@ -649,12 +660,17 @@ static int admin_releases(struct rf_server *s, const struct rf_server_request *q
 int rf__srv_handle_admin(struct rf_server *s, const struct rf_server_request *q, const char *rest,
 			 struct rf_server_reply *r)
 {
+	uint8_t who[32];
 	int e;
 
 	if (!admin_ok(s, q, r))
 		return -1;
+	rf__srv_hash_token(rf__srv_bearer(q->authorization, "rfa_"), who);
 	pthread_mutex_lock(&s->lock);
-	if (!strncmp(rest, "rings", 5) && (rest[5] == 0 || rest[5] == '/'))
+	rf__srv_set_actor(s, who); /* who the audit trail names */
+	if (!strcmp(rest, "audit"))
+		e = rf__srv_admin_audit(s, q, r);
+	else if (!strncmp(rest, "rings", 5) && (rest[5] == 0 || rest[5] == '/'))
 		e = admin_rings(s, q, rest[5] ? rest + 6 : "", r);
 	else if (!strncmp(rest, "tenants", 7) && (rest[7] == 0 || rest[7] == '/'))
 		e = admin_tenants(s, q, rest[7] ? rest + 8 : "", r);

@@ -38,11 +38,20 @@ static struct rf__srv_devrel *hist_get(struct rf__srv_dev *d, int64_t rel, bool 
 }
 
 /* The device took release rel at now: it leaves every other release it was on. */
-static void dev_take(struct rf__srv_dev *d, int64_t rel, int64_t now)
+static void dev_take(struct rf_server *s, struct rf__srv_dev *d, int64_t rel, int64_t now)
 {
 	for (int i = 0; i < RF__SRV_HIST; i++)
-		if (d->hist[i].release && d->hist[i].release != rel && !d->hist[i].left_at)
+		if (d->hist[i].release && d->hist[i].release != rel && !d->hist[i].left_at) {
+			const struct rf__srv_release *old =
+			    rf__srv_rel_by_id(s, d->hist[i].release);
 			d->hist[i].left_at = now;
+			/* Leaving a halted or rolled-back release for another one (the fix, or an
+			 * older release) is what the server told it to do: it obeyed the halt, it
+			 * did not fail (whatever it had reported before still counts). */
+			if (old && (old->st.status == RF_ROLLOUT_HALTED ||
+				    old->st.status == RF_ROLLOUT_ROLLED_BACK))
+				d->hist[i].obeyed = 1;
+		}
 	/* Back on a release it ran before (its last known good after a rollback): on it again. */
 	hist_get(d, rel, true, now)->left_at = 0;
 	d->release_id = rel;
@@ -461,7 +470,7 @@ int rf__srv_handle_checkin(struct rf_server *s, const struct rf_server_request *
 			cur_rel = rf__srv_rel_by_sha(s, sha);
 	}
 	if (cur_rel && cur_rel->id != d->release_id) {
-		dev_take(d, cur_rel->id, now);
+		dev_take(s, d, cur_rel->id, now);
 		d->flags |= DEV_DIRTY;
 	}
 	/* Health counters are cumulative on the agent and sent in every check-in, so losing them
@@ -676,7 +685,7 @@ int rf__srv_handle_report(struct rf_server *s, const struct rf_server_request *q
 		struct rf__srv_devrel *h;
 		if (ev == EV_INTENT || ev == EV_TRIAL) {
 			if (nd.release_id != rel->id || !hist_get(&nd, rel->id, false, now))
-				dev_take(&nd, rel->id, now);
+				dev_take(s, &nd, rel->id, now);
 		}
 		h = hist_get(&nd, rel->id, ev != EV_INSTALLED, now);
 		switch (ev) {

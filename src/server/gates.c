@@ -138,6 +138,7 @@ int rf__srv_evaluate(struct rf_server *s, int64_t now)
 				first_err = e;
 			continue;
 		}
+		rf__srv_audit_gate(s, rel, &ev, &ns);
 		rel->st = ns;
 		if (ev.halted)
 			atomic_fetch_add(&s->m_halts, 1);

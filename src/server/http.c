@@ -153,6 +153,37 @@ static const char *ambiguous_headers(struct MHD_Connection *c, const char *versi
 	return NULL;
 }
 
+/* The query arguments re-joined as "k=v&k=v" (decoded by libmicrohttpd) for the server core. A
+ * key or value holding '&' or '=', or a query longer than RF_SRV_PATH_MAX, is refused. */
+struct query_buf {
+	char s[RF_SRV_PATH_MAX + 1];
+	size_t n;
+	bool bad;
+};
+
+static enum MHD_Result add_arg(void *cls, enum MHD_ValueKind kind, const char *key,
+			       const char *value)
+{
+	struct query_buf *b = cls;
+	size_t kn = strlen(key), vn = value ? strlen(value) : 0;
+
+	(void)kind;
+	if (strpbrk(key, "&=") || (value && strpbrk(value, "&=")) ||
+	    b->n + kn + vn + 2 > RF_SRV_PATH_MAX) {
+		b->bad = true;
+		return MHD_NO;
+	}
+	if (b->n)
+		b->s[b->n++] = '&';
+	memcpy(b->s + b->n, key, kn);
+	b->n += kn;
+	b->s[b->n++] = '=';
+	memcpy(b->s + b->n, value ? value : "", vn);
+	b->n += vn;
+	b->s[b->n] = 0;
+	return MHD_YES;
+}
+
 /* The first call for a request: transport checks, then the request state. */
 static enum MHD_Result on_first_call(struct MHD_Connection *c, const char *url, const char *version,
 				     struct req **ret)
@@ -232,9 +263,18 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
 	if (q->too_large)
 		return queue_static(c, 413, too_large_json);
 
+	static _Thread_local struct query_buf qb;
+	qb.n = 0;
+	qb.s[0] = 0;
+	qb.bad = false;
+	MHD_get_connection_values(c, MHD_GET_ARGUMENT_KIND, add_arg, &qb);
+	if (qb.bad)
+		return queue_bad_request(c, "query string over the limit or malformed");
+
 	struct rf_server_request rq = {
 	    .method = method,
 	    .path = q->path,
+	    .query = qb.s,
 	    .authorization = MHD_lookup_connection_value(c, MHD_HEADER_KIND, "Authorization"),
 	    .content_type = MHD_lookup_connection_value(c, MHD_HEADER_KIND, "Content-Type"),
 	    .body = q->body ? q->body : (const uint8_t *)"",

@@ -37,6 +37,13 @@ static void on_signal(int sig)
 	stop = 1;
 }
 
+/* The audit trail's lines (server.h, rf_server_opts.log): one log line each, at its priority. */
+static void audit_log(void *ud, int priority, const char *line)
+{
+	(void)ud;
+	rf_log((enum rf_log_level)priority, "%s", line);
+}
+
 static void usage(FILE *f)
 {
 	fputs("usage: ringfenced --db PATH [--init] [--listen IP:PORT] [--repo DIR]\n"
@@ -290,6 +297,7 @@ int main(int argc, char **argv)
 	o.init = init;
 	o.repo_dir = repo;
 	o.poll_interval_s = (unsigned)poll;
+	o.log = audit_log;
 	r = rf_server_new(&o, &d, &s);
 	if (r < 0)
 		return db_refused(db, r, &d);

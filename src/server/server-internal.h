@@ -34,6 +34,8 @@ struct rf__srv_devrel {
 
 enum { DEV_DIRTY = 1, DEV_SEEN = 2 };
 
+#define RF__SRV_LAT_BUCKETS 11
+
 struct rf__srv_dev {
 	char *id;
 	size_t id_len;
@@ -116,10 +118,20 @@ struct rf_server {
 	int64_t last_refresh;
 	int64_t started_at; /* silence is never counted across the server's own downtime */
 
+	/* The audit trail (audit.c): where its lines are logged, and who is acting during an
+	 * operator request ("admin:" and the first 8 hex digits of the admin token's SHA-256). */
+	void (*log)(void *ud, int priority, const char *line);
+	void *log_ud;
+	char actor[32];
+
 	/* Metrics (atomics: updated outside the lock too). */
 	atomic_uint_fast64_t m_checkins, m_enrolls, m_reports_dup, m_http_4xx, m_http_5xx;
 	atomic_uint_fast64_t m_reports[8];
 	atomic_uint_fast64_t m_flushes, m_flushed_rows, m_halts;
+	atomic_uint_fast64_t m_audit_failures;
+	/* Check-in latency histogram (web.c, rf__srv_observe_checkin): counts per upper bound of
+	 * rf__srv_latency_bounds plus +Inf, and the sum in nanoseconds. */
+	atomic_uint_fast64_t m_lat[RF__SRV_LAT_BUCKETS + 1], m_lat_sum_ns;
 };
 
 /* Report events, indexes of rf__srv_events. */
@@ -195,6 +207,30 @@ void rf__srv_aggregate(struct rf_server *s, int64_t now);
 int rf__srv_dashboard(struct rf_server *s, struct rf_server_reply *r);
 int rf__srv_metrics(struct rf_server *s, struct rf_server_reply *r);
 int rf__srv_repo_file(struct rf_server *s, const char *rel, struct rf_server_reply *r);
+/* Record one check-in's handling time (monotonic nanoseconds) in the latency histogram. */
+void rf__srv_observe_checkin(struct rf_server *s, uint64_t ns);
+/* t (unix s) as "2026-12-03T07:21:31Z" (out holds at least 21 bytes; 32 is safe). */
+void rf__srv_iso8601(int64_t t, char out[32]);
+/* audit.c: append one entry (actor, action, release 0 none, subject, printf detail) to the store
+ * and log it at priority prio (5 notice for operator actions, 4 warning for a gate halt).
+ * Returns 0 or the store's error (the change it records stands either way). Lock held. */
+int rf__srv_audit(struct rf_server *s, int prio, const char *actor, const char *action,
+		  int64_t release_id, const char *subject, const char *fmt, ...) RF_PRINTF(7, 8);
+/* The entries of one operator action on a release (after it was stored), of a tenant change
+ * (pin NULL: a new enrollment token) and of a gate decision that changed rel's state to *ns
+ * (ring opened, step taken, ring completed, halt with its evidence). Lock held. */
+void rf__srv_audit_action(struct rf_server *s, const struct rf__srv_release *rel, const char *act,
+			  const char *reason, bool force, uint64_t stranded);
+void rf__srv_audit_tenant(struct rf_server *s, const char *action, const struct rf__srv_tenant *t,
+			  const char *pin);
+void rf__srv_audit_gate(struct rf_server *s, const struct rf__srv_release *rel,
+			const struct rf_rollout_eval *ev, const struct rf_rollout_state *ns);
+/* Set s->actor from the hash of the admin token of the request being handled (lock held). */
+void rf__srv_set_actor(struct rf_server *s, const uint8_t token_hash[32]);
+/* GET /v1/admin/audit?release=ID&before=ID&limit=N (lock held). */
+int rf__srv_admin_audit(struct rf_server *s, const struct rf_server_request *q,
+			struct rf_server_reply *r);
+json_t *rf__srv_audit_json(const struct rf_db_audit *a);
 /* status of one release as JSON (operator API and dashboard); lock held */
 json_t *rf__srv_release_json(struct rf_server *s, const struct rf__srv_release *rel, bool full);
 extern const char *const rf__srv_events[8];

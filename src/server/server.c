@@ -24,6 +24,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <openssl/crypto.h>
@@ -391,6 +392,8 @@ int rf_server_new(const struct rf_server_opts *opts, struct rf_diag *diag, struc
 	s->repo_fd = -1;
 	s->clock = opts->clock;
 	s->clock_ud = opts->clock_ud;
+	s->log = opts->log;
+	s->log_ud = opts->log_ud;
 	s->poll_interval = opts->poll_interval_s ? opts->poll_interval_s : 300;
 	memcpy(s->admin_hash, opts->admin_hash, 32);
 	/* Never NULL, so "rr + first" is defined even with no release yet. */
@@ -489,9 +492,14 @@ int rf_server_handle(struct rf_server *s, const struct rf_server_request *q,
 
 	memset(r, 0, sizeof(*r));
 	r->fd = -1;
-	if (!strcmp(p, "/v1/checkin") && post)
+	if (!strcmp(p, "/v1/checkin") && post) {
+		struct timespec t0, t1;
+		clock_gettime(CLOCK_MONOTONIC, &t0);
 		rf__srv_handle_checkin(s, q, r);
-	else if (!strcmp(p, "/v1/report") && post)
+		clock_gettime(CLOCK_MONOTONIC, &t1);
+		rf__srv_observe_checkin(s, (uint64_t)(t1.tv_sec - t0.tv_sec) * 1000000000u +
+					       (uint64_t)t1.tv_nsec - (uint64_t)t0.tv_nsec);
+	} else if (!strcmp(p, "/v1/report") && post)
 		rf__srv_handle_report(s, q, r);
 	else if (!strcmp(p, "/v1/enroll") && post)
 		rf__srv_handle_enroll(s, q, r);

@@ -32,6 +32,10 @@ struct rf_server_opts {
 	/* Clock (unix seconds). NULL: the system clock. Tests use it to move time. */
 	int64_t (*clock)(void *ud);
 	void *clock_ud;
+	/* Where the audit trail's log lines go (one line each, no newline; priority as syslog(3):
+	 * 3 error, 4 warning, 5 notice). NULL: not logged (they are still stored). */
+	void (*log)(void *ud, int priority, const char *line);
+	void *log_ud;
 };
 
 /*
@@ -65,6 +69,7 @@ struct rf_server_request {
 	const char *content_type;  /* the Content-Type header, NULL if absent */
 	const uint8_t *body;	   /* untrusted; not NUL-terminated */
 	size_t body_len;
+	const char *query; /* decoded query "k=v&k=v" (untrusted), NULL or "" if none */
 };
 
 /*

@@ -24,7 +24,7 @@
 #include "ringfence/error.h"
 
 /* Schema version this build writes; older databases are migrated at open. */
-#define RF_DB_SCHEMA_VERSION 1
+#define RF_DB_SCHEMA_VERSION 2
 
 struct rf_db_ring {
 	const char *name;
@@ -83,6 +83,23 @@ struct rf_db_report {
 	const char *detail;
 };
 
+/*
+ * One entry of the audit trail (docs/server.md, "Audit trail"): an operator action or a gate
+ * decision that changed a release's state. Entries are only ever appended; id is assigned by the
+ * store, strictly increasing in the order of rf_db_audit_add() calls (the page cursor).
+ * Schema (any backend): audit(id integer primary key, time, actor, action, release_id, subject,
+ * detail), with an index on (release_id, id).
+ */
+struct rf_db_audit {
+	int64_t id;	     /* > 0; ignored by rf_db_audit_add */
+	int64_t time;	     /* server clock, unix s */
+	const char *actor;   /* who: "admin:<token id>" or "gate" */
+	const char *action;  /* what: "release.halt", "gate.halt", "tenant.create", ... */
+	int64_t release_id;  /* the release it is about, 0 none */
+	const char *subject; /* what it acted on: a release target, ring or tenant name */
+	const char *detail;  /* why, and the evidence (free text, may be "") */
+};
+
 /* Callbacks for rf_db_load(); each may be NULL. Returning non-zero stops the load and
  * rf_db_load() returns that value. Records are only valid during the call. */
 struct rf_db_visitor {
@@ -105,6 +122,9 @@ struct rf_db_ops {
 	int (*report_add)(struct rf_db *st, const struct rf_db_report *r,
 			  const struct rf_db_device *dev, bool *ret_duplicate);
 	int (*reports_count)(struct rf_db *st, const char *device_id, uint64_t *ret);
+	int (*audit_add)(struct rf_db *st, const struct rf_db_audit *a, int64_t *ret_id);
+	int (*audit_list)(struct rf_db *st, int64_t release_id, int64_t before_id, unsigned limit,
+			  int (*fn)(void *ud, const struct rf_db_audit *a), void *ud);
 };
 
 struct rf_db {
@@ -203,6 +223,25 @@ static inline int rf_db_report_add(struct rf_db *st, const struct rf_db_report *
 static inline int rf_db_reports_count(struct rf_db *st, const char *device_id, uint64_t *ret)
 {
 	return st->ops->reports_count(st, device_id, ret);
+}
+
+/* Append one audit entry, committed durably before it returns 0; *ret_id (may be NULL) is its
+ * id. */
+static inline int rf_db_audit_add(struct rf_db *st, const struct rf_db_audit *a, int64_t *ret_id)
+{
+	return st->ops->audit_add(st, a, ret_id);
+}
+
+/*
+ * The audit entries newest first: only those about release_id when it is > 0, only those with
+ * id < before_id when it is > 0, at most limit of them, each passed to fn (valid during the call
+ * only; a non-zero return stops the walk and is returned). Returns 0 or -EIO.
+ */
+static inline int rf_db_audit_list(struct rf_db *st, int64_t release_id, int64_t before_id,
+				   unsigned limit, int (*fn)(void *ud, const struct rf_db_audit *a),
+				   void *ud)
+{
+	return st->ops->audit_list(st, release_id, before_id, limit, fn, ud);
 }
 
 #endif

@@ -44,6 +44,11 @@ static const char *const migrations[] = {
     "  release_id INTEGER NOT NULL, time INTEGER NOT NULL, received_at INTEGER NOT NULL,"
     "  detail TEXT NOT NULL, PRIMARY KEY (device_id, report_id)) WITHOUT ROWID;"
     "INSERT INTO rings VALUES ('canary', 0), ('early', 1), ('broad', 2);",
+    /* 1 -> 2: the audit trail (store.h, struct rf_db_audit). */
+    "CREATE TABLE audit (id INTEGER PRIMARY KEY AUTOINCREMENT, time INTEGER NOT NULL,"
+    "  actor TEXT NOT NULL, action TEXT NOT NULL, release_id INTEGER NOT NULL,"
+    "  subject TEXT NOT NULL, detail TEXT NOT NULL);"
+    "CREATE INDEX audit_release ON audit (release_id, id);",
 };
 
 static int fail(struct sqlite_store *s, const char *what)
@@ -366,6 +371,73 @@ static int sq_reports_count(struct rf_db *base, const char *device_id, uint64_t 
 	return r;
 }
 
+static int sq_audit_add(struct rf_db *base, const struct rf_db_audit *a, int64_t *ret_id)
+{
+	struct sqlite_store *s = (struct sqlite_store *)base;
+	sqlite3_stmt *st;
+	int64_t id = 0;
+	int r = prepare(s,
+			"INSERT INTO audit (time, actor, action, release_id, subject, detail)"
+			" VALUES (?, ?, ?, ?, ?, ?)",
+			&st);
+
+	if (r < 0)
+		return r;
+	sqlite3_bind_int64(st, 1, a->time);
+	sqlite3_bind_text(st, 2, a->actor ? a->actor : "", -1, SQLITE_STATIC);
+	sqlite3_bind_text(st, 3, a->action ? a->action : "", -1, SQLITE_STATIC);
+	sqlite3_bind_int64(st, 4, a->release_id);
+	sqlite3_bind_text(st, 5, a->subject ? a->subject : "", -1, SQLITE_STATIC);
+	sqlite3_bind_text(st, 6, a->detail ? a->detail : "", -1, SQLITE_STATIC);
+	r = begin(s);
+	if (r == 0) {
+		r = step_done(s, st, "audit_add");
+		id = sqlite3_last_insert_rowid(s->db);
+		r = commit(s, r);
+	}
+	sqlite3_finalize(st);
+	if (r == 0 && ret_id)
+		*ret_id = id;
+	return r;
+}
+
+static int sq_audit_list(struct rf_db *base, int64_t release_id, int64_t before_id, unsigned limit,
+			 int (*fn)(void *ud, const struct rf_db_audit *a), void *ud)
+{
+	struct sqlite_store *s = (struct sqlite_store *)base;
+	sqlite3_stmt *st;
+	int r = prepare(s,
+			"SELECT id, time, actor, action, release_id, subject, detail FROM audit"
+			" WHERE (?1 <= 0 OR release_id = ?1) AND (?2 <= 0 OR id < ?2)"
+			" ORDER BY id DESC LIMIT ?3",
+			&st);
+	int rc;
+
+	if (r < 0)
+		return r;
+	sqlite3_bind_int64(st, 1, release_id);
+	sqlite3_bind_int64(st, 2, before_id);
+	sqlite3_bind_int64(st, 3, limit);
+	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+		struct rf_db_audit a = {
+		    .id = sqlite3_column_int64(st, 0),
+		    .time = sqlite3_column_int64(st, 1),
+		    .actor = text(st, 2),
+		    .action = text(st, 3),
+		    .release_id = sqlite3_column_int64(st, 4),
+		    .subject = text(st, 5),
+		    .detail = text(st, 6),
+		};
+		r = fn(ud, &a);
+		if (r)
+			break;
+	}
+	if (!r && rc != SQLITE_DONE)
+		r = fail(s, "audit_list");
+	sqlite3_finalize(st);
+	return r;
+}
+
 static const struct rf_db_ops sqlite_ops = {
     .close = sq_close,
     .load = sq_load,
@@ -376,6 +448,8 @@ static const struct rf_db_ops sqlite_ops = {
     .devices_put = sq_devices_put,
     .report_add = sq_report_add,
     .reports_count = sq_reports_count,
+    .audit_add = sq_audit_add,
+    .audit_list = sq_audit_list,
 };
 
 static int migrate(struct sqlite_store *s)

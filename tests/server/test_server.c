@@ -155,9 +155,14 @@ static void start_server(struct env *e)
 	e->pid = fork();
 	assert_true(e->pid >= 0);
 	if (e->pid == 0) {
-		int fd = open("/dev/null", O_WRONLY);
+		/* The server's log, with journald's priority prefixes (JOURNAL_STREAM set), so
+		 * tests can read the audit trail's lines. */
+		char log[320];
+		snprintf(log, sizeof(log), "%s/server.log", e->dir);
+		int fd = open(log, O_WRONLY | O_CREAT | O_APPEND, 0644);
 		if (fd >= 0 && !getenv("RF_TEST_VERBOSE"))
 			dup2(fd, 2);
+		setenv("JOURNAL_STREAM", "0:0", 1);
 		const char *argv[24] = {"ringfenced", "--listen",	   "127.0.0.1:0",
 					"--db",	      e->db,		   "--repo",
 					e->repo,      "--admin-token-file", e->token_file,
@@ -1225,11 +1230,27 @@ static void test_repo_metrics_dashboard(void **state)
 	EXPECT_STATUS(200, http_raw(e, "GET", "/metrics", NULL, NULL, 0, &body));
 	assert_non_null(strstr(body, "ringfence_checkins_total"));
 	assert_non_null(strstr(body, "# TYPE ringfence_devices gauge"));
+	/* Every family has its help text (promtool refused ringfence_flushed_rows_total). */
+	for (const char *t = strstr(body, "# TYPE "); t; t = strstr(t + 1, "# TYPE ")) {
+		char help[128];
+		size_t n = strcspn(t + 7, " ");
+		snprintf(help, sizeof(help), "# HELP %.*s ", (int)n, t + 7);
+		if (!strstr(body, help))
+			fail_msg("no '%s' in /metrics", help);
+	}
+	assert_non_null(strstr(body, "ringfence_build_info{version=\""));
+	assert_non_null(strstr(body, "# TYPE ringfence_checkin_duration_seconds histogram"));
 	free(body);
 	EXPECT_STATUS(200, http_raw(e, "GET", "/", NULL, NULL, 0, &body));
 	assert_non_null(strstr(body, "<!DOCTYPE html>"));
-	assert_null(strstr(body, "<script"));
+	/* No external assets: the one script is inline, nothing is fetched from elsewhere. */
+	assert_null(strstr(body, "<script src"));
+	assert_null(strstr(body, "<link"));
 	assert_null(strstr(body, "http://"));
+	assert_null(strstr(body, "https://"));
+	/* Readable without JavaScript: it reloads itself, and times are UTC ISO 8601. */
+	assert_non_null(strstr(body, "<noscript><meta http-equiv=\"refresh\""));
+	assert_non_null(strstr(body, "Server time <time datetime=\"20"));
 	free(body);
 }
 
@@ -1291,6 +1312,178 @@ static void test_gate_halts_release(void **state)
 	json_t *ring = json_array_get(json_object_get(j, "rings"), 0);
 	assert_string_equal(jstr(json_object_get(ring, "gate"), "verdict", NULL), "fail");
 	json_decref(j);
+	/* The audit trail keeps the gate's decision with its evidence, then the operator's
+	 * rollback, each with who did it; after a restart too (stored, not in memory). */
+	stop_server(e, SIGKILL);
+	start_server(e);
+	snprintf(path, sizeof(path), "/v1/admin/audit?release=%d", id);
+	EXPECT_STATUS(200, http(e, "GET", path, e->admin, &j, NULL));
+	json_t *ent = json_object_get(j, "entries");
+	assert_int_equal(json_array_size(ent), 4);
+	assert_string_equal(jstr(json_array_get(ent, 0), "action", NULL), "release.rollback");
+	assert_string_equal(jstr(json_array_get(ent, 1), "action", NULL), "gate.halt");
+	assert_string_equal(jstr(json_array_get(ent, 1), "actor", NULL), "gate");
+	const char *ev = jstr(json_array_get(ent, 1), "detail", NULL);
+	if (!strstr(ev, "ring canary, floor gate") || !strstr(ev, "failed 3 of 6"))
+		fail_msg("gate.halt evidence: '%s'", ev);
+	assert_string_equal(jstr(json_array_get(ent, 2), "action", NULL), "gate.open");
+	assert_string_equal(jstr(json_array_get(ent, 3), "action", NULL), "release.create");
+	json_decref(j);
+	/* The dashboard tells it was a gate, and keeps the evidence in the release's timeline. */
+	char *page;
+	EXPECT_STATUS(200, http_raw(e, "GET", "/", NULL, NULL, 0, &page));
+	assert_non_null(strstr(page, "Halted by the <b>floor</b> gate in ring canary"));
+	assert_non_null(strstr(page, "<b>gate.halt</b> by gate: ring canary, floor gate"));
+	assert_null(strstr(page, "Halted by an operator"));
+	free(page);
+}
+
+/* The first 8 hex digits of SHA-256(admin token): how the audit trail names the operator. */
+static void admin_id(const struct env *e, char out[32])
+{
+	char hex[65];
+
+	rf_sha256_hex(e->admin, strlen(e->admin), hex);
+	snprintf(out, 32, "admin:%.8s", hex);
+}
+
+/* Every operator action is in the audit trail (who, what, why, when), newest first, durable,
+ * paged and filtered by release, and logged as one line with its journald priority. */
+static void test_audit_trail(void **state)
+{
+	struct env *e = *state;
+	char tok[80], who[32], path[320], *log;
+	json_t *j, *ent;
+	size_t n;
+
+	admin_id(e, who);
+	EXPECT_STATUS(201, http(e, "POST", "/v1/admin/rings", e->admin, NULL,
+				"{\"name\":\"labs\",\"position\":7}"));
+	EXPECT_STATUS(200, http(e, "DELETE", "/v1/admin/rings/labs", e->admin, NULL, NULL));
+	tenant(e, "acme", "canary", tok);
+	EXPECT_STATUS(
+	    200, http(e, "PUT", "/v1/admin/tenants/acme", e->admin, NULL, "{\"pin\":\"n-1\"}"));
+	EXPECT_STATUS(200, http(e, "POST", "/v1/admin/tenants/acme/token", e->admin, &j, "{}"));
+	char tok2[80];
+	snprintf(tok2, sizeof(tok2), "%s", jstr(j, "enrollment_token", NULL));
+	assert_int_equal(strlen(tok2), 68);
+	json_decref(j);
+	add_target(e, "packs/a.rfp", "rel-a", "");
+	add_target(e, "packs/b.rfp", "rel-b", "");
+	EXPECT_STATUS(201, http(e, "POST", "/v1/admin/releases", e->admin, NULL,
+				"{\"target\":\"packs/a.rfp\"}"));
+	EXPECT_STATUS(201, http(e, "POST", "/v1/admin/releases", e->admin, NULL,
+				"{\"target\":\"packs/b.rfp\"}"));
+	EXPECT_STATUS(200, http(e, "POST", "/v1/admin/releases/2/hold", e->admin, NULL,
+				"{\"reason\":\"wait for\\nmonday\"}"));
+	EXPECT_STATUS(200, http(e, "POST", "/v1/admin/releases/2/resume", e->admin, NULL, NULL));
+	EXPECT_STATUS(200, http(e, "POST", "/v1/admin/releases/2/halt", e->admin, NULL,
+				"{\"reason\":\"bad rule 7\"}"));
+	/* A refused action leaves no entry. */
+	EXPECT_STATUS(409, http(e, "POST", "/v1/admin/releases/2/halt", e->admin, NULL, NULL));
+
+	/* Durable: a kill -9 loses nothing that was acknowledged. */
+	stop_server(e, SIGKILL);
+	start_server(e);
+	EXPECT_STATUS(200, http(e, "GET", "/v1/admin/audit", e->admin, &j, NULL));
+	ent = json_object_get(j, "entries");
+	static const char *const want[] = {
+	    "release.halt", "release.resume", "release.hold",  "release.create", "release.create",
+	    "tenant.token", "tenant.update",  "tenant.create", "ring.delete",	 "ring.create"};
+	/* Gate decisions (a ring opened) are interleaved: compare the operator's entries. */
+	n = 0;
+	for (size_t i = 0; i < json_array_size(ent); i++) {
+		json_t *x = json_array_get(ent, i);
+		const char *act = jstr(x, "action", NULL);
+		if (!strncmp(act, "gate.", 5)) {
+			assert_string_equal(jstr(x, "actor", NULL), "gate");
+			continue;
+		}
+		if (n >= 10)
+			fail_msg("unexpected entry %s", act);
+		if (strcmp(act, want[n]))
+			fail_msg("entry %zu: %s, want %s", n, act, want[n]);
+		assert_string_equal(jstr(x, "actor", NULL), who);
+		assert_true(json_integer_value(json_object_get(x, "time")) > 0);
+		assert_int_equal(strlen(jstr(x, "time_utc", NULL)), 20);
+		n++;
+	}
+	assert_int_equal(n, 10);
+	json_t *halt = json_array_get(ent, 0);
+	assert_int_equal(json_integer_value(json_object_get(halt, "release")), 2);
+	assert_string_equal(jstr(halt, "subject", NULL), "packs/b.rfp");
+	assert_string_equal(jstr(halt, "detail", NULL), "operator: bad rule 7");
+	assert_true(json_is_null(json_object_get(j, "next_before")));
+	json_decref(j);
+
+	/* Paged: two at a time, following next_before, the same entries in the same order. */
+	EXPECT_STATUS(200, http(e, "GET", "/v1/admin/audit", e->admin, &j, NULL));
+	size_t total = json_array_size(json_object_get(j, "entries")), seen = 0;
+	json_int_t before = 0;
+	for (int page = 0; page < 50; page++) {
+		json_t *p;
+		if (before)
+			snprintf(path, sizeof(path), "/v1/admin/audit?limit=2&before=%lld",
+				 (long long)before);
+		else
+			snprintf(path, sizeof(path), "/v1/admin/audit?limit=2");
+		EXPECT_STATUS(200, http(e, "GET", path, e->admin, &p, NULL));
+		json_t *pe = json_object_get(p, "entries");
+		for (size_t i = 0; i < json_array_size(pe); i++, seen++)
+			assert_int_equal(
+			    json_integer_value(json_object_get(json_array_get(pe, i), "id")),
+			    json_integer_value(json_object_get(
+				json_array_get(json_object_get(j, "entries"), seen), "id")));
+		json_t *nb = json_object_get(p, "next_before");
+		before = json_is_integer(nb) ? json_integer_value(nb) : 0;
+		json_decref(p);
+		if (!before)
+			break;
+	}
+	assert_int_equal(seen, total);
+	json_decref(j);
+
+	/* Filtered by release: release 1 has its create (and gate decisions) only. */
+	EXPECT_STATUS(200, http(e, "GET", "/v1/admin/audit?release=1", e->admin, &j, NULL));
+	ent = json_object_get(j, "entries");
+	assert_true(json_array_size(ent) >= 1);
+	for (size_t i = 0; i < json_array_size(ent); i++)
+		assert_int_equal(
+		    json_integer_value(json_object_get(json_array_get(ent, i), "release")), 1);
+	assert_string_equal(jstr(json_array_get(ent, json_array_size(ent) - 1), "action", NULL),
+			    "release.create");
+	json_decref(j);
+
+	/* Bad queries and no token are refused. */
+	EXPECT_STATUS(400, http(e, "GET", "/v1/admin/audit?limit=0", e->admin, NULL, NULL));
+	EXPECT_STATUS(400, http(e, "GET", "/v1/admin/audit?limit=501", e->admin, NULL, NULL));
+	EXPECT_STATUS(400, http(e, "GET", "/v1/admin/audit?release=x", e->admin, NULL, NULL));
+	EXPECT_STATUS(400, http(e, "GET", "/v1/admin/audit?sort=asc", e->admin, NULL, NULL));
+	EXPECT_STATUS(405, http(e, "POST", "/v1/admin/audit", e->admin, NULL, "{}"));
+	EXPECT_STATUS(401, http(e, "GET", "/v1/admin/audit", NULL, NULL, NULL));
+
+	/* One log line per entry, with its priority: <5> notice for operator actions; the
+	 * newline in the hold reason does not split the line. */
+	snprintf(path, sizeof(path), "%s/server.log", e->dir);
+	uint8_t *p;
+	size_t len;
+	assert_int_equal(rf_file_read(path, 1 << 20, &p, &len), 0);
+	log = (char *)p;
+	char line[200];
+	snprintf(line, sizeof(line), "<5>ringfenced: audit #");
+	assert_non_null(strstr(log, line));
+	snprintf(line, sizeof(line),
+		 "%s release.halt release 2 'packs/b.rfp': operator: bad rule 7\n", who);
+	if (!strstr(log, line))
+		fail_msg("no line '%s' in the log:\n%s", line, log);
+	snprintf(line, sizeof(line),
+		 "%s release.hold release 2 'packs/b.rfp': operator: wait for?monday\n", who);
+	if (!strstr(log, line))
+		fail_msg("no line '%s' in the log:\n%s", line, log);
+	assert_null(strstr(log, e->admin)); /* never the token itself */
+	assert_null(strstr(log, tok));
+	assert_null(strstr(log, tok2));
+	free(log);
 }
 
 /* kill -9 during a rollout while reports are in flight: every acknowledged report survives,
@@ -1760,6 +1953,50 @@ static void test_failure_attribution(void **state)
 	json_decref(h);
 }
 
+/* A device that leaves a halted release by taking another one (the older release it is told to
+ * go back to), without ever reporting "rolled_back", obeyed the halt: the release's health
+ * counts it as obeyed_halt, not failed (the dashboard painted only devices that reported a
+ * server-caused rollback as having left, so most of a halted canary looked still on it). */
+static void test_leaving_halted_release_is_obeying(void **state)
+{
+	struct env *e = *state;
+	char tok[80], cred[80], sha1[65], sha2[65];
+	json_t *j, *h = NULL;
+
+	tenant(e, "mover", "canary", tok);
+	enroll(e, tok, "mv-1", cred);
+	add_target(e, "packs/mv-1.rfp", "mv-1", "");
+	add_target(e, "packs/mv-2.rfp", "mv-2", "");
+	EXPECT_STATUS(201, http(e, "POST", "/v1/admin/releases", e->admin, &j,
+				"{\"target\":\"packs/mv-1.rfp\"}"));
+	snprintf(sha1, sizeof(sha1), "%s", jstr(j, "sha256", NULL));
+	json_decref(j);
+	EXPECT_STATUS(201, http(e, "POST", "/v1/admin/releases", e->admin, &j,
+				"{\"target\":\"packs/mv-2.rfp\"}"));
+	snprintf(sha2, sizeof(sha2), "%s", jstr(j, "sha256", NULL));
+	json_decref(j);
+	EXPECT_STATUS(201, report(e, cred, "mv-1", "mv-i2", "intent", sha2));
+	EXPECT_STATUS(200, http(e, "POST", "/v1/admin/releases/2/halt", e->admin, NULL,
+				"{\"reason\":\"operator test\"}"));
+	/* Told to go back to release 1; it takes it. */
+	j = checkin(e, cred, "mv-1", sha2, 0);
+	assert_string_equal(jstr(j, "action", NULL), "rollback");
+	assert_string_equal(jstr(j, "rollback_to", "target"), "packs/mv-1.rfp");
+	json_decref(j);
+	EXPECT_STATUS(201, report(e, cred, "mv-1", "mv-i1", "intent", sha1));
+	for (int i = 0; i < 100; i++) { /* bounded: the next tick aggregates */
+		json_decref(h);
+		h = canary_row_health(e, 2);
+		if (json_integer_value(json_object_get(h, "obeyed_halt")) == 1)
+			break;
+		sleep_ms(100);
+	}
+	assert_int_equal(json_integer_value(json_object_get(h, "devices")), 1);
+	assert_int_equal(json_integer_value(json_object_get(h, "obeyed_halt")), 1);
+	assert_int_equal(json_integer_value(json_object_get(h, "failed")), 0);
+	json_decref(h);
+}
+
 /* The server's own downtime is not the devices' silence: after a restart longer than the
  * silence window, devices that took a release are not counted silent at once. */
 static void test_downtime_is_not_silence(void **state)
@@ -2073,6 +2310,30 @@ static void test_cli_operator_commands(void **state)
 	assert_non_null(strstr(out, "\"status\": \"rolled-back\""));
 	CLI(1, "release", "status", "7");
 
+	/* The audit trail from the CLI: newest first, who did what and why, paged, filtered. */
+	char who[32], want[160];
+	admin_id(e, who);
+	CLI(0, "audit", "--help");
+	assert_non_null(strstr(out, "usage: ringfence audit"));
+	CLI(2, "audit", "--limit", "0");
+	CLI(2, "audit", "--release", "x");
+	CLI(0, "audit", "--release", "1");
+	snprintf(want, sizeof(want), "Z  %s  release.rollback release 1 'packs/rules-cli.rfp'",
+		 who);
+	if (!strstr(out, want))
+		fail_msg("no '%s' in:\n%s", want, out);
+	snprintf(want, sizeof(want),
+		 "Z  %s  release.halt     release 1 'packs/rules-cli.rfp': operator: cli test",
+		 who);
+	if (!strstr(out, want))
+		fail_msg("no '%s' in:\n%s", want, out);
+	assert_null(strstr(out, "tenant.create")); /* not about release 1 */
+	CLI(0, "audit", "--limit", "2");
+	assert_non_null(strstr(out, "(older entries: ringfence audit --before "));
+	CLI(0, "audit", "--json");
+	assert_non_null(strstr(out, "\"action\": \"tenant.create\""));
+	assert_non_null(strstr(out, "\"subject\": \"foxtrot\""));
+
 	/* A wrong token is refused; an unreachable server is exit 2. */
 	char bad[400];
 	snprintf(bad, sizeof(bad), "%s/bad-token", e->dir);
@@ -2094,6 +2355,9 @@ int main(int argc, char **argv)
 	    cmocka_unit_test_setup_teardown(test_bad_requests_rejected, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_repo_metrics_dashboard, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_gate_halts_release, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_audit_trail, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_leaving_halted_release_is_obeying, setup,
+					    teardown),
 	    cmocka_unit_test_setup_teardown(test_kill9_keeps_acknowledged_reports, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_silence_after_intent_halts, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_timestamp_kept_fresh, setup_short_timestamp,
@@ -2114,8 +2378,7 @@ int main(int argc, char **argv)
 	    cmocka_unit_test_setup_teardown(test_known_members_typed, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_slow_clients_do_not_lock_out_others, setup,
 					    teardown),
-	    cmocka_unit_test_setup_teardown(test_database_lost_or_damaged_refused, setup,
-					    teardown),
+	    cmocka_unit_test_setup_teardown(test_database_lost_or_damaged_refused, setup, teardown),
 	};
 
 	if (argc < 3) {

@@ -58,7 +58,8 @@ static int call(struct env *e, const char *method, const char *path, const char 
 				      NULL,
 				      "application/json",
 				      (const uint8_t *)(body ? body : ""),
-				      body ? strlen(body) : 0};
+				      body ? strlen(body) : 0,
+				      NULL};
 	struct rf_server_reply r;
 	int st;
 

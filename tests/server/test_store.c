@@ -199,11 +199,77 @@ static void test_newer_schema_refused_and_wal_full(void **state)
 	cleanup(path);
 }
 
+struct audit_seen {
+	int64_t ids[8];
+	char actions[8][32];
+	size_t n;
+};
+
+static int audit_visit(void *ud, const struct rf_db_audit *a)
+{
+	struct audit_seen *v = ud;
+
+	assert_true(v->n < 8);
+	v->ids[v->n] = a->id;
+	snprintf(v->actions[v->n++], 32, "%s", a->action);
+	return 0;
+}
+
+/* A schema-1 database (written before the audit trail) is migrated at open, its records kept,
+ * and the audit trail appends, lists newest first, filters by release and pages by id. */
+static void test_audit_migrated_and_listed(void **state)
+{
+	char path[256];
+	struct rf_db *st;
+	struct rf_db_ring ring = {"labs", 9};
+	sqlite3 *db;
+	int64_t id;
+
+	db_path(path, sizeof(path));
+	assert_int_equal(rf_db_open_sqlite(path, RF_DB_CREATE, NULL, &st), 0);
+	assert_int_equal(rf_db_ring_put(st, &ring), 0);
+	rf_db_close(st);
+	/* Back to schema 1, as a previous build left it. */
+	assert_int_equal(sqlite3_open(path, &db), SQLITE_OK);
+	assert_int_equal(sqlite3_exec(db,
+				      "DROP INDEX audit_release; DROP TABLE audit;"
+				      " PRAGMA user_version = 1",
+				      NULL, NULL, NULL),
+			 SQLITE_OK);
+	sqlite3_close(db);
+	assert_int_equal(rf_db_open_sqlite(path, 0, NULL, &st), 0);
+	for (int i = 0; i < 5; i++) {
+		struct rf_db_audit a = {.time = 1000 + i,
+					.actor = i ? "admin:0123abcd" : "gate",
+					.action = i % 2 ? "release.halt" : "release.create",
+					.release_id = i % 2 ? 7 : 8,
+					.subject = "packs/x.rfp",
+					.detail = "why"};
+		assert_int_equal(rf_db_audit_add(st, &a, &id), 0);
+		assert_int_equal(id, i + 1);
+	}
+	struct audit_seen all = {0}, r7 = {0}, page = {0};
+	assert_int_equal(rf_db_audit_list(st, 0, 0, 100, audit_visit, &all), 0);
+	assert_int_equal(all.n, 5);
+	assert_int_equal(all.ids[0], 5);
+	assert_int_equal(all.ids[4], 1);
+	assert_int_equal(rf_db_audit_list(st, 7, 0, 100, audit_visit, &r7), 0);
+	assert_int_equal(r7.n, 2);
+	assert_string_equal(r7.actions[0], "release.halt");
+	assert_int_equal(rf_db_audit_list(st, 0, 4, 2, audit_visit, &page), 0);
+	assert_int_equal(page.n, 2);
+	assert_int_equal(page.ids[0], 3);
+	assert_int_equal(page.ids[1], 2);
+	rf_db_close(st);
+	cleanup(path);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 	    cmocka_unit_test(test_roundtrip_and_idempotent_reports),
 	    cmocka_unit_test(test_newer_schema_refused_and_wal_full),
+	    cmocka_unit_test(test_audit_migrated_and_listed),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
