@@ -281,7 +281,9 @@ static int admin_tenants(struct rf_server *s, const struct rf_server_request *q,
 			goto done;
 		}
 		s->tenants[ti] = t;
-		rf__srv_recount_rings(s);
+		/* The tenant's ring or pin moves all its devices at once: the one operator action
+		 * that re-indexes the fleet (docs/server.md "Scale"). */
+		(void)rf__srv_index_rebuild(s);
 		e = rf__srv_reply_json(r, 200, tenant_json(&t));
 	} else if (!strcmp(q->method, "POST") && ti >= 0 && !strcmp(sub, "token")) {
 		struct rf__srv_tenant t = s->tenants[ti];
@@ -470,7 +472,7 @@ static int release_create(struct rf_server *s, const struct rf_server_request *q
 				  &nr.eval);
 	/* The slot first: a release written to the store but not in memory would answer its
 	 * retry with 409 while no status shows it. */
-	if (rf__srv_release_add(s, &slot) < 0) {
+	if (rf__srv_release_add(s, &slot) < 0 || rf__srv_release_prepare(s, &nr) < 0) {
 		free(nr.custom);
 		e = rf__srv_err(r, 503, "unavailable", NULL, "out of memory");
 		goto out;
@@ -478,6 +480,8 @@ static int release_create(struct rf_server *s, const struct rf_server_request *q
 	e = rf__srv_release_persist(s, &nr);
 	if (e < 0) {
 		free(nr.custom);
+		for (unsigned k = 0; k < RF_ROLLOUT_RINGS_MAX; k++)
+			free(nr.bhist[k]);
 		e = e == -EEXIST
 			? rf__srv_err(r, 409, "conflict", "target", "a release of '%s' exists",
 				      target)
@@ -486,6 +490,7 @@ static int release_create(struct rf_server *s, const struct rf_server_request *q
 	}
 	*slot = nr;
 	s->nrels++;
+	rf__srv_release_commit(s);
 	rf__srv_rr_rebuild(s);
 	e = rf__srv_reply_json(r, 201, rf__srv_release_json(s, slot, true));
 out:
@@ -511,17 +516,17 @@ static uint64_t count_stranded(struct rf_server *s, struct rf__srv_release *rel,
 		return 0;
 	saved = s->rr[idx].state;
 	s->rr[idx].state = *st;
-	for (size_t i = 0; i < s->capdevs; i++) {
-		const struct rf__srv_dev *d = s->devtab[i];
+	for (size_t i = 0; i < s->ndevs; i++) {
+		const struct rf__srv_dev *d = rf__srv_dev_at(s, i);
 		struct rf_rollout_answer a;
 
-		if (!d || d->release_id != rel->id)
+		if (d->release_id != rel->id)
 			continue;
-		struct rf_rollout_device rd = {.id = d->id,
+		struct rf_rollout_device rd = {.id = rf__srv_dev_id(s, d),
 					       .id_len = d->id_len,
 					       .ring = rf__srv_dev_ring(s, d),
 					       .current = (int)(idx - first),
-					       .fallback = d->fallback};
+					       .fallback = (d->flags & DEV_FALLBACK) != 0};
 		if (rf_rollout_decide(&rd, &s->tenants[d->tenant].policy, s->rr + first,
 				      s->nrels - first, now, &a) == 0 &&
 		    a.reason == RF_ROLLOUT_R_WAITING_FIX)
@@ -537,8 +542,8 @@ static int release_action(struct rf_server *s, const struct rf_server_request *q
 	json_t *j = NULL;
 	bool force = false;
 	const char *reason = NULL;
+	int64_t now = rf__srv_health_advance(s, rf__srv_now(s));
 	struct rf__srv_release nr = *rel;
-	int64_t now = rf__srv_now(s);
 	int e;
 
 	if (q->body_len) {
@@ -596,7 +601,12 @@ static int release_action(struct rf_server *s, const struct rf_server_request *q
 	e = rf__srv_release_persist(s, &nr);
 	if (e < 0)
 		return rf__srv_err(r, 503, "unavailable", NULL, "storage: %s", rf_strerror(e));
-	*rel = nr;
+	rel->st = nr.st;
+	rel->resumed_at = nr.resumed_at;
+	/* Resumed: records from before now no longer count (gates.c counts those with intent_at
+	 * after resumed_at): every one of them was taken by now, so the health starts empty. */
+	if (!strcmp(act, "resume"))
+		memset(rel->acc, 0, sizeof(rel->acc));
 	rf__srv_rr_rebuild(s);
 	json_t *out = rf__srv_release_json(s, rel, true);
 	if (out && (!strcmp(act, "halt") || !strcmp(act, "rollback")))
