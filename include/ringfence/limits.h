@@ -224,7 +224,7 @@
 /* Tenants, releases and devices one ringfenced keeps in memory: 8.5 M devices (the fleet of
  * DESIGN.md) at under 200 bytes each is under 1.7 GiB (docs/server.md "Scale"); more than this
  * needs several processes. Device indexes and times are 32-bit in memory. */
-#define RF_SRV_TENANTS_MAX 100000u
+#define RF_SRV_TENANTS_MAX 65535u /* a 16-bit index in each device */
 #define RF_SRV_RELEASES_MAX 100000u
 #define RF_SRV_DEVICES_MAX 10000000u
 /* Distinct ring names, agent versions and manifest hashes the server interns (16-bit indexes

@@ -89,7 +89,7 @@ static int enroll_record(struct rf_server *s, struct rf__srv_dev *old, int t, co
 		*nd = *old;
 	} else {
 		memset(nd, 0, sizeof(*nd));
-		nd->tenant = (uint32_t)t;
+		nd->tenant = (uint16_t)t;
 		nd->enrolled_at = rf__srv_t32(now);
 		nd->state = 0; /* enrolled */
 		nd->state_at = rf__srv_t32(now);
@@ -135,7 +135,7 @@ int rf__srv_handle_enroll(struct rf_server *s, const struct rf_server_request *q
 	}
 	uint32_t idx = 0;
 	struct rf__srv_dev *old = rf__srv_dev_find(s, dev_id, &idx);
-	if (old && old->tenant != (uint32_t)t) {
+	if (old && old->tenant != (uint16_t)t) {
 		rf__srv_err(r, 409, "conflict", "device_id",
 			    "device id is enrolled under another tenant");
 		goto unlock;

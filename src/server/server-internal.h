@@ -55,11 +55,11 @@ enum {
 struct rf__srv_dev {
 	uint8_t cred[32];
 	uint32_t id_off; /* its id, NUL-terminated, at s->ids + id_off */
-	uint32_t tenant; /* index in s->tenants */
 	uint32_t enrolled_at, last_seen, state_at;
 	uint32_t release_id;
 	uint32_t crashes, rollbacks, events, alerts; /* cumulative, as last reported (saturating) */
 	uint32_t deadline; /* earliest silence deadline it has queued in s->heap; 0 none */
+	uint16_t tenant;			/* index in s->tenants */
 	uint16_t ring, agent_version, manifest; /* s->strs indexes (0 is "") */
 	uint8_t id_len, state, flags;
 	/* The reason of the answer of its last check-in (enum rf_rollout_reason; memory only, a

@@ -424,8 +424,10 @@ int rf__srv_tenant_add(struct rf_server *s, struct rf__srv_tenant **ret)
 	if (s->ntenants == s->captenants) {
 		size_t cap = s->captenants ? s->captenants * 2 : 16;
 		struct rf__srv_tenant *t;
-		if (cap > RF_SRV_TENANTS_MAX)
+		if (s->ntenants >= RF_SRV_TENANTS_MAX)
 			return -E2BIG;
+		if (cap > RF_SRV_TENANTS_MAX)
+			cap = RF_SRV_TENANTS_MAX;
 		t = realloc(s->tenants, cap * sizeof(*t));
 		if (!t)
 			return -ENOMEM;
@@ -541,7 +543,7 @@ static int load_device(void *ud, const struct rf_db_device *x)
 
 	if (t < 0)
 		return rf_diag_report(&s->diag, -EBADMSG, "device %s: unknown tenant", x->id);
-	d.tenant = (uint32_t)t;
+	d.tenant = (uint16_t)t;
 	if ((r = rf__srv_intern(s, x->ring, &d.ring)) < 0 ||
 	    (r = rf__srv_intern(s, x->agent_version, &d.agent_version)) < 0 ||
 	    (r = rf__srv_intern(s, x->manifest_hash, &d.manifest)) < 0)
