@@ -103,9 +103,75 @@ static uint32_t sat(json_int_t v, uint32_t max)
 	return v <= 0 ? 0 : (uint64_t)v >= max ? max : (uint32_t)v;
 }
 
+static void hist_set(struct rf__srv_devrel *h, const json_int_t x[11])
+{
+	*h = (struct rf__srv_devrel){
+	    .release = sat(x[0], UINT32_MAX),
+	    .intent_at = sat(x[1], UINT32_MAX),
+	    .healthy_at = sat(x[2], UINT32_MAX),
+	    .left_at = sat(x[3], UINT32_MAX),
+	    .crashes = (uint8_t)sat(x[4], 255),
+	    .rollbacks = (uint8_t)sat(x[5], 255),
+	    .rejects = (uint8_t)sat(x[6], 255),
+	    .alerts = sat(x[8], UINT32_MAX),
+	    .lqo = (uint8_t)(sat(x[9], RF__SRV_LOCAL_MAX) | (x[7] ? RF__SRV_QUARANTINED : 0) |
+			     (x[10] ? RF__SRV_OBEYED : 0)),
+	};
+}
+
+/* The compact form hist_to_string writes ("[[1,2,...],[...]]", non-negative integers, no
+ * space), read without an allocation: loading a million devices at start spends most of its
+ * time here otherwise. Returns false on anything else (then jansson reads it). */
+static bool hist_fast(const char *p, struct rf__srv_dev *d)
+{
+	struct rf__srv_devrel h[RF__SRV_HIST];
+	int n = 0;
+
+	if (*p++ != '[')
+		return false;
+	if (*p == ']')
+		return p[1] == 0;
+	for (;;) {
+		json_int_t x[11] = {0};
+		int k = 0;
+		if (*p++ != '[' || n == RF__SRV_HIST)
+			return false;
+		for (;;) {
+			json_int_t v = 0;
+			if (k == 11 || *p < '0' || *p > '9')
+				return false;
+			for (int digits = 0; *p >= '0' && *p <= '9'; p++)
+				if (++digits > 18)
+					return false;
+				else
+					v = v * 10 + (*p - '0');
+			x[k++] = v;
+			if (*p == ',') {
+				p++;
+				continue;
+			}
+			if (*p++ != ']' || (k != 11 && k != 9))
+				return false;
+			break;
+		}
+		hist_set(&h[n++], x);
+		if (*p == ',') {
+			p++;
+			continue;
+		}
+		if (p[0] != ']' || p[1] != 0)
+			return false;
+		break;
+	}
+	memcpy(d->hist, h, (size_t)n * sizeof(h[0]));
+	return true;
+}
+
 void rf__srv_hist_from_string(const char *text, struct rf__srv_dev *d)
 {
-	json_t *a = *text ? json_loads(text, 0, NULL) : NULL;
+	if (!*text || hist_fast(text, d))
+		return;
+	json_t *a = json_loads(text, 0, NULL);
 	size_t i;
 	json_t *v;
 
@@ -118,18 +184,7 @@ void rf__srv_hist_from_string(const char *text, struct rf__srv_dev *d)
 		     json_unpack(v, "[IIIIIIIII]", &x[0], &x[1], &x[2], &x[3], &x[4], &x[5], &x[6],
 				 &x[7], &x[8]) < 0))
 			break;
-		d->hist[i] = (struct rf__srv_devrel){
-		    .release = sat(x[0], UINT32_MAX),
-		    .intent_at = sat(x[1], UINT32_MAX),
-		    .healthy_at = sat(x[2], UINT32_MAX),
-		    .left_at = sat(x[3], UINT32_MAX),
-		    .crashes = (uint8_t)sat(x[4], 255),
-		    .rollbacks = (uint8_t)sat(x[5], 255),
-		    .rejects = (uint8_t)sat(x[6], 255),
-		    .alerts = sat(x[8], UINT32_MAX),
-		    .lqo = (uint8_t)(sat(x[9], RF__SRV_LOCAL_MAX) |
-				     (x[7] ? RF__SRV_QUARANTINED : 0) | (x[10] ? RF__SRV_OBEYED : 0)),
-		};
+		hist_set(&d->hist[i], x);
 	}
 	json_decref(a);
 }

@@ -159,6 +159,7 @@ struct rf_server {
 	size_t nchunks;
 	uint32_t *devtab;
 	size_t ndevs, capdevs;
+	bool loading; /* rf_server_new: devices appended, devtab built after */
 	char *ids; /* arena of device ids */
 	size_t nids, capids;
 	/* Interned strings (ring, agent version, manifest hash); strs[0] is "". */

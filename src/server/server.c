@@ -150,8 +150,9 @@ int rf__srv_dev_add(struct rf_server *s, const struct rf__srv_dev *nd, const cha
 	if (n > RF_SRV_ID_MAX || s->ndevs >= RF_SRV_DEVICES_MAX)
 		return -E2BIG;
 	/* Load at most 4/5, grown by a quarter: 5 to 6.25 bytes of table a device, about 3
-	 * probes a lookup. */
-	if ((s->ndevs + 1) * 5 > s->capdevs * 4) {
+	 * probes a lookup. While loading (ids are unique in the store) the table is built once
+	 * at the end (devtab_build). */
+	if (!s->loading && (s->ndevs + 1) * 5 > s->capdevs * 4) {
 		size_t cap = s->capdevs ? s->capdevs + s->capdevs / 4 : 4096;
 		uint32_t *t = calloc(cap, sizeof(*t));
 
@@ -191,9 +192,26 @@ int rf__srv_dev_add(struct rf_server *s, const struct rf__srv_dev *nd, const cha
 	memcpy(s->ids + s->nids, id, n + 1);
 	s->nids += n + 1;
 	s->ndevs++;
-	devtab_put(s, s->devtab, s->capdevs, (uint32_t)idx);
+	if (!s->loading)
+		devtab_put(s, s->devtab, s->capdevs, (uint32_t)idx);
 	if (ret)
 		*ret = (uint32_t)idx;
+	return 0;
+}
+
+/* The id index of every device, built once after loading. */
+static int devtab_build(struct rf_server *s)
+{
+	size_t cap = s->ndevs + s->ndevs / 4 + 4096;
+	uint32_t *t = calloc(cap, sizeof(*t));
+
+	if (!t)
+		return -ENOMEM;
+	for (size_t i = 0; i < s->ndevs; i++)
+		devtab_put(s, t, cap, (uint32_t)i);
+	free(s->devtab);
+	s->devtab = t;
+	s->capdevs = cap;
 	return 0;
 }
 
@@ -618,7 +636,11 @@ int rf_server_new(const struct rf_server_opts *opts, struct rf_diag *diag, struc
 			      &s->db);
 	if (r < 0)
 		goto undo;
+	s->loading = true;
 	r = rf_db_load(s->db, &v, s);
+	s->loading = false;
+	if (r == 0)
+		r = devtab_build(s);
 	if (r < 0) {
 		if (s->diag.count && diag)
 			rf_diag_report(diag, r, "%s", s->diag.first);
