@@ -122,6 +122,7 @@ measure() {
 	t1=$(date +%s.%N)
 	base=http://127.0.0.1:$(cat "$dir/port")
 	R_START=$(python3 -c "print('%.2f' % ($t1 - $t0))")
+	R_CPU=$(sed -n 's/.*devices in [0-9.]* s (\([0-9.]*\) s CPU).*/\1/p' "$dir/ringfenced.log" | tail -1)
 	R_WS=$(sed -n 's/.*working set \([0-9.]* MiB\), \([0-9]*\) bytes a device (devices: \([0-9]*\) bytes.*/\2 (devices \3)/p' "$dir/ringfenced.log" | tail -1)
 	# Sanity: a real check-in of one bulk-enrolled device answers "stay" on the release.
 	local id cred
@@ -147,8 +148,8 @@ measure() {
 	R_MAX=$(to_ms "$(echo "$out" | awk '$1 == "Latency" {print $4}')")
 	R_RSS=$(( $(rss_kb "$RF_PID") * 1024 / n ))
 	stop_rf
-	printf "%10s devices: start %6ss  idle CPU %5s%% of a core  %9s check-ins/s  p50 %7s ms  p99 %7s ms  max %8s ms  RSS/device %6s B  working set/device %s B\n" \
-		"$n" "$R_START" "$R_IDLE" "$R_RATE" "$R_P50" "$R_P99" "$R_MAX" "$R_RSS" "$R_WS"
+	printf "%10s devices: start %6ss (load %ss CPU)  idle CPU %5s%% of a core  %9s check-ins/s  p50 %7s ms  p99 %7s ms  max %8s ms  RSS/device %6s B  working set/device %s B\n" \
+		"$n" "$R_START" "$R_CPU" "$R_IDLE" "$R_RATE" "$R_P50" "$R_P99" "$R_MAX" "$R_RSS" "$R_WS"
 }
 
 echo "machine: $(nproc) CPUs, load $(cut -d' ' -f1-3 /proc/loadavg); one ringfenced on SQLite, threads ${RF_THREADS:-2}; wrk -t$THREADS -c$CONNS -d${SECS}s --latency; idle over ${IDLE_SECS}s"
