@@ -90,6 +90,7 @@ static int enroll_record(struct rf_server *s, struct rf__srv_dev *old, int t, co
 	} else {
 		memset(nd, 0, sizeof(*nd));
 		nd->tenant = (uint16_t)t;
+		nd->flags = s->tenants[t].phase ? DEV_PHASE : 0; /* indexed as the tenant is now */
 		nd->enrolled_at = rf__srv_t32(now);
 		nd->state = 0; /* enrolled */
 		nd->state_at = rf__srv_t32(now);

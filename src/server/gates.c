@@ -203,7 +203,7 @@ static void rel_bucket(struct rf_server *s, struct rf__srv_release *rel,
 	int ri;
 	uint32_t b;
 
-	if (s->tenants[d->tenant].policy.pin == RF_ROLLOUT_PIN_N1)
+	if (rf__srv_dev_pin_n1(s, d))
 		return; /* never takes the newest open release */
 	ri = rf_rollout_ring_index(&rel->sched, rf__srv_dev_ring(s, d));
 	if (ri < 0 || !rel->bhist[ri])
@@ -369,6 +369,7 @@ int rf__srv_evaluate(struct rf_server *s, int64_t now)
 			continue;
 		}
 		rel->st = ns;
+		rel->gen++;
 		if (ev.halted)
 			atomic_fetch_add(&s->m_halts, 1);
 	}
@@ -408,7 +409,7 @@ int rf__srv_health_verify(struct rf_server *s, char *msg, size_t n)
 
 				if (rf_rollout_ring_index(&rel->sched, ring) != (int)k)
 					continue;
-				if (s->tenants[d->tenant].policy.pin != RF_ROLLOUT_PIN_N1 &&
+				if (!rf__srv_dev_pin_n1(s, d) &&
 				    rf_rollout_bucket(rel->sched.bucket_key, rf__srv_dev_id(s, d),
 						      d->id_len) < bp)
 					want.admitted++;

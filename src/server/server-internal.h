@@ -47,6 +47,7 @@ enum {
 	DEV_SEEN = 2,	  /* heartbeat to flush (at shutdown) */
 	DEV_FALLBACK = 4, /* its last check-in named a last known good other than its current */
 	DEV_QUEUED = 8,	  /* in s->dirty */
+	DEV_PHASE = 16,	  /* its tenant's phase it is indexed with (struct rf__srv_tenant) */
 };
 
 /* Device state names: 0 "enrolled", 1 + EV_* the last report's event. */
@@ -94,6 +95,12 @@ struct rf__srv_tenant {
 	struct rf_rollout_policy policy;
 	int64_t win_start_min, win_end_min; /* as stored; -1 none */
 	uint64_t ndevices;
+	/* A change of ring or pin moves every device of the tenant in the indexes, a slice at a
+	 * time (admin.c): while moving, a device whose DEV_PHASE bit differs from phase is still
+	 * indexed (and routed) with old_ring / old_pin. */
+	bool moving;
+	uint8_t phase, old_pin;
+	char old_ring[RF_SRV_ID_MAX + 1];
 };
 
 struct rf__srv_ring {
@@ -117,6 +124,7 @@ struct rf__srv_release {
 	struct rf_rollout_eval eval; /* last evaluation */
 	struct rf_rollout_health health[RF_ROLLOUT_RINGS_MAX], base[RF_ROLLOUT_RINGS_MAX];
 	int64_t next_eval;
+	uint32_t gen;	  /* bumped at every change of st (admin.c's sliced count sees it) */
 	uint64_t waiting; /* devices on it (halted/rolled back) told to wait for a fix */
 	/* Kept as devices change (gates.c), never recounted per tick: */
 	struct rf__srv_hacc acc[RF_ROLLOUT_RINGS_MAX];
@@ -235,6 +243,8 @@ int rf__srv_intern(struct rf_server *s, const char *str, uint16_t *ret);
 int rf__srv_dev_add(struct rf_server *s, const struct rf__srv_dev *d, const char *id,
 		    uint32_t *ret);
 const char *rf__srv_dev_ring(const struct rf_server *s, const struct rf__srv_dev *d);
+/* Whether the device's tenant pins it to N-1 (as indexed: see struct rf__srv_tenant). */
+bool rf__srv_dev_pin_n1(const struct rf_server *s, const struct rf__srv_dev *d);
 const char *rf__srv_state_name(unsigned state);
 /* Mark device idx's state for the next flush. */
 int rf__srv_dev_dirty(struct rf_server *s, uint32_t idx);

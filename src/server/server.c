@@ -399,9 +399,24 @@ struct rf__srv_release *rf__srv_rel_by_sha(struct rf_server *s, const uint8_t sh
 
 /* A device's ring: its tenant's when the tenant policy sets one (a policy change moves every
  * device of the tenant at once), else the ring it enrolled with. */
+static bool dev_moved(const struct rf__srv_tenant *t, const struct rf__srv_dev *d)
+{
+	return !t->moving || ((d->flags & DEV_PHASE) != 0) == (t->phase != 0);
+}
+
 const char *rf__srv_dev_ring(const struct rf_server *s, const struct rf__srv_dev *d)
 {
-	return s->tenants[d->tenant].ring[0] ? s->tenants[d->tenant].ring : s->strs[d->ring];
+	const struct rf__srv_tenant *t = &s->tenants[d->tenant];
+	const char *tr = dev_moved(t, d) ? t->ring : t->old_ring;
+
+	return tr[0] ? tr : s->strs[d->ring];
+}
+
+bool rf__srv_dev_pin_n1(const struct rf_server *s, const struct rf__srv_dev *d)
+{
+	const struct rf__srv_tenant *t = &s->tenants[d->tenant];
+
+	return (dev_moved(t, d) ? t->policy.pin : t->old_pin) == RF_ROLLOUT_PIN_N1;
 }
 
 void rf__srv_rr_rebuild(struct rf_server *s)
