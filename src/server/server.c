@@ -811,7 +811,7 @@ int rf_server_tick(struct rf_server *s, bool force)
 	e = rf__srv_flush_devices(s, force);
 	/* New releases' cohort buckets, a slice a tick (about 10 ms of work), so creating a
 	 * release never holds the lock for a pass over the fleet. */
-	(void)rf__srv_buckets_fill(s, 262144);
+	(void)rf__srv_buckets_fill(s, 65536);
 	e2 = rf__srv_evaluate(s, now);
 	pthread_mutex_unlock(&s->lock);
 	if (!e)
