@@ -49,8 +49,8 @@ void rf_rollout_health_apply(const struct rf_rollout_gates *g, const struct rf_r
 	h->local_failures += m * r->local;
 	h->obeyed += m * r->obeyed;
 	if (r->left_at)
-		h->exposure_s += m * (r->left_at > r->intent_at ? (uint64_t)(r->left_at - r->intent_at)
-								: 0);
+		h->exposure_s +=
+		    m * (r->left_at > r->intent_at ? (uint64_t)(r->left_at - r->intent_at) : 0);
 }
 
 void rf_rollout_health_add(const struct rf_rollout_gates *g, const struct rf_rollout_devrec *r,

@@ -236,7 +236,8 @@ static void tenant_move(struct rf_server *s, int ti, const struct rf__srv_tenant
 			struct rf__srv_dev *d = rf__srv_dev_at(s, i);
 			int ri;
 
-			if (d->tenant != ti || ((d->flags & DEV_PHASE) != 0) == (s->tenants[ti].phase != 0))
+			if (d->tenant != ti ||
+			    ((d->flags & DEV_PHASE) != 0) == (s->tenants[ti].phase != 0))
 				continue;
 			rf__srv_dev_unindex(s, (uint32_t)i);
 			rf__srv_dev_buckets(s, (uint32_t)i, -1);
@@ -569,7 +570,8 @@ static int count_stranded(struct rf_server *s, int64_t id, uint32_t gen,
 
 	for (size_t i = 0;;) {
 		struct rf__srv_release *rel = rf__srv_rel_by_id(s, id);
-		size_t first = s->nrels > RF_ROLLOUT_DECIDE_MAX ? s->nrels - RF_ROLLOUT_DECIDE_MAX : 0;
+		size_t first =
+		    s->nrels > RF_ROLLOUT_DECIDE_MAX ? s->nrels - RF_ROLLOUT_DECIDE_MAX : 0;
 
 		if (!rel || rel->gen != gen)
 			return -EAGAIN;

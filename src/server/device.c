@@ -33,8 +33,8 @@ static struct rf__srv_devrel *hist_get(struct rf__srv_dev *d, int64_t rel, bool 
 	if (!create)
 		return NULL;
 	/* Reuse the slot of the oldest release (ids grow with time). */
-	d->hist[oldest] = (struct rf__srv_devrel){.release = (uint32_t)rel,
-						  .intent_at = rf__srv_t32(now)};
+	d->hist[oldest] =
+	    (struct rf__srv_devrel){.release = (uint32_t)rel, .intent_at = rf__srv_t32(now)};
 	return &d->hist[oldest];
 }
 

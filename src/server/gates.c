@@ -81,9 +81,9 @@ static void dev_contrib(struct rf_server *s, const struct rf__srv_dev *d, int si
 			continue;
 		struct rf_rollout_devrec rec = devrec_of(h);
 		struct rf__srv_hacc *a = &rel->acc[ri];
-		rf_rollout_health_apply(&rel->sched.gates, &rec,
-					rf_rollout_devrec_silent(&rel->sched.gates, &rec, seen, now),
-					sign, &a->h);
+		rf_rollout_health_apply(
+		    &rel->sched.gates, &rec,
+		    rf_rollout_devrec_silent(&rel->sched.gates, &rec, seen, now), sign, &a->h);
 		if (!h->left_at) {
 			a->open_n += m;
 			a->open_sum += m * h->intent_at;
@@ -303,10 +303,10 @@ static void health_read(struct rf_server *s, int64_t now)
 
 		memset(rel->health, 0, sizeof(rel->health));
 		memset(rel->base, 0, sizeof(rel->base));
-		rel->waiting = rel->st.status == RF_ROLLOUT_HALTED ||
-				       rel->st.status == RF_ROLLOUT_ROLLED_BACK
-				   ? rel->waiting_n
-				   : 0;
+		rel->waiting =
+		    rel->st.status == RF_ROLLOUT_HALTED || rel->st.status == RF_ROLLOUT_ROLLED_BACK
+			? rel->waiting_n
+			: 0;
 		for (unsigned k = 0; k < rel->sched.nrings; k++) {
 			const struct rf__srv_hacc *a = &rel->acc[k];
 			struct rf_rollout_health *h = &rel->health[k];

@@ -300,8 +300,7 @@ int main(int argc, char **argv)
 	rf_log_info("loaded %llu devices in %.2f s (%.2f s CPU); working set %.1f MiB, %llu bytes "
 		    "a device (devices: %llu bytes a device)",
 		    (unsigned long long)st.devices, (double)(rf_now_mono_ns() - t0) / 1e9,
-		    (double)(clock() - c0) / CLOCKS_PER_SEC,
-		    (double)st.bytes / 1048576,
+		    (double)(clock() - c0) / CLOCKS_PER_SEC, (double)st.bytes / 1048576,
 		    (unsigned long long)(st.devices ? st.bytes / st.devices : 0),
 		    (unsigned long long)(st.devices ? st.device_bytes / st.devices : 0));
 	if (init)

@@ -38,9 +38,9 @@ struct rf__srv_devrel {
 			saturating at 63); bit 6: quarantined; bit 7: obeyed (left it because the
 			server said so, a halt: not a failure) */
 };
-#define RF__SRV_LOCAL_MAX 63u
+#define RF__SRV_LOCAL_MAX   63u
 #define RF__SRV_QUARANTINED 0x40u
-#define RF__SRV_OBEYED 0x80u
+#define RF__SRV_OBEYED	    0x80u
 
 enum {
 	DEV_DIRTY = 1,	  /* state to flush */
@@ -60,7 +60,7 @@ struct rf__srv_dev {
 	uint32_t release_id;
 	uint32_t crashes, rollbacks, events, alerts; /* cumulative, as last reported (saturating) */
 	uint32_t deadline; /* earliest silence deadline it has queued in s->heap; 0 none */
-	uint16_t tenant;			/* index in s->tenants */
+	uint16_t tenant;   /* index in s->tenants */
 	uint16_t ring, agent_version, manifest; /* s->strs indexes (0 is "") */
 	uint8_t id_len, state, flags;
 	/* The reason of the answer of its last check-in (enum rf_rollout_reason; memory only, a
@@ -72,7 +72,7 @@ struct rf__srv_dev {
 
 /* Devices live in chunks of this many (stable addresses, no copy when the table grows). */
 #define RF__SRV_CHUNK_SHIFT 12
-#define RF__SRV_CHUNK (1u << RF__SRV_CHUNK_SHIFT)
+#define RF__SRV_CHUNK	    (1u << RF__SRV_CHUNK_SHIFT)
 
 /* A queued silence deadline (s->heap, a binary min-heap). */
 struct rf__srv_deadline {
@@ -168,7 +168,7 @@ struct rf_server {
 	uint32_t *devtab;
 	size_t ndevs, capdevs;
 	bool loading; /* rf_server_new: devices appended, devtab built after */
-	char *ids; /* arena of device ids */
+	char *ids;    /* arena of device ids */
 	size_t nids, capids;
 	/* Interned strings (ring, agent version, manifest hash); strs[0] is "". */
 	char **strs;

@@ -119,7 +119,8 @@ struct rf__srv_dev *rf__srv_dev_find(struct rf_server *s, const char *id, uint32
 
 	if (!s->capdevs)
 		return NULL;
-	for (size_t i = slot_of(dev_hash(s, id, n), s->capdevs);; i = i + 1 == s->capdevs ? 0 : i + 1) {
+	for (size_t i = slot_of(dev_hash(s, id, n), s->capdevs);;
+	     i = i + 1 == s->capdevs ? 0 : i + 1) {
 		uint32_t x = s->devtab[i];
 		if (!x)
 			return NULL;
@@ -586,7 +587,8 @@ static int load_device(void *ud, const struct rf_db_device *x)
 	memcpy(d.cred, x->cred_hash, 32);
 	d.enrolled_at = rf__srv_t32(x->enrolled_at);
 	d.last_seen = rf__srv_t32(x->last_seen);
-	d.release_id = x->release_id > 0 && x->release_id <= UINT32_MAX ? (uint32_t)x->release_id : 0;
+	d.release_id =
+	    x->release_id > 0 && x->release_id <= UINT32_MAX ? (uint32_t)x->release_id : 0;
 	d.state = (uint8_t)state_index(x->state);
 	d.state_at = rf__srv_t32(x->state_at);
 	d.crashes = x->crashes > UINT32_MAX ? UINT32_MAX : (uint32_t)x->crashes;
@@ -809,7 +811,7 @@ int rf_server_tick(struct rf_server *s, bool force)
 	 * device gets a full silence window (started_at), so a periodic write of every device
 	 * that checked in would buy nothing but a large transaction under the lock. */
 	e = rf__srv_flush_devices(s, force);
-	/* New releases' cohort buckets, a slice a tick (about 10 ms of work), so creating a
+	/* New releases' cohort buckets, a slice a tick (a few milliseconds), so creating a
 	 * release never holds the lock for a pass over the fleet. */
 	(void)rf__srv_buckets_fill(s, 65536);
 	e2 = rf__srv_evaluate(s, now);

@@ -31,7 +31,7 @@
 #include "trust/tuf.h"
 
 #define ADMIN "rfa_00112233445566778899aabbccddeeff00112233445566778899aabbccddeeff"
-#define NREL  4  /* releases in the repository (the last created mid-run) */
+#define NREL  4	 /* releases in the repository (the last created mid-run) */
 #define NDEV  48 /* device ids (re-enrolled at random) */
 #define STEPS 2500
 
@@ -264,9 +264,9 @@ static void admin_action(struct env *e)
 
 static void tenant_policy(struct env *e)
 {
-	static const char *const bodies[] = {
-	    "{\"ring\":\"early\"}", "{\"ring\":null}", "{\"pin\":\"n-1\"}",
-	    "{\"pin\":\"latest\"}", "{\"ring\":\"canary\",\"pin\":\"latest\"}"};
+	static const char *const bodies[] = {"{\"ring\":\"early\"}", "{\"ring\":null}",
+					     "{\"pin\":\"n-1\"}", "{\"pin\":\"latest\"}",
+					     "{\"ring\":\"canary\",\"pin\":\"latest\"}"};
 	char path[100];
 
 	snprintf(path, sizeof(path), "/v1/admin/tenants/%s", rnd(e, 2) ? "a" : "b");
