@@ -2,8 +2,9 @@
  * Health and gates. The per-(release, ring) health the gates read is kept incrementally: a
  * device's records are removed from the counts before it changes (a check-in, a report, an
  * enrolment) and added back after, with rf_rollout_health_apply (the one definition of health,
- * rollout/health.c); silence after intent is found by a min-heap of deadlines (one per device
- * with a pending record), never by a scan; the devices a step admits are a prefix sum over
+ * rollout/health.c); silence after intent is found by a min-heap of deadlines (one entry per
+ * device with a pending record, moved in place when the device is heard from), never by a
+ * scan; the devices a step admits are a prefix sum over
  * per-ring cohort bucket counts. The tick reads these counts, so its work is proportional to
  * releases x rings and to the deadlines due, never to the fleet. rf_rollout_evaluate()
  * decides (advance, wait, halt): the server only gathers the inputs (P6: it can slow a
@@ -93,53 +94,45 @@ static void dev_contrib(struct rf_server *s, const struct rf__srv_dev *d, int si
 
 /* ---- silence deadlines ---------------------------------------------------------------------- */
 
-static void heap_swap(struct rf_server *s, size_t a, size_t b)
+static void heap_set(struct rf_server *s, size_t i, struct rf__srv_deadline x)
 {
-	struct rf__srv_deadline t = s->heap[a];
-	s->heap[a] = s->heap[b];
-	s->heap[b] = t;
+	s->heap[i] = x;
+	rf__srv_dev_at(s, x.dev)->hpos = (uint32_t)i + 1;
 }
 
-static int heap_push(struct rf_server *s, uint32_t at, uint32_t dev)
+static void heap_sift(struct rf_server *s, size_t i)
 {
-	size_t i = s->nheap;
+	struct rf__srv_deadline x = s->heap[i];
 
-	if (s->nheap == s->capheap) {
-		size_t cap = s->capheap ? s->capheap * 2 : 1024;
-		struct rf__srv_deadline *a = realloc(s->heap, cap * sizeof(*a));
-		if (!a)
-			return -ENOMEM;
-		s->heap = a;
-		s->capheap = cap;
-	}
-	s->heap[s->nheap++] = (struct rf__srv_deadline){at, dev};
-	while (i && s->heap[(i - 1) / 2].at > s->heap[i].at) {
-		heap_swap(s, i, (i - 1) / 2);
+	while (i && s->heap[(i - 1) / 2].at > x.at) {
+		heap_set(s, i, s->heap[(i - 1) / 2]);
 		i = (i - 1) / 2;
 	}
-	return 0;
-}
-
-static void heap_pop(struct rf_server *s)
-{
-	size_t i = 0;
-
-	s->heap[0] = s->heap[--s->nheap];
 	for (;;) {
-		size_t l = 2 * i + 1, r = l + 1, m = i;
-		if (l < s->nheap && s->heap[l].at < s->heap[m].at)
-			m = l;
-		if (r < s->nheap && s->heap[r].at < s->heap[m].at)
-			m = r;
-		if (m == i)
+		size_t l = 2 * i + 1, r = l + 1, m = l;
+		if (l >= s->nheap)
 			break;
-		heap_swap(s, i, m);
+		if (r < s->nheap && s->heap[r].at < s->heap[l].at)
+			m = r;
+		if (s->heap[m].at >= x.at)
+			break;
+		heap_set(s, i, s->heap[m]);
 		i = m;
 	}
+	heap_set(s, i, x);
 }
 
-/* Queue the next time after now at which one of d's records would become silent. A device has
- * at most one live entry (d->deadline); an entry that is not d->deadline is stale and skipped. */
+static void heap_remove(struct rf_server *s, size_t i)
+{
+	rf__srv_dev_at(s, s->heap[i].dev)->hpos = 0;
+	if (--s->nheap == i)
+		return;
+	s->heap[i] = s->heap[s->nheap];
+	heap_sift(s, i);
+}
+
+/* Queue (or move, or drop) device idx's next silence deadline after now: the earliest time at
+ * which one of its records still pending (on the release, not yet healthy) becomes silent. */
 static void dev_queue(struct rf_server *s, uint32_t idx, int64_t now)
 {
 	struct rf__srv_dev *d = rf__srv_dev_at(s, idx);
@@ -157,10 +150,27 @@ static void dev_queue(struct rf_server *s, uint32_t idx, int64_t now)
 		if (at > now && at < next)
 			next = at;
 	}
-	if (next >= (int64_t)UINT32_MAX || (d->deadline && d->deadline <= next))
+	if (next >= (int64_t)UINT32_MAX) {
+		if (d->hpos)
+			heap_remove(s, d->hpos - 1);
 		return;
-	if (heap_push(s, (uint32_t)next, idx) == 0)
-		d->deadline = (uint32_t)next;
+	}
+	if (d->hpos) {
+		s->heap[d->hpos - 1].at = (uint32_t)next;
+		heap_sift(s, d->hpos - 1);
+		return;
+	}
+	if (s->nheap == s->capheap) {
+		size_t cap = s->capheap ? s->capheap * 2 : 1024;
+		struct rf__srv_deadline *a = realloc(s->heap, cap * sizeof(*a));
+		if (!a)
+			return; /* not silent until its next change queues it again */
+		s->heap = a;
+		s->capheap = cap;
+	}
+	s->nheap++;
+	s->heap[s->nheap - 1] = (struct rf__srv_deadline){(uint32_t)next, idx};
+	heap_sift(s, s->nheap - 1);
 }
 
 int64_t rf__srv_health_advance(struct rf_server *s, int64_t now)
@@ -168,16 +178,13 @@ int64_t rf__srv_health_advance(struct rf_server *s, int64_t now)
 	if (now < s->hnow)
 		return s->hnow;
 	while (s->nheap && s->heap[0].at <= now) {
-		struct rf__srv_deadline x = s->heap[0];
-		struct rf__srv_dev *d = rf__srv_dev_at(s, x.dev);
+		uint32_t idx = s->heap[0].dev;
+		struct rf__srv_dev *d = rf__srv_dev_at(s, idx);
 
-		heap_pop(s);
-		if (d->deadline != x.at)
-			continue; /* stale: an earlier deadline of d replaced it */
-		d->deadline = 0;
+		heap_remove(s, 0);
 		dev_contrib(s, d, -1, s->hnow);
 		dev_contrib(s, d, 1, now);
-		dev_queue(s, x.dev, now);
+		dev_queue(s, idx, now);
 	}
 	s->hnow = now;
 	return now;
@@ -285,7 +292,7 @@ int rf__srv_index_rebuild(struct rf_server *s)
 
 		if (ri >= 0)
 			s->rings[ri].ndevices++;
-		d->deadline = 0;
+		d->hpos = 0;
 		rf__srv_dev_index(s, (uint32_t)i);
 	}
 	return rf__srv_buckets_fill(s, SIZE_MAX);
@@ -451,6 +458,13 @@ int rf__srv_health_verify(struct rf_server *s, char *msg, size_t n)
 			return -EUCLEAN;
 		}
 	}
+	/* The deadline heap: ordered, and each entry's device points back at it. */
+	for (size_t i = 0; i < s->nheap; i++)
+		if ((i && s->heap[(i - 1) / 2].at > s->heap[i].at) ||
+		    rf__srv_dev_at(s, s->heap[i].dev)->hpos != i + 1) {
+			snprintf(msg, n, "deadline heap entry %zu out of order or unlinked", i);
+			return -EUCLEAN;
+		}
 	for (size_t r = 0; r < s->nrings; r++) {
 		uint64_t c = 0;
 		for (size_t j = 0; j < s->ndevs; j++)

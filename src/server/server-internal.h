@@ -59,7 +59,7 @@ struct rf__srv_dev {
 	uint32_t enrolled_at, last_seen, state_at;
 	uint32_t release_id;
 	uint32_t crashes, rollbacks, events, alerts; /* cumulative, as last reported (saturating) */
-	uint32_t deadline; /* earliest silence deadline it has queued in s->heap; 0 none */
+	uint32_t hpos; /* 1 + its position in s->heap (its next silence deadline); 0 none */
 	uint16_t tenant;   /* index in s->tenants */
 	uint16_t ring, agent_version, manifest; /* s->strs indexes (0 is "") */
 	uint8_t id_len, state, flags;
@@ -74,7 +74,8 @@ struct rf__srv_dev {
 #define RF__SRV_CHUNK_SHIFT 12
 #define RF__SRV_CHUNK	    (1u << RF__SRV_CHUNK_SHIFT)
 
-/* A queued silence deadline (s->heap, a binary min-heap). */
+/* A queued silence deadline (s->heap, a binary min-heap indexed by the devices' hpos, so a
+ * check-in moves its device's deadline in place). */
 struct rf__srv_deadline {
 	uint32_t at;
 	uint32_t dev;
