@@ -222,11 +222,15 @@
 /* Rings: a handful in practice (canary, early, broad...). */
 #define RF_SRV_RINGS_MAX 32
 /* Tenants, releases and devices one ringfenced keeps in memory: 8.5 M devices (the fleet of
- * docs/design.md) at ~300 bytes each is ~2.5 GiB; more than this needs the PostgreSQL backend and
- * several processes. */
-#define RF_SRV_TENANTS_MAX 100000u
+ * docs/design.md) at under 200 bytes each is under 1.7 GiB (docs/server.md "Scale"); more than this
+ * needs several processes. Device indexes and times are 32-bit in memory. */
+#define RF_SRV_TENANTS_MAX 65535u /* a 16-bit index in each device */
 #define RF_SRV_RELEASES_MAX 100000u
 #define RF_SRV_DEVICES_MAX 10000000u
+/* Distinct ring names, agent versions and manifest hashes the server interns (16-bit indexes
+ * keep a device small): a fleet runs a few dozen agent builds; a device that reports a new
+ * value when the table is full keeps its old one in memory (check-in still answered). */
+#define RF_SRV_STRINGS_MAX 65535u
 /* Concurrent HTTP connections (default of --max-connections): bounded so a flood cannot
  * exhaust file descriptors (ringfenced raises its descriptor limit to fit). An agent holds one
  * short connection per check-in, so 4096 serves a fleet far larger than the CPU can answer. */

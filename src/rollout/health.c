@@ -32,23 +32,33 @@ bool rf_rollout_devrec_failed(const struct rf_rollout_gates *g, const struct rf_
 	       rf_rollout_devrec_silent(g, r, seen, now);
 }
 
+void rf_rollout_health_apply(const struct rf_rollout_gates *g, const struct rf_rollout_devrec *r,
+			     bool silent, int sign, struct rf_rollout_health *h)
+{
+	/* Modulo 2^64: adding then removing the same record leaves every count as it was. */
+	uint64_t m = sign < 0 ? UINT64_MAX : 1;
+
+	h->devices += m;
+	h->healthy += m * rf_rollout_devrec_healthy(g, r);
+	h->failed += m * (r->crashes || r->rollbacks || r->rejects || r->quarantined || silent);
+	h->crashes += m * r->crashes;
+	h->rollbacks += m * r->rollbacks;
+	h->rejections += m * r->rejects;
+	h->silent += m * silent;
+	h->alerts += m * r->alerts;
+	h->local_failures += m * r->local;
+	h->obeyed += m * r->obeyed;
+	if (r->left_at)
+		h->exposure_s +=
+		    m * (r->left_at > r->intent_at ? (uint64_t)(r->left_at - r->intent_at) : 0);
+}
+
 void rf_rollout_health_add(const struct rf_rollout_gates *g, const struct rf_rollout_devrec *r,
 			   int64_t seen, int64_t now, struct rf_rollout_health *h)
 {
-	bool silent = rf_rollout_devrec_silent(g, r, seen, now);
-	int64_t end = r->left_at ? r->left_at : now;
-
-	h->devices++;
-	h->healthy += rf_rollout_devrec_healthy(g, r);
-	h->failed += r->crashes || r->rollbacks || r->rejects || r->quarantined || silent;
-	h->crashes += r->crashes;
-	h->rollbacks += r->rollbacks;
-	h->rejections += r->rejects;
-	h->silent += silent;
-	h->alerts += r->alerts;
-	h->local_failures += r->local;
-	h->obeyed += r->obeyed;
-	h->exposure_s += end > r->intent_at ? (uint64_t)(end - r->intent_at) : 0;
+	rf_rollout_health_apply(g, r, rf_rollout_devrec_silent(g, r, seen, now), 1, h);
+	if (!r->left_at)
+		h->exposure_s += now > r->intent_at ? (uint64_t)(now - r->intent_at) : 0;
 }
 
 int rf_rollout_baseline(const struct rf_rollout_release *releases, size_t n, size_t i)

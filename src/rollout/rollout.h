@@ -21,6 +21,8 @@
  * CHANGED: (none yet; incompatible changes are listed here)
  * ADDED (compatible): rf_rollout_health.admitted / admitted_known (the devices a step actually
  * admits cap the healthy devices it needs; zero-initialised callers keep the old behaviour).
+ * ADDED (compatible): rf_rollout_health_apply (health_add without the exposure of records still
+ * on the release, and with a sign: incremental health).
  * ADDED (compatible): struct rf_rollout_devrec, rf_rollout_health_add and the devrec
  * predicates, rf_rollout_baseline: the one definition of per-ring health and of the baseline,
  * used by ringfenced and the simulator alike; rf_rollout_health.local_failures and .obeyed.
@@ -311,6 +313,19 @@ bool rf_rollout_devrec_failed(const struct rf_rollout_gates *g, const struct rf_
  */
 void rf_rollout_health_add(const struct rf_rollout_gates *g, const struct rf_rollout_devrec *r,
 			   int64_t seen, int64_t now, struct rf_rollout_health *h);
+
+/*
+ * The part of rf_rollout_health_add that does not move with time: everything but the exposure
+ * of a record still on the release (left_at 0), which grows with now, with silent given
+ * (rf_rollout_devrec_silent at the caller's now). sign +1 adds the record, -1 removes it
+ * (counts wrap modulo 2^64, so removing exactly what was added is exact). A server keeps
+ * per-ring health incrementally with it: it removes a device's record before the record
+ * changes and adds it back after, and adds the exposure of records still on the release
+ * (count * now - sum of intent_at) when it reads the health. rf_rollout_health_add is this
+ * plus that exposure.
+ */
+void rf_rollout_health_apply(const struct rf_rollout_gates *g, const struct rf_rollout_devrec *r,
+			     bool silent, int sign, struct rf_rollout_health *h);
 
 /*
  * The baseline of releases[i] (oldest first): the newest older release that is not halted or

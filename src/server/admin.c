@@ -209,6 +209,57 @@ static int tenant_store(struct rf_server *s, const struct rf__srv_tenant *t, con
 	return rf_db_tenant_put(s->db, &rec);
 }
 
+/* Devices tenant_move re-indexes before it lets other requests in (a few milliseconds). */
+#define MOVE_SLICE 65536
+
+/*
+ * Apply a stored change of tenant ti's policy (t) to memory: its ring or pin moves every device
+ * of the tenant in the indexes (health counts, cohort buckets, ring populations). The devices
+ * are moved in slices with the lock released in between (check-ins go on): until a device is
+ * moved it is indexed and routed as before (struct rf__srv_tenant.moving). Lock held on entry
+ * and on return.
+ */
+static void tenant_move(struct rf_server *s, int ti, const struct rf__srv_tenant *t)
+{
+	struct rf__srv_tenant *cur = &s->tenants[ti];
+	bool moves = strcmp(cur->ring, t->ring) || cur->policy.pin != t->policy.pin;
+	char old_ring[RF_SRV_ID_MAX + 1];
+	uint8_t old_pin = (uint8_t)cur->policy.pin, phase = cur->phase;
+
+	memcpy(old_ring, cur->ring, sizeof(old_ring));
+	*cur = *t;
+	if (!moves || !cur->ndevices)
+		return;
+	memcpy(cur->old_ring, old_ring, sizeof(old_ring));
+	cur->old_pin = old_pin;
+	cur->phase = !phase;
+	cur->moving = true;
+	for (size_t i = 0; i < s->ndevs;) {
+		for (size_t end = i + MOVE_SLICE; i < s->ndevs && i < end; i++) {
+			struct rf__srv_dev *d = rf__srv_dev_at(s, i);
+			int ri;
+
+			if (d->tenant != ti ||
+			    ((d->flags & DEV_PHASE) != 0) == (s->tenants[ti].phase != 0))
+				continue;
+			rf__srv_dev_unindex(s, (uint32_t)i);
+			rf__srv_dev_buckets(s, (uint32_t)i, -1);
+			if ((ri = rf__srv_ring_find(s, rf__srv_dev_ring(s, d))) >= 0)
+				s->rings[ri].ndevices--;
+			d->flags ^= DEV_PHASE;
+			if ((ri = rf__srv_ring_find(s, rf__srv_dev_ring(s, d))) >= 0)
+				s->rings[ri].ndevices++;
+			rf__srv_dev_buckets(s, (uint32_t)i, 1);
+			rf__srv_dev_index(s, (uint32_t)i);
+		}
+		if (i < s->ndevs) {
+			pthread_mutex_unlock(&s->lock);
+			pthread_mutex_lock(&s->lock);
+		}
+	}
+	s->tenants[ti].moving = false;
+}
+
 static int admin_tenants(struct rf_server *s, const struct rf_server_request *q, const char *rest,
 			 struct rf_server_reply *r)
 {
@@ -277,6 +328,11 @@ static int admin_tenants(struct rf_server *s, const struct rf_server_request *q,
 	} else if (!strcmp(q->method, "PUT") && ti >= 0 && !*sub) {
 		struct rf__srv_tenant t = s->tenants[ti];
 		const char *pin;
+		if (t.moving) {
+			e = rf__srv_err(r, 409, "conflict", NULL,
+					"tenant '%s' is being moved by a change: retry", t.name);
+			goto done;
+		}
 		if (tenant_policy(s, j, &t, r, &pin) < 0)
 			goto done;
 		e = tenant_store(s, &t, pin);
@@ -284,8 +340,7 @@ static int admin_tenants(struct rf_server *s, const struct rf_server_request *q,
 			e = rf__srv_err(r, 503, "unavailable", NULL, "storage: %s", rf_strerror(e));
 			goto done;
 		}
-		s->tenants[ti] = t;
-		rf__srv_recount_rings(s);
+		tenant_move(s, ti, &t);
 		rf__srv_audit_tenant(s, "tenant.update", &t, pin);
 		e = rf__srv_reply_json(r, 200, tenant_json(&t));
 	} else if (!strcmp(q->method, "POST") && ti >= 0 && !strcmp(sub, "token")) {
@@ -476,7 +531,7 @@ static int release_create(struct rf_server *s, const struct rf_server_request *q
 				  &nr.eval);
 	/* The slot first: a release written to the store but not in memory would answer its
 	 * retry with 409 while no status shows it. */
-	if (rf__srv_release_add(s, &slot) < 0) {
+	if (rf__srv_release_add(s, &slot) < 0 || rf__srv_release_prepare(s, &nr) < 0) {
 		free(nr.custom);
 		e = rf__srv_err(r, 503, "unavailable", NULL, "out of memory");
 		goto out;
@@ -484,6 +539,8 @@ static int release_create(struct rf_server *s, const struct rf_server_request *q
 	e = rf__srv_release_persist(s, &nr);
 	if (e < 0) {
 		free(nr.custom);
+		for (unsigned k = 0; k < RF_ROLLOUT_RINGS_MAX; k++)
+			free(nr.bhist[k]);
 		e = e == -EEXIST
 			? rf__srv_err(r, 409, "conflict", "target", "a release of '%s' exists",
 				      target)
@@ -492,6 +549,7 @@ static int release_create(struct rf_server *s, const struct rf_server_request *q
 	}
 	*slot = nr;
 	s->nrels++;
+	rf__srv_release_commit(s);
 	rf__srv_rr_rebuild(s);
 	rf__srv_audit(s, 5, s->actor, "release.create", slot->id, slot->target,
 		      "release '%s' version %lld, sha256 %.16s..., %llu bytes", slot->sched.release,
@@ -504,41 +562,58 @@ out:
 	return e;
 }
 
+/* Devices count_stranded decides for before it lets other requests in (a few milliseconds). */
+#define STRANDED_SLICE 65536
+
 /*
- * How many devices running rel would have nowhere to go if its state became *st: the rollout
- * engine's own answer for each of them (with what each reported at its last check-in) is
- * "wait for a fix". Operator actions only: O(devices) under the lock, once per action.
+ * How many devices running release id would have nowhere to go if its state became *st: the
+ * rollout engine's own answer for each of them (with what each reported at its last check-in)
+ * is "wait for a fix". A decision for every device on the release, so the devices are visited
+ * in slices with the lock released in between (check-ins go on; the hypothetical state is
+ * never visible to them). Returns 0 with *ret and the lock held, or -EAGAIN if the release
+ * changed meanwhile (its state generation moved on).
  */
-static uint64_t count_stranded(struct rf_server *s, struct rf__srv_release *rel,
-			       const struct rf_rollout_state *st, int64_t now)
+static int count_stranded(struct rf_server *s, int64_t id, uint32_t gen,
+			  const struct rf_rollout_state *st, int64_t now, uint64_t *ret)
 {
-	size_t first = s->nrels > RF_ROLLOUT_DECIDE_MAX ? s->nrels - RF_ROLLOUT_DECIDE_MAX : 0;
-	size_t idx = (size_t)(rel - s->rels);
-	struct rf_rollout_state saved;
 	uint64_t n = 0;
 
-	if (idx < first)
-		return 0;
-	saved = s->rr[idx].state;
-	s->rr[idx].state = *st;
-	for (size_t i = 0; i < s->capdevs; i++) {
-		const struct rf__srv_dev *d = s->devtab[i];
-		struct rf_rollout_answer a;
+	for (size_t i = 0;;) {
+		struct rf__srv_release *rel = rf__srv_rel_by_id(s, id);
+		size_t first =
+		    s->nrels > RF_ROLLOUT_DECIDE_MAX ? s->nrels - RF_ROLLOUT_DECIDE_MAX : 0;
 
-		if (!d || d->release_id != rel->id)
-			continue;
-		struct rf_rollout_device rd = {.id = d->id,
-					       .id_len = d->id_len,
-					       .ring = rf__srv_dev_ring(s, d),
-					       .current = (int)(idx - first),
-					       .fallback = d->fallback};
-		if (rf_rollout_decide(&rd, &s->tenants[d->tenant].policy, s->rr + first,
-				      s->nrels - first, now, &a) == 0 &&
-		    a.reason == RF_ROLLOUT_R_WAITING_FIX)
-			n++;
+		if (!rel || rel->gen != gen)
+			return -EAGAIN;
+		size_t idx = (size_t)(rel - s->rels);
+		if (idx < first)
+			break;
+		struct rf_rollout_state saved = s->rr[idx].state;
+		s->rr[idx].state = *st;
+		for (size_t end = i + STRANDED_SLICE; i < s->ndevs && i < end; i++) {
+			const struct rf__srv_dev *d = rf__srv_dev_at(s, i);
+			struct rf_rollout_answer a;
+
+			if (d->release_id != id)
+				continue;
+			struct rf_rollout_device rd = {.id = rf__srv_dev_id(s, d),
+						       .id_len = d->id_len,
+						       .ring = rf__srv_dev_ring(s, d),
+						       .current = (int)(idx - first),
+						       .fallback = (d->flags & DEV_FALLBACK) != 0};
+			if (rf_rollout_decide(&rd, &s->tenants[d->tenant].policy, s->rr + first,
+					      s->nrels - first, now, &a) == 0 &&
+			    a.reason == RF_ROLLOUT_R_WAITING_FIX)
+				n++;
+		}
+		s->rr[idx].state = saved;
+		if (i >= s->ndevs)
+			break;
+		pthread_mutex_unlock(&s->lock);
+		pthread_mutex_lock(&s->lock);
 	}
-	s->rr[idx].state = saved;
-	return n;
+	*ret = n;
+	return 0;
 }
 
 static int release_action(struct rf_server *s, const struct rf_server_request *q,
@@ -547,8 +622,8 @@ static int release_action(struct rf_server *s, const struct rf_server_request *q
 	json_t *j = NULL;
 	bool force = false;
 	const char *reason = NULL;
+	int64_t now = rf__srv_health_advance(s, rf__srv_now(s));
 	struct rf__srv_release nr = *rel;
-	int64_t now = rf__srv_now(s);
 	int e;
 
 	if (q->body_len) {
@@ -592,7 +667,12 @@ static int release_action(struct rf_server *s, const struct rf_server_request *q
 	 * keep running it and wait for a fix; the operator must know and say so. */
 	uint64_t stranded = 0;
 	if (!strcmp(act, "halt") || !strcmp(act, "rollback")) {
-		stranded = count_stranded(s, rel, &nr.st, now);
+		int64_t id = rel->id;
+		if (count_stranded(s, id, rel->gen, &nr.st, now, &stranded) < 0)
+			return rf__srv_err(r, 409, "conflict", NULL,
+					   "release %lld changed while counting its devices: retry",
+					   (long long)id);
+		rel = rf__srv_rel_by_id(s, id); /* the table may have grown meanwhile */
 		if (stranded && !force)
 			return rf__srv_err(
 			    r, 409, "conflict", "force",
@@ -606,7 +686,13 @@ static int release_action(struct rf_server *s, const struct rf_server_request *q
 	e = rf__srv_release_persist(s, &nr);
 	if (e < 0)
 		return rf__srv_err(r, 503, "unavailable", NULL, "storage: %s", rf_strerror(e));
-	*rel = nr;
+	rel->st = nr.st;
+	rel->gen++;
+	rel->resumed_at = nr.resumed_at;
+	/* Resumed: records from before now no longer count (gates.c counts those with intent_at
+	 * after resumed_at): every one of them was taken by now, so the health starts empty. */
+	if (!strcmp(act, "resume"))
+		memset(rel->acc, 0, sizeof(rel->acc));
 	rf__srv_rr_rebuild(s);
 	rf__srv_audit_action(s, rel, act, why, force, stranded);
 	json_t *out = rf__srv_release_json(s, rel, true);

@@ -33,7 +33,8 @@ static struct rf__srv_devrel *hist_get(struct rf__srv_dev *d, int64_t rel, bool 
 	if (!create)
 		return NULL;
 	/* Reuse the slot of the oldest release (ids grow with time). */
-	d->hist[oldest] = (struct rf__srv_devrel){.release = rel, .intent_at = now};
+	d->hist[oldest] =
+	    (struct rf__srv_devrel){.release = (uint32_t)rel, .intent_at = rf__srv_t32(now)};
 	return &d->hist[oldest];
 }
 
@@ -44,17 +45,17 @@ static void dev_take(struct rf_server *s, struct rf__srv_dev *d, int64_t rel, in
 		if (d->hist[i].release && d->hist[i].release != rel && !d->hist[i].left_at) {
 			const struct rf__srv_release *old =
 			    rf__srv_rel_by_id(s, d->hist[i].release);
-			d->hist[i].left_at = now;
+			d->hist[i].left_at = rf__srv_t32(now);
 			/* Leaving a halted or rolled-back release for another one (the fix, or an
 			 * older release) is what the server told it to do: it obeyed the halt, it
 			 * did not fail (whatever it had reported before still counts). */
 			if (old && (old->st.status == RF_ROLLOUT_HALTED ||
 				    old->st.status == RF_ROLLOUT_ROLLED_BACK))
-				d->hist[i].obeyed = 1;
+				d->hist[i].lqo |= RF__SRV_OBEYED;
 		}
 	/* Back on a release it ran before (its last known good after a rollback): on it again. */
 	hist_get(d, rel, true, now)->left_at = 0;
-	d->release_id = rel;
+	d->release_id = (uint32_t)rel;
 }
 
 /* The release a rollback or quarantine report is about. A rollback always goes to an older
@@ -69,6 +70,49 @@ static int64_t release_left(const struct rf__srv_dev *d, int64_t named)
 		if (d->hist[i].release > newest)
 			newest = d->hist[i].release;
 	return newest;
+}
+
+static uint8_t sat8(unsigned v)
+{
+	return v > 255 ? 255 : (uint8_t)v;
+}
+
+static uint32_t sat32(uint64_t v)
+{
+	return v > UINT32_MAX ? UINT32_MAX : (uint32_t)v;
+}
+
+static void local_add(struct rf__srv_devrel *h)
+{
+	if ((h->lqo & RF__SRV_LOCAL_MAX) < RF__SRV_LOCAL_MAX)
+		h->lqo++;
+}
+
+/* The enrolment's device record: the old one (re-enrolment: new credential, ring, version)
+ * or a new one. Returns 0, or -1 with the reply written. Lock held. */
+static int enroll_record(struct rf_server *s, struct rf__srv_dev *old, int t, const char *use_ring,
+			 const char *ver, const char *mh, const uint8_t cred[32], int64_t now,
+			 struct rf_server_reply *r, struct rf__srv_dev *nd)
+{
+	if (old) {
+		*nd = *old;
+	} else {
+		memset(nd, 0, sizeof(*nd));
+		nd->tenant = (uint16_t)t;
+		nd->flags = s->tenants[t].phase ? DEV_PHASE : 0; /* indexed as the tenant is now */
+		nd->enrolled_at = rf__srv_t32(now);
+		nd->state = 0; /* enrolled */
+		nd->state_at = rf__srv_t32(now);
+	}
+	memcpy(nd->cred, cred, 32);
+	if (rf__srv_intern(s, use_ring, &nd->ring) < 0 ||
+	    (ver && rf__srv_intern(s, ver, &nd->agent_version) < 0) ||
+	    (mh && rf__srv_intern(s, mh, &nd->manifest) < 0))
+		return rf__srv_err(r, 503, "unavailable", NULL,
+				   "the server's string table is full (%u distinct values)",
+				   RF_SRV_STRINGS_MAX);
+	nd->last_seen = rf__srv_t32(now);
+	return 0;
 }
 
 int rf__srv_handle_enroll(struct rf_server *s, const struct rf_server_request *q,
@@ -99,8 +143,9 @@ int rf__srv_handle_enroll(struct rf_server *s, const struct rf_server_request *q
 		rf__srv_err(r, 401, "unauthorized", NULL, "unknown enrollment token");
 		goto unlock;
 	}
-	struct rf__srv_dev *old = rf__srv_dev_find(s, dev_id);
-	if (old && old->tenant != t) {
+	uint32_t idx = 0;
+	struct rf__srv_dev *old = rf__srv_dev_find(s, dev_id, &idx);
+	if (old && old->tenant != (uint16_t)t) {
 		rf__srv_err(r, 409, "conflict", "device_id",
 			    "device id is enrolled under another tenant");
 		goto unlock;
@@ -120,34 +165,17 @@ int rf__srv_handle_enroll(struct rf_server *s, const struct rf_server_request *q
 		goto unlock;
 	}
 	char cred[69];
-	struct rf__srv_dev nd, *d;
+	struct rf__srv_dev nd;
 	if (rf__srv_new_token("rfd_", cred, h) < 0) {
 		rf__srv_err(r, 503, "unavailable", NULL, "no randomness");
 		goto unlock;
 	}
-	int64_t now = rf__srv_now(s);
-	if (old) {
-		nd = *old;
-	} else {
-		memset(&nd, 0, sizeof(nd));
-		nd.id = (char *)dev_id;
-		nd.id_len = strlen(dev_id);
-		nd.tenant = t;
-		nd.enrolled_at = now;
-		rf__srv_copy_str(nd.state, sizeof(nd.state), "enrolled");
-		nd.state_at = now;
-	}
-	memcpy(nd.cred, h, 32);
-	int old_ring = old ? rf__srv_ring_find(s, rf__srv_dev_ring(s, old)) : -1;
-	rf__srv_copy_str(nd.ring, sizeof(nd.ring), use_ring);
-	if (ver)
-		rf__srv_copy_str(nd.agent_version, sizeof(nd.agent_version), ver);
-	if (mh)
-		rf__srv_copy_str(nd.manifest, sizeof(nd.manifest), mh);
-	nd.last_seen = now;
+	int64_t now = rf__srv_health_advance(s, rf__srv_now(s));
+	if (enroll_record(s, old, t, use_ring, ver, mh, h, now, r, &nd) < 0)
+		goto unlock;
 	struct rf_db_device rec;
 	char *hist;
-	int e = rf__srv_dev_record(&nd, s, &rec, &hist);
+	int e = rf__srv_dev_record(&nd, s, dev_id, &rec, &hist);
 	if (e == 0) {
 		e = rf_db_devices_put(s->db, &rec, 1);
 		free(hist);
@@ -157,30 +185,25 @@ int rf__srv_handle_enroll(struct rf_server *s, const struct rf_server_request *q
 		goto unlock;
 	}
 	if (old) {
-		char *id = old->id;
-		*old = nd;
-		old->id = id;
-		old->flags &= (uint8_t)~DEV_SEEN;
+		int old_ring = rf__srv_ring_find(s, rf__srv_dev_ring(s, old));
+		rf__srv_dev_unindex(s, idx);
+		rf__srv_dev_buckets(s, idx, -1);
 		if (old_ring >= 0)
 			s->rings[old_ring].ndevices--;
+		*old = nd;
+		old->flags &= (uint8_t)~DEV_SEEN;
+	} else if (rf__srv_dev_add(s, &nd, dev_id, &idx) < 0) {
+		/* Durable but not in memory: the next start loads it. Tell the device to retry. */
+		rf__srv_err(r, 503, "unavailable", NULL, "out of memory");
+		goto unlock;
 	} else {
-		d = malloc(sizeof(*d));
-		if (d)
-			*d = nd;
-		if (!d || !(d->id = strdup(dev_id)) || rf__srv_dev_insert(s, d) < 0) {
-			/* Durable but not in memory: the next start loads it. Tell the device to
-			 * retry. */
-			if (d)
-				free(d->id);
-			free(d);
-			rf__srv_err(r, 503, "unavailable", NULL, "out of memory");
-			goto unlock;
-		}
 		s->tenants[t].ndevices++;
 	}
 	int nr = rf__srv_ring_find(s, use_ring);
 	if (nr >= 0)
 		s->rings[nr].ndevices++;
+	rf__srv_dev_buckets(s, idx, 1);
+	rf__srv_dev_index(s, idx);
 	atomic_fetch_add(&s->m_enrolls, 1);
 	rf__srv_reply_json(r, 201,
 			   json_pack("{s:s,s:s,s:s,s:s,s:i}", "device_id", dev_id, "tenant",
@@ -210,11 +233,12 @@ static int dev_cred_hash(const struct rf_server_request *q, struct rf_server_rep
 	return 0;
 }
 
-/* The device dev_id if h is its credential's hash, else NULL with the reply written. Lock held. */
+/* The device dev_id (and its index) if h is its credential's hash, else NULL with the reply
+ * written. Lock held. */
 static struct rf__srv_dev *dev_auth(struct rf_server *s, const uint8_t h[32], const char *dev_id,
-				    struct rf_server_reply *r)
+				    struct rf_server_reply *r, uint32_t *ret_idx)
 {
-	struct rf__srv_dev *d = rf__srv_dev_find(s, dev_id);
+	struct rf__srv_dev *d = rf__srv_dev_find(s, dev_id, ret_idx);
 
 	if (!d) {
 		rf__srv_err(r, 401, "unauthorized", "device_id", "unknown device: enroll first");
@@ -335,19 +359,96 @@ static void sb_jstr(struct sb *b, const char *s)
 	sb_printf(b, "\"");
 }
 
-int rf__srv_handle_checkin(struct rf_server *s, const struct rf_server_request *q,
-			   struct rf_server_reply *r)
+/* A check-in request, checked: what it says about the device. */
+struct checkin_req {
+	char dev_id[RF_SRV_ID_MAX + 1], ver[RF_SRV_ID_MAX + 1], mh[RF_SRV_ID_MAX + 1];
+	char cur_sha[RF_SRV_ID_MAX + 1], lg_sha[RF_SRV_ID_MAX + 1];
+	bool has_ver, has_mh, has_cur_sha, has_lg_sha;
+	uint64_t crashes, rollbacks, events, alerts;
+	uint8_t cred_h[32];
+};
+
+/* What the reply needs, copied out under the lock and formatted after it is released. */
+struct brief {
+	bool set;
+	int64_t id, version;
+	uint64_t length;
+	char target[RF_SRV_ID_MAX + 1], sha_hex[65];
+};
+
+struct checkin_out {
+	struct rf_rollout_answer ans;
+	int64_t now;
+	struct brief rel, back;
+	struct {
+		int64_t id;
+		char target[RF_SRV_ID_MAX + 1], reason[RF_ROLLOUT_REASON_MAX];
+	} halted[RF_SRV_HALTED_NOTICES_MAX];
+	size_t nhalted;
+};
+
+/* The body's "state" object: current, last_good, trial, quarantine, safe_mode (checked; only
+ * the current and last good hashes are used). Returns 0 or -1 with the reply written. */
+static int checkin_parse_state(struct jctx *c, int state, struct checkin_req *x)
+{
+	static const char *const sub[] = {"last_good", "trial"};
+	const struct rf_jtok *toks = c->t;
+	char tmp_s[RF_SRV_ID_MAX + 1];
+	uint64_t attempts = 0; /* checked, not used: the agent counts its own attempts */
+	int o, qa, sm, cur;
+	bool has;
+
+	if (jobj(c, state, "current", &cur) < 0 ||
+	    (cur >= 0 && (jfield(c, cur, "target", S_ID, false, tmp_s, &has) < 0 ||
+			  jfield(c, cur, "sha256", S_HEX, false, x->cur_sha, &x->has_cur_sha) < 0)))
+		return -1;
+	for (int i = 0; i < 2; i++)
+		if (jobj(c, state, sub[i], &o) < 0 ||
+		    (o >= 0 && (jfield(c, o, "target", S_ID, false, tmp_s, &has) < 0 ||
+				jfield(c, o, "sha256", S_HEX, false, i ? tmp_s : x->lg_sha,
+				       i ? &has : &x->has_lg_sha) < 0 ||
+				(i == 1 && ju64(c, o, "attempts", &attempts) < 0))))
+			return -1;
+	qa = rf_jget(c->p, toks, state, "quarantine");
+	if (qa >= 0 && toks[qa].type != RF_J_NULL) {
+		if (toks[qa].type != RF_J_ARR)
+			return rf__srv_err(c->r, 400, "invalid_field", "quarantine",
+					   "'quarantine' must be an array");
+		if (toks[qa].size > RF_SRV_QUARANTINE_MAX)
+			return rf__srv_err(c->r, 400, "invalid_field", "quarantine",
+					   "'quarantine' lists more than %d hashes",
+					   RF_SRV_QUARANTINE_MAX);
+		for (uint32_t k = (uint32_t)qa + 1; k < toks[qa].next; k = toks[k].next) {
+			uint8_t tmp[32];
+			if (toks[k].type != RF_J_STR || toks[k].escaped ||
+			    toks[k].end - toks[k].start != 64 ||
+			    rf_hex_decode((const char *)c->p + toks[k].start, 64, tmp, 32) < 0)
+				return rf__srv_err(c->r, 400, "invalid_field", "quarantine",
+						   "'quarantine' entries must be 64 hex digits");
+		}
+	}
+	sm = rf_jget(c->p, toks, state, "safe_mode");
+	if (sm >= 0 && toks[sm].type != RF_J_TRUE && toks[sm].type != RF_J_FALSE &&
+	    toks[sm].type != RF_J_NULL)
+		return rf__srv_err(c->r, 400, "invalid_field", "safe_mode",
+				   "'safe_mode' must be a boolean");
+	return 0;
+}
+
+/* Step 1: check the whole request (size, type, JSON, every member) and hash the credential;
+ * nothing is touched. Returns 0 or -1 with the reply written. */
+static int checkin_parse(const struct rf_server_request *q, struct rf_server_reply *r,
+			 struct checkin_req *x)
 {
 	struct rf_jtok toks[RF_SRV_CHECKIN_VALUES_MAX];
 	struct jctx c = {q->body, toks, r};
-	char dev_id[RF_SRV_ID_MAX + 1], x[RF_SRV_ID_MAX + 1], ver[RF_SRV_ID_MAX + 1];
-	char mh[RF_SRV_ID_MAX + 1], cur_sha[RF_SRV_ID_MAX + 1], lg_sha[RF_SRV_ID_MAX + 1];
-	bool has, has_ver, has_mh, has_cur_sha = false, has_lg_sha = false;
-	int state, health, cur = -1;
-	uint64_t crashes = 0, rollbacks = 0, events = 0, alerts = 0;
+	char tmp_s[RF_SRV_ID_MAX + 1];
+	bool has;
+	int state, health;
 	size_t ntok, off = 0;
 	int e;
 
+	memset(x, 0, sizeof(*x));
 	if (q->body_len > RF_SRV_DEVICE_BODY_MAX)
 		return rf__srv_err(r, 413, "too_large", NULL,
 				   "request body of %zu bytes is over the limit of %u", q->body_len,
@@ -370,195 +471,147 @@ int rf__srv_handle_checkin(struct rf_server *s, const struct rf_server_request *
 	if (toks[0].type != RF_J_OBJ)
 		return rf__srv_err(r, 400, "malformed_json", NULL,
 				   "the body must be a JSON object");
-	if (jfield(&c, 0, "device_id", S_ID, true, dev_id, &has) < 0 ||
-	    jfield(&c, 0, "ring", S_ID, false, x, &has) < 0 ||
-	    jfield(&c, 0, "agent_version", S_ID, false, ver, &has_ver) < 0 ||
-	    jfield(&c, 0, "manifest_hash", S_HEX, false, mh, &has_mh) < 0 ||
+	if (jfield(&c, 0, "device_id", S_ID, true, x->dev_id, &has) < 0 ||
+	    jfield(&c, 0, "ring", S_ID, false, tmp_s, &has) < 0 ||
+	    jfield(&c, 0, "agent_version", S_ID, false, x->ver, &x->has_ver) < 0 ||
+	    jfield(&c, 0, "manifest_hash", S_HEX, false, x->mh, &x->has_mh) < 0 ||
 	    jobj(&c, 0, "state", &state) < 0 || jobj(&c, 0, "health", &health) < 0)
 		return -1;
-	if (state >= 0) {
-		static const char *const sub[] = {"last_good", "trial"};
-		uint64_t attempts = 0; /* checked, not used: the agent counts its own attempts */
-		int o, qa, sm;
-
-		if (jobj(&c, state, "current", &cur) < 0 ||
-		    (cur >= 0 &&
-		     (jfield(&c, cur, "target", S_ID, false, x, &has) < 0 ||
-		      jfield(&c, cur, "sha256", S_HEX, false, cur_sha, &has_cur_sha) < 0)))
-			return -1;
-		for (int i = 0; i < 2; i++)
-			if (jobj(&c, state, sub[i], &o) < 0 ||
-			    (o >= 0 && (jfield(&c, o, "target", S_ID, false, x, &has) < 0 ||
-					jfield(&c, o, "sha256", S_HEX, false, i ? x : lg_sha,
-					       i ? &has : &has_lg_sha) < 0 ||
-					(i == 1 && ju64(&c, o, "attempts", &attempts) < 0))))
-				return -1;
-		qa = rf_jget(q->body, toks, state, "quarantine");
-		if (qa >= 0 && toks[qa].type != RF_J_NULL) {
-			if (toks[qa].type != RF_J_ARR)
-				return rf__srv_err(r, 400, "invalid_field", "quarantine",
-						   "'quarantine' must be an array");
-			if (toks[qa].size > RF_SRV_QUARANTINE_MAX)
-				return rf__srv_err(r, 400, "invalid_field", "quarantine",
-						   "'quarantine' lists more than %d hashes",
-						   RF_SRV_QUARANTINE_MAX);
-			for (uint32_t k = (uint32_t)qa + 1; k < toks[qa].next; k = toks[k].next) {
-				uint8_t tmp[32];
-				if (toks[k].type != RF_J_STR || toks[k].escaped ||
-				    toks[k].end - toks[k].start != 64 ||
-				    rf_hex_decode((const char *)q->body + toks[k].start, 64, tmp,
-						  32) < 0)
-					return rf__srv_err(
-					    r, 400, "invalid_field", "quarantine",
-					    "'quarantine' entries must be 64 hex digits");
-			}
-		}
-		sm = rf_jget(q->body, toks, state, "safe_mode");
-		if (sm >= 0 && toks[sm].type != RF_J_TRUE && toks[sm].type != RF_J_FALSE &&
-		    toks[sm].type != RF_J_NULL)
-			return rf__srv_err(r, 400, "invalid_field", "safe_mode",
-					   "'safe_mode' must be a boolean");
-	}
-	if (health >= 0 &&
-	    (ju64(&c, health, "crashes", &crashes) < 0 ||
-	     ju64(&c, health, "rollbacks", &rollbacks) < 0 ||
-	     ju64(&c, health, "events", &events) < 0 || ju64(&c, health, "alerts", &alerts) < 0))
+	if (state >= 0 && checkin_parse_state(&c, state, x) < 0)
 		return -1;
-
-	uint8_t cred_h[32];
-	if (dev_cred_hash(q, r, cred_h) < 0)
+	if (health >= 0 && (ju64(&c, health, "crashes", &x->crashes) < 0 ||
+			    ju64(&c, health, "rollbacks", &x->rollbacks) < 0 ||
+			    ju64(&c, health, "events", &x->events) < 0 ||
+			    ju64(&c, health, "alerts", &x->alerts) < 0))
 		return -1;
+	return dev_cred_hash(q, r, x->cred_h);
+}
 
-	/* Under the lock only the device update and the decision; what the reply needs is copied
-	 * out and formatted after the lock is released. */
-	struct brief {
-		bool set;
-		int64_t id, version;
-		uint64_t length;
-		char target[RF_SRV_ID_MAX + 1], sha_hex[65];
-	} rel_out = {0}, back_out = {0};
-	struct {
-		int64_t id;
-		char target[RF_SRV_ID_MAX + 1], reason[RF_ROLLOUT_REASON_MAX];
-	} halted[RF_SRV_HALTED_NOTICES_MAX];
-	size_t nhalted = 0;
-	struct rf_rollout_answer ans;
-	int64_t now;
+/* Step 2 (lock held): what the check-in says about the device (seen, agent version, manifest,
+ * the release it runs, its health counters). Returns the release it runs, or NULL. */
+static const struct rf__srv_release *checkin_update(struct rf_server *s, uint32_t idx,
+						    const struct checkin_req *x, int64_t now)
+{
+	struct rf__srv_dev *d = rf__srv_dev_at(s, idx);
+	const struct rf__srv_release *cur_rel = NULL;
+	uint16_t v;
 
-	pthread_mutex_lock(&s->lock);
-	struct rf__srv_dev *d = dev_auth(s, cred_h, dev_id, r);
-	if (!d) {
-		pthread_mutex_unlock(&s->lock);
-		return -1;
-	}
-	now = rf__srv_now(s);
-	d->last_seen = now;
+	d->last_seen = rf__srv_t32(now);
 	d->flags |= DEV_SEEN;
-	if (has_ver && strcmp(ver, d->agent_version)) {
-		rf__srv_copy_str(d->agent_version, sizeof(d->agent_version), ver);
-		d->flags |= DEV_DIRTY;
+	/* A full string table keeps the old value in memory (limits.h RF_SRV_STRINGS_MAX). */
+	if (x->has_ver && strcmp(x->ver, rf__srv_str(s, d->agent_version)) &&
+	    rf__srv_intern(s, x->ver, &v) == 0) {
+		d->agent_version = v;
+		(void)rf__srv_dev_dirty(s, idx);
 	}
-	if (has_mh && strcmp(mh, d->manifest)) {
-		rf__srv_copy_str(d->manifest, sizeof(d->manifest), mh);
-		d->flags |= DEV_DIRTY;
+	if (x->has_mh && strcmp(x->mh, rf__srv_str(s, d->manifest)) &&
+	    rf__srv_intern(s, x->mh, &v) == 0) {
+		d->manifest = v;
+		(void)rf__srv_dev_dirty(s, idx);
 	}
 	/* Which release the device runs: by content hash (the agent's truth). */
-	const struct rf__srv_release *cur_rel = NULL;
-	if (has_cur_sha) {
+	if (x->has_cur_sha) {
 		uint8_t sha[32];
-		if (rf_hex_decode(cur_sha, 64, sha, 32) == 0)
+		if (rf_hex_decode(x->cur_sha, 64, sha, 32) == 0)
 			cur_rel = rf__srv_rel_by_sha(s, sha);
 	}
 	if (cur_rel && cur_rel->id != d->release_id) {
 		dev_take(s, d, cur_rel->id, now);
-		d->flags |= DEV_DIRTY;
+		(void)rf__srv_dev_dirty(s, idx);
 	}
 	/* Health counters are cumulative on the agent and sent in every check-in, so losing them
 	 * in a crash loses nothing: they are kept in memory and written with the heartbeats (an
 	 * active agent's counters change at every check-in; writing them each time would make
 	 * every check-in a database write). */
-	if (crashes != d->crashes || rollbacks != d->rollbacks || alerts != d->alerts ||
-	    events != d->events) {
-		d->crashes = crashes;
-		d->rollbacks = rollbacks;
-		d->alerts = alerts;
-		d->events = events;
-		if (cur_rel) {
-			struct rf__srv_devrel *h = hist_get(d, cur_rel->id, false, now);
-			if (h && alerts > h->alerts)
-				h->alerts = alerts;
-		}
+	d->crashes = sat32(x->crashes);
+	d->rollbacks = sat32(x->rollbacks);
+	d->alerts = sat32(x->alerts);
+	d->events = sat32(x->events);
+	if (cur_rel) {
+		struct rf__srv_devrel *h = hist_get(d, cur_rel->id, false, now);
+		if (h && d->alerts > h->alerts)
+			h->alerts = d->alerts;
 	}
+	return cur_rel;
+}
 
-	/* The decision: the rollout engine over at most RF_ROLLOUT_DECIDE_MAX newest releases. */
+static void brief_of(struct brief *b, const struct rf__srv_release *rel)
+{
+	if (!rel)
+		return;
+	b->set = true;
+	b->id = rel->id;
+	b->version = rel->version;
+	b->length = rel->length;
+	memcpy(b->target, rel->target, sizeof(b->target));
+	memcpy(b->sha_hex, rel->sha_hex, sizeof(b->sha_hex));
+}
+
+/* Step 3 (lock held): the decision, rf_rollout_decide over at most RF_ROLLOUT_DECIDE_MAX newest
+ * releases, and what the reply needs copied into o. */
+static int checkin_decide(struct rf_server *s, uint32_t idx, const struct checkin_req *x,
+			  const struct rf__srv_release *cur_rel, struct checkin_out *o)
+{
+	struct rf__srv_dev *d = rf__srv_dev_at(s, idx);
 	size_t first = s->nrels > RF_ROLLOUT_DECIDE_MAX ? s->nrels - RF_ROLLOUT_DECIDE_MAX : 0;
 	/* A last known good other than what it runs: the device has somewhere of its own to go
 	 * back to, so "roll back to your last known good" (rollback_to null) means something. */
-	struct rf_rollout_device rd = {.id = d->id,
+	struct rf_rollout_device rd = {.id = rf__srv_dev_id(s, d),
 				       .id_len = d->id_len,
 				       .ring = rf__srv_dev_ring(s, d),
 				       .current = -1,
-				       .fallback = has_lg_sha};
-	if (has_lg_sha && has_cur_sha) {
+				       .fallback = x->has_lg_sha};
+	int e;
+
+	if (x->has_lg_sha && x->has_cur_sha) {
 		uint8_t a[32], b[32];
-		rd.fallback = rf_hex_decode(lg_sha, 64, a, 32) < 0 ||
-			      rf_hex_decode(cur_sha, 64, b, 32) < 0 || memcmp(a, b, 32) != 0;
+		rd.fallback = rf_hex_decode(x->lg_sha, 64, a, 32) < 0 ||
+			      rf_hex_decode(x->cur_sha, 64, b, 32) < 0 || memcmp(a, b, 32) != 0;
 	}
 	if (cur_rel) {
-		size_t idx = (size_t)(cur_rel - s->rels);
-		if (idx >= first)
-			rd.current = (int)(idx - first);
+		size_t i = (size_t)(cur_rel - s->rels);
+		if (i >= first)
+			rd.current = (int)(i - first);
 	}
 	e = rf_rollout_decide(&rd, &s->tenants[d->tenant].policy, s->rr + first, s->nrels - first,
-			      now, &ans);
-	d->fallback = rd.fallback;
-	if (e == 0) {
-		d->answer_reason = ans.reason;
-		const struct rf__srv_release *target =
-		    ans.release >= 0 ? &s->rels[first + (size_t)ans.release] : NULL;
-		const struct rf__srv_release *rel =
-		    ans.action == RF_ROLLOUT_GO_BACK ? cur_rel : target;
-		const struct rf__srv_release *back =
-		    ans.action == RF_ROLLOUT_GO_BACK ? target : NULL;
-		struct brief *out[2] = {&rel_out, &back_out};
-		const struct rf__srv_release *in[2] = {rel, back};
-		for (int k = 0; k < 2; k++) {
-			if (!in[k])
-				continue;
-			out[k]->set = true;
-			out[k]->id = in[k]->id;
-			out[k]->version = in[k]->version;
-			out[k]->length = in[k]->length;
-			memcpy(out[k]->target, in[k]->target, sizeof(out[k]->target));
-			memcpy(out[k]->sha_hex, in[k]->sha_hex, sizeof(out[k]->sha_hex));
-		}
-		for (size_t i = s->nrels; i-- > 0 && nhalted < RF_SRV_HALTED_NOTICES_MAX;) {
-			const struct rf__srv_release *hr = &s->rels[i];
-			if (hr->st.status != RF_ROLLOUT_HALTED &&
-			    hr->st.status != RF_ROLLOUT_ROLLED_BACK)
-				continue;
-			halted[nhalted].id = hr->id;
-			memcpy(halted[nhalted].target, hr->target, sizeof(halted[0].target));
-			memcpy(halted[nhalted].reason, hr->st.halt_reason,
-			       sizeof(halted[0].reason));
-			nhalted++;
-		}
-	}
-	pthread_mutex_unlock(&s->lock);
+			      o->now, &o->ans);
+	d->flags = (uint8_t)(rd.fallback ? d->flags | DEV_FALLBACK : d->flags & ~DEV_FALLBACK);
 	if (e < 0)
-		return rf__srv_err(r, 503, "unavailable", NULL, "decision failed: %s",
-				   rf_strerror(e));
+		return e;
+	d->answer_reason = (uint8_t)o->ans.reason;
+	const struct rf__srv_release *target =
+	    o->ans.release >= 0 ? &s->rels[first + (size_t)o->ans.release] : NULL;
+	brief_of(&o->rel, o->ans.action == RF_ROLLOUT_GO_BACK ? cur_rel : target);
+	brief_of(&o->back, o->ans.action == RF_ROLLOUT_GO_BACK ? target : NULL);
+	for (size_t i = s->nrels; i-- > 0 && o->nhalted < RF_SRV_HALTED_NOTICES_MAX;) {
+		const struct rf__srv_release *hr = &s->rels[i];
+		if (hr->st.status != RF_ROLLOUT_HALTED && hr->st.status != RF_ROLLOUT_ROLLED_BACK)
+			continue;
+		o->halted[o->nhalted].id = hr->id;
+		memcpy(o->halted[o->nhalted].target, hr->target, sizeof(o->halted[0].target));
+		memcpy(o->halted[o->nhalted].reason, hr->st.halt_reason,
+		       sizeof(o->halted[0].reason));
+		o->nhalted++;
+	}
+	return 0;
+}
 
+/* Step 4 (no lock): the reply, written into one buffer. */
+static int checkin_format(struct rf_server *s, const struct checkin_out *o,
+			  struct rf_server_reply *r)
+{
 	struct sb b = {.cap = 16384};
+	const struct rf_rollout_answer *ans = &o->ans;
+
 	b.p = malloc(b.cap);
 	if (!b.p)
 		return rf__srv_err(r, 503, "unavailable", NULL, "out of memory");
-	const char *action = ans.action == RF_ROLLOUT_INSTALL	? "install"
-			     : ans.action == RF_ROLLOUT_GO_BACK ? "rollback"
-								: "stay";
+	const char *action = ans->action == RF_ROLLOUT_INSTALL	 ? "install"
+			     : ans->action == RF_ROLLOUT_GO_BACK ? "rollback"
+								 : "stay";
 	sb_printf(&b, "{\"action\":\"%s\",\"reason\":\"%s\"", action,
-		  rf_rollout_reason_name(ans.reason));
-	const struct brief *br[2] = {&rel_out, &back_out};
+		  rf_rollout_reason_name(ans->reason));
+	const struct brief *br[2] = {&o->rel, &o->back};
 	static const char *const key[2] = {"release", "rollback_to"};
 	for (int k = 0; k < 2; k++) {
 		/* target is an identifier ([A-Za-z0-9._:/-], checked at creation): no escaping. */
@@ -572,23 +625,54 @@ int rf__srv_handle_checkin(struct rf_server *s, const struct rf_server_request *
 				  (unsigned long long)br[k]->length, (long long)br[k]->version);
 	}
 	sb_printf(&b, ",\"halted\":[");
-	for (size_t i = 0; i < nhalted; i++) {
+	for (size_t i = 0; i < o->nhalted; i++) {
 		sb_printf(&b, "%s{\"release\":%lld,\"target\":\"%s\",\"reason\":", i ? "," : "",
-			  (long long)halted[i].id, halted[i].target);
-		sb_jstr(&b, halted[i].reason);
+			  (long long)o->halted[i].id, o->halted[i].target);
+		sb_jstr(&b, o->halted[i].reason);
 		sb_printf(&b, "}");
 	}
 	sb_printf(&b, "],\"poll_interval\":%u,\"server_time\":%lld}", s->poll_interval,
-		  (long long)now);
+		  (long long)o->now);
 	if (b.full) {
 		free(b.p);
 		return rf__srv_err(r, 503, "unavailable", NULL, "reply too large");
 	}
-	atomic_fetch_add(&s->m_checkins, 1);
 	r->status = 200;
 	r->content_type = "application/json";
 	r->body = b.p;
 	r->len = b.n;
+	return 0;
+}
+
+int rf__srv_handle_checkin(struct rf_server *s, const struct rf_server_request *q,
+			   struct rf_server_reply *r)
+{
+	struct checkin_req x;
+	struct checkin_out o;
+	uint32_t idx;
+	int e;
+
+	if (checkin_parse(q, r, &x) < 0)
+		return -1;
+	memset(&o, 0, sizeof(o));
+	pthread_mutex_lock(&s->lock);
+	if (!dev_auth(s, x.cred_h, x.dev_id, r, &idx)) {
+		pthread_mutex_unlock(&s->lock);
+		return -1;
+	}
+	/* The device's records leave the health counts while it changes (gates.c). */
+	o.now = rf__srv_health_advance(s, rf__srv_now(s));
+	rf__srv_dev_unindex(s, idx);
+	const struct rf__srv_release *cur_rel = checkin_update(s, idx, &x, o.now);
+	e = checkin_decide(s, idx, &x, cur_rel, &o);
+	rf__srv_dev_index(s, idx);
+	pthread_mutex_unlock(&s->lock);
+	if (e < 0)
+		return rf__srv_err(r, 503, "unavailable", NULL, "decision failed: %s",
+				   rf_strerror(e));
+	if (checkin_format(s, &o, r) < 0)
+		return -1;
+	atomic_fetch_add(&s->m_checkins, 1);
 	return 0;
 }
 
@@ -647,10 +731,11 @@ int rf__srv_handle_report(struct rf_server *s, const struct rf_server_request *q
 	if (dev_cred_hash(q, r, cred_h) < 0)
 		goto out;
 	pthread_mutex_lock(&s->lock);
-	struct rf__srv_dev *d = dev_auth(s, cred_h, dev_id, r);
+	uint32_t idx;
+	struct rf__srv_dev *d = dev_auth(s, cred_h, dev_id, r, &idx);
 	if (!d)
 		goto unlock;
-	int64_t now = rf__srv_now(s);
+	int64_t now = rf__srv_health_advance(s, rf__srv_now(s));
 	const struct rf__srv_release *rel = NULL;
 	if (sha) {
 		uint8_t b[32];
@@ -663,9 +748,9 @@ int rf__srv_handle_report(struct rf_server *s, const struct rf_server_request *q
 	/* The device state the report leads to, computed on a copy: memory changes only after
 	 * the store committed it. */
 	struct rf__srv_dev nd = *d;
-	nd.last_seen = now;
-	rf__srv_copy_str(nd.state, sizeof(nd.state), event);
-	nd.state_at = now;
+	nd.last_seen = rf__srv_t32(now);
+	nd.state = (uint8_t)(1 + ev);
+	nd.state_at = rf__srv_t32(now);
 	if (rel && (ev == EV_ROLLED_BACK || ev == EV_QUARANTINED)) {
 		const struct rf__srv_release *left =
 		    rf__srv_rel_by_id(s, release_left(&nd, rel->id));
@@ -691,37 +776,37 @@ int rf__srv_handle_report(struct rf_server *s, const struct rf_server_request *q
 		switch (ev) {
 		case EV_HEALTHY:
 			if (h && !h->healthy_at)
-				h->healthy_at = now;
+				h->healthy_at = rf__srv_t32(now);
 			break;
 		case EV_CRASHED:
 			if (h && content)
-				h->crashes++;
+				h->crashes = sat8(h->crashes + 1u);
 			else if (h && why != CAUSE_SERVER)
-				h->local++;
+				local_add(h);
 			break;
 		case EV_ROLLED_BACK:
 			if (h) {
 				if (content)
-					h->rollbacks++;
+					h->rollbacks = sat8(h->rollbacks + 1u);
 				else if (why == CAUSE_SERVER)
-					h->obeyed = 1;
+					h->lqo |= RF__SRV_OBEYED;
 				else
-					h->local++;
+					local_add(h);
 				if (!h->left_at)
-					h->left_at = now;
+					h->left_at = rf__srv_t32(now);
 			}
 			break;
 		case EV_REJECTED:
 			if (h && content)
-				h->rejects++;
+				h->rejects = sat8(h->rejects + 1u);
 			else if (h && why != CAUSE_SERVER)
-				h->local++;
+				local_add(h);
 			break;
 		case EV_QUARANTINED:
 			if (h && content)
-				h->quarantined = 1;
+				h->lqo |= RF__SRV_QUARANTINED;
 			else if (h && why != CAUSE_SERVER)
-				h->local++;
+				local_add(h);
 			break;
 		default:
 			break;
@@ -741,7 +826,7 @@ int rf__srv_handle_report(struct rf_server *s, const struct rf_server_request *q
 	struct rf_db_device rec;
 	char *hist;
 	bool dup = false;
-	int e = rf__srv_dev_record(&nd, s, &rec, &hist);
+	int e = rf__srv_dev_record(&nd, s, dev_id, &rec, &hist);
 	if (e == 0) {
 		e = rf_db_report_add(s->db, &rep, &rec, &dup);
 		free(hist);
@@ -755,7 +840,9 @@ int rf__srv_handle_report(struct rf_server *s, const struct rf_server_request *q
 		rf__srv_reply_json(r, 200, json_pack("{s:b,s:b}", "recorded", 0, "duplicate", 1));
 	} else {
 		nd.flags &= (uint8_t) ~(DEV_DIRTY | DEV_SEEN);
+		rf__srv_dev_unindex(s, idx);
 		*d = nd;
+		rf__srv_dev_index(s, idx);
 		atomic_fetch_add(&s->m_reports[ev], 1);
 		rf__srv_reply_json(r, 201, json_pack("{s:b}", "recorded", 1));
 	}

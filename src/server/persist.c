@@ -89,17 +89,89 @@ static char *hist_to_string(const struct rf__srv_dev *d)
 		    a, json_pack("[I,I,I,I,i,i,i,i,I,I,i]", (json_int_t)h->release,
 				 (json_int_t)h->intent_at, (json_int_t)h->healthy_at,
 				 (json_int_t)h->left_at, (int)h->crashes, (int)h->rollbacks,
-				 (int)h->rejects, (int)h->quarantined, (json_int_t)h->alerts,
-				 (json_int_t)h->local, (int)h->obeyed));
+				 (int)h->rejects, (h->lqo & RF__SRV_QUARANTINED) != 0,
+				 (json_int_t)h->alerts, (json_int_t)(h->lqo & RF__SRV_LOCAL_MAX),
+				 (h->lqo & RF__SRV_OBEYED) != 0));
 	}
 	out = a ? json_dumps(a, JSON_COMPACT) : NULL;
 	json_decref(a);
 	return out;
 }
 
+static uint32_t sat(json_int_t v, uint32_t max)
+{
+	return v <= 0 ? 0 : (uint64_t)v >= max ? max : (uint32_t)v;
+}
+
+static void hist_set(struct rf__srv_devrel *h, const json_int_t x[11])
+{
+	*h = (struct rf__srv_devrel){
+	    .release = sat(x[0], UINT32_MAX),
+	    .intent_at = sat(x[1], UINT32_MAX),
+	    .healthy_at = sat(x[2], UINT32_MAX),
+	    .left_at = sat(x[3], UINT32_MAX),
+	    .crashes = (uint8_t)sat(x[4], 255),
+	    .rollbacks = (uint8_t)sat(x[5], 255),
+	    .rejects = (uint8_t)sat(x[6], 255),
+	    .alerts = sat(x[8], UINT32_MAX),
+	    .lqo = (uint8_t)(sat(x[9], RF__SRV_LOCAL_MAX) | (x[7] ? RF__SRV_QUARANTINED : 0) |
+			     (x[10] ? RF__SRV_OBEYED : 0)),
+	};
+}
+
+/* The compact form hist_to_string writes ("[[1,2,...],[...]]", non-negative integers, no
+ * space), read without an allocation: loading a million devices at start spends most of its
+ * time here otherwise. Returns false on anything else (then jansson reads it). */
+static bool hist_fast(const char *p, struct rf__srv_dev *d)
+{
+	struct rf__srv_devrel h[RF__SRV_HIST];
+	int n = 0;
+
+	if (*p++ != '[')
+		return false;
+	if (*p == ']')
+		return p[1] == 0;
+	for (;;) {
+		json_int_t x[11] = {0};
+		int k = 0;
+		if (*p++ != '[' || n == RF__SRV_HIST)
+			return false;
+		for (;;) {
+			json_int_t v = 0;
+			if (k == 11 || *p < '0' || *p > '9')
+				return false;
+			for (int digits = 0; *p >= '0' && *p <= '9'; p++)
+				if (++digits > 18)
+					return false;
+				else
+					v = v * 10 + (*p - '0');
+			x[k++] = v;
+			if (*p == ',') {
+				p++;
+				continue;
+			}
+			if (*p++ != ']' || (k != 11 && k != 9))
+				return false;
+			break;
+		}
+		hist_set(&h[n++], x);
+		if (*p == ',') {
+			p++;
+			continue;
+		}
+		if (p[0] != ']' || p[1] != 0)
+			return false;
+		break;
+	}
+	memcpy(d->hist, h, (size_t)n * sizeof(h[0]));
+	return true;
+}
+
 void rf__srv_hist_from_string(const char *text, struct rf__srv_dev *d)
 {
-	json_t *a = *text ? json_loads(text, 0, NULL) : NULL;
+	if (!*text || hist_fast(text, d))
+		return;
+	json_t *a = json_loads(text, 0, NULL);
 	size_t i;
 	json_t *v;
 
@@ -112,40 +184,28 @@ void rf__srv_hist_from_string(const char *text, struct rf__srv_dev *d)
 		     json_unpack(v, "[IIIIIIIII]", &x[0], &x[1], &x[2], &x[3], &x[4], &x[5], &x[6],
 				 &x[7], &x[8]) < 0))
 			break;
-		d->hist[i] = (struct rf__srv_devrel){
-		    .release = x[0],
-		    .intent_at = x[1],
-		    .healthy_at = x[2],
-		    .left_at = x[3],
-		    .crashes = (uint32_t)x[4],
-		    .rollbacks = (uint32_t)x[5],
-		    .rejects = (uint32_t)x[6],
-		    .quarantined = (uint32_t)x[7],
-		    .alerts = (uint64_t)x[8],
-		    .local = (uint32_t)x[9],
-		    .obeyed = x[10] != 0,
-		};
+		hist_set(&d->hist[i], x);
 	}
 	json_decref(a);
 }
 
-/* The store record of d; strings point into d, *hist must be freed. */
-int rf__srv_dev_record(const struct rf__srv_dev *d, const struct rf_server *s,
+/* The store record of d (its id: id); strings point into d and s, *hist must be freed. */
+int rf__srv_dev_record(const struct rf__srv_dev *d, const struct rf_server *s, const char *id,
 		       struct rf_db_device *rec, char **hist)
 {
 	*hist = hist_to_string(d);
 	if (!*hist)
 		return -ENOMEM;
 	*rec = (struct rf_db_device){
-	    .id = d->id,
+	    .id = id,
 	    .tenant = s->tenants[d->tenant].name,
-	    .ring = d->ring,
-	    .agent_version = d->agent_version,
-	    .manifest_hash = d->manifest,
+	    .ring = s->strs[d->ring],
+	    .agent_version = s->strs[d->agent_version],
+	    .manifest_hash = s->strs[d->manifest],
 	    .enrolled_at = d->enrolled_at,
 	    .last_seen = d->last_seen,
 	    .release_id = d->release_id,
-	    .state = d->state,
+	    .state = rf__srv_state_name(d->state),
 	    .state_at = d->state_at,
 	    .crashes = d->crashes,
 	    .rollbacks = d->rollbacks,
@@ -179,52 +239,76 @@ int rf__srv_release_persist(struct rf_server *s, const struct rf__srv_release *r
 	return r;
 }
 
-int rf__srv_flush_devices(struct rf_server *s, bool heartbeats)
+/* Write the devices idx[0..n) in one transaction; their flags cleared on success. */
+static int flush_batch(struct rf_server *s, const uint32_t *idx, size_t n)
 {
-	struct rf_db_device *recs = NULL;
-	char **hists = NULL;
-	struct rf__srv_dev **which = NULL;
-	size_t n = 0, cap = 0;
-	int e = 0;
+	struct rf_db_device *recs = calloc(n ? n : 1, sizeof(*recs));
+	char **hists = calloc(n ? n : 1, sizeof(*hists));
+	size_t k = 0;
+	int e = recs && hists ? 0 : -ENOMEM;
 
-	for (size_t i = 0; i < s->capdevs && e == 0; i++) {
-		struct rf__srv_dev *d = s->devtab[i];
-		if (!d || !(d->flags & DEV_DIRTY || (heartbeats && d->flags & DEV_SEEN)))
-			continue;
-		if (n == cap) {
-			size_t nc = cap ? cap * 2 : 256;
-			void *a = realloc(recs, nc * sizeof(*recs)), *b, *c;
-			if (a)
-				recs = a;
-			b = realloc(hists, nc * sizeof(*hists));
-			if (b)
-				hists = b;
-			c = realloc(which, nc * sizeof(*which));
-			if (c)
-				which = c;
-			if (!a || !b || !c) {
-				e = -ENOMEM;
-				break;
-			}
-			cap = nc;
-		}
-		e = rf__srv_dev_record(d, s, &recs[n], &hists[n]);
-		if (e == 0)
-			which[n++] = d;
+	for (; k < n && e == 0; k++) {
+		const struct rf__srv_dev *d = rf__srv_dev_at(s, idx[k]);
+		e = rf__srv_dev_record(d, s, rf__srv_dev_id(s, d), &recs[k], &hists[k]);
+		if (e < 0)
+			break;
 	}
 	if (e == 0 && n) {
 		e = rf_db_devices_put(s->db, recs, n);
 		if (e == 0) {
 			for (size_t i = 0; i < n; i++)
-				which[i]->flags = 0;
+				rf__srv_dev_at(s, idx[i])->flags &=
+				    (uint8_t) ~(DEV_DIRTY | DEV_SEEN);
 			atomic_fetch_add(&s->m_flushes, 1);
 			atomic_fetch_add(&s->m_flushed_rows, n);
 		}
 	}
-	for (size_t i = 0; i < n; i++)
+	for (size_t i = 0; hists && i < k; i++)
 		free(hists[i]);
 	free(recs);
 	free(hists);
-	free(which);
+	return e;
+}
+
+#define FLUSH_BATCH 65536
+
+int rf__srv_flush_devices(struct rf_server *s, bool heartbeats)
+{
+	size_t n = 0;
+	int e = 0;
+
+	/* State changes: the dirty list, so the tick's work is the devices that changed. */
+	for (size_t i = 0; i < s->ndirty; i++) {
+		struct rf__srv_dev *d = rf__srv_dev_at(s, s->dirty[i]);
+		if (d->flags & DEV_DIRTY)
+			s->dirty[n++] = s->dirty[i];
+		else
+			d->flags &= (uint8_t)~DEV_QUEUED;
+	}
+	for (size_t i = 0; i < n && e == 0; i += FLUSH_BATCH)
+		e = flush_batch(s, s->dirty + i, n - i < FLUSH_BATCH ? n - i : FLUSH_BATCH);
+	if (e < 0) {
+		s->ndirty = n; /* retried at the next tick */
+		return e;
+	}
+	for (size_t i = 0; i < n; i++)
+		rf__srv_dev_at(s, s->dirty[i])->flags &= (uint8_t)~DEV_QUEUED;
+	s->ndirty = 0;
+	if (!heartbeats)
+		return 0;
+	/* Heartbeats (last seen, health counters): at shutdown only, a pass over the devices. */
+	uint32_t *batch = malloc(FLUSH_BATCH * sizeof(*batch));
+	if (!batch)
+		return -ENOMEM;
+	n = 0;
+	for (size_t i = 0; i < s->ndevs && e == 0; i++) {
+		if (rf__srv_dev_at(s, i)->flags & (DEV_SEEN | DEV_DIRTY))
+			batch[n++] = (uint32_t)i;
+		if (n == FLUSH_BATCH || (i + 1 == s->ndevs && n)) {
+			e = flush_batch(s, batch, n);
+			n = 0;
+		}
+	}
+	free(batch);
 	return e;
 }

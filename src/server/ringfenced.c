@@ -298,9 +298,19 @@ int main(int argc, char **argv)
 	o.repo_dir = repo;
 	o.poll_interval_s = (unsigned)poll;
 	o.log = audit_log;
+	uint64_t t0 = rf_now_mono_ns();
+	clock_t c0 = clock();
 	r = rf_server_new(&o, &d, &s);
 	if (r < 0)
 		return db_refused(db, r, &d);
+	struct rf_server_stats st;
+	rf_server_stats(s, &st);
+	rf_log_info("loaded %llu devices in %.2f s (%.2f s CPU); working set %.1f MiB, %llu bytes "
+		    "a device (devices: %llu bytes a device)",
+		    (unsigned long long)st.devices, (double)(rf_now_mono_ns() - t0) / 1e9,
+		    (double)(clock() - c0) / CLOCKS_PER_SEC, (double)st.bytes / 1048576,
+		    (unsigned long long)(st.devices ? st.bytes / st.devices : 0),
+		    (unsigned long long)(st.devices ? st.device_bytes / st.devices : 0));
 	if (init)
 		rf_log_notice("created a new database %s", db);
 	struct rf_http_opts ho = {

@@ -17,46 +17,78 @@
 #include "server/server.h"
 #include "server/store.h"
 
+/*
+ * The working set is sized for millions of devices (docs/server.md "Scale": at most about 200
+ * bytes a device): times are unsigned 32-bit seconds (Unix time fits until 2106; 0 is "never"),
+ * strings that many devices share (ring, agent version, manifest hash) are interned as 16-bit
+ * indexes of s->strs, ids live in one arena (s->ids), per-release counts saturate.
+ */
+
 /* Per-device outcomes on the releases it took: the inputs of the gates (docs/design.md P7). */
 #define RF__SRV_HIST 4
 
 struct rf__srv_devrel {
-	int64_t release;    /* release id; 0 unused slot */
-	int64_t intent_at;  /* server time it took the release (intent, or first seen on it) */
-	int64_t healthy_at; /* server time it reported healthy; 0 not yet */
-	int64_t left_at;    /* server time it moved to another release; 0 still on it */
-	uint32_t crashes, rollbacks, rejects;
-	uint32_t quarantined;
-	uint64_t alerts;
-	uint32_t local; /* failures of the device or the transit, never the content's */
-	uint8_t obeyed; /* left it because the server said so (a halt): not a failure */
+	uint32_t release;    /* release id; 0 unused slot */
+	uint32_t intent_at;  /* server time it took the release (intent, or first seen on it) */
+	uint32_t healthy_at; /* server time it reported healthy; 0 not yet */
+	uint32_t left_at;    /* server time it moved to another release; 0 still on it */
+	uint32_t alerts;     /* saturating */
+	uint8_t crashes, rollbacks, rejects; /* content failure reports on it, saturating at 255 */
+	uint8_t lqo; /* bits 0-5: local failures (device or transit, never the content's;
+			saturating at 63); bit 6: quarantined; bit 7: obeyed (left it because the
+			server said so, a halt: not a failure) */
+};
+#define RF__SRV_LOCAL_MAX   63u
+#define RF__SRV_QUARANTINED 0x40u
+#define RF__SRV_OBEYED	    0x80u
+
+enum {
+	DEV_DIRTY = 1,	  /* state to flush */
+	DEV_SEEN = 2,	  /* heartbeat to flush (at shutdown) */
+	DEV_FALLBACK = 4, /* its last check-in named a last known good other than its current */
+	DEV_QUEUED = 8,	  /* in s->dirty */
+	DEV_PHASE = 16,	  /* its tenant's phase it is indexed with (struct rf__srv_tenant) */
 };
 
-enum { DEV_DIRTY = 1, DEV_SEEN = 2 };
+/* Device state names: 0 "enrolled", 1 + EV_* the last report's event. */
+#define RF__SRV_STATES 9
 
 #define RF__SRV_LAT_BUCKETS 11
 
 struct rf__srv_dev {
-	char *id;
-	size_t id_len;
-	int tenant; /* index in s->tenants */
-	char ring[RF_SRV_ID_MAX + 1];
 	uint8_t cred[32];
-	char agent_version[RF_SRV_ID_MAX + 1];
-	char manifest[65];
-	int64_t enrolled_at, last_seen;
-	int64_t release_id;
-	char state[24];
-	int64_t state_at;
-	uint64_t crashes, rollbacks, events, alerts;
-	/* From its last check-in (memory only; a restart forgets them until the next one):
-	 * whether it reported a last known good other than its current content, and the reason
-	 * of the answer it got (enum rf_rollout_reason), so status can count devices waiting for
-	 * a fix and a halt can say how many would have nowhere to go. */
-	bool fallback;
+	uint32_t id_off; /* its id, NUL-terminated, at s->ids + id_off */
+	uint32_t enrolled_at, last_seen, state_at;
+	uint32_t release_id;
+	uint32_t crashes, rollbacks, events, alerts; /* cumulative, as last reported (saturating) */
+	uint32_t hpos; /* 1 + its position in s->heap (its next silence deadline); 0 none */
+	uint16_t tenant;   /* index in s->tenants */
+	uint16_t ring, agent_version, manifest; /* s->strs indexes (0 is "") */
+	uint8_t id_len, state, flags;
+	/* The reason of the answer of its last check-in (enum rf_rollout_reason; memory only, a
+	 * restart forgets it until the next check-in), so status can count devices waiting for a
+	 * fix. */
 	uint8_t answer_reason;
 	struct rf__srv_devrel hist[RF__SRV_HIST];
-	uint8_t flags; /* DEV_DIRTY: state to flush; DEV_SEEN: heartbeat to flush */
+};
+
+/* Devices live in chunks of this many (stable addresses, no copy when the table grows). */
+#define RF__SRV_CHUNK_SHIFT 12
+#define RF__SRV_CHUNK	    (1u << RF__SRV_CHUNK_SHIFT)
+
+/* A queued silence deadline (s->heap, a binary min-heap indexed by the devices' hpos, so a
+ * check-in moves its device's deadline in place). */
+struct rf__srv_deadline {
+	uint32_t at;
+	uint32_t dev;
+};
+
+/* Incremental health of one release in one of its rings (gates.c): the counts of
+ * rf_rollout_health_apply over the records that count, plus what the exposure of the records
+ * still on the release needs (open records, the sum of their intent_at). */
+struct rf__srv_hacc {
+	struct rf_rollout_health h;
+	uint64_t open_n, open_sum;
 };
 
 struct rf__srv_tenant {
@@ -66,6 +98,12 @@ struct rf__srv_tenant {
 	struct rf_rollout_policy policy;
 	int64_t win_start_min, win_end_min; /* as stored; -1 none */
 	uint64_t ndevices;
+	/* A change of ring or pin moves every device of the tenant in the indexes, a slice at a
+	 * time (admin.c): while moving, a device whose DEV_PHASE bit differs from phase is still
+	 * indexed (and routed) with old_ring / old_pin. */
+	bool moving;
+	uint8_t phase, old_pin;
+	char old_ring[RF_SRV_ID_MAX + 1];
 };
 
 struct rf__srv_ring {
@@ -89,7 +127,19 @@ struct rf__srv_release {
 	struct rf_rollout_eval eval; /* last evaluation */
 	struct rf_rollout_health health[RF_ROLLOUT_RINGS_MAX], base[RF_ROLLOUT_RINGS_MAX];
 	int64_t next_eval;
+	uint32_t gen;	  /* bumped at every change of st (admin.c's sliced count sees it) */
 	uint64_t waiting; /* devices on it (halted/rolled back) told to wait for a fix */
+	/* Kept as devices change (gates.c), never recounted per tick: */
+	struct rf__srv_hacc acc[RF_ROLLOUT_RINGS_MAX];
+	uint64_t waiting_n; /* devices on it whose last answer was "wait for a fix" */
+	/* Cohort buckets of the ring's devices (tenants pinned to N-1 left out), so the devices a
+	 * step admits are a prefix sum: bhist[k][b] devices of ring k have bucket b. Filled for
+	 * devices [0, bdone) (a new release is filled a slice per tick, admitted unknown until
+	 * done). admitted[k] is the prefix sum below abp[k]. */
+	uint32_t *bhist[RF_ROLLOUT_RINGS_MAX];
+	uint64_t btotal[RF_ROLLOUT_RINGS_MAX], admitted[RF_ROLLOUT_RINGS_MAX];
+	uint32_t abp[RF_ROLLOUT_RINGS_MAX];
+	uint32_t bdone;
 };
 
 struct rf_server {
@@ -111,8 +161,30 @@ struct rf_server {
 	struct rf__srv_release *rels; /* oldest first (ascending id) */
 	size_t nrels, caprels;
 	struct rf_rollout_release *rr; /* parallel to rels, for rf_rollout_decide */
-	struct rf__srv_dev **devtab;   /* open addressing, power-of-two capacity */
+	/* Releases by sha256 and by target: open addressing over rels indexes + 1. */
+	uint32_t *relsha, *reltgt;
+	size_t caprelidx;
+	/* Devices: chunks of RF__SRV_CHUNK, found by id through devtab (open addressing over
+	 * device indexes + 1, 0 empty). */
+	struct rf__srv_dev **chunks;
+	size_t nchunks;
+	uint32_t *devtab;
 	size_t ndevs, capdevs;
+	bool loading; /* rf_server_new: devices appended, devtab built after */
+	char *ids;    /* arena of device ids */
+	size_t nids, capids;
+	/* Interned strings (ring, agent version, manifest hash); strs[0] is "". */
+	char **strs;
+	size_t nstrs;
+	uint16_t *strtab; /* open addressing over strs indexes (0 empty), RF__SRV_STRTAB slots */
+	/* Devices whose state changed since the last flush (DEV_QUEUED). */
+	uint32_t *dirty;
+	size_t ndirty, capdirty;
+	/* Silence deadlines (min-heap on at) and the health clock: health counts are those at
+	 * hnow, which never goes back. */
+	struct rf__srv_deadline *heap;
+	size_t nheap, capheap;
+	int64_t hnow;
 
 	unsigned ticks;
 	int64_t last_refresh;
@@ -158,15 +230,41 @@ int rf__srv_reply_error(struct rf_server_reply *r, int status, const char *code,
  * loading */
 int rf__srv_err(struct rf_server_reply *r, int status, const char *code, const char *field,
 		const char *fmt, ...) RF_PRINTF(5, 6);
-struct rf__srv_dev *rf__srv_dev_find(struct rf_server *s, const char *id);
-int rf__srv_dev_insert(struct rf_server *s, struct rf__srv_dev *d);
+/* The device with this id and its index (ret_idx may be NULL), or NULL. */
+struct rf__srv_dev *rf__srv_dev_find(struct rf_server *s, const char *id, uint32_t *ret_idx);
 int rf__srv_tenant_find(struct rf_server *s, const char *name);
 int rf__srv_ring_find(struct rf_server *s, const char *name);
 struct rf__srv_release *rf__srv_rel_by_id(struct rf_server *s, int64_t id);
 struct rf__srv_release *rf__srv_rel_by_target(struct rf_server *s, const char *t);
 struct rf__srv_release *rf__srv_rel_by_sha(struct rf_server *s, const uint8_t sha[32]);
+static inline struct rf__srv_dev *rf__srv_dev_at(const struct rf_server *s, size_t i)
+{
+	return &s->chunks[i >> RF__SRV_CHUNK_SHIFT][i & (RF__SRV_CHUNK - 1)];
+}
+static inline const char *rf__srv_dev_id(const struct rf_server *s, const struct rf__srv_dev *d)
+{
+	return s->ids + d->id_off;
+}
+static inline const char *rf__srv_str(const struct rf_server *s, uint16_t i)
+{
+	return s->strs[i];
+}
+/* Intern a string (NUL-terminated, at most RF_SRV_ID_MAX + 1 bytes); -E2BIG when the table is
+ * full (RF_SRV_STRINGS_MAX). */
+int rf__srv_intern(struct rf_server *s, const char *str, uint16_t *ret);
+/* Add a device (copied; id from the arena) at the next index. */
+int rf__srv_dev_add(struct rf_server *s, const struct rf__srv_dev *d, const char *id,
+		    uint32_t *ret);
 const char *rf__srv_dev_ring(const struct rf_server *s, const struct rf__srv_dev *d);
-void rf__srv_recount_rings(struct rf_server *s);
+/* Whether the device's tenant pins it to N-1 (as indexed: see struct rf__srv_tenant). */
+bool rf__srv_dev_pin_n1(const struct rf_server *s, const struct rf__srv_dev *d);
+const char *rf__srv_state_name(unsigned state);
+/* Mark device idx's state for the next flush. */
+int rf__srv_dev_dirty(struct rf_server *s, uint32_t idx);
+static inline uint32_t rf__srv_t32(int64_t t)
+{
+	return t <= 0 ? 0 : t >= (int64_t)UINT32_MAX ? UINT32_MAX : (uint32_t)t;
+}
 void rf__srv_rr_rebuild(struct rf_server *s);
 void rf__srv_policy_from(struct rf__srv_tenant *t, const char *pin, int64_t ws, int64_t we);
 int rf__srv_tenant_add(struct rf_server *s, struct rf__srv_tenant **ret);
@@ -186,7 +284,7 @@ void rf__srv_copy_str(char *dst, size_t cap, const char *src);
 /* persist.c */
 int rf__srv_state_from_json(const char *text, struct rf__srv_release *rel);
 void rf__srv_hist_from_string(const char *text, struct rf__srv_dev *d);
-int rf__srv_dev_record(const struct rf__srv_dev *d, const struct rf_server *s,
+int rf__srv_dev_record(const struct rf__srv_dev *d, const struct rf_server *s, const char *id,
 		       struct rf_db_device *rec, char **hist);
 int rf__srv_release_persist(struct rf_server *s, const struct rf__srv_release *rel);
 int rf__srv_flush_devices(struct rf_server *s, bool heartbeats);
@@ -200,9 +298,29 @@ int rf__srv_handle_report(struct rf_server *s, const struct rf_server_request *q
 /* admin.c */
 int rf__srv_handle_admin(struct rf_server *s, const struct rf_server_request *q, const char *rest,
 			 struct rf_server_reply *r);
-/* gates.c */
+/* gates.c: incremental health. Before a device changes: now = rf__srv_health_advance(s, now)
+ * (processes the silence deadlines due, returns the health clock to stamp the change with),
+ * rf__srv_dev_unindex(s, d); after: rf__srv_dev_index(s, d). */
+int64_t rf__srv_health_advance(struct rf_server *s, int64_t now);
+void rf__srv_dev_unindex(struct rf_server *s, uint32_t idx);
+void rf__srv_dev_index(struct rf_server *s, uint32_t idx);
+/* The device's cohort buckets in every release (its ring changed): sign +1/-1. */
+void rf__srv_dev_buckets(struct rf_server *s, uint32_t idx, int sign);
+/* Recompute every index from the devices (at start, and after a tenant's ring or pin changed:
+ * an operator action that moves all the tenant's devices at once). */
+int rf__srv_index_rebuild(struct rf_server *s);
+/* server.c: a new release rel (to become s->rels[s->nrels]): room in the release indexes and
+ * its empty health and cohort buckets (filled by the tick); may fail. Then, once it is
+ * s->rels[s->nrels - 1]: commit (cannot fail). */
+int rf__srv_release_prepare(struct rf_server *s, struct rf__srv_release *rel);
+void rf__srv_release_commit(struct rf_server *s);
+/* The tick's share of filling new releases' cohort buckets. */
+int rf__srv_buckets_fill(struct rf_server *s, size_t budget);
 int rf__srv_evaluate(struct rf_server *s, int64_t now);
-void rf__srv_aggregate(struct rf_server *s, int64_t now);
+/* Test and debug only (never in the tick): the health of every release and ring recounted
+ * from every device, compared with the incremental counts. Returns 0, or -EUCLEAN with what
+ * differs in msg. */
+int rf__srv_health_verify(struct rf_server *s, char *msg, size_t n);
 /* web.c */
 int rf__srv_dashboard(struct rf_server *s, struct rf_server_reply *r);
 int rf__srv_metrics(struct rf_server *s, struct rf_server_reply *r);

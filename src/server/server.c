@@ -106,47 +106,174 @@ static uint64_t dev_hash(struct rf_server *s, const char *id, size_t n)
 	return rf_rollout_siphash24(s->hash_key, id, n);
 }
 
-struct rf__srv_dev *rf__srv_dev_find(struct rf_server *s, const char *id)
+/* Slot of hash h in a table of cap slots (any cap: multiply-shift, no power of two needed). */
+static size_t slot_of(uint64_t h, size_t cap)
 {
-	size_t n = strlen(id), mask = s->capdevs - 1;
+	__extension__ typedef unsigned __int128 u128;
+
+	return (size_t)(((u128)h * cap) >> 64);
+}
+
+struct rf__srv_dev *rf__srv_dev_find(struct rf_server *s, const char *id, uint32_t *ret_idx)
+{
+	size_t n = strlen(id);
 
 	if (!s->capdevs)
 		return NULL;
-	for (size_t i = dev_hash(s, id, n) & mask;; i = (i + 1) & mask) {
-		struct rf__srv_dev *d = s->devtab[i];
-		if (!d)
+	for (size_t i = slot_of(dev_hash(s, id, n), s->capdevs);;
+	     i = i + 1 == s->capdevs ? 0 : i + 1) {
+		uint32_t x = s->devtab[i];
+		if (!x)
 			return NULL;
-		if (d->id_len == n && !memcmp(d->id, id, n))
+		struct rf__srv_dev *d = rf__srv_dev_at(s, x - 1);
+		if (d->id_len == n && !memcmp(s->ids + d->id_off, id, n)) {
+			if (ret_idx)
+				*ret_idx = x - 1;
 			return d;
+		}
 	}
 }
 
-int rf__srv_dev_insert(struct rf_server *s, struct rf__srv_dev *d)
+static void devtab_put(struct rf_server *s, uint32_t *t, size_t cap, uint32_t idx)
 {
-	if ((s->ndevs + 1) * 2 > s->capdevs) {
-		size_t cap = s->capdevs ? s->capdevs * 2 : 1024;
-		struct rf__srv_dev **t = calloc(cap, sizeof(*t));
+	const struct rf__srv_dev *d = rf__srv_dev_at(s, idx);
+	size_t j = slot_of(dev_hash(s, s->ids + d->id_off, d->id_len), cap);
+
+	while (t[j])
+		j = j + 1 == cap ? 0 : j + 1;
+	t[j] = idx + 1;
+}
+
+int rf__srv_dev_add(struct rf_server *s, const struct rf__srv_dev *nd, const char *id,
+		    uint32_t *ret)
+{
+	size_t n = strlen(id), idx = s->ndevs;
+
+	if (n > RF_SRV_ID_MAX || s->ndevs >= RF_SRV_DEVICES_MAX)
+		return -E2BIG;
+	/* Load at most 4/5, grown by a quarter: 5 to 6.25 bytes of table a device, about 3
+	 * probes a lookup. While loading (ids are unique in the store) the table is built once
+	 * at the end (devtab_build). */
+	if (!s->loading && (s->ndevs + 1) * 5 > s->capdevs * 4) {
+		size_t cap = s->capdevs ? s->capdevs + s->capdevs / 4 : 4096;
+		uint32_t *t = calloc(cap, sizeof(*t));
 
 		if (!t)
 			return -ENOMEM;
-		for (size_t i = 0; i < s->capdevs; i++) {
-			struct rf__srv_dev *x = s->devtab[i];
-			if (!x)
-				continue;
-			size_t j = dev_hash(s, x->id, x->id_len) & (cap - 1);
-			while (t[j])
-				j = (j + 1) & (cap - 1);
-			t[j] = x;
-		}
+		for (size_t i = 0; i < s->capdevs; i++)
+			if (s->devtab[i])
+				devtab_put(s, t, cap, s->devtab[i] - 1);
 		free(s->devtab);
 		s->devtab = t;
 		s->capdevs = cap;
 	}
-	size_t j = dev_hash(s, d->id, d->id_len) & (s->capdevs - 1);
-	while (s->devtab[j])
-		j = (j + 1) & (s->capdevs - 1);
-	s->devtab[j] = d;
+	if (s->nids + n + 1 > s->capids) {
+		/* Grown by an eighth (realloc of a large block is a remap, not a copy). */
+		size_t cap = s->capids ? s->capids + s->capids / 8 : 65536;
+		char *a;
+		if (cap < s->nids + n + 1)
+			cap = s->nids + n + 1;
+		if (cap > UINT32_MAX || !(a = realloc(s->ids, cap)))
+			return -ENOMEM;
+		s->ids = a;
+		s->capids = cap;
+	}
+	if ((idx >> RF__SRV_CHUNK_SHIFT) == s->nchunks) {
+		struct rf__srv_dev **c = realloc(s->chunks, (s->nchunks + 1) * sizeof(*c));
+		if (!c)
+			return -ENOMEM;
+		s->chunks = c;
+		if (!(c[s->nchunks] = malloc(RF__SRV_CHUNK * sizeof(**c))))
+			return -ENOMEM;
+		s->nchunks++;
+	}
+	struct rf__srv_dev *d = rf__srv_dev_at(s, idx);
+	*d = *nd;
+	d->id_off = (uint32_t)s->nids;
+	d->id_len = (uint8_t)n;
+	memcpy(s->ids + s->nids, id, n + 1);
+	s->nids += n + 1;
 	s->ndevs++;
+	if (!s->loading)
+		devtab_put(s, s->devtab, s->capdevs, (uint32_t)idx);
+	if (ret)
+		*ret = (uint32_t)idx;
+	return 0;
+}
+
+/* The id index of every device, built once after loading. */
+static int devtab_build(struct rf_server *s)
+{
+	size_t cap = s->ndevs + s->ndevs / 4 + 4096;
+	uint32_t *t = calloc(cap, sizeof(*t));
+
+	if (!t)
+		return -ENOMEM;
+	for (size_t i = 0; i < s->ndevs; i++)
+		devtab_put(s, t, cap, (uint32_t)i);
+	free(s->devtab);
+	s->devtab = t;
+	s->capdevs = cap;
+	return 0;
+}
+
+/* ---- interned strings ----------------------------------------------------------------------- */
+
+#define RF__SRV_STRTAB 131072u /* power of two, at least twice RF_SRV_STRINGS_MAX */
+
+int rf__srv_intern(struct rf_server *s, const char *str, uint16_t *ret)
+{
+	size_t n = strlen(str), mask = RF__SRV_STRTAB - 1;
+
+	if (!n) {
+		*ret = 0;
+		return 0;
+	}
+	size_t j = dev_hash(s, str, n) & mask;
+	for (; s->strtab[j]; j = (j + 1) & mask)
+		if (!strcmp(s->strs[s->strtab[j]], str)) {
+			*ret = s->strtab[j];
+			return 0;
+		}
+	if (s->nstrs > RF_SRV_STRINGS_MAX)
+		return -E2BIG;
+	if ((s->nstrs & (s->nstrs - 1)) == 0) { /* grow at powers of two */
+		char **a = realloc(s->strs, 2 * s->nstrs * sizeof(*a));
+		if (!a)
+			return -ENOMEM;
+		s->strs = a;
+	}
+	char *c = strdup(str);
+	if (!c)
+		return -ENOMEM;
+	s->strs[s->nstrs] = c;
+	s->strtab[j] = (uint16_t)s->nstrs;
+	*ret = (uint16_t)s->nstrs++;
+	return 0;
+}
+
+const char *rf__srv_state_name(unsigned state)
+{
+	return state && state < RF__SRV_STATES ? rf__srv_events[state - 1] : "enrolled";
+}
+
+int rf__srv_dev_dirty(struct rf_server *s, uint32_t idx)
+{
+	struct rf__srv_dev *d = rf__srv_dev_at(s, idx);
+
+	d->flags |= DEV_DIRTY;
+	if (d->flags & DEV_QUEUED)
+		return 0;
+	if (s->ndirty == s->capdirty) {
+		size_t cap = s->capdirty ? s->capdirty * 2 : 1024;
+		uint32_t *a = realloc(s->dirty, cap * sizeof(*a));
+		if (!a)
+			return -ENOMEM; /* flushed at shutdown, or with its next change */
+		s->dirty = a;
+		s->capdirty = cap;
+	}
+	s->dirty[s->ndirty++] = idx;
+	d->flags |= DEV_QUEUED;
 	return 0;
 }
 
@@ -168,45 +295,130 @@ int rf__srv_ring_find(struct rf_server *s, const char *name)
 
 struct rf__srv_release *rf__srv_rel_by_id(struct rf_server *s, int64_t id)
 {
-	for (size_t i = 0; i < s->nrels; i++)
-		if (s->rels[i].id == id)
-			return &s->rels[i];
-	return NULL;
+	/* Ids ascend with the array (releases are created and loaded in id order). */
+	size_t lo = 0, hi = s->nrels;
+
+	while (lo < hi) {
+		size_t mid = lo + (hi - lo) / 2;
+		if (s->rels[mid].id < id)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	return lo < s->nrels && s->rels[lo].id == id ? &s->rels[lo] : NULL;
+}
+
+static const uint8_t relidx_key[16] = "ringfence-relidx";
+
+static uint64_t tgt_hash(const char *t)
+{
+	return rf_rollout_siphash24(relidx_key, t, strlen(t));
+}
+
+static uint64_t sha_hash(const uint8_t sha[32])
+{
+	uint64_t h;
+
+	memcpy(&h, sha, sizeof(h)); /* a SHA-256 is already uniform */
+	return h;
+}
+
+/* Index rels[i] by sha256 and target (newest wins: a later insert of the same key replaces). */
+static void relidx_put(struct rf_server *s, uint32_t *sha_t, uint32_t *tgt_t, size_t cap, size_t i)
+{
+	size_t j = slot_of(sha_hash(s->rels[i].sha), cap);
+
+	while (sha_t[j] && memcmp(s->rels[sha_t[j] - 1].sha, s->rels[i].sha, 32))
+		j = j + 1 == cap ? 0 : j + 1;
+	sha_t[j] = (uint32_t)i + 1;
+	j = slot_of(tgt_hash(s->rels[i].target), cap);
+	while (tgt_t[j] && strcmp(s->rels[tgt_t[j] - 1].target, s->rels[i].target))
+		j = j + 1 == cap ? 0 : j + 1;
+	tgt_t[j] = (uint32_t)i + 1;
+}
+
+int rf__srv_release_prepare(struct rf_server *s, struct rf__srv_release *rel)
+{
+	if ((s->nrels + 1) * 2 > s->caprelidx) {
+		size_t cap = s->caprelidx ? s->caprelidx * 2 : 64;
+		uint32_t *a = calloc(cap, sizeof(*a)), *b = calloc(cap, sizeof(*b));
+		if (!a || !b) {
+			free(a);
+			free(b);
+			return -ENOMEM;
+		}
+		free(s->relsha);
+		free(s->reltgt);
+		s->relsha = a;
+		s->reltgt = b;
+		s->caprelidx = cap;
+		for (size_t i = 0; i < s->nrels; i++)
+			relidx_put(s, a, b, cap, i);
+	}
+	memset(rel->acc, 0, sizeof(rel->acc));
+	memset(rel->bhist, 0, sizeof(rel->bhist));
+	memset(rel->btotal, 0, sizeof(rel->btotal));
+	memset(rel->admitted, 0, sizeof(rel->admitted));
+	memset(rel->abp, 0, sizeof(rel->abp));
+	rel->bdone = 0;
+	rel->waiting_n = 0;
+	for (unsigned k = 0; k < rel->sched.nrings; k++)
+		if (!(rel->bhist[k] = calloc(RF_ROLLOUT_BUCKETS, sizeof(uint32_t)))) {
+			for (unsigned i = 0; i < k; i++)
+				free(rel->bhist[i]);
+			memset(rel->bhist, 0, sizeof(rel->bhist));
+			return -ENOMEM;
+		}
+	return 0;
+}
+
+void rf__srv_release_commit(struct rf_server *s)
+{
+	relidx_put(s, s->relsha, s->reltgt, s->caprelidx, s->nrels - 1);
 }
 
 struct rf__srv_release *rf__srv_rel_by_target(struct rf_server *s, const char *t)
 {
-	for (size_t i = s->nrels; i-- > 0;)
-		if (!strcmp(s->rels[i].target, t))
-			return &s->rels[i];
+	if (!s->caprelidx)
+		return NULL;
+	for (size_t j = slot_of(tgt_hash(t), s->caprelidx); s->reltgt[j];
+	     j = j + 1 == s->caprelidx ? 0 : j + 1)
+		if (!strcmp(s->rels[s->reltgt[j] - 1].target, t))
+			return &s->rels[s->reltgt[j] - 1];
 	return NULL;
 }
 
 struct rf__srv_release *rf__srv_rel_by_sha(struct rf_server *s, const uint8_t sha[32])
 {
-	for (size_t i = s->nrels; i-- > 0;)
-		if (!memcmp(s->rels[i].sha, sha, 32))
-			return &s->rels[i];
+	if (!s->caprelidx)
+		return NULL;
+	for (size_t j = slot_of(sha_hash(sha), s->caprelidx); s->relsha[j];
+	     j = j + 1 == s->caprelidx ? 0 : j + 1)
+		if (!memcmp(s->rels[s->relsha[j] - 1].sha, sha, 32))
+			return &s->rels[s->relsha[j] - 1];
 	return NULL;
 }
 
 /* A device's ring: its tenant's when the tenant policy sets one (a policy change moves every
  * device of the tenant at once), else the ring it enrolled with. */
-const char *rf__srv_dev_ring(const struct rf_server *s, const struct rf__srv_dev *d)
+static bool dev_moved(const struct rf__srv_tenant *t, const struct rf__srv_dev *d)
 {
-	return s->tenants[d->tenant].ring[0] ? s->tenants[d->tenant].ring : d->ring;
+	return !t->moving || ((d->flags & DEV_PHASE) != 0) == (t->phase != 0);
 }
 
-void rf__srv_recount_rings(struct rf_server *s)
+const char *rf__srv_dev_ring(const struct rf_server *s, const struct rf__srv_dev *d)
 {
-	for (size_t i = 0; i < s->nrings; i++)
-		s->rings[i].ndevices = 0;
-	for (size_t i = 0; i < s->capdevs; i++) {
-		int ri;
-		if (s->devtab[i] &&
-		    (ri = rf__srv_ring_find(s, rf__srv_dev_ring(s, s->devtab[i]))) >= 0)
-			s->rings[ri].ndevices++;
-	}
+	const struct rf__srv_tenant *t = &s->tenants[d->tenant];
+	const char *tr = dev_moved(t, d) ? t->ring : t->old_ring;
+
+	return tr[0] ? tr : s->strs[d->ring];
+}
+
+bool rf__srv_dev_pin_n1(const struct rf_server *s, const struct rf__srv_dev *d)
+{
+	const struct rf__srv_tenant *t = &s->tenants[d->tenant];
+
+	return (dev_moved(t, d) ? t->policy.pin : t->old_pin) == RF_ROLLOUT_PIN_N1;
 }
 
 void rf__srv_rr_rebuild(struct rf_server *s)
@@ -249,8 +461,10 @@ int rf__srv_tenant_add(struct rf_server *s, struct rf__srv_tenant **ret)
 	if (s->ntenants == s->captenants) {
 		size_t cap = s->captenants ? s->captenants * 2 : 16;
 		struct rf__srv_tenant *t;
-		if (cap > RF_SRV_TENANTS_MAX)
+		if (s->ntenants >= RF_SRV_TENANTS_MAX)
 			return -E2BIG;
+		if (cap > RF_SRV_TENANTS_MAX)
+			cap = RF_SRV_TENANTS_MAX;
 		t = realloc(s->tenants, cap * sizeof(*t));
 		if (!t)
 			return -ENOMEM;
@@ -334,48 +548,58 @@ static int load_release(void *ud, const struct rf_db_release *x)
 				      "release %lld: stored state does not parse",
 				      (long long)x->id);
 	}
+	if (x->id <= 0 || x->id > UINT32_MAX || (s->nrels && x->id <= s->rels[s->nrels - 1].id)) {
+		free(rel->custom);
+		return rf_diag_report(&s->diag, -EBADMSG, "release %lld: id out of order",
+				      (long long)x->id);
+	}
+	r = rf__srv_release_prepare(s, rel);
+	if (r < 0) {
+		free(rel->custom);
+		return r;
+	}
 	s->nrels++;
+	rf__srv_release_commit(s);
 	rf__srv_rr_rebuild(s);
+	return 0;
+}
+
+static int state_index(const char *name)
+{
+	for (unsigned i = 1; i < RF__SRV_STATES; i++)
+		if (!strcmp(name, rf__srv_events[i - 1]))
+			return (int)i;
 	return 0;
 }
 
 static int load_device(void *ud, const struct rf_db_device *x)
 {
 	struct rf_server *s = ud;
-	struct rf__srv_dev *d;
+	struct rf__srv_dev d = {0};
 	int t = rf__srv_tenant_find(s, x->tenant), r;
 
 	if (t < 0)
 		return rf_diag_report(&s->diag, -EBADMSG, "device %s: unknown tenant", x->id);
-	if (s->ndevs >= RF_SRV_DEVICES_MAX)
-		return -E2BIG;
-	d = calloc(1, sizeof(*d));
-	if (!d || !(d->id = strdup(x->id))) {
-		free(d);
-		return -ENOMEM;
-	}
-	d->id_len = strlen(d->id);
-	d->tenant = t;
-	rf__srv_copy_str(d->ring, sizeof(d->ring), x->ring);
-	memcpy(d->cred, x->cred_hash, 32);
-	rf__srv_copy_str(d->agent_version, sizeof(d->agent_version), x->agent_version);
-	rf__srv_copy_str(d->manifest, sizeof(d->manifest), x->manifest_hash);
-	d->enrolled_at = x->enrolled_at;
-	d->last_seen = x->last_seen;
-	d->release_id = x->release_id;
-	rf__srv_copy_str(d->state, sizeof(d->state), x->state);
-	d->state_at = x->state_at;
-	d->crashes = x->crashes;
-	d->rollbacks = x->rollbacks;
-	d->events = x->events;
-	d->alerts = x->alerts;
-	rf__srv_hist_from_string(x->history, d);
-	r = rf__srv_dev_insert(s, d);
-	if (r < 0) {
-		free(d->id);
-		free(d);
+	d.tenant = (uint16_t)t;
+	if ((r = rf__srv_intern(s, x->ring, &d.ring)) < 0 ||
+	    (r = rf__srv_intern(s, x->agent_version, &d.agent_version)) < 0 ||
+	    (r = rf__srv_intern(s, x->manifest_hash, &d.manifest)) < 0)
 		return r;
-	}
+	memcpy(d.cred, x->cred_hash, 32);
+	d.enrolled_at = rf__srv_t32(x->enrolled_at);
+	d.last_seen = rf__srv_t32(x->last_seen);
+	d.release_id =
+	    x->release_id > 0 && x->release_id <= UINT32_MAX ? (uint32_t)x->release_id : 0;
+	d.state = (uint8_t)state_index(x->state);
+	d.state_at = rf__srv_t32(x->state_at);
+	d.crashes = x->crashes > UINT32_MAX ? UINT32_MAX : (uint32_t)x->crashes;
+	d.rollbacks = x->rollbacks > UINT32_MAX ? UINT32_MAX : (uint32_t)x->rollbacks;
+	d.events = x->events > UINT32_MAX ? UINT32_MAX : (uint32_t)x->events;
+	d.alerts = x->alerts > UINT32_MAX ? UINT32_MAX : (uint32_t)x->alerts;
+	rf__srv_hist_from_string(x->history, &d);
+	r = rf__srv_dev_add(s, &d, x->id, NULL);
+	if (r < 0)
+		return r;
 	s->tenants[t].ndevices++;
 	return 0;
 }
@@ -398,7 +622,12 @@ int rf_server_new(const struct rf_server_opts *opts, struct rf_diag *diag, struc
 	memcpy(s->admin_hash, opts->admin_hash, 32);
 	/* Never NULL, so "rr + first" is defined even with no release yet. */
 	s->rr = calloc(1, sizeof(*s->rr));
-	if (!s->rr) {
+	s->strs = calloc(1, sizeof(*s->strs));
+	s->strtab = calloc(RF__SRV_STRTAB, sizeof(*s->strtab));
+	if (s->strs)
+		s->strs[0] = strdup("");
+	s->nstrs = 1;
+	if (!s->rr || !s->strs || !s->strs[0] || !s->strtab) {
 		r = -ENOMEM;
 		goto undo;
 	}
@@ -427,7 +656,11 @@ int rf_server_new(const struct rf_server_opts *opts, struct rf_diag *diag, struc
 			      &s->db);
 	if (r < 0)
 		goto undo;
+	s->loading = true;
 	r = rf_db_load(s->db, &v, s);
+	s->loading = false;
+	if (r == 0)
+		r = devtab_build(s);
 	if (r < 0) {
 		if (s->diag.count && diag)
 			rf_diag_report(diag, r, "%s", s->diag.first);
@@ -436,8 +669,13 @@ int rf_server_new(const struct rf_server_opts *opts, struct rf_diag *diag, struc
 		goto undo;
 	}
 	s->db->diag = &s->diag;
-	rf__srv_recount_rings(s);
 	s->started_at = rf__srv_now(s);
+	s->hnow = s->started_at;
+	r = rf__srv_index_rebuild(s);
+	if (r < 0) {
+		rf_diag_report(diag, r, "indexing the devices: %s", rf_strerror(r));
+		goto undo;
+	}
 	/* The per-device outcomes came back with the devices (each device row is committed in
 	 * the same transaction as every report that changed it); aggregate and judge them now,
 	 * before the first request, so a status read at once shows the health the release had
@@ -458,14 +696,24 @@ void rf_server_free(struct rf_server *s)
 	if (s->db)
 		(void)rf_server_tick(s, true);
 	rf_db_close(s->db);
-	for (size_t i = 0; i < s->capdevs; i++)
-		if (s->devtab[i]) {
-			free(s->devtab[i]->id);
-			free(s->devtab[i]);
-		}
+	for (size_t i = 0; i < s->nchunks; i++)
+		free(s->chunks[i]);
+	free(s->chunks);
 	free(s->devtab);
-	for (size_t i = 0; i < s->nrels; i++)
+	free(s->ids);
+	for (size_t i = 0; s->strs && i < s->nstrs; i++)
+		free(s->strs[i]);
+	free(s->strs);
+	free(s->strtab);
+	free(s->dirty);
+	free(s->heap);
+	free(s->relsha);
+	free(s->reltgt);
+	for (size_t i = 0; i < s->nrels; i++) {
 		free(s->rels[i].custom);
+		for (unsigned k = 0; k < RF_ROLLOUT_RINGS_MAX; k++)
+			free(s->rels[i].bhist[k]);
+	}
 	free(s->rels);
 	free(s->rr);
 	free(s->tenants);
@@ -537,6 +785,26 @@ void rf_server_reply_free(struct rf_server_reply *r)
 	r->fd = -1;
 }
 
+void rf_server_stats(struct rf_server *s, struct rf_server_stats *ret)
+{
+	uint64_t dev, all;
+
+	pthread_mutex_lock(&s->lock);
+	dev = (uint64_t)s->nchunks * RF__SRV_CHUNK * sizeof(struct rf__srv_dev) +
+	      s->nchunks * sizeof(*s->chunks) + s->capdevs * sizeof(*s->devtab) + s->capids +
+	      s->capheap * sizeof(*s->heap) + s->capdirty * sizeof(*s->dirty);
+	all = dev + s->caprels * (sizeof(*s->rels) + sizeof(*s->rr)) +
+	      2 * s->caprelidx * sizeof(uint32_t) + s->captenants * sizeof(*s->tenants) +
+	      RF__SRV_STRTAB * sizeof(*s->strtab);
+	for (size_t i = 0; i < s->nrels; i++)
+		all += s->rels[i].sched.nrings * (uint64_t)RF_ROLLOUT_BUCKETS * sizeof(uint32_t) +
+		       strlen(s->rels[i].custom) + 1;
+	for (size_t i = 0; i < s->nstrs; i++)
+		all += strlen(s->strs[i]) + 1 + sizeof(*s->strs);
+	*ret = (struct rf_server_stats){s->ndevs, dev, all};
+	pthread_mutex_unlock(&s->lock);
+}
+
 /* ---- tick: flush, gates, timestamp ---------------------------------------------------------- */
 
 int rf_server_tick(struct rf_server *s, bool force)
@@ -551,6 +819,9 @@ int rf_server_tick(struct rf_server *s, bool force)
 	 * device gets a full silence window (started_at), so a periodic write of every device
 	 * that checked in would buy nothing but a large transaction under the lock. */
 	e = rf__srv_flush_devices(s, force);
+	/* New releases' cohort buckets, a slice a tick (a few milliseconds), so creating a
+	 * release never holds the lock for a pass over the fleet. */
+	(void)rf__srv_buckets_fill(s, 65536);
 	e2 = rf__srv_evaluate(s, now);
 	pthread_mutex_unlock(&s->lock);
 	if (!e)

@@ -94,4 +94,17 @@ size_t rf_server_body_max(const char *path);
  */
 int rf_server_tick(struct rf_server *s, bool force);
 
+/*
+ * The server's working set: the bytes it holds for its devices (device records, ids, the id
+ * index, silence deadlines, the dirty list) and in all (plus releases with their health and
+ * cohort bucket counts, tenants, interned strings), as allocated (capacity, not only what is
+ * in use). docs/server.md "Scale": at most about 200 bytes a device.
+ */
+struct rf_server_stats {
+	uint64_t devices;
+	uint64_t device_bytes;
+	uint64_t bytes;
+};
+void rf_server_stats(struct rf_server *s, struct rf_server_stats *ret);
+
 #endif

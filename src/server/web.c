@@ -253,10 +253,10 @@ static void fleet_section(FILE *f, struct rf_server *s)
 		goto out;
 	}
 	/* Releases are in ascending id order: find each device's by binary search. */
-	for (size_t i = 0; i < s->capdevs; i++) {
-		const struct rf__srv_dev *d = s->devtab[i];
+	for (size_t i = 0; i < s->ndevs; i++) {
+		const struct rf__srv_dev *d = rf__srv_dev_at(s, i);
 		size_t lo = 0, hi = s->nrels;
-		if (!d || !d->release_id)
+		if (!d->release_id)
 			continue;
 		while (lo < hi) {
 			size_t mid = lo + (hi - lo) / 2;
@@ -271,13 +271,10 @@ static void fleet_section(FILE *f, struct rf_server *s)
 	for (size_t i = s->nrels; i-- > 0 && ncol < COLS;)
 		if (per_rel[i])
 			col[ncol++] = s->rels[i].id;
-	for (size_t i = 0; i < s->capdevs; i++) {
-		const struct rf__srv_dev *d = s->devtab[i];
-		const char *ring;
+	for (size_t i = 0; i < s->ndevs; i++) {
+		const struct rf__srv_dev *d = rf__srv_dev_at(s, i);
+		const char *ring = rf__srv_dev_ring(s, d);
 		size_t ri = nr, c = COLS + 1;
-		if (!d)
-			continue;
-		ring = s->tenants[d->tenant].ring[0] ? s->tenants[d->tenant].ring : d->ring;
 		for (size_t k = 0; k < nr; k++)
 			if (!strcmp(s->rings[k].name, ring))
 				ri = k;

@@ -1,0 +1,417 @@
+/*
+ * The incremental health of ringfenced (src/server/gates.c) equals the health recounted from
+ * every device, after every step of a random workload. The server keeps per (release, ring)
+ * counts that change only when a device changes (enrolment, check-in, report, a silence
+ * deadline passing) and never recounts the fleet in its tick; rf__srv_health_verify recounts
+ * from scratch with rf_rollout_health_add (the one definition of health) and compares every
+ * count, the admitted devices of each step, the waiting-for-fix counts and the ring
+ * populations.
+ *
+ * The workload drives the server core as the transport does (rf_server_handle with real
+ * request bodies, server.h) on a real SQLite database and a real TUF repository in a temp dir,
+ * with a test clock: random enrolments and re-enrolments, check-ins running random releases
+ * with or without a last known good, reports of every event and cause, halts, resumes, holds,
+ * tenant ring and pin changes, new releases, ticks, and time jumps past probation and silence
+ * deadlines; then a restart (the counts rebuilt from the database) and more steps.
+ */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <cmocka.h>
+#include <jansson.h>
+
+#include "common/util.h"
+#include "server/server-internal.h"
+#include "trust/tuf.h"
+
+#define ADMIN "rfa_00112233445566778899aabbccddeeff00112233445566778899aabbccddeeff"
+#define NREL  4	 /* releases in the repository (the last created mid-run) */
+#define NDEV  48 /* device ids (re-enrolled at random) */
+#define STEPS 2500
+
+struct env {
+	char dir[256], repo[300], db[300];
+	struct rf_server *s;
+	int64_t now;
+	uint64_t rng;
+	char tok[2][80]; /* tenants' enrollment tokens */
+	char cred[NDEV][80];
+	int tenant_of[NDEV]; /* -1 not enrolled */
+	char sha[NREL][65];
+	int nrel_created;
+	uint64_t seen_silent, seen_healthy, seen_failed, seen_devices; /* max over the steps */
+};
+
+static int64_t test_clock(void *ud)
+{
+	return ((struct env *)ud)->now;
+}
+
+static uint64_t rnd(struct env *e, uint64_t n)
+{
+	e->rng ^= e->rng << 13;
+	e->rng ^= e->rng >> 7;
+	e->rng ^= e->rng << 17;
+	return e->rng % n;
+}
+
+static int call(struct env *e, const char *method, const char *path, const char *auth,
+		const char *body, json_t **ret)
+{
+	char hdr[100];
+	struct rf_server_request q = {method,
+				      path,
+				      NULL,
+				      "application/json",
+				      (const uint8_t *)(body ? body : ""),
+				      body ? strlen(body) : 0,
+				      NULL};
+	struct rf_server_reply r;
+	int st;
+
+	if (auth) {
+		snprintf(hdr, sizeof(hdr), "Bearer %s", auth);
+		q.authorization = hdr;
+	}
+	assert_int_equal(rf_server_handle(e->s, &q, &r), 0);
+	st = r.status;
+	if (ret)
+		*ret = json_loadb(r.body, r.len, 0, NULL);
+	rf_server_reply_free(&r);
+	return st;
+}
+
+static void verify(struct env *e, int step, const char *what)
+{
+	char msg[256];
+	int r;
+
+	pthread_mutex_lock(&e->s->lock);
+	r = rf__srv_health_verify(e->s, msg, sizeof(msg));
+	pthread_mutex_unlock(&e->s->lock);
+	if (r != 0)
+		fail_msg("step %d (%s): incremental health differs from the recount: %s", step,
+			 what, msg);
+	for (size_t i = 0; i < e->s->nrels; i++)
+		for (unsigned k = 0; k < e->s->rels[i].sched.nrings; k++) {
+			const struct rf_rollout_health *h = &e->s->rels[i].health[k];
+#define MAX_OF(a, b) a = (a) > (b) ? (a) : (b)
+			MAX_OF(e->seen_silent, h->silent);
+			MAX_OF(e->seen_healthy, h->healthy);
+			MAX_OF(e->seen_failed, h->failed);
+			MAX_OF(e->seen_devices, h->devices);
+		}
+}
+
+static void start(struct env *e, bool init)
+{
+	struct rf_server_opts o = {.init = init, .clock = test_clock, .clock_ud = e};
+	struct rf_diag d = {0};
+
+	o.db_path = e->db;
+	o.repo_dir = e->repo;
+	rf_sha256(ADMIN, strlen(ADMIN), o.admin_hash);
+	if (rf_server_new(&o, &d, &e->s) < 0)
+		fail_msg("server: %s", d.first);
+}
+
+static void create_release(struct env *e)
+{
+	char body[100];
+
+	snprintf(body, sizeof(body), "{\"target\":\"packs/rules-%d.rfp\"}", e->nrel_created + 1);
+	assert_int_equal(call(e, "POST", "/v1/admin/releases", ADMIN, body, NULL), 201);
+	e->nrel_created++;
+}
+
+static int setup(void **state)
+{
+	struct env *e = calloc(1, sizeof(*e));
+	struct rf_tuf_repo_opts ro = {.keytype = RF_TUF_KEY_ED25519};
+	struct rf_diag d = {0};
+	const char *seed = getenv("RF_TEST_SEED");
+	json_t *j;
+
+	e->now = 1800000000;
+	e->rng = seed ? strtoull(seed, NULL, 0) | 1 : 0x9e3779b97f4a7c15ull;
+	snprintf(e->dir, sizeof(e->dir), "/tmp/rf-test-health-index-XXXXXX");
+	assert_non_null(mkdtemp(e->dir));
+	snprintf(e->repo, sizeof(e->repo), "%s/repo", e->dir);
+	snprintf(e->db, sizeof(e->db), "%s/rf.db", e->dir);
+	assert_int_equal(rf_tuf_repo_init(e->repo, &ro, rf_now_wall(), &d), 0);
+	for (int i = 0; i < NREL; i++) {
+		char name[64], custom[1024], content[64];
+		snprintf(name, sizeof(name), "packs/rules-%d.rfp", i + 1);
+		/* canary at once, early ramping in steps (admitted devices change with the step),
+		 * broad later; short probation and silence so the clock crosses them. */
+		snprintf(custom, sizeof(custom),
+			 "{\"ringfence\":{\"release\":\"rel-%d\",\"schedule\":["
+			 "{\"ring\":\"canary\",\"not_before\":0,\"ramp\":[{\"after\":0,"
+			 "\"percent\":100}]},"
+			 "{\"ring\":\"early\",\"not_before\":0,\"ramp\":[{\"after\":0,\"percent\":"
+			 "10},{\"after\":600,\"percent\":50},{\"after\":1200,\"percent\":100}]},"
+			 "{\"ring\":\"broad\",\"not_before\":0,\"ramp\":[{\"after\":0,\"percent\":"
+			 "30},{\"after\":900,\"percent\":100}]}],"
+			 "\"gates\":{\"probation_s\":%d,\"silence_s\":%d,\"min_bake_s\":60,"
+			 "\"min_healthy\":2}}}",
+			 i + 1, 120 + 60 * i, 300 + 100 * i);
+		snprintf(content, sizeof(content), "pack bytes %d", i + 1);
+		if (rf_tuf_repo_add(e->repo, name, (const uint8_t *)content, strlen(content),
+				    custom, rf_now_wall(), &d) < 0)
+			fail_msg("repo add: %s", d.first);
+		rf_sha256(content, strlen(content), (uint8_t *)name);
+		rf_hex_encode((const uint8_t *)name, 32, e->sha[i]);
+	}
+	if (rf_tuf_repo_publish(e->repo, rf_now_wall(), &d) < 0)
+		fail_msg("publish: %s", d.first);
+	start(e, true);
+	static const char *const tenants[2] = {"{\"name\":\"a\"}", "{\"name\":\"b\"}"};
+	for (int t = 0; t < 2; t++) {
+		assert_int_equal(call(e, "POST", "/v1/admin/tenants", ADMIN, tenants[t], &j), 201);
+		snprintf(e->tok[t], sizeof(e->tok[t]), "%s",
+			 json_string_value(json_object_get(j, "enrollment_token")));
+		json_decref(j);
+	}
+	for (int i = 0; i < NDEV; i++)
+		e->tenant_of[i] = -1;
+	for (int i = 0; i < NREL - 1; i++)
+		create_release(e);
+	*state = e;
+	return 0;
+}
+
+static int teardown(void **state)
+{
+	struct env *e = *state;
+	char cmd[400];
+
+	rf_server_free(e->s);
+	snprintf(cmd, sizeof(cmd), "rm -rf '%s'", e->dir);
+	if (system(cmd) != 0)
+		fprintf(stderr, "could not remove %s\n", e->dir);
+	free(e);
+	return 0;
+}
+
+static void enroll(struct env *e, int dev)
+{
+	static const char *const rings[] = {"canary", "early", "broad", "nowhere"};
+	int t = e->tenant_of[dev] >= 0 ? e->tenant_of[dev] : (int)rnd(e, 2);
+	char body[200];
+	json_t *j;
+
+	snprintf(body, sizeof(body),
+		 "{\"device_id\":\"dev-%d\",\"ring\":\"%s\",\"agent_version\":\"1.%d\"}", dev,
+		 rings[rnd(e, 4)], (int)rnd(e, 3));
+	assert_int_equal(call(e, "POST", "/v1/enroll", e->tok[t], body, &j), 201);
+	snprintf(e->cred[dev], sizeof(e->cred[dev]), "%s",
+		 json_string_value(json_object_get(j, "credential")));
+	json_decref(j);
+	e->tenant_of[dev] = t;
+}
+
+static void checkin(struct env *e, int dev)
+{
+	char body[600], cur[120] = "null", lg[120] = "null";
+	int c = (int)rnd(e, NREL + 1), l = (int)rnd(e, NREL + 1);
+
+	if (c < NREL)
+		snprintf(cur, sizeof(cur), "{\"sha256\":\"%s\"}", e->sha[c]);
+	if (l < NREL)
+		snprintf(lg, sizeof(lg), "{\"sha256\":\"%s\"}", e->sha[l]);
+	snprintf(body, sizeof(body),
+		 "{\"device_id\":\"dev-%d\",\"state\":{\"current\":%s,\"last_good\":%s},"
+		 "\"health\":{\"crashes\":%d,\"rollbacks\":0,\"events\":%d,\"alerts\":%d}}",
+		 dev, cur, lg, (int)rnd(e, 3), (int)rnd(e, 1000), (int)rnd(e, 50));
+	assert_int_equal(call(e, "POST", "/v1/checkin", e->cred[dev], body, NULL), 200);
+}
+
+static void report(struct env *e, int dev, int step)
+{
+	static const char *const causes[] = {"", "content", "local", "transit", "server"};
+	const char *cause = causes[rnd(e, 5)];
+	int rel = (int)rnd(e, NREL), ev = (int)rnd(e, 8), st;
+	char body[600], cz[40] = "";
+
+	if (*cause)
+		snprintf(cz, sizeof(cz), ",\"cause\":\"%s\"", cause);
+	snprintf(body, sizeof(body),
+		 "{\"device_id\":\"dev-%d\",\"report_id\":\"r-%d\",\"event\":\"%s\","
+		 "\"sha256\":\"%s\",\"time\":%lld%s}",
+		 dev, step, rf__srv_events[ev], e->sha[rel], (long long)e->now, cz);
+	st = call(e, "POST", "/v1/report", e->cred[dev], body, NULL);
+	if (st != 201)
+		fail_msg("report %s: status %d", body, st);
+}
+
+static void admin_action(struct env *e)
+{
+	static const char *const acts[] = {"halt", "resume", "hold", "rollback"};
+	char path[100];
+	int rel = 1 + (int)rnd(e, (uint64_t)e->nrel_created), a = (int)rnd(e, 4);
+
+	/* Rollback is final: rarely. Forced (devices may have nowhere to go). */
+	if (a == 3 && rnd(e, 4))
+		a = 0;
+	snprintf(path, sizeof(path), "/v1/admin/releases/%d/%s", rel, acts[a]);
+	(void)call(e, "POST", path, ADMIN, "{\"force\":true}", NULL);
+}
+
+static void tenant_policy(struct env *e)
+{
+	static const char *const bodies[] = {"{\"ring\":\"early\"}", "{\"ring\":null}",
+					     "{\"pin\":\"n-1\"}", "{\"pin\":\"latest\"}",
+					     "{\"ring\":\"canary\",\"pin\":\"latest\"}"};
+	char path[100];
+
+	snprintf(path, sizeof(path), "/v1/admin/tenants/%s", rnd(e, 2) ? "a" : "b");
+	assert_int_equal(call(e, "PUT", path, ADMIN, bodies[rnd(e, 5)], NULL), 200);
+}
+
+static void run(struct env *e, int from, int steps)
+{
+	for (int step = from; step < from + steps; step++) {
+		int dev = (int)rnd(e, NDEV), k = (int)rnd(e, 100);
+		const char *what;
+
+		if (e->tenant_of[dev] < 0 || k < 5) {
+			what = "enroll";
+			enroll(e, dev);
+		} else if (k < 45) {
+			what = "checkin";
+			checkin(e, dev);
+		} else if (k < 80) {
+			what = "report";
+			report(e, dev, step);
+		} else if (k < 93) {
+			/* Time: seconds, or a jump past probation and silence deadlines. */
+			what = "tick";
+			e->now += rnd(e, 4) ? (int64_t)rnd(e, 60) : (int64_t)rnd(e, 900);
+			(void)rf_server_tick(e->s, false);
+		} else if (k < 97) {
+			what = "admin";
+			admin_action(e);
+		} else if (k < 99) {
+			what = "tenant";
+			tenant_policy(e);
+		} else {
+			what = "release";
+			if (e->nrel_created < NREL)
+				create_release(e);
+			(void)rf_server_tick(e->s, false);
+		}
+		verify(e, step, what);
+	}
+}
+
+/* After every step of a random workload, and across a restart, the counts equal the recount. */
+static void test_incremental_equals_recount(void **state)
+{
+	struct env *e = *state;
+	json_t *j;
+
+	run(e, 0, STEPS);
+	/* The workload did reach the states the counts distinguish (not only zeros). */
+	if (!e->seen_silent || !e->seen_healthy || !e->seen_failed || e->seen_devices < 3)
+		fail_msg("workload too narrow: silent %llu healthy %llu failed %llu devices %llu",
+			 (unsigned long long)e->seen_silent, (unsigned long long)e->seen_healthy,
+			 (unsigned long long)e->seen_failed, (unsigned long long)e->seen_devices);
+	/* A restart rebuilds the counts from the database; they still agree, and keep agreeing.
+	 * Each device's records come back exactly (persist.c's reader of its own format). */
+	size_t ndevs = e->s->ndevs;
+	struct rf__srv_devrel(*hist)[RF__SRV_HIST] = calloc(NDEV, sizeof(*hist));
+	assert_non_null(hist);
+	for (int i = 0; i < NDEV; i++) {
+		char id[32];
+		snprintf(id, sizeof(id), "dev-%d", i);
+		struct rf__srv_dev *d = rf__srv_dev_find(e->s, id, NULL);
+		if (d)
+			memcpy(hist[i], d->hist, sizeof(d->hist));
+	}
+	rf_server_free(e->s);
+	start(e, false);
+	assert_int_equal(e->s->ndevs, ndevs);
+	for (int i = 0; i < NDEV; i++) {
+		char id[32];
+		snprintf(id, sizeof(id), "dev-%d", i);
+		struct rf__srv_dev *d = rf__srv_dev_find(e->s, id, NULL);
+		if (d && memcmp(hist[i], d->hist, sizeof(d->hist)))
+			fail_msg("%s: per-release records differ after the restart", id);
+	}
+	free(hist);
+	verify(e, STEPS, "restart");
+	run(e, STEPS + 1, STEPS / 2);
+	assert_int_equal(call(e, "GET", "/v1/admin/releases", ADMIN, NULL, &j), 200);
+	json_decref(j);
+}
+
+/* Silence after intent is found by its deadline, with no device activity: one device takes a
+ * release, goes quiet, and the tick after its silence window counts it silent and failed. */
+static void test_silence_deadline(void **state)
+{
+	struct env *e = *state;
+	char body[300];
+	const struct rf__srv_release *rel;
+	int64_t silence;
+
+	enroll(e, 0);
+	snprintf(body, sizeof(body),
+		 "{\"device_id\":\"dev-0\",\"report_id\":\"x\",\"event\":\"intent\",\"sha256\":"
+		 "\"%s\",\"time\":1}",
+		 e->sha[0]);
+	assert_int_equal(call(e, "POST", "/v1/report", e->cred[0], body, NULL), 201);
+	rel = &e->s->rels[0];
+	silence = rel->sched.gates.silence_s;
+	e->now += silence - 1;
+	assert_int_equal(rf_server_tick(e->s, false), 0);
+	uint64_t before = 0, after = 0;
+	for (unsigned k = 0; k < rel->sched.nrings; k++)
+		before += rel->health[k].silent;
+	e->now += 1;
+	assert_int_equal(rf_server_tick(e->s, false), 0);
+	for (unsigned k = 0; k < rel->sched.nrings; k++)
+		after += rel->health[k].silent;
+	assert_int_equal(before, 0);
+	assert_int_equal(after, 1);
+	verify(e, 0, "silence");
+	/* A check-in ends the silence (the device is heard from again). */
+	e->now += 1;
+	checkin(e, 0);
+	assert_int_equal(rf_server_tick(e->s, false), 0);
+	after = 0;
+	for (unsigned k = 0; k < rel->sched.nrings; k++)
+		after += rel->health[k].silent;
+	assert_int_equal(after, 0);
+	verify(e, 1, "heard from");
+}
+
+/* The check itself can fail: a count off by one is found. */
+static void test_verify_detects(void **state)
+{
+	struct env *e = *state;
+	char msg[256];
+
+	run(e, 0, 200);
+	pthread_mutex_lock(&e->s->lock);
+	e->s->rels[0].acc[0].h.devices++;
+	assert_int_equal(rf__srv_health_verify(e->s, msg, sizeof(msg)), -EUCLEAN);
+	e->s->rels[0].acc[0].h.devices--;
+	assert_int_equal(rf__srv_health_verify(e->s, msg, sizeof(msg)), 0);
+	pthread_mutex_unlock(&e->s->lock);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+	    cmocka_unit_test_setup_teardown(test_incremental_equals_recount, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_silence_deadline, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_verify_detects, setup, teardown),
+	};
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
