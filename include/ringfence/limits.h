@@ -251,6 +251,23 @@
 #define RF_SRV_CHECKIN_VALUES_MAX 512
 /* Halted releases listed in a check-in reply: the newest few are all an agent acts on. */
 #define RF_SRV_HALTED_NOTICES_MAX 8
+/* PostgreSQL backend (store_pg.c). Devices per INSERT of one devices_put batch: 16 parameters a
+ * device, so 1,000 devices is 16,000 parameters (the protocol allows 65,535) and about 200 KB
+ * of statement, large enough that a flush of 100,000 devices is 100 round trips, small enough
+ * that one statement never holds megabytes on either side. */
+#define RF_PG_DEVICES_PER_STATEMENT 1000u
+/* Reconnect attempts after PostgreSQL went away: the first at once, then doubling up to 5 s,
+ * so a database that is back is used again within 5 s and a dead one costs at most one failed
+ * connect per 5 s (each bounded by RF_PG_CONNECT_TIMEOUT_S). */
+#define RF_PG_RESET_BACKOFF_MIN_MS 100u
+#define RF_PG_RESET_BACKOFF_MAX_MS 5000u
+/* connect_timeout given to libpq unless the URI sets its own: the store's callers hold the
+ * server's lock, so a connect to an unreachable host must not hang for the kernel's TCP timeout
+ * (minutes); 3 s is far above a LAN round trip. */
+#define RF_PG_CONNECT_TIMEOUT_S 3u
+/* Seconds a 503 caused by the database asks clients to wait (Retry-After): about one
+ * reconnect period, so clients come back when the database may be back. */
+#define RF_SRV_RETRY_AFTER_S 5u
 
 /* ---- sim -------------------------------------------------------------------------------- */
 
