@@ -265,9 +265,10 @@
  * server's lock, so a connect to an unreachable host must not hang for the kernel's TCP timeout
  * (minutes); 3 s is far above a LAN round trip. */
 #define RF_PG_CONNECT_TIMEOUT_S 3u
-/* Seconds a 503 caused by the database asks clients to wait (Retry-After): about one
+/* Seconds a 503 asks clients to wait (Retry-After; no suffix: the transport makes it header
+ * text). The database away (PostgreSQL) is the usual cause: about one
  * reconnect period, so clients come back when the database may be back. */
-#define RF_SRV_RETRY_AFTER_S 5u
+#define RF_SRV_RETRY_AFTER_S 5
 
 /* ---- sim -------------------------------------------------------------------------------- */
 
