@@ -1,15 +1,15 @@
 /*
- * The server's storage, behind one interface with two backends, SQLite (store_sqlite.c, one
- * machine) and PostgreSQL (store_pg.c, several ringfenced on one database): struct rf_db is an
- * ops table (like SQLite's VFS) and every backend fills it in. (Named
- * rf_db, not rf_store, so that a file may include this and the agent's src/agent/store.h.)
+ * The server's storage, behind one interface with two backends, SQLite (store_sqlite.c, a file
+ * on one machine) and PostgreSQL (store_pg.c, a database server): struct rf_db is an ops table
+ * (like SQLite's VFS) and every backend fills it in. (Named rf_db, not rf_store, so that a file
+ * may include this and the agent's src/agent/store.h.)
  *
  * Model: ringfenced keeps its whole working set (rings, tenants, releases, devices) in memory
  * and uses the store as the durable record. At start it loads everything through
  * rf_db_load(); afterwards it writes through: every call below that changes something is one
- * transaction, committed durably (SQLite: WAL, synchronous=FULL; PostgreSQL: COMMIT) before it returns 0, so the
- * server may acknowledge the change as soon as the call returns (P8). Reports are kept forever
- * (an audit trail) and are idempotent by (device_id, report_id).
+ * transaction, committed durably (SQLite: WAL, synchronous=FULL; PostgreSQL: COMMIT) before it
+ * returns 0, so the server may acknowledge the change as soon as the call returns (P8).
+ * Reports are kept forever (an audit trail) and are idempotent by (device_id, report_id).
  *
  * Strings in the records are NUL-terminated and owned by the caller; the store copies what it
  * keeps. Hashes are raw 32-byte SHA-256 values. Every function returns 0 or a negative errno:

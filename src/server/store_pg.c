@@ -14,13 +14,15 @@
  * never one result in memory. Calls are serialised by the caller (ringfenced's store lock).
  *
  * Connection loss: a call that finds the connection broken (or breaks it) fails with -EIO and
- * the diag says so; the next calls reconnect (PQreset) at once, then with a doubling backoff
- * (RF_PG_RESET_BACKOFF_*), so the server serves from memory meanwhile and uses the database
- * again by itself when it is back. A write whose COMMIT got no answer may or may not have been
- * committed; every write is idempotent (upserts, reports by id), so the client's retry is safe.
+ * the diag says so; the next calls reconnect, without blocking (PQresetStart/PQresetPoll, see
+ * ready()), at once, then with a doubling backoff (RF_PG_RESET_BACKOFF_*), so the server serves
+ * from memory meanwhile and uses the database again by itself when it is back. A write whose COMMIT
+ * got no answer may or may not have been committed; every write is idempotent (upserts, reports by
+ * id), so the client's retry is safe.
  */
 #include <errno.h>
 #include <inttypes.h>
+#include <poll.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -36,6 +38,8 @@ struct pg_store {
 	PGconn *conn;
 	uint64_t next_reset_ns; /* no reconnect attempt before this (monotonic) */
 	uint64_t backoff_ms;	/* 0: the connection is (believed) good */
+	bool resetting;		/* a non-blocking reconnect is under way */
+	uint64_t reset_deadline_ns;
 };
 
 /* Schema migrations: migrations[i] takes the schema from version i to i + 1 (store_sqlite.c
@@ -61,14 +65,17 @@ static const char *const migrations[] = {
     "INSERT INTO rings VALUES ('canary', 0), ('early', 1), ('broad', 2);",
 };
 
+#define STR_(x) #x
+#define STR(x)	STR_(x)
+
 /* Advisory lock key held while the schema is created or migrated ("rfdb"). */
 #define SCHEMA_LOCK_KEY "1919312994"
 
 #define DEV_COLS                                                                                   \
-	"id, tenant, ring, cred_hash, agent_version, manifest_hash, enrolled_at, last_seen,"      \
+	"id, tenant, ring, cred_hash, agent_version, manifest_hash, enrolled_at, last_seen,"       \
 	" release_id, state, state_at, crashes, rollbacks, events, alerts, history"
 #define DEV_SET                                                                                    \
-	" ON CONFLICT (id) DO UPDATE SET tenant = excluded.tenant, ring = excluded.ring,"         \
+	" ON CONFLICT (id) DO UPDATE SET tenant = excluded.tenant, ring = excluded.ring,"          \
 	" cred_hash = excluded.cred_hash, agent_version = excluded.agent_version,"                 \
 	" manifest_hash = excluded.manifest_hash, enrolled_at = excluded.enrolled_at,"             \
 	" last_seen = excluded.last_seen, release_id = excluded.release_id,"                       \
@@ -153,7 +160,35 @@ static void broken(struct pg_store *s)
 	}
 }
 
-/* Make sure the connection is usable: reconnect if it broke and the backoff allows. */
+static int reconnect_failed(struct pg_store *s, uint64_t now, const char *why)
+{
+	char m[256];
+
+	snprintf(m, sizeof(m), "%s", why);
+	m[strcspn(m, "\n")] = 0;
+	s->resetting = false;
+	s->next_reset_ns = now + s->backoff_ms * 1000000u;
+	s->backoff_ms = s->backoff_ms * 2 > RF_PG_RESET_BACKOFF_MAX_MS ? RF_PG_RESET_BACKOFF_MAX_MS
+								       : s->backoff_ms * 2;
+	return rf_diag_report(s->base.diag, -EIO, "postgresql: cannot reconnect: %s", m);
+}
+
+/* Whether the connection's socket became ready for what st waits for within ms. */
+static bool socket_ready(PGconn *c, PostgresPollingStatusType st, int ms)
+{
+	struct pollfd p = {.fd = PQsocket(c),
+			   .events = st == PGRES_POLLING_WRITING ? POLLOUT : POLLIN};
+
+	return p.fd >= 0 && poll(&p, 1, ms) > 0;
+}
+
+/*
+ * Make sure the connection is usable, reconnecting if it broke and the backoff allows. The
+ * reconnect is non-blocking (PQresetStart/PQresetPoll): each call advances it for at most
+ * ~100 ms and otherwise fails with -EIO at once, so a caller holding the server's lock never
+ * waits on a database that is not there; the whole attempt is abandoned after
+ * RF_PG_CONNECT_TIMEOUT_S.
+ */
 static int ready(struct pg_store *s)
 {
 	uint64_t now = rf_now_mono_ns();
@@ -161,19 +196,32 @@ static int ready(struct pg_store *s)
 	if (PQstatus(s->conn) == CONNECTION_OK && !s->backoff_ms)
 		return 0;
 	broken(s);
-	if (now < s->next_reset_ns)
-		return rf_diag_report(s->base.diag, -EIO,
-				      "postgresql: not connected (reconnecting)");
-	PQreset(s->conn);
-	if (PQstatus(s->conn) == CONNECTION_OK) {
-		s->backoff_ms = 0;
-		return 0;
+	if (!s->resetting) {
+		if (now < s->next_reset_ns)
+			return rf_diag_report(s->base.diag, -EIO,
+					      "postgresql: not connected (reconnecting)");
+		if (!PQresetStart(s->conn))
+			return reconnect_failed(s, now, PQerrorMessage(s->conn));
+		s->resetting = true;
+		s->reset_deadline_ns = now + RF_PG_CONNECT_TIMEOUT_S * 1000000000ull;
 	}
-	s->next_reset_ns = now + s->backoff_ms * 1000000u;
-	s->backoff_ms = s->backoff_ms * 2 > RF_PG_RESET_BACKOFF_MAX_MS ? RF_PG_RESET_BACKOFF_MAX_MS
-								    : s->backoff_ms * 2;
-	return rf_diag_report(s->base.diag, -EIO, "postgresql: cannot reconnect: %s",
-			      PQerrorMessage(s->conn));
+	for (int i = 0; i < 5; i++) {
+		PostgresPollingStatusType st = PQresetPoll(s->conn);
+
+		if (st == PGRES_POLLING_OK) {
+			s->resetting = false;
+			s->backoff_ms = 0;
+			PQclear(PQexec(s->conn, "SET client_min_messages = warning"));
+			return 0;
+		}
+		if (st == PGRES_POLLING_FAILED)
+			return reconnect_failed(s, now, PQerrorMessage(s->conn));
+		if (!socket_ready(s->conn, st, 20))
+			break;
+	}
+	if (now >= s->reset_deadline_ns)
+		return reconnect_failed(s, now, "timed out");
+	return rf_diag_report(s->base.diag, -EIO, "postgresql: not connected (reconnecting)");
 }
 
 /* Describe a failed result (or a failed send) and map it to an error code. Consumes res. */
@@ -278,7 +326,8 @@ static int visit(int i, PGresult *res, const struct rf_db_visitor *v, void *ud)
 		return v->tenant(ud, &x);
 	}
 	if (i == 2 && v->release) {
-		struct rf_db_release x = {.id = col_int(res, 0, 0), .target = PQgetvalue(res, 0, 1)};
+		struct rf_db_release x = {.id = col_int(res, 0, 0),
+					  .target = PQgetvalue(res, 0, 1)};
 		col_blob32(res, 0, 2, x.sha256);
 		x.length = (uint64_t)col_int(res, 0, 3);
 		x.version = col_int(res, 0, 4);
@@ -619,8 +668,9 @@ static int migrate(struct pg_store *s, unsigned flags, const char *name)
 		    "postgresql: database schema version %lld is newer than this build (%d)",
 		    (long long)v, RF_DB_SCHEMA_VERSION);
 	if (r == 0 && v < 0) {
-		r = exec(s, "CREATE TABLE rf_schema (version integer NOT NULL);"
-			    "INSERT INTO rf_schema VALUES (0)",
+		r = exec(s,
+			 "CREATE TABLE rf_schema (version integer NOT NULL);"
+			 "INSERT INTO rf_schema VALUES (0)",
 			 "schema");
 		v = 0;
 	}
@@ -662,8 +712,8 @@ void rf_db_pg_redact(const char *uri, char *out, size_t n)
 	if (at) {
 		const char *colon = memchr(host, ':', (size_t)(at - host));
 		if (colon) /* user:password@ -> user:***@ */
-			snprintf(out, n, "%.*s%.*s:***%.*s", (int)scheme, uri,
-				 (int)(colon - host), host, (int)strcspn(at, "?"), at);
+			snprintf(out, n, "%.*s%.*s:***%.*s", (int)scheme, uri, (int)(colon - host),
+				 host, (int)strcspn(at, "?"), at);
 		else
 			snprintf(out, n, "%.*s", (int)(scheme + strcspn(host, "?")), uri);
 	} else {
@@ -675,9 +725,17 @@ int rf_db_open_pg(const char *uri, unsigned flags, struct rf_diag *diag, struct 
 {
 	struct pg_store *s = calloc(1, sizeof(*s));
 	char timeout[16], name[256];
-	/* connect_timeout first: a value in the URI itself overrides it (expand_dbname). */
-	const char *keys[] = {"connect_timeout", "dbname", NULL};
-	const char *vals[] = {timeout, uri, NULL};
+	/* Defaults first: a value in the URI itself overrides them (expand_dbname). The TCP ones
+	 * bound how long a statement waits on a database host that vanished without a reset
+	 * (RF_PG_TCP_DEAD_MS; the kernel's default is minutes); a unix socket ignores them. */
+	const char *keys[] = {"connect_timeout",
+			      "keepalives_idle",
+			      "keepalives_interval",
+			      "keepalives_count",
+			      "tcp_user_timeout",
+			      "dbname",
+			      NULL};
+	const char *vals[] = {timeout, "5", "2", "3", STR(RF_PG_TCP_DEAD_MS), uri, NULL};
 	int r;
 
 	if (!s)

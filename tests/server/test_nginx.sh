@@ -5,7 +5,8 @@
 # Checks: repository files come from disk byte for byte (metadata marked no-cache; dot files and
 # traversal refused); operator commands and 3 real agents work through the proxy (enroll,
 # check in, fetch and verify the release through /repo/, report, become last known good);
-# the server sees the requests, nginx's log shows /repo/ never reached it.
+# the server counts the devices, nginx's log shows the pack fetched from /repo/. Then PostgreSQL is
+# stopped and started again under it all (503 + Retry-After, honoured by a real agent).
 # Every wait is bounded; everything started is stopped.
 # Usage (under pg.sh): test_nginx.sh RINGFENCE RINGFENCE_AGENT RINGFENCED
 set -u
@@ -150,4 +151,34 @@ out=$("$CLI" release status 1 --json) || fail "release status"
 echo "$out" | python3 -c "import json,sys; r=json.load(sys.stdin); sys.exit(0 if r['rings'][0]['health']['devices'] == $N else 1)" ||
 	fail "the server does not count $N devices on release 1: $out"
 ok "the server counts $N devices on release 1"
+# PostgreSQL away: writes get 503 with Retry-After through the proxy, a new agent waits at
+# least that long before it asks again, devices already enrolled keep checking in (answered
+# from memory); PostgreSQL back: the new agent gets in by itself, no restart of anything.
+metric() { curl -s "$URL/metrics" | sed -n "s/^$1 //p"; }
+"$RF_TEST_PG_SCRIPT" --ctl "$RF_TEST_PG_CTL" stop || fail "stopping PostgreSQL"
+code=$(curl -s -D "$W/h503" -o /dev/null -w '%{http_code}' -X POST -H "Authorization: Bearer $TOKEN" \
+	-H 'Content-Type: application/json' -d '{"device_id":"ngx-x","agent_version":"0.1.0"}' "$URL/v1/enroll")
+[ "$code" = 503 ] || fail "enrollment with PostgreSQL away: HTTP $code, want 503"
+grep -qi '^Retry-After: 5' "$W/h503" || fail "the 503 has no Retry-After: 5"
+c0=$(metric ringfence_checkins_total)
+k=$((N + 1))
+"$AGENT" run --server "$URL" --store "$W/store-$k" --ring canary --enroll-token "$TOKEN" \
+	--device-id "ngx-$k" --tuf-root "$W/repo/repository/metadata/1.root.json" --poll 1 \
+	--probation 2 --probation-events 0 --events "$W/events.jsonl" \
+	--alerts "$W/alerts-$k.jsonl" >"$W/agent-$k.log" 2>&1 &
+APIDS+=($!)
+for i in $(seq 300); do grep -q "server asked to retry after 5 s" "$W/agent-$k.log" && break; sleep 0.1; done
+grep -q "server asked to retry after 5 s" "$W/agent-$k.log" || fail "the agent did not honour Retry-After"
+sleep 2
+c1=$(metric ringfence_checkins_total)
+[ "${c1:-0}" -gt "${c0:-0}" ] || fail "no check-in answered while PostgreSQL was away ($c0 -> $c1)"
+ok "PostgreSQL away: 503 + Retry-After through nginx, the agent waits 5 s, $((c1 - c0)) check-ins answered from memory"
+"$RF_TEST_PG_SCRIPT" --ctl "$RF_TEST_PG_CTL" start || fail "starting PostgreSQL"
+deadline=$((SECONDS + 90))
+until "$AGENT" status --store "$W/store-$k" --json 2>/dev/null |
+	python3 -c "import json,sys; s=json.load(sys.stdin); sys.exit(0 if s['last_good'] and s['last_good']['sha256'] == '$HA' else 1)" 2>/dev/null; do
+	[ $SECONDS -lt $deadline ] || fail "the new agent did not get in after PostgreSQL came back"
+	sleep 0.3
+done
+ok "PostgreSQL back: the new agent enrolled and took release 1 by itself"
 echo "nginx: all steps passed"

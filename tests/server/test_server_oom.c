@@ -5,9 +5,10 @@
  * the call that would grow one chosen array (by its address) and passes every other call on.
  * It drives the core as the transport does (rf_server_handle, server.h) on a real database
  * (SQLite; PostgreSQL as server-oom-pg) and a real TUF repository in a temp dir, and checks
- * that after the failure every release's schedule is still readable (a check-in runs the rollout engine over all of them;
- * ASan reports any read of freed memory), that nothing was written for the failed request (the
- * database and memory agree), and that its retry succeeds.
+ * that after the failure every release's schedule is still readable (a check-in runs the
+ * rollout engine over all of them; ASan reports any read of freed memory), that nothing was
+ * written for the failed request (the database and memory agree), and that its retry
+ * succeeds.
  */
 #include <setjmp.h>
 #include <stdarg.h>
