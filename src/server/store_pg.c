@@ -283,15 +283,10 @@ static int finish(struct pg_store *s, int r)
 
 static int64_t col_int(PGresult *res, int row, int col)
 {
-	int64_t v = 0;
 	const char *t = PQgetvalue(res, row, col);
 
-	/* PostgreSQL's own bigint text: digits with an optional sign. */
-	if (t && *t == '-')
-		v = -(int64_t)strtoull(t + 1, NULL, 10);
-	else if (t)
-		v = (int64_t)strtoull(t, NULL, 10);
-	return v;
+	/* PostgreSQL's own bigint text (digits, optional '-'): never out of range. */
+	return t ? (int64_t)strtoll(t, NULL, 10) : 0;
 }
 
 static void col_blob32(PGresult *res, int row, int col, uint8_t out[32])
