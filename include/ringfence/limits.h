@@ -16,6 +16,9 @@
  * small JSON exchange that has not finished in 30 s counts as failed. */
 #define RF_HTTP_CONNECT_TIMEOUT_S 10u
 #define RF_HTTP_TIMEOUT_S 30u
+/* Largest Retry-After a client honours: the agents' longest backoff (RF_AGENT_BACKOFF_MAX_S,
+ * 15 minutes); a server asking for more is treated as asking for that. */
+#define RF_HTTP_RETRY_AFTER_MAX_S 900u
 
 /* ---- content (pack, verifier, interpreter, compiler) ------------------------------------ */
 
@@ -260,6 +263,30 @@
 #define RF_SRV_TIMELINE_MAX 30u
 /* Halted releases listed in a check-in reply: the newest few are all an agent acts on. */
 #define RF_SRV_HALTED_NOTICES_MAX 8
+/* PostgreSQL backend (store_pg.c). Devices per INSERT of one devices_put batch: 16 parameters a
+ * device, so 1,000 devices is 16,000 parameters (the protocol allows 65,535) and about 200 KB
+ * of statement, large enough that a flush of 100,000 devices is 100 round trips, small enough
+ * that one statement never holds megabytes on either side. */
+#define RF_PG_DEVICES_PER_STATEMENT 1000u
+/* Reconnect attempts after PostgreSQL went away: the first at once, then doubling up to 5 s,
+ * so a database that is back is used again within 5 s and a dead one costs at most one failed
+ * connect per 5 s (each bounded by RF_PG_CONNECT_TIMEOUT_S). */
+#define RF_PG_RESET_BACKOFF_MIN_MS 100u
+#define RF_PG_RESET_BACKOFF_MAX_MS 5000u
+/* connect_timeout given to libpq unless the URI sets its own: the store's callers hold the
+ * server's lock, so a connect to an unreachable host must not hang for the kernel's TCP timeout
+ * (minutes); 3 s is far above a LAN round trip. */
+#define RF_PG_CONNECT_TIMEOUT_S 3u
+/* Milliseconds unacknowledged data may wait before libpq's TCP connection counts as dead
+ * (tcp_user_timeout; keepalives every 2 s after 5 s idle do the same for an idle connection):
+ * a statement sent to a database host that vanished fails after 10 s instead of the kernel's
+ * ~15 minutes of retransmissions, which the server would spend holding its lock. No suffix:
+ * it is passed to libpq as text. */
+#define RF_PG_TCP_DEAD_MS 10000
+/* Seconds a 503 asks clients to wait (Retry-After; no suffix: the transport makes it header
+ * text). The database away (PostgreSQL) is the usual cause: about one
+ * reconnect period, so clients come back when the database may be back. */
+#define RF_SRV_RETRY_AFTER_S 5
 
 /* ---- sim -------------------------------------------------------------------------------- */
 

@@ -73,6 +73,7 @@ struct agent {
 	/* check-in timing */
 	uint32_t poll;
 	unsigned failures;
+	uint32_t retry_after_s; /* the last reply's Retry-After (0: none) */
 	uint64_t next_checkin_ms;
 	/* the worker */
 	pid_t worker;
@@ -241,6 +242,8 @@ static int http_post(struct agent *ag, const char *path, const char *token, cons
 		rf_log_debug("POST %s: %s", url, d.first);
 		return r == -E2BIG || r == -ENOMEM ? r : -EIO;
 	}
+	if (rep.retry_after_s)
+		ag->retry_after_s = rep.retry_after_s;
 	*ret = rep.body;
 	*ret_len = rep.len;
 	return (int)rep.status;
@@ -709,7 +712,9 @@ static void checkin(struct agent *ag)
 	int s, r;
 	uint8_t cur[32];
 	const struct rf_guard_state *g;
+	uint64_t wait;
 
+	ag->retry_after_s = 0;
 	if (!ag->credential[0] && enroll(ag) < 0)
 		goto failed;
 	flush_reports(ag);
@@ -765,7 +770,14 @@ static void checkin(struct agent *ag)
 	return;
 failed:
 	/* randomized exponential backoff (rf_checkin_backoff_ms) */
-	ag->next_checkin_ms = now_ms() + rf_checkin_backoff_ms(ag->failures, ag->poll, rnd(ag));
+	wait = rf_checkin_backoff_ms(ag->failures, ag->poll, rnd(ag));
+	/* A server that said when to come back (503 Retry-After: its database is away) is not
+	 * asked again sooner; the backoff still grows while it keeps failing. */
+	if (wait < (uint64_t)ag->retry_after_s * 1000) {
+		wait = (uint64_t)ag->retry_after_s * 1000;
+		rf_log_info("server asked to retry after %u s", ag->retry_after_s);
+	}
+	ag->next_checkin_ms = now_ms() + wait;
 	ag->failures++;
 	rf_log_info("next check-in in %llu ms (failure %u)",
 		    (unsigned long long)(ag->next_checkin_ms - now_ms()), ag->failures);

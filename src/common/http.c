@@ -38,6 +38,25 @@ static void curl_init_once(void)
 	curl_global_init(CURL_GLOBAL_DEFAULT);
 }
 
+/* Retry-After of the last reply on c in delta-seconds, capped; 0 absent or not digits (an HTTP
+ * date is not worth a date parser: the caller's own backoff applies). */
+static uint32_t retry_after(CURL *c)
+{
+	struct curl_header *h;
+	uint64_t v = 0;
+
+	if (curl_easy_header(c, "Retry-After", 0, CURLH_HEADER, -1, &h) != CURLHE_OK || !h->value)
+		return 0;
+	for (const char *p = h->value; *p; p++) {
+		if (*p < '0' || *p > '9')
+			return 0;
+		v = v * 10 + (uint64_t)(*p - '0');
+		if (v > RF_HTTP_RETRY_AFTER_MAX_S)
+			v = RF_HTTP_RETRY_AFTER_MAX_S;
+	}
+	return (uint32_t)v;
+}
+
 int rf_http_fetch(const struct rf_http_request *q, struct rf_http_reply *ret, struct rf_diag *d)
 {
 	struct sink s = {.b = RF_BUF_INIT(q->max)};
@@ -108,9 +127,12 @@ int rf_http_fetch(const struct rf_http_request *q, struct rf_http_reply *ret, st
 		r = rf_diag_report(d, -EIO, "%s",
 				   cr != CURLE_OK ? curl_easy_strerror(cr) : "no HTTP status");
 	} else {
+		uint32_t ra = retry_after(c);
 		r = rf_buf_steal(&s.b, &ret->body, &ret->len);
-		if (r == 0)
+		if (r == 0) {
 			ret->status = status;
+			ret->retry_after_s = ra;
+		}
 	}
 out:
 	rf_buf_free(&s.b);

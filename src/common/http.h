@@ -35,6 +35,9 @@ struct rf_http_reply {
 	long status;   /* the HTTP status */
 	uint8_t *body; /* NUL-terminated (the NUL not counted in len); the caller frees it */
 	size_t len;
+	/* The reply's Retry-After in seconds (its delta-seconds form, at most
+	 * RF_HTTP_RETRY_AFTER_MAX_S); 0 when there is none or it is an HTTP date. */
+	uint32_t retry_after_s;
 };
 
 /*

@@ -37,6 +37,11 @@ struct req {
 static const char too_large_json[] = "{\"error\":{\"status\":413,\"code\":\"too_large\","
 				     "\"message\":\"request body over the limit\"}}";
 
+#define STR_(x) #x
+#define STR(x) STR_(x)
+/* Retry-After of every 503 (limits.h), as header text. */
+#define RETRY_AFTER STR(RF_SRV_RETRY_AFTER_S)
+
 static enum MHD_Result queue_static(struct MHD_Connection *c, unsigned status, const char *body)
 {
 	struct MHD_Response *resp =
@@ -46,6 +51,8 @@ static enum MHD_Result queue_static(struct MHD_Connection *c, unsigned status, c
 	if (!resp)
 		return MHD_NO;
 	MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE, "application/json");
+	if (status == 503)
+		MHD_add_response_header(resp, MHD_HTTP_HEADER_RETRY_AFTER, RETRY_AFTER);
 	r = MHD_queue_response(c, status, resp);
 	MHD_destroy_response(resp);
 	return r;
@@ -307,6 +314,8 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
 	MHD_add_response_header(resp, "X-Content-Type-Options", "nosniff");
 	if (!strncmp(q->path, "/v1/", 4))
 		MHD_add_response_header(resp, MHD_HTTP_HEADER_CACHE_CONTROL, "no-store");
+	if (rp.status == 503) /* storage (e.g. PostgreSQL away) or resources: come back later */
+		MHD_add_response_header(resp, MHD_HTTP_HEADER_RETRY_AFTER, RETRY_AFTER);
 	ret = MHD_queue_response(c, (unsigned)rp.status, resp);
 	MHD_destroy_response(resp);
 	rf_server_reply_free(&rp);

@@ -46,17 +46,19 @@ static void audit_log(void *ud, int priority, const char *line)
 
 static void usage(FILE *f)
 {
-	fputs("usage: ringfenced --db PATH [--init] [--listen IP:PORT] [--repo DIR]\n"
+	fputs("usage: ringfenced --db PATH|URI [--init] [--listen IP:PORT] [--repo DIR]\n"
 	      "                  [--admin-token-file F] [--threads N] [--poll-interval S]\n"
 	      "                  [--max-connections N] [--per-ip-connections N] [--port-file F]\n"
 	      "       ringfenced --db PATH --backup FILE\n"
 	      "       ringfenced --version\n"
 	      "\n"
 	      "  --db PATH               SQLite database (checked at every start; migrated)\n"
-	      "  --init                  create a new database at PATH (first start only: refused\n"
+	      "  --db postgresql://...   PostgreSQL database (libpq URI; postgres:// too): several\n"
+	      "                          ringfenced may share it; needs --admin-token-file\n"
+	      "  --init                  create a new database (first start only: refused\n"
 	      "                          when one exists; later starts need no flag)\n"
 	      "  --backup FILE           copy the database to FILE (safe while a server runs on\n"
-	      "                          it) and exit\n"
+	      "                          it) and exit (SQLite; PostgreSQL: use pg_dump)\n"
 	      "  --listen IP:PORT        address to serve (default 127.0.0.1:8440; port 0: any "
 	      "free)\n"
 	      "  --repo DIR              TUF repository (ringfence repo init); served at /repo/\n"
@@ -93,10 +95,12 @@ static unsigned fit_descriptors(unsigned conns)
 }
 
 /* Print why the database cannot be used and what to do. Returns the exit status. */
-static int db_refused(const char *db, int r, const struct rf_diag *d)
+static int db_refused(const char *spec, int r, const struct rf_diag *d)
 {
 	const char *why = d->count ? d->first : rf_strerror(r);
+	char db[256];
 
+	rf_db_pg_redact(spec, db, sizeof(db));
 	if (r == -ENOENT) {
 		rf_log_error("%s", why);
 		rf_log_error(
@@ -256,6 +260,13 @@ int main(int argc, char **argv)
 			fprintf(stderr, "ringfenced: --backup and --init do not go together\n");
 			return 2;
 		}
+		if (rf_db_is_pg(db)) {
+			fputs("ringfenced: --backup copies SQLite databases; back up a PostgreSQL "
+			      "database with pg_dump (pg_dump -Fc -f FILE URI; restore with "
+			      "pg_restore), see docs/server.md\n",
+			      stderr);
+			return 2;
+		}
 		r = rf_db_sqlite_backup(db, backup, &d);
 		if (r < 0)
 			return db_refused(db, r, &d);
@@ -281,6 +292,11 @@ int main(int argc, char **argv)
 				listen);
 			return 2;
 		}
+	}
+	if (!tokfile && rf_db_is_pg(db)) {
+		fprintf(stderr, "ringfenced: --admin-token-file is required with a PostgreSQL "
+				"database (every instance needs the same token)\n");
+		return 2;
 	}
 	if (!tokfile) {
 		snprintf(deftok, sizeof(deftok), "%s.admin-token", db);
@@ -311,8 +327,10 @@ int main(int argc, char **argv)
 		    (double)(clock() - c0) / CLOCKS_PER_SEC, (double)st.bytes / 1048576,
 		    (unsigned long long)(st.devices ? st.bytes / st.devices : 0),
 		    (unsigned long long)(st.devices ? st.device_bytes / st.devices : 0));
+	char dbname[256];
+	rf_db_pg_redact(db, dbname, sizeof(dbname));
 	if (init)
-		rf_log_notice("created a new database %s", db);
+		rf_log_notice("created a new database %s", dbname);
 	struct rf_http_opts ho = {
 	    .addr = listen,
 	    .threads = (unsigned)threads,
@@ -331,7 +349,7 @@ int main(int argc, char **argv)
 		if (rf_file_write_atomic(portfile, buf, (size_t)n, 0644) < 0)
 			rf_log_warn("cannot write %s", portfile);
 	}
-	rf_log_info("listening on %s (port %u), database %s%s%s", listen, rf_http_port(h), db,
+	rf_log_info("listening on %s (port %u), database %s%s%s", listen, rf_http_port(h), dbname,
 		    repo ? ", repository " : "", repo ? repo : "");
 
 	struct sigaction sa = {.sa_handler = on_signal};

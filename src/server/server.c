@@ -652,8 +652,7 @@ int rf_server_new(const struct rf_server_opts *opts, struct rf_diag *diag, struc
 			goto undo;
 		}
 	}
-	r = rf_db_open_sqlite(opts->db_path, opts->init ? RF_DB_CREATE | RF_DB_EXCL : 0, diag,
-			      &s->db);
+	r = rf_db_open(opts->db_path, opts->init ? RF_DB_CREATE | RF_DB_EXCL : 0, diag, &s->db);
 	if (r < 0)
 		goto undo;
 	s->loading = true;
@@ -664,8 +663,11 @@ int rf_server_new(const struct rf_server_opts *opts, struct rf_diag *diag, struc
 	if (r < 0) {
 		if (s->diag.count && diag)
 			rf_diag_report(diag, r, "%s", s->diag.first);
-		else
-			rf_diag_report(diag, r, "loading %s: %s", opts->db_path, rf_strerror(r));
+		else {
+			char name[256];
+			rf_db_pg_redact(opts->db_path, name, sizeof(name));
+			rf_diag_report(diag, r, "loading %s: %s", name, rf_strerror(r));
+		}
 		goto undo;
 	}
 	s->db->diag = &s->diag;

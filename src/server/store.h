@@ -1,14 +1,15 @@
 /*
- * The server's storage, behind one interface so that a PostgreSQL backend can follow the SQLite
- * one: struct rf_db is an ops table (like SQLite's VFS) and every backend fills it in. (Named
- * rf_db, not rf_store, so that a file may include this and the agent's src/agent/store.h.)
+ * The server's storage, behind one interface with two backends, SQLite (store_sqlite.c, a file
+ * on one machine) and PostgreSQL (store_pg.c, a database server): struct rf_db is an ops table
+ * (like SQLite's VFS) and every backend fills it in. (Named rf_db, not rf_store, so that a file
+ * may include this and the agent's src/agent/store.h.)
  *
  * Model: ringfenced keeps its whole working set (rings, tenants, releases, devices) in memory
  * and uses the store as the durable record. At start it loads everything through
  * rf_db_load(); afterwards it writes through: every call below that changes something is one
- * transaction, committed durably (SQLite: WAL, synchronous=FULL) before it returns 0, so the
- * server may acknowledge the change as soon as the call returns (P8). Reports are kept forever
- * (an audit trail) and are idempotent by (device_id, report_id).
+ * transaction, committed durably (SQLite: WAL, synchronous=FULL; PostgreSQL: COMMIT) before it
+ * returns 0, so the server may acknowledge the change as soon as the call returns (P8).
+ * Reports are kept forever (an audit trail) and are idempotent by (device_id, report_id).
  *
  * Strings in the records are NUL-terminated and owned by the caller; the store copies what it
  * keeps. Hashes are raw 32-byte SHA-256 values. Every function returns 0 or a negative errno:
@@ -19,6 +20,7 @@
 #define RF_SERVER_STORE_H
 
 #include <stdbool.h>
+#include <stddef.h>
 #include <stdint.h>
 
 #include "ringfence/error.h"
@@ -161,6 +163,28 @@ int rf_db_open_sqlite(const char *path, unsigned flags, struct rf_diag *diag,
  * -EIO on any other storage error (diag says which).
  */
 int rf_db_sqlite_backup(const char *path, const char *dest, struct rf_diag *diag) RF_WUR;
+
+/*
+ * Open the PostgreSQL database named by uri (a libpq connection URI, postgresql:// or
+ * postgres://), with the same flags and the same rules as rf_db_open_sqlite(): the schema
+ * (versioned, RF_DB_SCHEMA_VERSION, in table rf_schema) is created only with RF_DB_CREATE and
+ * migrated forward in one transaction; a newer one is refused. diag never receives the
+ * password of the URI. Returns 0 and *ret; -ENOENT no ringfence schema and no RF_DB_CREATE;
+ * -EEXIST a schema exists and RF_DB_EXCL was given; -EIO cannot connect or a statement failed
+ * (diag says which); -EPROTO newer schema; -ENOMEM. The store reconnects by itself after the
+ * connection is lost (calls fail with -EIO meanwhile).
+ */
+int rf_db_open_pg(const char *uri, unsigned flags, struct rf_diag *diag, struct rf_db **ret) RF_WUR;
+
+/* Whether spec names a PostgreSQL database (postgresql:// or postgres://) rather than a file. */
+bool rf_db_is_pg(const char *spec);
+
+/* spec for messages and logs: a PostgreSQL URI without its password and query parameters (a
+ * password may also be given there); anything else unchanged. Truncated to n - 1 bytes. */
+void rf_db_pg_redact(const char *spec, char *out, size_t n);
+
+/* rf_db_open_pg() for a PostgreSQL URI, rf_db_open_sqlite() for anything else (a path). */
+int rf_db_open(const char *spec, unsigned flags, struct rf_diag *diag, struct rf_db **ret) RF_WUR;
 
 /* Close a store (NULL ok). */
 static inline void rf_db_close(struct rf_db *st)

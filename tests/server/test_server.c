@@ -1,11 +1,13 @@
 /*
  * API tests of ringfenced over real HTTP: each test starts the real ringfenced program on
- * 127.0.0.1 (a free port, chosen by the kernel and read back from --port-file) with SQLite and a
+ * 127.0.0.1 (a free port, chosen by the kernel and read back from --port-file) with SQLite (or,
+ * as server-api-pg under tests/lib/pg.sh, a new PostgreSQL database per test) and a
  * real TUF repository (trust/ repository writer) in a temp dir, and talks to it with libcurl as an
  * agent and an operator would. Covers enroll, check-in, report idempotency, halt, resume,
  * rollback, a gate that halts by itself, cross-tenant denial, malformed / oversized / deeply
  * nested bodies, /repo/ path traversal, metrics and dashboard, and kill -9 with reports in flight
- * (no acknowledged report lost, state consistent after restart).
+ * (no acknowledged report lost, state consistent after restart); on PostgreSQL also the
+ * database stopped and started under a running server.
  * Every wait is bounded in count and time; servers are stopped by the test.
  */
 #include <arpa/inet.h>
@@ -20,6 +22,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
@@ -32,6 +35,7 @@
 
 #include "common/util.h"
 #include "server/store.h"
+#include "testdb.h"
 #include "trust/tuf.h"
 
 static const char *ringfenced_path, *ringfence_path;
@@ -73,6 +77,25 @@ static size_t on_data(char *p, size_t sz, size_t nm, void *ud)
 	return n;
 }
 
+/* The Retry-After header of the last reply (empty if it had none). */
+static char last_retry_after[16];
+
+static size_t on_header(char *p, size_t sz, size_t nm, void *ud)
+{
+	size_t n = sz * nm;
+
+	if (n > 12 && !strncasecmp(p, "Retry-After:", 12)) {
+		size_t k = n - 12;
+		const char *v = p + 12;
+		while (k && *v == ' ')
+			v++, k--;
+		while (k && (v[k - 1] == '\r' || v[k - 1] == '\n'))
+			k--;
+		snprintf(last_retry_after, sizeof(last_retry_after), "%.*s", (int)k, v);
+	}
+	return n;
+}
+
 /* One HTTP request; returns the status (0 on transport failure), *ret_body (malloc'd text). */
 static long http_raw(struct env *e, const char *method, const char *path, const char *auth,
 		     const char *body, size_t len, char **ret_body)
@@ -91,6 +114,8 @@ static long http_raw(struct env *e, const char *method, const char *path, const 
 	curl_easy_setopt(c, CURLOPT_NOPROXY, "*");
 	curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, on_data);
 	curl_easy_setopt(c, CURLOPT_WRITEDATA, &b);
+	curl_easy_setopt(c, CURLOPT_HEADERFUNCTION, on_header);
+	last_retry_after[0] = 0;
 	if (auth) {
 		snprintf(hdr, sizeof(hdr), "Authorization: Bearer %s", auth);
 		h = curl_slist_append(h, hdr);
@@ -248,7 +273,8 @@ static int setup_with(void **state, int64_t timestamp_expiry)
 	snprintf(e->dir, sizeof(e->dir), "/tmp/rf-test-server-XXXXXX");
 	if (!mkdtemp(e->dir))
 		return -1;
-	snprintf(e->db, sizeof(e->db), "%s/ringfenced.db", e->dir);
+	if (rf_testdb_new(e->dir, "ringfenced.db", e->db, sizeof(e->db)) < 0)
+		return -1;
 	snprintf(e->repo, sizeof(e->repo), "%s/repo", e->dir);
 	snprintf(e->token_file, sizeof(e->token_file), "%s/admin-token", e->dir);
 	snprintf(e->port_file, sizeof(e->port_file), "%s/port", e->dir);
@@ -770,7 +796,7 @@ static void test_bad_requests_rejected(void **state)
 	 * duplicate, a new id is new). The store is read after the server stops. */
 	stop_server(e, SIGTERM);
 	struct rf_db *st;
-	assert_int_equal(rf_db_open_sqlite(e->db, 0, NULL, &st), 0);
+	assert_int_equal(rf_db_open(e->db, 0, NULL, &st), 0);
 	assert_int_equal(rf_db_reports_count(st, "g-1", &before), 0);
 	rf_db_close(st);
 	assert_int_equal(before, 1);
@@ -779,7 +805,7 @@ static void test_bad_requests_rejected(void **state)
 		      report(e, cred, "g-1", "g-ok", "installed",
 			     "0000000000000000000000000000000000000000000000000000000000000000"));
 	stop_server(e, SIGTERM);
-	assert_int_equal(rf_db_open_sqlite(e->db, 0, NULL, &st), 0);
+	assert_int_equal(rf_db_open(e->db, 0, NULL, &st), 0);
 	assert_int_equal(rf_db_reports_count(st, "g-1", &after), 0);
 	rf_db_close(st);
 	assert_int_equal(after, 1);
@@ -1122,12 +1148,18 @@ static void test_slow_clients_do_not_lock_out_others(void **state)
 
 /* The database: created only by --init; a missing, empty or damaged one stops the start with
  * a message that says how to restore; --backup makes a copy that restores. */
+static void pg_database_lost_or_refused(struct env *e);
+
 static void test_database_lost_or_damaged_refused(void **state)
 {
 	struct env *e = *state;
 	char tok[80], err[400], bak[400], cmd[1600];
 	json_t *j;
 
+	if (rf_testdb_pg()) {
+		pg_database_lost_or_refused(e);
+		return;
+	}
 	snprintf(err, sizeof(err), "%s/stderr", e->dir);
 	snprintf(bak, sizeof(bak), "%s/backup.db", e->dir);
 	const char *version[] = {"--version", NULL};
@@ -1195,6 +1227,121 @@ static void test_database_lost_or_damaged_refused(void **state)
 	assert_int_equal(run_ringfenced(err, backup_none), 2);
 	assert_int_equal(access(nobak, F_OK), -1);
 	assert_int_equal(access(nodb, F_OK), -1);
+}
+
+/* The same rules on PostgreSQL: --backup names pg_dump; --init on a database with a schema is
+ * refused; a database without the schema is not a new server (exit 2, says --init); no server
+ * at the URI or a newer schema: exit 1 with the reason, never the password. */
+static void pg_database_lost_or_refused(struct env *e)
+{
+	char tok[80], err[400], empty[300];
+	json_t *j;
+
+	snprintf(err, sizeof(err), "%s/stderr", e->dir);
+	tenant(e, "delta", NULL, tok);
+	const char *backup[] = {"--db", e->db, "--backup", "/tmp/x", NULL};
+	assert_int_equal(run_ringfenced(err, backup), 2);
+	assert_true(file_has(err, "pg_dump"));
+	const char *no_token[] = {"--db", e->db, "--listen", "127.0.0.1:0", NULL};
+	assert_int_equal(run_ringfenced(err, no_token), 2);
+	assert_true(file_has(err, "--admin-token-file"));
+	stop_server(e, SIGTERM);
+
+	const char *with_init[] = {"--db",     e->db,	      "--init",		  "--listen",
+				   "127.0.0.1:0", "--repo", e->repo, "--admin-token-file",
+				   e->token_file, NULL};
+	assert_int_equal(run_ringfenced(err, with_init), 2);
+	assert_true(file_has(err, "already"));
+	assert_int_equal(rf_testdb_new(e->dir, "x", empty, sizeof(empty)), 0);
+	const char *plain[] = {"--db",	       empty, "--listen", "127.0.0.1:0", "--repo", e->repo,
+			       "--admin-token-file", e->token_file, NULL};
+	assert_int_equal(run_ringfenced(err, plain), 2);
+	assert_true(file_has(err, "no ringfence schema"));
+	assert_true(file_has(err, "--init"));
+	const char *nowhere[] = {"--db",
+				 "postgresql://u:hunter2@/x?host=/nonexistent-rf-dir",
+				 "--listen",
+				 "127.0.0.1:0",
+				 "--admin-token-file",
+				 e->token_file,
+				 NULL};
+	assert_int_equal(run_ringfenced(err, nowhere), 1);
+	assert_true(file_has(err, "cannot connect"));
+	assert_false(file_has(err, "hunter2"));
+	assert_int_equal(rf_testdb_sql(e->db, "UPDATE rf_schema SET version = version + 1"), 0);
+	const char *newer[] = {"--db",	       e->db, "--listen", "127.0.0.1:0", "--repo", e->repo,
+			       "--admin-token-file", e->token_file, NULL};
+	assert_int_equal(run_ringfenced(err, newer), 1);
+	assert_true(file_has(err, "newer"));
+	assert_int_equal(rf_testdb_sql(e->db, "UPDATE rf_schema SET version = version - 1"), 0);
+	start_server(e); /* everything it had */
+	EXPECT_STATUS(200, http(e, "GET", "/v1/admin/tenants/delta", e->admin, &j, NULL));
+	assert_string_equal(jstr(j, "name", NULL), "delta");
+	json_decref(j);
+}
+
+/* PostgreSQL stopped under a running server, then started again: check-ins that need no write
+ * are answered from memory; writes (a report, an operator change) get 503 with Retry-After and
+ * change nothing; the server reconnects by itself (no restart) and the retried report is
+ * stored once; nothing acknowledged before or after is lost (checked in the database after a
+ * kill -9). */
+static void test_postgresql_down_and_back(void **state)
+{
+	struct env *e = *state;
+	char tok[80], cred[80], sha[65];
+	json_t *j;
+	long st = 0;
+
+	if (!rf_testdb_pg())
+		skip();
+	tenant(e, "pgd", "canary", tok);
+	enroll(e, tok, "p-1", cred);
+	add_target(e, "packs/rules-p.rfp", "rules-p", "");
+	EXPECT_STATUS(201, http(e, "POST", "/v1/admin/releases", e->admin, &j,
+				"{\"target\":\"packs/rules-p.rfp\"}"));
+	snprintf(sha, sizeof(sha), "%s", jstr(j, "sha256", NULL));
+	json_decref(j);
+	json_decref(checkin(e, cred, "p-1", sha, 0));
+	EXPECT_STATUS(201, report(e, cred, "p-1", "p-r1", "intent", sha));
+
+	assert_int_equal(rf_testdb_server(false), 0);
+	for (int i = 0; i < 5; i++) {
+		j = checkin(e, cred, "p-1", sha, 0); /* 200 or the test fails */
+		assert_string_equal(jstr(j, "action", NULL), "stay");
+		json_decref(j);
+	}
+	EXPECT_STATUS(503, report(e, cred, "p-1", "p-r2", "trial_started", sha));
+	assert_string_equal(last_retry_after, "5");
+	EXPECT_STATUS(503, http(e, "POST", "/v1/admin/tenants", e->admin, NULL,
+				"{\"name\":\"during\",\"ring\":null}"));
+	assert_string_equal(last_retry_after, "5");
+	/* Nothing of the refused writes is in memory either. */
+	EXPECT_STATUS(404, http(e, "GET", "/v1/admin/tenants/during", e->admin, NULL, NULL));
+
+	assert_int_equal(rf_testdb_server(true), 0);
+	for (int i = 0; i < 200 && st != 201; i++) { /* bounded: 20 s (backoff is at most 5 s) */
+		st = report(e, cred, "p-1", "p-r2", "trial_started", sha);
+		if (st != 201) {
+			EXPECT_STATUS(503, st);
+			sleep_ms(100);
+		}
+	}
+	EXPECT_STATUS(201, st);
+	EXPECT_STATUS(200, report(e, cred, "p-1", "p-r2", "trial_started", sha)); /* duplicate */
+	EXPECT_STATUS(201, http(e, "POST", "/v1/admin/tenants", e->admin, NULL,
+				"{\"name\":\"after\",\"ring\":null}"));
+
+	stop_server(e, SIGKILL);
+	struct rf_db *db;
+	uint64_t n = 0;
+	assert_int_equal(rf_db_open(e->db, 0, NULL, &db), 0);
+	assert_int_equal(rf_db_reports_count(db, "p-1", &n), 0);
+	rf_db_close(db);
+	assert_int_equal(n, 2);
+	start_server(e);
+	EXPECT_STATUS(200, http(e, "GET", "/v1/admin/tenants/after", e->admin, NULL, NULL));
+	EXPECT_STATUS(404, http(e, "GET", "/v1/admin/tenants/during", e->admin, NULL, NULL));
+	EXPECT_STATUS(200, report(e, cred, "p-1", "p-r1", "intent", sha)); /* known */
 }
 
 static void test_repo_metrics_dashboard(void **state)
@@ -1580,7 +1727,7 @@ static void test_kill9_keeps_acknowledged_reports(void **state)
 	/* The database opens (WAL recovered) and holds at least every acknowledged report. */
 	struct rf_db *st;
 	uint64_t stored = 0, crashes = 0;
-	assert_int_equal(rf_db_open_sqlite(e->db, 0, NULL, &st), 0);
+	assert_int_equal(rf_db_open(e->db, 0, NULL, &st), 0);
 	for (int i = 0; i < 4; i++) {
 		uint64_t c;
 		snprintf(dev, sizeof(dev), "k-%d", i);
@@ -2187,18 +2334,22 @@ static void test_unchanged_checkins_write_nothing(void **state)
 	}
 	assert_true(flushed >= 1);
 	long long checkins0 = metric(e, "ringfence_checkins_total");
+	/* SQLite: the WAL file does not change. (PostgreSQL: the flush counter says it.) */
+	bool sqlite = !rf_testdb_pg();
 	snprintf(wal, sizeof(wal), "%s-wal", e->db);
-	assert_int_equal(stat(wal, &st0), 0);
+	assert_int_equal(sqlite ? stat(wal, &st0) : 0, 0);
 	for (int i = 0; i < 300; i++) {
 		/* the health counters may change (they are cumulative, re-sent every time) */
 		j = checkin(e, cred, "h-1", sha, i < 200 ? 0 : (unsigned)i);
 		assert_string_equal(jstr(j, "action", NULL), "stay");
 		json_decref(j);
 	}
-	assert_int_equal(stat(wal, &st1), 0);
 	assert_int_equal(metric(e, "ringfence_flushed_rows_total"), flushed);
 	assert_int_equal(metric(e, "ringfence_checkins_total"), checkins0 + 300);
-	assert_true(st1.st_size == st0.st_size && st1.st_mtime == st0.st_mtime);
+	if (sqlite) {
+		assert_int_equal(stat(wal, &st1), 0);
+		assert_true(st1.st_size == st0.st_size && st1.st_mtime == st0.st_mtime);
+	}
 }
 
 /* Run `ringfence ARGS...` with the server and token in the environment; returns the exit code
@@ -2378,7 +2529,9 @@ int main(int argc, char **argv)
 	    cmocka_unit_test_setup_teardown(test_known_members_typed, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_slow_clients_do_not_lock_out_others, setup,
 					    teardown),
-	    cmocka_unit_test_setup_teardown(test_database_lost_or_damaged_refused, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_postgresql_down_and_back, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_database_lost_or_damaged_refused, setup,
+					    teardown),
 	};
 
 	if (argc < 3) {

@@ -3,11 +3,12 @@
  * the release table growing past its capacity. The test links with -Wl,--wrap=realloc, so
  * every realloc of the server library goes through __wrap_realloc below, which fails exactly
  * the call that would grow one chosen array (by its address) and passes every other call on.
- * It drives the core as the transport does (rf_server_handle, server.h) on a real SQLite
- * database and a real TUF repository in a temp dir, and checks that after the failure every
- * release's schedule is still readable (a check-in runs the rollout engine over all of them;
- * ASan reports any read of freed memory), that nothing was written for the failed request (the
- * database and memory agree), and that its retry succeeds.
+ * It drives the core as the transport does (rf_server_handle, server.h) on a real database
+ * (SQLite; PostgreSQL as server-oom-pg) and a real TUF repository in a temp dir, and checks
+ * that after the failure every release's schedule is still readable (a check-in runs the
+ * rollout engine over all of them; ASan reports any read of freed memory), that nothing was
+ * written for the failed request (the database and memory agree), and that its retry
+ * succeeds.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -23,6 +24,7 @@
 
 #include "common/util.h"
 #include "server/server-internal.h"
+#include "testdb.h"
 #include "trust/tuf.h"
 
 #define ADMIN "rfa_00112233445566778899aabbccddeeff00112233445566778899aabbccddeeff"
@@ -107,7 +109,7 @@ static size_t releases_stored(struct env *e)
 	struct rf_db *st;
 	size_t n = 0;
 
-	assert_int_equal(rf_db_open_sqlite(e->db, 0, NULL, &st), 0);
+	assert_int_equal(rf_db_open(e->db, 0, NULL, &st), 0);
 	assert_int_equal(rf_db_load(st, &v, &n), 0);
 	rf_db_close(st);
 	return n;
@@ -136,7 +138,7 @@ static int setup(void **state)
 	snprintf(e->dir, sizeof(e->dir), "/tmp/rf-test-server-oom-XXXXXX");
 	assert_non_null(mkdtemp(e->dir));
 	snprintf(e->repo, sizeof(e->repo), "%s/repo", e->dir);
-	snprintf(e->db, sizeof(e->db), "%s/rf.db", e->dir);
+	assert_int_equal(rf_testdb_new(e->dir, "rf.db", e->db, sizeof(e->db)), 0);
 	assert_int_equal(rf_tuf_repo_init(e->repo, &ro, now, &d), 0);
 	for (int i = 1; i <= NREL; i++) {
 		char name[64], custom[512], content[64];

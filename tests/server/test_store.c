@@ -1,8 +1,11 @@
 /*
- * Tests of the SQLite store (src/server/store.h): every record kind round-trips through close
- * and reopen, reports are idempotent by (device, report id) and commit the device state with
- * them, a database from a newer schema is refused untouched, and the database is in WAL mode
- * with synchronous=FULL (the durability P8 relies on).
+ * Tests of the server's store (src/server/store.h), on SQLite and, under tests/lib/pg.sh
+ * (server-store-pg), on PostgreSQL: every record kind round-trips through close and reopen,
+ * reports are idempotent by (device, report id) and commit the device state with them, a
+ * database from a newer schema is refused untouched, a missing schema is created only when
+ * asked. SQLite: the database is in WAL mode with synchronous=FULL (the durability P8 relies
+ * on). PostgreSQL: a batch larger than one statement round-trips, and the store comes back by
+ * itself after the server was stopped and started again.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -11,12 +14,15 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <cmocka.h>
 #include <sqlite3.h>
 
+#include "ringfence/limits.h"
 #include "server/store.h"
+#include "testdb.h"
 
 struct seen {
 	int rings, tenants, releases, devices;
@@ -68,12 +74,28 @@ static void db_path(char *out, size_t n)
 {
 	char dir[] = "/tmp/rf-test-store-XXXXXX";
 	assert_non_null(mkdtemp(dir));
-	snprintf(out, n, "%s/s.db", dir);
+	assert_int_equal(rf_testdb_new(dir, "s.db", out, n), 0);
+	if (rf_testdb_pg())
+		rmdir(dir);
+}
+
+/* rf_db_open, saying why when it fails. */
+static int open_db(const char *path, unsigned flags, struct rf_db **st)
+{
+	struct rf_diag d = {0};
+	int r = rf_db_open(path, flags, &d, st);
+
+	if (r < 0)
+		fprintf(stderr, "open %s: %s\n", path, d.count ? d.first : "");
+	return r;
 }
 
 static void cleanup(const char *path)
 {
 	char p[512];
+
+	if (rf_testdb_pg())
+		return;
 	static const char *const suffix[] = {"", "-wal", "-shm"};
 	for (int i = 0; i < 3; i++) {
 		snprintf(p, sizeof(p), "%s%s", path, suffix[i]);
@@ -93,7 +115,7 @@ static void test_roundtrip_and_idempotent_reports(void **state)
 	uint64_t n;
 
 	db_path(path, sizeof(path));
-	assert_int_equal(rf_db_open_sqlite(path, RF_DB_CREATE, NULL, &st), 0);
+	assert_int_equal(open_db(path, RF_DB_CREATE, &st), 0);
 	struct rf_db_tenant t = {
 	    .name = "acme", .ring = NULL, .pin = "n-1", .win_start_min = 60, .win_end_min = 180};
 	memset(t.token_hash, 0xab, 32);
@@ -146,7 +168,7 @@ static void test_roundtrip_and_idempotent_reports(void **state)
 	assert_int_equal(n, 1);
 	rf_db_close(st);
 
-	assert_int_equal(rf_db_open_sqlite(path, 0, NULL, &st), 0);
+	assert_int_equal(open_db(path, 0, &st), 0);
 	assert_int_equal(rf_db_load(st, &visitor, &s), 0);
 	rf_db_close(st);
 	assert_int_equal(s.rings, 4); /* canary, early, broad + pilot */
@@ -172,6 +194,8 @@ static void test_newer_schema_refused_and_wal_full(void **state)
 	sqlite3 *db;
 	sqlite3_stmt *q;
 
+	if (rf_testdb_pg())
+		skip();
 	db_path(path, sizeof(path));
 	assert_int_equal(rf_db_open_sqlite(path, RF_DB_CREATE, NULL, &st), 0);
 	rf_db_close(st);
@@ -226,18 +250,23 @@ static void test_audit_migrated_and_listed(void **state)
 	int64_t id;
 
 	db_path(path, sizeof(path));
-	assert_int_equal(rf_db_open_sqlite(path, RF_DB_CREATE, NULL, &st), 0);
+	assert_int_equal(open_db(path, RF_DB_CREATE, &st), 0);
 	assert_int_equal(rf_db_ring_put(st, &ring), 0);
 	rf_db_close(st);
 	/* Back to schema 1, as a previous build left it. */
-	assert_int_equal(sqlite3_open(path, &db), SQLITE_OK);
-	assert_int_equal(sqlite3_exec(db,
-				      "DROP INDEX audit_release; DROP TABLE audit;"
-				      " PRAGMA user_version = 1",
-				      NULL, NULL, NULL),
-			 SQLITE_OK);
-	sqlite3_close(db);
-	assert_int_equal(rf_db_open_sqlite(path, 0, NULL, &st), 0);
+	if (rf_testdb_pg()) {
+		assert_int_equal(rf_testdb_sql(path, "DROP TABLE audit; UPDATE rf_schema SET version = 1"),
+				 0);
+	} else {
+		assert_int_equal(sqlite3_open(path, &db), SQLITE_OK);
+		assert_int_equal(sqlite3_exec(db,
+					      "DROP INDEX audit_release; DROP TABLE audit;"
+					      " PRAGMA user_version = 1",
+					      NULL, NULL, NULL),
+				 SQLITE_OK);
+		sqlite3_close(db);
+	}
+	assert_int_equal(open_db(path, 0, &st), 0);
 	for (int i = 0; i < 5; i++) {
 		struct rf_db_audit a = {.time = 1000 + i,
 					.actor = i ? "admin:0123abcd" : "gate",
@@ -264,12 +293,99 @@ static void test_audit_migrated_and_listed(void **state)
 	cleanup(path);
 }
 
+/* PostgreSQL: --init semantics (a missing schema only with RF_DB_CREATE, RF_DB_EXCL refuses
+ * an existing one), a newer schema refused untouched, no server: -EIO with a message. */
+static void test_pg_schema_rules(void **state)
+{
+	char path[256];
+	struct rf_db *st;
+	struct rf_diag d = {0}, d2 = {0}, d3 = {0}, d4 = {0};
+
+	if (!rf_testdb_pg())
+		skip();
+	db_path(path, sizeof(path));
+	assert_int_equal(rf_db_open(path, 0, &d, &st), -ENOENT);
+	assert_non_null(strstr(d.first, "no ringfence schema"));
+	assert_int_equal(open_db(path, RF_DB_CREATE | RF_DB_EXCL, &st), 0);
+	rf_db_close(st);
+	assert_int_equal(rf_db_open(path, RF_DB_CREATE | RF_DB_EXCL, &d2, &st), -EEXIST);
+	assert_int_equal(open_db(path, RF_DB_CREATE, &st), 0); /* exists: used */
+	rf_db_close(st);
+	assert_int_equal(rf_testdb_sql(path, "UPDATE rf_schema SET version = 99"), 0);
+	assert_int_equal(rf_db_open(path, 0, &d3, &st), -EPROTO);
+	assert_non_null(strstr(d3.first, "newer"));
+	assert_int_equal(rf_testdb_sql(path, "DO $$ BEGIN IF (SELECT version FROM rf_schema) <> 99"
+					     " THEN RAISE 'touched'; END IF; END $$"),
+			 0);
+	/* No server there: -EIO, and the message has no password. */
+	assert_int_equal(rf_db_open("postgresql://u:secret@/x?host=/nonexistent-dir", 0, &d4, &st),
+			 -EIO);
+	assert_non_null(strstr(d4.first, "cannot connect"));
+	assert_null(strstr(d4.first, "secret"));
+}
+
+/* PostgreSQL: a devices_put larger than one statement lands whole; after the server is stopped
+ * calls fail with -EIO and, once it is back, the same store works again by itself (bounded
+ * wait: the reconnect backoff is at most RF_PG_RESET_BACKOFF_MAX_MS). */
+static void test_pg_batch_and_reconnect(void **state)
+{
+	enum { N = RF_PG_DEVICES_PER_STATEMENT * 2 + 7 };
+	char path[256];
+	static char ids[N][16];
+	static struct rf_db_device d[N];
+	struct rf_db *st;
+	struct seen s = {0};
+	uint64_t n = 0;
+	int r = -1;
+
+	if (!rf_testdb_pg())
+		skip();
+	db_path(path, sizeof(path));
+	assert_int_equal(open_db(path, RF_DB_CREATE, &st), 0);
+	for (int i = 0; i < N; i++) {
+		snprintf(ids[i], sizeof(ids[i]), "dev-%d", i);
+		d[i] = (struct rf_db_device){.id = ids[i],
+					     .tenant = "t",
+					     .ring = "broad",
+					     .agent_version = "1",
+					     .manifest_hash = "",
+					     .state = "enrolled",
+					     .history = "",
+					     .alerts = (uint64_t)i};
+	}
+	assert_int_equal(rf_db_devices_put(st, d, N), 0);
+	d[N - 1].state = "healthy";
+	assert_int_equal(rf_db_devices_put(st, d, N), 0); /* again: replaced, not added */
+	assert_int_equal(rf_db_load(st, &visitor, &s), 0);
+	assert_int_equal(s.devices, N);
+
+	assert_int_equal(rf_testdb_server(false), 0);
+	assert_int_equal(rf_db_reports_count(st, NULL, &n), -EIO);
+	assert_int_equal(rf_db_reports_count(st, NULL, &n), -EIO);
+	assert_int_equal(rf_testdb_server(true), 0);
+	for (int i = 0; i < 200 && r != 0; i++) { /* up to 20 s */
+		struct timespec ts = {0, 100 * 1000 * 1000};
+		r = rf_db_reports_count(st, NULL, &n);
+		if (r != 0)
+			nanosleep(&ts, NULL);
+	}
+	assert_int_equal(r, 0);
+	assert_int_equal(n, 0);
+	struct rf_db_report rep = {.device_id = "dev-1", .report_id = "r", .event = "intent"};
+	bool dup = true;
+	assert_int_equal(rf_db_report_add(st, &rep, &d[1], &dup), 0);
+	assert_false(dup);
+	rf_db_close(st);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 	    cmocka_unit_test(test_roundtrip_and_idempotent_reports),
 	    cmocka_unit_test(test_newer_schema_refused_and_wal_full),
 	    cmocka_unit_test(test_audit_migrated_and_listed),
+	    cmocka_unit_test(test_pg_schema_rules),
+	    cmocka_unit_test(test_pg_batch_and_reconnect),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
