@@ -38,12 +38,15 @@ static void usage(FILE *f)
 	    "  --duration S   simulated seconds (default: the scenario's)\n"
 	    "  --out DIR      write <scenario>--<policy>.csv and .svg there (default ./sim-out)\n"
 	    "  --no-files     print the table only\n"
+	    "  --no-velocity  skip the good twin (the good-50/90/99 columns)\n"
 	    "  --all          every scenario in the data directory\n"
 	    "  --list         list the scenarios and policies\n"
 	    "\n"
 	    "Columns: devices ever exposed to a bad release, ever crashed by it, healed without a\n"
 	    "person, repaired by a person, still down at the end, publish to halt, publish to\n"
-	    "full recovery, longest first-crash-to-healthy of a self-healed device.\n"
+	    "full recovery, longest first-crash-to-healthy of a self-healed device; good-50,\n"
+	    "good-90, good-99: publish to 50/90/99%% of the fleet running a good release under\n"
+	    "the same policy and fleet (the scenario's good twin).\n"
 	    "Data directory: $RINGFENCE_SIM_DIR, else %s\n",
 	    rf_sim_data_dir());
 }
@@ -319,7 +322,7 @@ static int list_all(void)
 int rf_cli_sim(int argc, char **argv)
 {
 	static struct run_opts ro;
-	ro = (struct run_opts){.o = {.seed = 1}, .out = "sim-out", .files = true};
+	ro = (struct run_opts){.o = {.seed = 1, .velocity = true}, .out = "sim-out", .files = true};
 	const char *scenario = NULL, *policy = NULL;
 	bool all = false;
 
@@ -328,7 +331,8 @@ int rf_cli_sim(int argc, char **argv)
 	    {"seed", required_argument, NULL, 's'},   {"duration", required_argument, NULL, 't'},
 	    {"out", required_argument, NULL, 'o'},    {"no-files", no_argument, NULL, 'n'},
 	    {"all", no_argument, NULL, 'a'},	      {"list", no_argument, NULL, 'l'},
-	    {"help", no_argument, NULL, 'h'},	      {0}};
+	    {"help", no_argument, NULL, 'h'},	      {"no-velocity", no_argument, NULL, 'V'},
+	    {0}};
 	int c;
 
 	optind = 0;
@@ -348,6 +352,9 @@ int rf_cli_sim(int argc, char **argv)
 			break;
 		case 'n':
 			ro.files = false;
+			break;
+		case 'V':
+			ro.o.velocity = false;
 			break;
 		case 'p':
 			policy = v;

@@ -136,6 +136,9 @@ struct sim {
 	/* gauges */
 	uint32_t nstate[D_NSTATES];
 	uint32_t on_bad, exposed, halted;
+	/* velocity: devices needed for each milestone, next milestone */
+	uint64_t reach_need[RF_SIM_REACH_N];
+	unsigned reach_k;
 	/* result */
 	struct rf_sim_result *res;
 	int64_t last_heal;
@@ -1164,6 +1167,26 @@ static int setup(struct sim *s)
 	return s->err;
 }
 
+/* Devices running release r right now. */
+static uint64_t on_release(const struct sim *s, unsigned r)
+{
+	uint64_t n = 0;
+	for (unsigned k = 0; k < s->pol->nrings; k++)
+		n += s->rel[r].hc[k].on;
+	return n;
+}
+
+/* Record the velocity milestones of the first release passed at t (devices only move onto
+ * it at device events, so checking after each is exact to the second). */
+static void check_reach(struct sim *s, uint32_t t)
+{
+	if (s->reach_k >= RF_SIM_REACH_N || s->nrel < 2 || !s->rel[1].published)
+		return;
+	uint64_t on = on_release(s, 1);
+	while (s->reach_k < RF_SIM_REACH_N && on >= s->reach_need[s->reach_k])
+		s->res->reach_s[s->reach_k++] = (int64_t)t - s->rel[1].at;
+}
+
 static void sample(struct sim *s, uint32_t t)
 {
 	struct rf_sim_result *res = s->res;
@@ -1175,6 +1198,7 @@ static void sample(struct sim *s, uint32_t t)
 	x->on_bad = s->on_bad;
 	x->exposed = s->exposed;
 	x->halted = s->halted;
+	x->on_first = s->nrel > 1 ? (uint32_t)on_release(s, 1) : 0;
 }
 
 static void finish(struct sim *s)
@@ -1224,8 +1248,9 @@ static void sim_free(struct sim *s)
 	rf__sim_queue_fini(&s->q);
 }
 
-int rf_sim_run(const struct rf_sim_scenario *sc, const struct rf_sim_policy *pol,
-	       const struct rf_sim_options *opt, struct rf_diag *reterr, struct rf_sim_result **ret)
+static int sim_run(const struct rf_sim_scenario *sc, const struct rf_sim_policy *pol,
+		   const struct rf_sim_options *opt, struct rf_diag *reterr,
+		   struct rf_sim_result **ret)
 {
 	static const struct rf_sim_options none = {0};
 	if (!opt)
@@ -1267,6 +1292,10 @@ int rf_sim_run(const struct rf_sim_scenario *sc, const struct rf_sim_policy *pol
 	s.res = res;
 	res->halt_s = res->first_crash_s = -1;
 	res->max_heal_s = -1;
+	for (unsigned k = 0; k < RF_SIM_REACH_N; k++) {
+		res->reach_s[k] = res->good_s[k] = -1;
+		s.reach_need[k] = (uint64_t)ceil(rf_sim_reach_fraction[k] * (double)n);
+	}
 	s.last_heal = 0;
 	snprintf(res->scenario, sizeof(res->scenario), "%s", sc->name);
 	snprintf(res->policy, sizeof(res->policy), "%s", pol->name);
@@ -1324,6 +1353,7 @@ int rf_sim_run(const struct rf_sim_scenario *sc, const struct rf_sim_policy *pol
 		if (s.d[ev.dev].t_next != ev.t)
 			continue; /* superseded */
 		dev_event(&s, ev.dev, ev.t);
+		check_reach(&s, ev.t);
 	}
 	if (r == 0)
 		r = s.err;
@@ -1337,6 +1367,61 @@ int rf_sim_run(const struct rf_sim_scenario *sc, const struct rf_sim_policy *pol
 	}
 	sim_free(&s);
 	return r;
+}
+
+const double rf_sim_reach_fraction[RF_SIM_REACH_N] = {0.50, 0.90, 0.99};
+
+void rf_sim_good_twin(const struct rf_sim_scenario *sc, struct rf_sim_scenario *ret)
+{
+	*ret = *sc;
+	ret->failure = RF_SIM_FAIL_NONE;
+	memset(ret->releases, 0, sizeof(ret->releases));
+	ret->nreleases = 1;
+	ret->vendor_fix_s = 0;
+	ret->baseline_rollback_s = 0;
+	if (ret->duration_s < 86400)
+		ret->duration_s = 86400;
+}
+
+int rf_sim_run(const struct rf_sim_scenario *sc, const struct rf_sim_policy *pol,
+	       const struct rf_sim_options *opt, struct rf_diag *reterr, struct rf_sim_result **ret)
+{
+	struct rf_sim_result *res = NULL, *good = NULL;
+	int r = sim_run(sc, pol, opt, reterr, &res);
+	if (r < 0 || !opt || !opt->velocity) {
+		if (r == 0)
+			*ret = res;
+		return r;
+	}
+	/* The good twin, on the same fleet, over at least a day (a slow policy needs hours). */
+	struct rf_sim_scenario *twin = malloc(sizeof(*twin));
+	struct rf_sim_options o = *opt;
+	if (!twin) {
+		rf_sim_result_free(res);
+		return -ENOMEM;
+	}
+	rf_sim_good_twin(sc, twin);
+	o.velocity = false;
+	o.progress = NULL;
+	/* An explicit duration holds for both runs (a short run then shows a slow policy as
+	 * "never"); otherwise the twin's own, at least a day. */
+	r = sim_run(twin, pol, &o, reterr, &good);
+	free(twin);
+	if (r < 0) {
+		rf_sim_result_free(res);
+		return r;
+	}
+	res->velocity = true;
+	memcpy(res->good_s, good->reach_s, sizeof(res->good_s));
+	/* The twin's timeline on the run's time grid: its latest row at or before each. */
+	for (size_t i = 0, j = 0; i < res->nsamples; i++) {
+		while (j + 1 < good->nsamples && good->samples[j + 1].t_s <= res->samples[i].t_s)
+			j++;
+		res->samples[i].good = good->nsamples ? good->samples[j].on_first : 0;
+	}
+	rf_sim_result_free(good);
+	*ret = res;
+	return 0;
 }
 
 void rf_sim_result_free(struct rf_sim_result *r)
