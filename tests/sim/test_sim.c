@@ -66,14 +66,15 @@ static void load_policy(const char *name, struct rf_sim_policy *pol)
 		fail_msg("%s: %s", name, d.first);
 }
 
-static struct rf_sim_result *run(const char *scenario, const char *policy, uint64_t devices,
-				 uint64_t seed, uint32_t duration)
+static struct rf_sim_result *run_v(const char *scenario, const char *policy, uint64_t devices,
+				   uint64_t seed, uint32_t duration, bool velocity)
 {
 	struct rf_sim_scenario *sc = malloc(sizeof(*sc));
 	struct rf_sim_policy *pol = malloc(sizeof(*pol));
 	struct rf_sim_result *res = NULL;
 	struct rf_diag d = {0};
-	struct rf_sim_options o = {.devices = devices, .seed = seed, .duration_s = duration};
+	struct rf_sim_options o = {
+	    .devices = devices, .seed = seed, .duration_s = duration, .velocity = velocity};
 	assert_non_null(sc);
 	assert_non_null(pol);
 	load_scenario(scenario, sc);
@@ -84,6 +85,12 @@ static struct rf_sim_result *run(const char *scenario, const char *policy, uint6
 	free(sc);
 	free(pol);
 	return res;
+}
+
+static struct rf_sim_result *run(const char *scenario, const char *policy, uint64_t devices,
+				 uint64_t seed, uint32_t duration)
+{
+	return run_v(scenario, policy, devices, seed, duration, false);
 }
 
 static void test_every_file_parses(void **state)
@@ -107,6 +114,10 @@ static void test_every_file_parses(void **state)
 	load_policy("rings-only", &pol);
 	assert_false(pol.guard_enabled);
 	assert_true(pol.gates_enabled);
+	load_policy("rapid", &pol);
+	assert_true(pol.guard_enabled);
+	assert_true(pol.gates_enabled);
+	assert_int_equal(pol.nrings, 2);
 }
 
 static void expect_bad(const char *json, int code, const char *needle, bool policy)
@@ -277,6 +288,110 @@ static void test_fix_reaches_every_device(void **state)
 	}
 }
 
+/* Velocity (issue 14): the good twin's milestones are those of a plain run of the twin, in
+ * order; push-to-all reaches 99% of the fleet within one poll interval and its jitter; the
+ * default policy takes hours; a run without velocity reports none. */
+static void test_velocity(void **state)
+{
+	struct rf_sim_result *p = run_v("crowdstrike-2024-07-19", "push-to-all", 20000, 1, 86400,
+					true);
+	struct rf_sim_result *d = run_v("crowdstrike-2024-07-19", "default", 20000, 1, 86400, true);
+	struct rf_sim_result *n = run("crowdstrike-2024-07-19", "default", 20000, 1, 86400);
+	print_message("good-50/90/99: push-to-all %lld %lld %lld, default %lld %lld %lld\n",
+		      (long long)p->good_s[0], (long long)p->good_s[1], (long long)p->good_s[2],
+		      (long long)d->good_s[0], (long long)d->good_s[1], (long long)d->good_s[2]);
+	assert_true(p->velocity && d->velocity && !n->velocity);
+	for (int k = 0; k < RF_SIM_REACH_N; k++) {
+		assert_true(p->good_s[k] >= 0 && d->good_s[k] >= 0);
+		assert_int_equal(n->good_s[k], -1);
+		if (k > 0)
+			assert_true(p->good_s[k] >= p->good_s[k - 1] &&
+				    d->good_s[k] >= d->good_s[k - 1]);
+	}
+	assert_true(p->good_s[2] <= 300 + 60); /* one poll interval and its jitter */
+	assert_true(d->good_s[2] >= 4 * 3600); /* three gated rings over hours */
+	/* The bad release itself never reaches half the fleet under default. */
+	assert_int_equal(d->reach_s[0], -1);
+
+	/* The twin run by hand gives the same milestones. */
+	struct rf_sim_scenario *sc = malloc(sizeof(*sc)), *tw = malloc(sizeof(*tw));
+	struct rf_sim_policy *pol = malloc(sizeof(*pol));
+	struct rf_sim_result *t = NULL;
+	struct rf_diag dg = {0};
+	assert_true(sc && tw && pol);
+	load_scenario("crowdstrike-2024-07-19", sc);
+	load_policy("default", pol);
+	rf_sim_good_twin(sc, tw);
+	assert_int_equal(tw->nreleases, 1);
+	assert_int_equal(tw->failure, RF_SIM_FAIL_NONE);
+	assert_int_equal(tw->vendor_fix_s, 0);
+	struct rf_sim_options o = {.devices = 20000, .seed = 1, .duration_s = 86400};
+	assert_int_equal(rf_sim_run(tw, pol, &o, &dg, &t), 0);
+	assert_memory_equal(t->reach_s, d->good_s, sizeof(t->reach_s));
+	/* ... and the result's timeline carries the twin's devices on its release. */
+	assert_int_equal(d->samples[d->nsamples - 1].good, t->samples[t->nsamples - 1].on_first);
+	rf_sim_result_free(t);
+	free(sc);
+	free(tw);
+	free(pol);
+	rf_sim_result_free(p);
+	rf_sim_result_free(d);
+	rf_sim_result_free(n);
+}
+
+/* The rapid policy's goals (issue 14), at 1 M devices: a good release reaches 99% of the fleet
+ * in under an hour; the 2024-07-19 replay crashes fewer than 100 devices, all in the canary,
+ * each healed by its own guard within 15 minutes, nobody at a keyboard. */
+static void test_rapid_policy_crowdstrike_goals(void **state)
+{
+	struct rf_sim_result *r =
+	    run_v("crowdstrike-2024-07-19", "rapid", 1000000, 1, 6 * 3600, true);
+	print_message("rapid: crashed %llu, healed %llu, max heal %llds, halt %llds, good-99 "
+		      "%llds\n",
+		      (unsigned long long)r->crashed, (unsigned long long)r->healed_auto,
+		      (long long)r->max_heal_s, (long long)r->halt_s, (long long)r->good_s[2]);
+	assert_true(r->good_s[2] >= 0 && r->good_s[2] < 3600);
+	assert_true(r->crashed > 0 && r->crashed < 100);
+	assert_int_equal(r->healed_auto, r->crashed);
+	assert_int_equal(r->needed_human, 0);
+	assert_true(r->max_heal_s >= 0 && r->max_heal_s < 15 * 60);
+	assert_int_equal(r->crashes_outside_first_ring, 0);
+	assert_int_equal(strncmp(r->halt_reason, "gate:", 5), 0);
+	rf_sim_result_free(r);
+}
+
+/* ... and on every other scenario (at its own fleet size, at most 100,000 devices) a gate
+ * stops the bad release with no more than 1% of the fleet harmed (crashed or hung; for an
+ * alert storm, the devices that raised it), nobody needing a person. */
+static void test_rapid_policy_harm(void **state)
+{
+	static const char *const more[] = {"halt-then-fix"};
+	for (size_t i = 0; i < sizeof(scenarios) / sizeof(scenarios[0]) + 1; i++) {
+		const char *name = i < sizeof(scenarios) / sizeof(scenarios[0])
+				       ? scenarios[i]
+				       : more[i - sizeof(scenarios) / sizeof(scenarios[0])];
+		struct rf_sim_scenario *sc = malloc(sizeof(*sc));
+		assert_non_null(sc);
+		load_scenario(name, sc);
+		uint64_t n = sc->devices < 100000 ? sc->devices : 100000;
+		bool storm = sc->failure == RF_SIM_FAIL_ALERT_STORM;
+		free(sc);
+		struct rf_sim_result *r = run(name, "rapid", n, 1, 6 * 3600);
+		uint64_t harmed = storm ? r->exposed : r->crashed;
+		print_message("rapid %-28s devices %llu exposed %llu crashed %llu halt %llds (%s)\n",
+			      name, (unsigned long long)n, (unsigned long long)r->exposed,
+			      (unsigned long long)r->crashed, (long long)r->halt_s, r->halt_reason);
+		assert_true(harmed * 100 <= r->devices);
+		assert_int_equal(r->needed_human, 0);
+		assert_int_equal(r->still_down, 0);
+		assert_true(r->halt_s >= 0);
+		if (strncmp(r->halt_reason, "gate:", 5) != 0 &&
+		    strncmp(r->halt_reason, "operator", 8) != 0)
+			fail_msg("%s: stopped by \"%s\"", name, r->halt_reason);
+		rf_sim_result_free(r);
+	}
+}
+
 struct pin {
 	const char *scenario, *policy;
 	uint64_t devices;
@@ -421,11 +536,14 @@ static void test_cli(void **state)
 	assert_non_null(strstr(text, "scenario"));
 	assert_non_null(strstr(text, "crowdstrike-2024-07-19       push-to-all    20000    20000"));
 	assert_non_null(strstr(text, "crowdstrike-2024-07-19       default"));
+	assert_non_null(strstr(text, "good-50  good-90  good-99\n"));
 	free(text);
 	snprintf(path, sizeof(path), "%s/crowdstrike-2024-07-19--push-to-all.csv", outdir);
 	text = slurp(path);
 	assert_int_equal(
-	    strncmp(text, "t_s,healthy,crashed,recovering,on_bad,exposed,halted\n", 52), 0);
+	    strncmp(text, "t_s,healthy,crashed,recovering,on_bad,exposed,halted,on_first,good\n",
+		    67),
+	    0);
 	size_t lines = 0;
 	for (char *c = text; *c; c++)
 		lines += *c == '\n';
@@ -558,6 +676,9 @@ int main(void)
 	    cmocka_unit_test(test_default_policy_promises),
 	    cmocka_unit_test(test_default_policy_crowdstrike_goals),
 	    cmocka_unit_test(test_pinned_results),
+	    cmocka_unit_test(test_velocity),
+	    cmocka_unit_test(test_rapid_policy_crowdstrike_goals),
+	    cmocka_unit_test(test_rapid_policy_harm),
 	    cmocka_unit_test(test_fix_reaches_every_device),
 	    cmocka_unit_test(test_cli),
 	};
