@@ -15,6 +15,7 @@
 #include "cli/cli.h"
 #include "common/opt.h"
 #include "common/util.h"
+#include "sim/classify.h"
 #include "sim/sim.h"
 
 #define MAX_SCENARIOS 64
@@ -26,6 +27,7 @@ static void usage(FILE *f)
 	    "usage: ringfence sim SCENARIO [options]\n"
 	    "       ringfence sim --all [options]\n"
 	    "       ringfence sim --list\n"
+	    "       ringfence sim --classify [--policy P] [--devices N] [--seeds K]\n"
 	    "\n"
 	    "Replay an incident on a simulated fleet, driven by the real rollout engine and the\n"
 	    "real crash-loop guard. Without --policy each scenario runs twice: under the\n"
@@ -41,6 +43,10 @@ static void usage(FILE *f)
 	    "  --no-velocity  skip the good twin (the good-50/90/99 columns)\n"
 	    "  --all          every scenario in the data directory\n"
 	    "  --list         list the scenarios and policies\n"
+	    "  --classify     judge the gates as a classifier: a catalogue of good and bad\n"
+	    "                 releases on the probabilistic-crash fleet (default 100000 devices,\n"
+	    "                 6 h each), precision and recall (policies rapid and default)\n"
+	    "  --seeds K      runs per catalogue case (default 3)\n"
 	    "\n"
 	    "Columns: devices ever exposed to a bad release, ever crashed by it, healed without a\n"
 	    "person, repaired by a person, still down at the end, publish to halt, publish to\n"
@@ -319,12 +325,51 @@ static int list_all(void)
 	return 0;
 }
 
+static int classify(struct run_opts *ro, const char *policy, unsigned seeds)
+{
+	static const char *const both[] = {"rapid", "default"};
+	struct rf_sim_scenario *base = malloc(sizeof(*base));
+	struct rf_sim_policy *pol = malloc(sizeof(*pol));
+	struct rf_sim_classification *c = malloc(sizeof(*c));
+	int r = -ENOMEM;
+	if (!base || !pol || !c)
+		goto out;
+	r = load_scenario("probabilistic-crash", base);
+	if (r == 0 && !ro->o.devices)
+		ro->o.devices = 100000;
+	for (size_t k = 0; r == 0 && k < (policy ? 1 : 2); k++) {
+		struct rf_diag d = {0};
+		char *text = NULL;
+		size_t len = 0;
+		r = load_policy(policy ? policy : both[k], pol);
+		if (r == 0)
+			r = rf_sim_classify(base, pol, &ro->o, seeds, &d, c);
+		if (r < 0) {
+			fprintf(stderr, "ringfence sim: --classify: %s\n",
+				d.count ? d.first : rf_strerror(r));
+			break;
+		}
+		r = rf_sim_render_classification(c, &text, &len);
+		if (r == 0) {
+			printf("%s%s", k ? "\n" : "", text);
+			fflush(stdout);
+			free(text);
+		}
+	}
+out:
+	free(base);
+	free(pol);
+	free(c);
+	return r < 0 ? 2 : 0;
+}
+
 int rf_cli_sim(int argc, char **argv)
 {
 	static struct run_opts ro;
 	ro = (struct run_opts){.o = {.seed = 1, .velocity = true}, .out = "sim-out", .files = true};
 	const char *scenario = NULL, *policy = NULL;
-	bool all = false;
+	bool all = false, classify_mode = false;
+	unsigned seeds = 3;
 
 	static const struct option lo[] = {
 	    {"policy", required_argument, NULL, 'p'}, {"devices", required_argument, NULL, 'd'},
@@ -332,6 +377,7 @@ int rf_cli_sim(int argc, char **argv)
 	    {"out", required_argument, NULL, 'o'},    {"no-files", no_argument, NULL, 'n'},
 	    {"all", no_argument, NULL, 'a'},	      {"list", no_argument, NULL, 'l'},
 	    {"help", no_argument, NULL, 'h'},	      {"no-velocity", no_argument, NULL, 'V'},
+	    {"classify", no_argument, NULL, 'C'},     {"seeds", required_argument, NULL, 'k'},
 	    {0}};
 	int c;
 
@@ -355,6 +401,16 @@ int rf_cli_sim(int argc, char **argv)
 			break;
 		case 'V':
 			ro.o.velocity = false;
+			break;
+		case 'C':
+			classify_mode = true;
+			break;
+		case 'k':
+			if (rf_parse_u64(v, &x) < 0 || x == 0 || x > 100) {
+				fprintf(stderr, "ringfence sim: --seeds must be in [1, 100]\n");
+				return 2;
+			}
+			seeds = (unsigned)x;
 			break;
 		case 'p':
 			policy = v;
@@ -401,7 +457,9 @@ int rf_cli_sim(int argc, char **argv)
 			return 2;
 		}
 	}
-	if (all == !!scenario) {
+	if (classify_mode && !all && !scenario)
+		return classify(&ro, policy, seeds);
+	if (classify_mode || all == !!scenario) {
 		usage(stderr);
 		return 2;
 	}

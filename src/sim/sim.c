@@ -51,6 +51,7 @@ enum {
 	F_INTENT = 1u << 6,	  /* trel is a release the device recorded intent for */
 	F_EPISODE = 1u << 7,	  /* down/hung because of a bad release since t_first, not healed */
 	F_STARTING = 1u << 8, /* (re)started: its next check-in fetches its state from the server */
+	F_BG_DOWN = 1u << 9,  /* down for a crash unrelated to content, rebooting */
 };
 
 /* Random streams (rng.h). */
@@ -458,6 +459,7 @@ static void crash(struct sim *s, uint32_t i, struct dev *d, uint32_t t, bool bad
 	const struct rf_sim_scenario *sc = s->sc;
 	if (bad)
 		episode(s, d, t);
+	d->flags = (uint16_t)(bad ? d->flags & ~F_BG_DOWN : d->flags | F_BG_DOWN);
 	d->t_fail = NEVER;
 	d->t_prob = NEVER;
 	if (s->pol->guard_enabled) {
@@ -488,6 +490,7 @@ static void crash(struct sim *s, uint32_t i, struct dev *d, uint32_t t, bool bad
 static void on_boot(struct sim *s, uint32_t i, struct dev *d, uint32_t t)
 {
 	d->t_boot = NEVER;
+	d->flags &= (uint16_t)~F_BG_DOWN;
 	if (d->state == D_STUCK) {
 		/* A person boots it in safe mode and deletes the bad file. */
 		d->flags |= F_HUMAN;
@@ -588,6 +591,13 @@ static void on_silence(struct sim *s, uint32_t i, struct dev *d, uint32_t t)
 	 * skips its polls only because their answers could not change. */
 	if (!(d->flags & F_INTENT) || (d->flags & F_SILENT) || can_checkin(s, d))
 		return;
+	/* Rebooting after a crash that had nothing to do with content: it polled (in reality;
+	 * the simulation skipped those polls) until it went down, and is back within a reboot,
+	 * so the server heard from it within silence_s (docs/sim.md). Look again then. */
+	if ((d->flags & F_BG_DOWN) && d->t_boot != NEVER) {
+		d->t_sil = tadd(d->t_boot, s->sc->checkin_after_boot_s + 1);
+		return;
+	}
 	struct rf_rollout_health *h = &s->rel[d->trel].hc[d->ring].h;
 	h->silent++;
 	d->flags |= F_SILENT;
@@ -933,6 +943,12 @@ static void evaluate(struct sim *s, uint32_t t)
 		if (st->status != old.status &&
 		    (st->status == RF_ROLLOUT_HALTED || st->status == RF_ROLLOUT_ROLLED_BACK)) {
 			char why[160];
+			struct rf_sim_release_outcome *o = &s->res->rel[r];
+			o->gate_halted = true;
+			o->metric = st->halt_metric;
+			o->halt_s = (int64_t)t - sr->at;
+			o->left_first_ring =
+			    s->pol->nrings > 1 && old.rings[1].phase != RF_ROLLOUT_NOT_STARTED;
 			snprintf(why, sizeof(why), "gate: %.150s", st->halt_reason);
 			note_halt(s, r, t, why);
 			finish_release(s, r);
@@ -1226,6 +1242,17 @@ static void finish(struct sim *s)
 	for (uint32_t i = 0; i < s->n && res->final_release >= 0; i++)
 		res->on_final += s->d[i].rel == (uint16_t)res->final_release;
 	res->exposed = s->exposed;
+	res->nreleases = s->nrel;
+	for (unsigned r = 1; r < s->nrel && r < RF_SIM_RELEASES_MAX; r++) {
+		struct rf_sim_release_outcome *o = &res->rel[r];
+		o->bad = s->rel[r].bad;
+		o->published = s->rel[r].published;
+		if (!o->gate_halted) {
+			o->halt_s = -1;
+			o->left_first_ring = o->published && s->pol->nrings > 1 &&
+					     s->rr[r].state.rings[1].phase != RF_ROLLOUT_NOT_STARTED;
+		}
+	}
 	if (res->crashed == 0)
 		res->recovery_s = 0;
 	else if (res->still_down == 0)

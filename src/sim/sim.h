@@ -49,6 +49,17 @@ struct rf_sim_sample {
 				release at (about) this time; 0 otherwise */
 };
 
+/* What became of one scenario release (index 1.. in the scenario's order; 0 is the fleet's
+ * running content), for judging the gates as a classifier. */
+struct rf_sim_release_outcome {
+	bool bad;	      /* the scenario made it bad */
+	bool published;	      /* its publish time came within the run */
+	bool gate_halted;     /* a health gate halted it (not the vendor, not an operator) */
+	bool left_first_ring; /* its second ring opened before it was halted (or the run ended) */
+	uint8_t metric;	      /* enum rf_rollout_metric that halted it */
+	int64_t halt_s;	      /* its publish -> its gate halt; -1 none */
+};
+
 /* The velocity milestones: 50 %, 90 % and 99 % of the fleet. */
 #define RF_SIM_REACH_N 3
 extern const double rf_sim_reach_fraction[RF_SIM_REACH_N];
@@ -89,6 +100,9 @@ struct rf_sim_result {
 	 * release reaches this fleet under this policy. */
 	bool velocity;
 	int64_t good_s[RF_SIM_REACH_N];
+	/* per release (index 0 unused) */
+	unsigned nreleases; /* the scenario's releases + 1 */
+	struct rf_sim_release_outcome rel[RF_SIM_RELEASES_MAX];
 	/* the timeline */
 	size_t nsamples;
 	struct rf_sim_sample *samples;
