@@ -19,8 +19,11 @@
 #include <cmocka.h>
 
 #include "common/util.h"
+#include "rollout/rollout.h"
+#include "sim/classify.h"
 #include "sim/queue.h"
 #include "sim/sim.h"
+#include "sim/sweep.h"
 
 static const char *const scenarios[] = {
     "crowdstrike-2024-07-19",	   "cloudflare-2019-07-02",   "cloudflare-2025-11-18",
@@ -392,6 +395,125 @@ static void test_rapid_policy_harm(void **state)
 	}
 }
 
+/* The rapid policy is a real signed schedule: examples/schedules/rapid.json (what a vendor
+ * passes to `ringfence repo add --custom`) parses with the rollout engine's strict parser and
+ * carries exactly the rings, ramps and gates the simulator runs as policies/rapid.json. */
+static void test_rapid_policy_is_a_signed_schedule(void **state)
+{
+	char path[4096];
+	const char *root = getenv("RF_SOURCE_ROOT");
+	uint8_t *p = NULL;
+	size_t n = 0;
+	struct rf_rollout_schedule sch;
+	struct rf_sim_policy pol;
+	struct rf_diag d = {0};
+	snprintf(path, sizeof(path), "%s/examples/schedules/rapid.json", root ? root : ".");
+	assert_int_equal(rf_file_read(path, RF_SIM_FILE_MAX, &p, &n), 0);
+	int r = rf_rollout_schedule_parse(p, n, &sch, &d);
+	free(p);
+	if (r < 0)
+		fail_msg("%s: %s", path, d.first);
+	load_policy("rapid", &pol);
+	assert_int_equal(sch.nrings, pol.nrings);
+	for (unsigned k = 0; k < pol.nrings; k++) {
+		assert_string_equal(sch.rings[k].name, pol.rings[k].name);
+		assert_int_equal(sch.rings[k].nsteps, pol.rings[k].nsteps);
+		for (unsigned j = 0; j < pol.rings[k].nsteps; j++) {
+			assert_int_equal(sch.rings[k].steps[j].after, pol.rings[k].steps[j].after);
+			assert_int_equal(sch.rings[k].steps[j].percent_bp,
+					 pol.rings[k].steps[j].percent_bp);
+		}
+	}
+	assert_memory_equal(&sch.gates, &pol.gates, sizeof(sch.gates));
+}
+
+/* The gates as a classifier (issue 14) on a small fleet, one seed: no good release halted,
+ * every bad one at least as severe as the scenarios' halted by a gate, under rapid and
+ * default. Before the floor compared failed devices per device-second (and before a device
+ * rebooting from a background crash stopped counting as silent) good/crash-noise-1e-2 was
+ * halted under both. */
+static void test_gates_as_a_classifier(void **state)
+{
+	static const char *const pols[] = {"rapid", "default"};
+	struct rf_sim_scenario *base = malloc(sizeof(*base));
+	struct rf_sim_policy *pol = malloc(sizeof(*pol));
+	struct rf_sim_classification *c = malloc(sizeof(*c));
+	assert_true(base && pol && c);
+	load_scenario("probabilistic-crash", base);
+	for (size_t i = 0; i < 2; i++) {
+		struct rf_sim_options o = {.devices = 20000, .seed = 1};
+		struct rf_diag d = {0};
+		char *text = NULL;
+		size_t len = 0;
+		load_policy(pols[i], pol);
+		assert_int_equal(rf_sim_classify(base, pol, &o, 1, &d, c), 0);
+		assert_int_equal(rf_sim_render_classification(c, &text, &len), 0);
+		print_message("%s", text);
+		free(text);
+		assert_true(c->good >= 10 && c->bad >= 15 && c->strong >= 10);
+		assert_int_equal(c->good_halted, 0);
+		assert_int_equal(c->strong_halted, c->strong);
+		assert_true(c->precision >= 0.99);
+		assert_true(c->strong_recall == 1.0);
+	}
+	free(base);
+	free(pol);
+	free(c);
+}
+
+/* The sweep's Pareto front: no point on it is dominated by another, every point off it is,
+ * push-to-all (fastest) is on it, and the front's members were checked elsewhere. */
+static void test_sweep_front(void **state)
+{
+	struct rf_sim_scenario *sc = malloc(sizeof(*sc));
+	struct rf_sim_scenario *others = malloc(sizeof(*others));
+	struct rf_sim_policy *base = malloc(sizeof(*base));
+	struct rf_sim_policy *named = malloc(2 * sizeof(*named));
+	struct rf_sim_sweep *w = NULL;
+	struct rf_diag d = {0};
+	assert_true(sc && others && base && named);
+	load_scenario("crowdstrike-2024-07-19", sc);
+	load_scenario("google-cloud-2025-06-12", others);
+	load_policy("rapid", base);
+	load_policy("push-to-all", &named[0]);
+	load_policy("default", &named[1]);
+	struct rf_sim_options o = {.devices = 2000, .seed = 1, .duration_s = 3 * 3600};
+	assert_int_equal(rf_sim_sweep_run(sc, base, named, 2, others, 1, &o, &d, &w), 0);
+	assert_true(w->n >= 100);
+	size_t nfront = 0;
+	for (size_t k = 0; k < w->n; k++) {
+		const struct rf_sim_sweep_point *a = &w->p[k];
+		bool dominated = false;
+		for (size_t j = 0; j < w->n; j++) {
+			const struct rf_sim_sweep_point *b = &w->p[j];
+			double ta = a->good99_s < 0 ? 1e18 : (double)a->good99_s;
+			double tb = b->good99_s < 0 ? 1e18 : (double)b->good99_s;
+			if (tb <= ta && b->crashed <= a->crashed && (tb < ta || b->crashed < a->crashed))
+				dominated = true;
+		}
+		assert_true(a->front == (!dominated && a->good99_s >= 0));
+		assert_true(a->front == a->harm_known);
+		nfront += a->front;
+		if (!strcmp(a->name, "push-to-all"))
+			assert_true(a->front && a->crashed == w->devices);
+	}
+	assert_true(nfront >= 2);
+	char *text = NULL;
+	size_t len = 0;
+	assert_int_equal(rf_sim_render_sweep(w, &text, &len), 0);
+	assert_non_null(strstr(text, "* push-to-all"));
+	free(text);
+	assert_int_equal(rf_sim_render_sweep_svg(w, &text, &len), 0);
+	assert_non_null(strstr(text, "Pareto front"));
+	assert_non_null(strstr(text, "</svg>"));
+	free(text);
+	free(w);
+	free(sc);
+	free(others);
+	free(base);
+	free(named);
+}
+
 struct pin {
 	const char *scenario, *policy;
 	uint64_t devices;
@@ -679,6 +801,9 @@ int main(void)
 	    cmocka_unit_test(test_velocity),
 	    cmocka_unit_test(test_rapid_policy_crowdstrike_goals),
 	    cmocka_unit_test(test_rapid_policy_harm),
+	    cmocka_unit_test(test_rapid_policy_is_a_signed_schedule),
+	    cmocka_unit_test(test_gates_as_a_classifier),
+	    cmocka_unit_test(test_sweep_front),
 	    cmocka_unit_test(test_fix_reaches_every_device),
 	    cmocka_unit_test(test_cli),
 	};
