@@ -149,8 +149,13 @@ int rf_sim_classify(const struct rf_sim_scenario *base, const struct rf_sim_poli
 			if (!o.duration_s)
 				o.duration_s = 6 * 3600;
 			r = rf_sim_run(&cases[i].sc, pol, &o, reterr, &res);
-			if (r < 0)
+			if (r < 0) {
+				if (!reterr || !reterr->count)
+					r = rf_diag_report(reterr, r, "case %s, seed %llu: %s",
+							   cases[i].name,
+							   (unsigned long long)o.seed, rf_strerror(r));
 				break;
+			}
 			row->runs++;
 			row->devices = res->devices;
 			uint64_t harm = cases[i].sc.failure == RF_SIM_FAIL_ALERT_STORM ? res->exposed

@@ -547,9 +547,15 @@ static void on_fail(struct sim *s, uint32_t i, struct dev *d, uint32_t t)
 static void on_bg(struct sim *s, uint32_t i, struct dev *d, uint32_t t)
 {
 	d->t_bg = NEVER;
-	if (s->sc->background_crash_per_hour > 0)
+	/* The next one strictly later: a draw under a second would land on this same second,
+	 * whose counter gives the same draw again, for ever (a device fired its timers 64
+	 * times and then queued an event in the past; issue 14's noisy fleets found it). */
+	if (s->sc->background_crash_per_hour > 0) {
 		d->t_bg = tadd(
 		    t, rf__sim_exp(draw(s, i, S_BG, t), 3600.0 / s->sc->background_crash_per_hour));
+		if (d->t_bg <= t)
+			d->t_bg = t + 1;
+	}
 	if (d->state != D_UP)
 		return;
 	s->res->background_crashes++;
