@@ -50,7 +50,7 @@ static void usage(FILE *f)
 	    "                 6 h each), precision and recall (policies rapid and default)\n"
 	    "  --seeds K      runs per catalogue case (default 3)\n"
 	    "  --sweep        search policies (canary, ramp shape, bake, poll interval) on the\n"
-	    "                 2024-07-19 fleet (default 100000 devices, 6 h): the Pareto front of\n"
+	    "                 2024-07-19 fleet (default 100000 devices, 12 h): the Pareto front of\n"
 	    "                 time to 99%% against devices crashed; DIR/sweep.svg\n"
 	    "\n"
 	    "Columns: devices ever exposed to a bad release, ever crashed by it, healed without a\n"

@@ -90,7 +90,7 @@ static int run_point(const struct rf_sim_scenario *sc, struct rf_sim_sweep_point
 	o.velocity = velocity;
 	o.progress = NULL;
 	if (!o.duration_s)
-		o.duration_s = 6 * 3600;
+		o.duration_s = 12 * 3600;
 	if (o.devices > s->devices)
 		o.devices = s->devices;
 	int r = rf_sim_run(s, &pt->pol, &o, reterr, ret);

@@ -45,7 +45,7 @@ struct rf_sim_sweep {
  * Run the sweep: the grid built on `base` (the guard, gates and agent settings of the rapid
  * policy, say) plus named[0..nnamed), on scenario sc (its bad release and good twin), then the
  * front members on others[0..nothers) (at most opt->devices each). opt: devices (0: sc's),
- * seed, duration_s (0: 6 h). progress (may be NULL) is called with the share done.
+ * seed, duration_s (0: 12 h, so that the default policy's 6.5 h show). progress (may be NULL) is called with the share done.
  * Returns 0 and a new sweep in *ret (free()); -EINVAL/-ENOMEM as rf_sim_run.
  */
 int rf_sim_sweep_run(const struct rf_sim_scenario *sc, const struct rf_sim_policy *base,
