@@ -50,8 +50,8 @@ static void usage(FILE *f)
 	    "                 6 h each), precision and recall (policies rapid and default)\n"
 	    "  --seeds K      runs per catalogue case (default 3)\n"
 	    "  --sweep        search policies (canary, ramp shape, bake, poll interval) on the\n"
-	    "                 2024-07-19 fleet (default 100000 devices, 12 h): the Pareto front of\n"
-	    "                 time to 99%% against devices crashed; DIR/sweep.svg\n"
+	    "                 2024-07-19 fleet (default 100000 devices, 12 h): the Pareto\n"
+	    "                 front of time to 99%% against devices crashed; DIR/sweep.svg\n"
 	    "\n"
 	    "Columns: devices ever exposed to a bad release, ever crashed by it, healed without a\n"
 	    "person, repaired by a person, still down at the end, publish to halt, publish to\n"
@@ -402,8 +402,7 @@ static int sweep(struct run_opts *ro)
 		ro->o.devices = 100000;
 	ro->o.progress = ro->tty ? progress : NULL;
 	ro->o.userdata = "policy sweep";
-	r = rf_sim_sweep_run(sc, base, named, npn < 12 ? npn : 12, others, nothers, &ro->o, &d,
-			     &w);
+	r = rf_sim_sweep_run(sc, base, named, npn < 12 ? npn : 12, others, nothers, &ro->o, &d, &w);
 	if (r < 0) {
 		fprintf(stderr, "ringfence sim: --sweep: %s\n", d.count ? d.first : rf_strerror(r));
 		goto out;
@@ -449,8 +448,7 @@ int rf_cli_sim(int argc, char **argv)
 	    {"all", no_argument, NULL, 'a'},	      {"list", no_argument, NULL, 'l'},
 	    {"help", no_argument, NULL, 'h'},	      {"no-velocity", no_argument, NULL, 'V'},
 	    {"classify", no_argument, NULL, 'C'},     {"seeds", required_argument, NULL, 'k'},
-	    {"sweep", no_argument, NULL, 'S'},
-	    {0}};
+	    {"sweep", no_argument, NULL, 'S'},	      {0}};
 	int c;
 
 	optind = 0;

@@ -40,8 +40,8 @@ static const struct spec cat[] = {
      "b@0"},
     {"crash-on-load/process", true, RF_SIM_FAIL_CRASH, RF_SIM_CRASH_PROCESS, 0, 0, 0, 1e-4, 0.1,
      "b@0"},
-    {"crash-after-60s/process", true, RF_SIM_FAIL_CRASH, RF_SIM_CRASH_PROCESS, 60, 0, 0, 1e-4,
-     0.1, "b@0"},
+    {"crash-after-60s/process", true, RF_SIM_FAIL_CRASH, RF_SIM_CRASH_PROCESS, 60, 0, 0, 1e-4, 0.1,
+     "b@0"},
     {"crash-after-300s/process", true, RF_SIM_FAIL_CRASH, RF_SIM_CRASH_PROCESS, 300, 0, 0, 1e-4,
      0.1, "b@0"},
     {"crash-after-900s/machine", false, RF_SIM_FAIL_CRASH, RF_SIM_CRASH_MACHINE, 900, 0, 0, 1e-4,
@@ -53,8 +53,8 @@ static const struct spec cat[] = {
      "b@0"},
     {"crash-rate-2%/h", true, RF_SIM_FAIL_CRASH_RATE, RF_SIM_CRASH_MACHINE, 0, 0.02, 0, 1e-4, 0.1,
      "b@0"},
-    {"crash-rate-2%/h-noisy", true, RF_SIM_FAIL_CRASH_RATE, RF_SIM_CRASH_MACHINE, 0, 0.02, 0,
-     1e-3, 0.1, "b@0"},
+    {"crash-rate-2%/h-noisy", true, RF_SIM_FAIL_CRASH_RATE, RF_SIM_CRASH_MACHINE, 0, 0.02, 0, 1e-3,
+     0.1, "b@0"},
     {"crash-rate-0.5%/h", false, RF_SIM_FAIL_CRASH_RATE, RF_SIM_CRASH_MACHINE, 0, 0.005, 0, 1e-4,
      0.1, "b@0"},
     {"alert-storm-6000/h", true, RF_SIM_FAIL_ALERT_STORM, 0, 0, 0, 6000, 1e-4, 0.1, "b@0"},
@@ -151,15 +151,16 @@ int rf_sim_classify(const struct rf_sim_scenario *base, const struct rf_sim_poli
 			r = rf_sim_run(&cases[i].sc, pol, &o, reterr, &res);
 			if (r < 0) {
 				if (!reterr || !reterr->count)
-					r = rf_diag_report(reterr, r, "case %s, seed %llu: %s",
-							   cases[i].name,
-							   (unsigned long long)o.seed, rf_strerror(r));
+					r = rf_diag_report(
+					    reterr, r, "case %s, seed %llu: %s", cases[i].name,
+					    (unsigned long long)o.seed, rf_strerror(r));
 				break;
 			}
 			row->runs++;
 			row->devices = res->devices;
-			uint64_t harm = cases[i].sc.failure == RF_SIM_FAIL_ALERT_STORM ? res->exposed
-										 : res->crashed;
+			uint64_t harm = cases[i].sc.failure == RF_SIM_FAIL_ALERT_STORM
+					    ? res->exposed
+					    : res->crashed;
 			if (harm > row->crashed_max)
 				row->crashed_max = harm;
 			for (unsigned q = 1; q < res->nreleases && q < RF_SIM_RELEASES_MAX; q++) {
@@ -206,20 +207,19 @@ int rf_sim_classify(const struct rf_sim_scenario *base, const struct rf_sim_poli
 	return 0;
 }
 
-int rf_sim_render_classification(const struct rf_sim_classification *c, char **ret,
-				  size_t *ret_len)
+int rf_sim_render_classification(const struct rf_sim_classification *c, char **ret, size_t *ret_len)
 {
 	struct rf_buf b = RF_BUF_INIT(RF_FILE_MAX);
 	uint8_t *p;
-	int r = rf_buf_printf(&b, "%-26s %-6s %5s %5s %5s %6s %6s %6s %9s %10s\n", "case",
-			      "strong", "runs", "good", "bad", "false", "halted", "canary",
-			      "max-harm", "slowest");
+	int r = rf_buf_printf(&b, "%-26s %-6s %5s %5s %5s %6s %6s %6s %9s %10s\n", "case", "strong",
+			      "runs", "good", "bad", "false", "halted", "canary", "max-harm",
+			      "slowest");
 	for (size_t i = 0; i < c->nrows && r == 0; i++) {
 		const struct rf_sim_class_row *x = &c->rows[i];
 		char slow[24] = "-";
 		if (x->halt_max_s >= 0)
-			snprintf(slow, sizeof(slow), "%lldm%02llds", (long long)(x->halt_max_s / 60),
-				 (long long)(x->halt_max_s % 60));
+			snprintf(slow, sizeof(slow), "%lldm%02llds",
+				 (long long)(x->halt_max_s / 60), (long long)(x->halt_max_s % 60));
 		r = rf_buf_printf(&b, "%-26s %-6s %5u %5u %5u %6u %6u %6u %9llu %10s\n", x->name,
 				  x->strong ? "yes" : "no", x->runs, x->good, x->bad,
 				  x->good_halted, x->bad_halted, x->bad_in_canary,

@@ -69,6 +69,6 @@ int rf_sim_classify(const struct rf_sim_scenario *base, const struct rf_sim_poli
 
 /* The table: one row per case, then the totals. New buffer in *ret; 0 or -ENOMEM. */
 int rf_sim_render_classification(const struct rf_sim_classification *c, char **ret,
-				  size_t *ret_len) RF_WUR;
+				 size_t *ret_len) RF_WUR;
 
 #endif

@@ -97,11 +97,11 @@ int rf_sim_render_summary(const struct rf_sim_result *r, bool header, char **ret
 		"-");
 	fmt_dur(rec, sizeof(rec), r->recovery_s, "not-yet");
 	fmt_dur(heal, sizeof(heal), r->max_heal_s, "-");
-	bprintf(&b, "%-28s %-11s %8llu %8llu %8llu %8llu %8llu %8llu %8s %10s %9s %9s",
-		r->scenario, r->policy, (unsigned long long)r->devices,
-		(unsigned long long)r->exposed, (unsigned long long)r->crashed,
-		(unsigned long long)r->healed_auto, (unsigned long long)r->needed_human,
-		(unsigned long long)r->still_down, halt, c2h, rec, heal);
+	bprintf(&b, "%-28s %-11s %8llu %8llu %8llu %8llu %8llu %8llu %8s %10s %9s %9s", r->scenario,
+		r->policy, (unsigned long long)r->devices, (unsigned long long)r->exposed,
+		(unsigned long long)r->crashed, (unsigned long long)r->healed_auto,
+		(unsigned long long)r->needed_human, (unsigned long long)r->still_down, halt, c2h,
+		rec, heal);
 	if (r->velocity)
 		bprintf(&b, " %8s %8s %8s", good[0], good[1], good[2]);
 	bprintf(&b, "\n");

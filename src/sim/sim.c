@@ -1255,8 +1255,9 @@ static void finish(struct sim *s)
 		o->published = s->rel[r].published;
 		if (!o->gate_halted) {
 			o->halt_s = -1;
-			o->left_first_ring = o->published && s->pol->nrings > 1 &&
-					     s->rr[r].state.rings[1].phase != RF_ROLLOUT_NOT_STARTED;
+			o->left_first_ring =
+			    o->published && s->pol->nrings > 1 &&
+			    s->rr[r].state.rings[1].phase != RF_ROLLOUT_NOT_STARTED;
 		}
 	}
 	if (res->crashed == 0)

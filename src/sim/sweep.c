@@ -124,7 +124,8 @@ int rf_sim_sweep_run(const struct rf_sim_scenario *sc, const struct rf_sim_polic
 		for (size_t b = 0; b < sizeof(first_bp) / sizeof(first_bp[0]); b++)
 			for (size_t c = 0; c < sizeof(ramps) / sizeof(ramps[0]); c++)
 				for (size_t e = 0; e < sizeof(bakes) / sizeof(bakes[0]); e++)
-					for (size_t f = 0; f < sizeof(polls) / sizeof(polls[0]); f++)
+					for (size_t f = 0; f < sizeof(polls) / sizeof(polls[0]);
+					     f++)
 						grid_policy(base, &canaries[a], first_bp[b],
 							    &ramps[c], bakes[e], polls[f],
 							    &w->p[w->n++]);
@@ -166,11 +167,12 @@ int rf_sim_sweep_run(const struct rf_sim_scenario *sc, const struct rf_sim_polic
 			if (r < 0)
 				break;
 			uint64_t harm = others[q].failure == RF_SIM_FAIL_ALERT_STORM ? res->exposed
-										   : res->crashed;
+										     : res->crashed;
 			double share = (double)harm / (double)res->devices;
 			if (share >= pt->harm_max) {
 				pt->harm_max = share;
-				snprintf(pt->harm_worst, sizeof(pt->harm_worst), "%s", others[q].name);
+				snprintf(pt->harm_worst, sizeof(pt->harm_worst), "%s",
+					 others[q].name);
 			}
 			rf_sim_result_free(res);
 		}
@@ -293,13 +295,14 @@ int rf_sim_render_sweep_svg(const struct rf_sim_sweep *w, char **ret, size_t *re
 				  "text-anchor=\"end\">%g</text>\n",
 				  L, Y(c - 1), L + pw, Y(c - 1), L - 6, Y(c - 1) + 4, c - 1);
 	if (r == 0)
-		r = rf_buf_printf(&b,
-				  "<text x=\"%.1f\" y=\"%.1f\" text-anchor=\"middle\">good release: "
-				  "publish to 99%% of the fleet (minutes, log)</text>\n<text "
-				  "transform=\"translate(18,%.1f) rotate(-90)\" "
-				  "text-anchor=\"middle\">devices crashed by the bad release (log, "
-				  "+1)</text>\n",
-				  L + pw / 2, H - 14, T + ph / 2);
+		r = rf_buf_printf(
+		    &b,
+		    "<text x=\"%.1f\" y=\"%.1f\" text-anchor=\"middle\">good release: "
+		    "publish to 99%% of the fleet (minutes, log)</text>\n<text "
+		    "transform=\"translate(18,%.1f) rotate(-90)\" "
+		    "text-anchor=\"middle\">devices crashed by the bad release (log, "
+		    "+1)</text>\n",
+		    L + pw / 2, H - 14, T + ph / 2);
 	for (size_t k = 0; k < w->n && r == 0; k++) {
 		const struct rf_sim_sweep_point *pt = &w->p[k];
 		double t = pt->good99_s < 0 ? tmax * 1.4 : pt->good99_s / 60.0;
@@ -324,8 +327,9 @@ int rf_sim_render_sweep_svg(const struct rf_sim_sweep *w, char **ret, size_t *re
 			r = rf_buf_printf(&b, "%.1f,%.1f ", X(v[k]->good99_s / 60.0),
 					  Y(v[k]->crashed));
 		if (r == 0)
-			r = rf_buf_printf(&b, "\"/>\n<text x=\"%.1f\" y=\"%.1f\" "
-					      "fill=\"#d62828\">Pareto front</text>\n",
+			r = rf_buf_printf(&b,
+					  "\"/>\n<text x=\"%.1f\" y=\"%.1f\" "
+					  "fill=\"#d62828\">Pareto front</text>\n",
 					  L + pw - 120, T + 14);
 	}
 #undef X

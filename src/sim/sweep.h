@@ -25,7 +25,7 @@
 struct rf_sim_sweep_point {
 	char name[64];
 	struct rf_sim_policy pol;
-	uint32_t poll_s; /* the agents' poll interval (0: the scenario's) */
+	uint32_t poll_s;  /* the agents' poll interval (0: the scenario's) */
 	int64_t good99_s; /* good twin: publish -> 99 % of the fleet on it; -1 never */
 	uint64_t crashed; /* devices crashed by the bad release */
 	bool front;	  /* on the Pareto front */
@@ -45,7 +45,8 @@ struct rf_sim_sweep {
  * Run the sweep: the grid built on `base` (the guard, gates and agent settings of the rapid
  * policy, say) plus named[0..nnamed), on scenario sc (its bad release and good twin), then the
  * front members on others[0..nothers) (at most opt->devices each). opt: devices (0: sc's),
- * seed, duration_s (0: 12 h, so that the default policy's 6.5 h show). progress (may be NULL) is called with the share done.
+ * seed, duration_s (0: 12 h, so that the default policy's 6.5 h show). progress (may be
+ * NULL) is called with the share done.
  * Returns 0 and a new sweep in *ret (free()); -EINVAL/-ENOMEM as rf_sim_run.
  */
 int rf_sim_sweep_run(const struct rf_sim_scenario *sc, const struct rf_sim_policy *base,

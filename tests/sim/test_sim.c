@@ -296,8 +296,8 @@ static void test_fix_reaches_every_device(void **state)
  * default policy takes hours; a run without velocity reports none. */
 static void test_velocity(void **state)
 {
-	struct rf_sim_result *p = run_v("crowdstrike-2024-07-19", "push-to-all", 20000, 1, 86400,
-					true);
+	struct rf_sim_result *p =
+	    run_v("crowdstrike-2024-07-19", "push-to-all", 20000, 1, 86400, true);
 	struct rf_sim_result *d = run_v("crowdstrike-2024-07-19", "default", 20000, 1, 86400, true);
 	struct rf_sim_result *n = run("crowdstrike-2024-07-19", "default", 20000, 1, 86400);
 	print_message("good-50/90/99: push-to-all %lld %lld %lld, default %lld %lld %lld\n",
@@ -381,9 +381,10 @@ static void test_rapid_policy_harm(void **state)
 		free(sc);
 		struct rf_sim_result *r = run(name, "rapid", n, 1, 6 * 3600);
 		uint64_t harmed = storm ? r->exposed : r->crashed;
-		print_message("rapid %-28s devices %llu exposed %llu crashed %llu halt %llds (%s)\n",
-			      name, (unsigned long long)n, (unsigned long long)r->exposed,
-			      (unsigned long long)r->crashed, (long long)r->halt_s, r->halt_reason);
+		print_message(
+		    "rapid %-28s devices %llu exposed %llu crashed %llu halt %llds (%s)\n", name,
+		    (unsigned long long)n, (unsigned long long)r->exposed,
+		    (unsigned long long)r->crashed, (long long)r->halt_s, r->halt_reason);
 		assert_true(harmed * 100 <= r->devices);
 		assert_int_equal(r->needed_human, 0);
 		assert_int_equal(r->still_down, 0);
@@ -488,7 +489,8 @@ static void test_sweep_front(void **state)
 			const struct rf_sim_sweep_point *b = &w->p[j];
 			double ta = a->good99_s < 0 ? 1e18 : (double)a->good99_s;
 			double tb = b->good99_s < 0 ? 1e18 : (double)b->good99_s;
-			if (tb <= ta && b->crashed <= a->crashed && (tb < ta || b->crashed < a->crashed))
+			if (tb <= ta && b->crashed <= a->crashed &&
+			    (tb < ta || b->crashed < a->crashed))
 				dominated = true;
 		}
 		assert_true(a->front == (!dominated && a->good99_s >= 0));
