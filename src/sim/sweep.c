@@ -288,12 +288,12 @@ int rf_sim_render_sweep_svg(const struct rf_sim_sweep *w, char **ret, size_t *re
 					  "text-anchor=\"middle\">%gm</text>\n",
 					  X(tticks[k]), T, X(tticks[k]), T + ph, X(tticks[k]),
 					  T + ph + 18, tticks[k]);
-	for (double c = 1; c <= cmax * 2 && r == 0; c *= 10)
+	for (double c = 0; c <= cmax * 2 && r == 0; c = c > 0 ? c * 10 : 10)
 		r = rf_buf_printf(&b,
 				  "<line x1=\"%.1f\" y1=\"%.1f\" x2=\"%.1f\" y2=\"%.1f\" "
 				  "stroke=\"#eee\"/><text x=\"%.1f\" y=\"%.1f\" "
 				  "text-anchor=\"end\">%g</text>\n",
-				  L, Y(c - 1), L + pw, Y(c - 1), L - 6, Y(c - 1) + 4, c - 1);
+				  L, Y(c), L + pw, Y(c), L - 6, Y(c) + 4, c);
 	if (r == 0)
 		r = rf_buf_printf(
 		    &b,
@@ -311,8 +311,14 @@ int rf_sim_render_sweep_svg(const struct rf_sim_sweep *w, char **ret, size_t *re
 				  X(t), Y(pt->crashed), named ? "5" : "3",
 				  pt->front ? "#d62828" : (named ? "#1d3557" : "#aaa"));
 		if (r == 0 && named) {
+			/* Named policies at the same point are labelled one under the other. */
+			unsigned same = 0;
+			for (size_t j = 0; j < k; j++)
+				same += strchr(w->p[j].name, '/') == NULL &&
+					w->p[j].good99_s == pt->good99_s &&
+					w->p[j].crashed == pt->crashed;
 			r = rf_buf_printf(&b, "<text x=\"%.1f\" y=\"%.1f\" fill=\"#1d3557\">",
-					  X(t) + 7, Y(pt->crashed) - 6);
+					  X(t) + 7, Y(pt->crashed) - 6 + 14.0 * same);
 			if (r == 0)
 				r = xml_name(&b, pt->name);
 			if (r == 0)
