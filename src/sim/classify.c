@@ -216,7 +216,7 @@ int rf_sim_render_classification(const struct rf_sim_classification *c, char **r
 			      "slowest");
 	for (size_t i = 0; i < c->nrows && r == 0; i++) {
 		const struct rf_sim_class_row *x = &c->rows[i];
-		char slow[24] = "-";
+		char slow[32] = "-";
 		if (x->halt_max_s >= 0)
 			snprintf(slow, sizeof(slow), "%lldm%02llds",
 				 (long long)(x->halt_max_s / 60), (long long)(x->halt_max_s % 60));

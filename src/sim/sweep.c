@@ -223,7 +223,7 @@ int rf_sim_render_sweep(const struct rf_sim_sweep *w, char **ret, size_t *ret_le
 			      w->scenario, (unsigned long long)w->devices, "policy", "good-99",
 			      "crashed", "front: worst harm on the other scenarios");
 	for (size_t k = 0; k < w->n && r == 0; k++) {
-		char t[24], harm[96] = "";
+		char t[32], harm[96] = "";
 		dur(t, sizeof(t), v[k]->good99_s);
 		if (v[k]->harm_known)
 			snprintf(harm, sizeof(harm), "%.3f%% (%s)", 100 * v[k]->harm_max,
