@@ -16,7 +16,9 @@
 #include "cli/cli.h"
 #include "common/opt.h"
 #include "common/util.h"
+#include "sim/classify.h"
 #include "sim/sim.h"
+#include "sim/sweep.h"
 
 #define MAX_SCENARIOS 64
 
@@ -38,6 +40,8 @@ static void usage(FILE *f)
 	    "usage: ringfence sim SCENARIO [options]\n"
 	    "       ringfence sim --all [options]\n"
 	    "       ringfence sim --list\n"
+	    "       ringfence sim --classify [--policy P] [--devices N] [--seeds K]\n"
+	    "       ringfence sim --sweep [--devices N] [--out DIR] [--no-files]\n"
 	    "\n"
 	    "Replay an incident on a simulated fleet, driven by the real rollout engine and the\n"
 	    "real crash-loop guard. Without --policy each scenario runs twice: under the\n"
@@ -50,12 +54,22 @@ static void usage(FILE *f)
 	    "  --duration S   simulated seconds (default: the scenario's)\n"
 	    "  --out DIR      write <scenario>--<policy>.csv and .svg there (default ./sim-out)\n"
 	    "  --no-files     print the table only\n"
+	    "  --no-velocity  skip the good twin (the good-50/90/99 columns)\n"
 	    "  --all          every scenario in the data directory\n"
 	    "  --list         list the scenarios and policies\n"
+	    "  --classify     judge the gates as a classifier: a catalogue of good and bad\n"
+	    "                 releases on the probabilistic-crash fleet (default 100000 devices,\n"
+	    "                 6 h each), precision and recall (policies rapid and default)\n"
+	    "  --seeds K      runs per catalogue case (default 3)\n"
+	    "  --sweep        search policies (canary, ramp shape, bake, poll interval) on the\n"
+	    "                 2024-07-19 fleet (default 100000 devices, 12 h): the Pareto\n"
+	    "                 front of time to 99%% against devices crashed; DIR/sweep.svg\n"
 	    "\n"
 	    "Columns: devices ever exposed to a bad release, ever crashed by it, healed without a\n"
 	    "person, repaired by a person, still down at the end, publish to halt, publish to\n"
-	    "full recovery, longest first-crash-to-healthy of a self-healed device.\n"
+	    "full recovery, longest first-crash-to-healthy of a self-healed device; good-50,\n"
+	    "good-90, good-99: publish to 50/90/99%% of the fleet running a good release under\n"
+	    "the same policy and fleet (the scenario's good twin).\n"
 	    "Data directory: $RINGFENCE_SIM_DIR, else %s\n",
 	    data_dir());
 }
@@ -346,19 +360,125 @@ static int list_all(void)
 	return 0;
 }
 
+static int classify(struct run_opts *ro, const char *policy, unsigned seeds)
+{
+	static const char *const both[] = {"rapid", "default"};
+	struct rf_sim_scenario *base = malloc(sizeof(*base));
+	struct rf_sim_policy *pol = malloc(sizeof(*pol));
+	struct rf_sim_classification *c = malloc(sizeof(*c));
+	int r = -ENOMEM;
+	if (!base || !pol || !c)
+		goto out;
+	r = load_scenario("probabilistic-crash", base);
+	if (r == 0 && !ro->o.devices)
+		ro->o.devices = 100000;
+	for (size_t k = 0; r == 0 && k < (policy ? 1 : 2); k++) {
+		struct rf_diag d = {0};
+		char *text = NULL;
+		size_t len = 0;
+		r = load_policy(policy ? policy : both[k], pol);
+		if (r == 0)
+			r = rf_sim_classify(base, pol, &ro->o, seeds, &d, c);
+		if (r < 0) {
+			fprintf(stderr, "ringfence sim: --classify: %s\n",
+				d.count ? d.first : rf_strerror(r));
+			break;
+		}
+		r = rf_sim_render_classification(c, &text, &len);
+		if (r == 0) {
+			printf("%s%s", k ? "\n" : "", text);
+			fflush(stdout);
+			free(text);
+		}
+	}
+out:
+	free(base);
+	free(pol);
+	free(c);
+	return r < 0 ? 2 : 0;
+}
+
+static int sweep(struct run_opts *ro)
+{
+	char **sn = NULL, **pn = NULL, dir[4096];
+	size_t nsn = 0, npn = 0, nothers = 0;
+	struct rf_sim_scenario *sc = malloc(sizeof(*sc));
+	struct rf_sim_scenario *others = calloc(MAX_SCENARIOS, sizeof(*others));
+	struct rf_sim_policy *base = malloc(sizeof(*base));
+	struct rf_sim_policy *named = calloc(12, sizeof(*named));
+	struct rf_sim_sweep *w = NULL;
+	struct rf_diag d = {0};
+	char *text = NULL;
+	size_t len = 0;
+	int r = -ENOMEM;
+	if (!sc || !others || !base || !named)
+		goto out;
+	snprintf(dir, sizeof(dir), "%s/policies", data_dir());
+	if ((r = list_json(data_dir(), &sn, &nsn)) < 0 || (r = list_json(dir, &pn, &npn)) < 0) {
+		fprintf(stderr, "ringfence sim: %s: %s\n", data_dir(), rf_strerror(r));
+		goto out;
+	}
+	if ((r = load_scenario("crowdstrike-2024-07-19", sc)) < 0 ||
+	    (r = load_policy("rapid", base)) < 0)
+		goto out;
+	for (size_t k = 0; k < nsn && r == 0; k++)
+		if (strcmp(sn[k], "crowdstrike-2024-07-19"))
+			r = load_scenario(sn[k], &others[nothers++]);
+	for (size_t k = 0; k < npn && k < 12 && r == 0; k++)
+		r = load_policy(pn[k], &named[k]);
+	if (r < 0)
+		goto out;
+	if (!ro->o.devices)
+		ro->o.devices = 100000;
+	ro->o.progress = ro->tty ? progress : NULL;
+	ro->o.userdata = "policy sweep";
+	r = rf_sim_sweep_run(sc, base, named, npn < 12 ? npn : 12, others, nothers, &ro->o, &d, &w);
+	if (r < 0) {
+		fprintf(stderr, "ringfence sim: --sweep: %s\n", d.count ? d.first : rf_strerror(r));
+		goto out;
+	}
+	if ((r = rf_sim_render_sweep(w, &text, &len)) == 0) {
+		fwrite(text, 1, len, stdout);
+		free(text);
+	}
+	if (r == 0 && ro->files && (r = rf_mkdir_p(ro->out, 0755)) == 0 &&
+	    (r = rf_sim_render_sweep_svg(w, &text, &len)) == 0) {
+		char path[4096];
+		snprintf(path, sizeof(path), "%s/sweep.svg", ro->out);
+		r = rf_file_write_atomic(path, text, len, 0644);
+		free(text);
+		if (r < 0)
+			fprintf(stderr, "ringfence sim: writing %s: %s\n", path, rf_strerror(r));
+	}
+out:
+	if (sn)
+		free_list(sn, nsn);
+	if (pn)
+		free_list(pn, npn);
+	free(sc);
+	free(others);
+	free(base);
+	free(named);
+	free(w);
+	return r < 0 ? 2 : 0;
+}
+
 int rf_cli_sim(int argc, char **argv)
 {
 	static struct run_opts ro;
-	ro = (struct run_opts){.o = {.seed = 1}, .out = "sim-out", .files = true};
+	ro = (struct run_opts){.o = {.seed = 1, .velocity = true}, .out = "sim-out", .files = true};
 	const char *scenario = NULL, *policy = NULL;
-	bool all = false;
+	bool all = false, classify_mode = false, sweep_mode = false;
+	unsigned seeds = 3;
 
 	static const struct option lo[] = {
 	    {"policy", required_argument, NULL, 'p'}, {"devices", required_argument, NULL, 'd'},
 	    {"seed", required_argument, NULL, 's'},   {"duration", required_argument, NULL, 't'},
 	    {"out", required_argument, NULL, 'o'},    {"no-files", no_argument, NULL, 'n'},
 	    {"all", no_argument, NULL, 'a'},	      {"list", no_argument, NULL, 'l'},
-	    {"help", no_argument, NULL, 'h'},	      {0}};
+	    {"help", no_argument, NULL, 'h'},	      {"no-velocity", no_argument, NULL, 'V'},
+	    {"classify", no_argument, NULL, 'C'},     {"seeds", required_argument, NULL, 'k'},
+	    {"sweep", no_argument, NULL, 'S'},	      {0}};
 	int c;
 
 	optind = 0;
@@ -378,6 +498,22 @@ int rf_cli_sim(int argc, char **argv)
 			break;
 		case 'n':
 			ro.files = false;
+			break;
+		case 'V':
+			ro.o.velocity = false;
+			break;
+		case 'C':
+			classify_mode = true;
+			break;
+		case 'S':
+			sweep_mode = true;
+			break;
+		case 'k':
+			if (rf_parse_u64(v, &x) < 0 || x == 0 || x > 100) {
+				fprintf(stderr, "ringfence sim: --seeds must be in [1, 100]\n");
+				return 2;
+			}
+			seeds = (unsigned)x;
 			break;
 		case 'p':
 			policy = v;
@@ -424,7 +560,12 @@ int rf_cli_sim(int argc, char **argv)
 			return 2;
 		}
 	}
-	if (all == !!scenario) {
+	ro.tty = isatty(STDERR_FILENO);
+	if (classify_mode && !sweep_mode && !all && !scenario)
+		return classify(&ro, policy, seeds);
+	if (sweep_mode && !classify_mode && !all && !scenario && !policy)
+		return sweep(&ro);
+	if (classify_mode || sweep_mode || all == !!scenario) {
 		usage(stderr);
 		return 2;
 	}

@@ -267,14 +267,21 @@ void rf_rollout_check_health(const struct rf_rollout_gates *g, const struct rf_r
 	double limit = g->alpha / NTESTS;
 
 	/* Absolute floor: a crash loop halts with or without a baseline. With a baseline, the
-	 * fraction must also be significantly worse than margin x the baseline's (the same
-	 * conditional test, devices as exposure), so baseline noise near the floor cannot trip it.
-	 */
+	 * failed devices per device-second must also be significantly worse than margin x the
+	 * baseline's (the same conditional test), so baseline noise near the floor cannot trip
+	 * it. Per device-second, not per device: a device that ever crashed on a release stays
+	 * failed, so a release's failed share grows with its age; a good release that has run
+	 * for hours on a fleet whose devices left the baseline early would otherwise cross the
+	 * floor on background crashes alone (issue 14, the gates judged as a classifier). A
+	 * caller that measured no exposure for the release (devices that failed at once and
+	 * left) is judged per device, as before. */
 	if (h->failed >= g->floor_devices && fail_frac >= g->floor_fraction) {
-		bool base_dev = have_base && b->devices > 0;
+		bool by_exp = h->exposure_s > 0;
+		double t1 = by_exp ? (double)h->exposure_s : (double)h->devices;
+		double t2 = !have_base ? 0.0 : by_exp ? (double)b->exposure_s : (double)b->devices;
 
-		if (!base_dev || rate_test(h->failed, (double)h->devices, b->failed,
-					   (double)b->devices, g->margin, g->min_events) < limit) {
+		if (t2 <= 0.0 ||
+		    rate_test(h->failed, t1, b->failed, t2, g->margin, g->min_events) < limit) {
 			c.verdict = RF_ROLLOUT_V_FAIL;
 			c.metric = RF_ROLLOUT_M_FLOOR;
 			c.p_value = 0.0;

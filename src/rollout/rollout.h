@@ -19,6 +19,9 @@
  * server may store them, the simulator may copy them. Thread-safe: nothing is global.
  *
  * CHANGED: (none yet; incompatible changes are listed here)
+ * CHANGED (behaviour, same API): with a baseline, the absolute floor compares failed devices per
+ * device-second of exposure, not per device (a good release's failed share grows with its age;
+ * per device, hours of background crashes halted it); without exposure, per device as before.
  * ADDED (compatible): rf_rollout_health.admitted / admitted_known (the devices a step actually
  * admits cap the healthy devices it needs; zero-initialised callers keep the old behaviour).
  * ADDED (compatible): rf_rollout_health_apply (health_add without the exposure of records still

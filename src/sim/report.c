@@ -48,11 +48,15 @@ static int done(struct buf *b, char **ret, size_t *ret_len)
 int rf_sim_render_csv(const struct rf_sim_result *r, char **ret, size_t *ret_len)
 {
 	struct buf b = {RF_BUF_INIT(RF_FILE_MAX), 0};
-	bprintf(&b, "t_s,healthy,crashed,recovering,on_bad,exposed,halted\n");
+	bprintf(&b, "t_s,healthy,crashed,recovering,on_bad,exposed,halted,on_first%s\n",
+		r->velocity ? ",good" : "");
 	for (size_t i = 0; i < r->nsamples; i++) {
 		const struct rf_sim_sample *x = &r->samples[i];
-		bprintf(&b, "%u,%u,%u,%u,%u,%u,%u\n", x->t_s, x->healthy, x->crashed, x->recovering,
-			x->on_bad, x->exposed, x->halted);
+		bprintf(&b, "%u,%u,%u,%u,%u,%u,%u,%u", x->t_s, x->healthy, x->crashed,
+			x->recovering, x->on_bad, x->exposed, x->halted, x->on_first);
+		if (r->velocity)
+			bprintf(&b, ",%u", x->good);
+		bprintf(&b, "\n");
 	}
 	return done(&b, ret, ret_len);
 }
@@ -74,11 +78,17 @@ static void fmt_dur(char *out, size_t n, int64_t s, const char *none)
 int rf_sim_render_summary(const struct rf_sim_result *r, bool header, char **ret, size_t *ret_len)
 {
 	struct buf b = {RF_BUF_INIT(RF_FILE_MAX), 0};
-	char halt[24], c2h[24], rec[24], heal[24];
-	if (header)
-		bprintf(&b, "%-28s %-11s %8s %8s %8s %8s %8s %8s %8s %10s %9s %9s\n", "scenario",
+	char halt[24], c2h[24], rec[24], heal[24], good[RF_SIM_REACH_N][24];
+	if (header) {
+		bprintf(&b, "%-28s %-11s %8s %8s %8s %8s %8s %8s %8s %10s %9s %9s", "scenario",
 			"policy", "devices", "exposed", "crashed", "no-human", "human", "down-end",
 			"to-halt", "crash-halt", "recovery", "max-heal");
+		if (r->velocity)
+			bprintf(&b, " %8s %8s %8s", "good-50", "good-90", "good-99");
+		bprintf(&b, "\n");
+	}
+	for (unsigned k = 0; k < RF_SIM_REACH_N; k++)
+		fmt_dur(good[k], sizeof(good[k]), r->good_s[k], "never");
 	fmt_dur(halt, sizeof(halt), r->halt_s, "never");
 	fmt_dur(c2h, sizeof(c2h),
 		r->halt_s >= 0 && r->first_crash_s >= 0 && r->halt_s >= r->first_crash_s
@@ -87,11 +97,14 @@ int rf_sim_render_summary(const struct rf_sim_result *r, bool header, char **ret
 		"-");
 	fmt_dur(rec, sizeof(rec), r->recovery_s, "not-yet");
 	fmt_dur(heal, sizeof(heal), r->max_heal_s, "-");
-	bprintf(&b, "%-28s %-11s %8llu %8llu %8llu %8llu %8llu %8llu %8s %10s %9s %9s\n",
-		r->scenario, r->policy, (unsigned long long)r->devices,
-		(unsigned long long)r->exposed, (unsigned long long)r->crashed,
-		(unsigned long long)r->healed_auto, (unsigned long long)r->needed_human,
-		(unsigned long long)r->still_down, halt, c2h, rec, heal);
+	bprintf(&b, "%-28s %-11s %8llu %8llu %8llu %8llu %8llu %8llu %8s %10s %9s %9s", r->scenario,
+		r->policy, (unsigned long long)r->devices, (unsigned long long)r->exposed,
+		(unsigned long long)r->crashed, (unsigned long long)r->healed_auto,
+		(unsigned long long)r->needed_human, (unsigned long long)r->still_down, halt, c2h,
+		rec, heal);
+	if (r->velocity)
+		bprintf(&b, " %8s %8s %8s", good[0], good[1], good[2]);
+	bprintf(&b, "\n");
 	return done(&b, ret, ret_len);
 }
 
@@ -206,7 +219,9 @@ int rf_sim_render_svg(const struct rf_sim_result *r, char **ret, size_t *ret_len
 	    {"crashed", "#d62828", offsetof(struct rf_sim_sample, crashed)},
 	    {"recovering", "#f4a261", offsetof(struct rf_sim_sample, recovering)},
 	    {"exposed", "#6a4c93", offsetof(struct rf_sim_sample, exposed)},
+	    {"good twin", "#1d3557", offsetof(struct rf_sim_sample, good)},
 	};
+	size_t nseries = sizeof(series) / sizeof(series[0]) - (r->velocity ? 0 : 1);
 
 	bprintf(&b,
 		"<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"%.0f\" height=\"%.0f\" "
@@ -279,9 +294,10 @@ int rf_sim_render_svg(const struct rf_sim_result *r, char **ret, size_t *ret_len
 			    x, T, L + pw - x, ph, x + 3, T + 12);
 			break;
 		}
-	for (size_t k = 0; k < sizeof(series) / sizeof(series[0]); k++) {
-		bprintf(&b, "<polyline fill=\"none\" stroke=\"%s\" stroke-width=\"1.8\" points=\"",
-			series[k].color);
+	for (size_t k = 0; k < nseries; k++) {
+		bprintf(&b,
+			"<polyline fill=\"none\" stroke=\"%s\" stroke-width=\"1.8\"%s points=\"",
+			series[k].color, k == 4 ? " stroke-dasharray=\"6 3\"" : "");
 		for (size_t i = 0; i < r->nsamples; i++) {
 			uint32_t v;
 			memcpy(&v, (const char *)&r->samples[i] + series[k].off, sizeof(v));
@@ -297,7 +313,7 @@ int rf_sim_render_svg(const struct rf_sim_result *r, char **ret, size_t *ret_len
 	bprintf(&b,
 		"<rect x=\"%.1f\" y=\"%.1f\" width=\"12\" height=\"12\" fill=\"#457b9d\" "
 		"fill-opacity=\"0.3\"/><text x=\"%.1f\" y=\"%.1f\">halted</text>\n",
-		W - R + 12, T + 80.0, W - R + 30, T + 90.0);
+		W - R + 12, T + 20.0 * nseries, W - R + 30, T + 20.0 * nseries + 10);
 	{
 		enum { NSERIES = sizeof(series) / sizeof(series[0]) };
 		const char *names[NSERIES], *colors[NSERIES];
@@ -307,7 +323,7 @@ int rf_sim_render_svg(const struct rf_sim_result *r, char **ret, size_t *ret_len
 			colors[k] = series[k].color;
 			offs[k] = series[k].off;
 		}
-		svg_count_panel(&b, r, L, pw, CT, CH, tmax, logx, names, colors, offs, NSERIES,
+		svg_count_panel(&b, r, L, pw, CT, CH, tmax, logx, names, colors, offs, nseries,
 				W - R + 12);
 	}
 	bprintf(&b, "</svg>\n");

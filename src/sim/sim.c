@@ -51,6 +51,7 @@ enum {
 	F_INTENT = 1u << 6,	  /* trel is a release the device recorded intent for */
 	F_EPISODE = 1u << 7,	  /* down/hung because of a bad release since t_first, not healed */
 	F_STARTING = 1u << 8, /* (re)started: its next check-in fetches its state from the server */
+	F_BG_DOWN = 1u << 9,  /* down for a crash unrelated to content, rebooting */
 };
 
 /* Random streams (rng.h). */
@@ -136,6 +137,9 @@ struct sim {
 	/* gauges */
 	uint32_t nstate[D_NSTATES];
 	uint32_t on_bad, exposed, halted;
+	/* velocity: devices needed for each milestone, next milestone */
+	uint64_t reach_need[RF_SIM_REACH_N];
+	unsigned reach_k;
 	/* result */
 	struct rf_sim_result *res;
 	int64_t last_heal;
@@ -455,6 +459,7 @@ static void crash(struct sim *s, uint32_t i, struct dev *d, uint32_t t, bool bad
 	const struct rf_sim_scenario *sc = s->sc;
 	if (bad)
 		episode(s, d, t);
+	d->flags = (uint16_t)(bad ? d->flags & ~F_BG_DOWN : d->flags | F_BG_DOWN);
 	d->t_fail = NEVER;
 	d->t_prob = NEVER;
 	if (s->pol->guard_enabled) {
@@ -485,6 +490,7 @@ static void crash(struct sim *s, uint32_t i, struct dev *d, uint32_t t, bool bad
 static void on_boot(struct sim *s, uint32_t i, struct dev *d, uint32_t t)
 {
 	d->t_boot = NEVER;
+	d->flags &= (uint16_t)~F_BG_DOWN;
 	if (d->state == D_STUCK) {
 		/* A person boots it in safe mode and deletes the bad file. */
 		d->flags |= F_HUMAN;
@@ -541,9 +547,15 @@ static void on_fail(struct sim *s, uint32_t i, struct dev *d, uint32_t t)
 static void on_bg(struct sim *s, uint32_t i, struct dev *d, uint32_t t)
 {
 	d->t_bg = NEVER;
-	if (s->sc->background_crash_per_hour > 0)
+	/* The next one strictly later: a draw under a second would land on this same second,
+	 * whose counter gives the same draw again, for ever (a device fired its timers 64
+	 * times and then queued an event in the past; issue 14's noisy fleets found it). */
+	if (s->sc->background_crash_per_hour > 0) {
 		d->t_bg = tadd(
 		    t, rf__sim_exp(draw(s, i, S_BG, t), 3600.0 / s->sc->background_crash_per_hour));
+		if (d->t_bg <= t)
+			d->t_bg = t + 1;
+	}
 	if (d->state != D_UP)
 		return;
 	s->res->background_crashes++;
@@ -585,6 +597,13 @@ static void on_silence(struct sim *s, uint32_t i, struct dev *d, uint32_t t)
 	 * skips its polls only because their answers could not change. */
 	if (!(d->flags & F_INTENT) || (d->flags & F_SILENT) || can_checkin(s, d))
 		return;
+	/* Rebooting after a crash that had nothing to do with content: it polled (in reality;
+	 * the simulation skipped those polls) until it went down, and is back within a reboot,
+	 * so the server heard from it within silence_s (docs/sim.md). Look again then. */
+	if ((d->flags & F_BG_DOWN) && d->t_boot != NEVER) {
+		d->t_sil = tadd(d->t_boot, s->sc->checkin_after_boot_s + 1);
+		return;
+	}
 	struct rf_rollout_health *h = &s->rel[d->trel].hc[d->ring].h;
 	h->silent++;
 	d->flags |= F_SILENT;
@@ -930,6 +949,12 @@ static void evaluate(struct sim *s, uint32_t t)
 		if (st->status != old.status &&
 		    (st->status == RF_ROLLOUT_HALTED || st->status == RF_ROLLOUT_ROLLED_BACK)) {
 			char why[160];
+			struct rf_sim_release_outcome *o = &s->res->rel[r];
+			o->gate_halted = true;
+			o->metric = st->halt_metric;
+			o->halt_s = (int64_t)t - sr->at;
+			o->left_first_ring =
+			    s->pol->nrings > 1 && old.rings[1].phase != RF_ROLLOUT_NOT_STARTED;
 			snprintf(why, sizeof(why), "gate: %.150s", st->halt_reason);
 			note_halt(s, r, t, why);
 			finish_release(s, r);
@@ -1164,6 +1189,26 @@ static int setup(struct sim *s)
 	return s->err;
 }
 
+/* Devices running release r right now. */
+static uint64_t on_release(const struct sim *s, unsigned r)
+{
+	uint64_t n = 0;
+	for (unsigned k = 0; k < s->pol->nrings; k++)
+		n += s->rel[r].hc[k].on;
+	return n;
+}
+
+/* Record the velocity milestones of the first release passed at t (devices only move onto
+ * it at device events, so checking after each is exact to the second). */
+static void check_reach(struct sim *s, uint32_t t)
+{
+	if (s->reach_k >= RF_SIM_REACH_N || s->nrel < 2 || !s->rel[1].published)
+		return;
+	uint64_t on = on_release(s, 1);
+	while (s->reach_k < RF_SIM_REACH_N && on >= s->reach_need[s->reach_k])
+		s->res->reach_s[s->reach_k++] = (int64_t)t - s->rel[1].at;
+}
+
 static void sample(struct sim *s, uint32_t t)
 {
 	struct rf_sim_result *res = s->res;
@@ -1175,6 +1220,7 @@ static void sample(struct sim *s, uint32_t t)
 	x->on_bad = s->on_bad;
 	x->exposed = s->exposed;
 	x->halted = s->halted;
+	x->on_first = s->nrel > 1 ? (uint32_t)on_release(s, 1) : 0;
 }
 
 static void finish(struct sim *s)
@@ -1202,6 +1248,18 @@ static void finish(struct sim *s)
 	for (uint32_t i = 0; i < s->n && res->final_release >= 0; i++)
 		res->on_final += s->d[i].rel == (uint16_t)res->final_release;
 	res->exposed = s->exposed;
+	res->nreleases = s->nrel;
+	for (unsigned r = 1; r < s->nrel && r < RF_SIM_RELEASES_MAX; r++) {
+		struct rf_sim_release_outcome *o = &res->rel[r];
+		o->bad = s->rel[r].bad;
+		o->published = s->rel[r].published;
+		if (!o->gate_halted) {
+			o->halt_s = -1;
+			o->left_first_ring =
+			    o->published && s->pol->nrings > 1 &&
+			    s->rr[r].state.rings[1].phase != RF_ROLLOUT_NOT_STARTED;
+		}
+	}
 	if (res->crashed == 0)
 		res->recovery_s = 0;
 	else if (res->still_down == 0)
@@ -1224,8 +1282,9 @@ static void sim_free(struct sim *s)
 	rf__sim_queue_fini(&s->q);
 }
 
-int rf_sim_run(const struct rf_sim_scenario *sc, const struct rf_sim_policy *pol,
-	       const struct rf_sim_options *opt, struct rf_diag *reterr, struct rf_sim_result **ret)
+static int sim_run(const struct rf_sim_scenario *sc, const struct rf_sim_policy *pol,
+		   const struct rf_sim_options *opt, struct rf_diag *reterr,
+		   struct rf_sim_result **ret)
 {
 	static const struct rf_sim_options none = {0};
 	if (!opt)
@@ -1267,6 +1326,10 @@ int rf_sim_run(const struct rf_sim_scenario *sc, const struct rf_sim_policy *pol
 	s.res = res;
 	res->halt_s = res->first_crash_s = -1;
 	res->max_heal_s = -1;
+	for (unsigned k = 0; k < RF_SIM_REACH_N; k++) {
+		res->reach_s[k] = res->good_s[k] = -1;
+		s.reach_need[k] = (uint64_t)ceil(rf_sim_reach_fraction[k] * (double)n);
+	}
 	s.last_heal = 0;
 	snprintf(res->scenario, sizeof(res->scenario), "%s", sc->name);
 	snprintf(res->policy, sizeof(res->policy), "%s", pol->name);
@@ -1324,6 +1387,7 @@ int rf_sim_run(const struct rf_sim_scenario *sc, const struct rf_sim_policy *pol
 		if (s.d[ev.dev].t_next != ev.t)
 			continue; /* superseded */
 		dev_event(&s, ev.dev, ev.t);
+		check_reach(&s, ev.t);
 	}
 	if (r == 0)
 		r = s.err;
@@ -1337,6 +1401,61 @@ int rf_sim_run(const struct rf_sim_scenario *sc, const struct rf_sim_policy *pol
 	}
 	sim_free(&s);
 	return r;
+}
+
+const double rf_sim_reach_fraction[RF_SIM_REACH_N] = {0.50, 0.90, 0.99};
+
+void rf_sim_good_twin(const struct rf_sim_scenario *sc, struct rf_sim_scenario *ret)
+{
+	*ret = *sc;
+	ret->failure = RF_SIM_FAIL_NONE;
+	memset(ret->releases, 0, sizeof(ret->releases));
+	ret->nreleases = 1;
+	ret->vendor_fix_s = 0;
+	ret->baseline_rollback_s = 0;
+	if (ret->duration_s < 86400)
+		ret->duration_s = 86400;
+}
+
+int rf_sim_run(const struct rf_sim_scenario *sc, const struct rf_sim_policy *pol,
+	       const struct rf_sim_options *opt, struct rf_diag *reterr, struct rf_sim_result **ret)
+{
+	struct rf_sim_result *res = NULL, *good = NULL;
+	int r = sim_run(sc, pol, opt, reterr, &res);
+	if (r < 0 || !opt || !opt->velocity) {
+		if (r == 0)
+			*ret = res;
+		return r;
+	}
+	/* The good twin, on the same fleet, over at least a day (a slow policy needs hours). */
+	struct rf_sim_scenario *twin = malloc(sizeof(*twin));
+	struct rf_sim_options o = *opt;
+	if (!twin) {
+		rf_sim_result_free(res);
+		return -ENOMEM;
+	}
+	rf_sim_good_twin(sc, twin);
+	o.velocity = false;
+	o.progress = NULL;
+	/* An explicit duration holds for both runs (a short run then shows a slow policy as
+	 * "never"); otherwise the twin's own, at least a day. */
+	r = sim_run(twin, pol, &o, reterr, &good);
+	free(twin);
+	if (r < 0) {
+		rf_sim_result_free(res);
+		return r;
+	}
+	res->velocity = true;
+	memcpy(res->good_s, good->reach_s, sizeof(res->good_s));
+	/* The twin's timeline on the run's time grid: its latest row at or before each. */
+	for (size_t i = 0, j = 0; i < res->nsamples; i++) {
+		while (j + 1 < good->nsamples && good->samples[j + 1].t_s <= res->samples[i].t_s)
+			j++;
+		res->samples[i].good = good->nsamples ? good->samples[j].on_first : 0;
+	}
+	rf_sim_result_free(good);
+	*ret = res;
+	return 0;
 }
 
 void rf_sim_result_free(struct rf_sim_result *r)

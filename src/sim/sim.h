@@ -24,6 +24,11 @@ struct rf_sim_options {
 	uint64_t devices;    /* 0 = the scenario's fleet size */
 	uint64_t seed;	     /* any value; the same seed gives the same result */
 	uint32_t duration_s; /* 0 = the scenario's duration */
+	/* Also run the scenario's good twin (rf_sim_good_twin: the same fleet and policy, one
+	 * good release at the start) and report how fast it reaches the fleet (good_s[], the
+	 * samples' `good`), over duration_s when given, else the twin's own (at least a day).
+	 * Doubles the work at most. */
+	bool velocity;
 	/* Called now and then with the share of simulated time done (0..1); may be NULL. */
 	void (*progress)(void *userdata, double done);
 	void *userdata;
@@ -39,7 +44,25 @@ struct rf_sim_sample {
 	uint32_t on_bad;     /* running a bad release right now */
 	uint32_t exposed;    /* ever loaded a bad release (cumulative) */
 	uint32_t halted;     /* bad releases halted or rolled back so far */
+	uint32_t on_first;   /* running the scenario's first release right now */
+	uint32_t good;	     /* with options.velocity: devices of the good twin running its
+				release at (about) this time; 0 otherwise */
 };
+
+/* What became of one scenario release (index 1.. in the scenario's order; 0 is the fleet's
+ * running content), for judging the gates as a classifier. */
+struct rf_sim_release_outcome {
+	bool bad;	      /* the scenario made it bad */
+	bool published;	      /* its publish time came within the run */
+	bool gate_halted;     /* a health gate halted it (not the vendor, not an operator) */
+	bool left_first_ring; /* its second ring opened before it was halted (or the run ended) */
+	uint8_t metric;	      /* enum rf_rollout_metric that halted it */
+	int64_t halt_s;	      /* its publish -> its gate halt; -1 none */
+};
+
+/* The velocity milestones: 50 %, 90 % and 99 % of the fleet. */
+#define RF_SIM_REACH_N 3
+extern const double rf_sim_reach_fraction[RF_SIM_REACH_N];
 
 struct rf_sim_result {
 	char scenario[64];
@@ -70,6 +93,16 @@ struct rf_sim_result {
 	uint64_t on_final;
 	uint64_t obeyed; /* go-backs ordered by the server: never counted as failures */
 	char halt_reason[160];
+	/* Velocity: publish of the first release -> the moment at least rf_sim_reach_fraction[k]
+	 * of the fleet runs it at once; -1 never (halted, or too slow for the run). */
+	int64_t reach_s[RF_SIM_REACH_N];
+	/* The same milestones of the good twin (options.velocity; else all -1): how fast a good
+	 * release reaches this fleet under this policy. */
+	bool velocity;
+	int64_t good_s[RF_SIM_REACH_N];
+	/* per release (index 0 unused) */
+	unsigned nreleases; /* the scenario's releases + 1 */
+	struct rf_sim_release_outcome rel[RF_SIM_RELEASES_MAX];
 	/* the timeline */
 	size_t nsamples;
 	struct rf_sim_sample *samples;
@@ -86,6 +119,14 @@ int rf_sim_run(const struct rf_sim_scenario *sc, const struct rf_sim_policy *pol
 	       struct rf_sim_result **ret) RF_WUR;
 
 void rf_sim_result_free(struct rf_sim_result *r);
+
+/*
+ * The good twin of scenario sc: the same fleet (size, polls, reboots, background crash and
+ * alert noise, offline devices, server capacity), one good release published at the start,
+ * no failure, no vendor fix, no operator action, and at least 24 simulated hours, so that the
+ * velocity of a policy is measured on the fleet its safety was measured on.
+ */
+void rf_sim_good_twin(const struct rf_sim_scenario *sc, struct rf_sim_scenario *ret);
 
 /*
  * Renderers (pure: they build text in a new NUL-terminated buffer *ret of *ret_len bytes; the

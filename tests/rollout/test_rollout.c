@@ -856,6 +856,34 @@ static void test_first_release_crash_loop_halts(void **state)
 	assert_int_equal(c.verdict, RF_ROLLOUT_V_PASS);
 }
 
+/* A good release's failed share grows with its age (a device that crashed once for unrelated
+ * reasons stays failed): after 6 h at 1 % of hosts crashing an hour, 6 % of its devices
+ * failed, while the baseline's devices left it after 40 minutes (7 of 1,000 failed). The same
+ * rate per device-hour is not a regression. Compared per device (before issue 14) the floor
+ * halted it: 60/1000 vs 7/1000. A crash loop still halts at once against the same baseline. */
+static void test_floor_compares_by_exposure(void **state)
+{
+	struct rf_rollout_gates g = gates();
+	struct rf_rollout_check c;
+	struct rf_rollout_health h = {.devices = 1000,
+				      .healthy = 990,
+				      .failed = 60,
+				      .crashes = 60,
+				      .exposure_s = 1000 * 6 * 3600,
+				      .population = 1000};
+	struct rf_rollout_health b = {
+	    .devices = 1000, .healthy = 1000, .failed = 7, .crashes = 7, .exposure_s = 1000 * 2400};
+
+	rf_rollout_check_health(&g, &h, &b, T0, 10000, T0 + 6 * 3600, &c);
+	assert_int_not_equal(c.verdict, RF_ROLLOUT_V_FAIL);
+
+	struct rf_rollout_health loop = {
+	    .devices = 20, .failed = 9, .crashes = 27, .rollbacks = 9, .exposure_s = 20 * 300};
+	rf_rollout_check_health(&g, &loop, &b, T0, 100, T0 + 300, &c);
+	assert_int_equal(c.verdict, RF_ROLLOUT_V_FAIL);
+	assert_int_equal(c.metric, RF_ROLLOUT_M_FLOOR);
+}
+
 /* ---- release progression ------------------------------------------------------------------ */
 
 static void test_evaluate_progression_and_halt(void **state)
@@ -1748,6 +1776,7 @@ int main(void)
 	    cmocka_unit_test(test_agent_side_admits),
 	    cmocka_unit_test(test_binomial_tail),
 	    cmocka_unit_test(test_baseline_noise_does_not_halt),
+	    cmocka_unit_test(test_floor_compares_by_exposure),
 	    cmocka_unit_test(test_repeated_looks_do_not_halt),
 	    cmocka_unit_test(test_real_regression_halts),
 	    cmocka_unit_test(test_silent_after_intent_fails),

@@ -19,8 +19,11 @@
 #include <cmocka.h>
 
 #include "common/util.h"
+#include "rollout/rollout.h"
+#include "sim/classify.h"
 #include "sim/queue.h"
 #include "sim/sim.h"
+#include "sim/sweep.h"
 
 static const char *const scenarios[] = {
     "crowdstrike-2024-07-19",	   "cloudflare-2019-07-02",   "cloudflare-2025-11-18",
@@ -66,14 +69,15 @@ static void load_policy(const char *name, struct rf_sim_policy *pol)
 		fail_msg("%s: %s", name, d.first);
 }
 
-static struct rf_sim_result *run(const char *scenario, const char *policy, uint64_t devices,
-				 uint64_t seed, uint32_t duration)
+static struct rf_sim_result *run_v(const char *scenario, const char *policy, uint64_t devices,
+				   uint64_t seed, uint32_t duration, bool velocity)
 {
 	struct rf_sim_scenario *sc = malloc(sizeof(*sc));
 	struct rf_sim_policy *pol = malloc(sizeof(*pol));
 	struct rf_sim_result *res = NULL;
 	struct rf_diag d = {0};
-	struct rf_sim_options o = {.devices = devices, .seed = seed, .duration_s = duration};
+	struct rf_sim_options o = {
+	    .devices = devices, .seed = seed, .duration_s = duration, .velocity = velocity};
 	assert_non_null(sc);
 	assert_non_null(pol);
 	load_scenario(scenario, sc);
@@ -84,6 +88,12 @@ static struct rf_sim_result *run(const char *scenario, const char *policy, uint6
 	free(sc);
 	free(pol);
 	return res;
+}
+
+static struct rf_sim_result *run(const char *scenario, const char *policy, uint64_t devices,
+				 uint64_t seed, uint32_t duration)
+{
+	return run_v(scenario, policy, devices, seed, duration, false);
 }
 
 static void test_every_file_parses(void **state)
@@ -107,6 +117,10 @@ static void test_every_file_parses(void **state)
 	load_policy("rings-only", &pol);
 	assert_false(pol.guard_enabled);
 	assert_true(pol.gates_enabled);
+	load_policy("rapid", &pol);
+	assert_true(pol.guard_enabled);
+	assert_true(pol.gates_enabled);
+	assert_int_equal(pol.nrings, 2);
 }
 
 static void expect_bad(const char *json, int code, const char *needle, bool policy)
@@ -277,6 +291,255 @@ static void test_fix_reaches_every_device(void **state)
 	}
 }
 
+/* Velocity (issue 14): the good twin's milestones are those of a plain run of the twin, in
+ * order; push-to-all reaches 99% of the fleet within one poll interval and its jitter; the
+ * default policy takes hours; a run without velocity reports none. */
+static void test_velocity(void **state)
+{
+	struct rf_sim_result *p =
+	    run_v("crowdstrike-2024-07-19", "push-to-all", 20000, 1, 86400, true);
+	struct rf_sim_result *d = run_v("crowdstrike-2024-07-19", "default", 20000, 1, 86400, true);
+	struct rf_sim_result *n = run("crowdstrike-2024-07-19", "default", 20000, 1, 86400);
+	print_message("good-50/90/99: push-to-all %lld %lld %lld, default %lld %lld %lld\n",
+		      (long long)p->good_s[0], (long long)p->good_s[1], (long long)p->good_s[2],
+		      (long long)d->good_s[0], (long long)d->good_s[1], (long long)d->good_s[2]);
+	assert_true(p->velocity && d->velocity && !n->velocity);
+	for (int k = 0; k < RF_SIM_REACH_N; k++) {
+		assert_true(p->good_s[k] >= 0 && d->good_s[k] >= 0);
+		assert_int_equal(n->good_s[k], -1);
+		if (k > 0)
+			assert_true(p->good_s[k] >= p->good_s[k - 1] &&
+				    d->good_s[k] >= d->good_s[k - 1]);
+	}
+	assert_true(p->good_s[2] <= 300 + 60); /* one poll interval and its jitter */
+	assert_true(d->good_s[2] >= 4 * 3600); /* three gated rings over hours */
+	/* The bad release itself never reaches half the fleet under default. */
+	assert_int_equal(d->reach_s[0], -1);
+
+	/* The twin run by hand gives the same milestones. */
+	struct rf_sim_scenario *sc = malloc(sizeof(*sc)), *tw = malloc(sizeof(*tw));
+	struct rf_sim_policy *pol = malloc(sizeof(*pol));
+	struct rf_sim_result *t = NULL;
+	struct rf_diag dg = {0};
+	assert_true(sc && tw && pol);
+	load_scenario("crowdstrike-2024-07-19", sc);
+	load_policy("default", pol);
+	rf_sim_good_twin(sc, tw);
+	assert_int_equal(tw->nreleases, 1);
+	assert_int_equal(tw->failure, RF_SIM_FAIL_NONE);
+	assert_int_equal(tw->vendor_fix_s, 0);
+	struct rf_sim_options o = {.devices = 20000, .seed = 1, .duration_s = 86400};
+	assert_int_equal(rf_sim_run(tw, pol, &o, &dg, &t), 0);
+	assert_memory_equal(t->reach_s, d->good_s, sizeof(t->reach_s));
+	/* ... and the result's timeline carries the twin's devices on its release. */
+	assert_int_equal(d->samples[d->nsamples - 1].good, t->samples[t->nsamples - 1].on_first);
+	rf_sim_result_free(t);
+	free(sc);
+	free(tw);
+	free(pol);
+	rf_sim_result_free(p);
+	rf_sim_result_free(d);
+	rf_sim_result_free(n);
+}
+
+/* The rapid policy's goals (issue 14), at 1 M devices: a good release reaches 99% of the fleet
+ * in under an hour; the 2024-07-19 replay crashes fewer than 100 devices, all in the canary,
+ * each healed by its own guard within 15 minutes, nobody at a keyboard. */
+static void test_rapid_policy_crowdstrike_goals(void **state)
+{
+	struct rf_sim_result *r =
+	    run_v("crowdstrike-2024-07-19", "rapid", 1000000, 1, 6 * 3600, true);
+	print_message("rapid: crashed %llu, healed %llu, max heal %llds, halt %llds, good-99 "
+		      "%llds\n",
+		      (unsigned long long)r->crashed, (unsigned long long)r->healed_auto,
+		      (long long)r->max_heal_s, (long long)r->halt_s, (long long)r->good_s[2]);
+	assert_true(r->good_s[2] >= 0 && r->good_s[2] < 3600);
+	assert_true(r->crashed > 0 && r->crashed < 100);
+	assert_int_equal(r->healed_auto, r->crashed);
+	assert_int_equal(r->needed_human, 0);
+	assert_true(r->max_heal_s >= 0 && r->max_heal_s < 15 * 60);
+	assert_int_equal(r->crashes_outside_first_ring, 0);
+	assert_int_equal(strncmp(r->halt_reason, "gate:", 5), 0);
+	rf_sim_result_free(r);
+}
+
+/* ... and on every other scenario (at its own fleet size, at most 100,000 devices) a gate
+ * stops the bad release with no more than 1% of the fleet harmed (crashed or hung; for an
+ * alert storm, the devices that raised it), nobody needing a person. */
+static void test_rapid_policy_harm(void **state)
+{
+	static const char *const more[] = {"halt-then-fix"};
+	for (size_t i = 0; i < sizeof(scenarios) / sizeof(scenarios[0]) + 1; i++) {
+		const char *name = i < sizeof(scenarios) / sizeof(scenarios[0])
+				       ? scenarios[i]
+				       : more[i - sizeof(scenarios) / sizeof(scenarios[0])];
+		struct rf_sim_scenario *sc = malloc(sizeof(*sc));
+		assert_non_null(sc);
+		load_scenario(name, sc);
+		uint64_t n = sc->devices < 100000 ? sc->devices : 100000;
+		bool storm = sc->failure == RF_SIM_FAIL_ALERT_STORM;
+		free(sc);
+		struct rf_sim_result *r = run(name, "rapid", n, 1, 6 * 3600);
+		uint64_t harmed = storm ? r->exposed : r->crashed;
+		print_message(
+		    "rapid %-28s devices %llu exposed %llu crashed %llu halt %llds (%s)\n", name,
+		    (unsigned long long)n, (unsigned long long)r->exposed,
+		    (unsigned long long)r->crashed, (long long)r->halt_s, r->halt_reason);
+		assert_true(harmed * 100 <= r->devices);
+		assert_int_equal(r->needed_human, 0);
+		assert_int_equal(r->still_down, 0);
+		assert_true(r->halt_s >= 0);
+		if (strncmp(r->halt_reason, "gate:", 5) != 0 &&
+		    strncmp(r->halt_reason, "operator", 8) != 0)
+			fail_msg("%s: stopped by \"%s\"", name, r->halt_reason);
+		rf_sim_result_free(r);
+	}
+}
+
+/* The rapid policy is a real signed schedule: examples/schedules/rapid.json (what a vendor
+ * passes to `ringfence repo add --custom`) parses with the rollout engine's strict parser and
+ * carries exactly the rings, ramps and gates the simulator runs as policies/rapid.json. */
+static void test_rapid_policy_is_a_signed_schedule(void **state)
+{
+	char path[4096];
+	const char *root = getenv("RF_SOURCE_ROOT");
+	uint8_t *p = NULL;
+	size_t n = 0;
+	struct rf_rollout_schedule sch;
+	struct rf_sim_policy pol;
+	struct rf_diag d = {0};
+	snprintf(path, sizeof(path), "%s/examples/schedules/rapid.json", root ? root : ".");
+	assert_int_equal(rf_file_read(path, RF_SIM_FILE_MAX, &p, &n), 0);
+	int r = rf_rollout_schedule_parse(p, n, &sch, &d);
+	free(p);
+	if (r < 0)
+		fail_msg("%s: %s", path, d.first);
+	load_policy("rapid", &pol);
+	assert_int_equal(sch.nrings, pol.nrings);
+	for (unsigned k = 0; k < pol.nrings; k++) {
+		assert_string_equal(sch.rings[k].name, pol.rings[k].name);
+		assert_int_equal(sch.rings[k].nsteps, pol.rings[k].nsteps);
+		for (unsigned j = 0; j < pol.rings[k].nsteps; j++) {
+			assert_int_equal(sch.rings[k].steps[j].after, pol.rings[k].steps[j].after);
+			assert_int_equal(sch.rings[k].steps[j].percent_bp,
+					 pol.rings[k].steps[j].percent_bp);
+		}
+	}
+	assert_memory_equal(&sch.gates, &pol.gates, sizeof(sch.gates));
+}
+
+/* The gates as a classifier (issue 14) on a small fleet, one seed: no good release halted,
+ * every bad one at least as severe as the scenarios' halted by a gate, under rapid and
+ * default. Before the floor compared failed devices per device-second (and before a device
+ * rebooting from a background crash stopped counting as silent) good/crash-noise-1e-2 was
+ * halted under both. */
+static void test_gates_as_a_classifier(void **state)
+{
+	static const char *const pols[] = {"rapid", "default"};
+	struct rf_sim_scenario *base = malloc(sizeof(*base));
+	struct rf_sim_policy *pol = malloc(sizeof(*pol));
+	struct rf_sim_classification *c = malloc(sizeof(*c));
+	assert_true(base && pol && c);
+	load_scenario("probabilistic-crash", base);
+	for (size_t i = 0; i < 2; i++) {
+		struct rf_sim_options o = {.devices = 20000, .seed = 1};
+		struct rf_diag d = {0};
+		char *text = NULL;
+		size_t len = 0;
+		load_policy(pols[i], pol);
+		assert_int_equal(rf_sim_classify(base, pol, &o, 1, &d, c), 0);
+		assert_int_equal(rf_sim_render_classification(c, &text, &len), 0);
+		print_message("%s", text);
+		free(text);
+		assert_true(c->good >= 10 && c->bad >= 15 && c->strong >= 10);
+		assert_int_equal(c->good_halted, 0);
+		assert_int_equal(c->strong_halted, c->strong);
+		assert_true(c->precision >= 0.99);
+		assert_true(c->strong_recall == 1.0);
+	}
+	free(base);
+	free(pol);
+	free(c);
+}
+
+/* The sweep's Pareto front: no point on it is dominated by another, every point off it is,
+ * push-to-all (fastest) is on it, and the front's members were checked elsewhere. */
+static void test_sweep_front(void **state)
+{
+	struct rf_sim_scenario *sc = malloc(sizeof(*sc));
+	struct rf_sim_scenario *others = malloc(sizeof(*others));
+	struct rf_sim_policy *base = malloc(sizeof(*base));
+	struct rf_sim_policy *named = malloc(2 * sizeof(*named));
+	struct rf_sim_sweep *w = NULL;
+	struct rf_diag d = {0};
+	assert_true(sc && others && base && named);
+	load_scenario("crowdstrike-2024-07-19", sc);
+	load_scenario("google-cloud-2025-06-12", others);
+	load_policy("rapid", base);
+	load_policy("push-to-all", &named[0]);
+	load_policy("default", &named[1]);
+	struct rf_sim_options o = {.devices = 2000, .seed = 1, .duration_s = 3 * 3600};
+	assert_int_equal(rf_sim_sweep_run(sc, base, named, 2, others, 1, &o, &d, &w), 0);
+	assert_true(w->n >= 100);
+	size_t nfront = 0;
+	for (size_t k = 0; k < w->n; k++) {
+		const struct rf_sim_sweep_point *a = &w->p[k];
+		bool dominated = false;
+		for (size_t j = 0; j < w->n; j++) {
+			const struct rf_sim_sweep_point *b = &w->p[j];
+			double ta = a->good99_s < 0 ? 1e18 : (double)a->good99_s;
+			double tb = b->good99_s < 0 ? 1e18 : (double)b->good99_s;
+			if (tb <= ta && b->crashed <= a->crashed &&
+			    (tb < ta || b->crashed < a->crashed))
+				dominated = true;
+		}
+		assert_true(a->front == (!dominated && a->good99_s >= 0));
+		assert_true(a->front == a->harm_known);
+		nfront += a->front;
+		if (!strcmp(a->name, "push-to-all"))
+			assert_true(a->front && a->crashed == w->devices);
+	}
+	assert_true(nfront >= 2);
+	char *text = NULL;
+	size_t len = 0;
+	assert_int_equal(rf_sim_render_sweep(w, &text, &len), 0);
+	assert_non_null(strstr(text, "* push-to-all"));
+	free(text);
+	assert_int_equal(rf_sim_render_sweep_svg(w, &text, &len), 0);
+	assert_non_null(strstr(text, "Pareto front"));
+	assert_non_null(strstr(text, "</svg>"));
+	free(text);
+	free(w);
+	free(sc);
+	free(others);
+	free(base);
+	free(named);
+}
+
+/* A background crash drawn less than a second after the previous one (1 % of hosts an hour:
+ * device 47,267 of 50,000 for seed 1 draws one at second 0) used to land on the same second,
+ * whose draw repeats, until the device queued an event in the past and the run failed with
+ * "out of range". */
+static void test_background_crash_within_a_second(void **state)
+{
+	struct rf_sim_scenario *sc = malloc(sizeof(*sc));
+	struct rf_sim_policy *pol = malloc(sizeof(*pol));
+	struct rf_sim_result *res = NULL;
+	struct rf_diag d = {0};
+	assert_true(sc && pol);
+	load_scenario("probabilistic-crash", sc);
+	load_policy("rapid", pol);
+	sc->background_crash_per_hour = 1e-2;
+	struct rf_sim_options o = {.devices = 50000, .seed = 1, .duration_s = 600};
+	int r = rf_sim_run(sc, pol, &o, &d, &res);
+	if (r < 0)
+		fail_msg("%s (%s)", rf_strerror(r), d.first);
+	assert_true(res->background_crashes > 0);
+	rf_sim_result_free(res);
+	free(sc);
+	free(pol);
+}
+
 struct pin {
 	const char *scenario, *policy;
 	uint64_t devices;
@@ -421,11 +684,14 @@ static void test_cli(void **state)
 	assert_non_null(strstr(text, "scenario"));
 	assert_non_null(strstr(text, "crowdstrike-2024-07-19       push-to-all    20000    20000"));
 	assert_non_null(strstr(text, "crowdstrike-2024-07-19       default"));
+	assert_non_null(strstr(text, "good-50  good-90  good-99\n"));
 	free(text);
 	snprintf(path, sizeof(path), "%s/crowdstrike-2024-07-19--push-to-all.csv", outdir);
 	text = slurp(path);
 	assert_int_equal(
-	    strncmp(text, "t_s,healthy,crashed,recovering,on_bad,exposed,halted\n", 52), 0);
+	    strncmp(text, "t_s,healthy,crashed,recovering,on_bad,exposed,halted,on_first,good\n",
+		    67),
+	    0);
 	size_t lines = 0;
 	for (char *c = text; *c; c++)
 		lines += *c == '\n';
@@ -558,6 +824,13 @@ int main(void)
 	    cmocka_unit_test(test_default_policy_promises),
 	    cmocka_unit_test(test_default_policy_crowdstrike_goals),
 	    cmocka_unit_test(test_pinned_results),
+	    cmocka_unit_test(test_velocity),
+	    cmocka_unit_test(test_rapid_policy_crowdstrike_goals),
+	    cmocka_unit_test(test_rapid_policy_harm),
+	    cmocka_unit_test(test_rapid_policy_is_a_signed_schedule),
+	    cmocka_unit_test(test_gates_as_a_classifier),
+	    cmocka_unit_test(test_sweep_front),
+	    cmocka_unit_test(test_background_crash_within_a_second),
 	    cmocka_unit_test(test_fix_reaches_every_device),
 	    cmocka_unit_test(test_cli),
 	};
