@@ -89,9 +89,9 @@ static int admin_rings(struct rf_server *s, const struct rf_server_request *q, c
 			e = rf__srv_err(r, 503, "unavailable", NULL, "storage: %s", rf_strerror(e));
 			goto done;
 		}
+		memset(&s->rings[s->nrings], 0, sizeof(s->rings[0]));
 		rf__srv_copy_str(s->rings[s->nrings].name, sizeof(s->rings[0].name), name);
-		s->rings[s->nrings].position = (int64_t)pos;
-		s->rings[s->nrings++].ndevices = 0;
+		s->rings[s->nrings++].position = (int64_t)pos;
 		qsort(s->rings, s->nrings, sizeof(s->rings[0]), cmp_ring);
 		rf__srv_audit(s, 5, s->actor, "ring.create", 0, name, "position %llu",
 			      (unsigned long long)pos);

@@ -67,11 +67,19 @@ static void dev_contrib(struct rf_server *s, const struct rf__srv_dev *d, int si
 {
 	uint64_t m = sign < 0 ? UINT64_MAX : 1;
 	int64_t seen = dev_seen(s, d);
+	const char *ring = rf__srv_dev_ring(s, d);
+	int fr = rf__srv_ring_find(s, ring);
 
-	if (d->answer_reason == RF_ROLLOUT_R_WAITING_FIX && d->release_id) {
+	if (fr >= 0 && d->answer_reason < RF_ROLLOUT_R_COUNT_)
+		s->rings[fr].why[d->answer_reason] += m;
+	if (d->release_id) {
 		struct rf__srv_release *on = rf__srv_rel_by_id(s, d->release_id);
-		if (on)
-			on->waiting_n += m;
+		if (on) {
+			int k = rf_rollout_ring_index(&on->sched, ring);
+			on->on[k >= 0 ? k : RF_ROLLOUT_RINGS_MAX] += m;
+			if (d->answer_reason == RF_ROLLOUT_R_WAITING_FIX)
+				on->waiting_n += m;
+		}
 	}
 	for (int k = 0; k < RF__SRV_HIST; k++) {
 		const struct rf__srv_devrel *h = &d->hist[k];
@@ -271,11 +279,14 @@ static uint64_t admitted_at(struct rf__srv_release *rel, unsigned k, uint32_t bp
 
 int rf__srv_index_rebuild(struct rf_server *s)
 {
-	for (size_t i = 0; i < s->nrings; i++)
+	for (size_t i = 0; i < s->nrings; i++) {
 		s->rings[i].ndevices = 0;
+		memset(s->rings[i].why, 0, sizeof(s->rings[i].why));
+	}
 	for (size_t i = 0; i < s->nrels; i++) {
 		struct rf__srv_release *rel = &s->rels[i];
 		memset(rel->acc, 0, sizeof(rel->acc));
+		memset(rel->on, 0, sizeof(rel->on));
 		rel->waiting_n = 0;
 		for (unsigned k = 0; k < RF_ROLLOUT_RINGS_MAX; k++) {
 			if (rel->bhist[k])
@@ -445,11 +456,24 @@ int rf__srv_health_verify(struct rf_server *s, char *msg, size_t n)
 			if (got->admitted_known)
 				CMP(admitted);
 		}
+		uint64_t on[RF_ROLLOUT_RINGS_MAX + 1] = {0};
 		for (size_t j = 0; j < s->ndevs; j++) {
 			const struct rf__srv_dev *d = rf__srv_dev_at(s, j);
+			int k = rf_rollout_ring_index(&rel->sched, rf__srv_dev_ring(s, d));
 			waiting += d->answer_reason == RF_ROLLOUT_R_WAITING_FIX &&
 				   d->release_id == rel->id;
+			if (d->release_id == rel->id)
+				on[k >= 0 ? k : RF_ROLLOUT_RINGS_MAX]++;
 		}
+		for (unsigned k = 0; k <= RF_ROLLOUT_RINGS_MAX; k++)
+			if (rel->on[k] != on[k]) {
+				snprintf(msg, n,
+					 "release %lld: %llu devices on it in ring slot %u, "
+					 "recount %llu",
+					 (long long)rel->id, (unsigned long long)rel->on[k], k,
+					 (unsigned long long)on[k]);
+				return -EUCLEAN;
+			}
 		if (rel->st.status != RF_ROLLOUT_HALTED && rel->st.status != RF_ROLLOUT_ROLLED_BACK)
 			waiting = 0;
 		if (rel->waiting != waiting) {
@@ -467,9 +491,20 @@ int rf__srv_health_verify(struct rf_server *s, char *msg, size_t n)
 			return -EUCLEAN;
 		}
 	for (size_t r = 0; r < s->nrings; r++) {
-		uint64_t c = 0;
-		for (size_t j = 0; j < s->ndevs; j++)
-			c += !strcmp(rf__srv_dev_ring(s, rf__srv_dev_at(s, j)), s->rings[r].name);
+		uint64_t c = 0, why[RF_ROLLOUT_R_COUNT_] = {0};
+		for (size_t j = 0; j < s->ndevs; j++) {
+			const struct rf__srv_dev *d = rf__srv_dev_at(s, j);
+			if (strcmp(rf__srv_dev_ring(s, d), s->rings[r].name))
+				continue;
+			c++;
+			if (d->answer_reason < RF_ROLLOUT_R_COUNT_)
+				why[d->answer_reason]++;
+		}
+		if (memcmp(why, s->rings[r].why, sizeof(why))) {
+			snprintf(msg, n, "ring %s: answer reasons differ from a recount",
+				 s->rings[r].name);
+			return -EUCLEAN;
+		}
 		if (c != s->rings[r].ndevices) {
 			snprintf(msg, n, "ring %s: %llu devices, recount %llu", s->rings[r].name,
 				 (unsigned long long)s->rings[r].ndevices, (unsigned long long)c);

@@ -61,8 +61,8 @@ struct rf__srv_dev {
 	uint32_t enrolled_at, last_seen, state_at;
 	uint32_t release_id;
 	uint32_t crashes, rollbacks, events, alerts; /* cumulative, as last reported (saturating) */
-	uint32_t hpos; /* 1 + its position in s->heap (its next silence deadline); 0 none */
-	uint16_t tenant;   /* index in s->tenants */
+	uint32_t hpos;	 /* 1 + its position in s->heap (its next silence deadline); 0 none */
+	uint16_t tenant; /* index in s->tenants */
 	uint16_t ring, agent_version, manifest; /* s->strs indexes (0 is "") */
 	uint8_t id_len, state, flags;
 	/* The reason of the answer of its last check-in (enum rf_rollout_reason; memory only, a
@@ -110,6 +110,9 @@ struct rf__srv_ring {
 	char name[RF_SRV_ID_MAX + 1];
 	int64_t position;
 	uint64_t ndevices;
+	/* Its devices by the reason of the answer to their last check-in (enum
+	 * rf_rollout_reason), kept as devices change (gates.c), for the dashboard. */
+	uint64_t why[RF_ROLLOUT_R_COUNT_];
 };
 
 struct rf__srv_release {
@@ -132,6 +135,9 @@ struct rf__srv_release {
 	/* Kept as devices change (gates.c), never recounted per tick: */
 	struct rf__srv_hacc acc[RF_ROLLOUT_RINGS_MAX];
 	uint64_t waiting_n; /* devices on it whose last answer was "wait for a fix" */
+	/* Devices running it, by their ring's index in its schedule (the last slot: a ring its
+	 * schedule does not name): the dashboard's "what the fleet runs now". */
+	uint64_t on[RF_ROLLOUT_RINGS_MAX + 1];
 	/* Cohort buckets of the ring's devices (tenants pinned to N-1 left out), so the devices a
 	 * step admits are a prefix sum: bhist[k][b] devices of ring k have bucket b. Filled for
 	 * devices [0, bdone) (a new release is filled a slice per tick, admitted unknown until

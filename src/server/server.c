@@ -356,6 +356,7 @@ int rf__srv_release_prepare(struct rf_server *s, struct rf__srv_release *rel)
 			relidx_put(s, a, b, cap, i);
 	}
 	memset(rel->acc, 0, sizeof(rel->acc));
+	memset(rel->on, 0, sizeof(rel->on));
 	memset(rel->bhist, 0, sizeof(rel->bhist));
 	memset(rel->btotal, 0, sizeof(rel->btotal));
 	memset(rel->admitted, 0, sizeof(rel->admitted));

@@ -252,42 +252,49 @@ static void fleet_section(FILE *f, struct rf_server *s)
 		fputs("<p>(out of memory)</p>", f);
 		goto out;
 	}
-	/* Releases are in ascending id order: find each device's by binary search. */
-	for (size_t i = 0; i < s->ndevs; i++) {
-		const struct rf__srv_dev *d = rf__srv_dev_at(s, i);
-		size_t lo = 0, hi = s->nrels;
-		if (!d->release_id)
-			continue;
-		while (lo < hi) {
-			size_t mid = lo + (hi - lo) / 2;
-			if (s->rels[mid].id < d->release_id)
-				lo = mid + 1;
-			else
-				hi = mid;
-		}
-		if (lo < s->nrels && s->rels[lo].id == d->release_id)
-			per_rel[lo]++;
-	}
+	/* From the counts kept as devices change (gates.c): no walk over the fleet here. */
+	for (size_t i = 0; i < s->nrels; i++)
+		for (unsigned k = 0; k <= RF_ROLLOUT_RINGS_MAX; k++)
+			per_rel[i] += s->rels[i].on[k];
 	for (size_t i = s->nrels; i-- > 0 && ncol < COLS;)
 		if (per_rel[i])
-			col[ncol++] = s->rels[i].id;
-	for (size_t i = 0; i < s->ndevs; i++) {
-		const struct rf__srv_dev *d = rf__srv_dev_at(s, i);
-		const char *ring = rf__srv_dev_ring(s, d);
-		size_t ri = nr, c = COLS + 1;
-		for (size_t k = 0; k < nr; k++)
-			if (!strcmp(s->rings[k].name, ring))
-				ri = k;
-		if (d->release_id) {
-			c = COLS;
-			for (size_t k = 0; k < ncol; k++)
-				if (col[k] == d->release_id)
-					c = k;
+			col[ncol++] = (int64_t)i;
+	uint64_t ringed = 0;
+	for (size_t ri = 0; ri < nr; ri++) {
+		uint64_t on_any = 0;
+		ringed += s->rings[ri].ndevices;
+		for (size_t i = 0; i < s->nrels; i++) {
+			const struct rf__srv_release *rel = &s->rels[i];
+			int k;
+			if (!per_rel[i] ||
+			    (k = rf_rollout_ring_index(&rel->sched, s->rings[ri].name)) < 0)
+				continue;
+			size_t c = COLS;
+			for (size_t x = 0; x < ncol; x++)
+				if (col[x] == (int64_t)i)
+					c = x;
+			m[ri][c] += rel->on[k];
+			on_any += rel->on[k];
+			per_rel[i] -= rel->on[k]; /* what is left: devices of no known ring */
 		}
-		m[ri][c]++;
-		if (d->answer_reason < RF_ROLLOUT_R_COUNT_)
-			why[ri][d->answer_reason]++;
+		m[ri][COLS + 1] =
+		    s->rings[ri].ndevices > on_any ? s->rings[ri].ndevices - on_any : 0;
+		memcpy(why[ri], s->rings[ri].why, sizeof(why[ri]));
 	}
+	/* Row nr: devices whose ring is not (or no longer) one of the server's rings. */
+	uint64_t other_on = 0;
+	for (size_t i = 0; i < s->nrels; i++) {
+		size_t c = COLS;
+		for (size_t x = 0; x < ncol; x++)
+			if (col[x] == (int64_t)i)
+				c = x;
+		m[nr][c] += per_rel[i];
+		other_on += per_rel[i];
+	}
+	if (s->ndevs > ringed + other_on)
+		m[nr][COLS + 1] = s->ndevs - ringed - other_on;
+	for (size_t x = 0; x < ncol; x++)
+		col[x] = s->rels[col[x]].id;
 	fputs("<table class=\"fleet\"><tr><th>ring</th><th>devices</th>", f);
 	for (size_t k = 0; k < ncol; k++)
 		fprintf(f, "<th>release #%lld</th>", (long long)col[k]);
