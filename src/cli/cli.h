@@ -17,6 +17,7 @@ int rf_cli_ring(int argc, char **argv);
 int rf_cli_tenant(int argc, char **argv);
 int rf_cli_sim(int argc, char **argv);
 int rf_cli_demo(int argc, char **argv);
+int rf_cli_events(int argc, char **argv); /* `ringfence events` (events.c) */
 
 /*
  * The start every group with subcommands shares (argv[0] is the group, cmd e.g. "ringfence

@@ -19,6 +19,7 @@ static const struct {
     {"tenant", rf_cli_tenant, "tenant policy on a ringfenced server"},
     {"sim", rf_cli_sim, "the fleet simulator: replay incidents, compare rollout policies"},
     {"demo", rf_cli_demo, "run the whole system on this machine"},
+    {"events", rf_cli_events, "print this host's events as JSON lines (process creation)"},
 };
 
 static void usage(FILE *f)
