@@ -26,9 +26,11 @@
 #include <string.h>
 #include <sys/random.h>
 #include <sys/socket.h>
+#include <sys/syscall.h>
 #include <time.h>
 #include <unistd.h>
 
+#include <linux/capability.h>
 #include <linux/cn_proc.h>
 #include <linux/connector.h>
 #include <linux/netlink.h>
@@ -41,8 +43,9 @@
 struct pinfo {
 	uint32_t pid;
 	bool alive; /* /proc/PID could be opened */
-	bool has_image, has_cmd, has_cwd, has_ppid, has_start, has_uid;
+	bool has_image, has_cmd, has_cwd, has_ppid, has_start, has_uid, has_login, has_session;
 	uint32_t ppid, uid;
+	uint64_t login, session; /* audit login uid and session (4294967295: none) */
 	uint64_t start; /* clock ticks after boot (stat field 22) */
 	size_t image_len, cmd_len, cwd_len;
 	char image[PATH_MAX], cwd[PATH_MAX];
@@ -190,6 +193,30 @@ static void guid_key_init(struct rf_source_proc *s)
 	free(b);
 }
 
+/* The capabilities the source needs, checked up front: some kernels let anyone subscribe to the
+ * connector, but without CAP_SYS_PTRACE /proc/PID/exe and cwd of other users' processes cannot be
+ * read, and a source that silently sees only half of each event is worse than none. */
+static int check_caps(struct rf_diag *reterr)
+{
+	struct __user_cap_header_struct h = {.version = _LINUX_CAPABILITY_VERSION_3, .pid = 0};
+	struct __user_cap_data_struct d[_LINUX_CAPABILITY_U32S_3];
+	bool net, ptrace;
+
+	memset(d, 0, sizeof(d));
+	if (syscall(SYS_capget, &h, d) < 0)
+		return 0; /* cannot tell: let the kernel decide at bind() */
+	net = d[CAP_NET_ADMIN / 32].effective & (1u << (CAP_NET_ADMIN % 32));
+	ptrace = d[CAP_SYS_PTRACE / 32].effective & (1u << (CAP_SYS_PTRACE % 32));
+	if (net && ptrace)
+		return 0;
+	return rf_diag_report(reterr, -EPERM,
+			      "permission denied: watching process creation needs CAP_NET_ADMIN "
+			      "(the kernel's process connector)%s (run as root)",
+			      ptrace ? ""
+				     : " and CAP_SYS_PTRACE (to read every process's /proc "
+				       "entries)");
+}
+
 int rf_source_proc_open(struct rf_source_proc **ret, struct rf_diag *reterr)
 {
 	struct sockaddr_nl sa = {.nl_family = AF_NETLINK, .nl_groups = CN_IDX_PROC};
@@ -209,6 +236,8 @@ int rf_source_proc_open(struct rf_source_proc **ret, struct rf_diag *reterr)
 		goto fail;
 	}
 	guid_key_init(s);
+	if ((r = check_caps(reterr)) < 0)
+		goto fail;
 	s->fd = socket(AF_NETLINK, SOCK_DGRAM | SOCK_CLOEXEC | SOCK_NONBLOCK, NETLINK_CONNECTOR);
 	if (s->fd < 0) {
 		r = rf_diag_report(
@@ -452,6 +481,15 @@ static void read_uid(int dfd, struct pinfo *pi)
 	pi->has_uid = true;
 }
 
+static bool read_num(int dfd, const char *name, uint64_t *ret)
+{
+	char b[32];
+	ssize_t n = read_at(dfd, name, b, sizeof(b));
+	const char *p = b;
+
+	return n > 0 && parse_u64(&p, b + n, ret);
+}
+
 static void read_link(int dfd, const char *name, char *out, size_t *ret_len, bool *ret_has)
 {
 	ssize_t n = readlinkat(dfd, name, out, PATH_MAX);
@@ -491,6 +529,7 @@ static void read_proc(struct rf_source_proc *s, uint32_t pid, bool parent, struc
 	pi->pid = pid;
 	pi->alive = pi->has_image = pi->has_cmd = pi->has_cwd = false;
 	pi->has_ppid = pi->has_start = pi->has_uid = false;
+	pi->has_login = pi->has_session = false;
 	snprintf(path, sizeof(path), "/proc/%u", pid);
 	dfd = open(path, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
 	if (dfd < 0)
@@ -500,8 +539,11 @@ static void read_proc(struct rf_source_proc *s, uint32_t pid, bool parent, struc
 	read_link(dfd, "exe", pi->image, &pi->image_len, &pi->has_image);
 	read_cmdline(s, dfd, pi);
 	read_uid(dfd, pi);
-	if (!parent)
+	if (!parent) {
 		read_link(dfd, "cwd", pi->cwd, &pi->cwd_len, &pi->has_cwd);
+		pi->has_login = read_num(dfd, "loginuid", &pi->login);
+		pi->has_session = read_num(dfd, "sessionid", &pi->session);
+	}
 	close(dfd);
 }
 
@@ -678,6 +720,12 @@ static void emit_exec(struct rf_source_proc *s, uint32_t pid, uint64_t ts,
 	field_str(s, "CurrentDirectory", p->has_cwd, p->cwd, p->cwd_len);
 	u = p->has_uid ? user_name(s, p->uid) : "";
 	field_str(s, "User", p->has_uid, u, strlen(u));
+	{
+		char b[24];
+		int n = snprintf(b, sizeof(b), "%llu", (unsigned long long)p->login);
+		field_str(s, "LogonId", p->has_login, b, (size_t)n);
+	}
+	field_u64(s, "TerminalSessionId", p->has_session, p->session);
 	pp->pid = ppid;
 	field_guid(s, "ParentProcessGuid", pp);
 	field_u64(s, "ParentProcessId", has_ppid, ppid);
@@ -689,7 +737,7 @@ static void emit_exec(struct rf_source_proc *s, uint32_t pid, uint64_t ts,
 		/* only pathological command lines get here: say what is sure, count the rest */
 		s->len = 0;
 		s->full = false;
-		s->missing = 10;
+		s->missing = 12;
 		put_s(s, "{\"event\":\"process_creation\"");
 		field_time(s, ts);
 		field_u64(s, "ProcessId", true, pid);
