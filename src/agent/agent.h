@@ -65,6 +65,15 @@ struct agent {
 	uint64_t worker_events, worker_alerts;
 	int events_fd, alerts_fd;
 	bool events_follow;
+	/* the event source child (--events proc, events.c): it writes event lines into the pipe
+	 * whose read end is events_fd, and its counters as lines on source_status_fd */
+	pid_t source;
+	int source_out_fd, source_status_fd;
+	char source_buf[256];
+	size_t source_len;
+	uint64_t source_lost;	       /* this child's dropped + kernel_lost, as last said */
+	uint64_t source_restart_at_ms; /* 0: no restart due */
+	uint64_t source_warned_at_ms, source_unwarned;
 	/* packs refused in this run (not re-downloaded at every check-in) */
 	struct rf_refused refused;
 	/* said once: a rollback order with nothing to go back to; the last "stay" reason */
@@ -119,8 +128,15 @@ void rf__agent_shutdown(struct agent *ag);
 void rf__agent_flush_reports(struct agent *ag);
 void rf__agent_checkin(struct agent *ag);
 
-/* events.c: open --events (ag->o.events) into ag->events_fd. Returns 0 or a negative errno. */
+/* events.c: open --events (ag->o.events) into ag->events_fd; "proc" starts the source child.
+ * Returns 0 or a negative errno (logged with the source's own words). */
 int rf__agent_events_open(struct agent *ag);
+/* events.c, the source child: start it (again), read its counter lines into the store, notice
+ * its death (a restart is then due at source_restart_at_ms), stop it. */
+int rf__agent_source_start(struct agent *ag);
+void rf__agent_source_read(struct agent *ag);
+void rf__agent_source_reap(struct agent *ag);
+void rf__agent_source_stop(struct agent *ag);
 
 /* status.c: `ringfence-agent status`. Returns the exit code. */
 int rf__agent_cmd_status(int argc, char **argv);

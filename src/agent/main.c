@@ -116,7 +116,7 @@ static void usage_run(FILE *f)
 	fprintf(
 	    f,
 	    "usage: ringfence-agent run --server URL [--store DIR] [--ring NAME]\n"
-	    "                           [--events SOCKET|FILE|-] [--alerts FILE|-] [options]\n"
+	    "                           [--events proc|SOCKET|FILE|-] [--alerts FILE|-] [options]\n"
 	    "\n"
 	    "Run the agent: check in with the server, take releases through TUF, run content on\n"
 	    "trial under the crash-loop guard, evaluate events in a supervised worker.\n"
@@ -126,7 +126,9 @@ static void usage_run(FILE *f)
 	    "  --ring NAME           ring to ask for at enrollment\n"
 	    "  --events SRC          JSON event lines: FILE (followed as it grows), a FIFO, '-' "
 	    "for\n"
-	    "                        stdin, or unix:PATH to listen on a unix stream socket\n"
+	    "                        stdin, or unix:PATH to listen on a unix stream socket;\n"
+	    "                        or 'proc': this host's process creation from the kernel\n"
+	    "                        (needs root: CAP_NET_ADMIN; docs/agent.md, Event sources)\n"
 	    "  --alerts DST          alerts as JSON lines: FILE (appended) or '-' for stdout\n"
 	    "  --device-id ID        device id (default: the store's, else /etc/machine-id)\n"
 	    "  --enroll-token TOKEN  tenant enrollment token (or env RINGFENCE_ENROLL_TOKEN)\n"

@@ -46,7 +46,7 @@ struct pinfo {
 	bool has_image, has_cmd, has_cwd, has_ppid, has_start, has_uid, has_login, has_session;
 	uint32_t ppid, uid;
 	uint64_t login, session; /* audit login uid and session (4294967295: none) */
-	uint64_t start; /* clock ticks after boot (stat field 22) */
+	uint64_t start;		 /* clock ticks after boot (stat field 22) */
 	size_t image_len, cmd_len, cwd_len;
 	char image[PATH_MAX], cwd[PATH_MAX];
 	uint8_t cmd[RF_SOURCE_PROC_CMDLINE_MAX + 1];
@@ -444,7 +444,9 @@ static void read_stat(int dfd, struct pinfo *pi)
 	for (unsigned field = 3; p < end && field <= 22; field++) {
 		while (p < end && *p == ' ')
 			p++;
-		if (field == 4 && parse_u64(&p, end, &v) && v <= UINT32_MAX) {
+		/* ppid 0 is also what a process being reaped shows: unknown then (only pid 1
+		 * and kthreadd have no parent, and neither is ever an exec we report) */
+		if (field == 4 && parse_u64(&p, end, &v) && v <= UINT32_MAX && v > 0) {
 			pi->ppid = (uint32_t)v;
 			pi->has_ppid = true;
 		} else if (field == 22 && parse_u64(&p, end, &v)) {

@@ -322,8 +322,8 @@ int rf__agent_supervise(struct agent *ag)
 	    now_ms() + rnd_between(ag, 0, (uint64_t)(ag->poll < 10 ? ag->poll : 10) * 500);
 
 	while (!got_term) {
-		struct pollfd pf[2];
-		nfds_t n = 0;
+		struct pollfd pf[3];
+		nfds_t n = 0, wi = 0, si = 0;
 		uint64_t t = now_ms(), wake = ag->next_checkin_ms;
 		const struct rf_guard_state *g = rf_store_guard(ag->st);
 		bool probation =
@@ -332,6 +332,8 @@ int rf__agent_supervise(struct agent *ag)
 
 		if (ag->start_pending && ag->start_at_ms < wake)
 			wake = ag->start_at_ms;
+		if (ag->source_restart_at_ms && ag->source_restart_at_ms < wake)
+			wake = ag->source_restart_at_ms;
 		if (probation && g->run_events >= ag->o.gcfg.probation_events) {
 			/* the probation clock runs out even without new events */
 			uint64_t due = g->run_since_ms + ag->o.gcfg.probation_ms;
@@ -339,8 +341,14 @@ int rf__agent_supervise(struct agent *ag)
 				wake = due;
 		}
 		pf[n++] = (struct pollfd){.fd = sigpipe_r, .events = POLLIN};
-		if (ag->status_fd >= 0)
+		if (ag->status_fd >= 0) {
+			wi = n;
 			pf[n++] = (struct pollfd){.fd = ag->status_fd, .events = POLLIN};
+		}
+		if (ag->source_status_fd >= 0) {
+			si = n;
+			pf[n++] = (struct pollfd){.fd = ag->source_status_fd, .events = POLLIN};
+		}
 		r = poll(pf, n, wake > t ? (int)(wake - t > 600000 ? 600000 : wake - t) : 0);
 		if (r > 0 && (pf[0].revents & POLLIN)) {
 			char buf[64];
@@ -349,10 +357,18 @@ int rf__agent_supervise(struct agent *ag)
 		}
 		if (got_term)
 			break;
-		if (ag->status_fd >= 0 && n > 1 && (pf[1].revents & (POLLIN | POLLHUP)))
+		if (wi && ag->status_fd >= 0 && (pf[wi].revents & (POLLIN | POLLHUP)))
 			worker_read(ag);
 		reap(ag);
+		if (si && (pf[si].revents & (POLLIN | POLLHUP)))
+			rf__agent_source_read(ag);
+		rf__agent_source_reap(ag);
 		t = now_ms();
+		if (ag->source_restart_at_ms && t >= ag->source_restart_at_ms) {
+			ag->source_restart_at_ms = 0;
+			if (rf__agent_source_start(ag) < 0) /* logged; try again later */
+				ag->source_restart_at_ms = now_ms() + 10000;
+		}
 		if (probation && g->run_events >= ag->o.gcfg.probation_events &&
 		    t >= g->run_since_ms + ag->o.gcfg.probation_ms)
 			rf__agent_feed(ag, RF_GUARD_EV_TICK, NULL, 0);
@@ -373,6 +389,7 @@ void rf__agent_shutdown(struct agent *ag)
 {
 	rf__agent_feed(ag, RF_GUARD_EV_SHUTDOWN, NULL, 0);
 	worker_stop(ag);
+	rf__agent_source_stop(ag);
 	if (rf_store_commit(ag->st) < 0)
 		rf_log_warn("store: final commit failed");
 }

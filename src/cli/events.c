@@ -32,7 +32,8 @@ static void usage(FILE *f)
 {
 	fprintf(
 	    f,
-	    "usage: ringfence events --source proc [--count N] [--timeout SECONDS]\n"
+	    "usage: ringfence events --source proc [--count N] [--timeout SECONDS] [--queue "
+	    "BYTES]\n"
 	    "\n"
 	    "Print this host's events as JSON lines (one per line, the format 'ringfence\n"
 	    "content eval' and 'ringfence-agent run' read), until --count events were printed,\n"
@@ -61,13 +62,12 @@ static void print_stats(const struct rf_source_stats *st)
 }
 
 /* Options into *count and *timeout_s. Returns -1 to go on, else the exit code. */
-static int parse(int argc, char **argv, uint64_t *count, uint64_t *timeout_s)
+static int parse(int argc, char **argv, uint64_t *count, uint64_t *timeout_s, uint64_t *queue)
 {
-	static const struct option lo[] = {{"source", required_argument, NULL, 's'},
-					   {"count", required_argument, NULL, 'n'},
-					   {"timeout", required_argument, NULL, 't'},
-					   {"help", no_argument, NULL, 'h'},
-					   {0}};
+	static const struct option lo[] = {
+	    {"source", required_argument, NULL, 's'},  {"count", required_argument, NULL, 'n'},
+	    {"timeout", required_argument, NULL, 't'}, {"queue", required_argument, NULL, 'q'},
+	    {"help", no_argument, NULL, 'h'},	       {0}};
 	const char *source = NULL;
 	int c;
 
@@ -83,6 +83,15 @@ static int parse(int argc, char **argv, uint64_t *count, uint64_t *timeout_s)
 			    (c == 't' && *timeout_s > 365ull * 86400)) {
 				fprintf(stderr, "ringfence events: --%s: '%s' is not a number\n",
 					c == 'n' ? "count" : "timeout", optarg);
+				return 2;
+			}
+			break;
+		case 'q':
+			if (rf_parse_u64(optarg, queue) < 0 || *queue < 2 * RF_EVENT_LINE_MAX ||
+			    *queue > RF_SOURCE_QUEUE_MAX) {
+				fprintf(stderr,
+					"ringfence events: --queue: '%s' is not in %u..%u\n",
+					optarg, 2 * RF_EVENT_LINE_MAX, RF_SOURCE_QUEUE_MAX);
 				return 2;
 			}
 			break;
@@ -113,16 +122,16 @@ int rf_cli_events(int argc, char **argv)
 	struct rf_source_queue *q = NULL;
 	struct rf_source_stats st;
 	struct rf_diag d = {0};
-	uint64_t count = 0, timeout_s = 0, deadline = 0;
+	uint64_t count = 0, timeout_s = 0, deadline = 0, queue = RF_SOURCE_QUEUE_MAX;
 	int r, flags, rc = 0;
 
-	if ((r = parse(argc, argv, &count, &timeout_s)) >= 0)
+	if ((r = parse(argc, argv, &count, &timeout_s, &queue)) >= 0)
 		return r;
 	if ((r = rf_source_proc_open(&sp, &d)) < 0) {
 		fprintf(stderr, "ringfence events: %s\n", d.first[0] ? d.first : rf_strerror(r));
 		return 1;
 	}
-	if (rf_source_queue_new(RF_SOURCE_QUEUE_MAX, &q) < 0) {
+	if (rf_source_queue_new((size_t)queue, &q) < 0) {
 		rf_source_proc_free(sp);
 		return 1;
 	}
