@@ -10,8 +10,13 @@
 #   storm      10,000 short processes: our events seen + counted drops and losses >= processes
 #              run, seen <= run, and equal when nothing was dropped; the source's memory stays
 #              bounded.
+#   burst      a reader that stalls and a small queue: the excess is dropped and counted.
 #   e2e        an alert from a SigmaHQ-style rule written here arrives end to end through
-#              `ringfence-agent run --events proc` with a real ringfenced.
+#              `ringfence-agent run --events proc` with a real ringfenced; a storm through the
+#              agent keeps its memory bounded and alerts still arrive after it.
+#   manifest   manifests/ringfence-agent-linux-1.2.0.json lists exactly the supplied fields;
+#              SigmaHQ's linux/process_creation rules compile against it (when ../shared has
+#              them).
 # Everything runs on 127.0.0.1; every wait is bounded; the script stops what it started.
 # Usage: agent-proc.sh RINGFENCE_AGENT RINGFENCED RINGFENCE
 set -u
@@ -122,6 +127,31 @@ want "child's ParentCommandLine" \
 want "bytes CommandLine" "$(ev "$W/ev.jsonl" "e.get('ProcessId') == $PB" CommandLine)" \
 	"/bin/sh -c sleep 0.6; exit 0 $MARK-bytes "$'\xef\xbf\xbd\xef\xbf\xbd'" tab"$'\t'"here q\"uote\\back"
 ok "fields: Image, CommandLine, CurrentDirectory, User, ProcessId, Parent*, GUIDs, UtcTime"
+
+# the Linux manifest lists exactly the fields the source supplies
+python3 - "$W/ev.jsonl" "${RF_SOURCE_ROOT:-.}/manifests/ringfence-agent-linux-1.2.0.json" <<'EOF2' ||
+import json, sys
+seen = set()
+for l in open(sys.argv[1], encoding="utf-8"):
+    seen |= set(json.loads(l)) - {"event"}
+m = json.load(open(sys.argv[2]))
+listed = {f["name"] for e in m["events"] if e["name"] == "process_creation" for f in e["fields"]}
+if seen != listed:
+    print("supplied, not listed:", sorted(seen - listed), "listed, not supplied:", sorted(listed - seen))
+    sys.exit(1)
+EOF2
+	fail "manifests/ringfence-agent-linux-1.2.0.json does not list exactly the supplied fields"
+ok "the Linux manifest lists exactly the fields the source supplies"
+LNX=${RF_SHARED_DIR:-../shared}/sigma/rules/linux/process_creation
+if [ -d "$LNX" ]; then
+	"$CLI" content compile "$LNX" -o "$W/lnx.rfp" \
+		--manifest "${RF_SOURCE_ROOT:-.}/manifests/ringfence-agent-linux-1.2.0.json" >"$W/lnx.out" 2>&1
+	grep -q "compiled 122 rules, rejected 0" "$W/lnx.out" ||
+		fail "SigmaHQ linux/process_creation against the Linux manifest: $(tail -1 "$W/lnx.out")"
+	ok "SigmaHQ linux/process_creation: 122 of 122 compile against the Linux manifest"
+else
+	echo "note: no SigmaHQ corpus at $LNX; the Linux rules' compile count is not checked"
+fi
 
 # gone: every /bin/true has an event with its pid and parent, whatever else was known
 for p in "${BAD[@]}"; do
@@ -269,6 +299,29 @@ grep -q 5b1e7f3a-13f0-4d2c-9c1e-7a2f00000013 "$W/alerts.jsonl" 2>/dev/null ||
 	fail "no alert from the marker process"
 grep -q '"title":"Marker Shell From A Test"' "$W/alerts.jsonl" || fail "alert without title"
 ok "e2e: a real exec raised the rule's alert through ringfence-agent run --events proc"
+# a storm through the agent: its three processes stay bounded, and it still answers
+agent_rss() { # supervisor + its children (worker, event source), kB
+	local t=0 p
+	for p in $APID $(cat /proc/$APID/task/*/children 2>/dev/null); do
+		t=$((t + $(awk '/^VmRSS/ { print $2 }' /proc/$p/status 2>/dev/null || echo 0)))
+	done
+	echo $t
+}
+A0=$(agent_rss)
+C0=$(grep -c 5b1e7f3a-13f0-4d2c-9c1e-7a2f00000013 "$W/alerts.jsonl")
+(for ((i = 0; i < 10000; i++)); do /bin/true; done) &
+wait $!
+for i in $(seq 600); do
+	/bin/sh -c 'sleep 0.05' "$MARK-alert"
+	[ "$(grep -c 5b1e7f3a-13f0-4d2c-9c1e-7a2f00000013 "$W/alerts.jsonl")" -gt "$C0" ] && break
+done
+[ "$(grep -c 5b1e7f3a-13f0-4d2c-9c1e-7a2f00000013 "$W/alerts.jsonl")" -gt "$C0" ] ||
+	fail "no alert after the storm: the worker did not catch up"
+A1=$(agent_rss)
+echo "agent storm: 10,000 processes; supervisor + worker + source RSS ${A0} kB -> ${A1} kB"
+[ $((A1 - A0)) -lt 65536 ] || fail "the agent grew by $((A1 - A0)) kB in a storm"
+kill -0 $APID || fail "the agent died in the storm"
+ok "agent storm: memory bounded, alerts still raised after it"
 kill -TERM $APID
 wait $APID || fail "the agent exited with $? on SIGTERM"
 APID=
