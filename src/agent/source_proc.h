@@ -45,8 +45,8 @@ struct rf_source_sink {
 struct rf_source_proc;
 
 /*
- * Subscribe to the process connector. Returns 0 and *ret, -EPERM without CAP_NET_ADMIN (reterr
- * names the capability), -EPROTONOSUPPORT if the kernel has no process connector, -ETIMEDOUT if
+ * Subscribe to the process connector. Returns 0 and *ret, -EPERM without CAP_NET_ADMIN or
+ * CAP_SYS_PTRACE (reterr names the capability; the second reads other users' /proc entries), -EPROTONOSUPPORT if the kernel has no process connector, -ETIMEDOUT if
  * the kernel did not acknowledge the subscription (in a user namespace CAP_NET_ADMIN over the
  * initial namespace is what counts), -ENOMEM, or another negative errno from the socket.
  */

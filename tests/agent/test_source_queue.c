@@ -19,17 +19,19 @@
 
 #include "agent/source_proc.h"
 
-/* Fill and drain a 1000-byte queue through a pipe with lines of varying length, many times
- * around the ring; what comes out is exactly what went in. */
+/* Fill a 10,000-byte queue through a 4 KiB pipe with lines of varying length: each flush takes
+ * only part of the queue, so the ring wraps again and again; what comes out is exactly what went
+ * in. */
 static void test_queue_wraps_in_order(void **unused)
 {
 	struct rf_source_queue *q = NULL;
-	char line[200], out[4096], want[4096];
+	char line[200], out[8192], want[16384];
 	size_t wlen = 0, olen = 0;
 	int p[2];
 
-	assert_int_equal(rf_source_queue_new(1000, &q), 0);
+	assert_int_equal(rf_source_queue_new(10000, &q), 0);
 	assert_int_equal(pipe2(p, O_NONBLOCK), 0);
+	assert_true(fcntl(p[1], F_SETPIPE_SZ, 4096) >= 4096);
 	struct rf_source_sink sink = rf_source_queue_sink(q);
 	for (unsigned i = 0; i < 3000; i++) {
 		int n = snprintf(
@@ -37,8 +39,7 @@ static void test_queue_wraps_in_order(void **unused)
 		    "x"
 		    "xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx"
 		    "xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx");
-		assert_true(sink.room(sink.ud) <= 1000);
-		assert_int_equal(sink.room(sink.ud) + rf_source_queue_len(q), 1000);
+		assert_int_equal(sink.room(sink.ud) + rf_source_queue_len(q), 10000);
 		if (sink.room(sink.ud) < (size_t)n) { /* full: drain, then it fits */
 			assert_true(rf_source_queue_flush(q, p[1]) > 0);
 			ssize_t r = read(p[0], out, sizeof(out));
@@ -63,7 +64,7 @@ static void test_queue_wraps_in_order(void **unused)
 		olen += (size_t)r;
 	}
 	assert_int_equal(wlen, 0);
-	assert_true(olen > 100000); /* around the 1000-byte ring more than 100 times */
+	assert_true(olen > 100000); /* around the 10,000-byte ring more than 10 times */
 	close(p[0]);
 	close(p[1]);
 	rf_source_queue_free(q);
