@@ -224,6 +224,16 @@
  * typical process events, a few seconds of a storm. Past it new events are dropped and counted,
  * never buffered without bound; the kernel socket buffer sits in front of it. */
 #define RF_SOURCE_QUEUE_MAX (4u * 1024 * 1024)
+/* The kernel acknowledges a subscription synchronously, inside our send(); 2 s is generous
+ * even on a loaded host, and an unanswered one means a namespace the connector ignores. */
+#define RF_SOURCE_PROC_ACK_TIMEOUT_MS 2000
+/* The agent's source child (src/agent/events.c): its "ready" must come within 5 s (its own
+ * subscription gives up after 2 s); a dead source is restarted after 1 s, a failed restart
+ * retried every 10 s; drops are logged (and made durable) at most once a minute, not per event. */
+#define RF_AGENT_SOURCE_READY_TIMEOUT_MS 5000
+#define RF_AGENT_SOURCE_RESTART_DELAY_MS 1000
+#define RF_AGENT_SOURCE_RETRY_MS 10000
+#define RF_AGENT_SOURCE_WARN_EVERY_MS 60000
 
 /* ---- server ----------------------------------------------------------------------------- */
 

@@ -32,9 +32,10 @@
 #include "agent/source_proc.h"
 #include "common/log.h"
 
-#define SOURCE_READY_TIMEOUT_MS 5000 /* the child subscribes in < 2 s (its ack timeout) */
-#define SOURCE_RESTART_DELAY_MS 1000
-#define SOURCE_WARN_EVERY_MS	60000
+#define RF_AGENT_SOURCE_READY_TIMEOUT_MS 5000 /* the child subscribes in < 2 s (its ack timeout)   \
+					       */
+#define RF_AGENT_SOURCE_RESTART_DELAY_MS 1000
+#define RF_AGENT_SOURCE_WARN_EVERY_MS	 60000
 
 int rf__agent_events_open(struct agent *ag)
 {
@@ -205,7 +206,7 @@ int rf__agent_source_start(struct agent *ag)
 	}
 	close(p[1]);
 	/* its first line: "ready", or "failed ERRNO why" (no root, no connector, ...) */
-	uint64_t until = now_ms() + SOURCE_READY_TIMEOUT_MS;
+	uint64_t until = now_ms() + RF_AGENT_SOURCE_READY_TIMEOUT_MS;
 	for (uint64_t t = now_ms(); t < until && !memchr(line, '\n', len); t = now_ms()) {
 		struct pollfd pf = {.fd = p[0], .events = POLLIN};
 		if (poll(&pf, 1, (int)(until - t)) <= 0)
@@ -236,7 +237,7 @@ int rf__agent_source_start(struct agent *ag)
 		rf_log_error("event source: %s", why && *why == ' ' ? why + 1 : line);
 	} else
 		rf_log_error("event source: no answer from the source child in %d ms",
-			     SOURCE_READY_TIMEOUT_MS);
+			     RF_AGENT_SOURCE_READY_TIMEOUT_MS);
 	kill(pid, SIGKILL);
 	waitpid(pid, NULL, 0);
 	close(p[0]);
@@ -266,7 +267,8 @@ static void source_line(struct agent *ag, const char *line)
 	ag->source_unwarned += lost - ag->source_lost;
 	ag->source_lost = lost;
 	uint64_t t = now_ms();
-	if (!ag->source_warned_at_ms || t - ag->source_warned_at_ms >= SOURCE_WARN_EVERY_MS) {
+	if (!ag->source_warned_at_ms ||
+	    t - ag->source_warned_at_ms >= RF_AGENT_SOURCE_WARN_EVERY_MS) {
 		rf_log_warn(
 		    "event source: %llu events not evaluated since the last warning (queue "
 		    "full: the evaluator is behind or no content runs; or lost by the "
@@ -323,7 +325,7 @@ void rf__agent_source_reap(struct agent *ag)
 		rf_log_error("event source %d exited with status %d; restarting", (int)ag->source,
 			     WEXITSTATUS(status));
 	ag->source = 0;
-	ag->source_restart_at_ms = now_ms() + SOURCE_RESTART_DELAY_MS;
+	ag->source_restart_at_ms = now_ms() + RF_AGENT_SOURCE_RESTART_DELAY_MS;
 }
 
 void rf__agent_source_stop(struct agent *ag)

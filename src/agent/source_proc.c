@@ -38,8 +38,6 @@
 #include "agent/source_proc.h"
 #include "ringfence/limits.h"
 
-#define ACK_TIMEOUT_MS 2000 /* the kernel acknowledges synchronously; this is generous */
-
 struct pinfo {
 	uint32_t pid;
 	bool alive; /* /proc/PID could be opened */
@@ -136,7 +134,7 @@ static size_t parse_msg(const uint8_t *b, size_t n, struct cn_msg *ret_cn, struc
 /* Wait for the kernel's answer to our LISTEN (ack == cookie + 1). */
 static int wait_ack(int fd, uint32_t cookie, struct rf_diag *reterr)
 {
-	uint64_t until = rf_now_mono_ns() + (uint64_t)ACK_TIMEOUT_MS * 1000000u;
+	uint64_t until = rf_now_mono_ns() + (uint64_t)RF_SOURCE_PROC_ACK_TIMEOUT_MS * 1000000u;
 	uint8_t buf[1024] __attribute__((aligned(8)));
 
 	for (;;) {
@@ -172,7 +170,7 @@ static int wait_ack(int fd, uint32_t cookie, struct rf_diag *reterr)
 			      "process connector: no acknowledgement from the kernel in %d ms (it "
 			      "answers only a subscriber in the initial user and pid namespace, "
 			      "with CAP_NET_ADMIN)",
-			      ACK_TIMEOUT_MS);
+			      RF_SOURCE_PROC_ACK_TIMEOUT_MS);
 }
 
 static void guid_key_init(struct rf_source_proc *s)

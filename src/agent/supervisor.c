@@ -367,7 +367,7 @@ int rf__agent_supervise(struct agent *ag)
 		if (ag->source_restart_at_ms && t >= ag->source_restart_at_ms) {
 			ag->source_restart_at_ms = 0;
 			if (rf__agent_source_start(ag) < 0) /* logged; try again later */
-				ag->source_restart_at_ms = now_ms() + 10000;
+				ag->source_restart_at_ms = now_ms() + RF_AGENT_SOURCE_RETRY_MS;
 		}
 		if (probation && g->run_events >= ag->o.gcfg.probation_events &&
 		    t >= g->run_since_ms + ag->o.gcfg.probation_ms)
