@@ -570,9 +570,10 @@ static const char *user_name(struct rf_source_proc *s, uint32_t uid)
 
 /* ---- formatting ----------------------------------------------------------------------------- */
 
+/* Append to the line, keeping 2 bytes for the closing "}\n" so a line is never left open. */
 static void put(struct rf_source_proc *s, const void *p, size_t n)
 {
-	if (s->full || n > RF_EVENT_LINE_MAX - 1 - s->len) {
+	if (s->full || n > RF_EVENT_LINE_MAX - 2 - s->len) {
 		s->full = true;
 		return;
 	}
@@ -742,7 +743,8 @@ static void emit_exec(struct rf_source_proc *s, uint32_t pid, uint64_t ts,
 		field_time(s, ts);
 		field_u64(s, "ProcessId", true, pid);
 	}
-	put(s, "}\n", 2);
+	memcpy(s->line + s->len, "}\n", 2); /* put() kept room for it */
+	s->len += 2;
 	if (s->missing) {
 		s->st.partial++;
 		s->st.fields_lost += s->missing;
