@@ -688,13 +688,44 @@ static void field_time(struct rf_source_proc *s, uint64_t mono_ns)
 	field_str(s, "UtcTime", true, b, (size_t)n);
 }
 
+/* One event line into s->line. Without the command lines when they would not fit together. */
+static void format_exec(struct rf_source_proc *s, uint32_t pid, uint64_t ts, uint32_t ppid,
+			bool has_ppid, bool with_cmdlines)
+{
+	const struct pinfo *p = &s->p, *pp = &s->pp;
+	const char *u;
+	char b[24];
+	int n;
+
+	s->len = 0;
+	s->full = false;
+	s->missing = 0;
+	put_s(s, "{\"event\":\"process_creation\"");
+	field_time(s, ts);
+	field_guid(s, "ProcessGuid", p);
+	field_u64(s, "ProcessId", true, pid);
+	field_str(s, "Image", p->has_image, p->image, p->image_len);
+	field_str(s, "CommandLine", with_cmdlines && p->has_cmd, p->cmd, p->cmd_len);
+	field_str(s, "CurrentDirectory", p->has_cwd, p->cwd, p->cwd_len);
+	u = p->has_uid ? user_name(s, p->uid) : "";
+	field_str(s, "User", p->has_uid, u, strlen(u));
+	n = snprintf(b, sizeof(b), "%llu", (unsigned long long)p->login);
+	field_str(s, "LogonId", p->has_login, b, (size_t)n);
+	field_u64(s, "TerminalSessionId", p->has_session, p->session);
+	field_guid(s, "ParentProcessGuid", pp);
+	field_u64(s, "ParentProcessId", has_ppid, ppid);
+	field_str(s, "ParentImage", pp->has_image, pp->image, pp->image_len);
+	field_str(s, "ParentCommandLine", with_cmdlines && pp->has_cmd, pp->cmd, pp->cmd_len);
+	u = pp->has_uid ? user_name(s, pp->uid) : "";
+	field_str(s, "ParentUser", pp->has_uid, u, strlen(u));
+}
+
 static void emit_exec(struct rf_source_proc *s, uint32_t pid, uint64_t ts,
 		      const struct rf_source_sink *sink)
 {
 	struct pinfo *p = &s->p, *pp = &s->pp;
 	uint32_t ppid = 0;
 	bool has_ppid;
-	const char *u;
 
 	s->st.seen++;
 	if (sink->room(sink->ud) < RF_EVENT_LINE_MAX) {
@@ -708,40 +739,17 @@ static void emit_exec(struct rf_source_proc *s, uint32_t pid, uint64_t ts,
 		read_proc(s, ppid, true, pp);
 	else
 		pp->alive = pp->has_image = pp->has_cmd = pp->has_start = pp->has_uid = false;
-
-	s->len = 0;
-	s->full = false;
-	s->missing = 0;
-	put_s(s, "{\"event\":\"process_creation\"");
-	field_time(s, ts);
-	field_guid(s, "ProcessGuid", p);
-	field_u64(s, "ProcessId", true, pid);
-	field_str(s, "Image", p->has_image, p->image, p->image_len);
-	field_str(s, "CommandLine", p->has_cmd, p->cmd, p->cmd_len);
-	field_str(s, "CurrentDirectory", p->has_cwd, p->cwd, p->cwd_len);
-	u = p->has_uid ? user_name(s, p->uid) : "";
-	field_str(s, "User", p->has_uid, u, strlen(u));
-	{
-		char b[24];
-		int n = snprintf(b, sizeof(b), "%llu", (unsigned long long)p->login);
-		field_str(s, "LogonId", p->has_login, b, (size_t)n);
-	}
-	field_u64(s, "TerminalSessionId", p->has_session, p->session);
 	pp->pid = ppid;
-	field_guid(s, "ParentProcessGuid", pp);
-	field_u64(s, "ParentProcessId", has_ppid, ppid);
-	field_str(s, "ParentImage", pp->has_image, pp->image, pp->image_len);
-	field_str(s, "ParentCommandLine", pp->has_cmd, pp->cmd, pp->cmd_len);
-	u = pp->has_uid ? user_name(s, pp->uid) : "";
-	field_str(s, "ParentUser", pp->has_uid, u, strlen(u));
-	if (s->full) {
-		/* only pathological command lines get here: say what is sure, count the rest */
+	format_exec(s, pid, ts, ppid, has_ppid, true);
+	if (s->full) /* two huge escaped command lines: the rest fits (paths < PATH_MAX) */
+		format_exec(s, pid, ts, ppid, has_ppid, false);
+	if (s->full) { /* cannot happen; if it did, what is sure */
 		s->len = 0;
 		s->full = false;
-		s->missing = 12;
 		put_s(s, "{\"event\":\"process_creation\"");
 		field_time(s, ts);
 		field_u64(s, "ProcessId", true, pid);
+		s->missing = 12;
 	}
 	memcpy(s->line + s->len, "}\n", 2); /* put() kept room for it */
 	s->len += 2;
