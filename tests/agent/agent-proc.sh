@@ -86,6 +86,14 @@ PS=$!
 /bin/sh -c 'sleep 0.6; exit 0' "$MARK-bytes" $'\xff\xfe' $'tab\there' 'q"uote\back' &
 PB=$!
 wait $PA $PS $PB
+# huge command lines of control characters (each escaped to 6 bytes): the outer one is cut at
+# 32 KiB (counted), the inner one's event would pass the line limit with its parent's: it keeps
+# what is sure (ProcessId, UtcTime) and counts the rest; every line stays valid JSON
+BIG1=$(head -c 40000 /dev/zero | tr '\0' '\001')
+BIG2=$(head -c 40000 /dev/zero | tr '\0' '\002')
+/bin/sh -c '/bin/sh -c "sleep 0.6" "$0-big-inner" "$1"; exit 0' "$MARK" "$BIG2" "$BIG1" &
+PBIG=$!
+wait $PBIG
 BAD=()
 for i in $(seq 20); do /bin/true "$MARK-gone" & BAD+=($!); done
 wait "${BAD[@]}"
@@ -127,6 +135,22 @@ want "child's ParentCommandLine" \
 want "bytes CommandLine" "$(ev "$W/ev.jsonl" "e.get('ProcessId') == $PB" CommandLine)" \
 	"/bin/sh -c sleep 0.6; exit 0 $MARK-bytes "$'\xef\xbf\xbd\xef\xbf\xbd'" tab"$'\t'"here q\"uote\\back"
 ok "fields: Image, CommandLine, CurrentDirectory, User, ProcessId, Parent*, GUIDs, UtcTime"
+want "a 40,000-byte command line, cut" \
+	"$(python3 -c "
+import json
+for l in open('$W/ev.jsonl', encoding='utf-8'):
+    e = json.loads(l)
+    if e['ProcessId'] == $PBIG: print(len(e.get('CommandLine', '')))")" 32768
+[ "$(python3 -c "import json; print(json.load(open('$W/ev.jsonl.err'))['truncated'])")" -ge 1 ] ||
+	fail "a cut command line was not counted"
+python3 -c "
+import json, sys
+inner = [e for l in open('$W/ev.jsonl', encoding='utf-8') for e in [json.loads(l)]
+         if e.get('ParentProcessId') == $PBIG]
+sys.exit(0 if len(inner) == 1 and 'CommandLine' not in inner[0] and
+         inner[0].get('Image') == sys.argv[1] else 1)" "$(readlink -f /bin/sh)" ||
+	fail "the event over the line limit did not keep its other fields"
+ok "huge command lines: cut at 32 KiB and counted; an event over the line limit keeps all but them"
 
 # the Linux manifest lists exactly the fields the source supplies
 python3 - "$W/ev.jsonl" "${RF_SOURCE_ROOT:-.}/manifests/ringfence-agent-linux-1.2.0.json" <<'EOF2' ||
