@@ -206,6 +206,37 @@
  * so a few suffice; 32 full hashes are 1 KiB. Past it the oldest is forgotten: one more
  * download, never a load. */
 #define RF_AGENT_REFUSED_MAX 32u
+/* The process-creation source (src/agent/source_proc.h). Kernel socket buffer: 8 MiB holds
+ * ~10,000 connector messages (each skb ~768 bytes of truesize) while the source reads /proc,
+ * about three seconds of the fastest exec storm a 2-core host makes; set with SO_RCVBUFFORCE
+ * (the source has CAP_NET_ADMIN anyway), so net.core.rmem_max does not cut it. */
+#define RF_SOURCE_PROC_RCVBUF (8u * 1024 * 1024)
+/* Bytes of a command line read from /proc/PID/cmdline. Linux allows ~2 MiB of arguments; 32 KiB
+ * is Windows' whole command line, keeps a worst-case event (two command lines, every byte
+ * escaped) near the event line limit, and costs one read. Longer ones are cut and counted. */
+#define RF_SOURCE_PROC_CMDLINE_MAX (32u * 1024)
+/* Processes whose parent the source remembers from fork events (8 bytes each), so a process
+ * that exits before /proc is read still has its ParentProcessId. More live processes than this
+ * on one host is rare; past it the table is cleared and refilled (counted). */
+#define RF_SOURCE_PROC_PIDS (64u * 1024)
+/* CPUs whose connector sequence numbers are tracked to count messages the kernel lost. */
+#define RF_SOURCE_PROC_CPUS 4096u
+/* User names cached (uid -> name), so a burst does not read /etc/passwd per event. */
+#define RF_SOURCE_PROC_USERS 64u
+/* Events queued between a source and its consumer (the worker, or stdout): 4 MiB is ~4,000
+ * typical process events, a few seconds of a storm. Past it new events are dropped and counted,
+ * never buffered without bound; the kernel socket buffer sits in front of it. */
+#define RF_SOURCE_QUEUE_MAX (4u * 1024 * 1024)
+/* The kernel acknowledges a subscription synchronously, inside our send(); 2 s is generous
+ * even on a loaded host, and an unanswered one means a namespace the connector ignores. */
+#define RF_SOURCE_PROC_ACK_TIMEOUT_MS 2000
+/* The agent's source child (src/agent/events.c): its "ready" must come within 5 s (its own
+ * subscription gives up after 2 s); a dead source is restarted after 1 s, a failed restart
+ * retried every 10 s; drops are logged (and made durable) at most once a minute, not per event. */
+#define RF_AGENT_SOURCE_READY_TIMEOUT_MS 5000
+#define RF_AGENT_SOURCE_RESTART_DELAY_MS 1000
+#define RF_AGENT_SOURCE_RETRY_MS 10000
+#define RF_AGENT_SOURCE_WARN_EVERY_MS 60000
 
 /* ---- server ----------------------------------------------------------------------------- */
 

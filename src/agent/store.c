@@ -47,6 +47,7 @@ struct rf_store {
 	size_t nout;
 	uint64_t next_report;
 	uint64_t events, alerts;
+	uint64_t dropped; /* events the sources could not deliver (absent in older stores: 0) */
 };
 
 /* ---- POSIX ops -------------------------------------------------------------------------- */
@@ -228,6 +229,10 @@ static json_t *state_to_json(const struct rf_store *st)
 			 (json_int_t)st->events, "alerts", (json_int_t)st->alerts);
 	if (root)
 		json_object_set_new(root, "ring", json_string(st->ring));
+	if (root && st->dropped)
+		json_object_set_new(root, "events_dropped",
+				    json_integer((json_int_t)(st->dropped > INT64_MAX ? INT64_MAX
+										: st->dropped)));
 	return root;
 }
 
@@ -437,6 +442,11 @@ static int parse_state(struct rf_store *st, const uint8_t *p, size_t n, struct r
 		r = bad(d, "next_report, events and alerts must be non-negative integers");
 		goto out;
 	}
+	if (json_object_get(root, "events_dropped") &&
+	    get_uint(root, "events_dropped", INT64_MAX, &st->dropped) < 0) {
+		r = bad(d, "events_dropped must be a non-negative integer");
+		goto out;
+	}
 out:
 	json_decref(root);
 	return r;
@@ -452,6 +462,7 @@ static void reset_memory(struct rf_store *st)
 	st->nout = 0;
 	st->next_report = 1;
 	st->events = st->alerts = 0;
+	st->dropped = 0;
 }
 
 /* ---- open / close ----------------------------------------------------------------------- */
@@ -978,6 +989,16 @@ void rf_store_set_counters(struct rf_store *st, uint64_t events, uint64_t alerts
 {
 	st->events = events;
 	st->alerts = alerts;
+}
+
+uint64_t rf_store_dropped(const struct rf_store *st)
+{
+	return st->dropped;
+}
+
+void rf_store_add_dropped(struct rf_store *st, uint64_t n)
+{
+	st->dropped = n > UINT64_MAX - st->dropped ? UINT64_MAX : st->dropped + n;
 }
 
 /* ---- commit and check ------------------------------------------------------------------- */

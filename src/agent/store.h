@@ -151,6 +151,11 @@ int rf_store_credential_set(struct rf_store *st, const char *cred) RF_WUR;
 /* Health counters that are not the guard's (events evaluated, alerts), committed with state. */
 void rf_store_counters(const struct rf_store *st, uint64_t *ret_events, uint64_t *ret_alerts);
 void rf_store_set_counters(struct rf_store *st, uint64_t events, uint64_t alerts);
+/* Events the event sources could not deliver (dropped when the queue was full, lost by the
+ * kernel), since the store was made; not reset when content changes (they are the host's).
+ * Committed with state. */
+uint64_t rf_store_dropped(const struct rf_store *st);
+void rf_store_add_dropped(struct rf_store *st, uint64_t n);
 
 /*
  * Make everything changed since the last commit durable, atomically: after a crash at any

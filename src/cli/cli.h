@@ -18,6 +18,7 @@ int rf_cli_tenant(int argc, char **argv);
 int rf_cli_audit(int argc, char **argv); /* `ringfence audit`: the server's audit trail */
 int rf_cli_sim(int argc, char **argv);
 int rf_cli_demo(int argc, char **argv);
+int rf_cli_events(int argc, char **argv); /* `ringfence events` (events.c) */
 
 /*
  * The start every group with subcommands shares (argv[0] is the group, cmd e.g. "ringfence

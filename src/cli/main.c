@@ -23,6 +23,7 @@ static const struct {
     {"audit", rf_cli_audit, "the audit trail of a ringfenced server: who did what, and why"},
     {"sim", rf_cli_sim, "the fleet simulator: replay incidents, compare rollout policies"},
     {"demo", rf_cli_demo, "run the whole system on this machine"},
+    {"events", rf_cli_events, "print this host's events as JSON lines (process creation)"},
 };
 
 static void usage(FILE *f)

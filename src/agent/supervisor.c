@@ -1,0 +1,395 @@
+/*
+ * ringfence-agent's supervisor loop. It owns the guard's steps (every one made durable by
+ * rf_store_apply BEFORE the load it asks for: write-ahead, P4/P8), the worker child that
+ * evaluates content (worker.c) and its status lines, and the timing of check-ins. It never
+ * loads content itself, so content can neither kill nor stall it and its update channel (P5).
+ * One thread; it sleeps in poll() on the signal pipe and the worker's status pipe until the next
+ * check-in, start or probation deadline.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/prctl.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "agent/agent.h"
+#include "agent/worker.h"
+#include "common/log.h"
+
+static volatile sig_atomic_t got_term;
+static int sigpipe_r = -1, sigpipe_w = -1;
+
+static void on_signal(int sig)
+{
+	int saved = errno;
+	char c = (char)sig;
+
+	if (sig == SIGTERM || sig == SIGINT)
+		got_term = 1;
+	if (sigpipe_w >= 0 && write(sigpipe_w, &c, 1) < 0) {
+		/* full pipe: a wakeup is already pending */
+	}
+	errno = saved;
+}
+
+/* ---- the worker -------------------------------------------------------------------------- */
+
+static void worker_stop(struct agent *ag)
+{
+	int status;
+
+	ag->start_pending = false;
+	if (ag->worker <= 0)
+		return;
+	kill(ag->worker, SIGTERM);
+	for (unsigned i = 0; i < 200; i++) { /* 2 s, then SIGKILL */
+		if (waitpid(ag->worker, &status, WNOHANG) == ag->worker)
+			goto gone;
+		usleep(10000);
+	}
+	kill(ag->worker, SIGKILL);
+	waitpid(ag->worker, &status, 0);
+gone:
+	ag->worker = 0;
+	if (ag->status_fd >= 0)
+		close(ag->status_fd);
+	ag->status_fd = -1;
+	ag->status_len = 0;
+	ag->worker_loaded = false;
+}
+
+static int worker_start(struct agent *ag, const uint8_t *hash)
+{
+	char hex[65], path[PATH_MAX];
+	int p[2];
+	pid_t pid;
+
+	worker_stop(ag);
+	hex32(hash, hex);
+	snprintf(path, sizeof(path), "%s/packs/%s.rfp", rf_store_dir(ag->st), hex);
+	if (pipe2(p, O_CLOEXEC) < 0)
+		return -errno;
+	pid = fork();
+	if (pid < 0) {
+		close(p[0]);
+		close(p[1]);
+		return -errno;
+	}
+	if (pid == 0) {
+		struct rf_worker_args wa = {.pack_path = path,
+					    .hash = hash,
+					    .events_fd = ag->events_fd,
+					    .events_follow = ag->events_follow,
+					    .alerts_fd = ag->alerts_fd,
+					    .status_fd = p[1]};
+		prctl(PR_SET_PDEATHSIG, SIGKILL); /* never outlive the supervisor (store lock) */
+		close(p[0]);
+		rf__agent_worker_main(&wa);
+	}
+	close(p[1]);
+	ag->worker = pid;
+	ag->status_fd = p[0];
+	ag->worker_loaded = false;
+	ag->worker_events = ag->worker_alerts = 0;
+	rf_log_info("worker %d: loading %s (%s)", (int)pid, hex, rf_store_pack_name(ag->st, hash));
+	return 0;
+}
+
+/* ---- guard steps ------------------------------------------------------------------------- */
+
+static void log_action(struct agent *ag, const struct rf_guard_action *a)
+{
+	char hex[65];
+
+	static const uint8_t zero[32];
+
+	if (memcmp(a->hash, zero, 32) == 0)
+		snprintf(hex, sizeof(hex), "(no content)");
+	else
+		hex32(a->hash, hex);
+	switch (a->type) {
+	case RF_GUARD_ACT_REPORT:
+		if (a->report == RF_GUARD_REPORT_REJECTED)
+			break; /* reject() logs it with the verifier's words */
+		rf_log(a->report == RF_GUARD_REPORT_QUARANTINED ||
+			       a->report == RF_GUARD_REPORT_CRASHED ||
+			       a->report == RF_GUARD_REPORT_ROLLED_BACK ||
+			       a->report == RF_GUARD_REPORT_REJECTED
+			   ? RF_LOG_WARNING
+			   : RF_LOG_INFO,
+		       "report %s: %s %s (%s, attempt %u/%u)", rf_guard_report_name(a->report), hex,
+		       rf_store_pack_name(ag->st, a->hash), rf_guard_reason_name(a->reason),
+		       a->attempt, a->limit);
+		break;
+	case RF_GUARD_ACT_QUARANTINE:
+		rf_log_warn("quarantine %s: %s", hex, rf_guard_reason_name(a->reason));
+		break;
+	case RF_GUARD_ACT_LOAD:
+		rf_log_info("load %s %s (attempt %u/%u)", rf_guard_mode_name(a->mode), hex,
+			    a->attempt, a->limit);
+		break;
+	case RF_GUARD_ACT_SAFE_MODE:
+		rf_log_warn("safe mode: no content loaded; still checking in for a fix");
+		break;
+	default:
+		break;
+	}
+}
+
+/* Feed one event to the guard, make it durable, then do what it says. Exits the process if the
+ * store cannot be written: loading without the write-ahead record would break P4. */
+void rf__agent_feed(struct agent *ag, enum rf_guard_event_type t, const uint8_t *hash,
+		    uint64_t events)
+{
+	struct rf_guard_state g = *rf_store_guard(ag->st);
+	struct rf_guard_event ev = {.type = t, .now_ms = now_ms(), .events = events};
+	struct rf_guard_actions acts;
+	uint8_t cur[32];
+	bool has_cur, intent = false;
+	int r;
+
+	if (hash)
+		memcpy(ev.hash, hash, 32);
+	r = rf_guard_step(&ag->o.gcfg, &g, &ev, &acts);
+	if (r < 0) {
+		rf_log_error("guard: %s: %s", rf_guard_event_name(t), rf_strerror(r));
+		return;
+	}
+	for (unsigned i = 0; i < acts.n; i++) {
+		log_action(ag, &acts.a[i]);
+		if (acts.a[i].type == RF_GUARD_ACT_REPORT &&
+		    acts.a[i].report == RF_GUARD_REPORT_INTENT)
+			intent = true;
+	}
+	size_t nrep = rf_store_report_count(ag->st);
+	r = rf_store_apply(ag->st, &g, &acts, rf_now_wall());
+	if (r == 0)
+		r = rf_store_set_guard(ag->st, &g); /* volatile fields (loaded, run time) too */
+	if (r == 0 && ag->local_next) {
+		/* The pack's file in the store is unreadable or corrupt (a bit flip on disk): the
+		 * failure is the device's, not the content's (docs/protocol.md, Report cause). */
+		for (size_t k = nrep; k < rf_store_report_count(ag->st); k++) {
+			const struct rf_store_report *rp = rf_store_report_at(ag->st, k);
+			if (strcmp(rp->event, "crashed") == 0 ||
+			    strcmp(rp->event, "rolled_back") == 0 ||
+			    strcmp(rp->event, "quarantined") == 0)
+				(void)rf_store_report_cause(ag->st, rp->id, "local");
+		}
+		r = rf_store_commit(ag->st);
+	}
+	if (r < 0) {
+		rf_log_error("store %s: cannot record the guard's state: %s; stopping (the last "
+			     "committed state stays valid)",
+			     rf_store_dir(ag->st), rf_strerror(r));
+		worker_stop(ag);
+		exit(1);
+	}
+	has_cur = rf_guard_current(&g, cur);
+	if (has_cur != ag->has_cur || (has_cur && memcmp(cur, ag->cur, 32) != 0)) {
+		rf_store_set_counters(ag->st, 0, 0); /* health belongs to the current content */
+		memcpy(ag->cur, cur, 32);
+		ag->has_cur = has_cur;
+	}
+	if (intent)
+		rf__agent_flush_reports(ag); /* the server hears "intent" before the load (P7) */
+	if (acts.n == 0)
+		return;
+	const struct rf_guard_action *last = &acts.a[acts.n - 1];
+	if (last->type == RF_GUARD_ACT_LOAD) {
+		worker_stop(ag);
+		ag->start_pending = true;
+		memcpy(ag->start_hash, last->hash, 32);
+		/* a reload after a crash waits a little (doubling): a crash loop must not spin */
+		ag->start_at_ms = now_ms();
+		if (t == RF_GUARD_EV_CRASH || t == RF_GUARD_EV_LOAD_FAILED)
+			ag->start_at_ms += (uint64_t)RF_AGENT_RESTART_DELAY_MS
+					   << (last->attempt > 1 ? last->attempt - 1 : 0);
+	} else if (last->type == RF_GUARD_ACT_SAFE_MODE) {
+		worker_stop(ag);
+	}
+}
+/* ---- worker status lines ------------------------------------------------------------------ */
+
+static void worker_line(struct agent *ag, char *line)
+{
+	if (strcmp(line, "loaded") == 0) {
+		ag->worker_loaded = true;
+		rf_log_info("worker %d: loaded", (int)ag->worker);
+		rf__agent_feed(ag, RF_GUARD_EV_LOADED, NULL, 0);
+	} else if (strncmp(line, "stats ", 6) == 0) {
+		char *sp = strchr(line + 6, ' ');
+		uint64_t e, a;
+		if (!sp)
+			return;
+		*sp = 0;
+		if (rf_parse_u64(line + 6, &e) < 0 || rf_parse_u64(sp + 1, &a) < 0 ||
+		    e < ag->worker_events || a < ag->worker_alerts)
+			return;
+		uint64_t de = e - ag->worker_events, da = a - ag->worker_alerts, te, ta;
+		ag->worker_events = e;
+		ag->worker_alerts = a;
+		rf_store_counters(ag->st, &te, &ta);
+		rf_store_set_counters(ag->st, te + de, ta + da);
+		rf__agent_feed(ag, RF_GUARD_EV_TICK, NULL, de);
+	} else if (strncmp(line, "load-failed", 11) == 0) {
+		rf_log_error("worker %d: %s", (int)ag->worker, line);
+		if (strncmp(line, "load-failed-local", 17) == 0)
+			ag->worker_local = true;
+	}
+}
+
+static void worker_read(struct agent *ag)
+{
+	ssize_t n = read(ag->status_fd, ag->status_buf + ag->status_len,
+			 sizeof(ag->status_buf) - 1 - ag->status_len);
+	char *nl;
+
+	if (n <= 0)
+		return;
+	ag->status_len += (size_t)n;
+	ag->status_buf[ag->status_len] = 0;
+	while ((nl = memchr(ag->status_buf, '\n', ag->status_len))) {
+		*nl = 0;
+		worker_line(ag, ag->status_buf);
+		if (ag->status_fd < 0)
+			return; /* the line made us stop the worker */
+		size_t used = (size_t)(nl + 1 - ag->status_buf);
+		memmove(ag->status_buf, nl + 1, ag->status_len - used);
+		ag->status_len -= used;
+	}
+	if (ag->status_len == sizeof(ag->status_buf) - 1)
+		ag->status_len = 0; /* a line too long: drop it */
+}
+
+static void reap(struct agent *ag)
+{
+	int status;
+
+	if (ag->worker <= 0 || waitpid(ag->worker, &status, WNOHANG) != ag->worker)
+		return;
+	/* drain what it said before dying (e.g. "loaded") */
+	if (ag->status_fd >= 0) {
+		worker_read(ag);
+		close(ag->status_fd);
+		ag->status_fd = -1;
+	}
+	if (WIFSIGNALED(status))
+		rf_log_warn("worker %d died: signal %d", (int)ag->worker, WTERMSIG(status));
+	else
+		rf_log_warn("worker %d exited with status %d", (int)ag->worker,
+			    WEXITSTATUS(status));
+	ag->worker = 0;
+	ag->status_len = 0;
+	ag->local_next = ag->worker_local;
+	ag->worker_local = false;
+	rf__agent_feed(ag, ag->worker_loaded ? RF_GUARD_EV_CRASH : RF_GUARD_EV_LOAD_FAILED, NULL,
+		       0);
+	ag->local_next = false;
+	ag->worker_loaded = false;
+}
+/* ---- the loop ----------------------------------------------------------------------------- */
+
+int rf__agent_supervise(struct agent *ag)
+{
+	int sp[2], r;
+
+	if (pipe2(sp, O_CLOEXEC | O_NONBLOCK) < 0) {
+		rf_log_error("pipe: %s", rf_strerror(-errno));
+		return 1;
+	}
+	sigpipe_r = sp[0];
+	sigpipe_w = sp[1];
+	struct sigaction sa = {.sa_handler = on_signal};
+	sigemptyset(&sa.sa_mask);
+	sa.sa_flags = SA_RESTART;
+	sigaction(SIGTERM, &sa, NULL);
+	sigaction(SIGINT, &sa, NULL);
+	sigaction(SIGCHLD, &sa, NULL);
+	signal(SIGPIPE, SIG_IGN);
+
+	rf_log_notice("starting: device %s, store %s, server %s, manifest %.12s", ag->device_id,
+		      rf_store_dir(ag->st), ag->o.server, ag->manifest_hash);
+	ag->has_cur = rf_guard_current(rf_store_guard(ag->st), ag->cur);
+	rf__agent_feed(ag, RF_GUARD_EV_BOOT, NULL, 0);
+	/* the first check-in soon, jittered so a fleet restarting together spreads out */
+	ag->next_checkin_ms =
+	    now_ms() + rnd_between(ag, 0, (uint64_t)(ag->poll < 10 ? ag->poll : 10) * 500);
+
+	while (!got_term) {
+		struct pollfd pf[3];
+		nfds_t n = 0, wi = 0, si = 0;
+		uint64_t t = now_ms(), wake = ag->next_checkin_ms;
+		const struct rf_guard_state *g = rf_store_guard(ag->st);
+		bool probation =
+		    ag->worker_loaded && (g->mode == RF_GUARD_MODE_TRIAL ||
+					  (g->mode == RF_GUARD_MODE_LKG && g->lkg_attempts > 0));
+
+		if (ag->start_pending && ag->start_at_ms < wake)
+			wake = ag->start_at_ms;
+		if (ag->source_restart_at_ms && ag->source_restart_at_ms < wake)
+			wake = ag->source_restart_at_ms;
+		if (probation && g->run_events >= ag->o.gcfg.probation_events) {
+			/* the probation clock runs out even without new events */
+			uint64_t due = g->run_since_ms + ag->o.gcfg.probation_ms;
+			if (due < wake)
+				wake = due;
+		}
+		pf[n++] = (struct pollfd){.fd = sigpipe_r, .events = POLLIN};
+		if (ag->status_fd >= 0) {
+			wi = n;
+			pf[n++] = (struct pollfd){.fd = ag->status_fd, .events = POLLIN};
+		}
+		if (ag->source_status_fd >= 0) {
+			si = n;
+			pf[n++] = (struct pollfd){.fd = ag->source_status_fd, .events = POLLIN};
+		}
+		r = poll(pf, n, wake > t ? (int)(wake - t > 600000 ? 600000 : wake - t) : 0);
+		if (r > 0 && (pf[0].revents & POLLIN)) {
+			char buf[64];
+			while (read(sigpipe_r, buf, sizeof(buf)) > 0)
+				;
+		}
+		if (got_term)
+			break;
+		if (wi && ag->status_fd >= 0 && (pf[wi].revents & (POLLIN | POLLHUP)))
+			worker_read(ag);
+		reap(ag);
+		if (si && (pf[si].revents & (POLLIN | POLLHUP)))
+			rf__agent_source_read(ag);
+		rf__agent_source_reap(ag);
+		t = now_ms();
+		if (ag->source_restart_at_ms && t >= ag->source_restart_at_ms) {
+			ag->source_restart_at_ms = 0;
+			if (rf__agent_source_start(ag) < 0) /* logged; try again later */
+				ag->source_restart_at_ms = now_ms() + RF_AGENT_SOURCE_RETRY_MS;
+		}
+		if (probation && g->run_events >= ag->o.gcfg.probation_events &&
+		    t >= g->run_since_ms + ag->o.gcfg.probation_ms)
+			rf__agent_feed(ag, RF_GUARD_EV_TICK, NULL, 0);
+		if (ag->start_pending && t >= ag->start_at_ms) {
+			ag->start_pending = false;
+			if ((r = worker_start(ag, ag->start_hash)) < 0) {
+				rf_log_error("cannot start the worker: %s", rf_strerror(r));
+				rf__agent_feed(ag, RF_GUARD_EV_LOAD_FAILED, NULL, 0);
+			}
+		}
+		if (t >= ag->next_checkin_ms)
+			rf__agent_checkin(ag);
+	}
+	return 0;
+}
+
+void rf__agent_shutdown(struct agent *ag)
+{
+	rf__agent_feed(ag, RF_GUARD_EV_SHUTDOWN, NULL, 0);
+	worker_stop(ag);
+	rf__agent_source_stop(ag);
+	if (rf_store_commit(ag->st) < 0)
+		rf_log_warn("store: final commit failed");
+}

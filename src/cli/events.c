@@ -1,0 +1,185 @@
+/*
+ * `ringfence events --source proc`: watch this host's process creation (the kernel's process
+ * connector, src/agent/source_proc.h) and print one JSON event line per exec on stdout, the
+ * format `ringfence content eval` and ringfence-agent read. Stdout is written without blocking
+ * through a bounded queue, so a slow reader costs counted drops, never memory. At the end the
+ * counters go to stderr as one JSON object (seen, emitted, dropped, kernel_lost, ...).
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <getopt.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "agent/source_proc.h"
+#include "cli/cli.h"
+#include "common/opt.h"
+#include "ringfence/limits.h"
+
+static volatile sig_atomic_t stop;
+
+static void on_stop(int sig)
+{
+	(void)sig;
+	stop = 1;
+}
+
+static void usage(FILE *f)
+{
+	fprintf(
+	    f,
+	    "usage: ringfence events --source proc [--count N] [--timeout SECONDS] [--queue "
+	    "BYTES]\n"
+	    "\n"
+	    "Print this host's events as JSON lines (one per line, the format 'ringfence\n"
+	    "content eval' and 'ringfence-agent run' read), until --count events were printed,\n"
+	    "--timeout seconds passed, or SIGINT/SIGTERM. Counters go to stderr at the end as\n"
+	    "one JSON object: seen, emitted, dropped (no room: the reader is slow), kernel_lost\n"
+	    "(the kernel could not deliver), partial and fields_lost (the process was gone\n"
+	    "before /proc could be read), truncated.\n"
+	    "\n"
+	    "  --source proc      process creation from the kernel's process connector,\n"
+	    "                     with Sysmon for Linux's fields; needs root (CAP_NET_ADMIN)\n"
+	    "  --count N          stop after N events\n"
+	    "  --timeout SECONDS  stop after this long\n");
+}
+
+static void print_stats(const struct rf_source_stats *st)
+{
+	fprintf(stderr,
+		"{\"source\":\"proc\",\"seen\":%llu,\"emitted\":%llu,\"dropped\":%llu,"
+		"\"kernel_lost\":%llu,\"overruns\":%llu,\"partial\":%llu,\"fields_lost\":%llu,"
+		"\"truncated\":%llu,\"table_resets\":%llu}\n",
+		(unsigned long long)st->seen, (unsigned long long)st->emitted,
+		(unsigned long long)st->dropped, (unsigned long long)st->kernel_lost,
+		(unsigned long long)st->overruns, (unsigned long long)st->partial,
+		(unsigned long long)st->fields_lost, (unsigned long long)st->truncated,
+		(unsigned long long)st->table_resets);
+}
+
+/* Options into *count and *timeout_s. Returns -1 to go on, else the exit code. */
+static int parse(int argc, char **argv, uint64_t *count, uint64_t *timeout_s, uint64_t *queue)
+{
+	static const struct option lo[] = {
+	    {"source", required_argument, NULL, 's'},  {"count", required_argument, NULL, 'n'},
+	    {"timeout", required_argument, NULL, 't'}, {"queue", required_argument, NULL, 'q'},
+	    {"help", no_argument, NULL, 'h'},	       {0}};
+	const char *source = NULL;
+	int c;
+
+	optind = 0;
+	while ((c = rf_getopt(argc, argv, "h", lo, "ringfence events")) != -1) {
+		switch (c) {
+		case 's':
+			source = optarg;
+			break;
+		case 'n':
+		case 't':
+			if (rf_parse_u64(optarg, c == 'n' ? count : timeout_s) < 0 ||
+			    (c == 't' && *timeout_s > 365ull * 86400)) {
+				fprintf(stderr, "ringfence events: --%s: '%s' is not a number\n",
+					c == 'n' ? "count" : "timeout", optarg);
+				return 2;
+			}
+			break;
+		case 'q':
+			if (rf_parse_u64(optarg, queue) < 0 || *queue < 2 * RF_EVENT_LINE_MAX ||
+			    *queue > RF_SOURCE_QUEUE_MAX) {
+				fprintf(stderr,
+					"ringfence events: --queue: '%s' is not in %u..%u\n",
+					optarg, 2 * RF_EVENT_LINE_MAX, RF_SOURCE_QUEUE_MAX);
+				return 2;
+			}
+			break;
+		case 'h':
+			usage(stdout);
+			return 0;
+		default:
+			return 2;
+		}
+	}
+	if (optind != argc || !source) {
+		fprintf(stderr, "ringfence events: %s\n\n",
+			!source ? "--source is required" : "unexpected argument");
+		usage(stderr);
+		return 2;
+	}
+	if (strcmp(source, "proc") != 0) {
+		fprintf(stderr, "ringfence events: unknown source '%s' (this build has: proc)\n",
+			source);
+		return 2;
+	}
+	return -1;
+}
+
+int rf_cli_events(int argc, char **argv)
+{
+	struct rf_source_proc *sp = NULL;
+	struct rf_source_queue *q = NULL;
+	struct rf_source_stats st;
+	struct rf_diag d = {0};
+	uint64_t count = 0, timeout_s = 0, deadline = 0, queue = RF_SOURCE_QUEUE_MAX;
+	int r, flags, rc = 0;
+
+	if ((r = parse(argc, argv, &count, &timeout_s, &queue)) >= 0)
+		return r;
+	if ((r = rf_source_proc_open(&sp, &d)) < 0) {
+		fprintf(stderr, "ringfence events: %s\n", d.first[0] ? d.first : rf_strerror(r));
+		return 1;
+	}
+	if (rf_source_queue_new((size_t)queue, &q) < 0) {
+		rf_source_proc_free(sp);
+		return 1;
+	}
+	struct sigaction sa = {.sa_handler = on_stop}; /* no SA_RESTART: poll returns */
+	sigemptyset(&sa.sa_mask);
+	sigaction(SIGINT, &sa, NULL);
+	sigaction(SIGTERM, &sa, NULL);
+	signal(SIGPIPE, SIG_IGN);
+	flags = fcntl(1, F_GETFL);
+	if (flags >= 0)
+		(void)fcntl(1, F_SETFL, flags | O_NONBLOCK);
+	if (timeout_s)
+		deadline = rf_now_mono_ns() + timeout_s * 1000000000ull;
+	struct rf_source_sink sink = rf_source_queue_sink(q);
+	for (;;) {
+		struct pollfd pf[2] = {{.fd = rf_source_proc_fd(sp), .events = POLLIN},
+				       {.fd = 1, .events = POLLOUT}};
+		uint64_t now = rf_now_mono_ns();
+		int wait = -1;
+
+		rf_source_proc_stats(sp, &st);
+		if (stop || (count && st.emitted >= count) || (deadline && now >= deadline))
+			break;
+		if (deadline)
+			wait = (int)((deadline - now) / 1000000u) + 1;
+		if (poll(pf, rf_source_queue_len(q) ? 2 : 1, wait) < 0 && errno != EINTR) {
+			rc = 1;
+			break;
+		}
+		/* with --count, one message at a time so no more than N events are printed */
+		r = rf_source_proc_read(sp, &sink, count && count - st.emitted < 64 ? 1 : 64);
+		if (r < 0) {
+			fprintf(stderr, "ringfence events: %s\n", rf_strerror(r));
+			rc = 1;
+			break;
+		}
+		if (rf_source_queue_flush(q, 1) < 0) { /* the reader went away */
+			rc = 1;
+			break;
+		}
+	}
+	if (flags >= 0)
+		(void)fcntl(1, F_SETFL, flags);
+	while (rf_source_queue_len(q) > 0 && rf_source_queue_flush(q, 1) > 0)
+		;
+	rf_source_proc_stats(sp, &st);
+	print_stats(&st);
+	rf_source_queue_free(q);
+	rf_source_proc_free(sp);
+	return rc;
+}
