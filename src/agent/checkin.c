@@ -313,6 +313,27 @@ out:
 	return e;
 }
 
+void rf_checkin_error_message(const uint8_t *p, size_t n, char *out, size_t cap)
+{
+	json_t *root =
+	    p && n <= RF_AGENT_REPLY_MAX ? json_loadb((const char *)p, n, 0, NULL) : NULL;
+	const char *m =
+	    json_string_value(json_object_get(json_object_get(root, "error"), "message"));
+	size_t k = 0;
+
+	if (!cap)
+		return;
+	if (m) {
+		for (; m[k] && k + 1 < cap; k++)
+			out[k] = (unsigned char)m[k] < 0x20 || m[k] == 0x7f ? '?' : m[k];
+	} else {
+		for (; p && k < n && k + 1 < cap; k++)
+			out[k] = p[k] < 0x20 || p[k] == 0x7f ? '?' : (char)p[k];
+	}
+	out[k] = 0;
+	json_decref(root);
+}
+
 int rf_checkin_enroll_parse(const uint8_t *p, size_t n, struct rf_enroll_reply *ret,
 			    struct rf_diag *d)
 {

@@ -84,6 +84,11 @@ int rf_checkin_reply_parse(const uint8_t *p, size_t n, struct rf_checkin_reply *
 int rf_checkin_enroll_parse(const uint8_t *p, size_t n, struct rf_enroll_reply *ret,
 			    struct rf_diag *d) RF_WUR;
 
+/* The "message" of a server's error reply ({"error": {"message": ...}}) into out (cap > 0),
+ * control bytes replaced by '?'; when the body is not one, as much of the body as fits, made
+ * printable the same way. Never fails. */
+void rf_checkin_error_message(const uint8_t *p, size_t n, char *out, size_t cap);
+
 /*
  * Check-in timing. r is a uniformly random 64-bit value (the caller's generator), so these are
  * pure and testable. rf_checkin_delay_ms: the poll interval (seconds, 0 means the default)

@@ -79,7 +79,18 @@ static int enroll(struct agent *ag)
 	s = rf__agent_http_post(ag, "/v1/enroll", ag->o.enroll_token, body, &reply, &n);
 	free(body);
 	if (s != 201 && s != 200) {
-		rf_log_warn("enroll: %s", s < 0 ? rf_strerror(s) : (const char *)reply);
+		char msg[256];
+		if (s < 0)
+			snprintf(msg, sizeof(msg), "%s", rf_strerror(s));
+		else
+			rf_checkin_error_message(reply, n, msg, sizeof(msg));
+		if (s == 401 || s == 403)
+			rf_log_error(
+			    "enrollment refused by the server (HTTP %d): %s; check the "
+			    "enrollment token (`ringfence tenant token TENANT` prints a new one)",
+			    s, msg);
+		else
+			rf_log_warn("enroll: %s", msg);
 		free(reply);
 		return s < 0 ? s : -EACCES;
 	}

@@ -124,9 +124,13 @@ int rf__srv_handle_enroll(struct rf_server *s, const struct rf_server_request *q
 	json_t *j = NULL;
 	int t = -1, ret = -1;
 
-	if (!tok)
+	if (!tok && (!q->authorization || strncmp(q->authorization, "Bearer ", 7)))
 		return rf__srv_err(r, 401, "unauthorized", NULL,
 				   "enrollment needs 'Authorization: Bearer rfe_...'");
+	if (!tok)
+		return rf__srv_err(r, 401, "unauthorized", NULL,
+				   "not an enrollment token: it is 'rfe_' and 64 hex digits, as "
+				   "`ringfence tenant create` or `ringfence tenant token` printed it");
 	if (rf__srv_parse_body(q, RF_SRV_DEVICE_BODY_MAX, r, &j) < 0)
 		return -1;
 	if (rf__srv_get_str(r, j, "device_id", S_ID, true, &dev_id) < 0 ||

@@ -156,6 +156,24 @@ static void test_enroll_reply(void **unused)
 	assert_non_null(strstr(d.first, "enroll.device_id"));
 }
 
+/* A server's error reply is shown by its message, not as raw JSON; anything else printable. */
+static void test_error_message(void **unused)
+{
+	static const char err[] = "{\"error\": {\"status\": 401, \"code\": \"unauthorized\", "
+				  "\"message\": \"unknown enrollment\\ntoken\"}}";
+	static const char raw[] = "<html>bad\x01gateway</html>";
+	char out[64], tiny[4];
+
+	rf_checkin_error_message((const uint8_t *)err, strlen(err), out, sizeof(out));
+	assert_string_equal(out, "unknown enrollment?token");
+	rf_checkin_error_message((const uint8_t *)raw, strlen(raw), out, sizeof(out));
+	assert_string_equal(out, "<html>bad?gateway</html>");
+	rf_checkin_error_message((const uint8_t *)err, strlen(err), tiny, sizeof(tiny));
+	assert_string_equal(tiny, "unk");
+	rf_checkin_error_message(NULL, 0, out, sizeof(out));
+	assert_string_equal(out, "");
+}
+
 static void test_identifiers(void **unused)
 {
 	assert_true(rf_checkin_id_valid("packs/rules-7.rfp", 17));
@@ -310,6 +328,7 @@ int main(void)
 	    cmocka_unit_test(test_reply_errors_name_the_member),
 	    cmocka_unit_test(test_reply_too_large),
 	    cmocka_unit_test(test_enroll_reply),
+	    cmocka_unit_test(test_error_message),
 	    cmocka_unit_test(test_identifiers),
 	    cmocka_unit_test(test_bodies_carry_the_store),
 	    cmocka_unit_test(test_timing),

@@ -669,6 +669,13 @@ static void test_cross_tenant_denied(void **state)
 			   "rfe_0000000000000000000000000000000000000000000000000000000000000000",
 			   NULL, "{\"device_id\":\"z\"}"));
 	EXPECT_STATUS(401, http(e, "POST", "/v1/checkin", NULL, NULL, "{\"device_id\":\"a-1\"}"));
+	/* A token of the wrong kind is told apart from no token at all (it is not "missing"). */
+	json_t *err = NULL;
+	EXPECT_STATUS(401, http(e, "POST", "/v1/enroll", e->admin, &err, "{\"device_id\":\"z\"}"));
+	assert_non_null(strstr(json_string_value(json_object_get(json_object_get(err, "error"),
+								  "message")),
+			       "not an enrollment token"));
+	json_decref(err);
 	/* Re-enrolling with the right tenant rotates the credential: the old one stops working. */
 	char ca2[80];
 	enroll(e, ta, "a-1", ca2);
