@@ -37,6 +37,9 @@ int rf_manifest_parse(const uint8_t *json, size_t n, struct rf_manifest **ret,
 void rf_manifest_free(struct rf_manifest *m);
 const char *rf_manifest_agent(const struct rf_manifest *m);   /* e.g. "ringfence-agent" */
 const char *rf_manifest_version(const struct rf_manifest *m); /* e.g. "1.1.0" */
+/* The Sigma logsource product the agent's events come from ("windows"), from the manifest's
+ * optional "product" key; NULL when the manifest names none (any product). */
+const char *rf_manifest_product(const struct rf_manifest *m);
 
 /* The manifest of the agent this build produces (manifests/ringfence-agent-1.1.0.json, embedded
  * at build time). Static bytes, never freed; *len receives the length. */

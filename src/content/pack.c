@@ -270,7 +270,13 @@ int rf__pack_glob_regex(uint8_t op, const char *pat, size_t n, char *out, size_t
 		out[n] = '\0';
 		return (int)n;
 	}
-	if (op == RF_OP_EQ || op == RF_OP_STARTSWITH) {
+	/* A contains (or keyword) glob of only '*' (or empty) matches every value, the empty one
+	 * too; Vectorscan refuses an unanchored pattern that matches an empty buffer, so anchor it
+	 * (same meaning: every value has a start). */
+	bool only_stars = op == RF_OP_CONTAINS || op == RF_OP_KEYWORD;
+	for (size_t i = 0; only_stars && i < n; i++)
+		only_stars = pat[i] == '*';
+	if (op == RF_OP_EQ || op == RF_OP_STARTSWITH || only_stars) {
 		memcpy(out, "\\A", 2);
 		o = 2;
 	}

@@ -1739,6 +1739,101 @@ static bool event_char_ok(char ch)
 	return (ch >= 'a' && ch <= 'z') || is_digit(ch) || ch == '_' || ch == '-' || ch == '.';
 }
 
+/* One logsource key: absent (NULL), or a short lower-case name. */
+static int logsource_key(struct ctx *c, const struct node *ls, const char *key,
+			 const struct node **ret)
+{
+	const struct node *n = map_get(ls, key);
+
+	*ret = NULL;
+	if (!n || (n->kind == N_SCALAR && n->sk == S_NULL))
+		return 0;
+	if (n->kind != N_SCALAR || n->len == 0 || n->len > (RF_NAME_MAX - 1) / 2)
+		return fail(c, -EBADMSG, "logsource %s is not a short text value", key);
+	for (size_t i = 0; i < n->len; i++)
+		if (!event_char_ok(n->s[i])) {
+			char q[64];
+			return fail(c, -EBADMSG, "logsource %s '%s' is not lower-case [a-z0-9_.-]",
+				    key, qs(q, sizeof(q), n));
+		}
+	*ret = n;
+	return 0;
+}
+
+/*
+ * The event type a rule runs on, from its logsource (docs/sigma.md "Event sources"): the
+ * category when there is one (process_creation), else "<product>_<service>" (windows_security),
+ * or the service alone when no product is named. A product alone names no event type (the rule
+ * would have to run on every one) and is refused, as is a category together with a service (the
+ * rule would need both). With a manifest naming a product, a rule for another product is refused
+ * naming it, and so is an event type the manifest lacks.
+ */
+static int rule_logsource(struct ctx *c, const struct node *ls)
+{
+	const struct node *cat, *svc, *prod;
+	char qa[64], qv[32], qp[64], qs2[64];
+	int r;
+
+	if (!ls || ls->kind != N_MAP)
+		return fail(c, -EBADMSG, "missing required 'logsource' mapping");
+	r = check_map(c, ls, "logsource");
+	if (r >= 0)
+		r = logsource_key(c, ls, "category", &cat);
+	if (r >= 0)
+		r = logsource_key(c, ls, "service", &svc);
+	if (r >= 0)
+		r = logsource_key(c, ls, "product", &prod);
+	if (r < 0)
+		return r;
+	if (c->m) {
+		const char *agent = rf_manifest_agent(c->m), *ver = rf_manifest_version(c->m);
+		const char *mp = rf_manifest_product(c->m);
+		rf_diag_quote(qa, sizeof(qa), agent, strlen(agent));
+		rf_diag_quote(qv, sizeof(qv), ver, strlen(ver));
+		if (prod && mp && (strlen(mp) != prod->len || memcmp(mp, prod->s, prod->len)))
+			return fail(c, -ENOENT,
+				    "logsource product '%s' is not supplied by %s %s (it supplies "
+				    "product '%s')",
+				    qs(qp, sizeof(qp), prod), qa, qv,
+				    rf_diag_quote(qs2, sizeof(qs2), mp, strlen(mp)));
+	}
+	if (cat && svc)
+		return fail(c, -ENOTSUP,
+			    "logsource has both category '%s' and service '%s' (one event type "
+			    "per rule)",
+			    qs(qp, sizeof(qp), cat), qs(qs2, sizeof(qs2), svc));
+	if (cat) {
+		c->event = cat->s;
+	} else if (svc && prod) {
+		char *ev = arena_alloc(&c->r->arena, prod->len + svc->len + 2);
+		if (!ev)
+			return oom(c);
+		memcpy(ev, prod->s, prod->len);
+		ev[prod->len] = '_';
+		memcpy(ev + prod->len + 1, svc->s, svc->len);
+		ev[prod->len + 1 + svc->len] = '\0';
+		c->event = ev;
+	} else if (svc) {
+		c->event = svc->s;
+	} else if (prod) {
+		return fail(c, -ENOTSUP,
+			    "logsource names only product '%s' (a rule needs a category or a "
+			    "service: one event type)",
+			    qs(qp, sizeof(qp), prod));
+	} else {
+		return fail(c, -EBADMSG, "logsource has no category, service or product");
+	}
+	c->r->ir.event = c->event;
+	if (c->m && !rf_manifest_has_event(c->m, c->event)) {
+		if (svc)
+			return fail(c, -ENOENT,
+				    "logsource service '%s' (event '%s') is not supplied by %s %s",
+				    qs(qs2, sizeof(qs2), svc), c->event, qa, qv);
+		return fail(c, -ENOENT, "event '%s' is not supplied by %s %s", c->event, qa, qv);
+	}
+	return 0;
+}
+
 static int rule_header(struct ctx *c, const struct node *root)
 {
 	struct rf_ir_rule *ir = &c->r->ir;
@@ -1787,36 +1882,7 @@ static int rule_header(struct ctx *c, const struct node *root)
 		ir->level = n->s;
 	}
 
-	const struct node *ls = map_get(root, "logsource");
-	if (!ls || ls->kind != N_MAP)
-		return fail(c, -EBADMSG, "missing required 'logsource' mapping");
-	r = check_map(c, ls, "logsource");
-	if (r < 0)
-		return r;
-	n = map_get(ls, "category");
-	if (!n || (n->kind == N_SCALAR && n->sk == S_NULL))
-		return fail(c, -ENOTSUP,
-			    "logsource has no category (only category-based rules are "
-			    "supported)");
-	if (n->kind != N_SCALAR || n->len == 0 || n->len > RF_NAME_MAX)
-		return fail(c, -EBADMSG, "logsource category is not a short text value");
-	for (size_t i = 0; i < n->len; i++)
-		if (!event_char_ok(n->s[i])) {
-			char q[64];
-			return fail(c, -EBADMSG,
-				    "logsource category '%s' is not lower-case [a-z0-9_.-]",
-				    qs(q, sizeof(q), n));
-		}
-	c->event = ir->event = n->s;
-	if (c->m && !rf_manifest_has_event(c->m, c->event)) {
-		char qa[64], qv[32];
-		return fail(c, -ENOENT, "event '%s' is not supplied by %s %s", c->event,
-			    rf_diag_quote(qa, sizeof(qa), rf_manifest_agent(c->m),
-					  strlen(rf_manifest_agent(c->m))),
-			    rf_diag_quote(qv, sizeof(qv), rf_manifest_version(c->m),
-					  strlen(rf_manifest_version(c->m))));
-	}
-	return 0;
+	return rule_logsource(c, map_get(root, "logsource"));
 }
 
 /* The evaluation stack the program needs (and a check that it leaves exactly one bit). */

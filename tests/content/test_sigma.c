@@ -514,7 +514,9 @@ static void test_rule_level_rejections(void **state)
 		      -EBADMSG, "t.yml: rule r9: missing required 'title'");
 	expect_reject("title: T\nid: r1\nlogsource: {product: windows}\n"
 		      "detection: {a: {A: b}, condition: a}\n",
-		      -ENOTSUP, "no category");
+		      -ENOTSUP, "logsource names only product 'windows'");
+	expect_reject("title: T\nid: r1\nlogsource: {}\ndetection: {a: {A: b}, condition: a}\n",
+		      -EBADMSG, "logsource has no category, service or product");
 	expect_reject("title: T\nid: r1\nlogsource: {category: Bad Name}\n"
 		      "detection: {a: {A: b}, condition: a}\n",
 		      -EBADMSG, "lower-case");
@@ -608,6 +610,78 @@ static void test_manifest(void **state)
 	expect_reject_m("title: T\nid: r1\nlogsource: {category: network_connection}\n"
 			"detection: {s: {DestinationIp: 10.0.0.*}, condition: s}\n",
 			m, -EINVAL, "not an IP address", NULL);
+	rf_manifest_free(m);
+}
+
+/* ---- logsources: category, product/service, and the manifest's product -------------------- */
+
+static const char *event_of(const char *logsource, const struct rf_manifest *m)
+{
+	static char ev[RF_NAME_MAX + 1];
+	char src[512];
+	struct rf_diag d = {0};
+	struct rf_sigma_rule *r = NULL;
+
+	snprintf(src, sizeof(src), "title: T\nid: r1\nlogsource: %s\n"
+		 "detection: {a: {EventID: 4624}, condition: a}\n", logsource);
+	if (rf_sigma_compile((const uint8_t *)src, strlen(src), "t.yml", m, &r, &d) != 0)
+		fail_msg("compile failed: %s\nrule:\n%s", d.first, src);
+	snprintf(ev, sizeof(ev), "%s", rf_sigma_rule_ir(r)->event);
+	rf_sigma_rule_free(r);
+	return ev;
+}
+
+static void test_logsource(void **state)
+{
+	static const char json[] =
+	    "{\"agent\":\"win\",\"version\":\"1.2.0\",\"product\":\"windows\",\"events\":["
+	    "{\"name\":\"windows_security\",\"fields\":[{\"name\":\"EventID\",\"type\":"
+	    "\"int\"}]},{\"name\":\"process_creation\",\"fields\":[{\"name\":\"EventID\","
+	    "\"type\":\"int\"}]}]}";
+	struct rf_diag d = {0};
+	struct rf_manifest *m = NULL;
+
+	/* The event type: the category, else product_service, else the service alone. */
+	assert_string_equal(event_of("{category: process_creation, product: windows}", NULL),
+			    "process_creation");
+	assert_string_equal(event_of("{product: windows, service: security}", NULL),
+			    "windows_security");
+	assert_string_equal(event_of("{service: apache}", NULL), "apache");
+	assert_string_equal(event_of("{product: aws, service: cloudtrail}", NULL),
+			    "aws_cloudtrail");
+	expect_reject("title: T\nid: r1\nlogsource: {category: application, service: audit}\n"
+		      "detection: {a: {A: b}, condition: a}\n",
+		      -ENOTSUP, "both category 'application' and service 'audit'");
+	expect_reject("title: T\nid: r1\nlogsource: {product: Windows, service: security}\n"
+		      "detection: {a: {A: b}, condition: a}\n",
+		      -EBADMSG, "logsource product 'Windows' is not lower-case");
+
+	/* A manifest naming a product refuses the rules of another, naming it. */
+	assert_int_equal(rf_manifest_parse((const uint8_t *)json, strlen(json), &m, &d), 0);
+	assert_string_equal(rf_manifest_product(m), "windows");
+	assert_string_equal(event_of("{product: windows, service: security}", m),
+			    "windows_security");
+	assert_string_equal(event_of("{category: process_creation}", m), "process_creation");
+	expect_reject_m("title: T\nid: r1\nlogsource: {product: linux, category: "
+			"process_creation}\ndetection: {a: {EventID: 1}, condition: a}\n",
+			m, -ENOENT,
+			"logsource product 'linux' is not supplied by win 1.2.0 (it supplies "
+			"product 'windows')",
+			NULL);
+	expect_reject_m("title: T\nid: r1\nlogsource: {product: windows, service: system}\n"
+			"detection: {a: {EventID: 1}, condition: a}\n",
+			m, -ENOENT,
+			"logsource service 'system' (event 'windows_system') is not supplied by "
+			"win 1.2.0",
+			NULL);
+	rf_manifest_free(m);
+
+	/* Manifests before 1.2.0 name no product: any product's rules compile against them. */
+	m = manifest_new();
+	assert_null(rf_manifest_product(m));
+	expect_ir_m("title: T\nid: r1\nlogsource: {product: linux, category: process_creation}\n"
+		    "detection: {a: {Image: x}, condition: a}\n",
+		    m, "Image eq 'x' | a0");
 	rf_manifest_free(m);
 }
 
@@ -1137,6 +1211,7 @@ int main(void)
 	    cmocka_unit_test(test_rule_level_rejections),
 	    cmocka_unit_test(test_header_fields_carried),
 	    cmocka_unit_test(test_manifest),
+	    cmocka_unit_test(test_logsource),
 	    cmocka_unit_test(test_limits),
 	    cmocka_unit_test(test_limits_sizes),
 	    cmocka_unit_test(test_truncated_at_every_byte),
