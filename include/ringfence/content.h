@@ -136,6 +136,20 @@ struct rf_engine_scratch;
  */
 int rf_engine_load(const uint8_t *p, size_t n, const struct rf_manifest *m, struct rf_engine **ret,
 		   struct rf_diag *reterr) RF_WUR;
+/*
+ * rf_engine_load, keeping the compiled matchers in the file cache_path, so that loading the same
+ * pack again (a worker restarting) skips compiling its patterns. The file belongs to the agent
+ * (beside the pack, never shipped); the pack is verified against m on every load exactly as by
+ * rf_engine_load, and a cached database is used only if it was compiled from exactly the
+ * expressions this build makes of this pack (src/content/cache.c); a cache that is missing, for
+ * other content, for another Vectorscan or CPU, or damaged is ignored and rewritten (atomically).
+ * *ret_cache (optional, written on success): 1 the matchers came from the cache; 0 they were
+ * compiled and the cache written; a negative errno: compiled, the cache could not be written
+ * (the engine works all the same). Returns as rf_engine_load.
+ */
+int rf_engine_load_cached(const uint8_t *p, size_t n, const struct rf_manifest *m,
+			  const char *cache_path, struct rf_engine **ret, int *ret_cache,
+			  struct rf_diag *reterr) RF_WUR;
 void rf_engine_free(struct rf_engine *e);
 const struct rf_pack *rf_engine_pack(const struct rf_engine *e);
 

@@ -27,7 +27,9 @@
 
 #include <hs/hs.h>
 
+#include "common/buf.h"
 #include "common/util.h"
+#include "content/cache.h"
 #include "content/pack.h"
 #include "ringfence/limits.h"
 
@@ -101,6 +103,13 @@ struct rf_engine {
 	uint32_t *lazy_off, *lazy_len;	 /* per rule: the lazy fields it reads */
 	uint32_t *lazy_fields;
 	size_t scratch_bytes;
+	/* Loading from a cache (cache.c): databases to use instead of compiling, in db order
+	 * (fields with string atoms ascending, then keywords); taken ones are set to NULL. */
+	hs_database_t **pre;
+	const uint8_t (*pre_digests)[32];
+	uint32_t npre, ipre;
+	uint8_t (*digests)[32]; /* of each database, in db order (make_exprs) */
+	uint32_t ndigests;
 };
 
 struct rf_engine_scratch {
@@ -154,6 +163,7 @@ void rf_engine_free(struct rf_engine *e)
 	free(e->lazy_fields);
 	free(e->agent);
 	free(e->version);
+	free(e->digests);
 	rf_pack_free(e->pk);
 	free(e);
 }
@@ -163,36 +173,74 @@ const struct rf_pack *rf_engine_pack(const struct rf_engine *e)
 	return e->pk;
 }
 
-/* Compile the string atoms in atoms[0..n) into one database. */
-static int compile_db(const struct rf_engine *e, const uint32_t *atoms, uint32_t n,
-		      const char *what, hs_database_t **ret, struct rf_diag *d)
+/* The expressions of the string atoms in atoms[0..n) (Vectorscan's input), and their digest:
+ * SHA-256 over every expression, its flags and its id, so a cached database is used only for
+ * exactly the expressions it was compiled from (whatever changed: the pack, or how this build
+ * turns patterns into expressions). */
+static int make_exprs(const struct rf_engine *e, const uint32_t *atoms, uint32_t n, char **exprs,
+		      unsigned *flags, unsigned *ids, uint8_t digest[32], struct rf_diag *d)
 {
 	const struct rf_pack *pk = e->pk;
-	char **exprs = calloc(n, sizeof(*exprs));
-	unsigned *flags = calloc(n, sizeof(*flags)), *ids = calloc(n, sizeof(*ids));
-	hs_compile_error_t *err = NULL;
+	struct rf_buf b = RF_BUF_INIT(SIZE_MAX - 1);
 	int r = 0;
 
-	if (!exprs || !flags || !ids) {
-		r = -ENOMEM;
-		goto out;
-	}
 	for (uint32_t i = 0; i < n; i++) {
 		const struct rf_patom *a = &pk->atoms[atoms[i]];
 		const struct rf_pstr *p = &pk->strings[a->pattern];
 		size_t cap = RF_GLOB_REGEX_MAX(p->len) + 1;
+		int len;
 		exprs[i] = malloc(cap);
 		if (!exprs[i]) {
 			r = -ENOMEM;
 			goto out;
 		}
-		if (rf__pack_glob_regex(a->op, p->s, p->len, exprs[i], cap) < 0) {
+		if ((len = rf__pack_glob_regex(a->op, p->s, p->len, exprs[i], cap)) < 0) {
 			r = rf_diag_report(d, -E2BIG, "engine: atom %u: pattern too long",
 					   atoms[i]);
 			goto out;
 		}
 		flags[i] = rf__pack_hs_flags(a->op, a->flags);
 		ids[i] = atoms[i];
+		uint32_t tail[2] = {flags[i], ids[i]};
+		if ((r = rf_buf_append(&b, exprs[i], (size_t)len + 1)) < 0 ||
+		    (r = rf_buf_append(&b, tail, sizeof(tail))) < 0)
+			goto out;
+	}
+	rf_sha256(b.p, b.n, digest);
+out:
+	rf_buf_free(&b);
+	return r;
+}
+
+/* Build the database of the string atoms in atoms[0..n): taken from the cache when it holds one
+ * for exactly these expressions, else compiled. */
+static int compile_db(struct rf_engine *e, const uint32_t *atoms, uint32_t n, const char *what,
+		      hs_database_t **ret, struct rf_diag *d)
+{
+	char **exprs = calloc(n, sizeof(*exprs));
+	unsigned *flags = calloc(n, sizeof(*flags)), *ids = calloc(n, sizeof(*ids));
+	hs_compile_error_t *err = NULL;
+	uint8_t *digest = e->digests[e->ndigests];
+	int r = 0;
+
+	if (!exprs || !flags || !ids) {
+		r = -ENOMEM;
+		goto out;
+	}
+	r = make_exprs(e, atoms, n, exprs, flags, ids, digest, d);
+	if (r < 0)
+		goto out;
+	e->ndigests++;
+	if (e->pre) {
+		/* The cache's next database, if it was built from these very expressions. */
+		if (e->ipre >= e->npre || !e->pre[e->ipre] ||
+		    memcmp(e->pre_digests[e->ipre], digest, 32) != 0) {
+			r = -ESTALE;
+			goto out;
+		}
+		*ret = e->pre[e->ipre];
+		e->pre[e->ipre++] = NULL;
+		goto out;
 	}
 	/* Tune the database for the CPU it runs on (the agent compiles on its own host). */
 	hs_platform_info_t plat;
@@ -506,6 +554,9 @@ static int build(struct rf_engine *e, const struct rf_manifest *m, struct rf_dia
 	 * scanning non-trigger patterns (filters) in a second database only when a candidate rule
 	 * needs them (~25% slower: most events then scan CommandLine twice; Vectorscan's cost here
 	 * is dominated by the per-scan overhead, not by the number of patterns). */
+	e->digests = calloc((size_t)nf + 2, sizeof(*e->digests));
+	if (!e->digests)
+		goto out;
 	for (uint32_t f = 0; f < nf; f++) {
 		uint32_t k = 0;
 		if (!cs[f])
@@ -530,6 +581,10 @@ static int build(struct rf_engine *e, const struct rf_manifest *m, struct rf_dia
 		r = compile_db(e, tmp, k, "the keyword patterns", &e->kwdb, d);
 		if (r < 0)
 			goto out;
+	}
+	if (e->pre && e->ipre != e->npre) {
+		r = -ESTALE;
+		goto out;
 	}
 	/* Fields with NULL atoms, grouped per event (absent fields make them true). */
 	uint32_t nfo = 0;
@@ -589,6 +644,31 @@ out:
 int rf_engine_load(const uint8_t *p, size_t n, const struct rf_manifest *m, struct rf_engine **ret,
 		   struct rf_diag *d)
 {
+	return rf__engine_load_with(p, n, m, NULL, NULL, 0, ret, d);
+}
+
+uint32_t rf__engine_ndbs(const struct rf_engine *e)
+{
+	uint32_t k = e->kwdb != NULL;
+
+	for (uint32_t f = 0; f < e->pk->n_fields; f++)
+		k += e->pf[f].db != NULL;
+	return k;
+}
+
+const hs_database_t *rf__engine_db(const struct rf_engine *e, uint32_t i, const uint8_t **digest)
+{
+	*digest = i < e->ndigests ? e->digests[i] : NULL;
+	for (uint32_t f = 0; f < e->pk->n_fields; f++)
+		if (e->pf[f].db && i-- == 0)
+			return e->pf[f].db;
+	return i == 0 ? e->kwdb : NULL;
+}
+
+int rf__engine_load_with(const uint8_t *p, size_t n, const struct rf_manifest *m,
+			 hs_database_t **pre, const uint8_t (*pre_digests)[32], uint32_t npre,
+			 struct rf_engine **ret, struct rf_diag *d)
+{
 	struct rf_engine *e;
 	struct rf_pack *pk = NULL;
 	int r = rf_pack_open(p, n, &pk, d);
@@ -606,9 +686,13 @@ int rf_engine_load(const uint8_t *p, size_t n, const struct rf_manifest *m, stru
 		return -ENOMEM;
 	}
 	e->pk = pk;
+	e->pre = pre;
+	e->pre_digests = pre_digests;
+	e->npre = npre;
 	e->agent = strdup(rf_manifest_agent(m));
 	e->version = strdup(rf_manifest_version(m));
 	r = e->agent && e->version ? build(e, m, d) : -ENOMEM;
+	e->pre = NULL;
 	if (r < 0) {
 		rf_engine_free(e);
 		return r;
