@@ -84,6 +84,7 @@ struct evtype {
 	size_t name_len;
 	uint32_t always_off, always_len; /* rules without a trigger set */
 	uint32_t nf_off, nf_len;	 /* pack fields of this event that have NULL atoms */
+	uint32_t fr_off, fr_len;	 /* FIELDREF atoms on this event's fields, in e->frefs */
 };
 
 struct rf_engine {
@@ -98,6 +99,7 @@ struct rf_engine {
 	hs_database_t *kwdb;
 	struct numatom *nums;
 	uint32_t *pres, *nulls, *nullfields, *always;
+	uint32_t *frefs; /* FIELDREF atoms, grouped per event type */
 	uint32_t *trig_off, *trig_rules; /* CSR: atom -> rules */
 	uint32_t *rule_ev;		 /* manifest event of each rule */
 	uint32_t *lazy_off, *lazy_len;	 /* per rule: the lazy fields it reads */
@@ -154,6 +156,7 @@ void rf_engine_free(struct rf_engine *e)
 	free(e->pres);
 	free(e->nulls);
 	free(e->nullfields);
+	free(e->frefs);
 	free(e->always);
 	free(e->trig_off);
 	free(e->trig_rules);
@@ -506,6 +509,8 @@ static int build(struct rf_engine *e, const struct rf_manifest *m, struct rf_dia
 			ce[at->field]++;
 		else if (at->op == RF_OP_NULL)
 			cu[at->field]++;
+		else if (at->op == RF_OP_FIELDREF)
+			continue; /* compared in prepare_event, no database */
 		else if (pk->fields[at->field].type == RF_FT_STRING)
 			cs[at->field]++;
 		else
@@ -533,6 +538,8 @@ static int build(struct rf_engine *e, const struct rf_manifest *m, struct rf_dia
 			e->pres[f->pres_off + f->pres_len++] = a;
 		} else if (at->op == RF_OP_NULL) {
 			e->nulls[f->null_off + f->null_len++] = a;
+		} else if (at->op == RF_OP_FIELDREF) {
+			continue;
 		} else if (t != RF_FT_STRING) {
 			struct numatom *nm = &e->nums[f->num_off + f->num_len++];
 			memset(nm, 0, sizeof(*nm));
@@ -563,7 +570,8 @@ static int build(struct rf_engine *e, const struct rf_manifest *m, struct rf_dia
 			continue;
 		for (uint32_t a = 0; a < na; a++) {
 			const struct rf_patom *at = &pk->atoms[a];
-			if (at->field == f && at->op != RF_OP_EXISTS && at->op != RF_OP_NULL)
+			if (at->field == f && at->op != RF_OP_EXISTS && at->op != RF_OP_NULL &&
+			    at->op != RF_OP_FIELDREF)
 				tmp[k++] = a;
 		}
 		char what[RF_NAME_MAX + 64];
@@ -585,6 +593,31 @@ static int build(struct rf_engine *e, const struct rf_manifest *m, struct rf_dia
 	if (e->pre && e->ipre != e->npre) {
 		r = -ESTALE;
 		goto out;
+	}
+	/* FIELDREF atoms, grouped per event type (both fields are of the atom's event; the
+	 * verifier proved it), by counting sort: linear in atoms + events. */
+	e->frefs = malloc((na + 1) * sizeof(*e->frefs));
+	if (!e->frefs) {
+		r = -ENOMEM;
+		goto out;
+	}
+	for (uint32_t a = 0; a < na; a++) {
+		const struct rf_patom *at = &pk->atoms[a];
+		if (at->op == RF_OP_FIELDREF && at->field < nf && at->ref < nf)
+			e->evs[e->pf[at->field].ev].fr_len++;
+	}
+	uint32_t nfr = 0;
+	for (size_t v = 0; v < e->n_ev; v++) {
+		e->evs[v].fr_off = nfr;
+		nfr += e->evs[v].fr_len;
+		e->evs[v].fr_len = 0;
+	}
+	for (uint32_t a = 0; a < na; a++) {
+		const struct rf_patom *at = &pk->atoms[a];
+		if (at->op == RF_OP_FIELDREF && at->field < nf && at->ref < nf) {
+			struct evtype *et = &e->evs[e->pf[at->field].ev];
+			e->frefs[et->fr_off + et->fr_len++] = a;
+		}
 	}
 	/* Fields with NULL atoms, grouped per event (absent fields make them true). */
 	uint32_t nfo = 0;
@@ -871,6 +904,21 @@ static bool oversize(const struct rf_event *ev)
 	return total > RF_EVENT_LINE_MAX;
 }
 
+/* Equal ignoring ASCII case (the engine's case-insensitive rule: bytes >= 0x80 compare as is). */
+static bool ascii_caseeq(const char *x, const char *y, size_t n)
+{
+	for (size_t i = 0; i < n; i++) {
+		unsigned char a = (unsigned char)x[i], b = (unsigned char)y[i];
+		if (a >= 'A' && a <= 'Z')
+			a |= 0x20;
+		if (b >= 'A' && b <= 'Z')
+			b |= 0x20;
+		if (a != b)
+			return false;
+	}
+	return true;
+}
+
 /* Phase 1 for one event: resolve its fields, set presence/number/keyword atoms, remember the
  * values the field databases will scan. Returns 0, 1 if the event type is unknown, -EIO. */
 static int prepare_event(const struct rf_engine *e, const struct rf_event *ev, size_t b,
@@ -958,6 +1006,18 @@ static int prepare_event(const struct rf_engine *e, const struct rf_event *ev, s
 		const struct pfield_rt *rt = &e->pf[pf];
 		for (uint32_t j = 0; j < rt->null_len; j++)
 			set_bit(s, bits, e->nulls[rt->null_off + j]);
+	}
+	/* FIELDREF atoms: both fields present and equal (whole values, so linear in them). */
+	for (uint32_t k = 0; k < et->fr_len; k++) {
+		uint32_t a = e->frefs[et->fr_off + k];
+		const struct rf_patom *at = &pk->atoms[a];
+		size_t fa = b * nf + at->field, fb = b * nf + at->ref;
+		if (s->field_stamp[fa] != s->stamp || s->field_stamp[fb] != s->stamp ||
+		    s->flen[fa] != s->flen[fb])
+			continue;
+		if ((at->flags & RF_ATOM_CASED) ? !memcmp(s->fval[fa], s->fval[fb], s->flen[fa])
+						: ascii_caseeq(s->fval[fa], s->fval[fb], s->flen[fa]))
+			set_bit(s, bits, a);
 	}
 	return 0;
 }

@@ -228,6 +228,16 @@ const char *rf__pack_atom_problem(unsigned t, unsigned op, unsigned flags, const
 		return "atom has no field";
 	if (op == RF_OP_EXISTS || op == RF_OP_NULL)
 		return n == 0 ? NULL : "exists/null atom carries a pattern";
+	if (op == RF_OP_FIELDREF) {
+		if (t != RF_FT_STRING)
+			return "fieldref on a field that is not a string";
+		if (n == 0 || n > RF_NAME_MAX)
+			return "fieldref names no field (or a name over RF_NAME_MAX bytes)";
+		for (size_t i = 0; i < n; i++)
+			if (pat[i] <= 0x20 || pat[i] >= 0x7f || pat[i] == '"' || pat[i] == '\\')
+				return "fieldref pattern is not a field name (printable ASCII)";
+		return NULL;
+	}
 	if (n > RF_PATTERN_MAX)
 		return "pattern longer than RF_PATTERN_MAX (1024 bytes)";
 	if (t == RF_FT_STRING && op == RF_OP_REGEX)
@@ -574,6 +584,15 @@ int rf_pack_builder_add(struct rf_pack_builder *b, const struct rf_ir_rule *r, s
 		if ((rc = add_str(b, a->pattern_len ? a->pattern : (const uint8_t *)"",
 				  a->pattern_len, &pidx)) < 0)
 			goto fail;
+		if (a->op == RF_OP_FIELDREF) { /* the other field must be in the table too */
+			uint32_t ridx;
+			memset(rec, 0, sizeof(rec));
+			put32(rec, sid[4]);
+			put32(rec + 4, pidx);
+			rec[8] = RF_FT_STRING;
+			if ((rc = intern(&b->fields, rec, 12, RF_PACK_FIELDS_MAX, &ridx)) < 0)
+				goto fail;
+		}
 		memset(rec, 0, sizeof(rec));
 		put32(rec, fidx);
 		rec[4] = (uint8_t)a->op;

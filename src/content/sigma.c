@@ -711,6 +711,7 @@ enum mod {
 	M_GTE = 1u << 18,
 	M_LT = 1u << 19,
 	M_LTE = 1u << 20,
+	M_FIELDREF = 1u << 21,
 };
 #define M_POSITION (M_CONTAINS | M_STARTSWITH | M_ENDSWITH)
 #define M_RE_SUB (M_RE_I | M_RE_M | M_RE_S)
@@ -723,7 +724,6 @@ enum mod {
 static const struct {
 	const char *name, *why;
 } unsupported_mods[] = {
-    {"fieldref", "comparing two fields of an event is not supported yet"},
     {"expand", "placeholders (%name%) need values from a pipeline configuration, which ringfence "
 	       "does not have"},
     {"neq", "not supported yet (write 'not' in the condition)"},
@@ -750,6 +750,7 @@ static const struct {
     {"utf16be", M_UTF16BE},	{"utf16", M_UTF16},
     {"gt", M_GT},		{"gte", M_GTE},
     {"lt", M_LT},		{"lte", M_LTE},
+    {"fieldref", M_FIELDREF},
 };
 
 struct field_spec {
@@ -795,6 +796,9 @@ static const char *mods_problem(unsigned m, bool utf_after_b64)
 		       "value is encoded to UTF-16 first, then to Base64)";
 	if ((m & M_B64) && (m & M_WINDASH))
 		return "'windash' with 'base64'/'base64offset' is not supported";
+	if ((m & M_FIELDREF) && (m & ~(M_FIELDREF | M_ALL | M_CASED)))
+		return "'fieldref' can only be combined with 'all' and 'cased' (it compares two "
+		       "whole values)";
 	return NULL;
 }
 
@@ -1169,6 +1173,47 @@ static int check_regex(struct ctx *c, const struct node *val, uint32_t flags, co
 	return 0;
 }
 
+/* `A|fieldref: B`: true when the event's fields A and B are both present with equal values
+ * (case-insensitive unless `cased`). B must be a field of the same event, and both strings. */
+static int emit_fieldref(struct ctx *c, struct vec *v, const struct field_spec *fs,
+			 const struct node *val, const char *where)
+{
+	char qv[64];
+
+	if (val->sk != S_STR || val->len == 0 || val->len > RF_NAME_MAX)
+		return fail(c, -EBADMSG, "fieldref value '%s' is not a field name (%s)",
+			    qs(qv, sizeof(qv), val), where);
+	for (size_t i = 0; i < val->len; i++)
+		if (!field_char_ok(val->s[i]) || val->s[i] == '"' || val->s[i] == '\\')
+			return fail(c, -EBADMSG,
+				    "fieldref value '%s' is not a field name (printable ASCII; %s)",
+				    qs(qv, sizeof(qv), val), where);
+	if (fs->mtype && fs->mtype != RF_FT_STRING)
+		return fail(c, -EINVAL, "fieldref on %s field '%s' (only string fields; %s)",
+			    type_name(fs->mtype), fs->name, where);
+	if (c->m) {
+		int t = rf_manifest_field_type(c->m, c->event, val->s);
+		char qa[64], qver[32];
+		if (t < 0)
+			return fail(c, -ENOENT,
+				    "field '%s' (referenced by fieldref) is not supplied by %s %s "
+				    "(event %s supplies %zu fields; %s)",
+				    qs(qv, sizeof(qv), val),
+				    rf_diag_quote(qa, sizeof(qa), rf_manifest_agent(c->m),
+						  strlen(rf_manifest_agent(c->m))),
+				    rf_diag_quote(qver, sizeof(qver), rf_manifest_version(c->m),
+						  strlen(rf_manifest_version(c->m))),
+				    c->event, rf_manifest_event_nfields(c->m, c->event), where);
+		if (t != RF_FT_STRING)
+			return fail(c, -EINVAL,
+				    "fieldref to %s field '%s' (only string fields; %s)",
+				    type_name((enum rf_ftype)t), qs(qv, sizeof(qv), val), where);
+	}
+	return emit_atom(c, v, fs->name, RF_FT_STRING, RF_OP_FIELDREF,
+			 (fs->mods & M_CASED) ? RF_ATOM_CASED : 0, (const uint8_t *)val->s,
+			 val->len);
+}
+
 /* One value of a field (or keyword) entry: push its atom(s). */
 static int emit_value(struct ctx *c, struct vec *v, const struct field_spec *fs,
 		      const struct node *val, const char *ident)
@@ -1229,6 +1274,8 @@ static int emit_value(struct ctx *c, struct vec *v, const struct field_spec *fs,
 	case S_STR:
 		break;
 	}
+	if (m & M_FIELDREF)
+		return emit_fieldref(c, v, fs, val, where);
 	if (has_nul(val))
 		return fail(c, -EBADMSG, "value at line %u holds a NUL byte (%s)", val->line,
 			    where);

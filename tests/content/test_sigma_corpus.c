@@ -293,7 +293,7 @@ static void test_corpus(void **state)
 	/* Pinned (issue 12 item 7): a change to the compiler or the corpus that moves these must
 	 * update them and docs/sigma.md's tables together. */
 	assert_int_equal(files.n, 1372);
-	assert_int_equal(run(&files, NULL, "without a manifest", NULL), 1371);
+	assert_int_equal(run(&files, NULL, "without a manifest", NULL), 1372);
 
 	/* Against this build's agent manifest: whatever compiles must also verify. */
 	char *mpath = join(src ? src : ".", "manifests/ringfence-agent-1.1.0.json");
@@ -306,7 +306,7 @@ static void test_corpus(void **state)
 	assert_int_equal(rf_file_read(mpath, RF_MANIFEST_MAX, &mj, &mn), 0);
 	assert_int_equal(rf_manifest_parse(mj, mn, &m, &d), 0);
 	assert_int_equal(rf_pack_builder_new(&b), 0);
-	assert_int_equal(run(&files, m, "against manifests/ringfence-agent-1.1.0.json", b), 1370);
+	assert_int_equal(run(&files, m, "against manifests/ringfence-agent-1.1.0.json", b), 1371);
 	assert_int_equal(rf_pack_builder_finish(b, 1, &pack, &plen), 0);
 	const struct rf_manifest *ms[] = {m};
 	struct rf_diag vd = {0};
@@ -348,7 +348,7 @@ static void test_whole_corpus(void **state)
 	assert_int_equal(all.n, 3141);
 	assert_int_equal(run(&all, m, "whole corpus against manifests/ringfence-agent-1.1.0.json",
 			     NULL),
-			 1439);
+			 1440);
 	rf_manifest_free(m);
 	free(mj);
 	free(mpath);
@@ -438,11 +438,11 @@ static const struct {
 	const char *ev;
 	size_t rules, ok;
 } windows_pinned[] = {
-    {"process_creation", 1183, 1182},
+    {"process_creation", 1183, 1183},
     {"registry_set", 204, 204},
     {"file_event", 166, 166},
     {"ps_script", 162, 162},
-    {"windows_security", 145, 141},
+    {"windows_security", 145, 142},
     {"image_load", 100, 100},
     {"windows_system", 63, 63},
     {"network_connection", 51, 51},
@@ -453,7 +453,7 @@ static const struct {
     {"dns_query", 22, 22},
     {"pipe_created", 17, 17},
     {"windows_windefend", 16, 16},
-    {"file_delete", 12, 11},
+    {"file_delete", 12, 12},
     {"create_remote_thread", 11, 11},
     {"windows_codeintegrity-operational", 10, 10},
     {"driver_load", 10, 9},
@@ -593,7 +593,7 @@ static void test_windows_sources(void **state)
 	}
 	assert_int_equal(pinned_rules, sup); /* every supplied event type is pinned */
 	assert_int_equal(sup, 2406);
-	assert_int_equal(sup_ok, 2398);
+	assert_int_equal(sup_ok, 2401);
 	assert_true(sup_ok * 100 >= sup * 98);
 
 	assert_int_equal(rf_pack_builder_finish(b, 1, &pack, &plen), 0);
