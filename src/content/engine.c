@@ -511,7 +511,7 @@ static int build(struct rf_engine *e, const struct rf_manifest *m, struct rf_dia
 			cu[at->field]++;
 		else if (at->op == RF_OP_FIELDREF)
 			continue; /* compared in prepare_event, no database */
-		else if (pk->fields[at->field].type == RF_FT_STRING)
+		else if (pk->fields[at->field].type == RF_FT_STRING && at->op != RF_OP_CIDR)
 			cs[at->field]++;
 		else
 			cn[at->field]++;
@@ -540,7 +540,7 @@ static int build(struct rf_engine *e, const struct rf_manifest *m, struct rf_dia
 			e->nulls[f->null_off + f->null_len++] = a;
 		} else if (at->op == RF_OP_FIELDREF) {
 			continue;
-		} else if (t != RF_FT_STRING) {
+		} else if (t != RF_FT_STRING || at->op == RF_OP_CIDR) {
 			struct numatom *nm = &e->nums[f->num_off + f->num_len++];
 			memset(nm, 0, sizeof(*nm));
 			nm->atom = a;
@@ -571,7 +571,7 @@ static int build(struct rf_engine *e, const struct rf_manifest *m, struct rf_dia
 		for (uint32_t a = 0; a < na; a++) {
 			const struct rf_patom *at = &pk->atoms[a];
 			if (at->field == f && at->op != RF_OP_EXISTS && at->op != RF_OP_NULL &&
-			    at->op != RF_OP_FIELDREF)
+			    at->op != RF_OP_FIELDREF && at->op != RF_OP_CIDR)
 				tmp[k++] = a;
 		}
 		char what[RF_NAME_MAX + 64];
@@ -985,9 +985,17 @@ static int prepare_event(const struct rf_engine *e, const struct rf_event *ev, s
 		s->fval[b * nf + pf] = val;
 		s->flen[b * nf + pf] = (uint32_t)len;
 		if (rt->num_len) {
-			for (uint32_t k = 0; typed && k < rt->num_len; k++) {
+			/* On a string field the only such atoms are CIDR: the value counts if it
+			 * is an address (Windows writes IpAddress as "-" when there is none). */
+			uint8_t nt = sl->type;
+			bool ok = typed;
+			if (nt == RF_FT_STRING) {
+				nt = RF_FT_IP;
+				ok = rf__pack_parse_ip(val, len, ip);
+			}
+			for (uint32_t k = 0; ok && k < rt->num_len; k++) {
 				const struct numatom *nm = &e->nums[rt->num_off + k];
-				if (num_match(nm, sl->type, iv, ip))
+				if (num_match(nm, nt, iv, ip))
 					set_bit(s, bits, nm->atom);
 			}
 		}

@@ -29,7 +29,9 @@
  *     ("-"? digits), compared as int64 (field OP pattern). On an ip field: RF_OP_EQ with an
  *     IPv4/IPv6 literal, compared as an address, or RF_OP_CIDR with a prefix ("10.0.0.0/8",
  *     "2001:db8::/32"; host bits are ignored). A value that does not parse as the field's type
- *     makes these atoms false. The verifier rejects anything else.
+ *     makes these atoms false. RF_OP_CIDR is also allowed on a string field: its value is
+ *     parsed as an address, and the atom is false when it is not one. The verifier rejects
+ *     anything else.
  *   - RF_OP_EXISTS / RF_OP_NULL take no pattern (pattern_len 0).
  *   - RF_OP_FIELDREF(p), string fields only: p is the name of another string field of the same
  *     event (Sigma |fieldref); true when the event carries both and their values are equal,

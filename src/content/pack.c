@@ -246,6 +246,10 @@ const char *rf__pack_atom_problem(unsigned t, unsigned op, unsigned flags, const
 		return "more than RF_PATTERN_WILDCARDS_MAX (64) wildcards in the pattern";
 	switch (t) {
 	case RF_FT_STRING:
+		if (op == RF_OP_CIDR) /* the value is parsed as an address at run time */
+			return rf__pack_parse_cidr((const char *)pat, n, ip, &bits)
+				   ? NULL
+				   : "pattern is not an IPv4/IPv6 CIDR prefix";
 		return op <= RF_OP_ENDSWITH ? NULL : "operator not allowed on a string field";
 	case RF_FT_INT:
 		if (op != RF_OP_EQ && (op < RF_OP_GT || op > RF_OP_LTE))

@@ -1293,9 +1293,21 @@ static int emit_value(struct ctx *c, struct vec *v, const struct field_spec *fs,
 		t = (m & M_CIDR) ? RF_FT_IP
 		    : (m & M_NUM) || (val->sk == S_INT && !(m & ~M_ALL)) ? RF_FT_INT
 									  : RF_FT_STRING;
-	if ((m & M_CIDR) && t != RF_FT_IP)
-		return fail(c, -EINVAL, "'cidr' on %s field '%s' (cidr needs an ip field; %s)",
-			    type_name(t), fs->name, where);
+	if ((m & M_CIDR) && t == RF_FT_INT)
+		return fail(c, -EINVAL, "'cidr' on int field '%s' (cidr needs an ip or string field; %s)",
+			    fs->name, where);
+	if ((m & M_CIDR) && t == RF_FT_STRING) {
+		/* A text field holding an address (Windows' IpAddress: "-" when there is none): the
+		 * engine parses the value, and a value that is not an address does not match. */
+		unsigned char addr[16];
+		unsigned bits;
+		if (!rf__pack_parse_cidr(val->s, val->len, addr, &bits))
+			return fail(c, -EINVAL,
+				    "value '%s' is not an IPv4/IPv6 CIDR prefix such as 10.0.0.0/8 "
+				    "(%s)",
+				    qs(qv, sizeof(qv), val), where);
+		return emit_atom(c, v, fs->name, RF_FT_STRING, RF_OP_CIDR, 0, pat, plen);
+	}
 	if ((m & M_NUM) && t != RF_FT_INT)
 		return fail(c, -EINVAL,
 			    "gt/gte/lt/lte on %s field '%s' (they need an int field; %s)",

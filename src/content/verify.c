@@ -374,7 +374,7 @@ static int decode_atoms(struct rf_pack *pk, const uint8_t *s, uint32_t count, st
 				return -ENOMEM;
 			why = resolve_fieldref(pk, canon, &ft, a);
 		} else if (!why && (t == RF_FT_STRING || a->op == RF_OP_KEYWORD) &&
-			   a->op != RF_OP_EXISTS && a->op != RF_OP_NULL) {
+			   a->op != RF_OP_EXISTS && a->op != RF_OP_NULL && a->op != RF_OP_CIDR) {
 			why = pattern_compiles(a, p);
 		}
 		if (why) {

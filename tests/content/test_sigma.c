@@ -389,10 +389,15 @@ static void test_modifier_combinations(void **state)
 			 cases[i].key);
 		expect_reject(src, -EBADMSG, cases[i].why, cases[i].key);
 	}
-	/* Types: with a manifest, cidr needs an ip field and gt.. an int field. */
+	/* Types: with a manifest, cidr needs an ip or a string field (whose value is parsed as an
+	 * address when the event is evaluated) and gt.. an int field. */
 	struct rf_manifest *m = manifest_new();
-	expect_reject_m(HEADER "detection:\n  s:\n    Image|cidr: 10.0.0.0/8\n  condition: s\n", m,
-			-EINVAL, "'cidr' on string field 'Image' (cidr needs an ip field", NULL);
+	expect_ir_m(HEADER "detection:\n  s:\n    Image|cidr: 10.0.0.0/8\n  condition: s\n", m,
+		    "Image cidr '10.0.0.0/8' | a0");
+	expect_reject_m(HEADER "detection:\n  s:\n    Image|cidr: 10.0.0.0/33\n  condition: s\n", m,
+			-EINVAL, "not an IPv4/IPv6 CIDR prefix", NULL);
+	expect_reject_m(HEADER "detection:\n  s:\n    ProcessId|cidr: 10.0.0.0/8\n  condition: s\n",
+			m, -EINVAL, "'cidr' on int field 'ProcessId'", NULL);
 	expect_reject_m(HEADER "detection:\n  s:\n    Image|gt: 4\n  condition: s\n", m, -EINVAL,
 			"gt/gte/lt/lte on string field 'Image'", NULL);
 	expect_reject_m(HEADER "detection:\n  s:\n    ProcessId|re: '4.*'\n  condition: s\n", m,
@@ -1238,6 +1243,37 @@ static void test_e2e_conditions(void **state)
 		  (const char *const[]){"-" PC "\"Image\":\"a\"}", "+" PC "\"User\":\"b\"}", NULL});
 }
 
+static void test_e2e_cidr_on_string(void **state)
+{
+	/* User is a string field in the test manifest: the value is parsed as an address; text
+	 * that is not one ("-", as Windows writes IpAddress when there is none) does not match. */
+	static const char *const ev[] = {
+	    "+" PC "\"User\":\"10.1.2.3\"}",
+	    "+" PC "\"User\":\"::ffff:10.200.0.1\"}",
+	    "-" PC "\"User\":\"11.1.2.3\"}",
+	    "-" PC "\"User\":\"-\"}",
+	    "-" PC "\"User\":\"10.1.2.3:445\"}",
+	    "-" PC "\"Image\":\"10.1.2.3\"}",
+	    NULL,
+	};
+	semantics("  s:\n    User|cidr: 10.0.0.0/8\n  condition: s\n", ev);
+	static const char *const ev6[] = {
+	    "+" PC "\"User\":\"fe80::1\"}",
+	    "-" PC "\"User\":\"fe00::1\"}",
+	    NULL,
+	};
+	semantics("  s:\n    User|cidr: fe80::/10\n  condition: s\n", ev6);
+	/* SigmaHQ's form: `not` a private-range filter fires on text that is no address. */
+	static const char *const notf[] = {
+	    "+" PC "\"User\":\"-\"}",
+	    "+" PC "\"User\":\"8.8.8.8\"}",
+	    "-" PC "\"User\":\"192.168.1.1\"}",
+	    NULL,
+	};
+	semantics("  filter:\n    User|cidr: [10.0.0.0/8, 192.168.0.0/16]\n  condition: not filter\n",
+		  notf);
+}
+
 static void test_e2e_fieldref(void **state)
 {
 	/* Equal values fire, case-insensitively unless cased; either field absent: false, so
@@ -1304,6 +1340,7 @@ int main(void)
 	    cmocka_unit_test(test_e2e_conditions),
 	    cmocka_unit_test(test_fieldref),
 	    cmocka_unit_test(test_e2e_fieldref),
+	    cmocka_unit_test(test_e2e_cidr_on_string),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
