@@ -97,6 +97,11 @@
 /* Dashes one windash value may vary: each becomes 5 variants (5^k atoms). SigmaHQ values vary
  * at most 2; 3 (125 atoms) bounds what one value can cost. */
 #define RF_SIGMA_WINDASH_MAX 3u
+/* Sigma `expand`: values one expanded value may become (the product over its placeholders), and
+ * placeholders in one placeholders file. A placeholder lists a handful of users, hosts or
+ * directories; 256 variants bound what one rule value can cost (each is at least one atom). */
+#define RF_SIGMA_EXPAND_MAX 256u
+#define RF_SIGMA_PLACEHOLDERS_MAX 1024u
 /* Steps spent matching 'x of pattern*' against identifier names, per rule. Each match costs up to
  * name x pattern steps (both <= RF_NAME_MAX); real rules spend < 10,000 steps; 2^24 bounds an
  * adversarial condition to a few milliseconds. */

@@ -28,6 +28,7 @@
 #include <string.h>
 
 #include <hs/hs.h>
+#include <jansson.h>
 #include <yaml.h>
 
 #include "common/util.h"
@@ -167,6 +168,20 @@ struct ctx {
 	uint32_t *atom_hash;
 	unsigned cond_depth;
 	size_t match_steps; /* ident_match work, bounded by RF_SIGMA_MATCH_STEPS_MAX */
+	const struct rf_sigma_placeholders *ph;
+};
+
+/* Placeholder values for `expand` (rf_sigma_placeholders_parse). */
+struct placeholder {
+	char *name;
+	size_t n;
+	char **vals;
+	size_t *lens;
+};
+
+struct rf_sigma_placeholders {
+	size_t n;
+	struct placeholder *p;
 };
 
 static int fail(struct ctx *c, int code, const char *fmt, ...) RF_PRINTF(3, 4);
@@ -712,6 +727,7 @@ enum mod {
 	M_LT = 1u << 19,
 	M_LTE = 1u << 20,
 	M_FIELDREF = 1u << 21,
+	M_EXPAND = 1u << 22,
 };
 #define M_POSITION (M_CONTAINS | M_STARTSWITH | M_ENDSWITH)
 #define M_RE_SUB (M_RE_I | M_RE_M | M_RE_S)
@@ -724,8 +740,6 @@ enum mod {
 static const struct {
 	const char *name, *why;
 } unsupported_mods[] = {
-    {"expand", "placeholders (%name%) need values from a pipeline configuration, which ringfence "
-	       "does not have"},
     {"neq", "not supported yet (write 'not' in the condition)"},
     {"minute", "time modifiers are not supported"},
     {"hour", "time modifiers are not supported"},
@@ -750,7 +764,7 @@ static const struct {
     {"utf16be", M_UTF16BE},	{"utf16", M_UTF16},
     {"gt", M_GT},		{"gte", M_GTE},
     {"lt", M_LT},		{"lte", M_LTE},
-    {"fieldref", M_FIELDREF},
+    {"fieldref", M_FIELDREF}, {"expand", M_EXPAND},
 };
 
 struct field_spec {
@@ -796,6 +810,8 @@ static const char *mods_problem(unsigned m, bool utf_after_b64)
 		       "value is encoded to UTF-16 first, then to Base64)";
 	if ((m & M_B64) && (m & M_WINDASH))
 		return "'windash' with 'base64'/'base64offset' is not supported";
+	if ((m & M_EXPAND) && (m & (M_RE | M_CIDR | M_NUM | M_FIELDREF)))
+		return "'expand' works on text matching: not with re, cidr, gt/gte/lt/lte, fieldref";
 	if ((m & M_FIELDREF) && (m & ~(M_FIELDREF | M_ALL | M_CASED)))
 		return "'fieldref' can only be combined with 'all' and 'cased' (it compares two "
 		       "whole values)";
@@ -1173,6 +1189,107 @@ static int check_regex(struct ctx *c, const struct node *val, uint32_t flags, co
 	return 0;
 }
 
+static int emit_value(struct ctx *c, struct vec *v, const struct field_spec *fs,
+		      const struct node *val, const char *ident);
+
+static const struct placeholder *placeholder_get(const struct rf_sigma_placeholders *ph,
+						 const char *s, size_t n)
+{
+	for (size_t i = 0; ph && i < ph->n; i++)
+		if (strlen(ph->p[i].name) == n && !memcmp(ph->p[i].name, s, n))
+			return &ph->p[i];
+	return NULL;
+}
+
+static bool placeholder_char(char ch)
+{
+	return (ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') || is_digit(ch) || ch == '_' ||
+	       ch == '-' || ch == '.';
+}
+
+/*
+ * `field|expand: '...%name%...'`: each %name% is replaced by each value the placeholders give
+ * it (the product over the placeholders in the value, at most RF_SIGMA_EXPAND_MAX variants),
+ * and the variants are matched with the key's other modifiers, OR'd. A '%' that does not start
+ * a %name% (letters, digits, '_', '-', '.') is itself.
+ */
+static int emit_expand(struct ctx *c, struct vec *v, const struct field_spec *fs,
+		       const struct node *val, const char *ident, const char *where)
+{
+	const struct placeholder *use[RF_SIGMA_EXPAND_MAX];
+	size_t at[RF_SIGMA_EXPAND_MAX], end[RF_SIGMA_EXPAND_MAX], k = 0, total = 1;
+	char qv[64];
+
+	if (val->sk != S_STR && val->sk != S_INT)
+		return fail(c, -EBADMSG, "'expand' needs a text value (%s)", where);
+	if (!c->ph)
+		return fail(c, -ENOTSUP,
+			    "'expand' needs placeholder values (ringfence content compile "
+			    "--placeholders FILE; %s)",
+			    where);
+	for (size_t i = 0; i < val->len; i++) {
+		size_t j = i + 1;
+		if (val->s[i] != '%')
+			continue;
+		while (j < val->len && placeholder_char(val->s[j]))
+			j++;
+		if (j >= val->len || val->s[j] != '%' || j == i + 1)
+			continue;
+		const struct placeholder *p = placeholder_get(c->ph, val->s + i + 1, j - i - 1);
+		if (!p) {
+			char qn[RF_NAME_MAX + 8];
+			return fail(c, -EINVAL, "placeholder '%s' is not defined (%s)",
+				    rf_diag_quote(qn, sizeof(qn), val->s + i, j - i + 1), where);
+		}
+		if (p->n == 0 || total > RF_SIGMA_EXPAND_MAX / p->n || k == RF_SIGMA_EXPAND_MAX)
+			return fail(c, -E2BIG,
+				    "'expand' of '%s' gives more than %u values (or a placeholder "
+				    "has none; %s)",
+				    qs(qv, sizeof(qv), val), RF_SIGMA_EXPAND_MAX, where);
+		total *= p->n;
+		use[k] = p;
+		at[k] = i;
+		end[k++] = j + 1;
+		i = j;
+	}
+	struct field_spec f2 = *fs;
+	f2.mods &= ~M_EXPAND;
+	for (size_t var = 0; var < total; var++) {
+		size_t len = val->len, digits = var;
+		for (size_t q = 0; q < k; q++) {
+			len += use[q]->lens[digits % use[q]->n];
+			digits /= use[q]->n;
+		}
+		char *out = arena_alloc(&c->r->arena, len + 1);
+		size_t o = 0, from = 0;
+		if (!out)
+			return oom(c);
+		digits = var;
+		for (size_t q = 0; q < k; q++) {
+			size_t pick = digits % use[q]->n;
+			digits /= use[q]->n;
+			memcpy(out + o, val->s + from, at[q] - from);
+			o += at[q] - from;
+			memcpy(out + o, use[q]->vals[pick], use[q]->lens[pick]);
+			o += use[q]->lens[pick];
+			from = end[q];
+		}
+		memcpy(out + o, val->s + from, val->len - from);
+		o += val->len - from;
+		out[o] = '\0';
+		struct node tmp = *val;
+		tmp.s = out;
+		tmp.len = o;
+		tmp.sk = S_STR;
+		int r = emit_value(c, v, &f2, &tmp, ident);
+		if (r >= 0)
+			r = join(c, v, var, RF_I_OR);
+		if (r < 0)
+			return r;
+	}
+	return 0;
+}
+
 /* `A|fieldref: B`: true when the event's fields A and B are both present with equal values
  * (case-insensitive unless `cased`). B must be a field of the same event, and both strings. */
 static int emit_fieldref(struct ctx *c, struct vec *v, const struct field_spec *fs,
@@ -1274,6 +1391,8 @@ static int emit_value(struct ctx *c, struct vec *v, const struct field_spec *fs,
 	case S_STR:
 		break;
 	}
+	if (m & M_EXPAND)
+		return emit_expand(c, v, fs, val, ident, where);
 	if (m & M_FIELDREF)
 		return emit_fieldref(c, v, fs, val, where);
 	if (has_nul(val))
@@ -2031,10 +2150,116 @@ static int compile_rule(struct ctx *c, const struct node *root)
 	return check_stack(c, v);
 }
 
+void rf_sigma_placeholders_free(struct rf_sigma_placeholders *ph)
+{
+	if (!ph)
+		return;
+	for (size_t i = 0; i < ph->n; i++) {
+		for (size_t j = 0; j < ph->p[i].n; j++)
+			free(ph->p[i].vals[j]);
+		free(ph->p[i].vals);
+		free(ph->p[i].lens);
+		free(ph->p[i].name);
+	}
+	free(ph->p);
+	free(ph);
+}
+
+static int placeholder_parse(const char *key, json_t *jv, struct placeholder *p, struct rf_diag *d)
+{
+	size_t nv = json_is_array(jv) ? json_array_size(jv) : 1;
+	char q[RF_NAME_MAX + 8];
+
+	rf_diag_quote(q, sizeof(q), key, strlen(key));
+	if (strlen(key) == 0 || strlen(key) > RF_NAME_MAX)
+		return rf_diag_report(d, -EBADMSG, "placeholders: name '%s' is empty or too long",
+				      q);
+	for (const char *s = key; *s; s++)
+		if (!placeholder_char(*s))
+			return rf_diag_report(d, -EBADMSG,
+					      "placeholders: name '%s' is not [A-Za-z0-9_.-]", q);
+	if (nv > RF_SIGMA_EXPAND_MAX)
+		return rf_diag_report(d, -E2BIG, "placeholders: '%s' has %zu values (limit %u)", q,
+				      nv, RF_SIGMA_EXPAND_MAX);
+	if (!(p->name = strdup(key)) || !(p->vals = calloc(nv + 1, sizeof(*p->vals))) ||
+	    !(p->lens = calloc(nv + 1, sizeof(*p->lens))))
+		return -ENOMEM;
+	for (size_t j = 0; j < nv; j++) {
+		json_t *e = json_is_array(jv) ? json_array_get(jv, j) : jv;
+		if (!json_is_string(e))
+			return rf_diag_report(d, -EBADMSG,
+					      "placeholders: '%s': values must be strings", q);
+		size_t l = json_string_length(e);
+		if (l > RF_SIGMA_PATTERN_MAX || memchr(json_string_value(e), 0, l))
+			return rf_diag_report(d, -E2BIG,
+					      "placeholders: '%s': a value is over %u bytes or "
+					      "holds a NUL",
+					      q, RF_SIGMA_PATTERN_MAX);
+		if (!(p->vals[j] = strdup(json_string_value(e))))
+			return -ENOMEM;
+		p->lens[j] = l;
+		p->n = j + 1;
+	}
+	return 0;
+}
+
+int rf_sigma_placeholders_parse(const uint8_t *json, size_t n, struct rf_sigma_placeholders **ret,
+				struct rf_diag *d)
+{
+	json_error_t jerr;
+	struct rf_sigma_placeholders *ph = NULL;
+	json_t *root;
+	const char *key;
+	json_t *jv;
+	int r = 0;
+
+	if (n > RF_SIGMA_FILE_MAX)
+		return rf_diag_report(d, -E2BIG, "placeholders: %zu bytes (limit %u)", n,
+				      RF_SIGMA_FILE_MAX);
+	root = json_loadb((const char *)json, n, JSON_REJECT_DUPLICATES, &jerr);
+	if (!root)
+		return rf_diag_report(d, -EBADMSG,
+				      "placeholders: invalid JSON at line %d column %d: %s",
+				      jerr.line, jerr.column, jerr.text);
+	if (!json_is_object(root)) {
+		r = rf_diag_report(d, -EBADMSG, "placeholders: top level must be an object");
+		goto out;
+	}
+	if (json_object_size(root) > RF_SIGMA_PLACEHOLDERS_MAX) {
+		r = rf_diag_report(d, -E2BIG, "placeholders: %zu names (limit %u)",
+				   json_object_size(root), RF_SIGMA_PLACEHOLDERS_MAX);
+		goto out;
+	}
+	if (!(ph = calloc(1, sizeof(*ph))) ||
+	    !(ph->p = calloc(json_object_size(root) + 1, sizeof(*ph->p)))) {
+		r = -ENOMEM;
+		goto out;
+	}
+	json_object_foreach(root, key, jv)
+	{
+		r = placeholder_parse(key, jv, &ph->p[ph->n++], d);
+		if (r < 0)
+			goto out;
+	}
+	*ret = ph;
+	ph = NULL;
+out:
+	rf_sigma_placeholders_free(ph);
+	json_decref(root);
+	return r;
+}
+
 int rf_sigma_compile(const uint8_t *yaml, size_t n, const char *origin, const struct rf_manifest *m,
 		     struct rf_sigma_rule **ret, struct rf_diag *reterr)
 {
-	struct ctx c = {.origin = origin, .d = reterr, .m = m};
+	return rf_sigma_compile_with(yaml, n, origin, m, NULL, ret, reterr);
+}
+
+int rf_sigma_compile_with(const uint8_t *yaml, size_t n, const char *origin,
+			  const struct rf_manifest *m, const struct rf_sigma_placeholders *ph,
+			  struct rf_sigma_rule **ret, struct rf_diag *reterr)
+{
+	struct ctx c = {.origin = origin, .d = reterr, .m = m, .ph = ph};
 	struct node *root = NULL;
 	int r;
 

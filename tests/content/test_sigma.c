@@ -339,7 +339,7 @@ static void test_condition_errors(void **state)
 
 static void test_unsupported_modifiers(void **state)
 {
-	static const char *const mods[] = {"expand", "neq", "minute", "year"};
+	static const char *const mods[] = {"neq", "minute", "year"};
 	char src[512], key[64];
 
 	for (size_t i = 0; i < sizeof(mods) / sizeof(mods[0]); i++) {
@@ -737,6 +737,112 @@ static void test_fieldref(void **state)
 	expect_reject_m(HEADER "detection:\n  s:\n    ProcessId|fieldref: User\n  condition: s\n",
 			m, -EINVAL, "fieldref on int field 'ProcessId'", NULL);
 	rf_manifest_free(m);
+}
+
+/* ---- expand: %placeholders% from a placeholders file --------------------------------------- */
+
+static struct rf_sigma_placeholders *ph_new(const char *json)
+{
+	struct rf_sigma_placeholders *ph = NULL;
+	struct rf_diag d = {0};
+
+	if (rf_sigma_placeholders_parse((const uint8_t *)json, strlen(json), &ph, &d) != 0)
+		fail_msg("placeholders: %s", d.first);
+	return ph;
+}
+
+static void expect_ir_ph(const char *src, const struct rf_sigma_placeholders *ph, const char *want)
+{
+	struct rf_diag d = {0};
+	struct rf_sigma_rule *r = NULL;
+	char got[4096];
+
+	if (rf_sigma_compile_with((const uint8_t *)src, strlen(src), "t.yml", NULL, ph, &r, &d))
+		fail_msg("compile failed: %s\nrule:\n%s", d.first, src);
+	render(rf_sigma_rule_ir(r), got, sizeof(got));
+	assert_string_equal(got, want);
+	rf_sigma_rule_free(r);
+}
+
+static void expect_reject_ph(const char *src, const struct rf_sigma_placeholders *ph, int code,
+			     const char *want)
+{
+	struct rf_diag d = {0};
+	struct rf_sigma_rule *r = NULL;
+	int rc = rf_sigma_compile_with((const uint8_t *)src, strlen(src), "t.yml", NULL, ph, &r, &d);
+
+	if (rc != code || !strstr(d.first, want))
+		fail_msg("expected %d '%s', got %d '%s'", code, want, rc, d.first);
+	assert_null(r);
+}
+
+static void test_expand(void **state)
+{
+	/* The Sigma specification's example: `expand` replaces %placeholder% with the values a
+	 * pipeline configures for it (here the placeholders file), the alternatives OR'd. */
+	struct rf_sigma_placeholders *ph =
+	    ph_new("{\"admins\": [\"adm_*\", \"root\"], \"domain\": \"CORP\", \"one\": [\"x\"]}");
+
+	expect_ir_ph(HEADER "detection:\n  s:\n    User|expand: '%admins%'\n  condition: s\n", ph,
+		     "User eq 'adm_*'; User eq 'root' | a0 a1 |");
+	expect_ir_ph(HEADER "detection:\n  s:\n    User|expand: '%domain%\\%admins%'\n"
+			    "  condition: s\n",
+		     ph, "User eq 'CORP\\adm_*'; User eq 'CORP\\root' | a0 a1 |");
+	expect_ir_ph(HEADER "detection:\n  s:\n    User|expand|contains: '%admins%'\n"
+			    "  condition: s\n",
+		     ph, "User contains 'adm_*'; User contains 'root' | a0 a1 |");
+	/* all: each listed value holds, each one's alternatives OR'd. */
+	expect_ir_ph(HEADER "detection:\n  s:\n    User|expand|all: ['%admins%', '%one%']\n"
+			    "  condition: s\n",
+		     ph, "User eq 'adm_*'; User eq 'root'; User eq 'x' | a0 a1 | a2 &");
+	/* A '%' that does not start a %name% is itself. */
+	expect_ir_ph(HEADER "detection:\n  s:\n    User|expand: '100% %one%%'\n  condition: s\n",
+		     ph, "User eq '100% x%' | a0");
+	expect_reject_ph(HEADER "detection:\n  s:\n    User|expand: '%nope%'\n  condition: s\n", ph,
+			 -EINVAL, "placeholder '%nope%' is not defined");
+	expect_reject_ph(HEADER "detection:\n  s:\n    User|expand: '%one%'\n  condition: s\n",
+			 NULL, -ENOTSUP, "'expand' needs placeholder values");
+	expect_reject_ph(HEADER "detection:\n  s:\n    User|expand|re: '%one%'\n  condition: s\n",
+			 ph, -EBADMSG, "'re' can only be combined");
+	expect_reject_ph(HEADER "detection:\n  s:\n    User|expand|cidr: '%one%'\n  condition: s\n",
+			 ph, -EBADMSG, "'cidr' can only be combined");
+	rf_sigma_placeholders_free(ph);
+
+	/* Over RF_SIGMA_EXPAND_MAX variants: 17 x 16 = 272. */
+	char json[1024] = "{\"a\": [";
+	for (int i = 0; i < 17; i++)
+		snprintf(json + strlen(json), sizeof(json) - strlen(json), "%s\"v%d\"", i ? "," : "",
+			 i);
+	strcat(json, "], \"b\": [");
+	for (int i = 0; i < 16; i++)
+		snprintf(json + strlen(json), sizeof(json) - strlen(json), "%s\"w%d\"", i ? "," : "",
+			 i);
+	strcat(json, "]}");
+	ph = ph_new(json);
+	expect_reject_ph(HEADER "detection:\n  s:\n    User|expand: '%a%%b%'\n  condition: s\n", ph,
+			 -E2BIG, "more than 256 values");
+	rf_sigma_placeholders_free(ph);
+
+	/* The placeholders file is untrusted input too. */
+	static const struct {
+		const char *json, *why;
+		int code;
+	} bad[] = {
+	    {"[1]", "top level must be an object", -EBADMSG},
+	    {"{\"a\": [1]}", "values must be strings", -EBADMSG},
+	    {"{\"a b\": [\"x\"]}", "is not [A-Za-z0-9_.-]", -EBADMSG},
+	    {"{\"a\": [\"x\"], \"a\": [\"y\"]}", "invalid JSON", -EBADMSG},
+	    {"{", "invalid JSON", -EBADMSG},
+	};
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		struct rf_diag d = {0};
+		ph = NULL;
+		int rc = rf_sigma_placeholders_parse((const uint8_t *)bad[i].json,
+						     strlen(bad[i].json), &ph, &d);
+		if (rc != bad[i].code || !strstr(d.first, bad[i].why))
+			fail_msg("%s: %d '%s'", bad[i].json, rc, d.first);
+		assert_null(ph);
+	}
 }
 
 /* ---- limits ------------------------------------------------------------------------------ */
@@ -1339,6 +1445,7 @@ int main(void)
 	    cmocka_unit_test(test_e2e_absent_null_exists_int),
 	    cmocka_unit_test(test_e2e_conditions),
 	    cmocka_unit_test(test_fieldref),
+	    cmocka_unit_test(test_expand),
 	    cmocka_unit_test(test_e2e_fieldref),
 	    cmocka_unit_test(test_e2e_cidr_on_string),
 	};
