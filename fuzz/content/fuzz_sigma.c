@@ -1,8 +1,9 @@
 /*
  * Fuzz target: the Sigma compiler on untrusted YAML. Each input is compiled three times (without
- * a manifest, against the built-in one, and with placeholder values for `expand`); a rule that compiles must be accepted by the pack
- * builder and the resulting pack must pass the publisher-side verifier against the built-in
- * manifest when it was compiled against it. Nothing may crash, leak or disagree.
+ * a manifest, against the built-in one, and with placeholder values for `expand`); a rule that
+ * compiles must be accepted by the pack builder and the resulting pack must pass the publisher-side
+ * verifier against the built-in manifest when it was compiled against it. Nothing may crash, leak
+ * or disagree.
  */
 #include <stdint.h>
 #include <stdlib.h>

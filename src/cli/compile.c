@@ -46,7 +46,8 @@ static void usage(FILE *f)
 	    "                      event or field M does not supply\n"
 	    "  --strict            any rejected rule is fatal: no pack is written\n"
 	    "  --seq N             content sequence number written in the pack (default 1)\n"
-	    "  --placeholders P    values of the %%name%% placeholders of Sigma's expand modifier:\n"
+	    "  --placeholders P    values of the %%name%% placeholders of Sigma's expand "
+	    "modifier:\n"
 	    "                      a JSON object {\"name\": [\"value\", ...], ...}\n"
 	    "  -h, --help          this help\n"
 	    "\n"
@@ -281,11 +282,13 @@ int rf_cli_content_compile(int argc, char **argv)
 	uint8_t *pack = NULL;
 	size_t pack_len = 0;
 	int rc = 2, r, c;
-	static const struct option lo[] = {
-	    {"output", required_argument, NULL, 'o'}, {"manifest", required_argument, NULL, 'm'},
-	    {"seq", required_argument, NULL, 'q'},    {"strict", no_argument, NULL, 's'},
-	    {"placeholders", required_argument, NULL, 'p'},
-	    {"help", no_argument, NULL, 'h'},	      {0}};
+	static const struct option lo[] = {{"output", required_argument, NULL, 'o'},
+					   {"manifest", required_argument, NULL, 'm'},
+					   {"seq", required_argument, NULL, 'q'},
+					   {"strict", no_argument, NULL, 's'},
+					   {"placeholders", required_argument, NULL, 'p'},
+					   {"help", no_argument, NULL, 'h'},
+					   {0}};
 
 	optind = 0;
 	while ((c = rf_getopt(argc, argv, "ho:", lo, "ringfence content compile")) != -1) {

@@ -62,7 +62,7 @@ static int cache_read(const char *path, const uint8_t hash[32], hs_database_t **
 	uint8_t *buf = NULL, sum[32];
 	size_t len, off = CACHE_HDR;
 	hs_database_t **dbs = NULL;
-	uint8_t (*dig)[32] = NULL;
+	uint8_t(*dig)[32] = NULL;
 	uint32_t n = 0, i;
 	int r = rf_file_read(path, RF_ENGINE_CACHE_MAX, &buf, &len);
 
@@ -162,9 +162,10 @@ static int cache_write(const char *path, const uint8_t hash[32], const struct rf
 	rf_sha256(out + CACHE_HDR, total - CACHE_HDR, out + 48);
 	r = rf_file_write_atomic(path, out, total, 0600);
 out:
+	/* hs_serialize_database allocates with malloc (Vectorscan's default allocator). */
 	if (ser)
 		for (uint32_t i = 0; i < n; i++)
-			free(ser[i]); /* hs_serialize_database allocates with malloc (the default) */
+			free(ser[i]);
 	free(ser);
 	free(sl);
 	free(out);
@@ -177,7 +178,7 @@ int rf_engine_load_cached(const uint8_t *p, size_t n, const struct rf_manifest *
 {
 	uint8_t hash[32];
 	hs_database_t **dbs = NULL;
-	uint8_t (*dig)[32] = NULL;
+	uint8_t(*dig)[32] = NULL;
 	uint32_t ndb = 0;
 	struct rf_engine *e = NULL;
 	int r;

@@ -76,7 +76,8 @@ struct pfield_rt {
 	uint32_t num_off, num_len;   /* int/ip atoms in e->nums */
 	uint32_t pres_off, pres_len; /* EXISTS atoms in e->pres */
 	uint32_t null_off, null_len; /* NULL atoms in e->nulls */
-	uint32_t ev;		     /* manifest event index */
+	uint32_t ev;		     /* manifest event index (if ev_ok) */
+	bool ev_ok;		     /* the field's event is one the manifest supplies */
 };
 
 struct evtype {
@@ -99,7 +100,7 @@ struct rf_engine {
 	hs_database_t *kwdb;
 	struct numatom *nums;
 	uint32_t *pres, *nulls, *nullfields, *always;
-	uint32_t *frefs; /* FIELDREF atoms, grouped per event type */
+	uint32_t *frefs;		 /* FIELDREF atoms, grouped per event type */
 	uint32_t *trig_off, *trig_rules; /* CSR: atom -> rules */
 	uint32_t *rule_ev;		 /* manifest event of each rule */
 	uint32_t *lazy_off, *lazy_len;	 /* per rule: the lazy fields it reads */
@@ -485,6 +486,7 @@ static int build(struct rf_engine *e, const struct rf_manifest *m, struct rf_dia
 			h = (h + 1) & (e->nslots - 1);
 		}
 		e->pf[i].ev = (uint32_t)v;
+		e->pf[i].ev_ok = true;
 	}
 	for (uint32_t i = 0; i < pk->n_rules; i++)
 		e->rule_ev[i] =
@@ -603,7 +605,8 @@ static int build(struct rf_engine *e, const struct rf_manifest *m, struct rf_dia
 	}
 	for (uint32_t a = 0; a < na; a++) {
 		const struct rf_patom *at = &pk->atoms[a];
-		if (at->op == RF_OP_FIELDREF && at->field < nf && at->ref < nf)
+		if (at->op == RF_OP_FIELDREF && at->field < nf && at->ref < nf &&
+		    e->pf[at->field].ev_ok)
 			e->evs[e->pf[at->field].ev].fr_len++;
 	}
 	uint32_t nfr = 0;
@@ -614,7 +617,8 @@ static int build(struct rf_engine *e, const struct rf_manifest *m, struct rf_dia
 	}
 	for (uint32_t a = 0; a < na; a++) {
 		const struct rf_patom *at = &pk->atoms[a];
-		if (at->op == RF_OP_FIELDREF && at->field < nf && at->ref < nf) {
+		if (at->op == RF_OP_FIELDREF && at->field < nf && at->ref < nf &&
+		    e->pf[at->field].ev_ok) {
 			struct evtype *et = &e->evs[e->pf[at->field].ev];
 			e->frefs[et->fr_off + et->fr_len++] = a;
 		}
@@ -1023,8 +1027,9 @@ static int prepare_event(const struct rf_engine *e, const struct rf_event *ev, s
 		if (s->field_stamp[fa] != s->stamp || s->field_stamp[fb] != s->stamp ||
 		    s->flen[fa] != s->flen[fb])
 			continue;
-		if ((at->flags & RF_ATOM_CASED) ? !memcmp(s->fval[fa], s->fval[fb], s->flen[fa])
-						: ascii_caseeq(s->fval[fa], s->fval[fb], s->flen[fa]))
+		if ((at->flags & RF_ATOM_CASED)
+			? !memcmp(s->fval[fa], s->fval[fb], s->flen[fa])
+			: ascii_caseeq(s->fval[fa], s->fval[fb], s->flen[fa]))
 			set_bit(s, bits, a);
 	}
 	return 0;

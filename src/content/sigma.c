@@ -764,7 +764,7 @@ static const struct {
     {"utf16be", M_UTF16BE},	{"utf16", M_UTF16},
     {"gt", M_GT},		{"gte", M_GTE},
     {"lt", M_LT},		{"lte", M_LTE},
-    {"fieldref", M_FIELDREF}, {"expand", M_EXPAND},
+    {"fieldref", M_FIELDREF},	{"expand", M_EXPAND},
 };
 
 struct field_spec {
@@ -811,7 +811,8 @@ static const char *mods_problem(unsigned m, bool utf_after_b64)
 	if ((m & M_B64) && (m & M_WINDASH))
 		return "'windash' with 'base64'/'base64offset' is not supported";
 	if ((m & M_EXPAND) && (m & (M_RE | M_CIDR | M_NUM | M_FIELDREF)))
-		return "'expand' works on text matching: not with re, cidr, gt/gte/lt/lte, fieldref";
+		return "'expand' works on text matching: not with re, cidr, gt/gte/lt/lte or "
+		       "fieldref";
 	if ((m & M_FIELDREF) && (m & ~(M_FIELDREF | M_ALL | M_CASED)))
 		return "'fieldref' can only be combined with 'all' and 'cased' (it compares two "
 		       "whole values)";
@@ -1413,7 +1414,8 @@ static int emit_value(struct ctx *c, struct vec *v, const struct field_spec *fs,
 		    : (m & M_NUM) || (val->sk == S_INT && !(m & ~M_ALL)) ? RF_FT_INT
 									  : RF_FT_STRING;
 	if ((m & M_CIDR) && t == RF_FT_INT)
-		return fail(c, -EINVAL, "'cidr' on int field '%s' (cidr needs an ip or string field; %s)",
+		return fail(c, -EINVAL,
+			    "'cidr' on int field '%s' (cidr needs an ip or string field; %s)",
 			    fs->name, where);
 	if ((m & M_CIDR) && t == RF_FT_STRING) {
 		/* A text field holding an address (Windows' IpAddress: "-" when there is none): the

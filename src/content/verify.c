@@ -325,7 +325,8 @@ static uint32_t ftable_find(const struct rf_pack *pk, const uint32_t *canon, con
 static const char *resolve_fieldref(const struct rf_pack *pk, const uint32_t *canon,
 				    const struct ftable *t, struct rf_patom *a)
 {
-	uint32_t f = ftable_find(pk, canon, t, canon[pk->fields[a->field].event], canon[a->pattern]);
+	uint32_t f =
+	    ftable_find(pk, canon, t, canon[pk->fields[a->field].event], canon[a->pattern]);
 
 	if (f == RF_PACK_NONE)
 		return "fieldref names a field the pack's field table lacks for the atom's event";
@@ -662,6 +663,30 @@ int rf_pack_rule(const struct rf_pack *pk, size_t i, struct rf_rule_info *ret)
 	return 0;
 }
 
+/* Report why field f, read by rule ri, does not fit m (fst: -1/-2 not supplied, > 0 the
+ * manifest's type). Returns -ENOEXEC. */
+static int field_problem(const struct rf_pack *pk, uint32_t ri, uint32_t f, int fst,
+			 const struct rf_manifest *m, struct rf_diag *d)
+{
+	const char *agent = rf_manifest_agent(m), *ver = rf_manifest_version(m);
+	const char *ev = rf__pack_str(pk, pk->rules[ri].event);
+	const char *fname = rf__pack_str(pk, pk->fields[f].name);
+	char rn[256], q[RF_NAME_MAX * 4 + 8];
+
+	rf_diag_quote(q, sizeof(q), fname, strlen(fname));
+	if (fst < 0)
+		return rf_diag_report(d, -ENOEXEC,
+				      "%s: field '%s' (input %u) is not supplied by %s %s "
+				      "(event %s supplies %zu fields)",
+				      rule_name(pk, ri, rn, sizeof(rn)), q, f + 1, agent, ver, ev,
+				      rf_manifest_event_nfields(m, ev));
+	return rf_diag_report(d, -ENOEXEC,
+			      "%s: field '%s' (input %u) is %s in %s %s but the rule reads it as "
+			      "%s",
+			      rule_name(pk, ri, rn, sizeof(rn)), q, f + 1, type_name((unsigned)fst),
+			      agent, ver, type_name(pk->fields[f].type));
+}
+
 int rf_pack_check(const struct rf_pack *pk, const struct rf_manifest *m, struct rf_diag *d)
 {
 	const char *agent = rf_manifest_agent(m), *ver = rf_manifest_version(m);
@@ -703,29 +728,15 @@ int rf_pack_check(const struct rf_pack *pk, const struct rf_manifest *m, struct 
 			if (RF_INSN_OP(in) != RF_I_ATOM)
 				continue;
 			const struct rf_patom *a = &pk->atoms[RF_INSN_ARG(in)];
-			for (int side = 0; side < 2; side++) {
-			uint32_t f = side ? (a->op == RF_OP_FIELDREF ? a->ref : RF_PACK_NONE)
-					  : a->field;
-			if (f == RF_PACK_NONE || fstat[f] == 0 || stamp[f] == ri + 1)
-				continue;
-			stamp[f] = ri + 1;
-			const char *fname = rf__pack_str(pk, pk->fields[f].name);
-			rf_diag_quote(q, sizeof(q), fname, strlen(fname));
-			if (fstat[f] < 0)
-				bad = rf_diag_report(
-				    d, -ENOEXEC,
-				    "%s: field '%s' (input %u) is not supplied by %s %s "
-				    "(event %s supplies %zu fields)",
-				    rule_name(pk, ri, rn, sizeof(rn)), q, f + 1, agent, ver, ev,
-				    rf_manifest_event_nfields(m, ev));
-			else
-				bad = rf_diag_report(
-				    d, -ENOEXEC,
-				    "%s: field '%s' (input %u) is %s in %s %s but the rule "
-				    "reads it as %s",
-				    rule_name(pk, ri, rn, sizeof(rn)), q, f + 1,
-				    type_name((unsigned)fstat[f]), agent, ver,
-				    type_name(pk->fields[f].type));
+			/* The field the atom reads, and the one a fieldref names. */
+			uint32_t reads[2] = {a->field,
+					     a->op == RF_OP_FIELDREF ? a->ref : RF_PACK_NONE};
+			for (int j = 0; j < 2; j++) {
+				uint32_t f = reads[j];
+				if (f == RF_PACK_NONE || fstat[f] == 0 || stamp[f] == ri + 1)
+					continue;
+				stamp[f] = ri + 1;
+				bad = field_problem(pk, ri, f, fstat[f], m, d);
 			}
 		}
 	}

@@ -499,7 +499,8 @@ static void test_gc_removes_matcher_cache(void **unused)
 	assert_int_equal(rf_store_open(dir, NULL, &st, &d), 0);
 	assert_int_equal(
 	    rf_store_pack_put(st, (const uint8_t *)PACK_A, sizeof(PACK_A), "packs/a-1.rfp", ha), 0);
-	assert_int_equal(rf_store_pack_put(st, (const uint8_t *)"other", 5, "packs/b-1.rfp", hb), 0);
+	assert_int_equal(rf_store_pack_put(st, (const uint8_t *)"other", 5, "packs/b-1.rfp", hb),
+			 0);
 	for (int i = 0; i < 2; i++) {
 		rf_hex_encode(hs[i], RF_GUARD_HASH_LEN, hex);
 		snprintf(path, sizeof(path), "%s/packs/%s.hsdb", dir, hex);

@@ -295,8 +295,10 @@ static void test_fieldref_forged(void **state)
 	uint32_t fpu = field_named(pk, "process_creation", "ParentUser");
 	assert_int_equal(pk->atoms[0].op, RF_OP_FIELDREF);
 	assert_int_equal(pk->atoms[0].ref, fpu);
-	uint32_t atoms = rd32(p + RF_PACK_HEADER_SIZE + (RF_SEC_ATOMS - 1) * RF_PACK_SECTENT_SIZE + 4);
-	uint32_t flds = rd32(p + RF_PACK_HEADER_SIZE + (RF_SEC_FIELDS - 1) * RF_PACK_SECTENT_SIZE + 4);
+	uint32_t atoms =
+	    rd32(p + RF_PACK_HEADER_SIZE + (RF_SEC_ATOMS - 1) * RF_PACK_SECTENT_SIZE + 4);
+	uint32_t flds =
+	    rd32(p + RF_PACK_HEADER_SIZE + (RF_SEC_FIELDS - 1) * RF_PACK_SECTENT_SIZE + 4);
 	q = malloc(n);
 	struct {
 		size_t off;
