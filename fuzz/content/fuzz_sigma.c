@@ -1,8 +1,9 @@
 /*
- * Fuzz target: the Sigma compiler on untrusted YAML. Each input is compiled twice (without a
- * manifest and against the built-in one); a rule that compiles must be accepted by the pack
- * builder and the resulting pack must pass the publisher-side verifier against the built-in
- * manifest when it was compiled against it. Nothing may crash, leak or disagree.
+ * Fuzz target: the Sigma compiler on untrusted YAML. Each input is compiled three times (without
+ * a manifest, against the built-in one, and with placeholder values for `expand`); a rule that
+ * compiles must be accepted by the pack builder and the resulting pack must pass the publisher-side
+ * verifier against the built-in manifest when it was compiled against it. Nothing may crash, leak
+ * or disagree.
  */
 #include <stdint.h>
 #include <stdlib.h>
@@ -14,8 +15,10 @@
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
 static struct rf_manifest *builtin;
+static struct rf_sigma_placeholders *ph;
 
-static void compile_and_pack(const uint8_t *data, size_t size, const struct rf_manifest *m)
+static void compile_and_pack(const uint8_t *data, size_t size, const struct rf_manifest *m,
+			     const struct rf_sigma_placeholders *p)
 {
 	struct rf_sigma_rule *rule = NULL;
 	struct rf_pack_builder *b = NULL;
@@ -23,7 +26,7 @@ static void compile_and_pack(const uint8_t *data, size_t size, const struct rf_m
 	uint8_t *pack = NULL;
 	size_t packlen = 0;
 
-	if (rf_sigma_compile(data, size, "fuzz.yml", m, &rule, &d) < 0)
+	if (rf_sigma_compile_with(data, size, "fuzz.yml", m, p, &rule, &d) < 0)
 		return;
 	if (rf_pack_builder_new(&b) < 0)
 		goto out;
@@ -55,8 +58,12 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		struct rf_diag d = {0};
 		if (rf_manifest_parse(p, n, &builtin, &d) < 0)
 			abort();
+		static const char phj[] = "{\"a\": [\"x*\", \"y\"], \"b\": \"-z\", \"c\": []}";
+		if (rf_sigma_placeholders_parse((const uint8_t *)phj, sizeof(phj) - 1, &ph, &d) < 0)
+			abort();
 	}
-	compile_and_pack(data, size, NULL);
-	compile_and_pack(data, size, builtin);
+	compile_and_pack(data, size, NULL, NULL);
+	compile_and_pack(data, size, builtin, NULL);
+	compile_and_pack(data, size, NULL, ph);
 	return 0;
 }

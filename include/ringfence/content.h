@@ -37,6 +37,9 @@ int rf_manifest_parse(const uint8_t *json, size_t n, struct rf_manifest **ret,
 void rf_manifest_free(struct rf_manifest *m);
 const char *rf_manifest_agent(const struct rf_manifest *m);   /* e.g. "ringfence-agent" */
 const char *rf_manifest_version(const struct rf_manifest *m); /* e.g. "1.1.0" */
+/* The Sigma logsource product the agent's events come from ("windows"), from the manifest's
+ * optional "product" key; NULL when the manifest names none (any product). */
+const char *rf_manifest_product(const struct rf_manifest *m);
 
 /* The manifest of the agent this build produces (manifests/ringfence-agent-1.1.0.json, embedded
  * at build time). Static bytes, never freed; *len receives the length. */
@@ -133,6 +136,20 @@ struct rf_engine_scratch;
  */
 int rf_engine_load(const uint8_t *p, size_t n, const struct rf_manifest *m, struct rf_engine **ret,
 		   struct rf_diag *reterr) RF_WUR;
+/*
+ * rf_engine_load, keeping the compiled matchers in the file cache_path, so that loading the same
+ * pack again (a worker restarting) skips compiling its patterns. The file belongs to the agent
+ * (beside the pack, never shipped); the pack is verified against m on every load exactly as by
+ * rf_engine_load, and a cached database is used only if it was compiled from exactly the
+ * expressions this build makes of this pack (src/content/cache.c); a cache that is missing, for
+ * other content, for another Vectorscan or CPU, or damaged is ignored and rewritten (atomically).
+ * *ret_cache (optional, written on success): 1 the matchers came from the cache; 0 they were
+ * compiled and the cache written; a negative errno: compiled, the cache could not be written
+ * (the engine works all the same). Returns as rf_engine_load.
+ */
+int rf_engine_load_cached(const uint8_t *p, size_t n, const struct rf_manifest *m,
+			  const char *cache_path, struct rf_engine **ret, int *ret_cache,
+			  struct rf_diag *reterr) RF_WUR;
 void rf_engine_free(struct rf_engine *e);
 const struct rf_pack *rf_engine_pack(const struct rf_engine *e);
 

@@ -71,6 +71,10 @@
  * it with room and still fits a line (RF_EVENT_LINE_MAX). The scan cost stays linear: all values
  * of one event together are also capped at RF_EVENT_LINE_MAX (docs/engine.md). */
 #define RF_EVENT_VALUE_MAX (128u * 1024)
+/* Largest matcher cache file read (rf_engine_load_cached): the serialised Vectorscan databases of
+ * the SigmaHQ process_creation pack are ~6 MiB; a file over 64 MiB is not one this agent wrote
+ * for a pack it can load, so it is ignored (and rewritten, if the new one fits). */
+#define RF_ENGINE_CACHE_MAX (64u * 1024 * 1024)
 /* Events per rf_engine_eval_batch call. Scanning each field's database over a batch keeps it in
  * cache; 32 events amortise that while the per-thread scratch stays small (32 x (atoms / 8 +
  * 16 x fields) bytes, ~100 KiB for the SigmaHQ process_creation pack). */
@@ -96,6 +100,11 @@
 /* Dashes one windash value may vary: each becomes 5 variants (5^k atoms). SigmaHQ values vary
  * at most 2; 3 (125 atoms) bounds what one value can cost. */
 #define RF_SIGMA_WINDASH_MAX 3u
+/* Sigma `expand`: values one expanded value may become (the product over its placeholders), and
+ * placeholders in one placeholders file. A placeholder lists a handful of users, hosts or
+ * directories; 256 variants bound what one rule value can cost (each is at least one atom). */
+#define RF_SIGMA_EXPAND_MAX 256u
+#define RF_SIGMA_PLACEHOLDERS_MAX 1024u
 /* Steps spent matching 'x of pattern*' against identifier names, per rule. Each match costs up to
  * name x pattern steps (both <= RF_NAME_MAX); real rules spend < 10,000 steps; 2^24 bounds an
  * adversarial condition to a few milliseconds. */

@@ -1003,7 +1003,8 @@ void rf_store_add_dropped(struct rf_store *st, uint64_t n)
 
 /* ---- commit and check ------------------------------------------------------------------- */
 
-/* Delete packs/<hash>.rfp files the committed state no longer references. */
+/* Delete packs/<hash>.rfp files the committed state no longer references, and the matcher
+ * caches beside them (packs/<hash>.hsdb, written by the worker: rf_engine_load_cached). */
 static void collect_garbage(struct rf_store *st)
 {
 	char path[PATH_MAX], f[PATH_MAX];
@@ -1016,8 +1017,10 @@ static void collect_garbage(struct rf_store *st)
 		uint8_t h[RF_GUARD_HASH_LEN];
 		size_t l = strlen(de->d_name);
 
-		if (l != 2 * RF_GUARD_HASH_LEN + 4 ||
-		    strcmp(de->d_name + 2 * RF_GUARD_HASH_LEN, ".rfp") != 0)
+		if (!(l == 2 * RF_GUARD_HASH_LEN + 4 &&
+		      !strcmp(de->d_name + 2 * RF_GUARD_HASH_LEN, ".rfp")) &&
+		    !(l == 2 * RF_GUARD_HASH_LEN + 5 &&
+		      !strcmp(de->d_name + 2 * RF_GUARD_HASH_LEN, ".hsdb")))
 			continue;
 		if (rf_hex_decode(de->d_name, 2 * RF_GUARD_HASH_LEN, h, RF_GUARD_HASH_LEN) < 0)
 			continue;

@@ -6,6 +6,7 @@
  * unless it owes the supervisor a stats line, so an idle agent costs no CPU.
  */
 #include <fcntl.h>
+#include <limits.h>
 #include <malloc.h>
 #include <stdarg.h>
 #include <poll.h>
@@ -234,9 +235,17 @@ _Noreturn void rf__agent_worker_main(const struct rf_worker_args *a)
 		    a->pack_path);
 		_exit(3);
 	}
+	/* The matchers are cached beside the pack (packs/<sha256>.hsdb, the store's garbage
+	 * collection removes it with the pack), so a restart does not recompile them. */
+	char cache[PATH_MAX];
+	size_t pl = strlen(a->pack_path);
+	if (pl > 4 && !strcmp(a->pack_path + pl - 4, ".rfp") && pl + 1 < sizeof(cache))
+		snprintf(cache, sizeof(cache), "%.*s.hsdb", (int)(pl - 4), a->pack_path);
+	else
+		snprintf(cache, sizeof(cache), "%s.hsdb", a->pack_path);
 	mb = rf_content_builtin_manifest(&mlen);
 	if ((r = rf_manifest_parse(mb, mlen, &m, &d)) < 0 ||
-	    (r = rf_engine_load(pack, plen, m, &w.engine, &d)) < 0 ||
+	    (r = rf_engine_load_cached(pack, plen, m, cache, &w.engine, NULL, &d)) < 0 ||
 	    (r = rf_engine_scratch_new(w.engine, &w.scratch)) < 0) {
 		say(a->status_fd, "load-failed %s (%s)", rf_strerror(r), d.first);
 		_exit(3);

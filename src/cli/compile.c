@@ -1,5 +1,6 @@
 /*
- * `ringfence content compile RULE.yml|DIR... -o PACK [--manifest M] [--strict] [--seq N]`:
+ * `ringfence content compile RULE.yml|DIR... -o PACK [--manifest M] [--strict] [--seq N]
+ *  [--placeholders P]`:
  * Sigma rule files -> one content pack.
  *
  * Directories are searched recursively for *.yml and *.yaml (sorted, so the same inputs give the
@@ -34,7 +35,7 @@ static void usage(FILE *f)
 	fprintf(
 	    f,
 	    "usage: ringfence content compile RULE.yml|DIR... -o PACK [--manifest M] [--strict]\n"
-	    "                                 [--seq N]\n"
+	    "                                 [--seq N] [--placeholders P.json]\n"
 	    "\n"
 	    "Compile Sigma rules into a content pack. Directories are searched recursively for\n"
 	    "*.yml and *.yaml. Rules outside the supported Sigma subset (docs/sigma.md) are\n"
@@ -45,6 +46,9 @@ static void usage(FILE *f)
 	    "                      event or field M does not supply\n"
 	    "  --strict            any rejected rule is fatal: no pack is written\n"
 	    "  --seq N             content sequence number written in the pack (default 1)\n"
+	    "  --placeholders P    values of the %%name%% placeholders of Sigma's expand "
+	    "modifier:\n"
+	    "                      a JSON object {\"name\": [\"value\", ...], ...}\n"
 	    "  -h, --help          this help\n"
 	    "\n"
 	    "exit status: 0 every rule compiled; 1 some rules rejected; 2 usage or I/O error\n");
@@ -228,6 +232,24 @@ static void print_diag(void *userdata, int code, const char *msg)
 		fprintf(stderr, "%s\n", msg);
 }
 
+static int load_placeholders(const char *path, struct rf_sigma_placeholders **ret)
+{
+	struct rf_diag d = {.emit = print_diag, .userdata = (void *)path};
+	uint8_t *buf = NULL;
+	size_t len;
+	int r = rf_file_read(path, RF_SIGMA_FILE_MAX, &buf, &len);
+
+	if (r < 0) {
+		fprintf(stderr, "ringfence: %s: %s\n", path, rf_strerror(r));
+		return r;
+	}
+	r = rf_sigma_placeholders_parse(buf, len, ret, &d);
+	free(buf);
+	if (r < 0 && d.count == 0)
+		fprintf(stderr, "ringfence: %s: %s\n", path, rf_strerror(r));
+	return r;
+}
+
 static int load_manifest(const char *path, struct rf_manifest **ret)
 {
 	struct rf_diag d = {.emit = print_diag, .userdata = (void *)path};
@@ -248,7 +270,8 @@ static int load_manifest(const char *path, struct rf_manifest **ret)
 
 int rf_cli_content_compile(int argc, char **argv)
 {
-	const char *out = NULL, *manifest_path = NULL;
+	const char *out = NULL, *manifest_path = NULL, *ph_path = NULL;
+	struct rf_sigma_placeholders *ph = NULL;
 	bool strict = false;
 	uint64_t seq = 1;
 	struct paths inputs = {0}, files = {0};
@@ -259,10 +282,13 @@ int rf_cli_content_compile(int argc, char **argv)
 	uint8_t *pack = NULL;
 	size_t pack_len = 0;
 	int rc = 2, r, c;
-	static const struct option lo[] = {
-	    {"output", required_argument, NULL, 'o'}, {"manifest", required_argument, NULL, 'm'},
-	    {"seq", required_argument, NULL, 'q'},    {"strict", no_argument, NULL, 's'},
-	    {"help", no_argument, NULL, 'h'},	      {0}};
+	static const struct option lo[] = {{"output", required_argument, NULL, 'o'},
+					   {"manifest", required_argument, NULL, 'm'},
+					   {"seq", required_argument, NULL, 'q'},
+					   {"strict", no_argument, NULL, 's'},
+					   {"placeholders", required_argument, NULL, 'p'},
+					   {"help", no_argument, NULL, 'h'},
+					   {0}};
 
 	optind = 0;
 	while ((c = rf_getopt(argc, argv, "ho:", lo, "ringfence content compile")) != -1) {
@@ -286,6 +312,9 @@ int rf_cli_content_compile(int argc, char **argv)
 		case 's':
 			strict = true;
 			break;
+		case 'p':
+			ph_path = optarg;
+			break;
 		default:
 			goto out; /* rf_getopt said which option and where to look */
 		}
@@ -304,6 +333,8 @@ int rf_cli_content_compile(int argc, char **argv)
 		goto usage_error;
 	}
 	if (manifest_path && load_manifest(manifest_path, &m) < 0)
+		goto out;
+	if (ph_path && load_placeholders(ph_path, &ph) < 0)
 		goto out;
 
 	for (size_t i = 0; i < inputs.n; i++) {
@@ -353,7 +384,7 @@ int rf_cli_content_compile(int argc, char **argv)
 			fprintf(stderr, "ringfence: %s: %s\n", path, rf_strerror(r));
 			goto out;
 		}
-		r = rf_sigma_compile(buf, len, path, m, &rule, &d);
+		r = rf_sigma_compile_with(buf, len, path, m, ph, &rule, &d);
 		free(buf);
 		if (r == -ENOMEM) {
 			fprintf(stderr, "ringfence: out of memory\n");
@@ -425,6 +456,7 @@ out:
 	free(pack);
 	rf_pack_builder_free(b);
 	rf_manifest_free(m);
+	rf_sigma_placeholders_free(ph);
 	idset_free(&ids);
 	paths_free(&files);
 	paths_free(&inputs);

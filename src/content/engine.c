@@ -27,7 +27,9 @@
 
 #include <hs/hs.h>
 
+#include "common/buf.h"
 #include "common/util.h"
+#include "content/cache.h"
 #include "content/pack.h"
 #include "ringfence/limits.h"
 
@@ -74,7 +76,8 @@ struct pfield_rt {
 	uint32_t num_off, num_len;   /* int/ip atoms in e->nums */
 	uint32_t pres_off, pres_len; /* EXISTS atoms in e->pres */
 	uint32_t null_off, null_len; /* NULL atoms in e->nulls */
-	uint32_t ev;		     /* manifest event index */
+	uint32_t ev;		     /* manifest event index (if ev_ok) */
+	bool ev_ok;		     /* the field's event is one the manifest supplies */
 };
 
 struct evtype {
@@ -82,6 +85,7 @@ struct evtype {
 	size_t name_len;
 	uint32_t always_off, always_len; /* rules without a trigger set */
 	uint32_t nf_off, nf_len;	 /* pack fields of this event that have NULL atoms */
+	uint32_t fr_off, fr_len;	 /* FIELDREF atoms on this event's fields, in e->frefs */
 };
 
 struct rf_engine {
@@ -96,11 +100,19 @@ struct rf_engine {
 	hs_database_t *kwdb;
 	struct numatom *nums;
 	uint32_t *pres, *nulls, *nullfields, *always;
+	uint32_t *frefs;		 /* FIELDREF atoms, grouped per event type */
 	uint32_t *trig_off, *trig_rules; /* CSR: atom -> rules */
 	uint32_t *rule_ev;		 /* manifest event of each rule */
 	uint32_t *lazy_off, *lazy_len;	 /* per rule: the lazy fields it reads */
 	uint32_t *lazy_fields;
 	size_t scratch_bytes;
+	/* Loading from a cache (cache.c): databases to use instead of compiling, in db order
+	 * (fields with string atoms ascending, then keywords); taken ones are set to NULL. */
+	hs_database_t **pre;
+	const uint8_t (*pre_digests)[32];
+	uint32_t npre, ipre;
+	uint8_t (*digests)[32]; /* of each database, in db order (make_exprs) */
+	uint32_t ndigests;
 };
 
 struct rf_engine_scratch {
@@ -145,6 +157,7 @@ void rf_engine_free(struct rf_engine *e)
 	free(e->pres);
 	free(e->nulls);
 	free(e->nullfields);
+	free(e->frefs);
 	free(e->always);
 	free(e->trig_off);
 	free(e->trig_rules);
@@ -154,6 +167,7 @@ void rf_engine_free(struct rf_engine *e)
 	free(e->lazy_fields);
 	free(e->agent);
 	free(e->version);
+	free(e->digests);
 	rf_pack_free(e->pk);
 	free(e);
 }
@@ -163,36 +177,74 @@ const struct rf_pack *rf_engine_pack(const struct rf_engine *e)
 	return e->pk;
 }
 
-/* Compile the string atoms in atoms[0..n) into one database. */
-static int compile_db(const struct rf_engine *e, const uint32_t *atoms, uint32_t n,
-		      const char *what, hs_database_t **ret, struct rf_diag *d)
+/* The expressions of the string atoms in atoms[0..n) (Vectorscan's input), and their digest:
+ * SHA-256 over every expression, its flags and its id, so a cached database is used only for
+ * exactly the expressions it was compiled from (whatever changed: the pack, or how this build
+ * turns patterns into expressions). */
+static int make_exprs(const struct rf_engine *e, const uint32_t *atoms, uint32_t n, char **exprs,
+		      unsigned *flags, unsigned *ids, uint8_t digest[32], struct rf_diag *d)
 {
 	const struct rf_pack *pk = e->pk;
-	char **exprs = calloc(n, sizeof(*exprs));
-	unsigned *flags = calloc(n, sizeof(*flags)), *ids = calloc(n, sizeof(*ids));
-	hs_compile_error_t *err = NULL;
+	struct rf_buf b = RF_BUF_INIT(SIZE_MAX - 1);
 	int r = 0;
 
-	if (!exprs || !flags || !ids) {
-		r = -ENOMEM;
-		goto out;
-	}
 	for (uint32_t i = 0; i < n; i++) {
 		const struct rf_patom *a = &pk->atoms[atoms[i]];
 		const struct rf_pstr *p = &pk->strings[a->pattern];
 		size_t cap = RF_GLOB_REGEX_MAX(p->len) + 1;
+		int len;
 		exprs[i] = malloc(cap);
 		if (!exprs[i]) {
 			r = -ENOMEM;
 			goto out;
 		}
-		if (rf__pack_glob_regex(a->op, p->s, p->len, exprs[i], cap) < 0) {
+		if ((len = rf__pack_glob_regex(a->op, p->s, p->len, exprs[i], cap)) < 0) {
 			r = rf_diag_report(d, -E2BIG, "engine: atom %u: pattern too long",
 					   atoms[i]);
 			goto out;
 		}
 		flags[i] = rf__pack_hs_flags(a->op, a->flags);
 		ids[i] = atoms[i];
+		uint32_t tail[2] = {flags[i], ids[i]};
+		if ((r = rf_buf_append(&b, exprs[i], (size_t)len + 1)) < 0 ||
+		    (r = rf_buf_append(&b, tail, sizeof(tail))) < 0)
+			goto out;
+	}
+	rf_sha256(b.p, b.n, digest);
+out:
+	rf_buf_free(&b);
+	return r;
+}
+
+/* Build the database of the string atoms in atoms[0..n): taken from the cache when it holds one
+ * for exactly these expressions, else compiled. */
+static int compile_db(struct rf_engine *e, const uint32_t *atoms, uint32_t n, const char *what,
+		      hs_database_t **ret, struct rf_diag *d)
+{
+	char **exprs = calloc(n, sizeof(*exprs));
+	unsigned *flags = calloc(n, sizeof(*flags)), *ids = calloc(n, sizeof(*ids));
+	hs_compile_error_t *err = NULL;
+	uint8_t *digest = e->digests[e->ndigests];
+	int r = 0;
+
+	if (!exprs || !flags || !ids) {
+		r = -ENOMEM;
+		goto out;
+	}
+	r = make_exprs(e, atoms, n, exprs, flags, ids, digest, d);
+	if (r < 0)
+		goto out;
+	e->ndigests++;
+	if (e->pre) {
+		/* The cache's next database, if it was built from these very expressions. */
+		if (e->ipre >= e->npre || !e->pre[e->ipre] ||
+		    memcmp(e->pre_digests[e->ipre], digest, 32) != 0) {
+			r = -ESTALE;
+			goto out;
+		}
+		*ret = e->pre[e->ipre];
+		e->pre[e->ipre++] = NULL;
+		goto out;
 	}
 	/* Tune the database for the CPU it runs on (the agent compiles on its own host). */
 	hs_platform_info_t plat;
@@ -434,6 +486,7 @@ static int build(struct rf_engine *e, const struct rf_manifest *m, struct rf_dia
 			h = (h + 1) & (e->nslots - 1);
 		}
 		e->pf[i].ev = (uint32_t)v;
+		e->pf[i].ev_ok = true;
 	}
 	for (uint32_t i = 0; i < pk->n_rules; i++)
 		e->rule_ev[i] =
@@ -458,7 +511,9 @@ static int build(struct rf_engine *e, const struct rf_manifest *m, struct rf_dia
 			ce[at->field]++;
 		else if (at->op == RF_OP_NULL)
 			cu[at->field]++;
-		else if (pk->fields[at->field].type == RF_FT_STRING)
+		else if (at->op == RF_OP_FIELDREF)
+			continue; /* compared in prepare_event, no database */
+		else if (pk->fields[at->field].type == RF_FT_STRING && at->op != RF_OP_CIDR)
 			cs[at->field]++;
 		else
 			cn[at->field]++;
@@ -485,7 +540,9 @@ static int build(struct rf_engine *e, const struct rf_manifest *m, struct rf_dia
 			e->pres[f->pres_off + f->pres_len++] = a;
 		} else if (at->op == RF_OP_NULL) {
 			e->nulls[f->null_off + f->null_len++] = a;
-		} else if (t != RF_FT_STRING) {
+		} else if (at->op == RF_OP_FIELDREF) {
+			continue;
+		} else if (t != RF_FT_STRING || at->op == RF_OP_CIDR) {
 			struct numatom *nm = &e->nums[f->num_off + f->num_len++];
 			memset(nm, 0, sizeof(*nm));
 			nm->atom = a;
@@ -506,13 +563,17 @@ static int build(struct rf_engine *e, const struct rf_manifest *m, struct rf_dia
 	 * scanning non-trigger patterns (filters) in a second database only when a candidate rule
 	 * needs them (~25% slower: most events then scan CommandLine twice; Vectorscan's cost here
 	 * is dominated by the per-scan overhead, not by the number of patterns). */
+	e->digests = calloc((size_t)nf + 2, sizeof(*e->digests));
+	if (!e->digests)
+		goto out;
 	for (uint32_t f = 0; f < nf; f++) {
 		uint32_t k = 0;
 		if (!cs[f])
 			continue;
 		for (uint32_t a = 0; a < na; a++) {
 			const struct rf_patom *at = &pk->atoms[a];
-			if (at->field == f && at->op != RF_OP_EXISTS && at->op != RF_OP_NULL)
+			if (at->field == f && at->op != RF_OP_EXISTS && at->op != RF_OP_NULL &&
+			    at->op != RF_OP_FIELDREF && at->op != RF_OP_CIDR)
 				tmp[k++] = a;
 		}
 		char what[RF_NAME_MAX + 64];
@@ -530,6 +591,37 @@ static int build(struct rf_engine *e, const struct rf_manifest *m, struct rf_dia
 		r = compile_db(e, tmp, k, "the keyword patterns", &e->kwdb, d);
 		if (r < 0)
 			goto out;
+	}
+	if (e->pre && e->ipre != e->npre) {
+		r = -ESTALE;
+		goto out;
+	}
+	/* FIELDREF atoms, grouped per event type (both fields are of the atom's event; the
+	 * verifier proved it), by counting sort: linear in atoms + events. */
+	e->frefs = malloc((na + 1) * sizeof(*e->frefs));
+	if (!e->frefs) {
+		r = -ENOMEM;
+		goto out;
+	}
+	for (uint32_t a = 0; a < na; a++) {
+		const struct rf_patom *at = &pk->atoms[a];
+		if (at->op == RF_OP_FIELDREF && at->field < nf && at->ref < nf &&
+		    e->pf[at->field].ev_ok)
+			e->evs[e->pf[at->field].ev].fr_len++;
+	}
+	uint32_t nfr = 0;
+	for (size_t v = 0; v < e->n_ev; v++) {
+		e->evs[v].fr_off = nfr;
+		nfr += e->evs[v].fr_len;
+		e->evs[v].fr_len = 0;
+	}
+	for (uint32_t a = 0; a < na; a++) {
+		const struct rf_patom *at = &pk->atoms[a];
+		if (at->op == RF_OP_FIELDREF && at->field < nf && at->ref < nf &&
+		    e->pf[at->field].ev_ok) {
+			struct evtype *et = &e->evs[e->pf[at->field].ev];
+			e->frefs[et->fr_off + et->fr_len++] = a;
+		}
 	}
 	/* Fields with NULL atoms, grouped per event (absent fields make them true). */
 	uint32_t nfo = 0;
@@ -589,6 +681,31 @@ out:
 int rf_engine_load(const uint8_t *p, size_t n, const struct rf_manifest *m, struct rf_engine **ret,
 		   struct rf_diag *d)
 {
+	return rf__engine_load_with(p, n, m, NULL, NULL, 0, ret, d);
+}
+
+uint32_t rf__engine_ndbs(const struct rf_engine *e)
+{
+	uint32_t k = e->kwdb != NULL;
+
+	for (uint32_t f = 0; f < e->pk->n_fields; f++)
+		k += e->pf[f].db != NULL;
+	return k;
+}
+
+const hs_database_t *rf__engine_db(const struct rf_engine *e, uint32_t i, const uint8_t **digest)
+{
+	*digest = i < e->ndigests ? e->digests[i] : NULL;
+	for (uint32_t f = 0; f < e->pk->n_fields; f++)
+		if (e->pf[f].db && i-- == 0)
+			return e->pf[f].db;
+	return i == 0 ? e->kwdb : NULL;
+}
+
+int rf__engine_load_with(const uint8_t *p, size_t n, const struct rf_manifest *m,
+			 hs_database_t **pre, const uint8_t (*pre_digests)[32], uint32_t npre,
+			 struct rf_engine **ret, struct rf_diag *d)
+{
 	struct rf_engine *e;
 	struct rf_pack *pk = NULL;
 	int r = rf_pack_open(p, n, &pk, d);
@@ -606,9 +723,13 @@ int rf_engine_load(const uint8_t *p, size_t n, const struct rf_manifest *m, stru
 		return -ENOMEM;
 	}
 	e->pk = pk;
+	e->pre = pre;
+	e->pre_digests = pre_digests;
+	e->npre = npre;
 	e->agent = strdup(rf_manifest_agent(m));
 	e->version = strdup(rf_manifest_version(m));
 	r = e->agent && e->version ? build(e, m, d) : -ENOMEM;
+	e->pre = NULL;
 	if (r < 0) {
 		rf_engine_free(e);
 		return r;
@@ -787,6 +908,21 @@ static bool oversize(const struct rf_event *ev)
 	return total > RF_EVENT_LINE_MAX;
 }
 
+/* Equal ignoring ASCII case (the engine's case-insensitive rule: bytes >= 0x80 compare as is). */
+static bool ascii_caseeq(const char *x, const char *y, size_t n)
+{
+	for (size_t i = 0; i < n; i++) {
+		unsigned char a = (unsigned char)x[i], b = (unsigned char)y[i];
+		if (a >= 'A' && a <= 'Z')
+			a |= 0x20;
+		if (b >= 'A' && b <= 'Z')
+			b |= 0x20;
+		if (a != b)
+			return false;
+	}
+	return true;
+}
+
 /* Phase 1 for one event: resolve its fields, set presence/number/keyword atoms, remember the
  * values the field databases will scan. Returns 0, 1 if the event type is unknown, -EIO. */
 static int prepare_event(const struct rf_engine *e, const struct rf_event *ev, size_t b,
@@ -853,9 +989,17 @@ static int prepare_event(const struct rf_engine *e, const struct rf_event *ev, s
 		s->fval[b * nf + pf] = val;
 		s->flen[b * nf + pf] = (uint32_t)len;
 		if (rt->num_len) {
-			for (uint32_t k = 0; typed && k < rt->num_len; k++) {
+			/* On a string field the only such atoms are CIDR: the value counts if it
+			 * is an address (Windows writes IpAddress as "-" when there is none). */
+			uint8_t nt = sl->type;
+			bool ok = typed;
+			if (nt == RF_FT_STRING) {
+				nt = RF_FT_IP;
+				ok = rf__pack_parse_ip(val, len, ip);
+			}
+			for (uint32_t k = 0; ok && k < rt->num_len; k++) {
 				const struct numatom *nm = &e->nums[rt->num_off + k];
-				if (num_match(nm, sl->type, iv, ip))
+				if (num_match(nm, nt, iv, ip))
 					set_bit(s, bits, nm->atom);
 			}
 		}
@@ -874,6 +1018,19 @@ static int prepare_event(const struct rf_engine *e, const struct rf_event *ev, s
 		const struct pfield_rt *rt = &e->pf[pf];
 		for (uint32_t j = 0; j < rt->null_len; j++)
 			set_bit(s, bits, e->nulls[rt->null_off + j]);
+	}
+	/* FIELDREF atoms: both fields present and equal (whole values, so linear in them). */
+	for (uint32_t k = 0; k < et->fr_len; k++) {
+		uint32_t a = e->frefs[et->fr_off + k];
+		const struct rf_patom *at = &pk->atoms[a];
+		size_t fa = b * nf + at->field, fb = b * nf + at->ref;
+		if (s->field_stamp[fa] != s->stamp || s->field_stamp[fb] != s->stamp ||
+		    s->flen[fa] != s->flen[fb])
+			continue;
+		if ((at->flags & RF_ATOM_CASED)
+			? !memcmp(s->fval[fa], s->fval[fb], s->flen[fa])
+			: ascii_caseeq(s->fval[fa], s->fval[fb], s->flen[fa]))
+			set_bit(s, bits, a);
 	}
 	return 0;
 }

@@ -29,8 +29,13 @@
  *     ("-"? digits), compared as int64 (field OP pattern). On an ip field: RF_OP_EQ with an
  *     IPv4/IPv6 literal, compared as an address, or RF_OP_CIDR with a prefix ("10.0.0.0/8",
  *     "2001:db8::/32"; host bits are ignored). A value that does not parse as the field's type
- *     makes these atoms false. The verifier rejects anything else.
+ *     makes these atoms false. RF_OP_CIDR is also allowed on a string field: its value is
+ *     parsed as an address, and the atom is false when it is not one. The verifier rejects
+ *     anything else.
  *   - RF_OP_EXISTS / RF_OP_NULL take no pattern (pattern_len 0).
+ *   - RF_OP_FIELDREF(p), string fields only: p is the name of another string field of the same
+ *     event (Sigma |fieldref); true when the event carries both and their values are equal,
+ *     byte for byte with RF_ATOM_CASED, else ASCII case-insensitive.
  *
  * Program: an array of 32-bit instructions RF_INSN(op, arg), evaluated with a stack of bits.
  *   RF_I_ATOM  arg = index into the rule's atoms: push its match bit
@@ -70,8 +75,9 @@ enum rf_atom_op {
 	RF_OP_GTE = 11,
 	RF_OP_LT = 12,
 	RF_OP_LTE = 13,
+	RF_OP_FIELDREF = 14,
 };
-#define RF_OP_MAX RF_OP_LTE
+#define RF_OP_MAX RF_OP_FIELDREF
 
 #define RF_ATOM_CASED 0x1u     /* case-sensitive match (Sigma |cased; every |re without |i) */
 #define RF_ATOM_MULTILINE 0x2u /* RF_OP_REGEX only: Sigma |re|m */

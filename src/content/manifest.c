@@ -28,6 +28,7 @@ struct mevent {
 
 struct rf_manifest {
 	char *agent, *version;
+	char *product; /* Sigma logsource product ("windows"), or NULL: any */
 	size_t n_events;
 	struct mevent *events;
 };
@@ -45,6 +46,7 @@ void rf_manifest_free(struct rf_manifest *m)
 	free(m->events);
 	free(m->agent);
 	free(m->version);
+	free(m->product);
 	free(m);
 }
 
@@ -175,6 +177,13 @@ int rf_manifest_parse(const uint8_t *p, size_t n, struct rf_manifest **ret, stru
 	r = get_name(root, "version", "top level", &m->version, d);
 	if (r < 0)
 		goto out;
+	/* Optional (manifests before 1.2.0 have none): the Sigma product this agent's events come
+	 * from; rules for another product are refused by the compiler. */
+	if (json_object_get(root, "product")) {
+		r = get_name(root, "product", "top level", &m->product, d);
+		if (r < 0)
+			goto out;
+	}
 	json_t *je = json_object_get(root, "events");
 	if (!json_is_array(je)) {
 		r = rf_diag_report(d, -EBADMSG, "manifest: \"events\" must be an array");
@@ -220,6 +229,11 @@ const char *rf_manifest_agent(const struct rf_manifest *m)
 const char *rf_manifest_version(const struct rf_manifest *m)
 {
 	return m->version;
+}
+
+const char *rf_manifest_product(const struct rf_manifest *m)
+{
+	return m->product;
 }
 
 int rf__manifest_event_index(const struct rf_manifest *m, const char *event)

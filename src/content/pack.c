@@ -228,6 +228,16 @@ const char *rf__pack_atom_problem(unsigned t, unsigned op, unsigned flags, const
 		return "atom has no field";
 	if (op == RF_OP_EXISTS || op == RF_OP_NULL)
 		return n == 0 ? NULL : "exists/null atom carries a pattern";
+	if (op == RF_OP_FIELDREF) {
+		if (t != RF_FT_STRING)
+			return "fieldref on a field that is not a string";
+		if (n == 0 || n > RF_NAME_MAX)
+			return "fieldref names no field (or a name over RF_NAME_MAX bytes)";
+		for (size_t i = 0; i < n; i++)
+			if (pat[i] <= 0x20 || pat[i] >= 0x7f || pat[i] == '"' || pat[i] == '\\')
+				return "fieldref pattern is not a field name (printable ASCII)";
+		return NULL;
+	}
 	if (n > RF_PATTERN_MAX)
 		return "pattern longer than RF_PATTERN_MAX (1024 bytes)";
 	if (t == RF_FT_STRING && op == RF_OP_REGEX)
@@ -236,6 +246,10 @@ const char *rf__pack_atom_problem(unsigned t, unsigned op, unsigned flags, const
 		return "more than RF_PATTERN_WILDCARDS_MAX (64) wildcards in the pattern";
 	switch (t) {
 	case RF_FT_STRING:
+		if (op == RF_OP_CIDR) /* the value is parsed as an address at run time */
+			return rf__pack_parse_cidr((const char *)pat, n, ip, &bits)
+				   ? NULL
+				   : "pattern is not an IPv4/IPv6 CIDR prefix";
 		return op <= RF_OP_ENDSWITH ? NULL : "operator not allowed on a string field";
 	case RF_FT_INT:
 		if (op != RF_OP_EQ && (op < RF_OP_GT || op > RF_OP_LTE))
@@ -270,7 +284,13 @@ int rf__pack_glob_regex(uint8_t op, const char *pat, size_t n, char *out, size_t
 		out[n] = '\0';
 		return (int)n;
 	}
-	if (op == RF_OP_EQ || op == RF_OP_STARTSWITH) {
+	/* A contains (or keyword) glob of only '*' (or empty) matches every value, the empty one
+	 * too; Vectorscan refuses an unanchored pattern that matches an empty buffer, so anchor it
+	 * (same meaning: every value has a start). */
+	bool only_stars = op == RF_OP_CONTAINS || op == RF_OP_KEYWORD;
+	for (size_t i = 0; only_stars && i < n; i++)
+		only_stars = pat[i] == '*';
+	if (op == RF_OP_EQ || op == RF_OP_STARTSWITH || only_stars) {
 		memcpy(out, "\\A", 2);
 		o = 2;
 	}
@@ -568,6 +588,15 @@ int rf_pack_builder_add(struct rf_pack_builder *b, const struct rf_ir_rule *r, s
 		if ((rc = add_str(b, a->pattern_len ? a->pattern : (const uint8_t *)"",
 				  a->pattern_len, &pidx)) < 0)
 			goto fail;
+		if (a->op == RF_OP_FIELDREF) { /* the other field must be in the table too */
+			uint32_t ridx;
+			memset(rec, 0, sizeof(rec));
+			put32(rec, sid[4]);
+			put32(rec + 4, pidx);
+			rec[8] = RF_FT_STRING;
+			if ((rc = intern(&b->fields, rec, 12, RF_PACK_FIELDS_MAX, &ridx)) < 0)
+				goto fail;
+		}
 		memset(rec, 0, sizeof(rec));
 		put32(rec, fidx);
 		rec[4] = (uint8_t)a->op;

@@ -54,6 +54,8 @@ struct rf_patom {
 	uint32_t field; /* field index, or RF_PACK_NONE for RF_OP_KEYWORD */
 	uint8_t op, flags;
 	uint32_t pattern; /* string index */
+	uint32_t ref;	  /* RF_OP_FIELDREF: index of the field the pattern names (resolved and
+			   * checked at load: same event, string type); else RF_PACK_NONE */
 };
 
 struct rf_prule {

@@ -28,6 +28,7 @@
 #include <string.h>
 
 #include <hs/hs.h>
+#include <jansson.h>
 #include <yaml.h>
 
 #include "common/util.h"
@@ -167,6 +168,20 @@ struct ctx {
 	uint32_t *atom_hash;
 	unsigned cond_depth;
 	size_t match_steps; /* ident_match work, bounded by RF_SIGMA_MATCH_STEPS_MAX */
+	const struct rf_sigma_placeholders *ph;
+};
+
+/* Placeholder values for `expand` (rf_sigma_placeholders_parse). */
+struct placeholder {
+	char *name;
+	size_t n;
+	char **vals;
+	size_t *lens;
+};
+
+struct rf_sigma_placeholders {
+	size_t n;
+	struct placeholder *p;
 };
 
 static int fail(struct ctx *c, int code, const char *fmt, ...) RF_PRINTF(3, 4);
@@ -711,6 +726,8 @@ enum mod {
 	M_GTE = 1u << 18,
 	M_LT = 1u << 19,
 	M_LTE = 1u << 20,
+	M_FIELDREF = 1u << 21,
+	M_EXPAND = 1u << 22,
 };
 #define M_POSITION (M_CONTAINS | M_STARTSWITH | M_ENDSWITH)
 #define M_RE_SUB (M_RE_I | M_RE_M | M_RE_S)
@@ -723,9 +740,6 @@ enum mod {
 static const struct {
 	const char *name, *why;
 } unsupported_mods[] = {
-    {"fieldref", "comparing two fields of an event is not supported yet"},
-    {"expand", "placeholders (%name%) need values from a pipeline configuration, which ringfence "
-	       "does not have"},
     {"neq", "not supported yet (write 'not' in the condition)"},
     {"minute", "time modifiers are not supported"},
     {"hour", "time modifiers are not supported"},
@@ -750,6 +764,7 @@ static const struct {
     {"utf16be", M_UTF16BE},	{"utf16", M_UTF16},
     {"gt", M_GT},		{"gte", M_GTE},
     {"lt", M_LT},		{"lte", M_LTE},
+    {"fieldref", M_FIELDREF},	{"expand", M_EXPAND},
 };
 
 struct field_spec {
@@ -795,6 +810,12 @@ static const char *mods_problem(unsigned m, bool utf_after_b64)
 		       "value is encoded to UTF-16 first, then to Base64)";
 	if ((m & M_B64) && (m & M_WINDASH))
 		return "'windash' with 'base64'/'base64offset' is not supported";
+	if ((m & M_EXPAND) && (m & (M_RE | M_CIDR | M_NUM | M_FIELDREF)))
+		return "'expand' works on text matching: not with re, cidr, gt/gte/lt/lte or "
+		       "fieldref";
+	if ((m & M_FIELDREF) && (m & ~(M_FIELDREF | M_ALL | M_CASED)))
+		return "'fieldref' can only be combined with 'all' and 'cased' (it compares two "
+		       "whole values)";
 	return NULL;
 }
 
@@ -1169,6 +1190,148 @@ static int check_regex(struct ctx *c, const struct node *val, uint32_t flags, co
 	return 0;
 }
 
+static int emit_value(struct ctx *c, struct vec *v, const struct field_spec *fs,
+		      const struct node *val, const char *ident);
+
+static const struct placeholder *placeholder_get(const struct rf_sigma_placeholders *ph,
+						 const char *s, size_t n)
+{
+	for (size_t i = 0; ph && i < ph->n; i++)
+		if (strlen(ph->p[i].name) == n && !memcmp(ph->p[i].name, s, n))
+			return &ph->p[i];
+	return NULL;
+}
+
+static bool placeholder_char(char ch)
+{
+	return (ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') || is_digit(ch) || ch == '_' ||
+	       ch == '-' || ch == '.';
+}
+
+/*
+ * `field|expand: '...%name%...'`: each %name% is replaced by each value the placeholders give
+ * it (the product over the placeholders in the value, at most RF_SIGMA_EXPAND_MAX variants),
+ * and the variants are matched with the key's other modifiers, OR'd. A '%' that does not start
+ * a %name% (letters, digits, '_', '-', '.') is itself.
+ */
+static int emit_expand(struct ctx *c, struct vec *v, const struct field_spec *fs,
+		       const struct node *val, const char *ident, const char *where)
+{
+	const struct placeholder *use[RF_SIGMA_EXPAND_MAX];
+	size_t at[RF_SIGMA_EXPAND_MAX], end[RF_SIGMA_EXPAND_MAX], k = 0, total = 1;
+	char qv[64];
+
+	if (val->sk != S_STR && val->sk != S_INT)
+		return fail(c, -EBADMSG, "'expand' needs a text value (%s)", where);
+	if (!c->ph)
+		return fail(c, -ENOTSUP,
+			    "'expand' needs placeholder values (ringfence content compile "
+			    "--placeholders FILE; %s)",
+			    where);
+	for (size_t i = 0; i < val->len; i++) {
+		size_t j = i + 1;
+		if (val->s[i] != '%')
+			continue;
+		while (j < val->len && placeholder_char(val->s[j]))
+			j++;
+		if (j >= val->len || val->s[j] != '%' || j == i + 1)
+			continue;
+		const struct placeholder *p = placeholder_get(c->ph, val->s + i + 1, j - i - 1);
+		if (!p) {
+			char qn[RF_NAME_MAX + 8];
+			return fail(c, -EINVAL, "placeholder '%s' is not defined (%s)",
+				    rf_diag_quote(qn, sizeof(qn), val->s + i, j - i + 1), where);
+		}
+		if (p->n == 0 || total > RF_SIGMA_EXPAND_MAX / p->n || k == RF_SIGMA_EXPAND_MAX)
+			return fail(c, -E2BIG,
+				    "'expand' of '%s' gives more than %u values (or a placeholder "
+				    "has none; %s)",
+				    qs(qv, sizeof(qv), val), RF_SIGMA_EXPAND_MAX, where);
+		total *= p->n;
+		use[k] = p;
+		at[k] = i;
+		end[k++] = j + 1;
+		i = j;
+	}
+	struct field_spec f2 = *fs;
+	f2.mods &= ~M_EXPAND;
+	for (size_t var = 0; var < total; var++) {
+		size_t len = val->len, digits = var;
+		for (size_t q = 0; q < k; q++) {
+			len += use[q]->lens[digits % use[q]->n];
+			digits /= use[q]->n;
+		}
+		char *out = arena_alloc(&c->r->arena, len + 1);
+		size_t o = 0, from = 0;
+		if (!out)
+			return oom(c);
+		digits = var;
+		for (size_t q = 0; q < k; q++) {
+			size_t pick = digits % use[q]->n;
+			digits /= use[q]->n;
+			memcpy(out + o, val->s + from, at[q] - from);
+			o += at[q] - from;
+			memcpy(out + o, use[q]->vals[pick], use[q]->lens[pick]);
+			o += use[q]->lens[pick];
+			from = end[q];
+		}
+		memcpy(out + o, val->s + from, val->len - from);
+		o += val->len - from;
+		out[o] = '\0';
+		struct node tmp = *val;
+		tmp.s = out;
+		tmp.len = o;
+		tmp.sk = S_STR;
+		int r = emit_value(c, v, &f2, &tmp, ident);
+		if (r >= 0)
+			r = join(c, v, var, RF_I_OR);
+		if (r < 0)
+			return r;
+	}
+	return 0;
+}
+
+/* `A|fieldref: B`: true when the event's fields A and B are both present with equal values
+ * (case-insensitive unless `cased`). B must be a field of the same event, and both strings. */
+static int emit_fieldref(struct ctx *c, struct vec *v, const struct field_spec *fs,
+			 const struct node *val, const char *where)
+{
+	char qv[64];
+
+	if (val->sk != S_STR || val->len == 0 || val->len > RF_NAME_MAX)
+		return fail(c, -EBADMSG, "fieldref value '%s' is not a field name (%s)",
+			    qs(qv, sizeof(qv), val), where);
+	for (size_t i = 0; i < val->len; i++)
+		if (!field_char_ok(val->s[i]) || val->s[i] == '"' || val->s[i] == '\\')
+			return fail(c, -EBADMSG,
+				    "fieldref value '%s' is not a field name (printable ASCII; %s)",
+				    qs(qv, sizeof(qv), val), where);
+	if (fs->mtype && fs->mtype != RF_FT_STRING)
+		return fail(c, -EINVAL, "fieldref on %s field '%s' (only string fields; %s)",
+			    type_name(fs->mtype), fs->name, where);
+	if (c->m) {
+		int t = rf_manifest_field_type(c->m, c->event, val->s);
+		char qa[64], qver[32];
+		if (t < 0)
+			return fail(c, -ENOENT,
+				    "field '%s' (referenced by fieldref) is not supplied by %s %s "
+				    "(event %s supplies %zu fields; %s)",
+				    qs(qv, sizeof(qv), val),
+				    rf_diag_quote(qa, sizeof(qa), rf_manifest_agent(c->m),
+						  strlen(rf_manifest_agent(c->m))),
+				    rf_diag_quote(qver, sizeof(qver), rf_manifest_version(c->m),
+						  strlen(rf_manifest_version(c->m))),
+				    c->event, rf_manifest_event_nfields(c->m, c->event), where);
+		if (t != RF_FT_STRING)
+			return fail(c, -EINVAL,
+				    "fieldref to %s field '%s' (only string fields; %s)",
+				    type_name((enum rf_ftype)t), qs(qv, sizeof(qv), val), where);
+	}
+	return emit_atom(c, v, fs->name, RF_FT_STRING, RF_OP_FIELDREF,
+			 (fs->mods & M_CASED) ? RF_ATOM_CASED : 0, (const uint8_t *)val->s,
+			 val->len);
+}
+
 /* One value of a field (or keyword) entry: push its atom(s). */
 static int emit_value(struct ctx *c, struct vec *v, const struct field_spec *fs,
 		      const struct node *val, const char *ident)
@@ -1229,6 +1392,10 @@ static int emit_value(struct ctx *c, struct vec *v, const struct field_spec *fs,
 	case S_STR:
 		break;
 	}
+	if (m & M_EXPAND)
+		return emit_expand(c, v, fs, val, ident, where);
+	if (m & M_FIELDREF)
+		return emit_fieldref(c, v, fs, val, where);
 	if (has_nul(val))
 		return fail(c, -EBADMSG, "value at line %u holds a NUL byte (%s)", val->line,
 			    where);
@@ -1246,9 +1413,22 @@ static int emit_value(struct ctx *c, struct vec *v, const struct field_spec *fs,
 		t = (m & M_CIDR) ? RF_FT_IP
 		    : (m & M_NUM) || (val->sk == S_INT && !(m & ~M_ALL)) ? RF_FT_INT
 									  : RF_FT_STRING;
-	if ((m & M_CIDR) && t != RF_FT_IP)
-		return fail(c, -EINVAL, "'cidr' on %s field '%s' (cidr needs an ip field; %s)",
-			    type_name(t), fs->name, where);
+	if ((m & M_CIDR) && t == RF_FT_INT)
+		return fail(c, -EINVAL,
+			    "'cidr' on int field '%s' (cidr needs an ip or string field; %s)",
+			    fs->name, where);
+	if ((m & M_CIDR) && t == RF_FT_STRING) {
+		/* A text field holding an address (Windows' IpAddress: "-" when there is none): the
+		 * engine parses the value, and a value that is not an address does not match. */
+		unsigned char addr[16];
+		unsigned bits;
+		if (!rf__pack_parse_cidr(val->s, val->len, addr, &bits))
+			return fail(c, -EINVAL,
+				    "value '%s' is not an IPv4/IPv6 CIDR prefix such as 10.0.0.0/8 "
+				    "(%s)",
+				    qs(qv, sizeof(qv), val), where);
+		return emit_atom(c, v, fs->name, RF_FT_STRING, RF_OP_CIDR, 0, pat, plen);
+	}
 	if ((m & M_NUM) && t != RF_FT_INT)
 		return fail(c, -EINVAL,
 			    "gt/gte/lt/lte on %s field '%s' (they need an int field; %s)",
@@ -1739,6 +1919,101 @@ static bool event_char_ok(char ch)
 	return (ch >= 'a' && ch <= 'z') || is_digit(ch) || ch == '_' || ch == '-' || ch == '.';
 }
 
+/* One logsource key: absent (NULL), or a short lower-case name. */
+static int logsource_key(struct ctx *c, const struct node *ls, const char *key,
+			 const struct node **ret)
+{
+	const struct node *n = map_get(ls, key);
+
+	*ret = NULL;
+	if (!n || (n->kind == N_SCALAR && n->sk == S_NULL))
+		return 0;
+	if (n->kind != N_SCALAR || n->len == 0 || n->len > (RF_NAME_MAX - 1) / 2)
+		return fail(c, -EBADMSG, "logsource %s is not a short text value", key);
+	for (size_t i = 0; i < n->len; i++)
+		if (!event_char_ok(n->s[i])) {
+			char q[64];
+			return fail(c, -EBADMSG, "logsource %s '%s' is not lower-case [a-z0-9_.-]",
+				    key, qs(q, sizeof(q), n));
+		}
+	*ret = n;
+	return 0;
+}
+
+/*
+ * The event type a rule runs on, from its logsource (docs/sigma.md "Event sources"): the
+ * category when there is one (process_creation), else "<product>_<service>" (windows_security),
+ * or the service alone when no product is named. A product alone names no event type (the rule
+ * would have to run on every one) and is refused, as is a category together with a service (the
+ * rule would need both). With a manifest naming a product, a rule for another product is refused
+ * naming it, and so is an event type the manifest lacks.
+ */
+static int rule_logsource(struct ctx *c, const struct node *ls)
+{
+	const struct node *cat, *svc, *prod;
+	char qa[64], qv[32], qp[64], qs2[64];
+	int r;
+
+	if (!ls || ls->kind != N_MAP)
+		return fail(c, -EBADMSG, "missing required 'logsource' mapping");
+	r = check_map(c, ls, "logsource");
+	if (r >= 0)
+		r = logsource_key(c, ls, "category", &cat);
+	if (r >= 0)
+		r = logsource_key(c, ls, "service", &svc);
+	if (r >= 0)
+		r = logsource_key(c, ls, "product", &prod);
+	if (r < 0)
+		return r;
+	if (c->m) {
+		const char *agent = rf_manifest_agent(c->m), *ver = rf_manifest_version(c->m);
+		const char *mp = rf_manifest_product(c->m);
+		rf_diag_quote(qa, sizeof(qa), agent, strlen(agent));
+		rf_diag_quote(qv, sizeof(qv), ver, strlen(ver));
+		if (prod && mp && (strlen(mp) != prod->len || memcmp(mp, prod->s, prod->len)))
+			return fail(c, -ENOENT,
+				    "logsource product '%s' is not supplied by %s %s (it supplies "
+				    "product '%s')",
+				    qs(qp, sizeof(qp), prod), qa, qv,
+				    rf_diag_quote(qs2, sizeof(qs2), mp, strlen(mp)));
+	}
+	if (cat && svc)
+		return fail(c, -ENOTSUP,
+			    "logsource has both category '%s' and service '%s' (one event type "
+			    "per rule)",
+			    qs(qp, sizeof(qp), cat), qs(qs2, sizeof(qs2), svc));
+	if (cat) {
+		c->event = cat->s;
+	} else if (svc && prod) {
+		char *ev = arena_alloc(&c->r->arena, prod->len + svc->len + 2);
+		if (!ev)
+			return oom(c);
+		memcpy(ev, prod->s, prod->len);
+		ev[prod->len] = '_';
+		memcpy(ev + prod->len + 1, svc->s, svc->len);
+		ev[prod->len + 1 + svc->len] = '\0';
+		c->event = ev;
+	} else if (svc) {
+		c->event = svc->s;
+	} else if (prod) {
+		return fail(c, -ENOTSUP,
+			    "logsource names only product '%s' (a rule needs a category or a "
+			    "service: one event type)",
+			    qs(qp, sizeof(qp), prod));
+	} else {
+		return fail(c, -EBADMSG, "logsource has no category, service or product");
+	}
+	c->r->ir.event = c->event;
+	if (c->m && !rf_manifest_has_event(c->m, c->event)) {
+		if (svc)
+			return fail(c, -ENOENT,
+				    "logsource service '%s' (event '%s') is not supplied by %s %s",
+				    qs(qs2, sizeof(qs2), svc), c->event, qa, qv);
+		return fail(c, -ENOENT, "event '%s' is not supplied by %s %s", c->event, qa, qv);
+	}
+	return 0;
+}
+
 static int rule_header(struct ctx *c, const struct node *root)
 {
 	struct rf_ir_rule *ir = &c->r->ir;
@@ -1787,36 +2062,7 @@ static int rule_header(struct ctx *c, const struct node *root)
 		ir->level = n->s;
 	}
 
-	const struct node *ls = map_get(root, "logsource");
-	if (!ls || ls->kind != N_MAP)
-		return fail(c, -EBADMSG, "missing required 'logsource' mapping");
-	r = check_map(c, ls, "logsource");
-	if (r < 0)
-		return r;
-	n = map_get(ls, "category");
-	if (!n || (n->kind == N_SCALAR && n->sk == S_NULL))
-		return fail(c, -ENOTSUP,
-			    "logsource has no category (only category-based rules are "
-			    "supported)");
-	if (n->kind != N_SCALAR || n->len == 0 || n->len > RF_NAME_MAX)
-		return fail(c, -EBADMSG, "logsource category is not a short text value");
-	for (size_t i = 0; i < n->len; i++)
-		if (!event_char_ok(n->s[i])) {
-			char q[64];
-			return fail(c, -EBADMSG,
-				    "logsource category '%s' is not lower-case [a-z0-9_.-]",
-				    qs(q, sizeof(q), n));
-		}
-	c->event = ir->event = n->s;
-	if (c->m && !rf_manifest_has_event(c->m, c->event)) {
-		char qa[64], qv[32];
-		return fail(c, -ENOENT, "event '%s' is not supplied by %s %s", c->event,
-			    rf_diag_quote(qa, sizeof(qa), rf_manifest_agent(c->m),
-					  strlen(rf_manifest_agent(c->m))),
-			    rf_diag_quote(qv, sizeof(qv), rf_manifest_version(c->m),
-					  strlen(rf_manifest_version(c->m))));
-	}
-	return 0;
+	return rule_logsource(c, map_get(root, "logsource"));
 }
 
 /* The evaluation stack the program needs (and a check that it leaves exactly one bit). */
@@ -1906,10 +2152,116 @@ static int compile_rule(struct ctx *c, const struct node *root)
 	return check_stack(c, v);
 }
 
+void rf_sigma_placeholders_free(struct rf_sigma_placeholders *ph)
+{
+	if (!ph)
+		return;
+	for (size_t i = 0; i < ph->n; i++) {
+		for (size_t j = 0; j < ph->p[i].n; j++)
+			free(ph->p[i].vals[j]);
+		free(ph->p[i].vals);
+		free(ph->p[i].lens);
+		free(ph->p[i].name);
+	}
+	free(ph->p);
+	free(ph);
+}
+
+static int placeholder_parse(const char *key, json_t *jv, struct placeholder *p, struct rf_diag *d)
+{
+	size_t nv = json_is_array(jv) ? json_array_size(jv) : 1;
+	char q[RF_NAME_MAX + 8];
+
+	rf_diag_quote(q, sizeof(q), key, strlen(key));
+	if (strlen(key) == 0 || strlen(key) > RF_NAME_MAX)
+		return rf_diag_report(d, -EBADMSG, "placeholders: name '%s' is empty or too long",
+				      q);
+	for (const char *s = key; *s; s++)
+		if (!placeholder_char(*s))
+			return rf_diag_report(d, -EBADMSG,
+					      "placeholders: name '%s' is not [A-Za-z0-9_.-]", q);
+	if (nv > RF_SIGMA_EXPAND_MAX)
+		return rf_diag_report(d, -E2BIG, "placeholders: '%s' has %zu values (limit %u)", q,
+				      nv, RF_SIGMA_EXPAND_MAX);
+	if (!(p->name = strdup(key)) || !(p->vals = calloc(nv + 1, sizeof(*p->vals))) ||
+	    !(p->lens = calloc(nv + 1, sizeof(*p->lens))))
+		return -ENOMEM;
+	for (size_t j = 0; j < nv; j++) {
+		json_t *e = json_is_array(jv) ? json_array_get(jv, j) : jv;
+		if (!json_is_string(e))
+			return rf_diag_report(d, -EBADMSG,
+					      "placeholders: '%s': values must be strings", q);
+		size_t l = json_string_length(e);
+		if (l > RF_SIGMA_PATTERN_MAX || memchr(json_string_value(e), 0, l))
+			return rf_diag_report(d, -E2BIG,
+					      "placeholders: '%s': a value is over %u bytes or "
+					      "holds a NUL",
+					      q, RF_SIGMA_PATTERN_MAX);
+		if (!(p->vals[j] = strdup(json_string_value(e))))
+			return -ENOMEM;
+		p->lens[j] = l;
+		p->n = j + 1;
+	}
+	return 0;
+}
+
+int rf_sigma_placeholders_parse(const uint8_t *json, size_t n, struct rf_sigma_placeholders **ret,
+				struct rf_diag *d)
+{
+	json_error_t jerr;
+	struct rf_sigma_placeholders *ph = NULL;
+	json_t *root;
+	const char *key;
+	json_t *jv;
+	int r = 0;
+
+	if (n > RF_SIGMA_FILE_MAX)
+		return rf_diag_report(d, -E2BIG, "placeholders: %zu bytes (limit %u)", n,
+				      RF_SIGMA_FILE_MAX);
+	root = json_loadb((const char *)json, n, JSON_REJECT_DUPLICATES, &jerr);
+	if (!root)
+		return rf_diag_report(d, -EBADMSG,
+				      "placeholders: invalid JSON at line %d column %d: %s",
+				      jerr.line, jerr.column, jerr.text);
+	if (!json_is_object(root)) {
+		r = rf_diag_report(d, -EBADMSG, "placeholders: top level must be an object");
+		goto out;
+	}
+	if (json_object_size(root) > RF_SIGMA_PLACEHOLDERS_MAX) {
+		r = rf_diag_report(d, -E2BIG, "placeholders: %zu names (limit %u)",
+				   json_object_size(root), RF_SIGMA_PLACEHOLDERS_MAX);
+		goto out;
+	}
+	if (!(ph = calloc(1, sizeof(*ph))) ||
+	    !(ph->p = calloc(json_object_size(root) + 1, sizeof(*ph->p)))) {
+		r = -ENOMEM;
+		goto out;
+	}
+	json_object_foreach(root, key, jv)
+	{
+		r = placeholder_parse(key, jv, &ph->p[ph->n++], d);
+		if (r < 0)
+			goto out;
+	}
+	*ret = ph;
+	ph = NULL;
+out:
+	rf_sigma_placeholders_free(ph);
+	json_decref(root);
+	return r;
+}
+
 int rf_sigma_compile(const uint8_t *yaml, size_t n, const char *origin, const struct rf_manifest *m,
 		     struct rf_sigma_rule **ret, struct rf_diag *reterr)
 {
-	struct ctx c = {.origin = origin, .d = reterr, .m = m};
+	return rf_sigma_compile_with(yaml, n, origin, m, NULL, ret, reterr);
+}
+
+int rf_sigma_compile_with(const uint8_t *yaml, size_t n, const char *origin,
+			  const struct rf_manifest *m, const struct rf_sigma_placeholders *ph,
+			  struct rf_sigma_rule **ret, struct rf_diag *reterr)
+{
+	struct ctx c = {.origin = origin, .d = reterr, .m = m, .ph = ph};
 	struct node *root = NULL;
 	int r;
 

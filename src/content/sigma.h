@@ -48,6 +48,26 @@ struct rf_sigma_rule;
 int rf_sigma_compile(const uint8_t *yaml, size_t n, const char *origin, const struct rf_manifest *m,
 		     struct rf_sigma_rule **ret, struct rf_diag *reterr) RF_WUR;
 
+/*
+ * Placeholder values for Sigma's `expand` modifier (docs/sigma.md "Placeholders"): a JSON object
+ * mapping each name to a list of values (or one value), e.g. {"admin_users": ["adm_*", "root"]}.
+ * Values are Sigma strings (wildcards and escapes as in rules). Parsed with the limits of
+ * ringfence/limits.h (RF_SIGMA_PLACEHOLDERS_MAX names, RF_SIGMA_EXPAND_MAX values each, names
+ * of RF_NAME_MAX, values of RF_SIGMA_PATTERN_MAX bytes). Returns 0, -EBADMSG (not such an
+ * object; reterr names the entry), -E2BIG, -ENOMEM. Free with rf_sigma_placeholders_free.
+ */
+struct rf_sigma_placeholders;
+int rf_sigma_placeholders_parse(const uint8_t *json, size_t n, struct rf_sigma_placeholders **ret,
+				struct rf_diag *reterr) RF_WUR;
+void rf_sigma_placeholders_free(struct rf_sigma_placeholders *p);
+
+/* rf_sigma_compile with placeholder values for `expand` (ph may be NULL: a rule using expand is
+ * then rejected with -ENOTSUP, saying it needs them). Same returns, and -EINVAL for a placeholder
+ * ph does not define. */
+int rf_sigma_compile_with(const uint8_t *yaml, size_t n, const char *origin,
+			  const struct rf_manifest *m, const struct rf_sigma_placeholders *ph,
+			  struct rf_sigma_rule **ret, struct rf_diag *reterr) RF_WUR;
+
 /* The compiled rule. Valid until rf_sigma_rule_free(r); every pointer in it is owned by r. */
 const struct rf_ir_rule *rf_sigma_rule_ir(const struct rf_sigma_rule *r);
 

@@ -285,8 +285,61 @@ static const char *pattern_compiles(const struct rf_patom *a, const struct rf_ps
 	return why;
 }
 
-static int decode_atoms(struct rf_pack *pk, const uint8_t *s, uint32_t count, struct rf_diag *d)
+/* (event, name) -> field index + 1, keyed by canonical string indices (decode_fields has
+ * rejected duplicates): lets a fieldref atom find the field its pattern names in O(1). */
+struct ftable {
+	uint32_t *slots, ns;
+};
+
+static int ftable_build(const struct rf_pack *pk, const uint32_t *canon, struct ftable *t)
 {
+	t->ns = 16;
+	while (t->ns < pk->n_fields * 2u)
+		t->ns *= 2;
+	if (!(t->slots = calloc(t->ns, sizeof(*t->slots))))
+		return -ENOMEM;
+	for (uint32_t i = 0; i < pk->n_fields; i++) {
+		uint32_t ce = canon[pk->fields[i].event], cn = canon[pk->fields[i].name];
+		uint32_t h = (ce * 2654435761u ^ cn * 40503u) & (t->ns - 1);
+		while (t->slots[h])
+			h = (h + 1) & (t->ns - 1);
+		t->slots[h] = i + 1;
+	}
+	return 0;
+}
+
+static uint32_t ftable_find(const struct rf_pack *pk, const uint32_t *canon, const struct ftable *t,
+			    uint32_t ce, uint32_t cn)
+{
+	uint32_t h = (ce * 2654435761u ^ cn * 40503u) & (t->ns - 1);
+
+	for (; t->slots[h]; h = (h + 1) & (t->ns - 1)) {
+		const struct rf_pfield *g = &pk->fields[t->slots[h] - 1];
+		if (canon[g->event] == ce && canon[g->name] == cn)
+			return t->slots[h] - 1;
+	}
+	return RF_PACK_NONE;
+}
+
+/* A fieldref atom's other field: in the table, of the atom's own event, a string. */
+static const char *resolve_fieldref(const struct rf_pack *pk, const uint32_t *canon,
+				    const struct ftable *t, struct rf_patom *a)
+{
+	uint32_t f =
+	    ftable_find(pk, canon, t, canon[pk->fields[a->field].event], canon[a->pattern]);
+
+	if (f == RF_PACK_NONE)
+		return "fieldref names a field the pack's field table lacks for the atom's event";
+	if (pk->fields[f].type != RF_FT_STRING)
+		return "fieldref names a field that is not a string";
+	a->ref = f;
+	return NULL;
+}
+
+static int decode_atoms(struct rf_pack *pk, const uint8_t *s, uint32_t count, struct rf_diag *d,
+			const uint32_t *canon)
+{
+	struct ftable ft = {0};
 	int bad = 0;
 
 	pk->atoms = calloc(count ? count : 1, sizeof(*pk->atoms));
@@ -299,6 +352,7 @@ static int decode_atoms(struct rf_pack *pk, const uint8_t *s, uint32_t count, st
 		a->op = s[4];
 		a->flags = s[5];
 		a->pattern = get32(s + 8);
+		a->ref = RF_PACK_NONE;
 		if (get16(s + 6)) {
 			bad = rf_diag_report(d, -EBADMSG, "pack: atom %u: reserved bytes not zero",
 					     i);
@@ -316,9 +370,14 @@ static int decode_atoms(struct rf_pack *pk, const uint8_t *s, uint32_t count, st
 		const struct rf_pstr *p = &pk->strings[a->pattern];
 		unsigned t = a->field == RF_PACK_NONE ? 0 : pk->fields[a->field].type;
 		why = rf__pack_atom_problem(t, a->op, a->flags, (const uint8_t *)p->s, p->len);
-		if (!why && (t == RF_FT_STRING || a->op == RF_OP_KEYWORD) &&
-		    a->op != RF_OP_EXISTS && a->op != RF_OP_NULL)
+		if (!why && a->op == RF_OP_FIELDREF) {
+			if (!ft.slots && ftable_build(pk, canon, &ft) < 0)
+				return -ENOMEM;
+			why = resolve_fieldref(pk, canon, &ft, a);
+		} else if (!why && (t == RF_FT_STRING || a->op == RF_OP_KEYWORD) &&
+			   a->op != RF_OP_EXISTS && a->op != RF_OP_NULL && a->op != RF_OP_CIDR) {
 			why = pattern_compiles(a, p);
+		}
 		if (why) {
 			char q[80];
 			bad = rf_diag_report(d, -EBADMSG, "pack: atom %u (op %u, pattern '%s'): %s",
@@ -328,6 +387,7 @@ static int decode_atoms(struct rf_pack *pk, const uint8_t *s, uint32_t count, st
 		}
 	}
 	pk->n_atoms = count;
+	free(ft.slots);
 	return bad;
 }
 
@@ -552,7 +612,7 @@ int rf__pack_decode(const uint8_t *p, size_t n, struct rf_pack **ret, struct rf_
 	bad = decode_fields(pk, p + off[1], count[1], d, canon);
 	if (bad == -ENOMEM)
 		goto fail_bad;
-	rc = decode_atoms(pk, p + off[2], count[2], d);
+	rc = decode_atoms(pk, p + off[2], count[2], d, canon);
 	if (rc < 0)
 		bad = rc;
 	if (bad == -ENOMEM)
@@ -603,6 +663,30 @@ int rf_pack_rule(const struct rf_pack *pk, size_t i, struct rf_rule_info *ret)
 	return 0;
 }
 
+/* Report why field f, read by rule ri, does not fit m (fst: -1/-2 not supplied, > 0 the
+ * manifest's type). Returns -ENOEXEC. */
+static int field_problem(const struct rf_pack *pk, uint32_t ri, uint32_t f, int fst,
+			 const struct rf_manifest *m, struct rf_diag *d)
+{
+	const char *agent = rf_manifest_agent(m), *ver = rf_manifest_version(m);
+	const char *ev = rf__pack_str(pk, pk->rules[ri].event);
+	const char *fname = rf__pack_str(pk, pk->fields[f].name);
+	char rn[256], q[RF_NAME_MAX * 4 + 8];
+
+	rf_diag_quote(q, sizeof(q), fname, strlen(fname));
+	if (fst < 0)
+		return rf_diag_report(d, -ENOEXEC,
+				      "%s: field '%s' (input %u) is not supplied by %s %s "
+				      "(event %s supplies %zu fields)",
+				      rule_name(pk, ri, rn, sizeof(rn)), q, f + 1, agent, ver, ev,
+				      rf_manifest_event_nfields(m, ev));
+	return rf_diag_report(d, -ENOEXEC,
+			      "%s: field '%s' (input %u) is %s in %s %s but the rule reads it as "
+			      "%s",
+			      rule_name(pk, ri, rn, sizeof(rn)), q, f + 1, type_name((unsigned)fst),
+			      agent, ver, type_name(pk->fields[f].type));
+}
+
 int rf_pack_check(const struct rf_pack *pk, const struct rf_manifest *m, struct rf_diag *d)
 {
 	const char *agent = rf_manifest_agent(m), *ver = rf_manifest_version(m);
@@ -643,27 +727,17 @@ int rf_pack_check(const struct rf_pack *pk, const struct rf_manifest *m, struct 
 			uint32_t in = pk->code[r->code_off + k];
 			if (RF_INSN_OP(in) != RF_I_ATOM)
 				continue;
-			uint32_t f = pk->atoms[RF_INSN_ARG(in)].field;
-			if (f == RF_PACK_NONE || fstat[f] == 0 || stamp[f] == ri + 1)
-				continue;
-			stamp[f] = ri + 1;
-			const char *fname = rf__pack_str(pk, pk->fields[f].name);
-			rf_diag_quote(q, sizeof(q), fname, strlen(fname));
-			if (fstat[f] < 0)
-				bad = rf_diag_report(
-				    d, -ENOEXEC,
-				    "%s: field '%s' (input %u) is not supplied by %s %s "
-				    "(event %s supplies %zu fields)",
-				    rule_name(pk, ri, rn, sizeof(rn)), q, f + 1, agent, ver, ev,
-				    rf_manifest_event_nfields(m, ev));
-			else
-				bad = rf_diag_report(
-				    d, -ENOEXEC,
-				    "%s: field '%s' (input %u) is %s in %s %s but the rule "
-				    "reads it as %s",
-				    rule_name(pk, ri, rn, sizeof(rn)), q, f + 1,
-				    type_name((unsigned)fstat[f]), agent, ver,
-				    type_name(pk->fields[f].type));
+			const struct rf_patom *a = &pk->atoms[RF_INSN_ARG(in)];
+			/* The field the atom reads, and the one a fieldref names. */
+			uint32_t reads[2] = {a->field,
+					     a->op == RF_OP_FIELDREF ? a->ref : RF_PACK_NONE};
+			for (int j = 0; j < 2; j++) {
+				uint32_t f = reads[j];
+				if (f == RF_PACK_NONE || fstat[f] == 0 || stamp[f] == ri + 1)
+					continue;
+				stamp[f] = ri + 1;
+				bad = field_problem(pk, ri, f, fstat[f], m, d);
+			}
 		}
 	}
 	free(fstat);

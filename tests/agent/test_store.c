@@ -484,6 +484,49 @@ static void test_roundtrip_and_reopen(void **unused)
 	rm_rf(dir);
 }
 
+/* Garbage collection removes an unreferenced pack and the worker's matcher cache beside it
+ * (packs/<hash>.hsdb, rf_engine_load_cached), keeps the referenced pack's, and nothing else. */
+static void test_gc_removes_matcher_cache(void **unused)
+{
+	char dir[256], path[512], hex[2 * RF_GUARD_HASH_LEN + 1];
+	struct rf_store *st = NULL;
+	struct rf_diag d = {0};
+	uint8_t ha[RF_GUARD_HASH_LEN], hb[RF_GUARD_HASH_LEN];
+	struct rf_guard_state g;
+	const uint8_t *hs[2] = {ha, hb};
+
+	new_dir(dir, sizeof(dir));
+	assert_int_equal(rf_store_open(dir, NULL, &st, &d), 0);
+	assert_int_equal(
+	    rf_store_pack_put(st, (const uint8_t *)PACK_A, sizeof(PACK_A), "packs/a-1.rfp", ha), 0);
+	assert_int_equal(rf_store_pack_put(st, (const uint8_t *)"other", 5, "packs/b-1.rfp", hb),
+			 0);
+	for (int i = 0; i < 2; i++) {
+		rf_hex_encode(hs[i], RF_GUARD_HASH_LEN, hex);
+		snprintf(path, sizeof(path), "%s/packs/%s.hsdb", dir, hex);
+		assert_int_equal(rf_file_write_atomic(path, "cache", 5, 0600), 0);
+	}
+	snprintf(path, sizeof(path), "%s/packs/notes.hsdb", dir);
+	assert_int_equal(rf_file_write_atomic(path, "x", 1, 0600), 0);
+	rf_guard_init(&g);
+	g.mode = RF_GUARD_MODE_LKG;
+	g.has_lkg = 1;
+	memcpy(g.lkg, ha, sizeof(ha));
+	assert_int_equal(rf_store_set_guard(st, &g), 0);
+	assert_int_equal(rf_store_commit(st), 0);
+	rf_store_free(st);
+	for (int i = 0; i < 2; i++) {
+		rf_hex_encode(hs[i], RF_GUARD_HASH_LEN, hex);
+		snprintf(path, sizeof(path), "%s/packs/%s.hsdb", dir, hex);
+		assert_int_equal(access(path, F_OK), i == 0 ? 0 : -1);
+		snprintf(path, sizeof(path), "%s/packs/%s.rfp", dir, hex);
+		assert_int_equal(access(path, F_OK), i == 0 ? 0 : -1);
+	}
+	snprintf(path, sizeof(path), "%s/packs/notes.hsdb", dir);
+	assert_int_equal(access(path, F_OK), 0);
+	rm_rf(dir);
+}
+
 static void test_corruption_is_detected(void **unused)
 {
 	char dir[256], path[512], hex[65];
@@ -674,6 +717,7 @@ int main(void)
 {
 	const struct CMUnitTest tests[] = {
 	    cmocka_unit_test(test_roundtrip_and_reopen),
+	    cmocka_unit_test(test_gc_removes_matcher_cache),
 	    cmocka_unit_test(test_corruption_is_detected),
 	    cmocka_unit_test(test_wrong_kinds_are_named_and_change_nothing),
 	    cmocka_unit_test(test_limits),

@@ -94,7 +94,7 @@ printf 'title: Broken\nid: x\ndetection: [unclosed\n' >mixed/c_broken.yaml
 cat >mixed/d_nocat.yml <<'Y'
 title: No Category
 id: 22222222-2222-3333-4444-555555555555
-logsource: {product: windows, service: security}
+logsource: {product: windows}
 detection: {selection: {EventID: 4624}, condition: selection}
 Y
 cp rules/certutil_download.yml mixed/e_same_id.yml
@@ -127,6 +127,38 @@ golden eval-291.out c291-eval-1.1.out
 t 0 eval-examples "$rf" content eval a.pack --manifest m11.json events.jsonl
 golden eval-examples.out eval-examples.out
 contains eval-malformed eval-examples.err "1 malformed"
+
+# ---- expand: placeholders from --placeholders ----------------------------------------------
+mkdir ph
+cat > ph/admin_psexec.yml <<'EOF'
+title: PsExec run by a listed admin account
+id: 7d1f0b7e-2b7a-4d52-9a55-1c9f00000001
+logsource: {category: process_creation, product: windows}
+detection:
+  selection:
+    User|expand: '%domain%\%admins%'
+    Image|endswith: '\psexec.exe'
+  condition: selection
+EOF
+printf '{"domain": ["CORP", "LAB"], "admins": ["adm_*", "root"]}\n' > placeholders.json
+t 1 expand-without "$rf" content compile ph -o ph0.pack
+contains expand-without-msg expand-without.err "'expand' needs placeholder values"
+t 0 expand "$rf" content compile ph -o ph.pack --placeholders placeholders.json --manifest m11.json
+cat > ph-events.jsonl <<'EOF'
+{"event":"process_creation","User":"corp\\adm_joe","Image":"C:\\t\\PsExec.exe"}
+{"event":"process_creation","User":"LAB\\root","Image":"C:\\t\\psexec.exe"}
+{"event":"process_creation","User":"CORP\\joe","Image":"C:\\t\\psexec.exe"}
+{"event":"process_creation","User":"HOME\\root","Image":"C:\\t\\psexec.exe"}
+EOF
+t 0 expand-eval "$rf" content eval ph.pack --manifest m11.json ph-events.jsonl
+[ "$(grep -c 7d1f0b7e expand-eval.out)" = 2 ] && ok "expand: two of four events match" ||
+	{ fail "expand: expected 2 alerts:"; cat expand-eval.out; }
+printf '{"domain": "CORP"}\n' > placeholders-short.json
+t 1 expand-undefined "$rf" content compile ph -o ph1.pack --placeholders placeholders-short.json
+contains expand-undefined-msg expand-undefined.err "placeholder '%admins%' is not defined"
+printf '{"domain": [1]}\n' > placeholders-bad.json
+t 2 expand-bad-file "$rf" content compile ph -o ph2.pack --placeholders placeholders-bad.json
+contains expand-bad-file-msg expand-bad-file.err "values must be strings"
 
 echo "$failures failure(s)"
 [ "$failures" -eq 0 ]

@@ -157,6 +157,14 @@ static void test_manifest(void **state)
 			 -EBADMSG);
 	assert_int_equal(rf_manifest_parse((const uint8_t *)"{", 1, &m, &d), -EBADMSG);
 	assert_null(m);
+	/* "product" is optional (1.0.0/1.1.0 have none); when present it is a name. */
+	assert_null(rf_manifest_product(m11));
+	const char *badprod = "{\"agent\":\"a\",\"version\":\"1\",\"product\":7,\"events\":[]}";
+	struct rf_diag dp = {0};
+	assert_int_equal(rf_manifest_parse((const uint8_t *)badprod, strlen(badprod), &m, &dp),
+			 -EBADMSG);
+	assert_non_null(strstr(dp.first, "\"product\" must be a string"));
+	assert_null(m);
 	/* The built-in manifest is 1.1.0. */
 	size_t n;
 	const uint8_t *b = rf_content_builtin_manifest(&n);
@@ -275,6 +283,21 @@ static void test_string_ops(void **state)
 	    one((struct rf_ir_atom){NULL, 0, RF_OP_KEYWORD, 0, (const uint8_t *)"mimikatz", 8},
 		false, PC, IMG),
 	    0);
+	/* A contains glob of only '*' (SigmaHQ: `AttributeValue|contains: '*'`) or empty matches
+	 * every value of a present field, the empty one too, and loads (Vectorscan refuses an
+	 * unanchored pattern that matches an empty buffer: the pack used to be rejected at load). */
+	assert_int_equal(
+	    one((struct rf_ir_atom)A("Image", S, RF_OP_CONTAINS, 0, "*"), false, PC, IMG), 1);
+	assert_int_equal(
+	    one((struct rf_ir_atom)A("User", S, RF_OP_CONTAINS, 0, "**"), false, PC, IMG), 1);
+	assert_int_equal(one((struct rf_ir_atom)A("User", S, RF_OP_CONTAINS, 0, ""), false, PC, IMG),
+			 1);
+	assert_int_equal(
+	    one((struct rf_ir_atom)A("ParentImage", S, RF_OP_CONTAINS, 0, "*"), false, PC, IMG), 0);
+	assert_int_equal(
+	    one((struct rf_ir_atom){NULL, 0, RF_OP_KEYWORD, 0, (const uint8_t *)"*", 1}, false, PC,
+		IMG),
+	    1);
 }
 
 static void test_absent_exists_null(void **state)

@@ -14,6 +14,7 @@
 
 #include <cmocka.h>
 
+#include "common/util.h"
 #include "content/ir.h"
 #include "content/pack.h"
 #include "ringfence/content.h"
@@ -246,6 +247,101 @@ static void test_random_flips(void **state)
 	free(p);
 }
 
+/* Forged fieldref atoms: the verifier resolves the field each one names and refuses one the
+ * field table lacks for the atom's own event, or one that is not a string; the semantic check
+ * names a referenced field the manifest does not supply (the 291 check through a reference). */
+static uint32_t field_named(const struct rf_pack *pk, const char *ev, const char *name)
+{
+	for (uint32_t i = 0; i < pk->n_fields; i++)
+		if (!strcmp(rf__pack_str(pk, pk->fields[i].event), ev) &&
+		    !strcmp(rf__pack_str(pk, pk->fields[i].name), name))
+			return i;
+	fail_msg("no field %s/%s", ev, name);
+	return 0;
+}
+
+static uint32_t string_named(const struct rf_pack *pk, const char *s)
+{
+	for (uint32_t i = 0; i < pk->n_strings; i++)
+		if (!strcmp(pk->strings[i].s, s))
+			return i;
+	fail_msg("no string %s", s);
+	return 0;
+}
+
+static void test_fieldref_forged(void **state)
+{
+	struct rf_ir_atom a1[] = {A("User", RF_FT_STRING, RF_OP_FIELDREF, 0, "ParentUser"),
+				  A("User", RF_FT_STRING, RF_OP_CONTAINS, 0, "cmd")};
+	struct rf_ir_atom a2[] = {A("DestinationHostname", RF_FT_STRING, RF_OP_EQ, 0, "x")};
+	uint32_t c1[] = {RF_INSN(RF_I_ATOM, 0), RF_INSN(RF_I_ATOM, 1), RF_INSN(RF_I_OR, 0)};
+	uint32_t c2[] = {RF_INSN(RF_I_ATOM, 0)};
+	struct rf_ir_rule r[] = {{"fr-1", "One", "high", "a", "process_creation", a1, 2, c1, 3},
+				 {"fr-2", "Two", "low", "b", "network_connection", a2, 1, c2, 1}};
+	struct rf_pack_builder *b;
+	struct rf_pack *pk = NULL;
+	struct rf_diag d = {0};
+	uint8_t *p, *q;
+	size_t n;
+
+	assert_int_equal(rf_pack_builder_new(&b), 0);
+	for (int i = 0; i < 2; i++)
+		assert_int_equal(rf_pack_builder_add(b, &r[i], &d), 0);
+	assert_int_equal(rf_pack_builder_finish(b, 1, &p, &n), 0);
+	rf_pack_builder_free(b);
+	assert_int_equal(try_load(p, n, &d), 0);
+	assert_int_equal(rf_pack_open(p, n, &pk, &d), 0);
+	/* The builder put the referenced field in the table; the verifier resolved it. */
+	uint32_t fpu = field_named(pk, "process_creation", "ParentUser");
+	assert_int_equal(pk->atoms[0].op, RF_OP_FIELDREF);
+	assert_int_equal(pk->atoms[0].ref, fpu);
+	uint32_t atoms =
+	    rd32(p + RF_PACK_HEADER_SIZE + (RF_SEC_ATOMS - 1) * RF_PACK_SECTENT_SIZE + 4);
+	uint32_t flds =
+	    rd32(p + RF_PACK_HEADER_SIZE + (RF_SEC_FIELDS - 1) * RF_PACK_SECTENT_SIZE + 4);
+	q = malloc(n);
+	struct {
+		size_t off;
+		uint32_t v;
+		const char *want;
+	} forged[] = {
+	    /* the contains atom turned into a fieldref naming "cmd": no such field */
+	    {atoms + RF_PACK_ATOM_SIZE + 4, RF_OP_FIELDREF, "field table lacks"},
+	    /* the fieldref names a field of the other event */
+	    {atoms + 8, string_named(pk, "DestinationHostname"), "field table lacks"},
+	    /* the referenced field made an int */
+	    {flds + fpu * RF_PACK_FIELD_SIZE + 8, RF_FT_INT, "not a string"},
+	    /* a fieldref with the multiline flag */
+	    {atoms + 4, RF_OP_FIELDREF | RF_ATOM_MULTILINE << 8, "multiline"},
+	};
+	for (size_t k = 0; k < sizeof(forged) / sizeof(forged[0]); k++) {
+		struct rf_diag fd = {0};
+		memcpy(q, p, n);
+		wr32(q + forged[k].off, forged[k].v);
+		assert_int_not_equal(try_load(q, n, &fd), 0);
+		if (!strstr(fd.first, forged[k].want))
+			fail_msg("forged %zu: '%s' lacks '%s'", k, fd.first, forged[k].want);
+	}
+	free(q);
+	/* Against 1.0.0 (no ParentUser): the reference is named like any field read. */
+	const char *root = getenv("RF_SOURCE_ROOT");
+	char path[4096];
+	uint8_t *mj;
+	size_t mn;
+	struct rf_manifest *m10 = NULL;
+	snprintf(path, sizeof(path), "%s/manifests/ringfence-agent-1.0.0.json", root ? root : ".");
+	assert_int_equal(rf_file_read(path, 1 << 20, &mj, &mn), 0);
+	assert_int_equal(rf_manifest_parse(mj, mn, &m10, &d), 0);
+	struct rf_diag vd = {0};
+	assert_int_equal(rf_pack_check(pk, m10, &vd), -ENOEXEC);
+	assert_non_null(strstr(vd.first, "field 'ParentUser'"));
+	assert_non_null(strstr(vd.first, "is not supplied by ringfence-agent 1.0.0"));
+	rf_manifest_free(m10);
+	free(mj);
+	rf_pack_free(pk);
+	free(p);
+}
+
 static int parse(const char *js, struct rf_diag *d)
 {
 	static struct rf_event ev;
@@ -359,6 +455,7 @@ int main(void)
 	    cmocka_unit_test(test_huge_counts_and_overlap),
 	    cmocka_unit_test(test_bad_strings),
 	    cmocka_unit_test(test_random_flips),
+	    cmocka_unit_test(test_fieldref_forged),
 	    cmocka_unit_test(test_event_parser),
 	};
 	return cmocka_run_group_tests(tests, setup, teardown);

@@ -49,6 +49,8 @@ static const char *opname(enum rf_atom_op op)
 		return "lt";
 	case RF_OP_LTE:
 		return "lte";
+	case RF_OP_FIELDREF:
+		return "fieldref";
 	}
 	return "?";
 }
@@ -337,7 +339,7 @@ static void test_condition_errors(void **state)
 
 static void test_unsupported_modifiers(void **state)
 {
-	static const char *const mods[] = {"fieldref", "expand", "neq", "minute", "year"};
+	static const char *const mods[] = {"neq", "minute", "year"};
 	char src[512], key[64];
 
 	for (size_t i = 0; i < sizeof(mods) / sizeof(mods[0]); i++) {
@@ -387,10 +389,15 @@ static void test_modifier_combinations(void **state)
 			 cases[i].key);
 		expect_reject(src, -EBADMSG, cases[i].why, cases[i].key);
 	}
-	/* Types: with a manifest, cidr needs an ip field and gt.. an int field. */
+	/* Types: with a manifest, cidr needs an ip or a string field (whose value is parsed as an
+	 * address when the event is evaluated) and gt.. an int field. */
 	struct rf_manifest *m = manifest_new();
-	expect_reject_m(HEADER "detection:\n  s:\n    Image|cidr: 10.0.0.0/8\n  condition: s\n", m,
-			-EINVAL, "'cidr' on string field 'Image' (cidr needs an ip field", NULL);
+	expect_ir_m(HEADER "detection:\n  s:\n    Image|cidr: 10.0.0.0/8\n  condition: s\n", m,
+		    "Image cidr '10.0.0.0/8' | a0");
+	expect_reject_m(HEADER "detection:\n  s:\n    Image|cidr: 10.0.0.0/33\n  condition: s\n", m,
+			-EINVAL, "not an IPv4/IPv6 CIDR prefix", NULL);
+	expect_reject_m(HEADER "detection:\n  s:\n    ProcessId|cidr: 10.0.0.0/8\n  condition: s\n",
+			m, -EINVAL, "'cidr' on int field 'ProcessId'", NULL);
 	expect_reject_m(HEADER "detection:\n  s:\n    Image|gt: 4\n  condition: s\n", m, -EINVAL,
 			"gt/gte/lt/lte on string field 'Image'", NULL);
 	expect_reject_m(HEADER "detection:\n  s:\n    ProcessId|re: '4.*'\n  condition: s\n", m,
@@ -514,7 +521,9 @@ static void test_rule_level_rejections(void **state)
 		      -EBADMSG, "t.yml: rule r9: missing required 'title'");
 	expect_reject("title: T\nid: r1\nlogsource: {product: windows}\n"
 		      "detection: {a: {A: b}, condition: a}\n",
-		      -ENOTSUP, "no category");
+		      -ENOTSUP, "logsource names only product 'windows'");
+	expect_reject("title: T\nid: r1\nlogsource: {}\ndetection: {a: {A: b}, condition: a}\n",
+		      -EBADMSG, "logsource has no category, service or product");
 	expect_reject("title: T\nid: r1\nlogsource: {category: Bad Name}\n"
 		      "detection: {a: {A: b}, condition: a}\n",
 		      -EBADMSG, "lower-case");
@@ -609,6 +618,231 @@ static void test_manifest(void **state)
 			"detection: {s: {DestinationIp: 10.0.0.*}, condition: s}\n",
 			m, -EINVAL, "not an IP address", NULL);
 	rf_manifest_free(m);
+}
+
+/* ---- logsources: category, product/service, and the manifest's product -------------------- */
+
+static const char *event_of(const char *logsource, const struct rf_manifest *m)
+{
+	static char ev[RF_NAME_MAX + 1];
+	char src[512];
+	struct rf_diag d = {0};
+	struct rf_sigma_rule *r = NULL;
+
+	snprintf(src, sizeof(src), "title: T\nid: r1\nlogsource: %s\n"
+		 "detection: {a: {EventID: 4624}, condition: a}\n", logsource);
+	if (rf_sigma_compile((const uint8_t *)src, strlen(src), "t.yml", m, &r, &d) != 0)
+		fail_msg("compile failed: %s\nrule:\n%s", d.first, src);
+	snprintf(ev, sizeof(ev), "%s", rf_sigma_rule_ir(r)->event);
+	rf_sigma_rule_free(r);
+	return ev;
+}
+
+static void test_logsource(void **state)
+{
+	static const char json[] =
+	    "{\"agent\":\"win\",\"version\":\"1.2.0\",\"product\":\"windows\",\"events\":["
+	    "{\"name\":\"windows_security\",\"fields\":[{\"name\":\"EventID\",\"type\":"
+	    "\"int\"}]},{\"name\":\"process_creation\",\"fields\":[{\"name\":\"EventID\","
+	    "\"type\":\"int\"}]}]}";
+	struct rf_diag d = {0};
+	struct rf_manifest *m = NULL;
+
+	/* The event type: the category, else product_service, else the service alone. */
+	assert_string_equal(event_of("{category: process_creation, product: windows}", NULL),
+			    "process_creation");
+	assert_string_equal(event_of("{product: windows, service: security}", NULL),
+			    "windows_security");
+	assert_string_equal(event_of("{service: apache}", NULL), "apache");
+	assert_string_equal(event_of("{product: aws, service: cloudtrail}", NULL),
+			    "aws_cloudtrail");
+	expect_reject("title: T\nid: r1\nlogsource: {category: application, service: audit}\n"
+		      "detection: {a: {A: b}, condition: a}\n",
+		      -ENOTSUP, "both category 'application' and service 'audit'");
+	expect_reject("title: T\nid: r1\nlogsource: {product: Windows, service: security}\n"
+		      "detection: {a: {A: b}, condition: a}\n",
+		      -EBADMSG, "logsource product 'Windows' is not lower-case");
+
+	/* A manifest naming a product refuses the rules of another, naming it. */
+	assert_int_equal(rf_manifest_parse((const uint8_t *)json, strlen(json), &m, &d), 0);
+	assert_string_equal(rf_manifest_product(m), "windows");
+	assert_string_equal(event_of("{product: windows, service: security}", m),
+			    "windows_security");
+	assert_string_equal(event_of("{category: process_creation}", m), "process_creation");
+	expect_reject_m("title: T\nid: r1\nlogsource: {product: linux, category: "
+			"process_creation}\ndetection: {a: {EventID: 1}, condition: a}\n",
+			m, -ENOENT,
+			"logsource product 'linux' is not supplied by win 1.2.0 (it supplies "
+			"product 'windows')",
+			NULL);
+	expect_reject_m("title: T\nid: r1\nlogsource: {product: windows, service: system}\n"
+			"detection: {a: {EventID: 1}, condition: a}\n",
+			m, -ENOENT,
+			"logsource service 'system' (event 'windows_system') is not supplied by "
+			"win 1.2.0",
+			NULL);
+	rf_manifest_free(m);
+
+	/* Manifests before 1.2.0 name no product: any product's rules compile against them. */
+	m = manifest_new();
+	assert_null(rf_manifest_product(m));
+	expect_ir_m("title: T\nid: r1\nlogsource: {product: linux, category: process_creation}\n"
+		    "detection: {a: {Image: x}, condition: a}\n",
+		    m, "Image eq 'x' | a0");
+	rf_manifest_free(m);
+}
+
+/* ---- fieldref: one field compared with another of the same event --------------------------- */
+
+static void test_fieldref(void **state)
+{
+	struct rf_manifest *m = manifest_new();
+
+	/* The Sigma specification: "fieldref" turns the value into a reference to another field;
+	 * the selection holds when the two fields of the event are equal. SigmaHQ's uses:
+	 * `TargetFilename|fieldref: Image` (a process deleting its own image), `User|fieldref:
+	 * ParentUser` (filter: same user), `SubjectUserName|fieldref: TargetUserName`. */
+	expect_ir(HEADER "detection:\n  s:\n    TargetFilename|fieldref: Image\n  condition: s\n",
+		  "TargetFilename fieldref 'Image' | a0");
+	expect_ir(HEADER "detection:\n  s:\n    User|fieldref|cased: ParentUser\n  condition: s\n",
+		  "User fieldref/cased 'ParentUser' | a0");
+	expect_ir(HEADER "detection:\n  s:\n    User|fieldref|all: [ParentUser, Image]\n"
+			 "  condition: s\n",
+		  "User fieldref 'ParentUser'; User fieldref 'Image' | a0 a1 &");
+	expect_ir(HEADER "detection:\n  s:\n    User|fieldref: [ParentUser, Image]\n"
+			 "  condition: s\n",
+		  "User fieldref 'ParentUser'; User fieldref 'Image' | a0 a1 |");
+	/* Rejected with a reason. */
+	expect_reject(HEADER "detection:\n  s:\n    User|fieldref|contains: Image\n  condition: s\n",
+		      -EBADMSG, "'fieldref' can only be combined with 'all' and 'cased'");
+	expect_reject(HEADER "detection:\n  s:\n    User|fieldref: 5\n  condition: s\n", -EBADMSG,
+		      "fieldref value '5' is not a field name");
+	expect_reject(HEADER "detection:\n  s:\n    User|fieldref: 'Parent User'\n  condition: s\n",
+		      -EBADMSG, "is not a field name");
+	expect_reject(HEADER "detection:\n  s:\n    User|fieldref: null\n  condition: s\n",
+		      -EBADMSG, "null value with a modifier");
+	expect_reject(HEADER "detection:\n  s:\n    '|fieldref': Image\n  condition: s\n",
+		      -ENOTSUP, "keyword search with modifiers");
+	/* Against a manifest: the referenced field must be supplied (the 291 check for the field
+	 * the rule reads through the reference), and both must be strings. */
+	expect_ir_m(HEADER "detection:\n  s:\n    User|fieldref: Image\n  condition: s\n", m,
+		    "User fieldref 'Image' | a0");
+	expect_reject_m(HEADER "detection:\n  s:\n    User|fieldref: ParentUser\n  condition: s\n",
+			m, -ENOENT,
+			"field 'ParentUser' (referenced by fieldref) is not supplied by "
+			"ringfence-agent 9.0.0 (event process_creation supplies 6 fields",
+			NULL);
+	expect_reject_m(HEADER "detection:\n  s:\n    User|fieldref: ProcessId\n  condition: s\n",
+			m, -EINVAL, "fieldref to int field 'ProcessId'", NULL);
+	expect_reject_m(HEADER "detection:\n  s:\n    ProcessId|fieldref: User\n  condition: s\n",
+			m, -EINVAL, "fieldref on int field 'ProcessId'", NULL);
+	rf_manifest_free(m);
+}
+
+/* ---- expand: %placeholders% from a placeholders file --------------------------------------- */
+
+static struct rf_sigma_placeholders *ph_new(const char *json)
+{
+	struct rf_sigma_placeholders *ph = NULL;
+	struct rf_diag d = {0};
+
+	if (rf_sigma_placeholders_parse((const uint8_t *)json, strlen(json), &ph, &d) != 0)
+		fail_msg("placeholders: %s", d.first);
+	return ph;
+}
+
+static void expect_ir_ph(const char *src, const struct rf_sigma_placeholders *ph, const char *want)
+{
+	struct rf_diag d = {0};
+	struct rf_sigma_rule *r = NULL;
+	char got[4096];
+
+	if (rf_sigma_compile_with((const uint8_t *)src, strlen(src), "t.yml", NULL, ph, &r, &d))
+		fail_msg("compile failed: %s\nrule:\n%s", d.first, src);
+	render(rf_sigma_rule_ir(r), got, sizeof(got));
+	assert_string_equal(got, want);
+	rf_sigma_rule_free(r);
+}
+
+static void expect_reject_ph(const char *src, const struct rf_sigma_placeholders *ph, int code,
+			     const char *want)
+{
+	struct rf_diag d = {0};
+	struct rf_sigma_rule *r = NULL;
+	int rc = rf_sigma_compile_with((const uint8_t *)src, strlen(src), "t.yml", NULL, ph, &r, &d);
+
+	if (rc != code || !strstr(d.first, want))
+		fail_msg("expected %d '%s', got %d '%s'", code, want, rc, d.first);
+	assert_null(r);
+}
+
+static void test_expand(void **state)
+{
+	/* The Sigma specification's example: `expand` replaces %placeholder% with the values a
+	 * pipeline configures for it (here the placeholders file), the alternatives OR'd. */
+	struct rf_sigma_placeholders *ph =
+	    ph_new("{\"admins\": [\"adm_*\", \"root\"], \"domain\": \"CORP\", \"one\": [\"x\"]}");
+
+	expect_ir_ph(HEADER "detection:\n  s:\n    User|expand: '%admins%'\n  condition: s\n", ph,
+		     "User eq 'adm_*'; User eq 'root' | a0 a1 |");
+	expect_ir_ph(HEADER "detection:\n  s:\n    User|expand: '%domain%\\%admins%'\n"
+			    "  condition: s\n",
+		     ph, "User eq 'CORP\\adm_*'; User eq 'CORP\\root' | a0 a1 |");
+	expect_ir_ph(HEADER "detection:\n  s:\n    User|expand|contains: '%admins%'\n"
+			    "  condition: s\n",
+		     ph, "User contains 'adm_*'; User contains 'root' | a0 a1 |");
+	/* all: each listed value holds, each one's alternatives OR'd. */
+	expect_ir_ph(HEADER "detection:\n  s:\n    User|expand|all: ['%admins%', '%one%']\n"
+			    "  condition: s\n",
+		     ph, "User eq 'adm_*'; User eq 'root'; User eq 'x' | a0 a1 | a2 &");
+	/* A '%' that does not start a %name% is itself. */
+	expect_ir_ph(HEADER "detection:\n  s:\n    User|expand: '100% %one%%'\n  condition: s\n",
+		     ph, "User eq '100% x%' | a0");
+	expect_reject_ph(HEADER "detection:\n  s:\n    User|expand: '%nope%'\n  condition: s\n", ph,
+			 -EINVAL, "placeholder '%nope%' is not defined");
+	expect_reject_ph(HEADER "detection:\n  s:\n    User|expand: '%one%'\n  condition: s\n",
+			 NULL, -ENOTSUP, "'expand' needs placeholder values");
+	expect_reject_ph(HEADER "detection:\n  s:\n    User|expand|re: '%one%'\n  condition: s\n",
+			 ph, -EBADMSG, "'re' can only be combined");
+	expect_reject_ph(HEADER "detection:\n  s:\n    User|expand|cidr: '%one%'\n  condition: s\n",
+			 ph, -EBADMSG, "'cidr' can only be combined");
+	rf_sigma_placeholders_free(ph);
+
+	/* Over RF_SIGMA_EXPAND_MAX variants: 17 x 16 = 272. */
+	char json[1024] = "{\"a\": [";
+	for (int i = 0; i < 17; i++)
+		snprintf(json + strlen(json), sizeof(json) - strlen(json), "%s\"v%d\"", i ? "," : "",
+			 i);
+	strcat(json, "], \"b\": [");
+	for (int i = 0; i < 16; i++)
+		snprintf(json + strlen(json), sizeof(json) - strlen(json), "%s\"w%d\"", i ? "," : "",
+			 i);
+	strcat(json, "]}");
+	ph = ph_new(json);
+	expect_reject_ph(HEADER "detection:\n  s:\n    User|expand: '%a%%b%'\n  condition: s\n", ph,
+			 -E2BIG, "more than 256 values");
+	rf_sigma_placeholders_free(ph);
+
+	/* The placeholders file is untrusted input too. */
+	static const struct {
+		const char *json, *why;
+		int code;
+	} bad[] = {
+	    {"[1]", "top level must be an object", -EBADMSG},
+	    {"{\"a\": [1]}", "values must be strings", -EBADMSG},
+	    {"{\"a b\": [\"x\"]}", "is not [A-Za-z0-9_.-]", -EBADMSG},
+	    {"{\"a\": [\"x\"], \"a\": [\"y\"]}", "invalid JSON", -EBADMSG},
+	    {"{", "invalid JSON", -EBADMSG},
+	};
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		struct rf_diag d = {0};
+		ph = NULL;
+		int rc = rf_sigma_placeholders_parse((const uint8_t *)bad[i].json,
+						     strlen(bad[i].json), &ph, &d);
+		if (rc != bad[i].code || !strstr(d.first, bad[i].why))
+			fail_msg("%s: %d '%s'", bad[i].json, rc, d.first);
+		assert_null(ph);
+	}
 }
 
 /* ---- limits ------------------------------------------------------------------------------ */
@@ -1115,6 +1349,69 @@ static void test_e2e_conditions(void **state)
 		  (const char *const[]){"-" PC "\"Image\":\"a\"}", "+" PC "\"User\":\"b\"}", NULL});
 }
 
+static void test_e2e_cidr_on_string(void **state)
+{
+	/* User is a string field in the test manifest: the value is parsed as an address; text
+	 * that is not one ("-", as Windows writes IpAddress when there is none) does not match. */
+	static const char *const ev[] = {
+	    "+" PC "\"User\":\"10.1.2.3\"}",
+	    "+" PC "\"User\":\"::ffff:10.200.0.1\"}",
+	    "-" PC "\"User\":\"11.1.2.3\"}",
+	    "-" PC "\"User\":\"-\"}",
+	    "-" PC "\"User\":\"10.1.2.3:445\"}",
+	    "-" PC "\"Image\":\"10.1.2.3\"}",
+	    NULL,
+	};
+	semantics("  s:\n    User|cidr: 10.0.0.0/8\n  condition: s\n", ev);
+	static const char *const ev6[] = {
+	    "+" PC "\"User\":\"fe80::1\"}",
+	    "-" PC "\"User\":\"fe00::1\"}",
+	    NULL,
+	};
+	semantics("  s:\n    User|cidr: fe80::/10\n  condition: s\n", ev6);
+	/* SigmaHQ's form: `not` a private-range filter fires on text that is no address. */
+	static const char *const notf[] = {
+	    "+" PC "\"User\":\"-\"}",
+	    "+" PC "\"User\":\"8.8.8.8\"}",
+	    "-" PC "\"User\":\"192.168.1.1\"}",
+	    NULL,
+	};
+	semantics("  filter:\n    User|cidr: [10.0.0.0/8, 192.168.0.0/16]\n  condition: not filter\n",
+		  notf);
+}
+
+static void test_e2e_fieldref(void **state)
+{
+	/* Equal values fire, case-insensitively unless cased; either field absent: false, so
+	 * `not` of it is true (the SigmaHQ filter form). */
+	static const char *const same[] = {
+	    "+" PC "\"User\":\"CORP\\\\ann\",\"Image\":\"corp\\\\ANN\"}",
+	    "+" PC "\"User\":\"\",\"Image\":\"\"}",
+	    "-" PC "\"User\":\"corp\\\\ann\",\"Image\":\"corp\\\\bob\"}",
+	    "-" PC "\"User\":\"ann\",\"Image\":\"ann \"}",
+	    "-" PC "\"User\":\"ann\"}",
+	    "-" PC "\"Image\":\"ann\"}",
+	    "-" PC "\"User\":\"ann\",\"Image\":null}",
+	    NULL,
+	};
+	semantics("  s:\n    User|fieldref: Image\n  condition: s\n", same);
+	static const char *const cased[] = {
+	    "+" PC "\"User\":\"Ann\",\"Image\":\"Ann\"}",
+	    "-" PC "\"User\":\"Ann\",\"Image\":\"ann\"}",
+	    NULL,
+	};
+	semantics("  s:\n    User|fieldref|cased: Image\n  condition: s\n", cased);
+	static const char *const filter[] = {
+	    "+" PC "\"Image\":\"C:\\\\x\\\\cmd.exe\",\"User\":\"a\",\"ParentImage\":\"b\"}",
+	    "-" PC "\"Image\":\"C:\\\\x\\\\cmd.exe\",\"User\":\"a\",\"ParentImage\":\"A\"}",
+	    "+" PC "\"Image\":\"C:\\\\x\\\\cmd.exe\",\"User\":\"a\"}",
+	    NULL,
+	};
+	semantics("  sel:\n    Image|endswith: '\\cmd.exe'\n  same:\n    User|fieldref: ParentImage\n"
+		  "  condition: sel and not same\n",
+		  filter);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -1137,6 +1434,7 @@ int main(void)
 	    cmocka_unit_test(test_rule_level_rejections),
 	    cmocka_unit_test(test_header_fields_carried),
 	    cmocka_unit_test(test_manifest),
+	    cmocka_unit_test(test_logsource),
 	    cmocka_unit_test(test_limits),
 	    cmocka_unit_test(test_limits_sizes),
 	    cmocka_unit_test(test_truncated_at_every_byte),
@@ -1146,6 +1444,10 @@ int main(void)
 	    cmocka_unit_test(test_e2e_wildcards),
 	    cmocka_unit_test(test_e2e_absent_null_exists_int),
 	    cmocka_unit_test(test_e2e_conditions),
+	    cmocka_unit_test(test_fieldref),
+	    cmocka_unit_test(test_expand),
+	    cmocka_unit_test(test_e2e_fieldref),
+	    cmocka_unit_test(test_e2e_cidr_on_string),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
