@@ -99,12 +99,16 @@ static int read_named(const char *name, const char *sub, uint8_t **ret, size_t *
 		      size_t pathsz)
 {
 	path[0] = 0;
+	int k;
+
 	if (is_path(name))
-		snprintf(path, pathsz, "%s", name);
+		k = snprintf(path, pathsz, "%s", name);
 	else if (name_ok(name))
-		snprintf(path, pathsz, "%s/%s%s.json", data_dir(), sub, name);
+		k = snprintf(path, pathsz, "%s/%s%s.json", data_dir(), sub, name);
 	else
 		return -EINVAL;
+	if (k < 0 || (size_t)k >= pathsz)
+		return -ENAMETOOLONG;
 	return rf_file_read(path, RF_SIM_FILE_MAX, ret, ret_len);
 }
 
@@ -350,8 +354,9 @@ static int list_all(void)
 	for (size_t i = 0; i < n; i++)
 		printf("  %s\n", v[i]);
 	free_list(v, n);
-	snprintf(dir, sizeof(dir), "%s/policies", data_dir());
-	if (list_json(dir, &v, &n) == 0) {
+	if (snprintf(dir, sizeof(dir), "%s/policies", data_dir()) >= (int)sizeof(dir))
+		dir[0] = 0; /* a data directory path too long to name its policies: none listed */
+	if (dir[0] && list_json(dir, &v, &n) == 0) {
 		printf("policies (%s):\n", dir);
 		for (size_t i = 0; i < n; i++)
 			printf("  %s\n", v[i]);
@@ -413,8 +418,11 @@ static int sweep(struct run_opts *ro)
 	int r = -ENOMEM;
 	if (!sc || !others || !base || !named)
 		goto out;
-	snprintf(dir, sizeof(dir), "%s/policies", data_dir());
-	if ((r = list_json(data_dir(), &sn, &nsn)) < 0 || (r = list_json(dir, &pn, &npn)) < 0) {
+	if (snprintf(dir, sizeof(dir), "%s/policies", data_dir()) >= (int)sizeof(dir))
+		r = -ENAMETOOLONG;
+	else if ((r = list_json(data_dir(), &sn, &nsn)) >= 0)
+		r = list_json(dir, &pn, &npn);
+	if (r < 0) {
 		fprintf(stderr, "ringfence sim: %s: %s\n", data_dir(), rf_strerror(r));
 		goto out;
 	}

@@ -1123,8 +1123,8 @@ static int emit_base64(struct ctx *c, struct vec *v, const struct field_spec *fs
 		       enum rf_atom_op op, uint32_t flags, const struct node *val, const char *where)
 {
 	static const size_t start[3] = {0, 2, 3}, end[3] = {0, 3, 2};
-	uint8_t *in, *buf;
-	size_t n;
+	uint8_t *in = NULL, *buf;
+	size_t n = 0;
 	int r = b64_input(c, fs, val, where, &in, &n);
 
 	if (r < 0)
