@@ -31,6 +31,7 @@
 #include "agent/agent.h"
 #include "agent/source_proc.h"
 #include "common/log.h"
+#include "common/util.h"
 
 #define RF_AGENT_SOURCE_READY_TIMEOUT_MS 5000 /* the child subscribes in < 2 s (its ack timeout)   \
 					       */
@@ -92,26 +93,6 @@ int rf__agent_events_open(struct agent *ag)
 }
 /* ---- the source child ------------------------------------------------------------------------ */
 
-static void say(int fd, const char *fmt, ...) RF_PRINTF(2, 3);
-static void say(int fd, const char *fmt, ...)
-{
-	char line[600];
-	va_list ap;
-	int n;
-
-	va_start(ap, fmt);
-	n = vsnprintf(line, sizeof(line) - 1, fmt, ap);
-	va_end(ap);
-	if (n < 0)
-		return;
-	if ((size_t)n > sizeof(line) - 2)
-		n = (int)sizeof(line) - 2;
-	line[n++] = '\n';
-	if (write(fd, line, (size_t)n) < 0) {
-		/* the supervisor is gone: PDEATHSIG ends us */
-	}
-}
-
 /* Close every descriptor but a and b (the store's lock, the server's sockets, ...). */
 static void close_others(int a, int b)
 {
@@ -126,7 +107,7 @@ static void close_others(int a, int b)
 
 static void say_stats(int fd, const struct rf_source_stats *st)
 {
-	say(fd, "stats %llu %llu %llu %llu %llu %llu", (unsigned long long)st->seen,
+	rf_fd_say(fd, "stats %llu %llu %llu %llu %llu %llu", (unsigned long long)st->seen,
 	    (unsigned long long)st->emitted, (unsigned long long)st->dropped,
 	    (unsigned long long)st->kernel_lost, (unsigned long long)st->partial,
 	    (unsigned long long)st->fields_lost);
@@ -147,15 +128,15 @@ static _Noreturn void source_main(int out, int status)
 	signal(SIGPIPE, SIG_IGN);
 	close_others(out, status);
 	if ((r = rf_source_proc_open(&sp, &d)) < 0) {
-		say(status, "failed %d %s", -r, d.first[0] ? d.first : rf_strerror(r));
+		rf_fd_say(status, "failed %d %s", -r, d.first[0] ? d.first : rf_strerror(r));
 		_exit(3);
 	}
 	if (rf_source_queue_new(RF_SOURCE_QUEUE_MAX, &q) < 0) {
-		say(status, "failed %d out of memory", ENOMEM);
+		rf_fd_say(status, "failed %d out of memory", ENOMEM);
 		_exit(3);
 	}
 	(void)fcntl(out, F_SETFL, fcntl(out, F_GETFL) | O_NONBLOCK);
-	say(status, "ready");
+	rf_fd_say(status, "ready");
 	struct rf_source_sink sink = rf_source_queue_sink(q);
 	for (;;) {
 		struct pollfd pf[2] = {{.fd = rf_source_proc_fd(sp), .events = POLLIN},
@@ -167,7 +148,7 @@ static _Noreturn void source_main(int out, int status)
 		if (poll(pf, rf_source_queue_len(q) ? 2 : 1, owe ? 1000 : -1) < 0 && errno != EINTR)
 			_exit(4);
 		if ((r = rf_source_proc_read(sp, &sink, 256)) < 0) {
-			say(status, "failed %d reading the process connector: %s", -r,
+			rf_fd_say(status, "failed %d reading the process connector: %s", -r,
 			    rf_strerror(r));
 			_exit(4);
 		}

@@ -44,31 +44,6 @@ struct worker {
 	struct rf_event ev;
 };
 
-static void say(int fd, const char *fmt, ...) RF_PRINTF(2, 3);
-static void say(int fd, const char *fmt, ...)
-{
-	char line[600];
-	va_list ap;
-	int n;
-
-	va_start(ap, fmt);
-	n = vsnprintf(line, sizeof(line) - 1, fmt, ap);
-	va_end(ap);
-	if (n < 0)
-		return;
-	if ((size_t)n > sizeof(line) - 2)
-		n = (int)sizeof(line) - 2;
-	line[n++] = '\n';
-	for (ssize_t off = 0; off < n;) {
-		ssize_t w = write(fd, line + off, (size_t)(n - off));
-		if (w < 0 && errno == EINTR)
-			continue;
-		if (w <= 0)
-			return;
-		off += w;
-	}
-}
-
 static void on_alert(void *ud, size_t rule_index, const struct rf_rule_info *rule)
 {
 	struct worker *w = ud;
@@ -179,7 +154,7 @@ static void report_stats(struct worker *w)
 	if (w->events == w->reported_events && w->alerts == w->reported_alerts)
 		return;
 	w->reported_at_ns = rf_now_mono_ns();
-	say(w->a->status_fd, "stats %llu %llu", (unsigned long long)w->events,
+	rf_fd_say(w->a->status_fd, "stats %llu %llu", (unsigned long long)w->events,
 	    (unsigned long long)w->alerts);
 	w->reported_events = w->events;
 	w->reported_alerts = w->alerts;
@@ -226,12 +201,12 @@ _Noreturn void rf__agent_worker_main(const struct rf_worker_args *a)
 	r = rf_file_read(a->pack_path, RF_FILE_MAX, &pack, &plen);
 	if (r < 0) {
 		/* "-local": the device's store failed, not the content (a report's cause) */
-		say(a->status_fd, "load-failed-local %s: %s", a->pack_path, rf_strerror(r));
+		rf_fd_say(a->status_fd, "load-failed-local %s: %s", a->pack_path, rf_strerror(r));
 		_exit(3);
 	}
 	rf_sha256(pack, plen, got);
 	if (memcmp(got, a->hash, 32) != 0) {
-		say(a->status_fd, "load-failed-local %s: bytes do not match their hash",
+		rf_fd_say(a->status_fd, "load-failed-local %s: bytes do not match their hash",
 		    a->pack_path);
 		_exit(3);
 	}
@@ -247,7 +222,7 @@ _Noreturn void rf__agent_worker_main(const struct rf_worker_args *a)
 	if ((r = rf_manifest_parse(mb, mlen, &m, &d)) < 0 ||
 	    (r = rf_engine_load_cached(pack, plen, m, cache, &w.engine, NULL, &d)) < 0 ||
 	    (r = rf_engine_scratch_new(w.engine, &w.scratch)) < 0) {
-		say(a->status_fd, "load-failed %s (%s)", rf_strerror(r), d.first);
+		rf_fd_say(a->status_fd, "load-failed %s (%s)", rf_strerror(r), d.first);
 		_exit(3);
 	}
 	free(pack);
@@ -259,10 +234,10 @@ _Noreturn void rf__agent_worker_main(const struct rf_worker_args *a)
 	fault_check("RINGFENCE_FAULT_WORKER_CRASH_ON_LOAD", a->hash, false);
 	w.scratch_buf = malloc(RF_AGENT_EVENT_LINE_MAX);
 	if (!w.scratch_buf) {
-		say(a->status_fd, "load-failed out of memory");
+		rf_fd_say(a->status_fd, "load-failed out of memory");
 		_exit(3);
 	}
-	say(a->status_fd, "loaded");
+	rf_fd_say(a->status_fd, "loaded");
 
 	if (a->events_fd >= 0) {
 		listening = is_listening_socket(a->events_fd);

@@ -2,8 +2,10 @@
  * File, encoding and clock helpers. rf_file_write_atomic is the one durable-write primitive the
  * project uses (temp file, fsync, rename, fsync of the directory): see docs/durability.md.
  */
+#include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -353,4 +355,29 @@ uint64_t rf_siphash24(const uint8_t key[16], const void *data, size_t n)
 	SIPROUND_;
 	SIPROUND_;
 	return v0 ^ v1 ^ v2 ^ v3;
+}
+
+int rf_fd_say(int fd, const char *fmt, ...)
+{
+	char line[600];
+	va_list ap;
+	int n;
+
+	va_start(ap, fmt);
+	n = vsnprintf(line, sizeof(line) - 1, fmt, ap);
+	va_end(ap);
+	if (n < 0)
+		return -EINVAL;
+	if ((size_t)n > sizeof(line) - 2)
+		n = (int)sizeof(line) - 2;
+	line[n++] = '\n';
+	for (ssize_t off = 0; off < n;) {
+		ssize_t w = write(fd, line + off, (size_t)(n - off));
+		if (w < 0 && errno == EINTR)
+			continue;
+		if (w <= 0)
+			return w < 0 ? -errno : -EIO;
+		off += w;
+	}
+	return 0;
 }

@@ -28,6 +28,10 @@ int rf_file_read(const char *path, size_t max, uint8_t **ret, size_t *ret_len) R
 /* Read all of fd (stdin, a pipe) the same way. */
 int rf_fd_read(int fd, size_t max, uint8_t **ret, size_t *ret_len) RF_WUR;
 
+/* Write one line to fd: fmt's text (cut to 598 bytes) and '\n', retrying on EINTR; the pipes
+ * between the agent's processes carry these. Returns 0 or a negative errno. */
+int rf_fd_say(int fd, const char *fmt, ...) RF_PRINTF(2, 3);
+
 /*
  * Replace path with data atomically and durably: write a temporary file in the same directory,
  * fsync it, rename it over path, fsync the directory. After a crash at any instant path holds
