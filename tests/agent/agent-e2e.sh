@@ -36,7 +36,7 @@ fail() {
 	echo "---- status"; "$AGENT" status --store "$W/store" 2>&1
 	exit 1
 }
-ok() { echo "ok: $*"; }
+. "$SRC/tests/lib/e2e.sh" # rf_start_server, rf_publish, sha, ok
 
 # ---- repository, packs, server ---------------------------------------------------------
 mkdir -p "$W/rules-b" "$W/rules-c" "$W/rules-r"
@@ -60,23 +60,11 @@ EOF
 "$CLI" content compile "$W/rules-b" -o "$W/b.rfp" --seq 2 >/dev/null 2>&1 || fail "compile b"
 "$CLI" content compile "$W/rules-c" -o "$W/c.rfp" --seq 3 >/dev/null 2>&1 || fail "compile c"
 "$CLI" content compile "$W/rules-r" -o "$W/r.rfp" --seq 4 >/dev/null 2>&1 || fail "compile r (no manifest: the publisher's check is skipped on purpose)"
-sha() { sha256sum "$1" | cut -d' ' -f1; }
 HA=$(sha "$W/a.rfp") HB=$(sha "$W/b.rfp") HC=$(sha "$W/c.rfp") HR=$(sha "$W/r.rfp")
 
-publish() { # NAME FILE RELEASE-ID
-	local custom="{\"ringfence\":{\"release\":\"$3\",\"schedule\":[{\"ring\":\"canary\",\"not_before\":0,\"ramp\":[{\"after\":0,\"percent\":100}]}]}}"
-	"$CLI" repo add "$W/repo" "$2" --name "$1" --custom "$custom" >/dev/null || fail "repo add $1"
-	"$CLI" repo publish "$W/repo" >/dev/null || fail "repo publish"
-	"$CLI" release create "$1" >/dev/null || fail "release create $1"
-}
+publish() { rf_publish "$@"; } # NAME FILE RELEASE-ID
 
-"$SERVERBIN" --init --db "$W/db" --repo "$W/repo" --listen 127.0.0.1:0 --port-file "$W/port" \
-	--poll-interval 1 --threads 2 >"$W/server.log" 2>&1 &
-SPID=$!
-for i in $(seq 100); do [ -s "$W/port" ] && break; sleep 0.1; done
-[ -s "$W/port" ] || fail "ringfenced did not start"
-URL=http://127.0.0.1:$(cat "$W/port")
-export RINGFENCE_SERVER=$URL RINGFENCE_ADMIN_TOKEN_FILE=$W/db.admin-token
+rf_start_server
 TOKEN=$("$CLI" tenant create acme --ring canary | grep -o 'rfe_[0-9a-f]*')
 [ -n "$TOKEN" ] || fail "tenant create"
 publish packs/a.rfp "$W/a.rfp" rel-a

@@ -36,11 +36,10 @@ fail() {
 	echo "---- status"; "$AGENT" status --store "$W/store" 2>&1
 	exit 1
 }
-ok() { echo "ok: $*"; }
+. "$SRC/tests/lib/e2e.sh" # rf_start_server, rf_publish, sha, ok
 
 # ---- repository, server -----------------------------------------------------------------
 "$CLI" repo init "$W/repo" >/dev/null || fail "repo init"
-sha() { sha256sum "$1" | cut -d' ' -f1; }
 # compile NAME SEQ RULE-FILES...: a pack of those rules (no manifest check: the agent's is the test)
 compile() {
 	local name=$1 seq=$2
@@ -59,13 +58,7 @@ publish() {
 	"$CLI" release create "packs/$1.rfp" | awk '$1 == "release" { print $2 }'
 }
 
-"$SERVERBIN" --init --db "$W/db" --repo "$W/repo" --listen 127.0.0.1:0 --port-file "$W/port" \
-	--poll-interval 1 --threads 2 >"$W/server.log" 2>&1 &
-SPID=$!
-for i in $(seq 100); do [ -s "$W/port" ] && break; sleep 0.1; done
-[ -s "$W/port" ] || fail "ringfenced did not start"
-URL=http://127.0.0.1:$(cat "$W/port")
-export RINGFENCE_SERVER=$URL RINGFENCE_ADMIN_TOKEN_FILE=$W/db.admin-token
+rf_start_server
 TOKEN=$("$CLI" tenant create acme --ring canary | grep -o 'rfe_[0-9a-f]*')
 [ -n "$TOKEN" ] || fail "tenant create"
 head -3 "$SRC/examples/events/sample.jsonl" > "$W/events.jsonl"

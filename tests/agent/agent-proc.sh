@@ -21,6 +21,7 @@
 # Usage: agent-proc.sh RINGFENCE_AGENT RINGFENCED RINGFENCE
 set -u
 AGENT=$1 SERVERBIN=$2 CLI=$3
+SRC=${RF_SOURCE_ROOT:-$(cd "$(dirname "$0")/../.." && pwd)}
 if [ "$(id -u)" != 0 ]; then
 	echo "SKIP: the process connector needs root (CAP_NET_ADMIN); run make check as root"
 	exit 77
@@ -41,7 +42,7 @@ fail() {
 	[ -s "$W/agent.log" ] && { echo "---- agent log (tail)"; tail -30 "$W/agent.log"; }
 	exit 1
 }
-ok() { echo "ok: $*"; }
+. "$SRC/tests/lib/e2e.sh" # rf_start_server, rf_publish, sha, ok
 MARK=rfproc$$x$RANDOM
 
 # start_events OUT: `ringfence events` into OUT, returns once it sees a probe exec
@@ -291,13 +292,7 @@ level: high
 EOF
 "$CLI" repo init "$W/repo" >/dev/null || fail "repo init"
 "$CLI" content compile "$W/rules" -o "$W/p.rfp" --seq 1 >/dev/null 2>&1 || fail "compile"
-"$SERVERBIN" --init --db "$W/db" --repo "$W/repo" --listen 127.0.0.1:0 --port-file "$W/port" \
-	--poll-interval 1 --threads 2 >"$W/server.log" 2>&1 &
-SPID=$!
-for i in $(seq 100); do [ -s "$W/port" ] && break; sleep 0.1; done
-[ -s "$W/port" ] || fail "ringfenced did not start"
-URL=http://127.0.0.1:$(cat "$W/port")
-export RINGFENCE_SERVER=$URL RINGFENCE_ADMIN_TOKEN_FILE=$W/db.admin-token
+rf_start_server
 TOKEN=$("$CLI" tenant create acme --ring canary | grep -o 'rfe_[0-9a-f]*')
 [ -n "$TOKEN" ] || fail "tenant create"
 custom='{"ringfence":{"release":"rel-p","schedule":[{"ring":"canary","not_before":0,"ramp":[{"after":0,"percent":100}]}]}}'

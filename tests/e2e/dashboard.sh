@@ -20,20 +20,13 @@ CHROMIUM=$(command -v chromium || command -v chromium-browser || true)
 [ -n "$CHROMIUM" ] || { echo "SKIP: no chromium on this machine (scripts/install-deps installs Debian's chromium)"; exit 77; }
 command -v promtool >/dev/null || { echo "FAIL: promtool missing (scripts/install-deps installs Debian's prometheus)"; exit 1; }
 N=3
-W=$(mktemp -d /tmp/rf-dashboard-XXXXXX)
-SPID= APIDS=()
-cleanup() {
-	for p in "${APIDS[@]}"; do kill -KILL "$p" 2>/dev/null; done
-	[ -n "$SPID" ] && kill -TERM "$SPID" 2>/dev/null && wait "$SPID" 2>/dev/null
-	if [ "${KEEP:-0}" = 1 ]; then echo "kept $W"; else rm -rf "$W"; fi
-}
-trap cleanup EXIT
+. "$SRC/tests/lib/e2e.sh"
+rf_e2e_init dashboard
 fail() {
 	echo "FAIL: $*"
 	echo "---- server log (tail)"; tail -20 "$W/server.log" 2>/dev/null
 	exit 1
 }
-ok() { echo "ok: $*"; }
 
 mkdir -p "$W/rules-b"
 cp "$SRC/examples/rules/certutil_download.yml" "$W/rules-b/"
@@ -41,25 +34,14 @@ cp "$SRC/examples/rules/certutil_download.yml" "$W/rules-b/"
 "$CLI" content compile "$SRC/examples/rules" -o "$W/a.rfp" --seq 1 >/dev/null 2>&1 || fail "compile a"
 "$CLI" content compile "$W/rules-b" -o "$W/b.rfp" --seq 2 >/dev/null 2>&1 || fail "compile b"
 LATER=$(($(date +%s) + 7200))
-publish() { # NAME FILE RELEASE-ID SCHEDULE
-	local custom="{\"ringfence\":{\"release\":\"$3\",\"schedule\":[$4],\"gates\":$GATES}}"
-	"$CLI" repo add "$W/repo" "$2" --name "$1" --custom "$custom" >/dev/null || fail "repo add $1"
-	"$CLI" repo publish "$W/repo" >/dev/null || fail "repo publish"
-	"$CLI" release create "$1" >/dev/null || fail "release create $1"
-}
+publish() { rf_publish "$1" "$2" "$3" "$4" "$GATES"; } # NAME FILE RELEASE-ID SCHEDULE
 # Healthy after 1 s on a release; a step bakes an hour (so the canary keeps ramping).
 GATES='{"probation_s":1,"min_bake_s":3600,"min_healthy":2}'
 CANARY='{"ring":"canary","not_before":0,"ramp":[{"after":0,"percent":100}]}'
 EARLY="{\"ring\":\"early\",\"not_before\":$LATER,\"ramp\":[{\"after\":0,\"percent\":100}]}"
 
 # JOURNAL_STREAM: log as under systemd, with the "<N>" priority prefixes journald reads.
-JOURNAL_STREAM=0:0 "$SERVERBIN" --init --db "$W/db" --repo "$W/repo" --listen 127.0.0.1:0 \
-	--port-file "$W/port" --poll-interval 1 --threads 2 >"$W/server.log" 2>&1 &
-SPID=$!
-for i in $(seq 100); do [ -s "$W/port" ] && break; sleep 0.1; done
-[ -s "$W/port" ] || fail "ringfenced did not start"
-URL=http://127.0.0.1:$(cat "$W/port")
-export RINGFENCE_SERVER=$URL RINGFENCE_ADMIN_TOKEN_FILE=$W/db.admin-token
+JOURNAL_STREAM=0:0 rf_start_server
 TOKEN=$("$CLI" tenant create acme --ring canary | grep -o 'rfe_[0-9a-f]*')
 [ -n "$TOKEN" ] || fail "tenant create"
 publish packs/a.rfp "$W/a.rfp" rel-a "$CANARY,$EARLY"

@@ -16,21 +16,14 @@ CLI=$1 AGENT=$2 SERVERBIN=$3
 SRC=${RF_SOURCE_ROOT:-$(cd "$(dirname "$0")/../.." && pwd)}
 command -v python3 >/dev/null || { echo "SKIP: python3 is needed to read JSON"; exit 77; }
 N=5
-W=$(mktemp -d /tmp/rf-recovery-XXXXXX)
-SPID= APIDS=()
-cleanup() {
-	for p in "${APIDS[@]}"; do kill -KILL "$p" 2>/dev/null; done
-	[ -n "$SPID" ] && kill -TERM "$SPID" 2>/dev/null && wait "$SPID" 2>/dev/null
-	if [ "${KEEP:-0}" = 1 ]; then echo "kept $W"; else rm -rf "$W"; fi
-}
-trap cleanup EXIT
+. "$SRC/tests/lib/e2e.sh"
+rf_e2e_init recovery
 fail() {
 	echo "FAIL: $*"
 	echo "---- server log (tail)"; tail -20 "$W/server.log" 2>/dev/null
 	echo "---- agent 1 log (tail)"; tail -30 "$W/agent-1.log" 2>/dev/null
 	exit 1
 }
-ok() { echo "ok: $*"; }
 
 mkdir -p "$W/rules-b" "$W/rules-c"
 cp "$SRC/examples/rules/certutil_download.yml" "$W/rules-b/"
@@ -39,24 +32,10 @@ cp "$SRC/examples/rules/mshta_remote.yml" "$W/rules-c/"
 "$CLI" content compile "$SRC/examples/rules" -o "$W/a.rfp" --seq 1 >/dev/null 2>&1 || fail "compile a"
 "$CLI" content compile "$W/rules-b" -o "$W/b.rfp" --seq 2 >/dev/null 2>&1 || fail "compile b"
 "$CLI" content compile "$W/rules-c" -o "$W/c.rfp" --seq 3 >/dev/null 2>&1 || fail "compile c"
-sha() { sha256sum "$1" | cut -d' ' -f1; }
 HA=$(sha "$W/a.rfp") HB=$(sha "$W/b.rfp") HC=$(sha "$W/c.rfp")
-publish() { # NAME FILE RELEASE-ID: the commands of docs/operators.md, step 3a
-	local custom="{\"ringfence\":{\"release\":\"$3\",\"schedule\":[{\"ring\":\"canary\",\"not_before\":0,\"ramp\":[{\"after\":0,\"percent\":100}]}]}}"
-	"$CLI" repo add "$W/repo" "$2" --name "$1" --custom "$custom" >/dev/null || fail "repo add $1"
-	"$CLI" repo publish "$W/repo" >/dev/null || fail "repo publish"
-	"$CLI" release create "$1" >/dev/null || fail "release create $1"
-}
+publish() { rf_publish "$@"; } # NAME FILE RELEASE-ID: the commands of docs/operators.md, step 3a
 
-INIT=
-"$SERVERBIN" --help 2>&1 | grep -q -- '--init' && INIT=--init
-"$SERVERBIN" $INIT --db "$W/db" --repo "$W/repo" --listen 127.0.0.1:0 --port-file "$W/port" \
-	--poll-interval 1 --threads 2 >"$W/server.log" 2>&1 &
-SPID=$!
-for i in $(seq 100); do [ -s "$W/port" ] && break; sleep 0.1; done
-[ -s "$W/port" ] || fail "ringfenced did not start"
-URL=http://127.0.0.1:$(cat "$W/port")
-export RINGFENCE_SERVER=$URL RINGFENCE_ADMIN_TOKEN_FILE=$W/db.admin-token
+rf_start_server
 TOKEN=$("$CLI" tenant create acme --ring canary | grep -o 'rfe_[0-9a-f]*')
 [ -n "$TOKEN" ] || fail "tenant create"
 publish packs/a.rfp "$W/a.rfp" rel-a

@@ -1,0 +1,49 @@
+# Shared helpers of the end-to-end shell tests (sourced, not run): a work directory removed at
+# exit (KEEP=1 keeps it), the processes a test started stopped at exit, ringfenced started on
+# 127.0.0.1 with a free port (every wait bounded), releases published with the operator's own
+# commands (docs/operators.md). The sourcing script sets CLI and SERVERBIN and defines fail().
+
+# rf_e2e_init NAME: W (the work directory), SPID (the server), APIDS (agents), the exit trap.
+rf_e2e_init() {
+	W=$(mktemp -d "/tmp/rf-$1-XXXXXX")
+	SPID= APIDS=()
+	trap rf_e2e_cleanup EXIT
+}
+
+rf_e2e_cleanup() {
+	local p
+	for p in "${APIDS[@]}"; do kill -KILL "$p" 2>/dev/null; done
+	[ -n "$SPID" ] && kill -TERM "$SPID" 2>/dev/null && wait "$SPID" 2>/dev/null
+	if [ "${KEEP:-0}" = 1 ]; then echo "kept $W"; else rm -rf "$W"; fi
+}
+
+ok() { echo "ok: $*"; }
+sha() { sha256sum "$1" | cut -d' ' -f1; }
+
+# rf_start_server [ARGS...]: a new ringfenced on $W/db and $W/repo, log in $W/server.log; sets
+# URL and exports RINGFENCE_SERVER and RINGFENCE_ADMIN_TOKEN_FILE for the CLI.
+rf_start_server() {
+	rm -f "$W/port"
+	"$SERVERBIN" --init --db "$W/db" --repo "$W/repo" --listen 127.0.0.1:0 --port-file "$W/port" \
+		--poll-interval 1 --threads 2 "$@" >"$W/server.log" 2>&1 &
+	SPID=$!
+	local i
+	for i in $(seq 100); do [ -s "$W/port" ] && break; sleep 0.1; done
+	[ -s "$W/port" ] || fail "ringfenced did not start"
+	URL=http://127.0.0.1:$(cat "$W/port")
+	export RINGFENCE_SERVER=$URL RINGFENCE_ADMIN_TOKEN_FILE=$W/db.admin-token
+}
+
+# rf_canary_all: a schedule step that opens the whole canary ring at once.
+RF_CANARY_ALL='{"ring":"canary","not_before":0,"ramp":[{"after":0,"percent":100}]}'
+
+# rf_publish NAME FILE RELEASE-ID [SCHEDULE-STEPS [GATES]]: add the pack to $W/repo with its
+# signed schedule (default: the whole canary at once), publish, create the release.
+rf_publish() {
+	local custom="{\"ringfence\":{\"release\":\"$3\",\"schedule\":[${4:-$RF_CANARY_ALL}]"
+	[ -n "${5:-}" ] && custom="$custom,\"gates\":$5"
+	custom="$custom}}"
+	"$CLI" repo add "$W/repo" "$2" --name "$1" --custom "$custom" >/dev/null || fail "repo add $1"
+	"$CLI" repo publish "$W/repo" >/dev/null || fail "repo publish"
+	"$CLI" release create "$1" >/dev/null || fail "release create $1"
+}
