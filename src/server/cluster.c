@@ -96,6 +96,8 @@ struct reread {
 	struct rf__srv_ring rings[RF_SRV_RINGS_MAX];
 	size_t nrings;
 	bool overflow;
+	struct rf__srv_tenant *tenants;
+	size_t ntenants, captenants;
 };
 
 static int reread_ring(void *ud, const struct rf_db_ring *x)
@@ -114,30 +116,55 @@ static int reread_ring(void *ud, const struct rf_db_ring *x)
 	return 0;
 }
 
+/* Tenants are applied after the load (apply_tenants): a change of ring or pin moves the
+ * tenant's devices with the lock released between slices, which must not happen while the
+ * store's connection is still reading the load's rows. */
 static int reread_tenant(void *ud, const struct rf_db_tenant *x)
 {
-	struct rf_server *s = ((struct reread *)ud)->s;
-	int ti = rf__srv_tenant_find(s, x->name);
-	struct rf__srv_tenant t, *nt;
+	struct reread *c = ud;
 
-	if (ti < 0) {
-		int r = rf__srv_tenant_add(s, &nt);
-		if (r < 0)
-			return r;
-		rf__srv_copy_str(nt->name, sizeof(nt->name), x->name);
-		memcpy(nt->token_hash, x->token_hash, 32);
-		rf__srv_copy_str(nt->ring, sizeof(nt->ring), x->ring);
-		rf__srv_policy_from(nt, x->pin, x->win_start_min, x->win_end_min);
-		s->ntenants++;
-		return 0;
+	if (c->ntenants == c->captenants) {
+		size_t cap = c->captenants ? c->captenants * 2 : 16;
+		struct rf__srv_tenant *t = realloc(c->tenants, cap * sizeof(*t));
+		if (!t)
+			return -ENOMEM;
+		c->tenants = t;
+		c->captenants = cap;
 	}
-	if (s->tenants[ti].moving)
-		return 0; /* a move under way here: the next re-read applies the change */
-	t = s->tenants[ti];
-	memcpy(t.token_hash, x->token_hash, 32);
-	rf__srv_copy_str(t.ring, sizeof(t.ring), x->ring);
-	rf__srv_policy_from(&t, x->pin, x->win_start_min, x->win_end_min);
-	rf__srv_tenant_move(s, ti, &t);
+	struct rf__srv_tenant *t = &c->tenants[c->ntenants++];
+	memset(t, 0, sizeof(*t));
+	rf__srv_copy_str(t->name, sizeof(t->name), x->name);
+	memcpy(t->token_hash, x->token_hash, 32);
+	rf__srv_copy_str(t->ring, sizeof(t->ring), x->ring);
+	rf__srv_policy_from(t, x->pin, x->win_start_min, x->win_end_min);
+	return 0;
+}
+
+static int apply_tenants(struct rf_server *s, const struct reread *c)
+{
+	for (size_t i = 0; i < c->ntenants; i++) {
+		const struct rf__srv_tenant *x = &c->tenants[i];
+		int ti = rf__srv_tenant_find(s, x->name);
+		struct rf__srv_tenant t, *nt;
+
+		if (ti < 0) {
+			int r = rf__srv_tenant_add(s, &nt);
+			if (r < 0)
+				return r;
+			*nt = *x;
+			s->ntenants++;
+			continue;
+		}
+		if (s->tenants[ti].moving)
+			continue; /* a move under way here: the next re-read applies the change */
+		t = s->tenants[ti];
+		memcpy(t.token_hash, x->token_hash, 32);
+		memcpy(t.ring, x->ring, sizeof(t.ring));
+		t.policy = x->policy;
+		t.win_start_min = x->win_start_min;
+		t.win_end_min = x->win_end_min;
+		rf__srv_tenant_move(s, ti, &t);
+	}
 	return 0;
 }
 
@@ -188,6 +215,9 @@ int rf__srv_cluster_reread(struct rf_server *s)
 		s->nrings = c->nrings;
 	}
 	rf__srv_rr_rebuild(s);
+	if (r == 0)
+		r = apply_tenants(s, c);
+	free(c->tenants);
 	free(c);
 	if (r == 0) {
 		s->reread = false;

@@ -541,18 +541,19 @@ static int pg_release_put(struct rf_db *base, const struct rf_db_release *x)
 			p_int(&p, x->id);
 			p_text(&p, x->state_json ? x->state_json : "");
 			p_text(&p, x->prev_state);
-			r = run(s, "UPDATE releases SET state = $2 WHERE id = $1 AND state = $3", &p,
-				"release_put", &res);
+			r = run(s, "UPDATE releases SET state = $2 WHERE id = $1 AND state = $3",
+				&p, "release_put", &res);
 			if (r == 0 && !strcmp(PQcmdTuples(res), "0"))
 				r = -ESTALE;
 			PQclear(res);
 		} else {
 			r = run(s,
-				x->prev_state ? "INSERT INTO releases VALUES ($1, $2, $3, $4, $5, $6,"
-						" $7, $8)"
-					      : "INSERT INTO releases VALUES ($1, $2, $3, $4, $5, $6,"
-						" $7, $8) ON CONFLICT (id) DO UPDATE SET state ="
-						" excluded.state",
+				x->prev_state
+				    ? "INSERT INTO releases VALUES ($1, $2, $3, $4, $5, $6,"
+				      " $7, $8)"
+				    : "INSERT INTO releases VALUES ($1, $2, $3, $4, $5, $6,"
+				      " $7, $8) ON CONFLICT (id) DO UPDATE SET state ="
+				      " excluded.state",
 				&p, "release_put", NULL);
 		}
 	}
@@ -908,8 +909,16 @@ static int pg_cluster_poll(struct rf_db *base, unsigned *ret_changed, bool *ret_
 		ctl_drop(s);
 	if (!s->ctl) {
 		char timeout[16];
-		const char *keys[] = {"connect_timeout", "dbname", NULL};
-		const char *vals[] = {timeout, s->uri, NULL};
+		/* As the main connection: a vanished database host is noticed within
+		 * RF_PG_TCP_DEAD_MS (a unix socket ignores these). */
+		const char *keys[] = {"connect_timeout",
+				      "keepalives_idle",
+				      "keepalives_interval",
+				      "keepalives_count",
+				      "tcp_user_timeout",
+				      "dbname",
+				      NULL};
+		const char *vals[] = {timeout, "5", "2", "3", STR(RF_PG_TCP_DEAD_MS), s->uri, NULL};
 
 		if (rf_now_mono_ns() < s->ctl_next_ns)
 			return -EIO;

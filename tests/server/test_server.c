@@ -1254,8 +1254,8 @@ static void pg_database_lost_or_refused(struct env *e)
 	assert_non_null(wf);
 	fprintf(wf, "rfa_%064d\n", 0);
 	fclose(wf);
-	const char *wrong_token[] = {"--db", e->db, "--listen", "127.0.0.1:0",
-				     "--admin-token-file", wrong, NULL};
+	const char *wrong_token[] = {"--db", e->db, "--listen", "127.0.0.1:0", "--admin-token-file",
+				     wrong,  NULL};
 	assert_int_equal(run_ringfenced(err, wrong_token), 2);
 	assert_true(file_has(err, "does not hold the token of this database"));
 	stop_server(e, SIGTERM);
