@@ -41,6 +41,14 @@ static int apply_device(void *ud, const struct rf_db_device *x)
 	}
 	if (r < 0)
 		return r == -EBADMSG ? 0 : r;
+	/* A release this instance does not know yet (its announcement still on the way): read
+	 * the releases first, or the device's records on it would not be counted. */
+	int64_t last = s->nrels ? s->rels[s->nrels - 1].id : 0;
+	bool unknown = x->release_id > last;
+	for (int i = 0; i < RF__SRV_HIST; i++)
+		unknown = unknown || nd.hist[i].release > last;
+	if (unknown)
+		(void)rf__srv_cluster_reread(s);
 	(void)rf__srv_health_advance(s, rf__srv_now(s));
 	struct rf__srv_dev *old = rf__srv_dev_find(s, x->id, &idx);
 	if (old) {
