@@ -242,6 +242,11 @@ until healthy_everywhere; do
 	sleep 0.5
 done
 ok "every instance counts $N devices healthy on release 1 (leader now: $L)"
+# Through two changes of leader, each gate decision on release 1 was written once: the ring
+# opened once, two ramp steps (10 -> 40 -> 100 %), completed once.
+got=$(sql "SELECT string_agg(action || '=' || n, ' ' ORDER BY action) FROM (SELECT action, count(*) n FROM audit WHERE release_id = 1 AND actor = 'gate' GROUP BY action) x")
+[ "$got" = "gate.complete=1 gate.open=1 gate.step=2" ] || fail "gate decisions on release 1: $got, want gate.complete=1 gate.open=1 gate.step=2"
+ok "gate decisions on release 1 written once each through the changes of leader ($got)"
 
 # The bad release, created on a follower; the gate (on the leader) halts it once.
 F=1
