@@ -898,6 +898,8 @@ static void ctl_drop(struct pg_store *s)
 	s->ctl_next_ns = rf_now_mono_ns() + 1000000000ull;
 }
 
+/* Called by the tick without the server's lock, so it reports nothing to the diag (which
+ * request threads write under that lock): -EIO says the control connection is down. */
 static int pg_cluster_poll(struct rf_db *base, unsigned *ret_changed, bool *ret_leader)
 {
 	struct pg_store *s = (struct pg_store *)base;
@@ -930,8 +932,7 @@ static int pg_cluster_poll(struct rf_db *base, unsigned *ret_changed, bool *ret_
 		if (PQresultStatus(res) != PGRES_COMMAND_OK) {
 			PQclear(res);
 			ctl_drop(s);
-			return rf_diag_report(s->base.diag, -EIO,
-					      "postgresql: control connection failed");
+			return -EIO;
 		}
 		PQclear(res);
 		/* Notifications sent while not listening are lost: re-read everything. */
@@ -946,8 +947,7 @@ static int pg_cluster_poll(struct rf_db *base, unsigned *ret_changed, bool *ret_
 		if (PQresultStatus(res) != PGRES_TUPLES_OK) {
 			PQclear(res);
 			ctl_drop(s);
-			return rf_diag_report(s->base.diag, -EIO,
-					      "postgresql: control connection lost");
+			return -EIO;
 		}
 		s->leader = !strcmp(PQgetvalue(res, 0, 0), "t");
 		PQclear(res);
