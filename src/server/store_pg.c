@@ -935,6 +935,13 @@ static int pg_cluster_poll(struct rf_db *base, unsigned *ret_changed, bool *ret_
 			return -EIO;
 		}
 		PQclear(res);
+		/* The server's side: a leader whose host vanishes (no FIN, no RST) loses its
+		 * session, and so the lease, within about RF_PG_TCP_DEAD_MS rather than the
+		 * kernel's hours (ignored on a unix socket; a process that dies closes its
+		 * socket and PostgreSQL drops the lock at once). */
+		PQclear(PQexec(s->ctl, "SET tcp_keepalives_idle = 5; SET tcp_keepalives_interval = 2;"
+				       " SET tcp_keepalives_count = 3;"
+				       " SET tcp_user_timeout = " STR(RF_PG_TCP_DEAD_MS)));
 		/* Notifications sent while not listening are lost: re-read everything. */
 		*ret_changed |= RF_DB_CHANGED_CONFIG;
 	}
