@@ -323,6 +323,11 @@
  * ~15 minutes of retransmissions, which the server would spend holding its lock. No suffix:
  * it is passed to libpq as text. */
 #define RF_PG_TCP_DEAD_MS 10000
+/* Several instances on one database: seconds between re-reads of the rings, tenants and
+ * releases when no announcement came (a NOTIFY lost with a connection). A change made on
+ * another instance shows within about a second through the announcement; this bounds the
+ * delay when it was lost. */
+#define RF_SRV_REREAD_S 10
 /* Seconds a 503 asks clients to wait (Retry-After; no suffix: the transport makes it header
  * text). The database away (PostgreSQL) is the usual cause: about one
  * reconnect period, so clients come back when the database may be back. */

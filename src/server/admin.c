@@ -219,7 +219,7 @@ static int tenant_store(struct rf_server *s, const struct rf__srv_tenant *t, con
  * moved it is indexed and routed as before (struct rf__srv_tenant.moving). Lock held on entry
  * and on return.
  */
-static void tenant_move(struct rf_server *s, int ti, const struct rf__srv_tenant *t)
+void rf__srv_tenant_move(struct rf_server *s, int ti, const struct rf__srv_tenant *t)
 {
 	struct rf__srv_tenant *cur = &s->tenants[ti];
 	bool moves = strcmp(cur->ring, t->ring) || cur->policy.pin != t->policy.pin;
@@ -340,7 +340,7 @@ static int admin_tenants(struct rf_server *s, const struct rf_server_request *q,
 			e = rf__srv_err(r, 503, "unavailable", NULL, "storage: %s", rf_strerror(e));
 			goto done;
 		}
-		tenant_move(s, ti, &t);
+		rf__srv_tenant_move(s, ti, &t);
 		rf__srv_audit_tenant(s, "tenant.update", &t, pin);
 		e = rf__srv_reply_json(r, 200, tenant_json(&t));
 	} else if (!strcmp(q->method, "POST") && ti >= 0 && !strcmp(sub, "token")) {
@@ -541,6 +541,8 @@ static int release_create(struct rf_server *s, const struct rf_server_request *q
 		free(nr.custom);
 		for (unsigned k = 0; k < RF_ROLLOUT_RINGS_MAX; k++)
 			free(nr.bhist[k]);
+		if (e == -EEXIST && s->shared)
+			s->reread = true; /* another instance took the id or the target */
 		e = e == -EEXIST
 			? rf__srv_err(r, 409, "conflict", "target", "a release of '%s' exists",
 				      target)
@@ -684,8 +686,13 @@ static int release_action(struct rf_server *s, const struct rf_server_request *q
 			    (long long)rel->id, act);
 	}
 	e = rf__srv_release_persist(s, &nr);
+	if (e == -ESTALE)
+		return rf__srv_err(r, 409, "conflict", NULL,
+				   "release %lld was changed by another instance meanwhile: retry",
+				   (long long)rel->id);
 	if (e < 0)
 		return rf__srv_err(r, 503, "unavailable", NULL, "storage: %s", rf_strerror(e));
+	rf__srv_release_install_state(rel, &nr);
 	rel->st = nr.st;
 	rel->gen++;
 	rel->resumed_at = nr.resumed_at;
@@ -764,6 +771,10 @@ int rf__srv_handle_admin(struct rf_server *s, const struct rf_server_request *q,
 		e = admin_releases(s, q, rest[8] ? rest + 9 : "", r);
 	else
 		e = rf__srv_err(r, 404, "not_found", NULL, "no such operator resource");
+	/* Several instances: the others re-read what changed (after the commit; a lost
+	 * announcement is covered by their periodic re-read). */
+	if (s->shared && strcmp(q->method, "GET") && r->status >= 200 && r->status < 300)
+		(void)rf_db_cluster_notify(s->db, "config");
 	pthread_mutex_unlock(&s->lock);
 	return e;
 }

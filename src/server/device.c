@@ -238,11 +238,18 @@ static int dev_cred_hash(const struct rf_server_request *q, struct rf_server_rep
 }
 
 /* The device dev_id (and its index) if h is its credential's hash, else NULL with the reply
- * written. Lock held. */
+ * written. Several instances on one database (cluster.c): a device this instance does not
+ * know, or whose credential differs (enrolled or re-enrolled through another instance), is
+ * read from the store first, and so is every device that reports (fresh: its outcomes may
+ * have changed through another instance in the last second). Lock held. */
 static struct rf__srv_dev *dev_auth(struct rf_server *s, const uint8_t h[32], const char *dev_id,
-				    struct rf_server_reply *r, uint32_t *ret_idx)
+				    struct rf_server_reply *r, uint32_t *ret_idx, bool fresh)
 {
 	struct rf__srv_dev *d = rf__srv_dev_find(s, dev_id, ret_idx);
+
+	if (s->shared && (fresh || !d || CRYPTO_memcmp(d->cred, h, 32) != 0) &&
+	    rf__srv_cluster_fetch(s, dev_id) == 0)
+		d = rf__srv_dev_find(s, dev_id, ret_idx);
 
 	if (!d) {
 		rf__srv_err(r, 401, "unauthorized", "device_id", "unknown device: enroll first");
@@ -660,7 +667,7 @@ int rf__srv_handle_checkin(struct rf_server *s, const struct rf_server_request *
 		return -1;
 	memset(&o, 0, sizeof(o));
 	pthread_mutex_lock(&s->lock);
-	if (!dev_auth(s, x.cred_h, x.dev_id, r, &idx)) {
+	if (!dev_auth(s, x.cred_h, x.dev_id, r, &idx, false)) {
 		pthread_mutex_unlock(&s->lock);
 		return -1;
 	}
@@ -736,7 +743,7 @@ int rf__srv_handle_report(struct rf_server *s, const struct rf_server_request *q
 		goto out;
 	pthread_mutex_lock(&s->lock);
 	uint32_t idx;
-	struct rf__srv_dev *d = dev_auth(s, cred_h, dev_id, r, &idx);
+	struct rf__srv_dev *d = dev_auth(s, cred_h, dev_id, r, &idx, true);
 	if (!d)
 		goto unlock;
 	int64_t now = rf__srv_health_advance(s, rf__srv_now(s));

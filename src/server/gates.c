@@ -359,6 +359,7 @@ static void health_read(struct rf_server *s, int64_t now)
 int rf__srv_evaluate(struct rf_server *s, int64_t now)
 {
 	int first_err = 0;
+	bool changed = false;
 
 	rf__srv_health_advance(s, now);
 	health_read(s, now);
@@ -376,16 +377,22 @@ int rf__srv_evaluate(struct rf_server *s, int64_t now)
 		 * evidence) instead of an empty one. */
 		if (rel->st.status != RF_ROLLOUT_HALTED)
 			rel->eval = ev;
-		if (!ev.changed)
+		/* Several instances: only the gate leader writes what the gates decide; the others
+		 * read it back from the store (cluster.c). */
+		if (!ev.changed || !s->leader)
 			continue;
 		struct rf__srv_release nr = *rel;
 		nr.st = ns;
 		int e = rf__srv_release_persist(s, &nr);
+		if (e == -ESTALE)
+			continue; /* changed by another instance: re-read, judged again next tick */
 		if (e < 0) {
 			if (!first_err)
 				first_err = e;
 			continue;
 		}
+		rf__srv_release_install_state(rel, &nr);
+		changed = true;
 		rf__srv_audit_gate(s, rel, &ev, &ns);
 		rel->st = ns;
 		rel->gen++;
@@ -393,6 +400,8 @@ int rf__srv_evaluate(struct rf_server *s, int64_t now)
 			atomic_fetch_add(&s->m_halts, 1);
 	}
 	rf__srv_rr_rebuild(s);
+	if (changed && s->shared)
+		(void)rf_db_cluster_notify(s->db, "config");
 	return first_err;
 }
 

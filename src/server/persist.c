@@ -217,7 +217,7 @@ int rf__srv_dev_record(const struct rf__srv_dev *d, const struct rf_server *s, c
 	return 0;
 }
 
-int rf__srv_release_persist(struct rf_server *s, const struct rf__srv_release *rel)
+int rf__srv_release_persist(struct rf_server *s, struct rf__srv_release *rel)
 {
 	char *state = state_to_json(rel);
 	int r;
@@ -232,11 +232,29 @@ int rf__srv_release_persist(struct rf_server *s, const struct rf__srv_release *r
 	    .custom_json = rel->custom,
 	    .created_at = rel->created_at,
 	    .state_json = state,
+	    /* A new release must not exist yet (""); a change must find the state it was
+	     * computed from (compare-and-set: another instance may have changed it). */
+	    .prev_state = rel->dbstate ? rel->dbstate : "",
 	};
 	memcpy(rec.sha256, rel->sha, 32);
 	r = rf_db_release_put(s->db, &rec);
+	if (r == 0) {
+		/* rel is the caller's copy: rel->dbstate (shared with the original) is freed by
+		 * the caller when it installs the copy (rf__srv_release_install_state). */
+		rel->dbstate = state;
+		return 0;
+	}
+	if (r == -ESTALE)
+		s->reread = true;
 	free(state);
 	return r;
+}
+
+void rf__srv_release_install_state(struct rf__srv_release *rel, struct rf__srv_release *nr)
+{
+	if (rel->dbstate != nr->dbstate)
+		free(rel->dbstate);
+	rel->dbstate = nr->dbstate;
 }
 
 /* Write the devices idx[0..n) in one transaction; their flags cleared on success. */

@@ -54,7 +54,9 @@ static void usage(FILE *f)
 	      "\n"
 	      "  --db PATH               SQLite database (checked at every start; migrated)\n"
 	      "  --db postgresql://...   PostgreSQL database (libpq URI; postgres:// too): several\n"
-	      "                          ringfenced may share it; needs --admin-token-file\n"
+	      "                          ringfenced may share it; --init needs\n"
+	      "                          --admin-token-file, other instances read the token's\n"
+	      "                          hash from the database (a file given must match it)\n"
 	      "  --init                  create a new database (first start only: refused\n"
 	      "                          when one exists; later starts need no flag)\n"
 	      "  --backup FILE           copy the database to FILE (safe while a server runs on\n"
@@ -115,6 +117,10 @@ static int db_refused(const char *spec, int r, const struct rf_diag *d)
 		rf_log_error("%s: --init creates a new database only; start without --init to use "
 			     "it",
 			     why);
+		return 2;
+	}
+	if (r == -EKEYREJECTED || r == -ENOKEY) {
+		rf_log_error("%s", why);
 		return 2;
 	}
 	rf_log_error("cannot start: %s", why);
@@ -293,16 +299,19 @@ int main(int argc, char **argv)
 			return 2;
 		}
 	}
-	if (!tokfile && rf_db_is_pg(db)) {
-		fprintf(stderr, "ringfenced: --admin-token-file is required with a PostgreSQL "
-				"database (every instance needs the same token)\n");
+	if (!tokfile && rf_db_is_pg(db) && init) {
+		fprintf(stderr, "ringfenced: --init on a PostgreSQL database needs "
+				"--admin-token-file (its hash is stored in the database, where every "
+				"instance reads it)\n");
 		return 2;
 	}
+	/* PostgreSQL without a token file: the token's hash comes from the database. */
+	o.admin_from_db = !tokfile && rf_db_is_pg(db);
 	if (!tokfile) {
 		snprintf(deftok, sizeof(deftok), "%s.admin-token", db);
 		tokfile = deftok;
 	}
-	r = admin_token(tokfile, o.admin_hash);
+	r = o.admin_from_db ? 0 : admin_token(tokfile, o.admin_hash);
 	if (r < 0) {
 		rf_log_error("admin token file %s: %s", tokfile,
 			     r == -EBADMSG ? "must hold one token 'rfa_' + 64 hex digits"

@@ -146,6 +146,10 @@ struct rf__srv_release {
 	uint64_t btotal[RF_ROLLOUT_RINGS_MAX], admitted[RF_ROLLOUT_RINGS_MAX];
 	uint32_t abp[RF_ROLLOUT_RINGS_MAX];
 	uint32_t bdone;
+	/* The state text as last read from or written to the store (malloc'd; NULL for a
+	 * release not stored yet): what a change must find there (compare-and-set, several
+	 * instances), and what tells a re-read that another instance changed it. */
+	char *dbstate;
 };
 
 struct rf_server {
@@ -194,6 +198,11 @@ struct rf_server {
 
 	unsigned ticks;
 	int64_t last_refresh;
+	/* Several instances on one database (cluster.c): shared is set for PostgreSQL; leader
+	 * whether this one holds the gate lease (always true when not shared); a re-read of the
+	 * rings, tenants and releases is due when reread is set or at last_reread + 10 s. */
+	bool shared, leader, reread;
+	int64_t last_reread;
 	int64_t started_at; /* silence is never counted across the server's own downtime */
 
 	/* The audit trail (audit.c): where its lines are logged, and who is acting during an
@@ -292,7 +301,12 @@ int rf__srv_state_from_json(const char *text, struct rf__srv_release *rel);
 void rf__srv_hist_from_string(const char *text, struct rf__srv_dev *d);
 int rf__srv_dev_record(const struct rf__srv_dev *d, const struct rf_server *s, const char *id,
 		       struct rf_db_device *rec, char **hist);
-int rf__srv_release_persist(struct rf_server *s, const struct rf__srv_release *rel);
+/* Write rel's state (a copy of the release in memory, or a new release): compare-and-set on
+ * rel->dbstate. On success rel->dbstate is the new text: install it in the release in memory
+ * with rf__srv_release_install_state(orig, rel). -ESTALE: another instance changed it (a
+ * re-read is then due). */
+int rf__srv_release_persist(struct rf_server *s, struct rf__srv_release *rel);
+void rf__srv_release_install_state(struct rf__srv_release *rel, struct rf__srv_release *nr);
 int rf__srv_flush_devices(struct rf_server *s, bool heartbeats);
 /* device.c */
 int rf__srv_handle_enroll(struct rf_server *s, const struct rf_server_request *q,
@@ -327,6 +341,19 @@ int rf__srv_evaluate(struct rf_server *s, int64_t now);
  * from every device, compared with the incremental counts. Returns 0, or -EUCLEAN with what
  * differs in msg. */
 int rf__srv_health_verify(struct rf_server *s, char *msg, size_t n);
+int rf__srv_release_load(struct rf_server *s, const struct rf_db_release *x);
+int rf__srv_dev_from_record(struct rf_server *s, const struct rf_db_device *x,
+			    struct rf__srv_dev *ret);
+/* admin.c: apply a stored change of tenant ti's policy t (a copy) to memory, moving its
+ * devices in the indexes when its ring or pin changed. */
+void rf__srv_tenant_move(struct rf_server *s, int ti, const struct rf__srv_tenant *t);
+/* cluster.c: several instances on one database (store.h). The tick's share: announcements,
+ * the leader lease, re-reads and the rows other instances wrote (lock NOT held; takes it). */
+int rf__srv_cluster_poll(struct rf_server *s, int64_t now);
+/* Re-read the device id from the store into memory (lock held). 0, -ENOENT none, -EIO. */
+int rf__srv_cluster_fetch(struct rf_server *s, const char *id);
+/* Re-read the rings, tenants and releases and apply what changed (lock held). */
+int rf__srv_cluster_reread(struct rf_server *s);
 /* web.c */
 int rf__srv_dashboard(struct rf_server *s, struct rf_server_reply *r);
 int rf__srv_metrics(struct rf_server *s, struct rf_server_reply *r);

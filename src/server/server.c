@@ -554,9 +554,11 @@ static int load_release(void *ud, const struct rf_db_release *x)
 		return rf_diag_report(&s->diag, -EBADMSG, "release %lld: id out of order",
 				      (long long)x->id);
 	}
-	r = rf__srv_release_prepare(s, rel);
+	rel->dbstate = strdup(x->state_json);
+	r = rel->dbstate ? rf__srv_release_prepare(s, rel) : -ENOMEM;
 	if (r < 0) {
 		free(rel->custom);
+		free(rel->dbstate);
 		return r;
 	}
 	s->nrels++;
@@ -573,9 +575,14 @@ static int state_index(const char *name)
 	return 0;
 }
 
-static int load_device(void *ud, const struct rf_db_device *x)
+int rf__srv_release_load(struct rf_server *s, const struct rf_db_release *x)
 {
-	struct rf_server *s = ud;
+	return load_release(s, x);
+}
+
+int rf__srv_dev_from_record(struct rf_server *s, const struct rf_db_device *x,
+			    struct rf__srv_dev *ret)
+{
 	struct rf__srv_dev d = {0};
 	int t = rf__srv_tenant_find(s, x->tenant), r;
 
@@ -598,10 +605,48 @@ static int load_device(void *ud, const struct rf_db_device *x)
 	d.events = x->events > UINT32_MAX ? UINT32_MAX : (uint32_t)x->events;
 	d.alerts = x->alerts > UINT32_MAX ? UINT32_MAX : (uint32_t)x->alerts;
 	rf__srv_hist_from_string(x->history, &d);
-	r = rf__srv_dev_add(s, &d, x->id, NULL);
+	*ret = d;
+	return 0;
+}
+
+static int load_device(void *ud, const struct rf_db_device *x)
+{
+	struct rf_server *s = ud;
+	struct rf__srv_dev d;
+	int r = rf__srv_dev_from_record(s, x, &d);
+
+	if (r == 0)
+		r = rf__srv_dev_add(s, &d, x->id, NULL);
 	if (r < 0)
 		return r;
-	s->tenants[t].ndevices++;
+	s->tenants[d.tenant].ndevices++;
+	return 0;
+}
+
+/* The admin token of a shared database (PostgreSQL): its hash lives in the database, so every
+ * instance accepts the same token; a token file given to an instance must match it. */
+static int admin_shared(struct rf_server *s, const struct rf_server_opts *opts,
+			struct rf_diag *diag)
+{
+	uint8_t h[32];
+	int r = opts->init ? -ENOENT : rf_db_admin_hash(s->db, h, false);
+
+	if (r == -ENOENT && opts->admin_from_db)
+		return rf_diag_report(diag, -ENOKEY,
+				      "the database holds no admin token: start one instance with "
+				      "--admin-token-file (or --init) first");
+	if (r == -ENOENT) {
+		memcpy(h, opts->admin_hash, 32);
+		r = rf_db_admin_hash(s->db, h, true);
+	}
+	if (r < 0)
+		return rf_diag_report(diag, r, "reading the admin token from the database: %s",
+				      s->diag.count ? s->diag.first : rf_strerror(r));
+	if (!opts->admin_from_db && CRYPTO_memcmp(h, opts->admin_hash, 32))
+		return rf_diag_report(diag, -EKEYREJECTED,
+				      "the admin token file does not hold the token of this "
+				      "database (the one the first instance stored)");
+	memcpy(s->admin_hash, h, 32);
 	return 0;
 }
 
@@ -672,6 +717,13 @@ int rf_server_new(const struct rf_server_opts *opts, struct rf_diag *diag, struc
 		goto undo;
 	}
 	s->db->diag = &s->diag;
+	s->shared = rf_db_is_shared(s->db);
+	s->leader = !s->shared; /* several instances: the lease is taken by the first tick */
+	if (s->shared) {
+		r = admin_shared(s, opts, diag);
+		if (r < 0)
+			goto undo;
+	}
 	s->started_at = rf__srv_now(s);
 	s->hnow = s->started_at;
 	r = rf__srv_index_rebuild(s);
@@ -714,6 +766,7 @@ void rf_server_free(struct rf_server *s)
 	free(s->reltgt);
 	for (size_t i = 0; i < s->nrels; i++) {
 		free(s->rels[i].custom);
+		free(s->rels[i].dbstate);
 		for (unsigned k = 0; k < RF_ROLLOUT_RINGS_MAX; k++)
 			free(s->rels[i].bhist[k]);
 	}
@@ -813,8 +866,11 @@ void rf_server_stats(struct rf_server *s, struct rf_server_stats *ret)
 int rf_server_tick(struct rf_server *s, bool force)
 {
 	int64_t now = rf__srv_now(s);
-	int e, e2;
+	int e, e2, e3 = 0;
 
+	/* Several instances: announcements, the gate lease, the other instances' changes. */
+	if (s->shared && !force)
+		e3 = rf__srv_cluster_poll(s, now);
 	pthread_mutex_lock(&s->lock);
 	s->ticks++;
 	/* Heartbeats (last seen, health counters) are written only at shutdown or with a device's
@@ -829,8 +885,11 @@ int rf_server_tick(struct rf_server *s, bool force)
 	pthread_mutex_unlock(&s->lock);
 	if (!e)
 		e = e2;
-	/* The timestamp: re-signed an hour before it would expire (repository writer, trust/). */
-	if (s->repo_dir && (force || now - s->last_refresh >= 60)) {
+	if (!e)
+		e = e3;
+	/* The timestamp: re-signed an hour before it would expire (repository writer, trust/).
+	 * Several instances share one repository: only the gate leader signs. */
+	if (s->repo_dir && s->leader && (force || now - s->last_refresh >= 60)) {
 		char keys[4096];
 		struct rf_diag d = {0};
 		s->last_refresh = now;

@@ -28,6 +28,10 @@ struct rf_server_opts {
 	bool init;		  /* create a new database: refused if one exists (-EEXIST) */
 	const char *repo_dir;	  /* TUF repository directory (trust/tuf.h layout); NULL: none */
 	uint8_t admin_hash[32];	  /* SHA-256 of the admin token */
+	/* PostgreSQL only: no token file was given: take the admin token's hash from the
+	 * database (written there by the instance that ran --init). Otherwise, on PostgreSQL,
+	 * admin_hash is written there with init (or when none is stored) and must match it. */
+	bool admin_from_db;
 	unsigned poll_interval_s; /* told to devices; 0 means 300 */
 	/* Clock (unix seconds). NULL: the system clock. Tests use it to move time. */
 	int64_t (*clock)(void *ud);
@@ -43,7 +47,8 @@ struct rf_server_opts {
  * working set and parse every release's signed schedule. Returns 0 and *ret; -ENOENT the
  * database is missing or empty and init is not set; -EEXIST init is set and a database exists;
  * -EBADMSG the database is damaged or a stored schedule no longer parses; -EIO/-EPROTO from
- * the store (diag says why); -ENOMEM.
+ * the store (diag says why); -EKEYREJECTED admin_hash differs from the one a shared
+ * (PostgreSQL) database holds; -ENOKEY admin_from_db and the database holds none; -ENOMEM.
  */
 int rf_server_new(const struct rf_server_opts *opts, struct rf_diag *diag,
 		  struct rf_server **ret) RF_WUR;

@@ -26,7 +26,7 @@
 #include "ringfence/error.h"
 
 /* Schema version this build writes; older databases are migrated at open. */
-#define RF_DB_SCHEMA_VERSION 2
+#define RF_DB_SCHEMA_VERSION 3
 
 struct rf_db_ring {
 	const char *name;
@@ -53,6 +53,10 @@ struct rf_db_release {
 	int64_t created_at;
 	const char
 	    *state_json; /* the rollout state (status, halt, ring progress), server's format */
+	/* rf_db_release_put on an existing id: when not NULL, the state is replaced only if the
+	 * stored one is exactly this text (compare-and-set; several instances on one database),
+	 * else -ESTALE. SQLite (one instance) ignores it. */
+	const char *prev_state;
 };
 
 /* A device as last recorded. release_id is the release the device is counted on (0: none);
@@ -127,6 +131,14 @@ struct rf_db_ops {
 	int (*audit_add)(struct rf_db *st, const struct rf_db_audit *a, int64_t *ret_id);
 	int (*audit_list)(struct rf_db *st, int64_t release_id, int64_t before_id, unsigned limit,
 			  int (*fn)(void *ud, const struct rf_db_audit *a), void *ud);
+	/* Several instances on one database (PostgreSQL only; NULL in SQLite): see the
+	 * rf_db_cluster_* functions below. */
+	int (*admin_hash)(struct rf_db *st, uint8_t hash[32], bool put);
+	int (*device_get)(struct rf_db *st, const char *id, const struct rf_db_visitor *v,
+			  void *ud);
+	int (*devices_changed)(struct rf_db *st, const struct rf_db_visitor *v, void *ud);
+	int (*notify)(struct rf_db *st, const char *what);
+	int (*cluster_poll)(struct rf_db *st, unsigned *ret_changed, bool *ret_leader);
 };
 
 struct rf_db {
@@ -266,6 +278,77 @@ static inline int rf_db_audit_list(struct rf_db *st, int64_t release_id, int64_t
 				   void *ud)
 {
 	return st->ops->audit_list(st, release_id, before_id, limit, fn, ud);
+}
+
+/* ---- several instances on one database (PostgreSQL) -------------------------------------
+ *
+ * Each ringfenced keeps its own working set in memory; the database is the one truth they
+ * share. Every instance writes under its own instance id (random, per process). What one
+ * instance changes reaches the others three ways: operator changes are announced with
+ * rf_db_cluster_notify() after they are committed and every instance re-reads the small tables
+ * (rings, tenants, releases) when rf_db_cluster_poll() says so (or every few seconds anyway);
+ * device rows written by other instances (enrolments, reports with the outcomes they lead to,
+ * flushed check-in changes) are read with rf_db_devices_changed(); a device an instance has
+ * never seen is read with rf_db_device_get(). Gates are run by one leader: the holder of a
+ * session advisory lock on the control connection, which PostgreSQL releases when that
+ * connection dies.
+ */
+
+/* Whether the store is shared by several instances (PostgreSQL). */
+static inline bool rf_db_is_shared(const struct rf_db *st)
+{
+	return st->ops->cluster_poll != NULL;
+}
+
+/* The admin token's SHA-256 stored in the database: read (put false; -ENOENT none stored) or
+ * written (put true; replaces). -EOPNOTSUPP for SQLite, whose token lives in a file. */
+static inline int rf_db_admin_hash(struct rf_db *st, uint8_t hash[32], bool put)
+{
+	return st->ops->admin_hash ? st->ops->admin_hash(st, hash, put) : -EOPNOTSUPP;
+}
+
+/* Read one device into v->device; -ENOENT if there is none. */
+static inline int rf_db_device_get(struct rf_db *st, const char *id, const struct rf_db_visitor *v,
+				   void *ud)
+{
+	return st->ops->device_get ? st->ops->device_get(st, id, v, ud) : -ENOENT;
+}
+
+/*
+ * Every device row that another instance wrote since the last call (the first call: since
+ * rf_db_load()), each in its current version, into v->device. A row may be visited twice
+ * (applying it again is harmless); none written by another instance is missed: the cursor is
+ * the oldest transaction still running at the previous call (pg_snapshot_xmin), so a
+ * transaction that committed late is still read (see store_pg.c).
+ */
+static inline int rf_db_devices_changed(struct rf_db *st, const struct rf_db_visitor *v, void *ud)
+{
+	return st->ops->devices_changed ? st->ops->devices_changed(st, v, ud) : 0;
+}
+
+/* Announce a committed change to the other instances. what: "config" (rings, tenants,
+ * releases). Best effort: a lost notification is covered by the periodic re-read. */
+static inline int rf_db_cluster_notify(struct rf_db *st, const char *what)
+{
+	return st->ops->notify ? st->ops->notify(st, what) : 0;
+}
+
+/* Bits of *ret_changed of rf_db_cluster_poll(). */
+enum { RF_DB_CHANGED_CONFIG = 1 };
+
+/*
+ * The control connection's periodic work (called about once a second): (re)connect and LISTEN,
+ * collect notifications (*ret_changed: RF_DB_CHANGED_*; also set after a reconnect, since
+ * notifications may have been missed), and try to become the gate leader when not leader
+ * (pg_try_advisory_lock, a session lock). *ret_leader: whether this instance holds the lock
+ * now (false while the control connection is down). Never blocks for long: a reconnect is
+ * bounded by RF_PG_CONNECT_TIMEOUT_S. Returns 0 or -EIO.
+ */
+static inline int rf_db_cluster_poll(struct rf_db *st, unsigned *ret_changed, bool *ret_leader)
+{
+	*ret_changed = 0;
+	*ret_leader = true;
+	return st->ops->cluster_poll ? st->ops->cluster_poll(st, ret_changed, ret_leader) : 0;
 }
 
 #endif

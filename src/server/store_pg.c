@@ -28,6 +28,7 @@
 #include <string.h>
 
 #include <libpq-fe.h>
+#include <openssl/rand.h>
 
 #include "common/util.h"
 #include "ringfence/limits.h"
@@ -40,6 +41,16 @@ struct pg_store {
 	uint64_t backoff_ms;	/* 0: the connection is (believed) good */
 	bool resetting;		/* a non-blocking reconnect is under way */
 	uint64_t reset_deadline_ns;
+	/* Several instances (store.h): this process's instance id (the session setting
+	 * ringfence.instance, written into every device row it writes), the cursor of
+	 * devices_changed (an xid8 as text), the control connection (LISTEN and the leader's
+	 * session advisory lock) and whether this instance holds that lock. */
+	char instance[33];
+	char cursor[24];
+	char *uri;
+	PGconn *ctl;
+	bool leader;
+	uint64_t ctl_next_ns;
 };
 
 /* Schema migrations: migrations[i] takes the schema from version i to i + 1 (store_sqlite.c
@@ -68,6 +79,15 @@ static const char *const migrations[] = {
     "  action text NOT NULL, release_id bigint NOT NULL, subject text NOT NULL,"
     "  detail text NOT NULL);"
     "CREATE INDEX audit_release ON audit (release_id, id);",
+    /* 2 -> 3: several instances on one database: the admin token's hash shared through the
+     * database (rf_meta), and which transaction and instance last wrote each device row (the
+     * other instances read the rows written since they last looked, store.h). */
+    "CREATE TABLE IF NOT EXISTS rf_meta (key text PRIMARY KEY, value bytea NOT NULL);"
+    "ALTER TABLE devices ADD COLUMN IF NOT EXISTS txid xid8 NOT NULL"
+    "  DEFAULT pg_current_xact_id(),"
+    "  ADD COLUMN IF NOT EXISTS instance text NOT NULL"
+    "  DEFAULT coalesce(current_setting('ringfence.instance', true), '');"
+    "CREATE INDEX IF NOT EXISTS devices_txid ON devices (txid);",
 };
 
 #define STR_(x) #x
@@ -86,7 +106,8 @@ static const char *const migrations[] = {
 	" last_seen = excluded.last_seen, release_id = excluded.release_id,"                       \
 	" state = excluded.state, state_at = excluded.state_at, crashes = excluded.crashes,"       \
 	" rollbacks = excluded.rollbacks, events = excluded.events, alerts = excluded.alerts,"     \
-	" history = excluded.history"
+	" history = excluded.history, txid = pg_current_xact_id(),"                                \
+	" instance = coalesce(current_setting('ringfence.instance', true), '')"
 #define DEV_NPARAMS 16
 
 /* Parameters of one statement: text values (NULL is SQL NULL), or 32-byte binary for bytea. */
@@ -178,6 +199,15 @@ static int reconnect_failed(struct pg_store *s, uint64_t now, const char *why)
 	return rf_diag_report(s->base.diag, -EIO, "postgresql: cannot reconnect: %s", m);
 }
 
+/* The session setting the device rows' instance column takes its default from. */
+static void set_instance(struct pg_store *s, PGconn *c)
+{
+	char sql[96];
+
+	snprintf(sql, sizeof(sql), "SET ringfence.instance = '%s'", s->instance);
+	PQclear(PQexec(c, sql));
+}
+
 /* Whether the connection's socket became ready for what st waits for within ms. */
 static bool socket_ready(PGconn *c, PostgresPollingStatusType st, int ms)
 {
@@ -217,6 +247,7 @@ static int ready(struct pg_store *s)
 			s->resetting = false;
 			s->backoff_ms = 0;
 			PQclear(PQexec(s->conn, "SET client_min_messages = warning"));
+			set_instance(s, s->conn);
 			return 0;
 		}
 		if (st == PGRES_POLLING_FAILED)
@@ -307,6 +338,8 @@ static void pg_close(struct rf_db *base)
 	struct pg_store *s = (struct pg_store *)base;
 
 	PQfinish(s->conn);
+	PQfinish(s->ctl);
+	free(s->uri);
 	free(s);
 }
 
@@ -403,8 +436,20 @@ static int pg_load(struct rf_db *base, const struct rf_db_visitor *v, void *ud)
 	};
 	int r = exec(s, "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY", "load");
 
+	/* With devices: the cursor of devices_changed is this snapshot's oldest running
+	 * transaction (store.h). Without (the other instances' re-read of the small tables):
+	 * the devices are not read and the cursor is left alone. */
+	if (r == 0 && v->device) {
+		PGresult *res = NULL;
+		r = run(s, "SELECT pg_snapshot_xmin(pg_current_snapshot())::text", NULL, "load",
+			&res);
+		if (r == 0)
+			snprintf(s->cursor, sizeof(s->cursor), "%s", PQgetvalue(res, 0, 0));
+		PQclear(res);
+	}
 	for (int i = 0; i < 4 && r == 0; i++)
-		r = load_one(s, i, q[i], v, ud);
+		if (i < 3 || v->device)
+			r = load_one(s, i, q[i], v, ud);
 	if (r == 0)
 		return finish(s, 0);
 	finish(s, -EIO);
@@ -486,10 +531,31 @@ static int pg_release_put(struct rf_db *base, const struct rf_db_release *x)
 		p_text(&p, x->custom_json ? x->custom_json : "");
 		p_int(&p, x->created_at);
 		p_text(&p, x->state_json ? x->state_json : "");
-		r = run(s,
-			"INSERT INTO releases VALUES ($1, $2, $3, $4, $5, $6, $7, $8)"
-			" ON CONFLICT (id) DO UPDATE SET state = excluded.state",
-			&p, "release_put", NULL);
+		if (x->prev_state && *x->prev_state) {
+			PGresult *res = NULL;
+			/* Compare-and-set: another instance (the gate leader, an operator there)
+			 * may have changed it since this one read it. */
+			p.n = 0;
+			memset(p.len, 0, 3 * sizeof(*p.len)); /* no longer the sha256 (binary) */
+			memset(p.fmt, 0, 3 * sizeof(*p.fmt));
+			p_int(&p, x->id);
+			p_text(&p, x->state_json ? x->state_json : "");
+			p_text(&p, x->prev_state);
+			r = run(s, "UPDATE releases SET state = $2 WHERE id = $1 AND state = $3",
+				&p, "release_put", &res);
+			if (r == 0 && !strcmp(PQcmdTuples(res), "0"))
+				r = -ESTALE;
+			PQclear(res);
+		} else {
+			r = run(s,
+				x->prev_state
+				    ? "INSERT INTO releases VALUES ($1, $2, $3, $4, $5, $6,"
+				      " $7, $8)"
+				    : "INSERT INTO releases VALUES ($1, $2, $3, $4, $5, $6,"
+				      " $7, $8) ON CONFLICT (id) DO UPDATE SET state ="
+				      " excluded.state",
+				&p, "release_put", NULL);
+		}
 	}
 	params_free(&p);
 	return r;
@@ -687,6 +753,216 @@ static int pg_audit_list(struct rf_db *base, int64_t release_id, int64_t before_
 	return r;
 }
 
+#define ADMIN_KEY "admin_token_sha256"
+
+static int pg_admin_hash(struct rf_db *base, uint8_t hash[32], bool put)
+{
+	struct pg_store *s = (struct pg_store *)base;
+	PGresult *res = NULL;
+	struct params p;
+	int r = params_init(&p, 1);
+
+	if (r == 0 && put) {
+		p_blob32(&p, hash);
+		r = run(s,
+			"INSERT INTO rf_meta VALUES ('" ADMIN_KEY "', $1)"
+			" ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+			&p, "admin_hash", NULL);
+	} else if (r == 0) {
+		r = run(s, "SELECT encode(value, 'hex') FROM rf_meta WHERE key = '" ADMIN_KEY "'",
+			NULL, "admin_hash", &res);
+		if (r == 0 && PQntuples(res) != 1)
+			r = -ENOENT;
+		if (r == 0)
+			col_blob32(res, 0, 0, hash);
+	}
+	PQclear(res);
+	params_free(&p);
+	return r;
+}
+
+#define DEV_SELECT                                                                                 \
+	"SELECT id, tenant, ring, encode(cred_hash, 'hex'), agent_version, manifest_hash,"         \
+	" enrolled_at, last_seen, release_id, state, state_at, crashes, rollbacks, events,"        \
+	" alerts, history FROM devices"
+
+/* Every row of res to v->device. */
+static int visit_devices(PGresult *res, const struct rf_db_visitor *v, void *ud)
+{
+	int r = 0;
+
+	for (int i = 0; i < PQntuples(res) && r == 0; i++) {
+		struct rf_db_device x = {.id = PQgetvalue(res, i, 0),
+					 .tenant = PQgetvalue(res, i, 1),
+					 .ring = PQgetvalue(res, i, 2)};
+		col_blob32(res, i, 3, x.cred_hash);
+		x.agent_version = PQgetvalue(res, i, 4);
+		x.manifest_hash = PQgetvalue(res, i, 5);
+		x.enrolled_at = col_int(res, i, 6);
+		x.last_seen = col_int(res, i, 7);
+		x.release_id = col_int(res, i, 8);
+		x.state = PQgetvalue(res, i, 9);
+		x.state_at = col_int(res, i, 10);
+		x.crashes = (uint64_t)col_int(res, i, 11);
+		x.rollbacks = (uint64_t)col_int(res, i, 12);
+		x.events = (uint64_t)col_int(res, i, 13);
+		x.alerts = (uint64_t)col_int(res, i, 14);
+		x.history = PQgetvalue(res, i, 15);
+		r = v->device(ud, &x);
+	}
+	return r;
+}
+
+static int pg_device_get(struct rf_db *base, const char *id, const struct rf_db_visitor *v,
+			 void *ud)
+{
+	struct pg_store *s = (struct pg_store *)base;
+	PGresult *res = NULL;
+	struct params p;
+	int r = params_init(&p, 1);
+
+	if (r == 0) {
+		p_text(&p, id);
+		r = run(s, DEV_SELECT " WHERE id = $1", &p, "device_get", &res);
+	}
+	if (r == 0 && PQntuples(res) != 1)
+		r = -ENOENT;
+	if (r == 0)
+		r = visit_devices(res, v, ud);
+	PQclear(res);
+	params_free(&p);
+	return r;
+}
+
+/*
+ * The rows other instances wrote since the cursor. Sound although transaction ids are not
+ * committed in order: the cursor is the xmin of the previous call's snapshot (every
+ * transaction with a smaller id had ended), and each row carries the id of the transaction
+ * that last wrote it (txid); so a row version committed after the previous snapshot has
+ * txid >= that xmin and is read now, whatever order the commits came in. Rows of transactions
+ * that committed between the two xmins are read twice: applying a row twice is harmless.
+ */
+static int pg_devices_changed(struct rf_db *base, const struct rf_db_visitor *v, void *ud)
+{
+	struct pg_store *s = (struct pg_store *)base;
+	PGresult *res = NULL, *rows = NULL;
+	char next[24];
+	struct params p;
+	int r = params_init(&p, 2);
+
+	if (r == 0)
+		r = exec(s, "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY", "devices_changed");
+	if (r == 0)
+		r = run(s, "SELECT pg_snapshot_xmin(pg_current_snapshot())::text", NULL,
+			"devices_changed", &res);
+	if (r == 0) {
+		snprintf(next, sizeof(next), "%s", PQgetvalue(res, 0, 0));
+		p_text(&p, s->cursor);
+		p_text(&p, s->instance);
+		r = run(s, DEV_SELECT " WHERE txid >= $1::xid8 AND instance <> $2", &p,
+			"devices_changed", &rows);
+	}
+	r = finish(s, r);
+	if (r == 0)
+		r = visit_devices(rows, v, ud);
+	if (r == 0)
+		memcpy(s->cursor, next, sizeof(next));
+	PQclear(res);
+	PQclear(rows);
+	params_free(&p);
+	return r;
+}
+
+static int pg_notify(struct rf_db *base, const char *what)
+{
+	struct pg_store *s = (struct pg_store *)base;
+	struct params p;
+	int r = params_init(&p, 1);
+
+	if (r == 0) {
+		p_text(&p, what);
+		r = run(s, "SELECT pg_notify('ringfence', $1)", &p, "notify", NULL);
+	}
+	params_free(&p);
+	return r;
+}
+
+/* Advisory lock key of the gate leader ("rfgl"). */
+#define LEADER_LOCK_KEY "1919313772"
+
+static void ctl_drop(struct pg_store *s)
+{
+	PQfinish(s->ctl);
+	s->ctl = NULL;
+	s->leader = false;
+	s->ctl_next_ns = rf_now_mono_ns() + 1000000000ull;
+}
+
+/* Called by the tick without the server's lock, so it reports nothing to the diag (which
+ * request threads write under that lock): -EIO says the control connection is down. */
+static int pg_cluster_poll(struct rf_db *base, unsigned *ret_changed, bool *ret_leader)
+{
+	struct pg_store *s = (struct pg_store *)base;
+	PGnotify *n;
+	PGresult *res;
+
+	*ret_leader = false;
+	if (s->ctl && (PQstatus(s->ctl) != CONNECTION_OK || !PQconsumeInput(s->ctl)))
+		ctl_drop(s);
+	if (!s->ctl) {
+		char timeout[16];
+		/* As the main connection: a vanished database host is noticed within
+		 * RF_PG_TCP_DEAD_MS (a unix socket ignores these). */
+		const char *keys[] = {"connect_timeout",
+				      "keepalives_idle",
+				      "keepalives_interval",
+				      "keepalives_count",
+				      "tcp_user_timeout",
+				      "dbname",
+				      NULL};
+		const char *vals[] = {timeout, "5", "2", "3", STR(RF_PG_TCP_DEAD_MS), s->uri, NULL};
+
+		if (rf_now_mono_ns() < s->ctl_next_ns)
+			return -EIO;
+		snprintf(timeout, sizeof(timeout), "%u", RF_PG_CONNECT_TIMEOUT_S);
+		s->ctl = PQconnectdbParams(keys, vals, 1);
+		res = s->ctl && PQstatus(s->ctl) == CONNECTION_OK
+			  ? PQexec(s->ctl, "LISTEN ringfence")
+			  : NULL;
+		if (PQresultStatus(res) != PGRES_COMMAND_OK) {
+			PQclear(res);
+			ctl_drop(s);
+			return -EIO;
+		}
+		PQclear(res);
+		/* The server's side: a leader whose host vanishes (no FIN, no RST) loses its
+		 * session, and so the lease, within about RF_PG_TCP_DEAD_MS rather than the
+		 * kernel's hours (ignored on a unix socket; a process that dies closes its
+		 * socket and PostgreSQL drops the lock at once). */
+		PQclear(PQexec(s->ctl, "SET tcp_keepalives_idle = 5; SET tcp_keepalives_interval = 2;"
+				       " SET tcp_keepalives_count = 3;"
+				       " SET tcp_user_timeout = " STR(RF_PG_TCP_DEAD_MS)));
+		/* Notifications sent while not listening are lost: re-read everything. */
+		*ret_changed |= RF_DB_CHANGED_CONFIG;
+	}
+	while ((n = PQnotifies(s->ctl))) {
+		*ret_changed |= RF_DB_CHANGED_CONFIG;
+		PQfreemem(n);
+	}
+	if (!s->leader) {
+		res = PQexec(s->ctl, "SELECT pg_try_advisory_lock(" LEADER_LOCK_KEY ")");
+		if (PQresultStatus(res) != PGRES_TUPLES_OK) {
+			PQclear(res);
+			ctl_drop(s);
+			return -EIO;
+		}
+		s->leader = !strcmp(PQgetvalue(res, 0, 0), "t");
+		PQclear(res);
+	}
+	*ret_leader = s->leader;
+	return 0;
+}
+
 static const struct rf_db_ops pg_ops = {
     .close = pg_close,
     .load = pg_load,
@@ -699,6 +975,11 @@ static const struct rf_db_ops pg_ops = {
     .reports_count = pg_reports_count,
     .audit_add = pg_audit_add,
     .audit_list = pg_audit_list,
+    .admin_hash = pg_admin_hash,
+    .device_get = pg_device_get,
+    .devices_changed = pg_devices_changed,
+    .notify = pg_notify,
+    .cluster_poll = pg_cluster_poll,
 };
 
 /* Inside one transaction holding the schema lock: find the version (-1: no schema), apply
@@ -810,8 +1091,23 @@ int rf_db_open_pg(const char *uri, unsigned flags, struct rf_diag *diag, struct 
 	s->base.diag = diag;
 	rf_db_pg_redact(uri, name, sizeof(name));
 	snprintf(timeout, sizeof(timeout), "%u", RF_PG_CONNECT_TIMEOUT_S);
+	snprintf(s->cursor, sizeof(s->cursor), "0");
+	{
+		uint8_t raw[16];
+		if (RAND_bytes(raw, sizeof(raw)) != 1) {
+			free(s);
+			return -EIO;
+		}
+		rf_hex_encode(raw, sizeof(raw), s->instance);
+	}
+	s->uri = strdup(uri);
+	if (!s->uri) {
+		free(s);
+		return -ENOMEM;
+	}
 	s->conn = PQconnectdbParams(keys, vals, 1);
 	if (!s->conn) {
+		free(s->uri);
 		free(s);
 		return -ENOMEM;
 	}
@@ -826,6 +1122,8 @@ int rf_db_open_pg(const char *uri, unsigned flags, struct rf_diag *diag, struct 
 	PQsetNoticeProcessor(s->conn, quiet, NULL);
 	r = exec(s, "SET client_min_messages = warning", "session");
 	if (r == 0)
+		set_instance(s, s->conn);
+	if (r == 0)
 		r = migrate(s, flags, name);
 	if (r < 0)
 		goto undo_connect;
@@ -834,6 +1132,7 @@ int rf_db_open_pg(const char *uri, unsigned flags, struct rf_diag *diag, struct 
 
 undo_connect:
 	PQfinish(s->conn);
+	free(s->uri);
 	free(s);
 	return r;
 }

@@ -49,6 +49,10 @@ static const char *const migrations[] = {
     "  actor TEXT NOT NULL, action TEXT NOT NULL, release_id INTEGER NOT NULL,"
     "  subject TEXT NOT NULL, detail TEXT NOT NULL);"
     "CREATE INDEX audit_release ON audit (release_id, id);",
+    /* 2 -> 3: PostgreSQL's step shares the admin token and tags device rows for several
+     * instances; one SQLite database has one instance, whose token is in a file: the same
+     * table, unused, so both backends keep one version number. */
+    "CREATE TABLE IF NOT EXISTS rf_meta (key TEXT PRIMARY KEY, value BLOB NOT NULL);",
 };
 
 static int fail(struct sqlite_store *s, const char *what)

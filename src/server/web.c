@@ -660,6 +660,11 @@ int rf__srv_metrics(struct rf_server *s, struct rf_server_reply *r)
 		"ringfence_checkin_duration_seconds_count %llu\n",
 		(double)atomic_load(&s->m_lat_sum_ns) / 1e9, (unsigned long long)cum);
 	pthread_mutex_lock(&s->lock);
+	fprintf(f,
+		"# HELP ringfence_gate_leader Whether this instance evaluates the gates (1; always "
+		"with SQLite; with several instances on PostgreSQL, the one holding the lease).\n"
+		"# TYPE ringfence_gate_leader gauge\nringfence_gate_leader %d\n",
+		s->leader ? 1 : 0);
 	fputs(
 	    "# HELP ringfence_devices Enrolled devices per ring.\n# TYPE ringfence_devices gauge\n",
 	    f);

@@ -65,7 +65,7 @@ mkdir -p "$W/nginx-tmp"
 	upstreams=""
 	for p in "${PORTS[@]}"; do upstreams+="    server 127.0.0.1:$p max_fails=1 fail_timeout=2s;\n"; done
 	sed -e "/^    server 127\.0\.0\.1:844[0-9]/d" \
-		-e "s|^    least_conn;|    least_conn;\n$upstreams|" \
+		-e "s|^    keepalive 64;|$upstreams    keepalive 64;|" \
 		-e "s|listen 443 ssl;|listen 127.0.0.1:$NPORT;|" \
 		-e "/ssl_certificate/d" \
 		-e "s|/var/lib/ringfence/repo/|$W/repo/|g" \

@@ -1249,9 +1249,22 @@ static void pg_database_lost_or_refused(struct env *e)
 	const char *backup[] = {"--db", e->db, "--backup", "/tmp/x", NULL};
 	assert_int_equal(run_ringfenced(err, backup), 2);
 	assert_true(file_has(err, "pg_dump"));
-	const char *no_token[] = {"--db", e->db, "--listen", "127.0.0.1:0", NULL};
+	/* The admin token is shared through the database: --init needs the file (its hash is
+	 * stored); another instance may go without one (it reads the hash), but a file with
+	 * another token is refused. */
+	const char *no_token[] = {"--db", e->db, "--init", "--listen", "127.0.0.1:0", NULL};
 	assert_int_equal(run_ringfenced(err, no_token), 2);
 	assert_true(file_has(err, "--admin-token-file"));
+	char wrong[300];
+	snprintf(wrong, sizeof(wrong), "%s/wrong-token", e->dir);
+	FILE *wf = fopen(wrong, "w");
+	assert_non_null(wf);
+	fprintf(wf, "rfa_%064d\n", 0);
+	fclose(wf);
+	const char *wrong_token[] = {"--db", e->db, "--listen", "127.0.0.1:0", "--admin-token-file",
+				     wrong,  NULL};
+	assert_int_equal(run_ringfenced(err, wrong_token), 2);
+	assert_true(file_has(err, "does not hold the token of this database"));
 	stop_server(e, SIGTERM);
 
 	const char *with_init[] = {"--db",     e->db,	      "--init",		  "--listen",

@@ -18,6 +18,7 @@
 #include <unistd.h>
 
 #include <cmocka.h>
+#include <libpq-fe.h>
 #include <sqlite3.h>
 
 #include "ringfence/limits.h"
@@ -378,6 +379,120 @@ static void test_pg_batch_and_reconnect(void **state)
 	rf_db_close(st);
 }
 
+/* Several instances on one PostgreSQL database (store.h): device rows another instance wrote
+ * are read back, a row committed late by a transaction that began earlier is not skipped
+ * (transaction ids are not committed in order), an instance's own rows are not; the release
+ * state is written by compare-and-set; the admin token's hash is shared. */
+static int count_device(void *ud, const struct rf_db_device *d)
+{
+	char *seen = ud;
+	size_t n = strlen(seen);
+	snprintf(seen + n, 256 - n, "%s%s", n ? "," : "", d->id);
+	return 0;
+}
+
+static void put_device(struct rf_db *st, const char *id)
+{
+	struct rf_db_device d = {.id = id, .tenant = "acme", .ring = "canary", .state = "enrolled",
+				 .history = ""};
+	assert_int_equal(rf_db_devices_put(st, &d, 1), 0);
+}
+
+static void test_pg_instances_share(void **state)
+{
+	char path[256], seen[256] = "";
+	struct rf_db *a, *b;
+	static const struct rf_db_visitor v = {.device = count_device};
+
+	if (!rf_testdb_pg())
+		skip();
+	db_path(path, sizeof(path));
+	assert_int_equal(open_db(path, RF_DB_CREATE, &a), 0);
+	assert_int_equal(open_db(path, 0, &b), 0);
+	assert_true(rf_db_is_shared(a));
+	struct rf_db_tenant t = {.name = "acme", .pin = "latest", .win_start_min = -1,
+				 .win_end_min = -1};
+	assert_int_equal(rf_db_tenant_put(a, &t), 0);
+	assert_int_equal(rf_db_load(b, &(struct rf_db_visitor){0}, NULL), 0); /* b's cursor */
+
+	/* A transaction of a third writer begins (its id is taken) and stays open... */
+	PGconn *c = PQconnectdb(path);
+	assert_int_equal(PQstatus(c), CONNECTION_OK);
+	PQclear(PQexec(c, "BEGIN"));
+	PGresult *res = PQexec(c, "INSERT INTO devices (id, tenant, ring, cred_hash, agent_version,"
+				  " manifest_hash, enrolled_at, last_seen, release_id, state, state_at,"
+				  " crashes, rollbacks, events, alerts, history, instance) VALUES"
+				  " ('late', 'acme', 'canary', '\\x00', '', '', 0, 0, 0, 'enrolled', 0,"
+				  " 0, 0, 0, 0, '', 'other')");
+	assert_int_equal(PQresultStatus(res), PGRES_COMMAND_OK);
+	PQclear(res);
+	/* ... while a commits two devices after it, and b writes one of its own. */
+	put_device(a, "d1");
+	put_device(a, "d2");
+	put_device(b, "mine");
+	assert_int_equal(rf_db_devices_changed(b, &v, seen), 0);
+	assert_string_equal(seen, "d1,d2");
+	/* The early transaction commits last: its row is read all the same. */
+	PQclear(PQexec(c, "COMMIT"));
+	PQfinish(c);
+	seen[0] = 0;
+	assert_int_equal(rf_db_devices_changed(b, &v, seen), 0);
+	assert_non_null(strstr(seen, "late"));
+	assert_null(strstr(seen, "mine"));
+	/* Nothing new: nothing (or rows read again, never b's own). */
+	put_device(a, "d1");
+	seen[0] = 0;
+	assert_int_equal(rf_db_devices_changed(b, &v, seen), 0);
+	assert_non_null(strstr(seen, "d1"));
+	seen[0] = 0;
+	assert_int_equal(rf_db_device_get(b, "d2", &v, seen), 0);
+	assert_string_equal(seen, "d2");
+	assert_int_equal(rf_db_device_get(b, "nope", &v, seen), -ENOENT);
+
+	/* Release state: compare-and-set. */
+	struct rf_db_release rel = {.id = 1, .target = "packs/a.rfp", .custom_json = "{}",
+				    .state_json = "s1", .prev_state = ""};
+	assert_int_equal(rf_db_release_put(a, &rel), 0);
+	assert_int_equal(rf_db_release_put(b, &rel), -EEXIST); /* "": must be new */
+	rel.state_json = "s2";
+	rel.prev_state = "s1";
+	assert_int_equal(rf_db_release_put(a, &rel), 0);
+	rel.state_json = "s3"; /* b still thinks it is s1 */
+	assert_int_equal(rf_db_release_put(b, &rel), -ESTALE);
+	rel.prev_state = "s2";
+	assert_int_equal(rf_db_release_put(b, &rel), 0);
+
+	/* The admin token's hash. */
+	uint8_t h[32], got[32];
+	memset(h, 0x5a, 32);
+	assert_int_equal(rf_db_admin_hash(b, got, false), -ENOENT);
+	assert_int_equal(rf_db_admin_hash(a, h, true), 0);
+	assert_int_equal(rf_db_admin_hash(b, got, false), 0);
+	assert_memory_equal(got, h, 32);
+
+	/* The gate lease: one holder; it passes on when the holder's connection goes. */
+	unsigned changed;
+	bool la, lb;
+	assert_int_equal(rf_db_cluster_poll(a, &changed, &la), 0);
+	assert_true(changed & RF_DB_CHANGED_CONFIG); /* first connection: re-read everything */
+	assert_true(la);
+	assert_int_equal(rf_db_cluster_poll(b, &changed, &lb), 0);
+	assert_false(lb);
+	assert_int_equal(rf_db_cluster_notify(a, "config"), 0);
+	for (int i = 0; i < 50 && !(changed & RF_DB_CHANGED_CONFIG); i++) {
+		usleep(20000);
+		assert_int_equal(rf_db_cluster_poll(b, &changed, &lb), 0);
+	}
+	assert_true(changed & RF_DB_CHANGED_CONFIG);
+	rf_db_close(a);
+	for (int i = 0; i < 100 && !lb; i++) {
+		usleep(20000);
+		assert_int_equal(rf_db_cluster_poll(b, &changed, &lb), 0);
+	}
+	assert_true(lb);
+	rf_db_close(b);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -386,6 +501,7 @@ int main(void)
 	    cmocka_unit_test(test_audit_migrated_and_listed),
 	    cmocka_unit_test(test_pg_schema_rules),
 	    cmocka_unit_test(test_pg_batch_and_reconnect),
+	    cmocka_unit_test(test_pg_instances_share),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

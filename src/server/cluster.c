@@ -1,0 +1,258 @@
+/*
+ * Several ringfenced on one PostgreSQL database (docs/server.md, "Several instances"). Each
+ * instance keeps its own working set in memory; the database is the one truth. This file
+ * brings into memory what the other instances committed:
+ *
+ * - rings, tenants and releases (small tables) are re-read whole when another instance
+ *   announces a change (NOTIFY after its commit, LISTENed on the control connection), when
+ *   the control connection came back (announcements may have been missed), after a
+ *   compare-and-set on a release's state failed, and every RF_SRV_REREAD_S seconds anyway; a
+ *   new release goes through the same code as at start (rf__srv_release_load: its cohort
+ *   buckets are then filled by the tick, as on the instance that created it), a changed
+ *   state replaces the one in memory;
+ * - device rows other instances wrote (enrolments, reports with the outcomes they led to,
+ *   flushed check-in changes) are read every tick (rf_db_devices_changed) and replace the
+ *   device in memory between rf__srv_dev_unindex and rf__srv_dev_index, so the health counts
+ *   follow them exactly as they follow a local change; a device an instance has never seen is
+ *   read when it checks in, and before every report (rf__srv_cluster_fetch).
+ *
+ * The gate lease: the instance whose control connection holds the advisory lock is the leader
+ * (s->leader); only it writes what the gates decide (gates.c), with a compare-and-set on the
+ * state it read, so a halt is written once even when the lease moves.
+ */
+#include <stdlib.h>
+#include <string.h>
+
+#include "server/server-internal.h"
+
+/* Apply one device row another instance wrote. A row for a tenant this instance does not know
+ * yet is skipped after a re-read of the tenants failed to find it (it is fetched again when
+ * the device next talks to this instance). */
+static int apply_device(void *ud, const struct rf_db_device *x)
+{
+	struct rf_server *s = ud;
+	struct rf__srv_dev nd;
+	uint32_t idx = 0;
+	int r = rf__srv_dev_from_record(s, x, &nd);
+
+	if (r == -EBADMSG) {
+		(void)rf__srv_cluster_reread(s);
+		r = rf__srv_dev_from_record(s, x, &nd);
+	}
+	if (r < 0)
+		return r == -EBADMSG ? 0 : r;
+	/* A release this instance does not know yet (its announcement still on the way): read
+	 * the releases first, or the device's records on it would not be counted. */
+	int64_t last = s->nrels ? s->rels[s->nrels - 1].id : 0;
+	bool unknown = x->release_id > last;
+	for (int i = 0; i < RF__SRV_HIST; i++)
+		unknown = unknown || nd.hist[i].release > last;
+	if (unknown)
+		(void)rf__srv_cluster_reread(s);
+	(void)rf__srv_health_advance(s, rf__srv_now(s));
+	struct rf__srv_dev *old = rf__srv_dev_find(s, x->id, &idx);
+	if (old) {
+		int ri = rf__srv_ring_find(s, rf__srv_dev_ring(s, old));
+		rf__srv_dev_unindex(s, idx);
+		rf__srv_dev_buckets(s, idx, -1);
+		if (ri >= 0)
+			s->rings[ri].ndevices--;
+		if (old->tenant != nd.tenant) {
+			s->tenants[old->tenant].ndevices--;
+			s->tenants[nd.tenant].ndevices++;
+		}
+		/* Memory-only parts: its place in the id arena and the deadline heap, the phase it
+		 * is indexed with, the last answer; the store's row is newer than any state change
+		 * not flushed yet (DEV_DIRTY dropped), a heartbeat is kept if it is newer. */
+		nd.id_off = old->id_off;
+		nd.id_len = old->id_len;
+		nd.hpos = old->hpos;
+		nd.answer_reason = old->answer_reason;
+		nd.flags = old->flags & (uint8_t)(DEV_QUEUED | DEV_PHASE | DEV_FALLBACK);
+		if (old->last_seen > nd.last_seen)
+			nd.last_seen = old->last_seen;
+		*old = nd;
+	} else {
+		nd.flags = s->tenants[nd.tenant].phase ? DEV_PHASE : 0;
+		if (s->ndevs >= RF_SRV_DEVICES_MAX)
+			return 0;
+		r = rf__srv_dev_add(s, &nd, x->id, &idx);
+		if (r < 0)
+			return r;
+		s->tenants[nd.tenant].ndevices++;
+	}
+	struct rf__srv_dev *d = rf__srv_dev_at(s, idx);
+	int ri = rf__srv_ring_find(s, rf__srv_dev_ring(s, d));
+	if (ri >= 0)
+		s->rings[ri].ndevices++;
+	rf__srv_dev_buckets(s, idx, 1);
+	rf__srv_dev_index(s, idx);
+	return 0;
+}
+
+int rf__srv_cluster_fetch(struct rf_server *s, const char *id)
+{
+	static const struct rf_db_visitor v = {.device = apply_device};
+
+	return rf_db_device_get(s->db, id, &v, s);
+}
+
+/* ---- the small tables ---------------------------------------------------------------------- */
+
+struct reread {
+	struct rf_server *s;
+	struct rf__srv_ring rings[RF_SRV_RINGS_MAX];
+	size_t nrings;
+	bool overflow;
+	struct rf__srv_tenant *tenants;
+	size_t ntenants, captenants;
+};
+
+static int reread_ring(void *ud, const struct rf_db_ring *x)
+{
+	struct reread *c = ud;
+
+	if (c->nrings == RF_SRV_RINGS_MAX) {
+		c->overflow = true;
+		return 0;
+	}
+	struct rf__srv_ring *g = &c->rings[c->nrings++];
+	rf__srv_copy_str(g->name, sizeof(g->name), x->name);
+	g->position = x->position;
+	int i = rf__srv_ring_find(c->s, x->name);
+	g->ndevices = i >= 0 ? c->s->rings[i].ndevices : 0;
+	return 0;
+}
+
+/* Tenants are applied after the load (apply_tenants): a change of ring or pin moves the
+ * tenant's devices with the lock released between slices, which must not happen while the
+ * store's connection is still reading the load's rows. */
+static int reread_tenant(void *ud, const struct rf_db_tenant *x)
+{
+	struct reread *c = ud;
+
+	if (c->ntenants == c->captenants) {
+		size_t cap = c->captenants ? c->captenants * 2 : 16;
+		struct rf__srv_tenant *t = realloc(c->tenants, cap * sizeof(*t));
+		if (!t)
+			return -ENOMEM;
+		c->tenants = t;
+		c->captenants = cap;
+	}
+	struct rf__srv_tenant *t = &c->tenants[c->ntenants++];
+	memset(t, 0, sizeof(*t));
+	rf__srv_copy_str(t->name, sizeof(t->name), x->name);
+	memcpy(t->token_hash, x->token_hash, 32);
+	rf__srv_copy_str(t->ring, sizeof(t->ring), x->ring);
+	rf__srv_policy_from(t, x->pin, x->win_start_min, x->win_end_min);
+	return 0;
+}
+
+static int apply_tenants(struct rf_server *s, const struct reread *c)
+{
+	for (size_t i = 0; i < c->ntenants; i++) {
+		const struct rf__srv_tenant *x = &c->tenants[i];
+		int ti = rf__srv_tenant_find(s, x->name);
+		struct rf__srv_tenant t, *nt;
+
+		if (ti < 0) {
+			int r = rf__srv_tenant_add(s, &nt);
+			if (r < 0)
+				return r;
+			*nt = *x;
+			s->ntenants++;
+			continue;
+		}
+		if (s->tenants[ti].moving)
+			continue; /* a move under way here: the next re-read applies the change */
+		t = s->tenants[ti];
+		memcpy(t.token_hash, x->token_hash, 32);
+		memcpy(t.ring, x->ring, sizeof(t.ring));
+		t.policy = x->policy;
+		t.win_start_min = x->win_start_min;
+		t.win_end_min = x->win_end_min;
+		rf__srv_tenant_move(s, ti, &t);
+	}
+	return 0;
+}
+
+static int reread_release(void *ud, const struct rf_db_release *x)
+{
+	struct rf_server *s = ((struct reread *)ud)->s;
+	struct rf__srv_release *rel = rf__srv_rel_by_id(s, x->id);
+
+	if (!rel) {
+		if (s->nrels && x->id <= s->rels[s->nrels - 1].id)
+			return 0; /* cannot be placed in order (never written so) */
+		int r = rf__srv_release_load(s, x);
+		return r == -EBADMSG ? 0 : r;
+	}
+	if (rel->dbstate && !strcmp(rel->dbstate, x->state_json))
+		return 0;
+	struct rf__srv_release tmp = *rel;
+	char *text = strdup(x->state_json);
+	if (!text)
+		return -ENOMEM;
+	if (rf__srv_state_from_json(x->state_json, &tmp) < 0) {
+		free(text);
+		return 0;
+	}
+	/* Resumed there: records from before the resume no longer count (as admin.c does). */
+	if (tmp.resumed_at != rel->resumed_at)
+		memset(rel->acc, 0, sizeof(rel->acc));
+	rel->st = tmp.st;
+	rel->resumed_at = tmp.resumed_at;
+	rel->gen++;
+	free(rel->dbstate);
+	rel->dbstate = text;
+	return 0;
+}
+
+int rf__srv_cluster_reread(struct rf_server *s)
+{
+	struct reread *c = calloc(1, sizeof(*c));
+	const struct rf_db_visitor v = {reread_ring, reread_tenant, reread_release, NULL};
+	int r;
+
+	if (!c)
+		return -ENOMEM;
+	c->s = s;
+	r = rf_db_load(s->db, &v, c);
+	if (r == 0 && !c->overflow) {
+		memcpy(s->rings, c->rings, c->nrings * sizeof(c->rings[0]));
+		s->nrings = c->nrings;
+	}
+	rf__srv_rr_rebuild(s);
+	if (r == 0)
+		r = apply_tenants(s, c);
+	free(c->tenants);
+	free(c);
+	if (r == 0) {
+		s->reread = false;
+		s->last_reread = rf__srv_now(s);
+	}
+	return r;
+}
+
+int rf__srv_cluster_poll(struct rf_server *s, int64_t now)
+{
+	static const struct rf_db_visitor v = {.device = apply_device};
+	unsigned changed = 0;
+	bool leader = false;
+	int e, e2 = 0;
+
+	/* The control connection is this thread's only (never used under the lock). */
+	e = rf_db_cluster_poll(s->db, &changed, &leader);
+	pthread_mutex_lock(&s->lock);
+	if (leader != s->leader && s->log)
+		s->log(s->log_ud, 5,
+		       leader ? "gate leader: this instance now evaluates the gates"
+			      : "gate leader: lease lost (control connection down); gates left to "
+				"another instance");
+	s->leader = leader;
+	if (changed || s->reread || now - s->last_reread >= RF_SRV_REREAD_S)
+		e2 = rf__srv_cluster_reread(s);
+	int e3 = rf_db_devices_changed(s->db, &v, s);
+	pthread_mutex_unlock(&s->lock);
+	return e ? e : e2 ? e2 : e3;
+}
