@@ -121,6 +121,8 @@ static int reread_ring(void *ud, const struct rf_db_ring *x)
 	g->position = x->position;
 	int i = rf__srv_ring_find(c->s, x->name);
 	g->ndevices = i >= 0 ? c->s->rings[i].ndevices : 0;
+	if (i >= 0) /* counts kept as devices change (gates.c): carried, never reset */
+		memcpy(g->why, c->s->rings[i].why, sizeof(g->why));
 	return 0;
 }
 
