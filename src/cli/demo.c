@@ -1,12 +1,14 @@
 /*
  * `ringfence demo`: the whole system on one machine, narrated (issue 7). It starts the real
  * ringfenced (SQLite in a temp dir, a fresh TUF repository), N real ringfence-agent processes
- * that enroll over HTTP into the rings canary, early and broad, and then drives three releases
+ * that enroll over HTTP into the rings canary, early and broad, and then drives five releases
  * through the operator API: a good one that must reach every agent, the 2024-07-19 replay (a
  * pack needing a field no agent supplies, published with the publisher's check skipped) that
  * must be rejected and halted in canary, and an unknown bug (a pack that kills the host on load,
  * through the agent's fault-injection knob) that canary must heal from without a human while
- * early and broad never see it. With --chaos it also kills ringfenced and random agents with
+ * early and broad never see it; then, under the rapid policy's schedule (issue 14), a good
+ * release timed to 50/90/100 % of the agents and a bad one that must stop at the handful of
+ * crashes of the canary's first step. With --chaos it also kills ringfenced and random agents with
  * SIGKILL mid-rollout and keeps one canary host offline while the bad release is live.
  *
  * Invariants: every claim printed as "ok" is read back from real state (the server's operator
@@ -207,6 +209,10 @@ static int setup(struct demo *d)
 	d->pk[PACK_GOOD] = (struct pack){.target = "packs/rules-1.rfp", .release = "demo-1-good"};
 	d->pk[PACK_291] = (struct pack){.target = "packs/rules-2.rfp", .release = "demo-2-field21"};
 	d->pk[PACK_BUG] = (struct pack){.target = "packs/rules-3.rfp", .release = "demo-3-crash"};
+	d->pk[PACK_RAPID_GOOD] = (struct pack){
+	    .target = "packs/rules-4.rfp", .release = "demo-4-rapid-good", .rapid = true};
+	d->pk[PACK_RAPID_BAD] = (struct pack){
+	    .target = "packs/rules-5.rfp", .release = "demo-5-rapid-crash", .rapid = true};
 	for (int k = 0; k < NPACKS; k++)
 		rf__demo_pathf(d->pk[k].file, sizeof(d->pk[k].file), "%s/rules-%d.rfp", d->work,
 			       k + 1);
@@ -228,8 +234,15 @@ static int setup(struct demo *d)
 	/* The buggy release is ordinary, valid content: the example rules as the next version. */
 	if ((r = rf__demo_compile_pack(d, src, &d->pk[PACK_BUG], "3")) < 0)
 		return r;
-	if (!strcmp(d->pk[PACK_BUG].hex, d->pk[PACK_GOOD].hex))
-		return -EEXIST;
+	/* Act 4's two: the example rules as the next two versions, signed with the rapid
+	 * schedule; the second is the one whose load crashes the agents (demo_fleet.c). */
+	if ((r = rf__demo_compile_pack(d, src, &d->pk[PACK_RAPID_GOOD], "4")) < 0 ||
+	    (r = rf__demo_compile_pack(d, src, &d->pk[PACK_RAPID_BAD], "5")) < 0)
+		return r;
+	for (int k = 0; k < NPACKS; k++)
+		for (int j = 0; j < k; j++)
+			if (!strcmp(d->pk[k].hex, d->pk[j].hex))
+				return -EEXIST;
 	return 0;
 }
 
@@ -292,10 +305,12 @@ static void usage(FILE *f)
 	    "Run the whole system on this machine: ringfenced on 127.0.0.1 (SQLite in a temp "
 	    "dir),\n"
 	    "a fresh signed TUF repository, N real ringfence-agent processes in the rings canary,\n"
-	    "early and broad, and three releases: a good one rolled out to every agent, the\n"
+	    "early and broad, and five releases: a good one rolled out to every agent, the\n"
 	    "2024-07-19 replay (a pack needing a field no agent supplies, publisher check "
-	    "skipped)\n"
-	    "and a pack that crashes the host on load. Every promise is checked against the\n"
+	    "skipped),\n"
+	    "a pack that crashes the host on load, and under the rapid policy's schedule a good\n"
+	    "one timed to 50/90/100 %% of the agents and one that crashes the agents that load\n"
+	    "it, stopped by the gate after a handful. Every promise is checked against the\n"
 	    "server's API and the agents' stores; the summary gives per release the devices\n"
 	    "exposed, crashed, healed without a human, needing a human, and the time to halt.\n\n"
 	    "  --agents N     agents to run (default 100, 1..%d)\n"
@@ -419,11 +434,12 @@ int rf_cli_demo(int argc, char **argv)
 			d.work[0] ? d.work : "-");
 		goto out;
 	}
-	rf__demo_say(&d,
-		     "Work dir %s: a fresh TUF repository (new keys), three packs compiled from",
+	rf__demo_say(&d, "Work dir %s: a fresh TUF repository (new keys), five packs compiled from",
 		     d.work);
-	rf__demo_say(&d, "%s/rules: %s (good), %s (needs a 21st field), %s (crashes hosts).",
+	rf__demo_say(&d, "%s/rules: %s (good), %s (needs a 21st field), %s (crashes hosts),",
 		     d.examples, d.pk[0].target, d.pk[1].target, d.pk[2].target);
+	rf__demo_say(&d, "%s (good) and %s (crashes agents), the last two for the rapid policy.",
+		     d.pk[3].target, d.pk[4].target);
 	if ((r = rf__demo_server_start(&d)) < 0) {
 		fprintf(stderr,
 			"ringfence demo: ringfenced did not start: %s (see %s/ringfenced.log)\n",
@@ -455,6 +471,12 @@ int rf_cli_demo(int argc, char **argv)
 		deaths0[2] = rf__demo_snapshot_deaths(&d);
 		if (!rf__demo_stop_signal)
 			rf__demo_act_bug(&d);
+		deaths0[3] = rf__demo_snapshot_deaths(&d);
+		if (!rf__demo_stop_signal && rf__demo_act_rapid(&d)) {
+			deaths0[4] = rf__demo_snapshot_deaths(&d);
+			if (!rf__demo_stop_signal)
+				rf__demo_act_rapid_bad(&d);
+		}
 	}
 	if (!rf__demo_stop_signal)
 		rf__demo_summary(&d, deaths0);

@@ -10,6 +10,7 @@
  *   demo_watch.c    what the demo reads back: the operator API, each agent's store and log,
  *                   progress lines and the conditions the acts wait for
  *   demo_acts.c     the acts and the summary
+ *   demo_rapid.c    the last act: the rapid policy with real processes
  *
  * Invariants (demo.c's opening comment has the whole list): every "ok" is read back from real
  * state; every child runs in its own process group and is killed and reaped on every exit path;
@@ -32,9 +33,10 @@
 #define DEMO_PATH	512
 #define DEMO_DIR_MAX	RF_DEMO_DIR_MAX
 #define NRINGS		3
-#define NPACKS		3
+#define NPACKS		5
 
-enum { PACK_GOOD, PACK_291, PACK_BUG };
+/* The releases, in the order the acts publish them. */
+enum { PACK_GOOD, PACK_291, PACK_BUG, PACK_RAPID_GOOD, PACK_RAPID_BAD };
 
 extern const char *const rf__demo_ring_names[NRINGS];
 
@@ -61,6 +63,7 @@ struct pack {
 	unsigned order_breaches; /* of which showed a ring with devices before the previous ring
 				  * completed: the signed ring order broken (P6) */
 	char halt_reason[256];
+	bool rapid; /* published with the demo-scaled rapid schedule (rf__demo_rapid_ramp) */
 };
 
 struct demo {
@@ -80,6 +83,7 @@ struct demo {
 	struct agent *ag;
 	unsigned nring[NRINGS];
 	struct pack pk[NPACKS];
+	int good; /* the newest good release, the one every agent should run as its LKG */
 	unsigned broken;
 	uint64_t t0_ms, last_event_ms, last_status_ms;
 	unsigned event_line;
@@ -156,12 +160,26 @@ bool rf__demo_canary_healed(struct demo *d, struct pack *pk);
 int rf__demo_compile_pack(struct demo *d, const char *rules, struct pack *pk, const char *seq);
 int rf__demo_publish(struct demo *d, struct pack *pk);
 
+/* The rapid policy's gates and ramps as the demo signs them (scaled like Act 1's: 10 minutes
+ * of probation are 4 s, so rapid's 5-minute steps and bake are 2 s; see demo_publish.c). */
+#define DEMO_RAPID_MIN_HEALTHY 5
+#define DEMO_RAPID_BAKE_S      2
+/* The ramp of one ring of ring_size agents under the demo-scaled rapid schedule: JSON steps into
+ * out, the same in words into text (may be NULL). Returns the percent of its first step. */
+unsigned rf__demo_rapid_ramp(int ring, unsigned ring_size, char *out, size_t outsz, char *text,
+			     size_t textsz);
+
 /* ---- demo_acts.c ---- */
 
 unsigned *rf__demo_snapshot_deaths(struct demo *d);
 bool rf__demo_act_good(struct demo *d);
 bool rf__demo_act_291(struct demo *d);
 bool rf__demo_act_bug(struct demo *d);
+/* Act 4 (demo_rapid.c): the good release under the rapid schedule, then the bad one. */
+bool rf__demo_act_rapid(struct demo *d);
+bool rf__demo_act_rapid_bad(struct demo *d);
+/* Nothing outside canary ever saw pack k: agents' logs and stores, and the server's rings. */
+void rf__demo_check_contained(struct demo *d, int k);
 void rf__demo_summary(struct demo *d, unsigned *const deaths0[NPACKS]);
 
 #endif

@@ -48,7 +48,9 @@ static void tally_pack(struct demo *d, int k, const unsigned *deaths0, const uns
 		struct astate s;
 		bool exposed = rf__demo_saw(d, a, k), loaded = rf__demo_loads_of(d, a, k) > 0;
 		unsigned now_deaths = deaths1 ? deaths1[i] : a->deaths - a->killed;
-		bool crashed = loaded && now_deaths > deaths0[i];
+		/* a host that died, or an agent that reported crashing on it (its process died) */
+		bool crashed =
+		    loaded && (now_deaths > deaths0[i] || rf__demo_crashes_of(d, a, k) > 0);
 
 		if (!exposed)
 			continue;
@@ -56,7 +58,7 @@ static void tally_pack(struct demo *d, int k, const unsigned *deaths0, const uns
 		t->exposed++;
 		t->loaded += loaded;
 		t->crashed += crashed;
-		if (k == PACK_GOOD) {
+		if (k == PACK_GOOD || k == PACK_RAPID_GOOD) {
 			if (!rf__demo_on_good(d, &s) && !a->offline)
 				t->human++;
 			continue;
@@ -77,8 +79,7 @@ unsigned *rf__demo_snapshot_deaths(struct demo *d)
 	return v;
 }
 
-/* Nothing outside canary ever saw pack k: agents' logs and stores, and the server's rings. */
-static void check_contained(struct demo *d, int k)
+void rf__demo_check_contained(struct demo *d, int k)
 {
 	unsigned seen = 0, stored = 0, outside = 0;
 	json_t *rel = rf__demo_release_get(d, &d->pk[k]);
@@ -297,7 +298,7 @@ bool rf__demo_act_291(struct demo *d)
 	    d, died == 0 && bad == 0,
 	    "nothing crashed (%u deaths) and all %u still run the good release as before", died,
 	    offered - bad);
-	check_contained(d, PACK_291);
+	rf__demo_check_contained(d, PACK_291);
 	return true;
 }
 
@@ -374,7 +375,7 @@ bool rf__demo_act_bug(struct demo *d)
 	rf__demo_check(d, maxloads <= 3, "no host loaded it more than the 3 attempts (most: %u)",
 		       maxloads);
 	rf__demo_check(d, safe == 0, "no host is left in safe mode (%u)", safe);
-	check_contained(d, PACK_BUG);
+	rf__demo_check_contained(d, PACK_BUG);
 	if (off) {
 		rf__demo_say(d, "  chaos: %s comes back after the halt and checks in", off->id);
 		off->offline = false;
@@ -419,17 +420,19 @@ void rf__demo_summary(struct demo *d, unsigned *const deaths0[NPACKS])
 		       t.healed, t.human, tth);
 		if (rel && rf__demo_jint(rel, "halted_at"))
 			printf("  %-18s halted: %s\n", "", rf__demo_jstr(rel, "halt_reason"));
-		if (k == PACK_GOOD && rel && strcmp(rf__demo_jstr(rel, "status"), "active"))
+		if ((k == PACK_GOOD || k == PACK_RAPID_GOOD) && rel &&
+		    strcmp(rf__demo_jstr(rel, "status"), "active"))
 			good_halted = true;
 		json_decref(rel);
 	}
 	printf(
 	    "  exposed: agents that fetched it; crashed: hosts that died while it was the newest\n"
-	    "  release; healed: crashed, then back on the last known good with no human; human:\n"
-	    "  exposed agents not running the good release by themselves.\n");
+	    "  release, or agents that reported crashing on it; healed: crashed, then back on the\n"
+	    "  last known good with no human; human: exposed agents not running a good release\n"
+	    "  by themselves.\n");
 	printf("\n");
 	rf__demo_check(
 	    d, !good_halted,
-	    "the good release was not halted by the failures of the releases after it (it is the "
-	    "last known good the crashed hosts went back to)");
+	    "the good releases were not halted by the failures of the releases after them (they "
+	    "are the last known good the crashed hosts went back to)");
 }

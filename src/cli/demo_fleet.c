@@ -95,8 +95,9 @@ bool rf__demo_check(struct demo *d, bool ok, const char *fmt, ...)
 
 /* ---- processes --------------------------------------------------------------------------- */
 
-/* Start argv in its own process group, output appended to logpath. extra_env may be NULL. */
-static pid_t spawn(char *const argv[], const char *logpath, const char *extra_env)
+/* Start argv in its own process group, output appended to logpath. extra_env: NULL or a
+ * NULL-terminated list of NAME=VALUE strings that outlive the child's exec. */
+static pid_t spawn(char *const argv[], const char *logpath, char *const extra_env[])
 {
 	pid_t parent = getpid();
 	pid_t pid = fork();
@@ -122,8 +123,8 @@ static pid_t spawn(char *const argv[], const char *logpath, const char *extra_en
 			dup2(fd, 1);
 			dup2(fd, 2);
 		}
-		if (extra_env)
-			putenv((char *)extra_env);
+		for (size_t i = 0; extra_env && extra_env[i]; i++)
+			putenv(extra_env[i]);
 		execv(argv[0], argv);
 		_exit(127);
 	}
@@ -175,7 +176,8 @@ int rf__demo_agent_start(struct demo *d, struct agent *a)
 	char store[DEMO_PATH], events[DEMO_PATH], alerts[DEMO_PATH], log[DEMO_PATH],
 	    root[DEMO_PATH];
 	char poll[16], probation[16];
-	static char fault[128];
+	static char fault[128], fault_rapid[128];
+	char *env[] = {fault, fault_rapid, NULL};
 	pid_t pid;
 
 	rf__demo_agent_paths(a, "store", store, sizeof(store));
@@ -188,6 +190,10 @@ int rf__demo_agent_start(struct demo *d, struct agent *a)
 	/* The unknown bug: every host carries it; only hosts that load the bad pack hit it. */
 	rf__demo_pathf(fault, sizeof(fault), "RINGFENCE_FAULT_CRASH_ON_LOAD=%s",
 		       d->pk[PACK_BUG].hex);
+	/* The last act's bad release crashes the agent's evaluation process (the worker) when it
+	 * loads: content that crashes the process running it; the supervisor counts it. */
+	rf__demo_pathf(fault_rapid, sizeof(fault_rapid), "RINGFENCE_FAULT_WORKER_CRASH_ON_LOAD=%s",
+		       d->pk[PACK_RAPID_BAD].hex);
 	char *argv[] = {d->agent_bin,
 			"run",
 			"--server",
@@ -213,7 +219,7 @@ int rf__demo_agent_start(struct demo *d, struct agent *a)
 			"--alerts",
 			alerts,
 			NULL};
-	pid = spawn(argv, log, fault);
+	pid = spawn(argv, log, env);
 	if (pid < 0)
 		return (int)pid;
 	a->pid = pid;

@@ -153,11 +153,11 @@ static bool is_pack(struct demo *d, const uint8_t h[32], int k)
 	return !strcmp(hex, d->pk[k].hex);
 }
 
-/* Settled on the good release: running it as its last known good. */
+/* Settled on the newest good release (d->good): running it as its last known good. */
 bool rf__demo_on_good(struct demo *d, const struct astate *s)
 {
-	return s->ok && s->mode == RF_GUARD_MODE_LKG && s->has_cur &&
-	       is_pack(d, s->cur, PACK_GOOD) && s->has_lkg && is_pack(d, s->lkg, PACK_GOOD);
+	return s->ok && s->mode == RF_GUARD_MODE_LKG && s->has_cur && is_pack(d, s->cur, d->good) &&
+	       s->has_lkg && is_pack(d, s->lkg, d->good);
 }
 
 /* Occurrences of needle in the agent's log (its own words about what it did). */
