@@ -211,8 +211,10 @@ static int setup(struct demo *d)
 	d->pk[PACK_BUG] = (struct pack){.target = "packs/rules-3.rfp", .release = "demo-3-crash"};
 	d->pk[PACK_RAPID_GOOD] = (struct pack){
 	    .target = "packs/rules-4.rfp", .release = "demo-4-rapid-good", .rapid = true};
-	d->pk[PACK_RAPID_BAD] = (struct pack){
-	    .target = "packs/rules-5.rfp", .release = "demo-5-rapid-crash", .rapid = true};
+	d->pk[PACK_RAPID_BAD] = (struct pack){.target = "packs/rules-5.rfp",
+					      .release = "demo-5-rapid-crash",
+					      .rapid = true,
+					      .crashes_worker = true};
 	for (int k = 0; k < NPACKS; k++)
 		rf__demo_pathf(d->pk[k].file, sizeof(d->pk[k].file), "%s/rules-%d.rfp", d->work,
 			       k + 1);

@@ -64,6 +64,7 @@ struct pack {
 				  * completed: the signed ring order broken (P6) */
 	char halt_reason[256];
 	bool rapid; /* published with the demo-scaled rapid schedule (rf__demo_rapid_ramp) */
+	bool crashes_worker; /* its load crashes the agent's evaluation process, not the host */
 };
 
 struct demo {

@@ -48,9 +48,11 @@ static void tally_pack(struct demo *d, int k, const unsigned *deaths0, const uns
 		struct astate s;
 		bool exposed = rf__demo_saw(d, a, k), loaded = rf__demo_loads_of(d, a, k) > 0;
 		unsigned now_deaths = deaths1 ? deaths1[i] : a->deaths - a->killed;
-		/* a host that died, or an agent that reported crashing on it (its process died) */
+		/* a host that died; for a pack that crashes the agent's process, not the host, an
+		 * agent that reported crashing on it */
 		bool crashed =
-		    loaded && (now_deaths > deaths0[i] || rf__demo_crashes_of(d, a, k) > 0);
+		    loaded && (now_deaths > deaths0[i] ||
+			       (d->pk[k].crashes_worker && rf__demo_crashes_of(d, a, k) > 0));
 
 		if (!exposed)
 			continue;
@@ -427,7 +429,7 @@ void rf__demo_summary(struct demo *d, unsigned *const deaths0[NPACKS])
 	}
 	printf(
 	    "  exposed: agents that fetched it; crashed: hosts that died while it was the newest\n"
-	    "  release, or agents that reported crashing on it; healed: crashed, then back on the\n"
+	    "  release, or agents whose process it crashed; healed: crashed, then back on the\n"
 	    "  last known good with no human; human: exposed agents not running a good release\n"
 	    "  by themselves.\n");
 	printf("\n");

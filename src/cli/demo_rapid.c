@@ -115,6 +115,9 @@ static bool rapid_good(struct demo *d)
 	printf("   time from the release's creation to agents running it (from their stores):\n"
 	       "     50 %% (%u agents) %5.1f s    90 %% (%u) %5.1f s    100 %% (%u) %5.1f s\n",
 	       want[0], tt[0], want[1], tt[1], want[2], tt[2]);
+	printf("   (a real fleet under rapid: 99 %% of 8.5 M devices in 39 min, docs/sim.md; here\n"
+	       "   each ring costs the agents' 5 s probation and a check-in: Act 1 took about as "
+	       "long)\n");
 	fflush(stdout);
 	rf__demo_check(d, ok && on == d->n && tt[2] >= 0,
 		       "every agent runs %s as its last known good, every ring complete: 100 %% of "
