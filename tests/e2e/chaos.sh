@@ -170,7 +170,9 @@ rcrash = sum(1 for r in rows if r[1] == "crashed" and r[2] == 5)
 print("database: release 2 rejected by %d devices; release 3: %d crash reports, quarantined by %d"
       " devices; release 5: %d crash reports; %d reports on them from outside canary" %
       (rej, crash, quar, rcrash, len(outside)))
-sys.exit(0 if rej >= 3 and crash >= 3 and quar >= 3 and rcrash >= 3 and not outside else 1)
+# A canary host the halt reaches before its 3rd crash leaves the pack on the rollback order
+# instead of quarantining it (the demo counts those exactly): at least one quarantine, not 3.
+sys.exit(0 if rej >= 3 and crash >= 3 and quar >= 1 and rcrash >= 3 and not outside else 1)
 EOF
 	ok "the acknowledged reports are in the database: rejections, crashes, quarantines, canary only"
 	# P8 across the kill -9 of ringfenced: every report an agent saw acknowledged (its log says
