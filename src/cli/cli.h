@@ -1,6 +1,6 @@
 /*
  * The `ringfence` command: one entry point per subcommand group, each in its own file
- * (content.c, compile.c, repo.c, release.c, sim.c, demo.c). Each takes argv after the group
+ * (content.c, compile.c, repo.c, release.c, sim.c, demo.c with demo_*.c). Each takes argv after the group
  * name (argv[0] is the group) and returns the process exit code: 0 ok, 1 the operation ran and
  * said no (rules rejected, pack rejected, ...), 2 usage or I/O error.
  */
