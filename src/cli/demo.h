@@ -155,6 +155,11 @@ bool rf__demo_all_enrolled(struct demo *d, struct pack *pk);
 bool rf__demo_everyone_on_good(struct demo *d, struct pack *pk);
 bool rf__demo_halted(struct demo *d, struct pack *pk);
 bool rf__demo_canary_healed(struct demo *d, struct pack *pk);
+/* A bad release was just created: say so ("Release N created" then `watching`), wait up to
+ * timeout_s for the server to halt it by itself, show the rings and check that it did.
+ * Returns the check's verdict. */
+bool rf__demo_watch_gate(struct demo *d, struct pack *pk, unsigned timeout_s,
+			 const char *watching);
 
 /* ---- demo_publish.c ---- */
 

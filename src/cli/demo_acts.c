@@ -266,12 +266,7 @@ bool rf__demo_act_291(struct demo *d)
 		rf__demo_check(d, false, "publishing %s", pk->target);
 		return false;
 	}
-	rf__demo_say(
-	    d, "Release %lld created; canary may take it at once. Watching the gate:", pk->id);
-	bool h = rf__demo_wait_for(d, 90, pk, rf__demo_halted);
-	rf__demo_show_rings(d, pk);
-	rf__demo_check(d, h, "the server halted release %lld by itself: \"%s\"", pk->id,
-		       pk->halt_reason);
+	rf__demo_watch_gate(d, pk, 90, "; canary may take it at once. Watching the gate:");
 	rf__demo_nap(d, 2000 + 2000 * d->poll); /* let every agent check in again after the halt */
 	for (unsigned i = 0; i < d->n; i++) {
 		struct agent *a = &d->ag[i];
@@ -339,12 +334,7 @@ bool rf__demo_act_bug(struct demo *d)
 		rf__demo_check(d, false, "publishing %s", pk->target);
 		return false;
 	}
-	rf__demo_say(d, "Release %lld created. Watching canary crash and the gate:", pk->id);
-	bool h = rf__demo_wait_for(d, 120, pk, rf__demo_halted);
-	rf__demo_show_rings(d, pk);
-	rf__demo_check(
-	    d, h, "the server halted release %lld by itself: \"%s\" (%lld s after it was created)",
-	    pk->id, pk->halt_reason, pk->halted_at - pk->created_at);
+	rf__demo_watch_gate(d, pk, 120, ". Watching canary crash and the gate:");
 	rf__demo_say(d, "Waiting for every crashed canary host to heal itself:");
 	bool healed_all = rf__demo_wait_for(d, 120, NULL, rf__demo_canary_healed);
 	for (unsigned i = 0; i < d->n; i++) {

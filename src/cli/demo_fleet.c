@@ -140,29 +140,40 @@ void rf__demo_kill_group(pid_t pid, int sig)
 	}
 }
 
-/* Run a tool to completion (bounded: 120 s); 0 when it exited 0. */
-int rf__demo_run_tool(struct demo *d, char *const argv[], const char *logname)
+/* Wait for child pid to exit until deadline (rf__demo_now_ms; and, with by_signal, until
+ * Ctrl-C); past it, kill its process group and reap it. 0 with its wait status in *ret_st
+ * when it exited in time, -ETIMEDOUT when it had to be killed. */
+static int wait_exit(pid_t pid, uint64_t deadline, bool by_signal, int *ret_st)
 {
-	char log[DEMO_PATH];
 	int st;
-	pid_t pid;
-	uint64_t deadline = rf__demo_now_ms() + 120000;
 
-	rf__demo_pathf(log, sizeof(log), "%s/%s", d->work, logname);
-	pid = spawn(argv, log, NULL);
-	if (pid < 0)
-		return (int)pid;
 	for (;;) {
-		pid_t r = waitpid(pid, &st, WNOHANG);
-		if (r == pid)
-			break;
-		if (rf__demo_stop_signal || rf__demo_now_ms() > deadline) {
+		if (waitpid(pid, &st, WNOHANG) == pid) {
+			*ret_st = st;
+			return 0;
+		}
+		if ((by_signal && rf__demo_stop_signal) || rf__demo_now_ms() > deadline) {
 			rf__demo_kill_group(pid, SIGKILL);
 			waitpid(pid, &st, 0);
 			return -ETIMEDOUT;
 		}
 		usleep(20000);
 	}
+}
+
+/* Run a tool to completion (bounded: 120 s); 0 when it exited 0. */
+int rf__demo_run_tool(struct demo *d, char *const argv[], const char *logname)
+{
+	char log[DEMO_PATH];
+	int st, r;
+	pid_t pid;
+
+	rf__demo_pathf(log, sizeof(log), "%s/%s", d->work, logname);
+	pid = spawn(argv, log, NULL);
+	if (pid < 0)
+		return (int)pid;
+	if ((r = wait_exit(pid, rf__demo_now_ms() + 120000, true, &st)) < 0)
+		return r;
 	return WIFEXITED(st) && WEXITSTATUS(st) == 0 ? 0 : -EIO;
 }
 
@@ -301,18 +312,10 @@ void rf__demo_stop_all(struct demo *d)
 			waitpid(d->ag[i].pid, NULL, 0);
 			d->ag[i].pid = 0;
 		}
-	while (d->server > 0) {
-		if (waitpid(d->server, NULL, WNOHANG) == d->server) {
-			d->server = 0;
-			break;
-		}
-		if (rf__demo_now_ms() > deadline) {
-			rf__demo_kill_group(d->server, SIGKILL);
-			waitpid(d->server, NULL, 0);
-			d->server = 0;
-			break;
-		}
-		usleep(20000);
+	if (d->server > 0) {
+		int st;
+		(void)wait_exit(d->server, deadline, false, &st);
+		d->server = 0;
 	}
 	/* Workers of killed agents die with their group; reap anything else that is ours. */
 	while (waitpid(-1, NULL, WNOHANG) > 0)

@@ -181,12 +181,7 @@ bool rf__demo_act_rapid_bad(struct demo *d)
 		rf__demo_check(d, false, "publishing %s", pk->target);
 		return false;
 	}
-	rf__demo_say(d, "Release %lld created. Watching the crashes and the gate:", pk->id);
-	bool h = rf__demo_wait_for(d, 90, pk, rf__demo_halted);
-	rf__demo_show_rings(d, pk);
-	rf__demo_check(
-	    d, h, "the server halted release %lld by itself: \"%s\" (%lld s after it was created)",
-	    pk->id, pk->halt_reason, pk->halted_at - pk->created_at);
+	rf__demo_watch_gate(d, pk, 90, ". Watching the crashes and the gate:");
 	rf__demo_say(d, "Waiting for every agent that crashed to heal itself:");
 	bool healed_all = rf__demo_wait_for(d, 120, NULL, loaders_healed);
 	rf__demo_nap(d, 2000 + 2000 * d->poll); /* every agent checks in again after the halt */

@@ -279,6 +279,19 @@ bool rf__demo_wait_for(struct demo *d, unsigned timeout_s, struct pack *pk,
 	return false;
 }
 
+bool rf__demo_watch_gate(struct demo *d, struct pack *pk, unsigned timeout_s,
+			 const char *watching)
+{
+	bool h;
+
+	rf__demo_say(d, "Release %lld created%s", pk->id, watching);
+	h = rf__demo_wait_for(d, timeout_s, pk, rf__demo_halted);
+	rf__demo_show_rings(d, pk);
+	return rf__demo_check(
+	    d, h, "the server halted release %lld by itself: \"%s\" (%lld s after it was created)",
+	    pk->id, pk->halt_reason, pk->halted_at - pk->created_at);
+}
+
 bool rf__demo_all_enrolled(struct demo *d, struct pack *pk)
 {
 	json_t *t = NULL;
