@@ -28,16 +28,15 @@
 
 #include "common/util.h"
 #include "server/server-internal.h"
-#include "trust/tuf.h"
+#include "testsrv.h"
 
-#define ADMIN "rfa_00112233445566778899aabbccddeeff00112233445566778899aabbccddeeff"
+#define ADMIN RF_TESTSRV_ADMIN
 #define NREL  4	 /* releases in the repository (the last created mid-run) */
 #define NDEV  48 /* device ids (re-enrolled at random) */
 #define STEPS 2500
 
 struct env {
-	char dir[256], repo[300], db[300];
-	struct rf_server *s;
+	struct rf_testsrv t;
 	int64_t now;
 	uint64_t rng;
 	char tok[2][80]; /* tenants' enrollment tokens */
@@ -64,27 +63,7 @@ static uint64_t rnd(struct env *e, uint64_t n)
 static int call(struct env *e, const char *method, const char *path, const char *auth,
 		const char *body, json_t **ret)
 {
-	char hdr[100];
-	struct rf_server_request q = {method,
-				      path,
-				      NULL,
-				      "application/json",
-				      (const uint8_t *)(body ? body : ""),
-				      body ? strlen(body) : 0,
-				      NULL};
-	struct rf_server_reply r;
-	int st;
-
-	if (auth) {
-		snprintf(hdr, sizeof(hdr), "Bearer %s", auth);
-		q.authorization = hdr;
-	}
-	assert_int_equal(rf_server_handle(e->s, &q, &r), 0);
-	st = r.status;
-	if (ret)
-		*ret = json_loadb(r.body, r.len, 0, NULL);
-	rf_server_reply_free(&r);
-	return st;
+	return rf_testsrv_call(&e->t, method, path, auth, body, ret);
 }
 
 static void verify(struct env *e, int step, const char *what)
@@ -92,15 +71,15 @@ static void verify(struct env *e, int step, const char *what)
 	char msg[256];
 	int r;
 
-	pthread_mutex_lock(&e->s->lock);
-	r = rf__srv_health_verify(e->s, msg, sizeof(msg));
-	pthread_mutex_unlock(&e->s->lock);
+	pthread_mutex_lock(&e->t.s->lock);
+	r = rf__srv_health_verify(e->t.s, msg, sizeof(msg));
+	pthread_mutex_unlock(&e->t.s->lock);
 	if (r != 0)
 		fail_msg("step %d (%s): incremental health differs from the recount: %s", step,
 			 what, msg);
-	for (size_t i = 0; i < e->s->nrels; i++)
-		for (unsigned k = 0; k < e->s->rels[i].sched.nrings; k++) {
-			const struct rf_rollout_health *h = &e->s->rels[i].health[k];
+	for (size_t i = 0; i < e->t.s->nrels; i++)
+		for (unsigned k = 0; k < e->t.s->rels[i].sched.nrings; k++) {
+			const struct rf_rollout_health *h = &e->t.s->rels[i].health[k];
 #define MAX_OF(a, b) a = (a) > (b) ? (a) : (b)
 			MAX_OF(e->seen_silent, h->silent);
 			MAX_OF(e->seen_healthy, h->healthy);
@@ -112,13 +91,8 @@ static void verify(struct env *e, int step, const char *what)
 static void start(struct env *e, bool init)
 {
 	struct rf_server_opts o = {.init = init, .clock = test_clock, .clock_ud = e};
-	struct rf_diag d = {0};
 
-	o.db_path = e->db;
-	o.repo_dir = e->repo;
-	rf_sha256(ADMIN, strlen(ADMIN), o.admin_hash);
-	if (rf_server_new(&o, &d, &e->s) < 0)
-		fail_msg("server: %s", d.first);
+	rf_testsrv_start(&e->t, &o);
 }
 
 static void create_release(struct env *e)
@@ -130,46 +104,41 @@ static void create_release(struct env *e)
 	e->nrel_created++;
 }
 
+/* Pack i (1..NREL): canary at once, early ramping in steps (admitted devices change with the
+ * step), broad later; short probation and silence so the clock crosses them. Also notes the
+ * pack's sha256 (its bytes are "pack bytes <i>", testsrv.h). */
+static void schedule_of(void *ud, int i, char *buf, size_t n)
+{
+	struct env *e = ud;
+	char content[64];
+	uint8_t h[32];
+
+	snprintf(buf, n,
+		 "{\"ringfence\":{\"release\":\"rel-%d\",\"schedule\":["
+		 "{\"ring\":\"canary\",\"not_before\":0,\"ramp\":[{\"after\":0,"
+		 "\"percent\":100}]},"
+		 "{\"ring\":\"early\",\"not_before\":0,\"ramp\":[{\"after\":0,\"percent\":"
+		 "10},{\"after\":600,\"percent\":50},{\"after\":1200,\"percent\":100}]},"
+		 "{\"ring\":\"broad\",\"not_before\":0,\"ramp\":[{\"after\":0,\"percent\":"
+		 "30},{\"after\":900,\"percent\":100}]}],"
+		 "\"gates\":{\"probation_s\":%d,\"silence_s\":%d,\"min_bake_s\":60,"
+		 "\"min_healthy\":2}}}",
+		 i, 120 + 60 * (i - 1), 300 + 100 * (i - 1));
+	snprintf(content, sizeof(content), "pack bytes %d", i);
+	rf_sha256(content, strlen(content), h);
+	rf_hex_encode(h, 32, e->sha[i - 1]);
+}
+
 static int setup(void **state)
 {
 	struct env *e = calloc(1, sizeof(*e));
-	struct rf_tuf_repo_opts ro = {.keytype = RF_TUF_KEY_ED25519};
-	struct rf_diag d = {0};
 	const char *seed = getenv("RF_TEST_SEED");
 	json_t *j;
 
+	assert_non_null(e);
 	e->now = 1800000000;
 	e->rng = seed ? strtoull(seed, NULL, 0) | 1 : 0x9e3779b97f4a7c15ull;
-	snprintf(e->dir, sizeof(e->dir), "/tmp/rf-test-health-index-XXXXXX");
-	assert_non_null(mkdtemp(e->dir));
-	snprintf(e->repo, sizeof(e->repo), "%s/repo", e->dir);
-	snprintf(e->db, sizeof(e->db), "%s/rf.db", e->dir);
-	assert_int_equal(rf_tuf_repo_init(e->repo, &ro, rf_now_wall(), &d), 0);
-	for (int i = 0; i < NREL; i++) {
-		char name[64], custom[1024], content[64];
-		snprintf(name, sizeof(name), "packs/rules-%d.rfp", i + 1);
-		/* canary at once, early ramping in steps (admitted devices change with the step),
-		 * broad later; short probation and silence so the clock crosses them. */
-		snprintf(custom, sizeof(custom),
-			 "{\"ringfence\":{\"release\":\"rel-%d\",\"schedule\":["
-			 "{\"ring\":\"canary\",\"not_before\":0,\"ramp\":[{\"after\":0,"
-			 "\"percent\":100}]},"
-			 "{\"ring\":\"early\",\"not_before\":0,\"ramp\":[{\"after\":0,\"percent\":"
-			 "10},{\"after\":600,\"percent\":50},{\"after\":1200,\"percent\":100}]},"
-			 "{\"ring\":\"broad\",\"not_before\":0,\"ramp\":[{\"after\":0,\"percent\":"
-			 "30},{\"after\":900,\"percent\":100}]}],"
-			 "\"gates\":{\"probation_s\":%d,\"silence_s\":%d,\"min_bake_s\":60,"
-			 "\"min_healthy\":2}}}",
-			 i + 1, 120 + 60 * i, 300 + 100 * i);
-		snprintf(content, sizeof(content), "pack bytes %d", i + 1);
-		if (rf_tuf_repo_add(e->repo, name, (const uint8_t *)content, strlen(content),
-				    custom, rf_now_wall(), &d) < 0)
-			fail_msg("repo add: %s", d.first);
-		rf_sha256(content, strlen(content), (uint8_t *)name);
-		rf_hex_encode((const uint8_t *)name, 32, e->sha[i]);
-	}
-	if (rf_tuf_repo_publish(e->repo, rf_now_wall(), &d) < 0)
-		fail_msg("publish: %s", d.first);
+	rf_testsrv_prepare(&e->t, "health-index", NREL, schedule_of, e);
 	start(e, true);
 	static const char *const tenants[2] = {"{\"name\":\"a\"}", "{\"name\":\"b\"}"};
 	for (int t = 0; t < 2; t++) {
@@ -189,12 +158,8 @@ static int setup(void **state)
 static int teardown(void **state)
 {
 	struct env *e = *state;
-	char cmd[400];
 
-	rf_server_free(e->s);
-	snprintf(cmd, sizeof(cmd), "rm -rf '%s'", e->dir);
-	if (system(cmd) != 0)
-		fprintf(stderr, "could not remove %s\n", e->dir);
+	rf_testsrv_cleanup(&e->t);
 	free(e);
 	return 0;
 }
@@ -293,7 +258,7 @@ static void run(struct env *e, int from, int steps)
 			/* Time: seconds, or a jump past probation and silence deadlines. */
 			what = "tick";
 			e->now += rnd(e, 4) ? (int64_t)rnd(e, 60) : (int64_t)rnd(e, 900);
-			(void)rf_server_tick(e->s, false);
+			(void)rf_server_tick(e->t.s, false);
 		} else if (k < 97) {
 			what = "admin";
 			admin_action(e);
@@ -304,7 +269,7 @@ static void run(struct env *e, int from, int steps)
 			what = "release";
 			if (e->nrel_created < NREL)
 				create_release(e);
-			(void)rf_server_tick(e->s, false);
+			(void)rf_server_tick(e->t.s, false);
 		}
 		verify(e, step, what);
 	}
@@ -324,23 +289,23 @@ static void test_incremental_equals_recount(void **state)
 			 (unsigned long long)e->seen_failed, (unsigned long long)e->seen_devices);
 	/* A restart rebuilds the counts from the database; they still agree, and keep agreeing.
 	 * Each device's records come back exactly (persist.c's reader of its own format). */
-	size_t ndevs = e->s->ndevs;
+	size_t ndevs = e->t.s->ndevs;
 	struct rf__srv_devrel(*hist)[RF__SRV_HIST] = calloc(NDEV, sizeof(*hist));
 	assert_non_null(hist);
 	for (int i = 0; i < NDEV; i++) {
 		char id[32];
 		snprintf(id, sizeof(id), "dev-%d", i);
-		struct rf__srv_dev *d = rf__srv_dev_find(e->s, id, NULL);
+		struct rf__srv_dev *d = rf__srv_dev_find(e->t.s, id, NULL);
 		if (d)
 			memcpy(hist[i], d->hist, sizeof(d->hist));
 	}
-	rf_server_free(e->s);
+	rf_server_free(e->t.s);
 	start(e, false);
-	assert_int_equal(e->s->ndevs, ndevs);
+	assert_int_equal(e->t.s->ndevs, ndevs);
 	for (int i = 0; i < NDEV; i++) {
 		char id[32];
 		snprintf(id, sizeof(id), "dev-%d", i);
-		struct rf__srv_dev *d = rf__srv_dev_find(e->s, id, NULL);
+		struct rf__srv_dev *d = rf__srv_dev_find(e->t.s, id, NULL);
 		if (d && memcmp(hist[i], d->hist, sizeof(d->hist)))
 			fail_msg("%s: per-release records differ after the restart", id);
 	}
@@ -366,15 +331,15 @@ static void test_silence_deadline(void **state)
 		 "\"%s\",\"time\":1}",
 		 e->sha[0]);
 	assert_int_equal(call(e, "POST", "/v1/report", e->cred[0], body, NULL), 201);
-	rel = &e->s->rels[0];
+	rel = &e->t.s->rels[0];
 	silence = rel->sched.gates.silence_s;
 	e->now += silence - 1;
-	assert_int_equal(rf_server_tick(e->s, false), 0);
+	assert_int_equal(rf_server_tick(e->t.s, false), 0);
 	uint64_t before = 0, after = 0;
 	for (unsigned k = 0; k < rel->sched.nrings; k++)
 		before += rel->health[k].silent;
 	e->now += 1;
-	assert_int_equal(rf_server_tick(e->s, false), 0);
+	assert_int_equal(rf_server_tick(e->t.s, false), 0);
 	for (unsigned k = 0; k < rel->sched.nrings; k++)
 		after += rel->health[k].silent;
 	assert_int_equal(before, 0);
@@ -383,7 +348,7 @@ static void test_silence_deadline(void **state)
 	/* A check-in ends the silence (the device is heard from again). */
 	e->now += 1;
 	checkin(e, 0);
-	assert_int_equal(rf_server_tick(e->s, false), 0);
+	assert_int_equal(rf_server_tick(e->t.s, false), 0);
 	after = 0;
 	for (unsigned k = 0; k < rel->sched.nrings; k++)
 		after += rel->health[k].silent;
@@ -398,12 +363,12 @@ static void test_verify_detects(void **state)
 	char msg[256];
 
 	run(e, 0, 200);
-	pthread_mutex_lock(&e->s->lock);
-	e->s->rels[0].acc[0].h.devices++;
-	assert_int_equal(rf__srv_health_verify(e->s, msg, sizeof(msg)), -EUCLEAN);
-	e->s->rels[0].acc[0].h.devices--;
-	assert_int_equal(rf__srv_health_verify(e->s, msg, sizeof(msg)), 0);
-	pthread_mutex_unlock(&e->s->lock);
+	pthread_mutex_lock(&e->t.s->lock);
+	e->t.s->rels[0].acc[0].h.devices++;
+	assert_int_equal(rf__srv_health_verify(e->t.s, msg, sizeof(msg)), -EUCLEAN);
+	e->t.s->rels[0].acc[0].h.devices--;
+	assert_int_equal(rf__srv_health_verify(e->t.s, msg, sizeof(msg)), 0);
+	pthread_mutex_unlock(&e->t.s->lock);
 }
 
 int main(void)

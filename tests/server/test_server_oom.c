@@ -22,12 +22,10 @@
 #include <cmocka.h>
 #include <jansson.h>
 
-#include "common/util.h"
 #include "server/server-internal.h"
-#include "testdb.h"
-#include "trust/tuf.h"
+#include "testsrv.h"
 
-#define ADMIN "rfa_00112233445566778899aabbccddeeff00112233445566778899aabbccddeeff"
+#define ADMIN RF_TESTSRV_ADMIN
 #define NREL  17 /* one past the first capacity (16): the 17th release grows the table */
 
 void *__real_realloc(void *p, size_t n);
@@ -45,8 +43,7 @@ void *__wrap_realloc(void *p, size_t n)
 }
 
 struct env {
-	char dir[256], repo[300], db[300];
-	struct rf_server *s;
+	struct rf_testsrv t;
 	char cred[80];
 };
 
@@ -54,27 +51,7 @@ struct env {
 static int call(struct env *e, const char *method, const char *path, const char *auth,
 		const char *body, json_t **ret)
 {
-	char hdr[100];
-	struct rf_server_request q = {method,
-				      path,
-				      NULL,
-				      "application/json",
-				      (const uint8_t *)(body ? body : ""),
-				      body ? strlen(body) : 0,
-				      NULL};
-	struct rf_server_reply r;
-	int st;
-
-	if (auth) {
-		snprintf(hdr, sizeof(hdr), "Bearer %s", auth);
-		q.authorization = hdr;
-	}
-	assert_int_equal(rf_server_handle(e->s, &q, &r), 0);
-	st = r.status;
-	if (ret)
-		*ret = json_loadb(r.body, r.len, 0, NULL);
-	rf_server_reply_free(&r);
-	return st;
+	return rf_testsrv_call(&e->t, method, path, auth, body, ret);
 }
 
 static int create_release(struct env *e, int i)
@@ -109,7 +86,7 @@ static size_t releases_stored(struct env *e)
 	struct rf_db *st;
 	size_t n = 0;
 
-	assert_int_equal(rf_db_open(e->db, 0, NULL, &st), 0);
+	assert_int_equal(rf_db_open(e->t.db, 0, NULL, &st), 0);
 	assert_int_equal(rf_db_load(st, &v, &n), 0);
 	rf_db_close(st);
 	return n;
@@ -125,41 +102,26 @@ static void checkin_ok(struct env *e)
 	json_decref(j);
 }
 
+/* Pack i: canary only, 100 % at once. */
+static void canary_now(void *ud, int i, char *buf, size_t n)
+{
+	(void)ud;
+	snprintf(buf, n,
+		 "{\"ringfence\":{\"release\":\"rel-%d\",\"schedule\":[{\"ring\":\"canary\","
+		 "\"not_before\":0,\"ramp\":[{\"after\":0,\"percent\":100}]}]}}",
+		 i);
+}
+
 static int setup(void **state)
 {
 	struct env *e = calloc(1, sizeof(*e));
-	struct rf_tuf_repo_opts ro = {.keytype = RF_TUF_KEY_ED25519};
 	struct rf_server_opts o = {.init = true};
-	struct rf_diag d = {0};
-	int64_t now = rf_now_wall();
 	json_t *j;
 	char tok[80];
 
-	snprintf(e->dir, sizeof(e->dir), "/tmp/rf-test-server-oom-XXXXXX");
-	assert_non_null(mkdtemp(e->dir));
-	snprintf(e->repo, sizeof(e->repo), "%s/repo", e->dir);
-	assert_int_equal(rf_testdb_new(e->dir, "rf.db", e->db, sizeof(e->db)), 0);
-	assert_int_equal(rf_tuf_repo_init(e->repo, &ro, now, &d), 0);
-	for (int i = 1; i <= NREL; i++) {
-		char name[64], custom[512], content[64];
-		snprintf(name, sizeof(name), "packs/rules-%d.rfp", i);
-		snprintf(
-		    custom, sizeof(custom),
-		    "{\"ringfence\":{\"release\":\"rel-%d\",\"schedule\":[{\"ring\":\"canary\","
-		    "\"not_before\":0,\"ramp\":[{\"after\":0,\"percent\":100}]}]}}",
-		    i);
-		snprintf(content, sizeof(content), "pack bytes %d", i);
-		if (rf_tuf_repo_add(e->repo, name, (const uint8_t *)content, strlen(content),
-				    custom, now, &d) < 0)
-			fail_msg("repo add: %s", d.first);
-	}
-	if (rf_tuf_repo_publish(e->repo, now, &d) < 0)
-		fail_msg("publish: %s", d.first);
-	o.db_path = e->db;
-	o.repo_dir = e->repo;
-	rf_sha256(ADMIN, strlen(ADMIN), o.admin_hash);
-	if (rf_server_new(&o, &d, &e->s) < 0)
-		fail_msg("server: %s", d.first);
+	assert_non_null(e);
+	rf_testsrv_prepare(&e->t, "server-oom", NREL, canary_now, NULL);
+	rf_testsrv_start(&e->t, &o);
 	assert_int_equal(
 	    call(e, "POST", "/v1/admin/tenants", ADMIN, "{\"name\":\"t\",\"ring\":\"canary\"}", &j),
 	    201);
@@ -171,7 +133,7 @@ static int setup(void **state)
 	json_decref(j);
 	for (int i = 1; i < NREL; i++)
 		assert_int_equal(create_release(e, i), 201);
-	assert_int_equal(e->s->caprels, NREL - 1);
+	assert_int_equal(e->t.s->caprels, NREL - 1);
 	*state = e;
 	return 0;
 }
@@ -179,12 +141,8 @@ static int setup(void **state)
 static int teardown(void **state)
 {
 	struct env *e = *state;
-	char cmd[400];
 
-	rf_server_free(e->s);
-	snprintf(cmd, sizeof(cmd), "rm -rf '%s'", e->dir);
-	if (system(cmd) != 0)
-		fprintf(stderr, "could not remove %s\n", e->dir);
+	rf_testsrv_cleanup(&e->t);
 	free(e);
 	return 0;
 }
@@ -194,7 +152,7 @@ static void test_rr_realloc_fails(void **state)
 {
 	struct env *e = *state;
 
-	fail_ptr = e->s->rr;
+	fail_ptr = e->t.s->rr;
 	assert_int_equal(create_release(e, NREL), 503);
 	assert_null(fail_ptr); /* the failure was injected */
 	/* Every schedule pointer still points at its release: the check-in reads them all. */
@@ -213,7 +171,7 @@ static void test_rels_realloc_fails(void **state)
 {
 	struct env *e = *state;
 
-	fail_ptr = e->s->rels;
+	fail_ptr = e->t.s->rels;
 	assert_int_equal(create_release(e, NREL), 503);
 	assert_null(fail_ptr);
 	checkin_ok(e);
