@@ -8,6 +8,8 @@
  *   http.c        one POST to the server
  *   events.c      the event sources the worker reads (files, FIFOs, sockets, the kernel's
  *                 process connector through a source child, source_proc.c)
+ *   manifests.c   which embedded manifest the run verifies and loads packs against (follows
+ *                 --events; --manifest names one)
  *
  * Everything here runs in the supervisor, which never loads content (P5). Internal to the
  * program: not a library API.
@@ -21,6 +23,7 @@
 
 #include "agent/checkin.h"
 #include "agent/guard.h"
+#include "agent/manifests.h"
 #include "agent/refused.h"
 #include "agent/store.h"
 #include "agent/verifier.h"
@@ -29,7 +32,7 @@
 
 struct opts {
 	const char *server, *store, *ring, *events, *alerts, *device_id, *enroll_token, *tuf_root,
-	    *repo_url;
+	    *repo_url, *manifest;
 	uint32_t poll;
 	struct rf_guard_config gcfg;
 	struct rf_verifier_limits vlim;
@@ -42,6 +45,7 @@ struct agent {
 	struct rf_agent_identity id;
 	char device_id[RF_STORE_TARGET_MAX + 1];
 	char ring[RF_STORE_TARGET_MAX + 1];
+	const struct rf_agent_manifest *manifest; /* what packs are verified and loaded against */
 	char manifest_hash[65];
 	char credential[RF_AGENT_CREDENTIAL_MAX + 1];
 	uint64_t rng;

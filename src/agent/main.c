@@ -3,7 +3,7 @@
  *
  *   run       the supervisor: guard + store, the evaluation worker, check-ins
  *   status    what the store says (current, last known good, trial attempts, quarantine, safe)
- *   manifest  the agent manifest of this build
+ *   manifest  the agent manifest a run uses (manifests.h: chosen by its event source)
  *
  * The supervisor never loads content itself: packs are verified in a short-lived child bounded
  * in time and memory (verifier.c) and evaluated in the worker child (worker.c), so content can
@@ -11,7 +11,7 @@
  * runs is the guard's (guard.c); every guard step is made durable by rf_store_apply BEFORE the
  * load it asks for (write-ahead, P4/P8).
  * Content arrives only through the TUF client (P9) and is checked against the signed schedule
- * (P6) and this build's manifest (P1) before the guard ever sees it.
+ * (P6) and the run's manifest (P1) before the guard ever sees it.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -130,6 +130,10 @@ static void usage_run(FILE *f)
 	    "                        or 'proc': this host's process creation from the kernel\n"
 	    "                        (needs root: CAP_NET_ADMIN; docs/agent.md, Event sources)\n"
 	    "  --alerts DST          alerts as JSON lines: FILE (appended) or '-' for stdout\n"
+	    "  --manifest NAME       verify packs against this embedded manifest (default: the\n"
+	    "                        one for --events: 'proc' ringfence-agent-linux-1.2.0,\n"
+	    "                        anything else ringfence-agent-1.1.0; 'ringfence-agent\n"
+	    "                        manifest --list' lists them)\n"
 	    "  --device-id ID        device id (default: the store's, else /etc/machine-id)\n"
 	    "  --enroll-token TOKEN  tenant enrollment token (or env RINGFENCE_ENROLL_TOKEN)\n"
 	    "  --tuf-root FILE       trusted TUF root.json, installed on first start\n"
@@ -224,6 +228,7 @@ static int parse_run(int argc, char **argv, struct agent *ag, char *repo_url, si
 	    {"ring", required_argument, NULL, 'r'},
 	    {"events", required_argument, NULL, 'e'},
 	    {"alerts", required_argument, NULL, 'a'},
+	    {"manifest", required_argument, NULL, 'm'},
 	    {"device-id", required_argument, NULL, 'i'},
 	    {"enroll-token", required_argument, NULL, 't'},
 	    {"tuf-root", required_argument, NULL, 'R'},
@@ -263,6 +268,9 @@ static int parse_run(int argc, char **argv, struct agent *ag, char *repo_url, si
 			break;
 		case 'a':
 			ag->o.alerts = optarg;
+			break;
+		case 'm':
+			ag->o.manifest = optarg;
 			break;
 		case 'i':
 			ag->o.device_id = optarg;
@@ -315,6 +323,13 @@ static int parse_run(int argc, char **argv, struct agent *ag, char *repo_url, si
 	if (strncmp(ag->o.server, "http://", 7) != 0 && strncmp(ag->o.server, "https://", 8) != 0) {
 		fprintf(stderr,
 			"ringfence-agent run: --server must be an http:// or https:// URL\n");
+		return 2;
+	}
+	if (rf_agent_manifest_choose(ag->o.manifest, ag->o.events, &ag->manifest) < 0) {
+		fprintf(stderr,
+			"ringfence-agent run: --manifest %s: this build embeds no such manifest "
+			"('ringfence-agent manifest --list')\n",
+			ag->o.manifest);
 		return 2;
 	}
 	if (!ag->o.repo_url) {
@@ -413,7 +428,7 @@ static int start_run(struct agent *ag)
 		snprintf(ag->ring, sizeof(ag->ring), "%s", ag->o.ring);
 	{
 		size_t ml;
-		const uint8_t *mb = rf_content_builtin_manifest(&ml);
+		const uint8_t *mb = ag->manifest->bytes(&ml);
 		rf_sha256_hex(mb, ml, ag->manifest_hash);
 	}
 	ag->id = (struct rf_agent_identity){.device_id = ag->device_id,
@@ -465,26 +480,58 @@ static int cmd_run(int argc, char **argv)
 
 static int cmd_manifest(int argc, char **argv)
 {
-	static const struct option lo[] = {{"help", no_argument, NULL, 'h'}, {0}};
+	static const struct option lo[] = {{"events", required_argument, NULL, 'e'},
+					   {"manifest", required_argument, NULL, 'm'},
+					   {"list", no_argument, NULL, 'l'},
+					   {"help", no_argument, NULL, 'h'},
+					   {0}};
+	const struct rf_agent_manifest *am;
+	const char *events = NULL, *name = NULL;
+	bool list = false;
 	size_t n;
 	const uint8_t *m;
 	int c;
 
 	optind = 0;
 	while ((c = rf_getopt(argc, argv, "h", lo, "ringfence-agent manifest")) != -1) {
-		if (c != 'h')
+		switch (c) {
+		case 'e':
+			events = optarg;
+			break;
+		case 'm':
+			name = optarg;
+			break;
+		case 'l':
+			list = true;
+			break;
+		case 'h':
+			printf("usage: ringfence-agent manifest [--events SRC] [--manifest NAME] "
+			       "[--list]\n\n"
+			       "Print the agent manifest that 'run' with the same --events and "
+			       "--manifest verifies\npacks against: the event types and fields "
+			       "it supplies. --list: the manifests\nthis build embeds, with the "
+			       "--events source each is the default for.\n");
+			return 0;
+		default:
 			return 2;
-		printf("usage: ringfence-agent manifest\n\nPrint the agent manifest of this build: "
-		       "the event "
-		       "types and fields it supplies (packs are verified against it).\n");
-		return 0;
+		}
 	}
 	if (optind < argc) {
 		fprintf(stderr, "ringfence-agent manifest: unexpected argument '%s'\n",
 			argv[optind]);
 		return 2;
 	}
-	m = rf_content_builtin_manifest(&n);
+	if (list) {
+		for (size_t i = 0; (am = rf_agent_manifest_at(i)); i++)
+			printf("%-30s %s\n", am->name,
+			       am->events ? am->events : "(any other --events, or none)");
+		return 0;
+	}
+	if (rf_agent_manifest_choose(name, events, &am) < 0) {
+		fprintf(stderr, "ringfence-agent manifest: --manifest %s: no such manifest\n", name);
+		return 2;
+	}
+	m = am->bytes(&n);
 	if (fwrite(m, 1, n, stdout) != n)
 		return 1;
 	if (n > 0 && m[n - 1] != '\n')
@@ -500,7 +547,7 @@ static void usage(FILE *f)
 	    "commands:\n"
 	    "  run       run the agent (check-ins, content under the crash-loop guard)\n"
 	    "  status    show the store: current, last known good, trial, quarantine, safe mode\n"
-	    "  manifest  print the agent manifest of this build\n"
+	    "  manifest  print the agent manifest a run verifies packs against\n"
 	    "\n'ringfence-agent COMMAND --help' shows a command's usage.\n");
 }
 

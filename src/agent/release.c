@@ -235,7 +235,9 @@ static void take_release(struct agent *ag, const struct rf_checkin_release *rel)
 	struct rf_verifier_limits vl = ag->o.vlim;
 	if (ag->o.vfault_hash[0] && strcmp(ag->o.vfault_hash, hex) != 0)
 		vl.fault = RF_VERIFIER_FAULT_NONE;
-	r = rf_verifier_run(p, n, &vl, why, sizeof(why));
+	size_t ml;
+	const uint8_t *mb = ag->manifest->bytes(&ml);
+	r = rf_verifier_run(p, n, mb, ml, &vl, why, sizeof(why));
 	if (r == -ENOEXEC) {
 		reject(ag, h, rel->target, why, "content");
 		goto out;

@@ -82,8 +82,12 @@ static int worker_start(struct agent *ag, const uint8_t *hash)
 		return -errno;
 	}
 	if (pid == 0) {
+		size_t ml;
+		const uint8_t *mb = ag->manifest->bytes(&ml);
 		struct rf_worker_args wa = {.pack_path = path,
 					    .hash = hash,
+					    .manifest = mb,
+					    .manifest_len = ml,
 					    .events_fd = ag->events_fd,
 					    .events_follow = ag->events_follow,
 					    .alerts_fd = ag->alerts_fd,
@@ -313,8 +317,9 @@ int rf__agent_supervise(struct agent *ag)
 	sigaction(SIGCHLD, &sa, NULL);
 	signal(SIGPIPE, SIG_IGN);
 
-	rf_log_notice("starting: device %s, store %s, server %s, manifest %.12s", ag->device_id,
-		      rf_store_dir(ag->st), ag->o.server, ag->manifest_hash);
+	rf_log_notice("starting: device %s, store %s, server %s, manifest %s (%.12s)",
+		      ag->device_id, rf_store_dir(ag->st), ag->o.server, ag->manifest->name,
+		      ag->manifest_hash);
 	ag->has_cur = rf_guard_current(rf_store_guard(ag->st), ag->cur);
 	rf__agent_feed(ag, RF_GUARD_EV_BOOT, NULL, 0);
 	/* the first check-in soon, jittered so a fleet restarting together spreads out */

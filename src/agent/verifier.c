@@ -135,14 +135,12 @@ static _Noreturn void play_fault(const struct rf_verifier_limits *lim)
 	}
 }
 
-static _Noreturn void child(const uint8_t *p, size_t n, const struct rf_verifier_limits *lim,
-			    pid_t parent, int w)
+static _Noreturn void child(const uint8_t *p, size_t n, const uint8_t *mb, size_t ml,
+			    const struct rf_verifier_limits *lim, pid_t parent, int w)
 {
 	struct rf_manifest *m = NULL;
 	struct rf_pack *pk = NULL;
 	struct rf_diag d = {0};
-	size_t ml;
-	const uint8_t *mb;
 	int r;
 
 	/* a crash ends the child: no inherited handler may catch it and carry on */
@@ -165,7 +163,6 @@ static _Noreturn void child(const uint8_t *p, size_t n, const struct rf_verifier
 	}
 	if (lim->fault != RF_VERIFIER_FAULT_NONE)
 		play_fault(lim);
-	mb = rf_content_builtin_manifest(&ml);
 	r = rf_manifest_parse(mb, ml, &m, &d);
 	if (r == 0)
 		r = rf_pack_open(p, n, &pk, &d);
@@ -244,14 +241,14 @@ static void seconds(char *out, size_t outsz, uint32_t ms)
 		snprintf(out, outsz, "%u ms", ms);
 }
 
-int rf_verifier_run(const uint8_t *p, size_t n, const struct rf_verifier_limits *lim, char *why,
-		    size_t whysz)
+int rf_verifier_run(const uint8_t *p, size_t n, const uint8_t *m, size_t mlen,
+		    const struct rf_verifier_limits *lim, char *why, size_t whysz)
 {
 	char t[32];
 	int fds[2], status = 0, r;
 	pid_t pid, self = getpid();
 
-	if (!p || !lim || !why || whysz < 2 || lim->timeout_ms == 0)
+	if (!p || !m || !lim || !why || whysz < 2 || lim->timeout_ms == 0)
 		return -EINVAL;
 	why[0] = 0;
 	if (pipe2(fds, O_CLOEXEC | O_NONBLOCK) < 0)
@@ -265,7 +262,7 @@ int rf_verifier_run(const uint8_t *p, size_t n, const struct rf_verifier_limits 
 	}
 	if (pid == 0) {
 		close(fds[0]);
-		child(p, n, lim, self, fds[1]);
+		child(p, n, m, mlen, lim, self, fds[1]);
 	}
 	close(fds[1]);
 	r = wait_bounded(pid, fds[0], now_ms() + lim->timeout_ms, why, whysz, &status);

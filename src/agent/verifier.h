@@ -1,5 +1,5 @@
 /*
- * The verifier child of ringfence-agent: checks downloaded pack bytes against this build's
+ * The verifier child of ringfence-agent: checks downloaded pack bytes against the run's
  * manifest (rf_pack_open + rf_pack_check, P1) in a short-lived child process with hard limits,
  * so that no pack can crash, hang or exhaust the supervisor and its update channel (P5).
  *
@@ -45,14 +45,15 @@ void rf_verifier_limits_default(struct rf_verifier_limits *l);
 int rf_verifier_fault_parse(const char *s, enum rf_verifier_fault *ret) RF_WUR;
 
 /*
- * Verify pack bytes (p, n) against the built-in manifest in a child bounded by lim. Returns 0
- * accepted; -ENOEXEC rejected, with why (NUL-terminated, cut to whysz) saying why: the
+ * Verify pack bytes (p, n) against the manifest JSON (m, mlen) (the run's, manifests.h) in a
+ * child bounded by lim. Returns 0 accepted; -ENOEXEC rejected, with why (NUL-terminated, cut to whysz) saying why: the
  * verifier's first diagnostic, or that the verifier timed out, ran out of memory, went over its
  * CPU time or died on a signal on this pack; -EINVAL bad arguments; another negative errno when
- * the child could not be started (pipe, fork): no verdict on the pack. Returns within about
- * lim->timeout_ms whatever the child does.
+ * the child could not be started (pipe, fork): no verdict on the pack. A manifest that does
+ * not parse rejects every pack (why says so). Returns within about lim->timeout_ms whatever
+ * the child does.
  */
-int rf_verifier_run(const uint8_t *p, size_t n, const struct rf_verifier_limits *lim, char *why,
-		    size_t whysz) RF_WUR;
+int rf_verifier_run(const uint8_t *p, size_t n, const uint8_t *m, size_t mlen,
+		    const struct rf_verifier_limits *lim, char *why, size_t whysz) RF_WUR;
 
 #endif

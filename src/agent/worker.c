@@ -1,6 +1,6 @@
 /*
  * The evaluation worker (see worker.h). It reads the pack from the store, re-checks its hash,
- * loads it with rf_engine_load against the build's own manifest (P1: the verifier runs again
+ * loads it with rf_engine_load against the run's manifest (manifests.h) (P1: the verifier runs again
  * here, in the process that will use the result), then evaluates JSON event lines from the
  * events source and writes alerts as JSON lines. Idle, it sleeps in poll() with no timeout
  * unless it owes the supervisor a stats line, so an idle agent costs no CPU.
@@ -189,9 +189,8 @@ _Noreturn void rf__agent_worker_main(const struct rf_worker_args *a)
 	struct rf_manifest *m = NULL;
 	struct rf_diag d = {0};
 	struct reader *src = NULL, *clients[CLIENTS_MAX] = {0};
-	const uint8_t *mb;
 	uint8_t *pack = NULL, got[32];
-	size_t mlen, plen;
+	size_t plen;
 	bool listening = false, src_eof = false;
 	int r;
 
@@ -218,8 +217,7 @@ _Noreturn void rf__agent_worker_main(const struct rf_worker_args *a)
 		snprintf(cache, sizeof(cache), "%.*s.hsdb", (int)(pl - 4), a->pack_path);
 	else
 		snprintf(cache, sizeof(cache), "%s.hsdb", a->pack_path);
-	mb = rf_content_builtin_manifest(&mlen);
-	if ((r = rf_manifest_parse(mb, mlen, &m, &d)) < 0 ||
+	if ((r = rf_manifest_parse(a->manifest, a->manifest_len, &m, &d)) < 0 ||
 	    (r = rf_engine_load_cached(pack, plen, m, cache, &w.engine, NULL, &d)) < 0 ||
 	    (r = rf_engine_scratch_new(w.engine, &w.scratch)) < 0) {
 		rf_fd_say(a->status_fd, "load-failed %s (%s)", rf_strerror(r), d.first);

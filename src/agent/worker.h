@@ -17,6 +17,8 @@
 struct rf_worker_args {
 	const char *pack_path; /* packs/<sha256>.rfp in the store */
 	const uint8_t *hash;   /* its SHA-256 (32 bytes), re-checked after reading */
+	const uint8_t *manifest; /* the run's manifest JSON (manifests.h), manifest_len bytes */
+	size_t manifest_len;
 	int events_fd;	       /* -1: none; a listening unix socket; or a stream/file */
 	bool events_follow;    /* a regular file: keep reading as it grows (tail -f) */
 	int alerts_fd;	       /* -1: none */
