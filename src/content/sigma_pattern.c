@@ -31,26 +31,44 @@ static bool word_byte(uint8_t ch)
 	       ch == '_' || ch >= 0x80;
 }
 
+/* The length of the windash character at p[i..n) (1 for '-' and '/', 3 for the UTF-8 dashes), or
+ * 0 if there is none. */
+static size_t windash_at(const uint8_t *p, size_t n, size_t i)
+{
+	for (size_t d = 0; d < WINDASH_N; d++) {
+		size_t l = strlen(windash_chars[d]);
+		if (n - i >= l && !memcmp(p + i, windash_chars[d], l))
+			return l;
+	}
+	return 0;
+}
+
 /* Emit the OR of every windash variant of p[0..n) (pySigma: each '-' or '/' that starts a word,
  * i.e. follows a non-word byte or the start and precedes a word byte, becomes each of the five
- * dashes, every combination). */
+ * dashes, every combination). The specification makes all five interchangeable, so an en dash,
+ * em dash or horizontal bar that starts a word in the rule's value varies too. */
 int emit_windash(struct ctx *c, struct vec *v, const struct field_spec *fs, enum rf_atom_op op,
 		 uint32_t flags, const uint8_t *p, size_t n, const char *where)
 {
-	size_t pos[RF_SIGMA_WINDASH_MAX], k = 0;
+	size_t pos[RF_SIGMA_WINDASH_MAX], len[RF_SIGMA_WINDASH_MAX], k = 0;
 
 	for (size_t i = 0; i < n; i++) {
-		if (p[i] != '-' && p[i] != '/')
+		size_t dl = windash_at(p, n, i);
+		if (!dl)
 			continue;
-		if ((i > 0 && word_byte(p[i - 1])) || i + 1 >= n || !word_byte(p[i + 1]))
+		if ((i > 0 && word_byte(p[i - 1])) || i + dl >= n || !word_byte(p[i + dl])) {
+			i += dl - 1;
 			continue;
+		}
 		if (k == RF_SIGMA_WINDASH_MAX)
 			return fail(c, -E2BIG,
 				    "windash value with more than %u dashes to vary (%u^%u "
 				    "variants; %s)",
 				    RF_SIGMA_WINDASH_MAX, WINDASH_N, RF_SIGMA_WINDASH_MAX + 1,
 				    where);
-		pos[k++] = i;
+		pos[k] = i;
+		len[k++] = dl;
+		i += dl - 1;
 	}
 	size_t total = 1;
 	for (size_t i = 0; i < k; i++)
@@ -66,7 +84,7 @@ int emit_windash(struct ctx *c, struct vec *v, const struct field_spec *fs, enum
 				digits /= WINDASH_N;
 				memcpy(out + o, d, strlen(d));
 				o += strlen(d);
-				next++;
+				i += len[next++] - 1;
 				continue;
 			}
 			out[o++] = (char)p[i];
@@ -271,11 +289,29 @@ static bool placeholder_char(char ch)
 	       ch == '-' || ch == '.';
 }
 
+/* Copy the text between placeholders, "\%" as '%' (an escaped backslash stays as it is: the
+ * value's own escape, which the matcher reads). Returns the bytes written (<= n). */
+static size_t expand_text(char *out, const char *s, size_t n)
+{
+	size_t o = 0;
+
+	for (size_t i = 0; i < n; i++) {
+		if (s[i] == '\\' && i + 1 < n && (s[i + 1] == '%' || s[i + 1] == '\\')) {
+			if (s[++i] == '\\')
+				out[o++] = '\\';
+		}
+		out[o++] = s[i];
+	}
+	return o;
+}
+
 /*
  * `field|expand: '...%name%...'`: each %name% is replaced by each value the placeholders give
  * it (the product over the placeholders in the value, at most RF_SIGMA_EXPAND_MAX variants),
  * and the variants are matched with the key's other modifiers, OR'd. A '%' that does not start
- * a %name% (letters, digits, '_', '-', '.') is itself.
+ * a %name% (letters, digits, '_', '-', '.') is itself. The rules specification's escape: "\%" is a
+ * plain '%' that starts no placeholder ("\%plain%name%" is "%plain" then the values of name), and
+ * "\\" an escaped backslash, so "\\%name%" is a backslash then the values.
  */
 int emit_expand(struct ctx *c, struct vec *v, const struct field_spec *fs, const struct node *val,
 		const char *ident, const char *where)
@@ -293,6 +329,10 @@ int emit_expand(struct ctx *c, struct vec *v, const struct field_spec *fs, const
 			    where);
 	for (size_t i = 0; i < val->len; i++) {
 		size_t j = i + 1;
+		if (val->s[i] == '\\' && j < val->len && (val->s[j] == '%' || val->s[j] == '\\')) {
+			i = j; /* an escaped '%' or backslash: no placeholder starts here */
+			continue;
+		}
 		if (val->s[i] != '%')
 			continue;
 		while (j < val->len && placeholder_char(val->s[j]))
@@ -332,14 +372,12 @@ int emit_expand(struct ctx *c, struct vec *v, const struct field_spec *fs, const
 		for (size_t q = 0; q < k; q++) {
 			size_t pick = digits % use[q]->n;
 			digits /= use[q]->n;
-			memcpy(out + o, val->s + from, at[q] - from);
-			o += at[q] - from;
+			o += expand_text(out + o, val->s + from, at[q] - from);
 			memcpy(out + o, use[q]->vals[pick], use[q]->lens[pick]);
 			o += use[q]->lens[pick];
 			from = end[q];
 		}
-		memcpy(out + o, val->s + from, val->len - from);
-		o += val->len - from;
+		o += expand_text(out + o, val->s + from, val->len - from);
 		out[o] = '\0';
 		struct node tmp = *val;
 		tmp.s = out;
