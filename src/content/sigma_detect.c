@@ -195,6 +195,10 @@ static const char *mods_problem(unsigned m, bool utf_after_b64)
 	if ((m & M_FIELDREF) && (m & ~(M_FIELDREF | M_ALL | M_CASED)))
 		return "'fieldref' can only be combined with 'all' and 'cased' (it compares two "
 		       "whole values)";
+	if ((m & M_BASE64OFF) && !(m & M_CONTAINS))
+		return "'base64offset' needs 'contains' (its fragments are parts of a longer "
+		       "Base64 "
+		       "text: never a whole value, nor the start or the end of one)";
 	return NULL;
 }
 

@@ -660,6 +660,8 @@ static void test_contradictions(void **state)
 	    {"CommandLine|wide|contains", "must be followed by base64 or base64offset", -EBADMSG},
 	    {"CommandLine|base64|wide", "must come before base64/base64offset", -EBADMSG},
 	    {"CommandLine|windash|base64offset", "'windash' with 'base64'", -EBADMSG},
+	    {"CommandLine|base64offset", "'base64offset' needs 'contains'", -EBADMSG},
+	    {"CommandLine|wide|base64offset|endswith", "'base64offset' needs 'contains'", -EBADMSG},
 	    {"CommandLine|cidr|contains", "'cidr' can only be combined with 'all'", -EBADMSG},
 	    {"CommandLine|gt|lte", "more than one of gt, gte, lt, lte", -EBADMSG},
 	    {"CommandLine|gt|contains", "can only be combined with 'all'", -EBADMSG},
