@@ -136,7 +136,7 @@ id: 7d1f0b7e-2b7a-4d52-9a55-1c9f00000001
 logsource: {category: process_creation, product: windows}
 detection:
   selection:
-    User|expand: '%domain%\%admins%'
+    User|expand: '%domain%\\%admins%'
     Image|endswith: '\psexec.exe'
   condition: selection
 EOF

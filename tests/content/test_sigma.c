@@ -785,9 +785,17 @@ static void test_expand(void **state)
 
 	expect_ir_ph(HEADER "detection:\n  s:\n    User|expand: '%admins%'\n  condition: s\n", ph,
 		     "User eq 'adm_*'; User eq 'root' | a0 a1 |");
+	/* The rules specification's escapes: "\\%" is a plain '%' that starts no placeholder, "\\\\"
+	 * an escaped backslash (kept: the matcher reads it as one backslash). */
+	expect_ir_ph(HEADER "detection:\n  s:\n    User|expand: '%domain%\\\\%admins%'\n"
+			    "  condition: s\n",
+		     ph, "User eq 'CORP\\\\adm_*'; User eq 'CORP\\\\root' | a0 a1 |");
 	expect_ir_ph(HEADER "detection:\n  s:\n    User|expand: '%domain%\\%admins%'\n"
 			    "  condition: s\n",
-		     ph, "User eq 'CORP\\adm_*'; User eq 'CORP\\root' | a0 a1 |");
+		     ph, "User eq 'CORP%admins%' | a0");
+	expect_ir_ph(HEADER "detection:\n  s:\n    User|expand: '\\%one%%one%\\x'\n"
+			    "  condition: s\n",
+		     ph, "User eq '%one%x\\x' | a0");
 	expect_ir_ph(HEADER "detection:\n  s:\n    User|expand|contains: '%admins%'\n"
 			    "  condition: s\n",
 		     ph, "User contains 'adm_*'; User contains 'root' | a0 a1 |");
