@@ -51,7 +51,8 @@ int rf_source_open(const char *names, struct rf_source **ret, struct rf_diag *re
 	int r = 0;
 
 	if (!names || !parse_names(names, &proc, &audit))
-		return rf_diag_report(reterr, -EINVAL, "unknown event source '%s' (this build has: %s)",
+		return rf_diag_report(reterr, -EINVAL,
+				      "unknown event source '%s' (this build has: %s)",
 				      names ? names : "", RF_SOURCE_NAMES);
 	s = calloc(1, sizeof(*s));
 	if (!s)

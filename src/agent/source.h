@@ -13,7 +13,7 @@
 #include "agent/source_audit.h"
 #include "agent/source_proc.h"
 
-#define RF_SOURCE_NAMES "proc, audit, proc,audit"
+#define RF_SOURCE_NAMES	      "proc, audit, proc,audit"
 #define RF_SOURCE_MEMBERS_MAX 2
 
 struct rf_source;

@@ -130,7 +130,7 @@ static const struct {
 
 #define T_SYSCALL 1300
 #define T_EXECVE  1309
-#define T_EOE	 1320
+#define T_EOE	  1320
 
 enum { F_STR, F_INT };
 #define F_HEX  0x10 /* an untrusted string: hex-decode when unquoted and all hex */
@@ -213,9 +213,6 @@ static const struct {
 #define FI_SERIAL 2u
 #define FI_NAMED  3u
 #define FI_ARG	  (FI_NAMED + (unsigned)N_NAMED)
-#define FI_SYSCALL FI_NAMED /* "SYSCALL" sorts first (upper case) */
-#define FI_ARCH	   (FI_NAMED + 3u)
-#define FI_NR	   (FI_NAMED + 52u)
 #define N_FIELDS  (FI_ARG + RF_SOURCE_AUDIT_ARGS)
 
 _Static_assert(N_FIELDS <= RF_MANIFEST_FIELDS_MAX, "more audit fields than a manifest holds");
@@ -249,12 +246,13 @@ struct rf_source_audit {
 	bool full;
 	uint8_t *val; /* the current value, decoded */
 	size_t vlen;
-	unsigned cur;	 /* the field val belongs to (N_FIELDS: none) */
-	bool cur_int;	 /* ... is an int field */
-	long cur_piece;	 /* EXECVE aN[i]: the i expected next (-1: not a split argument) */
+	unsigned cur;	/* the field val belongs to (N_FIELDS: none) */
+	bool cur_int;	/* ... is an int field */
+	long cur_piece; /* EXECVE aN[i]: the i expected next (-1: not a split argument) */
 	unsigned missing;
 	unsigned nfields;
-	long arch, nr; /* of a SYSCALL record (-1: none) */
+	long arch, nr;			     /* of a SYSCALL record (-1: none) */
+	unsigned fi_syscall, fi_arch, fi_nr; /* where SYSCALL, arch and syscall are */
 	uint8_t done[(N_FIELDS + 7) / 8];
 	uint8_t *rbuf;
 };
@@ -332,7 +330,8 @@ const char *rf_source_audit_field(size_t i, bool *ret_int)
 
 	if (i >= N_FIELDS)
 		return NULL;
-	*ret_int = i == FI_SERIAL || (i >= FI_NAMED && i < FI_ARG && named[i - FI_NAMED].flags == F_INT);
+	*ret_int =
+	    i == FI_SERIAL || (i >= FI_NAMED && i < FI_ARG && named[i - FI_NAMED].flags == F_INT);
 	if (i < FI_ARG)
 		return field_name((unsigned)i, NULL, 0);
 	snprintf(args[i - FI_ARG], sizeof(args[0]), "a%zu", i - FI_ARG);
@@ -434,9 +433,10 @@ static void flush_val(struct rf_source_audit *s)
 {
 	if (s->cur >= N_FIELDS)
 		return;
-	if (s->cur == FI_ARCH && !is_done(s, FI_ARCH))
+	if (s->cur == s->fi_arch && !is_done(s, s->fi_arch))
 		s->arch = hex_u32(s->val, s->vlen);
-	if (s->cur == FI_NR && !is_done(s, FI_NR) && int_text(s->val, s->vlen) && s->vlen < 8) {
+	if (s->cur == s->fi_nr && !is_done(s, s->fi_nr) && int_text(s->val, s->vlen) &&
+	    s->vlen < 8) {
 		s->nr = 0;
 		for (size_t i = 0; i < s->vlen; i++)
 			s->nr = s->nr * 10 + (s->val[i] - '0');
@@ -447,7 +447,8 @@ static void flush_val(struct rf_source_audit *s)
 		else if (field_begin(s, s->cur))
 			put(s, s->val, s->vlen);
 	} else {
-		if (s->cur >= FI_NAMED && s->cur < FI_ARG && (named[s->cur - FI_NAMED].flags & F_ARGV))
+		if (s->cur >= FI_NAMED && s->cur < FI_ARG &&
+		    (named[s->cur - FI_NAMED].flags & F_ARGV))
 			for (size_t i = 0; i < s->vlen; i++)
 				if (s->val[i] == 0)
 					s->val[i] = ' '; /* arguments, as auditd shows them */
@@ -539,7 +540,7 @@ static void take(struct rf_source_audit *s, uint16_t type, const uint8_t *k, siz
 		}
 		flush_val(s);
 		if (piece > 0)
-			return; /* a piece without its start (split across records): not the value */
+			return; /* a piece whose start was in another record: no value */
 		s->cur = FI_ARG + (unsigned)a;
 		s->cur_int = false;
 		s->cur_piece = piece == 0 ? 1 : -1;
@@ -659,7 +660,7 @@ static void syscall_name(struct rf_source_audit *s)
 	}
 	for (size_t i = 0; i < sizeof(syscalls) / sizeof(syscalls[0]); i++)
 		if (syscalls[i].nr == s->nr) {
-			field_str(s, FI_SYSCALL, syscalls[i].name, strlen(syscalls[i].name));
+			field_str(s, s->fi_syscall, syscalls[i].name, strlen(syscalls[i].name));
 			return;
 		}
 	s->missing++;
@@ -738,7 +739,7 @@ int rf_source_audit_put(struct rf_source_audit *s, uint16_t type, const uint8_t 
 		put(s, b, (size_t)snprintf(b, sizeof(b), "%llu", (unsigned long long)serial));
 	}
 	tokens(s, type, p + body, n - body, 0);
-	if (type == T_SYSCALL && !is_done(s, FI_SYSCALL))
+	if (type == T_SYSCALL && !is_done(s, s->fi_syscall))
 		syscall_name(s);
 	if (s->full) {
 		s->st.malformed++; /* longer than an event line may be (not from the kernel) */
@@ -776,7 +777,8 @@ int rf_source_audit_put_line(struct rf_source_audit *s, const uint8_t *p, size_t
 			type = (long)v;
 	} else {
 		for (size_t k = 0; k < sizeof(types) / sizeof(types[0]); k++)
-			if (strlen(types[k].name) == i - t0 && !memcmp(types[k].name, p + t0, i - t0))
+			if (strlen(types[k].name) == i - t0 &&
+			    !memcmp(types[k].name, p + t0, i - t0))
 				type = types[k].type;
 	}
 	while (i < n && p[i] == ' ')
@@ -801,6 +803,9 @@ int rf_source_audit_new(struct rf_source_audit **ret)
 	s->enabled = -1;
 	s->cur = N_FIELDS;
 	s->cur_piece = -1;
+	s->fi_syscall = FI_NAMED + (unsigned)find_named((const uint8_t *)"SYSCALL", 7);
+	s->fi_arch = FI_NAMED + (unsigned)find_named((const uint8_t *)"arch", 4);
+	s->fi_nr = FI_NAMED + (unsigned)find_named((const uint8_t *)"syscall", 7);
 	s->line = malloc(RF_EVENT_LINE_MAX);
 	s->val = malloc(RF_EVENT_LINE_MAX);
 	if (!s->line || !s->val) {
@@ -937,8 +942,7 @@ void rf_source_audit_stats(const struct rf_source_audit *s, struct rf_source_sta
 	*ret = s->st;
 }
 
-int rf_source_audit_read(struct rf_source_audit *s, const struct rf_source_sink *sink,
-			 size_t max)
+int rf_source_audit_read(struct rf_source_audit *s, const struct rf_source_sink *sink, size_t max)
 {
 	size_t done = 0;
 
@@ -968,7 +972,8 @@ int rf_source_audit_read(struct rf_source_audit *s, const struct rf_source_sink 
 			continue; /* only the kernel speaks on this group */
 		memcpy(&nl, s->rbuf, sizeof(nl));
 		len = (size_t)n;
-		/* the group gets the true length; tolerate the unicast quirk (header not counted) */
+		/* the group gets the true length; tolerate the unicast quirk (header not counted)
+		 */
 		if (nl.nlmsg_len >= NLMSG_HDRLEN && nl.nlmsg_len <= len)
 			len = nl.nlmsg_len;
 		if (nl.nlmsg_type < AUDIT_FIRST_USER_MSG)

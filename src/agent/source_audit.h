@@ -62,8 +62,7 @@ int rf_source_audit_enabled(const struct rf_source_audit *s);
  * one event line put to sink (or is dropped when sink->room is short). Returns the number of
  * messages read (0: nothing was waiting), or a negative errno if the socket failed.
  */
-int rf_source_audit_read(struct rf_source_audit *s, const struct rf_source_sink *sink,
-			 size_t max);
+int rf_source_audit_read(struct rf_source_audit *s, const struct rf_source_sink *sink, size_t max);
 
 /*
  * One record as the kernel sends it: type is the netlink message type (AUDIT_SYSCALL 1300...),

@@ -124,12 +124,12 @@ static const char *get(const char *name)
 	return NULL;
 }
 
-#define want(name, value)                                                                         \
-	do {                                                                                      \
-		const char *got_ = get(name);                                                     \
-		if (!got_ || strcmp(got_, (value)))                                               \
-			fail_msg("%s: got '%s', want '%s'", (name), got_ ? got_ : "<absent>",     \
-				 (value));                                                        \
+#define want(name, value)                                                                          \
+	do {                                                                                       \
+		const char *got_ = get(name);                                                      \
+		if (!got_ || strcmp(got_, (value)))                                                \
+			fail_msg("%s: got '%s', want '%s'", (name), got_ ? got_ : "<absent>",      \
+				 (value));                                                         \
 	} while (0)
 
 static int put(uint16_t type, const char *text)
@@ -179,13 +179,14 @@ static void test_syscall(void **state)
 	want("tty", "pts0");
 	want("exit", "0");
 	/* the enriched form of auditd's log: its SYSCALL= wins, upper-case others are not fields */
-	assert_int_equal(put_line("type=SYSCALL msg=audit(1700000001.000:4243): arch=c000003e "
-				  "syscall=133 success=yes exit=0 a0=7ffc a1=2190 a2=0 a3=0 items=2 "
-				  "ppid=1 pid=2 auid=0 uid=0 gid=0 euid=0 suid=0 fsuid=0 egid=0 "
-				  "sgid=0 fsgid=0 tty=(none) ses=1 comm=\"mknod\" "
-				  "exe=\"/usr/bin/mknod\" key=(null)\x1d"
-				  "ARCH=x86_64 SYSCALL=mknod AUID=\"root\" UID=\"root\""),
-			 0);
+	assert_int_equal(
+	    put_line("type=SYSCALL msg=audit(1700000001.000:4243): arch=c000003e "
+		     "syscall=133 success=yes exit=0 a0=7ffc a1=2190 a2=0 a3=0 items=2 "
+		     "ppid=1 pid=2 auid=0 uid=0 gid=0 euid=0 suid=0 fsuid=0 egid=0 "
+		     "sgid=0 fsgid=0 tty=(none) ses=1 comm=\"mknod\" "
+		     "exe=\"/usr/bin/mknod\" key=(null)\x1d"
+		     "ARCH=x86_64 SYSCALL=mknod AUID=\"root\" UID=\"root\""),
+	    0);
 	want("SYSCALL", "mknod");
 	want("key", "(null)");
 	want("tty", "(none)");
@@ -234,9 +235,10 @@ static void test_execve(void **state)
 static void test_path_cwd_proctitle(void **state)
 {
 	(void)state;
-	assert_int_equal(put(1302, "audit(1700000000.123:4246): item=0 name=2F6574632F6C642E736F2E"
-				   "7072656C6F6164 inode=1234 dev=08:01 mode=0100644 ouid=0 ogid=0 "
-				   "rdev=00:00 nametype=NORMAL cap_fp=0 cap_fi=0 cap_fe=0 cap_fver=0"),
+	assert_int_equal(put(1302,
+			     "audit(1700000000.123:4246): item=0 name=2F6574632F6C642E736F2E"
+			     "7072656C6F6164 inode=1234 dev=08:01 mode=0100644 ouid=0 ogid=0 "
+			     "rdev=00:00 nametype=NORMAL cap_fp=0 cap_fi=0 cap_fe=0 cap_fver=0"),
 			 0);
 	want("type", "PATH");
 	want("name", "/etc/ld.so.preload");
@@ -247,8 +249,7 @@ static void test_path_cwd_proctitle(void **state)
 	want("cwd", "/root");
 	assert_int_equal(put(1327, "audit(1.000:4246): proctitle=2F62696E2F7368002D63006C73"), 0);
 	want("proctitle", "/bin/sh -c ls");
-	assert_int_equal(put(1306, "audit(1.000:4246): saddr=0200115C7F0000010000000000000000"),
-			 0);
+	assert_int_equal(put(1306, "audit(1.000:4246): saddr=0200115C7F0000010000000000000000"), 0);
 	want("type", "SOCKADDR");
 	want("saddr", "0200115C7F0000010000000000000000");
 }
@@ -314,9 +315,9 @@ static void test_every_field(void **state)
 	assert_int_equal(n, rf_manifest_event_nfields(manifest, "linux_auditd"));
 	assert_int_equal(put(1309, rec), 0);
 	assert_int_equal(ev.n_fields, n);
-	want("exe", "\xef\xbf\xbd\n\"");	/* decoded: FF is not UTF-8 */
-	want("a5", "\xef\xbf\xbd\n\"");		/* EXECVE arguments too */
-	want("arch", "FF0A22");			/* not an untrusted string: as logged */
+	want("exe", "\xef\xbf\xbd\n\""); /* decoded: FF is not UTF-8 */
+	want("a5", "\xef\xbf\xbd\n\"");	 /* EXECVE arguments too */
+	want("arch", "FF0A22");		 /* not an untrusted string: as logged */
 }
 
 /* Malformed input: no stamp, bad stamps, every prefix of every sample, random bytes, random
@@ -329,8 +330,14 @@ static void test_garbage(void **state)
 	    "audit(1.000:77): pid=1 uid=0 msg='unit=firewalld comm=\"systemd\" res=success'",
 	    "audit(1.000:78): proctitle=2F62696E2F7368002D63006C73 name=\"unterminated",
 	};
-	const char *bad[] = {"",	   "audit(",	 "audit(1.2:3",	    "audit(1:2): a=b",
-			     "audit(x.1:2)", "audit(1.2:)", "type=SYSCALL msg=", "type=NOPE msg=audit(1.2:3): x=1"};
+	const char *bad[] = {"",
+			     "audit(",
+			     "audit(1.2:3",
+			     "audit(1:2): a=b",
+			     "audit(x.1:2)",
+			     "audit(1.2:)",
+			     "type=SYSCALL msg=",
+			     "type=NOPE msg=audit(1.2:3): x=1"};
 	uint64_t rnd = 0x9e3779b97f4a7c15ull;
 	uint8_t buf[512];
 	struct rf_source_stats st;
@@ -344,8 +351,8 @@ static void test_garbage(void **state)
 	}
 	for (size_t s = 0; s < sizeof(samples) / sizeof(samples[0]); s++)
 		for (size_t k = 0; k <= strlen(samples[s]); k++) {
-			int r = rf_source_audit_put(src, 1309, (const uint8_t *)samples[s], k,
-						    &sink);
+			int r =
+			    rf_source_audit_put(src, 1309, (const uint8_t *)samples[s], k, &sink);
 			if (r == 0)
 				check_last();
 			else
@@ -360,7 +367,8 @@ static void test_garbage(void **state)
 			rnd ^= rnd >> 7;
 			rnd ^= rnd << 17;
 			/* mostly the sample with bytes changed, sometimes pure noise */
-			buf[i] = (round & 7) && i < bl && (rnd & 15) ? (uint8_t)base[i] : (uint8_t)rnd;
+			buf[i] =
+			    (round & 7) && i < bl && (rnd & 15) ? (uint8_t)base[i] : (uint8_t)rnd;
 		}
 		if (round & 1)
 			memcpy(buf, "audit(1.2:3): ", 14);
@@ -388,13 +396,13 @@ static void test_accounting(void **state)
 	static const struct {
 		unsigned serial;
 		uint64_t lost;
-	} steps[] = {{10, 0}, {10, 0}, {12, 1}, {11, 0}, {11, 0}, {15, 2}, {13, 1},
-		     {13, 1}, {200, 185}, {14, 185}, {150, 184}, {140, 183}, {140, 183}, {100, 183}};
+	} steps[] = {{10, 0},	 {10, 0},    {12, 1},	 {11, 0},    {11, 0},
+		     {15, 2},	 {13, 1},    {13, 1},	 {200, 185}, {14, 185},
+		     {150, 184}, {140, 183}, {140, 183}, {100, 183}};
 	for (size_t i = 0; i < sizeof(steps) / sizeof(steps[0]); i++) {
 		snprintf(rec, sizeof(rec), "audit(1.000:%u): pid=1", steps[i].serial);
-		assert_int_equal(rf_source_audit_put(s, 1300, (const uint8_t *)rec, strlen(rec),
-						     &sink),
-				 0);
+		assert_int_equal(
+		    rf_source_audit_put(s, 1300, (const uint8_t *)rec, strlen(rec), &sink), 0);
 		rf_source_audit_stats(s, &st);
 		if (st.kernel_lost != steps[i].lost)
 			fail_msg("step %zu (serial %u): lost %llu, want %llu", i, steps[i].serial,
@@ -410,9 +418,9 @@ static void test_accounting(void **state)
 	cap.room = RF_EVENT_LINE_MAX - 1;
 	for (unsigned i = 0; i < 5; i++) {
 		snprintf(rec, sizeof(rec), "audit(1.000:%u): pid=1", 202 + i);
-		assert_int_equal(rf_source_audit_put(s, 1300, (const uint8_t *)rec, strlen(rec),
-						     &sink),
-				 -ENOSPC);
+		assert_int_equal(
+		    rf_source_audit_put(s, 1300, (const uint8_t *)rec, strlen(rec), &sink),
+		    -ENOSPC);
 	}
 	cap.room = SIZE_MAX;
 	assert_int_equal(cap.lines, lines);
@@ -451,10 +459,14 @@ static void test_oversize(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-	    cmocka_unit_test(test_syscall),	       cmocka_unit_test(test_execve),
-	    cmocka_unit_test(test_path_cwd_proctitle), cmocka_unit_test(test_user),
-	    cmocka_unit_test(test_every_field),	       cmocka_unit_test(test_garbage),
-	    cmocka_unit_test(test_accounting),	       cmocka_unit_test(test_oversize),
+	    cmocka_unit_test(test_syscall),
+	    cmocka_unit_test(test_execve),
+	    cmocka_unit_test(test_path_cwd_proctitle),
+	    cmocka_unit_test(test_user),
+	    cmocka_unit_test(test_every_field),
+	    cmocka_unit_test(test_garbage),
+	    cmocka_unit_test(test_accounting),
+	    cmocka_unit_test(test_oversize),
 	};
 
 	return cmocka_run_group_tests(tests, setup, teardown);
