@@ -374,8 +374,8 @@ static bool int_text(const uint8_t *p, size_t n)
 {
 	size_t i = n && p[0] == '-';
 
-	if (n - i == 0 || n - i > 18)
-		return false;
+	if (n - i == 0 || n - i > 18 || (p[i] == '0' && n - i > 1))
+		return false; /* JSON has no leading zeros */
 	for (; i < n; i++)
 		if (p[i] < '0' || p[i] > '9')
 			return false;
@@ -436,7 +436,7 @@ static void flush_val(struct rf_source_audit *s)
 	if (s->cur == s->fi_arch && !is_done(s, s->fi_arch))
 		s->arch = hex_u32(s->val, s->vlen);
 	if (s->cur == s->fi_nr && !is_done(s, s->fi_nr) && int_text(s->val, s->vlen) &&
-	    s->vlen < 8) {
+	    s->val[0] != '-' && s->vlen < 8) {
 		s->nr = 0;
 		for (size_t i = 0; i < s->vlen; i++)
 			s->nr = s->nr * 10 + (s->val[i] - '0');

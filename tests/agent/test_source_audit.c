@@ -277,10 +277,12 @@ static void test_user(void **state)
 	want("type", "USER_CMD");
 	want("cmd", "id -u");
 	want("cwd", "/home/u");
-	assert_int_equal(put(2501, "audit(1.000:79): pid=5 uid=root op=x"), 0);
+	assert_int_equal(put(2501, "audit(1.000:79): pid=007 uid=root ses=-0 auid=0 op=x"), 0);
 	want("type", "UNKNOWN[2501]");
 	want("op", "x");
+	want("auid", "0");
 	assert_null(get("uid"));
+	assert_null(get("pid")); /* not JSON's number syntax: left out */
 	assert_int_equal(put_line("type=UNKNOWN[2502] msg=audit(1.000:80): op=y"), 0);
 	want("type", "UNKNOWN[2502]");
 	/* AVC-style words without '=' are skipped */
