@@ -239,6 +239,22 @@
 /* The kernel acknowledges a subscription synchronously, inside our send(); 2 s is generous
  * even on a loaded host, and an unanswered one means a namespace the connector ignores. */
 #define RF_SOURCE_PROC_ACK_TIMEOUT_MS 2000
+/* The audit source (src/agent/source_audit.h). Kernel socket buffer: 8 MiB holds ~20,000 typical
+ * records (a few hundred bytes each) while the consumer catches up; a larger backlog waits in the
+ * kernel's own audit queue (its backlog_limit), which auditd shares. */
+#define RF_SOURCE_AUDIT_RCVBUF (8u * 1024 * 1024)
+/* One record: the kernel's MAX_AUDIT_MESSAGE_LENGTH is 8,970 bytes; 64 KiB leaves room for any
+ * future growth, and a longer datagram is cut (the record then fails to parse and is counted). */
+#define RF_SOURCE_AUDIT_RECORD_MAX (64u * 1024)
+/* EXECVE arguments supplied as fields a0..a63: SigmaHQ's rules name up to a7; 64 arguments cover
+ * real command lines while keeping the event under RF_EVENT_FIELDS_MAX. Later ones are counted
+ * as lost fields (the record's PROCTITLE still has the first 128 bytes of the whole line). */
+#define RF_SOURCE_AUDIT_ARGS 64u
+/* Serials below the highest seen that may still arrive (records of concurrent events interleave
+ * on their way from each CPU to the kernel's queue): one 64-bit word of history. */
+#define RF_SOURCE_AUDIT_REORDER 64u
+/* The kernel answers AUDIT_GET inside our sendto(); 1 s is generous on a loaded host. */
+#define RF_SOURCE_AUDIT_GET_TIMEOUT_MS 1000
 /* The agent's source child (src/agent/events.c): its "ready" must come within 5 s (its own
  * subscription gives up after 2 s); a dead source is restarted after 1 s, a failed restart
  * retried every 10 s; drops are logged (and made durable) at most once a minute, not per event. */

@@ -7,7 +7,7 @@
  *                 signed schedule, verifier child) and rollback orders
  *   http.c        one POST to the server
  *   events.c      the event sources the worker reads (files, FIFOs, sockets, the kernel's
- *                 process connector through a source child, source_proc.c)
+ *                 process connector and audit records through a source child, source.h)
  *   manifests.c   which embedded manifest the run verifies and loads packs against (follows
  *                 --events; --manifest names one)
  *
@@ -70,7 +70,7 @@ struct agent {
 	uint64_t worker_events, worker_alerts;
 	int events_fd, alerts_fd;
 	bool events_follow;
-	/* the event source child (--events proc, events.c): it writes event lines into the pipe
+	/* the event source child (--events proc|audit|proc,audit, events.c): it writes event lines into the pipe
 	 * whose read end is events_fd, and its counters as lines on source_status_fd */
 	pid_t source;
 	int source_out_fd, source_status_fd;

@@ -1,12 +1,13 @@
 /*
  * ringfence-agent's event sources: what --events names, opened into the file descriptor the
  * worker reads JSON event lines from (a file followed as it grows, a FIFO, stdin, a listening
- * unix socket, or "proc": this host's process creation). The supervisor opens it once; each
- * worker it starts inherits it, so a worker restart loses no source.
+ * unix socket, or a host source: "proc" this host's process creation, "audit" its kernel audit
+ * records, "proc,audit" both). The supervisor opens it once; each worker it starts inherits it,
+ * so a worker restart loses no source.
  *
- * "proc" runs in its own child (source_proc.h): it reads the kernel's process connector,
- * enriches from /proc and writes event lines through a bounded queue into a pipe the worker
- * reads. A child, so that neither a check-in (which can hold the supervisor's loop for up to
+ * A host source runs in its own child (source.h): it reads the kernel (the process connector,
+ * enriched from /proc; the audit read-log group) and writes event lines through a bounded queue
+ * into a pipe the worker reads. A child, so that neither a check-in (which can hold the supervisor's loop for up to
  * RF_AGENT_HTTP_TIMEOUT_S) nor a worker restart makes the kernel drop events, and so that the
  * source's work never delays the supervisor. It evaluates no content (only the worker does) and
  * says its counters once a second at most; the supervisor adds what was dropped or lost to the
@@ -29,7 +30,7 @@
 #include <unistd.h>
 
 #include "agent/agent.h"
-#include "agent/source_proc.h"
+#include "agent/source.h"
 #include "common/log.h"
 #include "common/util.h"
 
@@ -47,7 +48,7 @@ int rf__agent_events_open(struct agent *ag)
 	ag->source_out_fd = ag->source_status_fd = -1;
 	if (!e)
 		return 0;
-	if (strcmp(e, "proc") == 0) {
+	if (rf_source_known(e)) {
 		int p[2], r;
 		if (pipe2(p, O_CLOEXEC) < 0)
 			return -errno;
@@ -113,21 +114,22 @@ static void say_stats(int fd, const struct rf_source_stats *st)
 	    (unsigned long long)st->fields_lost);
 }
 
-static _Noreturn void source_main(int out, int status)
+static _Noreturn void source_main(const char *names, int out, int status)
 {
-	struct rf_source_proc *sp = NULL;
+	struct rf_source *sp = NULL;
 	struct rf_source_queue *q = NULL;
 	struct rf_source_stats st, said = {0};
 	struct rf_diag d = {0};
 	uint64_t said_at = 0;
-	int r;
+	int r, fds[RF_SOURCE_MEMBERS_MAX];
+	size_t nfds;
 
 	signal(SIGTERM, SIG_DFL);
 	signal(SIGINT, SIG_IGN);
 	signal(SIGCHLD, SIG_DFL);
 	signal(SIGPIPE, SIG_IGN);
 	close_others(out, status);
-	if ((r = rf_source_proc_open(&sp, &d)) < 0) {
+	if ((r = rf_source_open(names, &sp, &d)) < 0) {
 		rf_fd_say(status, "failed %d %s", -r, d.first[0] ? d.first : rf_strerror(r));
 		_exit(3);
 	}
@@ -136,26 +138,32 @@ static _Noreturn void source_main(int out, int status)
 		_exit(3);
 	}
 	(void)fcntl(out, F_SETFL, fcntl(out, F_GETFL) | O_NONBLOCK);
+	if (rf_source_warning(sp))
+		rf_fd_say(status, "warning %s", rf_source_warning(sp));
 	rf_fd_say(status, "ready");
+	nfds = rf_source_fds(sp, fds);
 	struct rf_source_sink sink = rf_source_queue_sink(q);
 	for (;;) {
-		struct pollfd pf[2] = {{.fd = rf_source_proc_fd(sp), .events = POLLIN},
-				       {.fd = out, .events = POLLOUT}};
+		struct pollfd pf[RF_SOURCE_MEMBERS_MAX + 1];
 		uint64_t now;
 
-		rf_source_proc_stats(sp, &st);
+		for (size_t i = 0; i < nfds; i++)
+			pf[i] = (struct pollfd){.fd = fds[i], .events = POLLIN};
+		pf[nfds] = (struct pollfd){.fd = out, .events = POLLOUT};
+		rf_source_stats(sp, &st);
 		bool owe = memcmp(&st, &said, sizeof(st)) != 0;
-		if (poll(pf, rf_source_queue_len(q) ? 2 : 1, owe ? 1000 : -1) < 0 && errno != EINTR)
+		if (poll(pf, nfds + (rf_source_queue_len(q) ? 1 : 0), owe ? 1000 : -1) < 0 &&
+		    errno != EINTR)
 			_exit(4);
-		if ((r = rf_source_proc_read(sp, &sink, 256)) < 0) {
-			rf_fd_say(status, "failed %d reading the process connector: %s", -r,
+		if ((r = rf_source_read(sp, &sink, 256)) < 0) {
+			rf_fd_say(status, "failed %d reading %s: %s", -r, rf_source_describe(sp),
 			    rf_strerror(r));
 			_exit(4);
 		}
 		if (rf_source_queue_flush(q, out) < 0)
 			_exit(4);
 		now = rf_now_mono_ns();
-		rf_source_proc_stats(sp, &st);
+		rf_source_stats(sp, &st);
 		if (memcmp(&st, &said, sizeof(st)) != 0 && now - said_at >= 1000000000u) {
 			say_stats(status, &st);
 			said = st;
@@ -183,12 +191,22 @@ int rf__agent_source_start(struct agent *ag)
 	if (pid == 0) {
 		prctl(PR_SET_PDEATHSIG, SIGKILL); /* never outlive the supervisor */
 		close(p[0]);
-		source_main(ag->source_out_fd, p[1]);
+		source_main(ag->o.events, ag->source_out_fd, p[1]);
 	}
 	close(p[1]);
 	/* its first line: "ready", or "failed ERRNO why" (no root, no connector, ...) */
 	uint64_t until = now_ms() + RF_AGENT_SOURCE_READY_TIMEOUT_MS;
-	for (uint64_t t = now_ms(); t < until && !memchr(line, '\n', len); t = now_ms()) {
+	for (uint64_t t = now_ms(); t < until; t = now_ms()) {
+		char *w = memchr(line, '\n', len);
+		if (w && len > 8 && !memcmp(line, "warning ", 8)) { /* said before "ready" */
+			*w = 0;
+			rf_log_warn("event source: %s", line + 8);
+			len -= (size_t)(w + 1 - line);
+			memmove(line, w + 1, len);
+			continue;
+		}
+		if (w)
+			break;
 		struct pollfd pf = {.fd = p[0], .events = POLLIN};
 		if (poll(&pf, 1, (int)(until - t)) <= 0)
 			continue;
@@ -206,8 +224,12 @@ int rf__agent_source_start(struct agent *ag)
 		ag->source_len = len - 6; /* a stats line may follow at once */
 		memcpy(ag->source_buf, line + 6, ag->source_len);
 		(void)fcntl(p[0], F_SETFL, fcntl(p[0], F_GETFL) | O_NONBLOCK);
-		rf_log_info("event source %d: process creation (the kernel's process connector)",
-			    (int)pid);
+		rf_log_info("event source %d: %s", (int)pid,
+			    strcmp(ag->o.events, "proc") == 0
+				? "process creation (the kernel's process connector)"
+				: strcmp(ag->o.events, "audit") == 0
+				      ? "audit records (the kernel's audit read-log group)"
+				      : "process creation and audit records");
 		return 0;
 	}
 	if (nl && strncmp(line, "failed ", 7) == 0) {

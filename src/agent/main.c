@@ -116,7 +116,8 @@ static void usage_run(FILE *f)
 	fprintf(
 	    f,
 	    "usage: ringfence-agent run --server URL [--store DIR] [--ring NAME]\n"
-	    "                           [--events proc|SOCKET|FILE|-] [--alerts FILE|-] [options]\n"
+	    "                           [--events proc|audit|SOCKET|FILE|-] [--alerts FILE|-]\n"
+	    "                           [options]\n"
 	    "\n"
 	    "Run the agent: check in with the server, take releases through TUF, run content on\n"
 	    "trial under the crash-loop guard, evaluate events in a supervised worker.\n"
@@ -128,7 +129,9 @@ static void usage_run(FILE *f)
 	    "for\n"
 	    "                        stdin, or unix:PATH to listen on a unix stream socket;\n"
 	    "                        or 'proc': this host's process creation from the kernel\n"
-	    "                        (needs root: CAP_NET_ADMIN; docs/agent.md, Event sources)\n"
+	    "                        (needs root: CAP_NET_ADMIN; docs/agent.md, Event sources);\n"
+	    "                        'audit': its kernel audit records (CAP_AUDIT_READ);\n"
+	    "                        'proc,audit': both\n"
 	    "  --alerts DST          alerts as JSON lines: FILE (appended) or '-' for stdout\n"
 	    "  --manifest NAME       verify packs against this embedded manifest (default: the\n"
 	    "                        one for --events: 'proc' ringfence-agent-linux-1.2.0,\n"

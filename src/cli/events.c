@@ -1,7 +1,8 @@
 /*
- * `ringfence events --source proc`: watch this host's process creation (the kernel's process
- * connector, src/agent/source_proc.h) and print one JSON event line per exec on stdout, the
- * format `ringfence content eval` and ringfence-agent read. Stdout is written without blocking
+ * `ringfence events --source proc|audit|proc,audit`: watch this host's process creation (the
+ * kernel's process connector, src/agent/source_proc.h) or audit records (the kernel's audit
+ * read-log group, src/agent/source_audit.h) and print one JSON event line per exec or record on
+ * stdout, the format `ringfence content eval` and ringfence-agent read. Stdout is written without blocking
  * through a bounded queue, so a slow reader costs counted drops, never memory. At the end the
  * counters go to stderr as one JSON object (seen, emitted, dropped, kernel_lost, ...).
  */
@@ -15,7 +16,7 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "agent/source_proc.h"
+#include "agent/source.h"
 #include "cli/cli.h"
 #include "common/opt.h"
 #include "ringfence/limits.h"
@@ -32,37 +33,42 @@ static void usage(FILE *f)
 {
 	fprintf(
 	    f,
-	    "usage: ringfence events --source proc [--count N] [--timeout SECONDS] [--queue "
-	    "BYTES]\n"
+	    "usage: ringfence events --source proc|audit|proc,audit [--count N]\n"
+	    "                        [--timeout SECONDS] [--queue BYTES]\n"
 	    "\n"
 	    "Print this host's events as JSON lines (one per line, the format 'ringfence\n"
 	    "content eval' and 'ringfence-agent run' read), until --count events were printed,\n"
 	    "--timeout seconds passed, or SIGINT/SIGTERM. Counters go to stderr at the end as\n"
 	    "one JSON object: seen, emitted, dropped (no room: the reader is slow), kernel_lost\n"
 	    "(the kernel could not deliver), partial and fields_lost (the process was gone\n"
-	    "before /proc could be read), truncated.\n"
+	    "before /proc could be read; an audit field the event cannot carry), truncated,\n"
+	    "malformed (audit records that could not be read).\n"
 	    "\n"
 	    "  --source proc      process creation from the kernel's process connector,\n"
 	    "                     with Sysmon for Linux's fields; needs root (CAP_NET_ADMIN)\n"
+	    "  --source audit     the kernel's audit records as linux_auditd events, one per\n"
+	    "                     record with auditd's fields; needs CAP_AUDIT_READ; what is\n"
+	    "                     recorded is up to the host's audit rules (docs/agent.md)\n"
 	    "  --count N          stop after N events\n"
 	    "  --timeout SECONDS  stop after this long\n");
 }
 
-static void print_stats(const struct rf_source_stats *st)
+static void print_stats(const char *source, const struct rf_source_stats *st)
 {
 	fprintf(stderr,
-		"{\"source\":\"proc\",\"seen\":%llu,\"emitted\":%llu,\"dropped\":%llu,"
+		"{\"source\":\"%s\",\"seen\":%llu,\"emitted\":%llu,\"dropped\":%llu,"
 		"\"kernel_lost\":%llu,\"overruns\":%llu,\"partial\":%llu,\"fields_lost\":%llu,"
-		"\"truncated\":%llu,\"table_resets\":%llu}\n",
-		(unsigned long long)st->seen, (unsigned long long)st->emitted,
+		"\"truncated\":%llu,\"table_resets\":%llu,\"malformed\":%llu}\n",
+		source, (unsigned long long)st->seen, (unsigned long long)st->emitted,
 		(unsigned long long)st->dropped, (unsigned long long)st->kernel_lost,
 		(unsigned long long)st->overruns, (unsigned long long)st->partial,
 		(unsigned long long)st->fields_lost, (unsigned long long)st->truncated,
-		(unsigned long long)st->table_resets);
+		(unsigned long long)st->table_resets, (unsigned long long)st->malformed);
 }
 
 /* Options into *count and *timeout_s. Returns -1 to go on, else the exit code. */
-static int parse(int argc, char **argv, uint64_t *count, uint64_t *timeout_s, uint64_t *queue)
+static int parse(int argc, char **argv, const char **ret_source, uint64_t *count,
+		 uint64_t *timeout_s, uint64_t *queue)
 {
 	static const struct option lo[] = {
 	    {"source", required_argument, NULL, 's'},  {"count", required_argument, NULL, 'n'},
@@ -108,33 +114,40 @@ static int parse(int argc, char **argv, uint64_t *count, uint64_t *timeout_s, ui
 		usage(stderr);
 		return 2;
 	}
-	if (strcmp(source, "proc") != 0) {
-		fprintf(stderr, "ringfence events: unknown source '%s' (this build has: proc)\n",
-			source);
+	if (!rf_source_known(source)) {
+		fprintf(stderr, "ringfence events: unknown source '%s' (this build has: %s)\n",
+			source, RF_SOURCE_NAMES);
 		return 2;
 	}
+	*ret_source = source;
 	return -1;
 }
 
 int rf_cli_events(int argc, char **argv)
 {
-	struct rf_source_proc *sp = NULL;
+	struct rf_source *sp = NULL;
 	struct rf_source_queue *q = NULL;
 	struct rf_source_stats st;
 	struct rf_diag d = {0};
+	const char *source = NULL, *warn;
+	int fds[RF_SOURCE_MEMBERS_MAX];
+	size_t nfds;
 	uint64_t count = 0, timeout_s = 0, deadline = 0, queue = RF_SOURCE_QUEUE_MAX;
 	int r, flags, rc = 0;
 
-	if ((r = parse(argc, argv, &count, &timeout_s, &queue)) >= 0)
+	if ((r = parse(argc, argv, &source, &count, &timeout_s, &queue)) >= 0)
 		return r;
-	if ((r = rf_source_proc_open(&sp, &d)) < 0) {
+	if ((r = rf_source_open(source, &sp, &d)) < 0) {
 		fprintf(stderr, "ringfence events: %s\n", d.first[0] ? d.first : rf_strerror(r));
 		return 1;
 	}
 	if (rf_source_queue_new((size_t)queue, &q) < 0) {
-		rf_source_proc_free(sp);
+		rf_source_free(sp);
 		return 1;
 	}
+	if ((warn = rf_source_warning(sp)))
+		fprintf(stderr, "ringfence events: warning: %s\n", warn);
+	nfds = rf_source_fds(sp, fds);
 	struct sigaction sa = {.sa_handler = on_stop}; /* no SA_RESTART: poll returns */
 	sigemptyset(&sa.sa_mask);
 	sigaction(SIGINT, &sa, NULL);
@@ -147,22 +160,24 @@ int rf_cli_events(int argc, char **argv)
 		deadline = rf_now_mono_ns() + timeout_s * 1000000000ull;
 	struct rf_source_sink sink = rf_source_queue_sink(q);
 	for (;;) {
-		struct pollfd pf[2] = {{.fd = rf_source_proc_fd(sp), .events = POLLIN},
-				       {.fd = 1, .events = POLLOUT}};
+		struct pollfd pf[RF_SOURCE_MEMBERS_MAX + 1];
 		uint64_t now = rf_now_mono_ns();
 		int wait = -1;
 
-		rf_source_proc_stats(sp, &st);
+		for (size_t i = 0; i < nfds; i++)
+			pf[i] = (struct pollfd){.fd = fds[i], .events = POLLIN};
+		pf[nfds] = (struct pollfd){.fd = 1, .events = POLLOUT};
+		rf_source_stats(sp, &st);
 		if (stop || (count && st.emitted >= count) || (deadline && now >= deadline))
 			break;
 		if (deadline)
 			wait = (int)((deadline - now) / 1000000u) + 1;
-		if (poll(pf, rf_source_queue_len(q) ? 2 : 1, wait) < 0 && errno != EINTR) {
+		if (poll(pf, nfds + (rf_source_queue_len(q) ? 1 : 0), wait) < 0 && errno != EINTR) {
 			rc = 1;
 			break;
 		}
 		/* with --count, one message at a time so no more than N events are printed */
-		r = rf_source_proc_read(sp, &sink, count && count - st.emitted < 64 ? 1 : 64);
+		r = rf_source_read(sp, &sink, count && count - st.emitted < 64 ? 1 : 64);
 		if (r < 0) {
 			fprintf(stderr, "ringfence events: %s\n", rf_strerror(r));
 			rc = 1;
@@ -177,9 +192,9 @@ int rf_cli_events(int argc, char **argv)
 		(void)fcntl(1, F_SETFL, flags);
 	while (rf_source_queue_len(q) > 0 && rf_source_queue_flush(q, 1) > 0)
 		;
-	rf_source_proc_stats(sp, &st);
-	print_stats(&st);
+	rf_source_stats(sp, &st);
+	print_stats(source, &st);
 	rf_source_queue_free(q);
-	rf_source_proc_free(sp);
+	rf_source_free(sp);
 	return rc;
 }

@@ -352,6 +352,18 @@ static void test_manifests_pairwise(void **state)
 		json_decref(jp);
 		json_decref(jg);
 	}
+	/* And the audit source's: linux_auditd is Linux-only, so a pack on it is accepted by the
+	 * audit manifest and refused by the general one. */
+	{
+		const struct rf_agent_manifest *audit;
+		assert_int_equal(rf_agent_manifest_choose(NULL, "audit", &audit), 0);
+		assert_true(check_pair(audit, general) > 0);
+		json_t *ja = load(audit), *jg = load(general);
+		assert_true(supplies(ja, "linux_auditd", "exe", "string"));
+		assert_false(supplies(jg, "linux_auditd", "exe", "string"));
+		json_decref(ja);
+		json_decref(jg);
+	}
 }
 
 /* The choice: --events proc -> the Linux manifest, anything else -> the general one, and an
@@ -363,6 +375,10 @@ static void test_manifest_choice(void **state)
 	(void)state;
 	assert_int_equal(rf_agent_manifest_choose(NULL, "proc", &m), 0);
 	assert_string_equal(m->name, "ringfence-agent-linux-1.2.0");
+	assert_int_equal(rf_agent_manifest_choose(NULL, "audit", &m), 0);
+	assert_string_equal(m->name, "ringfence-agent-linux-1.3.0");
+	assert_int_equal(rf_agent_manifest_choose(NULL, "proc,audit", &m), 0);
+	assert_string_equal(m->name, "ringfence-agent-linux-1.3.0");
 	assert_int_equal(rf_agent_manifest_choose(NULL, NULL, &m), 0);
 	assert_string_equal(m->name, "ringfence-agent-1.1.0");
 	assert_int_equal(rf_agent_manifest_choose(NULL, "/var/log/events.jsonl", &m), 0);

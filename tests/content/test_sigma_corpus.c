@@ -612,6 +612,116 @@ static void test_windows_sources(void **state)
 	list_free(&all);
 }
 
+/*
+ * The whole corpus against manifests/ringfence-agent-linux-1.3.0.json (issue 12 item 2, Linux):
+ * the process connector's process_creation and the audit source's linux_auditd. Per event type,
+ * rules and compiled counts, pinned; the Linux rules it does not supply (product alone, other
+ * services, file_event, network_connection) tabled by logsource; every compiled rule goes into
+ * one pack that verifies against the manifest and loads.
+ */
+static void test_linux_sources(void **state)
+{
+	const char *src = getenv("RF_SOURCE_ROOT"), *shared = getenv("RF_SHARED_DIR");
+	char *mpath = join(src ? src : ".", "manifests/ringfence-agent-linux-1.3.0.json");
+	char *root = join(shared, "sigma/rules");
+	struct list all = {0};
+	struct evtab tab = {0}, linux_other = {0};
+	struct reasons rs = {0};
+	uint8_t *mj = NULL, *pack = NULL;
+	size_t mn, plen, ok = 0, sup = 0, sup_ok = 0, lnx = 0;
+	struct rf_manifest *m = NULL;
+	struct rf_pack_builder *b = NULL;
+	struct rf_diag d = {0};
+
+	(void)state;
+	add_tree(&all, root, 0);
+	qsort(all.v, all.n, sizeof(*all.v), cmp_str);
+	assert_int_equal(all.n, 3141);
+	assert_int_equal(rf_file_read(mpath, RF_MANIFEST_MAX, &mj, &mn), 0);
+	assert_int_equal(rf_manifest_parse(mj, mn, &m, &d), 0);
+	assert_string_equal(rf_manifest_product(m), "linux");
+	assert_int_equal(rf_pack_builder_new(&b), 0);
+	for (size_t i = 0; i < all.n; i++) {
+		uint8_t *p = NULL;
+		size_t n;
+		char ev[80], prod[64];
+		struct rf_diag cd = {0};
+		struct rf_sigma_rule *r = NULL;
+
+		assert_int_equal(rf_file_read(all.v[i], RF_SIGMA_FILE_MAX, &p, &n), 0);
+		logsource_of(p, n, ev, sizeof(ev), prod);
+		int rc = rf_sigma_compile(p, n, all.v[i], m, &r, &cd);
+		free(p);
+		bool supplied = rf_manifest_has_event(m, ev) && (!prod[0] || !strcmp(prod, "linux"));
+		lnx += !strcmp(prod, "linux");
+		if (supplied) {
+			sup++;
+			evtab_get(&tab, ev)->rules++;
+		} else if (!strcmp(prod, "linux")) {
+			evtab_get(&linux_other, ev)->rules++;
+		}
+		if (rc == 0) {
+			check_ir(rf_sigma_rule_ir(r), all.v[i]);
+			struct rf_diag bd = {0};
+			if (rf_pack_builder_add(b, rf_sigma_rule_ir(r), &bd) != 0)
+				fail_msg("%s: the pack builder refused a compiled rule: %s",
+					 all.v[i], bd.first);
+			rf_sigma_rule_free(r);
+			if (!supplied)
+				fail_msg("%s compiled for event '%s' the manifest lacks", all.v[i],
+					 ev);
+			evtab_get(&tab, ev)->ok++;
+			ok++;
+			sup_ok++;
+		} else {
+			if (rc >= 0 || r || cd.count != 1 || rc == -ENOMEM)
+				fail_msg("%s: rc %d with %u messages", all.v[i], rc, cd.count);
+			if (supplied)
+				reason_add(&rs, cd.first);
+		}
+	}
+	printf("\nwhole corpus against manifests/ringfence-agent-linux-1.3.0.json: %zu rule files "
+	       "(%zu with product linux), compiled %zu; the manifest supplies the logsource of "
+	       "%zu, of which %zu compile\n\n| event type | rules | compiled |\n|---|---:|---:|\n",
+	       all.n, lnx, ok, sup, sup_ok);
+	for (size_t i = 0; i < tab.n; i++)
+		printf("| %s | %zu | %zu |\n", tab.row[i].ev, tab.row[i].rules, tab.row[i].ok);
+	printf("\nproduct linux, not supplied:\n\n| logsource | rules |\n|---|---:|\n");
+	for (size_t i = 0; i < linux_other.n; i++)
+		printf("| %s | %zu |\n", linux_other.row[i].ev, linux_other.row[i].rules);
+	if (rs.n) {
+		printf("\nRejected, logsource supplied:\n\n");
+		reasons_print(&rs);
+	}
+
+	/* Pinned: a change that moves these must update them and docs/sigma.md together. */
+	assert_int_equal(tab.n, 2);
+	assert_int_equal(evtab_get(&tab, "process_creation")->rules, 122);
+	assert_int_equal(evtab_get(&tab, "process_creation")->ok, 122);
+	assert_int_equal(evtab_get(&tab, "linux_auditd")->rules, 53);
+	assert_int_equal(evtab_get(&tab, "linux_auditd")->ok, 53);
+	assert_int_equal(sup, 175);
+	assert_int_equal(sup_ok, 175);
+	assert_int_equal(lnx, 210);
+	assert_int_equal(evtab_get(&linux_other, "file_event")->rules, 8);
+	assert_int_equal(evtab_get(&linux_other, "network_connection")->rules, 5);
+
+	assert_int_equal(rf_pack_builder_finish(b, 1, &pack, &plen), 0);
+	struct rf_engine *e = NULL;
+	if (rf_engine_load(pack, plen, m, &e, &d) != 0)
+		fail_msg("pack of %zu compiled rules does not load: %s", ok, d.first);
+	printf("\npack of %zu rules, %zu bytes, verifies against and loads for %s %s\n", ok, plen,
+	       rf_manifest_agent(m), rf_manifest_version(m));
+	rf_engine_free(e);
+	free(pack);
+	rf_pack_builder_free(b);
+	rf_manifest_free(m);
+	free(mj);
+	free(mpath);
+	free(root);
+	list_free(&all);
+}
+
 int main(void)
 {
 	const char *shared = getenv("RF_SHARED_DIR");
@@ -619,6 +729,7 @@ int main(void)
 	    cmocka_unit_test(test_corpus),
 	    cmocka_unit_test(test_whole_corpus),
 	    cmocka_unit_test(test_windows_sources),
+	    cmocka_unit_test(test_linux_sources),
 	};
 	int rc;
 
