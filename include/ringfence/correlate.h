@@ -84,6 +84,16 @@ int rf_corr_flush(struct rf_corr *c, rf_corr_alert_fn fn, void *userdata);
 
 void rf_corr_stats(const struct rf_corr *c, struct rf_corr_stats *ret);
 
+/* What inspect shows about correlation i of a pack (strings point into the pack). */
+struct rf_corr_info {
+	const char *id, *title, *level, *type;
+	size_t n_refs, n_group;
+	uint32_t timespan_s;
+	bool generate;
+};
+/* Correlation i (0 <= i < rf_pack_summary's n_corr); -ERANGE otherwise. */
+int rf_pack_corr(const struct rf_pack *pk, size_t i, struct rf_corr_info *ret) RF_WUR;
+
 /*
  * The time of an event in milliseconds since the epoch, from its first field among "UtcTime"
  * (Sysmon: "2024-07-19 04:09:00.123"), "TimeCreated", "@timestamp", "timestamp": ISO 8601 date

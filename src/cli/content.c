@@ -287,6 +287,30 @@ static int cmd_inspect(int argc, char **argv)
 			       ri.author[0] ? ri.author : "no author", ri.n_code);
 		}
 	}
+	if (json && s.n_corr)
+		printf("],\"correlations\":[");
+	for (size_t i = 0; i < s.n_corr; i++) {
+		struct rf_corr_info ci;
+		if (rf_pack_corr(pk, i, &ci) < 0)
+			break;
+		if (json) {
+			printf("%s{\"id\":", i ? "," : "");
+			json_str(stdout, ci.id);
+			printf(",\"title\":");
+			json_str(stdout, ci.title);
+			printf(",\"level\":");
+			json_str(stdout, ci.level);
+			printf(",\"type\":");
+			json_str(stdout, ci.type);
+			printf(",\"rules\":%zu,\"group_by\":%zu,\"timespan_s\":%u,\"generate\":%s}",
+			       ci.n_refs, ci.n_group, ci.timespan_s, ci.generate ? "true" : "false");
+		} else {
+			printf("  %s [%s] %s (correlation %s of %zu rule%s, %zu group-by, %u s%s)\n",
+			       ci.id, ci.level[0] ? ci.level : "-", ci.title, ci.type, ci.n_refs,
+			       ci.n_refs == 1 ? "" : "s", ci.n_group, ci.timespan_s,
+			       ci.generate ? ", generate" : "");
+		}
+	}
 	if (json)
 		printf("]}\n");
 	rf_pack_free(pk);

@@ -226,6 +226,22 @@ void rf_corr_stats(const struct rf_corr *c, struct rf_corr_stats *ret)
 	*ret = c->st;
 }
 
+int rf_pack_corr(const struct rf_pack *pk, size_t i, struct rf_corr_info *ret)
+{
+	if (i >= pk->n_corr)
+		return -ERANGE;
+	const struct rf_pcorr *pc = &pk->corrs[i];
+	*ret = (struct rf_corr_info){rf__pack_str(pk, pc->id),
+				     rf__pack_str(pk, pc->title),
+				     rf__pack_str(pk, pc->level),
+				     type_names[pc->type],
+				     pc->n_refs,
+				     pc->n_group,
+				     pc->timespan_s,
+				     pc->flags & RF_CORR_F_GENERATE};
+	return 0;
+}
+
 /* ---- pools ---------------------------------------------------------------------------------- */
 
 static void lru_unlink(struct rf_corr *c, uint32_t gi)

@@ -102,7 +102,9 @@ static int check_corr(struct rf_pack *pk, uint32_t i, const uint32_t *canon, uin
 			/* A correlation's match carries its own group-by values: find which. */
 			const struct rf_pcorr *in = &pk->corrs[ref & ~RF_CORR_REF_CORR];
 			uint32_t k = 0;
-			while (k < in->n_group && canon[in->group[k]] != canon[f])
+			/* in's own names were checked, but it may have been rejected: guard. */
+			while (k < in->n_group &&
+			       (in->group[k] >= pk->n_strings || canon[in->group[k]] != canon[f]))
 				k++;
 			if (k == in->n_group)
 				bad = rf_diag_report(d, -EBADMSG,
