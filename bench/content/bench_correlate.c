@@ -102,7 +102,8 @@ static int build(const struct rf_manifest *m, uint8_t **pack, size_t *plen)
 		goto out;
 	for (size_t i = 0; i < nd; i++) {
 		if (docs[i].correlation) {
-			if (rf_sigma_corrset_parse(cs, p + docs[i].off, docs[i].len, "bench", &d) < 0)
+			if (rf_sigma_corrset_parse(cs, p + docs[i].off, docs[i].len, "bench", &d) <
+			    0)
 				goto out;
 			continue;
 		}
@@ -142,8 +143,7 @@ static void run(const struct rf_engine *e, unsigned users, size_t nevents)
 	uint64_t t_engine = 0, t_corr = 0;
 	long rss0;
 
-	if (rf_engine_scratch_new(e, &s) < 0 ||
-	    rf_corr_new(rf_engine_pack(e), key, &c) < 0) {
+	if (rf_engine_scratch_new(e, &s) < 0 || rf_corr_new(rf_engine_pack(e), key, &c) < 0) {
 		fprintf(stderr, "bench-correlate: out of memory\n");
 		exit(1);
 	}
@@ -152,10 +152,11 @@ static void run(const struct rf_engine *e, unsigned users, size_t nevents)
 	for (size_t i = 0; i < nevents; i++) {
 		char line[256];
 		struct hits h = {.n = 0};
-		int n = snprintf(line, sizeof(line),
-				 "{\"event\":\"process_creation\",\"Image\":\"C:\\\\Windows\\\\%s.exe\","
-				 "\"CommandLine\":\"x %u\",\"User\":\"CORP\\\\user%u\"}",
-				 images[rnd(3)], rnd(40), rnd(users));
+		int n = snprintf(
+		    line, sizeof(line),
+		    "{\"event\":\"process_creation\",\"Image\":\"C:\\\\Windows\\\\%s.exe\","
+		    "\"CommandLine\":\"x %u\",\"User\":\"CORP\\\\user%u\"}",
+		    images[rnd(3)], rnd(40), rnd(users));
 		if (rf_event_parse((const uint8_t *)line, (size_t)n, scratch, sizeof(scratch), &ev,
 				   NULL) < 0)
 			exit(1);

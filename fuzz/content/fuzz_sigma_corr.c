@@ -37,8 +37,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		if (docs[i].off > size || docs[i].len > size - docs[i].off)
 			abort(); /* a document's range must lie within the file */
 		if (docs[i].correlation) {
-			if (rf_sigma_corrset_parse(cs, data + docs[i].off, docs[i].len, "fuzz", &d) ==
-			    -ENOMEM)
+			if (rf_sigma_corrset_parse(cs, data + docs[i].off, docs[i].len, "fuzz",
+						   &d) == -ENOMEM)
 				goto out;
 			continue;
 		}
@@ -68,8 +68,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		size_t rules[4] = {0, 1, 2, 3};
 		struct rf_pack_summary s;
 		rf_pack_summary(pk, &s);
-		if (rf_event_parse((const uint8_t *)ev, sizeof(ev) - 1, scratch, sizeof(scratch), &e,
-				   NULL) == 0)
+		if (rf_event_parse((const uint8_t *)ev, sizeof(ev) - 1, scratch, sizeof(scratch),
+				   &e, NULL) == 0)
 			for (int64_t t = 0; t < 4; t++)
 				(void)rf_corr_event(c, &e, t * 1000, rules,
 						    s.n_rules < 4 ? s.n_rules : 4, NULL, NULL);

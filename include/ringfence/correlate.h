@@ -40,7 +40,7 @@ struct rf_corr_alert {
 						  * end of its window for a bounded count */
 	uint32_t count;				 /* the count that met the condition */
 	size_t n_group;
-	const char *const *group_names;	  /* its group-by names */
+	const char *const *group_names;	    /* its group-by names */
 	const uint8_t *const *group_values; /* their values in this group (not NUL-terminated) */
 	const size_t *group_lens;
 };

@@ -36,7 +36,7 @@
 #include "ringfence/correlate.h"
 #include "ringfence/limits.h"
 
-#define NIL UINT32_MAX
+#define NIL	UINT32_MAX
 #define NONE_TS INT64_MIN
 #define BUCKETS (2 * RF_CORR_GROUPS_MAX)
 _Static_assert((BUCKETS & (BUCKETS - 1)) == 0, "bucket count must be a power of two");
@@ -510,8 +510,8 @@ static uint32_t group_count(const struct rf_corr *c, const struct group *g, int6
 }
 
 /* Build the group key of a match; false (counted as skipped) if a value is absent or too long. */
-static bool match_key(struct rf_corr *c, const struct rf_pcorr *pc, uint32_t r,
-		      const struct src *s, uint8_t *key, size_t *ret_len)
+static bool match_key(struct rf_corr *c, const struct rf_pcorr *pc, uint32_t r, const struct src *s,
+		      uint8_t *key, size_t *ret_len)
 {
 	size_t at = 0;
 
@@ -617,8 +617,10 @@ static int feed(struct rf_corr *c, uint32_t k, uint32_t r, const struct src *s, 
 			uint32_t ei = g->e_head;
 			while (ei != NIL && c->e[ei].vh != vh)
 				ei = c->e[ei].next;
-			if (ei == NIL && (g->n_e >= RF_CORR_WINDOW_MAX || !entry_append(c, gi, ts, vh)))
-				c->g[gi].over++; /* counted, not stored: the count is over any bound */
+			if (ei == NIL &&
+			    (g->n_e >= RF_CORR_WINDOW_MAX || !entry_append(c, gi, ts, vh)))
+				c->g[gi]
+				    .over++; /* counted, not stored: the count is over any bound */
 			break;
 		}
 		default:
@@ -812,8 +814,8 @@ static bool parse_time(const uint8_t *p, size_t n, int64_t *ret)
 	}
 	if (n < 19 || !digits(p, n, 0, 4, &y) || p[4] != '-' || !digits(p, n, 5, 2, &mo) ||
 	    p[7] != '-' || !digits(p, n, 8, 2, &d) || (p[10] != 'T' && p[10] != ' ') ||
-	    !digits(p, n, 11, 2, &h) || p[13] != ':' || !digits(p, n, 14, 2, &mi) ||
-	    p[16] != ':' || !digits(p, n, 17, 2, &s))
+	    !digits(p, n, 11, 2, &h) || p[13] != ':' || !digits(p, n, 14, 2, &mi) || p[16] != ':' ||
+	    !digits(p, n, 17, 2, &s))
 		return false;
 	if (mo < 1 || mo > 12 || d < 1 || d > 31 || h > 23 || mi > 59 || s > 60)
 		return false;
@@ -830,8 +832,7 @@ static bool parse_time(const uint8_t *p, size_t n, int64_t *ret)
 	}
 	if (at < n && p[at] == 'Z')
 		at++;
-	else if (at + 6 == n && (p[at] == '+' || p[at] == '-') &&
-		 !memcmp(p + at + 1, "00:00", 5))
+	else if (at + 6 == n && (p[at] == '+' || p[at] == '-') && !memcmp(p + at + 1, "00:00", 5))
 		at += 6;
 	if (at != n)
 		return false;

@@ -95,8 +95,9 @@ int rf_sigma_docs(const uint8_t *p, size_t n, const char *origin, struct rf_sigm
 				cur->len = ev.end_mark.index - cur->off;
 			break;
 		case YAML_ALIAS_EVENT:
-			r = rf_diag_report(d, -ENOTSUP, "%s: YAML aliases are not supported (line %zu)",
-					   o, (size_t)ev.start_mark.line + 1);
+			r = rf_diag_report(d, -ENOTSUP,
+					   "%s: YAML aliases are not supported (line %zu)", o,
+					   (size_t)ev.start_mark.line + 1);
 			break;
 		case YAML_SCALAR_EVENT:
 			if (depth == 1 && cur) {
@@ -213,7 +214,8 @@ static int tree_load(const uint8_t *p, size_t n, const char *o, struct node **re
 		case YAML_SEQUENCE_START_EVENT:
 		case YAML_MAPPING_START_EVENT:
 			if (++nodes > CORR_NODES_MAX || sp == RF_SIGMA_YAML_DEPTH_MAX) {
-				r = rf_diag_report(d, -E2BIG, "%s: correlation document too large", o);
+				r = rf_diag_report(d, -E2BIG, "%s: correlation document too large",
+						   o);
 				break;
 			}
 			nd = calloc(1, sizeof(*nd));
@@ -464,7 +466,8 @@ static int parse_timespan(struct pctx *x, const struct node *n, uint32_t *ret)
 	uint64_t v = 0;
 
 	if (!n)
-		return fail(x, -EBADMSG, "missing 'timespan' (required: a number and s, m, h or d)");
+		return fail(x, -EBADMSG,
+			    "missing 'timespan' (required: a number and s, m, h or d)");
 	if (n->kind != N_SCALAR || n->len < 2 || n->len > 12)
 		return fail(x, -EBADMSG, "timespan must be a number followed by s, m, h or d");
 	for (size_t i = 0; i + 1 < n->len; i++) {
@@ -512,7 +515,8 @@ static int parse_condition(struct pctx *x, const struct node *n)
 		uint32_t val;
 		if (!strcmp(k, "field")) {
 			if (c->type != RF_CORR_VALUE_COUNT)
-				return fail(x, -EBADMSG, "condition 'field' is for value_count only");
+				return fail(x, -EBADMSG,
+					    "condition 'field' is for value_count only");
 			if (c->field)
 				return fail(x, -EBADMSG, "condition 'field' given twice");
 			if ((r = text(x, v, "condition field", RF_NAME_MAX, &c->field)) < 0)
@@ -599,10 +603,10 @@ static int parse_aliases(struct pctx *x, const struct node *n)
 
 static int parse_bool(struct pctx *x, const struct node *n, const char *what, bool *ret)
 {
-	static const char *const t[] = {"true", "True", "TRUE", "yes", "Yes", "YES", "on", "On",
-					"ON"};
-	static const char *const f[] = {"false", "False", "FALSE", "no", "No", "NO", "off", "Off",
-					"OFF"};
+	static const char *const t[] = {"true", "True", "TRUE", "yes", "Yes",
+					"YES",	"on",	"On",	"ON"};
+	static const char *const f[] = {"false", "False", "FALSE", "no", "No",
+					"NO",	 "off",	  "Off",   "OFF"};
 
 	if (n && n->kind == N_SCALAR && n->plain)
 		for (size_t i = 0; i < sizeof(t) / sizeof(t[0]); i++) {
@@ -617,8 +621,8 @@ static int parse_bool(struct pctx *x, const struct node *n, const char *what, bo
 static int parse_corr(struct pctx *x, const struct node *root)
 {
 	static const char *const types[] = {"event_count", "value_count", "temporal",
-					     "temporal_ordered"};
-	static const char *const known[] = {"type",	"rules",     "group-by", "timespan",
+					    "temporal_ordered"};
+	static const char *const known[] = {"type",	 "rules",   "group-by", "timespan",
 					    "condition", "aliases", "generate"};
 	static const char *const levels[] = {"informational", "low", "medium", "high", "critical"};
 	struct corr *c = x->c;
@@ -677,8 +681,9 @@ static int parse_corr(struct pctx *x, const struct node *root)
 			return fail(x, -ENOTSUP, "correlation key '%.32s' is not supported", k);
 	}
 	if (!(n = map_get(cs, "type")) || n->kind != N_SCALAR)
-		return fail(x, -EBADMSG, "missing 'type' (event_count, value_count, temporal, "
-					 "temporal_ordered)");
+		return fail(x, -EBADMSG,
+			    "missing 'type' (event_count, value_count, temporal, "
+			    "temporal_ordered)");
 	c->type = 0;
 	for (size_t i = 0; i < 4; i++)
 		if (!strcmp(n->s, types[i]))
@@ -833,11 +838,13 @@ static int resolve(struct rf_sigma_corrset *s, struct corr *c, struct rf_pack_bu
 			return fail(&x, -EINVAL, "refers to rule '%.64s', which was rejected",
 				    c->refs[i]);
 		if (!bs && !in)
-			return fail(&x, -EINVAL, "unknown rule reference '%.64s' (no rule or "
-						 "correlation has that id or name)",
+			return fail(&x, -EINVAL,
+				    "unknown rule reference '%.64s' (no rule or "
+				    "correlation has that id or name)",
 				    c->refs[i]);
 		if (in && in->state < 0)
-			return fail(&x, -EINVAL, "refers to correlation '%.64s', which was rejected",
+			return fail(&x, -EINVAL,
+				    "refers to correlation '%.64s', which was rejected",
 				    c->refs[i]);
 		refs[i] = bs ? bs->index : RF_CORR_REF_CORR | in->index;
 		for (size_t k = 0; k < i; k++)
@@ -856,20 +863,23 @@ static int resolve(struct rf_sigma_corrset *s, struct corr *c, struct rf_pack_bu
 				while (k < in->n_group && strcmp(in->group[k], f))
 					k++;
 				if (k == in->n_group)
-					return fail(&x, -EINVAL,
-						    "group-by '%.64s': correlation '%.64s' does not "
-						    "group by it",
-						    f, c->refs[i]);
+					return fail(
+					    &x, -EINVAL,
+					    "group-by '%.64s': correlation '%.64s' does not "
+					    "group by it",
+					    f, c->refs[i]);
 			} else if (m && rf_manifest_field_type(m, bs->event, f) < 0) {
-				return fail(&x, -ENOENT,
-					    "group-by field '%.64s' is not supplied for event %.64s "
-					    "(rule '%.64s') by %s %s",
-					    f, bs->event, c->refs[i], rf_manifest_agent(m),
-					    rf_manifest_version(m));
+				return fail(
+				    &x, -ENOENT,
+				    "group-by field '%.64s' is not supplied for event %.64s "
+				    "(rule '%.64s') by %s %s",
+				    f, bs->event, c->refs[i], rf_manifest_agent(m),
+				    rf_manifest_version(m));
 			}
 		}
 		if (c->field && in)
-			return fail(&x, -ENOTSUP, "value_count over a correlation is not supported");
+			return fail(&x, -ENOTSUP,
+				    "value_count over a correlation is not supported");
 		if (c->field && m && rf_manifest_field_type(m, bs->event, c->field) < 0)
 			return fail(&x, -ENOENT,
 				    "value_count field '%.64s' is not supplied for event %.64s by "
@@ -932,8 +942,8 @@ int rf_sigma_corrset_finish(struct rf_sigma_corrset *s, struct rf_pack_builder *
 			if (c->state != 0)
 				continue;
 			for (size_t k = 0; k < c->n_refs && ready; k++) {
-				struct corr *in = find_base(s, c->refs[k]) ? NULL
-									    : find_corr(s, c->refs[k]);
+				struct corr *in =
+				    find_base(s, c->refs[k]) ? NULL : find_corr(s, c->refs[k]);
 				ready = !in || in->state != 0;
 			}
 			if (!ready)

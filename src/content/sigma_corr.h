@@ -21,11 +21,11 @@
 
 /* One YAML document of a Sigma file. */
 struct rf_sigma_doc {
-	size_t off, len;	     /* its bytes in the file */
-	unsigned line;		     /* its first line (1-based) */
-	bool correlation;	     /* it has a top-level 'correlation' key */
-	char id[RF_NAME_MAX + 1];    /* its top-level 'id', "" if none (or not a short string) */
-	char name[RF_NAME_MAX + 1];  /* its top-level 'name', "" if none */
+	size_t off, len;	    /* its bytes in the file */
+	unsigned line;		    /* its first line (1-based) */
+	bool correlation;	    /* it has a top-level 'correlation' key */
+	char id[RF_NAME_MAX + 1];   /* its top-level 'id', "" if none (or not a short string) */
+	char name[RF_NAME_MAX + 1]; /* its top-level 'name', "" if none */
 };
 
 /*

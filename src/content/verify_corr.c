@@ -29,7 +29,8 @@ static const char *corr_name(const struct rf_pack *pk, uint32_t i, char *out, si
 	char id[80];
 	const char *sid = i < pk->n_corr ? rf__pack_str(pk, pk->corrs[i].id) : "";
 
-	snprintf(out, cap, "correlation %u '%s'", i, rf_diag_quote(id, sizeof(id), sid, strlen(sid)));
+	snprintf(out, cap, "correlation %u '%s'", i,
+		 rf_diag_quote(id, sizeof(id), sid, strlen(sid)));
 	return out;
 }
 
@@ -48,8 +49,8 @@ static int check_corr(struct rf_pack *pk, uint32_t i, const uint32_t *canon, uin
 		return rf_diag_report(d, -EBADMSG, "pack: %s: unknown type %u or flags 0x%x", cn,
 				      c->type, c->flags);
 	if (c->timespan_s == 0 || c->timespan_s > RF_CORR_TIMESPAN_MAX)
-		bad = rf_diag_report(d, -E2BIG, "pack: %s: timespan %u s (1..%u)", cn, c->timespan_s,
-				     RF_CORR_TIMESPAN_MAX);
+		bad = rf_diag_report(d, -E2BIG, "pack: %s: timespan %u s (1..%u)", cn,
+				     c->timespan_s, RF_CORR_TIMESPAN_MAX);
 	if ((why = rf__pack_corr_cond_problem(c->type, c->n_refs, c->lo, c->hi)))
 		bad = rf_diag_report(d, -E2BIG, "pack: %s: %s", cn, why);
 	if ((c->field == RF_PACK_NONE) != (c->type != RF_CORR_VALUE_COUNT) ||
@@ -63,11 +64,11 @@ static int check_corr(struct rf_pack *pk, uint32_t i, const uint32_t *canon, uin
 		uint32_t ref = c->refs[r], x = ref & ~RF_CORR_REF_CORR;
 		bool is_corr = ref & RF_CORR_REF_CORR;
 		if (is_corr ? x >= i : x >= pk->n_rules) {
-			bad = rf_diag_report(d, -EBADMSG,
-					     "pack: %s: reference %u to %s %u out of range (%s)", cn,
-					     r, is_corr ? "correlation" : "rule", x,
-					     is_corr ? "a correlation may refer only to earlier ones"
-						     : "no such rule");
+			bad = rf_diag_report(
+			    d, -EBADMSG, "pack: %s: reference %u to %s %u out of range (%s)", cn, r,
+			    is_corr ? "correlation" : "rule", x,
+			    is_corr ? "a correlation may refer only to earlier ones"
+				    : "no such rule");
 			continue;
 		}
 		for (uint32_t k = 0; k < r; k++)
@@ -92,9 +93,9 @@ static int check_corr(struct rf_pack *pk, uint32_t i, const uint32_t *canon, uin
 		for (uint32_t r = 0; r < c->n_refs; r++) {
 			uint32_t f = c->gfield[g * c->n_refs + r], ref = c->refs[r];
 			if (f >= pk->n_strings || !pk->strings[f].len) {
-				bad = rf_diag_report(d, -EBADMSG,
-						     "pack: %s: group-by %u, reference %u: bad field",
-						     cn, g, r);
+				bad = rf_diag_report(
+				    d, -EBADMSG, "pack: %s: group-by %u, reference %u: bad field",
+				    cn, g, r);
 				continue;
 			}
 			if (!(ref & RF_CORR_REF_CORR) || (ref & ~RF_CORR_REF_CORR) >= i)
@@ -107,12 +108,12 @@ static int check_corr(struct rf_pack *pk, uint32_t i, const uint32_t *canon, uin
 			       (in->group[k] >= pk->n_strings || canon[in->group[k]] != canon[f]))
 				k++;
 			if (k == in->n_group)
-				bad = rf_diag_report(d, -EBADMSG,
-						     "pack: %s: group-by '%s' reads '%s' from %s, "
-						     "which does not group by it",
-						     cn, rf__pack_str(pk, gn), rf__pack_str(pk, f),
-						     corr_name(pk, ref & ~RF_CORR_REF_CORR, (char[128]){0},
-							       128));
+				bad = rf_diag_report(
+				    d, -EBADMSG,
+				    "pack: %s: group-by '%s' reads '%s' from %s, "
+				    "which does not group by it",
+				    cn, rf__pack_str(pk, gn), rf__pack_str(pk, f),
+				    corr_name(pk, ref & ~RF_CORR_REF_CORR, (char[128]){0}, 128));
 			else
 				c->gmap[g * c->n_refs + r] = (uint8_t)k;
 		}
@@ -176,7 +177,8 @@ int rf__pack_decode_corrs(struct rf_pack *pk, const uint8_t *p, uint32_t size, u
 		if (c->id < pk->n_strings && c->title < pk->n_strings &&
 		    (!pk->strings[c->id].len || !pk->strings[c->title].len))
 			bad = rf_diag_report(d, -EBADMSG, "pack: %s: empty id or title", cn);
-		if (c->n_refs == 0 || c->n_refs > RF_CORR_REFS_MAX || c->n_group > RF_CORR_GROUP_MAX) {
+		if (c->n_refs == 0 || c->n_refs > RF_CORR_REFS_MAX ||
+		    c->n_group > RF_CORR_GROUP_MAX) {
 			bad = rf_diag_report(d, -E2BIG,
 					     "pack: %s: %u references (1..%u), %u group-by fields "
 					     "(at most %u)",
@@ -187,11 +189,11 @@ int rf__pack_decode_corrs(struct rf_pack *pk, const uint8_t *p, uint32_t size, u
 		}
 		uint32_t need = c->n_refs + c->n_group + (uint32_t)c->n_group * c->n_refs;
 		if (woff != expect || wlen != need || (uint64_t)woff + wlen > pk->n_corr_words) {
-			bad = rf_diag_report(d, -EBADMSG,
-					     "pack: %s: words [%u, +%u) invalid: must be contiguous "
-					     "(next at %llu), %u long, within %u",
-					     cn, woff, wlen, (unsigned long long)expect, need,
-					     pk->n_corr_words);
+			bad = rf_diag_report(
+			    d, -EBADMSG,
+			    "pack: %s: words [%u, +%u) invalid: must be contiguous "
+			    "(next at %llu), %u long, within %u",
+			    cn, woff, wlen, (unsigned long long)expect, need, pk->n_corr_words);
 			pk->n_corr = i;
 			break;
 		}
@@ -225,19 +227,20 @@ int rf__pack_check_corrs(const struct rf_pack *pk, const struct rf_manifest *m, 
 			if (!rf_manifest_has_event(m, ev))
 				continue; /* the rule itself is reported */
 			for (uint32_t g = 0; g <= c->n_group; g++) {
-				uint32_t f = g < c->n_group ? c->gfield[g * c->n_refs + r] : c->field;
+				uint32_t f =
+				    g < c->n_group ? c->gfield[g * c->n_refs + r] : c->field;
 				if (f == RF_PACK_NONE)
 					continue;
 				const char *fn = rf__pack_str(pk, f);
 				if (rf_manifest_field_type(m, ev, fn) >= 0)
 					continue;
-				bad = rf_diag_report(
-				    d, -ENOEXEC,
-				    "%s: %s field '%s' of event %s (rule %u) is not supplied by %s %s",
-				    corr_name(pk, i, cn, sizeof(cn)),
-				    g < c->n_group ? "group-by" : "value_count",
-				    rf_diag_quote(q, sizeof(q), fn, strlen(fn)), ev, c->refs[r], agent,
-				    ver);
+				bad = rf_diag_report(d, -ENOEXEC,
+						     "%s: %s field '%s' of event %s (rule %u) is "
+						     "not supplied by %s %s",
+						     corr_name(pk, i, cn, sizeof(cn)),
+						     g < c->n_group ? "group-by" : "value_count",
+						     rf_diag_quote(q, sizeof(q), fn, strlen(fn)),
+						     ev, c->refs[r], agent, ver);
 			}
 		}
 	}

@@ -83,10 +83,11 @@ static void compile_yaml(const char *yaml, uint8_t **pack, size_t *plen, size_t 
 	assert_int_equal(rf_sigma_corrset_new(&cs), 0);
 	for (size_t i = 0; i < nd; i++) {
 		if (docs[i].correlation) {
-			if (rf_sigma_corrset_parse(cs, p + docs[i].off, docs[i].len, "t.yml", &d) < 0) {
+			if (rf_sigma_corrset_parse(cs, p + docs[i].off, docs[i].len, "t.yml", &d) <
+			    0) {
 				rejected++;
-				assert_int_equal(rf_sigma_corrset_rule(cs, docs[i].id, docs[i].name, "",
-								       UINT32_MAX),
+				assert_int_equal(rf_sigma_corrset_rule(cs, docs[i].id, docs[i].name,
+								       "", UINT32_MAX),
 						 0);
 			}
 			continue;
@@ -99,7 +100,8 @@ static void compile_yaml(const char *yaml, uint8_t **pack, size_t *plen, size_t 
 		const struct rf_ir_rule *ir = rf_sigma_rule_ir(r);
 		uint32_t idx = (uint32_t)rf_pack_builder_count(b);
 		assert_int_equal(rf_pack_builder_add(b, ir, &d), 0);
-		assert_int_equal(rf_sigma_corrset_rule(cs, ir->id, docs[i].name, ir->event, idx), 0);
+		assert_int_equal(rf_sigma_corrset_rule(cs, ir->id, docs[i].name, ir->event, idx),
+				 0);
 		rf_sigma_rule_free(r);
 	}
 	assert_int_equal(rf_sigma_corrset_finish(cs, b, man, &added, &crej, &d), 0);
@@ -278,8 +280,8 @@ static void test_spec_failed_then_success(void **state)
 		feed(&r, 0, SEC, 4625, "carol", ts);
 	}
 	assert_int_equal(r.corr_alerts, 0);
-	/* ... nor a success more than 10 minutes after the burst completed (the event_count fired at
-	 * the tenth failure, 05:00:10: that is its match time). */
+	/* ... nor a success more than 10 minutes after the burst completed (the event_count fired
+	 * at the tenth failure, 05:00:10: that is its match time). */
 	feed(&r, 0, SEC, 4624, "carol", "2024-07-19 05:10:11");
 	assert_int_equal(r.corr_alerts, 0);
 	run_close(&r);
@@ -302,7 +304,9 @@ static const char spec_event_count[] = "title: Many failed logins\n"
 				       "detection:\n  selection:\n    EventID: 4625\n"
 				       "  condition: selection\n";
 
-#define SECC "{\"event\":\"windows_security\",\"EventID\":4625,\"ComputerName\":\"%s\",\"User\":\"%s\"}"
+#define SECC                                                                                       \
+	"{\"event\":\"windows_security\",\"EventID\":4625,\"ComputerName\":\"%s\",\"User\":\"%"    \
+	"s\"}"
 
 static void test_spec_event_count(void **state)
 {
@@ -331,24 +335,25 @@ static void test_spec_event_count(void **state)
 }
 
 /* "Failed login": value_count, >= 100 distinct User per ComputerName+WorkstationName in 1d. */
-static const char spec_value_count[] = "title: Failed login\n"
-				       "id: 0e95725d-7320-415d-80f7-004da920fc12\n"
-				       "correlation:\n"
-				       "    type: value_count\n"
-				       "    rules:\n"
-				       "        - 5638f7c0-ac70-491d-8465-2a65075e0d86\n"
-				       "    group-by:\n        - ComputerName\n        - WorkstationName\n"
-				       "    timespan: 1d\n"
-				       "    condition:\n        field: User\n        gte: 100\n"
-				       "---\n"
-				       "title: Failed logon\n"
-				       "id: 5638f7c0-ac70-491d-8465-2a65075e0d86\n"
-				       "logsource:\n  product: windows\n  service: security\n"
-				       "detection:\n  selection:\n    EventID: 4625\n"
-				       "  condition: selection\n";
+static const char spec_value_count[] =
+    "title: Failed login\n"
+    "id: 0e95725d-7320-415d-80f7-004da920fc12\n"
+    "correlation:\n"
+    "    type: value_count\n"
+    "    rules:\n"
+    "        - 5638f7c0-ac70-491d-8465-2a65075e0d86\n"
+    "    group-by:\n        - ComputerName\n        - WorkstationName\n"
+    "    timespan: 1d\n"
+    "    condition:\n        field: User\n        gte: 100\n"
+    "---\n"
+    "title: Failed logon\n"
+    "id: 5638f7c0-ac70-491d-8465-2a65075e0d86\n"
+    "logsource:\n  product: windows\n  service: security\n"
+    "detection:\n  selection:\n    EventID: 4625\n"
+    "  condition: selection\n";
 
 #define SECW                                                                                       \
-	"{\"event\":\"windows_security\",\"EventID\":4625,\"ComputerName\":\"dc1\","             \
+	"{\"event\":\"windows_security\",\"EventID\":4625,\"ComputerName\":\"dc1\","               \
 	"\"WorkstationName\":\"%s\",\"User\":\"user%d\"}"
 
 static void test_spec_value_count(void **state)
@@ -392,7 +397,7 @@ static const char spec_temporal[] =
     "detection:\n  s:\n    Image|endswith: '\\ipconfig.exe'\n  condition: s\n";
 
 #define PROC                                                                                       \
-	"{\"event\":\"process_creation\",\"Image\":\"C:\\\\Windows\\\\%s.exe\",\"User\":\"%s\","  \
+	"{\"event\":\"process_creation\",\"Image\":\"C:\\\\Windows\\\\%s.exe\",\"User\":\"%s\","   \
 	"\"ComputerName\":\"pc1\"}"
 
 static void test_spec_temporal(void **state)
@@ -699,7 +704,8 @@ static uint32_t get32(const uint8_t *p)
 /* Offset of correlation record i in a version 2 pack. */
 static size_t corr_rec(const uint8_t *p, unsigned i)
 {
-	return get32(p + RF_PACK_HEADER_SIZE + 5 * RF_PACK_SECTENT_SIZE + 4) + i * RF_PACK_CORR_SIZE;
+	return get32(p + RF_PACK_HEADER_SIZE + 5 * RF_PACK_SECTENT_SIZE + 4) +
+	       i * RF_PACK_CORR_SIZE;
 }
 
 static void expect_bad_pack(const uint8_t *p, size_t n, int code, const char *why)
@@ -799,8 +805,9 @@ static void test_event_time(void **state)
 		uint8_t scratch[256];
 		struct rf_event ev;
 		int64_t t = 0;
-		assert_int_equal(rf_event_parse((const uint8_t *)cases[i].line, strlen(cases[i].line),
-						scratch, sizeof(scratch), &ev, NULL),
+		assert_int_equal(rf_event_parse((const uint8_t *)cases[i].line,
+						strlen(cases[i].line), scratch, sizeof(scratch),
+						&ev, NULL),
 				 0);
 		assert_int_equal(rf_corr_event_time(&ev, &t), 0);
 		assert_int_equal(t, cases[i].want);
@@ -809,9 +816,9 @@ static void test_event_time(void **state)
 	struct rf_event ev;
 	int64_t t;
 	const char *bad = "{\"event\":\"x\",\"UtcTime\":\"yesterday\"}";
-	assert_int_equal(rf_event_parse((const uint8_t *)bad, strlen(bad), scratch, sizeof(scratch),
-					&ev, NULL),
-			 0);
+	assert_int_equal(
+	    rf_event_parse((const uint8_t *)bad, strlen(bad), scratch, sizeof(scratch), &ev, NULL),
+	    0);
 	assert_int_equal(rf_corr_event_time(&ev, &t), -ENOENT);
 }
 
@@ -944,7 +951,8 @@ static size_t find_corr_files(const char *dir, unsigned depth, char ***list, siz
 		size_t bl;
 		if (rf_file_read(path, RF_SIGMA_FILE_MAX, &b, &bl) < 0)
 			continue;
-		if (memmem(b, bl, "\ncorrelation:", 13) || (bl > 12 && !memcmp(b, "correlation:", 12))) {
+		if (memmem(b, bl, "\ncorrelation:", 13) ||
+		    (bl > 12 && !memcmp(b, "correlation:", 12))) {
 			*list = realloc(*list, (*n + 1) * sizeof(char *));
 			(*list)[(*n)++] = strdup(path);
 		}
