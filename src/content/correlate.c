@@ -83,6 +83,7 @@ struct rf_corr {
 	uint32_t *bucket;
 	uint32_t lru_head, lru_tail;
 	uint32_t *cstamp, *rstamp, *cand, seq;
+	uint32_t *bounded, n_bounded; /* correlations with an upper bound (closed by time) */
 	int64_t clock;
 	struct rf_corr_stats st;
 };
@@ -108,6 +109,7 @@ void rf_corr_free(struct rf_corr *c)
 	free(c->cstamp);
 	free(c->rstamp);
 	free(c->cand);
+	free(c->bounded);
 	free(c);
 }
 
@@ -184,8 +186,9 @@ int rf_corr_new(const struct rf_pack *pk, const uint8_t key[16], struct rf_corr 
 	c->bucket = malloc(BUCKETS * sizeof(uint32_t));
 	c->cstamp = calloc(c->n, sizeof(uint32_t));
 	c->cand = calloc(c->n, sizeof(uint32_t));
+	c->bounded = calloc(c->n, sizeof(uint32_t));
 	c->rstamp = calloc(pk->n_rules ? pk->n_rules : 1, sizeof(uint32_t));
-	if (!c->ci || !c->bucket || !c->cstamp || !c->cand || !c->rstamp)
+	if (!c->ci || !c->bucket || !c->cstamp || !c->cand || !c->rstamp || !c->bounded)
 		goto oom;
 	for (uint32_t i = 0; i < BUCKETS; i++)
 		c->bucket[i] = NIL;
@@ -196,6 +199,8 @@ int rf_corr_new(const struct rf_pack *pk, const uint8_t key[16], struct rf_corr 
 					  .bounded = pc->hi != RF_CORR_NO_MAX,
 					  .f_head = NIL,
 					  .f_tail = NIL};
+		if (c->ci[k].bounded)
+			c->bounded[c->n_bounded++] = k;
 	}
 	if (build_uses(c) < 0)
 		goto oom;
@@ -716,9 +721,8 @@ int rf_corr_advance(struct rf_corr *c, int64_t now, rf_corr_alert_fn fn, void *u
 
 	if (c->clock == NONE_TS || now > c->clock)
 		c->clock = now;
-	for (uint32_t k = 0; k < c->n; k++)
-		if (c->ci[k].bounded)
-			alerts += close_due(c, k, c->clock, false, fn, ud);
+	for (uint32_t i = 0; i < c->n_bounded; i++)
+		alerts += close_due(c, c->bounded[i], c->clock, false, fn, ud);
 	return alerts;
 }
 
@@ -726,9 +730,8 @@ int rf_corr_flush(struct rf_corr *c, rf_corr_alert_fn fn, void *ud)
 {
 	int alerts = 0;
 
-	for (uint32_t k = 0; k < c->n; k++)
-		if (c->ci[k].bounded)
-			alerts += close_due(c, k, 0, true, fn, ud);
+	for (uint32_t i = 0; i < c->n_bounded; i++)
+		alerts += close_due(c, c->bounded[i], 0, true, fn, ud);
 	return alerts;
 }
 
