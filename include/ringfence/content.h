@@ -52,6 +52,7 @@ struct rf_pack_summary {
 	uint32_t format_version;
 	uint64_t seq; /* content sequence number */
 	size_t total_len, n_strings, n_fields, n_atoms, n_rules, n_code;
+	size_t n_corr; /* correlation rules (format version 2; 0 in version 1) */
 };
 
 struct rf_rule_info {

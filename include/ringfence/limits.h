@@ -110,6 +110,38 @@
  * adversarial condition to a few milliseconds. */
 #define RF_SIGMA_MATCH_STEPS_MAX (1u << 24)
 
+/* Sigma correlation rules (src/content/sigma_corr.c compiles them, src/content/correlate.c
+ * evaluates them). Per pack: correlations, and per correlation the rules it refers to and its
+ * group-by fields; SigmaHQ's correlations refer to 1-5 rules and group by 1-3 fields, so 16 and
+ * 8 leave room while one correlation's table (refs + names + refs x group-by) stays 152 words. */
+#define RF_CORR_MAX 1024u
+#define RF_CORR_REFS_MAX 16u
+#define RF_CORR_GROUP_MAX 8u
+/* A correlation may refer to another (Sigma's chains); the evaluator follows a firing into the
+ * correlations that refer to it recursively, so the depth bounds its stack (8 levels, each a
+ * RF_CORR_KEY_MAX copy of the group's values). */
+#define RF_CORR_CHAIN_MAX 8u
+/* Longest timespan: 30 days. Detection windows are minutes to a day; the state a window holds
+ * is bounded by the caps below whatever its length, so this only bounds the arithmetic. */
+#define RF_CORR_TIMESPAN_MAX (30u * 86400)
+/* Window entries one group holds (event times, or distinct values for value_count). A count
+ * condition is decided exactly only up to this count, so the verifier refuses a condition over
+ * it (gte/gt/eq at most 1024, an upper bound below it); real thresholds are 5 to a few hundred. */
+#define RF_CORR_WINDOW_MAX 1024u
+/* State of all correlations together in one agent: groups (distinct group-by values) and window
+ * entries held at once. A group is ~700 bytes and an entry 24, so the caps hold the state under
+ * ~4.5 MiB (allocated as it grows, never more). A host has a few hundred users, processes or
+ * peers in any window; past a cap the least recently active group is dropped and counted
+ * (rf_corr_stats: groups_dropped), never unbounded memory. */
+#define RF_CORR_GROUPS_MAX 4096u
+#define RF_CORR_ENTRIES_MAX 65536u
+/* The group-by values of one group together (bytes, with 2 bytes of length each): user, host,
+ * image path. An event whose values are longer is not counted (rf_corr_stats: skipped). */
+#define RF_CORR_KEY_MAX 512u
+/* YAML documents in one Sigma file (a correlation with its base rules, `---` between them): the
+ * specification's examples hold 2-4; 256 bounds the per-document work of a 1 MiB file. */
+#define RF_SIGMA_DOCS_MAX 256u
+
 /* ---- trust (TUF) ------------------------------------------------------------------------ */
 
 /* Download ceilings per role (python-tuf's defaults: a root with a few hundred keys, a

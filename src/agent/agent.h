@@ -67,7 +67,7 @@ struct agent {
 	bool start_pending;
 	uint64_t start_at_ms;
 	uint8_t start_hash[32];
-	uint64_t worker_events, worker_alerts;
+	uint64_t worker_events, worker_alerts, worker_corr_dropped;
 	int events_fd, alerts_fd;
 	bool events_follow;
 	/* the event source child (--events proc|audit|proc,audit, events.c): it writes event lines into the pipe

@@ -118,6 +118,11 @@ int rf_checkin_body_checkin(const struct rf_agent_identity *id, const struct rf_
 		json_object_set_new(json_object_get(o, "health"), "events_dropped",
 				    json_integer((json_int_t)(dr > INT64_MAX ? INT64_MAX : dr)));
 	}
+	if (o && rf_store_corr_dropped(st)) {
+		uint64_t dr = rf_store_corr_dropped(st);
+		json_object_set_new(json_object_get(o, "health"), "correlation_dropped",
+				    json_integer((json_int_t)(dr > INT64_MAX ? INT64_MAX : dr)));
+	}
 	return dump(o, ret);
 }
 

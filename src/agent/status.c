@@ -89,6 +89,8 @@ int rf__agent_cmd_status(int argc, char **argv)
 		      (json_int_t)g->crashes, "rollbacks", (json_int_t)g->rollbacks,
 		      "reports_pending", (json_int_t)rf_store_report_count(st));
 	json_object_set_new(o, "events_dropped", json_integer((json_int_t)rf_store_dropped(st)));
+	json_object_set_new(o, "correlation_dropped",
+			    json_integer((json_int_t)rf_store_corr_dropped(st)));
 	if (as_json) {
 		char *t = json_dumps(o, JSON_INDENT(2) | JSON_PRESERVE_ORDER);
 		if (t)
@@ -127,6 +129,8 @@ int rf__agent_cmd_status(int argc, char **argv)
 		printf("reports queued: %zu\n", rf_store_report_count(st));
 		printf("events dropped: %llu (not evaluated: a burst beyond the queue, or lost)\n",
 		       (unsigned long long)rf_store_dropped(st));
+		printf("correlation state dropped: %llu (groups or window entries past the caps)\n",
+		       (unsigned long long)rf_store_corr_dropped(st));
 	}
 	json_decref(o);
 	rf_store_free(st);

@@ -48,6 +48,7 @@ struct rf_store {
 	uint64_t next_report;
 	uint64_t events, alerts;
 	uint64_t dropped; /* events the sources could not deliver (absent in older stores: 0) */
+	uint64_t corr_dropped; /* correlation state dropped at its caps (absent: 0) */
 };
 
 /* ---- POSIX ops -------------------------------------------------------------------------- */
@@ -233,6 +234,11 @@ static json_t *state_to_json(const struct rf_store *st)
 		json_object_set_new(root, "events_dropped",
 				    json_integer((json_int_t)(st->dropped > INT64_MAX ? INT64_MAX
 										: st->dropped)));
+	if (root && st->corr_dropped)
+		json_object_set_new(
+		    root, "correlation_dropped",
+		    json_integer((json_int_t)(st->corr_dropped > INT64_MAX ? INT64_MAX
+									   : st->corr_dropped)));
 	return root;
 }
 
@@ -447,6 +453,11 @@ static int parse_state(struct rf_store *st, const uint8_t *p, size_t n, struct r
 		r = bad(d, "events_dropped must be a non-negative integer");
 		goto out;
 	}
+	if (json_object_get(root, "correlation_dropped") &&
+	    get_uint(root, "correlation_dropped", INT64_MAX, &st->corr_dropped) < 0) {
+		r = bad(d, "correlation_dropped must be a non-negative integer");
+		goto out;
+	}
 out:
 	json_decref(root);
 	return r;
@@ -463,6 +474,7 @@ static void reset_memory(struct rf_store *st)
 	st->next_report = 1;
 	st->events = st->alerts = 0;
 	st->dropped = 0;
+	st->corr_dropped = 0;
 }
 
 /* ---- open / close ----------------------------------------------------------------------- */
@@ -999,6 +1011,16 @@ uint64_t rf_store_dropped(const struct rf_store *st)
 void rf_store_add_dropped(struct rf_store *st, uint64_t n)
 {
 	st->dropped = n > UINT64_MAX - st->dropped ? UINT64_MAX : st->dropped + n;
+}
+
+uint64_t rf_store_corr_dropped(const struct rf_store *st)
+{
+	return st->corr_dropped;
+}
+
+void rf_store_add_corr_dropped(struct rf_store *st, uint64_t n)
+{
+	st->corr_dropped = n > UINT64_MAX - st->corr_dropped ? UINT64_MAX : st->corr_dropped + n;
 }
 
 /* ---- commit and check ------------------------------------------------------------------- */

@@ -156,6 +156,10 @@ void rf_store_set_counters(struct rf_store *st, uint64_t events, uint64_t alerts
  * Committed with state. */
 uint64_t rf_store_dropped(const struct rf_store *st);
 void rf_store_add_dropped(struct rf_store *st, uint64_t n);
+/* Correlation state (groups, window entries) the worker dropped at its caps (RF_CORR_GROUPS_MAX,
+ * RF_CORR_ENTRIES_MAX), cumulative like events_dropped; durable with the next write. */
+uint64_t rf_store_corr_dropped(const struct rf_store *st);
+void rf_store_add_corr_dropped(struct rf_store *st, uint64_t n);
 
 /*
  * Make everything changed since the last commit durable, atomically: after a crash at any

@@ -100,7 +100,7 @@ static int worker_start(struct agent *ag, const uint8_t *hash)
 	ag->worker = pid;
 	ag->status_fd = p[0];
 	ag->worker_loaded = false;
-	ag->worker_events = ag->worker_alerts = 0;
+	ag->worker_events = ag->worker_alerts = ag->worker_corr_dropped = 0;
 	rf_log_info("worker %d: loading %s (%s)", (int)pid, hex, rf_store_pack_name(ag->st, hash));
 	return 0;
 }
@@ -227,11 +227,19 @@ static void worker_line(struct agent *ag, char *line)
 		rf_log_info("worker %d: loaded", (int)ag->worker);
 		rf__agent_feed(ag, RF_GUARD_EV_LOADED, NULL, 0);
 	} else if (strncmp(line, "stats ", 6) == 0) {
-		char *sp = strchr(line + 6, ' ');
-		uint64_t e, a;
+		char *sp = strchr(line + 6, ' '), *sp2;
+		uint64_t e, a, cd;
 		if (!sp)
 			return;
 		*sp = 0;
+		/* "stats E A [C]": C, the correlation state dropped, is cumulative per worker. */
+		if ((sp2 = strchr(sp + 1, ' '))) {
+			*sp2 = 0;
+			if (rf_parse_u64(sp2 + 1, &cd) == 0 && cd > ag->worker_corr_dropped) {
+				rf_store_add_corr_dropped(ag->st, cd - ag->worker_corr_dropped);
+				ag->worker_corr_dropped = cd;
+			}
+		}
 		if (rf_parse_u64(line + 6, &e) < 0 || rf_parse_u64(sp + 1, &a) < 0 ||
 		    e < ag->worker_events || a < ag->worker_alerts)
 			return;

@@ -15,6 +15,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/random.h>
 #include <sys/socket.h>
 #include <time.h>
 #include <unistd.h>
@@ -24,6 +25,7 @@
 #include "agent/worker.h"
 #include "common/util.h"
 #include "ringfence/content.h"
+#include "ringfence/correlate.h"
 #include "ringfence/limits.h"
 
 #define CLIENTS_MAX 8
@@ -41,22 +43,25 @@ struct worker {
 	struct rf_engine_scratch *scratch;
 	uint8_t *scratch_buf;
 	uint64_t events, alerts, bad, reported_events, reported_alerts, reported_at_ns;
+	uint64_t reported_corr_dropped;
 	struct rf_event ev;
+	/* Correlations (docs/sigma.md): the rules that matched this event, fed after it. */
+	struct rf_corr *corr;
+	size_t *hits, n_hits, max_hits;
 };
 
-static void on_alert(void *ud, size_t rule_index, const struct rf_rule_info *rule)
+static uint64_t corr_dropped(const struct worker *w)
 {
-	struct worker *w = ud;
-	json_t *o;
+	struct rf_corr_stats cs;
+
+	rf_corr_stats(w->corr, &cs);
+	return cs.groups_dropped + cs.entries_dropped;
+}
+
+static void write_alert(struct worker *w, json_t *o)
+{
 	char *t;
 
-	w->alerts++;
-	if (w->a->alerts_fd < 0)
-		return;
-	o = json_pack("{s:s, s:s, s:s, s:s, s:I, s:I}", "rule", rule->id ? rule->id : "", "title",
-		      rule->title ? rule->title : "", "level", rule->level ? rule->level : "",
-		      "event", rule->event ? rule->event : "", "index", (json_int_t)rule_index,
-		      "time", (json_int_t)rf_now_wall());
 	if (!o)
 		return;
 	t = json_dumps(o, JSON_COMPACT);
@@ -76,6 +81,45 @@ static void on_alert(void *ud, size_t rule_index, const struct rf_rule_info *rul
 	free(t);
 }
 
+static void on_corr_alert(void *ud, const struct rf_corr_alert *a)
+{
+	struct worker *w = ud;
+	json_t *o, *g;
+
+	w->alerts++;
+	if (w->a->alerts_fd < 0)
+		return;
+	g = json_object();
+	for (size_t i = 0; g && i < a->n_group; i++)
+		json_object_set_new(g, a->group_names[i],
+				    json_stringn((const char *)a->group_values[i], a->group_lens[i]));
+	o = json_pack("{s:s, s:s, s:s, s:s, s:I, s:I, s:I, s:o}", "correlation", a->id, "title",
+		      a->title, "level", a->level, "type", a->type, "count", (json_int_t)a->count,
+		      "event_time_ms", (json_int_t)a->time_ms, "time", (json_int_t)rf_now_wall(),
+		      "group", g ? g : json_object());
+	write_alert(w, o);
+}
+
+static void on_alert(void *ud, size_t rule_index, const struct rf_rule_info *rule)
+{
+	struct worker *w = ud;
+	json_t *o;
+
+	if (rf_corr_rule_used(w->corr, rule_index) &&
+	    w->n_hits < w->max_hits)
+		w->hits[w->n_hits++] = rule_index;
+	if (rf_corr_rule_silent(w->corr, rule_index))
+		return; /* only its correlations speak for it (Sigma's generate: false) */
+	w->alerts++;
+	if (w->a->alerts_fd < 0)
+		return;
+	o = json_pack("{s:s, s:s, s:s, s:s, s:I, s:I}", "rule", rule->id ? rule->id : "", "title",
+		      rule->title ? rule->title : "", "level", rule->level ? rule->level : "",
+		      "event", rule->event ? rule->event : "", "index", (json_int_t)rule_index,
+		      "time", (json_int_t)rf_now_wall());
+	write_alert(w, o);
+}
+
 static void eval_line(struct worker *w, const uint8_t *line, size_t n)
 {
 	int r;
@@ -88,11 +132,19 @@ static void eval_line(struct worker *w, const uint8_t *line, size_t n)
 		w->bad++;
 		return;
 	}
+	w->n_hits = 0;
 	r = rf_engine_eval(w->engine, &w->ev, w->scratch, on_alert, w, NULL);
 	if (r >= 0)
 		w->events++;
 	else
 		w->bad++;
+	if (r >= 0 && rf_corr_count(w->corr)) {
+		/* The event's own time when it carries one, else the wall clock at arrival. */
+		int64_t t;
+		if (rf_corr_event_time(&w->ev, &t) < 0)
+			t = rf_now_wall() * 1000;
+		(void)rf_corr_event(w->corr, &w->ev, t, w->hits, w->n_hits, on_corr_alert, w);
+	}
 }
 
 /* Read what is available; split into lines. Returns 0, or 1 at end of input. */
@@ -151,13 +203,21 @@ static void reader_free(struct reader *rd)
 
 static void report_stats(struct worker *w)
 {
-	if (w->events == w->reported_events && w->alerts == w->reported_alerts)
+	uint64_t cd = corr_dropped(w);
+
+	if (w->events == w->reported_events && w->alerts == w->reported_alerts &&
+	    cd == w->reported_corr_dropped)
 		return;
 	w->reported_at_ns = rf_now_mono_ns();
-	rf_fd_say(w->a->status_fd, "stats %llu %llu", (unsigned long long)w->events,
-	    (unsigned long long)w->alerts);
+	if (cd)
+		rf_fd_say(w->a->status_fd, "stats %llu %llu %llu", (unsigned long long)w->events,
+			  (unsigned long long)w->alerts, (unsigned long long)cd);
+	else
+		rf_fd_say(w->a->status_fd, "stats %llu %llu", (unsigned long long)w->events,
+			  (unsigned long long)w->alerts);
 	w->reported_events = w->events;
 	w->reported_alerts = w->alerts;
+	w->reported_corr_dropped = cd;
 }
 
 static bool is_listening_socket(int fd)
@@ -231,7 +291,16 @@ _Noreturn void rf__agent_worker_main(const struct rf_worker_args *a)
 	fault_check("RINGFENCE_FAULT_CRASH_ON_LOAD", a->hash, true);
 	fault_check("RINGFENCE_FAULT_WORKER_CRASH_ON_LOAD", a->hash, false);
 	w.scratch_buf = malloc(RF_AGENT_EVENT_LINE_MAX);
-	if (!w.scratch_buf) {
+	uint8_t key[16] = {0};
+	if (getrandom(key, sizeof(key), GRND_NONBLOCK) != (ssize_t)sizeof(key)) {
+		uint64_t x[2] = {rf_now_mono_ns(), (uint64_t)rf_now_wall() ^ (uint64_t)getpid()};
+		memcpy(key, x, sizeof(key));
+	}
+	struct rf_pack_summary ps;
+	rf_pack_summary(rf_engine_pack(w.engine), &ps);
+	w.max_hits = ps.n_rules;
+	w.hits = malloc((ps.n_rules ? ps.n_rules : 1) * sizeof(*w.hits));
+	if (!w.scratch_buf || !w.hits || rf_corr_new(rf_engine_pack(w.engine), key, &w.corr) < 0) {
 		rf_fd_say(a->status_fd, "load-failed out of memory");
 		_exit(3);
 	}

@@ -12,6 +12,7 @@
  * old or the new file. Exit: 0 all compiled; 1 some rules rejected; 2 usage or I/O error.
  */
 #include <dirent.h>
+#include <limits.h>
 #include <errno.h>
 #include <stdbool.h>
 #include <stdio.h>
@@ -24,6 +25,7 @@
 #include "common/util.h"
 #include "content/ir.h"
 #include "content/sigma.h"
+#include "content/sigma_corr.h"
 #include "ringfence/content.h"
 #include "ringfence/limits.h"
 
@@ -39,7 +41,9 @@ static void usage(FILE *f)
 	    "\n"
 	    "Compile Sigma rules into a content pack. Directories are searched recursively for\n"
 	    "*.yml and *.yaml. Rules outside the supported Sigma subset (docs/sigma.md) are\n"
-	    "rejected with a reason on stderr; the others are compiled.\n"
+	    "rejected with a reason on stderr; the others are compiled. A file may hold several\n"
+	    "YAML documents; correlation rules among them (or in other inputs) refer to rules\n"
+	    "by id or name.\n"
 	    "\n"
 	    "  -o, --output PACK   the pack to write (replaced atomically)\n"
 	    "  --manifest M        type fields from agent manifest M and reject rules that use an\n"
@@ -268,6 +272,104 @@ static int load_manifest(const char *path, struct rf_manifest **ret)
 	return r;
 }
 
+/* One compile: the pack being built and what correlations may refer to. */
+struct compile_ctx {
+	struct rf_pack_builder *b;
+	const struct rf_manifest *m;
+	const struct rf_sigma_placeholders *ph;
+	struct idset *ids;
+	struct rf_sigma_corrset *corrs;
+	size_t compiled, rejected, corr_compiled;
+};
+
+/* Compile one rule document p[0..n) (origin names it in messages; path is its file; doc, if
+ * known, gives its id and name) and add it to the pack. Returns 0 (compiled or rejected, counted
+ * and reported) or -ENOMEM. */
+static int compile_rule(struct compile_ctx *x, const uint8_t *p, size_t n, const char *origin,
+			const char *path, const struct rf_sigma_doc *doc)
+{
+	struct rf_diag d = {.emit = print_diag};
+	struct rf_sigma_rule *rule = NULL;
+	const char *name = doc ? doc->name : "";
+	int r;
+
+	r = rf_sigma_compile_with(p, n, origin, x->m, x->ph, &rule, &d);
+	if (r == -ENOMEM)
+		return r;
+	if (r < 0) {
+		x->rejected++;
+		if (doc && (doc->id[0] || doc->name[0]))
+			return rf_sigma_corrset_rule(x->corrs, doc->id, name, "", UINT32_MAX);
+		return 0;
+	}
+	const struct rf_ir_rule *ir = rf_sigma_rule_ir(rule);
+	const char *other = idset_find(x->ids, ir->id);
+	if (other) {
+		fprintf(stderr, "%s: rule %s \"%s\": id already used by %s\n", origin, ir->id,
+			ir->title, other);
+		x->rejected++;
+		rf_sigma_rule_free(rule);
+		return 0;
+	}
+	uint32_t index = (uint32_t)rf_pack_builder_count(x->b);
+	d.userdata = (void *)path;
+	r = rf_pack_builder_add(x->b, ir, &d);
+	if (r >= 0)
+		r = idset_add(x->ids, ir->id, path);
+	if (r >= 0)
+		r = rf_sigma_corrset_rule(x->corrs, ir->id, name, ir->event, index);
+	rf_sigma_rule_free(rule);
+	if (r == -ENOMEM)
+		return r;
+	if (r < 0) {
+		if (d.count == 0)
+			fprintf(stderr, "%s: %s\n", path, rf_strerror(r));
+		x->rejected++;
+		return 0;
+	}
+	x->compiled++;
+	return 0;
+}
+
+/* A rule file: one rule, or several YAML documents (rules and correlations; Sigma's
+ * multi-document files). A single rule goes to the compiler whole, as always. */
+static int compile_file(struct compile_ctx *x, const uint8_t *p, size_t n, const char *path)
+{
+	struct rf_sigma_doc *docs = NULL;
+	size_t nd = 0;
+	int r;
+
+	r = rf_sigma_docs(p, n, path, &docs, &nd, NULL);
+	if (r == -ENOMEM)
+		return r;
+	if (r < 0 || nd == 0 || (nd == 1 && !docs[0].correlation)) {
+		r = compile_rule(x, p, n, path, path, r < 0 || nd == 0 ? NULL : &docs[0]);
+		free(docs);
+		return r;
+	}
+	for (size_t i = 0; i < nd && r >= 0; i++) {
+		char origin[PATH_MAX + 64];
+		snprintf(origin, sizeof(origin), "%s (document %zu, line %u)", path, i + 1,
+			 docs[i].line);
+		if (docs[i].correlation) {
+			struct rf_diag d = {.emit = print_diag};
+			r = rf_sigma_corrset_parse(x->corrs, p + docs[i].off, docs[i].len, origin,
+						   &d);
+			if (r < 0 && r != -ENOMEM) {
+				x->rejected++;
+				r = docs[i].id[0] || docs[i].name[0]
+					? rf_sigma_corrset_rule(x->corrs, docs[i].id, docs[i].name,
+								"", UINT32_MAX)
+					: 0;
+			}
+		} else {
+			r = compile_rule(x, p + docs[i].off, docs[i].len, origin, path, &docs[i]);
+		}
+	}
+	free(docs);
+	return r;
+}
+
 int rf_cli_content_compile(int argc, char **argv)
 {
 	const char *out = NULL, *manifest_path = NULL, *ph_path = NULL;
@@ -278,6 +380,7 @@ int rf_cli_content_compile(int argc, char **argv)
 	struct idset ids = {0};
 	struct rf_manifest *m = NULL;
 	struct rf_pack_builder *b = NULL;
+	struct compile_ctx x = {.ids = &ids};
 	size_t compiled = 0, rejected = 0;
 	uint8_t *pack = NULL;
 	size_t pack_len = 0;
@@ -365,11 +468,16 @@ int rf_cli_content_compile(int argc, char **argv)
 		fprintf(stderr, "ringfence: %s\n", rf_strerror(r));
 		goto out;
 	}
+	x.b = b;
+	x.m = m;
+	x.ph = ph;
 
+	if (rf_sigma_corrset_new(&x.corrs) < 0) {
+		fprintf(stderr, "ringfence: out of memory\n");
+		goto out;
+	}
 	for (size_t i = 0; i < files.n; i++) {
 		const char *path = files.v[i];
-		struct rf_diag d = {.emit = print_diag};
-		struct rf_sigma_rule *rule = NULL;
 		uint8_t *buf = NULL;
 		size_t len;
 
@@ -377,51 +485,38 @@ int rf_cli_content_compile(int argc, char **argv)
 		if (r == -E2BIG) {
 			fprintf(stderr, "%s: rule file larger than %u bytes\n", path,
 				RF_SIGMA_FILE_MAX);
-			rejected++;
+			x.rejected++;
 			continue;
 		}
 		if (r < 0) {
 			fprintf(stderr, "ringfence: %s: %s\n", path, rf_strerror(r));
 			goto out;
 		}
-		r = rf_sigma_compile_with(buf, len, path, m, ph, &rule, &d);
+		r = compile_file(&x, buf, len, path);
 		free(buf);
-		if (r == -ENOMEM) {
+		if (r < 0) {
 			fprintf(stderr, "ringfence: out of memory\n");
 			goto out;
 		}
-		if (r < 0) {
-			rejected++;
-			continue;
-		}
-		const struct rf_ir_rule *ir = rf_sigma_rule_ir(rule);
-		const char *other = idset_find(&ids, ir->id);
-		if (other) {
-			fprintf(stderr, "%s: rule %s \"%s\": id already used by %s\n", path, ir->id,
-				ir->title, other);
-			rejected++;
-			rf_sigma_rule_free(rule);
-			continue;
-		}
-		d.userdata = (void *)path;
-		r = rf_pack_builder_add(b, ir, &d);
-		if (r >= 0)
-			r = idset_add(&ids, ir->id, path);
-		rf_sigma_rule_free(rule);
-		if (r == -ENOMEM) {
-			fprintf(stderr, "ringfence: out of memory\n");
-			goto out;
-		}
-		if (r < 0) {
-			if (d.count == 0)
-				fprintf(stderr, "%s: %s\n", path, rf_strerror(r));
-			rejected++;
-			continue;
-		}
-		compiled++;
 	}
+	{
+		struct rf_diag d = {.emit = print_diag};
+		size_t added = 0, crej = 0;
+		if (rf_sigma_corrset_finish(x.corrs, b, m, &added, &crej, &d) < 0) {
+			fprintf(stderr, "ringfence: out of memory\n");
+			goto out;
+		}
+		x.corr_compiled = added;
+		x.rejected += crej;
+	}
+	compiled = x.compiled;
+	rejected = x.rejected;
 
-	fprintf(stderr, "compiled %zu rules, rejected %zu\n", compiled, rejected);
+	if (x.corr_compiled)
+		fprintf(stderr, "compiled %zu rules and %zu correlations, rejected %zu\n", compiled,
+			x.corr_compiled, rejected);
+	else
+		fprintf(stderr, "compiled %zu rules, rejected %zu\n", compiled, rejected);
 	if (strict && rejected) {
 		fprintf(stderr, "ringfence: --strict: %zu rule%s rejected, no pack written\n",
 			rejected, rejected == 1 ? "" : "s");
@@ -443,8 +538,12 @@ int rf_cli_content_compile(int argc, char **argv)
 		fprintf(stderr, "ringfence: %s: %s\n", out, rf_strerror(r));
 		goto out;
 	}
-	fprintf(stderr, "wrote %s (%zu bytes, %zu rules, seq %llu)\n", out, pack_len, compiled,
-		(unsigned long long)seq);
+	if (x.corr_compiled)
+		fprintf(stderr, "wrote %s (%zu bytes, %zu rules, %zu correlations, seq %llu)\n", out,
+			pack_len, compiled, x.corr_compiled, (unsigned long long)seq);
+	else
+		fprintf(stderr, "wrote %s (%zu bytes, %zu rules, seq %llu)\n", out, pack_len,
+			compiled, (unsigned long long)seq);
 	rc = rejected ? 1 : 0;
 	goto out;
 
@@ -455,6 +554,7 @@ usage_error:
 out:
 	free(pack);
 	rf_pack_builder_free(b);
+	rf_sigma_corrset_free(x.corrs);
 	rf_manifest_free(m);
 	rf_sigma_placeholders_free(ph);
 	idset_free(&ids);

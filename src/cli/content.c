@@ -4,15 +4,18 @@
  * content.h: it reads files, prints diagnostics and alerts, and maps results to exit codes
  * (0 ok, 1 the pack or some input was rejected, 2 usage or I/O error).
  */
+#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/random.h>
 #include <unistd.h>
 
 #include "cli/cli.h"
 #include "common/opt.h"
 #include "common/util.h"
 #include "ringfence/content.h"
+#include "ringfence/correlate.h"
 #include "ringfence/limits.h"
 
 #define MAX_MANIFESTS 64
@@ -166,6 +169,23 @@ out:
 
 /* ---- JSON output helpers ------------------------------------------------------------------ */
 
+static void json_strn(FILE *f, const void *p, size_t n)
+{
+	const unsigned char *s = p;
+
+	fputc('"', f);
+	for (size_t i = 0; i < n; i++) {
+		unsigned char c = s[i];
+		if (c == '"' || c == '\\')
+			fprintf(f, "\\%c", c);
+		else if (c < 0x20)
+			fprintf(f, "\\u%04x", c);
+		else
+			fputc(c, f);
+	}
+	fputc('"', f);
+}
+
 static void json_str(FILE *f, const char *s)
 {
 	fputc('"', f);
@@ -267,6 +287,30 @@ static int cmd_inspect(int argc, char **argv)
 			       ri.author[0] ? ri.author : "no author", ri.n_code);
 		}
 	}
+	if (json && s.n_corr)
+		printf("],\"correlations\":[");
+	for (size_t i = 0; i < s.n_corr; i++) {
+		struct rf_corr_info ci;
+		if (rf_pack_corr(pk, i, &ci) < 0)
+			break;
+		if (json) {
+			printf("%s{\"id\":", i ? "," : "");
+			json_str(stdout, ci.id);
+			printf(",\"title\":");
+			json_str(stdout, ci.title);
+			printf(",\"level\":");
+			json_str(stdout, ci.level);
+			printf(",\"type\":");
+			json_str(stdout, ci.type);
+			printf(",\"rules\":%zu,\"group_by\":%zu,\"timespan_s\":%u,\"generate\":%s}",
+			       ci.n_refs, ci.n_group, ci.timespan_s, ci.generate ? "true" : "false");
+		} else {
+			printf("  %s [%s] %s (correlation %s of %zu rule%s, %zu group-by, %u s%s)\n",
+			       ci.id, ci.level[0] ? ci.level : "-", ci.title, ci.type, ci.n_refs,
+			       ci.n_refs == 1 ? "" : "s", ci.n_group, ci.timespan_s,
+			       ci.generate ? ", generate" : "");
+		}
+	}
 	if (json)
 		printf("]}\n");
 	rf_pack_free(pk);
@@ -276,7 +320,9 @@ static int cmd_inspect(int argc, char **argv)
 /* ---- eval -------------------------------------------------------------------------------- */
 
 /* Events are evaluated in batches (rf_engine_eval_batch): each slot owns its line and the
- * scratch its strings are unescaped into, so the events of a batch stay valid together. */
+ * scratch its strings are unescaped into, so the events of a batch stay valid together. The
+ * alerts of a batch are collected (event, rule) in event order, then printed and fed to the
+ * correlations event by event. */
 struct batch {
 	size_t n;
 	char *line[RF_ENGINE_BATCH_MAX];
@@ -286,13 +332,39 @@ struct batch {
 	unsigned long long lineno[RF_ENGINE_BATCH_MAX];
 	struct rf_event ev[RF_ENGINE_BATCH_MAX];
 	const struct rf_event *evp[RF_ENGINE_BATCH_MAX];
+	size_t *hit_ev, *hit_rule, n_hits, cap_hits;
+	bool oom;
+	struct rf_corr *corr;
+	int64_t time_ms;		/* the last event time seen (events without one keep it) */
+	unsigned long long corr_alerts; /* correlation alerts printed */
+	unsigned long long cur_line;
 };
 
 static void on_alert(void *ud, size_t event_index, size_t rule_index, const struct rf_rule_info *r)
 {
-	const struct batch *b = ud;
+	struct batch *b = ud;
 
-	printf("{\"line\":%llu,\"rule\":", b->lineno[event_index]);
+	(void)r;
+	if (b->n_hits == b->cap_hits) {
+		size_t nc = b->cap_hits ? 2 * b->cap_hits : 256;
+		size_t *e = realloc(b->hit_ev, nc * sizeof(*e));
+		if (e)
+			b->hit_ev = e;
+		size_t *ru = e ? realloc(b->hit_rule, nc * sizeof(*ru)) : NULL;
+		if (!e || !ru) {
+			b->oom = true;
+			return;
+		}
+		b->hit_rule = ru;
+		b->cap_hits = nc;
+	}
+	b->hit_ev[b->n_hits] = event_index;
+	b->hit_rule[b->n_hits++] = rule_index;
+}
+
+static void print_rule_alert(unsigned long long line, const struct rf_rule_info *r)
+{
+	printf("{\"line\":%llu,\"rule\":", line);
 	json_str(stdout, r->id);
 	printf(",\"title\":");
 	json_str(stdout, r->title);
@@ -305,19 +377,67 @@ static void on_alert(void *ud, size_t event_index, size_t rule_index, const stru
 	printf("}\n");
 }
 
+static void on_corr_alert(void *ud, const struct rf_corr_alert *a)
+{
+	struct batch *b = ud;
+
+	b->corr_alerts++;
+	printf("{\"line\":%llu,\"correlation\":", b->cur_line);
+	json_str(stdout, a->id);
+	printf(",\"title\":");
+	json_str(stdout, a->title);
+	printf(",\"level\":");
+	json_str(stdout, a->level);
+	printf(",\"type\":");
+	json_str(stdout, a->type);
+	printf(",\"count\":%u,\"time_ms\":%lld,\"group\":{", a->count, (long long)a->time_ms);
+	for (size_t g = 0; g < a->n_group; g++) {
+		printf("%s", g ? "," : "");
+		json_str(stdout, a->group_names[g]);
+		putchar(':');
+		json_strn(stdout, a->group_values[g], a->group_lens[g]);
+	}
+	printf("}}\n");
+}
+
 /* Evaluate the events collected in b; returns 0 or the engine's error. */
 static int flush_batch(const struct rf_engine *e, struct rf_engine_scratch *s, struct batch *b,
 		       const char *name)
 {
+	const struct rf_pack *pk = rf_engine_pack(e);
+	size_t h = 0;
 	int r;
 
 	if (!b->n)
 		return 0;
 	/* Refused events were named when read (rf_engine_event_problems). */
+	b->n_hits = 0;
 	r = rf_engine_eval_batch(e, b->evp, b->n, s, on_alert, b, NULL);
 	if (r < 0) {
 		fprintf(stderr, "%s: evaluation failed: %s\n", name, rf_strerror(r));
 		return r;
+	}
+	if (b->oom) {
+		fprintf(stderr, "ringfence content eval: out of memory\n");
+		return -ENOMEM;
+	}
+	for (size_t i = 0; i < b->n; i++) {
+		size_t first = h;
+		while (h < b->n_hits && b->hit_ev[h] == i) {
+			struct rf_rule_info ri;
+			if (!rf_corr_rule_silent(b->corr, b->hit_rule[h]) &&
+			    rf_pack_rule(pk, b->hit_rule[h], &ri) == 0)
+				print_rule_alert(b->lineno[i], &ri);
+			h++;
+		}
+		if (!rf_corr_count(b->corr))
+			continue;
+		int64_t t;
+		if (rf_corr_event_time(&b->ev[i], &t) == 0)
+			b->time_ms = t;
+		b->cur_line = b->lineno[i];
+		(void)rf_corr_event(b->corr, &b->ev[i], b->time_ms, b->hit_rule + first, h - first,
+				    on_corr_alert, b);
 	}
 	b->n = 0;
 	return 0;
@@ -397,7 +517,13 @@ static int cmd_eval(int argc, char **argv)
 		rc = r == -ENOMEM ? 2 : 1;
 		goto out;
 	}
-	if (rf_engine_scratch_new(e, &s) < 0) {
+	/* The groups' hash key: random, so no event file can make its group values collide. */
+	uint8_t key[16] = {0};
+	if (getrandom(key, sizeof(key), GRND_NONBLOCK) != (ssize_t)sizeof(key)) {
+		uint64_t x[2] = {rf_now_mono_ns(), (uint64_t)rf_now_wall() ^ (uint64_t)getpid()};
+		memcpy(key, x, sizeof(key));
+	}
+	if (rf_engine_scratch_new(e, &s) < 0 || rf_corr_new(rf_engine_pack(e), key, &b.corr) < 0) {
 		fprintf(stderr, "ringfence content eval: out of memory\n");
 		goto out;
 	}
@@ -449,6 +575,8 @@ static int cmd_eval(int argc, char **argv)
 	}
 	if (flush_batch(e, s, &b, name) < 0)
 		goto out;
+	b.cur_line = lineno;
+	(void)rf_corr_flush(b.corr, on_corr_alert, &b); /* windows still open at the end */
 	if (ferror(in)) {
 		fprintf(stderr, "ringfence content eval: read error\n");
 		goto out;
@@ -464,6 +592,17 @@ static int cmd_eval(int argc, char **argv)
 		(unsigned long long)st.mistyped, (unsigned long long)st.oversize,
 		RF_EVENT_VALUE_MAX, (unsigned long long)st.matches,
 		(unsigned long long)st.rules_run, (unsigned long long)st.violations);
+	if (rf_corr_count(b.corr)) {
+		struct rf_corr_stats cs;
+		rf_corr_stats(b.corr, &cs);
+		fprintf(stderr,
+			"%s: %zu correlations: %llu alerts, %llu matches not counted (group-by or "
+			"value field absent), %llu groups and %llu window entries dropped at the "
+			"caps\n",
+			pack, rf_corr_count(b.corr), b.corr_alerts, (unsigned long long)cs.skipped,
+			(unsigned long long)cs.groups_dropped,
+			(unsigned long long)cs.entries_dropped);
+	}
 	rc = 0;
 out:
 	if (in && in != stdin)
@@ -472,6 +611,9 @@ out:
 		free(b.line[i]);
 		free(b.scr[i]);
 	}
+	free(b.hit_ev);
+	free(b.hit_rule);
+	rf_corr_free(b.corr);
 	memset(&b, 0, sizeof(b));
 	free(buf);
 	rf_engine_scratch_free(s);

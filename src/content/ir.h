@@ -133,6 +133,53 @@ int rf_pack_builder_finish(struct rf_pack_builder *b, uint64_t seq, uint8_t **re
 void rf_pack_builder_free(struct rf_pack_builder *b);
 
 /*
+ * A correlation rule (Sigma correlations, docs/sigma.md "Correlation rules"): it counts the
+ * matches of other rules (or correlations) per group of events that share their group-by
+ * values, over a sliding time window, and fires when the count meets its condition. Produced by
+ * sigma_corr.c with every reference resolved to an index; serialised by pack.c (pack format 2).
+ *
+ *   event_count       matches of the referred rules in the window
+ *   value_count       distinct values of `field` among those matches
+ *   temporal          referred rules that matched in the window (default: all of them)
+ *   temporal_ordered  all referred rules matched in the window, in the order listed
+ *
+ * The condition is the inclusive range [lo, hi] of that count (gt n is lo n+1, lt n is hi n-1;
+ * hi RF_CORR_NO_MAX: no upper bound).
+ */
+enum rf_corr_type {
+	RF_CORR_EVENT_COUNT = 1,
+	RF_CORR_VALUE_COUNT = 2,
+	RF_CORR_TEMPORAL = 3,
+	RF_CORR_TEMPORAL_ORDERED = 4,
+};
+#define RF_CORR_NO_MAX 0xffffffffu
+/* A reference to correlation i (earlier in the pack) rather than to rule i. */
+#define RF_CORR_REF_CORR 0x80000000u
+#define RF_CORR_F_GENERATE 0x1u /* the referred rules also alert on their own */
+
+struct rf_ir_corr {
+	const char *id, *title, *level, *author; /* as for rules; level and author may be "" */
+	enum rf_corr_type type;
+	uint32_t flags;	     /* RF_CORR_F_* */
+	uint32_t timespan_s; /* 1..RF_CORR_TIMESPAN_MAX */
+	uint32_t lo, hi;
+	const char *field; /* value_count: the field whose distinct values are counted; else NULL */
+	const uint32_t *refs; /* rule index, or RF_CORR_REF_CORR | index of an earlier correlation */
+	size_t n_refs;
+	const char *const *group; /* group-by names (alias names where aliases are used) */
+	size_t n_group;
+	/* group_fields[g * n_refs + r]: what group-by g reads from a match of refs[r]: a field of
+	 * the rule's event, or, for a correlation, the name of one of its own group-by entries. */
+	const char *const *group_fields;
+};
+
+/* Add correlation c after every rule it refers to (and every correlation before it). -EINVAL or
+ * -E2BIG with a diagnostic naming the correlation if c is malformed or over a limit. */
+int rf_pack_builder_add_corr(struct rf_pack_builder *b, const struct rf_ir_corr *c,
+			     struct rf_diag *reterr) RF_WUR;
+size_t rf_pack_builder_corr_count(const struct rf_pack_builder *b);
+
+/*
  * Agent manifest (implemented in manifest.c): which event types and fields an agent build
  * supplies, parsed from JSON such as manifests/ringfence-agent-1.1.0.json.
  */

@@ -204,6 +204,32 @@ static size_t glob_wildcards(const uint8_t *p, size_t n)
 	return w;
 }
 
+_Static_assert(RF_CORR_WINDOW_MAX == 1024, "the message below names the value");
+const char *rf__pack_corr_cond_problem(unsigned type, unsigned n_refs, uint32_t lo, uint32_t hi)
+{
+	if (hi != RF_CORR_NO_MAX && lo > hi)
+		return "condition: no count satisfies it (empty range)";
+	switch (type) {
+	case RF_CORR_EVENT_COUNT:
+	case RF_CORR_VALUE_COUNT:
+		if (lo > RF_CORR_WINDOW_MAX || (hi != RF_CORR_NO_MAX && hi >= RF_CORR_WINDOW_MAX))
+			return "condition: a count over 1024 (RF_CORR_WINDOW_MAX, the window "
+			       "cap) cannot be decided exactly";
+		return NULL;
+	case RF_CORR_TEMPORAL:
+		if (lo < 1 || lo > n_refs || (hi != RF_CORR_NO_MAX && hi > n_refs))
+			return "condition: a temporal count is of the referred rules (1..their "
+			       "number)";
+		return NULL;
+	case RF_CORR_TEMPORAL_ORDERED:
+		if (lo != n_refs || hi != RF_CORR_NO_MAX)
+			return "condition: temporal_ordered needs every referred rule, in order";
+		return NULL;
+	default:
+		return "unknown correlation type";
+	}
+}
+
 const char *rf__pack_atom_problem(unsigned t, unsigned op, unsigned flags, const uint8_t *pat,
 				  size_t n)
 {
@@ -418,6 +444,10 @@ struct rf_pack_builder {
 	size_t n_rules, cap_rules;
 	uint32_t *code;
 	size_t n_code, cap_code;
+	uint8_t *corrs; /* serialised correlation records (RF_PACK_CORR_SIZE each) */
+	size_t n_corr;
+	uint32_t *cwords;
+	size_t n_cwords;
 };
 
 int rf_pack_builder_new(struct rf_pack_builder **ret)
@@ -439,6 +469,8 @@ void rf_pack_builder_free(struct rf_pack_builder *b)
 	interner_free(&b->atoms);
 	free(b->rules);
 	free(b->code);
+	free(b->corrs);
+	free(b->cwords);
 	free(b);
 }
 
@@ -644,12 +676,147 @@ fail:
 			      rf_strerror(rc));
 }
 
+size_t rf_pack_builder_corr_count(const struct rf_pack_builder *b)
+{
+	return b->n_corr;
+}
+
+/* Check c against the rules and correlations already in b (the verifier's rules, so a pack the
+ * builder writes always loads). */
+static int corr_check(const struct rf_pack_builder *b, const struct rf_ir_corr *c, const char *cid,
+		      struct rf_diag *d)
+{
+	int rc;
+
+	if ((rc = str_check(c->id, "id", cid, d)) < 0 ||
+	    (rc = str_check(c->title, "title", cid, d)) < 0 ||
+	    (rc = str_check(c->level ? c->level : "", "level", cid, d)) < 0 ||
+	    (rc = str_check(c->author ? c->author : "", "author", cid, d)) < 0)
+		return rc;
+	if (!*c->title)
+		return rf_diag_report(d, -EINVAL, "correlation '%s': empty title", cid);
+	if (c->type < RF_CORR_EVENT_COUNT || c->type > RF_CORR_TEMPORAL_ORDERED ||
+	    (c->flags & ~RF_CORR_F_GENERATE))
+		return rf_diag_report(d, -EINVAL, "correlation '%s': unknown type or flags", cid);
+	if (b->n_corr >= RF_CORR_MAX)
+		return rf_diag_report(d, -E2BIG, "correlation '%s': pack already has %u (limit)",
+				      cid, RF_CORR_MAX);
+	if (c->n_refs == 0 || c->n_refs > RF_CORR_REFS_MAX || c->n_group > RF_CORR_GROUP_MAX ||
+	    !c->refs || (c->n_group && (!c->group || !c->group_fields)))
+		return rf_diag_report(d, c->n_refs ? -E2BIG : -EINVAL,
+				      "correlation '%s': %zu rules (1..%u) and %zu group-by fields "
+				      "(at most %u)",
+				      cid, c->n_refs, RF_CORR_REFS_MAX, c->n_group, RF_CORR_GROUP_MAX);
+	if (c->timespan_s == 0 || c->timespan_s > RF_CORR_TIMESPAN_MAX)
+		return rf_diag_report(d, -E2BIG, "correlation '%s': timespan %u s (1..%u)", cid,
+				      c->timespan_s, RF_CORR_TIMESPAN_MAX);
+	if (!!c->field != (c->type == RF_CORR_VALUE_COUNT) || (c->field && !*c->field))
+		return rf_diag_report(d, -EINVAL,
+				      "correlation '%s': a field is needed by value_count only", cid);
+	if (c->field && (rc = str_check(c->field, "field", cid, d)) < 0)
+		return rc;
+	const char *why = rf__pack_corr_cond_problem(c->type, c->n_refs, c->lo, c->hi);
+	if (why)
+		return rf_diag_report(d, -E2BIG, "correlation '%s': %s", cid, why);
+	for (size_t r = 0; r < c->n_refs; r++) {
+		uint32_t ref = c->refs[r];
+		bool is_corr = ref & RF_CORR_REF_CORR;
+		uint32_t i = ref & ~RF_CORR_REF_CORR;
+		if (is_corr ? i >= b->n_corr : i >= b->n_rules)
+			return rf_diag_report(d, -EINVAL,
+					      "correlation '%s': reference %zu to %s %u out of "
+					      "range",
+					      cid, r, is_corr ? "correlation" : "rule", i);
+		if (is_corr && c->type == RF_CORR_VALUE_COUNT)
+			return rf_diag_report(d, -EINVAL,
+					      "correlation '%s': value_count over a correlation",
+					      cid);
+		for (size_t k = 0; k < r; k++)
+			if (c->refs[k] == ref)
+				return rf_diag_report(d, -EINVAL,
+						      "correlation '%s': rule referred to twice",
+						      cid);
+	}
+	for (size_t g = 0; g < c->n_group; g++) {
+		if ((rc = str_check(c->group[g], "group-by name", cid, d)) < 0)
+			return rc;
+		for (size_t r = 0; r < c->n_refs; r++) {
+			const char *f = c->group_fields[g * c->n_refs + r];
+			if ((rc = str_check(f, "group-by field", cid, d)) < 0)
+				return rc;
+			if (!*f || !*c->group[g])
+				return rf_diag_report(d, -EINVAL,
+						      "correlation '%s': empty group-by field", cid);
+		}
+	}
+	return 0;
+}
+
+int rf_pack_builder_add_corr(struct rf_pack_builder *b, const struct rf_ir_corr *c,
+			     struct rf_diag *d)
+{
+	char cid[80];
+	uint32_t sid[5] = {0, 0, 0, 0, RF_PACK_NONE}, nw;
+	int rc;
+
+	if (!c || !c->id || !*c->id)
+		return rf_diag_report(d, -EINVAL, "correlation without an id");
+	rf_diag_quote(cid, sizeof(cid), c->id, strlen(c->id));
+	if ((rc = corr_check(b, c, cid, d)) < 0)
+		return rc;
+	nw = (uint32_t)(c->n_refs + c->n_group + c->n_group * c->n_refs);
+	uint8_t *nr = realloc(b->corrs, (b->n_corr + 1) * RF_PACK_CORR_SIZE);
+	if (!nr)
+		return -ENOMEM;
+	b->corrs = nr;
+	uint32_t *nwv = realloc(b->cwords, (b->n_cwords + nw) * sizeof(*nwv));
+	if (!nwv)
+		return -ENOMEM;
+	b->cwords = nwv;
+	const char *ss[5] = {c->id, c->title, c->level ? c->level : "", c->author ? c->author : "",
+			     c->field};
+	for (int i = 0; i < 5; i++)
+		if (ss[i] && (rc = add_str(b, ss[i], strlen(ss[i]), &sid[i])) < 0)
+			return rc;
+	uint32_t *w = b->cwords + b->n_cwords;
+	for (size_t r = 0; r < c->n_refs; r++)
+		w[r] = c->refs[r];
+	for (size_t g = 0; g < c->n_group; g++)
+		if ((rc = add_str(b, c->group[g], strlen(c->group[g]), &w[c->n_refs + g])) < 0)
+			return rc;
+	for (size_t k = 0; k < c->n_group * c->n_refs; k++) {
+		const char *f = c->group_fields[k];
+		if ((rc = add_str(b, f, strlen(f), &w[c->n_refs + c->n_group + k])) < 0)
+			return rc;
+	}
+	uint8_t *q = b->corrs + b->n_corr * RF_PACK_CORR_SIZE;
+	memset(q, 0, RF_PACK_CORR_SIZE);
+	for (int i = 0; i < 4; i++)
+		put32(q + 4 * i, sid[i]);
+	q[16] = (uint8_t)c->type;
+	q[17] = (uint8_t)c->flags;
+	q[18] = (uint8_t)c->n_refs;
+	q[19] = (uint8_t)c->n_group;
+	put32(q + 20, c->timespan_s);
+	put32(q + 24, c->lo);
+	put32(q + 28, c->hi);
+	put32(q + 32, sid[4]);
+	put32(q + 36, (uint32_t)b->n_cwords);
+	put32(q + 40, nw);
+	b->n_cwords += nw;
+	b->n_corr++;
+	return 0;
+}
+
 int rf_pack_builder_finish(struct rf_pack_builder *b, uint64_t seq, uint8_t **ret_buf,
 			   size_t *ret_len)
 {
 	const struct interner *st = &b->strings;
-	uint64_t sz[RF_PACK_NSECTIONS], off[RF_PACK_NSECTIONS], total;
-	uint32_t cnt[RF_PACK_NSECTIONS];
+	uint64_t sz[RF_PACK_NSECTIONS_V2], off[RF_PACK_NSECTIONS_V2], total;
+	uint32_t cnt[RF_PACK_NSECTIONS_V2];
+	/* Version 1 unless there are correlations: such a pack is what older builds wrote. */
+	const unsigned nsec = b->n_corr ? RF_PACK_NSECTIONS_V2 : RF_PACK_NSECTIONS;
+	const unsigned version = b->n_corr ? RF_PACK_VERSION_CORR : RF_PACK_VERSION;
 
 	cnt[0] = st->n;
 	sz[0] = (uint64_t)st->n * RF_PACK_STRENT_SIZE + ((st->len + 3) & ~(size_t)3);
@@ -661,8 +828,10 @@ int rf_pack_builder_finish(struct rf_pack_builder *b, uint64_t seq, uint8_t **re
 	sz[3] = (uint64_t)b->n_rules * RF_PACK_RULE_SIZE;
 	cnt[4] = (uint32_t)b->n_code;
 	sz[4] = (uint64_t)b->n_code * RF_PACK_INSN_SIZE;
-	total = RF_PACK_PREAMBLE;
-	for (unsigned i = 0; i < RF_PACK_NSECTIONS; i++) {
+	cnt[5] = (uint32_t)b->n_corr;
+	sz[5] = (uint64_t)b->n_corr * RF_PACK_CORR_SIZE + (uint64_t)b->n_cwords * 4;
+	total = RF_PACK_HEADER_SIZE + (uint64_t)nsec * RF_PACK_SECTENT_SIZE;
+	for (unsigned i = 0; i < nsec; i++) {
 		off[i] = total;
 		total += sz[i];
 	}
@@ -672,13 +841,13 @@ int rf_pack_builder_finish(struct rf_pack_builder *b, uint64_t seq, uint8_t **re
 	if (!p)
 		return -ENOMEM;
 	memcpy(p, RF_PACK_MAGIC, 4);
-	p[4] = RF_PACK_VERSION & 0xff;
-	p[5] = RF_PACK_VERSION >> 8;
-	p[6] = RF_PACK_NSECTIONS;
+	p[4] = version & 0xff;
+	p[5] = version >> 8;
+	p[6] = (uint8_t)nsec;
 	put32(p + 8, (uint32_t)total);
 	put32(p + 16, (uint32_t)seq);
 	put32(p + 20, (uint32_t)(seq >> 32));
-	for (unsigned i = 0; i < RF_PACK_NSECTIONS; i++) {
+	for (unsigned i = 0; i < nsec; i++) {
 		uint8_t *e = p + RF_PACK_HEADER_SIZE + i * RF_PACK_SECTENT_SIZE;
 		put32(e, i + 1);
 		put32(e + 4, (uint32_t)off[i]);
@@ -707,6 +876,13 @@ int rf_pack_builder_finish(struct rf_pack_builder *b, uint64_t seq, uint8_t **re
 	q = p + off[4];
 	for (size_t i = 0; i < b->n_code; i++)
 		put32(q + i * 4, b->code[i]);
+	if (b->n_corr) {
+		q = p + off[5];
+		memcpy(q, b->corrs, b->n_corr * RF_PACK_CORR_SIZE);
+		q += b->n_corr * RF_PACK_CORR_SIZE;
+		for (size_t i = 0; i < b->n_cwords; i++)
+			put32(q + i * 4, b->cwords[i]);
+	}
 	*ret_buf = p;
 	*ret_len = total;
 	return 0;

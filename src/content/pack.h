@@ -19,11 +19,17 @@
 #include "ringfence/content.h"
 
 #define RF_PACK_MAGIC	     "RFPK"
+/* Version 1: five sections. Version 2 (written only when the pack has correlation rules, so a
+ * pack without them is byte-identical to version 1 and loads on older agents): a sixth section,
+ * the correlations. This build reads both. */
 #define RF_PACK_VERSION	     1u
+#define RF_PACK_VERSION_CORR 2u
 #define RF_PACK_HEADER_SIZE  24u
 #define RF_PACK_NSECTIONS    5u
+#define RF_PACK_NSECTIONS_V2 6u
 #define RF_PACK_SECTENT_SIZE 16u
 #define RF_PACK_PREAMBLE     (RF_PACK_HEADER_SIZE + RF_PACK_NSECTIONS * RF_PACK_SECTENT_SIZE)
+#define RF_PACK_PREAMBLE_V2  (RF_PACK_HEADER_SIZE + RF_PACK_NSECTIONS_V2 * RF_PACK_SECTENT_SIZE)
 
 enum rf_pack_section {
 	RF_SEC_STRINGS = 1,
@@ -31,6 +37,7 @@ enum rf_pack_section {
 	RF_SEC_ATOMS = 3,
 	RF_SEC_RULES = 4,
 	RF_SEC_CODE = 5,
+	RF_SEC_CORR = 6, /* version 2 */
 };
 
 #define RF_PACK_STRENT_SIZE 8u	/* u32 offset, u32 length (into the string data) */
@@ -38,6 +45,10 @@ enum rf_pack_section {
 #define RF_PACK_ATOM_SIZE   12u /* u32 field|NONE, u8 op, u8 flags, u16 zero, u32 pattern */
 #define RF_PACK_RULE_SIZE   32u /* u32 id,title,level,author,event,code_off,code_len, u32 zero */
 #define RF_PACK_INSN_SIZE   4u
+/* u32 id,title,level,author; u8 type, flags, n_refs, n_group; u32 timespan_s, lo, hi, field|NONE,
+ * word_off, word_len, zero. The words (u32, after the records) of correlation i are its refs,
+ * its group-by names, then group fields (g-major), contiguous and in order. */
+#define RF_PACK_CORR_SIZE   48u
 #define RF_PACK_NONE	    0xffffffffu /* atom field of a keyword atom */
 
 struct rf_pstr {
@@ -63,6 +74,17 @@ struct rf_prule {
 	uint32_t code_off, code_len;		  /* range in the code table */
 };
 
+/* A decoded correlation. refs/group/gfield point into rf_pack.corr_words; refs and string indices
+ * are checked. For a ref to a correlation, gfield[g * n_refs + r] has been resolved to the index
+ * of that correlation's group-by entry it names (gmap). */
+struct rf_pcorr {
+	uint32_t id, title, level, author;
+	uint8_t type, flags, n_refs, n_group;
+	uint32_t timespan_s, lo, hi, field;
+	const uint32_t *refs, *group, *gfield;
+	uint8_t gmap[RF_CORR_GROUP_MAX * RF_CORR_REFS_MAX];
+};
+
 struct rf_pack {
 	uint32_t version;
 	uint64_t seq;
@@ -74,6 +96,9 @@ struct rf_pack {
 	struct rf_patom *atoms;
 	struct rf_prule *rules;
 	uint32_t *code;
+	uint32_t n_corr, n_corr_words; /* 0 in a version 1 pack */
+	struct rf_pcorr *corrs;
+	uint32_t *corr_words;
 };
 
 static inline const char *rf__pack_str(const struct rf_pack *pk, uint32_t i)
@@ -108,6 +133,10 @@ bool rf__pack_parse_ip(const char *s, size_t n, uint8_t ret[16]);
  * one rule shared by the compiler, the builder and the verifier, so they cannot disagree. */
 const char *rf__pack_atom_problem(unsigned t, unsigned op, unsigned flags, const uint8_t *pat,
 				  size_t n);
+/* Why a correlation's condition [lo, hi] is refused for its type (NULL if valid): empty range,
+ * a count the window cannot hold (RF_CORR_WINDOW_MAX), a temporal count outside 1..n_refs, a
+ * temporal_ordered condition other than "all". Shared by the builder and the verifier. */
+const char *rf__pack_corr_cond_problem(unsigned type, unsigned n_refs, uint32_t lo, uint32_t hi);
 /* Is s[0..n) valid UTF-8? */
 bool rf__pack_utf8_ok(const uint8_t *s, size_t n);
 
@@ -118,6 +147,18 @@ int rf__pack_canon_strings(const struct rf_pack *pk, uint32_t **ret, uint64_t *r
 
 /* Verify the structure of p (everything independent of a manifest) and decode it. */
 int rf__pack_decode(const uint8_t *p, size_t n, struct rf_pack **ret, struct rf_diag *reterr);
+
+/* The correlations section (verify_corr.c): decode and check p[0..size) holding count records
+ * and their words into pk (whose strings, rules and canonical string map canon are decoded):
+ * string indices in range, type/flags known, refs in range (a correlation only to an earlier one,
+ * chains at most RF_CORR_CHAIN_MAX deep), counts and timespan within limits.h, word ranges
+ * contiguous. Every problem is reported; returns 0, -EBADMSG, -E2BIG, -ENOMEM. */
+int rf__pack_decode_corrs(struct rf_pack *pk, const uint8_t *p, uint32_t size, uint32_t count,
+			  const uint32_t *canon, struct rf_diag *reterr);
+/* Against a manifest: every field a correlation reads from a rule's match (group-by, value_count
+ * field) is supplied for that rule's event. Returns 0 or -ENOEXEC (every problem reported). */
+int rf__pack_check_corrs(const struct rf_pack *pk, const struct rf_manifest *m,
+			 struct rf_diag *reterr);
 
 /* Lookup used by the verifier and the engine (manifest.c). */
 struct rf_manifest;

@@ -56,10 +56,13 @@ void rf_pack_free(struct rf_pack *pk)
 	free(pk->atoms);
 	free(pk->rules);
 	free(pk->code);
+	free(pk->corrs);
+	free(pk->corr_words);
 	free(pk);
 }
 
-static const char *const sec_names[] = {"?", "strings", "fields", "atoms", "rules", "code"};
+static const char *const sec_names[] = {"?",	  "strings", "fields",	     "atoms",
+					"rules", "code",    "correlations"};
 
 /* "rule <id> "<title>"" prefix for messages. */
 static const char *rule_name(const struct rf_pack *pk, uint32_t ri, char *out, size_t cap)
@@ -524,15 +527,18 @@ static int decode_rules(struct rf_pack *pk, const uint8_t *s, uint32_t count, co
 
 int rf__pack_decode(const uint8_t *p, size_t n, struct rf_pack **ret, struct rf_diag *d)
 {
-	uint32_t off[RF_PACK_NSECTIONS], size[RF_PACK_NSECTIONS], count[RF_PACK_NSECTIONS];
-	static const uint32_t entsz[RF_PACK_NSECTIONS] = {0, RF_PACK_FIELD_SIZE, RF_PACK_ATOM_SIZE,
-							  RF_PACK_RULE_SIZE, RF_PACK_INSN_SIZE};
-	static const uint32_t lim[RF_PACK_NSECTIONS] = {RF_PACK_STRINGS_MAX, RF_PACK_FIELDS_MAX,
-							RF_PACK_ATOMS_MAX, RF_PACK_RULES_MAX,
-							RF_PACK_CODE_MAX};
+	uint32_t off[RF_PACK_NSECTIONS_V2], size[RF_PACK_NSECTIONS_V2],
+	    count[RF_PACK_NSECTIONS_V2];
+	/* The correlations' size is checked by rf__pack_decode_corrs (records + words). */
+	static const uint32_t entsz[RF_PACK_NSECTIONS_V2] = {
+	    0, RF_PACK_FIELD_SIZE, RF_PACK_ATOM_SIZE, RF_PACK_RULE_SIZE, RF_PACK_INSN_SIZE, 0};
+	static const uint32_t lim[RF_PACK_NSECTIONS_V2] = {
+	    RF_PACK_STRINGS_MAX, RF_PACK_FIELDS_MAX, RF_PACK_ATOMS_MAX,
+	    RF_PACK_RULES_MAX,	 RF_PACK_CODE_MAX,   RF_CORR_MAX};
 	struct rf_pack *pk = NULL;
 	uint32_t *canon = NULL;
-	uint64_t prev_end = RF_PACK_PREAMBLE;
+	uint64_t prev_end;
+	uint32_t nsec;
 	int bad = 0, rc;
 
 	if (n > RF_PACK_MAX)
@@ -544,14 +550,20 @@ int rf__pack_decode(const uint8_t *p, size_t n, struct rf_pack **ret, struct rf_
 	if (memcmp(p, RF_PACK_MAGIC, 4))
 		return rf_diag_report(d, -EBADMSG,
 				      "pack: bad magic at byte 0 (not a ringfence pack)");
-	if (get16(p + 4) != RF_PACK_VERSION)
+	if (get16(p + 4) != RF_PACK_VERSION && get16(p + 4) != RF_PACK_VERSION_CORR)
 		return rf_diag_report(
 		    d, -EBADMSG,
-		    "pack: format version %u at byte 4 not supported (this build reads %u)",
-		    get16(p + 4), RF_PACK_VERSION);
-	if (get16(p + 6) != RF_PACK_NSECTIONS)
+		    "pack: format version %u at byte 4 not supported (this build reads %u and %u)",
+		    get16(p + 4), RF_PACK_VERSION, RF_PACK_VERSION_CORR);
+	nsec = get16(p + 4) == RF_PACK_VERSION ? RF_PACK_NSECTIONS : RF_PACK_NSECTIONS_V2;
+	prev_end = RF_PACK_HEADER_SIZE + (uint64_t)nsec * RF_PACK_SECTENT_SIZE;
+	if (n < prev_end)
+		return rf_diag_report(d, -EBADMSG,
+				      "pack: %zu bytes, shorter than the %llu-byte header", n,
+				      (unsigned long long)prev_end);
+	if (get16(p + 6) != nsec)
 		bad = rf_diag_report(d, -EBADMSG, "pack: %u sections at byte 6 (%u expected)",
-				     get16(p + 6), RF_PACK_NSECTIONS);
+				     get16(p + 6), nsec);
 	if (get32(p + 8) != n)
 		bad = rf_diag_report(
 		    d, -EBADMSG,
@@ -559,7 +571,7 @@ int rf__pack_decode(const uint8_t *p, size_t n, struct rf_pack **ret, struct rf_
 		    get32(p + 8), n);
 	if (get32(p + 12))
 		bad = rf_diag_report(d, -EBADMSG, "pack: reserved header bytes 12..15 not zero");
-	for (uint32_t i = 0; i < RF_PACK_NSECTIONS; i++) {
+	for (uint32_t i = 0; i < nsec; i++) {
 		const uint8_t *e = p + RF_PACK_HEADER_SIZE + i * RF_PACK_SECTENT_SIZE;
 		size_t at = RF_PACK_HEADER_SIZE + i * RF_PACK_SECTENT_SIZE;
 		uint32_t id = get32(e);
@@ -630,6 +642,13 @@ int rf__pack_decode(const uint8_t *p, size_t n, struct rf_pack **ret, struct rf_
 		bad = rc;
 	if (bad < 0)
 		goto fail_bad;
+	if (nsec == RF_PACK_NSECTIONS_V2) {
+		rc = rf__pack_decode_corrs(pk, p + off[5], size[5], count[5], canon, d);
+		if (rc < 0) {
+			bad = rc;
+			goto fail_bad;
+		}
+	}
 	free(canon);
 	*ret = pk;
 	return 0;
@@ -649,7 +668,8 @@ int rf_pack_open(const uint8_t *p, size_t n, struct rf_pack **ret, struct rf_dia
 void rf_pack_summary(const struct rf_pack *pk, struct rf_pack_summary *ret)
 {
 	*ret = (struct rf_pack_summary){pk->version,  pk->seq,	   pk->total_len, pk->n_strings,
-					pk->n_fields, pk->n_atoms, pk->n_rules,	  pk->n_code};
+					pk->n_fields, pk->n_atoms, pk->n_rules,	  pk->n_code,
+					pk->n_corr};
 }
 
 int rf_pack_rule(const struct rf_pack *pk, size_t i, struct rf_rule_info *ret)
@@ -742,6 +762,8 @@ int rf_pack_check(const struct rf_pack *pk, const struct rf_manifest *m, struct 
 	}
 	free(fstat);
 	free(stamp);
+	if (rf__pack_check_corrs(pk, m, d) < 0)
+		bad = -ENOEXEC;
 	return bad;
 }
 

@@ -54,8 +54,26 @@ detection:
   condition: selection
 level: high
 EOF
+# A also carries a Sigma correlation rule over the certutil rule (docs/sigma.md "Correlation
+# rules"): the worker must report it like an ordinary alert.
+mkdir -p "$W/rules-a-corr"
+cat > "$W/rules-a-corr/mr_certutil.yml" <<'EOF'
+title: Certutil Download Seen
+id: e2e-certutil-burst
+correlation:
+  type: event_count
+  rules:
+    - 0f2259b6-7d86-4054-84ad-26efabae54bd
+  group-by:
+    - Image
+  timespan: 5m
+  condition:
+    gte: 1
+  generate: true
+level: high
+EOF
 "$CLI" repo init "$W/repo" >/dev/null || fail "repo init"
-"$CLI" content compile "$SRC/examples/rules" -o "$W/a.rfp" --seq 1 >/dev/null 2>&1
+"$CLI" content compile "$SRC/examples/rules" "$W/rules-a-corr" -o "$W/a.rfp" --seq 1 >/dev/null 2>&1
 [ -s "$W/a.rfp" ] || fail "compile a"
 "$CLI" content compile "$W/rules-b" -o "$W/b.rfp" --seq 2 >/dev/null 2>&1 || fail "compile b"
 "$CLI" content compile "$W/rules-c" -o "$W/c.rfp" --seq 3 >/dev/null 2>&1 || fail "compile c"
@@ -114,8 +132,10 @@ start_agent
 supervise "s['mode'] == 'last-good' and s['last_good']['sha256'] == '$HA'" 60 ||
 	fail "A did not become the last known good"
 [ "$RESTARTS" = 0 ] || fail "the agent died $RESTARTS times on a good pack"
-grep -qi certutil "$W/alerts.jsonl" || fail "no alert from the events file"
-ok "A installed, survived probation, is the last known good; alerts raised"
+grep -q '"rule":"0f2259b6' "$W/alerts.jsonl" || fail "no alert from the events file"
+grep -q '"correlation":"e2e-certutil-burst".*"group":{"Image":"C:.*certutil.exe"}' \
+	"$W/alerts.jsonl" || fail "no correlation alert from the events file"
+ok "A installed, survived probation, is the last known good; alerts (and a correlation's) raised"
 
 # 2. boot loop: B kills the agent at every load
 publish packs/b.rfp "$W/b.rfp" rel-b

@@ -243,6 +243,17 @@ static void test_bodies_carry_the_store(void **unused)
 	    json_integer_value(json_object_get(json_object_get(o, "health"), "events")), 123456);
 	assert_int_equal(
 	    json_integer_value(json_object_get(json_object_get(o, "health"), "crashes")), 1);
+	/* correlation_dropped is sent only when not 0 */
+	assert_null(json_object_get(json_object_get(o, "health"), "correlation_dropped"));
+	json_decref(o);
+	free(body);
+	rf_store_add_corr_dropped(st, 5);
+	assert_int_equal(rf_checkin_body_checkin(&id, st, &body), 0);
+	o = json_loads(body, 0, &e);
+	assert_non_null(o);
+	assert_int_equal(json_integer_value(json_object_get(json_object_get(o, "health"),
+							  "correlation_dropped")),
+			 5);
 	json_decref(o);
 	free(body);
 

@@ -460,6 +460,8 @@ static void test_roundtrip_and_reopen(void **unused)
 	assert_int_equal(rf_store_set_ring(st, "canary"), 0);
 	assert_int_equal(rf_store_credential_set(st, "rfd_abc"), 0);
 	rf_store_set_counters(st, 12, 3);
+	rf_store_add_corr_dropped(st, 7); /* correlation state dropped at the caps: durable too */
+	rf_store_add_corr_dropped(st, 2);
 	assert_int_equal(rf_store_commit(st), 0);
 	rf_store_free(st);
 
@@ -478,6 +480,7 @@ static void test_roundtrip_and_reopen(void **unused)
 	rf_store_counters(st, &ev, &al);
 	assert_int_equal(ev, 12);
 	assert_int_equal(al, 3);
+	assert_int_equal(rf_store_corr_dropped(st), 9);
 	assert_int_equal(rf_store_check(st, &d), 0);
 	assert_int_equal(rf_store_commit(st), -EROFS);
 	rf_store_free(st);

@@ -1,0 +1,106 @@
+/*
+ * Sigma correlation rules, evaluated (docs/sigma.md "Correlation rules"): the state that turns the
+ * engine's per-event matches into correlation alerts. Pure: no I/O, no clock, no randomness of its
+ * own (time is each event's timestamp, the hash key is a parameter), so the agent's worker,
+ * `ringfence content eval` and the tests run the same code.
+ *
+ * Bounded: the state holds at most RF_CORR_GROUPS_MAX groups and RF_CORR_ENTRIES_MAX window
+ * entries (limits.h), allocated as it grows. When a cap is reached the least recently active group
+ * is dropped and counted (groups_dropped), never unbounded memory. The work per event is bounded
+ * by the matches it has, the correlations that refer to them (each touches one group, found by a
+ * hash table, and at most RF_CORR_WINDOW_MAX window entries) and the chain depth.
+ *
+ * Threads: one state per event stream; not shared.
+ */
+#ifndef RINGFENCE_CORRELATE_H
+#define RINGFENCE_CORRELATE_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "ringfence/content.h"
+
+struct rf_corr;
+
+struct rf_corr_stats {
+	uint64_t fired;		  /* correlations that fired (silent ones in chains included) */
+	uint64_t groups_dropped;  /* groups dropped at a cap (RF_CORR_GROUPS_MAX/ENTRIES_MAX) */
+	uint64_t entries_dropped; /* window entries dropped from a group at the entries cap */
+	uint64_t skipped;	  /* matches not counted: a group-by or value_count field absent
+				   * from the event, or group-by values over RF_CORR_KEY_MAX */
+};
+
+/* A correlation that fired. Strings belong to the pack (or the state); valid during the call. */
+struct rf_corr_alert {
+	size_t index;				 /* the correlation's position in the pack */
+	const char *id, *title, *level, *author; /* level/author may be "" */
+	const char *type;			 /* "event_count", "value_count", ... */
+	int64_t time_ms;			 /* the time of the match that completed it, or the
+						  * end of its window for a bounded count */
+	uint32_t count;				 /* the count that met the condition */
+	size_t n_group;
+	const char *const *group_names;	    /* its group-by names */
+	const uint8_t *const *group_values; /* their values in this group (not NUL-terminated) */
+	const size_t *group_lens;
+};
+
+typedef void (*rf_corr_alert_fn)(void *userdata, const struct rf_corr_alert *alert);
+
+/*
+ * New state for the correlations of pk (which must outlive it; rf_engine_pack() gives the
+ * engine's). key: 16 bytes for the keyed hash of group values (random in the agent, so no event
+ * source can pick values that collide). A pack without correlations gives a state that does
+ * nothing. Returns 0 or -ENOMEM.
+ */
+int rf_corr_new(const struct rf_pack *pk, const uint8_t key[16], struct rf_corr **ret) RF_WUR;
+void rf_corr_free(struct rf_corr *c);
+
+/* Correlations in the pack (0: nothing to do). */
+size_t rf_corr_count(const struct rf_corr *c);
+
+/* Does rule i feed a correlation? Is it silent: referred to only by correlations without
+ * `generate: true`, so that its own matches are not alerts (Sigma's default)? */
+bool rf_corr_rule_used(const struct rf_corr *c, size_t rule_index);
+bool rf_corr_rule_silent(const struct rf_corr *c, size_t rule_index);
+
+/*
+ * Feed one event: ev, its time (milliseconds; events are expected roughly in time order, as a
+ * source delivers them), and the indices of the rules that matched it (from rf_engine_eval's
+ * callback, any order, n at most RF_PACK_RULES_MAX). Windows whose bounded count is due are
+ * closed first (see rf_corr_advance). fn is called for each correlation alert (silent correlations,
+ * referred to by another without generate, feed the chain but are not reported). Returns the
+ * number of alerts reported (>= 0).
+ */
+int rf_corr_event(struct rf_corr *c, const struct rf_event *ev, int64_t time_ms,
+		  const size_t *rules, size_t n, rf_corr_alert_fn fn, void *userdata);
+
+/* Time has reached now_ms: close the windows of bounded conditions (lt, lte, eq, or a range) that
+ * ended before it, and report those whose count is in range. Returns the alerts reported. */
+int rf_corr_advance(struct rf_corr *c, int64_t now_ms, rf_corr_alert_fn fn, void *userdata);
+
+/* End of input: close every window of a bounded condition (as if time had passed them). */
+int rf_corr_flush(struct rf_corr *c, rf_corr_alert_fn fn, void *userdata);
+
+void rf_corr_stats(const struct rf_corr *c, struct rf_corr_stats *ret);
+
+/* What inspect shows about correlation i of a pack (strings point into the pack). */
+struct rf_corr_info {
+	const char *id, *title, *level, *type;
+	size_t n_refs, n_group;
+	uint32_t timespan_s;
+	bool generate;
+};
+/* Correlation i (0 <= i < rf_pack_summary's n_corr); -ERANGE otherwise. */
+int rf_pack_corr(const struct rf_pack *pk, size_t i, struct rf_corr_info *ret) RF_WUR;
+
+/*
+ * The time of an event in milliseconds since the epoch, from its first field among "UtcTime"
+ * (Sysmon: "2024-07-19 04:09:00.123"), "TimeCreated", "@timestamp", "timestamp": ISO 8601 date
+ * and time, 'T' or ' ' between, optional fraction (milliseconds kept) and optional 'Z' (UTC);
+ * or an integer (epoch milliseconds). Returns 0, or -ENOENT when the event has no such field
+ * that parses (the caller then uses its own clock).
+ */
+int rf_corr_event_time(const struct rf_event *ev, int64_t *ret_ms) RF_WUR;
+
+#endif

@@ -1,0 +1,860 @@
+/*
+ * The correlation evaluator (include/ringfence/correlate.h; semantics in docs/sigma.md
+ * "Correlation rules"). Design:
+ *
+ *   A group is one correlation's state for one set of group-by values: its window entries (event
+ *   times for event_count, distinct values with their latest time for value_count) or, for the
+ *   temporal types, one time per referred rule. Groups live in one pool (indices, never pointers
+ *   across an allocation), found through a hash table keyed by a keyed SipHash of (correlation,
+ *   values) and compared byte for byte; window entries live in a second pool as per-group FIFO
+ *   lists. Both pools grow by doubling up to RF_CORR_GROUPS_MAX / RF_CORR_ENTRIES_MAX; at a cap the
+ *   least recently active group (a global LRU list) is dropped and counted.
+ *
+ *   Windows. A condition with only a lower bound (gte/gt, and the temporal types) is decided when
+ *   a match arrives, over the sliding window [t - timespan, t] (both ends included) ending at the
+ *   newest match of the group; when it fires, the group is reset, so a burst alerts once. A
+ *   condition with an upper bound (lt, lte, eq, a range) can only be decided when the window has
+ *   closed: such a window opens at the group's first match, holds the matches in
+ *   [start, start + timespan] and is decided when time (the newest event time seen) passes its
+ *   end, or at rf_corr_flush. A count beyond RF_CORR_WINDOW_MAX is never needed exactly: the
+ *   verifier refuses conditions over it, and a bounded window stops storing values there but
+ *   still counts them (over).
+ *
+ *   Chains. When correlation j fires, each correlation referring to j gets a match carrying j's
+ *   group values; references only go to earlier correlations and chains are at most
+ *   RF_CORR_CHAIN_MAX deep (verified), which bounds the recursion.
+ *
+ * Invariants: every group is in the hash table and the LRU list, and in its correlation's FIFO
+ * if the correlation is bounded; every entry is in exactly one group's list or the free list.
+ */
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "common/util.h"
+#include "content/pack.h"
+#include "ringfence/correlate.h"
+#include "ringfence/limits.h"
+
+#define NIL	UINT32_MAX
+#define NONE_TS INT64_MIN
+#define BUCKETS (2 * RF_CORR_GROUPS_MAX)
+_Static_assert((BUCKETS & (BUCKETS - 1)) == 0, "bucket count must be a power of two");
+
+struct entry {
+	int64_t ts;
+	uint64_t vh; /* value_count: the value's keyed hash */
+	uint32_t next;
+};
+
+struct group {
+	uint64_t h;
+	uint32_t corr, hnext, lprev, lnext, fprev, fnext;
+	uint32_t e_head, e_tail, n_e, over, count;
+	int64_t start, newest;
+	int64_t ts[RF_CORR_REFS_MAX];
+	uint16_t key_len;
+	uint8_t key[RF_CORR_KEY_MAX];
+};
+
+struct use {
+	uint32_t corr, ref;
+};
+
+struct cinfo {
+	const struct rf_pcorr *pc;
+	int64_t span_ms;
+	bool bounded, silent;
+	uint32_t f_head, f_tail; /* bounded: groups by window start */
+};
+
+struct rf_corr {
+	const struct rf_pack *pk;
+	uint8_t key[16];
+	uint32_t n;
+	struct cinfo *ci;
+	uint32_t *rule_off, *corr_off; /* CSR: who refers to rule i / correlation j */
+	struct use *rule_uses, *corr_uses;
+	uint8_t *rule_flags; /* 1 used, 2 some referrer generates */
+	struct group *g;
+	uint32_t cap_g, used_g, g_free;
+	struct entry *e;
+	uint32_t cap_e, used_e, e_free;
+	uint32_t *bucket;
+	uint32_t lru_head, lru_tail;
+	uint32_t *cstamp, *rstamp, *cand, seq;
+	uint32_t *bounded, n_bounded; /* correlations with an upper bound (closed by time) */
+	int64_t clock;
+	struct rf_corr_stats st;
+};
+
+static const char *const type_names[] = {"?", "event_count", "value_count", "temporal",
+					 "temporal_ordered"};
+
+/* ---- setup ---------------------------------------------------------------------------------- */
+
+void rf_corr_free(struct rf_corr *c)
+{
+	if (!c)
+		return;
+	free(c->ci);
+	free(c->rule_off);
+	free(c->corr_off);
+	free(c->rule_uses);
+	free(c->corr_uses);
+	free(c->rule_flags);
+	free(c->g);
+	free(c->e);
+	free(c->bucket);
+	free(c->cstamp);
+	free(c->rstamp);
+	free(c->cand);
+	free(c->bounded);
+	free(c);
+}
+
+/* Fill the CSR index of who refers to what (one pass to count, one to place). */
+static int build_uses(struct rf_corr *c)
+{
+	const struct rf_pack *pk = c->pk;
+	uint32_t nr = pk->n_rules, total_r = 0, total_c = 0;
+
+	c->rule_off = calloc((size_t)nr + 2, sizeof(uint32_t));
+	c->corr_off = calloc((size_t)c->n + 2, sizeof(uint32_t));
+	c->rule_flags = calloc((size_t)nr + 1, 1);
+	if (!c->rule_off || !c->corr_off || !c->rule_flags)
+		return -ENOMEM;
+	for (uint32_t k = 0; k < c->n; k++)
+		for (uint32_t r = 0; r < c->ci[k].pc->n_refs; r++) {
+			uint32_t ref = c->ci[k].pc->refs[r];
+			if (ref & RF_CORR_REF_CORR) {
+				c->corr_off[(ref & ~RF_CORR_REF_CORR) + 2]++;
+				total_c++;
+			} else {
+				c->rule_off[ref + 2]++;
+				total_r++;
+			}
+		}
+	for (uint32_t i = 2; i < nr + 2; i++)
+		c->rule_off[i] += c->rule_off[i - 1];
+	for (uint32_t i = 2; i < c->n + 2; i++)
+		c->corr_off[i] += c->corr_off[i - 1];
+	c->rule_uses = malloc((total_r ? total_r : 1) * sizeof(struct use));
+	c->corr_uses = malloc((total_c ? total_c : 1) * sizeof(struct use));
+	if (!c->rule_uses || !c->corr_uses)
+		return -ENOMEM;
+	/* rule_off[i + 1] is the next free slot of i while placing; afterwards, the end of i. */
+	for (uint32_t k = 0; k < c->n; k++) {
+		const struct rf_pcorr *pc = c->ci[k].pc;
+		for (uint32_t r = 0; r < pc->n_refs; r++) {
+			uint32_t ref = pc->refs[r];
+			struct use u = {k, r};
+			if (ref & RF_CORR_REF_CORR)
+				c->corr_uses[c->corr_off[(ref & ~RF_CORR_REF_CORR) + 1]++] = u;
+			else {
+				c->rule_uses[c->rule_off[ref + 1]++] = u;
+				c->rule_flags[ref] |= 1 | (pc->flags & RF_CORR_F_GENERATE ? 2 : 0);
+			}
+		}
+	}
+	/* A correlation is silent when correlations refer to it and none generates. */
+	for (uint32_t j = 0; j < c->n; j++) {
+		bool gen = false;
+		for (uint32_t u = c->corr_off[j]; u < c->corr_off[j + 1]; u++)
+			gen |= c->ci[c->corr_uses[u].corr].pc->flags & RF_CORR_F_GENERATE;
+		c->ci[j].silent = c->corr_off[j] < c->corr_off[j + 1] && !gen;
+	}
+	return 0;
+}
+
+int rf_corr_new(const struct rf_pack *pk, const uint8_t key[16], struct rf_corr **ret)
+{
+	struct rf_corr *c = calloc(1, sizeof(*c));
+
+	if (!c)
+		return -ENOMEM;
+	c->pk = pk;
+	memcpy(c->key, key, 16);
+	c->n = pk->n_corr;
+	c->lru_head = c->lru_tail = c->g_free = c->e_free = NIL;
+	c->clock = NONE_TS;
+	if (c->n == 0) {
+		*ret = c;
+		return 0;
+	}
+	c->ci = calloc(c->n, sizeof(*c->ci));
+	c->bucket = malloc(BUCKETS * sizeof(uint32_t));
+	c->cstamp = calloc(c->n, sizeof(uint32_t));
+	c->cand = calloc(c->n, sizeof(uint32_t));
+	c->bounded = calloc(c->n, sizeof(uint32_t));
+	c->rstamp = calloc(pk->n_rules ? pk->n_rules : 1, sizeof(uint32_t));
+	if (!c->ci || !c->bucket || !c->cstamp || !c->cand || !c->rstamp || !c->bounded)
+		goto oom;
+	for (uint32_t i = 0; i < BUCKETS; i++)
+		c->bucket[i] = NIL;
+	for (uint32_t k = 0; k < c->n; k++) {
+		const struct rf_pcorr *pc = &pk->corrs[k];
+		c->ci[k] = (struct cinfo){.pc = pc,
+					  .span_ms = (int64_t)pc->timespan_s * 1000,
+					  .bounded = pc->hi != RF_CORR_NO_MAX,
+					  .f_head = NIL,
+					  .f_tail = NIL};
+		if (c->ci[k].bounded)
+			c->bounded[c->n_bounded++] = k;
+	}
+	if (build_uses(c) < 0)
+		goto oom;
+	*ret = c;
+	return 0;
+oom:
+	rf_corr_free(c);
+	return -ENOMEM;
+}
+
+size_t rf_corr_count(const struct rf_corr *c)
+{
+	return c->n;
+}
+
+bool rf_corr_rule_used(const struct rf_corr *c, size_t i)
+{
+	return c->n && i < c->pk->n_rules && (c->rule_flags[i] & 1);
+}
+
+bool rf_corr_rule_silent(const struct rf_corr *c, size_t i)
+{
+	return rf_corr_rule_used(c, i) && !(c->rule_flags[i] & 2);
+}
+
+void rf_corr_stats(const struct rf_corr *c, struct rf_corr_stats *ret)
+{
+	*ret = c->st;
+}
+
+int rf_pack_corr(const struct rf_pack *pk, size_t i, struct rf_corr_info *ret)
+{
+	if (i >= pk->n_corr)
+		return -ERANGE;
+	const struct rf_pcorr *pc = &pk->corrs[i];
+	*ret = (struct rf_corr_info){rf__pack_str(pk, pc->id),
+				     rf__pack_str(pk, pc->title),
+				     rf__pack_str(pk, pc->level),
+				     type_names[pc->type],
+				     pc->n_refs,
+				     pc->n_group,
+				     pc->timespan_s,
+				     pc->flags & RF_CORR_F_GENERATE};
+	return 0;
+}
+
+/* ---- pools ---------------------------------------------------------------------------------- */
+
+static void lru_unlink(struct rf_corr *c, uint32_t gi)
+{
+	struct group *g = &c->g[gi];
+
+	if (g->lprev != NIL)
+		c->g[g->lprev].lnext = g->lnext;
+	else
+		c->lru_head = g->lnext;
+	if (g->lnext != NIL)
+		c->g[g->lnext].lprev = g->lprev;
+	else
+		c->lru_tail = g->lprev;
+}
+
+static void lru_append(struct rf_corr *c, uint32_t gi)
+{
+	struct group *g = &c->g[gi];
+
+	g->lprev = c->lru_tail;
+	g->lnext = NIL;
+	if (c->lru_tail != NIL)
+		c->g[c->lru_tail].lnext = gi;
+	else
+		c->lru_head = gi;
+	c->lru_tail = gi;
+}
+
+static void entries_release(struct rf_corr *c, struct group *g)
+{
+	if (g->e_head != NIL) {
+		c->e[g->e_tail].next = c->e_free;
+		c->e_free = g->e_head;
+		c->used_e -= g->n_e;
+	}
+	g->e_head = g->e_tail = NIL;
+	g->n_e = 0;
+}
+
+/* Remove group gi from every list and return it and its entries to the pools. */
+static void group_release(struct rf_corr *c, uint32_t gi)
+{
+	struct group *g = &c->g[gi];
+	struct cinfo *ci = &c->ci[g->corr];
+	uint32_t *pp = &c->bucket[g->h & (BUCKETS - 1)];
+
+	while (*pp != gi)
+		pp = &c->g[*pp].hnext;
+	*pp = g->hnext;
+	lru_unlink(c, gi);
+	if (ci->bounded) {
+		if (g->fprev != NIL)
+			c->g[g->fprev].fnext = g->fnext;
+		else
+			ci->f_head = g->fnext;
+		if (g->fnext != NIL)
+			c->g[g->fnext].fprev = g->fprev;
+		else
+			ci->f_tail = g->fprev;
+	}
+	entries_release(c, g);
+	g->hnext = c->g_free;
+	c->g_free = gi;
+	c->used_g--;
+}
+
+/* A free group slot: from the free list, by growing the pool, or by dropping the least recently
+ * active group (counted). Never fails once one group exists; NIL only when out of memory with
+ * no group to drop. */
+static uint32_t group_alloc(struct rf_corr *c)
+{
+	if (c->g_free == NIL && c->cap_g < RF_CORR_GROUPS_MAX) {
+		uint32_t nc = c->cap_g ? c->cap_g * 2 : 16;
+		if (nc > RF_CORR_GROUPS_MAX)
+			nc = RF_CORR_GROUPS_MAX;
+		struct group *ng = realloc(c->g, (size_t)nc * sizeof(*ng));
+		if (ng) {
+			c->g = ng;
+			for (uint32_t i = nc; i-- > c->cap_g;) {
+				c->g[i].hnext = c->g_free;
+				c->g_free = i;
+			}
+			c->cap_g = nc;
+		}
+	}
+	if (c->g_free == NIL) {
+		if (c->lru_head == NIL)
+			return NIL;
+		group_release(c, c->lru_head);
+		c->st.groups_dropped++;
+	}
+	uint32_t gi = c->g_free;
+	c->g_free = c->g[gi].hnext;
+	c->used_g++;
+	return gi;
+}
+
+/* A free entry for group keep: from the free list, by growing, by dropping the least recently
+ * active other group, or (keep holds every entry) keep's own oldest entry. NIL: out of memory. */
+static uint32_t entry_alloc(struct rf_corr *c, uint32_t keep)
+{
+	while (c->e_free == NIL) {
+		if (c->cap_e < RF_CORR_ENTRIES_MAX) {
+			uint32_t nc = c->cap_e ? c->cap_e * 2 : 256;
+			if (nc > RF_CORR_ENTRIES_MAX)
+				nc = RF_CORR_ENTRIES_MAX;
+			struct entry *ne = realloc(c->e, (size_t)nc * sizeof(*ne));
+			if (ne) {
+				c->e = ne;
+				for (uint32_t i = nc; i-- > c->cap_e;) {
+					c->e[i].next = c->e_free;
+					c->e_free = i;
+				}
+				c->cap_e = nc;
+				break;
+			}
+		}
+		uint32_t victim = c->lru_head;
+		while (victim != NIL && (victim == keep || c->g[victim].n_e == 0))
+			victim = c->g[victim].lnext;
+		if (victim != NIL) {
+			group_release(c, victim);
+			c->st.groups_dropped++;
+			continue;
+		}
+		struct group *g = &c->g[keep];
+		if (g->n_e == 0)
+			return NIL;
+		uint32_t ei = g->e_head;
+		g->e_head = c->e[ei].next;
+		if (g->e_head == NIL)
+			g->e_tail = NIL;
+		g->n_e--;
+		c->used_e--;
+		c->st.entries_dropped++;
+		c->e[ei].next = c->e_free;
+		c->e_free = ei;
+	}
+	uint32_t ei = c->e_free;
+	c->e_free = c->e[ei].next;
+	c->used_e++;
+	return ei;
+}
+
+static bool entry_append(struct rf_corr *c, uint32_t gi, int64_t ts, uint64_t vh)
+{
+	uint32_t ei = entry_alloc(c, gi);
+
+	if (ei == NIL)
+		return false;
+	struct group *g = &c->g[gi];
+	c->e[ei] = (struct entry){ts, vh, NIL};
+	if (g->e_tail != NIL)
+		c->e[g->e_tail].next = ei;
+	else
+		g->e_head = ei;
+	g->e_tail = ei;
+	g->n_e++;
+	return true;
+}
+
+/* Drop a group's entries older than cutoff (its list is in arrival order). */
+static void entries_expire(struct rf_corr *c, struct group *g, int64_t cutoff)
+{
+	while (g->e_head != NIL && c->e[g->e_head].ts < cutoff) {
+		uint32_t ei = g->e_head;
+		g->e_head = c->e[ei].next;
+		c->e[ei].next = c->e_free;
+		c->e_free = ei;
+		g->n_e--;
+		c->used_e--;
+	}
+	if (g->e_head == NIL)
+		g->e_tail = NIL;
+}
+
+/* ---- one match ------------------------------------------------------------------------------- */
+
+/* Where a match's values come from: an event, or the group of a correlation that fired. */
+struct src {
+	const struct rf_event *ev;
+	const uint8_t *const *vals;
+	const size_t *lens;
+};
+
+static bool event_field(const struct rf_event *ev, const char *name, const uint8_t **ret,
+			size_t *ret_len)
+{
+	size_t n = strlen(name);
+
+	for (size_t i = 0; i < ev->n_fields; i++)
+		if (ev->fields[i].name_len == n && memcmp(ev->fields[i].name, name, n) == 0) {
+			*ret = ev->fields[i].value;
+			*ret_len = ev->fields[i].value_len;
+			return true;
+		}
+	return false;
+}
+
+static int feed(struct rf_corr *c, uint32_t k, uint32_t r, const struct src *s, int64_t ts,
+		rf_corr_alert_fn fn, void *ud);
+
+/* Correlation k fired for group gi with count: report it (unless silent), release the group and
+ * pass the match on to the correlations that refer to k. */
+static int fire(struct rf_corr *c, uint32_t k, uint32_t gi, uint32_t count, int64_t ts,
+		rf_corr_alert_fn fn, void *ud)
+{
+	const struct cinfo *ci = &c->ci[k];
+	const struct rf_pcorr *pc = ci->pc;
+	const struct rf_pack *pk = c->pk;
+	uint8_t key[RF_CORR_KEY_MAX];
+	const uint8_t *vals[RF_CORR_GROUP_MAX];
+	const char *names[RF_CORR_GROUP_MAX];
+	size_t lens[RF_CORR_GROUP_MAX], kl = c->g[gi].key_len, at = 0;
+	int alerts = 0;
+
+	memcpy(key, c->g[gi].key, kl);
+	group_release(c, gi);
+	c->st.fired++;
+	for (uint32_t g = 0; g < pc->n_group; g++) {
+		lens[g] = (size_t)key[at] | (size_t)key[at + 1] << 8;
+		vals[g] = key + at + 2;
+		names[g] = rf__pack_str(pk, pc->group[g]);
+		at += 2 + lens[g];
+	}
+	if (!ci->silent && fn) {
+		struct rf_corr_alert a = {.index = k,
+					  .id = rf__pack_str(pk, pc->id),
+					  .title = rf__pack_str(pk, pc->title),
+					  .level = rf__pack_str(pk, pc->level),
+					  .author = rf__pack_str(pk, pc->author),
+					  .type = type_names[pc->type],
+					  .time_ms = ts,
+					  .count = count,
+					  .n_group = pc->n_group,
+					  .group_names = names,
+					  .group_values = vals,
+					  .group_lens = lens};
+		fn(ud, &a);
+	}
+	if (!ci->silent)
+		alerts++;
+	struct src s = {.vals = vals, .lens = lens};
+	for (uint32_t u = c->corr_off[k]; u < c->corr_off[k + 1]; u++)
+		alerts += feed(c, c->corr_uses[u].corr, c->corr_uses[u].ref, &s, ts, fn, ud);
+	return alerts;
+}
+
+/* The count a group's condition is decided on. */
+static uint32_t group_count(const struct rf_corr *c, const struct group *g, int64_t cutoff)
+{
+	const struct rf_pcorr *pc = c->ci[g->corr].pc;
+	uint32_t n = 0;
+
+	switch (pc->type) {
+	case RF_CORR_EVENT_COUNT:
+		return c->ci[g->corr].bounded ? g->count : g->n_e;
+	case RF_CORR_VALUE_COUNT:
+		return g->n_e + g->over;
+	default:
+		for (uint32_t r = 0; r < pc->n_refs; r++)
+			n += g->ts[r] != NONE_TS && g->ts[r] >= cutoff;
+		return n;
+	}
+}
+
+/* Build the group key of a match; false (counted as skipped) if a value is absent or too long. */
+static bool match_key(struct rf_corr *c, const struct rf_pcorr *pc, uint32_t r, const struct src *s,
+		      uint8_t *key, size_t *ret_len)
+{
+	size_t at = 0;
+
+	for (uint32_t g = 0; g < pc->n_group; g++) {
+		const uint8_t *v;
+		size_t n;
+		if (s->ev) {
+			if (!event_field(s->ev, rf__pack_str(c->pk, pc->gfield[g * pc->n_refs + r]),
+					 &v, &n))
+				return false;
+		} else {
+			uint8_t idx = pc->gmap[g * pc->n_refs + r];
+			v = s->vals[idx];
+			n = s->lens[idx];
+		}
+		if (n > RF_CORR_KEY_MAX - 2 || at + 2 + n > RF_CORR_KEY_MAX)
+			return false;
+		key[at] = (uint8_t)n;
+		key[at + 1] = (uint8_t)(n >> 8);
+		if (n)
+			memcpy(key + at + 2, v, n);
+		at += 2 + n;
+	}
+	*ret_len = at;
+	return true;
+}
+
+static int feed(struct rf_corr *c, uint32_t k, uint32_t r, const struct src *s, int64_t ts,
+		rf_corr_alert_fn fn, void *ud)
+{
+	struct cinfo *ci = &c->ci[k];
+	const struct rf_pcorr *pc = ci->pc;
+	uint8_t buf[4 + RF_CORR_KEY_MAX];
+	size_t kl;
+	uint64_t vh = 0, h;
+	uint32_t gi;
+
+	if (!match_key(c, pc, r, s, buf + 4, &kl)) {
+		c->st.skipped++;
+		return 0;
+	}
+	if (pc->type == RF_CORR_VALUE_COUNT) {
+		const uint8_t *v;
+		size_t n;
+		if (!s->ev || !event_field(s->ev, rf__pack_str(c->pk, pc->field), &v, &n)) {
+			c->st.skipped++;
+			return 0;
+		}
+		vh = rf_siphash24(c->key, v, n);
+	}
+	memcpy(buf, &k, 4);
+	h = rf_siphash24(c->key, buf, 4 + kl);
+	for (gi = c->bucket[h & (BUCKETS - 1)]; gi != NIL; gi = c->g[gi].hnext) {
+		const struct group *g = &c->g[gi];
+		if (g->h == h && g->corr == k && g->key_len == kl && !memcmp(g->key, buf + 4, kl))
+			break;
+	}
+	if (gi == NIL) {
+		gi = group_alloc(c);
+		if (gi == NIL) {
+			c->st.groups_dropped++;
+			return 0;
+		}
+		struct group *g = &c->g[gi];
+		*g = (struct group){.h = h,
+				    .corr = k,
+				    .hnext = c->bucket[h & (BUCKETS - 1)],
+				    .fprev = NIL,
+				    .fnext = NIL,
+				    .e_head = NIL,
+				    .e_tail = NIL,
+				    .start = ts,
+				    .newest = ts,
+				    .key_len = (uint16_t)kl};
+		memcpy(g->key, buf + 4, kl);
+		for (uint32_t i = 0; i < RF_CORR_REFS_MAX; i++)
+			g->ts[i] = NONE_TS;
+		c->bucket[h & (BUCKETS - 1)] = gi;
+		lru_append(c, gi);
+		if (ci->bounded) {
+			g->fprev = ci->f_tail;
+			if (ci->f_tail != NIL)
+				c->g[ci->f_tail].fnext = gi;
+			else
+				ci->f_head = gi;
+			ci->f_tail = gi;
+		}
+	} else {
+		lru_unlink(c, gi);
+		lru_append(c, gi);
+	}
+	struct group *g = &c->g[gi];
+	if (ts > g->newest)
+		g->newest = ts;
+	int64_t cutoff = g->newest - ci->span_ms;
+
+	if (ci->bounded) { /* decided when the window closes (rf_corr_advance) */
+		switch (pc->type) {
+		case RF_CORR_EVENT_COUNT:
+			g->count++;
+			break;
+		case RF_CORR_VALUE_COUNT: {
+			uint32_t ei = g->e_head;
+			while (ei != NIL && c->e[ei].vh != vh)
+				ei = c->e[ei].next;
+			if (ei == NIL &&
+			    (g->n_e >= RF_CORR_WINDOW_MAX || !entry_append(c, gi, ts, vh)))
+				c->g[gi]
+				    .over++; /* counted, not stored: the count is over any bound */
+			break;
+		}
+		default:
+			if (g->ts[r] == NONE_TS || ts > g->ts[r])
+				g->ts[r] = ts;
+			break;
+		}
+		return 0;
+	}
+	switch (pc->type) {
+	case RF_CORR_EVENT_COUNT:
+		entries_expire(c, g, cutoff);
+		if (!entry_append(c, gi, ts, 0))
+			return 0;
+		break;
+	case RF_CORR_VALUE_COUNT: {
+		entries_expire(c, g, cutoff);
+		/* One entry per distinct value, with its latest time: unlink a repeat, append. */
+		uint32_t prev = NIL, ei = g->e_head;
+		while (ei != NIL && c->e[ei].vh != vh) {
+			prev = ei;
+			ei = c->e[ei].next;
+		}
+		if (ei != NIL) {
+			if (prev != NIL)
+				c->e[prev].next = c->e[ei].next;
+			else
+				g->e_head = c->e[ei].next;
+			if (g->e_tail == ei)
+				g->e_tail = prev;
+			c->e[ei].next = c->e_free;
+			c->e_free = ei;
+			g->n_e--;
+			c->used_e--;
+		}
+		if (!entry_append(c, gi, ts, vh))
+			return 0;
+		break;
+	}
+	case RF_CORR_TEMPORAL:
+		if (g->ts[r] == NONE_TS || ts > g->ts[r])
+			g->ts[r] = ts;
+		break;
+	case RF_CORR_TEMPORAL_ORDERED:
+		/* ts[i]: the latest start of a sequence matched up to rule i, still in the window.
+		 * The caller feeds an event's rules last to first, so one event is never two
+		 * steps. */
+		if (r == 0) {
+			if (g->ts[0] == NONE_TS || ts > g->ts[0])
+				g->ts[0] = ts;
+		} else if (g->ts[r - 1] != NONE_TS && g->ts[r - 1] >= ts - ci->span_ms) {
+			if (g->ts[r] == NONE_TS || g->ts[r - 1] > g->ts[r])
+				g->ts[r] = g->ts[r - 1];
+		}
+		if (g->ts[pc->n_refs - 1] != NONE_TS && g->ts[pc->n_refs - 1] >= ts - ci->span_ms)
+			return fire(c, k, gi, pc->n_refs, ts, fn, ud);
+		return 0;
+	}
+	g = &c->g[gi];
+	uint32_t n = group_count(c, g, cutoff);
+	if (n >= pc->lo)
+		return fire(c, k, gi, n, ts, fn, ud);
+	return 0;
+}
+
+/* ---- the API --------------------------------------------------------------------------------- */
+
+/* Close the bounded windows of correlation k that end before now (all with flush). */
+static int close_due(struct rf_corr *c, uint32_t k, int64_t now, bool flush, rf_corr_alert_fn fn,
+		     void *ud)
+{
+	struct cinfo *ci = &c->ci[k];
+	int alerts = 0;
+
+	while (ci->f_head != NIL) {
+		uint32_t gi = ci->f_head;
+		struct group *g = &c->g[gi];
+		int64_t end = g->start + ci->span_ms;
+		if (!flush && end >= now)
+			break;
+		uint32_t n = group_count(c, g, g->start);
+		if (n >= ci->pc->lo && n <= ci->pc->hi)
+			alerts += fire(c, k, gi, n, end, fn, ud);
+		else
+			group_release(c, gi);
+	}
+	return alerts;
+}
+
+int rf_corr_advance(struct rf_corr *c, int64_t now, rf_corr_alert_fn fn, void *ud)
+{
+	int alerts = 0;
+
+	if (c->clock == NONE_TS || now > c->clock)
+		c->clock = now;
+	for (uint32_t i = 0; i < c->n_bounded; i++)
+		alerts += close_due(c, c->bounded[i], c->clock, false, fn, ud);
+	return alerts;
+}
+
+int rf_corr_flush(struct rf_corr *c, rf_corr_alert_fn fn, void *ud)
+{
+	int alerts = 0;
+
+	for (uint32_t i = 0; i < c->n_bounded; i++)
+		alerts += close_due(c, c->bounded[i], 0, true, fn, ud);
+	return alerts;
+}
+
+int rf_corr_event(struct rf_corr *c, const struct rf_event *ev, int64_t ts, const size_t *rules,
+		  size_t n, rf_corr_alert_fn fn, void *ud)
+{
+	const struct rf_pack *pk = c->pk;
+	uint32_t n_cand = 0;
+	int alerts;
+
+	if (c->n == 0)
+		return 0;
+	alerts = rf_corr_advance(c, ts, fn, ud);
+	if (++c->seq == 0) { /* stamps wrapped: forget them all */
+		memset(c->cstamp, 0, c->n * sizeof(uint32_t));
+		memset(c->rstamp, 0, (pk->n_rules ? pk->n_rules : 1) * sizeof(uint32_t));
+		c->seq = 1;
+	}
+	for (size_t i = 0; i < n; i++) {
+		size_t ri = rules[i];
+		if (ri >= pk->n_rules || !(c->rule_flags[ri] & 1))
+			continue;
+		c->rstamp[ri] = c->seq;
+		for (uint32_t u = c->rule_off[ri]; u < c->rule_off[ri + 1]; u++) {
+			uint32_t k = c->rule_uses[u].corr;
+			if (c->cstamp[k] != c->seq) {
+				c->cstamp[k] = c->seq;
+				c->cand[n_cand++] = k;
+			}
+		}
+	}
+	for (uint32_t i = 0; i < n_cand; i++) {
+		const struct rf_pcorr *pc = c->ci[c->cand[i]].pc;
+		struct src s = {.ev = ev};
+		for (uint32_t r = pc->n_refs; r-- > 0;) {
+			uint32_t ref = pc->refs[r];
+			if (!(ref & RF_CORR_REF_CORR) && c->rstamp[ref] == c->seq)
+				alerts += feed(c, c->cand[i], r, &s, ts, fn, ud);
+		}
+	}
+	return alerts;
+}
+
+/* ---- event time ------------------------------------------------------------------------------ */
+
+static bool digits(const uint8_t *p, size_t n, size_t at, size_t len, int64_t *ret)
+{
+	int64_t v = 0;
+
+	if (at + len > n)
+		return false;
+	for (size_t i = at; i < at + len; i++) {
+		if (p[i] < '0' || p[i] > '9')
+			return false;
+		v = v * 10 + (p[i] - '0');
+	}
+	*ret = v;
+	return true;
+}
+
+/* Days since 1970-01-01 of a proleptic Gregorian date (Howard Hinnant's days_from_civil). */
+static int64_t days_from_civil(int64_t y, int64_t m, int64_t d)
+{
+	y -= m <= 2;
+	int64_t era = (y >= 0 ? y : y - 399) / 400;
+	int64_t yoe = y - era * 400;
+	int64_t doy = (153 * (m + (m > 2 ? -3 : 9)) + 2) / 5 + d - 1;
+	int64_t doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+	return era * 146097 + doe - 719468;
+}
+
+static bool parse_time(const uint8_t *p, size_t n, int64_t *ret)
+{
+	int64_t y, mo, d, h, mi, s, ms = 0;
+	size_t at = 19;
+
+	if (n > 0 && n <= 16) { /* epoch milliseconds */
+		int64_t v;
+		if (digits(p, n, 0, n, &v)) {
+			*ret = v;
+			return true;
+		}
+	}
+	if (n < 19 || !digits(p, n, 0, 4, &y) || p[4] != '-' || !digits(p, n, 5, 2, &mo) ||
+	    p[7] != '-' || !digits(p, n, 8, 2, &d) || (p[10] != 'T' && p[10] != ' ') ||
+	    !digits(p, n, 11, 2, &h) || p[13] != ':' || !digits(p, n, 14, 2, &mi) || p[16] != ':' ||
+	    !digits(p, n, 17, 2, &s))
+		return false;
+	if (mo < 1 || mo > 12 || d < 1 || d > 31 || h > 23 || mi > 59 || s > 60)
+		return false;
+	if (at < n && p[at] == '.') {
+		int64_t scale = 100;
+		at++;
+		if (at >= n || p[at] < '0' || p[at] > '9')
+			return false;
+		while (at < n && p[at] >= '0' && p[at] <= '9') {
+			ms += (p[at] - '0') * scale;
+			scale /= 10;
+			at++;
+		}
+	}
+	if (at < n && p[at] == 'Z')
+		at++;
+	else if (at + 6 == n && (p[at] == '+' || p[at] == '-') && !memcmp(p + at + 1, "00:00", 5))
+		at += 6;
+	if (at != n)
+		return false;
+	*ret = ((days_from_civil(y, mo, d) * 24 + h) * 60 + mi) * 60000 + s * 1000 + ms;
+	return true;
+}
+
+int rf_corr_event_time(const struct rf_event *ev, int64_t *ret_ms)
+{
+	static const char *const names[] = {"UtcTime", "TimeCreated", "@timestamp", "timestamp"};
+
+	for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++) {
+		const uint8_t *v;
+		size_t n;
+		int64_t t;
+		if (event_field(ev, names[i], &v, &n) && parse_time(v, n, &t)) {
+			*ret_ms = t;
+			return 0;
+		}
+	}
+	return -ENOENT;
+}

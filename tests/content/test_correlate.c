@@ -1,0 +1,1034 @@
+/*
+ * Tests of Sigma correlation rules end to end: compiled from YAML (sigma_corr.c, the documents
+ * split as `ringfence content compile` splits them), written to a pack (format 2), loaded by the
+ * engine, and evaluated with the real engine's matches (correlate.c). Each correlation type runs
+ * on the specification's own examples with the events written here; then the window's edges,
+ * group-by separation, the caps (a flood of groups stays within RF_CORR_GROUPS_MAX and counts its
+ * drops), the compiler's named rejections, the verifier on hand-corrupted packs, and
+ * `ringfence content eval` (argv[1]) on a file of events.
+ */
+#include <dirent.h>
+#include <errno.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <cmocka.h>
+
+#include "common/util.h"
+#include "content/pack.h"
+#include "content/sigma.h"
+#include "content/sigma_corr.h"
+#include "ringfence/content.h"
+#include "ringfence/correlate.h"
+
+static const char *rf_exe;
+
+/* One manifest for every test: Windows security log events and a generic "net" event. */
+static const char manifest_json[] =
+    "{\"agent\":\"test-agent\",\"version\":\"1.0.0\",\"events\":["
+    "{\"name\":\"windows_security\",\"fields\":[{\"name\":\"EventID\",\"type\":\"int\"},"
+    "{\"name\":\"User\",\"type\":\"string\"},{\"name\":\"UtcTime\",\"type\":\"string\"},"
+    "{\"name\":\"ComputerName\",\"type\":\"string\"},"
+    "{\"name\":\"WorkstationName\",\"type\":\"string\"}]},"
+    "{\"name\":\"process_creation\",\"fields\":[{\"name\":\"Image\",\"type\":\"string\"},"
+    "{\"name\":\"User\",\"type\":\"string\"},{\"name\":\"ComputerName\",\"type\":\"string\"},"
+    "{\"name\":\"UtcTime\",\"type\":\"string\"}]},"
+    "{\"name\":\"webserver\",\"fields\":[{\"name\":\"status\",\"type\":\"int\"},"
+    "{\"name\":\"src_ip\",\"type\":\"string\"},{\"name\":\"dst_ip\",\"type\":\"string\"},"
+    "{\"name\":\"UtcTime\",\"type\":\"string\"}]},"
+    "{\"name\":\"network_connection\",\"fields\":[{\"name\":\"outcome\",\"type\":\"string\"},"
+    "{\"name\":\"src_ip\",\"type\":\"string\"},{\"name\":\"dst_ip\",\"type\":\"string\"},"
+    "{\"name\":\"UtcTime\",\"type\":\"string\"}]}]}";
+
+static struct rf_manifest *man;
+
+/* ---- compiling, as `ringfence content compile` does ---------------------------------------- */
+
+struct diagbuf {
+	char text[8192];
+	size_t len;
+};
+
+static void collect(void *ud, int code, const char *msg)
+{
+	struct diagbuf *b = ud;
+	(void)code;
+	int n = snprintf(b->text + b->len, sizeof(b->text) - b->len, "%s\n", msg);
+	if (n > 0 && b->len + (size_t)n < sizeof(b->text))
+		b->len += (size_t)n;
+}
+
+/* Compile the multi-document yaml into a pack; *ret_corr the correlations added, *ret_rejected
+ * the documents rejected; the messages land in db. */
+static void compile_yaml(const char *yaml, uint8_t **pack, size_t *plen, size_t *ret_corr,
+			 size_t *ret_rejected, struct diagbuf *db)
+{
+	const uint8_t *p = (const uint8_t *)yaml;
+	struct rf_sigma_doc *docs = NULL;
+	struct rf_pack_builder *b = NULL;
+	struct rf_sigma_corrset *cs = NULL;
+	struct rf_diag d = {.emit = collect, .userdata = db};
+	size_t nd = 0, rejected = 0, added = 0, crej = 0;
+
+	assert_int_equal(rf_sigma_docs(p, strlen(yaml), "t.yml", &docs, &nd, &d), 0);
+	assert_int_equal(rf_pack_builder_new(&b), 0);
+	assert_int_equal(rf_sigma_corrset_new(&cs), 0);
+	for (size_t i = 0; i < nd; i++) {
+		if (docs[i].correlation) {
+			if (rf_sigma_corrset_parse(cs, p + docs[i].off, docs[i].len, "t.yml", &d) <
+			    0) {
+				rejected++;
+				assert_int_equal(rf_sigma_corrset_rule(cs, docs[i].id, docs[i].name,
+								       "", UINT32_MAX),
+						 0);
+			}
+			continue;
+		}
+		struct rf_sigma_rule *r = NULL;
+		if (rf_sigma_compile(p + docs[i].off, docs[i].len, "t.yml", man, &r, &d) < 0) {
+			rejected++;
+			continue;
+		}
+		const struct rf_ir_rule *ir = rf_sigma_rule_ir(r);
+		uint32_t idx = (uint32_t)rf_pack_builder_count(b);
+		assert_int_equal(rf_pack_builder_add(b, ir, &d), 0);
+		assert_int_equal(rf_sigma_corrset_rule(cs, ir->id, docs[i].name, ir->event, idx),
+				 0);
+		rf_sigma_rule_free(r);
+	}
+	assert_int_equal(rf_sigma_corrset_finish(cs, b, man, &added, &crej, &d), 0);
+	assert_int_equal(rf_pack_builder_finish(b, 1, pack, plen), 0);
+	*ret_corr = added;
+	*ret_rejected = rejected + crej;
+	rf_sigma_corrset_free(cs);
+	rf_pack_builder_free(b);
+	free(docs);
+}
+
+/* ---- evaluating ---------------------------------------------------------------------------- */
+
+struct run {
+	struct rf_engine *e;
+	struct rf_engine_scratch *s;
+	struct rf_corr *c;
+	size_t hits[64], n_hits;
+	unsigned rule_alerts, corr_alerts;
+	char last_group[256];
+	uint32_t last_count;
+	char last_id[128];
+};
+
+static void on_rule(void *ud, size_t rule_index, const struct rf_rule_info *ri)
+{
+	struct run *r = ud;
+	(void)ri;
+	if (r->n_hits < 64)
+		r->hits[r->n_hits++] = rule_index;
+	if (!rf_corr_rule_silent(r->c, rule_index))
+		r->rule_alerts++;
+}
+
+static void on_corr(void *ud, const struct rf_corr_alert *a)
+{
+	struct run *r = ud;
+	size_t at = 0;
+
+	r->corr_alerts++;
+	r->last_count = a->count;
+	snprintf(r->last_id, sizeof(r->last_id), "%s", a->id);
+	r->last_group[0] = 0;
+	for (size_t g = 0; g < a->n_group; g++) {
+		int n = snprintf(r->last_group + at, sizeof(r->last_group) - at, "%s%s=%.*s",
+				 g ? "," : "", a->group_names[g], (int)a->group_lens[g],
+				 (const char *)a->group_values[g]);
+		if (n > 0 && at + (size_t)n < sizeof(r->last_group))
+			at += (size_t)n;
+	}
+}
+
+static void run_open(struct run *r, const char *yaml, size_t want_corr)
+{
+	uint8_t *pack = NULL, key[16] = {1, 2, 3};
+	size_t plen, nc, rej;
+	struct diagbuf db = {0};
+	struct rf_diag d = {.emit = collect, .userdata = &db};
+
+	memset(r, 0, sizeof(*r));
+	compile_yaml(yaml, &pack, &plen, &nc, &rej, &db);
+	if (rej || nc != want_corr)
+		print_message("compile messages:\n%s", db.text);
+	assert_int_equal(rej, 0);
+	assert_int_equal(nc, want_corr);
+	assert_int_equal(rf_engine_load(pack, plen, man, &r->e, &d), 0);
+	free(pack);
+	assert_int_equal(rf_engine_scratch_new(r->e, &r->s), 0);
+	assert_int_equal(rf_corr_new(rf_engine_pack(r->e), key, &r->c), 0);
+}
+
+static void run_close(struct run *r)
+{
+	rf_corr_free(r->c);
+	rf_engine_scratch_free(r->s);
+	rf_engine_free(r->e);
+}
+
+/* Feed one JSON event line at time t_ms (its own UtcTime wins if it has one). */
+static void feed(struct run *r, int64_t t_ms, const char *fmt, ...)
+{
+	char line[2048];
+	uint8_t scratch[2048];
+	struct rf_event ev;
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(line, sizeof(line), fmt, ap);
+	va_end(ap);
+	assert_int_equal(rf_event_parse((const uint8_t *)line, strlen(line), scratch,
+					sizeof(scratch), &ev, NULL),
+			 0);
+	r->n_hits = 0;
+	assert_true(rf_engine_eval(r->e, &ev, r->s, on_rule, r, NULL) >= 0);
+	int64_t t = t_ms;
+	if (rf_corr_event_time(&ev, &t) < 0)
+		t = t_ms;
+	assert_true(rf_corr_event(r->c, &ev, t, r->hits, r->n_hits, on_corr, r) >= 0);
+}
+
+/* ---- the specification's examples ----------------------------------------------------------- */
+
+#define FAILED_LOGIN                                                                               \
+	"title: Single failed login\n"                                                             \
+	"id: 53ba33fd-3a50-4468-a5ef-c583635cfa92\n"                                               \
+	"name: failed_login\n"                                                                     \
+	"logsource:\n  product: windows\n  service: security\n"                                    \
+	"detection:\n  selection:\n    EventID:\n      - 529\n      - 4625\n"                      \
+	"  condition: selection\n"
+
+#define SUCCESS_LOGIN                                                                              \
+	"title: Successful login\n"                                                                \
+	"id: 4d0a2c83-c62c-4ed4-b475-c7e23a9269b8\n"                                               \
+	"name: successful_login\n"                                                                 \
+	"logsource:\n  product: windows\n  service: security\n"                                    \
+	"detection:\n  selection:\n    EventID:\n      - 528\n      - 4624\n"                      \
+	"  condition: selection\n"
+
+/* "Failed Logins Followed by Successful Login": a temporal_ordered over an event_count chain. */
+static const char spec_chain[] =
+    "title: Correlation - Multiple Failed Logins Followed by Successful Login\n"
+    "id: b180ead8-d58f-40b2-ae54-c8940995b9b6\n"
+    "status: experimental\n"
+    "author: Florian Roth (Nextron Systems)\n"
+    "correlation:\n"
+    "    type: temporal_ordered\n"
+    "    rules:\n        - multiple_failed_login\n        - successful_login\n"
+    "    group-by:\n        - User\n"
+    "    timespan: 10m\n"
+    "level: high\n"
+    "---\n"
+    "title: Multiple failed logons\n"
+    "id: a8418a5a-5fc4-46b5-b23b-6c73beb19d41\n"
+    "name: multiple_failed_login\n"
+    "correlation:\n"
+    "    type: event_count\n"
+    "    rules:\n        - failed_login\n"
+    "    group-by:\n        - User\n"
+    "    timespan: 10m\n"
+    "    condition:\n        gte: 10\n"
+    "---\n" FAILED_LOGIN "---\n" SUCCESS_LOGIN;
+
+#define SEC "{\"event\":\"windows_security\",\"EventID\":%d,\"User\":\"%s\",\"UtcTime\":\"%s\"}"
+
+static void test_spec_failed_then_success(void **state)
+{
+	struct run r;
+	char ts[32];
+
+	(void)state;
+	run_open(&r, spec_chain, 2);
+	/* Nine failures for bob, a success: not yet. */
+	for (int i = 0; i < 9; i++) {
+		snprintf(ts, sizeof(ts), "2024-07-19 04:00:%02d", i);
+		feed(&r, 0, SEC, 4625, "bob", ts);
+	}
+	feed(&r, 0, SEC, 4624, "bob", "2024-07-19 04:00:20");
+	assert_int_equal(r.corr_alerts, 0);
+	/* The base rules are silent: the correlation does not say generate. */
+	assert_int_equal(r.rule_alerts, 0);
+	/* The tenth failure, alice's success (another user), then bob's success. */
+	feed(&r, 0, SEC, 4625, "bob", "2024-07-19 04:00:30");
+	feed(&r, 0, SEC, 4624, "alice", "2024-07-19 04:00:31");
+	assert_int_equal(r.corr_alerts, 0);
+	feed(&r, 0, SEC, 4624, "bob", "2024-07-19 04:00:40");
+	assert_int_equal(r.corr_alerts, 1);
+	assert_string_equal(r.last_id, "b180ead8-d58f-40b2-ae54-c8940995b9b6");
+	assert_string_equal(r.last_group, "User=bob");
+	run_close(&r);
+
+	/* Ordered: the success before the failures does not count. */
+	run_open(&r, spec_chain, 2);
+	feed(&r, 0, SEC, 4624, "carol", "2024-07-19 05:00:00");
+	for (int i = 0; i < 10; i++) {
+		snprintf(ts, sizeof(ts), "2024-07-19 05:00:%02d", i + 1);
+		feed(&r, 0, SEC, 4625, "carol", ts);
+	}
+	assert_int_equal(r.corr_alerts, 0);
+	/* ... nor a success more than 10 minutes after the burst completed (the event_count fired
+	 * at the tenth failure, 05:00:10: that is its match time). */
+	feed(&r, 0, SEC, 4624, "carol", "2024-07-19 05:10:11");
+	assert_int_equal(r.corr_alerts, 0);
+	run_close(&r);
+}
+
+/* "Many failed logins": event_count, gte 100 per ComputerName in 1h. */
+static const char spec_event_count[] = "title: Many failed logins\n"
+				       "id: 0e95725d-7320-415d-80f7-004da920fc11\n"
+				       "correlation:\n"
+				       "    type: event_count\n"
+				       "    rules:\n"
+				       "        - 5638f7c0-ac70-491d-8465-2a65075e0d86\n"
+				       "    group-by:\n        - ComputerName\n"
+				       "    timespan: 1h\n"
+				       "    condition:\n        gte: 100\n"
+				       "---\n"
+				       "title: Failed logon\n"
+				       "id: 5638f7c0-ac70-491d-8465-2a65075e0d86\n"
+				       "logsource:\n  product: windows\n  service: security\n"
+				       "detection:\n  selection:\n    EventID: 4625\n"
+				       "  condition: selection\n";
+
+#define SECC                                                                                       \
+	"{\"event\":\"windows_security\",\"EventID\":4625,\"ComputerName\":\"%s\",\"User\":\"%"    \
+	"s\"}"
+
+static void test_spec_event_count(void **state)
+{
+	struct run r;
+
+	(void)state;
+	run_open(&r, spec_event_count, 1);
+	for (int i = 0; i < 99; i++)
+		feed(&r, (int64_t)i * 30000, SECC, "dc1", "u"); /* 99 in 49.5 minutes */
+	assert_int_equal(r.corr_alerts, 0);
+	feed(&r, 99 * 30000, SECC, "dc1", "u");
+	assert_int_equal(r.corr_alerts, 1);
+	assert_int_equal(r.last_count, 100);
+	assert_string_equal(r.last_group, "ComputerName=dc1");
+	/* The group was reset by the alert: one more is not another alert. */
+	feed(&r, 100 * 30000, SECC, "dc1", "u");
+	assert_int_equal(r.corr_alerts, 1);
+	run_close(&r);
+
+	/* 100 events over more than an hour: never 100 in one window. */
+	run_open(&r, spec_event_count, 1);
+	for (int i = 0; i < 100; i++)
+		feed(&r, (int64_t)i * 37000, SECC, "dc1", "u");
+	assert_int_equal(r.corr_alerts, 0);
+	run_close(&r);
+}
+
+/* "Failed login": value_count, >= 100 distinct User per ComputerName+WorkstationName in 1d. */
+static const char spec_value_count[] =
+    "title: Failed login\n"
+    "id: 0e95725d-7320-415d-80f7-004da920fc12\n"
+    "correlation:\n"
+    "    type: value_count\n"
+    "    rules:\n"
+    "        - 5638f7c0-ac70-491d-8465-2a65075e0d86\n"
+    "    group-by:\n        - ComputerName\n        - WorkstationName\n"
+    "    timespan: 1d\n"
+    "    condition:\n        field: User\n        gte: 100\n"
+    "---\n"
+    "title: Failed logon\n"
+    "id: 5638f7c0-ac70-491d-8465-2a65075e0d86\n"
+    "logsource:\n  product: windows\n  service: security\n"
+    "detection:\n  selection:\n    EventID: 4625\n"
+    "  condition: selection\n";
+
+#define SECW                                                                                       \
+	"{\"event\":\"windows_security\",\"EventID\":4625,\"ComputerName\":\"dc1\","               \
+	"\"WorkstationName\":\"%s\",\"User\":\"user%d\"}"
+
+static void test_spec_value_count(void **state)
+{
+	struct run r;
+
+	(void)state;
+	run_open(&r, spec_value_count, 1);
+	/* 200 failures but only 50 distinct users: no alert. */
+	for (int i = 0; i < 200; i++)
+		feed(&r, (int64_t)i * 1000, SECW, "ws1", i % 50);
+	assert_int_equal(r.corr_alerts, 0);
+	/* Another workstation is another group: its 99 users do not add to ws1's 50. */
+	for (int i = 0; i < 99; i++)
+		feed(&r, 300000 + (int64_t)i, SECW, "ws2", 1000 + i);
+	assert_int_equal(r.corr_alerts, 0);
+	/* The 100th distinct user on ws2. */
+	feed(&r, 400000, SECW, "ws2", 5000);
+	assert_int_equal(r.corr_alerts, 1);
+	assert_int_equal(r.last_count, 100);
+	assert_string_equal(r.last_group, "ComputerName=dc1,WorkstationName=ws2");
+	run_close(&r);
+}
+
+/* "Reconnaissance commands ... in arbitrary order within 5 minutes", temporal. */
+static const char spec_temporal[] =
+    "title: Recon\nid: recon-corr\n"
+    "correlation:\n"
+    "    type: temporal\n"
+    "    rules:\n        - recon_cmd_a\n        - recon_cmd_b\n        - recon_cmd_c\n"
+    "    group-by:\n        - ComputerName\n        - User\n"
+    "    timespan: 5m\n"
+    "---\n"
+    "title: whoami\nid: r-a\nname: recon_cmd_a\nlogsource:\n  category: process_creation\n"
+    "detection:\n  s:\n    Image|endswith: '\\whoami.exe'\n  condition: s\n"
+    "---\n"
+    "title: net\nid: r-b\nname: recon_cmd_b\nlogsource:\n  category: process_creation\n"
+    "detection:\n  s:\n    Image|endswith: '\\net.exe'\n  condition: s\n"
+    "---\n"
+    "title: ipconfig\nid: r-c\nname: recon_cmd_c\nlogsource:\n  category: process_creation\n"
+    "detection:\n  s:\n    Image|endswith: '\\ipconfig.exe'\n  condition: s\n";
+
+#define PROC                                                                                       \
+	"{\"event\":\"process_creation\",\"Image\":\"C:\\\\Windows\\\\%s.exe\",\"User\":\"%s\","   \
+	"\"ComputerName\":\"pc1\"}"
+
+static void test_spec_temporal(void **state)
+{
+	struct run r;
+
+	(void)state;
+	run_open(&r, spec_temporal, 1);
+	/* Any order: c, a, then b (another user's b in between does not count). */
+	feed(&r, 0, PROC, "ipconfig", "bob");
+	feed(&r, 60000, PROC, "whoami", "bob");
+	feed(&r, 70000, PROC, "net", "eve");
+	assert_int_equal(r.corr_alerts, 0);
+	feed(&r, 120000, PROC, "net", "bob");
+	assert_int_equal(r.corr_alerts, 1);
+	assert_int_equal(r.last_count, 3);
+	assert_string_equal(r.last_group, "ComputerName=pc1,User=bob");
+	/* eve's three spread over more than 5 minutes: no alert. */
+	feed(&r, 400000, PROC, "whoami", "eve");
+	feed(&r, 450000, PROC, "ipconfig", "eve");
+	assert_int_equal(r.corr_alerts, 1);
+	run_close(&r);
+}
+
+/* The specification's field name aliases example (temporal over two event types). */
+static const char spec_aliases[] =
+    "title: internal error then connection\nid: alias-corr\n"
+    "correlation:\n"
+    "    type: temporal\n"
+    "    rules:\n        - internal_error\n        - new_network_connection\n"
+    "    group-by:\n        - internal_ip\n        - remote_ip\n"
+    "    timespan: 10s\n"
+    "    aliases:\n"
+    "        internal_ip:\n"
+    "            internal_error: dst_ip\n"
+    "            new_network_connection: src_ip\n"
+    "        remote_ip:\n"
+    "            internal_error: src_ip\n"
+    "            new_network_connection: dst_ip\n"
+    "---\n"
+    "title: internal error\nid: ie\nname: internal_error\nlogsource:\n  category: webserver\n"
+    "detection:\n  s:\n    status: 500\n  condition: s\n"
+    "---\n"
+    "title: new connection\nid: nc\nname: new_network_connection\n"
+    "logsource:\n  category: network_connection\n"
+    "detection:\n  s:\n    outcome: success\n  condition: s\n";
+
+static void test_spec_aliases(void **state)
+{
+	struct run r;
+
+	(void)state;
+	run_open(&r, spec_aliases, 1);
+	feed(&r, 0,
+	     "{\"event\":\"webserver\",\"status\":500,\"src_ip\":\"203.0.113.5\","
+	     "\"dst_ip\":\"10.0.0.1\"}");
+	/* The connection with the addresses the other way round is not this one's pair... */
+	feed(&r, 1000,
+	     "{\"event\":\"network_connection\",\"outcome\":\"success\",\"src_ip\":\"203.0.113.5\","
+	     "\"dst_ip\":\"10.0.0.1\"}");
+	assert_int_equal(r.corr_alerts, 0);
+	/* ... this one is: its source is the web server's destination. */
+	feed(&r, 2000,
+	     "{\"event\":\"network_connection\",\"outcome\":\"success\",\"src_ip\":\"10.0.0.1\","
+	     "\"dst_ip\":\"203.0.113.5\"}");
+	assert_int_equal(r.corr_alerts, 1);
+	assert_string_equal(r.last_group, "internal_ip=10.0.0.1,remote_ip=203.0.113.5");
+	run_close(&r);
+}
+
+/* ---- windows, groups, caps ------------------------------------------------------------------ */
+
+static const char two_in_10s[] = "title: two\nid: two-corr\n"
+				 "correlation:\n  type: event_count\n  rules: [base]\n"
+				 "  group-by: [User]\n  timespan: 10s\n  condition:\n    gte: 2\n"
+				 "---\n"
+				 "title: base\nid: base\nlogsource:\n  product: windows\n"
+				 "  service: security\n"
+				 "detection:\n  s:\n    EventID: 4625\n  condition: s\n";
+
+#define U "{\"event\":\"windows_security\",\"EventID\":4625,\"User\":\"%s\"}"
+
+static void test_window_edges(void **state)
+{
+	struct run r;
+
+	(void)state;
+	/* Exactly timespan apart: both ends are in the window. */
+	run_open(&r, two_in_10s, 1);
+	feed(&r, 1000000, U, "a");
+	feed(&r, 1010000, U, "a");
+	assert_int_equal(r.corr_alerts, 1);
+	run_close(&r);
+	/* One millisecond more: not. */
+	run_open(&r, two_in_10s, 1);
+	feed(&r, 1000000, U, "a");
+	feed(&r, 1010001, U, "a");
+	assert_int_equal(r.corr_alerts, 0);
+	/* ... but the second starts a new window that the third completes. */
+	feed(&r, 1020001, U, "a");
+	assert_int_equal(r.corr_alerts, 1);
+	run_close(&r);
+}
+
+static void test_group_separation(void **state)
+{
+	struct run r;
+
+	(void)state;
+	run_open(&r, two_in_10s, 1);
+	feed(&r, 0, U, "a");
+	feed(&r, 1, U, "b");
+	feed(&r, 2, U, "c");
+	assert_int_equal(r.corr_alerts, 0);
+	feed(&r, 3, U, "b");
+	assert_int_equal(r.corr_alerts, 1);
+	assert_string_equal(r.last_group, "User=b");
+	/* An event without the group-by field is not counted in any group. */
+	feed(&r, 4, "{\"event\":\"windows_security\",\"EventID\":4625}");
+	feed(&r, 5, "{\"event\":\"windows_security\",\"EventID\":4625}");
+	assert_int_equal(r.corr_alerts, 1);
+	struct rf_corr_stats st;
+	rf_corr_stats(r.c, &st);
+	assert_int_equal(st.skipped, 2);
+	run_close(&r);
+}
+
+static void test_caps_flood(void **state)
+{
+	struct run r;
+	char u[32];
+	const unsigned extra = 1000;
+
+	(void)state;
+	run_open(&r, two_in_10s, 1);
+	/* One event each for more distinct users than the group cap. */
+	for (unsigned i = 0; i < RF_CORR_GROUPS_MAX + extra; i++) {
+		snprintf(u, sizeof(u), "flood%u", i);
+		feed(&r, i, U, u);
+	}
+	struct rf_corr_stats st;
+	rf_corr_stats(r.c, &st);
+	/* Each group past the cap dropped exactly the least recently active one. */
+	assert_int_equal(st.groups_dropped, extra);
+	assert_int_equal(r.corr_alerts, 0);
+	/* The oldest groups are gone (flood0's second event starts over), the newest are kept. */
+	feed(&r, 6000, U, "flood0");
+	assert_int_equal(r.corr_alerts, 0);
+	snprintf(u, sizeof(u), "flood%u", RF_CORR_GROUPS_MAX + extra - 1);
+	feed(&r, 6001, U, u);
+	assert_int_equal(r.corr_alerts, 1);
+	run_close(&r);
+}
+
+/* A bounded condition is decided when its window closes. */
+static const char at_most_2[] = "title: few\nid: few-corr\n"
+				"correlation:\n  type: event_count\n  rules: [base]\n"
+				"  group-by: [User]\n  timespan: 10s\n  condition:\n"
+				"    gt: 0\n    lte: 2\n"
+				"---\n"
+				"title: base\nid: base\nlogsource:\n  product: windows\n"
+				"  service: security\n"
+				"detection:\n  s:\n    EventID: 4625\n  condition: s\n";
+
+static void test_bounded_condition(void **state)
+{
+	struct run r;
+
+	(void)state;
+	run_open(&r, at_most_2, 1);
+	feed(&r, 0, U, "a");
+	feed(&r, 5000, U, "a");
+	feed(&r, 0, U, "b");
+	feed(&r, 1000, U, "b");
+	feed(&r, 2000, U, "b");
+	assert_int_equal(r.corr_alerts, 0);
+	/* Time passes the windows' end (10 s after their first event): a had 2, b had 3. */
+	feed(&r, 10001, U, "c");
+	assert_int_equal(r.corr_alerts, 1);
+	assert_string_equal(r.last_group, "User=a");
+	assert_int_equal(r.last_count, 2);
+	/* c's window is still open; the end of input closes it. */
+	assert_int_equal(rf_corr_flush(r.c, on_corr, &r), 1);
+	assert_string_equal(r.last_group, "User=c");
+	run_close(&r);
+}
+
+static const char generate_yes[] = "title: two\nid: two-corr\n"
+				   "correlation:\n  type: event_count\n  rules: [base]\n"
+				   "  group-by: [User]\n  timespan: 10s\n  condition:\n    gte: 2\n"
+				   "  generate: true\n"
+				   "---\n"
+				   "title: base\nid: base\nlogsource:\n  product: windows\n"
+				   "  service: security\n"
+				   "detection:\n  s:\n    EventID: 4625\n  condition: s\n";
+
+static void test_generate(void **state)
+{
+	struct run r;
+
+	(void)state;
+	run_open(&r, generate_yes, 1);
+	feed(&r, 0, U, "a");
+	feed(&r, 1, U, "a");
+	assert_int_equal(r.rule_alerts, 2);
+	assert_int_equal(r.corr_alerts, 1);
+	run_close(&r);
+	run_open(&r, two_in_10s, 1);
+	feed(&r, 0, U, "a");
+	assert_int_equal(r.rule_alerts, 0);
+	run_close(&r);
+}
+
+/* ---- rejections ----------------------------------------------------------------------------- */
+
+static void expect_rejected(const char *corr_doc, const char *why)
+{
+	char yaml[4096];
+	uint8_t *pack = NULL;
+	size_t plen, nc, rej;
+	struct diagbuf db = {0};
+
+	snprintf(yaml, sizeof(yaml),
+		 "%s---\ntitle: base\nid: base\nname: base_rule\nlogsource:\n  product: windows\n"
+		 "  service: security\ndetection:\n  s:\n    EventID: 4625\n  condition: s\n",
+		 corr_doc);
+	compile_yaml(yaml, &pack, &plen, &nc, &rej, &db);
+	free(pack);
+	if (nc != 0 || rej != 1 || !strstr(db.text, why))
+		print_message("want '%s', got (%zu added, %zu rejected):\n%s", why, nc, rej,
+			      db.text);
+	assert_int_equal(nc, 0);
+	assert_int_equal(rej, 1);
+	assert_non_null(strstr(db.text, why));
+}
+
+static void test_rejections(void **state)
+{
+	(void)state;
+	expect_rejected("title: c\nid: c1\ncorrelation:\n  type: event_count\n  rules: [nope]\n"
+			"  timespan: 1m\n  condition: {gte: 2}\n",
+			"unknown rule reference 'nope'");
+	expect_rejected("title: c\nid: c1\ncorrelation:\n  type: event_count\n  rules: [base]\n"
+			"  condition: {gte: 2}\n",
+			"missing 'timespan'");
+	expect_rejected("title: c\nid: c1\ncorrelation:\n  type: value_sum\n  rules: [base]\n"
+			"  timespan: 1m\n  condition: {gte: 2}\n",
+			"correlation type 'value_sum' is not supported");
+	expect_rejected("title: c\nid: c1\ncorrelation:\n  type: event_count\n  rules: [base]\n"
+			"  timespan: 1m\n  condition: {gte: 5000}\n",
+			"window cap");
+	expect_rejected("title: c\nid: c1\ncorrelation:\n  type: event_count\n  rules: [base]\n"
+			"  timespan: 31d\n  condition: {gte: 2}\n",
+			"outside 1 s");
+	expect_rejected("title: c\nid: c1\ncorrelation:\n  type: event_count\n  rules: [base]\n"
+			"  timespan: 1m\n  group-by: [a, b, c, d, e, f, g, h, i]\n"
+			"  condition: {gte: 2}\n",
+			"9 group-by fields (cap 8)");
+	expect_rejected("title: c\nid: c1\ncorrelation:\n  type: event_count\n"
+			"  rules: [base_rule]\n  group-by: [NoSuchField]\n  timespan: 1m\n"
+			"  condition: {gte: 2}\n",
+			"group-by field 'NoSuchField' is not supplied");
+	expect_rejected("title: c\nid: c1\ncorrelation:\n  type: value_count\n  rules: [base]\n"
+			"  timespan: 1m\n  condition: {gte: 2}\n",
+			"value_count needs the condition's 'field'");
+	expect_rejected("title: c\nid: c1\ncorrelation:\n  type: event_count\n  rules: [base]\n"
+			"  timespan: 1m\n  condition: {gte: 5, lt: 3}\n",
+			"empty range");
+	/* Two correlations referring to each other: both rejected, as a cycle. */
+	{
+		uint8_t *pack = NULL;
+		size_t plen, nc, rej;
+		struct diagbuf db = {0};
+		compile_yaml("title: x\nid: x\ncorrelation:\n  type: temporal\n  rules: [y, base]\n"
+			     "  timespan: 1m\n---\n"
+			     "title: y\nid: y\ncorrelation:\n  type: temporal\n  rules: [x, base]\n"
+			     "  timespan: 1m\n---\n"
+			     "title: base\nid: base\nlogsource:\n  product: windows\n"
+			     "  service: security\ndetection:\n  s:\n    EventID: 4625\n"
+			     "  condition: s\n",
+			     &pack, &plen, &nc, &rej, &db);
+		free(pack);
+		assert_int_equal(nc, 0);
+		assert_int_equal(rej, 2);
+		assert_non_null(strstr(db.text, "cycle"));
+	}
+}
+
+/* ---- the verifier ---------------------------------------------------------------------------- */
+
+static void put32(uint8_t *p, uint32_t v)
+{
+	p[0] = (uint8_t)v;
+	p[1] = (uint8_t)(v >> 8);
+	p[2] = (uint8_t)(v >> 16);
+	p[3] = (uint8_t)(v >> 24);
+}
+
+static uint32_t get32(const uint8_t *p)
+{
+	return (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 | (uint32_t)p[3] << 24;
+}
+
+/* Offset of correlation record i in a version 2 pack. */
+static size_t corr_rec(const uint8_t *p, unsigned i)
+{
+	return get32(p + RF_PACK_HEADER_SIZE + 5 * RF_PACK_SECTENT_SIZE + 4) +
+	       i * RF_PACK_CORR_SIZE;
+}
+
+static void expect_bad_pack(const uint8_t *p, size_t n, int code, const char *why)
+{
+	struct diagbuf db = {0};
+	struct rf_diag d = {.emit = collect, .userdata = &db};
+	struct rf_pack *pk = NULL;
+
+	int r = rf_pack_open(p, n, &pk, &d);
+	rf_pack_free(pk);
+	if (r != code || !strstr(db.text, why))
+		print_message("want %d '%s', got %d:\n%s", code, why, r, db.text);
+	assert_int_equal(r, code);
+	assert_non_null(strstr(db.text, why));
+}
+
+static void test_verifier(void **state)
+{
+	uint8_t *pack = NULL, *p;
+	size_t n, nc, rej;
+	struct diagbuf db = {0};
+	struct rf_pack *pk = NULL;
+
+	(void)state;
+	compile_yaml(spec_chain, &pack, &n, &nc, &rej, &db);
+	assert_int_equal(nc, 2);
+	assert_int_equal(pack[4], RF_PACK_VERSION_CORR);
+	assert_int_equal(rf_pack_open(pack, n, &pk, NULL), 0);
+	struct rf_pack_summary s;
+	rf_pack_summary(pk, &s);
+	assert_int_equal(s.n_corr, 2);
+	assert_int_equal(s.format_version, 2);
+	rf_pack_free(pk);
+	/* Correlation 0 is the event_count (the other refers to it, so it comes first). */
+	p = malloc(n);
+
+	/* A rule reference out of range. */
+	memcpy(p, pack, n);
+	size_t rec0 = corr_rec(p, 0), words = corr_rec(p, 2);
+	put32(p + words + 4 * get32(p + rec0 + 36), 7);
+	expect_bad_pack(p, n, -EBADMSG, "reference 0 to rule 7 out of range");
+	/* A correlation referring to itself (not an earlier one). */
+	memcpy(p, pack, n);
+	size_t rec1 = corr_rec(p, 1);
+	put32(p + words + 4 * get32(p + rec1 + 36), RF_CORR_REF_CORR | 1);
+	expect_bad_pack(p, n, -EBADMSG, "may refer only to earlier ones");
+	/* Timespan 0 and over the cap. */
+	memcpy(p, pack, n);
+	put32(p + rec0 + 20, 0);
+	expect_bad_pack(p, n, -E2BIG, "timespan 0 s");
+	memcpy(p, pack, n);
+	put32(p + rec0 + 20, RF_CORR_TIMESPAN_MAX + 1);
+	expect_bad_pack(p, n, -E2BIG, "timespan");
+	/* More group-by fields than the cap. */
+	memcpy(p, pack, n);
+	p[rec0 + 19] = RF_CORR_GROUP_MAX + 1;
+	expect_bad_pack(p, n, -E2BIG, "group-by fields (at most 8)");
+	/* A threshold over the window cap. */
+	memcpy(p, pack, n);
+	put32(p + rec0 + 24, RF_CORR_WINDOW_MAX + 1);
+	expect_bad_pack(p, n, -E2BIG, "window cap");
+	/* An unknown type. */
+	memcpy(p, pack, n);
+	p[rec0 + 16] = 9;
+	expect_bad_pack(p, n, -EBADMSG, "unknown type 9");
+	/* A group-by string index out of range. */
+	memcpy(p, pack, n);
+	put32(p + words + 4 * (get32(p + rec0 + 36) + 1), 0xfffffff0u);
+	expect_bad_pack(p, n, -EBADMSG, "bad name");
+	free(p);
+	free(pack);
+
+	/* A pack without correlations is still version 1 (older agents load it). */
+	compile_yaml(FAILED_LOGIN, &pack, &n, &nc, &rej, &db);
+	assert_int_equal(pack[4], RF_PACK_VERSION);
+	assert_int_equal(rf_pack_open(pack, n, &pk, NULL), 0);
+	rf_pack_free(pk);
+	free(pack);
+}
+
+/* ---- event time ------------------------------------------------------------------------------ */
+
+static void test_event_time(void **state)
+{
+	static const struct {
+		const char *line;
+		int64_t want;
+	} cases[] = {
+	    {"{\"event\":\"x\",\"UtcTime\":\"1970-01-01 00:00:01.500\"}", 1500},
+	    {"{\"event\":\"x\",\"UtcTime\":\"2024-07-19 04:09:00.000\"}", 1721362140000},
+	    {"{\"event\":\"x\",\"@timestamp\":\"2024-07-19T04:09:00Z\"}", 1721362140000},
+	    {"{\"event\":\"x\",\"timestamp\":1721362140123}", 1721362140123},
+	    {"{\"event\":\"x\",\"TimeCreated\":\"2000-02-29T23:59:59.9+00:00\"}", 951868799900},
+	};
+	(void)state;
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		uint8_t scratch[256];
+		struct rf_event ev;
+		int64_t t = 0;
+		assert_int_equal(rf_event_parse((const uint8_t *)cases[i].line,
+						strlen(cases[i].line), scratch, sizeof(scratch),
+						&ev, NULL),
+				 0);
+		assert_int_equal(rf_corr_event_time(&ev, &t), 0);
+		assert_int_equal(t, cases[i].want);
+	}
+	uint8_t scratch[256];
+	struct rf_event ev;
+	int64_t t;
+	const char *bad = "{\"event\":\"x\",\"UtcTime\":\"yesterday\"}";
+	assert_int_equal(
+	    rf_event_parse((const uint8_t *)bad, strlen(bad), scratch, sizeof(scratch), &ev, NULL),
+	    0);
+	assert_int_equal(rf_corr_event_time(&ev, &t), -ENOENT);
+}
+
+/* ---- `ringfence content compile` and `content eval` ----------------------------------------- */
+
+static int sh(const char *fmt, ...)
+{
+	char cmd[4096];
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(cmd, sizeof(cmd), fmt, ap);
+	va_end(ap);
+	int st = system(cmd);
+	return WIFEXITED(st) ? WEXITSTATUS(st) : -1;
+}
+
+static void write_file(const char *path, const char *text)
+{
+	assert_int_equal(rf_file_write_atomic(path, text, strlen(text), 0644), 0);
+}
+
+static bool file_contains(const char *path, const char *s, bool want)
+{
+	uint8_t *b = NULL;
+	size_t n;
+	assert_int_equal(rf_file_read(path, 1 << 20, &b, &n), 0);
+	bool r = memmem(b, n, s, strlen(s)) != NULL;
+	if (r != want)
+		print_message("'%s' %s %s:\n%.*s\n", s, want ? "not in" : "in", path, (int)n,
+			      (const char *)b);
+	free(b);
+	return r;
+}
+
+static bool file_has(const char *path, const char *s)
+{
+	return file_contains(path, s, true);
+}
+
+static void test_cli_eval(void **state)
+{
+	char dir[] = "/tmp/rf-corr-XXXXXX", f[512], evs[4096];
+	size_t at = 0;
+
+	(void)state;
+	if (!rf_exe) {
+		skip();
+	}
+	assert_non_null(mkdtemp(dir));
+	snprintf(f, sizeof(f), "%s/m.json", dir);
+	write_file(f, manifest_json);
+	/* The correlations in one file and their rules in another, as the spec allows. */
+	const char *corr = strstr(spec_chain, "title: Single failed login");
+	char *corr_only = strndup(spec_chain, (size_t)(corr - spec_chain) - 4);
+	snprintf(f, sizeof(f), "%s/mr_login.yml", dir);
+	write_file(f, corr_only);
+	free(corr_only);
+	snprintf(f, sizeof(f), "%s/rules.yml", dir);
+	write_file(f, FAILED_LOGIN "---\n" SUCCESS_LOGIN);
+	for (int i = 0; i < 10; i++)
+		at += (size_t)snprintf(evs + at, sizeof(evs) - at,
+				       "{\"event\":\"windows_security\",\"EventID\":4625,"
+				       "\"User\":\"bob\",\"UtcTime\":\"2024-07-19 04:00:%02d\"}\n",
+				       i);
+	snprintf(evs + at, sizeof(evs) - at,
+		 "{\"event\":\"windows_security\",\"EventID\":4624,\"User\":\"bob\","
+		 "\"UtcTime\":\"2024-07-19 04:01:00\"}\n");
+	snprintf(f, sizeof(f), "%s/ev.jsonl", dir);
+	write_file(f, evs);
+	assert_int_equal(sh("'%s' content compile '%s/mr_login.yml' '%s/rules.yml' -o '%s/p.rfp' "
+			    "--manifest '%s/m.json' 2>'%s/compile.err'",
+			    rf_exe, dir, dir, dir, dir, dir),
+			 0);
+	snprintf(f, sizeof(f), "%s/compile.err", dir);
+	assert_true(file_has(f, "compiled 2 rules and 2 correlations, rejected 0"));
+	assert_int_equal(sh("'%s' content inspect '%s/p.rfp' >'%s/inspect.out'", rf_exe, dir, dir),
+			 0);
+	snprintf(f, sizeof(f), "%s/inspect.out", dir);
+	assert_true(file_has(f, "format version 2"));
+	assert_true(file_has(f, "correlation temporal_ordered of 2 rules"));
+	assert_int_equal(sh("'%s' content eval '%s/p.rfp' --manifest '%s/m.json' '%s/ev.jsonl' "
+			    ">'%s/eval.out' 2>'%s/eval.err'",
+			    rf_exe, dir, dir, dir, dir, dir),
+			 0);
+	snprintf(f, sizeof(f), "%s/eval.out", dir);
+	assert_true(file_has(f, "{\"line\":11,\"correlation\":\"b180ead8-d58f-40b2-ae54-"
+				"c8940995b9b6\""));
+	assert_true(file_has(f, "\"group\":{\"User\":\"bob\"}"));
+	assert_false(file_contains(f, "\"rule\":", false)); /* the base rules are silent */
+	snprintf(f, sizeof(f), "%s/eval.err", dir);
+	assert_true(file_has(f, "2 correlations: 1 alerts"));
+	/* A correlation whose rule is in no input: rejected by name, exit 1. */
+	assert_int_equal(sh("'%s' content compile '%s/mr_login.yml' -o '%s/q.rfp' 2>'%s/c2.err'",
+			    rf_exe, dir, dir, dir),
+			 1);
+	snprintf(f, sizeof(f), "%s/c2.err", dir);
+	assert_true(file_has(f, "unknown rule reference 'failed_login'"));
+	sh("rm -rf '%s'", dir);
+}
+
+/* ---- SigmaHQ's correlation rules, when the corpus is there ---------------------------------- */
+
+static size_t find_corr_files(const char *dir, unsigned depth, char ***list, size_t *n)
+{
+	DIR *d = opendir(dir);
+	struct dirent *de;
+
+	if (!d || depth > 12) {
+		if (d)
+			closedir(d);
+		return *n;
+	}
+	while ((de = readdir(d))) {
+		char path[4096];
+		struct stat st;
+		if (de->d_name[0] == '.')
+			continue;
+		snprintf(path, sizeof(path), "%s/%s", dir, de->d_name);
+		if (lstat(path, &st) < 0)
+			continue;
+		if (S_ISDIR(st.st_mode)) {
+			find_corr_files(path, depth + 1, list, n);
+			continue;
+		}
+		size_t l = strlen(path);
+		if (!S_ISREG(st.st_mode) || l < 4 || strcmp(path + l - 4, ".yml"))
+			continue;
+		uint8_t *b = NULL;
+		size_t bl;
+		if (rf_file_read(path, RF_SIGMA_FILE_MAX, &b, &bl) < 0)
+			continue;
+		if (memmem(b, bl, "\ncorrelation:", 13) ||
+		    (bl > 12 && !memcmp(b, "correlation:", 12))) {
+			*list = realloc(*list, (*n + 1) * sizeof(char *));
+			(*list)[(*n)++] = strdup(path);
+		}
+		free(b);
+	}
+	closedir(d);
+	return *n;
+}
+
+static void test_shared_corpus(void **state)
+{
+	const char *shared = getenv("RF_SHARED_DIR");
+	char root[4096], **list = NULL;
+	size_t n = 0, failed = 0;
+
+	(void)state;
+	if (!shared)
+		skip();
+	snprintf(root, sizeof(root), "%s/sigma", shared);
+	if (find_corr_files(root, 0, &list, &n) == 0) {
+		print_message("SKIP: no correlation rules under %s\n", root);
+		skip();
+	}
+	for (size_t i = 0; i < n; i++) {
+		uint8_t *b = NULL, *pack = NULL;
+		size_t bl, plen, nc, rej;
+		struct diagbuf db = {0};
+		assert_int_equal(rf_file_read(list[i], RF_SIGMA_FILE_MAX, &b, &bl), 0);
+		char *text = strndup((const char *)b, bl);
+		struct rf_manifest *keep = man;
+		man = NULL; /* the corpus's own fields, no manifest */
+		compile_yaml(text, &pack, &plen, &nc, &rej, &db);
+		man = keep;
+		if (nc == 0 || rej) {
+			print_message("%s: %zu correlations, %zu rejected:\n%s", list[i], nc, rej,
+				      db.text);
+			failed++;
+		}
+		free(text);
+		free(pack);
+		free(b);
+		free(list[i]);
+	}
+	free(list);
+	assert_int_equal(failed, 0);
+}
+
+int main(int argc, char **argv)
+{
+	const struct CMUnitTest tests[] = {
+	    cmocka_unit_test(test_spec_failed_then_success),
+	    cmocka_unit_test(test_spec_event_count),
+	    cmocka_unit_test(test_spec_value_count),
+	    cmocka_unit_test(test_spec_temporal),
+	    cmocka_unit_test(test_spec_aliases),
+	    cmocka_unit_test(test_window_edges),
+	    cmocka_unit_test(test_group_separation),
+	    cmocka_unit_test(test_caps_flood),
+	    cmocka_unit_test(test_bounded_condition),
+	    cmocka_unit_test(test_generate),
+	    cmocka_unit_test(test_rejections),
+	    cmocka_unit_test(test_verifier),
+	    cmocka_unit_test(test_event_time),
+	    cmocka_unit_test(test_cli_eval),
+	    cmocka_unit_test(test_shared_corpus),
+	};
+	struct rf_diag d = {0};
+	int rc;
+
+	rf_exe = argc > 1 ? argv[1] : NULL;
+	if (rf_manifest_parse((const uint8_t *)manifest_json, sizeof(manifest_json) - 1, &man, &d) <
+	    0) {
+		fprintf(stderr, "manifest: %s\n", d.first);
+		return 1;
+	}
+	rc = cmocka_run_group_tests(tests, NULL, NULL);
+	rf_manifest_free(man);
+	return rc;
+}
