@@ -22,8 +22,11 @@
 #   check-ins  wrk posting real check-ins through nginx (each device's own credential and body,
 #              read by the Lua script from the file, devices in a scrambled order): requests/s,
 #              p50, p99 and max latency at full load, with the load average beside each round
-#   profile    the CPU each part used during the load rounds (both instances, nginx, PostgreSQL,
-#              wrk), % of one core: what limits the rate on this machine
+#   profile    the CPU each part used during each load round (both instances, nginx, PostgreSQL,
+#              wrk), % of one core and microseconds a check-in: what limits the rate (wrk's
+#              includes its Lua reading the device file, about a second at 1 M devices)
+#   reports    one round of durable reports through nginx (each committed in PostgreSQL before
+#              its reply; group commit): reports/s, p50, p99, and reports per transaction
 #   memory     resident memory of each instance / devices (each instance holds every device)
 # Both sizes run side by side and are loaded in alternating rounds (medians printed). Only
 # 127.0.0.1 and the unix socket are contacted. Everything started here is stopped on exit.
@@ -99,6 +102,34 @@ response = function(status, headers, body)
 end
 EOF
 
+# Durable reports through nginx: each from the next device in the scrambled order, a unique id
+# (committed in PostgreSQL before the reply; reports of different devices share commits).
+cat >"$T/report.lua" <<EOF
+local ids, creds = {}, {}
+local i, step, n = 0, 7919, 0
+-- tid is a global: wrk's setup() sets it in each thread (a local would stay 0 in all).
+tid = 0
+setup = function(thread) tid = tid + 1; thread:set("tid", tid) end
+init = function(args)
+  for line in io.lines(args[1]) do
+    local id, cred = line:match("^(%S+) (%S+)$")
+    ids[#ids + 1] = id
+    creds[#creds + 1] = cred
+  end
+  math.randomseed(tid) -- each thread its own start (report ids are per thread)
+  i = math.random(#ids)
+  while #ids % step == 0 do step = step + 2 end
+end
+request = function()
+  i = (i + step) % #ids + 1
+  n = n + 1
+  return wrk.format("POST", "/v1/report",
+    {["Authorization"] = "Bearer " .. creds[i], ["Content-Type"] = "application/json"},
+    '{"device_id":"' .. ids[i] .. '","report_id":"bench-' .. tid .. '-' .. n ..
+    '","event":"healthy","target":"packs/bench-1.rfp","sha256":"$SHA","time":1}')
+end
+EOF
+
 cpu_ticks() { awk '{print $14 + $15}' "/proc/$1/stat" 2>/dev/null || echo 0; }
 rss_kb() { awk '/^VmRSS/ {print $2}' "/proc/$1/status"; }
 to_ms() { # wrk latency ("812.00us", "3.20ms", "1.02s") in ms
@@ -120,7 +151,7 @@ start_rf() { # SIZE K [--init]
 	rm -f "$dir/port-$k"
 	"$RINGFENCED" "$@" --per-ip-connections 0 --listen 127.0.0.1:0 --port-file "$dir/port-$k" \
 		--db "${DB[$n]}" --repo "$T/repo" --admin-token-file "$dir/admin" \
-		--threads "${RF_THREADS:-2}" 2>>"$dir/ringfenced-$k.log" &
+		--threads "${RF_THREADS:-8}" 2>>"$dir/ringfenced-$k.log" &
 	PID[$n.$k]=$!
 	for _ in $(seq 6000); do [ -s "$dir/port-$k" ] && break; sleep 0.05; done
 	[ -s "$dir/port-$k" ] || { echo "bench-scale-pg: ringfenced did not start"; cat "$dir/ringfenced-$k.log"; exit 1; }
@@ -231,9 +262,10 @@ r=resource.getrusage(resource.RUSAGE_CHILDREN); sys.stdout.write("wrkcpu %.2f\n"
 	max=$(to_ms "$(echo "$out" | awk '$1 == "Latency" {print $4}')")
 	wcpu=$(echo "$out" | awk '/^wrkcpu/ {print $2}')
 	la=$(cut -d' ' -f1 /proc/loadavg)
-	pct() { python3 -c "print('%.0f' % (($1) / $TCK / $SECS * 100))"; }
-	for k in $(seq $INSTANCES); do prof+="ringfenced-$k $(pct "${r1[$k]} - ${r0[$k]}")%  "; done
-	prof+="nginx $(pct "$ng1 - $ng0")%  postgres $(pct "$pg1 - $pg0")%  wrk $(python3 -c "print('%.0f' % ($wcpu / $SECS * 100))")%"
+	# % of one core over the round, and microseconds of CPU per check-in.
+	pct() { python3 -c "c = ($1) / $TCK; print('%.0f%% (%.1f us)' % (c / $SECS * 100, c / ($rate * $SECS) * 1e6))"; }
+	for k in $(seq $INSTANCES); do prof+="ringfenced-$k $(pct "${r1[$k]} - ${r0[$k]}")  "; done
+	prof+="nginx $(pct "$ng1 - $ng0")  postgres $(pct "$pg1 - $pg0")  wrk $(pct "$wcpu * $TCK")"
 	echo "  round $2, $n devices: $rate check-ins/s  p50 $p50 ms  p99 $p99 ms  max $max ms  (load avg $la)  CPU: $prof"
 	RATES[$n]="${RATES[$n]:-} $rate"
 	P50S[$n]="${P50S[$n]:-} $p50"
@@ -246,7 +278,7 @@ r=resource.getrusage(resource.RUSAGE_CHILDREN); sys.stdout.write("wrkcpu %.2f\n"
 median() { python3 -c "import sys,statistics; print('%.2f' % statistics.median(float(x) for x in sys.argv[1:]))" $1; }
 
 ROUNDS=${ROUNDS:-3}
-echo "machine: $(nproc) CPUs, load $(cut -d' ' -f1-3 /proc/loadavg); $INSTANCES ringfenced (threads ${RF_THREADS:-2}) on one PostgreSQL behind nginx (${NGINX_WORKERS:-2} workers) per size; wrk -t$THREADS -c$CONNS -d${SECS}s --latency, $ROUNDS alternating rounds; idle over ${IDLE_SECS}s"
+echo "machine: $(nproc) CPUs, load $(cut -d' ' -f1-3 /proc/loadavg); $INSTANCES ringfenced (threads ${RF_THREADS:-8}) on one PostgreSQL behind nginx (${NGINX_WORKERS:-2} workers) per size; wrk -t$THREADS -c$CONNS -d${SECS}s --latency, $ROUNDS alternating rounds; idle over ${IDLE_SECS}s"
 echo "PostgreSQL settings: $(echo "${RF_PG_CONF:-(pg.sh defaults)}" | tr '\n' ';')"
 setup "$SMALL"
 setup "$DEVICES"
@@ -264,6 +296,20 @@ for round in $(seq "$ROUNDS"); do
 	load "$SMALL" "$round"
 	load "$DEVICES" "$round"
 done
+# One round of durable reports per size (the write path: group commit on PostgreSQL).
+declare -A REP
+for n in "$SMALL" "$DEVICES"; do
+	out=$(wrk -t"$THREADS" -c"$CONNS" -d"${SECS}s" --latency -s "$T/report.lua" \
+		"http://127.0.0.1:${NPORT[$n]}/v1/report" -- "$T/n$n/devices.txt")
+	if echo "$out" | grep -q "Non-2xx"; then echo "bench-scale-pg: reports non-2xx:"; echo "$out"; exit 1; fi
+	reps=0 commits=0
+	for k in $(seq $INSTANCES); do
+		m=$(curl -s "http://127.0.0.1:${PORT[$n.$k]}/metrics")
+		reps=$((reps + $(echo "$m" | awk '/^ringfence_reports_total/ {r += $2} END {print r + 0}')))
+		commits=$((commits + $(echo "$m" | awk '/^ringfence_report_commits_total/ {c = $2} END {print c + 0}')))
+	done
+	REP[$n]="$(echo "$out" | awk '/Requests\/sec/ {print $2}') reports/s  p50 $(to_ms "$(echo "$out" | awk '$1 == "50%" {print $2}')") ms  p99 $(to_ms "$(echo "$out" | awk '$1 == "99%" {print $2}')") ms  ($reps reports in $commits commits; load avg $(cut -d' ' -f1 /proc/loadavg))"
+done
 for n in "$SMALL" "$DEVICES"; do
 	RSS[$n]=""
 	for k in $(seq $INSTANCES); do RSS[$n]+=" $(( $(rss_kb "${PID[$n.$k]}") * 1024 / n ))"; done
@@ -271,7 +317,8 @@ for n in "$SMALL" "$DEVICES"; do
 		"$n" "${START[$n]}" "${IDLE[$n]}" "$(median "${RATES[$n]}")" \
 		"$(median "${P50S[$n]}")" "$(median "${P99S[$n]}")" "$(median "${MAXS[$n]}")" \
 		"${LOADS[$n]}" "${RSS[$n]}"
-	echo "             CPU during the last round (% of one core): ${PROF[$n]}"
+	echo "             CPU during the last round, % of one core (us a check-in): ${PROF[$n]}"
+	echo "             durable reports through nginx: ${REP[$n]}"
 done
 echo "rate at $DEVICES devices / rate at $SMALL: $(python3 -c "print('%.2f' % ($(median "${RATES[$DEVICES]}") / $(median "${RATES[$SMALL]}")))")x"
 echo "machine load after: $(cut -d' ' -f1-3 /proc/loadavg)"

@@ -16,6 +16,10 @@ struct serial_db {
 	struct rf_db base;
 	struct rf_db *inner;
 	pthread_mutex_t mu;
+	/* Several instances: a second connection for reading one device (the read before every
+	 * report, device.c), so those reads do not queue behind the writes of the first. */
+	struct rf_db *reader;
+	pthread_mutex_t rmu;
 	struct rf_db_ops ops;
 };
 
@@ -36,7 +40,9 @@ static void s_close(struct rf_db *b)
 	struct serial_db *s = (struct serial_db *)b;
 
 	rf_db_close(s->inner);
+	rf_db_close(s->reader);
 	pthread_mutex_destroy(&s->mu);
+	pthread_mutex_destroy(&s->rmu);
 	free(s);
 }
 
@@ -88,7 +94,14 @@ static int s_admin_hash(struct rf_db *b, uint8_t hash[32], bool put)
 }
 static int s_device_get(struct rf_db *b, const char *id, const struct rf_db_visitor *v, void *ud)
 {
-	FWD(b, device_get(in_, id, v, ud));
+	struct serial_db *s = (struct serial_db *)b;
+
+	if (!s->reader)
+		FWD(b, device_get(in_, id, v, ud));
+	pthread_mutex_lock(&s->rmu);
+	int r = s->reader->ops->device_get(s->reader, id, v, ud);
+	pthread_mutex_unlock(&s->rmu);
+	return r;
 }
 static int s_devices_changed(struct rf_db *b, const struct rf_db_visitor *v, void *ud)
 {
@@ -105,7 +118,7 @@ static int s_cluster_poll(struct rf_db *b, unsigned *changed, bool *leader)
 	return INNER(b)->ops->cluster_poll(INNER(b), changed, leader);
 }
 
-int rf__srv_db_serial(struct rf_db *inner, struct rf_db **ret)
+int rf__srv_db_serial(struct rf_db *inner, const char *spec, struct rf_db **ret)
 {
 	struct serial_db *s = calloc(1, sizeof(*s));
 	const struct rf_db_ops *o = inner->ops;
@@ -114,6 +127,10 @@ int rf__srv_db_serial(struct rf_db *inner, struct rf_db **ret)
 		return -ENOMEM;
 	s->inner = inner;
 	pthread_mutex_init(&s->mu, NULL);
+	pthread_mutex_init(&s->rmu, NULL);
+	/* Best effort: without it, reads share the first connection. */
+	if (o->device_get && spec && rf_db_open(spec, 0, inner->diag, &s->reader) < 0)
+		s->reader = NULL;
 	/* The optional calls stay NULL where the backend has none (rf_db_is_shared() and the
 	 * inline wrappers of store.h look at them). */
 	s->ops = (struct rf_db_ops){

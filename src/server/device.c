@@ -852,6 +852,76 @@ static void group_commit(struct rf_server *s, struct rf__srv_wentry *me)
 	}
 }
 
+/* A device row read from the store outside the lock (the record's strings are only valid in the
+ * visitor). */
+struct dev_copy {
+	struct rf_db_device rec;
+	char id[RF_SRV_ID_MAX + 1], tenant[RF_SRV_ID_MAX + 1], ring[RF_SRV_ID_MAX + 1];
+	char ver[RF_SRV_ID_MAX + 1], mh[RF_SRV_ID_MAX + 1], state[32];
+	char *history;
+	bool found;
+};
+
+static int dev_copy_visit(void *ud, const struct rf_db_device *x)
+{
+	struct dev_copy *c = ud;
+
+	c->rec = *x;
+	rf__srv_copy_str(c->id, sizeof(c->id), x->id);
+	rf__srv_copy_str(c->tenant, sizeof(c->tenant), x->tenant);
+	rf__srv_copy_str(c->ring, sizeof(c->ring), x->ring);
+	rf__srv_copy_str(c->ver, sizeof(c->ver), x->agent_version);
+	rf__srv_copy_str(c->mh, sizeof(c->mh), x->manifest_hash);
+	rf__srv_copy_str(c->state, sizeof(c->state), x->state);
+	free(c->history);
+	c->history = strdup(x->history ? x->history : "");
+	if (!c->history)
+		return -ENOMEM;
+	c->rec.id = c->id;
+	c->rec.tenant = c->tenant;
+	c->rec.ring = c->ring;
+	c->rec.agent_version = c->ver;
+	c->rec.manifest_hash = c->mh;
+	c->rec.state = c->state;
+	c->rec.history = c->history;
+	c->found = true;
+	return 0;
+}
+
+/*
+ * Several instances: a device that reports is read from the store first (another instance may
+ * have changed its outcomes). The read is made WITHOUT the server's lock: the device as memory
+ * holds it is noted (no write of it in flight), the row read, and applied under the lock only if
+ * memory did not change meanwhile (then no write of this instance came between: each marks the
+ * device DEV_BUSY, which the comparison sees, so the row is at least as new as memory). Otherwise
+ * (a check-in of the same device in between) dev_auth reads it again under the lock. Lock held
+ * on entry and on return; returns whether the row was applied (dev_auth need not read it).
+ */
+static bool report_prefetch(struct rf_server *s, const char *dev_id)
+{
+	static const struct rf_db_visitor v = {.device = dev_copy_visit};
+	struct dev_copy c = {.found = false};
+	struct rf__srv_dev snap;
+	uint32_t idx;
+	bool known, applied = false;
+
+	struct rf__srv_dev *d = rf__srv_dev_find(s, dev_id, &idx);
+	if ((known = d != NULL)) {
+		rf__srv_dev_wait(s, idx);
+		snap = *rf__srv_dev_at(s, idx);
+	}
+	pthread_mutex_unlock(&s->lock);
+	int e = rf_db_device_get(s->db, dev_id, &v, &c);
+	pthread_mutex_lock(&s->lock);
+	if (e == 0 && c.found) {
+		d = rf__srv_dev_find(s, dev_id, &idx);
+		if (known ? d && !memcmp(d, &snap, sizeof(snap)) : !d)
+			applied = rf__srv_cluster_apply(s, &c.rec) == 0;
+	}
+	free(c.history);
+	return applied;
+}
+
 int rf__srv_handle_report(struct rf_server *s, const struct rf_server_request *q,
 			  struct rf_server_reply *r)
 {
@@ -903,11 +973,12 @@ int rf__srv_handle_report(struct rf_server *s, const struct rf_server_request *q
 		goto out;
 	pthread_mutex_lock(&s->lock);
 	uint32_t idx;
+	bool fresh = s->shared && !report_prefetch(s, dev_id);
 	/* One write of a device in flight at a time: wait for the one before (before reading
 	 * the device, from memory or, several instances, from the store). */
 	if (rf__srv_dev_find(s, dev_id, &idx))
 		rf__srv_dev_wait(s, idx);
-	struct rf__srv_dev *d = dev_auth(s, cred_h, dev_id, r, &idx, true);
+	struct rf__srv_dev *d = dev_auth(s, cred_h, dev_id, r, &idx, fresh);
 	if (!d)
 		goto unlock;
 	if (d->flags & DEV_BUSY) { /* fetched from the store while another write started */

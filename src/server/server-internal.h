@@ -318,8 +318,9 @@ int rf__srv_release_persist(struct rf_server *s, struct rf__srv_release *rel);
 void rf__srv_release_install_state(struct rf__srv_release *rel, struct rf__srv_release *nr);
 int rf__srv_flush_devices(struct rf_server *s, bool heartbeats);
 /* dbserial.c: the store st behind a mutex of its own (several threads write without the
- * server's lock); *ret owns st. */
-int rf__srv_db_serial(struct rf_db *st, struct rf_db **ret);
+ * server's lock); *ret owns st. Several instances (PostgreSQL): a second connection to spec
+ * serves the reads of single devices. */
+int rf__srv_db_serial(struct rf_db *st, const char *spec, struct rf_db **ret);
 /* Wait until device idx has no write in flight (DEV_BUSY). Lock held (released meanwhile: the
  * caller must look up anything it found before again). */
 void rf__srv_dev_wait(struct rf_server *s, uint32_t idx);
@@ -367,6 +368,8 @@ void rf__srv_tenant_move(struct rf_server *s, int ti, const struct rf__srv_tenan
 int rf__srv_cluster_poll(struct rf_server *s, int64_t now);
 /* Re-read the device id from the store into memory (lock held). 0, -ENOENT none, -EIO. */
 int rf__srv_cluster_fetch(struct rf_server *s, const char *id);
+/* Apply one device row read from the store (lock held), as a re-read does. */
+int rf__srv_cluster_apply(struct rf_server *s, const struct rf_db_device *x);
 /* Re-read the rings, tenants and releases and apply what changed (lock held). */
 int rf__srv_cluster_reread(struct rf_server *s);
 /* web.c */

@@ -722,7 +722,7 @@ int rf_server_new(const struct rf_server_opts *opts, struct rf_diag *diag, struc
 	s->db->diag = &s->diag;
 	/* From here on several threads use the store: the group commit of reports and the flush
 	 * write without the server's lock (dbserial.c). */
-	r = rf__srv_db_serial(s->db, &serial);
+	r = rf__srv_db_serial(s->db, opts->db_path, &serial);
 	if (r < 0)
 		goto undo;
 	s->db = serial;
