@@ -11,7 +11,8 @@
  * in one transaction under an advisory lock (several ringfenced may start at once) and refuses
  * newer ones, exactly as the SQLite backend does with PRAGMA user_version. rf_db_load() reads
  * in one REPEATABLE READ snapshot, row by row (libpq single-row mode): a fleet of millions is
- * never one result in memory. Calls are serialised by the caller (ringfenced's store lock).
+ * never one result in memory. Calls are serialised by the caller (ringfenced: the store mutex of
+ * dbserial.c; several connections are several stores).
  *
  * Connection loss: a call that finds the connection broken (or breaks it) fails with -EIO and
  * the diag says so; the next calls reconnect, without blocking (PQresetStart/PQresetPoll, see
