@@ -299,10 +299,10 @@ static int flush_batch(struct rf_server *s, const uint32_t *idx, size_t n)
 			atomic_fetch_add(&s->m_flushes, 1);
 			atomic_fetch_add(&s->m_flushed_rows, n);
 		}
-	}
-	else if (e < 0)
+	} else if (e < 0) {
 		for (size_t i = 0; i < n; i++) /* nothing written: at the next tick */
 			(void)rf__srv_dev_dirty(s, idx[i]);
+	}
 	for (size_t i = 0; hists && i < k; i++)
 		free(hists[i]);
 	free(recs);

@@ -420,8 +420,8 @@ struct worker {
 static int wcall(struct env *e, const char *path, const char *cred, const char *body)
 {
 	char hdr[100];
-	struct rf_server_request q = {"POST", path,	 hdr, "application/json", (const uint8_t *)body,
-				      strlen(body), NULL};
+	struct rf_server_request q = {
+	    "POST", path, hdr, "application/json", (const uint8_t *)body, strlen(body), NULL};
 	struct rf_server_reply r;
 
 	snprintf(hdr, sizeof(hdr), "Bearer %s", cred);
@@ -449,11 +449,12 @@ static void *worker_run(void *ud)
 		int dev = (int)(w->rng % NDEV), rel = (int)((w->rng >> 8) % NREL);
 		int ev = (int)((w->rng >> 16) % 8);
 		if ((w->rng >> 24) % 2) {
-			snprintf(body, sizeof(body),
-				 "{\"device_id\":\"dev-%d\",\"report_id\":\"w%d-%d\",\"event\":\"%s\","
-				 "\"sha256\":\"%s\",\"time\":%lld%s}",
-				 dev, w->id, i, rf__srv_events[ev], e->sha[rel], (long long)e->now,
-				 causes[(w->rng >> 32) % 4]);
+			snprintf(
+			    body, sizeof(body),
+			    "{\"device_id\":\"dev-%d\",\"report_id\":\"w%d-%d\",\"event\":\"%s\","
+			    "\"sha256\":\"%s\",\"time\":%lld%s}",
+			    dev, w->id, i, rf__srv_events[ev], e->sha[rel], (long long)e->now,
+			    causes[(w->rng >> 32) % 4]);
 			int st = wcall(e, "/v1/report", e->cred[dev], body);
 			if (st == 201)
 				w->acked++;
@@ -518,9 +519,8 @@ static void test_concurrent_writes(void **state)
 		enroll(e, i);
 	for (int i = 0; i < 5; i++) {
 		w[i] = (struct worker){.e = e, .id = i, .rng = 0x9e3779b97f4a7c15ull * (i + 1) | 1};
-		assert_int_equal(pthread_create(&w[i].th, NULL, i < 4 ? worker_run : ticker_run,
-						&w[i]),
-				 0);
+		assert_int_equal(
+		    pthread_create(&w[i].th, NULL, i < 4 ? worker_run : ticker_run, &w[i]), 0);
 	}
 	unsigned acked = 0;
 	for (int i = 0; i < 5; i++) {
@@ -556,9 +556,10 @@ static void test_concurrent_writes(void **state)
 		snprintf(id, sizeof(id), "dev-%d", i);
 		struct rf__srv_dev *d = rf__srv_dev_find(e->s, id, NULL);
 		assert_non_null(d);
-		if (memcmp(before[i].hist, d->hist, sizeof(d->hist)) || before[i].state != d->state ||
-		    before[i].release_id != d->release_id)
-			fail_msg("%s: the database differs from memory after concurrent writes", id);
+		if (memcmp(before[i].hist, d->hist, sizeof(d->hist)) ||
+		    before[i].state != d->state || before[i].release_id != d->release_id)
+			fail_msg("%s: the database differs from memory after concurrent writes",
+				 id);
 	}
 	free(before);
 	verify(e, 1, "restart");
@@ -584,10 +585,15 @@ static void test_flush_chunks(void **state)
 		snprintf(creds[i], sizeof(creds[i]), "rfd_");
 		rf_hex_encode(raw, 32, creds[i] + 4);
 		snprintf(ids[i], sizeof(ids[i]), "bulk-%d", i);
-		recs[i] = (struct rf_db_device){.id = ids[i], .tenant = "a", .ring = "broad",
-						.agent_version = "1.0", .manifest_hash = "",
-						.enrolled_at = e->now, .last_seen = e->now,
-						.state = "enrolled", .history = ""};
+		recs[i] = (struct rf_db_device){.id = ids[i],
+						.tenant = "a",
+						.ring = "broad",
+						.agent_version = "1.0",
+						.manifest_hash = "",
+						.enrolled_at = e->now,
+						.last_seen = e->now,
+						.state = "enrolled",
+						.history = ""};
 		rf_sha256(creds[i], strlen(creds[i]), recs[i].cred_hash);
 	}
 	assert_int_equal(rf_db_devices_put(e->s->db, recs, N), 0);

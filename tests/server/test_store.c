@@ -211,11 +211,18 @@ static void test_reports_batch(void **state)
 	struct rf_db_device d[4];
 	struct rf_db_report rep[4];
 	for (int i = 0; i < 4; i++) {
-		d[i] = (struct rf_db_device){.id = ids[i % 3], .tenant = "acme", .ring = "canary",
-					     .agent_version = "", .manifest_hash = "",
-					     .state = "intent", .history = ""};
-		rep[i] = (struct rf_db_report){.device_id = ids[i % 3], .report_id = "r-1",
-					       .event = "intent", .target = "", .sha256_hex = "",
+		d[i] = (struct rf_db_device){.id = ids[i % 3],
+					     .tenant = "acme",
+					     .ring = "canary",
+					     .agent_version = "",
+					     .manifest_hash = "",
+					     .state = "intent",
+					     .history = ""};
+		rep[i] = (struct rf_db_report){.device_id = ids[i % 3],
+					       .report_id = "r-1",
+					       .event = "intent",
+					       .target = "",
+					       .sha256_hex = "",
 					       .detail = ""};
 	}
 	assert_int_equal(rf_db_devices_put(st, &d[0], 1), 0);
