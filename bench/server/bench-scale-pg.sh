@@ -133,6 +133,10 @@ request = function()
     '{"device_id":"' .. ids[i] .. '","report_id":"bench-' .. tid .. '-' .. n ..
     '","event":"healthy","target":"packs/bench-1.rfp","sha256":"$SHA","time":1}')
 end
+-- A report refused is a finding: say which status and why (stderr, beside wrk's count).
+response = function(status, headers, body)
+  if status >= 300 then io.stderr:write("report answered " .. status .. ": " .. body .. "\n") end
+end
 EOF
 
 cpu_ticks() { awk '{print $14 + $15}' "/proc/$1/stat" 2>/dev/null || echo 0; }
