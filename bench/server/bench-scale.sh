@@ -57,12 +57,17 @@ TCK=$(getconf CLK_TCK)
 cat >"$T/scale.lua" <<EOF
 local ids, creds = {}, {}
 local i, step = 0, 1
+-- tid is a global that wrk's setup() sets in each thread: each thread its own random start
+-- (unseeded, every thread would walk the same devices in lockstep).
+tid = 0
+setup = function(thread) tid = tid + 1; thread:set("tid", tid) end
 init = function(args)
   for line in io.lines(args[1]) do
     local id, cred = line:match("^(%S+) (%S+)$")
     ids[#ids + 1] = id
     creds[#creds + 1] = cred
   end
+  math.randomseed(tid)
   i = math.random(#ids)
   -- a stride coprime with the count walks every device once per round, in a scrambled order
   step = 7919

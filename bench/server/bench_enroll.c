@@ -6,6 +6,10 @@
  * "<device id> <credential>\n". Enrolling a million devices over HTTP would take the
  * benchmark longer than measuring them; the check-ins it measures go through the real API.
  *
+ * DB is what ringfenced's --db takes: a SQLite file, or a PostgreSQL URI (postgresql://...,
+ * rf_db_open). On PostgreSQL the rows are written by this process, not by an instance: every
+ * ringfenced started afterwards loads them (rf_db_load) like rows another instance wrote.
+ *
  * Usage: rf-bench-enroll DB TENANT N RELEASE_ID OUT
  */
 #include <errno.h>
@@ -34,8 +38,10 @@ int main(int argc, char **argv)
 		fprintf(stderr, "usage: rf-bench-enroll DB TENANT N RELEASE_ID OUT\n");
 		return 2;
 	}
-	if (rf_db_open_sqlite(argv[1], 0, &d, &db) < 0) {
-		fprintf(stderr, "rf-bench-enroll: %s: %s\n", argv[1], d.count ? d.first : "open");
+	if (rf_db_open(argv[1], 0, &d, &db) < 0) {
+		char name[256];
+		rf_db_pg_redact(argv[1], name, sizeof(name));
+		fprintf(stderr, "rf-bench-enroll: %s: %s\n", name, d.count ? d.first : "open");
 		return 1;
 	}
 	out = fopen(argv[5], "w");

@@ -376,6 +376,16 @@
  * another instance shows within about a second through the announcement; this bounds the
  * delay when it was lost. */
 #define RF_SRV_REREAD_S 10
+/* Group commit (device.c): reports of concurrent requests written in one transaction, at most
+ * this many. A batch is as large as the reports waiting when the previous commit returned
+ * (about one per HTTP worker thread); 64 bounds the transaction and the stack arrays it is
+ * built in (about 20 KB) while one commit still serves 64 reports. */
+#define RF_SRV_GROUP_COMMIT_MAX 64
+/* Devices written per transaction by the periodic flush (persist.c); the server's lock is
+ * released while each chunk is written, so a release wave that changed a million devices is
+ * 245 transactions of a few hundred milliseconds each with check-ins answered in between,
+ * not one transaction that holds the lock for minutes. */
+#define RF_SRV_FLUSH_CHUNK 4096u
 /* Seconds a 503 asks clients to wait (Retry-After; no suffix: the transport makes it header
  * text). The database away (PostgreSQL) is the usual cause: about one
  * reconnect period, so clients come back when the database may be back. */

@@ -68,7 +68,7 @@ static int apply_device(void *ud, const struct rf_db_device *x)
 		nd.id_len = old->id_len;
 		nd.hpos = old->hpos;
 		nd.answer_reason = old->answer_reason;
-		nd.flags = old->flags & (uint8_t)(DEV_QUEUED | DEV_PHASE | DEV_FALLBACK);
+		nd.flags = old->flags & (uint8_t)(DEV_QUEUED | DEV_PHASE | DEV_FALLBACK | DEV_BUSY);
 		if (old->last_seen > nd.last_seen)
 			nd.last_seen = old->last_seen;
 		*old = nd;
@@ -88,6 +88,11 @@ static int apply_device(void *ud, const struct rf_db_device *x)
 	rf__srv_dev_buckets(s, idx, 1);
 	rf__srv_dev_index(s, idx);
 	return 0;
+}
+
+int rf__srv_cluster_apply(struct rf_server *s, const struct rf_db_device *x)
+{
+	return apply_device(s, x);
 }
 
 int rf__srv_cluster_fetch(struct rf_server *s, const char *id)

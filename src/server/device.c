@@ -149,6 +149,8 @@ int rf__srv_handle_enroll(struct rf_server *s, const struct rf_server_request *q
 	}
 	uint32_t idx = 0;
 	struct rf__srv_dev *old = rf__srv_dev_find(s, dev_id, &idx);
+	if (old) /* its row is written below: no other write of it in flight */
+		rf__srv_dev_wait(s, idx);
 	if (old && old->tenant != (uint16_t)t) {
 		rf__srv_err(r, 409, "conflict", "device_id",
 			    "device id is enrolled under another tenant");
@@ -692,6 +694,234 @@ int rf__srv_handle_checkin(struct rf_server *s, const struct rf_server_request *
 enum { CAUSE_CONTENT, CAUSE_LOCAL, CAUSE_TRANSIT, CAUSE_SERVER, CAUSE_COUNT_ };
 static const char *const cause_names[CAUSE_COUNT_] = {"content", "local", "transit", "server"};
 
+/* What one report does to its device: the resolved release it counts against (0 none), who
+ * caused it, and the server time. */
+struct report_fx {
+	int ev, why;
+	int64_t rel_id, now;
+};
+
+/* Apply the report fx to the device record nd (a copy; the caller installs it). */
+static void report_apply(struct rf_server *s, struct rf__srv_dev *nd, const struct report_fx *f)
+{
+	int ev = f->ev, why = f->why;
+	bool content = why == CAUSE_CONTENT;
+
+	nd->last_seen = rf__srv_t32(f->now);
+	nd->state = (uint8_t)(1 + ev);
+	nd->state_at = rf__srv_t32(f->now);
+	if (!f->rel_id)
+		return;
+	struct rf__srv_devrel *h;
+	if (ev == EV_INTENT || ev == EV_TRIAL) {
+		if (nd->release_id != f->rel_id || !hist_get(nd, f->rel_id, false, f->now))
+			dev_take(s, nd, f->rel_id, f->now);
+	}
+	h = hist_get(nd, f->rel_id, ev != EV_INSTALLED, f->now);
+	if (!h)
+		return;
+	switch (ev) {
+	case EV_HEALTHY:
+		if (!h->healthy_at)
+			h->healthy_at = rf__srv_t32(f->now);
+		break;
+	case EV_CRASHED:
+		if (content)
+			h->crashes = sat8(h->crashes + 1u);
+		else if (why != CAUSE_SERVER)
+			local_add(h);
+		break;
+	case EV_ROLLED_BACK:
+		if (content)
+			h->rollbacks = sat8(h->rollbacks + 1u);
+		else if (why == CAUSE_SERVER)
+			h->lqo |= RF__SRV_OBEYED;
+		else
+			local_add(h);
+		if (!h->left_at)
+			h->left_at = rf__srv_t32(f->now);
+		break;
+	case EV_REJECTED:
+		if (content)
+			h->rejects = sat8(h->rejects + 1u);
+		else if (why != CAUSE_SERVER)
+			local_add(h);
+		break;
+	case EV_QUARANTINED:
+		if (content)
+			h->lqo |= RF__SRV_QUARANTINED;
+		else if (why != CAUSE_SERVER)
+			local_add(h);
+		break;
+	default:
+		break;
+	}
+}
+
+/*
+ * Group commit. A report is written to the store with the device state it leads to, and
+ * acknowledged only after that transaction committed (P8); memory changes only then too. The
+ * request that finds no batch being written takes every report waiting (its own among them, at
+ * most RF_SRV_GROUP_COMMIT_MAX), writes them in one transaction WITHOUT the server's lock
+ * (check-ins go on meanwhile), then applies them to memory under the lock and wakes the others;
+ * reports that arrive meanwhile wait for the next batch. A device has at most one write in
+ * flight (DEV_BUSY): its record is computed from memory at enqueue, and a second report, a
+ * re-enrolment or the flush of that device waits or skips until the first is applied.
+ */
+struct rf__srv_wentry {
+	struct rf__srv_wentry *next;
+	struct rf_db_report rep;
+	struct rf_db_device rec;
+	char *hist;
+	char tenant[RF_SRV_ID_MAX + 1]; /* rec.tenant: s->tenants may move while unlocked */
+	struct rf__srv_dev snap, nd;	/* the device at enqueue, and with the report applied */
+	uint32_t idx;
+	struct report_fx fx;
+	int e;
+	bool dup, done;
+};
+
+void rf__srv_dev_wait(struct rf_server *s, uint32_t idx)
+{
+	while (rf__srv_dev_at(s, idx)->flags & DEV_BUSY)
+		pthread_cond_wait(&s->wcv, &s->lock);
+}
+
+/* A committed entry into memory (lock held). */
+static void wentry_apply(struct rf_server *s, struct rf__srv_wentry *x)
+{
+	struct rf__srv_dev *d = rf__srv_dev_at(s, x->idx);
+
+	if (x->e == 0 && !x->dup) {
+		rf__srv_health_advance(s, x->fx.now);
+		rf__srv_dev_unindex(s, x->idx);
+		if (!memcmp(d, &x->snap, sizeof(*d))) {
+			/* Unchanged since enqueue: memory is exactly what was committed. */
+			*d = x->nd;
+			d->flags &= (uint8_t) ~(DEV_DIRTY | DEV_SEEN);
+		} else {
+			/* A check-in (or another instance's row) changed it meanwhile: the report's
+			 * effect on top of that, flushed with the next tick. */
+			report_apply(s, d, &x->fx);
+			(void)rf__srv_dev_dirty(s, x->idx);
+		}
+		rf__srv_dev_index(s, x->idx);
+	}
+	d->flags &= (uint8_t)~DEV_BUSY;
+	x->done = true;
+}
+
+/* Wait until entry me (queued) is committed or failed, writing batches while no one else does.
+ * Lock held (released while writing and waiting). */
+static void group_commit(struct rf_server *s, struct rf__srv_wentry *me)
+{
+	struct rf_db_report reps[RF_SRV_GROUP_COMMIT_MAX];
+	struct rf_db_device recs[RF_SRV_GROUP_COMMIT_MAX];
+	bool dups[RF_SRV_GROUP_COMMIT_MAX];
+	struct rf__srv_wentry *batch[RF_SRV_GROUP_COMMIT_MAX];
+
+	while (!me->done) {
+		if (s->wleader) {
+			pthread_cond_wait(&s->wcv, &s->lock);
+			continue;
+		}
+		size_t n = 0;
+		s->wleader = true;
+		while (s->wq_head && n < RF_SRV_GROUP_COMMIT_MAX) {
+			struct rf__srv_wentry *x = s->wq_head;
+			s->wq_head = x->next;
+			batch[n] = x;
+			reps[n] = x->rep;
+			recs[n] = x->rec;
+			dups[n] = false;
+			n++;
+		}
+		if (!s->wq_head)
+			s->wq_tail = &s->wq_head;
+		pthread_mutex_unlock(&s->lock);
+		int e = rf_db_reports_add(s->db, reps, recs, n, dups);
+		pthread_mutex_lock(&s->lock);
+		for (size_t i = 0; i < n; i++) {
+			batch[i]->e = e;
+			batch[i]->dup = e == 0 && dups[i];
+			wentry_apply(s, batch[i]);
+		}
+		atomic_fetch_add(&s->m_group_commits, 1);
+		s->wleader = false;
+		pthread_cond_broadcast(&s->wcv);
+	}
+}
+
+/* A device row read from the store outside the lock (the record's strings are only valid in the
+ * visitor). */
+struct dev_copy {
+	struct rf_db_device rec;
+	char id[RF_SRV_ID_MAX + 1], tenant[RF_SRV_ID_MAX + 1], ring[RF_SRV_ID_MAX + 1];
+	char ver[RF_SRV_ID_MAX + 1], mh[RF_SRV_ID_MAX + 1], state[32];
+	char *history;
+	bool found;
+};
+
+static int dev_copy_visit(void *ud, const struct rf_db_device *x)
+{
+	struct dev_copy *c = ud;
+
+	c->rec = *x;
+	rf__srv_copy_str(c->id, sizeof(c->id), x->id);
+	rf__srv_copy_str(c->tenant, sizeof(c->tenant), x->tenant);
+	rf__srv_copy_str(c->ring, sizeof(c->ring), x->ring);
+	rf__srv_copy_str(c->ver, sizeof(c->ver), x->agent_version);
+	rf__srv_copy_str(c->mh, sizeof(c->mh), x->manifest_hash);
+	rf__srv_copy_str(c->state, sizeof(c->state), x->state);
+	free(c->history);
+	c->history = strdup(x->history ? x->history : "");
+	if (!c->history)
+		return -ENOMEM;
+	c->rec.id = c->id;
+	c->rec.tenant = c->tenant;
+	c->rec.ring = c->ring;
+	c->rec.agent_version = c->ver;
+	c->rec.manifest_hash = c->mh;
+	c->rec.state = c->state;
+	c->rec.history = c->history;
+	c->found = true;
+	return 0;
+}
+
+/*
+ * Several instances: a device that reports is read from the store first (another instance may
+ * have changed its outcomes). The read is made WITHOUT the server's lock: the device as memory
+ * holds it is noted (no write of it in flight), the row read, and applied under the lock only if
+ * memory did not change meanwhile (then no write of this instance came between: each marks the
+ * device DEV_BUSY, which the comparison sees, so the row is at least as new as memory). Otherwise
+ * (a check-in of the same device in between) dev_auth reads it again under the lock. Lock held
+ * on entry and on return; returns whether the row was applied (dev_auth need not read it).
+ */
+static bool report_prefetch(struct rf_server *s, const char *dev_id)
+{
+	static const struct rf_db_visitor v = {.device = dev_copy_visit};
+	struct dev_copy c = {.found = false};
+	struct rf__srv_dev snap;
+	uint32_t idx;
+	bool known, applied = false;
+
+	struct rf__srv_dev *d = rf__srv_dev_find(s, dev_id, &idx);
+	if ((known = d != NULL)) {
+		rf__srv_dev_wait(s, idx);
+		snap = *rf__srv_dev_at(s, idx);
+	}
+	pthread_mutex_unlock(&s->lock);
+	int e = rf_db_device_get(s->db, dev_id, &v, &c);
+	pthread_mutex_lock(&s->lock);
+	if (e == 0 && c.found) {
+		d = rf__srv_dev_find(s, dev_id, &idx);
+		if (known ? d && !memcmp(d, &snap, sizeof(snap)) : !d)
+			applied = rf__srv_cluster_apply(s, &c.rec) == 0;
+	}
+	free(c.history);
+	return applied;
+}
+
 int rf__srv_handle_report(struct rf_server *s, const struct rf_server_request *q,
 			  struct rf_server_reply *r)
 {
@@ -743,9 +973,18 @@ int rf__srv_handle_report(struct rf_server *s, const struct rf_server_request *q
 		goto out;
 	pthread_mutex_lock(&s->lock);
 	uint32_t idx;
-	struct rf__srv_dev *d = dev_auth(s, cred_h, dev_id, r, &idx, true);
+	bool fresh = s->shared && !report_prefetch(s, dev_id);
+	/* One write of a device in flight at a time: wait for the one before (before reading
+	 * the device, from memory or, several instances, from the store). */
+	if (rf__srv_dev_find(s, dev_id, &idx))
+		rf__srv_dev_wait(s, idx);
+	struct rf__srv_dev *d = dev_auth(s, cred_h, dev_id, r, &idx, fresh);
 	if (!d)
 		goto unlock;
+	if (d->flags & DEV_BUSY) { /* fetched from the store while another write started */
+		rf__srv_err(r, 503, "unavailable", NULL, "a write of this device is in flight");
+		goto unlock;
+	}
 	int64_t now = rf__srv_health_advance(s, rf__srv_now(s));
 	const struct rf__srv_release *rel = NULL;
 	if (sha) {
@@ -755,16 +994,8 @@ int rf__srv_handle_report(struct rf_server *s, const struct rf_server_request *q
 	}
 	if (!rel && target)
 		rel = rf__srv_rel_by_target(s, target);
-
-	/* The device state the report leads to, computed on a copy: memory changes only after
-	 * the store committed it. */
-	struct rf__srv_dev nd = *d;
-	nd.last_seen = rf__srv_t32(now);
-	nd.state = (uint8_t)(1 + ev);
-	nd.state_at = rf__srv_t32(now);
 	if (rel && (ev == EV_ROLLED_BACK || ev == EV_QUARANTINED)) {
-		const struct rf__srv_release *left =
-		    rf__srv_rel_by_id(s, release_left(&nd, rel->id));
+		const struct rf__srv_release *left = rf__srv_rel_by_id(s, release_left(d, rel->id));
 		if (left)
 			rel = left;
 	}
@@ -776,84 +1007,48 @@ int rf__srv_handle_report(struct rf_server *s, const struct rf_server_request *q
 			       rel->st.status == RF_ROLLOUT_ROLLED_BACK)
 			  ? CAUSE_SERVER
 			  : CAUSE_CONTENT;
-	bool content = why == CAUSE_CONTENT;
-	if (rel) {
-		struct rf__srv_devrel *h;
-		if (ev == EV_INTENT || ev == EV_TRIAL) {
-			if (nd.release_id != rel->id || !hist_get(&nd, rel->id, false, now))
-				dev_take(s, &nd, rel->id, now);
-		}
-		h = hist_get(&nd, rel->id, ev != EV_INSTALLED, now);
-		switch (ev) {
-		case EV_HEALTHY:
-			if (h && !h->healthy_at)
-				h->healthy_at = rf__srv_t32(now);
-			break;
-		case EV_CRASHED:
-			if (h && content)
-				h->crashes = sat8(h->crashes + 1u);
-			else if (h && why != CAUSE_SERVER)
-				local_add(h);
-			break;
-		case EV_ROLLED_BACK:
-			if (h) {
-				if (content)
-					h->rollbacks = sat8(h->rollbacks + 1u);
-				else if (why == CAUSE_SERVER)
-					h->lqo |= RF__SRV_OBEYED;
-				else
-					local_add(h);
-				if (!h->left_at)
-					h->left_at = rf__srv_t32(now);
-			}
-			break;
-		case EV_REJECTED:
-			if (h && content)
-				h->rejects = sat8(h->rejects + 1u);
-			else if (h && why != CAUSE_SERVER)
-				local_add(h);
-			break;
-		case EV_QUARANTINED:
-			if (h && content)
-				h->lqo |= RF__SRV_QUARANTINED;
-			else if (h && why != CAUSE_SERVER)
-				local_add(h);
-			break;
-		default:
-			break;
-		}
-	}
-	struct rf_db_report rep = {
-	    .device_id = dev_id,
-	    .report_id = rep_id,
-	    .event = event,
-	    .target = target ? target : "",
-	    .sha256_hex = sha ? sha : "",
-	    .release_id = rel ? rel->id : 0,
-	    .time = (int64_t)t,
-	    .received_at = now,
-	    .detail = detail ? detail : "",
+
+	/* The device state the report leads to, computed on a copy: memory changes only after
+	 * the store committed it. */
+	struct rf__srv_wentry x = {
+	    .idx = idx,
+	    .fx = {.ev = ev, .why = why, .rel_id = rel ? rel->id : 0, .now = now},
+	    .rep =
+		{
+		    .device_id = dev_id,
+		    .report_id = rep_id,
+		    .event = event,
+		    .target = target ? target : "",
+		    .sha256_hex = sha ? sha : "",
+		    .release_id = rel ? rel->id : 0,
+		    .time = (int64_t)t,
+		    .received_at = now,
+		    .detail = detail ? detail : "",
+		},
 	};
-	struct rf_db_device rec;
-	char *hist;
-	bool dup = false;
-	int e = rf__srv_dev_record(&nd, s, dev_id, &rec, &hist);
-	if (e == 0) {
-		e = rf_db_report_add(s->db, &rep, &rec, &dup);
-		free(hist);
-	}
+	x.nd = *d;
+	report_apply(s, &x.nd, &x.fx);
+	int e = rf__srv_dev_record(&x.nd, s, dev_id, &x.rec, &x.hist);
 	if (e < 0) {
 		rf__srv_err(r, 503, "unavailable", NULL, "storage: %s", rf_strerror(e));
 		goto unlock;
 	}
-	if (dup) {
+	rf__srv_copy_str(x.tenant, sizeof(x.tenant), x.rec.tenant);
+	x.rec.tenant = x.tenant;
+	d->flags |= DEV_BUSY;
+	x.snap = *d;
+	*s->wq_tail = &x;
+	s->wq_tail = &x.next;
+	group_commit(s, &x);
+	free(x.hist);
+	if (x.e < 0) {
+		rf__srv_err(r, 503, "unavailable", NULL, "storage: %s", rf_strerror(x.e));
+		goto unlock;
+	}
+	if (x.dup) {
 		atomic_fetch_add(&s->m_reports_dup, 1);
 		rf__srv_reply_json(r, 200, json_pack("{s:b,s:b}", "recorded", 0, "duplicate", 1));
 	} else {
-		nd.flags &= (uint8_t) ~(DEV_DIRTY | DEV_SEEN);
-		rf__srv_dev_unindex(s, idx);
-		*d = nd;
-		rf__srv_dev_index(s, idx);
 		atomic_fetch_add(&s->m_reports[ev], 1);
 		rf__srv_reply_json(r, 201, json_pack("{s:b}", "recorded", 1));
 	}

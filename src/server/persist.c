@@ -257,72 +257,107 @@ void rf__srv_release_install_state(struct rf__srv_release *rel, struct rf__srv_r
 	rel->dbstate = nr->dbstate;
 }
 
-/* Write the devices idx[0..n) in one transaction; their flags cleared on success. */
+/* Write the devices idx[0..n) (at most RF_SRV_FLUSH_CHUNK, none DEV_BUSY) in one transaction.
+ * Lock held; released while the store writes (the records are copies, the devices DEV_BUSY
+ * meanwhile, so no other write of them starts and a change made meanwhile marks them dirty
+ * again). On failure they are queued again for the next tick. */
 static int flush_batch(struct rf_server *s, const uint32_t *idx, size_t n)
 {
 	struct rf_db_device *recs = calloc(n ? n : 1, sizeof(*recs));
 	char **hists = calloc(n ? n : 1, sizeof(*hists));
+	/* ids and tenant names copied: the id arena and the tenant table may move while the
+	 * lock is released (interned strings never move). */
+	char(*names)[2][RF_SRV_ID_MAX + 1] = calloc(n ? n : 1, sizeof(*names));
 	size_t k = 0;
-	int e = recs && hists ? 0 : -ENOMEM;
+	int e = recs && hists && names ? 0 : -ENOMEM;
 
 	for (; k < n && e == 0; k++) {
 		const struct rf__srv_dev *d = rf__srv_dev_at(s, idx[k]);
 		e = rf__srv_dev_record(d, s, rf__srv_dev_id(s, d), &recs[k], &hists[k]);
 		if (e < 0)
 			break;
+		rf__srv_copy_str(names[k][0], sizeof(names[k][0]), recs[k].id);
+		rf__srv_copy_str(names[k][1], sizeof(names[k][1]), recs[k].tenant);
+		recs[k].id = names[k][0];
+		recs[k].tenant = names[k][1];
 	}
 	if (e == 0 && n) {
+		for (size_t i = 0; i < n; i++) {
+			struct rf__srv_dev *d = rf__srv_dev_at(s, idx[i]);
+			d->flags = (uint8_t)((d->flags & ~(DEV_DIRTY | DEV_SEEN)) | DEV_BUSY);
+		}
+		pthread_mutex_unlock(&s->lock);
 		e = rf_db_devices_put(s->db, recs, n);
+		pthread_mutex_lock(&s->lock);
+		for (size_t i = 0; i < n; i++) {
+			rf__srv_dev_at(s, idx[i])->flags &= (uint8_t)~DEV_BUSY;
+			if (e < 0) /* written again at the next tick */
+				(void)rf__srv_dev_dirty(s, idx[i]);
+		}
+		pthread_cond_broadcast(&s->wcv);
 		if (e == 0) {
-			for (size_t i = 0; i < n; i++)
-				rf__srv_dev_at(s, idx[i])->flags &=
-				    (uint8_t) ~(DEV_DIRTY | DEV_SEEN);
 			atomic_fetch_add(&s->m_flushes, 1);
 			atomic_fetch_add(&s->m_flushed_rows, n);
 		}
+	} else if (e < 0) {
+		for (size_t i = 0; i < n; i++) /* nothing written: at the next tick */
+			(void)rf__srv_dev_dirty(s, idx[i]);
 	}
 	for (size_t i = 0; hists && i < k; i++)
 		free(hists[i]);
 	free(recs);
 	free(hists);
+	free(names);
 	return e;
 }
 
-#define FLUSH_BATCH 65536
-
 int rf__srv_flush_devices(struct rf_server *s, bool heartbeats)
 {
-	size_t n = 0;
+	uint32_t *batch = malloc(RF_SRV_FLUSH_CHUNK * sizeof(*batch));
+	size_t budget = s->ndirty, n = 0;
 	int e = 0;
 
-	/* State changes: the dirty list, so the tick's work is the devices that changed. */
-	for (size_t i = 0; i < s->ndirty; i++) {
-		struct rf__srv_dev *d = rf__srv_dev_at(s, s->dirty[i]);
-		if (d->flags & DEV_DIRTY)
-			s->dirty[n++] = s->dirty[i];
-		else
-			d->flags &= (uint8_t)~DEV_QUEUED;
-	}
-	for (size_t i = 0; i < n && e == 0; i += FLUSH_BATCH)
-		e = flush_batch(s, s->dirty + i, n - i < FLUSH_BATCH ? n - i : FLUSH_BATCH);
-	if (e < 0) {
-		s->ndirty = n; /* retried at the next tick */
-		return e;
-	}
-	for (size_t i = 0; i < n; i++)
-		rf__srv_dev_at(s, s->dirty[i])->flags &= (uint8_t)~DEV_QUEUED;
-	s->ndirty = 0;
-	if (!heartbeats)
-		return 0;
-	/* Heartbeats (last seen, health counters): at shutdown only, a pass over the devices. */
-	uint32_t *batch = malloc(FLUSH_BATCH * sizeof(*batch));
 	if (!batch)
 		return -ENOMEM;
+	/* State changes: the dirty list, so the tick's work is the devices that changed, a chunk
+	 * at a time (taken off the list before the lock is released: devices that change
+	 * meanwhile are appended again). Only the entries there when it started: a fleet that
+	 * keeps changing cannot keep one tick going. */
+	while (e == 0 && budget && s->ndirty) {
+		size_t take = budget < RF_SRV_FLUSH_CHUNK ? budget : RF_SRV_FLUSH_CHUNK;
+		size_t busy = 0;
+		if (take > s->ndirty)
+			take = s->ndirty;
+		budget -= take;
+		n = 0;
+		for (size_t i = 0; i < take; i++) {
+			uint32_t x = s->dirty[--s->ndirty];
+			struct rf__srv_dev *d = rf__srv_dev_at(s, x);
+			d->flags &= (uint8_t)~DEV_QUEUED;
+			if (!(d->flags & DEV_DIRTY))
+				continue;
+			if (d->flags & DEV_BUSY) /* a report's write: after it */
+				batch[RF_SRV_FLUSH_CHUNK - 1 - busy++] = x;
+			else
+				batch[n++] = x;
+		}
+		/* The busy ones (at the top of batch) go back on the list. */
+		for (size_t i = 0; i < busy; i++)
+			(void)rf__srv_dev_dirty(s, batch[RF_SRV_FLUSH_CHUNK - 1 - i]);
+		if (n)
+			e = flush_batch(s, batch, n);
+	}
+	if (e < 0 || !heartbeats) {
+		free(batch);
+		return e;
+	}
+	/* Heartbeats (last seen, health counters): at shutdown only, a pass over the devices. */
 	n = 0;
 	for (size_t i = 0; i < s->ndevs && e == 0; i++) {
-		if (rf__srv_dev_at(s, i)->flags & (DEV_SEEN | DEV_DIRTY))
+		if (rf__srv_dev_at(s, i)->flags & (DEV_SEEN | DEV_DIRTY) &&
+		    !(rf__srv_dev_at(s, i)->flags & DEV_BUSY))
 			batch[n++] = (uint32_t)i;
-		if (n == FLUSH_BATCH || (i + 1 == s->ndevs && n)) {
+		if (n == RF_SRV_FLUSH_CHUNK || (i + 1 == s->ndevs && n)) {
 			e = flush_batch(s, batch, n);
 			n = 0;
 		}

@@ -48,6 +48,8 @@ enum {
 	DEV_FALLBACK = 4, /* its last check-in named a last known good other than its current */
 	DEV_QUEUED = 8,	  /* in s->dirty */
 	DEV_PHASE = 16,	  /* its tenant's phase it is indexed with (struct rf__srv_tenant) */
+	DEV_BUSY = 32,	  /* a write of its row is in flight without the lock (group commit, flush):
+			     no other write of it starts until it is cleared (s->wcv) */
 };
 
 /* Device state names: 0 "enrolled", 1 + EV_* the last report's event. */
@@ -187,6 +189,12 @@ struct rf_server {
 	char **strs;
 	size_t nstrs;
 	uint16_t *strtab; /* open addressing over strs indexes (0 empty), RF__SRV_STRTAB slots */
+	/* Group commit of reports (device.c): reports waiting for a transaction (a list of the
+	 * waiting requests' entries), whether one request is writing a batch now, and the
+	 * condition every waiter (and every write waiting for a DEV_BUSY device) waits on. */
+	struct rf__srv_wentry *wq_head, **wq_tail;
+	bool wleader;
+	pthread_cond_t wcv;
 	/* Devices whose state changed since the last flush (DEV_QUEUED). */
 	uint32_t *dirty;
 	size_t ndirty, capdirty;
@@ -216,6 +224,7 @@ struct rf_server {
 	atomic_uint_fast64_t m_reports[8];
 	atomic_uint_fast64_t m_flushes, m_flushed_rows, m_halts;
 	atomic_uint_fast64_t m_audit_failures;
+	atomic_uint_fast64_t m_group_commits; /* report transactions (group commit batches) */
 	/* Check-in latency histogram (web.c, rf__srv_observe_checkin): counts per upper bound of
 	 * rf__srv_latency_bounds plus +Inf, and the sum in nanoseconds. */
 	atomic_uint_fast64_t m_lat[RF__SRV_LAT_BUCKETS + 1], m_lat_sum_ns;
@@ -308,6 +317,13 @@ int rf__srv_dev_record(const struct rf__srv_dev *d, const struct rf_server *s, c
 int rf__srv_release_persist(struct rf_server *s, struct rf__srv_release *rel);
 void rf__srv_release_install_state(struct rf__srv_release *rel, struct rf__srv_release *nr);
 int rf__srv_flush_devices(struct rf_server *s, bool heartbeats);
+/* dbserial.c: the store st behind a mutex of its own (several threads write without the
+ * server's lock); *ret owns st. Several instances (PostgreSQL): a second connection to spec
+ * serves the reads of single devices. */
+int rf__srv_db_serial(struct rf_db *st, const char *spec, struct rf_db **ret);
+/* Wait until device idx has no write in flight (DEV_BUSY). Lock held (released meanwhile: the
+ * caller must look up anything it found before again). */
+void rf__srv_dev_wait(struct rf_server *s, uint32_t idx);
 /* device.c */
 int rf__srv_handle_enroll(struct rf_server *s, const struct rf_server_request *q,
 			  struct rf_server_reply *r);
@@ -352,6 +368,8 @@ void rf__srv_tenant_move(struct rf_server *s, int ti, const struct rf__srv_tenan
 int rf__srv_cluster_poll(struct rf_server *s, int64_t now);
 /* Re-read the device id from the store into memory (lock held). 0, -ENOENT none, -EIO. */
 int rf__srv_cluster_fetch(struct rf_server *s, const char *id);
+/* Apply one device row read from the store (lock held), as a re-read does. */
+int rf__srv_cluster_apply(struct rf_server *s, const struct rf_db_device *x);
 /* Re-read the rings, tenants and releases and apply what changed (lock held). */
 int rf__srv_cluster_reread(struct rf_server *s);
 /* web.c */

@@ -654,11 +654,14 @@ int rf_server_new(const struct rf_server_opts *opts, struct rf_diag *diag, struc
 {
 	struct rf_server *s = calloc(1, sizeof(*s));
 	static const struct rf_db_visitor v = {load_ring, load_tenant, load_release, load_device};
+	struct rf_db *serial;
 	int r;
 
 	if (!s)
 		return -ENOMEM;
 	pthread_mutex_init(&s->lock, NULL);
+	pthread_cond_init(&s->wcv, NULL);
+	s->wq_tail = &s->wq_head;
 	s->repo_fd = -1;
 	s->clock = opts->clock;
 	s->clock_ud = opts->clock_ud;
@@ -717,6 +720,12 @@ int rf_server_new(const struct rf_server_opts *opts, struct rf_diag *diag, struc
 		goto undo;
 	}
 	s->db->diag = &s->diag;
+	/* From here on several threads use the store: the group commit of reports and the flush
+	 * write without the server's lock (dbserial.c). */
+	r = rf__srv_db_serial(s->db, opts->db_path, &serial);
+	if (r < 0)
+		goto undo;
+	s->db = serial;
 	s->shared = rf_db_is_shared(s->db);
 	s->leader = !s->shared; /* several instances: the lease is taken by the first tick */
 	if (s->shared) {
@@ -776,6 +785,7 @@ void rf_server_free(struct rf_server *s)
 	free(s->repo_dir);
 	if (s->repo_fd >= 0)
 		close(s->repo_fd);
+	pthread_cond_destroy(&s->wcv);
 	pthread_mutex_destroy(&s->lock);
 	free(s);
 }

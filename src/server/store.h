@@ -126,7 +126,7 @@ struct rf_db_ops {
 	int (*release_put)(struct rf_db *st, const struct rf_db_release *r);
 	int (*devices_put)(struct rf_db *st, const struct rf_db_device *d, size_t n);
 	int (*report_add)(struct rf_db *st, const struct rf_db_report *r,
-			  const struct rf_db_device *dev, bool *ret_duplicate);
+			  const struct rf_db_device *dev, size_t n, bool *ret_duplicate);
 	int (*reports_count)(struct rf_db *st, const char *device_id, uint64_t *ret);
 	int (*audit_add)(struct rf_db *st, const struct rf_db_audit *a, int64_t *ret_id);
 	int (*audit_list)(struct rf_db *st, int64_t release_id, int64_t before_id, unsigned limit,
@@ -252,7 +252,20 @@ static inline int rf_db_devices_put(struct rf_db *st, const struct rf_db_device 
 static inline int rf_db_report_add(struct rf_db *st, const struct rf_db_report *r,
 				      const struct rf_db_device *dev, bool *ret_duplicate)
 {
-	return st->ops->report_add(st, r, dev, ret_duplicate);
+	return st->ops->report_add(st, r, dev, 1, ret_duplicate);
+}
+
+/*
+ * Group commit: n reports r[0..n) with their device states dev[0..n) (dev may be NULL), as
+ * rf_db_report_add() each, in ONE transaction (one durable commit for the lot, in order: a
+ * report whose (device_id, report_id) came earlier in the batch is a duplicate too).
+ * ret_duplicate[i] tells which were already recorded; written only when the whole batch
+ * committed. On error nothing of the batch is recorded.
+ */
+static inline int rf_db_reports_add(struct rf_db *st, const struct rf_db_report *r,
+				    const struct rf_db_device *dev, size_t n, bool *ret_duplicate)
+{
+	return n ? st->ops->report_add(st, r, dev, n, ret_duplicate) : 0;
 }
 
 /* Number of reports recorded for device_id (NULL: for every device). */

@@ -11,7 +11,8 @@
  * in one transaction under an advisory lock (several ringfenced may start at once) and refuses
  * newer ones, exactly as the SQLite backend does with PRAGMA user_version. rf_db_load() reads
  * in one REPEATABLE READ snapshot, row by row (libpq single-row mode): a fleet of millions is
- * never one result in memory. Calls are serialised by the caller (ringfenced's store lock).
+ * never one result in memory. Calls are serialised by the caller (ringfenced: the store mutex of
+ * dbserial.c; several connections are several stores).
  *
  * Connection loss: a call that finds the connection broken (or breaks it) fails with -EIO and
  * the diag says so; the next calls reconnect, without blocking (PQresetStart/PQresetPoll, see
@@ -621,12 +622,13 @@ static int pg_devices_put(struct rf_db *base, const struct rf_db_device *d, size
 	return r;
 }
 
-static int pg_report_add(struct rf_db *base, const struct rf_db_report *x,
-			 const struct rf_db_device *dev, bool *ret_duplicate)
+static int pg_report_add(struct rf_db *base, const struct rf_db_report *r,
+			 const struct rf_db_device *dev, size_t n, bool *ret_duplicate)
 {
 	struct pg_store *s = (struct pg_store *)base;
-	/* One statement, one transaction: the device row is written only when the report row was
-	 * new (data-modifying CTEs run to completion whether or not the query reads them). */
+	/* One statement per report: the device row is written only when the report row was new
+	 * (data-modifying CTEs run to completion whether or not the query reads them). A batch
+	 * (group commit) is one transaction around them: one COMMIT, one flush of the WAL. */
 	static const char ins[] =
 	    "WITH ins AS (INSERT INTO reports (device_id, report_id, event, target, sha256,"
 	    " release_id, time, received_at, detail) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)"
@@ -638,12 +640,22 @@ static int pg_report_add(struct rf_db *base, const struct rf_db_report *x,
 	    " WHERE EXISTS (SELECT 1 FROM ins)" DEV_SET ")";
 	static const char count[] = " SELECT count(*) FROM ins";
 	char sql[sizeof(ins) + sizeof(up) + sizeof(count)];
-	PGresult *res = NULL;
-	struct params p;
-	int r = params_init(&p, 9 + DEV_NPARAMS);
+	struct params p = {0};
+	bool *dup = calloc(n, sizeof(*dup));
+	int e = dup ? params_init(&p, 9 + DEV_NPARAMS) : -ENOMEM;
 
+	if (e < 0) {
+		free(dup);
+		params_free(&p);
+		return e;
+	}
 	snprintf(sql, sizeof(sql), "%s%s%s", ins, dev ? up : "", count);
-	if (r == 0) {
+	if (n > 1)
+		e = exec(s, "BEGIN", "report_add");
+	for (size_t i = 0; i < n && e == 0; i++) {
+		const struct rf_db_report *x = &r[i];
+		PGresult *res = NULL;
+		p.n = 0;
 		p_text(&p, x->device_id);
 		p_text(&p, x->report_id);
 		p_text(&p, x->event);
@@ -654,16 +666,21 @@ static int pg_report_add(struct rf_db *base, const struct rf_db_report *x,
 		p_int(&p, x->received_at);
 		p_text(&p, x->detail ? x->detail : "");
 		if (dev)
-			p_device(&p, dev);
-		r = run(s, sql, &p, "report_add", &res);
+			p_device(&p, &dev[i]);
+		e = run(s, sql, &p, "report_add", &res);
+		if (e == 0 && PQntuples(res) != 1)
+			e = rf_diag_report(s->base.diag, -EIO, "postgresql: report_add: no count");
+		if (e == 0)
+			dup[i] = col_int(res, 0, 0) == 0;
+		PQclear(res);
 	}
-	if (r == 0 && PQntuples(res) != 1)
-		r = rf_diag_report(s->base.diag, -EIO, "postgresql: report_add: no count");
-	if (r == 0)
-		*ret_duplicate = col_int(res, 0, 0) == 0;
-	PQclear(res);
+	if (n > 1)
+		e = finish(s, e);
+	if (e == 0)
+		memcpy(ret_duplicate, dup, n * sizeof(*dup));
+	free(dup);
 	params_free(&p);
-	return r;
+	return e;
 }
 
 static int pg_reports_count(struct rf_db *base, const char *device_id, uint64_t *ret)

@@ -323,35 +323,41 @@ static int sq_devices_put(struct rf_db *base, const struct rf_db_device *d, size
 	return commit(s, r);
 }
 
-static int sq_report_add(struct rf_db *base, const struct rf_db_report *x,
-			 const struct rf_db_device *dev, bool *ret_duplicate)
+static int sq_report_add(struct rf_db *base, const struct rf_db_report *r,
+			 const struct rf_db_device *dev, size_t n, bool *ret_duplicate)
 {
 	struct sqlite_store *s = (struct sqlite_store *)base;
 	sqlite3_stmt *st = s->rep_add;
-	bool dup;
-	int r = begin(s);
+	bool *dup = calloc(n, sizeof(*dup));
+	int e = dup ? begin(s) : -ENOMEM;
 
-	if (r < 0)
-		return r;
-	sqlite3_bind_text(st, 1, x->device_id, -1, SQLITE_STATIC);
-	sqlite3_bind_text(st, 2, x->report_id, -1, SQLITE_STATIC);
-	sqlite3_bind_text(st, 3, x->event, -1, SQLITE_STATIC);
-	sqlite3_bind_text(st, 4, x->target ? x->target : "", -1, SQLITE_STATIC);
-	sqlite3_bind_text(st, 5, x->sha256_hex ? x->sha256_hex : "", -1, SQLITE_STATIC);
-	sqlite3_bind_int64(st, 6, x->release_id);
-	sqlite3_bind_int64(st, 7, x->time);
-	sqlite3_bind_int64(st, 8, x->received_at);
-	sqlite3_bind_text(st, 9, x->detail ? x->detail : "", -1, SQLITE_STATIC);
-	r = step_done(s, st, "report_add");
-	if (r < 0)
-		return commit(s, r);
-	dup = sqlite3_changes(s->db) == 0;
-	if (!dup && dev)
-		r = bind_device(s, dev);
-	r = commit(s, r);
-	if (r == 0)
-		*ret_duplicate = dup;
-	return r;
+	if (e < 0) {
+		free(dup);
+		return e;
+	}
+	for (size_t i = 0; i < n && e == 0; i++) {
+		const struct rf_db_report *x = &r[i];
+		sqlite3_bind_text(st, 1, x->device_id, -1, SQLITE_STATIC);
+		sqlite3_bind_text(st, 2, x->report_id, -1, SQLITE_STATIC);
+		sqlite3_bind_text(st, 3, x->event, -1, SQLITE_STATIC);
+		sqlite3_bind_text(st, 4, x->target ? x->target : "", -1, SQLITE_STATIC);
+		sqlite3_bind_text(st, 5, x->sha256_hex ? x->sha256_hex : "", -1, SQLITE_STATIC);
+		sqlite3_bind_int64(st, 6, x->release_id);
+		sqlite3_bind_int64(st, 7, x->time);
+		sqlite3_bind_int64(st, 8, x->received_at);
+		sqlite3_bind_text(st, 9, x->detail ? x->detail : "", -1, SQLITE_STATIC);
+		e = step_done(s, st, "report_add");
+		if (e < 0)
+			break;
+		dup[i] = sqlite3_changes(s->db) == 0;
+		if (!dup[i] && dev)
+			e = bind_device(s, &dev[i]);
+	}
+	e = commit(s, e);
+	if (e == 0)
+		memcpy(ret_duplicate, dup, n * sizeof(*dup));
+	free(dup);
+	return e;
 }
 
 static int sq_reports_count(struct rf_db *base, const char *device_id, uint64_t *ret)

@@ -634,6 +634,10 @@ int rf__srv_metrics(struct rf_server *s, struct rf_server_reply *r)
 		"ringfence_http_errors_total{class=\"5xx\"} %llu\n",
 		(unsigned long long)atomic_load(&s->m_http_4xx),
 		(unsigned long long)atomic_load(&s->m_http_5xx));
+	counter(f, "ringfence_report_commits_total",
+		"Transactions that recorded reports (group commit: one for the reports of many "
+		"requests).",
+		atomic_load(&s->m_group_commits));
 	counter(f, "ringfence_flushes_total", "Heartbeat flushes (one transaction each).",
 		atomic_load(&s->m_flushes));
 	counter(f, "ringfence_flushed_rows_total", "Device rows written by heartbeat flushes.",

@@ -9,6 +9,8 @@
 # nobody (runuser), which owns the temp dir; the client side (the command) stays as it is.
 # Every wait is bounded (pg_ctl -w -t 60). Used by meson test registrations (tests/server).
 #
+# RF_PG_CONF, when set, is appended to postgresql.conf (settings of a benchmark: bench/server).
+#
 # Usage: tests/lib/pg.sh COMMAND [ARGS...]
 #        tests/lib/pg.sh --ctl CTLFILE stop|start   (from a test: stop or start that server)
 set -uo pipefail
@@ -67,6 +69,7 @@ max_connections = 100
 shared_buffers = 32MB
 logging_collector = off
 CONF
+[ -n "${RF_PG_CONF:-}" ] && printf '%s\n' "$RF_PG_CONF" >>"$dir/data/postgresql.conf"
 if ! as_owner "$bindir/pg_ctl" -D "$dir/data" -l "$dir/log" -w -t 60 start >/dev/null; then
   echo "pg.sh: PostgreSQL did not start:" >&2; cat "$dir/log" >&2; exit 1
 fi

@@ -371,12 +371,231 @@ static void test_verify_detects(void **state)
 	pthread_mutex_unlock(&e->t.s->lock);
 }
 
+/* ---- the write path with several threads (group commit, flush without the lock) ---------- */
+
+struct worker {
+	struct env *e;
+	pthread_t th;
+	int id;
+	uint64_t rng;
+	unsigned acked, bad;
+};
+
+/* One request from a worker thread (no cmocka asserts off the main thread). */
+static int wcall(struct env *e, const char *path, const char *cred, const char *body)
+{
+	char hdr[100];
+	struct rf_server_request q = {
+	    "POST", path, hdr, "application/json", (const uint8_t *)body, strlen(body), NULL};
+	struct rf_server_reply r;
+
+	snprintf(hdr, sizeof(hdr), "Bearer %s", cred);
+	if (rf_server_handle(e->s, &q, &r) < 0)
+		return -1;
+	int st = r.status;
+	rf_server_reply_free(&r);
+	return st;
+}
+
+static void *worker_run(void *ud)
+{
+	struct worker *w = ud;
+	struct env *e = w->e;
+	static const char *const causes[] = {"", ",\"cause\":\"content\"", ",\"cause\":\"local\"",
+					     ",\"cause\":\"server\""};
+
+	for (int i = 0; i < 400; i++) {
+		char body[600];
+		w->rng ^= w->rng << 13;
+		w->rng ^= w->rng >> 7;
+		w->rng ^= w->rng << 17;
+		/* Every worker on every device: reports of one device from several threads at
+		 * once, check-ins of a device whose report is being written. */
+		int dev = (int)(w->rng % NDEV), rel = (int)((w->rng >> 8) % NREL);
+		int ev = (int)((w->rng >> 16) % 8);
+		if ((w->rng >> 24) % 2) {
+			snprintf(
+			    body, sizeof(body),
+			    "{\"device_id\":\"dev-%d\",\"report_id\":\"w%d-%d\",\"event\":\"%s\","
+			    "\"sha256\":\"%s\",\"time\":%lld%s}",
+			    dev, w->id, i, rf__srv_events[ev], e->sha[rel], (long long)e->now,
+			    causes[(w->rng >> 32) % 4]);
+			int st = wcall(e, "/v1/report", e->cred[dev], body);
+			if (st == 201)
+				w->acked++;
+			else
+				w->bad++;
+		} else {
+			snprintf(body, sizeof(body),
+				 "{\"device_id\":\"dev-%d\",\"agent_version\":\"2.%d\",\"state\":{"
+				 "\"current\":{\"sha256\":\"%s\"}},\"health\":{\"crashes\":0,"
+				 "\"rollbacks\":0,\"events\":%d,\"alerts\":1}}",
+				 dev, i % 3, e->sha[rel], i);
+			if (wcall(e, "/v1/checkin", e->cred[dev], body) != 200)
+				w->bad++;
+		}
+	}
+	return NULL;
+}
+
+static void *ticker_run(void *ud)
+{
+	struct worker *w = ud;
+
+	for (int i = 0; i < 200; i++)
+		if (rf_server_tick(w->e->s, false) < 0)
+			w->bad++;
+	return NULL;
+}
+
+struct rowcmp {
+	struct env *e;
+	unsigned rows, differ;
+	char first[64];
+};
+
+static int row_cmp(void *ud, const struct rf_db_device *x)
+{
+	struct rowcmp *c = ud;
+	struct rf__srv_dev row = {0};
+	const struct rf__srv_dev *d = rf__srv_dev_find(c->e->s, x->id, NULL);
+
+	c->rows++;
+	rf__srv_hist_from_string(x->history, &row);
+	if (!d || memcmp(row.hist, d->hist, sizeof(d->hist)) || x->release_id != d->release_id ||
+	    strcmp(x->state, rf__srv_state_name(d->state))) {
+		if (!c->differ++)
+			snprintf(c->first, sizeof(c->first), "%s", x->id);
+	}
+	return 0;
+}
+
+/* Reports and check-ins from 4 threads on the same devices while a fifth ticks (the flush
+ * writes without the lock): every report acknowledged is stored, none is lost or counted
+ * twice, the incremental health equals the recount, and after a restart every device's records
+ * are what memory held (memory and the database agree). */
+static void test_concurrent_writes(void **state)
+{
+	struct env *e = *state;
+	struct worker w[5];
+	uint64_t stored = 0;
+
+	for (int i = 0; i < NDEV; i++)
+		enroll(e, i);
+	for (int i = 0; i < 5; i++) {
+		w[i] = (struct worker){.e = e, .id = i, .rng = 0x9e3779b97f4a7c15ull * (i + 1) | 1};
+		assert_int_equal(
+		    pthread_create(&w[i].th, NULL, i < 4 ? worker_run : ticker_run, &w[i]), 0);
+	}
+	unsigned acked = 0;
+	for (int i = 0; i < 5; i++) {
+		pthread_join(w[i].th, NULL);
+		assert_int_equal(w[i].bad, 0);
+		acked += w[i].acked;
+	}
+	assert_true(acked > 100);
+	verify(e, 0, "concurrent");
+	assert_int_equal(rf_db_reports_count(e->s->db, NULL, &stored), 0);
+	assert_int_equal(stored, acked);
+	/* After one ordinary tick (no shutdown flush), every device's row in the database holds
+	 * what memory holds: its release, state and per-release records. */
+	assert_int_equal(rf_server_tick(e->s, false), 0);
+	struct rowcmp rc = {.e = e};
+	const struct rf_db_visitor v = {.device = row_cmp};
+	assert_int_equal(rf_db_load(e->s->db, &v, &rc), 0);
+	assert_int_equal(rc.rows, NDEV);
+	if (rc.differ)
+		fail_msg("%u device rows differ from memory, e.g. %s", rc.differ, rc.first);
+	/* And the same after a restart. */
+	struct rf__srv_dev *before = calloc(NDEV, sizeof(*before));
+	assert_non_null(before);
+	for (int i = 0; i < NDEV; i++) {
+		char id[32];
+		snprintf(id, sizeof(id), "dev-%d", i);
+		before[i] = *rf__srv_dev_find(e->s, id, NULL);
+	}
+	rf_server_free(e->s);
+	start(e, false);
+	for (int i = 0; i < NDEV; i++) {
+		char id[32];
+		snprintf(id, sizeof(id), "dev-%d", i);
+		struct rf__srv_dev *d = rf__srv_dev_find(e->s, id, NULL);
+		assert_non_null(d);
+		if (memcmp(before[i].hist, d->hist, sizeof(d->hist)) ||
+		    before[i].state != d->state || before[i].release_id != d->release_id)
+			fail_msg("%s: the database differs from memory after concurrent writes",
+				 id);
+	}
+	free(before);
+	verify(e, 1, "restart");
+}
+
+/* The flush writes in chunks of RF_SRV_FLUSH_CHUNK devices, one transaction each (the lock is
+ * released between them): 5,000 changed devices are 2 transactions, all 5,000 rows. */
+static void test_flush_chunks(void **state)
+{
+	struct env *e = *state;
+	enum { N = 5000 };
+	struct rf_db_device *recs = calloc(N, sizeof(*recs));
+	char(*ids)[16] = calloc(N, sizeof(*ids));
+	char(*creds)[72] = calloc(N, sizeof(*creds));
+
+	assert_true(RF_SRV_FLUSH_CHUNK < N && N <= 2 * RF_SRV_FLUSH_CHUNK);
+	assert_non_null(recs);
+	assert_non_null(ids);
+	assert_non_null(creds);
+	for (int i = 0; i < N; i++) {
+		uint8_t raw[32] = {0};
+		memcpy(raw, &i, sizeof(i));
+		snprintf(creds[i], sizeof(creds[i]), "rfd_");
+		rf_hex_encode(raw, 32, creds[i] + 4);
+		snprintf(ids[i], sizeof(ids[i]), "bulk-%d", i);
+		recs[i] = (struct rf_db_device){.id = ids[i],
+						.tenant = "a",
+						.ring = "broad",
+						.agent_version = "1.0",
+						.manifest_hash = "",
+						.enrolled_at = e->now,
+						.last_seen = e->now,
+						.state = "enrolled",
+						.history = ""};
+		rf_sha256(creds[i], strlen(creds[i]), recs[i].cred_hash);
+	}
+	assert_int_equal(rf_db_devices_put(e->s->db, recs, N), 0);
+	rf_server_free(e->s);
+	start(e, false);
+	assert_int_equal(rf_server_tick(e->s, false), 0);
+	for (int i = 0; i < N; i++) { /* a new agent version: a change to write */
+		char body[200];
+		snprintf(body, sizeof(body), "{\"device_id\":\"%s\",\"agent_version\":\"1.1\"}",
+			 ids[i]);
+		assert_int_equal(call(e, "POST", "/v1/checkin", creds[i], body, NULL), 200);
+	}
+	uint64_t f0 = atomic_load(&e->s->m_flushes), r0 = atomic_load(&e->s->m_flushed_rows);
+	assert_int_equal(rf_server_tick(e->s, false), 0);
+	assert_int_equal(atomic_load(&e->s->m_flushes) - f0, 2);
+	assert_int_equal(atomic_load(&e->s->m_flushed_rows) - r0, N);
+	assert_int_equal(e->s->ndirty, 0);
+	rf_server_free(e->s);
+	start(e, false);
+	assert_string_equal(
+	    rf__srv_str(e->s, rf__srv_dev_find(e->s, ids[N - 1], NULL)->agent_version), "1.1");
+	assert_string_equal(rf__srv_str(e->s, rf__srv_dev_find(e->s, ids[0], NULL)->agent_version),
+			    "1.1");
+	verify(e, 0, "flush");
+	free(recs);
+	free(ids);
+	free(creds);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 	    cmocka_unit_test_setup_teardown(test_incremental_equals_recount, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_silence_deadline, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_verify_detects, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_concurrent_writes, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_flush_chunks, setup, teardown),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -187,6 +187,83 @@ static void test_roundtrip_and_idempotent_reports(void **state)
 	cleanup(path);
 }
 
+static int on_device_a(void *ud, const struct rf_db_device *d)
+{
+	if (!strcmp(d->id, "dev-a"))
+		snprintf(ud, 32, "%s", d->state);
+	return 0;
+}
+
+/* Group commit (rf_db_reports_add): several reports in one transaction, each with its device
+ * state; a report already recorded, or recorded earlier in the same batch, is a duplicate and
+ * its device state is not written; a batch that fails records none of its reports. */
+static void test_reports_batch(void **state)
+{
+	char path[256];
+	struct rf_db *st;
+	struct seen s = {0};
+	uint64_t n;
+
+	(void)state;
+	db_path(path, sizeof(path));
+	assert_int_equal(open_db(path, RF_DB_CREATE, &st), 0);
+	const char *ids[3] = {"dev-a", "dev-b", "dev-c"};
+	struct rf_db_device d[4];
+	struct rf_db_report rep[4];
+	for (int i = 0; i < 4; i++) {
+		d[i] = (struct rf_db_device){.id = ids[i % 3],
+					     .tenant = "acme",
+					     .ring = "canary",
+					     .agent_version = "",
+					     .manifest_hash = "",
+					     .state = "intent",
+					     .history = ""};
+		rep[i] = (struct rf_db_report){.device_id = ids[i % 3],
+					       .report_id = "r-1",
+					       .event = "intent",
+					       .target = "",
+					       .sha256_hex = "",
+					       .detail = ""};
+	}
+	assert_int_equal(rf_db_devices_put(st, &d[0], 1), 0);
+	/* dev-a's r-1 is recorded before the batch. */
+	bool dup = false, dups[4] = {true, true, true, true};
+	assert_int_equal(rf_db_report_add(st, &rep[0], &d[0], &dup), 0);
+	assert_false(dup);
+	/* Batch: dev-a r-1 (recorded), dev-b r-1, dev-c r-1, dev-a r-1 again. */
+	d[0].state = "crashed"; /* must not be written: a duplicate */
+	d[1].state = "healthy";
+	assert_int_equal(rf_db_reports_add(st, rep, d, 4, dups), 0);
+	assert_true(dups[0]);
+	assert_false(dups[1]);
+	assert_false(dups[2]);
+	assert_true(dups[3]);
+	assert_int_equal(rf_db_reports_count(st, NULL, &n), 0);
+	assert_int_equal(n, 3);
+	/* A batch with a report whose device state cannot be stored (no tenant: a NOT NULL
+	 * column) fails whole: the good report before it is not recorded either. */
+	struct rf_db_report bad[2] = {rep[1], rep[1]};
+	struct rf_db_device bd[2] = {d[1], d[1]};
+	bad[0].report_id = "r-2";
+	bad[1].report_id = "r-3";
+	bd[1].tenant = NULL;
+	struct rf_diag diag = {0};
+	st->diag = &diag; /* open_db's was on its stack */
+	assert_true(rf_db_reports_add(st, bad, bd, 2, dups) < 0);
+	assert_int_equal(rf_db_reports_count(st, "dev-b", &n), 0);
+	assert_int_equal(n, 1);
+	rf_db_close(st);
+	assert_int_equal(open_db(path, 0, &st), 0);
+	assert_int_equal(rf_db_load(st, &visitor, &s), 0);
+	const struct rf_db_visitor va = {.device = on_device_a};
+	char a_state[32] = "";
+	assert_int_equal(rf_db_load(st, &va, a_state), 0);
+	rf_db_close(st);
+	assert_int_equal(s.devices, 3);
+	assert_string_equal(a_state, "intent");
+	cleanup(path);
+}
+
 static void test_newer_schema_refused_and_wal_full(void **state)
 {
 	char path[256];
@@ -497,6 +574,7 @@ int main(void)
 {
 	const struct CMUnitTest tests[] = {
 	    cmocka_unit_test(test_roundtrip_and_idempotent_reports),
+	    cmocka_unit_test(test_reports_batch),
 	    cmocka_unit_test(test_newer_schema_refused_and_wal_full),
 	    cmocka_unit_test(test_audit_migrated_and_listed),
 	    cmocka_unit_test(test_pg_schema_rules),
