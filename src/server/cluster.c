@@ -41,6 +41,11 @@ static int apply_device(void *ud, const struct rf_db_device *x)
 	}
 	if (r < 0)
 		return r == -EBADMSG ? 0 : r;
+	/* A version this instance has already (its own write, or a row read twice): nothing
+	 * newer to apply, and never anything older over a newer copy. */
+	struct rf__srv_dev *have = rf__srv_dev_find(s, x->id, &idx);
+	if (have && nd.version <= have->version)
+		return 0;
 	/* A release this instance does not know yet (its announcement still on the way): read
 	 * the releases first, or the device's records on it would not be counted. */
 	int64_t last = s->nrels ? s->rels[s->nrels - 1].id : 0;
@@ -62,16 +67,24 @@ static int apply_device(void *ud, const struct rf_db_device *x)
 			s->tenants[nd.tenant].ndevices++;
 		}
 		/* Memory-only parts: its place in the id arena and the deadline heap, the phase it
-		 * is indexed with, the last answer; the store's row is newer than any state change
-		 * not flushed yet (DEV_DIRTY dropped), a heartbeat is kept if it is newer. */
+		 * is indexed with, the last answer. A change a check-in here made and this instance
+		 * has not written yet is applied again on top of the row when it is newer (it stays
+		 * dirty: the next flush writes it by compare-and-set on the row's version); what the
+		 * other instance wrote is never overwritten from the older copy. A heartbeat is kept
+		 * if it is newer. */
 		nd.id_off = old->id_off;
 		nd.id_len = old->id_len;
 		nd.hpos = old->hpos;
 		nd.answer_reason = old->answer_reason;
-		nd.flags = old->flags & (uint8_t)(DEV_QUEUED | DEV_PHASE | DEV_FALLBACK);
+		nd.flags = old->flags & (uint8_t)(DEV_QUEUED | DEV_PHASE | DEV_FALLBACK | DEV_SEEN);
+		bool again = (old->flags & DEV_DIRTY) && rf__srv_dev_reapply(s, &nd, old);
+		if (again)
+			nd.flags |= (uint8_t)(old->flags & (DEV_TOOK | DEV_VER));
 		if (old->last_seen > nd.last_seen)
 			nd.last_seen = old->last_seen;
 		*old = nd;
+		if (again)
+			(void)rf__srv_dev_dirty(s, idx);
 	} else {
 		nd.flags = s->tenants[nd.tenant].phase ? DEV_PHASE : 0;
 		if (s->ndevs >= RF_SRV_DEVICES_MAX)

@@ -202,7 +202,7 @@ int rf__srv_dev_record(const struct rf__srv_dev *d, const struct rf_server *s, c
 	    .ring = s->strs[d->ring],
 	    .agent_version = s->strs[d->agent_version],
 	    .manifest_hash = s->strs[d->manifest],
-	    .enrolled_at = d->enrolled_at,
+	    .enrolled_at = 0, /* kept as stored: only an enrolment sets it */
 	    .last_seen = d->last_seen,
 	    .release_id = d->release_id,
 	    .state = rf__srv_state_name(d->state),
@@ -212,6 +212,7 @@ int rf__srv_dev_record(const struct rf__srv_dev *d, const struct rf_server *s, c
 	    .events = d->events,
 	    .alerts = d->alerts,
 	    .history = *hist,
+	    .version = d->version,
 	};
 	memcpy(rec->cred_hash, d->cred, 32);
 	return 0;
@@ -257,34 +258,52 @@ void rf__srv_release_install_state(struct rf__srv_release *rel, struct rf__srv_r
 	rel->dbstate = nr->dbstate;
 }
 
-/* Write the devices idx[0..n) in one transaction; their flags cleared on success. */
+/* Write the devices idx[0..n) in one transaction; their flags cleared on success. A device
+ * whose row another instance wrote since this one read it (the compare-and-set on its version
+ * failed) is not written: its row is read again, which keeps this instance's check-in change
+ * on top of it (cluster.c, apply_device) and leaves it dirty for the next tick. */
 static int flush_batch(struct rf_server *s, const uint32_t *idx, size_t n)
 {
 	struct rf_db_device *recs = calloc(n ? n : 1, sizeof(*recs));
 	char **hists = calloc(n ? n : 1, sizeof(*hists));
-	size_t k = 0;
-	int e = recs && hists ? 0 : -ENOMEM;
+	int64_t *vers = calloc(n ? n : 1, sizeof(*vers));
+	uint32_t *stale_idx = calloc(n ? n : 1, sizeof(*stale_idx));
+	size_t k = 0, stale = 0;
+	int e = recs && hists && vers && stale_idx ? 0 : -ENOMEM;
 
 	for (; k < n && e == 0; k++) {
 		const struct rf__srv_dev *d = rf__srv_dev_at(s, idx[k]);
 		e = rf__srv_dev_record(d, s, rf__srv_dev_id(s, d), &recs[k], &hists[k]);
 		if (e < 0)
 			break;
+		recs[k].ret_version = &vers[k];
 	}
 	if (e == 0 && n) {
 		e = rf_db_devices_put(s->db, recs, n);
+		for (size_t i = 0; e == 0 && i < n; i++) {
+			struct rf__srv_dev *d = rf__srv_dev_at(s, idx[i]);
+			if (vers[i]) {
+				d->version = (uint32_t)vers[i];
+				d->flags &= (uint8_t) ~(DEV_DIRTY | DEV_SEEN | DEV_TOOK | DEV_VER);
+			} else {
+				stale_idx[stale++] = idx[i];
+			}
+		}
 		if (e == 0) {
-			for (size_t i = 0; i < n; i++)
-				rf__srv_dev_at(s, idx[i])->flags &=
-				    (uint8_t) ~(DEV_DIRTY | DEV_SEEN);
 			atomic_fetch_add(&s->m_flushes, 1);
-			atomic_fetch_add(&s->m_flushed_rows, n);
+			atomic_fetch_add(&s->m_flushed_rows, n - stale);
 		}
 	}
 	for (size_t i = 0; hists && i < k; i++)
 		free(hists[i]);
 	free(recs);
 	free(hists);
+	free(vers);
+	if (stale)
+		atomic_fetch_add(&s->m_dev_conflicts, stale);
+	for (size_t i = 0; i < stale; i++)
+		(void)rf__srv_cluster_fetch(s, rf__srv_dev_id(s, rf__srv_dev_at(s, stale_idx[i])));
+	free(stale_idx);
 	return e;
 }
 

@@ -48,6 +48,10 @@ enum {
 	DEV_FALLBACK = 4, /* its last check-in named a last known good other than its current */
 	DEV_QUEUED = 8,	  /* in s->dirty */
 	DEV_PHASE = 16,	  /* its tenant's phase it is indexed with (struct rf__srv_tenant) */
+	/* What a check-in changed and the store does not have yet (cleared with DEV_DIRTY): the
+	 * release it runs; its agent version or manifest (rf__srv_dev_reapply). */
+	DEV_TOOK = 32,
+	DEV_VER = 64,
 };
 
 /* Device state names: 0 "enrolled", 1 + EV_* the last report's event. */
@@ -58,7 +62,10 @@ enum {
 struct rf__srv_dev {
 	uint8_t cred[32];
 	uint32_t id_off; /* its id, NUL-terminated, at s->ids + id_off */
-	uint32_t enrolled_at, last_seen, state_at;
+	/* The version of its store row this copy is (struct rf_db_device: every write is a
+	 * compare-and-set on it). The enrolment time is not kept: only the store needs it. */
+	uint32_t version;
+	uint32_t last_seen, state_at;
 	uint32_t release_id;
 	uint32_t crashes, rollbacks, events, alerts; /* cumulative, as last reported (saturating) */
 	uint32_t hpos;	 /* 1 + its position in s->heap (its next silence deadline); 0 none */
@@ -215,6 +222,7 @@ struct rf_server {
 	atomic_uint_fast64_t m_checkins, m_enrolls, m_reports_dup, m_http_4xx, m_http_5xx;
 	atomic_uint_fast64_t m_reports[8];
 	atomic_uint_fast64_t m_flushes, m_flushed_rows, m_halts;
+	atomic_uint_fast64_t m_dev_conflicts; /* device rows' compare-and-set failures */
 	atomic_uint_fast64_t m_audit_failures;
 	/* Check-in latency histogram (web.c, rf__srv_observe_checkin): counts per upper bound of
 	 * rf__srv_latency_bounds plus +Inf, and the sum in nanoseconds. */
@@ -315,6 +323,12 @@ int rf__srv_handle_checkin(struct rf_server *s, const struct rf_server_request *
 			   struct rf_server_reply *r);
 int rf__srv_handle_report(struct rf_server *s, const struct rf_server_request *q,
 			  struct rf_server_reply *r);
+/* Apply again onto row (a newer store row of the device, read after another instance wrote it)
+ * what this instance's check-ins changed in local and had not written yet (agent version,
+ * manifest, the release it runs, its health counters), if they are newer than the row (local's
+ * last check-in after the row's last_seen). Returns whether row differs from what is stored. */
+bool rf__srv_dev_reapply(struct rf_server *s, struct rf__srv_dev *row,
+			 const struct rf__srv_dev *local);
 /* admin.c */
 int rf__srv_handle_admin(struct rf_server *s, const struct rf_server_request *q, const char *rest,
 			 struct rf_server_reply *r);

@@ -26,7 +26,7 @@
 #include "ringfence/error.h"
 
 /* Schema version this build writes; older databases are migrated at open. */
-#define RF_DB_SCHEMA_VERSION 3
+#define RF_DB_SCHEMA_VERSION 4
 
 struct rf_db_ring {
 	const char *name;
@@ -60,7 +60,13 @@ struct rf_db_release {
 };
 
 /* A device as last recorded. release_id is the release the device is counted on (0: none);
- * state is one of the report events in docs/protocol.md ("offered" before any report). */
+ * state is one of the report events in docs/protocol.md ("offered" before any report).
+ *
+ * Every write of a device row is a compare-and-set on its version (schema 4): the writer gives
+ * the version it read (0: the row must be new) and the store writes the row with version + 1
+ * only if the stored version is still that one, so an instance never overwrites a newer row
+ * another instance wrote from a copy it had not seen (it re-reads the row and applies its
+ * change again: docs/server.md "Several instances and dist/"). */
 struct rf_db_device {
 	const char *id;
 	const char *tenant;
@@ -68,13 +74,19 @@ struct rf_db_device {
 	uint8_t cred_hash[32];
 	const char *agent_version;
 	const char *manifest_hash; /* hex, "" unknown */
-	int64_t enrolled_at;
+	int64_t enrolled_at; /* written: 0 keeps the stored value (only an enrolment sets it) */
 	int64_t last_seen;
 	int64_t release_id;
 	const char *state;
 	int64_t state_at;
 	uint64_t crashes, rollbacks, events, alerts;
 	const char *history; /* per-release outcomes the gates need, server's format ("" none) */
+	/* Read: the stored version (>= 1). Written: the version the writer read, 0 for a new row;
+	 * the store writes version + 1. */
+	int64_t version;
+	/* Written (may be NULL): where rf_db_devices_put() and rf_db_report_add() put the row's
+	 * new version, or 0 when the compare-and-set failed and the row was not written. */
+	int64_t *ret_version;
 };
 
 struct rf_db_report {
@@ -237,7 +249,9 @@ static inline int rf_db_release_put(struct rf_db *st, const struct rf_db_release
 }
 
 /* Insert or replace n devices by id, all in one transaction (enrollment: n = 1; the heartbeat
- * flush: every device whose state changed since the last flush). */
+ * flush: every device whose state changed since the last flush), each by compare-and-set on
+ * its version (struct rf_db_device): a row whose stored version is not d[i].version is left
+ * as it is and gets *d[i].ret_version = 0, the others are written; returns 0 either way. */
 static inline int rf_db_devices_put(struct rf_db *st, const struct rf_db_device *d,
 				       size_t n)
 {
@@ -247,7 +261,9 @@ static inline int rf_db_devices_put(struct rf_db *st, const struct rf_db_device 
 /*
  * Record a report and, in the same transaction, the device state it leads to (dev; may be
  * NULL). If (device_id, report_id) is already recorded nothing is changed and
- * *ret_duplicate is true. Returns 0 once committed.
+ * *ret_duplicate is true. Returns 0 once committed; -ESTALE, nothing written, when the device
+ * row's stored version is not dev->version (compare-and-set: re-read it and apply the report
+ * again).
  */
 static inline int rf_db_report_add(struct rf_db *st, const struct rf_db_report *r,
 				      const struct rf_db_device *dev, bool *ret_duplicate)

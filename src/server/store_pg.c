@@ -88,6 +88,9 @@ static const char *const migrations[] = {
     "  ADD COLUMN IF NOT EXISTS instance text NOT NULL"
     "  DEFAULT coalesce(current_setting('ringfence.instance', true), '');"
     "CREATE INDEX IF NOT EXISTS devices_txid ON devices (txid);",
+    /* 3 -> 4: a version on every device row, each write a compare-and-set on it (store.h,
+     * struct rf_db_device); rows written before start at 1. */
+    "ALTER TABLE devices ADD COLUMN IF NOT EXISTS version bigint NOT NULL DEFAULT 1;",
 };
 
 #define STR_(x) #x
@@ -98,17 +101,21 @@ static const char *const migrations[] = {
 
 #define DEV_COLS                                                                                   \
 	"id, tenant, ring, cred_hash, agent_version, manifest_hash, enrolled_at, last_seen,"       \
-	" release_id, state, state_at, crashes, rollbacks, events, alerts, history"
+	" release_id, state, state_at, crashes, rollbacks, events, alerts, history, version"
+/* The device row's compare-and-set (store.h): the value given for version is the writer's
+ * version + 1, and an existing row is replaced only when its version is one less. */
 #define DEV_SET                                                                                    \
 	" ON CONFLICT (id) DO UPDATE SET tenant = excluded.tenant, ring = excluded.ring,"          \
 	" cred_hash = excluded.cred_hash, agent_version = excluded.agent_version,"                 \
-	" manifest_hash = excluded.manifest_hash, enrolled_at = excluded.enrolled_at,"             \
+	" manifest_hash = excluded.manifest_hash, enrolled_at = CASE WHEN"                         \
+	" excluded.enrolled_at > 0 THEN excluded.enrolled_at ELSE devices.enrolled_at END,"        \
 	" last_seen = excluded.last_seen, release_id = excluded.release_id,"                       \
 	" state = excluded.state, state_at = excluded.state_at, crashes = excluded.crashes,"       \
 	" rollbacks = excluded.rollbacks, events = excluded.events, alerts = excluded.alerts,"     \
-	" history = excluded.history, txid = pg_current_xact_id(),"                                \
-	" instance = coalesce(current_setting('ringfence.instance', true), '')"
-#define DEV_NPARAMS 16
+	" history = excluded.history, version = excluded.version, txid = pg_current_xact_id(),"    \
+	" instance = coalesce(current_setting('ringfence.instance', true), '')"                    \
+	" WHERE devices.version = excluded.version - 1"
+#define DEV_NPARAMS 17
 
 /* Parameters of one statement: text values (NULL is SQL NULL), or 32-byte binary for bytea. */
 struct params {
@@ -176,6 +183,7 @@ static void p_device(struct params *p, const struct rf_db_device *d)
 	p_int(p, (int64_t)d->events);
 	p_int(p, (int64_t)d->alerts);
 	p_text(p, d->history ? d->history : "");
+	p_int(p, d->version + 1);
 }
 
 static void broken(struct pg_store *s)
@@ -386,6 +394,7 @@ static int visit(int i, PGresult *res, const struct rf_db_visitor *v, void *ud)
 		x.events = (uint64_t)col_int(res, 0, 13);
 		x.alerts = (uint64_t)col_int(res, 0, 14);
 		x.history = PQgetvalue(res, 0, 15);
+		x.version = col_int(res, 0, 16);
 		return v->device(ud, &x);
 	}
 	return 0;
@@ -432,7 +441,7 @@ static int pg_load(struct rf_db *base, const struct rf_db_visitor *v, void *ud)
 	    " FROM releases ORDER BY id",
 	    "SELECT id, tenant, ring, encode(cred_hash, 'hex'), agent_version, manifest_hash,"
 	    " enrolled_at, last_seen, release_id, state, state_at, crashes, rollbacks, events,"
-	    " alerts, history FROM devices",
+	    " alerts, history, version FROM devices",
 	};
 	int r = exec(s, "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY", "load");
 
@@ -579,8 +588,30 @@ static char *devices_sql(size_t rows)
 			n += (size_t)snprintf(sql + n, cap - n, "%s$%zu", c ? "," : "", k++);
 		sql[n++] = ')';
 	}
-	snprintf(sql + n, cap - n, "%s", DEV_SET);
+	snprintf(sql + n, cap - n, "%s RETURNING id", DEV_SET);
 	return sql;
+}
+
+/* The rows of d[0..n) that res (RETURNING id: the rows written) names get their new version,
+ * the others 0 (compare-and-set failed). RETURNING follows the VALUES order in practice: the
+ * search starts where the previous one ended, so it is linear then, and correct in any case. */
+static void devices_written(PGresult *res, const struct rf_db_device *d, size_t n)
+{
+	size_t j = 0;
+
+	for (size_t i = 0; i < n; i++)
+		if (d[i].ret_version)
+			*d[i].ret_version = 0;
+	for (int k = 0; k < PQntuples(res) && n; k++) {
+		const char *id = PQgetvalue(res, k, 0);
+		for (size_t tries = 0; tries < n; tries++, j = (j + 1) % n)
+			if (!strcmp(d[j].id, id)) {
+				if (d[j].ret_version)
+					*d[j].ret_version = d[j].version + 1;
+				j = (j + 1) % n;
+				break;
+			}
+	}
 }
 
 static int pg_devices_put(struct rf_db *base, const struct rf_db_device *d, size_t n)
@@ -609,10 +640,14 @@ static int pg_devices_put(struct rf_db *base, const struct rf_db_device *d, size
 				break;
 			}
 		}
+		PGresult *res = NULL;
 		p.n = 0;
 		for (size_t j = 0; j < rows; j++)
 			p_device(&p, &d[i + j]);
-		r = run(s, sql, &p, "devices_put", NULL);
+		r = run(s, sql, &p, "devices_put", &res);
+		if (r == 0)
+			devices_written(res, d + i, rows);
+		PQclear(res);
 	}
 	if (n > per)
 		r = finish(s, r);
@@ -626,23 +661,35 @@ static int pg_report_add(struct rf_db *base, const struct rf_db_report *x,
 {
 	struct pg_store *s = (struct pg_store *)base;
 	/* One statement, one transaction: the device row is written only when the report row was
-	 * new (data-modifying CTEs run to completion whether or not the query reads them). */
+	 * new (data-modifying CTEs run to completion whether or not the query reads them). With a
+	 * device, the compare-and-set on its version comes first: cur locks the row (FOR UPDATE
+	 * returns its newest version, waiting for a writer in progress), and the report is
+	 * inserted only if that is the version the caller read (ok), so the report and the device
+	 * state it leads to are written together or not at all. */
+	static const char cas[] =
+	    "WITH cur AS (SELECT version FROM devices WHERE id = $10::text FOR UPDATE),"
+	    " ok AS (SELECT 1 FROM cur WHERE version = $26::bigint - 1), ";
 	static const char ins[] =
-	    "WITH ins AS (INSERT INTO reports (device_id, report_id, event, target, sha256,"
-	    " release_id, time, received_at, detail) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)"
-	    " ON CONFLICT (device_id, report_id) DO NOTHING RETURNING 1)";
+	    "ins AS (INSERT INTO reports (device_id, report_id, event, target, sha256,"
+	    " release_id, time, received_at, detail) SELECT $1::text, $2::text, $3::text,"
+	    " $4::text, $5::text, $6::bigint, $7::bigint, $8::bigint, $9::text";
+	static const char ins_end[] = " ON CONFLICT (device_id, report_id) DO NOTHING RETURNING 1)";
 	static const char up[] =
 	    ", up AS (INSERT INTO devices (" DEV_COLS ") SELECT $10::text, $11::text, $12::text,"
 	    " $13::bytea, $14::text, $15::text, $16::bigint, $17::bigint, $18::bigint, $19::text,"
-	    " $20::bigint, $21::bigint, $22::bigint, $23::bigint, $24::bigint, $25::text"
-	    " WHERE EXISTS (SELECT 1 FROM ins)" DEV_SET ")";
-	static const char count[] = " SELECT count(*) FROM ins";
-	char sql[sizeof(ins) + sizeof(up) + sizeof(count)];
+	    " $20::bigint, $21::bigint, $22::bigint, $23::bigint, $24::bigint, $25::text,"
+	    " $26::bigint WHERE EXISTS (SELECT 1 FROM ins)" DEV_SET " RETURNING 1)";
+	static const char count[] = " SELECT (SELECT count(*) FROM ins), (SELECT count(*) FROM ok)";
+	char sql[sizeof(cas) + sizeof(ins) + 64 + sizeof(ins_end) + sizeof(up) + sizeof(count)];
 	PGresult *res = NULL;
 	struct params p;
 	int r = params_init(&p, 9 + DEV_NPARAMS);
 
-	snprintf(sql, sizeof(sql), "%s%s%s", ins, dev ? up : "", count);
+	if (dev)
+		snprintf(sql, sizeof(sql), "%s%s WHERE EXISTS (SELECT 1 FROM ok)%s%s%s", cas, ins,
+			 ins_end, up, count);
+	else
+		snprintf(sql, sizeof(sql), "WITH %s%s SELECT count(*), 1 FROM ins", ins, ins_end);
 	if (r == 0) {
 		p_text(&p, x->device_id);
 		p_text(&p, x->report_id);
@@ -659,8 +706,13 @@ static int pg_report_add(struct rf_db *base, const struct rf_db_report *x,
 	}
 	if (r == 0 && PQntuples(res) != 1)
 		r = rf_diag_report(s->base.diag, -EIO, "postgresql: report_add: no count");
-	if (r == 0)
+	if (r == 0 && col_int(res, 0, 1) == 0)
+		r = -ESTALE; /* the device row changed since the caller read it: nothing written */
+	if (r == 0) {
 		*ret_duplicate = col_int(res, 0, 0) == 0;
+		if (dev && dev->ret_version && !*ret_duplicate)
+			*dev->ret_version = dev->version + 1;
+	}
 	PQclear(res);
 	params_free(&p);
 	return r;
@@ -784,7 +836,7 @@ static int pg_admin_hash(struct rf_db *base, uint8_t hash[32], bool put)
 #define DEV_SELECT                                                                                 \
 	"SELECT id, tenant, ring, encode(cred_hash, 'hex'), agent_version, manifest_hash,"         \
 	" enrolled_at, last_seen, release_id, state, state_at, crashes, rollbacks, events,"        \
-	" alerts, history FROM devices"
+	" alerts, history, version FROM devices"
 
 /* Every row of res to v->device. */
 static int visit_devices(PGresult *res, const struct rf_db_visitor *v, void *ud)
@@ -808,6 +860,7 @@ static int visit_devices(PGresult *res, const struct rf_db_visitor *v, void *ud)
 		x.events = (uint64_t)col_int(res, i, 13);
 		x.alerts = (uint64_t)col_int(res, i, 14);
 		x.history = PQgetvalue(res, i, 15);
+		x.version = col_int(res, i, 16);
 		r = v->device(ud, &x);
 	}
 	return r;
