@@ -328,6 +328,13 @@
  * another instance shows within about a second through the announcement; this bounds the
  * delay when it was lost. */
 #define RF_SRV_REREAD_S 10
+/* Several instances: milliseconds the gate leader's control session may stay idle before
+ * PostgreSQL ends it (idle_session_timeout), which releases the lease. The leader touches it
+ * every tick (a second), so only a leader that hangs (stopped, a stuck disk, a tick blocked for
+ * seconds) loses it; the others try for it every tick, so one leads within about 4 s of the
+ * hang (the issue's bound is 5). A leader whose tick is blocked longer than this merely hands
+ * the lease on. No suffix: it is sent to PostgreSQL as text. */
+#define RF_PG_LEASE_IDLE_MS 3000
 /* Several instances: times an enrolment or a report re-reads its device row and applies itself
  * again after the row's compare-and-set failed (another instance wrote the device meanwhile),
  * before it answers 503 (Retry-After). A conflict needs two instances writing one device in the

@@ -218,7 +218,7 @@ int rf__srv_dev_record(const struct rf__srv_dev *d, const struct rf_server *s, c
 	return 0;
 }
 
-int rf__srv_release_persist(struct rf_server *s, struct rf__srv_release *rel)
+int rf__srv_release_persist(struct rf_server *s, struct rf__srv_release *rel, bool gate)
 {
 	char *state = state_to_json(rel);
 	int r;
@@ -236,6 +236,7 @@ int rf__srv_release_persist(struct rf_server *s, struct rf__srv_release *rel)
 	    /* A new release must not exist yet (""); a change must find the state it was
 	     * computed from (compare-and-set: another instance may have changed it). */
 	    .prev_state = rel->dbstate ? rel->dbstate : "",
+	    .fenced = gate,
 	};
 	memcpy(rec.sha256, rel->sha, 32);
 	r = rf_db_release_put(s->db, &rec);

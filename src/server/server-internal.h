@@ -313,7 +313,9 @@ int rf__srv_dev_record(const struct rf__srv_dev *d, const struct rf_server *s, c
  * rel->dbstate. On success rel->dbstate is the new text: install it in the release in memory
  * with rf__srv_release_install_state(orig, rel). -ESTALE: another instance changed it (a
  * re-read is then due). */
-int rf__srv_release_persist(struct rf_server *s, struct rf__srv_release *rel);
+/* Write rel's state (compare-and-set on the state read, rel->dbstate). gate: a gate's decision,
+ * written only while this instance holds the gate lease it took (store.h, fenced). */
+int rf__srv_release_persist(struct rf_server *s, struct rf__srv_release *rel, bool gate);
 void rf__srv_release_install_state(struct rf__srv_release *rel, struct rf__srv_release *nr);
 int rf__srv_flush_devices(struct rf_server *s, bool heartbeats);
 /* device.c */

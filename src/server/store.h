@@ -57,6 +57,10 @@ struct rf_db_release {
 	 * stored one is exactly this text (compare-and-set; several instances on one database),
 	 * else -ESTALE. SQLite (one instance) ignores it. */
 	const char *prev_state;
+	/* A gate's decision (with prev_state): written only while the gate lease this store took
+	 * is still the current one (its epoch in rf_lease, a fencing token: a leader that hung and
+	 * was replaced writes nothing when it resumes), else -ESTALE. SQLite ignores it. */
+	bool fenced;
 };
 
 /* A device as last recorded. release_id is the release the device is counted on (0: none);
@@ -307,7 +311,10 @@ static inline int rf_db_audit_list(struct rf_db *st, int64_t release_id, int64_t
  * flushed check-in changes) are read with rf_db_devices_changed(); a device an instance has
  * never seen is read with rf_db_device_get(). Gates are run by one leader: the holder of a
  * session advisory lock on the control connection, which PostgreSQL releases when that
- * connection dies.
+ * connection dies, or when the session stays idle for RF_PG_LEASE_IDLE_MS (a leader that hangs:
+ * the leader's poll touches the session every second). Taking the lock increments the lease's
+ * epoch (table rf_lease), and a gate's decision is written only while the epoch is still the
+ * one this instance took (struct rf_db_release, fenced).
  */
 
 /* Whether the store is shared by several instances (PostgreSQL). */
@@ -356,9 +363,11 @@ enum { RF_DB_CHANGED_CONFIG = 1 };
  * The control connection's periodic work (called about once a second): (re)connect and LISTEN,
  * collect notifications (*ret_changed: RF_DB_CHANGED_*; also set after a reconnect, since
  * notifications may have been missed), and try to become the gate leader when not leader
- * (pg_try_advisory_lock, a session lock). *ret_leader: whether this instance holds the lock
- * now (false while the control connection is down). Never blocks for long: a reconnect is
- * bounded by RF_PG_CONNECT_TIMEOUT_S. Returns 0 or -EIO.
+ * (pg_try_advisory_lock, a session lock, then the lease's epoch incremented), or, when leader,
+ * check that the lease is still this instance's (which also keeps the session from idling out).
+ * *ret_leader: whether this instance holds the lock now (false while the control connection is
+ * down). Never blocks for long: a reconnect is bounded by RF_PG_CONNECT_TIMEOUT_S. Returns 0 or
+ * -EIO. Called by one thread only (the tick's), which also makes the fenced writes.
  */
 static inline int rf_db_cluster_poll(struct rf_db *st, unsigned *ret_changed, bool *ret_leader)
 {

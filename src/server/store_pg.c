@@ -50,6 +50,7 @@ struct pg_store {
 	char *uri;
 	PGconn *ctl;
 	bool leader;
+	int64_t epoch; /* the lease's epoch this instance took it with (0: not leader) */
 	uint64_t ctl_next_ns;
 };
 
@@ -89,8 +90,11 @@ static const char *const migrations[] = {
     "  DEFAULT coalesce(current_setting('ringfence.instance', true), '');"
     "CREATE INDEX IF NOT EXISTS devices_txid ON devices (txid);",
     /* 3 -> 4: a version on every device row, each write a compare-and-set on it (store.h,
-     * struct rf_db_device); rows written before start at 1. */
-    "ALTER TABLE devices ADD COLUMN IF NOT EXISTS version bigint NOT NULL DEFAULT 1;",
+     * struct rf_db_device); rows written before start at 1, ... */
+    "ALTER TABLE devices ADD COLUMN IF NOT EXISTS version bigint NOT NULL DEFAULT 1;"
+    /* and the gate lease's epoch, incremented by every instance that takes the lease: a
+     * fencing token in every gate decision it writes (store.h). */
+    "CREATE TABLE IF NOT EXISTS rf_lease (name text PRIMARY KEY, epoch bigint NOT NULL);",
 };
 
 #define STR_(x) #x
@@ -543,15 +547,25 @@ static int pg_release_put(struct rf_db *base, const struct rf_db_release *x)
 		if (x->prev_state && *x->prev_state) {
 			PGresult *res = NULL;
 			/* Compare-and-set: another instance (the gate leader, an operator there)
-			 * may have changed it since this one read it. */
+			 * may have changed it since this one read it. A gate's decision also needs
+			 * the lease still to be the one this instance took (fencing token). */
 			p.n = 0;
 			memset(p.len, 0, 3 * sizeof(*p.len)); /* no longer the sha256 (binary) */
 			memset(p.fmt, 0, 3 * sizeof(*p.fmt));
 			p_int(&p, x->id);
 			p_text(&p, x->state_json ? x->state_json : "");
 			p_text(&p, x->prev_state);
-			r = run(s, "UPDATE releases SET state = $2 WHERE id = $1 AND state = $3",
-				&p, "release_put", &res);
+			if (x->fenced)
+				p_int(&p, s->epoch);
+			r = x->fenced && !s->epoch ? -ESTALE : 0; /* not leader (any more) */
+			if (r == 0)
+				r = run(s,
+					x->fenced ? "UPDATE releases SET state = $2 WHERE id = $1 AND"
+						    " state = $3 AND EXISTS (SELECT 1 FROM rf_lease"
+						    " WHERE name = 'gate' AND epoch = $4::bigint)"
+						  : "UPDATE releases SET state = $2 WHERE id = $1 AND"
+						    " state = $3",
+					&p, "release_put", &res);
 			if (r == 0 && !strcmp(PQcmdTuples(res), "0"))
 				r = -ESTALE;
 			PQclear(res);
@@ -948,6 +962,7 @@ static void ctl_drop(struct pg_store *s)
 	PQfinish(s->ctl);
 	s->ctl = NULL;
 	s->leader = false;
+	s->epoch = 0;
 	s->ctl_next_ns = rf_now_mono_ns() + 1000000000ull;
 }
 
@@ -995,6 +1010,16 @@ static int pg_cluster_poll(struct rf_db *base, unsigned *ret_changed, bool *ret_
 		PQclear(PQexec(s->ctl, "SET tcp_keepalives_idle = 5; SET tcp_keepalives_interval = 2;"
 				       " SET tcp_keepalives_count = 3;"
 				       " SET tcp_user_timeout = " STR(RF_PG_TCP_DEAD_MS)));
+		/* A leader that hangs (stopped, a stuck disk) keeps its connection open: PostgreSQL
+		 * ends the session, and so the lease, once it has been idle this long; a leader
+		 * that runs touches it every second (below). */
+		res = PQexec(s->ctl, "SET idle_session_timeout = " STR(RF_PG_LEASE_IDLE_MS));
+		if (PQresultStatus(res) != PGRES_COMMAND_OK) {
+			PQclear(res);
+			ctl_drop(s);
+			return -EIO;
+		}
+		PQclear(res);
 		/* Notifications sent while not listening are lost: re-read everything. */
 		*ret_changed |= RF_DB_CHANGED_CONFIG;
 	}
@@ -1002,15 +1027,40 @@ static int pg_cluster_poll(struct rf_db *base, unsigned *ret_changed, bool *ret_
 		*ret_changed |= RF_DB_CHANGED_CONFIG;
 		PQfreemem(n);
 	}
-	if (!s->leader) {
+	if (s->leader) {
+		/* Still ours? A session PostgreSQL ended while this process hung fails here (the
+		 * lease is gone: another instance may lead, with a newer epoch). */
+		res = PQexec(s->ctl, "SELECT epoch FROM rf_lease WHERE name = 'gate'");
+		if (PQresultStatus(res) != PGRES_TUPLES_OK || PQntuples(res) != 1 ||
+		    col_int(res, 0, 0) != s->epoch) {
+			PQclear(res);
+			ctl_drop(s);
+			return -EIO;
+		}
+		PQclear(res);
+	} else {
 		res = PQexec(s->ctl, "SELECT pg_try_advisory_lock(" LEADER_LOCK_KEY ")");
 		if (PQresultStatus(res) != PGRES_TUPLES_OK) {
 			PQclear(res);
 			ctl_drop(s);
 			return -EIO;
 		}
-		s->leader = !strcmp(PQgetvalue(res, 0, 0), "t");
+		bool got = !strcmp(PQgetvalue(res, 0, 0), "t");
 		PQclear(res);
+		if (got) {
+			/* A new epoch: what the previous holder writes from now on is refused. */
+			res = PQexec(s->ctl, "INSERT INTO rf_lease VALUES ('gate', 1) ON CONFLICT"
+					     " (name) DO UPDATE SET epoch = rf_lease.epoch + 1"
+					     " RETURNING epoch");
+			if (PQresultStatus(res) != PGRES_TUPLES_OK || PQntuples(res) != 1) {
+				PQclear(res);
+				ctl_drop(s); /* the lock goes with the session */
+				return -EIO;
+			}
+			s->epoch = col_int(res, 0, 0);
+			s->leader = true;
+			PQclear(res);
+		}
 	}
 	*ret_leader = s->leader;
 	return 0;

@@ -55,7 +55,9 @@ static const char *const migrations[] = {
     "CREATE TABLE IF NOT EXISTS rf_meta (key TEXT PRIMARY KEY, value BLOB NOT NULL);",
     /* 3 -> 4: a version on every device row, each write a compare-and-set on it (store.h,
      * struct rf_db_device); rows written before start at 1. */
-    "ALTER TABLE devices ADD COLUMN version INTEGER NOT NULL DEFAULT 1;",
+    "ALTER TABLE devices ADD COLUMN version INTEGER NOT NULL DEFAULT 1;"
+    /* PostgreSQL's gate lease (several instances); unused here, so both keep one version. */
+    "CREATE TABLE IF NOT EXISTS rf_lease (name TEXT PRIMARY KEY, epoch INTEGER NOT NULL);",
 };
 
 static int fail(struct sqlite_store *s, const char *what)

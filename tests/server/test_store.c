@@ -596,6 +596,31 @@ static void test_pg_instances_share(void **state)
 	assert_true(la);
 	assert_int_equal(rf_db_cluster_poll(b, &changed, &lb), 0);
 	assert_false(lb);
+	/* The leader's gate decision is fenced by its lease; a follower's is refused. */
+	struct rf_db_release g = {.id = 1, .target = "packs/a.rfp", .custom_json = "{}",
+				  .state_json = "s4", .prev_state = "s3", .fenced = true};
+	assert_int_equal(rf_db_release_put(b, &g), -ESTALE);
+	assert_int_equal(rf_db_release_put(a, &g), 0);
+	/* The leader hangs (it polls no more, its connection stays open): PostgreSQL ends its
+	 * idle session after RF_PG_LEASE_IDLE_MS and b takes the lease, with a new epoch. */
+	for (int i = 0; i < 200 && !lb; i++) { /* up to 20 s */
+		usleep(100000);
+		assert_int_equal(rf_db_cluster_poll(b, &changed, &lb), 0);
+	}
+	assert_true(lb);
+	/* a resumes and writes the decision it was making: refused (fencing token), although
+	 * the state it read is still the stored one; an operator's change from a still works. */
+	g.state_json = "s5";
+	g.prev_state = "s4";
+	assert_int_equal(rf_db_release_put(a, &g), -ESTALE);
+	assert_int_equal(rf_db_release_put(b, &g), 0);
+	g.fenced = false;
+	g.state_json = "s6";
+	g.prev_state = "s5";
+	assert_int_equal(rf_db_release_put(a, &g), 0);
+	/* a's next poll finds its lease gone. */
+	assert_int_equal(rf_db_cluster_poll(a, &changed, &la), -EIO);
+	assert_false(la);
 	assert_int_equal(rf_db_cluster_notify(a, "config"), 0);
 	for (int i = 0; i < 50 && !(changed & RF_DB_CHANGED_CONFIG); i++) {
 		usleep(20000);
