@@ -43,10 +43,11 @@ struct pg_store {
 	uint64_t reset_deadline_ns;
 	/* Several instances (store.h): this process's instance id (the session setting
 	 * ringfence.instance, written into every device row it writes), the cursor of
-	 * devices_changed (an xid8 as text), the control connection (LISTEN and the leader's
-	 * session advisory lock) and whether this instance holds that lock. */
+	 * devices_changed (the previous read's snapshot, pg_snapshot as text; malloc'd), the
+	 * control connection (LISTEN and the leader's session advisory lock) and whether this
+	 * instance holds that lock. */
 	char instance[33];
-	char cursor[24];
+	char *cursor;
 	char *uri;
 	PGconn *ctl;
 	bool leader;
@@ -351,6 +352,7 @@ static void pg_close(struct rf_db *base)
 
 	PQfinish(s->conn);
 	PQfinish(s->ctl);
+	free(s->cursor);
 	free(s->uri);
 	free(s);
 }
@@ -449,15 +451,19 @@ static int pg_load(struct rf_db *base, const struct rf_db_visitor *v, void *ud)
 	};
 	int r = exec(s, "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY", "load");
 
-	/* With devices: the cursor of devices_changed is this snapshot's oldest running
-	 * transaction (store.h). Without (the other instances' re-read of the small tables):
-	 * the devices are not read and the cursor is left alone. */
+	/* With devices: the cursor of devices_changed is this snapshot (store.h). Without (the
+	 * other instances' re-read of the small tables): the devices are not read and the cursor
+	 * is left alone. */
 	if (r == 0 && v->device) {
 		PGresult *res = NULL;
-		r = run(s, "SELECT pg_snapshot_xmin(pg_current_snapshot())::text", NULL, "load",
-			&res);
-		if (r == 0)
-			snprintf(s->cursor, sizeof(s->cursor), "%s", PQgetvalue(res, 0, 0));
+		char *snap = NULL;
+		r = run(s, "SELECT pg_current_snapshot()::text", NULL, "load", &res);
+		if (r == 0 && !(snap = strdup(PQgetvalue(res, 0, 0))))
+			r = -ENOMEM;
+		if (r == 0) {
+			free(s->cursor);
+			s->cursor = snap;
+		}
 		PQclear(res);
 	}
 	for (int i = 0; i < 4 && r == 0; i++)
@@ -902,38 +908,49 @@ static int pg_device_get(struct rf_db *base, const char *id, const struct rf_db_
 }
 
 /*
- * The rows other instances wrote since the cursor. Sound although transaction ids are not
- * committed in order: the cursor is the xmin of the previous call's snapshot (every
- * transaction with a smaller id had ended), and each row carries the id of the transaction
- * that last wrote it (txid); so a row version committed after the previous snapshot has
- * txid >= that xmin and is read now, whatever order the commits came in. Rows of transactions
- * that committed between the two xmins are read twice: applying a row twice is harmless.
+ * The rows other instances wrote since the cursor, the previous call's snapshot. Each row
+ * carries the id of the transaction that last wrote it (txid). A row version the previous
+ * snapshot could not see was written by a transaction that had not started then (txid >= its
+ * xmax) or was still running (txid in its xip list): exactly those are read, whatever order
+ * the commits came in (transaction ids are not committed in order), each once, and both
+ * conditions are index scans on txid. So a long transaction (one that holds an id: a long
+ * write, a session idle in a transaction) costs nothing more than its own row when it ends;
+ * with the snapshot's xmin as the cursor, every tick read again every row changed since it
+ * began.
  */
 static int pg_devices_changed(struct rf_db *base, const struct rf_db_visitor *v, void *ud)
 {
 	struct pg_store *s = (struct pg_store *)base;
 	PGresult *res = NULL, *rows = NULL;
-	char next[24];
+	char *next = NULL;
 	struct params p;
 	int r = params_init(&p, 2);
 
 	if (r == 0)
 		r = exec(s, "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY", "devices_changed");
 	if (r == 0)
-		r = run(s, "SELECT pg_snapshot_xmin(pg_current_snapshot())::text", NULL,
-			"devices_changed", &res);
+		r = run(s, "SELECT pg_current_snapshot()::text", NULL, "devices_changed", &res);
+	if (r == 0 && !(next = strdup(PQgetvalue(res, 0, 0))))
+		r = -ENOMEM;
 	if (r == 0) {
-		snprintf(next, sizeof(next), "%s", PQgetvalue(res, 0, 0));
-		p_text(&p, s->cursor);
+		/* No cursor yet (no rf_db_load with devices): every row. */
+		p_text(&p, s->cursor ? s->cursor : "1:1:");
 		p_text(&p, s->instance);
-		r = run(s, DEV_SELECT " WHERE txid >= $1::xid8 AND instance <> $2", &p,
-			"devices_changed", &rows);
+		r = run(s,
+			DEV_SELECT " WHERE (txid >= pg_snapshot_xmax($1::pg_snapshot) OR txid = ANY"
+				   " (ARRAY(SELECT pg_snapshot_xip($1::pg_snapshot))))"
+				   " AND instance <> $2",
+			&p, "devices_changed", &rows);
 	}
 	r = finish(s, r);
 	if (r == 0)
 		r = visit_devices(rows, v, ud);
-	if (r == 0)
-		memcpy(s->cursor, next, sizeof(next));
+	if (r == 0) {
+		free(s->cursor);
+		s->cursor = next;
+		next = NULL;
+	}
+	free(next);
 	PQclear(res);
 	PQclear(rows);
 	params_free(&p);
@@ -1194,7 +1211,6 @@ int rf_db_open_pg(const char *uri, unsigned flags, struct rf_diag *diag, struct 
 	s->base.diag = diag;
 	rf_db_pg_redact(uri, name, sizeof(name));
 	snprintf(timeout, sizeof(timeout), "%u", RF_PG_CONNECT_TIMEOUT_S);
-	snprintf(s->cursor, sizeof(s->cursor), "0");
 	{
 		uint8_t raw[16];
 		if (RAND_bytes(raw, sizeof(raw)) != 1) {
