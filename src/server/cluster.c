@@ -14,11 +14,15 @@
  *   flushed check-in changes) are read every tick (rf_db_devices_changed) and replace the
  *   device in memory between rf__srv_dev_unindex and rf__srv_dev_index, so the health counts
  *   follow them exactly as they follow a local change; a device an instance has never seen is
- *   read when it checks in, and before every report (rf__srv_cluster_fetch).
+ *   read when it checks in, before every report, and after a compare-and-set on its row's
+ *   version failed (rf__srv_cluster_fetch). A row no newer than the copy in memory is skipped;
+ *   a check-in change not written yet is applied again on top of a newer row
+ *   (rf__srv_dev_reapply) and stays to be flushed.
  *
  * The gate lease: the instance whose control connection holds the advisory lock is the leader
  * (s->leader); only it writes what the gates decide (gates.c), with a compare-and-set on the
- * state it read, so a halt is written once even when the lease moves.
+ * state it read and the lease's epoch as a fencing token, so a halt is written once even when
+ * the lease moves, and a leader that hung and was replaced writes nothing when it resumes.
  */
 #include <stdlib.h>
 #include <string.h>
@@ -262,8 +266,8 @@ int rf__srv_cluster_poll(struct rf_server *s, int64_t now)
 	if (leader != s->leader && s->log)
 		s->log(s->log_ud, 5,
 		       leader ? "gate leader: this instance now evaluates the gates"
-			      : "gate leader: lease lost (control connection down); gates left to "
-				"another instance");
+			      : "gate leader: lease lost (control connection down, or ended by "
+				"PostgreSQL after this instance hung); gates left to another instance");
 	s->leader = leader;
 	if (changed || s->reread || now - s->last_reread >= RF_SRV_REREAD_S)
 		e2 = rf__srv_cluster_reread(s);

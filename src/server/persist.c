@@ -323,15 +323,22 @@ int rf__srv_flush_devices(struct rf_server *s, bool heartbeats)
 		else
 			d->flags &= (uint8_t)~DEV_QUEUED;
 	}
+	s->ndirty = n; /* a failed batch is retried at the next tick */
 	for (size_t i = 0; i < n && e == 0; i += FLUSH_BATCH)
 		e = flush_batch(s, s->dirty + i, n - i < FLUSH_BATCH ? n - i : FLUSH_BATCH);
-	if (e < 0) {
-		s->ndirty = n; /* retried at the next tick */
+	if (e < 0)
 		return e;
+	/* Written devices leave the list; one whose row another instance had changed stays
+	 * dirty (flush_batch) and is written at the next tick. */
+	n = 0;
+	for (size_t i = 0; i < s->ndirty; i++) {
+		struct rf__srv_dev *d = rf__srv_dev_at(s, s->dirty[i]);
+		if (d->flags & DEV_DIRTY)
+			s->dirty[n++] = s->dirty[i];
+		else
+			d->flags &= (uint8_t)~DEV_QUEUED;
 	}
-	for (size_t i = 0; i < n; i++)
-		rf__srv_dev_at(s, s->dirty[i])->flags &= (uint8_t)~DEV_QUEUED;
-	s->ndirty = 0;
+	s->ndirty = n;
 	if (!heartbeats)
 		return 0;
 	/* Heartbeats (last seen, health counters): at shutdown only, a pass over the devices. */

@@ -971,6 +971,10 @@ static int pg_notify(struct rf_db *base, const char *what)
 	return r;
 }
 
+static void quiet(void *ud, const char *msg)
+{
+}
+
 /* Advisory lock key of the gate leader ("rfgl"). */
 #define LEADER_LOCK_KEY "1919313772"
 
@@ -1011,6 +1015,8 @@ static int pg_cluster_poll(struct rf_db *base, unsigned *ret_changed, bool *ret_
 			return -EIO;
 		snprintf(timeout, sizeof(timeout), "%u", RF_PG_CONNECT_TIMEOUT_S);
 		s->ctl = PQconnectdbParams(keys, vals, 1);
+		if (s->ctl) /* the server's messages (the idle timeout's FATAL) are not ours to print */
+			PQsetNoticeProcessor(s->ctl, quiet, NULL);
 		res = s->ctl && PQstatus(s->ctl) == CONNECTION_OK
 			  ? PQexec(s->ctl, "LISTEN ringfence")
 			  : NULL;
@@ -1152,9 +1158,6 @@ static int migrate(struct pg_store *s, unsigned flags, const char *name)
 	return finish(s, r);
 }
 
-static void quiet(void *ud, const char *msg)
-{
-}
 
 bool rf_db_is_pg(const char *spec)
 {
