@@ -73,9 +73,9 @@ static int apply_device(void *ud, const struct rf_db_device *x)
 		/* Memory-only parts: its place in the id arena and the deadline heap, the phase it
 		 * is indexed with, the last answer. A change a check-in here made and this instance
 		 * has not written yet is applied again on top of the row when it is newer (it stays
-		 * dirty: the next flush writes it by compare-and-set on the row's version); what the
-		 * other instance wrote is never overwritten from the older copy. A heartbeat is kept
-		 * if it is newer. */
+		 * dirty: the next flush writes it by compare-and-set on the row's version); what
+		 * the other instance wrote is never overwritten from the older copy. A heartbeat is
+		 * kept if it is newer. */
 		nd.id_off = old->id_off;
 		nd.id_len = old->id_len;
 		nd.hpos = old->hpos;
@@ -264,10 +264,12 @@ int rf__srv_cluster_poll(struct rf_server *s, int64_t now)
 	e = rf_db_cluster_poll(s->db, &changed, &leader);
 	pthread_mutex_lock(&s->lock);
 	if (leader != s->leader && s->log)
-		s->log(s->log_ud, 5,
-		       leader ? "gate leader: this instance now evaluates the gates"
-			      : "gate leader: lease lost (control connection down, or ended by "
-				"PostgreSQL after this instance hung); gates left to another instance");
+		s->log(
+		    s->log_ud, 5,
+		    leader
+			? "gate leader: this instance now evaluates the gates"
+			: "gate leader: lease lost (control connection down, or ended by "
+			  "PostgreSQL after this instance hung); gates left to another instance");
 	s->leader = leader;
 	if (changed || s->reread || now - s->last_reread >= RF_SRV_REREAD_S)
 		e2 = rf__srv_cluster_reread(s);

@@ -89,7 +89,8 @@ struct rf_db_device {
 	 * the store writes version + 1. */
 	int64_t version;
 	/* Written (may be NULL): where rf_db_devices_put() and rf_db_report_add() put the row's
-	 * new version, or 0 when the compare-and-set failed and the row was not written. */
+	 * new version, or (devices_put) 0 when the compare-and-set failed and the row was not
+	 * written; untouched by a duplicate report. */
 	int64_t *ret_version;
 };
 
@@ -266,8 +267,8 @@ static inline int rf_db_devices_put(struct rf_db *st, const struct rf_db_device 
  * Record a report and, in the same transaction, the device state it leads to (dev; may be
  * NULL). If (device_id, report_id) is already recorded nothing is changed and
  * *ret_duplicate is true. Returns 0 once committed; -ESTALE, nothing written, when the device
- * row's stored version is not dev->version (compare-and-set: re-read it and apply the report
- * again).
+ * row's stored version is not dev->version or there is no such row (compare-and-set: re-read
+ * it and apply the report again).
  */
 static inline int rf_db_report_add(struct rf_db *st, const struct rf_db_report *r,
 				      const struct rf_db_device *dev, bool *ret_duplicate)
@@ -339,10 +340,10 @@ static inline int rf_db_device_get(struct rf_db *st, const char *id, const struc
 
 /*
  * Every device row that another instance wrote since the last call (the first call: since
- * rf_db_load()), each in its current version, into v->device. A row may be visited twice
- * (applying it again is harmless); none written by another instance is missed: the cursor is
- * the oldest transaction still running at the previous call (pg_snapshot_xmin), so a
- * transaction that committed late is still read (see store_pg.c).
+ * rf_db_load()), each in its current version, into v->device. Each row version once, none
+ * written by another instance missed: the cursor is the previous call's snapshot, and the
+ * rows read are those written by transactions it could not see (not started yet, or still
+ * running: see store_pg.c), so a transaction that committed late is still read.
  */
 static inline int rf_db_devices_changed(struct rf_db *st, const struct rf_db_visitor *v, void *ud)
 {

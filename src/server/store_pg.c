@@ -566,11 +566,12 @@ static int pg_release_put(struct rf_db *base, const struct rf_db_release *x)
 			r = x->fenced && !s->epoch ? -ESTALE : 0; /* not leader (any more) */
 			if (r == 0)
 				r = run(s,
-					x->fenced ? "UPDATE releases SET state = $2 WHERE id = $1 AND"
-						    " state = $3 AND EXISTS (SELECT 1 FROM rf_lease"
-						    " WHERE name = 'gate' AND epoch = $4::bigint)"
-						  : "UPDATE releases SET state = $2 WHERE id = $1 AND"
-						    " state = $3",
+					x->fenced
+					    ? "UPDATE releases SET state = $2 WHERE id = $1 AND"
+					      " state = $3 AND EXISTS (SELECT 1 FROM rf_lease"
+					      " WHERE name = 'gate' AND epoch = $4::bigint)"
+					    : "UPDATE releases SET state = $2 WHERE id = $1 AND"
+					      " state = $3",
 					&p, "release_put", &res);
 			if (r == 0 && !strcmp(PQcmdTuples(res), "0"))
 				r = -ESTALE;
@@ -1015,7 +1016,8 @@ static int pg_cluster_poll(struct rf_db *base, unsigned *ret_changed, bool *ret_
 			return -EIO;
 		snprintf(timeout, sizeof(timeout), "%u", RF_PG_CONNECT_TIMEOUT_S);
 		s->ctl = PQconnectdbParams(keys, vals, 1);
-		if (s->ctl) /* the server's messages (the idle timeout's FATAL) are not ours to print */
+		/* The server's messages (the idle timeout's FATAL) are not ours to print. */
+		if (s->ctl)
 			PQsetNoticeProcessor(s->ctl, quiet, NULL);
 		res = s->ctl && PQstatus(s->ctl) == CONNECTION_OK
 			  ? PQexec(s->ctl, "LISTEN ringfence")

@@ -337,7 +337,7 @@ static int version_is(struct sqlite_store *s, const char *id, int64_t expected)
 	if (rc == SQLITE_ROW)
 		r = sqlite3_column_int64(st, 0) == expected ? 0 : -ESTALE;
 	else if (rc == SQLITE_DONE)
-		r = expected == 0 ? 0 : -ESTALE;
+		r = -ESTALE; /* a report of a device that has no row: as PostgreSQL */
 	else
 		r = fail(s, "report_add");
 	sqlite3_finalize(st);

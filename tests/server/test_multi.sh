@@ -183,9 +183,22 @@ healthy_everywhere() {
 		[ "$(rel_field "$k" 1 "r['rings'][0]['health']['healthy']")" = "$N" ] || return 1
 	done
 }
-deadline=$((SECONDS + 60))
+# (An agent whose requests failed while an instance was killed or stopped may be backing off:
+# its healthy report comes with its next exchange.)
+not_delivered() { # the devices whose agent has not logged its healthy report delivered, and the
+	# device rows without healthy_at on release 1
+	local k
+	for k in $(seq $N); do grep -q "delivered: healthy packs/a.rfp" "$W/agent-$k.log" || echo -n "m-$k "; done
+	echo -n "; rows: "
+	sql "SELECT id || ' ' || history FROM devices WHERE tenant = 'acme'" | python3 -c '
+import json, sys
+for l in sys.stdin:
+    i, h = l.split(" ", 1)
+    if not any(x[0] == 1 and x[2] for x in json.loads(h)): print(i, h.strip(), end="; ")'
+}
+deadline=$((SECONDS + 120))
 until healthy_everywhere; do
-	[ $SECONDS -lt $deadline ] || fail "release 1 health differs between instances: $(for k in 1 2 3; do echo -n "$k: $(rel_field "$k" 1 "r['rings'][0]['health']") "; done)"
+	[ $SECONDS -lt $deadline ] || fail "release 1 health differs between instances: $(for k in 1 2 3; do echo -n "$k: $(rel_field "$k" 1 "r['rings'][0]['health']") "; done); healthy report not delivered: $(not_delivered)"
 	sleep 0.5
 done
 ok "every instance counts $N devices healthy on release 1 (leader now: $L)"
@@ -239,11 +252,14 @@ for k in 1 2 3; do reporter "$k" & pids+=($!); done
 checkins &
 pids+=($!)
 for p in "${pids[@]}"; do wait "$p" || fail "alternating requests: $(cat "$W/alt-errors" 2>/dev/null)"; done
-[ "$(post 2 /v1/checkin '{"device_id":"alt-1","agent_version":"3.0"}')" = 200 ] || fail "last check-in"
+# Then it checks in with its final agent version, as a device does every poll: a check-in's
+# change that lost a same-second race to another instance's write of the row is applied again
+# by the next check-in (docs/server.md), so the row holds the final version within a few.
 deadline=$((SECONDS + 30))
 until [ "$(sql "SELECT agent_version FROM devices WHERE id = 'alt-1'")" = 3.0 ]; do
-	[ $SECONDS -lt $deadline ] || fail "the last check-in's agent version never reached the row: $(sql "SELECT agent_version, version FROM devices WHERE id = 'alt-1'")"
-	sleep 0.2
+	[ $SECONDS -lt $deadline ] || fail "the final agent version never reached the row: $(sql "SELECT agent_version, version FROM devices WHERE id = 'alt-1'")"
+	[ "$(post 2 /v1/checkin '{"device_id":"alt-1","agent_version":"3.0"}')" = 200 ] || fail "final check-in"
+	sleep 1
 done
 nrep=$(sql "SELECT count(*) FROM reports WHERE device_id = 'alt-1'")
 [ "$nrep" = $((3 * R)) ] || fail "$nrep reports of alt-1 recorded, want $((3 * R))"
@@ -255,7 +271,7 @@ for k in 1 2 3; do
 	c=$(curl -s "http://127.0.0.1:${PORT[$k]}/metrics" | sed -n 's/^ringfence_device_conflicts_total //p')
 	conflicts=$((conflicts + ${c:-0}))
 done
-ok "a device alternating between the instances: all $((3 * R)) reports counted in its row, its last agent version kept ($conflicts writes re-applied after a compare-and-set conflict)"
+ok "a device alternating between the instances: all $((3 * R)) reports counted in its row, its final agent version in the row ($conflicts writes re-applied after a compare-and-set conflict)"
 
 # The bad release, created on a follower; the gate (on the leader) halts it once.
 F=1

@@ -258,7 +258,8 @@ static void test_device_compare_and_set(void **state)
 	rf_db_close(st);
 	assert_int_equal(open_db(path, 0, &st), 0);
 	struct rf_db_visitor only_devices = {.device = on_device};
-	assert_int_equal(rf_db_device_get(st, "a", &only_devices, &s), rf_db_is_shared(st) ? 0 : -ENOENT);
+	assert_int_equal(rf_db_device_get(st, "a", &only_devices, &s),
+			 rf_db_is_shared(st) ? 0 : -ENOENT);
 	if (rf_db_is_shared(st)) {
 		assert_int_equal(s.version, 3);
 		assert_string_equal(s.device_state, "crashed");
