@@ -351,8 +351,8 @@
 #define RF_SRV_TIMELINE_MAX 30u
 /* Halted releases listed in a check-in reply: the newest few are all an agent acts on. */
 #define RF_SRV_HALTED_NOTICES_MAX 8
-/* PostgreSQL backend (store_pg.c). Devices per INSERT of one devices_put batch: 16 parameters a
- * device, so 1,000 devices is 16,000 parameters (the protocol allows 65,535) and about 200 KB
+/* PostgreSQL backend (store_pg.c). Devices per INSERT of one devices_put batch: 17 parameters a
+ * device, so 1,000 devices is 17,000 parameters (the protocol allows 65,535) and about 200 KB
  * of statement, large enough that a flush of 100,000 devices is 100 round trips, small enough
  * that one statement never holds megabytes on either side. */
 #define RF_PG_DEVICES_PER_STATEMENT 1000u
@@ -386,6 +386,18 @@
  * 245 transactions of a few hundred milliseconds each with check-ins answered in between,
  * not one transaction that holds the lock for minutes. */
 #define RF_SRV_FLUSH_CHUNK 4096u
+/* Several instances: milliseconds the gate leader's control session may stay idle before
+ * PostgreSQL ends it (idle_session_timeout), which releases the lease. The leader touches it
+ * every tick (a second), so only a leader that hangs (stopped, a stuck disk, a tick blocked for
+ * seconds) loses it; the others try for it every tick, so one leads within about 4 s of the
+ * hang (the issue's bound is 5). A leader whose tick is blocked longer than this merely hands
+ * the lease on. No suffix: it is sent to PostgreSQL as text. */
+#define RF_PG_LEASE_IDLE_MS 3000
+/* Several instances: times an enrolment or a report re-reads its device row and applies itself
+ * again after the row's compare-and-set failed (another instance wrote the device meanwhile),
+ * before it answers 503 (Retry-After). A conflict needs two instances writing one device in the
+ * same few milliseconds; three in a row means a storm, which the device's retry spreads out. */
+#define RF_SRV_DEVICE_CAS_TRIES 3
 /* Seconds a 503 asks clients to wait (Retry-After; no suffix: the transport makes it header
  * text). The database away (PostgreSQL) is the usual cause: about one
  * reconnect period, so clients come back when the database may be back. */

@@ -536,7 +536,7 @@ static int release_create(struct rf_server *s, const struct rf_server_request *q
 		e = rf__srv_err(r, 503, "unavailable", NULL, "out of memory");
 		goto out;
 	}
-	e = rf__srv_release_persist(s, &nr);
+	e = rf__srv_release_persist(s, &nr, false);
 	if (e < 0) {
 		free(nr.custom);
 		for (unsigned k = 0; k < RF_ROLLOUT_RINGS_MAX; k++)
@@ -685,7 +685,7 @@ static int release_action(struct rf_server *s, const struct rf_server_request *q
 			    (unsigned long long)stranded, stranded == 1 ? "" : "s",
 			    (long long)rel->id, act);
 	}
-	e = rf__srv_release_persist(s, &nr);
+	e = rf__srv_release_persist(s, &nr, false);
 	if (e == -ESTALE)
 		return rf__srv_err(r, 409, "conflict", NULL,
 				   "release %lld was changed by another instance meanwhile: retry",

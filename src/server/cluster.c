@@ -14,11 +14,15 @@
  *   flushed check-in changes) are read every tick (rf_db_devices_changed) and replace the
  *   device in memory between rf__srv_dev_unindex and rf__srv_dev_index, so the health counts
  *   follow them exactly as they follow a local change; a device an instance has never seen is
- *   read when it checks in, and before every report (rf__srv_cluster_fetch).
+ *   read when it checks in, before every report, and after a compare-and-set on its row's
+ *   version failed (rf__srv_cluster_fetch). A row no newer than the copy in memory is skipped;
+ *   a check-in change not written yet is applied again on top of a newer row
+ *   (rf__srv_dev_reapply) and stays to be flushed.
  *
  * The gate lease: the instance whose control connection holds the advisory lock is the leader
  * (s->leader); only it writes what the gates decide (gates.c), with a compare-and-set on the
- * state it read, so a halt is written once even when the lease moves.
+ * state it read and the lease's epoch as a fencing token, so a halt is written once even when
+ * the lease moves, and a leader that hung and was replaced writes nothing when it resumes.
  */
 #include <stdlib.h>
 #include <string.h>
@@ -41,6 +45,11 @@ static int apply_device(void *ud, const struct rf_db_device *x)
 	}
 	if (r < 0)
 		return r == -EBADMSG ? 0 : r;
+	/* A version this instance has already (its own write, or a row read twice): nothing
+	 * newer to apply, and never anything older over a newer copy. */
+	struct rf__srv_dev *have = rf__srv_dev_find(s, x->id, &idx);
+	if (have && nd.version <= have->version)
+		return 0;
 	/* A release this instance does not know yet (its announcement still on the way): read
 	 * the releases first, or the device's records on it would not be counted. */
 	int64_t last = s->nrels ? s->rels[s->nrels - 1].id : 0;
@@ -62,16 +71,25 @@ static int apply_device(void *ud, const struct rf_db_device *x)
 			s->tenants[nd.tenant].ndevices++;
 		}
 		/* Memory-only parts: its place in the id arena and the deadline heap, the phase it
-		 * is indexed with, the last answer; the store's row is newer than any state change
-		 * not flushed yet (DEV_DIRTY dropped), a heartbeat is kept if it is newer. */
+		 * is indexed with, the last answer. A change a check-in here made and this instance
+		 * has not written yet is applied again on top of the row when it is newer (it stays
+		 * dirty: the next flush writes it by compare-and-set on the row's version); what
+		 * the other instance wrote is never overwritten from the older copy. A heartbeat is
+		 * kept if it is newer. */
 		nd.id_off = old->id_off;
 		nd.id_len = old->id_len;
 		nd.hpos = old->hpos;
 		nd.answer_reason = old->answer_reason;
-		nd.flags = old->flags & (uint8_t)(DEV_QUEUED | DEV_PHASE | DEV_FALLBACK | DEV_BUSY);
+		nd.flags = old->flags &
+			   (uint8_t)(DEV_QUEUED | DEV_PHASE | DEV_FALLBACK | DEV_SEEN | DEV_BUSY);
+		bool again = (old->flags & DEV_DIRTY) && rf__srv_dev_reapply(s, &nd, old);
+		if (again)
+			nd.flags |= (uint8_t)(old->flags & (DEV_TOOK | DEV_VER));
 		if (old->last_seen > nd.last_seen)
 			nd.last_seen = old->last_seen;
 		*old = nd;
+		if (again)
+			(void)rf__srv_dev_dirty(s, idx);
 	} else {
 		nd.flags = s->tenants[nd.tenant].phase ? DEV_PHASE : 0;
 		if (s->ndevs >= RF_SRV_DEVICES_MAX)
@@ -252,10 +270,12 @@ int rf__srv_cluster_poll(struct rf_server *s, int64_t now)
 	e = rf_db_cluster_poll(s->db, &changed, &leader);
 	pthread_mutex_lock(&s->lock);
 	if (leader != s->leader && s->log)
-		s->log(s->log_ud, 5,
-		       leader ? "gate leader: this instance now evaluates the gates"
-			      : "gate leader: lease lost (control connection down); gates left to "
-				"another instance");
+		s->log(
+		    s->log_ud, 5,
+		    leader
+			? "gate leader: this instance now evaluates the gates"
+			: "gate leader: lease lost (control connection down, or ended by "
+			  "PostgreSQL after this instance hung); gates left to another instance");
 	s->leader = leader;
 	if (changed || s->reread || now - s->last_reread >= RF_SRV_REREAD_S)
 		e2 = rf__srv_cluster_reread(s);

@@ -58,6 +58,32 @@ static void dev_take(struct rf_server *s, struct rf__srv_dev *d, int64_t rel, in
 	d->release_id = (uint32_t)rel;
 }
 
+bool rf__srv_dev_reapply(struct rf_server *s, struct rf__srv_dev *row,
+			 const struct rf__srv_dev *local)
+{
+	bool changed = false;
+
+	/* Same second or older: the committed row wins; the device's next check-in says it
+	 * all again (a check-in's change is state it repeats every poll, unlike a report). */
+	if (local->last_seen <= row->last_seen)
+		return false;
+	if ((local->flags & DEV_VER) &&
+	    (local->agent_version != row->agent_version || local->manifest != row->manifest)) {
+		row->agent_version = local->agent_version;
+		row->manifest = local->manifest;
+		changed = true;
+	}
+	if ((local->flags & DEV_TOOK) && local->release_id != row->release_id) {
+		dev_take(s, row, local->release_id, local->last_seen);
+		changed = true;
+	}
+	row->crashes = local->crashes;
+	row->rollbacks = local->rollbacks;
+	row->events = local->events;
+	row->alerts = local->alerts;
+	return changed;
+}
+
 /* The release a rollback or quarantine report is about. A rollback always goes to an older
  * release, so the release left is the newest one the device took that is not older than the
  * one named: that is the named one when the report names the release left (protocol.md), and
@@ -100,7 +126,6 @@ static int enroll_record(struct rf_server *s, struct rf__srv_dev *old, int t, co
 		memset(nd, 0, sizeof(*nd));
 		nd->tenant = (uint16_t)t;
 		nd->flags = s->tenants[t].phase ? DEV_PHASE : 0; /* indexed as the tenant is now */
-		nd->enrolled_at = rf__srv_t32(now);
 		nd->state = 0; /* enrolled */
 		nd->state_at = rf__srv_t32(now);
 	}
@@ -148,9 +173,14 @@ int rf__srv_handle_enroll(struct rf_server *s, const struct rf_server_request *q
 		goto unlock;
 	}
 	uint32_t idx = 0;
-	struct rf__srv_dev *old = rf__srv_dev_find(s, dev_id, &idx);
-	if (old) /* its row is written below: no other write of it in flight */
+	struct rf__srv_dev *old;
+	int tries = 0;
+again:
+	old = rf__srv_dev_find(s, dev_id, &idx);
+	if (old) { /* its row is written below: no other write of it in flight */
 		rf__srv_dev_wait(s, idx);
+		old = rf__srv_dev_find(s, dev_id, &idx);
+	}
 	if (old && old->tenant != (uint16_t)t) {
 		rf__srv_err(r, 409, "conflict", "device_id",
 			    "device id is enrolled under another tenant");
@@ -172,7 +202,7 @@ int rf__srv_handle_enroll(struct rf_server *s, const struct rf_server_request *q
 	}
 	char cred[69];
 	struct rf__srv_dev nd;
-	if (rf__srv_new_token("rfd_", cred, h) < 0) {
+	if (!tries && rf__srv_new_token("rfd_", cred, h) < 0) {
 		rf__srv_err(r, 503, "unavailable", NULL, "no randomness");
 		goto unlock;
 	}
@@ -181,15 +211,31 @@ int rf__srv_handle_enroll(struct rf_server *s, const struct rf_server_request *q
 		goto unlock;
 	struct rf_db_device rec;
 	char *hist;
+	int64_t written = 0;
 	int e = rf__srv_dev_record(&nd, s, dev_id, &rec, &hist);
 	if (e == 0) {
+		if (!old)
+			rec.enrolled_at = now;
+		rec.ret_version = &written;
 		e = rf_db_devices_put(s->db, &rec, 1);
 		free(hist);
 	}
+	if (e == 0 && !written) {
+		atomic_fetch_add(&s->m_dev_conflicts, 1);
+		/* Compare-and-set failed: another instance enrolled or changed this device since
+		 * this one read it. Read it again and enrol over what is there now. */
+		if (s->shared && ++tries < RF_SRV_DEVICE_CAS_TRIES &&
+		    rf__srv_cluster_fetch(s, dev_id) == 0)
+			goto again;
+		e = -ESTALE;
+	}
 	if (e < 0) {
-		rf__srv_err(r, 503, "unavailable", NULL, "storage: %s", rf_strerror(e));
+		rf__srv_err(r, 503, "unavailable", NULL, "storage: %s",
+			    e == -ESTALE ? "the device changed on another instance meanwhile"
+					 : rf_strerror(e));
 		goto unlock;
 	}
+	nd.version = (uint32_t)written;
 	if (old) {
 		int old_ring = rf__srv_ring_find(s, rf__srv_dev_ring(s, old));
 		rf__srv_dev_unindex(s, idx);
@@ -197,7 +243,7 @@ int rf__srv_handle_enroll(struct rf_server *s, const struct rf_server_request *q
 		if (old_ring >= 0)
 			s->rings[old_ring].ndevices--;
 		*old = nd;
-		old->flags &= (uint8_t)~DEV_SEEN;
+		old->flags &= (uint8_t) ~(DEV_SEEN | DEV_TOOK | DEV_VER);
 	} else if (rf__srv_dev_add(s, &nd, dev_id, &idx) < 0) {
 		/* Durable but not in memory: the next start loads it. Tell the device to retry. */
 		rf__srv_err(r, 503, "unavailable", NULL, "out of memory");
@@ -515,11 +561,13 @@ static const struct rf__srv_release *checkin_update(struct rf_server *s, uint32_
 	if (x->has_ver && strcmp(x->ver, rf__srv_str(s, d->agent_version)) &&
 	    rf__srv_intern(s, x->ver, &v) == 0) {
 		d->agent_version = v;
+		d->flags |= DEV_VER;
 		(void)rf__srv_dev_dirty(s, idx);
 	}
 	if (x->has_mh && strcmp(x->mh, rf__srv_str(s, d->manifest)) &&
 	    rf__srv_intern(s, x->mh, &v) == 0) {
 		d->manifest = v;
+		d->flags |= DEV_VER;
 		(void)rf__srv_dev_dirty(s, idx);
 	}
 	/* Which release the device runs: by content hash (the agent's truth). */
@@ -530,6 +578,7 @@ static const struct rf__srv_release *checkin_update(struct rf_server *s, uint32_
 	}
 	if (cur_rel && cur_rel->id != d->release_id) {
 		dev_take(s, d, cur_rel->id, now);
+		d->flags |= DEV_TOOK;
 		(void)rf__srv_dev_dirty(s, idx);
 	}
 	/* Health counters are cumulative on the agent and sent in every check-in, so losing them
@@ -777,6 +826,7 @@ struct rf__srv_wentry {
 	struct rf__srv_dev snap, nd;	/* the device at enqueue, and with the report applied */
 	uint32_t idx;
 	struct report_fx fx;
+	int64_t written; /* rec's new version; 0: its compare-and-set failed, nothing written */
 	int e;
 	bool dup, done;
 };
@@ -798,8 +848,11 @@ static void wentry_apply(struct rf_server *s, struct rf__srv_wentry *x)
 		if (!memcmp(d, &x->snap, sizeof(*d))) {
 			/* Unchanged since enqueue: memory is exactly what was committed. */
 			*d = x->nd;
-			d->flags &= (uint8_t) ~(DEV_DIRTY | DEV_SEEN);
+			d->flags &= (uint8_t) ~(DEV_DIRTY | DEV_SEEN | DEV_TOOK | DEV_VER);
+			d->version = (uint32_t)x->written;
 		} else {
+			if ((uint32_t)x->written > d->version)
+				d->version = (uint32_t)x->written;
 			/* A check-in (or another instance's row) changed it meanwhile: the report's
 			 * effect on top of that, flushed with the next tick. */
 			report_apply(s, d, &x->fx);
@@ -842,7 +895,7 @@ static void group_commit(struct rf_server *s, struct rf__srv_wentry *me)
 		int e = rf_db_reports_add(s->db, reps, recs, n, dups);
 		pthread_mutex_lock(&s->lock);
 		for (size_t i = 0; i < n; i++) {
-			batch[i]->e = e;
+			batch[i]->e = e == 0 && !dups[i] && !batch[i]->written ? -ESTALE : e;
 			batch[i]->dup = e == 0 && dups[i];
 			wentry_apply(s, batch[i]);
 		}
@@ -981,6 +1034,9 @@ int rf__srv_handle_report(struct rf_server *s, const struct rf_server_request *q
 	struct rf__srv_dev *d = dev_auth(s, cred_h, dev_id, r, &idx, fresh);
 	if (!d)
 		goto unlock;
+	int tries = 0, why_given = why;
+again:
+	why = why_given;
 	if (d->flags & DEV_BUSY) { /* fetched from the store while another write started */
 		rf__srv_err(r, 503, "unavailable", NULL, "a write of this device is in flight");
 		goto unlock;
@@ -1035,14 +1091,31 @@ int rf__srv_handle_report(struct rf_server *s, const struct rf_server_request *q
 	}
 	rf__srv_copy_str(x.tenant, sizeof(x.tenant), x.rec.tenant);
 	x.rec.tenant = x.tenant;
+	x.rec.ret_version = &x.written;
 	d->flags |= DEV_BUSY;
 	x.snap = *d;
 	*s->wq_tail = &x;
 	s->wq_tail = &x.next;
 	group_commit(s, &x);
 	free(x.hist);
+	if (x.e == -ESTALE) {
+		atomic_fetch_add(&s->m_dev_conflicts, 1);
+		/* Another instance wrote the device since it was read (compare-and-set): read it
+		 * again and apply this report to what is there now; nothing was written. */
+		if (s->shared && ++tries < RF_SRV_DEVICE_CAS_TRIES &&
+		    rf__srv_cluster_fetch(s, dev_id) == 0) {
+			if (rf__srv_dev_find(s, dev_id, &idx))
+				rf__srv_dev_wait(s, idx);
+			d = dev_auth(s, cred_h, dev_id, r, &idx, false);
+			if (!d)
+				goto unlock;
+			goto again;
+		}
+	}
 	if (x.e < 0) {
-		rf__srv_err(r, 503, "unavailable", NULL, "storage: %s", rf_strerror(x.e));
+		rf__srv_err(r, 503, "unavailable", NULL, "storage: %s",
+			    x.e == -ESTALE ? "the device changed on another instance meanwhile"
+					   : rf_strerror(x.e));
 		goto unlock;
 	}
 	if (x.dup) {

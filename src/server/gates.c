@@ -383,9 +383,12 @@ int rf__srv_evaluate(struct rf_server *s, int64_t now)
 			continue;
 		struct rf__srv_release nr = *rel;
 		nr.st = ns;
-		int e = rf__srv_release_persist(s, &nr);
+		int e = rf__srv_release_persist(s, &nr, true);
+		/* Changed by another instance, or the lease moved on since this instance took it
+		 * (it hung, and another leads now): re-read, judged again next tick if still
+		 * leader. */
 		if (e == -ESTALE)
-			continue; /* changed by another instance: re-read, judged again next tick */
+			continue;
 		if (e < 0) {
 			if (!first_err)
 				first_err = e;

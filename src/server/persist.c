@@ -202,7 +202,7 @@ int rf__srv_dev_record(const struct rf__srv_dev *d, const struct rf_server *s, c
 	    .ring = s->strs[d->ring],
 	    .agent_version = s->strs[d->agent_version],
 	    .manifest_hash = s->strs[d->manifest],
-	    .enrolled_at = d->enrolled_at,
+	    .enrolled_at = 0, /* kept as stored: only an enrolment sets it */
 	    .last_seen = d->last_seen,
 	    .release_id = d->release_id,
 	    .state = rf__srv_state_name(d->state),
@@ -212,12 +212,13 @@ int rf__srv_dev_record(const struct rf__srv_dev *d, const struct rf_server *s, c
 	    .events = d->events,
 	    .alerts = d->alerts,
 	    .history = *hist,
+	    .version = d->version,
 	};
 	memcpy(rec->cred_hash, d->cred, 32);
 	return 0;
 }
 
-int rf__srv_release_persist(struct rf_server *s, struct rf__srv_release *rel)
+int rf__srv_release_persist(struct rf_server *s, struct rf__srv_release *rel, bool gate)
 {
 	char *state = state_to_json(rel);
 	int r;
@@ -235,6 +236,7 @@ int rf__srv_release_persist(struct rf_server *s, struct rf__srv_release *rel)
 	    /* A new release must not exist yet (""); a change must find the state it was
 	     * computed from (compare-and-set: another instance may have changed it). */
 	    .prev_state = rel->dbstate ? rel->dbstate : "",
+	    .fenced = gate,
 	};
 	memcpy(rec.sha256, rel->sha, 32);
 	r = rf_db_release_put(s->db, &rec);
@@ -260,7 +262,10 @@ void rf__srv_release_install_state(struct rf__srv_release *rel, struct rf__srv_r
 /* Write the devices idx[0..n) (at most RF_SRV_FLUSH_CHUNK, none DEV_BUSY) in one transaction.
  * Lock held; released while the store writes (the records are copies, the devices DEV_BUSY
  * meanwhile, so no other write of them starts and a change made meanwhile marks them dirty
- * again). On failure they are queued again for the next tick. */
+ * again). On failure they are queued again for the next tick. A device whose row another
+ * instance wrote since this one read it (the compare-and-set on its version failed) is not
+ * written: it is dirty again and its row is read again, which keeps this instance's check-in
+ * change on top of it (cluster.c, apply_device) for the next tick. */
 static int flush_batch(struct rf_server *s, const uint32_t *idx, size_t n)
 {
 	struct rf_db_device *recs = calloc(n ? n : 1, sizeof(*recs));
@@ -268,8 +273,11 @@ static int flush_batch(struct rf_server *s, const uint32_t *idx, size_t n)
 	/* ids and tenant names copied: the id arena and the tenant table may move while the
 	 * lock is released (interned strings never move). */
 	char(*names)[2][RF_SRV_ID_MAX + 1] = calloc(n ? n : 1, sizeof(*names));
-	size_t k = 0;
-	int e = recs && hists && names ? 0 : -ENOMEM;
+	int64_t *vers = calloc(n ? n : 1, sizeof(*vers));
+	uint8_t *was = calloc(n ? n : 1, sizeof(*was));
+	uint32_t *stale_idx = calloc(n ? n : 1, sizeof(*stale_idx));
+	size_t k = 0, stale = 0;
+	int e = recs && hists && names && vers && was && stale_idx ? 0 : -ENOMEM;
 
 	for (; k < n && e == 0; k++) {
 		const struct rf__srv_dev *d = rf__srv_dev_at(s, idx[k]);
@@ -280,24 +288,35 @@ static int flush_batch(struct rf_server *s, const uint32_t *idx, size_t n)
 		rf__srv_copy_str(names[k][1], sizeof(names[k][1]), recs[k].tenant);
 		recs[k].id = names[k][0];
 		recs[k].tenant = names[k][1];
+		recs[k].ret_version = &vers[k];
 	}
 	if (e == 0 && n) {
+		const uint8_t pending = DEV_DIRTY | DEV_SEEN | DEV_TOOK | DEV_VER;
 		for (size_t i = 0; i < n; i++) {
 			struct rf__srv_dev *d = rf__srv_dev_at(s, idx[i]);
-			d->flags = (uint8_t)((d->flags & ~(DEV_DIRTY | DEV_SEEN)) | DEV_BUSY);
+			was[i] = d->flags & pending;
+			d->flags = (uint8_t)((d->flags & ~pending) | DEV_BUSY);
 		}
 		pthread_mutex_unlock(&s->lock);
 		e = rf_db_devices_put(s->db, recs, n);
 		pthread_mutex_lock(&s->lock);
 		for (size_t i = 0; i < n; i++) {
-			rf__srv_dev_at(s, idx[i])->flags &= (uint8_t)~DEV_BUSY;
-			if (e < 0) /* written again at the next tick */
+			struct rf__srv_dev *d = rf__srv_dev_at(s, idx[i]);
+			d->flags &= (uint8_t)~DEV_BUSY;
+			if (e < 0 || !vers[i]) {
+				/* not written: at the next tick, with what it had to write */
+				d->flags |= was[i];
 				(void)rf__srv_dev_dirty(s, idx[i]);
+				if (e == 0)
+					stale_idx[stale++] = idx[i];
+			} else if ((uint32_t)vers[i] > d->version) {
+				d->version = (uint32_t)vers[i];
+			}
 		}
 		pthread_cond_broadcast(&s->wcv);
 		if (e == 0) {
 			atomic_fetch_add(&s->m_flushes, 1);
-			atomic_fetch_add(&s->m_flushed_rows, n);
+			atomic_fetch_add(&s->m_flushed_rows, n - stale);
 		}
 	} else if (e < 0) {
 		for (size_t i = 0; i < n; i++) /* nothing written: at the next tick */
@@ -308,6 +327,13 @@ static int flush_batch(struct rf_server *s, const uint32_t *idx, size_t n)
 	free(recs);
 	free(hists);
 	free(names);
+	free(vers);
+	free(was);
+	if (stale)
+		atomic_fetch_add(&s->m_dev_conflicts, stale);
+	for (size_t i = 0; i < stale; i++)
+		(void)rf__srv_cluster_fetch(s, rf__srv_dev_id(s, rf__srv_dev_at(s, stale_idx[i])));
+	free(stale_idx);
 	return e;
 }
 

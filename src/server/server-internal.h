@@ -50,6 +50,10 @@ enum {
 	DEV_PHASE = 16,	  /* its tenant's phase it is indexed with (struct rf__srv_tenant) */
 	DEV_BUSY = 32,	  /* a write of its row is in flight without the lock (group commit, flush):
 			     no other write of it starts until it is cleared (s->wcv) */
+	/* What a check-in changed and the store does not have yet (cleared with DEV_DIRTY): the
+	 * release it runs; its agent version or manifest (rf__srv_dev_reapply). */
+	DEV_TOOK = 64,
+	DEV_VER = 128,
 };
 
 /* Device state names: 0 "enrolled", 1 + EV_* the last report's event. */
@@ -60,7 +64,10 @@ enum {
 struct rf__srv_dev {
 	uint8_t cred[32];
 	uint32_t id_off; /* its id, NUL-terminated, at s->ids + id_off */
-	uint32_t enrolled_at, last_seen, state_at;
+	/* The version of its store row this copy is (struct rf_db_device: every write is a
+	 * compare-and-set on it). The enrolment time is not kept: only the store needs it. */
+	uint32_t version;
+	uint32_t last_seen, state_at;
 	uint32_t release_id;
 	uint32_t crashes, rollbacks, events, alerts; /* cumulative, as last reported (saturating) */
 	uint32_t hpos;	 /* 1 + its position in s->heap (its next silence deadline); 0 none */
@@ -223,6 +230,7 @@ struct rf_server {
 	atomic_uint_fast64_t m_checkins, m_enrolls, m_reports_dup, m_http_4xx, m_http_5xx;
 	atomic_uint_fast64_t m_reports[8];
 	atomic_uint_fast64_t m_flushes, m_flushed_rows, m_halts;
+	atomic_uint_fast64_t m_dev_conflicts; /* device rows' compare-and-set failures */
 	atomic_uint_fast64_t m_audit_failures;
 	atomic_uint_fast64_t m_group_commits; /* report transactions (group commit batches) */
 	/* Check-in latency histogram (web.c, rf__srv_observe_checkin): counts per upper bound of
@@ -314,7 +322,9 @@ int rf__srv_dev_record(const struct rf__srv_dev *d, const struct rf_server *s, c
  * rel->dbstate. On success rel->dbstate is the new text: install it in the release in memory
  * with rf__srv_release_install_state(orig, rel). -ESTALE: another instance changed it (a
  * re-read is then due). */
-int rf__srv_release_persist(struct rf_server *s, struct rf__srv_release *rel);
+/* Write rel's state (compare-and-set on the state read, rel->dbstate). gate: a gate's decision,
+ * written only while this instance holds the gate lease it took (store.h, fenced). */
+int rf__srv_release_persist(struct rf_server *s, struct rf__srv_release *rel, bool gate);
 void rf__srv_release_install_state(struct rf__srv_release *rel, struct rf__srv_release *nr);
 int rf__srv_flush_devices(struct rf_server *s, bool heartbeats);
 /* dbserial.c: the store st behind a mutex of its own (several threads write without the
@@ -331,6 +341,12 @@ int rf__srv_handle_checkin(struct rf_server *s, const struct rf_server_request *
 			   struct rf_server_reply *r);
 int rf__srv_handle_report(struct rf_server *s, const struct rf_server_request *q,
 			  struct rf_server_reply *r);
+/* Apply again onto row (a newer store row of the device, read after another instance wrote it)
+ * what this instance's check-ins changed in local and had not written yet (agent version,
+ * manifest, the release it runs, its health counters), if they are newer than the row (local's
+ * last check-in after the row's last_seen). Returns whether row differs from what is stored. */
+bool rf__srv_dev_reapply(struct rf_server *s, struct rf__srv_dev *row,
+			 const struct rf__srv_dev *local);
 /* admin.c */
 int rf__srv_handle_admin(struct rf_server *s, const struct rf_server_request *q, const char *rest,
 			 struct rf_server_reply *r);

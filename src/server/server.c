@@ -594,7 +594,7 @@ int rf__srv_dev_from_record(struct rf_server *s, const struct rf_db_device *x,
 	    (r = rf__srv_intern(s, x->manifest_hash, &d.manifest)) < 0)
 		return r;
 	memcpy(d.cred, x->cred_hash, 32);
-	d.enrolled_at = rf__srv_t32(x->enrolled_at);
+	d.version = x->version > 0 && x->version <= UINT32_MAX ? (uint32_t)x->version : 0;
 	d.last_seen = rf__srv_t32(x->last_seen);
 	d.release_id =
 	    x->release_id > 0 && x->release_id <= UINT32_MAX ? (uint32_t)x->release_id : 0;

@@ -26,7 +26,7 @@
 #include "ringfence/error.h"
 
 /* Schema version this build writes; older databases are migrated at open. */
-#define RF_DB_SCHEMA_VERSION 3
+#define RF_DB_SCHEMA_VERSION 4
 
 struct rf_db_ring {
 	const char *name;
@@ -57,10 +57,20 @@ struct rf_db_release {
 	 * stored one is exactly this text (compare-and-set; several instances on one database),
 	 * else -ESTALE. SQLite (one instance) ignores it. */
 	const char *prev_state;
+	/* A gate's decision (with prev_state): written only while the gate lease this store took
+	 * is still the current one (its epoch in rf_lease, a fencing token: a leader that hung and
+	 * was replaced writes nothing when it resumes), else -ESTALE. SQLite ignores it. */
+	bool fenced;
 };
 
 /* A device as last recorded. release_id is the release the device is counted on (0: none);
- * state is one of the report events in docs/protocol.md ("offered" before any report). */
+ * state is one of the report events in docs/protocol.md ("offered" before any report).
+ *
+ * Every write of a device row is a compare-and-set on its version (schema 4): the writer gives
+ * the version it read (0: the row must be new) and the store writes the row with version + 1
+ * only if the stored version is still that one, so an instance never overwrites a newer row
+ * another instance wrote from a copy it had not seen (it re-reads the row and applies its
+ * change again: docs/server.md "Several instances and dist/"). */
 struct rf_db_device {
 	const char *id;
 	const char *tenant;
@@ -68,13 +78,20 @@ struct rf_db_device {
 	uint8_t cred_hash[32];
 	const char *agent_version;
 	const char *manifest_hash; /* hex, "" unknown */
-	int64_t enrolled_at;
+	int64_t enrolled_at; /* written: 0 keeps the stored value (only an enrolment sets it) */
 	int64_t last_seen;
 	int64_t release_id;
 	const char *state;
 	int64_t state_at;
 	uint64_t crashes, rollbacks, events, alerts;
 	const char *history; /* per-release outcomes the gates need, server's format ("" none) */
+	/* Read: the stored version (>= 1). Written: the version the writer read, 0 for a new row;
+	 * the store writes version + 1. */
+	int64_t version;
+	/* Written (may be NULL): where rf_db_devices_put() and rf_db_report_add() put the row's
+	 * new version, or (devices_put) 0 when the compare-and-set failed and the row was not
+	 * written; untouched by a duplicate report. */
+	int64_t *ret_version;
 };
 
 struct rf_db_report {
@@ -237,7 +254,9 @@ static inline int rf_db_release_put(struct rf_db *st, const struct rf_db_release
 }
 
 /* Insert or replace n devices by id, all in one transaction (enrollment: n = 1; the heartbeat
- * flush: every device whose state changed since the last flush). */
+ * flush: every device whose state changed since the last flush), each by compare-and-set on
+ * its version (struct rf_db_device): a row whose stored version is not d[i].version is left
+ * as it is and gets *d[i].ret_version = 0, the others are written; returns 0 either way. */
 static inline int rf_db_devices_put(struct rf_db *st, const struct rf_db_device *d,
 				       size_t n)
 {
@@ -247,12 +266,23 @@ static inline int rf_db_devices_put(struct rf_db *st, const struct rf_db_device 
 /*
  * Record a report and, in the same transaction, the device state it leads to (dev; may be
  * NULL). If (device_id, report_id) is already recorded nothing is changed and
- * *ret_duplicate is true. Returns 0 once committed.
+ * *ret_duplicate is true. Returns 0 once committed; -ESTALE, nothing written, when the device
+ * row's stored version is not dev->version or there is no such row (compare-and-set: re-read
+ * it and apply the report again).
  */
 static inline int rf_db_report_add(struct rf_db *st, const struct rf_db_report *r,
 				      const struct rf_db_device *dev, bool *ret_duplicate)
 {
-	return st->ops->report_add(st, r, dev, 1, ret_duplicate);
+	int64_t v = -1;
+	struct rf_db_device d;
+
+	if (!dev)
+		return st->ops->report_add(st, r, NULL, 1, ret_duplicate);
+	d = *dev;
+	if (!d.ret_version)
+		d.ret_version = &v;
+	int e = st->ops->report_add(st, r, &d, 1, ret_duplicate);
+	return e == 0 && *d.ret_version == 0 ? -ESTALE : e;
 }
 
 /*
@@ -260,7 +290,10 @@ static inline int rf_db_report_add(struct rf_db *st, const struct rf_db_report *
  * rf_db_report_add() each, in ONE transaction (one durable commit for the lot, in order: a
  * report whose (device_id, report_id) came earlier in the batch is a duplicate too).
  * ret_duplicate[i] tells which were already recorded; written only when the whole batch
- * committed. On error nothing of the batch is recorded.
+ * committed. On error nothing of the batch is recorded. With devices, each report is a
+ * compare-and-set on its device's version as in rf_db_report_add(): a stale one is not
+ * written and gets *dev[i].ret_version = 0 (the others are written; the batch returns 0); a
+ * written one gets the new version, a duplicate the version as it was.
  */
 static inline int rf_db_reports_add(struct rf_db *st, const struct rf_db_report *r,
 				    const struct rf_db_device *dev, size_t n, bool *ret_duplicate)
@@ -304,7 +337,10 @@ static inline int rf_db_audit_list(struct rf_db *st, int64_t release_id, int64_t
  * flushed check-in changes) are read with rf_db_devices_changed(); a device an instance has
  * never seen is read with rf_db_device_get(). Gates are run by one leader: the holder of a
  * session advisory lock on the control connection, which PostgreSQL releases when that
- * connection dies.
+ * connection dies, or when the session stays idle for RF_PG_LEASE_IDLE_MS (a leader that hangs:
+ * the leader's poll touches the session every second). Taking the lock increments the lease's
+ * epoch (table rf_lease), and a gate's decision is written only while the epoch is still the
+ * one this instance took (struct rf_db_release, fenced).
  */
 
 /* Whether the store is shared by several instances (PostgreSQL). */
@@ -329,10 +365,10 @@ static inline int rf_db_device_get(struct rf_db *st, const char *id, const struc
 
 /*
  * Every device row that another instance wrote since the last call (the first call: since
- * rf_db_load()), each in its current version, into v->device. A row may be visited twice
- * (applying it again is harmless); none written by another instance is missed: the cursor is
- * the oldest transaction still running at the previous call (pg_snapshot_xmin), so a
- * transaction that committed late is still read (see store_pg.c).
+ * rf_db_load()), each in its current version, into v->device. Each row version once, none
+ * written by another instance missed: the cursor is the previous call's snapshot, and the
+ * rows read are those written by transactions it could not see (not started yet, or still
+ * running: see store_pg.c), so a transaction that committed late is still read.
  */
 static inline int rf_db_devices_changed(struct rf_db *st, const struct rf_db_visitor *v, void *ud)
 {
@@ -353,9 +389,11 @@ enum { RF_DB_CHANGED_CONFIG = 1 };
  * The control connection's periodic work (called about once a second): (re)connect and LISTEN,
  * collect notifications (*ret_changed: RF_DB_CHANGED_*; also set after a reconnect, since
  * notifications may have been missed), and try to become the gate leader when not leader
- * (pg_try_advisory_lock, a session lock). *ret_leader: whether this instance holds the lock
- * now (false while the control connection is down). Never blocks for long: a reconnect is
- * bounded by RF_PG_CONNECT_TIMEOUT_S. Returns 0 or -EIO.
+ * (pg_try_advisory_lock, a session lock, then the lease's epoch incremented), or, when leader,
+ * check that the lease is still this instance's (which also keeps the session from idling out).
+ * *ret_leader: whether this instance holds the lock now (false while the control connection is
+ * down). Never blocks for long: a reconnect is bounded by RF_PG_CONNECT_TIMEOUT_S. Returns 0 or
+ * -EIO. Called by one thread only (the tick's), which also makes the fenced writes.
  */
 static inline int rf_db_cluster_poll(struct rf_db *st, unsigned *ret_changed, bool *ret_leader)
 {

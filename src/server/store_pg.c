@@ -44,13 +44,15 @@ struct pg_store {
 	uint64_t reset_deadline_ns;
 	/* Several instances (store.h): this process's instance id (the session setting
 	 * ringfence.instance, written into every device row it writes), the cursor of
-	 * devices_changed (an xid8 as text), the control connection (LISTEN and the leader's
-	 * session advisory lock) and whether this instance holds that lock. */
+	 * devices_changed (the previous read's snapshot, pg_snapshot as text; malloc'd), the
+	 * control connection (LISTEN and the leader's session advisory lock) and whether this
+	 * instance holds that lock. */
 	char instance[33];
-	char cursor[24];
+	char *cursor;
 	char *uri;
 	PGconn *ctl;
 	bool leader;
+	int64_t epoch; /* the lease's epoch this instance took it with (0: not leader) */
 	uint64_t ctl_next_ns;
 };
 
@@ -89,6 +91,12 @@ static const char *const migrations[] = {
     "  ADD COLUMN IF NOT EXISTS instance text NOT NULL"
     "  DEFAULT coalesce(current_setting('ringfence.instance', true), '');"
     "CREATE INDEX IF NOT EXISTS devices_txid ON devices (txid);",
+    /* 3 -> 4: a version on every device row, each write a compare-and-set on it (store.h,
+     * struct rf_db_device); rows written before start at 1, ... */
+    "ALTER TABLE devices ADD COLUMN IF NOT EXISTS version bigint NOT NULL DEFAULT 1;"
+    /* and the gate lease's epoch, incremented by every instance that takes the lease: a
+     * fencing token in every gate decision it writes (store.h). */
+    "CREATE TABLE IF NOT EXISTS rf_lease (name text PRIMARY KEY, epoch bigint NOT NULL);",
 };
 
 #define STR_(x) #x
@@ -99,17 +107,21 @@ static const char *const migrations[] = {
 
 #define DEV_COLS                                                                                   \
 	"id, tenant, ring, cred_hash, agent_version, manifest_hash, enrolled_at, last_seen,"       \
-	" release_id, state, state_at, crashes, rollbacks, events, alerts, history"
+	" release_id, state, state_at, crashes, rollbacks, events, alerts, history, version"
+/* The device row's compare-and-set (store.h): the value given for version is the writer's
+ * version + 1, and an existing row is replaced only when its version is one less. */
 #define DEV_SET                                                                                    \
 	" ON CONFLICT (id) DO UPDATE SET tenant = excluded.tenant, ring = excluded.ring,"          \
 	" cred_hash = excluded.cred_hash, agent_version = excluded.agent_version,"                 \
-	" manifest_hash = excluded.manifest_hash, enrolled_at = excluded.enrolled_at,"             \
+	" manifest_hash = excluded.manifest_hash, enrolled_at = CASE WHEN"                         \
+	" excluded.enrolled_at > 0 THEN excluded.enrolled_at ELSE devices.enrolled_at END,"        \
 	" last_seen = excluded.last_seen, release_id = excluded.release_id,"                       \
 	" state = excluded.state, state_at = excluded.state_at, crashes = excluded.crashes,"       \
 	" rollbacks = excluded.rollbacks, events = excluded.events, alerts = excluded.alerts,"     \
-	" history = excluded.history, txid = pg_current_xact_id(),"                                \
-	" instance = coalesce(current_setting('ringfence.instance', true), '')"
-#define DEV_NPARAMS 16
+	" history = excluded.history, version = excluded.version, txid = pg_current_xact_id(),"    \
+	" instance = coalesce(current_setting('ringfence.instance', true), '')"                    \
+	" WHERE devices.version = excluded.version - 1"
+#define DEV_NPARAMS 17
 
 /* Parameters of one statement: text values (NULL is SQL NULL), or 32-byte binary for bytea. */
 struct params {
@@ -177,6 +189,7 @@ static void p_device(struct params *p, const struct rf_db_device *d)
 	p_int(p, (int64_t)d->events);
 	p_int(p, (int64_t)d->alerts);
 	p_text(p, d->history ? d->history : "");
+	p_int(p, d->version + 1);
 }
 
 static void broken(struct pg_store *s)
@@ -340,6 +353,7 @@ static void pg_close(struct rf_db *base)
 
 	PQfinish(s->conn);
 	PQfinish(s->ctl);
+	free(s->cursor);
 	free(s->uri);
 	free(s);
 }
@@ -387,6 +401,7 @@ static int visit(int i, PGresult *res, const struct rf_db_visitor *v, void *ud)
 		x.events = (uint64_t)col_int(res, 0, 13);
 		x.alerts = (uint64_t)col_int(res, 0, 14);
 		x.history = PQgetvalue(res, 0, 15);
+		x.version = col_int(res, 0, 16);
 		return v->device(ud, &x);
 	}
 	return 0;
@@ -433,19 +448,23 @@ static int pg_load(struct rf_db *base, const struct rf_db_visitor *v, void *ud)
 	    " FROM releases ORDER BY id",
 	    "SELECT id, tenant, ring, encode(cred_hash, 'hex'), agent_version, manifest_hash,"
 	    " enrolled_at, last_seen, release_id, state, state_at, crashes, rollbacks, events,"
-	    " alerts, history FROM devices",
+	    " alerts, history, version FROM devices",
 	};
 	int r = exec(s, "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY", "load");
 
-	/* With devices: the cursor of devices_changed is this snapshot's oldest running
-	 * transaction (store.h). Without (the other instances' re-read of the small tables):
-	 * the devices are not read and the cursor is left alone. */
+	/* With devices: the cursor of devices_changed is this snapshot (store.h). Without (the
+	 * other instances' re-read of the small tables): the devices are not read and the cursor
+	 * is left alone. */
 	if (r == 0 && v->device) {
 		PGresult *res = NULL;
-		r = run(s, "SELECT pg_snapshot_xmin(pg_current_snapshot())::text", NULL, "load",
-			&res);
-		if (r == 0)
-			snprintf(s->cursor, sizeof(s->cursor), "%s", PQgetvalue(res, 0, 0));
+		char *snap = NULL;
+		r = run(s, "SELECT pg_current_snapshot()::text", NULL, "load", &res);
+		if (r == 0 && !(snap = strdup(PQgetvalue(res, 0, 0))))
+			r = -ENOMEM;
+		if (r == 0) {
+			free(s->cursor);
+			s->cursor = snap;
+		}
 		PQclear(res);
 	}
 	for (int i = 0; i < 4 && r == 0; i++)
@@ -535,15 +554,26 @@ static int pg_release_put(struct rf_db *base, const struct rf_db_release *x)
 		if (x->prev_state && *x->prev_state) {
 			PGresult *res = NULL;
 			/* Compare-and-set: another instance (the gate leader, an operator there)
-			 * may have changed it since this one read it. */
+			 * may have changed it since this one read it. A gate's decision also needs
+			 * the lease still to be the one this instance took (fencing token). */
 			p.n = 0;
 			memset(p.len, 0, 3 * sizeof(*p.len)); /* no longer the sha256 (binary) */
 			memset(p.fmt, 0, 3 * sizeof(*p.fmt));
 			p_int(&p, x->id);
 			p_text(&p, x->state_json ? x->state_json : "");
 			p_text(&p, x->prev_state);
-			r = run(s, "UPDATE releases SET state = $2 WHERE id = $1 AND state = $3",
-				&p, "release_put", &res);
+			if (x->fenced)
+				p_int(&p, s->epoch);
+			r = x->fenced && !s->epoch ? -ESTALE : 0; /* not leader (any more) */
+			if (r == 0)
+				r = run(s,
+					x->fenced
+					    ? "UPDATE releases SET state = $2 WHERE id = $1 AND"
+					      " state = $3 AND EXISTS (SELECT 1 FROM rf_lease"
+					      " WHERE name = 'gate' AND epoch = $4::bigint)"
+					    : "UPDATE releases SET state = $2 WHERE id = $1 AND"
+					      " state = $3",
+					&p, "release_put", &res);
 			if (r == 0 && !strcmp(PQcmdTuples(res), "0"))
 				r = -ESTALE;
 			PQclear(res);
@@ -580,8 +610,30 @@ static char *devices_sql(size_t rows)
 			n += (size_t)snprintf(sql + n, cap - n, "%s$%zu", c ? "," : "", k++);
 		sql[n++] = ')';
 	}
-	snprintf(sql + n, cap - n, "%s", DEV_SET);
+	snprintf(sql + n, cap - n, "%s RETURNING id", DEV_SET);
 	return sql;
+}
+
+/* The rows of d[0..n) that res (RETURNING id: the rows written) names get their new version,
+ * the others 0 (compare-and-set failed). RETURNING follows the VALUES order in practice: the
+ * search starts where the previous one ended, so it is linear then, and correct in any case. */
+static void devices_written(PGresult *res, const struct rf_db_device *d, size_t n)
+{
+	size_t j = 0;
+
+	for (size_t i = 0; i < n; i++)
+		if (d[i].ret_version)
+			*d[i].ret_version = 0;
+	for (int k = 0; k < PQntuples(res) && n; k++) {
+		const char *id = PQgetvalue(res, k, 0);
+		for (size_t tries = 0; tries < n; tries++, j = (j + 1) % n)
+			if (!strcmp(d[j].id, id)) {
+				if (d[j].ret_version)
+					*d[j].ret_version = d[j].version + 1;
+				j = (j + 1) % n;
+				break;
+			}
+	}
 }
 
 static int pg_devices_put(struct rf_db *base, const struct rf_db_device *d, size_t n)
@@ -610,10 +662,14 @@ static int pg_devices_put(struct rf_db *base, const struct rf_db_device *d, size
 				break;
 			}
 		}
+		PGresult *res = NULL;
 		p.n = 0;
 		for (size_t j = 0; j < rows; j++)
 			p_device(&p, &d[i + j]);
-		r = run(s, sql, &p, "devices_put", NULL);
+		r = run(s, sql, &p, "devices_put", &res);
+		if (r == 0)
+			devices_written(res, d + i, rows);
+		PQclear(res);
 	}
 	if (n > per)
 		r = finish(s, r);
@@ -627,19 +683,28 @@ static int pg_report_add(struct rf_db *base, const struct rf_db_report *r,
 {
 	struct pg_store *s = (struct pg_store *)base;
 	/* One statement per report: the device row is written only when the report row was new
-	 * (data-modifying CTEs run to completion whether or not the query reads them). A batch
-	 * (group commit) is one transaction around them: one COMMIT, one flush of the WAL. */
+	 * (data-modifying CTEs run to completion whether or not the query reads them). With a
+	 * device, the compare-and-set on its version comes first: cur locks the row (FOR UPDATE
+	 * returns its newest version, waiting for a writer in progress), and the report is
+	 * inserted only if that is the version the caller read (ok), so the report and the device
+	 * state it leads to are written together or not at all; a stale one writes nothing and
+	 * raises no error, so the rest of a batch goes on. A batch (group commit) is one
+	 * transaction around them: one COMMIT, one flush of the WAL. */
+	static const char cas[] =
+	    "WITH cur AS (SELECT version FROM devices WHERE id = $10::text FOR UPDATE),"
+	    " ok AS (SELECT 1 FROM cur WHERE version = $26::bigint - 1), ";
 	static const char ins[] =
-	    "WITH ins AS (INSERT INTO reports (device_id, report_id, event, target, sha256,"
-	    " release_id, time, received_at, detail) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)"
-	    " ON CONFLICT (device_id, report_id) DO NOTHING RETURNING 1)";
+	    "ins AS (INSERT INTO reports (device_id, report_id, event, target, sha256,"
+	    " release_id, time, received_at, detail) SELECT $1::text, $2::text, $3::text,"
+	    " $4::text, $5::text, $6::bigint, $7::bigint, $8::bigint, $9::text";
+	static const char ins_end[] = " ON CONFLICT (device_id, report_id) DO NOTHING RETURNING 1)";
 	static const char up[] =
 	    ", up AS (INSERT INTO devices (" DEV_COLS ") SELECT $10::text, $11::text, $12::text,"
 	    " $13::bytea, $14::text, $15::text, $16::bigint, $17::bigint, $18::bigint, $19::text,"
-	    " $20::bigint, $21::bigint, $22::bigint, $23::bigint, $24::bigint, $25::text"
-	    " WHERE EXISTS (SELECT 1 FROM ins)" DEV_SET ")";
-	static const char count[] = " SELECT count(*) FROM ins";
-	char sql[sizeof(ins) + sizeof(up) + sizeof(count)];
+	    " $20::bigint, $21::bigint, $22::bigint, $23::bigint, $24::bigint, $25::text,"
+	    " $26::bigint WHERE EXISTS (SELECT 1 FROM ins)" DEV_SET " RETURNING 1)";
+	static const char count[] = " SELECT (SELECT count(*) FROM ins), (SELECT count(*) FROM ok)";
+	char sql[sizeof(cas) + sizeof(ins) + 64 + sizeof(ins_end) + sizeof(up) + sizeof(count)];
 	struct params p = {0};
 	bool *dup = calloc(n, sizeof(*dup));
 	int e = dup ? params_init(&p, 9 + DEV_NPARAMS) : -ENOMEM;
@@ -649,7 +714,11 @@ static int pg_report_add(struct rf_db *base, const struct rf_db_report *r,
 		params_free(&p);
 		return e;
 	}
-	snprintf(sql, sizeof(sql), "%s%s%s", ins, dev ? up : "", count);
+	if (dev)
+		snprintf(sql, sizeof(sql), "%s%s WHERE EXISTS (SELECT 1 FROM ok)%s%s%s", cas, ins,
+			 ins_end, up, count);
+	else
+		snprintf(sql, sizeof(sql), "WITH %s%s SELECT count(*), 1 FROM ins", ins, ins_end);
 	if (n > 1)
 		e = exec(s, "BEGIN", "report_add");
 	for (size_t i = 0; i < n && e == 0; i++) {
@@ -670,8 +739,15 @@ static int pg_report_add(struct rf_db *base, const struct rf_db_report *r,
 		e = run(s, sql, &p, "report_add", &res);
 		if (e == 0 && PQntuples(res) != 1)
 			e = rf_diag_report(s->base.diag, -EIO, "postgresql: report_add: no count");
-		if (e == 0)
+		if (e == 0 && col_int(res, 0, 1) == 0) {
+			/* the device row changed since the caller read it: nothing written */
+			if (dev[i].ret_version)
+				*dev[i].ret_version = 0;
+		} else if (e == 0) {
 			dup[i] = col_int(res, 0, 0) == 0;
+			if (dev && dev[i].ret_version)
+				*dev[i].ret_version = dup[i] ? dev[i].version : dev[i].version + 1;
+		}
 		PQclear(res);
 	}
 	if (n > 1)
@@ -801,7 +877,7 @@ static int pg_admin_hash(struct rf_db *base, uint8_t hash[32], bool put)
 #define DEV_SELECT                                                                                 \
 	"SELECT id, tenant, ring, encode(cred_hash, 'hex'), agent_version, manifest_hash,"         \
 	" enrolled_at, last_seen, release_id, state, state_at, crashes, rollbacks, events,"        \
-	" alerts, history FROM devices"
+	" alerts, history, version FROM devices"
 
 /* Every row of res to v->device. */
 static int visit_devices(PGresult *res, const struct rf_db_visitor *v, void *ud)
@@ -825,6 +901,7 @@ static int visit_devices(PGresult *res, const struct rf_db_visitor *v, void *ud)
 		x.events = (uint64_t)col_int(res, i, 13);
 		x.alerts = (uint64_t)col_int(res, i, 14);
 		x.history = PQgetvalue(res, i, 15);
+		x.version = col_int(res, i, 16);
 		r = v->device(ud, &x);
 	}
 	return r;
@@ -852,38 +929,49 @@ static int pg_device_get(struct rf_db *base, const char *id, const struct rf_db_
 }
 
 /*
- * The rows other instances wrote since the cursor. Sound although transaction ids are not
- * committed in order: the cursor is the xmin of the previous call's snapshot (every
- * transaction with a smaller id had ended), and each row carries the id of the transaction
- * that last wrote it (txid); so a row version committed after the previous snapshot has
- * txid >= that xmin and is read now, whatever order the commits came in. Rows of transactions
- * that committed between the two xmins are read twice: applying a row twice is harmless.
+ * The rows other instances wrote since the cursor, the previous call's snapshot. Each row
+ * carries the id of the transaction that last wrote it (txid). A row version the previous
+ * snapshot could not see was written by a transaction that had not started then (txid >= its
+ * xmax) or was still running (txid in its xip list): exactly those are read, whatever order
+ * the commits came in (transaction ids are not committed in order), each once, and both
+ * conditions are index scans on txid. So a long transaction (one that holds an id: a long
+ * write, a session idle in a transaction) costs nothing more than its own row when it ends;
+ * with the snapshot's xmin as the cursor, every tick read again every row changed since it
+ * began.
  */
 static int pg_devices_changed(struct rf_db *base, const struct rf_db_visitor *v, void *ud)
 {
 	struct pg_store *s = (struct pg_store *)base;
 	PGresult *res = NULL, *rows = NULL;
-	char next[24];
+	char *next = NULL;
 	struct params p;
 	int r = params_init(&p, 2);
 
 	if (r == 0)
 		r = exec(s, "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY", "devices_changed");
 	if (r == 0)
-		r = run(s, "SELECT pg_snapshot_xmin(pg_current_snapshot())::text", NULL,
-			"devices_changed", &res);
+		r = run(s, "SELECT pg_current_snapshot()::text", NULL, "devices_changed", &res);
+	if (r == 0 && !(next = strdup(PQgetvalue(res, 0, 0))))
+		r = -ENOMEM;
 	if (r == 0) {
-		snprintf(next, sizeof(next), "%s", PQgetvalue(res, 0, 0));
-		p_text(&p, s->cursor);
+		/* No cursor yet (no rf_db_load with devices): every row. */
+		p_text(&p, s->cursor ? s->cursor : "1:1:");
 		p_text(&p, s->instance);
-		r = run(s, DEV_SELECT " WHERE txid >= $1::xid8 AND instance <> $2", &p,
-			"devices_changed", &rows);
+		r = run(s,
+			DEV_SELECT " WHERE (txid >= pg_snapshot_xmax($1::pg_snapshot) OR txid = ANY"
+				   " (ARRAY(SELECT pg_snapshot_xip($1::pg_snapshot))))"
+				   " AND instance <> $2",
+			&p, "devices_changed", &rows);
 	}
 	r = finish(s, r);
 	if (r == 0)
 		r = visit_devices(rows, v, ud);
-	if (r == 0)
-		memcpy(s->cursor, next, sizeof(next));
+	if (r == 0) {
+		free(s->cursor);
+		s->cursor = next;
+		next = NULL;
+	}
+	free(next);
 	PQclear(res);
 	PQclear(rows);
 	params_free(&p);
@@ -904,6 +992,10 @@ static int pg_notify(struct rf_db *base, const char *what)
 	return r;
 }
 
+static void quiet(void *ud, const char *msg)
+{
+}
+
 /* Advisory lock key of the gate leader ("rfgl"). */
 #define LEADER_LOCK_KEY "1919313772"
 
@@ -912,6 +1004,7 @@ static void ctl_drop(struct pg_store *s)
 	PQfinish(s->ctl);
 	s->ctl = NULL;
 	s->leader = false;
+	s->epoch = 0;
 	s->ctl_next_ns = rf_now_mono_ns() + 1000000000ull;
 }
 
@@ -943,6 +1036,9 @@ static int pg_cluster_poll(struct rf_db *base, unsigned *ret_changed, bool *ret_
 			return -EIO;
 		snprintf(timeout, sizeof(timeout), "%u", RF_PG_CONNECT_TIMEOUT_S);
 		s->ctl = PQconnectdbParams(keys, vals, 1);
+		/* The server's messages (the idle timeout's FATAL) are not ours to print. */
+		if (s->ctl)
+			PQsetNoticeProcessor(s->ctl, quiet, NULL);
 		res = s->ctl && PQstatus(s->ctl) == CONNECTION_OK
 			  ? PQexec(s->ctl, "LISTEN ringfence")
 			  : NULL;
@@ -959,6 +1055,16 @@ static int pg_cluster_poll(struct rf_db *base, unsigned *ret_changed, bool *ret_
 		PQclear(PQexec(s->ctl, "SET tcp_keepalives_idle = 5; SET tcp_keepalives_interval = 2;"
 				       " SET tcp_keepalives_count = 3;"
 				       " SET tcp_user_timeout = " STR(RF_PG_TCP_DEAD_MS)));
+		/* A leader that hangs (stopped, a stuck disk) keeps its connection open: PostgreSQL
+		 * ends the session, and so the lease, once it has been idle this long; a leader
+		 * that runs touches it every second (below). */
+		res = PQexec(s->ctl, "SET idle_session_timeout = " STR(RF_PG_LEASE_IDLE_MS));
+		if (PQresultStatus(res) != PGRES_COMMAND_OK) {
+			PQclear(res);
+			ctl_drop(s);
+			return -EIO;
+		}
+		PQclear(res);
 		/* Notifications sent while not listening are lost: re-read everything. */
 		*ret_changed |= RF_DB_CHANGED_CONFIG;
 	}
@@ -966,15 +1072,40 @@ static int pg_cluster_poll(struct rf_db *base, unsigned *ret_changed, bool *ret_
 		*ret_changed |= RF_DB_CHANGED_CONFIG;
 		PQfreemem(n);
 	}
-	if (!s->leader) {
+	if (s->leader) {
+		/* Still ours? A session PostgreSQL ended while this process hung fails here (the
+		 * lease is gone: another instance may lead, with a newer epoch). */
+		res = PQexec(s->ctl, "SELECT epoch FROM rf_lease WHERE name = 'gate'");
+		if (PQresultStatus(res) != PGRES_TUPLES_OK || PQntuples(res) != 1 ||
+		    col_int(res, 0, 0) != s->epoch) {
+			PQclear(res);
+			ctl_drop(s);
+			return -EIO;
+		}
+		PQclear(res);
+	} else {
 		res = PQexec(s->ctl, "SELECT pg_try_advisory_lock(" LEADER_LOCK_KEY ")");
 		if (PQresultStatus(res) != PGRES_TUPLES_OK) {
 			PQclear(res);
 			ctl_drop(s);
 			return -EIO;
 		}
-		s->leader = !strcmp(PQgetvalue(res, 0, 0), "t");
+		bool got = !strcmp(PQgetvalue(res, 0, 0), "t");
 		PQclear(res);
+		if (got) {
+			/* A new epoch: what the previous holder writes from now on is refused. */
+			res = PQexec(s->ctl, "INSERT INTO rf_lease VALUES ('gate', 1) ON CONFLICT"
+					     " (name) DO UPDATE SET epoch = rf_lease.epoch + 1"
+					     " RETURNING epoch");
+			if (PQresultStatus(res) != PGRES_TUPLES_OK || PQntuples(res) != 1) {
+				PQclear(res);
+				ctl_drop(s); /* the lock goes with the session */
+				return -EIO;
+			}
+			s->epoch = col_int(res, 0, 0);
+			s->leader = true;
+			PQclear(res);
+		}
 	}
 	*ret_leader = s->leader;
 	return 0;
@@ -1049,9 +1180,6 @@ static int migrate(struct pg_store *s, unsigned flags, const char *name)
 	return finish(s, r);
 }
 
-static void quiet(void *ud, const char *msg)
-{
-}
 
 bool rf_db_is_pg(const char *spec)
 {
@@ -1108,7 +1236,6 @@ int rf_db_open_pg(const char *uri, unsigned flags, struct rf_diag *diag, struct 
 	s->base.diag = diag;
 	rf_db_pg_redact(uri, name, sizeof(name));
 	snprintf(timeout, sizeof(timeout), "%u", RF_PG_CONNECT_TIMEOUT_S);
-	snprintf(s->cursor, sizeof(s->cursor), "0");
 	{
 		uint8_t raw[16];
 		if (RAND_bytes(raw, sizeof(raw)) != 1) {

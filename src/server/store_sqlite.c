@@ -53,6 +53,11 @@ static const char *const migrations[] = {
      * instances; one SQLite database has one instance, whose token is in a file: the same
      * table, unused, so both backends keep one version number. */
     "CREATE TABLE IF NOT EXISTS rf_meta (key TEXT PRIMARY KEY, value BLOB NOT NULL);",
+    /* 3 -> 4: a version on every device row, each write a compare-and-set on it (store.h,
+     * struct rf_db_device); rows written before start at 1. */
+    "ALTER TABLE devices ADD COLUMN version INTEGER NOT NULL DEFAULT 1;"
+    /* PostgreSQL's gate lease (several instances); unused here, so both keep one version. */
+    "CREATE TABLE IF NOT EXISTS rf_lease (name TEXT PRIMARY KEY, epoch INTEGER NOT NULL);",
 };
 
 static int fail(struct sqlite_store *s, const char *what)
@@ -143,7 +148,7 @@ static int sq_load(struct rf_db *base, const struct rf_db_visitor *v, void *ud)
 	    " FROM releases ORDER BY id",
 	    "SELECT id, tenant, ring, cred_hash, agent_version, manifest_hash, enrolled_at,"
 	    " last_seen, release_id, state, state_at, crashes, rollbacks, events, alerts,"
-	    " history FROM devices",
+	    " history, version FROM devices",
 	};
 	int r = 0;
 
@@ -193,6 +198,7 @@ static int sq_load(struct rf_db *base, const struct rf_db_visitor *v, void *ud)
 				x.events = (uint64_t)sqlite3_column_int64(st, 13);
 				x.alerts = (uint64_t)sqlite3_column_int64(st, 14);
 				x.history = text(st, 15);
+				x.version = sqlite3_column_int64(st, 16);
 				r = v->device(ud, &x);
 			}
 		}
@@ -310,7 +316,32 @@ static int bind_device(struct sqlite_store *s, const struct rf_db_device *d)
 	sqlite3_bind_int64(st, 14, (sqlite3_int64)d->events);
 	sqlite3_bind_int64(st, 15, (sqlite3_int64)d->alerts);
 	sqlite3_bind_text(st, 16, d->history ? d->history : "", -1, SQLITE_STATIC);
-	return step_done(s, st, "device_put");
+	sqlite3_bind_int64(st, 17, d->version);
+	int r = step_done(s, st, "device_put");
+	/* Not written (compare-and-set failed): no row changed. */
+	if (r == 0 && d->ret_version)
+		*d->ret_version = sqlite3_changes(s->db) ? d->version + 1 : 0;
+	return r;
+}
+
+/* The stored version of device id is still expected (report_add's compare-and-set). */
+static int version_is(struct sqlite_store *s, const char *id, int64_t expected)
+{
+	sqlite3_stmt *st;
+	int r = prepare(s, "SELECT version FROM devices WHERE id = ?", &st);
+
+	if (r < 0)
+		return r;
+	sqlite3_bind_text(st, 1, id, -1, SQLITE_STATIC);
+	int rc = sqlite3_step(st);
+	if (rc == SQLITE_ROW)
+		r = sqlite3_column_int64(st, 0) == expected ? 0 : -ESTALE;
+	else if (rc == SQLITE_DONE)
+		r = -ESTALE; /* a report of a device that has no row: as PostgreSQL */
+	else
+		r = fail(s, "report_add");
+	sqlite3_finalize(st);
+	return r;
 }
 
 static int sq_devices_put(struct rf_db *base, const struct rf_db_device *d, size_t n)
@@ -337,6 +368,16 @@ static int sq_report_add(struct rf_db *base, const struct rf_db_report *r,
 	}
 	for (size_t i = 0; i < n && e == 0; i++) {
 		const struct rf_db_report *x = &r[i];
+		/* The device's compare-and-set first: a report whose device row changed since it
+		 * was read is not written (*ret_version = 0); the others in the batch are. */
+		if (dev && (e = version_is(s, dev[i].id, dev[i].version)) == -ESTALE) {
+			e = 0;
+			if (dev[i].ret_version)
+				*dev[i].ret_version = 0;
+			continue;
+		}
+		if (e < 0)
+			break;
 		sqlite3_bind_text(st, 1, x->device_id, -1, SQLITE_STATIC);
 		sqlite3_bind_text(st, 2, x->report_id, -1, SQLITE_STATIC);
 		sqlite3_bind_text(st, 3, x->event, -1, SQLITE_STATIC);
@@ -352,6 +393,8 @@ static int sq_report_add(struct rf_db *base, const struct rf_db_report *r,
 		dup[i] = sqlite3_changes(s->db) == 0;
 		if (!dup[i] && dev)
 			e = bind_device(s, &dev[i]);
+		else if (dev && dev[i].ret_version)
+			*dev[i].ret_version = dev[i].version; /* a duplicate: the row as it is */
 	}
 	e = commit(s, e);
 	if (e == 0)
@@ -578,8 +621,20 @@ int rf_db_open_sqlite(const char *path, unsigned flags, struct rf_diag *diag,
 		r = migrate(s);
 	if (r == 0)
 		r = prepare(s,
-			    "INSERT OR REPLACE INTO devices VALUES"
-			    " (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+			    "INSERT INTO devices VALUES"
+			    " (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?17 + 1)"
+			    " ON CONFLICT (id) DO UPDATE SET tenant = excluded.tenant,"
+			    " ring = excluded.ring, cred_hash = excluded.cred_hash,"
+			    " agent_version = excluded.agent_version,"
+			    " manifest_hash = excluded.manifest_hash,"
+			    " enrolled_at = CASE WHEN excluded.enrolled_at > 0"
+			    " THEN excluded.enrolled_at ELSE devices.enrolled_at END,"
+			    " last_seen = excluded.last_seen, release_id = excluded.release_id,"
+			    " state = excluded.state, state_at = excluded.state_at,"
+			    " crashes = excluded.crashes, rollbacks = excluded.rollbacks,"
+			    " events = excluded.events, alerts = excluded.alerts,"
+			    " history = excluded.history, version = excluded.version"
+			    " WHERE devices.version = ?17",
 			    &s->dev_put);
 	if (r == 0)
 		r = prepare(s, "INSERT OR IGNORE INTO reports VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",

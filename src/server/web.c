@@ -642,6 +642,10 @@ int rf__srv_metrics(struct rf_server *s, struct rf_server_reply *r)
 		atomic_load(&s->m_flushes));
 	counter(f, "ringfence_flushed_rows_total", "Device rows written by heartbeat flushes.",
 		atomic_load(&s->m_flushed_rows));
+	counter(f, "ringfence_device_conflicts_total",
+		"Device writes refused because another instance wrote the row first (re-read and "
+		"applied again).",
+		atomic_load(&s->m_dev_conflicts));
 	counter(f, "ringfence_gate_halts_total", "Releases halted by a failed gate.",
 		atomic_load(&s->m_halts));
 	counter(f, "ringfence_audit_write_failures_total",

@@ -390,7 +390,7 @@ static int wcall(struct env *e, const char *path, const char *cred, const char *
 	struct rf_server_reply r;
 
 	snprintf(hdr, sizeof(hdr), "Bearer %s", cred);
-	if (rf_server_handle(e->s, &q, &r) < 0)
+	if (rf_server_handle(e->t.s, &q, &r) < 0)
 		return -1;
 	int st = r.status;
 	rf_server_reply_free(&r);
@@ -443,7 +443,7 @@ static void *ticker_run(void *ud)
 	struct worker *w = ud;
 
 	for (int i = 0; i < 200; i++)
-		if (rf_server_tick(w->e->s, false) < 0)
+		if (rf_server_tick(w->e->t.s, false) < 0)
 			w->bad++;
 	return NULL;
 }
@@ -458,7 +458,7 @@ static int row_cmp(void *ud, const struct rf_db_device *x)
 {
 	struct rowcmp *c = ud;
 	struct rf__srv_dev row = {0};
-	const struct rf__srv_dev *d = rf__srv_dev_find(c->e->s, x->id, NULL);
+	const struct rf__srv_dev *d = rf__srv_dev_find(c->e->t.s, x->id, NULL);
 
 	c->rows++;
 	rf__srv_hist_from_string(x->history, &row);
@@ -495,14 +495,14 @@ static void test_concurrent_writes(void **state)
 	}
 	assert_true(acked > 100);
 	verify(e, 0, "concurrent");
-	assert_int_equal(rf_db_reports_count(e->s->db, NULL, &stored), 0);
+	assert_int_equal(rf_db_reports_count(e->t.s->db, NULL, &stored), 0);
 	assert_int_equal(stored, acked);
 	/* After one ordinary tick (no shutdown flush), every device's row in the database holds
 	 * what memory holds: its release, state and per-release records. */
-	assert_int_equal(rf_server_tick(e->s, false), 0);
+	assert_int_equal(rf_server_tick(e->t.s, false), 0);
 	struct rowcmp rc = {.e = e};
 	const struct rf_db_visitor v = {.device = row_cmp};
-	assert_int_equal(rf_db_load(e->s->db, &v, &rc), 0);
+	assert_int_equal(rf_db_load(e->t.s->db, &v, &rc), 0);
 	assert_int_equal(rc.rows, NDEV);
 	if (rc.differ)
 		fail_msg("%u device rows differ from memory, e.g. %s", rc.differ, rc.first);
@@ -512,14 +512,14 @@ static void test_concurrent_writes(void **state)
 	for (int i = 0; i < NDEV; i++) {
 		char id[32];
 		snprintf(id, sizeof(id), "dev-%d", i);
-		before[i] = *rf__srv_dev_find(e->s, id, NULL);
+		before[i] = *rf__srv_dev_find(e->t.s, id, NULL);
 	}
-	rf_server_free(e->s);
+	rf_server_free(e->t.s);
 	start(e, false);
 	for (int i = 0; i < NDEV; i++) {
 		char id[32];
 		snprintf(id, sizeof(id), "dev-%d", i);
-		struct rf__srv_dev *d = rf__srv_dev_find(e->s, id, NULL);
+		struct rf__srv_dev *d = rf__srv_dev_find(e->t.s, id, NULL);
 		assert_non_null(d);
 		if (memcmp(before[i].hist, d->hist, sizeof(d->hist)) ||
 		    before[i].state != d->state || before[i].release_id != d->release_id)
@@ -561,26 +561,26 @@ static void test_flush_chunks(void **state)
 						.history = ""};
 		rf_sha256(creds[i], strlen(creds[i]), recs[i].cred_hash);
 	}
-	assert_int_equal(rf_db_devices_put(e->s->db, recs, N), 0);
-	rf_server_free(e->s);
+	assert_int_equal(rf_db_devices_put(e->t.s->db, recs, N), 0);
+	rf_server_free(e->t.s);
 	start(e, false);
-	assert_int_equal(rf_server_tick(e->s, false), 0);
+	assert_int_equal(rf_server_tick(e->t.s, false), 0);
 	for (int i = 0; i < N; i++) { /* a new agent version: a change to write */
 		char body[200];
 		snprintf(body, sizeof(body), "{\"device_id\":\"%s\",\"agent_version\":\"1.1\"}",
 			 ids[i]);
 		assert_int_equal(call(e, "POST", "/v1/checkin", creds[i], body, NULL), 200);
 	}
-	uint64_t f0 = atomic_load(&e->s->m_flushes), r0 = atomic_load(&e->s->m_flushed_rows);
-	assert_int_equal(rf_server_tick(e->s, false), 0);
-	assert_int_equal(atomic_load(&e->s->m_flushes) - f0, 2);
-	assert_int_equal(atomic_load(&e->s->m_flushed_rows) - r0, N);
-	assert_int_equal(e->s->ndirty, 0);
-	rf_server_free(e->s);
+	uint64_t f0 = atomic_load(&e->t.s->m_flushes), r0 = atomic_load(&e->t.s->m_flushed_rows);
+	assert_int_equal(rf_server_tick(e->t.s, false), 0);
+	assert_int_equal(atomic_load(&e->t.s->m_flushes) - f0, 2);
+	assert_int_equal(atomic_load(&e->t.s->m_flushed_rows) - r0, N);
+	assert_int_equal(e->t.s->ndirty, 0);
+	rf_server_free(e->t.s);
 	start(e, false);
 	assert_string_equal(
-	    rf__srv_str(e->s, rf__srv_dev_find(e->s, ids[N - 1], NULL)->agent_version), "1.1");
-	assert_string_equal(rf__srv_str(e->s, rf__srv_dev_find(e->s, ids[0], NULL)->agent_version),
+	    rf__srv_str(e->t.s, rf__srv_dev_find(e->t.s, ids[N - 1], NULL)->agent_version), "1.1");
+	assert_string_equal(rf__srv_str(e->t.s, rf__srv_dev_find(e->t.s, ids[0], NULL)->agent_version),
 			    "1.1");
 	verify(e, 0, "flush");
 	free(recs);

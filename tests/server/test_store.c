@@ -5,7 +5,10 @@
  * database from a newer schema is refused untouched, a missing schema is created only when
  * asked. SQLite: the database is in WAL mode with synchronous=FULL (the durability P8 relies
  * on). PostgreSQL: a batch larger than one statement round-trips, and the store comes back by
- * itself after the server was stopped and started again.
+ * itself after the server was stopped and started again. Both: every device write is a
+ * compare-and-set on the row's version (a stale write changes nothing, a report with a stale
+ * device is not recorded), and on PostgreSQL two instances writing one device never overwrite
+ * each other.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -31,6 +34,7 @@ struct seen {
 	uint8_t token_hash[32];
 	int64_t win_end;
 	uint64_t alerts;
+	int64_t version, enrolled_at;
 };
 
 static int on_ring(void *ud, const struct rf_db_ring *r)
@@ -66,6 +70,8 @@ static int on_device(void *ud, const struct rf_db_device *d)
 	snprintf(s->device_state, sizeof(s->device_state), "%s", d->state);
 	snprintf(s->history, sizeof(s->history), "%s", d->history);
 	s->alerts = d->alerts;
+	s->version = d->version;
+	s->enrolled_at = d->enrolled_at;
 	return 0;
 }
 
@@ -144,8 +150,14 @@ static void test_roundtrip_and_idempotent_reports(void **state)
 				    .manifest_hash = "",
 				    .state = "enrolled",
 				    .history = "",
-				    .alerts = 7};
+				    .alerts = 7,
+				    .enrolled_at = 5};
+	int64_t ver = -1;
+	d.ret_version = &ver;
 	assert_int_equal(rf_db_devices_put(st, &d, 1), 0);
+	assert_int_equal(ver, 1);
+	d.version = ver;
+	d.enrolled_at = 0; /* kept as stored */
 	struct rf_db_report rep = {.device_id = "dev-1",
 				      .report_id = "r-1",
 				      .event = "intent",
@@ -159,6 +171,8 @@ static void test_roundtrip_and_idempotent_reports(void **state)
 	d.history = "[[1,2,0,0,0,0,0,0,0]]";
 	assert_int_equal(rf_db_report_add(st, &rep, &d, &dup), 0);
 	assert_false(dup);
+	assert_int_equal(ver, 2);
+	d.version = ver;
 	/* The same id again: duplicate, and the device state given with it is NOT written. */
 	d.state = "crashed";
 	assert_int_equal(rf_db_report_add(st, &rep, &d, &dup), 0);
@@ -184,6 +198,76 @@ static void test_roundtrip_and_idempotent_reports(void **state)
 	assert_string_equal(s.device_state, "intent");
 	assert_string_equal(s.history, "[[1,2,0,0,0,0,0,0,0]]");
 	assert_int_equal(s.alerts, 7);
+	assert_int_equal(s.version, 2);
+	assert_int_equal(s.enrolled_at, 5);
+	cleanup(path);
+}
+
+/* Every device write is a compare-and-set on the row's version (store.h), on both backends:
+ * a write from a copy older than the stored row changes nothing and says so, in a batch only
+ * that row is left alone, and a report that comes with a stale device is not recorded at all
+ * (-ESTALE), so the caller can read the row again and record it then. */
+static void test_device_compare_and_set(void **state)
+{
+	char path[256];
+	struct rf_db *st;
+	struct seen s = {0};
+	int64_t v[2] = {-1, -1};
+	uint64_t n;
+	bool dup = true;
+
+	db_path(path, sizeof(path));
+	assert_int_equal(open_db(path, RF_DB_CREATE, &st), 0);
+	struct rf_db_device d[2] = {
+	    {.id = "a", .tenant = "t", .ring = "canary", .state = "enrolled", .history = ""},
+	    {.id = "b", .tenant = "t", .ring = "canary", .state = "enrolled", .history = ""}};
+	d[0].ret_version = &v[0];
+	d[1].ret_version = &v[1];
+	assert_int_equal(rf_db_devices_put(st, d, 2), 0);
+	assert_int_equal(v[0], 1);
+	assert_int_equal(v[1], 1);
+	/* A second enrolment of "a" from a copy that never saw it (version 0): refused. */
+	d[0].state = "healthy";
+	assert_int_equal(rf_db_devices_put(st, d, 1), 0);
+	assert_int_equal(v[0], 0);
+	/* A batch with one stale row: the current one is written, the stale one is not. */
+	d[0].version = 1;
+	d[0].state = "intent";
+	assert_int_equal(rf_db_devices_put(st, d, 1), 0);
+	assert_int_equal(v[0], 2);
+	d[0].version = 1; /* stale now */
+	d[0].state = "crashed";
+	d[1].version = 1;
+	d[1].state = "healthy";
+	assert_int_equal(rf_db_devices_put(st, d, 2), 0);
+	assert_int_equal(v[0], 0);
+	assert_int_equal(v[1], 2);
+	/* A report with the stale device: nothing recorded, neither report nor state. */
+	struct rf_db_report rep = {.device_id = "a", .report_id = "r-1", .event = "crashed"};
+	v[0] = -1;
+	assert_int_equal(rf_db_report_add(st, &rep, &d[0], &dup), -ESTALE);
+	assert_int_equal(rf_db_reports_count(st, "a", &n), 0);
+	assert_int_equal(n, 0);
+	/* From the current version: recorded with the state. */
+	d[0].version = 2;
+	assert_int_equal(rf_db_report_add(st, &rep, &d[0], &dup), 0);
+	assert_false(dup);
+	assert_int_equal(v[0], 3);
+	assert_int_equal(rf_db_reports_count(st, "a", &n), 0);
+	assert_int_equal(n, 1);
+	rf_db_close(st);
+	assert_int_equal(open_db(path, 0, &st), 0);
+	struct rf_db_visitor only_devices = {.device = on_device};
+	assert_int_equal(rf_db_device_get(st, "a", &only_devices, &s),
+			 rf_db_is_shared(st) ? 0 : -ENOENT);
+	if (rf_db_is_shared(st)) {
+		assert_int_equal(s.version, 3);
+		assert_string_equal(s.device_state, "crashed");
+	}
+	memset(&s, 0, sizeof(s));
+	assert_int_equal(rf_db_load(st, &only_devices, &s), 0);
+	assert_int_equal(s.devices, 2);
+	rf_db_close(st);
 	cleanup(path);
 }
 
@@ -225,27 +309,55 @@ static void test_reports_batch(void **state)
 					       .sha256_hex = "",
 					       .detail = ""};
 	}
-	assert_int_equal(rf_db_devices_put(st, &d[0], 1), 0);
-	/* dev-a's r-1 is recorded before the batch. */
+	assert_int_equal(rf_db_devices_put(st, d, 3), 0); /* each row at version 1 */
+	for (int i = 0; i < 4; i++)
+		d[i].version = 1;
+	/* dev-a's r-1 is recorded before the batch (dev-a at version 2). */
 	bool dup = false, dups[4] = {true, true, true, true};
 	assert_int_equal(rf_db_report_add(st, &rep[0], &d[0], &dup), 0);
 	assert_false(dup);
 	/* Batch: dev-a r-1 (recorded), dev-b r-1, dev-c r-1, dev-a r-1 again. */
+	int64_t vers[4] = {-1, -1, -1, -1};
+	d[0].version = d[3].version = 2;
 	d[0].state = "crashed"; /* must not be written: a duplicate */
 	d[1].state = "healthy";
+	for (int i = 0; i < 4; i++)
+		d[i].ret_version = &vers[i];
 	assert_int_equal(rf_db_reports_add(st, rep, d, 4, dups), 0);
 	assert_true(dups[0]);
 	assert_false(dups[1]);
 	assert_false(dups[2]);
 	assert_true(dups[3]);
+	assert_int_equal(vers[0], 2); /* a duplicate: the row as it was */
+	assert_int_equal(vers[1], 2);
+	assert_int_equal(vers[2], 2);
 	assert_int_equal(rf_db_reports_count(st, NULL, &n), 0);
 	assert_int_equal(n, 3);
+	/* A stale device version in a batch: that report is not written (*ret_version 0), the
+	 * others are, and the batch succeeds. */
+	rep[1].report_id = "r-s";
+	rep[2].report_id = "r-2";
+	d[1].version = 1; /* dev-b is at 2 now */
+	d[2].version = 2;
+	assert_int_equal(rf_db_reports_add(st, &rep[1], &d[1], 2, dups), 0);
+	assert_false(dups[0]);
+	assert_int_equal(vers[1], 0);
+	assert_int_equal(vers[2], 3);
+	assert_int_equal(rf_db_reports_count(st, "dev-b", &n), 0);
+	assert_int_equal(n, 1);
+	assert_int_equal(rf_db_reports_count(st, "dev-c", &n), 0);
+	assert_int_equal(n, 2);
+	rep[1].report_id = "r-1";
+	d[1].version = 2;
+	for (int i = 0; i < 4; i++)
+		d[i].ret_version = NULL;
 	/* A batch with a report whose device state cannot be stored (no tenant: a NOT NULL
 	 * column) fails whole: the good report before it is not recorded either. */
 	struct rf_db_report bad[2] = {rep[1], rep[1]};
 	struct rf_db_device bd[2] = {d[1], d[1]};
 	bad[0].report_id = "r-2";
 	bad[1].report_id = "r-3";
+	bd[1].version = 3; /* after bd[0]: the compare-and-set passes, the write fails */
 	bd[1].tenant = NULL;
 	struct rf_diag diag = {0};
 	st->diag = &diag; /* open_db's was on its stack */
@@ -339,6 +451,7 @@ static void test_audit_migrated_and_listed(void **state)
 		assert_int_equal(sqlite3_open(path, &db), SQLITE_OK);
 		assert_int_equal(sqlite3_exec(db,
 					      "DROP INDEX audit_release; DROP TABLE audit;"
+					      " ALTER TABLE devices DROP COLUMN version;"
 					      " PRAGMA user_version = 1",
 					      NULL, NULL, NULL),
 				 SQLITE_OK);
@@ -433,7 +546,11 @@ static void test_pg_batch_and_reconnect(void **state)
 	}
 	assert_int_equal(rf_db_devices_put(st, d, N), 0);
 	d[N - 1].state = "healthy";
+	for (int i = 0; i < N; i++)
+		d[i].version = 1;
 	assert_int_equal(rf_db_devices_put(st, d, N), 0); /* again: replaced, not added */
+	for (int i = 0; i < N; i++)
+		d[i].version = 2;
 	assert_int_equal(rf_db_load(st, &visitor, &s), 0);
 	assert_int_equal(s.devices, N);
 
@@ -468,10 +585,11 @@ static int count_device(void *ud, const struct rf_db_device *d)
 	return 0;
 }
 
-static void put_device(struct rf_db *st, const char *id)
+/* Write device id from version *ver (0: new); *ver is its new version, 0 if it was stale. */
+static void put_device(struct rf_db *st, const char *id, int64_t *ver, const char *state)
 {
-	struct rf_db_device d = {.id = id, .tenant = "acme", .ring = "canary", .state = "enrolled",
-				 .history = ""};
+	struct rf_db_device d = {.id = id, .tenant = "acme", .ring = "canary", .state = state,
+				 .history = "", .version = *ver, .ret_version = ver};
 	assert_int_equal(rf_db_devices_put(st, &d, 1), 0);
 }
 
@@ -504,27 +622,59 @@ static void test_pg_instances_share(void **state)
 	assert_int_equal(PQresultStatus(res), PGRES_COMMAND_OK);
 	PQclear(res);
 	/* ... while a commits two devices after it, and b writes one of its own. */
-	put_device(a, "d1");
-	put_device(a, "d2");
-	put_device(b, "mine");
+	int64_t v1 = 0, v2 = 0, vm = 0;
+	put_device(a, "d1", &v1, "enrolled");
+	put_device(a, "d2", &v2, "enrolled");
+	put_device(b, "mine", &vm, "enrolled");
 	assert_int_equal(rf_db_devices_changed(b, &v, seen), 0);
 	assert_string_equal(seen, "d1,d2");
+	/* While it stays open (a long transaction), rows already read are not read again. */
+	seen[0] = 0;
+	assert_int_equal(rf_db_devices_changed(b, &v, seen), 0);
+	assert_string_equal(seen, "");
 	/* The early transaction commits last: its row is read all the same. */
 	PQclear(PQexec(c, "COMMIT"));
 	PQfinish(c);
 	seen[0] = 0;
 	assert_int_equal(rf_db_devices_changed(b, &v, seen), 0);
-	assert_non_null(strstr(seen, "late"));
-	assert_null(strstr(seen, "mine"));
-	/* Nothing new: nothing (or rows read again, never b's own). */
-	put_device(a, "d1");
+	assert_string_equal(seen, "late");
+	/* Each row version once, never b's own. */
+	put_device(a, "d1", &v1, "enrolled");
+	assert_int_equal(v1, 2);
 	seen[0] = 0;
 	assert_int_equal(rf_db_devices_changed(b, &v, seen), 0);
-	assert_non_null(strstr(seen, "d1"));
+	assert_string_equal(seen, "d1");
 	seen[0] = 0;
 	assert_int_equal(rf_db_device_get(b, "d2", &v, seen), 0);
 	assert_string_equal(seen, "d2");
 	assert_int_equal(rf_db_device_get(b, "nope", &v, seen), -ENOENT);
+
+	/* One device written by two instances (its requests alternate between them): b writes
+	 * from the copy it read (version 2) after a wrote version 3: refused, nothing lost; b
+	 * reads the row again and writes on top of it. */
+	struct seen dev = {0};
+	struct rf_db_visitor dv = {.device = on_device};
+	assert_int_equal(rf_db_device_get(b, "d1", &dv, &dev), 0);
+	assert_int_equal(dev.version, 2);
+	int64_t va = 2, vb = 2;
+	put_device(a, "d1", &va, "healthy");
+	assert_int_equal(va, 3);
+	put_device(b, "d1", &vb, "crashed");
+	assert_int_equal(vb, 0);
+	struct rf_db_report rep = {.device_id = "d1", .report_id = "r", .event = "crashed"};
+	struct rf_db_device stale = {.id = "d1", .tenant = "acme", .ring = "canary",
+				     .state = "crashed", .history = "", .version = 2};
+	bool dup;
+	assert_int_equal(rf_db_report_add(b, &rep, &stale, &dup), -ESTALE);
+	assert_int_equal(rf_db_device_get(b, "d1", &dv, &dev), 0);
+	assert_int_equal(dev.version, 3);
+	assert_string_equal(dev.device_state, "healthy"); /* a's write is there */
+	stale.version = dev.version;
+	assert_int_equal(rf_db_report_add(b, &rep, &stale, &dup), 0);
+	assert_false(dup);
+	assert_int_equal(rf_db_device_get(a, "d1", &dv, &dev), 0);
+	assert_int_equal(dev.version, 4);
+	assert_string_equal(dev.device_state, "crashed");
 
 	/* Release state: compare-and-set. */
 	struct rf_db_release rel = {.id = 1, .target = "packs/a.rfp", .custom_json = "{}",
@@ -555,6 +705,31 @@ static void test_pg_instances_share(void **state)
 	assert_true(la);
 	assert_int_equal(rf_db_cluster_poll(b, &changed, &lb), 0);
 	assert_false(lb);
+	/* The leader's gate decision is fenced by its lease; a follower's is refused. */
+	struct rf_db_release g = {.id = 1, .target = "packs/a.rfp", .custom_json = "{}",
+				  .state_json = "s4", .prev_state = "s3", .fenced = true};
+	assert_int_equal(rf_db_release_put(b, &g), -ESTALE);
+	assert_int_equal(rf_db_release_put(a, &g), 0);
+	/* The leader hangs (it polls no more, its connection stays open): PostgreSQL ends its
+	 * idle session after RF_PG_LEASE_IDLE_MS and b takes the lease, with a new epoch. */
+	for (int i = 0; i < 200 && !lb; i++) { /* up to 20 s */
+		usleep(100000);
+		assert_int_equal(rf_db_cluster_poll(b, &changed, &lb), 0);
+	}
+	assert_true(lb);
+	/* a resumes and writes the decision it was making: refused (fencing token), although
+	 * the state it read is still the stored one; an operator's change from a still works. */
+	g.state_json = "s5";
+	g.prev_state = "s4";
+	assert_int_equal(rf_db_release_put(a, &g), -ESTALE);
+	assert_int_equal(rf_db_release_put(b, &g), 0);
+	g.fenced = false;
+	g.state_json = "s6";
+	g.prev_state = "s5";
+	assert_int_equal(rf_db_release_put(a, &g), 0);
+	/* a's next poll finds its lease gone. */
+	assert_int_equal(rf_db_cluster_poll(a, &changed, &la), -EIO);
+	assert_false(la);
 	assert_int_equal(rf_db_cluster_notify(a, "config"), 0);
 	for (int i = 0; i < 50 && !(changed & RF_DB_CHANGED_CONFIG); i++) {
 		usleep(20000);
@@ -575,6 +750,7 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 	    cmocka_unit_test(test_roundtrip_and_idempotent_reports),
 	    cmocka_unit_test(test_reports_batch),
+	    cmocka_unit_test(test_device_compare_and_set),
 	    cmocka_unit_test(test_newer_schema_refused_and_wal_full),
 	    cmocka_unit_test(test_audit_migrated_and_listed),
 	    cmocka_unit_test(test_pg_schema_rules),
