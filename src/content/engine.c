@@ -88,13 +88,15 @@ int rf_engine_scratch_new(const struct rf_engine *e, struct rf_engine_scratch **
 	s->rule_stamp = calloc(pk->n_rules + 1, sizeof(*s->rule_stamp));
 	s->cand = calloc(pk->n_rules + 1, sizeof(*s->cand));
 	s->matches = calloc(pk->n_rules + 1, sizeof(*s->matches));
-	s->lazy_stamp = calloc(nf, sizeof(*s->lazy_stamp));
+	s->lazy_stamp = calloc(nf * RF_NDB, sizeof(*s->lazy_stamp));
 	if (!s->bits || !s->field_stamp || !s->fval || !s->flen || !s->rule_stamp || !s->cand ||
 	    !s->matches || !s->lazy_stamp)
 		goto fail;
 	for (uint32_t f = 0; f < pk->n_fields; f++)
-		if (e->pf[f].db && hs_alloc_scratch(e->pf[f].db, &s->hs) != HS_SUCCESS)
-			goto fail;
+		for (int c = 0; c < RF_NDB; c++)
+			if (e->pf[f].db[c] &&
+			    hs_alloc_scratch(e->pf[f].db[c], &s->hs) != HS_SUCCESS)
+				goto fail;
 	if (e->kwdb && hs_alloc_scratch(e->kwdb, &s->hs) != HS_SUCCESS)
 		goto fail;
 	*ret = s;
@@ -138,6 +140,13 @@ static void set_bit(struct rf_engine_scratch *s, uint64_t *bits, uint32_t a)
 		bits[a >> 6] |= bit;
 		s->st.atoms++;
 	}
+}
+
+static void lit_hit(void *ctx, uint32_t atom)
+{
+	struct rf_engine_scratch *s = ctx;
+
+	set_bit(s, s->cur, atom);
 }
 
 static int on_match(unsigned int id, unsigned long long from, unsigned long long to,
@@ -320,6 +329,8 @@ static int prepare_event(const struct rf_engine *e, const struct rf_event *ev, s
 		s->field_stamp[b * nf + pf] = s->stamp;
 		s->fval[b * nf + pf] = val;
 		s->flen[b * nf + pf] = (uint32_t)len;
+		if (rt->lits.n)
+			rf__litset_match(&rt->lits, (const uint8_t *)val, len, lit_hit, s);
 		if (rt->num_len) {
 			/* On a string field the only such atoms are CIDR: the value counts if it
 			 * is an address (Windows writes IpAddress as "-" when there is none). */
@@ -379,7 +390,7 @@ static int finish_event(const struct rf_engine *e, size_t b, struct rf_engine_sc
 
 	if (++s->rstamp == 0) {
 		memset(s->rule_stamp, 0, pk->n_rules * sizeof(*s->rule_stamp));
-		memset(s->lazy_stamp, 0, pk->n_fields * sizeof(*s->lazy_stamp));
+		memset(s->lazy_stamp, 0, (pk->n_fields + 1) * RF_NDB * sizeof(*s->lazy_stamp));
 		s->rstamp = 1;
 	}
 	s->n_cand = 0;
@@ -405,19 +416,19 @@ static int finish_event(const struct rf_engine *e, size_t b, struct rf_engine_sc
 	for (uint32_t k = 0; k < s->n_cand + et->always_len; k++) {
 		uint32_t r = k < s->n_cand ? s->cand[k] : e->always[et->always_off + k - s->n_cand];
 		for (uint32_t j = 0; j < e->lazy_len[r]; j++) {
-			uint32_t f = e->lazy_fields[e->lazy_off[r] + j];
-			if (f >= pk->n_fields || !e->pf[f].db) {
+			uint32_t x = e->lazy_fields[e->lazy_off[r] + j], f = x / RF_NDB;
+			if (f >= pk->n_fields || !e->pf[f].db[x % RF_NDB]) {
 				s->st.violations++;
 				continue;
 			}
-			if (s->lazy_stamp[f] == s->rstamp)
+			if (s->lazy_stamp[x] == s->rstamp)
 				continue;
-			s->lazy_stamp[f] = s->rstamp;
+			s->lazy_stamp[x] = s->rstamp;
 			if (s->field_stamp[b * nf + f] != s->stamp)
 				continue;
 			s->cur = s->bits + b * s->words;
-			if (hs_scan(e->pf[f].db, s->fval[b * nf + f], s->flen[b * nf + f], 0, s->hs,
-				    on_match, s) != HS_SUCCESS)
+			if (hs_scan(e->pf[f].db[x % RF_NDB], s->fval[b * nf + f],
+				    s->flen[b * nf + f], 0, s->hs, on_match, s) != HS_SUCCESS)
 				return -EIO;
 		}
 	}
@@ -474,16 +485,19 @@ int rf_engine_eval_batch(const struct rf_engine *e, const struct rf_event *const
 	/* Phase 2: per field database, over every event of the batch, so that each database is
 	 * brought into cache once per batch rather than once per event. */
 	for (uint32_t f = 0; f < pk->n_fields; f++) {
-		const struct pfield_rt *rt = &e->pf[f];
-		if (!rt->db || rt->lazy)
-			continue;
-		for (size_t b = 0; b < n; b++) {
-			if (s->field_stamp[b * nf + f] != s->stamp || s->ev_type[b] == e->n_ev)
+		for (int c = 0; c < RF_NDB; c++) {
+			const hs_database_t *db = e->pf[f].db[c];
+			if (!db || e->pf[f].lazy[c])
 				continue;
-			s->cur = s->bits + b * s->words;
-			if (hs_scan(rt->db, s->fval[b * nf + f], s->flen[b * nf + f], 0, s->hs,
-				    on_match, s) != HS_SUCCESS)
-				return -EIO;
+			for (size_t b = 0; b < n; b++) {
+				if (s->field_stamp[b * nf + f] != s->stamp ||
+				    s->ev_type[b] == e->n_ev)
+					continue;
+				s->cur = s->bits + b * s->words;
+				if (hs_scan(db, s->fval[b * nf + f], s->flen[b * nf + f], 0, s->hs,
+					    on_match, s) != HS_SUCCESS)
+					return -EIO;
+			}
 		}
 	}
 	/* Phase 3: per event. */

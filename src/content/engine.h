@@ -14,6 +14,7 @@
 #include <hs/hs.h>
 
 #include "common/util.h"
+#include "content/literal.h"
 #include "content/pack.h"
 
 struct fslot {		  /* one manifest field in the lookup table */
@@ -32,10 +33,20 @@ struct numatom {
 	uint8_t ip[16];
 };
 
+/* The string atoms of a field go to one of three matchers, by pattern class. */
+enum {
+	RF_DB_CONTAINS = 0, /* literal contains: a pure-literal Vectorscan database */
+	RF_DB_OTHER = 1,    /* globs with wildcards, regular expressions: a Vectorscan database */
+	RF_NDB = 2,
+};
+/* (eq, startswith and endswith literals go to the field's literal set, matched by hashing.) */
+
 struct pfield_rt {
-	hs_database_t *db; /* string atoms on this field (NULL if none) */
-	bool lazy;	   /* none of them triggers a rule: scan only if a rule that runs reads
-			    * the field (phase 3), not for every event (phase 2) */
+	hs_database_t *db[RF_NDB];   /* NULL if the field has no atom of that class */
+	bool lazy[RF_NDB];	     /* none of the database's atoms triggers a rule: scan it only
+				      * if a rule that runs reads the field (phase 3), not for every
+				      * event (phase 2) */
+	struct rf_litset lits;	     /* eq/startswith/endswith literals (lits.n == 0 if none) */
 	uint32_t num_off, num_len;   /* int/ip atoms in e->nums */
 	uint32_t pres_off, pres_len; /* EXISTS atoms in e->pres */
 	uint32_t null_off, null_len; /* NULL atoms in e->nulls */
@@ -66,11 +77,11 @@ struct rf_engine {
 	uint32_t *frefs;		 /* FIELDREF atoms, grouped per event type */
 	uint32_t *trig_off, *trig_rules; /* CSR: atom -> rules */
 	uint32_t *rule_ev;		 /* manifest event of each rule */
-	uint32_t *lazy_off, *lazy_len;	 /* per rule: the lazy fields it reads */
-	uint32_t *lazy_fields;
+	uint32_t *lazy_off, *lazy_len;	 /* per rule: the lazy databases it reads */
+	uint32_t *lazy_fields;		 /* field * RF_NDB + database class */
 	size_t scratch_bytes;
 	/* Loading from a cache (cache.c): databases to use instead of compiling, in db order
-	 * (fields with string atoms ascending, then keywords); taken ones are set to NULL. */
+	 * (per field ascending: contains, other; then keywords); taken ones are set to NULL. */
 	hs_database_t **pre;
 	const uint8_t (*pre_digests)[32];
 	uint32_t npre, ipre;
