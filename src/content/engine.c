@@ -80,7 +80,7 @@ int rf_engine_scratch_new(const struct rf_engine *e, struct rf_engine_scratch **
 		return -ENOMEM;
 	s->e = e;
 	memset(s->layout, 0xff, sizeof(s->layout));
-	s->words = pk->n_atoms / 64 + 1;
+	s->words = e->n_bits / 64 + 1;
 	s->bits = calloc(s->words * B, sizeof(*s->bits));
 	s->field_stamp = calloc(nf * B, sizeof(*s->field_stamp));
 	s->fval = calloc(nf * B, sizeof(*s->fval));
@@ -127,18 +127,19 @@ void rf_engine_scratch_stats(const struct rf_engine_scratch *s, struct rf_engine
 	*ret = s->st;
 }
 
-/* Set atom a's bit in the current event's set (a is re-checked: defence in depth). */
+/* Set atom (or factor) a's bit in the current event's set (a is re-checked: defence in
+ * depth). Only atoms count in the stats. */
 static void set_bit(struct rf_engine_scratch *s, uint64_t *bits, uint32_t a)
 {
 	uint64_t bit = 1ull << (a & 63);
 
-	if (a >= s->e->pk->n_atoms) {
+	if (a >= s->e->n_bits) {
 		s->st.violations++;
 		return;
 	}
 	if (!(bits[a >> 6] & bit)) {
 		bits[a >> 6] |= bit;
-		s->st.atoms++;
+		s->st.atoms += a < s->e->pk->n_atoms;
 	}
 }
 
@@ -398,7 +399,7 @@ static int finish_event(const struct rf_engine *e, size_t b, struct rf_engine_sc
 	for (size_t w = 0; w < s->words; w++) {
 		for (uint64_t x = bits[w]; x; x &= x - 1) {
 			uint32_t a = (uint32_t)(w * 64 + (size_t)__builtin_ctzll(x));
-			if (a >= pk->n_atoms) {
+			if (a >= e->n_bits) {
 				s->st.violations++;
 				continue;
 			}

@@ -75,7 +75,19 @@ struct rf_engine {
 	struct numatom *nums;
 	uint32_t *pres, *nulls, *nullfields, *always;
 	uint32_t *frefs;		 /* FIELDREF atoms, grouped per event type */
-	uint32_t *trig_off, *trig_rules; /* CSR: atom -> rules */
+	uint32_t *trig_off, *trig_rules; /* CSR: atom or factor -> rules */
+	/* Factors: the longest literal of each glob with wildcards (RF_DB_OTHER), searched in the
+	 * field's literal database as bit n_atoms + i; a glob cannot match a value its factor is
+	 * not in, so the factor stands for the glob in trigger sets and the RF_DB_OTHER database
+	 * need only be scanned when a rule that runs reads it. */
+	uint32_t n_bits;		 /* n_atoms + factors: the size of an event's bit set */
+	uint32_t *factor;		 /* per atom: its factor's bit, or UINT32_MAX */
+	struct {
+		uint32_t atom, len; /* the glob it stands for; the literal's length */
+		const char *lit;    /* in factor_arena */
+	} * factors;
+	char *factor_arena;
+	uint8_t *acls;			 /* per atom: its class (atom_class), RF_NDB if none */
 	uint32_t *rule_ev;		 /* manifest event of each rule */
 	uint32_t *lazy_off, *lazy_len;	 /* per rule: the lazy databases it reads */
 	uint32_t *lazy_fields;		 /* field * RF_NDB + database class */

@@ -49,6 +49,10 @@ void rf_engine_free(struct rf_engine *e)
 	free(e->lazy_off);
 	free(e->lazy_len);
 	free(e->lazy_fields);
+	free(e->factor);
+	free(e->factors);
+	free(e->factor_arena);
+	free(e->acls);
 	free(e->agent);
 	free(e->version);
 	free(e->digests);
@@ -75,7 +79,9 @@ static int make_exprs(const struct rf_engine *e, const uint32_t *atoms, uint32_t
 	int r = 0;
 
 	for (uint32_t i = 0; i < n; i++) {
-		const struct rf_patom *a = &pk->atoms[atoms[i]];
+		bool fac = atoms[i] >= pk->n_atoms; /* a factor (literal database only) */
+		const struct rf_patom *a = &pk->atoms[fac ? e->factors[atoms[i] - pk->n_atoms].atom
+							  : atoms[i]];
 		const struct rf_pstr *p = &pk->strings[a->pattern];
 		size_t cap = RF_GLOB_REGEX_MAX(p->len) + 1;
 		int len;
@@ -84,8 +90,13 @@ static int make_exprs(const struct rf_engine *e, const uint32_t *atoms, uint32_t
 			r = -ENOMEM;
 			goto out;
 		}
-		len = lit ? rf__glob_literal(p->s, p->len, exprs[i])
-			  : rf__pack_glob_regex(a->op, p->s, p->len, exprs[i], cap);
+		if (fac) {
+			len = (int)e->factors[atoms[i] - pk->n_atoms].len;
+			memcpy(exprs[i], e->factors[atoms[i] - pk->n_atoms].lit, (size_t)len);
+		} else {
+			len = lit ? rf__glob_literal(p->s, p->len, exprs[i])
+				  : rf__pack_glob_regex(a->op, p->s, p->len, exprs[i], cap);
+		}
 		if (len < 0) {
 			r = rf_diag_report(d, -E2BIG, "engine: atom %u: pattern too long",
 					   atoms[i]);
@@ -166,58 +177,68 @@ out:
 /*
  * Trigger sets, computed symbolically over the program: ATOM a -> {a} (a NULL atom, true when
  * the field is absent, -> "all": no set); TRUE -> all; FALSE -> {} (never true); NOT x -> all;
- * x AND y -> the smaller of the two sets (either must match); x OR y -> their union (all if either
- * is all). Sets are trees of union nodes (one node per instruction, each used once), flattened at
+ * x AND y -> the smaller of the two sets (either must match), preferring the one with fewer
+ * "heavy" atoms (regular expressions and globs without a factor: they keep their field's
+ * RF_DB_OTHER database from being lazy); x OR y -> their union (all if either is all). A glob
+ * with a factor is represented by its factor (see struct rf_engine). Sets are trees of union nodes (one node per instruction, each used once), flattened at
  * the end, so the cost is linear in the program length.
  */
 struct tnode {
 	uint32_t left, right; /* children for a union; left = atom for a leaf */
 	uint32_t size;	      /* upper bound of the set's size */
 	uint8_t kind;	      /* 0 all, 1 leaf, 2 union, 3 empty */
+	uint32_t heavy;	      /* heavy atoms in the set */
 };
 
 /* Returns the number of atoms written to out (at most code_len), or -1 for "all". */
-static int trigger_set(const struct rf_pack *pk, const struct rf_prule *r, struct tnode *nodes,
+static int trigger_set(const struct rf_engine *e, const struct rf_prule *r, struct tnode *nodes,
 		       uint32_t *st, uint32_t *walk, uint32_t *out)
 {
+	const struct rf_pack *pk = e->pk;
 	uint32_t top = 0, nn = 0;
 
 	for (uint32_t k = 0; k < r->code_len; k++) {
 		uint32_t in = pk->code[r->code_off + k], op = RF_INSN_OP(in), a, b;
 		switch (op) {
 		case RF_I_ATOM:
-			if (pk->atoms[RF_INSN_ARG(in)].op == RF_OP_NULL)
-				nodes[nn] = (struct tnode){0, 0, 0, 0};
+			a = RF_INSN_ARG(in);
+			if (pk->atoms[a].op == RF_OP_NULL)
+				nodes[nn] = (struct tnode){0, 0, 0, 0, 0};
+			else if (e->factor[a] != UINT32_MAX)
+				nodes[nn] = (struct tnode){e->factor[a], 0, 1, 1, 0};
 			else
-				nodes[nn] = (struct tnode){RF_INSN_ARG(in), 0, 1, 1};
+				nodes[nn] = (struct tnode){a, 0, 1, 1, e->acls[a] == RF_DB_OTHER};
 			st[top++] = nn++;
 			break;
 		case RF_I_TRUE:
-			nodes[nn] = (struct tnode){0, 0, 0, 0};
+			nodes[nn] = (struct tnode){0, 0, 0, 0, 0};
 			st[top++] = nn++;
 			break;
 		case RF_I_FALSE:
-			nodes[nn] = (struct tnode){0, 0, 0, 3};
+			nodes[nn] = (struct tnode){0, 0, 0, 3, 0};
 			st[top++] = nn++;
 			break;
 		case RF_I_NOT:
-			nodes[nn] = (struct tnode){0, 0, 0, 0};
+			nodes[nn] = (struct tnode){0, 0, 0, 0, 0};
 			st[top - 1] = nn++;
 			break;
 		case RF_I_AND:
 			b = st[--top];
 			a = st[top - 1];
 			if (nodes[a].kind == 0 ||
-			    (nodes[b].kind != 0 && nodes[b].size < nodes[a].size))
+			    (nodes[b].kind != 0 &&
+			     (nodes[b].heavy < nodes[a].heavy ||
+			      (nodes[b].heavy == nodes[a].heavy && nodes[b].size < nodes[a].size))))
 				st[top - 1] = b;
 			break;
 		case RF_I_OR:
 			b = st[--top];
 			a = st[top - 1];
 			if (nodes[a].kind == 0 || nodes[b].kind == 0)
-				nodes[nn] = (struct tnode){0, 0, 0, 0};
+				nodes[nn] = (struct tnode){0, 0, 0, 0, 0};
 			else
-				nodes[nn] = (struct tnode){a, b, nodes[a].size + nodes[b].size, 2};
+				nodes[nn] = (struct tnode){a, b, nodes[a].size + nodes[b].size, 2,
+							   nodes[a].heavy + nodes[b].heavy};
 			st[top - 1] = nn++;
 			break;
 		}
@@ -259,16 +280,16 @@ static int build_triggers(struct rf_engine *e, struct rf_diag *d)
 	uint32_t *sets = malloc(((size_t)pk->n_code + 1) * sizeof(*sets));
 	rs_start = calloc(pk->n_rules + 1, sizeof(*rs_start));
 	rs_len = calloc(pk->n_rules + 1, sizeof(*rs_len));
-	cnt = calloc((size_t)pk->n_atoms + 1, sizeof(*cnt));
+	cnt = calloc((size_t)e->n_bits + 1, sizeof(*cnt));
 	always_cnt = calloc(e->n_ev + 1, sizeof(*always_cnt));
-	e->trig_off = calloc((size_t)pk->n_atoms + 1, sizeof(*e->trig_off));
+	e->trig_off = calloc((size_t)e->n_bits + 1, sizeof(*e->trig_off));
 	e->always = malloc((pk->n_rules + 1) * sizeof(*e->always));
 	if (!pool || !walk || !nodes || !st || !sets || !rs_start || !rs_len || !cnt ||
 	    !always_cnt || !e->trig_off || !e->always)
 		goto out;
 	size_t nsets = 0;
 	for (uint32_t i = 0; i < pk->n_rules; i++) {
-		int t = trigger_set(pk, &pk->rules[i], nodes, st, walk, pool);
+		int t = trigger_set(e, &pk->rules[i], nodes, st, walk, pool);
 		if (t < 0) {
 			rs_len[i] = UINT32_MAX;
 			always_cnt[e->rule_ev[i]]++;
@@ -281,15 +302,15 @@ static int build_triggers(struct rf_engine *e, struct rf_diag *d)
 		for (int k = 0; k < t; k++)
 			cnt[pool[k]]++;
 	}
-	for (uint32_t a = 0; a < pk->n_atoms; a++) {
+	for (uint32_t a = 0; a < e->n_bits; a++) {
 		e->trig_off[a] = (uint32_t)total;
 		total += cnt[a];
 	}
-	e->trig_off[pk->n_atoms] = (uint32_t)total;
+	e->trig_off[e->n_bits] = (uint32_t)total;
 	e->trig_rules = malloc((total + 1) * sizeof(*e->trig_rules));
 	if (!e->trig_rules)
 		goto out;
-	memset(cnt, 0, ((size_t)pk->n_atoms + 1) * sizeof(*cnt));
+	memset(cnt, 0, ((size_t)e->n_bits + 1) * sizeof(*cnt));
 	for (uint32_t i = 0; i < pk->n_rules; i++) {
 		if (rs_len[i] == UINT32_MAX)
 			continue;
@@ -354,6 +375,73 @@ static int atom_class(const struct rf_pack *pk, const struct rf_patom *at, char 
 	}
 }
 
+/* The longest literal run of glob p[0..n) (escapes resolved) written to out: its length, 0 if
+ * the glob is only wildcards. */
+static uint32_t glob_factor(const char *p, size_t n, char *out)
+{
+	uint32_t best = 0, cur = 0;
+	char run[RF_PATTERN_MAX];
+
+	for (size_t i = 0; i < n && i < RF_PATTERN_MAX; i++) {
+		char c = p[i];
+		if (c == '*' || c == '?') {
+			cur = 0;
+			continue;
+		}
+		if (c == '\\' && i + 1 < n && (p[i + 1] == '*' || p[i + 1] == '?' || p[i + 1] == '\\'))
+			c = p[++i];
+		run[cur++] = c;
+		if (cur > best) {
+			best = cur;
+			memcpy(out, run, cur);
+		}
+	}
+	return best;
+}
+
+/* Every atom's class (e->acls) and every factor (e->factor, e->factors, e->n_bits). */
+static int classify(struct rf_engine *e)
+{
+	const struct rf_pack *pk = e->pk;
+	char lit[RF_PATTERN_MAX + 1];
+	uint32_t na = pk->n_atoms, nfac = 0, len;
+	size_t alen = 0;
+
+	e->acls = malloc((size_t)na + 1);
+	e->factor = malloc(((size_t)na + 1) * sizeof(*e->factor));
+	if (!e->acls || !e->factor)
+		return -ENOMEM;
+	for (uint32_t a = 0; a < na; a++) {
+		const struct rf_patom *at = &pk->atoms[a];
+		const struct rf_pstr *p = &pk->strings[at->pattern];
+		bool str = at->field != RF_PACK_NONE && pk->fields[at->field].type == RF_FT_STRING;
+		int c = str ? atom_class(pk, at, lit, &len) : -1;
+		e->acls[a] = c < 0 || c >= RF_NDB ? RF_NDB : (uint8_t)c;
+		e->factor[a] = UINT32_MAX;
+		if (c == RF_DB_OTHER && at->op != RF_OP_REGEX && (len = glob_factor(p->s, p->len, lit))) {
+			e->factor[a] = na + nfac++;
+			alen += len;
+		}
+	}
+	e->n_bits = na + nfac;
+	e->factors = malloc(((size_t)nfac + 1) * sizeof(*e->factors));
+	e->factor_arena = malloc(alen + 1);
+	if (!e->factors || !e->factor_arena)
+		return -ENOMEM;
+	alen = 0;
+	for (uint32_t a = 0; a < na; a++) {
+		if (e->factor[a] == UINT32_MAX)
+			continue;
+		const struct rf_pstr *p = &pk->strings[pk->atoms[a].pattern];
+		len = glob_factor(p->s, p->len, e->factor_arena + alen);
+		e->factors[e->factor[a] - na].atom = a;
+		e->factors[e->factor[a] - na].len = len;
+		e->factors[e->factor[a] - na].lit = e->factor_arena + alen;
+		alen += len;
+	}
+	return 0;
+}
+
 /*
  * The string matchers of field f: its eq/startswith/endswith literals in a literal set (hashing,
  * literal.c), its literal contains in a pure-literal Vectorscan database, everything else
@@ -394,9 +482,11 @@ static int field_matchers(struct rf_engine *e, uint32_t f, uint32_t *tmp, struct
 	for (int db = 0; db < RF_NDB; db++) {
 		k = 0;
 		for (uint32_t a = 0; a < pk->n_atoms; a++)
-			if (pk->atoms[a].field == f &&
-			    atom_class(pk, &pk->atoms[a], lit, &len) == db)
+			if (pk->atoms[a].field == f && e->acls[a] == db)
 				tmp[k++] = a;
+		for (uint32_t j = 0; db == RF_DB_CONTAINS && j < e->n_bits - pk->n_atoms; j++)
+			if (pk->atoms[e->factors[j].atom].field == f)
+				tmp[k++] = pk->n_atoms + j;
 		if (!k)
 			continue;
 		char what[RF_NAME_MAX + 64];
@@ -419,7 +509,6 @@ static int build(struct rf_engine *e, const struct rf_manifest *m, struct rf_dia
 	const struct rf_pack *pk = e->pk;
 	size_t nmf = 0, names_len = 0;
 	uint32_t *tmp = NULL, *seen = NULL;
-	uint8_t *acls = NULL;
 	int r = -ENOMEM;
 
 	e->n_ev = rf__manifest_nevents(m);
@@ -547,6 +636,8 @@ static int build(struct rf_engine *e, const struct rf_manifest *m, struct rf_dia
 		}
 	}
 	/* Per-field string matchers, by pattern class (field_matchers). */
+	if ((r = classify(e)) < 0)
+		goto out;
 	e->digests = calloc((size_t)nf * RF_NDB + 2, sizeof(*e->digests));
 	if (!e->digests)
 		goto out;
@@ -607,26 +698,25 @@ static int build(struct rf_engine *e, const struct rf_manifest *m, struct rf_dia
 	r = build_triggers(e, d);
 	if (r < 0)
 		goto out;
-	/* Lazy databases: none of their atoms triggers a rule. */
-	acls = malloc((size_t)na + 1);
+	/* Lazy databases: none of their atoms triggers a rule (factors stand in for globs). */
 	seen = calloc((size_t)nf * RF_NDB + 1, sizeof(*seen));
 	e->lazy_off = calloc(pk->n_rules + 1, sizeof(*e->lazy_off));
 	e->lazy_len = calloc(pk->n_rules + 1, sizeof(*e->lazy_len));
 	e->lazy_fields = malloc(((size_t)pk->n_code + 1) * sizeof(*e->lazy_fields));
-	if (!acls || !seen || !e->lazy_off || !e->lazy_len || !e->lazy_fields) {
+	if (!seen || !e->lazy_off || !e->lazy_len || !e->lazy_fields) {
 		r = -ENOMEM;
 		goto out;
 	}
 	for (uint32_t f = 0; f < nf; f++)
 		for (int k = 0; k < RF_NDB; k++)
 			e->pf[f].lazy[k] = e->pf[f].db[k] != NULL;
-	for (uint32_t a = 0; a < na; a++) {
-		uint32_t f = pk->atoms[a].field, len;
-		char lit[RF_PATTERN_MAX + 1];
-		int c = f == RF_PACK_NONE ? -1 : atom_class(pk, &pk->atoms[a], lit, &len);
-		acls[a] = c >= 0 && c < RF_NDB && e->pf[f].db[c] ? (uint8_t)c : RF_NDB;
-		if (acls[a] < RF_NDB && e->trig_off[a + 1] > e->trig_off[a])
-			e->pf[f].lazy[acls[a]] = false;
+	for (uint32_t a = 0; a < e->n_bits; a++) {
+		if (e->trig_off[a + 1] == e->trig_off[a])
+			continue;
+		uint32_t at = a < na ? a : e->factors[a - na].atom;
+		uint8_t c = a < na ? e->acls[a] : RF_DB_CONTAINS;
+		if (c < RF_NDB)
+			e->pf[pk->atoms[at].field].lazy[c] = false;
 	}
 	uint32_t nl = 0;
 	for (uint32_t i = 0; i < pk->n_rules; i++) {
@@ -634,10 +724,10 @@ static int build(struct rf_engine *e, const struct rf_manifest *m, struct rf_dia
 		e->lazy_off[i] = nl;
 		for (uint32_t k = 0; k < ru->code_len; k++) {
 			uint32_t in = pk->code[ru->code_off + k], a = RF_INSN_ARG(in);
-			if (RF_INSN_OP(in) != RF_I_ATOM || acls[a] == RF_NDB)
+			if (RF_INSN_OP(in) != RF_I_ATOM || e->acls[a] == RF_NDB)
 				continue;
-			uint32_t f = pk->atoms[a].field, x = f * RF_NDB + acls[a];
-			if (!e->pf[f].lazy[acls[a]] || seen[x] == i + 1)
+			uint32_t f = pk->atoms[a].field, x = f * RF_NDB + e->acls[a];
+			if (!e->pf[f].lazy[e->acls[a]] || seen[x] == i + 1)
 				continue;
 			seen[x] = i + 1;
 			e->lazy_fields[nl++] = x;
@@ -645,7 +735,6 @@ static int build(struct rf_engine *e, const struct rf_manifest *m, struct rf_dia
 		e->lazy_len[i] = nl - e->lazy_off[i];
 	}
 out:
-	free(acls);
 	free(seen);
 	free(cs);
 	free(cn);
