@@ -170,14 +170,28 @@ static bool run_rule(struct rf_engine_scratch *s, const uint64_t *bits, uint32_t
 
 	if (r->code_off > pk->n_code || r->code_len > pk->n_code - r->code_off)
 		goto violation;
+	const uint32_t *code = pk->code + r->code_off;
 	for (uint32_t k = 0; k < r->code_len; k++) {
-		uint32_t in = pk->code[r->code_off + k], arg = RF_INSN_ARG(in);
+		uint32_t in = code[k], arg = RF_INSN_ARG(in);
 		uint64_t v;
 		switch (RF_INSN_OP(in)) {
 		case RF_I_ATOM:
 			if (arg >= pk->n_atoms || depth >= 64)
 				goto violation;
-			stack = stack << 1 | (bits[arg >> 6] >> (arg & 63) & 1);
+			v = bits[arg >> 6] >> (arg & 63) & 1;
+			/* A Sigma value list compiles to ATOM (ATOM OR)* or ATOM (ATOM AND)*: fold
+			 * each following pair into v here, each checked as it is read (a pair that
+			 * is not one goes through the switch as usual). */
+			while (k + 2 < r->code_len && RF_INSN_OP(code[k + 1]) == RF_I_ATOM &&
+			       RF_INSN_ARG(code[k + 1]) < pk->n_atoms &&
+			       (code[k + 2] == RF_INSN(RF_I_OR, 0) ||
+				code[k + 2] == RF_INSN(RF_I_AND, 0))) {
+				uint32_t b = RF_INSN_ARG(code[k + 1]);
+				uint64_t w = bits[b >> 6] >> (b & 63) & 1;
+				v = code[k + 2] == RF_INSN(RF_I_OR, 0) ? v | w : v & w;
+				k += 2;
+			}
+			stack = stack << 1 | v;
 			depth++;
 			break;
 		case RF_I_TRUE:

@@ -37,7 +37,8 @@ struct numatom {
 enum {
 	RF_DB_CONTAINS = 0, /* literal contains: a pure-literal Vectorscan database */
 	RF_DB_OTHER = 1,    /* globs with wildcards, regular expressions: a Vectorscan database */
-	RF_NDB = 2,
+	RF_DB_HEAVY = 2,    /* those of them that trigger rules without a factor (always scanned) */
+	RF_NDB = 3,
 };
 /* (eq, startswith and endswith literals go to the field's literal set, matched by hashing.) */
 

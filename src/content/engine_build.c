@@ -399,6 +399,121 @@ static uint32_t glob_factor(const char *p, size_t n, char *out)
 	return best;
 }
 
+/* The length of the group or class starting at p[i] ('(' or '['), escapes and nested classes
+ * and groups included; 0 if it does not end. */
+static size_t skip_group(const char *p, size_t n, size_t i)
+{
+	size_t j = i + 1;
+	int depth = 1;
+
+	if (p[i] == '[') {
+		if (j < n && p[j] == '^')
+			j++;
+		if (j < n && p[j] == ']')
+			j++;
+		for (; j < n && p[j] != ']'; j++)
+			if (p[j] == '\\')
+				j++;
+		return j < n ? j - i + 1 : 0;
+	}
+	for (; j < n; j++) {
+		if (p[j] == '\\') {
+			j++;
+		} else if (p[j] == '[') {
+			size_t k = skip_group(p, n, j);
+			if (!k)
+				return 0;
+			j += k - 1;
+		} else if (p[j] == '(') {
+			depth++;
+		} else if (p[j] == ')' && --depth == 0) {
+			return j - i + 1;
+		}
+	}
+	return 0;
+}
+
+/* A literal every match of regular expression p[0..n) contains (written to out; its length, 0
+ * if none is found). Conservative: the expression is read at top level as a sequence of items,
+ * each a byte it requires (a plain byte, or an escaped one that is not a letter or digit) or
+ * something else (a group, a class, '.', an anchor, another escape); a quantifier turns the byte
+ * before it into something else ('+' keeps it but ends the run); a top-level '|' gives up. The
+ * factor is the longest run of required bytes, matched caselessly (inline flags may make any
+ * part of the expression caseless). */
+/* A run of required bytes ends: keep it in out if it is the longest so far. Returns 0 (the new
+ * run's length). */
+static uint32_t commit(const char *run, uint32_t cur, char *out, uint32_t *best)
+{
+	if (cur > *best) {
+		*best = cur;
+		memcpy(out, run, cur);
+	}
+	return 0;
+}
+
+static uint32_t regex_factor(const char *p, size_t n, char *out)
+{
+	uint32_t best = 0, cur = 0;
+	char run[RF_PATTERN_MAX];
+	bool prev_lit = false;
+
+	if (n > RF_PATTERN_MAX)
+		return 0;
+	for (size_t i = 0; i < n; i++) {
+		char c = p[i];
+		bool lit = false;
+		if (c == '?' || c == '*' || c == '+' || c == '{') {
+			size_t j = i + 1;
+			if (c == '{') {
+				while (j < n && ((p[j] >= '0' && p[j] <= '9') || p[j] == ','))
+					j++;
+				if (j >= n || p[j] != '}') { /* a literal '{': not required here */
+					cur = commit(run, cur, out, &best);
+					prev_lit = false;
+					continue;
+				}
+				j++;
+			}
+			if (prev_lit && c != '+')
+				cur--; /* the byte before is optional */
+			if (j < n && (p[j] == '?' || p[j] == '+'))
+				j++; /* lazy or possessive modifier */
+			i = j - 1;
+			/* End the run (after the byte a '+' repeats). */
+			cur = commit(run, cur, out, &best);
+			prev_lit = false;
+			continue;
+		}
+		if (c == '|')
+			return 0;
+		if (c == '(' || c == '[') {
+			size_t k = skip_group(p, n, i);
+			if (!k)
+				return 0;
+			i += k - 1;
+		} else if (c == '\\') {
+			if (i + 1 >= n)
+				return 0;
+			c = p[++i];
+			if (c == 'Q')
+				return 0;
+			lit = !((c >= '0' && c <= '9') || (c >= 'a' && c <= 'z') ||
+				(c >= 'A' && c <= 'Z') || (unsigned char)c >= 0x80);
+		} else {
+			lit = c != '.' && c != '^' && c != '$' && c != ')' && c != ']' && c != '}';
+		}
+		if (!lit) {
+			cur = commit(run, cur, out, &best);
+			prev_lit = false;
+			continue;
+		}
+		run[cur++] = c;
+		prev_lit = true;
+	}
+	commit(run, cur, out, &best);
+	return best;
+}
+
 /* Every atom's class (e->acls) and every factor (e->factor, e->factors, e->n_bits). */
 static int classify(struct rf_engine *e)
 {
@@ -418,7 +533,10 @@ static int classify(struct rf_engine *e)
 		int c = str ? atom_class(pk, at, lit, &len) : -1;
 		e->acls[a] = c < 0 || c >= RF_NDB ? RF_NDB : (uint8_t)c;
 		e->factor[a] = UINT32_MAX;
-		if (c == RF_DB_OTHER && at->op != RF_OP_REGEX && (len = glob_factor(p->s, p->len, lit))) {
+		len = c != RF_DB_OTHER	     ? 0
+		      : at->op == RF_OP_REGEX ? regex_factor(p->s, p->len, lit)
+					      : glob_factor(p->s, p->len, lit);
+		if (len >= (at->op == RF_OP_REGEX ? 3u : 1u)) {
 			e->factor[a] = na + nfac++;
 			alen += len;
 		}
@@ -433,7 +551,8 @@ static int classify(struct rf_engine *e)
 		if (e->factor[a] == UINT32_MAX)
 			continue;
 		const struct rf_pstr *p = &pk->strings[pk->atoms[a].pattern];
-		len = glob_factor(p->s, p->len, e->factor_arena + alen);
+		len = pk->atoms[a].op == RF_OP_REGEX ? regex_factor(p->s, p->len, e->factor_arena + alen)
+						     : glob_factor(p->s, p->len, e->factor_arena + alen);
 		e->factors[e->factor[a] - na].atom = a;
 		e->factors[e->factor[a] - na].len = len;
 		e->factors[e->factor[a] - na].lit = e->factor_arena + alen;
@@ -635,28 +754,9 @@ static int build(struct rf_engine *e, const struct rf_manifest *m, struct rf_dia
 			}
 		}
 	}
-	/* Per-field string matchers, by pattern class (field_matchers). */
+	/* Per-field string matchers, by pattern class (classify, field_matchers). */
 	if ((r = classify(e)) < 0)
 		goto out;
-	e->digests = calloc((size_t)nf * RF_NDB + 2, sizeof(*e->digests));
-	if (!e->digests)
-		goto out;
-	for (uint32_t f = 0; f < nf; f++)
-		if (cs[f] && (r = field_matchers(e, f, tmp, d)) < 0)
-			goto out;
-	if (nkw) {
-		uint32_t k = 0;
-		for (uint32_t a = 0; a < na; a++)
-			if (pk->atoms[a].field == RF_PACK_NONE)
-				tmp[k++] = a;
-		r = compile_db(e, tmp, k, false, "the keyword patterns", &e->kwdb, d);
-		if (r < 0)
-			goto out;
-	}
-	if (e->pre && e->ipre != e->npre) {
-		r = -ESTALE;
-		goto out;
-	}
 	/* FIELDREF atoms, grouped per event type (both fields are of the atom's event; the
 	 * verifier proved it), by counting sort: linear in atoms + events. */
 	e->frefs = malloc((na + 1) * sizeof(*e->frefs));
@@ -698,6 +798,31 @@ static int build(struct rf_engine *e, const struct rf_manifest *m, struct rf_dia
 	r = build_triggers(e, d);
 	if (r < 0)
 		goto out;
+	/* Wildcard and regex atoms that trigger rules themselves (no factor) go to the field's
+	 * RF_DB_HEAVY database, scanned for every event; the rest stay in RF_DB_OTHER, which can
+	 * then be lazy. */
+	for (uint32_t a = 0; a < na; a++)
+		if (e->acls[a] == RF_DB_OTHER && e->trig_off[a + 1] > e->trig_off[a])
+			e->acls[a] = RF_DB_HEAVY;
+	e->digests = calloc((size_t)nf * RF_NDB + 2, sizeof(*e->digests));
+	if (!e->digests)
+		goto out;
+	for (uint32_t f = 0; f < nf; f++)
+		if (cs[f] && (r = field_matchers(e, f, tmp, d)) < 0)
+			goto out;
+	if (nkw) {
+		uint32_t k = 0;
+		for (uint32_t a = 0; a < na; a++)
+			if (pk->atoms[a].field == RF_PACK_NONE)
+				tmp[k++] = a;
+		r = compile_db(e, tmp, k, false, "the keyword patterns", &e->kwdb, d);
+		if (r < 0)
+			goto out;
+	}
+	if (e->pre && e->ipre != e->npre) {
+		r = -ESTALE;
+		goto out;
+	}
 	/* Lazy databases: none of their atoms triggers a rule (factors stand in for globs). */
 	seen = calloc((size_t)nf * RF_NDB + 1, sizeof(*seen));
 	e->lazy_off = calloc(pk->n_rules + 1, sizeof(*e->lazy_off));
