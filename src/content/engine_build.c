@@ -80,8 +80,8 @@ static int make_exprs(const struct rf_engine *e, const uint32_t *atoms, uint32_t
 
 	for (uint32_t i = 0; i < n; i++) {
 		bool fac = atoms[i] >= pk->n_atoms; /* a factor (literal database only) */
-		const struct rf_patom *a = &pk->atoms[fac ? e->factors[atoms[i] - pk->n_atoms].atom
-							  : atoms[i]];
+		const struct rf_patom *a =
+		    &pk->atoms[fac ? e->factors[atoms[i] - pk->n_atoms].atom : atoms[i]];
 		const struct rf_pstr *p = &pk->strings[a->pattern];
 		size_t cap = RF_GLOB_REGEX_MAX(p->len) + 1;
 		int len;
@@ -103,9 +103,11 @@ static int make_exprs(const struct rf_engine *e, const uint32_t *atoms, uint32_t
 			goto out;
 		}
 		lens[i] = (size_t)len;
-		flags[i] =
-		    lit ? HS_FLAG_SINGLEMATCH | ((a->flags & RF_ATOM_CASED) ? 0 : HS_FLAG_CASELESS)
-			: rf__pack_hs_flags(a->op, a->flags);
+		/* A regex's factor is searched caselessly: inline flags ((?i)) may make any
+		 * part of a cased expression caseless. */
+		bool cased = (a->flags & RF_ATOM_CASED) && a->op != RF_OP_REGEX;
+		flags[i] = lit ? HS_FLAG_SINGLEMATCH | (cased ? 0 : HS_FLAG_CASELESS)
+			       : rf__pack_hs_flags(a->op, a->flags);
 		ids[i] = atoms[i];
 		uint32_t tail[4] = {flags[i], ids[i], lit, (uint32_t)len};
 		if ((r = rf_buf_append(&b, exprs[i], (size_t)len)) < 0 ||
@@ -180,8 +182,9 @@ out:
  * x AND y -> the smaller of the two sets (either must match), preferring the one with fewer
  * "heavy" atoms (regular expressions and globs without a factor: they keep their field's
  * RF_DB_OTHER database from being lazy); x OR y -> their union (all if either is all). A glob
- * with a factor is represented by its factor (see struct rf_engine). Sets are trees of union nodes (one node per instruction, each used once), flattened at
- * the end, so the cost is linear in the program length.
+ * with a factor is represented by its factor (see struct rf_engine). Sets are trees of union nodes
+ * (one node per instruction, each used once), flattened at the end, so the cost is linear in the
+ * program length.
  */
 struct tnode {
 	uint32_t left, right; /* children for a union; left = atom for a leaf */
@@ -388,7 +391,8 @@ static uint32_t glob_factor(const char *p, size_t n, char *out)
 			cur = 0;
 			continue;
 		}
-		if (c == '\\' && i + 1 < n && (p[i + 1] == '*' || p[i + 1] == '?' || p[i + 1] == '\\'))
+		if (c == '\\' && i + 1 < n &&
+		    (p[i + 1] == '*' || p[i + 1] == '?' || p[i + 1] == '\\'))
 			c = p[++i];
 		run[cur++] = c;
 		if (cur > best) {
@@ -431,6 +435,32 @@ static size_t skip_group(const char *p, size_t n, size_t i)
 		}
 	}
 	return 0;
+}
+
+/* The last byte of the escape whose letter or digit is p[i] (\\xHH, \\x{...}, \\cX, \\pL,
+ * \\p{..}, \\k<..>, \\g{..}, \\g-1, \\123, \\o{..}, \\N{..}): what follows it is read as
+ * part of it, so none of it is taken for a literal byte. */
+static size_t skip_escape(const char *p, size_t n, size_t i)
+{
+	char c = p[i];
+	size_t j = i + 1;
+
+	if (j < n && (p[j] == '{' || ((c == 'k' || c == 'g') && (p[j] == '<' || p[j] == '\'')))) {
+		char close = p[j] == '{' ? '}' : p[j] == '<' ? '>' : '\'';
+		for (j++; j < n && p[j] != close; j++)
+			;
+		j = j < n ? j + 1 : n;
+	} else if (c == 'x')
+		while (j < n && j < i + 3 &&
+		       ((p[j] >= '0' && p[j] <= '9') || (p[j] >= 'a' && p[j] <= 'f') ||
+			(p[j] >= 'A' && p[j] <= 'F')))
+			j++;
+	else if (c == 'c' || c == 'p' || c == 'P')
+		j = j < n ? j + 1 : j;
+	else if ((c >= '0' && c <= '9') || c == 'g')
+		while (j < n && ((p[j] >= '0' && p[j] <= '9') || p[j] == '-'))
+			j++;
+	return j - 1;
 }
 
 /* A literal every match of regular expression p[0..n) contains (written to out; its length, 0
@@ -499,6 +529,8 @@ static uint32_t regex_factor(const char *p, size_t n, char *out)
 				return 0;
 			lit = !((c >= '0' && c <= '9') || (c >= 'a' && c <= 'z') ||
 				(c >= 'A' && c <= 'Z') || (unsigned char)c >= 0x80);
+			if (!lit)
+				i = skip_escape(p, n, i);
 		} else {
 			lit = c != '.' && c != '^' && c != '$' && c != ')' && c != ']' && c != '}';
 		}
@@ -533,7 +565,7 @@ static int classify(struct rf_engine *e)
 		int c = str ? atom_class(pk, at, lit, &len) : -1;
 		e->acls[a] = c < 0 || c >= RF_NDB ? RF_NDB : (uint8_t)c;
 		e->factor[a] = UINT32_MAX;
-		len = c != RF_DB_OTHER	     ? 0
+		len = c != RF_DB_OTHER	      ? 0
 		      : at->op == RF_OP_REGEX ? regex_factor(p->s, p->len, lit)
 					      : glob_factor(p->s, p->len, lit);
 		if (len >= (at->op == RF_OP_REGEX ? 3u : 1u)) {
@@ -551,8 +583,9 @@ static int classify(struct rf_engine *e)
 		if (e->factor[a] == UINT32_MAX)
 			continue;
 		const struct rf_pstr *p = &pk->strings[pk->atoms[a].pattern];
-		len = pk->atoms[a].op == RF_OP_REGEX ? regex_factor(p->s, p->len, e->factor_arena + alen)
-						     : glob_factor(p->s, p->len, e->factor_arena + alen);
+		len = pk->atoms[a].op == RF_OP_REGEX
+			  ? regex_factor(p->s, p->len, e->factor_arena + alen)
+			  : glob_factor(p->s, p->len, e->factor_arena + alen);
 		e->factors[e->factor[a] - na].atom = a;
 		e->factors[e->factor[a] - na].len = len;
 		e->factors[e->factor[a] - na].lit = e->factor_arena + alen;
