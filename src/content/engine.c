@@ -227,6 +227,111 @@ violation:
 	return false;
 }
 
+/* Scan the lazy databases rule r reads that event slot b has not been scanned with yet. */
+static int lazy_scan(const struct rf_engine *e, size_t b, struct rf_engine_scratch *s, uint32_t r)
+{
+	const struct rf_pack *pk = e->pk;
+	size_t nf = pk->n_fields + 1;
+
+	for (uint32_t j = 0; j < e->lazy_len[r]; j++) {
+		uint32_t x = e->lazy_fields[e->lazy_off[r] + j], f = x / RF_NDB;
+		if (f >= pk->n_fields || !e->pf[f].db[x % RF_NDB]) {
+			s->st.violations++;
+			continue;
+		}
+		if (s->lazy_stamp[x] == s->rstamp)
+			continue;
+		s->lazy_stamp[x] = s->rstamp;
+		if (s->field_stamp[b * nf + f] != s->stamp)
+			continue;
+		s->cur = s->bits + b * s->words;
+		if (hs_scan(e->pf[f].db[x % RF_NDB], s->fval[b * nf + f], s->flen[b * nf + f], 0,
+			    s->hs, on_match, s) != HS_SUCCESS)
+			return -EIO;
+	}
+	return 0;
+}
+
+/* Is atom a's bit for event slot b not known yet (its field is present and its database is
+ * lazy and not scanned yet)? */
+static bool unknown(const struct rf_engine *e, const struct rf_engine_scratch *s, size_t b,
+		    uint32_t a)
+{
+	const struct rf_pack *pk = e->pk;
+	uint32_t c = e->acls[a], f = pk->atoms[a].field;
+
+	if (c >= RF_NDB || f >= pk->n_fields || !e->pf[f].lazy[c])
+		return false;
+	return s->lazy_stamp[f * RF_NDB + c] != s->rstamp &&
+	       s->field_stamp[b * (pk->n_fields + 1) + f] == s->stamp;
+}
+
+/* Rule ri in three-valued (Kleene) logic, the atoms of lazy databases not scanned yet unknown:
+ * 0 or 1 when that is the rule's value whatever they turn out to be, 2 when it depends on them.
+ * Checks as run_rule (a violation makes the rule 0). */
+static int run_rule3(struct rf_engine_scratch *s, const uint64_t *bits, size_t b, uint32_t ri)
+{
+	const struct rf_engine *e = s->e;
+	const struct rf_pack *pk = e->pk;
+	const struct rf_prule *r = &pk->rules[ri];
+	uint64_t val = 0, kn = 0; /* value and known bits, top of stack in bit 0 */
+	uint32_t depth = 0;
+
+	if (r->code_off > pk->n_code || r->code_len > pk->n_code - r->code_off)
+		goto violation;
+	for (uint32_t k = 0; k < r->code_len; k++) {
+		uint32_t in = pk->code[r->code_off + k], arg = RF_INSN_ARG(in);
+		uint64_t v, q, fa, fb;
+		switch (RF_INSN_OP(in)) {
+		case RF_I_ATOM:
+			if (arg >= pk->n_atoms || depth >= 64)
+				goto violation;
+			q = !unknown(e, s, b, arg);
+			val = val << 1 | (q & (bits[arg >> 6] >> (arg & 63)));
+			kn = kn << 1 | q;
+			depth++;
+			break;
+		case RF_I_TRUE:
+		case RF_I_FALSE:
+			if (depth >= 64)
+				goto violation;
+			val = val << 1 | (uint64_t)(RF_INSN_OP(in) == RF_I_TRUE);
+			kn = kn << 1 | 1;
+			depth++;
+			break;
+		case RF_I_NOT:
+			if (depth < 1)
+				goto violation;
+			val ^= kn & 1;
+			break;
+		case RF_I_AND:
+		case RF_I_OR:
+			if (depth < 2)
+				goto violation;
+			/* AND is known when both are, or either is known false; OR likewise with
+			 * true. */
+			fa = RF_INSN_OP(in) == RF_I_AND ? ~val : val; /* the deciding value */
+			fb = kn & fa & 1, fa = (kn >> 1) & (fa >> 1) & 1;
+			q = ((kn & (kn >> 1)) | fa | fb) & 1;
+			v = RF_INSN_OP(in) == RF_I_AND ? (val & (val >> 1) & 1)
+						       : ((val | (val >> 1)) & 1);
+			v &= q;
+			val = (val >> 2) << 1 | v;
+			kn = (kn >> 2) << 1 | q;
+			depth--;
+			break;
+		default:
+			goto violation;
+		}
+	}
+	if (depth != 1)
+		goto violation;
+	return (kn & 1) ? (int)(val & 1) : 2;
+violation:
+	s->st.violations++;
+	return 0;
+}
+
 static int cmp_u32(const void *a, const void *b)
 {
 	uint32_t x = *(const uint32_t *)a, y = *(const uint32_t *)b;
@@ -426,31 +531,19 @@ static int finish_event(const struct rf_engine *e, size_t b, struct rf_engine_sc
 			}
 		}
 	}
-	/* Lazy fields the rules about to run read. */
-	size_t nf = pk->n_fields + 1;
+	/* Run the rules. One that reads a lazy database not yet scanned for this event is first
+	 * run with those atoms unknown (run_rule3): most candidates are decided by their other
+	 * atoms; only the rest scan the databases they read, then run as usual. */
 	for (uint32_t k = 0; k < s->n_cand + et->always_len; k++) {
 		uint32_t r = k < s->n_cand ? s->cand[k] : e->always[et->always_off + k - s->n_cand];
-		for (uint32_t j = 0; j < e->lazy_len[r]; j++) {
-			uint32_t x = e->lazy_fields[e->lazy_off[r] + j], f = x / RF_NDB;
-			if (f >= pk->n_fields || !e->pf[f].db[x % RF_NDB]) {
-				s->st.violations++;
-				continue;
-			}
-			if (s->lazy_stamp[x] == s->rstamp)
-				continue;
-			s->lazy_stamp[x] = s->rstamp;
-			if (s->field_stamp[b * nf + f] != s->stamp)
-				continue;
-			s->cur = s->bits + b * s->words;
-			if (hs_scan(e->pf[f].db[x % RF_NDB], s->fval[b * nf + f],
-				    s->flen[b * nf + f], 0, s->hs, on_match, s) != HS_SUCCESS)
+		int res = e->lazy_len[r] ? run_rule3(s, bits, b, r) : 2;
+		if (res == 2) {
+			if (lazy_scan(e, b, s, r) < 0)
 				return -EIO;
+			res = run_rule(s, bits, r);
 		}
-	}
-	for (uint32_t k = 0; k < s->n_cand + et->always_len; k++) {
-		uint32_t r = k < s->n_cand ? s->cand[k] : e->always[et->always_off + k - s->n_cand];
 		s->st.rules_run++;
-		if (run_rule(s, bits, r))
+		if (res == 1)
 			s->matches[s->n_matches++] = r;
 	}
 	if (s->n_matches > 1)
