@@ -7,16 +7,22 @@
  *   0. refuses the event as a whole if a field value is longer than RF_EVENT_VALUE_MAX or all
  *      values together are longer than RF_EVENT_LINE_MAX (counted as oversize): every value
  *      that is matched is matched whole, never cut, and the scan cost stays linear;
- *   1. looks up each field the event carries (only fields the manifest supplies count);
- *   2. scans each string field that has atoms with that field's Vectorscan database (one per
- *      field, compiled here from the verified pattern text, never deserialised from the pack),
- *      and every string field with the keyword database; int and ip atoms are compared natively;
- *      EXISTS/NULL atoms come from presence;
- *   3. each atom that matches marks the rules in its trigger list as candidates (the prefilter:
- *      a rule's trigger set is a set of atoms at least one of which must match for the rule to
- *      be true, computed at load); rules without a trigger set always run;
+ *   1. looks up each field the event carries (only fields the manifest supplies count), matches
+ *      its eq/startswith/endswith literals in the field's tries (literal.c), compares int and ip
+ *      atoms natively, and sets EXISTS/NULL atoms from presence;
+ *   2. scans each string field with its Vectorscan databases that are not lazy (engine_build.c
+ *      compiles them from the verified pattern text, never deserialised from the pack: literal
+ *      contains plus the factors of wildcard and regex atoms; the wildcard and regex atoms that
+ *      trigger rules themselves), and every string field with the keyword database;
+ *   3. each atom or factor that matches marks the rules in its trigger list as candidates (the
+ *      prefilter: a rule's trigger set is a set of atoms at least one of which must match for
+ *      the rule to be true, computed at load; a factor stands for its atom); rules without a
+ *      trigger set always run;
  *   4. runs the candidate programs, re-checking every atom index and the stack at run time
- *      (defence in depth: a violation is counted and the rule is false, never a fault).
+ *      (defence in depth: a violation is counted and the rule is false, never a fault). A rule
+ *      that reads a lazy database (the other wildcard and regex atoms) runs first with those
+ *      atoms unknown (three-valued logic); only if its value depends on them is the database
+ *      scanned, once per event, and the rule run again.
  * Events are evaluated in batches (rf_engine_eval is a batch of one): step 1 per event, step 2
  * per field database over the whole batch (each database enters the cache once per batch),
  * steps 3-4 per event. Cost per event is docs/engine.md's bound. Nothing is allocated per event:
@@ -55,9 +61,12 @@ static bool num_match(const struct numatom *nm, uint8_t type, int64_t iv, const 
 struct rf_engine_scratch {
 	const struct rf_engine *e;
 	hs_scratch_t *hs;
-	size_t words;	       /* 64-bit words of one event's atom bit set */
-	uint64_t *bits;	       /* RF_ENGINE_BATCH_MAX bit sets */
-	uint64_t *cur;	       /* the bit set Vectorscan matches go to */
+	size_t words;	  /* 64-bit words of one event's atom bit set */
+	uint64_t *bits;	  /* RF_ENGINE_BATCH_MAX bit sets */
+	uint64_t *cur;	  /* the bit set Vectorscan matches go to */
+	uint64_t *sum;	  /* per bit set, one bit per word of it that has a bit set */
+	uint64_t *cursum; /* cur's */
+	size_t sumwords;
 	uint32_t *field_stamp; /* [slot * n_fields + f] == stamp: field f present in event slot */
 	const char **fval;     /* [slot * n_fields + f]: its value (whole: see oversize()) */
 	uint32_t *flen;
@@ -82,6 +91,8 @@ int rf_engine_scratch_new(const struct rf_engine *e, struct rf_engine_scratch **
 	memset(s->layout, 0xff, sizeof(s->layout));
 	s->words = e->n_bits / 64 + 1;
 	s->bits = calloc(s->words * B, sizeof(*s->bits));
+	s->sumwords = s->words / 64 + 1;
+	s->sum = calloc(s->sumwords * B, sizeof(*s->sum));
 	s->field_stamp = calloc(nf * B, sizeof(*s->field_stamp));
 	s->fval = calloc(nf * B, sizeof(*s->fval));
 	s->flen = calloc(nf * B, sizeof(*s->flen));
@@ -89,8 +100,8 @@ int rf_engine_scratch_new(const struct rf_engine *e, struct rf_engine_scratch **
 	s->cand = calloc(pk->n_rules + 1, sizeof(*s->cand));
 	s->matches = calloc(pk->n_rules + 1, sizeof(*s->matches));
 	s->lazy_stamp = calloc(nf * RF_NDB, sizeof(*s->lazy_stamp));
-	if (!s->bits || !s->field_stamp || !s->fval || !s->flen || !s->rule_stamp || !s->cand ||
-	    !s->matches || !s->lazy_stamp)
+	if (!s->bits || !s->sum || !s->field_stamp || !s->fval || !s->flen || !s->rule_stamp ||
+	    !s->cand || !s->matches || !s->lazy_stamp)
 		goto fail;
 	for (uint32_t f = 0; f < pk->n_fields; f++)
 		for (int c = 0; c < RF_NDB; c++)
@@ -112,6 +123,7 @@ void rf_engine_scratch_free(struct rf_engine_scratch *s)
 		return;
 	hs_free_scratch(s->hs);
 	free(s->bits);
+	free(s->sum);
 	free(s->field_stamp);
 	free(s->fval);
 	free(s->flen);
@@ -129,7 +141,7 @@ void rf_engine_scratch_stats(const struct rf_engine_scratch *s, struct rf_engine
 
 /* Set atom (or factor) a's bit in the current event's set (a is re-checked: defence in
  * depth). Only atoms count in the stats. */
-static void set_bit(struct rf_engine_scratch *s, uint64_t *bits, uint32_t a)
+static void set_bit(struct rf_engine_scratch *s, uint32_t a)
 {
 	uint64_t bit = 1ull << (a & 63);
 
@@ -137,8 +149,9 @@ static void set_bit(struct rf_engine_scratch *s, uint64_t *bits, uint32_t a)
 		s->st.violations++;
 		return;
 	}
-	if (!(bits[a >> 6] & bit)) {
-		bits[a >> 6] |= bit;
+	if (!(s->cur[a >> 6] & bit)) {
+		s->cur[a >> 6] |= bit;
+		s->cursum[a >> 12] |= 1ull << (a >> 6 & 63);
 		s->st.atoms += a < s->e->pk->n_atoms;
 	}
 }
@@ -147,7 +160,7 @@ static void lit_hit(void *ctx, uint32_t atom)
 {
 	struct rf_engine_scratch *s = ctx;
 
-	set_bit(s, s->cur, atom);
+	set_bit(s, atom);
 }
 
 static int on_match(unsigned int id, unsigned long long from, unsigned long long to,
@@ -155,7 +168,7 @@ static int on_match(unsigned int id, unsigned long long from, unsigned long long
 {
 	struct rf_engine_scratch *s = ctx;
 
-	set_bit(s, s->cur, id);
+	set_bit(s, id);
 	return 0;
 }
 
@@ -245,6 +258,7 @@ static int lazy_scan(const struct rf_engine *e, size_t b, struct rf_engine_scrat
 		if (s->field_stamp[b * nf + f] != s->stamp)
 			continue;
 		s->cur = s->bits + b * s->words;
+		s->cursum = s->sum + b * s->sumwords;
 		if (hs_scan(e->pf[f].db[x % RF_NDB], s->fval[b * nf + f], s->flen[b * nf + f], 0,
 			    s->hs, on_match, s) != HS_SUCCESS)
 			return -EIO;
@@ -400,8 +414,12 @@ static int prepare_event(const struct rf_engine *e, const struct rf_event *ev, s
 	s->ev_type[b] = (uint32_t)v;
 	if (v == e->n_ev)
 		return 1;
-	memset(bits, 0, s->words * sizeof(*bits));
 	s->cur = bits;
+	s->cursum = s->sum + b * s->sumwords;
+	for (size_t i = 0; i < s->sumwords; i++) /* clear only the words that were set */
+		for (uint64_t x = s->cursum[i]; x; x &= x - 1)
+			bits[i * 64 + (size_t)__builtin_ctzll(x)] = 0;
+	memset(s->cursum, 0, s->sumwords * sizeof(*s->cursum));
 	size_t nfields = ev->n_fields < RF_EVENT_FIELDS_MAX ? ev->n_fields : RF_EVENT_FIELDS_MAX;
 	for (size_t i = 0; i < nfields; i++) {
 		const struct rf_event_field *f = &ev->fields[i];
@@ -463,14 +481,14 @@ static int prepare_event(const struct rf_engine *e, const struct rf_event *ev, s
 			for (uint32_t k = 0; ok && k < rt->num_len; k++) {
 				const struct numatom *nm = &e->nums[rt->num_off + k];
 				if (num_match(nm, nt, iv, ip))
-					set_bit(s, bits, nm->atom);
+					set_bit(s, nm->atom);
 			}
 		}
 		for (uint32_t k = 0; k < rt->pres_len; k++)
-			set_bit(s, bits, e->pres[rt->pres_off + k]);
+			set_bit(s, e->pres[rt->pres_off + k]);
 		if (len == 0)
 			for (uint32_t k = 0; k < rt->null_len; k++)
-				set_bit(s, bits, e->nulls[rt->null_off + k]);
+				set_bit(s, e->nulls[rt->null_off + k]);
 	}
 	/* NULL atoms of absent fields. */
 	const struct evtype *et = &e->evs[v];
@@ -480,7 +498,7 @@ static int prepare_event(const struct rf_engine *e, const struct rf_event *ev, s
 			continue;
 		const struct pfield_rt *rt = &e->pf[pf];
 		for (uint32_t j = 0; j < rt->null_len; j++)
-			set_bit(s, bits, e->nulls[rt->null_off + j]);
+			set_bit(s, e->nulls[rt->null_off + j]);
 	}
 	/* FIELDREF atoms: both fields present and equal (whole values, so linear in them). */
 	for (uint32_t k = 0; k < et->fr_len; k++) {
@@ -493,7 +511,7 @@ static int prepare_event(const struct rf_engine *e, const struct rf_event *ev, s
 		if ((at->flags & RF_ATOM_CASED)
 			? !memcmp(s->fval[fa], s->fval[fb], s->flen[fa])
 			: ascii_caseeq(s->fval[fa], s->fval[fb], s->flen[fa]))
-			set_bit(s, bits, a);
+			set_bit(s, a);
 	}
 	return 0;
 }
@@ -515,22 +533,29 @@ static int finish_event(const struct rf_engine *e, size_t b, struct rf_engine_sc
 	}
 	s->n_cand = 0;
 	s->n_matches = 0;
-	for (size_t w = 0; w < s->words; w++) {
-		for (uint64_t x = bits[w]; x; x &= x - 1) {
-			uint32_t a = (uint32_t)(w * 64 + (size_t)__builtin_ctzll(x));
-			if (a >= e->n_bits) {
+	const uint64_t *sum = s->sum + b * s->sumwords;
+	for (size_t i = 0; i < s->sumwords; i++)
+		for (uint64_t y = sum[i]; y; y &= y - 1) {
+			size_t w = i * 64 + (size_t)__builtin_ctzll(y);
+			if (w >= s->words) {
 				s->st.violations++;
 				continue;
 			}
-			for (uint32_t k = e->trig_off[a]; k < e->trig_off[a + 1]; k++) {
-				uint32_t r = e->trig_rules[k];
-				if (s->rule_stamp[r] != s->rstamp && e->rule_ev[r] == v) {
-					s->rule_stamp[r] = s->rstamp;
-					s->cand[s->n_cand++] = r;
+			for (uint64_t x = bits[w]; x; x &= x - 1) {
+				uint32_t a = (uint32_t)(w * 64 + (size_t)__builtin_ctzll(x));
+				if (a >= e->n_bits) {
+					s->st.violations++;
+					continue;
+				}
+				for (uint32_t k = e->trig_off[a]; k < e->trig_off[a + 1]; k++) {
+					uint32_t r = e->trig_rules[k];
+					if (s->rule_stamp[r] != s->rstamp && e->rule_ev[r] == v) {
+						s->rule_stamp[r] = s->rstamp;
+						s->cand[s->n_cand++] = r;
+					}
 				}
 			}
 		}
-	}
 	/* Run the rules. One that reads a lazy database not yet scanned for this event is first
 	 * run with those atoms unknown (run_rule3): most candidates are decided by their other
 	 * atoms; only the rest scan the databases they read, then run as usual. */
@@ -602,6 +627,7 @@ int rf_engine_eval_batch(const struct rf_engine *e, const struct rf_event *const
 				    s->ev_type[b] == e->n_ev)
 					continue;
 				s->cur = s->bits + b * s->words;
+				s->cursum = s->sum + b * s->sumwords;
 				if (hs_scan(db, s->fval[b * nf + f], s->flen[b * nf + f], 0, s->hs,
 					    on_match, s) != HS_SUCCESS)
 					return -EIO;
