@@ -517,11 +517,12 @@ int main(int argc, char **argv)
 	if (verify_only) {
 		struct rf_pack_summary vs;
 		rf_pack_summary(vp, &vs);
-		printf("verify %s (%zu bytes, %zu rules, %zu atoms; structure + manifest + wildcard "
-		       "patterns through Vectorscan's parser): %.2f ms (best of 5; goal < 100 ms), "
-		       "verified pack holds %zu KiB of heap\n",
-		       packpath, vs.total_len, vs.n_rules, vs.n_atoms, best / 1e6,
-		       (heap1 - heap0) / 1024);
+		printf(
+		    "verify %s (%zu bytes, %zu rules, %zu atoms; structure + manifest + wildcard "
+		    "patterns through Vectorscan's parser): %.2f ms (best of 5; goal < 100 ms), "
+		    "verified pack holds %zu KiB of heap\n",
+		    packpath, vs.total_len, vs.n_rules, vs.n_atoms, best / 1e6,
+		    (heap1 - heap0) / 1024);
 		rf_pack_free(vp);
 		rf_manifest_free(m);
 		free(pack);
@@ -626,8 +627,7 @@ int main(int argc, char **argv)
 						val[f][o++] = '\\';
 						continue;
 					}
-					for (uint32_t j = 0; j < p->len && o < cap;
-					     j++)
+					for (uint32_t j = 0; j < p->len && o < cap; j++)
 						if (p->s[j] != '*' && p->s[j] != '?')
 							val[f][o++] = p->s[j];
 				}

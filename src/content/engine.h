@@ -81,17 +81,17 @@ struct rf_engine {
 	 * field's literal database as bit n_atoms + i; a glob cannot match a value its factor is
 	 * not in, so the factor stands for the glob in trigger sets and the RF_DB_OTHER database
 	 * need only be scanned when a rule that runs reads it. */
-	uint32_t n_bits;		 /* n_atoms + factors: the size of an event's bit set */
-	uint32_t *factor;		 /* per atom: its factor's bit, or UINT32_MAX */
+	uint32_t n_bits;  /* n_atoms + factors: the size of an event's bit set */
+	uint32_t *factor; /* per atom: its factor's bit, or UINT32_MAX */
 	struct {
 		uint32_t atom, len; /* the glob it stands for; the literal's length */
 		const char *lit;    /* in factor_arena */
 	} * factors;
 	char *factor_arena;
-	uint8_t *acls;			 /* per atom: its class (atom_class), RF_NDB if none */
-	uint32_t *rule_ev;		 /* manifest event of each rule */
-	uint32_t *lazy_off, *lazy_len;	 /* per rule: the lazy databases it reads */
-	uint32_t *lazy_fields;		 /* field * RF_NDB + database class */
+	uint8_t *acls;		       /* per atom: its class (atom_class), RF_NDB if none */
+	uint32_t *rule_ev;	       /* manifest event of each rule */
+	uint32_t *lazy_off, *lazy_len; /* per rule: the lazy databases it reads */
+	uint32_t *lazy_fields;	       /* field * RF_NDB + database class */
 	size_t scratch_bytes;
 	/* Loading from a cache (cache.c): databases to use instead of compiling, in db order
 	 * (per field ascending: contains, other; then keywords); taken ones are set to NULL. */
