@@ -81,8 +81,11 @@ static uint8_t fold(uint8_t c)
 /* Does v[0..n) match glob p (ir.h syntax) under op, as a whole value? */
 static bool ref_glob(unsigned op, const char *p, size_t pn, const char *v, size_t n, bool cased)
 {
-	struct tok t[2 * 1024 + 2];
+	struct tok t[2 * 64 + 2]; /* patterns are at most 63 bytes (struct gen_rule) */
+	bool m[2 * 64 + 3], mm[2 * 64 + 3];
 	size_t nt = 0;
+
+	assert_true(pn < 64);
 
 	if (op == RF_OP_CONTAINS || op == RF_OP_ENDSWITH)
 		t[nt++] = (struct tok){2, 0};
@@ -100,7 +103,6 @@ static bool ref_glob(unsigned op, const char *p, size_t pn, const char *v, size_
 	if (op == RF_OP_CONTAINS || op == RF_OP_STARTSWITH)
 		t[nt++] = (struct tok){2, 0};
 	/* m[j]: tokens [0, j) match v[0, i). */
-	bool *m = calloc(nt + 1, sizeof(*m)), *mm = calloc(nt + 1, sizeof(*mm));
 	m[0] = true;
 	for (size_t j = 1; j <= nt; j++)
 		m[j] = m[j - 1] && t[j - 1].kind == 2;
@@ -118,10 +120,7 @@ static bool ref_glob(unsigned op, const char *p, size_t pn, const char *v, size_
 		}
 		memcpy(m, mm, (nt + 1) * sizeof(*m));
 	}
-	bool r = m[nt];
-	free(m);
-	free(mm);
-	return r;
+	return m[nt];
 }
 
 static int ref_hit(unsigned int id, unsigned long long from, unsigned long long to,
