@@ -4,6 +4,10 @@
  * reached from a root by bytes b1..bk (folded) is the one every literal whose folded bytes are
  * b1..bk ends at, so reporting its atoms is exact for caseless atoms, and cased atoms are
  * compared byte for byte before they are reported.
+ *
+ * Also here, the factor readers the prefilter uses for wildcard and regex atoms: pure functions
+ * of the pattern text, conservative by construction (a byte is taken as required only when the
+ * reader is sure every match contains it).
  */
 #include <errno.h>
 #include <stdlib.h>
@@ -207,4 +211,174 @@ void rf__litset_match(const struct rf_litset *ls, const uint8_t *v, size_t n,
 		if (i == n || (node = step(ls, nd, node, fold(v[n - 1 - i]))) == UINT32_MAX)
 			break;
 	}
+}
+
+/* ---- factors: a literal every match of a pattern contains --------------------------- */
+
+/* The longest literal run of glob p[0..n) (escapes resolved) written to out: its length, 0 if
+ * the glob is only wildcards. */
+uint32_t rf__glob_factor(const char *p, size_t n, char *out)
+{
+	uint32_t best = 0, cur = 0;
+	char run[RF_PATTERN_MAX];
+
+	for (size_t i = 0; i < n && i < RF_PATTERN_MAX; i++) {
+		char c = p[i];
+		if (c == '*' || c == '?') {
+			cur = 0;
+			continue;
+		}
+		if (c == '\\' && i + 1 < n &&
+		    (p[i + 1] == '*' || p[i + 1] == '?' || p[i + 1] == '\\'))
+			c = p[++i];
+		run[cur++] = c;
+		if (cur > best) {
+			best = cur;
+			memcpy(out, run, cur);
+		}
+	}
+	return best;
+}
+
+/* The length of the group or class starting at p[i] ('(' or '['), escapes and nested classes
+ * and groups included; 0 if it does not end. */
+static size_t skip_group(const char *p, size_t n, size_t i)
+{
+	size_t j = i + 1;
+	int depth = 1;
+
+	if (p[i] == '[') {
+		if (j < n && p[j] == '^')
+			j++;
+		if (j < n && p[j] == ']')
+			j++;
+		for (; j < n && p[j] != ']'; j++)
+			if (p[j] == '\\')
+				j++;
+		return j < n ? j - i + 1 : 0;
+	}
+	for (; j < n; j++) {
+		if (p[j] == '\\') {
+			j++;
+		} else if (p[j] == '[') {
+			size_t k = skip_group(p, n, j);
+			if (!k)
+				return 0;
+			j += k - 1;
+		} else if (p[j] == '(') {
+			depth++;
+		} else if (p[j] == ')' && --depth == 0) {
+			return j - i + 1;
+		}
+	}
+	return 0;
+}
+
+/* The last byte of the escape whose letter or digit is p[i] (\\xHH, \\x{...}, \\cX, \\pL,
+ * \\p{..}, \\k<..>, \\g{..}, \\g-1, \\123, \\o{..}, \\N{..}): what follows it is read as
+ * part of it, so none of it is taken for a literal byte. */
+static size_t skip_escape(const char *p, size_t n, size_t i)
+{
+	char c = p[i];
+	size_t j = i + 1;
+
+	if (j < n && (p[j] == '{' || ((c == 'k' || c == 'g') && (p[j] == '<' || p[j] == '\'')))) {
+		char close = p[j] == '{' ? '}' : p[j] == '<' ? '>' : '\'';
+		for (j++; j < n && p[j] != close; j++)
+			;
+		j = j < n ? j + 1 : n;
+	} else if (c == 'x')
+		while (j < n && j < i + 3 &&
+		       ((p[j] >= '0' && p[j] <= '9') || (p[j] >= 'a' && p[j] <= 'f') ||
+			(p[j] >= 'A' && p[j] <= 'F')))
+			j++;
+	else if (c == 'c' || c == 'p' || c == 'P')
+		j = j < n ? j + 1 : j;
+	else if ((c >= '0' && c <= '9') || c == 'g')
+		while (j < n && ((p[j] >= '0' && p[j] <= '9') || p[j] == '-'))
+			j++;
+	return j - 1;
+}
+
+/* A run of required bytes ends: keep it in out if it is the longest so far. Returns 0 (the new
+ * run's length). */
+static uint32_t commit(const char *run, uint32_t cur, char *out, uint32_t *best)
+{
+	if (cur > *best) {
+		*best = cur;
+		memcpy(out, run, cur);
+	}
+	return 0;
+}
+
+/* A literal every match of regular expression p[0..n) contains (written to out; its length, 0
+ * if none is found). Conservative: the expression is read at top level as a sequence of items,
+ * each a byte it requires (a plain byte, or an escaped one that is not a letter or digit) or
+ * something else (a group, a class, '.', an anchor, another escape); a quantifier turns the byte
+ * before it into something else ('+' keeps it but ends the run); a top-level '|' gives up. The
+ * factor is the longest run of required bytes, matched caselessly (inline flags may make any
+ * part of the expression caseless). */
+uint32_t rf__regex_factor(const char *p, size_t n, char *out)
+{
+	uint32_t best = 0, cur = 0;
+	char run[RF_PATTERN_MAX];
+	bool prev_lit = false;
+
+	if (n > RF_PATTERN_MAX)
+		return 0;
+	for (size_t i = 0; i < n; i++) {
+		char c = p[i];
+		bool lit = false;
+		if (c == '?' || c == '*' || c == '+' || c == '{') {
+			size_t j = i + 1;
+			if (c == '{') {
+				while (j < n && ((p[j] >= '0' && p[j] <= '9') || p[j] == ','))
+					j++;
+				if (j >= n || p[j] != '}') { /* a literal '{': not required here */
+					cur = commit(run, cur, out, &best);
+					prev_lit = false;
+					continue;
+				}
+				j++;
+			}
+			if (prev_lit && c != '+')
+				cur--; /* the byte before is optional */
+			if (j < n && (p[j] == '?' || p[j] == '+'))
+				j++; /* lazy or possessive modifier */
+			i = j - 1;
+			/* End the run (after the byte a '+' repeats). */
+			cur = commit(run, cur, out, &best);
+			prev_lit = false;
+			continue;
+		}
+		if (c == '|')
+			return 0;
+		if (c == '(' || c == '[') {
+			size_t k = skip_group(p, n, i);
+			if (!k)
+				return 0;
+			i += k - 1;
+		} else if (c == '\\') {
+			if (i + 1 >= n)
+				return 0;
+			c = p[++i];
+			if (c == 'Q')
+				return 0;
+			lit = !((c >= '0' && c <= '9') || (c >= 'a' && c <= 'z') ||
+				(c >= 'A' && c <= 'Z') || (unsigned char)c >= 0x80);
+			if (!lit)
+				i = skip_escape(p, n, i);
+		} else {
+			lit = c != '.' && c != '^' && c != '$' && c != ')' && c != ']' && c != '}';
+		}
+		if (!lit) {
+			cur = commit(run, cur, out, &best);
+			prev_lit = false;
+			continue;
+		}
+		run[cur++] = c;
+		prev_lit = true;
+	}
+	commit(run, cur, out, &best);
+	return best;
 }

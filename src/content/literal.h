@@ -81,4 +81,12 @@ void rf__litset_match(const struct rf_litset *ls, const uint8_t *v, size_t n,
  * (at least n bytes): its length, or -1 if p has an unescaped '*' or '?'. */
 int rf__glob_literal(const char *p, size_t n, char *out);
 
+/* Factors (for the prefilter: a pattern cannot match a value its factor is not in), written to
+ * out (RF_PATTERN_MAX bytes); the factor's length, 0 if there is none. rf__glob_factor: the
+ * longest literal run of a glob (escapes resolved). rf__regex_factor: the longest run of bytes a
+ * regular expression requires at top level, read conservatively (see literal.c); to be searched
+ * caselessly. */
+uint32_t rf__glob_factor(const char *p, size_t n, char *out);
+uint32_t rf__regex_factor(const char *p, size_t n, char *out);
+
 #endif
