@@ -7,6 +7,9 @@
  * as possible fire). Prints figures; asserts nothing about time.
  *
  *   bench-content PACK [--manifest M] [--events N]
+ *   bench-content PACK --manifest M --verify-only   (verification time only)
+ *   bench-content PACK --manifest M --eval-only CACHE   (the realistic mix only, the engine loaded
+ *                                            through the matcher cache: for callgrind)
  *   bench-content --synthetic RULES [...]   (a pack of RULES synthetic rules of realistic shape,
  *                                            for when no compiled Sigma pack is available)
  */
@@ -300,9 +303,116 @@ static void no_alert(void *ud, size_t i, const struct rf_rule_info *r)
 {
 }
 
+/* The realistic mix: 4096 distinct events, replayed in passes until nevents; prints the
+ * figures. Returns 0 or -1. */
+static int realistic_mix(const struct rf_engine *e, struct rf_engine_scratch *s, size_t nevents)
+{
+	struct rf_diag d = {0};
+	struct rf_pack_summary sum;
+	rf_pack_summary(rf_engine_pack(e), &sum);
+	/* Realistic mix: 4096 distinct events, replayed. */
+	enum { NDISTINCT = 4096 };
+	char **lines = calloc(NDISTINCT, sizeof(*lines));
+	size_t *lens = calloc(NDISTINCT, sizeof(*lens));
+	char buf[8192];
+	size_t bytes = 0;
+	for (int i = 0; i < NDISTINCT; i++) {
+		lens[i] = gen_event(buf);
+		lines[i] = malloc(lens[i]);
+		memcpy(lines[i], buf, lens[i]);
+		bytes += lens[i];
+	}
+	uint8_t *scratch = malloc(RF_EVENT_LINE_MAX);
+	static struct rf_event ev;
+	/* The machine may be shared: each figure is the best of many passes over the 4096 events
+	 * (thread CPU time), which filters out preemption and cache pollution by other processes.
+	 * One kind of pass parses only, the other parses and evaluates; the difference is the
+	 * evaluation. nevents bounds the total work. */
+	uint64_t alerts = 0, bparse = UINT64_MAX, bboth = UINT64_MAX;
+	size_t passes = nevents / NDISTINCT + 1;
+	for (size_t pass = 0; pass < passes; pass++) {
+		uint64_t a0 = cpu_ns();
+		for (size_t k = 0; k < NDISTINCT; k++)
+			if (rf_event_parse((uint8_t *)lines[k], lens[k], scratch, RF_EVENT_LINE_MAX,
+					   &ev, &d) < 0) {
+				fprintf(stderr, "bench: generated event does not parse: %s\n",
+					d.first);
+				return -1;
+			}
+		uint64_t a1 = cpu_ns();
+		for (size_t k = 0; k < NDISTINCT; k++) {
+			if (rf_event_parse((uint8_t *)lines[k], lens[k], scratch, RF_EVENT_LINE_MAX,
+					   &ev, &d) < 0)
+				return -1;
+			int r = rf_engine_eval(e, &ev, s, no_alert, NULL, NULL);
+			if (r < 0)
+				return -1;
+			alerts += (uint64_t)r;
+		}
+		uint64_t a2 = cpu_ns();
+		if (a1 - a0 < bparse)
+			bparse = a1 - a0;
+		if (a2 - a1 < bboth)
+			bboth = a2 - a1;
+	}
+	struct rf_engine_stats st;
+	rf_engine_scratch_stats(s, &st); /* of the one-at-a-time passes */
+	/* The same passes through rf_engine_eval_batch, RF_ENGINE_BATCH_MAX events at a time. */
+	static struct rf_event bev[RF_ENGINE_BATCH_MAX];
+	const struct rf_event *bptr[RF_ENGINE_BATCH_MAX];
+	uint8_t *bscratch = malloc((size_t)RF_ENGINE_BATCH_MAX * 8192);
+	uint64_t bbatch = UINT64_MAX, balerts = 0;
+	for (size_t pass = 0; pass < passes; pass++) {
+		uint64_t a0 = cpu_ns();
+		for (size_t k = 0; k < NDISTINCT; k += RF_ENGINE_BATCH_MAX) {
+			size_t nb = 0;
+			for (; nb < RF_ENGINE_BATCH_MAX && k + nb < NDISTINCT; nb++) {
+				size_t j = k + nb;
+				if (rf_event_parse((uint8_t *)lines[j], lens[j],
+						   bscratch + nb * 8192, 8192, &bev[nb], &d) < 0)
+					return -1;
+				bptr[nb] = &bev[nb];
+			}
+			int r = rf_engine_eval_batch(e, bptr, nb, s, NULL, NULL, NULL);
+			if (r < 0)
+				return -1;
+			if (pass == 0)
+				balerts += (uint64_t)r;
+		}
+		uint64_t t = cpu_ns() - a0;
+		if (t < bbatch)
+			bbatch = t;
+	}
+	double tbatch = (double)bbatch / NDISTINCT;
+	free(bscratch);
+	nevents = passes * NDISTINCT;
+	double tparse = (double)bparse / NDISTINCT, tboth = (double)bboth / NDISTINCT;
+	double teval = tboth > tparse ? tboth - tparse : 0;
+	printf(
+	    "realistic mix: %zu process_creation events (avg %zu bytes), %llu alerts, %.1f atoms "
+	    "matched/event, %.1f rules run/event after the prefilter (of %zu)\n",
+	    nevents, bytes / NDISTINCT, (unsigned long long)alerts,
+	    (double)st.atoms / (double)nevents, (double)st.rules_run / (double)nevents,
+	    sum.n_rules);
+	printf("  parse: %.2f us/event; evaluate: %.2f us/event; parse + evaluate: %.2f us/event = "
+	       "%.0f events/s on one core (best of %zu passes, thread CPU time)\n",
+	       tparse / 1e3, teval / 1e3, tboth / 1e3, 1e9 / tboth, passes);
+	printf("  batches of %u (rf_engine_eval_batch): parse + evaluate %.2f us/event = %.0f "
+	       "events/s on one core (%llu alerts per pass, %llu one at a time)\n",
+	       RF_ENGINE_BATCH_MAX, tbatch / 1e3, 1e9 / tbatch, (unsigned long long)balerts,
+	       (unsigned long long)(alerts / passes));
+	for (int i = 0; i < NDISTINCT; i++)
+		free(lines[i]);
+	free(lines);
+	free(lens);
+	free(scratch);
+	return 0;
+}
+
 int main(int argc, char **argv)
 {
-	const char *packpath = NULL, *mpath = NULL;
+	const char *packpath = NULL, *mpath = NULL, *evalonly = NULL;
+	bool verify_only = false;
 	size_t synthetic = 0, nevents = 300000;
 	uint8_t *pack = NULL, *mb = NULL;
 	size_t plen = 0, mlen = 0;
@@ -314,6 +424,10 @@ int main(int argc, char **argv)
 			mpath = argv[++i];
 		else if (!strcmp(argv[i], "--events") && i + 1 < argc)
 			nevents = strtoul(argv[++i], NULL, 10);
+		else if (!strcmp(argv[i], "--verify-only"))
+			verify_only = true; /* time rf_pack_verify only (the largest pack) */
+		else if (!strcmp(argv[i], "--eval-only") && i + 1 < argc)
+			evalonly = argv[++i]; /* matcher cache file: load fast, skip to the mix */
 		else if (!strcmp(argv[i], "--synthetic") && i + 1 < argc)
 			synthetic = strtoul(argv[++i], NULL, 10);
 		else if (!strcmp(argv[i], "--dump") && i + 1 < argc) {
@@ -358,6 +472,24 @@ int main(int argc, char **argv)
 		return 2;
 	}
 
+	/* --eval-only CACHE: only the realistic mix, the engine loaded through the matcher cache
+	 * (for instruction counts under callgrind: --toggle-collect=rf_engine_eval_batch). */
+	if (evalonly) {
+		struct rf_engine *e;
+		struct rf_engine_scratch *s;
+		if (rf_engine_load_cached(pack, plen, m, evalonly, &e, NULL, &d) < 0 ||
+		    rf_engine_scratch_new(e, &s) < 0) {
+			fprintf(stderr, "bench: load failed: %s\n", d.first);
+			return 1;
+		}
+		int r = realistic_mix(e, s, nevents);
+		rf_engine_scratch_free(s);
+		rf_engine_free(e);
+		rf_manifest_free(m);
+		free(pack);
+		free(mb);
+		return r;
+	}
 	/* Verifier: time (best of 5) and memory (peak RSS growth on the first run). */
 	const struct rf_manifest *ms[] = {m};
 	long rss0 = maxrss_kb();
@@ -382,6 +514,21 @@ int main(int argc, char **argv)
 	if (rf_pack_open(pack, plen, &vp, &d) < 0)
 		return 1;
 	size_t heap1 = mallinfo2().uordblks;
+	if (verify_only) {
+		struct rf_pack_summary vs;
+		rf_pack_summary(vp, &vs);
+		printf(
+		    "verify %s (%zu bytes, %zu rules, %zu atoms; structure + manifest + wildcard "
+		    "patterns through Vectorscan's parser): %.2f ms (best of 5; goal < 100 ms), "
+		    "verified pack holds %zu KiB of heap\n",
+		    packpath, vs.total_len, vs.n_rules, vs.n_atoms, best / 1e6,
+		    (heap1 - heap0) / 1024);
+		rf_pack_free(vp);
+		rf_manifest_free(m);
+		free(pack);
+		free(mb);
+		return 0;
+	}
 	rf_pack_free(vp);
 	struct rf_engine *e;
 	struct rf_engine_scratch *s;
@@ -445,97 +592,8 @@ int main(int argc, char **argv)
 		       csize / 1024, tcold / 1e6, hit == 1 ? "" : ": CACHE NOT USED", twarm / 1e6);
 	}
 
-	/* Realistic mix: 4096 distinct events, replayed. */
-	enum { NDISTINCT = 4096 };
-	char **lines = calloc(NDISTINCT, sizeof(*lines));
-	size_t *lens = calloc(NDISTINCT, sizeof(*lens));
-	char buf[8192];
-	size_t bytes = 0;
-	for (int i = 0; i < NDISTINCT; i++) {
-		lens[i] = gen_event(buf);
-		lines[i] = malloc(lens[i]);
-		memcpy(lines[i], buf, lens[i]);
-		bytes += lens[i];
-	}
-	uint8_t *scratch = malloc(RF_EVENT_LINE_MAX);
-	static struct rf_event ev;
-	/* The machine may be shared: each figure is the best of many passes over the 4096 events
-	 * (thread CPU time), which filters out preemption and cache pollution by other processes.
-	 * One kind of pass parses only, the other parses and evaluates; the difference is the
-	 * evaluation. nevents bounds the total work. */
-	uint64_t alerts = 0, bparse = UINT64_MAX, bboth = UINT64_MAX;
-	size_t passes = nevents / NDISTINCT + 1;
-	for (size_t pass = 0; pass < passes; pass++) {
-		uint64_t a0 = cpu_ns();
-		for (size_t k = 0; k < NDISTINCT; k++)
-			if (rf_event_parse((uint8_t *)lines[k], lens[k], scratch, RF_EVENT_LINE_MAX,
-					   &ev, &d) < 0) {
-				fprintf(stderr, "bench: generated event does not parse: %s\n",
-					d.first);
-				return 1;
-			}
-		uint64_t a1 = cpu_ns();
-		for (size_t k = 0; k < NDISTINCT; k++) {
-			if (rf_event_parse((uint8_t *)lines[k], lens[k], scratch, RF_EVENT_LINE_MAX,
-					   &ev, &d) < 0)
-				return 1;
-			int r = rf_engine_eval(e, &ev, s, no_alert, NULL, NULL);
-			if (r < 0)
-				return 1;
-			alerts += (uint64_t)r;
-		}
-		uint64_t a2 = cpu_ns();
-		if (a1 - a0 < bparse)
-			bparse = a1 - a0;
-		if (a2 - a1 < bboth)
-			bboth = a2 - a1;
-	}
-	struct rf_engine_stats st;
-	rf_engine_scratch_stats(s, &st); /* of the one-at-a-time passes */
-	/* The same passes through rf_engine_eval_batch, RF_ENGINE_BATCH_MAX events at a time. */
-	static struct rf_event bev[RF_ENGINE_BATCH_MAX];
-	const struct rf_event *bptr[RF_ENGINE_BATCH_MAX];
-	uint8_t *bscratch = malloc((size_t)RF_ENGINE_BATCH_MAX * 8192);
-	uint64_t bbatch = UINT64_MAX, balerts = 0;
-	for (size_t pass = 0; pass < passes; pass++) {
-		uint64_t a0 = cpu_ns();
-		for (size_t k = 0; k < NDISTINCT; k += RF_ENGINE_BATCH_MAX) {
-			size_t nb = 0;
-			for (; nb < RF_ENGINE_BATCH_MAX && k + nb < NDISTINCT; nb++) {
-				size_t j = k + nb;
-				if (rf_event_parse((uint8_t *)lines[j], lens[j],
-						   bscratch + nb * 8192, 8192, &bev[nb], &d) < 0)
-					return 1;
-				bptr[nb] = &bev[nb];
-			}
-			int r = rf_engine_eval_batch(e, bptr, nb, s, NULL, NULL, NULL);
-			if (r < 0)
-				return 1;
-			if (pass == 0)
-				balerts += (uint64_t)r;
-		}
-		uint64_t t = cpu_ns() - a0;
-		if (t < bbatch)
-			bbatch = t;
-	}
-	double tbatch = (double)bbatch / NDISTINCT;
-	free(bscratch);
-	nevents = passes * NDISTINCT;
-	double tparse = (double)bparse / NDISTINCT, tboth = (double)bboth / NDISTINCT;
-	double teval = tboth > tparse ? tboth - tparse : 0;
-	printf(
-	    "realistic mix: %zu process_creation events (avg %zu bytes), %llu alerts, %.1f atoms "
-	    "matched/event, %.1f rules run/event after the prefilter (of %zu)\n",
-	    nevents, bytes / NDISTINCT, (unsigned long long)alerts,
-	    (double)st.atoms / (double)nevents, (double)st.rules_run / (double)nevents,
-	    sum.n_rules);
-	printf("  parse: %.2f us/event; evaluate: %.2f us/event; parse + evaluate: %.2f us/event = "
-	       "%.0f events/s on one core (best of %zu passes, thread CPU time)\n",
-	       tparse / 1e3, teval / 1e3, tboth / 1e3, 1e9 / tboth, passes);
-	printf("  batches of %u (rf_engine_eval_batch): parse + evaluate %.2f us/event = %.0f "
-	       "events/s on one core (%llu alerts per pass, %llu one at a time)\n",
-	       RF_ENGINE_BATCH_MAX, tbatch / 1e3, 1e9 / tbatch, (unsigned long long)balerts,
-	       (unsigned long long)(alerts / passes));
+	if (realistic_mix(e, s, nevents) < 0)
+		return 1;
 
 	/* Worst case: every supplied field, all values together at the cap the engine accepts
 	 * (RF_EVENT_LINE_MAX), filled with the pack's own pattern text. */
@@ -569,8 +627,7 @@ int main(int argc, char **argv)
 						val[f][o++] = '\\';
 						continue;
 					}
-					for (uint32_t j = 0; j < p->len && o < cap;
-					     j++)
+					for (uint32_t j = 0; j < p->len && o < cap; j++)
 						if (p->s[j] != '*' && p->s[j] != '?')
 							val[f][o++] = p->s[j];
 				}
@@ -599,13 +656,9 @@ int main(int argc, char **argv)
 		       (unsigned)cap, total / 1e3 / reps, worst / 1e3, hits,
 		       (double)(st1.rules_run - st0.rules_run) / reps);
 	}
+	struct rf_engine_stats st;
 	rf_engine_scratch_stats(s, &st);
 	printf("run-time violations: %llu\n", (unsigned long long)st.violations);
-	for (int i = 0; i < NDISTINCT; i++)
-		free(lines[i]);
-	free(lines);
-	free(lens);
-	free(scratch);
 	rf_engine_scratch_free(s);
 	rf_engine_free(e);
 	rf_manifest_free(m);

@@ -1,8 +1,10 @@
 #!/bin/sh
 # Content benchmark driver (meson benchmark 'content'; `make bench`): compile the pack of every
 # compilable process_creation rule in $RF_SHARED_DIR/sigma/rules with `ringfence content compile`,
-# then run bench-content on it. Skips (77) with a message when the shared rules are absent; falls
-# back to a synthetic pack of realistic shape, and says so, if the compiler is not available.
+# then run bench-content on it; first the verification time of the largest pack (every Windows
+# rule against manifests/ringfence-agent-windows-1.2.0.json). Skips (77) with a message when the
+# shared rules are absent; falls back to a synthetic pack of realistic shape, and says so, if the
+# compiler is not available.
 # usage: run-bench.sh RINGFENCE BENCH-CONTENT
 set -u
 rf=$1
@@ -27,4 +29,14 @@ if [ $rc -ge 2 ] || [ ! -s "$out/process_creation.pack" ]; then
 	exec "$bench" --synthetic 1300
 fi
 echo "compile exit $rc; rejections logged in $out/compile.log ($(wc -l < "$out/compile.log") lines)"
+# The largest pack: every Windows rule against the Windows 1.2.0 manifest; its verification time.
+wmanifest=${RF_SOURCE_ROOT:-.}/manifests/ringfence-agent-windows-1.2.0.json
+rm -f "$out/windows.pack"
+"$rf" content compile "$rules/windows" -o "$out/windows.pack" --manifest "$wmanifest" \
+	2> "$out/compile-windows.log"
+if [ -s "$out/windows.pack" ]; then
+	"$bench" "$out/windows.pack" --manifest "$wmanifest" --verify-only
+else
+	echo "largest pack: ringfence content compile failed: $(tail -n 1 "$out/compile-windows.log")"
+fi
 exec "$bench" "$out/process_creation.pack" --manifest "$manifest"

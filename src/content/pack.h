@@ -145,6 +145,10 @@ bool rf__pack_utf8_ok(const uint8_t *s, size_t n);
  * strings. *ret_probes (optional) counts the table slots examined (tests). 0 or -ENOMEM. */
 int rf__pack_canon_strings(const struct rf_pack *pk, uint32_t **ret, uint64_t *ret_probes);
 
+/* A fresh random key for a hash table keyed against crafted input (from getrandom; should the
+ * entropy pool not be ready, the clocks, the process id and a stack address). */
+void rf__pack_table_key(uint8_t k[16]);
+
 /* Verify the structure of p (everything independent of a manifest) and decode it. */
 int rf__pack_decode(const uint8_t *p, size_t n, struct rf_pack **ret, struct rf_diag *reterr);
 

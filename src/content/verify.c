@@ -79,7 +79,7 @@ static const char *rule_name(const struct rf_pack *pk, uint32_t ri, char *out, s
 /* A fresh key per verification from the OS. Should the entropy pool not be ready yet (early
  * boot: the call must not block an agent's start), the clocks, the process id and a stack
  * address: still different in every process and unknown when the pack was written. */
-static void table_key(uint8_t k[16])
+void rf__pack_table_key(uint8_t k[16])
 {
 	uint64_t x[2];
 
@@ -105,7 +105,7 @@ int rf__pack_canon_strings(const struct rf_pack *pk, uint32_t **ret, uint64_t *r
 		free(canon);
 		return -ENOMEM;
 	}
-	table_key(key);
+	rf__pack_table_key(key);
 	for (uint32_t i = 0; i < pk->n_strings; i++) {
 		const struct rf_pstr *si = &pk->strings[i];
 		uint32_t h = (uint32_t)rf_siphash24(key, si->s, si->len) & (ns - 1);

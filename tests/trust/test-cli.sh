@@ -73,7 +73,9 @@ cmp -s "$T/pack.rfp" "$T/t/packs%2Fp1.rfp" || fail "first target of a failing do
 
 # --- freeze: the same timestamp two days later is expired ---------------------------------
 # (faketime works only on a dynamically linked program: the conformance protocol relies on it)
-ldd "$CL" | grep -q "libc\.so" || fail "ringfence-tuf-client is not dynamically linked"
+libs=$(ldd "$CL") || fail "ldd $CL failed"
+# (not ldd | grep -q: under pipefail grep's early exit can fail ldd with SIGPIPE)
+grep -q "libc\.so" <<<"$libs" || fail "ringfence-tuf-client is not dynamically linked"
 faketime -f '+2d' "$CL" --help >/dev/null 2>&1 || fail "faketime cannot run the client"
 cp -r "$T/md" "$T/md-before"
 expect 1 faketime -f '+2d' "$CL" --metadata-url "$M" --metadata-dir "$T/md" refresh

@@ -1,0 +1,110 @@
+/*
+ * The engine's internal shapes, shared by its two halves: engine_build.c turns a verified pack
+ * into matchers (field lookup table, per-field Vectorscan databases, numeric atoms, the
+ * prefilter's trigger index) and engine.c evaluates events with them. Everything here is built
+ * once at load and read-only afterwards; per-event state lives in struct rf_engine_scratch
+ * (engine.c). The model and the cost bound are described at the top of engine.c.
+ */
+#ifndef RF_CONTENT_ENGINE_H
+#define RF_CONTENT_ENGINE_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include <hs/hs.h>
+
+#include "common/util.h"
+#include "content/literal.h"
+#include "content/pack.h"
+
+struct fslot {		  /* one manifest field in the lookup table */
+	uint32_t ev;	  /* manifest event index */
+	const char *name; /* manifest field name (owned by names arena) */
+	uint32_t name_len;
+	int32_t pf;   /* pack field index or -1 */
+	uint8_t type; /* manifest type */
+};
+
+struct numatom {
+	uint32_t atom;
+	uint8_t op;   /* RF_OP_EQ, RF_OP_GT.. on int fields; RF_OP_EQ, RF_OP_CIDR on ip fields */
+	uint8_t bits; /* RF_OP_CIDR: prefix length (0-128) over the 16-byte address */
+	int64_t iv;
+	uint8_t ip[16];
+};
+
+/* The string atoms of a field go to one of three matchers, by pattern class. */
+enum {
+	RF_DB_CONTAINS = 0, /* literal contains: a pure-literal Vectorscan database */
+	RF_DB_OTHER = 1,    /* globs with wildcards, regular expressions: a Vectorscan database */
+	RF_DB_HEAVY = 2,    /* those of them that trigger rules without a factor (always scanned) */
+	RF_NDB = 3,
+};
+/* (eq, startswith and endswith literals go to the field's literal set, matched by hashing.) */
+
+struct pfield_rt {
+	hs_database_t *db[RF_NDB];   /* NULL if the field has no atom of that class */
+	bool lazy[RF_NDB];	     /* none of the database's atoms triggers a rule: scan it only
+				      * if a rule that runs reads the field (phase 3), not for every
+				      * event (phase 2) */
+	struct rf_litset lits;	     /* eq/startswith/endswith literals (lits.n == 0 if none) */
+	uint32_t num_off, num_len;   /* int/ip atoms in e->nums */
+	uint32_t pres_off, pres_len; /* EXISTS atoms in e->pres */
+	uint32_t null_off, null_len; /* NULL atoms in e->nulls */
+	uint32_t ev;		     /* manifest event index (if ev_ok) */
+	bool ev_ok;		     /* the field's event is one the manifest supplies */
+};
+
+struct evtype {
+	char *name;
+	size_t name_len;
+	uint32_t always_off, always_len; /* rules without a trigger set */
+	uint32_t nf_off, nf_len;	 /* pack fields of this event that have NULL atoms */
+	uint32_t fr_off, fr_len;	 /* FIELDREF atoms on this event's fields, in e->frefs */
+};
+
+struct rf_engine {
+	struct rf_pack *pk;
+	char *agent, *version; /* the manifest's, for diagnostics */
+	size_t n_ev;
+	struct evtype *evs;
+	struct fslot *slots;
+	uint32_t nslots;
+	char *names;
+	struct pfield_rt *pf;
+	hs_database_t *kwdb;
+	struct numatom *nums;
+	uint32_t *pres, *nulls, *nullfields, *always;
+	uint32_t *frefs;		 /* FIELDREF atoms, grouped per event type */
+	uint32_t *trig_off, *trig_rules; /* CSR: atom or factor -> rules */
+	/* Factors: the longest literal of each glob with wildcards (RF_DB_OTHER), searched in the
+	 * field's literal database as bit n_atoms + i; a glob cannot match a value its factor is
+	 * not in, so the factor stands for the glob in trigger sets and the RF_DB_OTHER database
+	 * need only be scanned when a rule that runs reads it. */
+	uint32_t n_bits;  /* n_atoms + factors: the size of an event's bit set */
+	uint32_t *factor; /* per atom: its factor's bit, or UINT32_MAX */
+	struct {
+		uint32_t atom, len; /* the glob it stands for; the literal's length */
+		const char *lit;    /* in factor_arena */
+	} * factors;
+	char *factor_arena;
+	uint8_t *acls;		       /* per atom: its class (atom_class), RF_NDB if none */
+	uint32_t *rule_ev;	       /* manifest event of each rule */
+	uint32_t *lazy_off, *lazy_len; /* per rule: the lazy databases it reads */
+	uint32_t *lazy_fields;	       /* field * RF_NDB + database class */
+	size_t scratch_bytes;
+	/* Loading from a cache (cache.c): databases to use instead of compiling, in db order
+	 * (per field ascending: contains, other; then keywords); taken ones are set to NULL. */
+	hs_database_t **pre;
+	const uint8_t (*pre_digests)[32];
+	uint32_t npre, ipre;
+	uint8_t (*digests)[32]; /* of each database, in db order (make_exprs) */
+	uint32_t ndigests;
+};
+
+static inline uint32_t slot_hash(uint32_t ev, const void *name, size_t n)
+{
+	return rf_fnv1a32(name, n, RF_FNV1A32_INIT ^ (ev * 2654435761u));
+}
+
+#endif

@@ -1,0 +1,384 @@
+/*
+ * Anchored literal atoms matched by walking tries (see literal.h for the model). Invariants: every
+ * edge is reachable from its home slot of the edge table within ls->probes probes; the node
+ * reached from a root by bytes b1..bk (folded) is the one every literal whose folded bytes are
+ * b1..bk ends at, so reporting its atoms is exact for caseless atoms, and cased atoms are
+ * compared byte for byte before they are reported.
+ *
+ * Also here, the factor readers the prefilter uses for wildcard and regex atoms: pure functions
+ * of the pattern text, conservative by construction (a byte is taken as required only when the
+ * reader is sure every match contains it).
+ */
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "content/literal.h"
+#include "content/pack.h"
+
+static inline uint8_t fold(uint8_t c)
+{
+	return c >= 'A' && c <= 'Z' ? (uint8_t)(c | 0x20) : c;
+}
+
+static inline uint32_t ehome(const struct rf_litset *ls, uint64_t k)
+{
+	return (uint32_t)(((k ^ ls->key) * 0x9e3779b97f4a7c15ull) >> (64 - ls->ebits));
+}
+
+/* The child of node by byte c (folded), or UINT32_MAX. */
+static inline uint32_t child(const struct rf_litset *ls, uint32_t node, uint8_t c)
+{
+	uint64_t k = ((uint64_t)node << 8 | c) + 1;
+	uint32_t h = ehome(ls, k);
+
+	for (uint32_t p = 0; p < ls->probes && ls->ekey[h]; p++, h = (h + 1) & ls->emask)
+		if (ls->ekey[h] == k)
+			return ls->eval[h];
+	return UINT32_MAX;
+}
+
+int rf__glob_literal(const char *p, size_t n, char *out)
+{
+	size_t o = 0;
+
+	for (size_t i = 0; i < n; i++) {
+		char c = p[i];
+		if (c == '*' || c == '?')
+			return -1;
+		if (c == '\\' && i + 1 < n &&
+		    (p[i + 1] == '*' || p[i + 1] == '?' || p[i + 1] == '\\'))
+			c = p[++i];
+		out[o++] = c;
+	}
+	return (int)o;
+}
+
+void rf__litset_free(struct rf_litset *ls)
+{
+	if (!ls)
+		return;
+	free(ls->nodes);
+	free(ls->atoms);
+	free(ls->ekey);
+	free(ls->eval);
+	free(ls->arena);
+	memset(ls, 0, sizeof(*ls));
+}
+
+/* Insert the edge node -c-> (a new node), or follow it if present. */
+static uint32_t add_edge(struct rf_litset *ls, uint32_t node, uint8_t c)
+{
+	uint64_t k = ((uint64_t)node << 8 | c) + 1;
+	uint32_t h = ehome(ls, k), p = 1;
+
+	for (; ls->ekey[h]; p++, h = (h + 1) & ls->emask)
+		if (ls->ekey[h] == k)
+			return ls->eval[h];
+	ls->ekey[h] = k;
+	ls->eval[h] = ls->n_nodes;
+	if (p > ls->probes)
+		ls->probes = p;
+	struct rf_lit_node *nd = &ls->nodes[node];
+	if (nd->nkids++ == 0) {
+		nd->next = ls->n_nodes;
+		nd->c = c;
+	} else {
+		nd->nkids = 2;
+	}
+	return ls->n_nodes++;
+}
+
+int rf__litset_build(struct rf_litset *ls, const struct rf_lit_src *src, uint32_t n)
+{
+	size_t total = 0, ns = 16, maxnodes = 2;
+	unsigned ebits = 4;
+	uint8_t key[16];
+	uint32_t *term = NULL;
+	int r = -ENOMEM;
+
+	memset(ls, 0, sizeof(*ls));
+	for (uint32_t i = 0; i < n; i++) {
+		if (src[i].len > RF_PATTERN_MAX || src[i].kind >= RF_LIT_NKINDS)
+			return -E2BIG;
+		total += src[i].len;
+	}
+	maxnodes += total;
+	while (ns < maxnodes * 2)
+		ns *= 2, ebits++;
+	rf__pack_table_key(key);
+	memcpy(&ls->key, key, sizeof(ls->key));
+	ls->ebits = (uint8_t)ebits;
+	ls->emask = (uint32_t)ns - 1;
+	ls->ekey = calloc(ns, sizeof(*ls->ekey));
+	ls->eval = malloc(ns * sizeof(*ls->eval));
+	ls->nodes = calloc(maxnodes, sizeof(*ls->nodes));
+	ls->atoms = malloc(((size_t)n + 1) * sizeof(*ls->atoms));
+	ls->arena = malloc(total + 1);
+	term = malloc(((size_t)n + 1) * sizeof(*term));
+	if (!ls->ekey || !ls->eval || !ls->nodes || !ls->atoms || !ls->arena || !term)
+		goto out;
+	ls->root[0] = ls->n_nodes++;
+	ls->root[1] = ls->n_nodes++;
+	/* Insert every literal (folded; suffixes reversed), remember its end node. */
+	char *a = ls->arena;
+	for (uint32_t i = 0; i < n; i++) {
+		const struct rf_lit_src *s = &src[i];
+		bool back = s->kind == RF_LIT_SUFFIX;
+		uint32_t node = ls->root[back];
+		memcpy(a, s->lit, s->len);
+		for (uint32_t j = 0; j < s->len; j++)
+			node = add_edge(ls, node, fold((uint8_t)a[back ? s->len - 1 - j : j]));
+		term[i] = node;
+		ls->nodes[node].len[s->kind]++;
+		ls->nodes[node].atoms = true;
+		a += s->len;
+	}
+	/* Atom lists per (node, kind), by counting sort. */
+	uint32_t off = 0;
+	for (uint32_t v = 0; v < ls->n_nodes; v++)
+		for (int k = 0; k < RF_LIT_NKINDS; k++) {
+			ls->nodes[v].off[k] = off;
+			off += ls->nodes[v].len[k];
+			ls->nodes[v].len[k] = 0;
+		}
+	a = ls->arena;
+	for (uint32_t i = 0; i < n; i++) {
+		struct rf_lit_node *nd = &ls->nodes[term[i]];
+		ls->atoms[nd->off[src[i].kind] + nd->len[src[i].kind]++] =
+		    (struct rf_lit_atom){a, src[i].atom, src[i].cased};
+		a += src[i].len;
+	}
+	ls->n = n;
+	r = 0;
+out:
+	free(term);
+	if (r < 0)
+		rf__litset_free(ls);
+	return r;
+}
+
+/* Report the atoms of kind at node: the literal is v[0..len) folded; a cased one must equal it
+ * byte for byte. */
+static inline void report(const struct rf_litset *ls, uint32_t node, unsigned kind,
+			  const uint8_t *v, size_t len, void (*hit)(void *ctx, uint32_t atom),
+			  void *ctx)
+{
+	const struct rf_lit_node *nd = &ls->nodes[node];
+
+	for (uint32_t k = 0; k < nd->len[kind]; k++) {
+		const struct rf_lit_atom *at = &ls->atoms[nd->off[kind] + k];
+		if (!at->cased || memcmp(at->lit, v, len) == 0)
+			hit(ctx, at->atom);
+	}
+}
+
+/* The node after node by byte c, or UINT32_MAX. */
+static inline uint32_t step(const struct rf_litset *ls, const struct rf_lit_node *nd, uint32_t node,
+			    uint8_t c)
+{
+	if (nd->nkids == 1)
+		return nd->c == c ? nd->next : UINT32_MAX;
+	return nd->nkids ? child(ls, node, c) : UINT32_MAX;
+}
+
+void rf__litset_match(const struct rf_litset *ls, const uint8_t *v, size_t n,
+		      void (*hit)(void *ctx, uint32_t atom), void *ctx)
+{
+	uint32_t node;
+	size_t i;
+
+	if (!ls->n)
+		return;
+	/* Forwards: every prefix of v a literal ends at, and v whole for eq. */
+	node = ls->root[0];
+	for (i = 0;; i++) {
+		const struct rf_lit_node *nd = &ls->nodes[node];
+		if (nd->atoms) {
+			report(ls, node, RF_LIT_PREFIX, v, i, hit, ctx);
+			if (i == n)
+				report(ls, node, RF_LIT_EQ, v, i, hit, ctx);
+		}
+		if (i == n || (node = step(ls, nd, node, fold(v[i]))) == UINT32_MAX)
+			break;
+	}
+	/* Backwards: every suffix. */
+	node = ls->root[1];
+	for (i = 0;; i++) {
+		const struct rf_lit_node *nd = &ls->nodes[node];
+		if (nd->atoms)
+			report(ls, node, RF_LIT_SUFFIX, v + n - i, i, hit, ctx);
+		if (i == n || (node = step(ls, nd, node, fold(v[n - 1 - i]))) == UINT32_MAX)
+			break;
+	}
+}
+
+/* ---- factors: a literal every match of a pattern contains --------------------------- */
+
+/* The longest literal run of glob p[0..n) (escapes resolved) written to out: its length, 0 if
+ * the glob is only wildcards. */
+uint32_t rf__glob_factor(const char *p, size_t n, char *out)
+{
+	uint32_t best = 0, cur = 0;
+	char run[RF_PATTERN_MAX];
+
+	for (size_t i = 0; i < n && i < RF_PATTERN_MAX; i++) {
+		char c = p[i];
+		if (c == '*' || c == '?') {
+			cur = 0;
+			continue;
+		}
+		if (c == '\\' && i + 1 < n &&
+		    (p[i + 1] == '*' || p[i + 1] == '?' || p[i + 1] == '\\'))
+			c = p[++i];
+		run[cur++] = c;
+		if (cur > best) {
+			best = cur;
+			memcpy(out, run, cur);
+		}
+	}
+	return best;
+}
+
+/* The length of the group or class starting at p[i] ('(' or '['), escapes and nested classes
+ * and groups included; 0 if it does not end. */
+static size_t skip_group(const char *p, size_t n, size_t i)
+{
+	size_t j = i + 1;
+	int depth = 1;
+
+	if (p[i] == '[') {
+		if (j < n && p[j] == '^')
+			j++;
+		if (j < n && p[j] == ']')
+			j++;
+		for (; j < n && p[j] != ']'; j++)
+			if (p[j] == '\\')
+				j++;
+		return j < n ? j - i + 1 : 0;
+	}
+	for (; j < n; j++) {
+		if (p[j] == '\\') {
+			j++;
+		} else if (p[j] == '[') {
+			size_t k = skip_group(p, n, j);
+			if (!k)
+				return 0;
+			j += k - 1;
+		} else if (p[j] == '(') {
+			depth++;
+		} else if (p[j] == ')' && --depth == 0) {
+			return j - i + 1;
+		}
+	}
+	return 0;
+}
+
+/* The last byte of the escape whose letter or digit is p[i] (\\xHH, \\x{...}, \\cX, \\pL,
+ * \\p{..}, \\k<..>, \\g{..}, \\g-1, \\123, \\o{..}, \\N{..}): what follows it is read as
+ * part of it, so none of it is taken for a literal byte. */
+static size_t skip_escape(const char *p, size_t n, size_t i)
+{
+	char c = p[i];
+	size_t j = i + 1;
+
+	if (j < n && (p[j] == '{' || ((c == 'k' || c == 'g') && (p[j] == '<' || p[j] == '\'')))) {
+		char close = p[j] == '{' ? '}' : p[j] == '<' ? '>' : '\'';
+		for (j++; j < n && p[j] != close; j++)
+			;
+		j = j < n ? j + 1 : n;
+	} else if (c == 'x')
+		while (j < n && j < i + 3 &&
+		       ((p[j] >= '0' && p[j] <= '9') || (p[j] >= 'a' && p[j] <= 'f') ||
+			(p[j] >= 'A' && p[j] <= 'F')))
+			j++;
+	else if (c == 'c' || c == 'p' || c == 'P')
+		j = j < n ? j + 1 : j;
+	else if ((c >= '0' && c <= '9') || c == 'g')
+		while (j < n && ((p[j] >= '0' && p[j] <= '9') || p[j] == '-'))
+			j++;
+	return j - 1;
+}
+
+/* A run of required bytes ends: keep it in out if it is the longest so far. Returns 0 (the new
+ * run's length). */
+static uint32_t commit(const char *run, uint32_t cur, char *out, uint32_t *best)
+{
+	if (cur > *best) {
+		*best = cur;
+		memcpy(out, run, cur);
+	}
+	return 0;
+}
+
+/* A literal every match of regular expression p[0..n) contains (written to out; its length, 0
+ * if none is found). Conservative: the expression is read at top level as a sequence of items,
+ * each a byte it requires (a plain byte, or an escaped one that is not a letter or digit) or
+ * something else (a group, a class, '.', an anchor, another escape); a quantifier turns the byte
+ * before it into something else ('+' keeps it but ends the run); a top-level '|' gives up. The
+ * factor is the longest run of required bytes, matched caselessly (inline flags may make any
+ * part of the expression caseless). */
+uint32_t rf__regex_factor(const char *p, size_t n, char *out)
+{
+	uint32_t best = 0, cur = 0;
+	char run[RF_PATTERN_MAX];
+	bool prev_lit = false;
+
+	if (n > RF_PATTERN_MAX)
+		return 0;
+	for (size_t i = 0; i < n; i++) {
+		char c = p[i];
+		bool lit = false;
+		if (c == '?' || c == '*' || c == '+' || c == '{') {
+			size_t j = i + 1;
+			if (c == '{') {
+				while (j < n && ((p[j] >= '0' && p[j] <= '9') || p[j] == ','))
+					j++;
+				if (j >= n || p[j] != '}') { /* a literal '{': not required here */
+					cur = commit(run, cur, out, &best);
+					prev_lit = false;
+					continue;
+				}
+				j++;
+			}
+			if (prev_lit && c != '+')
+				cur--; /* the byte before is optional */
+			if (j < n && (p[j] == '?' || p[j] == '+'))
+				j++; /* lazy or possessive modifier */
+			i = j - 1;
+			/* End the run (after the byte a '+' repeats). */
+			cur = commit(run, cur, out, &best);
+			prev_lit = false;
+			continue;
+		}
+		if (c == '|')
+			return 0;
+		if (c == '(' || c == '[') {
+			size_t k = skip_group(p, n, i);
+			if (!k)
+				return 0;
+			i += k - 1;
+		} else if (c == '\\') {
+			if (i + 1 >= n)
+				return 0;
+			c = p[++i];
+			if (c == 'Q')
+				return 0;
+			lit = !((c >= '0' && c <= '9') || (c >= 'a' && c <= 'z') ||
+				(c >= 'A' && c <= 'Z') || (unsigned char)c >= 0x80);
+			if (!lit)
+				i = skip_escape(p, n, i);
+		} else {
+			lit = c != '.' && c != '^' && c != '$' && c != ')' && c != ']' && c != '}';
+		}
+		if (!lit) {
+			cur = commit(run, cur, out, &best);
+			prev_lit = false;
+			continue;
+		}
+		run[cur++] = c;
+		prev_lit = true;
+	}
+	commit(run, cur, out, &best);
+	return best;
+}
