@@ -31,6 +31,7 @@
 #include <linux/netlink.h>
 
 #include "agent/source_audit.h"
+#include "common/util.h"
 #include "ringfence/limits.h"
 
 /* ---- the tables ----------------------------------------------------------------------------- */
@@ -261,12 +262,7 @@ struct rf_source_audit {
 
 static void put(struct rf_source_audit *s, const void *p, size_t n)
 {
-	if (s->full || n > RF_EVENT_LINE_MAX - 2 - s->len) {
-		s->full = true;
-		return;
-	}
-	memcpy(s->line + s->len, p, n);
-	s->len += n;
+	rf_line_put(s->line, RF_EVENT_LINE_MAX - 2, &s->len, &s->full, p, n);
 }
 
 static void put_s(struct rf_source_audit *s, const char *t)
@@ -274,40 +270,10 @@ static void put_s(struct rf_source_audit *s, const char *t)
 	put(s, t, strlen(t));
 }
 
-/* A JSON string: invalid UTF-8 becomes U+FFFD, control characters and " \ are escaped. */
+/* A JSON string (rf_line_json_str). */
 static void put_json_str(struct rf_source_audit *s, const uint8_t *p, size_t n)
 {
-	static const char hex[] = "0123456789abcdef";
-
-	put(s, "\"", 1);
-	for (size_t i = 0; i < n && !s->full;) {
-		uint8_t c = p[i];
-		if (c == '"' || c == '\\') {
-			char e[2] = {'\\', (char)c};
-			put(s, e, 2);
-			i++;
-		} else if (c < 0x20 || c == 0x7f) {
-			char e[6] = {'\\', 'u', '0', '0', hex[c >> 4], hex[c & 15]};
-			put(s, e, 6);
-			i++;
-		} else if (c < 0x80) {
-			size_t j = i;
-			while (j < n && p[j] >= 0x20 && p[j] < 0x7f && p[j] != '"' && p[j] != '\\')
-				j++;
-			put(s, p + i, j - i);
-			i = j;
-		} else {
-			size_t k = rf_utf8_seq(p + i, n - i, NULL);
-			if (k == 0) {
-				put(s, "\xef\xbf\xbd", 3);
-				i++;
-			} else {
-				put(s, p + i, k);
-				i += k;
-			}
-		}
-	}
-	put(s, "\"", 1);
+	rf_line_json_str(s->line, RF_EVENT_LINE_MAX - 2, &s->len, &s->full, p, n);
 }
 
 static const char *field_name(unsigned fi, char *buf, size_t cap)

@@ -36,6 +36,7 @@
 #include <linux/netlink.h>
 
 #include "agent/source_proc.h"
+#include "common/util.h"
 #include "ringfence/limits.h"
 
 struct pinfo {
@@ -573,12 +574,7 @@ static const char *user_name(struct rf_source_proc *s, uint32_t uid)
 /* Append to the line, keeping 2 bytes for the closing "}\n" so a line is never left open. */
 static void put(struct rf_source_proc *s, const void *p, size_t n)
 {
-	if (s->full || n > RF_EVENT_LINE_MAX - 2 - s->len) {
-		s->full = true;
-		return;
-	}
-	memcpy(s->line + s->len, p, n);
-	s->len += n;
+	rf_line_put(s->line, RF_EVENT_LINE_MAX - 2, &s->len, &s->full, p, n);
 }
 
 static void put_s(struct rf_source_proc *s, const char *t)
@@ -586,42 +582,10 @@ static void put_s(struct rf_source_proc *s, const char *t)
 	put(s, t, strlen(t));
 }
 
-/* A JSON string: invalid UTF-8 becomes U+FFFD, control characters and " \ are escaped. */
+/* A JSON string (rf_line_json_str). */
 static void put_json_str(struct rf_source_proc *s, const uint8_t *p, size_t n)
 {
-	static const char hex[] = "0123456789abcdef";
-
-	put(s, "\"", 1);
-	for (size_t i = 0; i < n && !s->full;) {
-		uint8_t c = p[i];
-		if (c < 0x20 || c == '"' || c == '\\' || c == 0x7f) {
-			char e[6] = {'\\', 'u', '0', '0', hex[c >> 4], hex[c & 15]};
-			if (c == '"' || c == '\\') {
-				e[1] = (char)c;
-				put(s, e, 2);
-			} else
-				put(s, e, 6);
-			i++;
-			continue;
-		}
-		if (c < 0x80) {
-			size_t j = i;
-			while (j < n && p[j] >= 0x20 && p[j] < 0x7f && p[j] != '"' && p[j] != '\\')
-				j++;
-			put(s, p + i, j - i);
-			i = j;
-			continue;
-		}
-		size_t k = rf_utf8_seq(p + i, n - i, NULL);
-		if (k == 0) {
-			put(s, "\xef\xbf\xbd", 3);
-			i++;
-		} else {
-			put(s, p + i, k);
-			i += k;
-		}
-	}
-	put(s, "\"", 1);
+	rf_line_json_str(s->line, RF_EVENT_LINE_MAX - 2, &s->len, &s->full, p, n);
 }
 
 static void field_str(struct rf_source_proc *s, const char *name, bool has, const void *p, size_t n)

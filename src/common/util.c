@@ -381,3 +381,44 @@ int rf_fd_say(int fd, const char *fmt, ...)
 	}
 	return 0;
 }
+
+void rf_line_put(uint8_t *buf, size_t cap, size_t *len, bool *full, const void *p, size_t n)
+{
+	if (*full || *len > cap || n > cap - *len) {
+		*full = true;
+		return;
+	}
+	memcpy(buf + *len, p, n);
+	*len += n;
+}
+
+void rf_line_json_str(uint8_t *buf, size_t cap, size_t *len, bool *full, const uint8_t *p, size_t n)
+{
+	static const char hex[] = "0123456789abcdef";
+
+	rf_line_put(buf, cap, len, full, "\"", 1);
+	for (size_t i = 0; i < n && !*full;) {
+		uint8_t c = p[i];
+		if (c == '"' || c == '\\') {
+			char e[2] = {'\\', (char)c};
+			rf_line_put(buf, cap, len, full, e, 2);
+			i++;
+		} else if (c < 0x20 || c == 0x7f) {
+			char e[6] = {'\\', 'u', '0', '0', hex[c >> 4], hex[c & 15]};
+			rf_line_put(buf, cap, len, full, e, 6);
+			i++;
+		} else if (c < 0x80) {
+			size_t j = i;
+			while (j < n && p[j] >= 0x20 && p[j] < 0x7f && p[j] != '"' && p[j] != '\\')
+				j++;
+			rf_line_put(buf, cap, len, full, p + i, j - i);
+			i = j;
+		} else {
+			size_t k = rf_utf8_seq(p + i, n - i, NULL);
+			rf_line_put(buf, cap, len, full, k ? (const void *)(p + i) : "\xef\xbf\xbd",
+				    k ? k : 3);
+			i += k ? k : 1;
+		}
+	}
+	rf_line_put(buf, cap, len, full, "\"", 1);
+}

@@ -69,6 +69,16 @@ size_t rf_utf8_seq(const uint8_t *p, size_t n, const char **ret_why);
 size_t rf_utf8_prefix(const uint8_t *p, size_t n, const char **ret_why);
 
 /*
+ * A line built in place (the agent's event sources): rf_line_put appends p[0..n) to buf at
+ * *len when it fits under cap, else sets *full and appends nothing then or after (a line is
+ * never cut mid-field). rf_line_json_str appends p[0..n) as a JSON string: " and \ escaped,
+ * control characters as \u00XX, each byte of invalid UTF-8 as U+FFFD.
+ */
+void rf_line_put(uint8_t *buf, size_t cap, size_t *len, bool *full, const void *p, size_t n);
+void rf_line_json_str(uint8_t *buf, size_t cap, size_t *len, bool *full, const uint8_t *p,
+		      size_t n);
+
+/*
  * FNV-1a, 32 bits: the hash of the project's in-memory tables (event names, interned pack
  * strings, engine field slots, compiler atoms). Start with h = RF_FNV1A32_INIT, or continue a
  * hash over several pieces by passing the previous value. Not keyed: use it only where the

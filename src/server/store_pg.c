@@ -1052,9 +1052,10 @@ static int pg_cluster_poll(struct rf_db *base, unsigned *ret_changed, bool *ret_
 		 * session, and so the lease, within about RF_PG_TCP_DEAD_MS rather than the
 		 * kernel's hours (ignored on a unix socket; a process that dies closes its
 		 * socket and PostgreSQL drops the lock at once). */
-		PQclear(PQexec(s->ctl, "SET tcp_keepalives_idle = 5; SET tcp_keepalives_interval = 2;"
-				       " SET tcp_keepalives_count = 3;"
-				       " SET tcp_user_timeout = " STR(RF_PG_TCP_DEAD_MS)));
+		PQclear(PQexec(s->ctl,
+			       "SET tcp_keepalives_idle = 5; SET tcp_keepalives_interval = 2;"
+			       " SET tcp_keepalives_count = 3;"
+			       " SET tcp_user_timeout = " STR(RF_PG_TCP_DEAD_MS)));
 		/* A leader that hangs (stopped, a stuck disk) keeps its connection open: PostgreSQL
 		 * ends the session, and so the lease, once it has been idle this long; a leader
 		 * that runs touches it every second (below). */
@@ -1179,7 +1180,6 @@ static int migrate(struct pg_store *s, unsigned flags, const char *name)
 	}
 	return finish(s, r);
 }
-
 
 bool rf_db_is_pg(const char *spec)
 {

@@ -174,7 +174,7 @@ static int sq_load(struct rf_db *base, const struct rf_db_visitor *v, void *ud)
 				r = v->tenant(ud, &x);
 			} else if (i == 2 && v->release) {
 				struct rf_db_release x = {.id = sqlite3_column_int64(st, 0),
-							     .target = text(st, 1)};
+							  .target = text(st, 1)};
 				blob32(st, 2, x.sha256);
 				x.length = (uint64_t)sqlite3_column_int64(st, 3);
 				x.version = sqlite3_column_int64(st, 4);
@@ -585,8 +585,7 @@ static int check_db(sqlite3 *db, const char *path, struct rf_diag *diag, bool *r
 	return damaged(diag, path, sqlite3_errstr(rc));
 }
 
-int rf_db_open_sqlite(const char *path, unsigned flags, struct rf_diag *diag,
-			 struct rf_db **ret)
+int rf_db_open_sqlite(const char *path, unsigned flags, struct rf_diag *diag, struct rf_db **ret)
 {
 	struct sqlite_store *s = calloc(1, sizeof(*s));
 	bool empty = false;

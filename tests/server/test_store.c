@@ -131,12 +131,12 @@ static void test_roundtrip_and_idempotent_reports(void **state)
 	assert_int_equal(rf_db_ring_put(st, &r), 0);
 	assert_int_equal(rf_db_ring_delete(st, "nope"), -ENOENT);
 	struct rf_db_release rel = {.id = 1,
-				       .target = "packs/a.rfp",
-				       .length = 10,
-				       .version = 1,
-				       .custom_json = "{}",
-				       .created_at = 5,
-				       .state_json = "s1"};
+				    .target = "packs/a.rfp",
+				    .length = 10,
+				    .version = 1,
+				    .custom_json = "{}",
+				    .created_at = 5,
+				    .state_json = "s1"};
 	assert_int_equal(rf_db_release_put(st, &rel), 0);
 	rel.state_json = "s2"; /* update by id keeps one row */
 	assert_int_equal(rf_db_release_put(st, &rel), 0);
@@ -144,14 +144,14 @@ static void test_roundtrip_and_idempotent_reports(void **state)
 	clash.id = 2; /* same target, other id: refused */
 	assert_int_equal(rf_db_release_put(st, &clash), -EEXIST);
 	struct rf_db_device d = {.id = "dev-1",
-				    .tenant = "acme",
-				    .ring = "canary",
-				    .agent_version = "0.1",
-				    .manifest_hash = "",
-				    .state = "enrolled",
-				    .history = "",
-				    .alerts = 7,
-				    .enrolled_at = 5};
+				 .tenant = "acme",
+				 .ring = "canary",
+				 .agent_version = "0.1",
+				 .manifest_hash = "",
+				 .state = "enrolled",
+				 .history = "",
+				 .alerts = 7,
+				 .enrolled_at = 5};
 	int64_t ver = -1;
 	d.ret_version = &ver;
 	assert_int_equal(rf_db_devices_put(st, &d, 1), 0);
@@ -159,14 +159,14 @@ static void test_roundtrip_and_idempotent_reports(void **state)
 	d.version = ver;
 	d.enrolled_at = 0; /* kept as stored */
 	struct rf_db_report rep = {.device_id = "dev-1",
-				      .report_id = "r-1",
-				      .event = "intent",
-				      .target = "packs/a.rfp",
-				      .sha256_hex = "",
-				      .release_id = 1,
-				      .time = 1,
-				      .received_at = 2,
-				      .detail = ""};
+				   .report_id = "r-1",
+				   .event = "intent",
+				   .target = "packs/a.rfp",
+				   .sha256_hex = "",
+				   .release_id = 1,
+				   .time = 1,
+				   .received_at = 2,
+				   .detail = ""};
 	d.state = "intent";
 	d.history = "[[1,2,0,0,0,0,0,0,0]]";
 	assert_int_equal(rf_db_report_add(st, &rep, &d, &dup), 0);
@@ -407,8 +407,7 @@ static void test_newer_schema_refused_and_wal_full(void **state)
 	sqlite3_close(db);
 	/* A path that cannot be opened: -EIO with a message. */
 	struct rf_diag d2 = {0};
-	assert_int_equal(rf_db_open_sqlite("/nonexistent-dir/x.db", RF_DB_CREATE, &d2, &st),
-			 -EIO);
+	assert_int_equal(rf_db_open_sqlite("/nonexistent-dir/x.db", RF_DB_CREATE, &d2, &st), -EIO);
 	assert_true(d2.count > 0);
 	cleanup(path);
 }
@@ -445,8 +444,8 @@ static void test_audit_migrated_and_listed(void **state)
 	rf_db_close(st);
 	/* Back to schema 1, as a previous build left it. */
 	if (rf_testdb_pg()) {
-		assert_int_equal(rf_testdb_sql(path, "DROP TABLE audit; UPDATE rf_schema SET version = 1"),
-				 0);
+		assert_int_equal(
+		    rf_testdb_sql(path, "DROP TABLE audit; UPDATE rf_schema SET version = 1"), 0);
 	} else {
 		assert_int_equal(sqlite3_open(path, &db), SQLITE_OK);
 		assert_int_equal(sqlite3_exec(db,
@@ -588,8 +587,13 @@ static int count_device(void *ud, const struct rf_db_device *d)
 /* Write device id from version *ver (0: new); *ver is its new version, 0 if it was stale. */
 static void put_device(struct rf_db *st, const char *id, int64_t *ver, const char *state)
 {
-	struct rf_db_device d = {.id = id, .tenant = "acme", .ring = "canary", .state = state,
-				 .history = "", .version = *ver, .ret_version = ver};
+	struct rf_db_device d = {.id = id,
+				 .tenant = "acme",
+				 .ring = "canary",
+				 .state = state,
+				 .history = "",
+				 .version = *ver,
+				 .ret_version = ver};
 	assert_int_equal(rf_db_devices_put(st, &d, 1), 0);
 }
 
@@ -605,8 +609,8 @@ static void test_pg_instances_share(void **state)
 	assert_int_equal(open_db(path, RF_DB_CREATE, &a), 0);
 	assert_int_equal(open_db(path, 0, &b), 0);
 	assert_true(rf_db_is_shared(a));
-	struct rf_db_tenant t = {.name = "acme", .pin = "latest", .win_start_min = -1,
-				 .win_end_min = -1};
+	struct rf_db_tenant t = {
+	    .name = "acme", .pin = "latest", .win_start_min = -1, .win_end_min = -1};
 	assert_int_equal(rf_db_tenant_put(a, &t), 0);
 	assert_int_equal(rf_db_load(b, &(struct rf_db_visitor){0}, NULL), 0); /* b's cursor */
 
@@ -614,11 +618,12 @@ static void test_pg_instances_share(void **state)
 	PGconn *c = PQconnectdb(path);
 	assert_int_equal(PQstatus(c), CONNECTION_OK);
 	PQclear(PQexec(c, "BEGIN"));
-	PGresult *res = PQexec(c, "INSERT INTO devices (id, tenant, ring, cred_hash, agent_version,"
-				  " manifest_hash, enrolled_at, last_seen, release_id, state, state_at,"
-				  " crashes, rollbacks, events, alerts, history, instance) VALUES"
-				  " ('late', 'acme', 'canary', '\\x00', '', '', 0, 0, 0, 'enrolled', 0,"
-				  " 0, 0, 0, 0, '', 'other')");
+	PGresult *res =
+	    PQexec(c, "INSERT INTO devices (id, tenant, ring, cred_hash, agent_version,"
+		      " manifest_hash, enrolled_at, last_seen, release_id, state, state_at,"
+		      " crashes, rollbacks, events, alerts, history, instance) VALUES"
+		      " ('late', 'acme', 'canary', '\\x00', '', '', 0, 0, 0, 'enrolled', 0,"
+		      " 0, 0, 0, 0, '', 'other')");
 	assert_int_equal(PQresultStatus(res), PGRES_COMMAND_OK);
 	PQclear(res);
 	/* ... while a commits two devices after it, and b writes one of its own. */
@@ -662,8 +667,12 @@ static void test_pg_instances_share(void **state)
 	put_device(b, "d1", &vb, "crashed");
 	assert_int_equal(vb, 0);
 	struct rf_db_report rep = {.device_id = "d1", .report_id = "r", .event = "crashed"};
-	struct rf_db_device stale = {.id = "d1", .tenant = "acme", .ring = "canary",
-				     .state = "crashed", .history = "", .version = 2};
+	struct rf_db_device stale = {.id = "d1",
+				     .tenant = "acme",
+				     .ring = "canary",
+				     .state = "crashed",
+				     .history = "",
+				     .version = 2};
 	bool dup;
 	assert_int_equal(rf_db_report_add(b, &rep, &stale, &dup), -ESTALE);
 	assert_int_equal(rf_db_device_get(b, "d1", &dv, &dev), 0);
@@ -677,8 +686,11 @@ static void test_pg_instances_share(void **state)
 	assert_string_equal(dev.device_state, "crashed");
 
 	/* Release state: compare-and-set. */
-	struct rf_db_release rel = {.id = 1, .target = "packs/a.rfp", .custom_json = "{}",
-				    .state_json = "s1", .prev_state = ""};
+	struct rf_db_release rel = {.id = 1,
+				    .target = "packs/a.rfp",
+				    .custom_json = "{}",
+				    .state_json = "s1",
+				    .prev_state = ""};
 	assert_int_equal(rf_db_release_put(a, &rel), 0);
 	assert_int_equal(rf_db_release_put(b, &rel), -EEXIST); /* "": must be new */
 	rel.state_json = "s2";
@@ -706,8 +718,12 @@ static void test_pg_instances_share(void **state)
 	assert_int_equal(rf_db_cluster_poll(b, &changed, &lb), 0);
 	assert_false(lb);
 	/* The leader's gate decision is fenced by its lease; a follower's is refused. */
-	struct rf_db_release g = {.id = 1, .target = "packs/a.rfp", .custom_json = "{}",
-				  .state_json = "s4", .prev_state = "s3", .fenced = true};
+	struct rf_db_release g = {.id = 1,
+				  .target = "packs/a.rfp",
+				  .custom_json = "{}",
+				  .state_json = "s4",
+				  .prev_state = "s3",
+				  .fenced = true};
 	assert_int_equal(rf_db_release_put(b, &g), -ESTALE);
 	assert_int_equal(rf_db_release_put(a, &g), 0);
 	/* The leader hangs (it polls no more, its connection stays open): PostgreSQL ends its
