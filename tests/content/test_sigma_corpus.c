@@ -27,67 +27,14 @@
 #include <cmocka.h>
 
 #include "common/util.h"
+#include "corpus.h"
 #include "content/ir.h"
 #include "content/sigma.h"
 #include "ringfence/content.h"
 #include "ringfence/limits.h"
 
-struct list {
-	char **v;
-	size_t n, cap;
-};
-
-static void list_add(struct list *l, char *s)
-{
-	if (l->n == l->cap) {
-		l->cap = l->cap ? 2 * l->cap : 256;
-		l->v = realloc(l->v, l->cap * sizeof(*l->v));
-		assert_non_null(l->v);
-	}
-	l->v[l->n++] = s;
-}
-
-static void list_free(struct list *l)
-{
-	for (size_t i = 0; i < l->n; i++)
-		free(l->v[i]);
-	free(l->v);
-	memset(l, 0, sizeof(*l));
-}
-
-static char *join(const char *a, const char *b)
-{
-	size_t n = strlen(a) + strlen(b) + 2;
-	char *s = malloc(n);
-
-	assert_non_null(s);
-	snprintf(s, n, "%s/%s", a, b);
-	return s;
-}
-
-static int cmp_str(const void *a, const void *b)
-{
-	return strcmp(*(char *const *)a, *(char *const *)b);
-}
-
-/* Files *.yml under dir (one level: the corpus keeps process_creation rules flat). */
-static void add_yml(struct list *out, const char *dir)
-{
-	DIR *d = opendir(dir);
-	struct dirent *de;
-
-	if (!d)
-		return;
-	while ((de = readdir(d))) {
-		size_t n = strlen(de->d_name);
-		if (n > 4 && !strcmp(de->d_name + n - 4, ".yml"))
-			list_add(out, join(dir, de->d_name));
-	}
-	closedir(d);
-}
-
 /* rules/<product>/process_creation for every product. */
-static size_t find_rules(const char *root, struct list *out)
+static size_t find_rules(const char *root, struct rf_corpus_list *out)
 {
 	DIR *d = opendir(root);
 	struct dirent *de;
@@ -97,15 +44,14 @@ static size_t find_rules(const char *root, struct list *out)
 	while ((de = readdir(d))) {
 		if (de->d_name[0] == '.')
 			continue;
-		char *prod = join(root, de->d_name);
-		char *pc = join(prod, "process_creation");
-		add_yml(out, pc);
+		char *prod = rf_corpus_join(root, de->d_name);
+		char *pc = rf_corpus_join(prod, "process_creation");
+		rf_corpus_add_dir(out, pc);
 		free(pc);
 		free(prod);
 	}
 	closedir(d);
-	if (out->n)
-		qsort(out->v, out->n, sizeof(*out->v), cmp_str);
+	rf_corpus_sort(out);
 	return out->n;
 }
 
@@ -212,7 +158,7 @@ struct capture {
 	char msg[RF_DIAG_MSG_MAX];
 };
 
-static size_t run(const struct list *files, const struct rf_manifest *m, const char *label,
+static size_t run(const struct rf_corpus_list *files, const struct rf_manifest *m, const char *label,
 		  struct rf_pack_builder *b)
 {
 	struct reasons rs = {0};
@@ -255,36 +201,7 @@ static size_t run(const struct list *files, const struct rf_manifest *m, const c
 	return ok;
 }
 
-/* Every *.yml below dir, recursively (the whole corpus: every category, product, service). */
-static void add_tree(struct list *out, const char *dir, int depth)
-{
-	DIR *d = opendir(dir);
-	struct dirent *de;
-
-	if (!d || depth > 8) {
-		if (d)
-			closedir(d);
-		return;
-	}
-	while ((de = readdir(d))) {
-		struct stat st;
-		size_t n = strlen(de->d_name);
-		if (de->d_name[0] == '.')
-			continue;
-		char *path = join(dir, de->d_name);
-		if (lstat(path, &st) == 0 && S_ISDIR(st.st_mode)) {
-			add_tree(out, path, depth + 1);
-			free(path);
-		} else if (n > 4 && !strcmp(de->d_name + n - 4, ".yml")) {
-			list_add(out, path);
-		} else {
-			free(path);
-		}
-	}
-	closedir(d);
-}
-
-static struct list files;
+static struct rf_corpus_list files;
 
 static void test_corpus(void **state)
 {
@@ -296,7 +213,7 @@ static void test_corpus(void **state)
 	assert_int_equal(run(&files, NULL, "without a manifest", NULL), 1372);
 
 	/* Against this build's agent manifest: whatever compiles must also verify. */
-	char *mpath = join(src ? src : ".", "manifests/ringfence-agent-1.1.0.json");
+	char *mpath = rf_corpus_join(src ? src : ".", "manifests/ringfence-agent-1.1.0.json");
 	uint8_t *mj = NULL, *pack = NULL;
 	size_t mn, plen;
 	struct rf_manifest *m = NULL;
@@ -333,16 +250,16 @@ static void test_corpus(void **state)
 static void test_whole_corpus(void **state)
 {
 	const char *src = getenv("RF_SOURCE_ROOT"), *shared = getenv("RF_SHARED_DIR");
-	char *mpath = join(src ? src : ".", "manifests/ringfence-agent-1.1.0.json");
-	char *root = join(shared, "sigma/rules");
-	struct list all = {0};
+	char *mpath = rf_corpus_join(src ? src : ".", "manifests/ringfence-agent-1.1.0.json");
+	char *root = rf_corpus_join(shared, "sigma/rules");
+	struct rf_corpus_list all = {0};
 	uint8_t *mj = NULL;
 	size_t mn;
 	struct rf_manifest *m = NULL;
 	struct rf_diag d = {0};
 
-	add_tree(&all, root, 0);
-	qsort(all.v, all.n, sizeof(*all.v), cmp_str);
+	rf_corpus_add_tree(&all, root);
+	rf_corpus_sort(&all);
 	assert_int_equal(rf_file_read(mpath, RF_MANIFEST_MAX, &mj, &mn), 0);
 	assert_int_equal(rf_manifest_parse(mj, mn, &m, &d), 0);
 	assert_int_equal(all.n, 3141);
@@ -353,7 +270,7 @@ static void test_whole_corpus(void **state)
 	free(mj);
 	free(mpath);
 	free(root);
-	list_free(&all);
+	rf_corpus_list_free(&all);
 }
 
 /* The logsource of a SigmaHQ rule file, read from its text (SigmaHQ writes `logsource:` then
@@ -510,9 +427,9 @@ static const struct {
 static void test_windows_sources(void **state)
 {
 	const char *src = getenv("RF_SOURCE_ROOT"), *shared = getenv("RF_SHARED_DIR");
-	char *mpath = join(src ? src : ".", "manifests/ringfence-agent-windows-1.2.0.json");
-	char *root = join(shared, "sigma/rules");
-	struct list all = {0};
+	char *mpath = rf_corpus_join(src ? src : ".", "manifests/ringfence-agent-windows-1.2.0.json");
+	char *root = rf_corpus_join(shared, "sigma/rules");
+	struct rf_corpus_list all = {0};
 	struct evtab tab = {0};
 	struct reasons supplied_rs = {0}, other_rs = {0};
 	uint8_t *mj = NULL, *pack = NULL;
@@ -521,8 +438,8 @@ static void test_windows_sources(void **state)
 	struct rf_pack_builder *b = NULL;
 	struct rf_diag d = {0};
 
-	add_tree(&all, root, 0);
-	qsort(all.v, all.n, sizeof(*all.v), cmp_str);
+	rf_corpus_add_tree(&all, root);
+	rf_corpus_sort(&all);
 	assert_int_equal(all.n, 3141);
 	assert_int_equal(rf_file_read(mpath, RF_MANIFEST_MAX, &mj, &mn), 0);
 	assert_int_equal(rf_manifest_parse(mj, mn, &m, &d), 0);
@@ -609,7 +526,7 @@ static void test_windows_sources(void **state)
 	free(mj);
 	free(mpath);
 	free(root);
-	list_free(&all);
+	rf_corpus_list_free(&all);
 }
 
 /*
@@ -622,9 +539,9 @@ static void test_windows_sources(void **state)
 static void test_linux_sources(void **state)
 {
 	const char *src = getenv("RF_SOURCE_ROOT"), *shared = getenv("RF_SHARED_DIR");
-	char *mpath = join(src ? src : ".", "manifests/ringfence-agent-linux-1.3.0.json");
-	char *root = join(shared, "sigma/rules");
-	struct list all = {0};
+	char *mpath = rf_corpus_join(src ? src : ".", "manifests/ringfence-agent-linux-1.3.0.json");
+	char *root = rf_corpus_join(shared, "sigma/rules");
+	struct rf_corpus_list all = {0};
 	struct evtab tab = {0}, linux_other = {0};
 	struct reasons rs = {0};
 	uint8_t *mj = NULL, *pack = NULL;
@@ -634,8 +551,8 @@ static void test_linux_sources(void **state)
 	struct rf_diag d = {0};
 
 	(void)state;
-	add_tree(&all, root, 0);
-	qsort(all.v, all.n, sizeof(*all.v), cmp_str);
+	rf_corpus_add_tree(&all, root);
+	rf_corpus_sort(&all);
 	assert_int_equal(all.n, 3141);
 	assert_int_equal(rf_file_read(mpath, RF_MANIFEST_MAX, &mj, &mn), 0);
 	assert_int_equal(rf_manifest_parse(mj, mn, &m, &d), 0);
@@ -719,7 +636,7 @@ static void test_linux_sources(void **state)
 	free(mj);
 	free(mpath);
 	free(root);
-	list_free(&all);
+	rf_corpus_list_free(&all);
 }
 
 int main(void)
@@ -737,7 +654,7 @@ int main(void)
 		printf("SKIP: RF_SHARED_DIR is not set, so the SigmaHQ corpus is not available\n");
 		return 77;
 	}
-	char *root = join(shared, "sigma/rules");
+	char *root = rf_corpus_join(shared, "sigma/rules");
 	if (find_rules(root, &files) == 0) {
 		printf("SKIP: no */process_creation/*.yml under %s (SigmaHQ corpus absent)\n",
 		       root);
@@ -746,6 +663,6 @@ int main(void)
 	}
 	free(root);
 	rc = cmocka_run_group_tests(tests, NULL, NULL);
-	list_free(&files);
+	rf_corpus_list_free(&files);
 	return rc;
 }

@@ -30,78 +30,13 @@
 #include <jansson.h>
 
 #include "common/util.h"
+#include "corpus.h"
 #include "content/ir.h"
 #include "content/sigma.h"
 #include "ringfence/content.h"
 #include "ringfence/limits.h"
 
 /* ---- the corpus ---------------------------------------------------------------------------- */
-
-struct list {
-	char **v;
-	size_t n, cap;
-};
-
-static void list_add(struct list *l, char *s)
-{
-	if (l->n == l->cap) {
-		l->cap = l->cap ? 2 * l->cap : 256;
-		l->v = realloc(l->v, l->cap * sizeof(*l->v));
-		assert_non_null(l->v);
-	}
-	l->v[l->n++] = s;
-}
-
-static void list_free(struct list *l)
-{
-	for (size_t i = 0; i < l->n; i++)
-		free(l->v[i]);
-	free(l->v);
-	memset(l, 0, sizeof(*l));
-}
-
-static char *path_join(const char *a, const char *b)
-{
-	size_t n = strlen(a) + strlen(b) + 2;
-	char *s = malloc(n);
-
-	assert_non_null(s);
-	snprintf(s, n, "%s/%s", a, b);
-	return s;
-}
-
-static int cmp_str(const void *a, const void *b)
-{
-	return strcmp(*(char *const *)a, *(char *const *)b);
-}
-
-static void add_tree(struct list *out, const char *dir, int depth)
-{
-	DIR *d = opendir(dir);
-	struct dirent *de;
-
-	if (!d || depth > 8) {
-		if (d)
-			closedir(d);
-		return;
-	}
-	while ((de = readdir(d))) {
-		struct stat st;
-		size_t n = strlen(de->d_name);
-		if (de->d_name[0] == '.')
-			continue;
-		char *path = path_join(dir, de->d_name);
-		if (lstat(path, &st) == 0 && S_ISDIR(st.st_mode)) {
-			add_tree(out, path, depth + 1);
-			free(path);
-		} else if (n > 4 && !strcmp(de->d_name + n - 4, ".yml")) {
-			list_add(out, path);
-		} else {
-			free(path);
-		}
-	}
-	closedir(d);
-}
 
 /* ---- growable text --------------------------------------------------------------------- */
 
@@ -848,9 +783,9 @@ static bool alerts(struct rf_engine *e, struct rf_engine_scratch *s, size_t want
 static void test_rules_fire_on_their_own_values(void **state)
 {
 	const char *src = getenv("RF_SOURCE_ROOT"), *shared = getenv("RF_SHARED_DIR");
-	char *mpath = path_join(src ? src : ".", "manifests/ringfence-agent-windows-1.2.0.json");
-	char *root = path_join(shared, "sigma/rules");
-	struct list all = {0};
+	char *mpath = rf_corpus_join(src ? src : ".", "manifests/ringfence-agent-windows-1.2.0.json");
+	char *root = rf_corpus_join(shared, "sigma/rules");
+	struct rf_corpus_list all = {0};
 	struct rf_manifest *m = NULL;
 	struct rf_pack_builder *b = NULL;
 	struct rf_diag d = {0};
@@ -859,8 +794,8 @@ static void test_rules_fire_on_their_own_values(void **state)
 	size_t mn, plen, nrules = 0, built = 0, fired = 0, unknown = 0;
 	struct made *made;
 
-	add_tree(&all, root, 0);
-	qsort(all.v, all.n, sizeof(*all.v), cmp_str);
+	rf_corpus_add_tree(&all, root);
+	rf_corpus_sort(&all);
 	assert_int_equal(rf_file_read(mpath, RF_MANIFEST_MAX, &mj, &mn), 0);
 	assert_int_equal(rf_manifest_parse(mj, mn, &m, &d), 0);
 	manifest_json = json_loadb((const char *)mj, mn, 0, NULL);
@@ -956,7 +891,7 @@ static void test_rules_fire_on_their_own_values(void **state)
 	free(mj);
 	free(mpath);
 	free(root);
-	list_free(&all);
+	rf_corpus_list_free(&all);
 }
 
 int main(void)
@@ -971,7 +906,7 @@ int main(void)
 		printf("SKIP: RF_SHARED_DIR is not set, so the SigmaHQ corpus is not available\n");
 		return 77;
 	}
-	char *root = path_join(shared, "sigma/rules");
+	char *root = rf_corpus_join(shared, "sigma/rules");
 	if (stat(root, &st) != 0 || !S_ISDIR(st.st_mode)) {
 		printf("SKIP: no SigmaHQ corpus at %s\n", root);
 		free(root);
