@@ -24,7 +24,7 @@
 #include "content/pack.h"
 #include "ringfence/content.h"
 
-enum { NRULES = 300, NEVENTS = 2000, MAXATOMS = 12, NFIELDS = 4 };
+enum { NRULES = 300, NEVENTS = 2000, MAXATOMS = 80, NFIELDS = 4 };
 
 static const char *const fields[NFIELDS] = {"Image", "CommandLine", "ParentImage", "User"};
 static const char *const pieces[] = {"a", "b", "c", "A", "B", "\\", ".", " ", "ab", "abc",
@@ -200,12 +200,35 @@ static void gen_rules(struct gen_rule *g, hs_scratch_t **hs)
 		struct gen_rule *r = &g[i];
 		size_t nsel = 1 + rnd(3);
 		for (size_t s = 0; s < nsel; s++) {
-			size_t nv = 1 + rnd(4);
+			/* Now and then a long value list (the interpreter runs lists as sets of
+			 * atoms grouped by bit-set word: lists spanning words, repeated values). */
+			size_t nv = rnd(8) ? 1 + rnd(4) : 5 + rnd(60);
+			unsigned lop = rnd(4) ? RF_I_OR : RF_I_AND;
 			const char *f = fields[rnd(NFIELDS)];
 			for (size_t v = 0; v < nv && r->na < MAXATOMS; v++) {
 				size_t a = r->na++;
 				unsigned op = ops[rnd(sizeof(ops) / sizeof(ops[0]))];
 				uint32_t flags = rnd(5) == 0 ? RF_ATOM_CASED : 0;
+				if (v && rnd(12) == 0) { /* the same value again */
+					r->atoms[a] = r->atoms[a - 1];
+					memcpy(r->pats[a], r->pats[a - 1], sizeof(r->pats[a]));
+					r->atoms[a].pattern = (const uint8_t *)r->pats[a];
+					r->re[a] = NULL;
+					if (r->atoms[a].op == RF_OP_REGEX) {
+						hs_compile_error_t *err = NULL;
+						assert_int_equal(
+						    hs_compile(r->pats[a],
+							       rf__pack_hs_flags(r->atoms[a].op,
+										 r->atoms[a].flags),
+							       HS_MODE_BLOCK, NULL, &r->re[a], &err),
+						    HS_SUCCESS);
+						assert_int_equal(hs_alloc_scratch(r->re[a], hs),
+								 HS_SUCCESS);
+					}
+					r->code[r->nc++] = RF_INSN(RF_I_ATOM, a);
+					r->code[r->nc++] = RF_INSN(nv > 4 ? lop : RF_I_OR, 0);
+					continue;
+				}
 				if (op == RF_OP_REGEX) {
 					snprintf(
 					    r->pats[a], sizeof(r->pats[a]), "%s",
@@ -228,7 +251,8 @@ static void gen_rules(struct gen_rule *g, hs_scratch_t **hs)
 								  strlen(r->pats[a])};
 				r->code[r->nc++] = RF_INSN(RF_I_ATOM, a);
 				if (v)
-					r->code[r->nc++] = RF_INSN(rnd(4) ? RF_I_OR : RF_I_AND, 0);
+					r->code[r->nc++] =
+					    RF_INSN(nv > 4 ? lop : rnd(4) ? RF_I_OR : RF_I_AND, 0);
 			}
 			if (rnd(4) == 0)
 				r->code[r->nc++] = RF_INSN(RF_I_NOT, 0);
