@@ -513,6 +513,8 @@ static int prepare_event(const struct rf_engine *e, const struct rf_event *ev, s
 		s->flen[b * nf + pf] = (uint32_t)len;
 		if (rt->lits.n)
 			rf__litset_match(&rt->lits, (const uint8_t *)val, len, lit_hit, s);
+		if (rt->shift.n)
+			rf__shiftset_match(&rt->shift, (const uint8_t *)val, len, lit_hit, s);
 		if (rt->num_len) {
 			/* On a string field the only such atoms are CIDR: the value counts if it
 			 * is an address (Windows writes IpAddress as "-" when there is none). */

@@ -48,6 +48,8 @@ struct pfield_rt {
 				      * if a rule that runs reads the field (phase 3), not for every
 				      * event (phase 2) */
 	struct rf_litset lits;	     /* eq/startswith/endswith literals (lits.n == 0 if none) */
+	struct rf_shiftset shift;    /* the contains literals and factors instead of
+				      * db[RF_DB_CONTAINS] when they are few (literal.h) */
 	uint32_t num_off, num_len;   /* int/ip atoms in e->nums */
 	uint32_t pres_off, pres_len; /* EXISTS atoms in e->pres */
 	uint32_t null_off, null_len; /* NULL atoms in e->nulls */

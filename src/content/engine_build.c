@@ -26,6 +26,7 @@ void rf_engine_free(struct rf_engine *e)
 	if (e->pf)
 		for (uint32_t i = 0; i < e->pk->n_fields; i++) {
 			rf__litset_free(&e->pf[i].lits);
+			rf__shiftset_free(&e->pf[i].shift);
 			for (int c = 0; c < RF_NDB; c++)
 				hs_free_database(e->pf[i].db[c]);
 		}
@@ -432,6 +433,43 @@ static int classify(struct rf_engine *e)
 	return 0;
 }
 
+/* The contains literals and factors tmp[0..k) of field f in a Shift-And set (literal.h) when
+ * their bytes fit in it: 0, -E2BIG (they do not: use a database), -ENOMEM. Case as in
+ * make_exprs. */
+static int small_contains(struct rf_engine *e, uint32_t f, const uint32_t *tmp, uint32_t k)
+{
+	const struct rf_pack *pk = e->pk;
+	struct rf_lit_src src[64];
+	char arena[64 + RF_PATTERN_MAX + 1];
+	uint32_t total = 0;
+
+	if (k > 64)
+		return -E2BIG;
+	for (uint32_t i = 0; i < k; i++) {
+		bool fac = tmp[i] >= pk->n_atoms;
+		const struct rf_patom *a =
+		    &pk->atoms[fac ? e->factors[tmp[i] - pk->n_atoms].atom : tmp[i]];
+		const struct rf_pstr *p = &pk->strings[a->pattern];
+		int len;
+		if (fac) {
+			len = (int)e->factors[tmp[i] - pk->n_atoms].len;
+			if ((uint32_t)len > 64 - total)
+				return -E2BIG;
+			memcpy(arena + total, e->factors[tmp[i] - pk->n_atoms].lit, (size_t)len);
+		} else {
+			if (p->len > RF_PATTERN_MAX)
+				return -E2BIG;
+			len = rf__glob_literal(p->s, p->len, arena + total); /* <= p->len bytes */
+			if (len < 0 || (uint32_t)len > 64 - total)
+				return -E2BIG;
+		}
+		src[i] = (struct rf_lit_src){arena + total, (uint32_t)len, tmp[i], 0,
+					     (a->flags & RF_ATOM_CASED) && a->op != RF_OP_REGEX};
+		total += (uint32_t)len;
+	}
+	return rf__shiftset_build(&e->pf[f].shift, src, k);
+}
+
 /*
  * The string matchers of field f: its eq/startswith/endswith literals in a literal set (hashing,
  * literal.c), its literal contains in a pure-literal Vectorscan database, everything else
@@ -479,6 +517,11 @@ static int field_matchers(struct rf_engine *e, uint32_t f, uint32_t *tmp, struct
 				tmp[k++] = pk->n_atoms + j;
 		if (!k)
 			continue;
+		if (db == RF_DB_CONTAINS && (r = small_contains(e, f, tmp, k)) != -E2BIG) {
+			if (r < 0)
+				goto out;
+			continue; /* matched by Shift-And, no database */
+		}
 		char what[RF_NAME_MAX + 64];
 		snprintf(what, sizeof(what), "the %s patterns of field '%s'",
 			 db == RF_DB_CONTAINS ? "literal" : "wildcard and regex",

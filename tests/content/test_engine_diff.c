@@ -20,13 +20,17 @@
 #include <hs/hs.h>
 
 #include "common/util.h"
+#include "content/engine.h"
 #include "content/ir.h"
 #include "content/pack.h"
 #include "ringfence/content.h"
 
-enum { NRULES = 300, NEVENTS = 2000, MAXATOMS = 80, NFIELDS = 4 };
+enum { NRULES = 300, NEVENTS = 2000, MAXATOMS = 80, NFIELDS = 5 };
 
-static const char *const fields[NFIELDS] = {"Image", "CommandLine", "ParentImage", "User"};
+/* Company is read only by the first selection of every 60th rule, a few short contains values:
+ * few enough literal bytes for the Shift-And matcher instead of a database (checked below). */
+static const char *const fields[NFIELDS] = {"Image", "CommandLine", "ParentImage", "User",
+					    "Company"};
 static const char *const pieces[] = {"a", "b", "c", "A", "B", "\\", ".", " ", "ab", "abc",
 				     "x", "y", "d", "e", "1", "-",  "*", "?", "ABC"};
 /* Regular expressions covering what the factor reader must get right: optional bytes,
@@ -202,14 +206,19 @@ static void gen_rules(struct gen_rule *g, hs_scratch_t **hs)
 		for (size_t s = 0; s < nsel; s++) {
 			/* Now and then a long value list (the interpreter runs lists as sets of
 			 * atoms grouped by bit-set word: lists spanning words, repeated values). */
-			size_t nv = rnd(8) ? 1 + rnd(4) : 5 + rnd(60);
+			if (r->na >= MAXATOMS)
+				break; /* (a selection needs at least one atom) */
+			bool co = i % 60 == 0 && s == 0; /* Company */
+			size_t nv = co ? 1 + rnd(2) : rnd(8) ? 1 + rnd(4) : 5 + rnd(60);
 			unsigned lop = rnd(4) ? RF_I_OR : RF_I_AND;
-			const char *f = fields[rnd(NFIELDS)];
+			const char *f = co ? fields[NFIELDS - 1] : fields[rnd(NFIELDS - 1)];
 			for (size_t v = 0; v < nv && r->na < MAXATOMS; v++) {
 				size_t a = r->na++;
-				unsigned op = ops[rnd(sizeof(ops) / sizeof(ops[0]))];
+				unsigned op = co ? RF_OP_CONTAINS : ops[rnd(sizeof(ops) / sizeof(ops[0]))];
 				uint32_t flags = rnd(5) == 0 ? RF_ATOM_CASED : 0;
-				if (v && rnd(12) == 0) { /* the same value again */
+				if (co) {
+					gen_text(r->pats[a], sizeof(r->pats[a]), 2, rnd(3) == 0);
+				} else if (v && rnd(12) == 0) { /* the same value again */
 					r->atoms[a] = r->atoms[a - 1];
 					memcpy(r->pats[a], r->pats[a - 1], sizeof(r->pats[a]));
 					r->atoms[a].pattern = (const uint8_t *)r->pats[a];
@@ -318,6 +327,12 @@ static void run_seed(uint64_t seed)
 	if (rf_engine_load(pack, plen, m, &e, &d) < 0)
 		fail_msg("load: %s", d.first);
 	assert_int_equal(rf_engine_scratch_new(e, &s), 0);
+	/* Company's contains values and factors go to the Shift-And matcher, not a database. */
+	for (uint32_t f = 0; f < e->pk->n_fields; f++)
+		if (!strcmp(rf__pack_str(e->pk, e->pk->fields[f].name), "Company")) {
+			assert_true(e->pf[f].shift.n > 0);
+			assert_null(e->pf[f].db[RF_DB_CONTAINS]);
+		}
 
 	/* Events: values from the same alphabet, some built around the rules' own patterns (with
 	 * wildcards replaced by a piece), some fields absent. */
@@ -335,6 +350,8 @@ static void run_seed(uint64_t seed)
 			} else {
 				const struct gen_rule *r = &g[rnd(NRULES)];
 				const char *p = r->pats[rnd((uint32_t)r->na)];
+				if (f == NFIELDS - 1) /* Company: the Company rules' values */
+					p = g[60 * rnd(NRULES / 60)].pats[0];
 				char pre[24], post[24];
 				gen_text(pre, sizeof(pre), rnd(2) ? 0 : 2, false);
 				gen_text(post, sizeof(post), rnd(2) ? 0 : 2, false);
