@@ -216,7 +216,8 @@ static bool run_rule(struct rf_engine_scratch *s, const uint64_t *bits, uint32_t
 			break;
 		case RF_X_ANY:
 		case RF_X_ALL:
-			if (depth >= 64 || (x = run_list(s, bits, arg, RF_INSN_OP(in) == RF_X_ANY)) < 0)
+			if (depth >= 64 ||
+			    (x = run_list(s, bits, arg, RF_INSN_OP(in) == RF_X_ANY)) < 0)
 				goto violation;
 			stack = stack << 1 | (uint64_t)x;
 			depth++;

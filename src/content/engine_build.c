@@ -611,7 +611,8 @@ static int build_programs(struct rf_engine *e)
 					l->lazy = true;
 			}
 			l->glen = ng - l->goff;
-			e->xcode[nx++] = RF_INSN(op == RF_INSN(RF_I_OR, 0) ? RF_X_ANY : RF_X_ALL, nl);
+			e->xcode[nx++] =
+			    RF_INSN(op == RF_INSN(RF_I_OR, 0) ? RF_X_ANY : RF_X_ALL, nl);
 			nl++;
 			k = j - 1;
 		}

@@ -88,10 +88,10 @@ void rf__litset_match(const struct rf_litset *ls, const uint8_t *v, size_t n,
  * words, for fields with up to 256 literal bytes, cost more than Vectorscan on the same pack.)
  */
 struct rf_shiftset {
-	uint32_t n;	 /* literals (0: none) */
-	uint64_t *mask;	 /* [256]: bit j set if byte c may stand at bit j */
-	uint64_t start;	 /* first bit of each literal */
-	uint64_t end;	 /* last bit of each literal */
+	uint32_t n;	   /* literals (0: none) */
+	uint64_t *mask;	   /* [256]: bit j set if byte c may stand at bit j */
+	uint64_t start;	   /* first bit of each literal */
+	uint64_t end;	   /* last bit of each literal */
 	uint32_t atom[64]; /* per last bit: the atom (or factor bit) reported */
 };
 

@@ -207,14 +207,15 @@ static void gen_rules(struct gen_rule *g, hs_scratch_t **hs)
 			/* Now and then a long value list (the interpreter runs lists as sets of
 			 * atoms grouped by bit-set word: lists spanning words, repeated values). */
 			if (r->na >= MAXATOMS)
-				break; /* (a selection needs at least one atom) */
+				break;			 /* (a selection needs at least one atom) */
 			bool co = i % 60 == 0 && s == 0; /* Company */
 			size_t nv = co ? 1 + rnd(2) : rnd(8) ? 1 + rnd(4) : 5 + rnd(60);
 			unsigned lop = rnd(4) ? RF_I_OR : RF_I_AND;
 			const char *f = co ? fields[NFIELDS - 1] : fields[rnd(NFIELDS - 1)];
 			for (size_t v = 0; v < nv && r->na < MAXATOMS; v++) {
 				size_t a = r->na++;
-				unsigned op = co ? RF_OP_CONTAINS : ops[rnd(sizeof(ops) / sizeof(ops[0]))];
+				unsigned op =
+				    co ? RF_OP_CONTAINS : ops[rnd(sizeof(ops) / sizeof(ops[0]))];
 				uint32_t flags = rnd(5) == 0 ? RF_ATOM_CASED : 0;
 				if (co) {
 					gen_text(r->pats[a], sizeof(r->pats[a]), 2, rnd(3) == 0);
@@ -229,7 +230,8 @@ static void gen_rules(struct gen_rule *g, hs_scratch_t **hs)
 						    hs_compile(r->pats[a],
 							       rf__pack_hs_flags(r->atoms[a].op,
 										 r->atoms[a].flags),
-							       HS_MODE_BLOCK, NULL, &r->re[a], &err),
+							       HS_MODE_BLOCK, NULL, &r->re[a],
+							       &err),
 						    HS_SUCCESS);
 						assert_int_equal(hs_alloc_scratch(r->re[a], hs),
 								 HS_SUCCESS);
@@ -260,8 +262,10 @@ static void gen_rules(struct gen_rule *g, hs_scratch_t **hs)
 								  strlen(r->pats[a])};
 				r->code[r->nc++] = RF_INSN(RF_I_ATOM, a);
 				if (v)
-					r->code[r->nc++] =
-					    RF_INSN(nv > 4 ? lop : rnd(4) ? RF_I_OR : RF_I_AND, 0);
+					r->code[r->nc++] = RF_INSN(nv > 4   ? lop
+								   : rnd(4) ? RF_I_OR
+									    : RF_I_AND,
+								   0);
 			}
 			if (rnd(4) == 0)
 				r->code[r->nc++] = RF_INSN(RF_I_NOT, 0);
