@@ -172,39 +172,54 @@ static int on_match(unsigned int id, unsigned long long from, unsigned long long
 	return 0;
 }
 
-/* Run rule ri's program over bits; every index and the stack are re-checked (violations
- * count, the rule is then false). */
+/* Value list l (engine.h) over bits: ANY (some atom true) or ALL. Decided at the first group
+ * that settles it. Returns -1 on a violation. */
+static int run_list(const struct rf_engine_scratch *s, const uint64_t *bits, uint32_t l, bool any)
+{
+	const struct rf_engine *e = s->e;
+
+	if (l >= e->n_xlists)
+		return -1;
+	const struct xlist *x = &e->xlists[l];
+	const struct xgroup *g = e->xgroups + x->goff;
+	for (uint32_t k = 0; k < x->glen; k++) {
+		if (g[k].word >= s->words)
+			return -1;
+		uint64_t w = bits[g[k].word] & g[k].mask;
+		if (any ? w != 0 : w != g[k].mask)
+			return any;
+	}
+	return !any;
+}
+
+/* Run rule ri's program (its run-time form, engine.h) over bits; every index and the stack are
+ * re-checked (violations count, the rule is then false). */
 static bool run_rule(struct rf_engine_scratch *s, const uint64_t *bits, uint32_t ri)
 {
-	const struct rf_pack *pk = s->e->pk;
-	const struct rf_prule *r = &pk->rules[ri];
+	const struct rf_engine *e = s->e;
+	const struct rf_pack *pk = e->pk;
 	uint64_t stack = 0;
-	uint32_t depth = 0;
+	uint32_t depth = 0, off = e->xoff[ri], len = e->xlen[ri];
+	int x;
 
-	if (r->code_off > pk->n_code || r->code_len > pk->n_code - r->code_off)
+	if (off > e->n_xcode || len > e->n_xcode - off)
 		goto violation;
-	const uint32_t *code = pk->code + r->code_off;
-	for (uint32_t k = 0; k < r->code_len; k++) {
+	const uint32_t *code = e->xcode + off;
+	for (uint32_t k = 0; k < len; k++) {
 		uint32_t in = code[k], arg = RF_INSN_ARG(in);
-		uint64_t v;
 		switch (RF_INSN_OP(in)) {
 		case RF_I_ATOM:
 			if (arg >= pk->n_atoms || depth >= 64)
 				goto violation;
-			v = bits[arg >> 6] >> (arg & 63) & 1;
-			/* A Sigma value list compiles to ATOM (ATOM OR)* or ATOM (ATOM AND)*: fold
-			 * each following pair into v here, each checked as it is read (a pair that
-			 * is not one goes through the switch as usual). */
-			while (k + 2 < r->code_len && RF_INSN_OP(code[k + 1]) == RF_I_ATOM &&
-			       RF_INSN_ARG(code[k + 1]) < pk->n_atoms &&
-			       (code[k + 2] == RF_INSN(RF_I_OR, 0) ||
-				code[k + 2] == RF_INSN(RF_I_AND, 0))) {
-				uint32_t b = RF_INSN_ARG(code[k + 1]);
-				uint64_t w = bits[b >> 6] >> (b & 63) & 1;
-				v = code[k + 2] == RF_INSN(RF_I_OR, 0) ? v | w : v & w;
-				k += 2;
-			}
-			stack = stack << 1 | v;
+			stack = stack << 1 | (bits[arg >> 6] >> (arg & 63) & 1);
+			depth++;
+			break;
+		case RF_X_ANY:
+		case RF_X_ALL:
+			if (depth >= 64 ||
+			    (x = run_list(s, bits, arg, RF_INSN_OP(in) == RF_X_ANY)) < 0)
+				goto violation;
+			stack = stack << 1 | (uint64_t)x;
 			depth++;
 			break;
 		case RF_I_TRUE:
@@ -223,9 +238,9 @@ static bool run_rule(struct rf_engine_scratch *s, const uint64_t *bits, uint32_t
 		case RF_I_OR:
 			if (depth < 2)
 				goto violation;
-			v = RF_INSN_OP(in) == RF_I_AND ? (stack & (stack >> 1) & 1)
-						       : ((stack | (stack >> 1)) & 1);
-			stack = (stack >> 2) << 1 | v;
+			x = RF_INSN_OP(in) == RF_I_AND ? (int)(stack & (stack >> 1) & 1)
+						       : (int)((stack | (stack >> 1)) & 1);
+			stack = (stack >> 2) << 1 | (uint64_t)x;
 			depth--;
 			break;
 		default:
@@ -287,21 +302,51 @@ static int run_rule3(struct rf_engine_scratch *s, const uint64_t *bits, size_t b
 {
 	const struct rf_engine *e = s->e;
 	const struct rf_pack *pk = e->pk;
-	const struct rf_prule *r = &pk->rules[ri];
 	uint64_t val = 0, kn = 0; /* value and known bits, top of stack in bit 0 */
-	uint32_t depth = 0;
+	uint32_t depth = 0, off = e->xoff[ri], len = e->xlen[ri];
 
-	if (r->code_off > pk->n_code || r->code_len > pk->n_code - r->code_off)
+	if (off > e->n_xcode || len > e->n_xcode - off)
 		goto violation;
-	for (uint32_t k = 0; k < r->code_len; k++) {
-		uint32_t in = pk->code[r->code_off + k], arg = RF_INSN_ARG(in);
+	for (uint32_t k = 0; k < len; k++) {
+		uint32_t in = e->xcode[off + k], arg = RF_INSN_ARG(in);
 		uint64_t v, q, fa, fb;
+		int x;
 		switch (RF_INSN_OP(in)) {
 		case RF_I_ATOM:
 			if (arg >= pk->n_atoms || depth >= 64)
 				goto violation;
 			q = !unknown(e, s, b, arg);
 			val = val << 1 | (q & (bits[arg >> 6] >> (arg & 63)));
+			kn = kn << 1 | q;
+			depth++;
+			break;
+		case RF_X_ANY:
+		case RF_X_ALL:
+			if (depth >= 64 || arg >= e->n_xlists)
+				goto violation;
+			/* Known when the known atoms decide it (one true for ANY, one false for
+			 * ALL) or when none is unknown. */
+			q = 1;
+			if (!e->xlists[arg].lazy) {
+				x = run_list(s, bits, arg, RF_INSN_OP(in) == RF_X_ANY);
+				if (x < 0)
+					goto violation;
+			} else {
+				const struct xlist *l = &e->xlists[arg];
+				bool any = RF_INSN_OP(in) == RF_X_ANY, unk = false, dec = false;
+				if (l->aoff > e->n_xatoms || l->alen > e->n_xatoms - l->aoff)
+					goto violation;
+				for (uint32_t t = 0; t < l->alen && !dec; t++) {
+					uint32_t a = e->xatoms[l->aoff + t];
+					if (unknown(e, s, b, a))
+						unk = true;
+					else if ((bits[a >> 6] >> (a & 63) & 1) == any)
+						dec = true;
+				}
+				x = dec ? any : !any;
+				q = dec || !unk;
+			}
+			val = val << 1 | (q & (uint64_t)x);
 			kn = kn << 1 | q;
 			depth++;
 			break;
@@ -469,6 +514,8 @@ static int prepare_event(const struct rf_engine *e, const struct rf_event *ev, s
 		s->flen[b * nf + pf] = (uint32_t)len;
 		if (rt->lits.n)
 			rf__litset_match(&rt->lits, (const uint8_t *)val, len, lit_hit, s);
+		if (rt->shift.n)
+			rf__shiftset_match(&rt->shift, (const uint8_t *)val, len, lit_hit, s);
 		if (rt->num_len) {
 			/* On a string field the only such atoms are CIDR: the value counts if it
 			 * is an address (Windows writes IpAddress as "-" when there is none). */

@@ -48,11 +48,39 @@ struct pfield_rt {
 				      * if a rule that runs reads the field (phase 3), not for every
 				      * event (phase 2) */
 	struct rf_litset lits;	     /* eq/startswith/endswith literals (lits.n == 0 if none) */
+	struct rf_shiftset shift;    /* the contains literals and factors instead of
+				      * db[RF_DB_CONTAINS] when they are few (literal.h) */
 	uint32_t num_off, num_len;   /* int/ip atoms in e->nums */
 	uint32_t pres_off, pres_len; /* EXISTS atoms in e->pres */
 	uint32_t null_off, null_len; /* NULL atoms in e->nulls */
 	uint32_t ev;		     /* manifest event index (if ev_ok) */
 	bool ev_ok;		     /* the field's event is one the manifest supplies */
+};
+
+/*
+ * Rule programs as the interpreter runs them (built at load from the verified pack programs):
+ * the same postfix instructions, except that a Sigma value list, ATOM (ATOM OR)* or
+ * ATOM (ATOM AND)*, becomes one RF_X_ANY or RF_X_ALL instruction whose argument indexes
+ * e->xlists. OR and AND are commutative and idempotent, so a list is the set of its atoms,
+ * grouped by the 64-bit word of the event's bit set they live in: ANY is "some group's word
+ * meets its mask", ALL "every group's word holds its whole mask", each decided at the first group
+ * that settles it. The pack's programs stay what the prefilter and the lazy databases are
+ * computed from.
+ */
+enum {
+	RF_X_ANY = 0x40, /* push: some atom of list arg is true */
+	RF_X_ALL = 0x41, /* push: every atom of list arg is true */
+};
+
+struct xgroup {
+	uint32_t word; /* < e->n_bits / 64 + 1 (the scratch's words per event) */
+	uint64_t mask;
+};
+
+struct xlist {
+	uint32_t goff, glen; /* groups in e->xgroups */
+	uint32_t aoff, alen; /* the distinct atoms in e->xatoms (for three-valued evaluation) */
+	bool lazy;	     /* some atom lives in a lazy database: may be unknown (run_rule3) */
 };
 
 struct evtype {
@@ -92,6 +120,11 @@ struct rf_engine {
 	uint32_t *rule_ev;	       /* manifest event of each rule */
 	uint32_t *lazy_off, *lazy_len; /* per rule: the lazy databases it reads */
 	uint32_t *lazy_fields;	       /* field * RF_NDB + database class */
+	uint32_t *xcode, *xoff, *xlen; /* run-time programs, per rule offset and length */
+	struct xlist *xlists;
+	struct xgroup *xgroups;
+	uint32_t *xatoms;
+	uint32_t n_xcode, n_xlists, n_xatoms;
 	size_t scratch_bytes;
 	/* Loading from a cache (cache.c): databases to use instead of compiling, in db order
 	 * (per field ascending: contains, other; then keywords); taken ones are set to NULL. */

@@ -213,6 +213,73 @@ void rf__litset_match(const struct rf_litset *ls, const uint8_t *v, size_t n,
 	}
 }
 
+/* ---- small contains sets: Shift-And (see literal.h) ---------------------------------- */
+
+int rf__shiftset_build(struct rf_shiftset *ss, const struct rf_lit_src *src, uint32_t n)
+{
+	uint32_t bits = 0;
+
+	memset(ss, 0, sizeof(*ss));
+	for (uint32_t i = 0; i < n; i++) {
+		if (src[i].len == 0 || src[i].len > 64 - bits)
+			return -E2BIG;
+		bits += src[i].len;
+	}
+	ss->mask = calloc(256, sizeof(*ss->mask));
+	if (!ss->mask)
+		return -ENOMEM;
+	ss->n = n;
+	bits = 0;
+	for (uint32_t i = 0; i < n; i++) {
+		for (uint32_t j = 0; j < src[i].len; j++, bits++) {
+			uint8_t c = (uint8_t)src[i].lit[j];
+			uint64_t b = 1ull << bits;
+			ss->mask[c] |= b;
+			if (!src[i].cased) {
+				ss->mask[fold(c)] |= b;
+				if (c >= 'a' && c <= 'z')
+					ss->mask[c & ~0x20] |= b;
+			}
+			if (j == 0)
+				ss->start |= b;
+		}
+		ss->end |= 1ull << (bits - 1);
+		ss->atom[bits - 1] = src[i].atom;
+	}
+	return 0;
+}
+
+void rf__shiftset_free(struct rf_shiftset *ss)
+{
+	if (!ss)
+		return;
+	free(ss->mask);
+	memset(ss, 0, sizeof(*ss));
+}
+
+void rf__shiftset_match(const struct rf_shiftset *ss, const uint8_t *v, size_t n,
+			void (*hit)(void *ctx, uint32_t atom), void *ctx)
+{
+	uint64_t d = 0, end = ss->end, start = ss->start;
+	const uint64_t *mask = ss->mask;
+
+	if (!ss->n)
+		return;
+	for (size_t i = 0; i < n; i++) {
+		d = (d << 1 | start) & mask[v[i]];
+		if (!(d & end))
+			continue;
+		/* Literals found: report each once (their end bits leave the set). */
+		for (uint64_t x = d & end; x; x &= x - 1) {
+			uint32_t j = (uint32_t)__builtin_ctzll(x);
+			hit(ctx, ss->atom[j]);
+		}
+		end &= ~d;
+		if (!end)
+			return;
+	}
+}
+
 /* ---- factors: a literal every match of a pattern contains --------------------------- */
 
 /* The longest literal run of glob p[0..n) (escapes resolved) written to out: its length, 0 if

@@ -14,6 +14,7 @@
 #include <cmocka.h>
 
 #include "common/util.h"
+#include "content/engine.h"
 #include "content/ir.h"
 #include "content/pack.h"
 #include "ringfence/content.h"
@@ -803,12 +804,17 @@ static void test_event_problems(void **state)
 	free(p);
 }
 
-/* Defence in depth: corrupt the loaded program behind the verifier's back. */
+/* Defence in depth: corrupt the loaded program (the run-time form the interpreter runs,
+ * engine.h) behind the verifier's back. */
 static void test_runtime_violation(void **state)
 {
-	struct rf_ir_atom a = A("Image", S, RF_OP_EXISTS, 0, "");
-	uint32_t code[] = {RF_INSN(RF_I_ATOM, 0)};
-	struct rf_ir_rule r = {"v", "t", "", "", PC, &a, 1, code, 1};
+	struct rf_ir_atom a[] = {A("Image", S, RF_OP_EXISTS, 0, ""),
+				 A("CommandLine", S, RF_OP_CONTAINS, 0, "x"),
+				 A("CommandLine", S, RF_OP_CONTAINS, 0, "y")};
+	/* Image exists and (CommandLine contains x or y): the value list runs as one RF_X_ANY. */
+	uint32_t code[] = {RF_INSN(RF_I_ATOM, 0), RF_INSN(RF_I_ATOM, 1), RF_INSN(RF_I_ATOM, 2),
+			   RF_INSN(RF_I_OR, 0), RF_INSN(RF_I_AND, 0)};
+	struct rf_ir_rule r = {"v", "t", "", "", PC, a, 3, code, 5};
 	size_t len;
 	uint8_t *p = build(&r, 1, &len);
 	struct rf_engine *e;
@@ -817,25 +823,34 @@ static void test_runtime_violation(void **state)
 	static struct rf_event ev;
 	uint8_t scratch[256];
 	struct rf_engine_stats st;
-	const char *js = "{\"event\":\"process_creation\",\"Image\":\"x\"}";
+	const char *js = "{\"event\":\"process_creation\",\"Image\":\"x\",\"CommandLine\":\"y\"}";
 
 	assert_int_equal(rf_engine_load(p, len, m11, &e, &d), 0);
 	assert_int_equal(rf_engine_scratch_new(e, &s), 0);
 	assert_int_equal(
 	    rf_event_parse((const uint8_t *)js, strlen(js), scratch, sizeof(scratch), &ev, &d), 0);
 	assert_int_equal(rf_engine_eval(e, &ev, s, NULL, NULL, NULL), 1);
-	struct rf_pack *pk = (struct rf_pack *)rf_engine_pack(e);
-	uint32_t saved = pk->code[0];
-	pk->code[0] = RF_INSN(RF_I_ATOM, 99999);
+	assert_int_equal(e->xlen[0], 3); /* ATOM, ANY, AND */
+	uint32_t *xc = e->xcode + e->xoff[0];
+	assert_int_equal(RF_INSN_OP(xc[1]), RF_X_ANY);
+	uint32_t saved = xc[0], saved_list = xc[1];
+	xc[0] = RF_INSN(RF_I_ATOM, 99999);
 	assert_int_equal(rf_engine_eval(e, &ev, s, NULL, NULL, NULL), 0);
-	pk->code[0] = RF_INSN(RF_I_AND, 0);
+	xc[0] = RF_INSN(RF_I_AND, 0);
 	assert_int_equal(rf_engine_eval(e, &ev, s, NULL, NULL, NULL), 0);
-	pk->rules[0].code_len = 1000;
+	xc[0] = saved;
+	xc[1] = RF_INSN(RF_X_ANY, 99999); /* no such list */
+	assert_int_equal(rf_engine_eval(e, &ev, s, NULL, NULL, NULL), 0);
+	xc[1] = saved_list;
+	uint32_t word = e->xgroups[0].word;
+	e->xgroups[0].word = 1u << 30; /* past the event's bit set */
+	assert_int_equal(rf_engine_eval(e, &ev, s, NULL, NULL, NULL), 0);
+	e->xgroups[0].word = word;
+	e->xlen[0] = 1000;
 	assert_int_equal(rf_engine_eval(e, &ev, s, NULL, NULL, NULL), 0);
 	rf_engine_scratch_stats(s, &st);
-	assert_int_equal(st.violations, 3);
-	pk->rules[0].code_len = 1;
-	pk->code[0] = saved;
+	assert_int_equal(st.violations, 5);
+	e->xlen[0] = 3;
 	assert_int_equal(rf_engine_eval(e, &ev, s, NULL, NULL, NULL), 1);
 	rf_engine_scratch_free(s);
 	rf_engine_free(e);

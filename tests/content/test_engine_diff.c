@@ -20,13 +20,17 @@
 #include <hs/hs.h>
 
 #include "common/util.h"
+#include "content/engine.h"
 #include "content/ir.h"
 #include "content/pack.h"
 #include "ringfence/content.h"
 
-enum { NRULES = 300, NEVENTS = 2000, MAXATOMS = 12, NFIELDS = 4 };
+enum { NRULES = 300, NEVENTS = 2000, MAXATOMS = 80, NFIELDS = 5 };
 
-static const char *const fields[NFIELDS] = {"Image", "CommandLine", "ParentImage", "User"};
+/* Company is read only by the first selection of every 60th rule, a few short contains values:
+ * few enough literal bytes for the Shift-And matcher instead of a database (checked below). */
+static const char *const fields[NFIELDS] = {"Image", "CommandLine", "ParentImage", "User",
+					    "Company"};
 static const char *const pieces[] = {"a", "b", "c", "A", "B", "\\", ".", " ", "ab", "abc",
 				     "x", "y", "d", "e", "1", "-",  "*", "?", "ABC"};
 /* Regular expressions covering what the factor reader must get right: optional bytes,
@@ -200,12 +204,42 @@ static void gen_rules(struct gen_rule *g, hs_scratch_t **hs)
 		struct gen_rule *r = &g[i];
 		size_t nsel = 1 + rnd(3);
 		for (size_t s = 0; s < nsel; s++) {
-			size_t nv = 1 + rnd(4);
-			const char *f = fields[rnd(NFIELDS)];
+			/* Now and then a long value list (the interpreter runs lists as sets of
+			 * atoms grouped by bit-set word: lists spanning words, repeated values). */
+			if (r->na >= MAXATOMS)
+				break;			 /* (a selection needs at least one atom) */
+			bool co = i % 60 == 0 && s == 0; /* Company */
+			size_t nv = co ? 1 + rnd(2) : rnd(8) ? 1 + rnd(4) : 5 + rnd(60);
+			unsigned lop = rnd(4) ? RF_I_OR : RF_I_AND;
+			const char *f = co ? fields[NFIELDS - 1] : fields[rnd(NFIELDS - 1)];
 			for (size_t v = 0; v < nv && r->na < MAXATOMS; v++) {
 				size_t a = r->na++;
-				unsigned op = ops[rnd(sizeof(ops) / sizeof(ops[0]))];
+				unsigned op =
+				    co ? RF_OP_CONTAINS : ops[rnd(sizeof(ops) / sizeof(ops[0]))];
 				uint32_t flags = rnd(5) == 0 ? RF_ATOM_CASED : 0;
+				if (co) {
+					gen_text(r->pats[a], sizeof(r->pats[a]), 2, rnd(3) == 0);
+				} else if (v && rnd(12) == 0) { /* the same value again */
+					r->atoms[a] = r->atoms[a - 1];
+					memcpy(r->pats[a], r->pats[a - 1], sizeof(r->pats[a]));
+					r->atoms[a].pattern = (const uint8_t *)r->pats[a];
+					r->re[a] = NULL;
+					if (r->atoms[a].op == RF_OP_REGEX) {
+						hs_compile_error_t *err = NULL;
+						assert_int_equal(
+						    hs_compile(r->pats[a],
+							       rf__pack_hs_flags(r->atoms[a].op,
+										 r->atoms[a].flags),
+							       HS_MODE_BLOCK, NULL, &r->re[a],
+							       &err),
+						    HS_SUCCESS);
+						assert_int_equal(hs_alloc_scratch(r->re[a], hs),
+								 HS_SUCCESS);
+					}
+					r->code[r->nc++] = RF_INSN(RF_I_ATOM, a);
+					r->code[r->nc++] = RF_INSN(nv > 4 ? lop : RF_I_OR, 0);
+					continue;
+				}
 				if (op == RF_OP_REGEX) {
 					snprintf(
 					    r->pats[a], sizeof(r->pats[a]), "%s",
@@ -228,7 +262,10 @@ static void gen_rules(struct gen_rule *g, hs_scratch_t **hs)
 								  strlen(r->pats[a])};
 				r->code[r->nc++] = RF_INSN(RF_I_ATOM, a);
 				if (v)
-					r->code[r->nc++] = RF_INSN(rnd(4) ? RF_I_OR : RF_I_AND, 0);
+					r->code[r->nc++] = RF_INSN(nv > 4   ? lop
+								   : rnd(4) ? RF_I_OR
+									    : RF_I_AND,
+								   0);
 			}
 			if (rnd(4) == 0)
 				r->code[r->nc++] = RF_INSN(RF_I_NOT, 0);
@@ -294,6 +331,12 @@ static void run_seed(uint64_t seed)
 	if (rf_engine_load(pack, plen, m, &e, &d) < 0)
 		fail_msg("load: %s", d.first);
 	assert_int_equal(rf_engine_scratch_new(e, &s), 0);
+	/* Company's contains values and factors go to the Shift-And matcher, not a database. */
+	for (uint32_t f = 0; f < e->pk->n_fields; f++)
+		if (!strcmp(rf__pack_str(e->pk, e->pk->fields[f].name), "Company")) {
+			assert_true(e->pf[f].shift.n > 0);
+			assert_null(e->pf[f].db[RF_DB_CONTAINS]);
+		}
 
 	/* Events: values from the same alphabet, some built around the rules' own patterns (with
 	 * wildcards replaced by a piece), some fields absent. */
@@ -311,6 +354,8 @@ static void run_seed(uint64_t seed)
 			} else {
 				const struct gen_rule *r = &g[rnd(NRULES)];
 				const char *p = r->pats[rnd((uint32_t)r->na)];
+				if (f == NFIELDS - 1) /* Company: the Company rules' values */
+					p = g[60 * rnd(NRULES / 60)].pats[0];
 				char pre[24], post[24];
 				gen_text(pre, sizeof(pre), rnd(2) ? 0 : 2, false);
 				gen_text(post, sizeof(post), rnd(2) ? 0 : 2, false);
