@@ -238,7 +238,8 @@ if grep -q "Ctrl-C stops them" "$W/keep.out"; then
 	page=$(curl -s --max-time 10 "$url")
 	case $page in *rules-3.rfp*) ok "--keep: the dashboard answers after the story ($url)" ;;
 	*) fail "--keep: no dashboard at '$url'" ;; esac
-	grep -q "Every promise held" "$W/keep.out" || fail "--keep run: a promise was broken"
+	grep -q "Every promise held" "$W/keep.out" ||
+		fail "--keep run: a promise was broken: $(grep -B3 'BROKEN' "$W/keep.out" | head -20)"
 else
 	fail "--keep: the demo did not reach its summary"
 fi
