@@ -310,7 +310,13 @@ declare -A REP
 for n in "$SMALL" "$DEVICES"; do
 	out=$(wrk -t"$THREADS" -c"$CONNS" -d"${SECS}s" --latency -s "$T/report.lua" \
 		"http://127.0.0.1:${NPORT[$n]}/v1/report" -- "$T/n$n/devices.txt")
-	if echo "$out" | grep -q "Non-2xx"; then echo "bench-scale-pg: reports non-2xx:"; echo "$out"; exit 1; fi
+	if echo "$out" | grep -q "Non-2xx"; then
+		echo "bench-scale-pg: reports non-2xx:"; echo "$out"
+		for f in "$T/n$n"/ringfenced-*.log "$T/n$n/nginx-error.log"; do
+			echo "---- $f (tail)"; tail -n 15 "$f"
+		done
+		exit 1
+	fi
 	reps=0 commits=0
 	for k in $(seq $INSTANCES); do
 		m=$(curl -s "http://127.0.0.1:${PORT[$n.$k]}/metrics")
