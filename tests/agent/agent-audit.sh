@@ -36,11 +36,9 @@ WAS=${WAS#enabled }
 W=$(mktemp -d /tmp/rf-agent-audit-XXXXXX)
 KEY=rfaudit$$x$RANDOM
 MARK=$KEY-m
-EPID= SPID= APID= RULE=0
+RULE=0
 cleanup() {
-	[ -n "$EPID" ] && kill -TERM "$EPID" 2>/dev/null && wait "$EPID" 2>/dev/null
-	[ -n "$APID" ] && kill -TERM "$APID" 2>/dev/null && wait "$APID" 2>/dev/null
-	[ -n "$SPID" ] && kill -TERM "$SPID" 2>/dev/null && wait "$SPID" 2>/dev/null
+	rf_source_stop
 	[ "$RULE" = 1 ] && { "$ACTL" del $$ "$KEY" || echo "WARNING: could not delete audit rule $KEY"; }
 	now=$("$ACTL" status 2>/dev/null)
 	if [ "$now" != "enabled $WAS" ]; then
@@ -49,51 +47,14 @@ cleanup() {
 	if [ "${KEEP:-0}" = 1 ]; then echo "kept $W"; else rm -rf "$W"; fi
 }
 trap cleanup EXIT
-fail() {
-	echo "FAIL: $*"
-	[ -s "$W/agent.log" ] && { echo "---- agent log (tail)"; tail -30 "$W/agent.log"; }
-	exit 1
-}
 . "$SRC/tests/lib/e2e.sh" # rf_start_server, ok
+. "$SRC/tests/lib/source.sh" # start_events, stop_events, ev, want, fail
+SOURCE=audit
+probe() { /bin/true "$MARK-probe"; } # children of this script are audited under our rule
 
 [ "$WAS" = 1 ] || "$ACTL" enable 1 || fail "cannot enable audit"
 RULE=1
 "$ACTL" add $$ "$KEY" || { RULE=0; fail "cannot add the temporary audit rule"; }
-
-# start_events OUT [ARGS]: `ringfence events --source audit` into OUT, returns once it sees a
-# probe command (children of this script are audited under our rule)
-start_events() {
-	local out=$1
-	shift
-	"$CLI" events --source audit --timeout 300 "$@" >"$out" 2>"$out.err" &
-	EPID=$!
-	for i in $(seq 200); do
-		/bin/true "$MARK-probe"
-		grep -q "$MARK-probe" "$out" 2>/dev/null && return 0
-		kill -0 "$EPID" 2>/dev/null || fail "ringfence events exited: $(cat "$out.err")"
-		sleep 0.05
-	done
-	fail "ringfence events saw none of 200 probe commands"
-}
-stop_events() {
-	kill -TERM "$EPID"
-	wait "$EPID" || fail "ringfence events exited with $?: $(cat "$1.err")"
-	EPID=
-}
-# ev FILE PYTHON-FILTER FIELD: the FIELD of the one event (e) FILTER selects
-ev() {
-	python3 - "$1" "$2" "$3" <<'EOF'
-import json, sys
-evs = [json.loads(l) for l in open(sys.argv[1], encoding="utf-8")]
-sel = [e for e in evs if eval(sys.argv[2])]
-if len(sel) != 1:
-    print("<%d events>" % len(sel)); sys.exit(0)
-print(sel[0].get(sys.argv[3], "<absent>"))
-EOF
-}
-want() { # WHAT GOT WANT
-	[ "$2" = "$3" ] || fail "$1: got '$2', want '$3'"
-}
 
 # ---- fields ------------------------------------------------------------------------------
 mkdir -p "$W/dir with space"

@@ -29,53 +29,17 @@ fi
 command -v python3 >/dev/null || { echo "SKIP: python3 is needed to read JSON"; exit 77; }
 
 W=$(mktemp -d /tmp/rf-agent-proc-XXXXXX)
-EPID= SPID= APID=
 cleanup() {
-	[ -n "$EPID" ] && kill -TERM "$EPID" 2>/dev/null && wait "$EPID" 2>/dev/null
-	[ -n "$APID" ] && kill -TERM "$APID" 2>/dev/null && wait "$APID" 2>/dev/null
-	[ -n "$SPID" ] && kill -TERM "$SPID" 2>/dev/null && wait "$SPID" 2>/dev/null
+	rf_source_stop
 	if [ "${KEEP:-0}" = 1 ]; then echo "kept $W"; else rm -rf "$W"; fi
 }
 trap cleanup EXIT
-fail() {
-	echo "FAIL: $*"
-	[ -s "$W/agent.log" ] && { echo "---- agent log (tail)"; tail -30 "$W/agent.log"; }
-	exit 1
-}
 . "$SRC/tests/lib/e2e.sh" # rf_start_server, rf_publish, sha, ok
+. "$SRC/tests/lib/source.sh" # start_events, stop_events, ev, want, fail
 MARK=rfproc$$x$RANDOM
 
-# start_events OUT: `ringfence events` into OUT, returns once it sees a probe exec
-start_events() {
-	"$CLI" events --source proc --timeout 300 >"$1" 2>"$1.err" &
-	EPID=$!
-	for i in $(seq 200); do
-		/bin/sh -c 'sleep 0.05' "$MARK-probe"
-		grep -q "$MARK-probe" "$1" 2>/dev/null && return 0
-		kill -0 "$EPID" 2>/dev/null || fail "ringfence events exited: $(cat "$1.err")"
-		sleep 0.05
-	done
-	fail "ringfence events saw none of 200 probe execs"
-}
-stop_events() {
-	kill -TERM "$EPID"
-	wait "$EPID" || fail "ringfence events exited with $?: $(cat "$1.err")"
-	EPID=
-}
-# ev FILE PYTHON-FILTER FIELD: the FIELD of the one event (e) FILTER selects
-ev() {
-	python3 - "$1" "$2" "$3" <<'EOF'
-import json, sys
-evs = [json.loads(l) for l in open(sys.argv[1], encoding="utf-8")]
-sel = [e for e in evs if eval(sys.argv[2])]
-if len(sel) != 1:
-    print("<%d events>" % len(sel)); sys.exit(0)
-print(sel[0].get(sys.argv[3], "<absent>"))
-EOF
-}
-want() { # FIELD GOT WANT
-	[ "$2" = "$3" ] || fail "$1: got '$2', want '$3'"
-}
+SOURCE=proc
+probe() { /bin/sh -c 'sleep 0.05' "$MARK-probe"; }
 
 # ---- fields ------------------------------------------------------------------------------
 mkdir -p "$W/cwd with space"
