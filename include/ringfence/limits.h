@@ -376,6 +376,11 @@
  * another instance shows within about a second through the announcement; this bounds the
  * delay when it was lost. */
 #define RF_SRV_REREAD_S 10
+
+/* Between two early reads of announcements (rf_server_wait): a burst of NOTIFYs (an operator
+ * script, gate decisions) costs at most 20 re-reads a second of the small tables, while a
+ * single change still shows on the other instances within this many milliseconds. */
+#define RF_SRV_NOTIFY_GAP_MS 50
 /* Group commit (device.c): reports of concurrent requests written in one transaction, at most
  * this many. A batch is as large as the reports waiting when the previous commit returned
  * (about one per HTTP worker thread); 64 bounds the transaction and the stack arrays it is

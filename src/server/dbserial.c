@@ -117,6 +117,11 @@ static int s_cluster_poll(struct rf_db *b, unsigned *changed, bool *leader)
 {
 	return INNER(b)->ops->cluster_poll(INNER(b), changed, leader);
 }
+/* The same thread's, not serialised either. */
+static int s_cluster_fd(struct rf_db *b)
+{
+	return INNER(b)->ops->cluster_fd(INNER(b));
+}
 
 int rf__srv_db_serial(struct rf_db *inner, const char *spec, struct rf_db **ret)
 {
@@ -150,6 +155,7 @@ int rf__srv_db_serial(struct rf_db *inner, const char *spec, struct rf_db **ret)
 	    .devices_changed = o->devices_changed ? s_devices_changed : NULL,
 	    .notify = o->notify ? s_notify : NULL,
 	    .cluster_poll = o->cluster_poll ? s_cluster_poll : NULL,
+	    .cluster_fd = o->cluster_fd ? s_cluster_fd : NULL,
 	};
 	s->base.ops = &s->ops;
 	s->base.diag = inner->diag;

@@ -365,9 +365,21 @@ int main(int argc, char **argv)
 	sigaction(SIGINT, &sa, NULL);
 	sigaction(SIGTERM, &sa, NULL);
 	signal(SIGPIPE, SIG_IGN);
+	/* A tick a second; between ticks, announcements from other instances are read as they
+	 * arrive (rf_server_wait). */
+	uint64_t next = rf_now_mono_ns() + 1000000000ull;
 	while (!stop) {
-		struct timespec ts = {1, 0};
-		nanosleep(&ts, NULL);
+		uint64_t now = rf_now_mono_ns();
+		if (now < next) {
+			r = rf_server_wait(s, (unsigned)((next - now + 999999u) / 1000000u));
+			if (r < 0)
+				rf_log_warn("reading another instance's announcement failed (retried "
+					    "at the next tick): %s",
+					    rf_strerror(r));
+			continue;
+		}
+		/* Late (a slow tick, a stopped process): the next one a second from now. */
+		next = next + 1000000000ull > now ? next + 1000000000ull : now + 1000000000ull;
 		r = rf_server_tick(s, false);
 		if (r < 0)
 			rf_log_warn("periodic work failed (retried next second): %s",

@@ -218,6 +218,7 @@ struct rf_server {
 	 * rings, tenants and releases is due when reread is set or at last_reread + 10 s. */
 	bool shared, leader, reread;
 	int64_t last_reread;
+	uint64_t notified_ns; /* the last early read of announcements (rf_server_wait) */
 	int64_t started_at; /* silence is never counted across the server's own downtime */
 
 	/* The audit trail (audit.c): where its lines are logged, and who is acting during an

@@ -20,6 +20,7 @@
  *    server only gathers their inputs (P6: it can slow a release, never speed it).
  */
 #include <fcntl.h>
+#include <poll.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -872,6 +873,34 @@ void rf_server_stats(struct rf_server *s, struct rf_server_stats *ret)
 }
 
 /* ---- tick: flush, gates, timestamp ---------------------------------------------------------- */
+
+int rf_server_wait(struct rf_server *s, unsigned ms)
+{
+	uint64_t t0 = rf_now_mono_ns(), gap = (uint64_t)RF_SRV_NOTIFY_GAP_MS * 1000000u;
+	int fd = s->shared ? rf_db_cluster_fd(s->db) : -1;
+
+	/* Not within the gap of the last early read: a socket that stays readable (a closing
+	 * connection) cannot make this loop spin. */
+	if (fd >= 0 && t0 - s->notified_ns < gap) {
+		unsigned rest = (unsigned)((s->notified_ns + gap - t0) / 1000000u) + 1;
+		struct timespec ts = {0, (long)(rest < ms ? rest : ms) * 1000000L};
+		if (nanosleep(&ts, NULL) < 0 || rest >= ms)
+			return 0;
+		ms -= rest;
+	}
+	if (fd < 0) {
+		struct timespec ts = {ms / 1000, (long)(ms % 1000) * 1000000L};
+		(void)nanosleep(&ts, NULL);
+		return 0;
+	}
+	struct pollfd p = {.fd = fd, .events = POLLIN};
+	int n = poll(&p, 1, (int)ms);
+	if (n <= 0) /* the time is up, or a signal */
+		return 0;
+	s->notified_ns = rf_now_mono_ns();
+	int e = rf__srv_cluster_poll(s, rf__srv_now(s));
+	return e < 0 ? e : 1;
+}
 
 int rf_server_tick(struct rf_server *s, bool force)
 {

@@ -100,6 +100,16 @@ size_t rf_server_body_max(const char *path);
 int rf_server_tick(struct rf_server *s, bool force);
 
 /*
+ * Waits up to ms milliseconds between ticks, in the tick's thread. With several instances
+ * (PostgreSQL) it wakes when PostgreSQL sends something on the control connection (another
+ * instance's NOTIFY) and reads the announcement at once (the cluster part of the tick), so an
+ * operator change shows on every instance in milliseconds instead of up to a tick later; at
+ * most one such early read every RF_SRV_NOTIFY_GAP_MS. Returns early on a signal. Returns 1
+ * when it read announcements, else 0, or the store's error from that read.
+ */
+int rf_server_wait(struct rf_server *s, unsigned ms);
+
+/*
  * The server's working set: the bytes it holds for its devices (device records, ids, the id
  * index, silence deadlines, the dirty list) and in all (plus releases with their health and
  * cohort bucket counts, tenants, interned strings), as allocated (capacity, not only what is

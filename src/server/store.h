@@ -156,6 +156,7 @@ struct rf_db_ops {
 	int (*devices_changed)(struct rf_db *st, const struct rf_db_visitor *v, void *ud);
 	int (*notify)(struct rf_db *st, const char *what);
 	int (*cluster_poll)(struct rf_db *st, unsigned *ret_changed, bool *ret_leader);
+	int (*cluster_fd)(struct rf_db *st);
 };
 
 struct rf_db {
@@ -400,6 +401,17 @@ static inline int rf_db_cluster_poll(struct rf_db *st, unsigned *ret_changed, bo
 	*ret_changed = 0;
 	*ret_leader = true;
 	return st->ops->cluster_poll ? st->ops->cluster_poll(st, ret_changed, ret_leader) : 0;
+}
+
+/*
+ * The control connection's socket, or -1 (SQLite; the control connection is down). It turns
+ * readable when an announcement (or anything else from PostgreSQL) arrives, so the tick's
+ * thread waits on it between ticks and calls rf_db_cluster_poll() at once: another instance's
+ * change then shows here in milliseconds rather than at the next tick. Same thread only.
+ */
+static inline int rf_db_cluster_fd(struct rf_db *st)
+{
+	return st->ops->cluster_fd ? st->ops->cluster_fd(st) : -1;
 }
 
 #endif

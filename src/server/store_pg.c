@@ -1008,6 +1008,13 @@ static void ctl_drop(struct pg_store *s)
 	s->ctl_next_ns = rf_now_mono_ns() + 1000000000ull;
 }
 
+static int pg_cluster_fd(struct rf_db *base)
+{
+	struct pg_store *s = (struct pg_store *)base;
+
+	return s->ctl && PQstatus(s->ctl) == CONNECTION_OK ? PQsocket(s->ctl) : -1;
+}
+
 /* Called by the tick without the server's lock, so it reports nothing to the diag (which
  * request threads write under that lock): -EIO says the control connection is down. */
 static int pg_cluster_poll(struct rf_db *base, unsigned *ret_changed, bool *ret_leader)
@@ -1129,6 +1136,7 @@ static const struct rf_db_ops pg_ops = {
     .devices_changed = pg_devices_changed,
     .notify = pg_notify,
     .cluster_poll = pg_cluster_poll,
+    .cluster_fd = pg_cluster_fd,
 };
 
 /* Inside one transaction holding the schema lock: find the version (-1: no schema), apply
