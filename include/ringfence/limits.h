@@ -57,6 +57,9 @@
 #define RF_MANIFEST_MAX (1u * 1024 * 1024)
 #define RF_MANIFEST_EVENTS_MAX 256u
 #define RF_MANIFEST_FIELDS_MAX 256u
+/* Logsources one manifest event may be declared for (SigmaHQ writes the same log at most two
+ * ways, e.g. kubernetes audit with and without category application). */
+#define RF_MANIFEST_LOGSOURCES_MAX 8u
 #define RF_NAME_MAX 128u
 /* Events (JSON lines). A Windows command line is at most 32,767 UTF-16 units; a line of 256 KiB
  * holds any real event with room to spare. */
