@@ -145,6 +145,8 @@ void rf_source_stats(const struct rf_source *s, struct rf_source_stats *ret)
 
 const char *rf_source_warning(const struct rf_source *s)
 {
+	if (s->log)
+		return rf_source_log_warning(s->log);
 	if (s->audit && rf_source_audit_enabled(s->audit) == 0)
 		return "the kernel's audit is disabled (auditctl -s: enabled 0): no system call "
 		       "records will come until it is enabled and audit rules are loaded "

@@ -111,6 +111,8 @@ struct lfile {
 	off_t off;
 	bool skipping; /* inside a line over the limit: discard up to its newline */
 	bool pending;  /* stopped with more to read */
+	bool blocked;  /* ...because the sink had no room */
+	int open_err;  /* why the last open failed (0: it did not) */
 	size_t start, len;
 	uint8_t *buf; /* RF_SOURCE_LOG_LINE_MAX + 1 */
 };
@@ -128,6 +130,7 @@ struct rf_source_log {
 		size_t off, len; /* the field name in out (without quotes) */
 	} names[RF_EVENT_FIELDS_MAX];
 	char *describe;
+	char warning[4200];
 };
 
 const char *rf_source_log_event(size_t i, const char **ret_format)
@@ -647,8 +650,11 @@ static int open_file(struct rf_source_log *s, struct lfile *f, bool from_end)
 	struct stat sb;
 	int fd = open(f->path, O_RDONLY | O_CLOEXEC | O_NONBLOCK | O_NOCTTY);
 
-	if (fd < 0)
+	if (fd < 0) {
+		f->open_err = errno;
 		return errno == ENOENT || errno == EACCES || errno == ENOTDIR ? 0 : -errno;
+	}
+	f->open_err = 0;
 	if (fstat(fd, &sb) < 0 || !S_ISREG(sb.st_mode)) {
 		close(fd);
 		return 0; /* not a regular file (yet): looked at again next time */
@@ -678,13 +684,14 @@ static int drain(struct rf_source_log *s, struct lfile *f, const struct rf_sourc
 {
 	size_t lines = 0, budget = RF_SOURCE_LOG_READ_MAX;
 
-	f->pending = false;
+	f->pending = f->blocked = false;
 	while (f->fd >= 0) {
 		uint8_t *nl = memchr(f->buf + f->start, '\n', f->len - f->start);
 		if (nl) {
 			size_t ln = (size_t)(nl - (f->buf + f->start));
 			if (lines == max || !sink_room_ok(sink)) {
 				f->pending = true;
+				f->blocked = lines < max;
 				break;
 			}
 			if (f->skipping)
@@ -770,14 +777,20 @@ static int check_file(struct rf_source_log *s, struct lfile *f, const struct rf_
 	return open_file(s, f, false);
 }
 
-static void arm(struct rf_source_log *s, bool soon)
+/* The next look: at once (more to read), soon (the sink was full: let the consumer drain it
+ * rather than spin), or after the poll interval. */
+enum next { NEXT_NOW, NEXT_SOON, NEXT_POLL };
+
+static void arm(struct rf_source_log *s, enum next when)
 {
 	struct itimerspec it = {0};
 
 	if (s->tfd < 0)
 		return;
-	if (soon)
+	if (when == NEXT_NOW)
 		it.it_value.tv_nsec = 1;
+	else if (when == NEXT_SOON)
+		it.it_value.tv_nsec = 10 * 1000000L;
 	else {
 		it.it_value.tv_sec = RF_SOURCE_LOG_POLL_MS / 1000;
 		it.it_value.tv_nsec = (long)(RF_SOURCE_LOG_POLL_MS % 1000) * 1000000L;
@@ -789,7 +802,7 @@ int rf_source_log_read(struct rf_source_log *s, const struct rf_source_sink *sin
 {
 	uint64_t ticks;
 	size_t lines = 0;
-	bool more = false;
+	bool more = false, blocked = false;
 	int r;
 
 	if (s->tfd >= 0)
@@ -801,9 +814,10 @@ int rf_source_log_read(struct rf_source_log *s, const struct rf_source_sink *sin
 		if (lines < max && (r = drain(s, f, sink, max - lines)) < 0)
 			return r;
 		lines += (size_t)(r > 0 ? r : 0);
-		more |= f->pending;
+		more |= f->pending && !f->blocked;
+		blocked |= f->blocked;
 	}
-	arm(s, more);
+	arm(s, more ? NEXT_NOW : blocked ? NEXT_SOON : NEXT_POLL);
 	return lines > INT32_MAX ? INT32_MAX : (int)lines;
 }
 
@@ -872,7 +886,7 @@ int rf_source_log_open(const char *spec, struct rf_source_log **ret, struct rf_d
 			o += (size_t)snprintf(s->describe + o, dl - o, "%s %s %s", i ? "," : "",
 					      events[s->f[i].ev].name, s->f[i].path);
 	}
-	arm(s, true);
+	arm(s, NEXT_NOW);
 	*ret = s;
 	return 0;
 }
@@ -891,6 +905,20 @@ void rf_source_log_free(struct rf_source_log *s)
 	free(s->describe);
 	free(s->out);
 	free(s);
+}
+
+const char *rf_source_log_warning(struct rf_source_log *s)
+{
+	for (size_t i = 0; i < s->n; i++) {
+		const struct lfile *f = &s->f[i];
+		if (f->fd >= 0 || !f->open_err)
+			continue;
+		snprintf(s->warning, sizeof(s->warning),
+			 "%s: %s (it is followed from when it can be read)", f->path,
+			 f->open_err == ENOENT ? "does not exist yet" : strerror(f->open_err));
+		return s->warning;
+	}
+	return NULL;
 }
 
 int rf_source_log_fd(const struct rf_source_log *s)

@@ -52,6 +52,10 @@ bool rf_source_log_known(const char *spec);
 int rf_source_log_open(const char *spec, struct rf_source_log **ret, struct rf_diag *reterr) RF_WUR;
 void rf_source_log_free(struct rf_source_log *s);
 
+/* Something the operator should know: a file that could not be opened at start (missing,
+ * permission denied), or NULL. Valid until the next call. */
+const char *rf_source_log_warning(struct rf_source_log *s);
+
 /* A timer descriptor for poll(): readable when the files should be looked at again. */
 int rf_source_log_fd(const struct rf_source_log *s);
 

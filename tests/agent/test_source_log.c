@@ -248,6 +248,8 @@ static void test_follow(void **state)
 	assert_true(rf_source_log_known(spec));
 	assert_int_equal(rf_source_log_open(spec, &s, &d), 0);
 	assert_true(rf_source_log_fd(s) >= 0);
+	assert_non_null(rf_source_log_warning(s)); /* ct.jsonl: not there yet, said at start */
+	assert_non_null(strstr(rf_source_log_warning(s), "ct.jsonl: does not exist yet"));
 	assert_int_equal(rf_source_log_read(s, &sink, 256), 0); /* from the end */
 	assert_int_equal(cap.lines, 0);
 
