@@ -96,10 +96,9 @@ static const struct {
 	const char *name;
 	bool is_int;
 } access_fields[] = {
-    {"message", false},	      {"c-ip", false},	       {"cs-username", false},
-    {"cs-method", false},     {"cs-uri-stem", false},  {"cs-uri-query", false},
-    {"cs-version", false},    {"sc-status", true},     {"sc-bytes", true},
-    {"cs-referer", false},    {"cs-user-agent", false},
+    {"message", false},	    {"c-ip", false},	     {"cs-username", false},   {"cs-method", false},
+    {"cs-uri-stem", false}, {"cs-uri-query", false}, {"cs-version", false},    {"sc-status", true},
+    {"sc-bytes", true},	    {"cs-referer", false},   {"cs-user-agent", false},
 };
 
 struct lfile {
@@ -338,7 +337,8 @@ static int flat_value(struct flat *fl, json_t *v)
 	case JSON_TRUE:
 	case JSON_FALSE:
 		if (json_is_integer(v))
-			n = snprintf(num, sizeof(num), "%" JSON_INTEGER_FORMAT, json_integer_value(v));
+			n = snprintf(num, sizeof(num), "%" JSON_INTEGER_FORMAT,
+				     json_integer_value(v));
 		else if (json_is_real(v))
 			n = snprintf(num, sizeof(num), "%.17g", json_real_value(v));
 		else
@@ -473,7 +473,7 @@ static int put_access(struct rf_source_log *s, const uint8_t *p, size_t n)
 		return 1;
 	if (!is_number(p + t[5][0], t[5][1] - t[5][0]))
 		return 1;
-#define TOK(j) (p + t[j][0]), (t[j][1] - t[j][0])
+#define TOK(j)	(p + t[j][0]), (t[j][1] - t[j][0])
 #define DASH(j) (t[j][1] - t[j][0] == 1 && p[t[j][0]] == '-')
 	if ((r = out_str(s, "c-ip", TOK(0))) < 0)
 		return r;
@@ -533,9 +533,9 @@ static int put_kv(struct rf_source_log *s, const uint8_t *p, size_t n)
 		while (i < n && p[i] == ' ')
 			i++;
 		size_t k = i;
-		while (i < n && ((p[i] >= 'a' && p[i] <= 'z') || (p[i] >= 'A' && p[i] <= 'Z') ||
-				 (p[i] >= '0' && p[i] <= '9') || p[i] == '_' || p[i] == '.' ||
-				 p[i] == '-'))
+		while (i < n &&
+		       ((p[i] >= 'a' && p[i] <= 'z') || (p[i] >= 'A' && p[i] <= 'Z') ||
+			(p[i] >= '0' && p[i] <= '9') || p[i] == '_' || p[i] == '.' || p[i] == '-'))
 			i++;
 		if (i == k || i >= n || p[i] != '=') { /* not a pair: skip the token */
 			while (i < n && p[i] != ' ')

@@ -87,8 +87,9 @@ static const char *field(const char *line, const char *name, bool *ret_is_string
 	for (size_t i = 0; i < evt.n_fields; i++)
 		if (evt.fields[i].name_len == strlen(name) &&
 		    !memcmp(evt.fields[i].name, name, strlen(name))) {
-			size_t l = evt.fields[i].value_len < sizeof(val) - 1 ? evt.fields[i].value_len
-									      : sizeof(val) - 1;
+			size_t l = evt.fields[i].value_len < sizeof(val) - 1
+				       ? evt.fields[i].value_len
+				       : sizeof(val) - 1;
 			memcpy(val, evt.fields[i].value, l);
 			val[l] = '\0';
 			if (ret_is_string)
@@ -128,7 +129,7 @@ static void test_json(void **state)
 			    "{\"type\":\"IAMUser\",\"arn\":\"arn:aws:iam::1:user/x\"}");
 	assert_string_equal(field(l, "requestParameters", NULL), "{\"b\":\"Suspended\"}");
 	assert_string_equal(field(l, "requestParameters.b", NULL), "Suspended");
-	assert_string_equal(field(l, "resources.ARN", NULL), "a"); /* one element: unwrapped */
+	assert_string_equal(field(l, "resources.ARN", NULL), "a");    /* one element: unwrapped */
 	assert_string_equal(field(l, "tags", NULL), "[\"x\",\"y\"]"); /* several: the text */
 	assert_null(field(l, "tags.0", NULL));
 	assert_string_equal(field(l, "one", NULL), "only");
@@ -170,8 +171,8 @@ static void test_text_access_kv(void **state)
 
 	(void)state;
 	assert_int_equal(rf_source_log_new(&s), 0);
-	put(s, "linux_sshd",
-	    "Dec  3 13:00:01 host sshd[42]: error: Bad \"x\" \xff\r", 0); /* \r dropped */
+	put(s, "linux_sshd", "Dec  3 13:00:01 host sshd[42]: error: Bad \"x\" \xff\r",
+	    0); /* \r dropped */
 	assert_string_equal(field(cap.line[0], "message", NULL),
 			    "Dec  3 13:00:01 host sshd[42]: error: Bad \"x\" \xef\xbf\xbd");
 	assert_int_equal(evt.n_fields, 1);
@@ -441,8 +442,9 @@ static void test_engine_open(void **state)
 	for (size_t i = 0; i < 3; i++) {
 		int alerts = 0;
 		struct rf_diag pd = {0};
-		assert_int_equal(rf_event_parse((const uint8_t *)cap.line[i], strlen(cap.line[i]) - 1,
-						scratch, sizeof(scratch), &evt, &pd),
+		assert_int_equal(rf_event_parse((const uint8_t *)cap.line[i],
+						strlen(cap.line[i]) - 1, scratch, sizeof(scratch),
+						&evt, &pd),
 				 0);
 		int r = rf_engine_eval(e, &evt, sc, count_alert, &alerts, NULL);
 		if (r != want[i] || alerts != want[i])
@@ -460,7 +462,8 @@ static void test_engine_open(void **state)
 static int setup(void **state)
 {
 	(void)state;
-	snprintf(dir, sizeof(dir), "%s/rf-source-log-XXXXXX", getenv("TMPDIR") ? getenv("TMPDIR") : "/tmp");
+	snprintf(dir, sizeof(dir), "%s/rf-source-log-XXXXXX",
+		 getenv("TMPDIR") ? getenv("TMPDIR") : "/tmp");
 	assert_non_null(mkdtemp(dir));
 	return 0;
 }
@@ -480,9 +483,12 @@ static int teardown(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-	    cmocka_unit_test(test_json),	   cmocka_unit_test(test_text_access_kv),
-	    cmocka_unit_test(test_follow),	   cmocka_unit_test(test_spec),
-	    cmocka_unit_test(test_manifest_agrees), cmocka_unit_test(test_engine_open),
+	    cmocka_unit_test(test_json),
+	    cmocka_unit_test(test_text_access_kv),
+	    cmocka_unit_test(test_follow),
+	    cmocka_unit_test(test_spec),
+	    cmocka_unit_test(test_manifest_agrees),
+	    cmocka_unit_test(test_engine_open),
 	};
 	return cmocka_run_group_tests(tests, setup, teardown);
 }
