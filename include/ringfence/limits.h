@@ -286,10 +286,10 @@
  * line is refused whole and counted); at most 16 files per source; polled four times a second
  * (a new line waits at most that long; an idle poll is one fstat and one stat per file); at most
  * 1 MiB read per file per read call, so one huge line cannot hold the loop. */
-#define RF_SOURCE_LOG_LINE_MAX RF_EVENT_VALUE_MAX
+#define RF_SOURCE_LOG_LINE_MAX	RF_EVENT_VALUE_MAX
 #define RF_SOURCE_LOG_FILES_MAX 16u
-#define RF_SOURCE_LOG_POLL_MS 250u
-#define RF_SOURCE_LOG_READ_MAX (1024u * 1024)
+#define RF_SOURCE_LOG_POLL_MS	250u
+#define RF_SOURCE_LOG_READ_MAX	(1024u * 1024)
 /* EXECVE arguments supplied as fields a0..a63: SigmaHQ's rules name up to a7; 64 arguments cover
  * real command lines while keeping the event under RF_EVENT_FIELDS_MAX. Later ones are counted
  * as lost fields (the record's PROCTITLE still has the first 128 bytes of the whole line). */

@@ -2,17 +2,17 @@
  * ringfence-agent's event sources: what --events names, opened into the file descriptor the
  * worker reads JSON event lines from (a file followed as it grows, a FIFO, stdin, a listening
  * unix socket, or a host source: "proc" this host's process creation, "audit" its kernel audit
- * records, "proc,audit" both, "log:EVENT=PATH,..." log files it follows). The supervisor opens it once; each worker it starts inherits it,
- * so a worker restart loses no source.
+ * records, "proc,audit" both, "log:EVENT=PATH,..." log files it follows). The supervisor opens it
+ * once; each worker it starts inherits it, so a worker restart loses no source.
  *
  * A host source runs in its own child (source.h): it reads the kernel (the process connector,
  * enriched from /proc; the audit read-log group) and writes event lines through a bounded queue
- * into a pipe the worker reads. A child, so that neither a check-in (which can hold the supervisor's loop for up to
- * RF_AGENT_HTTP_TIMEOUT_S) nor a worker restart makes the kernel drop events, and so that the
- * source's work never delays the supervisor. It evaluates no content (only the worker does) and
- * says its counters once a second at most; the supervisor adds what was dropped or lost to the
- * store's events_dropped (status, check-in health), restarts a source that died, and warns
- * about drops at most once a minute.
+ * into a pipe the worker reads. A child, so that neither a check-in (which can hold the
+ * supervisor's loop for up to RF_AGENT_HTTP_TIMEOUT_S) nor a worker restart makes the kernel drop
+ * events, and so that the source's work never delays the supervisor. It evaluates no content (only
+ * the worker does) and says its counters once a second at most; the supervisor adds what was
+ * dropped or lost to the store's events_dropped (status, check-in health), restarts a source that
+ * died, and warns about drops at most once a minute.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -109,10 +109,10 @@ static void close_others(int a, int b)
 static void say_stats(int fd, const struct rf_source_stats *st)
 {
 	rf_fd_say(fd, "stats %llu %llu %llu %llu %llu %llu %llu %llu", (unsigned long long)st->seen,
-	    (unsigned long long)st->emitted, (unsigned long long)st->dropped,
-	    (unsigned long long)st->kernel_lost, (unsigned long long)st->partial,
-	    (unsigned long long)st->fields_lost, (unsigned long long)st->malformed,
-	    (unsigned long long)st->oversize);
+		  (unsigned long long)st->emitted, (unsigned long long)st->dropped,
+		  (unsigned long long)st->kernel_lost, (unsigned long long)st->partial,
+		  (unsigned long long)st->fields_lost, (unsigned long long)st->malformed,
+		  (unsigned long long)st->oversize);
 }
 
 static _Noreturn void source_main(const char *names, int out, int status)
@@ -228,11 +228,11 @@ int rf__agent_source_start(struct agent *ag)
 		rf_log_info("event source %d: %s", (int)pid,
 			    strcmp(ag->o.events, "proc") == 0
 				? "process creation (the kernel's process connector)"
-				: strcmp(ag->o.events, "audit") == 0
-				      ? "audit records (the kernel's audit read-log group)"
-				  : strncmp(ag->o.events, "log:", 4) == 0
-				      ? ag->o.events
-				      : "process creation and audit records");
+			    : strcmp(ag->o.events, "audit") == 0
+				? "audit records (the kernel's audit read-log group)"
+			    : strncmp(ag->o.events, "log:", 4) == 0
+				? ag->o.events
+				: "process creation and audit records");
 		return 0;
 	}
 	if (nl && strncmp(line, "failed ", 7) == 0) {

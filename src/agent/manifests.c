@@ -1,7 +1,8 @@
 /*
  * Which embedded manifest an agent run verifies and loads packs against (manifests.h). One
  * table, read top to bottom: the first row whose events value equals --events wins (a value
- * ending in ':' is a prefix: "log:" is every log-file source), and the row with events NULL (the general manifest) is the fall-back, so it must stay last.
+ * ending in ':' is a prefix: "log:" is every log-file source), and the row with events NULL (the
+ * general manifest) is the fall-back, so it must stay last.
  */
 #include <errno.h>
 #include <stdbool.h>
@@ -36,9 +37,8 @@ int rf_agent_manifest_choose(const char *name, const char *events,
 		size_t el = m->events ? strlen(m->events) : 0;
 		bool prefix = el && m->events[el - 1] == ':';
 		bool hit = name ? !strcmp(name, m->name)
-				: !m->events ||
-				      (events && (prefix ? !strncmp(events, m->events, el)
-							 : !strcmp(events, m->events)));
+				: !m->events || (events && (prefix ? !strncmp(events, m->events, el)
+								   : !strcmp(events, m->events)));
 		if (hit) {
 			*ret = m;
 			return 0;

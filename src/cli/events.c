@@ -1,10 +1,11 @@
 /*
  * `ringfence events --source proc|audit|proc,audit|log:EVENT=PATH,...`: watch this host's process
  * creation (the kernel's process connector, src/agent/source_proc.h), audit records (the
- * kernel's audit read-log group, src/agent/source_audit.h) or log files (src/agent/source_log.h) and print one JSON event line per exec or record on
- * stdout, the format `ringfence content eval` and ringfence-agent read. Stdout is written without blocking
- * through a bounded queue, so a slow reader costs counted drops, never memory. At the end the
- * counters go to stderr as one JSON object (seen, emitted, dropped, kernel_lost, ...).
+ * kernel's audit read-log group, src/agent/source_audit.h) or log files (src/agent/source_log.h)
+ * and print one JSON event line per exec or record on stdout, the format `ringfence content eval`
+ * and ringfence-agent read. Stdout is written without blocking through a bounded queue, so a slow
+ * reader costs counted drops, never memory. At the end the counters go to stderr as one JSON object
+ * (seen, emitted, dropped, kernel_lost, ...).
  */
 #include <errno.h>
 #include <fcntl.h>

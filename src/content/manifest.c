@@ -29,8 +29,8 @@ struct mevent {
 	char *name;
 	size_t n_fields;
 	struct mfield *fields;
-	bool open;		      /* "other_fields": "string": any other valid name is a string */
-	size_t n_ls;		      /* declared logsources (0: the compiler derives the name) */
+	bool open;   /* "other_fields": "string": any other valid name is a string */
+	size_t n_ls; /* declared logsources (0: the compiler derives the name) */
 	struct mlogsource *ls;
 };
 
@@ -125,8 +125,7 @@ static int parse_logsources(json_t *jl, struct mevent *ev, struct rf_diag *d)
 	if (!jl)
 		return 0;
 	n = json_is_array(jl) ? json_array_size(jl) : 1;
-	if ((!json_is_array(jl) && !json_is_object(jl)) || n == 0 ||
-	    n > RF_MANIFEST_LOGSOURCES_MAX)
+	if ((!json_is_array(jl) && !json_is_object(jl)) || n == 0 || n > RF_MANIFEST_LOGSOURCES_MAX)
 		return rf_diag_report(d, -EBADMSG,
 				      "manifest: event %s: \"logsource\" must be an object or an "
 				      "array of 1-%u objects",
@@ -145,18 +144,18 @@ static int parse_logsources(json_t *jl, struct mevent *ev, struct rf_diag *d)
 		ev->n_ls = i + 1;
 		snprintf(where, sizeof(where), "event %s logsource", ev->name);
 		if (!json_is_object(o))
-			return rf_diag_report(d, -EBADMSG, "manifest: %s must be an object",
-					      where);
+			return rf_diag_report(d, -EBADMSG, "manifest: %s must be an object", where);
 		json_object_foreach(o, k, v)
 		{
 			size_t j = 0;
 			while (j < 3 && strcmp(k, keys[j]))
 				j++;
 			if (j == 3)
-				return rf_diag_report(d, -EBADMSG,
-						      "manifest: %s: unknown key (product, category "
-						      "and service are known)",
-						      where);
+				return rf_diag_report(
+				    d, -EBADMSG,
+				    "manifest: %s: unknown key (product, category "
+				    "and service are known)",
+				    where);
 			r = get_name(o, keys[j], where, dst[j], d);
 			if (r < 0)
 				return r;

@@ -151,8 +151,8 @@ static int logsource_key(struct ctx *c, const struct node *ls, const char *key,
 /*
  * The event type a rule runs on, from its logsource (docs/sigma.md "Event sources"): the event
  * the manifest declares for exactly this product/category/service when it declares one (log
- * sources: kubernetes audit, opencanary's application log, Linux logs with a product alone), else the
- * category when there is one (process_creation), else "<product>_<service>" (windows_security),
+ * sources: kubernetes audit, opencanary's application log, Linux logs with a product alone), else
+ * the category when there is one (process_creation), else "<product>_<service>" (windows_security),
  * or the service alone when no product is named. A product alone names no event type (the rule
  * would have to run on every one) and is refused, as is a category together with a service (the
  * rule would need both). With a manifest naming a product, a rule for another product is refused
@@ -177,9 +177,9 @@ static int rule_logsource(struct ctx *c, const struct node *ls)
 		return r;
 	if (c->m) {
 		const char *dev;
-		if (rf_manifest_logsource_event(c->m, prod ? prod->s : NULL, prod ? prod->len : 0,
-						cat ? cat->s : NULL, cat ? cat->len : 0,
-						svc ? svc->s : NULL, svc ? svc->len : 0, &dev) > 0) {
+		if (rf_manifest_logsource_event(
+			c->m, prod ? prod->s : NULL, prod ? prod->len : 0, cat ? cat->s : NULL,
+			cat ? cat->len : 0, svc ? svc->s : NULL, svc ? svc->len : 0, &dev) > 0) {
 			size_t dl = strlen(dev);
 			char *ev = arena_alloc(&c->r->arena, dl + 1);
 			if (!ev)

@@ -896,11 +896,12 @@ static void test_coverage(void **state)
 		sup += s;
 		sup_ok += ok;
 	}
-	printf("\nshipped manifests: %zu rule files; supplied %zu (%.1f %%: windows %zu, linux %zu, "
-	       "logs %zu), of which %zu compile (%.1f %%)\n\nnot supplied:\n\n"
-	       "| product logsource | rules |\n|---|---:|\n",
-	       all.n, sup, 100.0 * (double)sup / (double)all.n, per[0], per[1], per[2], sup_ok,
-	       100.0 * (double)sup_ok / (double)(sup ? sup : 1));
+	printf(
+	    "\nshipped manifests: %zu rule files; supplied %zu (%.1f %%: windows %zu, linux %zu, "
+	    "logs %zu), of which %zu compile (%.1f %%)\n\nnot supplied:\n\n"
+	    "| product logsource | rules |\n|---|---:|\n",
+	    all.n, sup, 100.0 * (double)sup / (double)all.n, per[0], per[1], per[2], sup_ok,
+	    100.0 * (double)sup_ok / (double)(sup ? sup : 1));
 	for (size_t i = 0; i < other.n; i++)
 		printf("| %s | %zu |\n", other.row[i].ev, other.row[i].rules);
 	assert_int_equal(sup, 3033);
@@ -917,12 +918,9 @@ int main(void)
 {
 	const char *shared = getenv("RF_SHARED_DIR");
 	const struct CMUnitTest tests[] = {
-	    cmocka_unit_test(test_corpus),
-	    cmocka_unit_test(test_whole_corpus),
-	    cmocka_unit_test(test_windows_sources),
-	    cmocka_unit_test(test_linux_sources),
-	    cmocka_unit_test(test_log_sources),
-	    cmocka_unit_test(test_coverage),
+	    cmocka_unit_test(test_corpus),	    cmocka_unit_test(test_whole_corpus),
+	    cmocka_unit_test(test_windows_sources), cmocka_unit_test(test_linux_sources),
+	    cmocka_unit_test(test_log_sources),	    cmocka_unit_test(test_coverage),
 	};
 	int rc;
 
