@@ -248,14 +248,21 @@ static void out_reset(struct rf_source_log *s, size_t ev)
 }
 
 /*
- * Start field name (the pieces a[0..na) joined by '.'): refuses (-E2BIG) past
+ * Start field name (the pieces a[0..na) joined by '.'): 1 (nothing written, counted in
+ * fields_lost) for a name that is empty or longer than RF_NAME_MAX; refuses (-E2BIG) past
  * RF_EVENT_FIELDS_MAX, -EBADMSG for a name that repeats one already written or is "event" (the
  * member that names the event type). Names are compared as written (escaped) in out.
  */
 static int out_name(struct rf_source_log *s, const char *const *a, const size_t *al, size_t na)
 {
-	size_t at;
+	size_t at, dl = na ? na - 1 : 0;
 
+	for (size_t i = 0; i < na; i++)
+		dl += al[i];
+	if (dl == 0 || dl > RF_NAME_MAX) { /* no event carries it, no rule can name it */
+		s->st.fields_lost++;
+		return 1;
+	}
 	if (s->nfields == RF_EVENT_FIELDS_MAX)
 		return -E2BIG;
 	rf_line_put(s->out, RF_EVENT_LINE_MAX, &s->out_len, &s->full, ",", 1);
@@ -287,8 +294,8 @@ static int out_str(struct rf_source_log *s, const char *name, const uint8_t *v, 
 	size_t nl = strlen(name);
 	int r = out_name(s, &name, &nl, 1);
 
-	if (r < 0)
-		return r;
+	if (r != 0)
+		return r < 0 ? r : 0;
 	rf_line_json_str(s->out, RF_EVENT_LINE_MAX, &s->out_len, &s->full, v, n);
 	return s->full ? -E2BIG : 0;
 }
@@ -327,8 +334,8 @@ static int flat_value(struct flat *fl, json_t *v)
 		return 0; /* absent, as in rf_event_parse */
 	case JSON_STRING:
 		r = out_name(s, fl->key, fl->keylen, fl->depth);
-		if (r < 0)
-			return r;
+		if (r != 0)
+			return r < 0 ? r : 0;
 		rf_line_json_str(s->out, RF_EVENT_LINE_MAX, &s->out_len, &s->full,
 				 (const uint8_t *)json_string_value(v), json_string_length(v));
 		return s->full ? -E2BIG : 0;
@@ -344,16 +351,16 @@ static int flat_value(struct flat *fl, json_t *v)
 		else
 			n = snprintf(num, sizeof(num), "%s", json_is_true(v) ? "true" : "false");
 		r = out_name(s, fl->key, fl->keylen, fl->depth);
-		if (r < 0)
-			return r;
+		if (r != 0)
+			return r < 0 ? r : 0;
 		rf_line_put(s->out, RF_EVENT_LINE_MAX, &s->out_len, &s->full, num, (size_t)n);
 		return s->full ? -E2BIG : 0;
 	case JSON_OBJECT:
 	case JSON_ARRAY:
 		/* the container's own text, for rules that search it whole */
 		r = out_name(s, fl->key, fl->keylen, fl->depth);
-		if (r < 0)
-			return r;
+		if (r != 0)
+			return r < 0 ? r : 0;
 		rf_line_put(s->out, RF_EVENT_LINE_MAX, &s->out_len, &s->full, "\"", 1);
 		if (json_dump_callback(v, dump_cb, s, JSON_COMPACT | JSON_PRESERVE_ORDER) < 0 ||
 		    s->full)

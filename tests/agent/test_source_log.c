@@ -141,6 +141,18 @@ static void test_json(void **state)
 	assert_string_equal(field(l, "q", NULL), "a\"b");
 	cap_clear(&cap);
 
+	/* a key no event can carry (empty, or longer than RF_NAME_MAX once flattened): that field
+	 * is left out and counted, the rest is the event */
+	char longkey[512];
+	snprintf(longkey, sizeof(longkey), "{\"\":1,\"a\":{\"%0*d\":2},\"b\":3}", RF_NAME_MAX,
+		 0);
+	put(s, "aws_cloudtrail", longkey, 0);
+	assert_string_equal(field(cap.line[0], "b", NULL), "3");
+	assert_int_equal(evt.n_fields, 2); /* a (its text) and b */
+	rf_source_log_stats(s, &st);
+	assert_int_equal(st.fields_lost, 2);
+	cap_clear(&cap);
+
 	/* malformed: not JSON, not an object, a flattened key twice, the key "event" */
 	put(s, "aws_cloudtrail", "{\"a\":", -EBADMSG);
 	put(s, "aws_cloudtrail", "[1,2]", -EBADMSG);
@@ -159,7 +171,7 @@ static void test_json(void **state)
 	rf_source_log_stats(s, &st);
 	assert_int_equal(st.malformed, 5);
 	assert_int_equal(st.oversize, 1);
-	assert_int_equal(st.emitted, 1);
+	assert_int_equal(st.emitted, 2);
 	rf_source_log_free(s);
 }
 
