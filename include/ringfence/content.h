@@ -27,7 +27,9 @@
 
 /* What an agent build supplies: event types and, per event, field names and types (string,
  * int, ip). JSON: {"agent":"ringfence-agent","version":"1.1.0","events":[{"name":"...",
- * "fields":[{"name":"Image","type":"string"},...]}]}. */
+ * "fields":[{"name":"Image","type":"string"},...]}]}. An event may also have "logsource" (the
+ * Sigma logsources it is, see rf_manifest_logsource_event) and "other_fields": "string" (see
+ * rf_manifest_event_open); docs/sigma.md "Manifests". */
 struct rf_manifest;
 
 /* Parse a manifest. -EBADMSG malformed (duplicate event or field names included), -E2BIG over a
@@ -40,6 +42,23 @@ const char *rf_manifest_version(const struct rf_manifest *m); /* e.g. "1.1.0" */
 /* The Sigma logsource product the agent's events come from ("windows"), from the manifest's
  * optional "product" key; NULL when the manifest names none (any product). */
 const char *rf_manifest_product(const struct rf_manifest *m);
+
+/*
+ * Whether the manifest's event has "other_fields": "string" (a schemaless log: any field name a
+ * rule may use, beyond the listed ones, is supplied as a string when the line carries it).
+ */
+bool rf_manifest_event_open(const struct rf_manifest *m, const char *event);
+/*
+ * The event a manifest declares for a Sigma logsource (an event's optional "logsource": one or
+ * more {product, category, service} objects): an exact match of all three keys (NULL/absent
+ * equals absent; names are (p, n), not NUL-terminated). Returns 1 and *ret (the manifest's
+ * event name), or 0 when no event is declared for it (the compiler then derives the name).
+ */
+int rf_manifest_logsource_event(const struct rf_manifest *m, const char *product,
+				size_t product_len, const char *category, size_t category_len,
+				const char *service, size_t service_len, const char **ret);
+/* Whether the event declares logsources (then only they reach it, not a derived name). */
+bool rf_manifest_event_declared(const struct rf_manifest *m, const char *event);
 
 /* The manifest of the agent this build produces (manifests/ringfence-agent-1.1.0.json, embedded
  * at build time). Static bytes, never freed; *len receives the length. */

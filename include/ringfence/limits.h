@@ -57,6 +57,9 @@
 #define RF_MANIFEST_MAX (1u * 1024 * 1024)
 #define RF_MANIFEST_EVENTS_MAX 256u
 #define RF_MANIFEST_FIELDS_MAX 256u
+/* Logsources one manifest event may be declared for (SigmaHQ writes the same log at most two
+ * ways, e.g. kubernetes audit with and without category application). */
+#define RF_MANIFEST_LOGSOURCES_MAX 8u
 #define RF_NAME_MAX 128u
 /* Events (JSON lines). A Windows command line is at most 32,767 UTF-16 units; a line of 256 KiB
  * holds any real event with room to spare. */
@@ -278,6 +281,15 @@
 /* One record: the kernel's MAX_AUDIT_MESSAGE_LENGTH is 8,970 bytes; 64 KiB leaves room for any
  * future growth, and a longer datagram is cut (the record then fails to parse and is counted). */
 #define RF_SOURCE_AUDIT_RECORD_MAX (64u * 1024)
+/* The log-file source (source_log.h). A line up to the largest value the engine matches whole
+ * (a CloudTrail record is at most 256 KB by AWS's own limit but nearly always far less; a longer
+ * line is refused whole and counted); at most 16 files per source; polled four times a second
+ * (a new line waits at most that long; an idle poll is one fstat and one stat per file); at most
+ * 1 MiB read per file per read call, so one huge line cannot hold the loop. */
+#define RF_SOURCE_LOG_LINE_MAX	RF_EVENT_VALUE_MAX
+#define RF_SOURCE_LOG_FILES_MAX 16u
+#define RF_SOURCE_LOG_POLL_MS	250u
+#define RF_SOURCE_LOG_READ_MAX	(1024u * 1024)
 /* EXECVE arguments supplied as fields a0..a63: SigmaHQ's rules name up to a7; 64 arguments cover
  * real command lines while keeping the event under RF_EVENT_FIELDS_MAX. Later ones are counted
  * as lost fields (the record's PROCTITLE still has the first 128 bytes of the whole line). */

@@ -2,17 +2,17 @@
  * ringfence-agent's event sources: what --events names, opened into the file descriptor the
  * worker reads JSON event lines from (a file followed as it grows, a FIFO, stdin, a listening
  * unix socket, or a host source: "proc" this host's process creation, "audit" its kernel audit
- * records, "proc,audit" both). The supervisor opens it once; each worker it starts inherits it,
- * so a worker restart loses no source.
+ * records, "proc,audit" both, "log:EVENT=PATH,..." log files it follows). The supervisor opens it
+ * once; each worker it starts inherits it, so a worker restart loses no source.
  *
  * A host source runs in its own child (source.h): it reads the kernel (the process connector,
  * enriched from /proc; the audit read-log group) and writes event lines through a bounded queue
- * into a pipe the worker reads. A child, so that neither a check-in (which can hold the supervisor's loop for up to
- * RF_AGENT_HTTP_TIMEOUT_S) nor a worker restart makes the kernel drop events, and so that the
- * source's work never delays the supervisor. It evaluates no content (only the worker does) and
- * says its counters once a second at most; the supervisor adds what was dropped or lost to the
- * store's events_dropped (status, check-in health), restarts a source that died, and warns
- * about drops at most once a minute.
+ * into a pipe the worker reads. A child, so that neither a check-in (which can hold the
+ * supervisor's loop for up to RF_AGENT_HTTP_TIMEOUT_S) nor a worker restart makes the kernel drop
+ * events, and so that the source's work never delays the supervisor. It evaluates no content (only
+ * the worker does) and says its counters once a second at most; the supervisor adds what was
+ * dropped or lost to the store's events_dropped (status, check-in health), restarts a source that
+ * died, and warns about drops at most once a minute.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -108,10 +108,11 @@ static void close_others(int a, int b)
 
 static void say_stats(int fd, const struct rf_source_stats *st)
 {
-	rf_fd_say(fd, "stats %llu %llu %llu %llu %llu %llu", (unsigned long long)st->seen,
-	    (unsigned long long)st->emitted, (unsigned long long)st->dropped,
-	    (unsigned long long)st->kernel_lost, (unsigned long long)st->partial,
-	    (unsigned long long)st->fields_lost);
+	rf_fd_say(fd, "stats %llu %llu %llu %llu %llu %llu %llu %llu", (unsigned long long)st->seen,
+		  (unsigned long long)st->emitted, (unsigned long long)st->dropped,
+		  (unsigned long long)st->kernel_lost, (unsigned long long)st->partial,
+		  (unsigned long long)st->fields_lost, (unsigned long long)st->malformed,
+		  (unsigned long long)st->oversize);
 }
 
 static _Noreturn void source_main(const char *names, int out, int status)
@@ -227,9 +228,11 @@ int rf__agent_source_start(struct agent *ag)
 		rf_log_info("event source %d: %s", (int)pid,
 			    strcmp(ag->o.events, "proc") == 0
 				? "process creation (the kernel's process connector)"
-				: strcmp(ag->o.events, "audit") == 0
-				      ? "audit records (the kernel's audit read-log group)"
-				      : "process creation and audit records");
+			    : strcmp(ag->o.events, "audit") == 0
+				? "audit records (the kernel's audit read-log group)"
+			    : strncmp(ag->o.events, "log:", 4) == 0
+				? ag->o.events
+				: "process creation and audit records");
 		return 0;
 	}
 	if (nl && strncmp(line, "failed ", 7) == 0) {
@@ -249,21 +252,25 @@ int rf__agent_source_start(struct agent *ag)
 
 static void source_line(struct agent *ag, const char *line)
 {
-	uint64_t v[6];
+	uint64_t v[8] = {0};
 	const char *p = line + 6;
 
 	if (strncmp(line, "stats ", 6) != 0)
 		return;
-	for (unsigned i = 0; i < 6; i++) {
+	for (unsigned i = 0; i < 8; i++) {
 		char *end;
 		errno = 0;
 		unsigned long long x = strtoull(p, &end, 10);
-		if (errno || end == p)
-			return;
+		if (errno || end == p) {
+			if (i < 6)
+				return;
+			break;
+		}
 		v[i] = x;
 		p = end;
 	}
-	uint64_t lost = v[2] + v[3]; /* dropped + kernel_lost */
+	/* dropped + kernel_lost + malformed + oversize: every event that was not evaluated */
+	uint64_t lost = v[2] + v[3] + v[6] + v[7];
 	if (lost <= ag->source_lost)
 		return;
 	rf_store_add_dropped(ag->st, lost - ag->source_lost);
@@ -274,10 +281,12 @@ static void source_line(struct agent *ag, const char *line)
 	    t - ag->source_warned_at_ms >= RF_AGENT_SOURCE_WARN_EVERY_MS) {
 		rf_log_warn(
 		    "event source: %llu events not evaluated since the last warning (queue "
-		    "full: the evaluator is behind or no content runs; or lost by the "
-		    "kernel); this source: %llu seen, %llu dropped, %llu lost by the kernel",
+		    "full: the evaluator is behind or no content runs; lost by the kernel; or "
+		    "lines refused); this source: %llu seen, %llu dropped, %llu lost by the "
+		    "kernel, %llu malformed, %llu over a size limit",
 		    (unsigned long long)ag->source_unwarned, (unsigned long long)v[0],
-		    (unsigned long long)v[2], (unsigned long long)v[3]);
+		    (unsigned long long)v[2], (unsigned long long)v[3], (unsigned long long)v[6],
+		    (unsigned long long)v[7]);
 		ag->source_warned_at_ms = t;
 		ag->source_unwarned = 0;
 		/* durable (and in `status`) with the warning: one write a minute, not per event */

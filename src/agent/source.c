@@ -1,6 +1,7 @@
 /*
  * The host event sources by name (see source.h): a set of at most one process source and one
- * audit source, read in turn. No source is opened twice.
+ * audit source, read in turn, or one log-file source (source_log.h) following its files. No
+ * source is opened twice.
  */
 #include <errno.h>
 #include <stdlib.h>
@@ -11,6 +12,7 @@
 struct rf_source {
 	struct rf_source_proc *proc;
 	struct rf_source_audit *audit;
+	struct rf_source_log *log;
 };
 
 /* names into the two flags; false for anything else (empty, unknown, repeated). */
@@ -41,6 +43,8 @@ bool rf_source_known(const char *names)
 {
 	bool p, a;
 
+	if (names && !strncmp(names, "log:", 4))
+		return rf_source_log_known(names);
 	return names && parse_names(names, &p, &a);
 }
 
@@ -50,6 +54,16 @@ int rf_source_open(const char *names, struct rf_source **ret, struct rf_diag *re
 	bool proc, audit;
 	int r = 0;
 
+	if (names && !strncmp(names, "log:", 4)) {
+		if (!(s = calloc(1, sizeof(*s))))
+			return -ENOMEM;
+		if ((r = rf_source_log_open(names, &s->log, reterr)) < 0) {
+			free(s);
+			return r;
+		}
+		*ret = s;
+		return 0;
+	}
 	if (!names || !parse_names(names, &proc, &audit))
 		return rf_diag_report(reterr, -EINVAL,
 				      "unknown event source '%s' (this build has: %s)",
@@ -75,6 +89,7 @@ void rf_source_free(struct rf_source *s)
 		return;
 	rf_source_proc_free(s->proc);
 	rf_source_audit_free(s->audit);
+	rf_source_log_free(s->log);
 	free(s);
 }
 
@@ -86,6 +101,8 @@ size_t rf_source_fds(const struct rf_source *s, int *fds)
 		fds[n++] = rf_source_proc_fd(s->proc);
 	if (s->audit)
 		fds[n++] = rf_source_audit_fd(s->audit);
+	if (s->log)
+		fds[n++] = rf_source_log_fd(s->log);
 	return n;
 }
 
@@ -93,6 +110,8 @@ int rf_source_read(struct rf_source *s, const struct rf_source_sink *sink, size_
 {
 	int a = 0, b = 0;
 
+	if (s->log)
+		return rf_source_log_read(s->log, sink, max);
 	if (s->proc && (a = rf_source_proc_read(s->proc, sink, max)) < 0)
 		return a;
 	if (s->audit && (b = rf_source_audit_read(s->audit, sink, max)) < 0)
@@ -104,6 +123,8 @@ void rf_source_stats(const struct rf_source *s, struct rf_source_stats *ret)
 {
 	struct rf_source_stats a = {0}, b = {0};
 
+	if (s->log)
+		rf_source_log_stats(s->log, &a);
 	if (s->proc)
 		rf_source_proc_stats(s->proc, &a);
 	if (s->audit)
@@ -118,10 +139,14 @@ void rf_source_stats(const struct rf_source *s, struct rf_source_stats *ret)
 	ret->truncated = a.truncated + b.truncated;
 	ret->table_resets = a.table_resets + b.table_resets;
 	ret->malformed = a.malformed + b.malformed;
+	ret->oversize = a.oversize + b.oversize;
+	ret->reopened = a.reopened + b.reopened;
 }
 
 const char *rf_source_warning(const struct rf_source *s)
 {
+	if (s->log)
+		return rf_source_log_warning(s->log);
 	if (s->audit && rf_source_audit_enabled(s->audit) == 0)
 		return "the kernel's audit is disabled (auditctl -s: enabled 0): no system call "
 		       "records will come until it is enabled and audit rules are loaded "
@@ -131,6 +156,8 @@ const char *rf_source_warning(const struct rf_source *s)
 
 const char *rf_source_describe(const struct rf_source *s)
 {
+	if (s->log)
+		return rf_source_log_describe(s->log);
 	if (s->proc && s->audit)
 		return "process creation (the kernel's process connector) and audit records (the "
 		       "kernel's audit read-log group)";

@@ -1,7 +1,8 @@
 /*
  * The host event sources by name, for `ringfence events --source` and `ringfence-agent run
  * --events`: "proc" (process creation, source_proc.h), "audit" (the kernel's audit records,
- * source_audit.h), or both as "proc,audit". One set is polled and read as one source: its
+ * source_audit.h), or both as "proc,audit"; or log files, "log:EVENT=PATH[,log:EVENT=PATH...]"
+ * (source_log.h), on their own. One set is polled and read as one source: its
  * counters are the sums of its members'. Library code: it prints nothing.
  */
 #ifndef RF_AGENT_SOURCE_H
@@ -11,14 +12,16 @@
 #include <stddef.h>
 
 #include "agent/source_audit.h"
+#include "agent/source_log.h"
 #include "agent/source_proc.h"
 
-#define RF_SOURCE_NAMES	      "proc, audit, proc,audit"
+#define RF_SOURCE_NAMES	      "proc, audit, proc,audit, log:EVENT=PATH[,log:EVENT=PATH...]"
 #define RF_SOURCE_MEMBERS_MAX 2
 
 struct rf_source;
 
-/* Whether names is a source this build has ("proc", "audit", "proc,audit" or "audit,proc"). */
+/* Whether names is a source this build has ("proc", "audit", "proc,audit", "audit,proc", or a
+ * log spec rf_source_log_known accepts). */
 bool rf_source_known(const char *names);
 
 /*

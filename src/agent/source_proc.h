@@ -33,7 +33,9 @@ struct rf_source_stats {
 	uint64_t fields_lost;  /* fields missing in those events, in total */
 	uint64_t truncated;    /* command lines cut at RF_SOURCE_PROC_CMDLINE_MAX */
 	uint64_t table_resets; /* the fork table was full and cleared */
-	uint64_t malformed;    /* records that could not be read (the audit source) */
+	uint64_t malformed;    /* records that could not be read (the audit and log sources) */
+	uint64_t oversize;     /* lines refused whole: over a size or field limit (log source) */
+	uint64_t reopened; /* files followed anew: rotated, truncated or appeared (log source) */
 };
 
 /* Where event lines go. room: bytes the sink can take now. put: take one line (ends in '\n'). */

@@ -1,10 +1,11 @@
 /*
- * `ringfence events --source proc|audit|proc,audit`: watch this host's process creation (the
- * kernel's process connector, src/agent/source_proc.h) or audit records (the kernel's audit
- * read-log group, src/agent/source_audit.h) and print one JSON event line per exec or record on
- * stdout, the format `ringfence content eval` and ringfence-agent read. Stdout is written without blocking
- * through a bounded queue, so a slow reader costs counted drops, never memory. At the end the
- * counters go to stderr as one JSON object (seen, emitted, dropped, kernel_lost, ...).
+ * `ringfence events --source proc|audit|proc,audit|log:EVENT=PATH,...`: watch this host's process
+ * creation (the kernel's process connector, src/agent/source_proc.h), audit records (the
+ * kernel's audit read-log group, src/agent/source_audit.h) or log files (src/agent/source_log.h)
+ * and print one JSON event line per exec or record on stdout, the format `ringfence content eval`
+ * and ringfence-agent read. Stdout is written without blocking through a bounded queue, so a slow
+ * reader costs counted drops, never memory. At the end the counters go to stderr as one JSON object
+ * (seen, emitted, dropped, kernel_lost, ...).
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -33,7 +34,7 @@ static void usage(FILE *f)
 {
 	fprintf(
 	    f,
-	    "usage: ringfence events --source proc|audit|proc,audit [--count N]\n"
+	    "usage: ringfence events --source proc|audit|proc,audit|log:EVENT=PATH [--count N]\n"
 	    "                        [--timeout SECONDS] [--queue BYTES]\n"
 	    "\n"
 	    "Print this host's events as JSON lines (one per line, the format 'ringfence\n"
@@ -49,6 +50,12 @@ static void usage(FILE *f)
 	    "  --source audit     the kernel's audit records as linux_auditd events, one per\n"
 	    "                     record with auditd's fields; needs CAP_AUDIT_READ; what is\n"
 	    "                     recorded is up to the host's audit rules (docs/agent.md)\n"
+	    "  --source log:EVENT=PATH[,log:EVENT=PATH...]\n"
+	    "                     follow log files that something else writes (web server,\n"
+	    "                     zeek, auth.log, cloud audit logs a shipper exports), each\n"
+	    "                     line an event of type EVENT from ringfence-agent-logs-1.0.0\n"
+	    "                     (docs/agent.md, The log-file source); oversize and\n"
+	    "                     malformed count refused lines, reopened rotations\n"
 	    "  --count N          stop after N events\n"
 	    "  --timeout SECONDS  stop after this long\n");
 }
@@ -58,12 +65,14 @@ static void print_stats(const char *source, const struct rf_source_stats *st)
 	fprintf(stderr,
 		"{\"source\":\"%s\",\"seen\":%llu,\"emitted\":%llu,\"dropped\":%llu,"
 		"\"kernel_lost\":%llu,\"overruns\":%llu,\"partial\":%llu,\"fields_lost\":%llu,"
-		"\"truncated\":%llu,\"table_resets\":%llu,\"malformed\":%llu}\n",
+		"\"truncated\":%llu,\"table_resets\":%llu,\"malformed\":%llu,\"oversize\":%llu,"
+		"\"reopened\":%llu}\n",
 		source, (unsigned long long)st->seen, (unsigned long long)st->emitted,
 		(unsigned long long)st->dropped, (unsigned long long)st->kernel_lost,
 		(unsigned long long)st->overruns, (unsigned long long)st->partial,
 		(unsigned long long)st->fields_lost, (unsigned long long)st->truncated,
-		(unsigned long long)st->table_resets, (unsigned long long)st->malformed);
+		(unsigned long long)st->table_resets, (unsigned long long)st->malformed,
+		(unsigned long long)st->oversize, (unsigned long long)st->reopened);
 }
 
 /* Options into *count and *timeout_s. Returns -1 to go on, else the exit code. */

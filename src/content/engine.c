@@ -485,8 +485,14 @@ static int prepare_event(const struct rf_engine *e, const struct rf_event *ev, s
 				h = (h + 1) & (e->nslots - 1);
 			}
 		}
-		if (!sl)
-			continue;	   /* not supplied by this agent: invisible to rules */
+		if (!sl) { /* not supplied by this agent: invisible to rules, except that */
+			/* keywords search every string of a schemaless (open) event */
+			if (e->evs[v].open && f->is_string && e->kwdb &&
+			    hs_scan(e->kwdb, f->value ? (const char *)f->value : "",
+				    (unsigned)f->value_len, 0, s->hs, on_match, s) != HS_SUCCESS)
+				return -EIO;
+			continue;
+		}
 		size_t len = f->value_len; /* <= RF_EVENT_VALUE_MAX: oversize() ran first */
 		const char *val = (const char *)f->value;
 		if (!val)

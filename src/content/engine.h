@@ -89,6 +89,7 @@ struct evtype {
 	uint32_t always_off, always_len; /* rules without a trigger set */
 	uint32_t nf_off, nf_len;	 /* pack fields of this event that have NULL atoms */
 	uint32_t fr_off, fr_len;	 /* FIELDREF atoms on this event's fields, in e->frefs */
+	bool open; /* manifest "other_fields": keywords also search its unlisted string fields */
 };
 
 struct rf_engine {

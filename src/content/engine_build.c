@@ -638,6 +638,7 @@ static int build(struct rf_engine *e, const struct rf_manifest *m, struct rf_dia
 	for (size_t v = 0; v < e->n_ev; v++) {
 		const char *nm = rf__manifest_event_name(m, v);
 		e->evs[v].name_len = strlen(nm);
+		e->evs[v].open = rf__manifest_event_open_at(m, v);
 		if (!(e->evs[v].name = strdup(nm)))
 			return -ENOMEM;
 		nmf += rf__manifest_event_nfields_at(m, v);
@@ -923,7 +924,12 @@ int rf__engine_load_with(const uint8_t *p, size_t n, const struct rf_manifest *m
 	e->npre = npre;
 	e->agent = strdup(rf_manifest_agent(m));
 	e->version = strdup(rf_manifest_version(m));
-	r = e->agent && e->version ? build(e, m, d) : -ENOMEM;
+	/* Open events (schemaless logs): a lookup slot for each field a rule reads from them. */
+	struct rf_manifest *mm = NULL;
+	r = e->agent && e->version ? rf__manifest_with_pack_fields(m, pk, &mm) : -ENOMEM;
+	if (r >= 0)
+		r = build(e, mm ? mm : m, d);
+	rf_manifest_free(mm);
 	e->pre = NULL;
 	if (r < 0) {
 		rf_engine_free(e);

@@ -20,10 +20,18 @@ struct mfield {
 	enum rf_ftype type;
 };
 
+/* One logsource an event is declared for: each key NULL (absent) or a name. */
+struct mlogsource {
+	char *product, *category, *service;
+};
+
 struct mevent {
 	char *name;
 	size_t n_fields;
 	struct mfield *fields;
+	bool open;   /* "other_fields": "string": any other valid name is a string */
+	size_t n_ls; /* declared logsources (0: the compiler derives the name) */
+	struct mlogsource *ls;
 };
 
 struct rf_manifest {
@@ -42,6 +50,12 @@ void rf_manifest_free(struct rf_manifest *m)
 			free(m->events[i].fields[j].name);
 		free(m->events[i].fields);
 		free(m->events[i].name);
+		for (size_t j = 0; j < m->events[i].n_ls; j++) {
+			free(m->events[i].ls[j].product);
+			free(m->events[i].ls[j].category);
+			free(m->events[i].ls[j].service);
+		}
+		free(m->events[i].ls);
 	}
 	free(m->events);
 	free(m->agent);
@@ -100,6 +114,59 @@ static int parse_type(const char *s, enum rf_ftype *ret)
 	return 0;
 }
 
+/* An event's optional "logsource": one object or an array of objects, each with at least one
+ * of "product", "category", "service" (names); no other keys. */
+static int parse_logsources(json_t *jl, struct mevent *ev, struct rf_diag *d)
+{
+	static const char *const keys[] = {"product", "category", "service"};
+	size_t n;
+	int r;
+
+	if (!jl)
+		return 0;
+	n = json_is_array(jl) ? json_array_size(jl) : 1;
+	if ((!json_is_array(jl) && !json_is_object(jl)) || n == 0 || n > RF_MANIFEST_LOGSOURCES_MAX)
+		return rf_diag_report(d, -EBADMSG,
+				      "manifest: event %s: \"logsource\" must be an object or an "
+				      "array of 1-%u objects",
+				      ev->name, RF_MANIFEST_LOGSOURCES_MAX);
+	ev->ls = calloc(n, sizeof(*ev->ls));
+	if (!ev->ls)
+		return -ENOMEM;
+	for (size_t i = 0; i < n; i++) {
+		json_t *o = json_is_array(jl) ? json_array_get(jl, i) : jl;
+		char where[64 + RF_NAME_MAX];
+		char **dst[3] = {&ev->ls[i].product, &ev->ls[i].category, &ev->ls[i].service};
+		const char *k;
+		json_t *v;
+		size_t have = 0;
+
+		ev->n_ls = i + 1;
+		snprintf(where, sizeof(where), "event %s logsource", ev->name);
+		if (!json_is_object(o))
+			return rf_diag_report(d, -EBADMSG, "manifest: %s must be an object", where);
+		json_object_foreach(o, k, v)
+		{
+			size_t j = 0;
+			while (j < 3 && strcmp(k, keys[j]))
+				j++;
+			if (j == 3)
+				return rf_diag_report(
+				    d, -EBADMSG,
+				    "manifest: %s: unknown key (product, category "
+				    "and service are known)",
+				    where);
+			r = get_name(o, keys[j], where, dst[j], d);
+			if (r < 0)
+				return r;
+			have++;
+		}
+		if (!have)
+			return rf_diag_report(d, -EBADMSG, "manifest: %s is empty", where);
+	}
+	return 0;
+}
+
 static int parse_event(json_t *je, size_t ei, struct mevent *ev, struct rf_diag *d)
 {
 	char where[64 + RF_NAME_MAX];
@@ -144,7 +211,16 @@ static int parse_event(json_t *je, size_t ei, struct mevent *ev, struct rf_diag 
 						      ev->name, ev->fields[i].name);
 	}
 	ev->n_fields = nf;
-	return 0;
+	json_t *of = json_object_get(je, "other_fields");
+	if (of) {
+		if (!json_is_string(of) || strcmp(json_string_value(of), "string"))
+			return rf_diag_report(d, -EBADMSG,
+					      "manifest: event %s: \"other_fields\" must be "
+					      "\"string\"",
+					      ev->name);
+		ev->open = true;
+	}
+	return parse_logsources(json_object_get(je, "logsource"), ev, d);
 }
 
 int rf_manifest_parse(const uint8_t *p, size_t n, struct rf_manifest **ret, struct rf_diag *d)
@@ -258,7 +334,47 @@ int rf_manifest_field_type(const struct rf_manifest *m, const char *event, const
 	for (size_t i = 0; i < m->events[e].n_fields; i++)
 		if (!strcmp(m->events[e].fields[i].name, field))
 			return (int)m->events[e].fields[i].type;
+	if (m->events[e].open && name_ok(field, strlen(field)))
+		return RF_FT_STRING;
 	return -ENOENT;
+}
+
+bool rf_manifest_event_open(const struct rf_manifest *m, const char *event)
+{
+	int e = rf__manifest_event_index(m, event);
+
+	return e >= 0 && m->events[e].open;
+}
+
+static bool key_eq(const char *want, const char *have, size_t have_len)
+{
+	if (!want || !have)
+		return !want && !have;
+	return strlen(want) == have_len && !memcmp(want, have, have_len);
+}
+
+int rf_manifest_logsource_event(const struct rf_manifest *m, const char *product,
+				size_t product_len, const char *category, size_t category_len,
+				const char *service, size_t service_len, const char **ret)
+{
+	for (size_t i = 0; i < m->n_events; i++)
+		for (size_t j = 0; j < m->events[i].n_ls; j++) {
+			const struct mlogsource *l = &m->events[i].ls[j];
+			if (key_eq(l->product, product, product_len) &&
+			    key_eq(l->category, category, category_len) &&
+			    key_eq(l->service, service, service_len)) {
+				*ret = m->events[i].name;
+				return 1;
+			}
+		}
+	return 0;
+}
+
+bool rf_manifest_event_declared(const struct rf_manifest *m, const char *event)
+{
+	int e = rf__manifest_event_index(m, event);
+
+	return e >= 0 && m->events[e].n_ls > 0;
 }
 
 size_t rf_manifest_event_nfields(const struct rf_manifest *m, const char *event)
@@ -291,4 +407,76 @@ const char *rf__manifest_field_name(const struct rf_manifest *m, size_t ev, size
 enum rf_ftype rf__manifest_field_type_at(const struct rf_manifest *m, size_t ev, size_t i)
 {
 	return m->events[ev].fields[i].type;
+}
+
+bool rf__manifest_event_open_at(const struct rf_manifest *m, size_t ev)
+{
+	return m->events[ev].open;
+}
+
+/* Append field name (string) to ev, owned. */
+static int add_field(struct mevent *ev, size_t *cap, const char *name, enum rf_ftype type)
+{
+	if (ev->n_fields == *cap) {
+		size_t nc = *cap ? *cap * 2 : 8;
+		struct mfield *nf = realloc(ev->fields, nc * sizeof(*nf));
+		if (!nf)
+			return -ENOMEM;
+		ev->fields = nf;
+		*cap = nc;
+	}
+	if (!(ev->fields[ev->n_fields].name = strdup(name)))
+		return -ENOMEM;
+	ev->fields[ev->n_fields++].type = type;
+	return 0;
+}
+
+int rf__manifest_with_pack_fields(const struct rf_manifest *m, const struct rf_pack *pk,
+				  struct rf_manifest **ret)
+{
+	struct rf_manifest *c;
+	bool any = false;
+	int r = -ENOMEM;
+
+	for (size_t i = 0; i < m->n_events; i++)
+		any |= m->events[i].open;
+	*ret = NULL;
+	if (!any)
+		return 0;
+	c = calloc(1, sizeof(*c));
+	if (!c)
+		return -ENOMEM;
+	c->events = calloc(m->n_events ? m->n_events : 1, sizeof(*c->events));
+	if (!c->events || !(c->agent = strdup(m->agent)) || !(c->version = strdup(m->version)))
+		goto fail;
+	for (size_t i = 0; i < m->n_events; i++) {
+		const struct mevent *s = &m->events[i];
+		struct mevent *d = &c->events[i];
+		size_t cap = 0;
+
+		c->n_events = i + 1;
+		if (!(d->name = strdup(s->name)))
+			goto fail;
+		d->open = s->open;
+		for (size_t f = 0; f < s->n_fields; f++)
+			if (add_field(d, &cap, s->fields[f].name, s->fields[f].type) < 0)
+				goto fail;
+		if (!s->open)
+			continue;
+		for (uint32_t f = 0; f < pk->n_fields; f++) {
+			const char *fn = rf__pack_str(pk, pk->fields[f].name);
+			bool have = false;
+			if (strcmp(rf__pack_str(pk, pk->fields[f].event), s->name))
+				continue;
+			for (size_t k = 0; k < d->n_fields && !have; k++)
+				have = !strcmp(d->fields[k].name, fn);
+			if (!have && add_field(d, &cap, fn, RF_FT_STRING) < 0)
+				goto fail;
+		}
+	}
+	*ret = c;
+	return 0;
+fail:
+	rf_manifest_free(c);
+	return r;
 }

@@ -172,5 +172,12 @@ size_t rf__manifest_nevents(const struct rf_manifest *m);
 const char *rf__manifest_event_name(const struct rf_manifest *m, size_t ev);
 size_t rf__manifest_event_nfields_at(const struct rf_manifest *m, size_t ev);
 enum rf_ftype rf__manifest_field_type_at(const struct rf_manifest *m, size_t ev, size_t i);
+/* Whether event ev has "other_fields": "string". */
+bool rf__manifest_event_open_at(const struct rf_manifest *m, size_t ev);
+/* For the engine: a copy of m in which each open event also lists, as strings, the fields the
+ * pack's rules read from it (verified: every such name is a valid name), so its lookup table has
+ * a slot for each. *ret NULL (use m) when m has no open event. Returns 0 or -ENOMEM. */
+int rf__manifest_with_pack_fields(const struct rf_manifest *m, const struct rf_pack *pk,
+				  struct rf_manifest **ret);
 
 #endif

@@ -149,8 +149,10 @@ static int logsource_key(struct ctx *c, const struct node *ls, const char *key,
 }
 
 /*
- * The event type a rule runs on, from its logsource (docs/sigma.md "Event sources"): the
- * category when there is one (process_creation), else "<product>_<service>" (windows_security),
+ * The event type a rule runs on, from its logsource (docs/sigma.md "Event sources"): the event
+ * the manifest declares for exactly this product/category/service when it declares one (log
+ * sources: kubernetes audit, opencanary's application log, Linux logs with a product alone), else
+ * the category when there is one (process_creation), else "<product>_<service>" (windows_security),
  * or the service alone when no product is named. A product alone names no event type (the rule
  * would have to run on every one) and is refused, as is a category together with a service (the
  * rule would need both). With a manifest naming a product, a rule for another product is refused
@@ -173,6 +175,21 @@ static int rule_logsource(struct ctx *c, const struct node *ls)
 		r = logsource_key(c, ls, "product", &prod);
 	if (r < 0)
 		return r;
+	if (c->m) {
+		const char *dev;
+		if (rf_manifest_logsource_event(
+			c->m, prod ? prod->s : NULL, prod ? prod->len : 0, cat ? cat->s : NULL,
+			cat ? cat->len : 0, svc ? svc->s : NULL, svc ? svc->len : 0, &dev) > 0) {
+			size_t dl = strlen(dev);
+			char *ev = arena_alloc(&c->r->arena, dl + 1);
+			if (!ev)
+				return oom(c);
+			memcpy(ev, dev, dl + 1); /* the rule may outlive the manifest */
+			c->event = ev;
+			c->r->ir.event = ev;
+			return 0;
+		}
+	}
 	if (c->m) {
 		const char *agent = rf_manifest_agent(c->m), *ver = rf_manifest_version(c->m);
 		const char *mp = rf_manifest_product(c->m);
@@ -212,7 +229,9 @@ static int rule_logsource(struct ctx *c, const struct node *ls)
 		return fail(c, -EBADMSG, "logsource has no category, service or product");
 	}
 	c->r->ir.event = c->event;
-	if (c->m && !rf_manifest_has_event(c->m, c->event)) {
+	/* An event that declares its logsources is reached only through them (above). */
+	if (c->m && (!rf_manifest_has_event(c->m, c->event) ||
+		     rf_manifest_event_declared(c->m, c->event))) {
 		if (svc)
 			return fail(c, -ENOENT,
 				    "logsource service '%s' (event '%s') is not supplied by %s %s",

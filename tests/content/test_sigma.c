@@ -692,6 +692,96 @@ static void test_logsource(void **state)
 	rf_manifest_free(m);
 }
 
+/* ---- manifests: declared logsources and schemaless (open) events --------------------------- */
+
+static struct rf_manifest *parse_m(const char *json, int want, const char *msg)
+{
+	struct rf_diag d = {0};
+	struct rf_manifest *m = NULL;
+	int rc = rf_manifest_parse((const uint8_t *)json, strlen(json), &m, &d);
+
+	if (rc != want)
+		fail_msg("manifest: %d (%s), want %d: %s", rc, d.first, want, json);
+	if (msg && !strstr(d.first, msg))
+		fail_msg("message '%s' lacks '%s'", d.first, msg);
+	return m;
+}
+
+static void test_logsource_declared(void **state)
+{
+	static const char json[] =
+	    "{\"agent\":\"logs\",\"version\":\"1.0.0\",\"events\":["
+	    "{\"name\":\"kubernetes_audit\",\"logsource\":[{\"product\":\"kubernetes\","
+	    "\"service\":\"audit\"},{\"product\":\"kubernetes\",\"category\":\"application\","
+	    "\"service\":\"audit\"}],\"fields\":[],\"other_fields\":\"string\"},"
+	    "{\"name\":\"linux_log\",\"logsource\":{\"product\":\"linux\"},"
+	    "\"fields\":[{\"name\":\"message\",\"type\":\"string\"}]},"
+	    "{\"name\":\"opencanary\",\"logsource\":{\"product\":\"opencanary\",\"category\":"
+	    "\"application\"},\"fields\":[{\"name\":\"logtype\",\"type\":\"int\"}],"
+	    "\"other_fields\":\"string\"},"
+	    "{\"name\":\"proxy\",\"fields\":[],\"other_fields\":\"string\"}]}";
+	struct rf_manifest *m;
+	const char *ev = NULL;
+
+	(void)state;
+	m = parse_m(json, 0, NULL);
+	assert_int_equal(rf_manifest_logsource_event(m, "linux", 5, NULL, 0, NULL, 0, &ev), 1);
+	assert_string_equal(ev, "linux_log");
+	assert_int_equal(rf_manifest_logsource_event(m, "linux", 5, NULL, 0, "sshd", 4, &ev), 0);
+	/* A product alone, a category with a service: reachable when declared. */
+	expect_ir_m("title: T\nid: r1\nlogsource: {product: linux}\n"
+		    "detection: {k: [error], condition: k}\n",
+		    m, "* keyword 'error' | a0");
+	assert_string_equal(event_of("{product: kubernetes, service: audit}", m),
+			    "kubernetes_audit");
+	assert_string_equal(
+	    event_of("{product: kubernetes, category: application, service: audit}", m),
+	    "kubernetes_audit");
+	assert_string_equal(event_of("{product: opencanary, category: application}", m),
+			    "opencanary");
+	/* Undeclared events are still derived; declared ones only through their logsources. */
+	assert_string_equal(event_of("{category: proxy}", m), "proxy");
+	expect_reject_m("title: T\nid: r1\nlogsource: {service: linux_log}\n"
+			"detection: {a: {message: x}, condition: a}\n",
+			m, -ENOENT, "(event 'linux_log') is not supplied by logs 1.0.0", NULL);
+	expect_reject_m("title: T\nid: r1\nlogsource: {product: jvm, category: application}\n"
+			"detection: {a: {message: x}, condition: a}\n",
+			m, -ENOENT, "event 'application' is not supplied", NULL);
+	/* Open events: any valid name is a string; listed fields keep their type; closed events
+	 * supply only their list. */
+	assert_int_equal(rf_manifest_field_type(m, "kubernetes_audit", "objectRef.resource"),
+			 RF_FT_STRING);
+	assert_int_equal(rf_manifest_field_type(m, "kubernetes_audit", "has space"), -ENOENT);
+	assert_int_equal(rf_manifest_field_type(m, "opencanary", "logtype"), RF_FT_INT);
+	assert_int_equal(rf_manifest_field_type(m, "linux_log", "other"), -ENOENT);
+	assert_true(rf_manifest_event_open(m, "proxy"));
+	assert_false(rf_manifest_event_open(m, "linux_log"));
+	expect_ir_m("title: T\nid: r1\nlogsource: {product: kubernetes, service: audit}\n"
+		    "detection: {a: {objectRef.resource: pods}, condition: a}\n",
+		    m, "objectRef.resource eq 'pods' | a0");
+	expect_reject_m("title: T\nid: r1\nlogsource: {product: linux}\n"
+			"detection: {a: {Image: x}, condition: a}\n",
+			m, -ENOENT, "field 'Image' is not supplied by logs 1.0.0", NULL);
+	rf_manifest_free(m);
+
+	/* Malformed declarations are refused naming the event. */
+	parse_m("{\"agent\":\"a\",\"version\":\"1\",\"events\":[{\"name\":\"e\",\"fields\":[],"
+		"\"other_fields\":\"int\"}]}",
+		-EBADMSG, "event e: \"other_fields\" must be \"string\"");
+	parse_m("{\"agent\":\"a\",\"version\":\"1\",\"events\":[{\"name\":\"e\",\"fields\":[],"
+		"\"logsource\":{\"produkt\":\"x\"}}]}",
+		-EBADMSG, "event e logsource: unknown key");
+	parse_m("{\"agent\":\"a\",\"version\":\"1\",\"events\":[{\"name\":\"e\",\"fields\":[],"
+		"\"logsource\":{}}]}",
+		-EBADMSG, "event e logsource is empty");
+	parse_m("{\"agent\":\"a\",\"version\":\"1\",\"events\":[{\"name\":\"e\",\"fields\":[],"
+		"\"logsource\":[]}]}",
+		-EBADMSG, "must be an object or an array");
+	parse_m("{\"agent\":\"a\",\"version\":\"1\",\"events\":[{\"name\":\"e\",\"fields\":[],"
+		"\"logsource\":{\"product\":\"a b\"}}]}",
+		-EBADMSG, "is not a valid name");
+}
+
 /* ---- fieldref: one field compared with another of the same event --------------------------- */
 
 static void test_fieldref(void **state)
@@ -1443,6 +1533,7 @@ int main(void)
 	    cmocka_unit_test(test_header_fields_carried),
 	    cmocka_unit_test(test_manifest),
 	    cmocka_unit_test(test_logsource),
+	    cmocka_unit_test(test_logsource_declared),
 	    cmocka_unit_test(test_limits),
 	    cmocka_unit_test(test_limits_sizes),
 	    cmocka_unit_test(test_truncated_at_every_byte),

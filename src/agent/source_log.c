@@ -1,0 +1,944 @@
+/*
+ * The log-file source (see source_log.h for the contract, docs/agent.md for the formats). Per
+ * file: a descriptor, its (device, inode) and read offset, and one buffer of at most
+ * RF_SOURCE_LOG_LINE_MAX + 1 bytes holding the unread part of the current line; a line that
+ * does not fit is skipped up to its newline and counted. Per source: one output buffer of
+ * RF_EVENT_LINE_MAX bytes into which each event line is built (rf_line_put never cuts: a line
+ * that does not fit is refused whole). JSON goes through jansson (one parse per line, freed at
+ * once); the flattening recurses over jansson's tree, whose depth jansson bounds.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/timerfd.h>
+#include <unistd.h>
+
+#include <jansson.h>
+
+#include "agent/source_log.h"
+#include "ringfence/limits.h"
+
+enum format { F_JSON, F_TEXT, F_ACCESS, F_KV };
+
+static const char *const format_names[] = {"json", "text", "access", "kv"};
+
+/* The event types of manifests/ringfence-agent-logs-1.0.0.json, each with its line format (a
+ * test checks that the two agree). */
+static const struct {
+	const char *name;
+	enum format f;
+} events[] = {
+    {"aws_cloudtrail", F_JSON},
+    {"azure_activitylogs", F_JSON},
+    {"azure_auditlogs", F_JSON},
+    {"azure_pim", F_JSON},
+    {"azure_riskdetection", F_JSON},
+    {"azure_signinlogs", F_JSON},
+    {"gcp_audit", F_JSON},
+    {"gcp_google_workspace_admin", F_JSON},
+    {"gcp_google_workspace_login", F_JSON},
+    {"okta", F_JSON},
+    {"m365_audit", F_JSON},
+    {"m365_exchange", F_JSON},
+    {"m365_threat_detection", F_JSON},
+    {"m365_threat_management", F_JSON},
+    {"github_audit", F_JSON},
+    {"bitbucket_audit", F_JSON},
+    {"onelogin_events", F_JSON},
+    {"kubernetes_audit", F_JSON},
+    {"cisco_duo", F_JSON},
+    {"zeek_dce_rpc", F_JSON},
+    {"zeek_dns", F_JSON},
+    {"zeek_http", F_JSON},
+    {"zeek_kerberos", F_JSON},
+    {"zeek_rdp", F_JSON},
+    {"zeek_smb_files", F_JSON},
+    {"zeek_x509", F_JSON},
+    {"proxy", F_JSON},
+    {"dns", F_JSON},
+    {"firewall", F_JSON},
+    {"opencanary", F_JSON},
+    {"fortigate_event", F_KV},
+    {"linux_log", F_TEXT},
+    {"linux_clamav", F_TEXT},
+    {"linux_cron", F_TEXT},
+    {"linux_guacamole", F_TEXT},
+    {"linux_sshd", F_TEXT},
+    {"linux_syslog", F_TEXT},
+    {"linux_vsftpd", F_TEXT},
+    {"cisco_aaa", F_TEXT},
+    {"cisco_bgp", F_TEXT},
+    {"cisco_ldp", F_TEXT},
+    {"huawei_bgp", F_TEXT},
+    {"juniper_bgp", F_TEXT},
+    {"django_application", F_TEXT},
+    {"jvm_application", F_TEXT},
+    {"nodejs_application", F_TEXT},
+    {"python_application", F_TEXT},
+    {"ruby_on_rails_application", F_TEXT},
+    {"spring_application", F_TEXT},
+    {"sql_application", F_TEXT},
+    {"velocity_application", F_TEXT},
+    {"database", F_TEXT},
+    {"apache", F_TEXT},
+    {"nginx", F_TEXT},
+    {"webserver", F_ACCESS},
+};
+#define N_EVENTS (sizeof(events) / sizeof(events[0]))
+
+/* The access-log fields, in the order of the Combined Log Format (W3C extended names, as the
+ * Sigma webserver taxonomy names them). */
+static const struct {
+	const char *name;
+	bool is_int;
+} access_fields[] = {
+    {"message", false},	    {"c-ip", false},	     {"cs-username", false},   {"cs-method", false},
+    {"cs-uri-stem", false}, {"cs-uri-query", false}, {"cs-version", false},    {"sc-status", true},
+    {"sc-bytes", true},	    {"cs-referer", false},   {"cs-user-agent", false},
+};
+
+struct lfile {
+	size_t ev;
+	char *path;
+	int fd;
+	dev_t dev;
+	ino_t ino;
+	off_t off;
+	bool skipping; /* inside a line over the limit: discard up to its newline */
+	bool pending;  /* stopped with more to read */
+	bool blocked;  /* ...because the sink had no room */
+	int open_err;  /* why the last open failed (0: it did not) */
+	size_t start, len;
+	uint8_t *buf; /* RF_SOURCE_LOG_LINE_MAX + 1 */
+};
+
+struct rf_source_log {
+	size_t n;
+	struct lfile f[RF_SOURCE_LOG_FILES_MAX];
+	int tfd;
+	struct rf_source_stats st;
+	uint8_t *out; /* RF_EVENT_LINE_MAX */
+	size_t out_len;
+	bool full;
+	size_t nfields;
+	struct {
+		size_t off, len; /* the field name in out (without quotes) */
+	} names[RF_EVENT_FIELDS_MAX];
+	char *describe;
+	char warning[4200];
+};
+
+const char *rf_source_log_event(size_t i, const char **ret_format)
+{
+	if (i >= N_EVENTS)
+		return NULL;
+	if (ret_format)
+		*ret_format = format_names[events[i].f];
+	return events[i].name;
+}
+
+const char *rf_source_log_field(size_t ev, size_t i, bool *ret_int)
+{
+	if (ev >= N_EVENTS || events[ev].f == F_JSON)
+		return NULL;
+	if (events[ev].f != F_ACCESS) {
+		if (i)
+			return NULL;
+		*ret_int = false;
+		return "message";
+	}
+	if (i >= sizeof(access_fields) / sizeof(access_fields[0]))
+		return NULL;
+	*ret_int = access_fields[i].is_int;
+	return access_fields[i].name;
+}
+
+static int event_index(const char *p, size_t n)
+{
+	for (size_t i = 0; i < N_EVENTS; i++)
+		if (strlen(events[i].name) == n && !memcmp(events[i].name, p, n))
+			return (int)i;
+	return -1;
+}
+
+/* ---- the spec ------------------------------------------------------------------------------ */
+
+/* Calls fn(ud, event index, path, path length) per part; returns 0, or -EINVAL/-E2BIG with the
+ * reason in *why. */
+static int parse_spec(const char *spec, int (*fn)(void *, size_t, const char *, size_t), void *ud,
+		      const char **why)
+{
+	const char *p = spec;
+	size_t count = 0;
+
+	if (!spec || strncmp(spec, "log:", 4)) {
+		*why = "a log source is log:EVENT=PATH";
+		return -EINVAL;
+	}
+	while (p) {
+		const char *eq, *end, *next;
+		int ev;
+
+		p += 4; /* "log:" */
+		next = strstr(p, ",log:");
+		end = next ? next : p + strlen(p);
+		eq = memchr(p, '=', (size_t)(end - p));
+		if (!eq) {
+			*why = "each part is log:EVENT=PATH";
+			return -EINVAL;
+		}
+		if ((ev = event_index(p, (size_t)(eq - p))) < 0) {
+			*why = "unknown event type (see the manifest ringfence-agent-logs-1.0.0)";
+			return -EINVAL;
+		}
+		if (end - (eq + 1) < 2 || eq[1] != '/' || (size_t)(end - (eq + 1)) >= 4096) {
+			*why = "each PATH must be absolute";
+			return -EINVAL;
+		}
+		if (++count > RF_SOURCE_LOG_FILES_MAX) {
+			*why = "too many files (limit RF_SOURCE_LOG_FILES_MAX)";
+			return -E2BIG;
+		}
+		if (fn) {
+			int r = fn(ud, (size_t)ev, eq + 1, (size_t)(end - (eq + 1)));
+			if (r < 0) {
+				*why = "out of memory";
+				return r;
+			}
+		}
+		p = next ? next + 1 : NULL;
+	}
+	return 0;
+}
+
+bool rf_source_log_known(const char *spec)
+{
+	const char *why;
+
+	return parse_spec(spec, NULL, NULL, &why) == 0;
+}
+
+/* ---- building one event line --------------------------------------------------------------- */
+
+/* p[0..n) escaped as inside a JSON string, without the quotes. */
+static void out_escaped(struct rf_source_log *s, const uint8_t *p, size_t n)
+{
+	size_t before = s->out_len;
+
+	rf_line_json_str(s->out, RF_EVENT_LINE_MAX, &s->out_len, &s->full, p, n);
+	if (!s->full) {
+		memmove(s->out + before, s->out + before + 1, s->out_len - before - 2);
+		s->out_len -= 2;
+	}
+}
+
+static void out_reset(struct rf_source_log *s, size_t ev)
+{
+	s->out_len = 0;
+	s->full = false;
+	s->nfields = 0;
+	rf_line_put(s->out, RF_EVENT_LINE_MAX, &s->out_len, &s->full, "{\"event\":\"", 10);
+	rf_line_put(s->out, RF_EVENT_LINE_MAX, &s->out_len, &s->full, events[ev].name,
+		    strlen(events[ev].name));
+	rf_line_put(s->out, RF_EVENT_LINE_MAX, &s->out_len, &s->full, "\"", 1);
+}
+
+/*
+ * Start field name (the pieces a[0..na) joined by '.'): 1 (nothing written, counted in
+ * fields_lost) for a name that is empty or longer than RF_NAME_MAX; refuses (-E2BIG) past
+ * RF_EVENT_FIELDS_MAX, -EBADMSG for a name that repeats one already written or is "event" (the
+ * member that names the event type). Names are compared as written (escaped) in out.
+ */
+static int out_name(struct rf_source_log *s, const char *const *a, const size_t *al, size_t na)
+{
+	size_t at, dl = na ? na - 1 : 0;
+
+	for (size_t i = 0; i < na; i++)
+		dl += al[i];
+	if (dl == 0 || dl > RF_NAME_MAX) { /* no event carries it, no rule can name it */
+		s->st.fields_lost++;
+		return 1;
+	}
+	if (s->nfields == RF_EVENT_FIELDS_MAX)
+		return -E2BIG;
+	rf_line_put(s->out, RF_EVENT_LINE_MAX, &s->out_len, &s->full, ",", 1);
+	at = s->out_len;
+	rf_line_put(s->out, RF_EVENT_LINE_MAX, &s->out_len, &s->full, "\"", 1);
+	for (size_t i = 0; i < na; i++) {
+		if (i)
+			rf_line_put(s->out, RF_EVENT_LINE_MAX, &s->out_len, &s->full, ".", 1);
+		out_escaped(s, (const uint8_t *)a[i], al[i]);
+	}
+	rf_line_put(s->out, RF_EVENT_LINE_MAX, &s->out_len, &s->full, "\"", 1);
+	if (s->full)
+		return -E2BIG;
+	size_t off = at + 1, len = s->out_len - at - 2;
+	if (len == 5 && !memcmp(s->out + off, "event", 5))
+		return -EBADMSG;
+	for (size_t i = 0; i < s->nfields; i++)
+		if (s->names[i].len == len && !memcmp(s->out + s->names[i].off, s->out + off, len))
+			return -EBADMSG;
+	s->names[s->nfields].off = off;
+	s->names[s->nfields].len = len;
+	s->nfields++;
+	rf_line_put(s->out, RF_EVENT_LINE_MAX, &s->out_len, &s->full, ":", 1);
+	return 0;
+}
+
+static int out_str(struct rf_source_log *s, const char *name, const uint8_t *v, size_t n)
+{
+	size_t nl = strlen(name);
+	int r = out_name(s, &name, &nl, 1);
+
+	if (r != 0)
+		return r < 0 ? r : 0;
+	rf_line_json_str(s->out, RF_EVENT_LINE_MAX, &s->out_len, &s->full, v, n);
+	return s->full ? -E2BIG : 0;
+}
+
+/* ---- JSON lines ------------------------------------------------------------------------------ */
+
+#define FLAT_DEPTH_MAX 64 /* key pieces kept; jansson's own parser depth limit is 2048 */
+
+struct flat {
+	struct rf_source_log *s;
+	const char *key[FLAT_DEPTH_MAX];
+	size_t keylen[FLAT_DEPTH_MAX];
+	size_t depth;
+};
+
+static int dump_cb(const char *buf, size_t size, void *ud)
+{
+	struct rf_source_log *s = ud;
+
+	out_escaped(s, (const uint8_t *)buf, size);
+	return s->full ? -1 : 0;
+}
+
+/* The value v under the current key (depth >= 1). */
+static int flat_value(struct flat *fl, json_t *v)
+{
+	struct rf_source_log *s = fl->s;
+	char num[40];
+	int r, n;
+
+	/* an array of one element is that element */
+	while (json_is_array(v) && json_array_size(v) == 1)
+		v = json_array_get(v, 0);
+	switch (json_typeof(v)) {
+	case JSON_NULL:
+		return 0; /* absent, as in rf_event_parse */
+	case JSON_STRING:
+		r = out_name(s, fl->key, fl->keylen, fl->depth);
+		if (r != 0)
+			return r < 0 ? r : 0;
+		rf_line_json_str(s->out, RF_EVENT_LINE_MAX, &s->out_len, &s->full,
+				 (const uint8_t *)json_string_value(v), json_string_length(v));
+		return s->full ? -E2BIG : 0;
+	case JSON_INTEGER:
+	case JSON_REAL:
+	case JSON_TRUE:
+	case JSON_FALSE:
+		if (json_is_integer(v))
+			n = snprintf(num, sizeof(num), "%" JSON_INTEGER_FORMAT,
+				     json_integer_value(v));
+		else if (json_is_real(v))
+			n = snprintf(num, sizeof(num), "%.17g", json_real_value(v));
+		else
+			n = snprintf(num, sizeof(num), "%s", json_is_true(v) ? "true" : "false");
+		r = out_name(s, fl->key, fl->keylen, fl->depth);
+		if (r != 0)
+			return r < 0 ? r : 0;
+		rf_line_put(s->out, RF_EVENT_LINE_MAX, &s->out_len, &s->full, num, (size_t)n);
+		return s->full ? -E2BIG : 0;
+	case JSON_OBJECT:
+	case JSON_ARRAY:
+		/* the container's own text, for rules that search it whole */
+		r = out_name(s, fl->key, fl->keylen, fl->depth);
+		if (r != 0)
+			return r < 0 ? r : 0;
+		rf_line_put(s->out, RF_EVENT_LINE_MAX, &s->out_len, &s->full, "\"", 1);
+		if (json_dump_callback(v, dump_cb, s, JSON_COMPACT | JSON_PRESERVE_ORDER) < 0 ||
+		    s->full)
+			return -E2BIG;
+		rf_line_put(s->out, RF_EVENT_LINE_MAX, &s->out_len, &s->full, "\"", 1);
+		if (s->full)
+			return -E2BIG;
+		if (json_is_array(v))
+			return 0; /* several elements: only the text (docs/agent.md) */
+		if (fl->depth == FLAT_DEPTH_MAX)
+			return 0;
+		const char *k;
+		json_t *c;
+		json_object_foreach(v, k, c)
+		{
+			fl->key[fl->depth] = k;
+			fl->keylen[fl->depth] = strlen(k);
+			fl->depth++;
+			r = flat_value(fl, c);
+			fl->depth--;
+			if (r < 0)
+				return r;
+		}
+		return 0;
+	}
+	return -EBADMSG;
+}
+
+static int put_json(struct rf_source_log *s, const uint8_t *p, size_t n)
+{
+	json_error_t jerr;
+	json_t *root = json_loadb((const char *)p, n, JSON_REJECT_DUPLICATES, &jerr);
+	struct flat fl = {.s = s};
+	const char *k;
+	json_t *v;
+	int r = 0;
+
+	if (!root)
+		return -EBADMSG;
+	if (!json_is_object(root)) {
+		json_decref(root);
+		return -EBADMSG;
+	}
+	json_object_foreach(root, k, v)
+	{
+		fl.key[0] = k;
+		fl.keylen[0] = strlen(k);
+		fl.depth = 1;
+		if ((r = flat_value(&fl, v)) < 0)
+			break;
+	}
+	json_decref(root);
+	return r;
+}
+
+/* ---- text lines ---------------------------------------------------------------------------- */
+
+/* The next space-separated token of p[*i..n) (a bracketed or quoted one whole, quotes and
+ * brackets off, a backslash escaping the next byte inside quotes). false at the end or when a
+ * quote or bracket is not closed. */
+static bool token(const uint8_t *p, size_t n, size_t *i, size_t *ret_a, size_t *ret_b)
+{
+	size_t j = *i;
+
+	while (j < n && p[j] == ' ')
+		j++;
+	if (j == n)
+		return false;
+	if (p[j] == '"' || p[j] == '[') {
+		uint8_t close = p[j] == '"' ? '"' : ']';
+		size_t a = ++j;
+		while (j < n && p[j] != close) {
+			if (close == '"' && p[j] == '\\' && j + 1 < n)
+				j++;
+			j++;
+		}
+		if (j == n)
+			return false;
+		*ret_a = a;
+		*ret_b = j;
+		*i = j + 1;
+		return true;
+	}
+	*ret_a = j;
+	while (j < n && p[j] != ' ')
+		j++;
+	*ret_b = j;
+	*i = j;
+	return true;
+}
+
+static bool is_number(const uint8_t *p, size_t n)
+{
+	if (n == 0 || n > 18)
+		return false;
+	for (size_t i = 0; i < n; i++)
+		if (p[i] < '0' || p[i] > '9')
+			return false;
+	return true;
+}
+
+/*
+ * Common/Combined Log Format: host ident authuser [date] "request" status bytes ["referer"
+ * "user-agent"]. Returns 0 with the fields written, or 1 when the line is not in that format
+ * (then only message is written; counted as partial). "-" is an absent value.
+ */
+static int put_access(struct rf_source_log *s, const uint8_t *p, size_t n)
+{
+	size_t t[9][2], i = 0, k = 0;
+	int r;
+
+	while (k < 9 && token(p, n, &i, &t[k][0], &t[k][1]))
+		k++;
+	if (k != 7 && k != 9)
+		return 1;
+	if (p[t[3][0] - 1] != '[' || p[t[4][0] - 1] != '"')
+		return 1;
+	if (!is_number(p + t[5][0], t[5][1] - t[5][0]))
+		return 1;
+#define TOK(j)	(p + t[j][0]), (t[j][1] - t[j][0])
+#define DASH(j) (t[j][1] - t[j][0] == 1 && p[t[j][0]] == '-')
+	if ((r = out_str(s, "c-ip", TOK(0))) < 0)
+		return r;
+	if (!DASH(2) && (r = out_str(s, "cs-username", TOK(2))) < 0)
+		return r;
+	/* request: METHOD URI VERSION */
+	const uint8_t *q = p + t[4][0];
+	size_t qn = t[4][1] - t[4][0], a = 0, sp1, sp2;
+	for (sp1 = 0; sp1 < qn && q[sp1] != ' '; sp1++)
+		;
+	for (sp2 = sp1 + 1; sp2 < qn && q[sp2] != ' '; sp2++)
+		;
+	if (sp1 < qn && sp1 > 0) {
+		if ((r = out_str(s, "cs-method", q, sp1)) < 0)
+			return r;
+		a = sp1 + 1;
+		size_t ue = sp2 < qn ? sp2 : qn, qm = a;
+		while (qm < ue && q[qm] != '?')
+			qm++;
+		if ((r = out_str(s, "cs-uri-stem", q + a, qm - a)) < 0)
+			return r;
+		if (qm < ue && (r = out_str(s, "cs-uri-query", q + qm + 1, ue - qm - 1)) < 0)
+			return r;
+		if (sp2 < qn && (r = out_str(s, "cs-version", q + sp2 + 1, qn - sp2 - 1)) < 0)
+			return r;
+	}
+	const char *name = "sc-status";
+	size_t nl = strlen(name);
+	if ((r = out_name(s, &name, &nl, 1)) < 0)
+		return r;
+	rf_line_put(s->out, RF_EVENT_LINE_MAX, &s->out_len, &s->full, TOK(5));
+	if (is_number(TOK(6))) {
+		name = "sc-bytes";
+		nl = strlen(name);
+		if ((r = out_name(s, &name, &nl, 1)) < 0)
+			return r;
+		rf_line_put(s->out, RF_EVENT_LINE_MAX, &s->out_len, &s->full, TOK(6));
+	}
+	if (k == 9) {
+		if (!DASH(7) && (r = out_str(s, "cs-referer", TOK(7))) < 0)
+			return r;
+		if (!DASH(8) && (r = out_str(s, "cs-user-agent", TOK(8))) < 0)
+			return r;
+	}
+#undef TOK
+#undef DASH
+	return s->full ? -E2BIG : 0;
+}
+
+/* key=value pairs (FortiGate): key [A-Za-z0-9_.-]+, value a "quoted" or bare token. A token
+ * without '=' is skipped; a key seen twice keeps its first value (the second is a lost field). */
+static int put_kv(struct rf_source_log *s, const uint8_t *p, size_t n)
+{
+	size_t i = 0;
+
+	while (i < n) {
+		while (i < n && p[i] == ' ')
+			i++;
+		size_t k = i;
+		while (i < n &&
+		       ((p[i] >= 'a' && p[i] <= 'z') || (p[i] >= 'A' && p[i] <= 'Z') ||
+			(p[i] >= '0' && p[i] <= '9') || p[i] == '_' || p[i] == '.' || p[i] == '-'))
+			i++;
+		if (i == k || i >= n || p[i] != '=') { /* not a pair: skip the token */
+			while (i < n && p[i] != ' ')
+				i++;
+			continue;
+		}
+		size_t kl = i - k, a, b;
+		i++;
+		if (i < n && p[i] == '"') {
+			if (!token(p, n, &i, &a, &b))
+				return 0; /* unclosed quote: the rest is not pairs */
+		} else {
+			a = i;
+			while (i < n && p[i] != ' ')
+				i++;
+			b = i;
+		}
+		if (kl == 7 && !memcmp(p + k, "message", 7))
+			continue; /* the line itself is message */
+		char key[RF_NAME_MAX + 1];
+		if (kl > RF_NAME_MAX) {
+			s->st.fields_lost++;
+			continue;
+		}
+		memcpy(key, p + k, kl);
+		key[kl] = '\0';
+		size_t save = s->out_len, savef = s->nfields;
+		int r = out_str(s, key, p + a, b - a);
+		if (r == -EBADMSG) { /* repeated key */
+			s->out_len = save;
+			s->nfields = savef;
+			s->st.fields_lost++;
+			continue;
+		}
+		if (r < 0)
+			return r;
+	}
+	return 0;
+}
+
+int rf_source_log_put(struct rf_source_log *s, size_t ev, const uint8_t *p, size_t n,
+		      const struct rf_source_sink *sink)
+{
+	int r;
+
+	s->st.seen++;
+	if (n && p[n - 1] == '\r')
+		n--;
+	if (n == 0)
+		return 1;
+	if (n > RF_SOURCE_LOG_LINE_MAX) {
+		s->st.oversize++;
+		return -E2BIG;
+	}
+	out_reset(s, ev);
+	switch (events[ev].f) {
+	case F_JSON:
+		r = put_json(s, p, n);
+		break;
+	case F_ACCESS:
+		r = out_str(s, "message", p, n);
+		if (r >= 0 && (r = put_access(s, p, n)) == 1) {
+			s->st.partial++;
+			r = 0;
+		}
+		break;
+	case F_KV:
+		r = out_str(s, "message", p, n);
+		if (r >= 0)
+			r = put_kv(s, p, n);
+		break;
+	default:
+		r = out_str(s, "message", p, n);
+		break;
+	}
+	if (r >= 0) {
+		rf_line_put(s->out, RF_EVENT_LINE_MAX, &s->out_len, &s->full, "}\n", 2);
+		if (s->full)
+			r = -E2BIG;
+	}
+	if (r == -E2BIG) {
+		s->st.oversize++;
+		return r;
+	}
+	if (r < 0) {
+		s->st.malformed++;
+		return -EBADMSG;
+	}
+	if (sink->room(sink->ud) < s->out_len) {
+		s->st.dropped++;
+		return -ENOSPC;
+	}
+	sink->put(sink->ud, s->out, s->out_len);
+	s->st.emitted++;
+	return 0;
+}
+
+/* ---- following files ----------------------------------------------------------------------- */
+
+static void close_file(struct lfile *f)
+{
+	if (f->fd >= 0)
+		close(f->fd);
+	f->fd = -1;
+	f->start = f->len = 0;
+	f->skipping = false;
+}
+
+/* Open f->path if it exists; from_end: start at its end (the source's first look). */
+static int open_file(struct rf_source_log *s, struct lfile *f, bool from_end)
+{
+	struct stat sb;
+	int fd = open(f->path, O_RDONLY | O_CLOEXEC | O_NONBLOCK | O_NOCTTY);
+
+	if (fd < 0) {
+		f->open_err = errno;
+		return errno == ENOENT || errno == EACCES || errno == ENOTDIR ? 0 : -errno;
+	}
+	f->open_err = 0;
+	if (fstat(fd, &sb) < 0 || !S_ISREG(sb.st_mode)) {
+		close(fd);
+		return 0; /* not a regular file (yet): looked at again next time */
+	}
+	f->fd = fd;
+	f->dev = sb.st_dev;
+	f->ino = sb.st_ino;
+	f->off = from_end ? sb.st_size : 0;
+	if (from_end && lseek(fd, f->off, SEEK_SET) < 0)
+		f->off = 0;
+	if (!from_end)
+		s->st.reopened++;
+	return 0;
+}
+
+static int sink_room_ok(const struct rf_source_sink *sink)
+{
+	return sink->room(sink->ud) >= RF_EVENT_LINE_MAX;
+}
+
+/*
+ * Read f to its current end (or until max lines or the byte budget): each complete line to
+ * rf_source_log_put. Returns lines read, or a negative errno from read().
+ */
+static int drain(struct rf_source_log *s, struct lfile *f, const struct rf_source_sink *sink,
+		 size_t max)
+{
+	size_t lines = 0, budget = RF_SOURCE_LOG_READ_MAX;
+
+	f->pending = f->blocked = false;
+	while (f->fd >= 0) {
+		uint8_t *nl = memchr(f->buf + f->start, '\n', f->len - f->start);
+		if (nl) {
+			size_t ln = (size_t)(nl - (f->buf + f->start));
+			if (lines == max || !sink_room_ok(sink)) {
+				f->pending = true;
+				f->blocked = lines < max;
+				break;
+			}
+			if (f->skipping)
+				f->skipping = false; /* the end of a refused line */
+			else
+				(void)rf_source_log_put(s, f->ev, f->buf + f->start, ln, sink);
+			f->start += ln + 1;
+			lines++;
+			continue;
+		}
+		/* no newline in what is buffered: compact, then read more */
+		if (f->start) {
+			memmove(f->buf, f->buf + f->start, f->len - f->start);
+			f->len -= f->start;
+			f->start = 0;
+		}
+		if (f->len == RF_SOURCE_LOG_LINE_MAX + 1) {
+			/* over the limit without a newline: refuse it whole */
+			if (!f->skipping) {
+				s->st.seen++;
+				s->st.oversize++;
+			}
+			f->skipping = true;
+			f->len = 0;
+		}
+		if (budget == 0) {
+			f->pending = true;
+			break;
+		}
+		size_t want = RF_SOURCE_LOG_LINE_MAX + 1 - f->len;
+		if (want > budget)
+			want = budget;
+		ssize_t got = read(f->fd, f->buf + f->len, want);
+		if (got < 0) {
+			if (errno == EINTR)
+				continue;
+			if (errno == EAGAIN)
+				break;
+			return -errno;
+		}
+		if (got == 0)
+			break;
+		f->len += (size_t)got;
+		f->off += got;
+		budget -= (size_t)got;
+	}
+	return (int)lines;
+}
+
+/* Rotation and truncation: whether f's path now names another file, or f shrank. */
+static int check_file(struct rf_source_log *s, struct lfile *f, const struct rf_source_sink *sink,
+		      size_t max, size_t *lines)
+{
+	struct stat now, cur;
+	int r;
+
+	if (f->fd < 0)
+		return open_file(s, f, false);
+	if (fstat(f->fd, &cur) == 0 && cur.st_size < f->off) {
+		/* truncated in place: whatever was buffered belonged to the old content */
+		f->start = f->len = 0;
+		f->skipping = false;
+		f->off = 0;
+		if (lseek(f->fd, 0, SEEK_SET) < 0)
+			return -errno;
+		s->st.reopened++;
+		return 0;
+	}
+	if (f->pending)
+		return 0; /* the current file first */
+	if (stat(f->path, &now) == 0 && now.st_dev == f->dev && now.st_ino == f->ino)
+		return 0;
+	/* renamed or deleted (and maybe already replaced): finish the old file, then switch */
+	r = drain(s, f, sink, max - *lines);
+	if (r < 0)
+		return r;
+	*lines += (size_t)r;
+	if (f->pending)
+		return 0;
+	if (f->len > f->start && !f->skipping) /* a last line without its newline */
+		(void)rf_source_log_put(s, f->ev, f->buf + f->start, f->len - f->start, sink);
+	close_file(f);
+	return open_file(s, f, false);
+}
+
+/* The next look: at once (more to read), soon (the sink was full: let the consumer drain it
+ * rather than spin), or after the poll interval. */
+enum next { NEXT_NOW, NEXT_SOON, NEXT_POLL };
+
+static void arm(struct rf_source_log *s, enum next when)
+{
+	struct itimerspec it = {0};
+
+	if (s->tfd < 0)
+		return;
+	if (when == NEXT_NOW)
+		it.it_value.tv_nsec = 1;
+	else if (when == NEXT_SOON)
+		it.it_value.tv_nsec = 10 * 1000000L;
+	else {
+		it.it_value.tv_sec = RF_SOURCE_LOG_POLL_MS / 1000;
+		it.it_value.tv_nsec = (long)(RF_SOURCE_LOG_POLL_MS % 1000) * 1000000L;
+	}
+	(void)timerfd_settime(s->tfd, 0, &it, NULL);
+}
+
+int rf_source_log_read(struct rf_source_log *s, const struct rf_source_sink *sink, size_t max)
+{
+	uint64_t ticks;
+	size_t lines = 0;
+	bool more = false, blocked = false;
+	int r;
+
+	if (s->tfd >= 0)
+		(void)!read(s->tfd, &ticks, sizeof(ticks));
+	for (size_t i = 0; i < s->n; i++) {
+		struct lfile *f = &s->f[i];
+		if ((r = check_file(s, f, sink, max, &lines)) < 0)
+			return r;
+		if (lines < max && (r = drain(s, f, sink, max - lines)) < 0)
+			return r;
+		lines += (size_t)(r > 0 ? r : 0);
+		more |= f->pending && !f->blocked;
+		blocked |= f->blocked;
+	}
+	arm(s, more ? NEXT_NOW : blocked ? NEXT_SOON : NEXT_POLL);
+	return lines > INT32_MAX ? INT32_MAX : (int)lines;
+}
+
+/* ---- lifetime ------------------------------------------------------------------------------ */
+
+int rf_source_log_new(struct rf_source_log **ret)
+{
+	struct rf_source_log *s = calloc(1, sizeof(*s));
+
+	if (!s)
+		return -ENOMEM;
+	s->tfd = -1;
+	if (!(s->out = malloc(RF_EVENT_LINE_MAX))) {
+		free(s);
+		return -ENOMEM;
+	}
+	*ret = s;
+	return 0;
+}
+
+static int add_part(void *ud, size_t ev, const char *path, size_t n)
+{
+	struct rf_source_log *s = ud;
+	struct lfile *f = &s->f[s->n];
+
+	f->fd = -1;
+	f->ev = ev;
+	if (!(f->path = strndup(path, n)) || !(f->buf = malloc(RF_SOURCE_LOG_LINE_MAX + 1)))
+		return -ENOMEM;
+	s->n++;
+	return 0;
+}
+
+int rf_source_log_open(const char *spec, struct rf_source_log **ret, struct rf_diag *reterr)
+{
+	struct rf_source_log *s;
+	const char *why = NULL;
+	int r = rf_source_log_new(&s);
+
+	if (r < 0)
+		return r;
+	if ((r = parse_spec(spec, add_part, s, &why)) < 0) {
+		rf_source_log_free(s);
+		return rf_diag_report(reterr, r, "event source '%s': %s", spec ? spec : "", why);
+	}
+	s->tfd = timerfd_create(CLOCK_MONOTONIC, TFD_NONBLOCK | TFD_CLOEXEC);
+	if (s->tfd < 0) {
+		r = -errno;
+		rf_source_log_free(s);
+		return rf_diag_report(reterr, r, "event source '%s': timerfd: %s", spec,
+				      strerror(-r));
+	}
+	for (size_t i = 0; i < s->n; i++)
+		if ((r = open_file(s, &s->f[i], true)) < 0) {
+			rf_diag_report(reterr, r, "event source: %s: %s", s->f[i].path,
+				       strerror(-r));
+			rf_source_log_free(s);
+			return r;
+		}
+	size_t dl = 64;
+	for (size_t i = 0; i < s->n; i++)
+		dl += strlen(events[s->f[i].ev].name) + strlen(s->f[i].path) + 4;
+	if ((s->describe = malloc(dl))) {
+		size_t o = (size_t)snprintf(s->describe, dl, "log files:");
+		for (size_t i = 0; i < s->n && o < dl; i++)
+			o += (size_t)snprintf(s->describe + o, dl - o, "%s %s %s", i ? "," : "",
+					      events[s->f[i].ev].name, s->f[i].path);
+	}
+	arm(s, NEXT_NOW);
+	*ret = s;
+	return 0;
+}
+
+void rf_source_log_free(struct rf_source_log *s)
+{
+	if (!s)
+		return;
+	for (size_t i = 0; i < s->n; i++) {
+		close_file(&s->f[i]);
+		free(s->f[i].path);
+		free(s->f[i].buf);
+	}
+	if (s->tfd >= 0)
+		close(s->tfd);
+	free(s->describe);
+	free(s->out);
+	free(s);
+}
+
+const char *rf_source_log_warning(struct rf_source_log *s)
+{
+	for (size_t i = 0; i < s->n; i++) {
+		const struct lfile *f = &s->f[i];
+		if (f->fd >= 0 || !f->open_err)
+			continue;
+		snprintf(s->warning, sizeof(s->warning),
+			 "%s: %s (it is followed from when it can be read)", f->path,
+			 f->open_err == ENOENT ? "does not exist yet" : strerror(f->open_err));
+		return s->warning;
+	}
+	return NULL;
+}
+
+int rf_source_log_fd(const struct rf_source_log *s)
+{
+	return s->tfd;
+}
+
+void rf_source_log_stats(const struct rf_source_log *s, struct rf_source_stats *ret)
+{
+	*ret = s->st;
+}
+
+const char *rf_source_log_describe(const struct rf_source_log *s)
+{
+	return s->describe ? s->describe : "log files";
+}
