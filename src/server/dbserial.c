@@ -131,6 +131,8 @@ int rf__srv_db_serial(struct rf_db *inner, const char *spec, struct rf_db **ret)
 	/* Best effort: without it, reads share the first connection. */
 	if (o->device_get && spec && rf_db_open(spec, 0, inner->diag, &s->reader) < 0)
 		s->reader = NULL;
+	if (s->reader)
+		s->reader->retries = inner->retries;
 	/* The optional calls stay NULL where the backend has none (rf_db_is_shared() and the
 	 * inline wrappers of store.h look at them). */
 	s->ops = (struct rf_db_ops){
@@ -153,6 +155,7 @@ int rf__srv_db_serial(struct rf_db *inner, const char *spec, struct rf_db **ret)
 	};
 	s->base.ops = &s->ops;
 	s->base.diag = inner->diag;
+	s->base.retries = inner->retries;
 	*ret = &s->base;
 	return 0;
 }

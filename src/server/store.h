@@ -19,6 +19,7 @@
 #ifndef RF_SERVER_STORE_H
 #define RF_SERVER_STORE_H
 
+#include <stdatomic.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -161,6 +162,10 @@ struct rf_db_ops {
 struct rf_db {
 	const struct rf_db_ops *ops;
 	struct rf_diag *diag; /* where backend errors are described; may be NULL */
+	/* Where the backend counts write transactions it ran again after the database aborted
+	 * them for a deadlock or a serialization failure (PostgreSQL: RF_PG_TX_TRIES; the
+	 * ringfence_store_retries_total metric); may be NULL. */
+	atomic_uint_fast64_t *retries;
 };
 
 /* Flags of rf_db_open_sqlite(), as O_CREAT and O_EXCL are to open(2). */
