@@ -111,7 +111,7 @@ static int s_notify(struct rf_db *b, const char *what)
 {
 	FWD(b, notify(in_, what));
 }
-/* Not serialised: the control connection is the tick thread's only (store_pg.c), and a
+/* Not serialised: the control connection is the tick thread's only (store_pg_cluster.c), and a
  * reconnect there (seconds) must not hold up the reports. */
 static int s_cluster_poll(struct rf_db *b, unsigned *changed, bool *leader)
 {

@@ -373,7 +373,7 @@ static inline int rf_db_device_get(struct rf_db *st, const char *id, const struc
  * rf_db_load()), each in its current version, into v->device. Each row version once, none
  * written by another instance missed: the cursor is the previous call's snapshot, and the
  * rows read are those written by transactions it could not see (not started yet, or still
- * running: see store_pg.c), so a transaction that committed late is still read.
+ * running: see store_pg_cluster.c), so a transaction that committed late is still read.
  */
 static inline int rf_db_devices_changed(struct rf_db *st, const struct rf_db_visitor *v, void *ud)
 {
