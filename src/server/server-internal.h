@@ -230,7 +230,7 @@ struct rf_server {
 	 * counted and summarised when the next window opens. Its own mutex: the store reports
 	 * with or without the server's lock held. */
 	pthread_mutex_t store_log_mu;
-	uint64_t store_log_window_ns;
+	int64_t store_log_window; /* the server's clock (rf__srv_now) when the window opened */
 	unsigned store_log_lines;
 	uint64_t store_log_dropped;
 

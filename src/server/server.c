@@ -656,16 +656,19 @@ static int admin_shared(struct rf_server *s, const struct rf_server_opts *opts,
 static void store_log(void *ud, int code, const char *msg)
 {
 	struct rf_server *s = ud;
-	uint64_t now = rf_now_mono_ns(), dropped = 0;
+	int64_t now = rf__srv_now(s);
+	uint64_t dropped = 0;
 	bool show;
 
 	atomic_fetch_add(&s->m_store_errors, 1);
 	if (!s->log)
 		return;
 	pthread_mutex_lock(&s->store_log_mu);
-	if (now - s->store_log_window_ns >= RF_SRV_STORE_LOG_WINDOW_S * 1000000000ull) {
+	/* (the server's clock: a clock set back opens a new window too) */
+	if (now < s->store_log_window || now - s->store_log_window >= RF_SRV_STORE_LOG_WINDOW_S ||
+	    !s->store_log_lines) {
 		dropped = s->store_log_dropped;
-		s->store_log_window_ns = now;
+		s->store_log_window = now;
 		s->store_log_lines = 0;
 		s->store_log_dropped = 0;
 	}
@@ -677,8 +680,9 @@ static void store_log(void *ud, int code, const char *msg)
 	if (dropped) {
 		char line[128];
 		snprintf(line, sizeof(line),
-			 "storage: %llu more errors in the previous %u s not logged",
-			 (unsigned long long)dropped, RF_SRV_STORE_LOG_WINDOW_S);
+			 "storage: %llu more errors not logged (at most %u lines in %u s)",
+			 (unsigned long long)dropped, RF_SRV_STORE_LOG_BURST,
+			 RF_SRV_STORE_LOG_WINDOW_S);
 		s->log(s->log_ud, 4, line);
 	}
 	if (show) {
