@@ -80,6 +80,8 @@ local i, step = 0, 1
 -- (unseeded, every thread would walk the same devices in lockstep).
 tid = 0
 setup = function(thread) tid = tid + 1; thread:set("tid", tid) end
+-- (i - 1 + step) % #ids + 1 with step coprime with #ids visits every device once a cycle.
+local function gcd(a, b) while b ~= 0 do a, b = b, a % b end return a end
 init = function(args)
   for line in io.lines(args[1]) do
     local id, cred = line:match("^(%S+) (%S+)$")
@@ -89,7 +91,7 @@ init = function(args)
   math.randomseed(tid)
   i = math.random(#ids)
   step = 7919
-  while #ids % step == 0 do step = step + 2 end
+  while gcd(#ids, step) ~= 1 do step = step + 2 end
 end
 local pre = '{"device_id":"'
 local post = '","agent_version":"0.1.0","manifest_hash":"' .. string.rep("a", 64) ..
@@ -97,7 +99,7 @@ local post = '","agent_version":"0.1.0","manifest_hash":"' .. string.rep("a", 64
   '"last_good":{"target":"packs/bench-1.rfp","sha256":"$SHA"},"trial":null,' ..
   '"quarantine":[],"safe_mode":false},"health":{"crashes":0,"rollbacks":0,"events":1000,"alerts":3}}'
 request = function()
-  i = (i + step) % #ids + 1
+  i = (i - 1 + step) % #ids + 1
   return wrk.format("POST", "/v1/checkin",
     {["Authorization"] = "Bearer " .. creds[i], ["Content-Type"] = "application/json"},
     pre .. ids[i] .. post)
@@ -115,6 +117,8 @@ local i, step, n = 0, 7919, 0
 -- tid is a global: wrk's setup() sets it in each thread (a local would stay 0 in all).
 tid = 0
 setup = function(thread) tid = tid + 1; thread:set("tid", tid) end
+-- (i - 1 + step) % #ids + 1 with step coprime with #ids visits every device once a cycle.
+local function gcd(a, b) while b ~= 0 do a, b = b, a % b end return a end
 init = function(args)
   for line in io.lines(args[1]) do
     local id, cred = line:match("^(%S+) (%S+)$")
@@ -123,10 +127,10 @@ init = function(args)
   end
   math.randomseed(tid) -- each thread its own start (report ids are per thread)
   i = math.random(#ids)
-  while #ids % step == 0 do step = step + 2 end
+  while gcd(#ids, step) ~= 1 do step = step + 2 end
 end
 request = function()
-  i = (i + step) % #ids + 1
+  i = (i - 1 + step) % #ids + 1
   n = n + 1
   return wrk.format("POST", "/v1/report",
     {["Authorization"] = "Bearer " .. creds[i], ["Content-Type"] = "application/json"},
@@ -317,13 +321,16 @@ for n in "$SMALL" "$DEVICES"; do
 		done
 		exit 1
 	fi
-	reps=0 commits=0
+	reps=0 commits=0 retries=0 conflicts=0
+	metric() { echo "$1" | awk -v k="$2" '$1 ~ "^"k {c += $2} END {print c + 0}'; }
 	for k in $(seq $INSTANCES); do
 		m=$(curl -s "http://127.0.0.1:${PORT[$n.$k]}/metrics")
-		reps=$((reps + $(echo "$m" | awk '/^ringfence_reports_total/ {r += $2} END {print r + 0}')))
-		commits=$((commits + $(echo "$m" | awk '/^ringfence_report_commits_total/ {c = $2} END {print c + 0}')))
+		reps=$((reps + $(metric "$m" ringfence_reports_total)))
+		commits=$((commits + $(metric "$m" ringfence_report_commits_total)))
+		retries=$((retries + $(metric "$m" ringfence_store_retries_total)))
+		conflicts=$((conflicts + $(metric "$m" ringfence_device_conflicts_total)))
 	done
-	REP[$n]="$(echo "$out" | awk '/Requests\/sec/ {print $2}') reports/s  p50 $(to_ms "$(echo "$out" | awk '$1 == "50%" {print $2}')") ms  p99 $(to_ms "$(echo "$out" | awk '$1 == "99%" {print $2}')") ms  ($reps reports in $commits commits; load avg $(cut -d' ' -f1 /proc/loadavg))"
+	REP[$n]="$(echo "$out" | awk '/Requests\/sec/ {print $2}') reports/s  p50 $(to_ms "$(echo "$out" | awk '$1 == "50%" {print $2}')") ms  p99 $(to_ms "$(echo "$out" | awk '$1 == "99%" {print $2}')") ms  ($reps reports in $commits commits, $conflicts compare-and-set conflicts, $retries transactions retried; load avg $(cut -d' ' -f1 /proc/loadavg))"
 done
 for n in "$SMALL" "$DEVICES"; do
 	RSS[$n]=""

@@ -61,6 +61,8 @@ local i, step = 0, 1
 -- (unseeded, every thread would walk the same devices in lockstep).
 tid = 0
 setup = function(thread) tid = tid + 1; thread:set("tid", tid) end
+-- (i - 1 + step) % #ids + 1 with step coprime with #ids visits every device once a cycle.
+local function gcd(a, b) while b ~= 0 do a, b = b, a % b end return a end
 init = function(args)
   for line in io.lines(args[1]) do
     local id, cred = line:match("^(%S+) (%S+)$")
@@ -71,7 +73,7 @@ init = function(args)
   i = math.random(#ids)
   -- a stride coprime with the count walks every device once per round, in a scrambled order
   step = 7919
-  while #ids % step == 0 do step = step + 2 end
+  while gcd(#ids, step) ~= 1 do step = step + 2 end
 end
 local pre = '{"device_id":"'
 local post = '","agent_version":"0.1.0","manifest_hash":"' .. string.rep("a", 64) ..
@@ -79,7 +81,7 @@ local post = '","agent_version":"0.1.0","manifest_hash":"' .. string.rep("a", 64
   '"last_good":{"target":"packs/bench-1.rfp","sha256":"$SHA"},"trial":null,' ..
   '"quarantine":[],"safe_mode":false},"health":{"crashes":0,"rollbacks":0,"events":1000,"alerts":3}}'
 request = function()
-  i = (i + step) % #ids + 1
+  i = (i - 1 + step) % #ids + 1
   return wrk.format("POST", "/v1/checkin",
     {["Authorization"] = "Bearer " .. creds[i], ["Content-Type"] = "application/json"},
     pre .. ids[i] .. post)

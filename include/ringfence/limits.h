@@ -415,6 +415,21 @@
  * before it answers 503 (Retry-After). A conflict needs two instances writing one device in the
  * same few milliseconds; three in a row means a storm, which the device's retry spreads out. */
 #define RF_SRV_DEVICE_CAS_TRIES 3
+/* Times a PostgreSQL write transaction (a group commit of reports, a chunk of the device flush)
+ * is run again after PostgreSQL aborted it for a deadlock (SQLSTATE 40P01) or a serialization
+ * failure (40001) before the error is returned (then 503). Writes lock device rows in id order,
+ * so two of ringfenced's own transactions never deadlock; what remains is a cycle with a
+ * transaction of something else (an operator's psql, a migration), which PostgreSQL breaks
+ * by aborting one side: the other then goes on, so the second try normally succeeds and five
+ * covers a few such cycles in a row without keeping a request waiting for long (each abort
+ * costs PostgreSQL's deadlock_timeout, 1 s by default). */
+#define RF_PG_TX_TRIES 5
+/* Storage errors ringfenced logs (server.c): at most this many lines in a window of
+ * RF_SRV_STORE_LOG_WINDOW_S seconds, then one line with the number left out. Every error that
+ * became a 503 is then explained in the log, and a database that is away (every request fails
+ * the same way) costs a line a second, not one a request. */
+#define RF_SRV_STORE_LOG_BURST	  10u
+#define RF_SRV_STORE_LOG_WINDOW_S 10u
 /* Seconds a 503 asks clients to wait (Retry-After; no suffix: the transport makes it header
  * text). The database away (PostgreSQL) is the usual cause: about one
  * reconnect period, so clients come back when the database may be back. */

@@ -111,7 +111,7 @@ static int s_notify(struct rf_db *b, const char *what)
 {
 	FWD(b, notify(in_, what));
 }
-/* Not serialised: the control connection is the tick thread's only (store_pg.c), and a
+/* Not serialised: the control connection is the tick thread's only (store_pg_cluster.c), and a
  * reconnect there (seconds) must not hold up the reports. */
 static int s_cluster_poll(struct rf_db *b, unsigned *changed, bool *leader)
 {
@@ -136,6 +136,8 @@ int rf__srv_db_serial(struct rf_db *inner, const char *spec, struct rf_db **ret)
 	/* Best effort: without it, reads share the first connection. */
 	if (o->device_get && spec && rf_db_open(spec, 0, inner->diag, &s->reader) < 0)
 		s->reader = NULL;
+	if (s->reader)
+		s->reader->retries = inner->retries;
 	/* The optional calls stay NULL where the backend has none (rf_db_is_shared() and the
 	 * inline wrappers of store.h look at them). */
 	s->ops = (struct rf_db_ops){
@@ -159,6 +161,7 @@ int rf__srv_db_serial(struct rf_db *inner, const char *spec, struct rf_db **ret)
 	};
 	s->base.ops = &s->ops;
 	s->base.diag = inner->diag;
+	s->base.retries = inner->retries;
 	*ret = &s->base;
 	return 0;
 }

@@ -226,6 +226,14 @@ struct rf_server {
 	void (*log)(void *ud, int priority, const char *line);
 	void *log_ud;
 	char actor[32];
+	/* Storage errors (the store's diag, server.c store_log): each logged once as it happens,
+	 * at most RF_SRV_STORE_LOG_BURST lines a window of RF_SRV_STORE_LOG_WINDOW_S, the rest
+	 * counted and summarised when the next window opens. Its own mutex: the store reports
+	 * with or without the server's lock held. */
+	pthread_mutex_t store_log_mu;
+	int64_t store_log_window; /* the server's clock (rf__srv_now) when the window opened */
+	unsigned store_log_lines;
+	uint64_t store_log_dropped;
 
 	/* Metrics (atomics: updated outside the lock too). */
 	atomic_uint_fast64_t m_checkins, m_enrolls, m_reports_dup, m_http_4xx, m_http_5xx;
@@ -234,6 +242,8 @@ struct rf_server {
 	atomic_uint_fast64_t m_dev_conflicts; /* device rows' compare-and-set failures */
 	atomic_uint_fast64_t m_audit_failures;
 	atomic_uint_fast64_t m_group_commits; /* report transactions (group commit batches) */
+	atomic_uint_fast64_t m_store_errors;  /* errors the store reported (its diag) */
+	atomic_uint_fast64_t m_store_retries; /* transactions the store ran again (store.h) */
 	/* Check-in latency histogram (web.c, rf__srv_observe_checkin): counts per upper bound of
 	 * rf__srv_latency_bounds plus +Inf, and the sum in nanoseconds. */
 	atomic_uint_fast64_t m_lat[RF__SRV_LAT_BUCKETS + 1], m_lat_sum_ns;

@@ -651,6 +651,49 @@ static int admin_shared(struct rf_server *s, const struct rf_server_opts *opts,
 	return 0;
 }
 
+/* The store's diag sink (struct rf_server, store_log_*): one warning line per error, at most
+ * RF_SRV_STORE_LOG_BURST a window, the errors left out summarised when the next window opens.
+ * Called from any thread, with or without the server's lock. */
+static void store_log(void *ud, int code, const char *msg)
+{
+	struct rf_server *s = ud;
+	int64_t now = rf__srv_now(s);
+	uint64_t dropped = 0;
+	bool show;
+
+	atomic_fetch_add(&s->m_store_errors, 1);
+	if (!s->log)
+		return;
+	pthread_mutex_lock(&s->store_log_mu);
+	/* (the server's clock: a clock set back opens a new window too) */
+	if (now < s->store_log_window || now - s->store_log_window >= RF_SRV_STORE_LOG_WINDOW_S ||
+	    !s->store_log_lines) {
+		dropped = s->store_log_dropped;
+		s->store_log_window = now;
+		s->store_log_lines = 0;
+		s->store_log_dropped = 0;
+	}
+	show = s->store_log_lines < RF_SRV_STORE_LOG_BURST;
+	if (show)
+		s->store_log_lines++;
+	else
+		s->store_log_dropped++;
+	if (dropped) {
+		char line[128];
+		snprintf(line, sizeof(line),
+			 "storage: %llu more errors not logged (at most %u lines in %u s)",
+			 (unsigned long long)dropped, RF_SRV_STORE_LOG_BURST,
+			 RF_SRV_STORE_LOG_WINDOW_S);
+		s->log(s->log_ud, 4, line);
+	}
+	if (show) {
+		char line[RF_DIAG_MSG_MAX + 64];
+		snprintf(line, sizeof(line), "storage: %s (%s)", msg, rf_strerror(code));
+		s->log(s->log_ud, 4, line);
+	}
+	pthread_mutex_unlock(&s->store_log_mu);
+}
+
 int rf_server_new(const struct rf_server_opts *opts, struct rf_diag *diag, struct rf_server **ret)
 {
 	struct rf_server *s = calloc(1, sizeof(*s));
@@ -661,6 +704,7 @@ int rf_server_new(const struct rf_server_opts *opts, struct rf_diag *diag, struc
 	if (!s)
 		return -ENOMEM;
 	pthread_mutex_init(&s->lock, NULL);
+	pthread_mutex_init(&s->store_log_mu, NULL);
 	pthread_cond_init(&s->wcv, NULL);
 	s->wq_tail = &s->wq_head;
 	s->repo_fd = -1;
@@ -720,7 +764,12 @@ int rf_server_new(const struct rf_server_opts *opts, struct rf_diag *diag, struc
 		}
 		goto undo;
 	}
+	/* From here on every error the store reports is logged (store_log): an operator sees why
+	 * a request was answered 503. */
+	s->diag.emit = store_log;
+	s->diag.userdata = s;
 	s->db->diag = &s->diag;
+	s->db->retries = &s->m_store_retries;
 	/* From here on several threads use the store: the group commit of reports and the flush
 	 * write without the server's lock (dbserial.c). */
 	r = rf__srv_db_serial(s->db, opts->db_path, &serial);
@@ -788,6 +837,7 @@ void rf_server_free(struct rf_server *s)
 		close(s->repo_fd);
 	pthread_cond_destroy(&s->wcv);
 	pthread_mutex_destroy(&s->lock);
+	pthread_mutex_destroy(&s->store_log_mu);
 	free(s);
 }
 

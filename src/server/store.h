@@ -19,6 +19,7 @@
 #ifndef RF_SERVER_STORE_H
 #define RF_SERVER_STORE_H
 
+#include <stdatomic.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -162,6 +163,10 @@ struct rf_db_ops {
 struct rf_db {
 	const struct rf_db_ops *ops;
 	struct rf_diag *diag; /* where backend errors are described; may be NULL */
+	/* Where the backend counts write transactions it ran again after the database aborted
+	 * them for a deadlock or a serialization failure (PostgreSQL: RF_PG_TX_TRIES; the
+	 * ringfence_store_retries_total metric); may be NULL. */
+	atomic_uint_fast64_t *retries;
 };
 
 /* Flags of rf_db_open_sqlite(), as O_CREAT and O_EXCL are to open(2). */
@@ -369,7 +374,7 @@ static inline int rf_db_device_get(struct rf_db *st, const char *id, const struc
  * rf_db_load()), each in its current version, into v->device. Each row version once, none
  * written by another instance missed: the cursor is the previous call's snapshot, and the
  * rows read are those written by transactions it could not see (not started yet, or still
- * running: see store_pg.c), so a transaction that committed late is still read.
+ * running: see store_pg_cluster.c), so a transaction that committed late is still read.
  */
 static inline int rf_db_devices_changed(struct rf_db *st, const struct rf_db_visitor *v, void *ud)
 {

@@ -646,6 +646,13 @@ int rf__srv_metrics(struct rf_server *s, struct rf_server_reply *r)
 		"Device writes refused because another instance wrote the row first (re-read and "
 		"applied again).",
 		atomic_load(&s->m_dev_conflicts));
+	counter(f, "ringfence_store_errors_total",
+		"Errors the storage backend reported (each logged, rate-limited).",
+		atomic_load(&s->m_store_errors));
+	counter(f, "ringfence_store_retries_total",
+		"Write transactions run again after the database aborted them for a deadlock or a "
+		"serialization failure.",
+		atomic_load(&s->m_store_retries));
 	counter(f, "ringfence_gate_halts_total", "Releases halted by a failed gate.",
 		atomic_load(&s->m_halts));
 	counter(f, "ringfence_audit_write_failures_total",

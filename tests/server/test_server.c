@@ -1337,6 +1337,21 @@ static void test_postgresql_down_and_back(void **state)
 	assert_string_equal(last_retry_after, "5");
 	/* Nothing of the refused writes is in memory either. */
 	EXPECT_STATUS(404, http(e, "GET", "/v1/admin/tenants/during", e->admin, NULL, NULL));
+	/* Why they were refused is in the log: a warning naming the database's error. */
+	{
+		char path[320];
+		uint8_t *p;
+		size_t len;
+		snprintf(path, sizeof(path), "%s/server.log", e->dir);
+		assert_int_equal(rf_file_read(path, 1 << 20, &p, &len), 0);
+		const char *at = strstr((char *)p, "storage: postgresql: ");
+		if (!at)
+			fail_msg("no storage error in the log:\n%s", (char *)p);
+		while (at > (char *)p && at[-1] != '\n')
+			at--;
+		assert_memory_equal(at, "<4>", 3);
+		free(p);
+	}
 
 	assert_int_equal(rf_testdb_server(true), 0);
 	for (int i = 0; i < 200 && st != 201; i++) { /* bounded: 20 s (backoff is at most 5 s) */

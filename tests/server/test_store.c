@@ -8,9 +8,12 @@
  * itself after the server was stopped and started again. Both: every device write is a
  * compare-and-set on the row's version (a stale write changes nothing, a report with a stale
  * device is not recorded), and on PostgreSQL two instances writing one device never overwrite
- * each other.
+ * each other, two instances writing the same rows at once in opposite orders never deadlock
+ * (the store locks device rows in id order), and a deadlock with another session is run again.
  */
+#include <pthread.h>
 #include <setjmp.h>
+#include <stdatomic.h>
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -770,6 +773,254 @@ static void test_pg_instances_share(void **state)
 	rf_db_close(sb);
 }
 
+/* ---- lock order and deadlock retry (PostgreSQL) ------------------------------------------- */
+
+enum { LOCK_DEVS = 24, LOCK_ROUNDS = 6 };
+
+/* One writer's work for a round: reports of every device (with the device state they lead to)
+ * or, put, the device rows alone; the records in the order given (reversed for one side). */
+struct writer {
+	struct rf_db *st;
+	pthread_barrier_t *go;
+	bool put;
+	struct rf_db_report rep[LOCK_DEVS];
+	struct rf_db_device dev[LOCK_DEVS];
+	char rid[LOCK_DEVS][32];
+	int64_t ver[LOCK_DEVS];
+	bool dup[LOCK_DEVS];
+	int r;
+};
+
+static void *writer_run(void *ud)
+{
+	struct writer *w = ud;
+
+	pthread_barrier_wait(w->go);
+	w->r = w->put ? rf_db_devices_put(w->st, w->dev, LOCK_DEVS)
+		      : rf_db_reports_add(w->st, w->rep, w->dev, LOCK_DEVS, w->dup);
+	return NULL;
+}
+
+static const char *const lock_ids[LOCK_DEVS] = {
+    "dev-00", "dev-01", "dev-02", "dev-03", "dev-04", "dev-05", "dev-06", "dev-07",
+    "dev-08", "dev-09", "dev-10", "dev-11", "dev-12", "dev-13", "dev-14", "dev-15",
+    "dev-16", "dev-17", "dev-18", "dev-19", "dev-20", "dev-21", "dev-22", "dev-23"};
+
+/* w's records for round k: device i at position i (or LOCK_DEVS - 1 - i reversed), from the
+ * version version[i] that both writers read. */
+static void writer_fill(struct writer *w, int k, const char *tag, bool reversed,
+			const int64_t *version)
+{
+	for (int i = 0; i < LOCK_DEVS; i++) {
+		int at = reversed ? LOCK_DEVS - 1 - i : i;
+		snprintf(w->rid[at], sizeof(w->rid[at]), "%s-%d-%d", tag, k, i);
+		w->rep[at] = (struct rf_db_report){.device_id = lock_ids[i],
+						   .report_id = w->rid[at],
+						   .event = "healthy",
+						   .target = "",
+						   .detail = ""};
+		w->ver[at] = -1;
+		w->dev[at] = (struct rf_db_device){.id = lock_ids[i],
+						   .tenant = "acme",
+						   .ring = "canary",
+						   .state = tag,
+						   .history = "",
+						   .version = version[i],
+						   .ret_version = &w->ver[at]};
+	}
+}
+
+/*
+ * Two instances write the same device rows at the same time, one in ascending order of id, the
+ * other in descending order: reports with their device states (group commits) against reports,
+ * and against a flush's device rows. The store locks rows in one order whatever order it is
+ * given, so neither waits for the other in a cycle: every batch succeeds, PostgreSQL never
+ * aborts one for a deadlock (no transaction was run again), and of each device's two writes in
+ * a round exactly one is written (the compare-and-set refuses the other). Without the order
+ * the two meet in the middle: deadlock detected, a retry counted (or, without the retry, a
+ * batch fails with -EIO).
+ */
+static void test_pg_lock_order(void **state)
+{
+	char path[256];
+	struct rf_db *a, *b;
+	atomic_uint_fast64_t ra = 0, rb = 0;
+	pthread_barrier_t go;
+	struct writer *wa, *wb;
+	int64_t version[LOCK_DEVS];
+
+	if (!rf_testdb_pg())
+		skip();
+	wa = calloc(1, sizeof(*wa));
+	wb = calloc(1, sizeof(*wb));
+	assert_non_null(wa);
+	assert_non_null(wb);
+	db_path(path, sizeof(path));
+	assert_int_equal(open_db(path, RF_DB_CREATE, &a), 0);
+	assert_int_equal(open_db(path, 0, &b), 0);
+	/* (open_db's diag was on its stack) */
+	struct rf_diag da = {0}, db = {0};
+	a->diag = &da;
+	b->diag = &db;
+	a->retries = &ra;
+	b->retries = &rb;
+	for (int i = 0; i < LOCK_DEVS; i++) {
+		version[i] = 0;
+		put_device(a, lock_ids[i], &version[i], "enrolled");
+		assert_int_equal(version[i], 1);
+	}
+	pthread_barrier_init(&go, NULL, 2);
+	for (int k = 0; k < LOCK_ROUNDS; k++) {
+		pthread_t ta, tb;
+		*wa = (struct writer){.st = a, .go = &go};
+		*wb = (struct writer){.st = b, .go = &go, .put = k % 2 == 1};
+		writer_fill(wa, k, "up", false, version);
+		writer_fill(wb, k, "down", true, version);
+		assert_int_equal(pthread_create(&ta, NULL, writer_run, wa), 0);
+		assert_int_equal(pthread_create(&tb, NULL, writer_run, wb), 0);
+		pthread_join(ta, NULL);
+		pthread_join(tb, NULL);
+		if (wa->r || wb->r)
+			fprintf(stderr, "round %d: %s / %s\n", k, da.count ? da.first : "",
+				db.count ? db.first : "");
+		assert_int_equal(wa->r, 0);
+		assert_int_equal(wb->r, 0);
+		for (int i = 0; i < LOCK_DEVS; i++) {
+			int64_t va = wa->ver[i], vb = wb->ver[LOCK_DEVS - 1 - i];
+			/* one written (version + 1), the other refused (0) */
+			assert_true((va == version[i] + 1 && vb == 0) ||
+				    (vb == version[i] + 1 && va == 0));
+			version[i]++;
+		}
+	}
+	assert_int_equal(atomic_load(&ra), 0);
+	assert_int_equal(atomic_load(&rb), 0);
+	struct seen dev = {0};
+	struct rf_db_visitor dv = {.device = on_device};
+	for (int i = 0; i < LOCK_DEVS; i++) {
+		assert_int_equal(rf_db_device_get(a, lock_ids[i], &dv, &dev), 0);
+		assert_int_equal(dev.version, 1 + LOCK_ROUNDS);
+	}
+	pthread_barrier_destroy(&go);
+	free(wa);
+	free(wb);
+	rf_db_close(a);
+	rf_db_close(b);
+}
+
+struct one_batch {
+	struct rf_db *st;
+	struct rf_db_report rep[2];
+	struct rf_db_device dev[2];
+	int64_t ver[2];
+	bool dup[2];
+	int r;
+};
+
+static void *one_batch_run(void *ud)
+{
+	struct one_batch *x = ud;
+
+	x->r = rf_db_reports_add(x->st, x->rep, x->dev, 2, x->dup);
+	return NULL;
+}
+
+static bool pg_ok(PGconn *c, const char *sql)
+{
+	PGresult *res = PQexec(c, sql);
+	ExecStatusType st = PQresultStatus(res);
+
+	if (st != PGRES_COMMAND_OK && st != PGRES_TUPLES_OK)
+		fprintf(stderr, "%s: %s", sql, PQerrorMessage(c));
+	PQclear(res);
+	return st == PGRES_COMMAND_OK || st == PGRES_TUPLES_OK;
+}
+
+/*
+ * A deadlock the lock order cannot prevent (with another session, here an operator's psql that
+ * locks the rows the other way round) is broken by PostgreSQL aborting the store's transaction
+ * (the other session waits longer before it checks, deadlock_timeout): the store runs it again
+ * once the other session is done, the batch succeeds and the retry is counted. Without the
+ * retry the batch fails with -EIO.
+ */
+static void test_pg_deadlock_retried(void **state)
+{
+	char path[256];
+	struct rf_db *a;
+	atomic_uint_fast64_t ra = 0;
+	struct one_batch x = {.r = 1};
+	pthread_t t;
+
+	if (!rf_testdb_pg())
+		skip();
+	db_path(path, sizeof(path));
+	assert_int_equal(open_db(path, RF_DB_CREATE, &a), 0);
+	struct rf_diag da = {0};
+	a->diag = &da;
+	a->retries = &ra;
+	int64_t v1 = 0, v2 = 0;
+	put_device(a, "x1", &v1, "enrolled");
+	put_device(a, "x2", &v2, "enrolled");
+
+	PGconn *op = PQconnectdb(path), *watch = PQconnectdb(path);
+	assert_int_equal(PQstatus(op), CONNECTION_OK);
+	assert_int_equal(PQstatus(watch), CONNECTION_OK);
+	assert_true(pg_ok(op, "SET deadlock_timeout = '30s'"));
+	assert_true(pg_ok(op, "SET statement_timeout = '60s'"));
+	assert_true(pg_ok(op, "BEGIN"));
+	assert_true(pg_ok(op, "SELECT 1 FROM devices WHERE id = 'x2' FOR UPDATE"));
+
+	/* The batch names x2 first; the store locks x1 first (id order), then waits for x2. */
+	const char *ids[2] = {"x2", "x1"};
+	for (int i = 0; i < 2; i++) {
+		x.rep[i] = (struct rf_db_report){.device_id = ids[i],
+						 .report_id = "r1",
+						 .event = "healthy",
+						 .target = "",
+						 .detail = ""};
+		x.dev[i] = (struct rf_db_device){.id = ids[i],
+						 .tenant = "acme",
+						 .ring = "canary",
+						 .state = "healthy",
+						 .history = "",
+						 .version = 1,
+						 .ret_version = &x.ver[i]};
+	}
+	x.st = a;
+	assert_int_equal(pthread_create(&t, NULL, one_batch_run, &x), 0);
+	bool waiting = false;
+	for (int i = 0; i < 1000 && !waiting; i++) { /* up to 10 s */
+		PGresult *res =
+		    PQexec(watch, "SELECT count(*) FROM pg_stat_activity WHERE"
+				  " datname = current_database() AND wait_event_type = 'Lock'");
+		waiting = PQresultStatus(res) == PGRES_TUPLES_OK &&
+			  strcmp(PQgetvalue(res, 0, 0), "0") != 0;
+		PQclear(res);
+		if (!waiting)
+			usleep(10000);
+	}
+	assert_true(waiting);
+	/* The other way round: a cycle. The store's session finds it (after its own 1 s
+	 * deadlock_timeout) and is aborted, which lets this lock through. */
+	assert_true(pg_ok(op, "SELECT 1 FROM devices WHERE id = 'x1' FOR UPDATE"));
+	assert_true(pg_ok(op, "COMMIT"));
+	pthread_join(t, NULL);
+	PQfinish(op);
+	PQfinish(watch);
+	if (x.r)
+		fprintf(stderr, "%s\n", da.count ? da.first : "");
+	assert_int_equal(x.r, 0);
+	assert_int_equal(atomic_load(&ra), 1);
+	assert_int_equal(x.ver[0], 2);
+	assert_int_equal(x.ver[1], 2);
+	assert_false(x.dup[0]);
+	assert_false(x.dup[1]);
+	uint64_t n = 0;
+	assert_int_equal(rf_db_reports_count(a, NULL, &n), 0);
+	assert_int_equal(n, 2);
+	rf_db_close(a);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -781,6 +1032,8 @@ int main(void)
 	    cmocka_unit_test(test_pg_schema_rules),
 	    cmocka_unit_test(test_pg_batch_and_reconnect),
 	    cmocka_unit_test(test_pg_instances_share),
+	    cmocka_unit_test(test_pg_lock_order),
+	    cmocka_unit_test(test_pg_deadlock_retried),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
