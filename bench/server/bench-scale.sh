@@ -44,58 +44,7 @@ cleanup() {
 }
 trap cleanup EXIT
 
-"$RINGFENCE" repo init "$T/repo" >/dev/null
-head -c 4096 /dev/urandom >"$T/pack.rfp"
-"$RINGFENCE" repo add "$T/repo" "$T/pack.rfp" --name packs/bench-1.rfp --custom \
-	'{"ringfence":{"release":"bench-1","schedule":[{"ring":"canary","not_before":0,"ramp":[{"after":0,"percent":100}]},{"ring":"early","not_before":0,"ramp":[{"after":0,"percent":100}]},{"ring":"broad","not_before":0,"ramp":[{"after":0,"percent":100}]}]}}' >/dev/null
-"$RINGFENCE" repo publish "$T/repo" >/dev/null
-SHA=$(sha256sum "$T/pack.rfp" | cut -d' ' -f1)
-TCK=$(getconf CLK_TCK)
-
-# The wrk script: ids and credentials from a file (wrk's Lua refuses more than 65,536
-# constants, so they cannot be compiled into the script), each thread a random order.
-cat >"$T/scale.lua" <<EOF
-local ids, creds = {}, {}
-local i, step = 0, 1
--- tid is a global that wrk's setup() sets in each thread: each thread its own random start
--- (unseeded, every thread would walk the same devices in lockstep).
-tid = 0
-setup = function(thread) tid = tid + 1; thread:set("tid", tid) end
--- (i - 1 + step) % #ids + 1 with step coprime with #ids visits every device once a cycle.
-local function gcd(a, b) while b ~= 0 do a, b = b, a % b end return a end
-init = function(args)
-  for line in io.lines(args[1]) do
-    local id, cred = line:match("^(%S+) (%S+)$")
-    ids[#ids + 1] = id
-    creds[#creds + 1] = cred
-  end
-  math.randomseed(tid)
-  i = math.random(#ids)
-  -- a stride coprime with the count walks every device once per round, in a scrambled order
-  step = 7919
-  while gcd(#ids, step) ~= 1 do step = step + 2 end
-end
-local pre = '{"device_id":"'
-local post = '","agent_version":"0.1.0","manifest_hash":"' .. string.rep("a", 64) ..
-  '","state":{"current":{"target":"packs/bench-1.rfp","sha256":"$SHA"},' ..
-  '"last_good":{"target":"packs/bench-1.rfp","sha256":"$SHA"},"trial":null,' ..
-  '"quarantine":[],"safe_mode":false},"health":{"crashes":0,"rollbacks":0,"events":1000,"alerts":3}}'
-request = function()
-  i = (i - 1 + step) % #ids + 1
-  return wrk.format("POST", "/v1/checkin",
-    {["Authorization"] = "Bearer " .. creds[i], ["Content-Type"] = "application/json"},
-    pre .. ids[i] .. post)
-end
-response = function(status, headers, body)
-  if status ~= 200 then wrk.thread:stop() end
-end
-EOF
-
-cpu_ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }
-rss_kb() { awk '/^VmRSS/ {print $2}' "/proc/$1/status"; }
-to_ms() { # wrk latency ("812.00us", "3.20ms", "1.02s") in ms
-	python3 -c "import sys,re; v=sys.argv[1]; m=re.match(r'([0-9.]+)(us|ms|s|m)\$', v); f={'us':1e-3,'ms':1,'s':1e3,'m':6e4}; print('%.2f' % (float(m.group(1))*f[m.group(2)]))" "$1"
-}
+. "$(dirname "$0")/scale-lib.sh" # the repository, SHA, cpu_ticks, rss_kb, to_ms, HERE
 
 declare -A PID PORT
 
@@ -161,8 +110,8 @@ idle() {
 # load N: one wrk round at full load.
 load() {
 	local n=$1 out
-	out=$(wrk -t"$THREADS" -c"$CONNS" -d"${SECS}s" --latency -s "$T/scale.lua" \
-		"http://127.0.0.1:${PORT[$n]}/v1/checkin" -- "$T/n$n/devices.txt")
+	out=$(wrk -t"$THREADS" -c"$CONNS" -d"${SECS}s" --latency -s "$HERE/scale-checkin.lua" \
+		"http://127.0.0.1:${PORT[$n]}/v1/checkin" -- "$T/n$n/devices.txt" "$SHA")
 	if echo "$out" | grep -q "Non-2xx"; then echo "bench-scale: non-2xx:"; echo "$out"; exit 1; fi
 	local rate p50 p99 max
 	rate=$(echo "$out" | awk '/Requests\/sec/ {print $2}')
