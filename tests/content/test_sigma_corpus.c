@@ -357,12 +357,55 @@ static struct evrow *evtab_get(struct evtab *t, const char *ev)
 	return &t->row[t->n++];
 }
 
-/* Pinned per event type: rules in the corpus and how many compile against the Windows manifest
- * (issue 12 item 7). Every event type the manifest supplies that SigmaHQ uses is listed. */
-static const struct {
+/* A pinned event type: rules in the corpus whose logsource it is, and how many compile. */
+struct pin {
 	const char *ev;
 	size_t rules, ok;
-} windows_pinned[] = {
+};
+
+/*
+ * Every row of pins must match its row of tab and be an event of m; returns the rules they
+ * pin. A change that moves these must update them and docs/sigma.md together.
+ */
+static size_t check_pinned(struct evtab *tab, const struct pin *pins, size_t n,
+			   const struct rf_manifest *m)
+{
+	size_t pinned_rules = 0;
+
+	for (size_t k = 0; k < n; k++) {
+		struct evrow *row = evtab_get(tab, pins[k].ev);
+		if (row->rules != pins[k].rules || row->ok != pins[k].ok)
+			fail_msg("event %s: %zu rules, %zu compile; pinned %zu, %zu", pins[k].ev,
+				 row->rules, row->ok, pins[k].rules, pins[k].ok);
+		if (!rf_manifest_has_event(m, row->ev))
+			fail_msg("pinned event %s is not in the manifest", row->ev);
+		pinned_rules += row->rules;
+	}
+	return pinned_rules;
+}
+
+/* The pack of the rules compiled into b (n of them) verifies against and loads for m; b is
+ * freed. */
+static void pack_loads(struct rf_pack_builder *b, size_t n, const struct rf_manifest *m)
+{
+	uint8_t *pack = NULL;
+	size_t plen = 0;
+	struct rf_diag d = {0};
+	struct rf_engine *e = NULL;
+
+	assert_int_equal(rf_pack_builder_finish(b, 1, &pack, &plen), 0);
+	if (rf_engine_load(pack, plen, m, &e, &d) != 0)
+		fail_msg("pack of %zu compiled rules does not load: %s", n, d.first);
+	printf("\npack of %zu rules, %zu bytes, verifies against and loads for %s %s\n", n, plen,
+	       rf_manifest_agent(m), rf_manifest_version(m));
+	rf_engine_free(e);
+	free(pack);
+	rf_pack_builder_free(b);
+}
+
+/* Pinned per event type: rules in the corpus and how many compile against the Windows manifest
+ * (issue 12 item 7). Every event type the manifest supplies that SigmaHQ uses is listed. */
+static const struct pin windows_pinned[] = {
     {"process_creation", 1183, 1183},
     {"registry_set", 204, 204},
     {"file_event", 166, 166},
@@ -440,8 +483,8 @@ static void test_windows_sources(void **state)
 	struct rf_corpus_list all = {0};
 	struct evtab tab = {0};
 	struct reasons supplied_rs = {0}, other_rs = {0};
-	uint8_t *mj = NULL, *pack = NULL;
-	size_t mn, plen, ok = 0, sup = 0, sup_ok = 0;
+	uint8_t *mj = NULL;
+	size_t mn, ok = 0, sup = 0, sup_ok = 0;
 	struct rf_manifest *m = NULL;
 	struct rf_pack_builder *b = NULL;
 	struct rf_diag d = {0};
@@ -504,32 +547,13 @@ static void test_windows_sources(void **state)
 	printf("\nRejected, logsource not supplied (by product / event type):\n\n");
 	reasons_print(&other_rs);
 
-	/* Pinned: a change that moves these must update them and docs/sigma.md together. */
-	size_t pinned_rules = 0;
-	for (size_t k = 0; k < sizeof(windows_pinned) / sizeof(windows_pinned[0]); k++) {
-		struct evrow *row = evtab_get(&tab, windows_pinned[k].ev);
-		if (row->rules != windows_pinned[k].rules || row->ok != windows_pinned[k].ok)
-			fail_msg("event %s: %zu rules, %zu compile; pinned %zu, %zu",
-				 windows_pinned[k].ev, row->rules, row->ok,
-				 windows_pinned[k].rules, windows_pinned[k].ok);
-		if (!rf_manifest_has_event(m, row->ev))
-			fail_msg("pinned event %s is not in the manifest", row->ev);
-		pinned_rules += row->rules;
-	}
+	size_t pinned_rules = check_pinned(&tab, windows_pinned, sizeof(windows_pinned) / sizeof(windows_pinned[0]), m);
 	assert_int_equal(pinned_rules, sup); /* every supplied event type is pinned */
 	assert_int_equal(sup, 2406);
 	assert_int_equal(sup_ok, 2405);
 	assert_true(sup_ok * 100 >= sup * 98);
 
-	assert_int_equal(rf_pack_builder_finish(b, 1, &pack, &plen), 0);
-	struct rf_engine *e = NULL;
-	if (rf_engine_load(pack, plen, m, &e, &d) != 0)
-		fail_msg("pack of %zu compiled rules does not load: %s", ok, d.first);
-	printf("\npack of %zu rules, %zu bytes, verifies against and loads for %s %s\n", ok, plen,
-	       rf_manifest_agent(m), rf_manifest_version(m));
-	rf_engine_free(e);
-	free(pack);
-	rf_pack_builder_free(b);
+	pack_loads(b, ok, m);
 	rf_manifest_free(m);
 	free(mj);
 	free(mpath);
@@ -552,8 +576,8 @@ static void test_linux_sources(void **state)
 	struct rf_corpus_list all = {0};
 	struct evtab tab = {0}, linux_other = {0};
 	struct reasons rs = {0};
-	uint8_t *mj = NULL, *pack = NULL;
-	size_t mn, plen, ok = 0, sup = 0, sup_ok = 0, lnx = 0;
+	uint8_t *mj = NULL;
+	size_t mn, ok = 0, sup = 0, sup_ok = 0, lnx = 0;
 	struct rf_manifest *m = NULL;
 	struct rf_pack_builder *b = NULL;
 	struct rf_diag d = {0};
@@ -631,15 +655,7 @@ static void test_linux_sources(void **state)
 	assert_int_equal(evtab_get(&linux_other, "file_event")->rules, 8);
 	assert_int_equal(evtab_get(&linux_other, "network_connection")->rules, 5);
 
-	assert_int_equal(rf_pack_builder_finish(b, 1, &pack, &plen), 0);
-	struct rf_engine *e = NULL;
-	if (rf_engine_load(pack, plen, m, &e, &d) != 0)
-		fail_msg("pack of %zu compiled rules does not load: %s", ok, d.first);
-	printf("\npack of %zu rules, %zu bytes, verifies against and loads for %s %s\n", ok, plen,
-	       rf_manifest_agent(m), rf_manifest_version(m));
-	rf_engine_free(e);
-	free(pack);
-	rf_pack_builder_free(b);
+	pack_loads(b, ok, m);
 	rf_manifest_free(m);
 	free(mj);
 	free(mpath);
@@ -666,10 +682,7 @@ static bool supplied_by(const struct rf_manifest *m, const uint8_t *p, size_t n,
 }
 
 /* Pinned per event type for manifests/ringfence-agent-logs-1.0.0.json: rules, compiled. */
-static const struct {
-	const char *ev;
-	size_t rules, ok;
-} logs_pinned[] = {
+static const struct pin logs_pinned[] = {
     {"bitbucket_audit", 14, 14},
     {"django_application", 1, 1},
     {"github_audit", 15, 15},
@@ -758,11 +771,9 @@ static void test_log_sources(void **state)
 	struct rf_corpus_list all = {0};
 	struct evtab tab = {0};
 	struct reasons rs = {0};
-	uint8_t *pack = NULL;
-	size_t plen, sup = 0, sup_ok = 0;
+	size_t sup = 0, sup_ok = 0;
 	struct rf_manifest *m = load_manifest("ringfence-agent-logs-1.0.0.json");
 	struct rf_pack_builder *b = NULL;
-	struct rf_diag d = {0};
 
 	(void)state;
 	rf_corpus_add_tree(&all, root);
@@ -814,32 +825,13 @@ static void test_log_sources(void **state)
 		reasons_print(&rs);
 	}
 
-	/* Pinned: a change that moves these must update them and docs/sigma.md together. */
-	size_t pinned_rules = 0;
-	for (size_t k = 0; k < sizeof(logs_pinned) / sizeof(logs_pinned[0]); k++) {
-		struct evrow *row = evtab_get(&tab, logs_pinned[k].ev);
-		if (row->rules != logs_pinned[k].rules || row->ok != logs_pinned[k].ok)
-			fail_msg("event %s: %zu rules, %zu compile; pinned %zu, %zu",
-				 logs_pinned[k].ev, row->rules, row->ok, logs_pinned[k].rules,
-				 logs_pinned[k].ok);
-		if (!rf_manifest_has_event(m, row->ev))
-			fail_msg("pinned event %s is not in the manifest", row->ev);
-		pinned_rules += row->rules;
-	}
+	size_t pinned_rules = check_pinned(&tab, logs_pinned, sizeof(logs_pinned) / sizeof(logs_pinned[0]), m);
 	assert_int_equal(pinned_rules, sup); /* every supplied event type is pinned */
 	assert_int_equal(sup, 452);
 	assert_int_equal(sup_ok, 452);
 	assert_true(sup_ok * 100 >= sup * 98);
 
-	assert_int_equal(rf_pack_builder_finish(b, 1, &pack, &plen), 0);
-	struct rf_engine *e = NULL;
-	if (rf_engine_load(pack, plen, m, &e, &d) != 0)
-		fail_msg("pack of %zu compiled rules does not load: %s", sup_ok, d.first);
-	printf("\npack of %zu rules, %zu bytes, verifies against and loads for %s %s\n", sup_ok,
-	       plen, rf_manifest_agent(m), rf_manifest_version(m));
-	rf_engine_free(e);
-	free(pack);
-	rf_pack_builder_free(b);
+	pack_loads(b, sup_ok, m);
 	rf_manifest_free(m);
 	free(root);
 	rf_corpus_list_free(&all);
