@@ -166,8 +166,8 @@ static int parse_uint_opt(const char *name, const char *v, uint64_t min, uint64_
 	uint64_t x;
 
 	if (rf_parse_u64(v, &x) < 0 || x < min || x > max) {
-		fprintf(stderr, "ringfence-agent: %s: '%s' is not a number in %llu..%llu\n", name, v,
-			(unsigned long long)min, (unsigned long long)max);
+		fprintf(stderr, "ringfence-agent: %s: '%s' is not a number in %llu..%llu\n", name,
+			v, (unsigned long long)min, (unsigned long long)max);
 		return -EINVAL;
 	}
 	*ret = x;
@@ -353,8 +353,7 @@ static int parse_run(int argc, char **argv, struct agent *ag)
 		return 2;
 	}
 	if (base_url(ag->o.server, ag->server_url, sizeof(ag->server_url)) < 0 ||
-	    (ag->o.repo_url &&
-	     base_url(ag->o.repo_url, ag->repo_url, sizeof(ag->repo_url)) < 0)) {
+	    (ag->o.repo_url && base_url(ag->o.repo_url, ag->repo_url, sizeof(ag->repo_url)) < 0)) {
 		fprintf(stderr, "ringfence-agent run: --server or --repo-url: URL too long\n");
 		return 2;
 	}
@@ -378,9 +377,8 @@ static int parse_run(int argc, char **argv, struct agent *ag)
 			ag->o.manifest);
 		return 2;
 	}
-	if (!ag->o.repo_url &&
-	    snprintf(ag->repo_url, sizeof(ag->repo_url), "%s/repo", ag->o.server) >=
-		(int)sizeof(ag->repo_url)) {
+	if (!ag->o.repo_url && snprintf(ag->repo_url, sizeof(ag->repo_url), "%s/repo",
+					ag->o.server) >= (int)sizeof(ag->repo_url)) {
 		fprintf(stderr, "ringfence-agent run: --server: URL too long\n");
 		return 2;
 	}
@@ -476,10 +474,11 @@ static int start_run(struct agent *ag)
 	if (ag->o.ring) {
 		snprintf(ag->ring, sizeof(ag->ring), "%s", ag->o.ring);
 		if (rf_store_ring(ag->st)[0] && strcmp(rf_store_ring(ag->st), ag->o.ring) != 0)
-			rf_log_warn("the server put this device in ring '%s' at enrollment, but this "
-				    "agent was given ring '%s' (--ring or RINGFENCE_RING): releases "
-				    "are taken only when the signed schedule admits ring '%s'",
-				    rf_store_ring(ag->st), ag->o.ring, ag->o.ring);
+			rf_log_warn(
+			    "the server put this device in ring '%s' at enrollment, but this "
+			    "agent was given ring '%s' (--ring or RINGFENCE_RING): releases "
+			    "are taken only when the signed schedule admits ring '%s'",
+			    rf_store_ring(ag->st), ag->o.ring, ag->o.ring);
 	} else if (rf_store_ring(ag->st)[0]) {
 		snprintf(ag->ring, sizeof(ag->ring), "%s", rf_store_ring(ag->st));
 	}
@@ -584,7 +583,8 @@ static int cmd_manifest(int argc, char **argv)
 		return 0;
 	}
 	if (rf_agent_manifest_choose(name, events, &am) < 0) {
-		fprintf(stderr, "ringfence-agent manifest: --manifest %s: no such manifest\n", name);
+		fprintf(stderr, "ringfence-agent manifest: --manifest %s: no such manifest\n",
+			name);
 		return 2;
 	}
 	m = am->bytes(&n);
