@@ -31,8 +31,11 @@
 #include "ringfence/limits.h"
 
 struct opts {
-	const char *server, *store, *ring, *events, *alerts, *device_id, *enroll_token, *tuf_root,
+	const char *server, *store, *events, *alerts, *device_id, *enroll_token, *tuf_root,
 	    *repo_url, *manifest;
+	/* --ring or RINGFENCE_RING: the operator's ring, the one the signed schedule is checked
+	 * against whatever a server says (P6); NULL: the server's ring is trusted */
+	const char *ring;
 	uint32_t poll;
 	struct rf_guard_config gcfg;
 	struct rf_verifier_limits vlim;
@@ -41,6 +44,7 @@ struct opts {
 
 struct agent {
 	struct opts o;
+	char server_url[1024], repo_url[1024]; /* o.server, o.repo_url without trailing slashes */
 	struct rf_store *st;
 	struct rf_agent_identity id;
 	char device_id[RF_STORE_TARGET_MAX + 1];
@@ -53,6 +57,9 @@ struct agent {
 	uint32_t poll;
 	unsigned failures;
 	uint32_t retry_after_s; /* the last reply's Retry-After (0: none) */
+	char net_err[160];	/* why the last request got no HTTP answer (libcurl's words) */
+	bool checked_in;	/* a check-in of this run was answered 200 */
+	int exit_code;		/* set: the loop stops and the program exits with it */
 	uint64_t next_checkin_ms;
 	/* the worker */
 	pid_t worker;
@@ -112,7 +119,8 @@ static inline void hex32(const uint8_t *h, char out[65])
 }
 
 /* http.c: POST json to server+path with a bearer token. Returns the HTTP status (>0) and the
- * body in *ret (caller frees), or a negative errno when no HTTP answer came. */
+ * body in *ret (caller frees), or a negative errno when no HTTP answer came (its reason, e.g.
+ * "Couldn't connect to server", then in ag->net_err). */
 int rf__agent_http_post(struct agent *ag, const char *path, const char *token, const char *json,
 			uint8_t **ret, size_t *ret_len);
 

@@ -339,6 +339,26 @@ void rf_checkin_error_message(const uint8_t *p, size_t n, char *out, size_t cap)
 	json_decref(root);
 }
 
+bool rf_checkin_credential_rejected(int status, const uint8_t *p, size_t n)
+{
+	json_t *root, *err;
+	const char *field, *msg;
+	bool yes;
+
+	if (status == 401)
+		return true;
+	if (status != 403 || !p || n > RF_AGENT_REPLY_MAX)
+		return false;
+	root = json_loadb((const char *)p, n, 0, NULL);
+	err = json_object_get(root, "error");
+	field = json_string_value(json_object_get(err, "field"));
+	msg = json_string_value(json_object_get(err, "message"));
+	yes = (field && strcmp(field, "device_id") == 0) ||
+	      (msg && strstr(msg, "credential") && strstr(msg, "device"));
+	json_decref(root);
+	return yes;
+}
+
 int rf_checkin_enroll_parse(const uint8_t *p, size_t n, struct rf_enroll_reply *ret,
 			    struct rf_diag *d)
 {

@@ -89,6 +89,13 @@ int rf_checkin_enroll_parse(const uint8_t *p, size_t n, struct rf_enroll_reply *
  * printable the same way. Never fails. */
 void rf_checkin_error_message(const uint8_t *p, size_t n, char *out, size_t cap);
 
+/* Whether a refused request's reply (status, body p/n) says the server no longer takes the
+ * credential as this device's, so enrolling again is the way back (docs/protocol.md, Errors):
+ * 401 (no such device or credential), or a 403 whose error is about the credential and the
+ * device (servers before 401 was used for it answered 403 "this credential does not belong
+ * to this device"). Any other 403 (another tenant's...) is not: enrolling would not help. */
+bool rf_checkin_credential_rejected(int status, const uint8_t *p, size_t n);
+
 /*
  * Check-in timing. r is a uniformly random 64-bit value (the caller's generator), so these are
  * pure and testable. rf_checkin_delay_ms: the poll interval (seconds, 0 means the default)

@@ -7,9 +7,24 @@
 #include <stdio.h>
 #include <string.h>
 
+#include <curl/curl.h>
+
 #include "agent/agent.h"
 #include "common/http.h"
 #include "common/log.h"
+
+/* libcurl's reason for no answer, in an operator's words where it has a common one (compared
+ * with libcurl's own strings, so they follow the installed version). */
+static const char *net_reason(const char *m)
+{
+	if (strcmp(m, curl_easy_strerror(CURLE_COULDNT_CONNECT)) == 0)
+		return "connection refused or host unreachable";
+	if (strcmp(m, curl_easy_strerror(CURLE_OPERATION_TIMEDOUT)) == 0)
+		return "timed out";
+	if (strcmp(m, curl_easy_strerror(CURLE_COULDNT_RESOLVE_HOST)) == 0)
+		return "cannot resolve the host name";
+	return m;
+}
 
 int rf__agent_http_post(struct agent *ag, const char *path, const char *token, const char *json,
 			uint8_t **ret, size_t *ret_len)
@@ -32,9 +47,12 @@ int rf__agent_http_post(struct agent *ag, const char *path, const char *token, c
 	if (snprintf(url, sizeof(url), "%s%s", ag->o.server, path) >= (int)sizeof(url))
 		return -ENAMETOOLONG;
 	snprintf(auth, sizeof(auth), "Authorization: Bearer %s", token ? token : "");
+	ag->net_err[0] = 0;
 	r = rf_http_fetch(&q, &rep, &d);
 	if (r < 0) {
 		rf_log_debug("POST %s: %s", url, d.first);
+		snprintf(ag->net_err, sizeof(ag->net_err), "%s",
+			 d.first[0] ? net_reason(d.first) : rf_strerror(r));
 		return r == -E2BIG || r == -ENOMEM ? r : -EIO;
 	}
 	if (rep.retry_after_s)

@@ -124,7 +124,9 @@ static void usage_run(FILE *f)
 	    "\n"
 	    "  --server URL          ringfenced base URL (e.g. http://127.0.0.1:8440)\n"
 	    "  --store DIR           durable store (default " RF_STORE_DIR_DEFAULT ")\n"
-	    "  --ring NAME           ring to ask for at enrollment\n"
+	    "  --ring NAME           ring to ask for at enrollment, and the one whose signed\n"
+	    "                        schedule a release must admit, whatever the server says\n"
+	    "                        (or env RINGFENCE_RING)\n"
 	    "  --events SRC          JSON event lines: FILE (followed as it grows), a FIFO, '-' "
 	    "for\n"
 	    "                        stdin, or unix:PATH to listen on a unix stream socket;\n"
@@ -163,13 +165,14 @@ static void usage_run(FILE *f)
 	    "                                                 oom, crash) instead of verifying\n");
 }
 
-static int parse_uint_opt(const char *name, const char *v, uint64_t max, uint64_t *ret)
+static int parse_uint_opt(const char *name, const char *v, uint64_t min, uint64_t max,
+			  uint64_t *ret)
 {
 	uint64_t x;
 
-	if (rf_parse_u64(v, &x) < 0 || x > max) {
-		fprintf(stderr, "ringfence-agent: %s: '%s' is not a number in 0..%llu\n", name, v,
-			(unsigned long long)max);
+	if (rf_parse_u64(v, &x) < 0 || x < min || x > max) {
+		fprintf(stderr, "ringfence-agent: %s: '%s' is not a number in %llu..%llu\n", name,
+			v, (unsigned long long)min, (unsigned long long)max);
 		return -EINVAL;
 	}
 	*ret = x;
@@ -227,8 +230,33 @@ static void pick_device_id(struct agent *ag)
 		ag->device_id[0] = 0;
 }
 
+/* A base URL into out without its trailing slashes ("https://cdn.example.net/ringfence/" ->
+ * ".../ringfence"), so paths are joined with exactly one. Returns -ENAMETOOLONG if it does not
+ * fit. */
+static int base_url(const char *url, char *out, size_t cap)
+{
+	size_t n = strlen(url);
+
+	while (n > 0 && url[n - 1] == '/')
+		n--;
+	if (n >= cap)
+		return -ENAMETOOLONG;
+	memcpy(out, url, n);
+	out[n] = 0;
+	return 0;
+}
+
+/* An environment variable's value, NULL when unset or empty (an EnvironmentFile line "X=" is
+ * "not given", not an empty token or ring). */
+static const char *env_opt(const char *name)
+{
+	const char *v = getenv(name);
+
+	return v && *v ? v : NULL;
+}
+
 /* Options of `run` into ag-> Returns -1 to go on, else the exit code (0 after --help). */
-static int parse_run(int argc, char **argv, struct agent *ag, char *repo_url, size_t repo_len)
+static int parse_run(int argc, char **argv, struct agent *ag)
 {
 	static const struct option lo[] = {
 	    {"server", required_argument, NULL, 's'},
@@ -255,7 +283,8 @@ static int parse_run(int argc, char **argv, struct agent *ag, char *repo_url, si
 	rf_refused_init(&ag->refused);
 	ag->o.store = RF_STORE_DIR_DEFAULT;
 	ag->o.poll = RF_AGENT_POLL_DEFAULT_S;
-	ag->o.enroll_token = getenv("RINGFENCE_ENROLL_TOKEN");
+	ag->o.enroll_token = env_opt("RINGFENCE_ENROLL_TOKEN");
+	ag->o.ring = env_opt("RINGFENCE_RING");
 	rf_guard_config_default(&ag->o.gcfg);
 	rf_verifier_limits_default(&ag->o.vlim);
 	ag->status_fd = -1;
@@ -293,22 +322,22 @@ static int parse_run(int argc, char **argv, struct agent *ag, char *repo_url, si
 			ag->o.repo_url = optarg;
 			break;
 		case 'p':
-			if (parse_uint_opt("--poll", optarg, RF_AGENT_POLL_MAX_S, &v) < 0 || v == 0)
+			if (parse_uint_opt("--poll", optarg, 1, RF_AGENT_POLL_MAX_S, &v) < 0)
 				return 2;
 			ag->o.poll = (uint32_t)v;
 			break;
 		case 'n':
-			if (parse_uint_opt("--attempts", optarg, 255, &v) < 0 || v == 0)
+			if (parse_uint_opt("--attempts", optarg, 1, 255, &v) < 0)
 				return 2;
 			ag->o.gcfg.attempt_limit = (uint8_t)v;
 			break;
 		case 'P':
-			if (parse_uint_opt("--probation", optarg, UINT32_MAX, &v) < 0)
+			if (parse_uint_opt("--probation", optarg, 0, UINT32_MAX, &v) < 0)
 				return 2;
 			ag->o.gcfg.probation_ms = v * 1000;
 			break;
 		case 'E':
-			if (parse_uint_opt("--probation-events", optarg, UINT64_MAX, &v) < 0)
+			if (parse_uint_opt("--probation-events", optarg, 0, UINT64_MAX, &v) < 0)
 				return 2;
 			ag->o.gcfg.probation_events = v;
 			break;
@@ -328,9 +357,22 @@ static int parse_run(int argc, char **argv, struct agent *ag, char *repo_url, si
 		usage_run(stderr);
 		return 2;
 	}
+	if (base_url(ag->o.server, ag->server_url, sizeof(ag->server_url)) < 0 ||
+	    (ag->o.repo_url && base_url(ag->o.repo_url, ag->repo_url, sizeof(ag->repo_url)) < 0)) {
+		fprintf(stderr, "ringfence-agent run: --server or --repo-url: URL too long\n");
+		return 2;
+	}
+	ag->o.server = ag->server_url;
 	if (strncmp(ag->o.server, "http://", 7) != 0 && strncmp(ag->o.server, "https://", 8) != 0) {
 		fprintf(stderr,
 			"ringfence-agent run: --server must be an http:// or https:// URL\n");
+		return 2;
+	}
+	if (ag->o.ring && !rf_checkin_id_valid(ag->o.ring, strlen(ag->o.ring))) {
+		fprintf(stderr,
+			"ringfence-agent run: --ring (or RINGFENCE_RING) '%s' is not a valid ring "
+			"name ([A-Za-z0-9._:/-], 1..128)\n",
+			ag->o.ring);
 		return 2;
 	}
 	if (rf_agent_manifest_choose(ag->o.manifest, ag->o.events, &ag->manifest) < 0) {
@@ -340,10 +382,12 @@ static int parse_run(int argc, char **argv, struct agent *ag, char *repo_url, si
 			ag->o.manifest);
 		return 2;
 	}
-	if (!ag->o.repo_url) {
-		snprintf(repo_url, repo_len, "%s/repo", ag->o.server);
-		ag->o.repo_url = repo_url;
+	if (!ag->o.repo_url && snprintf(ag->repo_url, sizeof(ag->repo_url), "%s/repo",
+					ag->o.server) >= (int)sizeof(ag->repo_url)) {
+		fprintf(stderr, "ringfence-agent run: --server: URL too long\n");
+		return 2;
 	}
+	ag->o.repo_url = ag->repo_url;
 	ag->poll = ag->o.poll;
 	if (getrandom(&ag->rng, sizeof(ag->rng), 0) != sizeof(ag->rng) || ag->rng == 0)
 		ag->rng = rf_now_mono_ns() | 1;
@@ -429,11 +473,20 @@ static int start_run(struct agent *ag)
 		rf_store_free(ag->st);
 		return 1;
 	}
-	/* the ring the server gave at enrollment wins over the one asked for */
-	if (rf_store_ring(ag->st)[0])
-		snprintf(ag->ring, sizeof(ag->ring), "%s", rf_store_ring(ag->st));
-	else if (ag->o.ring)
+	/* P6: the operator's ring (--ring, RINGFENCE_RING) is the one the signed schedule is
+	 * checked against, whatever ring a server gave at enrollment; without one, the server's
+	 * (kept in the store) is trusted (docs/agent.md, "Which ring") */
+	if (ag->o.ring) {
 		snprintf(ag->ring, sizeof(ag->ring), "%s", ag->o.ring);
+		if (rf_store_ring(ag->st)[0] && strcmp(rf_store_ring(ag->st), ag->o.ring) != 0)
+			rf_log_warn(
+			    "the server put this device in ring '%s' at enrollment, but this "
+			    "agent was given ring '%s' (--ring or RINGFENCE_RING): releases "
+			    "are taken only when the signed schedule admits ring '%s'",
+			    rf_store_ring(ag->st), ag->o.ring, ag->o.ring);
+	} else if (rf_store_ring(ag->st)[0]) {
+		snprintf(ag->ring, sizeof(ag->ring), "%s", rf_store_ring(ag->st));
+	}
 	{
 		size_t ml;
 		const uint8_t *mb = ag->manifest->bytes(&ml);
@@ -466,11 +519,10 @@ static int start_run(struct agent *ag)
 static int cmd_run(int argc, char **argv)
 {
 	struct agent ag;
-	char repo_url[1024];
 	int r;
 
 	memset(&ag, 0, sizeof(ag));
-	if ((r = parse_run(argc, argv, &ag, repo_url, sizeof(repo_url))) >= 0)
+	if ((r = parse_run(argc, argv, &ag)) >= 0)
 		return r;
 	if ((r = start_run(&ag)) != 0)
 		return r;
@@ -483,7 +535,7 @@ static int cmd_run(int argc, char **argv)
 		rf__agent_shutdown(&ag);
 	rf_store_free(ag.st);
 	curl_global_cleanup();
-	return r;
+	return ag.exit_code ? ag.exit_code : r;
 }
 
 static int cmd_manifest(int argc, char **argv)
@@ -536,7 +588,8 @@ static int cmd_manifest(int argc, char **argv)
 		return 0;
 	}
 	if (rf_agent_manifest_choose(name, events, &am) < 0) {
-		fprintf(stderr, "ringfence-agent manifest: --manifest %s: no such manifest\n", name);
+		fprintf(stderr, "ringfence-agent manifest: --manifest %s: no such manifest\n",
+			name);
 		return 2;
 	}
 	m = am->bytes(&n);

@@ -80,19 +80,23 @@ static int enroll(struct agent *ag)
 	free(body);
 	if (s != 201 && s != 200) {
 		char msg[256];
-		if (s < 0)
-			snprintf(msg, sizeof(msg), "%s", rf_strerror(s));
-		else
-			rf_checkin_error_message(reply, n, msg, sizeof(msg));
+		if (s < 0) {
+			rf_log_warn("enroll: cannot reach the server at %s: %s", ag->o.server,
+				    ag->net_err[0] ? ag->net_err : rf_strerror(s));
+			free(reply);
+			return s;
+		}
+		rf_checkin_error_message(reply, n, msg, sizeof(msg));
 		if (s == 401 || s == 403)
 			rf_log_error(
 			    "enrollment refused by the server (HTTP %d): %s; check the "
 			    "enrollment token (`ringfence tenant token TENANT` prints a new one)",
 			    s, msg);
 		else
-			rf_log_warn("enroll: %s", msg);
+			rf_log_warn("enroll: the server answered HTTP %d: %s", s,
+				    msg[0] ? msg : "(no message)");
 		free(reply);
-		return s < 0 ? s : -EACCES;
+		return -EACCES;
 	}
 	r = rf_checkin_enroll_parse(reply, n, &er, &d);
 	free(reply);
@@ -109,7 +113,14 @@ static int enroll(struct agent *ag)
 	}
 	snprintf(ag->credential, sizeof(ag->credential), "%s", er.credential);
 	snprintf(ag->device_id, sizeof(ag->device_id), "%s", er.device_id);
-	if (er.ring[0])
+	/* P6: the operator's ring is the one the signed schedule is checked against; a server
+	 * that names another is not followed (docs/agent.md, "Which ring") */
+	if (er.ring[0] && ag->o.ring && strcmp(er.ring, ag->o.ring) != 0)
+		rf_log_warn("enroll: the server put this device in ring '%s', but this agent was "
+			    "given ring '%s' (--ring or RINGFENCE_RING): releases are still taken "
+			    "only when the signed schedule admits ring '%s'",
+			    er.ring, ag->o.ring, ag->o.ring);
+	else if (er.ring[0])
 		snprintf(ag->ring, sizeof(ag->ring), "%s", er.ring);
 	if (er.poll_interval)
 		ag->poll = er.poll_interval;
@@ -144,6 +155,27 @@ static void reject(struct agent *ag, const uint8_t *h, const char *target, const
 		rf_log_warn("store: cannot record the rejection report");
 }
 
+static void keep_last(void *ud, int code, const char *msg)
+{
+	snprintf(ud, RF_DIAG_MSG_MAX, "%s", msg);
+}
+
+/* What a failed TUF refresh says, naming the metadata file when the client did not: the client
+ * tells a download's failure ("download failed: HTTP 404") and then, for snapshot, targets
+ * and delegated roles, which role it was ("'snapshot' metadata: download failed"); a failed
+ * N+1.root.json is said as "root vN: ..." (and a 404 there is no error: the end of the root
+ * chain). So a download failure said alone is timestamp.json's, the only other file a refresh
+ * fetches (docs/tuf.md, the client's order of the TUF specification's 5.3-5.6). */
+static void tuf_refresh_failure(const struct rf_diag *d, const char *last, char *out, size_t cap)
+{
+	if (d->count == 1 && strncmp(d->first, "download failed", 15) == 0)
+		snprintf(out, cap, "timestamp.json: %s", d->first);
+	else if (d->count > 1 && strcmp(last, d->first) != 0)
+		snprintf(out, cap, "%s (%s)", last, d->first);
+	else
+		snprintf(out, cap, "%s", d->first[0] ? d->first : "no detail");
+}
+
 /* Fetch a release through TUF, check schedule, quarantine and manifest; hand it to the guard. */
 static void take_release(struct agent *ag, const struct rf_checkin_release *rel)
 {
@@ -152,6 +184,7 @@ static void take_release(struct agent *ag, const struct rf_checkin_release *rel)
 	struct rf_tuf_target *t = NULL;
 	struct rf_diag d = {0};
 	char mdir[PATH_MAX], murl[1024], turl[1024], ddir[PATH_MAX], hex[65], why[512];
+	char last[RF_DIAG_MSG_MAX] = "";
 	char *file = NULL;
 	uint8_t *p = NULL, h[32];
 	size_t n = 0;
@@ -172,8 +205,19 @@ static void take_release(struct agent *ag, const struct rf_checkin_release *rel)
 	to.metadata_url = murl;
 	to.target_base_url = turl;
 	to.now = rf_now_wall();
-	if ((r = rf_tuf_client_new(&to, &tc, &d)) < 0 || (r = rf_tuf_client_refresh(tc, &d)) < 0 ||
-	    (r = rf_tuf_client_get_target(tc, rel->target, &t, &d)) < 0) {
+	d.emit = keep_last;
+	d.userdata = last;
+	if ((r = rf_tuf_client_new(&to, &tc, &d)) < 0 || (r = rf_tuf_client_refresh(tc, &d)) < 0) {
+		char what[RF_DIAG_MSG_MAX + 64];
+		tuf_refresh_failure(&d, last, what, sizeof(what));
+		rf_log_warn("TUF: cannot refresh the metadata from %s (for %s): %s: %s", murl,
+			    rel->target, rf_strerror(r), what);
+		if (r == -EKEYREJECTED || r == -ESTALE || r == -EBADMSG)
+			reject(ag, rel->sha256, rel->target, d.first[0] ? d.first : rf_strerror(r),
+			       "transit");
+		goto out;
+	}
+	if ((r = rf_tuf_client_get_target(tc, rel->target, &t, &d)) < 0) {
 		rf_log_warn("TUF: %s: %s (%s)", rel->target, rf_strerror(r), d.first);
 		if (r == -EKEYREJECTED || r == -ESTALE || r == -EBADMSG)
 			reject(ag, rel->sha256, rel->target, d.first[0] ? d.first : rf_strerror(r),
@@ -304,6 +348,34 @@ static void on_rollback(struct agent *ag, const struct rf_checkin_reply *rep)
 	}
 }
 
+/* The server no longer takes this device's credential (401, or the 403 of a credential issued
+ * to this device id before a later enrollment: another enrollment of the same id, a store
+ * restored from a backup, a cloned machine). With the enrollment token the agent enrolls again
+ * at the next check-in, which the backoff delays (it grows while enrolling or the new
+ * credential keeps failing: never a tight loop). Without one it cannot get back on the update
+ * channel by itself: at start-up (no check-in of this run answered yet) that is a
+ * configuration error and the agent exits 2; later in a run it keeps its content running and
+ * the credential, and tries it again at each backed-off check-in (a server's answer never
+ * stops detection). docs/agent.md, "Credentials". */
+static void credential_rejected(struct agent *ag, int status, const char *msg)
+{
+	if (ag->o.enroll_token) {
+		rf_log_warn("check-in: the server does not accept this device's credential (HTTP "
+			    "%d: %s): enrolling again with the enrollment token",
+			    status, msg[0] ? msg : "no message");
+		ag->credential[0] = 0;
+		return;
+	}
+	rf_log_error("check-in: the server does not accept this device's credential (HTTP %d: "
+		     "%s) and there is no enrollment token to enroll again: give "
+		     "RINGFENCE_ENROLL_TOKEN (or --enroll-token) and restart the agent%s",
+		     status, msg[0] ? msg : "no message",
+		     ag->checked_in ? "; until then it keeps its content running and tries again"
+				    : "");
+	if (!ag->checked_in)
+		ag->exit_code = 2;
+}
+
 void rf__agent_checkin(struct agent *ag)
 {
 	struct rf_checkin_reply rep;
@@ -326,12 +398,22 @@ void rf__agent_checkin(struct agent *ag)
 	}
 	s = rf__agent_http_post(ag, "/v1/checkin", ag->credential, body, &reply, &n);
 	free(body);
+	if (s < 0) {
+		rf_log_warn("check-in: cannot reach the server at %s: %s", ag->o.server,
+			    ag->net_err[0] ? ag->net_err : rf_strerror(s));
+		goto failed;
+	}
 	if (s != 200) {
-		rf_log_warn("check-in: %s", s < 0 ? rf_strerror(s) : "server refused");
-		if (s == 401) { /* credential revoked: enroll again next time */
-			ag->credential[0] = 0;
-		}
+		char msg[256];
+		rf_checkin_error_message(reply, n, msg, sizeof(msg));
+		if (rf_checkin_credential_rejected(s, reply, n))
+			credential_rejected(ag, s, msg);
+		else
+			rf_log_warn("check-in: the server answered HTTP %d: %s", s,
+				    msg[0] ? msg : "(no message)");
 		free(reply);
+		if (ag->exit_code)
+			return;
 		goto failed;
 	}
 	r = rf_checkin_reply_parse(reply, n, &rep, &d);
@@ -341,6 +423,7 @@ void rf__agent_checkin(struct agent *ag)
 		goto failed;
 	}
 	ag->failures = 0;
+	ag->checked_in = true;
 	if (rep.poll_interval)
 		ag->poll = rep.poll_interval;
 	g = rf_store_guard(ag->st);

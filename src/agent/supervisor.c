@@ -334,7 +334,7 @@ int rf__agent_supervise(struct agent *ag)
 	ag->next_checkin_ms =
 	    now_ms() + rnd_between(ag, 0, (uint64_t)(ag->poll < 10 ? ag->poll : 10) * 500);
 
-	while (!got_term) {
+	while (!got_term && !ag->exit_code) {
 		struct pollfd pf[3];
 		nfds_t n = 0, wi = 0, si = 0;
 		uint64_t t = now_ms(), wake = ag->next_checkin_ms;

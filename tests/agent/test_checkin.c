@@ -174,6 +174,31 @@ static void test_error_message(void **unused)
 	assert_string_equal(out, "");
 }
 
+/* Which refusals mean "enroll again": 401, and the 403 a server gives a credential issued to
+ * this device id before a later enrollment; not another 403, nor a 400 or a 500. */
+static void test_credential_rejected(void **unused)
+{
+	static const char mine[] =
+	    "{\"error\": {\"status\": 403, \"code\": \"forbidden\", \"field\": \"device_id\", "
+	    "\"message\": \"this credential does not belong to this device\"}}";
+	static const char words[] = "{\"error\": {\"status\": 403, \"message\": \"the credential "
+				    "is not this device's\"}}";
+	static const char other[] = "{\"error\": {\"status\": 403, \"code\": \"forbidden\", "
+				    "\"message\": \"a valid token for another tenant\"}}";
+	static const char unauth[] = "{\"error\": {\"status\": 401, \"code\": \"unauthorized\", "
+				     "\"message\": \"unknown device: enroll first\"}}";
+
+	assert_true(rf_checkin_credential_rejected(401, (const uint8_t *)unauth, strlen(unauth)));
+	assert_true(rf_checkin_credential_rejected(401, NULL, 0));
+	assert_true(rf_checkin_credential_rejected(403, (const uint8_t *)mine, strlen(mine)));
+	assert_true(rf_checkin_credential_rejected(403, (const uint8_t *)words, strlen(words)));
+	assert_false(rf_checkin_credential_rejected(403, (const uint8_t *)other, strlen(other)));
+	assert_false(rf_checkin_credential_rejected(403, (const uint8_t *)"<html>", 6));
+	assert_false(rf_checkin_credential_rejected(403, NULL, 0));
+	assert_false(rf_checkin_credential_rejected(400, (const uint8_t *)mine, strlen(mine)));
+	assert_false(rf_checkin_credential_rejected(500, (const uint8_t *)mine, strlen(mine)));
+}
+
 static void test_identifiers(void **unused)
 {
 	assert_true(rf_checkin_id_valid("packs/rules-7.rfp", 17));
@@ -340,6 +365,7 @@ int main(void)
 	    cmocka_unit_test(test_reply_too_large),
 	    cmocka_unit_test(test_enroll_reply),
 	    cmocka_unit_test(test_error_message),
+	    cmocka_unit_test(test_credential_rejected),
 	    cmocka_unit_test(test_identifiers),
 	    cmocka_unit_test(test_bodies_carry_the_store),
 	    cmocka_unit_test(test_timing),
