@@ -198,7 +198,40 @@ struct tnode {
 	uint32_t size;	      /* upper bound of the set's size */
 	uint8_t kind;	      /* 0 all, 1 leaf, 2 union, 3 empty */
 	uint32_t heavy;	      /* heavy atoms in the set */
+	double p;	      /* estimated chance that some atom of the set is true */
 };
+
+/*
+ * The estimated chance that atom (or factor) bit is true on an event, for choosing the side of
+ * an AND that triggers the rule less often (either side is a correct trigger set): a contains
+ * literal of up to 3 bytes as likely as not, each byte beyond halving it; an endswith or
+ * startswith 1/20 (values are paths and programs: a name recurs); an eq 1/50; anything else
+ * (EXISTS, numbers, a regex or glob without a factor) 1/2. A rough order, not a measure.
+ * Measured on the SigmaHQ process_creation bench (callgrind): the smaller set alone ran 15.2
+ * rules per event; with this order 11.0 (-1,270 instructions per event); contains at 4^-(L-1)
+ * ran 17.4, endswith at 1/10 13.3.
+ */
+static double atom_p(const struct rf_engine *e, uint32_t bit)
+{
+	const struct rf_pack *pk = e->pk;
+	uint32_t len;
+
+	if (bit >= pk->n_atoms)
+		len = e->factors[bit - pk->n_atoms].len;
+	else if (e->acls[bit] == RF_DB_CONTAINS)
+		len = pk->strings[pk->atoms[bit].pattern].len;
+	else if (pk->atoms[bit].op == RF_OP_EQ && e->acls[bit] == RF_NDB)
+		return 0.02;
+	else if ((pk->atoms[bit].op == RF_OP_STARTSWITH || pk->atoms[bit].op == RF_OP_ENDSWITH) &&
+		 e->acls[bit] == RF_NDB)
+		return 0.05;
+	else
+		return 0.5;
+	double p = 1;
+	for (uint32_t k = 3; k < len && p > 1e-9; k++)
+		p *= 0.5;
+	return p;
+}
 
 /* Returns the number of atoms written to out (at most code_len), or -1 for "all". */
 static int trigger_set(const struct rf_engine *e, const struct rf_prule *r, struct tnode *nodes,
@@ -213,23 +246,25 @@ static int trigger_set(const struct rf_engine *e, const struct rf_prule *r, stru
 		case RF_I_ATOM:
 			a = RF_INSN_ARG(in);
 			if (pk->atoms[a].op == RF_OP_NULL)
-				nodes[nn] = (struct tnode){0, 0, 0, 0, 0};
+				nodes[nn] = (struct tnode){0, 0, 0, 0, 0, 1};
 			else if (e->factor[a] != UINT32_MAX)
-				nodes[nn] = (struct tnode){e->factor[a], 0, 1, 1, 0};
+				nodes[nn] = (struct tnode){e->factor[a],	   0, 1, 1, 0,
+							   atom_p(e, e->factor[a])};
 			else
-				nodes[nn] = (struct tnode){a, 0, 1, 1, e->acls[a] == RF_DB_OTHER};
+				nodes[nn] = (struct tnode){
+				    a, 0, 1, 1, e->acls[a] == RF_DB_OTHER, atom_p(e, a)};
 			st[top++] = nn++;
 			break;
 		case RF_I_TRUE:
-			nodes[nn] = (struct tnode){0, 0, 0, 0, 0};
+			nodes[nn] = (struct tnode){0, 0, 0, 0, 0, 1};
 			st[top++] = nn++;
 			break;
 		case RF_I_FALSE:
-			nodes[nn] = (struct tnode){0, 0, 0, 3, 0};
+			nodes[nn] = (struct tnode){0, 0, 0, 3, 0, 0};
 			st[top++] = nn++;
 			break;
 		case RF_I_NOT:
-			nodes[nn] = (struct tnode){0, 0, 0, 0, 0};
+			nodes[nn] = (struct tnode){0, 0, 0, 0, 0, 1};
 			st[top - 1] = nn++;
 			break;
 		case RF_I_AND:
@@ -238,17 +273,23 @@ static int trigger_set(const struct rf_engine *e, const struct rf_prule *r, stru
 			if (nodes[a].kind == 0 ||
 			    (nodes[b].kind != 0 &&
 			     (nodes[b].heavy < nodes[a].heavy ||
-			      (nodes[b].heavy == nodes[a].heavy && nodes[b].size < nodes[a].size))))
+			      (nodes[b].heavy == nodes[a].heavy &&
+			       (nodes[b].p < nodes[a].p ||
+				(nodes[b].p == nodes[a].p && nodes[b].size < nodes[a].size))))))
 				st[top - 1] = b;
 			break;
 		case RF_I_OR:
 			b = st[--top];
 			a = st[top - 1];
 			if (nodes[a].kind == 0 || nodes[b].kind == 0)
-				nodes[nn] = (struct tnode){0, 0, 0, 0, 0};
+				nodes[nn] = (struct tnode){0, 0, 0, 0, 0, 1};
 			else
-				nodes[nn] = (struct tnode){a, b, nodes[a].size + nodes[b].size, 2,
-							   nodes[a].heavy + nodes[b].heavy};
+				nodes[nn] = (struct tnode){a,
+							   b,
+							   nodes[a].size + nodes[b].size,
+							   2,
+							   nodes[a].heavy + nodes[b].heavy,
+							   nodes[a].p + nodes[b].p};
 			st[top - 1] = nn++;
 			break;
 		}
