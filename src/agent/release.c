@@ -160,17 +160,12 @@ static void keep_last(void *ud, int code, const char *msg)
 	snprintf(ud, RF_DIAG_MSG_MAX, "%s", msg);
 }
 
-/* What a failed TUF refresh says, naming the metadata file when the client did not: the client
- * tells a download's failure ("download failed: HTTP 404") and then, for snapshot, targets
- * and delegated roles, which role it was ("'snapshot' metadata: download failed"); a failed
- * N+1.root.json is said as "root vN: ..." (and a 404 there is no error: the end of the root
- * chain). So a download failure said alone is timestamp.json's, the only other file a refresh
- * fetches (docs/tuf.md, the client's order of the TUF specification's 5.3-5.6). */
+/* What a failed TUF refresh says: the client names the metadata file a download failed for
+ * ("timestamp.json: download failed: HTTP 404"), then, for snapshot, targets and delegated
+ * roles, which role it was; the last message is kept beside the first when they differ. */
 static void tuf_refresh_failure(const struct rf_diag *d, const char *last, char *out, size_t cap)
 {
-	if (d->count == 1 && strncmp(d->first, "download failed", 15) == 0)
-		snprintf(out, cap, "timestamp.json: %s", d->first);
-	else if (d->count > 1 && strcmp(last, d->first) != 0)
+	if (d->count > 1 && strcmp(last, d->first) != 0)
 		snprintf(out, cap, "%s (%s)", last, d->first);
 	else
 		snprintf(out, cap, "%s", d->first[0] ? d->first : "no detail");

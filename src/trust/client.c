@@ -171,9 +171,17 @@ static int fetch_role(const struct rf_tuf_client *c, const char *file, size_t ma
 	char url[8192];
 	int r = join(url, sizeof(url), c->murl, file, NULL);
 
+	struct rf_diag fd = {0};
+
 	if (r < 0)
-		return rf_diag_report(d, r, "metadata URL too long");
-	return rf__tuf_fetch(url, max, ret, ret_len, d);
+		return rf_diag_report(d, r, "%s: metadata URL too long", file);
+	/* The download's own message, with the file it was for (an operator reading "HTTP 404"
+	 * must know which of the repository's files is missing). */
+	r = rf__tuf_fetch(url, max, ret, ret_len, d ? &fd : NULL);
+	if (r < 0 && d)
+		return rf_diag_report(d, r, "%s: %s", file[0] == '/' ? file + 1 : file,
+				      fd.first[0] ? fd.first : rf_strerror(r));
+	return r;
 }
 
 static int self_signed_root(const uint8_t *p, size_t n, struct rf__tuf_md **ret, struct rf_diag *d)
