@@ -38,6 +38,28 @@ static struct rf__srv_devrel *hist_get(struct rf__srv_dev *d, int64_t rel, bool 
 	return &d->hist[oldest];
 }
 
+/*
+ * After an operator resumed a release, the records taken up to the second of the resume no
+ * longer count (gates.c: intent_at <= resumed_at), whatever they hold. A device that takes the
+ * release again, or that stayed on it and reports about it again, starts a new record: only
+ * the evidence from before the resume is dropped, never the device. The new record's clock
+ * starts when it took the release again (since: now), or, for a device that never left it, at
+ * the resume (since: resumed_at + 1: it has run the release ever since). Nothing is renewed in
+ * the second of the resume itself (a record of that second would not count either). Returns
+ * whether h was renewed.
+ */
+static bool hist_renew(struct rf_server *s, struct rf__srv_devrel *h, int64_t since, int64_t now)
+{
+	const struct rf__srv_release *rel = rf__srv_rel_by_id(s, h->release);
+
+	if (!rel || !rel->resumed_at || h->intent_at > rel->resumed_at || now <= rel->resumed_at)
+		return false;
+	if (since <= rel->resumed_at)
+		since = rel->resumed_at + 1;
+	*h = (struct rf__srv_devrel){.release = h->release, .intent_at = rf__srv_t32(since)};
+	return true;
+}
+
 /* The device took release rel at now: it leaves every other release it was on. */
 static void dev_take(struct rf_server *s, struct rf__srv_dev *d, int64_t rel, int64_t now)
 {
@@ -53,8 +75,11 @@ static void dev_take(struct rf_server *s, struct rf__srv_dev *d, int64_t rel, in
 				    old->st.status == RF_ROLLOUT_ROLLED_BACK))
 				d->hist[i].lqo |= RF__SRV_OBEYED;
 		}
-	/* Back on a release it ran before (its last known good after a rollback): on it again. */
-	hist_get(d, rel, true, now)->left_at = 0;
+	/* Back on a release it ran before (its last known good after a rollback): on it again,
+	 * with what it did on it before, unless that was before the release was resumed. */
+	struct rf__srv_devrel *h = hist_get(d, rel, true, now);
+	if (!hist_renew(s, h, now, now))
+		h->left_at = 0;
 	d->release_id = (uint32_t)rel;
 }
 
@@ -762,13 +787,28 @@ static void report_apply(struct rf_server *s, struct rf__srv_dev *nd, const stru
 	if (!f->rel_id)
 		return;
 	struct rf__srv_devrel *h;
-	if (ev == EV_INTENT || ev == EV_TRIAL) {
-		if (nd->release_id != f->rel_id || !hist_get(nd, f->rel_id, false, f->now))
-			dev_take(s, nd, f->rel_id, f->now);
+	bool take = ev == EV_INTENT || ev == EV_TRIAL;
+	if (take && (nd->release_id != f->rel_id || !hist_get(nd, f->rel_id, false, f->now)))
+		dev_take(s, nd, f->rel_id, f->now);
+	h = hist_get(nd, f->rel_id, false, f->now);
+	if (!h) {
+		/* Only taking a release (intent, trial_started, a check-in running it) starts its
+		 * silence clock and its exposure. A failure of the content reported without one (a
+		 * rejection against the manifest comes before intent) counts against the release
+		 * from a record the device has already left; anything else (installed, healthy, a
+		 * failure of the device, the transit or the server) is kept in the reports only:
+		 * it must not count the device as taking the release (a mirror serving bad bytes
+		 * never halts a good release, docs/protocol.md). */
+		if (!content || ev == EV_INSTALLED || ev == EV_HEALTHY)
+			return;
+		h = hist_get(nd, f->rel_id, true, f->now);
+		h->left_at = h->intent_at;
+	} else if (take) {
+		(void)hist_renew(s, h, f->now, f->now);
+	} else if (!h->left_at && (content || ev == EV_HEALTHY)) {
+		/* Still on it since before a resume and reporting about it again. */
+		(void)hist_renew(s, h, 0, f->now);
 	}
-	h = hist_get(nd, f->rel_id, ev != EV_INSTALLED, f->now);
-	if (!h)
-		return;
 	switch (ev) {
 	case EV_HEALTHY:
 		if (!h->healthy_at)
