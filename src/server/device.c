@@ -215,10 +215,15 @@ again:
 		rf__srv_err(r, 503, "unavailable", NULL, "device table full");
 		goto unlock;
 	}
-	/* The ring: the tenant's, else the requested one if it exists, else the last (broadest). */
+	/* The ring: the tenant's, else the requested one if it exists, else (a re-enrolment)
+	 * the one it is in, else the last (broadest). A re-enrolment that names no ring never
+	 * moves the device (anyone with the tenant's token can re-enrol a device id, and the
+	 * device re-enrols with the ring the server gave it, protocol.md). */
 	const char *use_ring = s->tenants[t].ring[0] ? s->tenants[t].ring : NULL;
 	if (!use_ring && ring && rf__srv_ring_find(s, ring) >= 0)
 		use_ring = ring;
+	if (!use_ring && old && rf__srv_ring_find(s, rf__srv_dev_ring(s, old)) >= 0)
+		use_ring = rf__srv_dev_ring(s, old);
 	if (!use_ring && s->nrings)
 		use_ring = s->rings[s->nrings - 1].name;
 	if (!use_ring) {
@@ -328,9 +333,14 @@ static struct rf__srv_dev *dev_auth(struct rf_server *s, const uint8_t h[32], co
 		rf__srv_err(r, 401, "unauthorized", "device_id", "unknown device: enroll first");
 		return NULL;
 	}
+	/* Not its current credential: revoked by a re-enrolment (perhaps not the device's own:
+	 * every holder of the tenant's token can re-enrol a device id), or another device's.
+	 * 401, as for an unknown credential, so that an agent enrols again (protocol.md); a 403
+	 * would lock the device out for good. */
 	if (CRYPTO_memcmp(d->cred, h, 32) != 0) {
-		rf__srv_err(r, 403, "forbidden", "device_id",
-			    "this credential does not belong to this device");
+		rf__srv_err(r, 401, "unauthorized", "device_id",
+			    "this credential is not the current one of this device (it was "
+			    "enrolled again since): enroll again");
 		return NULL;
 	}
 	return d;
