@@ -802,17 +802,16 @@ static void report_apply(struct rf_server *s, struct rf__srv_dev *nd, const stru
 		dev_take(s, nd, f->rel_id, f->now);
 	h = hist_get(nd, f->rel_id, false, f->now);
 	if (!h) {
-		/* Only taking a release (intent, trial_started, a check-in running it) starts its
-		 * silence clock and its exposure. A failure of the content reported without one (a
-		 * rejection against the manifest comes before intent) counts against the release
-		 * from a record the device has already left; anything else (installed, healthy, a
-		 * failure of the device, the transit or the server) is kept in the reports only:
-		 * it must not count the device as taking the release (a mirror serving bad bytes
-		 * never halts a good release, docs/protocol.md). */
+		/* A device is counted on a release, with a silence clock, once it took it (intent,
+		 * trial_started, a check-in running it), or once the content failed on it (a
+		 * rejection against its manifest comes before intent: the gates' evidence of a bad
+		 * release, from then). Anything else about a release it never took (installed,
+		 * healthy, a failure of the device, the transit or the server) is kept in the
+		 * reports only: a record would count the device, and silent once it goes quiet (a
+		 * mirror serving bad bytes never halts a good release, docs/protocol.md). */
 		if (!content || ev == EV_INSTALLED || ev == EV_HEALTHY)
 			return;
 		h = hist_get(nd, f->rel_id, true, f->now);
-		h->left_at = h->intent_at;
 	} else if (take) {
 		(void)hist_renew(s, h, f->now, f->now);
 	} else if (!h->left_at && (content || ev == EV_HEALTHY)) {
