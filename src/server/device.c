@@ -581,6 +581,34 @@ static int checkin_parse(const struct rf_server_request *q, struct rf_server_rep
 	return dev_cred_hash(q, r, x->cred_h);
 }
 
+/*
+ * A device that runs release rel as its own last known good (the check-in's current and
+ * last_good are both rel) survived the agent's probation on it: that is the only way content
+ * becomes the last known good. Such a device never reports healthy again, so after a resume
+ * (which drops the evidence from before it, its healthy report among them) it would never
+ * count as healthy: a device back on its last known good after the halt, or one that stayed on
+ * it through a hold, and a resumed ring waiting for min_healthy for ever. Its record is renewed
+ * (from the resume), and once the server has seen it on the release for probation_s since it
+ * took it (or since the resume), still reporting it as its last known good, it is healthy.
+ * Returns whether h changed.
+ */
+static bool checkin_own_good(struct rf_server *s, struct rf__srv_devrel *h,
+			     const struct rf__srv_release *rel, const struct checkin_req *x,
+			     int64_t now)
+{
+	uint8_t lg[32];
+
+	if (!x->has_lg_sha || h->left_at || rf_hex_decode(x->lg_sha, 64, lg, 32) < 0 ||
+	    memcmp(lg, rel->sha, 32) != 0)
+		return false;
+	bool changed = hist_renew(s, h, 0, now);
+	if (h->healthy_at || (rel->resumed_at && h->intent_at <= rel->resumed_at) ||
+	    now - (int64_t)h->intent_at < rel->sched.gates.probation_s)
+		return changed;
+	h->healthy_at = rf__srv_t32(now);
+	return true;
+}
+
 /* Step 2 (lock held): what the check-in says about the device (seen, agent version, manifest,
  * the release it runs, its health counters). Returns the release it runs, or NULL. */
 static const struct rf__srv_release *checkin_update(struct rf_server *s, uint32_t idx,
@@ -628,6 +656,8 @@ static const struct rf__srv_release *checkin_update(struct rf_server *s, uint32_
 		struct rf__srv_devrel *h = hist_get(d, cur_rel->id, false, now);
 		if (h && d->alerts > h->alerts)
 			h->alerts = d->alerts;
+		if (h && checkin_own_good(s, h, cur_rel, x, now))
+			(void)rf__srv_dev_dirty(s, idx);
 	}
 	return cur_rel;
 }

@@ -149,9 +149,14 @@ static void action(struct env *e, int rel, const char *act)
 {
 	char path[100];
 
+	json_t *j = NULL;
 	snprintf(path, sizeof(path), "/v1/admin/releases/%d/%s", rel, act);
-	assert_int_equal(call(e, "POST", path, ADMIN, "{\"reason\":\"test\",\"force\":true}", NULL),
-			 200);
+	int st = call(e, "POST", path, ADMIN, "{\"reason\":\"test\",\"force\":true}", &j);
+	if (st != 200) {
+		char *t = j ? json_dumps(j, 0) : NULL;
+		fail_msg("%s: status %d %s", path, st, t ? t : "");
+	}
+	json_decref(j);
 	verify(e, act);
 }
 
@@ -173,17 +178,26 @@ static void report(struct env *e, int dev, int rel, const char *event, const cha
 	verify(e, event);
 }
 
-/* Device dev checks in running pack rel (1-based; 0: nothing). */
-static void checkin(struct env *e, int dev, int rel)
+/* Device dev checks in running pack rel (1-based; 0: nothing), with pack lg as its last known
+ * good (0: none). */
+static void checkin_lg(struct env *e, int dev, int rel, int lg)
 {
-	char body[400], cur[120] = "null";
+	char body[400], cur[120] = "null", good[120] = "null";
 
 	if (rel)
 		snprintf(cur, sizeof(cur), "{\"sha256\":\"%s\"}", e->sha[rel - 1]);
-	snprintf(body, sizeof(body), "{\"device_id\":\"%s\",\"state\":{\"current\":%s}}",
-		 dev_name[dev], cur);
+	if (lg)
+		snprintf(good, sizeof(good), "{\"sha256\":\"%s\"}", e->sha[lg - 1]);
+	snprintf(body, sizeof(body),
+		 "{\"device_id\":\"%s\",\"state\":{\"current\":%s,\"last_good\":%s}}",
+		 dev_name[dev], cur, good);
 	assert_int_equal(call(e, "POST", "/v1/checkin", e->cred[dev], body, NULL), 200);
 	verify(e, "checkin");
+}
+
+static void checkin(struct env *e, int dev, int rel)
+{
+	checkin_lg(e, dev, rel, 0);
 }
 
 static void tick(struct env *e, int64_t seconds)
@@ -264,9 +278,13 @@ static void test_retaken_after_resume(void **state)
 		report(e, i, 1, "intent", NULL);
 		report(e, i, 1, "trial_started", NULL);
 	}
-	tick(e, 61);
+	tick(e, 30);
+	for (int i = 0; i < NDEV; i++)
+		checkin(e, i, 1);
+	tick(e, 31);
 	for (int i = 0; i < NDEV; i++)
 		report(e, i, 1, "healthy", NULL);
+	assert_string_equal(status(e, 1), "active");
 	create_release(e, 2);
 	for (int i = 0; i < NDEV; i++) {
 		report(e, i, 2, "intent", NULL);
@@ -310,6 +328,50 @@ static void test_retaken_after_resume(void **state)
 	assert_string_equal(status(e, 2), "active");
 	tick(e, 1);
 	assert_string_equal(status(e, 2), "active");
+}
+
+/* Devices that run the release as their own last known good (they survived the agent's
+ * probation on it) never report healthy again. After a resume they count again from their
+ * check-ins, and healthy once seen on it for probation_s since the resume (they never counted
+ * again: a resumed ring waited for min_healthy for ever). A device on trial does not count
+ * from its check-ins alone. */
+static void test_own_good_counts_after_resume(void **state)
+{
+	struct env *e = *state;
+
+	create_release(e, 1);
+	for (int i = 0; i < NDEV; i++) {
+		report(e, i, 1, "intent", NULL);
+		report(e, i, 1, "trial_started", NULL);
+	}
+	tick(e, 30);
+	for (int i = 0; i < NDEV; i++)
+		checkin(e, i, 1);
+	tick(e, 31);
+	for (int i = 0; i < NDEV; i++)
+		report(e, i, 1, "healthy", NULL);
+	assert_int_equal(canary(e, 1).healthy, NDEV);
+	assert_string_equal(status(e, 1), "active");
+	/* Halted with nowhere to go (forced): they stay on it, waiting for a fix. */
+	action(e, 1, "halt");
+	tick(e, 1);
+	action(e, 1, "resume");
+	tick(e, 1);
+	assert_int_equal(canary(e, 1).healthy, 0);
+	for (int k = 0; k < 3; k++) {
+		checkin_lg(e, 0, 1, 1);
+		checkin_lg(e, 1, 1, 1);
+		checkin_lg(e, 2, 1, 0);
+		if (k < 2)
+			tick(e, 30);
+	}
+	/* 61 s after the resume: seen on it since, still its last known good. */
+	struct rf_rollout_health h = canary(e, 1);
+	assert_int_equal(h.devices, 2);
+	assert_int_equal(h.healthy, 2);
+	assert_int_equal(h.failed, 0);
+	restart(e);
+	assert_int_equal(canary(e, 1).healthy, 2);
 }
 
 /* A transit rejection, then the device goes offline: no silence clock (it never took the
@@ -426,6 +488,7 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 	    cmocka_unit_test_setup_teardown(test_stayed_on_reports_after_resume, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_retaken_after_resume, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_own_good_counts_after_resume, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_transit_rejection_no_silence, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_no_intent_no_clock, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_resume_read_by_another_instance, setup, teardown),
