@@ -602,8 +602,13 @@ static bool checkin_own_good(struct rf_server *s, struct rf__srv_devrel *h,
 	    memcmp(lg, rel->sha, 32) != 0)
 		return false;
 	bool changed = hist_renew(s, h, 0, now);
-	if (h->healthy_at || (rel->resumed_at && h->intent_at <= rel->resumed_at) ||
-	    now - (int64_t)h->intent_at < rel->sched.gates.probation_s)
+	int64_t probation = rel->sched.gates.probation_s;
+	/* Healthy already; or not counted (the second of a resume); or not seen on it for
+	 * probation_s yet. A healthy report that came too early (the agent's own probation is
+	 * shorter than the release's, or it was on trial across a resume) is moved to now. */
+	if ((h->healthy_at && (int64_t)h->healthy_at - (int64_t)h->intent_at >= probation) ||
+	    (rel->resumed_at && h->intent_at <= rel->resumed_at) ||
+	    now - (int64_t)h->intent_at < probation)
 		return changed;
 	h->healthy_at = rf__srv_t32(now);
 	return true;

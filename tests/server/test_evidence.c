@@ -334,7 +334,8 @@ static void test_retaken_after_resume(void **state)
  * probation on it) never report healthy again. After a resume they count again from their
  * check-ins, and healthy once seen on it for probation_s since the resume (they never counted
  * again: a resumed ring waited for min_healthy for ever). A device on trial does not count
- * from its check-ins alone. */
+ * from its check-ins alone; one whose healthy report came too early counts once its check-ins
+ * show the release as its last known good probation_s after it took it. */
 static void test_own_good_counts_after_resume(void **state)
 {
 	struct env *e = *state;
@@ -361,17 +362,26 @@ static void test_own_good_counts_after_resume(void **state)
 	for (int k = 0; k < 3; k++) {
 		checkin_lg(e, 0, 1, 1);
 		checkin_lg(e, 1, 1, 1);
-		checkin_lg(e, 2, 1, 0);
+		checkin_lg(e, 2, 1, k ? 1 : 0);
+		if (k == 0) {
+			/* d-c was on trial across the resume: its check-ins alone do not count it.
+			 * It reports healthy now, too early to count (not probation_s after the
+			 * resume); then it runs the release as its last known good. */
+			assert_int_equal(canary(e, 1).devices, 2);
+			report(e, 2, 1, "healthy", NULL);
+			assert_int_equal(canary(e, 1).devices, 3);
+			assert_int_equal(canary(e, 1).healthy, 0);
+		}
 		if (k < 2)
 			tick(e, 30);
 	}
-	/* 61 s after the resume: seen on it since, still its last known good. */
+	/* 61 s after the resume: seen on it since, as their last known good. */
 	struct rf_rollout_health h = canary(e, 1);
-	assert_int_equal(h.devices, 2);
-	assert_int_equal(h.healthy, 2);
+	assert_int_equal(h.devices, 3);
+	assert_int_equal(h.healthy, 3);
 	assert_int_equal(h.failed, 0);
 	restart(e);
-	assert_int_equal(canary(e, 1).healthy, 2);
+	assert_int_equal(canary(e, 1).healthy, 3);
 }
 
 /* A transit rejection, then the device goes offline: no silence clock (it never took the
