@@ -222,11 +222,13 @@ static int reread_release(void *ud, const struct rf_db_release *x)
 		free(text);
 		return 0;
 	}
-	/* Resumed there: records from before the resume no longer count (as admin.c does). */
-	if (tmp.resumed_at != rel->resumed_at)
-		memset(rel->acc, 0, sizeof(rel->acc));
+	/* Resumed there: records from before the resume no longer count. Not simply emptied (as
+	 * admin.c may): devices may have taken it here since the other instance's resume. */
+	if (tmp.resumed_at != rel->resumed_at) {
+		(void)rf__srv_health_advance(s, rf__srv_now(s));
+		rf__srv_health_resumed(s, rel, tmp.resumed_at);
+	}
 	rel->st = tmp.st;
-	rel->resumed_at = tmp.resumed_at;
 	rel->gen++;
 	free(rel->dbstate);
 	rel->dbstate = text;

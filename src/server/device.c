@@ -38,6 +38,28 @@ static struct rf__srv_devrel *hist_get(struct rf__srv_dev *d, int64_t rel, bool 
 	return &d->hist[oldest];
 }
 
+/*
+ * After an operator resumed a release, the records taken up to the second of the resume no
+ * longer count (gates.c: intent_at <= resumed_at), whatever they hold. A device that takes the
+ * release again, or that stayed on it and reports about it again, starts a new record: only
+ * the evidence from before the resume is dropped, never the device. The new record's clock
+ * starts when it took the release again (since: now), or, for a device that never left it, at
+ * the resume (since: resumed_at + 1: it has run the release ever since). Nothing is renewed in
+ * the second of the resume itself (a record of that second would not count either). Returns
+ * whether h was renewed.
+ */
+static bool hist_renew(struct rf_server *s, struct rf__srv_devrel *h, int64_t since, int64_t now)
+{
+	const struct rf__srv_release *rel = rf__srv_rel_by_id(s, h->release);
+
+	if (!rel || !rel->resumed_at || h->intent_at > rel->resumed_at || now <= rel->resumed_at)
+		return false;
+	if (since <= rel->resumed_at)
+		since = rel->resumed_at + 1;
+	*h = (struct rf__srv_devrel){.release = h->release, .intent_at = rf__srv_t32(since)};
+	return true;
+}
+
 /* The device took release rel at now: it leaves every other release it was on. */
 static void dev_take(struct rf_server *s, struct rf__srv_dev *d, int64_t rel, int64_t now)
 {
@@ -53,8 +75,11 @@ static void dev_take(struct rf_server *s, struct rf__srv_dev *d, int64_t rel, in
 				    old->st.status == RF_ROLLOUT_ROLLED_BACK))
 				d->hist[i].lqo |= RF__SRV_OBEYED;
 		}
-	/* Back on a release it ran before (its last known good after a rollback): on it again. */
-	hist_get(d, rel, true, now)->left_at = 0;
+	/* Back on a release it ran before (its last known good after a rollback): on it again,
+	 * with what it did on it before, unless that was before the release was resumed. */
+	struct rf__srv_devrel *h = hist_get(d, rel, true, now);
+	if (!hist_renew(s, h, now, now))
+		h->left_at = 0;
 	d->release_id = (uint32_t)rel;
 }
 
@@ -190,10 +215,15 @@ again:
 		rf__srv_err(r, 503, "unavailable", NULL, "device table full");
 		goto unlock;
 	}
-	/* The ring: the tenant's, else the requested one if it exists, else the last (broadest). */
+	/* The ring: the tenant's, else the requested one if it exists, else (a re-enrolment)
+	 * the one it is in, else the last (broadest). A re-enrolment that names no ring never
+	 * moves the device (anyone with the tenant's token can re-enrol a device id, and the
+	 * device re-enrols with the ring the server gave it, protocol.md). */
 	const char *use_ring = s->tenants[t].ring[0] ? s->tenants[t].ring : NULL;
 	if (!use_ring && ring && rf__srv_ring_find(s, ring) >= 0)
 		use_ring = ring;
+	if (!use_ring && old && rf__srv_ring_find(s, rf__srv_dev_ring(s, old)) >= 0)
+		use_ring = rf__srv_dev_ring(s, old);
 	if (!use_ring && s->nrings)
 		use_ring = s->rings[s->nrings - 1].name;
 	if (!use_ring) {
@@ -303,9 +333,14 @@ static struct rf__srv_dev *dev_auth(struct rf_server *s, const uint8_t h[32], co
 		rf__srv_err(r, 401, "unauthorized", "device_id", "unknown device: enroll first");
 		return NULL;
 	}
+	/* Not its current credential: revoked by a re-enrolment (perhaps not the device's own:
+	 * every holder of the tenant's token can re-enrol a device id), or another device's.
+	 * 401, as for an unknown credential, so that an agent enrols again (protocol.md); a 403
+	 * would lock the device out for good. */
 	if (CRYPTO_memcmp(d->cred, h, 32) != 0) {
-		rf__srv_err(r, 403, "forbidden", "device_id",
-			    "this credential does not belong to this device");
+		rf__srv_err(r, 401, "unauthorized", "device_id",
+			    "this credential is not the current one of this device (it was "
+			    "enrolled again since): enroll again");
 		return NULL;
 	}
 	return d;
@@ -546,6 +581,39 @@ static int checkin_parse(const struct rf_server_request *q, struct rf_server_rep
 	return dev_cred_hash(q, r, x->cred_h);
 }
 
+/*
+ * A device that runs release rel as its own last known good (the check-in's current and
+ * last_good are both rel) survived the agent's probation on it: that is the only way content
+ * becomes the last known good. Such a device never reports healthy again, so after a resume
+ * (which drops the evidence from before it, its healthy report among them) it would never
+ * count as healthy: a device back on its last known good after the halt, or one that stayed on
+ * it through a hold, and a resumed ring waiting for min_healthy for ever. Its record is renewed
+ * (from the resume), and once the server has seen it on the release for probation_s since it
+ * took it (or since the resume), still reporting it as its last known good, it is healthy.
+ * Returns whether h changed.
+ */
+static bool checkin_own_good(struct rf_server *s, struct rf__srv_devrel *h,
+			     const struct rf__srv_release *rel, const struct checkin_req *x,
+			     int64_t now)
+{
+	uint8_t lg[32];
+
+	if (!x->has_lg_sha || h->left_at || rf_hex_decode(x->lg_sha, 64, lg, 32) < 0 ||
+	    memcmp(lg, rel->sha, 32) != 0)
+		return false;
+	bool changed = hist_renew(s, h, 0, now);
+	int64_t probation = rel->sched.gates.probation_s;
+	/* Healthy already; or not counted (the second of a resume); or not seen on it for
+	 * probation_s yet. A healthy report that came too early (the agent's own probation is
+	 * shorter than the release's, or it was on trial across a resume) is moved to now. */
+	if ((h->healthy_at && (int64_t)h->healthy_at - (int64_t)h->intent_at >= probation) ||
+	    (rel->resumed_at && h->intent_at <= rel->resumed_at) ||
+	    now - (int64_t)h->intent_at < probation)
+		return changed;
+	h->healthy_at = rf__srv_t32(now);
+	return true;
+}
+
 /* Step 2 (lock held): what the check-in says about the device (seen, agent version, manifest,
  * the release it runs, its health counters). Returns the release it runs, or NULL. */
 static const struct rf__srv_release *checkin_update(struct rf_server *s, uint32_t idx,
@@ -593,6 +661,8 @@ static const struct rf__srv_release *checkin_update(struct rf_server *s, uint32_
 		struct rf__srv_devrel *h = hist_get(d, cur_rel->id, false, now);
 		if (h && d->alerts > h->alerts)
 			h->alerts = d->alerts;
+		if (h && checkin_own_good(s, h, cur_rel, x, now))
+			(void)rf__srv_dev_dirty(s, idx);
 	}
 	return cur_rel;
 }
@@ -762,13 +832,27 @@ static void report_apply(struct rf_server *s, struct rf__srv_dev *nd, const stru
 	if (!f->rel_id)
 		return;
 	struct rf__srv_devrel *h;
-	if (ev == EV_INTENT || ev == EV_TRIAL) {
-		if (nd->release_id != f->rel_id || !hist_get(nd, f->rel_id, false, f->now))
-			dev_take(s, nd, f->rel_id, f->now);
+	bool take = ev == EV_INTENT || ev == EV_TRIAL;
+	if (take && (nd->release_id != f->rel_id || !hist_get(nd, f->rel_id, false, f->now)))
+		dev_take(s, nd, f->rel_id, f->now);
+	h = hist_get(nd, f->rel_id, false, f->now);
+	if (!h) {
+		/* A device is counted on a release, with a silence clock, once it took it (intent,
+		 * trial_started, a check-in running it), or once the content failed on it (a
+		 * rejection against its manifest comes before intent: the gates' evidence of a bad
+		 * release, from then). Anything else about a release it never took (installed,
+		 * healthy, a failure of the device, the transit or the server) is kept in the
+		 * reports only: a record would count the device, and silent once it goes quiet (a
+		 * mirror serving bad bytes never halts a good release, docs/protocol.md). */
+		if (!content || ev == EV_INSTALLED || ev == EV_HEALTHY)
+			return;
+		h = hist_get(nd, f->rel_id, true, f->now);
+	} else if (take) {
+		(void)hist_renew(s, h, f->now, f->now);
+	} else if (!h->left_at && (content || ev == EV_HEALTHY)) {
+		/* Still on it since before a resume and reporting about it again. */
+		(void)hist_renew(s, h, 0, f->now);
 	}
-	h = hist_get(nd, f->rel_id, ev != EV_INSTALLED, f->now);
-	if (!h)
-		return;
 	switch (ev) {
 	case EV_HEALTHY:
 		if (!h->healthy_at)

@@ -62,6 +62,27 @@ static struct rf__srv_release *record_rel(struct rf_server *s, const struct rf__
 	return rel;
 }
 
+/* Add (sign +1) or remove (-1) record h of device d (last heard from at seen), as of now. */
+static void rec_contrib(struct rf_server *s, const struct rf__srv_dev *d,
+			const struct rf__srv_devrel *h, int64_t seen, int sign, int64_t now)
+{
+	uint64_t m = sign < 0 ? UINT64_MAX : 1;
+	struct rf__srv_release *rel;
+	int ri;
+
+	if (!(rel = record_rel(s, d, h, &ri)))
+		return;
+	struct rf_rollout_devrec rec = devrec_of(h);
+	struct rf__srv_hacc *a = &rel->acc[ri];
+	rf_rollout_health_apply(&rel->sched.gates, &rec,
+				rf_rollout_devrec_silent(&rel->sched.gates, &rec, seen, now), sign,
+				&a->h);
+	if (!h->left_at) {
+		a->open_n += m;
+		a->open_sum += m * h->intent_at;
+	}
+}
+
 /* Add (sign +1) or remove (-1) device d's records and waiting state, as of time now. */
 static void dev_contrib(struct rf_server *s, const struct rf__srv_dev *d, int sign, int64_t now)
 {
@@ -81,21 +102,21 @@ static void dev_contrib(struct rf_server *s, const struct rf__srv_dev *d, int si
 				on->waiting_n += m;
 		}
 	}
-	for (int k = 0; k < RF__SRV_HIST; k++) {
-		const struct rf__srv_devrel *h = &d->hist[k];
-		struct rf__srv_release *rel;
-		int ri;
+	for (int k = 0; k < RF__SRV_HIST; k++)
+		rec_contrib(s, d, &d->hist[k], seen, sign, now);
+}
 
-		if (!(rel = record_rel(s, d, h, &ri)))
-			continue;
-		struct rf_rollout_devrec rec = devrec_of(h);
-		struct rf__srv_hacc *a = &rel->acc[ri];
-		rf_rollout_health_apply(
-		    &rel->sched.gates, &rec,
-		    rf_rollout_devrec_silent(&rel->sched.gates, &rec, seen, now), sign, &a->h);
-		if (!h->left_at) {
-			a->open_n += m;
-			a->open_sum += m * h->intent_at;
+void rf__srv_health_resumed(struct rf_server *s, struct rf__srv_release *rel, int64_t resumed_at)
+{
+	for (int pass = 0; pass < 2; pass++) {
+		if (pass)
+			rel->resumed_at = resumed_at;
+		for (size_t i = 0; i < s->ndevs; i++) {
+			const struct rf__srv_dev *d = rf__srv_dev_at(s, i);
+			for (int k = 0; k < RF__SRV_HIST; k++)
+				if (d->hist[k].release == rel->id)
+					rec_contrib(s, d, &d->hist[k], dev_seen(s, d),
+						    pass ? 1 : -1, s->hnow);
 		}
 	}
 }

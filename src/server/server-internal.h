@@ -367,6 +367,10 @@ int rf__srv_handle_admin(struct rf_server *s, const struct rf_server_request *q,
 int64_t rf__srv_health_advance(struct rf_server *s, int64_t now);
 void rf__srv_dev_unindex(struct rf_server *s, uint32_t idx);
 void rf__srv_dev_index(struct rf_server *s, uint32_t idx);
+/* Release rel was resumed at resumed_at (read from the store: another instance resumed it):
+ * set it, and move the records of its devices in or out of the counts to match (a record
+ * counts when taken after the resume). A pass over the devices: resumes are rare. */
+void rf__srv_health_resumed(struct rf_server *s, struct rf__srv_release *rel, int64_t resumed_at);
 /* The device's cohort buckets in every release (its ring changed): sign +1/-1. */
 void rf__srv_dev_buckets(struct rf_server *s, uint32_t idx, int sign);
 /* Recompute every index from the devices (at start, and after a tenant's ring or pin changed:

@@ -649,9 +649,10 @@ static void test_cross_tenant_denied(void **state)
 	tenant(e, "beta", NULL, tb);
 	enroll(e, ta, "a-1", ca);
 	enroll(e, tb, "b-1", cb);
-	/* b's credential cannot speak for a's device, nor report for it. */
-	EXPECT_STATUS(403, http(e, "POST", "/v1/checkin", cb, NULL, "{\"device_id\":\"a-1\"}"));
-	EXPECT_STATUS(403,
+	/* b's credential cannot speak for a's device, nor report for it: it is not a-1's
+	 * credential (401, as any credential a-1 no longer has: its agent would enrol again). */
+	EXPECT_STATUS(401, http(e, "POST", "/v1/checkin", cb, NULL, "{\"device_id\":\"a-1\"}"));
+	EXPECT_STATUS(401,
 		      report(e, cb, "a-1", "x-1", "crashed",
 			     "0000000000000000000000000000000000000000000000000000000000000000"));
 	/* b's enrollment token cannot take over a's device id. */
@@ -679,9 +680,74 @@ static void test_cross_tenant_denied(void **state)
 	/* Re-enrolling with the right tenant rotates the credential: the old one stops working. */
 	char ca2[80];
 	enroll(e, ta, "a-1", ca2);
-	EXPECT_STATUS(403, http(e, "POST", "/v1/checkin", ca, NULL, "{\"device_id\":\"a-1\"}"));
+	EXPECT_STATUS(401, http(e, "POST", "/v1/checkin", ca, NULL, "{\"device_id\":\"a-1\"}"));
 	j = checkin(e, ca2, "a-1", NULL, 0);
 	json_decref(j);
+}
+
+/* Enrol device id with the tenant token tok asking for ring (NULL: none); returns the ring the
+ * server put it in, and its credential in cred. */
+static void enroll_ring(struct env *e, const char *tok, const char *dev, const char *ring,
+			char cred[80], char ret_ring[40])
+{
+	char rj[60] = "";
+	json_t *j;
+
+	if (ring)
+		snprintf(rj, sizeof(rj), ",\"ring\":\"%s\"", ring);
+	EXPECT_STATUS(201, http(e, "POST", "/v1/enroll", tok, &j,
+				"{\"device_id\":\"%s\",\"agent_version\":\"0.1.0\"%s}", dev, rj));
+	snprintf(cred, 80, "%s", jstr(j, "credential", NULL));
+	snprintf(ret_ring, 40, "%s", jstr(j, "ring", NULL));
+	json_decref(j);
+}
+
+/* P5: every agent host holds its tenant's enrollment token, so anyone there can enrol a known
+ * device id again. That revokes the device's credential; the device is answered 401 (it was
+ * 403 for good: locked out), so it enrols again, and a re-enrolment that names no ring keeps
+ * the device in its ring (it moved lab-1 from canary to broad). */
+static void test_reenrolment_does_not_lock_out(void **state)
+{
+	struct env *e = *state;
+	char tok[80], cred[80], cred2[80], cred3[80], ring[40];
+	json_t *j;
+
+	tenant(e, "lab", NULL, tok);
+	enroll_ring(e, tok, "lab-1", "canary", cred, ring);
+	assert_string_equal(ring, "canary");
+	json_decref(checkin(e, cred, "lab-1", NULL, 0));
+	/* Someone else with the token: a new credential, the ring kept. */
+	enroll_ring(e, tok, "lab-1", NULL, cred2, ring);
+	assert_string_equal(ring, "canary");
+	/* The device's own credential is not its current one any more: 401, on check-in and
+	 * report alike, with the reason. */
+	EXPECT_STATUS(401, http(e, "POST", "/v1/checkin", cred, &j, "{\"device_id\":\"lab-1\"}"));
+	assert_string_equal(jstr(j, "error", "code"), "unauthorized");
+	assert_non_null(strstr(jstr(j, "error", "message"), "enroll again"));
+	json_decref(j);
+	EXPECT_STATUS(401,
+		      report(e, cred, "lab-1", "l-1", "installed",
+			     "0000000000000000000000000000000000000000000000000000000000000000"));
+	/* The agent enrols again, naming the ring the server gave it, and is back. */
+	enroll_ring(e, tok, "lab-1", "canary", cred3, ring);
+	assert_string_equal(ring, "canary");
+	j = checkin(e, cred3, "lab-1", NULL, 0);
+	json_decref(j);
+	EXPECT_STATUS(401,
+		      http(e, "POST", "/v1/checkin", cred2, NULL, "{\"device_id\":\"lab-1\"}"));
+	/* Naming a ring follows the rules of a first enrolment (the requested ring if it exists),
+	 * and the ring the device is in survives a restart. */
+	enroll_ring(e, tok, "lab-1", "broad", cred3, ring);
+	assert_string_equal(ring, "broad");
+	stop_server(e, SIGTERM);
+	start_server(e);
+	enroll_ring(e, tok, "lab-1", NULL, cred3, ring);
+	assert_string_equal(ring, "broad");
+	enroll_ring(e, tok, "lab-1", "nowhere", cred3, ring);
+	assert_string_equal(ring, "broad");
+	/* A new device naming no ring still goes to the last (broadest) ring. */
+	enroll_ring(e, tok, "lab-2", NULL, cred3, ring);
+	assert_string_equal(ring, "broad");
 }
 
 static void test_bad_requests_rejected(void **state)
@@ -2538,6 +2604,7 @@ int main(int argc, char **argv)
 	    cmocka_unit_test_setup_teardown(test_enroll_checkin_report_halt_resume, setup,
 					    teardown),
 	    cmocka_unit_test_setup_teardown(test_cross_tenant_denied, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_reenrolment_does_not_lock_out, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_bad_requests_rejected, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_repo_metrics_dashboard, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_gate_halts_release, setup, teardown),
