@@ -274,6 +274,10 @@ int main(int argc, char **argv)
 			return 2;
 		}
 		r = rf_db_sqlite_backup(db, backup, &d);
+		if (r == -EINVAL) { /* a destination that is the database: nothing written */
+			rf_log_error("%s", d.count ? d.first : rf_strerror(r));
+			return 2;
+		}
 		if (r < 0)
 			return db_refused(db, r, &d);
 		rf_log_info("backup of %s written to %s", db, backup);

@@ -1236,6 +1236,71 @@ static void test_database_lost_or_damaged_refused(void **state)
 	assert_int_equal(access(nodb, F_OK), -1);
 }
 
+/* --backup onto the live database (by its own name, another path to it, a symbolic or hard
+ * link, its -wal or -shm file, or a name whose dest.tmp is the database) is refused with exit 2
+ * and touches nothing: the database keeps its file, and the server restarts on it after more
+ * writes. (It used to say "written", exit 0, and leave the database damaged.) */
+static void test_backup_onto_database_refused(void **state)
+{
+	struct env *e = *state;
+	char tok[80], err[400], dup[5][400], cmd[1000], base[400];
+	struct stat before, after;
+	json_t *j;
+
+	if (rf_testdb_pg()) {
+		print_message("SQLite only (PostgreSQL: --backup refused, see pg_dump)\n");
+		return;
+	}
+	snprintf(err, sizeof(err), "%s/stderr", e->dir);
+	tenant(e, "before", NULL, tok);
+	assert_int_equal(stat(e->db, &before), 0);
+	snprintf(dup[0], sizeof(dup[0]), "%s/../%s/ringfenced.db", e->dir, strrchr(e->dir, '/') + 1);
+	snprintf(dup[1], sizeof(dup[1]), "%s/symlink.db", e->dir);
+	snprintf(dup[2], sizeof(dup[2]), "%s/hardlink.db", e->dir);
+	snprintf(dup[3], sizeof(dup[3]), "%s-wal", e->db);
+	snprintf(dup[4], sizeof(dup[4]), "%s-shm", e->db);
+	assert_int_equal(symlink(e->db, dup[1]), 0);
+	assert_int_equal(link(e->db, dup[2]), 0);
+	const char *self[] = {"--db", e->db, "--backup", e->db, NULL};
+	assert_int_equal(run_ringfenced(err, self), 2);
+	assert_true(file_has(err, "is the database itself"));
+	assert_false(file_has(err, "written"));
+	for (int i = 0; i < 5; i++) {
+		const char *other[] = {"--db", e->db, "--backup", dup[i], NULL};
+		assert_int_equal(run_ringfenced(err, other), 2);
+		assert_true(file_has(err, "is the database"));
+	}
+	assert_int_equal(stat(e->db, &after), 0);
+	assert_true(before.st_ino == after.st_ino && before.st_dev == after.st_dev);
+	snprintf(cmd, sizeof(cmd), "%s.tmp", e->db);
+	assert_int_equal(access(cmd, F_OK), -1);
+
+	/* More writes and a restart: the database is whole. */
+	tenant(e, "after", NULL, tok);
+	stop_server(e, SIGTERM);
+	start_server(e);
+	EXPECT_STATUS(200, http(e, "GET", "/v1/admin/tenants/before", e->admin, &j, NULL));
+	json_decref(j);
+	EXPECT_STATUS(200, http(e, "GET", "/v1/admin/tenants/after", e->admin, &j, NULL));
+	json_decref(j);
+	/* A backup to another file still works. */
+	snprintf(cmd, sizeof(cmd), "%s/backup.db", e->dir);
+	const char *good[] = {"--db", e->db, "--backup", cmd, NULL};
+	assert_int_equal(run_ringfenced(err, good), 0);
+	/* A database named "x.tmp" backed up to "x": the copy, made in x.tmp, would replace it. */
+	snprintf(base, sizeof(base), "%s/copy", e->dir);
+	snprintf(cmd, sizeof(cmd), "%s/copy.tmp", e->dir);
+	const char *totmp[] = {"--db", e->db, "--backup", cmd, NULL};
+	assert_int_equal(run_ringfenced(err, totmp), 0);
+	assert_int_equal(stat(cmd, &before), 0);
+	const char *viatmp[] = {"--db", cmd, "--backup", base, NULL};
+	assert_int_equal(run_ringfenced(err, viatmp), 2);
+	assert_true(file_has(err, "is the database itself"));
+	assert_int_equal(access(base, F_OK), -1);
+	assert_int_equal(stat(cmd, &after), 0);
+	assert_true(before.st_ino == after.st_ino);
+}
+
 /* The same rules on PostgreSQL: --backup names pg_dump; --init on a database with a schema is
  * refused; a database without the schema is not a new server (exit 2, says --init); no server
  * at the URI or a newer schema: exit 1 with the reason, never the password. */
@@ -2565,6 +2630,7 @@ int main(int argc, char **argv)
 	    cmocka_unit_test_setup_teardown(test_slow_clients_do_not_lock_out_others, setup,
 					    teardown),
 	    cmocka_unit_test_setup_teardown(test_postgresql_down_and_back, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_backup_onto_database_refused, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_database_lost_or_damaged_refused, setup,
 					    teardown),
 	};
@@ -2577,6 +2643,8 @@ int main(int argc, char **argv)
 	ringfence_path = argv[2];
 	signal(SIGPIPE, SIG_IGN);
 	curl_global_init(CURL_GLOBAL_DEFAULT);
+	if (getenv("RF_TEST_FILTER")) /* e.g. RF_TEST_FILTER='test_backup*': one test by hand */
+		cmocka_set_test_filter(getenv("RF_TEST_FILTER"));
 	int r = cmocka_run_group_tests(tests, NULL, NULL);
 	curl_global_cleanup();
 	return r;
