@@ -2552,6 +2552,19 @@ static void test_cli_operator_commands(void **state)
 	assert_non_null(strstr(out, "cli test"));
 	CLI(1, "release", "halt", "1");
 	CLI(0, "release", "resume", "1");
+	/* A reason with terminal escapes, a newline and a C1 CSI (U+009B): the human output
+	 * shows them escaped on one line, --json keeps the exact string. */
+	CLI(0, "release", "halt", "1", "--reason", "bad\x1b[2J\nline2\xc2\x9bX \xc3\xbc");
+	assert_null(strchr(out, 0x1b));
+	assert_null(strstr(out, "\xc2\x9b"));
+	if (!strstr(out, "  halt: operator: bad\\x1b[2J\\x0aline2\\u009bX \xc3\xbc\n"))
+		fail_msg("halt reason not escaped on one line:\n%s", out);
+	CLI(0, "release", "list");
+	assert_null(strchr(out, 0x1b));
+	assert_non_null(strstr(out, "bad\\x1b[2J\\x0aline2"));
+	CLI(0, "release", "status", "1", "--json");
+	assert_non_null(strstr(out, "\"halt_reason\": \"operator: bad\\u001B[2J\\nline2"));
+	CLI(0, "release", "resume", "1");
 	CLI(0, "release", "hold", "1", "--reason", "weekend");
 	assert_non_null(strstr(out, "held"));
 	CLI(0, "release", "resume", "1");
