@@ -194,9 +194,11 @@ static void print_release(json_t *r)
 	if (strcmp(S(r, "halt_reason"), "") && strcmp(S(r, "halt_reason"), "-"))
 		printf("  halt: %s\n", Q(r, "halt_reason"));
 	if (I(r, "waiting_for_fix"))
-		printf("  waiting for a fix: %lld devices run it and have nothing to go to; publish "
-		       "and create a fixed release\n",
-		       I(r, "waiting_for_fix"));
+		printf("  waiting for a fix: %lld %s it and %s nothing to go to; publish and "
+		       "create a fixed release\n",
+		       I(r, "waiting_for_fix"),
+		       I(r, "waiting_for_fix") == 1 ? "device runs" : "devices run",
+		       I(r, "waiting_for_fix") == 1 ? "has" : "have");
 	size_t i;
 	json_t *g;
 	json_array_foreach(json_object_get(r, "rings"), i, g)

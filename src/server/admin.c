@@ -678,12 +678,13 @@ static int release_action(struct rf_server *s, const struct rf_server_request *q
 		if (stranded && !force)
 			return rf__srv_err(
 			    r, 409, "conflict", "force",
-			    "%llu device%s run release %lld as their only good content and "
-			    "would have nowhere to go: they would keep running it, waiting "
-			    "for a fix. Publish a fixed release first, or repeat with force "
-			    "(CLI: --force) to %s anyway",
-			    (unsigned long long)stranded, stranded == 1 ? "" : "s",
-			    (long long)rel->id, act);
+			    "%llu %s release %lld as %s only good content and would have "
+			    "nowhere to go: %s would keep running it, waiting for a fix. "
+			    "Publish a fixed release first, or repeat with force (CLI: "
+			    "--force) to %s anyway",
+			    (unsigned long long)stranded,
+			    stranded == 1 ? "device runs" : "devices run", (long long)rel->id,
+			    stranded == 1 ? "its" : "their", stranded == 1 ? "it" : "they", act);
 	}
 	e = rf__srv_release_persist(s, &nr, false);
 	if (e == -ESTALE)

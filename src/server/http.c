@@ -58,14 +58,16 @@ static enum MHD_Result queue_static(struct MHD_Connection *c, unsigned status, c
 	return r;
 }
 
-/* A 400 "malformed_request" with a fixed message (no request bytes in it). */
-static enum MHD_Result queue_bad_request(struct MHD_Connection *c, const char *msg)
+/* A 400 "malformed_request" (or status, code) with a fixed message (no request bytes in it);
+ * the connection is closed after it. */
+static enum MHD_Result queue_refusal(struct MHD_Connection *c, unsigned status, const char *code,
+				     const char *msg)
 {
 	char body[256];
 	int n = snprintf(body, sizeof(body),
-			 "{\"error\":{\"status\":400,\"code\":\"malformed_request\","
+			 "{\"error\":{\"status\":%u,\"code\":\"%s\","
 			 "\"message\":\"%s\"}}",
-			 msg);
+			 status, code, msg);
 	struct MHD_Response *resp;
 	enum MHD_Result r;
 
@@ -76,9 +78,14 @@ static enum MHD_Result queue_bad_request(struct MHD_Connection *c, const char *m
 		return MHD_NO;
 	MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE, "application/json");
 	MHD_add_response_header(resp, MHD_HTTP_HEADER_CONNECTION, "close");
-	r = MHD_queue_response(c, MHD_HTTP_BAD_REQUEST, resp);
+	r = MHD_queue_response(c, status, resp);
 	MHD_destroy_response(resp);
 	return r;
+}
+
+static enum MHD_Result queue_bad_request(struct MHD_Connection *c, const char *msg)
+{
+	return queue_refusal(c, MHD_HTTP_BAD_REQUEST, "malformed_request", msg);
 }
 
 /* The paths reach us undecoded (see unescape_none): decoding is done in decode_path. */
@@ -160,6 +167,44 @@ static const char *ambiguous_headers(struct MHD_Connection *c, const char *versi
 	return NULL;
 }
 
+/* Why a Transfer-Encoding value te cannot be read, or NULL when it is exactly "chunked" (any
+ * case, optional whitespace around it): the one coding libmicrohttpd decodes. Anything else
+ * would leave it waiting for a body it cannot frame until the idle timeout; it is answered at
+ * once instead, with *status 400 when chunked is not the final coding (RFC 9112 6.3: the
+ * length cannot be determined) and 501 for a coding we do not implement (RFC 9112 6.1). */
+static const char *transfer_coding_refused(const char *te, unsigned *status)
+{
+	static const char chunked[] = "chunked";
+	const char *end, *last;
+
+	while (*te == ' ' || *te == '\t')
+		te++;
+	end = te + strlen(te);
+	while (end > te && (end[-1] == ' ' || end[-1] == '\t'))
+		end--;
+	last = end;
+	while (last > te && last[-1] != ',')
+		last--;
+	while (last < end && (*last == ' ' || *last == '\t'))
+		last++;
+	bool final_chunked = (size_t)(end - last) == sizeof(chunked) - 1;
+	for (size_t i = 0; final_chunked && i < sizeof(chunked) - 1; i++) {
+		char c = last[i];
+		if (c >= 'A' && c <= 'Z')
+			c = (char)(c - 'A' + 'a');
+		final_chunked = c == chunked[i];
+	}
+	if (!final_chunked) {
+		*status = 400;
+		return "Transfer-Encoding must end in chunked";
+	}
+	if (last != te) {
+		*status = 501;
+		return "Transfer-Encoding other than chunked is not implemented";
+	}
+	return NULL;
+}
+
 /* The query arguments re-joined as "k=v&k=v" (decoded by libmicrohttpd) for the server core. A
  * key or value holding '&' or '=', or a query longer than RF_SRV_PATH_MAX, is refused. */
 struct query_buf {
@@ -196,7 +241,9 @@ static enum MHD_Result on_first_call(struct MHD_Connection *c, const char *url, 
 				     struct req **ret)
 {
 	const char *cl = MHD_lookup_connection_value(c, MHD_HEADER_KIND, "Content-Length");
+	const char *te = MHD_lookup_connection_value(c, MHD_HEADER_KIND, "Transfer-Encoding");
 	const char *why = ambiguous_headers(c, version);
+	unsigned status = 0;
 	size_t ulen = strlen(url);
 	struct req *q;
 	uint64_t n = 0;
@@ -208,6 +255,11 @@ static enum MHD_Result on_first_call(struct MHD_Connection *c, const char *url, 
 	if (why) {
 		q->refused = true;
 		return queue_bad_request(c, why);
+	}
+	if (te && (why = transfer_coding_refused(te, &status))) {
+		q->refused = true;
+		return queue_refusal(c, status,
+				     status == 501 ? "not_implemented" : "malformed_request", why);
 	}
 	if (ulen > RF_SRV_PATH_MAX) {
 		q->refused = true;
@@ -278,8 +330,10 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
 	if (qb.bad)
 		return queue_bad_request(c, "query string over the limit or malformed");
 
+	/* HEAD is GET without the body (RFC 9110 9.3.2): the core answers it as GET (read-only
+	 * everywhere it is allowed) and libmicrohttpd sends the headers only. */
 	struct rf_server_request rq = {
-	    .method = method,
+	    .method = strcmp(method, MHD_HTTP_METHOD_HEAD) ? method : MHD_HTTP_METHOD_GET,
 	    .path = q->path,
 	    .query = qb.s,
 	    .authorization = MHD_lookup_connection_value(c, MHD_HEADER_KIND, "Authorization"),
