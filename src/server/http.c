@@ -8,7 +8,9 @@
  * the completion callback whatever happened.
  */
 #include <arpa/inet.h>
+#include <errno.h>
 #include <netinet/in.h>
+#include <sys/socket.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -389,16 +391,13 @@ static void on_done(void *cls, struct MHD_Connection *c, void **con_cls,
 	*con_cls = NULL;
 }
 
-int rf_http_start(struct rf_server *s, const struct rf_http_opts *o, struct rf_diag *diag,
-		  struct rf_http **ret)
+int rf_http_listen(const char *addr, struct rf_diag *diag, int *ret_fd)
 {
 	struct sockaddr_in sa = {.sin_family = AF_INET};
-	const char *addr = o->addr;
 	const char *colon = addr ? strrchr(addr, ':') : NULL;
-	unsigned threads = o->threads;
 	char ip[64];
 	uint64_t port;
-	struct rf_http *h;
+	int fd, one = 1, r;
 
 	if (!colon || (size_t)(colon - addr) >= sizeof(ip) || rf_parse_u64(colon + 1, &port) < 0 ||
 	    port > 65535)
@@ -409,32 +408,68 @@ int rf_http_start(struct rf_server *s, const struct rf_http_opts *o, struct rf_d
 	if (inet_pton(AF_INET, ip, &sa.sin_addr) != 1)
 		return rf_diag_report(diag, -EINVAL, "listen address '%s' is not IPv4:PORT", addr);
 	sa.sin_port = htons((uint16_t)port);
+	fd = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+	if (fd < 0)
+		return rf_diag_report(diag, -errno, "cannot listen on %s: socket: %s", addr,
+				      strerror(errno));
+	/* A restart must not wait for the old connections' TIME_WAIT; it never shares a port
+	 * with a live listener (that needs SO_REUSEPORT). */
+	setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
+	if (bind(fd, (struct sockaddr *)&sa, sizeof(sa)) < 0 || listen(fd, 1024) < 0) {
+		r = -errno;
+		close(fd);
+		return rf_diag_report(diag, r, "cannot listen on %s: %s%s", addr, strerror(-r),
+				      r == -EADDRINUSE ? " (another program, or another "
+							 "ringfenced, serves that port)"
+						       : "");
+	}
+	*ret_fd = fd;
+	return 0;
+}
+
+int rf_http_start(struct rf_server *s, const struct rf_http_opts *o, struct rf_diag *diag,
+		  struct rf_http **ret)
+{
+	unsigned threads = o->threads;
+	struct rf_http *h;
+	int fd = o->listen_fd, r;
+
+	if (!o->have_fd) {
+		r = rf_http_listen(o->addr, diag, &fd);
+		if (r < 0)
+			return r;
+	}
 	if (!threads) {
 		long n = sysconf(_SC_NPROCESSORS_ONLN);
 		threads = n > 0 ? (unsigned)n : 1;
 	}
 	h = calloc(1, sizeof(*h));
-	if (!h)
+	if (!h) {
+		close(fd);
 		return -ENOMEM;
+	}
 	h->s = s;
+	struct sockaddr_in sa;
+	socklen_t salen = sizeof(sa);
+	if (getsockname(fd, (struct sockaddr *)&sa, &salen) == 0 && sa.sin_family == AF_INET)
+		h->port = ntohs(sa.sin_port);
 	/* The per-address count is kept by the master daemon for the whole thread pool; the
-	 * connection limit is shared out among the threads. */
+	 * connection limit is shared out among the threads. The daemon owns the socket. */
 	h->d = MHD_start_daemon(MHD_USE_EPOLL_INTERNAL_THREAD | MHD_USE_TURBO | MHD_USE_ERROR_LOG,
-				0, NULL, NULL, on_request, h, MHD_OPTION_SOCK_ADDR, &sa,
+				0, NULL, NULL, on_request, h, MHD_OPTION_LISTEN_SOCKET, fd,
 				MHD_OPTION_THREAD_POOL_SIZE, threads, MHD_OPTION_CONNECTION_LIMIT,
 				o->max_connections ? o->max_connections : RF_SRV_CONNECTIONS_MAX,
 				MHD_OPTION_PER_IP_CONNECTION_LIMIT, o->per_ip_connections,
 				MHD_OPTION_CONNECTION_TIMEOUT, RF_SRV_CONN_TIMEOUT_S,
-				MHD_OPTION_LISTEN_BACKLOG_SIZE, 1024, MHD_OPTION_UNESCAPE_CALLBACK,
-				unescape_none, NULL, MHD_OPTION_NOTIFY_COMPLETED, on_done, h,
-				MHD_OPTION_END);
+				MHD_OPTION_UNESCAPE_CALLBACK, unescape_none, NULL,
+				MHD_OPTION_NOTIFY_COMPLETED, on_done, h, MHD_OPTION_END);
 	if (!h->d) {
+		close(fd);
 		free(h);
-		return rf_diag_report(diag, -EADDRINUSE,
-				      "cannot listen on %s (in use or not permitted)", addr);
+		return rf_diag_report(diag, -EIO,
+				      "cannot serve %s: the HTTP server did not start (threads?)",
+				      o->addr ? o->addr : "");
 	}
-	const union MHD_DaemonInfo *di = MHD_get_daemon_info(h->d, MHD_DAEMON_INFO_BIND_PORT);
-	h->port = di ? di->port : (uint16_t)port;
 	*ret = h;
 	return 0;
 }

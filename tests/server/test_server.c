@@ -1338,6 +1338,73 @@ static void test_backup_onto_database_refused(void **state)
 	assert_true(before.st_ino == after.st_ino);
 }
 
+/* A first start that fails leaves nothing behind, says why, and the same --init works once the
+ * cause is fixed: the port in use (named with its address and reason; it used to say "Failed
+ * to bind to port 0" after creating the database, so the retry was refused as "exists
+ * already"), a --repo that is no repository (it used to end with backup advice), and a start
+ * on a missing database (it used to leave a stray DB.admin-token each time). */
+static void test_failed_first_start_leaves_nothing(void **state)
+{
+	struct env *e = *state;
+	char err[400], db[280], tokf[300], nope[400], addr[64];
+	struct sockaddr_in a = {.sin_family = AF_INET};
+	socklen_t alen = sizeof(a);
+
+	if (rf_testdb_pg()) {
+		print_message("SQLite only (the files a start creates)\n");
+		return;
+	}
+	snprintf(err, sizeof(err), "%s/stderr", e->dir);
+	snprintf(db, sizeof(db), "%s/first.db", e->dir);
+	snprintf(tokf, sizeof(tokf), "%s.admin-token", db);
+	snprintf(nope, sizeof(nope), "%s/not-a-repo", e->dir);
+	/* Another program holds the port. */
+	int blocker = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	assert_true(blocker >= 0);
+	inet_pton(AF_INET, "127.0.0.1", &a.sin_addr);
+	assert_int_equal(bind(blocker, (struct sockaddr *)&a, sizeof(a)), 0);
+	assert_int_equal(listen(blocker, 1), 0);
+	assert_int_equal(getsockname(blocker, (struct sockaddr *)&a, &alen), 0);
+	snprintf(addr, sizeof(addr), "127.0.0.1:%u", ntohs(a.sin_port));
+
+	const char *busy[] = {"--db", db, "--init", "--listen", addr, "--repo", e->repo, NULL};
+	assert_int_equal(run_ringfenced(err, busy), 1);
+	if (!file_has(err, addr) || !file_has(err, "Address already in use"))
+		fail_msg("the refusal does not name %s and the reason", addr);
+	assert_false(file_has(err, "port 0"));
+	assert_int_equal(access(db, F_OK), -1);
+	assert_int_equal(access(tokf, F_OK), -1);
+	close(blocker);
+
+	assert_int_equal(mkdir(nope, 0755), 0);
+	const char *badrepo[] = {"--db", db, "--init", "--listen", "127.0.0.1:0", "--repo", nope,
+				 NULL};
+	assert_int_equal(run_ringfenced(err, badrepo), 2);
+	assert_true(file_has(err, "not a TUF repository"));
+	assert_true(file_has(err, "ringfence repo init"));
+	assert_false(file_has(err, "backup"));
+	assert_int_equal(access(db, F_OK), -1);
+	assert_int_equal(access(tokf, F_OK), -1);
+
+	const char *missing[] = {"--db", db, "--listen", "127.0.0.1:0", NULL};
+	assert_int_equal(run_ringfenced(err, missing), 2);
+	assert_true(file_has(err, "does not exist"));
+	assert_int_equal(access(db, F_OK), -1);
+	assert_int_equal(access(tokf, F_OK), -1);
+
+	/* The cause fixed, the same --init starts a new server; its token file is made then. */
+	stop_server(e, SIGTERM);
+	snprintf(e->db, sizeof(e->db), "%s", db);
+	snprintf(e->token_file, sizeof(e->token_file), "%s", tokf);
+	e->created = false;
+	e->admin[0] = 0;
+	start_server(e);
+	assert_int_equal(access(tokf, F_OK), 0);
+	json_t *j;
+	EXPECT_STATUS(200, http(e, "GET", "/v1/admin/releases", e->admin, &j, NULL));
+	json_decref(j);
+}
+
 /* The same rules on PostgreSQL: --backup names pg_dump; --init on a database with a schema is
  * refused; a database without the schema is not a new server (exit 2, says --init); no server
  * at the URI or a newer schema: exit 1 with the reason, never the password. */
@@ -2681,6 +2748,7 @@ int main(int argc, char **argv)
 					    teardown),
 	    cmocka_unit_test_setup_teardown(test_postgresql_down_and_back, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_backup_onto_database_refused, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_failed_first_start_leaves_nothing, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_database_lost_or_damaged_refused, setup,
 					    teardown),
 	};
