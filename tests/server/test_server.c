@@ -1338,6 +1338,73 @@ static void test_backup_onto_database_refused(void **state)
 	assert_true(before.st_ino == after.st_ino);
 }
 
+/* Add and publish target name with the given schedule array (rings at 100 % from the start). */
+static void add_target_rings(struct env *e, const char *name, const char *const *rings)
+{
+	char custom[2048], content[64];
+	struct rf_diag d = {0};
+	int64_t now = rf_now_wall();
+	size_t n = (size_t)snprintf(custom, sizeof(custom),
+				    "{\"ringfence\":{\"release\":\"%s\",\"schedule\":[", name);
+
+	for (int i = 0; rings[i]; i++)
+		n += (size_t)snprintf(custom + n, sizeof(custom) - n,
+				      "%s{\"ring\":\"%s\",\"not_before\":0,"
+				      "\"ramp\":[{\"after\":0,\"percent\":100}]}",
+				      i ? "," : "", rings[i]);
+	snprintf(custom + n, sizeof(custom) - n, "]}}");
+	snprintf(content, sizeof(content), "pack bytes of %s", name);
+	if (rf_tuf_repo_add(e->repo, name, (const uint8_t *)content, strlen(content), custom, now,
+			    &d) < 0 ||
+	    rf_tuf_repo_publish(e->repo, now, &d) < 0)
+		fail_msg("repository: %s", d.first);
+}
+
+/* A signed schedule must list rings this server has, in ring order: rings out of order (broad
+ * before canary: broad used to open first), a schedule naming only rings that do not exist
+ * (it used to be created active and reach no device) and one with a misspelt ring among real
+ * ones are refused at release create with the reason, and nothing is created. A ring added
+ * under its name makes the same signed schedule acceptable. */
+static void test_schedule_rings_checked(void **state)
+{
+	struct env *e = *state;
+	json_t *j;
+	static const struct {
+		const char *target, *rings[4], *why;
+	} bad[] = {
+	    {"packs/order.rfp", {"broad", "canary"}, "listed in ring order"},
+	    {"packs/order3.rfp", {"canary", "broad", "early"}, "'early' (position 1) is listed "
+							       "after 'broad' (position 2)"},
+	    {"packs/none.rfp", {"nowhere", "elsewhere"}, "ring 'nowhere', which this server"},
+	    {"packs/typo.rfp", {"canry", "broad"}, "rings: canary, early, broad"},
+	    {"packs/pilot.rfp", {"canary", "pilot", "broad"}, "ring 'pilot'"},
+	};
+
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		char body[128];
+		add_target_rings(e, bad[i].target, bad[i].rings);
+		snprintf(body, sizeof(body), "{\"target\":\"%s\"}", bad[i].target);
+		EXPECT_STATUS(400, http(e, "POST", "/v1/admin/releases", e->admin, &j, body));
+		const char *msg = jstr(j, "error", "message");
+		if (!strstr(msg, bad[i].why))
+			fail_msg("%s: '%s' does not say '%s'", bad[i].target, msg, bad[i].why);
+		json_decref(j);
+	}
+	EXPECT_STATUS(200, http(e, "GET", "/v1/admin/releases", e->admin, &j, NULL));
+	assert_int_equal(json_array_size(json_object_get(j, "releases")), 0);
+	json_decref(j);
+	/* The ring added between canary and broad: the signed schedule fits now. */
+	EXPECT_STATUS(201, http(e, "POST", "/v1/admin/rings", e->admin, NULL,
+				"{\"name\":\"pilot\",\"position\":1}"));
+	EXPECT_STATUS(201, http(e, "POST", "/v1/admin/releases", e->admin, NULL,
+				"{\"target\":\"packs/pilot.rfp\"}"));
+	/* Rings of one position may come in either order; skipping a ring is allowed. */
+	const char *skip[] = {"early", "pilot", "broad", NULL};
+	add_target_rings(e, "packs/skip.rfp", skip);
+	EXPECT_STATUS(201, http(e, "POST", "/v1/admin/releases", e->admin, NULL,
+				"{\"target\":\"packs/skip.rfp\"}"));
+}
+
 /* A first start that fails leaves nothing behind, says why, and the same --init works once the
  * cause is fixed: the port in use (named with its address and reason; it used to say "Failed
  * to bind to port 0" after creating the database, so the retry was refused as "exists
@@ -2748,6 +2815,7 @@ int main(int argc, char **argv)
 					    teardown),
 	    cmocka_unit_test_setup_teardown(test_postgresql_down_and_back, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_backup_onto_database_refused, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_schedule_rings_checked, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_failed_first_start_leaves_nothing, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_database_lost_or_damaged_refused, setup,
 					    teardown),
