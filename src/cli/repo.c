@@ -269,8 +269,7 @@ static int read_custom(const char *arg, char **ret_text)
  * checks that need the server's rings (which exist, their order) are made there. Returns 0, or
  * the exit status after printing why.
  */
-static int check_release_target(const char *pack, const uint8_t *buf, size_t n,
-				const char *custom)
+static int check_release_target(const char *pack, const uint8_t *buf, size_t n, const char *custom)
 {
 	struct rf_diag d = {0};
 	struct rf_pack *pk = NULL;

@@ -516,15 +516,17 @@ static int schedule_fits_rings(struct rf_server *s, const char *target,
 			return rf__srv_err(
 			    r, 400, "invalid_field", "target",
 			    "signed schedule of '%s': schedule[%u] names ring '%s', which this "
-			    "server does not have (rings: %s): that stage would be skipped without "
-			    "a word. Add the ring (ringfence ring add) or sign a corrected schedule",
+			    "server does not have (rings: %s): that stage would be skipped "
+			    "without a word. Add the ring (ringfence ring add) or sign a "
+			    "corrected schedule",
 			    target, k, sc->rings[k].name, have);
 		if (prev >= 0 && s->rings[ri].position < s->rings[prev].position)
 			return rf__srv_err(
 			    r, 400, "invalid_field", "target",
 			    "signed schedule of '%s': schedule[%u] ring '%s' (position %lld) is "
-			    "listed after '%s' (position %lld): rings must be listed in ring order, "
-			    "so that each opens only after the one before it passed its gates",
+			    "listed after '%s' (position %lld): rings must be listed in ring "
+			    "order, so that each opens only after the one before it passed its "
+			    "gates",
 			    target, k, sc->rings[k].name, (long long)s->rings[ri].position,
 			    s->rings[prev].name, (long long)s->rings[prev].position);
 		prev = ri;

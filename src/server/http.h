@@ -21,8 +21,8 @@ struct rf_http;
 
 struct rf_http_opts {
 	const char *addr;	     /* "IP:PORT", IPv4; port 0 picks a free port */
-	bool have_fd;		     /* serve listen_fd (from rf_http_listen) instead of binding addr */
-	int listen_fd;		     /* owned by rf_http_start from the call on, whatever it returns */
+	bool have_fd;		     /* serve listen_fd instead of binding addr */
+	int listen_fd;		     /* rf_http_listen's; rf_http_start owns it */
 	unsigned threads;	     /* worker threads; 0: one per CPU */
 	unsigned max_connections;    /* 0: RF_SRV_CONNECTIONS_MAX */
 	unsigned per_ip_connections; /* connections from one address; 0: no such limit */

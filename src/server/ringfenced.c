@@ -169,6 +169,18 @@ static int admin_token(const char *path, char tok[70], bool *fresh, uint8_t hash
 	return 0;
 }
 
+/* Write the new admin token tok (admin_token) to path, mode 0600; logs the outcome. */
+static int write_token(const char *path, const char tok[70])
+{
+	int r = rf_file_write_atomic(path, tok, 69, 0600);
+
+	if (r < 0)
+		rf_log_error("cannot write the admin token file %s: %s", path, rf_strerror(r));
+	else
+		rf_log_notice("created admin token in %s", path);
+	return r;
+}
+
 /* The SQLite files a failed --init created (db did not exist before it): removed, so that the
  * same command can simply be run again. */
 static void undo_init(const char *db)
@@ -362,8 +374,21 @@ int main(int argc, char **argv)
 		close(lfd);
 		return 2;
 	}
-	/* A SQLite --init that fails removes what it created (undo_init). */
+	/* A SQLite --init that fails removes what it created (undo_init). A new token is written
+	 * once the server runs; on PostgreSQL before, since --init stores its hash there and
+	 * the hash of a token nobody holds would lock the operator out. A failed start removes
+	 * the token file it wrote. */
 	bool new_file = init && !rf_db_is_pg(db) && access(db, F_OK) < 0;
+	bool tok_written = false;
+	if (fresh_tok && rf_db_is_pg(db)) {
+		r = write_token(tokfile, tok);
+		if (r < 0) {
+			OPENSSL_cleanse(tok, sizeof(tok));
+			close(lfd);
+			return 2;
+		}
+		tok_written = true;
+	}
 	o.db_path = db;
 	o.init = init;
 	o.repo_dir = repo;
@@ -378,6 +403,8 @@ int main(int argc, char **argv)
 		int st = db_refused(db, r, &d);
 		if (new_file && access(db, F_OK) == 0)
 			undo_init(db);
+		if (tok_written)
+			unlink(tokfile);
 		return st;
 	}
 	struct rf_server_stats st;
@@ -398,22 +425,22 @@ int main(int argc, char **argv)
 	    .max_connections = fit_descriptors((unsigned)maxconn),
 	    .per_ip_connections = (unsigned)perip,
 	};
-	r = rf_http_start(s, &ho, &d, &h);
-	if (r == 0 && fresh_tok) {
-		r = rf_file_write_atomic(tokfile, tok, 69, 0600);
-		if (r < 0)
-			rf_diag_report(&d, r, "cannot write the admin token file %s: %s", tokfile,
-				       rf_strerror(r));
-		else
-			rf_log_notice("created admin token in %s", tokfile);
+	struct rf_diag hd = {0};
+	r = rf_http_start(s, &ho, &hd, &h);
+	if (r < 0)
+		rf_log_error("%s", hd.count ? hd.first : rf_strerror(r));
+	if (r == 0 && fresh_tok && !tok_written) {
+		r = write_token(tokfile, tok);
+		tok_written = r == 0;
 	}
 	OPENSSL_cleanse(tok, sizeof(tok));
 	if (r < 0) {
-		rf_log_error("%s", d.count ? d.first : rf_strerror(r));
 		rf_http_stop(h);
 		rf_server_free(s);
 		if (new_file)
 			undo_init(db);
+		if (tok_written && !rf_db_is_pg(db)) /* PostgreSQL keeps its hash: keep it */
+			unlink(tokfile);
 		return 1;
 	}
 	if (init)

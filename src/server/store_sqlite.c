@@ -683,6 +683,18 @@ static int name_of(const char *path, char out[PATH_MAX])
 	return n < 0 || n >= PATH_MAX ? -ENAMETOOLONG : 0;
 }
 
+/* Whether name (absolute form mine) is the database src's file with suffix side: the same
+ * name, or the same device and inode. */
+static bool same_file(const char *name, const char *mine, const char *src, const char *side)
+{
+	char theirs[PATH_MAX + 16];
+	struct stat a, b;
+
+	snprintf(theirs, sizeof(theirs), "%s%s", src, side);
+	return !strcmp(mine, theirs) || (stat(name, &a) == 0 && stat(theirs, &b) == 0 &&
+					 a.st_dev == b.st_dev && a.st_ino == b.st_ino);
+}
+
 /*
  * Refuse a backup whose files (dest, its temporary dest.tmp and the journal SQLite writes
  * beside that) would be the source database or one of its -wal / -shm / -journal files, by
@@ -704,32 +716,22 @@ static int backup_apart(const char *path, const char *dest, const char *tmp, str
 	if (r < 0)
 		return rf_diag_report(diag, -EINVAL, "backup: %s: path too long", path);
 	for (size_t i = 0; i < 2; i++) {
-		for (size_t j = 0; j < 4; j++) {
-			struct stat a, b;
-
+		for (size_t j = 0; j < (i ? 4 : 1); j++) {
 			/* dest itself, and dest.tmp with the side files SQLite makes for it. */
-			if (i == 0 && j > 0)
-				break;
 			snprintf(name, sizeof(name), "%s%s", ours[i], side_files[j]);
 			r = name_of(name, mine);
 			if (r < 0)
 				return rf_diag_report(diag, -EINVAL, "backup: %s: %s", name,
 						      rf_strerror(r));
-			for (size_t k = 0; k < 4; k++) {
-				char theirs[PATH_MAX + 16];
-				snprintf(theirs, sizeof(theirs), "%s%s", src, side_files[k]);
-				bool same = !strcmp(mine, theirs) ||
-					    (stat(name, &a) == 0 && stat(theirs, &b) == 0 &&
-					     a.st_dev == b.st_dev && a.st_ino == b.st_ino);
-				if (same)
+			for (size_t k = 0; k < 4; k++)
+				if (same_file(name, mine, src, side_files[k]))
 					return rf_diag_report(
 					    diag, -EINVAL,
-					    "cannot back up %s to %s: %s is the database%s%s%s, which "
-					    "the backup would replace under a running server; write "
-					    "the backup to another file",
+					    "cannot back up %s to %s: %s is the database%s%s%s, "
+					    "which the backup would replace under a running "
+					    "server; write the backup to another file",
 					    path, dest, name, k ? "'s " : " itself", side_files[k],
 					    k ? " file" : "");
-			}
 		}
 	}
 	return 0;

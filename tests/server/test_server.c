@@ -900,7 +900,8 @@ static void test_transport_refuses_ambiguous_requests(void **state)
 	     "{\"device_id\":\"t-1\"}",
 	     400},
 	    {"POST /v1/checkin HTTP/1.1\r\nHost: t\r\nContent-Type: application/json\r\n"
-	     "Authorization: Bearer CRED\r\nContent-Length: 24\r\nTransfer-Encoding: chunked\r\n\r\n"
+	     "Authorization: Bearer CRED\r\nContent-Length: 24\r\nTransfer-Encoding: "
+	     "chunked\r\n\r\n"
 	     "13\r\n{\"device_id\":\"t-1\"}\r\n0\r\n\r\n",
 	     400},
 	    {"GET /metrics HTTP/1.1\r\n\r\n", 400},
@@ -1291,7 +1292,8 @@ static void test_backup_onto_database_refused(void **state)
 	snprintf(err, sizeof(err), "%s/stderr", e->dir);
 	tenant(e, "before", NULL, tok);
 	assert_int_equal(stat(e->db, &before), 0);
-	snprintf(dup[0], sizeof(dup[0]), "%s/../%s/ringfenced.db", e->dir, strrchr(e->dir, '/') + 1);
+	snprintf(dup[0], sizeof(dup[0]), "%s/../%s/ringfenced.db", e->dir,
+		 strrchr(e->dir, '/') + 1);
 	snprintf(dup[1], sizeof(dup[1]), "%s/symlink.db", e->dir);
 	snprintf(dup[2], sizeof(dup[2]), "%s/hardlink.db", e->dir);
 	snprintf(dup[3], sizeof(dup[3]), "%s-wal", e->db);
@@ -1373,8 +1375,10 @@ static void test_schedule_rings_checked(void **state)
 		const char *target, *rings[4], *why;
 	} bad[] = {
 	    {"packs/order.rfp", {"broad", "canary"}, "listed in ring order"},
-	    {"packs/order3.rfp", {"canary", "broad", "early"}, "'early' (position 1) is listed "
-							       "after 'broad' (position 2)"},
+	    {"packs/order3.rfp",
+	     {"canary", "broad", "early"},
+	     "'early' (position 1) is listed "
+	     "after 'broad' (position 2)"},
 	    {"packs/none.rfp", {"nowhere", "elsewhere"}, "ring 'nowhere', which this server"},
 	    {"packs/typo.rfp", {"canry", "broad"}, "rings: canary, early, broad"},
 	    {"packs/pilot.rfp", {"canary", "pilot", "broad"}, "ring 'pilot'"},
@@ -1444,8 +1448,8 @@ static void test_failed_first_start_leaves_nothing(void **state)
 	close(blocker);
 
 	assert_int_equal(mkdir(nope, 0755), 0);
-	const char *badrepo[] = {"--db", db, "--init", "--listen", "127.0.0.1:0", "--repo", nope,
-				 NULL};
+	const char *badrepo[] = {"--db",	db,	  "--init", "--listen",
+				 "127.0.0.1:0", "--repo", nope,	    NULL};
 	assert_int_equal(run_ringfenced(err, badrepo), 2);
 	assert_true(file_has(err, "not a TUF repository"));
 	assert_true(file_has(err, "ringfence repo init"));
@@ -2816,9 +2820,9 @@ int main(int argc, char **argv)
 	    cmocka_unit_test_setup_teardown(test_postgresql_down_and_back, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_backup_onto_database_refused, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_schedule_rings_checked, setup, teardown),
-	    cmocka_unit_test_setup_teardown(test_failed_first_start_leaves_nothing, setup, teardown),
-	    cmocka_unit_test_setup_teardown(test_database_lost_or_damaged_refused, setup,
+	    cmocka_unit_test_setup_teardown(test_failed_first_start_leaves_nothing, setup,
 					    teardown),
+	    cmocka_unit_test_setup_teardown(test_database_lost_or_damaged_refused, setup, teardown),
 	};
 
 	if (argc < 3) {
