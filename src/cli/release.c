@@ -30,6 +30,52 @@ struct opts {
 	bool force; /* halt/rollback even if devices would have nowhere to go */
 };
 
+/*
+ * A string from the server made safe for a terminal (rf_diag_quote keeps only ASCII; an
+ * operator's halt reason may be in any language): control characters (C0, DEL and C1, which
+ * terminals obey as escape sequences) and backslash become \xNN / \u00NN / \\, so a reason
+ * with ESC or a newline is shown, never executed, and stays on its line. Everything else (valid
+ * UTF-8: jansson checked it) is kept. Returns one of four static buffers (a printf may use
+ * up to four); too long a string ends in "...". --json prints the exact string instead.
+ */
+static const char *safe(const char *s)
+{
+	static char bufs[4][RF_SRV_TEXT_MAX * 6 + 8];
+	static unsigned next;
+	static const char hex[] = "0123456789abcdef";
+	char *out = bufs[next++ % 4];
+	size_t o = 0, cap = sizeof(bufs[0]);
+
+	for (const unsigned char *p = (const unsigned char *)s; *p; p++) {
+		unsigned c = *p;
+		bool c1 = c == 0xc2 && p[1] >= 0x80 && p[1] <= 0x9f;
+
+		if (o + 7 + 4 > cap) {
+			memcpy(out + o, "...", 3);
+			o += 3;
+			break;
+		}
+		if (c1) {
+			memcpy(out + o, "\\u00", 4);
+			out[o + 4] = hex[p[1] >> 4];
+			out[o + 5] = hex[p[1] & 15];
+			o += 6;
+			p++;
+		} else if (c < 0x20 || c == 0x7f) {
+			out[o++] = '\\';
+			out[o++] = 'x';
+			out[o++] = hex[c >> 4];
+			out[o++] = hex[c & 15];
+		} else {
+			if (c == '\\')
+				out[o++] = '\\';
+			out[o++] = (char)c;
+		}
+	}
+	out[o] = 0;
+	return out;
+}
+
 static int read_token(const struct opts *o, char tok[80])
 {
 	const char *f = o->token_file ? o->token_file : getenv("RINGFENCE_ADMIN_TOKEN_FILE");
@@ -100,7 +146,7 @@ static int call(const struct opts *o, const char *method, const char *path, json
 		const char *msg =
 		    json_string_value(json_object_get(json_object_get(j, "error"), "message"));
 		fprintf(stderr, "ringfence: server said %ld: %s\n", rep.status,
-			msg ? msg : "(no message)");
+			msg ? safe(msg) : "(no message)");
 		json_decref(j);
 		rc = rep.status >= 400 && rep.status < 500 ? 1 : 2;
 	}
@@ -130,6 +176,12 @@ static const char *S(json_t *j, const char *k)
 	return v ? v : "-";
 }
 
+/* S(j, k), safe to print (safe()). */
+static const char *Q(json_t *j, const char *k)
+{
+	return safe(S(j, k));
+}
+
 static long long I(json_t *j, const char *k)
 {
 	return (long long)json_integer_value(json_object_get(j, k));
@@ -137,14 +189,16 @@ static long long I(json_t *j, const char *k)
 
 static void print_release(json_t *r)
 {
-	printf("release %lld  %s  %s  (sha256 %.16s..., %lld bytes)\n", I(r, "id"), S(r, "target"),
-	       S(r, "status"), S(r, "sha256"), I(r, "length"));
+	printf("release %lld  %s  %s  (sha256 %.16s..., %lld bytes)\n", I(r, "id"), Q(r, "target"),
+	       Q(r, "status"), Q(r, "sha256"), I(r, "length"));
 	if (strcmp(S(r, "halt_reason"), "") && strcmp(S(r, "halt_reason"), "-"))
-		printf("  halt: %s\n", S(r, "halt_reason"));
+		printf("  halt: %s\n", Q(r, "halt_reason"));
 	if (I(r, "waiting_for_fix"))
-		printf("  waiting for a fix: %lld devices run it and have nothing to go to; publish "
-		       "and create a fixed release\n",
-		       I(r, "waiting_for_fix"));
+		printf("  waiting for a fix: %lld %s it and %s nothing to go to; publish and "
+		       "create a fixed release\n",
+		       I(r, "waiting_for_fix"),
+		       I(r, "waiting_for_fix") == 1 ? "device runs" : "devices run",
+		       I(r, "waiting_for_fix") == 1 ? "has" : "have");
 	size_t i;
 	json_t *g;
 	json_array_foreach(json_object_get(r, "rings"), i, g)
@@ -343,8 +397,8 @@ int rf_cli_release(int argc, char **argv)
 			size_t i;
 			json_t *r;
 			json_array_foreach(json_object_get(j, "releases"), i, r)
-			    printf("%4lld  %-40s %-12s %s\n", I(r, "id"), S(r, "target"),
-				   S(r, "status"), S(r, "halt_reason"));
+			    printf("%4lld  %-40s %-12s %s\n", I(r, "id"), Q(r, "target"),
+				   Q(r, "status"), Q(r, "halt_reason"));
 			json_decref(j);
 			return 0;
 		}
@@ -666,9 +720,9 @@ int rf_cli_audit(int argc, char **argv)
 		if (I(e, "release"))
 			printf(" release %lld", I(e, "release"));
 		if (strcmp(S(e, "subject"), "") && strcmp(S(e, "subject"), "-"))
-			printf(" '%s'", S(e, "subject"));
+			printf(" '%s'", Q(e, "subject"));
 		if (strcmp(S(e, "detail"), "") && strcmp(S(e, "detail"), "-"))
-			printf(": %s", S(e, "detail"));
+			printf(": %s", Q(e, "detail"));
 		putchar('\n');
 	}
 	if (json_array_size(json_object_get(j, "entries")) == 0)

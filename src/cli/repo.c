@@ -14,7 +14,9 @@
 #include "cli/cli.h"
 #include "common/opt.h"
 #include "common/util.h"
+#include "ringfence/content.h"
 #include "ringfence/limits.h"
+#include "rollout/rollout.h"
 #include "trust/tuf.h"
 
 static void usage(FILE *f)
@@ -23,14 +25,16 @@ static void usage(FILE *f)
 	    f,
 	    "usage: ringfence repo init DIR [--threshold N] [--keytype ed25519|ecdsa|rsa]\n"
 	    "                          [--expiry ROLE=DURATION]...\n"
-	    "       ringfence repo add DIR PACK --name NAME [--custom JSON|@FILE]\n"
+	    "       ringfence repo add DIR PACK --name NAME --custom JSON|@FILE\n"
+	    "       ringfence repo add DIR FILE --name NAME --raw [--custom JSON|@FILE]\n"
 	    "       ringfence repo publish DIR\n"
 	    "       ringfence repo rotate DIR ROLE\n"
 	    "       ringfence repo refresh DIR [--within DURATION]\n\n"
 	    "init     create keys (DIR/keys, mode 0600), root v1 and empty targets, published\n"
-	    "add      stage a new targets version holding PACK as target NAME; --custom is a JSON\n"
-	    "         object (or @FILE to read it from FILE) carried in the target's custom\n"
-	    "         metadata\n"
+	    "add      stage a new targets version holding PACK as target NAME; --custom is its\n"
+	    "         ramp schedule, a JSON object (or @FILE to read it from FILE) carried in\n"
+	    "         the target's custom metadata. PACK and the schedule are checked first\n"
+	    "         (nothing is signed when they fail); --raw signs any file and JSON\n"
 	    "publish  write a new snapshot and timestamp for the staged targets\n"
 	    "rotate   give ROLE (root, timestamp, snapshot, targets) new keys: a new root signed\n"
 	    "         by the old and the new root keys, then re-sign and publish ROLE\n"
@@ -52,11 +56,17 @@ static const struct {
 	     "expiry (default root 365d, targets 90d, snapshot 7d, timestamp 1d). DURATION is\n"
 	     "a number with an optional unit s, m, h or d (default s). Serve DIR/repository:\n"
 	     "clients use <base>/metadata/ and <base>/targets/.\n"},
-    {"add", "usage: ringfence repo add DIR PACK --name NAME [--custom JSON|@FILE]\n\n"
+    {"add", "usage: ringfence repo add DIR PACK --name NAME --custom JSON|@FILE\n"
+	    "       ringfence repo add DIR FILE --name NAME --raw [--custom JSON|@FILE]\n\n"
 	    "Stage a new targets version holding PACK as target NAME; --custom is a JSON object\n"
 	    "carried in the target's custom metadata (its ramp schedule: docs/rollout.md),\n"
 	    "given as text or as @FILE to read it from FILE. Publishing the repository then\n"
-	    "makes it visible.\n"},
+	    "makes it visible. Before anything is signed, PACK must be a well-formed pack\n"
+	    "(its structure; 'ringfence content verify' checks it against agent manifests)\n"
+	    "and the schedule must pass the same check ringfenced makes when a release is\n"
+	    "created; either failing is exit 1 with the reason, nothing staged. --raw stages\n"
+	    "any file with any custom JSON unchecked (a plain TUF target, which ringfenced\n"
+	    "cannot release).\n"},
     {"publish", "usage: ringfence repo publish DIR\n\n"
 		"Write a new snapshot and timestamp for the staged targets.\n"},
     {"rotate", "usage: ringfence repo rotate DIR ROLE\n\n"
@@ -251,16 +261,66 @@ static int read_custom(const char *arg, char **ret_text)
 	return 0;
 }
 
+/*
+ * What ringfenced will need of a release's target, checked before it is signed (a mistake
+ * found after publication needs a new signed version to undo): pack bytes whose structure
+ * opens (rf_pack_open: magic, version, sections, indexes; no manifest here) and a schedule
+ * that the rollout engine's parser accepts, the one ringfenced runs at release create. The
+ * checks that need the server's rings (which exist, their order) are made there. Returns 0, or
+ * the exit status after printing why.
+ */
+static int check_release_target(const char *pack, const uint8_t *buf, size_t n, const char *custom)
+{
+	struct rf_diag d = {0};
+	struct rf_pack *pk = NULL;
+	struct rf_rollout_schedule *sc;
+	int r = rf_pack_open(buf, n, &pk, &d);
+
+	rf_pack_free(pk);
+	if (r < 0) {
+		fprintf(stderr,
+			"ringfence repo add: %s is not a ringfence pack (%s); nothing staged. "
+			"Compile one with 'ringfence content compile', or stage another kind of "
+			"file with --raw\n",
+			pack, d.count ? d.first : rf_strerror(r));
+		return 1;
+	}
+	if (!custom) {
+		fprintf(stderr, "ringfence repo add: --custom is required: a pack is released by "
+				"the ramp schedule in its custom metadata (docs/rollout.md); "
+				"nothing staged\n");
+		return 2;
+	}
+	sc = malloc(sizeof(*sc));
+	if (!sc) {
+		fprintf(stderr, "ringfence repo add: %s\n", rf_strerror(-ENOMEM));
+		return 2;
+	}
+	memset(&d, 0, sizeof(d));
+	r = rf_rollout_schedule_parse((const uint8_t *)custom, strlen(custom), sc, &d);
+	free(sc);
+	if (r < 0) {
+		fprintf(stderr,
+			"ringfence repo add: the schedule in --custom is not valid: %s; nothing "
+			"staged (format: docs/rollout.md)\n",
+			d.count ? d.first : rf_strerror(r));
+		return 1;
+	}
+	return 0;
+}
+
 static int cmd_add(int argc, char **argv, struct rf_diag *d)
 {
 	static const struct option lo[] = {{"name", required_argument, NULL, 'n'},
 					   {"custom", required_argument, NULL, 'c'},
+					   {"raw", no_argument, NULL, 'r'},
 					   {"help", no_argument, NULL, 'h'},
 					   {0}};
 	const char *dir, *pack, *name = NULL, *custom = NULL;
 	char *custom_text = NULL;
 	uint8_t *buf = NULL;
 	size_t n = 0;
+	bool raw = false;
 	int r, c;
 
 	optind = 0;
@@ -273,6 +333,9 @@ static int cmd_add(int argc, char **argv, struct rf_diag *d)
 			break;
 		case 'c':
 			custom = optarg;
+			break;
+		case 'r':
+			raw = true;
 			break;
 		default:
 			return 2;
@@ -291,6 +354,11 @@ static int cmd_add(int argc, char **argv, struct rf_diag *d)
 	if ((r = rf_file_read(pack, RF_FILE_MAX, &buf, &n)) < 0) {
 		fprintf(stderr, "ringfence repo add: %s: %s\n", pack, rf_strerror(r));
 		return 2;
+	}
+	if (!raw && (r = check_release_target(pack, buf, n, custom)) != 0) {
+		free(buf);
+		free(custom_text);
+		return r;
 	}
 	r = rf_tuf_repo_add(dir, name, buf, n, custom, rf_now_wall(), d);
 	free(buf);

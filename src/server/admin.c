@@ -490,6 +490,50 @@ out:
 	return e;
 }
 
+/*
+ * The signed schedule against this server's rings (docs/rollout.md, "Rings a schedule names"):
+ * every ring it lists must exist, and they must be listed in ring order (positions
+ * non-decreasing). A misspelt or missing ring would silently skip that stage (a schedule
+ * naming only such rings reaches no device, while the release shows as active), and rings out
+ * of order would open broad before canary. Both are publisher mistakes that only a new signed
+ * schedule can fix, so release create refuses them with the reason: nothing is stored. Returns
+ * 0 or -1 with the 400 reply written.
+ */
+static int schedule_fits_rings(struct rf_server *s, const char *target,
+			       const struct rf_rollout_schedule *sc, struct rf_server_reply *r)
+{
+	char have[RF_SRV_RINGS_MAX * (RF_SRV_ID_MAX + 2) + 1];
+	size_t n = 0;
+	int prev = -1;
+
+	have[0] = 0;
+	for (size_t i = 0; i < s->nrings && n < sizeof(have); i++)
+		n += (size_t)snprintf(have + n, sizeof(have) - n, "%s%s", i ? ", " : "",
+				      s->rings[i].name);
+	for (unsigned k = 0; k < sc->nrings; k++) {
+		int ri = rf__srv_ring_find(s, sc->rings[k].name);
+		if (ri < 0)
+			return rf__srv_err(
+			    r, 400, "invalid_field", "target",
+			    "signed schedule of '%s': schedule[%u] names ring '%s', which this "
+			    "server does not have (rings: %s): that stage would be skipped "
+			    "without a word. Add the ring (ringfence ring add) or sign a "
+			    "corrected schedule",
+			    target, k, sc->rings[k].name, have);
+		if (prev >= 0 && s->rings[ri].position < s->rings[prev].position)
+			return rf__srv_err(
+			    r, 400, "invalid_field", "target",
+			    "signed schedule of '%s': schedule[%u] ring '%s' (position %lld) is "
+			    "listed after '%s' (position %lld): rings must be listed in ring "
+			    "order, so that each opens only after the one before it passed its "
+			    "gates",
+			    target, k, sc->rings[k].name, (long long)s->rings[ri].position,
+			    s->rings[prev].name, (long long)s->rings[prev].position);
+		prev = ri;
+	}
+	return 0;
+}
+
 static int release_create(struct rf_server *s, const struct rf_server_request *q,
 			  struct rf_server_reply *r)
 {
@@ -514,6 +558,8 @@ static int release_create(struct rf_server *s, const struct rf_server_request *q
 				target, d.first);
 		goto out;
 	}
+	if (schedule_fits_rings(s, target, &nr.sched, r) < 0)
+		goto out;
 	nr.custom = json_dumps(custom, JSON_COMPACT | JSON_SORT_KEYS);
 	if (!nr.custom) {
 		e = rf__srv_err(r, 503, "unavailable", NULL, "out of memory");
@@ -678,12 +724,13 @@ static int release_action(struct rf_server *s, const struct rf_server_request *q
 		if (stranded && !force)
 			return rf__srv_err(
 			    r, 409, "conflict", "force",
-			    "%llu device%s run release %lld as their only good content and "
-			    "would have nowhere to go: they would keep running it, waiting "
-			    "for a fix. Publish a fixed release first, or repeat with force "
-			    "(CLI: --force) to %s anyway",
-			    (unsigned long long)stranded, stranded == 1 ? "" : "s",
-			    (long long)rel->id, act);
+			    "%llu %s release %lld as %s only good content and would have "
+			    "nowhere to go: %s would keep running it, waiting for a fix. "
+			    "Publish a fixed release first, or repeat with force (CLI: "
+			    "--force) to %s anyway",
+			    (unsigned long long)stranded,
+			    stranded == 1 ? "device runs" : "devices run", (long long)rel->id,
+			    stranded == 1 ? "its" : "their", stranded == 1 ? "it" : "they", act);
 	}
 	e = rf__srv_release_persist(s, &nr, false);
 	if (e == -ESTALE)

@@ -8,7 +8,9 @@
  * the completion callback whatever happened.
  */
 #include <arpa/inet.h>
+#include <errno.h>
 #include <netinet/in.h>
+#include <sys/socket.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -58,14 +60,16 @@ static enum MHD_Result queue_static(struct MHD_Connection *c, unsigned status, c
 	return r;
 }
 
-/* A 400 "malformed_request" with a fixed message (no request bytes in it). */
-static enum MHD_Result queue_bad_request(struct MHD_Connection *c, const char *msg)
+/* A 400 "malformed_request" (or status, code) with a fixed message (no request bytes in it);
+ * the connection is closed after it. */
+static enum MHD_Result queue_refusal(struct MHD_Connection *c, unsigned status, const char *code,
+				     const char *msg)
 {
 	char body[256];
 	int n = snprintf(body, sizeof(body),
-			 "{\"error\":{\"status\":400,\"code\":\"malformed_request\","
+			 "{\"error\":{\"status\":%u,\"code\":\"%s\","
 			 "\"message\":\"%s\"}}",
-			 msg);
+			 status, code, msg);
 	struct MHD_Response *resp;
 	enum MHD_Result r;
 
@@ -76,9 +80,14 @@ static enum MHD_Result queue_bad_request(struct MHD_Connection *c, const char *m
 		return MHD_NO;
 	MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE, "application/json");
 	MHD_add_response_header(resp, MHD_HTTP_HEADER_CONNECTION, "close");
-	r = MHD_queue_response(c, MHD_HTTP_BAD_REQUEST, resp);
+	r = MHD_queue_response(c, status, resp);
 	MHD_destroy_response(resp);
 	return r;
+}
+
+static enum MHD_Result queue_bad_request(struct MHD_Connection *c, const char *msg)
+{
+	return queue_refusal(c, MHD_HTTP_BAD_REQUEST, "malformed_request", msg);
 }
 
 /* The paths reach us undecoded (see unescape_none): decoding is done in decode_path. */
@@ -160,6 +169,44 @@ static const char *ambiguous_headers(struct MHD_Connection *c, const char *versi
 	return NULL;
 }
 
+/* Why a Transfer-Encoding value te cannot be read, or NULL when it is exactly "chunked" (any
+ * case, optional whitespace around it): the one coding libmicrohttpd decodes. Anything else
+ * would leave it waiting for a body it cannot frame until the idle timeout; it is answered at
+ * once instead, with *status 400 when chunked is not the final coding (RFC 9112 6.3: the
+ * length cannot be determined) and 501 for a coding we do not implement (RFC 9112 6.1). */
+static const char *transfer_coding_refused(const char *te, unsigned *status)
+{
+	static const char chunked[] = "chunked";
+	const char *end, *last;
+
+	while (*te == ' ' || *te == '\t')
+		te++;
+	end = te + strlen(te);
+	while (end > te && (end[-1] == ' ' || end[-1] == '\t'))
+		end--;
+	last = end;
+	while (last > te && last[-1] != ',')
+		last--;
+	while (last < end && (*last == ' ' || *last == '\t'))
+		last++;
+	bool final_chunked = (size_t)(end - last) == sizeof(chunked) - 1;
+	for (size_t i = 0; final_chunked && i < sizeof(chunked) - 1; i++) {
+		char c = last[i];
+		if (c >= 'A' && c <= 'Z')
+			c = (char)(c - 'A' + 'a');
+		final_chunked = c == chunked[i];
+	}
+	if (!final_chunked) {
+		*status = 400;
+		return "Transfer-Encoding must end in chunked";
+	}
+	if (last != te) {
+		*status = 501;
+		return "Transfer-Encoding other than chunked is not implemented";
+	}
+	return NULL;
+}
+
 /* The query arguments re-joined as "k=v&k=v" (decoded by libmicrohttpd) for the server core. A
  * key or value holding '&' or '=', or a query longer than RF_SRV_PATH_MAX, is refused. */
 struct query_buf {
@@ -196,7 +243,9 @@ static enum MHD_Result on_first_call(struct MHD_Connection *c, const char *url, 
 				     struct req **ret)
 {
 	const char *cl = MHD_lookup_connection_value(c, MHD_HEADER_KIND, "Content-Length");
+	const char *te = MHD_lookup_connection_value(c, MHD_HEADER_KIND, "Transfer-Encoding");
 	const char *why = ambiguous_headers(c, version);
+	unsigned status = 0;
 	size_t ulen = strlen(url);
 	struct req *q;
 	uint64_t n = 0;
@@ -208,6 +257,11 @@ static enum MHD_Result on_first_call(struct MHD_Connection *c, const char *url, 
 	if (why) {
 		q->refused = true;
 		return queue_bad_request(c, why);
+	}
+	if (te && (why = transfer_coding_refused(te, &status))) {
+		q->refused = true;
+		return queue_refusal(c, status,
+				     status == 501 ? "not_implemented" : "malformed_request", why);
 	}
 	if (ulen > RF_SRV_PATH_MAX) {
 		q->refused = true;
@@ -278,8 +332,10 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
 	if (qb.bad)
 		return queue_bad_request(c, "query string over the limit or malformed");
 
+	/* HEAD is GET without the body (RFC 9110 9.3.2): the core answers it as GET (read-only
+	 * everywhere it is allowed) and libmicrohttpd sends the headers only. */
 	struct rf_server_request rq = {
-	    .method = method,
+	    .method = strcmp(method, MHD_HTTP_METHOD_HEAD) ? method : MHD_HTTP_METHOD_GET,
 	    .path = q->path,
 	    .query = qb.s,
 	    .authorization = MHD_lookup_connection_value(c, MHD_HEADER_KIND, "Authorization"),
@@ -335,16 +391,13 @@ static void on_done(void *cls, struct MHD_Connection *c, void **con_cls,
 	*con_cls = NULL;
 }
 
-int rf_http_start(struct rf_server *s, const struct rf_http_opts *o, struct rf_diag *diag,
-		  struct rf_http **ret)
+int rf_http_listen(const char *addr, struct rf_diag *diag, int *ret_fd)
 {
 	struct sockaddr_in sa = {.sin_family = AF_INET};
-	const char *addr = o->addr;
 	const char *colon = addr ? strrchr(addr, ':') : NULL;
-	unsigned threads = o->threads;
 	char ip[64];
 	uint64_t port;
-	struct rf_http *h;
+	int fd, one = 1, r;
 
 	if (!colon || (size_t)(colon - addr) >= sizeof(ip) || rf_parse_u64(colon + 1, &port) < 0 ||
 	    port > 65535)
@@ -355,32 +408,68 @@ int rf_http_start(struct rf_server *s, const struct rf_http_opts *o, struct rf_d
 	if (inet_pton(AF_INET, ip, &sa.sin_addr) != 1)
 		return rf_diag_report(diag, -EINVAL, "listen address '%s' is not IPv4:PORT", addr);
 	sa.sin_port = htons((uint16_t)port);
+	fd = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+	if (fd < 0)
+		return rf_diag_report(diag, -errno, "cannot listen on %s: socket: %s", addr,
+				      strerror(errno));
+	/* A restart must not wait for the old connections' TIME_WAIT; it never shares a port
+	 * with a live listener (that needs SO_REUSEPORT). */
+	setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
+	if (bind(fd, (struct sockaddr *)&sa, sizeof(sa)) < 0 || listen(fd, 1024) < 0) {
+		r = -errno;
+		close(fd);
+		return rf_diag_report(diag, r, "cannot listen on %s: %s%s", addr, strerror(-r),
+				      r == -EADDRINUSE ? " (another program, or another "
+							 "ringfenced, serves that port)"
+						       : "");
+	}
+	*ret_fd = fd;
+	return 0;
+}
+
+int rf_http_start(struct rf_server *s, const struct rf_http_opts *o, struct rf_diag *diag,
+		  struct rf_http **ret)
+{
+	unsigned threads = o->threads;
+	struct rf_http *h;
+	int fd = o->listen_fd, r;
+
+	if (!o->have_fd) {
+		r = rf_http_listen(o->addr, diag, &fd);
+		if (r < 0)
+			return r;
+	}
 	if (!threads) {
 		long n = sysconf(_SC_NPROCESSORS_ONLN);
 		threads = n > 0 ? (unsigned)n : 1;
 	}
 	h = calloc(1, sizeof(*h));
-	if (!h)
+	if (!h) {
+		close(fd);
 		return -ENOMEM;
+	}
 	h->s = s;
+	struct sockaddr_in sa;
+	socklen_t salen = sizeof(sa);
+	if (getsockname(fd, (struct sockaddr *)&sa, &salen) == 0 && sa.sin_family == AF_INET)
+		h->port = ntohs(sa.sin_port);
 	/* The per-address count is kept by the master daemon for the whole thread pool; the
-	 * connection limit is shared out among the threads. */
+	 * connection limit is shared out among the threads. The daemon owns the socket. */
 	h->d = MHD_start_daemon(MHD_USE_EPOLL_INTERNAL_THREAD | MHD_USE_TURBO | MHD_USE_ERROR_LOG,
-				0, NULL, NULL, on_request, h, MHD_OPTION_SOCK_ADDR, &sa,
+				0, NULL, NULL, on_request, h, MHD_OPTION_LISTEN_SOCKET, fd,
 				MHD_OPTION_THREAD_POOL_SIZE, threads, MHD_OPTION_CONNECTION_LIMIT,
 				o->max_connections ? o->max_connections : RF_SRV_CONNECTIONS_MAX,
 				MHD_OPTION_PER_IP_CONNECTION_LIMIT, o->per_ip_connections,
 				MHD_OPTION_CONNECTION_TIMEOUT, RF_SRV_CONN_TIMEOUT_S,
-				MHD_OPTION_LISTEN_BACKLOG_SIZE, 1024, MHD_OPTION_UNESCAPE_CALLBACK,
-				unescape_none, NULL, MHD_OPTION_NOTIFY_COMPLETED, on_done, h,
-				MHD_OPTION_END);
+				MHD_OPTION_UNESCAPE_CALLBACK, unescape_none, NULL,
+				MHD_OPTION_NOTIFY_COMPLETED, on_done, h, MHD_OPTION_END);
 	if (!h->d) {
+		close(fd);
 		free(h);
-		return rf_diag_report(diag, -EADDRINUSE,
-				      "cannot listen on %s (in use or not permitted)", addr);
+		return rf_diag_report(diag, -EIO,
+				      "cannot serve %s: the HTTP server did not start (threads?)",
+				      o->addr ? o->addr : "");
 	}
-	const union MHD_DaemonInfo *di = MHD_get_daemon_info(h->d, MHD_DAEMON_INFO_BIND_PORT);
-	h->port = di ? di->port : (uint16_t)port;
 	*ret = h;
 	return 0;
 }

@@ -6,11 +6,13 @@
  * request that a proxy in front could read differently (more than one Content-Length or Host,
  * Content-Length with Transfer-Encoding, HTTP/1.1 without Host) is refused with 400; the path
  * is %-decoded here, and one that decodes to a NUL byte or has a broken escape is refused with
- * 400, so the core never sees a path cut short by a NUL.
+ * 400, so the core never sees a path cut short by a NUL; a transfer coding other than chunked
+ * is refused at once (400/501); HEAD reaches the core as GET (libmicrohttpd drops the body).
  */
 #ifndef RF_SERVER_HTTP_H
 #define RF_SERVER_HTTP_H
 
+#include <stdbool.h>
 #include <stdint.h>
 
 #include "server/server.h"
@@ -19,14 +21,25 @@ struct rf_http;
 
 struct rf_http_opts {
 	const char *addr;	     /* "IP:PORT", IPv4; port 0 picks a free port */
+	bool have_fd;		     /* serve listen_fd instead of binding addr */
+	int listen_fd;		     /* rf_http_listen's; rf_http_start owns it */
 	unsigned threads;	     /* worker threads; 0: one per CPU */
 	unsigned max_connections;    /* 0: RF_SRV_CONNECTIONS_MAX */
 	unsigned per_ip_connections; /* connections from one address; 0: no such limit */
 };
 
 /*
- * Listen as o says and serve s (which must outlive the listener). Returns 0 and *ret;
- * -EINVAL bad address; -EADDRINUSE when libmicrohttpd cannot start; -ENOMEM.
+ * Bind and listen on addr ("IP:PORT", IPv4; port 0 picks a free port) and return the socket in
+ * *ret_fd, so that a program can take its address before it creates anything else. Returns 0;
+ * -EINVAL bad address; the negative errno of socket(), bind() or listen() (-EADDRINUSE,
+ * -EACCES, -EADDRNOTAVAIL...) with diag naming the address and the reason.
+ */
+int rf_http_listen(const char *addr, struct rf_diag *diag, int *ret_fd) RF_WUR;
+
+/*
+ * Serve s (which must outlive the listener) on o->listen_fd, or on o->addr (bound here as
+ * rf_http_listen does). Returns 0 and *ret; the errors of rf_http_listen; -EIO when
+ * libmicrohttpd cannot start; -ENOMEM.
  */
 int rf_http_start(struct rf_server *s, const struct rf_http_opts *o, struct rf_diag *diag,
 		  struct rf_http **ret) RF_WUR;

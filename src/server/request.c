@@ -165,14 +165,28 @@ void rf__srv_hash_token(const char *tok, uint8_t out[32])
 	rf_sha256(tok, strlen(tok), out);
 }
 
-/* The bearer token of kind prefix ("rfd_", ...) from an Authorization header, or NULL. */
+/* The bearer token of kind prefix ("rfd_", ...) from an Authorization header, or NULL. The
+ * scheme is case-insensitive and followed by one or more spaces (RFC 9110 11.1, 11.4); the
+ * token itself is exact. */
 const char *rf__srv_bearer(const char *h, const char *prefix)
 {
+	static const char scheme[] = "bearer";
 	size_t n;
 
-	if (!h || strncmp(h, "Bearer ", 7) != 0)
+	if (!h)
 		return NULL;
-	h += 7;
+	for (size_t i = 0; i < sizeof(scheme) - 1; i++) {
+		char c = h[i];
+		if (c >= 'A' && c <= 'Z')
+			c = (char)(c - 'A' + 'a');
+		if (c != scheme[i])
+			return NULL;
+	}
+	h += sizeof(scheme) - 1;
+	if (*h != ' ')
+		return NULL;
+	while (*h == ' ')
+		h++;
 	n = strlen(h);
 	if (n != 68 || strncmp(h, prefix, 4) != 0)
 		return NULL;

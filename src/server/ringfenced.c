@@ -1,10 +1,11 @@
 /*
- * ringfenced: the rollout server program. Thin: parses options, obtains the admin token
- * (creating the token file, mode 0600, on first start), starts the server core and the HTTP
- * transport, then ticks once a second (heartbeat flush, gates, TUF timestamp) until SIGINT or
- * SIGTERM, and flushes before it exits. The database is created only by --init: a start that
- * finds it missing, empty or damaged stops and says how to restore it. --backup copies it.
- * See docs/server.md and docs/operators.md.
+ * ringfenced: the rollout server program. Thin: parses options, binds its listen address, reads
+ * or makes the admin token, starts the server core and the HTTP transport (the token file,
+ * mode 0600, is written only then), then ticks once a second (heartbeat flush, gates, TUF
+ * timestamp) until SIGINT or SIGTERM, and flushes before it exits. The database is created
+ * only by --init: a start that finds it missing, empty or damaged stops and says how to
+ * restore it; a start that fails creates nothing (a SQLite --init removes what it made).
+ * --backup copies the database. See docs/server.md and docs/operators.md.
  */
 #include <arpa/inet.h>
 #include <signal.h>
@@ -12,6 +13,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/resource.h>
+#include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -127,16 +129,19 @@ static int db_refused(const char *spec, int r, const struct rf_diag *d)
 	return 1;
 }
 
-/* Read the admin token from path, or create one there. Writes its SHA-256 to hash. */
-static int admin_token(const char *path, uint8_t hash[32])
+/* Read the admin token from path into tok (68 characters and a newline, NUL-terminated), or,
+ * when path does not exist, make a new one and set *fresh (written by write_token() once the
+ * server has started on its database: a failed start leaves no token file behind). Writes its
+ * SHA-256 to hash. */
+static int admin_token(const char *path, char tok[70], bool *fresh, uint8_t hash[32])
 {
 	uint8_t *buf = NULL;
 	size_t n = 0;
 	int r = rf_file_read(path, 4096, &buf, &n);
 
+	*fresh = false;
 	if (r == -ENOENT) {
 		uint8_t raw[32];
-		char tok[70];
 
 		if (RAND_bytes(raw, sizeof(raw)) != 1)
 			return -EIO;
@@ -144,13 +149,10 @@ static int admin_token(const char *path, uint8_t hash[32])
 		rf_hex_encode(raw, sizeof(raw), tok + 4);
 		tok[68] = '\n';
 		tok[69] = 0;
-		r = rf_file_write_atomic(path, tok, 69, 0600);
 		rf_sha256(tok, 68, hash);
-		OPENSSL_cleanse(tok, sizeof(tok));
 		OPENSSL_cleanse(raw, sizeof(raw));
-		if (r == 0)
-			rf_log_notice("created admin token in %s", path);
-		return r;
+		*fresh = true;
+		return 0;
 	}
 	if (r < 0)
 		return r;
@@ -165,6 +167,33 @@ static int admin_token(const char *path, uint8_t hash[32])
 	OPENSSL_cleanse(buf, n);
 	free(buf);
 	return 0;
+}
+
+/* Write the new admin token tok (admin_token) to path, mode 0600; logs the outcome. */
+static int write_token(const char *path, const char tok[70])
+{
+	int r = rf_file_write_atomic(path, tok, 69, 0600);
+
+	if (r < 0)
+		rf_log_error("cannot write the admin token file %s: %s", path, rf_strerror(r));
+	else
+		rf_log_notice("created admin token in %s", path);
+	return r;
+}
+
+/* The SQLite files a failed --init created (db did not exist before it): removed, so that the
+ * same command can simply be run again. */
+static void undo_init(const char *db)
+{
+	static const char *const side[] = {"", "-wal", "-shm", "-journal"};
+	char path[4200];
+
+	for (size_t i = 0; i < 4; i++)
+		if ((size_t)snprintf(path, sizeof(path), "%s%s", db, side[i]) < sizeof(path))
+			unlink(path);
+	rf_log_notice("removed %s, which this failed --init had created: run it again once the "
+		      "cause is fixed",
+		      db);
 }
 
 int main(int argc, char **argv)
@@ -274,6 +303,10 @@ int main(int argc, char **argv)
 			return 2;
 		}
 		r = rf_db_sqlite_backup(db, backup, &d);
+		if (r == -EINVAL) { /* a destination that is the database: nothing written */
+			rf_log_error("%s", d.count ? d.first : rf_strerror(r));
+			return 2;
+		}
 		if (r < 0)
 			return db_refused(db, r, &d);
 		rf_log_info("backup of %s written to %s", db, backup);
@@ -305,18 +338,56 @@ int main(int argc, char **argv)
 				"instance reads it)\n");
 		return 2;
 	}
+	/* Take the address first: a start that cannot serve creates nothing (no database, no
+	 * token file), so that the same command works once the port is free. */
+	int lfd = -1;
+	r = rf_http_listen(listen, &d, &lfd);
+	if (r < 0) {
+		rf_log_error("%s", d.count ? d.first : rf_strerror(r));
+		return 1;
+	}
+	if (repo) {
+		char rdir[4200];
+		struct stat rst;
+		snprintf(rdir, sizeof(rdir), "%s/repository", repo);
+		if (stat(rdir, &rst) < 0 || !S_ISDIR(rst.st_mode)) {
+			rf_log_error("--repo %s is not a TUF repository (no %s): make one with "
+				     "'ringfence repo init %s', or give the right directory",
+				     repo, rdir, repo);
+			close(lfd);
+			return 2;
+		}
+	}
 	/* PostgreSQL without a token file: the token's hash comes from the database. */
 	o.admin_from_db = !tokfile && rf_db_is_pg(db);
 	if (!tokfile) {
 		snprintf(deftok, sizeof(deftok), "%s.admin-token", db);
 		tokfile = deftok;
 	}
-	r = o.admin_from_db ? 0 : admin_token(tokfile, o.admin_hash);
+	char tok[70];
+	bool fresh_tok = false;
+	r = o.admin_from_db ? 0 : admin_token(tokfile, tok, &fresh_tok, o.admin_hash);
 	if (r < 0) {
 		rf_log_error("admin token file %s: %s", tokfile,
 			     r == -EBADMSG ? "must hold one token 'rfa_' + 64 hex digits"
 					   : rf_strerror(r));
+		close(lfd);
 		return 2;
+	}
+	/* A SQLite --init that fails removes what it created (undo_init). A new token is written
+	 * once the server runs; on PostgreSQL before, since --init stores its hash there and
+	 * the hash of a token nobody holds would lock the operator out. A failed start removes
+	 * the token file it wrote. */
+	bool new_file = init && !rf_db_is_pg(db) && access(db, F_OK) < 0;
+	bool tok_written = false;
+	if (fresh_tok && rf_db_is_pg(db)) {
+		r = write_token(tokfile, tok);
+		if (r < 0) {
+			OPENSSL_cleanse(tok, sizeof(tok));
+			close(lfd);
+			return 2;
+		}
+		tok_written = true;
 	}
 	o.db_path = db;
 	o.init = init;
@@ -326,8 +397,16 @@ int main(int argc, char **argv)
 	uint64_t t0 = rf_now_mono_ns();
 	clock_t c0 = clock();
 	r = rf_server_new(&o, &d, &s);
-	if (r < 0)
-		return db_refused(db, r, &d);
+	if (r < 0) {
+		OPENSSL_cleanse(tok, sizeof(tok));
+		close(lfd);
+		int st = db_refused(db, r, &d);
+		if (new_file && access(db, F_OK) == 0)
+			undo_init(db);
+		if (tok_written)
+			unlink(tokfile);
+		return st;
+	}
 	struct rf_server_stats st;
 	rf_server_stats(s, &st);
 	rf_log_info("loaded %llu devices in %.2f s (%.2f s CPU); working set %.1f MiB, %llu bytes "
@@ -338,20 +417,34 @@ int main(int argc, char **argv)
 		    (unsigned long long)(st.devices ? st.device_bytes / st.devices : 0));
 	char dbname[256];
 	rf_db_pg_redact(db, dbname, sizeof(dbname));
-	if (init)
-		rf_log_notice("created a new database %s", dbname);
 	struct rf_http_opts ho = {
 	    .addr = listen,
+	    .have_fd = true,
+	    .listen_fd = lfd,
 	    .threads = (unsigned)threads,
 	    .max_connections = fit_descriptors((unsigned)maxconn),
 	    .per_ip_connections = (unsigned)perip,
 	};
-	r = rf_http_start(s, &ho, &d, &h);
+	struct rf_diag hd = {0};
+	r = rf_http_start(s, &ho, &hd, &h);
+	if (r < 0)
+		rf_log_error("%s", hd.count ? hd.first : rf_strerror(r));
+	if (r == 0 && fresh_tok && !tok_written) {
+		r = write_token(tokfile, tok);
+		tok_written = r == 0;
+	}
+	OPENSSL_cleanse(tok, sizeof(tok));
 	if (r < 0) {
-		rf_log_error("%s", d.count ? d.first : rf_strerror(r));
+		rf_http_stop(h);
 		rf_server_free(s);
+		if (new_file)
+			undo_init(db);
+		if (tok_written && !rf_db_is_pg(db)) /* PostgreSQL keeps its hash: keep it */
+			unlink(tokfile);
 		return 1;
 	}
+	if (init)
+		rf_log_notice("created a new database %s", dbname);
 	if (portfile) {
 		char buf[16];
 		int n = snprintf(buf, sizeof(buf), "%u\n", rf_http_port(h));

@@ -194,7 +194,9 @@ int rf_db_open_sqlite(const char *path, unsigned flags, struct rf_diag *diag,
  * Copy the SQLite database at path into a new file dest, consistent to one committed
  * transaction (the SQLite online backup API: safe while ringfenced runs and writes), check the
  * copy (quick_check) and move it into place atomically: dest is either its old content or the
- * whole new backup. Returns 0; -ENOENT no database at path; -EBADMSG the copy fails the check;
+ * whole new backup. Returns 0; -EINVAL dest (or dest.tmp, where the copy is made) is the
+ * database itself or its -wal, -shm or -journal file, by name, through a symbolic link or a hard
+ * link (nothing is written); -ENOENT no database at path; -EBADMSG the copy fails the check;
  * -EIO on any other storage error (diag says which).
  */
 int rf_db_sqlite_backup(const char *path, const char *dest, struct rf_diag *diag) RF_WUR;

@@ -9,9 +9,11 @@
  * the caller (ringfenced holds its store lock); the connection is also opened FULLMUTEX.
  */
 #include <errno.h>
+#include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <sqlite3.h>
@@ -651,6 +653,90 @@ undo_open:
 	return r;
 }
 
+/* The files SQLite keeps beside a database: a backup must never write one of the source's. */
+static const char *const side_files[] = {"", "-wal", "-shm", "-journal"};
+
+/* The absolute name of path without following its last component (which may not exist):
+ * realpath() of its directory plus its base name. Returns 0 or -errno. */
+static int name_of(const char *path, char out[PATH_MAX])
+{
+	char dir[PATH_MAX], *real;
+	const char *slash = strrchr(path, '/'), *base = slash ? slash + 1 : path;
+
+	if (!*base || !strcmp(base, ".") || !strcmp(base, ".."))
+		return -EISDIR;
+	if (!slash) {
+		memcpy(dir, ".", 2);
+	} else if (slash == path) {
+		memcpy(dir, "/", 2);
+	} else {
+		if ((size_t)(slash - path) >= sizeof(dir))
+			return -ENAMETOOLONG;
+		memcpy(dir, path, (size_t)(slash - path));
+		dir[slash - path] = 0;
+	}
+	real = realpath(dir, NULL);
+	if (!real)
+		return -errno;
+	int n = snprintf(out, PATH_MAX, "%s%s%s", real, strcmp(real, "/") ? "/" : "", base);
+	free(real);
+	return n < 0 || n >= PATH_MAX ? -ENAMETOOLONG : 0;
+}
+
+/* Whether name (absolute form mine) is the database src's file with suffix side: the same
+ * name, or the same device and inode. */
+static bool same_file(const char *name, const char *mine, const char *src, const char *side)
+{
+	char theirs[PATH_MAX + 16];
+	struct stat a, b;
+
+	snprintf(theirs, sizeof(theirs), "%s%s", src, side);
+	return !strcmp(mine, theirs) || (stat(name, &a) == 0 && stat(theirs, &b) == 0 &&
+					 a.st_dev == b.st_dev && a.st_ino == b.st_ino);
+}
+
+/*
+ * Refuse a backup whose files (dest, its temporary dest.tmp and the journal SQLite writes
+ * beside that) would be the source database or one of its -wal / -shm / -journal files, by
+ * name (symbolic links resolved, the way SQLite names the source's side files) or by device
+ * and inode (a hard link, a bind mount). Writing there would replace the live database under
+ * a running server and damage it. 0 when the paths are apart; -EINVAL with diag otherwise.
+ */
+static int backup_apart(const char *path, const char *dest, const char *tmp, struct rf_diag *diag)
+{
+	char src[PATH_MAX], mine[PATH_MAX], name[PATH_MAX + 16];
+	const char *const ours[] = {dest, tmp};
+	char *real = realpath(path, NULL);
+	int r;
+
+	if (!real)
+		return 0; /* no source: the caller reports it */
+	r = snprintf(src, sizeof(src), "%s", real) >= (int)sizeof(src) ? -ENAMETOOLONG : 0;
+	free(real);
+	if (r < 0)
+		return rf_diag_report(diag, -EINVAL, "backup: %s: path too long", path);
+	for (size_t i = 0; i < 2; i++) {
+		for (size_t j = 0; j < (i ? 4 : 1); j++) {
+			/* dest itself, and dest.tmp with the side files SQLite makes for it. */
+			snprintf(name, sizeof(name), "%s%s", ours[i], side_files[j]);
+			r = name_of(name, mine);
+			if (r < 0)
+				return rf_diag_report(diag, -EINVAL, "backup: %s: %s", name,
+						      rf_strerror(r));
+			for (size_t k = 0; k < 4; k++)
+				if (same_file(name, mine, src, side_files[k]))
+					return rf_diag_report(
+					    diag, -EINVAL,
+					    "cannot back up %s to %s: %s is the database%s%s%s, "
+					    "which the backup would replace under a running "
+					    "server; write the backup to another file",
+					    path, dest, name, k ? "'s " : " itself", side_files[k],
+					    k ? " file" : "");
+		}
+	}
+	return 0;
+}
+
 int rf_db_sqlite_backup(const char *path, const char *dest, struct rf_diag *diag)
 {
 	char tmp[4096];
@@ -661,6 +747,9 @@ int rf_db_sqlite_backup(const char *path, const char *dest, struct rf_diag *diag
 
 	if ((size_t)snprintf(tmp, sizeof(tmp), "%s.tmp", dest) >= sizeof(tmp))
 		return rf_diag_report(diag, -EINVAL, "backup path too long");
+	r = backup_apart(path, dest, tmp, diag);
+	if (r < 0)
+		return r;
 	if (sqlite3_open_v2(path, &src, SQLITE_OPEN_READWRITE | SQLITE_OPEN_FULLMUTEX, NULL) !=
 	    SQLITE_OK) {
 		r = access(path, F_OK) < 0 && errno == ENOENT

@@ -436,11 +436,11 @@ static void release_section(FILE *f, struct rf_server *s, const struct rf__srv_r
 		time_html(f, rel->st.halted_at, now);
 		fputs("</p>", f);
 		if (rel->waiting)
-			fprintf(
-			    f,
-			    "<p class=\"warn\">%llu devices run it with nothing to go to: waiting "
-			    "for a fix (publish one and create a release)</p>",
-			    (unsigned long long)rel->waiting);
+			fprintf(f,
+				"<p class=\"warn\">%llu %s it with nothing to go to: waiting "
+				"for a fix (publish one and create a release)</p>",
+				(unsigned long long)rel->waiting,
+				rel->waiting == 1 ? "device runs" : "devices run");
 	}
 	fputs("<table><tr><th>ring</th><th>phase</th><th>admitted</th><th>devices on it</th>"
 	      "<th>why it waits / when it moves</th><th>baseline failed/took</th></tr>",

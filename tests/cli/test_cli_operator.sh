@@ -25,32 +25,75 @@ cd "$work" || exit 1
 "$rf" repo init repo >/dev/null || fail "repo init"
 printf 'pack bytes\n' >pack.rfp
 printf '{"ringfence":{"note":"from a file"}}\n' >custom.json
-if "$rf" repo add repo pack.rfp --name a.rfp --custom @custom.json >out 2>err &&
+if "$rf" repo add repo pack.rfp --raw --name a.rfp --custom @custom.json >out 2>err &&
 	grep -q '"from a file"' repo/staged/targets.json; then
 	ok "--custom @FILE is read from the file"
 else
 	fail "--custom @FILE: $(cat err) $(ls -R repo | head -20)"
 fi
 rc=0
-"$rf" repo add repo pack.rfp --name b.rfp --custom custom.json >out 2>err || rc=$?
+"$rf" repo add repo pack.rfp --raw --name b.rfp --custom custom.json >out 2>err || rc=$?
 if [ $rc -eq 1 ] && grep -qF -- "give --custom @custom.json" err && [ "$(wc -l <err)" -eq 1 ]; then
 	ok "a file name without @ -> $(cat err)"
 else
 	fail "--custom FILE without @: exit $rc: $(cat err)"
 fi
 rc=0
-"$rf" repo add repo pack.rfp --name b.rfp --custom 'not json' >out 2>err || rc=$?
+"$rf" repo add repo pack.rfp --raw --name b.rfp --custom 'not json' >out 2>err || rc=$?
 if [ $rc -eq 1 ] && grep -qF -- "@FILE" err && grep -qF "is not JSON" err; then
 	ok "text that is not JSON -> $(cat err)"
 else
 	fail "--custom 'not json': exit $rc: $(cat err)"
 fi
 rc=0
-"$rf" repo add repo pack.rfp --name b.rfp --custom @missing.json >out 2>err || rc=$?
+"$rf" repo add repo pack.rfp --raw --name b.rfp --custom @missing.json >out 2>err || rc=$?
 if [ $rc -eq 2 ] && grep -qF "missing.json" err; then
 	ok "--custom @missing -> $(cat err)"
 else
 	fail "--custom @missing.json: exit $rc: $(cat err)"
+fi
+
+# ---- repo add checks the pack and the schedule before it signs --------------------------------
+# Each of these used to be signed and published, and refused only by `release create`.
+"$rf" content compile "$src/examples/rules" -o real.rfp --seq 1 >/dev/null 2>&1 || fail "compile"
+sched() { # PERCENT [GATES]: a one-ring schedule
+	printf '{"ringfence":{"release":"r-%s","schedule":[{"ring":"canary","not_before":0,"ramp":[{"after":0,"percent":%s}]}]%s}}' \
+		"$1" "$1" "${2:+,\"gates\":$2}"
+}
+refused() { # NAME FILE CUSTOM 'EXPECTED REASON'
+	local rc=0
+	"$rf" repo add repo "$2" --name "$1" --custom "$3" >out 2>err || rc=$?
+	if [ $rc -eq 1 ] && grep -qF -- "$4" err && grep -qF "nothing staged" err &&
+		! grep -qF "\"$1\"" repo/staged/targets.json; then
+		ok "$1 refused before signing -> $(cat err)"
+	else
+		fail "$1: exit $rc, want 1 with '$4', nothing staged: $(cat err)"
+	fi
+}
+refused bad-pct.rfp real.rfp "$(sched 250)" "percent: 250 out of range"
+refused bad-ramp.rfp real.rfp \
+	'{"ringfence":{"release":"r","schedule":[{"ring":"canary","not_before":0,"ramp":[{"after":0,"percent":50},{"after":60,"percent":20}]}]}}' \
+	"must be >= the previous step's"
+refused bad-empty.rfp real.rfp '{"ringfence":{"release":"r","schedule":[]}}' \
+	"schedule: missing or not a non-empty array"
+refused bad-probation.rfp real.rfp "$(sched 100 '{"probation_s":-1}')" "gates.probation_s: -1 out of range"
+refused bad-alpha.rfp real.rfp "$(sched 100 '{"alpha_pmm":500}')" 'unknown key "alpha_pmm"'
+refused bad-healthy.rfp real.rfp "$(sched 100 '{"min_healty":5}')" 'unknown key "min_healty"'
+printf 'twenty-two bytes, no!\n' >notpack.rfp
+refused bad-notpack.rfp notpack.rfp "$(sched 100)" "is not a ringfence pack"
+rc=0
+"$rf" repo add repo real.rfp --name bad-nocustom.rfp >out 2>err || rc=$?
+[ $rc -eq 2 ] && grep -qF -- "--custom is required" err || fail "no --custom: exit $rc: $(cat err)"
+if "$rf" repo add repo real.rfp --name good.rfp --custom "$(sched 100 '{"alpha_ppm":500}')" \
+	>out 2>err && grep -qF '"good.rfp"' repo/staged/targets.json; then
+	ok "a pack with a valid schedule is staged"
+else
+	fail "valid pack and schedule refused: $(cat err)"
+fi
+if "$rf" repo add repo notpack.rfp --raw --name plain.bin >out 2>err; then
+	ok "--raw stages a file that is not a pack"
+else
+	fail "--raw: $(cat err)"
 fi
 
 # ---- tenant --window --------------------------------------------------------------------------

@@ -588,7 +588,9 @@ static void test_enroll_checkin_report_halt_resume(void **state)
 	EXPECT_STATUS(409, http(e, "POST", "/v1/admin/releases/1/halt", e->admin, &j,
 				"{\"reason\":\"looks wrong\"}"));
 	assert_string_equal(jstr(j, "error", "field"), "force");
-	assert_non_null(strstr(jstr(j, "error", "message"), "1 device run release 1 as their only"));
+	assert_non_null(strstr(jstr(j, "error", "message"),
+			       "1 device runs release 1 as its only good content and would have "
+			       "nowhere to go: it would keep"));
 	json_decref(j);
 	EXPECT_STATUS(400, http(e, "POST", "/v1/admin/releases/1/halt", e->admin, NULL,
 				"{\"force\":\"yes\"}"));
@@ -964,11 +966,44 @@ static void test_transport_refuses_ambiguous_requests(void **state)
 	     "{\"device_id\":\"t-1\"}",
 	     400},
 	    {"POST /v1/checkin HTTP/1.1\r\nHost: t\r\nContent-Type: application/json\r\n"
-	     "Authorization: Bearer CRED\r\nContent-Length: 24\r\nTransfer-Encoding: chunked\r\n\r\n"
+	     "Authorization: Bearer CRED\r\nContent-Length: 24\r\nTransfer-Encoding: "
+	     "chunked\r\n\r\n"
 	     "13\r\n{\"device_id\":\"t-1\"}\r\n0\r\n\r\n",
 	     400},
 	    {"GET /metrics HTTP/1.1\r\n\r\n", 400},
 	    {"GET /metrics HTTP/1.1\r\nHost: a\r\nHost: b\r\n\r\n", 400},
+	    /* A transfer coding other than chunked cannot be framed: answered at once (it used
+	     * to get no reply until the idle timeout), 501 when chunked ends the list, 400 when
+	     * it does not (the length cannot be known). */
+	    {"POST /v1/checkin HTTP/1.1\r\nHost: t\r\nContent-Type: application/json\r\n"
+	     "Authorization: Bearer CRED\r\nTransfer-Encoding: gzip, chunked\r\n\r\n"
+	     "13\r\n{\"device_id\":\"t-1\"}\r\n0\r\n\r\n",
+	     501},
+	    {"POST /v1/checkin HTTP/1.1\r\nHost: t\r\nContent-Type: application/json\r\n"
+	     "Authorization: Bearer CRED\r\nTransfer-Encoding: chunked, gzip\r\n\r\n"
+	     "13\r\n{\"device_id\":\"t-1\"}\r\n0\r\n\r\n",
+	     400},
+	    {"POST /v1/checkin HTTP/1.1\r\nHost: t\r\nContent-Type: application/json\r\n"
+	     "Authorization: Bearer CRED\r\nTransfer-Encoding: gzip\r\n\r\n{}",
+	     400},
+	    /* HEAD is GET without the body wherever GET is allowed (it used to be 404 on /repo/
+	     * and 405 on /); where GET is not allowed, HEAD is not either. */
+	    {"HEAD /repo/metadata/timestamp.json HTTP/1.1\r\nHost: t\r\n\r\n", 200},
+	    {"HEAD / HTTP/1.1\r\nHost: t\r\n\r\n", 200},
+	    {"HEAD /metrics HTTP/1.1\r\nHost: t\r\n\r\n", 200},
+	    {"HEAD /repo/metadata/none.json HTTP/1.1\r\nHost: t\r\n\r\n", 404},
+	    {"HEAD /v1/checkin HTTP/1.1\r\nHost: t\r\n\r\n", 405},
+	    /* The Authorization scheme is case-insensitive, one or more spaces after it (RFC 9110
+	     * 11.1, 11.4); the credential itself is exact. */
+	    {"POST /v1/checkin HTTP/1.1\r\nHost: t\r\nContent-Type: application/json\r\n"
+	     "Authorization: bearer CRED\r\nContent-Length: 19\r\n\r\n{\"device_id\":\"t-1\"}",
+	     200},
+	    {"POST /v1/checkin HTTP/1.1\r\nHost: t\r\nContent-Type: application/json\r\n"
+	     "Authorization: BEARER  CRED\r\nContent-Length: 19\r\n\r\n{\"device_id\":\"t-1\"}",
+	     200},
+	    {"POST /v1/checkin HTTP/1.1\r\nHost: t\r\nContent-Type: application/json\r\n"
+	     "Authorization: BearerCRED\r\nContent-Length: 19\r\n\r\n{\"device_id\":\"t-1\"}",
+	     401},
 	    /* The same requests, well-formed, are served. */
 	    {"GET /repo/metadata/timestamp.json HTTP/1.1\r\nHost: t\r\n\r\n", 200},
 	    {"POST /v1/checkin HTTP/1.1\r\nHost: t\r\nContent-Type: application/json\r\n"
@@ -996,9 +1031,12 @@ static void test_transport_refuses_ambiguous_requests(void **state)
 		if (st != cases[i].status)
 			fail_msg("case %zu: got %ld %s, want %ld:\n%s", i, st, reply,
 				 cases[i].status, req);
-		if (st == 400) {
+		if (!strncmp(req, "HEAD ", 5) && *reply)
+			fail_msg("case %zu: HEAD answered with a body:\n%s", i, reply);
+		if (st == 400 || st == 501) {
 			j = json_loads(reply, 0, NULL);
-			assert_string_equal(jstr(j, "error", "code"), "malformed_request");
+			assert_string_equal(jstr(j, "error", "code"),
+					    st == 400 ? "malformed_request" : "not_implemented");
 			json_decref(j);
 		}
 		free(reply);
@@ -1300,6 +1338,208 @@ static void test_database_lost_or_damaged_refused(void **state)
 	assert_int_equal(run_ringfenced(err, backup_none), 2);
 	assert_int_equal(access(nobak, F_OK), -1);
 	assert_int_equal(access(nodb, F_OK), -1);
+}
+
+/* --backup onto the live database (by its own name, another path to it, a symbolic or hard
+ * link, its -wal or -shm file, or a name whose dest.tmp is the database) is refused with exit 2
+ * and touches nothing: the database keeps its file, and the server restarts on it after more
+ * writes. (It used to say "written", exit 0, and leave the database damaged.) */
+static void test_backup_onto_database_refused(void **state)
+{
+	struct env *e = *state;
+	char tok[80], err[400], dup[5][400], cmd[1000], base[400];
+	struct stat before, after;
+	json_t *j;
+
+	if (rf_testdb_pg()) {
+		print_message("SQLite only (PostgreSQL: --backup refused, see pg_dump)\n");
+		return;
+	}
+	snprintf(err, sizeof(err), "%s/stderr", e->dir);
+	tenant(e, "before", NULL, tok);
+	assert_int_equal(stat(e->db, &before), 0);
+	snprintf(dup[0], sizeof(dup[0]), "%s/../%s/ringfenced.db", e->dir,
+		 strrchr(e->dir, '/') + 1);
+	snprintf(dup[1], sizeof(dup[1]), "%s/symlink.db", e->dir);
+	snprintf(dup[2], sizeof(dup[2]), "%s/hardlink.db", e->dir);
+	snprintf(dup[3], sizeof(dup[3]), "%s-wal", e->db);
+	snprintf(dup[4], sizeof(dup[4]), "%s-shm", e->db);
+	assert_int_equal(symlink(e->db, dup[1]), 0);
+	assert_int_equal(link(e->db, dup[2]), 0);
+	const char *self[] = {"--db", e->db, "--backup", e->db, NULL};
+	assert_int_equal(run_ringfenced(err, self), 2);
+	assert_true(file_has(err, "is the database itself"));
+	assert_false(file_has(err, "written"));
+	for (int i = 0; i < 5; i++) {
+		const char *other[] = {"--db", e->db, "--backup", dup[i], NULL};
+		assert_int_equal(run_ringfenced(err, other), 2);
+		assert_true(file_has(err, "is the database"));
+	}
+	assert_int_equal(stat(e->db, &after), 0);
+	assert_true(before.st_ino == after.st_ino && before.st_dev == after.st_dev);
+	snprintf(cmd, sizeof(cmd), "%s.tmp", e->db);
+	assert_int_equal(access(cmd, F_OK), -1);
+
+	/* More writes and a restart: the database is whole. */
+	tenant(e, "after", NULL, tok);
+	stop_server(e, SIGTERM);
+	start_server(e);
+	EXPECT_STATUS(200, http(e, "GET", "/v1/admin/tenants/before", e->admin, &j, NULL));
+	json_decref(j);
+	EXPECT_STATUS(200, http(e, "GET", "/v1/admin/tenants/after", e->admin, &j, NULL));
+	json_decref(j);
+	/* A backup to another file still works. */
+	snprintf(cmd, sizeof(cmd), "%s/backup.db", e->dir);
+	const char *good[] = {"--db", e->db, "--backup", cmd, NULL};
+	assert_int_equal(run_ringfenced(err, good), 0);
+	/* A database named "x.tmp" backed up to "x": the copy, made in x.tmp, would replace it. */
+	snprintf(base, sizeof(base), "%s/copy", e->dir);
+	snprintf(cmd, sizeof(cmd), "%s/copy.tmp", e->dir);
+	const char *totmp[] = {"--db", e->db, "--backup", cmd, NULL};
+	assert_int_equal(run_ringfenced(err, totmp), 0);
+	assert_int_equal(stat(cmd, &before), 0);
+	const char *viatmp[] = {"--db", cmd, "--backup", base, NULL};
+	assert_int_equal(run_ringfenced(err, viatmp), 2);
+	assert_true(file_has(err, "is the database itself"));
+	assert_int_equal(access(base, F_OK), -1);
+	assert_int_equal(stat(cmd, &after), 0);
+	assert_true(before.st_ino == after.st_ino);
+}
+
+/* Add and publish target name with the given schedule array (rings at 100 % from the start). */
+static void add_target_rings(struct env *e, const char *name, const char *const *rings)
+{
+	char custom[2048], content[64];
+	struct rf_diag d = {0};
+	int64_t now = rf_now_wall();
+	size_t n = (size_t)snprintf(custom, sizeof(custom),
+				    "{\"ringfence\":{\"release\":\"%s\",\"schedule\":[", name);
+
+	for (int i = 0; rings[i]; i++)
+		n += (size_t)snprintf(custom + n, sizeof(custom) - n,
+				      "%s{\"ring\":\"%s\",\"not_before\":0,"
+				      "\"ramp\":[{\"after\":0,\"percent\":100}]}",
+				      i ? "," : "", rings[i]);
+	snprintf(custom + n, sizeof(custom) - n, "]}}");
+	snprintf(content, sizeof(content), "pack bytes of %s", name);
+	if (rf_tuf_repo_add(e->repo, name, (const uint8_t *)content, strlen(content), custom, now,
+			    &d) < 0 ||
+	    rf_tuf_repo_publish(e->repo, now, &d) < 0)
+		fail_msg("repository: %s", d.first);
+}
+
+/* A signed schedule must list rings this server has, in ring order: rings out of order (broad
+ * before canary: broad used to open first), a schedule naming only rings that do not exist
+ * (it used to be created active and reach no device) and one with a misspelt ring among real
+ * ones are refused at release create with the reason, and nothing is created. A ring added
+ * under its name makes the same signed schedule acceptable. */
+static void test_schedule_rings_checked(void **state)
+{
+	struct env *e = *state;
+	json_t *j;
+	static const struct {
+		const char *target, *rings[4], *why;
+	} bad[] = {
+	    {"packs/order.rfp", {"broad", "canary"}, "listed in ring order"},
+	    {"packs/order3.rfp",
+	     {"canary", "broad", "early"},
+	     "'early' (position 1) is listed "
+	     "after 'broad' (position 2)"},
+	    {"packs/none.rfp", {"nowhere", "elsewhere"}, "ring 'nowhere', which this server"},
+	    {"packs/typo.rfp", {"canry", "broad"}, "rings: canary, early, broad"},
+	    {"packs/pilot.rfp", {"canary", "pilot", "broad"}, "ring 'pilot'"},
+	};
+
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		char body[128];
+		add_target_rings(e, bad[i].target, bad[i].rings);
+		snprintf(body, sizeof(body), "{\"target\":\"%s\"}", bad[i].target);
+		EXPECT_STATUS(400, http(e, "POST", "/v1/admin/releases", e->admin, &j, body));
+		const char *msg = jstr(j, "error", "message");
+		if (!strstr(msg, bad[i].why))
+			fail_msg("%s: '%s' does not say '%s'", bad[i].target, msg, bad[i].why);
+		json_decref(j);
+	}
+	EXPECT_STATUS(200, http(e, "GET", "/v1/admin/releases", e->admin, &j, NULL));
+	assert_int_equal(json_array_size(json_object_get(j, "releases")), 0);
+	json_decref(j);
+	/* The ring added between canary and broad: the signed schedule fits now. */
+	EXPECT_STATUS(201, http(e, "POST", "/v1/admin/rings", e->admin, NULL,
+				"{\"name\":\"pilot\",\"position\":1}"));
+	EXPECT_STATUS(201, http(e, "POST", "/v1/admin/releases", e->admin, NULL,
+				"{\"target\":\"packs/pilot.rfp\"}"));
+	/* Rings of one position may come in either order; skipping a ring is allowed. */
+	const char *skip[] = {"early", "pilot", "broad", NULL};
+	add_target_rings(e, "packs/skip.rfp", skip);
+	EXPECT_STATUS(201, http(e, "POST", "/v1/admin/releases", e->admin, NULL,
+				"{\"target\":\"packs/skip.rfp\"}"));
+}
+
+/* A first start that fails leaves nothing behind, says why, and the same --init works once the
+ * cause is fixed: the port in use (named with its address and reason; it used to say "Failed
+ * to bind to port 0" after creating the database, so the retry was refused as "exists
+ * already"), a --repo that is no repository (it used to end with backup advice), and a start
+ * on a missing database (it used to leave a stray DB.admin-token each time). */
+static void test_failed_first_start_leaves_nothing(void **state)
+{
+	struct env *e = *state;
+	char err[400], db[280], tokf[300], nope[400], addr[64];
+	struct sockaddr_in a = {.sin_family = AF_INET};
+	socklen_t alen = sizeof(a);
+
+	if (rf_testdb_pg()) {
+		print_message("SQLite only (the files a start creates)\n");
+		return;
+	}
+	snprintf(err, sizeof(err), "%s/stderr", e->dir);
+	snprintf(db, sizeof(db), "%s/first.db", e->dir);
+	snprintf(tokf, sizeof(tokf), "%s.admin-token", db);
+	snprintf(nope, sizeof(nope), "%s/not-a-repo", e->dir);
+	/* Another program holds the port. */
+	int blocker = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	assert_true(blocker >= 0);
+	inet_pton(AF_INET, "127.0.0.1", &a.sin_addr);
+	assert_int_equal(bind(blocker, (struct sockaddr *)&a, sizeof(a)), 0);
+	assert_int_equal(listen(blocker, 1), 0);
+	assert_int_equal(getsockname(blocker, (struct sockaddr *)&a, &alen), 0);
+	snprintf(addr, sizeof(addr), "127.0.0.1:%u", ntohs(a.sin_port));
+
+	const char *busy[] = {"--db", db, "--init", "--listen", addr, "--repo", e->repo, NULL};
+	assert_int_equal(run_ringfenced(err, busy), 1);
+	if (!file_has(err, addr) || !file_has(err, "Address already in use"))
+		fail_msg("the refusal does not name %s and the reason", addr);
+	assert_false(file_has(err, "port 0"));
+	assert_int_equal(access(db, F_OK), -1);
+	assert_int_equal(access(tokf, F_OK), -1);
+	close(blocker);
+
+	assert_int_equal(mkdir(nope, 0755), 0);
+	const char *badrepo[] = {"--db",	db,	  "--init", "--listen",
+				 "127.0.0.1:0", "--repo", nope,	    NULL};
+	assert_int_equal(run_ringfenced(err, badrepo), 2);
+	assert_true(file_has(err, "not a TUF repository"));
+	assert_true(file_has(err, "ringfence repo init"));
+	assert_false(file_has(err, "backup"));
+	assert_int_equal(access(db, F_OK), -1);
+	assert_int_equal(access(tokf, F_OK), -1);
+
+	const char *missing[] = {"--db", db, "--listen", "127.0.0.1:0", NULL};
+	assert_int_equal(run_ringfenced(err, missing), 2);
+	assert_true(file_has(err, "does not exist"));
+	assert_int_equal(access(db, F_OK), -1);
+	assert_int_equal(access(tokf, F_OK), -1);
+
+	/* The cause fixed, the same --init starts a new server; its token file is made then. */
+	stop_server(e, SIGTERM);
+	snprintf(e->db, sizeof(e->db), "%s", db);
+	snprintf(e->token_file, sizeof(e->token_file), "%s", tokf);
+	e->created = false;
+	e->admin[0] = 0;
+	start_server(e);
+	assert_int_equal(access(tokf, F_OK), 0);
+	json_t *j;
+	EXPECT_STATUS(200, http(e, "GET", "/v1/admin/releases", e->admin, &j, NULL));
+	json_decref(j);
 }
 
 /* The same rules on PostgreSQL: --backup names pg_dump; --init on a database with a schema is
@@ -2553,6 +2793,19 @@ static void test_cli_operator_commands(void **state)
 	assert_non_null(strstr(out, "cli test"));
 	CLI(1, "release", "halt", "1");
 	CLI(0, "release", "resume", "1");
+	/* A reason with terminal escapes, a newline and a C1 CSI (U+009B): the human output
+	 * shows them escaped on one line, --json keeps the exact string. */
+	CLI(0, "release", "halt", "1", "--reason", "bad\x1b[2J\nline2\xc2\x9bX \xc3\xbc");
+	assert_null(strchr(out, 0x1b));
+	assert_null(strstr(out, "\xc2\x9b"));
+	if (!strstr(out, "  halt: operator: bad\\x1b[2J\\x0aline2\\u009bX \xc3\xbc\n"))
+		fail_msg("halt reason not escaped on one line:\n%s", out);
+	CLI(0, "release", "list");
+	assert_null(strchr(out, 0x1b));
+	assert_non_null(strstr(out, "bad\\x1b[2J\\x0aline2"));
+	CLI(0, "release", "status", "1", "--json");
+	assert_non_null(strstr(out, "\"halt_reason\": \"operator: bad\\u001B[2J\\nline2"));
+	CLI(0, "release", "resume", "1");
 	CLI(0, "release", "hold", "1", "--reason", "weekend");
 	assert_non_null(strstr(out, "held"));
 	CLI(0, "release", "resume", "1");
@@ -2632,8 +2885,11 @@ int main(int argc, char **argv)
 	    cmocka_unit_test_setup_teardown(test_slow_clients_do_not_lock_out_others, setup,
 					    teardown),
 	    cmocka_unit_test_setup_teardown(test_postgresql_down_and_back, setup, teardown),
-	    cmocka_unit_test_setup_teardown(test_database_lost_or_damaged_refused, setup,
+	    cmocka_unit_test_setup_teardown(test_backup_onto_database_refused, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_schedule_rings_checked, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_failed_first_start_leaves_nothing, setup,
 					    teardown),
+	    cmocka_unit_test_setup_teardown(test_database_lost_or_damaged_refused, setup, teardown),
 	};
 
 	if (argc < 3) {
@@ -2644,6 +2900,8 @@ int main(int argc, char **argv)
 	ringfence_path = argv[2];
 	signal(SIGPIPE, SIG_IGN);
 	curl_global_init(CURL_GLOBAL_DEFAULT);
+	if (getenv("RF_TEST_FILTER")) /* e.g. RF_TEST_FILTER='test_backup*': one test by hand */
+		cmocka_set_test_filter(getenv("RF_TEST_FILTER"));
 	int r = cmocka_run_group_tests(tests, NULL, NULL);
 	curl_global_cleanup();
 	return r;

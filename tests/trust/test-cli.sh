@@ -41,12 +41,12 @@ n=$(find "$T/r/keys" -maxdepth 1 -name '*.pem' | wc -l)
 bad=$(find "$T/r/keys" -name '*.pem' ! -perm 600 | wc -l)
 [ "$bad" = 0 ] || fail "private keys not mode 0600"
 printf 'pack bytes \001\002\n' > "$T/pack.rfp"
-expect 1 "$RF" repo add "$T/r" "$T/pack.rfp" --name ../escape
-expect 1 "$RF" repo add "$T/r" "$T/pack.rfp" --name a//b
-expect 1 "$RF" repo add "$T/r" "$T/pack.rfp" --name ok --custom '[1]'
-expect 1 "$RF" repo add "$T/r" "$T/pack.rfp" --name ok --custom '{"a":1,"a":2}'
-expect 2 "$RF" repo add "$T/r" "$T/missing" --name ok
-expect 0 "$RF" repo add "$T/r" "$T/pack.rfp" --name packs/p1.rfp --custom '{"ramp":[[0,5]]}'
+expect 1 "$RF" repo add "$T/r" "$T/pack.rfp" --raw --name ../escape
+expect 1 "$RF" repo add "$T/r" "$T/pack.rfp" --raw --name a//b
+expect 1 "$RF" repo add "$T/r" "$T/pack.rfp" --raw --name ok --custom '[1]'
+expect 1 "$RF" repo add "$T/r" "$T/pack.rfp" --raw --name ok --custom '{"a":1,"a":2}'
+expect 2 "$RF" repo add "$T/r" "$T/missing" --raw --name ok
+expect 0 "$RF" repo add "$T/r" "$T/pack.rfp" --raw --name packs/p1.rfp --custom '{"ramp":[[0,5]]}'
 expect 0 "$RF" repo publish "$T/r"
 grep -rq "BEGIN PRIVATE KEY" "$T/r/repository" && fail "a private key is in the served tree"
 
@@ -106,7 +106,7 @@ cmp -s "$T/md/root.json" "$T/r/repository/metadata/4.root.json" ||
 # --- concurrent writers (CLI and server share a repository): the flock serialises them ------
 pids=()
 for i in 1 2 3 4 5 6; do
-	"$RF" repo add "$T/r" "$T/pack.rfp" --name "par/p$i" >/dev/null 2>&1 & pids+=($!)
+	"$RF" repo add "$T/r" "$T/pack.rfp" --raw --name "par/p$i" >/dev/null 2>&1 & pids+=($!)
 done
 "$RF" repo refresh "$T/r" --within 400d >/dev/null 2>&1 & pids+=($!)
 for p in "${pids[@]}"; do wait "$p" || fail "a concurrent repo command failed"; done

@@ -25,7 +25,7 @@ fail() { echo "FAIL: $*" >&2; exit 1; }
 
 "$RF" repo init "$T/r" >/dev/null || fail "repo init"
 echo v0 > "$T/pack"
-"$RF" repo add "$T/r" "$T/pack" --name packs/p.rfp >/dev/null || fail "repo add"
+"$RF" repo add "$T/r" "$T/pack" --raw --name packs/p.rfp >/dev/null || fail "repo add"
 "$RF" repo publish "$T/r" >/dev/null || fail "publish"
 "$HTTPD" "$T/r/repository" "$T/port" 170 & SRV=$!
 for _ in $(seq 50); do [ -s "$T/port" ] && break; sleep 0.1; done
@@ -100,7 +100,7 @@ snap() { rm -rf "$T/old.md" "$T/old.t" && cp -a "$MD" "$T/old.md" && cp -a "$TD"
 # a new pack published as packs/p.rfp
 release() {
 	echo "$1" > "$T/pack"
-	"$RF" repo add "$T/r" "$T/pack" --name packs/p.rfp >/dev/null || fail "add $1"
+	"$RF" repo add "$T/r" "$T/pack" --raw --name packs/p.rfp >/dev/null || fail "add $1"
 	"$RF" repo publish "$T/r" >/dev/null || fail "publish $1"
 }
 

@@ -66,7 +66,7 @@ for kt in ed25519 ecdsa rsa; do
 	"$RF" repo init "$R" --keytype "$kt" >/dev/null || fail "repo init $kt"
 	{ echo "pack for $kt"; head -c 3000 /dev/zero | tr '\0' 'p'; } > "$T/pack-$kt.rfp"
 	CUSTOM='{"ramp":[{"ring":0,"start":"2030-01-01T00:00:00Z","pct":5}],"release":"r1"}'
-	"$RF" repo add "$R" "$T/pack-$kt.rfp" --name "packs/pack-$kt.rfp" --custom "$CUSTOM" \
+	"$RF" repo add "$R" "$T/pack-$kt.rfp" --raw --name "packs/pack-$kt.rfp" --custom "$CUSTOM" \
 		>/dev/null || fail "repo add $kt"
 	"$RF" repo publish "$R" >/dev/null || fail "repo publish $kt"
 	"$RF" repo rotate "$R" root >/dev/null || fail "repo rotate $kt"   # tuf-js walks 1 -> 2
@@ -76,7 +76,7 @@ for kt in ed25519 ecdsa rsa; do
 	# tuf-js follows the repository through a new release, every key rotation and a refresh
 	# that re-signs every role (same metadata dir: its cached state is the rollback reference)
 	echo "second pack $kt" > "$T/pack2-$kt.rfp"
-	"$RF" repo add "$R" "$T/pack2-$kt.rfp" --name "packs/two.rfp" >/dev/null || fail "add 2 $kt"
+	"$RF" repo add "$R" "$T/pack2-$kt.rfp" --raw --name "packs/two.rfp" >/dev/null || fail "add 2 $kt"
 	"$RF" repo publish "$R" >/dev/null || fail "publish 2 $kt"
 	for role in targets snapshot timestamp root; do
 		"$RF" repo rotate "$R" "$role" >/dev/null || fail "rotate $role $kt"
