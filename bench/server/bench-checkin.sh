@@ -45,7 +45,7 @@ free_port() {
 # --- the repository and a release admitted to every device -----------------------------------
 "$RINGFENCE" repo init "$T/repo" >/dev/null
 head -c 4096 /dev/urandom >"$T/pack.rfp"
-"$RINGFENCE" repo add "$T/repo" "$T/pack.rfp" --name packs/bench-1.rfp --custom \
+"$RINGFENCE" repo add "$T/repo" "$T/pack.rfp" --raw --name packs/bench-1.rfp --custom \
 	'{"ringfence":{"release":"bench-1","schedule":[{"ring":"canary","not_before":0,"ramp":[{"after":0,"percent":100}]},{"ring":"early","not_before":0,"ramp":[{"after":0,"percent":100}]},{"ring":"broad","not_before":0,"ramp":[{"after":0,"percent":100}]}]}}' >/dev/null
 "$RINGFENCE" repo publish "$T/repo" >/dev/null
 SHA=$(sha256sum "$T/pack.rfp" | cut -d' ' -f1)
