@@ -3,7 +3,7 @@
  * serialised by a mutex of its own (a backend is one connection and expects one caller at a
  * time, store.h). The server keeps it apart from its own lock (rf_server.lock) so that a
  * database round trip need not hold the lock that check-ins take: the group commit of reports
- * (device.c) and the chunks of the device flush (persist.c) write with this mutex only. Lock
+ * (report.c) and the chunks of the device flush (persist.c) write with this mutex only. Lock
  * order: rf_server.lock, then this one; never the other way round.
  */
 #include <errno.h>
@@ -17,7 +17,7 @@ struct serial_db {
 	struct rf_db *inner;
 	pthread_mutex_t mu;
 	/* Several instances: a second connection for reading one device (the read before every
-	 * report, device.c), so those reads do not queue behind the writes of the first. */
+	 * report, report.c), so those reads do not queue behind the writes of the first. */
 	struct rf_db *reader;
 	pthread_mutex_t rmu;
 	struct rf_db_ops ops;

@@ -1,8 +1,8 @@
 /*
  * Internals shared by the files of the server core (server.c: state, lookups, loading, dispatch,
- * tick; request.c; device.c: device API; admin.c: operator API; persist.c; gates.c; web.c:
- * dashboard, metrics, the TUF repository). Not a public interface: everything here is
- * guarded by rf_server.lock unless a field says otherwise.
+ * tick; request.c; device.c, checkin.c, report.c: device API; admin.c: operator API; persist.c;
+ * gates.c; web.c: dashboard, metrics, the TUF repository). Not a public interface: everything here
+ * is guarded by rf_server.lock unless a field says otherwise.
  */
 #ifndef RF_SERVER_INTERNAL_H
 #define RF_SERVER_INTERNAL_H
@@ -196,7 +196,7 @@ struct rf_server {
 	char **strs;
 	size_t nstrs;
 	uint16_t *strtab; /* open addressing over strs indexes (0 empty), RF__SRV_STRTAB slots */
-	/* Group commit of reports (device.c): reports waiting for a transaction (a list of the
+	/* Group commit of reports (report.c): reports waiting for a transaction (a list of the
 	 * waiting requests' entries), whether one request is writing a batch now, and the
 	 * condition every waiter (and every write waiting for a DEV_BUSY device) waits on. */
 	struct rf__srv_wentry *wq_head, **wq_tail;
@@ -219,7 +219,7 @@ struct rf_server {
 	bool shared, leader, reread;
 	int64_t last_reread;
 	uint64_t notified_ns; /* the last early read of announcements (rf_server_wait) */
-	int64_t started_at; /* silence is never counted across the server's own downtime */
+	int64_t started_at;   /* silence is never counted across the server's own downtime */
 
 	/* The audit trail (audit.c): where its lines are logged, and who is acting during an
 	 * operator request ("admin:" and the first 8 hex digits of the admin token's SHA-256). */
@@ -261,7 +261,7 @@ enum {
 	EV_QUARANTINED
 };
 
-/* Kinds of string members (rf__srv_get_str, device.c's jfield). */
+/* Kinds of string members (rf__srv_get_str, checkin.c's jfield). */
 enum { S_ID = 1, S_TEXT, S_HEX };
 
 int64_t rf__srv_now(struct rf_server *s);
@@ -345,11 +345,30 @@ int rf__srv_db_serial(struct rf_db *st, const char *spec, struct rf_db **ret);
 /* Wait until device idx has no write in flight (DEV_BUSY). Lock held (released meanwhile: the
  * caller must look up anything it found before again). */
 void rf__srv_dev_wait(struct rf_server *s, uint32_t idx);
-/* device.c */
+/* device.c: a device's records, its authentication, enrolment */
 int rf__srv_handle_enroll(struct rf_server *s, const struct rf_server_request *q,
 			  struct rf_server_reply *r);
+/* Device d's record of release rel; created at now (in the slot of its oldest release) when
+ * create, else NULL when it has none. */
+struct rf__srv_devrel *rf__srv_hist_get(struct rf__srv_dev *d, int64_t rel, bool create,
+					int64_t now);
+/* Start record h afresh if it dates from before its release was resumed (its clock from since);
+ * returns whether it did. */
+bool rf__srv_hist_renew(struct rf_server *s, struct rf__srv_devrel *h, int64_t since, int64_t now);
+/* Device d took release rel at now: it leaves every other release it was on. */
+void rf__srv_dev_take(struct rf_server *s, struct rf__srv_dev *d, int64_t rel, int64_t now);
+/* The SHA-256 of a device request's credential into h (outside the lock). Returns 0, or -1
+ * with the 401 reply written. */
+int rf__srv_dev_cred_hash(const struct rf_server_request *q, struct rf_server_reply *r,
+			  uint8_t h[32]);
+/* The device dev_id (its index in *ret_idx) if h is its current credential's hash, else NULL
+ * with the reply written; fresh: read it from the store first (several instances). Lock held. */
+struct rf__srv_dev *rf__srv_dev_auth(struct rf_server *s, const uint8_t h[32], const char *dev_id,
+				     struct rf_server_reply *r, uint32_t *ret_idx, bool fresh);
+/* checkin.c */
 int rf__srv_handle_checkin(struct rf_server *s, const struct rf_server_request *q,
 			   struct rf_server_reply *r);
+/* report.c */
 int rf__srv_handle_report(struct rf_server *s, const struct rf_server_request *q,
 			  struct rf_server_reply *r);
 /* Apply again onto row (a newer store row of the device, read after another instance wrote it)

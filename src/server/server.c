@@ -2,9 +2,10 @@
  * The ringfenced core: the working set and its lookup tables, loading it from the store,
  * dispatching requests and the periodic tick (heartbeat flush, gate evaluation, TUF timestamp
  * refresh). See server.h for the model. The rest of the server is split along its seams:
- * request.c (body and token checks), device.c (device API), admin.c (operator API), persist.c
- * (storage formats and the flush), gates.c (health and gates), web.c (dashboard, metrics, the
- * TUF repository).
+ * request.c (body and token checks), the device API (device.c: records, authentication,
+ * enrolment; checkin.c: the check-in; report.c: reports and their group commit), admin.c
+ * (operator API), persist.c (storage formats and the flush), gates.c (health and gates), web.c
+ * (dashboard, metrics, the TUF repository).
  *
  * Invariants:
  *  - Every state change is written to the store first; memory is updated only after the store

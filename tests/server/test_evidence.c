@@ -1,5 +1,5 @@
 /*
- * What counts as a device's evidence on a release (src/server/device.c, gates.c; docs/server.md
+ * What counts as a device's evidence on a release (src/server/device.c, checkin.c, report.c, gates.c; docs/server.md
  * "Health and gates"), through the server core as the transport drives it (rf_server_handle:
  * real request bodies), on a real database (SQLite, or PostgreSQL as server-evidence-pg) and a
  * real TUF repository, with a test clock:

@@ -275,7 +275,7 @@ checkins() {
 	done
 }
 # It took release 1 first (intent), so its failures count on its record there: a local failure
-# about a release a device never took is kept in the reports only (device.c).
+# about a release a device never took is kept in the reports only (report.c).
 code=$(post 1 /v1/report "{\"device_id\":\"alt-1\",\"report_id\":\"alt-intent\",\"event\":\"intent\",\"target\":\"packs/a.rfp\",\"time\":$(date +%s)}")
 [ "$code" = 201 ] || fail "intent of alt-1: HTTP $code"
 pids=()
