@@ -41,6 +41,7 @@ CONNS=${6:-64}
 SMALL=${RF_SCALE_SMALL:-2000}
 IDLE_SECS=${IDLE_SECS:-10}
 THREADS=${WRK_THREADS:-2}
+LISTEN=${RF_SCALE_LISTEN:-unix} # how nginx reaches the instances: unix sockets, or tcp
 INSTANCES=2
 SRC=${RF_SOURCE_ROOT:-$(cd "$(dirname "$0")/../.." && pwd)}
 NGINX=$(command -v nginx || echo /usr/sbin/nginx)
@@ -75,9 +76,29 @@ tree_ticks() {
 PG_PM=$(head -1 "$(sed -n 's/^dir=//p' "$RF_TEST_PG_CTL" | tr -d "'")/data/postmaster.pid" 2>/dev/null || echo)
 
 start_rf() { # SIZE K [--init]
-	local n=$1 k=$2 dir=$T/n$1
+	local n=$1 k=$2 dir=$T/n$1 lines
 	shift 2
 	rm -f "$dir/port-$k"
+	touch "$dir/ringfenced-$k.log"
+	lines=$(wc -l <"$dir/ringfenced-$k.log")
+	if [ "$LISTEN" = unix ]; then
+		# As dist/ringfenced@.service: a unix socket for nginx on the same host.
+		"$RINGFENCED" "$@" --listen "unix:$dir/rf-$k.sock" \
+			--db "${DB[$n]}" --repo "$T/repo" --admin-token-file "$dir/admin" \
+			--threads "${RF_THREADS:-8}" 2>>"$dir/ringfenced-$k.log" &
+		PID[$n.$k]=$!
+		for _ in $(seq 6000); do
+			tail -n +$((lines + 1)) "$dir/ringfenced-$k.log" | grep -q "listening on" && break
+			kill -0 "${PID[$n.$k]}" 2>/dev/null || break
+			sleep 0.05
+		done
+		tail -n +$((lines + 1)) "$dir/ringfenced-$k.log" | grep -q "listening on" ||
+			{ echo "bench-scale-pg: ringfenced did not start"; cat "$dir/ringfenced-$k.log"; exit 1; }
+		# nginx's workers run as nobody when the benchmark runs as root.
+		[ "$(id -u)" = 0 ] && chmod o+x "$T" "$dir" && chmod o+rw "$dir/rf-$k.sock"
+		PORT[$n.$k]=unix:$dir/rf-$k.sock
+		return 0
+	fi
 	"$RINGFENCED" "$@" --per-ip-connections 0 --listen 127.0.0.1:0 --port-file "$dir/port-$k" \
 		--db "${DB[$n]}" --repo "$T/repo" --admin-token-file "$dir/admin" \
 		--threads "${RF_THREADS:-8}" 2>>"$dir/ringfenced-$k.log" &
@@ -85,6 +106,16 @@ start_rf() { # SIZE K [--init]
 	for _ in $(seq 6000); do [ -s "$dir/port-$k" ] && break; sleep 0.05; done
 	[ -s "$dir/port-$k" ] || { echo "bench-scale-pg: ringfenced did not start"; cat "$dir/ringfenced-$k.log"; exit 1; }
 	PORT[$n.$k]=$(cat "$dir/port-$k")
+}
+
+# rf_curl K-KEY ARGS... PATH: curl to one instance directly (TCP port or unix socket).
+rf_curl() {
+	local key=$1 path=${*: -1}
+	set -- "${@:2:$#-2}"
+	case ${PORT[$key]} in
+	unix:*) curl --unix-socket "${PORT[$key]#unix:}" "$@" "http://localhost$path" ;;
+	*) curl "$@" "http://127.0.0.1:${PORT[$key]}$path" ;;
+	esac
 }
 
 stop_rf() { # SIZE K
@@ -97,11 +128,14 @@ stop_rf() { # SIZE K
 start_nginx() {
 	local n=$1 dir=$T/n$1 upstreams="" k
 	for k in $(seq $INSTANCES); do
-		upstreams+="    server 127.0.0.1:${PORT[$n.$k]} max_fails=1 fail_timeout=2s;\n"
+		case ${PORT[$n.$k]} in
+		unix:*) upstreams+="    server ${PORT[$n.$k]} max_fails=1 fail_timeout=2s;\n" ;;
+		*) upstreams+="    server 127.0.0.1:${PORT[$n.$k]} max_fails=1 fail_timeout=2s;\n" ;;
+		esac
 	done
 	NPORT[$n]=$(free_port)
 	mkdir -p "$dir/nginx-tmp"
-	sed -e "/^    server 127\.0\.0\.1:844[0-9]/d" \
+	sed -e "/^    server unix:\/run\/ringfence\//d" \
 		-e "s|^    keepalive 64;|$upstreams    keepalive 64;|" \
 		-e "s|listen 443 ssl;|listen 127.0.0.1:${NPORT[$n]};|" \
 		-e "/ssl_certificate/d" \
@@ -138,6 +172,10 @@ setup() { # SIZE: its database, devices, instances and nginx, running
 	mkdir -p "$dir"
 	psql "$RF_TEST_DB" -qc "CREATE DATABASE rf_scale_$n" >/dev/null
 	DB[$n]=${RF_TEST_DB/\/postgres\?//rf_scale_$n?}
+	# The release and the tenant through the real operator API (the CLI speaks TCP: a first
+	# instance on a port for this step).
+	local listen=$LISTEN
+	LISTEN=tcp
 	start_rf "$n" 1 --init
 	local base=http://127.0.0.1:${PORT[$n.1]}
 	RINGFENCE_ADMIN_TOKEN_FILE=$dir/admin RINGFENCE_SERVER=$base \
@@ -145,6 +183,7 @@ setup() { # SIZE: its database, devices, instances and nginx, running
 	RINGFENCE_ADMIN_TOKEN_FILE=$dir/admin RINGFENCE_SERVER=$base \
 		"$RINGFENCE" tenant create bench --json >/dev/null
 	stop_rf "$n" 1
+	LISTEN=$listen
 	local t0 t1
 	t0=$(date +%s.%N)
 	"$ENROLL" "${DB[$n]}" bench "$n" 1 "$dir/devices.txt"
@@ -207,7 +246,7 @@ r=resource.getrusage(resource.RUSAGE_CHILDREN); sys.stdout.write("wrkcpu %.2f\n"
 median() { python3 -c "import sys,statistics; print('%.2f' % statistics.median(float(x) for x in sys.argv[1:]))" $1; }
 
 ROUNDS=${ROUNDS:-3}
-echo "machine: $(nproc) CPUs, load $(cut -d' ' -f1-3 /proc/loadavg); $INSTANCES ringfenced (threads ${RF_THREADS:-8}) on one PostgreSQL behind nginx (${NGINX_WORKERS:-2} workers) per size; wrk -t$THREADS -c$CONNS -d${SECS}s --latency, $ROUNDS alternating rounds; idle over ${IDLE_SECS}s"
+echo "machine: $(nproc) CPUs, load $(cut -d' ' -f1-3 /proc/loadavg); $INSTANCES ringfenced (threads ${RF_THREADS:-8}, $LISTEN sockets) on one PostgreSQL behind nginx (${NGINX_WORKERS:-2} workers) per size; wrk -t$THREADS -c$CONNS -d${SECS}s --latency, $ROUNDS alternating rounds; idle over ${IDLE_SECS}s"
 echo "PostgreSQL settings: $(echo "${RF_PG_CONF:-(pg.sh defaults)}" | tr '\n' ';')"
 setup "$SMALL"
 setup "$DEVICES"
@@ -240,7 +279,7 @@ for n in "$SMALL" "$DEVICES"; do
 	reps=0 commits=0 retries=0 conflicts=0
 	metric() { echo "$1" | awk -v k="$2" '$1 ~ "^"k {c += $2} END {print c + 0}'; }
 	for k in $(seq $INSTANCES); do
-		m=$(curl -s "http://127.0.0.1:${PORT[$n.$k]}/metrics")
+		m=$(rf_curl "$n.$k" -s /metrics)
 		reps=$((reps + $(metric "$m" ringfence_reports_total)))
 		commits=$((commits + $(metric "$m" ringfence_report_commits_total)))
 		retries=$((retries + $(metric "$m" ringfence_store_retries_total)))

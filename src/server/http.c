@@ -11,6 +11,8 @@
 #include <errno.h>
 #include <netinet/in.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -26,6 +28,10 @@ struct rf_http {
 	struct MHD_Daemon *d;
 	struct rf_server *s;
 	uint16_t port;
+	/* unix:PATH: the socket file this listener made (removed at stop if it is still that). */
+	char *sock_path;
+	dev_t sock_dev;
+	ino_t sock_ino;
 };
 
 struct req {
@@ -40,7 +46,7 @@ static const char too_large_json[] = "{\"error\":{\"status\":413,\"code\":\"too_
 				     "\"message\":\"request body over the limit\"}}";
 
 #define STR_(x) #x
-#define STR(x) STR_(x)
+#define STR(x)	STR_(x)
 /* Retry-After of every 503 (limits.h), as header text. */
 #define RETRY_AFTER STR(RF_SRV_RETRY_AFTER_S)
 
@@ -391,6 +397,73 @@ static void on_done(void *cls, struct MHD_Connection *c, void **con_cls,
 	*con_cls = NULL;
 }
 
+/*
+ * unix:PATH. A socket file left by a server that stopped (nobody accepts on it) is replaced;
+ * anything else at PATH (a live server's socket, a file, a directory) is never touched. The
+ * socket is made mode 0660 (umask at bind: the program is still single-threaded here), so that
+ * a proxy in the socket's group can connect.
+ */
+static int listen_unix(const char *addr, struct rf_diag *diag, int *ret_fd)
+{
+	struct sockaddr_un sa = {.sun_family = AF_UNIX};
+	const char *path = addr + 5;
+	size_t n = strlen(path);
+	struct stat st;
+	int fd, r;
+
+	if (n == 0 || n >= sizeof(sa.sun_path))
+		return rf_diag_report(
+		    diag, -EINVAL, "listen address '%s': unix:PATH needs a path of 1 to %zu bytes",
+		    addr, sizeof(sa.sun_path) - 1);
+	memcpy(sa.sun_path, path, n);
+	if (lstat(path, &st) == 0) {
+		if (!S_ISSOCK(st.st_mode))
+			return rf_diag_report(diag, -EEXIST,
+					      "cannot listen on %s: %s exists and is not a socket "
+					      "(not replaced)",
+					      addr, path);
+		int probe = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+		if (probe < 0)
+			return rf_diag_report(diag, -errno, "cannot listen on %s: socket: %s", addr,
+					      strerror(errno));
+		r = connect(probe, (struct sockaddr *)&sa, sizeof(sa));
+		int ce = errno;
+		close(probe);
+		if (r == 0 || ce != ECONNREFUSED)
+			return rf_diag_report(diag, -EADDRINUSE,
+					      "cannot listen on %s: %s (another ringfenced, or "
+					      "another program, serves that socket)",
+					      addr,
+					      r == 0 ? "it accepts connections" : strerror(ce));
+		if (unlink(path) < 0 && errno != ENOENT)
+			return rf_diag_report(
+			    diag, -errno, "cannot listen on %s: cannot remove the stale socket: %s",
+			    addr, strerror(errno));
+	}
+	fd = socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+	if (fd < 0)
+		return rf_diag_report(diag, -errno, "cannot listen on %s: socket: %s", addr,
+				      strerror(errno));
+	mode_t old = umask(0117);
+	r = bind(fd, (struct sockaddr *)&sa, sizeof(sa)) < 0 ? -errno : 0;
+	umask(old);
+	if (r == 0 && listen(fd, 1024) < 0) {
+		r = -errno;
+		unlink(path);
+	}
+	if (r < 0) {
+		close(fd);
+		return rf_diag_report(diag, r, "cannot listen on %s: %s", addr, strerror(-r));
+	}
+	*ret_fd = fd;
+	return 0;
+}
+
+bool rf_http_is_unix(const char *addr)
+{
+	return addr && !strncmp(addr, "unix:", 5);
+}
+
 int rf_http_listen(const char *addr, struct rf_diag *diag, int *ret_fd)
 {
 	struct sockaddr_in sa = {.sin_family = AF_INET};
@@ -399,14 +472,18 @@ int rf_http_listen(const char *addr, struct rf_diag *diag, int *ret_fd)
 	uint64_t port;
 	int fd, one = 1, r;
 
+	if (rf_http_is_unix(addr))
+		return listen_unix(addr, diag, ret_fd);
 	if (!colon || (size_t)(colon - addr) >= sizeof(ip) || rf_parse_u64(colon + 1, &port) < 0 ||
 	    port > 65535)
-		return rf_diag_report(diag, -EINVAL, "listen address '%s' is not IPv4:PORT",
+		return rf_diag_report(diag, -EINVAL,
+				      "listen address '%s' is not IPv4:PORT or unix:PATH",
 				      addr ? addr : "");
 	memcpy(ip, addr, (size_t)(colon - addr));
 	ip[colon - addr] = 0;
 	if (inet_pton(AF_INET, ip, &sa.sin_addr) != 1)
-		return rf_diag_report(diag, -EINVAL, "listen address '%s' is not IPv4:PORT", addr);
+		return rf_diag_report(diag, -EINVAL,
+				      "listen address '%s' is not IPv4:PORT or unix:PATH", addr);
 	sa.sin_port = htons((uint16_t)port);
 	fd = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
 	if (fd < 0)
@@ -453,6 +530,12 @@ int rf_http_start(struct rf_server *s, const struct rf_http_opts *o, struct rf_d
 	socklen_t salen = sizeof(sa);
 	if (getsockname(fd, (struct sockaddr *)&sa, &salen) == 0 && sa.sin_family == AF_INET)
 		h->port = ntohs(sa.sin_port);
+	struct stat st;
+	if (rf_http_is_unix(o->addr) && stat(o->addr + 5, &st) == 0 && S_ISSOCK(st.st_mode)) {
+		h->sock_path = strdup(o->addr + 5);
+		h->sock_dev = st.st_dev;
+		h->sock_ino = st.st_ino;
+	}
 	/* The per-address count is kept by the master daemon for the whole thread pool; the
 	 * connection limit is shared out among the threads. The daemon owns the socket. */
 	h->d = MHD_start_daemon(MHD_USE_EPOLL_INTERNAL_THREAD | MHD_USE_TURBO | MHD_USE_ERROR_LOG,
@@ -465,6 +548,7 @@ int rf_http_start(struct rf_server *s, const struct rf_http_opts *o, struct rf_d
 				MHD_OPTION_NOTIFY_COMPLETED, on_done, h, MHD_OPTION_END);
 	if (!h->d) {
 		close(fd);
+		free(h->sock_path);
 		free(h);
 		return rf_diag_report(diag, -EIO,
 				      "cannot serve %s: the HTTP server did not start (threads?)",
@@ -484,5 +568,10 @@ void rf_http_stop(struct rf_http *h)
 	if (!h)
 		return;
 	MHD_stop_daemon(h->d);
+	struct stat st;
+	if (h->sock_path && stat(h->sock_path, &st) == 0 && st.st_dev == h->sock_dev &&
+	    st.st_ino == h->sock_ino)
+		unlink(h->sock_path);
+	free(h->sock_path);
 	free(h);
 }

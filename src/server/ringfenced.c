@@ -48,34 +48,38 @@ static void audit_log(void *ud, int priority, const char *line)
 
 static void usage(FILE *f)
 {
-	fputs("usage: ringfenced --db PATH|URI [--init] [--listen IP:PORT] [--repo DIR]\n"
-	      "                  [--admin-token-file F] [--threads N] [--poll-interval S]\n"
-	      "                  [--max-connections N] [--per-ip-connections N] [--port-file F]\n"
-	      "       ringfenced --db PATH --backup FILE\n"
-	      "       ringfenced --version\n"
-	      "\n"
-	      "  --db PATH               SQLite database (checked at every start; migrated)\n"
-	      "  --db postgresql://...   PostgreSQL database (libpq URI; postgres:// too): several\n"
-	      "                          ringfenced may share it; --init needs\n"
-	      "                          --admin-token-file, other instances read the token's\n"
-	      "                          hash from the database (a file given must match it)\n"
-	      "  --init                  create a new database (first start only: refused\n"
-	      "                          when one exists; later starts need no flag)\n"
-	      "  --backup FILE           copy the database to FILE (safe while a server runs on\n"
-	      "                          it) and exit (SQLite; PostgreSQL: use pg_dump)\n"
-	      "  --listen IP:PORT        address to serve (default 127.0.0.1:8440; port 0: any "
-	      "free)\n"
-	      "  --repo DIR              TUF repository (ringfence repo init); served at /repo/\n"
-	      "  --admin-token-file F    operator token; created (mode 0600) if missing\n"
-	      "                          (default: admin-token next to the database)\n"
-	      "  --threads N             HTTP worker threads (default: one per CPU)\n"
-	      "  --poll-interval S       check-in interval told to devices (default 300)\n"
-	      "  --max-connections N     concurrent connections in all (default 4096)\n"
-	      "  --per-ip-connections N  concurrent connections from one address (default 64;\n"
-	      "                          0: no limit, e.g. behind a reverse proxy)\n"
-	      "  --port-file F           write the bound port to F once listening\n"
-	      "\nThe protocol is docs/protocol.md; operating it is docs/server.md.\n",
-	      f);
+	fputs(
+	    "usage: ringfenced --db PATH|URI [--init] [--listen IP:PORT|unix:PATH] [--repo DIR]\n"
+	    "                  [--admin-token-file F] [--threads N] [--poll-interval S]\n"
+	    "                  [--max-connections N] [--per-ip-connections N] [--port-file F]\n"
+	    "       ringfenced --db PATH --backup FILE\n"
+	    "       ringfenced --version\n"
+	    "\n"
+	    "  --db PATH               SQLite database (checked at every start; migrated)\n"
+	    "  --db postgresql://...   PostgreSQL database (libpq URI; postgres:// too): several\n"
+	    "                          ringfenced may share it; --init needs\n"
+	    "                          --admin-token-file, other instances read the token's\n"
+	    "                          hash from the database (a file given must match it)\n"
+	    "  --init                  create a new database (first start only: refused\n"
+	    "                          when one exists; later starts need no flag)\n"
+	    "  --backup FILE           copy the database to FILE (safe while a server runs on\n"
+	    "                          it) and exit (SQLite; PostgreSQL: use pg_dump)\n"
+	    "  --listen IP:PORT        address to serve (default 127.0.0.1:8440; port 0: any "
+	    "free)\n"
+	    "  --listen unix:PATH      a unix socket (mode 0660) for a proxy on this host, e.g.\n"
+	    "                          nginx: cheaper than TCP; a stale socket file is replaced,\n"
+	    "                          no per-address limit (the proxy's applies)\n"
+	    "  --repo DIR              TUF repository (ringfence repo init); served at /repo/\n"
+	    "  --admin-token-file F    operator token; created (mode 0600) if missing\n"
+	    "                          (default: admin-token next to the database)\n"
+	    "  --threads N             HTTP worker threads (default: one per CPU)\n"
+	    "  --poll-interval S       check-in interval told to devices (default 300)\n"
+	    "  --max-connections N     concurrent connections in all (default 4096)\n"
+	    "  --per-ip-connections N  concurrent connections from one address (default 64;\n"
+	    "                          0: no limit, e.g. behind a reverse proxy)\n"
+	    "  --port-file F           write the bound port to F once listening\n"
+	    "\nThe protocol is docs/protocol.md; operating it is docs/server.md.\n",
+	    f);
 }
 
 /* Raise the soft descriptor limit so that max connections (plus the database, the repository
@@ -202,7 +206,7 @@ int main(int argc, char **argv)
 	const char *portfile = NULL, *backup = NULL;
 	uint64_t threads = 0, poll = 300, maxconn = RF_SRV_CONNECTIONS_MAX,
 		 perip = RF_SRV_PER_IP_CONNECTIONS;
-	bool init = false;
+	bool init = false, perip_given = false;
 	struct rf_server_opts o = {0};
 	struct rf_server *s = NULL;
 	struct rf_http *h = NULL;
@@ -260,6 +264,7 @@ int main(int argc, char **argv)
 				return 2;
 			}
 		} else if (c == 'P') {
+			perip_given = true;
 			if (rf_parse_u64(v, &perip) < 0 || perip > 1000000) {
 				fprintf(stderr,
 					"ringfenced: --per-ip-connections must be 0..1000000\n");
@@ -303,16 +308,40 @@ int main(int argc, char **argv)
 			return 2;
 		}
 		r = rf_db_sqlite_backup(db, backup, &d);
-		if (r == -EINVAL) { /* a destination that is the database: nothing written */
+		/* A destination that cannot be one (the database itself, a directory): nothing
+		 * written. */
+		if (r == -EINVAL) {
 			rf_log_error("%s", d.count ? d.first : rf_strerror(r));
 			return 2;
 		}
-		if (r < 0)
+		if (r == -ENOENT) /* no database there: what to do about it */
 			return db_refused(db, r, &d);
+		/* A damaged database, or writing the copy failed (disk full, permissions): an I/O
+		 * error, nothing left behind. */
+		if (r < 0) {
+			rf_log_error("backup of %s to %s failed: %s", db, backup,
+				     d.count ? d.first : rf_strerror(r));
+			return 2;
+		}
 		rf_log_info("backup of %s written to %s", db, backup);
 		return 0;
 	}
-	{
+	if (rf_http_is_unix(listen)) {
+		/* No client addresses on a unix socket: the proxy in front limits per address. */
+		if (perip_given && perip) {
+			fprintf(stderr,
+				"ringfenced: --per-ip-connections does not apply to --listen "
+				"unix:PATH (no client addresses; limit them in the proxy)\n");
+			return 2;
+		}
+		perip = 0;
+		if (portfile) {
+			fprintf(stderr,
+				"ringfenced: --port-file is for --listen IP:PORT; with unix:PATH "
+				"the socket file appears once ringfenced listens\n");
+			return 2;
+		}
+	} else {
 		/* The listen address is checked before anything is created on disk. */
 		const char *colon = strrchr(listen, ':');
 		char ip[64];
@@ -320,22 +349,25 @@ int main(int argc, char **argv)
 		struct in_addr a4;
 		if (!colon || (size_t)(colon - listen) >= sizeof(ip) ||
 		    rf_parse_u64(colon + 1, &port) < 0 || port > 65535) {
-			fprintf(stderr, "ringfenced: --listen must be IPv4:PORT, not '%s'\n",
+			fprintf(stderr,
+				"ringfenced: --listen must be IPv4:PORT or unix:PATH, not '%s'\n",
 				listen);
 			return 2;
 		}
 		memcpy(ip, listen, (size_t)(colon - listen));
 		ip[colon - listen] = 0;
 		if (inet_pton(AF_INET, ip, &a4) != 1) {
-			fprintf(stderr, "ringfenced: --listen must be IPv4:PORT, not '%s'\n",
+			fprintf(stderr,
+				"ringfenced: --listen must be IPv4:PORT or unix:PATH, not '%s'\n",
 				listen);
 			return 2;
 		}
 	}
 	if (!tokfile && rf_db_is_pg(db) && init) {
-		fprintf(stderr, "ringfenced: --init on a PostgreSQL database needs "
-				"--admin-token-file (its hash is stored in the database, where every "
-				"instance reads it)\n");
+		fprintf(stderr,
+			"ringfenced: --init on a PostgreSQL database needs "
+			"--admin-token-file (its hash is stored in the database, where every "
+			"instance reads it)\n");
 		return 2;
 	}
 	/* Take the address first: a start that cannot serve creates nothing (no database, no
@@ -451,8 +483,12 @@ int main(int argc, char **argv)
 		if (rf_file_write_atomic(portfile, buf, (size_t)n, 0644) < 0)
 			rf_log_warn("cannot write %s", portfile);
 	}
-	rf_log_info("listening on %s (port %u), database %s%s%s", listen, rf_http_port(h), dbname,
-		    repo ? ", repository " : "", repo ? repo : "");
+	if (rf_http_is_unix(listen))
+		rf_log_info("listening on %s, database %s%s%s", listen, dbname,
+			    repo ? ", repository " : "", repo ? repo : "");
+	else
+		rf_log_info("listening on %s (port %u), database %s%s%s", listen, rf_http_port(h),
+			    dbname, repo ? ", repository " : "", repo ? repo : "");
 
 	struct sigaction sa = {.sa_handler = on_signal};
 	sigaction(SIGINT, &sa, NULL);
@@ -466,9 +502,10 @@ int main(int argc, char **argv)
 		if (now < next) {
 			r = rf_server_wait(s, (unsigned)((next - now + 999999u) / 1000000u));
 			if (r < 0)
-				rf_log_warn("reading another instance's announcement failed (retried "
-					    "at the next tick): %s",
-					    rf_strerror(r));
+				rf_log_warn(
+				    "reading another instance's announcement failed (retried "
+				    "at the next tick): %s",
+				    rf_strerror(r));
 			continue;
 		}
 		/* Late (a slow tick, a stopped process): the next one a second from now. */

@@ -750,6 +750,13 @@ int rf_db_sqlite_backup(const char *path, const char *dest, struct rf_diag *diag
 	r = backup_apart(path, dest, tmp, diag);
 	if (r < 0)
 		return r;
+	struct stat dst_st;
+	if (stat(dest, &dst_st) == 0 && S_ISDIR(dst_st.st_mode))
+		return rf_diag_report(
+		    diag, -EINVAL,
+		    "cannot back up %s to %s: it is a directory; give the backup's "
+		    "file name (e.g. %s/ringfenced.db)",
+		    path, dest, dest);
 	if (sqlite3_open_v2(path, &src, SQLITE_OPEN_READWRITE | SQLITE_OPEN_FULLMUTEX, NULL) !=
 	    SQLITE_OK) {
 		r = access(path, F_OK) < 0 && errno == ENOENT
@@ -796,6 +803,7 @@ int rf_db_sqlite_backup(const char *path, const char *dest, struct rf_diag *diag
 	if (rename(tmp, dest) < 0) {
 		r = rf_diag_report(diag, -EIO, "cannot rename %s to %s: %s", tmp, dest,
 				   strerror(errno));
+		unlink(tmp); /* never a full copy of the database left behind */
 		goto out;
 	}
 	/* dest is shorter than tmp: its directory fits. */

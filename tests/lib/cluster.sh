@@ -39,10 +39,29 @@ sql() { psql "$DB" -qAtc "$1"; }
 free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
 
 # rf_instance_start K [ARGS...]: ringfenced K on $DB and $W/repo, on PORT[K] (a fixed port
-# survives a restart: nginx's upstream is fixed), log appended to $W/server-K.log.
+# survives a restart: nginx's upstream is fixed), log appended to $W/server-K.log. With
+# RF_CLUSTER_LISTEN=unix, on the unix socket $W/rf-K.sock instead (as dist/ringfenced@.service:
+# PORT[K] is then unix:PATH, which only nginx uses).
 rf_instance_start() {
-	local k=$1 i
+	local k=$1 i lines
 	shift
+	if [ "${RF_CLUSTER_LISTEN:-tcp}" = unix ]; then
+		PORT[$k]=unix:$W/rf-$k.sock
+		touch "$W/server-$k.log"
+		lines=$(wc -l <"$W/server-$k.log")
+		"$SERVERBIN" --db "$DB" "$@" --repo "$W/repo" --listen "${PORT[$k]}" \
+			--poll-interval 1 --threads 2 >>"$W/server-$k.log" 2>&1 &
+		SPID[$k]=$!
+		for i in $(seq 300); do
+			tail -n +$((lines + 1)) "$W/server-$k.log" | grep -q "listening on unix:" && break
+			sleep 0.1
+		done
+		tail -n +$((lines + 1)) "$W/server-$k.log" | grep -q "listening on unix:" ||
+			fail "ringfenced $k did not start"
+		# nginx's workers run as nobody when the test runs as root (dist: group ringfence).
+		[ "$(id -u)" = 0 ] && chmod o+x "$W" && chmod o+rw "$W/rf-$k.sock"
+		return 0
+	fi
 	[ -n "${PORT[$k]:-}" ] || PORT[$k]=$(free_port)
 	rm -f "$W/ready-$k"
 	"$SERVERBIN" --db "$DB" "$@" --repo "$W/repo" --listen "127.0.0.1:${PORT[$k]}" \
@@ -61,15 +80,20 @@ rf_nginx_start() {
 	local nport upstreams="" k i
 	nport=$(free_port)
 	mkdir -p "$W/nginx-tmp"
-	for k in "$@"; do upstreams+="    server 127.0.0.1:${PORT[$k]} max_fails=1 fail_timeout=2s;\n"; done
-	sed -e "/^    server 127\.0\.0\.1:844[0-9]/d" \
+	for k in "$@"; do
+		case ${PORT[$k]} in
+		unix:*) upstreams+="    server ${PORT[$k]} max_fails=1 fail_timeout=2s;\n" ;;
+		*) upstreams+="    server 127.0.0.1:${PORT[$k]} max_fails=1 fail_timeout=2s;\n" ;;
+		esac
+	done
+	sed -e "/^    server unix:\/run\/ringfence\//d" \
 		-e "s|^    keepalive 64;|$upstreams    keepalive 64;|" \
 		-e "s|listen 443 ssl;|listen 127.0.0.1:$nport;|" \
 		-e "/ssl_certificate/d" \
 		-e "s|/var/lib/ringfence/repo/|$W/repo/|g" \
 		"$SRC/dist/nginx/ringfenced.conf" >"$W/ringfenced.conf"
 	for k in "$@"; do
-		grep -q "server 127.0.0.1:${PORT[$k]} " "$W/ringfenced.conf" || fail "templating the upstream"
+		grep -q "server \(127.0.0.1:\)\?${PORT[$k]} " "$W/ringfenced.conf" || fail "templating the upstream"
 	done
 	cat >"$W/nginx.conf" <<CONF
 worker_processes 1;

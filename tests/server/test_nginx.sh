@@ -1,7 +1,8 @@
 #!/bin/bash
 # dist/nginx/ringfenced.conf, run for real: nginx (templated to a temp dir and free ports on
 # 127.0.0.1, no root-owned paths) in front of ringfenced on the PostgreSQL server tests/lib/pg.sh
-# started (RF_TEST_DB), with /repo/ served by nginx straight from the repository directory.
+# started (RF_TEST_DB), nginx reaching it on a unix socket as in dist/, with /repo/ served by
+# nginx straight from the repository directory.
 # Checks: repository files come from disk byte for byte (metadata marked no-cache; dot files and
 # traversal refused); operator commands and 3 real agents work through the proxy (enroll,
 # check in, fetch and verify the release through /repo/, report, become last known good);
@@ -22,6 +23,7 @@ fail() {
 }
 . "$SRC/tests/lib/cluster.sh" # rf_cluster_init, rf_instance_start, rf_nginx_start, rf_agent, ok
 rf_cluster_init nginx
+RF_CLUSTER_LISTEN=unix # the instance on a unix socket, as dist/ringfenced@.service runs it
 
 "$CLI" repo init "$W/repo" >/dev/null || fail "repo init"
 "$CLI" content compile "$SRC/examples/rules" -o "$W/a.rfp" --seq 1 >/dev/null 2>&1 || fail "compile"

@@ -1392,6 +1392,16 @@ static void test_backup_onto_database_refused(void **state)
 	snprintf(cmd, sizeof(cmd), "%s/backup.db", e->dir);
 	const char *good[] = {"--db", e->db, "--backup", cmd, NULL};
 	assert_int_equal(run_ringfenced(err, good), 0);
+	/* A directory as the destination: refused, named, and no copy left beside it (it used
+	 * to say "cannot start: cannot rename ... Is a directory", exit 1, and leave DIR.tmp). */
+	snprintf(base, sizeof(base), "%s/bkdir", e->dir);
+	assert_int_equal(mkdir(base, 0755), 0);
+	const char *todir[] = {"--db", e->db, "--backup", base, NULL};
+	assert_int_equal(run_ringfenced(err, todir), 2);
+	assert_true(file_has(err, "is a directory"));
+	assert_false(file_has(err, "cannot start"));
+	snprintf(cmd, sizeof(cmd), "%s/bkdir.tmp", e->dir);
+	assert_int_equal(access(cmd, F_OK), -1);
 	/* A database named "x.tmp" backed up to "x": the copy, made in x.tmp, would replace it. */
 	snprintf(base, sizeof(base), "%s/copy", e->dir);
 	snprintf(cmd, sizeof(cmd), "%s/copy.tmp", e->dir);
