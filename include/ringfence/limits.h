@@ -388,6 +388,11 @@
  * another instance shows within about a second through the announcement; this bounds the
  * delay when it was lost. */
 #define RF_SRV_REREAD_S 10
+/* Several instances: device rows other instances wrote are read from the database without the
+ * server's lock, then applied under it at most this many at a time (the lock is let go between
+ * chunks), so check-ins wait for one chunk (about a millisecond) rather than for a second's
+ * worth of another instance's writes (thousands of rows at fleet scale). */
+#define RF_SRV_TAIL_CHUNK 256
 
 /* Between two early reads of announcements (rf_server_wait): a burst of NOTIFYs (an operator
  * script, gate decisions) costs at most 20 re-reads a second of the small tables, while a

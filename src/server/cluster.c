@@ -11,7 +11,10 @@
  *   buckets are then filled by the tick, as on the instance that created it), a changed
  *   state replaces the one in memory;
  * - device rows other instances wrote (enrolments, reports with the outcomes they led to,
- *   flushed check-in changes) are read every tick (rf_db_devices_changed) and replace the
+ *   flushed check-in changes) are read every tick (rf_db_devices_changed, WITHOUT the server's
+ *   lock: a copy of each row is kept, then applied under the lock RF_SRV_TAIL_CHUNK rows at a
+ *   time, so check-ins never wait for the database's round trips or for a second's worth of
+ *   another instance's writes) and replace the
  *   device in memory between rf__srv_dev_unindex and rf__srv_dev_index, so the health counts
  *   follow them exactly as they follow a local change; a device an instance has never seen is
  *   read when it checks in, before every report, and after a compare-and-set on its row's
@@ -24,6 +27,7 @@
  * state it read and the lease's epoch as a fencing token, so a halt is written once even when
  * the lease moves, and a leader that hung and was replaced writes nothing when it resumes.
  */
+#include <errno.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -261,15 +265,94 @@ int rf__srv_cluster_reread(struct rf_server *s)
 	return r;
 }
 
+/* ---- the tail of other instances' device rows -------------------------------------------- */
+
+/* A device row read from the store, with its strings (the store's are valid only in the
+ * visitor). */
+struct rf__srv_trow {
+	struct rf_db_device rec;
+	char str[];
+};
+
+static int tail_copy(void *ud, const struct rf_db_device *x)
+{
+	struct rf_server *s = ud;
+	const char *src[7] = {x->id,	x->tenant, x->ring, x->agent_version, x->manifest_hash,
+			      x->state, x->history};
+	size_t len[7], total = 0;
+
+	for (int i = 0; i < 7; i++) {
+		len[i] = src[i] ? strlen(src[i]) + 1 : 0;
+		total += len[i];
+	}
+	if (s->ntail == s->captail) {
+		size_t cap = s->captail ? 2 * s->captail : 1024;
+		struct rf__srv_trow **t = realloc(s->tail, cap * sizeof(*t));
+		if (!t)
+			return -ENOMEM;
+		s->tail = t;
+		s->captail = cap;
+	}
+	struct rf__srv_trow *row = malloc(sizeof(*row) + total);
+	if (!row)
+		return -ENOMEM;
+	row->rec = *x;
+	row->rec.ret_version = NULL;
+	const char **dst[7] = {&row->rec.id,
+			       &row->rec.tenant,
+			       &row->rec.ring,
+			       &row->rec.agent_version,
+			       &row->rec.manifest_hash,
+			       &row->rec.state,
+			       &row->rec.history};
+	char *p = row->str;
+	for (int i = 0; i < 7; i++) {
+		*dst[i] = src[i] ? p : NULL;
+		if (src[i]) {
+			memcpy(p, src[i], len[i]);
+			p += len[i];
+		}
+	}
+	s->tail[s->ntail++] = row;
+	return 0;
+}
+
+/* Apply the rows read (lock held; let go between chunks). Rows an apply failed on (memory) stay
+ * for the next tick, in order. */
+static int tail_apply(struct rf_server *s)
+{
+	size_t i = 0;
+	int e = 0;
+
+	for (; i < s->ntail; i++) {
+		if (i && i % RF_SRV_TAIL_CHUNK == 0) {
+			pthread_mutex_unlock(&s->lock);
+			pthread_mutex_lock(&s->lock);
+		}
+		e = apply_device(s, &s->tail[i]->rec);
+		if (e < 0)
+			break;
+		free(s->tail[i]);
+	}
+	if (i && i < s->ntail)
+		memmove(s->tail, s->tail + i, (s->ntail - i) * sizeof(*s->tail));
+	s->ntail -= i;
+	return e;
+}
+
 int rf__srv_cluster_poll(struct rf_server *s, int64_t now)
 {
-	static const struct rf_db_visitor v = {.device = apply_device};
+	static const struct rf_db_visitor v = {.device = tail_copy};
 	unsigned changed = 0;
 	bool leader = false;
 	int e, e2 = 0;
 
 	/* The control connection is this thread's only (never used under the lock). */
 	e = rf_db_cluster_poll(s->db, &changed, &leader);
+	/* The other instances' device rows, read without the lock (s->tail is this thread's).
+	 * Rows copied before a failure are applied; the store's cursor moves only when the whole
+	 * read succeeded, so the next tick reads them again (applied once: versions). */
+	int e3 = rf_db_devices_changed(s->db, &v, s);
 	pthread_mutex_lock(&s->lock);
 	if (leader != s->leader && s->log)
 		s->log(
@@ -281,7 +364,7 @@ int rf__srv_cluster_poll(struct rf_server *s, int64_t now)
 	s->leader = leader;
 	if (changed || s->reread || now - s->last_reread >= RF_SRV_REREAD_S)
 		e2 = rf__srv_cluster_reread(s);
-	int e3 = rf_db_devices_changed(s->db, &v, s);
+	int e4 = tail_apply(s);
 	pthread_mutex_unlock(&s->lock);
-	return e ? e : e2 ? e2 : e3;
+	return e ? e : e2 ? e2 : e3 ? e3 : e4;
 }

@@ -218,6 +218,10 @@ struct rf_server {
 	 * rings, tenants and releases is due when reread is set or at last_reread + 10 s. */
 	bool shared, leader, reread;
 	int64_t last_reread;
+	/* Device rows other instances wrote, read without the lock and not applied yet (an apply
+	 * failed: they are applied first at the next tick). The tick thread's only. */
+	struct rf__srv_trow **tail;
+	size_t ntail, captail;
 	uint64_t notified_ns; /* the last early read of announcements (rf_server_wait) */
 	int64_t started_at;   /* silence is never counted across the server's own downtime */
 

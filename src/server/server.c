@@ -814,6 +814,9 @@ void rf_server_free(struct rf_server *s)
 	for (size_t i = 0; i < s->nchunks; i++)
 		free(s->chunks[i]);
 	free(s->chunks);
+	for (size_t i = 0; i < s->ntail; i++)
+		free(s->tail[i]);
+	free(s->tail);
 	free(s->devtab);
 	free(s->ids);
 	for (size_t i = 0; s->strs && i < s->nstrs; i++)
