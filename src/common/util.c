@@ -6,6 +6,7 @@
 #include <fcntl.h>
 #include <limits.h>
 #include <stdarg.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -245,11 +246,25 @@ int rf_hex_decode(const char *s, size_t slen, uint8_t *out, size_t n)
 	return 0;
 }
 
+/* SHA-256 fetched from the provider once: EVP_sha256() makes every digest look the algorithm
+ * up by name again (a lock and a hash table: about 1 us, twice the cost of hashing a
+ * credential, paid by every device request). Kept for the life of the process. */
+static _Atomic(EVP_MD *) sha256_md;
+
 void rf_sha256(const void *p, size_t n, uint8_t out[32])
 {
 	unsigned int len = 32;
+	EVP_MD *md = atomic_load_explicit(&sha256_md, memory_order_acquire);
 
-	EVP_Digest(p, n, out, &len, EVP_sha256(), NULL);
+	if (!md) {
+		EVP_MD *f = EVP_MD_fetch(NULL, "SHA256", NULL), *none = NULL;
+		if (f && !atomic_compare_exchange_strong(&sha256_md, &none, f)) {
+			EVP_MD_free(f); /* another thread's came first */
+			f = none;
+		}
+		md = f;
+	}
+	EVP_Digest(p, n, out, &len, md ? md : EVP_sha256(), NULL);
 }
 
 void rf_sha256_hex(const void *p, size_t n, char out[65])
