@@ -136,6 +136,7 @@ start_nginx() {
 	NPORT[$n]=$(free_port)
 	mkdir -p "$dir/nginx-tmp"
 	sed -e "/^    server unix:\/run\/ringfence\//d" \
+		-e "s|unix:/run/ringfence/\([0-9]\)/http.sock|unix:$dir/rf-\\1.sock|" \
 		-e "s|^    keepalive 64;|$upstreams    keepalive 64;|" \
 		-e "s|listen 443 ssl;|listen 127.0.0.1:${NPORT[$n]};|" \
 		-e "/ssl_certificate/d" \

@@ -87,6 +87,7 @@ rf_nginx_start() {
 		esac
 	done
 	sed -e "/^    server unix:\/run\/ringfence\//d" \
+		-e "s|unix:/run/ringfence/\([0-9]\)/http.sock|unix:$W/rf-\\1.sock|" \
 		-e "s|^    keepalive 64;|$upstreams    keepalive 64;|" \
 		-e "s|listen 443 ssl;|listen 127.0.0.1:$nport;|" \
 		-e "/ssl_certificate/d" \

@@ -32,6 +32,9 @@ HA=$(sha256sum "$W/a.rfp" | cut -d' ' -f1)
 rf_instance_start 1 --init --admin-token-file "$W/admin-token"
 rf_nginx_start 1
 ok "nginx -t accepts the templated dist/nginx/ringfenced.conf; /metrics proxied"
+curl -s "$URL/instance/1/metrics" | grep -q '^ringfence_gate_leader ' ||
+	fail "/instance/1/metrics does not reach instance 1's own metrics"
+ok "/instance/1/metrics reaches instance 1 on its unix socket (per-instance scraping)"
 
 # /repo/ from disk.
 curl -s -D "$W/h" -o "$W/ts.json" "$URL/repo/metadata/timestamp.json" || fail "GET timestamp"
