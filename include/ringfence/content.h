@@ -106,7 +106,9 @@ int rf_pack_check(const struct rf_pack *pk, const struct rf_manifest *m,
 /*
  * Publisher side: open p and check it against every manifest in ms[0..n_ms). Returns 0 if it
  * loads on all of them, otherwise the first error (-EBADMSG/-E2BIG structure, -ENOEXEC
- * semantics); every problem against every manifest is reported.
+ * semantics); every problem against every manifest is reported. At least one manifest is
+ * required: with n_ms == 0 (or ms NULL) it returns -EINVAL with a message in reterr, never a
+ * vacuous 0.
  */
 int rf_pack_verify(const uint8_t *p, size_t n, const struct rf_manifest *const *ms, size_t n_ms,
 		   struct rf_diag *reterr) RF_WUR;

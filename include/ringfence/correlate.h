@@ -29,6 +29,10 @@ struct rf_corr_stats {
 	uint64_t entries_dropped; /* window entries dropped from a group at the entries cap */
 	uint64_t skipped;	  /* matches not counted: a group-by or value_count field absent
 				   * from the event, or group-by values over RF_CORR_KEY_MAX */
+	uint64_t late;		  /* events dropped: older than the stream's clock by more
+				   * than RF_CORR_LATE_MS */
+	uint64_t future;	  /* events dropped: later than the caller's clock by more
+				   * than RF_CORR_SKEW_MS */
 };
 
 /* A correlation that fired. Strings belong to the pack (or the state); valid during the call. */
@@ -65,18 +69,31 @@ bool rf_corr_rule_used(const struct rf_corr *c, size_t rule_index);
 bool rf_corr_rule_silent(const struct rf_corr *c, size_t rule_index);
 
 /*
- * Feed one event: ev, its time (milliseconds; events are expected roughly in time order, as a
- * source delivers them), and the indices of the rules that matched it (from rf_engine_eval's
- * callback, any order, n at most RF_PACK_RULES_MAX). Windows whose bounded count is due are
- * closed first (see rf_corr_advance). fn is called for each correlation alert (silent correlations,
- * referred to by another without generate, feed the chain but are not reported). Returns the
- * number of alerts reported (>= 0).
+ * The caller's clock (milliseconds since the epoch: the agent's wall clock at arrival; content
+ * eval's at start). Optional, and may be called before each event: once given, an event more
+ * than RF_CORR_SKEW_MS after it is dropped and counted (stats: future), so a forged far-future
+ * time cannot become the stream's clock.
+ */
+void rf_corr_set_clock(struct rf_corr *c, int64_t now_ms);
+
+/*
+ * Feed one event: ev, its time (milliseconds), and the indices of the rules that matched it
+ * (from rf_engine_eval's callback, any order, n at most RF_PACK_RULES_MAX). Events may arrive
+ * out of time order (docs/sigma.md "Time"): a match counts with the matches of its group whose
+ * times lie in one window with it, whatever their arrival order, while it is at most
+ * RF_CORR_LATE_MS older than the stream's clock (the newest accepted time); older ones, and
+ * ones beyond the caller's clock (rf_corr_set_clock), are dropped and counted. A time far ahead
+ * of the clock moves it only when the next such event confirms it. Windows whose bounded count
+ * is due are closed first (see rf_corr_advance). fn is called for each correlation alert (silent
+ * correlations, referred to by another without generate, feed the chain but are not reported).
+ * Returns the number of alerts reported (>= 0).
  */
 int rf_corr_event(struct rf_corr *c, const struct rf_event *ev, int64_t time_ms,
 		  const size_t *rules, size_t n, rf_corr_alert_fn fn, void *userdata);
 
 /* Time has reached now_ms: close the windows of bounded conditions (lt, lte, eq, or a range) that
- * ended before it, and report those whose count is in range. Returns the alerts reported. */
+ * ended more than RF_CORR_LATE_MS before it, and report those whose count is in range. Returns
+ * the alerts reported. */
 int rf_corr_advance(struct rf_corr *c, int64_t now_ms, rf_corr_alert_fn fn, void *userdata);
 
 /* End of input: close every window of a bounded condition (as if time had passed them). */

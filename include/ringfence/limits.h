@@ -141,6 +141,14 @@
 /* The group-by values of one group together (bytes, with 2 bytes of length each): user, host,
  * image path. An event whose values are longer is not counted (rf_corr_stats: skipped). */
 #define RF_CORR_KEY_MAX 512u
+/* Event times are the events' own (log lines, so possibly wrong or forged) and sources deliver
+ * them out of order (CloudTrail by minutes). An event up to RF_CORR_LATE_MS older than the
+ * newest accepted time still counts exactly (windows of upper-bounded conditions wait that long
+ * after their end before they are decided); older, it is dropped and counted (late). An event
+ * more than RF_CORR_SKEW_MS ahead of the caller's clock (rf_corr_set_clock) is dropped and
+ * counted (future): 5 minutes is Kerberos' tolerated clock skew between hosts. */
+#define RF_CORR_LATE_MS (5 * 60 * 1000)
+#define RF_CORR_SKEW_MS (5 * 60 * 1000)
 /* YAML documents in one Sigma file (a correlation with its base rules, `---` between them): the
  * specification's examples hold 2-4; 256 bounds the per-document work of a 1 MiB file. */
 #define RF_SIGMA_DOCS_MAX 256u

@@ -140,9 +140,10 @@ static void eval_line(struct worker *w, const uint8_t *line, size_t n)
 		w->bad++;
 	if (r >= 0 && rf_corr_count(w->corr)) {
 		/* The event's own time when it carries one, else the wall clock at arrival. */
-		int64_t t;
+		int64_t t, now = rf_now_wall() * 1000;
+		rf_corr_set_clock(w->corr, now); /* times far beyond it are dropped */
 		if (rf_corr_event_time(&w->ev, &t) < 0)
-			t = rf_now_wall() * 1000;
+			t = now;
 		(void)rf_corr_event(w->corr, &w->ev, t, w->hits, w->n_hits, on_corr_alert, w);
 	}
 }

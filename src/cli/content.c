@@ -527,6 +527,9 @@ static int cmd_eval(int argc, char **argv)
 		fprintf(stderr, "ringfence content eval: out of memory\n");
 		goto out;
 	}
+	/* Events may replay the past, never come from the future: times beyond this clock (plus
+	 * RF_CORR_SKEW_MS) are dropped and counted rather than taken as the stream's time. */
+	rf_corr_set_clock(b.corr, rf_now_wall() * 1000);
 	in = (!events || !strcmp(events, "-")) ? stdin : fopen(events, "re");
 	if (!in) {
 		fprintf(stderr, "ringfence content eval: %s: cannot open\n", events);
@@ -598,10 +601,11 @@ static int cmd_eval(int argc, char **argv)
 		fprintf(stderr,
 			"%s: %zu correlations: %llu alerts, %llu matches not counted (group-by or "
 			"value field absent), %llu groups and %llu window entries dropped at the "
-			"caps\n",
+			"caps, %llu events too late and %llu in the future dropped\n",
 			pack, rf_corr_count(b.corr), b.corr_alerts, (unsigned long long)cs.skipped,
 			(unsigned long long)cs.groups_dropped,
-			(unsigned long long)cs.entries_dropped);
+			(unsigned long long)cs.entries_dropped, (unsigned long long)cs.late,
+			(unsigned long long)cs.future);
 	}
 	rc = 0;
 out:

@@ -27,6 +27,7 @@ static void usage(FILE *f)
 	    "                          [--expiry ROLE=DURATION]...\n"
 	    "       ringfence repo add DIR PACK --name NAME --custom JSON|@FILE\n"
 	    "       ringfence repo add DIR FILE --name NAME --raw [--custom JSON|@FILE]\n"
+	    "                          [--replace]\n"
 	    "       ringfence repo publish DIR\n"
 	    "       ringfence repo rotate DIR ROLE\n"
 	    "       ringfence repo refresh DIR [--within DURATION]\n\n"
@@ -34,7 +35,9 @@ static void usage(FILE *f)
 	    "add      stage a new targets version holding PACK as target NAME; --custom is its\n"
 	    "         ramp schedule, a JSON object (or @FILE to read it from FILE) carried in\n"
 	    "         the target's custom metadata. PACK and the schedule are checked first\n"
-	    "         (nothing is signed when they fail); --raw signs any file and JSON\n"
+	    "         (nothing is signed when they fail); --raw signs any file and JSON.\n"
+	    "         A target NAME with other bytes is refused (publish a fix under a new\n"
+	    "         name) unless --replace; the same bytes again change nothing\n"
 	    "publish  write a new snapshot and timestamp for the staged targets\n"
 	    "rotate   give ROLE (root, timestamp, snapshot, targets) new keys: a new root signed\n"
 	    "         by the old and the new root keys, then re-sign and publish ROLE\n"
@@ -57,7 +60,8 @@ static const struct {
 	     "a number with an optional unit s, m, h or d (default s). Serve DIR/repository:\n"
 	     "clients use <base>/metadata/ and <base>/targets/.\n"},
     {"add", "usage: ringfence repo add DIR PACK --name NAME --custom JSON|@FILE\n"
-	    "       ringfence repo add DIR FILE --name NAME --raw [--custom JSON|@FILE]\n\n"
+	    "       ringfence repo add DIR FILE --name NAME --raw [--custom JSON|@FILE]\n"
+	    "                          [--replace]\n\n"
 	    "Stage a new targets version holding PACK as target NAME; --custom is a JSON object\n"
 	    "carried in the target's custom metadata (its ramp schedule: docs/rollout.md),\n"
 	    "given as text or as @FILE to read it from FILE. Publishing the repository then\n"
@@ -66,7 +70,12 @@ static const struct {
 	    "and the schedule must pass the same check ringfenced makes when a release is\n"
 	    "created; either failing is exit 1 with the reason, nothing staged. --raw stages\n"
 	    "any file with any custom JSON unchecked (a plain TUF target, which ringfenced\n"
-	    "cannot release).\n"},
+	    "cannot release).\n\n"
+	    "A release is identified by its target's name and hash: a target NAME already\n"
+	    "staged or published with other bytes is refused (exit 1), since devices not yet\n"
+	    "on a release of it would refuse the new bytes. Publish a fixed pack under a new\n"
+	    "name; --replace replaces it anyway (only when no release uses it). Adding the\n"
+	    "same bytes and custom metadata again changes nothing (exit 0).\n"},
     {"publish", "usage: ringfence repo publish DIR\n\n"
 		"Write a new snapshot and timestamp for the staged targets.\n"},
     {"rotate", "usage: ringfence repo rotate DIR ROLE\n\n"
@@ -314,13 +323,15 @@ static int cmd_add(int argc, char **argv, struct rf_diag *d)
 	static const struct option lo[] = {{"name", required_argument, NULL, 'n'},
 					   {"custom", required_argument, NULL, 'c'},
 					   {"raw", no_argument, NULL, 'r'},
+					   {"replace", no_argument, NULL, 'R'},
 					   {"help", no_argument, NULL, 'h'},
 					   {0}};
 	const char *dir, *pack, *name = NULL, *custom = NULL;
 	char *custom_text = NULL;
 	uint8_t *buf = NULL;
 	size_t n = 0;
-	bool raw = false;
+	bool raw = false, unchanged = false;
+	unsigned flags = 0;
 	int r, c;
 
 	optind = 0;
@@ -336,6 +347,9 @@ static int cmd_add(int argc, char **argv, struct rf_diag *d)
 			break;
 		case 'r':
 			raw = true;
+			break;
+		case 'R':
+			flags |= RF_TUF_ADD_REPLACE;
 			break;
 		default:
 			return 2;
@@ -360,10 +374,14 @@ static int cmd_add(int argc, char **argv, struct rf_diag *d)
 		free(custom_text);
 		return r;
 	}
-	r = rf_tuf_repo_add(dir, name, buf, n, custom, rf_now_wall(), d);
+	r = rf_tuf_repo_add_flags(dir, name, buf, n, custom, flags, rf_now_wall(), &unchanged, d);
 	free(buf);
 	free(custom_text);
-	if (r == 0)
+	if (r == 0 && unchanged)
+		printf("target %s already holds these bytes (%zu) and custom metadata; nothing "
+		       "staged\n",
+		       name, n);
+	else if (r == 0)
 		printf("staged target %s (%zu bytes); run 'ringfence repo publish %s'\n", name, n,
 		       dir);
 	return done(r);

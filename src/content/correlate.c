@@ -2,30 +2,39 @@
  * The correlation evaluator (include/ringfence/correlate.h; semantics in docs/sigma.md
  * "Correlation rules"). Design:
  *
- *   A group is one correlation's state for one set of group-by values: its window entries (event
- *   times for event_count, distinct values with their latest time for value_count) or, for the
- *   temporal types, one time per referred rule. Groups live in one pool (indices, never pointers
- *   across an allocation), found through a hash table keyed by a keyed SipHash of (correlation,
- *   values) and compared byte for byte; window entries live in a second pool as per-group FIFO
- *   lists. Both pools grow by doubling up to RF_CORR_GROUPS_MAX / RF_CORR_ENTRIES_MAX; at a cap the
- *   least recently active group (a global LRU list) is dropped and counted.
+ *   A group is one correlation's state for one set of group-by values: its window entries (match
+ *   times, with the value's hash for value_count) kept in time order, or, for the temporal types,
+ *   one time per referred rule. Groups live in one pool (indices, never pointers across an
+ *   allocation), found through a hash table keyed by a keyed SipHash of (correlation, values) and
+ *   compared byte for byte; entries live in a second pool as per-group sorted lists. Both pools
+ *   grow by doubling up to RF_CORR_GROUPS_MAX / RF_CORR_ENTRIES_MAX; at a cap the least recently
+ *   active group (a global LRU list) is dropped and counted; one group holds at most
+ *   RF_CORR_WINDOW_MAX entries (its oldest dropped and counted).
  *
- *   Windows. A condition with only a lower bound (gte/gt, and the temporal types) is decided when
- *   a match arrives, over the sliding window [t - timespan, t] (both ends included) ending at the
- *   newest match of the group; when it fires, the group is reset, so a burst alerts once. A
- *   condition with an upper bound (lt, lte, eq, a range) can only be decided when the window has
- *   closed: such a window opens at the group's first match, holds the matches in
- *   [start, start + timespan] and is decided when time (the newest event time seen) passes its
- *   end, or at rf_corr_flush. A count beyond RF_CORR_WINDOW_MAX is never needed exactly: the
- *   verifier refuses conditions over it, and a bounded window stops storing values there but
- *   still counts them (over).
+ *   Time. Events arrive out of time order, and their times may be forged. The stream's clock is
+ *   the newest accepted time; an event more than RF_CORR_LATE_MS older is dropped (late), one
+ *   more than RF_CORR_SKEW_MS beyond the caller's clock is dropped (future), and one far ahead of
+ *   the clock moves it only when the next such event confirms it (admit). Within that tolerance
+ *   every decision depends only on the times, not on the arrival order:
+ *
+ *   A condition with only a lower bound (gte/gt, and the temporal types) is decided when a match
+ *   arrives at t: the most matches in one window [a, a + timespan] that holds t (both ends
+ *   included); when it fires the group is reset, so a burst alerts once. Entries older than
+ *   clock - RF_CORR_LATE_MS - timespan can share no window with an acceptable event and expire.
+ *   A condition with an upper bound (lt, lte, eq, a range) can only be decided when the window
+ *   has closed: a window opens at the group's earliest match, holds the matches in [start,
+ *   start + timespan] and is decided when the clock passes its end by RF_CORR_LATE_MS (no event
+ *   that could still fall in it is acceptable then), or at rf_corr_flush; the matches after it
+ *   open the group's next window. Open windows are found through one min-heap by end, so each
+ *   group is decided on its own, whatever the others' times.
  *
  *   Chains. When correlation j fires, each correlation referring to j gets a match carrying j's
  *   group values; references only go to earlier correlations and chains are at most
  *   RF_CORR_CHAIN_MAX deep (verified), which bounds the recursion.
  *
- * Invariants: every group is in the hash table and the LRU list, and in its correlation's FIFO
- * if the correlation is bounded; every entry is in exactly one group's list or the free list.
+ * Invariants: every group is in the hash table and the LRU list, and in the heap (hpos) if its
+ * correlation is bounded; every entry is in exactly one group's list, in time order, or the free
+ * list.
  */
 #include <errno.h>
 #include <stdlib.h>
@@ -39,7 +48,9 @@
 #define NIL	UINT32_MAX
 #define NONE_TS INT64_MIN
 #define BUCKETS (2 * RF_CORR_GROUPS_MAX)
+#define VTAB	(2 * RF_CORR_WINDOW_MAX) /* distinct values among one group's entries, half full */
 _Static_assert((BUCKETS & (BUCKETS - 1)) == 0, "bucket count must be a power of two");
+_Static_assert((VTAB & (VTAB - 1)) == 0, "value table size must be a power of two");
 
 struct entry {
 	int64_t ts;
@@ -49,9 +60,9 @@ struct entry {
 
 struct group {
 	uint64_t h;
-	uint32_t corr, hnext, lprev, lnext, fprev, fnext;
-	uint32_t e_head, e_tail, n_e, over, count;
-	int64_t start, newest;
+	uint32_t corr, hnext, lprev, lnext, hpos;
+	uint32_t e_head, e_tail, n_e;
+	int64_t start; /* bounded: the open window's start (its earliest match) */
 	int64_t ts[RF_CORR_REFS_MAX];
 	uint16_t key_len;
 	uint8_t key[RF_CORR_KEY_MAX];
@@ -65,7 +76,11 @@ struct cinfo {
 	const struct rf_pcorr *pc;
 	int64_t span_ms;
 	bool bounded, silent;
-	uint32_t f_head, f_tail; /* bounded: groups by window start */
+};
+
+struct vslot {
+	uint64_t vh;
+	uint32_t n;
 };
 
 struct rf_corr {
@@ -83,13 +98,29 @@ struct rf_corr {
 	uint32_t *bucket;
 	uint32_t lru_head, lru_tail;
 	uint32_t *cstamp, *rstamp, *cand, seq;
-	uint32_t *bounded, n_bounded; /* correlations with an upper bound (closed by time) */
-	int64_t clock;
+	uint32_t *heap, n_heap; /* groups of bounded correlations, a min-heap by window end */
+	int64_t *times;		/* scratch: one group's entry times, in order */
+	uint64_t *vhs;		/* scratch: their values */
+	uint32_t *eidx;		/* scratch: their entry indices */
+	struct vslot *vtab;	/* scratch: distinct-value counts (VTAB slots) */
+	uint32_t *vused, n_vused;
+	int64_t clock;	 /* the stream's time: the newest accepted event time (NONE_TS: none) */
+	int64_t pending; /* a time far from the clock, not yet confirmed by a second event */
+	int64_t ref;	 /* the caller's clock (rf_corr_set_clock), NONE_TS if never given */
 	struct rf_corr_stats st;
 };
 
 static const char *const type_names[] = {"?", "event_count", "value_count", "temporal",
 					 "temporal_ordered"};
+
+static int64_t sat_add(int64_t a, int64_t b)
+{
+	int64_t r;
+
+	if (__builtin_add_overflow(a, b, &r))
+		return b > 0 ? INT64_MAX : INT64_MIN + 1;
+	return r;
+}
 
 /* ---- setup ---------------------------------------------------------------------------------- */
 
@@ -109,7 +140,12 @@ void rf_corr_free(struct rf_corr *c)
 	free(c->cstamp);
 	free(c->rstamp);
 	free(c->cand);
-	free(c->bounded);
+	free(c->heap);
+	free(c->times);
+	free(c->vhs);
+	free(c->eidx);
+	free(c->vtab);
+	free(c->vused);
 	free(c);
 }
 
@@ -177,7 +213,7 @@ int rf_corr_new(const struct rf_pack *pk, const uint8_t key[16], struct rf_corr 
 	memcpy(c->key, key, 16);
 	c->n = pk->n_corr;
 	c->lru_head = c->lru_tail = c->g_free = c->e_free = NIL;
-	c->clock = NONE_TS;
+	c->clock = c->pending = c->ref = NONE_TS;
 	if (c->n == 0) {
 		*ret = c;
 		return 0;
@@ -186,9 +222,15 @@ int rf_corr_new(const struct rf_pack *pk, const uint8_t key[16], struct rf_corr 
 	c->bucket = malloc(BUCKETS * sizeof(uint32_t));
 	c->cstamp = calloc(c->n, sizeof(uint32_t));
 	c->cand = calloc(c->n, sizeof(uint32_t));
-	c->bounded = calloc(c->n, sizeof(uint32_t));
+	c->heap = malloc(RF_CORR_GROUPS_MAX * sizeof(uint32_t));
 	c->rstamp = calloc(pk->n_rules ? pk->n_rules : 1, sizeof(uint32_t));
-	if (!c->ci || !c->bucket || !c->cstamp || !c->cand || !c->rstamp || !c->bounded)
+	c->times = malloc(RF_CORR_WINDOW_MAX * sizeof(int64_t));
+	c->vhs = malloc(RF_CORR_WINDOW_MAX * sizeof(uint64_t));
+	c->eidx = malloc(RF_CORR_WINDOW_MAX * sizeof(uint32_t));
+	c->vtab = calloc(VTAB, sizeof(struct vslot));
+	c->vused = malloc(VTAB * sizeof(uint32_t));
+	if (!c->ci || !c->bucket || !c->cstamp || !c->cand || !c->rstamp || !c->heap || !c->times ||
+	    !c->vhs || !c->eidx || !c->vtab || !c->vused)
 		goto oom;
 	for (uint32_t i = 0; i < BUCKETS; i++)
 		c->bucket[i] = NIL;
@@ -196,11 +238,7 @@ int rf_corr_new(const struct rf_pack *pk, const uint8_t key[16], struct rf_corr 
 		const struct rf_pcorr *pc = &pk->corrs[k];
 		c->ci[k] = (struct cinfo){.pc = pc,
 					  .span_ms = (int64_t)pc->timespan_s * 1000,
-					  .bounded = pc->hi != RF_CORR_NO_MAX,
-					  .f_head = NIL,
-					  .f_tail = NIL};
-		if (c->ci[k].bounded)
-			c->bounded[c->n_bounded++] = k;
+					  .bounded = pc->hi != RF_CORR_NO_MAX};
 	}
 	if (build_uses(c) < 0)
 		goto oom;
@@ -247,6 +285,61 @@ int rf_pack_corr(const struct rf_pack *pk, size_t i, struct rf_corr_info *ret)
 	return 0;
 }
 
+/* ---- the heap of open bounded windows, by end ------------------------------------------------ */
+
+static int64_t window_end(const struct rf_corr *c, uint32_t gi)
+{
+	return sat_add(c->g[gi].start, c->ci[c->g[gi].corr].span_ms);
+}
+
+static void heap_set(struct rf_corr *c, uint32_t at, uint32_t gi)
+{
+	c->heap[at] = gi;
+	c->g[gi].hpos = at;
+}
+
+/* Restore the heap order around position at (its key went up or down). */
+static void heap_fix(struct rf_corr *c, uint32_t at)
+{
+	uint32_t gi = c->heap[at];
+	int64_t key = window_end(c, gi);
+
+	while (at > 0 && window_end(c, c->heap[(at - 1) / 2]) > key) {
+		heap_set(c, at, c->heap[(at - 1) / 2]);
+		at = (at - 1) / 2;
+	}
+	for (;;) {
+		uint32_t l = 2 * at + 1, m = at;
+		int64_t mk = key;
+		if (l < c->n_heap && window_end(c, c->heap[l]) < mk)
+			m = l, mk = window_end(c, c->heap[l]);
+		if (l + 1 < c->n_heap && window_end(c, c->heap[l + 1]) < mk)
+			m = l + 1;
+		if (m == at)
+			break;
+		heap_set(c, at, c->heap[m]);
+		at = m;
+	}
+	heap_set(c, at, gi);
+}
+
+static void heap_push(struct rf_corr *c, uint32_t gi)
+{
+	heap_set(c, c->n_heap++, gi);
+	heap_fix(c, c->n_heap - 1);
+}
+
+static void heap_remove(struct rf_corr *c, uint32_t gi)
+{
+	uint32_t at = c->g[gi].hpos, last = c->heap[--c->n_heap];
+
+	c->g[gi].hpos = NIL;
+	if (at == c->n_heap)
+		return;
+	heap_set(c, at, last);
+	heap_fix(c, at);
+}
+
 /* ---- pools ---------------------------------------------------------------------------------- */
 
 static void lru_unlink(struct rf_corr *c, uint32_t gi)
@@ -291,23 +384,14 @@ static void entries_release(struct rf_corr *c, struct group *g)
 static void group_release(struct rf_corr *c, uint32_t gi)
 {
 	struct group *g = &c->g[gi];
-	struct cinfo *ci = &c->ci[g->corr];
 	uint32_t *pp = &c->bucket[g->h & (BUCKETS - 1)];
 
 	while (*pp != gi)
 		pp = &c->g[*pp].hnext;
 	*pp = g->hnext;
 	lru_unlink(c, gi);
-	if (ci->bounded) {
-		if (g->fprev != NIL)
-			c->g[g->fprev].fnext = g->fnext;
-		else
-			ci->f_head = g->fnext;
-		if (g->fnext != NIL)
-			c->g[g->fnext].fprev = g->fprev;
-		else
-			ci->f_tail = g->fprev;
-	}
+	if (g->hpos != NIL)
+		heap_remove(c, gi);
 	entries_release(c, g);
 	g->hnext = c->g_free;
 	c->g_free = gi;
@@ -345,6 +429,20 @@ static uint32_t group_alloc(struct rf_corr *c)
 	return gi;
 }
 
+/* Unlink and free gi's first entry. */
+static void entry_drop_head(struct rf_corr *c, struct group *g)
+{
+	uint32_t ei = g->e_head;
+
+	g->e_head = c->e[ei].next;
+	if (g->e_head == NIL)
+		g->e_tail = NIL;
+	g->n_e--;
+	c->used_e--;
+	c->e[ei].next = c->e_free;
+	c->e_free = ei;
+}
+
 /* A free entry for group keep: from the free list, by growing, by dropping the least recently
  * active other group, or (keep holds every entry) keep's own oldest entry. NIL: out of memory. */
 static uint32_t entry_alloc(struct rf_corr *c, uint32_t keep)
@@ -376,15 +474,8 @@ static uint32_t entry_alloc(struct rf_corr *c, uint32_t keep)
 		struct group *g = &c->g[keep];
 		if (g->n_e == 0)
 			return NIL;
-		uint32_t ei = g->e_head;
-		g->e_head = c->e[ei].next;
-		if (g->e_head == NIL)
-			g->e_tail = NIL;
-		g->n_e--;
-		c->used_e--;
+		entry_drop_head(c, g);
 		c->st.entries_dropped++;
-		c->e[ei].next = c->e_free;
-		c->e_free = ei;
 	}
 	uint32_t ei = c->e_free;
 	c->e_free = c->e[ei].next;
@@ -392,36 +483,171 @@ static uint32_t entry_alloc(struct rf_corr *c, uint32_t keep)
 	return ei;
 }
 
-static bool entry_append(struct rf_corr *c, uint32_t gi, int64_t ts, uint64_t vh)
+/*
+ * Insert (ts, vh) into gi's entries, which are kept in time order (equal times in arrival
+ * order). A group holds at most RF_CORR_WINDOW_MAX entries: past that its oldest is dropped
+ * (counted), or the new one when it is the oldest. In-order arrival appends in O(1); a late
+ * one walks the list. False: not stored.
+ */
+static bool entry_insert(struct rf_corr *c, uint32_t gi, int64_t ts, uint64_t vh)
 {
-	uint32_t ei = entry_alloc(c, gi);
+	struct group *g = &c->g[gi];
 
+	if (g->n_e >= RF_CORR_WINDOW_MAX) {
+		c->st.entries_dropped++;
+		if (ts < c->e[g->e_head].ts)
+			return false;
+		entry_drop_head(c, g);
+	}
+	uint32_t ei = entry_alloc(c, gi);
 	if (ei == NIL)
 		return false;
-	struct group *g = &c->g[gi];
+	g = &c->g[gi];
 	c->e[ei] = (struct entry){ts, vh, NIL};
-	if (g->e_tail != NIL)
+	if (g->e_tail == NIL) {
+		g->e_head = g->e_tail = ei;
+	} else if (c->e[g->e_tail].ts <= ts) {
 		c->e[g->e_tail].next = ei;
-	else
+		g->e_tail = ei;
+	} else if (ts < c->e[g->e_head].ts) {
+		c->e[ei].next = g->e_head;
 		g->e_head = ei;
-	g->e_tail = ei;
+	} else {
+		uint32_t at = g->e_head;
+		while (c->e[at].next != NIL && c->e[c->e[at].next].ts <= ts)
+			at = c->e[at].next;
+		c->e[ei].next = c->e[at].next;
+		c->e[at].next = ei;
+	}
 	g->n_e++;
 	return true;
 }
 
-/* Drop a group's entries older than cutoff (its list is in arrival order). */
+/* Drop a group's entries older than cutoff (its list is in time order). */
 static void entries_expire(struct rf_corr *c, struct group *g, int64_t cutoff)
 {
-	while (g->e_head != NIL && c->e[g->e_head].ts < cutoff) {
-		uint32_t ei = g->e_head;
-		g->e_head = c->e[ei].next;
-		c->e[ei].next = c->e_free;
-		c->e_free = ei;
-		g->n_e--;
-		c->used_e--;
+	while (g->e_head != NIL && c->e[g->e_head].ts < cutoff)
+		entry_drop_head(c, g);
+}
+
+/* Copy a group's entries (times, values, indices) into the scratch arrays; returns how many. */
+static uint32_t entries_load(struct rf_corr *c, const struct group *g)
+{
+	uint32_t n = 0;
+
+	for (uint32_t ei = g->e_head; ei != NIL && n < RF_CORR_WINDOW_MAX; ei = c->e[ei].next) {
+		c->times[n] = c->e[ei].ts;
+		c->vhs[n] = c->e[ei].vh;
+		c->eidx[n++] = ei;
 	}
-	if (g->e_head == NIL)
-		g->e_tail = NIL;
+	return n;
+}
+
+/* ---- distinct values, for value_count ------------------------------------------------------- */
+
+static struct vslot *vslot(struct rf_corr *c, uint64_t vh)
+{
+	uint32_t i = (uint32_t)vh & (VTAB - 1);
+
+	while (c->vtab[i].n && c->vtab[i].vh != vh)
+		i = (i + 1) & (VTAB - 1);
+	if (!c->vtab[i].n) {
+		c->vtab[i].vh = vh;
+		c->vused[c->n_vused++] = i;
+	}
+	return &c->vtab[i];
+}
+
+/* Zero every slot used (slots keep n >= 1 while in use, so a lookup never stops early). */
+static void vtab_clear(struct rf_corr *c)
+{
+	for (uint32_t i = 0; i < c->n_vused; i++)
+		c->vtab[c->vused[i]] = (struct vslot){0, 0};
+	c->n_vused = 0;
+}
+
+/*
+ * The largest count, over the windows [a, a + span] that contain t, of the loaded entries in it
+ * (distinct values when distinct). A best window starts at an entry, so the candidates are the
+ * entries in [t - span, t]; two pointers make it linear in the entries.
+ */
+static uint32_t best_window(struct rf_corr *c, uint32_t n, int64_t t, int64_t span, bool distinct)
+{
+	uint32_t best = 0, i = 0, j = 0, d = 0;
+
+	while (i < n && c->times[i] < sat_add(t, -span))
+		i++;
+	j = i;
+	for (; i < n && c->times[i] <= t; i++) {
+		int64_t end = sat_add(c->times[i], span);
+		while (j < n && c->times[j] <= end) {
+			/* a slot holds count + 1, so that a used slot is never 0 */
+			struct vslot *v = distinct ? vslot(c, c->vhs[j]) : NULL;
+			if (v && v->n++ == 0)
+				v->n++;
+			if (v && v->n == 2)
+				d++;
+			j++;
+		}
+		uint32_t cnt = distinct ? d : j - i;
+		if (cnt > best)
+			best = cnt;
+		if (distinct) {
+			struct vslot *v = vslot(c, c->vhs[i]);
+			if (--v->n == 1)
+				d--;
+		}
+	}
+	if (distinct)
+		vtab_clear(c);
+	return best;
+}
+
+/* value_count without an upper bound: an occurrence of a value is redundant when the value's
+ * previous and next kept occurrences are within span of each other (every window holding it
+ * holds one of them), so each value keeps at most 2 occurrences in any window and a flood of
+ * one value cannot push others out. One pass over the n loaded entries of gi. */
+static void prune_repeats(struct rf_corr *c, uint32_t gi, uint32_t n, int64_t span)
+{
+	struct group *g = &c->g[gi];
+	uint32_t prev = NIL;
+	bool any = false;
+
+	_Static_assert(RF_CORR_WINDOW_MAX < 0xffffu, "two entry indices fit a slot's count");
+	for (uint32_t k = 0; k < n; k++) {
+		/* the slot holds 1 + the last kept occurrence (low half), 1 + the one before */
+		struct vslot *v = vslot(c, c->vhs[k]);
+		uint32_t p1 = v->n ? (v->n & 0xffffu) - 1 : NIL;
+		uint32_t p2 = v->n >> 16 ? (v->n >> 16) - 1 : NIL;
+		if (p2 != NIL && c->times[k] - c->times[p2] <= span) {
+			c->times[p1] = NONE_TS; /* p1 lies between p2 and k: redundant */
+			any = true;
+			v->n = (v->n & 0xffff0000u) | (k + 1);
+		} else {
+			v->n = (v->n & 0xffffu) << 16 | (k + 1);
+		}
+	}
+	vtab_clear(c);
+	if (!any)
+		return;
+	g->e_head = g->e_tail = NIL;
+	for (uint32_t k = 0; k < n; k++) {
+		uint32_t ei = c->eidx[k];
+		if (c->times[k] == NONE_TS) {
+			c->e[ei].next = c->e_free;
+			c->e_free = ei;
+			g->n_e--;
+			c->used_e--;
+			continue;
+		}
+		if (prev == NIL)
+			g->e_head = ei;
+		else
+			c->e[prev].next = ei;
+		prev = ei;
+	}
+	c->e[prev].next = NIL;
+	g->e_tail = prev;
 }
 
 /* ---- one match ------------------------------------------------------------------------------- */
@@ -450,9 +676,10 @@ static bool event_field(const struct rf_event *ev, const char *name, const uint8
 static int feed(struct rf_corr *c, uint32_t k, uint32_t r, const struct src *s, int64_t ts,
 		rf_corr_alert_fn fn, void *ud);
 
-/* Correlation k fired for group gi with count: report it (unless silent), release the group and
- * pass the match on to the correlations that refer to k. */
-static int fire(struct rf_corr *c, uint32_t k, uint32_t gi, uint32_t count, int64_t ts,
+/* Correlation k fired for group gi with count: report it (unless silent), release the group
+ * (unless keep: a bounded group whose later matches open its next window) and pass the match on
+ * to the correlations that refer to k. */
+static int fire(struct rf_corr *c, uint32_t k, uint32_t gi, uint32_t count, int64_t ts, bool keep,
 		rf_corr_alert_fn fn, void *ud)
 {
 	const struct cinfo *ci = &c->ci[k];
@@ -465,7 +692,8 @@ static int fire(struct rf_corr *c, uint32_t k, uint32_t gi, uint32_t count, int6
 	int alerts = 0;
 
 	memcpy(key, c->g[gi].key, kl);
-	group_release(c, gi);
+	if (!keep)
+		group_release(c, gi);
 	c->st.fired++;
 	for (uint32_t g = 0; g < pc->n_group; g++) {
 		lens[g] = (size_t)key[at] | (size_t)key[at + 1] << 8;
@@ -496,22 +724,24 @@ static int fire(struct rf_corr *c, uint32_t k, uint32_t gi, uint32_t count, int6
 	return alerts;
 }
 
-/* The count a group's condition is decided on. */
-static uint32_t group_count(const struct rf_corr *c, const struct group *g, int64_t cutoff)
+/* temporal: the most referred rules whose latest match times fit one window that holds t. */
+static uint32_t temporal_count(const struct rf_corr *c, const struct group *g, int64_t t)
 {
 	const struct rf_pcorr *pc = c->ci[g->corr].pc;
-	uint32_t n = 0;
+	int64_t span = c->ci[g->corr].span_ms;
+	uint32_t best = 0;
 
-	switch (pc->type) {
-	case RF_CORR_EVENT_COUNT:
-		return c->ci[g->corr].bounded ? g->count : g->n_e;
-	case RF_CORR_VALUE_COUNT:
-		return g->n_e + g->over;
-	default:
+	for (uint32_t a = 0; a < pc->n_refs; a++) {
+		int64_t from = g->ts[a];
+		uint32_t n = 0;
+		if (from == NONE_TS || from > t || from < t - span)
+			continue;
 		for (uint32_t r = 0; r < pc->n_refs; r++)
-			n += g->ts[r] != NONE_TS && g->ts[r] >= cutoff;
-		return n;
+			n += g->ts[r] != NONE_TS && g->ts[r] >= from && g->ts[r] <= from + span;
+		if (n > best)
+			best = n;
 	}
+	return best;
 }
 
 /* Build the group key of a match; false (counted as skipped) if a value is absent or too long. */
@@ -544,6 +774,72 @@ static bool match_key(struct rf_corr *c, const struct rf_pcorr *pc, uint32_t r, 
 	return true;
 }
 
+/* The group of correlation k for key (4 bytes of k, then the values), created if absent and
+ * made the most recently active. NIL: none could be had (counted). */
+static uint32_t group_get(struct rf_corr *c, uint32_t k, const uint8_t *buf, size_t kl, int64_t ts)
+{
+	struct cinfo *ci = &c->ci[k];
+	uint64_t h = rf_siphash24(c->key, buf, 4 + kl);
+	uint32_t gi;
+
+	for (gi = c->bucket[h & (BUCKETS - 1)]; gi != NIL; gi = c->g[gi].hnext) {
+		const struct group *g = &c->g[gi];
+		if (g->h == h && g->corr == k && g->key_len == kl && !memcmp(g->key, buf + 4, kl))
+			break;
+	}
+	if (gi != NIL) {
+		lru_unlink(c, gi);
+		lru_append(c, gi);
+		return gi;
+	}
+	gi = group_alloc(c);
+	if (gi == NIL) {
+		c->st.groups_dropped++;
+		return NIL;
+	}
+	struct group *g = &c->g[gi];
+	*g = (struct group){.h = h,
+			    .corr = k,
+			    .hnext = c->bucket[h & (BUCKETS - 1)],
+			    .hpos = NIL,
+			    .e_head = NIL,
+			    .e_tail = NIL,
+			    .start = ts,
+			    .key_len = (uint16_t)kl};
+	memcpy(g->key, buf + 4, kl);
+	for (uint32_t i = 0; i < RF_CORR_REFS_MAX; i++)
+		g->ts[i] = NONE_TS;
+	c->bucket[h & (BUCKETS - 1)] = gi;
+	lru_append(c, gi);
+	if (ci->bounded)
+		heap_push(c, gi);
+	return gi;
+}
+
+/* A match of a bounded correlation: stored, decided when its window closes (close_due). */
+static void feed_bounded(struct rf_corr *c, uint32_t gi, uint32_t r, int64_t ts, uint64_t vh)
+{
+	struct group *g = &c->g[gi];
+	const struct rf_pcorr *pc = c->ci[g->corr].pc;
+
+	if (pc->type == RF_CORR_EVENT_COUNT || pc->type == RF_CORR_VALUE_COUNT) {
+		if (!entry_insert(c, gi, ts, vh))
+			return;
+		g = &c->g[gi];
+		if (c->e[g->e_head].ts != g->start) {
+			g->start = c->e[g->e_head].ts;
+			heap_fix(c, g->hpos);
+		}
+		return;
+	}
+	if (g->ts[r] == NONE_TS || ts > g->ts[r])
+		g->ts[r] = ts;
+	if (ts < g->start) {
+		g->start = ts;
+		heap_fix(c, g->hpos);
+	}
+}
+
 static int feed(struct rf_corr *c, uint32_t k, uint32_t r, const struct src *s, int64_t ts,
 		rf_corr_alert_fn fn, void *ud)
 {
@@ -551,8 +847,8 @@ static int feed(struct rf_corr *c, uint32_t k, uint32_t r, const struct src *s, 
 	const struct rf_pcorr *pc = ci->pc;
 	uint8_t buf[4 + RF_CORR_KEY_MAX];
 	size_t kl;
-	uint64_t vh = 0, h;
-	uint32_t gi;
+	uint64_t vh = 0;
+	uint32_t gi, n;
 
 	if (!match_key(c, pc, r, s, buf + 4, &kl)) {
 		c->st.skipped++;
@@ -560,179 +856,179 @@ static int feed(struct rf_corr *c, uint32_t k, uint32_t r, const struct src *s, 
 	}
 	if (pc->type == RF_CORR_VALUE_COUNT) {
 		const uint8_t *v;
-		size_t n;
-		if (!s->ev || !event_field(s->ev, rf__pack_str(c->pk, pc->field), &v, &n)) {
+		size_t vn;
+		if (!s->ev || !event_field(s->ev, rf__pack_str(c->pk, pc->field), &v, &vn)) {
 			c->st.skipped++;
 			return 0;
 		}
-		vh = rf_siphash24(c->key, v, n);
+		vh = rf_siphash24(c->key, v, vn);
 	}
 	memcpy(buf, &k, 4);
-	h = rf_siphash24(c->key, buf, 4 + kl);
-	for (gi = c->bucket[h & (BUCKETS - 1)]; gi != NIL; gi = c->g[gi].hnext) {
-		const struct group *g = &c->g[gi];
-		if (g->h == h && g->corr == k && g->key_len == kl && !memcmp(g->key, buf + 4, kl))
-			break;
-	}
-	if (gi == NIL) {
-		gi = group_alloc(c);
-		if (gi == NIL) {
-			c->st.groups_dropped++;
-			return 0;
-		}
-		struct group *g = &c->g[gi];
-		*g = (struct group){.h = h,
-				    .corr = k,
-				    .hnext = c->bucket[h & (BUCKETS - 1)],
-				    .fprev = NIL,
-				    .fnext = NIL,
-				    .e_head = NIL,
-				    .e_tail = NIL,
-				    .start = ts,
-				    .newest = ts,
-				    .key_len = (uint16_t)kl};
-		memcpy(g->key, buf + 4, kl);
-		for (uint32_t i = 0; i < RF_CORR_REFS_MAX; i++)
-			g->ts[i] = NONE_TS;
-		c->bucket[h & (BUCKETS - 1)] = gi;
-		lru_append(c, gi);
-		if (ci->bounded) {
-			g->fprev = ci->f_tail;
-			if (ci->f_tail != NIL)
-				c->g[ci->f_tail].fnext = gi;
-			else
-				ci->f_head = gi;
-			ci->f_tail = gi;
-		}
-	} else {
-		lru_unlink(c, gi);
-		lru_append(c, gi);
-	}
-	struct group *g = &c->g[gi];
-	if (ts > g->newest)
-		g->newest = ts;
-	int64_t cutoff = g->newest - ci->span_ms;
-
-	if (ci->bounded) { /* decided when the window closes (rf_corr_advance) */
-		switch (pc->type) {
-		case RF_CORR_EVENT_COUNT:
-			g->count++;
-			break;
-		case RF_CORR_VALUE_COUNT: {
-			uint32_t ei = g->e_head;
-			while (ei != NIL && c->e[ei].vh != vh)
-				ei = c->e[ei].next;
-			if (ei == NIL &&
-			    (g->n_e >= RF_CORR_WINDOW_MAX || !entry_append(c, gi, ts, vh)))
-				c->g[gi]
-				    .over++; /* counted, not stored: the count is over any bound */
-			break;
-		}
-		default:
-			if (g->ts[r] == NONE_TS || ts > g->ts[r])
-				g->ts[r] = ts;
-			break;
-		}
+	gi = group_get(c, k, buf, kl, ts);
+	if (gi == NIL)
+		return 0;
+	if (ci->bounded) {
+		feed_bounded(c, gi, r, ts, vh);
 		return 0;
 	}
+	struct group *g = &c->g[gi];
 	switch (pc->type) {
 	case RF_CORR_EVENT_COUNT:
-		entries_expire(c, g, cutoff);
-		if (!entry_append(c, gi, ts, 0))
+	case RF_CORR_VALUE_COUNT:
+		/* Entries older than any window an accepted event can still open are useless. */
+		if (c->clock != NONE_TS)
+			entries_expire(c, g, sat_add(c->clock, -(RF_CORR_LATE_MS + ci->span_ms)));
+		if (!entry_insert(c, gi, ts, vh))
 			return 0;
+		n = entries_load(c, &c->g[gi]);
+		if (pc->type == RF_CORR_VALUE_COUNT)
+			prune_repeats(c, gi, n, ci->span_ms), n = entries_load(c, &c->g[gi]);
+		n = best_window(c, n, ts, ci->span_ms, pc->type == RF_CORR_VALUE_COUNT);
 		break;
-	case RF_CORR_VALUE_COUNT: {
-		entries_expire(c, g, cutoff);
-		/* One entry per distinct value, with its latest time: unlink a repeat, append. */
-		uint32_t prev = NIL, ei = g->e_head;
-		while (ei != NIL && c->e[ei].vh != vh) {
-			prev = ei;
-			ei = c->e[ei].next;
-		}
-		if (ei != NIL) {
-			if (prev != NIL)
-				c->e[prev].next = c->e[ei].next;
-			else
-				g->e_head = c->e[ei].next;
-			if (g->e_tail == ei)
-				g->e_tail = prev;
-			c->e[ei].next = c->e_free;
-			c->e_free = ei;
-			g->n_e--;
-			c->used_e--;
-		}
-		if (!entry_append(c, gi, ts, vh))
-			return 0;
-		break;
-	}
 	case RF_CORR_TEMPORAL:
 		if (g->ts[r] == NONE_TS || ts > g->ts[r])
 			g->ts[r] = ts;
+		n = temporal_count(c, g, ts);
 		break;
-	case RF_CORR_TEMPORAL_ORDERED:
+	default: /* RF_CORR_TEMPORAL_ORDERED */
 		/* ts[i]: the latest start of a sequence matched up to rule i, still in the window.
 		 * The caller feeds an event's rules last to first, so one event is never two
-		 * steps. */
+		 * steps; a step counts only after the one before it in time. */
 		if (r == 0) {
 			if (g->ts[0] == NONE_TS || ts > g->ts[0])
 				g->ts[0] = ts;
-		} else if (g->ts[r - 1] != NONE_TS && g->ts[r - 1] >= ts - ci->span_ms) {
+		} else if (g->ts[r - 1] != NONE_TS && g->ts[r - 1] >= ts - ci->span_ms &&
+			   g->ts[r - 1] <= ts) {
 			if (g->ts[r] == NONE_TS || g->ts[r - 1] > g->ts[r])
 				g->ts[r] = g->ts[r - 1];
 		}
-		if (g->ts[pc->n_refs - 1] != NONE_TS && g->ts[pc->n_refs - 1] >= ts - ci->span_ms)
-			return fire(c, k, gi, pc->n_refs, ts, fn, ud);
+		if (g->ts[pc->n_refs - 1] != NONE_TS && g->ts[pc->n_refs - 1] >= ts - ci->span_ms &&
+		    g->ts[pc->n_refs - 1] <= ts)
+			return fire(c, k, gi, pc->n_refs, ts, false, fn, ud);
 		return 0;
 	}
-	g = &c->g[gi];
-	uint32_t n = group_count(c, g, cutoff);
 	if (n >= pc->lo)
-		return fire(c, k, gi, n, ts, fn, ud);
+		return fire(c, k, gi, n, ts, false, fn, ud);
 	return 0;
 }
 
 /* ---- the API --------------------------------------------------------------------------------- */
 
-/* Close the bounded windows of correlation k that end before now (all with flush). */
-static int close_due(struct rf_corr *c, uint32_t k, int64_t now, bool flush, rf_corr_alert_fn fn,
-		     void *ud)
+/*
+ * Decide the bounded window of group gi: the matches in [start, start + timespan]. They are
+ * counted and removed; later matches stay and open the group's next window (start = the
+ * earliest of them), or the group is released when none is left.
+ */
+static int close_window(struct rf_corr *c, uint32_t gi, rf_corr_alert_fn fn, void *ud)
 {
-	struct cinfo *ci = &c->ci[k];
+	struct group *g = &c->g[gi];
+	uint32_t k = g->corr;
+	const struct cinfo *ci = &c->ci[k];
+	const struct rf_pcorr *pc = ci->pc;
+	int64_t end = window_end(c, gi);
+	uint32_t n;
+
+	if (pc->type == RF_CORR_EVENT_COUNT || pc->type == RF_CORR_VALUE_COUNT) {
+		uint32_t m = entries_load(c, g);
+		n = best_window(c, m, g->start, ci->span_ms, pc->type == RF_CORR_VALUE_COUNT);
+		while (g->e_head != NIL && c->e[g->e_head].ts <= end)
+			entry_drop_head(c, g);
+	} else {
+		n = 0;
+		for (uint32_t r = 0; r < pc->n_refs; r++)
+			n += g->ts[r] != NONE_TS && g->ts[r] >= g->start && g->ts[r] <= end;
+		for (uint32_t r = 0; r < pc->n_refs; r++)
+			g->ts[r] = NONE_TS;
+	}
+	bool keep = g->e_head != NIL;
+	if (keep) {
+		g->start = c->e[g->e_head].ts;
+		heap_fix(c, g->hpos);
+	}
+	if (n >= pc->lo && n <= pc->hi)
+		return fire(c, k, gi, n, end, keep, fn, ud);
+	if (!keep)
+		group_release(c, gi);
+	return 0;
+}
+
+/* Close the bounded windows that no accepted event can still reach: those that ended more than
+ * RF_CORR_LATE_MS before the clock (all with flush). */
+static int close_due(struct rf_corr *c, bool flush, rf_corr_alert_fn fn, void *ud)
+{
 	int alerts = 0;
 
-	while (ci->f_head != NIL) {
-		uint32_t gi = ci->f_head;
-		struct group *g = &c->g[gi];
-		int64_t end = g->start + ci->span_ms;
-		if (!flush && end >= now)
+	while (c->n_heap) {
+		uint32_t gi = c->heap[0];
+		if (!flush && (c->clock == NONE_TS ||
+			       sat_add(window_end(c, gi), RF_CORR_LATE_MS) >= c->clock))
 			break;
-		uint32_t n = group_count(c, g, g->start);
-		if (n >= ci->pc->lo && n <= ci->pc->hi)
-			alerts += fire(c, k, gi, n, end, fn, ud);
-		else
-			group_release(c, gi);
+		alerts += close_window(c, gi, fn, ud);
 	}
 	return alerts;
 }
 
+/* Keep times where their differences cannot overflow (about +-146,000 years). */
+static int64_t clamp_time(int64_t t)
+{
+	const int64_t lim = INT64_C(1) << 62;
+
+	return t > lim ? lim : t < -lim ? -lim : t;
+}
+
+void rf_corr_set_clock(struct rf_corr *c, int64_t now_ms)
+{
+	c->ref = clamp_time(now_ms);
+}
+
 int rf_corr_advance(struct rf_corr *c, int64_t now, rf_corr_alert_fn fn, void *ud)
 {
-	int alerts = 0;
-
+	now = clamp_time(now);
 	if (c->clock == NONE_TS || now > c->clock)
 		c->clock = now;
-	for (uint32_t i = 0; i < c->n_bounded; i++)
-		alerts += close_due(c, c->bounded[i], c->clock, false, fn, ud);
-	return alerts;
+	return close_due(c, false, fn, ud);
 }
 
 int rf_corr_flush(struct rf_corr *c, rf_corr_alert_fn fn, void *ud)
 {
-	int alerts = 0;
+	return close_due(c, true, fn, ud);
+}
 
-	for (uint32_t i = 0; i < c->n_bounded; i++)
-		alerts += close_due(c, c->bounded[i], 0, true, fn, ud);
-	return alerts;
+/*
+ * Admit an event's time t, moving the stream's clock; false (counted) drops the event. Beyond
+ * the caller's clock by more than RF_CORR_SKEW_MS: in the future, dropped. Older than the clock
+ * by more than RF_CORR_LATE_MS: too late to place (its windows may be decided), dropped. A time
+ * more than RF_CORR_SKEW_MS ahead of the clock (or the first one) counts in its own group's
+ * windows but moves the clock only once the next such time confirms it (is not earlier than it
+ * by more than RF_CORR_SKEW_MS), so one bad timestamp can neither close every window early nor
+ * make every later event late; a sparse stream's clock lags one event.
+ */
+static bool admit(struct rf_corr *c, int64_t t)
+{
+	if (c->ref != NONE_TS && t > c->ref + RF_CORR_SKEW_MS) {
+		c->st.future++;
+		return false;
+	}
+	if (c->clock != NONE_TS && t < c->clock - RF_CORR_LATE_MS) {
+		c->st.late++;
+		return false;
+	}
+	if (c->clock == NONE_TS || t > c->clock + RF_CORR_SKEW_MS) {
+		if (c->pending == NONE_TS || c->pending > t + RF_CORR_SKEW_MS) {
+			c->pending = t;
+			return true;
+		}
+		if (c->clock == NONE_TS || c->pending > c->clock)
+			c->clock = c->pending;
+		c->pending = NONE_TS;
+		if (t > c->clock + RF_CORR_SKEW_MS) {
+			c->pending = t;
+			return true;
+		}
+	}
+	if (t > c->clock)
+		c->clock = t;
+	return true;
 }
 
 int rf_corr_event(struct rf_corr *c, const struct rf_event *ev, int64_t ts, const size_t *rules,
@@ -744,7 +1040,10 @@ int rf_corr_event(struct rf_corr *c, const struct rf_event *ev, int64_t ts, cons
 
 	if (c->n == 0)
 		return 0;
-	alerts = rf_corr_advance(c, ts, fn, ud);
+	ts = clamp_time(ts);
+	if (!admit(c, ts))
+		return 0;
+	alerts = close_due(c, false, fn, ud);
 	if (++c->seq == 0) { /* stamps wrapped: forget them all */
 		memset(c->cstamp, 0, c->n * sizeof(uint32_t));
 		memset(c->rstamp, 0, (pk->n_rules ? pk->n_rules : 1) * sizeof(uint32_t));

@@ -771,8 +771,12 @@ int rf_pack_verify(const uint8_t *p, size_t n, const struct rf_manifest *const *
 		   struct rf_diag *d)
 {
 	struct rf_pack *pk = NULL;
-	int r = rf_pack_open(p, n, &pk, d), first = 0;
+	int r, first = 0;
 
+	/* Verified against no manifest would prove nothing: refuse rather than pass vacuously. */
+	if (n_ms == 0 || !ms)
+		return rf_diag_report(d, -EINVAL, "pack verify: no agent manifest to verify against");
+	r = rf_pack_open(p, n, &pk, d);
 	if (r < 0)
 		return r;
 	for (size_t i = 0; i < n_ms; i++) {

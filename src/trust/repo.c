@@ -606,8 +606,50 @@ static int load_staged(const struct repo *rp, json_t **ret, struct rf_diag *d)
 	return 0;
 }
 
+/*
+ * Is staging (p, n, custom) as name a change of the staged targets? A target already there with
+ * other bytes is refused unless RF_TUF_ADD_REPLACE: a release is identified by its target's name
+ * and hash, so devices not yet on a live release would refuse the new bytes (-EEXIST). Returns 1
+ * to stage, 0 when the same bytes and custom metadata are there already (nothing to do), or the
+ * refusal.
+ */
+static int add_changes(const json_t *s, const char *name, const char *hex, size_t n,
+		       const json_t *custom, unsigned flags, struct rf_diag *d)
+{
+	const json_t *old = json_object_get(json_object_get(s, "targets"), name);
+	const char *old_hex = json_string_value(json_object_get(json_object_get(old, "hashes"),
+								"sha256"));
+	const json_t *old_len = json_object_get(old, "length");
+	const json_t *old_custom = json_object_get(old, "custom");
+	char q[80];
+
+	if (!old)
+		return 1;
+	if (old_hex && !strcmp(old_hex, hex) && json_is_integer(old_len) &&
+	    json_integer_value(old_len) == (json_int_t)n)
+		return (old_custom == custom || (old_custom && custom && json_equal(old_custom, custom)))
+			   ? 0
+			   : 1;
+	if (flags & RF_TUF_ADD_REPLACE)
+		return 1;
+	return rf_diag_report(
+	    d, -EEXIST,
+	    "target '%s' already exists with other bytes (sha256 %.16s..., new %.16s...): a release "
+	    "is identified by its target name and hash, so devices not yet on a release of it would "
+	    "refuse the new bytes. Publish the fixed file under a new name; replace it only if no "
+	    "release uses it (--replace)",
+	    rf_diag_quote(q, sizeof(q), name, strlen(name)), old_hex ? old_hex : "?", hex);
+}
+
 int rf_tuf_repo_add(const char *dir, const char *name, const uint8_t *p, size_t n,
 		    const char *custom_json, int64_t now, struct rf_diag *d)
+{
+	return rf_tuf_repo_add_flags(dir, name, p, n, custom_json, 0, now, NULL, d);
+}
+
+int rf_tuf_repo_add_flags(const char *dir, const char *name, const uint8_t *p, size_t n,
+			  const char *custom_json, unsigned flags, int64_t now, bool *ret_unchanged,
+			  struct rf_diag *d)
 {
 	json_t *custom = NULL, *s = NULL, *entry = NULL;
 	char hex[65], rel[4096], q[80];
@@ -652,18 +694,25 @@ int rf_tuf_repo_add(const char *dir, const char *name, const uint8_t *p, size_t 
 		snprintf(rel, sizeof(rel), "repository/targets/%.*s%s.%s", dl, name, hex,
 			 name + dl);
 	}
+	if ((r = load_staged(&rp, &s, d)) < 0)
+		goto out;
+	if ((r = add_changes(s, name, hex, n, custom, flags, d)) <= 0) {
+		if (r == 0 && ret_unchanged)
+			*ret_unchanged = true;
+		goto out;
+	}
 	if ((r = write_file_rel(dir, rel, p, n, 0644)) < 0) {
 		rf_diag_report(d, r, "cannot write target file: %s", rf_strerror(r));
 		goto out;
 	}
-	if ((r = load_staged(&rp, &s, d)) < 0)
-		goto out;
 	r = -ENOMEM;
 	entry = json_pack("{s:I, s:{s:s}}", "length", (json_int_t)n, "hashes", "sha256", hex);
 	if (!entry || (custom && json_object_set(entry, "custom", custom)) ||
 	    json_object_set(json_object_get(s, "targets"), name, entry))
 		goto out;
 	r = stage_targets(&rp, now, s, d);
+	if (r == 0 && ret_unchanged)
+		*ret_unchanged = false;
 out:
 	json_decref(entry);
 	json_decref(s);

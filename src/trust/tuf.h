@@ -149,14 +149,29 @@ int rf_tuf_repo_init(const char *dir, const struct rf_tuf_repo_opts *opts, int64
 		     struct rf_diag *d) RF_WUR;
 
 /*
- * Stage a new targets version that adds (or replaces) target name with bytes p[0..n) and the
- * optional custom metadata custom_json (a JSON object, carried verbatim; NULL for none). The
- * file is written under repository/targets/; clients see it after rf_tuf_repo_publish.
+ * Stage a new targets version that adds target name with bytes p[0..n) and the optional custom
+ * metadata custom_json (a JSON object, carried verbatim; NULL for none). The file is written
+ * under repository/targets/; clients see it after rf_tuf_repo_publish.
  * name: '/'-separated components of [A-Za-z0-9._-], none "." or "..", at most RF_TUF_NAME_MAX.
- * Returns 0; -EINVAL bad name or custom JSON; -ENOENT no repository; -errno on I/O.
+ * A target of that name already staged or published with other bytes is refused (-EEXIST, with
+ * the reason in d): a release is identified by its target's name and hash, so a device not yet
+ * on a live release of it would refuse the new bytes; publish a fixed pack under a new name.
+ * The same bytes with the same custom metadata change nothing (0, nothing staged); the same
+ * bytes with other custom metadata stage the new metadata.
+ * Returns 0; -EINVAL bad name or custom JSON; -EEXIST other bytes under name; -ENOENT no
+ * repository; -errno on I/O.
  */
 int rf_tuf_repo_add(const char *dir, const char *name, const uint8_t *p, size_t n,
 		    const char *custom_json, int64_t now, struct rf_diag *d) RF_WUR;
+
+/* rf_tuf_repo_add with flags: RF_TUF_ADD_REPLACE replaces a target of that name whose bytes
+ * differ (the operator's explicit choice: releases of the old bytes become undeliverable).
+ * *ret_unchanged (optional) tells, on success, whether nothing was staged (same bytes and
+ * custom metadata already there). */
+#define RF_TUF_ADD_REPLACE 1u
+int rf_tuf_repo_add_flags(const char *dir, const char *name, const uint8_t *p, size_t n,
+			  const char *custom_json, unsigned flags, int64_t now, bool *ret_unchanged,
+			  struct rf_diag *d) RF_WUR;
 
 /* Publish the staged targets: a new snapshot and timestamp (written in that order, after the
  * files they name). Returns 0 or a negative errno. */

@@ -574,8 +574,12 @@ static void test_bounded_condition(void **state)
 	feed(&r, 1000, U, "b");
 	feed(&r, 2000, U, "b");
 	assert_int_equal(r.corr_alerts, 0);
-	/* Time passes the windows' end (10 s after their first event): a had 2, b had 3. */
-	feed(&r, 10001, U, "c");
+	/* Time passes the windows' end (10 s after their first event) by more than the lateness
+	 * tolerance: a had 2, b had 3. A jump of more than RF_CORR_SKEW_MS moves the clock only
+	 * when the next event confirms it. */
+	feed(&r, 10000 + RF_CORR_LATE_MS, U, "c");
+	assert_int_equal(r.corr_alerts, 0);
+	feed(&r, 10001 + RF_CORR_LATE_MS, U, "c");
 	assert_int_equal(r.corr_alerts, 1);
 	assert_string_equal(r.last_group, "User=a");
 	assert_int_equal(r.last_count, 2);
@@ -822,6 +826,407 @@ static void test_event_time(void **state)
 	assert_int_equal(rf_corr_event_time(&ev, &t), -ENOENT);
 }
 
+/* ---- out-of-order and forged event times (docs/sigma.md "Time") ----------------------------- */
+
+#define EVIL_RULES                                                                                 \
+	"title: base\nid: 9a1c7a52-0000-4000-8000-00000000ba5e\nname: base_rule\n"                 \
+	"logsource:\n  category: process_creation\n  product: windows\n"                           \
+	"detection:\n  selection:\n    Image|endswith: '\\evil.exe'\n  condition: selection\n"
+#define EVIL_GTE3                                                                                  \
+	"title: three in a minute\nid: corr-gte3\ncorrelation:\n  type: event_count\n"             \
+	"  rules: [base_rule]\n  group-by: [User]\n  timespan: 1m\n  condition:\n    gte: 3\n"
+#define EVIL_RANGE                                                                                 \
+	"title: two or three\nid: corr-range\ncorrelation:\n  type: event_count\n"                 \
+	"  rules: [base_rule]\n  group-by: [User]\n  timespan: 1m\n  condition:\n    gte: 2\n"     \
+	"    lte: 3\n"
+
+static const char evil_both[] = EVIL_GTE3 "---\n" EVIL_RANGE "---\n" EVIL_RULES;
+
+#define PC_EV(img, user, time)                                                                     \
+	"{\"event\":\"process_creation\",\"Image\":\"C:\\\\" img "\",\"User\":\"" user             \
+	"\",\"UtcTime\":\"" time "\"}"
+
+/* Alerts of one run, in order: correlation id, group, count, line (feed's counter). */
+struct alog {
+	struct run r;
+	unsigned n, line;
+	struct {
+		char id[32], group[32];
+		uint32_t count;
+		unsigned line;
+		int64_t t;
+	} a[64];
+};
+
+static void on_alog(void *ud, const struct rf_corr_alert *a)
+{
+	struct alog *l = ud;
+
+	if (l->n >= 64)
+		return;
+	snprintf(l->a[l->n].id, sizeof(l->a[l->n].id), "%s", a->id);
+	snprintf(l->a[l->n].group, sizeof(l->a[l->n].group), "%.*s",
+		 a->n_group ? (int)a->group_lens[0] : 0,
+		 a->n_group ? (const char *)a->group_values[0] : "");
+	l->a[l->n].count = a->count;
+	l->a[l->n].line = l->line;
+	l->a[l->n].t = a->time_ms;
+	l->n++;
+}
+
+/* One JSON line with its own UtcTime into the log's run. */
+static void feed_log(struct alog *l, const char *line)
+{
+	uint8_t scratch[2048];
+	struct rf_event ev;
+	int64_t t;
+
+	l->line++;
+	assert_int_equal(rf_event_parse((const uint8_t *)line, strlen(line), scratch,
+					sizeof(scratch), &ev, NULL),
+			 0);
+	l->r.n_hits = 0;
+	assert_true(rf_engine_eval(l->r.e, &ev, l->r.s, on_rule, &l->r, NULL) >= 0);
+	assert_int_equal(rf_corr_event_time(&ev, &t), 0);
+	assert_true(rf_corr_event(l->r.c, &ev, t, l->r.hits, l->r.n_hits, on_alog, l) >= 0);
+}
+
+static unsigned alerts_of(const struct alog *l, const char *id)
+{
+	unsigned n = 0;
+
+	for (unsigned i = 0; i < l->n; i++)
+		n += !strcmp(l->a[i].id, id);
+	return n;
+}
+
+/* The review's case 1: a late event and a far-future one never make a wrong count. */
+static void test_review_out_of_order(void **state)
+{
+	struct alog l;
+	struct rf_corr_stats st;
+
+	(void)state;
+	for (int with_clock = 0; with_clock < 2; with_clock++) {
+		memset(&l, 0, sizeof(l));
+		run_open(&l.r, evil_both, 2);
+		if (with_clock) /* the agent's clock, as rf_corr_set_clock gets it */
+			rf_corr_set_clock(l.r.c, INT64_C(1796320800000)); /* 2026-12-03 17:20 */
+		feed_log(&l, PC_EV("evil.exe", "bob", "2026-12-03 10:00:00"));
+		feed_log(&l, PC_EV("evil.exe", "bob", "2026-12-01 10:00:00"));
+		feed_log(&l, PC_EV("evil.exe", "bob", "2026-12-03 10:00:10"));
+		/* Two events within [t - 60 s, t]: no "3 within a minute". */
+		assert_int_equal(alerts_of(&l, "corr-gte3"), 0);
+		assert_int_equal(rf_corr_flush(l.r.c, on_alog, &l), 1);
+		assert_int_equal(alerts_of(&l, "corr-range"), 1);
+		assert_int_equal(l.a[l.n - 1].count, 2);
+		run_close(&l.r);
+
+		memset(&l, 0, sizeof(l));
+		run_open(&l.r, evil_both, 2);
+		if (with_clock)
+			rf_corr_set_clock(l.r.c, INT64_C(1796320800000));
+		feed_log(&l, PC_EV("evil.exe", "bob", "2099-01-01 00:00:00"));
+		feed_log(&l, PC_EV("evil.exe", "bob", "2026-12-03 10:00:00"));
+		feed_log(&l, PC_EV("evil.exe", "bob", "2026-12-03 11:00:00"));
+		assert_int_equal(alerts_of(&l, "corr-gte3"), 0);
+		rf_corr_stats(l.r.c, &st);
+		assert_int_equal(st.future, with_clock ? 1 : 0);
+		run_close(&l.r);
+	}
+}
+
+/* The review's case 2: one event far in the future (matching or not, any group) neither
+ * silences nor delays another group's bounded decision. */
+static void test_review_future_event(void **state)
+{
+	static const char *const first[] = {NULL, PC_EV("good.exe", "bob", "2099-01-01 00:00:00"),
+					    PC_EV("evil.exe", "alice", "2099-01-01 00:00:00")};
+	struct alog l;
+
+	(void)state;
+	for (int with_clock = 0; with_clock < 2; with_clock++)
+		for (unsigned i = 0; i < RF_ARRAY_SIZE(first); i++) {
+			memset(&l, 0, sizeof(l));
+			run_open(&l.r, evil_both, 2);
+			if (with_clock)
+				rf_corr_set_clock(l.r.c, INT64_C(1796320800000));
+			if (first[i])
+				feed_log(&l, first[i]);
+			unsigned base = l.line;
+			feed_log(&l, PC_EV("evil.exe", "bob", "2026-12-03 10:00:00"));
+			feed_log(&l, PC_EV("evil.exe", "bob", "2026-12-03 10:00:10"));
+			feed_log(&l, PC_EV("good.exe", "bob", "2026-12-03 10:05:00"));
+			assert_int_equal(l.n, 0);
+			/* bob's window [10:00:00, 10:01:00] is decided once time passes its end
+			 * by the lateness tolerance (5 minutes), without waiting for the end of
+			 * input (an agent never flushes). */
+			feed_log(&l, PC_EV("good.exe", "bob", "2026-12-03 10:06:01"));
+			if (l.n != 1)
+				fail_msg("first line %u, clock %d: %u alerts", i, with_clock, l.n);
+			assert_string_equal(l.a[0].id, "corr-range");
+			assert_string_equal(l.a[0].group, "bob");
+			assert_int_equal(l.a[0].count, 2);
+			assert_int_equal(l.a[0].line, base + 4);
+			run_close(&l.r);
+		}
+}
+
+/* A burst delivered in reverse time order is still "3 within a minute" (a window holds the
+ * match whatever the arrival order); an event too late to place is dropped and counted. */
+static void test_late_and_reversed(void **state)
+{
+	struct alog l;
+	struct rf_corr_stats st;
+
+	(void)state;
+	memset(&l, 0, sizeof(l));
+	run_open(&l.r, evil_both, 2);
+	feed_log(&l, PC_EV("evil.exe", "bob", "2026-12-03 10:00:50"));
+	feed_log(&l, PC_EV("evil.exe", "bob", "2026-12-03 10:00:20"));
+	assert_int_equal(alerts_of(&l, "corr-gte3"), 0);
+	feed_log(&l, PC_EV("evil.exe", "bob", "2026-12-03 09:59:55"));
+	assert_int_equal(alerts_of(&l, "corr-gte3"), 1);
+	/* the clock is 10:00:50: 6 minutes older is too late */
+	feed_log(&l, PC_EV("evil.exe", "carol", "2026-12-03 09:54:49"));
+	rf_corr_stats(l.r.c, &st);
+	assert_int_equal(st.late, 1);
+	run_close(&l.r);
+}
+
+/* ---- random arrival order against a brute-force reference ----------------------------------- */
+
+struct pev {
+	int64_t t;
+	unsigned user, value;
+};
+
+static uint64_t rng_state;
+static uint32_t rnd(uint32_t n)
+{
+	rng_state = rng_state * 6364136223846793005ULL + 1442695040888963407ULL;
+	return (uint32_t)(rng_state >> 33) % n;
+}
+
+/* The most matches (distinct values) in one window [a, a + span] holding t, among ev[0..n). */
+static unsigned ref_best(const struct pev *ev, const bool *in, size_t n, int64_t t, int64_t span,
+			 bool distinct)
+{
+	unsigned best = 0;
+
+	for (size_t i = 0; i < n; i++) {
+		if (!in[i] || ev[i].t < t - span || ev[i].t > t)
+			continue;
+		unsigned cnt = 0;
+		bool seen[64] = {false};
+		for (size_t j = 0; j < n; j++)
+			if (in[j] && ev[j].t >= ev[i].t && ev[j].t <= ev[i].t + span) {
+				if (!distinct)
+					cnt++;
+				else if (!seen[ev[j].value]) {
+					seen[ev[j].value] = true;
+					cnt++;
+				}
+			}
+		if (cnt > best)
+			best = cnt;
+	}
+	return best;
+}
+
+static int cmp_i64(const void *a, const void *b)
+{
+	int64_t x = *(const int64_t *)a, y = *(const int64_t *)b;
+	return x < y ? -1 : x > y;
+}
+
+static int cmp_alert(const void *a, const void *b)
+{
+	const int64_t *x = a, *y = b; /* user, end, count */
+	for (int i = 0; i < 3; i++)
+		if (x[i] != y[i])
+			return x[i] < y[i] ? -1 : 1;
+	return 0;
+}
+
+struct prun {
+	struct run r;
+	int64_t got[512][3];
+	unsigned n;
+};
+
+static void on_prop(void *ud, const struct rf_corr_alert *a)
+{
+	struct prun *p = ud;
+
+	assert_true(p->n < 512);
+	int64_t u = 0; /* "u<N>", not NUL-terminated */
+	for (size_t i = 1; i < a->group_lens[0]; i++)
+		u = u * 10 + (a->group_values[0][i] - '0');
+	p->got[p->n][0] = u;
+	p->got[p->n][1] = a->time_ms;
+	p->got[p->n][2] = a->count;
+	p->n++;
+}
+
+static void prop_feed(struct prun *p, const struct pev *e)
+{
+	char line[256];
+	uint8_t scratch[512];
+	struct rf_event ev;
+
+	snprintf(line, sizeof(line),
+		 "{\"event\":\"windows_security\",\"EventID\":4625,\"ComputerName\":\"u%u\","
+		 "\"WorkstationName\":\"v%u\"}",
+		 e->user, e->value);
+	assert_int_equal(rf_event_parse((const uint8_t *)line, strlen(line), scratch,
+					sizeof(scratch), &ev, NULL),
+			 0);
+	p->r.n_hits = 0;
+	assert_true(rf_engine_eval(p->r.e, &ev, p->r.s, on_rule, &p->r, NULL) >= 0);
+	assert_true(rf_corr_event(p->r.c, &ev, e->t, p->r.hits, p->r.n_hits, on_prop, p) >= 0);
+}
+
+#define PROP_RULE                                                                                  \
+	"---\ntitle: base\nid: base\nlogsource:\n  product: windows\n  service: security\n"        \
+	"detection:\n  s:\n    EventID: 4625\n  condition: s\n"
+
+/*
+ * Events of a few groups at random times, delivered in an order where each is at most 2 minutes
+ * (< RF_CORR_LATE_MS) older than the newest before it and none jumps more than RF_CORR_SKEW_MS
+ * ahead: nothing is dropped, so every alert must be the reference's. Unbounded conditions are
+ * decided at each arrival (the most matches in a window holding it; fire resets the group);
+ * bounded ones over the greedy windows of each group's sorted times (opening at the earliest).
+ */
+static void test_random_order_property(void **state)
+{
+	static const char *const kinds[] = {"event_count", "value_count"};
+	char yaml[1024];
+
+	(void)state;
+	for (unsigned seed = 1; seed <= 200; seed++) {
+		rng_state = seed;
+		unsigned kind = seed % 2, bounded = (seed / 2) % 2;
+		int64_t span = 1000 * (int64_t)(5 + rnd(56));
+		unsigned lo = 2 + rnd(4), hi = lo + rnd(3), users = 1 + rnd(3), vals = 1 + rnd(6);
+		size_t n = 30 + rnd(120);
+		struct pev ev[160], arr[160];
+		int64_t key[160];
+		struct prun *p = calloc(1, sizeof(*p));
+
+		if (bounded)
+			snprintf(yaml, sizeof(yaml),
+				 "title: p\nid: p\ncorrelation:\n  type: %s\n  rules: [base]\n"
+				 "  group-by: [ComputerName]\n  timespan: %llds\n  condition:\n"
+				 "%s    gte: %u\n    lte: %u\n" PROP_RULE,
+				 kinds[kind], (long long)span / 1000,
+				 kind ? "    field: WorkstationName\n" : "", lo, hi);
+		else
+			snprintf(yaml, sizeof(yaml),
+				 "title: p\nid: p\ncorrelation:\n  type: %s\n  rules: [base]\n"
+				 "  group-by: [ComputerName]\n  timespan: %llds\n  condition:\n"
+				 "%s    gte: %u\n" PROP_RULE,
+				 kinds[kind], (long long)span / 1000,
+				 kind ? "    field: WorkstationName\n" : "", lo);
+		int64_t t = INT64_C(1700000000000);
+		for (size_t i = 0; i < n; i++) {
+			t += rnd(8000); /* steps up to 8 s, so windows see 1 to ~15 events */
+			ev[i] = (struct pev){t, rnd(users), rnd(vals)};
+			key[i] = t + rnd(120000); /* arrival: time plus up to 2 minutes' delay */
+		}
+		/* arrival order: by t + delay (insertion sort on the small array) */
+		for (size_t i = 0; i < n; i++)
+			arr[i] = ev[i];
+		for (size_t i = 1; i < n; i++)
+			for (size_t j = i; j > 0 && key[j - 1] > key[j]; j--) {
+				int64_t k = key[j];
+				key[j] = key[j - 1];
+				key[j - 1] = k;
+				struct pev x = arr[j];
+				arr[j] = arr[j - 1];
+				arr[j - 1] = x;
+			}
+		run_open(&p->r, yaml, 1);
+		for (size_t i = 0; i < n; i++)
+			prop_feed(p, &arr[i]);
+		(void)rf_corr_flush(p->r.c, on_prop, p);
+		struct rf_corr_stats st;
+		rf_corr_stats(p->r.c, &st);
+		assert_int_equal(st.late + st.future + st.entries_dropped + st.groups_dropped, 0);
+		run_close(&p->r);
+
+		/* the reference */
+		int64_t want[512][3];
+		unsigned nw = 0;
+		bool in[160] = {false};
+		if (!bounded) {
+			for (size_t i = 0; i < n; i++) {
+				bool mine[160];
+				in[i] = true;
+				for (size_t j = 0; j < n; j++)
+					mine[j] = in[j] && arr[j].user == arr[i].user;
+				unsigned b = ref_best(arr, mine, i + 1, arr[i].t, span, kind);
+				if (b < lo)
+					continue;
+				want[nw][0] = arr[i].user, want[nw][1] = arr[i].t, want[nw][2] = b;
+				nw++;
+				for (size_t j = 0; j <= i; j++)
+					in[j] = in[j] && arr[j].user != arr[i].user;
+			}
+		} else {
+			for (unsigned u = 0; u < users; u++) {
+				int64_t ts[160];
+				size_t m = 0, at = 0;
+				for (size_t i = 0; i < n; i++)
+					if (ev[i].user == u)
+						ts[m++] = ev[i].t;
+				qsort(ts, m, sizeof(ts[0]), cmp_i64);
+				while (at < m) {
+					int64_t end = ts[at] + span;
+					unsigned cnt = 0;
+					bool seen[64] = {false};
+					for (size_t i = 0; i < n; i++)
+						if (ev[i].user == u && ev[i].t >= ts[at] &&
+						    ev[i].t <= end &&
+						    (!kind || !seen[ev[i].value])) {
+							seen[ev[i].value] = true;
+							cnt++;
+						}
+					if (cnt >= lo && cnt <= hi) {
+						want[nw][0] = u, want[nw][1] = end,
+						want[nw][2] = cnt;
+						nw++;
+					}
+					while (at < m && ts[at] <= end)
+						at++;
+				}
+			}
+			qsort(want, nw, sizeof(want[0]), cmp_alert);
+			qsort(p->got, p->n, sizeof(p->got[0]), cmp_alert);
+		}
+		if (getenv("RF_PROP_DEBUG") &&
+		    (nw != p->n || memcmp(want, p->got, nw * sizeof(want[0]))))
+			for (unsigned i = 0; i < (nw > p->n ? nw : p->n); i++)
+				print_message("got u%lld t%lld n%lld   want u%lld t%lld n%lld\n",
+					      i < p->n ? (long long)p->got[i][0] : -1,
+					      i < p->n ? (long long)p->got[i][1] : -1,
+					      i < p->n ? (long long)p->got[i][2] : -1,
+					      i < nw ? (long long)want[i][0] : -1,
+					      i < nw ? (long long)want[i][1] : -1,
+					      i < nw ? (long long)want[i][2] : -1);
+		if (nw != p->n || memcmp(want, p->got, nw * sizeof(want[0])))
+			fail_msg(
+			    "seed %u (%s, %s, span %llds, lo %u hi %u, %zu events): %u alerts, "
+			    "reference %u; first got u%lld t%lld n%lld, want u%lld t%lld n%lld",
+			    seed, kinds[kind], bounded ? "bounded" : "gte", (long long)span / 1000,
+			    lo, hi, n, p->n, nw, p->n ? (long long)p->got[0][0] : -1,
+			    p->n ? (long long)p->got[0][1] : -1,
+			    p->n ? (long long)p->got[0][2] : -1, nw ? (long long)want[0][0] : -1,
+			    nw ? (long long)want[0][1] : -1, nw ? (long long)want[0][2] : -1);
+		free(p);
+	}
+}
+
 /* ---- `ringfence content compile` and `content eval` ----------------------------------------- */
 
 static int sh(const char *fmt, ...)
@@ -917,6 +1322,88 @@ static void test_cli_eval(void **state)
 			 1);
 	snprintf(f, sizeof(f), "%s/c2.err", dir);
 	assert_true(file_has(f, "unknown rule reference 'failed_login'"));
+	sh("rm -rf '%s'", dir);
+}
+
+/* The review's cases through `ringfence content eval`, compiled against the shipped agent
+ * manifest: eval gives its wall clock, so the 2099 lines are dropped as in the future. */
+static void eval_case(const char *dir, const char *lines, const char *must, const char *must_not)
+{
+	char f[512];
+
+	snprintf(f, sizeof(f), "%s/ev.jsonl", dir);
+	write_file(f, lines);
+	assert_int_equal(sh("'%s' content eval '%s/p.rfp' --manifest '%s' '%s/ev.jsonl' "
+			    ">'%s/eval.out' 2>'%s/eval.err'",
+			    rf_exe, dir, getenv("RF_MANIFEST_11"), dir, dir, dir),
+			 0);
+	snprintf(f, sizeof(f), "%s/eval.out", dir);
+	if (must)
+		assert_true(file_has(f, must));
+	if (must_not)
+		assert_false(file_contains(f, must_not, false));
+}
+
+static void test_cli_review_cases(void **state)
+{
+	char dir[] = "/tmp/rf-corr-XXXXXX", f[512], m[512];
+	const char *root = getenv("RF_SOURCE_ROOT");
+
+	(void)state;
+	if (!rf_exe || !root) {
+		skip();
+	}
+	snprintf(m, sizeof(m), "%s/manifests/ringfence-agent-1.1.0.json", root);
+	setenv("RF_MANIFEST_11", m, 1);
+	assert_non_null(mkdtemp(dir));
+	snprintf(f, sizeof(f), "%s/evil.yml", dir);
+	write_file(f, evil_both);
+	assert_int_equal(sh("'%s' content compile '%s/evil.yml' -o '%s/p.rfp' --manifest '%s' "
+			    "2>'%s/compile.err'",
+			    rf_exe, dir, dir, m, dir),
+			 0);
+	/* case 1: a late event and a future one: never "3 within 1 minute" */
+	eval_case(
+	    dir,
+	    PC_EV("evil.exe", "bob", "2026-12-03 10:00:00") "\n" PC_EV(
+		"evil.exe", "bob", "2026-12-01 10:00:00") "\n" PC_EV("evil.exe", "bob",
+								     "2026-12-03 10:00:10") "\n",
+	    NULL, "\"correlation\":\"corr-gte3\"");
+	eval_case(
+	    dir,
+	    PC_EV("evil.exe", "bob", "2099-01-01 00:00:00") "\n" PC_EV(
+		"evil.exe", "bob", "2026-12-03 10:00:00") "\n" PC_EV("evil.exe", "bob",
+								     "2026-12-03 11:00:00") "\n",
+	    NULL, "\"correlation\":\"corr-gte3\"");
+	snprintf(f, sizeof(f), "%s/eval.err", dir);
+	assert_true(file_has(f, "1 in the future dropped"));
+	/* case 2: after a non-matching 2099 event bob's {gte 2, lte 3} window is decided (here
+	 * at the end of input); after a matching one of another group, on the line that takes
+	 * time past its end (plus the lateness tolerance), not at the end of input. */
+	eval_case(
+	    dir,
+	    PC_EV("good.exe", "bob", "2099-01-01 00:00:00") "\n" PC_EV(
+		"evil.exe", "bob",
+		"2026-12-03 10:00:00") "\n" PC_EV("evil.exe", "bob",
+						  "2026-12-03 10:00:10") "\n" PC_EV("good.exe",
+										    "bob",
+										    "2026-12-03 "
+										    "10:05:00") "\n",
+	    "\"correlation\":\"corr-range\"", NULL);
+	snprintf(f, sizeof(f), "%s/eval.out", dir);
+	assert_true(file_has(f, "\"count\":2,"));
+	eval_case(
+	    dir,
+	    PC_EV("evil.exe", "alice", "2099-01-01 00:00:00") "\n" PC_EV("evil.exe", "bob", "2026-12-03 10:00:00") "\n" PC_EV(
+		"evil.exe", "bob",
+		"2026-12-03 10:00:10") "\n" PC_EV("good.exe", "bob",
+						  "2026-12-03 10:05:00") "\n" PC_EV("good.exe",
+										    "bob",
+										    "2026-12-03 "
+										    "10:06:01") "\n" PC_EV("good.exe",
+													   "bob",
+													   "2026-12-03 10:07:00") "\n",
+	    "{\"line\":5,\"correlation\":\"corr-range\"", "\"alice\"");
 	sh("rm -rf '%s'", dir);
 }
 
@@ -1016,7 +1503,12 @@ int main(int argc, char **argv)
 	    cmocka_unit_test(test_rejections),
 	    cmocka_unit_test(test_verifier),
 	    cmocka_unit_test(test_event_time),
+	    cmocka_unit_test(test_review_out_of_order),
+	    cmocka_unit_test(test_review_future_event),
+	    cmocka_unit_test(test_late_and_reversed),
+	    cmocka_unit_test(test_random_order_property),
 	    cmocka_unit_test(test_cli_eval),
+	    cmocka_unit_test(test_cli_review_cases),
 	    cmocka_unit_test(test_shared_corpus),
 	};
 	struct rf_diag d = {0};

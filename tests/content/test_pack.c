@@ -4,6 +4,7 @@
  * one must be rejected with a diagnostic (or, for random flips that happen to stay valid, load
  * and evaluate safely) under ASan/UBSan. Also the event parser's error handling.
  */
+#include <errno.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -103,6 +104,24 @@ static void test_valid_pack_loads(void **state)
 {
 	struct rf_diag d = {0};
 	assert_int_equal(try_load(pack, pack_len, &d), 0);
+	assert_int_equal(d.count, 0);
+}
+
+/* rf_pack_verify against no manifest proves nothing: it is refused (-EINVAL, with a message),
+ * never a vacuous 0; against one manifest the same pack verifies. */
+static void test_verify_needs_a_manifest(void **state)
+{
+	const struct rf_manifest *ms[] = {man};
+	struct rf_diag d = {0};
+
+	assert_int_equal(rf_pack_verify(pack, pack_len, NULL, 0, &d), -EINVAL);
+	assert_int_equal(d.count, 1);
+	assert_non_null(strstr(d.first, "no agent manifest"));
+	memset(&d, 0, sizeof(d));
+	assert_int_equal(rf_pack_verify(pack, pack_len, ms, 0, &d), -EINVAL);
+	assert_int_equal(rf_pack_verify(pack, pack_len, NULL, 0, NULL), -EINVAL);
+	memset(&d, 0, sizeof(d));
+	assert_int_equal(rf_pack_verify(pack, pack_len, ms, 1, &d), 0);
 	assert_int_equal(d.count, 0);
 }
 
@@ -449,6 +468,7 @@ int main(void)
 {
 	const struct CMUnitTest tests[] = {
 	    cmocka_unit_test(test_valid_pack_loads),
+	    cmocka_unit_test(test_verify_needs_a_manifest),
 	    cmocka_unit_test(test_truncated_everywhere),
 	    cmocka_unit_test(test_header_bytes_corrupted),
 	    cmocka_unit_test(test_indices_out_of_range),

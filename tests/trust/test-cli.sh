@@ -124,4 +124,21 @@ rm -rf "$T/t"
 expect 1 "$CL" --metadata-url "$M" --metadata-dir "$T/md" --target-name packs/p1.rfp \
 	--target-dir "$T/t" --target-base-url "$TU" download
 [ ! -e "$T/t/packs%2Fp1.rfp" ] || fail "tampered target was stored"
-echo "ok: ringfence repo + ringfence-tuf-client, faketime expiry, rotation, tampering"
+# --- a published target is never silently replaced by other bytes ------------------------
+# (a release is identified by its target's name and hash: devices not yet on it would refuse
+# new bytes under the same name). The same bytes again change nothing; --replace is explicit.
+ver() { grep -o '"version": *[0-9]*' "$T/r/staged/targets.json" | grep -o '[0-9]*$'; }
+v0=$(ver)
+printf 'other pack bytes\n' > "$T/other.rfp"
+expect 1 "$RF" repo add "$T/r" "$T/other.rfp" --raw --name packs/p1.rfp
+grep -q "already exists with other bytes" "$T/err" || fail "no reason given: $(cat "$T/err")"
+grep -q "new name" "$T/err" || fail "refusal does not say to use a new name: $(cat "$T/err")"
+[ "$(ver)" = "$v0" ] || fail "a refused add staged a targets version"
+expect 0 "$RF" repo add "$T/r" "$T/pack.rfp" --raw --name packs/p1.rfp --custom '{"ramp":[[0,5]]}'
+grep -q "nothing staged" "$T/out" || fail "same bytes again: $(cat "$T/out")"
+[ "$(ver)" = "$v0" ] || fail "adding the same bytes staged a targets version"
+expect 0 "$RF" repo add "$T/r" "$T/other.rfp" --raw --name packs/p1.rfp --replace
+[ "$(ver)" -gt "$v0" ] || fail "--replace staged nothing"
+expect 0 "$RF" repo add --help
+grep -q -- "--replace" "$T/out" || fail "repo add --help does not mention --replace"
+echo "ok: ringfence repo + ringfence-tuf-client, faketime expiry, rotation, tampering, no silent replacement"

@@ -100,7 +100,7 @@ snap() { rm -rf "$T/old.md" "$T/old.t" && cp -a "$MD" "$T/old.md" && cp -a "$TD"
 # a new pack published as packs/p.rfp
 release() {
 	echo "$1" > "$T/pack"
-	"$RF" repo add "$T/r" "$T/pack" --raw --name packs/p.rfp >/dev/null || fail "add $1"
+	"$RF" repo add "$T/r" "$T/pack" --raw --replace --name packs/p.rfp >/dev/null || fail "add $1"
 	"$RF" repo publish "$T/r" >/dev/null || fail "publish $1"
 }
 
