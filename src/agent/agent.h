@@ -88,6 +88,8 @@ struct agent {
 	uint64_t source_warned_at_ms, source_unwarned;
 	/* packs refused in this run (not re-downloaded at every check-in) */
 	struct rf_refused refused;
+	/* releases whose delivery failed: retried with backoff, never refused (refused.h) */
+	struct rf_transit transit;
 	/* said once: a rollback order with nothing to go back to; the last "stay" reason */
 	bool rollback_idle;
 	char stay_reason[RF_AGENT_REASON_MAX + 1];

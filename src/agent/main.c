@@ -281,6 +281,7 @@ static int parse_run(int argc, char **argv, struct agent *ag)
 	int c;
 
 	rf_refused_init(&ag->refused);
+	rf_transit_init(&ag->transit);
 	ag->o.store = RF_STORE_DIR_DEFAULT;
 	ag->o.poll = RF_AGENT_POLL_DEFAULT_S;
 	ag->o.enroll_token = env_opt("RINGFENCE_ENROLL_TOKEN");
