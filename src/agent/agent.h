@@ -75,6 +75,9 @@ struct agent {
 	uint64_t start_at_ms;
 	uint8_t start_hash[32];
 	uint64_t worker_events, worker_alerts, worker_corr_dropped;
+	/* event lines the worker dropped (malformed, over a limit): its count as last said, and
+	 * the warning's rate limit (at most one per RF_AGENT_SOURCE_WARN_EVERY_MS) */
+	uint64_t worker_bad, worker_warned_at_ms, worker_unwarned;
 	int events_fd, alerts_fd;
 	bool events_follow;
 	/* the event source child (--events proc|audit|proc,audit, events.c): it writes event lines into the pipe
