@@ -462,6 +462,17 @@ static bool is_number(const uint8_t *p, size_t n)
 	return true;
 }
 
+/* A run of digits (is_number) written as a JSON number: JSON has no leading zeros ("0200" is
+ * not a number), so they are dropped; "000" is 0. */
+static void put_number(struct rf_source_log *s, const uint8_t *p, size_t n)
+{
+	while (n > 1 && p[0] == '0') {
+		p++;
+		n--;
+	}
+	rf_line_put(s->out, RF_EVENT_LINE_MAX, &s->out_len, &s->full, p, n);
+}
+
 /*
  * Common/Combined Log Format: host ident authuser [date] "request" status bytes ["referer"
  * "user-agent"]. Returns 0 with the fields written, or 1 when the line is not in that format
@@ -511,13 +522,13 @@ static int put_access(struct rf_source_log *s, const uint8_t *p, size_t n)
 	size_t nl = strlen(name);
 	if ((r = out_name(s, &name, &nl, 1)) < 0)
 		return r;
-	rf_line_put(s->out, RF_EVENT_LINE_MAX, &s->out_len, &s->full, TOK(5));
+	put_number(s, TOK(5));
 	if (is_number(TOK(6))) {
 		name = "sc-bytes";
 		nl = strlen(name);
 		if ((r = out_name(s, &name, &nl, 1)) < 0)
 			return r;
-		rf_line_put(s->out, RF_EVENT_LINE_MAX, &s->out_len, &s->full, TOK(6));
+		put_number(s, TOK(6));
 	}
 	if (k == 9) {
 		if (!DASH(7) && (r = out_str(s, "cs-referer", TOK(7))) < 0)

@@ -22,6 +22,7 @@
 #include <unistd.h>
 
 #include <cmocka.h>
+#include <jansson.h>
 
 #include "agent/source_log.h"
 #include "content/ir.h"
@@ -44,8 +45,16 @@ static void cap_put(void *ud, const uint8_t *p, size_t n)
 {
 	struct cap *c = ud;
 
+	json_error_t err;
+	json_t *j;
+
 	assert_true(n > 0 && n <= RF_EVENT_LINE_MAX && p[n - 1] == '\n');
 	assert_true(c->lines < 64);
+	/* strict JSON, not only what the engine's lenient event parser takes */
+	j = json_loadb((const char *)p, n, JSON_REJECT_DUPLICATES, &err);
+	if (!j)
+		fail_msg("not valid JSON (%s): %.*s", err.text, (int)n, (const char *)p);
+	json_decref(j);
 	c->line[c->lines] = strndup((const char *)p, n);
 	c->lines++;
 }
@@ -220,6 +229,18 @@ static void test_text_access_kv(void **state)
 	assert_int_equal(st.partial, 1);
 	assert_int_equal(st.fields_lost, 1);
 	assert_int_equal(st.emitted, 4);
+	cap_clear(&cap);
+	/* leading zeros: JSON numbers have none ("0200" is not JSON; cap_put checks) */
+	put(s, "webserver",
+	    "10.0.0.2 - - [10/Oct/2000:13:55:36 -0700] \"GET / HTTP/1.0\" 0200 007", 0);
+	assert_string_equal(field(cap.line[0], "sc-status", &str), "200");
+	assert_false(str);
+	assert_string_equal(field(cap.line[0], "sc-bytes", &str), "7");
+	assert_false(str);
+	put(s, "webserver",
+	    "10.0.0.2 - - [10/Oct/2000:13:55:36 -0700] \"GET / HTTP/1.0\" 000 0", 0);
+	assert_string_equal(field(cap.line[1], "sc-status", NULL), "0");
+	assert_string_equal(field(cap.line[1], "sc-bytes", NULL), "0");
 	cap_clear(&cap);
 	rf_source_log_free(s);
 }
