@@ -27,6 +27,7 @@
 #include <curl/curl.h>
 
 #include "agent/agent.h"
+#include "agent/source.h"
 #include "common/log.h"
 #include "common/opt.h"
 #include "ringfence/content.h"
@@ -375,6 +376,14 @@ static int parse_run(int argc, char **argv, struct agent *ag)
 			"name ([A-Za-z0-9._:/-], 1..128)\n",
 			ag->o.ring);
 		return 2;
+	}
+	/* a log spec with a mistake in it is a usage error with its reason, never a file name */
+	if (ag->o.events && strncmp(ag->o.events, "log:", 4) == 0) {
+		struct rf_diag d = {0};
+		if (rf_source_check(ag->o.events, &d) < 0) {
+			fprintf(stderr, "ringfence-agent run: --events: %s\n", d.first);
+			return 2;
+		}
 	}
 	if (rf_agent_manifest_choose(ag->o.manifest, ag->o.events, &ag->manifest) < 0) {
 		fprintf(stderr,

@@ -192,7 +192,7 @@ static int parse_spec(const char *spec, int (*fn)(void *, size_t, const char *, 
 			return -EINVAL;
 		}
 		if ((ev = event_index(p, (size_t)(eq - p))) < 0) {
-			*why = "unknown event type (see the manifest ringfence-agent-logs-1.0.0)";
+			*why = "unknown event type";
 			return -EINVAL;
 		}
 		if (end - (eq + 1) < 2 || eq[1] != '/' || (size_t)(end - (eq + 1)) >= 4096) {
@@ -220,6 +220,30 @@ bool rf_source_log_known(const char *spec)
 	const char *why;
 
 	return parse_spec(spec, NULL, NULL, &why) == 0;
+}
+
+int rf_source_log_check(const char *spec, struct rf_diag *reterr)
+{
+	const char *why = NULL, *p;
+	int r = parse_spec(spec, NULL, NULL, &why);
+
+	if (r == 0)
+		return 0;
+	if (strcmp(why, "unknown event type") != 0)
+		return rf_diag_report(reterr, r, "event source '%s': %s", spec ? spec : "", why);
+	/* name the part: the first whose EVENT this source does not have */
+	for (p = spec; p; p = strstr(p, ",log:") ? strstr(p, ",log:") + 1 : NULL) {
+		const char *eq = strchr(p + 4, '=');
+		size_t n = eq ? (size_t)(eq - (p + 4)) : 0;
+		if (eq && event_index(p + 4, n) < 0)
+			return rf_diag_report(
+			    reterr, r,
+			    "event source '%s': unknown event type '%.*s' (the types are those of "
+			    "the manifest ringfence-agent-logs-1.0.0: `ringfence-agent manifest "
+			    "--manifest ringfence-agent-logs-1.0.0`)",
+			    spec, (int)(n > 64 ? 64 : n), p + 4);
+	}
+	return rf_diag_report(reterr, r, "event source '%s': %s", spec, why);
 }
 
 /* ---- building one event line --------------------------------------------------------------- */

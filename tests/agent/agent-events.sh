@@ -1,5 +1,8 @@
 #!/bin/bash
 # The agent's event input, against the real ringfenced and the real CLI (the 2026-12 review):
+#   log spec   a mistake in a log:EVENT=PATH spec (an unknown event type, a relative PATH) is a
+#              usage error (exit 2) that says which, in `ringfence-agent run --events` and
+#              `ringfence events --source`, never "not found" for the spec read as a file name.
 #   dropped    event lines the worker cannot evaluate (malformed JSON, a line over
 #              RF_AGENT_EVENT_LINE_MAX) are counted in the store's events_dropped (`status`,
 #              check-in health) and warned about, not lost silently.
@@ -16,6 +19,25 @@ fail() {
 }
 . "$SRC/tests/lib/e2e.sh" # rf_e2e_init, rf_start_server, rf_publish, sha, ok
 rf_e2e_init agent-events
+
+# ---- log spec: the exact reason, exit 2 ----------------------------------------------------
+# run_rc WANT-RC PATTERN COMMAND...: COMMAND exits WANT-RC and says PATTERN on stderr
+run_rc() {
+	local want=$1 pat=$2 rc=0
+	shift 2
+	timeout 30 "$@" >"$W/out" 2>"$W/err" || rc=$?
+	[ "$rc" = "$want" ] || fail "$*: exit $rc, want $want ($(cat "$W/err"))"
+	grep -q -- "$pat" "$W/err" || fail "$*: stderr does not say '$pat': $(cat "$W/err")"
+}
+run_rc 2 "unknown event type 'websrver'" \
+	"$AGENT" run --server http://127.0.0.1:9 --store "$W/spec-store" --events log:websrver=/var/log/x
+run_rc 2 "each PATH must be absolute" \
+	"$AGENT" run --server http://127.0.0.1:9 --store "$W/spec-store" --events log:webserver=relative/x
+run_rc 2 "unknown event type 'websrver'" "$CLI" events --source log:websrver=/var/log/x
+run_rc 2 "each PATH must be absolute" "$CLI" events --source log:webserver=relative/path
+run_rc 2 "unknown event source 'nosuch'" "$CLI" events --source nosuch
+"$CLI" events --help | grep -q -- "--queue BYTES  *room for events" || fail "events --help: --queue unexplained"
+ok "a mistaken log spec: exit 2 with the reason (unknown event type, relative PATH)"
 
 # ---- dropped: the worker's dropped lines reach status ------------------------------------
 "$CLI" repo init "$W/repo" >/dev/null || fail "repo init"

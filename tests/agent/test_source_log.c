@@ -373,6 +373,14 @@ static void test_spec(void **state)
 	assert_int_equal(rf_source_log_open("log:nosuch=/x", &s, &d), -EINVAL);
 	assert_non_null(strstr(d.first, "unknown event type"));
 	assert_null(s);
+	/* the reason, for the usage error (the 2026-12 review: it was "not found") */
+	memset(&d, 0, sizeof(d));
+	assert_int_equal(rf_source_log_check("log:webserver=/a,log:websrver=/x", &d), -EINVAL);
+	assert_non_null(strstr(d.first, "unknown event type 'websrver'"));
+	memset(&d, 0, sizeof(d));
+	assert_int_equal(rf_source_log_check("log:webserver=relative/x", &d), -EINVAL);
+	assert_non_null(strstr(d.first, "each PATH must be absolute"));
+	assert_int_equal(rf_source_log_check("log:webserver=/var/log/x", NULL), 0);
 }
 
 /* The source's table and manifests/ringfence-agent-logs-1.0.0.json name the same events; JSON
