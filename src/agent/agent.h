@@ -147,8 +147,9 @@ void rf__agent_flush_reports(struct agent *ag);
 void rf__agent_checkin(struct agent *ag);
 
 /* events.c: open --events (ag->o.events) into ag->events_fd; "proc" starts the source child.
- * Returns 0 or a negative errno (logged with the source's own words). */
-int rf__agent_events_open(struct agent *ag);
+ * Returns 0 or a negative errno; reterr may say why (unix:PATH whose path is taken: only a
+ * stale socket is replaced). */
+int rf__agent_events_open(struct agent *ag, struct rf_diag *reterr);
 /* events.c, the source child: start it (again), read its counter lines into the store, notice
  * its death (a restart is then due at source_restart_at_ms), stop it. */
 int rf__agent_source_start(struct agent *ag);

@@ -506,8 +506,12 @@ static int start_run(struct agent *ag)
 					    .ring = ag->ring,
 					    .agent_version = RF_VERSION,
 					    .manifest_hash = ag->manifest_hash};
-	if ((r = rf__agent_events_open(ag)) < 0) {
-		rf_log_error("--events %s: %s", ag->o.events, rf_strerror(r));
+	memset(&d, 0, sizeof(d));
+	if ((r = rf__agent_events_open(ag, &d)) < 0) {
+		if (d.first[0])
+			rf_log_error("--events: %s", d.first);
+		else
+			rf_log_error("--events %s: %s", ag->o.events, rf_strerror(r));
 		rf_store_free(ag->st);
 		return 1;
 	}

@@ -3,6 +3,8 @@
 #   log spec   a mistake in a log:EVENT=PATH spec (an unknown event type, a relative PATH) is a
 #              usage error (exit 2) that says which, in `ringfence-agent run --events` and
 #              `ringfence events --source`, never "not found" for the spec read as a file name.
+#   unix       --events unix:PATH replaces only a stale socket: a regular file at PATH, or a
+#              socket another process listens on, is refused with the reason and left as it was.
 #   dropped    event lines the worker cannot evaluate (malformed JSON, a line over
 #              RF_AGENT_EVENT_LINE_MAX) are counted in the store's events_dropped (`status`,
 #              check-in health) and warned about, not lost silently.
@@ -39,8 +41,50 @@ run_rc 2 "unknown event source 'nosuch'" "$CLI" events --source nosuch
 "$CLI" events --help | grep -q -- "--queue BYTES  *room for events" || fail "events --help: --queue unexplained"
 ok "a mistaken log spec: exit 2 with the reason (unknown event type, relative PATH)"
 
-# ---- dropped: the worker's dropped lines reach status ------------------------------------
+# ---- unix:PATH: only a stale socket is replaced ----------------------------------------------
 "$CLI" repo init "$W/repo" >/dev/null || fail "repo init"
+ROOT=$W/repo/repository/metadata/1.root.json
+echo "precious" > "$W/file"
+run_rc 1 "is not a socket (a regular file)" "$AGENT" run --server http://127.0.0.1:9 \
+	--store "$W/u-store" --tuf-root "$ROOT" --enroll-token x --events "unix:$W/file"
+[ "$(cat "$W/file" 2>/dev/null)" = precious ] || fail "unix:PATH removed or changed a regular file"
+mkdir "$W/dir"
+run_rc 1 "is not a socket (a directory)" "$AGENT" run --server http://127.0.0.1:9 \
+	--store "$W/u-store" --tuf-root "$ROOT" --enroll-token x --events "unix:$W/dir"
+# a socket another process listens on: refused, still served
+python3 -c '
+import socket, sys, time
+s = socket.socket(socket.AF_UNIX); s.bind(sys.argv[1]); s.listen(1)
+open(sys.argv[1] + ".ready", "w").close()
+time.sleep(60)' "$W/live.sock" &
+LPID=$!
+APIDS+=("$LPID")
+for i in $(seq 100); do [ -e "$W/live.sock.ready" ] && break; sleep 0.1; done
+run_rc 1 "another process listens on this socket" "$AGENT" run --server http://127.0.0.1:9 \
+	--store "$W/u-store" --tuf-root "$ROOT" --enroll-token x --events "unix:$W/live.sock"
+python3 -c 'import socket,sys; socket.socket(socket.AF_UNIX).connect(sys.argv[1])' "$W/live.sock" ||
+	fail "the live socket was replaced"
+kill "$LPID" 2>/dev/null
+# a stale socket (bound, its process gone): replaced, the agent listens there
+python3 -c 'import socket,sys; socket.socket(socket.AF_UNIX).bind(sys.argv[1])' "$W/stale.sock"
+[ -S "$W/stale.sock" ] || fail "no stale socket made"
+"$AGENT" run --server http://127.0.0.1:9 --store "$W/u-store" --tuf-root "$ROOT" \
+	--enroll-token x --events "unix:$W/stale.sock" >"$W/u.log" 2>&1 &
+UPID=$!
+APIDS+=("$UPID")
+up=0
+for i in $(seq 100); do
+	python3 -c 'import socket,sys; socket.socket(socket.AF_UNIX).connect(sys.argv[1])' \
+		"$W/stale.sock" 2>/dev/null && { up=1; break; }
+	kill -0 "$UPID" 2>/dev/null || break
+	sleep 0.1
+done
+[ "$up" = 1 ] || fail "the agent does not listen on the stale socket's path: $(cat "$W/u.log")"
+kill -TERM "$UPID"
+for i in $(seq 100); do kill -0 "$UPID" 2>/dev/null || break; sleep 0.1; done
+ok "unix:PATH: a file, a directory and a live socket refused and kept; a stale socket replaced"
+
+# ---- dropped: the worker's dropped lines reach status ------------------------------------
 mkdir -p "$W/rules"
 cp "$SRC/examples/rules/certutil_download.yml" "$W/rules/"
 "$CLI" content compile "$W/rules" -o "$W/a.rfp" --seq 1 >/dev/null 2>&1 || fail "compile"
