@@ -142,6 +142,7 @@ static void usage_run(FILE *f)
 	    "  --alerts DST          alerts as JSON lines: FILE (appended) or '-' for stdout\n"
 	    "  --manifest NAME       verify packs against this embedded manifest (default: the\n"
 	    "                        one for --events: 'proc' ringfence-agent-linux-1.2.0,\n"
+	    "                        'audit' and 'proc,audit' ringfence-agent-linux-1.3.0,\n"
 	    "                        'log:...' ringfence-agent-logs-1.0.0, anything else\n"
 	    "                        ringfence-agent-1.1.0; 'ringfence-agent\n"
 	    "                        manifest --list' lists them)\n"

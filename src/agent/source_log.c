@@ -343,6 +343,21 @@ static int dump_cb(const char *buf, size_t size, void *ud)
 	return s->full ? -1 : 0;
 }
 
+/* A real as the shortest text that reads back as the same double (0.1 is "0.1", not %.17g's
+ * "0.10000000000000001", so a rule's '0.1' matches what the log says). 17 significant digits
+ * always round-trip. Returns the length, as snprintf. */
+static int shortest_real(double d, char *out, size_t cap)
+{
+	int n = 0;
+
+	for (int prec = 15; prec <= 17; prec++) {
+		n = snprintf(out, cap, "%.*g", prec, d);
+		if (n > 0 && (size_t)n < cap && strtod(out, NULL) == d)
+			break;
+	}
+	return n;
+}
+
 /* The value v under the current key (depth >= 1). */
 static int flat_value(struct flat *fl, json_t *v)
 {
@@ -371,7 +386,7 @@ static int flat_value(struct flat *fl, json_t *v)
 			n = snprintf(num, sizeof(num), "%" JSON_INTEGER_FORMAT,
 				     json_integer_value(v));
 		else if (json_is_real(v))
-			n = snprintf(num, sizeof(num), "%.17g", json_real_value(v));
+			n = shortest_real(json_real_value(v), num, sizeof(num));
 		else
 			n = snprintf(num, sizeof(num), "%s", json_is_true(v) ? "true" : "false");
 		r = out_name(s, fl->key, fl->keylen, fl->depth);

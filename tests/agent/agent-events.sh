@@ -1,5 +1,6 @@
 #!/bin/bash
 # The agent's event input, against the real ringfenced and the real CLI (the 2026-12 review):
+#   docs       docs/agent.md's Limits give the event line limit of include/ringfence/limits.h.
 #   log spec   a mistake in a log:EVENT=PATH spec (an unknown event type, a relative PATH) is a
 #              usage error (exit 2) that says which, in `ringfence-agent run --events` and
 #              `ringfence events --source`, never "not found" for the spec read as a file name.
@@ -21,6 +22,16 @@ fail() {
 }
 . "$SRC/tests/lib/e2e.sh" # rf_e2e_init, rf_start_server, rf_publish, sha, ok
 rf_e2e_init agent-events
+
+# ---- the documented event line limit is the code's (docs/agent.md said 64 KiB) ------------
+kib=$(awk '$1 == "#define" && $2 == "RF_EVENT_LINE_MAX" { gsub(/[(u]/, "", $3); print $3 * $5 / 1024 }' \
+	"$SRC/include/ringfence/limits.h")
+[ -n "$kib" ] && [ "$kib" -gt 0 ] || fail "cannot read RF_EVENT_LINE_MAX from limits.h"
+grep -q "RF_AGENT_EVENT_LINE_MAX RF_EVENT_LINE_MAX" "$SRC/include/ringfence/limits.h" ||
+	fail "RF_AGENT_EVENT_LINE_MAX is no longer RF_EVENT_LINE_MAX: fix this check"
+tr '\n' ' ' <"$SRC/docs/agent.md" | grep -q "event line $kib KiB" ||
+	fail "docs/agent.md (Limits) does not say 'event line $kib KiB'"
+ok "docs/agent.md gives the event line limit of limits.h ($kib KiB)"
 
 # ---- log spec: the exact reason, exit 2 ----------------------------------------------------
 # run_rc WANT-RC PATTERN COMMAND...: COMMAND exits WANT-RC and says PATTERN on stderr

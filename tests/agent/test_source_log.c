@@ -149,6 +149,21 @@ static void test_json(void **state)
 	assert_null(field(l, "z", NULL));
 	assert_string_equal(field(l, "q", NULL), "a\"b");
 	cap_clear(&cap);
+	/* reals: the shortest text that reads back as the same double, so a rule's '0.1' matches
+	 * (%.17g wrote 0.10000000000000001) */
+	put(s, "aws_cloudtrail",
+	    "{\"a\":0.1,\"b\":1.50,\"c\":1e300,\"d\":0.30000000000000004,\"e\":-2.5e-7,"
+	    "\"f\":3.141592653589793}",
+	    0);
+	l = cap.line[0];
+	assert_string_equal(field(l, "a", &str), "0.1");
+	assert_false(str);
+	assert_string_equal(field(l, "b", NULL), "1.5");
+	assert_string_equal(field(l, "c", NULL), "1e+300");
+	assert_string_equal(field(l, "d", NULL), "0.30000000000000004"); /* not 0.1 + 0.2 */
+	assert_string_equal(field(l, "e", NULL), "-2.5e-07");
+	assert_string_equal(field(l, "f", NULL), "3.141592653589793");
+	cap_clear(&cap);
 
 	/* a key no event can carry (empty, or longer than RF_NAME_MAX once flattened): that field
 	 * is left out and counted, the rest is the event */
@@ -180,7 +195,7 @@ static void test_json(void **state)
 	rf_source_log_stats(s, &st);
 	assert_int_equal(st.malformed, 5);
 	assert_int_equal(st.oversize, 1);
-	assert_int_equal(st.emitted, 2);
+	assert_int_equal(st.emitted, 3);
 	rf_source_log_free(s);
 }
 
