@@ -71,7 +71,8 @@ static int unix_path_free(const struct sockaddr_un *sa, struct rf_diag *reterr)
 				      "agent?): not replaced",
 				      sa->sun_path);
 	if (r != -ECONNREFUSED)
-		return rf_diag_report(reterr, r, "unix:%s: cannot tell whether the socket is in use: %s",
+		return rf_diag_report(reterr, r,
+				      "unix:%s: cannot tell whether the socket is in use: %s",
 				      sa->sun_path, rf_strerror(r));
 	if (unlink(sa->sun_path) < 0 && errno != ENOENT)
 		return rf_diag_report(reterr, -errno, "unix:%s: cannot remove the stale socket: %s",

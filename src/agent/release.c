@@ -130,8 +130,8 @@ static int enroll(struct agent *ag)
 
 /* Queue a "rejected" report of hash h with its cause; the guard's own report (its reason
  * class only) is replaced with the precise words. */
-static void report_rejected(struct agent *ag, const uint8_t *h, const char *target,
-			    const char *why, const char *cause)
+static void report_rejected(struct agent *ag, const uint8_t *h, const char *target, const char *why,
+			    const char *cause)
 {
 	uint64_t rid;
 	size_t n;
@@ -179,8 +179,7 @@ static uint64_t transit_wait(void *ud, unsigned failures)
  * after a backoff (refused.h, rf_transit); the failure is counted in the store (`status`:
  * delivery failures) at every attempt and reported to the server only when its reason changes
  * or at most every RF_AGENT_BACKOFF_MAX_S. */
-static void transit_failed(struct agent *ag, const uint8_t *h, const char *target,
-			   const char *why)
+static void transit_failed(struct agent *ag, const uint8_t *h, const char *target, const char *why)
 {
 	unsigned k;
 	uint64_t w;
@@ -190,13 +189,15 @@ static void transit_failed(struct agent *ag, const uint8_t *h, const char *targe
 	hex32(h, hex);
 	rf_store_add_transit_failure(ag->st);
 	if (say) {
-		rf_log_warn("rejected %s %s: %s (delivery failure %u in a row, not a verdict on the "
-			    "pack: tried again in %llu s)",
-			    target, hex, why, k, (unsigned long long)(w + 999) / 1000);
+		rf_log_warn(
+		    "rejected %s %s: %s (delivery failure %u in a row, not a verdict on the "
+		    "pack: tried again in %llu s)",
+		    target, hex, why, k, (unsigned long long)(w + 999) / 1000);
 		report_rejected(ag, h, target, why, "transit");
 	} else {
-		rf_log_info("%s %s: delivery failed again: %s (failure %u in a row: tried again in %llu s)",
-			    target, hex, why, k, (unsigned long long)(w + 999) / 1000);
+		rf_log_info(
+		    "%s %s: delivery failed again: %s (failure %u in a row: tried again in %llu s)",
+		    target, hex, why, k, (unsigned long long)(w + 999) / 1000);
 	}
 	if (rf_store_commit(ag->st) < 0)
 		rf_log_warn("store: cannot record the delivery failure");

@@ -241,9 +241,9 @@ static json_t *state_to_json(const struct rf_store *st)
 		    json_integer((json_int_t)(st->corr_dropped > INT64_MAX ? INT64_MAX
 									   : st->corr_dropped)));
 	if (root && st->transit)
-		json_object_set_new(root, "transit_failures",
-				    json_integer((json_int_t)(st->transit > INT64_MAX ? INT64_MAX
-										: st->transit)));
+		json_object_set_new(
+		    root, "transit_failures",
+		    json_integer((json_int_t)(st->transit > INT64_MAX ? INT64_MAX : st->transit)));
 	return root;
 }
 

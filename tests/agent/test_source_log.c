@@ -246,14 +246,14 @@ static void test_text_access_kv(void **state)
 	assert_int_equal(st.emitted, 4);
 	cap_clear(&cap);
 	/* leading zeros: JSON numbers have none ("0200" is not JSON; cap_put checks) */
-	put(s, "webserver",
-	    "10.0.0.2 - - [10/Oct/2000:13:55:36 -0700] \"GET / HTTP/1.0\" 0200 007", 0);
+	put(s, "webserver", "10.0.0.2 - - [10/Oct/2000:13:55:36 -0700] \"GET / HTTP/1.0\" 0200 007",
+	    0);
 	assert_string_equal(field(cap.line[0], "sc-status", &str), "200");
 	assert_false(str);
 	assert_string_equal(field(cap.line[0], "sc-bytes", &str), "7");
 	assert_false(str);
-	put(s, "webserver",
-	    "10.0.0.2 - - [10/Oct/2000:13:55:36 -0700] \"GET / HTTP/1.0\" 000 0", 0);
+	put(s, "webserver", "10.0.0.2 - - [10/Oct/2000:13:55:36 -0700] \"GET / HTTP/1.0\" 000 0",
+	    0);
 	assert_string_equal(field(cap.line[1], "sc-status", NULL), "0");
 	assert_string_equal(field(cap.line[1], "sc-bytes", NULL), "0");
 	cap_clear(&cap);
