@@ -3,11 +3,14 @@
  * anyone chose to write (a URL, a user name, a CloudTrail request's parameters). The first byte
  * picks the format (JSON, text, access log, key=value), the rest is one line. Whatever the
  * bytes, every line the parser makes must be one event rf_event_parse accepts, of the type the
- * line was read as.
+ * line was read as, and strict JSON (jansson, duplicate keys refused): the engine's event parser
+ * is more lenient than the tools that read the same lines (`ringfence events`).
  */
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
+
+#include <jansson.h>
 
 #include "agent/source_log.h"
 #include "ringfence/content.h"
@@ -28,10 +31,15 @@ static size_t room(void *ud)
 static void put(void *ud, const uint8_t *p, size_t n)
 {
 	struct rf_diag d = {0};
+	json_error_t err;
+	json_t *j;
 
 	(void)ud;
 	if (n == 0 || p[n - 1] != '\n' || rf_event_parse(p, n, scratch, RF_EVENT_LINE_MAX, &ev, &d))
 		abort();
+	if (!(j = json_loadb((const char *)p, n, JSON_REJECT_DUPLICATES, &err)))
+		abort();
+	json_decref(j);
 	if (ev.type_len != strlen(want) || memcmp(ev.type, want, ev.type_len))
 		abort();
 }

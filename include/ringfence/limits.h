@@ -254,7 +254,8 @@
 #define RF_AGENT_VERIFY_CPU_S 10u
 #define RF_AGENT_VERIFY_MEM_MAX (512ull * 1024 * 1024)
 /* Bad offers remembered in one run (refused.h), so a release the server repeats at every
- * check-in is not downloaded and verified each time. The server offers one release at a time,
+ * check-in is not downloaded and verified each time; the same bound holds the releases whose
+ * delivery failed (retried with backoff, rf_transit). The server offers one release at a time,
  * so a few suffice; 32 full hashes are 1 KiB. Past it the oldest is forgotten: one more
  * download, never a load. */
 #define RF_AGENT_REFUSED_MAX 32u

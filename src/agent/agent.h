@@ -75,6 +75,9 @@ struct agent {
 	uint64_t start_at_ms;
 	uint8_t start_hash[32];
 	uint64_t worker_events, worker_alerts, worker_corr_dropped;
+	/* event lines the worker dropped (malformed, over a limit): its count as last said, and
+	 * the warning's rate limit (at most one per RF_AGENT_SOURCE_WARN_EVERY_MS) */
+	uint64_t worker_bad, worker_warned_at_ms, worker_unwarned;
 	int events_fd, alerts_fd;
 	bool events_follow;
 	/* the event source child (--events proc|audit|proc,audit, events.c): it writes event lines into the pipe
@@ -88,6 +91,8 @@ struct agent {
 	uint64_t source_warned_at_ms, source_unwarned;
 	/* packs refused in this run (not re-downloaded at every check-in) */
 	struct rf_refused refused;
+	/* releases whose delivery failed: retried with backoff, never refused (refused.h) */
+	struct rf_transit transit;
 	/* said once: a rollback order with nothing to go back to; the last "stay" reason */
 	bool rollback_idle;
 	char stay_reason[RF_AGENT_REASON_MAX + 1];
@@ -142,8 +147,9 @@ void rf__agent_flush_reports(struct agent *ag);
 void rf__agent_checkin(struct agent *ag);
 
 /* events.c: open --events (ag->o.events) into ag->events_fd; "proc" starts the source child.
- * Returns 0 or a negative errno (logged with the source's own words). */
-int rf__agent_events_open(struct agent *ag);
+ * Returns 0 or a negative errno; reterr may say why (unix:PATH whose path is taken: only a
+ * stale socket is replaced). */
+int rf__agent_events_open(struct agent *ag, struct rf_diag *reterr);
 /* events.c, the source child: start it (again), read its counter lines into the store, notice
  * its death (a restart is then due at source_restart_at_ms), stop it. */
 int rf__agent_source_start(struct agent *ag);

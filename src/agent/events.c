@@ -39,7 +39,48 @@
 #define RF_AGENT_SOURCE_RESTART_DELAY_MS 1000
 #define RF_AGENT_SOURCE_WARN_EVERY_MS	 60000
 
-int rf__agent_events_open(struct agent *ag)
+/* What is at a unix socket's path before bind: nothing, or a socket nobody listens on (a stale
+ * one a previous run left: removed). Anything else is refused, never deleted: a regular file, a
+ * directory, a socket another process serves. */
+static int unix_path_free(const struct sockaddr_un *sa, struct rf_diag *reterr)
+{
+	struct stat sb;
+	int fd, r;
+
+	if (lstat(sa->sun_path, &sb) < 0)
+		return errno == ENOENT ? 0
+				       : rf_diag_report(reterr, -errno, "unix:%s: %s", sa->sun_path,
+							rf_strerror(-errno));
+	if (!S_ISSOCK(sb.st_mode))
+		return rf_diag_report(reterr, -EEXIST,
+				      "unix:%s: the path exists and is not a socket (%s): not "
+				      "replaced; name a path that is free or a stale socket",
+				      sa->sun_path,
+				      S_ISREG(sb.st_mode)   ? "a regular file"
+				      : S_ISDIR(sb.st_mode) ? "a directory"
+				      : S_ISLNK(sb.st_mode) ? "a symbolic link"
+							    : "a device or FIFO");
+	fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	if (fd < 0)
+		return -errno;
+	r = connect(fd, (const struct sockaddr *)sa, sizeof(*sa)) == 0 ? 0 : -errno;
+	close(fd);
+	if (r == 0)
+		return rf_diag_report(reterr, -EADDRINUSE,
+				      "unix:%s: another process listens on this socket (another "
+				      "agent?): not replaced",
+				      sa->sun_path);
+	if (r != -ECONNREFUSED)
+		return rf_diag_report(reterr, r,
+				      "unix:%s: cannot tell whether the socket is in use: %s",
+				      sa->sun_path, rf_strerror(r));
+	if (unlink(sa->sun_path) < 0 && errno != ENOENT)
+		return rf_diag_report(reterr, -errno, "unix:%s: cannot remove the stale socket: %s",
+				      sa->sun_path, rf_strerror(-errno));
+	return 0;
+}
+
+int rf__agent_events_open(struct agent *ag, struct rf_diag *reterr)
 {
 	const char *e = ag->o.events;
 	struct stat sb;
@@ -67,16 +108,17 @@ int rf__agent_events_open(struct agent *ag)
 	}
 	if (strncmp(e, "unix:", 5) == 0) {
 		struct sockaddr_un sa = {.sun_family = AF_UNIX};
-		int fd;
+		int fd, r;
 		if (strlen(e + 5) >= sizeof(sa.sun_path))
 			return -ENAMETOOLONG;
 		strncpy(sa.sun_path, e + 5, sizeof(sa.sun_path) - 1);
+		if ((r = unix_path_free(&sa, reterr)) < 0)
+			return r;
 		fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
 		if (fd < 0)
 			return -errno;
-		unlink(sa.sun_path);
 		if (bind(fd, (struct sockaddr *)&sa, sizeof(sa)) < 0 || listen(fd, 16) < 0) {
-			int r = -errno;
+			r = -errno;
 			close(fd);
 			return r;
 		}

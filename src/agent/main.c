@@ -27,6 +27,7 @@
 #include <curl/curl.h>
 
 #include "agent/agent.h"
+#include "agent/source.h"
 #include "common/log.h"
 #include "common/opt.h"
 #include "ringfence/content.h"
@@ -141,6 +142,7 @@ static void usage_run(FILE *f)
 	    "  --alerts DST          alerts as JSON lines: FILE (appended) or '-' for stdout\n"
 	    "  --manifest NAME       verify packs against this embedded manifest (default: the\n"
 	    "                        one for --events: 'proc' ringfence-agent-linux-1.2.0,\n"
+	    "                        'audit' and 'proc,audit' ringfence-agent-linux-1.3.0,\n"
 	    "                        'log:...' ringfence-agent-logs-1.0.0, anything else\n"
 	    "                        ringfence-agent-1.1.0; 'ringfence-agent\n"
 	    "                        manifest --list' lists them)\n"
@@ -281,6 +283,7 @@ static int parse_run(int argc, char **argv, struct agent *ag)
 	int c;
 
 	rf_refused_init(&ag->refused);
+	rf_transit_init(&ag->transit);
 	ag->o.store = RF_STORE_DIR_DEFAULT;
 	ag->o.poll = RF_AGENT_POLL_DEFAULT_S;
 	ag->o.enroll_token = env_opt("RINGFENCE_ENROLL_TOKEN");
@@ -374,6 +377,14 @@ static int parse_run(int argc, char **argv, struct agent *ag)
 			"name ([A-Za-z0-9._:/-], 1..128)\n",
 			ag->o.ring);
 		return 2;
+	}
+	/* a log spec with a mistake in it is a usage error with its reason, never a file name */
+	if (ag->o.events && strncmp(ag->o.events, "log:", 4) == 0) {
+		struct rf_diag d = {0};
+		if (rf_source_check(ag->o.events, &d) < 0) {
+			fprintf(stderr, "ringfence-agent run: --events: %s\n", d.first);
+			return 2;
+		}
 	}
 	if (rf_agent_manifest_choose(ag->o.manifest, ag->o.events, &ag->manifest) < 0) {
 		fprintf(stderr,
@@ -496,8 +507,12 @@ static int start_run(struct agent *ag)
 					    .ring = ag->ring,
 					    .agent_version = RF_VERSION,
 					    .manifest_hash = ag->manifest_hash};
-	if ((r = rf__agent_events_open(ag)) < 0) {
-		rf_log_error("--events %s: %s", ag->o.events, rf_strerror(r));
+	memset(&d, 0, sizeof(d));
+	if ((r = rf__agent_events_open(ag, &d)) < 0) {
+		if (d.first[0])
+			rf_log_error("--events: %s", d.first);
+		else
+			rf_log_error("--events %s: %s", ag->o.events, rf_strerror(r));
 		rf_store_free(ag->st);
 		return 1;
 	}

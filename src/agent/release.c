@@ -128,21 +128,15 @@ static int enroll(struct agent *ag)
 	return 0;
 }
 
-/* cause: "content" (the pack fails this agent's checks) or "transit" (delivery: TUF metadata,
- * signatures, a hash or a download that does not match), so a bad mirror never halts a good
- * release (docs/protocol.md, Report). */
-static void reject(struct agent *ag, const uint8_t *h, const char *target, const char *why,
-		   const char *cause)
+/* Queue a "rejected" report of hash h with its cause; the guard's own report (its reason
+ * class only) is replaced with the precise words. */
+static void report_rejected(struct agent *ag, const uint8_t *h, const char *target, const char *why,
+			    const char *cause)
 {
 	uint64_t rid;
-	char hex[65];
 	size_t n;
 
-	hex32(h, hex);
-	rf_log_warn("rejected %s %s: %s", target, hex, why);
-	rf_refused_add(&ag->refused, h);
 	rf__agent_feed(ag, RF_GUARD_EV_REJECTED, h, 0);
-	/* the guard queued "rejected" with its reason class: replace it with the precise words */
 	n = rf_store_report_count(ag->st);
 	if (n > 0) {
 		const struct rf_store_report *last = rf_store_report_at(ag->st, n - 1);
@@ -151,8 +145,62 @@ static void reject(struct agent *ag, const uint8_t *h, const char *target, const
 			rf_log_debug("report queue changed under us");
 	}
 	if (rf_store_report_add(ag->st, "rejected", h, target, why, rf_now_wall(), &rid) < 0 ||
-	    rf_store_report_cause(ag->st, rid, cause) < 0 || rf_store_commit(ag->st) < 0)
+	    rf_store_report_cause(ag->st, rid, cause) < 0)
 		rf_log_warn("store: cannot record the rejection report");
+}
+
+/* A content verdict on the pack (it fails this agent's checks: verifier, quarantine, no valid
+ * signed schedule): remembered for the run (refused.h), so a repeated offer is not fetched
+ * again, and reported with cause "content". */
+static void reject(struct agent *ag, const uint8_t *h, const char *target, const char *why)
+{
+	char hex[65];
+
+	hex32(h, hex);
+	rf_log_warn("rejected %s %s: %s", target, hex, why);
+	rf_refused_add(&ag->refused, h);
+	report_rejected(ag, h, target, why, "content");
+	if (rf_store_commit(ag->st) < 0)
+		rf_log_warn("store: cannot record the rejection report");
+}
+
+static uint64_t transit_wait(void *ud, unsigned failures)
+{
+	struct agent *ag = ud;
+
+	/* the check-in backoff: the first retry after about a poll interval (at most 5 s), then
+	 * doubling to 15 min */
+	return rf_checkin_backoff_ms(failures ? failures - 1 : 0, ag->poll, rnd(ag));
+}
+
+/* A delivery failure ("transit": TUF metadata, signatures, a hash or a download that does not
+ * match): not a verdict on the pack, so a bad mirror never halts a good release (docs/protocol.md,
+ * Report) and a repaired repository is taken without a restart. The release is tried again
+ * after a backoff (refused.h, rf_transit); the failure is counted in the store (`status`:
+ * delivery failures) at every attempt and reported to the server only when its reason changes
+ * or at most every RF_AGENT_BACKOFF_MAX_S. */
+static void transit_failed(struct agent *ag, const uint8_t *h, const char *target, const char *why)
+{
+	unsigned k;
+	uint64_t w;
+	char hex[65];
+	bool say = rf_transit_failed(&ag->transit, h, why, now_ms(), transit_wait, ag, &k, &w);
+
+	hex32(h, hex);
+	rf_store_add_transit_failure(ag->st);
+	if (say) {
+		rf_log_warn(
+		    "rejected %s %s: %s (delivery failure %u in a row, not a verdict on the "
+		    "pack: tried again in %llu s)",
+		    target, hex, why, k, (unsigned long long)(w + 999) / 1000);
+		report_rejected(ag, h, target, why, "transit");
+	} else {
+		rf_log_info(
+		    "%s %s: delivery failed again: %s (failure %u in a row: tried again in %llu s)",
+		    target, hex, why, k, (unsigned long long)(w + 999) / 1000);
+	}
+	if (rf_store_commit(ag->st) < 0)
+		rf_log_warn("store: cannot record the delivery failure");
 }
 
 static void keep_last(void *ud, int code, const char *msg)
@@ -186,10 +234,11 @@ static void take_release(struct agent *ag, const struct rf_checkin_release *rel)
 	int r;
 
 	hex32(rel->sha256, hex);
-	if (rf_refused_has(&ag->refused, rel->sha256))
+	if (rf_refused_has(&ag->refused, rel->sha256) ||
+	    rf_transit_waiting(&ag->transit, rel->sha256, now_ms()))
 		return;
 	if (rf_store_is_quarantined(ag->st, rel->sha256)) {
-		reject(ag, rel->sha256, rel->target, "quarantined on this device", "content");
+		reject(ag, rel->sha256, rel->target, "quarantined on this device");
 		return;
 	}
 	snprintf(mdir, sizeof(mdir), "%s/tuf", rf_store_dir(ag->st));
@@ -208,20 +257,20 @@ static void take_release(struct agent *ag, const struct rf_checkin_release *rel)
 		rf_log_warn("TUF: cannot refresh the metadata from %s (for %s): %s: %s", murl,
 			    rel->target, rf_strerror(r), what);
 		if (r == -EKEYREJECTED || r == -ESTALE || r == -EBADMSG)
-			reject(ag, rel->sha256, rel->target, d.first[0] ? d.first : rf_strerror(r),
-			       "transit");
+			transit_failed(ag, rel->sha256, rel->target,
+				       d.first[0] ? d.first : rf_strerror(r));
 		goto out;
 	}
 	if ((r = rf_tuf_client_get_target(tc, rel->target, &t, &d)) < 0) {
 		rf_log_warn("TUF: %s: %s (%s)", rel->target, rf_strerror(r), d.first);
 		if (r == -EKEYREJECTED || r == -ESTALE || r == -EBADMSG)
-			reject(ag, rel->sha256, rel->target, d.first[0] ? d.first : rf_strerror(r),
-			       "transit");
+			transit_failed(ag, rel->sha256, rel->target,
+				       d.first[0] ? d.first : rf_strerror(r));
 		goto out;
 	}
 	if (strcmp(t->sha256, hex) != 0) {
-		reject(ag, rel->sha256, rel->target, "the server's hash is not the signed one",
-		       "transit");
+		transit_failed(ag, rel->sha256, rel->target,
+			       "the server's hash is not the signed one");
 		goto out;
 	}
 	/* P6: the signed schedule must admit this device now, whatever the server says */
@@ -234,7 +283,7 @@ static void take_release(struct agent *ag, const struct rf_checkin_release *rel)
 		    rf_rollout_schedule_parse((const uint8_t *)t->custom_json,
 					      strlen(t->custom_json), &s, &d) < 0) {
 			reject(ag, rel->sha256, rel->target,
-			       "no valid signed schedule in the target's metadata", "content");
+			       "no valid signed schedule in the target's metadata");
 			goto out;
 		}
 		uint32_t b = rf_rollout_bucket(s.bucket_key, ag->device_id, strlen(ag->device_id));
@@ -256,7 +305,7 @@ static void take_release(struct agent *ag, const struct rf_checkin_release *rel)
 	    (r = rf_tuf_client_download_target(tc, t, ddir, &file, &d)) < 0) {
 		rf_log_warn("TUF: download %s: %s (%s)", rel->target, rf_strerror(r), d.first);
 		if (r == -EBADMSG || r == -E2BIG)
-			reject(ag, rel->sha256, rel->target, d.first, "transit");
+			transit_failed(ag, rel->sha256, rel->target, d.first);
 		goto out;
 	}
 	r = rf_file_read(file, RF_FILE_MAX, &p, &n);
@@ -267,8 +316,8 @@ static void take_release(struct agent *ag, const struct rf_checkin_release *rel)
 	}
 	rf_sha256(p, n, h);
 	if (memcmp(h, rel->sha256, 32) != 0) {
-		reject(ag, rel->sha256, rel->target,
-		       "downloaded bytes do not match the signed hash", "transit");
+		transit_failed(ag, rel->sha256, rel->target,
+			       "downloaded bytes do not match the signed hash");
 		goto out;
 	}
 	struct rf_verifier_limits vl = ag->o.vlim;
@@ -278,7 +327,7 @@ static void take_release(struct agent *ag, const struct rf_checkin_release *rel)
 	const uint8_t *mb = ag->manifest->bytes(&ml);
 	r = rf_verifier_run(p, n, mb, ml, &vl, why, sizeof(why));
 	if (r == -ENOEXEC) {
-		reject(ag, h, rel->target, why, "content");
+		reject(ag, h, rel->target, why);
 		goto out;
 	}
 	if (r < 0) {
@@ -291,6 +340,7 @@ static void take_release(struct agent *ag, const struct rf_checkin_release *rel)
 		rf_log_error("store: cannot save %s: %s", rel->target, rf_strerror(r));
 		goto out;
 	}
+	rf_transit_forget(&ag->transit, h);
 	rf_log_notice("installed %s %s (TUF-verified, manifest-verified)", rel->target, hex);
 	rf__agent_feed(ag, RF_GUARD_EV_CANDIDATE, h, 0);
 out:

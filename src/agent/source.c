@@ -48,6 +48,19 @@ bool rf_source_known(const char *names)
 	return names && parse_names(names, &p, &a);
 }
 
+int rf_source_check(const char *names, struct rf_diag *reterr)
+{
+	bool p, a;
+
+	if (names && !strncmp(names, "log:", 4))
+		return rf_source_log_check(names, reterr);
+	if (!names || !parse_names(names, &p, &a))
+		return rf_diag_report(reterr, -EINVAL,
+				      "unknown event source '%s' (this build has: %s)",
+				      names ? names : "", RF_SOURCE_NAMES);
+	return 0;
+}
+
 int rf_source_open(const char *names, struct rf_source **ret, struct rf_diag *reterr)
 {
 	struct rf_source *s;

@@ -24,6 +24,11 @@ struct rf_source;
  * log spec rf_source_log_known accepts). */
 bool rf_source_known(const char *names);
 
+/* Check names as rf_source_known does, saying why it is not a source: returns 0 or -EINVAL /
+ * -E2BIG with reterr naming the problem (for a log spec, which part: an unknown event type, a
+ * PATH that is not absolute, too many files). */
+int rf_source_check(const char *names, struct rf_diag *reterr);
+
 /*
  * Open every member of names. Returns 0 and *ret, -EINVAL for a name this build lacks, or what
  * the member's open returned (reterr says why: a missing capability, no kernel support...).

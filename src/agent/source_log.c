@@ -192,7 +192,7 @@ static int parse_spec(const char *spec, int (*fn)(void *, size_t, const char *, 
 			return -EINVAL;
 		}
 		if ((ev = event_index(p, (size_t)(eq - p))) < 0) {
-			*why = "unknown event type (see the manifest ringfence-agent-logs-1.0.0)";
+			*why = "unknown event type";
 			return -EINVAL;
 		}
 		if (end - (eq + 1) < 2 || eq[1] != '/' || (size_t)(end - (eq + 1)) >= 4096) {
@@ -220,6 +220,30 @@ bool rf_source_log_known(const char *spec)
 	const char *why;
 
 	return parse_spec(spec, NULL, NULL, &why) == 0;
+}
+
+int rf_source_log_check(const char *spec, struct rf_diag *reterr)
+{
+	const char *why = NULL, *p;
+	int r = parse_spec(spec, NULL, NULL, &why);
+
+	if (r == 0)
+		return 0;
+	if (strcmp(why, "unknown event type") != 0)
+		return rf_diag_report(reterr, r, "event source '%s': %s", spec ? spec : "", why);
+	/* name the part: the first whose EVENT this source does not have */
+	for (p = spec; p; p = strstr(p, ",log:") ? strstr(p, ",log:") + 1 : NULL) {
+		const char *eq = strchr(p + 4, '=');
+		size_t n = eq ? (size_t)(eq - (p + 4)) : 0;
+		if (eq && event_index(p + 4, n) < 0)
+			return rf_diag_report(
+			    reterr, r,
+			    "event source '%s': unknown event type '%.*s' (the types are those of "
+			    "the manifest ringfence-agent-logs-1.0.0: `ringfence-agent manifest "
+			    "--manifest ringfence-agent-logs-1.0.0`)",
+			    spec, (int)(n > 64 ? 64 : n), p + 4);
+	}
+	return rf_diag_report(reterr, r, "event source '%s': %s", spec, why);
 }
 
 /* ---- building one event line --------------------------------------------------------------- */
@@ -319,6 +343,21 @@ static int dump_cb(const char *buf, size_t size, void *ud)
 	return s->full ? -1 : 0;
 }
 
+/* A real as the shortest text that reads back as the same double (0.1 is "0.1", not %.17g's
+ * "0.10000000000000001", so a rule's '0.1' matches what the log says). 17 significant digits
+ * always round-trip. Returns the length, as snprintf. */
+static int shortest_real(double d, char *out, size_t cap)
+{
+	int n = 0;
+
+	for (int prec = 15; prec <= 17; prec++) {
+		n = snprintf(out, cap, "%.*g", prec, d);
+		if (n > 0 && (size_t)n < cap && strtod(out, NULL) == d)
+			break;
+	}
+	return n;
+}
+
 /* The value v under the current key (depth >= 1). */
 static int flat_value(struct flat *fl, json_t *v)
 {
@@ -347,7 +386,7 @@ static int flat_value(struct flat *fl, json_t *v)
 			n = snprintf(num, sizeof(num), "%" JSON_INTEGER_FORMAT,
 				     json_integer_value(v));
 		else if (json_is_real(v))
-			n = snprintf(num, sizeof(num), "%.17g", json_real_value(v));
+			n = shortest_real(json_real_value(v), num, sizeof(num));
 		else
 			n = snprintf(num, sizeof(num), "%s", json_is_true(v) ? "true" : "false");
 		r = out_name(s, fl->key, fl->keylen, fl->depth);
@@ -462,6 +501,17 @@ static bool is_number(const uint8_t *p, size_t n)
 	return true;
 }
 
+/* A run of digits (is_number) written as a JSON number: JSON has no leading zeros ("0200" is
+ * not a number), so they are dropped; "000" is 0. */
+static void put_number(struct rf_source_log *s, const uint8_t *p, size_t n)
+{
+	while (n > 1 && p[0] == '0') {
+		p++;
+		n--;
+	}
+	rf_line_put(s->out, RF_EVENT_LINE_MAX, &s->out_len, &s->full, p, n);
+}
+
 /*
  * Common/Combined Log Format: host ident authuser [date] "request" status bytes ["referer"
  * "user-agent"]. Returns 0 with the fields written, or 1 when the line is not in that format
@@ -511,13 +561,13 @@ static int put_access(struct rf_source_log *s, const uint8_t *p, size_t n)
 	size_t nl = strlen(name);
 	if ((r = out_name(s, &name, &nl, 1)) < 0)
 		return r;
-	rf_line_put(s->out, RF_EVENT_LINE_MAX, &s->out_len, &s->full, TOK(5));
+	put_number(s, TOK(5));
 	if (is_number(TOK(6))) {
 		name = "sc-bytes";
 		nl = strlen(name);
 		if ((r = out_name(s, &name, &nl, 1)) < 0)
 			return r;
-		rf_line_put(s->out, RF_EVENT_LINE_MAX, &s->out_len, &s->full, TOK(6));
+		put_number(s, TOK(6));
 	}
 	if (k == 9) {
 		if (!DASH(7) && (r = out_str(s, "cs-referer", TOK(7))) < 0)

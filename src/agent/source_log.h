@@ -44,6 +44,11 @@ struct rf_source_log;
  * this source (rf_source_log_event) and each PATH absolute, at most RF_SOURCE_LOG_FILES_MAX. */
 bool rf_source_log_known(const char *spec);
 
+/* Check spec as rf_source_log_known does, saying why it is not one: returns 0, or -EINVAL
+ * (reterr: "event source 'SPEC': unknown event type 'X' ...", "... each PATH must be absolute")
+ * or -E2BIG (more than RF_SOURCE_LOG_FILES_MAX files). */
+int rf_source_log_check(const char *spec, struct rf_diag *reterr);
+
 /*
  * Follow the files of spec. A file that does not exist yet is followed from when it appears.
  * Returns 0 and *ret, -EINVAL for a malformed spec (reterr says which part), -E2BIG for more

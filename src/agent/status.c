@@ -91,6 +91,8 @@ int rf__agent_cmd_status(int argc, char **argv)
 	json_object_set_new(o, "events_dropped", json_integer((json_int_t)rf_store_dropped(st)));
 	json_object_set_new(o, "correlation_dropped",
 			    json_integer((json_int_t)rf_store_corr_dropped(st)));
+	json_object_set_new(o, "transit_failures",
+			    json_integer((json_int_t)rf_store_transit_failures(st)));
 	if (as_json) {
 		char *t = json_dumps(o, JSON_INDENT(2) | JSON_PRESERVE_ORDER);
 		if (t)
@@ -131,6 +133,9 @@ int rf__agent_cmd_status(int argc, char **argv)
 		       (unsigned long long)rf_store_dropped(st));
 		printf("correlation state dropped: %llu (groups or window entries past the caps)\n",
 		       (unsigned long long)rf_store_corr_dropped(st));
+		printf("delivery failures: %llu (a release's TUF metadata, hash or download did "
+		       "not match; retried)\n",
+		       (unsigned long long)rf_store_transit_failures(st));
 	}
 	json_decref(o);
 	rf_store_free(st);

@@ -49,6 +49,7 @@ struct rf_store {
 	uint64_t events, alerts;
 	uint64_t dropped; /* events the sources could not deliver (absent in older stores: 0) */
 	uint64_t corr_dropped; /* correlation state dropped at its caps (absent: 0) */
+	uint64_t transit;      /* releases whose delivery failed, each attempt (absent: 0) */
 };
 
 /* ---- POSIX ops -------------------------------------------------------------------------- */
@@ -239,6 +240,10 @@ static json_t *state_to_json(const struct rf_store *st)
 		    root, "correlation_dropped",
 		    json_integer((json_int_t)(st->corr_dropped > INT64_MAX ? INT64_MAX
 									   : st->corr_dropped)));
+	if (root && st->transit)
+		json_object_set_new(
+		    root, "transit_failures",
+		    json_integer((json_int_t)(st->transit > INT64_MAX ? INT64_MAX : st->transit)));
 	return root;
 }
 
@@ -458,6 +463,11 @@ static int parse_state(struct rf_store *st, const uint8_t *p, size_t n, struct r
 		r = bad(d, "correlation_dropped must be a non-negative integer");
 		goto out;
 	}
+	if (json_object_get(root, "transit_failures") &&
+	    get_uint(root, "transit_failures", INT64_MAX, &st->transit) < 0) {
+		r = bad(d, "transit_failures must be a non-negative integer");
+		goto out;
+	}
 out:
 	json_decref(root);
 	return r;
@@ -475,6 +485,7 @@ static void reset_memory(struct rf_store *st)
 	st->events = st->alerts = 0;
 	st->dropped = 0;
 	st->corr_dropped = 0;
+	st->transit = 0;
 }
 
 /* ---- open / close ----------------------------------------------------------------------- */
@@ -1021,6 +1032,17 @@ uint64_t rf_store_corr_dropped(const struct rf_store *st)
 void rf_store_add_corr_dropped(struct rf_store *st, uint64_t n)
 {
 	st->corr_dropped = n > UINT64_MAX - st->corr_dropped ? UINT64_MAX : st->corr_dropped + n;
+}
+
+uint64_t rf_store_transit_failures(const struct rf_store *st)
+{
+	return st->transit;
+}
+
+void rf_store_add_transit_failure(struct rf_store *st)
+{
+	if (st->transit < UINT64_MAX)
+		st->transit++;
 }
 
 /* ---- commit and check ------------------------------------------------------------------- */

@@ -160,6 +160,11 @@ void rf_store_add_dropped(struct rf_store *st, uint64_t n);
  * RF_CORR_ENTRIES_MAX), cumulative like events_dropped; durable with the next write. */
 uint64_t rf_store_corr_dropped(const struct rf_store *st);
 void rf_store_add_corr_dropped(struct rf_store *st, uint64_t n);
+/* Attempts to take a release whose delivery failed ("transit": TUF metadata, a hash or a
+ * download that does not match; retried, never a verdict on the pack), since the store was
+ * made. Committed with state. */
+uint64_t rf_store_transit_failures(const struct rf_store *st);
+void rf_store_add_transit_failure(struct rf_store *st);
 
 /*
  * Make everything changed since the last commit durable, atomically: after a crash at any

@@ -100,7 +100,7 @@ static int worker_start(struct agent *ag, const uint8_t *hash)
 	ag->worker = pid;
 	ag->status_fd = p[0];
 	ag->worker_loaded = false;
-	ag->worker_events = ag->worker_alerts = ag->worker_corr_dropped = 0;
+	ag->worker_events = ag->worker_alerts = ag->worker_corr_dropped = ag->worker_bad = 0;
 	rf_log_info("worker %d: loading %s (%s)", (int)pid, hex, rf_store_pack_name(ag->st, hash));
 	return 0;
 }
@@ -220,6 +220,27 @@ void rf__agent_feed(struct agent *ag, enum rf_guard_event_type t, const uint8_t 
 }
 /* ---- worker status lines ------------------------------------------------------------------ */
 
+/* n more event lines the worker could not evaluate (total: this worker's count): added to the
+ * store's events_dropped (status, check-in health); warned at most once a minute, and made
+ * durable with the warning (one write a minute, not one per line). */
+static void worker_dropped(struct agent *ag, uint64_t n, uint64_t total)
+{
+	uint64_t t = now_ms();
+
+	rf_store_add_dropped(ag->st, n);
+	ag->worker_unwarned += n;
+	if (ag->worker_warned_at_ms && t - ag->worker_warned_at_ms < RF_AGENT_SOURCE_WARN_EVERY_MS)
+		return;
+	rf_log_warn("worker %d: %llu event lines not evaluated since the last warning (malformed "
+		    "JSON, or a line or value over its limit); %llu by this worker",
+		    (int)ag->worker, (unsigned long long)ag->worker_unwarned,
+		    (unsigned long long)total);
+	ag->worker_warned_at_ms = t;
+	ag->worker_unwarned = 0;
+	if (rf_store_commit(ag->st) < 0)
+		rf_log_warn("store: cannot record events_dropped");
+}
+
 static void worker_line(struct agent *ag, char *line)
 {
 	if (strcmp(line, "loaded") == 0) {
@@ -227,14 +248,22 @@ static void worker_line(struct agent *ag, char *line)
 		rf_log_info("worker %d: loaded", (int)ag->worker);
 		rf__agent_feed(ag, RF_GUARD_EV_LOADED, NULL, 0);
 	} else if (strncmp(line, "stats ", 6) == 0) {
-		char *sp = strchr(line + 6, ' '), *sp2;
-		uint64_t e, a, cd;
+		char *sp = strchr(line + 6, ' '), *sp2, *sp3;
+		uint64_t e, a, cd, bad;
 		if (!sp)
 			return;
 		*sp = 0;
-		/* "stats E A [C]": C, the correlation state dropped, is cumulative per worker. */
+		/* "stats E A [C [B]]": C, the correlation state dropped, and B, the event lines the
+		 * worker dropped (malformed, over a limit), are cumulative per worker. */
 		if ((sp2 = strchr(sp + 1, ' '))) {
 			*sp2 = 0;
+			if ((sp3 = strchr(sp2 + 1, ' '))) {
+				*sp3 = 0;
+				if (rf_parse_u64(sp3 + 1, &bad) == 0 && bad > ag->worker_bad) {
+					worker_dropped(ag, bad - ag->worker_bad, bad);
+					ag->worker_bad = bad;
+				}
+			}
 			if (rf_parse_u64(sp2 + 1, &cd) == 0 && cd > ag->worker_corr_dropped) {
 				rf_store_add_corr_dropped(ag->st, cd - ag->worker_corr_dropped);
 				ag->worker_corr_dropped = cd;

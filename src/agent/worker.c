@@ -43,7 +43,7 @@ struct worker {
 	struct rf_engine_scratch *scratch;
 	uint8_t *scratch_buf;
 	uint64_t events, alerts, bad, reported_events, reported_alerts, reported_at_ns;
-	uint64_t reported_corr_dropped;
+	uint64_t reported_corr_dropped, reported_bad;
 	struct rf_event ev;
 	/* Correlations (docs/sigma.md): the rules that matched this event, fed after it. */
 	struct rf_corr *corr;
@@ -207,10 +207,15 @@ static void report_stats(struct worker *w)
 	uint64_t cd = corr_dropped(w);
 
 	if (w->events == w->reported_events && w->alerts == w->reported_alerts &&
-	    cd == w->reported_corr_dropped)
+	    cd == w->reported_corr_dropped && w->bad == w->reported_bad)
 		return;
 	w->reported_at_ns = rf_now_mono_ns();
-	if (cd)
+	/* "stats E A [C [B]]": B, the lines dropped here (malformed, over a limit), cumulative */
+	if (w->bad)
+		rf_fd_say(w->a->status_fd, "stats %llu %llu %llu %llu",
+			  (unsigned long long)w->events, (unsigned long long)w->alerts,
+			  (unsigned long long)cd, (unsigned long long)w->bad);
+	else if (cd)
 		rf_fd_say(w->a->status_fd, "stats %llu %llu %llu", (unsigned long long)w->events,
 			  (unsigned long long)w->alerts, (unsigned long long)cd);
 	else
@@ -219,6 +224,7 @@ static void report_stats(struct worker *w)
 	w->reported_events = w->events;
 	w->reported_alerts = w->alerts;
 	w->reported_corr_dropped = cd;
+	w->reported_bad = w->bad;
 }
 
 static bool is_listening_socket(int fd)
@@ -328,7 +334,8 @@ _Noreturn void rf__agent_worker_main(const struct rf_worker_args *a)
 		} else if (src && a->events_follow) {
 			timeout = 1000; /* a file at EOF: look again in a second */
 		}
-		if (w.events != w.reported_events || w.alerts != w.reported_alerts)
+		if (w.events != w.reported_events || w.alerts != w.reported_alerts ||
+		    w.bad != w.reported_bad)
 			timeout = timeout < 0 || timeout > 1000 ? 1000 : timeout;
 		r = poll(pf, n, timeout);
 		if (r < 0 && errno != EINTR)

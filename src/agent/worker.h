@@ -5,8 +5,10 @@
  * death as a crash of that content (P4).
  *
  * Protocol to the supervisor: text lines on status_fd. "loaded" once the engine is built,
- * "load-failed <message>" then exit 3 if it cannot be, then "stats <events> <alerts>" when the
- * counts changed (at most once a second, never while idle).
+ * "load-failed <message>" then exit 3 if it cannot be, then "stats <events> <alerts>
+ * [<correlation state dropped> [<lines dropped>]]" when the counts changed (at most once a second,
+ * never while idle). The optional counts are cumulative for the worker; lines dropped are event
+ * lines it could not evaluate (malformed JSON, a line or value over its limit).
  */
 #ifndef RF_AGENT_WORKER_H
 #define RF_AGENT_WORKER_H

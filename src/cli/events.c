@@ -57,7 +57,10 @@ static void usage(FILE *f)
 	    "                     (docs/agent.md, The log-file source); oversize and\n"
 	    "                     malformed count refused lines, reopened rotations\n"
 	    "  --count N          stop after N events\n"
-	    "  --timeout SECONDS  stop after this long\n");
+	    "  --timeout SECONDS  stop after this long\n"
+	    "  --queue BYTES      room for events not yet written to stdout (default and\n"
+	    "                     most 4 MiB, at least 512 KiB): past it new events are\n"
+	    "                     dropped and counted, never buffered without bound\n");
 }
 
 static void print_stats(const char *source, const struct rf_source_stats *st)
@@ -123,9 +126,10 @@ static int parse(int argc, char **argv, const char **ret_source, uint64_t *count
 		usage(stderr);
 		return 2;
 	}
-	if (!rf_source_known(source)) {
-		fprintf(stderr, "ringfence events: unknown source '%s' (this build has: %s)\n",
-			source, RF_SOURCE_NAMES);
+	struct rf_diag d = {0};
+	if (rf_source_check(source, &d) < 0) {
+		/* the exact reason: an unknown event type, a PATH that is not absolute, ... */
+		fprintf(stderr, "ringfence events: --source: %s\n", d.first);
 		return 2;
 	}
 	*ret_source = source;

@@ -35,7 +35,16 @@ cmp -s "$W/m-named.json" "$SRC/manifests/ringfence-agent-1.1.0.json" || fail "--
 [ $? = 2 ] || fail "manifest --manifest UNKNOWN is not a usage error"
 "$AGENT" run --server http://127.0.0.1:1 --manifest ringfence-agent-9.9.9 >"$W/bad.out" 2>&1
 [ $? = 2 ] && grep -q 'no such manifest' "$W/bad.out" || fail "run --manifest UNKNOWN is not a usage error"
-ok "--events proc chooses the Linux manifest, none the general one, --manifest wins, unknown refused"
+# `run --help` says which manifest each --events picks, as the table does (the 2026-12 review:
+# audit and proc,audit were missing): every source `manifest --list` names appears in it
+"$AGENT" run --help >"$W/run-help.txt" || fail "run --help"
+for ev in audit proc,audit; do
+	want=$("$AGENT" manifest --list | awk -v e="$ev" '$2 == e { print $1 }')
+	[ -n "$want" ] || fail "manifest --list names no manifest for --events $ev"
+	tr -s ' \n' ' ' <"$W/run-help.txt" | grep -q "'$ev'[^;]* $want" ||
+		fail "run --help does not say --events $ev picks $want"
+done
+ok "--events proc chooses the Linux manifest, none the general one, --manifest wins, unknown refused; run --help says so for audit and proc,audit"
 
 # ---- a release only Windows events can satisfy ---------------------------------------------
 mkdir -p "$W/rules-w"

@@ -22,6 +22,7 @@
 #include <unistd.h>
 
 #include <cmocka.h>
+#include <jansson.h>
 
 #include "agent/source_log.h"
 #include "content/ir.h"
@@ -44,8 +45,16 @@ static void cap_put(void *ud, const uint8_t *p, size_t n)
 {
 	struct cap *c = ud;
 
+	json_error_t err;
+	json_t *j;
+
 	assert_true(n > 0 && n <= RF_EVENT_LINE_MAX && p[n - 1] == '\n');
 	assert_true(c->lines < 64);
+	/* strict JSON, not only what the engine's lenient event parser takes */
+	j = json_loadb((const char *)p, n, JSON_REJECT_DUPLICATES, &err);
+	if (!j)
+		fail_msg("not valid JSON (%s): %.*s", err.text, (int)n, (const char *)p);
+	json_decref(j);
 	c->line[c->lines] = strndup((const char *)p, n);
 	c->lines++;
 }
@@ -140,6 +149,21 @@ static void test_json(void **state)
 	assert_null(field(l, "z", NULL));
 	assert_string_equal(field(l, "q", NULL), "a\"b");
 	cap_clear(&cap);
+	/* reals: the shortest text that reads back as the same double, so a rule's '0.1' matches
+	 * (%.17g wrote 0.10000000000000001) */
+	put(s, "aws_cloudtrail",
+	    "{\"a\":0.1,\"b\":1.50,\"c\":1e300,\"d\":0.30000000000000004,\"e\":-2.5e-7,"
+	    "\"f\":3.141592653589793}",
+	    0);
+	l = cap.line[0];
+	assert_string_equal(field(l, "a", &str), "0.1");
+	assert_false(str);
+	assert_string_equal(field(l, "b", NULL), "1.5");
+	assert_string_equal(field(l, "c", NULL), "1e+300");
+	assert_string_equal(field(l, "d", NULL), "0.30000000000000004"); /* not 0.1 + 0.2 */
+	assert_string_equal(field(l, "e", NULL), "-2.5e-07");
+	assert_string_equal(field(l, "f", NULL), "3.141592653589793");
+	cap_clear(&cap);
 
 	/* a key no event can carry (empty, or longer than RF_NAME_MAX once flattened): that field
 	 * is left out and counted, the rest is the event */
@@ -171,7 +195,7 @@ static void test_json(void **state)
 	rf_source_log_stats(s, &st);
 	assert_int_equal(st.malformed, 5);
 	assert_int_equal(st.oversize, 1);
-	assert_int_equal(st.emitted, 2);
+	assert_int_equal(st.emitted, 3);
 	rf_source_log_free(s);
 }
 
@@ -220,6 +244,18 @@ static void test_text_access_kv(void **state)
 	assert_int_equal(st.partial, 1);
 	assert_int_equal(st.fields_lost, 1);
 	assert_int_equal(st.emitted, 4);
+	cap_clear(&cap);
+	/* leading zeros: JSON numbers have none ("0200" is not JSON; cap_put checks) */
+	put(s, "webserver", "10.0.0.2 - - [10/Oct/2000:13:55:36 -0700] \"GET / HTTP/1.0\" 0200 007",
+	    0);
+	assert_string_equal(field(cap.line[0], "sc-status", &str), "200");
+	assert_false(str);
+	assert_string_equal(field(cap.line[0], "sc-bytes", &str), "7");
+	assert_false(str);
+	put(s, "webserver", "10.0.0.2 - - [10/Oct/2000:13:55:36 -0700] \"GET / HTTP/1.0\" 000 0",
+	    0);
+	assert_string_equal(field(cap.line[1], "sc-status", NULL), "0");
+	assert_string_equal(field(cap.line[1], "sc-bytes", NULL), "0");
 	cap_clear(&cap);
 	rf_source_log_free(s);
 }
@@ -352,6 +388,14 @@ static void test_spec(void **state)
 	assert_int_equal(rf_source_log_open("log:nosuch=/x", &s, &d), -EINVAL);
 	assert_non_null(strstr(d.first, "unknown event type"));
 	assert_null(s);
+	/* the reason, for the usage error (the 2026-12 review: it was "not found") */
+	memset(&d, 0, sizeof(d));
+	assert_int_equal(rf_source_log_check("log:webserver=/a,log:websrver=/x", &d), -EINVAL);
+	assert_non_null(strstr(d.first, "unknown event type 'websrver'"));
+	memset(&d, 0, sizeof(d));
+	assert_int_equal(rf_source_log_check("log:webserver=relative/x", &d), -EINVAL);
+	assert_non_null(strstr(d.first, "each PATH must be absolute"));
+	assert_int_equal(rf_source_log_check("log:webserver=/var/log/x", NULL), 0);
 }
 
 /* The source's table and manifests/ringfence-agent-logs-1.0.0.json name the same events; JSON

@@ -1,0 +1,139 @@
+#!/bin/bash
+# The agent's event input, against the real ringfenced and the real CLI (the 2026-12 review):
+#   docs       docs/agent.md's Limits give the event line limit of include/ringfence/limits.h.
+#   log spec   a mistake in a log:EVENT=PATH spec (an unknown event type, a relative PATH) is a
+#              usage error (exit 2) that says which, in `ringfence-agent run --events` and
+#              `ringfence events --source`, never "not found" for the spec read as a file name.
+#   unix       --events unix:PATH replaces only a stale socket: a regular file at PATH, or a
+#              socket another process listens on, is refused with the reason and left as it was.
+#   dropped    event lines the worker cannot evaluate (malformed JSON, a line over
+#              RF_AGENT_EVENT_LINE_MAX) are counted in the store's events_dropped (`status`,
+#              check-in health) and warned about, not lost silently.
+# Everything runs on 127.0.0.1 (a free port); every wait is bounded; the script stops what it
+# started. Usage: agent-events.sh RINGFENCE_AGENT RINGFENCED RINGFENCE
+set -u
+AGENT=$1 SERVERBIN=$2 CLI=$3
+SRC=${RF_SOURCE_ROOT:-$(cd "$(dirname "$0")/../.." && pwd)}
+command -v python3 >/dev/null || { echo "SKIP: python3 is needed to read JSON"; exit 77; }
+fail() {
+	echo "FAIL: $*"
+	echo "---- agent log (tail)"; tail -40 "$W/agent.log" 2>/dev/null
+	exit 1
+}
+. "$SRC/tests/lib/e2e.sh" # rf_e2e_init, rf_start_server, rf_publish, sha, ok
+rf_e2e_init agent-events
+
+# ---- the documented event line limit is the code's (docs/agent.md said 64 KiB) ------------
+kib=$(awk '$1 == "#define" && $2 == "RF_EVENT_LINE_MAX" { gsub(/[(u]/, "", $3); print $3 * $5 / 1024 }' \
+	"$SRC/include/ringfence/limits.h")
+[ -n "$kib" ] && [ "$kib" -gt 0 ] || fail "cannot read RF_EVENT_LINE_MAX from limits.h"
+grep -q "RF_AGENT_EVENT_LINE_MAX RF_EVENT_LINE_MAX" "$SRC/include/ringfence/limits.h" ||
+	fail "RF_AGENT_EVENT_LINE_MAX is no longer RF_EVENT_LINE_MAX: fix this check"
+tr '\n' ' ' <"$SRC/docs/agent.md" | grep -q "event line $kib KiB" ||
+	fail "docs/agent.md (Limits) does not say 'event line $kib KiB'"
+ok "docs/agent.md gives the event line limit of limits.h ($kib KiB)"
+
+# ---- log spec: the exact reason, exit 2 ----------------------------------------------------
+# run_rc WANT-RC PATTERN COMMAND...: COMMAND exits WANT-RC and says PATTERN on stderr
+run_rc() {
+	local want=$1 pat=$2 rc=0
+	shift 2
+	timeout 30 "$@" >"$W/out" 2>"$W/err" || rc=$?
+	[ "$rc" = "$want" ] || fail "$*: exit $rc, want $want ($(cat "$W/err"))"
+	grep -q -- "$pat" "$W/err" || fail "$*: stderr does not say '$pat': $(cat "$W/err")"
+}
+run_rc 2 "unknown event type 'websrver'" \
+	"$AGENT" run --server http://127.0.0.1:9 --store "$W/spec-store" --events log:websrver=/var/log/x
+run_rc 2 "each PATH must be absolute" \
+	"$AGENT" run --server http://127.0.0.1:9 --store "$W/spec-store" --events log:webserver=relative/x
+run_rc 2 "unknown event type 'websrver'" "$CLI" events --source log:websrver=/var/log/x
+run_rc 2 "each PATH must be absolute" "$CLI" events --source log:webserver=relative/path
+run_rc 2 "unknown event source 'nosuch'" "$CLI" events --source nosuch
+"$CLI" events --help | grep -q -- "--queue BYTES  *room for events" || fail "events --help: --queue unexplained"
+ok "a mistaken log spec: exit 2 with the reason (unknown event type, relative PATH)"
+
+# ---- unix:PATH: only a stale socket is replaced ----------------------------------------------
+"$CLI" repo init "$W/repo" >/dev/null || fail "repo init"
+ROOT=$W/repo/repository/metadata/1.root.json
+echo "precious" > "$W/file"
+run_rc 1 "is not a socket (a regular file)" "$AGENT" run --server http://127.0.0.1:9 \
+	--store "$W/u-store" --tuf-root "$ROOT" --enroll-token x --events "unix:$W/file"
+[ "$(cat "$W/file" 2>/dev/null)" = precious ] || fail "unix:PATH removed or changed a regular file"
+mkdir "$W/dir"
+run_rc 1 "is not a socket (a directory)" "$AGENT" run --server http://127.0.0.1:9 \
+	--store "$W/u-store" --tuf-root "$ROOT" --enroll-token x --events "unix:$W/dir"
+# a socket another process listens on: refused, still served
+python3 -c '
+import socket, sys, time
+s = socket.socket(socket.AF_UNIX); s.bind(sys.argv[1]); s.listen(1)
+open(sys.argv[1] + ".ready", "w").close()
+time.sleep(60)' "$W/live.sock" &
+LPID=$!
+APIDS+=("$LPID")
+for i in $(seq 100); do [ -e "$W/live.sock.ready" ] && break; sleep 0.1; done
+run_rc 1 "another process listens on this socket" "$AGENT" run --server http://127.0.0.1:9 \
+	--store "$W/u-store" --tuf-root "$ROOT" --enroll-token x --events "unix:$W/live.sock"
+python3 -c 'import socket,sys; socket.socket(socket.AF_UNIX).connect(sys.argv[1])' "$W/live.sock" ||
+	fail "the live socket was replaced"
+kill "$LPID" 2>/dev/null
+# a stale socket (bound, its process gone): replaced, the agent listens there
+python3 -c 'import socket,sys; socket.socket(socket.AF_UNIX).bind(sys.argv[1])' "$W/stale.sock"
+[ -S "$W/stale.sock" ] || fail "no stale socket made"
+"$AGENT" run --server http://127.0.0.1:9 --store "$W/u-store" --tuf-root "$ROOT" \
+	--enroll-token x --events "unix:$W/stale.sock" >"$W/u.log" 2>&1 &
+UPID=$!
+APIDS+=("$UPID")
+up=0
+for i in $(seq 100); do
+	python3 -c 'import socket,sys; socket.socket(socket.AF_UNIX).connect(sys.argv[1])' \
+		"$W/stale.sock" 2>/dev/null && { up=1; break; }
+	kill -0 "$UPID" 2>/dev/null || break
+	sleep 0.1
+done
+[ "$up" = 1 ] || fail "the agent does not listen on the stale socket's path: $(cat "$W/u.log")"
+kill -TERM "$UPID"
+for i in $(seq 100); do kill -0 "$UPID" 2>/dev/null || break; sleep 0.1; done
+ok "unix:PATH: a file, a directory and a live socket refused and kept; a stale socket replaced"
+
+# ---- dropped: the worker's dropped lines reach status ------------------------------------
+mkdir -p "$W/rules"
+cp "$SRC/examples/rules/certutil_download.yml" "$W/rules/"
+"$CLI" content compile "$W/rules" -o "$W/a.rfp" --seq 1 >/dev/null 2>&1 || fail "compile"
+HA=$(sha "$W/a.rfp")
+rf_start_server
+TOKEN=$("$CLI" tenant create acme --ring canary | grep -o 'rfe_[0-9a-f]*')
+[ -n "$TOKEN" ] || fail "tenant create"
+rf_publish packs/a.rfp "$W/a.rfp" rel-a
+{
+	head -3 "$SRC/examples/events/sample.jsonl"
+	echo 'this is not JSON'
+	echo '{"event":"process_creation","Image":'
+	python3 -c "print('{\"event\":\"process_creation\",\"CommandLine\":\"' + 'x' * (300 * 1024) + '\"}')"
+	echo '[1, 2, 3]'
+	head -1 "$SRC/examples/events/sample.jsonl"
+} > "$W/events.jsonl"
+"$AGENT" run --server "$URL" --store "$W/store" --ring canary --enroll-token "$TOKEN" \
+	--device-id events-dev-1 --tuf-root "$W/repo/repository/metadata/1.root.json" --poll 1 \
+	--probation 3600 --probation-events 0 --events "$W/events.jsonl" >>"$W/agent.log" 2>&1 &
+APID=$!
+APIDS+=("$APID")
+q() { "$AGENT" status --store "$W/store" --json 2>/dev/null |
+	python3 -c "import json,sys; s=json.load(sys.stdin); print($1)" 2>/dev/null; }
+deadline=$((SECONDS + 90))
+while [ $SECONDS -lt $deadline ]; do
+	kill -0 "$APID" 2>/dev/null || fail "the agent died"
+	[ "$(q "s['events_dropped'] >= 4")" = True ] && break
+	sleep 0.2
+done
+[ "$(q "s['current']['sha256']")" = "$HA" ] || fail "A does not run"
+[ "$(q "s['events_dropped']")" = 4 ] ||
+	fail "events_dropped is $(q "s['events_dropped']"), want 4 (3 malformed, 1 over the line limit)"
+"$AGENT" status --store "$W/store" | grep -q "^events dropped: 4 " ||
+	fail "status text: $("$AGENT" status --store "$W/store" | grep dropped)"
+grep -q "event lines not evaluated since the last warning" "$W/agent.log" ||
+	fail "no warning about the dropped lines"
+ok "worker: 3 malformed lines and 1 over the line limit counted in events_dropped and warned"
+kill -TERM "$APID"
+for i in $(seq 100); do kill -0 "$APID" 2>/dev/null || break; sleep 0.1; done
+
+echo "PASS"
