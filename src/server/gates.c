@@ -429,6 +429,24 @@ int rf__srv_evaluate(struct rf_server *s, int64_t now)
 	return first_err;
 }
 
+/* After an operator resume (here, or read from another instance): what the status shows (the
+ * health, and the gates' evaluation of the resumed release) is computed again from the counts now,
+ * instead of waiting for the next tick: the figures from before the resume no longer count. Only
+ * shown: the tick evaluates again and writes what the gates decide. */
+void rf__srv_health_refresh(struct rf_server *s, struct rf__srv_release *rel, int64_t now)
+{
+	struct rf_rollout_state ns;
+	struct rf_rollout_eval ev;
+	int64_t id = rel->id;
+
+	health_read(s, now);
+	rel = rf__srv_rel_by_id(s, id);
+	if (rel && rel->st.status != RF_ROLLOUT_HALTED &&
+	    rel->st.status != RF_ROLLOUT_ROLLED_BACK &&
+	    rf_rollout_evaluate(&rel->sched, &rel->st, rel->health, rel->base, now, &ns, &ev) == 0)
+		rel->eval = ev;
+}
+
 /* ---- test and debug: the from-scratch recount ----------------------------------------------- */
 
 #define CMP(f)                                                                                     \

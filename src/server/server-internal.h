@@ -390,6 +390,9 @@ void rf__srv_dev_index(struct rf_server *s, uint32_t idx);
  * set it, and move the records of its devices in or out of the counts to match (a record
  * counts when taken after the resume). A pass over the devices: resumes are rare. */
 void rf__srv_health_resumed(struct rf_server *s, struct rf__srv_release *rel, int64_t resumed_at);
+/* After a resume: the health and the gates' evaluation the status shows, computed again from the
+ * counts at now (the tick would, later). */
+void rf__srv_health_refresh(struct rf_server *s, struct rf__srv_release *rel, int64_t now);
 /* The device's cohort buckets in every release (its ring changed): sign +1/-1. */
 void rf__srv_dev_buckets(struct rf_server *s, uint32_t idx, int sign);
 /* Recompute every index from the devices (at start, and after a tenant's ring or pin changed:

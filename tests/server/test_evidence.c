@@ -1,12 +1,14 @@
 /*
- * What counts as a device's evidence on a release (src/server/device.c, checkin.c, report.c, gates.c; docs/server.md
- * "Health and gates"), through the server core as the transport drives it (rf_server_handle:
- * real request bodies), on a real database (SQLite, or PostgreSQL as server-evidence-pg) and a
- * real TUF repository, with a test clock:
+ * What counts as a device's evidence on a release (src/server/device.c, checkin.c, report.c,
+ * gates.c; docs/server.md "Health and gates"), through the server core as the transport drives it
+ * (rf_server_handle: real request bodies), on a real database (SQLite, or PostgreSQL as
+ * server-evidence-pg) and a real TUF repository, with a test clock:
  *
  * - after an operator resume, a device that takes the release again, or that stayed on it and
  *   reports again, counts again from its new evidence (it used to count never again: its old
- *   record, from before the resume, was reused);
+ *   record, from before the resume, was reused); and the status shows that health right after
+ *   the resume, on the instance that resumed it and on another (PostgreSQL), not the evidence
+ *   that halted it until the next tick;
  * - a report about a release the device never took (a transit rejection, a healthy report
  *   without intent) counts nothing and starts no silence clock: a bad mirror and an offline
  *   device do not halt a good release; a content rejection before intent still fails it.
@@ -493,6 +495,95 @@ static void test_resume_read_by_another_instance(void **state)
 	assert_int_equal(canary(e, 1).devices, 1);
 }
 
+/* Field f of the canary ring's health in release rel's status as an operator reads it
+ * (GET /v1/admin/releases/<rel>: `ringfence release status`) from instance t; and its gate
+ * verdict in *ret_verdict (when not NULL: "none", "pass", "fail", "wait", "halted"). */
+static long long shown(struct rf_testsrv *t, int rel, const char *f, char ret_verdict[16])
+{
+	char path[64];
+	json_t *j = NULL, *ring;
+	size_t i;
+	long long v = -1;
+
+	snprintf(path, sizeof(path), "/v1/admin/releases/%d", rel);
+	assert_int_equal(rf_testsrv_call(t, "GET", path, ADMIN, NULL, &j), 200);
+	json_array_foreach(json_object_get(j, "rings"), i, ring)
+	{
+		if (strcmp(json_string_value(json_object_get(ring, "ring")), "canary"))
+			continue;
+		v = json_integer_value(json_object_get(json_object_get(ring, "health"), f));
+		if (ret_verdict)
+			snprintf(ret_verdict, 16, "%s",
+				 json_string_value(
+				     json_object_get(json_object_get(ring, "gate"), "verdict")));
+	}
+	json_decref(j);
+	return v;
+}
+
+/* Right after an operator resume the status shows the health the gates will use: the counts
+ * from after the resume (none yet), not the evidence that halted it; it showed those until the
+ * next tick. So does another instance (PostgreSQL) as soon as it has read the resume. */
+static void test_status_after_resume(void **state)
+{
+	struct env *e = *state;
+	struct rf_testsrv b = {0};
+	struct rf_server_opts o = {.clock = test_clock, .clock_ud = e};
+	char verdict[16] = "";
+
+	create_release(e, 1);
+	for (int i = 0; i < NDEV; i++) {
+		report(e, i, 1, "intent", NULL);
+		report(e, i, 1, "trial_started", NULL);
+		for (int c = 0; c < 3; c++)
+			report(e, i, 1, "crashed", "content");
+		report(e, i, 1, "quarantined", "content");
+	}
+	tick(e, 1);
+	assert_string_equal(status(e, 1), "halted");
+	assert_int_equal(shown(&e->t, 1, "devices", verdict), NDEV);
+	assert_int_equal(shown(&e->t, 1, "failed", NULL), NDEV);
+	assert_string_equal(verdict, "fail");
+	if (rf_testdb_pg()) {
+		/* Instance B has read the halt and the devices' records. */
+		b = e->t;
+		b.s = NULL;
+		rf_testsrv_start(&b, &o);
+		for (int i = 0; i < 100 && shown(&b, 1, "failed", NULL) != NDEV; i++) {
+			struct timespec ts = {0, 50 * 1000000L};
+			nanosleep(&ts, NULL);
+			assert_int_equal(rf_server_tick(b.s, false), 0);
+		}
+		assert_int_equal(shown(&b, 1, "failed", NULL), NDEV);
+	}
+	e->now += 5;
+	/* Not action(): its check reads the health again, as the tick would. */
+	assert_int_equal(call(e, "POST", "/v1/admin/releases/1/resume", ADMIN, NULL, NULL), 200);
+	assert_string_equal(status(e, 1), "active");
+	assert_int_equal(shown(&e->t, 1, "devices", verdict), 0);
+	assert_int_equal(shown(&e->t, 1, "failed", NULL), 0);
+	assert_int_equal(shown(&e->t, 1, "crashes", NULL), 0);
+	assert_string_not_equal(verdict, "fail");
+	verify(e, "resume");
+	if (b.s) {
+		/* B reads the resume (as it does when told, or when a device row names a release
+		 * it must read again), before any tick of its own. */
+		pthread_mutex_lock(&b.s->lock);
+		int r = rf__srv_cluster_reread(b.s);
+		pthread_mutex_unlock(&b.s->lock);
+		assert_int_equal(r, 0);
+		assert_int_equal(shown(&b, 1, "devices", verdict), 0);
+		assert_int_equal(shown(&b, 1, "failed", NULL), 0);
+		assert_string_not_equal(verdict, "fail");
+		verify_core(b.s, "resume read by b"); /* (it reads the health again) */
+		rf_server_free(b.s);
+	}
+	/* The tick agrees: what was shown is what the gates use. */
+	tick(e, 0);
+	assert_string_equal(status(e, 1), "active");
+	assert_int_equal(shown(&e->t, 1, "devices", NULL), 0);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -502,6 +593,7 @@ int main(void)
 	    cmocka_unit_test_setup_teardown(test_transit_rejection_no_silence, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_no_intent_no_clock, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_resume_read_by_another_instance, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_status_after_resume, setup, teardown),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
