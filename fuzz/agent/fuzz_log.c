@@ -10,46 +10,24 @@
 #include <string.h>
 
 #include "agent/source_log.h"
-#include "ringfence/content.h"
-#include "ringfence/limits.h"
+#include "line_sink.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
-
-static uint8_t *scratch;
-static struct rf_event ev;
-static const char *want;
-
-static size_t room(void *ud)
-{
-	(void)ud;
-	return RF_EVENT_LINE_MAX;
-}
-
-static void put(void *ud, const uint8_t *p, size_t n)
-{
-	struct rf_diag d = {0};
-
-	(void)ud;
-	if (n == 0 || p[n - 1] != '\n' || rf_event_parse(p, n, scratch, RF_EVENT_LINE_MAX, &ev, &d))
-		abort();
-	if (ev.type_len != strlen(want) || memcmp(ev.type, want, ev.type_len))
-		abort();
-}
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
 	static const char *const pick[] = {"aws_cloudtrail", "linux_sshd", "webserver",
 					   "fortigate_event"};
 	static struct rf_source_log *s;
-	const struct rf_source_sink sink = {.room = room, .put = put, .ud = NULL};
-	const char *name;
+	const char *name, *want;
 	size_t ei = 0;
 
-	if (!s && (rf_source_log_new(&s) != 0 || !(scratch = malloc(RF_EVENT_LINE_MAX))))
+	if (!s && rf_source_log_new(&s) != 0)
 		abort();
 	if (size < 1)
 		return 0;
 	want = pick[data[0] % 4];
+	const struct rf_source_sink sink = rf_fuzz_line_sink(want);
 	while ((name = rf_source_log_event(ei, NULL)) && strcmp(name, want))
 		ei++;
 	if (!name)
