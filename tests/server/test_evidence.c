@@ -58,21 +58,9 @@ static int call(struct env *e, const char *method, const char *path, const char 
 	return rf_testsrv_call(&e->t, method, path, auth, body, ret);
 }
 
-static void verify_core(struct rf_server *s, const char *what)
-{
-	char msg[256];
-	int r;
-
-	pthread_mutex_lock(&s->lock);
-	r = rf__srv_health_verify(s, msg, sizeof(msg));
-	pthread_mutex_unlock(&s->lock);
-	if (r != 0)
-		fail_msg("%s: incremental health differs from the recount: %s", what, msg);
-}
-
 static void verify(struct env *e, const char *what)
 {
-	verify_core(e->t.s, what);
+	rf_testsrv_verify_health(e->t.s, what);
 }
 
 /* Packs 1 and 2: canary and broad open now at 100 %; probation and silence 60 s, a floor of 2
@@ -80,8 +68,6 @@ static void verify(struct env *e, const char *what)
 static void schedule_of(void *ud, int i, char *buf, size_t n)
 {
 	struct env *e = ud;
-	char content[64];
-	uint8_t h[32];
 
 	snprintf(buf, n,
 		 "{\"ringfence\":{\"release\":\"rel-%d\",\"schedule\":["
@@ -90,9 +76,7 @@ static void schedule_of(void *ud, int i, char *buf, size_t n)
 		 "\"gates\":{\"probation_s\":60,\"silence_s\":60,\"min_bake_s\":0,"
 		 "\"min_healthy\":1,\"floor_devices\":2,\"floor_fraction_ppm\":100000}}}",
 		 i);
-	snprintf(content, sizeof(content), "pack bytes %d", i);
-	rf_sha256(content, strlen(content), h);
-	rf_hex_encode(h, 32, e->sha[i - 1]);
+	rf_testsrv_pack_sha(i, e->sha[i - 1]);
 }
 
 static void start(struct env *e, bool init)
@@ -106,45 +90,24 @@ static void start(struct env *e, bool init)
 static int setup(void **state)
 {
 	struct env *e = calloc(1, sizeof(*e));
-	json_t *j;
 
 	assert_non_null(e);
 	e->now = 1800000000;
 	rf_testsrv_prepare(&e->t, "evidence", NREL, schedule_of, e);
 	start(e, true);
-	assert_int_equal(call(e, "POST", "/v1/admin/tenants", ADMIN,
-			      "{\"name\":\"lab\",\"ring\":\"canary\"}", &j),
-			 201);
-	snprintf(e->tok, sizeof(e->tok), "%s",
-		 json_string_value(json_object_get(j, "enrollment_token")));
-	json_decref(j);
+	rf_testsrv_tenant(&e->t, "{\"name\":\"lab\",\"ring\":\"canary\"}", e->tok, sizeof(e->tok));
 	for (int i = 0; i < NDEV; i++) {
 		char body[100];
 		snprintf(body, sizeof(body), "{\"device_id\":\"%s\"}", dev_name[i]);
-		assert_int_equal(call(e, "POST", "/v1/enroll", e->tok, body, &j), 201);
-		snprintf(e->cred[i], sizeof(e->cred[i]), "%s",
-			 json_string_value(json_object_get(j, "credential")));
-		json_decref(j);
+		rf_testsrv_enroll(&e->t, e->tok, body, e->cred[i], sizeof(e->cred[i]));
 	}
 	*state = e;
 	return 0;
 }
 
-static int teardown(void **state)
-{
-	struct env *e = *state;
-
-	rf_testsrv_cleanup(&e->t);
-	free(e);
-	return 0;
-}
-
 static void create_release(struct env *e, int i)
 {
-	char body[100];
-
-	snprintf(body, sizeof(body), "{\"target\":\"packs/rules-%d.rfp\"}", i);
-	assert_int_equal(call(e, "POST", "/v1/admin/releases", ADMIN, body, NULL), 201);
+	rf_testsrv_create_release(&e->t, i);
 }
 
 static void action(struct env *e, int rel, const char *act)
@@ -209,6 +172,27 @@ static void tick(struct env *e, int64_t seconds)
 	verify(e, "tick");
 }
 
+/* Every device takes release rel (1-based): intent, then trial_started. */
+static void take_all(struct env *e, int rel)
+{
+	for (int i = 0; i < NDEV; i++) {
+		report(e, i, rel, "intent", NULL);
+		report(e, i, rel, "trial_started", NULL);
+	}
+}
+
+/* Every device on release rel survives its probation (60 s): seen on it half-way through, then
+ * reports healthy once it is over. */
+static void healthy_all(struct env *e, int rel)
+{
+	tick(e, 30);
+	for (int i = 0; i < NDEV; i++)
+		checkin(e, i, rel);
+	tick(e, 31);
+	for (int i = 0; i < NDEV; i++)
+		report(e, i, rel, "healthy", NULL);
+}
+
 /* The health of release rel (1-based) in canary, as the gates read it. */
 static struct rf_rollout_health canary(struct env *e, int rel)
 {
@@ -239,10 +223,7 @@ static void test_stayed_on_reports_after_resume(void **state)
 	struct env *e = *state;
 
 	create_release(e, 1);
-	for (int i = 0; i < NDEV; i++) {
-		report(e, i, 1, "intent", NULL);
-		report(e, i, 1, "trial_started", NULL);
-	}
+	take_all(e, 1);
 	tick(e, 1);
 	assert_int_equal(canary(e, 1).devices, NDEV);
 	action(e, 1, "hold");
@@ -276,22 +257,11 @@ static void test_retaken_after_resume(void **state)
 	struct env *e = *state;
 
 	create_release(e, 1);
-	for (int i = 0; i < NDEV; i++) {
-		report(e, i, 1, "intent", NULL);
-		report(e, i, 1, "trial_started", NULL);
-	}
-	tick(e, 30);
-	for (int i = 0; i < NDEV; i++)
-		checkin(e, i, 1);
-	tick(e, 31);
-	for (int i = 0; i < NDEV; i++)
-		report(e, i, 1, "healthy", NULL);
+	take_all(e, 1);
+	healthy_all(e, 1);
 	assert_string_equal(status(e, 1), "active");
 	create_release(e, 2);
-	for (int i = 0; i < NDEV; i++) {
-		report(e, i, 2, "intent", NULL);
-		report(e, i, 2, "trial_started", NULL);
-	}
+	take_all(e, 2);
 	tick(e, 1);
 	report(e, 0, 2, "crashed", "content"); /* evidence that will not count again */
 	action(e, 2, "halt");
@@ -316,12 +286,7 @@ static void test_retaken_after_resume(void **state)
 	assert_int_equal(h.crashes, 0);
 	assert_int_equal(h.obeyed, 0);
 	restart(e);
-	tick(e, 30);
-	for (int i = 0; i < NDEV; i++)
-		checkin(e, i, 2);
-	tick(e, 31);
-	for (int i = 0; i < NDEV; i++)
-		report(e, i, 2, "healthy", NULL);
+	healthy_all(e, 2);
 	h = canary(e, 2);
 	assert_int_equal(h.devices, NDEV);
 	assert_int_equal(h.healthy, NDEV);
@@ -343,16 +308,8 @@ static void test_own_good_counts_after_resume(void **state)
 	struct env *e = *state;
 
 	create_release(e, 1);
-	for (int i = 0; i < NDEV; i++) {
-		report(e, i, 1, "intent", NULL);
-		report(e, i, 1, "trial_started", NULL);
-	}
-	tick(e, 30);
-	for (int i = 0; i < NDEV; i++)
-		checkin(e, i, 1);
-	tick(e, 31);
-	for (int i = 0; i < NDEV; i++)
-		report(e, i, 1, "healthy", NULL);
+	take_all(e, 1);
+	healthy_all(e, 1);
 	assert_int_equal(canary(e, 1).healthy, NDEV);
 	assert_string_equal(status(e, 1), "active");
 	/* Halted with nowhere to go (forced): they stay on it, waiting for a fix. */
@@ -476,7 +433,7 @@ static void test_resume_read_by_another_instance(void **state)
 		 "\"sha256\":\"%s\",\"time\":1}",
 		 e->sha[0]);
 	assert_int_equal(rf_testsrv_call(&b, "POST", "/v1/report", e->cred[0], body, NULL), 201);
-	verify_core(b.s, "report on b");
+	rf_testsrv_verify_health(b.s, "report on b");
 	/* B reads the resume when told (NOTIFY), or at its periodic re-read: bounded. */
 	for (int i = 0; i < 100 && rf__srv_rel_by_id(b.s, 1)->resumed_at != resumed; i++) {
 		struct timespec ts = {0, 50 * 1000000L};
@@ -484,7 +441,7 @@ static void test_resume_read_by_another_instance(void **state)
 		assert_int_equal(rf_server_tick(b.s, false), 0);
 	}
 	assert_int_equal(rf__srv_rel_by_id(b.s, 1)->resumed_at, resumed);
-	verify_core(b.s, "resume read by b");
+	rf_testsrv_verify_health(b.s, "resume read by b");
 	pthread_mutex_lock(&b.s->lock);
 	const struct rf__srv_release *r = rf__srv_rel_by_id(b.s, 1);
 	uint64_t devices = r->health[rf_rollout_ring_index(&r->sched, "canary")].devices;
@@ -575,7 +532,7 @@ static void test_status_after_resume(void **state)
 		assert_int_equal(shown(&b, 1, "devices", verdict), 0);
 		assert_int_equal(shown(&b, 1, "failed", NULL), 0);
 		assert_string_not_equal(verdict, "fail");
-		verify_core(b.s, "resume read by b"); /* (it reads the health again) */
+		rf_testsrv_verify_health(b.s, "resume read by b"); /* (it reads the health again) */
 		rf_server_free(b.s);
 	}
 	/* The tick agrees: what was shown is what the gates use. */
@@ -587,13 +544,17 @@ static void test_status_after_resume(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-	    cmocka_unit_test_setup_teardown(test_stayed_on_reports_after_resume, setup, teardown),
-	    cmocka_unit_test_setup_teardown(test_retaken_after_resume, setup, teardown),
-	    cmocka_unit_test_setup_teardown(test_own_good_counts_after_resume, setup, teardown),
-	    cmocka_unit_test_setup_teardown(test_transit_rejection_no_silence, setup, teardown),
-	    cmocka_unit_test_setup_teardown(test_no_intent_no_clock, setup, teardown),
-	    cmocka_unit_test_setup_teardown(test_resume_read_by_another_instance, setup, teardown),
-	    cmocka_unit_test_setup_teardown(test_status_after_resume, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_stayed_on_reports_after_resume, setup,
+					    rf_testsrv_teardown),
+	    cmocka_unit_test_setup_teardown(test_retaken_after_resume, setup, rf_testsrv_teardown),
+	    cmocka_unit_test_setup_teardown(test_own_good_counts_after_resume, setup,
+					    rf_testsrv_teardown),
+	    cmocka_unit_test_setup_teardown(test_transit_rejection_no_silence, setup,
+					    rf_testsrv_teardown),
+	    cmocka_unit_test_setup_teardown(test_no_intent_no_clock, setup, rf_testsrv_teardown),
+	    cmocka_unit_test_setup_teardown(test_resume_read_by_another_instance, setup,
+					    rf_testsrv_teardown),
+	    cmocka_unit_test_setup_teardown(test_status_after_resume, setup, rf_testsrv_teardown),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
