@@ -32,7 +32,10 @@ struct rf__srv_devrel {
 	uint32_t intent_at;  /* server time it took the release (intent, or first seen on it) */
 	uint32_t healthy_at; /* server time it reported healthy; 0 not yet */
 	uint32_t left_at;    /* server time it moved to another release; 0 still on it */
-	uint32_t alerts;     /* saturating */
+	uint32_t alerts;     /* the agent's alert count on the release, as last reported */
+	uint32_t alerts_base; /* that count when the record was renewed after a resume (the device
+				 stayed on it: the agent's count went on): its alerts since are
+				 alerts - alerts_base */
 	uint8_t crashes, rollbacks, rejects; /* content failure reports on it, saturating at 255 */
 	uint8_t lqo; /* bits 0-5: local failures (device or transit, never the content's;
 			saturating at 63); bit 6: quarantined; bit 7: obeyed (left it because the

@@ -541,6 +541,59 @@ static void test_status_after_resume(void **state)
 	assert_int_equal(shown(&e->t, 1, "devices", NULL), 0);
 }
 
+/* Device dev checks in running pack rel with pack lg as its last known good (0: none) and the
+ * agent's alert count on its current content (it counts afresh when its content changes). */
+static void checkin_alerts(struct env *e, int dev, int rel, int lg, unsigned alerts)
+{
+	char body[500], good[120] = "null";
+
+	if (lg)
+		snprintf(good, sizeof(good), "{\"sha256\":\"%s\"}", e->sha[lg - 1]);
+	snprintf(body, sizeof(body),
+		 "{\"device_id\":\"%s\",\"state\":{\"current\":{\"sha256\":\"%s\"},"
+		 "\"last_good\":%s},\"health\":{\"crashes\":0,\"rollbacks\":0,\"events\":0,"
+		 "\"alerts\":%u}}",
+		 dev_name[dev], e->sha[rel - 1], good, alerts);
+	assert_int_equal(call(e, "POST", "/v1/checkin", e->cred[dev], body, NULL), 200);
+	verify(e, "checkin");
+}
+
+/* After a resume a device's alerts count from the resume, like the rest of its evidence: a
+ * device that stayed on the release goes on counting (the agent resets its count only when its
+ * content changes), so the alerts from before the resume (the storm that halted it) counted
+ * again at once. One that takes it again counts from 0. A restart counts the same. */
+static void test_alerts_after_resume(void **state)
+{
+	struct env *e = *state;
+
+	create_release(e, 1);
+	take_all(e, 1);
+	checkin_alerts(e, 0, 1, 0, 500);
+	checkin_alerts(e, 1, 1, 0, 40);
+	assert_int_equal(canary(e, 1).alerts, 540);
+	action(e, 1, "hold");
+	tick(e, 1);
+	action(e, 1, "resume");
+	tick(e, 1);
+	assert_int_equal(canary(e, 1).alerts, 0);
+	/* d-a stayed on it (its last known good now): its count goes on from 500. */
+	checkin_alerts(e, 0, 1, 1, 500);
+	assert_int_equal(canary(e, 1).devices, 1);
+	assert_int_equal(canary(e, 1).alerts, 0);
+	checkin_alerts(e, 0, 1, 1, 503);
+	assert_int_equal(canary(e, 1).alerts, 3);
+	/* d-b left for nothing and takes it again: the agent counts afresh. */
+	checkin_lg(e, 1, 0, 0);
+	report(e, 1, 1, "intent", NULL);
+	checkin_alerts(e, 1, 1, 0, 2);
+	assert_int_equal(canary(e, 1).alerts, 5);
+	restart(e);
+	assert_int_equal(canary(e, 1).alerts, 5);
+	checkin_alerts(e, 0, 1, 1, 510);
+	assert_int_equal(canary(e, 1).alerts, 12);
+	assert_int_equal(shown(&e->t, 1, "alerts", NULL), 12);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -555,6 +608,7 @@ int main(void)
 	    cmocka_unit_test_setup_teardown(test_resume_read_by_another_instance, setup,
 					    rf_testsrv_teardown),
 	    cmocka_unit_test_setup_teardown(test_status_after_resume, setup, rf_testsrv_teardown),
+	    cmocka_unit_test_setup_teardown(test_alerts_after_resume, setup, rf_testsrv_teardown),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
