@@ -8,40 +8,18 @@
  */
 #include <stdint.h>
 #include <stdlib.h>
-#include <string.h>
 
 #include "agent/source_audit.h"
-#include "ringfence/content.h"
-#include "ringfence/limits.h"
+#include "line_sink.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
-
-static uint8_t *scratch;
-static struct rf_event ev;
-
-static size_t room(void *ud)
-{
-	(void)ud;
-	return RF_EVENT_LINE_MAX;
-}
-
-static void put(void *ud, const uint8_t *p, size_t n)
-{
-	struct rf_diag d = {0};
-
-	(void)ud;
-	if (n == 0 || p[n - 1] != '\n' || rf_event_parse(p, n, scratch, RF_EVENT_LINE_MAX, &ev, &d))
-		abort();
-	if (ev.type_len != 12 || memcmp(ev.type, "linux_auditd", 12))
-		abort();
-}
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
 	static struct rf_source_audit *s;
-	const struct rf_source_sink sink = {.room = room, .put = put, .ud = NULL};
+	const struct rf_source_sink sink = rf_fuzz_line_sink("linux_auditd");
 
-	if (!s && (rf_source_audit_new(&s) != 0 || !(scratch = malloc(RF_EVENT_LINE_MAX))))
+	if (!s && rf_source_audit_new(&s) != 0)
 		abort();
 	if (size >= 2)
 		(void)rf_source_audit_put(s, (uint16_t)(data[0] | data[1] << 8), data + 2, size - 2,

@@ -187,8 +187,8 @@ int rf__demo_agent_start(struct demo *d, struct agent *a)
 	char store[DEMO_PATH], events[DEMO_PATH], alerts[DEMO_PATH], log[DEMO_PATH],
 	    root[DEMO_PATH];
 	char poll[16], probation[16];
-	static char fault[128], fault_rapid[128];
-	char *env[] = {fault, fault_rapid, NULL};
+	static char fault[128], fault_rapid[128], token[128];
+	char *env[] = {fault, fault_rapid, token, NULL};
 	pid_t pid;
 
 	rf__demo_agent_paths(a, "store", store, sizeof(store));
@@ -205,6 +205,9 @@ int rf__demo_agent_start(struct demo *d, struct agent *a)
 	 * loads: content that crashes the process running it; the supervisor counts it. */
 	rf__demo_pathf(fault_rapid, sizeof(fault_rapid), "RINGFENCE_FAULT_WORKER_CRASH_ON_LOAD=%s",
 		       d->pk[PACK_RAPID_BAD].hex);
+	/* The enrolment token by environment, as docs/operators.md's runbook gives it: on the
+	 * command line every local user would read it in ps (/proc/PID/cmdline). */
+	rf__demo_pathf(token, sizeof(token), "RINGFENCE_ENROLL_TOKEN=%s", d->enroll);
 	char *argv[] = {d->agent_bin,
 			"run",
 			"--server",
@@ -213,8 +216,6 @@ int rf__demo_agent_start(struct demo *d, struct agent *a)
 			store,
 			"--ring",
 			(char *)rf__demo_ring_names[a->ring],
-			"--enroll-token",
-			d->enroll,
 			"--device-id",
 			a->id,
 			"--tuf-root",

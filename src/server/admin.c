@@ -742,11 +742,16 @@ static int release_action(struct rf_server *s, const struct rf_server_request *q
 	rf__srv_release_install_state(rel, &nr);
 	rel->st = nr.st;
 	rel->gen++;
-	rel->resumed_at = nr.resumed_at;
 	/* Resumed: records from before now no longer count (gates.c counts those with intent_at
-	 * after resumed_at): every one of them was taken by now, so the health starts empty. */
-	if (!strcmp(act, "resume"))
-		memset(rel->acc, 0, sizeof(rel->acc));
+	 * after resumed_at), and the status this reply and the next show is read from the counts
+	 * after the resume, as the gates will read it (not the figures from before it until the
+	 * next tick). */
+	if (!strcmp(act, "resume")) {
+		rf__srv_health_resumed(s, rel, nr.resumed_at);
+		rf__srv_health_refresh(s, rel, now);
+	} else {
+		rel->resumed_at = nr.resumed_at;
+	}
 	rf__srv_rr_rebuild(s);
 	rf__srv_audit_action(s, rel, act, why, force, stranded);
 	json_t *out = rf__srv_release_json(s, rel, true);

@@ -226,14 +226,19 @@ static int reread_release(void *ud, const struct rf_db_release *x)
 		free(text);
 		return 0;
 	}
-	/* Resumed there: records from before the resume no longer count. Not simply emptied (as
-	 * admin.c may): devices may have taken it here since the other instance's resume. */
-	if (tmp.resumed_at != rel->resumed_at) {
-		(void)rf__srv_health_advance(s, rf__srv_now(s));
+	/* Resumed there: records from before the resume no longer count (a recount of its
+	 * devices' records: devices may have taken it here since the other instance's resume). */
+	bool resumed = tmp.resumed_at != rel->resumed_at;
+	int64_t now = 0;
+	if (resumed) {
+		now = rf__srv_health_advance(s, rf__srv_now(s));
 		rf__srv_health_resumed(s, rel, tmp.resumed_at);
 	}
 	rel->st = tmp.st;
 	rel->gen++;
+	/* The status shows the counts after the resume at once, not at the next tick. */
+	if (resumed)
+		rf__srv_health_refresh(s, rel, now);
 	free(rel->dbstate);
 	rel->dbstate = text;
 	return 0;

@@ -53,9 +53,16 @@ bool rf__srv_hist_renew(struct rf_server *s, struct rf__srv_devrel *h, int64_t s
 
 	if (!rel || !rel->resumed_at || h->intent_at > rel->resumed_at || now <= rel->resumed_at)
 		return false;
+	/* Alerts count from here too. Taken again, the agent counts afresh (it resets its count
+	 * when its content changes); still on it, its count goes on: the record keeps it as the
+	 * base, so the alerts from before the resume do not count again. */
+	uint32_t base = since ? 0 : h->alerts;
 	if (since <= rel->resumed_at)
 		since = rel->resumed_at + 1;
-	*h = (struct rf__srv_devrel){.release = h->release, .intent_at = rf__srv_t32(since)};
+	*h = (struct rf__srv_devrel){.release = h->release,
+				     .intent_at = rf__srv_t32(since),
+				     .alerts = base,
+				     .alerts_base = base};
 	return true;
 }
 

@@ -35,7 +35,7 @@ static struct rf_rollout_devrec devrec_of(const struct rf__srv_devrel *h)
 	    .quarantined = (h->lqo & RF__SRV_QUARANTINED) != 0,
 	    .local = h->lqo & RF__SRV_LOCAL_MAX,
 	    .obeyed = (h->lqo & RF__SRV_OBEYED) != 0,
-	    .alerts = h->alerts,
+	    .alerts = h->alerts > h->alerts_base ? h->alerts - h->alerts_base : 0,
 	};
 }
 
@@ -427,6 +427,24 @@ int rf__srv_evaluate(struct rf_server *s, int64_t now)
 	if (changed && s->shared)
 		(void)rf_db_cluster_notify(s->db, "config");
 	return first_err;
+}
+
+/* After an operator resume (here, or read from another instance): what the status shows (the
+ * health, and the gates' evaluation of the resumed release) is computed again from the counts now,
+ * instead of waiting for the next tick: the figures from before the resume no longer count. Only
+ * shown: the tick evaluates again and writes what the gates decide. */
+void rf__srv_health_refresh(struct rf_server *s, struct rf__srv_release *rel, int64_t now)
+{
+	struct rf_rollout_state ns;
+	struct rf_rollout_eval ev;
+	int64_t id = rel->id;
+
+	health_read(s, now);
+	rel = rf__srv_rel_by_id(s, id);
+	if (rel && rel->st.status != RF_ROLLOUT_HALTED &&
+	    rel->st.status != RF_ROLLOUT_ROLLED_BACK &&
+	    rf_rollout_evaluate(&rel->sched, &rel->st, rel->health, rel->base, now, &ns, &ev) == 0)
+		rel->eval = ev;
 }
 
 /* ---- test and debug: the from-scratch recount ----------------------------------------------- */

@@ -84,14 +84,15 @@ static char *hist_to_string(const struct rf__srv_dev *d)
 		if (!h->release)
 			continue;
 		/* Elements 10 and 11 (local failures, obeyed) were appended: a record of 9 reads
-		 * as 0 and 0. */
+		 * as 0 and 0; then element 12 (the alert count's base after a resume): a record of
+		 * 9 or 11 reads as 0. */
 		json_array_append_new(
-		    a, json_pack("[I,I,I,I,i,i,i,i,I,I,i]", (json_int_t)h->release,
+		    a, json_pack("[I,I,I,I,i,i,i,i,I,I,i,I]", (json_int_t)h->release,
 				 (json_int_t)h->intent_at, (json_int_t)h->healthy_at,
 				 (json_int_t)h->left_at, (int)h->crashes, (int)h->rollbacks,
 				 (int)h->rejects, (h->lqo & RF__SRV_QUARANTINED) != 0,
 				 (json_int_t)h->alerts, (json_int_t)(h->lqo & RF__SRV_LOCAL_MAX),
-				 (h->lqo & RF__SRV_OBEYED) != 0));
+				 (h->lqo & RF__SRV_OBEYED) != 0, (json_int_t)h->alerts_base));
 	}
 	out = a ? json_dumps(a, JSON_COMPACT) : NULL;
 	json_decref(a);
@@ -103,7 +104,7 @@ static uint32_t sat(json_int_t v, uint32_t max)
 	return v <= 0 ? 0 : (uint64_t)v >= max ? max : (uint32_t)v;
 }
 
-static void hist_set(struct rf__srv_devrel *h, const json_int_t x[11])
+static void hist_set(struct rf__srv_devrel *h, const json_int_t x[12])
 {
 	*h = (struct rf__srv_devrel){
 	    .release = sat(x[0], UINT32_MAX),
@@ -114,6 +115,7 @@ static void hist_set(struct rf__srv_devrel *h, const json_int_t x[11])
 	    .rollbacks = (uint8_t)sat(x[5], 255),
 	    .rejects = (uint8_t)sat(x[6], 255),
 	    .alerts = sat(x[8], UINT32_MAX),
+	    .alerts_base = sat(x[11], UINT32_MAX),
 	    .lqo = (uint8_t)(sat(x[9], RF__SRV_LOCAL_MAX) | (x[7] ? RF__SRV_QUARANTINED : 0) |
 			     (x[10] ? RF__SRV_OBEYED : 0)),
 	};
@@ -132,13 +134,13 @@ static bool hist_fast(const char *p, struct rf__srv_dev *d)
 	if (*p == ']')
 		return p[1] == 0;
 	for (;;) {
-		json_int_t x[11] = {0};
+		json_int_t x[12] = {0};
 		int k = 0;
 		if (*p++ != '[' || n == RF__SRV_HIST)
 			return false;
 		for (;;) {
 			json_int_t v = 0;
-			if (k == 11 || *p < '0' || *p > '9')
+			if (k == 12 || *p < '0' || *p > '9')
 				return false;
 			for (int digits = 0; *p >= '0' && *p <= '9'; p++)
 				if (++digits > 18)
@@ -150,7 +152,7 @@ static bool hist_fast(const char *p, struct rf__srv_dev *d)
 				p++;
 				continue;
 			}
-			if (*p++ != ']' || (k != 11 && k != 9))
+			if (*p++ != ']' || (k != 12 && k != 11 && k != 9))
 				return false;
 			break;
 		}
@@ -177,9 +179,11 @@ void rf__srv_hist_from_string(const char *text, struct rf__srv_dev *d)
 
 	json_array_foreach(a, i, v)
 	{
-		json_int_t x[11] = {0};
+		json_int_t x[12] = {0};
 		if (i >= RF__SRV_HIST ||
-		    (json_unpack(v, "[IIIIIIIIIII]", &x[0], &x[1], &x[2], &x[3], &x[4], &x[5],
+		    (json_unpack(v, "[IIIIIIIIIIII]", &x[0], &x[1], &x[2], &x[3], &x[4], &x[5],
+				 &x[6], &x[7], &x[8], &x[9], &x[10], &x[11]) < 0 &&
+		     json_unpack(v, "[IIIIIIIIIII]", &x[0], &x[1], &x[2], &x[3], &x[4], &x[5],
 				 &x[6], &x[7], &x[8], &x[9], &x[10]) < 0 &&
 		     json_unpack(v, "[IIIIIIIII]", &x[0], &x[1], &x[2], &x[3], &x[4], &x[5], &x[6],
 				 &x[7], &x[8]) < 0))

@@ -32,7 +32,10 @@ struct rf__srv_devrel {
 	uint32_t intent_at;  /* server time it took the release (intent, or first seen on it) */
 	uint32_t healthy_at; /* server time it reported healthy; 0 not yet */
 	uint32_t left_at;    /* server time it moved to another release; 0 still on it */
-	uint32_t alerts;     /* saturating */
+	uint32_t alerts;     /* the agent's alert count on the release, as last reported */
+	uint32_t alerts_base; /* that count when the record was renewed after a resume (the device
+				 stayed on it: the agent's count went on): its alerts since are
+				 alerts - alerts_base */
 	uint8_t crashes, rollbacks, rejects; /* content failure reports on it, saturating at 255 */
 	uint8_t lqo; /* bits 0-5: local failures (device or transit, never the content's;
 			saturating at 63); bit 6: quarantined; bit 7: obeyed (left it because the
@@ -394,6 +397,9 @@ void rf__srv_dev_index(struct rf_server *s, uint32_t idx);
  * set it, and move the records of its devices in or out of the counts to match (a record
  * counts when taken after the resume). A pass over the devices: resumes are rare. */
 void rf__srv_health_resumed(struct rf_server *s, struct rf__srv_release *rel, int64_t resumed_at);
+/* After a resume: the health and the gates' evaluation the status shows, computed again from the
+ * counts at now (the tick would, later). */
+void rf__srv_health_refresh(struct rf_server *s, struct rf__srv_release *rel, int64_t now);
 /* The device's cohort buckets in every release (its ring changed): sign +1/-1. */
 void rf__srv_dev_buckets(struct rf_server *s, uint32_t idx, int sign);
 /* Recompute every index from the devices (at start, and after a tenant's ring or pin changed:

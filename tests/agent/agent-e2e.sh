@@ -22,21 +22,15 @@ AGENT=$1 SERVERBIN=$2 CLI=$3
 SRC=${RF_SOURCE_ROOT:-$(cd "$(dirname "$0")/../.." && pwd)}
 command -v python3 >/dev/null || { echo "SKIP: python3 is needed to read JSON"; exit 77; }
 
-W=$(mktemp -d /tmp/rf-agent-e2e-XXXXXX)
-SPID= APID= FAULT= WFAULT= RESTARTS=0
-cleanup() {
-	[ -n "$APID" ] && kill -KILL "$APID" 2>/dev/null
-	[ -n "$SPID" ] && kill -TERM "$SPID" 2>/dev/null && wait "$SPID" 2>/dev/null
-	if [ "${KEEP:-0}" = 1 ]; then echo "kept $W"; else rm -rf "$W"; fi
-}
-trap cleanup EXIT
+. "$SRC/tests/lib/e2e.sh" # rf_e2e_init, rf_start_server, rf_publish, sha, ok
+rf_e2e_init agent-e2e
+FAULT= WFAULT= RESTARTS=0
 fail() {
 	echo "FAIL: $*"
-	echo "---- agent log (tail)"; tail -40 "$W/agent.log" 2>/dev/null
+	rf_agent_log_tail 40
 	echo "---- status"; "$AGENT" status --store "$W/store" 2>&1
 	exit 1
 }
-. "$SRC/tests/lib/e2e.sh" # rf_start_server, rf_publish, sha, ok
 
 # ---- repository, packs, server ---------------------------------------------------------
 mkdir -p "$W/rules-b" "$W/rules-c" "$W/rules-r"
@@ -97,12 +91,6 @@ start_agent() {
 		>>"$W/agent.log" 2>&1 &
 	APID=$!
 }
-stop_agent() {
-	kill -TERM "$APID" 2>/dev/null
-	for i in $(seq 100); do kill -0 "$APID" 2>/dev/null || break; sleep 0.1; done
-	{ wait "$APID"; } 2>/dev/null
-	APID=
-}
 status_json() { "$AGENT" status --store "$W/store" --json 2>/dev/null; }
 # q EXPR: evaluate a Python expression over the status JSON (s) -> prints the value
 q() { status_json | python3 -c "import json,sys; s=json.load(sys.stdin); print($1)" 2>/dev/null; }
@@ -155,7 +143,7 @@ done
 ok "B loaded exactly 3 times, quarantined (crash-loop), back on A; server got intent/crashed/quarantined/rolled_back"
 
 # 3. safe mode: the last known good crashes too; the agent keeps checking in; a fix arrives
-stop_agent
+rf_stop_agent
 RESTARTS=0
 FAULT=$HA
 start_agent
@@ -203,7 +191,7 @@ if s['trial'] is not None:
 if s['safe_mode'] and s['last_good'] is not None: bad.append('safe mode with a last good')
 print('; '.join(bad) if bad else 'ok')
 EOF2
-stop_agent
+rf_stop_agent
 cp "$SRC/examples/rules/shadow_copy_delete.yml" "$W/rules-c/"
 "$CLI" content compile "$W/rules-c" -o "$W/d.rfp" --seq 5 >/dev/null 2>&1 || fail "compile d"
 HD=$(sha "$W/d.rfp")
@@ -243,7 +231,7 @@ supervise "s['mode'] == 'last-good' and s['last_good']['sha256'] == '$HE'" 60 ||
 ok "the next release E was taken and is the last known good"
 
 # 6. a pack that kills only the worker: the supervisor stays up and heals by itself
-stop_agent
+rf_stop_agent
 cp "$SRC/examples/rules/schtasks_from_temp.yml" "$W/rules-c/"
 "$CLI" content compile "$W/rules-c" -o "$W/f.rfp" --seq 7 >/dev/null 2>&1 || fail "compile f"
 HF=$(sha "$W/f.rfp")
@@ -257,6 +245,6 @@ supervise "'$HF' in [e['sha256'] for e in s['quarantine']] and s['mode'] == 'las
 [ "$(count_loads "$HF")" = 3 ] || fail "F loaded $(count_loads "$HF") times, want exactly 3"
 ok "F killed the worker 3 times: quarantined by the supervisor, which never died; E runs again"
 
-stop_agent
+rf_stop_agent
 "$AGENT" status --store "$W/store"
 echo "PASS"

@@ -22,21 +22,15 @@ AGENT=$1 SERVERBIN=$2 CLI=$3
 SRC=${RF_SOURCE_ROOT:-$(cd "$(dirname "$0")/../.." && pwd)}
 command -v python3 >/dev/null || { echo "SKIP: python3 is needed to read JSON"; exit 77; }
 
-W=$(mktemp -d /tmp/rf-agent-hardening-XXXXXX)
-SPID= APID= VFAULT= PROBATION=3600
-cleanup() {
-	[ -n "$APID" ] && kill -KILL "$APID" 2>/dev/null
-	[ -n "$SPID" ] && kill -TERM "$SPID" 2>/dev/null && wait "$SPID" 2>/dev/null
-	if [ "${KEEP:-0}" = 1 ]; then echo "kept $W"; else rm -rf "$W"; fi
-}
-trap cleanup EXIT
+. "$SRC/tests/lib/e2e.sh" # rf_e2e_init, rf_start_server, rf_publish, sha, ok
+rf_e2e_init agent-hardening
+VFAULT= PROBATION=3600
 fail() {
 	echo "FAIL: $*"
-	echo "---- agent log (tail)"; tail -40 "$W/agent.log" 2>/dev/null
+	rf_agent_log_tail 40
 	echo "---- status"; "$AGENT" status --store "$W/store" 2>&1
 	exit 1
 }
-. "$SRC/tests/lib/e2e.sh" # rf_start_server, rf_publish, sha, ok
 
 # ---- repository, server -----------------------------------------------------------------
 "$CLI" repo init "$W/repo" >/dev/null || fail "repo init"
@@ -70,12 +64,6 @@ start_agent() {
 		--probation "$PROBATION" --probation-events 0 --events "$W/events.jsonl" \
 		>>"$W/agent.log" 2>&1 &
 	APID=$!
-}
-stop_agent() {
-	kill -TERM "$APID" 2>/dev/null
-	for i in $(seq 100); do kill -0 "$APID" 2>/dev/null || break; sleep 0.1; done
-	{ wait "$APID"; } 2>/dev/null
-	APID=
 }
 alive() { kill -0 "$APID" 2>/dev/null || fail "the agent died: $1"; }
 q() { "$AGENT" status --store "$W/store" --json 2>/dev/null |
@@ -140,7 +128,7 @@ wait_for "s['current']['sha256'] == '$HB'" 60 || fail "the fix B was not taken"
 ok "the fix B was offered and taken after the rollback"
 
 # a fresh store: B (the newest release) becomes its last known good for what follows
-stop_agent
+rf_stop_agent
 rm -rf "$W/store"
 PROBATION=2
 start_agent
@@ -173,7 +161,7 @@ grep -q "runtime error\|AddressSanitizer" "$W/agent.log" && fail "a sanitizer re
 ok "12 rejected releases in a row: each refused, the supervisor stayed up, B runs"
 
 # 3. the verifier hangs on C: killed at the deadline, rejected; check-ins go on; D is taken
-stop_agent
+rf_stop_agent
 compile c 30 "$SRC/examples/rules/shadow_copy_delete.yml"
 compile d 31 "$SRC/examples/rules/shadow_copy_delete.yml" "$SRC/examples/rules/mshta_remote.yml"
 HC=$(sha "$W/c.rfp") HD=$(sha "$W/d.rfp")
@@ -195,7 +183,7 @@ wait_for "s['mode'] == 'last-good' and s['last_good']['sha256'] == '$HD'" 60 ||
 	fail "D did not become the last known good"
 
 # 4. packs/ is a file: refused at start with the path named; the last known good is kept
-stop_agent
+rf_stop_agent
 VFAULT=
 mv "$W/store/packs" "$W/store/packs.moved"
 : > "$W/store/packs"
@@ -219,7 +207,7 @@ ok "packs/ as a file: refused with the path named, last known good kept and load
 # 5. a bit flip in the stored last known good (issue 10, failure attribution): the worker finds
 # the bytes do not match their hash; the failure is reported with cause "local", so the server
 # counts it apart (local_failures) and never as a crash of release D.
-stop_agent
+rf_stop_agent
 python3 - "$W/store/packs/$HD.rfp" <<'PY'
 import sys
 p = sys.argv[1]
@@ -240,5 +228,5 @@ set -- $(health)
 [ "$2" = 0 ] && [ "$3" = 0 ] || fail "the corrupt file counted against release D (health: $*)"
 ok "a bit flip in the stored last known good: reported as local ($1), not as a crash of D"
 
-stop_agent
+rf_stop_agent
 echo "PASS"

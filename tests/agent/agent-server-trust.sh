@@ -21,21 +21,14 @@ AGENT=$1 CLI=$2
 SRC=${RF_SOURCE_ROOT:-$(cd "$(dirname "$0")/../.." && pwd)}
 command -v python3 >/dev/null || { echo "SKIP: python3 is needed for the fake server"; exit 77; }
 
-W=$(mktemp -d /tmp/rf-agent-server-trust-XXXXXX)
-FPID= APID=
-cleanup() {
-	[ -n "$APID" ] && kill -KILL "$APID" 2>/dev/null
-	[ -n "$FPID" ] && kill -TERM "$FPID" 2>/dev/null && wait "$FPID" 2>/dev/null
-	if [ "${KEEP:-0}" = 1 ]; then echo "kept $W"; else rm -rf "$W"; fi
-}
-trap cleanup EXIT
+. "$SRC/tests/lib/e2e.sh" # rf_e2e_init, ok (the fake server is SPID: stopped at exit)
+rf_e2e_init agent-server-trust
 fail() {
 	echo "FAIL: $*"
-	echo "---- agent log (tail)"; tail -30 "$W/agent.log" 2>/dev/null
+	rf_agent_log_tail 30
 	echo "---- fake server log (tail)"; tail -20 "$W/fake.log" 2>/dev/null
 	exit 1
 }
-ok() { echo "ok: $*"; }
 
 # ---- a signed repository: canary opens now, broad a day later --------------------------------
 "$CLI" repo init "$W/repo" >/dev/null || fail "repo init"
@@ -66,7 +59,7 @@ config '["broad"]' '[200]'
 : > "$W/fake.log"
 python3 "$SRC/tests/agent/fake-server.py" "$W/port" "$W/fake.log" "$W/repo/repository" \
 	"$W/cfg.json" 2>"$W/fake.err" &
-FPID=$!
+SPID=$!
 for i in $(seq 100); do [ -s "$W/port" ] && break; sleep 0.1; done
 [ -s "$W/port" ] || fail "the fake server did not start: $(cat "$W/fake.err")"
 FURL=http://127.0.0.1:$(cat "$W/port")
@@ -79,12 +72,6 @@ agent() {
 		--poll 1 --probation 3600 --probation-events 0 --events "$W/events.jsonl" "$@" \
 		>>"$W/agent.log" 2>&1 &
 	APID=$!
-}
-stop_agent() {
-	kill -TERM "$APID" 2>/dev/null
-	for i in $(seq 100); do kill -0 "$APID" 2>/dev/null || break; sleep 0.1; done
-	{ wait "$APID"; } 2>/dev/null
-	APID=
 }
 # wait_file FILE PATTERN SECONDS [FROM-LINE]
 wait_file() {
@@ -118,7 +105,7 @@ grep -q "^GET /repo/metadata/timestamp.json 200" "$W/fake.log" ||
 	fail "timestamp.json not fetched at /repo/metadata/"
 grep -q "^GET /repo//" "$W/fake.log" && fail "the agent asked for a path with //"
 ok "--repo-url with a trailing slash: /repo/metadata/timestamp.json"
-stop_agent
+rf_stop_agent
 # restarted with --ring broad: the store says canary (the server's), the operator's ring wins
 m=$(lines "$W/agent.log")
 agent "$W/s1" --ring broad
@@ -126,7 +113,7 @@ wait_file "$W/agent.log" "server put this device in ring 'canary' at enrollment,
 	fail "no warning at start about the stored ring"
 wait_file "$W/agent.log" "offer of packs/a.rfp refused: .*(ring broad" 60 "$m" ||
 	fail "after a restart, the offer was not checked against ring broad"
-stop_agent
+rf_stop_agent
 [ "$(current "$W/s1")" = none ] || fail "a pack runs: $(current "$W/s1")"
 ok "restarted with --ring broad: still ring broad"
 # restarted without --ring: the server's ring (canary, kept in the store) is trusted
@@ -134,7 +121,7 @@ m=$(lines "$W/agent.log")
 agent "$W/s1"
 wait_file "$W/agent.log" "installed packs/a.rfp $HA" 60 "$m" ||
 	fail "without --ring the server's ring was not used"
-stop_agent
+rf_stop_agent
 ok "without --ring: the server's ring canary is trusted, the release taken (documented)"
 
 # ---- 2. 403 "this credential does not belong to this device": enroll again -------------------
@@ -147,7 +134,7 @@ wait_file "$W/fake.log" "^CHECKIN 3 200 rfd_0*2$" 60 ||
 grep -q "^ENROLL 2 " "$W/fake.log" || fail "no second enrollment"
 wait_file "$W/agent.log" "HTTP 403: this credential does not belong to this device): enrolling again" 5 "$m" ||
 	fail "the 403 is not logged with its status and text"
-stop_agent
+rf_stop_agent
 ok "403 'not this device': enrolled again with the token, checked in with the new credential"
 # every credential refused: each refusal leads to one enrollment, spaced by the backoff
 config '["canary"]' '[200, 401]'
@@ -156,7 +143,7 @@ agent "$W/s3" --ring canary --enroll-token rfe_test
 wait_file "$W/fake.log" "^CHECKIN 2 401" 60 || fail "no refused check-in"
 sleep 6
 n=$(grep -c "^ENROLL" "$W/fake.log")
-stop_agent
+rf_stop_agent
 [ "$n" -ge 2 ] || fail "no re-enrollment after the 401 ($n enrollments)"
 [ "$n" -le 4 ] || fail "$n enrollments within 6 s of the first refusal: not backed off"
 ok "every credential refused: $n enrollments in 6 s (backed off, not a loop)"
@@ -183,13 +170,13 @@ m=$(lines "$W/agent.log")
 agent "$W/s4" --ring canary --enroll-token rfe_test --repo-url "$FURL/repo/nothing"
 wait_file "$W/agent.log" "check-in: the server answered HTTP 500: storage: the database is away" 60 "$m" ||
 	fail "a refused check-in without its status and text"
-stop_agent
+rf_stop_agent
 config '["canary"]' '[200]'
 m=$(lines "$W/agent.log")
 agent "$W/s4" --ring canary --repo-url "$FURL/repo/nothing"
 wait_file "$W/agent.log" "TUF: cannot refresh the metadata from $FURL/repo/nothing/metadata/ (for packs/a.rfp): not found: timestamp.json: download failed: HTTP 404" 60 "$m" ||
 	fail "a missing timestamp.json is not named"
-stop_agent
+rf_stop_agent
 # a server that is down: a port nothing listens on
 DOWN=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
 m=$(lines "$W/agent.log")
@@ -198,7 +185,7 @@ m=$(lines "$W/agent.log")
 APID=$!
 wait_file "$W/agent.log" "enroll: cannot reach the server at http://127.0.0.1:$DOWN: connection refused" 30 "$m" ||
 	fail "a server that is down is not said so"
-stop_agent
+rf_stop_agent
 ok "messages: HTTP 500 with its text; timestamp.json named; cannot reach the server"
 
 # ---- 5. options ------------------------------------------------------------------------------

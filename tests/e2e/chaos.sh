@@ -47,10 +47,32 @@ done
 ok "usage errors exit 2 with a message; --help documents the options"
 
 # ---- 1. the story, with chaos ---------------------------------------------------------------
+# While it runs, the agents' command lines are sampled (every 0.5 s, ended with the demo, at most
+# 600 s): the enrolment token must never be on one (`ps` shows it to every local user); the demo
+# gives it by environment (RINGFENCE_ENROLL_TOKEN), as the runbook of docs/operators.md does.
+(
+	for _ in $(seq 1 1200); do
+		[ -e "$W/demo-done" ] && break
+		ps -eo args= | grep -F -- "$W/run/" | grep -F -- " run " >"$W/agents-now"
+		cat "$W/agents-now" >>"$W/agents-seen"
+		grep -F -e "--enroll-token" -e "rfe_" "$W/agents-now" >>"$W/token-seen"
+		sleep 0.5
+	done
+) &
+SAMPLER=$!
 timeout -s INT 540 "$CLI" demo --agents "$N" --chaos --seed "$SEED" --workdir "$W/run" \
 	>"$W/demo.out" 2>&1
 rc=$?
+touch "$W/demo-done"
+wait "$SAMPLER"
 cat "$W/demo.out"
+if [ ! -s "$W/agents-seen" ]; then
+	fail "no agent command line seen while the demo ran (the sampler could not check the token)"
+elif [ -s "$W/token-seen" ]; then
+	fail "the enrolment token is on an agent's command line: $(head -c 300 "$W/token-seen")"
+else
+	ok "the enrolment token is on no agent's command line ($(wc -l <"$W/agents-seen") samples)"
+fi
 echo "----"
 [ "$rc" = 0 ] || fail "ringfence demo --chaos exited $rc, want 0"
 grep -q BROKEN "$W/demo.out" && fail "the demo reports a broken promise"

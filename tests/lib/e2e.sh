@@ -3,21 +3,37 @@
 # 127.0.0.1 with a free port (every wait bounded), releases published with the operator's own
 # commands (docs/operators.md). The sourcing script sets CLI and SERVERBIN and defines fail().
 
-# rf_e2e_init NAME: W (the work directory), SPID (the server), APIDS (agents), the exit trap.
+# rf_e2e_init NAME: W (the work directory), SPID (the server: ringfenced, or a test's fake
+# server), APID (one agent) and APIDS (agents), the exit trap: the agents are killed (-KILL), the
+# server stopped (-TERM) and waited for.
 rf_e2e_init() {
 	W=$(mktemp -d "/tmp/rf-$1-XXXXXX")
-	SPID= APIDS=()
+	SPID= APID= APIDS=()
 	trap rf_e2e_cleanup EXIT
 }
 
 rf_e2e_cleanup() {
 	local p
+	[ -n "${APID:-}" ] && kill -KILL "$APID" 2>/dev/null
 	for p in "${APIDS[@]}"; do kill -KILL "$p" 2>/dev/null; done
 	[ -n "$SPID" ] && kill -TERM "$SPID" 2>/dev/null && wait "$SPID" 2>/dev/null
 	if [ "${KEEP:-0}" = 1 ]; then echo "kept $W"; else rm -rf "$W"; fi
 }
 
 ok() { echo "ok: $*"; }
+# rf_stop_agent: stop the agent APID (SIGTERM, then wait for it, bounded: 10 s) and clear APID.
+rf_stop_agent() {
+	local i
+	kill -TERM "$APID" 2>/dev/null
+	for i in $(seq 100); do kill -0 "$APID" 2>/dev/null || break; sleep 0.1; done
+	{ wait "$APID"; } 2>/dev/null
+	APID=
+}
+# rf_agent_log_tail N: the last N lines of the agent's log ($W/agent.log), for a failure message.
+rf_agent_log_tail() {
+	echo "---- agent log (tail)"
+	tail -"$1" "$W/agent.log" 2>/dev/null
+}
 sha() { sha256sum "$1" | cut -d' ' -f1; }
 
 # rf_start_server [ARGS...]: a new ringfenced on $W/db and $W/repo, log in $W/server.log; sets

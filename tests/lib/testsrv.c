@@ -14,6 +14,7 @@
 #include <cmocka.h>
 
 #include "common/util.h"
+#include "server/server-internal.h"
 #include "testdb.h"
 #include "testsrv.h"
 #include "trust/tuf.h"
@@ -91,4 +92,66 @@ void rf_testsrv_cleanup(struct rf_testsrv *t)
 	snprintf(cmd, sizeof(cmd), "rm -rf '%s'", t->dir);
 	if (system(cmd) != 0)
 		fprintf(stderr, "could not remove %s\n", t->dir);
+}
+
+int rf_testsrv_teardown(void **state)
+{
+	struct rf_testsrv *t = *state; /* the state's first member */
+
+	rf_testsrv_cleanup(t);
+	free(t);
+	return 0;
+}
+
+void rf_testsrv_pack_sha(int i, char ret_hex[65])
+{
+	char content[64];
+	uint8_t h[32];
+
+	snprintf(content, sizeof(content), "pack bytes %d", i);
+	rf_sha256(content, strlen(content), h);
+	rf_hex_encode(h, 32, ret_hex);
+}
+
+/* POST body to path with auth, 201 expected; member key of the reply copied to ret[n]. */
+static void post_201(struct rf_testsrv *t, const char *path, const char *auth, const char *body,
+		     const char *key, char *ret, size_t n)
+{
+	json_t *j = NULL;
+
+	assert_int_equal(rf_testsrv_call(t, "POST", path, auth, body, &j), 201);
+	snprintf(ret, n, "%s", json_string_value(json_object_get(j, key)));
+	json_decref(j);
+}
+
+void rf_testsrv_tenant(struct rf_testsrv *t, const char *body, char *ret_tok, size_t n)
+{
+	post_201(t, "/v1/admin/tenants", RF_TESTSRV_ADMIN, body, "enrollment_token", ret_tok, n);
+}
+
+void rf_testsrv_enroll(struct rf_testsrv *t, const char *tok, const char *body, char *ret_cred,
+		       size_t n)
+{
+	post_201(t, "/v1/enroll", tok, body, "credential", ret_cred, n);
+}
+
+void rf_testsrv_create_release(struct rf_testsrv *t, int i)
+{
+	char body[100];
+
+	snprintf(body, sizeof(body), "{\"target\":\"packs/rules-%d.rfp\"}", i);
+	assert_int_equal(
+	    rf_testsrv_call(t, "POST", "/v1/admin/releases", RF_TESTSRV_ADMIN, body, NULL), 201);
+}
+
+void rf_testsrv_verify_health(struct rf_server *s, const char *what)
+{
+	char msg[256];
+	int r;
+
+	pthread_mutex_lock(&s->lock);
+	r = rf__srv_health_verify(s, msg, sizeof(msg));
+	pthread_mutex_unlock(&s->lock);
+	if (r != 0)
+		fail_msg("%s: incremental health differs from the recount: %s", what, msg);
 }

@@ -48,4 +48,26 @@ int rf_testsrv_call(struct rf_testsrv *t, const char *method, const char *path, 
 /* Free the core (if started) and remove the temp dir. */
 void rf_testsrv_cleanup(struct rf_testsrv *t);
 
+/* A cmocka teardown for a test state allocated with malloc whose first member is its struct
+ * rf_testsrv: rf_testsrv_cleanup, then free. */
+int rf_testsrv_teardown(void **state);
+
+/* The sha256 (hex) of pack i's bytes as rf_testsrv_prepare writes them ("pack bytes <i>"). */
+void rf_testsrv_pack_sha(int i, char ret_hex[65]);
+
+/* A new tenant (body: the POST /v1/admin/tenants JSON); its enrollment token in ret_tok[n]. */
+void rf_testsrv_tenant(struct rf_testsrv *t, const char *body, char *ret_tok, size_t n);
+
+/* Enroll a device with token tok (body: the POST /v1/enroll JSON); its credential in
+ * ret_cred[n]. */
+void rf_testsrv_enroll(struct rf_testsrv *t, const char *tok, const char *body, char *ret_cred,
+		       size_t n);
+
+/* Create the release of pack i ("packs/rules-<i>.rfp"): 201. */
+void rf_testsrv_create_release(struct rf_testsrv *t, int i);
+
+/* The incremental health of s equals the recount (rf__srv_health_verify, under the lock), or
+ * the test fails with "<what>: incremental health differs from the recount: <why>". */
+void rf_testsrv_verify_health(struct rf_server *s, const char *what);
+
 #endif

@@ -1,12 +1,14 @@
 /*
- * What counts as a device's evidence on a release (src/server/device.c, checkin.c, report.c, gates.c; docs/server.md
- * "Health and gates"), through the server core as the transport drives it (rf_server_handle:
- * real request bodies), on a real database (SQLite, or PostgreSQL as server-evidence-pg) and a
- * real TUF repository, with a test clock:
+ * What counts as a device's evidence on a release (src/server/device.c, checkin.c, report.c,
+ * gates.c; docs/server.md "Health and gates"), through the server core as the transport drives it
+ * (rf_server_handle: real request bodies), on a real database (SQLite, or PostgreSQL as
+ * server-evidence-pg) and a real TUF repository, with a test clock:
  *
  * - after an operator resume, a device that takes the release again, or that stayed on it and
  *   reports again, counts again from its new evidence (it used to count never again: its old
- *   record, from before the resume, was reused);
+ *   record, from before the resume, was reused); and the status shows that health right after
+ *   the resume, on the instance that resumed it and on another (PostgreSQL), not the evidence
+ *   that halted it until the next tick;
  * - a report about a release the device never took (a transit rejection, a healthy report
  *   without intent) counts nothing and starts no silence clock: a bad mirror and an offline
  *   device do not halt a good release; a content rejection before intent still fails it.
@@ -56,21 +58,9 @@ static int call(struct env *e, const char *method, const char *path, const char 
 	return rf_testsrv_call(&e->t, method, path, auth, body, ret);
 }
 
-static void verify_core(struct rf_server *s, const char *what)
-{
-	char msg[256];
-	int r;
-
-	pthread_mutex_lock(&s->lock);
-	r = rf__srv_health_verify(s, msg, sizeof(msg));
-	pthread_mutex_unlock(&s->lock);
-	if (r != 0)
-		fail_msg("%s: incremental health differs from the recount: %s", what, msg);
-}
-
 static void verify(struct env *e, const char *what)
 {
-	verify_core(e->t.s, what);
+	rf_testsrv_verify_health(e->t.s, what);
 }
 
 /* Packs 1 and 2: canary and broad open now at 100 %; probation and silence 60 s, a floor of 2
@@ -78,8 +68,6 @@ static void verify(struct env *e, const char *what)
 static void schedule_of(void *ud, int i, char *buf, size_t n)
 {
 	struct env *e = ud;
-	char content[64];
-	uint8_t h[32];
 
 	snprintf(buf, n,
 		 "{\"ringfence\":{\"release\":\"rel-%d\",\"schedule\":["
@@ -88,9 +76,7 @@ static void schedule_of(void *ud, int i, char *buf, size_t n)
 		 "\"gates\":{\"probation_s\":60,\"silence_s\":60,\"min_bake_s\":0,"
 		 "\"min_healthy\":1,\"floor_devices\":2,\"floor_fraction_ppm\":100000}}}",
 		 i);
-	snprintf(content, sizeof(content), "pack bytes %d", i);
-	rf_sha256(content, strlen(content), h);
-	rf_hex_encode(h, 32, e->sha[i - 1]);
+	rf_testsrv_pack_sha(i, e->sha[i - 1]);
 }
 
 static void start(struct env *e, bool init)
@@ -104,45 +90,24 @@ static void start(struct env *e, bool init)
 static int setup(void **state)
 {
 	struct env *e = calloc(1, sizeof(*e));
-	json_t *j;
 
 	assert_non_null(e);
 	e->now = 1800000000;
 	rf_testsrv_prepare(&e->t, "evidence", NREL, schedule_of, e);
 	start(e, true);
-	assert_int_equal(call(e, "POST", "/v1/admin/tenants", ADMIN,
-			      "{\"name\":\"lab\",\"ring\":\"canary\"}", &j),
-			 201);
-	snprintf(e->tok, sizeof(e->tok), "%s",
-		 json_string_value(json_object_get(j, "enrollment_token")));
-	json_decref(j);
+	rf_testsrv_tenant(&e->t, "{\"name\":\"lab\",\"ring\":\"canary\"}", e->tok, sizeof(e->tok));
 	for (int i = 0; i < NDEV; i++) {
 		char body[100];
 		snprintf(body, sizeof(body), "{\"device_id\":\"%s\"}", dev_name[i]);
-		assert_int_equal(call(e, "POST", "/v1/enroll", e->tok, body, &j), 201);
-		snprintf(e->cred[i], sizeof(e->cred[i]), "%s",
-			 json_string_value(json_object_get(j, "credential")));
-		json_decref(j);
+		rf_testsrv_enroll(&e->t, e->tok, body, e->cred[i], sizeof(e->cred[i]));
 	}
 	*state = e;
 	return 0;
 }
 
-static int teardown(void **state)
-{
-	struct env *e = *state;
-
-	rf_testsrv_cleanup(&e->t);
-	free(e);
-	return 0;
-}
-
 static void create_release(struct env *e, int i)
 {
-	char body[100];
-
-	snprintf(body, sizeof(body), "{\"target\":\"packs/rules-%d.rfp\"}", i);
-	assert_int_equal(call(e, "POST", "/v1/admin/releases", ADMIN, body, NULL), 201);
+	rf_testsrv_create_release(&e->t, i);
 }
 
 static void action(struct env *e, int rel, const char *act)
@@ -207,6 +172,27 @@ static void tick(struct env *e, int64_t seconds)
 	verify(e, "tick");
 }
 
+/* Every device takes release rel (1-based): intent, then trial_started. */
+static void take_all(struct env *e, int rel)
+{
+	for (int i = 0; i < NDEV; i++) {
+		report(e, i, rel, "intent", NULL);
+		report(e, i, rel, "trial_started", NULL);
+	}
+}
+
+/* Every device on release rel survives its probation (60 s): seen on it half-way through, then
+ * reports healthy once it is over. */
+static void healthy_all(struct env *e, int rel)
+{
+	tick(e, 30);
+	for (int i = 0; i < NDEV; i++)
+		checkin(e, i, rel);
+	tick(e, 31);
+	for (int i = 0; i < NDEV; i++)
+		report(e, i, rel, "healthy", NULL);
+}
+
 /* The health of release rel (1-based) in canary, as the gates read it. */
 static struct rf_rollout_health canary(struct env *e, int rel)
 {
@@ -237,10 +223,7 @@ static void test_stayed_on_reports_after_resume(void **state)
 	struct env *e = *state;
 
 	create_release(e, 1);
-	for (int i = 0; i < NDEV; i++) {
-		report(e, i, 1, "intent", NULL);
-		report(e, i, 1, "trial_started", NULL);
-	}
+	take_all(e, 1);
 	tick(e, 1);
 	assert_int_equal(canary(e, 1).devices, NDEV);
 	action(e, 1, "hold");
@@ -274,22 +257,11 @@ static void test_retaken_after_resume(void **state)
 	struct env *e = *state;
 
 	create_release(e, 1);
-	for (int i = 0; i < NDEV; i++) {
-		report(e, i, 1, "intent", NULL);
-		report(e, i, 1, "trial_started", NULL);
-	}
-	tick(e, 30);
-	for (int i = 0; i < NDEV; i++)
-		checkin(e, i, 1);
-	tick(e, 31);
-	for (int i = 0; i < NDEV; i++)
-		report(e, i, 1, "healthy", NULL);
+	take_all(e, 1);
+	healthy_all(e, 1);
 	assert_string_equal(status(e, 1), "active");
 	create_release(e, 2);
-	for (int i = 0; i < NDEV; i++) {
-		report(e, i, 2, "intent", NULL);
-		report(e, i, 2, "trial_started", NULL);
-	}
+	take_all(e, 2);
 	tick(e, 1);
 	report(e, 0, 2, "crashed", "content"); /* evidence that will not count again */
 	action(e, 2, "halt");
@@ -314,12 +286,7 @@ static void test_retaken_after_resume(void **state)
 	assert_int_equal(h.crashes, 0);
 	assert_int_equal(h.obeyed, 0);
 	restart(e);
-	tick(e, 30);
-	for (int i = 0; i < NDEV; i++)
-		checkin(e, i, 2);
-	tick(e, 31);
-	for (int i = 0; i < NDEV; i++)
-		report(e, i, 2, "healthy", NULL);
+	healthy_all(e, 2);
 	h = canary(e, 2);
 	assert_int_equal(h.devices, NDEV);
 	assert_int_equal(h.healthy, NDEV);
@@ -341,16 +308,8 @@ static void test_own_good_counts_after_resume(void **state)
 	struct env *e = *state;
 
 	create_release(e, 1);
-	for (int i = 0; i < NDEV; i++) {
-		report(e, i, 1, "intent", NULL);
-		report(e, i, 1, "trial_started", NULL);
-	}
-	tick(e, 30);
-	for (int i = 0; i < NDEV; i++)
-		checkin(e, i, 1);
-	tick(e, 31);
-	for (int i = 0; i < NDEV; i++)
-		report(e, i, 1, "healthy", NULL);
+	take_all(e, 1);
+	healthy_all(e, 1);
 	assert_int_equal(canary(e, 1).healthy, NDEV);
 	assert_string_equal(status(e, 1), "active");
 	/* Halted with nowhere to go (forced): they stay on it, waiting for a fix. */
@@ -474,7 +433,7 @@ static void test_resume_read_by_another_instance(void **state)
 		 "\"sha256\":\"%s\",\"time\":1}",
 		 e->sha[0]);
 	assert_int_equal(rf_testsrv_call(&b, "POST", "/v1/report", e->cred[0], body, NULL), 201);
-	verify_core(b.s, "report on b");
+	rf_testsrv_verify_health(b.s, "report on b");
 	/* B reads the resume when told (NOTIFY), or at its periodic re-read: bounded. */
 	for (int i = 0; i < 100 && rf__srv_rel_by_id(b.s, 1)->resumed_at != resumed; i++) {
 		struct timespec ts = {0, 50 * 1000000L};
@@ -482,7 +441,7 @@ static void test_resume_read_by_another_instance(void **state)
 		assert_int_equal(rf_server_tick(b.s, false), 0);
 	}
 	assert_int_equal(rf__srv_rel_by_id(b.s, 1)->resumed_at, resumed);
-	verify_core(b.s, "resume read by b");
+	rf_testsrv_verify_health(b.s, "resume read by b");
 	pthread_mutex_lock(&b.s->lock);
 	const struct rf__srv_release *r = rf__srv_rel_by_id(b.s, 1);
 	uint64_t devices = r->health[rf_rollout_ring_index(&r->sched, "canary")].devices;
@@ -493,15 +452,163 @@ static void test_resume_read_by_another_instance(void **state)
 	assert_int_equal(canary(e, 1).devices, 1);
 }
 
+/* Field f of the canary ring's health in release rel's status as an operator reads it
+ * (GET /v1/admin/releases/<rel>: `ringfence release status`) from instance t; and its gate
+ * verdict in *ret_verdict (when not NULL: "none", "pass", "fail", "wait", "halted"). */
+static long long shown(struct rf_testsrv *t, int rel, const char *f, char ret_verdict[16])
+{
+	char path[64];
+	json_t *j = NULL, *ring;
+	size_t i;
+	long long v = -1;
+
+	snprintf(path, sizeof(path), "/v1/admin/releases/%d", rel);
+	assert_int_equal(rf_testsrv_call(t, "GET", path, ADMIN, NULL, &j), 200);
+	json_array_foreach(json_object_get(j, "rings"), i, ring)
+	{
+		if (strcmp(json_string_value(json_object_get(ring, "ring")), "canary"))
+			continue;
+		v = json_integer_value(json_object_get(json_object_get(ring, "health"), f));
+		if (ret_verdict)
+			snprintf(ret_verdict, 16, "%s",
+				 json_string_value(
+				     json_object_get(json_object_get(ring, "gate"), "verdict")));
+	}
+	json_decref(j);
+	return v;
+}
+
+/* Right after an operator resume the status shows the health the gates will use: the counts
+ * from after the resume (none yet), not the evidence that halted it; it showed those until the
+ * next tick. So does another instance (PostgreSQL) as soon as it has read the resume. */
+static void test_status_after_resume(void **state)
+{
+	struct env *e = *state;
+	struct rf_testsrv b = {0};
+	struct rf_server_opts o = {.clock = test_clock, .clock_ud = e};
+	char verdict[16] = "";
+
+	create_release(e, 1);
+	for (int i = 0; i < NDEV; i++) {
+		report(e, i, 1, "intent", NULL);
+		report(e, i, 1, "trial_started", NULL);
+		for (int c = 0; c < 3; c++)
+			report(e, i, 1, "crashed", "content");
+		report(e, i, 1, "quarantined", "content");
+	}
+	tick(e, 1);
+	assert_string_equal(status(e, 1), "halted");
+	assert_int_equal(shown(&e->t, 1, "devices", verdict), NDEV);
+	assert_int_equal(shown(&e->t, 1, "failed", NULL), NDEV);
+	assert_string_equal(verdict, "fail");
+	if (rf_testdb_pg()) {
+		/* Instance B has read the halt and the devices' records. */
+		b = e->t;
+		b.s = NULL;
+		rf_testsrv_start(&b, &o);
+		for (int i = 0; i < 100 && shown(&b, 1, "failed", NULL) != NDEV; i++) {
+			struct timespec ts = {0, 50 * 1000000L};
+			nanosleep(&ts, NULL);
+			assert_int_equal(rf_server_tick(b.s, false), 0);
+		}
+		assert_int_equal(shown(&b, 1, "failed", NULL), NDEV);
+	}
+	e->now += 5;
+	/* Not action(): its check reads the health again, as the tick would. */
+	assert_int_equal(call(e, "POST", "/v1/admin/releases/1/resume", ADMIN, NULL, NULL), 200);
+	assert_string_equal(status(e, 1), "active");
+	assert_int_equal(shown(&e->t, 1, "devices", verdict), 0);
+	assert_int_equal(shown(&e->t, 1, "failed", NULL), 0);
+	assert_int_equal(shown(&e->t, 1, "crashes", NULL), 0);
+	assert_string_not_equal(verdict, "fail");
+	verify(e, "resume");
+	if (b.s) {
+		/* B reads the resume (as it does when told, or when a device row names a release
+		 * it must read again), before any tick of its own. */
+		pthread_mutex_lock(&b.s->lock);
+		int r = rf__srv_cluster_reread(b.s);
+		pthread_mutex_unlock(&b.s->lock);
+		assert_int_equal(r, 0);
+		assert_int_equal(shown(&b, 1, "devices", verdict), 0);
+		assert_int_equal(shown(&b, 1, "failed", NULL), 0);
+		assert_string_not_equal(verdict, "fail");
+		rf_testsrv_verify_health(b.s, "resume read by b"); /* (it reads the health again) */
+		rf_server_free(b.s);
+	}
+	/* The tick agrees: what was shown is what the gates use. */
+	tick(e, 0);
+	assert_string_equal(status(e, 1), "active");
+	assert_int_equal(shown(&e->t, 1, "devices", NULL), 0);
+}
+
+/* Device dev checks in running pack rel with pack lg as its last known good (0: none) and the
+ * agent's alert count on its current content (it counts afresh when its content changes). */
+static void checkin_alerts(struct env *e, int dev, int rel, int lg, unsigned alerts)
+{
+	char body[500], good[120] = "null";
+
+	if (lg)
+		snprintf(good, sizeof(good), "{\"sha256\":\"%s\"}", e->sha[lg - 1]);
+	snprintf(body, sizeof(body),
+		 "{\"device_id\":\"%s\",\"state\":{\"current\":{\"sha256\":\"%s\"},"
+		 "\"last_good\":%s},\"health\":{\"crashes\":0,\"rollbacks\":0,\"events\":0,"
+		 "\"alerts\":%u}}",
+		 dev_name[dev], e->sha[rel - 1], good, alerts);
+	assert_int_equal(call(e, "POST", "/v1/checkin", e->cred[dev], body, NULL), 200);
+	verify(e, "checkin");
+}
+
+/* After a resume a device's alerts count from the resume, like the rest of its evidence: a
+ * device that stayed on the release goes on counting (the agent resets its count only when its
+ * content changes), so the alerts from before the resume (the storm that halted it) counted
+ * again at once. One that takes it again counts from 0. A restart counts the same. */
+static void test_alerts_after_resume(void **state)
+{
+	struct env *e = *state;
+
+	create_release(e, 1);
+	take_all(e, 1);
+	checkin_alerts(e, 0, 1, 0, 500);
+	checkin_alerts(e, 1, 1, 0, 40);
+	assert_int_equal(canary(e, 1).alerts, 540);
+	action(e, 1, "hold");
+	tick(e, 1);
+	action(e, 1, "resume");
+	tick(e, 1);
+	assert_int_equal(canary(e, 1).alerts, 0);
+	/* d-a stayed on it (its last known good now): its count goes on from 500. */
+	checkin_alerts(e, 0, 1, 1, 500);
+	assert_int_equal(canary(e, 1).devices, 1);
+	assert_int_equal(canary(e, 1).alerts, 0);
+	checkin_alerts(e, 0, 1, 1, 503);
+	assert_int_equal(canary(e, 1).alerts, 3);
+	/* d-b left for nothing and takes it again: the agent counts afresh. */
+	checkin_lg(e, 1, 0, 0);
+	report(e, 1, 1, "intent", NULL);
+	checkin_alerts(e, 1, 1, 0, 2);
+	assert_int_equal(canary(e, 1).alerts, 5);
+	restart(e);
+	assert_int_equal(canary(e, 1).alerts, 5);
+	checkin_alerts(e, 0, 1, 1, 510);
+	assert_int_equal(canary(e, 1).alerts, 12);
+	assert_int_equal(shown(&e->t, 1, "alerts", NULL), 12);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-	    cmocka_unit_test_setup_teardown(test_stayed_on_reports_after_resume, setup, teardown),
-	    cmocka_unit_test_setup_teardown(test_retaken_after_resume, setup, teardown),
-	    cmocka_unit_test_setup_teardown(test_own_good_counts_after_resume, setup, teardown),
-	    cmocka_unit_test_setup_teardown(test_transit_rejection_no_silence, setup, teardown),
-	    cmocka_unit_test_setup_teardown(test_no_intent_no_clock, setup, teardown),
-	    cmocka_unit_test_setup_teardown(test_resume_read_by_another_instance, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_stayed_on_reports_after_resume, setup,
+					    rf_testsrv_teardown),
+	    cmocka_unit_test_setup_teardown(test_retaken_after_resume, setup, rf_testsrv_teardown),
+	    cmocka_unit_test_setup_teardown(test_own_good_counts_after_resume, setup,
+					    rf_testsrv_teardown),
+	    cmocka_unit_test_setup_teardown(test_transit_rejection_no_silence, setup,
+					    rf_testsrv_teardown),
+	    cmocka_unit_test_setup_teardown(test_no_intent_no_clock, setup, rf_testsrv_teardown),
+	    cmocka_unit_test_setup_teardown(test_resume_read_by_another_instance, setup,
+					    rf_testsrv_teardown),
+	    cmocka_unit_test_setup_teardown(test_status_after_resume, setup, rf_testsrv_teardown),
+	    cmocka_unit_test_setup_teardown(test_alerts_after_resume, setup, rf_testsrv_teardown),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -68,15 +68,10 @@ static int call(struct env *e, const char *method, const char *path, const char 
 
 static void verify(struct env *e, int step, const char *what)
 {
-	char msg[256];
-	int r;
+	char at[100];
 
-	pthread_mutex_lock(&e->t.s->lock);
-	r = rf__srv_health_verify(e->t.s, msg, sizeof(msg));
-	pthread_mutex_unlock(&e->t.s->lock);
-	if (r != 0)
-		fail_msg("step %d (%s): incremental health differs from the recount: %s", step,
-			 what, msg);
+	snprintf(at, sizeof(at), "step %d (%s)", step, what);
+	rf_testsrv_verify_health(e->t.s, at);
 	for (size_t i = 0; i < e->t.s->nrels; i++)
 		for (unsigned k = 0; k < e->t.s->rels[i].sched.nrings; k++) {
 			const struct rf_rollout_health *h = &e->t.s->rels[i].health[k];
@@ -97,10 +92,7 @@ static void start(struct env *e, bool init)
 
 static void create_release(struct env *e)
 {
-	char body[100];
-
-	snprintf(body, sizeof(body), "{\"target\":\"packs/rules-%d.rfp\"}", e->nrel_created + 1);
-	assert_int_equal(call(e, "POST", "/v1/admin/releases", ADMIN, body, NULL), 201);
+	rf_testsrv_create_release(&e->t, e->nrel_created + 1);
 	e->nrel_created++;
 }
 
@@ -110,8 +102,6 @@ static void create_release(struct env *e)
 static void schedule_of(void *ud, int i, char *buf, size_t n)
 {
 	struct env *e = ud;
-	char content[64];
-	uint8_t h[32];
 
 	snprintf(buf, n,
 		 "{\"ringfence\":{\"release\":\"rel-%d\",\"schedule\":["
@@ -124,16 +114,13 @@ static void schedule_of(void *ud, int i, char *buf, size_t n)
 		 "\"gates\":{\"probation_s\":%d,\"silence_s\":%d,\"min_bake_s\":60,"
 		 "\"min_healthy\":2}}}",
 		 i, 120 + 60 * (i - 1), 300 + 100 * (i - 1));
-	snprintf(content, sizeof(content), "pack bytes %d", i);
-	rf_sha256(content, strlen(content), h);
-	rf_hex_encode(h, 32, e->sha[i - 1]);
+	rf_testsrv_pack_sha(i, e->sha[i - 1]);
 }
 
 static int setup(void **state)
 {
 	struct env *e = calloc(1, sizeof(*e));
 	const char *seed = getenv("RF_TEST_SEED");
-	json_t *j;
 
 	assert_non_null(e);
 	e->now = 1800000000;
@@ -141,12 +128,8 @@ static int setup(void **state)
 	rf_testsrv_prepare(&e->t, "health-index", NREL, schedule_of, e);
 	start(e, true);
 	static const char *const tenants[2] = {"{\"name\":\"a\"}", "{\"name\":\"b\"}"};
-	for (int t = 0; t < 2; t++) {
-		assert_int_equal(call(e, "POST", "/v1/admin/tenants", ADMIN, tenants[t], &j), 201);
-		snprintf(e->tok[t], sizeof(e->tok[t]), "%s",
-			 json_string_value(json_object_get(j, "enrollment_token")));
-		json_decref(j);
-	}
+	for (int t = 0; t < 2; t++)
+		rf_testsrv_tenant(&e->t, tenants[t], e->tok[t], sizeof(e->tok[t]));
 	for (int i = 0; i < NDEV; i++)
 		e->tenant_of[i] = -1;
 	for (int i = 0; i < NREL - 1; i++)
@@ -155,29 +138,16 @@ static int setup(void **state)
 	return 0;
 }
 
-static int teardown(void **state)
-{
-	struct env *e = *state;
-
-	rf_testsrv_cleanup(&e->t);
-	free(e);
-	return 0;
-}
-
 static void enroll(struct env *e, int dev)
 {
 	static const char *const rings[] = {"canary", "early", "broad", "nowhere"};
 	int t = e->tenant_of[dev] >= 0 ? e->tenant_of[dev] : (int)rnd(e, 2);
 	char body[200];
-	json_t *j;
 
 	snprintf(body, sizeof(body),
 		 "{\"device_id\":\"dev-%d\",\"ring\":\"%s\",\"agent_version\":\"1.%d\"}", dev,
 		 rings[rnd(e, 4)], (int)rnd(e, 3));
-	assert_int_equal(call(e, "POST", "/v1/enroll", e->tok[t], body, &j), 201);
-	snprintf(e->cred[dev], sizeof(e->cred[dev]), "%s",
-		 json_string_value(json_object_get(j, "credential")));
-	json_decref(j);
+	rf_testsrv_enroll(&e->t, e->tok[t], body, e->cred[dev], sizeof(e->cred[dev]));
 	e->tenant_of[dev] = t;
 }
 
@@ -580,8 +550,8 @@ static void test_flush_chunks(void **state)
 	start(e, false);
 	assert_string_equal(
 	    rf__srv_str(e->t.s, rf__srv_dev_find(e->t.s, ids[N - 1], NULL)->agent_version), "1.1");
-	assert_string_equal(rf__srv_str(e->t.s, rf__srv_dev_find(e->t.s, ids[0], NULL)->agent_version),
-			    "1.1");
+	assert_string_equal(
+	    rf__srv_str(e->t.s, rf__srv_dev_find(e->t.s, ids[0], NULL)->agent_version), "1.1");
 	verify(e, 0, "flush");
 	free(recs);
 	free(ids);
@@ -591,11 +561,12 @@ static void test_flush_chunks(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-	    cmocka_unit_test_setup_teardown(test_incremental_equals_recount, setup, teardown),
-	    cmocka_unit_test_setup_teardown(test_silence_deadline, setup, teardown),
-	    cmocka_unit_test_setup_teardown(test_verify_detects, setup, teardown),
-	    cmocka_unit_test_setup_teardown(test_concurrent_writes, setup, teardown),
-	    cmocka_unit_test_setup_teardown(test_flush_chunks, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_incremental_equals_recount, setup,
+					    rf_testsrv_teardown),
+	    cmocka_unit_test_setup_teardown(test_silence_deadline, setup, rf_testsrv_teardown),
+	    cmocka_unit_test_setup_teardown(test_verify_detects, setup, rf_testsrv_teardown),
+	    cmocka_unit_test_setup_teardown(test_concurrent_writes, setup, rf_testsrv_teardown),
+	    cmocka_unit_test_setup_teardown(test_flush_chunks, setup, rf_testsrv_teardown),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

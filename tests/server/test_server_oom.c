@@ -116,34 +116,17 @@ static int setup(void **state)
 {
 	struct env *e = calloc(1, sizeof(*e));
 	struct rf_server_opts o = {.init = true};
-	json_t *j;
 	char tok[80];
 
 	assert_non_null(e);
 	rf_testsrv_prepare(&e->t, "server-oom", NREL, canary_now, NULL);
 	rf_testsrv_start(&e->t, &o);
-	assert_int_equal(
-	    call(e, "POST", "/v1/admin/tenants", ADMIN, "{\"name\":\"t\",\"ring\":\"canary\"}", &j),
-	    201);
-	snprintf(tok, sizeof(tok), "%s", json_string_value(json_object_get(j, "enrollment_token")));
-	json_decref(j);
-	assert_int_equal(call(e, "POST", "/v1/enroll", tok, "{\"device_id\":\"dev-1\"}", &j), 201);
-	snprintf(e->cred, sizeof(e->cred), "%s",
-		 json_string_value(json_object_get(j, "credential")));
-	json_decref(j);
+	rf_testsrv_tenant(&e->t, "{\"name\":\"t\",\"ring\":\"canary\"}", tok, sizeof(tok));
+	rf_testsrv_enroll(&e->t, tok, "{\"device_id\":\"dev-1\"}", e->cred, sizeof(e->cred));
 	for (int i = 1; i < NREL; i++)
 		assert_int_equal(create_release(e, i), 201);
 	assert_int_equal(e->t.s->caprels, NREL - 1);
 	*state = e;
-	return 0;
-}
-
-static int teardown(void **state)
-{
-	struct env *e = *state;
-
-	rf_testsrv_cleanup(&e->t);
-	free(e);
 	return 0;
 }
 
@@ -185,8 +168,8 @@ static void test_rels_realloc_fails(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-	    cmocka_unit_test_setup_teardown(test_rr_realloc_fails, setup, teardown),
-	    cmocka_unit_test_setup_teardown(test_rels_realloc_fails, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_rr_realloc_fails, setup, rf_testsrv_teardown),
+	    cmocka_unit_test_setup_teardown(test_rels_realloc_fails, setup, rf_testsrv_teardown),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
