@@ -261,7 +261,7 @@ static int checkin_parse(const struct rf_server_request *q, struct rf_server_rep
  * took it (or since the resume), still reporting it as its last known good, it is healthy.
  * Returns whether h changed.
  */
-static bool checkin_own_good(struct rf_server *s, struct rf__srv_devrel *h,
+static bool checkin_own_good(struct rf_server *s, struct rf__srv_dev *d, struct rf__srv_devrel *h,
 			     const struct rf__srv_release *rel, const struct checkin_req *x,
 			     int64_t now)
 {
@@ -270,7 +270,7 @@ static bool checkin_own_good(struct rf_server *s, struct rf__srv_devrel *h,
 	if (!x->has_lg_sha || h->left_at || rf_hex_decode(x->lg_sha, 64, lg, 32) < 0 ||
 	    memcmp(lg, rel->sha, 32) != 0)
 		return false;
-	bool changed = rf__srv_hist_renew(s, h, 0, now);
+	bool changed = rf__srv_hist_renew(s, d, h, 0, now);
 	int64_t probation = rel->sched.gates.probation_s;
 	/* Healthy already; or not counted (the second of a resume); or not seen on it for
 	 * probation_s yet. A healthy report that came too early (the agent's own probation is
@@ -322,15 +322,16 @@ static const struct rf__srv_release *checkin_update(struct rf_server *s, uint32_
 	 * in a crash loses nothing: they are kept in memory and written with the heartbeats (an
 	 * active agent's counters change at every check-in; writing them each time would make
 	 * every check-in a database write). */
-	d->crashes = sat32(x->crashes);
-	d->rollbacks = sat32(x->rollbacks);
+	d->crashes = x->crashes > UINT16_MAX ? UINT16_MAX : (uint16_t)x->crashes;
+	d->rollbacks = x->rollbacks > UINT16_MAX ? UINT16_MAX : (uint16_t)x->rollbacks;
 	d->alerts = sat32(x->alerts);
 	d->events = sat32(x->events);
 	if (cur_rel) {
 		struct rf__srv_devrel *h = rf__srv_hist_get(d, cur_rel->id, false, now);
-		if (h && d->alerts > h->alerts)
-			h->alerts = d->alerts;
-		if (h && checkin_own_good(s, h, cur_rel, x, now))
+		uint32_t a = d->alerts > d->alerts_base ? d->alerts - d->alerts_base : 0;
+		if (h && a > h->alerts)
+			h->alerts = a;
+		if (h && checkin_own_good(s, d, h, cur_rel, x, now))
 			(void)rf__srv_dev_dirty(s, idx);
 	}
 	return cur_rel;

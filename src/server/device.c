@@ -47,22 +47,23 @@ struct rf__srv_devrel *rf__srv_hist_get(struct rf__srv_dev *d, int64_t rel, bool
  * the second of the resume itself (a record of that second would not count either). Returns
  * whether h was renewed.
  */
-bool rf__srv_hist_renew(struct rf_server *s, struct rf__srv_devrel *h, int64_t since, int64_t now)
+bool rf__srv_hist_renew(struct rf_server *s, struct rf__srv_dev *d, struct rf__srv_devrel *h,
+			int64_t since, int64_t now)
 {
 	const struct rf__srv_release *rel = rf__srv_rel_by_id(s, h->release);
 
 	if (!rel || !rel->resumed_at || h->intent_at > rel->resumed_at || now <= rel->resumed_at)
 		return false;
 	/* Alerts count from here too. Taken again, the agent counts afresh (it resets its count
-	 * when its content changes); still on it, its count goes on: the record keeps it as the
-	 * base, so the alerts from before the resume do not count again. */
-	uint32_t base = since ? 0 : h->alerts;
+	 * when its content changes: dev_take resets the base); still on it, its count goes on:
+	 * the device keeps it as the base, so the alerts from before the resume do not count
+	 * again (one field for the device, not one per record: only the release it runs has
+	 * a count that goes on). */
+	if (!since && h->release == d->release_id && !h->left_at)
+		d->alerts_base = d->alerts;
 	if (since <= rel->resumed_at)
 		since = rel->resumed_at + 1;
-	*h = (struct rf__srv_devrel){.release = h->release,
-				     .intent_at = rf__srv_t32(since),
-				     .alerts = base,
-				     .alerts_base = base};
+	*h = (struct rf__srv_devrel){.release = h->release, .intent_at = rf__srv_t32(since)};
 	return true;
 }
 
@@ -84,7 +85,8 @@ void rf__srv_dev_take(struct rf_server *s, struct rf__srv_dev *d, int64_t rel, i
 	/* Back on a release it ran before (its last known good after a rollback): on it again,
 	 * with what it did on it before, unless that was before the release was resumed. */
 	struct rf__srv_devrel *h = rf__srv_hist_get(d, rel, true, now);
-	if (!rf__srv_hist_renew(s, h, now, now))
+	d->alerts_base = 0; /* the agent's count starts again on the new content */
+	if (!rf__srv_hist_renew(s, d, h, now, now))
 		h->left_at = 0;
 	d->release_id = (uint32_t)rel;
 }

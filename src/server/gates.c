@@ -35,7 +35,7 @@ static struct rf_rollout_devrec devrec_of(const struct rf__srv_devrel *h)
 	    .quarantined = (h->lqo & RF__SRV_QUARANTINED) != 0,
 	    .local = h->lqo & RF__SRV_LOCAL_MAX,
 	    .obeyed = (h->lqo & RF__SRV_OBEYED) != 0,
-	    .alerts = h->alerts > h->alerts_base ? h->alerts - h->alerts_base : 0,
+	    .alerts = h->alerts,
 	};
 }
 

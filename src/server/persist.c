@@ -84,15 +84,17 @@ static char *hist_to_string(const struct rf__srv_dev *d)
 		if (!h->release)
 			continue;
 		/* Elements 10 and 11 (local failures, obeyed) were appended: a record of 9 reads
-		 * as 0 and 0; then element 12 (the alert count's base after a resume): a record of
-		 * 9 or 11 reads as 0. */
+		 * as 0 and 0; then element 12, the device's alerts_base, on the record of the
+		 * release it runs (0 on the others): a record of 9 or 11 reads as 0. */
+		bool cur = h->release == d->release_id && !h->left_at;
 		json_array_append_new(
 		    a, json_pack("[I,I,I,I,i,i,i,i,I,I,i,I]", (json_int_t)h->release,
 				 (json_int_t)h->intent_at, (json_int_t)h->healthy_at,
 				 (json_int_t)h->left_at, (int)h->crashes, (int)h->rollbacks,
 				 (int)h->rejects, (h->lqo & RF__SRV_QUARANTINED) != 0,
 				 (json_int_t)h->alerts, (json_int_t)(h->lqo & RF__SRV_LOCAL_MAX),
-				 (h->lqo & RF__SRV_OBEYED) != 0, (json_int_t)h->alerts_base));
+				 (h->lqo & RF__SRV_OBEYED) != 0,
+				 (json_int_t)(cur ? d->alerts_base : 0)));
 	}
 	out = a ? json_dumps(a, JSON_COMPACT) : NULL;
 	json_decref(a);
@@ -104,8 +106,10 @@ static uint32_t sat(json_int_t v, uint32_t max)
 	return v <= 0 ? 0 : (uint64_t)v >= max ? max : (uint32_t)v;
 }
 
-static void hist_set(struct rf__srv_devrel *h, const json_int_t x[12])
+static void hist_set(struct rf__srv_dev *d, struct rf__srv_devrel *h, const json_int_t x[12])
 {
+	if (x[11] > 0)
+		d->alerts_base = sat(x[11], UINT32_MAX);
 	*h = (struct rf__srv_devrel){
 	    .release = sat(x[0], UINT32_MAX),
 	    .intent_at = sat(x[1], UINT32_MAX),
@@ -115,7 +119,6 @@ static void hist_set(struct rf__srv_devrel *h, const json_int_t x[12])
 	    .rollbacks = (uint8_t)sat(x[5], 255),
 	    .rejects = (uint8_t)sat(x[6], 255),
 	    .alerts = sat(x[8], UINT32_MAX),
-	    .alerts_base = sat(x[11], UINT32_MAX),
 	    .lqo = (uint8_t)(sat(x[9], RF__SRV_LOCAL_MAX) | (x[7] ? RF__SRV_QUARANTINED : 0) |
 			     (x[10] ? RF__SRV_OBEYED : 0)),
 	};
@@ -156,7 +159,7 @@ static bool hist_fast(const char *p, struct rf__srv_dev *d)
 				return false;
 			break;
 		}
-		hist_set(&h[n++], x);
+		hist_set(d, &h[n++], x);
 		if (*p == ',') {
 			p++;
 			continue;
@@ -171,6 +174,7 @@ static bool hist_fast(const char *p, struct rf__srv_dev *d)
 
 void rf__srv_hist_from_string(const char *text, struct rf__srv_dev *d)
 {
+	d->alerts_base = 0;
 	if (!*text || hist_fast(text, d))
 		return;
 	json_t *a = json_loads(text, 0, NULL);
@@ -188,7 +192,7 @@ void rf__srv_hist_from_string(const char *text, struct rf__srv_dev *d)
 		     json_unpack(v, "[IIIIIIIII]", &x[0], &x[1], &x[2], &x[3], &x[4], &x[5], &x[6],
 				 &x[7], &x[8]) < 0))
 			break;
-		hist_set(&d->hist[i], x);
+		hist_set(d, &d->hist[i], x);
 	}
 	json_decref(a);
 }

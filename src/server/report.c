@@ -75,10 +75,10 @@ static void report_apply(struct rf_server *s, struct rf__srv_dev *nd, const stru
 			return;
 		h = rf__srv_hist_get(nd, f->rel_id, true, f->now);
 	} else if (take) {
-		(void)rf__srv_hist_renew(s, h, f->now, f->now);
+		(void)rf__srv_hist_renew(s, nd, h, f->now, f->now);
 	} else if (!h->left_at && (content || ev == EV_HEALTHY)) {
 		/* Still on it since before a resume and reporting about it again. */
-		(void)rf__srv_hist_renew(s, h, 0, f->now);
+		(void)rf__srv_hist_renew(s, nd, h, 0, f->now);
 	}
 	switch (ev) {
 	case EV_HEALTHY:

@@ -32,10 +32,9 @@ struct rf__srv_devrel {
 	uint32_t intent_at;  /* server time it took the release (intent, or first seen on it) */
 	uint32_t healthy_at; /* server time it reported healthy; 0 not yet */
 	uint32_t left_at;    /* server time it moved to another release; 0 still on it */
-	uint32_t alerts;     /* the agent's alert count on the release, as last reported */
-	uint32_t alerts_base; /* that count when the record was renewed after a resume (the device
-				 stayed on it: the agent's count went on): its alerts since are
-				 alerts - alerts_base */
+	/* Alerts on the release: the agent's count while it ran it, less the device's
+	 * alerts_base (the count at a resume it stayed on the release across), saturating. */
+	uint32_t alerts;
 	uint8_t crashes, rollbacks, rejects; /* content failure reports on it, saturating at 255 */
 	uint8_t lqo; /* bits 0-5: local failures (device or transit, never the content's;
 			saturating at 63); bit 6: quarantined; bit 7: obeyed (left it because the
@@ -72,7 +71,12 @@ struct rf__srv_dev {
 	uint32_t version;
 	uint32_t last_seen, state_at;
 	uint32_t release_id;
-	uint32_t crashes, rollbacks, events, alerts; /* cumulative, as last reported (saturating) */
+	uint32_t events, alerts; /* cumulative, as last reported (saturating) */
+	/* The agent's alert count when its record of release_id was renewed after a resume that
+	 * it stayed on the release across (its count went on): the record counts the alerts
+	 * above it. 0 otherwise; reset when it takes a release (the agent's count starts again). */
+	uint32_t alerts_base;
+	uint16_t crashes, rollbacks; /* cumulative, as last reported (saturating at 65535) */
 	uint32_t hpos;	 /* 1 + its position in s->heap (its next silence deadline); 0 none */
 	uint16_t tenant; /* index in s->tenants */
 	uint16_t ring, agent_version, manifest; /* s->strs indexes (0 is "") */
@@ -361,7 +365,8 @@ struct rf__srv_devrel *rf__srv_hist_get(struct rf__srv_dev *d, int64_t rel, bool
 					int64_t now);
 /* Start record h afresh if it dates from before its release was resumed (its clock from since);
  * returns whether it did. */
-bool rf__srv_hist_renew(struct rf_server *s, struct rf__srv_devrel *h, int64_t since, int64_t now);
+bool rf__srv_hist_renew(struct rf_server *s, struct rf__srv_dev *d, struct rf__srv_devrel *h,
+			int64_t since, int64_t now);
 /* Device d took release rel at now: it leaves every other release it was on. */
 void rf__srv_dev_take(struct rf_server *s, struct rf__srv_dev *d, int64_t rel, int64_t now);
 /* The SHA-256 of a device request's credential into h (outside the lock). Returns 0, or -1

@@ -602,8 +602,8 @@ int rf__srv_dev_from_record(struct rf_server *s, const struct rf_db_device *x,
 	    x->release_id > 0 && x->release_id <= UINT32_MAX ? (uint32_t)x->release_id : 0;
 	d.state = (uint8_t)state_index(x->state);
 	d.state_at = rf__srv_t32(x->state_at);
-	d.crashes = x->crashes > UINT32_MAX ? UINT32_MAX : (uint32_t)x->crashes;
-	d.rollbacks = x->rollbacks > UINT32_MAX ? UINT32_MAX : (uint32_t)x->rollbacks;
+	d.crashes = x->crashes > UINT16_MAX ? UINT16_MAX : (uint16_t)x->crashes;
+	d.rollbacks = x->rollbacks > UINT16_MAX ? UINT16_MAX : (uint16_t)x->rollbacks;
 	d.events = x->events > UINT32_MAX ? UINT32_MAX : (uint32_t)x->events;
 	d.alerts = x->alerts > UINT32_MAX ? UINT32_MAX : (uint32_t)x->alerts;
 	rf__srv_hist_from_string(x->history, &d);
