@@ -88,6 +88,10 @@ struct rf__srv_dev {
 	struct rf__srv_devrel hist[RF__SRV_HIST];
 };
 
+/* The working set's goal is at most 200 bytes a device (docs/server.md, "Scale"): the device
+ * itself, its id in the arena and its share of the id index. */
+_Static_assert(sizeof(struct rf__srv_dev) <= 180, "a device must fit in 180 bytes");
+
 /* Devices live in chunks of this many (stable addresses, no copy when the table grows). */
 #define RF__SRV_CHUNK_SHIFT 12
 #define RF__SRV_CHUNK	    (1u << RF__SRV_CHUNK_SHIFT)
