@@ -39,7 +39,7 @@ HA=$(sha "$W/a.rfp")
 CUSTOM="{\"ringfence\":{\"release\":\"rel-a\",\"schedule\":[$RF_CANARY_ALL]}}"
 rf_publish packs/a.rfp "$W/a.rfp" rel-a
 # the repository now signs other bytes under the live release's name
-"$CLI" repo add "$W/repo" "$W/other.rfp" --name packs/a.rfp --custom "$CUSTOM" >/dev/null ||
+"$CLI" repo add "$W/repo" "$W/other.rfp" --name packs/a.rfp --replace --custom "$CUSTOM" >/dev/null ||
 	fail "repo add other"
 "$CLI" repo publish "$W/repo" >/dev/null || fail "repo publish other"
 
@@ -71,7 +71,7 @@ n=$(grep -c "warning: rejected packs/a.rfp" "$W/agent.log")
 ok "transit failure: retried with backoff, counted ($(q "s['transit_failures']")), reported once"
 
 # the repository is repaired: the agent takes the release without a restart
-"$CLI" repo add "$W/repo" "$W/a.rfp" --name packs/a.rfp --custom "$CUSTOM" >/dev/null ||
+"$CLI" repo add "$W/repo" "$W/a.rfp" --name packs/a.rfp --replace --custom "$CUSTOM" >/dev/null ||
 	fail "repo add a again"
 "$CLI" repo publish "$W/repo" >/dev/null || fail "repo publish a again"
 wait_for "s['current'] is not None and s['current']['sha256'] == '$HA'" 120 ||
