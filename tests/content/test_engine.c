@@ -726,8 +726,8 @@ static void test_lazy_bare(void **state)
 	if (rf_engine_load(p, len, m11, &e, &d) < 0)
 		fail_msg("load: %s", d.first);
 	assert_int_equal(rf_engine_scratch_new(e, &s), 0);
-	assert_int_equal(rf_event_parse((const uint8_t *)ev, strlen(ev), buf, sizeof(buf), &pev, &d),
-			 0);
+	assert_int_equal(
+	    rf_event_parse((const uint8_t *)ev, strlen(ev), buf, sizeof(buf), &pev, &d), 0);
 	assert_int_equal(rf_engine_eval(e, &pev, s, NULL, NULL, NULL), 0);
 	rf_engine_scratch_stats(s, &st);
 	assert_int_equal(st.atoms, 2);
