@@ -282,14 +282,19 @@ static int lazy_scan(const struct rf_engine *e, size_t b, struct rf_engine_scrat
 }
 
 /* Is atom a's bit for event slot b not known yet (its field is present and its database is
- * lazy and not scanned yet)? */
+ * lazy and not scanned yet)? It is known (false) when its factor, searched in a matcher that ran
+ * in phase 1 or 2, is not in the value: the atom cannot match a value its factor is not in.
+ * On the SigmaHQ pack this spares most scans of CommandLine's lazy database. */
 static bool unknown(const struct rf_engine *e, const struct rf_engine_scratch *s, size_t b,
 		    uint32_t a)
 {
 	const struct rf_pack *pk = e->pk;
-	uint32_t c = e->acls[a], f = pk->atoms[a].field;
+	uint32_t c = e->acls[a], f = pk->atoms[a].field, fb = e->factor[a];
 
 	if (c >= RF_NDB || f >= pk->n_fields || !e->pf[f].lazy[c])
+		return false;
+	if (fb < e->n_bits && !e->pf[f].lazy[RF_DB_CONTAINS] &&
+	    !(s->bits[b * s->words + (fb >> 6)] >> (fb & 63) & 1))
 		return false;
 	return s->lazy_stamp[f * RF_NDB + c] != s->rstamp &&
 	       s->field_stamp[b * (pk->n_fields + 1) + f] == s->stamp;

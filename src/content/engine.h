@@ -33,12 +33,14 @@ struct numatom {
 	uint8_t ip[16];
 };
 
-/* The string atoms of a field go to one of three matchers, by pattern class. */
+/* The string atoms of a field go to one of these matchers, by pattern class. */
 enum {
 	RF_DB_CONTAINS = 0, /* literal contains: a pure-literal Vectorscan database */
 	RF_DB_OTHER = 1,    /* globs with wildcards, regular expressions: a Vectorscan database */
 	RF_DB_HEAVY = 2,    /* those of them that trigger rules without a factor (always scanned) */
-	RF_NDB = 3,
+	RF_DB_BARE = 3,	    /* those without a factor that trigger no rule: lazy, apart from the
+			     * factored ones, which their factors mostly decide (engine.c unknown) */
+	RF_NDB = 4,
 };
 /* (eq, startswith and endswith literals go to the field's literal set, matched by hashing.) */
 

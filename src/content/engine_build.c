@@ -848,6 +848,8 @@ static int build(struct rf_engine *e, const struct rf_manifest *m, struct rf_dia
 	for (uint32_t a = 0; a < na; a++)
 		if (e->acls[a] == RF_DB_OTHER && e->trig_off[a + 1] > e->trig_off[a])
 			e->acls[a] = RF_DB_HEAVY;
+		else if (e->acls[a] == RF_DB_OTHER && e->factor[a] == UINT32_MAX)
+			e->acls[a] = RF_DB_BARE;
 	e->digests = calloc((size_t)nf * RF_NDB + 2, sizeof(*e->digests));
 	if (!e->digests)
 		goto out;

@@ -367,6 +367,42 @@ static size_t skip_escape(const char *p, size_t n, size_t i)
 	return j - 1;
 }
 
+static int hexval(char c)
+{
+	return c >= '0' && c <= '9'   ? c - '0'
+	       : c >= 'a' && c <= 'f' ? c - 'a' + 10
+	       : c >= 'A' && c <= 'F' ? c - 'A' + 10
+				      : -1;
+}
+
+/* The byte the escape whose letter is p[i] stands for when it is exactly one byte whatever the
+ * mode (\n \t \r \f \e \a, and \xHH with two hex digits below 0x80), else -1. \v and
+ * \h are classes in PCRE, \x{..} and \xH may be longer or shorter: not decoded. */
+static int escaped_byte(const char *p, size_t n, size_t i)
+{
+	switch (p[i]) {
+	case 'n':
+		return '\n';
+	case 't':
+		return '\t';
+	case 'r':
+		return '\r';
+	case 'f':
+		return '\f';
+	case 'e':
+		return 0x1b;
+	case 'a':
+		return 0x07;
+	case 'x':
+		if (i + 2 < n && hexval(p[i + 1]) >= 0 && hexval(p[i + 1]) < 8 &&
+		    hexval(p[i + 2]) >= 0)
+			return hexval(p[i + 1]) * 16 + hexval(p[i + 2]);
+		return -1;
+	default:
+		return -1;
+	}
+}
+
 /* A run of required bytes ends: keep it in out if it is the longest so far. Returns 0 (the new
  * run's length). */
 static uint32_t commit(const char *run, uint32_t cur, char *out, uint32_t *best)
@@ -433,8 +469,15 @@ uint32_t rf__regex_factor(const char *p, size_t n, char *out)
 				return 0;
 			lit = !((c >= '0' && c <= '9') || (c >= 'a' && c <= 'z') ||
 				(c >= 'A' && c <= 'Z') || (unsigned char)c >= 0x80);
-			if (!lit)
+			int esc = lit ? -1 : escaped_byte(p, n, i);
+			if (esc >= 0) { /* \n, \t, \r, \f, \e, \a, \xHH: one byte */
+				lit = true;
+				c = (char)esc;
+				if (p[i] == 'x')
+					i += 2;
+			} else if (!lit) {
 				i = skip_escape(p, n, i);
+			}
 		} else {
 			lit = c != '.' && c != '^' && c != '$' && c != ')' && c != ']' && c != '}';
 		}

@@ -652,6 +652,91 @@ static void test_filter_only_field(void **state)
 	free(p);
 }
 
+/* A lazily scanned regex whose factor (here "\n\n\n", from one-byte escapes) is not in the value is
+ * false without scanning: the rule below is decided without its lazy database, so its atom
+ * 'w.o' (no factor) is never matched; on the old engine the database was scanned (2 atoms). */
+static void test_lazy_factor(void **state)
+{
+	struct rf_ir_atom a[] = {A("Image", S, RF_OP_ENDSWITH, 0, "\\cmd.exe"),
+				 A("CommandLine", S, RF_OP_REGEX, 0, "\\n\\n\\n"),
+				 A("CommandLine", S, RF_OP_REGEX, 0, "w.o")};
+	/* Image AND CommandLine~\n\n\n AND NOT CommandLine~w.o */
+	uint32_t code[] = {RF_INSN(RF_I_ATOM, 0), RF_INSN(RF_I_ATOM, 1), RF_INSN(RF_I_AND, 0),
+			   RF_INSN(RF_I_ATOM, 2), RF_INSN(RF_I_NOT, 0),	 RF_INSN(RF_I_AND, 0)};
+	struct rf_ir_rule r = {"lnk", "t", "", "", PC, a, 3, code, 6};
+	const char *ev[] = {"{\"event\":\"process_creation\",\"Image\":\"c:\\\\cmd.exe\","
+			    "\"CommandLine\":\"cmd /c whoami\"}",
+			    "{\"event\":\"process_creation\",\"Image\":\"c:\\\\cmd.exe\","
+			    "\"CommandLine\":\"cmd\\n\\n\\nx\"}",
+			    "{\"event\":\"process_creation\",\"Image\":\"c:\\\\cmd.exe\","
+			    "\"CommandLine\":\"cmd\\n\\n\\nwho\"}"};
+	const int hits[] = {0, 1, 0};
+	const uint64_t atoms[] = {1, 2, 3};
+	size_t len;
+	uint8_t *p = build(&r, 1, &len);
+	struct rf_engine *e;
+	struct rf_engine_scratch *s;
+	struct rf_diag d = {0};
+
+	if (rf_engine_load(p, len, m11, &e, &d) < 0)
+		fail_msg("load: %s", d.first);
+	for (size_t i = 0; i < sizeof(ev) / sizeof(ev[0]); i++) {
+		struct rf_event pev;
+		struct rf_engine_stats st;
+		uint8_t buf[256];
+		assert_int_equal(rf_engine_scratch_new(e, &s), 0);
+		assert_int_equal(rf_event_parse((const uint8_t *)ev[i], strlen(ev[i]), buf,
+						sizeof(buf), &pev, &d),
+				 0);
+		assert_int_equal(rf_engine_eval(e, &pev, s, NULL, NULL, NULL), hits[i]);
+		rf_engine_scratch_stats(s, &st);
+		assert_int_equal(st.atoms, atoms[i]);
+		assert_int_equal(st.violations, 0);
+		rf_engine_scratch_free(s);
+	}
+	rf_engine_free(e);
+	free(p);
+}
+
+/* A rule that needs a lazy regex without a factor scans only the database of such atoms, not the
+ * one of the factored (rule "other" reads 'who.mi', factor "who", never needed here): on the old
+ * engine, one lazy database per field, 'who.mi' was matched as well (3 atoms instead of 2). */
+static void test_lazy_bare(void **state)
+{
+	struct rf_ir_atom a[] = {A("Image", S, RF_OP_ENDSWITH, 0, "\\cmd.exe"),
+				 A("CommandLine", S, RF_OP_REGEX, 0, "w.o"),
+				 A("Image", S, RF_OP_ENDSWITH, 0, "\\x.exe"),
+				 A("CommandLine", S, RF_OP_REGEX, 0, "who.mi")};
+	uint32_t c1[] = {RF_INSN(RF_I_ATOM, 0), RF_INSN(RF_I_ATOM, 1), RF_INSN(RF_I_NOT, 0),
+			 RF_INSN(RF_I_AND, 0)};
+	uint32_t c2[] = {RF_INSN(RF_I_ATOM, 0), RF_INSN(RF_I_ATOM, 1), RF_INSN(RF_I_AND, 0)};
+	struct rf_ir_rule r[] = {{"bare", "t", "", "", PC, a, 2, c1, 4},
+				 {"other", "t", "", "", PC, a + 2, 2, c2, 3}};
+	const char *ev = "{\"event\":\"process_creation\",\"Image\":\"c:\\\\cmd.exe\","
+			 "\"CommandLine\":\"cmd /c whoami\"}";
+	size_t len;
+	uint8_t *p = build(r, 2, &len);
+	struct rf_engine *e;
+	struct rf_engine_scratch *s;
+	struct rf_diag d = {0};
+	struct rf_event pev;
+	struct rf_engine_stats st;
+	uint8_t buf[256];
+
+	if (rf_engine_load(p, len, m11, &e, &d) < 0)
+		fail_msg("load: %s", d.first);
+	assert_int_equal(rf_engine_scratch_new(e, &s), 0);
+	assert_int_equal(
+	    rf_event_parse((const uint8_t *)ev, strlen(ev), buf, sizeof(buf), &pev, &d), 0);
+	assert_int_equal(rf_engine_eval(e, &pev, s, NULL, NULL, NULL), 0);
+	rf_engine_scratch_stats(s, &st);
+	assert_int_equal(st.atoms, 2);
+	assert_int_equal(st.violations, 0);
+	rf_engine_scratch_free(s);
+	rf_engine_free(e);
+	free(p);
+}
+
 /* Issue 12 item 4: values longer than the old 8 KiB scan window are matched whole. On the old
  * engine (values cut at 8,192 bytes) the first case missed and the second alerted. */
 static void test_long_values_exact(void **state)
@@ -875,6 +960,8 @@ int main(void)
 	    cmocka_unit_test(test_event_problems),
 	    cmocka_unit_test(test_batch_equals_single),
 	    cmocka_unit_test(test_filter_only_field),
+	    cmocka_unit_test(test_lazy_factor),
+	    cmocka_unit_test(test_lazy_bare),
 	    cmocka_unit_test(test_runtime_violation),
 	};
 	return cmocka_run_group_tests(tests, setup, teardown);

@@ -8,6 +8,7 @@
  * whole values, escapes, case variants, empty patterns). The number of (event, rule) pairs on
  * which the engine and the reference disagree must be 0, one event at a time and in batches.
  */
+#include <ctype.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -31,14 +32,16 @@ enum { NRULES = 300, NEVENTS = 2000, MAXATOMS = 80, NFIELDS = 5 };
  * few enough literal bytes for the Shift-And matcher instead of a database (checked below). */
 static const char *const fields[NFIELDS] = {"Image", "CommandLine", "ParentImage", "User",
 					    "Company"};
-static const char *const pieces[] = {"a", "b", "c", "A", "B", "\\", ".", " ", "ab", "abc",
-				     "x", "y", "d", "e", "1", "-",  "*", "?", "ABC"};
+static const char *const pieces[] = {"a", "b", "c", "A", "B", "\\", ".", " ",	"ab", "abc", "x",
+				     "y", "d", "e", "1", "-", "*",  "?", "ABC", "\n", "\t"};
 /* Regular expressions covering what the factor reader must get right: optional bytes,
  * repetitions, groups, classes, alternations, counted repetitions, escapes, inline flags. */
 static const char *const regexes[] = {
-    "ab+c",	"a\\.b?cd",  "(x|y)abc", "ab[cd]e", "abc{1,3}d", "^ab.*c$",    "a\\d+b",
-    "(?i)ABc",	"x|yab",     "ab?c?de",	 "\\x41bc", "abc*",	 "a-?b-c",     "[ab]+\\\\x",
-    "b(?:c)?a", "abc{0,2}x", "\\.\\.a",	 "a{2}bc",  "c\\s?ab",	 "-(a|b)\\s?c"};
+    "ab+c", "a\\.b?cd", "(x|y)abc", "ab[cd]e", "abc{1,3}d", "^ab.*c$", "a\\d+b", "(?i)ABc", "x|yab",
+    "ab?c?de", "\\x41bc", "abc*", "a-?b-c", "[ab]+\\\\x", "b(?:c)?a", "abc{0,2}x", "\\.\\.a",
+    "a{2}bc", "c\\s?ab", "-(a|b)\\s?c",
+    /* escapes of one byte (\n \t \xHH): factors of control bytes (events decode them) */
+    "a\\n\\nb", "\\n\\t\\x62c?d", "(?i)\\x41\\x62c", "\\n\\n\\n\\n"};
 
 static uint64_t rng = 0x9e3779b97f4a7c15ull;
 
@@ -360,8 +363,23 @@ static void run_seed(uint64_t seed)
 				gen_text(pre, sizeof(pre), rnd(2) ? 0 : 2, false);
 				gen_text(post, sizeof(post), rnd(2) ? 0 : 2, false);
 				size_t o = (size_t)snprintf(v, sizeof(vals[k][f]), "%s", pre);
-				for (; *p && o + 1 < sizeof(vals[k][f]) - sizeof(post); p++)
+				for (; *p && o + 1 < sizeof(vals[k][f]) - sizeof(post); p++) {
+					/* A regex's \n, \t, \xHH as the byte half the time. */
+					if (p[0] == '\\' && (p[1] == 'n' || p[1] == 't') &&
+					    rnd(2)) {
+						v[o++] = *++p == 'n' ? '\n' : '\t';
+						continue;
+					}
+					if (p[0] == '\\' && p[1] == 'x' &&
+					    isxdigit((unsigned char)p[2]) &&
+					    isxdigit((unsigned char)p[3]) && rnd(2)) {
+						char hx[3] = {p[2], p[3], 0};
+						v[o++] = (char)strtol(hx, NULL, 16);
+						p += 3;
+						continue;
+					}
 					v[o++] = *p == '*' ? "ab"[rnd(2)] : *p == '?' ? 'c' : *p;
+				}
 				v[o] = '\0';
 				strcat(v, post);
 				for (char *c = v; *c; c++)
