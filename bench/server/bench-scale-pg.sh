@@ -22,6 +22,8 @@
 #   check-ins  wrk posting real check-ins through nginx (each device's own credential and body,
 #              read by the Lua script from the file, devices in a scrambled order): requests/s,
 #              p50, p99 and max latency at full load, with the load average beside each round
+#   core       per round, the check-ins the server core took over 10 ms and over 100 ms (its own
+#              histogram: lock waits included; not the transport, the queue, or wrk's own stalls)
 #   profile    the CPU each part used during each load round (both instances, nginx, PostgreSQL,
 #              wrk), % of one core and microseconds a check-in: what limits the rate (wrk's
 #              includes its Lua reading the device file, about a second at 1 M devices)
@@ -208,9 +210,24 @@ setup() { # SIZE: its database, devices, instances and nginx, running
 		{ echo "bench-scale-pg: check-in sanity failed"; cat "$dir"/ringfenced-*.log; exit 1; }
 }
 
+# core_lat SIZE: the server core's check-in latency histogram summed over the instances
+# (ringfence_checkin_duration_seconds: the time in the core, the lock waited for included, the
+# transport and the queue before it not): "count over-10ms over-100ms".
+core_lat() {
+	local k m tot=0 le10=0 le100=0
+	for k in $(seq $INSTANCES); do
+		m=$(rf_curl "$1.$k" -s /metrics)
+		tot=$((tot + $(echo "$m" | awk '$1 == "ringfence_checkin_duration_seconds_count" {print $2}')))
+		le10=$((le10 + $(echo "$m" | awk '$1 == "ringfence_checkin_duration_seconds_bucket{le=\"0.01\"}" {print $2}')))
+		le100=$((le100 + $(echo "$m" | awk '$1 == "ringfence_checkin_duration_seconds_bucket{le=\"0.1\"}" {print $2}')))
+	done
+	echo "$tot $((tot - le10)) $((tot - le100))"
+}
+
 load() { # SIZE ROUND
-	local n=$1 out k c0 c1 pg0 pg1 ng0 ng1
+	local n=$1 out k c0 c1 pg0 pg1 ng0 ng1 lat0 lat1
 	declare -A r0 r1
+	read -r -a lat0 <<<"$(core_lat "$n")"
 	for k in $(seq $INSTANCES); do r0[$k]=$(cpu_ticks "${PID[$n.$k]}"); done
 	ng0=$(tree_ticks "${NPID[$n]}")
 	pg0=$([ -n "$PG_PM" ] && tree_ticks "$PG_PM" || echo 0)
@@ -235,7 +252,9 @@ r=resource.getrusage(resource.RUSAGE_CHILDREN); sys.stdout.write("wrkcpu %.2f\n"
 	pct() { python3 -c "c = ($1) / $TCK; print('%.0f%% (%.1f us)' % (c / $SECS * 100, c / ($rate * $SECS) * 1e6))"; }
 	for k in $(seq $INSTANCES); do prof+="ringfenced-$k $(pct "${r1[$k]} - ${r0[$k]}")  "; done
 	prof+="nginx $(pct "$ng1 - $ng0")  postgres $(pct "$pg1 - $pg0")  wrk $(pct "$wcpu * $TCK")"
+	read -r -a lat1 <<<"$(core_lat "$n")"
 	echo "  round $2, $n devices: $rate check-ins/s  p50 $p50 ms  p99 $p99 ms  max $max ms  (load avg $la)  CPU: $prof"
+	echo "           in the server core: $((lat1[0] - lat0[0])) check-ins, $((lat1[1] - lat0[1])) over 10 ms, $((lat1[2] - lat0[2])) over 100 ms"
 	RATES[$n]="${RATES[$n]:-} $rate"
 	P50S[$n]="${P50S[$n]:-} $p50"
 	P99S[$n]="${P99S[$n]:-} $p99"
