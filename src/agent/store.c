@@ -6,7 +6,9 @@
  * rename, fsync of packs/) before any state.json that names it is renamed into place, and a
  * pack is unlinked only after a durable state.json stopped naming it. state.json itself is
  * replaced by rename, so a reader sees the old or the new one, never a mix. Every mutating call
- * goes through the ops table, whose default is plain POSIX.
+ * goes through the ops table, whose default is plain POSIX. What state.json holds, and its
+ * JSON format (parsing and writing), is store_json.c's (store-internal.h): this file only reads
+ * and writes the bytes.
  */
 #include <dirent.h>
 #include <fcntl.h>
@@ -18,38 +20,16 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include <jansson.h>
-
-#include "agent/store.h"
+#include "agent/store-internal.h"
 #include "common/util.h"
 #include "ringfence/limits.h"
-
-#define NAMES_MAX 8 /* target names kept: trial, LKG and a candidate or two */
-
-struct name {
-	uint8_t hash[RF_GUARD_HASH_LEN];
-	char target[RF_STORE_TARGET_MAX + 1];
-};
 
 struct rf_store {
 	char *dir;
 	const struct rf_store_ops *ops;
 	int lockfd;
 	bool readonly;
-	struct rf_guard_state g;
-	char device_id[RF_STORE_TARGET_MAX + 1];
-	char ring[RF_STORE_TARGET_MAX + 1];
-	struct name names[NAMES_MAX];
-	unsigned nnames;
-	struct rf_store_quarantine q[RF_AGENT_QUARANTINE_MAX];
-	size_t nq;
-	struct rf_store_report out[RF_AGENT_OUTBOX_MAX];
-	size_t nout;
-	uint64_t next_report;
-	uint64_t events, alerts;
-	uint64_t dropped; /* events the sources could not deliver (absent in older stores: 0) */
-	uint64_t corr_dropped; /* correlation state dropped at its caps (absent: 0) */
-	uint64_t transit;      /* releases whose delivery failed, each attempt (absent: 0) */
+	struct rf__store_state s; /* what state.json holds, as last read or changed since */
 };
 
 /* ---- POSIX ops -------------------------------------------------------------------------- */
@@ -171,323 +151,6 @@ static int write_atomic(struct rf_store *st, const char *rel, const char *subdir
 	return o->fsync_dir(o->userdata, dir);
 }
 
-/* ---- JSON state ------------------------------------------------------------------------- */
-
-static json_t *hash_json(const uint8_t *h, bool has)
-{
-	char hex[2 * RF_GUARD_HASH_LEN + 1];
-
-	if (!has)
-		return json_null();
-	rf_hex_encode(h, RF_GUARD_HASH_LEN, hex);
-	return json_string(hex);
-}
-
-static json_t *state_to_json(const struct rf_store *st)
-{
-	const struct rf_guard_state *g = &st->g;
-	json_t *guard, *qfp, *names, *q, *out, *root;
-	char hex[2 * RF_GUARD_HASH_LEN + 1];
-
-	qfp = json_array();
-	for (unsigned i = 0; i < g->nquarantine; i++) {
-		char fp[17];
-		snprintf(fp, sizeof(fp), "%016llx", (unsigned long long)g->quarantine[i]);
-		json_array_append_new(qfp, json_string(fp));
-	}
-	guard = json_pack("{s:s, s:o, s:i, s:o, s:i, s:b, s:I, s:I, s:o, s:i}", "mode",
-			  rf_guard_mode_name(g->mode), "trial", hash_json(g->trial, g->has_trial),
-			  "trial_attempts", (int)g->trial_attempts, "last_good",
-			  hash_json(g->lkg, g->has_lkg), "last_good_attempts", (int)g->lkg_attempts,
-			  "clean", (int)g->clean, "crashes", (json_int_t)g->crashes, "rollbacks",
-			  (json_int_t)g->rollbacks, "fingerprints", qfp, "fingerprint_next",
-			  (int)g->qnext);
-	names = json_object();
-	for (unsigned i = 0; i < st->nnames; i++) {
-		rf_hex_encode(st->names[i].hash, RF_GUARD_HASH_LEN, hex);
-		json_object_set_new(names, hex, json_string(st->names[i].target));
-	}
-	q = json_array();
-	for (size_t i = 0; i < st->nq; i++) {
-		rf_hex_encode(st->q[i].hash, RF_GUARD_HASH_LEN, hex);
-		json_array_append_new(q, json_pack("{s:s, s:s, s:I}", "sha256", hex, "reason",
-						   st->q[i].reason, "time",
-						   (json_int_t)st->q[i].time));
-	}
-	out = json_array();
-	for (size_t i = 0; i < st->nout; i++) {
-		const struct rf_store_report *r = &st->out[i];
-		json_t *x = json_pack("{s:I, s:s, s:o, s:s, s:s, s:I}", "id", (json_int_t)r->id,
-				      "event", r->event, "sha256", hash_json(r->hash, r->has_hash),
-				      "target", r->target, "detail", r->detail, "time",
-				      (json_int_t)r->time);
-		if (x && r->cause[0])
-			json_object_set_new(x, "cause", json_string(r->cause));
-		json_array_append_new(out, x);
-	}
-	root = json_pack("{s:i, s:s, s:o, s:o, s:o, s:o, s:I, s:I, s:I}", "format", 1, "device_id",
-			 st->device_id, "guard", guard, "names", names, "quarantine", q, "outbox",
-			 out, "next_report", (json_int_t)st->next_report, "events",
-			 (json_int_t)st->events, "alerts", (json_int_t)st->alerts);
-	if (root)
-		json_object_set_new(root, "ring", json_string(st->ring));
-	if (root && st->dropped)
-		json_object_set_new(root, "events_dropped",
-				    json_integer((json_int_t)(st->dropped > INT64_MAX ? INT64_MAX
-										: st->dropped)));
-	if (root && st->corr_dropped)
-		json_object_set_new(
-		    root, "correlation_dropped",
-		    json_integer((json_int_t)(st->corr_dropped > INT64_MAX ? INT64_MAX
-									   : st->corr_dropped)));
-	if (root && st->transit)
-		json_object_set_new(
-		    root, "transit_failures",
-		    json_integer((json_int_t)(st->transit > INT64_MAX ? INT64_MAX : st->transit)));
-	return root;
-}
-
-static int bad(struct rf_diag *d, const char *what)
-{
-	return rf_diag_report(d, -EBADMSG, "state.json: %s", what);
-}
-
-static int get_hash(json_t *v, uint8_t out[RF_GUARD_HASH_LEN], bool *has)
-{
-	if (json_is_null(v) || !v) {
-		*has = false;
-		memset(out, 0, RF_GUARD_HASH_LEN);
-		return 0;
-	}
-	if (!json_is_string(v))
-		return -EBADMSG;
-	*has = true;
-	return rf_hex_decode(json_string_value(v), json_string_length(v), out, RF_GUARD_HASH_LEN);
-}
-
-static int get_uint(json_t *o, const char *key, uint64_t max, uint64_t *ret)
-{
-	json_t *v = json_object_get(o, key);
-
-	if (!json_is_integer(v) || json_integer_value(v) < 0 ||
-	    (uint64_t)json_integer_value(v) > max)
-		return -EBADMSG;
-	*ret = (uint64_t)json_integer_value(v);
-	return 0;
-}
-
-static int copy_str(json_t *v, char *out, size_t outsz)
-{
-	if (!json_is_string(v) || json_string_length(v) >= outsz ||
-	    strlen(json_string_value(v)) != json_string_length(v))
-		return -EBADMSG;
-	memcpy(out, json_string_value(v), json_string_length(v) + 1);
-	return 0;
-}
-
-static int parse_guard(json_t *j, struct rf_guard_state *g, struct rf_diag *d)
-{
-	const char *mode;
-	json_t *fp;
-	uint64_t v;
-	bool has;
-	size_t i;
-	json_t *e;
-
-	rf_guard_init(g);
-	if (!json_is_object(j) || !json_is_string(json_object_get(j, "mode")))
-		return bad(d, "'guard' must be an object with a 'mode'");
-	mode = json_string_value(json_object_get(j, "mode"));
-	for (v = 0; v <= RF_GUARD_MODE_SAFE; v++)
-		if (strcmp(mode, rf_guard_mode_name((enum rf_guard_mode)v)) == 0)
-			break;
-	if (v > RF_GUARD_MODE_SAFE)
-		return bad(d, "guard.mode unknown");
-	g->mode = (uint8_t)v;
-	if (get_hash(json_object_get(j, "trial"), g->trial, &has) < 0)
-		return bad(d, "guard.trial must be null or 64 hex digits");
-	g->has_trial = has;
-	if (get_hash(json_object_get(j, "last_good"), g->lkg, &has) < 0)
-		return bad(d, "guard.last_good must be null or 64 hex digits");
-	g->has_lkg = has;
-	if (get_uint(j, "trial_attempts", 255, &v) < 0)
-		return bad(d, "guard.trial_attempts must be 0..255");
-	g->trial_attempts = (uint8_t)v;
-	if (get_uint(j, "last_good_attempts", 255, &v) < 0)
-		return bad(d, "guard.last_good_attempts must be 0..255");
-	g->lkg_attempts = (uint8_t)v;
-	if (!json_is_boolean(json_object_get(j, "clean")))
-		return bad(d, "guard.clean must be a boolean");
-	g->clean = json_is_true(json_object_get(j, "clean"));
-	if (get_uint(j, "crashes", UINT32_MAX, &v) < 0)
-		return bad(d, "guard.crashes must be 0..2^32-1");
-	g->crashes = (uint32_t)v;
-	if (get_uint(j, "rollbacks", UINT32_MAX, &v) < 0)
-		return bad(d, "guard.rollbacks must be 0..2^32-1");
-	g->rollbacks = (uint32_t)v;
-	fp = json_object_get(j, "fingerprints");
-	if (!json_is_array(fp) || json_array_size(fp) > RF_GUARD_QUARANTINE_MAX)
-		return bad(
-		    d, "guard.fingerprints must be an array of at most RF_GUARD_QUARANTINE_MAX");
-	json_array_foreach(fp, i, e)
-	{
-		uint8_t b[8];
-		if (!json_is_string(e) ||
-		    rf_hex_decode(json_string_value(e), json_string_length(e), b, 8) < 0)
-			return bad(d, "guard.fingerprints entries must be 16 hex digits");
-		uint64_t fpv = 0;
-		for (unsigned k = 0; k < 8; k++)
-			fpv = fpv << 8 | b[k];
-		g->quarantine[i] = fpv;
-	}
-	g->nquarantine = (uint8_t)json_array_size(fp);
-	if (get_uint(j, "fingerprint_next", RF_GUARD_QUARANTINE_MAX - 1, &v) < 0)
-		return bad(d, "guard.fingerprint_next out of range");
-	g->qnext = (uint8_t)v;
-	return 0;
-}
-
-static int parse_state(struct rf_store *st, const uint8_t *p, size_t n, struct rf_diag *d)
-{
-	json_error_t jerr;
-	json_t *root, *v, *e;
-	size_t i;
-	const char *key;
-	int r = 0;
-	uint64_t u;
-	struct rf_guard_config cfg;
-
-	root = json_loadb((const char *)p, n, JSON_REJECT_DUPLICATES, &jerr);
-	if (!root)
-		return rf_diag_report(d, -EBADMSG, "state.json: line %d: %s", jerr.line, jerr.text);
-	if (!json_is_object(root) || get_uint(root, "format", 1, &u) < 0 || u != 1) {
-		r = bad(d, "not a format 1 state object");
-		goto out;
-	}
-	if (copy_str(json_object_get(root, "device_id"), st->device_id, sizeof(st->device_id)) <
-	    0) {
-		r = bad(d, "device_id must be a string of at most 128 bytes");
-		goto out;
-	}
-	/* "ring" came after format 1 was first written: absent means unknown */
-	if (json_object_get(root, "ring") &&
-	    copy_str(json_object_get(root, "ring"), st->ring, sizeof(st->ring)) < 0) {
-		r = bad(d, "ring must be a string of at most 128 bytes");
-		goto out;
-	}
-	if ((r = parse_guard(json_object_get(root, "guard"), &st->g, d)) < 0)
-		goto out;
-	rf_guard_config_default(&cfg);
-	if (!rf_guard_state_valid(&cfg, &st->g)) {
-		r = bad(d, "guard state is inconsistent");
-		goto out;
-	}
-	v = json_object_get(root, "names");
-	if (!json_is_object(v) || json_object_size(v) > NAMES_MAX) {
-		r = bad(d, "names must be an object of at most 8 members");
-		goto out;
-	}
-	st->nnames = 0;
-	json_object_foreach(v, key, e)
-	{
-		struct name *nm = &st->names[st->nnames];
-		if (rf_hex_decode(key, strlen(key), nm->hash, RF_GUARD_HASH_LEN) < 0 ||
-		    copy_str(e, nm->target, sizeof(nm->target)) < 0) {
-			r = bad(d, "names: bad entry");
-			goto out;
-		}
-		st->nnames++;
-	}
-	v = json_object_get(root, "quarantine");
-	if (!json_is_array(v) || json_array_size(v) > RF_AGENT_QUARANTINE_MAX) {
-		r = bad(d, "quarantine must be an array of at most RF_AGENT_QUARANTINE_MAX");
-		goto out;
-	}
-	st->nq = 0;
-	json_array_foreach(v, i, e)
-	{
-		struct rf_store_quarantine *q = &st->q[st->nq];
-		bool has;
-		json_int_t t;
-		if (!json_is_object(e) ||
-		    get_hash(json_object_get(e, "sha256"), q->hash, &has) < 0 || !has ||
-		    copy_str(json_object_get(e, "reason"), q->reason, sizeof(q->reason)) < 0 ||
-		    !json_is_integer(json_object_get(e, "time"))) {
-			r = bad(d, "quarantine: bad entry");
-			goto out;
-		}
-		t = json_integer_value(json_object_get(e, "time"));
-		q->time = (int64_t)t;
-		st->nq++;
-	}
-	v = json_object_get(root, "outbox");
-	if (!json_is_array(v) || json_array_size(v) > RF_AGENT_OUTBOX_MAX) {
-		r = bad(d, "outbox must be an array of at most RF_AGENT_OUTBOX_MAX");
-		goto out;
-	}
-	st->nout = 0;
-	json_array_foreach(v, i, e)
-	{
-		struct rf_store_report *rep = &st->out[st->nout];
-		if (!json_is_object(e) || get_uint(e, "id", INT64_MAX, &rep->id) < 0 ||
-		    copy_str(json_object_get(e, "event"), rep->event, sizeof(rep->event)) < 0 ||
-		    get_hash(json_object_get(e, "sha256"), rep->hash, &rep->has_hash) < 0 ||
-		    copy_str(json_object_get(e, "target"), rep->target, sizeof(rep->target)) < 0 ||
-		    copy_str(json_object_get(e, "detail"), rep->detail, sizeof(rep->detail)) < 0 ||
-		    !json_is_integer(json_object_get(e, "time"))) {
-			r = bad(d, "outbox: bad entry");
-			goto out;
-		}
-		rep->time = (int64_t)json_integer_value(json_object_get(e, "time"));
-		rep->cause[0] = 0;
-		if (json_object_get(e, "cause") &&
-		    copy_str(json_object_get(e, "cause"), rep->cause, sizeof(rep->cause)) < 0) {
-			r = bad(d, "outbox: bad cause");
-			goto out;
-		}
-		st->nout++;
-	}
-	if (get_uint(root, "next_report", INT64_MAX, &st->next_report) < 0 ||
-	    get_uint(root, "events", INT64_MAX, &st->events) < 0 ||
-	    get_uint(root, "alerts", INT64_MAX, &st->alerts) < 0) {
-		r = bad(d, "next_report, events and alerts must be non-negative integers");
-		goto out;
-	}
-	if (json_object_get(root, "events_dropped") &&
-	    get_uint(root, "events_dropped", INT64_MAX, &st->dropped) < 0) {
-		r = bad(d, "events_dropped must be a non-negative integer");
-		goto out;
-	}
-	if (json_object_get(root, "correlation_dropped") &&
-	    get_uint(root, "correlation_dropped", INT64_MAX, &st->corr_dropped) < 0) {
-		r = bad(d, "correlation_dropped must be a non-negative integer");
-		goto out;
-	}
-	if (json_object_get(root, "transit_failures") &&
-	    get_uint(root, "transit_failures", INT64_MAX, &st->transit) < 0) {
-		r = bad(d, "transit_failures must be a non-negative integer");
-		goto out;
-	}
-out:
-	json_decref(root);
-	return r;
-}
-
-static void reset_memory(struct rf_store *st)
-{
-	rf_guard_init(&st->g);
-	st->device_id[0] = 0;
-	st->ring[0] = 0;
-	st->nnames = 0;
-	st->nq = 0;
-	st->nout = 0;
-	st->next_report = 1;
-	st->events = st->alerts = 0;
-	st->dropped = 0;
-	st->corr_dropped = 0;
-	st->transit = 0;
-}
-
 /* ---- open / close ----------------------------------------------------------------------- */
 
 static const char *kind_name(mode_t m)
@@ -601,7 +264,7 @@ static int store_alloc(const char *dir, const struct rf_store_ops *ops, struct r
 	}
 	st->ops = ops ? ops : &posix_ops;
 	st->lockfd = -1;
-	reset_memory(st);
+	rf__store_state_reset(&st->s);
 	*ret = st;
 	return 0;
 }
@@ -620,10 +283,10 @@ static int read_state(struct rf_store *st, struct rf_diag *d)
 		return 0; /* a new store */
 	if (r < 0)
 		return rf_diag_report(d, r, "state.json: %s", rf_strerror(r));
-	r = parse_state(st, buf, n, d);
+	r = rf__store_state_load(&st->s, buf, n, d);
 	free(buf);
 	if (r < 0)
-		reset_memory(st);
+		rf__store_state_reset(&st->s);
 	return r;
 }
 
@@ -737,7 +400,7 @@ const char *rf_store_dir(const struct rf_store *st)
 
 const struct rf_guard_state *rf_store_guard(const struct rf_store *st)
 {
-	return &st->g;
+	return &st->s.g;
 }
 
 int rf_store_set_guard(struct rf_store *st, const struct rf_guard_state *g)
@@ -747,42 +410,42 @@ int rf_store_set_guard(struct rf_store *st, const struct rf_guard_state *g)
 	rf_guard_config_default(&cfg);
 	if (!rf_guard_state_valid(&cfg, g))
 		return -EINVAL;
-	st->g = *g;
+	st->s.g = *g;
 	return 0;
 }
 
 static bool referenced(const struct rf_store *st, const uint8_t *h)
 {
-	return (st->g.has_trial && memcmp(st->g.trial, h, RF_GUARD_HASH_LEN) == 0) ||
-	       (st->g.has_lkg && memcmp(st->g.lkg, h, RF_GUARD_HASH_LEN) == 0);
+	return (st->s.g.has_trial && memcmp(st->s.g.trial, h, RF_GUARD_HASH_LEN) == 0) ||
+	       (st->s.g.has_lkg && memcmp(st->s.g.lkg, h, RF_GUARD_HASH_LEN) == 0);
 }
 
 static void name_set(struct rf_store *st, const uint8_t *h, const char *target)
 {
 	unsigned i;
 
-	for (i = 0; i < st->nnames; i++)
-		if (memcmp(st->names[i].hash, h, RF_GUARD_HASH_LEN) == 0)
+	for (i = 0; i < st->s.nnames; i++)
+		if (memcmp(st->s.names[i].hash, h, RF_GUARD_HASH_LEN) == 0)
 			break;
-	if (i == st->nnames) {
-		if (st->nnames == NAMES_MAX) { /* drop an unreferenced name */
-			for (i = 0; i < st->nnames && referenced(st, st->names[i].hash); i++)
+	if (i == st->s.nnames) {
+		if (st->s.nnames == NAMES_MAX) { /* drop an unreferenced name */
+			for (i = 0; i < st->s.nnames && referenced(st, st->s.names[i].hash); i++)
 				;
-			if (i == st->nnames)
+			if (i == st->s.nnames)
 				return;
 		} else {
-			st->nnames++;
+			st->s.nnames++;
 		}
 	}
-	memcpy(st->names[i].hash, h, RF_GUARD_HASH_LEN);
-	snprintf(st->names[i].target, sizeof(st->names[i].target), "%s", target);
+	memcpy(st->s.names[i].hash, h, RF_GUARD_HASH_LEN);
+	snprintf(st->s.names[i].target, sizeof(st->s.names[i].target), "%s", target);
 }
 
 const char *rf_store_pack_name(const struct rf_store *st, const uint8_t hash[RF_GUARD_HASH_LEN])
 {
-	for (unsigned i = 0; i < st->nnames; i++)
-		if (memcmp(st->names[i].hash, hash, RF_GUARD_HASH_LEN) == 0)
-			return st->names[i].target;
+	for (unsigned i = 0; i < st->s.nnames; i++)
+		if (memcmp(st->s.names[i].hash, hash, RF_GUARD_HASH_LEN) == 0)
+			return st->s.names[i].target;
 	return "";
 }
 
@@ -847,8 +510,8 @@ int rf_store_pack_put(struct rf_store *st, const uint8_t *p, size_t n, const cha
 
 bool rf_store_is_quarantined(const struct rf_store *st, const uint8_t hash[RF_GUARD_HASH_LEN])
 {
-	for (size_t i = 0; i < st->nq; i++)
-		if (memcmp(st->q[i].hash, hash, RF_GUARD_HASH_LEN) == 0)
+	for (size_t i = 0; i < st->s.nq; i++)
+		if (memcmp(st->s.q[i].hash, hash, RF_GUARD_HASH_LEN) == 0)
 			return true;
 	return false;
 }
@@ -862,11 +525,11 @@ int rf_store_quarantine_add(struct rf_store *st, const uint8_t hash[RF_GUARD_HAS
 		return -EINVAL;
 	if (rf_store_is_quarantined(st, hash))
 		return 0;
-	if (st->nq == RF_AGENT_QUARANTINE_MAX) {
-		memmove(&st->q[0], &st->q[1], (st->nq - 1) * sizeof(st->q[0]));
-		st->nq--;
+	if (st->s.nq == RF_AGENT_QUARANTINE_MAX) {
+		memmove(&st->s.q[0], &st->s.q[1], (st->s.nq - 1) * sizeof(st->s.q[0]));
+		st->s.nq--;
 	}
-	q = &st->q[st->nq++];
+	q = &st->s.q[st->s.nq++];
 	memcpy(q->hash, hash, RF_GUARD_HASH_LEN);
 	snprintf(q->reason, sizeof(q->reason), "%s", reason);
 	q->time = time;
@@ -875,21 +538,21 @@ int rf_store_quarantine_add(struct rf_store *st, const uint8_t hash[RF_GUARD_HAS
 
 size_t rf_store_quarantine_count(const struct rf_store *st)
 {
-	return st->nq;
+	return st->s.nq;
 }
 
 const struct rf_store_quarantine *rf_store_quarantine_at(const struct rf_store *st, size_t i)
 {
-	return i < st->nq ? &st->q[i] : NULL;
+	return i < st->s.nq ? &st->s.q[i] : NULL;
 }
 
 int rf_store_report_cause(struct rf_store *st, uint64_t id, const char *cause)
 {
-	if (!cause || strlen(cause) >= sizeof(st->out[0].cause))
+	if (!cause || strlen(cause) >= sizeof(st->s.out[0].cause))
 		return -EINVAL;
-	for (size_t i = 0; i < st->nout; i++)
-		if (st->out[i].id == id) {
-			snprintf(st->out[i].cause, sizeof(st->out[i].cause), "%s", cause);
+	for (size_t i = 0; i < st->s.nout; i++)
+		if (st->s.out[i].id == id) {
+			snprintf(st->s.out[i].cause, sizeof(st->s.out[i].cause), "%s", cause);
 			return 0;
 		}
 	return -ENOENT;
@@ -903,13 +566,13 @@ int rf_store_report_add(struct rf_store *st, const char *event, const uint8_t *h
 	if (!event || strlen(event) >= sizeof(r->event) ||
 	    (target && strlen(target) > RF_STORE_TARGET_MAX))
 		return -EINVAL;
-	if (st->nout == RF_AGENT_OUTBOX_MAX) {
-		memmove(&st->out[0], &st->out[1], (st->nout - 1) * sizeof(st->out[0]));
-		st->nout--;
+	if (st->s.nout == RF_AGENT_OUTBOX_MAX) {
+		memmove(&st->s.out[0], &st->s.out[1], (st->s.nout - 1) * sizeof(st->s.out[0]));
+		st->s.nout--;
 	}
-	r = &st->out[st->nout++];
+	r = &st->s.out[st->s.nout++];
 	memset(r, 0, sizeof(*r));
-	r->id = st->next_report++;
+	r->id = st->s.next_report++;
 	snprintf(r->event, sizeof(r->event), "%s", event);
 	if (hash) {
 		memcpy(r->hash, hash, RF_GUARD_HASH_LEN);
@@ -925,11 +588,11 @@ int rf_store_report_add(struct rf_store *st, const char *event, const uint8_t *h
 
 int rf_store_report_done(struct rf_store *st, uint64_t id)
 {
-	for (size_t i = 0; i < st->nout; i++) {
-		if (st->out[i].id == id) {
-			memmove(&st->out[i], &st->out[i + 1],
-				(st->nout - i - 1) * sizeof(st->out[0]));
-			st->nout--;
+	for (size_t i = 0; i < st->s.nout; i++) {
+		if (st->s.out[i].id == id) {
+			memmove(&st->s.out[i], &st->s.out[i + 1],
+				(st->s.nout - i - 1) * sizeof(st->s.out[0]));
+			st->s.nout--;
 			return 0;
 		}
 	}
@@ -938,37 +601,37 @@ int rf_store_report_done(struct rf_store *st, uint64_t id)
 
 size_t rf_store_report_count(const struct rf_store *st)
 {
-	return st->nout;
+	return st->s.nout;
 }
 
 const struct rf_store_report *rf_store_report_at(const struct rf_store *st, size_t i)
 {
-	return i < st->nout ? &st->out[i] : NULL;
+	return i < st->s.nout ? &st->s.out[i] : NULL;
 }
 
 const char *rf_store_device_id(const struct rf_store *st)
 {
-	return st->device_id;
+	return st->s.device_id;
 }
 
 int rf_store_set_device_id(struct rf_store *st, const char *id)
 {
 	if (!id || strlen(id) > RF_STORE_TARGET_MAX)
 		return -EINVAL;
-	snprintf(st->device_id, sizeof(st->device_id), "%s", id);
+	snprintf(st->s.device_id, sizeof(st->s.device_id), "%s", id);
 	return 0;
 }
 
 const char *rf_store_ring(const struct rf_store *st)
 {
-	return st->ring;
+	return st->s.ring;
 }
 
 int rf_store_set_ring(struct rf_store *st, const char *ring)
 {
 	if (!ring || strlen(ring) > RF_STORE_TARGET_MAX)
 		return -EINVAL;
-	snprintf(st->ring, sizeof(st->ring), "%s", ring);
+	snprintf(st->s.ring, sizeof(st->s.ring), "%s", ring);
 	return 0;
 }
 
@@ -1004,45 +667,46 @@ int rf_store_credential_set(struct rf_store *st, const char *cred)
 
 void rf_store_counters(const struct rf_store *st, uint64_t *ret_events, uint64_t *ret_alerts)
 {
-	*ret_events = st->events;
-	*ret_alerts = st->alerts;
+	*ret_events = st->s.events;
+	*ret_alerts = st->s.alerts;
 }
 
 void rf_store_set_counters(struct rf_store *st, uint64_t events, uint64_t alerts)
 {
-	st->events = events;
-	st->alerts = alerts;
+	st->s.events = events;
+	st->s.alerts = alerts;
 }
 
 uint64_t rf_store_dropped(const struct rf_store *st)
 {
-	return st->dropped;
+	return st->s.dropped;
 }
 
 void rf_store_add_dropped(struct rf_store *st, uint64_t n)
 {
-	st->dropped = n > UINT64_MAX - st->dropped ? UINT64_MAX : st->dropped + n;
+	st->s.dropped = n > UINT64_MAX - st->s.dropped ? UINT64_MAX : st->s.dropped + n;
 }
 
 uint64_t rf_store_corr_dropped(const struct rf_store *st)
 {
-	return st->corr_dropped;
+	return st->s.corr_dropped;
 }
 
 void rf_store_add_corr_dropped(struct rf_store *st, uint64_t n)
 {
-	st->corr_dropped = n > UINT64_MAX - st->corr_dropped ? UINT64_MAX : st->corr_dropped + n;
+	st->s.corr_dropped =
+	    n > UINT64_MAX - st->s.corr_dropped ? UINT64_MAX : st->s.corr_dropped + n;
 }
 
 uint64_t rf_store_transit_failures(const struct rf_store *st)
 {
-	return st->transit;
+	return st->s.transit;
 }
 
 void rf_store_add_transit_failure(struct rf_store *st)
 {
-	if (st->transit < UINT64_MAX)
-		st->transit++;
+	if (st->s.transit < UINT64_MAX)
+		st->s.transit++;
 }
 
 /* ---- commit and check ------------------------------------------------------------------- */
@@ -1079,26 +743,20 @@ static void collect_garbage(struct rf_store *st)
 
 int rf_store_commit(struct rf_store *st)
 {
-	json_t *root;
 	char *text;
 	int r;
 
 	if (st->readonly)
 		return -EROFS;
 	/* keep names only for referenced packs (and at most NAMES_MAX) */
-	for (unsigned i = 0; i < st->nnames;) {
-		if (!referenced(st, st->names[i].hash))
-			st->names[i] = st->names[--st->nnames];
+	for (unsigned i = 0; i < st->s.nnames;) {
+		if (!referenced(st, st->s.names[i].hash))
+			st->s.names[i] = st->s.names[--st->s.nnames];
 		else
 			i++;
 	}
-	root = state_to_json(st);
-	if (!root)
-		return -ENOMEM;
-	text = json_dumps(root, JSON_INDENT(1) | JSON_SORT_KEYS);
-	json_decref(root);
-	if (!text)
-		return -ENOMEM;
+	if ((r = rf__store_state_dump(&st->s, &text)) < 0)
+		return r;
 	r = write_atomic(st, "state.json", "", text, strlen(text), 0600);
 	free(text);
 	if (r < 0)
@@ -1113,22 +771,22 @@ int rf_store_check(const struct rf_store *st, struct rf_diag *d)
 	char hex[2 * RF_GUARD_HASH_LEN + 1];
 
 	rf_guard_config_default(&cfg);
-	if (!rf_guard_state_valid(&cfg, &st->g))
+	if (!rf_guard_state_valid(&cfg, &st->s.g))
 		return rf_diag_report(d, -EBADMSG, "guard state invalid");
-	if (st->g.has_lkg) {
-		rf_hex_encode(st->g.lkg, RF_GUARD_HASH_LEN, hex);
-		if (!rf_store_pack_exists(st, st->g.lkg))
+	if (st->s.g.has_lkg) {
+		rf_hex_encode(st->s.g.lkg, RF_GUARD_HASH_LEN, hex);
+		if (!rf_store_pack_exists(st, st->s.g.lkg))
 			return rf_diag_report(d, -EBADMSG, "last known good %s missing or corrupt",
 					      hex);
-		if (rf_store_is_quarantined(st, st->g.lkg))
+		if (rf_store_is_quarantined(st, st->s.g.lkg))
 			return rf_diag_report(d, -EBADMSG, "last known good %s is quarantined",
 					      hex);
 	}
-	if (st->g.has_trial) {
-		rf_hex_encode(st->g.trial, RF_GUARD_HASH_LEN, hex);
-		if (!rf_store_pack_exists(st, st->g.trial))
+	if (st->s.g.has_trial) {
+		rf_hex_encode(st->s.g.trial, RF_GUARD_HASH_LEN, hex);
+		if (!rf_store_pack_exists(st, st->s.g.trial))
 			return rf_diag_report(d, -EBADMSG, "trial %s missing or corrupt", hex);
-		if (rf_store_is_quarantined(st, st->g.trial))
+		if (rf_store_is_quarantined(st, st->s.g.trial))
 			return rf_diag_report(d, -EBADMSG, "trial %s is quarantined", hex);
 	}
 	return 0;
@@ -1188,29 +846,4 @@ int rf_store_apply(struct rf_store *st, const struct rf_guard_state *g,
 			return r;
 	}
 	return 0;
-}
-
-int rf__store_state_parse(const uint8_t *p, size_t n, struct rf_diag *d)
-{
-	struct rf_store *st;
-	struct rf_guard_config cfg;
-	int r;
-
-	if (n > RF_AGENT_STATE_MAX)
-		return -E2BIG;
-	if ((r = store_alloc("/nonexistent", NULL, &st)) < 0)
-		return r;
-	r = parse_state(st, p, n, d);
-	rf_guard_config_default(&cfg);
-	/* a state that parsed is one the guard accepts, and serialises again */
-	if (r == 0 && !rf_guard_state_valid(&cfg, &st->g))
-		r = -EFAULT;
-	if (r == 0) {
-		json_t *j = state_to_json(st);
-		if (!j)
-			r = -ENOMEM;
-		json_decref(j);
-	}
-	rf_store_free(st);
-	return r;
 }

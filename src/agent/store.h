@@ -185,8 +185,8 @@ int rf_store_commit(struct rf_store *st) RF_WUR;
 int rf_store_apply(struct rf_store *st, const struct rf_guard_state *g,
 		   const struct rf_guard_actions *acts, int64_t now) RF_WUR;
 
-/* Internal, for the fuzz target: parse state.json bytes into a throw-away store (no I/O).
- * 0 or -EBADMSG with d saying where. */
+/* Internal, for the fuzz target (store_json.c): parse state.json bytes into a throw-away state
+ * (no I/O). 0 or -EBADMSG with d saying where. */
 int rf__store_state_parse(const uint8_t *p, size_t n, struct rf_diag *d) RF_WUR;
 
 /* Check the committed invariants on disk: every referenced pack present with the right hash,
