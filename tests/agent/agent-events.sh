@@ -17,10 +17,10 @@ SRC=${RF_SOURCE_ROOT:-$(cd "$(dirname "$0")/../.." && pwd)}
 command -v python3 >/dev/null || { echo "SKIP: python3 is needed to read JSON"; exit 77; }
 fail() {
 	echo "FAIL: $*"
-	echo "---- agent log (tail)"; tail -40 "$W/agent.log" 2>/dev/null
+	rf_agent_log_tail 40
 	exit 1
 }
-. "$SRC/tests/lib/e2e.sh" # rf_e2e_init, rf_start_server, rf_publish, sha, ok
+. "$SRC/tests/lib/e2e.sh" # rf_e2e_init, rf_start_server, rf_compile, rf_start_agent, rf_q...
 rf_e2e_init agent-events
 
 # ---- the documented event line limit is the code's (docs/agent.md said 64 KiB) ------------
@@ -96,13 +96,10 @@ for i in $(seq 100); do kill -0 "$UPID" 2>/dev/null || break; sleep 0.1; done
 ok "unix:PATH: a file, a directory and a live socket refused and kept; a stale socket replaced"
 
 # ---- dropped: the worker's dropped lines reach status ------------------------------------
-mkdir -p "$W/rules"
-cp "$SRC/examples/rules/certutil_download.yml" "$W/rules/"
-"$CLI" content compile "$W/rules" -o "$W/a.rfp" --seq 1 >/dev/null 2>&1 || fail "compile"
+rf_compile a 1 "$SRC/examples/rules/certutil_download.yml"
 HA=$(sha "$W/a.rfp")
 rf_start_server
-TOKEN=$("$CLI" tenant create acme --ring canary | grep -o 'rfe_[0-9a-f]*')
-[ -n "$TOKEN" ] || fail "tenant create"
+rf_tenant
 rf_publish packs/a.rfp "$W/a.rfp" rel-a
 {
 	head -3 "$SRC/examples/events/sample.jsonl"
@@ -112,28 +109,16 @@ rf_publish packs/a.rfp "$W/a.rfp" rel-a
 	echo '[1, 2, 3]'
 	head -1 "$SRC/examples/events/sample.jsonl"
 } > "$W/events.jsonl"
-"$AGENT" run --server "$URL" --store "$W/store" --ring canary --enroll-token "$TOKEN" \
-	--device-id events-dev-1 --tuf-root "$W/repo/repository/metadata/1.root.json" --poll 1 \
-	--probation 3600 --probation-events 0 --events "$W/events.jsonl" >>"$W/agent.log" 2>&1 &
-APID=$!
-APIDS+=("$APID")
-q() { "$AGENT" status --store "$W/store" --json 2>/dev/null |
-	python3 -c "import json,sys; s=json.load(sys.stdin); print($1)" 2>/dev/null; }
-deadline=$((SECONDS + 90))
-while [ $SECONDS -lt $deadline ]; do
-	kill -0 "$APID" 2>/dev/null || fail "the agent died"
-	[ "$(q "s['events_dropped'] >= 4")" = True ] && break
-	sleep 0.2
-done
-[ "$(q "s['current']['sha256']")" = "$HA" ] || fail "A does not run"
-[ "$(q "s['events_dropped']")" = 4 ] ||
-	fail "events_dropped is $(q "s['events_dropped']"), want 4 (3 malformed, 1 over the line limit)"
+rf_start_agent events-dev-1
+rf_wait_for "s['events_dropped'] >= 4" 90
+[ "$(rf_q "s['current']['sha256']")" = "$HA" ] || fail "A does not run"
+[ "$(rf_q "s['events_dropped']")" = 4 ] ||
+	fail "events_dropped is $(rf_q "s['events_dropped']"), want 4 (3 malformed, 1 over the line limit)"
 "$AGENT" status --store "$W/store" | grep -q "^events dropped: 4 " ||
 	fail "status text: $("$AGENT" status --store "$W/store" | grep dropped)"
 grep -q "event lines not evaluated since the last warning" "$W/agent.log" ||
 	fail "no warning about the dropped lines"
 ok "worker: 3 malformed lines and 1 over the line limit counted in events_dropped and warned"
-kill -TERM "$APID"
-for i in $(seq 100); do kill -0 "$APID" 2>/dev/null || break; sleep 0.1; done
+rf_stop_agent
 
 echo "PASS"

@@ -22,7 +22,7 @@ AGENT=$1 SERVERBIN=$2 CLI=$3
 SRC=${RF_SOURCE_ROOT:-$(cd "$(dirname "$0")/../.." && pwd)}
 command -v python3 >/dev/null || { echo "SKIP: python3 is needed to read JSON"; exit 77; }
 
-. "$SRC/tests/lib/e2e.sh" # rf_e2e_init, rf_start_server, rf_publish, sha, ok
+. "$SRC/tests/lib/e2e.sh" # rf_e2e_init, rf_start_server, rf_compile, rf_start_agent, rf_q...
 rf_e2e_init agent-hardening
 VFAULT= PROBATION=3600
 fail() {
@@ -34,15 +34,6 @@ fail() {
 
 # ---- repository, server -----------------------------------------------------------------
 "$CLI" repo init "$W/repo" >/dev/null || fail "repo init"
-# compile NAME SEQ RULE-FILES...: a pack of those rules (no manifest check: the agent's is the test)
-compile() {
-	local name=$1 seq=$2
-	shift 2
-	mkdir -p "$W/rules-$name"
-	cp "$@" "$W/rules-$name/"
-	"$CLI" content compile "$W/rules-$name" -o "$W/$name.rfp" --seq "$seq" >/dev/null 2>&1 ||
-		fail "compile $name"
-}
 # publish NAME: sign packs/NAME.rfp into the repository and create its release; prints the id
 publish() {
 	local custom="{\"ringfence\":{\"release\":\"rel-$1\",\"schedule\":[{\"ring\":\"canary\",\"not_before\":0,\"ramp\":[{\"after\":0,\"percent\":100}]}]}}"
@@ -53,36 +44,15 @@ publish() {
 }
 
 rf_start_server
-TOKEN=$("$CLI" tenant create acme --ring canary | grep -o 'rfe_[0-9a-f]*')
-[ -n "$TOKEN" ] || fail "tenant create"
+rf_tenant
 head -3 "$SRC/examples/events/sample.jsonl" > "$W/events.jsonl"
 
-start_agent() {
-	RINGFENCE_FAULT_VERIFY=$VFAULT "$AGENT" run --server "$URL" --store "$W/store" \
-		--ring canary --enroll-token "$TOKEN" --device-id hardening-dev-1 \
-		--tuf-root "$W/repo/repository/metadata/1.root.json" --poll 1 \
-		--probation "$PROBATION" --probation-events 0 --events "$W/events.jsonl" \
-		>>"$W/agent.log" 2>&1 &
-	APID=$!
-}
-alive() { kill -0 "$APID" 2>/dev/null || fail "the agent died: $1"; }
-q() { "$AGENT" status --store "$W/store" --json 2>/dev/null |
-	python3 -c "import json,sys; s=json.load(sys.stdin); print($1)" 2>/dev/null; }
-# wait_for COND-EXPR SECONDS (the agent must stay up meanwhile)
-wait_for() {
-	local deadline=$((SECONDS + $2))
-	while [ $SECONDS -lt $deadline ]; do
-		alive "waiting for $1"
-		[ "$(q "$1")" = True ] && return 0
-		sleep 0.2
-	done
-	return 1
-}
+start_agent() { RINGFENCE_FAULT_VERIFY=$VFAULT rf_start_agent hardening-dev-1; }
 wait_log() { # PATTERN SECONDS
 	local deadline=$((SECONDS + $2))
 	while [ $SECONDS -lt $deadline ]; do
 		grep -q -- "$1" "$W/agent.log" && return 0
-		alive "waiting for '$1' in its log"
+		rf_alive "waiting for '$1' in its log"
 		sleep 0.2
 	done
 	return 1
@@ -102,29 +72,29 @@ more_checkins() {
 }
 
 # 1. issue 10: the trial the agent runs is rolled back; it has no last known good
-compile a 1 "$SRC/examples/rules/certutil_download.yml"
-compile b 2 "$SRC/examples/rules/certutil_download.yml" "$SRC/examples/rules/mshta_remote.yml"
+rf_compile a 1 "$SRC/examples/rules/certutil_download.yml"
+rf_compile b 2 "$SRC/examples/rules/certutil_download.yml" "$SRC/examples/rules/mshta_remote.yml"
 HA=$(sha "$W/a.rfp") HB=$(sha "$W/b.rfp")
 IDA=$(publish a)
 [ -n "$IDA" ] || fail "no release id for a"
 start_agent
-wait_for "s['mode'] == 'trial' and s['current']['sha256'] == '$HA'" 60 || fail "A not on trial"
-[ "$(q "s['last_good'] is None")" = True ] || fail "a last known good before any promotion"
+rf_wait_for "s['mode'] == 'trial' and s['current']['sha256'] == '$HA'" 60 || fail "A not on trial"
+[ "$(rf_q "s['last_good'] is None")" = True ] || fail "a last known good before any promotion"
 # The server's guard rail: this device would have nowhere to go, so the rollback needs --force.
 "$CLI" release rollback "$IDA" --reason "test" >/dev/null 2>&1 &&
 	fail "release rollback stranding a device was accepted without --force"
 "$CLI" release rollback "$IDA" --reason "test: rolled back with nothing to go back to" \
 	--force >/dev/null || fail "release rollback --force"
 more_checkins 5 60 || fail "check-ins stopped after the rollback"
-[ "$(q "s['mode'] == 'trial' and s['current']['sha256'] == '$HA' and not s['safe_mode']")" = True ] ||
-	fail "the agent did not keep running A (mode $(q "s['mode']"))"
+[ "$(rf_q "s['mode'] == 'trial' and s['current']['sha256'] == '$HA' and not s['safe_mode']")" = True ] ||
+	fail "the agent did not keep running A (mode $(rf_q "s['mode']"))"
 n=$(grep -c "nothing to go back to" "$W/agent.log")
 [ "$n" -le 1 ] || fail "the rollback order was logged $n times, want at most once"
 [ "$(grep -c ": loading $HA" "$W/agent.log")" = 1 ] || fail "A was loaded again"
 ok "rollback with nothing to go back to: A keeps running (trial), logged $n time(s), check-ins go on"
 publish b >/dev/null
 # The server offers the fix first to a device on a rolled-back release (issue 10): taken.
-wait_for "s['current']['sha256'] == '$HB'" 60 || fail "the fix B was not taken"
+rf_wait_for "s['current']['sha256'] == '$HB'" 60 || fail "the fix B was not taken"
 ok "the fix B was offered and taken after the rollback"
 
 # a fresh store: B (the newest release) becomes its last known good for what follows
@@ -132,7 +102,7 @@ rf_stop_agent
 rm -rf "$W/store"
 PROBATION=2
 start_agent
-wait_for "s['mode'] == 'last-good' and s['last_good']['sha256'] == '$HB'" 60 ||
+rf_wait_for "s['mode'] == 'last-good' and s['last_good']['sha256'] == '$HB'" 60 ||
 	fail "B did not become the last known good"
 
 # 2. 12 releases the agent rejects, one after the other
@@ -149,21 +119,21 @@ detection:
 level: high
 EOF2
 for i in $(seq 12); do
-	compile "r$i" $((10 + i)) "$W/field21.yml"
+	rf_compile "r$i" $((10 + i)) "$W/field21.yml"
 	publish "r$i" >/dev/null
 	wait_log "rejected packs/r$i.rfp $(sha "$W/r$i.rfp"): .*ChannelField21" 60 ||
 		fail "r$i was not rejected"
 done
 more_checkins 3 30 || fail "check-ins stopped after 12 rejections"
-alive "after 12 rejections"
+rf_alive "after 12 rejections"
 grep -q "runtime error\|AddressSanitizer" "$W/agent.log" && fail "a sanitizer report in the agent log"
-[ "$(q "s['current']['sha256']")" = "$HB" ] || fail "B no longer runs"
+[ "$(rf_q "s['current']['sha256']")" = "$HB" ] || fail "B no longer runs"
 ok "12 rejected releases in a row: each refused, the supervisor stayed up, B runs"
 
 # 3. the verifier hangs on C: killed at the deadline, rejected; check-ins go on; D is taken
 rf_stop_agent
-compile c 30 "$SRC/examples/rules/shadow_copy_delete.yml"
-compile d 31 "$SRC/examples/rules/shadow_copy_delete.yml" "$SRC/examples/rules/mshta_remote.yml"
+rf_compile c 30 "$SRC/examples/rules/shadow_copy_delete.yml"
+rf_compile d 31 "$SRC/examples/rules/shadow_copy_delete.yml" "$SRC/examples/rules/mshta_remote.yml"
 HC=$(sha "$W/c.rfp") HD=$(sha "$W/d.rfp")
 VFAULT=hang:$HC
 start_agent
@@ -172,14 +142,14 @@ publish c >/dev/null
 wait_log "rejected packs/c.rfp $HC: the verifier timed out after 10 s on this pack (killed)" 60 ||
 	fail "C was not rejected as a verifier timeout"
 more_checkins 3 30 || fail "check-ins stopped after the verifier hung"
-[ "$(q "s['current']['sha256']")" = "$HB" ] || fail "B no longer runs"
+[ "$(rf_q "s['current']['sha256']")" = "$HB" ] || fail "B no longer runs"
 [ ! -e "$W/store/packs/$HC.rfp" ] || fail "C is in the store"
 pgrep -P "$APID" >/dev/null 2>&1 && [ "$(pgrep -P "$APID" | wc -l)" -gt 1 ] &&
 	fail "a verifier child is left: $(pgrep -P "$APID" | tr '\n' ' ')"
 publish d >/dev/null
-wait_for "s['current']['sha256'] == '$HD'" 60 || fail "D was not taken after the hang"
+rf_wait_for "s['current']['sha256'] == '$HD'" 60 || fail "D was not taken after the hang"
 ok "the verifier hung on C: killed at 10 s, C rejected, check-ins went on, D taken"
-wait_for "s['mode'] == 'last-good' and s['last_good']['sha256'] == '$HD'" 60 ||
+rf_wait_for "s['mode'] == 'last-good' and s['last_good']['sha256'] == '$HD'" 60 ||
 	fail "D did not become the last known good"
 
 # 4. packs/ is a file: refused at start with the path named; the last known good is kept
@@ -193,12 +163,12 @@ timeout 60 "$AGENT" run --server "$URL" --store "$W/store" --device-id hardening
 [ "$rc" = 1 ] || fail "start with packs/ a file: exit $rc, want 1 ($(cat "$W/start.out"))"
 grep -q "$W/store/packs is a file, not a directory" "$W/start.out" ||
 	fail "packs/ not named: $(cat "$W/start.out")"
-[ "$(q "s['last_good']['sha256']")" = "$HD" ] || fail "the last known good was dropped"
+[ "$(rf_q "s['last_good']['sha256']")" = "$HD" ] || fail "the last known good was dropped"
 rm "$W/store/packs"
 mv "$W/store/packs.moved" "$W/store/packs"
 mark=$(wc -l < "$W/agent.log")
 start_agent
-wait_for "s['mode'] == 'last-good' and s['current']['sha256'] == '$HD'" 30 ||
+rf_wait_for "s['mode'] == 'last-good' and s['current']['sha256'] == '$HD'" 30 ||
 	fail "D does not run after packs/ came back"
 for i in $(seq 100); do tail -n +"$mark" "$W/agent.log" | grep -q ": loaded" && break; sleep 0.1; done
 tail -n +"$mark" "$W/agent.log" | grep -q ": loaded" || fail "D did not load"

@@ -1,7 +1,8 @@
 # Shared helpers of the end-to-end shell tests (sourced, not run): a work directory removed at
 # exit (KEEP=1 keeps it), the processes a test started stopped at exit, ringfenced started on
 # 127.0.0.1 with a free port (every wait bounded), releases published with the operator's own
-# commands (docs/operators.md). The sourcing script sets CLI and SERVERBIN and defines fail().
+# commands (docs/operators.md), one agent run against that server and asked for its status. The
+# sourcing script sets CLI and SERVERBIN (and AGENT for the agent helpers) and defines fail().
 
 # rf_e2e_init NAME: W (the work directory), SPID (the server: ringfenced, or a test's fake
 # server), APID (one agent) and APIDS (agents), the exit trap: the agents are killed (-KILL), the
@@ -62,4 +63,52 @@ rf_publish() {
 	"$CLI" repo add "$W/repo" "$2" --name "$1" --custom "$custom" >/dev/null || fail "repo add $1"
 	"$CLI" repo publish "$W/repo" >/dev/null || fail "repo publish"
 	"$CLI" release create "$1" >/dev/null || fail "release create $1"
+}
+
+# rf_compile NAME SEQ RULE-FILES...: $W/NAME.rfp, a pack of those rules with sequence SEQ (no
+# manifest check: the agent's is what a test checks).
+rf_compile() {
+	local name=$1 seq=$2
+	shift 2
+	mkdir -p "$W/rules-$name"
+	cp "$@" "$W/rules-$name/"
+	"$CLI" content compile "$W/rules-$name" -o "$W/$name.rfp" --seq "$seq" >/dev/null 2>&1 ||
+		fail "compile $name"
+}
+
+# rf_tenant: TOKEN := the enrollment token of a new tenant acme, whose devices join canary.
+rf_tenant() {
+	TOKEN=$("$CLI" tenant create acme --ring canary | grep -o 'rfe_[0-9a-f]*')
+	[ -n "$TOKEN" ] || fail "tenant create"
+}
+
+# rf_start_agent DEVICE-ID: an agent on the store $W/store, enrolled with TOKEN into canary,
+# trusting $W/repo's first root, checking in every second, on probation PROBATION seconds
+# (default 3600) with no events needed, reading $W/events.jsonl; its log appended to
+# $W/agent.log. Sets APID.
+rf_start_agent() {
+	"$AGENT" run --server "$URL" --store "$W/store" --ring canary --enroll-token "$TOKEN" \
+		--device-id "$1" --tuf-root "$W/repo/repository/metadata/1.root.json" --poll 1 \
+		--probation "${PROBATION:-3600}" --probation-events 0 --events "$W/events.jsonl" \
+		>>"$W/agent.log" 2>&1 &
+	APID=$!
+}
+# rf_alive WHAT: fail unless the agent APID still runs (WHAT: what the test was waiting for).
+rf_alive() { kill -0 "$APID" 2>/dev/null || fail "the agent died: $1"; }
+# rf_q EXPR: the Python expression EXPR over the agent's `status --json` of $W/store (as s),
+# printed; nothing when the status cannot be read.
+rf_q() {
+	"$AGENT" status --store "$W/store" --json 2>/dev/null |
+		python3 -c "import json,sys; s=json.load(sys.stdin); print($1)" 2>/dev/null
+}
+# rf_wait_for COND-EXPR SECONDS: 0 once rf_q COND-EXPR prints True, 1 when SECONDS pass first;
+# the agent must stay up meanwhile.
+rf_wait_for() {
+	local deadline=$((SECONDS + $2))
+	while [ $SECONDS -lt $deadline ]; do
+		rf_alive "waiting for $1"
+		[ "$(rf_q "$1")" = True ] && return 0
+		sleep 0.2
+	done
+	return 1
 }
