@@ -470,13 +470,15 @@ static void test_spec_aliases(void **state)
 
 /* ---- windows, groups, caps ------------------------------------------------------------------ */
 
+/* The rule the correlations below count: one failed logon (Windows security event 4625). */
+#define BASE_RULE                                                                                  \
+	"title: base\nid: base\nlogsource:\n  product: windows\n  service: security\n"             \
+	"detection:\n  s:\n    EventID: 4625\n  condition: s\n"
+
 static const char two_in_10s[] = "title: two\nid: two-corr\n"
 				 "correlation:\n  type: event_count\n  rules: [base]\n"
 				 "  group-by: [User]\n  timespan: 10s\n  condition:\n    gte: 2\n"
-				 "---\n"
-				 "title: base\nid: base\nlogsource:\n  product: windows\n"
-				 "  service: security\n"
-				 "detection:\n  s:\n    EventID: 4625\n  condition: s\n";
+				 "---\n" BASE_RULE;
 
 #define U "{\"event\":\"windows_security\",\"EventID\":4625,\"User\":\"%s\"}"
 
@@ -557,10 +559,7 @@ static const char at_most_2[] = "title: few\nid: few-corr\n"
 				"correlation:\n  type: event_count\n  rules: [base]\n"
 				"  group-by: [User]\n  timespan: 10s\n  condition:\n"
 				"    gt: 0\n    lte: 2\n"
-				"---\n"
-				"title: base\nid: base\nlogsource:\n  product: windows\n"
-				"  service: security\n"
-				"detection:\n  s:\n    EventID: 4625\n  condition: s\n";
+				"---\n" BASE_RULE;
 
 static void test_bounded_condition(void **state)
 {
@@ -593,10 +592,7 @@ static const char generate_yes[] = "title: two\nid: two-corr\n"
 				   "correlation:\n  type: event_count\n  rules: [base]\n"
 				   "  group-by: [User]\n  timespan: 10s\n  condition:\n    gte: 2\n"
 				   "  generate: true\n"
-				   "---\n"
-				   "title: base\nid: base\nlogsource:\n  product: windows\n"
-				   "  service: security\n"
-				   "detection:\n  s:\n    EventID: 4625\n  condition: s\n";
+				   "---\n" BASE_RULE;
 
 static void test_generate(void **state)
 {
@@ -678,10 +674,7 @@ static void test_rejections(void **state)
 		compile_yaml("title: x\nid: x\ncorrelation:\n  type: temporal\n  rules: [y, base]\n"
 			     "  timespan: 1m\n---\n"
 			     "title: y\nid: y\ncorrelation:\n  type: temporal\n  rules: [x, base]\n"
-			     "  timespan: 1m\n---\n"
-			     "title: base\nid: base\nlogsource:\n  product: windows\n"
-			     "  service: security\ndetection:\n  s:\n    EventID: 4625\n"
-			     "  condition: s\n",
+			     "  timespan: 1m\n---\n" BASE_RULE,
 			     &pack, &plen, &nc, &rej, &db);
 		free(pack);
 		assert_int_equal(nc, 0);
@@ -1087,10 +1080,6 @@ static void prop_feed(struct prun *p, const struct pev *e)
 	assert_true(rf_corr_event(p->r.c, &ev, e->t, p->r.hits, p->r.n_hits, on_prop, p) >= 0);
 }
 
-#define PROP_RULE                                                                                  \
-	"---\ntitle: base\nid: base\nlogsource:\n  product: windows\n  service: security\n"        \
-	"detection:\n  s:\n    EventID: 4625\n  condition: s\n"
-
 /*
  * Events of a few groups at random times, delivered in an order where each is at most 2 minutes
  * (< RF_CORR_LATE_MS) older than the newest before it and none jumps more than RF_CORR_SKEW_MS
@@ -1118,14 +1107,14 @@ static void test_random_order_property(void **state)
 			snprintf(yaml, sizeof(yaml),
 				 "title: p\nid: p\ncorrelation:\n  type: %s\n  rules: [base]\n"
 				 "  group-by: [ComputerName]\n  timespan: %llds\n  condition:\n"
-				 "%s    gte: %u\n    lte: %u\n" PROP_RULE,
+				 "%s    gte: %u\n    lte: %u\n---\n" BASE_RULE,
 				 kinds[kind], (long long)span / 1000,
 				 kind ? "    field: WorkstationName\n" : "", lo, hi);
 		else
 			snprintf(yaml, sizeof(yaml),
 				 "title: p\nid: p\ncorrelation:\n  type: %s\n  rules: [base]\n"
 				 "  group-by: [ComputerName]\n  timespan: %llds\n  condition:\n"
-				 "%s    gte: %u\n" PROP_RULE,
+				 "%s    gte: %u\n---\n" BASE_RULE,
 				 kinds[kind], (long long)span / 1000,
 				 kind ? "    field: WorkstationName\n" : "", lo);
 		int64_t t = INT64_C(1700000000000);
