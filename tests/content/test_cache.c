@@ -22,25 +22,10 @@
 #include "content/sigma.h"
 #include "ringfence/content.h"
 #include "ringfence/limits.h"
+#include "testmanifest.h"
 
 static struct rf_manifest *m11, *m10;
 static char dir[] = "/tmp/rf-test-cache-XXXXXX";
-
-static struct rf_manifest *load_manifest(const char *name)
-{
-	char path[4096];
-	const char *root = getenv("RF_SOURCE_ROOT");
-	uint8_t *buf;
-	size_t n;
-	struct rf_manifest *m = NULL;
-	struct rf_diag d = {0};
-
-	snprintf(path, sizeof(path), "%s/manifests/%s", root ? root : ".", name);
-	assert_int_equal(rf_file_read(path, 1 << 20, &buf, &n), 0);
-	assert_int_equal(rf_manifest_parse(buf, n, &m, &d), 0);
-	free(buf);
-	return m;
-}
 
 #define RULE(id, det)                                                                              \
 	"title: T " id "\nid: " id "\nlogsource: {category: process_creation}\ndetection:\n" det
@@ -238,8 +223,8 @@ int main(void)
 		perror("mkdtemp");
 		return 1;
 	}
-	m11 = load_manifest("ringfence-agent-1.1.0.json");
-	m10 = load_manifest("ringfence-agent-1.0.0.json");
+	m11 = rf_test_manifest("ringfence-agent-1.1.0.json");
+	m10 = rf_test_manifest("ringfence-agent-1.0.0.json");
 	rc = cmocka_run_group_tests(tests, NULL, NULL);
 	rf_manifest_free(m11);
 	rf_manifest_free(m10);

@@ -18,29 +18,14 @@
 #include "content/ir.h"
 #include "content/pack.h"
 #include "ringfence/content.h"
+#include "testmanifest.h"
 
 static struct rf_manifest *m10, *m11;
 
-static struct rf_manifest *load_manifest(const char *name)
-{
-	char path[4096];
-	const char *root = getenv("RF_SOURCE_ROOT");
-	uint8_t *buf;
-	size_t n;
-	struct rf_manifest *m = NULL;
-	struct rf_diag d = {0};
-
-	snprintf(path, sizeof(path), "%s/manifests/%s", root ? root : ".", name);
-	assert_int_equal(rf_file_read(path, 1 << 20, &buf, &n), 0);
-	assert_int_equal(rf_manifest_parse(buf, n, &m, &d), 0);
-	free(buf);
-	return m;
-}
-
 static int setup(void **state)
 {
-	m10 = load_manifest("ringfence-agent-1.0.0.json");
-	m11 = load_manifest("ringfence-agent-1.1.0.json");
+	m10 = rf_test_manifest("ringfence-agent-1.0.0.json");
+	m11 = rf_test_manifest("ringfence-agent-1.1.0.json");
 	return 0;
 }
 

@@ -32,6 +32,7 @@
 #include "content/sigma.h"
 #include "ringfence/content.h"
 #include "ringfence/limits.h"
+#include "testmanifest.h"
 
 /* rules/<product>/process_creation for every product. */
 static size_t find_rules(const char *root, struct rf_corpus_list *out)
@@ -740,25 +741,6 @@ static const struct pin logs_pinned[] = {
     {"webserver", 13, 13},
 };
 
-static struct rf_manifest *load_manifest(const char *name)
-{
-	const char *src = getenv("RF_SOURCE_ROOT");
-	char *dir = rf_corpus_join(src ? src : ".", "manifests");
-	char *path = rf_corpus_join(dir, name);
-	uint8_t *mj = NULL;
-	size_t mn;
-	struct rf_manifest *m = NULL;
-	struct rf_diag d = {0};
-
-	assert_int_equal(rf_file_read(path, RF_MANIFEST_MAX, &mj, &mn), 0);
-	if (rf_manifest_parse(mj, mn, &m, &d) != 0)
-		fail_msg("%s: %s", path, d.first);
-	free(mj);
-	free(path);
-	free(dir);
-	return m;
-}
-
 /*
  * The whole corpus against manifests/ringfence-agent-logs-1.0.0.json (the log-file source,
  * docs/agent.md): per event type, rules and compiled counts, pinned; every compiled rule goes
@@ -772,7 +754,7 @@ static void test_log_sources(void **state)
 	struct evtab tab = {0};
 	struct reasons rs = {0};
 	size_t sup = 0, sup_ok = 0;
-	struct rf_manifest *m = load_manifest("ringfence-agent-logs-1.0.0.json");
+	struct rf_manifest *m = rf_test_manifest("ringfence-agent-logs-1.0.0.json");
 	struct rf_pack_builder *b = NULL;
 
 	(void)state;
@@ -856,7 +838,7 @@ static void test_coverage(void **state)
 
 	(void)state;
 	for (size_t k = 0; k < 3; k++)
-		ms[k] = load_manifest(names[k]);
+		ms[k] = rf_test_manifest(names[k]);
 	rf_corpus_add_tree(&all, root);
 	rf_corpus_sort(&all);
 	assert_int_equal(all.n, 3141);
