@@ -6,7 +6,7 @@
  * its struct rf_store and changes it through the API; store_json.c turns it into state.json
  * text and back. A state rf__store_state_load accepted has every count within its array, every
  * string NUL-terminated within its field and a guard state rf_guard_state_valid accepts, so
- * store.c never re-validates what it read.
+ * store.c uses what it read as it is.
  */
 #ifndef RF_AGENT_STORE_INTERNAL_H
 #define RF_AGENT_STORE_INTERNAL_H

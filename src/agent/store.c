@@ -6,9 +6,9 @@
  * rename, fsync of packs/) before any state.json that names it is renamed into place, and a
  * pack is unlinked only after a durable state.json stopped naming it. state.json itself is
  * replaced by rename, so a reader sees the old or the new one, never a mix. Every mutating call
- * goes through the ops table, whose default is plain POSIX. What state.json holds, and its
- * JSON format (parsing and writing), is store_json.c's (store-internal.h): this file only reads
- * and writes the bytes.
+ * goes through the ops table, whose default is plain POSIX. What state.json holds and its JSON
+ * format (parsing and writing) are store_json.c's (store-internal.h): of state.json, this file
+ * only reads and durably writes the bytes.
  */
 #include <dirent.h>
 #include <fcntl.h>

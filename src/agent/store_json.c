@@ -7,10 +7,11 @@
  * and outbox records, the report id counter and the event counters. Fields added to format 1
  * after it was first written (ring, cause, events_dropped, correlation_dropped,
  * transit_failures) are optional, so an older agent's state still opens; the writer leaves out
- * the counters that are 0. The parser trusts nothing: it rejects duplicate keys, checks every
- * type, range, string length and count against the arrays it fills, and requires a guard state
- * rf_guard_state_valid accepts, so a state it accepted is one the store and the guard can use
- * as it is, and one that serialises again (the fuzz target, rf__store_state_parse, checks both).
+ * those three counters while they are 0, and cause while it is empty. The parser trusts
+ * nothing: it rejects duplicate keys, checks every type, range, string length and count against
+ * the arrays it fills, and requires a guard state rf_guard_state_valid accepts, so a state it
+ * accepted is one the store and the guard can use as it is, and one that serialises again (the
+ * fuzz target, rf__store_state_parse, checks both).
  */
 #include <stdio.h>
 #include <stdlib.h>
