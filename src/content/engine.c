@@ -693,10 +693,15 @@ static int finish_event(const struct rf_engine *e, size_t b, struct rf_engine_sc
 	for (uint32_t k = 0; k < s->n_cand + et->always_len; k++) {
 		uint32_t r = k < s->n_cand ? s->cand[k] : e->always[et->always_off + k - s->n_cand];
 		int res = e->lazy_len[r] || e->dir_len[r] ? run_rule3(s, bits, b, r) : 2;
+		if (res == 2 && e->dir_len[r]) {
+			/* The short literals first: a search costs far less than a database scan,
+			 * and they often decide the rule. */
+			direct_eval(e, b, s, r);
+			res = e->lazy_len[r] ? run_rule3(s, bits, b, r) : run_rule(s, bits, r);
+		}
 		if (res == 2) {
 			if (lazy_scan(e, b, s, r) < 0)
 				return -EIO;
-			direct_eval(e, b, s, r);
 			res = run_rule(s, bits, r);
 		}
 		s->st.rules_run++;

@@ -824,6 +824,41 @@ static void test_direct_atoms(void **state)
 	free(p);
 }
 
+/* A rule still undecided in three-valued evaluation searches its short literals before it scans
+ * a lazy database: here "/c" is absent, so the rule is false without scanning the regex 'w.o'
+ * (2 atoms matched when the database was scanned first: Image and 'w.o'). */
+static void test_direct_before_lazy(void **state)
+{
+	struct rf_ir_atom a[] = {A("Image", S, RF_OP_ENDSWITH, 0, "\\cmd.exe"),
+				 A("CommandLine", S, RF_OP_CONTAINS, 0, "/c"),
+				 A("CommandLine", S, RF_OP_REGEX, 0, "w.o")};
+	uint32_t c[] = {RF_INSN(RF_I_ATOM, 0), RF_INSN(RF_I_ATOM, 1), RF_INSN(RF_I_AND, 0),
+			RF_INSN(RF_I_ATOM, 2), RF_INSN(RF_I_AND, 0)};
+	struct rf_ir_rule r = {"r", "t", "", "", PC, a, 3, c, 5};
+	size_t len;
+	uint8_t *p = build(&r, 1, &len);
+	struct rf_engine *e;
+	struct rf_diag d = {0};
+	uint64_t atoms;
+
+	if (rf_engine_load(p, len, m11, &e, &d) < 0)
+		fail_msg("load: %s", d.first);
+	assert_int_equal(eval_with(e,
+				   "{\"event\":\"process_creation\",\"Image\":\"c:\\\\cmd.exe\","
+				   "\"CommandLine\":\"cmd whoami\"}",
+				   &atoms),
+			 0);
+	assert_int_equal(atoms, 1);
+	assert_int_equal(eval_with(e,
+				   "{\"event\":\"process_creation\",\"Image\":\"c:\\\\cmd.exe\","
+				   "\"CommandLine\":\"cmd /c whoami\"}",
+				   &atoms),
+			 1);
+	assert_int_equal(atoms, 3);
+	rf_engine_free(e);
+	free(p);
+}
+
 /* Issue 12 item 4: values longer than the old 8 KiB scan window are matched whole. On the old
  * engine (values cut at 8,192 bytes) the first case missed and the second alerted. */
 static void test_long_values_exact(void **state)
@@ -1050,6 +1085,7 @@ int main(void)
 	    cmocka_unit_test(test_lazy_factor),
 	    cmocka_unit_test(test_lazy_bare),
 	    cmocka_unit_test(test_direct_atoms),
+	    cmocka_unit_test(test_direct_before_lazy),
 	    cmocka_unit_test(test_runtime_violation),
 	};
 	return cmocka_run_group_tests(tests, setup, teardown);
