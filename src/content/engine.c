@@ -20,9 +20,11 @@
  *      trigger set always run;
  *   4. runs the candidate programs, re-checking every atom index and the stack at run time
  *      (defence in depth: a violation is counted and the rule is false, never a fault). A rule
- *      that reads a lazy database (the other wildcard and regex atoms) runs first with those
- *      atoms unknown (three-valued logic); only if its value depends on them is the database
- *      scanned, once per event, and the rule run again.
+ *      that reads a lazy database (the other wildcard and regex atoms) or short contains
+ *      literals that trigger no rule (RF_DB_DIRECT, in no database) runs first with those atoms
+ *      unknown (three-valued logic); only if its value depends on them are the literals
+ *      searched for in their field's value, then, if it still does, the databases scanned, each
+ *      once per event, and the rule run again.
  * Events are evaluated in batches (rf_engine_eval is a batch of one): step 1 per event, step 2
  * per field database over the whole batch (each database enters the cache once per batch),
  * steps 3-4 per event. Cost per event is docs/engine.md's bound. Nothing is allocated per event:
