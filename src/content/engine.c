@@ -20,9 +20,11 @@
  *      trigger set always run;
  *   4. runs the candidate programs, re-checking every atom index and the stack at run time
  *      (defence in depth: a violation is counted and the rule is false, never a fault). A rule
- *      that reads a lazy database (the other wildcard and regex atoms) runs first with those
- *      atoms unknown (three-valued logic); only if its value depends on them is the database
- *      scanned, once per event, and the rule run again.
+ *      that reads a lazy database (the other wildcard and regex atoms) or short contains
+ *      literals that trigger no rule (RF_DB_DIRECT, in no database) runs first with those atoms
+ *      unknown (three-valued logic); only if its value depends on them are the literals
+ *      searched for in their field's value, then, if it still does, the databases scanned, each
+ *      once per event, and the rule run again.
  * Events are evaluated in batches (rf_engine_eval is a batch of one): step 1 per event, step 2
  * per field database over the whole batch (each database enters the cache once per batch),
  * steps 3-4 per event. Cost per event is docs/engine.md's bound. Nothing is allocated per event:
@@ -32,6 +34,9 @@
 #include <string.h>
 
 #include <hs/hs.h>
+#if defined(__SSE2__)
+#include <emmintrin.h>
+#endif
 
 #include "common/util.h"
 #include "content/engine.h"
@@ -71,6 +76,7 @@ struct rf_engine_scratch {
 	const char **fval;     /* [slot * n_fields + f]: its value (whole: see oversize()) */
 	uint32_t *flen;
 	uint32_t *rule_stamp, *cand, *matches, *lazy_stamp;
+	uint32_t *direct_stamp; /* [i] == rstamp: e->directs[i] searched for in this event */
 	uint32_t n_cand, n_matches, stamp, rstamp;
 	uint32_t ev_type[RF_ENGINE_BATCH_MAX];
 	/* Events from one source list their fields in the same order: remember which lookup slot
@@ -100,8 +106,9 @@ int rf_engine_scratch_new(const struct rf_engine *e, struct rf_engine_scratch **
 	s->cand = calloc(pk->n_rules + 1, sizeof(*s->cand));
 	s->matches = calloc(pk->n_rules + 1, sizeof(*s->matches));
 	s->lazy_stamp = calloc(nf * RF_NDB, sizeof(*s->lazy_stamp));
+	s->direct_stamp = calloc((size_t)e->n_directs + 1, sizeof(*s->direct_stamp));
 	if (!s->bits || !s->sum || !s->field_stamp || !s->fval || !s->flen || !s->rule_stamp ||
-	    !s->cand || !s->matches || !s->lazy_stamp)
+	    !s->cand || !s->matches || !s->lazy_stamp || !s->direct_stamp)
 		goto fail;
 	for (uint32_t f = 0; f < pk->n_fields; f++)
 		for (int c = 0; c < RF_NDB; c++)
@@ -131,6 +138,7 @@ void rf_engine_scratch_free(struct rf_engine_scratch *s)
 	free(s->cand);
 	free(s->matches);
 	free(s->lazy_stamp);
+	free(s->direct_stamp);
 	free(s);
 }
 
@@ -281,6 +289,69 @@ static int lazy_scan(const struct rf_engine *e, size_t b, struct rf_engine_scrat
 	return 0;
 }
 
+/* Whether value v[0..n) contains direct atom d's literal (engine.h; ASCII case as d->lo/up say),
+ * 16 positions at a time with SSE2 where the target has it. O(n). */
+static bool direct_find(const struct direct *d, const uint8_t *v, size_t n)
+{
+	size_t L = d->len, i = 0;
+
+	if (L == 0 || L > RF_DIRECT_MAX || n < L)
+		return false;
+#if defined(__SSE2__)
+	__m128i lo[RF_DIRECT_MAX], up[RF_DIRECT_MAX];
+	for (size_t j = 0; j < L; j++) {
+		lo[j] = _mm_set1_epi8((char)d->lo[j]);
+		up[j] = _mm_set1_epi8((char)d->up[j]);
+	}
+	for (; n - i >= 16 + L - 1; i += 16) {
+		__m128i m = _mm_set1_epi8(-1);
+		for (size_t j = 0; j < L; j++) {
+			__m128i x = _mm_loadu_si128((const __m128i *)(const void *)(v + i + j));
+			m = _mm_and_si128(
+			    m, _mm_or_si128(_mm_cmpeq_epi8(x, lo[j]), _mm_cmpeq_epi8(x, up[j])));
+		}
+		if (_mm_movemask_epi8(m))
+			return true;
+	}
+#endif
+	for (; i + L <= n; i++) {
+		size_t j = 0;
+		while (j < L && (v[i + j] == d->lo[j] || v[i + j] == d->up[j]))
+			j++;
+		if (j == L)
+			return true;
+	}
+	return false;
+}
+
+/* Search event slot b's values for the direct atoms rule r reads that are not searched yet. */
+static void direct_eval(const struct rf_engine *e, size_t b, struct rf_engine_scratch *s,
+			uint32_t r)
+{
+	const struct rf_pack *pk = e->pk;
+	size_t nf = pk->n_fields + 1;
+
+	for (uint32_t j = 0; j < e->dir_len[r]; j++) {
+		uint32_t x = e->dir_list[e->dir_off[r] + j];
+		if (x >= e->n_directs || e->directs[x].field >= pk->n_fields) {
+			s->st.violations++;
+			continue;
+		}
+		if (s->direct_stamp[x] == s->rstamp)
+			continue;
+		s->direct_stamp[x] = s->rstamp;
+		const struct direct *d = &e->directs[x];
+		size_t fi = b * nf + d->field;
+		if (s->field_stamp[fi] != s->stamp)
+			continue;
+		if (direct_find(d, (const uint8_t *)s->fval[fi], s->flen[fi])) {
+			s->cur = s->bits + b * s->words;
+			s->cursum = s->sum + b * s->sumwords;
+			set_bit(s, d->atom);
+		}
+	}
+}
+
 /* Is atom a's bit for event slot b not known yet (its field is present and its database is
  * lazy and not scanned yet)? It is known (false) when its factor, searched in a matcher that ran
  * in phase 1 or 2, is not in the value: the atom cannot match a value its factor is not in.
@@ -291,6 +362,9 @@ static bool unknown(const struct rf_engine *e, const struct rf_engine_scratch *s
 	const struct rf_pack *pk = e->pk;
 	uint32_t c = e->acls[a], f = pk->atoms[a].field, fb = e->factor[a];
 
+	if (c == RF_DB_DIRECT)
+		return e->didx[a] < e->n_directs && s->direct_stamp[e->didx[a]] != s->rstamp &&
+		       f < pk->n_fields && s->field_stamp[b * (pk->n_fields + 1) + f] == s->stamp;
 	if (c >= RF_NDB || f >= pk->n_fields || !e->pf[f].lazy[c])
 		return false;
 	if (fb < e->n_bits && !e->pf[f].lazy[RF_DB_CONTAINS] &&
@@ -587,6 +661,7 @@ static int finish_event(const struct rf_engine *e, size_t b, struct rf_engine_sc
 	if (++s->rstamp == 0) {
 		memset(s->rule_stamp, 0, pk->n_rules * sizeof(*s->rule_stamp));
 		memset(s->lazy_stamp, 0, (pk->n_fields + 1) * RF_NDB * sizeof(*s->lazy_stamp));
+		memset(s->direct_stamp, 0, e->n_directs * sizeof(*s->direct_stamp));
 		s->rstamp = 1;
 	}
 	s->n_cand = 0;
@@ -619,7 +694,13 @@ static int finish_event(const struct rf_engine *e, size_t b, struct rf_engine_sc
 	 * atoms; only the rest scan the databases they read, then run as usual. */
 	for (uint32_t k = 0; k < s->n_cand + et->always_len; k++) {
 		uint32_t r = k < s->n_cand ? s->cand[k] : e->always[et->always_off + k - s->n_cand];
-		int res = e->lazy_len[r] ? run_rule3(s, bits, b, r) : 2;
+		int res = e->lazy_len[r] || e->dir_len[r] ? run_rule3(s, bits, b, r) : 2;
+		if (res == 2 && e->dir_len[r]) {
+			/* The short literals first: a search costs far less than a database scan,
+			 * and they often decide the rule. */
+			direct_eval(e, b, s, r);
+			res = e->lazy_len[r] ? run_rule3(s, bits, b, r) : run_rule(s, bits, r);
+		}
 		if (res == 2) {
 			if (lazy_scan(e, b, s, r) < 0)
 				return -EIO;

@@ -43,6 +43,19 @@ enum {
 	RF_NDB = 4,
 };
 /* (eq, startswith and endswith literals go to the field's literal set, matched by hashing.) */
+/* A contains literal of at most RF_DIRECT_MAX bytes that triggers no rule is in no database: it
+ * is searched for directly in its field's value, only when a rule that runs needs it (acls value
+ * RF_DB_DIRECT; engine.c direct_eval). Short literals match at most positions of a command line,
+ * and the literal database confirms every such match. */
+#define RF_DB_DIRECT  (RF_NDB + 1)
+#define RF_DIRECT_MAX 4
+
+struct direct {
+	uint32_t atom, field;
+	uint32_t len;		   /* 1..RF_DIRECT_MAX */
+	uint8_t lo[RF_DIRECT_MAX]; /* each byte and its other case (the same byte if cased or not */
+	uint8_t up[RF_DIRECT_MAX]; /* a letter) */
+};
 
 struct pfield_rt {
 	hs_database_t *db[RF_NDB];   /* NULL if the field has no atom of that class */
@@ -123,6 +136,11 @@ struct rf_engine {
 	uint32_t *rule_ev;	       /* manifest event of each rule */
 	uint32_t *lazy_off, *lazy_len; /* per rule: the lazy databases it reads */
 	uint32_t *lazy_fields;	       /* field * RF_NDB + database class */
+	struct direct *directs;	       /* RF_DB_DIRECT atoms */
+	uint32_t n_directs;
+	uint32_t *didx;		       /* per atom: its index in directs, or UINT32_MAX */
+	uint32_t *dir_off, *dir_len;   /* per rule: the RF_DB_DIRECT atoms it reads, */
+	uint32_t *dir_list;	       /* as indexes in directs */
 	uint32_t *xcode, *xoff, *xlen; /* run-time programs, per rule offset and length */
 	struct xlist *xlists;
 	struct xgroup *xgroups;

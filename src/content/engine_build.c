@@ -54,6 +54,11 @@ void rf_engine_free(struct rf_engine *e)
 	free(e->factors);
 	free(e->factor_arena);
 	free(e->acls);
+	free(e->directs);
+	free(e->didx);
+	free(e->dir_off);
+	free(e->dir_len);
+	free(e->dir_list);
 	free(e->xcode);
 	free(e->xoff);
 	free(e->xlen);
@@ -580,6 +585,51 @@ out:
 }
 
 /*
+ * RF_DB_DIRECT (engine.h): contains literals of 1 to RF_DIRECT_MAX bytes that trigger no rule
+ * leave their field's literal database and are searched for directly when a rule that runs needs
+ * them. Measured with callgrind on the SigmaHQ process_creation pack: the CommandLine
+ * database's 1- and 2-byte literals ("/c", "-e", digits, homoglyphs) cost ~3,900 instructions an
+ * event and its 3-byte ones ~1,300, because they match at most positions; most rules that read
+ * them are decided by other atoms first. Needs the trigger index (build_triggers).
+ */
+static int directs(struct rf_engine *e)
+{
+	const struct rf_pack *pk = e->pk;
+	char lit[RF_PATTERN_MAX + 1];
+	uint32_t n = 0;
+
+	e->didx = malloc(((size_t)pk->n_atoms + 1) * sizeof(*e->didx));
+	e->directs = malloc(((size_t)pk->n_atoms + 1) * sizeof(*e->directs));
+	if (!e->didx || !e->directs)
+		return -ENOMEM;
+	for (uint32_t a = 0; a < pk->n_atoms; a++) {
+		const struct rf_patom *at = &pk->atoms[a];
+		const struct rf_pstr *p = &pk->strings[at->pattern];
+		int len;
+		e->didx[a] = UINT32_MAX;
+		if (e->acls[a] != RF_DB_CONTAINS || e->trig_off[a + 1] > e->trig_off[a] ||
+		    p->len > RF_PATTERN_MAX || (len = rf__glob_literal(p->s, p->len, lit)) < 1 ||
+		    len > RF_DIRECT_MAX)
+			continue;
+		struct direct *d = &e->directs[n];
+		bool cased = (at->flags & RF_ATOM_CASED) != 0;
+		d->atom = a;
+		d->field = at->field;
+		d->len = (uint32_t)len;
+		for (int j = 0; j < len; j++) {
+			uint8_t c = (uint8_t)lit[j];
+			bool letter = (c | 0x20) >= 'a' && (c | 0x20) <= 'z';
+			d->lo[j] = !cased && letter ? (uint8_t)(c | 0x20) : c;
+			d->up[j] = !cased && letter ? (uint8_t)(c & ~0x20) : c;
+		}
+		e->didx[a] = n++;
+		e->acls[a] = RF_DB_DIRECT;
+	}
+	e->n_directs = n;
+	return 0;
+}
+
+/*
  * The run-time programs (engine.h): each rule's pack program with every value list of two or more
  * atoms, ATOM (ATOM OR)* or ATOM (ATOM AND)*, replaced by one RF_X_ANY/RF_X_ALL over its atoms'
  * words and masks. Measured on the SigmaHQ process_creation pack with callgrind: the
@@ -649,7 +699,8 @@ static int build_programs(struct rf_engine *e)
 				if (ng == l->goff || e->xgroups[ng - 1].word != a >> 6)
 					e->xgroups[ng++] = (struct xgroup){a >> 6, 0};
 				e->xgroups[ng - 1].mask |= 1ull << (a & 63);
-				if (c < RF_NDB && f < pk->n_fields && e->pf[f].lazy[c])
+				if ((c < RF_NDB && f < pk->n_fields && e->pf[f].lazy[c]) ||
+				    c == RF_DB_DIRECT)
 					l->lazy = true;
 			}
 			l->glen = ng - l->goff;
@@ -670,7 +721,7 @@ static int build(struct rf_engine *e, const struct rf_manifest *m, struct rf_dia
 {
 	const struct rf_pack *pk = e->pk;
 	size_t nmf = 0, names_len = 0;
-	uint32_t *tmp = NULL, *seen = NULL;
+	uint32_t *tmp = NULL, *seen = NULL, *dseen = NULL;
 	int r = -ENOMEM;
 
 	e->n_ev = rf__manifest_nevents(m);
@@ -850,6 +901,8 @@ static int build(struct rf_engine *e, const struct rf_manifest *m, struct rf_dia
 			e->acls[a] = RF_DB_HEAVY;
 		else if (e->acls[a] == RF_DB_OTHER && e->factor[a] == UINT32_MAX)
 			e->acls[a] = RF_DB_BARE;
+	if ((r = directs(e)) < 0)
+		goto out;
 	e->digests = calloc((size_t)nf * RF_NDB + 2, sizeof(*e->digests));
 	if (!e->digests)
 		goto out;
@@ -889,14 +942,31 @@ static int build(struct rf_engine *e, const struct rf_manifest *m, struct rf_dia
 		if (c < RF_NDB)
 			e->pf[pk->atoms[at].field].lazy[c] = false;
 	}
-	uint32_t nl = 0;
+	e->dir_off = calloc(pk->n_rules + 1, sizeof(*e->dir_off));
+	e->dir_len = calloc(pk->n_rules + 1, sizeof(*e->dir_len));
+	e->dir_list = malloc(((size_t)pk->n_code + 1) * sizeof(*e->dir_list));
+	dseen = calloc((size_t)e->n_directs + 1, sizeof(*dseen));
+	if (!e->dir_off || !e->dir_len || !e->dir_list || !dseen) {
+		r = -ENOMEM;
+		goto out;
+	}
+	uint32_t nl = 0, nd = 0;
 	for (uint32_t i = 0; i < pk->n_rules; i++) {
 		const struct rf_prule *ru = &pk->rules[i];
 		e->lazy_off[i] = nl;
+		e->dir_off[i] = nd;
 		for (uint32_t k = 0; k < ru->code_len; k++) {
 			uint32_t in = pk->code[ru->code_off + k], a = RF_INSN_ARG(in);
 			if (RF_INSN_OP(in) != RF_I_ATOM || e->acls[a] == RF_NDB)
 				continue;
+			if (e->acls[a] == RF_DB_DIRECT) {
+				uint32_t x = e->didx[a];
+				if (dseen[x] != i + 1) {
+					dseen[x] = i + 1;
+					e->dir_list[nd++] = x;
+				}
+				continue;
+			}
 			uint32_t f = pk->atoms[a].field, x = f * RF_NDB + e->acls[a];
 			if (!e->pf[f].lazy[e->acls[a]] || seen[x] == i + 1)
 				continue;
@@ -904,10 +974,12 @@ static int build(struct rf_engine *e, const struct rf_manifest *m, struct rf_dia
 			e->lazy_fields[nl++] = x;
 		}
 		e->lazy_len[i] = nl - e->lazy_off[i];
+		e->dir_len[i] = nd - e->dir_off[i];
 	}
 	r = build_programs(e);
 out:
 	free(seen);
+	free(dseen);
 	free(cs);
 	free(cn);
 	free(ce);

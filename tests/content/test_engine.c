@@ -722,6 +722,128 @@ static void test_lazy_bare(void **state)
 	free(p);
 }
 
+/* Evaluate event line ev with engine e: the alerts; *ret_atoms the atoms matched. */
+static int eval_with(struct rf_engine *e, const char *ev, uint64_t *ret_atoms)
+{
+	struct rf_engine_scratch *s;
+	struct rf_diag d = {0};
+	struct rf_event pev;
+	struct rf_engine_stats st;
+	uint8_t buf[512];
+
+	assert_int_equal(rf_engine_scratch_new(e, &s), 0);
+	if (rf_event_parse((const uint8_t *)ev, strlen(ev), buf, sizeof(buf), &pev, &d) < 0)
+		fail_msg("event: %s", d.first);
+	int r = rf_engine_eval(e, &pev, s, NULL, NULL, NULL);
+	rf_engine_scratch_stats(s, &st);
+	assert_int_equal(st.violations, 0);
+	*ret_atoms = st.atoms;
+	rf_engine_scratch_free(s);
+	return r;
+}
+
+/* Contains literals of up to RF_DIRECT_MAX bytes that trigger no rule are in no database: they
+ * are searched for in their own field's value when a rule that runs needs them (engine.h
+ * RF_DB_DIRECT). The literal in another field must not count, case is as the atom says, the
+ * literal is found at every offset (across the 16-byte blocks of the SSE2 search), and a rule that
+ * does not run does not search (0 atoms: with the literal in the CommandLine database, as before,
+ * it was matched for every event). */
+static void test_direct_atoms(void **state)
+{
+	struct rf_ir_atom a[] = {A("Image", S, RF_OP_ENDSWITH, 0, "\\cmd.exe"),
+				 A("CommandLine", S, RF_OP_CONTAINS, 0, "/c"),
+				 A("CommandLine", S, RF_OP_CONTAINS, RF_ATOM_CASED, "Ab"),
+				 A("CommandLine", S, RF_OP_CONTAINS, 0, "z\xc3\xa9q")};
+	/* r1: Image AND CL~/c; r2: Image AND CL~Ab (cased); r3: Image AND NOT CL~zéq */
+	uint32_t c1[] = {RF_INSN(RF_I_ATOM, 0), RF_INSN(RF_I_ATOM, 1), RF_INSN(RF_I_AND, 0)};
+	struct rf_ir_atom a2[] = {a[0], a[2]}, a3[] = {a[0], a[3]};
+	uint32_t c2[] = {RF_INSN(RF_I_ATOM, 0), RF_INSN(RF_I_ATOM, 1), RF_INSN(RF_I_AND, 0)};
+	uint32_t c3[] = {RF_INSN(RF_I_ATOM, 0), RF_INSN(RF_I_ATOM, 1), RF_INSN(RF_I_NOT, 0),
+			 RF_INSN(RF_I_AND, 0)};
+	struct rf_ir_rule r[] = {{"r1", "t", "", "", PC, a, 2, c1, 3},
+				 {"r2", "t", "", "", PC, a2, 2, c2, 3},
+				 {"r3", "t", "", "", PC, a3, 2, c3, 4}};
+	size_t len;
+	uint8_t *p = build(r, 3, &len);
+	struct rf_engine *e;
+	struct rf_diag d = {0};
+	uint64_t atoms;
+	char ev[512];
+
+	if (rf_engine_load(p, len, m11, &e, &d) < 0)
+		fail_msg("load: %s", d.first);
+#define EV(img, cl, pcl)                                                                           \
+	(snprintf(ev, sizeof(ev),                                                                  \
+		  "{\"event\":\"process_creation\",\"Image\":\"%s\",\"CommandLine\":\"%s\","       \
+		  "\"ParentCommandLine\":\"%s\"}",                                                 \
+		  img, cl, pcl),                                                                   \
+	 ev)
+	/* Not run (Image does not match): nothing searched. */
+	assert_int_equal(eval_with(e, EV("c:\\\\x.exe", "cmd /c Ab", "p"), &atoms), 0);
+	assert_int_equal(atoms, 0);
+	/* r1 and r2 (Ab) and r3 (no zéq). */
+	assert_int_equal(eval_with(e, EV("c:\\\\cmd.exe", "cmd /c Ab", "p"), &atoms), 3);
+	assert_int_equal(atoms, 3);
+	/* Only in ParentCommandLine: not CommandLine's. */
+	assert_int_equal(eval_with(e, EV("c:\\\\cmd.exe", "cmd", "x /c Ab z\xc3\xa9q"), &atoms), 1);
+	/* Caseless /C; cased Ab is not AB; zéq caseless is ZéQ (bytes >= 0x80 as they are). */
+	assert_int_equal(eval_with(e, EV("c:\\\\cmd.exe", "cmd /C AB Z\xc3\xa9Q", "p"), &atoms), 1);
+	assert_int_equal(eval_with(e, EV("c:\\\\cmd.exe", "cmd Z\xc3\x89Q", "p"), &atoms), 1);
+	/* Every offset of a 45-byte value, across the SSE2 blocks; and the literal cut short. */
+	for (int k = 0; k + 2 <= 45; k++) {
+		char cl[64];
+		memset(cl, 'x', 45);
+		cl[45] = '\0';
+		cl[k] = '/';
+		cl[k + 1] = 'c';
+		assert_int_equal(eval_with(e, EV("c:\\\\cmd.exe", cl, "p"), &atoms), 2);
+		cl[k + 1] = 'x';
+		assert_int_equal(eval_with(e, EV("c:\\\\cmd.exe", cl, "p"), &atoms), 1);
+		if (k + 4 <= 45) {
+			memcpy(cl + k, "Z\xc3\xa9q", 4);
+			assert_int_equal(eval_with(e, EV("c:\\\\cmd.exe", cl, "p"), &atoms), 0);
+		}
+	}
+#undef EV
+	rf_engine_free(e);
+	free(p);
+}
+
+/* A rule still undecided in three-valued evaluation searches its short literals before it scans
+ * a lazy database: here "/c" is absent, so the rule is false without scanning the regex 'w.o'
+ * (2 atoms matched when the database was scanned first: Image and 'w.o'). */
+static void test_direct_before_lazy(void **state)
+{
+	struct rf_ir_atom a[] = {A("Image", S, RF_OP_ENDSWITH, 0, "\\cmd.exe"),
+				 A("CommandLine", S, RF_OP_CONTAINS, 0, "/c"),
+				 A("CommandLine", S, RF_OP_REGEX, 0, "w.o")};
+	uint32_t c[] = {RF_INSN(RF_I_ATOM, 0), RF_INSN(RF_I_ATOM, 1), RF_INSN(RF_I_AND, 0),
+			RF_INSN(RF_I_ATOM, 2), RF_INSN(RF_I_AND, 0)};
+	struct rf_ir_rule r = {"r", "t", "", "", PC, a, 3, c, 5};
+	size_t len;
+	uint8_t *p = build(&r, 1, &len);
+	struct rf_engine *e;
+	struct rf_diag d = {0};
+	uint64_t atoms;
+
+	if (rf_engine_load(p, len, m11, &e, &d) < 0)
+		fail_msg("load: %s", d.first);
+	assert_int_equal(eval_with(e,
+				   "{\"event\":\"process_creation\",\"Image\":\"c:\\\\cmd.exe\","
+				   "\"CommandLine\":\"cmd whoami\"}",
+				   &atoms),
+			 0);
+	assert_int_equal(atoms, 1);
+	assert_int_equal(eval_with(e,
+				   "{\"event\":\"process_creation\",\"Image\":\"c:\\\\cmd.exe\","
+				   "\"CommandLine\":\"cmd /c whoami\"}",
+				   &atoms),
+			 1);
+	assert_int_equal(atoms, 3);
+	rf_engine_free(e);
+	free(p);
+}
+
 /* Issue 12 item 4: values longer than the old 8 KiB scan window are matched whole. On the old
  * engine (values cut at 8,192 bytes) the first case missed and the second alerted. */
 static void test_long_values_exact(void **state)
@@ -947,6 +1069,8 @@ int main(void)
 	    cmocka_unit_test(test_filter_only_field),
 	    cmocka_unit_test(test_lazy_factor),
 	    cmocka_unit_test(test_lazy_bare),
+	    cmocka_unit_test(test_direct_atoms),
+	    cmocka_unit_test(test_direct_before_lazy),
 	    cmocka_unit_test(test_runtime_violation),
 	};
 	return cmocka_run_group_tests(tests, setup, teardown);

@@ -343,6 +343,55 @@ static void test_differential_sequences(void **state)
 	assert_true(t.agree > 150000);
 }
 
+/* Long runs: the parser searches and copies 16 bytes at a time (SSE2) and 8 at a time after
+ * that, so every special byte or sequence (a quote, an escape, a control character, valid and
+ * invalid UTF-8) is put at every offset of a 40-byte value and of a 40-byte name, after a plain
+ * run or after an escape, with every length of the line's tail, and compared with jansson. The
+ * buffers are exactly the line's length, so a store past the scratch is caught by ASan. */
+static void test_differential_positions(void **state)
+{
+	static const char *const special[] = {"\"",
+					      "\\\\",
+					      "\\n",
+					      "\\u00e9",
+					      "\x01",
+					      "\x1f",
+					      "\x7f",
+					      "\xc3\xa9",
+					      "\xe2\x82\xac",
+					      "\xc3",
+					      "\x80",
+					      "\xed\xa0\x80",
+					      "\xf0\x9f\x98\x80",
+					      " "};
+	static const char *const lead[] = {"", "\\\\", "\xc3\xa9"};
+	struct tally t = {0};
+	char doc[256], val[128];
+
+	for (size_t l = 0; l < sizeof(lead) / sizeof(lead[0]); l++)
+		for (size_t k = 0; k < sizeof(special) / sizeof(special[0]); k++)
+			for (int pos = 0; pos <= 40; pos++)
+				for (int tail = 0; tail < 3; tail++) {
+					int m = snprintf(
+					    val, sizeof(val), "%s%.*s%s%.*s", lead[l], pos,
+					    "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa", special[k],
+					    40 - pos, "bbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbb");
+					int n = snprintf(doc, sizeof(doc),
+							 "{\"event\":\"e\",\"X\":\"%s\"%.*s}", val,
+							 tail * 7, ",\"Y\":1 ,\"Z\":22");
+					compare(doc, (size_t)n, &t);
+					n = snprintf(doc, sizeof(doc),
+						     "{\"event\":\"e\",\"N%s\":\"v\"%.*s}", val,
+						     tail * 7, ",\"Y\":1 ,\"Z\":22");
+					compare(doc, (size_t)n, &t);
+					assert_true(m > 0);
+				}
+	print_message("rf_event_parse and jansson agree on %u long runs (%u accepted)\n", t.agree,
+		      t.accepted);
+	assert_true(t.accepted > 1000);
+	assert_int_equal(t.agree + t.skipped, 2 * 3 * 14 * 41 * 3);
+}
+
 static uint64_t rng_state = 0x2545f4914f6cdd1dull;
 static uint64_t rnd(void)
 {
@@ -478,6 +527,7 @@ int main(void)
 	    cmocka_unit_test(test_valid_utf8_boundaries_accepted),
 	    cmocka_unit_test(test_differential_edge_cases),
 	    cmocka_unit_test(test_differential_sequences),
+	    cmocka_unit_test(test_differential_positions),
 	    cmocka_unit_test(test_differential_mutations),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
