@@ -13,9 +13,11 @@
 # For each size: a database of its own, ringfenced --init on it (the tenant and the release
 # created through the real operator API), stopped, the devices bulk-enrolled into PostgreSQL by
 # rf-bench-enroll (ids and credentials to a file), then 2 ringfenced instances on that database
-# (as dist/ringfenced@.service runs them) and one nginx in front of them (dist/nginx/
-# ringfenced.conf templated as tests/server/test_nginx.sh does: ports, no TLS, no access log;
-# the per-address connection limit raised, every wrk connection comes from 127.0.0.1).
+# (as dist/ringfenced@.service runs them: a unix socket, --threads at its default, one per CPU;
+# RF_THREADS=N to try another) and one nginx in front of them (dist/nginx/
+# ringfenced.conf templated as tests/server/test_nginx.sh does: ports, no TLS, its buffered
+# access log in the temp dir; the per-address connection limit raised, every wrk connection
+# comes from 127.0.0.1).
 # Then it measures:
 #   start      seconds from exec to listening, per instance (loading every device from PostgreSQL)
 #   idle CPU   each instance's CPU time over IDLE_SECS seconds with no traffic, % of one core
@@ -87,7 +89,7 @@ start_rf() { # SIZE K [--init]
 		# As dist/ringfenced@.service: a unix socket for nginx on the same host.
 		"$RINGFENCED" "$@" --listen "unix:$dir/rf-$k.sock" \
 			--db "${DB[$n]}" --repo "$T/repo" --admin-token-file "$dir/admin" \
-			--threads "${RF_THREADS:-8}" 2>>"$dir/ringfenced-$k.log" &
+			--threads "${RF_THREADS:-0}" 2>>"$dir/ringfenced-$k.log" &
 		PID[$n.$k]=$!
 		for _ in $(seq 6000); do
 			tail -n +$((lines + 1)) "$dir/ringfenced-$k.log" | grep -q "listening on" && break
@@ -103,7 +105,7 @@ start_rf() { # SIZE K [--init]
 	fi
 	"$RINGFENCED" "$@" --per-ip-connections 0 --listen 127.0.0.1:0 --port-file "$dir/port-$k" \
 		--db "${DB[$n]}" --repo "$T/repo" --admin-token-file "$dir/admin" \
-		--threads "${RF_THREADS:-8}" 2>>"$dir/ringfenced-$k.log" &
+		--threads "${RF_THREADS:-0}" 2>>"$dir/ringfenced-$k.log" &
 	PID[$n.$k]=$!
 	for _ in $(seq 6000); do [ -s "$dir/port-$k" ] && break; sleep 0.05; done
 	[ -s "$dir/port-$k" ] || { echo "bench-scale-pg: ringfenced did not start"; cat "$dir/ringfenced-$k.log"; exit 1; }
@@ -144,6 +146,7 @@ start_nginx() {
 		-e "/ssl_certificate/d" \
 		-e "s|limit_conn rf_per_ip 64;|limit_conn rf_per_ip 4096;|" \
 		-e "s|/var/lib/ringfence/repo/|$T/repo/|g" \
+		-e "s|/var/log/nginx/ringfenced.access.log|$dir/nginx-access.log|" \
 		"$SRC/dist/nginx/ringfenced.conf" >"$dir/ringfenced.conf"
 	cat >"$dir/nginx.conf" <<CONF
 worker_processes ${NGINX_WORKERS:-2};
@@ -151,7 +154,6 @@ pid $dir/nginx.pid;
 error_log $dir/nginx-error.log warn;
 events { worker_connections 4096; }
 http {
-    access_log off;
     client_body_temp_path $dir/nginx-tmp/body;
     proxy_temp_path $dir/nginx-tmp/proxy;
     fastcgi_temp_path $dir/nginx-tmp/fastcgi;
@@ -266,7 +268,7 @@ r=resource.getrusage(resource.RUSAGE_CHILDREN); sys.stdout.write("wrkcpu %.2f\n"
 median() { python3 -c "import sys,statistics; print('%.2f' % statistics.median(float(x) for x in sys.argv[1:]))" $1; }
 
 ROUNDS=${ROUNDS:-3}
-echo "machine: $(nproc) CPUs, load $(cut -d' ' -f1-3 /proc/loadavg); $INSTANCES ringfenced (threads ${RF_THREADS:-8}, $LISTEN sockets) on one PostgreSQL behind nginx (${NGINX_WORKERS:-2} workers) per size; wrk -t$THREADS -c$CONNS -d${SECS}s --latency, $ROUNDS alternating rounds; idle over ${IDLE_SECS}s"
+echo "machine: $(nproc) CPUs, load $(cut -d' ' -f1-3 /proc/loadavg); $INSTANCES ringfenced (threads ${RF_THREADS:-one per CPU}, $LISTEN sockets) on one PostgreSQL behind nginx (${NGINX_WORKERS:-2} workers) per size; wrk -t$THREADS -c$CONNS -d${SECS}s --latency, $ROUNDS alternating rounds; idle over ${IDLE_SECS}s"
 echo "PostgreSQL settings: $(echo "${RF_PG_CONF:-(pg.sh defaults)}" | tr '\n' ';')"
 setup "$SMALL"
 setup "$DEVICES"

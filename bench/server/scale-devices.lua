@@ -12,8 +12,10 @@ function M.setup(thread) tid = tid + 1; thread:set("tid", tid) end
 
 local function gcd(a, b) while b ~= 0 do a, b = b, a % b end return a end
 
--- Reads PATH; returns a walker: each call gives the next device's id and credential, visiting
--- every device once per round in a scrambled order (a stride coprime with the count).
+-- Reads PATH; returns a walker (each call gives the next device's id and credential, visiting
+-- every device once per round in a scrambled order: a stride coprime with the count), the
+-- number of devices, and the width of an id (the same for every device: the lines are of one
+-- width and the space is at the same place in the first and the last).
 function M.load(path)
   local f = assert(io.open(path, "rb"))
   local data = f:read("*a")
@@ -34,7 +36,7 @@ function M.load(path)
     i = (i + step) % n
     local off = i * width
     return data:sub(off + 1, off + sp - 1), data:sub(off + sp + 1, off + width - 1)
-  end, n
+  end, n, sp - 1
 end
 
 -- A request as wrk.format would build it, without its per-request header table.

@@ -360,6 +360,18 @@
 /* Longest request path (bytes before decoding): the longest real path is an operator path with
  * a 128-byte identifier, or a repository target of a few hundred bytes. */
 #define RF_SRV_PATH_MAX 2048u
+/* libmicrohttpd's memory pool of one connection (MHD_OPTION_CONNECTION_MEMORY_LIMIT): it holds
+ * the request line and headers as they are read (a bigger request is answered 431 or 414),
+ * the reply's headers, and body bytes as they stream through (bodies are copied out at once,
+ * so their limits are RF_SRV_DEVICE_BODY_MAX and RF_SRV_ADMIN_BODY_MAX, not this). 16 KiB
+ * holds a request line with a path of RF_SRV_PATH_MAX and 8 KiB of headers
+ * (RF_SRV_HEADERS_MAX), far more than an agent, the CLI or a proxy in front send. Not
+ * larger: libmicrohttpd zeroes the whole pool after every request, so its size is paid on
+ * every check-in (its default, 32 KiB, was 6 to 7 % of ringfenced's CPU under load, docs/
+ * server.md "Scale"). */
+#define RF_SRV_CONN_MEMORY (16u * 1024)
+/* Request headers (all header lines together) a request may carry and still be served. */
+#define RF_SRV_HEADERS_MAX (8u * 1024)
 /* Largest file served from the TUF repository under /repo/ (packs are far smaller). */
 #define RF_SRV_REPO_FILE_MAX (64u * 1024 * 1024)
 /* JSON values in one check-in body: ~40 members plus RF_SRV_QUARANTINE_MAX hashes; more is not

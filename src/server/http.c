@@ -544,6 +544,7 @@ int rf_http_start(struct rf_server *s, const struct rf_http_opts *o, struct rf_d
 				o->max_connections ? o->max_connections : RF_SRV_CONNECTIONS_MAX,
 				MHD_OPTION_PER_IP_CONNECTION_LIMIT, o->per_ip_connections,
 				MHD_OPTION_CONNECTION_TIMEOUT, RF_SRV_CONN_TIMEOUT_S,
+				MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)RF_SRV_CONN_MEMORY,
 				MHD_OPTION_UNESCAPE_CALLBACK, unescape_none, NULL,
 				MHD_OPTION_NOTIFY_COMPLETED, on_done, h, MHD_OPTION_END);
 	if (!h->d) {

@@ -75,7 +75,7 @@ rf_instance_start() {
 # rf_nginx_start K...: nginx on a free port in front of instances K... (their PORT), the dist
 # file with the test's ports and paths (listen, upstream servers, repository directory; TLS
 # lines dropped) inside a main file that keeps every path in $W; its access log in
-# $W/nginx-access.log. Sets URL.
+# $W/nginx-access.log (buffered as in dist/: lines reach the file within 5 s). Sets URL.
 rf_nginx_start() {
 	local nport upstreams="" k i
 	nport=$(free_port)
@@ -92,6 +92,7 @@ rf_nginx_start() {
 		-e "s|listen 443 ssl;|listen 127.0.0.1:$nport;|" \
 		-e "/ssl_certificate/d" \
 		-e "s|/var/lib/ringfence/repo/|$W/repo/|g" \
+		-e "s|/var/log/nginx/ringfenced.access.log|$W/nginx-access.log|" \
 		"$SRC/dist/nginx/ringfenced.conf" >"$W/ringfenced.conf"
 	for k in "$@"; do
 		grep -q "server \(127.0.0.1:\)\?${PORT[$k]} " "$W/ringfenced.conf" || fail "templating the upstream"
@@ -102,7 +103,6 @@ pid $W/nginx.pid;
 error_log $W/nginx-error.log warn;
 events { worker_connections 1024; }
 http {
-    access_log $W/nginx-access.log;
     client_body_temp_path $W/nginx-tmp/body;
     proxy_temp_path $W/nginx-tmp/proxy;
     fastcgi_temp_path $W/nginx-tmp/fastcgi;

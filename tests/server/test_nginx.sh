@@ -71,6 +71,12 @@ done
 ok "$N agents enrolled, checked in, fetched and verified release 1 through nginx; all healthy"
 
 # The pack came from nginx's disk, the check-ins went to ringfenced.
+# The access log is buffered (dist/: flushed at least every 5 s).
+for i in $(seq 100); do
+	grep -q "GET /repo/targets/" "$W/nginx-access.log" 2>/dev/null &&
+		grep -q "POST /v1/checkin" "$W/nginx-access.log" && break
+	sleep 0.1
+done
 grep -q "GET /repo/targets/" "$W/nginx-access.log" || fail "no target fetched through nginx"
 grep -q "POST /v1/checkin" "$W/nginx-access.log" || fail "no check-in through nginx"
 out=$("$CLI" release status 1 --json) || fail "release status"

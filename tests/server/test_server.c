@@ -34,6 +34,7 @@
 #include <jansson.h>
 
 #include "common/util.h"
+#include "ringfence/limits.h"
 #include "server/store.h"
 #include "testdb.h"
 #include "trust/tuf.h"
@@ -1041,6 +1042,61 @@ static void test_transport_refuses_ambiguous_requests(void **state)
 		}
 		free(reply);
 	}
+}
+
+/* A request line with the longest path and RF_SRV_HEADERS_MAX of headers: "GET PATH" and headers
+ * X-Pad-N: bbb... up to hdr_bytes, the connection closed after it. */
+static char *big_request(size_t path_len, size_t hdr_bytes)
+{
+	size_t cap = path_len + hdr_bytes + 4096, n;
+	char *r = malloc(cap);
+
+	assert_non_null(r);
+	n = (size_t)snprintf(r, cap, "GET /repo/");
+	memset(r + n, 'a', path_len - 6);
+	n += path_len - 6;
+	n += (size_t)snprintf(r + n, cap - n, " HTTP/1.1\r\nHost: t\r\nConnection: close\r\n");
+	for (size_t k = 0, have = 0; have < hdr_bytes; k++) {
+		size_t v = hdr_bytes - have > 900 ? 900 : hdr_bytes - have;
+		int m = snprintf(r + n, cap - n, "X-Pad-%zu: ", k);
+		memset(r + n + (size_t)m, 'b', v);
+		memcpy(r + n + (size_t)m + v, "\r\n", 2);
+		n += (size_t)m + v + 2;
+		have += (size_t)m + v + 2;
+	}
+	memcpy(r + n, "\r\n", 3);
+	return r;
+}
+
+/* libmicrohttpd's per-connection pool is RF_SRV_CONN_MEMORY (limits.h), smaller than its default
+ * (it zeroes the pool after every request): a request with the longest path and
+ * RF_SRV_HEADERS_MAX of headers is still read and answered, one with far more headers is refused
+ * (431, or the connection closed) without harm to the next request. */
+static void test_request_header_capacity(void **state)
+{
+	struct env *e = *state;
+	char *req, *reply;
+	long st;
+
+	req = big_request(RF_SRV_PATH_MAX, RF_SRV_HEADERS_MAX);
+	st = raw_http(e, "127.0.0.1", req, &reply);
+	if (st != 404) /* read whole: the path names no file */
+		fail_msg("path of %u bytes and %u bytes of headers: got %ld %s, want 404",
+			 RF_SRV_PATH_MAX, RF_SRV_HEADERS_MAX, st, reply);
+	free(reply);
+	free(req);
+	/* 20 KiB of headers: over the pool (the default pool of 32 KiB would serve it). */
+	req = big_request(RF_SRV_PATH_MAX, 20 * 1024);
+	st = raw_http(e, "127.0.0.1", req, &reply);
+	if (st != 431 && st != 0)
+		fail_msg("20 KiB of headers: got %ld %s, want 431 or the connection closed", st,
+			 reply);
+	free(reply);
+	free(req);
+	st = raw_http(e, "127.0.0.1",
+		      "GET /metrics HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n", &reply);
+	assert_int_equal(st, 200);
+	free(reply);
 }
 
 /* Content-Type is application/json, with or without parameters, in any case; nothing else. */
@@ -2890,6 +2946,7 @@ int main(int argc, char **argv)
 	    cmocka_unit_test_setup_teardown(test_non_utf8_path_gets_4xx, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_transport_refuses_ambiguous_requests, setup,
 					    teardown),
+	    cmocka_unit_test_setup_teardown(test_request_header_capacity, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_content_type_exact, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_known_members_typed, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_slow_clients_do_not_lock_out_others, setup,
