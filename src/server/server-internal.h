@@ -441,6 +441,13 @@ int rf__srv_cluster_fetch(struct rf_server *s, const char *id);
 int rf__srv_cluster_apply(struct rf_server *s, const struct rf_db_device *x);
 /* Re-read the rings, tenants and releases and apply what changed (lock held). */
 int rf__srv_cluster_reread(struct rf_server *s);
+/* packcheck.c: release create's check of the target's bytes, without the lock: the repository's
+ * file of target is len bytes hashing to sha, and a pack the agents accept (manifests: the
+ * request's "manifests" member, NULL or null for this build's agent manifests). 0 and *ret
+ * (the verdicts, for the reply), or -1 with the error reply written. */
+int rf__srv_pack_check(struct rf_server *s, const char *target, uint64_t len,
+		       const uint8_t sha[32], json_t *manifests, struct rf_server_reply *r,
+		       json_t **ret);
 /* web.c */
 int rf__srv_dashboard(struct rf_server *s, struct rf_server_reply *r);
 int rf__srv_metrics(struct rf_server *s, struct rf_server_reply *r);
