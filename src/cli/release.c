@@ -203,6 +203,11 @@ static void print_release(json_t *r)
 		       I(r, "waiting_for_fix"),
 		       I(r, "waiting_for_fix") == 1 ? "device runs" : "devices run",
 		       I(r, "waiting_for_fix") == 1 ? "has" : "have");
+	if (I(r, "transit_rejections"))
+		printf("  transit: %lld rejection report%s: the bytes failed delivery (hash, "
+		       "signature or mirror), per ring below; not the content's fault, not judged "
+		       "by the gates: check the repository and its mirrors\n",
+		       I(r, "transit_rejections"), I(r, "transit_rejections") == 1 ? "" : "s");
 	size_t i;
 	json_t *g;
 	json_array_foreach(json_object_get(r, "rings"), i, g)
@@ -217,6 +222,9 @@ static void print_release(json_t *r)
 		       I(h, "healthy"), I(h, "failed"), I(h, "crashes"), I(h, "rollbacks"),
 		       I(h, "silent"), I(b, "failed"), I(b, "devices"), S(gate, "verdict"),
 		       S(gate, "metric"), json_number_value(json_object_get(gate, "p_value")));
+		if (I(g, "transit_rejections"))
+			printf("  %-10s transit rejections %lld\n", S(g, "ring"),
+			       I(g, "transit_rejections"));
 	}
 }
 

@@ -378,8 +378,13 @@ json_t *rf__srv_release_json(struct rf_server *s, const struct rf__srv_release *
 		      "version", (json_int_t)rel->version, "release", rel->sched.release, "status",
 		      rf_rollout_status_name(rel->st.status), "created_at",
 		      (json_int_t)rel->created_at, "halt_reason", rel->st.halt_reason);
-	if (o)
+	uint64_t transit = 0;
+	for (unsigned k = 0; k <= RF_ROLLOUT_RINGS_MAX; k++)
+		transit += rel->transit[k];
+	if (o) {
 		json_object_set_new(o, "waiting_for_fix", json_integer((json_int_t)rel->waiting));
+		json_object_set_new(o, "transit_rejections", json_integer((json_int_t)transit));
+	}
 	if (!full || !o)
 		return o;
 	json_t *rings = json_array();
@@ -410,14 +415,15 @@ json_t *rf__srv_release_json(struct rf_server *s, const struct rf__srv_release *
 			verdict = rel->st.halt_ring == (int)i ? "fail" : "halted";
 		json_array_append_new(
 		    rings,
-		    json_pack("{s:s,s:s,s:i,s:f,s:I,s:o,s:o,s:{s:s,s:s,s:f}}", "ring",
+		    json_pack("{s:s,s:s,s:i,s:f,s:I,s:o,s:o,s:{s:s,s:s,s:f},s:I}", "ring",
 			      rel->sched.rings[i].name, "phase",
 			      rf_rollout_phase_name(rel->st.rings[i].phase), "step",
 			      rel->st.rings[i].step, "percent",
 			      rf_rollout_effective_bp(&rel->sched, &rel->st, (int)i, now) / 100.0,
 			      "not_before", (json_int_t)rel->sched.rings[i].not_before, "health",
 			      hj, "baseline", bj, "gate", "verdict", verdict, "metric",
-			      rf_rollout_metric_name(c->metric), "p_value", c->p_value));
+			      rf_rollout_metric_name(c->metric), "p_value", c->p_value,
+			      "transit_rejections", (json_int_t)rel->transit[i]));
 	}
 	json_object_set_new(o, "rings", rings);
 	json_object_set_new(o, "halt_metric",

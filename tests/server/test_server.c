@@ -2894,6 +2894,69 @@ static int run_cli(struct env *e, char *out, size_t cap, const char *const *args
 				 __LINE__, rc_, (want), out);                                      \
 	} while (0)
 
+/* A device's "rejected" report with cause transit (the bytes failed delivery) is counted per ring
+ * of the release in its status (transit_rejections: per ring and in all), once per report id,
+ * apart from the content's rejections, and `release status` says so on a line of its own.
+ * Before, they showed only in /metrics (ringfence_reports_total{event="rejected"}), for no
+ * release in particular. */
+static void test_transit_rejections_in_status(void **state)
+{
+	struct env *e = *state;
+	char tc[80], tb[80], ca[80], cb[80], cc[80], sha[65], out[16384];
+	json_t *j;
+
+	tenant(e, "tr-canary", "canary", tc);
+	tenant(e, "tr-broad", "broad", tb);
+	add_target(e, "packs/rules-tr.rfp", "rules-tr", "");
+	EXPECT_STATUS(201, http(e, "POST", "/v1/admin/releases", e->admin, &j,
+				"{\"target\":\"packs/rules-tr.rfp\"}"));
+	int id = (int)json_integer_value(json_object_get(j, "id"));
+	snprintf(sha, sizeof(sha), "%s", jstr(j, "sha256", NULL));
+	json_decref(j);
+	enroll(e, tc, "tr-a", ca);
+	enroll(e, tc, "tr-b", cb);
+	enroll(e, tb, "tr-c", cc);
+	json_decref(checkin(e, ca, "tr-a", NULL, 0));
+	json_decref(checkin(e, cb, "tr-b", NULL, 0));
+	json_decref(checkin(e, cc, "tr-c", NULL, 0));
+	static const char fmt[] = "{\"report_id\":\"%s\",\"device_id\":\"%s\",\"event\":\"rejected\","
+				  "\"sha256\":\"%s\",\"cause\":\"%s\",\"detail\":\"hash mismatch\"}";
+	EXPECT_STATUS(201, http(e, "POST", "/v1/report", ca, NULL, fmt, "a-1", "tr-a", sha,
+				"transit"));
+	EXPECT_STATUS(200, http(e, "POST", "/v1/report", ca, NULL, fmt, "a-1", "tr-a", sha,
+				"transit")); /* a retry: counted once */
+	EXPECT_STATUS(201, http(e, "POST", "/v1/report", cb, NULL, fmt, "b-1", "tr-b", sha,
+				"content"));
+	EXPECT_STATUS(201, http(e, "POST", "/v1/report", cc, NULL, fmt, "c-1", "tr-c", sha,
+				"transit"));
+	char path[64];
+	snprintf(path, sizeof(path), "/v1/admin/releases/%d", id);
+	EXPECT_STATUS(200, http(e, "GET", path, e->admin, &j, NULL));
+	assert_int_equal(json_integer_value(json_object_get(j, "transit_rejections")), 2);
+	json_t *rings = json_object_get(j, "rings");
+	assert_string_equal(jstr(json_array_get(rings, 0), "ring", NULL), "canary");
+	assert_int_equal(json_integer_value(
+			     json_object_get(json_array_get(rings, 0), "transit_rejections")),
+			 1);
+	assert_string_equal(jstr(json_array_get(rings, 1), "ring", NULL), "broad");
+	assert_int_equal(json_integer_value(
+			     json_object_get(json_array_get(rings, 1), "transit_rejections")),
+			 1);
+	json_decref(j);
+	EXPECT_STATUS(200, http(e, "GET", "/v1/admin/releases", e->admin, &j, NULL));
+	assert_int_equal(json_integer_value(json_object_get(
+			     json_array_get(json_object_get(j, "releases"), 0), "transit_rejections")),
+			 2);
+	json_decref(j);
+	char ids[16];
+	snprintf(ids, sizeof(ids), "%d", id);
+	CLI(0, "release", "status", ids);
+	if (!strstr(out, "  transit: 2 rejection reports: the bytes failed delivery") ||
+	    !strstr(out, "  canary     transit rejections 1\n") ||
+	    !strstr(out, "  broad      transit rejections 1\n"))
+		fail_msg("release status does not show the transit rejections:\n%s", out);
+}
+
 /* `ringfence release|ring|tenant` against the real server: every command, --help, and the
  * documented exit codes (0 done, 1 refused by the server, 2 usage). */
 static void test_cli_operator_commands(void **state)
@@ -3011,6 +3074,7 @@ int main(int argc, char **argv)
 					    teardown),
 	    cmocka_unit_test_setup_teardown(test_cross_tenant_denied, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_release_pack_checked, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_transit_rejections_in_status, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_reenrolment_does_not_lock_out, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_bad_requests_rejected, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_repo_metrics_dashboard, setup, teardown),
