@@ -26,8 +26,8 @@
 
 /* The target's bytes, exactly len of them and hashing to sha. 0 and *ret (malloc'd), or -1 with
  * the reply written. */
-static int read_target(struct rf_server *s, const char *target, uint64_t len,
-		       const uint8_t sha[32], uint8_t **ret, struct rf_server_reply *r)
+static int read_target(struct rf_server *s, const char *target, uint64_t len, const uint8_t sha[32],
+		       uint8_t **ret, struct rf_server_reply *r)
 {
 	char rel[RF_SRV_ID_MAX + 96], hex[65];
 	const char *slash = strrchr(target, '/');
@@ -37,10 +37,11 @@ static int read_target(struct rf_server *s, const char *target, uint64_t len,
 	size_t n = 0;
 
 	if (len > RF_PACK_MAX)
-		return rf__srv_err(r, 400, "invalid_field", "target",
-				   "target '%s' is %llu bytes, over the largest pack an agent loads "
-				   "(%u bytes): not a pack",
-				   target, (unsigned long long)len, RF_PACK_MAX);
+		return rf__srv_err(
+		    r, 400, "invalid_field", "target",
+		    "target '%s' is %llu bytes, over the largest pack an agent loads "
+		    "(%u bytes): not a pack",
+		    target, (unsigned long long)len, RF_PACK_MAX);
 	rf_hex_encode(sha, 32, hex);
 	/* The layout rf_tuf_repo_add writes and the agents fetch: targets/DIR/SHA256.NAME */
 	snprintf(rel, sizeof(rel), "targets/%.*s%s.%s", dl, target, hex, target + dl);
@@ -99,7 +100,8 @@ static json_t *verdicts_json(const struct verdict *v, size_t n, bool given)
 	json_t *a = json_array();
 
 	for (size_t i = 0; i < n; i++) {
-		json_t *o = json_pack("{s:s,s:b}", "manifest", v[i].name, "accepted", v[i].accepted);
+		json_t *o =
+		    json_pack("{s:s,s:b}", "manifest", v[i].name, "accepted", v[i].accepted);
 		if (o && !v[i].accepted)
 			json_object_set_new(o, "reason", json_string(v[i].why));
 		json_array_append_new(a, o);
@@ -130,10 +132,11 @@ static int refuse(const char *target, const struct verdict *v, size_t n, bool gi
 					      v[i].why);
 	}
 	if (given)
-		return rf__srv_err(r, 400, "invalid_field", "target",
-				   "target '%s' is not a pack the manifests given accept (refused by "
-				   "%s; nothing stored): %s",
-				   target, names, why);
+		return rf__srv_err(
+		    r, 400, "invalid_field", "target",
+		    "target '%s' is not a pack the manifests given accept (refused by "
+		    "%s; nothing stored): %s",
+		    target, names, why);
 	return rf__srv_err(r, 400, "invalid_field", "target",
 			   "target '%s' is not a pack any agent accepts (refused by every agent "
 			   "manifest: %s; nothing stored. Compile it with 'ringfence content "
@@ -141,9 +144,8 @@ static int refuse(const char *target, const struct verdict *v, size_t n, bool gi
 			   target, names, why);
 }
 
-int rf__srv_pack_check(struct rf_server *s, const char *target, uint64_t len,
-		       const uint8_t sha[32], json_t *manifests, struct rf_server_reply *r,
-		       json_t **ret)
+int rf__srv_pack_check(struct rf_server *s, const char *target, uint64_t len, const uint8_t sha[32],
+		       json_t *manifests, struct rf_server_reply *r, json_t **ret)
 {
 	struct rf_verifier_limits lim;
 	struct verdict *v = NULL;
@@ -177,8 +179,8 @@ int rf__srv_pack_check(struct rf_server *s, const char *target, uint64_t len,
 			struct rf_manifest *m = NULL;
 			struct rf_diag d = {0};
 			text = json_dumps(json_array_get(manifests, i), JSON_COMPACT);
-			if (!text || rf_manifest_parse((const uint8_t *)text, strlen(text), &m,
-						       &d) < 0) {
+			if (!text ||
+			    rf_manifest_parse((const uint8_t *)text, strlen(text), &m, &d) < 0) {
 				free(text);
 				e = rf__srv_err(r, 400, "invalid_field", "manifests",
 						"manifests[%zu] is not an agent manifest: %s", i,
@@ -198,8 +200,8 @@ int rf__srv_pack_check(struct rf_server *s, const char *target, uint64_t len,
 			snprintf(v[nv].name, sizeof(v[nv].name), "%s", am->name);
 			mb = am->bytes(&ml);
 		}
-		int vr = rf_verifier_run(p, (size_t)len, mb, ml, &lim, v[nv].why,
-					 sizeof(v[nv].why));
+		int vr =
+		    rf_verifier_run(p, (size_t)len, mb, ml, &lim, v[nv].why, sizeof(v[nv].why));
 		free(text);
 		if (vr < 0 && vr != -ENOEXEC) {
 			e = rf__srv_err(r, 503, "unavailable", NULL,
