@@ -44,8 +44,10 @@ free_port() {
 
 # --- the repository and a release admitted to every device -----------------------------------
 "$RINGFENCE" repo init "$T/repo" >/dev/null
-head -c 4096 /dev/urandom >"$T/pack.rfp"
-"$RINGFENCE" repo add "$T/repo" "$T/pack.rfp" --raw --name packs/bench-1.rfp --custom \
+# A real pack (release create verifies the target's bytes): the project's example rules.
+"$RINGFENCE" content compile "$(dirname "$0")/../../examples/rules" -o "$T/pack.rfp" \
+	>/dev/null 2>&1 || { echo "cannot compile the example rules" >&2; exit 1; }
+"$RINGFENCE" repo add "$T/repo" "$T/pack.rfp" --name packs/bench-1.rfp --custom \
 	'{"ringfence":{"release":"bench-1","schedule":[{"ring":"canary","not_before":0,"ramp":[{"after":0,"percent":100}]},{"ring":"early","not_before":0,"ramp":[{"after":0,"percent":100}]},{"ring":"broad","not_before":0,"ramp":[{"after":0,"percent":100}]}]}}' >/dev/null
 "$RINGFENCE" repo publish "$T/repo" >/dev/null
 SHA=$(sha256sum "$T/pack.rfp" | cut -d' ' -f1)

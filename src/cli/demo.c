@@ -207,7 +207,8 @@ static int setup(struct demo *d)
 
 	/* The packs: compiled from the project's example rules, by the real compiler. */
 	d->pk[PACK_GOOD] = (struct pack){.target = "packs/rules-1.rfp", .release = "demo-1-good"};
-	d->pk[PACK_291] = (struct pack){.target = "packs/rules-2.rfp", .release = "demo-2-field21"};
+	d->pk[PACK_291] = (struct pack){
+	    .target = "packs/rules-2.rfp", .release = "demo-2-field21", .validator_bug = true};
 	d->pk[PACK_BUG] = (struct pack){.target = "packs/rules-3.rfp", .release = "demo-3-crash"};
 	d->pk[PACK_RAPID_GOOD] = (struct pack){
 	    .target = "packs/rules-4.rfp", .release = "demo-4-rapid-good", .rapid = true};

@@ -65,6 +65,9 @@ struct pack {
 	char halt_reason[256];
 	bool rapid; /* published with the demo-scaled rapid schedule (rf__demo_rapid_ramp) */
 	bool crashes_worker; /* its load crashes the agent's evaluation process, not the host */
+	/* created with the buggy validator's manifest (demo_publish.c): it needs a field no agent
+	 * supplies, which the server's own check of the pack would refuse */
+	bool validator_bug;
 };
 
 struct demo {

@@ -257,10 +257,10 @@ bool rf__demo_act_291(struct demo *d)
 	    "%s has a rule on ChannelField21, a field no agent manifest has (the 21st-field bug).",
 	    pk->target);
 	rf__demo_say(
-	    d, "It was compiled without --manifest: the publisher-side verify is skipped, as the");
+	    d, "It was compiled without --manifest and released against a validator's manifest that");
 	rf__demo_say(
-	    d,
-	    "vendor's validator was broken that day. It is signed and published like any release.");
+	    d, "wrongly lists the field, as the vendor's validator was broken that day. It is signed");
+	rf__demo_say(d, "and published like any release.");
 	if (!d0 || rf__demo_publish(d, pk) < 0) {
 		free(d0);
 		rf__demo_check(d, false, "publishing %s", pk->target);

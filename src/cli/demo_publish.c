@@ -31,6 +31,7 @@
 #include "common/http.h"
 #include "common/opt.h"
 #include "common/util.h"
+#include "ringfence/content.h"
 #include "ringfence/limits.h"
 
 /* ---- publishing ---------------------------------------------------------------------------------
@@ -106,6 +107,30 @@ unsigned rf__demo_rapid_ramp(int ring, unsigned ring_size, char *out, size_t out
 	return first;
 }
 
+/*
+ * The manifest of the replay's buggy validator (2024-07-19: it believed the 21st field existed):
+ * the agent's general manifest with ChannelField21 added to process_creation. Release create
+ * given it as the manifests to verify against lets the 291 pack through the server's own check
+ * of the pack (docs/server.md, "What release create checks"), as the validator let the file
+ * through that day, so that the demo shows the agents refusing it (P1).
+ */
+static json_t *validator_manifest(void)
+{
+	size_t n, i;
+	const uint8_t *b = rf_content_builtin_manifest(&n);
+	json_t *m = json_loadb((const char *)b, n, 0, NULL), *ev;
+
+	json_array_foreach(json_object_get(m, "events"), i, ev)
+	{
+		const char *name = json_string_value(json_object_get(ev, "name"));
+		if (name && !strcmp(name, "process_creation"))
+			json_array_append_new(json_object_get(ev, "fields"),
+					      json_pack("{s:s,s:s}", "name", "ChannelField21",
+							"type", "string"));
+	}
+	return m;
+}
+
 /* Sign the pack into the TUF repository with its demo-scaled schedule and create the release:
  * Act 1's (the default policy's shape) or, for pk->rapid, the rapid policy's. */
 int rf__demo_publish(struct demo *d, struct pack *pk)
@@ -154,6 +179,8 @@ int rf__demo_publish(struct demo *d, struct pack *pk)
 	    (r = rf__demo_run_tool(d, pub, "publisher.log")) < 0)
 		return r;
 	req = json_pack("{s:s}", "target", pk->target);
+	if (pk->validator_bug)
+		json_object_set_new(req, "manifests", json_pack("[o]", validator_manifest()));
 	st = rf__demo_api(d, "POST", "/v1/admin/releases", req, &rep);
 	json_decref(req);
 	if (st != 201) {

@@ -28,6 +28,10 @@ struct opts {
 	const char *position;
 	bool ring_null, window_null;
 	bool force; /* halt/rollback even if devices would have nowhere to go */
+	/* create: the agent manifests (files) the pack must verify against; none: the server's
+	 * own agent manifests, at least one of which must accept it */
+	const char *manifests[RF_SRV_RELEASE_MANIFESTS_MAX];
+	int nmanifests;
 };
 
 /*
@@ -199,6 +203,11 @@ static void print_release(json_t *r)
 		       I(r, "waiting_for_fix"),
 		       I(r, "waiting_for_fix") == 1 ? "device runs" : "devices run",
 		       I(r, "waiting_for_fix") == 1 ? "has" : "have");
+	if (I(r, "transit_rejections"))
+		printf("  transit: %lld rejection report%s: the bytes failed delivery (hash, "
+		       "signature or mirror), per ring below; not the content's fault, not judged "
+		       "by the gates: check the repository and its mirrors\n",
+		       I(r, "transit_rejections"), I(r, "transit_rejections") == 1 ? "" : "s");
 	size_t i;
 	json_t *g;
 	json_array_foreach(json_object_get(r, "rings"), i, g)
@@ -213,7 +222,47 @@ static void print_release(json_t *r)
 		       I(h, "healthy"), I(h, "failed"), I(h, "crashes"), I(h, "rollbacks"),
 		       I(h, "silent"), I(b, "failed"), I(b, "devices"), S(gate, "verdict"),
 		       S(gate, "metric"), json_number_value(json_object_get(gate, "p_value")));
+		if (I(g, "transit_rejections"))
+			printf("  %-10s transit rejections %lld\n", S(g, "ring"),
+			       I(g, "transit_rejections"));
 	}
+}
+
+/* create --manifest FILE...: the files' JSON as the request's "manifests" (the server checks
+ * that each is a manifest). Returns 0, or -1 after saying why. */
+static int create_manifests(const struct opts *o, json_t *body)
+{
+	json_t *a = json_array();
+
+	json_object_set_new(body, "manifests", a);
+	for (int i = 0; i < o->nmanifests; i++) {
+		json_error_t err;
+		json_t *m = json_load_file(o->manifests[i], JSON_REJECT_DUPLICATES, &err);
+		if (!json_is_object(m)) {
+			fprintf(stderr, "ringfence release create: --manifest %s: %s\n",
+				o->manifests[i], m ? "not a JSON object" : err.text);
+			json_decref(m);
+			return -1;
+		}
+		json_array_append_new(a, m);
+	}
+	return 0;
+}
+
+/* What release create's check of the pack said: which manifests accept it. */
+static void print_pack(json_t *pk)
+{
+	size_t i;
+	json_t *m;
+
+	if (!pk)
+		return;
+	printf("pack verified against the %s manifests:",
+	       !strcmp(S(pk, "manifests_from"), "request") ? "given" : "agent's");
+	json_array_foreach(json_object_get(pk, "manifests"), i, m)
+	    printf(" %s %s", Q(m, "manifest"),
+		   json_is_true(json_object_get(m, "accepted")) ? "accepts" : "refuses");
+	printf("\n");
 }
 
 static const char common_help[] =
@@ -268,6 +317,7 @@ static int parse(int argc, char **argv, const char *group, const struct sub *s, 
 					   {"window", required_argument, NULL, 'w'},
 					   {"position", required_argument, NULL, 'P'},
 					   {"force", no_argument, NULL, 'f'},
+					   {"manifest", required_argument, NULL, 'm'},
 					   {"help", no_argument, NULL, 'h'},
 					   {0}};
 	char cmd[64];
@@ -303,6 +353,14 @@ static int parse(int argc, char **argv, const char *group, const struct sub *s, 
 			break;
 		case 'f':
 			o->force = true;
+			break;
+		case 'm':
+			if (o->nmanifests == RF_SRV_RELEASE_MANIFESTS_MAX) {
+				fprintf(stderr, "ringfence: at most %d --manifest\n",
+					RF_SRV_RELEASE_MANIFESTS_MAX);
+				return 2;
+			}
+			o->manifests[o->nmanifests++] = optarg;
 			break;
 		case 'h':
 			sub_usage(stdout, group, s);
@@ -360,7 +418,11 @@ static bool release_id_ok(const char *s)
 }
 
 static const struct sub release_subs[] = {
-    {"create", "create TARGET", "create a release from a published TUF target"},
+    {"create", "create TARGET [--manifest FILE]...",
+     "create a release from a published TUF target. The server reads the target's bytes from "
+     "its repository and refuses (exit 1, with the reason) bytes that are not the signed ones or "
+     "not a pack an agent accepts: one of the agent manifests this build embeds, or every "
+     "manifest FILE given (those of the agent builds in your fleet, manifests/*.json)"},
     {"list", "list", "every release, newest first"},
     {"status", "status ID", "per ring: admitted share, health vs baseline, gate"},
     {"hold", "hold ID [--reason R]", "no new devices, no ring advances; devices on it stay"},
@@ -389,8 +451,15 @@ int rf_cli_release(int argc, char **argv)
 	if (rc >= 0)
 		return rc;
 	if (!strcmp(cmd, "create") && o.nargs == 1) {
-		rc = call(&o, "POST", "/v1/admin/releases", json_pack("{s:s}", "target", o.args[0]),
-			  &j);
+		json_t *b = json_pack("{s:s}", "target", o.args[0]);
+		if (o.nmanifests && create_manifests(&o, b) < 0) {
+			json_decref(b);
+			return 2;
+		}
+		rc = call(&o, "POST", "/v1/admin/releases", b, &j);
+	} else if (o.nmanifests) {
+		fprintf(stderr, "ringfence release: --manifest is for 'create' only\n");
+		return 2;
 	} else if (!strcmp(cmd, "list") && o.nargs == 0) {
 		rc = call(&o, "GET", "/v1/admin/releases", NULL, &j);
 		if (rc == 0 && !o.json) {
@@ -427,6 +496,7 @@ int rf_cli_release(int argc, char **argv)
 	if (o.json)
 		return print_json(j);
 	print_release(j);
+	print_pack(json_object_get(j, "pack")); /* create's */
 	json_decref(j);
 	return 0;
 }

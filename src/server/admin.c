@@ -378,8 +378,13 @@ json_t *rf__srv_release_json(struct rf_server *s, const struct rf__srv_release *
 		      "version", (json_int_t)rel->version, "release", rel->sched.release, "status",
 		      rf_rollout_status_name(rel->st.status), "created_at",
 		      (json_int_t)rel->created_at, "halt_reason", rel->st.halt_reason);
-	if (o)
+	uint64_t transit = 0;
+	for (unsigned k = 0; k <= RF_ROLLOUT_RINGS_MAX; k++)
+		transit += rel->transit[k];
+	if (o) {
 		json_object_set_new(o, "waiting_for_fix", json_integer((json_int_t)rel->waiting));
+		json_object_set_new(o, "transit_rejections", json_integer((json_int_t)transit));
+	}
 	if (!full || !o)
 		return o;
 	json_t *rings = json_array();
@@ -410,14 +415,15 @@ json_t *rf__srv_release_json(struct rf_server *s, const struct rf__srv_release *
 			verdict = rel->st.halt_ring == (int)i ? "fail" : "halted";
 		json_array_append_new(
 		    rings,
-		    json_pack("{s:s,s:s,s:i,s:f,s:I,s:o,s:o,s:{s:s,s:s,s:f}}", "ring",
+		    json_pack("{s:s,s:s,s:i,s:f,s:I,s:o,s:o,s:{s:s,s:s,s:f},s:I}", "ring",
 			      rel->sched.rings[i].name, "phase",
 			      rf_rollout_phase_name(rel->st.rings[i].phase), "step",
 			      rel->st.rings[i].step, "percent",
 			      rf_rollout_effective_bp(&rel->sched, &rel->st, (int)i, now) / 100.0,
 			      "not_before", (json_int_t)rel->sched.rings[i].not_before, "health",
 			      hj, "baseline", bj, "gate", "verdict", verdict, "metric",
-			      rf_rollout_metric_name(c->metric), "p_value", c->p_value));
+			      rf_rollout_metric_name(c->metric), "p_value", c->p_value,
+			      "transit_rejections", (json_int_t)rel->transit[i]));
 	}
 	json_object_set_new(o, "rings", rings);
 	json_object_set_new(o, "halt_metric",
@@ -534,8 +540,42 @@ static int schedule_fits_rings(struct rf_server *s, const char *target,
 	return 0;
 }
 
+/* What release create checked of the target's bytes before it took the lock (pack_precheck). */
+struct pack_checked {
+	uint8_t sha[32];
+	json_t *verdicts; /* the reply's "pack" member */
+};
+
+/*
+ * Release create's check of the target's bytes (packcheck.c), made before the server's lock is
+ * taken: it reads the pack and runs the verifier (up to seconds for a large pack), and
+ * check-ins must go on meanwhile. It reads only the repository. release_create, under the lock,
+ * reads the target's signed hash again and refuses if the repository changed in between.
+ * Returns 0 with *ret filled, or -1 with the error reply written.
+ */
+static int pack_precheck(struct rf_server *s, const struct rf_server_request *q,
+			 struct rf_server_reply *r, struct pack_checked *ret)
+{
+	json_t *j, *custom = NULL;
+	const char *target;
+	uint64_t len;
+	int e = -1;
+
+	if (rf__srv_parse_body(q, RF_SRV_ADMIN_BODY_MAX, r, &j) < 0)
+		return -1;
+	if (rf__srv_get_str(r, j, "target", S_ID, true, &target) < 0 ||
+	    repo_target(s, target, &custom, &len, ret->sha, r) < 0)
+		goto out;
+	e = rf__srv_pack_check(s, target, len, ret->sha, json_object_get(j, "manifests"), r,
+			       &ret->verdicts);
+out:
+	json_decref(custom);
+	json_decref(j);
+	return e;
+}
+
 static int release_create(struct rf_server *s, const struct rf_server_request *q,
-			  struct rf_server_reply *r)
+			  const struct pack_checked *pc, struct rf_server_reply *r)
 {
 	json_t *j, *custom = NULL;
 	const char *target;
@@ -553,6 +593,13 @@ static int release_create(struct rf_server *s, const struct rf_server_request *q
 	}
 	if (repo_target(s, target, &custom, &nr.length, nr.sha, r) < 0)
 		goto out;
+	if (!pc || memcmp(pc->sha, nr.sha, 32) != 0) {
+		e = rf__srv_err(r, 409, "conflict", "target",
+				"target '%s' changed in the repository while its pack was checked: "
+				"retry",
+				target);
+		goto out;
+	}
 	if (rf_rollout_schedule_from_json(custom, &nr.sched, &d) < 0) {
 		e = rf__srv_err(r, 400, "invalid_field", "target", "signed schedule of '%s': %s",
 				target, d.first);
@@ -603,7 +650,10 @@ static int release_create(struct rf_server *s, const struct rf_server_request *q
 		      "release '%s' version %lld, sha256 %.16s..., %llu bytes", slot->sched.release,
 		      (long long)slot->version, slot->sha_hex, (unsigned long long)slot->length);
 	rf__srv_audit_gate(s, slot, &slot->eval, &slot->st); /* a ring it opened at once */
-	e = rf__srv_reply_json(r, 201, rf__srv_release_json(s, slot, true));
+	json_t *out = rf__srv_release_json(s, slot, true);
+	if (out)
+		json_object_set(out, "pack", pc->verdicts);
+	e = rf__srv_reply_json(r, 201, out);
 out:
 	json_decref(custom);
 	json_decref(j);
@@ -761,11 +811,11 @@ static int release_action(struct rf_server *s, const struct rf_server_request *q
 }
 
 static int admin_releases(struct rf_server *s, const struct rf_server_request *q, const char *rest,
-			  struct rf_server_reply *r)
+			  const struct pack_checked *pc, struct rf_server_reply *r)
 {
 	if (!*rest) {
 		if (!strcmp(q->method, "POST"))
-			return release_create(s, q, r);
+			return release_create(s, q, pc, r);
 		if (!strcmp(q->method, "GET")) {
 			json_t *a = json_array();
 			for (size_t i = s->nrels; i-- > 0;)
@@ -806,9 +856,14 @@ int rf__srv_handle_admin(struct rf_server *s, const struct rf_server_request *q,
 			 struct rf_server_reply *r)
 {
 	uint8_t who[32];
+	struct pack_checked pc = {0};
 	int e;
 
 	if (!admin_ok(s, q, r))
+		return -1;
+	/* Release create: its target's bytes are read and verified before the lock is taken. */
+	if (!strcmp(rest, "releases") && !strcmp(q->method, "POST") &&
+	    pack_precheck(s, q, r, &pc) < 0)
 		return -1;
 	rf__srv_hash_token(rf__srv_bearer(q->authorization, "rfa_"), who);
 	pthread_mutex_lock(&s->lock);
@@ -820,7 +875,7 @@ int rf__srv_handle_admin(struct rf_server *s, const struct rf_server_request *q,
 	else if (!strncmp(rest, "tenants", 7) && (rest[7] == 0 || rest[7] == '/'))
 		e = admin_tenants(s, q, rest[7] ? rest + 8 : "", r);
 	else if (!strncmp(rest, "releases", 8) && (rest[8] == 0 || rest[8] == '/'))
-		e = admin_releases(s, q, rest[8] ? rest + 9 : "", r);
+		e = admin_releases(s, q, rest[8] ? rest + 9 : "", &pc, r);
 	else
 		e = rf__srv_err(r, 404, "not_found", NULL, "no such operator resource");
 	/* Several instances: the others re-read what changed (after the commit; a lost
@@ -828,5 +883,6 @@ int rf__srv_handle_admin(struct rf_server *s, const struct rf_server_request *q,
 	if (s->shared && strcmp(q->method, "GET") && r->status >= 200 && r->status < 300)
 		(void)rf_db_cluster_notify(s->db, "config");
 	pthread_mutex_unlock(&s->lock);
+	json_decref(pc.verdicts);
 	return e;
 }

@@ -34,6 +34,18 @@ static void local_add(struct rf__srv_devrel *h)
 		h->lqo++;
 }
 
+/* A committed transit rejection of release id by device d, in its release's per-ring count
+ * (struct rf__srv_release.transit; lock held). */
+static void count_transit(struct rf_server *s, int64_t id, const struct rf__srv_dev *d)
+{
+	struct rf__srv_release *rel = rf__srv_rel_by_id(s, id);
+
+	if (rel) {
+		int k = rf_rollout_ring_index(&rel->sched, rf__srv_dev_ring(s, d));
+		rel->transit[k >= 0 ? k : RF_ROLLOUT_RINGS_MAX]++;
+	}
+}
+
 /* Who caused a failure report (docs/protocol.md): the content, the device (store, disk), the
  * transit (mirror, signature, hash), or the server (a halt the device obeyed). */
 enum { CAUSE_CONTENT, CAUSE_LOCAL, CAUSE_TRANSIT, CAUSE_SERVER, CAUSE_COUNT_ };
@@ -434,6 +446,8 @@ again:
 		rf__srv_reply_json(r, 200, json_pack("{s:b,s:b}", "recorded", 0, "duplicate", 1));
 	} else {
 		atomic_fetch_add(&s->m_reports[ev], 1);
+		if (ev == EV_REJECTED && why == CAUSE_TRANSIT && x.fx.rel_id)
+			count_transit(s, x.fx.rel_id, rf__srv_dev_at(s, idx));
 		rf__srv_reply_json(r, 201, json_pack("{s:b}", "recorded", 1));
 	}
 	ret = 0;

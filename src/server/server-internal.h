@@ -158,6 +158,13 @@ struct rf__srv_release {
 	/* Devices running it, by their ring's index in its schedule (the last slot: a ring its
 	 * schedule does not name): the dashboard's "what the fleet runs now". */
 	uint64_t on[RF_ROLLOUT_RINGS_MAX + 1];
+	/* Transit rejections of it (report.c): "rejected" reports with cause transit (the bytes
+	 * failed delivery: hash, signature, mirror; docs/protocol.md), by the reporting device's
+	 * ring's index in its schedule (the last slot: a ring it does not name), counted once a
+	 * report is committed and not a duplicate. Since this instance started and of the reports it
+	 * took, as /metrics counts them: the reports table keeps no cause to count them again from
+	 * (docs/server.md). Per release, never per device. */
+	uint64_t transit[RF_ROLLOUT_RINGS_MAX + 1];
 	/* Cohort buckets of the ring's devices (tenants pinned to N-1 left out), so the devices a
 	 * step admits are a prefix sum: bhist[k][b] devices of ring k have bucket b. Filled for
 	 * devices [0, bdone) (a new release is filled a slice per tick, admitted unknown until
@@ -441,6 +448,13 @@ int rf__srv_cluster_fetch(struct rf_server *s, const char *id);
 int rf__srv_cluster_apply(struct rf_server *s, const struct rf_db_device *x);
 /* Re-read the rings, tenants and releases and apply what changed (lock held). */
 int rf__srv_cluster_reread(struct rf_server *s);
+/* packcheck.c: release create's check of the target's bytes, without the lock: the repository's
+ * file of target is len bytes hashing to sha, and a pack the agents accept (manifests: the
+ * request's "manifests" member, NULL or null for this build's agent manifests). 0 and *ret
+ * (the verdicts, for the reply), or -1 with the error reply written. */
+int rf__srv_pack_check(struct rf_server *s, const char *target, uint64_t len,
+		       const uint8_t sha[32], json_t *manifests, struct rf_server_reply *r,
+		       json_t **ret);
 /* web.c */
 int rf__srv_dashboard(struct rf_server *s, struct rf_server_reply *r);
 int rf__srv_metrics(struct rf_server *s, struct rf_server_reply *r);

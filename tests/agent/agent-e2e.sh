@@ -160,8 +160,9 @@ supervise "s['mode'] == 'last-good' and s['last_good'] is not None and s['last_g
 	fail "the fix C was not taken out of safe mode"
 ok "the fix C arrived in safe mode, was taken and is the last known good"
 
-# 4. rejection: R needs ChannelField21, which this agent's manifest does not supply
-publish packs/r.rfp "$W/r.rfp" rel-r
+# 4. rejection: R needs ChannelField21, which this agent's manifest does not supply (the
+# release is created with the buggy validator's manifest: the server's own check would refuse R)
+RF_CREATE_OPTS="--manifest $(rf_validator_manifest)" publish packs/r.rfp "$W/r.rfp" rel-r
 for i in $(seq 150); do grep -q "rejected packs/r.rfp" "$W/agent.log" && break; sleep 0.1; done
 grep -q "rejected packs/r.rfp $HR: .*ChannelField21" "$W/agent.log" || fail "R not rejected with the field named"
 [ "$(count_loads "$HR")" = 0 ] || fail "R was loaded"

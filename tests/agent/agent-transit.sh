@@ -3,7 +3,8 @@
 # the real ringfenced: other bytes are published under a live release's target name, so the
 # agent finds the server's hash is not the signed one. It reports that once (cause transit),
 # counts every attempt (`status`: transit_failures), retries with backoff without reporting
-# again, and once the repository is repaired takes the release without a restart.
+# again (`ringfence release status` shows the one transit rejection in its ring), and once the
+# repository is repaired takes the release without a restart.
 # Everything runs on 127.0.0.1 (a free port); every wait is bounded; the script stops what it
 # started. Usage: agent-transit.sh RINGFENCE_AGENT RINGFENCED RINGFENCE
 set -u
@@ -44,6 +45,16 @@ n=$(grep -c "warning: rejected packs/a.rfp" "$W/agent.log")
 [ "$n" = 1 ] || fail "the same transit failure was reported $n times, want once"
 [ "$(rf_q "s['mode']")" = empty ] || fail "the agent runs something: $(rf_q "s['mode']")"
 ok "transit failure: retried with backoff, counted ($(rf_q "s['transit_failures']")), reported once"
+# the operator sees it in the release's status: one transit rejection, in the canary ring
+for _ in $(seq 100); do
+	"$CLI" release status 1 >"$W/status.out" 2>&1
+	grep -q "transit rejections 1" "$W/status.out" && break
+	sleep 0.1
+done
+grep -q "^  transit: 1 rejection report: the bytes failed delivery" "$W/status.out" &&
+	grep -q "^  canary     transit rejections 1$" "$W/status.out" ||
+	fail "release status does not show the transit rejection: $(cat "$W/status.out")"
+ok "release status shows the transit rejection in canary"
 
 # the repository is repaired: the agent takes the release without a restart
 "$CLI" repo add "$W/repo" "$W/a.rfp" --name packs/a.rfp --replace --custom "$CUSTOM" >/dev/null ||

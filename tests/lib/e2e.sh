@@ -55,14 +55,26 @@ rf_start_server() {
 RF_CANARY_ALL='{"ring":"canary","not_before":0,"ramp":[{"after":0,"percent":100}]}'
 
 # rf_publish NAME FILE RELEASE-ID [SCHEDULE-STEPS [GATES]]: add the pack to $W/repo with its
-# signed schedule (default: the whole canary at once), publish, create the release.
+# signed schedule (default: the whole canary at once), publish, create the release (with the
+# options in RF_CREATE_OPTS, e.g. "--manifest F": rf_validator_manifest).
 rf_publish() {
 	local custom="{\"ringfence\":{\"release\":\"$3\",\"schedule\":[${4:-$RF_CANARY_ALL}]"
 	[ -n "${5:-}" ] && custom="$custom,\"gates\":$5"
 	custom="$custom}}"
 	"$CLI" repo add "$W/repo" "$2" --name "$1" --custom "$custom" >/dev/null || fail "repo add $1"
 	"$CLI" repo publish "$W/repo" >/dev/null || fail "repo publish"
-	"$CLI" release create "$1" >/dev/null || fail "release create $1"
+	# shellcheck disable=SC2086 # RF_CREATE_OPTS is words
+	"$CLI" release create "$1" ${RF_CREATE_OPTS:-} >/dev/null || fail "release create $1"
+}
+
+# rf_validator_manifest: the path of the buggy validator's manifest (tests/lib/validator-manifest.py,
+# made once): release create given it lets a pack that needs ChannelField21 through, so a test
+# can show the agents refuse it (P1).
+rf_validator_manifest() {
+	[ -s "$W/validator-manifest.json" ] ||
+		python3 "$SRC/tests/lib/validator-manifest.py" "$W/validator-manifest.json" ||
+		fail "validator-manifest.py"
+	echo "$W/validator-manifest.json"
 }
 
 # rf_compile NAME SEQ RULE-FILES...: $W/NAME.rfp, a pack of those rules with sequence SEQ (no

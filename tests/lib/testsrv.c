@@ -16,6 +16,7 @@
 #include "common/util.h"
 #include "server/server-internal.h"
 #include "testdb.h"
+#include "testpack.h"
 #include "testsrv.h"
 #include "trust/tuf.h"
 
@@ -34,13 +35,16 @@ void rf_testsrv_prepare(struct rf_testsrv *t, const char *name, int npacks,
 	if (rf_tuf_repo_init(t->repo, &ro, now, &d) < 0)
 		fail_msg("repo init: %s", d.first);
 	for (int i = 1; i <= npacks; i++) {
-		char path[64], meta[1024], content[64];
+		char path[64], meta[1024];
+		uint8_t *pack;
+		size_t n;
 		snprintf(path, sizeof(path), "packs/rules-%d.rfp", i);
-		snprintf(content, sizeof(content), "pack bytes %d", i);
+		if (rf_testpack((uint64_t)i, &pack, &n) < 0)
+			fail_msg("the example pack ($RF_TEST_PACK) is not readable");
 		custom(ud, i, meta, sizeof(meta));
-		if (rf_tuf_repo_add(t->repo, path, (const uint8_t *)content, strlen(content), meta,
-				    now, &d) < 0)
+		if (rf_tuf_repo_add(t->repo, path, pack, n, meta, now, &d) < 0)
 			fail_msg("repo add %s: %s", path, d.first);
+		free(pack);
 	}
 	if (rf_tuf_repo_publish(t->repo, now, &d) < 0)
 		fail_msg("publish: %s", d.first);
@@ -105,11 +109,13 @@ int rf_testsrv_teardown(void **state)
 
 void rf_testsrv_pack_sha(int i, char ret_hex[65])
 {
-	char content[64];
-	uint8_t h[32];
+	uint8_t h[32], *pack;
+	size_t n;
 
-	snprintf(content, sizeof(content), "pack bytes %d", i);
-	rf_sha256(content, strlen(content), h);
+	if (rf_testpack((uint64_t)i, &pack, &n) < 0)
+		fail_msg("the example pack ($RF_TEST_PACK) is not readable");
+	rf_sha256(pack, n, h);
+	free(pack);
 	rf_hex_encode(h, 32, ret_hex);
 }
 

@@ -28,7 +28,8 @@ typedef void (*rf_testsrv_custom_fn)(void *ud, int i, char *buf, size_t n);
 
 /*
  * A new temp dir /tmp/rf-test-<name>-XXXXXX holding a TUF repository (dir/repo) with npacks
- * packs "packs/rules-<i>.rfp", i = 1..npacks, whose bytes are "pack bytes <i>" and whose custom
+ * packs "packs/rules-<i>.rfp", i = 1..npacks, whose bytes are the example pack with sequence
+ * number i (testpack.h: release create accepts only packs) and whose custom
  * metadata custom() writes, signed and published at the wall clock; and a new empty test
  * database (rf_testdb_new: dir/rf.db for SQLite).
  */
@@ -52,7 +53,7 @@ void rf_testsrv_cleanup(struct rf_testsrv *t);
  * rf_testsrv: rf_testsrv_cleanup, then free. */
 int rf_testsrv_teardown(void **state);
 
-/* The sha256 (hex) of pack i's bytes as rf_testsrv_prepare writes them ("pack bytes <i>"). */
+/* The sha256 (hex) of pack i's bytes as rf_testsrv_prepare writes them (rf_testpack(i)). */
 void rf_testsrv_pack_sha(int i, char ret_hex[65]);
 
 /* A new tenant (body: the POST /v1/admin/tenants JSON); its enrollment token in ret_tok[n]. */

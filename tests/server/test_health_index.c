@@ -98,7 +98,7 @@ static void create_release(struct env *e)
 
 /* Pack i (1..NREL): canary at once, early ramping in steps (admitted devices change with the
  * step), broad later; short probation and silence so the clock crosses them. Also notes the
- * pack's sha256 (its bytes are "pack bytes <i>", testsrv.h). */
+ * pack's sha256 (its bytes are the example pack with sequence number i, testsrv.h). */
 static void schedule_of(void *ud, int i, char *buf, size_t n)
 {
 	struct env *e = ud;

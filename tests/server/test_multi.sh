@@ -310,7 +310,11 @@ F=1
 "$CLI" repo add "$W/repo" "$W/b.rfp" --name packs/b.rfp --custom "$(sched rel-b '[{"after":0,"percent":100}]')" >/dev/null || fail "repo add b"
 "$CLI" repo publish "$W/repo" >/dev/null || fail "repo publish b"
 rf_repo_readable
-at "$F" "$CLI" release create packs/b.rfp >/dev/null || fail "release create b on instance $F"
+python3 "$SRC/tests/lib/validator-manifest.py" "$W/validator.json" || fail "validator-manifest.py"
+# B needs ChannelField21: created with the buggy validator's manifest (the server's own check
+# would refuse it), the agents refuse it and the gate halts it.
+at "$F" "$CLI" release create packs/b.rfp --manifest "$W/validator.json" >/dev/null ||
+	fail "release create b on instance $F"
 t0=$(date +%s%N) deadline=$((SECONDS + 30))
 O=1
 while [ "$O" = "$F" ] || [ "$O" = "$L" ]; do O=$((O + 1)); done

@@ -37,6 +37,7 @@
 #include "ringfence/limits.h"
 #include "server/store.h"
 #include "testdb.h"
+#include "testpack.h"
 #include "trust/tuf.h"
 
 static const char *ringfenced_path, *ringfence_path;
@@ -245,11 +246,26 @@ static void stop_server(struct env *e, int sig)
 	e->port = 0;
 }
 
+/* Sign target name (the example pack with a sequence number of its own, testpack.h) with the
+ * custom metadata custom into the repository, and publish. */
+static void add_pack(struct env *e, const char *name, const char *custom, int64_t now)
+{
+	struct rf_diag d = {0};
+	uint8_t *pack;
+	size_t n;
+
+	if (rf_testpack(rf_testpack_seq(name), &pack, &n) < 0)
+		fail_msg("the example pack ($RF_TEST_PACK) is not readable");
+	if (rf_tuf_repo_add(e->repo, name, pack, n, custom, now, &d) < 0 ||
+	    rf_tuf_repo_publish(e->repo, now, &d) < 0)
+		fail_msg("repository: %s", d.first);
+	free(pack);
+}
+
 /* Add target name with a schedule (every ring open now at 100 %) and gates, and publish. */
 static void add_target(struct env *e, const char *name, const char *release, const char *gates)
 {
-	char custom[2048], content[64];
-	struct rf_diag d = {0};
+	char custom[2048];
 	int64_t now = rf_now_wall();
 
 	snprintf(custom, sizeof(custom),
@@ -258,11 +274,7 @@ static void add_target(struct env *e, const char *name, const char *release, con
 		 "{\"ring\":\"broad\",\"not_before\":0,\"ramp\":[{\"after\":0,\"percent\":100}]}],"
 		 "\"gates\":{%s}}}",
 		 release, gates);
-	snprintf(content, sizeof(content), "pack bytes of %s", name);
-	if (rf_tuf_repo_add(e->repo, name, (const uint8_t *)content, strlen(content), custom, now,
-			    &d) < 0 ||
-	    rf_tuf_repo_publish(e->repo, now, &d) < 0)
-		fail_msg("repository: %s", d.first);
+	add_pack(e, name, custom, now);
 }
 
 static int setup_with(void **state, int64_t timestamp_expiry)
@@ -1475,8 +1487,7 @@ static void test_backup_onto_database_refused(void **state)
 /* Add and publish target name with the given schedule array (rings at 100 % from the start). */
 static void add_target_rings(struct env *e, const char *name, const char *const *rings)
 {
-	char custom[2048], content[64];
-	struct rf_diag d = {0};
+	char custom[2048];
 	int64_t now = rf_now_wall();
 	size_t n = (size_t)snprintf(custom, sizeof(custom),
 				    "{\"ringfence\":{\"release\":\"%s\",\"schedule\":[", name);
@@ -1487,11 +1498,7 @@ static void add_target_rings(struct env *e, const char *name, const char *const 
 				      "\"ramp\":[{\"after\":0,\"percent\":100}]}",
 				      i ? "," : "", rings[i]);
 	snprintf(custom + n, sizeof(custom) - n, "]}}");
-	snprintf(content, sizeof(content), "pack bytes of %s", name);
-	if (rf_tuf_repo_add(e->repo, name, (const uint8_t *)content, strlen(content), custom, now,
-			    &d) < 0 ||
-	    rf_tuf_repo_publish(e->repo, now, &d) < 0)
-		fail_msg("repository: %s", d.first);
+	add_pack(e, name, custom, now);
 }
 
 /* A signed schedule must list rings this server has, in ring order: rings out of order (broad
@@ -1539,6 +1546,142 @@ static void test_schedule_rings_checked(void **state)
 	add_target_rings(e, "packs/skip.rfp", skip);
 	EXPECT_STATUS(201, http(e, "POST", "/v1/admin/releases", e->admin, NULL,
 				"{\"target\":\"packs/skip.rfp\"}"));
+}
+
+/* The schedule every ring open now at 100 %, for target name. */
+static void sched_all(const char *name, char *out, size_t n)
+{
+	snprintf(out, n,
+		 "{\"ringfence\":{\"release\":\"%s\",\"schedule\":["
+		 "{\"ring\":\"canary\",\"not_before\":0,\"ramp\":[{\"after\":0,\"percent\":100}]}]}}",
+		 name);
+}
+
+/* Sign target name with bytes that are not a pack (as `repo add --raw` would) and a schedule
+ * every ring's devices take at once, and publish. */
+static void add_garbage(struct env *e, const char *name)
+{
+	static const char garbage[] = "twenty-two bytes, no!\n";
+	char custom[512];
+	struct rf_diag d = {0};
+	int64_t now = rf_now_wall();
+
+	sched_all(name, custom, sizeof(custom));
+	if (rf_tuf_repo_add(e->repo, name, (const uint8_t *)garbage, strlen(garbage), custom, now,
+			    &d) < 0 ||
+	    rf_tuf_repo_publish(e->repo, now, &d) < 0)
+		fail_msg("repository: %s", d.first);
+}
+
+/* POST /v1/admin/releases for target with the extra members more (or ""); 400 or 409 wanted,
+ * with why in the message. */
+static void create_refused(struct env *e, const char *target, const char *more, int want,
+			   const char *why)
+{
+	char *body = malloc(256 + strlen(more));
+	json_t *j;
+
+	assert_non_null(body);
+	sprintf(body, "{\"target\":\"%s\"%s}", target, more);
+	EXPECT_STATUS(want, http(e, "POST", "/v1/admin/releases", e->admin, &j, body));
+	const char *msg = jstr(j, "error", "message");
+	if (!strstr(msg, why))
+		fail_msg("%s: '%s' does not say '%s'", target, msg, why);
+	json_decref(j);
+	free(body);
+}
+
+/* ,"manifests":[the JSON of manifests/NAME.json] (malloc'd). */
+static char *manifests_member(const char *name)
+{
+	char path[512];
+	const char *src = getenv("RF_SOURCE_ROOT");
+	uint8_t *p;
+	size_t n;
+
+	snprintf(path, sizeof(path), "%s/manifests/%s.json", src ? src : ".", name);
+	assert_int_equal(rf_file_read(path, 1 << 20, &p, &n), 0);
+	char *out = malloc(n + 32);
+	assert_non_null(out);
+	snprintf(out, n + 32, ",\"manifests\":[%.*s]", (int)n, (const char *)p);
+	free(p);
+	return out;
+}
+
+/* Release create reads the target's bytes from the repository and refuses, with the reason and
+ * storing nothing, bytes that are not a pack any agent accepts (here: signed with `repo add
+ * --raw`'s equivalent), a pack the manifests the request names refuse, and a repository file
+ * that is not the signed bytes; the example pack is accepted, with which manifests accept it in
+ * the reply. Before, the server never read a target's bytes: every agent refused such a
+ * release, one by one. */
+static void test_release_pack_checked(void **state)
+{
+	struct env *e = *state;
+	char custom[512], path[1024], hex[65];
+	int64_t now = rf_now_wall();
+	uint8_t h[32];
+	json_t *j;
+
+	add_garbage(e, "packs/garbage.rfp");
+	create_refused(e, "packs/garbage.rfp", "", 400, "is not a pack any agent accepts");
+	create_refused(e, "packs/garbage.rfp", "", 400, "ringfence-agent-1.1.0");
+	/* A real pack (Windows rules) that the Linux proc manifest, named by the request, refuses. */
+	sched_all("windows", custom, sizeof(custom));
+	add_pack(e, "packs/windows.rfp", custom, now);
+	char *linux_m = manifests_member("ringfence-agent-linux-1.2.0");
+	create_refused(e, "packs/windows.rfp", linux_m, 400,
+		       "not a pack the manifests given accept (refused by "
+		       "ringfence-agent-linux-1.2.0; nothing stored): ");
+	free(linux_m);
+	create_refused(e, "packs/windows.rfp", ",\"manifests\":[{\"agent\":1}]", 400,
+		       "manifests[0] is not an agent manifest");
+	create_refused(e, "packs/windows.rfp", ",\"manifests\":[]", 400, "'manifests' must be");
+	/* The repository's file is not what was signed (same length, other bytes). */
+	sched_all("tampered", custom, sizeof(custom));
+	add_pack(e, "packs/tampered.rfp", custom, now);
+	uint8_t *pack;
+	size_t n;
+	assert_int_equal(rf_testpack(rf_testpack_seq("packs/tampered.rfp"), &pack, &n), 0);
+	rf_sha256(pack, n, h);
+	rf_hex_encode(h, 32, hex);
+	snprintf(path, sizeof(path), "%s/repository/targets/packs/%s.tampered.rfp", e->repo, hex);
+	pack[n - 1] ^= 1;
+	assert_int_equal(rf_file_write_atomic(path, pack, n, 0644), 0);
+	free(pack);
+	create_refused(e, "packs/tampered.rfp", "", 409, "does not hash to the signed sha256");
+	EXPECT_STATUS(200, http(e, "GET", "/v1/admin/releases", e->admin, &j, NULL));
+	assert_int_equal(json_array_size(json_object_get(j, "releases")), 0);
+	json_decref(j);
+
+	/* The real pack is accepted; the reply says which agent manifests accept it. */
+	EXPECT_STATUS(201, http(e, "POST", "/v1/admin/releases", e->admin, &j,
+				"{\"target\":\"packs/windows.rfp\"}"));
+	json_t *pk = json_object_get(j, "pack"), *m;
+	size_t i;
+	bool general = false;
+	assert_string_equal(jstr(pk, "manifests_from", NULL), "agent");
+	json_array_foreach(json_object_get(pk, "manifests"), i, m)
+	{
+		if (!strcmp(jstr(m, "manifest", NULL), "ringfence-agent-1.1.0"))
+			general = json_is_true(json_object_get(m, "accepted"));
+		if (!strcmp(jstr(m, "manifest", NULL), "ringfence-agent-linux-1.2.0"))
+			assert_true(json_is_false(json_object_get(m, "accepted")));
+	}
+	assert_true(general);
+	json_decref(j);
+	/* Named manifests that accept it. */
+	sched_all("general", custom, sizeof(custom));
+	add_pack(e, "packs/general.rfp", custom, now);
+	char *gen_m = manifests_member("ringfence-agent-1.1.0");
+	char body[64 * 1024];
+	snprintf(body, sizeof(body), "{\"target\":\"packs/general.rfp\"%s}", gen_m);
+	free(gen_m);
+	EXPECT_STATUS(201, http(e, "POST", "/v1/admin/releases", e->admin, &j, body));
+	assert_string_equal(jstr(json_object_get(j, "pack"), "manifests_from", NULL), "request");
+	json_decref(j);
+	EXPECT_STATUS(200, http(e, "GET", "/v1/admin/releases", e->admin, &j, NULL));
+	assert_int_equal(json_array_size(json_object_get(j, "releases")), 2);
+	json_decref(j);
 }
 
 /* A first start that fails leaves nothing behind, says why, and the same --init works once the
@@ -2311,7 +2454,6 @@ static void test_step_admitting_nobody_advances(void **state)
 {
 	struct env *e = *state;
 	char tc[80], c1[80], c2[80], custom[1024];
-	struct rf_diag d = {0};
 	int64_t now = rf_now_wall();
 	json_t *j;
 
@@ -2324,10 +2466,7 @@ static void test_step_admitting_nobody_advances(void **state)
 		 "{\"after\":1,\"percent\":100}]},"
 		 "{\"ring\":\"broad\",\"not_before\":0,\"ramp\":[{\"after\":0,\"percent\":100}]}],"
 		 "\"gates\":{\"probation_s\":1,\"min_bake_s\":1,\"min_healthy\":2}}}");
-	if (rf_tuf_repo_add(e->repo, "packs/tiny-step.rfp", (const uint8_t *)"tiny", 4, custom, now,
-			    &d) < 0 ||
-	    rf_tuf_repo_publish(e->repo, now, &d) < 0)
-		fail_msg("repository: %s", d.first);
+	add_pack(e, "packs/tiny-step.rfp", custom, now);
 	EXPECT_STATUS(201, http(e, "POST", "/v1/admin/releases", e->admin, &j,
 				"{\"target\":\"packs/tiny-step.rfp\"}"));
 	json_decref(j);
@@ -2811,6 +2950,69 @@ static int run_cli(struct env *e, char *out, size_t cap, const char *const *args
 				 __LINE__, rc_, (want), out);                                      \
 	} while (0)
 
+/* A device's "rejected" report with cause transit (the bytes failed delivery) is counted per ring
+ * of the release in its status (transit_rejections: per ring and in all), once per report id,
+ * apart from the content's rejections, and `release status` says so on a line of its own.
+ * Before, they showed only in /metrics (ringfence_reports_total{event="rejected"}), for no
+ * release in particular. */
+static void test_transit_rejections_in_status(void **state)
+{
+	struct env *e = *state;
+	char tc[80], tb[80], ca[80], cb[80], cc[80], sha[65], out[16384];
+	json_t *j;
+
+	tenant(e, "tr-canary", "canary", tc);
+	tenant(e, "tr-broad", "broad", tb);
+	add_target(e, "packs/rules-tr.rfp", "rules-tr", "");
+	EXPECT_STATUS(201, http(e, "POST", "/v1/admin/releases", e->admin, &j,
+				"{\"target\":\"packs/rules-tr.rfp\"}"));
+	int id = (int)json_integer_value(json_object_get(j, "id"));
+	snprintf(sha, sizeof(sha), "%s", jstr(j, "sha256", NULL));
+	json_decref(j);
+	enroll(e, tc, "tr-a", ca);
+	enroll(e, tc, "tr-b", cb);
+	enroll(e, tb, "tr-c", cc);
+	json_decref(checkin(e, ca, "tr-a", NULL, 0));
+	json_decref(checkin(e, cb, "tr-b", NULL, 0));
+	json_decref(checkin(e, cc, "tr-c", NULL, 0));
+	static const char fmt[] = "{\"report_id\":\"%s\",\"device_id\":\"%s\",\"event\":\"rejected\","
+				  "\"sha256\":\"%s\",\"cause\":\"%s\",\"detail\":\"hash mismatch\"}";
+	EXPECT_STATUS(201, http(e, "POST", "/v1/report", ca, NULL, fmt, "a-1", "tr-a", sha,
+				"transit"));
+	EXPECT_STATUS(200, http(e, "POST", "/v1/report", ca, NULL, fmt, "a-1", "tr-a", sha,
+				"transit")); /* a retry: counted once */
+	EXPECT_STATUS(201, http(e, "POST", "/v1/report", cb, NULL, fmt, "b-1", "tr-b", sha,
+				"content"));
+	EXPECT_STATUS(201, http(e, "POST", "/v1/report", cc, NULL, fmt, "c-1", "tr-c", sha,
+				"transit"));
+	char path[64];
+	snprintf(path, sizeof(path), "/v1/admin/releases/%d", id);
+	EXPECT_STATUS(200, http(e, "GET", path, e->admin, &j, NULL));
+	assert_int_equal(json_integer_value(json_object_get(j, "transit_rejections")), 2);
+	json_t *rings = json_object_get(j, "rings");
+	assert_string_equal(jstr(json_array_get(rings, 0), "ring", NULL), "canary");
+	assert_int_equal(json_integer_value(
+			     json_object_get(json_array_get(rings, 0), "transit_rejections")),
+			 1);
+	assert_string_equal(jstr(json_array_get(rings, 1), "ring", NULL), "broad");
+	assert_int_equal(json_integer_value(
+			     json_object_get(json_array_get(rings, 1), "transit_rejections")),
+			 1);
+	json_decref(j);
+	EXPECT_STATUS(200, http(e, "GET", "/v1/admin/releases", e->admin, &j, NULL));
+	assert_int_equal(json_integer_value(json_object_get(
+			     json_array_get(json_object_get(j, "releases"), 0), "transit_rejections")),
+			 2);
+	json_decref(j);
+	char ids[16];
+	snprintf(ids, sizeof(ids), "%d", id);
+	CLI(0, "release", "status", ids);
+	if (!strstr(out, "  transit: 2 rejection reports: the bytes failed delivery") ||
+	    !strstr(out, "  canary     transit rejections 1\n") ||
+	    !strstr(out, "  broad      transit rejections 1\n"))
+		fail_msg("release status does not show the transit rejections:\n%s", out);
+}
+
 /* `ringfence release|ring|tenant` against the real server: every command, --help, and the
  * documented exit codes (0 done, 1 refused by the server, 2 usage). */
 static void test_cli_operator_commands(void **state)
@@ -2852,6 +3054,10 @@ static void test_cli_operator_commands(void **state)
 	assert_non_null(strstr(out, "release 1  packs/rules-cli.rfp  active"));
 	CLI(1, "release", "create", "packs/missing.rfp");
 	assert_non_null(strstr(out, "not published"));
+	add_garbage(e, "packs/garbage-cli.rfp");
+	CLI(1, "release", "create", "packs/garbage-cli.rfp");
+	assert_non_null(strstr(out, "is not a pack any agent accepts"));
+	CLI(2, "release", "create", "packs/rules-cli.rfp", "--manifest", "/nonexistent.json");
 	CLI(0, "release", "status", "1");
 	assert_non_null(strstr(out, "canary"));
 	CLI(0, "release", "halt", "1", "--reason", "cli test");
@@ -2923,6 +3129,8 @@ int main(int argc, char **argv)
 	    cmocka_unit_test_setup_teardown(test_enroll_checkin_report_halt_resume, setup,
 					    teardown),
 	    cmocka_unit_test_setup_teardown(test_cross_tenant_denied, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_release_pack_checked, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_transit_rejections_in_status, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_reenrolment_does_not_lock_out, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_bad_requests_rejected, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_repo_metrics_dashboard, setup, teardown),
