@@ -9,6 +9,7 @@
  * the caller (ringfenced holds its store lock); the connection is also opened FULLMUTEX.
  */
 #include <errno.h>
+#include <fcntl.h>
 #include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -757,6 +758,22 @@ int rf_db_sqlite_backup(const char *path, const char *dest, struct rf_diag *diag
 		    "cannot back up %s to %s: it is a directory; give the backup's "
 		    "file name (e.g. %s/ringfenced.db)",
 		    path, dest, dest);
+	/* A file that is there and is no SQLite database (the admin token beside the database,
+	 * say) is not a backup the operator means to replace: refused, left as it was. */
+	if (stat(dest, &dst_st) == 0 && S_ISREG(dst_st.st_mode) && dst_st.st_size > 0) {
+		char head[16] = {0};
+		int fd = open(dest, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
+		ssize_t got = fd < 0 ? -1 : read(fd, head, sizeof(head));
+
+		if (fd >= 0)
+			close(fd);
+		if (got != (ssize_t)sizeof(head) || memcmp(head, "SQLite format 3", 16) != 0)
+			return rf_diag_report(diag, -EINVAL,
+					      "cannot back up %s to %s: that file is there and is "
+					      "not a SQLite database; the backup would replace it. "
+					      "Give another file name, or remove it first",
+					      path, dest);
+	}
 	if (sqlite3_open_v2(path, &src, SQLITE_OPEN_READWRITE | SQLITE_OPEN_FULLMUTEX, NULL) !=
 	    SQLITE_OK) {
 		r = access(path, F_OK) < 0 && errno == ENOENT

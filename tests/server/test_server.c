@@ -1482,6 +1482,24 @@ static void test_backup_onto_database_refused(void **state)
 	assert_int_equal(access(base, F_OK), -1);
 	assert_int_equal(stat(cmd, &after), 0);
 	assert_true(before.st_ino == after.st_ino);
+	/* A file there that is no database (the admin token beside the database): refused and
+	 * left as it was; it used to become a world-readable copy the server then refused. */
+	snprintf(cmd, sizeof(cmd), "%s.admin-token", e->db);
+	if (access(cmd, F_OK) != 0) {
+		FILE *f = fopen(cmd, "w");
+		assert_non_null(f);
+		fputs("not a database\n", f);
+		fclose(f);
+	}
+	assert_int_equal(stat(cmd, &before), 0);
+	const char *totok[] = {"--db", e->db, "--backup", cmd, NULL};
+	assert_int_equal(run_ringfenced(err, totok), 2);
+	assert_true(file_has(err, "is not a SQLite database"));
+	assert_int_equal(stat(cmd, &after), 0);
+	assert_true(before.st_ino == after.st_ino && before.st_size == after.st_size);
+	/* An earlier backup is a database: replacing it still works. */
+	snprintf(cmd, sizeof(cmd), "%s/backup.db", e->dir);
+	assert_int_equal(run_ringfenced(err, good), 0);
 }
 
 /* Add and publish target name with the given schedule array (rings at 100 % from the start). */

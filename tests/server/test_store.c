@@ -1010,7 +1010,9 @@ static void test_pg_deadlock_retried(void **state)
 	if (x.r)
 		fprintf(stderr, "%s\n", da.count ? da.first : "");
 	assert_int_equal(x.r, 0);
-	assert_int_equal(atomic_load(&ra), 1);
+	/* At least one retry; under load the retry can meet the cycle again before this session's
+	 * COMMIT, so more than one is allowed, bounded. */
+	assert_true(atomic_load(&ra) >= 1 && atomic_load(&ra) <= 5);
 	assert_int_equal(x.ver[0], 2);
 	assert_int_equal(x.ver[1], 2);
 	assert_false(x.dup[0]);
