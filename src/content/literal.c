@@ -442,13 +442,33 @@ static uint32_t commit(const char *run, uint32_t cur, char *out, uint32_t *best)
  * before it into something else ('+' keeps it but ends the run); a top-level '|' gives up. The
  * factor is the longest run of required bytes, matched caselessly (inline flags may make any
  * part of the expression caseless). */
+/* Does regex p[0..n) turn on extended mode ((?x) or (?x:...), alone or among other flags)
+ * anywhere? There white space and '#' comments are not bytes to match, so no literal run read
+ * off the text is required: the factor reader gives up (a conservative test: a "(?" inside a
+ * class or after a backslash counts too). */
+static bool extended_mode(const char *p, size_t n)
+{
+	for (size_t i = 0; i + 2 < n; i++) {
+		if (p[i] != '(' || p[i + 1] != '?' || (i && p[i - 1] == '\\'))
+			continue;
+		for (size_t j = i + 2; j < n && p[j] != ')' && p[j] != ':'; j++) {
+			if (p[j] == 'x')
+				return true;
+			if (!((p[j] >= 'a' && p[j] <= 'z') || (p[j] >= 'A' && p[j] <= 'Z') ||
+			      p[j] == '-' || p[j] == '^'))
+				break;
+		}
+	}
+	return false;
+}
+
 uint32_t rf__regex_factor(const char *p, size_t n, char *out)
 {
 	uint32_t best = 0, cur = 0;
 	char run[RF_PATTERN_MAX];
 	bool prev_lit = false;
 
-	if (n > RF_PATTERN_MAX)
+	if (n > RF_PATTERN_MAX || extended_mode(p, n))
 		return 0;
 	for (size_t i = 0; i < n; i++) {
 		char c = p[i];

@@ -683,6 +683,42 @@ static void test_lazy_factor(void **state)
 	free(p);
 }
 
+/* A regex in extended mode ((?x)): its spaces are not bytes to match, so "mimi katz" is no
+ * required literal; the rule must match "mimikatz" (it was decided false without a scan). */
+static void test_regex_extended_no_factor(void **state)
+{
+	struct rf_ir_atom a[] = {A("CommandLine", S, RF_OP_REGEX, 0, "(?x)mimi katz"),
+				 A("CommandLine", S, RF_OP_REGEX, 0, "(?ix: m i m i)  ok")};
+	uint32_t c1[] = {RF_INSN(RF_I_ATOM, 0)}, c2[] = {RF_INSN(RF_I_ATOM, 0)};
+	struct rf_ir_rule r[] = {{"x", "t", "", "", PC, a, 1, c1, 1},
+				 {"ix", "t", "", "", PC, a + 1, 1, c2, 1}};
+	const char *ev[] = {"{\"event\":\"process_creation\",\"CommandLine\":\"run mimikatz now\"}",
+			    "{\"event\":\"process_creation\",\"CommandLine\":\"run mimi katz\"}",
+			    "{\"event\":\"process_creation\",\"CommandLine\":\"MIMI  ok\"}"};
+	const int hits[] = {1, 0, 1};
+	size_t len;
+	uint8_t *p = build(r, 2, &len);
+	struct rf_engine *e;
+	struct rf_engine_scratch *s;
+	struct rf_diag d = {0};
+
+	if (rf_engine_load(p, len, m11, &e, &d) < 0)
+		fail_msg("load: %s", d.first);
+	for (size_t i = 0; i < sizeof(ev) / sizeof(ev[0]); i++) {
+		struct rf_event pev;
+		uint8_t buf[256];
+		assert_int_equal(rf_engine_scratch_new(e, &s), 0);
+		assert_int_equal(rf_event_parse((const uint8_t *)ev[i], strlen(ev[i]), buf,
+						sizeof(buf), &pev, &d),
+				 0);
+		if (rf_engine_eval(e, &pev, s, NULL, NULL, NULL) != hits[i])
+			fail_msg("event %zu: want %d alerts", i, hits[i]);
+		rf_engine_scratch_free(s);
+	}
+	rf_engine_free(e);
+	free(p);
+}
+
 /* A rule that needs a lazy regex without a factor scans only the database of such atoms, not the
  * one of the factored (rule "other" reads 'who.mi', factor "who", never needed here): on the old
  * engine, one lazy database per field, 'who.mi' was matched as well (3 atoms instead of 2). */
@@ -1068,6 +1104,7 @@ int main(void)
 	    cmocka_unit_test(test_batch_equals_single),
 	    cmocka_unit_test(test_filter_only_field),
 	    cmocka_unit_test(test_lazy_factor),
+	    cmocka_unit_test(test_regex_extended_no_factor),
 	    cmocka_unit_test(test_lazy_bare),
 	    cmocka_unit_test(test_direct_atoms),
 	    cmocka_unit_test(test_direct_before_lazy),
