@@ -932,6 +932,29 @@ int rf_sigma_corrset_finish(struct rf_sigma_corrset *s, struct rf_pack_builder *
 			fail(&x, -EINVAL, "id or name already used by another rule or correlation");
 			c->state = -1;
 			rejected++;
+			continue;
+		}
+		/* A reference by a name two rules carry would count only the first one's events:
+		 * ambiguous, rejected with both named. */
+		for (size_t k = 0; k < c->n_refs && c->state == 0; k++) {
+			const struct base *b1 = find_base(s, c->refs[k]), *b2 = NULL;
+			if (!b1 || !strcmp(b1->id, c->refs[k]))
+				continue;
+			for (size_t j = 0; j < s->nb && !b2; j++)
+				if (&s->b[j] != b1 && !strcmp(s->b[j].name, c->refs[k]))
+					b2 = &s->b[j];
+			if (!b2)
+				continue;
+			char qn[96], q1[96], q2[96];
+			rf_diag_quote(qn, sizeof(qn), c->refs[k], strlen(c->refs[k]));
+			rf_diag_quote(q1, sizeof(q1), b1->id, strlen(b1->id));
+			rf_diag_quote(q2, sizeof(q2), b2->id, strlen(b2->id));
+			fail(&x, -EINVAL,
+			     "rules: '%s' is the name of two rules (ids '%s' and '%s'): names must be "
+			     "unique; rename one or refer by id",
+			     qn, q1, q2);
+			c->state = -1;
+			rejected++;
 		}
 	}
 	while (progress) {

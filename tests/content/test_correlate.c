@@ -666,6 +666,13 @@ static void test_rejections(void **state)
 	expect_rejected("title: c\nid: c1\ncorrelation:\n  type: event_count\n  rules: [base]\n"
 			"  timespan: 1m\n  condition: {gte: 5, lt: 3}\n",
 			"empty range");
+	/* A name two base rules carry: the correlation would count only the first one's events
+	 * (it used to compile, silently); rejected, naming both. */
+	expect_rejected("title: c\nid: c1\ncorrelation:\n  type: event_count\n"
+			"  rules: [base_rule]\n  timespan: 1m\n  condition: {gte: 2}\n---\n"
+			"title: base2\nid: base2\nname: base_rule\nlogsource:\n  product: windows\n"
+			"  service: security\ndetection:\n  s:\n    EventID: 4624\n  condition: s\n",
+			"'base_rule' is the name of two rules (ids 'base");
 	/* Two correlations referring to each other: both rejected, as a cycle. */
 	{
 		uint8_t *pack = NULL;
