@@ -78,6 +78,7 @@ struct agent {
 	/* event lines the worker dropped (malformed, over a limit): its count as last said, and
 	 * the warning's rate limit (at most one per RF_AGENT_SOURCE_WARN_EVERY_MS) */
 	uint64_t worker_bad, worker_warned_at_ms, worker_unwarned;
+	uint64_t worker_alerts_lost, alerts_lost_warned_at_ms, alerts_lost_unwarned;
 	int events_fd, alerts_fd;
 	bool events_follow;
 	/* the event source child (--events proc|audit|proc,audit, events.c): it writes event lines into the pipe

@@ -101,6 +101,7 @@ static int worker_start(struct agent *ag, const uint8_t *hash)
 	ag->status_fd = p[0];
 	ag->worker_loaded = false;
 	ag->worker_events = ag->worker_alerts = ag->worker_corr_dropped = ag->worker_bad = 0;
+	ag->worker_alerts_lost = 0;
 	rf_log_info("worker %d: loading %s (%s)", (int)pid, hex, rf_store_pack_name(ag->st, hash));
 	return 0;
 }
@@ -278,6 +279,26 @@ static void worker_line(struct agent *ag, char *line)
 		rf_store_counters(ag->st, &te, &ta);
 		rf_store_set_counters(ag->st, te + de, ta + da);
 		rf__agent_feed(ag, RF_GUARD_EV_TICK, NULL, de);
+	} else if (strncmp(line, "alerts-lost ", 12) == 0) {
+		/* "alerts-lost N REASON": cumulative per worker; warned at most once a minute */
+		char *sp = strchr(line + 12, ' ');
+		uint64_t n, t = now_ms();
+		if (!sp)
+			return;
+		*sp = 0;
+		if (rf_parse_u64(line + 12, &n) < 0 || n <= ag->worker_alerts_lost)
+			return;
+		ag->alerts_lost_unwarned += n - ag->worker_alerts_lost;
+		ag->worker_alerts_lost = n;
+		if (ag->alerts_lost_warned_at_ms &&
+		    t - ag->alerts_lost_warned_at_ms < RF_AGENT_SOURCE_WARN_EVERY_MS)
+			return;
+		rf_log_warn("worker %d: %llu alerts could not be written to --alerts since the last "
+			    "warning (%s); %llu by this worker",
+			    (int)ag->worker, (unsigned long long)ag->alerts_lost_unwarned, sp + 1,
+			    (unsigned long long)n);
+		ag->alerts_lost_warned_at_ms = t;
+		ag->alerts_lost_unwarned = 0;
 	} else if (strncmp(line, "load-failed", 11) == 0) {
 		rf_log_error("worker %d: %s", (int)ag->worker, line);
 		if (strncmp(line, "load-failed-local", 17) == 0)

@@ -5,6 +5,7 @@
  * events source and writes alerts as JSON lines. Idle, it sleeps in poll() with no timeout
  * unless it owes the supervisor a stats line, so an idle agent costs no CPU.
  */
+#include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
 #include <malloc.h>
@@ -44,6 +45,8 @@ struct worker {
 	uint8_t *scratch_buf;
 	uint64_t events, alerts, bad, reported_events, reported_alerts, reported_at_ns;
 	uint64_t reported_corr_dropped, reported_bad;
+	uint64_t alerts_lost, reported_lost; /* alerts --alerts could not take (lost_errno why) */
+	int lost_errno;
 	struct rf_event ev;
 	/* Correlations (docs/sigma.md): the rules that matched this event, fed after it. */
 	struct rf_corr *corr;
@@ -74,8 +77,11 @@ static void write_alert(struct worker *w, json_t *o)
 		ssize_t wr = write(w->a->alerts_fd, t + off, n + 1 - off);
 		if (wr < 0 && errno == EINTR)
 			continue;
-		if (wr <= 0)
+		if (wr <= 0) { /* a closed pipe, a full disk: lost, counted and reported */
+			w->alerts_lost++;
+			w->lost_errno = wr < 0 ? errno : EIO;
 			break;
+		}
 		off += (size_t)wr;
 	}
 	free(t);
@@ -93,8 +99,9 @@ static void on_corr_alert(void *ud, const struct rf_corr_alert *a)
 	for (size_t i = 0; g && i < a->n_group; i++)
 		json_object_set_new(g, a->group_names[i],
 				    json_stringn((const char *)a->group_values[i], a->group_lens[i]));
-	o = json_pack("{s:s, s:s, s:s, s:s, s:I, s:I, s:I, s:o}", "correlation", a->id, "title",
-		      a->title, "level", a->level, "type", a->type, "count", (json_int_t)a->count,
+	o = json_pack("{s:s, s:s, s:s, s:s, s:s, s:I, s:I, s:I, s:o}", "correlation", a->id,
+		      "title", a->title, "level", a->level, "author", a->author ? a->author : "",
+		      "type", a->type, "count", (json_int_t)a->count,
 		      "event_time_ms", (json_int_t)a->time_ms, "time", (json_int_t)rf_now_wall(),
 		      "group", g ? g : json_object());
 	write_alert(w, o);
@@ -113,9 +120,10 @@ static void on_alert(void *ud, size_t rule_index, const struct rf_rule_info *rul
 	w->alerts++;
 	if (w->a->alerts_fd < 0)
 		return;
-	o = json_pack("{s:s, s:s, s:s, s:s, s:I, s:I}", "rule", rule->id ? rule->id : "", "title",
-		      rule->title ? rule->title : "", "level", rule->level ? rule->level : "",
-		      "event", rule->event ? rule->event : "", "index", (json_int_t)rule_index,
+	o = json_pack("{s:s, s:s, s:s, s:s, s:s, s:I, s:I}", "rule", rule->id ? rule->id : "",
+		      "title", rule->title ? rule->title : "", "level", rule->level ? rule->level : "",
+		      "author", rule->author ? rule->author : "", "event",
+		      rule->event ? rule->event : "", "index", (json_int_t)rule_index,
 		      "time", (json_int_t)rf_now_wall());
 	write_alert(w, o);
 }
@@ -207,8 +215,14 @@ static void report_stats(struct worker *w)
 	uint64_t cd = corr_dropped(w);
 
 	if (w->events == w->reported_events && w->alerts == w->reported_alerts &&
-	    cd == w->reported_corr_dropped && w->bad == w->reported_bad)
+	    cd == w->reported_corr_dropped && w->bad == w->reported_bad &&
+	    w->alerts_lost == w->reported_lost)
 		return;
+	/* "alerts-lost N REASON": N, the alerts the --alerts destination refused, cumulative */
+	if (w->alerts_lost != w->reported_lost)
+		rf_fd_say(w->a->status_fd, "alerts-lost %llu %s", (unsigned long long)w->alerts_lost,
+			  strerror(w->lost_errno));
+	w->reported_lost = w->alerts_lost;
 	w->reported_at_ns = rf_now_mono_ns();
 	/* "stats E A [C [B]]": B, the lines dropped here (malformed, over a limit), cumulative */
 	if (w->bad)

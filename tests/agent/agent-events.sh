@@ -9,6 +9,8 @@
 #   dropped    event lines the worker cannot evaluate (malformed JSON, a line over
 #              RF_AGENT_EVENT_LINE_MAX) are counted in the store's events_dropped (`status`,
 #              check-in health) and warned about, not lost silently.
+#   alerts     alerts the --alerts destination refuses (a full disk) are warned about with
+#              their count; every alert carries its rule's author.
 # Everything runs on 127.0.0.1 (a free port); every wait is bounded; the script stops what it
 # started. Usage: agent-events.sh RINGFENCE_AGENT RINGFENCED RINGFENCE
 set -u
@@ -119,6 +121,32 @@ rf_wait_for "s['events_dropped'] >= 4" 90
 grep -q "event lines not evaluated since the last warning" "$W/agent.log" ||
 	fail "no warning about the dropped lines"
 ok "worker: 3 malformed lines and 1 over the line limit counted in events_dropped and warned"
+rf_stop_agent
+
+# ---- alerts lost: an --alerts destination that refuses them is warned about -------------
+# /dev/full refuses every write (ENOSPC), as a full disk would; the alerts were dropped with no
+# word before. And every alert line carries its rule's author (the DRL licence, docs/sigma.md).
+grep -h certutil "$SRC/examples/events/sample.jsonl" >"$W/events.jsonl"
+[ -s "$W/events.jsonl" ] || fail "no certutil event in the examples"
+rm -rf "$W/store"
+RF_AGENT_ARGS="--alerts /dev/full" rf_start_agent events-dev-2
+for i in $(seq 900); do
+	grep -q "alerts could not be written to --alerts" "$W/agent.log" && break
+	rf_alive "the lost alerts' warning"
+	sleep 0.1
+done
+grep -q "alerts could not be written to --alerts since the last warning (No space left on device)" \
+	"$W/agent.log" || fail "the lost alerts were not warned about"
+rf_stop_agent
+rm -rf "$W/store"
+RF_AGENT_ARGS="--alerts $W/alerts.jsonl" rf_start_agent events-dev-3
+for i in $(seq 300); do [ -s "$W/alerts.jsonl" ] && break; sleep 0.1; done
+python3 -c '
+import json, sys
+a = json.loads(open(sys.argv[1]).readline())
+sys.exit(0 if a.get("author") == "ringfence examples" else 1)' "$W/alerts.jsonl" ||
+	fail "the alert has no author: $(head -1 "$W/alerts.jsonl")"
+ok "alerts --alerts refused (ENOSPC) are warned about with their count; alerts carry the author"
 rf_stop_agent
 
 echo "PASS"

@@ -98,11 +98,12 @@ rf_tenant() {
 # trusting $W/repo's first root, checking in every second, on probation PROBATION seconds
 # (default 3600) with no events needed, reading $W/events.jsonl; its log appended to
 # $W/agent.log. Sets APID.
+# (RF_AGENT_ARGS: more options, split at spaces, e.g. "--alerts FILE")
 rf_start_agent() {
 	"$AGENT" run --server "$URL" --store "$W/store" --ring canary --enroll-token "$TOKEN" \
 		--device-id "$1" --tuf-root "$W/repo/repository/metadata/1.root.json" --poll 1 \
 		--probation "${PROBATION:-3600}" --probation-events 0 --events "$W/events.jsonl" \
-		>>"$W/agent.log" 2>&1 &
+		${RF_AGENT_ARGS:-} >>"$W/agent.log" 2>&1 &
 	APID=$!
 }
 # rf_alive WHAT: fail unless the agent APID still runs (WHAT: what the test was waiting for).
