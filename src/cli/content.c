@@ -337,8 +337,40 @@ struct batch {
 	struct rf_corr *corr;
 	int64_t time_ms;		/* the last event time seen (events without one keep it) */
 	unsigned long long corr_alerts; /* correlation alerts printed */
+	unsigned long long rule_alerts; /* rule alerts printed (silent rules' matches are not) */
 	unsigned long long cur_line;
 };
+
+/* Read one line of in into *line (grown up to max + 1 bytes, never more, *cap its size),
+ * without its newline: the bytes kept (at most max + 1; more means the line is over max), or -1
+ * at the end of the input. *total is the line's whole length, however long: a line over the
+ * limit is read through, never held. */
+static ssize_t read_line(FILE *in, char **line, size_t *cap, size_t max, size_t *total)
+{
+	size_t l = 0, t = 0;
+	int c;
+
+	while ((c = getc_unlocked(in)) != EOF && c != '\n') {
+		t++;
+		if (l > max)
+			continue; /* over the limit: counted, not kept */
+		if (l == *cap) {
+			size_t ncap = *cap ? *cap * 2 : 4096;
+			if (ncap > max + 1)
+				ncap = max + 1;
+			char *nl = realloc(*line, ncap);
+			if (!nl)
+				return -2;
+			*line = nl;
+			*cap = ncap;
+		}
+		(*line)[l++] = (char)c;
+	}
+	*total = t;
+	if (c == EOF && t == 0)
+		return -1;
+	return (ssize_t)l;
+}
 
 static void on_alert(void *ud, size_t event_index, size_t rule_index, const struct rf_rule_info *r)
 {
@@ -426,8 +458,10 @@ static int flush_batch(const struct rf_engine *e, struct rf_engine_scratch *s, s
 		while (h < b->n_hits && b->hit_ev[h] == i) {
 			struct rf_rule_info ri;
 			if (!rf_corr_rule_silent(b->corr, b->hit_rule[h]) &&
-			    rf_pack_rule(pk, b->hit_rule[h], &ri) == 0)
+			    rf_pack_rule(pk, b->hit_rule[h], &ri) == 0) {
 				print_rule_alert(b->lineno[i], &ri);
+				b->rule_alerts++;
+			}
 			h++;
 		}
 		if (!rf_corr_count(b->corr))
@@ -538,11 +572,12 @@ static int cmd_eval(int argc, char **argv)
 	const char *name = events ? events : "-";
 	unsigned long long lineno = 0, bad = 0;
 	ssize_t len;
-	while ((len = getline(&b.line[b.n], &b.cap[b.n], in)) >= 0) {
+	size_t whole;
+	while ((len = read_line(in, &b.line[b.n], &b.cap[b.n], RF_EVENT_LINE_MAX, &whole)) >= 0) {
 		char *line = b.line[b.n];
 		size_t l = (size_t)len;
 		lineno++;
-		while (l && (line[l - 1] == '\n' || line[l - 1] == '\r'))
+		while (l && line[l - 1] == '\r')
 			l--;
 		if (l == 0)
 			continue;
@@ -550,7 +585,7 @@ static int cmd_eval(int argc, char **argv)
 		snprintf(where, sizeof(where), "%s:%llu", name, lineno);
 		struct rf_diag ld = {.emit = print_diag, .userdata = where};
 		if (l > RF_EVENT_LINE_MAX) {
-			rf_diag_report(&ld, -E2BIG, "line of %zu bytes (limit %u), skipped", l,
+			rf_diag_report(&ld, -E2BIG, "line of %zu bytes (limit %u), skipped", whole,
 				       RF_EVENT_LINE_MAX);
 			bad++;
 			continue;
@@ -576,6 +611,10 @@ static int cmd_eval(int argc, char **argv)
 		if (++b.n == RF_ENGINE_BATCH_MAX && flush_batch(e, s, &b, name) < 0)
 			goto out;
 	}
+	if (len == -2) {
+		fprintf(stderr, "ringfence content eval: out of memory\n");
+		goto out;
+	}
 	if (flush_batch(e, s, &b, name) < 0)
 		goto out;
 	b.cur_line = lineno;
@@ -590,11 +629,16 @@ static int cmd_eval(int argc, char **argv)
 	fprintf(stderr,
 		"%s: %llu lines, %llu events, %llu malformed, %llu unknown event type, %llu wrong "
 		"field type, %llu refused (value over %u bytes), %llu alerts, %llu rules run, "
-		"%llu violations\n",
+		"%llu violations",
 		pack, lineno, (unsigned long long)st.events, bad, (unsigned long long)st.unknown,
 		(unsigned long long)st.mistyped, (unsigned long long)st.oversize,
-		RF_EVENT_VALUE_MAX, (unsigned long long)st.matches,
-		(unsigned long long)st.rules_run, (unsigned long long)st.violations);
+		RF_EVENT_VALUE_MAX, b.rule_alerts, (unsigned long long)st.rules_run,
+		(unsigned long long)st.violations);
+	/* Matches of rules only their correlations speak for (generate: false) are no alerts. */
+	if (st.matches > b.rule_alerts)
+		fprintf(stderr, ", %llu matches of silent rules (fed to their correlations)",
+			(unsigned long long)st.matches - b.rule_alerts);
+	fputc('\n', stderr);
 	if (rf_corr_count(b.corr)) {
 		struct rf_corr_stats cs;
 		rf_corr_stats(b.corr, &cs);

@@ -1312,6 +1312,20 @@ static void test_cli_eval(void **state)
 	assert_false(file_contains(f, "\"rule\":", false)); /* the base rules are silent */
 	snprintf(f, sizeof(f), "%s/eval.err", dir);
 	assert_true(file_has(f, "2 correlations: 1 alerts"));
+	/* The silent rules' 11 matches are no alerts in the summary (they were counted as such). */
+	assert_true(file_has(f, " 0 alerts, "));
+	assert_true(file_has(f, "11 matches of silent rules (fed to their correlations)"));
+	/* A line over the limit first: reported with its whole length, read through (not held:
+	 * a 300 MB line took 300 MB), and the lines after it evaluated as before. */
+	assert_int_equal(sh("{ head -c 300000 /dev/zero | tr '\\0' x; echo; cat '%s/ev.jsonl'; } "
+			    ">'%s/ev2.jsonl' && '%s' content eval '%s/p.rfp' --manifest '%s/m.json' "
+			    "'%s/ev2.jsonl' >'%s/eval.out' 2>'%s/eval.err'",
+			    dir, dir, rf_exe, dir, dir, dir, dir, dir),
+			 0);
+	assert_true(file_has(f, ":1: line of 300000 bytes (limit "));
+	assert_true(file_has(f, "2 correlations: 1 alerts"));
+	snprintf(f, sizeof(f), "%s/eval.out", dir);
+	assert_true(file_has(f, "{\"line\":12,\"correlation\":\"b180ead8-"));
 	/* A correlation whose rule is in no input: rejected by name, exit 1. */
 	assert_int_equal(sh("'%s' content compile '%s/mr_login.yml' -o '%s/q.rfp' 2>'%s/c2.err'",
 			    rf_exe, dir, dir, dir),
