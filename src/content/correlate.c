@@ -1107,10 +1107,12 @@ static bool parse_time(const uint8_t *p, size_t n, int64_t *ret)
 	int64_t y, mo, d, h, mi, s, ms = 0;
 	size_t at = 19;
 
-	if (n > 0 && n <= 16) { /* epoch milliseconds */
+	/* Epoch seconds (up to 11 digits: until the year 5138) or milliseconds (12 to 16 digits:
+	 * from 1973); 10-digit seconds read as milliseconds made events an hour apart 3.6 s. */
+	if (n > 0 && n <= 16) {
 		int64_t v;
 		if (digits(p, n, 0, n, &v)) {
-			*ret = v;
+			*ret = n <= 11 ? v * 1000 : v;
 			return true;
 		}
 	}
@@ -1132,13 +1134,25 @@ static bool parse_time(const uint8_t *p, size_t n, int64_t *ret)
 			at++;
 		}
 	}
-	if (at < n && p[at] == 'Z')
+	/* Z, or an offset from UTC (+HH:MM, +HHMM or +HH), which is taken off: 12:00+02:00 is
+	 * 10:00Z. Only "+00:00" was read before; other offsets made the time unreadable. */
+	int64_t off = 0, oh = 0, om = 0;
+	if (at < n && p[at] == 'Z') {
 		at++;
-	else if (at + 6 == n && (p[at] == '+' || p[at] == '-') && !memcmp(p + at + 1, "00:00", 5))
-		at += 6;
+	} else if (at < n && (p[at] == '+' || p[at] == '-')) {
+		int sign = p[at] == '-' ? -1 : 1;
+		size_t rest = n - at - 1;
+		if (!digits(p, n, at + 1, 2, &oh) ||
+		    !(rest == 2 || (rest == 5 && p[at + 3] == ':' && digits(p, n, at + 4, 2, &om)) ||
+		      (rest == 4 && digits(p, n, at + 3, 2, &om))) ||
+		    oh > 23 || om > 59)
+			return false;
+		off = sign * (oh * 60 + om) * 60000;
+		at = n;
+	}
 	if (at != n)
 		return false;
-	*ret = ((days_from_civil(y, mo, d) * 24 + h) * 60 + mi) * 60000 + s * 1000 + ms;
+	*ret = ((days_from_civil(y, mo, d) * 24 + h) * 60 + mi) * 60000 + s * 1000 + ms - off;
 	return true;
 }
 

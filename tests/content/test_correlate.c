@@ -803,6 +803,12 @@ static void test_event_time(void **state)
 	    {"{\"event\":\"x\",\"@timestamp\":\"2024-07-19T04:09:00Z\"}", 1721362140000},
 	    {"{\"event\":\"x\",\"timestamp\":1721362140123}", 1721362140123},
 	    {"{\"event\":\"x\",\"TimeCreated\":\"2000-02-29T23:59:59.9+00:00\"}", 951868799900},
+	    /* offsets are taken off (only +00:00 was read), epoch seconds are seconds */
+	    {"{\"event\":\"x\",\"@timestamp\":\"2024-07-19T06:09:00+02:00\"}", 1721362140000},
+	    {"{\"event\":\"x\",\"@timestamp\":\"2024-07-18T23:39:00.5-04:30\"}", 1721362140500},
+	    {"{\"event\":\"x\",\"@timestamp\":\"2024-07-19T06:09:00+0200\"}", 1721362140000},
+	    {"{\"event\":\"x\",\"@timestamp\":\"2024-07-19T05:09:00+01\"}", 1721362140000},
+	    {"{\"event\":\"x\",\"timestamp\":1721362140}", 1721362140000},
 	};
 	(void)state;
 	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
@@ -819,11 +825,16 @@ static void test_event_time(void **state)
 	uint8_t scratch[256];
 	struct rf_event ev;
 	int64_t t;
-	const char *bad = "{\"event\":\"x\",\"UtcTime\":\"yesterday\"}";
-	assert_int_equal(
-	    rf_event_parse((const uint8_t *)bad, strlen(bad), scratch, sizeof(scratch), &ev, NULL),
-	    0);
-	assert_int_equal(rf_corr_event_time(&ev, &t), -ENOENT);
+	static const char *const bad[] = {"{\"event\":\"x\",\"UtcTime\":\"yesterday\"}",
+					  "{\"event\":\"x\",\"UtcTime\":\"2024-07-19 04:09:00+2:00\"}",
+					  "{\"event\":\"x\",\"UtcTime\":\"2024-07-19 04:09:00+02:60\"}",
+					  "{\"event\":\"x\",\"UtcTime\":\"2024-07-19 04:09:00+02:0\"}"};
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		assert_int_equal(rf_event_parse((const uint8_t *)bad[i], strlen(bad[i]), scratch,
+						sizeof(scratch), &ev, NULL),
+				 0);
+		assert_int_equal(rf_corr_event_time(&ev, &t), -ENOENT);
+	}
 }
 
 /* ---- out-of-order and forged event times (docs/sigma.md "Time") ----------------------------- */
