@@ -90,6 +90,7 @@ static int worker_start(struct agent *ag, const uint8_t *hash)
 					    .manifest_len = ml,
 					    .events_fd = ag->events_fd,
 					    .events_follow = ag->events_follow,
+					    .events_path = ag->o.events,
 					    .alerts_fd = ag->alerts_fd,
 					    .status_fd = p[1]};
 		prctl(PR_SET_PDEATHSIG, SIGKILL); /* never outlive the supervisor (store lock) */
@@ -279,6 +280,9 @@ static void worker_line(struct agent *ag, char *line)
 		rf_store_counters(ag->st, &te, &ta);
 		rf_store_set_counters(ag->st, te + de, ta + da);
 		rf__agent_feed(ag, RF_GUARD_EV_TICK, NULL, de);
+	} else if (strncmp(line, "events-file ", 12) == 0) {
+		/* the followed --events FILE was truncated (read again from its start) or replaced */
+		rf_log_warn("worker %d: --events %s: %s", (int)ag->worker, ag->o.events, line + 12);
 	} else if (strncmp(line, "alerts-lost ", 12) == 0) {
 		/* "alerts-lost N REASON": cumulative per worker; warned at most once a minute */
 		char *sp = strchr(line + 12, ' ');

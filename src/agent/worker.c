@@ -18,6 +18,7 @@
 #include <string.h>
 #include <sys/random.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -241,6 +242,38 @@ static void report_stats(struct worker *w)
 	w->reported_bad = w->bad;
 }
 
+/* A followed --events FILE at its end (a->events_follow): truncated below what was read (a
+ * log emptied by `: > FILE` or copytruncate), it is read again from its start; replaced at
+ * its path (renamed away, a new file there), the agent says so once per new file: it keeps the
+ * file it has open (the log: source follows rotation). Told to the supervisor, which logs it;
+ * the rotation check needs events_path. *seen: the file last seen at the path. */
+static void follow_check(struct worker *w, struct reader *rd, struct stat *seen)
+{
+	struct stat fs, ps;
+	off_t at = lseek(rd->fd, 0, SEEK_CUR);
+
+	if (fstat(rd->fd, &fs) < 0)
+		return;
+	if (at > 0 && fs.st_size < at) {
+		lseek(rd->fd, 0, SEEK_SET);
+		rd->len = 0;
+		rd->skipping = false;
+		rf_fd_say(w->a->status_fd,
+			  "events-file truncated to %lld bytes below the %lld read: reading it "
+			  "again from its start",
+			  (long long)fs.st_size, (long long)at);
+	}
+	if (!w->a->events_path || stat(w->a->events_path, &ps) < 0)
+		return;
+	if ((ps.st_dev != fs.st_dev || ps.st_ino != fs.st_ino) &&
+	    (ps.st_dev != seen->st_dev || ps.st_ino != seen->st_ino))
+		rf_fd_say(w->a->status_fd,
+			  "events-file another file is at this path now (rotated?): still "
+			  "reading the one opened at start; restart the agent, or use "
+			  "--events log:EVENT=PATH, which follows rotation");
+	*seen = ps;
+}
+
 static bool is_listening_socket(int fd)
 {
 	int v = 0;
@@ -273,6 +306,7 @@ _Noreturn void rf__agent_worker_main(const struct rf_worker_args *a)
 	uint8_t *pack = NULL, got[32];
 	size_t plen;
 	bool listening = false, src_eof = false;
+	struct stat followed = {0}; /* the file last seen at events_path (follow) */
 	int r;
 
 	signal(SIGTERM, SIG_DFL);
@@ -356,8 +390,10 @@ _Noreturn void rf__agent_worker_main(const struct rf_worker_args *a)
 			_exit(4);
 		if (r <= 0) {
 			report_stats(&w);
-			if (src && src_eof && a->events_follow)
+			if (src && src_eof && a->events_follow) {
+				follow_check(&w, src, &followed);
 				src_eof = false;
+			}
 			continue;
 		}
 		if (listening) {

@@ -23,6 +23,7 @@ struct rf_worker_args {
 	size_t manifest_len;
 	int events_fd;	       /* -1: none; a listening unix socket; or a stream/file */
 	bool events_follow;    /* a regular file: keep reading as it grows (tail -f) */
+	const char *events_path; /* that file's path (follow: truncation and rotation seen) */
 	int alerts_fd;	       /* -1: none */
 	int status_fd;
 };

@@ -11,6 +11,8 @@
 #              check-in health) and warned about, not lost silently.
 #   alerts     alerts the --alerts destination refuses (a full disk) are warned about with
 #              their count; every alert carries its rule's author.
+#   follow     a followed --events FILE that is truncated is read again from its start; one
+#              replaced at its path (rotated) is logged once.
 # Everything runs on 127.0.0.1 (a free port); every wait is bounded; the script stops what it
 # started. Usage: agent-events.sh RINGFENCE_AGENT RINGFENCED RINGFENCE
 set -u
@@ -147,6 +149,32 @@ a = json.loads(open(sys.argv[1]).readline())
 sys.exit(0 if a.get("author") == "ringfence examples" else 1)' "$W/alerts.jsonl" ||
 	fail "the alert has no author: $(head -1 "$W/alerts.jsonl")"
 ok "alerts --alerts refused (ENOSPC) are warned about with their count; alerts carry the author"
+
+# ---- a followed --events FILE truncated, then rotated ----------------------------------------
+# Truncated (`: > FILE`, copytruncate), the agent read on at the old offset for ever and saw no
+# new event; now it reads the file again from its start and says so. Rotated (renamed away, a
+# new file at the path), it says so (it keeps reading the file it opened).
+sleep 2 # every alert of the first lines written
+n0=$(grep -c . "$W/alerts.jsonl")
+[ "$n0" -ge 1 ] || fail "no alert before the truncation"
+cp "$W/events.jsonl" "$W/events.once"
+: >"$W/events.jsonl"
+# the agent sees the file shorter than what it read (it looks once a second at the end)
+for i in $(seq 300); do grep -q "truncated to 0 bytes" "$W/agent.log" && break; sleep 0.1; done
+cat "$W/events.once" >>"$W/events.jsonl"
+for i in $(seq 300); do [ "$(grep -c . "$W/alerts.jsonl")" -ge $((2 * n0)) ] && break; sleep 0.1; done
+[ "$(grep -c . "$W/alerts.jsonl")" = $((2 * n0)) ] ||
+	fail "after the truncation: $(grep -c . "$W/alerts.jsonl") alerts, want $((2 * n0))"
+grep -q "truncated to 0 bytes below the .* read: reading it again from its start" \
+	"$W/agent.log" || fail "the truncation was not logged"
+mv "$W/events.jsonl" "$W/events.jsonl.1"
+: >"$W/events.jsonl"
+for i in $(seq 100); do grep -q "another file is at this path now" "$W/agent.log" && break; sleep 0.1; done
+grep -q "another file is at this path now (rotated?)" "$W/agent.log" ||
+	fail "the rotation was not logged"
+[ "$(grep -c "another file is at this path now" "$W/agent.log")" = 1 ] ||
+	fail "the rotation was logged more than once"
+ok "--events FILE: read again from its start after a truncation; a rotation is logged once"
 rf_stop_agent
 
 echo "PASS"
