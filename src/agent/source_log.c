@@ -273,8 +273,9 @@ static void out_reset(struct rf_source_log *s, size_t ev)
 
 /*
  * Start field name (the pieces a[0..na) joined by '.'): 1 (nothing written, counted in
- * fields_lost) for a name that is empty or longer than RF_NAME_MAX; refuses (-E2BIG) past
- * RF_EVENT_FIELDS_MAX, -EBADMSG for a name that repeats one already written or is "event" (the
+ * fields_lost) for a name that is empty or longer than RF_NAME_MAX, or past RF_EVENT_FIELDS_MAX
+ * fields (the event keeps its first ones: refusing it whole let one more label of a Kubernetes
+ * pod hide the whole event from every rule); -EBADMSG for a name that repeats one already written or is "event" (the
  * member that names the event type). Names are compared as written (escaped) in out.
  */
 static int out_name(struct rf_source_log *s, const char *const *a, const size_t *al, size_t na)
@@ -287,8 +288,10 @@ static int out_name(struct rf_source_log *s, const char *const *a, const size_t 
 		s->st.fields_lost++;
 		return 1;
 	}
-	if (s->nfields == RF_EVENT_FIELDS_MAX)
-		return -E2BIG;
+	if (s->nfields == RF_EVENT_FIELDS_MAX) { /* the event is kept with the fields so far */
+		s->st.fields_lost++;
+		return 1;
+	}
 	rf_line_put(s->out, RF_EVENT_LINE_MAX, &s->out_len, &s->full, ",", 1);
 	at = s->out_len;
 	rf_line_put(s->out, RF_EVENT_LINE_MAX, &s->out_len, &s->full, "\"", 1);
@@ -561,13 +564,15 @@ static int put_access(struct rf_source_log *s, const uint8_t *p, size_t n)
 	size_t nl = strlen(name);
 	if ((r = out_name(s, &name, &nl, 1)) < 0)
 		return r;
-	put_number(s, TOK(5));
+	if (r == 0)
+		put_number(s, TOK(5));
 	if (is_number(TOK(6))) {
 		name = "sc-bytes";
 		nl = strlen(name);
 		if ((r = out_name(s, &name, &nl, 1)) < 0)
 			return r;
-		put_number(s, TOK(6));
+		if (r == 0)
+			put_number(s, TOK(6));
 	}
 	if (k == 9) {
 		if (!DASH(7) && (r = out_str(s, "cs-referer", TOK(7))) < 0)
