@@ -637,6 +637,39 @@ static void test_filter_only_field(void **state)
 	free(p);
 }
 
+/* Build rules r[0..nr), load them against m11 and evaluate each of ev[0..n): hits[i] alerts, and
+ * (atoms not NULL) atoms[i] atoms matched, with no violation. */
+static void expect_hits(const struct rf_ir_rule *r, size_t nr, const char *const *ev,
+			const int *hits, const uint64_t *atoms, size_t n)
+{
+	size_t len;
+	uint8_t *p = build(r, nr, &len);
+	struct rf_engine *e;
+	struct rf_engine_scratch *s;
+	struct rf_diag d = {0};
+
+	if (rf_engine_load(p, len, m11, &e, &d) < 0)
+		fail_msg("load: %s", d.first);
+	for (size_t i = 0; i < n; i++) {
+		struct rf_event pev;
+		struct rf_engine_stats st;
+		uint8_t buf[256];
+		assert_int_equal(rf_engine_scratch_new(e, &s), 0);
+		assert_int_equal(rf_event_parse((const uint8_t *)ev[i], strlen(ev[i]), buf,
+						sizeof(buf), &pev, &d),
+				 0);
+		if (rf_engine_eval(e, &pev, s, NULL, NULL, NULL) != hits[i])
+			fail_msg("event %zu: want %d alerts", i, hits[i]);
+		rf_engine_scratch_stats(s, &st);
+		if (atoms)
+			assert_int_equal(st.atoms, atoms[i]);
+		assert_int_equal(st.violations, 0);
+		rf_engine_scratch_free(s);
+	}
+	rf_engine_free(e);
+	free(p);
+}
+
 /* A lazily scanned regex whose factor (here "\n\n\n", from one-byte escapes) is not in the value is
  * false without scanning: the rule below is decided without its lazy database, so its atom
  * 'w.o' (no factor) is never matched; on the old engine the database was scanned (2 atoms). */
@@ -657,30 +690,8 @@ static void test_lazy_factor(void **state)
 			    "\"CommandLine\":\"cmd\\n\\n\\nwho\"}"};
 	const int hits[] = {0, 1, 0};
 	const uint64_t atoms[] = {1, 2, 3};
-	size_t len;
-	uint8_t *p = build(&r, 1, &len);
-	struct rf_engine *e;
-	struct rf_engine_scratch *s;
-	struct rf_diag d = {0};
 
-	if (rf_engine_load(p, len, m11, &e, &d) < 0)
-		fail_msg("load: %s", d.first);
-	for (size_t i = 0; i < sizeof(ev) / sizeof(ev[0]); i++) {
-		struct rf_event pev;
-		struct rf_engine_stats st;
-		uint8_t buf[256];
-		assert_int_equal(rf_engine_scratch_new(e, &s), 0);
-		assert_int_equal(rf_event_parse((const uint8_t *)ev[i], strlen(ev[i]), buf,
-						sizeof(buf), &pev, &d),
-				 0);
-		assert_int_equal(rf_engine_eval(e, &pev, s, NULL, NULL, NULL), hits[i]);
-		rf_engine_scratch_stats(s, &st);
-		assert_int_equal(st.atoms, atoms[i]);
-		assert_int_equal(st.violations, 0);
-		rf_engine_scratch_free(s);
-	}
-	rf_engine_free(e);
-	free(p);
+	expect_hits(&r, 1, ev, hits, atoms, 3);
 }
 
 /* A regex in extended mode ((?x)): its spaces are not bytes to match, so "mimi katz" is no
@@ -696,27 +707,8 @@ static void test_regex_extended_no_factor(void **state)
 			    "{\"event\":\"process_creation\",\"CommandLine\":\"run mimi katz\"}",
 			    "{\"event\":\"process_creation\",\"CommandLine\":\"MIMI  ok\"}"};
 	const int hits[] = {1, 0, 1};
-	size_t len;
-	uint8_t *p = build(r, 2, &len);
-	struct rf_engine *e;
-	struct rf_engine_scratch *s;
-	struct rf_diag d = {0};
 
-	if (rf_engine_load(p, len, m11, &e, &d) < 0)
-		fail_msg("load: %s", d.first);
-	for (size_t i = 0; i < sizeof(ev) / sizeof(ev[0]); i++) {
-		struct rf_event pev;
-		uint8_t buf[256];
-		assert_int_equal(rf_engine_scratch_new(e, &s), 0);
-		assert_int_equal(rf_event_parse((const uint8_t *)ev[i], strlen(ev[i]), buf,
-						sizeof(buf), &pev, &d),
-				 0);
-		if (rf_engine_eval(e, &pev, s, NULL, NULL, NULL) != hits[i])
-			fail_msg("event %zu: want %d alerts", i, hits[i]);
-		rf_engine_scratch_free(s);
-	}
-	rf_engine_free(e);
-	free(p);
+	expect_hits(r, 2, ev, hits, NULL, 3);
 }
 
 /* A rule that needs a lazy regex without a factor scans only the database of such atoms, not the
