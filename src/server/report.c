@@ -152,6 +152,7 @@ struct rf__srv_wentry {
 	int64_t written; /* rec's new version; 0: its compare-and-set failed, nothing written */
 	int e;
 	bool dup, done;
+	bool full; /* over its bound (RF_SRV_REPORTS_PER_RELEASE): nothing written */
 };
 
 void rf__srv_dev_wait(struct rf_server *s, uint32_t idx)
@@ -219,6 +220,8 @@ static void group_commit(struct rf_server *s, struct rf__srv_wentry *me)
 		pthread_mutex_lock(&s->lock);
 		for (size_t i = 0; i < n; i++) {
 			batch[i]->e = e == 0 && !dups[i] && !batch[i]->written ? -ESTALE : e;
+			if (e == 0 && batch[i]->full)
+				batch[i]->e = -ENOSPC;
 			batch[i]->dup = e == 0 && dups[i];
 			wentry_apply(s, batch[i]);
 		}
@@ -407,6 +410,12 @@ again:
 	};
 	x.nd = *d;
 	report_apply(s, &x.nd, &x.fx);
+	/* The bound on the device's reports of the release (limits.h): one that changes what
+	 * the gates count for the device (its records per release, the release it is on) is
+	 * kept even over it, in place of the oldest; the others are refused there. */
+	x.rep.limit = RF_SRV_REPORTS_PER_RELEASE;
+	x.rep.keep = d->release_id != x.nd.release_id || memcmp(d->hist, x.nd.hist, sizeof(d->hist));
+	x.rep.ret_full = &x.full;
 	int e = rf__srv_dev_record(&x.nd, s, dev_id, &x.rec, &x.hist);
 	if (e < 0) {
 		rf__srv_err(r, 503, "unavailable", NULL, "storage: %s", rf_strerror(e));
@@ -434,6 +443,15 @@ again:
 				goto unlock;
 			goto again;
 		}
+	}
+	if (x.e == -ENOSPC) {
+		/* A permanent 4xx: the agent drops the report rather than trying it for ever
+		 * (src/agent/release.c); it carried nothing the gates count. */
+		atomic_fetch_add(&s->m_reports_refused, 1);
+		rf__srv_err(r, 409, "report_limit", NULL,
+			    "this device has %u reports of this release already; not recorded",
+			    RF_SRV_REPORTS_PER_RELEASE);
+		goto unlock;
 	}
 	if (x.e < 0) {
 		rf__srv_err(r, 503, "unavailable", NULL, "storage: %s",

@@ -231,6 +231,7 @@ struct rf_server {
 
 	unsigned ticks;
 	int64_t last_refresh;
+	int64_t purge_at; /* the server's clock when retention runs next (rf_server_tick) */
 	/* Several instances on one database (cluster.c): shared is set for PostgreSQL; leader
 	 * whether this one holds the gate lease (always true when not shared); a re-read of the
 	 * rings, tenants and releases is due when reread is set or at last_reread + 10 s. */
@@ -264,6 +265,8 @@ struct rf_server {
 	atomic_uint_fast64_t m_dev_conflicts; /* device rows' compare-and-set failures */
 	atomic_uint_fast64_t m_audit_failures;
 	atomic_uint_fast64_t m_group_commits; /* report transactions (group commit batches) */
+	atomic_uint_fast64_t m_reports_refused; /* over RF_SRV_REPORTS_PER_RELEASE: 409 */
+	atomic_uint_fast64_t m_reports_purged;	/* deleted by retention */
 	atomic_uint_fast64_t m_store_errors;  /* errors the store reported (its diag) */
 	atomic_uint_fast64_t m_store_retries; /* transactions the store ran again (store.h) */
 	/* Check-in latency histogram (web.c, rf__srv_observe_checkin): counts per upper bound of

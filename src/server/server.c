@@ -980,6 +980,17 @@ int rf_server_tick(struct rf_server *s, bool force)
 		e = e2;
 	if (!e)
 		e = e3;
+	/* Retention (limits.h, RF_SRV_REPORTS_RETENTION_S): a chunk of the oldest reports a
+	 * minute, every tick while there is more. Several instances: the gate leader. */
+	if (s->leader && (force || now >= s->purge_at)) {
+		uint64_t n = 0;
+		int r = rf_db_reports_purge(s->db, now - RF_SRV_REPORTS_RETENTION_S,
+					    RF_SRV_REPORTS_PURGE_CHUNK, &n);
+		atomic_fetch_add(&s->m_reports_purged, n);
+		s->purge_at = now + (r == 0 && n == RF_SRV_REPORTS_PURGE_CHUNK ? 1 : 60);
+		if (r < 0 && !e)
+			e = r;
+	}
 	/* The timestamp: re-signed an hour before it would expire (repository writer, trust/).
 	 * Several instances share one repository: only the gate leader signs. */
 	if (s->repo_dir && s->leader && (force || now - s->last_refresh >= 60)) {

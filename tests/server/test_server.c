@@ -2210,7 +2210,7 @@ static void test_kill9_keeps_acknowledged_reports(void **state)
 	char tok[80], cred[4][80], dev[16];
 	char sha[65];
 	int acked[4] = {0};
-	const int per = 400;
+	const int per = (int)RF_SRV_REPORTS_PER_RELEASE; /* within the bound on reports */
 	json_t *j;
 
 	tenant(e, "kilo", NULL, tok); /* no ring: the devices are in the last ring, broad */
@@ -2568,6 +2568,117 @@ static json_t *canary_row_health(struct env *e, int id)
 	json_incref(h);
 	json_decref(j);
 	return h;
+}
+
+/* The reports of the store for device dev (the server stopped while counting). */
+static uint64_t stored_reports(struct env *e, const char *dev)
+{
+	struct rf_db *st;
+	uint64_t n = 0;
+
+	stop_server(e, SIGTERM);
+	assert_int_equal(rf_db_open(e->db, 0, NULL, &st), 0);
+	assert_int_equal(rf_db_reports_count(st, dev, &n), 0);
+	rf_db_close(st);
+	start_server(e);
+	return n;
+}
+
+static long long metric(struct env *e, const char *name);
+
+/* The bound on reports (review: any one device credential could fill the database by posting
+ * reports with fresh ids): a device has at most RF_SRV_REPORTS_PER_RELEASE reports of a
+ * release stored; the next is refused with 409 report_limit (a permanent answer: the agent
+ * drops it) and the table does not grow, while a report the gates need (a crash) is still
+ * taken, in place of the oldest, and counted. Retries of stored ones stay duplicates, other
+ * devices and other releases are unaffected, and old reports go by retention. */
+static void test_reports_bounded_per_device(void **state)
+{
+	struct env *e = *state;
+	const unsigned max = RF_SRV_REPORTS_PER_RELEASE;
+	char tok[80], ca[80], cb[80], sha[65], rid[32];
+	json_t *j;
+
+	tenant(e, "lima", "canary", tok);
+	enroll(e, tok, "l-a", ca);
+	enroll(e, tok, "l-b", cb);
+	add_target(e, "packs/rules-l.rfp", "rules-l", "");
+	EXPECT_STATUS(201, http(e, "POST", "/v1/admin/releases", e->admin, &j,
+				"{\"target\":\"packs/rules-l.rfp\"}"));
+	int id = (int)json_integer_value(json_object_get(j, "id"));
+	snprintf(sha, sizeof(sha), "%s", jstr(j, "sha256", NULL));
+	json_decref(j);
+	EXPECT_STATUS(201, report(e, ca, "l-a", "a-0", "intent", sha));
+	for (unsigned i = 1; i < max; i++) {
+		snprintf(rid, sizeof(rid), "a-%u", i);
+		EXPECT_STATUS(201, report(e, ca, "l-a", rid, "installed", sha));
+	}
+	assert_int_equal(stored_reports(e, "l-a"), max);
+	/* One more: refused, permanently, and not stored. */
+	char *reply = NULL;
+	char body[512];
+	snprintf(body, sizeof(body),
+		 "{\"report_id\":\"a-x\",\"device_id\":\"l-a\",\"event\":\"installed\","
+		 "\"sha256\":\"%s\",\"time\":1764000000}",
+		 sha);
+	EXPECT_STATUS(409, http_raw(e, "POST", "/v1/report", ca, body, strlen(body), &reply));
+	j = json_loads(reply, 0, NULL);
+	free(reply);
+	assert_string_equal(jstr(j, "error", "code"), "report_limit");
+	json_decref(j);
+	EXPECT_STATUS(409, report(e, ca, "l-a", "a-y", "trial_started", sha));
+	EXPECT_STATUS(200, report(e, ca, "l-a", "a-5", "installed", sha)); /* a retry */
+	assert_int_equal(metric(e, "ringfence_reports_refused_total"), 2);
+	assert_int_equal(stored_reports(e, "l-a"), max);
+	/* The gates' evidence is taken even at the bound, and counted. */
+	EXPECT_STATUS(201, report(e, ca, "l-a", "a-crash", "crashed", sha));
+	assert_int_equal(stored_reports(e, "l-a"), max);
+	json_t *h = NULL;
+	for (int i = 0; i < 100; i++) { /* bounded: the next tick */
+		h = canary_row_health(e, id);
+		if (json_integer_value(json_object_get(h, "crashes")) == 1)
+			break;
+		json_decref(h);
+		h = NULL;
+		sleep_ms(100);
+	}
+	assert_non_null(h);
+	assert_int_equal(json_integer_value(json_object_get(h, "failed")), 1);
+	json_decref(h);
+	/* The same crash again is a duplicate; the oldest report made room for it. */
+	EXPECT_STATUS(200, report(e, ca, "l-a", "a-crash", "crashed", sha));
+	/* Another device, and reports naming no known release, have their own allowance. */
+	EXPECT_STATUS(201, report(e, cb, "l-b", "b-0", "intent", sha));
+	EXPECT_STATUS(201, report(e, cb, "l-b", "b-1", "installed", sha));
+	EXPECT_STATUS(
+	    201, report(e, ca, "l-a", "a-other", "installed",
+			"1111111111111111111111111111111111111111111111111111111111111111"));
+	assert_int_equal(stored_reports(e, "l-b"), 2);
+	assert_int_equal(stored_reports(e, "l-a"), max + 1);
+
+	/* Retention: a report received longer ago than RF_SRV_REPORTS_RETENTION_S is deleted by
+	 * the server's tick; the newer ones stay. */
+	stop_server(e, SIGTERM);
+	struct rf_db *st;
+	bool dup = true;
+	int64_t now = (int64_t)time(NULL);
+	struct rf_db_report old = {.device_id = "l-b",
+				   .report_id = "b-old",
+				   .event = "installed",
+				   .target = "",
+				   .sha256_hex = "",
+				   .time = 1,
+				   .received_at = now - RF_SRV_REPORTS_RETENTION_S - 60,
+				   .detail = ""};
+	assert_int_equal(rf_db_open(e->db, 0, NULL, &st), 0);
+	assert_int_equal(rf_db_report_add(st, &old, NULL, &dup), 0);
+	assert_false(dup);
+	rf_db_close(st);
+	start_server(e);
+	for (int i = 0; i < 100 && metric(e, "ringfence_reports_purged_total") < 1; i++)
+		sleep_ms(100);
+	assert_int_equal(metric(e, "ringfence_reports_purged_total"), 1);
+	assert_int_equal(stored_reports(e, "l-b"), 2);
 }
 
 /* Failure attribution (issue 10): reports say who caused a failure. A corrupt store, a bad
@@ -3149,6 +3260,7 @@ int main(int argc, char **argv)
 	    cmocka_unit_test_setup_teardown(test_cross_tenant_denied, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_release_pack_checked, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_transit_rejections_in_status, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_reports_bounded_per_device, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_reenrolment_does_not_lock_out, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_bad_requests_rejected, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_repo_metrics_dashboard, setup, teardown),
