@@ -215,11 +215,13 @@ struct rf_server {
 	size_t nstrs;
 	uint16_t *strtab; /* open addressing over strs indexes (0 empty), RF__SRV_STRTAB slots */
 	/* Group commit of reports (report.c): reports waiting for a transaction (a list of the
-	 * waiting requests' entries), whether one request is writing a batch now, and the
-	 * condition every waiter (and every write waiting for a DEV_BUSY device) waits on. */
+	 * waiting requests' entries), the committer thread that writes them (wqcv: it waits for
+	 * work; wstop: it drains the queue and ends), and the condition every waiter (and every
+	 * write waiting for a DEV_BUSY device) waits on. */
 	struct rf__srv_wentry *wq_head, **wq_tail;
-	bool wleader;
-	pthread_cond_t wcv;
+	pthread_cond_t wcv, wqcv;
+	pthread_t wthread;
+	bool wthread_on, wstop;
 	/* Devices whose state changed since the last flush (DEV_QUEUED). */
 	uint32_t *dirty;
 	size_t ndirty, capdirty;
@@ -397,6 +399,15 @@ int rf__srv_handle_checkin(struct rf_server *s, const struct rf_server_request *
 /* report.c */
 int rf__srv_handle_report(struct rf_server *s, const struct rf_server_request *q,
 			  struct rf_server_reply *r);
+/* report.c: the asynchronous report (rf_server_handle_async) and the committer thread. */
+int rf__srv_report_async(struct rf_server *s, const struct rf_server_request *q,
+			 void (*wake)(void *ud), void *ud, struct rf_server_pending **ret_pending,
+			 struct rf_server_reply *r);
+int rf__srv_report_resume(struct rf_server *s, struct rf_server_pending *p,
+			  struct rf_server_reply *r);
+void rf__srv_report_abandon(struct rf_server *s, struct rf_server_pending *p);
+int rf__srv_committer_start(struct rf_server *s);
+void rf__srv_committer_stop(struct rf_server *s);
 /* Apply again onto row (a newer store row of the device, read after another instance wrote it)
  * what this instance's check-ins changed in local and had not written yet (agent version,
  * manifest, the release it runs, its health counters), if they are newer than the row (local's
