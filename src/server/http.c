@@ -57,8 +57,8 @@ struct req {
 	struct MHD_Connection *c;
 	struct rf_server_pending *pending;
 	struct req *next, **prev; /* in h->suspended while suspended */
-	bool suspended; /* its connection is suspended (h->mu) */
-	bool ready;	/* woken before it was suspended (h->mu) */
+	bool suspended;		  /* its connection is suspended (h->mu) */
+	bool ready;		  /* woken before it was suspended (h->mu) */
 };
 
 static const char too_large_json[] = "{\"error\":{\"status\":413,\"code\":\"too_large\","

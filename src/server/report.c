@@ -169,8 +169,8 @@ struct rf_server_pending {
 	int ev, why_given, tries;
 	uint8_t cred_h[32];
 	struct rf__srv_wentry x;
-	bool queued;  /* x is in the queue or being written */
-	bool orphan;  /* the transport gave up on it: freed by the committer once applied */
+	bool queued; /* x is in the queue or being written */
+	bool orphan; /* the transport gave up on it: freed by the committer once applied */
 	void (*wake)(void *ud);
 	void *ud;
 };
@@ -428,8 +428,8 @@ fail:
 
 /* Compute the device state the report leads to and queue it for the committer (lock held).
  * Returns 1 queued, 0 answered in r (an error). d is the authenticated device at idx. */
-static int report_enqueue(struct rf_server *s, struct rf_server_pending *p,
-			  struct rf__srv_dev *d, uint32_t idx, struct rf_server_reply *r)
+static int report_enqueue(struct rf_server *s, struct rf_server_pending *p, struct rf__srv_dev *d,
+			  uint32_t idx, struct rf_server_reply *r)
 {
 	int ev = p->ev, why = p->why_given;
 

@@ -922,8 +922,7 @@ int rf_server_handle_async(struct rf_server *s, const struct rf_server_request *
 	return reply_done(s, r);
 }
 
-int rf_server_resume(struct rf_server *s, struct rf_server_pending *p,
-		     struct rf_server_reply *r)
+int rf_server_resume(struct rf_server *s, struct rf_server_pending *p, struct rf_server_reply *r)
 {
 	memset(r, 0, sizeof(*r));
 	r->fd = -1;

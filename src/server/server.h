@@ -101,8 +101,7 @@ int rf_server_handle_async(struct rf_server *s, const struct rf_server_request *
 			   struct rf_server_reply *ret);
 /* After wake: 0 with *ret filled (p is freed), or 1: queued again (another instance wrote
  * the device meanwhile), wake comes again. */
-int rf_server_resume(struct rf_server *s, struct rf_server_pending *p,
-		     struct rf_server_reply *ret);
+int rf_server_resume(struct rf_server *s, struct rf_server_pending *p, struct rf_server_reply *ret);
 void rf_server_abandon(struct rf_server *s, struct rf_server_pending *p);
 
 void rf_server_reply_free(struct rf_server_reply *r);

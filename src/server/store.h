@@ -338,8 +338,7 @@ static inline int rf_db_reports_count(struct rf_db *st, const char *device_id, u
 
 /* Retention: delete at most max reports received before the time before (server clock), the
  * oldest first, in one transaction; *ret (may be NULL) is how many were deleted. */
-static inline int rf_db_reports_purge(struct rf_db *st, int64_t before, unsigned max,
-				      uint64_t *ret)
+static inline int rf_db_reports_purge(struct rf_db *st, int64_t before, unsigned max, uint64_t *ret)
 {
 	uint64_t n = 0;
 	int e = st->ops->reports_purge(st, before, max, &n);

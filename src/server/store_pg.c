@@ -625,9 +625,10 @@ static int pg_report_add(struct rf_db *base, const struct rf_db_report *r,
 		e = by_id(ids, n, &order);
 	b.order = order;
 	if (dev)
-		snprintf(sql, sizeof(sql),
-			 "%s%s WHERE EXISTS (SELECT 1 FROM ok) AND EXISTS (SELECT 1 FROM room)%s%s%s",
-			 cas, ins, ins_end, up, count);
+		snprintf(
+		    sql, sizeof(sql),
+		    "%s%s WHERE EXISTS (SELECT 1 FROM ok) AND EXISTS (SELECT 1 FROM room)%s%s%s",
+		    cas, ins, ins_end, up, count);
 	else
 		snprintf(sql, sizeof(sql), "WITH %s%s SELECT count(*), 1 FROM ins", ins, ins_end);
 	if (e == 0)

@@ -2815,9 +2815,9 @@ static void test_reports_bounded_per_device(void **state)
 	/* Another device, and reports naming no known release, have their own allowance. */
 	EXPECT_STATUS(201, report(e, cb, "l-b", "b-0", "intent", sha));
 	EXPECT_STATUS(201, report(e, cb, "l-b", "b-1", "installed", sha));
-	EXPECT_STATUS(
-	    201, report(e, ca, "l-a", "a-other", "installed",
-			"1111111111111111111111111111111111111111111111111111111111111111"));
+	EXPECT_STATUS(201,
+		      report(e, ca, "l-a", "a-other", "installed",
+			     "1111111111111111111111111111111111111111111111111111111111111111"));
 	assert_int_equal(stored_reports(e, "l-b"), 2);
 	assert_int_equal(stored_reports(e, "l-a"), max + 1);
 
