@@ -428,6 +428,25 @@
  * (about one per HTTP worker thread); 64 bounds the transaction and the stack arrays it is
  * built in (about 20 KB) while one commit still serves 64 reports. */
 #define RF_SRV_GROUP_COMMIT_MAX 64
+/* Reports stored per device per release (report.c): the reports that name one release (reports
+ * naming no release the server knows share one more allowance). An agent sends about eight
+ * reports a try of a release (installed, intent, trial_started, a crash per load up to
+ * RF_GUARD_ATTEMPTS_DEFAULT, rolled_back, quarantined, healthy) and takes a release again only
+ * after a resume, so 64 is eight tries; a device that posts more (a loop, a stolen credential)
+ * gets 409 "report_limit" for the rest, and the table holds at most 64 rows of it per release.
+ * A report over the bound that still changes what the gates count for the device (a first
+ * crash, a rollback, healthy) is recorded anyway in place of that device's oldest report of
+ * the release: the table does not grow and the gates never miss evidence. */
+#define RF_SRV_REPORTS_PER_RELEASE 64u
+/* Retention (the tick): reports received more than 90 days ago are deleted, at most
+ * RF_SRV_REPORTS_PURGE_CHUNK a tick (one short transaction). The gates never read the reports
+ * table (a device's per-release outcomes are its devices row, kept as long as the device), so
+ * deleting old reports changes no count; 90 days outlives any rollout and its audit questions,
+ * and bounds the table at devices x releases of 90 days x RF_SRV_REPORTS_PER_RELEASE. */
+#define RF_SRV_REPORTS_RETENTION_S (90 * 86400)
+/* 1000 rows a second deletes 86 million rows a day, more than a fleet of 8.5 million devices
+ * sends, in transactions of a few milliseconds. */
+#define RF_SRV_REPORTS_PURGE_CHUNK 1000u
 /* Devices written per transaction by the periodic flush (persist.c); the server's lock is
  * released while each chunk is written, so a release wave that changed a million devices is
  * 245 transactions of a few hundred milliseconds each with check-ins answered in between,

@@ -79,6 +79,10 @@ static int s_reports_count(struct rf_db *b, const char *id, uint64_t *ret)
 {
 	FWD(b, reports_count(in_, id, ret));
 }
+static int s_reports_purge(struct rf_db *b, int64_t before, unsigned max, uint64_t *ret)
+{
+	FWD(b, reports_purge(in_, before, max, ret));
+}
 static int s_audit_add(struct rf_db *b, const struct rf_db_audit *a, int64_t *ret_id)
 {
 	FWD(b, audit_add(in_, a, ret_id));
@@ -150,6 +154,7 @@ int rf__srv_db_serial(struct rf_db *inner, const char *spec, struct rf_db **ret)
 	    .devices_put = s_devices_put,
 	    .report_add = s_report_add,
 	    .reports_count = s_reports_count,
+	    .reports_purge = s_reports_purge,
 	    .audit_add = s_audit_add,
 	    .audit_list = s_audit_list,
 	    .admin_hash = o->admin_hash ? s_admin_hash : NULL,

@@ -18,16 +18,28 @@
 #include <string.h>
 #include <unistd.h>
 
+#include <pthread.h>
+
 #include <microhttpd.h>
 
 #include "common/util.h"
 #include "ringfence/limits.h"
 #include "server/http.h"
 
+struct req;
+
 struct rf_http {
 	struct MHD_Daemon *d;
 	struct rf_server *s;
 	uint16_t port;
+	/* Reports waiting for their commit without a thread (rf_server_handle_async): their
+	 * connections are suspended, in the list suspended; mu guards it, each req's suspended
+	 * and ready, and stopping (rf_http_stop resumes them all before MHD stops: libmicrohttpd
+	 * must not be stopped with a connection suspended). Lock order: the server's lock (wake
+	 * is called with it held), then mu. */
+	pthread_mutex_t mu;
+	struct req *suspended;
+	bool stopping;
 	/* unix:PATH: the socket file this listener made (removed at stop if it is still that). */
 	char *sock_path;
 	dev_t sock_dev;
@@ -40,6 +52,13 @@ struct req {
 	size_t len, cap, max;
 	bool refused;	/* an error reply was queued at the first call: the body is discarded */
 	bool too_large; /* the body streamed past max: answered 413 when it ends */
+	/* A report waiting for its commit (rf_server_handle_async). */
+	struct rf_http *h;
+	struct MHD_Connection *c;
+	struct rf_server_pending *pending;
+	struct req *next, **prev; /* in h->suspended while suspended */
+	bool suspended;		  /* its connection is suspended (h->mu) */
+	bool ready;		  /* woken before it was suspended (h->mu) */
 };
 
 static const char too_large_json[] = "{\"error\":{\"status\":413,\"code\":\"too_large\","
@@ -290,6 +309,34 @@ static enum MHD_Result on_first_call(struct MHD_Connection *c, const char *url, 
 	return MHD_YES;
 }
 
+/* The committer applied the report of q (called with the server's lock held): resume its
+ * connection, or tell on_request, which has not suspended it yet. */
+static void wake(void *ud)
+{
+	struct req *q = ud;
+	struct rf_http *h = q->h;
+
+	pthread_mutex_lock(&h->mu);
+	if (q->suspended) {
+		q->suspended = false;
+		*q->prev = q->next;
+		if (q->next)
+			q->next->prev = q->prev;
+		MHD_resume_connection(q->c);
+	}
+	q->ready = true; /* applied: the answer is there, even if the listener stops now */
+	pthread_mutex_unlock(&h->mu);
+}
+
+/* The listener stops while q waits for its commit: no answer can be promised, so none is
+ * given (503: the agent sends it again, a duplicate if it was committed after all). */
+static enum MHD_Result queue_stopping(struct rf_http *h, struct req *q)
+{
+	rf_server_abandon(h->s, q->pending);
+	q->pending = NULL;
+	return queue_refusal(q->c, 503, "unavailable", "the server is stopping");
+}
+
 static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const char *url,
 				  const char *method, const char *version, const char *upload,
 				  size_t *upload_size, void **con_cls)
@@ -299,6 +346,16 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
 
 	if (!q)
 		return on_first_call(c, url, version, (struct req **)con_cls);
+	if (q->pending) {
+		/* resumed by rf_http_stop rather than by wake: the report is not known to be
+		 * committed */
+		pthread_mutex_lock(&h->mu);
+		bool stopping = h->stopping && !q->ready;
+		q->ready = false;
+		pthread_mutex_unlock(&h->mu);
+		if (stopping)
+			return queue_stopping(h, q);
+	}
 	if (*upload_size) {
 		size_t n = *upload_size;
 
@@ -352,8 +409,38 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
 	struct rf_server_reply rp;
 	struct MHD_Response *resp;
 	enum MHD_Result ret;
+	int e;
 
-	if (rf_server_handle(h->s, &rq, &rp) < 0) {
+	q->h = h;
+	q->c = c;
+	if (q->pending) /* resumed: its commit was applied */
+		e = rf_server_resume(h->s, q->pending, &rp);
+	else
+		e = rf_server_handle_async(h->s, &rq, wake, q, &q->pending, &rp);
+	while (e == 1) {
+		/* Waiting for its commit: give the thread back until wake() resumes it, unless
+		 * the wake came first (then the answer is there now) or the listener stops. */
+		pthread_mutex_lock(&h->mu);
+		if (!q->ready && !h->stopping) {
+			MHD_suspend_connection(c);
+			q->suspended = true;
+			q->next = h->suspended;
+			q->prev = &h->suspended;
+			if (h->suspended)
+				h->suspended->prev = &q->next;
+			h->suspended = q;
+			pthread_mutex_unlock(&h->mu);
+			return MHD_YES;
+		}
+		bool stopping = !q->ready;
+		q->ready = false;
+		pthread_mutex_unlock(&h->mu);
+		if (stopping)
+			return queue_stopping(h, q);
+		e = rf_server_resume(h->s, q->pending, &rp);
+	}
+	q->pending = NULL; /* answered: rf_server_resume freed it */
+	if (e < 0) {
 		rf_server_reply_free(&rp);
 		return queue_static(c, 503,
 				    "{\"error\":{\"status\":503,\"code\":\"unavailable\","
@@ -390,6 +477,8 @@ static void on_done(void *cls, struct MHD_Connection *c, void **con_cls,
 	struct req *q = *con_cls;
 
 	if (q) {
+		if (q->pending && q->h)
+			rf_server_abandon(q->h->s, q->pending);
 		free(q->path);
 		free(q->body);
 		free(q);
@@ -538,7 +627,9 @@ int rf_http_start(struct rf_server *s, const struct rf_http_opts *o, struct rf_d
 	}
 	/* The per-address count is kept by the master daemon for the whole thread pool; the
 	 * connection limit is shared out among the threads. The daemon owns the socket. */
-	h->d = MHD_start_daemon(MHD_USE_EPOLL_INTERNAL_THREAD | MHD_USE_TURBO | MHD_USE_ERROR_LOG,
+	pthread_mutex_init(&h->mu, NULL);
+	h->d = MHD_start_daemon(MHD_USE_EPOLL_INTERNAL_THREAD | MHD_USE_TURBO | MHD_USE_ERROR_LOG |
+				    MHD_ALLOW_SUSPEND_RESUME,
 				0, NULL, NULL, on_request, h, MHD_OPTION_LISTEN_SOCKET, fd,
 				MHD_OPTION_THREAD_POOL_SIZE, threads, MHD_OPTION_CONNECTION_LIMIT,
 				o->max_connections ? o->max_connections : RF_SRV_CONNECTIONS_MAX,
@@ -549,6 +640,7 @@ int rf_http_start(struct rf_server *s, const struct rf_http_opts *o, struct rf_d
 				MHD_OPTION_NOTIFY_COMPLETED, on_done, h, MHD_OPTION_END);
 	if (!h->d) {
 		close(fd);
+		pthread_mutex_destroy(&h->mu);
 		free(h->sock_path);
 		free(h);
 		return rf_diag_report(diag, -EIO,
@@ -568,7 +660,21 @@ void rf_http_stop(struct rf_http *h)
 {
 	if (!h)
 		return;
+	/* Every connection suspended on a report is resumed first (libmicrohttpd must not be
+	 * stopped with one suspended); each is answered 503 or closed, never acknowledged. */
+	pthread_mutex_lock(&h->mu);
+	h->stopping = true;
+	while (h->suspended) {
+		struct req *q = h->suspended;
+		h->suspended = q->next;
+		if (q->next)
+			q->next->prev = &h->suspended;
+		q->suspended = false;
+		MHD_resume_connection(q->c);
+	}
+	pthread_mutex_unlock(&h->mu);
 	MHD_stop_daemon(h->d);
+	pthread_mutex_destroy(&h->mu);
 	struct stat st;
 	if (h->sock_path && stat(h->sock_path, &st) == 0 && st.st_dev == h->sock_dev &&
 	    st.st_ino == h->sock_ino)

@@ -215,11 +215,13 @@ struct rf_server {
 	size_t nstrs;
 	uint16_t *strtab; /* open addressing over strs indexes (0 empty), RF__SRV_STRTAB slots */
 	/* Group commit of reports (report.c): reports waiting for a transaction (a list of the
-	 * waiting requests' entries), whether one request is writing a batch now, and the
-	 * condition every waiter (and every write waiting for a DEV_BUSY device) waits on. */
+	 * waiting requests' entries), the committer thread that writes them (wqcv: it waits for
+	 * work; wstop: it drains the queue and ends), and the condition every waiter (and every
+	 * write waiting for a DEV_BUSY device) waits on. */
 	struct rf__srv_wentry *wq_head, **wq_tail;
-	bool wleader;
-	pthread_cond_t wcv;
+	pthread_cond_t wcv, wqcv;
+	pthread_t wthread;
+	bool wthread_on, wstop;
 	/* Devices whose state changed since the last flush (DEV_QUEUED). */
 	uint32_t *dirty;
 	size_t ndirty, capdirty;
@@ -231,6 +233,7 @@ struct rf_server {
 
 	unsigned ticks;
 	int64_t last_refresh;
+	int64_t purge_at; /* the server's clock when retention runs next (rf_server_tick) */
 	/* Several instances on one database (cluster.c): shared is set for PostgreSQL; leader
 	 * whether this one holds the gate lease (always true when not shared); a re-read of the
 	 * rings, tenants and releases is due when reread is set or at last_reread + 10 s. */
@@ -264,6 +267,8 @@ struct rf_server {
 	atomic_uint_fast64_t m_dev_conflicts; /* device rows' compare-and-set failures */
 	atomic_uint_fast64_t m_audit_failures;
 	atomic_uint_fast64_t m_group_commits; /* report transactions (group commit batches) */
+	atomic_uint_fast64_t m_reports_refused; /* over RF_SRV_REPORTS_PER_RELEASE: 409 */
+	atomic_uint_fast64_t m_reports_purged;	/* deleted by retention */
 	atomic_uint_fast64_t m_store_errors;  /* errors the store reported (its diag) */
 	atomic_uint_fast64_t m_store_retries; /* transactions the store ran again (store.h) */
 	/* Check-in latency histogram (web.c, rf__srv_observe_checkin): counts per upper bound of
@@ -394,6 +399,15 @@ int rf__srv_handle_checkin(struct rf_server *s, const struct rf_server_request *
 /* report.c */
 int rf__srv_handle_report(struct rf_server *s, const struct rf_server_request *q,
 			  struct rf_server_reply *r);
+/* report.c: the asynchronous report (rf_server_handle_async) and the committer thread. */
+int rf__srv_report_async(struct rf_server *s, const struct rf_server_request *q,
+			 void (*wake)(void *ud), void *ud, struct rf_server_pending **ret_pending,
+			 struct rf_server_reply *r);
+int rf__srv_report_resume(struct rf_server *s, struct rf_server_pending *p,
+			  struct rf_server_reply *r);
+void rf__srv_report_abandon(struct rf_server *s, struct rf_server_pending *p);
+int rf__srv_committer_start(struct rf_server *s);
+void rf__srv_committer_stop(struct rf_server *s);
 /* Apply again onto row (a newer store row of the device, read after another instance wrote it)
  * what this instance's check-ins changed in local and had not written yet (agent version,
  * manifest, the release it runs, its health counters), if they are newer than the row (local's

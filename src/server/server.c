@@ -707,6 +707,7 @@ int rf_server_new(const struct rf_server_opts *opts, struct rf_diag *diag, struc
 	pthread_mutex_init(&s->lock, NULL);
 	pthread_mutex_init(&s->store_log_mu, NULL);
 	pthread_cond_init(&s->wcv, NULL);
+	pthread_cond_init(&s->wqcv, NULL);
 	s->wq_tail = &s->wq_head;
 	s->repo_fd = -1;
 	s->clock = opts->clock;
@@ -797,6 +798,11 @@ int rf_server_new(const struct rf_server_opts *opts, struct rf_diag *diag, struc
 	 * and not the empty aggregates of a fresh start. A halt this finds is written like any
 	 * other; if writing fails, the next tick retries (as it does for every evaluation). */
 	(void)rf__srv_evaluate(s, s->started_at);
+	r = rf__srv_committer_start(s);
+	if (r < 0) {
+		rf_diag_report(diag, r, "cannot start the report committer: %s", rf_strerror(r));
+		goto undo;
+	}
 	*ret = s;
 	return 0;
 undo:
@@ -808,6 +814,7 @@ void rf_server_free(struct rf_server *s)
 {
 	if (!s)
 		return;
+	rf__srv_committer_stop(s); /* the reports queued are written first */
 	if (s->db)
 		(void)rf_server_tick(s, true);
 	rf_db_close(s->db);
@@ -840,6 +847,7 @@ void rf_server_free(struct rf_server *s)
 	if (s->repo_fd >= 0)
 		close(s->repo_fd);
 	pthread_cond_destroy(&s->wcv);
+	pthread_cond_destroy(&s->wqcv);
 	pthread_mutex_destroy(&s->lock);
 	pthread_mutex_destroy(&s->store_log_mu);
 	free(s);
@@ -851,6 +859,18 @@ size_t rf_server_body_max(const char *path)
 {
 	return path && !strncmp(path, "/v1/admin/", 10) ? RF_SRV_ADMIN_BODY_MAX
 							: RF_SRV_DEVICE_BODY_MAX;
+}
+
+/* A reply made: counted by class; -ENOMEM when it has no content (not even the error). */
+static int reply_done(struct rf_server *s, struct rf_server_reply *r)
+{
+	if (!r->body && r->fd < 0)
+		return -ENOMEM;
+	if (r->status >= 500)
+		atomic_fetch_add(&s->m_http_5xx, 1);
+	else if (r->status >= 400)
+		atomic_fetch_add(&s->m_http_4xx, 1);
+	return 0;
 }
 
 int rf_server_handle(struct rf_server *s, const struct rf_server_request *q,
@@ -886,13 +906,34 @@ int rf_server_handle(struct rf_server *s, const struct rf_server_request *q,
 				    q->method, "this path");
 	else
 		rf__srv_reply_error(r, 404, "not_found", NULL, "no such resource");
-	if (!r->body && r->fd < 0)
-		return -ENOMEM;
-	if (r->status >= 500)
-		atomic_fetch_add(&s->m_http_5xx, 1);
-	else if (r->status >= 400)
-		atomic_fetch_add(&s->m_http_4xx, 1);
-	return 0;
+	return reply_done(s, r);
+}
+
+int rf_server_handle_async(struct rf_server *s, const struct rf_server_request *q,
+			   void (*wake)(void *ud), void *ud, struct rf_server_pending **ret_pending,
+			   struct rf_server_reply *r)
+{
+	if (strcmp(q->path, "/v1/report") || strcmp(q->method, "POST"))
+		return rf_server_handle(s, q, r);
+	memset(r, 0, sizeof(*r));
+	r->fd = -1;
+	if (rf__srv_report_async(s, q, wake, ud, ret_pending, r))
+		return 1;
+	return reply_done(s, r);
+}
+
+int rf_server_resume(struct rf_server *s, struct rf_server_pending *p, struct rf_server_reply *r)
+{
+	memset(r, 0, sizeof(*r));
+	r->fd = -1;
+	if (rf__srv_report_resume(s, p, r))
+		return 1;
+	return reply_done(s, r);
+}
+
+void rf_server_abandon(struct rf_server *s, struct rf_server_pending *p)
+{
+	rf__srv_report_abandon(s, p);
 }
 
 void rf_server_reply_free(struct rf_server_reply *r)
@@ -980,6 +1021,17 @@ int rf_server_tick(struct rf_server *s, bool force)
 		e = e2;
 	if (!e)
 		e = e3;
+	/* Retention (limits.h, RF_SRV_REPORTS_RETENTION_S): a chunk of the oldest reports a
+	 * minute, every tick while there is more. Several instances: the gate leader. */
+	if (s->leader && (force || now >= s->purge_at)) {
+		uint64_t n = 0;
+		int r = rf_db_reports_purge(s->db, now - RF_SRV_REPORTS_RETENTION_S,
+					    RF_SRV_REPORTS_PURGE_CHUNK, &n);
+		atomic_fetch_add(&s->m_reports_purged, n);
+		s->purge_at = now + (r == 0 && n == RF_SRV_REPORTS_PURGE_CHUNK ? 1 : 60);
+		if (r < 0 && !e)
+			e = r;
+	}
 	/* The timestamp: re-signed an hour before it would expire (repository writer, trust/).
 	 * Several instances share one repository: only the gate leader signs. */
 	if (s->repo_dir && s->leader && (force || now - s->last_refresh >= 60)) {

@@ -85,6 +85,25 @@ struct rf_server_request {
 int rf_server_handle(struct rf_server *s, const struct rf_server_request *req,
 		     struct rf_server_reply *ret);
 
+/*
+ * Answer one request without holding the caller's thread while it waits for a commit (a
+ * report: its group commit). As rf_server_handle(), or returns 1 with *ret_pending and
+ * nothing in *ret: the request is queued; wake(ud) is called once, from another thread, with
+ * the server's lock held (it must not call into the server: it resumes the connection), when
+ * it can go on; then rf_server_resume() gives the answer. A transport that gives up on a
+ * pending request (its connection closes, it stops) calls rf_server_abandon(): no answer is
+ * made, wake is not called after it returns, and the report is acknowledged to nobody even if
+ * its commit completes (P8: only committed reports are acknowledged, never the reverse).
+ */
+struct rf_server_pending;
+int rf_server_handle_async(struct rf_server *s, const struct rf_server_request *req,
+			   void (*wake)(void *ud), void *ud, struct rf_server_pending **ret_pending,
+			   struct rf_server_reply *ret);
+/* After wake: 0 with *ret filled (p is freed), or 1: queued again (another instance wrote
+ * the device meanwhile), wake comes again. */
+int rf_server_resume(struct rf_server *s, struct rf_server_pending *p, struct rf_server_reply *ret);
+void rf_server_abandon(struct rf_server *s, struct rf_server_pending *p);
+
 void rf_server_reply_free(struct rf_server_reply *r);
 
 /* Largest body accepted on path (device or operator limit, limits.h); the transport refuses

@@ -9,7 +9,9 @@
  * rf_db_load(); afterwards it writes through: every call below that changes something is one
  * transaction, committed durably (SQLite: WAL, synchronous=FULL; PostgreSQL: COMMIT) before it
  * returns 0, so the server may acknowledge the change as soon as the call returns (P8).
- * Reports are kept forever (an audit trail) and are idempotent by (device_id, report_id).
+ * Reports are an audit trail, idempotent by (device_id, report_id), bounded per device and
+ * release (struct rf_db_report.limit) and deleted after a retention time (rf_db_reports_purge);
+ * the gates never read them (a device's outcomes per release are its row's history).
  *
  * Strings in the records are NUL-terminated and owned by the caller; the store copies what it
  * keeps. Hashes are raw 32-byte SHA-256 values. Every function returns 0 or a negative errno:
@@ -27,7 +29,7 @@
 #include "ringfence/error.h"
 
 /* Schema version this build writes; older databases are migrated at open. */
-#define RF_DB_SCHEMA_VERSION 4
+#define RF_DB_SCHEMA_VERSION 5
 
 struct rf_db_ring {
 	const char *name;
@@ -105,6 +107,14 @@ struct rf_db_report {
 	int64_t time;		/* the device's clock */
 	int64_t received_at;	/* the server's clock */
 	const char *detail;
+	/* The bound on the reports of (device_id, release_id) (0: none). A new report that
+	 * would make more than limit of them is not recorded, nor its device state written:
+	 * *ret_full (may be NULL) is set true and the rest of a batch goes on; unless keep (it
+	 * carries evidence the gates need): then the oldest of them (received first) are deleted
+	 * to make room, in the same transaction. Only with a device state (dev below). */
+	uint32_t limit;
+	bool keep;
+	bool *ret_full;
 };
 
 /*
@@ -146,6 +156,7 @@ struct rf_db_ops {
 	int (*report_add)(struct rf_db *st, const struct rf_db_report *r,
 			  const struct rf_db_device *dev, size_t n, bool *ret_duplicate);
 	int (*reports_count)(struct rf_db *st, const char *device_id, uint64_t *ret);
+	int (*reports_purge)(struct rf_db *st, int64_t before, unsigned max, uint64_t *ret);
 	int (*audit_add)(struct rf_db *st, const struct rf_db_audit *a, int64_t *ret_id);
 	int (*audit_list)(struct rf_db *st, int64_t release_id, int64_t before_id, unsigned limit,
 			  int (*fn)(void *ud, const struct rf_db_audit *a), void *ud);
@@ -276,7 +287,8 @@ static inline int rf_db_devices_put(struct rf_db *st, const struct rf_db_device 
  * NULL). If (device_id, report_id) is already recorded nothing is changed and
  * *ret_duplicate is true. Returns 0 once committed; -ESTALE, nothing written, when the device
  * row's stored version is not dev->version or there is no such row (compare-and-set: re-read
- * it and apply the report again).
+ * it and apply the report again); -ENOSPC, nothing written, when the report is over its
+ * bound (struct rf_db_report.limit).
  */
 static inline int rf_db_report_add(struct rf_db *st, const struct rf_db_report *r,
 				      const struct rf_db_device *dev, bool *ret_duplicate)
@@ -289,7 +301,15 @@ static inline int rf_db_report_add(struct rf_db *st, const struct rf_db_report *
 	d = *dev;
 	if (!d.ret_version)
 		d.ret_version = &v;
-	int e = st->ops->report_add(st, r, &d, 1, ret_duplicate);
+	bool full = false;
+	struct rf_db_report x = *r;
+	x.ret_full = &full;
+	int e = st->ops->report_add(st, &x, &d, 1, ret_duplicate);
+	if (e == 0 && full) {
+		if (r->ret_full)
+			*r->ret_full = true;
+		return -ENOSPC;
+	}
 	return e == 0 && *d.ret_version == 0 ? -ESTALE : e;
 }
 
@@ -301,7 +321,8 @@ static inline int rf_db_report_add(struct rf_db *st, const struct rf_db_report *
  * committed. On error nothing of the batch is recorded. With devices, each report is a
  * compare-and-set on its device's version as in rf_db_report_add(): a stale one is not
  * written and gets *dev[i].ret_version = 0 (the others are written; the batch returns 0); a
- * written one gets the new version, a duplicate the version as it was.
+ * written one gets the new version, a duplicate or one over its bound (*r[i].ret_full) the
+ * version as it was.
  */
 static inline int rf_db_reports_add(struct rf_db *st, const struct rf_db_report *r,
 				    const struct rf_db_device *dev, size_t n, bool *ret_duplicate)
@@ -313,6 +334,18 @@ static inline int rf_db_reports_add(struct rf_db *st, const struct rf_db_report 
 static inline int rf_db_reports_count(struct rf_db *st, const char *device_id, uint64_t *ret)
 {
 	return st->ops->reports_count(st, device_id, ret);
+}
+
+/* Retention: delete at most max reports received before the time before (server clock), the
+ * oldest first, in one transaction; *ret (may be NULL) is how many were deleted. */
+static inline int rf_db_reports_purge(struct rf_db *st, int64_t before, unsigned max, uint64_t *ret)
+{
+	uint64_t n = 0;
+	int e = st->ops->reports_purge(st, before, max, &n);
+
+	if (e == 0 && ret)
+		*ret = n;
+	return e;
 }
 
 /* Append one audit entry, committed durably before it returns 0; *ret_id (may be NULL) is its

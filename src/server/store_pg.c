@@ -77,6 +77,8 @@ static const char *const migrations[] = {
     /* and the gate lease's epoch, incremented by every instance that takes the lease: a
      * fencing token in every gate decision it writes (store.h). */
     "CREATE TABLE IF NOT EXISTS rf_lease (name text PRIMARY KEY, epoch bigint NOT NULL);",
+    /* 4 -> 5: retention deletes the oldest reports first (rf_db_reports_purge). */
+    "CREATE INDEX IF NOT EXISTS reports_received ON reports (received_at);",
 };
 
 /* Advisory lock key held while the schema is created or migrated ("rfdb"). */
@@ -537,8 +539,11 @@ static int report_add_tx(struct pg_store *s, void *ud)
 		rf__pg_p_int(&b->p, x->time);
 		rf__pg_p_int(&b->p, x->received_at);
 		rf__pg_p_text(&b->p, x->detail ? x->detail : "");
-		if (dev)
+		if (dev) {
 			p_device(&b->p, dev);
+			rf__pg_p_int(&b->p, x->limit);
+			rf__pg_p_int(&b->p, x->keep);
+		}
 		e = rf__pg_run(s, b->sql, &b->p, "report_add", &res);
 		if (e == 0 && PQntuples(res) != 1)
 			e = rf_diag_report(s->base.diag, -EIO, "postgresql: report_add: no count");
@@ -548,9 +553,13 @@ static int report_add_tx(struct pg_store *s, void *ud)
 			if (dev->ret_version)
 				*dev->ret_version = 0;
 		} else if (e == 0) {
-			b->dup[i] = rf__pg_col_int(res, 0, 0) == 0;
+			bool ins = rf__pg_col_int(res, 0, 0) != 0;
+			/* not inserted: recorded already, or (with a device) over its bound */
+			b->dup[i] = !ins && (!dev || rf__pg_col_int(res, 0, 2) != 0);
+			if (dev && !ins && !b->dup[i] && x->ret_full)
+				*x->ret_full = true;
 			if (dev && dev->ret_version)
-				*dev->ret_version = b->dup[i] ? dev->version : dev->version + 1;
+				*dev->ret_version = ins ? dev->version + 1 : dev->version;
 		}
 		PQclear(res);
 	}
@@ -574,7 +583,22 @@ static int pg_report_add(struct rf_db *base, const struct rf_db_report *r,
 	 * ascending device id order (the lock order, by_id()). */
 	static const char cas[] =
 	    "WITH cur AS (SELECT version FROM devices WHERE id = $10::text FOR UPDATE),"
-	    " ok AS (SELECT 1 FROM cur WHERE version = $26::bigint - 1), ";
+	    " ok AS (SELECT 1 FROM cur WHERE version = $26::bigint - 1), "
+	    /* The bound on the device's reports of the release (store.h, struct
+	     * rf_db_report.limit $27, keep $28): had, recorded already; n, how many it has;
+	     * room, whether one more fits (or must be kept); trim, the oldest deleted to make
+	     * room for one that must be kept. */
+	    "had AS (SELECT 1 FROM reports WHERE device_id = $1::text AND report_id = $2::text),"
+	    " n AS (SELECT count(*) AS c FROM reports WHERE $27::bigint > 0"
+	    " AND device_id = $1::text AND release_id = $6::bigint),"
+	    " room AS (SELECT 1 FROM n WHERE $27::bigint = 0 OR c < $27::bigint"
+	    " OR $28::bigint = 1),"
+	    " trim AS (DELETE FROM reports WHERE device_id = $1::text AND report_id IN"
+	    " (SELECT report_id FROM reports WHERE device_id = $1::text"
+	    " AND release_id = $6::bigint ORDER BY seq"
+	    " LIMIT greatest((SELECT c FROM n) - $27::bigint + 1, 0))"
+	    " AND $27::bigint > 0 AND $28::bigint = 1 AND EXISTS (SELECT 1 FROM ok)"
+	    " AND NOT EXISTS (SELECT 1 FROM had) RETURNING 1), ";
 	static const char ins[] =
 	    "ins AS (INSERT INTO reports (device_id, report_id, event, target, sha256,"
 	    " release_id, time, received_at, detail) SELECT $1::text, $2::text, $3::text,"
@@ -585,23 +609,26 @@ static int pg_report_add(struct rf_db *base, const struct rf_db_report *r,
 	    " $13::bytea, $14::text, $15::text, $16::bigint, $17::bigint, $18::bigint, $19::text,"
 	    " $20::bigint, $21::bigint, $22::bigint, $23::bigint, $24::bigint, $25::text,"
 	    " $26::bigint WHERE EXISTS (SELECT 1 FROM ins)" DEV_SET " RETURNING 1)";
-	static const char count[] = " SELECT (SELECT count(*) FROM ins), (SELECT count(*) FROM ok)";
-	char sql[sizeof(cas) + sizeof(ins) + 64 + sizeof(ins_end) + sizeof(up) + sizeof(count)];
+	static const char count[] = " SELECT (SELECT count(*) FROM ins), (SELECT count(*) FROM ok),"
+				    " (SELECT count(*) FROM had)";
+	char sql[sizeof(cas) + sizeof(ins) + 96 + sizeof(ins_end) + sizeof(up) + sizeof(count)];
 	struct report_tx b = {.r = r, .dev = dev, .n = n, .sql = sql};
 	const char **ids = calloc(n ? n : 1, sizeof(*ids));
 	size_t *order = NULL;
 	int e;
 
 	b.dup = calloc(n ? n : 1, sizeof(*b.dup));
-	e = ids && b.dup ? rf__pg_params_init(&b.p, 9 + DEV_NPARAMS) : -ENOMEM;
+	e = ids && b.dup ? rf__pg_params_init(&b.p, 9 + DEV_NPARAMS + 2) : -ENOMEM;
 	for (size_t i = 0; e == 0 && i < n; i++)
 		ids[i] = r[i].device_id;
 	if (e == 0)
 		e = by_id(ids, n, &order);
 	b.order = order;
 	if (dev)
-		snprintf(sql, sizeof(sql), "%s%s WHERE EXISTS (SELECT 1 FROM ok)%s%s%s", cas, ins,
-			 ins_end, up, count);
+		snprintf(
+		    sql, sizeof(sql),
+		    "%s%s WHERE EXISTS (SELECT 1 FROM ok) AND EXISTS (SELECT 1 FROM room)%s%s%s",
+		    cas, ins, ins_end, up, count);
 	else
 		snprintf(sql, sizeof(sql), "WITH %s%s SELECT count(*), 1 FROM ins", ins, ins_end);
 	if (e == 0)
@@ -633,6 +660,29 @@ static int pg_reports_count(struct rf_db *base, const char *device_id, uint64_t 
 		r = rf_diag_report(s->base.diag, -EIO, "postgresql: reports_count: no row");
 	if (r == 0)
 		*ret = (uint64_t)rf__pg_col_int(res, 0, 0);
+	PQclear(res);
+	rf__pg_params_free(&p);
+	return r;
+}
+
+static int pg_reports_purge(struct rf_db *base, int64_t before, unsigned max, uint64_t *ret)
+{
+	struct pg_store *s = (struct pg_store *)base;
+	PGresult *res = NULL;
+	struct params p;
+	int r = rf__pg_params_init(&p, 2);
+
+	if (r == 0) {
+		rf__pg_p_int(&p, before);
+		rf__pg_p_int(&p, max);
+		r = rf__pg_run(s,
+			       "DELETE FROM reports WHERE seq IN (SELECT seq FROM reports"
+			       " WHERE received_at < $1::bigint ORDER BY received_at"
+			       " LIMIT $2::bigint)",
+			       &p, "reports_purge", &res);
+	}
+	if (r == 0)
+		*ret = strtoull(PQcmdTuples(res), NULL, 10);
 	PQclear(res);
 	rf__pg_params_free(&p);
 	return r;
@@ -743,6 +793,7 @@ static const struct rf_db_ops pg_ops = {
     .devices_put = pg_devices_put,
     .report_add = pg_report_add,
     .reports_count = pg_reports_count,
+    .reports_purge = pg_reports_purge,
     .audit_add = pg_audit_add,
     .audit_list = pg_audit_list,
     .admin_hash = pg_admin_hash,

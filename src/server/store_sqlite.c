@@ -26,6 +26,7 @@ struct sqlite_store {
 	struct rf_db base;
 	sqlite3 *db;
 	sqlite3_stmt *dev_put, *rep_add;
+	sqlite3_stmt *rep_exists, *rep_count, *rep_trim; /* the bound on reports */
 };
 
 /* Schema migrations: migrations[i] takes the schema from version i to i + 1. */
@@ -61,6 +62,8 @@ static const char *const migrations[] = {
     "ALTER TABLE devices ADD COLUMN version INTEGER NOT NULL DEFAULT 1;"
     /* PostgreSQL's gate lease (several instances); unused here, so both keep one version. */
     "CREATE TABLE IF NOT EXISTS rf_lease (name TEXT PRIMARY KEY, epoch INTEGER NOT NULL);",
+    /* 4 -> 5: retention deletes the oldest reports first (rf_db_reports_purge). */
+    "CREATE INDEX IF NOT EXISTS reports_received ON reports (received_at);",
 };
 
 static int fail(struct sqlite_store *s, const char *what)
@@ -137,6 +140,9 @@ static void sq_close(struct rf_db *base)
 
 	sqlite3_finalize(s->dev_put);
 	sqlite3_finalize(s->rep_add);
+	sqlite3_finalize(s->rep_exists);
+	sqlite3_finalize(s->rep_count);
+	sqlite3_finalize(s->rep_trim);
 	sqlite3_close(s->db);
 	free(s);
 }
@@ -357,6 +363,71 @@ static int sq_devices_put(struct rf_db *base, const struct rf_db_device *d, size
 	return commit(s, r);
 }
 
+/* The bound on the reports of x's device and release (store.h, struct rf_db_report.limit):
+ * *ret_dup when x is recorded already; otherwise, at the bound, *ret_full (nothing to write)
+ * or, when x must be kept, the oldest deleted to make room. In the caller's transaction. */
+static int over_limit(struct sqlite_store *s, const struct rf_db_report *x, bool *ret_dup,
+		      bool *ret_full)
+{
+	sqlite3_stmt *q = s->rep_exists;
+	int64_t n;
+	int rc;
+
+	sqlite3_bind_text(q, 1, x->device_id, -1, SQLITE_STATIC);
+	sqlite3_bind_text(q, 2, x->report_id, -1, SQLITE_STATIC);
+	rc = sqlite3_step(q);
+	sqlite3_reset(q);
+	sqlite3_clear_bindings(q);
+	if (rc != SQLITE_ROW && rc != SQLITE_DONE)
+		return fail(s, "report_add: exists");
+	if ((*ret_dup = rc == SQLITE_ROW))
+		return 0;
+	q = s->rep_count;
+	sqlite3_bind_text(q, 1, x->device_id, -1, SQLITE_STATIC);
+	sqlite3_bind_int64(q, 2, x->release_id);
+	rc = sqlite3_step(q);
+	n = rc == SQLITE_ROW ? sqlite3_column_int64(q, 0) : 0;
+	sqlite3_reset(q);
+	sqlite3_clear_bindings(q);
+	if (rc != SQLITE_ROW)
+		return fail(s, "report_add: count");
+	if (n < (int64_t)x->limit)
+		return 0;
+	if (!x->keep) {
+		*ret_full = true;
+		return 0;
+	}
+	q = s->rep_trim;
+	sqlite3_bind_text(q, 1, x->device_id, -1, SQLITE_STATIC);
+	sqlite3_bind_int64(q, 2, x->release_id);
+	sqlite3_bind_int64(q, 3, n - (int64_t)x->limit + 1);
+	return step_done(s, q, "report_add: trim");
+}
+
+static int sq_reports_purge(struct rf_db *base, int64_t before, unsigned max, uint64_t *ret)
+{
+	struct sqlite_store *s = (struct sqlite_store *)base;
+	sqlite3_stmt *q = NULL;
+	int e = prepare(s,
+			"DELETE FROM reports WHERE (device_id, report_id) IN (SELECT device_id,"
+			" report_id FROM reports WHERE received_at < ?1 ORDER BY received_at"
+			" LIMIT ?2)",
+			&q);
+
+	if (e == 0)
+		e = begin(s);
+	if (e == 0) {
+		sqlite3_bind_int64(q, 1, before);
+		sqlite3_bind_int64(q, 2, max);
+		e = step_done(s, q, "reports_purge");
+		if (e == 0)
+			*ret = (uint64_t)sqlite3_changes(s->db);
+		e = commit(s, e);
+	}
+	sqlite3_finalize(q);
+	return e;
+}
+
 static int sq_report_add(struct rf_db *base, const struct rf_db_report *r,
 			 const struct rf_db_device *dev, size_t n, bool *ret_duplicate)
 {
@@ -381,6 +452,19 @@ static int sq_report_add(struct rf_db *base, const struct rf_db_report *r,
 		}
 		if (e < 0)
 			break;
+		if (dev && x->limit) {
+			bool full = false;
+			e = over_limit(s, x, &dup[i], &full);
+			if (e < 0)
+				break;
+			if (dup[i] || full) {
+				if (x->ret_full)
+					*x->ret_full = full;
+				if (dev[i].ret_version)
+					*dev[i].ret_version = dev[i].version; /* the row as it is */
+				continue;
+			}
+		}
 		sqlite3_bind_text(st, 1, x->device_id, -1, SQLITE_STATIC);
 		sqlite3_bind_text(st, 2, x->report_id, -1, SQLITE_STATIC);
 		sqlite3_bind_text(st, 3, x->event, -1, SQLITE_STATIC);
@@ -504,6 +588,7 @@ static const struct rf_db_ops sqlite_ops = {
     .devices_put = sq_devices_put,
     .report_add = sq_report_add,
     .reports_count = sq_reports_count,
+    .reports_purge = sq_reports_purge,
     .audit_add = sq_audit_add,
     .audit_list = sq_audit_list,
 };
@@ -641,6 +726,19 @@ int rf_db_open_sqlite(const char *path, unsigned flags, struct rf_diag *diag, st
 	if (r == 0)
 		r = prepare(s, "INSERT OR IGNORE INTO reports VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
 			    &s->rep_add);
+	if (r == 0)
+		r = prepare(s, "SELECT 1 FROM reports WHERE device_id = ? AND report_id = ?",
+			    &s->rep_exists);
+	if (r == 0)
+		r = prepare(s,
+			    "SELECT count(*) FROM reports WHERE device_id = ? AND release_id = ?",
+			    &s->rep_count);
+	if (r == 0)
+		r = prepare(s,
+			    "DELETE FROM reports WHERE device_id = ?1 AND report_id IN (SELECT"
+			    " report_id FROM reports WHERE device_id = ?1 AND release_id = ?2"
+			    " ORDER BY received_at, report_id LIMIT ?3)",
+			    &s->rep_trim);
 	if (r < 0)
 		goto undo_open;
 	*ret = &s->base;
@@ -649,6 +747,9 @@ int rf_db_open_sqlite(const char *path, unsigned flags, struct rf_diag *diag, st
 undo_open:
 	sqlite3_finalize(s->dev_put);
 	sqlite3_finalize(s->rep_add);
+	sqlite3_finalize(s->rep_exists);
+	sqlite3_finalize(s->rep_count);
+	sqlite3_finalize(s->rep_trim);
 	sqlite3_close(s->db);
 	free(s);
 	return r;

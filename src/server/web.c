@@ -627,6 +627,14 @@ int rf__srv_metrics(struct rf_server *s, struct rf_server_reply *r)
 			(unsigned long long)atomic_load(&s->m_reports[i]));
 	counter(f, "ringfence_reports_duplicate_total", "Report retries recognised by id.",
 		atomic_load(&s->m_reports_dup));
+	counter(f, "ringfence_reports_refused_total",
+		"Reports refused (409 report_limit): the device had RF_SRV_REPORTS_PER_RELEASE "
+		"reports of the release already.",
+		atomic_load(&s->m_reports_refused));
+	counter(f, "ringfence_reports_purged_total",
+		"Reports deleted by retention (received more than RF_SRV_REPORTS_RETENTION_S "
+		"ago).",
+		atomic_load(&s->m_reports_purged));
 	fprintf(f,
 		"# HELP ringfence_http_errors_total Error replies.\n"
 		"# TYPE ringfence_http_errors_total counter\n"

@@ -32,6 +32,7 @@
 #include <cmocka.h>
 #include <curl/curl.h>
 #include <jansson.h>
+#include <sqlite3.h>
 
 #include "common/util.h"
 #include "ringfence/limits.h"
@@ -2210,7 +2211,7 @@ static void test_kill9_keeps_acknowledged_reports(void **state)
 	char tok[80], cred[4][80], dev[16];
 	char sha[65];
 	int acked[4] = {0};
-	const int per = 400;
+	const int per = (int)RF_SRV_REPORTS_PER_RELEASE; /* within the bound on reports */
 	json_t *j;
 
 	tenant(e, "kilo", NULL, tok); /* no ring: the devices are in the last ring, broad */
@@ -2568,6 +2569,281 @@ static json_t *canary_row_health(struct env *e, int id)
 	json_incref(h);
 	json_decref(j);
 	return h;
+}
+
+/* The reports of the store for device dev (the server stopped while counting). */
+static uint64_t stored_reports(struct env *e, const char *dev)
+{
+	struct rf_db *st;
+	uint64_t n = 0;
+
+	stop_server(e, SIGTERM);
+	assert_int_equal(rf_db_open(e->db, 0, NULL, &st), 0);
+	assert_int_equal(rf_db_reports_count(st, dev, &n), 0);
+	rf_db_close(st);
+	start_server(e);
+	return n;
+}
+
+static long long metric(struct env *e, const char *name);
+
+/* Reports posted at once with curl's multi interface, one a device (devs[i], creds[i], id
+ * "<prefix>-<i>"): started here, driven by drive_reports(). */
+struct report_batch {
+	CURLM *m;
+	CURL *h[32];
+	struct curl_slist *hdr[32];
+	char body[32][256];
+	long status[32];
+	int n;
+};
+
+static void start_reports(struct env *e, struct report_batch *b, int n, char devs[][16],
+			  char creds[][80], const char *prefix)
+{
+	char url[128], auth[128];
+
+	memset(b, 0, sizeof(*b));
+	b->m = curl_multi_init();
+	b->n = n;
+	snprintf(url, sizeof(url), "http://127.0.0.1:%u/v1/report", e->port);
+	for (int i = 0; i < n; i++) {
+		CURL *c = curl_easy_init();
+		snprintf(auth, sizeof(auth), "Authorization: Bearer %s", creds[i]);
+		b->hdr[i] = curl_slist_append(NULL, auth);
+		b->hdr[i] = curl_slist_append(b->hdr[i], "Content-Type: application/json");
+		b->hdr[i] = curl_slist_append(b->hdr[i], "Expect:");
+		snprintf(b->body[i], sizeof(b->body[i]),
+			 "{\"report_id\":\"%s-%d\",\"device_id\":\"%s\",\"event\":\"installed\","
+			 "\"time\":1764000000}",
+			 prefix, i, devs[i]);
+		curl_easy_setopt(c, CURLOPT_URL, url);
+		curl_easy_setopt(c, CURLOPT_NOPROXY, "*");
+		curl_easy_setopt(c, CURLOPT_TIMEOUT, 60L);
+		curl_easy_setopt(c, CURLOPT_HTTPHEADER, b->hdr[i]);
+		curl_easy_setopt(c, CURLOPT_POSTFIELDS, b->body[i]);
+		curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, on_data);
+		struct buf *sink = calloc(1, sizeof(*sink));
+		curl_easy_setopt(c, CURLOPT_WRITEDATA, sink);
+		curl_easy_setopt(c, CURLOPT_PRIVATE, sink);
+		b->h[i] = c;
+		curl_multi_add_handle(b->m, c);
+	}
+}
+
+/* Drive the batch for at most ms milliseconds (0: once, without waiting); returns how many
+ * requests are still waiting for their answer. Answers are recorded in b->status (0 none). */
+static int drive_reports(struct report_batch *b, int ms)
+{
+	int running = 0, left;
+	uint64_t end = rf_now_mono_ns() + (uint64_t)ms * 1000000u;
+
+	do {
+		curl_multi_perform(b->m, &running);
+		CURLMsg *msg;
+		while ((msg = curl_multi_info_read(b->m, &left)))
+			for (int i = 0; msg->msg == CURLMSG_DONE && i < b->n; i++)
+				if (b->h[i] == msg->easy_handle && msg->data.result == CURLE_OK)
+					curl_easy_getinfo(b->h[i], CURLINFO_RESPONSE_CODE,
+							  &b->status[i]);
+		if (running && ms)
+			curl_multi_poll(b->m, NULL, 0, 50, NULL);
+	} while (running && ms && rf_now_mono_ns() < end);
+	return running;
+}
+
+static void end_reports(struct report_batch *b)
+{
+	for (int i = 0; i < b->n; i++) {
+		struct buf *sink;
+		curl_easy_getinfo(b->h[i], CURLINFO_PRIVATE, (char **)&sink);
+		free(sink->p);
+		free(sink);
+		curl_multi_remove_handle(b->m, b->h[i]);
+		curl_easy_cleanup(b->h[i]);
+		curl_slist_free_all(b->hdr[i]);
+	}
+	curl_multi_cleanup(b->m);
+}
+
+/* A report waiting for its commit gives its HTTP thread back (libmicrohttpd suspend/resume;
+ * review: each held its thread for its group commit, so with the default one thread a CPU,
+ * check-ins queued behind waiting reports). With ONE HTTP thread: reports from many devices
+ * at once are all acknowledged and all stored; while their commit cannot proceed (SQLite:
+ * this test holds the database's write lock) a check-in is still answered, before any of
+ * them; and a server stopped while reports wait neither crashes nor acknowledges one that
+ * was not committed. */
+static void test_reports_wait_without_a_thread(void **state)
+{
+	struct env *e = *state;
+	enum { N = 24 };
+	char tok[80], devs[N][16], creds[N][80];
+	struct report_batch b;
+	bool sqlite = !rf_testdb_pg();
+	sqlite3 *lockdb = NULL;
+
+	stop_server(e, SIGTERM);
+	e->extra[0] = "--threads";
+	e->extra[1] = "1";
+	start_server(e);
+	tenant(e, "mike", "canary", tok);
+	for (int i = 0; i < N; i++) {
+		snprintf(devs[i], sizeof(devs[i]), "w-%d", i);
+		enroll(e, tok, devs[i], creds[i]);
+	}
+	if (sqlite) { /* the commit waits (busy) until this transaction ends */
+		assert_int_equal(sqlite3_open(e->db, &lockdb), SQLITE_OK);
+		assert_int_equal(sqlite3_exec(lockdb, "BEGIN IMMEDIATE", NULL, NULL, NULL),
+				 SQLITE_OK);
+	}
+	start_reports(e, &b, N, devs, creds, "a");
+	(void)drive_reports(&b, 300); /* sent: each now waits for its commit */
+	if (sqlite) {
+		/* The one thread answers a check-in while every report waits. */
+		json_decref(checkin(e, creds[0], devs[0], NULL, 0));
+		assert_int_equal(drive_reports(&b, 0), N);
+		for (int i = 0; i < N; i++)
+			assert_int_equal(b.status[i], 0);
+		assert_int_equal(sqlite3_exec(lockdb, "COMMIT", NULL, NULL, NULL), SQLITE_OK);
+	}
+	assert_int_equal(drive_reports(&b, 30000), 0);
+	for (int i = 0; i < N; i++)
+		if (b.status[i] != 201)
+			fail_msg("report %d: HTTP %ld, want 201", i, b.status[i]);
+	end_reports(&b);
+	/* They waited together, so they shared transactions (one thread: before, one each). */
+	long long commits = metric(e, "ringfence_report_commits_total");
+	assert_true(commits >= 1);
+	if (sqlite && commits >= N)
+		fail_msg("%lld commits for %d reports that waited together", commits, (int)N);
+	for (int i = 0; i < N; i++)
+		assert_int_equal(stored_reports(e, devs[i]), 1);
+
+	/* Stop while reports wait for a commit that cannot happen (SQLite: the lock again). */
+	if (sqlite) {
+		assert_int_equal(sqlite3_exec(lockdb, "BEGIN IMMEDIATE", NULL, NULL, NULL),
+				 SQLITE_OK);
+		start_reports(e, &b, N, devs, creds, "b");
+		(void)drive_reports(&b, 300);
+		int st = -1;
+		kill(e->pid, SIGTERM);
+		for (int i = 0; i < 600 && drive_reports(&b, 50) > 0; i++)
+			;
+		for (int i = 0; i < 600 && waitpid(e->pid, &st, WNOHANG) != e->pid; i++)
+			sleep_ms(50);
+		e->pid = 0;
+		e->port = 0;
+		assert_true(WIFEXITED(st)); /* no crash (a sanitizer's report exits non-zero) */
+		for (int i = 0; i < N; i++)
+			if (b.status[i] >= 200 && b.status[i] < 300)
+				fail_msg("report %d acknowledged (HTTP %ld) without a commit", i,
+					 b.status[i]);
+		end_reports(&b);
+		assert_int_equal(sqlite3_exec(lockdb, "COMMIT", NULL, NULL, NULL), SQLITE_OK);
+		sqlite3_close(lockdb);
+		struct rf_db *st2;
+		uint64_t n = 0;
+		assert_int_equal(rf_db_open(e->db, 0, NULL, &st2), 0);
+		assert_int_equal(rf_db_reports_count(st2, NULL, &n), 0);
+		rf_db_close(st2);
+		assert_int_equal(n, N); /* the first round only */
+		start_server(e);
+	}
+}
+
+/* The bound on reports (review: any one device credential could fill the database by posting
+ * reports with fresh ids): a device has at most RF_SRV_REPORTS_PER_RELEASE reports of a
+ * release stored; the next is refused with 409 report_limit (a permanent answer: the agent
+ * drops it) and the table does not grow, while a report the gates need (a crash) is still
+ * taken, in place of the oldest, and counted. Retries of stored ones stay duplicates, other
+ * devices and other releases are unaffected, and old reports go by retention. */
+static void test_reports_bounded_per_device(void **state)
+{
+	struct env *e = *state;
+	const unsigned max = RF_SRV_REPORTS_PER_RELEASE;
+	char tok[80], ca[80], cb[80], sha[65], rid[32];
+	json_t *j;
+
+	tenant(e, "lima", "canary", tok);
+	enroll(e, tok, "l-a", ca);
+	enroll(e, tok, "l-b", cb);
+	add_target(e, "packs/rules-l.rfp", "rules-l", "");
+	EXPECT_STATUS(201, http(e, "POST", "/v1/admin/releases", e->admin, &j,
+				"{\"target\":\"packs/rules-l.rfp\"}"));
+	int id = (int)json_integer_value(json_object_get(j, "id"));
+	snprintf(sha, sizeof(sha), "%s", jstr(j, "sha256", NULL));
+	json_decref(j);
+	EXPECT_STATUS(201, report(e, ca, "l-a", "a-0", "intent", sha));
+	for (unsigned i = 1; i < max; i++) {
+		snprintf(rid, sizeof(rid), "a-%u", i);
+		EXPECT_STATUS(201, report(e, ca, "l-a", rid, "installed", sha));
+	}
+	assert_int_equal(stored_reports(e, "l-a"), max);
+	/* One more: refused, permanently, and not stored. */
+	char *reply = NULL;
+	char body[512];
+	snprintf(body, sizeof(body),
+		 "{\"report_id\":\"a-x\",\"device_id\":\"l-a\",\"event\":\"installed\","
+		 "\"sha256\":\"%s\",\"time\":1764000000}",
+		 sha);
+	EXPECT_STATUS(409, http_raw(e, "POST", "/v1/report", ca, body, strlen(body), &reply));
+	j = json_loads(reply, 0, NULL);
+	free(reply);
+	assert_string_equal(jstr(j, "error", "code"), "report_limit");
+	json_decref(j);
+	EXPECT_STATUS(409, report(e, ca, "l-a", "a-y", "trial_started", sha));
+	EXPECT_STATUS(200, report(e, ca, "l-a", "a-5", "installed", sha)); /* a retry */
+	assert_int_equal(metric(e, "ringfence_reports_refused_total"), 2);
+	assert_int_equal(stored_reports(e, "l-a"), max);
+	/* The gates' evidence is taken even at the bound, and counted. */
+	EXPECT_STATUS(201, report(e, ca, "l-a", "a-crash", "crashed", sha));
+	assert_int_equal(stored_reports(e, "l-a"), max);
+	json_t *h = NULL;
+	for (int i = 0; i < 100; i++) { /* bounded: the next tick */
+		h = canary_row_health(e, id);
+		if (json_integer_value(json_object_get(h, "crashes")) == 1)
+			break;
+		json_decref(h);
+		h = NULL;
+		sleep_ms(100);
+	}
+	assert_non_null(h);
+	assert_int_equal(json_integer_value(json_object_get(h, "failed")), 1);
+	json_decref(h);
+	/* The same crash again is a duplicate; the oldest report made room for it. */
+	EXPECT_STATUS(200, report(e, ca, "l-a", "a-crash", "crashed", sha));
+	/* Another device, and reports naming no known release, have their own allowance. */
+	EXPECT_STATUS(201, report(e, cb, "l-b", "b-0", "intent", sha));
+	EXPECT_STATUS(201, report(e, cb, "l-b", "b-1", "installed", sha));
+	EXPECT_STATUS(201,
+		      report(e, ca, "l-a", "a-other", "installed",
+			     "1111111111111111111111111111111111111111111111111111111111111111"));
+	assert_int_equal(stored_reports(e, "l-b"), 2);
+	assert_int_equal(stored_reports(e, "l-a"), max + 1);
+
+	/* Retention: a report received longer ago than RF_SRV_REPORTS_RETENTION_S is deleted by
+	 * the server's tick; the newer ones stay. */
+	stop_server(e, SIGTERM);
+	struct rf_db *st;
+	bool dup = true;
+	int64_t now = (int64_t)time(NULL);
+	struct rf_db_report old = {.device_id = "l-b",
+				   .report_id = "b-old",
+				   .event = "installed",
+				   .target = "",
+				   .sha256_hex = "",
+				   .time = 1,
+				   .received_at = now - RF_SRV_REPORTS_RETENTION_S - 60,
+				   .detail = ""};
+	assert_int_equal(rf_db_open(e->db, 0, NULL, &st), 0);
+	assert_int_equal(rf_db_report_add(st, &old, NULL, &dup), 0);
+	assert_false(dup);
+	rf_db_close(st);
+	start_server(e);
+	for (int i = 0; i < 100 && metric(e, "ringfence_reports_purged_total") < 1; i++)
+		sleep_ms(100);
+	assert_int_equal(metric(e, "ringfence_reports_purged_total"), 1);
+	assert_int_equal(stored_reports(e, "l-b"), 2);
 }
 
 /* Failure attribution (issue 10): reports say who caused a failure. A corrupt store, a bad
@@ -3149,6 +3425,8 @@ int main(int argc, char **argv)
 	    cmocka_unit_test_setup_teardown(test_cross_tenant_denied, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_release_pack_checked, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_transit_rejections_in_status, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_reports_bounded_per_device, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_reports_wait_without_a_thread, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_reenrolment_does_not_lock_out, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_bad_requests_rejected, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_repo_metrics_dashboard, setup, teardown),
