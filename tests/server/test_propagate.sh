@@ -88,12 +88,14 @@ if step == "halt":
             time.sleep(0.1)
         else:
             out("round %d: instance 2 never said install" % rnd); sys.exit(1)
+        t0 = time.monotonic()
         st, h = req(c1, "POST", "/v1/admin/releases/1/halt", {"reason": "race %d" % rnd}, admin)
+        ms = (time.monotonic() - t0) * 1000  # printed, never asserted
         if st != 200:
             out("halt", st, h); sys.exit(1)
         a = checkin()
-        out("round %d: halted on 1 (propagation %s); check-in on 2 at once -> %s"
-            % (rnd, json.dumps(h.get("propagation")), a))
+        out("round %d: halted on 1 in %.0f ms (propagation %s); check-in on 2 at once -> %s"
+            % (rnd, ms, json.dumps(h.get("propagation")), a))
         if a == "install":
             bad += 1
         st, h = req(c1, "POST", "/v1/admin/releases/1/resume", {}, admin)
