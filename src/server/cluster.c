@@ -411,8 +411,8 @@ static int wait_instance(void *ud, const char *name, bool applied, bool live)
 		return 0;
 	if (live)
 		w->npending++;
-	return json_array_append_new(live ? w->pending : w->not_live, json_string(name)) ? -ENOMEM
-											   : 0;
+	json_t *list = live ? w->pending : w->not_live;
+	return json_array_append_new(list, json_string(name)) ? -ENOMEM : 0;
 }
 
 json_t *rf__srv_cluster_wait(struct rf_server *s, int64_t seq, int announced)
@@ -432,11 +432,9 @@ json_t *rf__srv_cluster_wait(struct rf_server *s, int64_t seq, int announced)
 			r = -ENOMEM;
 			break;
 		}
-		/* The lock: request threads describe store errors to the diag under it. One
-		 * read of a row an instance, so check-ins wait one round trip at most. */
-		pthread_mutex_lock(&s->lock);
+		/* Without the server's lock: check-ins never wait for these looks (the store's
+		 * mutex only, for one row an instance). */
 		r = rf_db_cluster_instances(s->db, seq, wait_instance, &w);
-		pthread_mutex_unlock(&s->lock);
 		looks++;
 		if (r < 0 || !w.npending || looks > most)
 			break;
@@ -447,14 +445,13 @@ json_t *rf__srv_cluster_wait(struct rf_server *s, int64_t seq, int announced)
 		w.pending = json_array();
 	if (!w.not_live)
 		w.not_live = json_array();
-	json_t *o = json_pack("{s:b,s:o,s:o}", "complete", r == 0 && !w.npending, "pending_instances",
-			      w.pending, "not_live_instances", w.not_live);
+	static const char *const why[2] = {
+	    "the instances' heartbeats could not be read",
+	    "the change was committed but not announced: instances re-read it within " STR_S(
+		RF_SRV_REREAD_S) " s"};
+	json_t *o = json_pack("{s:b,s:o,s:o}", "complete", r == 0 && !w.npending,
+			      "pending_instances", w.pending, "not_live_instances", w.not_live);
 	if (o && r < 0)
-		json_object_set_new(o, "error",
-				    json_string(announced < 0 ? "the change was committed but not "
-								"announced; instances re-read it "
-								"within " STR_S(RF_SRV_REREAD_S) " s"
-							      : "the instances' heartbeats could "
-								"not be read"));
+		json_object_set_new(o, "error", json_string(why[announced < 0]));
 	return o;
 }

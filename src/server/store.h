@@ -423,7 +423,8 @@ static inline int rf_db_cluster_heartbeat(struct rf_db *st, int64_t applied)
  * Every other instance (not this one) of rf_instances, by name, to fn: whether it has applied
  * change seq (applied) and whether its heartbeat is fresh (live: within RF_SRV_LIVE_MS by the
  * database's clock). fn returns 0 or an error that stops the walk. Returns 0, fn's error or
- * -EIO. SQLite: no other instance.
+ * -EIO (described nowhere, and no reconnect: any thread may call it without the server's
+ * lock). SQLite: no other instance.
  */
 static inline int rf_db_cluster_instances(struct rf_db *st, int64_t seq,
 					  int (*fn)(void *ud, const char *name, bool applied,

@@ -143,29 +143,33 @@ int rf__pg_cluster_heartbeat(struct rf_db *base, int64_t applied)
 	return r;
 }
 
+/* Called by a request thread without the server's lock (the wait of an operator change,
+ * cluster.c), so it describes nothing to the diag (which request threads write under that lock)
+ * and does not reconnect: -EIO when the connection is not up. */
 int rf__pg_cluster_instances(struct rf_db *base, int64_t seq,
 			     int (*fn)(void *ud, const char *name, bool applied, bool live),
 			     void *ud)
 {
 	struct pg_store *s = (struct pg_store *)base;
-	PGresult *res = NULL;
-	struct params p;
-	int r = rf__pg_params_init(&p, 2);
+	char num[24];
+	const char *vals[2] = {num, s->instance};
+	PGresult *res;
+	int r = 0;
 
-	if (r == 0) {
-		rf__pg_p_int(&p, seq);
-		rf__pg_p_text(&p, s->instance);
-		r = rf__pg_run(s,
-			       "SELECT name, applied >= $1::bigint, heartbeat > clock_timestamp()"
-			       " - interval '" STR(RF_SRV_LIVE_MS) " milliseconds'"
-			       " FROM rf_instances WHERE id <> $2 ORDER BY name, id",
-			       &p, "instances", &res);
-	}
+	if (s->resetting || PQstatus(s->conn) != CONNECTION_OK)
+		return -EIO;
+	snprintf(num, sizeof(num), "%" PRId64, seq);
+	res = PQexecParams(s->conn,
+			   "SELECT name, applied >= $1::bigint, heartbeat > clock_timestamp()"
+			   " - interval '" STR(RF_SRV_LIVE_MS) " milliseconds'"
+			   " FROM rf_instances WHERE id <> $2 ORDER BY name, id",
+			   2, NULL, vals, NULL, NULL, 0);
+	if (PQresultStatus(res) != PGRES_TUPLES_OK)
+		r = -EIO;
 	for (int i = 0; r == 0 && i < PQntuples(res); i++)
 		r = fn(ud, PQgetvalue(res, i, 0), !strcmp(PQgetvalue(res, i, 1), "t"),
 		       !strcmp(PQgetvalue(res, i, 2), "t"));
 	PQclear(res);
-	rf__pg_params_free(&p);
 	return r;
 }
 
