@@ -423,6 +423,26 @@
  * script, gate decisions) costs at most 20 re-reads a second of the small tables, while a
  * single change still shows on the other instances within this many milliseconds. */
 #define RF_SRV_NOTIFY_GAP_MS 50
+
+/* Several instances: how long an operator change (release create, hold, halt, resume, rollback,
+ * rings, tenants) waits, after its commit and announcement, for every live instance to have
+ * applied it before it is acknowledged: the issue's bound for a change to take effect on all
+ * instances. Past it the answer names the instances still pending (docs/server.md). */
+#define RF_SRV_PROPAGATE_MS 2000
+/* Between two looks at the other instances' heartbeats while waiting: an instance applies an
+ * announced change within about RF_SRV_NOTIFY_GAP_MS, so the wait usually ends at the second
+ * or third look; 100 looks at most (RF_SRV_PROPAGATE_MS / this), each a one-row-an-instance
+ * read. */
+#define RF_SRV_PROPAGATE_POLL_MS 20
+/* An instance is live while its last heartbeat (written every tick, about a second) is at most
+ * this old by the database's clock; a write does not wait for one that is not (it is named as
+ * not live instead). Above the gate lease's 3 s idle timeout: an instance's tick on this
+ * loaded 2-core machine was seen more than a second late, and a live instance counted dead
+ * would be skipped by a halt. No suffix: sent to PostgreSQL as text. */
+#define RF_SRV_LIVE_MS 5000
+/* Seconds after which an instance's heartbeat row is deleted (no longer named as not live): a
+ * restarted process is a new instance (a new id), so the rows of old ones would pile up. */
+#define RF_SRV_INSTANCE_FORGET_S 3600
 /* Group commit (device.c): reports of concurrent requests written in one transaction, at most
  * this many. A batch is as large as the reports waiting when the previous commit returned
  * (about one per HTTP worker thread); 64 bounds the transaction and the stack arrays it is

@@ -111,6 +111,33 @@ static int read_token(const struct opts *o, char tok[80])
 	return 0;
 }
 
+/* A change the server committed but could not show applied on every instance in time
+ * (docs/server.md, "Several instances"): said on stderr; the exit status stays 0 (the change
+ * is durable and reaches them as they catch up). */
+static void warn_propagation(json_t *p)
+{
+	json_t *pend = json_object_get(p, "pending_instances");
+	json_t *dead = json_object_get(p, "not_live_instances");
+	const char *err = json_string_value(json_object_get(p, "error"));
+	size_t i;
+	json_t *v;
+
+	if (!p || (json_is_true(json_object_get(p, "complete")) && !json_array_size(dead)))
+		return;
+	if (err)
+		fprintf(stderr, "ringfence: warning: %s\n", safe(err));
+	json_array_foreach(pend, i, v)
+	    fprintf(stderr,
+		    "ringfence: warning: instance '%s' had not applied this change yet when "
+		    "answered (it is committed; that instance applies it when it catches up)\n",
+		    json_is_string(v) ? safe(json_string_value(v)) : "?");
+	json_array_foreach(dead, i, v)
+	    fprintf(stderr,
+		    "ringfence: warning: instance '%s' is not live (no heartbeat): it applies this "
+		    "change when it runs again\n",
+		    json_is_string(v) ? safe(json_string_value(v)) : "?");
+}
+
 /* Send one operator request; *ret is the parsed reply. Returns the exit code. */
 static int call(const struct opts *o, const char *method, const char *path, json_t *body,
 		json_t **ret)
@@ -144,6 +171,7 @@ static int call(const struct opts *o, const char *method, const char *path, json
 	}
 	json_t *j = json_loadb((const char *)rep.body, rep.len, 0, NULL);
 	if (rep.status >= 200 && rep.status < 300 && j) {
+		warn_propagation(json_object_get(j, "propagation"));
 		*ret = j;
 		rc = 0;
 	} else {

@@ -4,6 +4,7 @@
  * before memory changes and before the reply; a halt or rollback that would leave devices with
  * nowhere to go needs force.
  */
+#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -852,6 +853,21 @@ static int admin_releases(struct rf_server *s, const struct rf_server_request *q
 	return release_action(s, q, rel, slash + 1, r);
 }
 
+/* The reply's "propagation" member (rf__srv_cluster_wait; consumed): how far the change reached
+ * the other instances, in every answer to a change, on SQLite too (one instance: complete). */
+static int add_propagation(struct rf_server_reply *r, json_t *prop)
+{
+	json_t *j = r->body ? json_loadb(r->body, r->len, 0, NULL) : NULL;
+
+	if (!prop || !json_is_object(j)) {
+		json_decref(prop);
+		json_decref(j);
+		return prop ? 0 : -ENOMEM;
+	}
+	json_object_set_new(j, "propagation", prop);
+	return rf__srv_reply_json(r, r->status, j);
+}
+
 int rf__srv_handle_admin(struct rf_server *s, const struct rf_server_request *q, const char *rest,
 			 struct rf_server_reply *r)
 {
@@ -879,10 +895,19 @@ int rf__srv_handle_admin(struct rf_server *s, const struct rf_server_request *q,
 	else
 		e = rf__srv_err(r, 404, "not_found", NULL, "no such operator resource");
 	/* Several instances: the others re-read what changed (after the commit; a lost
-	 * announcement is covered by their periodic re-read). */
-	if (s->shared && strcmp(q->method, "GET") && r->status >= 200 && r->status < 300)
-		(void)rf_db_cluster_notify(s->db, "config");
+	 * announcement is covered by the change counter their next tick reads, and by their
+	 * periodic re-read). */
+	bool changed = strcmp(q->method, "GET") && r->status >= 200 && r->status < 300;
+	int64_t seq = 0;
+	int announced = 0;
+	if (changed && s->shared)
+		announced = rf_db_cluster_announce(s->db, "config", &seq);
 	pthread_mutex_unlock(&s->lock);
 	json_decref(pc.verdicts);
+	/* Acknowledged once every live instance applied it (or the bound passed: the reply says
+	 * which instances had not), so a halt the operator is told of is one no instance still
+	 * answers "install" for. */
+	if (changed && e == 0)
+		e = add_propagation(r, rf__srv_cluster_wait(s, seq, announced));
 	return e;
 }

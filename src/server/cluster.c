@@ -30,8 +30,12 @@
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "server/server-internal.h"
+
+#define STR_S_(x) #x
+#define STR_S(x)  STR_S_(x)
 
 /* Apply one device row another instance wrote. A row for a tenant this instance does not know
  * yet is skipped after a re-read of the tenants failed to find it (it is fetched again when
@@ -133,6 +137,7 @@ struct reread {
 	bool overflow;
 	struct rf__srv_tenant *tenants;
 	size_t ntenants, captenants;
+	bool deferred; /* a tenant's change waits for a move under way (apply_tenants) */
 };
 
 static int reread_ring(void *ud, const struct rf_db_ring *x)
@@ -177,7 +182,7 @@ static int reread_tenant(void *ud, const struct rf_db_tenant *x)
 	return 0;
 }
 
-static int apply_tenants(struct rf_server *s, const struct reread *c)
+static int apply_tenants(struct rf_server *s, struct reread *c)
 {
 	for (size_t i = 0; i < c->ntenants; i++) {
 		const struct rf__srv_tenant *x = &c->tenants[i];
@@ -192,8 +197,12 @@ static int apply_tenants(struct rf_server *s, const struct reread *c)
 			s->ntenants++;
 			continue;
 		}
-		if (s->tenants[ti].moving)
-			continue; /* a move under way here: the next re-read applies the change */
+		if (s->tenants[ti].moving) {
+			/* A move under way here: the next re-read applies the change (not applied
+			 * yet: the change counter is not marked applied meanwhile). */
+			c->deferred = true;
+			continue;
+		}
 		t = s->tenants[ti];
 		memcpy(t.token_hash, x->token_hash, 32);
 		memcpy(t.ring, x->ring, sizeof(t.ring));
@@ -261,10 +270,11 @@ int rf__srv_cluster_reread(struct rf_server *s)
 	rf__srv_rr_rebuild(s);
 	if (r == 0)
 		r = apply_tenants(s, c);
+	bool deferred = c->deferred;
 	free(c->tenants);
 	free(c);
 	if (r == 0) {
-		s->reread = false;
+		s->reread = deferred;
 		s->last_reread = rf__srv_now(s);
 	}
 	return r;
@@ -350,10 +360,11 @@ int rf__srv_cluster_poll(struct rf_server *s, int64_t now)
 	static const struct rf_db_visitor v = {.device = tail_copy};
 	unsigned changed = 0;
 	bool leader = false;
-	int e, e2 = 0;
+	int64_t seq = 0;
+	int e, e2 = 0, e5 = 0;
 
 	/* The control connection is this thread's only (never used under the lock). */
-	e = rf_db_cluster_poll(s->db, &changed, &leader);
+	e = rf_db_cluster_poll(s->db, &changed, &leader, &seq);
 	/* The other instances' device rows, read without the lock (s->tail is this thread's).
 	 * Rows copied before a failure are applied; the store's cursor moves only when the whole
 	 * read succeeded, so the next tick reads them again (applied once: versions). */
@@ -367,9 +378,80 @@ int rf__srv_cluster_poll(struct rf_server *s, int64_t now)
 			: "gate leader: lease lost (control connection down, or ended by "
 			  "PostgreSQL after this instance hung); gates left to another instance");
 	s->leader = leader;
-	if (changed || s->reread || now - s->last_reread >= RF_SRV_REREAD_S)
+	/* A change counter past what this instance applied: a change whose announcement was
+	 * lost or is still on the way; re-read now rather than at the periodic re-read. */
+	bool behind = e == 0 && seq > s->applied_seq;
+	if (changed || behind || s->reread || now - s->last_reread >= RF_SRV_REREAD_S)
 		e2 = rf__srv_cluster_reread(s);
+	/* Every change counted up to seq was committed before the re-read began: applied (unless
+	 * a part of it waits, s->reread). */
+	if (behind && e2 == 0 && !s->reread)
+		s->applied_seq = seq;
+	int64_t applied = s->applied_seq;
 	int e4 = tail_apply(s);
 	pthread_mutex_unlock(&s->lock);
-	return e ? e : e2 ? e2 : e3 ? e3 : e4;
+	/* Live, and how far: what a writer on another instance waits for (rf__srv_cluster_wait). */
+	if (e == 0)
+		e5 = rf_db_cluster_heartbeat(s->db, applied);
+	return e ? e : e2 ? e2 : e3 ? e3 : e4 ? e4 : e5;
+}
+
+/* ---- an operator change reaches every live instance before it is acknowledged ------------- */
+
+struct wait_look {
+	json_t *pending, *not_live;
+	size_t npending;
+};
+
+static int wait_instance(void *ud, const char *name, bool applied, bool live)
+{
+	struct wait_look *w = ud;
+
+	if (applied)
+		return 0;
+	if (live)
+		w->npending++;
+	json_t *list = live ? w->pending : w->not_live;
+	return json_array_append_new(list, json_string(name)) ? -ENOMEM : 0;
+}
+
+json_t *rf__srv_cluster_wait(struct rf_server *s, int64_t seq, int announced)
+{
+	struct wait_look w = {0};
+	unsigned looks = 0, most = RF_SRV_PROPAGATE_MS / RF_SRV_PROPAGATE_POLL_MS;
+	int r = announced;
+
+	/* One instance (SQLite), or the announcement failed: no counter to wait for. */
+	while (r == 0 && seq > 0) {
+		json_decref(w.pending);
+		json_decref(w.not_live);
+		w.pending = json_array();
+		w.not_live = json_array();
+		w.npending = 0;
+		if (!w.pending || !w.not_live) {
+			r = -ENOMEM;
+			break;
+		}
+		/* Without the server's lock: check-ins never wait for these looks (the store's
+		 * mutex only, for one row an instance). */
+		r = rf_db_cluster_instances(s->db, seq, wait_instance, &w);
+		looks++;
+		if (r < 0 || !w.npending || looks > most)
+			break;
+		struct timespec ts = {0, (long)RF_SRV_PROPAGATE_POLL_MS * 1000000L};
+		nanosleep(&ts, NULL);
+	}
+	if (!w.pending)
+		w.pending = json_array();
+	if (!w.not_live)
+		w.not_live = json_array();
+	static const char *const why[2] = {
+	    "the instances' heartbeats could not be read",
+	    "the change was committed but not announced: instances re-read it within " STR_S(
+		RF_SRV_REREAD_S) " s"};
+	json_t *o = json_pack("{s:b,s:o,s:o}", "complete", r == 0 && !w.npending,
+			      "pending_instances", w.pending, "not_live_instances", w.not_live);
+	if (o && r < 0)
+		json_object_set_new(o, "error", json_string(why[announced < 0]));
+	return o;
 }

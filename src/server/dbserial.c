@@ -111,15 +111,26 @@ static int s_devices_changed(struct rf_db *b, const struct rf_db_visitor *v, voi
 {
 	FWD(b, devices_changed(in_, v, ud));
 }
-static int s_notify(struct rf_db *b, const char *what)
+static int s_notify(struct rf_db *b, const char *what, int64_t *seq)
 {
-	FWD(b, notify(in_, what));
+	FWD(b, notify(in_, what, seq));
+}
+static int s_cluster_instances(struct rf_db *b, int64_t seq,
+			       int (*fn)(void *ud, const char *name, bool applied, bool live),
+			       void *ud)
+{
+	FWD(b, cluster_instances(in_, seq, fn, ud));
 }
 /* Not serialised: the control connection is the tick thread's only (store_pg_cluster.c), and a
  * reconnect there (seconds) must not hold up the reports. */
-static int s_cluster_poll(struct rf_db *b, unsigned *changed, bool *leader)
+static int s_cluster_poll(struct rf_db *b, unsigned *changed, bool *leader, int64_t *seq)
 {
-	return INNER(b)->ops->cluster_poll(INNER(b), changed, leader);
+	return INNER(b)->ops->cluster_poll(INNER(b), changed, leader, seq);
+}
+/* The control connection's too: the tick's thread only. */
+static int s_cluster_heartbeat(struct rf_db *b, int64_t applied)
+{
+	return INNER(b)->ops->cluster_heartbeat(INNER(b), applied);
 }
 /* The same thread's, not serialised either. */
 static int s_cluster_fd(struct rf_db *b)
@@ -163,6 +174,8 @@ int rf__srv_db_serial(struct rf_db *inner, const char *spec, struct rf_db **ret)
 	    .notify = o->notify ? s_notify : NULL,
 	    .cluster_poll = o->cluster_poll ? s_cluster_poll : NULL,
 	    .cluster_fd = o->cluster_fd ? s_cluster_fd : NULL,
+	    .cluster_heartbeat = o->cluster_heartbeat ? s_cluster_heartbeat : NULL,
+	    .cluster_instances = o->cluster_instances ? s_cluster_instances : NULL,
 	};
 	s->base.ops = &s->ops;
 	s->base.diag = inner->diag;

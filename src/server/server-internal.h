@@ -239,6 +239,10 @@ struct rf_server {
 	 * rings, tenants and releases is due when reread is set or at last_reread + 10 s. */
 	bool shared, leader, reread;
 	int64_t last_reread;
+	/* The change counter (store.h, rf_db_cluster_announce) up to which every operator change
+	 * is in memory here; written into this instance's heartbeat. The tick thread's, under the
+	 * lock. */
+	int64_t applied_seq;
 	/* Device rows other instances wrote, read without the lock and not applied yet (an apply
 	 * failed: they are applied first at the next tick). The tick thread's only. */
 	struct rf__srv_trow **tail;
@@ -456,6 +460,13 @@ void rf__srv_tenant_move(struct rf_server *s, int ti, const struct rf__srv_tenan
 /* cluster.c: several instances on one database (store.h). The tick's share: announcements,
  * the leader lease, re-reads and the rows other instances wrote (lock NOT held; takes it). */
 int rf__srv_cluster_poll(struct rf_server *s, int64_t now);
+/* After an operator change announced as change seq (announced: the announcement's result; seq
+ * 0 for SQLite), wait (lock NOT held) until every other live instance has applied it, at most
+ * RF_SRV_PROPAGATE_MS, looking every RF_SRV_PROPAGATE_POLL_MS. Returns the reply's
+ * "propagation" member: {"complete": bool, "pending_instances": [names of live instances that
+ * have not applied it], "not_live_instances": [those whose heartbeat is stale, not waited for],
+ * "error": text when the announcement or the look failed}; NULL without memory. */
+json_t *rf__srv_cluster_wait(struct rf_server *s, int64_t seq, int announced);
 /* Re-read the device id from the store into memory (lock held). 0, -ENOENT none, -EIO. */
 int rf__srv_cluster_fetch(struct rf_server *s, const char *id);
 /* Apply one device row read from the store (lock held), as a re-read does. */

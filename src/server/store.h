@@ -166,9 +166,14 @@ struct rf_db_ops {
 	int (*device_get)(struct rf_db *st, const char *id, const struct rf_db_visitor *v,
 			  void *ud);
 	int (*devices_changed)(struct rf_db *st, const struct rf_db_visitor *v, void *ud);
-	int (*notify)(struct rf_db *st, const char *what);
-	int (*cluster_poll)(struct rf_db *st, unsigned *ret_changed, bool *ret_leader);
+	int (*notify)(struct rf_db *st, const char *what, int64_t *ret_seq);
+	int (*cluster_poll)(struct rf_db *st, unsigned *ret_changed, bool *ret_leader,
+			    int64_t *ret_seq);
 	int (*cluster_fd)(struct rf_db *st);
+	int (*cluster_heartbeat)(struct rf_db *st, int64_t applied);
+	int (*cluster_instances)(struct rf_db *st, int64_t seq,
+				 int (*fn)(void *ud, const char *name, bool applied, bool live),
+				 void *ud);
 };
 
 struct rf_db {
@@ -420,7 +425,46 @@ static inline int rf_db_devices_changed(struct rf_db *st, const struct rf_db_vis
  * releases). Best effort: a lost notification is covered by the periodic re-read. */
 static inline int rf_db_cluster_notify(struct rf_db *st, const char *what)
 {
-	return st->ops->notify ? st->ops->notify(st, what) : 0;
+	return st->ops->notify ? st->ops->notify(st, what, NULL) : 0;
+}
+
+/*
+ * The same, and *ret_seq: the change's number. Every announcement first increments the one
+ * change counter (table rf_change), after the change was committed; an instance that read the
+ * counter at N or more and then re-read the small tables has applied the change (its
+ * heartbeat says so, rf_db_cluster_heartbeat()), whether or not the notification reached it.
+ * *ret_seq is 0 for SQLite (one instance: nothing to wait for). Returns 0 or -EIO.
+ */
+static inline int rf_db_cluster_announce(struct rf_db *st, const char *what, int64_t *ret_seq)
+{
+	*ret_seq = 0;
+	return st->ops->notify ? st->ops->notify(st, what, ret_seq) : 0;
+}
+
+/*
+ * This instance's heartbeat in table rf_instances (its id, its name "HOST pid PID", the change
+ * counter it has applied, the database's clock), on the control connection: the tick's thread
+ * only, after rf_db_cluster_poll() and the re-read it called for. Rows of instances silent for
+ * RF_SRV_INSTANCE_FORGET_S are deleted. Returns 0 or -EIO.
+ */
+static inline int rf_db_cluster_heartbeat(struct rf_db *st, int64_t applied)
+{
+	return st->ops->cluster_heartbeat ? st->ops->cluster_heartbeat(st, applied) : 0;
+}
+
+/*
+ * Every other instance (not this one) of rf_instances, by name, to fn: whether it has applied
+ * change seq (applied) and whether its heartbeat is fresh (live: within RF_SRV_LIVE_MS by the
+ * database's clock). fn returns 0 or an error that stops the walk. Returns 0, fn's error or
+ * -EIO (described nowhere, and no reconnect: any thread may call it without the server's
+ * lock). SQLite: no other instance.
+ */
+static inline int rf_db_cluster_instances(struct rf_db *st, int64_t seq,
+					  int (*fn)(void *ud, const char *name, bool applied,
+						    bool live),
+					  void *ud)
+{
+	return st->ops->cluster_instances ? st->ops->cluster_instances(st, seq, fn, ud) : 0;
 }
 
 /* Bits of *ret_changed of rf_db_cluster_poll(). */
@@ -432,15 +476,19 @@ enum { RF_DB_CHANGED_CONFIG = 1 };
  * notifications may have been missed), and try to become the gate leader when not leader
  * (pg_try_advisory_lock, a session lock, then the lease's epoch incremented), or, when leader,
  * check that the lease is still this instance's (which also keeps the session from idling out).
+ * *ret_seq: the change counter (rf_db_cluster_announce()) as read now, before any re-read.
  * *ret_leader: whether this instance holds the lock now (false while the control connection is
  * down). Never blocks for long: a reconnect is bounded by RF_PG_CONNECT_TIMEOUT_S. Returns 0 or
  * -EIO. Called by one thread only (the tick's), which also makes the fenced writes.
  */
-static inline int rf_db_cluster_poll(struct rf_db *st, unsigned *ret_changed, bool *ret_leader)
+static inline int rf_db_cluster_poll(struct rf_db *st, unsigned *ret_changed, bool *ret_leader,
+				     int64_t *ret_seq)
 {
 	*ret_changed = 0;
 	*ret_leader = true;
-	return st->ops->cluster_poll ? st->ops->cluster_poll(st, ret_changed, ret_leader) : 0;
+	*ret_seq = 0;
+	return st->ops->cluster_poll ? st->ops->cluster_poll(st, ret_changed, ret_leader, ret_seq)
+				     : 0;
 }
 
 /*

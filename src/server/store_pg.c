@@ -802,6 +802,8 @@ static const struct rf_db_ops pg_ops = {
     .notify = rf__pg_notify,
     .cluster_poll = rf__pg_cluster_poll,
     .cluster_fd = rf__pg_cluster_fd,
+    .cluster_heartbeat = rf__pg_cluster_heartbeat,
+    .cluster_instances = rf__pg_cluster_instances,
 };
 
 /* Inside one transaction holding the schema lock: find the version (-1: no schema), apply
@@ -854,6 +856,18 @@ static int migrate(struct pg_store *s, unsigned flags, const char *name)
 		if (r == 0)
 			r = rf__pg_exec(s, sql, "migration");
 	}
+	/* The instances' bookkeeping (store.h, rf_db_cluster_announce): the change counter and
+	 * each instance's heartbeat. No data, so outside the versioned schema: made when missing
+	 * at every open, under the schema lock. */
+	if (r == 0)
+		r = rf__pg_exec(s,
+				"CREATE TABLE IF NOT EXISTS rf_change (one boolean PRIMARY KEY"
+				"  DEFAULT true CHECK (one), seq bigint NOT NULL);"
+				"INSERT INTO rf_change VALUES (true, 0) ON CONFLICT DO NOTHING;"
+				"CREATE TABLE IF NOT EXISTS rf_instances (id text PRIMARY KEY,"
+				"  name text NOT NULL, applied bigint NOT NULL,"
+				"  heartbeat timestamptz NOT NULL)",
+				"schema");
 	return rf__pg_finish(s, r);
 }
 

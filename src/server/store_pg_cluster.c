@@ -10,6 +10,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include <libpq-fe.h>
 
@@ -90,17 +91,85 @@ int rf__pg_devices_changed(struct rf_db *base, const struct rf_db_visitor *v, vo
 	return r;
 }
 
-int rf__pg_notify(struct rf_db *base, const char *what)
+/* The change counter is incremented in the statement that sends the notification, after the
+ * change's own commit: an instance that reads the counter at this value or more, then re-reads,
+ * sees the change (store.h, rf_db_cluster_announce). */
+int rf__pg_notify(struct rf_db *base, const char *what, int64_t *ret_seq)
 {
 	struct pg_store *s = (struct pg_store *)base;
+	PGresult *res = NULL;
 	struct params p;
 	int r = rf__pg_params_init(&p, 1);
 
 	if (r == 0) {
 		rf__pg_p_text(&p, what);
-		r = rf__pg_run(s, "SELECT pg_notify('ringfence', $1)", &p, "notify", NULL);
+		r = rf__pg_run(s,
+			       "WITH c AS (UPDATE rf_change SET seq = seq + 1 RETURNING seq)"
+			       " SELECT seq, pg_notify('ringfence', $1) FROM c",
+			       &p, "notify", &res);
 	}
+	if (r == 0 && PQntuples(res) != 1)
+		r = rf_diag_report(s->base.diag, -EIO, "notify: no change counter (rf_change)");
+	if (r == 0 && ret_seq)
+		*ret_seq = rf__pg_col_int(res, 0, 0);
+	PQclear(res);
 	rf__pg_params_free(&p);
+	return r;
+}
+
+int rf__pg_cluster_heartbeat(struct rf_db *base, int64_t applied)
+{
+	struct pg_store *s = (struct pg_store *)base;
+	char host[64] = "", name[96], num[24];
+	const char *vals[3] = {s->instance, name, num};
+	PGresult *res;
+
+	if (!s->ctl)
+		return -EIO;
+	if (gethostname(host, sizeof(host) - 1) < 0)
+		snprintf(host, sizeof(host), "?");
+	snprintf(name, sizeof(name), "%s pid %ld", host, (long)getpid());
+	snprintf(num, sizeof(num), "%" PRId64, applied);
+	res = PQexecParams(s->ctl,
+			   "WITH f AS (DELETE FROM rf_instances WHERE heartbeat < clock_timestamp()"
+			   " - interval '" STR(RF_SRV_INSTANCE_FORGET_S) " seconds')"
+			   " INSERT INTO rf_instances VALUES ($1, $2, $3::bigint, clock_timestamp())"
+			   " ON CONFLICT (id) DO UPDATE SET name = excluded.name,"
+			   " applied = greatest(rf_instances.applied, excluded.applied),"
+			   " heartbeat = excluded.heartbeat",
+			   3, NULL, vals, NULL, NULL, 0);
+	int r = PQresultStatus(res) == PGRES_COMMAND_OK ? 0 : -EIO;
+	PQclear(res);
+	return r;
+}
+
+/* Called by a request thread without the server's lock (the wait of an operator change,
+ * cluster.c), so it describes nothing to the diag (which request threads write under that lock)
+ * and does not reconnect: -EIO when the connection is not up. */
+int rf__pg_cluster_instances(struct rf_db *base, int64_t seq,
+			     int (*fn)(void *ud, const char *name, bool applied, bool live),
+			     void *ud)
+{
+	struct pg_store *s = (struct pg_store *)base;
+	char num[24];
+	const char *vals[2] = {num, s->instance};
+	PGresult *res;
+	int r = 0;
+
+	if (s->resetting || PQstatus(s->conn) != CONNECTION_OK)
+		return -EIO;
+	snprintf(num, sizeof(num), "%" PRId64, seq);
+	res = PQexecParams(s->conn,
+			   "SELECT name, applied >= $1::bigint, heartbeat > clock_timestamp()"
+			   " - interval '" STR(RF_SRV_LIVE_MS) " milliseconds'"
+			   " FROM rf_instances WHERE id <> $2 ORDER BY name, id",
+			   2, NULL, vals, NULL, NULL, 0);
+	if (PQresultStatus(res) != PGRES_TUPLES_OK)
+		r = -EIO;
+	for (int i = 0; r == 0 && i < PQntuples(res); i++)
+		r = fn(ud, PQgetvalue(res, i, 0), !strcmp(PQgetvalue(res, i, 1), "t"),
+		       !strcmp(PQgetvalue(res, i, 2), "t"));
+	PQclear(res);
 	return r;
 }
 
@@ -125,7 +194,8 @@ int rf__pg_cluster_fd(struct rf_db *base)
 
 /* Called by the tick without the server's lock, so it reports nothing to the diag (which
  * request threads write under that lock): -EIO says the control connection is down. */
-int rf__pg_cluster_poll(struct rf_db *base, unsigned *ret_changed, bool *ret_leader)
+int rf__pg_cluster_poll(struct rf_db *base, unsigned *ret_changed, bool *ret_leader,
+			int64_t *ret_seq)
 {
 	struct pg_store *s = (struct pg_store *)base;
 	PGnotify *n;
@@ -188,6 +258,16 @@ int rf__pg_cluster_poll(struct rf_db *base, unsigned *ret_changed, bool *ret_lea
 		*ret_changed |= RF_DB_CHANGED_CONFIG;
 		PQfreemem(n);
 	}
+	/* The change counter, read before the re-read the caller makes: what that re-read will
+	 * have applied (an announcement lost or not yet here is caught by the counter). */
+	res = PQexec(s->ctl, "SELECT seq FROM rf_change");
+	if (PQresultStatus(res) != PGRES_TUPLES_OK || PQntuples(res) != 1) {
+		PQclear(res);
+		ctl_drop(s);
+		return -EIO;
+	}
+	*ret_seq = rf__pg_col_int(res, 0, 0);
+	PQclear(res);
 	if (s->leader) {
 		/* Still ours? A session PostgreSQL ended while this process hung fails here (the
 		 * lease is gone: another instance may lead, with a newer epoch). */

@@ -99,8 +99,13 @@ void rf__pg_quiet(void *ud, const char *msg);
 /* store_pg_cluster.c: the ops of several instances (store.h). */
 int rf__pg_device_get(struct rf_db *base, const char *id, const struct rf_db_visitor *v, void *ud);
 int rf__pg_devices_changed(struct rf_db *base, const struct rf_db_visitor *v, void *ud);
-int rf__pg_notify(struct rf_db *base, const char *what);
-int rf__pg_cluster_poll(struct rf_db *base, unsigned *ret_changed, bool *ret_leader);
+int rf__pg_notify(struct rf_db *base, const char *what, int64_t *ret_seq);
+int rf__pg_cluster_poll(struct rf_db *base, unsigned *ret_changed, bool *ret_leader,
+			int64_t *ret_seq);
 int rf__pg_cluster_fd(struct rf_db *base);
+int rf__pg_cluster_heartbeat(struct rf_db *base, int64_t applied);
+int rf__pg_cluster_instances(struct rf_db *base, int64_t seq,
+			     int (*fn)(void *ud, const char *name, bool applied, bool live),
+			     void *ud);
 
 #endif

@@ -438,7 +438,11 @@ static void test_resume_read_by_another_instance(void **state)
 	for (int i = 0; i < 100 && rf__srv_rel_by_id(b.s, 1)->resumed_at != resumed; i++) {
 		struct timespec ts = {0, 50 * 1000000L};
 		nanosleep(&ts, NULL);
-		assert_int_equal(rf_server_tick(b.s, false), 0);
+		/* -EIO once: B ran no tick while A's hold and resume each waited for B to apply
+		 * them (RF_SRV_PROPAGATE_MS), longer than RF_PG_LEASE_IDLE_MS, so PostgreSQL ended
+		 * B's control session; B connects again and re-reads. */
+		int r = rf_server_tick(b.s, false);
+		assert_true(r == 0 || r == -EIO);
 	}
 	assert_int_equal(rf__srv_rel_by_id(b.s, 1)->resumed_at, resumed);
 	rf_testsrv_verify_health(b.s, "resume read by b");

@@ -602,6 +602,24 @@ static void put_device(struct rf_db *st, const char *id, int64_t *ver, const cha
 	assert_int_equal(rf_db_devices_put(st, &d, 1), 0);
 }
 
+
+/* rf_db_cluster_instances()'s rows, counted. */
+struct inst_look {
+	int n, applied, live;
+	char name[96];
+};
+
+static int inst_count(void *ud, const char *name, bool applied, bool live)
+{
+	struct inst_look *l = ud;
+
+	l->n++;
+	l->applied += applied;
+	l->live += live;
+	snprintf(l->name, sizeof(l->name), "%s", name);
+	return 0;
+}
+
 static void test_pg_instances_share(void **state)
 {
 	char path[256], seen[256] = "";
@@ -717,10 +735,11 @@ static void test_pg_instances_share(void **state)
 	/* The gate lease: one holder; it passes on when the holder's connection goes. */
 	unsigned changed;
 	bool la, lb;
-	assert_int_equal(rf_db_cluster_poll(a, &changed, &la), 0);
+	int64_t seq;
+	assert_int_equal(rf_db_cluster_poll(a, &changed, &la, &seq), 0);
 	assert_true(changed & RF_DB_CHANGED_CONFIG); /* first connection: re-read everything */
 	assert_true(la);
-	assert_int_equal(rf_db_cluster_poll(b, &changed, &lb), 0);
+	assert_int_equal(rf_db_cluster_poll(b, &changed, &lb, &seq), 0);
 	assert_false(lb);
 	/* The leader's gate decision is fenced by its lease; a follower's is refused. */
 	struct rf_db_release g = {.id = 1,
@@ -735,7 +754,7 @@ static void test_pg_instances_share(void **state)
 	 * idle session after RF_PG_LEASE_IDLE_MS and b takes the lease, with a new epoch. */
 	for (int i = 0; i < 200 && !lb; i++) { /* up to 20 s */
 		usleep(100000);
-		assert_int_equal(rf_db_cluster_poll(b, &changed, &lb), 0);
+		assert_int_equal(rf_db_cluster_poll(b, &changed, &lb, &seq), 0);
 	}
 	assert_true(lb);
 	/* a resumes and writes the decision it was making: refused (fencing token), although
@@ -749,7 +768,7 @@ static void test_pg_instances_share(void **state)
 	g.prev_state = "s5";
 	assert_int_equal(rf_db_release_put(a, &g), 0);
 	/* a's next poll finds its lease gone. */
-	assert_int_equal(rf_db_cluster_poll(a, &changed, &la), -EIO);
+	assert_int_equal(rf_db_cluster_poll(a, &changed, &la, &seq), -EIO);
 	assert_false(la);
 	/* An announcement makes b's control socket readable (what rf_server_wait waits on, so
 	 * that it shows at once rather than at the next tick), and b's next poll reports it. */
@@ -762,12 +781,44 @@ static void test_pg_instances_share(void **state)
 	assert_int_equal(poll(&p, 1, 0), 0); /* nothing yet */
 	assert_int_equal(rf_db_cluster_notify(a, "config"), 0);
 	assert_int_equal(poll(&p, 1, 10000), 1);
-	assert_int_equal(rf_db_cluster_poll(b, &changed, &lb), 0);
+	assert_int_equal(rf_db_cluster_poll(b, &changed, &lb, &seq), 0);
 	assert_true(changed & RF_DB_CHANGED_CONFIG);
+	/* The change counter: each announcement gets the next number, which b's poll reads; a
+	 * writer on a sees b as live and pending until b's heartbeat says it applied that one. */
+	int64_t n1, n2;
+	assert_int_equal(rf_db_cluster_announce(a, "config", &n1), 0);
+	assert_int_equal(rf_db_cluster_announce(sb, "config", &n2), 0);
+	assert_true(n1 > 0);
+	assert_int_equal(n2, n1 + 1);
+	assert_int_equal(rf_db_cluster_poll(b, &changed, &lb, &seq), 0);
+	assert_int_equal(seq, n2);
+	struct inst_look look = {0};
+	assert_int_equal(rf_db_cluster_instances(a, n2, inst_count, &look), 0);
+	assert_int_equal(look.n, 0); /* b has no heartbeat yet */
+	assert_int_equal(rf_db_cluster_heartbeat(sb, n1), 0);
+	assert_int_equal(rf_db_cluster_instances(a, n2, inst_count, &look), 0);
+	assert_int_equal(look.n, 1);
+	assert_int_equal(look.applied, 0);
+	assert_int_equal(look.live, 1);
+	assert_non_null(strstr(look.name, " pid "));
+	memset(&look, 0, sizeof(look));
+	assert_int_equal(rf_db_cluster_heartbeat(sb, n2), 0);
+	assert_int_equal(rf_db_cluster_instances(a, n2, inst_count, &look), 0);
+	assert_int_equal(look.n, 1);
+	assert_int_equal(look.applied, 1);
+	/* An instance never goes back (a heartbeat with an older counter keeps the newer). */
+	memset(&look, 0, sizeof(look));
+	assert_int_equal(rf_db_cluster_heartbeat(sb, 0), 0);
+	assert_int_equal(rf_db_cluster_instances(a, n2, inst_count, &look), 0);
+	assert_int_equal(look.applied, 1);
+	/* b does not see itself. */
+	memset(&look, 0, sizeof(look));
+	assert_int_equal(rf_db_cluster_instances(sb, n2, inst_count, &look), 0);
+	assert_int_equal(look.n, 0);
 	rf_db_close(a);
 	for (int i = 0; i < 100 && !lb; i++) {
 		usleep(20000);
-		assert_int_equal(rf_db_cluster_poll(b, &changed, &lb), 0);
+		assert_int_equal(rf_db_cluster_poll(b, &changed, &lb, &seq), 0);
 	}
 	assert_true(lb);
 	rf_db_close(sb);
