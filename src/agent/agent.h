@@ -79,6 +79,9 @@ struct agent {
 	 * the warning's rate limit (at most one per RF_AGENT_SOURCE_WARN_EVERY_MS) */
 	uint64_t worker_bad, worker_warned_at_ms, worker_unwarned;
 	uint64_t worker_alerts_lost, alerts_lost_warned_at_ms, alerts_lost_unwarned;
+	/* events whose time field did not parse (correlations used arrival time): the worker's
+	 * count as last said, and the warning's rate limit */
+	uint64_t worker_time_unparsed, time_warned_at_ms, time_unwarned;
 	int events_fd, alerts_fd;
 	bool events_follow;
 	/* the event source child (--events proc|audit|proc,audit, events.c): it writes event lines into the pipe

@@ -102,7 +102,7 @@ static int worker_start(struct agent *ag, const uint8_t *hash)
 	ag->status_fd = p[0];
 	ag->worker_loaded = false;
 	ag->worker_events = ag->worker_alerts = ag->worker_corr_dropped = ag->worker_bad = 0;
-	ag->worker_alerts_lost = 0;
+	ag->worker_alerts_lost = ag->worker_time_unparsed = 0;
 	rf_log_info("worker %d: loading %s (%s)", (int)pid, hex, rf_store_pack_name(ag->st, hash));
 	return 0;
 }
@@ -243,6 +243,36 @@ static void worker_dropped(struct agent *ag, uint64_t n, uint64_t total)
 		rf_log_warn("store: cannot record events_dropped");
 }
 
+/* "time-unparsed N FIELD SAMPLE" (after the keyword): N events of this worker carried a time
+ * FIELD that does not parse, so their correlations ran on arrival time (docs/sigma.md "Time");
+ * SAMPLE, one such value, quoted by the worker. Warned at most once a minute. */
+static void worker_time_unparsed(struct agent *ag, char *p)
+{
+	char *field = strchr(p, ' '), *sample;
+	uint64_t n, t = now_ms();
+
+	if (!field)
+		return;
+	*field++ = 0;
+	sample = strchr(field, ' ');
+	if (!sample)
+		return;
+	*sample++ = 0;
+	if (rf_parse_u64(p, &n) < 0 || n <= ag->worker_time_unparsed)
+		return;
+	ag->time_unwarned += n - ag->worker_time_unparsed;
+	ag->worker_time_unparsed = n;
+	if (ag->time_warned_at_ms && t - ag->time_warned_at_ms < RF_AGENT_SOURCE_WARN_EVERY_MS)
+		return;
+	rf_log_warn("worker %d: %llu events since the last warning have a time that does not parse "
+		    "(e.g. %s \"%s\"): their correlations used the arrival time instead; %llu by "
+		    "this worker (docs/sigma.md, Time)",
+		    (int)ag->worker, (unsigned long long)ag->time_unwarned, field, sample,
+		    (unsigned long long)n);
+	ag->time_warned_at_ms = t;
+	ag->time_unwarned = 0;
+}
+
 static void worker_line(struct agent *ag, char *line)
 {
 	if (strcmp(line, "loaded") == 0) {
@@ -303,6 +333,8 @@ static void worker_line(struct agent *ag, char *line)
 			    (unsigned long long)n);
 		ag->alerts_lost_warned_at_ms = t;
 		ag->alerts_lost_unwarned = 0;
+	} else if (strncmp(line, "time-unparsed ", 14) == 0) {
+		worker_time_unparsed(ag, line + 14);
 	} else if (strncmp(line, "load-failed", 11) == 0) {
 		rf_log_error("worker %d: %s", (int)ag->worker, line);
 		if (strncmp(line, "load-failed-local", 17) == 0)

@@ -47,6 +47,11 @@ struct worker {
 	uint64_t events, alerts, bad, reported_events, reported_alerts, reported_at_ns;
 	uint64_t reported_corr_dropped, reported_bad;
 	uint64_t alerts_lost, reported_lost; /* alerts --alerts could not take (lost_errno why) */
+	/* events that reached correlation with a time field that does not parse (their time was
+	 * the arrival time): the count, and the first of each report period as a sample */
+	uint64_t time_unparsed, reported_time_unparsed;
+	const char *time_field;
+	char time_sample[RF_AGENT_TIME_SAMPLE_MAX + 1];
 	int lost_errno;
 	struct rf_event ev;
 	/* Correlations (docs/sigma.md): the rules that matched this event, fed after it. */
@@ -129,6 +134,22 @@ static void on_alert(void *ud, size_t rule_index, const struct rf_rule_info *rul
 	write_alert(w, o);
 }
 
+/* The event has a time field that does not parse: its correlations run on arrival time. Counted;
+ * the first of each report period is kept as the sample the supervisor's warning shows. */
+static void time_unparsed(struct worker *w)
+{
+	const uint8_t *v = NULL;
+	size_t n = 0;
+
+	if (w->time_unparsed++ != w->reported_time_unparsed)
+		return;
+	if (rf_corr_event_time_field(&w->ev, &w->time_field, &v, &n) < 0) {
+		w->time_field = "?";
+		n = 0;
+	}
+	rf_diag_quote(w->time_sample, sizeof(w->time_sample), v, n);
+}
+
 static void eval_line(struct worker *w, const uint8_t *line, size_t n)
 {
 	int r;
@@ -151,8 +172,12 @@ static void eval_line(struct worker *w, const uint8_t *line, size_t n)
 		/* The event's own time when it carries one, else the wall clock at arrival. */
 		int64_t t, now = rf_now_wall() * 1000;
 		rf_corr_set_clock(w->corr, now); /* times far beyond it are dropped */
-		if (rf_corr_event_time(&w->ev, &t) < 0)
+		int tr = rf_corr_event_time(&w->ev, &t);
+		if (tr < 0) {
+			if (tr == -EINVAL)
+				time_unparsed(w);
 			t = now;
+		}
 		(void)rf_corr_event(w->corr, &w->ev, t, w->hits, w->n_hits, on_corr_alert, w);
 	}
 }
@@ -217,8 +242,14 @@ static void report_stats(struct worker *w)
 
 	if (w->events == w->reported_events && w->alerts == w->reported_alerts &&
 	    cd == w->reported_corr_dropped && w->bad == w->reported_bad &&
-	    w->alerts_lost == w->reported_lost)
+	    w->alerts_lost == w->reported_lost && w->time_unparsed == w->reported_time_unparsed)
 		return;
+	/* "time-unparsed N FIELD SAMPLE": N, the events whose time FIELD did not parse, cumulative;
+	 * SAMPLE, one such value (quoted: printable ASCII, to the end of the line) */
+	if (w->time_unparsed != w->reported_time_unparsed)
+		rf_fd_say(w->a->status_fd, "time-unparsed %llu %s %s",
+			  (unsigned long long)w->time_unparsed, w->time_field, w->time_sample);
+	w->reported_time_unparsed = w->time_unparsed;
 	/* "alerts-lost N REASON": N, the alerts the --alerts destination refused, cumulative */
 	if (w->alerts_lost != w->reported_lost)
 		rf_fd_say(w->a->status_fd, "alerts-lost %llu %s", (unsigned long long)w->alerts_lost,

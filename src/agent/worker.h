@@ -8,7 +8,11 @@
  * "load-failed <message>" then exit 3 if it cannot be, then "stats <events> <alerts>
  * [<correlation state dropped> [<lines dropped>]]" when the counts changed (at most once a second,
  * never while idle). The optional counts are cumulative for the worker; lines dropped are event
- * lines it could not evaluate (malformed JSON, a line or value over its limit).
+ * lines it could not evaluate (malformed JSON, a line or value over its limit). Beside them, when
+ * they changed: "alerts-lost <n> <reason>" (alerts the --alerts destination refused) and
+ * "time-unparsed <n> <field> <sample>" (events fed to correlations whose time field did not
+ * parse, so their time was the arrival time; sample: one such value, quoted to printable ASCII),
+ * both cumulative for the worker.
  */
 #ifndef RF_AGENT_WORKER_H
 #define RF_AGENT_WORKER_H
