@@ -260,10 +260,11 @@ static void worker_time_unparsed(struct agent *ag, char *p)
 	*sample++ = 0;
 	if (rf_parse_u64(p, &n) < 0 || n <= ag->worker_time_unparsed)
 		return;
+	rf_store_add_time_unparsed(ag->st, n - ag->worker_time_unparsed);
 	ag->time_unwarned += n - ag->worker_time_unparsed;
 	ag->worker_time_unparsed = n;
 	if (ag->time_warned_at_ms && t - ag->time_warned_at_ms < RF_AGENT_SOURCE_WARN_EVERY_MS)
-		return;
+		return; /* durable with the next write (status, like correlation_dropped) */
 	rf_log_warn("worker %d: %llu events since the last warning have a time that does not parse "
 		    "(e.g. %s \"%s\"): their correlations used the arrival time instead; %llu by "
 		    "this worker (docs/sigma.md, Time)",
@@ -271,6 +272,8 @@ static void worker_time_unparsed(struct agent *ag, char *p)
 		    (unsigned long long)n);
 	ag->time_warned_at_ms = t;
 	ag->time_unwarned = 0;
+	if (rf_store_commit(ag->st) < 0)
+		rf_log_warn("store: cannot record time_unparsed");
 }
 
 static void worker_line(struct agent *ag, char *line)
@@ -322,6 +325,7 @@ static void worker_line(struct agent *ag, char *line)
 		*sp = 0;
 		if (rf_parse_u64(line + 12, &n) < 0 || n <= ag->worker_alerts_lost)
 			return;
+		rf_store_add_alerts_lost(ag->st, n - ag->worker_alerts_lost);
 		ag->alerts_lost_unwarned += n - ag->worker_alerts_lost;
 		ag->worker_alerts_lost = n;
 		if (ag->alerts_lost_warned_at_ms &&
@@ -333,6 +337,8 @@ static void worker_line(struct agent *ag, char *line)
 			    (unsigned long long)n);
 		ag->alerts_lost_warned_at_ms = t;
 		ag->alerts_lost_unwarned = 0;
+		if (rf_store_commit(ag->st) < 0) /* made durable with the warning */
+			rf_log_warn("store: cannot record alerts_lost");
 	} else if (strncmp(line, "time-unparsed ", 14) == 0) {
 		worker_time_unparsed(ag, line + 14);
 	} else if (strncmp(line, "load-failed", 11) == 0) {

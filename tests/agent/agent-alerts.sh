@@ -4,6 +4,8 @@
 #              silently: the worker counts it (only when the pack has correlations: without
 #              any, times are never read) and the log says so at most once a minute, with the
 #              field and a sample value.
+#   status     `ringfence-agent status` (text and --json) shows those times and the alerts the
+#              --alerts destination refused, kept in the store across a restart.
 # Everything runs on 127.0.0.1 (a free port); every wait is bounded; the script stops what it
 # started. Usage: agent-alerts.sh RINGFENCE_AGENT RINGFENCED RINGFENCE
 set -u
@@ -97,5 +99,30 @@ sleep 1.5
 	fail "warned more than once a minute: $(grep -c "time that does not parse" "$W/agent.log")"
 ok "times: unparsable times counted and warned about once a minute with the field and a sample"
 rf_stop_agent
+[ "$(rf_q "s['time_unparsed']")" = 3 ] ||
+	fail "status --json time_unparsed is '$(rf_q "s['time_unparsed']")', want 3"
+"$AGENT" status --store "$W/store" | grep -q "^event times unparsed: 3 " ||
+	fail "status text: $("$AGENT" status --store "$W/store" | grep -i unparsed)"
+ok "status: the unparsable times counted, kept in the store after the agent stopped"
+
+# ---- status: alerts the --alerts destination refused -----------------------------------------
+# /dev/full refuses every write (ENOSPC), as a full disk would: the log said how many, status
+# did not. Two alerts of two users (no correlation fires), both lost.
+{ ev ann "2026-12-03 10:00:00"; ev ben "2026-12-03 10:00:01"; } >"$W/events.jsonl"
+RF_AGENT_ARGS="--alerts /dev/full" rf_start_agent alerts-dev-1
+for i in $(seq 600); do
+	grep -q "alerts could not be written to --alerts" "$W/agent.log" && break
+	rf_alive "the lost alerts' warning"
+	sleep 0.1
+done
+rf_wait_for "s['alerts_lost'] >= 1" 30 || fail "status --json: no alerts_lost while the agent runs"
+sleep 1.5 # both reported (the worker reports at most once a second)
+rf_stop_agent
+[ "$(rf_q "s['alerts_lost']")" = 2 ] ||
+	fail "status --json alerts_lost is '$(rf_q "s['alerts_lost']")', want 2"
+"$AGENT" status --store "$W/store" | grep -q "^alerts lost: 2 " ||
+	fail "status text: $("$AGENT" status --store "$W/store" | grep -i lost)"
+[ "$(rf_q "s['time_unparsed']")" = 3 ] || fail "time_unparsed changed across a restart"
+ok "status: alerts --alerts refused counted (text and JSON), kept after the agent stopped"
 
 echo "PASS"
