@@ -319,6 +319,10 @@
  * \xNN for a byte that is not printable ASCII, so up to 4 bytes each): every time format in use
  * is under 40 characters, and the sample must fit the worker's status line (600 bytes). */
 #define RF_AGENT_TIME_SAMPLE_MAX 64u
+/* How often the supervisor looks whether --alerts FILE was rotated (one stat() of the path):
+ * logrotate renames and creates in one go, so alerts reach the new file about a second after;
+ * SIGHUP (logrotate's postrotate) makes it look at once. */
+#define RF_AGENT_ALERTS_CHECK_MS 1000
 
 /* ---- server ----------------------------------------------------------------------------- */
 

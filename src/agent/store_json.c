@@ -98,15 +98,15 @@ static json_t *state_to_json(const struct rf__store_state *s)
 		    root, "transit_failures",
 		    json_integer((json_int_t)(s->transit > INT64_MAX ? INT64_MAX : s->transit)));
 	if (root && s->alerts_lost)
-		json_object_set_new(root, "alerts_lost",
-				    json_integer((json_int_t)(s->alerts_lost > INT64_MAX
-								  ? INT64_MAX
-								  : s->alerts_lost)));
+		json_object_set_new(
+		    root, "alerts_lost",
+		    json_integer(
+			(json_int_t)(s->alerts_lost > INT64_MAX ? INT64_MAX : s->alerts_lost)));
 	if (root && s->time_unparsed)
-		json_object_set_new(root, "time_unparsed",
-				    json_integer((json_int_t)(s->time_unparsed > INT64_MAX
-								  ? INT64_MAX
-								  : s->time_unparsed)));
+		json_object_set_new(
+		    root, "time_unparsed",
+		    json_integer(
+			(json_int_t)(s->time_unparsed > INT64_MAX ? INT64_MAX : s->time_unparsed)));
 	return root;
 }
 

@@ -41,6 +41,7 @@ struct reader {
 
 struct worker {
 	const struct rf_worker_args *a;
+	int alerts_fd; /* a->alerts_fd, then the file the supervisor passed after a rotation */
 	struct rf_engine *engine;
 	struct rf_engine_scratch *scratch;
 	uint8_t *scratch_buf;
@@ -80,7 +81,7 @@ static void write_alert(struct worker *w, json_t *o)
 	size_t n = strlen(t);
 	t[n] = '\n'; /* replaces the NUL; written with its length */
 	for (size_t off = 0; off <= n;) {
-		ssize_t wr = write(w->a->alerts_fd, t + off, n + 1 - off);
+		ssize_t wr = write(w->alerts_fd, t + off, n + 1 - off);
 		if (wr < 0 && errno == EINTR)
 			continue;
 		if (wr <= 0) { /* a closed pipe, a full disk: lost, counted and reported */
@@ -99,7 +100,7 @@ static void on_corr_alert(void *ud, const struct rf_corr_alert *a)
 	json_t *o, *g;
 
 	w->alerts++;
-	if (w->a->alerts_fd < 0)
+	if (w->alerts_fd < 0)
 		return;
 	g = json_object();
 	for (size_t i = 0; g && i < a->n_group; i++)
@@ -124,7 +125,7 @@ static void on_alert(void *ud, size_t rule_index, const struct rf_rule_info *rul
 	if (rf_corr_rule_silent(w->corr, rule_index))
 		return; /* only its correlations speak for it (Sigma's generate: false) */
 	w->alerts++;
-	if (w->a->alerts_fd < 0)
+	if (w->alerts_fd < 0)
 		return;
 	o = json_pack("{s:s, s:s, s:s, s:s, s:s, s:I, s:I}", "rule", rule->id ? rule->id : "",
 		      "title", rule->title ? rule->title : "", "level", rule->level ? rule->level : "",
@@ -305,6 +306,41 @@ static void follow_check(struct worker *w, struct reader *rd, struct stat *seen)
 	*seen = ps;
 }
 
+/* The supervisor's message on the status socket: a new --alerts file (SCM_RIGHTS) after a
+ * rotation, written to from now on; the old one is closed (the rotated file keeps what it has).
+ * Returns 1 when the supervisor is gone (the socket closed), else 0. */
+static int take_alerts_fd(struct worker *w)
+{
+	char one;
+	struct iovec iov = {.iov_base = &one, .iov_len = 1};
+	union {
+		struct cmsghdr h;
+		char buf[CMSG_SPACE(sizeof(int))];
+	} u;
+	struct msghdr mh = {.msg_iov = &iov,
+			    .msg_iovlen = 1,
+			    .msg_control = u.buf,
+			    .msg_controllen = sizeof(u.buf)};
+	ssize_t n = recvmsg(w->a->status_fd, &mh, MSG_DONTWAIT | MSG_CMSG_CLOEXEC);
+
+	if (n == 0)
+		return 1;
+	if (n < 0)
+		return 0;
+	for (struct cmsghdr *c = CMSG_FIRSTHDR(&mh); c; c = CMSG_NXTHDR(&mh, c)) {
+		int fd;
+		if (c->cmsg_level != SOL_SOCKET || c->cmsg_type != SCM_RIGHTS ||
+		    c->cmsg_len != CMSG_LEN(sizeof(int)))
+			continue;
+		memcpy(&fd, CMSG_DATA(c), sizeof(int));
+		if (w->alerts_fd >= 0)
+			close(w->alerts_fd);
+		w->alerts_fd = fd;
+		rf_fd_say(w->a->status_fd, "alerts-reopened");
+	}
+	return 0;
+}
+
 static bool is_listening_socket(int fd)
 {
 	int v = 0;
@@ -330,13 +366,13 @@ static void fault_check(const char *var, const uint8_t *hash, bool whole_agent)
 
 _Noreturn void rf__agent_worker_main(const struct rf_worker_args *a)
 {
-	struct worker w = {.a = a};
+	struct worker w = {.a = a, .alerts_fd = a->alerts_fd};
 	struct rf_manifest *m = NULL;
 	struct rf_diag d = {0};
 	struct reader *src = NULL, *clients[CLIENTS_MAX] = {0};
 	uint8_t *pack = NULL, got[32];
 	size_t plen;
-	bool listening = false, src_eof = false;
+	bool listening = false, src_eof = false, supervisor_gone = false;
 	struct stat followed = {0}; /* the file last seen at events_path (follow) */
 	int r;
 
@@ -398,8 +434,8 @@ _Noreturn void rf__agent_worker_main(const struct rf_worker_args *a)
 			_exit(4);
 	}
 	for (;;) {
-		struct pollfd pf[CLIENTS_MAX + 1];
-		nfds_t n = 0;
+		struct pollfd pf[CLIENTS_MAX + 2];
+		nfds_t n = 0, si = 0;
 		int timeout = -1;
 
 		if (listening) {
@@ -416,7 +452,16 @@ _Noreturn void rf__agent_worker_main(const struct rf_worker_args *a)
 		if (w.events != w.reported_events || w.alerts != w.reported_alerts ||
 		    w.bad != w.reported_bad)
 			timeout = timeout < 0 || timeout > 1000 ? 1000 : timeout;
+		if (!supervisor_gone) { /* last: the other indices stay as they were */
+			si = n;
+			pf[n++] = (struct pollfd){.fd = a->status_fd, .events = POLLIN};
+		}
 		r = poll(pf, n, timeout);
+		if (r > 0 && !supervisor_gone && (pf[si].revents & (POLLIN | POLLHUP))) {
+			supervisor_gone = take_alerts_fd(&w) == 1;
+			if (--r == 0)
+				continue;
+		}
 		if (r < 0 && errno != EINTR)
 			_exit(4);
 		if (r <= 0) {
@@ -451,7 +496,7 @@ _Noreturn void rf__agent_worker_main(const struct rf_worker_args *a)
 				}
 				k++;
 			}
-		} else if (src && (pf[0].revents)) {
+		} else if (src && !src_eof && (pf[0].revents)) {
 			while (!src_eof) {
 				if (pump(&w, src))
 					src_eof = true;

@@ -6,6 +6,9 @@
 #              field and a sample value.
 #   status     `ringfence-agent status` (text and --json) shows those times and the alerts the
 #              --alerts destination refused, kept in the store across a restart.
+#   rotation   a rotated --alerts FILE (renamed, a new one created; or renamed, then SIGHUP) is
+#              reopened: new alerts go to the file at the path, the old file keeps the old ones,
+#              none is lost, and the worker is not restarted.
 # Everything runs on 127.0.0.1 (a free port); every wait is bounded; the script stops what it
 # started. Usage: agent-alerts.sh RINGFENCE_AGENT RINGFENCED RINGFENCE
 set -u
@@ -24,7 +27,7 @@ rf_e2e_init agent-alerts
 wait_lines() {
 	local i
 	for i in $(seq $(($3 * 10))); do
-		[ "$(grep -c . "$1" 2>/dev/null)" -ge "$2" ] && return 0
+		[ "$(grep -c . "$1" 2>/dev/null || true)" -ge "$2" ] 2>/dev/null && return 0
 		rf_alive "$2 lines in $1"
 		sleep 0.1
 	done
@@ -124,5 +127,41 @@ rf_stop_agent
 	fail "status text: $("$AGENT" status --store "$W/store" | grep -i lost)"
 [ "$(rf_q "s['time_unparsed']")" = 3 ] || fail "time_unparsed changed across a restart"
 ok "status: alerts --alerts refused counted (text and JSON), kept after the agent stopped"
+
+# ---- rotation: a rotated --alerts FILE is followed ----------------------------------------
+# logrotate's default renames FILE and creates a new one: the agent wrote into the renamed file
+# for ever. Now it looks once a second (and at SIGHUP), reopens the path and passes the new file
+# to the worker, which is not restarted (not a crash; its correlation state kept).
+rm -f "$W/alerts.jsonl"*
+{ ev u1 "2026-12-03 10:00:00"; ev u2 "2026-12-03 10:00:01"; } >"$W/events.jsonl"
+RF_AGENT_ARGS="--alerts $W/alerts.jsonl" rf_start_agent alerts-dev-1
+wait_lines "$W/alerts.jsonl" 2 60 || fail "no alerts before the rotation"
+loads=$(grep -c "worker .*: loaded" "$W/agent.log")
+mv "$W/alerts.jsonl" "$W/alerts.jsonl.1"
+: >"$W/alerts.jsonl" # logrotate's create
+for i in $(seq 100); do grep -q "writing alerts to the new --alerts" "$W/agent.log" && break; sleep 0.1; done
+grep -q "writing alerts to the new --alerts" "$W/agent.log" || fail "the rotation was not followed"
+{ ev u3 "2026-12-03 10:00:02"; ev u4 "2026-12-03 10:00:03"; } >>"$W/events.jsonl"
+wait_lines "$W/alerts.jsonl" 2 60 || fail "the new file at the path got no alerts"
+sleep 1
+[ "$(grep -c . "$W/alerts.jsonl.1")" = 2 ] || fail "the rotated file: $(grep -c . "$W/alerts.jsonl.1") alerts, want its 2"
+[ "$(grep -c . "$W/alerts.jsonl")" = 2 ] || fail "the new file: $(grep -c . "$W/alerts.jsonl") alerts, want 2"
+# renamed with nothing created, then SIGHUP (logrotate's postrotate): the agent makes the file
+mv "$W/alerts.jsonl" "$W/alerts.jsonl.2"
+kill -HUP "$APID"
+for i in $(seq 100); do [ "$(grep -c "writing alerts to the new --alerts" "$W/agent.log")" -ge 2 ] && break; sleep 0.1; done
+[ "$(grep -c "writing alerts to the new --alerts" "$W/agent.log")" = 2 ] ||
+	fail "the second rotation (rename, SIGHUP) was not followed"
+ev u5 "2026-12-03 10:00:04" >>"$W/events.jsonl"
+wait_lines "$W/alerts.jsonl" 1 60 || fail "no alert in the file the agent made after the rename"
+sleep 1
+rf_alive "after SIGHUP"
+[ "$(grep -c . "$W/alerts.jsonl.2")" = 2 ] && [ "$(grep -c . "$W/alerts.jsonl")" = 1 ] &&
+	[ "$(grep -c . "$W/alerts.jsonl.1")" = 2 ] || fail "alerts across the rotations: $(wc -l "$W"/alerts.jsonl*)"
+[ "$(stat -c %a "$W/alerts.jsonl")" = 600 ] || fail "the file the agent made is not 0600"
+[ "$(grep -c "worker .*: loaded" "$W/agent.log")" = "$loads" ] || fail "the worker was restarted"
+[ "$(rf_q "s['crashes']")" = 0 ] || fail "a rotation counted as a crash"
+ok "rotation: alerts go to the new file at the path (rename + create, or rename + SIGHUP); the old files keep theirs; none lost; the worker not restarted"
+rf_stop_agent
 
 echo "PASS"
