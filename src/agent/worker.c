@@ -308,7 +308,7 @@ static void follow_check(struct worker *w, struct reader *rd, struct stat *seen)
 
 /* The supervisor's message on the status socket: a new --alerts file (SCM_RIGHTS) after a
  * rotation, written to from now on; the old one is closed (the rotated file keeps what it has).
- * Returns 1 when the supervisor is gone (the socket closed), else 0. */
+ * Returns 1 when the supervisor is gone (the socket closed or broken: not polled again), else 0. */
 static int take_alerts_fd(struct worker *w)
 {
 	char one;
@@ -326,7 +326,7 @@ static int take_alerts_fd(struct worker *w)
 	if (n == 0)
 		return 1;
 	if (n < 0)
-		return 0;
+		return errno == EAGAIN || errno == EINTR ? 0 : 1;
 	for (struct cmsghdr *c = CMSG_FIRSTHDR(&mh); c; c = CMSG_NXTHDR(&mh, c)) {
 		int fd;
 		if (c->cmsg_level != SOL_SOCKET || c->cmsg_type != SCM_RIGHTS ||
@@ -457,7 +457,7 @@ _Noreturn void rf__agent_worker_main(const struct rf_worker_args *a)
 			pf[n++] = (struct pollfd){.fd = a->status_fd, .events = POLLIN};
 		}
 		r = poll(pf, n, timeout);
-		if (r > 0 && !supervisor_gone && (pf[si].revents & (POLLIN | POLLHUP))) {
+		if (r > 0 && !supervisor_gone && (pf[si].revents & (POLLIN | POLLHUP | POLLERR))) {
 			supervisor_gone = take_alerts_fd(&w) == 1;
 			if (--r == 0)
 				continue;
