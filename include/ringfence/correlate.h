@@ -115,9 +115,20 @@ int rf_pack_corr(const struct rf_pack *pk, size_t i, struct rf_corr_info *ret) R
  * The time of an event in milliseconds since the epoch, from its first field among "UtcTime"
  * (Sysmon: "2024-07-19 04:09:00.123"), "TimeCreated", "@timestamp", "timestamp": ISO 8601 date
  * and time, 'T' or ' ' between, optional fraction (milliseconds kept) and optional 'Z' (UTC);
- * or an integer (epoch milliseconds). Returns 0, or -ENOENT when the event has no such field
- * that parses (the caller then uses its own clock).
+ * or an integer (epoch milliseconds). The first of them that parses is taken. Returns 0;
+ * -ENOENT when the event carries none of these fields; -EINVAL when it carries at least one but
+ * none parses (e.g. "03/12/2026 10:00"). Either way the caller uses its own clock, but -EINVAL
+ * means the author's timespans silently run on that clock: count it and say so
+ * (rf_corr_event_time_field names the field and its value).
  */
 int rf_corr_event_time(const struct rf_event *ev, int64_t *ret_ms) RF_WUR;
+
+/*
+ * The first of those time fields the event carries, parsed or not: its name (a static string)
+ * and value (in the event, not NUL-terminated: quote it before showing it). For the message
+ * about a time rf_corr_event_time could not read. Returns 0 or -ENOENT (none present).
+ */
+int rf_corr_event_time_field(const struct rf_event *ev, const char **ret_name,
+			     const uint8_t **ret_v, size_t *ret_n) RF_WUR;
 
 #endif

@@ -315,6 +315,14 @@
 #define RF_AGENT_SOURCE_RESTART_DELAY_MS 1000
 #define RF_AGENT_SOURCE_RETRY_MS 10000
 #define RF_AGENT_SOURCE_WARN_EVERY_MS 60000
+/* The sample of an event time that does not parse, as the worker's warning shows it (quoted:
+ * \xNN for a byte that is not printable ASCII, so up to 4 bytes each): every time format in use
+ * is under 40 characters, and the sample must fit the worker's status line (600 bytes). */
+#define RF_AGENT_TIME_SAMPLE_MAX 64u
+/* How often the supervisor looks whether --alerts FILE was rotated (one stat() of the path):
+ * logrotate renames and creates in one go, so alerts reach the new file about a second after;
+ * SIGHUP (logrotate's postrotate) makes it look at once. */
+#define RF_AGENT_ALERTS_CHECK_MS 1000
 
 /* ---- server ----------------------------------------------------------------------------- */
 

@@ -8,6 +8,7 @@
  *   http.c        one POST to the server
  *   events.c      the event sources the worker reads (files, FIFOs, sockets, the kernel's
  *                 process connector and audit records through a source child, source.h)
+ *   alerts.c      the --alerts destination: opened, and reopened after a rotation
  *   manifests.c   which embedded manifest the run verifies and loads packs against (follows
  *                 --events; --manifest names one)
  *
@@ -79,7 +80,14 @@ struct agent {
 	 * the warning's rate limit (at most one per RF_AGENT_SOURCE_WARN_EVERY_MS) */
 	uint64_t worker_bad, worker_warned_at_ms, worker_unwarned;
 	uint64_t worker_alerts_lost, alerts_lost_warned_at_ms, alerts_lost_unwarned;
+	/* events whose time field did not parse (correlations used arrival time): the worker's
+	 * count as last said, and the warning's rate limit */
+	uint64_t worker_time_unparsed, time_warned_at_ms, time_unwarned;
 	int events_fd, alerts_fd;
+	/* --alerts FILE rotation (alerts.c): when to look next, the new file not yet passed to the
+	 * worker, the rate limit of the warning that it cannot be opened */
+	uint64_t alerts_check_at_ms, alerts_warned_at_ms;
+	bool alerts_send_pending;
 	bool events_follow;
 	/* the event source child (--events proc|audit|proc,audit, events.c): it writes event lines into the pipe
 	 * whose read end is events_fd, and its counters as lines on source_status_fd */
@@ -157,6 +165,14 @@ int rf__agent_source_start(struct agent *ag);
 void rf__agent_source_read(struct agent *ag);
 void rf__agent_source_reap(struct agent *ag);
 void rf__agent_source_stop(struct agent *ag);
+
+/* alerts.c: open --alerts (ag->o.alerts: FILE, or "-" for stdout) into ag->alerts_fd (0 or a
+ * negative errno); look whether FILE was rotated (now: at once, e.g. at SIGHUP; else at most
+ * every RF_AGENT_ALERTS_CHECK_MS) and if so reopen it and pass it to the worker
+ * (rf__agent_alerts_send: SCM_RIGHTS over its status socket; -EAGAIN: tried again later). */
+int rf__agent_alerts_open(struct agent *ag);
+void rf__agent_alerts_check(struct agent *ag, bool now);
+int rf__agent_alerts_send(struct agent *ag);
 
 /* status.c: `ringfence-agent status`. Returns the exit code. */
 int rf__agent_cmd_status(int argc, char **argv);

@@ -516,17 +516,10 @@ static int start_run(struct agent *ag)
 		rf_store_free(ag->st);
 		return 1;
 	}
-	ag->alerts_fd = -1;
-	if (ag->o.alerts) {
-		ag->alerts_fd =
-		    strcmp(ag->o.alerts, "-") == 0
-			? dup(1)
-			: open(ag->o.alerts, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0600);
-		if (ag->alerts_fd < 0) {
-			rf_log_error("--alerts %s: %s", ag->o.alerts, rf_strerror(-errno));
-			rf_store_free(ag->st);
-			return 1;
-		}
+	if ((r = rf__agent_alerts_open(ag)) < 0) {
+		rf_log_error("--alerts %s: %s", ag->o.alerts, rf_strerror(r));
+		rf_store_free(ag->st);
+		return 1;
 	}
 	return 0;
 }

@@ -16,7 +16,8 @@ static void usage_status(FILE *f)
 {
 	fprintf(f, "usage: ringfence-agent status [--store DIR] [--json]\n\n"
 		   "Show what the store holds: current pack, last known good, trial attempts,\n"
-		   "quarantine (with reasons), safe mode, reports not yet delivered.\n");
+		   "quarantine (with reasons), safe mode, reports not yet delivered, and the\n"
+		   "counters of what was not done as asked (events dropped, alerts lost, ...).\n");
 }
 
 static json_t *ref_json(const struct rf_store *st, const uint8_t *h, bool has)
@@ -93,6 +94,9 @@ int rf__agent_cmd_status(int argc, char **argv)
 			    json_integer((json_int_t)rf_store_corr_dropped(st)));
 	json_object_set_new(o, "transit_failures",
 			    json_integer((json_int_t)rf_store_transit_failures(st)));
+	json_object_set_new(o, "alerts_lost", json_integer((json_int_t)rf_store_alerts_lost(st)));
+	json_object_set_new(o, "time_unparsed",
+			    json_integer((json_int_t)rf_store_time_unparsed(st)));
 	if (as_json) {
 		char *t = json_dumps(o, JSON_INDENT(2) | JSON_PRESERVE_ORDER);
 		if (t)
@@ -136,6 +140,12 @@ int rf__agent_cmd_status(int argc, char **argv)
 		printf("delivery failures: %llu (a release's TUF metadata, hash or download did "
 		       "not match; retried)\n",
 		       (unsigned long long)rf_store_transit_failures(st));
+		printf("alerts lost: %llu (the --alerts destination refused them: a full disk, a "
+		       "closed pipe)\n",
+		       (unsigned long long)rf_store_alerts_lost(st));
+		printf("event times unparsed: %llu (a time field that does not parse: correlations "
+		       "used the arrival time)\n",
+		       (unsigned long long)rf_store_time_unparsed(st));
 	}
 	json_decref(o);
 	rf_store_free(st);

@@ -698,6 +698,31 @@ void rf_store_add_corr_dropped(struct rf_store *st, uint64_t n)
 	    n > UINT64_MAX - st->s.corr_dropped ? UINT64_MAX : st->s.corr_dropped + n;
 }
 
+static void add_sat(uint64_t *c, uint64_t n)
+{
+	*c = n > UINT64_MAX - *c ? UINT64_MAX : *c + n;
+}
+
+uint64_t rf_store_alerts_lost(const struct rf_store *st)
+{
+	return st->s.alerts_lost;
+}
+
+void rf_store_add_alerts_lost(struct rf_store *st, uint64_t n)
+{
+	add_sat(&st->s.alerts_lost, n);
+}
+
+uint64_t rf_store_time_unparsed(const struct rf_store *st)
+{
+	return st->s.time_unparsed;
+}
+
+void rf_store_add_time_unparsed(struct rf_store *st, uint64_t n)
+{
+	add_sat(&st->s.time_unparsed, n);
+}
+
 uint64_t rf_store_transit_failures(const struct rf_store *st)
 {
 	return st->s.transit;

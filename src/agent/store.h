@@ -165,6 +165,13 @@ void rf_store_add_corr_dropped(struct rf_store *st, uint64_t n);
  * made. Committed with state. */
 uint64_t rf_store_transit_failures(const struct rf_store *st);
 void rf_store_add_transit_failure(struct rf_store *st);
+/* Alerts the --alerts destination refused (a full disk, a closed pipe: lost), and events fed to
+ * correlations whose time field did not parse (they took their arrival time, docs/sigma.md
+ * "Time"), since the store was made; not reset when content changes. Committed with state. */
+uint64_t rf_store_alerts_lost(const struct rf_store *st);
+void rf_store_add_alerts_lost(struct rf_store *st, uint64_t n);
+uint64_t rf_store_time_unparsed(const struct rf_store *st);
+void rf_store_add_time_unparsed(struct rf_store *st, uint64_t n);
 
 /*
  * Make everything changed since the last commit durable, atomically: after a crash at any

@@ -6,8 +6,9 @@
  * quarantine fingerprints as 16), the target names of the packs it references, the quarantine
  * and outbox records, the report id counter and the event counters. Fields added to format 1
  * after it was first written (ring, cause, events_dropped, correlation_dropped,
- * transit_failures) are optional, so an older agent's state still opens; the writer leaves out
- * those three counters while they are 0, and cause while it is empty. The parser trusts
+ * transit_failures, alerts_lost, time_unparsed) are optional, so an older agent's state still
+ * opens; the writer leaves out those five counters while they are 0, and cause while it is
+ * empty. The parser trusts
  * nothing: it rejects duplicate keys, checks every type, range, string length and count against
  * the arrays it fills, and requires a guard state rf_guard_state_valid accepts, so a state it
  * accepted is one the store and the guard can use as it is, and one that serialises again (the
@@ -96,6 +97,16 @@ static json_t *state_to_json(const struct rf__store_state *s)
 		json_object_set_new(
 		    root, "transit_failures",
 		    json_integer((json_int_t)(s->transit > INT64_MAX ? INT64_MAX : s->transit)));
+	if (root && s->alerts_lost)
+		json_object_set_new(
+		    root, "alerts_lost",
+		    json_integer(
+			(json_int_t)(s->alerts_lost > INT64_MAX ? INT64_MAX : s->alerts_lost)));
+	if (root && s->time_unparsed)
+		json_object_set_new(
+		    root, "time_unparsed",
+		    json_integer(
+			(json_int_t)(s->time_unparsed > INT64_MAX ? INT64_MAX : s->time_unparsed)));
 	return root;
 }
 
@@ -336,6 +347,16 @@ int rf__store_state_load(struct rf__store_state *s, const uint8_t *p, size_t n, 
 		r = bad(d, "transit_failures must be a non-negative integer");
 		goto out;
 	}
+	if (json_object_get(root, "alerts_lost") &&
+	    get_uint(root, "alerts_lost", INT64_MAX, &s->alerts_lost) < 0) {
+		r = bad(d, "alerts_lost must be a non-negative integer");
+		goto out;
+	}
+	if (json_object_get(root, "time_unparsed") &&
+	    get_uint(root, "time_unparsed", INT64_MAX, &s->time_unparsed) < 0) {
+		r = bad(d, "time_unparsed must be a non-negative integer");
+		goto out;
+	}
 out:
 	json_decref(root);
 	return r;
@@ -356,6 +377,8 @@ void rf__store_state_reset(struct rf__store_state *s)
 	s->dropped = 0;
 	s->corr_dropped = 0;
 	s->transit = 0;
+	s->alerts_lost = 0;
+	s->time_unparsed = 0;
 }
 
 int rf__store_state_parse(const uint8_t *p, size_t n, struct rf_diag *d)

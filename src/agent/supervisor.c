@@ -3,8 +3,9 @@
  * rf_store_apply BEFORE the load it asks for: write-ahead, P4/P8), the worker child that
  * evaluates content (worker.c) and its status lines, and the timing of check-ins. It never
  * loads content itself, so content can neither kill nor stall it and its update channel (P5).
- * One thread; it sleeps in poll() on the signal pipe and the worker's status pipe until the next
- * check-in, start or probation deadline.
+ * One thread; it sleeps in poll() on the signal pipe and the worker's status socket until the
+ * next check-in, start or probation deadline, or the next look at a rotated --alerts FILE
+ * (alerts.c: once a second, and at SIGHUP).
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -15,6 +16,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/prctl.h>
+#include <sys/socket.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -22,7 +24,7 @@
 #include "agent/worker.h"
 #include "common/log.h"
 
-static volatile sig_atomic_t got_term;
+static volatile sig_atomic_t got_term, got_hup;
 static int sigpipe_r = -1, sigpipe_w = -1;
 
 static void on_signal(int sig)
@@ -32,6 +34,8 @@ static void on_signal(int sig)
 
 	if (sig == SIGTERM || sig == SIGINT)
 		got_term = 1;
+	if (sig == SIGHUP)
+		got_hup = 1;
 	if (sigpipe_w >= 0 && write(sigpipe_w, &c, 1) < 0) {
 		/* full pipe: a wakeup is already pending */
 	}
@@ -73,7 +77,9 @@ static int worker_start(struct agent *ag, const uint8_t *hash)
 	worker_stop(ag);
 	hex32(hash, hex);
 	snprintf(path, sizeof(path), "%s/packs/%s.rfp", rf_store_dir(ag->st), hex);
-	if (pipe2(p, O_CLOEXEC) < 0)
+	/* The status channel: lines from the worker; to it, a new --alerts file's descriptor
+	 * after a rotation (alerts.c): a socket, as only a socket carries descriptors. */
+	if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, p) < 0)
 		return -errno;
 	pid = fork();
 	if (pid < 0) {
@@ -98,11 +104,12 @@ static int worker_start(struct agent *ag, const uint8_t *hash)
 		rf__agent_worker_main(&wa);
 	}
 	close(p[1]);
+	ag->alerts_send_pending = false; /* it has the current --alerts file */
 	ag->worker = pid;
 	ag->status_fd = p[0];
 	ag->worker_loaded = false;
 	ag->worker_events = ag->worker_alerts = ag->worker_corr_dropped = ag->worker_bad = 0;
-	ag->worker_alerts_lost = 0;
+	ag->worker_alerts_lost = ag->worker_time_unparsed = 0;
 	rf_log_info("worker %d: loading %s (%s)", (int)pid, hex, rf_store_pack_name(ag->st, hash));
 	return 0;
 }
@@ -243,6 +250,39 @@ static void worker_dropped(struct agent *ag, uint64_t n, uint64_t total)
 		rf_log_warn("store: cannot record events_dropped");
 }
 
+/* "time-unparsed N FIELD SAMPLE" (after the keyword): N events of this worker carried a time
+ * FIELD that does not parse, so their correlations ran on arrival time (docs/sigma.md "Time");
+ * SAMPLE, one such value, quoted by the worker. Warned at most once a minute. */
+static void worker_time_unparsed(struct agent *ag, char *p)
+{
+	char *field = strchr(p, ' '), *sample;
+	uint64_t n, t = now_ms();
+
+	if (!field)
+		return;
+	*field++ = 0;
+	sample = strchr(field, ' ');
+	if (!sample)
+		return;
+	*sample++ = 0;
+	if (rf_parse_u64(p, &n) < 0 || n <= ag->worker_time_unparsed)
+		return;
+	rf_store_add_time_unparsed(ag->st, n - ag->worker_time_unparsed);
+	ag->time_unwarned += n - ag->worker_time_unparsed;
+	ag->worker_time_unparsed = n;
+	if (ag->time_warned_at_ms && t - ag->time_warned_at_ms < RF_AGENT_SOURCE_WARN_EVERY_MS)
+		return; /* durable with the next write (status, like correlation_dropped) */
+	rf_log_warn("worker %d: %llu events since the last warning have a time that does not parse "
+		    "(e.g. %s \"%s\"): their correlations used the arrival time instead; %llu by "
+		    "this worker (docs/sigma.md, Time)",
+		    (int)ag->worker, (unsigned long long)ag->time_unwarned, field, sample,
+		    (unsigned long long)n);
+	ag->time_warned_at_ms = t;
+	ag->time_unwarned = 0;
+	if (rf_store_commit(ag->st) < 0)
+		rf_log_warn("store: cannot record time_unparsed");
+}
+
 static void worker_line(struct agent *ag, char *line)
 {
 	if (strcmp(line, "loaded") == 0) {
@@ -292,6 +332,7 @@ static void worker_line(struct agent *ag, char *line)
 		*sp = 0;
 		if (rf_parse_u64(line + 12, &n) < 0 || n <= ag->worker_alerts_lost)
 			return;
+		rf_store_add_alerts_lost(ag->st, n - ag->worker_alerts_lost);
 		ag->alerts_lost_unwarned += n - ag->worker_alerts_lost;
 		ag->worker_alerts_lost = n;
 		if (ag->alerts_lost_warned_at_ms &&
@@ -303,6 +344,13 @@ static void worker_line(struct agent *ag, char *line)
 			    (unsigned long long)n);
 		ag->alerts_lost_warned_at_ms = t;
 		ag->alerts_lost_unwarned = 0;
+		if (rf_store_commit(ag->st) < 0) /* made durable with the warning */
+			rf_log_warn("store: cannot record alerts_lost");
+	} else if (strcmp(line, "alerts-reopened") == 0) {
+		rf_log_info("worker %d: writing alerts to the new --alerts %s", (int)ag->worker,
+			    ag->o.alerts);
+	} else if (strncmp(line, "time-unparsed ", 14) == 0) {
+		worker_time_unparsed(ag, line + 14);
 	} else if (strncmp(line, "load-failed", 11) == 0) {
 		rf_log_error("worker %d: %s", (int)ag->worker, line);
 		if (strncmp(line, "load-failed-local", 17) == 0)
@@ -377,6 +425,7 @@ int rf__agent_supervise(struct agent *ag)
 	sigaction(SIGTERM, &sa, NULL);
 	sigaction(SIGINT, &sa, NULL);
 	sigaction(SIGCHLD, &sa, NULL);
+	sigaction(SIGHUP, &sa, NULL); /* logrotate's postrotate: look at --alerts FILE now */
 	signal(SIGPIPE, SIG_IGN);
 
 	rf_log_notice("starting: device %s, store %s, server %s, manifest %s (%.12s)",
@@ -401,6 +450,8 @@ int rf__agent_supervise(struct agent *ag)
 			wake = ag->start_at_ms;
 		if (ag->source_restart_at_ms && ag->source_restart_at_ms < wake)
 			wake = ag->source_restart_at_ms;
+		if (ag->alerts_check_at_ms && ag->alerts_check_at_ms < wake)
+			wake = ag->alerts_check_at_ms; /* --alerts FILE: rotated? */
 		if (probation && g->run_events >= ag->o.gcfg.probation_events) {
 			/* the probation clock runs out even without new events */
 			uint64_t due = g->run_since_ms + ag->o.gcfg.probation_ms;
@@ -435,6 +486,12 @@ int rf__agent_supervise(struct agent *ag)
 			ag->source_restart_at_ms = 0;
 			if (rf__agent_source_start(ag) < 0) /* logged; try again later */
 				ag->source_restart_at_ms = now_ms() + RF_AGENT_SOURCE_RETRY_MS;
+		}
+		if (got_hup) {
+			got_hup = 0;
+			rf__agent_alerts_check(ag, true);
+		} else {
+			rf__agent_alerts_check(ag, false);
 		}
 		if (probation && g->run_events >= ag->o.gcfg.probation_events &&
 		    t >= g->run_since_ms + ag->o.gcfg.probation_ms)

@@ -41,12 +41,18 @@ struct reader {
 
 struct worker {
 	const struct rf_worker_args *a;
+	int alerts_fd; /* a->alerts_fd, then the file the supervisor passed after a rotation */
 	struct rf_engine *engine;
 	struct rf_engine_scratch *scratch;
 	uint8_t *scratch_buf;
 	uint64_t events, alerts, bad, reported_events, reported_alerts, reported_at_ns;
 	uint64_t reported_corr_dropped, reported_bad;
 	uint64_t alerts_lost, reported_lost; /* alerts --alerts could not take (lost_errno why) */
+	/* events that reached correlation with a time field that does not parse (their time was
+	 * the arrival time): the count, and the first of each report period as a sample */
+	uint64_t time_unparsed, reported_time_unparsed;
+	const char *time_field;
+	char time_sample[RF_AGENT_TIME_SAMPLE_MAX + 1];
 	int lost_errno;
 	struct rf_event ev;
 	/* Correlations (docs/sigma.md): the rules that matched this event, fed after it. */
@@ -75,7 +81,7 @@ static void write_alert(struct worker *w, json_t *o)
 	size_t n = strlen(t);
 	t[n] = '\n'; /* replaces the NUL; written with its length */
 	for (size_t off = 0; off <= n;) {
-		ssize_t wr = write(w->a->alerts_fd, t + off, n + 1 - off);
+		ssize_t wr = write(w->alerts_fd, t + off, n + 1 - off);
 		if (wr < 0 && errno == EINTR)
 			continue;
 		if (wr <= 0) { /* a closed pipe, a full disk: lost, counted and reported */
@@ -94,7 +100,7 @@ static void on_corr_alert(void *ud, const struct rf_corr_alert *a)
 	json_t *o, *g;
 
 	w->alerts++;
-	if (w->a->alerts_fd < 0)
+	if (w->alerts_fd < 0)
 		return;
 	g = json_object();
 	for (size_t i = 0; g && i < a->n_group; i++)
@@ -119,7 +125,7 @@ static void on_alert(void *ud, size_t rule_index, const struct rf_rule_info *rul
 	if (rf_corr_rule_silent(w->corr, rule_index))
 		return; /* only its correlations speak for it (Sigma's generate: false) */
 	w->alerts++;
-	if (w->a->alerts_fd < 0)
+	if (w->alerts_fd < 0)
 		return;
 	o = json_pack("{s:s, s:s, s:s, s:s, s:s, s:I, s:I}", "rule", rule->id ? rule->id : "",
 		      "title", rule->title ? rule->title : "", "level", rule->level ? rule->level : "",
@@ -127,6 +133,22 @@ static void on_alert(void *ud, size_t rule_index, const struct rf_rule_info *rul
 		      rule->event ? rule->event : "", "index", (json_int_t)rule_index,
 		      "time", (json_int_t)rf_now_wall());
 	write_alert(w, o);
+}
+
+/* The event has a time field that does not parse: its correlations run on arrival time. Counted;
+ * the first of each report period is kept as the sample the supervisor's warning shows. */
+static void time_unparsed(struct worker *w)
+{
+	const uint8_t *v = NULL;
+	size_t n = 0;
+
+	if (w->time_unparsed++ != w->reported_time_unparsed)
+		return;
+	if (rf_corr_event_time_field(&w->ev, &w->time_field, &v, &n) < 0) {
+		w->time_field = "?";
+		n = 0;
+	}
+	rf_diag_quote(w->time_sample, sizeof(w->time_sample), v, n);
 }
 
 static void eval_line(struct worker *w, const uint8_t *line, size_t n)
@@ -151,8 +173,12 @@ static void eval_line(struct worker *w, const uint8_t *line, size_t n)
 		/* The event's own time when it carries one, else the wall clock at arrival. */
 		int64_t t, now = rf_now_wall() * 1000;
 		rf_corr_set_clock(w->corr, now); /* times far beyond it are dropped */
-		if (rf_corr_event_time(&w->ev, &t) < 0)
+		int tr = rf_corr_event_time(&w->ev, &t);
+		if (tr < 0) {
+			if (tr == -EINVAL)
+				time_unparsed(w);
 			t = now;
+		}
 		(void)rf_corr_event(w->corr, &w->ev, t, w->hits, w->n_hits, on_corr_alert, w);
 	}
 }
@@ -217,8 +243,14 @@ static void report_stats(struct worker *w)
 
 	if (w->events == w->reported_events && w->alerts == w->reported_alerts &&
 	    cd == w->reported_corr_dropped && w->bad == w->reported_bad &&
-	    w->alerts_lost == w->reported_lost)
+	    w->alerts_lost == w->reported_lost && w->time_unparsed == w->reported_time_unparsed)
 		return;
+	/* "time-unparsed N FIELD SAMPLE": N, the events whose time FIELD did not parse, cumulative;
+	 * SAMPLE, one such value (quoted: printable ASCII, to the end of the line) */
+	if (w->time_unparsed != w->reported_time_unparsed)
+		rf_fd_say(w->a->status_fd, "time-unparsed %llu %s %s",
+			  (unsigned long long)w->time_unparsed, w->time_field, w->time_sample);
+	w->reported_time_unparsed = w->time_unparsed;
 	/* "alerts-lost N REASON": N, the alerts the --alerts destination refused, cumulative */
 	if (w->alerts_lost != w->reported_lost)
 		rf_fd_say(w->a->status_fd, "alerts-lost %llu %s", (unsigned long long)w->alerts_lost,
@@ -274,6 +306,41 @@ static void follow_check(struct worker *w, struct reader *rd, struct stat *seen)
 	*seen = ps;
 }
 
+/* The supervisor's message on the status socket: a new --alerts file (SCM_RIGHTS) after a
+ * rotation, written to from now on; the old one is closed (the rotated file keeps what it has).
+ * Returns 1 when the supervisor is gone (the socket closed or broken: not polled again), else 0. */
+static int take_alerts_fd(struct worker *w)
+{
+	char one;
+	struct iovec iov = {.iov_base = &one, .iov_len = 1};
+	union {
+		struct cmsghdr h;
+		char buf[CMSG_SPACE(sizeof(int))];
+	} u;
+	struct msghdr mh = {.msg_iov = &iov,
+			    .msg_iovlen = 1,
+			    .msg_control = u.buf,
+			    .msg_controllen = sizeof(u.buf)};
+	ssize_t n = recvmsg(w->a->status_fd, &mh, MSG_DONTWAIT | MSG_CMSG_CLOEXEC);
+
+	if (n == 0)
+		return 1;
+	if (n < 0)
+		return errno == EAGAIN || errno == EINTR ? 0 : 1;
+	for (struct cmsghdr *c = CMSG_FIRSTHDR(&mh); c; c = CMSG_NXTHDR(&mh, c)) {
+		int fd;
+		if (c->cmsg_level != SOL_SOCKET || c->cmsg_type != SCM_RIGHTS ||
+		    c->cmsg_len != CMSG_LEN(sizeof(int)))
+			continue;
+		memcpy(&fd, CMSG_DATA(c), sizeof(int));
+		if (w->alerts_fd >= 0)
+			close(w->alerts_fd);
+		w->alerts_fd = fd;
+		rf_fd_say(w->a->status_fd, "alerts-reopened");
+	}
+	return 0;
+}
+
 static bool is_listening_socket(int fd)
 {
 	int v = 0;
@@ -299,13 +366,13 @@ static void fault_check(const char *var, const uint8_t *hash, bool whole_agent)
 
 _Noreturn void rf__agent_worker_main(const struct rf_worker_args *a)
 {
-	struct worker w = {.a = a};
+	struct worker w = {.a = a, .alerts_fd = a->alerts_fd};
 	struct rf_manifest *m = NULL;
 	struct rf_diag d = {0};
 	struct reader *src = NULL, *clients[CLIENTS_MAX] = {0};
 	uint8_t *pack = NULL, got[32];
 	size_t plen;
-	bool listening = false, src_eof = false;
+	bool listening = false, src_eof = false, supervisor_gone = false;
 	struct stat followed = {0}; /* the file last seen at events_path (follow) */
 	int r;
 
@@ -367,8 +434,8 @@ _Noreturn void rf__agent_worker_main(const struct rf_worker_args *a)
 			_exit(4);
 	}
 	for (;;) {
-		struct pollfd pf[CLIENTS_MAX + 1];
-		nfds_t n = 0;
+		struct pollfd pf[CLIENTS_MAX + 2];
+		nfds_t n = 0, si = 0;
 		int timeout = -1;
 
 		if (listening) {
@@ -385,7 +452,16 @@ _Noreturn void rf__agent_worker_main(const struct rf_worker_args *a)
 		if (w.events != w.reported_events || w.alerts != w.reported_alerts ||
 		    w.bad != w.reported_bad)
 			timeout = timeout < 0 || timeout > 1000 ? 1000 : timeout;
+		if (!supervisor_gone) { /* last: the other indices stay as they were */
+			si = n;
+			pf[n++] = (struct pollfd){.fd = a->status_fd, .events = POLLIN};
+		}
 		r = poll(pf, n, timeout);
+		if (r > 0 && !supervisor_gone && (pf[si].revents & (POLLIN | POLLHUP | POLLERR))) {
+			supervisor_gone = take_alerts_fd(&w) == 1;
+			if (--r == 0)
+				continue;
+		}
 		if (r < 0 && errno != EINTR)
 			_exit(4);
 		if (r <= 0) {
@@ -420,7 +496,7 @@ _Noreturn void rf__agent_worker_main(const struct rf_worker_args *a)
 				}
 				k++;
 			}
-		} else if (src && (pf[0].revents)) {
+		} else if (src && !src_eof && (pf[0].revents)) {
 			while (!src_eof) {
 				if (pump(&w, src))
 					src_eof = true;

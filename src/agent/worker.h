@@ -4,11 +4,17 @@
  * kills the worker, not the supervisor and its update channel (P5); the supervisor counts the
  * death as a crash of that content (P4).
  *
- * Protocol to the supervisor: text lines on status_fd. "loaded" once the engine is built,
+ * Protocol to the supervisor: text lines on status_fd, a unix stream socket. The other way, the
+ * supervisor sends one byte carrying a descriptor (SCM_RIGHTS) when --alerts FILE was rotated:
+ * the new file, which the worker writes alerts to from then on (saying "alerts-reopened"). "loaded" once the engine is built,
  * "load-failed <message>" then exit 3 if it cannot be, then "stats <events> <alerts>
  * [<correlation state dropped> [<lines dropped>]]" when the counts changed (at most once a second,
  * never while idle). The optional counts are cumulative for the worker; lines dropped are event
- * lines it could not evaluate (malformed JSON, a line or value over its limit).
+ * lines it could not evaluate (malformed JSON, a line or value over its limit). Beside them, when
+ * they changed: "alerts-lost <n> <reason>" (alerts the --alerts destination refused) and
+ * "time-unparsed <n> <field> <sample>" (events fed to correlations whose time field did not
+ * parse, so their time was the arrival time; sample: one such value, quoted to printable ASCII),
+ * both cumulative for the worker.
  */
 #ifndef RF_AGENT_WORKER_H
 #define RF_AGENT_WORKER_H

@@ -339,6 +339,7 @@ struct batch {
 	unsigned long long corr_alerts; /* correlation alerts printed */
 	unsigned long long rule_alerts; /* rule alerts printed (silent rules' matches are not) */
 	unsigned long long cur_line;
+	unsigned long long time_unparsed; /* events whose time field did not parse */
 };
 
 /* Read one line of in into *line (grown up to max + 1 bytes, never more, *cap its size),
@@ -432,6 +433,26 @@ static void on_corr_alert(void *ud, const struct rf_corr_alert *a)
 	printf("}}\n");
 }
 
+/* Event i of b has a time field that does not parse: its correlations use the last time read
+ * (docs/sigma.md "Time"). Said per line, and counted for the summary. */
+static void time_unparsed(struct batch *b, size_t i, const char *name)
+{
+	const char *field = "?";
+	const uint8_t *v = NULL;
+	size_t n = 0;
+	char where[64], q[RF_AGENT_TIME_SAMPLE_MAX + 1];
+	struct rf_diag ld = {.emit = print_diag, .userdata = where};
+
+	b->time_unparsed++;
+	if (rf_corr_event_time_field(&b->ev[i], &field, &v, &n) < 0)
+		n = 0;
+	snprintf(where, sizeof(where), "%s:%llu", name, b->lineno[i]);
+	rf_diag_report(&ld, -EINVAL,
+		       "%s \"%s\" does not parse as a time: correlations use the previous event's "
+		       "time",
+		       field, rf_diag_quote(q, sizeof(q), v, n));
+}
+
 /* Evaluate the events collected in b; returns 0 or the engine's error. */
 static int flush_batch(const struct rf_engine *e, struct rf_engine_scratch *s, struct batch *b,
 		       const char *name)
@@ -467,8 +488,11 @@ static int flush_batch(const struct rf_engine *e, struct rf_engine_scratch *s, s
 		if (!rf_corr_count(b->corr))
 			continue;
 		int64_t t;
-		if (rf_corr_event_time(&b->ev[i], &t) == 0)
+		int tr = rf_corr_event_time(&b->ev[i], &t);
+		if (tr == 0)
 			b->time_ms = t;
+		else if (tr == -EINVAL)
+			time_unparsed(b, i, name);
 		b->cur_line = b->lineno[i];
 		(void)rf_corr_event(b->corr, &b->ev[i], b->time_ms, b->hit_rule + first, h - first,
 				    on_corr_alert, b);
@@ -645,11 +669,12 @@ static int cmd_eval(int argc, char **argv)
 		fprintf(stderr,
 			"%s: %zu correlations: %llu alerts, %llu matches not counted (group-by or "
 			"value field absent), %llu groups and %llu window entries dropped at the "
-			"caps, %llu events too late and %llu in the future dropped\n",
+			"caps, %llu events too late and %llu in the future dropped, %llu events "
+			"with a time that does not parse (the previous event's time used)\n",
 			pack, rf_corr_count(b.corr), b.corr_alerts, (unsigned long long)cs.skipped,
 			(unsigned long long)cs.groups_dropped,
 			(unsigned long long)cs.entries_dropped, (unsigned long long)cs.late,
-			(unsigned long long)cs.future);
+			(unsigned long long)cs.future, b.time_unparsed);
 	}
 	rc = 0;
 out:

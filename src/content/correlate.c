@@ -1156,16 +1156,37 @@ static bool parse_time(const uint8_t *p, size_t n, int64_t *ret)
 	return true;
 }
 
+static const char *const time_names[] = {"UtcTime", "TimeCreated", "@timestamp", "timestamp"};
+
 int rf_corr_event_time(const struct rf_event *ev, int64_t *ret_ms)
 {
-	static const char *const names[] = {"UtcTime", "TimeCreated", "@timestamp", "timestamp"};
+	bool present = false;
 
-	for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++) {
+	for (size_t i = 0; i < sizeof(time_names) / sizeof(time_names[0]); i++) {
 		const uint8_t *v;
 		size_t n;
 		int64_t t;
-		if (event_field(ev, names[i], &v, &n) && parse_time(v, n, &t)) {
+		if (!event_field(ev, time_names[i], &v, &n))
+			continue;
+		present = true;
+		if (parse_time(v, n, &t)) {
 			*ret_ms = t;
+			return 0;
+		}
+	}
+	return present ? -EINVAL : -ENOENT;
+}
+
+int rf_corr_event_time_field(const struct rf_event *ev, const char **ret_name,
+			     const uint8_t **ret_v, size_t *ret_n)
+{
+	for (size_t i = 0; i < sizeof(time_names) / sizeof(time_names[0]); i++) {
+		const uint8_t *v;
+		size_t n;
+		if (event_field(ev, time_names[i], &v, &n)) {
+			*ret_name = time_names[i];
+			*ret_v = v;
+			*ret_n = n;
 			return 0;
 		}
 	}

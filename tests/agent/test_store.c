@@ -462,6 +462,8 @@ static void test_roundtrip_and_reopen(void **unused)
 	rf_store_set_counters(st, 12, 3);
 	rf_store_add_corr_dropped(st, 7); /* correlation state dropped at the caps: durable too */
 	rf_store_add_corr_dropped(st, 2);
+	rf_store_add_alerts_lost(st, 5); /* alerts --alerts refused, and unreadable event times */
+	rf_store_add_time_unparsed(st, 11);
 	assert_int_equal(rf_store_commit(st), 0);
 	rf_store_free(st);
 
@@ -481,6 +483,8 @@ static void test_roundtrip_and_reopen(void **unused)
 	assert_int_equal(ev, 12);
 	assert_int_equal(al, 3);
 	assert_int_equal(rf_store_corr_dropped(st), 9);
+	assert_int_equal(rf_store_alerts_lost(st), 5);
+	assert_int_equal(rf_store_time_unparsed(st), 11);
 	assert_int_equal(rf_store_check(st, &d), 0);
 	assert_int_equal(rf_store_commit(st), -EROFS);
 	rf_store_free(st);

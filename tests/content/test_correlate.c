@@ -833,8 +833,35 @@ static void test_event_time(void **state)
 		assert_int_equal(rf_event_parse((const uint8_t *)bad[i], strlen(bad[i]), scratch,
 						sizeof(scratch), &ev, NULL),
 				 0);
-		assert_int_equal(rf_corr_event_time(&ev, &t), -ENOENT);
+		/* present but unreadable: -EINVAL, not the -ENOENT of no time at all (the caller
+		 * counts these: their correlations ran on arrival time) */
+		assert_int_equal(rf_corr_event_time(&ev, &t), -EINVAL);
+		const char *fname = NULL;
+		const uint8_t *fv = NULL;
+		size_t fn = 0;
+		assert_int_equal(rf_corr_event_time_field(&ev, &fname, &fv, &fn), 0);
+		assert_string_equal(fname, "UtcTime");
+		assert_true(fn > 0 && memmem(bad[i], strlen(bad[i]), fv, fn) != NULL);
 	}
+	static const char *const none = "{\"event\":\"x\",\"Image\":\"a\"}";
+	assert_int_equal(
+	    rf_event_parse((const uint8_t *)none, strlen(none), scratch, sizeof(scratch), &ev, NULL),
+	    0);
+	assert_int_equal(rf_corr_event_time(&ev, &t), -ENOENT);
+	{
+		const char *fname;
+		const uint8_t *fv;
+		size_t fn;
+		assert_int_equal(rf_corr_event_time_field(&ev, &fname, &fv, &fn), -ENOENT);
+	}
+	/* one unreadable field, a later one that reads: the time is that one */
+	static const char *const mixed =
+	    "{\"event\":\"x\",\"UtcTime\":\"03/12/2026 10:00\",\"timestamp\":1721362140}";
+	assert_int_equal(rf_event_parse((const uint8_t *)mixed, strlen(mixed), scratch,
+					sizeof(scratch), &ev, NULL),
+			 0);
+	assert_int_equal(rf_corr_event_time(&ev, &t), 0);
+	assert_int_equal(t, 1721362140000);
 }
 
 /* ---- out-of-order and forged event times (docs/sigma.md "Time") ----------------------------- */
@@ -1425,6 +1452,18 @@ static void test_cli_review_cases(void **state)
 													   "bob",
 													   "2026-12-03 10:07:00") "\n",
 	    "{\"line\":5,\"correlation\":\"corr-range\"", "\"alice\"");
+	/* case 3: times that do not parse are said per line and counted, not taken silently */
+	eval_case(dir,
+		  PC_EV("evil.exe", "bob", "2026-12-03 10:00:00") "\n" PC_EV(
+		      "evil.exe", "bob", "03/12/2026 10:00") "\n" PC_EV("evil.exe", "carol",
+									 "03/12/2026 \\u0001") "\n",
+		  NULL, NULL);
+	snprintf(f, sizeof(f), "%s/eval.err", dir);
+	assert_true(file_has(f, "ev.jsonl:2: UtcTime \"03/12/2026 10:00\" does not parse as a "
+				"time: correlations use the previous event's time"));
+	assert_true(file_has(f, "ev.jsonl:3: UtcTime \"03/12/2026 \\x01\" does not parse"));
+	assert_false(file_contains(f, "ev.jsonl:1:", false));
+	assert_true(file_has(f, ", 2 events with a time that does not parse"));
 	sh("rm -rf '%s'", dir);
 }
 

@@ -1,0 +1,167 @@
+#!/bin/bash
+# The agent's alerts and their counters, against the real ringfenced and the real CLI:
+#   times      an event whose time field does not parse ("03/12/2026 10:00") is not taken
+#              silently: the worker counts it (only when the pack has correlations: without
+#              any, times are never read) and the log says so at most once a minute, with the
+#              field and a sample value.
+#   status     `ringfence-agent status` (text and --json) shows those times and the alerts the
+#              --alerts destination refused, kept in the store across a restart.
+#   rotation   a rotated --alerts FILE (renamed, a new one created; or renamed, then SIGHUP) is
+#              reopened: new alerts go to the file at the path, the old file keeps the old ones,
+#              none is lost, and the worker is not restarted.
+# Everything runs on 127.0.0.1 (a free port); every wait is bounded; the script stops what it
+# started. Usage: agent-alerts.sh RINGFENCE_AGENT RINGFENCED RINGFENCE
+set -u
+AGENT=$1 SERVERBIN=$2 CLI=$3
+SRC=${RF_SOURCE_ROOT:-$(cd "$(dirname "$0")/../.." && pwd)}
+command -v python3 >/dev/null || { echo "SKIP: python3 is needed to read JSON"; exit 77; }
+fail() {
+	echo "FAIL: $*"
+	rf_agent_log_tail 40
+	exit 1
+}
+. "$SRC/tests/lib/e2e.sh" # rf_e2e_init, rf_start_server, rf_compile, rf_start_agent, rf_q...
+rf_e2e_init agent-alerts
+
+# wait_lines FILE N SECONDS: FILE has at least N lines (the agent must stay up meanwhile)
+wait_lines() {
+	local i
+	for i in $(seq $(($3 * 10))); do
+		[ "$(grep -c . "$1" 2>/dev/null || true)" -ge "$2" ] 2>/dev/null && return 0
+		rf_alive "$2 lines in $1"
+		sleep 0.1
+	done
+	return 1
+}
+# ev USER TIME: a certutil process_creation event of USER at TIME (the UtcTime field)
+ev() {
+	printf '{"event":"process_creation","Image":"C:\\\\Windows\\\\System32\\\\certutil.exe",'
+	printf '"User":"%s","UtcTime":"%s"}\n' "$1" "$2"
+}
+
+cat >"$W/certutil.yml" <<'YML'
+title: certutil
+id: 7c0c1a52-0000-4000-8000-0000000000c1
+name: certutil_rule
+author: ringfence tests
+level: medium
+logsource:
+  category: process_creation
+  product: windows
+detection:
+  selection:
+    Image|endswith: '\certutil.exe'
+  condition: selection
+YML
+cat >"$W/corr.yml" <<'YML'
+title: certutil twice
+id: corr-certutil-twice
+correlation:
+  type: event_count
+  rules: [certutil_rule]
+  group-by: [User]
+  timespan: 1m
+  condition:
+    gte: 2
+generate: true
+YML
+rf_compile a 1 "$W/certutil.yml"
+rf_compile b 2 "$W/certutil.yml" "$W/corr.yml"
+HB=$(sha "$W/b.rfp")
+"$CLI" repo init "$W/repo" >/dev/null || fail "repo init"
+rf_start_server
+rf_tenant
+
+# ---- times: a pack without correlations never reads them ----------------------------------
+rf_publish packs/a.rfp "$W/a.rfp" rel-a
+: >"$W/events.jsonl"
+RF_AGENT_ARGS="--alerts $W/alerts.jsonl" rf_start_agent alerts-dev-1
+rf_wait_for "s['current'] is not None" 90 || fail "pack A never ran"
+{ ev bob "03/12/2026 10:00"; ev bob "03/12/2026 10:01"; } >>"$W/events.jsonl"
+wait_lines "$W/alerts.jsonl" 2 60 || fail "no alerts from pack A"
+sleep 1.5 # a stats report (at most once a second) would have said it
+grep -q "time that does not parse" "$W/agent.log" &&
+	fail "a pack without correlations read the events' times"
+ok "times: a pack without correlations does not read them"
+
+# ---- times: with correlations, unparsable times are counted and warned about once ----------
+rf_publish packs/b.rfp "$W/b.rfp" rel-b
+rf_wait_for "s['current'] is not None and s['current']['sha256'] == '$HB'" 90 ||
+	fail "pack B never ran"
+for i in $(seq 300); do [ "$(grep -c "worker .*: loaded" "$W/agent.log")" -ge 2 ] && break; sleep 0.1; done
+n0=$(grep -c . "$W/alerts.jsonl")
+{ ev bob "03/12/2026 10:00"; ev carol "2026-12-03 10:00:00"; ev bob '03/12/2026 \u0001'; } >>"$W/events.jsonl"
+for i in $(seq 300); do grep -q "time that does not parse" "$W/agent.log" && break; rf_alive "the warning"; sleep 0.1; done
+grep -q 'have a time that does not parse (e.g. UtcTime "03/12/2026 10:00"): their correlations used the arrival time instead' \
+	"$W/agent.log" || fail "no warning naming the field and a sample: $(grep 'does not parse' "$W/agent.log")"
+wait_lines "$W/alerts.jsonl" $((n0 + 3)) 60 || fail "pack B's alerts missing"
+ev dave "yesterday" >>"$W/events.jsonl"
+wait_lines "$W/alerts.jsonl" $((n0 + 4)) 60 || fail "pack B's alerts missing"
+sleep 1.5
+[ "$(grep -c "time that does not parse" "$W/agent.log")" = 1 ] ||
+	fail "warned more than once a minute: $(grep -c "time that does not parse" "$W/agent.log")"
+ok "times: unparsable times counted and warned about once a minute with the field and a sample"
+rf_stop_agent
+[ "$(rf_q "s['time_unparsed']")" = 3 ] ||
+	fail "status --json time_unparsed is '$(rf_q "s['time_unparsed']")', want 3"
+"$AGENT" status --store "$W/store" | grep -q "^event times unparsed: 3 " ||
+	fail "status text: $("$AGENT" status --store "$W/store" | grep -i unparsed)"
+ok "status: the unparsable times counted, kept in the store after the agent stopped"
+
+# ---- status: alerts the --alerts destination refused -----------------------------------------
+# /dev/full refuses every write (ENOSPC), as a full disk would: the log said how many, status
+# did not. Two alerts of two users (no correlation fires), both lost.
+{ ev ann "2026-12-03 10:00:00"; ev ben "2026-12-03 10:00:01"; } >"$W/events.jsonl"
+RF_AGENT_ARGS="--alerts /dev/full" rf_start_agent alerts-dev-1
+for i in $(seq 600); do
+	grep -q "alerts could not be written to --alerts" "$W/agent.log" && break
+	rf_alive "the lost alerts' warning"
+	sleep 0.1
+done
+rf_wait_for "s['alerts_lost'] >= 1" 30 || fail "status --json: no alerts_lost while the agent runs"
+sleep 1.5 # both reported (the worker reports at most once a second)
+rf_stop_agent
+[ "$(rf_q "s['alerts_lost']")" = 2 ] ||
+	fail "status --json alerts_lost is '$(rf_q "s['alerts_lost']")', want 2"
+"$AGENT" status --store "$W/store" | grep -q "^alerts lost: 2 " ||
+	fail "status text: $("$AGENT" status --store "$W/store" | grep -i lost)"
+[ "$(rf_q "s['time_unparsed']")" = 3 ] || fail "time_unparsed changed across a restart"
+ok "status: alerts --alerts refused counted (text and JSON), kept after the agent stopped"
+
+# ---- rotation: a rotated --alerts FILE is followed ----------------------------------------
+# logrotate's default renames FILE and creates a new one: the agent wrote into the renamed file
+# for ever. Now it looks once a second (and at SIGHUP), reopens the path and passes the new file
+# to the worker, which is not restarted (not a crash; its correlation state kept).
+rm -f "$W/alerts.jsonl"*
+{ ev u1 "2026-12-03 10:00:00"; ev u2 "2026-12-03 10:00:01"; } >"$W/events.jsonl"
+RF_AGENT_ARGS="--alerts $W/alerts.jsonl" rf_start_agent alerts-dev-1
+wait_lines "$W/alerts.jsonl" 2 60 || fail "no alerts before the rotation"
+loads=$(grep -c "worker .*: loaded" "$W/agent.log")
+mv "$W/alerts.jsonl" "$W/alerts.jsonl.1"
+: >"$W/alerts.jsonl" # logrotate's create
+for i in $(seq 100); do grep -q "writing alerts to the new --alerts" "$W/agent.log" && break; sleep 0.1; done
+grep -q "writing alerts to the new --alerts" "$W/agent.log" || fail "the rotation was not followed"
+{ ev u3 "2026-12-03 10:00:02"; ev u4 "2026-12-03 10:00:03"; } >>"$W/events.jsonl"
+wait_lines "$W/alerts.jsonl" 2 60 || fail "the new file at the path got no alerts"
+sleep 1
+[ "$(grep -c . "$W/alerts.jsonl.1")" = 2 ] || fail "the rotated file: $(grep -c . "$W/alerts.jsonl.1") alerts, want its 2"
+[ "$(grep -c . "$W/alerts.jsonl")" = 2 ] || fail "the new file: $(grep -c . "$W/alerts.jsonl") alerts, want 2"
+# renamed with nothing created, then SIGHUP (logrotate's postrotate): the agent makes the file
+mv "$W/alerts.jsonl" "$W/alerts.jsonl.2"
+kill -HUP "$APID"
+for i in $(seq 100); do [ "$(grep -c "writing alerts to the new --alerts" "$W/agent.log")" -ge 2 ] && break; sleep 0.1; done
+[ "$(grep -c "writing alerts to the new --alerts" "$W/agent.log")" = 2 ] ||
+	fail "the second rotation (rename, SIGHUP) was not followed"
+ev u5 "2026-12-03 10:00:04" >>"$W/events.jsonl"
+wait_lines "$W/alerts.jsonl" 1 60 || fail "no alert in the file the agent made after the rename"
+sleep 1
+rf_alive "after SIGHUP"
+[ "$(grep -c . "$W/alerts.jsonl.2")" = 2 ] && [ "$(grep -c . "$W/alerts.jsonl")" = 1 ] &&
+	[ "$(grep -c . "$W/alerts.jsonl.1")" = 2 ] || fail "alerts across the rotations: $(wc -l "$W"/alerts.jsonl*)"
+[ "$(stat -c %a "$W/alerts.jsonl")" = 600 ] || fail "the file the agent made is not 0600"
+[ "$(grep -c "worker .*: loaded" "$W/agent.log")" = "$loads" ] || fail "the worker was restarted"
+[ "$(rf_q "s['crashes']")" = 0 ] || fail "a rotation counted as a crash"
+ok "rotation: alerts go to the new file at the path (rename + create, or rename + SIGHUP); the old files keep theirs; none lost; the worker not restarted"
+rf_stop_agent
+
+echo "PASS"
