@@ -242,6 +242,14 @@ static bool run_rule(struct rf_engine_scratch *s, const uint64_t *bits, uint32_t
 				goto violation;
 			stack ^= 1;
 			break;
+		case RF_X_REQ: /* a top-level conjunct: false ends the rule */
+			if (depth < 1)
+				goto violation;
+			if (!(stack & 1))
+				return false;
+			stack >>= 1;
+			depth--;
+			break;
 		case RF_I_AND:
 		case RF_I_OR:
 			if (depth < 2)
@@ -383,6 +391,7 @@ static int run_rule3(struct rf_engine_scratch *s, const uint64_t *bits, size_t b
 	const struct rf_pack *pk = e->pk;
 	uint64_t val = 0, kn = 0; /* value and known bits, top of stack in bit 0 */
 	uint32_t depth = 0, off = e->xoff[ri], len = e->xlen[ri];
+	bool undecided = false; /* a conjunct popped by REQ was unknown */
 
 	if (off > e->n_xcode || len > e->n_xcode - off)
 		goto violation;
@@ -442,6 +451,16 @@ static int run_rule3(struct rf_engine_scratch *s, const uint64_t *bits, size_t b
 				goto violation;
 			val ^= kn & 1;
 			break;
+		case RF_X_REQ: /* a top-level conjunct: known false ends the rule, unknown leaves
+				* it undecided unless a later one is known false */
+			if (depth < 1)
+				goto violation;
+			if ((kn & 1) && !(val & 1))
+				return 0;
+			undecided |= !(kn & 1);
+			val >>= 1, kn >>= 1;
+			depth--;
+			break;
 		case RF_I_AND:
 		case RF_I_OR:
 			if (depth < 2)
@@ -464,7 +483,9 @@ static int run_rule3(struct rf_engine_scratch *s, const uint64_t *bits, size_t b
 	}
 	if (depth != 1)
 		goto violation;
-	return (kn & 1) ? (int)(val & 1) : 2;
+	if ((kn & 1) && !(val & 1))
+		return 0;
+	return (kn & 1) && !undecided ? 1 : 2;
 violation:
 	s->st.violations++;
 	return 0;

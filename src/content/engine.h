@@ -79,12 +79,15 @@ struct pfield_rt {
  * e->xlists. OR and AND are commutative and idempotent, so a list is the set of its atoms,
  * grouped by the 64-bit word of the event's bit set they live in: ANY is "some group's word
  * meets its mask", ALL "every group's word holds its whole mask", each decided at the first group
- * that settles it. The pack's programs stay what the prefilter and the lazy databases are
- * computed from.
+ * that settles it. A program whose top level is a conjunction c1 AND c2 AND ... ck runs as
+ * c1 REQ c2 REQ ... ck (engine_build.c `split_conjuncts`): a rule that runs is almost always
+ * false, and the first false conjunct ends it. The pack's programs stay what the prefilter and the lazy
+ * databases are computed from.
  */
 enum {
 	RF_X_ANY = 0x40, /* push: some atom of list arg is true */
 	RF_X_ALL = 0x41, /* push: every atom of list arg is true */
+	RF_X_REQ = 0x42, /* pop: if false, the rule is false (stop); a top-level conjunct */
 };
 
 struct xgroup {
