@@ -368,8 +368,10 @@ static bool unknown(const struct rf_engine *e, const struct rf_engine_scratch *s
 		    uint32_t a)
 {
 	const struct rf_pack *pk = e->pk;
-	uint32_t c = e->acls[a], f = pk->atoms[a].field, fb = e->factor[a];
 
+	if (a >= pk->n_atoms || !e->mayunk[a])
+		return false;
+	uint32_t c = e->acls[a], f = pk->atoms[a].field, fb = e->factor[a];
 	if (c == RF_DB_DIRECT)
 		return e->didx[a] < e->n_directs && s->direct_stamp[e->didx[a]] != s->rstamp &&
 		       f < pk->n_fields && s->field_stamp[b * (pk->n_fields + 1) + f] == s->stamp;
@@ -715,12 +717,13 @@ static int finish_event(const struct rf_engine *e, size_t b, struct rf_engine_sc
 	 * atoms; only the rest scan the databases they read, then run as usual. */
 	for (uint32_t k = 0; k < s->n_cand + et->always_len; k++) {
 		uint32_t r = k < s->n_cand ? s->cand[k] : e->always[et->always_off + k - s->n_cand];
-		int res = e->lazy_len[r] || e->dir_len[r] ? run_rule3(s, bits, b, r) : 2;
-		if (res == 2 && e->dir_len[r]) {
+		uint8_t needs = e->rneeds[r];
+		int res = needs ? run_rule3(s, bits, b, r) : 2;
+		if (res == 2 && (needs & RF_NEEDS_DIRECT)) {
 			/* The short literals first: a search costs far less than a database scan,
 			 * and they often decide the rule. */
 			direct_eval(e, b, s, r);
-			res = e->lazy_len[r] ? run_rule3(s, bits, b, r) : run_rule(s, bits, r);
+			res = needs & RF_NEEDS_LAZY ? run_rule3(s, bits, b, r) : run_rule(s, bits, r);
 		}
 		if (res == 2) {
 			if (lazy_scan(e, b, s, r) < 0)

@@ -59,6 +59,8 @@ void rf_engine_free(struct rf_engine *e)
 	free(e->dir_off);
 	free(e->dir_len);
 	free(e->dir_list);
+	free(e->rneeds);
+	free(e->mayunk);
 	free(e->xcode);
 	free(e->xoff);
 	free(e->xlen);
@@ -1025,7 +1027,9 @@ static int build(struct rf_engine *e, const struct rf_manifest *m, struct rf_dia
 	e->dir_len = calloc(pk->n_rules + 1, sizeof(*e->dir_len));
 	e->dir_list = malloc(((size_t)pk->n_code + 1) * sizeof(*e->dir_list));
 	dseen = calloc((size_t)e->n_directs + 1, sizeof(*dseen));
-	if (!e->dir_off || !e->dir_len || !e->dir_list || !dseen) {
+	e->rneeds = calloc(pk->n_rules + 1, sizeof(*e->rneeds));
+	e->mayunk = calloc(pk->n_atoms + 1, sizeof(*e->mayunk));
+	if (!e->dir_off || !e->dir_len || !e->dir_list || !dseen || !e->rneeds || !e->mayunk) {
 		r = -ENOMEM;
 		goto out;
 	}
@@ -1054,6 +1058,12 @@ static int build(struct rf_engine *e, const struct rf_manifest *m, struct rf_dia
 		}
 		e->lazy_len[i] = nl - e->lazy_off[i];
 		e->dir_len[i] = nd - e->dir_off[i];
+		e->rneeds[i] = (uint8_t)((e->lazy_len[i] ? RF_NEEDS_LAZY : 0) |
+					 (e->dir_len[i] ? RF_NEEDS_DIRECT : 0));
+	}
+	for (uint32_t a = 0; a < pk->n_atoms; a++) {
+		uint32_t c = e->acls[a], f = pk->atoms[a].field;
+		e->mayunk[a] = c == RF_DB_DIRECT || (c < RF_NDB && f < pk->n_fields && e->pf[f].lazy[c]);
 	}
 	r = build_programs(e);
 out:
