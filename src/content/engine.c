@@ -207,7 +207,7 @@ static bool run_rule(struct rf_engine_scratch *s, const uint64_t *bits, uint32_t
 	const struct rf_engine *e = s->e;
 	const struct rf_pack *pk = e->pk;
 	uint64_t stack = 0;
-	uint32_t depth = 0, off = e->xoff[ri], len = e->xlen[ri];
+	uint32_t depth = 0, off = e->xr[ri].off, len = e->xr[ri].len;
 	int x;
 
 	if (off > e->n_xcode || len > e->n_xcode - off)
@@ -392,7 +392,7 @@ static int run_rule3(struct rf_engine_scratch *s, const uint64_t *bits, size_t b
 	const struct rf_engine *e = s->e;
 	const struct rf_pack *pk = e->pk;
 	uint64_t val = 0, kn = 0; /* value and known bits, top of stack in bit 0 */
-	uint32_t depth = 0, off = e->xoff[ri], len = e->xlen[ri];
+	uint32_t depth = 0, off = e->xr[ri].off, len = e->xr[ri].len;
 	bool undecided = false; /* a conjunct popped by REQ was unknown */
 
 	if (off > e->n_xcode || len > e->n_xcode - off)
@@ -705,7 +705,7 @@ static int finish_event(const struct rf_engine *e, size_t b, struct rf_engine_sc
 				}
 				for (uint32_t k = e->trig_off[a]; k < e->trig_off[a + 1]; k++) {
 					uint32_t r = e->trig_rules[k];
-					if (s->rule_stamp[r] != s->rstamp && e->rule_ev[r] == v) {
+					if (s->rule_stamp[r] != s->rstamp && e->xr[r].ev == v) {
 						s->rule_stamp[r] = s->rstamp;
 						s->cand[s->n_cand++] = r;
 					}
@@ -717,7 +717,7 @@ static int finish_event(const struct rf_engine *e, size_t b, struct rf_engine_sc
 	 * atoms; only the rest scan the databases they read, then run as usual. */
 	for (uint32_t k = 0; k < s->n_cand + et->always_len; k++) {
 		uint32_t r = k < s->n_cand ? s->cand[k] : e->always[et->always_off + k - s->n_cand];
-		uint8_t needs = e->rneeds[r];
+		uint8_t needs = e->xr[r].needs;
 		int res = needs ? run_rule3(s, bits, b, r) : 2;
 		if (res == 2 && (needs & RF_NEEDS_DIRECT)) {
 			/* The short literals first: a search costs far less than a database scan,

@@ -92,6 +92,12 @@ enum {
 
 enum { RF_NEEDS_LAZY = 1, RF_NEEDS_DIRECT = 2 };
 
+struct xrule {
+	uint32_t off, len; /* its run-time program in e->xcode */
+	uint32_t ev;	   /* = rule_ev */
+	uint8_t needs;	   /* RF_NEEDS_LAZY if lazy_len, RF_NEEDS_DIRECT if dir_len */
+};
+
 struct xgroup {
 	uint32_t word; /* < e->n_bits / 64 + 1 (the scratch's words per event) */
 	uint64_t mask;
@@ -146,11 +152,12 @@ struct rf_engine {
 	uint32_t *didx;		       /* per atom: its index in directs, or UINT32_MAX */
 	uint32_t *dir_off, *dir_len;   /* per rule: the RF_DB_DIRECT atoms it reads, */
 	uint32_t *dir_list;	       /* as indexes in directs */
-	uint32_t *xcode, *xoff, *xlen; /* run-time programs, per rule offset and length */
-	/* Dense copies of what phase 3 asks of every rule and atom (one byte each instead of loads
-	 * from the per-rule and per-atom arrays: cachegrind on the SigmaHQ bench counted those
-	 * among the evaluation's largest sources of L1 misses): */
-	uint8_t *rneeds;  /* per rule: RF_NEEDS_LAZY if lazy_len, RF_NEEDS_DIRECT if dir_len */
+	uint32_t *xcode;	       /* run-time programs */
+	/* What phase 3 asks of every candidate rule, in one record (one cache line instead of four
+	 * per-rule arrays), and of every atom in three-valued evaluation, in one byte: cachegrind on
+	 * the SigmaHQ bench counted those loads among the evaluation's largest sources of L1
+	 * misses. */
+	struct xrule *xr; /* per rule */
 	uint8_t *mayunk;  /* per atom: 1 if it may be unknown in three-valued evaluation (its
 			   * class is RF_DB_DIRECT or a lazy database); unknown() is false if 0 */
 	struct xlist *xlists;

@@ -59,11 +59,9 @@ void rf_engine_free(struct rf_engine *e)
 	free(e->dir_off);
 	free(e->dir_len);
 	free(e->dir_list);
-	free(e->rneeds);
+	free(e->xr);
 	free(e->mayunk);
 	free(e->xcode);
-	free(e->xoff);
-	free(e->xlen);
 	free(e->xlists);
 	free(e->xgroups);
 	free(e->xatoms);
@@ -726,22 +724,20 @@ static int build_programs(struct rf_engine *e)
 	uint32_t *tmp = malloc(((size_t)maxlen * 4 + 4) * sizeof(*tmp));
 	struct conj *cj = malloc(((size_t)maxlen + 1) * sizeof(*cj));
 	e->xcode = malloc(nc * sizeof(*e->xcode));
-	e->xoff = calloc((size_t)pk->n_rules + 1, sizeof(*e->xoff));
-	e->xlen = calloc((size_t)pk->n_rules + 1, sizeof(*e->xlen));
 	e->xlists = malloc((nc / 2 + 1) * sizeof(*e->xlists));
 	e->xgroups = malloc(nc * sizeof(*e->xgroups));
 	e->xatoms = malloc(nc * sizeof(*e->xatoms));
-	if (!tmp || !cj || !e->xcode || !e->xoff || !e->xlen || !e->xlists || !e->xgroups ||
+	if (!tmp || !cj || !e->xcode || !e->xlists || !e->xgroups ||
 	    !e->xatoms)
 		goto out;
 	for (uint32_t i = 0; i < pk->n_rules; i++) {
 		const struct rf_prule *r = &pk->rules[i];
 		if (r->code_off > pk->n_code || r->code_len > pk->n_code - r->code_off) {
-			e->xoff[i] = 0, e->xlen[i] = UINT32_MAX; /* the interpreter refuses it */
+			e->xr[i].off = 0, e->xr[i].len = UINT32_MAX; /* the interpreter refuses it */
 			continue;
 		}
 		const uint32_t *code = pk->code + r->code_off;
-		e->xoff[i] = nx;
+		e->xr[i].off = nx;
 		for (uint32_t k = 0; k < r->code_len; k++) {
 			uint32_t in = code[k], op = 0, j = k + 1;
 			if (RF_INSN_OP(in) == RF_I_ATOM && RF_INSN_ARG(in) < pk->n_atoms &&
@@ -785,8 +781,8 @@ static int build_programs(struct rf_engine *e)
 			nl++;
 			k = j - 1;
 		}
-		e->xlen[i] = nx - e->xoff[i];
-		split_conjuncts(e->xcode + e->xoff[i], e->xlen[i], tmp, cj);
+		e->xr[i].len = nx - e->xr[i].off;
+		split_conjuncts(e->xcode + e->xr[i].off, e->xr[i].len, tmp, cj);
 	}
 	e->n_xcode = nx;
 	e->n_xlists = nl;
@@ -1027,9 +1023,9 @@ static int build(struct rf_engine *e, const struct rf_manifest *m, struct rf_dia
 	e->dir_len = calloc(pk->n_rules + 1, sizeof(*e->dir_len));
 	e->dir_list = malloc(((size_t)pk->n_code + 1) * sizeof(*e->dir_list));
 	dseen = calloc((size_t)e->n_directs + 1, sizeof(*dseen));
-	e->rneeds = calloc(pk->n_rules + 1, sizeof(*e->rneeds));
+	e->xr = calloc(pk->n_rules + 1, sizeof(*e->xr));
 	e->mayunk = calloc(pk->n_atoms + 1, sizeof(*e->mayunk));
-	if (!e->dir_off || !e->dir_len || !e->dir_list || !dseen || !e->rneeds || !e->mayunk) {
+	if (!e->dir_off || !e->dir_len || !e->dir_list || !dseen || !e->xr || !e->mayunk) {
 		r = -ENOMEM;
 		goto out;
 	}
@@ -1058,8 +1054,9 @@ static int build(struct rf_engine *e, const struct rf_manifest *m, struct rf_dia
 		}
 		e->lazy_len[i] = nl - e->lazy_off[i];
 		e->dir_len[i] = nd - e->dir_off[i];
-		e->rneeds[i] = (uint8_t)((e->lazy_len[i] ? RF_NEEDS_LAZY : 0) |
-					 (e->dir_len[i] ? RF_NEEDS_DIRECT : 0));
+		e->xr[i].ev = e->rule_ev[i];
+		e->xr[i].needs = (uint8_t)((e->lazy_len[i] ? RF_NEEDS_LAZY : 0) |
+					   (e->dir_len[i] ? RF_NEEDS_DIRECT : 0));
 	}
 	for (uint32_t a = 0; a < pk->n_atoms; a++) {
 		uint32_t c = e->acls[a], f = pk->atoms[a].field;

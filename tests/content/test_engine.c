@@ -1048,9 +1048,9 @@ static void test_conjunct_order(void **state)
 
 	if (rf_engine_load(p, len, m11, &e, &d) < 0)
 		fail_msg("load: %s", d.first);
-	assert_int_equal(e->xlen[0], 6);
+	assert_int_equal(e->xr[0].len, 6);
 	for (int k = 0; k < 6; k++)
-		assert_int_equal(RF_INSN_OP(e->xcode[e->xoff[0] + k]), ops[k]);
+		assert_int_equal(RF_INSN_OP(e->xcode[e->xr[0].off + k]), ops[k]);
 	for (int m = 0; m < 8; m++) {
 		char ev[256];
 		snprintf(ev, sizeof(ev),
@@ -1106,8 +1106,8 @@ static void test_runtime_violation(void **state)
 	assert_int_equal(
 	    rf_event_parse((const uint8_t *)js, strlen(js), scratch, sizeof(scratch), &ev, &d), 0);
 	assert_int_equal(rf_engine_eval(e, &ev, s, NULL, NULL, NULL), 1);
-	assert_int_equal(e->xlen[0], 3); /* ATOM, REQ, ANY */
-	uint32_t *xc = e->xcode + e->xoff[0];
+	assert_int_equal(e->xr[0].len, 3); /* ATOM, REQ, ANY */
+	uint32_t *xc = e->xcode + e->xr[0].off;
 	assert_int_equal(RF_INSN_OP(xc[1]), RF_X_REQ);
 	assert_int_equal(RF_INSN_OP(xc[2]), RF_X_ANY);
 	uint32_t saved = xc[0], saved_list = xc[2];
@@ -1123,11 +1123,11 @@ static void test_runtime_violation(void **state)
 	e->xgroups[0].word = 1u << 30; /* past the event's bit set */
 	assert_int_equal(rf_engine_eval(e, &ev, s, NULL, NULL, NULL), 0);
 	e->xgroups[0].word = word;
-	e->xlen[0] = 1000;
+	e->xr[0].len = 1000;
 	assert_int_equal(rf_engine_eval(e, &ev, s, NULL, NULL, NULL), 0);
 	rf_engine_scratch_stats(s, &st);
 	assert_int_equal(st.violations, 5);
-	e->xlen[0] = 3;
+	e->xr[0].len = 3;
 	assert_int_equal(rf_engine_eval(e, &ev, s, NULL, NULL, NULL), 1);
 	rf_engine_scratch_free(s);
 	rf_engine_free(e);
