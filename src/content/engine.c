@@ -723,7 +723,8 @@ static int finish_event(const struct rf_engine *e, size_t b, struct rf_engine_sc
 			/* The short literals first: a search costs far less than a database scan,
 			 * and they often decide the rule. */
 			direct_eval(e, b, s, r);
-			res = needs & RF_NEEDS_LAZY ? run_rule3(s, bits, b, r) : run_rule(s, bits, r);
+			res =
+			    needs & RF_NEEDS_LAZY ? run_rule3(s, bits, b, r) : run_rule(s, bits, r);
 		}
 		if (res == 2) {
 			if (lazy_scan(e, b, s, r) < 0)

@@ -81,8 +81,8 @@ struct pfield_rt {
  * meets its mask", ALL "every group's word holds its whole mask", each decided at the first group
  * that settles it. A program whose top level is a conjunction c1 AND c2 AND ... ck runs as
  * c1 REQ c2 REQ ... ck (engine_build.c `split_conjuncts`): a rule that runs is almost always
- * false, and the first false conjunct ends it. The pack's programs stay what the prefilter and the lazy
- * databases are computed from.
+ * false, and the first false conjunct ends it. The pack's programs stay what the prefilter and the
+ * lazy databases are computed from.
  */
 enum {
 	RF_X_ANY = 0x40, /* push: some atom of list arg is true */
@@ -149,13 +149,13 @@ struct rf_engine {
 	uint32_t *lazy_fields;	       /* field * RF_NDB + database class */
 	struct direct *directs;	       /* RF_DB_DIRECT atoms */
 	uint32_t n_directs;
-	uint32_t *didx;		       /* per atom: its index in directs, or UINT32_MAX */
-	uint32_t *dir_off, *dir_len;   /* per rule: the RF_DB_DIRECT atoms it reads, */
-	uint32_t *dir_list;	       /* as indexes in directs */
-	uint32_t *xcode;	       /* run-time programs */
+	uint32_t *didx;		     /* per atom: its index in directs, or UINT32_MAX */
+	uint32_t *dir_off, *dir_len; /* per rule: the RF_DB_DIRECT atoms it reads, */
+	uint32_t *dir_list;	     /* as indexes in directs */
+	uint32_t *xcode;	     /* run-time programs */
 	/* What phase 3 asks of every candidate rule, in one record (one cache line instead of four
-	 * per-rule arrays), and of every atom in three-valued evaluation, in one byte: cachegrind on
-	 * the SigmaHQ bench counted those loads among the evaluation's largest sources of L1
+	 * per-rule arrays), and of every atom in three-valued evaluation, in one byte: cachegrind
+	 * on the SigmaHQ bench counted those loads among the evaluation's largest sources of L1
 	 * misses. */
 	struct xrule *xr; /* per rule */
 	uint8_t *mayunk;  /* per atom: 1 if it may be unknown in three-valued evaluation (its

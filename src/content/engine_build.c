@@ -727,13 +727,13 @@ static int build_programs(struct rf_engine *e)
 	e->xlists = malloc((nc / 2 + 1) * sizeof(*e->xlists));
 	e->xgroups = malloc(nc * sizeof(*e->xgroups));
 	e->xatoms = malloc(nc * sizeof(*e->xatoms));
-	if (!tmp || !cj || !e->xcode || !e->xlists || !e->xgroups ||
-	    !e->xatoms)
+	if (!tmp || !cj || !e->xcode || !e->xlists || !e->xgroups || !e->xatoms)
 		goto out;
 	for (uint32_t i = 0; i < pk->n_rules; i++) {
 		const struct rf_prule *r = &pk->rules[i];
 		if (r->code_off > pk->n_code || r->code_len > pk->n_code - r->code_off) {
-			e->xr[i].off = 0, e->xr[i].len = UINT32_MAX; /* the interpreter refuses it */
+			e->xr[i].off = 0;
+			e->xr[i].len = UINT32_MAX; /* the interpreter refuses it */
 			continue;
 		}
 		const uint32_t *code = pk->code + r->code_off;
@@ -1060,7 +1060,8 @@ static int build(struct rf_engine *e, const struct rf_manifest *m, struct rf_dia
 	}
 	for (uint32_t a = 0; a < pk->n_atoms; a++) {
 		uint32_t c = e->acls[a], f = pk->atoms[a].field;
-		e->mayunk[a] = c == RF_DB_DIRECT || (c < RF_NDB && f < pk->n_fields && e->pf[f].lazy[c]);
+		e->mayunk[a] =
+		    c == RF_DB_DIRECT || (c < RF_NDB && f < pk->n_fields && e->pf[f].lazy[c]);
 	}
 	r = build_programs(e);
 out:
