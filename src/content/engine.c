@@ -207,7 +207,7 @@ static bool run_rule(struct rf_engine_scratch *s, const uint64_t *bits, uint32_t
 	const struct rf_engine *e = s->e;
 	const struct rf_pack *pk = e->pk;
 	uint64_t stack = 0;
-	uint32_t depth = 0, off = e->xoff[ri], len = e->xlen[ri];
+	uint32_t depth = 0, off = e->xr[ri].off, len = e->xr[ri].len;
 	int x;
 
 	if (off > e->n_xcode || len > e->n_xcode - off)
@@ -241,6 +241,14 @@ static bool run_rule(struct rf_engine_scratch *s, const uint64_t *bits, uint32_t
 			if (depth < 1)
 				goto violation;
 			stack ^= 1;
+			break;
+		case RF_X_REQ: /* a top-level conjunct: false ends the rule */
+			if (depth < 1)
+				goto violation;
+			if (!(stack & 1))
+				return false;
+			stack >>= 1;
+			depth--;
 			break;
 		case RF_I_AND:
 		case RF_I_OR:
@@ -360,8 +368,10 @@ static bool unknown(const struct rf_engine *e, const struct rf_engine_scratch *s
 		    uint32_t a)
 {
 	const struct rf_pack *pk = e->pk;
-	uint32_t c = e->acls[a], f = pk->atoms[a].field, fb = e->factor[a];
 
+	if (a >= pk->n_atoms || !e->mayunk[a])
+		return false;
+	uint32_t c = e->acls[a], f = pk->atoms[a].field, fb = e->factor[a];
 	if (c == RF_DB_DIRECT)
 		return e->didx[a] < e->n_directs && s->direct_stamp[e->didx[a]] != s->rstamp &&
 		       f < pk->n_fields && s->field_stamp[b * (pk->n_fields + 1) + f] == s->stamp;
@@ -382,7 +392,8 @@ static int run_rule3(struct rf_engine_scratch *s, const uint64_t *bits, size_t b
 	const struct rf_engine *e = s->e;
 	const struct rf_pack *pk = e->pk;
 	uint64_t val = 0, kn = 0; /* value and known bits, top of stack in bit 0 */
-	uint32_t depth = 0, off = e->xoff[ri], len = e->xlen[ri];
+	uint32_t depth = 0, off = e->xr[ri].off, len = e->xr[ri].len;
+	bool undecided = false; /* a conjunct popped by REQ was unknown */
 
 	if (off > e->n_xcode || len > e->n_xcode - off)
 		goto violation;
@@ -442,6 +453,16 @@ static int run_rule3(struct rf_engine_scratch *s, const uint64_t *bits, size_t b
 				goto violation;
 			val ^= kn & 1;
 			break;
+		case RF_X_REQ: /* a top-level conjunct: known false ends the rule, unknown leaves
+				* it undecided unless a later one is known false */
+			if (depth < 1)
+				goto violation;
+			if ((kn & 1) && !(val & 1))
+				return 0;
+			undecided |= !(kn & 1);
+			val >>= 1, kn >>= 1;
+			depth--;
+			break;
 		case RF_I_AND:
 		case RF_I_OR:
 			if (depth < 2)
@@ -464,7 +485,9 @@ static int run_rule3(struct rf_engine_scratch *s, const uint64_t *bits, size_t b
 	}
 	if (depth != 1)
 		goto violation;
-	return (kn & 1) ? (int)(val & 1) : 2;
+	if ((kn & 1) && !(val & 1))
+		return 0;
+	return (kn & 1) && !undecided ? 1 : 2;
 violation:
 	s->st.violations++;
 	return 0;
@@ -682,7 +705,7 @@ static int finish_event(const struct rf_engine *e, size_t b, struct rf_engine_sc
 				}
 				for (uint32_t k = e->trig_off[a]; k < e->trig_off[a + 1]; k++) {
 					uint32_t r = e->trig_rules[k];
-					if (s->rule_stamp[r] != s->rstamp && e->rule_ev[r] == v) {
+					if (s->rule_stamp[r] != s->rstamp && e->xr[r].ev == v) {
 						s->rule_stamp[r] = s->rstamp;
 						s->cand[s->n_cand++] = r;
 					}
@@ -694,12 +717,14 @@ static int finish_event(const struct rf_engine *e, size_t b, struct rf_engine_sc
 	 * atoms; only the rest scan the databases they read, then run as usual. */
 	for (uint32_t k = 0; k < s->n_cand + et->always_len; k++) {
 		uint32_t r = k < s->n_cand ? s->cand[k] : e->always[et->always_off + k - s->n_cand];
-		int res = e->lazy_len[r] || e->dir_len[r] ? run_rule3(s, bits, b, r) : 2;
-		if (res == 2 && e->dir_len[r]) {
+		uint8_t needs = e->xr[r].needs;
+		int res = needs ? run_rule3(s, bits, b, r) : 2;
+		if (res == 2 && (needs & RF_NEEDS_DIRECT)) {
 			/* The short literals first: a search costs far less than a database scan,
 			 * and they often decide the rule. */
 			direct_eval(e, b, s, r);
-			res = e->lazy_len[r] ? run_rule3(s, bits, b, r) : run_rule(s, bits, r);
+			res =
+			    needs & RF_NEEDS_LAZY ? run_rule3(s, bits, b, r) : run_rule(s, bits, r);
 		}
 		if (res == 2) {
 			if (lazy_scan(e, b, s, r) < 0)

@@ -53,9 +53,9 @@ static inline uint32_t child(const struct rf_litset *ls, uint32_t node, uint8_t 
 	uint64_t k = ((uint64_t)node << 8 | c) + 1;
 	uint32_t h = ehome(ls, k);
 
-	for (uint32_t p = 0; p < ls->probes && ls->ekey[h]; p++, h = (h + 1) & ls->emask)
-		if (ls->ekey[h] == k)
-			return ls->eval[h];
+	for (uint32_t p = 0; p < ls->probes && ls->edges[h].key; p++, h = (h + 1) & ls->emask)
+		if (ls->edges[h].key == k)
+			return ls->edges[h].val;
 	return UINT32_MAX;
 }
 
@@ -80,9 +80,9 @@ void rf__litset_free(struct rf_litset *ls)
 	if (!ls)
 		return;
 	free(ls->nodes);
+	free(ls->spans);
 	free(ls->atoms);
-	free(ls->ekey);
-	free(ls->eval);
+	free(ls->edges);
 	free(ls->arena);
 	memset(ls, 0, sizeof(*ls));
 }
@@ -93,11 +93,11 @@ static uint32_t add_edge(struct rf_litset *ls, uint32_t node, uint8_t c)
 	uint64_t k = ((uint64_t)node << 8 | c) + 1;
 	uint32_t h = ehome(ls, k), p = 1;
 
-	for (; ls->ekey[h]; p++, h = (h + 1) & ls->emask)
-		if (ls->ekey[h] == k)
-			return ls->eval[h];
-	ls->ekey[h] = k;
-	ls->eval[h] = ls->n_nodes;
+	for (; ls->edges[h].key; p++, h = (h + 1) & ls->emask)
+		if (ls->edges[h].key == k)
+			return ls->edges[h].val;
+	ls->edges[h].key = k;
+	ls->edges[h].val = ls->n_nodes;
 	if (p > ls->probes)
 		ls->probes = p;
 	struct rf_lit_node *nd = &ls->nodes[node];
@@ -131,13 +131,13 @@ int rf__litset_build(struct rf_litset *ls, const struct rf_lit_src *src, uint32_
 	memcpy(&ls->key, key, sizeof(ls->key));
 	ls->ebits = (uint8_t)ebits;
 	ls->emask = (uint32_t)ns - 1;
-	ls->ekey = calloc(ns, sizeof(*ls->ekey));
-	ls->eval = malloc(ns * sizeof(*ls->eval));
+	ls->edges = calloc(ns, sizeof(*ls->edges));
 	ls->nodes = calloc(maxnodes, sizeof(*ls->nodes));
+	ls->spans = calloc(maxnodes, sizeof(*ls->spans));
 	ls->atoms = malloc(((size_t)n + 1) * sizeof(*ls->atoms));
 	ls->arena = malloc(total + 1);
 	term = malloc(((size_t)n + 1) * sizeof(*term));
-	if (!ls->ekey || !ls->eval || !ls->nodes || !ls->atoms || !ls->arena || !term)
+	if (!ls->edges || !ls->nodes || !ls->spans || !ls->atoms || !ls->arena || !term)
 		goto out;
 	ls->root[0] = ls->n_nodes++;
 	ls->root[1] = ls->n_nodes++;
@@ -151,7 +151,7 @@ int rf__litset_build(struct rf_litset *ls, const struct rf_lit_src *src, uint32_
 		for (uint32_t j = 0; j < s->len; j++)
 			node = add_edge(ls, node, fold((uint8_t)a[back ? s->len - 1 - j : j]));
 		term[i] = node;
-		ls->nodes[node].len[s->kind]++;
+		ls->spans[node].len[s->kind]++;
 		ls->nodes[node].atoms = true;
 		a += s->len;
 	}
@@ -159,13 +159,13 @@ int rf__litset_build(struct rf_litset *ls, const struct rf_lit_src *src, uint32_
 	uint32_t off = 0;
 	for (uint32_t v = 0; v < ls->n_nodes; v++)
 		for (int k = 0; k < RF_LIT_NKINDS; k++) {
-			ls->nodes[v].off[k] = off;
-			off += ls->nodes[v].len[k];
-			ls->nodes[v].len[k] = 0;
+			ls->spans[v].off[k] = off;
+			off += ls->spans[v].len[k];
+			ls->spans[v].len[k] = 0;
 		}
 	a = ls->arena;
 	for (uint32_t i = 0; i < n; i++) {
-		struct rf_lit_node *nd = &ls->nodes[term[i]];
+		struct rf_lit_span *nd = &ls->spans[term[i]];
 		ls->atoms[nd->off[src[i].kind] + nd->len[src[i].kind]++] =
 		    (struct rf_lit_atom){a, src[i].atom, src[i].cased};
 		a += src[i].len;
@@ -185,7 +185,7 @@ static inline void report(const struct rf_litset *ls, uint32_t node, unsigned ki
 			  const uint8_t *v, size_t len, void (*hit)(void *ctx, uint32_t atom),
 			  void *ctx)
 {
-	const struct rf_lit_node *nd = &ls->nodes[node];
+	const struct rf_lit_span *nd = &ls->spans[node];
 
 	for (uint32_t k = 0; k < nd->len[kind]; k++) {
 		const struct rf_lit_atom *at = &ls->atoms[nd->off[kind] + k];

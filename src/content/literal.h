@@ -37,22 +37,38 @@ struct rf_lit_atom {
 	bool cased;
 };
 
+/* A trie node as the walk reads it: 8 bytes, so that the walks along the long shared path prefixes
+ * of a field's literals (Image: ~30,000 nodes on the SigmaHQ pack) touch 8 nodes per cache line;
+ * with the atom lists in the node (32 bytes) the tries caused a quarter of the benchmark's L1
+ * data misses (docs/engine.md). Nodes of one literal are allocated consecutively. */
 struct rf_lit_node {
-	uint32_t off[RF_LIT_NKINDS], len[RF_LIT_NKINDS]; /* atoms ending here, in atoms[] */
 	uint32_t next; /* the only child, when nkids == 1 (most nodes: no table lookup) */
 	uint8_t c;     /* its byte */
 	uint8_t nkids; /* 0, 1, or 2 for "two or more" (children in the edge table) */
-	bool atoms;    /* any atom ends here */
+	bool atoms;    /* any atom ends here (then spans[node] says which) */
+};
+
+_Static_assert(sizeof(struct rf_lit_node) == 8, "the walk's node stays 8 bytes (see above)");
+
+struct rf_lit_span {
+	uint32_t off[RF_LIT_NKINDS], len[RF_LIT_NKINDS]; /* atoms ending here, in atoms[] */
+};
+
+/* An edge of the table: key (node << 8 | byte) + 1 (0: empty) and the child, in one slot so that
+ * a probe reads one cache line. */
+struct rf_lit_edge {
+	uint64_t key;
+	uint32_t val;
 };
 
 struct rf_litset {
 	uint32_t n;	  /* literals */
 	uint32_t root[2]; /* forwards (prefix, eq), backwards (suffix) */
 	struct rf_lit_node *nodes;
+	struct rf_lit_span *spans; /* per node, read only where an atom ends */
 	uint32_t n_nodes;
 	struct rf_lit_atom *atoms;
-	uint64_t *ekey; /* edge table: (node << 8 | byte) + 1, 0 empty */
-	uint32_t *eval; /* the child node */
+	struct rf_lit_edge *edges; /* edge table */
 	uint32_t emask, probes;
 	uint8_t ebits;
 	uint64_t key;

@@ -1024,6 +1024,62 @@ static void test_event_problems(void **state)
 	free(p);
 }
 
+/* Top-level conjunctions run as c1 REQ c2 REQ ... ck (engine.h RF_X_REQ): `not
+ * IntegrityLevel=system and Image|endswith and CommandLine|re` becomes IntegrityLevel NOT REQ
+ * Image REQ CommandLine~w.o (without the pass it stays ATOM NOT ATOM AND ATOM AND). The truth
+ * table is the rule's. Then three-valued evaluation: a conjunct popped while unknown (w.o, lazy
+ * and without a factor) keeps the rule undecided even when the conjuncts after it are known true
+ * (NOT of abc.x, whose factor "abc" is not in the value), so the database is scanned and the rule
+ * is false; taking the known value alone would alert. */
+static void test_conjunct_order(void **state)
+{
+	struct rf_ir_atom a[] = {A("IntegrityLevel", S, RF_OP_EQ, 0, "system"),
+				 A("Image", S, RF_OP_ENDSWITH, 0, "\\cmd.exe"),
+				 A("CommandLine", S, RF_OP_REGEX, 0, "w.o")};
+	uint32_t code[] = {RF_INSN(RF_I_ATOM, 0), RF_INSN(RF_I_NOT, 0), RF_INSN(RF_I_ATOM, 1),
+			   RF_INSN(RF_I_AND, 0),  RF_INSN(RF_I_ATOM, 2), RF_INSN(RF_I_AND, 0)};
+	struct rf_ir_rule r = {"req", "t", "", "", PC, a, 3, code, 6};
+	size_t len;
+	uint8_t *p = build(&r, 1, &len);
+	struct rf_engine *e;
+	struct rf_diag d = {0};
+	uint64_t atoms;
+	const uint32_t ops[] = {RF_I_ATOM, RF_I_NOT, RF_X_REQ, RF_I_ATOM, RF_X_REQ, RF_I_ATOM};
+
+	if (rf_engine_load(p, len, m11, &e, &d) < 0)
+		fail_msg("load: %s", d.first);
+	assert_int_equal(e->xr[0].len, 6);
+	for (int k = 0; k < 6; k++)
+		assert_int_equal(RF_INSN_OP(e->xcode[e->xr[0].off + k]), ops[k]);
+	for (int m = 0; m < 8; m++) {
+		char ev[256];
+		snprintf(ev, sizeof(ev),
+			 "{\"event\":\"process_creation\",\"IntegrityLevel\":\"%s\",\"Image\":"
+			 "\"c:\\\\%s.exe\",\"CommandLine\":\"x %s\"}",
+			 m & 1 ? "System" : "High", m & 2 ? "cmd" : "net", m & 4 ? "whoami" : "dir");
+		assert_int_equal(eval_with(e, ev, &atoms), m == 6);
+	}
+	rf_engine_free(e);
+	free(p);
+
+	struct rf_ir_atom b[] = {A("Image", S, RF_OP_ENDSWITH, 0, "\\cmd.exe"),
+				 A("CommandLine", S, RF_OP_REGEX, 0, "w.o"),
+				 A("CommandLine", S, RF_OP_REGEX, 0, "abc.x")};
+	/* Image AND CommandLine~w.o AND NOT CommandLine~abc.x */
+	uint32_t c2[] = {RF_INSN(RF_I_ATOM, 0), RF_INSN(RF_I_ATOM, 1), RF_INSN(RF_I_AND, 0),
+			 RF_INSN(RF_I_ATOM, 2), RF_INSN(RF_I_NOT, 0),  RF_INSN(RF_I_AND, 0)};
+	struct rf_ir_rule r2 = {"undecided", "t", "", "", PC, b, 3, c2, 6};
+	const char *ev[] = {"{\"event\":\"process_creation\",\"Image\":\"c:\\\\cmd.exe\","
+			    "\"CommandLine\":\"cmd /c dir\"}",
+			    "{\"event\":\"process_creation\",\"Image\":\"c:\\\\cmd.exe\","
+			    "\"CommandLine\":\"cmd /c whoami\"}",
+			    "{\"event\":\"process_creation\",\"Image\":\"c:\\\\cmd.exe\","
+			    "\"CommandLine\":\"cmd /c whoami abc-x\"}"};
+	const int hits[] = {0, 1, 0};
+
+	expect_hits(&r2, 1, ev, hits, NULL, 3);
+}
+
 /* Defence in depth: corrupt the loaded program (the run-time form the interpreter runs,
  * engine.h) behind the verifier's back. */
 static void test_runtime_violation(void **state)
@@ -1050,27 +1106,28 @@ static void test_runtime_violation(void **state)
 	assert_int_equal(
 	    rf_event_parse((const uint8_t *)js, strlen(js), scratch, sizeof(scratch), &ev, &d), 0);
 	assert_int_equal(rf_engine_eval(e, &ev, s, NULL, NULL, NULL), 1);
-	assert_int_equal(e->xlen[0], 3); /* ATOM, ANY, AND */
-	uint32_t *xc = e->xcode + e->xoff[0];
-	assert_int_equal(RF_INSN_OP(xc[1]), RF_X_ANY);
-	uint32_t saved = xc[0], saved_list = xc[1];
+	assert_int_equal(e->xr[0].len, 3); /* ATOM, REQ, ANY */
+	uint32_t *xc = e->xcode + e->xr[0].off;
+	assert_int_equal(RF_INSN_OP(xc[1]), RF_X_REQ);
+	assert_int_equal(RF_INSN_OP(xc[2]), RF_X_ANY);
+	uint32_t saved = xc[0], saved_list = xc[2];
 	xc[0] = RF_INSN(RF_I_ATOM, 99999);
 	assert_int_equal(rf_engine_eval(e, &ev, s, NULL, NULL, NULL), 0);
 	xc[0] = RF_INSN(RF_I_AND, 0);
 	assert_int_equal(rf_engine_eval(e, &ev, s, NULL, NULL, NULL), 0);
 	xc[0] = saved;
-	xc[1] = RF_INSN(RF_X_ANY, 99999); /* no such list */
+	xc[2] = RF_INSN(RF_X_ANY, 99999); /* no such list */
 	assert_int_equal(rf_engine_eval(e, &ev, s, NULL, NULL, NULL), 0);
-	xc[1] = saved_list;
+	xc[2] = saved_list;
 	uint32_t word = e->xgroups[0].word;
 	e->xgroups[0].word = 1u << 30; /* past the event's bit set */
 	assert_int_equal(rf_engine_eval(e, &ev, s, NULL, NULL, NULL), 0);
 	e->xgroups[0].word = word;
-	e->xlen[0] = 1000;
+	e->xr[0].len = 1000;
 	assert_int_equal(rf_engine_eval(e, &ev, s, NULL, NULL, NULL), 0);
 	rf_engine_scratch_stats(s, &st);
 	assert_int_equal(st.violations, 5);
-	e->xlen[0] = 3;
+	e->xr[0].len = 3;
 	assert_int_equal(rf_engine_eval(e, &ev, s, NULL, NULL, NULL), 1);
 	rf_engine_scratch_free(s);
 	rf_engine_free(e);
@@ -1100,6 +1157,7 @@ int main(void)
 	    cmocka_unit_test(test_lazy_bare),
 	    cmocka_unit_test(test_direct_atoms),
 	    cmocka_unit_test(test_direct_before_lazy),
+	    cmocka_unit_test(test_conjunct_order),
 	    cmocka_unit_test(test_runtime_violation),
 	};
 	return cmocka_run_group_tests(tests, setup, teardown);
