@@ -579,6 +579,63 @@ static void test_name_paths_agree_on_duplicates(void **state)
 	assert_int_equal(t.accepted, 40 * 3 * 2);
 }
 
+/* Strings with escapes are unescaped on a fast path (a one-byte escape and the 16-byte blocks of
+ * the run after it) while 16 bytes of line and scratch are left, and by the general loop near the
+ * end. Runs of every length 0-40 between "\\" escapes, with a two-byte UTF-8 character, a stray
+ * byte 0xff or a raw control character at each place of the run, the value near the end of the
+ * line and far from it: each is compared with jansson (both must accept or reject, and decode to
+ * the same bytes). */
+static void test_escaped_runs(void **state)
+{
+	struct tally t = {0};
+
+	(void)state;
+	for (size_t run = 0; run <= 40; run++) {
+		for (size_t at = 0; at <= run; at++) {
+			for (int kind = 0; kind < 4; kind++) {
+				for (int far = 0; far < 2; far++) {
+					char v[256], doc[512];
+					size_t o = 0;
+					for (int e = 0; e < 3; e++) {
+						v[o++] = '\\';
+						v[o++] = '\\';
+						for (size_t k = 0; k < run; k++) {
+							if (k == at && kind == 1) {
+								v[o++] = (char)0xc3;
+								v[o++] = (char)0xa9;
+							} else if (k == at && kind == 2) {
+								v[o++] = (char)0xff;
+							} else if (k == at && kind == 3 && e == 1) {
+								v[o++] = '\x01';
+							} else {
+								v[o++] = (char)('a' + (k + e) % 26);
+							}
+						}
+					}
+					int n = snprintf(doc, sizeof(doc),
+							 "{\"event\":\"x\",%s\"v\":\"%.*s\"}",
+							 far ? "" : "\"pad\":\"0123456789abcdefghij\",",
+							 (int)o, v);
+					assert_true(n > 0 && (size_t)n < sizeof(doc));
+					if (far) { /* the value first: the line goes on after it */
+						n = snprintf(doc, sizeof(doc),
+							     "{\"v\":\"%.*s\",\"event\":\"x\",\"pad\":"
+							     "\"0123456789abcdefghij0123456789\"}",
+							     (int)o, v);
+						assert_true(n > 0 && (size_t)n < sizeof(doc));
+					}
+					compare(doc, (size_t)n, &t);
+				}
+			}
+		}
+	}
+	print_message("escaped runs: %u lines agree with jansson, %u accepted\n", t.agree,
+		      t.accepted);
+	assert_int_equal(t.skipped, 0);
+	assert_true(t.accepted > 1000);
+	assert_true(t.agree - t.accepted > 1000);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -589,6 +646,7 @@ int main(void)
 	    cmocka_unit_test(test_differential_positions),
 	    cmocka_unit_test(test_differential_mutations),
 	    cmocka_unit_test(test_name_paths_agree_on_duplicates),
+	    cmocka_unit_test(test_escaped_runs),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
