@@ -50,6 +50,16 @@ static void skip_ws(struct pstate *s)
 		s->i++;
 }
 
+/* Whether the next byte, after any whitespace, is c; the usual line has no whitespace, so c is
+ * looked for first. Leaves s->i at that byte either way. */
+static inline bool next_is(struct pstate *s, uint8_t c)
+{
+	if (s->i < s->n && s->p[s->i] == c)
+		return true;
+	skip_ws(s);
+	return s->i < s->n && s->p[s->i] == c;
+}
+
 static int read_u4(struct pstate *s, uint32_t *ret)
 {
 	uint32_t v = 0;
@@ -552,8 +562,7 @@ int rf_event_parse(const uint8_t *line, size_t n, uint8_t *scratch, size_t scrat
 		size_t nlen, vlen;
 		bool is_str = false, is_null = false;
 
-		skip_ws(&s);
-		if (s.i >= n || line[s.i] != '"')
+		if (!next_is(&s, '"'))
 			return fail(&s, "expected a member name");
 		size_t name_at = s.i;
 		uint32_t h;
@@ -563,8 +572,7 @@ int rf_event_parse(const uint8_t *line, size_t n, uint8_t *scratch, size_t scrat
 			s.i = name_at;
 			return fail(&s, "member name empty or longer than RF_NAME_MAX");
 		}
-		skip_ws(&s);
-		if (s.i >= n || line[s.i] != ':')
+		if (!next_is(&s, ':'))
 			return fail(&s, "expected ':'");
 		s.i++;
 		skip_ws(&s);
@@ -648,8 +656,7 @@ int rf_event_parse(const uint8_t *line, size_t n, uint8_t *scratch, size_t scrat
 			    (struct rf_event_field){name, nlen, val, vlen, is_str};
 			slots[h] = (uint16_t)++ev->n_fields;
 		}
-		skip_ws(&s);
-		if (s.i < n && line[s.i] == ',') {
+		if (next_is(&s, ',')) {
 			s.i++;
 			continue;
 		}

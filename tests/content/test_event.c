@@ -636,6 +636,36 @@ static void test_escaped_runs(void **state)
 	assert_true(t.agree - t.accepted > 1000);
 }
 
+/* The parser looks for the expected byte (a name's quote, ':', ',') before it skips whitespace.
+ * Each whitespace byte JSON allows, and two bytes it does not ('\v', 'x'), inserted at every
+ * place of a line with every kind of value: compared with jansson (both must accept or reject,
+ * and decode the same strings). */
+static void test_whitespace_everywhere(void **state)
+{
+	static const char base[] = "{\"event\":\"e\",\"a\":\"x\\\\y\",\"b\":-1.5e3,\"c\":true,"
+				   "\"d\":null,\"e\":false,\"f\":\"\"}";
+	static const char ins[] = {' ', '\t', '\r', '\n', '\v', 'x'};
+	struct tally t = {0};
+	size_t bl = sizeof(base) - 1;
+
+	(void)state;
+	for (size_t at = 0; at <= bl; at++) {
+		for (size_t k = 0; k < sizeof(ins); k++) {
+			for (size_t twice = 1; twice <= 2; twice++) {
+				char doc[128];
+				memcpy(doc, base, at);
+				memset(doc + at, ins[k], twice);
+				memcpy(doc + at + twice, base + at, bl - at);
+				compare(doc, bl + twice, &t);
+			}
+		}
+	}
+	print_message("whitespace: %u lines agree with jansson, %u accepted\n", t.agree,
+		      t.accepted);
+	assert_int_equal(t.agree, (bl + 1) * sizeof(ins) * 2);
+	assert_true(t.accepted > 100);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -647,6 +677,7 @@ int main(void)
 	    cmocka_unit_test(test_differential_mutations),
 	    cmocka_unit_test(test_name_paths_agree_on_duplicates),
 	    cmocka_unit_test(test_escaped_runs),
+	    cmocka_unit_test(test_whitespace_everywhere),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
