@@ -499,6 +499,41 @@ static int cmp_u32(const void *a, const void *b)
 	return x < y ? -1 : x > y;
 }
 
+/* a[0..n) == b[0..n), for field and event-type names (1 to RF_NAME_MAX bytes): 8 bytes at a time,
+ * the last 8 (or 4) overlapping, inline. memcmp was a library call per field of every event
+ * (callgrind on the content benchmark: ~400 instructions an event for 22 names). */
+static inline bool name_eq(const void *pa, const void *pb, size_t n)
+{
+	const uint8_t *a = pa, *b = pb;
+	uint64_t x, y;
+	uint32_t u, w;
+
+	if (n >= 8) {
+		for (size_t k = 0; k + 8 < n; k += 8) {
+			memcpy(&x, a + k, 8);
+			memcpy(&y, b + k, 8);
+			if (x != y)
+				return false;
+		}
+		memcpy(&x, a + n - 8, 8);
+		memcpy(&y, b + n - 8, 8);
+		return x == y;
+	}
+	if (n >= 4) {
+		memcpy(&u, a, 4);
+		memcpy(&w, b, 4);
+		if (u != w)
+			return false;
+		memcpy(&u, a + n - 4, 4);
+		memcpy(&w, b + n - 4, 4);
+		return u == w;
+	}
+	for (size_t k = 0; k < n; k++)
+		if (a[k] != b[k])
+			return false;
+	return true;
+}
+
 /* The lookup slot of field name[0..n) of manifest event v, or NULL if the manifest lacks it. */
 static const struct fslot *find_slot(const struct rf_engine *e, size_t v, const uint8_t *name,
 				     size_t n)
@@ -573,13 +608,13 @@ static int prepare_event(const struct rf_engine *e, const struct rf_event *ev, s
 		const struct fslot *sl = NULL;
 		uint32_t h = s->layout[i];
 		if (h < e->nslots && e->slots[h].ev == v && e->slots[h].name_len == f->name_len &&
-		    !memcmp(e->slots[h].name, f->name, f->name_len)) {
+		    name_eq(e->slots[h].name, f->name, f->name_len)) {
 			sl = &e->slots[h];
 		} else {
 			h = slot_hash((uint32_t)v, f->name, f->name_len) & (e->nslots - 1);
 			while (e->slots[h].name) {
 				if (e->slots[h].ev == v && e->slots[h].name_len == f->name_len &&
-				    !memcmp(e->slots[h].name, f->name, f->name_len)) {
+				    name_eq(e->slots[h].name, f->name, f->name_len)) {
 					sl = &e->slots[h];
 					s->layout[i] = h;
 					break;

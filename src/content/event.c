@@ -50,6 +50,16 @@ static void skip_ws(struct pstate *s)
 		s->i++;
 }
 
+/* Whether the next byte, after any whitespace, is c; the usual line has no whitespace, so c is
+ * looked for first. Leaves s->i at that byte either way. */
+static inline bool next_is(struct pstate *s, uint8_t c)
+{
+	if (s->i < s->n && s->p[s->i] == c)
+		return true;
+	skip_ws(s);
+	return s->i < s->n && s->p[s->i] == c;
+}
+
 static int read_u4(struct pstate *s, uint32_t *ret)
 {
 	uint32_t v = 0;
@@ -84,6 +94,18 @@ static bool has_special(uint64_t x)
  * UTF-8. Measured with callgrind on the content benchmark's realistic mix (1,065-byte lines;
  * Windows paths are full of escaped backslashes, so runs are short): 20,090 instructions a parse
  * with the 8-byte loop alone, 12,270 with this, copy_run, and the cheaper skip_ws and name_hash. */
+#if defined(__SSE2__)
+/* The bytes of x that end a plain run ('"', '\\', control characters), one bit each. */
+static inline unsigned special_mask(__m128i x)
+{
+	const __m128i q = _mm_set1_epi8('"'), bs = _mm_set1_epi8('\\'), c1f = _mm_set1_epi8(0x1f);
+	/* max(x, 0x1f) == 0x1f iff x <= 0x1f (unsigned) */
+	__m128i sp = _mm_or_si128(_mm_or_si128(_mm_cmpeq_epi8(x, q), _mm_cmpeq_epi8(x, bs)),
+				  _mm_cmpeq_epi8(_mm_max_epu8(x, c1f), c1f));
+	return (unsigned)_mm_movemask_epi8(sp);
+}
+#endif
+
 static size_t plain_run(const uint8_t *p, size_t n, size_t i, bool *ret_high)
 {
 	uint64_t acc = 0;
@@ -139,7 +161,7 @@ static int check_utf8(struct pstate *s, size_t from, size_t to)
  * leaving s->i at the byte that ends it (or at n). With SSE2 the copy and the search are one
  * pass, 16 bytes at a time, while the scratch has 16 bytes left (the bytes stored past the run
  * are overwritten by what follows it). 0 or -EBADMSG. */
-static int copy_run(struct pstate *s)
+static inline int copy_run(struct pstate *s)
 {
 	size_t from = s->i, end;
 	bool high = false, h;
@@ -179,15 +201,61 @@ done:
 	return 0;
 }
 
+/* The byte each one-byte escape (\" \\ \/ \b \f \n \r \t) stands for, by the letter after the
+ * backslash; 0 for every other byte (\u is read apart, anything else is an error). */
+static const uint8_t one_byte_escape[256] = {
+    ['"'] = '"', ['\\'] = '\\', ['/'] = '/', ['b'] = '\b',
+    ['f'] = '\f', ['n'] = '\n',   ['r'] = '\r', ['t'] = '\t',
+};
+
+static int unescape(struct pstate *s, size_t end, size_t start, const uint8_t **ret,
+		    size_t *ret_len);
+
 /* Parse a string starting at the opening quote; write its bytes to scratch. */
-static int parse_string(struct pstate *s, const uint8_t **ret, size_t *ret_len)
+static inline int parse_string(struct pstate *s, const uint8_t **ret, size_t *ret_len)
 {
 	size_t start = s->o, end;
 	bool high;
 
 	s->i++; /* opening quote */
-	/* Most strings have no escape: return them in place, without a copy. */
-	end = plain_run(s->p, s->n, s->i, &high);
+	/* Most strings have no escape: return them in place, without a copy. Most are also shorter
+	 * than 16 bytes, so the first 16 are looked at here, without a call (callgrind: a call to
+	 * plain_run cost ~60 instructions a string, most of them its set-up). */
+#if defined(__SSE2__)
+	if (s->n - s->i >= 16) {
+		__m128i x = _mm_loadu_si128((const __m128i *)(const void *)(s->p + s->i));
+		unsigned m = special_mask(x), hm = (unsigned)_mm_movemask_epi8(x);
+		if (m) {
+			unsigned k = (unsigned)__builtin_ctz(m);
+			end = s->i + k;
+			high = (hm & ((1u << k) - 1)) != 0;
+		} else {
+			/* a longer string (GUIDs, times, hashes): on 16 at a time, inline */
+			size_t i = s->i + 16;
+			while (s->n - i >= 16) {
+				x = _mm_loadu_si128((const __m128i *)(const void *)(s->p + i));
+				m = special_mask(x);
+				unsigned h2 = (unsigned)_mm_movemask_epi8(x);
+				if (m) {
+					unsigned k = (unsigned)__builtin_ctz(m);
+					hm |= h2 & ((1u << k) - 1);
+					i += k;
+					break;
+				}
+				hm |= h2;
+				i += 16;
+			}
+			if (m) {
+				end = i;
+				high = hm != 0;
+			} else {
+				end = plain_run(s->p, s->n, i, &high);
+				high |= hm != 0;
+			}
+		}
+	} else
+#endif
+		end = plain_run(s->p, s->n, s->i, &high);
 	if (high && check_utf8(s, s->i, end) < 0)
 		return -EBADMSG;
 	if (end < s->n && s->p[end] == '"') {
@@ -196,14 +264,66 @@ static int parse_string(struct pstate *s, const uint8_t **ret, size_t *ret_len)
 		s->i = end + 1;
 		return 0;
 	}
-	/* The first run [s->i, end) is checked already; copy it, then alternate escapes and runs.
-	 */
+	return unescape(s, end, start, ret, ret_len);
+}
+
+/* The rest of parse_string for a string with an escape (or an error): s->i is at the string's
+ * first byte, end at the first byte that is not plain; [s->i, end) is checked already. Apart, so
+ * that parse_string's usual case inlines into its callers without this loop. */
+static __attribute__((noinline)) int unescape(struct pstate *s, size_t end, size_t start,
+					      const uint8_t **ret, size_t *ret_len)
+{
+	/* Copy the first run, then alternate escapes and runs. */
 	if (end - s->i > s->outcap - s->o)
 		return fail(s, "scratch too small");
 	memcpy(s->out + s->o, s->p + s->i, end - s->i);
 	s->o += end - s->i;
 	s->i = end;
 	for (;;) {
+#if defined(__SSE2__)
+		/* The usual case, a one-byte escape ("\\" in Windows paths) and the run after it, on
+		 * locals while 16 bytes of line and scratch are left (a store to the scratch may alias
+		 * *s; callgrind: ~-35 instructions an escape); anything else goes on below. */
+		const uint8_t *p = s->p;
+		uint8_t *out = s->out;
+		size_t i = s->i, o = s->o, n = s->n, cap = s->outcap;
+		while (n - i >= 18 && cap - o >= 17 && p[i] == '\\' && one_byte_escape[p[i + 1]]) {
+			out[o++] = one_byte_escape[p[i + 1]];
+			i += 2;
+			size_t from = i, ofrom = o;
+			unsigned m, hi = 0;
+			for (;;) {
+				__m128i x = _mm_loadu_si128((const __m128i *)(const void *)(p + i));
+				_mm_storeu_si128((__m128i *)(void *)(out + o), x);
+				unsigned hm = (unsigned)_mm_movemask_epi8(x);
+				m = special_mask(x);
+				if (m) {
+					unsigned k = (unsigned)__builtin_ctz(m);
+					hi |= hm & ((1u << k) - 1);
+					i += k;
+					o += k;
+					break;
+				}
+				hi |= hm;
+				i += 16;
+				o += 16;
+				if (n - i < 16 || cap - o < 16)
+					break;
+			}
+			if (!m) { /* near the end: copy_run does the whole run again */
+				s->i = from;
+				s->o = ofrom;
+				if (copy_run(s) < 0)
+					return -EBADMSG;
+				i = s->i;
+				o = s->o;
+			} else if (hi && check_utf8(s, from, i) < 0) {
+				return -EBADMSG;
+			}
+		}
+		s->i = i;
+		s->o = o;
+#endif
 		if (s->i >= s->n)
 			return fail(s, "unterminated string");
 		uint8_t c = s->p[s->i];
@@ -219,32 +339,9 @@ static int parse_string(struct pstate *s, const uint8_t **ret, size_t *ret_len)
 		uint8_t e = s->p[s->i++], b[4];
 		size_t bl = 1;
 		uint32_t cp;
-		switch (e) {
-		case '"':
-			b[0] = '"';
-			break;
-		case '\\':
-			b[0] = '\\';
-			break;
-		case '/':
-			b[0] = '/';
-			break;
-		case 'b':
-			b[0] = '\b';
-			break;
-		case 'f':
-			b[0] = '\f';
-			break;
-		case 'n':
-			b[0] = '\n';
-			break;
-		case 'r':
-			b[0] = '\r';
-			break;
-		case 't':
-			b[0] = '\t';
-			break;
-		case 'u':
+		if (one_byte_escape[e]) { /* the usual case: "\\" in Windows paths */
+			b[0] = one_byte_escape[e];
+		} else if (e == 'u') {
 			if (read_u4(s, &cp) < 0)
 				return -EBADMSG;
 			if (cp >= 0xdc00 && cp <= 0xdfff) {
@@ -285,13 +382,13 @@ static int parse_string(struct pstate *s, const uint8_t **ret, size_t *ret_len)
 				b[3] = (uint8_t)(0x80 | (cp & 0x3f));
 				bl = 4;
 			}
-			break;
-		default:
+		} else {
 			return fail(s, "unknown escape");
 		}
 		if (bl > s->outcap - s->o)
 			return fail(s, "scratch too small");
-		memcpy(s->out + s->o, b, bl);
+		for (size_t k = 0; k < bl; k++) /* at most 4: cheaper than a call to memcpy */
+			s->out[s->o + k] = b[k];
 		s->o += bl;
 		if (copy_run(s) < 0)
 			return -EBADMSG;
@@ -346,19 +443,88 @@ static bool lit(struct pstate *s, const char *w, size_t wl)
 	return true;
 }
 
-/* The duplicate-name table's hash of a name (1 to RF_NAME_MAX bytes): its first and last 8 bytes
- * (fewer if it is shorter) and its length, mixed by multiplication. Cheaper than a byte-wise hash
- * (callgrind: ~1,400 instructions an event on the content benchmark) and enough: names that
- * share a slot only cost probes, and the table is never more than half full, so a line cannot
- * make the check worse than quadratic in RF_EVENT_FIELDS_MAX, as with any hash. */
-static uint32_t name_hash(const uint8_t *p, size_t n)
+/* The duplicate-name table's hash of a name (1 to RF_NAME_MAX bytes): its first 16 bytes (fewer,
+ * zero-padded, if it is shorter) and its length, mixed by multiplication. Cheaper than a
+ * byte-wise hash, and the parser's fast path for names (rf_event_parse) computes it from the 16
+ * bytes it has loaded anyway; enough: names that share a slot only cost probes, and the table is
+ * never more than half full, so a line cannot make the check worse than quadratic in
+ * RF_EVENT_FIELDS_MAX, as with any hash. */
+static uint32_t block_hash(uint64_t a, uint64_t b, size_t n)
 {
-	uint64_t a = 0, b = 0;
-
-	memcpy(&a, p, n < 8 ? n : 8);
-	memcpy(&b, p + (n < 8 ? 0 : n - 8), n < 8 ? n : 8);
 	uint64_t h = (a * 0x9e3779b97f4a7c15ull) ^ (b * 0xc2b2ae3d27d4eb4full) ^ n;
 	return (uint32_t)((h ^ h >> 29) * 0xbf58476d1ce4e5b9ull >> 32);
+}
+
+static uint32_t name_hash(const uint8_t *p, size_t n)
+{
+	uint8_t blk[16] = {0};
+	uint64_t a, b;
+
+	memcpy(blk, p, n < 16 ? n : 16);
+	memcpy(&a, blk, 8);
+	memcpy(&b, blk + 8, 8);
+	return block_hash(a, b, n);
+}
+
+#if defined(__SSE2__)
+/* name_hash of the name x holds in its first k (< 16) bytes. Little-endian, as every SSE2 target
+ * is, so a and b are what name_hash reads. */
+static uint32_t name_hash_sse(__m128i x, unsigned k)
+{
+	const __m128i idx = _mm_setr_epi8(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15);
+	__m128i z = _mm_and_si128(x, _mm_cmplt_epi8(idx, _mm_set1_epi8((char)k)));
+
+	return block_hash((uint64_t)_mm_cvtsi128_si64(z),
+			  (uint64_t)_mm_cvtsi128_si64(_mm_srli_si128(z, 8)), k);
+}
+#endif
+
+/* Parse the member name starting at the opening quote: *ret_hash is its name_hash. The usual
+ * name (ASCII, no escape, under 32 bytes, 16 bytes of line after it) is found, and hashed,
+ * from one 16-byte load (two if it has 16 to 31 bytes); any other goes through parse_string. 0 or
+ * -EBADMSG. */
+static int parse_name(struct pstate *s, const uint8_t **ret, size_t *ret_len, uint32_t *ret_hash)
+{
+	int r;
+
+#if defined(__SSE2__)
+	if (s->n - s->i > 16) {
+		__m128i x = _mm_loadu_si128((const __m128i *)(const void *)(s->p + s->i + 1));
+		unsigned m = special_mask(x);
+		if (m) {
+			unsigned k = (unsigned)__builtin_ctz(m);
+			if (s->p[s->i + 1 + k] == '"' &&
+			    !((unsigned)_mm_movemask_epi8(x) & ((1u << k) - 1))) {
+				*ret = s->p + s->i + 1;
+				*ret_len = k;
+				*ret_hash = name_hash_sse(x, k);
+				s->i += k + 2;
+				return 0;
+			}
+		} else if (s->n - s->i > 32 && !_mm_movemask_epi8(x)) {
+			/* 16 to 31 bytes ("ParentCommandLine"): the hash reads only the first 16 */
+			__m128i y = _mm_loadu_si128((const __m128i *)(const void *)(s->p + s->i + 17));
+			unsigned m2 = special_mask(y);
+			if (m2) {
+				unsigned k = (unsigned)__builtin_ctz(m2);
+				if (s->p[s->i + 17 + k] == '"' &&
+				    !((unsigned)_mm_movemask_epi8(y) & ((1u << k) - 1))) {
+					*ret = s->p + s->i + 1;
+					*ret_len = 16 + k;
+					*ret_hash = block_hash(
+					    (uint64_t)_mm_cvtsi128_si64(x),
+					    (uint64_t)_mm_cvtsi128_si64(_mm_srli_si128(x, 8)), 16 + k);
+					s->i += 16 + k + 2;
+					return 0;
+				}
+			}
+		}
+	}
+#endif
+	if ((r = parse_string(s, ret, ret_len)) < 0)
+		return r;
+	*ret_hash = name_hash(*ret, *ret_len);
+	return 0;
 }
 
 int rf_event_parse(const uint8_t *line, size_t n, uint8_t *scratch, size_t scratch_len,
@@ -396,18 +562,17 @@ int rf_event_parse(const uint8_t *line, size_t n, uint8_t *scratch, size_t scrat
 		size_t nlen, vlen;
 		bool is_str = false, is_null = false;
 
-		skip_ws(&s);
-		if (s.i >= n || line[s.i] != '"')
+		if (!next_is(&s, '"'))
 			return fail(&s, "expected a member name");
 		size_t name_at = s.i;
-		if ((r = parse_string(&s, &name, &nlen)) < 0)
+		uint32_t h;
+		if ((r = parse_name(&s, &name, &nlen, &h)) < 0)
 			return r;
 		if (nlen == 0 || nlen > RF_NAME_MAX) {
 			s.i = name_at;
 			return fail(&s, "member name empty or longer than RF_NAME_MAX");
 		}
-		skip_ws(&s);
-		if (s.i >= n || line[s.i] != ':')
+		if (!next_is(&s, ':'))
 			return fail(&s, "expected ':'");
 		s.i++;
 		skip_ws(&s);
@@ -441,7 +606,7 @@ int rf_event_parse(const uint8_t *line, size_t n, uint8_t *scratch, size_t scrat
 			return fail(&s, "expected a value");
 		}
 		/* Duplicate names. */
-		uint32_t h = name_hash(name, nlen) & 511;
+		h &= 511;
 		for (;;) {
 			uint16_t v = slots[h];
 			if (!v)
@@ -491,8 +656,7 @@ int rf_event_parse(const uint8_t *line, size_t n, uint8_t *scratch, size_t scrat
 			    (struct rf_event_field){name, nlen, val, vlen, is_str};
 			slots[h] = (uint16_t)++ev->n_fields;
 		}
-		skip_ws(&s);
-		if (s.i < n && line[s.i] == ',') {
+		if (next_is(&s, ',')) {
 			s.i++;
 			continue;
 		}

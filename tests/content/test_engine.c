@@ -1134,6 +1134,56 @@ static void test_runtime_violation(void **state)
 	free(p);
 }
 
+/* Field lookup: the scratch remembers which manifest field the i-th field of the last event was
+ * and compares names (engine.c name_eq) before it hashes. An event whose field at that place has
+ * a name of the same length that differs in any one byte must not be taken for that field: for
+ * names of 4 to 17 bytes (each of name_eq's cases), each byte changed in turn, the event after one
+ * with the real name, on one scratch. */
+static void test_field_lookup_near_names(void **state)
+{
+	static const char *const names[] = {"User", "Image", "Hashes", "Company", "LogonGuid",
+					    "CommandLine", "OriginalFileName", "ParentCommandLine"};
+
+	for (size_t ni = 0; ni < sizeof(names) / sizeof(names[0]); ni++) {
+		const char *fname = names[ni];
+		size_t fl = strlen(fname);
+		struct rf_ir_atom a = {fname, S, RF_OP_EXISTS, 0, (const uint8_t *)"", 0};
+		uint32_t code[1] = {RF_INSN(RF_I_ATOM, 0)};
+		struct rf_ir_rule r = {"r1", "t", "high", "me", PC, &a, 1, code, 1};
+		size_t len;
+		uint8_t *p = build(&r, 1, &len);
+		struct rf_engine *e;
+		struct rf_engine_scratch *sc;
+		struct rf_diag d = {0};
+
+		assert_int_equal(rf_engine_load(p, len, m11, &e, &d), 0);
+		assert_int_equal(rf_engine_scratch_new(e, &sc), 0);
+		for (size_t k = 0; k <= fl; k++) {
+			char name[32], line[128];
+			uint8_t buf[128];
+			struct rf_event ev;
+			/* k == fl: the real name again (the cached slot still found) */
+			for (int pass = 0; pass < 2; pass++) {
+				memcpy(name, fname, fl + 1);
+				if (pass == 1 && k < fl)
+					name[k] = name[k] == 'q' ? 'r' : 'q';
+				int n = snprintf(line, sizeof(line),
+						 "{\"event\":\"" PC "\",\"%s\":\"x\"}", name);
+				assert_int_equal(rf_event_parse((const uint8_t *)line, (size_t)n,
+								buf, sizeof(buf), &ev, &d),
+						 0);
+				int hits = rf_engine_eval(e, &ev, sc, NULL, NULL, NULL);
+				if (hits != (pass == 0 || k == fl))
+					fail_msg("field '%s' after '%s': %d alerts", name, fname,
+						 hits);
+			}
+		}
+		rf_engine_scratch_free(sc);
+		rf_engine_free(e);
+		free(p);
+	}
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -1159,6 +1209,7 @@ int main(void)
 	    cmocka_unit_test(test_direct_before_lazy),
 	    cmocka_unit_test(test_conjunct_order),
 	    cmocka_unit_test(test_runtime_violation),
+	    cmocka_unit_test(test_field_lookup_near_names),
 	};
 	return cmocka_run_group_tests(tests, setup, teardown);
 }

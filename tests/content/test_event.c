@@ -520,6 +520,152 @@ static void test_differential_mutations(void **state)
 	assert_true(t.agree - t.accepted > 5000);
 }
 
+/* Member names take one of two paths: the usual ones (ASCII, no escape, under 32 bytes, 16 bytes
+ * of line after them) are found and hashed for the duplicate check from one or two 16-byte loads,
+ * the others through the general string parser and name_hash. Both must give one hash for one
+ * name, or a duplicate written once each way slips through. For every name length 1-40, with the
+ * name near the end of the line and far from it: a duplicate written the same way twice, with its
+ * last or first byte as a \u escape (the other path) before or after the plain one, and names
+ * that differ only in their last or first byte. Each is compared with jansson, and the
+ * duplicates must be rejected. */
+static void test_name_paths_agree_on_duplicates(void **state)
+{
+	struct tally t = {0};
+	unsigned dups = 0;
+
+	(void)state;
+	for (size_t len = 1; len <= 40; len++) {
+		char plain[64], esc_last[80], esc_first[80], other_last[64], other_first[64];
+		for (size_t k = 0; k < len; k++)
+			plain[k] = (char)('A' + (k * 7) % 26);
+		plain[len] = '\0';
+		memcpy(other_last, plain, len + 1);
+		other_last[len - 1] = other_last[len - 1] == 'z' ? 'y' : 'z';
+		memcpy(other_first, plain, len + 1);
+		other_first[0] = 'z';
+		snprintf(esc_last, sizeof(esc_last), "%.*s\\u%04x", (int)(len - 1), plain,
+			 (unsigned)(unsigned char)plain[len - 1]);
+		snprintf(esc_first, sizeof(esc_first), "\\u%04x%s", (unsigned)(unsigned char)plain[0],
+			 plain + 1);
+		const char *pairs[][2] = {
+		    {plain, plain},	  {plain, esc_last},	   {esc_last, plain},
+		    {plain, esc_first},	  {esc_first, plain},	   {plain, other_last},
+		    {plain, other_first}, {other_last, plain},
+		};
+		for (size_t pi = 0; pi < sizeof(pairs) / sizeof(pairs[0]); pi++) {
+			for (int far = 0; far < 2; far++) {
+				char doc[512];
+				int n = snprintf(doc, sizeof(doc),
+						 "{\"event\":\"x\",\"%s\":\"1\",\"%s\":2%s}",
+						 pairs[pi][0], pairs[pi][1],
+						 far ? ",\"pad\":\"0123456789012345678901234567890123456789\""
+						     : "");
+				assert_true(n > 0 && (size_t)n < sizeof(doc));
+				compare(doc, (size_t)n, &t);
+				if (pi < 5) {
+					char first[256];
+					size_t count;
+					assert_int_equal(parse(doc, &count, first, sizeof(first)),
+							 -EBADMSG);
+					if (!strstr(first, "duplicate member"))
+						fail_msg("%s: %s", doc, first);
+					dups++;
+				}
+			}
+		}
+	}
+	assert_int_equal(dups, 40 * 5 * 2);
+	assert_int_equal(t.agree, 40 * 8 * 2);
+	assert_int_equal(t.accepted, 40 * 3 * 2);
+}
+
+/* Strings with escapes are unescaped on a fast path (a one-byte escape and the 16-byte blocks of
+ * the run after it) while 16 bytes of line and scratch are left, and by the general loop near the
+ * end. Runs of every length 0-40 between "\\" escapes, with a two-byte UTF-8 character, a stray
+ * byte 0xff or a raw control character at each place of the run, the value near the end of the
+ * line and far from it: each is compared with jansson (both must accept or reject, and decode to
+ * the same bytes). */
+static void test_escaped_runs(void **state)
+{
+	struct tally t = {0};
+
+	(void)state;
+	for (size_t run = 0; run <= 40; run++) {
+		for (size_t at = 0; at <= run; at++) {
+			for (int kind = 0; kind < 4; kind++) {
+				for (int far = 0; far < 2; far++) {
+					char v[256], doc[512];
+					size_t o = 0;
+					for (int e = 0; e < 3; e++) {
+						v[o++] = '\\';
+						v[o++] = '\\';
+						for (size_t k = 0; k < run; k++) {
+							if (k == at && kind == 1) {
+								v[o++] = (char)0xc3;
+								v[o++] = (char)0xa9;
+							} else if (k == at && kind == 2) {
+								v[o++] = (char)0xff;
+							} else if (k == at && kind == 3 && e == 1) {
+								v[o++] = '\x01';
+							} else {
+								v[o++] = (char)('a' + (k + e) % 26);
+							}
+						}
+					}
+					int n = snprintf(doc, sizeof(doc),
+							 "{\"event\":\"x\",%s\"v\":\"%.*s\"}",
+							 far ? "" : "\"pad\":\"0123456789abcdefghij\",",
+							 (int)o, v);
+					assert_true(n > 0 && (size_t)n < sizeof(doc));
+					if (far) { /* the value first: the line goes on after it */
+						n = snprintf(doc, sizeof(doc),
+							     "{\"v\":\"%.*s\",\"event\":\"x\",\"pad\":"
+							     "\"0123456789abcdefghij0123456789\"}",
+							     (int)o, v);
+						assert_true(n > 0 && (size_t)n < sizeof(doc));
+					}
+					compare(doc, (size_t)n, &t);
+				}
+			}
+		}
+	}
+	print_message("escaped runs: %u lines agree with jansson, %u accepted\n", t.agree,
+		      t.accepted);
+	assert_int_equal(t.skipped, 0);
+	assert_true(t.accepted > 1000);
+	assert_true(t.agree - t.accepted > 1000);
+}
+
+/* The parser looks for the expected byte (a name's quote, ':', ',') before it skips whitespace.
+ * Each whitespace byte JSON allows, and two bytes it does not ('\v', 'x'), inserted at every
+ * place of a line with every kind of value: compared with jansson (both must accept or reject,
+ * and decode the same strings). */
+static void test_whitespace_everywhere(void **state)
+{
+	static const char base[] = "{\"event\":\"e\",\"a\":\"x\\\\y\",\"b\":-1.5e3,\"c\":true,"
+				   "\"d\":null,\"e\":false,\"f\":\"\"}";
+	static const char ins[] = {' ', '\t', '\r', '\n', '\v', 'x'};
+	struct tally t = {0};
+	size_t bl = sizeof(base) - 1;
+
+	(void)state;
+	for (size_t at = 0; at <= bl; at++) {
+		for (size_t k = 0; k < sizeof(ins); k++) {
+			for (size_t twice = 1; twice <= 2; twice++) {
+				char doc[128];
+				memcpy(doc, base, at);
+				memset(doc + at, ins[k], twice);
+				memcpy(doc + at + twice, base + at, bl - at);
+				compare(doc, bl + twice, &t);
+			}
+		}
+	}
+	print_message("whitespace: %u lines agree with jansson, %u accepted\n", t.agree,
+		      t.accepted);
+	assert_int_equal(t.agree, (bl + 1) * sizeof(ins) * 2);
+	assert_true(t.accepted > 100);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -529,6 +675,9 @@ int main(void)
 	    cmocka_unit_test(test_differential_sequences),
 	    cmocka_unit_test(test_differential_positions),
 	    cmocka_unit_test(test_differential_mutations),
+	    cmocka_unit_test(test_name_paths_agree_on_duplicates),
+	    cmocka_unit_test(test_escaped_runs),
+	    cmocka_unit_test(test_whitespace_everywhere),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
