@@ -5,7 +5,8 @@
  * a truncation and a file that appears later, refuses an over-long line whole (and reads the next
  * one), counts malformed JSON, and stops for a full sink without losing a line. The line parser:
  * JSON flattened to dotted keys (containers also as their text, one-element arrays unwrapped,
- * null absent, repeated flattened keys and a top-level "event" refused), access logs into W3C
+ * null absent, repeated flattened keys and a top-level "event" refused, a "\u0000" in a string
+ * and an integer outside int64 kept), access logs into W3C
  * fields, key=value lines. Every line it makes is one rf_event_parse accepts. And the source's
  * event table agrees with manifests/ringfence-agent-logs-1.0.0.json. Run under ASan and UBSan.
  */
@@ -50,8 +51,10 @@ static void cap_put(void *ud, const uint8_t *p, size_t n)
 
 	assert_true(n > 0 && n <= RF_EVENT_LINE_MAX && p[n - 1] == '\n');
 	assert_true(c->lines < 64);
-	/* strict JSON, not only what the engine's lenient event parser takes */
-	j = json_loadb((const char *)p, n, JSON_REJECT_DUPLICATES, &err);
+	/* strict JSON, not only what the engine's lenient event parser takes (a "\u0000" in a
+	 * string and an integer outside int64 are JSON: jansson needs telling) */
+	j = json_loadb((const char *)p, n,
+		       JSON_REJECT_DUPLICATES | JSON_ALLOW_NUL | JSON_DECODE_INT_AS_REAL, &err);
 	if (!j)
 		fail_msg("not valid JSON (%s): %.*s", err.text, (int)n, (const char *)p);
 	json_decref(j);
@@ -84,6 +87,7 @@ static size_t ev_index(const char *name)
 /* Parse line (ends in \n) as the worker does and return the value of field name, or NULL. */
 static uint8_t scratch[RF_EVENT_LINE_MAX];
 static struct rf_event evt;
+static size_t field_n; /* the length of the value field() returned last */
 
 static const char *field(const char *line, const char *name, bool *ret_is_string)
 {
@@ -101,6 +105,7 @@ static const char *field(const char *line, const char *name, bool *ret_is_string
 				       : sizeof(val) - 1;
 			memcpy(val, evt.fields[i].value, l);
 			val[l] = '\0';
+			field_n = l;
 			if (ret_is_string)
 				*ret_is_string = evt.fields[i].is_string;
 			return val;
@@ -208,6 +213,64 @@ static void test_json(void **state)
 	assert_int_equal(st.malformed, 5);
 	assert_int_equal(st.oversize, 0);
 	assert_int_equal(st.emitted, 4);
+	rf_source_log_free(s);
+}
+
+/*
+ * A valid JSON line with "\u0000" in a string or an integer outside int64 is an event, as
+ * rf_event_parse (content eval, --events FILE) takes it: jansson refused both whole, so whoever
+ * wrote one value of a logged record could hide the event from every rule. The string keeps its
+ * NUL; the integer is its text as written.
+ */
+static void test_json_nul_bigint(void **state)
+{
+	struct rf_source_log *s;
+	struct rf_source_stats st;
+	bool str;
+	const char *l;
+
+	(void)state;
+	assert_int_equal(rf_source_log_new(&s), 0);
+	put(s, "okta", "{\"id\":2,\"actor\":{\"alternateId\":\"bob\\u0000\"},\"o\":\"FAILURE\"}",
+	    0);
+	assert_int_equal(cap.lines, 1);
+	l = cap.line[0];
+	const char *v = field(l, "actor.alternateId", &str);
+	assert_non_null(v);
+	assert_true(str);
+	assert_int_equal(field_n, 4); /* "bob" and its NUL */
+	assert_memory_equal(v, "bob\0", 4);
+	assert_string_equal(field(l, "o", NULL), "FAILURE");
+	cap_clear(&cap);
+
+	put(s, "okta",
+	    "{\"id\":3,\"n\":18446744073709551615,\"m\":-9223372036854775809,"
+	    "\"k\":9223372036854775807,\"r\":[1,2.5,99999999999999999999],\"x\":{\"y\":2,"
+	    "\"z\":1234567890123456789012345678901234567890},\"w\":[7],\"f\":0.5,"
+	    "\"o\":\"FAILURE\"}",
+	    0);
+	assert_int_equal(cap.lines, 1);
+	l = cap.line[0];
+	assert_string_equal(field(l, "n", &str), "18446744073709551615");
+	assert_false(str);
+	assert_string_equal(field(l, "m", NULL), "-9223372036854775809");
+	assert_string_equal(field(l, "k", NULL), "9223372036854775807");
+	assert_string_equal(field(l, "id", NULL), "3");
+	/* the numbers after a container the walk does not go into stay in step */
+	assert_string_equal(field(l, "x.y", NULL), "2");
+	assert_string_equal(field(l, "x.z", NULL), "1234567890123456789012345678901234567890");
+	assert_string_equal(field(l, "w", NULL), "7");
+	assert_string_equal(field(l, "f", NULL), "0.5");
+	assert_string_equal(field(l, "o", NULL), "FAILURE");
+	cap_clear(&cap);
+
+	/* still malformed: a big integer in a line that is not JSON for another reason */
+	put(s, "okta", "{\"n\":18446744073709551615,}", -EBADMSG);
+	put(s, "okta", "{\"n\":18446744073709551615", -EBADMSG);
+	put(s, "okta", "[18446744073709551615]", -EBADMSG);
+	rf_source_log_stats(s, &st);
+	assert_int_equal(st.malformed, 3);
+	assert_int_equal(st.emitted, 2);
 	rf_source_log_free(s);
 }
 
@@ -552,6 +615,7 @@ int main(void)
 {
 	const struct CMUnitTest tests[] = {
 	    cmocka_unit_test(test_json),
+	    cmocka_unit_test(test_json_nul_bigint),
 	    cmocka_unit_test(test_text_access_kv),
 	    cmocka_unit_test(test_follow),
 	    cmocka_unit_test(test_spec),
