@@ -199,6 +199,10 @@ static int parse_spec(const char *spec, int (*fn)(void *, size_t, const char *, 
 			*why = "each PATH must be absolute";
 			return -EINVAL;
 		}
+		if (end[-1] == ',') { /* "log:a=/x," would follow "/x," for ever */
+			*why = "a PATH ends with ',' (parts are joined with ',log:')";
+			return -EINVAL;
+		}
 		if (++count > RF_SOURCE_LOG_FILES_MAX) {
 			*why = "too many files (limit RF_SOURCE_LOG_FILES_MAX)";
 			return -E2BIG;
@@ -215,6 +219,98 @@ static int parse_spec(const char *spec, int (*fn)(void *, size_t, const char *, 
 	return 0;
 }
 
+/* The parts of a spec, for the checks that look at the files. */
+struct parts {
+	size_t n;
+	struct {
+		size_t ev;
+		char path[4096];
+		char norm[4096]; /* without "." pieces, repeated and trailing '/' */
+		bool exists;
+		dev_t dev;
+		ino_t ino;
+	} a[RF_SOURCE_LOG_FILES_MAX];
+};
+
+static int add_checked(void *ud, size_t ev, const char *path, size_t n)
+{
+	struct parts *ps = ud;
+	char *o = ps->a[ps->n].norm;
+	size_t i = 0, k = 0;
+
+	ps->a[ps->n].ev = ev;
+	memcpy(ps->a[ps->n].path, path, n); /* n < 4096: parse_spec */
+	ps->a[ps->n].path[n] = '\0';
+	while (i < n) {
+		size_t j = i;
+		while (j < n && path[j] != '/')
+			j++;
+		if (j > i && !(j - i == 1 && path[i] == '.')) {
+			o[k++] = '/';
+			memcpy(o + k, path + i, j - i);
+			k += j - i;
+		}
+		i = j + 1;
+	}
+	if (k == 0)
+		o[k++] = '/';
+	o[k] = '\0';
+	ps->n++;
+	return 0;
+}
+
+/*
+ * What the files of a well-formed spec say, at start: a PATH that is a directory, a FIFO, a
+ * socket or a device is refused (the source follows regular files by offset, rotation and
+ * truncation; it skipped anything else without a word, so a typo like log:linux_sshd=/var/log
+ * followed nothing); so is one file named twice for the same EVENT (by the same path up to "."
+ * pieces and repeated '/', or by another path to the same device and inode): each line would be
+ * that many events, and a count correlation would fire on one. A file that does not exist yet
+ * is fine (it is followed from when it appears). Returns 0 or -EINVAL with the reason.
+ */
+static int check_files(const char *spec, struct rf_diag *reterr)
+{
+	struct parts *ps = calloc(1, sizeof(*ps));
+	const char *why = NULL;
+	struct stat sb;
+	int r;
+
+	if (!ps)
+		return rf_diag_report(reterr, -ENOMEM, "event source: out of memory");
+	if ((r = parse_spec(spec, add_checked, ps, &why)) < 0)
+		goto out; /* cannot happen: the callers parsed it already */
+	for (size_t i = 0; i < ps->n && r == 0; i++) {
+		ps->a[i].exists = stat(ps->a[i].path, &sb) == 0;
+		if (ps->a[i].exists && S_ISDIR(sb.st_mode))
+			r = rf_diag_report(
+			    reterr, -EINVAL,
+			    "event source '%s': '%s' is a directory (a PATH names one log file)",
+			    spec, ps->a[i].path);
+		else if (ps->a[i].exists && !S_ISREG(sb.st_mode))
+			r = rf_diag_report(reterr, -EINVAL,
+					   "event source '%s': '%s' is not a regular file (a FIFO, "
+					   "socket or device): the source follows regular files",
+					   spec, ps->a[i].path);
+		if (ps->a[i].exists) {
+			ps->a[i].dev = sb.st_dev;
+			ps->a[i].ino = sb.st_ino;
+		}
+		for (size_t j = 0; j < i && r == 0; j++)
+			if (ps->a[j].ev == ps->a[i].ev &&
+			    (!strcmp(ps->a[j].norm, ps->a[i].norm) ||
+			     (ps->a[j].exists && ps->a[i].exists && ps->a[j].dev == ps->a[i].dev &&
+			      ps->a[j].ino == ps->a[i].ino)))
+				r = rf_diag_report(
+				    reterr, -EINVAL,
+				    "event source '%s': '%s' and '%s' are the same file "
+				    "for event %s (each line would be two events)",
+				    spec, ps->a[j].path, ps->a[i].path, events[ps->a[i].ev].name);
+	}
+out:
+	free(ps);
+	return r;
+}
+
 bool rf_source_log_known(const char *spec)
 {
 	const char *why;
@@ -228,7 +324,7 @@ int rf_source_log_check(const char *spec, struct rf_diag *reterr)
 	int r = parse_spec(spec, NULL, NULL, &why);
 
 	if (r == 0)
-		return 0;
+		return check_files(spec, reterr);
 	if (strcmp(why, "unknown event type") != 0)
 		return rf_diag_report(reterr, r, "event source '%s': %s", spec ? spec : "", why);
 	/* name the part: the first whose EVENT this source does not have */
@@ -885,6 +981,9 @@ static void close_file(struct lfile *f)
 	f->skipping = false;
 }
 
+/* open_err for a path that names something other than a regular file (not an errno) */
+#define EFTYPE_NOTREG (-1)
+
 /* Open f->path if it exists; from_end: start at its end (the source's first look). */
 static int open_file(struct rf_source_log *s, struct lfile *f, bool from_end)
 {
@@ -898,6 +997,7 @@ static int open_file(struct rf_source_log *s, struct lfile *f, bool from_end)
 	f->open_err = 0;
 	if (fstat(fd, &sb) < 0 || !S_ISREG(sb.st_mode)) {
 		close(fd);
+		f->open_err = EFTYPE_NOTREG; /* said by rf_source_log_warning */
 		return 0; /* not a regular file (yet): looked at again next time */
 	}
 	f->fd = fd;
@@ -1104,6 +1204,10 @@ int rf_source_log_open(const char *spec, struct rf_source_log **ret, struct rf_d
 		rf_source_log_free(s);
 		return rf_diag_report(reterr, r, "event source '%s': %s", spec ? spec : "", why);
 	}
+	if ((r = check_files(spec, reterr)) < 0) {
+		rf_source_log_free(s);
+		return r;
+	}
 	s->tfd = timerfd_create(CLOCK_MONOTONIC, TFD_NONBLOCK | TFD_CLOEXEC);
 	if (s->tfd < 0) {
 		r = -errno;
@@ -1156,7 +1260,9 @@ const char *rf_source_log_warning(struct rf_source_log *s)
 			continue;
 		snprintf(s->warning, sizeof(s->warning),
 			 "%s: %s (it is followed from when it can be read)", f->path,
-			 f->open_err == ENOENT ? "does not exist yet" : strerror(f->open_err));
+			 f->open_err == ENOENT	       ? "does not exist yet"
+			 : f->open_err == EFTYPE_NOTREG ? "not a regular file"
+							: strerror(f->open_err));
 		return s->warning;
 	}
 	return NULL;

@@ -471,6 +471,57 @@ static void test_spec(void **state)
 	assert_int_equal(rf_source_log_check("log:webserver=relative/x", &d), -EINVAL);
 	assert_non_null(strstr(d.first, "each PATH must be absolute"));
 	assert_int_equal(rf_source_log_check("log:webserver=/var/log/x", NULL), 0);
+
+	/* the review 4-5: a trailing comma was taken into PATH ("/x,": followed for ever) */
+	memset(&d, 0, sizeof(d));
+	assert_false(rf_source_log_known("log:okta=/x.log,"));
+	assert_int_equal(rf_source_log_check("log:okta=/x.log,", &d), -EINVAL);
+	assert_non_null(strstr(d.first, "a PATH ends with ','"));
+
+	/* one file twice for an EVENT: each line was that many events (a count correlation fired
+	 * on one line); by the same path up to "." and '/', or by another path to its inode */
+	char spec[4 * 300];
+	const char *same[][2] = {
+	    {"dup.log", "dup.log"},	 {"dup.log", "./dup.log"},   {"dup.log", "/dup.log"},
+	    {"dup.log", "dup-link.log"}, {"none.log", "./none.log"},
+	};
+	appends("dup.log", "");
+	(void)unlink(path_of("dup-link.log"));
+	char target[512];
+	snprintf(target, sizeof(target), "%s", path_of("dup.log"));
+	assert_int_equal(link(target, path_of("dup-link.log")), 0);
+	for (size_t i = 0; i < sizeof(same) / sizeof(same[0]); i++) {
+		snprintf(spec, sizeof(spec), "log:okta=%s/%s,log:linux_sshd=%s/x,log:okta=%s/%s",
+			 dir, same[i][0], dir, dir, same[i][1]);
+		memset(&d, 0, sizeof(d));
+		if (rf_source_log_check(spec, &d) != -EINVAL)
+			fail_msg("not refused: %s", spec);
+		assert_non_null(strstr(d.first, "are the same file for event okta"));
+		memset(&d, 0, sizeof(d));
+		assert_int_equal(rf_source_log_open(spec, &s, &d), -EINVAL);
+		assert_null(s);
+	}
+	/* one file for two EVENTs is two readings of it (linux_log and linux_sshd on auth.log) */
+	snprintf(spec, sizeof(spec), "log:linux_log=%s/dup.log,log:linux_sshd=%s/dup.log", dir,
+		 dir);
+	assert_int_equal(rf_source_log_check(spec, NULL), 0);
+	snprintf(spec, sizeof(spec), "log:okta=%s/dup.log,log:okta=%s/dup.log2", dir, dir);
+	assert_int_equal(rf_source_log_check(spec, NULL), 0);
+
+	/* a directory or a FIFO as PATH was followed as nothing, without a word */
+	snprintf(spec, sizeof(spec), "log:linux_sshd=%s", dir);
+	memset(&d, 0, sizeof(d));
+	assert_int_equal(rf_source_log_check(spec, &d), -EINVAL);
+	assert_non_null(strstr(d.first, "is a directory"));
+	assert_int_equal(rf_source_log_open(spec, &s, &d), -EINVAL);
+	(void)unlink(path_of("fifo"));
+	assert_int_equal(mkfifo(path_of("fifo"), 0600), 0);
+	snprintf(spec, sizeof(spec), "log:linux_sshd=%s/fifo", dir);
+	memset(&d, 0, sizeof(d));
+	assert_int_equal(rf_source_log_check(spec, &d), -EINVAL);
+	assert_non_null(strstr(d.first, "is not a regular file"));
+	assert_int_equal(rf_source_log_open(spec, &s, &d), -EINVAL);
+	assert_null(s);
 }
 
 /* The source's table and manifests/ringfence-agent-logs-1.0.0.json name the same events; JSON
