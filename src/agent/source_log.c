@@ -10,6 +10,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -437,8 +438,8 @@ static int out_str(struct rf_source_log *s, const char *name, const uint8_t *v, 
 #define KEY_LEN(k) strlen(k)
 #endif
 
-/* A number of the line as written: [off, off + len) of the line; big: an integer outside int64,
- * which jansson cannot hold. */
+/* A number of the line as written: [off, off + len) of the line; big: one jansson cannot hold
+ * (an integer outside int64, a real past a double's range). */
 struct numtok {
 	size_t off, len;
 	bool big;
@@ -602,6 +603,23 @@ static bool int_is_big(const uint8_t *p, size_t n)
 	return n > 19 || (n == 19 && memcmp(p, lim, 19) > 0);
 }
 
+/* The value of the number text p[0..n) (a JSON number: strtod reads all of it), or NAN when out
+ * of memory for a copy of a very long one. */
+static double token_value(const uint8_t *p, size_t n)
+{
+	char buf[64], *c = n < sizeof(buf) ? buf : malloc(n + 1);
+	double d;
+
+	if (!c)
+		return NAN;
+	memcpy(c, p, n);
+	c[n] = '\0';
+	d = strtod(c, NULL);
+	if (c != buf)
+		free(c);
+	return d;
+}
+
 /* The numbers of p[0..n) as written, in document order (strings skipped), into *ret (malloc'd;
  * at most n / 2 + 1 of them: each is followed by a separator). Returns the count, with *nbig the
  * integers outside int64, or -ENOMEM. Only meaningful for a line jansson parses (or would, but
@@ -635,7 +653,10 @@ static ssize_t lex_numbers(const uint8_t *p, size_t n, struct numtok **ret, size
 				is_int = false;
 		if (c == n / 2 + 1)
 			break; /* not JSON: jansson refuses it */
-		t[c] = (struct numtok){a, i - a, is_int && int_is_big(p + a, i - a)};
+		/* a real past the range of a double (1e400) fails jansson's parse too */
+		t[c] = (struct numtok){a, i - a,
+				       is_int ? int_is_big(p + a, i - a)
+					      : isinf(token_value(p + a, i - a))};
 		*nbig += t[c].big;
 		c++;
 	}
@@ -644,9 +665,9 @@ static ssize_t lex_numbers(const uint8_t *p, size_t n, struct numtok **ret, size
 }
 
 /*
- * p[0..n) with each integer outside int64 (jansson refuses the whole line for one) written as a
- * real of about its value, so jansson parses it; the walk then writes those integers from the
- * line's own text. Returns the copy (malloc'd, *ret_n bytes) or NULL (out of memory).
+ * p[0..n) with each integer outside int64 and each real past a double's range (jansson refuses
+ * the whole line for one) written as a real of about its value, so jansson parses it; the walk
+ * then writes those numbers from the line's own text. Returns the copy (malloc'd, *ret_n bytes) or NULL (out of memory).
  */
 static char *bigints_as_reals(const uint8_t *p, size_t n, const struct numtok *t, size_t nt,
 			      size_t nbig, size_t *ret_n)
@@ -661,15 +682,13 @@ static char *bigints_as_reals(const uint8_t *p, size_t n, const struct numtok *t
 			continue;
 		memcpy(q + o, p + from, t[i].off - from);
 		o += t[i].off - from;
-		/* the digits are followed by a byte that is not one (a big token ends before n
-		 * in a line jansson accepts; if not, the copy is refused as the line would be) */
-		snprintf(real, sizeof(real), "%s", p[t[i].off] == '-' ? "-1e308" : "1e308");
-		if (t[i].len < 30) { /* about its value; 30+ digits: far outside, 1e308 will do */
-			char dig[32];
-			memcpy(dig, p + t[i].off, t[i].len);
-			dig[t[i].len] = '\0';
-			snprintf(real, sizeof(real), "%.17g", strtod(dig, NULL));
-		}
+		/* about its value (the walk writes the text), in range: past a double's range,
+		 * the largest one */
+		double d = token_value(p + t[i].off, t[i].len);
+		if (isinf(d) || isnan(d))
+			snprintf(real, sizeof(real), "%s", p[t[i].off] == '-' ? "-1e308" : "1e308");
+		else
+			snprintf(real, sizeof(real), "%.17g", d);
 		size_t rl = strlen(real);
 		memcpy(q + o, real, rl);
 		o += rl;
@@ -694,8 +713,9 @@ static int put_json(struct rf_source_log *s, const uint8_t *p, size_t n)
 	int r = 0;
 
 	if (!root) {
-		/* An integer outside int64 fails jansson's whole parse: rf_event_parse keeps any
-		 * number as its text, so one attacker-chosen number must not hide the event. */
+		/* An integer outside int64 (or a real past a double's range) fails jansson's whole
+		 * parse: rf_event_parse keeps any number as its text, so one attacker-chosen number
+		 * must not hide the event. */
 		size_t nbig, qn;
 		ssize_t nt = lex_numbers(p, n, &num, &nbig);
 		char *q;
