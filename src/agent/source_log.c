@@ -654,9 +654,8 @@ static ssize_t lex_numbers(const uint8_t *p, size_t n, struct numtok **ret, size
 		if (c == n / 2 + 1)
 			break; /* not JSON: jansson refuses it */
 		/* a real past the range of a double (1e400) fails jansson's parse too */
-		t[c] = (struct numtok){a, i - a,
-				       is_int ? int_is_big(p + a, i - a)
-					      : isinf(token_value(p + a, i - a))};
+		t[c] = (struct numtok){
+		    a, i - a, is_int ? int_is_big(p + a, i - a) : isinf(token_value(p + a, i - a))};
 		*nbig += t[c].big;
 		c++;
 	}
@@ -667,7 +666,8 @@ static ssize_t lex_numbers(const uint8_t *p, size_t n, struct numtok **ret, size
 /*
  * p[0..n) with each integer outside int64 and each real past a double's range (jansson refuses
  * the whole line for one) written as a real of about its value, so jansson parses it; the walk
- * then writes those numbers from the line's own text. Returns the copy (malloc'd, *ret_n bytes) or NULL (out of memory).
+ * then writes those numbers from the line's own text. Returns the copy (malloc'd, *ret_n bytes)
+ * or NULL (out of memory).
  */
 static char *bigints_as_reals(const uint8_t *p, size_t n, const struct numtok *t, size_t nt,
 			      size_t nbig, size_t *ret_n)
@@ -1280,7 +1280,7 @@ const char *rf_source_log_warning(struct rf_source_log *s)
 			continue;
 		snprintf(s->warning, sizeof(s->warning),
 			 "%s: %s (it is followed from when it can be read)", f->path,
-			 f->open_err == ENOENT	       ? "does not exist yet"
+			 f->open_err == ENOENT		? "does not exist yet"
 			 : f->open_err == EFTYPE_NOTREG ? "not a regular file"
 							: strerror(f->open_err));
 		return s->warning;
