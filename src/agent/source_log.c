@@ -10,6 +10,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -199,6 +200,10 @@ static int parse_spec(const char *spec, int (*fn)(void *, size_t, const char *, 
 			*why = "each PATH must be absolute";
 			return -EINVAL;
 		}
+		if (end[-1] == ',') { /* "log:a=/x," would follow "/x," for ever */
+			*why = "a PATH ends with ',' (parts are joined with ',log:')";
+			return -EINVAL;
+		}
 		if (++count > RF_SOURCE_LOG_FILES_MAX) {
 			*why = "too many files (limit RF_SOURCE_LOG_FILES_MAX)";
 			return -E2BIG;
@@ -215,6 +220,98 @@ static int parse_spec(const char *spec, int (*fn)(void *, size_t, const char *, 
 	return 0;
 }
 
+/* The parts of a spec, for the checks that look at the files. */
+struct parts {
+	size_t n;
+	struct {
+		size_t ev;
+		char path[4096];
+		char norm[4096]; /* without "." pieces, repeated and trailing '/' */
+		bool exists;
+		dev_t dev;
+		ino_t ino;
+	} a[RF_SOURCE_LOG_FILES_MAX];
+};
+
+static int add_checked(void *ud, size_t ev, const char *path, size_t n)
+{
+	struct parts *ps = ud;
+	char *o = ps->a[ps->n].norm;
+	size_t i = 0, k = 0;
+
+	ps->a[ps->n].ev = ev;
+	memcpy(ps->a[ps->n].path, path, n); /* n < 4096: parse_spec */
+	ps->a[ps->n].path[n] = '\0';
+	while (i < n) {
+		size_t j = i;
+		while (j < n && path[j] != '/')
+			j++;
+		if (j > i && !(j - i == 1 && path[i] == '.')) {
+			o[k++] = '/';
+			memcpy(o + k, path + i, j - i);
+			k += j - i;
+		}
+		i = j + 1;
+	}
+	if (k == 0)
+		o[k++] = '/';
+	o[k] = '\0';
+	ps->n++;
+	return 0;
+}
+
+/*
+ * What the files of a well-formed spec say, at start: a PATH that is a directory, a FIFO, a
+ * socket or a device is refused (the source follows regular files by offset, rotation and
+ * truncation; it skipped anything else without a word, so a typo like log:linux_sshd=/var/log
+ * followed nothing); so is one file named twice for the same EVENT (by the same path up to "."
+ * pieces and repeated '/', or by another path to the same device and inode): each line would be
+ * that many events, and a count correlation would fire on one. A file that does not exist yet
+ * is fine (it is followed from when it appears). Returns 0 or -EINVAL with the reason.
+ */
+static int check_files(const char *spec, struct rf_diag *reterr)
+{
+	struct parts *ps = calloc(1, sizeof(*ps));
+	const char *why = NULL;
+	struct stat sb;
+	int r;
+
+	if (!ps)
+		return rf_diag_report(reterr, -ENOMEM, "event source: out of memory");
+	if ((r = parse_spec(spec, add_checked, ps, &why)) < 0)
+		goto out; /* cannot happen: the callers parsed it already */
+	for (size_t i = 0; i < ps->n && r == 0; i++) {
+		ps->a[i].exists = stat(ps->a[i].path, &sb) == 0;
+		if (ps->a[i].exists && S_ISDIR(sb.st_mode))
+			r = rf_diag_report(
+			    reterr, -EINVAL,
+			    "event source '%s': '%s' is a directory (a PATH names one log file)",
+			    spec, ps->a[i].path);
+		else if (ps->a[i].exists && !S_ISREG(sb.st_mode))
+			r = rf_diag_report(reterr, -EINVAL,
+					   "event source '%s': '%s' is not a regular file (a FIFO, "
+					   "socket or device): the source follows regular files",
+					   spec, ps->a[i].path);
+		if (ps->a[i].exists) {
+			ps->a[i].dev = sb.st_dev;
+			ps->a[i].ino = sb.st_ino;
+		}
+		for (size_t j = 0; j < i && r == 0; j++)
+			if (ps->a[j].ev == ps->a[i].ev &&
+			    (!strcmp(ps->a[j].norm, ps->a[i].norm) ||
+			     (ps->a[j].exists && ps->a[i].exists && ps->a[j].dev == ps->a[i].dev &&
+			      ps->a[j].ino == ps->a[i].ino)))
+				r = rf_diag_report(
+				    reterr, -EINVAL,
+				    "event source '%s': '%s' and '%s' are the same file "
+				    "for event %s (each line would be two events)",
+				    spec, ps->a[j].path, ps->a[i].path, events[ps->a[i].ev].name);
+	}
+out:
+	free(ps);
+	return r;
+}
+
 bool rf_source_log_known(const char *spec)
 {
 	const char *why;
@@ -228,7 +325,7 @@ int rf_source_log_check(const char *spec, struct rf_diag *reterr)
 	int r = parse_spec(spec, NULL, NULL, &why);
 
 	if (r == 0)
-		return 0;
+		return check_files(spec, reterr);
 	if (strcmp(why, "unknown event type") != 0)
 		return rf_diag_report(reterr, r, "event source '%s': %s", spec ? spec : "", why);
 	/* name the part: the first whose EVENT this source does not have */
@@ -282,8 +379,11 @@ static int out_name(struct rf_source_log *s, const char *const *a, const size_t 
 {
 	size_t at, dl = na ? na - 1 : 0;
 
-	for (size_t i = 0; i < na; i++)
+	for (size_t i = 0; i < na; i++) {
 		dl += al[i];
+		if (memchr(a[i], '\0', al[i])) /* a key with "\u0000": no rule can name it */
+			dl = RF_NAME_MAX + 1;
+	}
 	if (dl == 0 || dl > RF_NAME_MAX) { /* no event carries it, no rule can name it */
 		s->st.fields_lost++;
 		return 1;
@@ -331,12 +431,54 @@ static int out_str(struct rf_source_log *s, const char *name, const uint8_t *v, 
 
 #define FLAT_DEPTH_MAX 64 /* key pieces kept; jansson's own parser depth limit is 2048 */
 
+/* A key's length: jansson 2.14 keeps keys with "\u0000" whole (JSON_ALLOW_NUL). */
+#if JANSSON_VERSION_HEX >= 0x020e00
+#define KEY_LEN(k) json_object_iter_key_len(json_object_key_to_iter(k))
+#else
+#define KEY_LEN(k) strlen(k)
+#endif
+
+/* A number of the line as written: [off, off + len) of the line; big: one jansson cannot hold
+ * (an integer outside int64, a real past a double's range). */
+struct numtok {
+	size_t off, len;
+	bool big;
+};
+
 struct flat {
 	struct rf_source_log *s;
 	const char *key[FLAT_DEPTH_MAX];
 	size_t keylen[FLAT_DEPTH_MAX];
 	size_t depth;
+	/* Only for a line with a big integer (see put_json): its numbers in document order, the
+	 * line's text, and the next number the walk meets. NULL otherwise. */
+	const struct numtok *num;
+	size_t nnum, cur;
+	const uint8_t *line;
 };
+
+/* The numbers in v (their count), for a walk that does not visit them one by one. */
+static size_t count_numbers(json_t *v)
+{
+	size_t c = 0, i;
+	const char *k;
+	json_t *e;
+
+	if (json_is_number(v))
+		return 1;
+	if (json_is_array(v))
+		json_array_foreach(v, i, e) c += count_numbers(e);
+	else if (json_is_object(v))
+		json_object_foreach(v, k, e) c += count_numbers(e);
+	return c;
+}
+
+/* The walk skips v's numbers (a container it does not go into). */
+static void skip_numbers(struct flat *fl, json_t *v)
+{
+	if (fl->num)
+		fl->cur += count_numbers(v);
+}
 
 static int dump_cb(const char *buf, size_t size, void *ud)
 {
@@ -385,6 +527,20 @@ static int flat_value(struct flat *fl, json_t *v)
 	case JSON_REAL:
 	case JSON_TRUE:
 	case JSON_FALSE:
+		if (json_is_number(v) && fl->num) {
+			const struct numtok *t;
+			if (fl->cur >= fl->nnum)
+				return -EBADMSG; /* cannot happen: jansson parsed these numbers */
+			t = &fl->num[fl->cur++];
+			if (t->big) { /* as written, as rf_event_parse keeps it */
+				r = out_name(s, fl->key, fl->keylen, fl->depth);
+				if (r != 0)
+					return r < 0 ? r : 0;
+				rf_line_put(s->out, RF_EVENT_LINE_MAX, &s->out_len, &s->full,
+					    fl->line + t->off, t->len);
+				return s->full ? -E2BIG : 0;
+			}
+		}
 		if (json_is_integer(v))
 			n = snprintf(num, sizeof(num), "%" JSON_INTEGER_FORMAT,
 				     json_integer_value(v));
@@ -401,8 +557,10 @@ static int flat_value(struct flat *fl, json_t *v)
 	case JSON_ARRAY:
 		/* the container's own text, for rules that search it whole */
 		r = out_name(s, fl->key, fl->keylen, fl->depth);
-		if (r != 0)
+		if (r != 0) {
+			skip_numbers(fl, v);
 			return r < 0 ? r : 0;
+		}
 		rf_line_put(s->out, RF_EVENT_LINE_MAX, &s->out_len, &s->full, "\"", 1);
 		if (json_dump_callback(v, dump_cb, s, JSON_COMPACT | JSON_PRESERVE_ORDER) < 0 ||
 		    s->full)
@@ -410,16 +568,17 @@ static int flat_value(struct flat *fl, json_t *v)
 		rf_line_put(s->out, RF_EVENT_LINE_MAX, &s->out_len, &s->full, "\"", 1);
 		if (s->full)
 			return -E2BIG;
-		if (json_is_array(v))
-			return 0; /* several elements: only the text (docs/agent.md) */
-		if (fl->depth == FLAT_DEPTH_MAX)
+		if (json_is_array(v) || fl->depth == FLAT_DEPTH_MAX) {
+			/* several elements: only the text (docs/agent.md) */
+			skip_numbers(fl, v);
 			return 0;
+		}
 		const char *k;
 		json_t *c;
 		json_object_foreach(v, k, c)
 		{
 			fl->key[fl->depth] = k;
-			fl->keylen[fl->depth] = strlen(k);
+			fl->keylen[fl->depth] = KEY_LEN(k);
 			fl->depth++;
 			r = flat_value(fl, c);
 			fl->depth--;
@@ -431,30 +590,166 @@ static int flat_value(struct flat *fl, json_t *v)
 	return -EBADMSG;
 }
 
+/* Whether the integer text p[0..n) (an optional '-', then digits) is outside int64. */
+static bool int_is_big(const uint8_t *p, size_t n)
+{
+	bool neg = n && p[0] == '-';
+	const char *lim = neg ? "9223372036854775808" : "9223372036854775807";
+
+	if (neg) {
+		p++;
+		n--;
+	}
+	return n > 19 || (n == 19 && memcmp(p, lim, 19) > 0);
+}
+
+/* The value of the number text p[0..n) (a JSON number: strtod reads all of it), or NAN when out
+ * of memory for a copy of a very long one. */
+static double token_value(const uint8_t *p, size_t n)
+{
+	char buf[64], *c = n < sizeof(buf) ? buf : malloc(n + 1);
+	double d;
+
+	if (!c)
+		return NAN;
+	memcpy(c, p, n);
+	c[n] = '\0';
+	d = strtod(c, NULL);
+	if (c != buf)
+		free(c);
+	return d;
+}
+
+/* The numbers of p[0..n) as written, in document order (strings skipped), into *ret (malloc'd;
+ * at most n / 2 + 1 of them: each is followed by a separator). Returns the count, with *nbig the
+ * integers outside int64, or -ENOMEM. Only meaningful for a line jansson parses (or would, but
+ * for those integers). */
+static ssize_t lex_numbers(const uint8_t *p, size_t n, struct numtok **ret, size_t *nbig)
+{
+	struct numtok *t = malloc((n / 2 + 1) * sizeof(*t));
+	size_t c = 0, i = 0;
+
+	if (!t)
+		return -ENOMEM;
+	*nbig = 0;
+	while (i < n) {
+		if (p[i] == '"') {
+			for (i++; i < n && p[i] != '"'; i++)
+				if (p[i] == '\\')
+					i++;
+			i++;
+			continue;
+		}
+		if (p[i] != '-' && (p[i] < '0' || p[i] > '9')) {
+			i++;
+			continue;
+		}
+		size_t a = i;
+		bool is_int = true;
+		for (; i < n && ((p[i] >= '0' && p[i] <= '9') || p[i] == '-' || p[i] == '+' ||
+				 p[i] == '.' || p[i] == 'e' || p[i] == 'E');
+		     i++)
+			if (p[i] == '.' || p[i] == 'e' || p[i] == 'E')
+				is_int = false;
+		if (c == n / 2 + 1)
+			break; /* not JSON: jansson refuses it */
+		/* a real past the range of a double (1e400) fails jansson's parse too */
+		t[c] = (struct numtok){
+		    a, i - a, is_int ? int_is_big(p + a, i - a) : isinf(token_value(p + a, i - a))};
+		*nbig += t[c].big;
+		c++;
+	}
+	*ret = t;
+	return (ssize_t)c;
+}
+
+/*
+ * p[0..n) with each integer outside int64 and each real past a double's range (jansson refuses
+ * the whole line for one) written as a real of about its value, so jansson parses it; the walk
+ * then writes those numbers from the line's own text. Returns the copy (malloc'd, *ret_n bytes)
+ * or NULL (out of memory).
+ */
+static char *bigints_as_reals(const uint8_t *p, size_t n, const struct numtok *t, size_t nt,
+			      size_t nbig, size_t *ret_n)
+{
+	char *q = malloc(n + 24 * nbig + 1), real[40];
+	size_t o = 0, from = 0;
+
+	if (!q)
+		return NULL;
+	for (size_t i = 0; i < nt; i++) {
+		if (!t[i].big)
+			continue;
+		memcpy(q + o, p + from, t[i].off - from);
+		o += t[i].off - from;
+		/* about its value (the walk writes the text), in range: past a double's range,
+		 * the largest one */
+		double d = token_value(p + t[i].off, t[i].len);
+		if (isinf(d) || isnan(d))
+			snprintf(real, sizeof(real), "%s", p[t[i].off] == '-' ? "-1e308" : "1e308");
+		else
+			snprintf(real, sizeof(real), "%.17g", d);
+		size_t rl = strlen(real);
+		memcpy(q + o, real, rl);
+		o += rl;
+		from = t[i].off + t[i].len;
+	}
+	memcpy(q + o, p + from, n - from);
+	o += n - from;
+	*ret_n = o;
+	return q;
+}
+
 static int put_json(struct rf_source_log *s, const uint8_t *p, size_t n)
 {
+	/* JSON_ALLOW_NUL: a string with "\u0000" is carried whole, as rf_event_parse takes it */
+	const size_t flags = JSON_REJECT_DUPLICATES | JSON_ALLOW_NUL;
 	json_error_t jerr;
-	json_t *root = json_loadb((const char *)p, n, JSON_REJECT_DUPLICATES, &jerr);
+	json_t *root = json_loadb((const char *)p, n, flags, &jerr);
 	struct flat fl = {.s = s};
+	struct numtok *num = NULL;
 	const char *k;
 	json_t *v;
 	int r = 0;
 
-	if (!root)
-		return -EBADMSG;
-	if (!json_is_object(root)) {
+	if (!root) {
+		/* An integer outside int64 (or a real past a double's range) fails jansson's whole
+		 * parse: rf_event_parse keeps any number as its text, so one attacker-chosen number
+		 * must not hide the event. */
+		size_t nbig, qn;
+		ssize_t nt = lex_numbers(p, n, &num, &nbig);
+		char *q;
+		if (nt < 0)
+			return (int)nt;
+		if (nbig == 0) {
+			free(num);
+			return -EBADMSG;
+		}
+		if (!(q = bigints_as_reals(p, n, num, (size_t)nt, nbig, &qn))) {
+			free(num);
+			return -ENOMEM;
+		}
+		root = json_loadb(q, qn, flags, &jerr);
+		free(q);
+		fl.num = num;
+		fl.nnum = (size_t)nt;
+		fl.line = p;
+	}
+	if (!root || !json_is_object(root)) {
 		json_decref(root);
+		free(num);
 		return -EBADMSG;
 	}
 	json_object_foreach(root, k, v)
 	{
 		fl.key[0] = k;
-		fl.keylen[0] = strlen(k);
+		fl.keylen[0] = KEY_LEN(k);
 		fl.depth = 1;
 		if ((r = flat_value(&fl, v)) < 0)
 			break;
 	}
 	json_decref(root);
+	free(num);
 	return r;
 }
 
@@ -706,6 +1001,9 @@ static void close_file(struct lfile *f)
 	f->skipping = false;
 }
 
+/* open_err for a path that names something other than a regular file (not an errno) */
+#define EFTYPE_NOTREG (-1)
+
 /* Open f->path if it exists; from_end: start at its end (the source's first look). */
 static int open_file(struct rf_source_log *s, struct lfile *f, bool from_end)
 {
@@ -719,6 +1017,7 @@ static int open_file(struct rf_source_log *s, struct lfile *f, bool from_end)
 	f->open_err = 0;
 	if (fstat(fd, &sb) < 0 || !S_ISREG(sb.st_mode)) {
 		close(fd);
+		f->open_err = EFTYPE_NOTREG; /* said by rf_source_log_warning */
 		return 0; /* not a regular file (yet): looked at again next time */
 	}
 	f->fd = fd;
@@ -925,6 +1224,10 @@ int rf_source_log_open(const char *spec, struct rf_source_log **ret, struct rf_d
 		rf_source_log_free(s);
 		return rf_diag_report(reterr, r, "event source '%s': %s", spec ? spec : "", why);
 	}
+	if ((r = check_files(spec, reterr)) < 0) {
+		rf_source_log_free(s);
+		return r;
+	}
 	s->tfd = timerfd_create(CLOCK_MONOTONIC, TFD_NONBLOCK | TFD_CLOEXEC);
 	if (s->tfd < 0) {
 		r = -errno;
@@ -977,7 +1280,9 @@ const char *rf_source_log_warning(struct rf_source_log *s)
 			continue;
 		snprintf(s->warning, sizeof(s->warning),
 			 "%s: %s (it is followed from when it can be read)", f->path,
-			 f->open_err == ENOENT ? "does not exist yet" : strerror(f->open_err));
+			 f->open_err == ENOENT		? "does not exist yet"
+			 : f->open_err == EFTYPE_NOTREG ? "not a regular file"
+							: strerror(f->open_err));
 		return s->warning;
 	}
 	return NULL;

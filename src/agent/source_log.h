@@ -41,24 +41,29 @@
 struct rf_source_log;
 
 /* Whether spec is a log spec: "log:EVENT=PATH[,log:EVENT=PATH...]", each EVENT an event type of
- * this source (rf_source_log_event) and each PATH absolute, at most RF_SOURCE_LOG_FILES_MAX. */
+ * this source (rf_source_log_event) and each PATH absolute and not ending in ',', at most
+ * RF_SOURCE_LOG_FILES_MAX. Looks at no file. */
 bool rf_source_log_known(const char *spec);
 
-/* Check spec as rf_source_log_known does, saying why it is not one: returns 0, or -EINVAL
- * (reterr: "event source 'SPEC': unknown event type 'X' ...", "... each PATH must be absolute")
- * or -E2BIG (more than RF_SOURCE_LOG_FILES_MAX files). */
+/* Check spec as rf_source_log_known does, saying why it is not one, then its files: returns 0, or
+ * -EINVAL (reterr: "event source 'SPEC': unknown event type 'X' ...", "... each PATH must be
+ * absolute", "... a PATH ends with ','", "... 'P' is a directory", "... 'P' is not a regular
+ * file", "... 'P' and 'Q' are the same file for event E": one file twice for an EVENT, by path
+ * up to "." pieces and repeated '/', or by device and inode), -E2BIG (more than
+ * RF_SOURCE_LOG_FILES_MAX files) or -ENOMEM. A file that does not exist yet is fine. */
 int rf_source_log_check(const char *spec, struct rf_diag *reterr);
 
 /*
  * Follow the files of spec. A file that does not exist yet is followed from when it appears.
- * Returns 0 and *ret, -EINVAL for a malformed spec (reterr says which part), -E2BIG for more
- * than RF_SOURCE_LOG_FILES_MAX files, -ENOMEM, or a negative errno from the timer.
+ * Returns 0 and *ret, -EINVAL for a malformed spec or files rf_source_log_check refuses (reterr
+ * says which part), -E2BIG for more than RF_SOURCE_LOG_FILES_MAX files, -ENOMEM, or a negative
+ * errno from the timer.
  */
 int rf_source_log_open(const char *spec, struct rf_source_log **ret, struct rf_diag *reterr) RF_WUR;
 void rf_source_log_free(struct rf_source_log *s);
 
 /* Something the operator should know: a file that could not be opened at start (missing,
- * permission denied), or NULL. Valid until the next call. */
+ * permission denied, not a regular file), or NULL. Valid until the next call. */
 const char *rf_source_log_warning(struct rf_source_log *s);
 
 /* A timer descriptor for poll(): readable when the files should be looked at again. */

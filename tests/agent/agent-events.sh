@@ -1,8 +1,8 @@
 #!/bin/bash
 # The agent's event input, against the real ringfenced and the real CLI (the 2026-12 review):
 #   docs       docs/agent.md's Limits give the event line limit of include/ringfence/limits.h.
-#   log spec   a mistake in a log:EVENT=PATH spec (an unknown event type, a relative PATH) is a
-#              usage error (exit 2) that says which, in `ringfence-agent run --events` and
+#   log spec   a mistake in a log:EVENT=PATH spec (an unknown event type, a relative PATH, a
+#              trailing comma, one file twice for an EVENT, a directory or FIFO) is a usage error (exit 2) that says which, in `ringfence-agent run --events` and
 #              `ringfence events --source`, never "not found" for the spec read as a file name.
 #   unix       --events unix:PATH replaces only a stale socket: a regular file at PATH, or a
 #              socket another process listens on, is refused with the reason and left as it was.
@@ -53,8 +53,23 @@ run_rc 2 "each PATH must be absolute" \
 run_rc 2 "unknown event type 'websrver'" "$CLI" events --source log:websrver=/var/log/x
 run_rc 2 "each PATH must be absolute" "$CLI" events --source log:webserver=relative/path
 run_rc 2 "unknown event source 'nosuch'" "$CLI" events --source nosuch
+# the review 4-5: a trailing comma, one file twice for an EVENT (each line was that many events:
+# a count correlation fired on one), a directory or a FIFO as PATH (followed nothing, silently)
+: >"$W/okta.log"
+mkdir -p "$W/logdir"
+rm -f "$W/fifo" && mkfifo "$W/fifo"
+run_rc 2 "a PATH ends with ','" "$CLI" events --source "log:okta=$W/okta.log,"
+run_rc 2 "are the same file for event okta" \
+	"$CLI" events --source "log:okta=$W/okta.log,log:okta=$W/./okta.log"
+run_rc 2 "are the same file for event okta" \
+	"$AGENT" run --server http://127.0.0.1:9 --store "$W/spec-store" \
+	--events "log:okta=$W/okta.log,log:okta=$W/okta.log"
+run_rc 2 "is a directory" "$CLI" events --source "log:linux_sshd=$W/logdir"
+run_rc 2 "is a directory" \
+	"$AGENT" run --server http://127.0.0.1:9 --store "$W/spec-store" --events "log:linux_sshd=$W/logdir"
+run_rc 2 "is not a regular file" "$CLI" events --source "log:linux_sshd=$W/fifo"
 "$CLI" events --help | grep -q -- "--queue BYTES  *room for events" || fail "events --help: --queue unexplained"
-ok "a mistaken log spec: exit 2 with the reason (unknown event type, relative PATH)"
+ok "a mistaken log spec: exit 2 with the reason (unknown event type, relative PATH, trailing comma, a file twice, a directory, a FIFO)"
 
 # ---- unix:PATH: only a stale socket is replaced ----------------------------------------------
 "$CLI" repo init "$W/repo" >/dev/null || fail "repo init"

@@ -5,7 +5,8 @@
  * a truncation and a file that appears later, refuses an over-long line whole (and reads the next
  * one), counts malformed JSON, and stops for a full sink without losing a line. The line parser:
  * JSON flattened to dotted keys (containers also as their text, one-element arrays unwrapped,
- * null absent, repeated flattened keys and a top-level "event" refused), access logs into W3C
+ * null absent, repeated flattened keys and a top-level "event" refused, a "\u0000" in a string
+ * and an integer outside int64 kept), access logs into W3C
  * fields, key=value lines. Every line it makes is one rf_event_parse accepts. And the source's
  * event table agrees with manifests/ringfence-agent-logs-1.0.0.json. Run under ASan and UBSan.
  */
@@ -50,9 +51,12 @@ static void cap_put(void *ud, const uint8_t *p, size_t n)
 
 	assert_true(n > 0 && n <= RF_EVENT_LINE_MAX && p[n - 1] == '\n');
 	assert_true(c->lines < 64);
-	/* strict JSON, not only what the engine's lenient event parser takes */
-	j = json_loadb((const char *)p, n, JSON_REJECT_DUPLICATES, &err);
-	if (!j)
+	/* strict JSON, not only what the engine's lenient event parser takes (a "\u0000" in a
+	 * string and an integer outside int64 are JSON: jansson needs telling) */
+	j = json_loadb((const char *)p, n,
+		       JSON_REJECT_DUPLICATES | JSON_ALLOW_NUL | JSON_DECODE_INT_AS_REAL, &err);
+	/* a number past a double's range (1e400) is JSON too, but past jansson's */
+	if (!j && json_error_code(&err) != json_error_numeric_overflow)
 		fail_msg("not valid JSON (%s): %.*s", err.text, (int)n, (const char *)p);
 	json_decref(j);
 	c->line[c->lines] = strndup((const char *)p, n);
@@ -84,6 +88,7 @@ static size_t ev_index(const char *name)
 /* Parse line (ends in \n) as the worker does and return the value of field name, or NULL. */
 static uint8_t scratch[RF_EVENT_LINE_MAX];
 static struct rf_event evt;
+static size_t field_n; /* the length of the value field() returned last */
 
 static const char *field(const char *line, const char *name, bool *ret_is_string)
 {
@@ -101,6 +106,7 @@ static const char *field(const char *line, const char *name, bool *ret_is_string
 				       : sizeof(val) - 1;
 			memcpy(val, evt.fields[i].value, l);
 			val[l] = '\0';
+			field_n = l;
 			if (ret_is_string)
 				*ret_is_string = evt.fields[i].is_string;
 			return val;
@@ -208,6 +214,66 @@ static void test_json(void **state)
 	assert_int_equal(st.malformed, 5);
 	assert_int_equal(st.oversize, 0);
 	assert_int_equal(st.emitted, 4);
+	rf_source_log_free(s);
+}
+
+/*
+ * A valid JSON line with "\u0000" in a string or an integer outside int64 is an event, as
+ * rf_event_parse (content eval, --events FILE) takes it: jansson refused both whole, so whoever
+ * wrote one value of a logged record could hide the event from every rule. The string keeps its
+ * NUL; the integer is its text as written.
+ */
+static void test_json_nul_bigint(void **state)
+{
+	struct rf_source_log *s;
+	struct rf_source_stats st;
+	bool str;
+	const char *l;
+
+	(void)state;
+	assert_int_equal(rf_source_log_new(&s), 0);
+	put(s, "okta", "{\"id\":2,\"actor\":{\"alternateId\":\"bob\\u0000\"},\"o\":\"FAILURE\"}",
+	    0);
+	assert_int_equal(cap.lines, 1);
+	l = cap.line[0];
+	const char *v = field(l, "actor.alternateId", &str);
+	assert_non_null(v);
+	assert_true(str);
+	assert_int_equal(field_n, 4); /* "bob" and its NUL */
+	assert_memory_equal(v, "bob\0", 4);
+	assert_string_equal(field(l, "o", NULL), "FAILURE");
+	cap_clear(&cap);
+
+	put(s, "okta",
+	    "{\"id\":3,\"n\":18446744073709551615,\"m\":-9223372036854775809,"
+	    "\"k\":9223372036854775807,\"r\":[1,2.5,99999999999999999999],\"x\":{\"y\":2,"
+	    "\"z\":1234567890123456789012345678901234567890},\"w\":[7],\"f\":0.5,"
+	    "\"e\":1e400,\"g\":-2.5E+999,\"o\":\"FAILURE\"}",
+	    0);
+	assert_int_equal(cap.lines, 1);
+	l = cap.line[0];
+	assert_string_equal(field(l, "n", &str), "18446744073709551615");
+	assert_false(str);
+	assert_string_equal(field(l, "m", NULL), "-9223372036854775809");
+	assert_string_equal(field(l, "k", NULL), "9223372036854775807");
+	assert_string_equal(field(l, "id", NULL), "3");
+	/* the numbers after a container the walk does not go into stay in step */
+	assert_string_equal(field(l, "x.y", NULL), "2");
+	assert_string_equal(field(l, "x.z", NULL), "1234567890123456789012345678901234567890");
+	assert_string_equal(field(l, "w", NULL), "7");
+	assert_string_equal(field(l, "f", NULL), "0.5");
+	assert_string_equal(field(l, "e", NULL), "1e400"); /* past a double's range: as written */
+	assert_string_equal(field(l, "g", NULL), "-2.5E+999");
+	assert_string_equal(field(l, "o", NULL), "FAILURE");
+	cap_clear(&cap);
+
+	/* still malformed: a big integer in a line that is not JSON for another reason */
+	put(s, "okta", "{\"n\":18446744073709551615,}", -EBADMSG);
+	put(s, "okta", "{\"n\":18446744073709551615", -EBADMSG);
+	put(s, "okta", "[18446744073709551615]", -EBADMSG);
+	rf_source_log_stats(s, &st);
+	assert_int_equal(st.malformed, 3);
+	assert_int_equal(st.emitted, 2);
 	rf_source_log_free(s);
 }
 
@@ -408,6 +474,57 @@ static void test_spec(void **state)
 	assert_int_equal(rf_source_log_check("log:webserver=relative/x", &d), -EINVAL);
 	assert_non_null(strstr(d.first, "each PATH must be absolute"));
 	assert_int_equal(rf_source_log_check("log:webserver=/var/log/x", NULL), 0);
+
+	/* the review 4-5: a trailing comma was taken into PATH ("/x,": followed for ever) */
+	memset(&d, 0, sizeof(d));
+	assert_false(rf_source_log_known("log:okta=/x.log,"));
+	assert_int_equal(rf_source_log_check("log:okta=/x.log,", &d), -EINVAL);
+	assert_non_null(strstr(d.first, "a PATH ends with ','"));
+
+	/* one file twice for an EVENT: each line was that many events (a count correlation fired
+	 * on one line); by the same path up to "." and '/', or by another path to its inode */
+	char spec[4 * 300];
+	const char *same[][2] = {
+	    {"dup.log", "dup.log"},	 {"dup.log", "./dup.log"},   {"dup.log", "/dup.log"},
+	    {"dup.log", "dup-link.log"}, {"none.log", "./none.log"},
+	};
+	appends("dup.log", "");
+	(void)unlink(path_of("dup-link.log"));
+	char target[512];
+	snprintf(target, sizeof(target), "%s", path_of("dup.log"));
+	assert_int_equal(link(target, path_of("dup-link.log")), 0);
+	for (size_t i = 0; i < sizeof(same) / sizeof(same[0]); i++) {
+		snprintf(spec, sizeof(spec), "log:okta=%s/%s,log:linux_sshd=%s/x,log:okta=%s/%s",
+			 dir, same[i][0], dir, dir, same[i][1]);
+		memset(&d, 0, sizeof(d));
+		if (rf_source_log_check(spec, &d) != -EINVAL)
+			fail_msg("not refused: %s", spec);
+		assert_non_null(strstr(d.first, "are the same file for event okta"));
+		memset(&d, 0, sizeof(d));
+		assert_int_equal(rf_source_log_open(spec, &s, &d), -EINVAL);
+		assert_null(s);
+	}
+	/* one file for two EVENTs is two readings of it (linux_log and linux_sshd on auth.log) */
+	snprintf(spec, sizeof(spec), "log:linux_log=%s/dup.log,log:linux_sshd=%s/dup.log", dir,
+		 dir);
+	assert_int_equal(rf_source_log_check(spec, NULL), 0);
+	snprintf(spec, sizeof(spec), "log:okta=%s/dup.log,log:okta=%s/dup.log2", dir, dir);
+	assert_int_equal(rf_source_log_check(spec, NULL), 0);
+
+	/* a directory or a FIFO as PATH was followed as nothing, without a word */
+	snprintf(spec, sizeof(spec), "log:linux_sshd=%s", dir);
+	memset(&d, 0, sizeof(d));
+	assert_int_equal(rf_source_log_check(spec, &d), -EINVAL);
+	assert_non_null(strstr(d.first, "is a directory"));
+	assert_int_equal(rf_source_log_open(spec, &s, &d), -EINVAL);
+	(void)unlink(path_of("fifo"));
+	assert_int_equal(mkfifo(path_of("fifo"), 0600), 0);
+	snprintf(spec, sizeof(spec), "log:linux_sshd=%s/fifo", dir);
+	memset(&d, 0, sizeof(d));
+	assert_int_equal(rf_source_log_check(spec, &d), -EINVAL);
+	assert_non_null(strstr(d.first, "is not a regular file"));
+	assert_int_equal(rf_source_log_open(spec, &s, &d), -EINVAL);
+	assert_null(s);
 }
 
 /* The source's table and manifests/ringfence-agent-logs-1.0.0.json name the same events; JSON
@@ -552,6 +669,7 @@ int main(void)
 {
 	const struct CMUnitTest tests[] = {
 	    cmocka_unit_test(test_json),
+	    cmocka_unit_test(test_json_nul_bigint),
 	    cmocka_unit_test(test_text_access_kv),
 	    cmocka_unit_test(test_follow),
 	    cmocka_unit_test(test_spec),
