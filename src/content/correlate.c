@@ -64,6 +64,7 @@ struct group {
 	uint32_t e_head, e_tail, n_e;
 	int64_t start; /* bounded: the open window's start (its earliest match) */
 	int64_t ts[RF_CORR_REFS_MAX];
+	int64_t last[RF_CORR_REFS_MAX]; /* temporal_ordered: each step's latest match time */
 	uint16_t key_len;
 	uint8_t key[RF_CORR_KEY_MAX];
 };
@@ -744,6 +745,18 @@ static uint32_t temporal_count(const struct rf_corr *c, const struct group *g, i
 	return best;
 }
 
+/* temporal_ordered: do the latest matches of the steps, in the rules' order, rise strictly and
+ * fit one window? */
+static bool ordered_latest(const struct rf_corr *c, const struct group *g)
+{
+	const struct rf_pcorr *pc = c->ci[g->corr].pc;
+
+	for (uint32_t r = 0; r < pc->n_refs; r++)
+		if (g->last[r] == NONE_TS || (r > 0 && g->last[r] <= g->last[r - 1]))
+			return false;
+	return g->last[pc->n_refs - 1] - g->last[0] <= c->ci[g->corr].span_ms;
+}
+
 /* Build the group key of a match; false (counted as skipped) if a value is absent or too long. */
 static bool match_key(struct rf_corr *c, const struct rf_pcorr *pc, uint32_t r, const struct src *s,
 		      uint8_t *key, size_t *ret_len)
@@ -808,7 +821,7 @@ static uint32_t group_get(struct rf_corr *c, uint32_t k, const uint8_t *buf, siz
 			    .key_len = (uint16_t)kl};
 	memcpy(g->key, buf + 4, kl);
 	for (uint32_t i = 0; i < RF_CORR_REFS_MAX; i++)
-		g->ts[i] = NONE_TS;
+		g->ts[i] = g->last[i] = NONE_TS;
 	c->bucket[h & (BUCKETS - 1)] = gi;
 	lru_append(c, gi);
 	if (ci->bounded)
@@ -905,6 +918,14 @@ static int feed(struct rf_corr *c, uint32_t k, uint32_t r, const struct src *s, 
 		if (g->ts[pc->n_refs - 1] != NONE_TS && g->ts[pc->n_refs - 1] >= ts - ci->span_ms &&
 		    g->ts[pc->n_refs - 1] <= ts)
 			return fire(c, k, gi, pc->n_refs, ts, false, fn, ud);
+		/* Out of arrival order (a later step delivered before an earlier one): the chain
+		 * above only grows forwards, so also look at each step's latest match. They form
+		 * the sequence when each is strictly after the one before (so one event is never
+		 * two steps) and all lie in one window. */
+		if (g->last[r] == NONE_TS || ts > g->last[r])
+			g->last[r] = ts;
+		if (ordered_latest(c, g))
+			return fire(c, k, gi, pc->n_refs, g->last[pc->n_refs - 1], false, fn, ud);
 		return 0;
 	}
 	if (n >= pc->lo)

@@ -1032,6 +1032,48 @@ static void test_late_and_reversed(void **state)
 	run_close(&l.r);
 }
 
+/* temporal_ordered, failure then success within a minute (review 4-2): the sequence counts by
+ * its event times, also when the success is delivered first. */
+static const char fail_then_ok[] = "title: fail then ok\nid: fail-ok\n"
+				   "correlation:\n  type: temporal_ordered\n"
+				   "  rules: [failed_login, successful_login]\n"
+				   "  group-by: [User]\n  timespan: 1m\n"
+				   "---\n" FAILED_LOGIN "---\n" SUCCESS_LOGIN;
+
+static void test_ordered_newest_first(void **state)
+{
+	struct run r;
+
+	(void)state;
+	/* In file order, then newest first: one alert each, at the success's time. */
+	for (int reversed = 0; reversed < 2; reversed++) {
+		run_open(&r, fail_then_ok, 1);
+		if (!reversed)
+			feed(&r, 0, SEC, 4625, "bob", "2026-07-19 08:00:05");
+		feed(&r, 0, SEC, 4624, "bob", "2026-07-19 08:00:10");
+		if (reversed)
+			feed(&r, 0, SEC, 4625, "bob", "2026-07-19 08:00:05");
+		assert_int_equal(r.corr_alerts, 1);
+		assert_string_equal(r.last_group, "User=bob");
+		run_close(&r);
+	}
+	/* Newest first but out of order in time (success before failure), or farther apart than
+	 * the timespan, or another user's failure: no sequence. */
+	run_open(&r, fail_then_ok, 1);
+	feed(&r, 0, SEC, 4624, "carol", "2026-07-19 08:00:00");
+	feed(&r, 0, SEC, 4625, "carol", "2026-07-19 08:00:05");
+	feed(&r, 0, SEC, 4624, "dave", "2026-07-19 08:02:00");
+	feed(&r, 0, SEC, 4625, "dave", "2026-07-19 08:00:59");
+	feed(&r, 0, SEC, 4624, "erin", "2026-07-19 08:02:10");
+	feed(&r, 0, SEC, 4625, "frank", "2026-07-19 08:02:05");
+	assert_int_equal(r.corr_alerts, 0);
+	/* dave's failure exactly a minute before: in one window (both ends included). */
+	feed(&r, 0, SEC, 4625, "dave", "2026-07-19 08:01:00");
+	assert_int_equal(r.corr_alerts, 1);
+	assert_string_equal(r.last_group, "User=dave");
+	run_close(&r);
+}
+
 /* ---- random arrival order against a brute-force reference ----------------------------------- */
 
 struct pev {
@@ -1566,6 +1608,7 @@ int main(int argc, char **argv)
 	    cmocka_unit_test(test_review_out_of_order),
 	    cmocka_unit_test(test_review_future_event),
 	    cmocka_unit_test(test_late_and_reversed),
+	    cmocka_unit_test(test_ordered_newest_first),
 	    cmocka_unit_test(test_random_order_property),
 	    cmocka_unit_test(test_cli_eval),
 	    cmocka_unit_test(test_cli_review_cases),
