@@ -108,6 +108,7 @@ struct rf_corr {
 	int64_t clock;	 /* the stream's time: the newest accepted event time (NONE_TS: none) */
 	int64_t pending; /* a time far from the clock, not yet confirmed by a second event */
 	int64_t ref;	 /* the caller's clock (rf_corr_set_clock), NONE_TS if never given */
+	int64_t clock_at, pending_at; /* the caller's clock when clock / pending were set */
 	struct rf_corr_stats st;
 };
 
@@ -214,7 +215,7 @@ int rf_corr_new(const struct rf_pack *pk, const uint8_t key[16], struct rf_corr 
 	memcpy(c->key, key, 16);
 	c->n = pk->n_corr;
 	c->lru_head = c->lru_tail = c->g_free = c->e_free = NIL;
-	c->clock = c->pending = c->ref = NONE_TS;
+	c->clock = c->pending = c->ref = c->clock_at = c->pending_at = NONE_TS;
 	if (c->n == 0) {
 		*ret = c;
 		return 0;
@@ -1010,6 +1011,32 @@ int rf_corr_advance(struct rf_corr *c, int64_t now, rf_corr_alert_fn fn, void *u
 	return close_due(c, false, fn, ud);
 }
 
+int rf_corr_idle(struct rf_corr *c, int64_t now, rf_corr_alert_fn fn, void *ud)
+{
+	/* No confirmed clock yet: the one event seen so far is all the stream has said. */
+	bool first = c->clock == NONE_TS;
+	int64_t base = first ? c->pending : c->clock, at = first ? c->pending_at : c->clock_at;
+
+	if (c->n == 0 || base == NONE_TS || at == NONE_TS)
+		return 0;
+	now = clamp_time(now);
+	int64_t est = now > at ? sat_add(base, now - at) : base;
+	if (est > now)
+		est = now;
+	if (est <= base)
+		return 0;
+	if (first)
+		c->pending = NONE_TS;
+	c->clock = est;
+	c->clock_at = now;
+	return close_due(c, false, fn, ud);
+}
+
+bool rf_corr_waiting(const struct rf_corr *c)
+{
+	return c->n_heap > 0;
+}
+
 int rf_corr_flush(struct rf_corr *c, rf_corr_alert_fn fn, void *ud)
 {
 	return close_due(c, true, fn, ud);
@@ -1037,18 +1064,24 @@ static bool admit(struct rf_corr *c, int64_t t)
 	if (c->clock == NONE_TS || t > c->clock + RF_CORR_SKEW_MS) {
 		if (c->pending == NONE_TS || c->pending > t + RF_CORR_SKEW_MS) {
 			c->pending = t;
+			c->pending_at = c->ref;
 			return true;
 		}
-		if (c->clock == NONE_TS || c->pending > c->clock)
+		if (c->clock == NONE_TS || c->pending > c->clock) {
 			c->clock = c->pending;
+			c->clock_at = c->pending_at;
+		}
 		c->pending = NONE_TS;
 		if (t > c->clock + RF_CORR_SKEW_MS) {
 			c->pending = t;
+			c->pending_at = c->ref;
 			return true;
 		}
 	}
-	if (t > c->clock)
+	if (t > c->clock) {
 		c->clock = t;
+		c->clock_at = c->ref;
+	}
 	return true;
 }
 

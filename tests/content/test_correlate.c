@@ -588,6 +588,47 @@ static void test_bounded_condition(void **state)
 	run_close(&r);
 }
 
+/* A quiet stream (review 4-1): rf_corr_idle moves the stream's clock on with the caller's clock
+ * and decides a bounded window without another event; never past the caller's clock. */
+static void test_bounded_quiet(void **state)
+{
+	const int64_t w0 = INT64_C(1796320800000); /* the caller's clock at the event */
+	const int64_t decided = 10000 + RF_CORR_LATE_MS + 1; /* after a window's first match */
+	struct rf_corr_stats st;
+	struct run r;
+
+	(void)state;
+	run_open(&r, at_most_2, 1);
+	assert_false(rf_corr_waiting(r.c));
+	assert_int_equal(rf_corr_idle(r.c, w0, on_corr, &r), 0); /* nothing seen: nothing */
+	/* A line written 20 minutes ago, read now: the stream's pace, not the wall clock. */
+	rf_corr_set_clock(r.c, w0);
+	feed(&r, w0 - 1200000, U, "a");
+	assert_true(rf_corr_waiting(r.c));
+	assert_int_equal(rf_corr_idle(r.c, w0 + decided - 1, on_corr, &r), 0);
+	assert_int_equal(rf_corr_idle(r.c, w0 + decided, on_corr, &r), 1);
+	assert_int_equal(r.corr_alerts, 1);
+	assert_string_equal(r.last_group, "User=a");
+	assert_int_equal(r.last_count, 1);
+	assert_false(rf_corr_waiting(r.c));
+	/* The clock moved: an event older than it by more than the tolerance is late. */
+	feed(&r, w0 - 1200000, U, "b");
+	rf_corr_stats(r.c, &st);
+	assert_int_equal(st.late, 1);
+	run_close(&r);
+
+	/* A source 4 minutes ahead of the caller's clock: the stream's clock never passes the
+	 * caller's, so its window waits for the caller's clock to reach it. */
+	run_open(&r, at_most_2, 1);
+	rf_corr_set_clock(r.c, w0);
+	feed(&r, w0 + 240000, U, "c");
+	assert_int_equal(rf_corr_idle(r.c, w0 + decided, on_corr, &r), 0);
+	assert_int_equal(rf_corr_idle(r.c, w0 + 240000 + decided - 1, on_corr, &r), 0);
+	assert_int_equal(rf_corr_idle(r.c, w0 + 240000 + decided, on_corr, &r), 1);
+	assert_string_equal(r.last_group, "User=c");
+	run_close(&r);
+}
+
 static const char generate_yes[] = "title: two\nid: two-corr\n"
 				   "correlation:\n  type: event_count\n  rules: [base]\n"
 				   "  group-by: [User]\n  timespan: 10s\n  condition:\n    gte: 2\n"
@@ -1601,6 +1642,7 @@ int main(int argc, char **argv)
 	    cmocka_unit_test(test_group_separation),
 	    cmocka_unit_test(test_caps_flood),
 	    cmocka_unit_test(test_bounded_condition),
+	    cmocka_unit_test(test_bounded_quiet),
 	    cmocka_unit_test(test_generate),
 	    cmocka_unit_test(test_rejections),
 	    cmocka_unit_test(test_verifier),
