@@ -592,8 +592,8 @@ static void test_bounded_condition(void **state)
  * and decides a bounded window without another event; never past the caller's clock. */
 static void test_bounded_quiet(void **state)
 {
-	const int64_t w0 = INT64_C(1796320800000); /* the caller's clock at the event */
-	const int64_t decided = 10000 + RF_CORR_LATE_MS + 1; /* after a window's first match */
+	/* the caller's clock at the event; when a window is decided, after its first match */
+	const int64_t w0 = INT64_C(1796320800000), decided = 10000 + RF_CORR_LATE_MS + 1;
 	struct rf_corr_stats st;
 	struct run r;
 
