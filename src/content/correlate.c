@@ -24,7 +24,8 @@
  *   A condition with an upper bound (lt, lte, eq, a range) can only be decided when the window
  *   has closed: a window opens at the group's earliest match, holds the matches in [start,
  *   start + timespan] and is decided when the clock passes its end by RF_CORR_LATE_MS (no event
- *   that could still fall in it is acceptable then), or at rf_corr_flush; the matches after it
+ *   that could still fall in it is acceptable then; rf_corr_idle moves a quiet stream's clock on
+ *   with the caller's), or at rf_corr_flush; the matches after it
  *   open the group's next window. Open windows are found through one min-heap by end, so each
  *   group is decided on its own, whatever the others' times.
  *
