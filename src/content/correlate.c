@@ -66,6 +66,7 @@ struct group {
 	int64_t start; /* bounded: the open window's start (its earliest match) */
 	int64_t ts[RF_CORR_REFS_MAX];
 	int64_t last[RF_CORR_REFS_MAX]; /* temporal_ordered: each step's latest match time */
+	int64_t end[RF_CORR_REFS_MAX];	/* temporal_ordered: step i's time in the chain ts[i] */
 	uint16_t key_len;
 	uint8_t key[RF_CORR_KEY_MAX];
 };
@@ -823,7 +824,7 @@ static uint32_t group_get(struct rf_corr *c, uint32_t k, const uint8_t *buf, siz
 			    .key_len = (uint16_t)kl};
 	memcpy(g->key, buf + 4, kl);
 	for (uint32_t i = 0; i < RF_CORR_REFS_MAX; i++)
-		g->ts[i] = g->last[i] = NONE_TS;
+		g->ts[i] = g->last[i] = g->end[i] = NONE_TS;
 	c->bucket[h & (BUCKETS - 1)] = gi;
 	lru_append(c, gi);
 	if (ci->bounded)
@@ -906,16 +907,21 @@ static int feed(struct rf_corr *c, uint32_t k, uint32_t r, const struct src *s, 
 		n = temporal_count(c, g, ts);
 		break;
 	default: /* RF_CORR_TEMPORAL_ORDERED */
-		/* ts[i]: the latest start of a sequence matched up to rule i, still in the window.
-		 * The caller feeds an event's rules last to first, so one event is never two
-		 * steps; a step counts only after the one before it in time. */
+		/* ts[i]: the latest start of a sequence matched up to rule i, still in the window;
+		 * end[i]: the time of its step i (the earliest, for one start). The caller feeds
+		 * an event's rules last to first, so one event is never two steps; a step counts
+		 * only after the one before it in time (end, not start: A at 1, B at 5, C at 3 is
+		 * no sequence). */
 		if (r == 0) {
 			if (g->ts[0] == NONE_TS || ts > g->ts[0])
-				g->ts[0] = ts;
+				g->ts[0] = g->end[0] = ts;
 		} else if (g->ts[r - 1] != NONE_TS && g->ts[r - 1] >= ts - ci->span_ms &&
-			   g->ts[r - 1] <= ts) {
-			if (g->ts[r] == NONE_TS || g->ts[r - 1] > g->ts[r])
+			   g->end[r - 1] <= ts) {
+			if (g->ts[r] == NONE_TS || g->ts[r - 1] > g->ts[r] ||
+			    (g->ts[r - 1] == g->ts[r] && ts < g->end[r])) {
 				g->ts[r] = g->ts[r - 1];
+				g->end[r] = ts;
+			}
 		}
 		if (g->ts[pc->n_refs - 1] != NONE_TS && g->ts[pc->n_refs - 1] >= ts - ci->span_ms &&
 		    g->ts[pc->n_refs - 1] <= ts)

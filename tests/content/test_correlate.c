@@ -1081,6 +1081,17 @@ static const char fail_then_ok[] = "title: fail then ok\nid: fail-ok\n"
 				   "  group-by: [User]\n  timespan: 1m\n"
 				   "---\n" FAILED_LOGIN "---\n" SUCCESS_LOGIN;
 
+#define LOGOFF                                                                                     \
+	"title: logoff\nid: logoff\nname: logoff\n"                                                  \
+	"logsource:\n  product: windows\n  service: security\n"                                    \
+	"detection:\n  selection:\n    EventID: 4634\n  condition: selection\n"
+
+static const char abc[] = "title: fail ok logoff\nid: fail-ok-off\n"
+			  "correlation:\n  type: temporal_ordered\n"
+			  "  rules: [failed_login, successful_login, logoff]\n"
+			  "  group-by: [User]\n  timespan: 1m\n"
+			  "---\n" FAILED_LOGIN "---\n" SUCCESS_LOGIN "---\n" LOGOFF;
+
 static void test_ordered_newest_first(void **state)
 {
 	struct run r;
@@ -1112,6 +1123,21 @@ static void test_ordered_newest_first(void **state)
 	feed(&r, 0, SEC, 4625, "dave", "2026-07-19 08:01:00");
 	assert_int_equal(r.corr_alerts, 1);
 	assert_string_equal(r.last_group, "User=dave");
+	run_close(&r);
+
+	/* Three steps: A at :01, B at :05, C at :03 (in that arrival order) is no sequence, C
+	 * comes before B; A at :01, C at :04, B at :02 is one, whatever the arrival order. */
+	run_open(&r, abc, 1);
+	feed(&r, 0, SEC, 4625, "gail", "2026-07-19 08:00:01");
+	feed(&r, 0, SEC, 4624, "gail", "2026-07-19 08:00:05");
+	feed(&r, 0, SEC, 4634, "gail", "2026-07-19 08:00:03");
+	assert_int_equal(r.corr_alerts, 0);
+	feed(&r, 0, SEC, 4625, "hugo", "2026-07-19 08:00:01");
+	feed(&r, 0, SEC, 4634, "hugo", "2026-07-19 08:00:04");
+	assert_int_equal(r.corr_alerts, 0);
+	feed(&r, 0, SEC, 4624, "hugo", "2026-07-19 08:00:02");
+	assert_int_equal(r.corr_alerts, 1);
+	assert_string_equal(r.last_group, "User=hugo");
 	run_close(&r);
 }
 
