@@ -96,6 +96,22 @@ int rf_corr_event(struct rf_corr *c, const struct rf_event *ev, int64_t time_ms,
  * the alerts reported. */
 int rf_corr_advance(struct rf_corr *c, int64_t now_ms, rf_corr_alert_fn fn, void *userdata);
 
+/*
+ * The caller's clock is now (the same clock as rf_corr_set_clock, which must have been given
+ * before the events) and the stream may have gone quiet: the stream's clock moves on by the time
+ * that passed on the caller's clock since an event last moved it (since the first event when no
+ * second one has confirmed it yet), never past now, and the bounded windows that are then due
+ * are closed as in rf_corr_advance. So a quiet stream's windows are decided RF_CORR_LATE_MS after
+ * their end, as they would have been had events kept coming, while a stream that replays the past
+ * keeps its own pace. An event older than the moved clock by more than RF_CORR_LATE_MS is then
+ * late. A no-op without events or without the caller's clock. Cost: O(1) plus the windows
+ * closed. Returns the alerts reported (>= 0).
+ */
+int rf_corr_idle(struct rf_corr *c, int64_t now_ms, rf_corr_alert_fn fn, void *userdata);
+
+/* Is a window of a bounded condition open (one that rf_corr_idle may close as time passes)? */
+bool rf_corr_waiting(const struct rf_corr *c);
+
 /* End of input: close every window of a bounded condition (as if time had passed them). */
 int rf_corr_flush(struct rf_corr *c, rf_corr_alert_fn fn, void *userdata);
 

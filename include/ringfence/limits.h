@@ -132,8 +132,8 @@
  * it (gte/gt/eq at most 1024, an upper bound below it); real thresholds are 5 to a few hundred. */
 #define RF_CORR_WINDOW_MAX 1024u
 /* State of all correlations together in one agent: groups (distinct group-by values) and window
- * entries held at once. A group is ~700 bytes and an entry 24, so the caps hold the state under
- * ~4.5 MiB (allocated as it grows, never more). A host has a few hundred users, processes or
+ * entries held at once. A group is ~950 bytes and an entry 24, so the caps hold the state under
+ * ~5.2 MiB (allocated as it grows, never more). A host has a few hundred users, processes or
  * peers in any window; past a cap the least recently active group is dropped and counted
  * (rf_corr_stats: groups_dropped), never unbounded memory. */
 #define RF_CORR_GROUPS_MAX 4096u

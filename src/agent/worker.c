@@ -3,7 +3,8 @@
  * loads it with rf_engine_load against the run's manifest (manifests.h) (P1: the verifier runs again
  * here, in the process that will use the result), then evaluates JSON event lines from the
  * events source and writes alerts as JSON lines. Idle, it sleeps in poll() with no timeout
- * unless it owes the supervisor a stats line, so an idle agent costs no CPU.
+ * unless it owes the supervisor a stats line or a correlation window is open (then it wakes each
+ * second to decide it as time passes), so an idle agent costs no CPU.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -151,6 +152,15 @@ static void time_unparsed(struct worker *w)
 	rf_diag_quote(w->time_sample, sizeof(w->time_sample), v, n);
 }
 
+/* The wall clock in milliseconds (event times and correlation windows are in milliseconds). */
+static int64_t wall_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_REALTIME, &ts);
+	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
 static void eval_line(struct worker *w, const uint8_t *line, size_t n)
 {
 	int r;
@@ -171,7 +181,7 @@ static void eval_line(struct worker *w, const uint8_t *line, size_t n)
 		w->bad++;
 	if (r >= 0 && rf_corr_count(w->corr)) {
 		/* The event's own time when it carries one, else the wall clock at arrival. */
-		int64_t t, now = rf_now_wall() * 1000;
+		int64_t t, now = wall_ms();
 		rf_corr_set_clock(w->corr, now); /* times far beyond it are dropped */
 		int tr = rf_corr_event_time(&w->ev, &t);
 		if (tr < 0) {
@@ -450,13 +460,17 @@ _Noreturn void rf__agent_worker_main(const struct rf_worker_args *a)
 			timeout = 1000; /* a file at EOF: look again in a second */
 		}
 		if (w.events != w.reported_events || w.alerts != w.reported_alerts ||
-		    w.bad != w.reported_bad)
+		    w.bad != w.reported_bad || rf_corr_waiting(w.corr))
 			timeout = timeout < 0 || timeout > 1000 ? 1000 : timeout;
 		if (!supervisor_gone) { /* last: the other indices stay as they were */
 			si = n;
 			pf[n++] = (struct pollfd){.fd = a->status_fd, .events = POLLIN};
 		}
 		r = poll(pf, n, timeout);
+		/* A bounded correlation's window is decided when time passes it, also when the
+		 * log has gone quiet (docs/sigma.md): at most a second late, O(1) when none is due. */
+		if (rf_corr_waiting(w.corr))
+			(void)rf_corr_idle(w.corr, wall_ms(), on_corr_alert, &w);
 		if (r > 0 && !supervisor_gone && (pf[si].revents & (POLLIN | POLLHUP | POLLERR))) {
 			supervisor_gone = take_alerts_fd(&w) == 1;
 			if (--r == 0)

@@ -24,7 +24,8 @@
  *   A condition with an upper bound (lt, lte, eq, a range) can only be decided when the window
  *   has closed: a window opens at the group's earliest match, holds the matches in [start,
  *   start + timespan] and is decided when the clock passes its end by RF_CORR_LATE_MS (no event
- *   that could still fall in it is acceptable then), or at rf_corr_flush; the matches after it
+ *   that could still fall in it is acceptable then; rf_corr_idle moves a quiet stream's clock on
+ *   with the caller's), or at rf_corr_flush; the matches after it
  *   open the group's next window. Open windows are found through one min-heap by end, so each
  *   group is decided on its own, whatever the others' times.
  *
@@ -64,6 +65,8 @@ struct group {
 	uint32_t e_head, e_tail, n_e;
 	int64_t start; /* bounded: the open window's start (its earliest match) */
 	int64_t ts[RF_CORR_REFS_MAX];
+	int64_t last[RF_CORR_REFS_MAX]; /* temporal_ordered: each step's latest match time */
+	int64_t end[RF_CORR_REFS_MAX];	/* temporal_ordered: step i's time in the chain ts[i] */
 	uint16_t key_len;
 	uint8_t key[RF_CORR_KEY_MAX];
 };
@@ -107,6 +110,7 @@ struct rf_corr {
 	int64_t clock;	 /* the stream's time: the newest accepted event time (NONE_TS: none) */
 	int64_t pending; /* a time far from the clock, not yet confirmed by a second event */
 	int64_t ref;	 /* the caller's clock (rf_corr_set_clock), NONE_TS if never given */
+	int64_t clock_at, pending_at; /* the caller's clock when clock / pending were set */
 	struct rf_corr_stats st;
 };
 
@@ -213,7 +217,7 @@ int rf_corr_new(const struct rf_pack *pk, const uint8_t key[16], struct rf_corr 
 	memcpy(c->key, key, 16);
 	c->n = pk->n_corr;
 	c->lru_head = c->lru_tail = c->g_free = c->e_free = NIL;
-	c->clock = c->pending = c->ref = NONE_TS;
+	c->clock = c->pending = c->ref = c->clock_at = c->pending_at = NONE_TS;
 	if (c->n == 0) {
 		*ret = c;
 		return 0;
@@ -744,6 +748,18 @@ static uint32_t temporal_count(const struct rf_corr *c, const struct group *g, i
 	return best;
 }
 
+/* temporal_ordered: do the latest matches of the steps, in the rules' order, rise strictly and
+ * fit one window? */
+static bool ordered_latest(const struct rf_corr *c, const struct group *g)
+{
+	const struct rf_pcorr *pc = c->ci[g->corr].pc;
+
+	for (uint32_t r = 0; r < pc->n_refs; r++)
+		if (g->last[r] == NONE_TS || (r > 0 && g->last[r] <= g->last[r - 1]))
+			return false;
+	return g->last[pc->n_refs - 1] - g->last[0] <= c->ci[g->corr].span_ms;
+}
+
 /* Build the group key of a match; false (counted as skipped) if a value is absent or too long. */
 static bool match_key(struct rf_corr *c, const struct rf_pcorr *pc, uint32_t r, const struct src *s,
 		      uint8_t *key, size_t *ret_len)
@@ -808,7 +824,7 @@ static uint32_t group_get(struct rf_corr *c, uint32_t k, const uint8_t *buf, siz
 			    .key_len = (uint16_t)kl};
 	memcpy(g->key, buf + 4, kl);
 	for (uint32_t i = 0; i < RF_CORR_REFS_MAX; i++)
-		g->ts[i] = NONE_TS;
+		g->ts[i] = g->last[i] = g->end[i] = NONE_TS;
 	c->bucket[h & (BUCKETS - 1)] = gi;
 	lru_append(c, gi);
 	if (ci->bounded)
@@ -891,20 +907,33 @@ static int feed(struct rf_corr *c, uint32_t k, uint32_t r, const struct src *s, 
 		n = temporal_count(c, g, ts);
 		break;
 	default: /* RF_CORR_TEMPORAL_ORDERED */
-		/* ts[i]: the latest start of a sequence matched up to rule i, still in the window.
-		 * The caller feeds an event's rules last to first, so one event is never two
-		 * steps; a step counts only after the one before it in time. */
+		/* ts[i]: the latest start of a sequence matched up to rule i, still in the window;
+		 * end[i]: the time of its step i (the earliest, for one start). The caller feeds
+		 * an event's rules last to first, so one event is never two steps; a step counts
+		 * only after the one before it in time (end, not start: A at 1, B at 5, C at 3 is
+		 * no sequence). */
 		if (r == 0) {
 			if (g->ts[0] == NONE_TS || ts > g->ts[0])
-				g->ts[0] = ts;
+				g->ts[0] = g->end[0] = ts;
 		} else if (g->ts[r - 1] != NONE_TS && g->ts[r - 1] >= ts - ci->span_ms &&
-			   g->ts[r - 1] <= ts) {
-			if (g->ts[r] == NONE_TS || g->ts[r - 1] > g->ts[r])
+			   g->end[r - 1] <= ts) {
+			if (g->ts[r] == NONE_TS || g->ts[r - 1] > g->ts[r] ||
+			    (g->ts[r - 1] == g->ts[r] && ts < g->end[r])) {
 				g->ts[r] = g->ts[r - 1];
+				g->end[r] = ts;
+			}
 		}
 		if (g->ts[pc->n_refs - 1] != NONE_TS && g->ts[pc->n_refs - 1] >= ts - ci->span_ms &&
 		    g->ts[pc->n_refs - 1] <= ts)
 			return fire(c, k, gi, pc->n_refs, ts, false, fn, ud);
+		/* Out of arrival order (a later step delivered before an earlier one): the chain
+		 * above only grows forwards, so also look at each step's latest match. They form
+		 * the sequence when each is strictly after the one before (so one event is never
+		 * two steps) and all lie in one window. */
+		if (g->last[r] == NONE_TS || ts > g->last[r])
+			g->last[r] = ts;
+		if (ordered_latest(c, g))
+			return fire(c, k, gi, pc->n_refs, g->last[pc->n_refs - 1], false, fn, ud);
 		return 0;
 	}
 	if (n >= pc->lo)
@@ -989,6 +1018,32 @@ int rf_corr_advance(struct rf_corr *c, int64_t now, rf_corr_alert_fn fn, void *u
 	return close_due(c, false, fn, ud);
 }
 
+int rf_corr_idle(struct rf_corr *c, int64_t now, rf_corr_alert_fn fn, void *ud)
+{
+	/* No confirmed clock yet: the one event seen so far is all the stream has said. */
+	bool first = c->clock == NONE_TS;
+	int64_t base = first ? c->pending : c->clock, at = first ? c->pending_at : c->clock_at;
+
+	if (c->n == 0 || base == NONE_TS || at == NONE_TS)
+		return 0;
+	now = clamp_time(now);
+	int64_t est = now > at ? sat_add(base, now - at) : base;
+	if (est > now)
+		est = now;
+	if (est <= base)
+		return 0;
+	if (first)
+		c->pending = NONE_TS;
+	c->clock = est;
+	c->clock_at = now;
+	return close_due(c, false, fn, ud);
+}
+
+bool rf_corr_waiting(const struct rf_corr *c)
+{
+	return c->n_heap > 0;
+}
+
 int rf_corr_flush(struct rf_corr *c, rf_corr_alert_fn fn, void *ud)
 {
 	return close_due(c, true, fn, ud);
@@ -1016,18 +1071,24 @@ static bool admit(struct rf_corr *c, int64_t t)
 	if (c->clock == NONE_TS || t > c->clock + RF_CORR_SKEW_MS) {
 		if (c->pending == NONE_TS || c->pending > t + RF_CORR_SKEW_MS) {
 			c->pending = t;
+			c->pending_at = c->ref;
 			return true;
 		}
-		if (c->clock == NONE_TS || c->pending > c->clock)
+		if (c->clock == NONE_TS || c->pending > c->clock) {
 			c->clock = c->pending;
+			c->clock_at = c->pending_at;
+		}
 		c->pending = NONE_TS;
 		if (t > c->clock + RF_CORR_SKEW_MS) {
 			c->pending = t;
+			c->pending_at = c->ref;
 			return true;
 		}
 	}
-	if (t > c->clock)
+	if (t > c->clock) {
 		c->clock = t;
+		c->clock_at = c->ref;
+	}
 	return true;
 }
 

@@ -9,6 +9,8 @@
 #   rotation   a rotated --alerts FILE (renamed, a new one created; or renamed, then SIGHUP) is
 #              reopened: new alerts go to the file at the path, the old file keeps the old ones,
 #              none is lost, and the worker is not restarted.
+#   quiet log  an upper-bounded correlation window ("fewer than 2 in 10 s") is decided as time
+#              passes, with no event after it (review 4-1).
 # Everything runs on 127.0.0.1 (a free port); every wait is bounded; the script stops what it
 # started. Usage: agent-alerts.sh RINGFENCE_AGENT RINGFENCED RINGFENCE
 set -u
@@ -162,6 +164,51 @@ rf_alive "after SIGHUP"
 [ "$(grep -c "worker .*: loaded" "$W/agent.log")" = "$loads" ] || fail "the worker was restarted"
 [ "$(rf_q "s['crashes']")" = 0 ] || fail "a rotation counted as a crash"
 ok "rotation: alerts go to the new file at the path (rename + create, or rename + SIGHUP); the old files keep theirs; none lost; the worker not restarted"
+rf_stop_agent
+
+# ---- quiet log: a "fewer than 2 in 10 s" window is decided without another event --------------
+# The worker decided an upper-bounded window only when a later event moved the stream's clock
+# (review 4-1): on a quiet log, never. bob's one certutil 20 minutes ago, then two other lines that
+# move the stream's clock to 2 s short of the decision (its end + 5 min); nothing after them.
+cat >"$W/few.yml" <<'YML'
+title: certutil once
+id: corr-certutil-few
+correlation:
+  type: event_count
+  rules: [certutil_rule]
+  group-by: [User]
+  timespan: 10s
+  condition:
+    lt: 2
+YML
+rf_compile c 3 "$W/certutil.yml" "$W/few.yml"
+HC=$(sha "$W/c.rfp")
+rm -f "$W/alerts.jsonl"*
+: >"$W/events.jsonl"
+rf_publish packs/c.rfp "$W/c.rfp" rel-c
+RF_AGENT_ARGS="--alerts $W/alerts.jsonl" rf_start_agent alerts-dev-1
+rf_wait_for "s['current'] is not None and s['current']['sha256'] == '$HC'" 90 ||
+	fail "pack C never ran"
+# the lines go to pack C's worker: wait until it has loaded
+for i in $(seq 300); do
+	wp=$(grep -o "worker [0-9]*: loading $HC" "$W/agent.log" | tail -1 | cut -d' ' -f2)
+	[ -n "$wp" ] && grep -q "worker $wp loaded" "$W/agent.log" && break
+	rf_alive "pack C's worker"
+	sleep 0.1
+done
+t0=$(($(date +%s) - 1200))
+at() { date -u -d "@$1" '+%Y-%m-%d %H:%M:%S'; }
+other() {
+	printf '{"event":"process_creation","Image":"C:\\\\Windows\\\\notepad.exe","User":"x",'
+	printf '"UtcTime":"%s"}\n' "$1"
+}
+{ ev bob "$(at $t0)"; other "$(at $((t0 + 240)))"; other "$(at $((t0 + 308)))"; } >>"$W/events.jsonl"
+wait_lines "$W/alerts.jsonl" 1 30 ||
+	fail "the quiet log's window was never decided (no alert in 30 s)"
+grep -q '"correlation":"corr-certutil-few".*"count":1.*"group":{"User":"bob"}' "$W/alerts.jsonl" ||
+	fail "the alert: $(cat "$W/alerts.jsonl")"
+rf_alive "after the quiet log's alert"
+ok "quiet log: an upper-bounded window is decided as time passes, with no event after it"
 rf_stop_agent
 
 echo "PASS"

@@ -588,6 +588,47 @@ static void test_bounded_condition(void **state)
 	run_close(&r);
 }
 
+/* A quiet stream (review 4-1): rf_corr_idle moves the stream's clock on with the caller's clock
+ * and decides a bounded window without another event; never past the caller's clock. */
+static void test_bounded_quiet(void **state)
+{
+	/* the caller's clock at the event; when a window is decided, after its first match */
+	const int64_t w0 = INT64_C(1796320800000), decided = 10000 + RF_CORR_LATE_MS + 1;
+	struct rf_corr_stats st;
+	struct run r;
+
+	(void)state;
+	run_open(&r, at_most_2, 1);
+	assert_false(rf_corr_waiting(r.c));
+	assert_int_equal(rf_corr_idle(r.c, w0, on_corr, &r), 0); /* nothing seen: nothing */
+	/* A line written 20 minutes ago, read now: the stream's pace, not the wall clock. */
+	rf_corr_set_clock(r.c, w0);
+	feed(&r, w0 - 1200000, U, "a");
+	assert_true(rf_corr_waiting(r.c));
+	assert_int_equal(rf_corr_idle(r.c, w0 + decided - 1, on_corr, &r), 0);
+	assert_int_equal(rf_corr_idle(r.c, w0 + decided, on_corr, &r), 1);
+	assert_int_equal(r.corr_alerts, 1);
+	assert_string_equal(r.last_group, "User=a");
+	assert_int_equal(r.last_count, 1);
+	assert_false(rf_corr_waiting(r.c));
+	/* The clock moved: an event older than it by more than the tolerance is late. */
+	feed(&r, w0 - 1200000, U, "b");
+	rf_corr_stats(r.c, &st);
+	assert_int_equal(st.late, 1);
+	run_close(&r);
+
+	/* A source 4 minutes ahead of the caller's clock: the stream's clock never passes the
+	 * caller's, so its window waits for the caller's clock to reach it. */
+	run_open(&r, at_most_2, 1);
+	rf_corr_set_clock(r.c, w0);
+	feed(&r, w0 + 240000, U, "c");
+	assert_int_equal(rf_corr_idle(r.c, w0 + decided, on_corr, &r), 0);
+	assert_int_equal(rf_corr_idle(r.c, w0 + 240000 + decided - 1, on_corr, &r), 0);
+	assert_int_equal(rf_corr_idle(r.c, w0 + 240000 + decided, on_corr, &r), 1);
+	assert_string_equal(r.last_group, "User=c");
+	run_close(&r);
+}
+
 static const char generate_yes[] = "title: two\nid: two-corr\n"
 				   "correlation:\n  type: event_count\n  rules: [base]\n"
 				   "  group-by: [User]\n  timespan: 10s\n  condition:\n    gte: 2\n"
@@ -1030,6 +1071,74 @@ static void test_late_and_reversed(void **state)
 	rf_corr_stats(l.r.c, &st);
 	assert_int_equal(st.late, 1);
 	run_close(&l.r);
+}
+
+/* temporal_ordered, failure then success within a minute (review 4-2): the sequence counts by
+ * its event times, also when the success is delivered first. */
+static const char fail_then_ok[] = "title: fail then ok\nid: fail-ok\n"
+				   "correlation:\n  type: temporal_ordered\n"
+				   "  rules: [failed_login, successful_login]\n"
+				   "  group-by: [User]\n  timespan: 1m\n"
+				   "---\n" FAILED_LOGIN "---\n" SUCCESS_LOGIN;
+
+#define LOGOFF                                                                                     \
+	"title: logoff\nid: logoff\nname: logoff\n"                                                  \
+	"logsource:\n  product: windows\n  service: security\n"                                    \
+	"detection:\n  selection:\n    EventID: 4634\n  condition: selection\n"
+
+static const char abc[] = "title: fail ok logoff\nid: fail-ok-off\n"
+			  "correlation:\n  type: temporal_ordered\n"
+			  "  rules: [failed_login, successful_login, logoff]\n"
+			  "  group-by: [User]\n  timespan: 1m\n"
+			  "---\n" FAILED_LOGIN "---\n" SUCCESS_LOGIN "---\n" LOGOFF;
+
+static void test_ordered_newest_first(void **state)
+{
+	struct run r;
+
+	(void)state;
+	/* In file order, then newest first: one alert each, at the success's time. */
+	for (int reversed = 0; reversed < 2; reversed++) {
+		run_open(&r, fail_then_ok, 1);
+		if (!reversed)
+			feed(&r, 0, SEC, 4625, "bob", "2026-07-19 08:00:05");
+		feed(&r, 0, SEC, 4624, "bob", "2026-07-19 08:00:10");
+		if (reversed)
+			feed(&r, 0, SEC, 4625, "bob", "2026-07-19 08:00:05");
+		assert_int_equal(r.corr_alerts, 1);
+		assert_string_equal(r.last_group, "User=bob");
+		run_close(&r);
+	}
+	/* Newest first but out of order in time (success before failure), or farther apart than
+	 * the timespan, or another user's failure: no sequence. */
+	run_open(&r, fail_then_ok, 1);
+	feed(&r, 0, SEC, 4624, "carol", "2026-07-19 08:00:00");
+	feed(&r, 0, SEC, 4625, "carol", "2026-07-19 08:00:05");
+	feed(&r, 0, SEC, 4624, "dave", "2026-07-19 08:02:00");
+	feed(&r, 0, SEC, 4625, "dave", "2026-07-19 08:00:59");
+	feed(&r, 0, SEC, 4624, "erin", "2026-07-19 08:02:10");
+	feed(&r, 0, SEC, 4625, "frank", "2026-07-19 08:02:05");
+	assert_int_equal(r.corr_alerts, 0);
+	/* dave's failure exactly a minute before: in one window (both ends included). */
+	feed(&r, 0, SEC, 4625, "dave", "2026-07-19 08:01:00");
+	assert_int_equal(r.corr_alerts, 1);
+	assert_string_equal(r.last_group, "User=dave");
+	run_close(&r);
+
+	/* Three steps: A at :01, B at :05, C at :03 (in that arrival order) is no sequence, C
+	 * comes before B; A at :01, C at :04, B at :02 is one, whatever the arrival order. */
+	run_open(&r, abc, 1);
+	feed(&r, 0, SEC, 4625, "gail", "2026-07-19 08:00:01");
+	feed(&r, 0, SEC, 4624, "gail", "2026-07-19 08:00:05");
+	feed(&r, 0, SEC, 4634, "gail", "2026-07-19 08:00:03");
+	assert_int_equal(r.corr_alerts, 0);
+	feed(&r, 0, SEC, 4625, "hugo", "2026-07-19 08:00:01");
+	feed(&r, 0, SEC, 4634, "hugo", "2026-07-19 08:00:04");
+	assert_int_equal(r.corr_alerts, 0);
+	feed(&r, 0, SEC, 4624, "hugo", "2026-07-19 08:00:02");
+	assert_int_equal(r.corr_alerts, 1);
+	assert_string_equal(r.last_group, "User=hugo");
+	run_close(&r);
 }
 
 /* ---- random arrival order against a brute-force reference ----------------------------------- */
@@ -1559,6 +1668,7 @@ int main(int argc, char **argv)
 	    cmocka_unit_test(test_group_separation),
 	    cmocka_unit_test(test_caps_flood),
 	    cmocka_unit_test(test_bounded_condition),
+	    cmocka_unit_test(test_bounded_quiet),
 	    cmocka_unit_test(test_generate),
 	    cmocka_unit_test(test_rejections),
 	    cmocka_unit_test(test_verifier),
@@ -1566,6 +1676,7 @@ int main(int argc, char **argv)
 	    cmocka_unit_test(test_review_out_of_order),
 	    cmocka_unit_test(test_review_future_event),
 	    cmocka_unit_test(test_late_and_reversed),
+	    cmocka_unit_test(test_ordered_newest_first),
 	    cmocka_unit_test(test_random_order_property),
 	    cmocka_unit_test(test_cli_eval),
 	    cmocka_unit_test(test_cli_review_cases),
