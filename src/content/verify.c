@@ -749,18 +749,6 @@ int rf_pack_check(const struct rf_pack *pk, const struct rf_manifest *m, struct 
 					   rf_diag_quote(q, sizeof(q), ev, strlen(ev)), agent, ver);
 			continue;
 		}
-		const char *has = NULL, *prod = rf__pack_str(pk, r->product);
-		if (r->product != RF_PACK_NONE &&
-		    !rf__manifest_supplies_product(m, ev, prod, &has)) {
-			char qp[RF_NAME_MAX * 4 + 8];
-			bad = rf_diag_report(
-			    d, -ENOEXEC,
-			    "%s: logsource product '%s' is not supplied by %s %s (it supplies %s%s%s "
-			    "for event %s)",
-			    rule_name(pk, ri, rn, sizeof(rn)),
-			    rf_diag_quote(qp, sizeof(qp), prod, strlen(prod)), agent, ver,
-			    has ? "product '" : "no product", has ? has : "", has ? "'" : "", ev);
-		}
 		for (uint32_t k = 0; k < r->code_len; k++) {
 			uint32_t in = pk->code[r->code_off + k];
 			if (RF_INSN_OP(in) != RF_I_ATOM)
@@ -776,6 +764,19 @@ int rf_pack_check(const struct rf_pack *pk, const struct rf_manifest *m, struct 
 				stamp[f] = ri + 1;
 				bad = field_problem(pk, ri, f, fstat[f], m, d);
 			}
+		}
+		/* After its fields, so that a rule's first reason stays the field a manifest lacks. */
+		const char *has = NULL, *prod = rf__pack_str(pk, r->product);
+		if (r->product != RF_PACK_NONE &&
+		    !rf__manifest_supplies_product(m, ev, prod, &has)) {
+			char qp[RF_NAME_MAX * 4 + 8];
+			bad = rf_diag_report(
+			    d, -ENOEXEC,
+			    "%s: logsource product '%s' is not supplied by %s %s (it supplies %s%s%s "
+			    "for event %s)",
+			    rule_name(pk, ri, rn, sizeof(rn)),
+			    rf_diag_quote(qp, sizeof(qp), prod, strlen(prod)), agent, ver,
+			    has ? "product '" : "no product", has ? has : "", has ? "'" : "", ev);
 		}
 	}
 	free(fstat);

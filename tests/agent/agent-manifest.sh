@@ -4,11 +4,10 @@
 #   choice     `ringfence-agent manifest --events proc` is manifests/ringfence-agent-linux-1.2.0.json
 #              byte for byte, without --events the general ringfence-agent-1.1.0.json; an unknown
 #              --manifest is a usage error for `manifest` and `run`.
-#   run        one release W whose rule is for product windows and needs FileVersion (a Sysmon
-#              field only Windows events carry): an agent on the Linux manifest (`--manifest
-#              ringfence-agent-linux-1.2.0`, and, as root, `--events proc` with no --manifest)
-#              refuses it with the product named (the first reason it logs) and never stores it;
-#              an agent on events made elsewhere (a file) takes it.
+#   run        one release W whose rule needs FileVersion (a Sysmon field only Windows events
+#              carry): an agent on the Linux manifest (`--manifest ringfence-agent-linux-1.2.0`,
+#              and, as root, `--events proc` with no --manifest) refuses it with the field named
+#              and never stores it; an agent on events made elsewhere (a file) takes it.
 # Everything runs on 127.0.0.1 (a free port); every wait is bounded; the script stops what it
 # started. Usage: agent-manifest.sh RINGFENCE_AGENT RINGFENCED RINGFENCE
 set -u
@@ -93,10 +92,10 @@ current() { "$AGENT" status --store "$W/store-$1" --json 2>/dev/null |
 start_agent linux --manifest ringfence-agent-linux-1.2.0 --events "$W/events.jsonl"
 start_agent general --events "$W/events.jsonl"
 wait_log linux "manifest ringfence-agent-linux-1.2.0" || fail "the linux agent does not say its manifest"
-wait_log linux "rejected packs/w.rfp $HW: .*product 'windows' is not supplied by ringfence-agent-linux 1.2.0 (it supplies product 'linux'" ||
-	fail "the agent on the Linux manifest did not refuse W with the product named"
+wait_log linux "rejected packs/w.rfp $HW: .*FileVersion.*ringfence-agent-linux" ||
+	fail "the agent on the Linux manifest did not refuse W with the field named"
 [ ! -e "$W/store-linux/packs/$HW.rfp" ] || fail "W is in the Linux agent's store"
-ok "the agent on the Linux manifest refuses W (product windows named), never stores it"
+ok "the agent on the Linux manifest refuses W (FileVersion named), never stores it"
 for i in $(seq 200); do [ "$(current general)" = "$HW" ] && break; sleep 0.1; done
 [ "$(current general)" = "$HW" ] || fail "the agent on events from a file did not take W"
 grep -q "rejected" "$W/agent-general.log" && fail "the general agent rejected something"
@@ -105,7 +104,7 @@ ok "the agent on events made elsewhere (1.1.0) takes W"
 if [ "$(id -u)" = 0 ]; then
 	start_agent proc --events proc
 	wait_log proc "manifest ringfence-agent-linux-1.2.0" || fail "--events proc does not run on the Linux manifest"
-	wait_log proc "rejected packs/w.rfp $HW: .*product 'windows'" || fail "the --events proc agent did not refuse W"
+	wait_log proc "rejected packs/w.rfp $HW: .*FileVersion" || fail "the --events proc agent did not refuse W"
 	ok "an agent with --events proc (no --manifest) refuses W"
 else
 	echo "skip: --events proc needs root (the run with --manifest above covers the verification)"
