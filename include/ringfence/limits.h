@@ -333,7 +333,8 @@
 #define RF_SRV_ADMIN_BODY_MAX (256u * 1024)
 /* Agent manifests an operator may name at release create (its fleet's agent builds: a few
  * versions in the field at once, N and N-1 of each platform); each is a few KiB to 130 KiB, so
- * 8 of the larger ones may not fit the body above, the tighter bound. */
+ * 8 of the larger ones may not fit the body above, the tighter bound (the CLI says so, with how
+ * many fit, before sending: the server can only answer 413 on a body it does not read). */
 #define RF_SRV_RELEASE_MANIFESTS_MAX 8
 /* JSON nesting depth: the deepest legitimate document (check-in state) nests 3 levels. */
 #define RF_SRV_JSON_DEPTH_MAX 8

@@ -313,7 +313,7 @@ static int compile_rule(struct compile_ctx *x, const uint8_t *p, size_t n, const
 	}
 	uint32_t index = (uint32_t)rf_pack_builder_count(x->b);
 	d.userdata = (void *)path;
-	r = rf_pack_builder_add(x->b, ir, &d);
+	r = rf_pack_builder_add_product(x->b, ir, rf_sigma_rule_product(rule), &d);
 	if (r >= 0)
 		r = idset_add(x->ids, ir->id, path);
 	if (r >= 0)

@@ -6,6 +6,7 @@
  * server refused (4xx: its error message is printed), 2 usage, I/O or server unreachable.
  * The admin token is read from --token-file (or $RINGFENCE_ADMIN_TOKEN_FILE) and never printed.
  */
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -256,11 +257,25 @@ static void print_release(json_t *r)
 	}
 }
 
+/* The request body's size as call() sends it (compact JSON), or SIZE_MAX when it cannot be made. */
+static size_t body_size(json_t *body)
+{
+	char *t = json_dumps(body, JSON_COMPACT);
+	size_t n = t ? strlen(t) : SIZE_MAX;
+
+	free(t);
+	return n;
+}
+
 /* create --manifest FILE...: the files' JSON as the request's "manifests" (the server checks
- * that each is a manifest). Returns 0, or -1 after saying why. */
+ * that each is a manifest). The server refuses an operator request over RF_SRV_ADMIN_BODY_MAX
+ * with a bare 413, and up to RF_SRV_RELEASE_MANIFESTS_MAX manifests of the larger kind do not fit
+ * it: say so here, with how many of the files given fit. Returns 0, or -1 after saying why. */
 static int create_manifests(const struct opts *o, json_t *body)
 {
 	json_t *a = json_array();
+	int fit = -1;
+	size_t n = 0;
 
 	json_object_set_new(body, "manifests", a);
 	for (int i = 0; i < o->nmanifests; i++) {
@@ -273,11 +288,24 @@ static int create_manifests(const struct opts *o, json_t *body)
 			return -1;
 		}
 		json_array_append_new(a, m);
+		n = body_size(body);
+		if (n > RF_SRV_ADMIN_BODY_MAX && fit < 0)
+			fit = i;
+	}
+	if (fit >= 0) {
+		fprintf(stderr,
+			"ringfence release create: the request with %d manifests is %zu bytes, over "
+			"the server's limit for an operator request (%u bytes, "
+			"RF_SRV_ADMIN_BODY_MAX); the first %d of them fit: name only the manifests "
+			"of the agent builds in your fleet\n",
+			o->nmanifests, n, RF_SRV_ADMIN_BODY_MAX, fit);
+		return -1;
 	}
 	return 0;
 }
 
-/* What release create's check of the pack said: which manifests accept it. */
+/* What release create's check of the pack said: one line per manifest, whether it accepts the
+ * pack and, when it refuses it, the server's reason. */
 static void print_pack(json_t *pk)
 {
 	size_t i;
@@ -285,12 +313,15 @@ static void print_pack(json_t *pk)
 
 	if (!pk)
 		return;
-	printf("pack verified against the %s manifests:",
+	printf("pack verified against the %s manifests:\n",
 	       !strcmp(S(pk, "manifests_from"), "request") ? "given" : "agent's");
 	json_array_foreach(json_object_get(pk, "manifests"), i, m)
-	    printf(" %s %s", Q(m, "manifest"),
-		   json_is_true(json_object_get(m, "accepted")) ? "accepts" : "refuses");
-	printf("\n");
+	{
+		if (json_is_true(json_object_get(m, "accepted")))
+			printf("manifest %s: accepts\n", Q(m, "manifest"));
+		else
+			printf("manifest %s: refuses: %s\n", Q(m, "manifest"), Q(m, "reason"));
+	}
 }
 
 static const char common_help[] =

@@ -127,6 +127,11 @@ struct rf_pack_builder;
 int rf_pack_builder_new(struct rf_pack_builder **ret) RF_WUR;
 /* Copies everything it needs out of r. -EINVAL/-E2BIG with a diagnostic if r is malformed. */
 int rf_pack_builder_add(struct rf_pack_builder *b, const struct rf_ir_rule *r, struct rf_diag *reterr) RF_WUR;
+/* The same, recording the Sigma logsource product the rule was written for (product NULL or "":
+ * none, as rf_pack_builder_add). The verifier then refuses the rule for an agent whose manifest
+ * supplies another product for its event (docs/pack-format.md, rules). Same returns. */
+int rf_pack_builder_add_product(struct rf_pack_builder *b, const struct rf_ir_rule *r,
+				const char *product, struct rf_diag *reterr) RF_WUR;
 size_t rf_pack_builder_count(const struct rf_pack_builder *b);
 /* Serialise with content sequence number seq; *ret_buf is malloc'd, caller frees. */
 int rf_pack_builder_finish(struct rf_pack_builder *b, uint64_t seq, uint8_t **ret_buf, size_t *ret_len) RF_WUR;

@@ -377,6 +377,28 @@ bool rf_manifest_event_declared(const struct rf_manifest *m, const char *event)
 	return e >= 0 && m->events[e].n_ls > 0;
 }
 
+bool rf__manifest_supplies_product(const struct rf_manifest *m, const char *event,
+				   const char *product, const char **ret_has)
+{
+	int e = rf__manifest_event_index(m, event);
+	const char *has = m->product;
+
+	if (e >= 0 && m->events[e].n_ls > 0) {
+		has = NULL;
+		for (size_t j = 0; j < m->events[e].n_ls; j++) {
+			const char *lp = m->events[e].ls[j].product;
+			if (lp && !strcmp(lp, product))
+				return true;
+			if (lp && !has)
+				has = lp;
+		}
+	} else if (!has || !strcmp(has, product)) {
+		return true;
+	}
+	*ret_has = has;
+	return false;
+}
+
 size_t rf_manifest_event_nfields(const struct rf_manifest *m, const char *event)
 {
 	int e = rf__manifest_event_index(m, event);

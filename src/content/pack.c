@@ -510,9 +510,15 @@ static int add_str(struct rf_pack_builder *b, const void *s, size_t n, uint32_t 
 
 int rf_pack_builder_add(struct rf_pack_builder *b, const struct rf_ir_rule *r, struct rf_diag *d)
 {
+	return rf_pack_builder_add_product(b, r, NULL, d);
+}
+
+int rf_pack_builder_add_product(struct rf_pack_builder *b, const struct rf_ir_rule *r,
+				const char *product, struct rf_diag *d)
+{
 	char rid[80];
 	int rc;
-	uint32_t stack = 0, sid[5], *amap = NULL;
+	uint32_t stack = 0, sid[5], prod = RF_PACK_NONE, *amap = NULL;
 
 	if (!r || !r->id || !*r->id)
 		return rf_diag_report(d, -EINVAL, "rule without an id");
@@ -521,7 +527,8 @@ int rf_pack_builder_add(struct rf_pack_builder *b, const struct rf_ir_rule *r, s
 	    (rc = str_check(r->title, "title", rid, d)) < 0 ||
 	    (rc = str_check(r->level ? r->level : "", "level", rid, d)) < 0 ||
 	    (rc = str_check(r->author ? r->author : "", "author", rid, d)) < 0 ||
-	    (rc = str_check(r->event, "event", rid, d)) < 0)
+	    (rc = str_check(r->event, "event", rid, d)) < 0 ||
+	    (rc = str_check(product ? product : "", "product", rid, d)) < 0)
 		return rc;
 	if (!*r->event)
 		return rf_diag_report(d, -EINVAL, "rule '%s': event is empty", rid);
@@ -599,6 +606,8 @@ int rf_pack_builder_add(struct rf_pack_builder *b, const struct rf_ir_rule *r, s
 	for (int i = 0; i < 5; i++)
 		if ((rc = add_str(b, ss[i], strlen(ss[i]), &sid[i])) < 0)
 			goto fail;
+	if (product && *product && (rc = add_str(b, product, strlen(product), &prod)) < 0)
+		goto fail;
 	amap = calloc(r->n_atoms ? r->n_atoms : 1, sizeof(*amap));
 	if (!amap) {
 		rc = -ENOMEM;
@@ -661,7 +670,7 @@ int rf_pack_builder_add(struct rf_pack_builder *b, const struct rf_ir_rule *r, s
 	}
 	struct rf_prule *pr = &b->rules[b->n_rules++];
 	*pr = (struct rf_prule){
-	    sid[0], sid[1], sid[2], sid[3], sid[4], (uint32_t)b->n_code, (uint32_t)r->n_code};
+	    sid[0], sid[1], sid[2], sid[3], sid[4], (uint32_t)b->n_code, (uint32_t)r->n_code, prod};
 	for (size_t i = 0; i < r->n_code; i++) {
 		uint32_t in = r->code[i];
 		if (RF_INSN_OP(in) == RF_I_ATOM)
@@ -868,8 +877,11 @@ int rf_pack_builder_finish(struct rf_pack_builder *b, uint64_t seq, uint8_t **re
 	q = p + off[3];
 	for (size_t i = 0; i < b->n_rules; i++, q += RF_PACK_RULE_SIZE) {
 		const struct rf_prule *r = &b->rules[i];
+		/* The product is stored as its string index + 1: 0 (none) is what builds before it
+		 * wrote in this once reserved word. */
 		uint32_t v[8] = {r->id,	   r->title,	r->level,    r->author,
-				 r->event, r->code_off, r->code_len, 0};
+				 r->event, r->code_off, r->code_len,
+				 r->product == RF_PACK_NONE ? 0 : r->product + 1};
 		for (int k = 0; k < 8; k++)
 			put32(q + k * 4, v[k]);
 	}

@@ -43,7 +43,7 @@ enum rf_pack_section {
 #define RF_PACK_STRENT_SIZE 8u	/* u32 offset, u32 length (into the string data) */
 #define RF_PACK_FIELD_SIZE  12u /* u32 event, u32 name, u8 type, u8[3] zero */
 #define RF_PACK_ATOM_SIZE   12u /* u32 field|NONE, u8 op, u8 flags, u16 zero, u32 pattern */
-#define RF_PACK_RULE_SIZE   32u /* u32 id,title,level,author,event,code_off,code_len, u32 zero */
+#define RF_PACK_RULE_SIZE   32u /* u32 id,title,level,author,event,code_off,code_len,product+1 */
 #define RF_PACK_INSN_SIZE   4u
 /* u32 id,title,level,author; u8 type, flags, n_refs, n_group; u32 timespan_s, lo, hi, field|NONE,
  * word_off, word_len, zero. The words (u32, after the records) of correlation i are its refs,
@@ -72,6 +72,7 @@ struct rf_patom {
 struct rf_prule {
 	uint32_t id, title, level, author, event; /* string indices */
 	uint32_t code_off, code_len;		  /* range in the code table */
+	uint32_t product; /* logsource product (string index), or RF_PACK_NONE: none */
 };
 
 /* A decoded correlation. refs/group/gfield point into rf_pack.corr_words; refs and string indices
@@ -174,6 +175,11 @@ size_t rf__manifest_event_nfields_at(const struct rf_manifest *m, size_t ev);
 enum rf_ftype rf__manifest_field_type_at(const struct rf_manifest *m, size_t ev, size_t i);
 /* Whether event ev has "other_fields": "string". */
 bool rf__manifest_event_open_at(const struct rf_manifest *m, size_t ev);
+/* Whether m supplies Sigma logsource product `product` for `event`: when the event declares its
+ * logsources, one of them names that product; otherwise the manifest names that product or none
+ * (any). On false, *ret_has is the product m supplies there (NULL: none named). */
+bool rf__manifest_supplies_product(const struct rf_manifest *m, const char *event,
+				   const char *product, const char **ret_has);
 /* For the engine: a copy of m in which each open event also lists, as strings, the fields the
  * pack's rules read from it (verified: every such name is a valid name), so its lookup table has
  * a slot for each. *ret NULL (use m) when m has no open event. Returns 0 or -ENOMEM. */

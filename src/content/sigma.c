@@ -175,6 +175,14 @@ static int rule_logsource(struct ctx *c, const struct node *ls)
 		r = logsource_key(c, ls, "product", &prod);
 	if (r < 0)
 		return r;
+	if (prod) { /* recorded in the pack: the verifier checks it against each manifest */
+		char *pc = arena_alloc(&c->r->arena, prod->len + 1);
+		if (!pc)
+			return oom(c);
+		memcpy(pc, prod->s, prod->len);
+		pc[prod->len] = '\0';
+		c->r->product = pc;
+	}
 	if (c->m) {
 		const char *dev;
 		if (rf_manifest_logsource_event(
@@ -424,6 +432,11 @@ out:
 const struct rf_ir_rule *rf_sigma_rule_ir(const struct rf_sigma_rule *r)
 {
 	return &r->ir;
+}
+
+const char *rf_sigma_rule_product(const struct rf_sigma_rule *r)
+{
+	return r->product;
 }
 
 void rf_sigma_rule_free(struct rf_sigma_rule *r)

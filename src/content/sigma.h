@@ -70,6 +70,9 @@ int rf_sigma_compile_with(const uint8_t *yaml, size_t n, const char *origin,
 
 /* The compiled rule. Valid until rf_sigma_rule_free(r); every pointer in it is owned by r. */
 const struct rf_ir_rule *rf_sigma_rule_ir(const struct rf_sigma_rule *r);
+/* Its logsource product ("windows"), or NULL when it names none; owned by r. For
+ * rf_pack_builder_add_product(), which records it so the verifier checks it on every agent. */
+const char *rf_sigma_rule_product(const struct rf_sigma_rule *r);
 
 /* Free a rule from rf_sigma_compile (NULL is fine). */
 void rf_sigma_rule_free(struct rf_sigma_rule *r);

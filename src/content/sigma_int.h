@@ -97,6 +97,7 @@ struct vec {
 
 struct rf_sigma_rule {
 	struct rf_ir_rule ir;
+	const char *product; /* the logsource product, NUL-terminated in the arena, or NULL */
 	struct arena arena;
 	struct rf_ir_atom *atoms;
 	size_t n_atoms, cap_atoms;

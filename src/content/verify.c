@@ -14,8 +14,9 @@
  *   depth <= RF_RULE_STACK_MAX, exactly one result).
  *
  *   Semantics (rf_pack_check, against one manifest): every event a rule uses and every field an
- *   atom of it reads is supplied by the manifest with the same type: the check that would have
- *   stopped Channel File 291.
+ *   atom of it reads is supplied by the manifest with the same type (the check that would have
+ *   stopped Channel File 291), and the Sigma logsource product a rule records, if any, is one
+ *   the manifest supplies for the rule's event (a Windows rule never runs on a Linux agent).
  *
  * Cost: every byte is read a bounded number of times (strings and programs are contiguous, so no
  * range can be visited twice; duplicate strings are found with a hash table keyed per
@@ -493,11 +494,16 @@ static int decode_rules(struct rf_pack *pk, const uint8_t *s, uint32_t count, co
 				return bad;
 			}
 		}
-		*r = (struct rf_prule){v[0], v[1], v[2], v[3], v[4], v[5], v[6]};
+		/* The last word, reserved (0) before products were recorded: product index + 1. */
+		*r = (struct rf_prule){v[0], v[1], v[2], v[3], v[4], v[5], v[6], RF_PACK_NONE};
 		pk->n_rules = i + 1;
-		if (v[7])
-			bad = rf_diag_report(d, -EBADMSG, "pack: rule %u: reserved bytes not zero",
-					     i);
+		if (v[7] && (v[7] - 1 >= pk->n_strings || !pk->strings[v[7] - 1].len))
+			bad = rf_diag_report(d, -EBADMSG,
+					     "pack: rule %u: product string index out of range or "
+					     "empty (%u strings)",
+					     i, pk->n_strings);
+		else if (v[7])
+			r->product = v[7] - 1;
 		if (idx_ok && (!pk->strings[r->id].len || !pk->strings[r->title].len ||
 			       !pk->strings[r->event].len))
 			bad = rf_diag_report(d, -EBADMSG, "pack: rule %u: empty id, title or event",
@@ -758,6 +764,19 @@ int rf_pack_check(const struct rf_pack *pk, const struct rf_manifest *m, struct 
 				stamp[f] = ri + 1;
 				bad = field_problem(pk, ri, f, fstat[f], m, d);
 			}
+		}
+		/* After its fields, so that a rule's first reason stays the field a manifest lacks. */
+		const char *has = NULL, *prod = rf__pack_str(pk, r->product);
+		if (r->product != RF_PACK_NONE &&
+		    !rf__manifest_supplies_product(m, ev, prod, &has)) {
+			char qp[RF_NAME_MAX * 4 + 8];
+			bad = rf_diag_report(
+			    d, -ENOEXEC,
+			    "%s: logsource product '%s' is not supplied by %s %s (it supplies %s%s%s "
+			    "for event %s)",
+			    rule_name(pk, ri, rn, sizeof(rn)),
+			    rf_diag_quote(qp, sizeof(qp), prod, strlen(prod)), agent, ver,
+			    has ? "product '" : "no product", has ? has : "", has ? "'" : "", ev);
 		}
 	}
 	free(fstat);

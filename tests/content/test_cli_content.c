@@ -220,6 +220,64 @@ static void test_inspect_and_manifest(void **state)
 	free(b);
 }
 
+/* A pack records each rule's Sigma logsource product, and the verifier refuses it for a manifest
+ * that supplies another one, even when the pack was compiled without a manifest: a Windows rule
+ * never loads on a Linux agent (docs/pack-format.md, rules). */
+static void test_verify_product(void **state)
+{
+	char args[2048], yml[320], wpack[320], lnx[512], win[512];
+	FILE *f;
+
+	snprintf(yml, sizeof(yml), "%s/win.yml", dir);
+	snprintf(wpack, sizeof(wpack), "%s/win.rfp", dir);
+	snprintf(lnx, sizeof(lnx), "%s/manifests/ringfence-agent-linux-1.3.0.json", root);
+	snprintf(win, sizeof(win), "%s/manifests/ringfence-agent-windows-1.2.0.json", root);
+	f = fopen(yml, "w");
+	assert_non_null(f);
+	fprintf(f, "title: Windows encoded command\n"
+		   "id: 77777777-0000-0000-0000-000000000001\n"
+		   "logsource: {category: process_creation, product: windows}\n"
+		   "detection:\n"
+		   "  sel:\n"
+		   "    CommandLine|contains: ' -enc '\n"
+		   "  condition: sel\n"
+		   "level: high\n");
+	fclose(f);
+	snprintf(args, sizeof(args), "content compile '%s' -o '%s'", yml, wpack);
+	assert_int_equal(run(args), 0);
+
+	snprintf(args, sizeof(args), "content verify '%s' --manifest '%s'", wpack, lnx);
+	assert_int_equal(run(args), 1);
+	assert_true(file_has(err, "rule 77777777-0000-0000-0000-000000000001 \"Windows encoded "
+				  "command\": logsource product 'windows' is not supplied by "
+				  "ringfence-agent-linux 1.3.0 (it supplies product 'linux' for event "
+				  "process_creation)"));
+	/* The proc agent's embedded manifest names its product too. */
+	snprintf(args, sizeof(args),
+		 "content verify '%s' --manifest '%s/manifests/ringfence-agent-linux-1.2.0.json'",
+		 wpack, root);
+	assert_int_equal(run(args), 1);
+	assert_true(file_has(err, "is not supplied by ringfence-agent-linux 1.2.0"));
+
+	/* A Linux event, evaluated as a Linux agent would: the pack does not load, no alert. */
+	f = fopen(events, "w");
+	assert_non_null(f);
+	fprintf(f, "{\"event\":\"process_creation\",\"Image\":\"/usr/bin/openssl\","
+		   "\"CommandLine\":\"openssl base64 -enc -in x\"}\n");
+	fclose(f);
+	snprintf(args, sizeof(args), "content eval '%s' --manifest '%s' '%s'", wpack, lnx, events);
+	assert_int_not_equal(run(args), 0);
+	assert_false(file_has(out, "77777777"));
+
+	/* The Windows manifest, and one that names no product (any), accept it. */
+	snprintf(args, sizeof(args), "content verify '%s' --manifest '%s' --manifest '%s'", wpack,
+		 win, m11);
+	assert_int_equal(run(args), 0);
+	snprintf(args, sizeof(args), "content eval '%s' --manifest '%s' '%s'", wpack, win, events);
+	assert_int_equal(run(args), 0);
+	assert_true(file_has(out, "77777777-0000-0000-0000-000000000001"));
+}
+
 static void test_help_and_usage(void **state)
 {
 	static const char *const cmds[] = {"content --help", "content verify --help",
@@ -243,6 +301,7 @@ int main(int argc, char **argv)
 	    cmocka_unit_test(test_eval),
 	    cmocka_unit_test(test_eval_diagnostics),
 	    cmocka_unit_test(test_inspect_and_manifest),
+	    cmocka_unit_test(test_verify_product),
 	    cmocka_unit_test(test_help_and_usage),
 	};
 	if (argc < 2) {

@@ -200,7 +200,8 @@ static void test_indices_out_of_range(void **state)
 	poke(rules + 20, 1, "rule code offset");
 	poke(rules + 24, 0, "rule code length");
 	poke(rules + 24, 0xffffffff, "rule code length");
-	poke(rules + 28, 1, "rule reserved");
+	poke(rules + 28, 5000, "rule product string index"); /* index + 1; 0 is none */
+	poke(rules + 28, 0xffffffff, "rule product string index");
 	poke(code, RF_INSN(RF_I_ATOM, 1000), "insn atom index");
 	poke(code, RF_INSN(77, 0), "unknown opcode");
 	poke(code + 8, RF_INSN(RF_I_AND, 1), "reserved bits");

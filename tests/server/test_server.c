@@ -3344,8 +3344,28 @@ static void test_cli_operator_commands(void **state)
 	CLI(0, "ring", "delete", "pilot");
 
 	add_target(e, "packs/rules-cli.rfp", "rules-cli", "");
+	/* More manifests than fit the server's body limit: refused before the request is sent,
+	 * saying which limit and how many fit (it was a bare 413 from the server). */
+	{
+		char wm[512];
+		const char *src = getenv("RF_SOURCE_ROOT");
+		snprintf(wm, sizeof(wm), "%s/manifests/ringfence-agent-windows-1.2.0.json",
+			 src ? src : ".");
+		/* 5 x its ~60 KB: over 256 KiB (run_cli passes at most 14 arguments) */
+		CLI(2, "release", "create", "packs/rules-cli.rfp", "--manifest", wm, "--manifest",
+		    wm, "--manifest", wm, "--manifest", wm, "--manifest", wm);
+		assert_non_null(strstr(out, "the request with 5 manifests is "));
+		assert_non_null(strstr(out, "over the server's limit for an operator request"));
+		assert_non_null(strstr(out, "RF_SRV_ADMIN_BODY_MAX); the first "));
+	}
 	CLI(0, "release", "create", "packs/rules-cli.rfp");
 	assert_non_null(strstr(out, "release 1  packs/rules-cli.rfp  active"));
+	/* One line per manifest; a refusal with the server's reason (the example pack's Windows
+	 * rules read fields the Linux proc manifest lacks). */
+	assert_non_null(strstr(out, "pack verified against the agent's manifests:\n"));
+	assert_non_null(strstr(out, "\nmanifest ringfence-agent-1.1.0: accepts\n"));
+	if (!strstr(out, "\nmanifest ringfence-agent-linux-1.2.0: refuses: rule "))
+		fail_msg("no refusal with its reason on its own line:\n%s", out);
 	CLI(1, "release", "create", "packs/missing.rfp");
 	assert_non_null(strstr(out, "not published"));
 	add_garbage(e, "packs/garbage-cli.rfp");
