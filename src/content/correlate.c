@@ -1,6 +1,6 @@
 /*
  * The correlation evaluator (include/ringfence/correlate.h; semantics in docs/sigma.md
- * "Correlation rules"). Design:
+ * "Correlation rules"); reading an event's fields and time is in corr_time.c. Design:
  *
  *   A group is one correlation's state for one set of group-by values: its window entries (match
  *   times, with the value's hash for value_count) kept in time order, or, for the temporal types,
@@ -42,6 +42,7 @@
 #include <string.h>
 
 #include "common/util.h"
+#include "content/corr_int.h"
 #include "content/pack.h"
 #include "ringfence/correlate.h"
 #include "ringfence/limits.h"
@@ -663,20 +664,6 @@ struct src {
 	const size_t *lens;
 };
 
-static bool event_field(const struct rf_event *ev, const char *name, const uint8_t **ret,
-			size_t *ret_len)
-{
-	size_t n = strlen(name);
-
-	for (size_t i = 0; i < ev->n_fields; i++)
-		if (ev->fields[i].name_len == n && memcmp(ev->fields[i].name, name, n) == 0) {
-			*ret = ev->fields[i].value;
-			*ret_len = ev->fields[i].value_len;
-			return true;
-		}
-	return false;
-}
-
 static int feed(struct rf_corr *c, uint32_t k, uint32_t r, const struct src *s, int64_t ts,
 		rf_corr_alert_fn fn, void *ud);
 
@@ -1133,123 +1120,4 @@ int rf_corr_event(struct rf_corr *c, const struct rf_event *ev, int64_t ts, cons
 		}
 	}
 	return alerts;
-}
-
-/* ---- event time ------------------------------------------------------------------------------ */
-
-static bool digits(const uint8_t *p, size_t n, size_t at, size_t len, int64_t *ret)
-{
-	int64_t v = 0;
-
-	if (at + len > n)
-		return false;
-	for (size_t i = at; i < at + len; i++) {
-		if (p[i] < '0' || p[i] > '9')
-			return false;
-		v = v * 10 + (p[i] - '0');
-	}
-	*ret = v;
-	return true;
-}
-
-/* Days since 1970-01-01 of a proleptic Gregorian date (Howard Hinnant's days_from_civil). */
-static int64_t days_from_civil(int64_t y, int64_t m, int64_t d)
-{
-	y -= m <= 2;
-	int64_t era = (y >= 0 ? y : y - 399) / 400;
-	int64_t yoe = y - era * 400;
-	int64_t doy = (153 * (m + (m > 2 ? -3 : 9)) + 2) / 5 + d - 1;
-	int64_t doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
-	return era * 146097 + doe - 719468;
-}
-
-static bool parse_time(const uint8_t *p, size_t n, int64_t *ret)
-{
-	int64_t y, mo, d, h, mi, s, ms = 0;
-	size_t at = 19;
-
-	/* Epoch seconds (up to 11 digits: until the year 5138) or milliseconds (12 to 16 digits:
-	 * from 1973); 10-digit seconds read as milliseconds made events an hour apart 3.6 s. */
-	if (n > 0 && n <= 16) {
-		int64_t v;
-		if (digits(p, n, 0, n, &v)) {
-			*ret = n <= 11 ? v * 1000 : v;
-			return true;
-		}
-	}
-	if (n < 19 || !digits(p, n, 0, 4, &y) || p[4] != '-' || !digits(p, n, 5, 2, &mo) ||
-	    p[7] != '-' || !digits(p, n, 8, 2, &d) || (p[10] != 'T' && p[10] != ' ') ||
-	    !digits(p, n, 11, 2, &h) || p[13] != ':' || !digits(p, n, 14, 2, &mi) || p[16] != ':' ||
-	    !digits(p, n, 17, 2, &s))
-		return false;
-	if (mo < 1 || mo > 12 || d < 1 || d > 31 || h > 23 || mi > 59 || s > 60)
-		return false;
-	if (at < n && p[at] == '.') {
-		int64_t scale = 100;
-		at++;
-		if (at >= n || p[at] < '0' || p[at] > '9')
-			return false;
-		while (at < n && p[at] >= '0' && p[at] <= '9') {
-			ms += (p[at] - '0') * scale;
-			scale /= 10;
-			at++;
-		}
-	}
-	/* Z, or an offset from UTC (+HH:MM, +HHMM or +HH), which is taken off: 12:00+02:00 is
-	 * 10:00Z. Only "+00:00" was read before; other offsets made the time unreadable. */
-	int64_t off = 0, oh = 0, om = 0;
-	if (at < n && p[at] == 'Z') {
-		at++;
-	} else if (at < n && (p[at] == '+' || p[at] == '-')) {
-		int sign = p[at] == '-' ? -1 : 1;
-		size_t rest = n - at - 1;
-		if (!digits(p, n, at + 1, 2, &oh) ||
-		    !(rest == 2 || (rest == 5 && p[at + 3] == ':' && digits(p, n, at + 4, 2, &om)) ||
-		      (rest == 4 && digits(p, n, at + 3, 2, &om))) ||
-		    oh > 23 || om > 59)
-			return false;
-		off = sign * (oh * 60 + om) * 60000;
-		at = n;
-	}
-	if (at != n)
-		return false;
-	*ret = ((days_from_civil(y, mo, d) * 24 + h) * 60 + mi) * 60000 + s * 1000 + ms - off;
-	return true;
-}
-
-static const char *const time_names[] = {"UtcTime", "TimeCreated", "@timestamp", "timestamp"};
-
-int rf_corr_event_time(const struct rf_event *ev, int64_t *ret_ms)
-{
-	bool present = false;
-
-	for (size_t i = 0; i < sizeof(time_names) / sizeof(time_names[0]); i++) {
-		const uint8_t *v;
-		size_t n;
-		int64_t t;
-		if (!event_field(ev, time_names[i], &v, &n))
-			continue;
-		present = true;
-		if (parse_time(v, n, &t)) {
-			*ret_ms = t;
-			return 0;
-		}
-	}
-	return present ? -EINVAL : -ENOENT;
-}
-
-int rf_corr_event_time_field(const struct rf_event *ev, const char **ret_name,
-			     const uint8_t **ret_v, size_t *ret_n)
-{
-	for (size_t i = 0; i < sizeof(time_names) / sizeof(time_names[0]); i++) {
-		const uint8_t *v;
-		size_t n;
-		if (event_field(ev, time_names[i], &v, &n)) {
-			*ret_name = time_names[i];
-			*ret_v = v;
-			*ret_n = n;
-			return 0;
-		}
-	}
-	return -ENOENT;
 }
