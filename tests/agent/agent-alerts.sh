@@ -14,16 +14,9 @@
 # Everything runs on 127.0.0.1 (a free port); every wait is bounded; the script stops what it
 # started. Usage: agent-alerts.sh RINGFENCE_AGENT RINGFENCED RINGFENCE
 set -u
-AGENT=$1 SERVERBIN=$2 CLI=$3
 SRC=${RF_SOURCE_ROOT:-$(cd "$(dirname "$0")/../.." && pwd)}
-command -v python3 >/dev/null || { echo "SKIP: python3 is needed to read JSON"; exit 77; }
-fail() {
-	echo "FAIL: $*"
-	rf_agent_log_tail 40
-	exit 1
-}
-. "$SRC/tests/lib/e2e.sh" # rf_e2e_init, rf_start_server, rf_compile, rf_start_agent, rf_q...
-rf_e2e_init agent-alerts
+. "$SRC/tests/lib/e2e.sh" # rf_agent_test, rf_start_server, rf_compile, rf_start_agent, rf_q...
+rf_agent_test agent-alerts "$@" # AGENT, SERVERBIN, CLI; python3; fail(); W
 
 # wait_lines FILE N SECONDS: FILE has at least N lines (the agent must stay up meanwhile)
 wait_lines() {

@@ -18,19 +18,10 @@
 # Everything runs on 127.0.0.1 (a free port); every wait is bounded; the script stops what it
 # started. Usage: agent-e2e.sh RINGFENCE_AGENT RINGFENCED RINGFENCE
 set -u
-AGENT=$1 SERVERBIN=$2 CLI=$3
 SRC=${RF_SOURCE_ROOT:-$(cd "$(dirname "$0")/../.." && pwd)}
-command -v python3 >/dev/null || { echo "SKIP: python3 is needed to read JSON"; exit 77; }
-
-. "$SRC/tests/lib/e2e.sh" # rf_e2e_init, rf_start_server, rf_publish, sha, ok
-rf_e2e_init agent-e2e
+. "$SRC/tests/lib/e2e.sh" # rf_agent_test, rf_start_server, rf_compile, rf_start_agent, rf_q...
+rf_agent_test agent-e2e "$@" # AGENT, SERVERBIN, CLI; python3; fail(); W
 FAULT= WFAULT= RESTARTS=0
-fail() {
-	echo "FAIL: $*"
-	rf_agent_log_tail 40
-	echo "---- status"; "$AGENT" status --store "$W/store" 2>&1
-	exit 1
-}
 
 # ---- repository, packs, server ---------------------------------------------------------
 mkdir -p "$W/rules-b" "$W/rules-c" "$W/rules-r"

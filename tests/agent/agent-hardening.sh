@@ -18,19 +18,10 @@
 # Everything runs on 127.0.0.1 (a free port); every wait is bounded; the script stops what it
 # started. Usage: agent-hardening.sh RINGFENCE_AGENT RINGFENCED RINGFENCE
 set -u
-AGENT=$1 SERVERBIN=$2 CLI=$3
 SRC=${RF_SOURCE_ROOT:-$(cd "$(dirname "$0")/../.." && pwd)}
-command -v python3 >/dev/null || { echo "SKIP: python3 is needed to read JSON"; exit 77; }
-
-. "$SRC/tests/lib/e2e.sh" # rf_e2e_init, rf_start_server, rf_compile, rf_start_agent, rf_q...
-rf_e2e_init agent-hardening
+. "$SRC/tests/lib/e2e.sh" # rf_agent_test, rf_start_server, rf_compile, rf_start_agent, rf_q...
+rf_agent_test agent-hardening "$@" # AGENT, SERVERBIN, CLI; python3; fail(); W
 VFAULT= PROBATION=3600
-fail() {
-	echo "FAIL: $*"
-	rf_agent_log_tail 40
-	echo "---- status"; "$AGENT" status --store "$W/store" 2>&1
-	exit 1
-}
 
 # ---- repository, server -----------------------------------------------------------------
 "$CLI" repo init "$W/repo" >/dev/null || fail "repo init"

@@ -2,7 +2,8 @@
 # exit (KEEP=1 keeps it), the processes a test started stopped at exit, ringfenced started on
 # 127.0.0.1 with a free port (every wait bounded), releases published with the operator's own
 # commands (docs/operators.md), one agent run against that server and asked for its status. The
-# sourcing script sets CLI and SERVERBIN (and AGENT for the agent helpers) and defines fail().
+# sourcing script sets CLI and SERVERBIN (and AGENT for the agent helpers) and defines fail(), or
+# has rf_agent_test do both.
 
 # rf_e2e_init NAME: W (the work directory), SPID (the server: ringfenced, or a test's fake
 # server), APID (one agent) and APIDS (agents), the exit trap: the agents are killed (-KILL), the
@@ -19,6 +20,23 @@ rf_e2e_cleanup() {
 	for p in "${APIDS[@]}"; do kill -KILL "$p" 2>/dev/null; done
 	[ -n "$SPID" ] && kill -TERM "$SPID" 2>/dev/null && wait "$SPID" 2>/dev/null
 	if [ "${KEEP:-0}" = 1 ]; then echo "kept $W"; else rm -rf "$W"; fi
+}
+
+# rf_agent_test NAME RINGFENCE_AGENT RINGFENCED RINGFENCE: the start of a test of the agent
+# against the real ringfenced and the real CLI: sets AGENT, SERVERBIN and CLI from the arguments,
+# skips the test (exit 77) without python3 (rf_q reads the agent's status JSON with it), defines
+# fail() (the message, the tail of the agent's log and, once it has a store, the agent's status;
+# exit 1) and calls rf_e2e_init NAME.
+rf_agent_test() {
+	AGENT=$2 SERVERBIN=$3 CLI=$4
+	command -v python3 >/dev/null || { echo "SKIP: python3 is needed to read JSON"; exit 77; }
+	fail() {
+		echo "FAIL: $*"
+		rf_agent_log_tail 40
+		[ -d "$W/store" ] && { echo "---- status"; "$AGENT" status --store "$W/store" 2>&1; }
+		exit 1
+	}
+	rf_e2e_init "$1"
 }
 
 ok() { echo "ok: $*"; }
