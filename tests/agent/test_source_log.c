@@ -6,7 +6,8 @@
  * one), counts malformed JSON, and stops for a full sink without losing a line. The line parser:
  * JSON flattened to dotted keys (containers also as their text, one-element arrays unwrapped,
  * null absent, repeated flattened keys and a top-level "event" refused, a "\u0000" in a string
- * and an integer outside int64 kept), access logs into W3C
+ * and an integer outside int64 kept, bytes not UTF-8 and lone surrogate escapes repaired to
+ * U+FFFD and counted), access logs into W3C
  * fields, key=value lines. Every line it makes is one rf_event_parse accepts. And the source's
  * event table agrees with manifests/ringfence-agent-logs-1.0.0.json. Run under ASan and UBSan.
  */
@@ -274,6 +275,54 @@ static void test_json_nul_bigint(void **state)
 	rf_source_log_stats(s, &st);
 	assert_int_equal(st.malformed, 3);
 	assert_int_equal(st.emitted, 2);
+	rf_source_log_free(s);
+}
+
+/* Review 5-1: a byte that is not UTF-8 or a lone surrogate escape in one string of a JSON line
+ * is repaired as a text line is (U+FFFD), not a reason to refuse the whole event. */
+static void test_json_repair(void **state)
+{
+	struct rf_source_log *s;
+	struct rf_source_stats st;
+	const char *l;
+
+	(void)state;
+	cap_clear(&cap);
+	assert_int_equal(rf_source_log_new(&s), 0);
+	put(s, "okta", "{\"eventType\":\"user.session.start\",\"actor\":\"plain\"}", 0);
+	put(s, "okta", "{\"eventType\":\"user.session.start\",\"actor\":\"bob\xff\"}", 0);
+	put(s, "okta", "{\"eventType\":\"user.session.start\",\"actor\":\"bob\\ud800\"}", 0);
+	/* a lone low surrogate, a high one before another escape, one in a key, an overlong form
+	 * and an encoded surrogate (both not UTF-8); a pair and escaped text stay as they are */
+	put(s, "okta",
+	    "{\"a\":\"\\udc00x\",\"b\":\"\\udbff\\u0041\",\"k\\ud800\":1,\"c\":\"\xc0\xaf\","
+	    "\"d\":\"\xed\xa0\x80\",\"e\":\"\\ud83d\\ude00\",\"f\":\"\\\\ud800\\\"\\ud800\","
+	    "\"n\":18446744073709551615,\"g\":\"\xfe\"}",
+	    0);
+	assert_int_equal(cap.lines, 4);
+	assert_string_equal(field(cap.line[0], "actor", NULL), "plain");
+	assert_string_equal(field(cap.line[1], "actor", NULL), "bob\xef\xbf\xbd");
+	assert_string_equal(field(cap.line[1], "eventType", NULL), "user.session.start");
+	assert_string_equal(field(cap.line[2], "actor", NULL), "bob\xef\xbf\xbd");
+	l = cap.line[3];
+	assert_string_equal(field(l, "a", NULL), "\xef\xbf\xbdx");
+	assert_string_equal(field(l, "b", NULL), "\xef\xbf\xbd"
+						 "A");
+	assert_string_equal(field(l, "k\xef\xbf\xbd", NULL), "1");
+	assert_string_equal(field(l, "c", NULL), "\xef\xbf\xbd\xef\xbf\xbd");
+	assert_string_equal(field(l, "d", NULL), "\xef\xbf\xbd\xef\xbf\xbd\xef\xbf\xbd");
+	assert_string_equal(field(l, "e", NULL), "\xf0\x9f\x98\x80"); /* U+1F600 */
+	assert_string_equal(field(l, "f", NULL), "\\ud800\"\xef\xbf\xbd");
+	assert_string_equal(field(l, "n", NULL), "18446744073709551615");
+	assert_string_equal(field(l, "g", NULL), "\xef\xbf\xbd");
+	/* still malformed: not JSON for another reason; a bad byte outside a string */
+	put(s, "okta", "{\"a\":\"\xff\"", -EBADMSG);
+	put(s, "okta", "{\"a\":1\xff}", -EBADMSG);
+	rf_source_log_stats(s, &st);
+	assert_int_equal(st.emitted, 4);
+	assert_int_equal(st.repaired, 3);
+	assert_int_equal(st.malformed, 2);
+	cap_clear(&cap);
 	rf_source_log_free(s);
 }
 
@@ -670,6 +719,7 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 	    cmocka_unit_test(test_json),
 	    cmocka_unit_test(test_json_nul_bigint),
+	    cmocka_unit_test(test_json_repair),
 	    cmocka_unit_test(test_text_access_kv),
 	    cmocka_unit_test(test_follow),
 	    cmocka_unit_test(test_spec),
