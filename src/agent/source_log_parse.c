@@ -611,25 +611,29 @@ static int put_access(struct rf__source_log_line *s, const uint8_t *p, size_t n)
 		return r;
 	if (!DASH(2) && (r = out_str(s, "cs-username", TOK(2))) < 0)
 		return r;
-	/* request: METHOD URI VERSION */
+	/* request: METHOD URI VERSION, the method the first word, the version the last one when it
+	 * is "HTTP/...", the URI everything between, spaces included: a server logs a request
+	 * line as received, and splitting at the second space put the rest of a URI with a space
+	 * ("GET /x?a b=../../etc/passwd HTTP/1.1") into cs-version, out of a query rule's reach */
 	const uint8_t *q = p + t[4][0];
-	size_t qn = t[4][1] - t[4][0], a = 0, sp1, sp2;
+	size_t qn = t[4][1] - t[4][0], a = 0, sp1, lw;
 	for (sp1 = 0; sp1 < qn && q[sp1] != ' '; sp1++)
-		;
-	for (sp2 = sp1 + 1; sp2 < qn && q[sp2] != ' '; sp2++)
 		;
 	if (sp1 < qn && sp1 > 0) {
 		if ((r = out_str(s, "cs-method", q, sp1)) < 0)
 			return r;
 		a = sp1 + 1;
-		size_t ue = sp2 < qn ? sp2 : qn, qm = a;
+		for (lw = qn; lw > a && q[lw - 1] != ' '; lw--) /* the last word: q[lw..qn) */
+			;
+		bool version = lw > a && qn - lw >= 5 && !memcmp(q + lw, "HTTP/", 5);
+		size_t ue = version ? lw - 1 : qn, qm = a;
 		while (qm < ue && q[qm] != '?')
 			qm++;
 		if ((r = out_str(s, "cs-uri-stem", q + a, qm - a)) < 0)
 			return r;
 		if (qm < ue && (r = out_str(s, "cs-uri-query", q + qm + 1, ue - qm - 1)) < 0)
 			return r;
-		if (sp2 < qn && (r = out_str(s, "cs-version", q + sp2 + 1, qn - sp2 - 1)) < 0)
+		if (version && (r = out_str(s, "cs-version", q + lw, qn - lw)) < 0)
 			return r;
 	}
 	const char *name = "sc-status";

@@ -8,7 +8,7 @@
  * null absent, repeated flattened keys and a top-level "event" refused, a "\u0000" in a string
  * and an integer outside int64 kept, bytes not UTF-8 and lone surrogate escapes repaired to
  * U+FFFD and counted), access logs into W3C
- * fields, key=value lines. Every line it makes is one rf_event_parse accepts. And the source's
+ * fields (the request's version its last word, the URI everything before it), key=value lines. Every line it makes is one rf_event_parse accepts. And the source's
  * event table agrees with manifests/ringfence-agent-logs-1.0.0.json. Run under ASan and UBSan.
  */
 #include <errno.h>
@@ -326,6 +326,48 @@ static void test_json_repair(void **state)
 	rf_source_log_free(s);
 }
 
+/* The request "METHOD URI VERSION" of an access line (review 5-5): the version is the last word
+ * (when it is HTTP/...), the URI everything between, spaces included. */
+static void test_access_request(struct rf_source_log *s)
+{
+#define ACC(req) "203.0.113.5 - - [04/Dec/2026:02:00:00 +0000] \"" req "\" 400 12 \"-\" \"c\""
+	const char *l;
+
+	cap_clear(&cap);
+	put(s, "webserver", ACC("GET /x?a b=../../../etc/passwd HTTP/1.1"), 0);
+	l = cap.line[0];
+	assert_string_equal(field(l, "cs-method", NULL), "GET");
+	assert_string_equal(field(l, "cs-uri-stem", NULL), "/x");
+	assert_string_equal(field(l, "cs-uri-query", NULL), "a b=../../../etc/passwd");
+	assert_string_equal(field(l, "cs-version", NULL), "HTTP/1.1");
+	put(s, "webserver", ACC("GET /a b/c d HTTP/1.0"), 0); /* spaces in the stem */
+	assert_string_equal(field(cap.line[1], "cs-uri-stem", NULL), "/a b/c d");
+	assert_null(field(cap.line[1], "cs-uri-query", NULL));
+	assert_string_equal(field(cap.line[1], "cs-version", NULL), "HTTP/1.0");
+	put(s, "webserver", ACC("GET /x?q=1 junk"), 0); /* no version: the rest is the URI */
+	assert_string_equal(field(cap.line[2], "cs-uri-query", NULL), "q=1 junk");
+	assert_null(field(cap.line[2], "cs-version", NULL));
+	put(s, "webserver", ACC("GET /only"), 0);
+	assert_string_equal(field(cap.line[3], "cs-uri-stem", NULL), "/only");
+	assert_null(field(cap.line[3], "cs-version", NULL));
+	put(s, "webserver", ACC("GET HTTP/1.1"), 0); /* two words: a URI, not a version */
+	assert_string_equal(field(cap.line[4], "cs-uri-stem", NULL), "HTTP/1.1");
+	assert_null(field(cap.line[4], "cs-version", NULL));
+	put(s, "webserver", ACC("GET /a\\\"b?c=\\\"d e\\\" HTTP/2.0"), 0); /* escaped quotes */
+	assert_string_equal(field(cap.line[5], "cs-uri-stem", NULL), "/a\\\"b");
+	assert_string_equal(field(cap.line[5], "cs-uri-query", NULL), "c=\\\"d e\\\"");
+	assert_string_equal(field(cap.line[5], "cs-version", NULL), "HTTP/2.0");
+	put(s, "webserver", ACC("-"), 0); /* no request (a closed connection) */
+	assert_null(field(cap.line[6], "cs-method", NULL));
+	assert_null(field(cap.line[6], "cs-version", NULL));
+	put(s, "webserver", ACC("\\x16\\x03\\x01\\x00\\xA5\\x01"), 0); /* TLS to a plain port */
+	assert_null(field(cap.line[7], "cs-method", NULL));
+	assert_string_equal(field(cap.line[7], "sc-status", NULL), "400");
+	assert_int_equal(cap.lines, 8);
+	cap_clear(&cap);
+#undef ACC
+}
+
 static void test_text_access_kv(void **state)
 {
 	struct rf_source_log *s;
@@ -384,6 +426,7 @@ static void test_text_access_kv(void **state)
 	assert_string_equal(field(cap.line[1], "sc-status", NULL), "0");
 	assert_string_equal(field(cap.line[1], "sc-bytes", NULL), "0");
 	cap_clear(&cap);
+	test_access_request(s);
 	rf_source_log_free(s);
 }
 
