@@ -17,8 +17,9 @@
  * Following: a file is read from its end as it is when the source opens (a restarted source
  * does not replay the file), a file that appears later and the new file after a rotation
  * (rename and create, or delete and create) from its beginning; before switching to the new file
- * the old one is read to its end. A file that shrinks (truncation, copytruncate) is read again
- * from its beginning. Polled every RF_SOURCE_LOG_POLL_MS (a timer descriptor for poll()), at once
+ * the old one is read to its end. A file that shrinks (truncation, copytruncate), or that has
+ * grown but no longer holds the RF_SOURCE_LOG_FINGERPRINT bytes read just before the offset
+ * (truncated and refilled past it between two looks), is read again from its beginning. Polled every RF_SOURCE_LOG_POLL_MS (a timer descriptor for poll()), at once
  * again while a file has more to read.
  *
  * Bounded: a line is at most RF_SOURCE_LOG_LINE_MAX bytes; a longer one is refused as a whole and

@@ -2,14 +2,15 @@
  * Tests of the log-file source (src/agent/source_log.h) on real files in a temporary directory:
  * it starts at a file's end, reads appended lines exactly once (a line without its newline only
  * when the newline comes), follows a rename-and-create rotation (finishing the old file first),
- * a truncation and a file that appears later, refuses an over-long line whole (and reads the next
- * one), counts malformed JSON, and stops for a full sink without losing a line. The line parser:
- * JSON flattened to dotted keys (containers also as their text, one-element arrays unwrapped,
- * null absent, repeated flattened keys and a top-level "event" refused, a "\u0000" in a string
- * and an integer outside int64 kept, bytes not UTF-8 and lone surrogate escapes repaired to
- * U+FFFD and counted), access logs into W3C
- * fields (the request's version its last word, the URI everything before it), key=value lines. Every line it makes is one rf_event_parse accepts. And the source's
- * event table agrees with manifests/ringfence-agent-logs-1.0.0.json. Run under ASan and UBSan.
+ * a truncation (also one refilled past the old offset before the next look) and a file that
+ * appears later, refuses an over-long line whole (and reads the next one), counts malformed
+ * JSON, and stops for a full sink without losing a line. The line parser: JSON flattened to
+ * dotted keys (containers also as their text, one-element arrays unwrapped, null absent,
+ * repeated flattened keys and a top-level "event" refused, a "\u0000" in a string and an integer
+ * outside int64 kept, bytes not UTF-8 and lone surrogate escapes repaired to U+FFFD and counted),
+ * access logs into W3C fields (the request's version its last word, the URI everything before
+ * it), key=value lines. Every line it makes is one rf_event_parse accepts. And the source's event
+ * table agrees with manifests/ringfence-agent-logs-1.0.0.json. Run under ASan and UBSan.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -543,6 +544,65 @@ static void test_follow(void **state)
 	rf_source_log_free(s);
 }
 
+/* Review 5-4: truncated in place and written past the old offset again before the next look
+ * (copytruncate on a busy log): the file did not shrink, but its content was replaced. */
+static void test_copytruncate_regrow(void **state)
+{
+	struct rf_source_log *s;
+	struct rf_source_stats st;
+	struct rf_diag d = {0};
+	char spec[600], line[64];
+
+	(void)state;
+	cap_clear(&cap);
+	for (int i = 0; i < 5; i++)
+		appends("busy.log", "a line from before the source started\n");
+	snprintf(spec, sizeof(spec), "log:linux_sshd=%s/busy.log", dir);
+	assert_int_equal(rf_source_log_open(spec, &s, &d), 0);
+	assert_int_equal(rf_source_log_read(s, &sink, 256), 0); /* from the end */
+
+	/* before anything was read: the bytes before the start offset are the fingerprint */
+	assert_int_equal(truncate(path_of("busy.log"), 0), 0);
+	for (int i = 0; i < 20; i++) {
+		snprintf(line, sizeof(line), "after the first truncation %d\n", i);
+		appends("busy.log", line);
+	}
+	assert_int_equal(rf_source_log_read(s, &sink, 256), 20);
+	assert_string_equal(field(cap.line[0], "message", NULL), "after the first truncation 0");
+	cap_clear(&cap);
+
+	/* after reading: 10 lines read, then truncated and 20 longer lines written at once */
+	for (int i = 0; i < 10; i++) {
+		snprintf(line, sizeof(line), "before %d\n", i);
+		appends("busy.log", line);
+	}
+	assert_int_equal(rf_source_log_read(s, &sink, 256), 10);
+	cap_clear(&cap);
+	rf_source_log_stats(s, &st);
+	uint64_t reopened = st.reopened;
+	assert_int_equal(truncate(path_of("busy.log"), 0), 0);
+	for (int i = 0; i < 30; i++) {
+		snprintf(line, sizeof(line), "after the second truncation %d\n", i);
+		appends("busy.log", line);
+	}
+	assert_int_equal(rf_source_log_read(s, &sink, 256), 30);
+	assert_int_equal(cap.lines, 30);
+	assert_string_equal(field(cap.line[0], "message", NULL), "after the second truncation 0");
+	assert_string_equal(field(cap.line[29], "message", NULL), "after the second truncation 29");
+	cap_clear(&cap);
+
+	/* plain appends are not taken for a truncation: read once, from where it stopped */
+	appends("busy.log", "one more\n");
+	assert_int_equal(rf_source_log_read(s, &sink, 256), 1);
+	assert_string_equal(field(cap.line[0], "message", NULL), "one more");
+	cap_clear(&cap);
+	rf_source_log_stats(s, &st);
+	assert_int_equal(st.reopened - reopened, 1);
+	assert_int_equal(st.malformed, 0);
+	assert_int_equal(st.emitted, 61);
+	rf_source_log_free(s);
+}
+
 static void test_spec(void **state)
 {
 	struct rf_source_log *s = NULL;
@@ -765,6 +825,7 @@ int main(void)
 	    cmocka_unit_test(test_json_repair),
 	    cmocka_unit_test(test_text_access_kv),
 	    cmocka_unit_test(test_follow),
+	    cmocka_unit_test(test_copytruncate_regrow),
 	    cmocka_unit_test(test_spec),
 	    cmocka_unit_test(test_manifest_agrees),
 	    cmocka_unit_test(test_engine_open),
