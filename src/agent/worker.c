@@ -278,8 +278,10 @@ static int pump(struct worker *w, struct reader *rd)
 		return 1;
 	size_t end = rd->len + (size_t)got, start = 0;
 	for (size_t i = rd->len; i < end; i++) {
-		if (rd->buf[i] != '\n')
-			continue;
+		const uint8_t *nl = memchr(rd->buf + i, '\n', end - i);
+		if (!nl)
+			break;
+		i = (size_t)(nl - rd->buf);
 		if (!rd->skipping)
 			queue_line(w, rd->buf + start, i - start);
 		rd->skipping = false;
