@@ -111,7 +111,7 @@ measure() {
 	[ $((e1 - e0)) = "$N" ] || echo "  (run $RUN $name: the store counted $((e1 - e0)) events, not $N)"
 	awk -v n="$N" -v t=$((t1 - t0)) -v hz="$hz" -v name="$name" 'BEGIN {
 		printf "  %-28s %8.0f events/s of worker CPU (%d events, %.2f s CPU)\n", name, n * hz / t, n, t / hz
-		printf "%s %.0f\n", name, n * hz / t >> "/dev/stderr" }' 2>>"$W/figures"
+		printf "%s\t%.0f\n", name, n * hz / t >> "/dev/stderr" }' 2>>"$W/figures"
 }
 
 rules=$(grep -o 'compiled [0-9]* rules' "$W/compile.out")
@@ -124,6 +124,22 @@ for r in $(seq "$ROUNDS"); do
 	measure "batches of 32" "$AGENT" RINGFENCE_WORKER_BATCH=32
 	[ -n "${OTHER_AGENT:-}" ] && measure "OTHER_AGENT" "$OTHER_AGENT"
 done
-echo "best of $ROUNDS rounds (events/s per core of worker CPU):"
-sort -k1 "$W/figures" | awk '{ v = $NF; $NF = ""; if (v > best[$0]) best[$0] = v }
-	END { for (k in best) printf "  %-28s %8.0f\n", k, best[k] }' | sort
+# Per configuration the best and the median run; per round the ratio of batches to one at a time
+# (and to OTHER_AGENT), whose median is the A/B least disturbed by other load on the machine.
+python3 - "$W/figures" "$ROUNDS" <<'PY'
+import sys, statistics
+runs = {}
+for line in open(sys.argv[1]):
+    name, v = line.rstrip("\n").split("\t")
+    runs.setdefault(name, []).append(float(v))
+print("over %s rounds, events/s per core of worker CPU:" % sys.argv[2])
+for name, v in sorted(runs.items()):
+    print("  %-28s best %8.0f  median %8.0f" % (name, max(v), statistics.median(v)))
+b = runs.get("batches of 32", [])
+for other in ("one event at a time", "OTHER_AGENT"):
+    o = runs.get(other, [])
+    r = sorted(x / y for x, y in zip(b, o))
+    if r:
+        print("  batches of 32 / %-19s median %.3f (per round: %s)" %
+              (other, statistics.median(r), " ".join("%.2f" % x for x in r)))
+PY
