@@ -521,7 +521,9 @@ _Noreturn void rf__agent_worker_main(const struct rf_worker_args *a)
 	w.max_bhits = (ps.n_rules ? ps.n_rules : 1) * w.batch_max;
 	w.bhit_rule = malloc(w.max_bhits * sizeof(*w.bhit_rule));
 	w.bhit_ev = malloc(w.max_bhits);
-	w.ev = calloc(RF_ENGINE_BATCH_MAX, sizeof(*w.ev));
+	/* not calloc: zeroing would make its pages resident in an idle worker (rf_event_parse
+	 * sets what it uses) */
+	w.ev = malloc(RF_ENGINE_BATCH_MAX * sizeof(*w.ev));
 	for (size_t i = 0; w.ev && i < RF_ENGINE_BATCH_MAX; i++)
 		w.evp[i] = &w.ev[i];
 	if (!w.scratch_buf || !w.hits || !w.bhit_rule || !w.bhit_ev || !w.ev ||
