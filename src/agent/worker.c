@@ -261,7 +261,8 @@ static void queue_line(struct worker *w, const uint8_t *line, size_t n)
 		flush_batch(w);
 }
 
-/* Read what is available; split into lines. Returns 0, or 1 at end of input. */
+/* Read what is available; split into lines, evaluated in batches (queue_line), the last one
+ * before the unfinished line moves to the buffer's start. Returns 0, or 1 at end of input. */
 static int pump(struct worker *w, struct reader *rd)
 {
 	ssize_t got;
