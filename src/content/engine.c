@@ -41,6 +41,7 @@
 #include "common/util.h"
 #include "content/engine.h"
 #include "content/pack.h"
+#include "content/vcache.h"
 #include "ringfence/limits.h"
 
 /* Does the field's parsed value (iv for int, ip for ip fields) satisfy the atom? */
@@ -83,9 +84,32 @@ struct rf_engine_scratch {
 	 * field i of the last event resolved to and try it first (its name is still compared). */
 	uint32_t layout[RF_EVENT_FIELDS_MAX];
 	struct rf_engine_stats st;
+	/* The value cache (vcache.h; NULL if disabled): vok[f] field f's matchers are worth
+	 * caching; vf[f] its adaptive counters; vwhat[slot * n_fields + f] (valid where
+	 * field_stamp is) VC_HIT (its atoms came from the cache: phase 2 skips it), VC_NONE or
+	 * the index of its entry in pend, the values of this batch that missed and collect the
+	 * atoms their matchers report (curpend: the one being matched) until they are cached. */
+	struct rf_vcache *vc;
+	uint8_t *vok;
+	struct vfield {
+		uint32_t look, hit, pause;
+	} * vf;
+	uint32_t *vwhat;
+	struct vpend {
+		uint64_t h;
+		const uint8_t *v;
+		uint32_t len, pf, n;
+		bool over; /* more atoms than an entry holds, or a later value of the same field
+			    * in the same event took its phase-2 scans: not cached */
+		uint32_t atoms[RF_VCACHE_ATOMS_MAX];
+	} * pend, *curpend;
+	uint32_t n_pend, max_pend;
 };
 
-int rf_engine_scratch_new(const struct rf_engine *e, struct rf_engine_scratch **ret)
+enum { VC_HIT = UINT32_MAX, VC_NONE = UINT32_MAX - 1 };
+
+int rf__engine_scratch_new_cache(const struct rf_engine *e, uint32_t entries, size_t arena,
+				  uint64_t hmask, struct rf_engine_scratch **ret)
 {
 	const struct rf_pack *pk = e->pk;
 	struct rf_engine_scratch *s = calloc(1, sizeof(*s));
@@ -117,6 +141,26 @@ int rf_engine_scratch_new(const struct rf_engine *e, struct rf_engine_scratch **
 				goto fail;
 	if (e->kwdb && hs_alloc_scratch(e->kwdb, &s->hs) != HS_SUCCESS)
 		goto fail;
+	if (entries && arena) {
+		s->max_pend = nf * B < RF_VCACHE_PENDING_MAX ? (uint32_t)(nf * B)
+							     : RF_VCACHE_PENDING_MAX;
+		s->vok = calloc(nf, sizeof(*s->vok));
+		s->vf = calloc(nf, sizeof(*s->vf));
+		s->vwhat = calloc(nf * B, sizeof(*s->vwhat));
+		s->pend = calloc(s->max_pend, sizeof(*s->pend));
+		if (!s->vok || !s->vf || !s->vwhat || !s->pend ||
+		    rf__vcache_new(entries, arena, hmask, &s->vc) < 0)
+			goto fail;
+		/* Worth caching: a field some matcher of phases 1-2 reads (the keyword database
+		 * reads every string field). */
+		for (uint32_t f = 0; f < pk->n_fields; f++) {
+			const struct pfield_rt *rt = &e->pf[f];
+			bool any = e->kwdb || rt->lits.n || rt->shift.n;
+			for (int c = 0; c < RF_NDB; c++)
+				any |= rt->db[c] && !rt->lazy[c];
+			s->vok[f] = any;
+		}
+	}
 	*ret = s;
 	return 0;
 fail:
@@ -124,10 +168,20 @@ fail:
 	return -ENOMEM;
 }
 
+int rf_engine_scratch_new(const struct rf_engine *e, struct rf_engine_scratch **ret)
+{
+	return rf__engine_scratch_new_cache(e, RF_VCACHE_ENTRIES, RF_VCACHE_ARENA, UINT64_MAX, ret);
+}
+
 void rf_engine_scratch_free(struct rf_engine_scratch *s)
 {
 	if (!s)
 		return;
+	rf__vcache_free(s->vc);
+	free(s->vok);
+	free(s->vf);
+	free(s->vwhat);
+	free(s->pend);
 	hs_free_scratch(s->hs);
 	free(s->bits);
 	free(s->sum);
@@ -164,10 +218,27 @@ static void set_bit(struct rf_engine_scratch *s, uint32_t a)
 	}
 }
 
+/* Note atom a for the value being matched, if it is to be cached: every atom or factor the
+ * matchers report, once, whether or not its bit was already set (by another field). */
+static void vc_note(struct vpend *p, uint32_t a)
+{
+	if (p->over)
+		return;
+	for (uint32_t k = 0; k < p->n; k++)
+		if (p->atoms[k] == a)
+			return;
+	if (p->n == RF_VCACHE_ATOMS_MAX)
+		p->over = true;
+	else
+		p->atoms[p->n++] = a;
+}
+
 static void lit_hit(void *ctx, uint32_t atom)
 {
 	struct rf_engine_scratch *s = ctx;
 
+	if (s->curpend)
+		vc_note(s->curpend, atom);
 	set_bit(s, atom);
 }
 
@@ -176,8 +247,54 @@ static int on_match(unsigned int id, unsigned long long from, unsigned long long
 {
 	struct rf_engine_scratch *s = ctx;
 
+	if (s->curpend)
+		vc_note(s->curpend, id);
 	set_bit(s, id);
 	return 0;
+}
+
+/* Look value v[0..n) of pack field pf up in the value cache (the adaptive rule first: a field
+ * in its pause is not looked up). A hit sets the atoms remembered for it and returns true; a
+ * miss returns false with *ret_p the entry that collects its atoms to be cached after phase 2,
+ * or NULL (not to be cached). */
+static bool vc_lookup(struct rf_engine_scratch *s, uint32_t pf, const uint8_t *v, size_t n,
+		      struct vpend **ret_p)
+{
+	struct vfield *vf = &s->vf[pf];
+	uint32_t na = 0;
+
+	*ret_p = NULL;
+	if (vf->pause) {
+		vf->pause--;
+		s->st.cache_paused++;
+		return false;
+	}
+	uint64_t h = rf__vcache_hash(s->vc, pf, v, n);
+	const uint32_t *at = rf__vcache_find(s->vc, h, pf, v, n, &na);
+	vf->hit += at != NULL;
+	if (++vf->look == RF_VCACHE_WINDOW) {
+		if (vf->hit < RF_VCACHE_WINDOW_HITS)
+			vf->pause = RF_VCACHE_PAUSE;
+		vf->look = vf->hit = 0;
+	}
+	if (at) {
+		s->st.cache_hits++;
+		for (uint32_t k = 0; k < na; k++)
+			set_bit(s, at[k]);
+		return true;
+	}
+	s->st.cache_misses++;
+	if (s->n_pend < s->max_pend) {
+		struct vpend *p = &s->pend[s->n_pend++];
+		p->h = h;
+		p->v = v;
+		p->len = (uint32_t)n;
+		p->pf = pf;
+		p->n = 0;
+		p->over = false;
+		*ret_p = p;
+	}
+	return false;
 }
 
 /* Value list l (engine.h) over bits: ANY (some atom true) or ALL. Decided at the first group
@@ -622,6 +739,7 @@ static int prepare_event(const struct rf_engine *e, const struct rf_event *ev, s
 				h = (h + 1) & (e->nslots - 1);
 			}
 		}
+		s->curpend = NULL;
 		if (!sl) { /* not supplied by this agent: invisible to rules, except that */
 			/* keywords search every string of a schemaless (open) event */
 			if (e->evs[v].open && f->is_string && e->kwdb &&
@@ -634,7 +752,15 @@ static int prepare_event(const struct rf_engine *e, const struct rf_event *ev, s
 		const char *val = (const char *)f->value;
 		if (!val)
 			len = 0, val = "";
-		if (sl->type == RF_FT_STRING && e->kwdb &&
+		/* The value cache: a hit stands for the keyword database, the tries, the Shift-And
+		 * set here and the field's databases in phase 2. */
+		bool hit = false;
+		struct vpend *p = NULL;
+		if (s->vc && sl->type == RF_FT_STRING && sl->pf >= 0 &&
+		    (uint32_t)sl->pf < pk->n_fields && s->vok[sl->pf] && len <= RF_VCACHE_VALUE_MAX)
+			hit = vc_lookup(s, (uint32_t)sl->pf, (const uint8_t *)val, len, &p);
+		s->curpend = p;
+		if (!hit && sl->type == RF_FT_STRING && e->kwdb &&
 		    hs_scan(e->kwdb, val, (unsigned)len, 0, s->hs, on_match, s) != HS_SUCCESS)
 			return -EIO;
 		int64_t iv = 0;
@@ -652,13 +778,22 @@ static int prepare_event(const struct rf_engine *e, const struct rf_event *ev, s
 			continue;
 		}
 		const struct pfield_rt *rt = &e->pf[pf];
+		if (s->vc) {
+			/* The same field twice in one event: phase 2 scans the last value only, so
+			 * an earlier one's entry would lack its databases' atoms. */
+			uint32_t w = s->vwhat[b * nf + pf];
+			if (s->field_stamp[b * nf + pf] == s->stamp && w < s->n_pend)
+				s->pend[w].over = true;
+			s->vwhat[b * nf + pf] = hit ? VC_HIT : p ? (uint32_t)(p - s->pend) : VC_NONE;
+		}
 		s->field_stamp[b * nf + pf] = s->stamp;
 		s->fval[b * nf + pf] = val;
 		s->flen[b * nf + pf] = (uint32_t)len;
-		if (rt->lits.n)
+		if (!hit && rt->lits.n)
 			rf__litset_match(&rt->lits, (const uint8_t *)val, len, lit_hit, s);
-		if (rt->shift.n)
+		if (!hit && rt->shift.n)
 			rf__shiftset_match(&rt->shift, (const uint8_t *)val, len, lit_hit, s);
+		s->curpend = NULL;
 		if (rt->num_len) {
 			/* On a string field the only such atoms are CIDR: the value counts if it
 			 * is an address (Windows writes IpAddress as "-" when there is none). */
@@ -796,6 +931,8 @@ int rf_engine_eval_batch(const struct rf_engine *e, const struct rf_event *const
 		memset(s->field_stamp, 0, nf * RF_ENGINE_BATCH_MAX * sizeof(*s->field_stamp));
 		s->stamp = 1;
 	}
+	s->n_pend = 0;
+	s->curpend = NULL;
 	/* Phase 1: per event. */
 	for (size_t b = 0; b < n; b++) {
 		s->st.events++;
@@ -825,6 +962,10 @@ int rf_engine_eval_batch(const struct rf_engine *e, const struct rf_event *const
 				if (s->field_stamp[b * nf + f] != s->stamp ||
 				    s->ev_type[b] == e->n_ev)
 					continue;
+				uint32_t w = s->vc ? s->vwhat[b * nf + f] : VC_NONE;
+				if (w == VC_HIT)
+					continue;
+				s->curpend = w < s->n_pend ? &s->pend[w] : NULL;
 				s->cur = s->bits + b * s->words;
 				s->cursum = s->sum + b * s->sumwords;
 				if (hs_scan(db, s->fval[b * nf + f], s->flen[b * nf + f], 0, s->hs,
@@ -832,6 +973,13 @@ int rf_engine_eval_batch(const struct rf_engine *e, const struct rf_event *const
 					return -EIO;
 			}
 		}
+	}
+	s->curpend = NULL;
+	/* The values that missed now hold every atom their matchers report: cache them. */
+	for (uint32_t k = 0; k < s->n_pend; k++) {
+		const struct vpend *p = &s->pend[k];
+		if (!p->over)
+			rf__vcache_put(s->vc, p->h, p->pf, p->v, p->len, p->atoms, p->n);
 	}
 	/* Phase 3: per event. */
 	for (size_t b = 0; b < n; b++) {

@@ -174,6 +174,14 @@ struct rf_engine {
 	uint32_t ndigests;
 };
 
+/* rf_engine_scratch_new with a value cache of `entries` index entries over a ring of `arena`
+ * bytes (docs/engine.md "Value cache"; rf_engine_scratch_new passes RF_VCACHE_ENTRIES and
+ * RF_VCACHE_ARENA), its hashes and-ed with hmask (UINT64_MAX; tests pass 0 to make every value
+ * collide). entries or arena 0: no value cache, every value is matched (tests compare the two,
+ * the benchmark prints both). 0 or -ENOMEM. */
+int rf__engine_scratch_new_cache(const struct rf_engine *e, uint32_t entries, size_t arena,
+				 uint64_t hmask, struct rf_engine_scratch **ret);
+
 static inline uint32_t slot_hash(uint32_t ev, const void *name, size_t n)
 {
 	return rf_fnv1a32(name, n, RF_FNV1A32_INIT ^ (ev * 2654435761u));
