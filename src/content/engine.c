@@ -66,6 +66,7 @@ static bool num_match(const struct numatom *nm, uint8_t type, int64_t iv, const 
 
 struct rf_engine_scratch {
 	const struct rf_engine *e;
+	uint64_t serial; /* e->serial */
 	hs_scratch_t *hs;
 	size_t words;	  /* 64-bit words of one event's atom bit set */
 	uint64_t *bits;	  /* RF_ENGINE_BATCH_MAX bit sets */
@@ -86,19 +87,27 @@ struct rf_engine_scratch {
 	struct rf_engine_stats st;
 	/* The value cache (vcache.h; NULL if disabled): vok[f] field f's matchers are worth
 	 * caching; vf[f] its adaptive counters; vwhat[slot * n_fields + f] (valid where
-	 * field_stamp is) VC_HIT (its atoms came from the cache: phase 2 skips it), VC_NONE or
-	 * the index of its entry in pend, the values of this batch that missed and collect the
-	 * atoms their matchers report (curpend: the one being matched) until they are cached. */
+	 * field_stamp is) VC_NONE, VC_HIT | i (its atoms came from the cache: phase 1's were set,
+	 * phase 2's are hit[i], set instead of scanning) or the index of its entry in pend, the
+	 * values of this batch that missed and collect the atoms their matchers report (curpend:
+	 * the one being matched) until they are cached after phase 2. An entry keeps phase 1's
+	 * atoms apart from phase 2's because phase 2 matches only the last value of a field that
+	 * an event carries twice. */
 	struct rf_vcache *vc;
 	uint8_t *vok;
 	struct vfield {
 		uint32_t look, hit, pause;
 	} * vf;
 	uint32_t *vwhat;
+	struct vhit {
+		const uint32_t *atoms; /* in the cache: no put before phase 2 ends */
+		uint32_t b, n;
+	} * hit;
+	uint32_t n_hit;
 	struct vpend {
 		uint64_t h;
 		const uint8_t *v;
-		uint32_t len, pf, n;
+		uint32_t len, pf, n, n1; /* n1: of the n atoms, those phase 1 reported */
 		bool over; /* more atoms than an entry holds, or a later value of the same field
 			    * in the same event took its phase-2 scans: not cached */
 		uint32_t atoms[RF_VCACHE_ATOMS_MAX];
@@ -106,7 +115,7 @@ struct rf_engine_scratch {
 	uint32_t n_pend, max_pend;
 };
 
-enum { VC_HIT = UINT32_MAX, VC_NONE = UINT32_MAX - 1 };
+enum { VC_HIT = 1u << 31, VC_NONE = UINT32_MAX };
 
 int rf__engine_scratch_new_cache(const struct rf_engine *e, uint32_t entries, size_t arena,
 				  uint64_t hmask, struct rf_engine_scratch **ret)
@@ -118,6 +127,7 @@ int rf__engine_scratch_new_cache(const struct rf_engine *e, uint32_t entries, si
 	if (!s)
 		return -ENOMEM;
 	s->e = e;
+	s->serial = e->serial;
 	memset(s->layout, 0xff, sizeof(s->layout));
 	s->words = e->n_bits / 64 + 1;
 	s->bits = calloc(s->words * B, sizeof(*s->bits));
@@ -148,7 +158,8 @@ int rf__engine_scratch_new_cache(const struct rf_engine *e, uint32_t entries, si
 		s->vf = calloc(nf, sizeof(*s->vf));
 		s->vwhat = calloc(nf * B, sizeof(*s->vwhat));
 		s->pend = calloc(s->max_pend, sizeof(*s->pend));
-		if (!s->vok || !s->vf || !s->vwhat || !s->pend ||
+		s->hit = calloc(s->max_pend, sizeof(*s->hit));
+		if (!s->vok || !s->vf || !s->vwhat || !s->pend || !s->hit ||
 		    rf__vcache_new(entries, arena, hmask, &s->vc) < 0)
 			goto fail;
 		/* Worth caching: a field some matcher of phases 1-2 reads (the keyword database
@@ -182,6 +193,7 @@ void rf_engine_scratch_free(struct rf_engine_scratch *s)
 	free(s->vf);
 	free(s->vwhat);
 	free(s->pend);
+	free(s->hit);
 	hs_free_scratch(s->hs);
 	free(s->bits);
 	free(s->sum);
@@ -253,48 +265,47 @@ static int on_match(unsigned int id, unsigned long long from, unsigned long long
 	return 0;
 }
 
-/* Look value v[0..n) of pack field pf up in the value cache (the adaptive rule first: a field
- * in its pause is not looked up). A hit sets the atoms remembered for it and returns true; a
- * miss returns false with *ret_p the entry that collects its atoms to be cached after phase 2,
- * or NULL (not to be cached). */
-static bool vc_lookup(struct rf_engine_scratch *s, uint32_t pf, const uint8_t *v, size_t n,
-		      struct vpend **ret_p)
+/* Look value v[0..n) of pack field pf of event slot b up in the value cache (the adaptive rule
+ * first: a field in its pause is not looked up). Returns what vwhat is to say: a hit (VC_HIT | i)
+ * has set the atoms phase 1 reported for it and left phase 2's in hit[i]; a miss is VC_NONE or
+ * the entry in pend that collects its atoms to be cached after phase 2. */
+static uint32_t vc_lookup(struct rf_engine_scratch *s, size_t b, uint32_t pf, const uint8_t *v,
+			  size_t n)
 {
 	struct vfield *vf = &s->vf[pf];
-	uint32_t na = 0;
+	uint32_t na = 0, n1 = 0;
 
-	*ret_p = NULL;
+	if (s->n_hit == s->max_pend || s->n_pend == s->max_pend)
+		return VC_NONE; /* (a batch of events that carry fields many times over) */
 	if (vf->pause) {
 		vf->pause--;
 		s->st.cache_paused++;
-		return false;
+		return VC_NONE;
 	}
 	uint64_t h = rf__vcache_hash(s->vc, pf, v, n);
-	const uint32_t *at = rf__vcache_find(s->vc, h, pf, v, n, &na);
+	const uint32_t *at = rf__vcache_find(s->vc, h, pf, v, n, &na, &n1);
 	vf->hit += at != NULL;
 	if (++vf->look == RF_VCACHE_WINDOW) {
 		if (vf->hit < RF_VCACHE_WINDOW_HITS)
 			vf->pause = RF_VCACHE_PAUSE;
 		vf->look = vf->hit = 0;
 	}
-	if (at) {
+	if (at && n1 <= na) {
 		s->st.cache_hits++;
-		for (uint32_t k = 0; k < na; k++)
+		for (uint32_t k = 0; k < n1; k++)
 			set_bit(s, at[k]);
-		return true;
+		s->hit[s->n_hit] = (struct vhit){at + n1, (uint32_t)b, na - n1};
+		return VC_HIT | s->n_hit++;
 	}
 	s->st.cache_misses++;
-	if (s->n_pend < s->max_pend) {
-		struct vpend *p = &s->pend[s->n_pend++];
-		p->h = h;
-		p->v = v;
-		p->len = (uint32_t)n;
-		p->pf = pf;
-		p->n = 0;
-		p->over = false;
-		*ret_p = p;
-	}
-	return false;
+	struct vpend *p = &s->pend[s->n_pend];
+	p->h = h;
+	p->v = v;
+	p->len = (uint32_t)n;
+	p->pf = pf;
+	p->n = 0;
+	p->over = false;
+	return s->n_pend++;
 }
 
 /* Value list l (engine.h) over bits: ANY (some atom true) or ALL. Decided at the first group
@@ -754,12 +765,12 @@ static int prepare_event(const struct rf_engine *e, const struct rf_event *ev, s
 			len = 0, val = "";
 		/* The value cache: a hit stands for the keyword database, the tries, the Shift-And
 		 * set here and the field's databases in phase 2. */
-		bool hit = false;
-		struct vpend *p = NULL;
+		uint32_t vw = VC_NONE;
 		if (s->vc && sl->type == RF_FT_STRING && sl->pf >= 0 &&
 		    (uint32_t)sl->pf < pk->n_fields && s->vok[sl->pf] && len <= RF_VCACHE_VALUE_MAX)
-			hit = vc_lookup(s, (uint32_t)sl->pf, (const uint8_t *)val, len, &p);
-		s->curpend = p;
+			vw = vc_lookup(s, b, (uint32_t)sl->pf, (const uint8_t *)val, len);
+		bool hit = vw != VC_NONE && (vw & VC_HIT);
+		s->curpend = vw < s->n_pend ? &s->pend[vw] : NULL;
 		if (!hit && sl->type == RF_FT_STRING && e->kwdb &&
 		    hs_scan(e->kwdb, val, (unsigned)len, 0, s->hs, on_match, s) != HS_SUCCESS)
 			return -EIO;
@@ -780,11 +791,16 @@ static int prepare_event(const struct rf_engine *e, const struct rf_event *ev, s
 		const struct pfield_rt *rt = &e->pf[pf];
 		if (s->vc) {
 			/* The same field twice in one event: phase 2 scans the last value only, so
-			 * an earlier one's entry would lack its databases' atoms. */
+			 * an earlier value's entry would lack its databases' atoms, and an earlier
+			 * hit's phase-2 atoms are not this event's. */
 			uint32_t w = s->vwhat[b * nf + pf];
-			if (s->field_stamp[b * nf + pf] == s->stamp && w < s->n_pend)
-				s->pend[w].over = true;
-			s->vwhat[b * nf + pf] = hit ? VC_HIT : p ? (uint32_t)(p - s->pend) : VC_NONE;
+			if (s->field_stamp[b * nf + pf] == s->stamp && w != VC_NONE) {
+				if (!(w & VC_HIT) && w < s->n_pend)
+					s->pend[w].over = true;
+				else if ((w & VC_HIT) && (w & ~VC_HIT) < s->n_hit)
+					s->hit[w & ~VC_HIT].n = 0;
+			}
+			s->vwhat[b * nf + pf] = vw;
 		}
 		s->field_stamp[b * nf + pf] = s->stamp;
 		s->fval[b * nf + pf] = val;
@@ -793,6 +809,8 @@ static int prepare_event(const struct rf_engine *e, const struct rf_event *ev, s
 			rf__litset_match(&rt->lits, (const uint8_t *)val, len, lit_hit, s);
 		if (!hit && rt->shift.n)
 			rf__shiftset_match(&rt->shift, (const uint8_t *)val, len, lit_hit, s);
+		if (s->curpend)
+			s->curpend->n1 = s->curpend->n;
 		s->curpend = NULL;
 		if (rt->num_len) {
 			/* On a string field the only such atoms are CIDR: the value counts if it
@@ -925,13 +943,14 @@ int rf_engine_eval_batch(const struct rf_engine *e, const struct rf_event *const
 	bool refused[RF_ENGINE_BATCH_MAX] = {false};
 	int total = 0, r;
 
-	if (s->e != e || n > RF_ENGINE_BATCH_MAX)
+	if (s->e != e || s->serial != e->serial || n > RF_ENGINE_BATCH_MAX)
 		return -EINVAL;
 	if (++s->stamp == 0) { /* wrapped: forget every stamp */
 		memset(s->field_stamp, 0, nf * RF_ENGINE_BATCH_MAX * sizeof(*s->field_stamp));
 		s->stamp = 1;
 	}
 	s->n_pend = 0;
+	s->n_hit = 0;
 	s->curpend = NULL;
 	/* Phase 1: per event. */
 	for (size_t b = 0; b < n; b++) {
@@ -963,7 +982,7 @@ int rf_engine_eval_batch(const struct rf_engine *e, const struct rf_event *const
 				    s->ev_type[b] == e->n_ev)
 					continue;
 				uint32_t w = s->vc ? s->vwhat[b * nf + f] : VC_NONE;
-				if (w == VC_HIT)
+				if (w != VC_NONE && (w & VC_HIT))
 					continue;
 				s->curpend = w < s->n_pend ? &s->pend[w] : NULL;
 				s->cur = s->bits + b * s->words;
@@ -975,11 +994,19 @@ int rf_engine_eval_batch(const struct rf_engine *e, const struct rf_event *const
 		}
 	}
 	s->curpend = NULL;
-	/* The values that missed now hold every atom their matchers report: cache them. */
+	/* The hits' phase-2 atoms (the cache is unchanged since phase 1 found them); then the
+	 * values that missed, which now hold every atom their matchers report, are cached. */
+	for (uint32_t k = 0; k < s->n_hit; k++) {
+		const struct vhit *h = &s->hit[k];
+		s->cur = s->bits + (size_t)h->b * s->words;
+		s->cursum = s->sum + (size_t)h->b * s->sumwords;
+		for (uint32_t j = 0; j < h->n; j++)
+			set_bit(s, h->atoms[j]);
+	}
 	for (uint32_t k = 0; k < s->n_pend; k++) {
 		const struct vpend *p = &s->pend[k];
 		if (!p->over)
-			rf__vcache_put(s->vc, p->h, p->pf, p->v, p->len, p->atoms, p->n);
+			rf__vcache_put(s->vc, p->h, p->pf, p->v, p->len, p->atoms, p->n, p->n1);
 	}
 	/* Phase 3: per event. */
 	for (size_t b = 0; b < n; b++) {

@@ -1,7 +1,7 @@
 /*
  * The value cache (vcache.h). An index of sets of VC_WAYS entries, each a 64-bit keyed hash and
  * the position of its record in a ring; the record holds the field, the value's length, the
- * atoms and the value's bytes. Positions only grow (64 bits: they never wrap), so a record is
+ * number of atoms and the split (16 bits each), the atoms and the value's bytes. Positions only grow (64 bits: they never wrap), so a record is
  * intact exactly when no byte was written at or past its start plus the ring's size: an index
  * entry whose record the ring has overwritten is invalid, found as such by arithmetic, never by
  * reading overwritten bytes. A record never straddles the ring's end (the head skips to the next
@@ -117,7 +117,7 @@ static inline const struct ventry *set_of(const struct rf_vcache *c, uint64_t h)
 }
 
 const uint32_t *rf__vcache_find(const struct rf_vcache *c, uint64_t h, uint32_t field,
-				const uint8_t *v, size_t n, uint32_t *ret_n)
+				const uint8_t *v, size_t n, uint32_t *ret_n, uint32_t *ret_split)
 {
 	const struct ventry *set = set_of(c, h);
 
@@ -129,22 +129,24 @@ const uint32_t *rf__vcache_find(const struct rf_vcache *c, uint64_t h, uint32_t 
 		memcpy(hd, r, sizeof(hd));
 		if (hd[0] != field || hd[1] != n)
 			continue;
-		const uint8_t *val = r + VC_HDR + (size_t)hd[2] * 4;
+		const uint8_t *val = r + VC_HDR + (size_t)(hd[2] & 0xffff) * 4;
 		if (n && memcmp(val, v, n))
 			continue;
-		*ret_n = hd[2];
+		*ret_n = hd[2] & 0xffff;
+		*ret_split = hd[2] >> 16;
 		return (const uint32_t *)(const void *)(r + VC_HDR);
 	}
 	return NULL;
 }
 
 void rf__vcache_put(struct rf_vcache *c, uint64_t h, uint32_t field, const uint8_t *v, size_t n,
-		    const uint32_t *atoms, uint32_t na)
+		    const uint32_t *atoms, uint32_t na, uint32_t split)
 {
-	uint32_t dummy;
+	uint32_t dummy, dsplit;
 	size_t need = VC_HDR + (size_t)na * 4 + ((n + 3) & ~(size_t)3);
 
-	if (need > c->size || n > UINT32_MAX || rf__vcache_find(c, h, field, v, n, &dummy))
+	if (need > c->size || n > UINT32_MAX || na > 0xffff || split > 0xffff ||
+	    rf__vcache_find(c, h, field, v, n, &dummy, &dsplit))
 		return;
 	if (c->head % c->size + need > c->size) /* do not straddle the end: next lap */
 		c->head += c->size - c->head % c->size;
@@ -158,7 +160,7 @@ void rf__vcache_put(struct rf_vcache *c, uint64_t h, uint32_t field, const uint8
 			victim = &set[w];
 	}
 	uint8_t *r = c->ring + (size_t)(c->head % c->size);
-	uint32_t hd[3] = {field, (uint32_t)n, na};
+	uint32_t hd[3] = {field, (uint32_t)n, na | split << 16};
 	memcpy(r, hd, sizeof(hd));
 	if (na)
 		memcpy(r + VC_HDR, atoms, (size_t)na * 4);

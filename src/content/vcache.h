@@ -25,15 +25,15 @@ size_t rf__vcache_bytes(const struct rf_vcache *c);
 /* The keyed hash of (field, v[0..n)). */
 uint64_t rf__vcache_hash(const struct rf_vcache *c, uint32_t field, const uint8_t *v, size_t n);
 
-/* The atoms remembered for field and exactly v[0..n) (h its hash), *ret_n of them; NULL if none.
- * The pointer is valid until the next rf__vcache_put. */
+/* The atoms remembered for field and exactly v[0..n) (h its hash), *ret_n of them, and the split
+ * stored with them; NULL if none. The pointer is valid until the next rf__vcache_put. */
 const uint32_t *rf__vcache_find(const struct rf_vcache *c, uint64_t h, uint32_t field,
-				const uint8_t *v, size_t n, uint32_t *ret_n);
+				const uint8_t *v, size_t n, uint32_t *ret_n, uint32_t *ret_split);
 
-/* Remember atoms[0..na) for (field, v[0..n)), evicting the oldest entry of its set and the
- * records the ring overwrites. Does nothing if the record does not fit the ring or the value is
- * already there. */
+/* Remember atoms[0..na) (na < 65536) and split (< 65536: the engine stores how many of them its
+ * phase 1 reports) for (field, v[0..n)), evicting the oldest entry of its set and the records the
+ * ring overwrites. Does nothing if the record does not fit the ring or the value is there. */
 void rf__vcache_put(struct rf_vcache *c, uint64_t h, uint32_t field, const uint8_t *v, size_t n,
-		    const uint32_t *atoms, uint32_t na);
+		    const uint32_t *atoms, uint32_t na, uint32_t split);
 
 #endif

@@ -1139,6 +1139,57 @@ static void test_runtime_violation(void **state)
  * a name of the same length that differs in any one byte must not be taken for that field: for
  * names of 4 to 17 bytes (each of name_eq's cases), each byte changed in turn, the event after one
  * with the real name, on one scratch. */
+/* The value cache lives in the scratch, which belongs to one engine: a scratch used with another
+ * engine is refused (-EINVAL), also when that engine was loaded after the scratch's own was freed
+ * and took its address (each engine has a serial number), so a new pack never sees the atoms an
+ * old pack's matchers reported for a value. */
+static void test_value_cache_engines(void **state)
+{
+	struct rf_ir_atom aa = A("Image", S, RF_OP_CONTAINS, 0, "abc");
+	struct rf_ir_atom ab = A("Image", S, RF_OP_CONTAINS, 0, "xyz");
+	uint32_t code[1] = {RF_INSN(RF_I_ATOM, 0)};
+	struct rf_ir_rule ra = {"r1", "t", "high", "me", PC, &aa, 1, code, 1};
+	struct rf_ir_rule rb = {"r1", "t", "high", "me", PC, &ab, 1, code, 1};
+	size_t la, lb;
+	uint8_t *pa = build(&ra, 1, &la), *pb = build(&rb, 1, &lb);
+	struct rf_engine *ea, *eb, *ec;
+	struct rf_engine_scratch *sa, *sb;
+	struct rf_engine_stats st;
+	struct rf_diag d = {0};
+	static struct rf_event ev = {(const uint8_t *)PC, 16, 1};
+	int hits = 0;
+
+	ev.fields[0] = (struct rf_event_field){(const uint8_t *)"Image", 5,
+					       (const uint8_t *)"C:\\abc\\x.exe", 13, true};
+	assert_int_equal(rf_engine_load(pa, la, m11, &ea, &d), 0);
+	assert_int_equal(rf_engine_scratch_new(ea, &sa), 0);
+	for (int k = 0; k < 3; k++) /* a miss, then hits */
+		assert_int_equal(rf_engine_eval(ea, &ev, sa, count_alert, &hits, NULL), 1);
+	rf_engine_scratch_stats(sa, &st);
+	assert_int_equal(st.cache_misses, 1);
+	assert_int_equal(st.cache_hits, 2);
+	assert_int_equal(rf_engine_load(pb, lb, m11, &eb, &d), 0);
+	assert_int_equal(rf_engine_eval(eb, &ev, sa, count_alert, &hits, NULL), -EINVAL);
+	assert_int_equal(rf_engine_scratch_new(eb, &sb), 0);
+	for (int k = 0; k < 3; k++)
+		assert_int_equal(rf_engine_eval(eb, &ev, sb, count_alert, &hits, NULL), 0);
+	/* Free the scratch's engine and load another: whether or not it gets the same address,
+	 * the old scratch is refused. */
+	const void *old = ea;
+	rf_engine_free(ea);
+	assert_int_equal(rf_engine_load(pb, lb, m11, &ec, &d), 0);
+	print_message("new engine %s the freed one's address\n",
+		      (const void *)ec == old ? "took" : "did not take");
+	assert_int_equal(rf_engine_eval(ec, &ev, sa, count_alert, &hits, NULL), -EINVAL);
+	assert_int_equal(hits, 3);
+	rf_engine_scratch_free(sa);
+	rf_engine_scratch_free(sb);
+	rf_engine_free(eb);
+	rf_engine_free(ec);
+	free(pa);
+	free(pb);
+}
+
 static void test_field_lookup_near_names(void **state)
 {
 	static const char *const names[] = {"User", "Image", "Hashes", "Company", "LogonGuid",
@@ -1210,6 +1261,7 @@ int main(void)
 	    cmocka_unit_test(test_conjunct_order),
 	    cmocka_unit_test(test_runtime_violation),
 	    cmocka_unit_test(test_field_lookup_near_names),
+	    cmocka_unit_test(test_value_cache_engines),
 	};
 	return cmocka_run_group_tests(tests, setup, teardown);
 }
