@@ -103,11 +103,14 @@
 #define RF_VCACHE_PENDING_MAX (32u * RF_ENGINE_BATCH_MAX)
 /* Adaptive rule: per field, every RF_VCACHE_WINDOW lookups, a field with fewer than
  * RF_VCACHE_WINDOW_HITS hits (1 in 8) is not looked up for its next RF_VCACHE_PAUSE values, then
- * probed again: a field whose values never repeat (hashes, GUIDs) pays the lookups of one window
- * in 17 (6 %). */
+ * probed again; each window that fails again doubles the pause, up to RF_VCACHE_PAUSE_MAX, and
+ * one that passes resets it: a field whose values never repeat (hashes, GUIDs) soon pays the
+ * lookups of one window in 257 (0.4 %), and one that starts repeating is cached again within
+ * 64 Ki of its values. */
 #define RF_VCACHE_WINDOW 256u
 #define RF_VCACHE_WINDOW_HITS 32u
 #define RF_VCACHE_PAUSE 4096u
+#define RF_VCACHE_PAUSE_MAX 65536u
 /* Sigma compiler (sigma.c): YAML from anyone. One rule file: the largest SigmaHQ rule is 295 KiB
  * (a hash list), process_creation ones < 32 KiB; 1 MiB bounds the parser's time and memory. */
 #define RF_SIGMA_FILE_MAX (1024u * 1024)

@@ -96,7 +96,7 @@ struct rf_engine_scratch {
 	struct rf_vcache *vc;
 	uint8_t *vok;
 	struct vfield {
-		uint32_t look, hit, pause;
+		uint32_t look, hit, pause, next; /* next: the pause after another failed window */
 	} * vf;
 	uint32_t *vwhat;
 	struct vhit {
@@ -115,7 +115,8 @@ struct rf_engine_scratch {
 	uint32_t n_pend, max_pend;
 };
 
-enum { VC_HIT = 1u << 31, VC_NONE = UINT32_MAX };
+#define VC_HIT  0x80000000u
+#define VC_NONE UINT32_MAX
 
 int rf__engine_scratch_new_cache(const struct rf_engine *e, uint32_t entries, size_t arena,
 				  uint64_t hmask, struct rf_engine_scratch **ret)
@@ -286,8 +287,13 @@ static uint32_t vc_lookup(struct rf_engine_scratch *s, size_t b, uint32_t pf, co
 	const uint32_t *at = rf__vcache_find(s->vc, h, pf, v, n, &na, &n1);
 	vf->hit += at != NULL;
 	if (++vf->look == RF_VCACHE_WINDOW) {
-		if (vf->hit < RF_VCACHE_WINDOW_HITS)
-			vf->pause = RF_VCACHE_PAUSE;
+		if (vf->hit < RF_VCACHE_WINDOW_HITS) {
+			vf->pause = vf->next < RF_VCACHE_PAUSE ? RF_VCACHE_PAUSE : vf->next;
+			vf->next = vf->pause < RF_VCACHE_PAUSE_MAX / 2 ? vf->pause * 2
+								      : RF_VCACHE_PAUSE_MAX;
+		} else {
+			vf->next = RF_VCACHE_PAUSE;
+		}
 		vf->look = vf->hit = 0;
 	}
 	if (at && n1 <= na) {
@@ -750,7 +756,6 @@ static int prepare_event(const struct rf_engine *e, const struct rf_event *ev, s
 				h = (h + 1) & (e->nslots - 1);
 			}
 		}
-		s->curpend = NULL;
 		if (!sl) { /* not supplied by this agent: invisible to rules, except that */
 			/* keywords search every string of a schemaless (open) event */
 			if (e->evs[v].open && f->is_string && e->kwdb &&
