@@ -1156,9 +1156,12 @@ static void test_value_cache_engines(void **state)
 	struct rf_engine_scratch *sa, *sb;
 	struct rf_engine_stats st;
 	struct rf_diag d = {0};
-	static struct rf_event ev = {(const uint8_t *)PC, 16, 1};
+	static struct rf_event ev;
 	int hits = 0;
 
+	ev.type = (const uint8_t *)PC;
+	ev.type_len = 16;
+	ev.n_fields = 1;
 	ev.fields[0] = (struct rf_event_field){(const uint8_t *)"Image", 5,
 					       (const uint8_t *)"C:\\abc\\x.exe", 13, true};
 	assert_int_equal(rf_engine_load(pa, la, m11, &ea, &d), 0);
