@@ -102,11 +102,11 @@
  * past that a value is matched and not cached. */
 #define RF_VCACHE_PENDING_MAX (32u * RF_ENGINE_BATCH_MAX)
 /* Adaptive rule: per field, every RF_VCACHE_WINDOW lookups, a field with fewer than
- * RF_VCACHE_WINDOW_HITS hits (1 in 8) is not looked up for its next RF_VCACHE_PAUSE values, then
- * probed again; each window that fails again doubles the pause, up to RF_VCACHE_PAUSE_MAX, and
- * one that passes resets it: a field whose values never repeat (hashes, GUIDs) soon pays the
- * lookups of one window in 257 (0.4 %), and one that starts repeating is cached again within
- * 64 Ki of its values. */
+ * RF_VCACHE_WINDOW_HITS hits (1 in 8) is not looked up during the next RF_VCACHE_PAUSE events the
+ * scratch evaluates, then probed again; each window that fails again doubles the pause, up to
+ * RF_VCACHE_PAUSE_MAX, and one that passes resets it: a field whose values never repeat (hashes,
+ * GUIDs) soon pays the lookups of one window in 257 (0.4 %), and one that starts repeating is
+ * cached again within 64 Ki events. */
 #define RF_VCACHE_WINDOW 256u
 #define RF_VCACHE_WINDOW_HITS 32u
 #define RF_VCACHE_PAUSE 4096u

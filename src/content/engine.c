@@ -96,8 +96,10 @@ struct rf_engine_scratch {
 	struct rf_vcache *vc;
 	uint8_t *vok;
 	struct vfield {
-		uint32_t look, hit, pause, next; /* next: the pause after another failed window */
+		uint32_t look, hit, next; /* next: the pause after another failed window */
+		uint64_t until;		  /* paused: until st.events reaches this */
 	} * vf;
+	uint64_t wake; /* the earliest until of a paused field, UINT64_MAX if none */
 	uint32_t *vwhat;
 	struct vhit {
 		const uint32_t *atoms; /* in the cache: no put before phase 2 ends */
@@ -115,11 +117,12 @@ struct rf_engine_scratch {
 	uint32_t n_pend, max_pend;
 };
 
-#define VC_HIT  0x80000000u
+#define VC_HIT	0x80000000u
 #define VC_NONE UINT32_MAX
+enum { VC_OFF = 0, VC_ON = 1, VC_PAUSED = 2 }; /* vok[f] */
 
 int rf__engine_scratch_new_cache(const struct rf_engine *e, uint32_t entries, size_t arena,
-				  uint64_t hmask, struct rf_engine_scratch **ret)
+				 uint64_t hmask, struct rf_engine_scratch **ret)
 {
 	const struct rf_pack *pk = e->pk;
 	struct rf_engine_scratch *s = calloc(1, sizeof(*s));
@@ -153,13 +156,14 @@ int rf__engine_scratch_new_cache(const struct rf_engine *e, uint32_t entries, si
 	if (e->kwdb && hs_alloc_scratch(e->kwdb, &s->hs) != HS_SUCCESS)
 		goto fail;
 	if (entries && arena) {
-		s->max_pend = nf * B < RF_VCACHE_PENDING_MAX ? (uint32_t)(nf * B)
-							     : RF_VCACHE_PENDING_MAX;
+		s->max_pend =
+		    nf * B < RF_VCACHE_PENDING_MAX ? (uint32_t)(nf * B) : RF_VCACHE_PENDING_MAX;
 		s->vok = calloc(nf, sizeof(*s->vok));
 		s->vf = calloc(nf, sizeof(*s->vf));
 		s->vwhat = calloc(nf * B, sizeof(*s->vwhat));
 		s->pend = calloc(s->max_pend, sizeof(*s->pend));
 		s->hit = calloc(s->max_pend, sizeof(*s->hit));
+		s->wake = UINT64_MAX;
 		if (!s->vok || !s->vf || !s->vwhat || !s->pend || !s->hit ||
 		    rf__vcache_new(entries, arena, hmask, &s->vc) < 0)
 			goto fail;
@@ -170,7 +174,7 @@ int rf__engine_scratch_new_cache(const struct rf_engine *e, uint32_t entries, si
 			bool any = e->kwdb || rt->lits.n || rt->shift.n;
 			for (int c = 0; c < RF_NDB; c++)
 				any |= rt->db[c] && !rt->lazy[c];
-			s->vok[f] = any;
+			s->vok[f] = any && pk->fields[f].type == RF_FT_STRING ? VC_ON : VC_OFF;
 		}
 	}
 	*ret = s;
@@ -266,8 +270,23 @@ static int on_match(unsigned int id, unsigned long long from, unsigned long long
 	return 0;
 }
 
-/* Look value v[0..n) of pack field pf of event slot b up in the value cache (the adaptive rule
- * first: a field in its pause is not looked up). Returns what vwhat is to say: a hit (VC_HIT | i)
+/* The paused fields whose pause is over are looked up again (at the start of a batch, when
+ * st.events has reached wake). */
+static void vc_wake(struct rf_engine_scratch *s)
+{
+	s->wake = UINT64_MAX;
+	for (uint32_t f = 0; f < s->e->pk->n_fields; f++) {
+		if (s->vok[f] != VC_PAUSED)
+			continue;
+		if (s->vf[f].until <= s->st.events)
+			s->vok[f] = VC_ON;
+		else if (s->vf[f].until < s->wake)
+			s->wake = s->vf[f].until;
+	}
+}
+
+/* Look value v[0..n) of pack field pf of event slot b up in the value cache (a field in its
+ * pause is not looked up: vok). Returns what vwhat is to say: a hit (VC_HIT | i)
  * has set the atoms phase 1 reported for it and left phase 2's in hit[i]; a miss is VC_NONE or
  * the entry in pend that collects its atoms to be cached after phase 2. */
 static uint32_t vc_lookup(struct rf_engine_scratch *s, size_t b, uint32_t pf, const uint8_t *v,
@@ -278,19 +297,18 @@ static uint32_t vc_lookup(struct rf_engine_scratch *s, size_t b, uint32_t pf, co
 
 	if (s->n_hit == s->max_pend || s->n_pend == s->max_pend)
 		return VC_NONE; /* (a batch of events that carry fields many times over) */
-	if (vf->pause) {
-		vf->pause--;
-		s->st.cache_paused++;
-		return VC_NONE;
-	}
 	uint64_t h = rf__vcache_hash(s->vc, pf, v, n);
 	const uint32_t *at = rf__vcache_find(s->vc, h, pf, v, n, &na, &n1);
 	vf->hit += at != NULL;
 	if (++vf->look == RF_VCACHE_WINDOW) {
 		if (vf->hit < RF_VCACHE_WINDOW_HITS) {
-			vf->pause = vf->next < RF_VCACHE_PAUSE ? RF_VCACHE_PAUSE : vf->next;
-			vf->next = vf->pause < RF_VCACHE_PAUSE_MAX / 2 ? vf->pause * 2
-								      : RF_VCACHE_PAUSE_MAX;
+			uint32_t pause = vf->next < RF_VCACHE_PAUSE ? RF_VCACHE_PAUSE : vf->next;
+			vf->next =
+			    pause < RF_VCACHE_PAUSE_MAX / 2 ? pause * 2 : RF_VCACHE_PAUSE_MAX;
+			vf->until = s->st.events + pause;
+			s->vok[pf] = VC_PAUSED;
+			if (vf->until < s->wake)
+				s->wake = vf->until;
 		} else {
 			vf->next = RF_VCACHE_PAUSE;
 		}
@@ -722,6 +740,7 @@ static int prepare_event(const struct rf_engine *e, const struct rf_event *ev, s
 	const struct rf_pack *pk = e->pk;
 	size_t v, nf = pk->n_fields + 1;
 	uint64_t *bits = s->bits + b * s->words;
+	const uint8_t *vok = s->vok;
 
 	for (v = 0; v < e->n_ev; v++)
 		if (e->evs[v].name_len == ev->type_len &&
@@ -771,9 +790,12 @@ static int prepare_event(const struct rf_engine *e, const struct rf_event *ev, s
 		/* The value cache: a hit stands for the keyword database, the tries, the Shift-And
 		 * set here and the field's databases in phase 2. */
 		uint32_t vw = VC_NONE;
-		if (s->vc && sl->type == RF_FT_STRING && sl->pf >= 0 &&
-		    (uint32_t)sl->pf < pk->n_fields && s->vok[sl->pf] && len <= RF_VCACHE_VALUE_MAX)
+		uint8_t vs =
+		    vok && sl->pf >= 0 && (uint32_t)sl->pf < pk->n_fields ? vok[sl->pf] : VC_OFF;
+		if (vs == VC_ON && sl->type == RF_FT_STRING && len <= RF_VCACHE_VALUE_MAX)
 			vw = vc_lookup(s, b, (uint32_t)sl->pf, (const uint8_t *)val, len);
+		else if (vs == VC_PAUSED)
+			s->st.cache_paused++;
 		bool hit = vw != VC_NONE && (vw & VC_HIT);
 		s->curpend = vw < s->n_pend ? &s->pend[vw] : NULL;
 		if (!hit && sl->type == RF_FT_STRING && e->kwdb &&
@@ -957,6 +979,8 @@ int rf_engine_eval_batch(const struct rf_engine *e, const struct rf_event *const
 	s->n_pend = 0;
 	s->n_hit = 0;
 	s->curpend = NULL;
+	if (s->vc && s->st.events >= s->wake)
+		vc_wake(s);
 	/* Phase 1: per event. */
 	for (size_t b = 0; b < n; b++) {
 		s->st.events++;

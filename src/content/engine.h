@@ -120,8 +120,8 @@ struct evtype {
 
 struct rf_engine {
 	struct rf_pack *pk;
-	uint64_t serial; /* unique in the process: a scratch (and its value cache) made for an
-			  * engine since freed is refused even if this one has the same address */
+	uint64_t serial;       /* unique in the process: a scratch (and its value cache) made for an
+				* engine since freed is refused even if this one has the same address */
 	char *agent, *version; /* the manifest's, for diagnostics */
 	size_t n_ev;
 	struct evtype *evs;

@@ -1,13 +1,14 @@
 /*
  * The value cache (vcache.h). An index of sets of VC_WAYS entries, each a 64-bit keyed hash and
  * the position of its record in a ring; the record holds the field, the value's length, the
- * number of atoms and the split (16 bits each), the atoms and the value's bytes. Positions only grow (64 bits: they never wrap), so a record is
- * intact exactly when no byte was written at or past its start plus the ring's size: an index
- * entry whose record the ring has overwritten is invalid, found as such by arithmetic, never by
- * reading overwritten bytes. A record never straddles the ring's end (the head skips to the next
- * lap). A lookup confirms field, length and every byte of the value, so the hash only decides
- * where to look: a crafted stream can make values collide (the key is random per cache, so it
- * would have to guess), which costs misses, never a wrong answer.
+ * number of atoms and the split (16 bits each), the atoms and the value's bytes. Positions only
+ * grow (64 bits: they never wrap), so a record is intact exactly when no byte was written at or
+ * past its start plus the ring's size: an index entry whose record the ring has overwritten is
+ * invalid, found as such by arithmetic, never by reading overwritten bytes. A record never
+ * straddles the ring's end (the head skips to the next lap). A lookup confirms field, length and
+ * every byte of the value, so the hash only decides where to look: a crafted stream can make values
+ * collide (the key is random per cache, so it would have to guess), which costs misses, never a
+ * wrong answer.
  */
 #include <errno.h>
 #include <stdbool.h>

@@ -1193,6 +1193,57 @@ static void test_value_cache_engines(void **state)
 	free(pb);
 }
 
+/* The value cache's adaptive rule: a field whose values do not repeat is looked up for one window
+ * (RF_VCACHE_WINDOW values), then paused for RF_VCACHE_PAUSE events, then probed again, and
+ * cached again once its values repeat; the alerts are the same throughout. */
+static void test_value_cache_adaptive(void **state)
+{
+	struct rf_ir_atom a = A("Image", S, RF_OP_CONTAINS, 0, "abc");
+	uint32_t code[1] = {RF_INSN(RF_I_ATOM, 0)};
+	struct rf_ir_rule r = {"r1", "t", "high", "me", PC, &a, 1, code, 1};
+	size_t len;
+	uint8_t *p = build(&r, 1, &len);
+	struct rf_engine *e;
+	struct rf_engine_scratch *s;
+	struct rf_engine_stats st;
+	struct rf_diag d = {0};
+	static struct rf_event ev;
+	char v[64];
+	int hits = 0, want = 0;
+	const size_t unique = 1000, same = RF_VCACHE_PAUSE + 1000;
+
+	assert_int_equal(rf_engine_load(p, len, m11, &e, &d), 0);
+	assert_int_equal(rf_engine_scratch_new(e, &s), 0);
+	ev.type = (const uint8_t *)PC;
+	ev.type_len = 16;
+	ev.n_fields = 1;
+	for (size_t k = 0; k < unique + same; k++) {
+		/* unique values first (every third one matches), then one value again and again */
+		int n = k < unique ? snprintf(v, sizeof(v), "C:\\x%zu\\%s.exe", k,
+					      k % 3 ? "y" : "abc")
+				   : snprintf(v, sizeof(v), "C:\\abc.exe");
+		ev.fields[0] = (struct rf_event_field){(const uint8_t *)"Image", 5,
+						       (const uint8_t *)v, (size_t)n, true};
+		want += k >= unique || k % 3 == 0;
+		assert_true(rf_engine_eval(e, &ev, s, count_alert, &hits, NULL) >= 0);
+		if (k == unique - 1) {
+			rf_engine_scratch_stats(s, &st);
+			assert_int_equal(st.cache_hits, 0);
+			assert_int_equal(st.cache_misses, RF_VCACHE_WINDOW);
+			assert_int_equal(st.cache_paused, unique - RF_VCACHE_WINDOW);
+		}
+	}
+	assert_int_equal(hits, want);
+	rf_engine_scratch_stats(s, &st);
+	/* Paused until event RF_VCACHE_WINDOW + RF_VCACHE_PAUSE, then one miss and hits. */
+	assert_int_equal(st.cache_paused, RF_VCACHE_PAUSE);
+	assert_int_equal(st.cache_misses, RF_VCACHE_WINDOW + 1);
+	assert_int_equal(st.cache_hits, unique + same - RF_VCACHE_WINDOW - RF_VCACHE_PAUSE - 1);
+	rf_engine_scratch_free(s);
+	rf_engine_free(e);
+	free(p);
+}
+
 static void test_field_lookup_near_names(void **state)
 {
 	static const char *const names[] = {"User", "Image", "Hashes", "Company", "LogonGuid",
@@ -1265,6 +1316,7 @@ int main(void)
 	    cmocka_unit_test(test_runtime_violation),
 	    cmocka_unit_test(test_field_lookup_near_names),
 	    cmocka_unit_test(test_value_cache_engines),
+	    cmocka_unit_test(test_value_cache_adaptive),
 	};
 	return cmocka_run_group_tests(tests, setup, teardown);
 }

@@ -340,8 +340,8 @@ static size_t eval_all(const struct rf_engine *e, struct rf_engine_scratch *sc,
 			if (first == j)
 				memcpy(out + idx[j] * NRULES, slot + j * NRULES, NRULES);
 			else
-				mismatch += memcmp(slot + first * NRULES, slot + j * NRULES,
-						   NRULES) != 0;
+				mismatch +=
+				    memcmp(slot + first * NRULES, slot + j * NRULES, NRULES) != 0;
 		}
 	}
 	return mismatch;
@@ -404,7 +404,8 @@ static void run_seed(uint64_t seed)
 				 * hits), from another field, or with a letter's case flipped (both
 				 * must miss). */
 				uint32_t pick = rnd(8), fo = pick == 0 ? rnd(NFIELDS) : (uint32_t)f;
-				memcpy(v, vals[rnd(k < 64 ? (uint32_t)k : 64)][fo], sizeof(vals[k][f]));
+				memcpy(v, vals[rnd(k < 64 ? (uint32_t)k : 64)][fo],
+				       sizeof(vals[k][f]));
 				for (char *c = v; pick == 1 && *c; c++)
 					if ((*c >= 'a' && *c <= 'z') || (*c >= 'A' && *c <= 'Z')) {
 						*c ^= 0x20;
@@ -562,9 +563,8 @@ static void run_seed(uint64_t seed)
 			for (size_t k = 0; k < (size_t)NEVENTS * NRULES; k++)
 				dis += one.bits[k] != with[k];
 			if (dis)
-				print_message("fields twice, %s, %s: %zu disagreements\n",
-					      names[i], mode == 2 ? "batches" : "one at a time",
-					      dis);
+				print_message("fields twice, %s, %s: %zu disagreements\n", names[i],
+					      mode == 2 ? "batches" : "one at a time", dis);
 			assert_int_equal(dis, 0);
 		}
 	}
