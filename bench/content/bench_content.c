@@ -324,7 +324,8 @@ static int realistic_mix(const struct rf_engine *e, struct rf_engine_scratch *s,
 	rf_pack_summary(rf_engine_pack(e), &sum);
 	/* Realistic mix: 4096 distinct events, replayed. */
 	enum { NDISTINCT = 4096 };
-	rng = RNG_SEED; /* every mix the same events (but for the unique mix's counters) */
+	rng = RNG_SEED; /* every mix the same events (the unique mix with the same counters) */
+	uniq_id = 0;
 	char **lines = calloc(NDISTINCT, sizeof(*lines));
 	size_t *lens = calloc(NDISTINCT, sizeof(*lens));
 	char buf[8192];
