@@ -8,8 +8,10 @@
  *
  *   bench-content PACK [--manifest M] [--events N]
  *   bench-content PACK --manifest M --verify-only   (verification time only)
- *   bench-content PACK --manifest M --eval-only CACHE   (the realistic mix only, the engine loaded
- *                                            through the matcher cache: for callgrind)
+ *   bench-content PACK --manifest M --eval-only CACHE [--no-cache] [--unique]
+ *                    (the realistic mix only, the engine loaded through the matcher cache: for
+ *                    callgrind; --no-cache: a scratch without the value cache; --unique: the
+ *                    unique mix, every string value of every event distinct)
  *   bench-content --synthetic RULES [...]   (a pack of RULES synthetic rules of realistic shape,
  *                                            for when no compiled Sigma pack is available)
  */
@@ -23,12 +25,14 @@
 #include <unistd.h>
 
 #include "common/util.h"
+#include "content/engine.h"
 #include "content/ir.h"
 #include "content/pack.h"
 #include "ringfence/content.h"
 #include "ringfence/limits.h"
 
-static uint64_t rng = 0x243f6a8885a308d3ull;
+#define RNG_SEED 0x243f6a8885a308d3ull
+static uint64_t rng = RNG_SEED;
 
 static uint32_t rnd(uint32_t n)
 {
@@ -137,9 +141,16 @@ static void json_esc(char **o, const char *s)
 	}
 }
 
+/* The unique mix: every string value of every event made distinct by a counter (the value
+ * cache's miss path; docs/engine.md "Value cache"). */
+static bool uniq_mode;
+static unsigned uniq_id;
+
 static size_t gen_event(char *out)
 {
-	char *o = out;
+	char *o = out, x[16] = "";
+	if (uniq_mode)
+		snprintf(x, sizeof(x), " ~%u", ++uniq_id);
 	bool bad = rnd(50) == 0;
 	const char *const *im =
 	    images[bad ? NBENIGN_IMG + rnd(NIMG - NBENIGN_IMG) : rnd(NBENIGN_IMG)];
@@ -167,33 +178,33 @@ static size_t gen_event(char *out)
 		     rnd(60), rnd(60), rnd(1000), rnd(65536), rnd(1000), 100 + rnd(30000));
 	json_esc(&o, img);
 	o += sprintf(o,
-		     "\",\"FileVersion\":\"10.0.19041.%u (WinBuild.160101.0800)\",\"Description\":"
-		     "\"%s\",\"Product\":\"Microsoft\\u00ae Windows\\u00ae Operating "
-		     "System\",\"Company\":\"Microsoft Corporation\",\"OriginalFileName\":\"%s\","
-		     "\"CommandLine\":\"",
-		     rnd(5000), im[2], im[1]);
+		     "%s\",\"FileVersion\":\"10.0.19041.%u (WinBuild.160101.0800)\",\"Description\":"
+		     "\"%s%s\",\"Product\":\"Microsoft\\u00ae Windows\\u00ae Operating "
+		     "System%s\",\"Company\":\"Microsoft Corporation%s\",\"OriginalFileName\":"
+		     "\"%s%s\",\"CommandLine\":\"",
+		     x, rnd(5000), im[2], x, x, x, im[1], x);
 	json_esc(&o, cmd);
-	o += sprintf(o, "\",\"CurrentDirectory\":\"");
+	o += sprintf(o, "%s\",\"CurrentDirectory\":\"", x);
 	json_esc(&o, PICK(dirs));
-	o += sprintf(o, "\",\"User\":\"");
+	o += sprintf(o, "%s\",\"User\":\"", x);
 	json_esc(&o, PICK(users));
 	o += sprintf(o,
-		     "\",\"LogonGuid\":\"{3f1c%04x-0000-0000-0000-000000000000}\",\"LogonId\":"
-		     "\"0x%x\",\"TerminalSessionId\":%u,\"IntegrityLevel\":\"%s\",\"Hashes\":"
+		     "%s\",\"LogonGuid\":\"{3f1c%04x-0000-0000-0000-000000000000}\",\"LogonId\":"
+		     "\"0x%x\",\"TerminalSessionId\":%u,\"IntegrityLevel\":\"%s%s\",\"Hashes\":"
 		     "\"SHA1=%08x%08x,MD5=%08x%08x,SHA256=%08x%08x%08x%08x,IMPHASH=%08x%08x\","
 		     "\"ParentProcessGuid\":\"{3f1c%04x-5d2e-66a0-1a02-000000002%03u}\","
 		     "\"ParentProcessId\":%u,\"ParentImage\":\"",
-		     rnd(65536), rnd(1u << 20), rnd(3), PICK(levels), rnd(~0u), rnd(~0u), rnd(~0u),
+		     x, rnd(65536), rnd(1u << 20), rnd(3), PICK(levels), x, rnd(~0u), rnd(~0u), rnd(~0u),
 		     rnd(~0u), rnd(~0u), rnd(~0u), rnd(~0u), rnd(~0u), rnd(~0u), rnd(~0u),
 		     rnd(65536), rnd(1000), 100 + rnd(30000));
 	json_esc(&o, par);
-	o += sprintf(o, "\",\"ParentCommandLine\":\"");
+	o += sprintf(o, "%s\",\"ParentCommandLine\":\"", x);
 	json_esc(&o, par);
 	if (strstr(par, "svchost"))
 		o += sprintf(o, " -k netsvcs -p");
-	o += sprintf(o, "\",\"ParentUser\":\"");
+	o += sprintf(o, "%s\",\"ParentUser\":\"", x);
 	json_esc(&o, PICK(users));
-	o += sprintf(o, "\"}");
+	o += sprintf(o, "%s\"}", x);
 	return (size_t)(o - out);
 }
 
@@ -305,13 +316,16 @@ static void no_alert(void *ud, size_t i, const struct rf_rule_info *r)
 
 /* The realistic mix: 4096 distinct events, replayed in passes until nevents; prints the
  * figures. Returns 0 or -1. */
-static int realistic_mix(const struct rf_engine *e, struct rf_engine_scratch *s, size_t nevents)
+static int realistic_mix(const struct rf_engine *e, struct rf_engine_scratch *s, size_t nevents,
+			 const char *label)
 {
 	struct rf_diag d = {0};
 	struct rf_pack_summary sum;
 	rf_pack_summary(rf_engine_pack(e), &sum);
 	/* Realistic mix: 4096 distinct events, replayed. */
 	enum { NDISTINCT = 4096 };
+	rng = RNG_SEED; /* every mix the same events (the unique mix with the same counters) */
+	uniq_id = 0;
 	char **lines = calloc(NDISTINCT, sizeof(*lines));
 	size_t *lens = calloc(NDISTINCT, sizeof(*lens));
 	char buf[8192];
@@ -324,6 +338,8 @@ static int realistic_mix(const struct rf_engine *e, struct rf_engine_scratch *s,
 	}
 	uint8_t *scratch = malloc(RF_EVENT_LINE_MAX);
 	static struct rf_event ev;
+	struct rf_engine_stats st0;
+	rf_engine_scratch_stats(s, &st0);
 	/* The machine may be shared: each figure is the best of many passes over the 4096 events
 	 * (thread CPU time), which filters out preemption and cache pollution by other processes.
 	 * One kind of pass parses only, the other parses and evaluates; the difference is the
@@ -357,6 +373,9 @@ static int realistic_mix(const struct rf_engine *e, struct rf_engine_scratch *s,
 	}
 	struct rf_engine_stats st;
 	rf_engine_scratch_stats(s, &st); /* of the one-at-a-time passes */
+	st.atoms -= st0.atoms, st.rules_run -= st0.rules_run;
+	st.cache_hits -= st0.cache_hits, st.cache_misses -= st0.cache_misses;
+	st.cache_paused -= st0.cache_paused;
 	/* The same passes through rf_engine_eval_batch, RF_ENGINE_BATCH_MAX events at a time. */
 	static struct rf_event bev[RF_ENGINE_BATCH_MAX];
 	const struct rf_event *bptr[RF_ENGINE_BATCH_MAX];
@@ -388,12 +407,22 @@ static int realistic_mix(const struct rf_engine *e, struct rf_engine_scratch *s,
 	nevents = passes * NDISTINCT;
 	double tparse = (double)bparse / NDISTINCT, tboth = (double)bboth / NDISTINCT;
 	double teval = tboth > tparse ? tboth - tparse : 0;
+	uint64_t looked = st.cache_hits + st.cache_misses;
 	printf(
-	    "realistic mix: %zu process_creation events (avg %zu bytes), %llu alerts, %.1f atoms "
+	    "%s: %zu process_creation events (avg %zu bytes), %llu alerts, %.1f atoms "
 	    "matched/event, %.1f rules run/event after the prefilter (of %zu)\n",
-	    nevents, bytes / NDISTINCT, (unsigned long long)alerts,
+	    label, nevents, bytes / NDISTINCT, (unsigned long long)alerts,
 	    (double)st.atoms / (double)nevents, (double)st.rules_run / (double)nevents,
 	    sum.n_rules);
+	if (looked + st.cache_paused)
+		printf("  value cache: %.1f %% of lookups hit (%.1f hits, %.1f misses, %.1f values "
+		       "not looked up (field paused) per event)\n",
+		       looked ? 100.0 * (double)st.cache_hits / (double)looked : 0.0,
+		       (double)st.cache_hits / (double)nevents,
+		       (double)st.cache_misses / (double)nevents,
+		       (double)st.cache_paused / (double)nevents);
+	else
+		printf("  value cache: off\n");
 	printf("  parse: %.2f us/event; evaluate: %.2f us/event; parse + evaluate: %.2f us/event = "
 	       "%.0f events/s on one core (best of %zu passes, thread CPU time)\n",
 	       tparse / 1e3, teval / 1e3, tboth / 1e3, 1e9 / tboth, passes);
@@ -412,7 +441,7 @@ static int realistic_mix(const struct rf_engine *e, struct rf_engine_scratch *s,
 int main(int argc, char **argv)
 {
 	const char *packpath = NULL, *mpath = NULL, *evalonly = NULL;
-	bool verify_only = false;
+	bool verify_only = false, nocache = false, unique = false;
 	size_t synthetic = 0, nevents = 300000;
 	uint8_t *pack = NULL, *mb = NULL;
 	size_t plen = 0, mlen = 0;
@@ -424,6 +453,10 @@ int main(int argc, char **argv)
 			mpath = argv[++i];
 		else if (!strcmp(argv[i], "--events") && i + 1 < argc)
 			nevents = strtoul(argv[++i], NULL, 10);
+		else if (!strcmp(argv[i], "--no-cache"))
+			nocache = true; /* --eval-only: a scratch without the value cache */
+		else if (!strcmp(argv[i], "--unique"))
+			unique = true; /* --eval-only: the unique mix */
 		else if (!strcmp(argv[i], "--verify-only"))
 			verify_only = true; /* time rf_pack_verify only (the largest pack) */
 		else if (!strcmp(argv[i], "--eval-only") && i + 1 < argc)
@@ -482,7 +515,15 @@ int main(int argc, char **argv)
 			fprintf(stderr, "bench: load failed: %s\n", d.first);
 			return 1;
 		}
-		int r = realistic_mix(e, s, nevents);
+		if (nocache) {
+			rf_engine_scratch_free(s);
+			if (rf__engine_scratch_new_cache(e, 0, 0, 0, &s) < 0)
+				return 1;
+		}
+		uniq_mode = unique;
+		int r = realistic_mix(e, s, nevents,
+				      unique ? "unique mix (every string value distinct)"
+					     : "realistic mix");
 		rf_engine_scratch_free(s);
 		rf_engine_free(e);
 		rf_manifest_free(m);
@@ -592,8 +633,27 @@ int main(int argc, char **argv)
 		       csize / 1024, tcold / 1e6, hit == 1 ? "" : ": CACHE NOT USED", twarm / 1e6);
 	}
 
-	if (realistic_mix(e, s, nevents) < 0)
-		return 1;
+	/* The realistic mix with the value cache (as the agent runs), then without it; then the
+	 * unique mix (the cache's miss path), with and without. */
+	{
+		struct rf_engine_scratch *ns;
+		if (rf__engine_scratch_new_cache(e, 0, 0, 0, &ns) < 0)
+			return 1;
+		if (realistic_mix(e, s, nevents, "realistic mix") < 0 ||
+		    realistic_mix(e, ns, nevents, "realistic mix, value cache off") < 0)
+			return 1;
+		uniq_mode = true;
+		struct rf_engine_scratch *us;
+		if (rf_engine_scratch_new(e, &us) < 0)
+			return 1;
+		if (realistic_mix(e, us, nevents, "unique mix (every string value distinct)") < 0 ||
+		    realistic_mix(e, ns, nevents,
+				  "unique mix (every string value distinct), value cache off") < 0)
+			return 1;
+		uniq_mode = false;
+		rf_engine_scratch_free(us);
+		rf_engine_scratch_free(ns);
+	}
 
 	/* Worst case: every supplied field, all values together at the cap the engine accepts
 	 * (RF_EVENT_LINE_MAX), filled with the pack's own pattern text. */

@@ -191,6 +191,11 @@ struct rf_engine_stats {
 	uint64_t rules_run;  /* rule programs executed (after the prefilter) */
 	uint64_t matches;    /* alerts raised */
 	uint64_t violations; /* run-time index/stack checks that failed (must stay 0) */
+	/* The value cache (docs/engine.md "Value cache"): string values whose matchers' atoms
+	 * came from the cache, values looked up and not found, values not looked up because
+	 * their field's values rarely repeat (the adaptive rule's pause). Answers are the same
+	 * with or without it. */
+	uint64_t cache_hits, cache_misses, cache_paused;
 };
 void rf_engine_scratch_stats(const struct rf_engine_scratch *s, struct rf_engine_stats *ret);
 

@@ -82,6 +82,35 @@
  * cache; 32 events amortise that while the per-thread scratch stays small (32 x (atoms / 8 +
  * 16 x fields) bytes, ~100 KiB for the SigmaHQ process_creation pack). */
 #define RF_ENGINE_BATCH_MAX 32u
+/* The value cache (src/content/vcache.c, docs/engine.md "Value cache"): per scratch, the atoms
+ * a field's matchers reported for a value, so that a value seen again skips them. Sized to stay
+ * well inside one core's L2 (1 MiB on the bench machine) next to the databases it saves scanning:
+ * an index of 4,096 entries (16 bytes each, 64 KiB; 4 ways per set) over a ring of 256 KiB that
+ * holds the values and their atoms (a record is 12 bytes + 4 per atom + the value). A process
+ * creation stream has a few hundred distinct values per repetitive field an hour; 4,096 holds
+ * them all. */
+#define RF_VCACHE_ENTRIES 4096u
+#define RF_VCACHE_ARENA (256u * 1024)
+/* Longest value cached: a command line of 1 KiB is long (the realistic mix averages ~90 bytes);
+ * longer ones are rare, mostly unique, and each would take 1/256 of the ring. */
+#define RF_VCACHE_VALUE_MAX 1024u
+/* Most atoms (and factors) one entry holds: a value of the realistic mix reports at most ~10;
+ * one that reports more is simply not cached (matched as without a cache). */
+#define RF_VCACHE_ATOMS_MAX 32u
+/* Values waiting, within one batch, for their phase-2 scans before they are cached: one per
+ * (event, field) up to 32 fields an event (a process_creation event has 19 string fields);
+ * past that a value is matched and not cached. */
+#define RF_VCACHE_PENDING_MAX (32u * RF_ENGINE_BATCH_MAX)
+/* Adaptive rule: per field, every RF_VCACHE_WINDOW lookups, a field with fewer than
+ * RF_VCACHE_WINDOW_HITS hits (1 in 8) is not looked up during the next RF_VCACHE_PAUSE events the
+ * scratch evaluates, then probed again; each window that fails again doubles the pause, up to
+ * RF_VCACHE_PAUSE_MAX, and one that passes resets it: a field whose values never repeat (hashes,
+ * GUIDs) soon pays the lookups of one window in 257 (0.4 %), and one that starts repeating is
+ * cached again within 64 Ki events. */
+#define RF_VCACHE_WINDOW 256u
+#define RF_VCACHE_WINDOW_HITS 32u
+#define RF_VCACHE_PAUSE 4096u
+#define RF_VCACHE_PAUSE_MAX 65536u
 /* Sigma compiler (sigma.c): YAML from anyone. One rule file: the largest SigmaHQ rule is 295 KiB
  * (a hash list), process_creation ones < 32 KiB; 1 MiB bounds the parser's time and memory. */
 #define RF_SIGMA_FILE_MAX (1024u * 1024)

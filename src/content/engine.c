@@ -41,6 +41,7 @@
 #include "common/util.h"
 #include "content/engine.h"
 #include "content/pack.h"
+#include "content/vcache.h"
 #include "ringfence/limits.h"
 
 /* Does the field's parsed value (iv for int, ip for ip fields) satisfy the atom? */
@@ -65,6 +66,7 @@ static bool num_match(const struct numatom *nm, uint8_t type, int64_t iv, const 
 
 struct rf_engine_scratch {
 	const struct rf_engine *e;
+	uint64_t serial; /* e->serial */
 	hs_scratch_t *hs;
 	size_t words;	  /* 64-bit words of one event's atom bit set */
 	uint64_t *bits;	  /* RF_ENGINE_BATCH_MAX bit sets */
@@ -83,9 +85,44 @@ struct rf_engine_scratch {
 	 * field i of the last event resolved to and try it first (its name is still compared). */
 	uint32_t layout[RF_EVENT_FIELDS_MAX];
 	struct rf_engine_stats st;
+	/* The value cache (vcache.h; NULL if disabled): vok[f] field f's matchers are worth
+	 * caching; vf[f] its adaptive counters; vwhat[slot * n_fields + f] (valid where
+	 * field_stamp is) VC_NONE, VC_HIT | i (its atoms came from the cache: phase 1's were set,
+	 * phase 2's are hit[i], set instead of scanning) or the index of its entry in pend, the
+	 * values of this batch that missed and collect the atoms their matchers report (curpend:
+	 * the one being matched) until they are cached after phase 2. An entry keeps phase 1's
+	 * atoms apart from phase 2's because phase 2 matches only the last value of a field that
+	 * an event carries twice. */
+	struct rf_vcache *vc;
+	uint8_t *vok;
+	struct vfield {
+		uint32_t look, hit, next; /* next: the pause after another failed window */
+		uint64_t until;		  /* paused: until st.events reaches this */
+	} * vf;
+	uint64_t wake; /* the earliest until of a paused field, UINT64_MAX if none */
+	uint32_t *vwhat;
+	struct vhit {
+		const uint32_t *atoms; /* in the cache: no put before phase 2 ends */
+		uint32_t b, n;
+	} * hit;
+	uint32_t n_hit;
+	struct vpend {
+		uint64_t h;
+		const uint8_t *v;
+		uint32_t len, pf, n, n1; /* n1: of the n atoms, those phase 1 reported */
+		bool over; /* more atoms than an entry holds, or a later value of the same field
+			    * in the same event took its phase-2 scans: not cached */
+		uint32_t atoms[RF_VCACHE_ATOMS_MAX];
+	} * pend, *curpend;
+	uint32_t n_pend, max_pend;
 };
 
-int rf_engine_scratch_new(const struct rf_engine *e, struct rf_engine_scratch **ret)
+#define VC_HIT	0x80000000u
+#define VC_NONE UINT32_MAX
+enum { VC_OFF = 0, VC_ON = 1, VC_PAUSED = 2 }; /* vok[f] */
+
+int rf__engine_scratch_new_cache(const struct rf_engine *e, uint32_t entries, size_t arena,
+				 uint64_t hmask, struct rf_engine_scratch **ret)
 {
 	const struct rf_pack *pk = e->pk;
 	struct rf_engine_scratch *s = calloc(1, sizeof(*s));
@@ -94,6 +131,7 @@ int rf_engine_scratch_new(const struct rf_engine *e, struct rf_engine_scratch **
 	if (!s)
 		return -ENOMEM;
 	s->e = e;
+	s->serial = e->serial;
 	memset(s->layout, 0xff, sizeof(s->layout));
 	s->words = e->n_bits / 64 + 1;
 	s->bits = calloc(s->words * B, sizeof(*s->bits));
@@ -117,6 +155,28 @@ int rf_engine_scratch_new(const struct rf_engine *e, struct rf_engine_scratch **
 				goto fail;
 	if (e->kwdb && hs_alloc_scratch(e->kwdb, &s->hs) != HS_SUCCESS)
 		goto fail;
+	if (entries && arena) {
+		s->max_pend =
+		    nf * B < RF_VCACHE_PENDING_MAX ? (uint32_t)(nf * B) : RF_VCACHE_PENDING_MAX;
+		s->vok = calloc(nf, sizeof(*s->vok));
+		s->vf = calloc(nf, sizeof(*s->vf));
+		s->vwhat = calloc(nf * B, sizeof(*s->vwhat));
+		s->pend = calloc(s->max_pend, sizeof(*s->pend));
+		s->hit = calloc(s->max_pend, sizeof(*s->hit));
+		s->wake = UINT64_MAX;
+		if (!s->vok || !s->vf || !s->vwhat || !s->pend || !s->hit ||
+		    rf__vcache_new(entries, arena, hmask, &s->vc) < 0)
+			goto fail;
+		/* Worth caching: a field some matcher of phases 1-2 reads (the keyword database
+		 * reads every string field). */
+		for (uint32_t f = 0; f < pk->n_fields; f++) {
+			const struct pfield_rt *rt = &e->pf[f];
+			bool any = e->kwdb || rt->lits.n || rt->shift.n;
+			for (int c = 0; c < RF_NDB; c++)
+				any |= rt->db[c] && !rt->lazy[c];
+			s->vok[f] = any && pk->fields[f].type == RF_FT_STRING ? VC_ON : VC_OFF;
+		}
+	}
 	*ret = s;
 	return 0;
 fail:
@@ -124,10 +184,21 @@ fail:
 	return -ENOMEM;
 }
 
+int rf_engine_scratch_new(const struct rf_engine *e, struct rf_engine_scratch **ret)
+{
+	return rf__engine_scratch_new_cache(e, RF_VCACHE_ENTRIES, RF_VCACHE_ARENA, UINT64_MAX, ret);
+}
+
 void rf_engine_scratch_free(struct rf_engine_scratch *s)
 {
 	if (!s)
 		return;
+	rf__vcache_free(s->vc);
+	free(s->vok);
+	free(s->vf);
+	free(s->vwhat);
+	free(s->pend);
+	free(s->hit);
 	hs_free_scratch(s->hs);
 	free(s->bits);
 	free(s->sum);
@@ -164,10 +235,27 @@ static void set_bit(struct rf_engine_scratch *s, uint32_t a)
 	}
 }
 
+/* Note atom a for the value being matched, if it is to be cached: every atom or factor the
+ * matchers report, once, whether or not its bit was already set (by another field). */
+static void vc_note(struct vpend *p, uint32_t a)
+{
+	if (p->over)
+		return;
+	for (uint32_t k = 0; k < p->n; k++)
+		if (p->atoms[k] == a)
+			return;
+	if (p->n == RF_VCACHE_ATOMS_MAX)
+		p->over = true;
+	else
+		p->atoms[p->n++] = a;
+}
+
 static void lit_hit(void *ctx, uint32_t atom)
 {
 	struct rf_engine_scratch *s = ctx;
 
+	if (s->curpend)
+		vc_note(s->curpend, atom);
 	set_bit(s, atom);
 }
 
@@ -176,8 +264,72 @@ static int on_match(unsigned int id, unsigned long long from, unsigned long long
 {
 	struct rf_engine_scratch *s = ctx;
 
+	if (s->curpend)
+		vc_note(s->curpend, id);
 	set_bit(s, id);
 	return 0;
+}
+
+/* The paused fields whose pause is over are looked up again (at the start of a batch, when
+ * st.events has reached wake). */
+static void vc_wake(struct rf_engine_scratch *s)
+{
+	s->wake = UINT64_MAX;
+	for (uint32_t f = 0; f < s->e->pk->n_fields; f++) {
+		if (s->vok[f] != VC_PAUSED)
+			continue;
+		if (s->vf[f].until <= s->st.events)
+			s->vok[f] = VC_ON;
+		else if (s->vf[f].until < s->wake)
+			s->wake = s->vf[f].until;
+	}
+}
+
+/* Look value v[0..n) of pack field pf of event slot b up in the value cache (a field in its
+ * pause is not looked up: vok). Returns what vwhat is to say: a hit (VC_HIT | i)
+ * has set the atoms phase 1 reported for it and left phase 2's in hit[i]; a miss is VC_NONE or
+ * the entry in pend that collects its atoms to be cached after phase 2. */
+static uint32_t vc_lookup(struct rf_engine_scratch *s, size_t b, uint32_t pf, const uint8_t *v,
+			  size_t n)
+{
+	struct vfield *vf = &s->vf[pf];
+	uint32_t na = 0, n1 = 0;
+
+	if (s->n_hit == s->max_pend || s->n_pend == s->max_pend)
+		return VC_NONE; /* (a batch of events that carry fields many times over) */
+	uint64_t h = rf__vcache_hash(s->vc, pf, v, n);
+	const uint32_t *at = rf__vcache_find(s->vc, h, pf, v, n, &na, &n1);
+	vf->hit += at != NULL;
+	if (++vf->look == RF_VCACHE_WINDOW) {
+		if (vf->hit < RF_VCACHE_WINDOW_HITS) {
+			uint32_t pause = vf->next < RF_VCACHE_PAUSE ? RF_VCACHE_PAUSE : vf->next;
+			vf->next =
+			    pause < RF_VCACHE_PAUSE_MAX / 2 ? pause * 2 : RF_VCACHE_PAUSE_MAX;
+			vf->until = s->st.events + pause;
+			s->vok[pf] = VC_PAUSED;
+			if (vf->until < s->wake)
+				s->wake = vf->until;
+		} else {
+			vf->next = RF_VCACHE_PAUSE;
+		}
+		vf->look = vf->hit = 0;
+	}
+	if (at && n1 <= na) {
+		s->st.cache_hits++;
+		for (uint32_t k = 0; k < n1; k++)
+			set_bit(s, at[k]);
+		s->hit[s->n_hit] = (struct vhit){at + n1, (uint32_t)b, na - n1};
+		return VC_HIT | s->n_hit++;
+	}
+	s->st.cache_misses++;
+	struct vpend *p = &s->pend[s->n_pend];
+	p->h = h;
+	p->v = v;
+	p->len = (uint32_t)n;
+	p->pf = pf;
+	p->n = 0;
+	p->over = false;
+	return s->n_pend++;
 }
 
 /* Value list l (engine.h) over bits: ANY (some atom true) or ALL. Decided at the first group
@@ -588,6 +740,7 @@ static int prepare_event(const struct rf_engine *e, const struct rf_event *ev, s
 	const struct rf_pack *pk = e->pk;
 	size_t v, nf = pk->n_fields + 1;
 	uint64_t *bits = s->bits + b * s->words;
+	const uint8_t *vok = s->vok;
 
 	for (v = 0; v < e->n_ev; v++)
 		if (e->evs[v].name_len == ev->type_len &&
@@ -634,7 +787,18 @@ static int prepare_event(const struct rf_engine *e, const struct rf_event *ev, s
 		const char *val = (const char *)f->value;
 		if (!val)
 			len = 0, val = "";
-		if (sl->type == RF_FT_STRING && e->kwdb &&
+		/* The value cache: a hit stands for the keyword database, the tries, the Shift-And
+		 * set here and the field's databases in phase 2. */
+		uint32_t vw = VC_NONE;
+		uint8_t vs =
+		    vok && sl->pf >= 0 && (uint32_t)sl->pf < pk->n_fields ? vok[sl->pf] : VC_OFF;
+		if (vs == VC_ON && sl->type == RF_FT_STRING && len <= RF_VCACHE_VALUE_MAX)
+			vw = vc_lookup(s, b, (uint32_t)sl->pf, (const uint8_t *)val, len);
+		else if (vs == VC_PAUSED)
+			s->st.cache_paused++;
+		bool hit = vw != VC_NONE && (vw & VC_HIT);
+		s->curpend = vw < s->n_pend ? &s->pend[vw] : NULL;
+		if (!hit && sl->type == RF_FT_STRING && e->kwdb &&
 		    hs_scan(e->kwdb, val, (unsigned)len, 0, s->hs, on_match, s) != HS_SUCCESS)
 			return -EIO;
 		int64_t iv = 0;
@@ -652,13 +816,29 @@ static int prepare_event(const struct rf_engine *e, const struct rf_event *ev, s
 			continue;
 		}
 		const struct pfield_rt *rt = &e->pf[pf];
+		if (s->vc) {
+			/* The same field twice in one event: phase 2 scans the last value only, so
+			 * an earlier value's entry would lack its databases' atoms, and an earlier
+			 * hit's phase-2 atoms are not this event's. */
+			uint32_t w = s->vwhat[b * nf + pf];
+			if (s->field_stamp[b * nf + pf] == s->stamp && w != VC_NONE) {
+				if (!(w & VC_HIT) && w < s->n_pend)
+					s->pend[w].over = true;
+				else if ((w & VC_HIT) && (w & ~VC_HIT) < s->n_hit)
+					s->hit[w & ~VC_HIT].n = 0;
+			}
+			s->vwhat[b * nf + pf] = vw;
+		}
 		s->field_stamp[b * nf + pf] = s->stamp;
 		s->fval[b * nf + pf] = val;
 		s->flen[b * nf + pf] = (uint32_t)len;
-		if (rt->lits.n)
+		if (!hit && rt->lits.n)
 			rf__litset_match(&rt->lits, (const uint8_t *)val, len, lit_hit, s);
-		if (rt->shift.n)
+		if (!hit && rt->shift.n)
 			rf__shiftset_match(&rt->shift, (const uint8_t *)val, len, lit_hit, s);
+		if (s->curpend)
+			s->curpend->n1 = s->curpend->n;
+		s->curpend = NULL;
 		if (rt->num_len) {
 			/* On a string field the only such atoms are CIDR: the value counts if it
 			 * is an address (Windows writes IpAddress as "-" when there is none). */
@@ -790,12 +970,17 @@ int rf_engine_eval_batch(const struct rf_engine *e, const struct rf_event *const
 	bool refused[RF_ENGINE_BATCH_MAX] = {false};
 	int total = 0, r;
 
-	if (s->e != e || n > RF_ENGINE_BATCH_MAX)
+	if (s->e != e || s->serial != e->serial || n > RF_ENGINE_BATCH_MAX)
 		return -EINVAL;
 	if (++s->stamp == 0) { /* wrapped: forget every stamp */
 		memset(s->field_stamp, 0, nf * RF_ENGINE_BATCH_MAX * sizeof(*s->field_stamp));
 		s->stamp = 1;
 	}
+	s->n_pend = 0;
+	s->n_hit = 0;
+	s->curpend = NULL;
+	if (s->vc && s->st.events >= s->wake)
+		vc_wake(s);
 	/* Phase 1: per event. */
 	for (size_t b = 0; b < n; b++) {
 		s->st.events++;
@@ -825,6 +1010,10 @@ int rf_engine_eval_batch(const struct rf_engine *e, const struct rf_event *const
 				if (s->field_stamp[b * nf + f] != s->stamp ||
 				    s->ev_type[b] == e->n_ev)
 					continue;
+				uint32_t w = s->vc ? s->vwhat[b * nf + f] : VC_NONE;
+				if (w != VC_NONE && (w & VC_HIT))
+					continue;
+				s->curpend = w < s->n_pend ? &s->pend[w] : NULL;
 				s->cur = s->bits + b * s->words;
 				s->cursum = s->sum + b * s->sumwords;
 				if (hs_scan(db, s->fval[b * nf + f], s->flen[b * nf + f], 0, s->hs,
@@ -832,6 +1021,21 @@ int rf_engine_eval_batch(const struct rf_engine *e, const struct rf_event *const
 					return -EIO;
 			}
 		}
+	}
+	s->curpend = NULL;
+	/* The hits' phase-2 atoms (the cache is unchanged since phase 1 found them); then the
+	 * values that missed, which now hold every atom their matchers report, are cached. */
+	for (uint32_t k = 0; k < s->n_hit; k++) {
+		const struct vhit *h = &s->hit[k];
+		s->cur = s->bits + (size_t)h->b * s->words;
+		s->cursum = s->sum + (size_t)h->b * s->sumwords;
+		for (uint32_t j = 0; j < h->n; j++)
+			set_bit(s, h->atoms[j]);
+	}
+	for (uint32_t k = 0; k < s->n_pend; k++) {
+		const struct vpend *p = &s->pend[k];
+		if (!p->over)
+			rf__vcache_put(s->vc, p->h, p->pf, p->v, p->len, p->atoms, p->n, p->n1);
 	}
 	/* Phase 3: per event. */
 	for (size_t b = 0; b < n; b++) {

@@ -120,6 +120,8 @@ struct evtype {
 
 struct rf_engine {
 	struct rf_pack *pk;
+	uint64_t serial;       /* unique in the process: a scratch (and its value cache) made for an
+				* engine since freed is refused even if this one has the same address */
 	char *agent, *version; /* the manifest's, for diagnostics */
 	size_t n_ev;
 	struct evtype *evs;
@@ -173,6 +175,14 @@ struct rf_engine {
 	uint8_t (*digests)[32]; /* of each database, in db order (make_exprs) */
 	uint32_t ndigests;
 };
+
+/* rf_engine_scratch_new with a value cache of `entries` index entries over a ring of `arena`
+ * bytes (docs/engine.md "Value cache"; rf_engine_scratch_new passes RF_VCACHE_ENTRIES and
+ * RF_VCACHE_ARENA), its hashes and-ed with hmask (UINT64_MAX; tests pass 0 to make every value
+ * collide). entries or arena 0: no value cache, every value is matched (tests compare the two,
+ * the benchmark prints both). 0 or -ENOMEM. */
+int rf__engine_scratch_new_cache(const struct rf_engine *e, uint32_t entries, size_t arena,
+				 uint64_t hmask, struct rf_engine_scratch **ret);
 
 static inline uint32_t slot_hash(uint32_t ev, const void *name, size_t n)
 {

@@ -77,6 +77,9 @@ const struct rf_pack *rf_engine_pack(const struct rf_engine *e)
 	return e->pk;
 }
 
+/* Engines loaded by this process so far: each one's serial (engine.h). */
+static uint64_t engine_serial;
+
 /* The expressions of the string atoms in atoms[0..n) (Vectorscan's input), and their digest:
  * SHA-256 over every expression, its flags and its id, so a cached database is used only for
  * exactly the expressions it was compiled from (whatever changed: the pack, or how this build
@@ -1122,6 +1125,7 @@ int rf__engine_load_with(const uint8_t *p, size_t n, const struct rf_manifest *m
 		return -ENOMEM;
 	}
 	e->pk = pk;
+	e->serial = __atomic_add_fetch(&engine_serial, 1, __ATOMIC_RELAXED);
 	e->pre = pre;
 	e->pre_digests = pre_digests;
 	e->npre = npre;

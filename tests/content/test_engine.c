@@ -1139,6 +1139,111 @@ static void test_runtime_violation(void **state)
  * a name of the same length that differs in any one byte must not be taken for that field: for
  * names of 4 to 17 bytes (each of name_eq's cases), each byte changed in turn, the event after one
  * with the real name, on one scratch. */
+/* The value cache lives in the scratch, which belongs to one engine: a scratch used with another
+ * engine is refused (-EINVAL), also when that engine was loaded after the scratch's own was freed
+ * and took its address (each engine has a serial number), so a new pack never sees the atoms an
+ * old pack's matchers reported for a value. */
+static void test_value_cache_engines(void **state)
+{
+	struct rf_ir_atom aa = A("Image", S, RF_OP_CONTAINS, 0, "abc");
+	struct rf_ir_atom ab = A("Image", S, RF_OP_CONTAINS, 0, "xyz");
+	uint32_t code[1] = {RF_INSN(RF_I_ATOM, 0)};
+	struct rf_ir_rule ra = {"r1", "t", "high", "me", PC, &aa, 1, code, 1};
+	struct rf_ir_rule rb = {"r1", "t", "high", "me", PC, &ab, 1, code, 1};
+	size_t la, lb;
+	uint8_t *pa = build(&ra, 1, &la), *pb = build(&rb, 1, &lb);
+	struct rf_engine *ea, *eb, *ec;
+	struct rf_engine_scratch *sa, *sb;
+	struct rf_engine_stats st;
+	struct rf_diag d = {0};
+	static struct rf_event ev;
+	int hits = 0;
+
+	ev.type = (const uint8_t *)PC;
+	ev.type_len = 16;
+	ev.n_fields = 1;
+	ev.fields[0] = (struct rf_event_field){(const uint8_t *)"Image", 5,
+					       (const uint8_t *)"C:\\abc\\x.exe", 13, true};
+	assert_int_equal(rf_engine_load(pa, la, m11, &ea, &d), 0);
+	assert_int_equal(rf_engine_scratch_new(ea, &sa), 0);
+	for (int k = 0; k < 3; k++) /* a miss, then hits */
+		assert_int_equal(rf_engine_eval(ea, &ev, sa, count_alert, &hits, NULL), 1);
+	rf_engine_scratch_stats(sa, &st);
+	assert_int_equal(st.cache_misses, 1);
+	assert_int_equal(st.cache_hits, 2);
+	assert_int_equal(rf_engine_load(pb, lb, m11, &eb, &d), 0);
+	assert_int_equal(rf_engine_eval(eb, &ev, sa, count_alert, &hits, NULL), -EINVAL);
+	assert_int_equal(rf_engine_scratch_new(eb, &sb), 0);
+	for (int k = 0; k < 3; k++)
+		assert_int_equal(rf_engine_eval(eb, &ev, sb, count_alert, &hits, NULL), 0);
+	/* Free the scratch's engine and load another: whether or not it gets the same address,
+	 * the old scratch is refused. */
+	const void *old = ea;
+	rf_engine_free(ea);
+	assert_int_equal(rf_engine_load(pb, lb, m11, &ec, &d), 0);
+	print_message("new engine %s the freed one's address\n",
+		      (const void *)ec == old ? "took" : "did not take");
+	assert_int_equal(rf_engine_eval(ec, &ev, sa, count_alert, &hits, NULL), -EINVAL);
+	assert_int_equal(hits, 3);
+	rf_engine_scratch_free(sa);
+	rf_engine_scratch_free(sb);
+	rf_engine_free(eb);
+	rf_engine_free(ec);
+	free(pa);
+	free(pb);
+}
+
+/* The value cache's adaptive rule: a field whose values do not repeat is looked up for one window
+ * (RF_VCACHE_WINDOW values), then paused for RF_VCACHE_PAUSE events, then probed again, and
+ * cached again once its values repeat; the alerts are the same throughout. */
+static void test_value_cache_adaptive(void **state)
+{
+	struct rf_ir_atom a = A("Image", S, RF_OP_CONTAINS, 0, "abc");
+	uint32_t code[1] = {RF_INSN(RF_I_ATOM, 0)};
+	struct rf_ir_rule r = {"r1", "t", "high", "me", PC, &a, 1, code, 1};
+	size_t len;
+	uint8_t *p = build(&r, 1, &len);
+	struct rf_engine *e;
+	struct rf_engine_scratch *s;
+	struct rf_engine_stats st;
+	struct rf_diag d = {0};
+	static struct rf_event ev;
+	char v[64];
+	int hits = 0, want = 0;
+	const size_t unique = 1000, same = RF_VCACHE_PAUSE + 1000;
+
+	assert_int_equal(rf_engine_load(p, len, m11, &e, &d), 0);
+	assert_int_equal(rf_engine_scratch_new(e, &s), 0);
+	ev.type = (const uint8_t *)PC;
+	ev.type_len = 16;
+	ev.n_fields = 1;
+	for (size_t k = 0; k < unique + same; k++) {
+		/* unique values first (every third one matches), then one value again and again */
+		int n = k < unique ? snprintf(v, sizeof(v), "C:\\x%zu\\%s.exe", k,
+					      k % 3 ? "y" : "abc")
+				   : snprintf(v, sizeof(v), "C:\\abc.exe");
+		ev.fields[0] = (struct rf_event_field){(const uint8_t *)"Image", 5,
+						       (const uint8_t *)v, (size_t)n, true};
+		want += k >= unique || k % 3 == 0;
+		assert_true(rf_engine_eval(e, &ev, s, count_alert, &hits, NULL) >= 0);
+		if (k == unique - 1) {
+			rf_engine_scratch_stats(s, &st);
+			assert_int_equal(st.cache_hits, 0);
+			assert_int_equal(st.cache_misses, RF_VCACHE_WINDOW);
+			assert_int_equal(st.cache_paused, unique - RF_VCACHE_WINDOW);
+		}
+	}
+	assert_int_equal(hits, want);
+	rf_engine_scratch_stats(s, &st);
+	/* Paused until event RF_VCACHE_WINDOW + RF_VCACHE_PAUSE, then one miss and hits. */
+	assert_int_equal(st.cache_paused, RF_VCACHE_PAUSE);
+	assert_int_equal(st.cache_misses, RF_VCACHE_WINDOW + 1);
+	assert_int_equal(st.cache_hits, unique + same - RF_VCACHE_WINDOW - RF_VCACHE_PAUSE - 1);
+	rf_engine_scratch_free(s);
+	rf_engine_free(e);
+	free(p);
+}
+
 static void test_field_lookup_near_names(void **state)
 {
 	static const char *const names[] = {"User", "Image", "Hashes", "Company", "LogonGuid",
@@ -1210,6 +1315,8 @@ int main(void)
 	    cmocka_unit_test(test_conjunct_order),
 	    cmocka_unit_test(test_runtime_violation),
 	    cmocka_unit_test(test_field_lookup_near_names),
+	    cmocka_unit_test(test_value_cache_engines),
+	    cmocka_unit_test(test_value_cache_adaptive),
 	};
 	return cmocka_run_group_tests(tests, setup, teardown);
 }

@@ -7,6 +7,11 @@
  * events are generated from a small alphabet so that patterns hit often (prefixes, suffixes,
  * whole values, escapes, case variants, empty patterns). The number of (event, rule) pairs on
  * which the engine and the reference disagree must be 0, one event at a time and in batches.
+ * Half the values are drawn again from a small pool (exactly, in another field, or with a
+ * letter's case flipped), so the value cache (docs/engine.md) hits: the engine must agree with
+ * the reference with its cache, without it, and with a tiny cache in which every value
+ * collides, one event at a time (twice over) and in batches that hold the same event more than
+ * once; with events that carry a field twice, with and without the cache agree.
  */
 #include <ctype.h>
 #include <setjmp.h>
@@ -300,6 +305,48 @@ static void on_single(void *ud, size_t rule, const struct rf_rule_info *info)
 	s->f->bits[s->ev * NRULES + rule] = 1;
 }
 
+/* Evaluate evs[0..n) with sc into out[event * NRULES + rule]: mode 0 one at a time, mode 1 in
+ * batches in which about a quarter of the slots repeat an event already in the batch. Returns
+ * how many repeated slots fired differently from the event's first slot. */
+static size_t eval_all(const struct rf_engine *e, struct rf_engine_scratch *sc,
+		       const struct rf_event *evs, size_t n, uint8_t *out, int mode)
+{
+	static uint8_t slot[RF_ENGINE_BATCH_MAX * NRULES];
+	size_t mismatch = 0;
+
+	memset(out, 0, n * NRULES);
+	if (mode == 0) {
+		for (size_t k = 0; k < n; k++) {
+			struct fired f = {out};
+			struct single c = {&f, k};
+			assert_true(rf_engine_eval(e, &evs[k], sc, on_single, &c, NULL) >= 0);
+		}
+		return 0;
+	}
+	for (size_t k = 0; k < n;) {
+		const struct rf_event *p[RF_ENGINE_BATCH_MAX];
+		size_t idx[RF_ENGINE_BATCH_MAX], nb = 0;
+		for (; nb < RF_ENGINE_BATCH_MAX && k < n; nb++)
+			idx[nb] = nb && rnd(4) == 0 ? idx[rnd((uint32_t)nb)] : k++;
+		for (size_t j = 0; j < nb; j++)
+			p[j] = &evs[idx[j]];
+		memset(slot, 0, sizeof(slot));
+		struct fired f = {slot};
+		assert_true(rf_engine_eval_batch(e, p, nb, sc, on_alert, &f, NULL) >= 0);
+		for (size_t j = 0; j < nb; j++) {
+			size_t first = 0;
+			while (idx[first] != idx[j])
+				first++;
+			if (first == j)
+				memcpy(out + idx[j] * NRULES, slot + j * NRULES, NRULES);
+			else
+				mismatch +=
+				    memcmp(slot + first * NRULES, slot + j * NRULES, NRULES) != 0;
+		}
+	}
+	return mismatch;
+}
+
 static void run_seed(uint64_t seed)
 {
 	static struct gen_rule g[NRULES];
@@ -352,7 +399,19 @@ static void run_seed(uint64_t seed)
 			char *v = vals[k][f];
 			if (rnd(8) == 0)
 				continue;
-			if (rnd(2)) {
+			if (k && rnd(2)) {
+				/* Again a value of one of the first 64 events: exactly (the cache
+				 * hits), from another field, or with a letter's case flipped (both
+				 * must miss). */
+				uint32_t pick = rnd(8), fo = pick == 0 ? rnd(NFIELDS) : (uint32_t)f;
+				memcpy(v, vals[rnd(k < 64 ? (uint32_t)k : 64)][fo],
+				       sizeof(vals[k][f]));
+				for (char *c = v; pick == 1 && *c; c++)
+					if ((*c >= 'a' && *c <= 'z') || (*c >= 'A' && *c <= 'Z')) {
+						*c ^= 0x20;
+						break;
+					}
+			} else if (rnd(2)) {
 				gen_text(v, sizeof(vals[k][f]), 6, false);
 			} else {
 				const struct gen_rule *r = &g[rnd(NRULES)];
@@ -408,6 +467,7 @@ static void run_seed(uint64_t seed)
 		assert_true(rf_engine_eval_batch(e, p, nb, s, on_alert, &shifted, NULL) >= 0);
 	}
 	size_t disagree = 0, batch_disagree = 0, fired = 0;
+	uint8_t *want_bits = calloc((size_t)NEVENTS * NRULES, 1);
 	for (size_t k = 0; k < NEVENTS; k++) {
 		const char *vp[NFIELDS] = {0};
 		size_t lp[NFIELDS] = {0};
@@ -419,6 +479,7 @@ static void run_seed(uint64_t seed)
 				}
 		for (size_t r = 0; r < NRULES; r++) {
 			bool want = ref_rule(&g[r], vp, lp, hs);
+			want_bits[k * NRULES + r] = want;
 			fired += want;
 			if (want != one.bits[k * NRULES + r]) {
 				if (disagree++ < 5) {
@@ -449,6 +510,74 @@ static void run_seed(uint64_t seed)
 	assert_int_equal(disagree, 0);
 	assert_int_equal(batch_disagree, 0);
 	assert_int_equal(st.violations, 0);
+	assert_true(st.cache_hits > 1000); /* the pool makes values repeat, or nothing is shown */
+
+	/* The value cache: the default one (s, warm now), none, and a tiny one in which every
+	 * value collides (4 entries, a ring of 512 bytes, every hash 0: each lookup compares bytes,
+	 * each insert evicts); each one at a time twice over, then in batches with repeats. */
+	struct rf_engine_scratch *s0, *s4;
+	assert_int_equal(rf__engine_scratch_new_cache(e, 0, 0, 0, &s0), 0);
+	assert_int_equal(rf__engine_scratch_new_cache(e, 4, 512, 0, &s4), 0);
+	struct rf_engine_scratch *ss[3] = {s, s0, s4};
+	const char *names[3] = {"cache", "no cache", "tiny cache"};
+	for (int i = 0; i < 3; i++)
+		for (int mode = 0; mode < 3; mode++) {
+			size_t rep = eval_all(e, ss[i], evs, NEVENTS, one.bits, mode == 2);
+			size_t dis = 0;
+			for (size_t k = 0; k < (size_t)NEVENTS * NRULES; k++)
+				dis += one.bits[k] != want_bits[k];
+			if (dis || rep)
+				print_message("%s, %s: %zu disagreements, %zu repeats differ\n",
+					      names[i], mode == 2 ? "batches" : "one at a time",
+					      dis, rep);
+			assert_int_equal(dis, 0);
+			assert_int_equal(rep, 0);
+		}
+	struct rf_engine_stats st0, st4;
+	rf_engine_scratch_stats(s0, &st0);
+	rf_engine_scratch_stats(s4, &st4);
+	assert_int_equal(st0.cache_hits + st0.cache_misses + st0.cache_paused, 0);
+	assert_true(st4.cache_misses > 0);
+	assert_int_equal(st0.violations + st4.violations, 0);
+
+	/* Events that carry a field twice (a caller may build them; the parser refuses them):
+	 * phase 2 matches only the later value, which the cache must not turn into an entry for
+	 * the earlier one. With and without the cache, one at a time and in batches, agree. */
+	static struct rf_event dup[NEVENTS];
+	for (size_t k = 0; k < NEVENTS; k++) {
+		dup[k] = evs[k];
+		if (dup[k].n_fields && rnd(2)) {
+			const struct rf_event *o = &evs[rnd(NEVENTS)];
+			size_t i = rnd((uint32_t)dup[k].n_fields);
+			for (size_t j = 0; j < o->n_fields; j++)
+				if (o->fields[j].name == dup[k].fields[i].name)
+					dup[k].fields[dup[k].n_fields++] = o->fields[j];
+		}
+	}
+	uint8_t *with = calloc((size_t)NEVENTS * NRULES, 1);
+	for (int mode = 0; mode < 3; mode++) {
+		assert_int_equal(eval_all(e, s0, dup, NEVENTS, one.bits, mode == 2), 0);
+		for (int i = 0; i < 3; i += 2) {
+			assert_int_equal(eval_all(e, ss[i], dup, NEVENTS, with, mode == 2), 0);
+			size_t dis = 0;
+			for (size_t k = 0; k < (size_t)NEVENTS * NRULES; k++)
+				dis += one.bits[k] != with[k];
+			if (dis)
+				print_message("fields twice, %s, %s: %zu disagreements\n", names[i],
+					      mode == 2 ? "batches" : "one at a time", dis);
+			assert_int_equal(dis, 0);
+		}
+	}
+	rf_engine_scratch_stats(s, &st);
+	print_message("  value cache: %llu hits, %llu misses, %llu paused; tiny: %llu hits, "
+		      "%llu misses\n",
+		      (unsigned long long)st.cache_hits, (unsigned long long)st.cache_misses,
+		      (unsigned long long)st.cache_paused, (unsigned long long)st4.cache_hits,
+		      (unsigned long long)st4.cache_misses);
+	free(with);
+	free(want_bits);
+	rf_engine_scratch_free(s0);
+	rf_engine_scratch_free(s4);
 	free(one.bits);
 	free(bat.bits);
 	for (size_t i = 0; i < NRULES; i++)
