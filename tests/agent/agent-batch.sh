@@ -127,6 +127,8 @@ run_agent() {
 	RF_AGENT_ARGS="--alerts $W/$name.alerts" rf_start_agent "batch-$name"
 	rf_wait_for "s['current'] is not None and s['current']['sha256'] == '$HA'" 90 ||
 		fail "$name: the pack never ran"
+	# the worker had a child compile the matchers into the cache beside the pack, then loaded it
+	[ -s "$W/store/packs/$HA.hsdb" ] || fail "$name: no matcher cache beside the pack"
 	# the first part is read (its last, cut line waits for the rest)
 	for i in $(seq 600); do
 		[ "$(grep -c . "$W/$name.alerts" 2>/dev/null || echo 0)" -ge $((nwant / 2)) ] && break
