@@ -133,7 +133,8 @@ int rf__agent_cmd_status(int argc, char **argv)
 		}
 		printf("crashes:        %u, rollbacks: %u\n", g->crashes, g->rollbacks);
 		printf("reports queued: %zu\n", rf_store_report_count(st));
-		printf("events dropped: %llu (not evaluated: a burst beyond the queue, or lost)\n",
+		printf("events dropped: %llu (not evaluated: lines refused as malformed or over a "
+		       "size limit, a burst beyond the queue, or lost)\n",
 		       (unsigned long long)rf_store_dropped(st));
 		printf("correlation state dropped: %llu (groups or window entries past the caps)\n",
 		       (unsigned long long)rf_store_corr_dropped(st));
