@@ -299,6 +299,12 @@
 #define RF_SOURCE_LOG_FILES_MAX 16u
 #define RF_SOURCE_LOG_POLL_MS	250u
 #define RF_SOURCE_LOG_READ_MAX	(1024u * 1024)
+/* The bytes just before a file's read offset that the source remembers and reads again (one pread)
+ * when the file has grown, to notice a truncation followed by a regrow past the offset between two
+ * looks (copytruncate on a busy log): 64 bytes are a line's end or more of most logs' lines
+ * (timestamps, ids), so the same bytes at the same place in new content are unlikely, and the
+ * cost stays one small pread per look that finds growth. */
+#define RF_SOURCE_LOG_FINGERPRINT 64u
 /* EXECVE arguments supplied as fields a0..a63: SigmaHQ's rules name up to a7; 64 arguments cover
  * real command lines while keeping the event under RF_EVENT_FIELDS_MAX. Later ones are counted
  * as lost fields (the record's PROCTITLE still has the first 128 bytes of the whole line). */

@@ -154,6 +154,7 @@ void rf_source_stats(const struct rf_source *s, struct rf_source_stats *ret)
 	ret->malformed = a.malformed + b.malformed;
 	ret->oversize = a.oversize + b.oversize;
 	ret->reopened = a.reopened + b.reopened;
+	ret->repaired = a.repaired + b.repaired;
 }
 
 const char *rf_source_warning(const struct rf_source *s)

@@ -108,6 +108,10 @@ struct lfile {
 	bool pending;  /* stopped with more to read */
 	bool blocked;  /* ...because the sink had no room */
 	int open_err;  /* why the last open failed (0: it did not) */
+	/* the last tail_len bytes read, the file's [off - tail_len, off): read again when the file
+	 * has grown, to notice content replaced in place (check_file) */
+	uint8_t tail[RF_SOURCE_LOG_FINGERPRINT];
+	size_t tail_len;
 	size_t start, len;
 	uint8_t *buf; /* RF_SOURCE_LOG_LINE_MAX + 1 */
 };
@@ -375,6 +379,39 @@ static void close_file(struct lfile *f)
 	f->fd = -1;
 	f->start = f->len = 0;
 	f->skipping = false;
+	f->tail_len = 0;
+}
+
+/* The bytes p[0..n) were read at f->off - n: the fingerprint's last bytes. */
+static void tail_add(struct lfile *f, const uint8_t *p, size_t n)
+{
+	size_t keep;
+
+	if (n >= RF_SOURCE_LOG_FINGERPRINT) {
+		memcpy(f->tail, p + n - RF_SOURCE_LOG_FINGERPRINT, RF_SOURCE_LOG_FINGERPRINT);
+		f->tail_len = RF_SOURCE_LOG_FINGERPRINT;
+		return;
+	}
+	keep = f->tail_len < RF_SOURCE_LOG_FINGERPRINT - n ? f->tail_len
+							   : RF_SOURCE_LOG_FINGERPRINT - n;
+	memmove(f->tail, f->tail + f->tail_len - keep, keep);
+	memcpy(f->tail + keep, p, n);
+	f->tail_len = keep + n;
+}
+
+/* Whether the bytes before f->off are still those read there (or none were remembered). A read
+ * error says nothing: the next look tries again. */
+static bool tail_same(const struct lfile *f)
+{
+	uint8_t now[RF_SOURCE_LOG_FINGERPRINT];
+	ssize_t got;
+
+	if (f->tail_len == 0)
+		return true;
+	got = pread(f->fd, now, f->tail_len, f->off - (off_t)f->tail_len);
+	if (got < 0)
+		return true;
+	return (size_t)got == f->tail_len && !memcmp(now, f->tail, f->tail_len);
 }
 
 /* open_err for a path that names something other than a regular file (not an errno) */
@@ -402,6 +439,13 @@ static int open_file(struct rf_source_log *s, struct lfile *f, bool from_end)
 	f->off = from_end ? sb.st_size : 0;
 	if (from_end && lseek(fd, f->off, SEEK_SET) < 0)
 		f->off = 0;
+	f->tail_len = 0;
+	if (f->off > 0) { /* the bytes before the offset, for tail_same */
+		size_t k = f->off < (off_t)RF_SOURCE_LOG_FINGERPRINT ? (size_t)f->off
+								     : RF_SOURCE_LOG_FINGERPRINT;
+		if (pread(fd, f->tail, k, f->off - (off_t)k) == (ssize_t)k)
+			f->tail_len = k;
+	}
 	if (!from_end)
 		s->st.reopened++;
 	return 0;
@@ -471,6 +515,7 @@ static int drain(struct rf_source_log *s, struct lfile *f, const struct rf_sourc
 		}
 		if (got == 0)
 			break;
+		tail_add(f, f->buf + f->len, (size_t)got);
 		f->len += (size_t)got;
 		f->off += got;
 		budget -= (size_t)got;
@@ -478,7 +523,9 @@ static int drain(struct rf_source_log *s, struct lfile *f, const struct rf_sourc
 	return (int)lines;
 }
 
-/* Rotation and truncation: whether f's path now names another file, or f shrank. */
+/* Rotation and truncation: whether f's path now names another file, or f shrank, or has grown
+ * but no longer holds the bytes read just before its offset (truncated and written past the
+ * offset again since the last look: copytruncate on a busy log). */
 static int check_file(struct rf_source_log *s, struct lfile *f, const struct rf_source_sink *sink,
 		      size_t max, size_t *lines)
 {
@@ -487,11 +534,13 @@ static int check_file(struct rf_source_log *s, struct lfile *f, const struct rf_
 
 	if (f->fd < 0)
 		return open_file(s, f, false);
-	if (fstat(f->fd, &cur) == 0 && cur.st_size < f->off) {
+	if (fstat(f->fd, &cur) == 0 &&
+	    (cur.st_size < f->off || (cur.st_size > f->off && !tail_same(f)))) {
 		/* truncated in place: whatever was buffered belonged to the old content */
 		f->start = f->len = 0;
 		f->skipping = false;
 		f->off = 0;
+		f->tail_len = 0;
 		if (lseek(f->fd, 0, SEEK_SET) < 0)
 			return -errno;
 		s->st.reopened++;

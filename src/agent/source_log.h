@@ -17,14 +17,17 @@
  * Following: a file is read from its end as it is when the source opens (a restarted source
  * does not replay the file), a file that appears later and the new file after a rotation
  * (rename and create, or delete and create) from its beginning; before switching to the new file
- * the old one is read to its end. A file that shrinks (truncation, copytruncate) is read again
- * from its beginning. Polled every RF_SOURCE_LOG_POLL_MS (a timer descriptor for poll()), at once
+ * the old one is read to its end. A file that shrinks (truncation, copytruncate), or that has
+ * grown but no longer holds the RF_SOURCE_LOG_FINGERPRINT bytes read just before the offset
+ * (truncated and refilled past it between two looks), is read again from its beginning. Polled every RF_SOURCE_LOG_POLL_MS (a timer descriptor for poll()), at once
  * again while a file has more to read.
  *
  * Bounded: a line is at most RF_SOURCE_LOG_LINE_MAX bytes; a longer one is refused as a whole and
  * counted (oversize), never cut; so is a line whose event would pass RF_EVENT_LINE_MAX or
  * RF_EVENT_FIELDS_MAX. A line that is not valid JSON (or not an object, or whose flattened keys
- * repeat) for a JSON event type is counted as malformed. Nothing is dropped for room: when the
+ * repeat) for a JSON event type is counted as malformed; bytes that are not UTF-8 and lone
+ * surrogate escapes are not a reason: they become U+FFFD, as in text lines, and the line is
+ * counted as repaired. Nothing is dropped for room: when the
  * sink is full the source stops reading and the file keeps the rest. Memory is one line buffer
  * per file and one event buffer. Library code: it prints nothing.
  */

@@ -3,9 +3,11 @@
  * line out, built in place in the caller's struct rf__source_log_line (source_log_parse.h) with
  * rf_line_put, which never cuts (a line that does not fit is refused whole). JSON goes through
  * jansson (one parse per line, freed at once; a number jansson cannot hold is carried as
- * written); the flattening recurses over jansson's tree, whose depth jansson bounds. Text,
- * access-log and key=value lines are scanned by hand, every index checked against n. No I/O:
- * source_log.c reads the files and hands the lines over.
+ * written; bytes that are not UTF-8 and lone surrogate escapes, which jansson refuses, are
+ * first repaired to U+FFFD so the engine never sees them); the flattening recurses over
+ * jansson's tree, whose depth jansson bounds. Text, access-log and key=value lines are scanned
+ * by hand, every index checked against n. No I/O: source_log.c reads the files and hands the
+ * lines over.
  */
 #include <errno.h>
 #include <inttypes.h>
@@ -378,7 +380,86 @@ static char *bigints_as_reals(const uint8_t *p, size_t n, const struct numtok *t
 	return q;
 }
 
-static int put_json(struct rf__source_log_line *s, const uint8_t *p, size_t n)
+/* Whether p[i..n) starts with a "\uXXXX" escape; its value in *ret. */
+static bool u_escape(const uint8_t *p, size_t n, size_t i, unsigned *ret)
+{
+	unsigned v = 0;
+
+	if (n - i < 6 || p[i] != '\\' || p[i + 1] != 'u')
+		return false;
+	for (size_t k = 2; k < 6; k++) {
+		int h = rf_hex_digit(p[i + k]);
+		if (h < 0)
+			return false;
+		v = v << 4 | (unsigned)h;
+	}
+	*ret = v;
+	return true;
+}
+
+/*
+ * p[0..n) (n <= RF_SOURCE_LOG_LINE_MAX) repaired as a text line is (docs/agent.md): each byte
+ * that does not start a valid UTF-8 sequence becomes U+FFFD, and inside a string each "\uXXXX"
+ * escape of a surrogate that is not half of a high-low pair becomes "\ufffd". jansson refuses
+ * the whole line for either (it has no flag to repair), so one byte an attacker puts in one
+ * value would hide the event from every rule. Returns 0 when nothing needs repair (*ret
+ * untouched), the length of the repaired copy in *ret (malloc'd, at most 3 n bytes), or -ENOMEM.
+ */
+static ssize_t json_repair(const uint8_t *p, size_t n, uint8_t **ret)
+{
+	uint8_t *q = NULL;
+	size_t i = 0, from = 0, o = 0;
+	bool in_str = false;
+	unsigned hi, lo;
+
+	while (i < n) {
+		size_t sl = rf_utf8_seq(p + i, n - i, NULL);
+		const char *with = "\xef\xbf\xbd"; /* U+FFFD */
+		size_t wl = 3;
+
+		if (sl == 0) {
+			sl = 1; /* a byte that is not UTF-8 */
+		} else if (p[i] == '"') {
+			in_str = !in_str;
+			i++;
+			continue;
+		} else if (in_str && p[i] == '\\') {
+			if (!u_escape(p, n, i, &hi) || hi < 0xd800 || hi > 0xdfff) {
+				/* \" and \\ neither end the string nor start an escape */
+				i += i + 1 < n && (p[i + 1] == '"' || p[i + 1] == '\\') ? 2 : 1;
+				continue;
+			}
+			if (hi <= 0xdbff && u_escape(p, n, i + 6, &lo) && lo >= 0xdc00 &&
+			    lo <= 0xdfff) {
+				i += 12; /* a high-low pair: one code point */
+				continue;
+			}
+			sl = 6; /* a lone surrogate */
+			with = "\\ufffd";
+			wl = 6;
+		} else {
+			i += sl;
+			continue;
+		}
+		if (!q && !(q = malloc(3 * n))) /* each byte at most 3: n is small */
+			return -ENOMEM;
+		memcpy(q + o, p + from, i - from);
+		o += i - from;
+		memcpy(q + o, with, wl);
+		o += wl;
+		i += sl;
+		from = i;
+	}
+	if (!q)
+		return 0;
+	memcpy(q + o, p + from, n - from);
+	o += n - from;
+	*ret = q;
+	return (ssize_t)o;
+}
+
+/* A line without bytes that are not UTF-8 and without lone surrogate escapes (json_repair). */
+static int put_json_valid(struct rf__source_log_line *s, const uint8_t *p, size_t n)
 {
 	/* JSON_ALLOW_NUL: a string with "\u0000" is carried whole, as rf_event_parse takes it */
 	const size_t flags = JSON_REJECT_DUPLICATES | JSON_ALLOW_NUL;
@@ -428,6 +509,24 @@ static int put_json(struct rf__source_log_line *s, const uint8_t *p, size_t n)
 	}
 	json_decref(root);
 	free(num);
+	return r;
+}
+
+static int put_json(struct rf__source_log_line *s, const uint8_t *p, size_t n)
+{
+	uint8_t *fixed = NULL;
+	ssize_t fn = json_repair(p, n, &fixed);
+
+	if (fn < 0)
+		return (int)fn;
+	if (fn > 0) {
+		p = fixed;
+		n = (size_t)fn;
+	}
+	int r = put_json_valid(s, p, n);
+	if (r == 0 && fixed) /* its event is kept, with U+FFFD where the bytes were */
+		s->st->repaired++;
+	free(fixed);
 	return r;
 }
 
@@ -512,25 +611,29 @@ static int put_access(struct rf__source_log_line *s, const uint8_t *p, size_t n)
 		return r;
 	if (!DASH(2) && (r = out_str(s, "cs-username", TOK(2))) < 0)
 		return r;
-	/* request: METHOD URI VERSION */
+	/* request: METHOD URI VERSION, the method the first word, the version the last one when it
+	 * is "HTTP/...", the URI everything between, spaces included: a server logs a request
+	 * line as received, and splitting at the second space put the rest of a URI with a space
+	 * ("GET /x?a b=../../etc/passwd HTTP/1.1") into cs-version, out of a query rule's reach */
 	const uint8_t *q = p + t[4][0];
-	size_t qn = t[4][1] - t[4][0], a = 0, sp1, sp2;
+	size_t qn = t[4][1] - t[4][0], a = 0, sp1, lw;
 	for (sp1 = 0; sp1 < qn && q[sp1] != ' '; sp1++)
-		;
-	for (sp2 = sp1 + 1; sp2 < qn && q[sp2] != ' '; sp2++)
 		;
 	if (sp1 < qn && sp1 > 0) {
 		if ((r = out_str(s, "cs-method", q, sp1)) < 0)
 			return r;
 		a = sp1 + 1;
-		size_t ue = sp2 < qn ? sp2 : qn, qm = a;
+		for (lw = qn; lw > a && q[lw - 1] != ' '; lw--) /* the last word: q[lw..qn) */
+			;
+		bool version = lw > a && qn - lw >= 5 && !memcmp(q + lw, "HTTP/", 5);
+		size_t ue = version ? lw - 1 : qn, qm = a;
 		while (qm < ue && q[qm] != '?')
 			qm++;
 		if ((r = out_str(s, "cs-uri-stem", q + a, qm - a)) < 0)
 			return r;
 		if (qm < ue && (r = out_str(s, "cs-uri-query", q + qm + 1, ue - qm - 1)) < 0)
 			return r;
-		if (sp2 < qn && (r = out_str(s, "cs-version", q + sp2 + 1, qn - sp2 - 1)) < 0)
+		if (version && (r = out_str(s, "cs-version", q + lw, qn - lw)) < 0)
 			return r;
 	}
 	const char *name = "sc-status";

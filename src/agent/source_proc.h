@@ -36,6 +36,7 @@ struct rf_source_stats {
 	uint64_t malformed;    /* records that could not be read (the audit and log sources) */
 	uint64_t oversize;     /* lines refused whole: over a size or field limit (log source) */
 	uint64_t reopened; /* files followed anew: rotated, truncated or appeared (log source) */
+	uint64_t repaired; /* JSON lines kept with bytes not UTF-8 or lone surrogates as U+FFFD */
 };
 
 /* Where event lines go. room: bytes the sink can take now. put: take one line (ends in '\n'). */

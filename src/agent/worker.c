@@ -2,7 +2,10 @@
  * The evaluation worker (see worker.h). It reads the pack from the store, re-checks its hash,
  * loads it with rf_engine_load against the run's manifest (manifests.h) (P1: the verifier runs again
  * here, in the process that will use the result), then evaluates JSON event lines from the
- * events source and writes alerts as JSON lines. Idle, it sleeps in poll() with no timeout
+ * events source and writes alerts as JSON lines. The complete lines of each read() are evaluated
+ * in batches of up to RF_ENGINE_BATCH_MAX (rf_engine_eval_batch, docs/agent.md "Evaluation"),
+ * never waiting for more input to fill one; alerts, correlations and counters come out exactly as
+ * one event at a time would give them, in the same order. Idle, it sleeps in poll() with no timeout
  * unless it owes the supervisor a stats line or a correlation window is open (then it wakes each
  * second to decide it as time passes), so an idle agent costs no CPU.
  */
@@ -55,7 +58,16 @@ struct worker {
 	const char *time_field;
 	char time_sample[RF_AGENT_TIME_SAMPLE_MAX + 1];
 	int lost_errno;
-	struct rf_event ev;
+	/* The batch being filled (see queue_line): its events, whose strings point into the
+	 * reader's buffer or into scratch_buf (the arena, arena_used bytes taken); the alerts of an
+	 * evaluated batch, (event, rule) in the engine's order, until they are written. */
+	size_t n_ev, batch_max, arena_used;
+	struct rf_event *ev; /* [RF_ENGINE_BATCH_MAX] */
+	const struct rf_event *evp[RF_ENGINE_BATCH_MAX];
+	bool refused[RF_ENGINE_BATCH_MAX];
+	uint32_t *bhit_rule;
+	uint8_t *bhit_ev;
+	size_t n_bhits, max_bhits;
 	/* Correlations (docs/sigma.md): the rules that matched this event, fed after it. */
 	struct rf_corr *corr;
 	size_t *hits, n_hits, max_hits;
@@ -115,9 +127,10 @@ static void on_corr_alert(void *ud, const struct rf_corr_alert *a)
 	write_alert(w, o);
 }
 
-static void on_alert(void *ud, size_t rule_index, const struct rf_rule_info *rule)
+/* Rule rule_index matched the event being written out: kept for its correlations, written. */
+static void on_alert(struct worker *w, size_t rule_index)
 {
-	struct worker *w = ud;
+	struct rf_rule_info ri, *rule = &ri;
 	json_t *o;
 
 	if (rf_corr_rule_used(w->corr, rule_index) &&
@@ -126,7 +139,7 @@ static void on_alert(void *ud, size_t rule_index, const struct rf_rule_info *rul
 	if (rf_corr_rule_silent(w->corr, rule_index))
 		return; /* only its correlations speak for it (Sigma's generate: false) */
 	w->alerts++;
-	if (w->alerts_fd < 0)
+	if (w->alerts_fd < 0 || rf_pack_rule(rf_engine_pack(w->engine), rule_index, &ri) < 0)
 		return;
 	o = json_pack("{s:s, s:s, s:s, s:s, s:s, s:I, s:I}", "rule", rule->id ? rule->id : "",
 		      "title", rule->title ? rule->title : "", "level", rule->level ? rule->level : "",
@@ -138,14 +151,14 @@ static void on_alert(void *ud, size_t rule_index, const struct rf_rule_info *rul
 
 /* The event has a time field that does not parse: its correlations run on arrival time. Counted;
  * the first of each report period is kept as the sample the supervisor's warning shows. */
-static void time_unparsed(struct worker *w)
+static void time_unparsed(struct worker *w, const struct rf_event *ev)
 {
 	const uint8_t *v = NULL;
 	size_t n = 0;
 
 	if (w->time_unparsed++ != w->reported_time_unparsed)
 		return;
-	if (rf_corr_event_time_field(&w->ev, &w->time_field, &v, &n) < 0) {
+	if (rf_corr_event_time_field(ev, &w->time_field, &v, &n) < 0) {
 		w->time_field = "?";
 		n = 0;
 	}
@@ -161,39 +174,95 @@ static int64_t wall_ms(void)
 	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
-static void eval_line(struct worker *w, const uint8_t *line, size_t n)
+/* The engine's alert for event event_index of the batch: kept, in the engine's order (event, then
+ * pack order), until the batch's events are written out in order. A batch holds at most
+ * batch_max x rules alerts (a rule matches an event once), the room made at load. */
+static void on_batch_alert(void *ud, size_t event_index, size_t rule_index,
+			   const struct rf_rule_info *rule)
 {
+	struct worker *w = ud;
+
+	(void)rule;
+	if (w->n_bhits == w->max_bhits)
+		return;
+	w->bhit_ev[w->n_bhits] = (uint8_t)event_index;
+	w->bhit_rule[w->n_bhits++] = (uint32_t)rule_index;
+}
+
+/* Feed event ev, evaluated, to the correlations with the rules it matched (w->hits). */
+static void correlate(struct worker *w, const struct rf_event *ev)
+{
+	/* The event's own time when it carries one, else the wall clock at arrival. */
+	int64_t t, now = wall_ms();
+
+	rf_corr_set_clock(w->corr, now); /* times far beyond it are dropped */
+	int tr = rf_corr_event_time(ev, &t);
+	if (tr < 0) {
+		if (tr == -EINVAL)
+			time_unparsed(w, ev);
+		t = now;
+	}
+	(void)rf_corr_event(w->corr, ev, t, w->hits, w->n_hits, on_corr_alert, w);
+}
+
+/* Evaluate the batch (rf_engine_eval_batch), then write it out event by event in order, as one
+ * event at a time would: its rule alerts (pack order), then its correlations' alerts. A refused
+ * event (a value over RF_EVENT_VALUE_MAX) is a dropped line, as before; should the engine fail
+ * (-EIO: Vectorscan could not scan), every event of the batch is, and none of its alerts is
+ * written. */
+static void flush_batch(struct worker *w)
+{
+	size_t n = w->n_ev, h = 0;
 	int r;
 
+	if (n == 0)
+		return;
+	w->n_ev = 0;
+	w->arena_used = 0;
+	w->n_bhits = 0;
+	r = rf_engine_eval_batch(w->engine, w->evp, n, w->scratch, on_batch_alert, w, w->refused);
+	if (r < 0) {
+		w->bad += n;
+		return;
+	}
+	for (size_t i = 0; i < n; i++) {
+		w->n_hits = 0;
+		for (; h < w->n_bhits && w->bhit_ev[h] == i; h++)
+			on_alert(w, w->bhit_rule[h]);
+		if (w->refused[i]) {
+			w->bad++;
+			continue;
+		}
+		w->events++;
+		if (rf_corr_count(w->corr))
+			correlate(w, &w->ev[i]);
+	}
+}
+
+/* Parse one complete line into the batch's next event; evaluate the batch when it is full. Its
+ * unescaped strings go to the arena, which is as large as the reader's buffer: a line's strings
+ * are never longer than the line, so the lines of one read always fit; should they not, the
+ * batch is evaluated first. */
+static void queue_line(struct worker *w, const uint8_t *line, size_t n)
+{
 	while (n > 0 && (line[n - 1] == '\r' || line[n - 1] == ' '))
 		n--;
 	if (n == 0)
 		return;
-	if (rf_event_parse(line, n, w->scratch_buf, RF_AGENT_EVENT_LINE_MAX, &w->ev, NULL) < 0) {
+	if (n > RF_AGENT_EVENT_LINE_MAX - w->arena_used)
+		flush_batch(w);
+	if (rf_event_parse(line, n, w->scratch_buf + w->arena_used,
+			   RF_AGENT_EVENT_LINE_MAX - w->arena_used, &w->ev[w->n_ev], NULL) < 0) {
 		w->bad++;
 		return;
 	}
-	w->n_hits = 0;
-	r = rf_engine_eval(w->engine, &w->ev, w->scratch, on_alert, w, NULL);
-	if (r >= 0)
-		w->events++;
-	else
-		w->bad++;
-	if (r >= 0 && rf_corr_count(w->corr)) {
-		/* The event's own time when it carries one, else the wall clock at arrival. */
-		int64_t t, now = wall_ms();
-		rf_corr_set_clock(w->corr, now); /* times far beyond it are dropped */
-		int tr = rf_corr_event_time(&w->ev, &t);
-		if (tr < 0) {
-			if (tr == -EINVAL)
-				time_unparsed(w);
-			t = now;
-		}
-		(void)rf_corr_event(w->corr, &w->ev, t, w->hits, w->n_hits, on_corr_alert, w);
-	}
+	w->arena_used += n;
+	if (++w->n_ev == w->batch_max)
+		flush_batch(w);
 }
 
-/* Read what is available; split into lines. Returns 0, or 1 at end of input. */
+/* Read what is available; split into lines, evaluated in batches (queue_line), the last one
+ * before the unfinished line moves to the buffer's start. Returns 0, or 1 at end of input. */
 static int pump(struct worker *w, struct reader *rd)
 {
 	ssize_t got;
@@ -210,13 +279,16 @@ static int pump(struct worker *w, struct reader *rd)
 		return 1;
 	size_t end = rd->len + (size_t)got, start = 0;
 	for (size_t i = rd->len; i < end; i++) {
-		if (rd->buf[i] != '\n')
-			continue;
+		const uint8_t *nl = memchr(rd->buf + i, '\n', end - i);
+		if (!nl)
+			break;
+		i = (size_t)(nl - rd->buf);
 		if (!rd->skipping)
-			eval_line(w, rd->buf + start, i - start);
+			queue_line(w, rd->buf + start, i - start);
 		rd->skipping = false;
 		start = i + 1;
 	}
+	flush_batch(w); /* its events point into rd->buf; and never wait for more input */
 	memmove(rd->buf, rd->buf + start, end - start);
 	rd->len = end - start;
 	return 0;
@@ -351,6 +423,18 @@ static int take_alerts_fd(struct worker *w)
 	return 0;
 }
 
+/* Events per batch: RF_ENGINE_BATCH_MAX, or RINGFENCE_WORKER_BATCH (1..RF_ENGINE_BATCH_MAX),
+ * which exists for the benchmark (bench/agent/eval.sh: 1 is one event at a time) and tests. */
+static size_t batch_size(void)
+{
+	const char *v = getenv("RINGFENCE_WORKER_BATCH");
+	uint64_t b;
+
+	if (v && rf_parse_u64(v, &b) == 0 && b >= 1 && b <= RF_ENGINE_BATCH_MAX)
+		return (size_t)b;
+	return RF_ENGINE_BATCH_MAX;
+}
+
 static bool is_listening_socket(int fd)
 {
 	int v = 0;
@@ -432,7 +516,19 @@ _Noreturn void rf__agent_worker_main(const struct rf_worker_args *a)
 	rf_pack_summary(rf_engine_pack(w.engine), &ps);
 	w.max_hits = ps.n_rules;
 	w.hits = malloc((ps.n_rules ? ps.n_rules : 1) * sizeof(*w.hits));
-	if (!w.scratch_buf || !w.hits || rf_corr_new(rf_engine_pack(w.engine), key, &w.corr) < 0) {
+	/* A batch's alerts: at most one per rule and event (RF_PACK_RULES_MAX x
+	 * RF_ENGINE_BATCH_MAX fits a size_t); pages are touched only as alerts come. */
+	w.batch_max = batch_size();
+	w.max_bhits = (ps.n_rules ? ps.n_rules : 1) * w.batch_max;
+	w.bhit_rule = malloc(w.max_bhits * sizeof(*w.bhit_rule));
+	w.bhit_ev = malloc(w.max_bhits);
+	/* not calloc: zeroing would make its pages resident in an idle worker (rf_event_parse
+	 * sets what it uses) */
+	w.ev = malloc(RF_ENGINE_BATCH_MAX * sizeof(*w.ev));
+	for (size_t i = 0; w.ev && i < RF_ENGINE_BATCH_MAX; i++)
+		w.evp[i] = &w.ev[i];
+	if (!w.scratch_buf || !w.hits || !w.bhit_rule || !w.bhit_ev || !w.ev ||
+	    rf_corr_new(rf_engine_pack(w.engine), key, &w.corr) < 0) {
 		rf_fd_say(a->status_fd, "load-failed out of memory");
 		_exit(3);
 	}

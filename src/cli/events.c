@@ -55,7 +55,9 @@ static void usage(FILE *f)
 	    "                     zeek, auth.log, cloud audit logs a shipper exports), each\n"
 	    "                     line an event of type EVENT from ringfence-agent-logs-1.0.0\n"
 	    "                     (docs/agent.md, The log-file source); oversize and\n"
-	    "                     malformed count refused lines, reopened rotations\n"
+	    "                     malformed count refused lines, reopened rotations,\n"
+	    "                     repaired JSON lines kept with U+FFFD for bytes not\n"
+	    "                     UTF-8 or lone surrogates\n"
 	    "  --count N          stop after N events\n"
 	    "  --timeout SECONDS  stop after this long\n"
 	    "  --queue BYTES      room for events not yet written to stdout (default and\n"
@@ -69,13 +71,14 @@ static void print_stats(const char *source, const struct rf_source_stats *st)
 		"{\"source\":\"%s\",\"seen\":%llu,\"emitted\":%llu,\"dropped\":%llu,"
 		"\"kernel_lost\":%llu,\"overruns\":%llu,\"partial\":%llu,\"fields_lost\":%llu,"
 		"\"truncated\":%llu,\"table_resets\":%llu,\"malformed\":%llu,\"oversize\":%llu,"
-		"\"reopened\":%llu}\n",
+		"\"reopened\":%llu,\"repaired\":%llu}\n",
 		source, (unsigned long long)st->seen, (unsigned long long)st->emitted,
 		(unsigned long long)st->dropped, (unsigned long long)st->kernel_lost,
 		(unsigned long long)st->overruns, (unsigned long long)st->partial,
 		(unsigned long long)st->fields_lost, (unsigned long long)st->truncated,
 		(unsigned long long)st->table_resets, (unsigned long long)st->malformed,
-		(unsigned long long)st->oversize, (unsigned long long)st->reopened);
+		(unsigned long long)st->oversize, (unsigned long long)st->reopened,
+		(unsigned long long)st->repaired);
 }
 
 /* Options into *count and *timeout_s. Returns -1 to go on, else the exit code. */

@@ -2,13 +2,15 @@
  * Tests of the log-file source (src/agent/source_log.h) on real files in a temporary directory:
  * it starts at a file's end, reads appended lines exactly once (a line without its newline only
  * when the newline comes), follows a rename-and-create rotation (finishing the old file first),
- * a truncation and a file that appears later, refuses an over-long line whole (and reads the next
- * one), counts malformed JSON, and stops for a full sink without losing a line. The line parser:
- * JSON flattened to dotted keys (containers also as their text, one-element arrays unwrapped,
- * null absent, repeated flattened keys and a top-level "event" refused, a "\u0000" in a string
- * and an integer outside int64 kept), access logs into W3C
- * fields, key=value lines. Every line it makes is one rf_event_parse accepts. And the source's
- * event table agrees with manifests/ringfence-agent-logs-1.0.0.json. Run under ASan and UBSan.
+ * a truncation (also one refilled past the old offset before the next look) and a file that
+ * appears later, refuses an over-long line whole (and reads the next one), counts malformed
+ * JSON, and stops for a full sink without losing a line. The line parser: JSON flattened to
+ * dotted keys (containers also as their text, one-element arrays unwrapped, null absent,
+ * repeated flattened keys and a top-level "event" refused, a "\u0000" in a string and an integer
+ * outside int64 kept, bytes not UTF-8 and lone surrogate escapes repaired to U+FFFD and counted),
+ * access logs into W3C fields (the request's version its last word, the URI everything before
+ * it), key=value lines. Every line it makes is one rf_event_parse accepts. And the source's event
+ * table agrees with manifests/ringfence-agent-logs-1.0.0.json. Run under ASan and UBSan.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -277,6 +279,96 @@ static void test_json_nul_bigint(void **state)
 	rf_source_log_free(s);
 }
 
+/* Review 5-1: a byte that is not UTF-8 or a lone surrogate escape in one string of a JSON line
+ * is repaired as a text line is (U+FFFD), not a reason to refuse the whole event. */
+static void test_json_repair(void **state)
+{
+	struct rf_source_log *s;
+	struct rf_source_stats st;
+	const char *l;
+
+	(void)state;
+	cap_clear(&cap);
+	assert_int_equal(rf_source_log_new(&s), 0);
+	put(s, "okta", "{\"eventType\":\"user.session.start\",\"actor\":\"plain\"}", 0);
+	put(s, "okta", "{\"eventType\":\"user.session.start\",\"actor\":\"bob\xff\"}", 0);
+	put(s, "okta", "{\"eventType\":\"user.session.start\",\"actor\":\"bob\\ud800\"}", 0);
+	/* a lone low surrogate, a high one before another escape, one in a key, an overlong form
+	 * and an encoded surrogate (both not UTF-8); a pair and escaped text stay as they are */
+	put(s, "okta",
+	    "{\"a\":\"\\udc00x\",\"b\":\"\\udbff\\u0041\",\"k\\ud800\":1,\"c\":\"\xc0\xaf\","
+	    "\"d\":\"\xed\xa0\x80\",\"e\":\"\\ud83d\\ude00\",\"f\":\"\\\\ud800\\\"\\ud800\","
+	    "\"n\":18446744073709551615,\"g\":\"\xfe\"}",
+	    0);
+	assert_int_equal(cap.lines, 4);
+	assert_string_equal(field(cap.line[0], "actor", NULL), "plain");
+	assert_string_equal(field(cap.line[1], "actor", NULL), "bob\xef\xbf\xbd");
+	assert_string_equal(field(cap.line[1], "eventType", NULL), "user.session.start");
+	assert_string_equal(field(cap.line[2], "actor", NULL), "bob\xef\xbf\xbd");
+	l = cap.line[3];
+	assert_string_equal(field(l, "a", NULL), "\xef\xbf\xbdx");
+	assert_string_equal(field(l, "b", NULL), "\xef\xbf\xbd"
+						 "A");
+	assert_string_equal(field(l, "k\xef\xbf\xbd", NULL), "1");
+	assert_string_equal(field(l, "c", NULL), "\xef\xbf\xbd\xef\xbf\xbd");
+	assert_string_equal(field(l, "d", NULL), "\xef\xbf\xbd\xef\xbf\xbd\xef\xbf\xbd");
+	assert_string_equal(field(l, "e", NULL), "\xf0\x9f\x98\x80"); /* U+1F600 */
+	assert_string_equal(field(l, "f", NULL), "\\ud800\"\xef\xbf\xbd");
+	assert_string_equal(field(l, "n", NULL), "18446744073709551615");
+	assert_string_equal(field(l, "g", NULL), "\xef\xbf\xbd");
+	/* still malformed: not JSON for another reason; a bad byte outside a string */
+	put(s, "okta", "{\"a\":\"\xff\"", -EBADMSG);
+	put(s, "okta", "{\"a\":1\xff}", -EBADMSG);
+	rf_source_log_stats(s, &st);
+	assert_int_equal(st.emitted, 4);
+	assert_int_equal(st.repaired, 3);
+	assert_int_equal(st.malformed, 2);
+	cap_clear(&cap);
+	rf_source_log_free(s);
+}
+
+/* The request "METHOD URI VERSION" of an access line (review 5-5): the version is the last word
+ * (when it is HTTP/...), the URI everything between, spaces included. */
+static void test_access_request(struct rf_source_log *s)
+{
+#define ACC(req) "203.0.113.5 - - [04/Dec/2026:02:00:00 +0000] \"" req "\" 400 12 \"-\" \"c\""
+	const char *l;
+
+	cap_clear(&cap);
+	put(s, "webserver", ACC("GET /x?a b=../../../etc/passwd HTTP/1.1"), 0);
+	l = cap.line[0];
+	assert_string_equal(field(l, "cs-method", NULL), "GET");
+	assert_string_equal(field(l, "cs-uri-stem", NULL), "/x");
+	assert_string_equal(field(l, "cs-uri-query", NULL), "a b=../../../etc/passwd");
+	assert_string_equal(field(l, "cs-version", NULL), "HTTP/1.1");
+	put(s, "webserver", ACC("GET /a b/c d HTTP/1.0"), 0); /* spaces in the stem */
+	assert_string_equal(field(cap.line[1], "cs-uri-stem", NULL), "/a b/c d");
+	assert_null(field(cap.line[1], "cs-uri-query", NULL));
+	assert_string_equal(field(cap.line[1], "cs-version", NULL), "HTTP/1.0");
+	put(s, "webserver", ACC("GET /x?q=1 junk"), 0); /* no version: the rest is the URI */
+	assert_string_equal(field(cap.line[2], "cs-uri-query", NULL), "q=1 junk");
+	assert_null(field(cap.line[2], "cs-version", NULL));
+	put(s, "webserver", ACC("GET /only"), 0);
+	assert_string_equal(field(cap.line[3], "cs-uri-stem", NULL), "/only");
+	assert_null(field(cap.line[3], "cs-version", NULL));
+	put(s, "webserver", ACC("GET HTTP/1.1"), 0); /* two words: a URI, not a version */
+	assert_string_equal(field(cap.line[4], "cs-uri-stem", NULL), "HTTP/1.1");
+	assert_null(field(cap.line[4], "cs-version", NULL));
+	put(s, "webserver", ACC("GET /a\\\"b?c=\\\"d e\\\" HTTP/2.0"), 0); /* escaped quotes */
+	assert_string_equal(field(cap.line[5], "cs-uri-stem", NULL), "/a\\\"b");
+	assert_string_equal(field(cap.line[5], "cs-uri-query", NULL), "c=\\\"d e\\\"");
+	assert_string_equal(field(cap.line[5], "cs-version", NULL), "HTTP/2.0");
+	put(s, "webserver", ACC("-"), 0); /* no request (a closed connection) */
+	assert_null(field(cap.line[6], "cs-method", NULL));
+	assert_null(field(cap.line[6], "cs-version", NULL));
+	put(s, "webserver", ACC("\\x16\\x03\\x01\\x00\\xA5\\x01"), 0); /* TLS to a plain port */
+	assert_null(field(cap.line[7], "cs-method", NULL));
+	assert_string_equal(field(cap.line[7], "sc-status", NULL), "400");
+	assert_int_equal(cap.lines, 8);
+	cap_clear(&cap);
+#undef ACC
+}
+
 static void test_text_access_kv(void **state)
 {
 	struct rf_source_log *s;
@@ -335,6 +427,7 @@ static void test_text_access_kv(void **state)
 	assert_string_equal(field(cap.line[1], "sc-status", NULL), "0");
 	assert_string_equal(field(cap.line[1], "sc-bytes", NULL), "0");
 	cap_clear(&cap);
+	test_access_request(s);
 	rf_source_log_free(s);
 }
 
@@ -448,6 +541,65 @@ static void test_follow(void **state)
 	assert_int_equal(st.dropped, 0);
 	assert_int_equal(st.emitted, 11);
 	assert_true(st.reopened >= 3); /* ct.jsonl appeared, the rotation, the truncation */
+	rf_source_log_free(s);
+}
+
+/* Review 5-4: truncated in place and written past the old offset again before the next look
+ * (copytruncate on a busy log): the file did not shrink, but its content was replaced. */
+static void test_copytruncate_regrow(void **state)
+{
+	struct rf_source_log *s;
+	struct rf_source_stats st;
+	struct rf_diag d = {0};
+	char spec[600], line[64];
+
+	(void)state;
+	cap_clear(&cap);
+	for (int i = 0; i < 5; i++)
+		appends("busy.log", "a line from before the source started\n");
+	snprintf(spec, sizeof(spec), "log:linux_sshd=%s/busy.log", dir);
+	assert_int_equal(rf_source_log_open(spec, &s, &d), 0);
+	assert_int_equal(rf_source_log_read(s, &sink, 256), 0); /* from the end */
+
+	/* before anything was read: the bytes before the start offset are the fingerprint */
+	assert_int_equal(truncate(path_of("busy.log"), 0), 0);
+	for (int i = 0; i < 20; i++) {
+		snprintf(line, sizeof(line), "after the first truncation %d\n", i);
+		appends("busy.log", line);
+	}
+	assert_int_equal(rf_source_log_read(s, &sink, 256), 20);
+	assert_string_equal(field(cap.line[0], "message", NULL), "after the first truncation 0");
+	cap_clear(&cap);
+
+	/* after reading: 10 lines read, then truncated and 20 longer lines written at once */
+	for (int i = 0; i < 10; i++) {
+		snprintf(line, sizeof(line), "before %d\n", i);
+		appends("busy.log", line);
+	}
+	assert_int_equal(rf_source_log_read(s, &sink, 256), 10);
+	cap_clear(&cap);
+	rf_source_log_stats(s, &st);
+	uint64_t reopened = st.reopened;
+	assert_int_equal(truncate(path_of("busy.log"), 0), 0);
+	for (int i = 0; i < 30; i++) {
+		snprintf(line, sizeof(line), "after the second truncation %d\n", i);
+		appends("busy.log", line);
+	}
+	assert_int_equal(rf_source_log_read(s, &sink, 256), 30);
+	assert_int_equal(cap.lines, 30);
+	assert_string_equal(field(cap.line[0], "message", NULL), "after the second truncation 0");
+	assert_string_equal(field(cap.line[29], "message", NULL), "after the second truncation 29");
+	cap_clear(&cap);
+
+	/* plain appends are not taken for a truncation: read once, from where it stopped */
+	appends("busy.log", "one more\n");
+	assert_int_equal(rf_source_log_read(s, &sink, 256), 1);
+	assert_string_equal(field(cap.line[0], "message", NULL), "one more");
+	cap_clear(&cap);
+	rf_source_log_stats(s, &st);
+	assert_int_equal(st.reopened - reopened, 1);
+	assert_int_equal(st.malformed, 0);
+	assert_int_equal(st.emitted, 61);
 	rf_source_log_free(s);
 }
 
@@ -670,8 +822,10 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 	    cmocka_unit_test(test_json),
 	    cmocka_unit_test(test_json_nul_bigint),
+	    cmocka_unit_test(test_json_repair),
 	    cmocka_unit_test(test_text_access_kv),
 	    cmocka_unit_test(test_follow),
+	    cmocka_unit_test(test_copytruncate_regrow),
 	    cmocka_unit_test(test_spec),
 	    cmocka_unit_test(test_manifest_agrees),
 	    cmocka_unit_test(test_engine_open),
