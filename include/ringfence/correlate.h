@@ -149,8 +149,8 @@ int rf_corr_event_time(const struct rf_event *ev, int64_t *ret_ms) RF_WUR;
  * string) and value (in the event, not NUL-terminated: quote it before showing it). For the
  * message about a time rf_corr_event_time_in could not read. Returns 0 or -ENOENT (none present).
  */
-int rf_corr_event_time_field_in(const struct rf_event *ev, const char *field,
-				const char **ret_name, const uint8_t **ret_v, size_t *ret_n) RF_WUR;
+int rf_corr_event_time_field_in(const struct rf_event *ev, const char *field, const char **ret_name,
+				const uint8_t **ret_v, size_t *ret_n) RF_WUR;
 int rf_corr_event_time_field(const struct rf_event *ev, const char **ret_name,
 			     const uint8_t **ret_v, size_t *ret_n) RF_WUR;
 

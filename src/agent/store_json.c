@@ -109,10 +109,10 @@ static json_t *state_to_json(const struct rf__store_state *s)
 			(json_int_t)(s->time_unparsed > INT64_MAX ? INT64_MAX : s->time_unparsed)));
 	for (int c = 0; root && c < RF_STORE_COUNT_N; c++)
 		if (s->counts[c])
-			json_object_set_new(root, rf_store_count_name(c),
-					    json_integer((json_int_t)(s->counts[c] > INT64_MAX
-									  ? INT64_MAX
-									  : s->counts[c])));
+			json_object_set_new(
+			    root, rf_store_count_name(c),
+			    json_integer(
+				(json_int_t)(s->counts[c] > INT64_MAX ? INT64_MAX : s->counts[c])));
 	return root;
 }
 

@@ -319,17 +319,17 @@ static void worker_counts(struct agent *ag, char *p)
 	uint64_t *u = ag->counts_unwarned;
 	if (!u[RF_STORE_CORR_LATE] && !u[RF_STORE_CORR_FUTURE] && !u[RF_STORE_CORR_SKIPPED])
 		return;
-	rf_log_warn("worker %d: since the last warning correlations dropped %llu events too late "
-		    "(older than the log's newest time by over %u s) and %llu in the future (past "
-		    "this host's clock by over %u s: a log's clock or time zone wrong?), and did "
-		    "not count %llu matches without their group-by field; %llu, %llu and %llu by "
-		    "this worker (docs/sigma.md, Time)",
-		    (int)ag->worker, (unsigned long long)u[RF_STORE_CORR_LATE],
-		    (unsigned)(RF_CORR_LATE_MS / 1000), (unsigned long long)u[RF_STORE_CORR_FUTURE],
-		    (unsigned)(RF_CORR_SKEW_MS / 1000), (unsigned long long)u[RF_STORE_CORR_SKIPPED],
-		    (unsigned long long)n[RF_STORE_CORR_LATE],
-		    (unsigned long long)n[RF_STORE_CORR_FUTURE],
-		    (unsigned long long)n[RF_STORE_CORR_SKIPPED]);
+	rf_log_warn(
+	    "worker %d: since the last warning correlations dropped %llu events too late "
+	    "(older than the log's newest time by over %u s) and %llu in the future (past "
+	    "this host's clock by over %u s: a log's clock or time zone wrong?), and did "
+	    "not count %llu matches without their group-by field; %llu, %llu and %llu by "
+	    "this worker (docs/sigma.md, Time)",
+	    (int)ag->worker, (unsigned long long)u[RF_STORE_CORR_LATE],
+	    (unsigned)(RF_CORR_LATE_MS / 1000), (unsigned long long)u[RF_STORE_CORR_FUTURE],
+	    (unsigned)(RF_CORR_SKEW_MS / 1000), (unsigned long long)u[RF_STORE_CORR_SKIPPED],
+	    (unsigned long long)n[RF_STORE_CORR_LATE], (unsigned long long)n[RF_STORE_CORR_FUTURE],
+	    (unsigned long long)n[RF_STORE_CORR_SKIPPED]);
 	ag->counts_warned_at_ms = t;
 	memset(ag->counts_unwarned, 0, sizeof(ag->counts_unwarned));
 	if (rf_store_commit(ag->st) < 0)

@@ -446,9 +446,9 @@ static void time_unparsed(struct batch *b, size_t i, const char *name)
 	struct rf_diag ld = {.emit = print_diag, .userdata = where};
 
 	b->time_unparsed++;
-	if (rf_corr_event_time_field_in(&b->ev[i],
-					rf_manifest_event_time(b->m, b->ev[i].type, b->ev[i].type_len),
-					&field, &v, &n) < 0)
+	if (rf_corr_event_time_field_in(
+		&b->ev[i], rf_manifest_event_time(b->m, b->ev[i].type, b->ev[i].type_len), &field,
+		&v, &n) < 0)
 		n = 0;
 	snprintf(where, sizeof(where), "%s:%llu", name, b->lineno[i]);
 	rf_diag_report(&ld, -EINVAL,
@@ -674,16 +674,17 @@ static int cmd_eval(int argc, char **argv)
 	if (rf_corr_count(b.corr)) {
 		struct rf_corr_stats cs;
 		rf_corr_stats(b.corr, &cs);
-		fprintf(stderr,
-			"%s: %zu correlations: %llu alerts, %llu matches not counted (group-by or "
-			"value field absent), %llu groups and %llu window entries dropped at the "
-			"caps, %llu events too late and %llu in the future dropped, %llu events "
-			"with a time that does not parse and %llu matched for a correlation without a "
-			"time field (the previous event's time used)\n",
-			pack, rf_corr_count(b.corr), b.corr_alerts, (unsigned long long)cs.skipped,
-			(unsigned long long)cs.groups_dropped,
-			(unsigned long long)cs.entries_dropped, (unsigned long long)cs.late,
-			(unsigned long long)cs.future, b.time_unparsed, b.time_missing);
+		fprintf(
+		    stderr,
+		    "%s: %zu correlations: %llu alerts, %llu matches not counted (group-by or "
+		    "value field absent), %llu groups and %llu window entries dropped at the "
+		    "caps, %llu events too late and %llu in the future dropped, %llu events "
+		    "with a time that does not parse and %llu matched for a correlation without a "
+		    "time field (the previous event's time used)\n",
+		    pack, rf_corr_count(b.corr), b.corr_alerts, (unsigned long long)cs.skipped,
+		    (unsigned long long)cs.groups_dropped, (unsigned long long)cs.entries_dropped,
+		    (unsigned long long)cs.late, (unsigned long long)cs.future, b.time_unparsed,
+		    b.time_missing);
 	}
 	rc = 0;
 out:

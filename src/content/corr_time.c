@@ -90,9 +90,9 @@ static bool parse_time(const uint8_t *p, size_t n, int64_t *ret)
 		return true;
 	/* RFC 3339 allows 't' and 'z' for 'T' and 'Z' (section 5.6). */
 	if (n < 19 || !digits(p, n, 0, 4, &y) || p[4] != '-' || !digits(p, n, 5, 2, &mo) ||
-	    p[7] != '-' || !digits(p, n, 8, 2, &d) || (p[10] != 'T' && p[10] != 't' && p[10] != ' ') ||
-	    !digits(p, n, 11, 2, &h) || p[13] != ':' || !digits(p, n, 14, 2, &mi) || p[16] != ':' ||
-	    !digits(p, n, 17, 2, &s))
+	    p[7] != '-' || !digits(p, n, 8, 2, &d) ||
+	    (p[10] != 'T' && p[10] != 't' && p[10] != ' ') || !digits(p, n, 11, 2, &h) ||
+	    p[13] != ':' || !digits(p, n, 14, 2, &mi) || p[16] != ':' || !digits(p, n, 17, 2, &s))
 		return false;
 	if (mo < 1 || mo > 12 || d < 1 || d > 31 || h > 23 || mi > 59 || s > 60)
 		return false;
@@ -172,8 +172,8 @@ int rf_corr_event_time(const struct rf_event *ev, int64_t *ret_ms)
 	return rf_corr_event_time_in(ev, NULL, ret_ms);
 }
 
-int rf_corr_event_time_field_in(const struct rf_event *ev, const char *field,
-				const char **ret_name, const uint8_t **ret_v, size_t *ret_n)
+int rf_corr_event_time_field_in(const struct rf_event *ev, const char *field, const char **ret_name,
+				const uint8_t **ret_v, size_t *ret_n)
 {
 	const char *names[1 + sizeof(time_names) / sizeof(time_names[0])];
 	size_t nn = time_fields(field, names);

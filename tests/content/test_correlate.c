@@ -1694,11 +1694,12 @@ static void test_cli_log_time(void **state)
 			 0);
 	size_t at = 0;
 	for (int i = 0; i < 3; i++)
-		at += (size_t)snprintf(evs + at, sizeof(evs) - at,
-				       "{\"event\":\"okta\",\"eventType\":\"user.session.start\","
-				       "\"outcome.result\":\"FAILURE\",\"actor.alternateId\":\"bob\","
-				       "\"published\":\"2024-12-01T%s.000Z\"}\n",
-				       apart[i]);
+		at +=
+		    (size_t)snprintf(evs + at, sizeof(evs) - at,
+				     "{\"event\":\"okta\",\"eventType\":\"user.session.start\","
+				     "\"outcome.result\":\"FAILURE\",\"actor.alternateId\":\"bob\","
+				     "\"published\":\"2024-12-01T%s.000Z\"}\n",
+				     apart[i]);
 	snprintf(f, sizeof(f), "%s/ev.jsonl", dir);
 	write_file(f, evs);
 	assert_int_equal(sh("'%s' content eval '%s/p.rfp' --manifest '%s' '%s/ev.jsonl' "
@@ -1715,11 +1716,12 @@ static void test_cli_log_time(void **state)
 	 * time field is counted (it took the previous event's time). */
 	at = 0;
 	for (int i = 0; i < 3; i++)
-		at += (size_t)snprintf(evs + at, sizeof(evs) - at,
-				       "{\"event\":\"okta\",\"eventType\":\"user.session.start\","
-				       "\"outcome.result\":\"FAILURE\",\"actor.alternateId\":\"bob\","
-				       "\"published\":\"2024-12-01t%sz\"}\n",
-				       close[i]);
+		at +=
+		    (size_t)snprintf(evs + at, sizeof(evs) - at,
+				     "{\"event\":\"okta\",\"eventType\":\"user.session.start\","
+				     "\"outcome.result\":\"FAILURE\",\"actor.alternateId\":\"bob\","
+				     "\"published\":\"2024-12-01t%sz\"}\n",
+				     close[i]);
 	snprintf(evs + at, sizeof(evs) - at,
 		 "{\"event\":\"okta\",\"eventType\":\"user.session.start\","
 		 "\"outcome.result\":\"FAILURE\",\"actor.alternateId\":\"carol\"}\n");
