@@ -94,6 +94,10 @@ static void check_invariants(const struct rf_manifest *m)
 			if (rf_manifest_field_type(m, ev, f) != (int)t)
 				abort();
 		}
+		/* Its time field, if named: a valid name the event supplies. */
+		const char *tf = rf_manifest_event_time(m, (const uint8_t *)ev, strlen(ev));
+		if (tf && (!name_ok(tf) || rf_manifest_field_type(m, ev, tf) < 0))
+			abort();
 	}
 }
 

@@ -59,6 +59,12 @@ int rf_manifest_logsource_event(const struct rf_manifest *m, const char *product
 				const char *service, size_t service_len, const char **ret);
 /* Whether the event declares logsources (then only they reach it, not a derived name). */
 bool rf_manifest_event_declared(const struct rf_manifest *m, const char *event);
+/* The field that holds the time of event type (event, event_len) (the event's optional "time",
+ * a field it supplies: "published" for Okta, "ts" for zeek), or NULL when the manifest names
+ * none or has no such event. The correlation evaluator reads it first
+ * (rf_corr_event_time_in). */
+const char *rf_manifest_event_time(const struct rf_manifest *m, const uint8_t *event,
+				   size_t event_len);
 
 /* The manifest of the agent this build produces (manifests/ringfence-agent-1.1.0.json, embedded
  * at build time). Static bytes, never freed; *len receives the length. */

@@ -128,22 +128,29 @@ struct rf_corr_info {
 int rf_pack_corr(const struct rf_pack *pk, size_t i, struct rf_corr_info *ret) RF_WUR;
 
 /*
- * The time of an event in milliseconds since the epoch, from its first field among "UtcTime"
- * (Sysmon: "2024-07-19 04:09:00.123"), "TimeCreated", "@timestamp", "timestamp": ISO 8601 date
- * and time, 'T' or ' ' between, optional fraction (milliseconds kept) and optional 'Z' (UTC);
- * or an integer (epoch milliseconds). The first of them that parses is taken. Returns 0;
+ * The time of an event in milliseconds since the epoch, from the first field present among
+ * field (the agent manifest's "time" of the event type, rf_manifest_event_time; NULL: none) and
+ * "UtcTime" (Sysmon: "2024-07-19 04:09:00.123"), "TimeCreated", "@timestamp", "timestamp". Read
+ * as: ISO 8601 / RFC 3339 date and time, 'T', 't' or ' ' between, optional fraction
+ * (milliseconds kept), optional 'Z'/'z' or offset from UTC (taken off); or epoch digits, whose
+ * count decides the unit: up to 11 are seconds, with an optional fraction ("1591367999.305988",
+ * zeek's ts), 12 to 16 are milliseconds. The first of them that parses is taken. Returns 0;
  * -ENOENT when the event carries none of these fields; -EINVAL when it carries at least one but
- * none parses (e.g. "03/12/2026 10:00"). Either way the caller uses its own clock, but -EINVAL
- * means the author's timespans silently run on that clock: count it and say so
- * (rf_corr_event_time_field names the field and its value).
+ * none parses (e.g. "03/12/2026 10:00"). Either way the caller uses its own clock: count both
+ * (-EINVAL: the author's timespans silently run on that clock; rf_corr_event_time_field_in names
+ * the field and its value; -ENOENT: the manifest may lack the source's time field).
  */
+int rf_corr_event_time_in(const struct rf_event *ev, const char *field, int64_t *ret_ms) RF_WUR;
+/* rf_corr_event_time_in without a manifest field. */
 int rf_corr_event_time(const struct rf_event *ev, int64_t *ret_ms) RF_WUR;
 
 /*
- * The first of those time fields the event carries, parsed or not: its name (a static string)
- * and value (in the event, not NUL-terminated: quote it before showing it). For the message
- * about a time rf_corr_event_time could not read. Returns 0 or -ENOENT (none present).
+ * The first of those time fields the event carries, parsed or not: its name (field, or a static
+ * string) and value (in the event, not NUL-terminated: quote it before showing it). For the
+ * message about a time rf_corr_event_time_in could not read. Returns 0 or -ENOENT (none present).
  */
+int rf_corr_event_time_field_in(const struct rf_event *ev, const char *field, const char **ret_name,
+				const uint8_t **ret_v, size_t *ret_n) RF_WUR;
 int rf_corr_event_time_field(const struct rf_event *ev, const char **ret_name,
 			     const uint8_t **ret_v, size_t *ret_n) RF_WUR;
 

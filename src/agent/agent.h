@@ -83,6 +83,10 @@ struct agent {
 	/* events whose time field did not parse (correlations used arrival time): the worker's
 	 * count as last said, and the warning's rate limit */
 	uint64_t worker_time_unparsed, time_warned_at_ms, time_unwarned;
+	/* what the correlations passed over (enum rf_store_count): the worker's counts as last
+	 * said, those not yet warned about, and the warning's rate limit */
+	uint64_t worker_counts[RF_STORE_COUNT_N], counts_unwarned[RF_STORE_COUNT_N];
+	uint64_t counts_warned_at_ms;
 	int events_fd, alerts_fd;
 	/* --alerts FILE rotation (alerts.c): when to look next, the new file not yet passed to the
 	 * worker, the rate limit of the warning that it cannot be opened */

@@ -97,6 +97,9 @@ int rf__agent_cmd_status(int argc, char **argv)
 	json_object_set_new(o, "alerts_lost", json_integer((json_int_t)rf_store_alerts_lost(st)));
 	json_object_set_new(o, "time_unparsed",
 			    json_integer((json_int_t)rf_store_time_unparsed(st)));
+	for (int k = 0; k < RF_STORE_COUNT_N; k++)
+		json_object_set_new(o, rf_store_count_name(k),
+				    json_integer((json_int_t)rf_store_count(st, k)));
 	if (as_json) {
 		char *t = json_dumps(o, JSON_INDENT(2) | JSON_PRESERVE_ORDER);
 		if (t)
@@ -133,7 +136,8 @@ int rf__agent_cmd_status(int argc, char **argv)
 		}
 		printf("crashes:        %u, rollbacks: %u\n", g->crashes, g->rollbacks);
 		printf("reports queued: %zu\n", rf_store_report_count(st));
-		printf("events dropped: %llu (not evaluated: a burst beyond the queue, or lost)\n",
+		printf("events dropped: %llu (not evaluated: lines refused as malformed or over a "
+		       "size limit, a burst beyond the queue, or lost)\n",
 		       (unsigned long long)rf_store_dropped(st));
 		printf("correlation state dropped: %llu (groups or window entries past the caps)\n",
 		       (unsigned long long)rf_store_corr_dropped(st));
@@ -146,6 +150,20 @@ int rf__agent_cmd_status(int argc, char **argv)
 		printf("event times unparsed: %llu (a time field that does not parse: correlations "
 		       "used the arrival time)\n",
 		       (unsigned long long)rf_store_time_unparsed(st));
+		printf("event times missing: %llu (matched a correlation's rule without a time "
+		       "field: correlations used the arrival time)\n",
+		       (unsigned long long)rf_store_count(st, RF_STORE_TIME_MISSING));
+		printf("correlation events late: %llu (older than the stream's newest time by "
+		       "over %u s: dropped)\n",
+		       (unsigned long long)rf_store_count(st, RF_STORE_CORR_LATE),
+		       (unsigned)(RF_CORR_LATE_MS / 1000));
+		printf("correlation events future: %llu (later than this host's clock by over %u "
+		       "s: dropped)\n",
+		       (unsigned long long)rf_store_count(st, RF_STORE_CORR_FUTURE),
+		       (unsigned)(RF_CORR_SKEW_MS / 1000));
+		printf("correlation matches skipped: %llu (a group-by or value_count field absent, "
+		       "or its values too long: not counted)\n",
+		       (unsigned long long)rf_store_count(st, RF_STORE_CORR_SKIPPED));
 	}
 	json_decref(o);
 	rf_store_free(st);

@@ -39,6 +39,7 @@ struct rf__store_state {
 	uint64_t transit;      /* releases whose delivery failed, each attempt (absent: 0) */
 	uint64_t alerts_lost;  /* alerts the --alerts destination refused (absent: 0) */
 	uint64_t time_unparsed; /* events whose time field did not parse (absent: 0) */
+	uint64_t counts[RF_STORE_COUNT_N]; /* enum rf_store_count (each absent: 0) */
 };
 
 /* s := the state of a new store (no content, no records, next report id 1). */

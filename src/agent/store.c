@@ -723,6 +723,17 @@ void rf_store_add_time_unparsed(struct rf_store *st, uint64_t n)
 	add_sat(&st->s.time_unparsed, n);
 }
 
+uint64_t rf_store_count(const struct rf_store *st, enum rf_store_count c)
+{
+	return c < RF_STORE_COUNT_N ? st->s.counts[c] : 0;
+}
+
+void rf_store_add_count(struct rf_store *st, enum rf_store_count c, uint64_t n)
+{
+	if (c < RF_STORE_COUNT_N)
+		add_sat(&st->s.counts[c], n);
+}
+
 uint64_t rf_store_transit_failures(const struct rf_store *st)
 {
 	return st->s.transit;

@@ -173,6 +173,21 @@ void rf_store_add_alerts_lost(struct rf_store *st, uint64_t n);
 uint64_t rf_store_time_unparsed(const struct rf_store *st);
 void rf_store_add_time_unparsed(struct rf_store *st, uint64_t n);
 
+/* What the worker's correlations passed over (docs/sigma.md "Time"), since the store was made;
+ * not reset when content changes. Committed with state (state.json: rf_store_count_name). */
+enum rf_store_count {
+	RF_STORE_CORR_LATE,    /* events older than the stream's clock by over RF_CORR_LATE_MS */
+	RF_STORE_CORR_FUTURE,  /* events later than the host's clock by over RF_CORR_SKEW_MS */
+	RF_STORE_CORR_SKIPPED, /* matches without a group-by or value_count field */
+	RF_STORE_TIME_MISSING, /* matches of events without a time field: arrival time used */
+	RF_STORE_COUNT_N
+};
+uint64_t rf_store_count(const struct rf_store *st, enum rf_store_count c);
+void rf_store_add_count(struct rf_store *st, enum rf_store_count c, uint64_t n);
+/* Its key in state.json and status --json: "correlation_late", "correlation_future",
+ * "correlation_skipped", "time_missing". */
+const char *rf_store_count_name(enum rf_store_count c);
+
 /*
  * Make everything changed since the last commit durable, atomically: after a crash at any
  * instant the store holds all of it or none of it. Then deletes packs no committed state

@@ -6,9 +6,9 @@
  * quarantine fingerprints as 16), the target names of the packs it references, the quarantine
  * and outbox records, the report id counter and the event counters. Fields added to format 1
  * after it was first written (ring, cause, events_dropped, correlation_dropped,
- * transit_failures, alerts_lost, time_unparsed) are optional, so an older agent's state still
- * opens; the writer leaves out those five counters while they are 0, and cause while it is
- * empty. The parser trusts
+ * transit_failures, alerts_lost, time_unparsed, correlation_late, correlation_future,
+ * correlation_skipped, time_missing) are optional, so an older agent's state still opens; the
+ * writer leaves out those counters while they are 0, and cause while it is empty. The parser trusts
  * nothing: it rejects duplicate keys, checks every type, range, string length and count against
  * the arrays it fills, and requires a guard state rf_guard_state_valid accepts, so a state it
  * accepted is one the store and the guard can use as it is, and one that serialises again (the
@@ -107,6 +107,12 @@ static json_t *state_to_json(const struct rf__store_state *s)
 		    root, "time_unparsed",
 		    json_integer(
 			(json_int_t)(s->time_unparsed > INT64_MAX ? INT64_MAX : s->time_unparsed)));
+	for (int c = 0; root && c < RF_STORE_COUNT_N; c++)
+		if (s->counts[c])
+			json_object_set_new(
+			    root, rf_store_count_name(c),
+			    json_integer(
+				(json_int_t)(s->counts[c] > INT64_MAX ? INT64_MAX : s->counts[c])));
 	return root;
 }
 
@@ -357,6 +363,13 @@ int rf__store_state_load(struct rf__store_state *s, const uint8_t *p, size_t n, 
 		r = bad(d, "time_unparsed must be a non-negative integer");
 		goto out;
 	}
+	for (int c = 0; c < RF_STORE_COUNT_N; c++)
+		if (json_object_get(root, rf_store_count_name(c)) &&
+		    get_uint(root, rf_store_count_name(c), INT64_MAX, &s->counts[c]) < 0) {
+			r = bad(d, "correlation_late, correlation_future, correlation_skipped and "
+				   "time_missing must be non-negative integers");
+			goto out;
+		}
 out:
 	json_decref(root);
 	return r;
@@ -379,6 +392,18 @@ void rf__store_state_reset(struct rf__store_state *s)
 	s->transit = 0;
 	s->alerts_lost = 0;
 	s->time_unparsed = 0;
+	memset(s->counts, 0, sizeof(s->counts));
+}
+
+const char *rf_store_count_name(enum rf_store_count c)
+{
+	static const char *const names[RF_STORE_COUNT_N] = {
+	    [RF_STORE_CORR_LATE] = "correlation_late",
+	    [RF_STORE_CORR_FUTURE] = "correlation_future",
+	    [RF_STORE_CORR_SKIPPED] = "correlation_skipped",
+	    [RF_STORE_TIME_MISSING] = "time_missing",
+	};
+	return c < RF_STORE_COUNT_N ? names[c] : "?";
 }
 
 int rf__store_state_parse(const uint8_t *p, size_t n, struct rf_diag *d)

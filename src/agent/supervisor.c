@@ -110,6 +110,7 @@ static int worker_start(struct agent *ag, const uint8_t *hash)
 	ag->worker_loaded = false;
 	ag->worker_events = ag->worker_alerts = ag->worker_corr_dropped = ag->worker_bad = 0;
 	ag->worker_alerts_lost = ag->worker_time_unparsed = 0;
+	memset(ag->worker_counts, 0, sizeof(ag->worker_counts));
 	rf_log_info("worker %d: loading %s (%s)", (int)pid, hex, rf_store_pack_name(ag->st, hash));
 	return 0;
 }
@@ -283,6 +284,58 @@ static void worker_time_unparsed(struct agent *ag, char *p)
 		rf_log_warn("store: cannot record time_unparsed");
 }
 
+/* "corr-counts LATE FUTURE SKIPPED MISSING" (after the keyword), cumulative per worker: the
+ * events its correlations dropped as late or in the future, the matches they did not count (no
+ * group-by field), and the matches of events without a time field (docs/sigma.md "Time"). Kept
+ * in the store; the drops are warned at most once a minute (a log's clock or time zone wrong
+ * makes its correlations dead: this says so). Events without a time are shown by status only:
+ * a live source without one is timed rightly by its arrival. */
+static void worker_counts(struct agent *ag, char *p)
+{
+	uint64_t n[RF_STORE_COUNT_N], t = now_ms();
+	bool news = false;
+
+	for (int c = 0; c < RF_STORE_COUNT_N; c++) {
+		char *sp = strchr(p, ' ');
+		if (sp)
+			*sp = 0;
+		if ((!sp && c + 1 < RF_STORE_COUNT_N) || rf_parse_u64(p, &n[c]) < 0)
+			return;
+		p = sp ? sp + 1 : p;
+	}
+	for (int c = 0; c < RF_STORE_COUNT_N; c++) {
+		if (n[c] <= ag->worker_counts[c])
+			continue;
+		rf_store_add_count(ag->st, c, n[c] - ag->worker_counts[c]);
+		if (c != RF_STORE_TIME_MISSING) {
+			ag->counts_unwarned[c] += n[c] - ag->worker_counts[c];
+			news = true;
+		}
+		ag->worker_counts[c] = n[c];
+	}
+	if (!news || (ag->counts_warned_at_ms &&
+		      t - ag->counts_warned_at_ms < RF_AGENT_SOURCE_WARN_EVERY_MS))
+		return; /* durable with the next write (status, like correlation_dropped) */
+	uint64_t *u = ag->counts_unwarned;
+	if (!u[RF_STORE_CORR_LATE] && !u[RF_STORE_CORR_FUTURE] && !u[RF_STORE_CORR_SKIPPED])
+		return;
+	rf_log_warn(
+	    "worker %d: since the last warning correlations dropped %llu events too late "
+	    "(older than the log's newest time by over %u s) and %llu in the future (past "
+	    "this host's clock by over %u s: a log's clock or time zone wrong?), and did "
+	    "not count %llu matches without their group-by field; %llu, %llu and %llu by "
+	    "this worker (docs/sigma.md, Time)",
+	    (int)ag->worker, (unsigned long long)u[RF_STORE_CORR_LATE],
+	    (unsigned)(RF_CORR_LATE_MS / 1000), (unsigned long long)u[RF_STORE_CORR_FUTURE],
+	    (unsigned)(RF_CORR_SKEW_MS / 1000), (unsigned long long)u[RF_STORE_CORR_SKIPPED],
+	    (unsigned long long)n[RF_STORE_CORR_LATE], (unsigned long long)n[RF_STORE_CORR_FUTURE],
+	    (unsigned long long)n[RF_STORE_CORR_SKIPPED]);
+	ag->counts_warned_at_ms = t;
+	memset(ag->counts_unwarned, 0, sizeof(ag->counts_unwarned));
+	if (rf_store_commit(ag->st) < 0)
+		rf_log_warn("store: cannot record the correlations' counts");
+}
+
 static void worker_line(struct agent *ag, char *line)
 {
 	if (strcmp(line, "loaded") == 0) {
@@ -351,6 +404,8 @@ static void worker_line(struct agent *ag, char *line)
 			    ag->o.alerts);
 	} else if (strncmp(line, "time-unparsed ", 14) == 0) {
 		worker_time_unparsed(ag, line + 14);
+	} else if (strncmp(line, "corr-counts ", 12) == 0) {
+		worker_counts(ag, line + 12);
 	} else if (strncmp(line, "load-failed", 11) == 0) {
 		rf_log_error("worker %d: %s", (int)ag->worker, line);
 		if (strncmp(line, "load-failed-local", 17) == 0)

@@ -59,6 +59,14 @@ struct worker {
 	uint64_t time_unparsed, reported_time_unparsed;
 	const char *time_field;
 	char time_sample[RF_AGENT_TIME_SAMPLE_MAX + 1];
+	/* The run's manifest, kept for each event type's time field ("time", docs/sigma.md), and
+	 * the last type looked up; matches of events without any time field (arrival time used);
+	 * the correlations' late, future and skipped counts and that one as last reported. */
+	struct rf_manifest *m;
+	char tf_type[RF_NAME_MAX];
+	size_t tf_len;
+	const char *tf_field;
+	uint64_t time_missing, reported_counts[4];
 	int lost_errno;
 	/* The batch being filled (see queue_line): its events, whose strings point into the
 	 * reader's buffer or into scratch_buf (the arena, arena_used bytes taken); the alerts of an
@@ -81,6 +89,19 @@ static uint64_t corr_dropped(const struct worker *w)
 
 	rf_corr_stats(w->corr, &cs);
 	return cs.groups_dropped + cs.entries_dropped;
+}
+
+/* The field the manifest names for ev's type as its time (NULL: none), the last type's kept. */
+static const char *time_field_of(struct worker *w, const struct rf_event *ev)
+{
+	if (!ev->type || ev->type_len > sizeof(w->tf_type))
+		return NULL;
+	if (ev->type_len != w->tf_len || memcmp(ev->type, w->tf_type, ev->type_len)) {
+		memcpy(w->tf_type, ev->type, ev->type_len);
+		w->tf_len = ev->type_len;
+		w->tf_field = rf_manifest_event_time(w->m, ev->type, ev->type_len);
+	}
+	return w->tf_field;
 }
 
 static void write_alert(struct worker *w, json_t *o)
@@ -160,7 +181,7 @@ static void time_unparsed(struct worker *w, const struct rf_event *ev)
 
 	if (w->time_unparsed++ != w->reported_time_unparsed)
 		return;
-	if (rf_corr_event_time_field(ev, &w->time_field, &v, &n) < 0) {
+	if (rf_corr_event_time_field_in(ev, time_field_of(w, ev), &w->time_field, &v, &n) < 0) {
 		w->time_field = "?";
 		n = 0;
 	}
@@ -198,10 +219,12 @@ static void correlate(struct worker *w, const struct rf_event *ev)
 	int64_t t, now = wall_ms();
 
 	rf_corr_set_clock(w->corr, now); /* times far beyond it are dropped */
-	int tr = rf_corr_event_time(ev, &t);
+	int tr = rf_corr_event_time_in(ev, time_field_of(w, ev), &t);
 	if (tr < 0) {
 		if (tr == -EINVAL)
 			time_unparsed(w, ev);
+		else if (w->n_hits) /* a match timed by its arrival: counted (time_missing) */
+			w->time_missing++;
 		t = now;
 	}
 	(void)rf_corr_event(w->corr, ev, t, w->hits, w->n_hits, on_corr_alert, w);
@@ -324,8 +347,13 @@ static void reader_free(struct reader *rd)
 static void report_stats(struct worker *w)
 {
 	uint64_t cd = corr_dropped(w);
+	struct rf_corr_stats cs;
 
-	if (w->events == w->reported_events && w->alerts == w->reported_alerts &&
+	rf_corr_stats(w->corr, &cs);
+	uint64_t counts[4] = {cs.late, cs.future, cs.skipped, w->time_missing};
+	bool counts_new = memcmp(counts, w->reported_counts, sizeof(counts)) != 0;
+
+	if (!counts_new && w->events == w->reported_events && w->alerts == w->reported_alerts &&
 	    cd == w->reported_corr_dropped && w->bad == w->reported_bad &&
 	    w->alerts_lost == w->reported_lost && w->time_unparsed == w->reported_time_unparsed)
 		return;
@@ -335,6 +363,14 @@ static void report_stats(struct worker *w)
 		rf_fd_say(w->a->status_fd, "time-unparsed %llu %s %s",
 			  (unsigned long long)w->time_unparsed, w->time_field, w->time_sample);
 	w->reported_time_unparsed = w->time_unparsed;
+	/* "corr-counts LATE FUTURE SKIPPED MISSING", cumulative: the events the correlations
+	 * dropped as late or in the future, the matches without a group-by field, the matches of
+	 * events without a time field (docs/sigma.md "Time") */
+	if (counts_new)
+		rf_fd_say(w->a->status_fd, "corr-counts %llu %llu %llu %llu",
+			  (unsigned long long)counts[0], (unsigned long long)counts[1],
+			  (unsigned long long)counts[2], (unsigned long long)counts[3]);
+	memcpy(w->reported_counts, counts, sizeof(counts));
 	/* "alerts-lost N REASON": N, the alerts the --alerts destination refused, cumulative */
 	if (w->alerts_lost != w->reported_lost)
 		rf_fd_say(w->a->status_fd, "alerts-lost %llu %s", (unsigned long long)w->alerts_lost,
@@ -539,7 +575,7 @@ _Noreturn void rf__agent_worker_main(const struct rf_worker_args *a)
 		_exit(3);
 	}
 	free(pack);
-	rf_manifest_free(m);
+	w.m = m; /* kept: each event type's time field; freed with the process */
 	/* Building the matchers needs far more memory than they keep: give the compile-time peak
 	 * back to the system so an idle agent stays small (docs/agent.md, figures). */
 	malloc_trim(0);

@@ -340,6 +340,8 @@ struct batch {
 	unsigned long long rule_alerts; /* rule alerts printed (silent rules' matches are not) */
 	unsigned long long cur_line;
 	unsigned long long time_unparsed; /* events whose time field did not parse */
+	unsigned long long time_missing;  /* events that fed a correlation without a time field */
+	const struct rf_manifest *m;	  /* the manifest: each event type's "time" field */
 };
 
 /* Read one line of in into *line (grown up to max + 1 bytes, never more, *cap its size),
@@ -444,7 +446,9 @@ static void time_unparsed(struct batch *b, size_t i, const char *name)
 	struct rf_diag ld = {.emit = print_diag, .userdata = where};
 
 	b->time_unparsed++;
-	if (rf_corr_event_time_field(&b->ev[i], &field, &v, &n) < 0)
+	if (rf_corr_event_time_field_in(
+		&b->ev[i], rf_manifest_event_time(b->m, b->ev[i].type, b->ev[i].type_len), &field,
+		&v, &n) < 0)
 		n = 0;
 	snprintf(where, sizeof(where), "%s:%llu", name, b->lineno[i]);
 	rf_diag_report(&ld, -EINVAL,
@@ -488,11 +492,14 @@ static int flush_batch(const struct rf_engine *e, struct rf_engine_scratch *s, s
 		if (!rf_corr_count(b->corr))
 			continue;
 		int64_t t;
-		int tr = rf_corr_event_time(&b->ev[i], &t);
+		int tr = rf_corr_event_time_in(
+		    &b->ev[i], rf_manifest_event_time(b->m, b->ev[i].type, b->ev[i].type_len), &t);
 		if (tr == 0)
 			b->time_ms = t;
 		else if (tr == -EINVAL)
 			time_unparsed(b, i, name);
+		else if (h > first) /* a match counted at the previous event's time */
+			b->time_missing++;
 		b->cur_line = b->lineno[i];
 		(void)rf_corr_event(b->corr, &b->ev[i], b->time_ms, b->hit_rule + first, h - first,
 				    on_corr_alert, b);
@@ -588,6 +595,7 @@ static int cmd_eval(int argc, char **argv)
 	/* Events may replay the past, never come from the future: times beyond this clock (plus
 	 * RF_CORR_SKEW_MS) are dropped and counted rather than taken as the stream's time. */
 	rf_corr_set_clock(b.corr, rf_now_wall() * 1000);
+	b.m = m;
 	in = (!events || !strcmp(events, "-")) ? stdin : fopen(events, "re");
 	if (!in) {
 		fprintf(stderr, "ringfence content eval: %s: cannot open\n", events);
@@ -666,15 +674,17 @@ static int cmd_eval(int argc, char **argv)
 	if (rf_corr_count(b.corr)) {
 		struct rf_corr_stats cs;
 		rf_corr_stats(b.corr, &cs);
-		fprintf(stderr,
-			"%s: %zu correlations: %llu alerts, %llu matches not counted (group-by or "
-			"value field absent), %llu groups and %llu window entries dropped at the "
-			"caps, %llu events too late and %llu in the future dropped, %llu events "
-			"with a time that does not parse (the previous event's time used)\n",
-			pack, rf_corr_count(b.corr), b.corr_alerts, (unsigned long long)cs.skipped,
-			(unsigned long long)cs.groups_dropped,
-			(unsigned long long)cs.entries_dropped, (unsigned long long)cs.late,
-			(unsigned long long)cs.future, b.time_unparsed);
+		fprintf(
+		    stderr,
+		    "%s: %zu correlations: %llu alerts, %llu matches not counted (group-by or "
+		    "value field absent), %llu groups and %llu window entries dropped at the "
+		    "caps, %llu events too late and %llu in the future dropped, %llu events "
+		    "with a time that does not parse and %llu matched for a correlation without a "
+		    "time field (the previous event's time used)\n",
+		    pack, rf_corr_count(b.corr), b.corr_alerts, (unsigned long long)cs.skipped,
+		    (unsigned long long)cs.groups_dropped, (unsigned long long)cs.entries_dropped,
+		    (unsigned long long)cs.late, (unsigned long long)cs.future, b.time_unparsed,
+		    b.time_missing);
 	}
 	rc = 0;
 out:

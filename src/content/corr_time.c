@@ -1,8 +1,9 @@
 /*
  * What the correlation evaluator reads from an event (include/ringfence/correlate.h): a field's
- * value by name, and the event's time (rf_corr_event_time) from the first of the fields
- * UtcTime, TimeCreated, @timestamp, timestamp that is present: ISO 8601 / RFC 3339 with an
- * optional fraction and Z or an offset from UTC, or epoch seconds or milliseconds (docs/sigma.md
+ * value by name, and the event's time (rf_corr_event_time_in) from the first of the fields
+ * present among the one the agent manifest names for the event type (its "time") and UtcTime,
+ * TimeCreated, @timestamp, timestamp: ISO 8601 / RFC 3339 with an optional fraction and Z or an
+ * offset from UTC, or epoch seconds (with an optional fraction) or milliseconds (docs/sigma.md
  * "Correlation rules"). The value is untrusted: every index is checked against its length, and
  * the arithmetic stays inside int64 for every accepted text (at most 16 digits of epoch, four
  * of year). Pure: no I/O, no clock, no locale.
@@ -52,24 +53,46 @@ static int64_t days_from_civil(int64_t y, int64_t m, int64_t d)
 	return era * 146097 + doe - 719468;
 }
 
+/* Epoch time: digits, optionally a '.' and a fraction (zeek's "ts": 1591367999.305988). The
+ * integer part's length decides the unit, never its value: up to 11 digits are seconds (until
+ * the year 5138), 12 to 16 are milliseconds (from 1973); a 10-digit second read as milliseconds
+ * made events an hour apart 3.6 s. The fraction is kept to the millisecond. */
+static bool parse_epoch(const uint8_t *p, size_t n, int64_t *ret)
+{
+	size_t ni = 0;
+	int64_t v, frac = 0, scale;
+
+	while (ni < n && p[ni] >= '0' && p[ni] <= '9')
+		ni++;
+	if (ni == 0 || ni > 16 || !digits(p, n, 0, ni, &v))
+		return false;
+	scale = ni <= 11 ? 100 : 0; /* milliseconds have no millisecond fraction to keep */
+	if (ni < n) {
+		if (p[ni] != '.' || ni + 1 == n)
+			return false;
+		for (size_t i = ni + 1; i < n; i++) {
+			if (p[i] < '0' || p[i] > '9')
+				return false;
+			frac += (p[i] - '0') * scale;
+			scale /= 10;
+		}
+	}
+	*ret = ni <= 11 ? v * 1000 + frac : v;
+	return true;
+}
+
 static bool parse_time(const uint8_t *p, size_t n, int64_t *ret)
 {
 	int64_t y, mo, d, h, mi, s, ms = 0;
 	size_t at = 19;
 
-	/* Epoch seconds (up to 11 digits: until the year 5138) or milliseconds (12 to 16 digits:
-	 * from 1973); 10-digit seconds read as milliseconds made events an hour apart 3.6 s. */
-	if (n > 0 && n <= 16) {
-		int64_t v;
-		if (digits(p, n, 0, n, &v)) {
-			*ret = n <= 11 ? v * 1000 : v;
-			return true;
-		}
-	}
+	if (n > 0 && p[0] >= '0' && p[0] <= '9' && parse_epoch(p, n, ret))
+		return true;
+	/* RFC 3339 allows 't' and 'z' for 'T' and 'Z' (section 5.6). */
 	if (n < 19 || !digits(p, n, 0, 4, &y) || p[4] != '-' || !digits(p, n, 5, 2, &mo) ||
-	    p[7] != '-' || !digits(p, n, 8, 2, &d) || (p[10] != 'T' && p[10] != ' ') ||
-	    !digits(p, n, 11, 2, &h) || p[13] != ':' || !digits(p, n, 14, 2, &mi) || p[16] != ':' ||
-	    !digits(p, n, 17, 2, &s))
+	    p[7] != '-' || !digits(p, n, 8, 2, &d) ||
+	    (p[10] != 'T' && p[10] != 't' && p[10] != ' ') || !digits(p, n, 11, 2, &h) ||
+	    p[13] != ':' || !digits(p, n, 14, 2, &mi) || p[16] != ':' || !digits(p, n, 17, 2, &s))
 		return false;
 	if (mo < 1 || mo > 12 || d < 1 || d > 31 || h > 23 || mi > 59 || s > 60)
 		return false;
@@ -87,7 +110,7 @@ static bool parse_time(const uint8_t *p, size_t n, int64_t *ret)
 	/* Z, or an offset from UTC (+HH:MM, +HHMM or +HH), which is taken off: 12:00+02:00 is
 	 * 10:00Z. Only "+00:00" was read before; other offsets made the time unreadable. */
 	int64_t off = 0, oh = 0, om = 0;
-	if (at < n && p[at] == 'Z') {
+	if (at < n && (p[at] == 'Z' || p[at] == 'z')) {
 		at++;
 	} else if (at < n && (p[at] == '+' || p[at] == '-')) {
 		int sign = p[at] == '-' ? -1 : 1;
@@ -109,15 +132,31 @@ static bool parse_time(const uint8_t *p, size_t n, int64_t *ret)
 
 static const char *const time_names[] = {"UtcTime", "TimeCreated", "@timestamp", "timestamp"};
 
-int rf_corr_event_time(const struct rf_event *ev, int64_t *ret_ms)
+/* The fields to try, in order: the manifest's for the event type (when it names one), then the
+ * common ones. */
+static size_t time_fields(const char *field, const char **ret)
 {
+	size_t n = 0;
+
+	if (field)
+		ret[n++] = field;
+	for (size_t i = 0; i < sizeof(time_names) / sizeof(time_names[0]); i++)
+		if (!field || strcmp(field, time_names[i]))
+			ret[n++] = time_names[i];
+	return n;
+}
+
+int rf_corr_event_time_in(const struct rf_event *ev, const char *field, int64_t *ret_ms)
+{
+	const char *names[1 + sizeof(time_names) / sizeof(time_names[0])];
+	size_t nn = time_fields(field, names);
 	bool present = false;
 
-	for (size_t i = 0; i < sizeof(time_names) / sizeof(time_names[0]); i++) {
+	for (size_t i = 0; i < nn; i++) {
 		const uint8_t *v;
 		size_t n;
 		int64_t t;
-		if (!event_field(ev, time_names[i], &v, &n))
+		if (!event_field(ev, names[i], &v, &n))
 			continue;
 		present = true;
 		if (parse_time(v, n, &t)) {
@@ -128,18 +167,32 @@ int rf_corr_event_time(const struct rf_event *ev, int64_t *ret_ms)
 	return present ? -EINVAL : -ENOENT;
 }
 
-int rf_corr_event_time_field(const struct rf_event *ev, const char **ret_name,
-			     const uint8_t **ret_v, size_t *ret_n)
+int rf_corr_event_time(const struct rf_event *ev, int64_t *ret_ms)
 {
-	for (size_t i = 0; i < sizeof(time_names) / sizeof(time_names[0]); i++) {
+	return rf_corr_event_time_in(ev, NULL, ret_ms);
+}
+
+int rf_corr_event_time_field_in(const struct rf_event *ev, const char *field, const char **ret_name,
+				const uint8_t **ret_v, size_t *ret_n)
+{
+	const char *names[1 + sizeof(time_names) / sizeof(time_names[0])];
+	size_t nn = time_fields(field, names);
+
+	for (size_t i = 0; i < nn; i++) {
 		const uint8_t *v;
 		size_t n;
-		if (event_field(ev, time_names[i], &v, &n)) {
-			*ret_name = time_names[i];
+		if (event_field(ev, names[i], &v, &n)) {
+			*ret_name = names[i];
 			*ret_v = v;
 			*ret_n = n;
 			return 0;
 		}
 	}
 	return -ENOENT;
+}
+
+int rf_corr_event_time_field(const struct rf_event *ev, const char **ret_name,
+			     const uint8_t **ret_v, size_t *ret_n)
+{
+	return rf_corr_event_time_field_in(ev, NULL, ret_name, ret_v, ret_n);
 }

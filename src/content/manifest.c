@@ -32,6 +32,7 @@ struct mevent {
 	bool open;   /* "other_fields": "string": any other valid name is a string */
 	size_t n_ls; /* declared logsources (0: the compiler derives the name) */
 	struct mlogsource *ls;
+	char *time; /* "time": the field holding the event's time, or NULL */
 };
 
 struct rf_manifest {
@@ -56,6 +57,7 @@ void rf_manifest_free(struct rf_manifest *m)
 			free(m->events[i].ls[j].service);
 		}
 		free(m->events[i].ls);
+		free(m->events[i].time);
 	}
 	free(m->events);
 	free(m->agent);
@@ -220,6 +222,22 @@ static int parse_event(json_t *je, size_t ei, struct mevent *ev, struct rf_diag 
 					      ev->name);
 		ev->open = true;
 	}
+	/* Optional: the field that holds the event's time, for correlations (docs/sigma.md
+	 * "Time"). One the event supplies: a declared field, or any name of an open event. */
+	if (json_object_get(je, "time")) {
+		snprintf(where, sizeof(where), "event %s", ev->name);
+		r = get_name(je, "time", where, &ev->time, d);
+		if (r < 0)
+			return r;
+		bool have = ev->open;
+		for (size_t i = 0; i < nf && !have; i++)
+			have = !strcmp(ev->fields[i].name, ev->time);
+		if (!have)
+			return rf_diag_report(d, -EBADMSG,
+					      "manifest: event %s: \"time\" %s is not one of its "
+					      "fields",
+					      ev->name, ev->time);
+	}
 	return parse_logsources(json_object_get(je, "logsource"), ev, d);
 }
 
@@ -377,6 +395,16 @@ bool rf_manifest_event_declared(const struct rf_manifest *m, const char *event)
 	return e >= 0 && m->events[e].n_ls > 0;
 }
 
+const char *rf_manifest_event_time(const struct rf_manifest *m, const uint8_t *event,
+				   size_t event_len)
+{
+	for (size_t i = 0; i < m->n_events; i++)
+		if (strlen(m->events[i].name) == event_len &&
+		    !memcmp(m->events[i].name, event, event_len))
+			return m->events[i].time;
+	return NULL;
+}
+
 bool rf__manifest_supplies_product(const struct rf_manifest *m, const char *event,
 				   const char *product, const char **ret_has)
 {
@@ -480,6 +508,8 @@ int rf__manifest_with_pack_fields(const struct rf_manifest *m, const struct rf_p
 		if (!(d->name = strdup(s->name)))
 			goto fail;
 		d->open = s->open;
+		if (s->time && !(d->time = strdup(s->time)))
+			goto fail;
 		for (size_t f = 0; f < s->n_fields; f++)
 			if (add_field(d, &cap, s->fields[f].name, s->fields[f].type) < 0)
 				goto fail;

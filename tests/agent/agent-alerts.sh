@@ -5,7 +5,9 @@
 #              any, times are never read) and the log says so at most once a minute, with the
 #              field and a sample value.
 #   status     `ringfence-agent status` (text and --json) shows those times and the alerts the
-#              --alerts destination refused, kept in the store across a restart.
+#              --alerts destination refused, kept in the store across a restart; and the events
+#              the correlations dropped as late or in the future, the matches without their
+#              group-by field and those of events without a time (warned about once a minute).
 #   rotation   a rotated --alerts FILE (renamed, a new one created; or renamed, then SIGHUP) is
 #              reopened: new alerts go to the file at the path, the old file keeps the old ones,
 #              none is lost, and the worker is not restarted.
@@ -122,6 +124,41 @@ rf_stop_agent
 	fail "status text: $("$AGENT" status --store "$W/store" | grep -i lost)"
 [ "$(rf_q "s['time_unparsed']")" = 3 ] || fail "time_unparsed changed across a restart"
 ok "status: alerts --alerts refused counted (text and JSON), kept after the agent stopped"
+
+# ---- correlations' drops: late, future, no group-by field, no time (review 5-3, 5-2) ---------
+# A log whose clock or time zone is wrong made its correlations dead with no word anywhere: the
+# events dropped as late or in the future and the matches without their group-by field are
+# counted, warned about and shown by status; a match of an event without a time is shown too.
+at() { date -u -d "$1" '+%Y-%m-%d %H:%M:%S'; }
+{
+	ev erin "$(at '-2 min')"
+	ev ivan "$(at '-1 min')"    # a second time confirms the log's clock (docs/sigma.md)
+	ev frank "$(at '+1 hour')"  # a shipper writing local time as UTC, an hour ahead: future
+	ev gina "$(at '-20 min')"   # 19 minutes before the log's newest time: late
+	printf '{"event":"process_creation","Image":"C:\\\\x\\\\certutil.exe","UtcTime":"%s"}\n' \
+		"$(at '-30 sec')"   # no User, the group-by field: skipped
+	printf '{"event":"process_creation","Image":"C:\\\\x\\\\certutil.exe","User":"hank"}\n'
+} >"$W/events.jsonl"
+RF_AGENT_ARGS="--alerts $W/alerts.jsonl" rf_start_agent alerts-dev-1
+for i in $(seq 600); do
+	grep -q "correlations dropped" "$W/agent.log" && break
+	rf_alive "the correlations' warning"
+	sleep 0.1
+done
+grep -q "since the last warning correlations dropped 1 events too late (older than the log's newest time by over 300 s) and 1 in the future (past this host's clock by over 300 s: a log's clock or time zone wrong?), and did not count 1 matches without their group-by field" \
+	"$W/agent.log" || fail "no warning of the correlations' drops: $(grep 'correlations dropped' "$W/agent.log")"
+sleep 1.5 # a later report would have said more
+rf_stop_agent
+for k in correlation_late correlation_future correlation_skipped time_missing; do
+	[ "$(rf_q "s['$k']")" = 1 ] || fail "status --json $k is '$(rf_q "s['$k']")', want 1"
+done
+st=$("$AGENT" status --store "$W/store")
+for l in "^event times missing: 1 " "^correlation events late: 1 " "^correlation events future: 1 " \
+	"^correlation matches skipped: 1 "; do
+	grep -q "$l" <<<"$st" || fail "status text has no '$l': $(grep -i correlation <<<"$st")"
+done
+grep -q '"correlation_late": *1' "$W/store/state.json" || fail "state.json has no correlation_late"
+ok "status: correlations' late, future, skipped and timeless events counted, warned, kept"
 
 # ---- rotation: a rotated --alerts FILE is followed ----------------------------------------
 # logrotate's default renames FILE and creates a new one: the agent wrote into the renamed file

@@ -6,6 +6,7 @@
 # rule) is taken, and then
 #   - lines that were in the files before the agent started raise nothing (it starts at the end);
 #   - each matching line appended raises exactly one alert, a line that does not match none;
+#   - a CloudTrail correlation counts its events at their eventTime, not at their arrival;
 #   - after a rotation (rename, new file) the new file's lines alert, once each;
 #   - an over-long line is refused and counted: status's events_dropped.
 # Exactly once is checked with a marker: lines are read in order, so when the alert of a last
@@ -69,6 +70,31 @@ detection:
         - 'Corrupted MAC on input'
     condition: keywords
 level: medium
+EOF
+# A CloudTrail correlation: its events are timed by eventTime, the manifest's "time" for
+# aws_cloudtrail (review 5-2: they took their arrival time, so a batch fired it)
+cat >"$W/rules/ct_login_twice.yml" <<'EOF'
+title: CloudTrail console login
+id: 00000000-0000-4000-8000-0000000c7001
+name: ct_console_login
+logsource:
+    product: aws
+    service: cloudtrail
+detection:
+    selection:
+        eventName: ConsoleLogin
+    condition: selection
+---
+title: Two console logins in a minute
+id: 00000000-0000-4000-8000-0000000c7002
+correlation:
+    type: event_count
+    rules: [ct_console_login]
+    group-by: [userIdentity.arn]
+    timespan: 1m
+    condition:
+        gte: 2
+level: low
 EOF
 cat >"$W/rules/marker.yml" <<'EOF'
 title: Test Marker
@@ -143,6 +169,23 @@ sleep 0.6
 [ "$(count a136ac98-b2bc-4189-a14d-f0d0388e57a7)" = 2 ] || fail "CloudTrail: $(count a136ac98-b2bc-4189-a14d-f0d0388e57a7) alerts, want 2"
 [ "$(count e76b413a-83d0-4b94-8e4c-85db4a5b8bdc)" = 1 ] || fail "sshd: $(count e76b413a-83d0-4b94-8e4c-85db4a5b8bdc) alerts, want 1"
 ok "appended lines: 2 CloudTrail and 1 sshd alert, exactly once each"
+
+# eventTime, not arrival: two logins of x 6 minutes apart arrive together and do not fire (the
+# same lines timed by their arrival fired); two of y 20 s apart fire. The times lie within the
+# 5 minutes of lateness and skew around now (docs/sigma.md "Time").
+ct_login() {
+	printf '{"eventSource":"signin.amazonaws.com","eventName":"ConsoleLogin","userIdentity":{"arn":"%s"},"eventTime":"%s"}\n' \
+		"$1" "$(date -u -d "$2" '+%Y-%m-%dT%H:%M:%SZ')"
+}
+{ ct_login x '-3 min'; ct_login x '+3 min'; ct_login y 'now'; ct_login y '+20 sec'; } >>"$W/ct.jsonl"
+sleep 0.6
+echo "Dec  3 13:00:09 host sshd[9]: RINGFENCE-MARKER ct" >>"$W/auth.log"
+wait_marker $((M + 2))
+M=$((M + 1))
+corr() { grep -c "\"correlation\":\"00000000-0000-4000-8000-0000000c7002\".*\"group\":{\"userIdentity.arn\":\"$1\"}" "$W/alerts.jsonl" || true; }
+[ "$(corr y)" = 1 ] || fail "two CloudTrail logins 20 s apart: $(corr y) correlation alerts, want 1"
+[ "$(corr x)" = 0 ] || fail "two CloudTrail logins 6 minutes apart (eventTime) fired: arrival time used"
+ok "CloudTrail correlations are timed by eventTime (the manifest's time field), not arrival"
 
 # rotation: rename and a new file
 mv "$W/auth.log" "$W/auth.log.1"

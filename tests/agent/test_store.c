@@ -464,6 +464,9 @@ static void test_roundtrip_and_reopen(void **unused)
 	rf_store_add_corr_dropped(st, 2);
 	rf_store_add_alerts_lost(st, 5); /* alerts --alerts refused, and unreadable event times */
 	rf_store_add_time_unparsed(st, 11);
+	for (int c = 0; c < RF_STORE_COUNT_N; c++) /* the correlations' drops: durable too */
+		rf_store_add_count(st, c, (uint64_t)(20 + c));
+	rf_store_add_count(st, RF_STORE_CORR_LATE, 1);
 	assert_int_equal(rf_store_commit(st), 0);
 	rf_store_free(st);
 
@@ -485,6 +488,11 @@ static void test_roundtrip_and_reopen(void **unused)
 	assert_int_equal(rf_store_corr_dropped(st), 9);
 	assert_int_equal(rf_store_alerts_lost(st), 5);
 	assert_int_equal(rf_store_time_unparsed(st), 11);
+	assert_int_equal(rf_store_count(st, RF_STORE_CORR_LATE), 21);
+	assert_int_equal(rf_store_count(st, RF_STORE_CORR_FUTURE), 21);
+	assert_int_equal(rf_store_count(st, RF_STORE_CORR_SKIPPED), 22);
+	assert_int_equal(rf_store_count(st, RF_STORE_TIME_MISSING), 23);
+	assert_string_equal(rf_store_count_name(RF_STORE_TIME_MISSING), "time_missing");
 	assert_int_equal(rf_store_check(st, &d), 0);
 	assert_int_equal(rf_store_commit(st), -EROFS);
 	rf_store_free(st);

@@ -905,6 +905,92 @@ static void test_event_time(void **state)
 	assert_int_equal(t, 1721362140000);
 }
 
+/* The time field the manifest names for an event type is read first (review 5-2: Okta's
+ * "published", zeek's "ts" were never read, so their events took the arrival time); RFC 3339's
+ * lower-case t/z and epoch seconds with a fraction parse. */
+static void test_event_time_field(void **state)
+{
+	static const struct {
+		const char *line, *field;
+		int r;
+		int64_t want;
+	} cases[] = {
+	    {"{\"event\":\"okta\",\"published\":\"2024-07-19T04:09:00.000Z\"}", "published", 0,
+	     1721362140000},
+	    /* without the manifest's field the event has no time (as before) */
+	    {"{\"event\":\"okta\",\"published\":\"2024-07-19T04:09:00.000Z\"}", NULL, -ENOENT, 0},
+	    /* the named field first, then the usual ones: a shipper's @timestamp still serves */
+	    {"{\"event\":\"okta\",\"published\":\"2024-07-19T04:09:00Z\",\"@timestamp\":"
+	     "\"2024-07-19T05:00:00Z\"}",
+	     "published", 0, 1721362140000},
+	    {"{\"event\":\"okta\",\"@timestamp\":\"2024-07-19T05:00:00Z\"}", "published", 0,
+	     1721365200000},
+	    {"{\"event\":\"okta\",\"published\":\"soon\"}", "published", -EINVAL, 0},
+	    /* zeek's ts: epoch seconds with a microsecond fraction */
+	    {"{\"event\":\"zeek_dns\",\"ts\":1721362140.305988}", "ts", 0, 1721362140305},
+	    {"{\"event\":\"zeek_dns\",\"ts\":\"1721362140.5\"}", "ts", 0, 1721362140500},
+	    {"{\"event\":\"x\",\"timestamp\":1721362140.25}", NULL, 0, 1721362140250},
+	    /* 13 digits are milliseconds, a fraction of them is dropped */
+	    {"{\"event\":\"x\",\"timestamp\":\"1721362140123.9\"}", NULL, 0, 1721362140123},
+	    {"{\"event\":\"x\",\"@timestamp\":\"2024-07-19t04:09:00.5z\"}", NULL, 0, 1721362140500},
+	    {"{\"event\":\"x\",\"timestamp\":\"1721362140.\"}", NULL, -EINVAL, 0},
+	    {"{\"event\":\"x\",\"timestamp\":\"1721362140.5.1\"}", NULL, -EINVAL, 0},
+	    {"{\"event\":\"x\",\"timestamp\":\"17213621401234567.5\"}", NULL, -EINVAL, 0},
+	    {"{\"event\":\"x\",\"timestamp\":\"-1721362140\"}", NULL, -EINVAL, 0},
+	};
+	(void)state;
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		uint8_t scratch[256];
+		struct rf_event ev;
+		int64_t t = 0;
+		assert_int_equal(rf_event_parse((const uint8_t *)cases[i].line,
+						strlen(cases[i].line), scratch, sizeof(scratch),
+						&ev, NULL),
+				 0);
+		assert_int_equal(rf_corr_event_time_in(&ev, cases[i].field, &t), cases[i].r);
+		if (cases[i].r == 0)
+			assert_int_equal(t, cases[i].want);
+		const char *name = NULL;
+		const uint8_t *v;
+		size_t n;
+		if (cases[i].r == -EINVAL) {
+			assert_int_equal(
+			    rf_corr_event_time_field_in(&ev, cases[i].field, &name, &v, &n), 0);
+			assert_string_equal(name, cases[i].field ? cases[i].field : "timestamp");
+		}
+	}
+
+	/* The manifest's "time": read back per event type; a closed event must supply it. */
+	static const char mj[] =
+	    "{\"agent\":\"a\",\"version\":\"1.0.0\",\"events\":["
+	    "{\"name\":\"okta\",\"time\":\"published\",\"fields\":[],\"other_fields\":\"string\"},"
+	    "{\"name\":\"proc\",\"time\":\"UtcTime\",\"fields\":[{\"name\":\"UtcTime\","
+	    "\"type\":\"string\"}]},{\"name\":\"dns\",\"fields\":[]}]}";
+	struct rf_manifest *m = NULL;
+	struct rf_diag d = {0};
+	assert_int_equal(rf_manifest_parse((const uint8_t *)mj, strlen(mj), &m, &d), 0);
+	assert_string_equal(rf_manifest_event_time(m, (const uint8_t *)"okta", 4), "published");
+	assert_string_equal(rf_manifest_event_time(m, (const uint8_t *)"proc", 4), "UtcTime");
+	assert_null(rf_manifest_event_time(m, (const uint8_t *)"dns", 3));
+	assert_null(rf_manifest_event_time(m, (const uint8_t *)"okt", 3));
+	assert_null(rf_manifest_event_time(m, (const uint8_t *)"nope", 4));
+	rf_manifest_free(m);
+	static const char *const bad[] = {
+	    "{\"agent\":\"a\",\"version\":\"1\",\"events\":[{\"name\":\"p\",\"time\":\"When\","
+	    "\"fields\":[{\"name\":\"UtcTime\",\"type\":\"string\"}]}]}",
+	    "{\"agent\":\"a\",\"version\":\"1\",\"events\":[{\"name\":\"p\",\"time\":3,"
+	    "\"fields\":[],\"other_fields\":\"string\"}]}",
+	    "{\"agent\":\"a\",\"version\":\"1\",\"events\":[{\"name\":\"p\",\"time\":\"a b\","
+	    "\"fields\":[],\"other_fields\":\"string\"}]}",
+	};
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		m = NULL;
+		assert_int_equal(rf_manifest_parse((const uint8_t *)bad[i], strlen(bad[i]), &m, &d),
+				 -EBADMSG);
+		assert_null(m);
+	}
+}
+
 /* ---- out-of-order and forged event times (docs/sigma.md "Time") ----------------------------- */
 
 #define EVIL_RULES                                                                                 \
@@ -1576,6 +1662,85 @@ static void test_cli_review_cases(void **state)
 	sh("rm -rf '%s'", dir);
 }
 
+/* The review's 5-2 case through `ringfence content eval` and the shipped log manifest: Okta keeps
+ * its time in "published" (the manifest's "time"), so three failures ten minutes apart are not
+ * "3 in 1 minute", while three in one minute are; an event without any time is counted. */
+static void test_cli_log_time(void **state)
+{
+	char dir[] = "/tmp/rf-corr-XXXXXX", f[512], m[512], evs[2048];
+	const char *root = getenv("RF_SOURCE_ROOT");
+	static const char rules[] =
+	    "title: okta failed login\nid: 53535353-0000-0000-0000-000000000001\nname: okta_fail\n"
+	    "logsource: {product: okta, service: okta}\ndetection:\n  sel:\n"
+	    "    eventType: user.session.start\n    outcome.result: FAILURE\n  condition: sel\n"
+	    "---\ntitle: 3 failed Okta logins in 1 minute\n"
+	    "id: 53535353-0000-0000-0000-000000000002\ncorrelation:\n  type: event_count\n"
+	    "  rules: [okta_fail]\n  group-by: [actor.alternateId]\n  timespan: 1m\n"
+	    "  condition: {gte: 3}\nlevel: high\n";
+	static const char *const apart[] = {"08:00:00", "08:10:00", "08:20:00"};
+	static const char *const close[] = {"09:00:00", "09:00:20", "09:00:40"};
+
+	(void)state;
+	if (!rf_exe || !root) {
+		skip();
+	}
+	snprintf(m, sizeof(m), "%s/manifests/ringfence-agent-logs-1.0.0.json", root);
+	assert_non_null(mkdtemp(dir));
+	snprintf(f, sizeof(f), "%s/r.yml", dir);
+	write_file(f, rules);
+	assert_int_equal(sh("'%s' content compile '%s/r.yml' -o '%s/p.rfp' --manifest '%s' "
+			    "2>'%s/compile.err'",
+			    rf_exe, dir, dir, m, dir),
+			 0);
+	size_t at = 0;
+	for (int i = 0; i < 3; i++)
+		at +=
+		    (size_t)snprintf(evs + at, sizeof(evs) - at,
+				     "{\"event\":\"okta\",\"eventType\":\"user.session.start\","
+				     "\"outcome.result\":\"FAILURE\",\"actor.alternateId\":\"bob\","
+				     "\"published\":\"2024-12-01T%s.000Z\"}\n",
+				     apart[i]);
+	snprintf(f, sizeof(f), "%s/ev.jsonl", dir);
+	write_file(f, evs);
+	assert_int_equal(sh("'%s' content eval '%s/p.rfp' --manifest '%s' '%s/ev.jsonl' "
+			    ">'%s/eval.out' 2>'%s/eval.err'",
+			    rf_exe, dir, m, dir, dir, dir),
+			 0);
+	snprintf(f, sizeof(f), "%s/eval.out", dir);
+	assert_false(file_contains(f, "\"correlation\":", false));
+	snprintf(f, sizeof(f), "%s/eval.err", dir);
+	assert_true(file_has(f, "1 correlations: 0 alerts"));
+	assert_true(file_has(f, " 0 matched for a correlation without a time field"));
+
+	/* Three within a minute fire, at the third one's time; a fourth failure without any
+	 * time field is counted (it took the previous event's time). */
+	at = 0;
+	for (int i = 0; i < 3; i++)
+		at +=
+		    (size_t)snprintf(evs + at, sizeof(evs) - at,
+				     "{\"event\":\"okta\",\"eventType\":\"user.session.start\","
+				     "\"outcome.result\":\"FAILURE\",\"actor.alternateId\":\"bob\","
+				     "\"published\":\"2024-12-01t%sz\"}\n",
+				     close[i]);
+	snprintf(evs + at, sizeof(evs) - at,
+		 "{\"event\":\"okta\",\"eventType\":\"user.session.start\","
+		 "\"outcome.result\":\"FAILURE\",\"actor.alternateId\":\"carol\"}\n");
+	snprintf(f, sizeof(f), "%s/ev.jsonl", dir);
+	write_file(f, evs);
+	assert_int_equal(sh("'%s' content eval '%s/p.rfp' --manifest '%s' '%s/ev.jsonl' "
+			    ">'%s/eval.out' 2>'%s/eval.err'",
+			    rf_exe, dir, m, dir, dir, dir),
+			 0);
+	snprintf(f, sizeof(f), "%s/eval.out", dir);
+	assert_true(file_has(f, "{\"line\":3,\"correlation\":\"53535353-0000-0000-0000-"
+				"000000000002\""));
+	assert_true(file_has(f, "\"time_ms\":1733043640000,"));
+	snprintf(f, sizeof(f), "%s/eval.err", dir);
+	assert_true(file_has(f, "1 correlations: 1 alerts"));
+	assert_true(file_has(f, " 1 matched for a correlation without a time field"));
+	sh("rm -rf '%s'", dir);
+}
+
 /* ---- SigmaHQ's correlation rules, when the corpus is there ---------------------------------- */
 
 static size_t find_corr_files(const char *dir, unsigned depth, char ***list, size_t *n)
@@ -1673,6 +1838,7 @@ int main(int argc, char **argv)
 	    cmocka_unit_test(test_rejections),
 	    cmocka_unit_test(test_verifier),
 	    cmocka_unit_test(test_event_time),
+	    cmocka_unit_test(test_event_time_field),
 	    cmocka_unit_test(test_review_out_of_order),
 	    cmocka_unit_test(test_review_future_event),
 	    cmocka_unit_test(test_late_and_reversed),
@@ -1680,6 +1846,7 @@ int main(int argc, char **argv)
 	    cmocka_unit_test(test_random_order_property),
 	    cmocka_unit_test(test_cli_eval),
 	    cmocka_unit_test(test_cli_review_cases),
+	    cmocka_unit_test(test_cli_log_time),
 	    cmocka_unit_test(test_shared_corpus),
 	};
 	struct rf_diag d = {0};
