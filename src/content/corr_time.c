@@ -3,10 +3,10 @@
  * value by name, and the event's time (rf_corr_event_time_in) from the first of the fields
  * present among the one the agent manifest names for the event type (its "time") and UtcTime,
  * TimeCreated, @timestamp, timestamp: ISO 8601 / RFC 3339 with an optional fraction and Z or an
- * offset from UTC, or epoch seconds (with an optional fraction) or milliseconds (docs/sigma.md
+ * offset from UTC, or epoch seconds (with an optional fraction), milliseconds, microseconds or nanoseconds (docs/sigma.md
  * "Correlation rules"). The value is untrusted: every index is checked against its length, and
- * the arithmetic stays inside int64 for every accepted text (at most 16 digits of epoch, four
- * of year). Pure: no I/O, no clock, no locale.
+ * the arithmetic stays inside int64 for every accepted text (at most 19 digits of epoch, no
+ * more than INT64_MAX, and four of year). Pure: no I/O, no clock, no locale.
  */
 #include <errno.h>
 #include <string.h>
@@ -54,9 +54,11 @@ static int64_t days_from_civil(int64_t y, int64_t m, int64_t d)
 }
 
 /* Epoch time: digits, optionally a '.' and a fraction (zeek's "ts": 1591367999.305988). The
- * integer part's length decides the unit, never its value: up to 11 digits are seconds (until
- * the year 5138), 12 to 16 are milliseconds (from 1973); a 10-digit second read as milliseconds
- * made events an hour apart 3.6 s. The fraction is kept to the millisecond. */
+ * integer part's length decides the unit, never its value (a 10-digit second read as
+ * milliseconds made events an hour apart 3.6 s): up to 11 digits are seconds (until the year
+ * 5138), 12 to 14 milliseconds, 15 to 17 microseconds and 18 or 19 nanoseconds (each from 1973
+ * or 2001 to 5138 or INT64_MAX). Seconds keep their fraction to the millisecond; the finer units
+ * are cut to the millisecond (a fraction of them is dropped). */
 static bool parse_epoch(const uint8_t *p, size_t n, int64_t *ret)
 {
 	size_t ni = 0;
@@ -64,9 +66,13 @@ static bool parse_epoch(const uint8_t *p, size_t n, int64_t *ret)
 
 	while (ni < n && p[ni] >= '0' && p[ni] <= '9')
 		ni++;
-	if (ni == 0 || ni > 16 || !digits(p, n, 0, ni, &v))
+	if (ni == 0 || ni > 19)
 		return false;
-	scale = ni <= 11 ? 100 : 0; /* milliseconds have no millisecond fraction to keep */
+	if (ni == 19 && memcmp(p, "9223372036854775807", 19) > 0)
+		return false; /* past INT64_MAX */
+	if (!digits(p, n, 0, ni, &v))
+		return false;
+	scale = ni <= 11 ? 100 : 0;
 	if (ni < n) {
 		if (p[ni] != '.' || ni + 1 == n)
 			return false;
@@ -77,7 +83,14 @@ static bool parse_epoch(const uint8_t *p, size_t n, int64_t *ret)
 			scale /= 10;
 		}
 	}
-	*ret = ni <= 11 ? v * 1000 + frac : v;
+	if (ni <= 11)
+		*ret = v * 1000 + frac;
+	else if (ni <= 14)
+		*ret = v;
+	else if (ni <= 17)
+		*ret = v / 1000;
+	else
+		*ret = v / 1000000;
 	return true;
 }
 

@@ -935,7 +935,15 @@ static void test_event_time_field(void **state)
 	    {"{\"event\":\"x\",\"@timestamp\":\"2024-07-19t04:09:00.5z\"}", NULL, 0, 1721362140500},
 	    {"{\"event\":\"x\",\"timestamp\":\"1721362140.\"}", NULL, -EINVAL, 0},
 	    {"{\"event\":\"x\",\"timestamp\":\"1721362140.5.1\"}", NULL, -EINVAL, 0},
-	    {"{\"event\":\"x\",\"timestamp\":\"17213621401234567.5\"}", NULL, -EINVAL, 0},
+	    /* 15-17 digits are microseconds, 18-19 nanoseconds (before, 16 digits were read as
+	     * milliseconds: the year 54,000, dropped as "future"); 20 digits or past INT64_MAX do
+	     * not parse */
+	    {"{\"event\":\"x\",\"timestamp\":1721362140123456}", NULL, 0, 1721362140123},
+	    {"{\"event\":\"x\",\"timestamp\":\"17213621401234567.5\"}", NULL, 0, 17213621401234},
+	    {"{\"event\":\"x\",\"timestamp\":1721362140123456789}", NULL, 0, 1721362140123},
+	    {"{\"event\":\"x\",\"timestamp\":\"9223372036854775807\"}", NULL, 0, 9223372036854},
+	    {"{\"event\":\"x\",\"timestamp\":\"9223372036854775808\"}", NULL, -EINVAL, 0},
+	    {"{\"event\":\"x\",\"timestamp\":\"17213621401234567890\"}", NULL, -EINVAL, 0},
 	    {"{\"event\":\"x\",\"timestamp\":\"-1721362140\"}", NULL, -EINVAL, 0},
 	};
 	(void)state;
