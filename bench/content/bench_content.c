@@ -8,10 +8,11 @@
  *
  *   bench-content PACK [--manifest M] [--events N]
  *   bench-content PACK --manifest M --verify-only   (verification time only)
- *   bench-content PACK --manifest M --eval-only CACHE [--no-cache] [--unique]
+ *   bench-content PACK --manifest M --eval-only CACHE [--no-cache] [--unique|--unique-cmd]
  *                    (the realistic mix only, the engine loaded through the matcher cache: for
  *                    callgrind; --no-cache: a scratch without the value cache; --unique: the
- *                    unique mix, every string value of every event distinct)
+ *                    unique mix, every string value of every event distinct; --unique-cmd:
+ *                    the command-line mix, every CommandLine and ParentCommandLine distinct)
  *   bench-content --synthetic RULES [...]   (a pack of RULES synthetic rules of realistic shape,
  *                                            for when no compiled Sigma pack is available)
  */
@@ -141,16 +142,19 @@ static void json_esc(char **o, const char *s)
 	}
 }
 
-/* The unique mix: every string value of every event made distinct by a counter (the value
- * cache's miss path; docs/engine.md "Value cache"). */
-static bool uniq_mode;
+/* The unique mix (uniq_mode 1): every string value of every event made distinct by a counter
+ * (the value cache's miss path; docs/engine.md "Value cache"). The command-line mix (2): only
+ * CommandLine and ParentCommandLine made distinct, the rest as in the realistic mix (a host
+ * whose command lines never repeat: temporary paths, PIDs, GUIDs in every one). */
+static int uniq_mode;
 static unsigned uniq_id;
 
 static size_t gen_event(char *out)
 {
-	char *o = out, x[16] = "";
+	char *o = out, xc[16] = "";
 	if (uniq_mode)
-		snprintf(x, sizeof(x), " ~%u", ++uniq_id);
+		snprintf(xc, sizeof(xc), " ~%u", ++uniq_id);
+	const char *x = uniq_mode == 1 ? xc : ""; /* xc: the command lines' */
 	bool bad = rnd(50) == 0;
 	const char *const *im =
 	    images[bad ? NBENIGN_IMG + rnd(NIMG - NBENIGN_IMG) : rnd(NBENIGN_IMG)];
@@ -184,7 +188,7 @@ static size_t gen_event(char *out)
 		     "\"%s%s\",\"CommandLine\":\"",
 		     x, rnd(5000), im[2], x, x, x, im[1], x);
 	json_esc(&o, cmd);
-	o += sprintf(o, "%s\",\"CurrentDirectory\":\"", x);
+	o += sprintf(o, "%s\",\"CurrentDirectory\":\"", xc);
 	json_esc(&o, PICK(dirs));
 	o += sprintf(o, "%s\",\"User\":\"", x);
 	json_esc(&o, PICK(users));
@@ -202,7 +206,7 @@ static size_t gen_event(char *out)
 	json_esc(&o, par);
 	if (strstr(par, "svchost"))
 		o += sprintf(o, " -k netsvcs -p");
-	o += sprintf(o, "%s\",\"ParentUser\":\"", x);
+	o += sprintf(o, "%s\",\"ParentUser\":\"", xc);
 	json_esc(&o, PICK(users));
 	o += sprintf(o, "%s\"}", x);
 	return (size_t)(o - out);
@@ -441,7 +445,8 @@ static int realistic_mix(const struct rf_engine *e, struct rf_engine_scratch *s,
 int main(int argc, char **argv)
 {
 	const char *packpath = NULL, *mpath = NULL, *evalonly = NULL;
-	bool verify_only = false, nocache = false, unique = false;
+	bool verify_only = false, nocache = false;
+	int unique = 0;
 	size_t synthetic = 0, nevents = 300000;
 	uint8_t *pack = NULL, *mb = NULL;
 	size_t plen = 0, mlen = 0;
@@ -456,7 +461,9 @@ int main(int argc, char **argv)
 		else if (!strcmp(argv[i], "--no-cache"))
 			nocache = true; /* --eval-only: a scratch without the value cache */
 		else if (!strcmp(argv[i], "--unique"))
-			unique = true; /* --eval-only: the unique mix */
+			unique = 1; /* --eval-only: the unique mix */
+		else if (!strcmp(argv[i], "--unique-cmd"))
+			unique = 2; /* --eval-only: the command-line mix */
 		else if (!strcmp(argv[i], "--verify-only"))
 			verify_only = true; /* time rf_pack_verify only (the largest pack) */
 		else if (!strcmp(argv[i], "--eval-only") && i + 1 < argc)
@@ -522,8 +529,9 @@ int main(int argc, char **argv)
 		}
 		uniq_mode = unique;
 		int r = realistic_mix(e, s, nevents,
-				      unique ? "unique mix (every string value distinct)"
-					     : "realistic mix");
+				      unique == 1   ? "unique mix (every string value distinct)"
+				      : unique == 2 ? "command-line mix (every command line distinct)"
+						    : "realistic mix");
 		rf_engine_scratch_free(s);
 		rf_engine_free(e);
 		rf_manifest_free(m);
@@ -642,7 +650,17 @@ int main(int argc, char **argv)
 		if (realistic_mix(e, s, nevents, "realistic mix") < 0 ||
 		    realistic_mix(e, ns, nevents, "realistic mix, value cache off") < 0)
 			return 1;
-		uniq_mode = true;
+		uniq_mode = 2;
+		struct rf_engine_scratch *cs;
+		if (rf_engine_scratch_new(e, &cs) < 0)
+			return 1;
+		if (realistic_mix(e, cs, nevents, "command-line mix (every command line distinct)") <
+			0 ||
+		    realistic_mix(e, ns, nevents,
+				  "command-line mix (every command line distinct), value cache off") < 0)
+			return 1;
+		rf_engine_scratch_free(cs);
+		uniq_mode = 1;
 		struct rf_engine_scratch *us;
 		if (rf_engine_scratch_new(e, &us) < 0)
 			return 1;
@@ -650,7 +668,7 @@ int main(int argc, char **argv)
 		    realistic_mix(e, ns, nevents,
 				  "unique mix (every string value distinct), value cache off") < 0)
 			return 1;
-		uniq_mode = false;
+		uniq_mode = 0;
 		rf_engine_scratch_free(us);
 		rf_engine_scratch_free(ns);
 	}
