@@ -78,16 +78,37 @@ struct worker {
 	uint32_t *bhit_rule;
 	uint8_t *bhit_ev;
 	size_t n_bhits, max_bhits;
-	/* Correlations (docs/sigma.md): the rules that matched this event, fed after it. */
-	struct rf_corr *corr;
+	/* Correlations (docs/sigma.md): the rules that matched this event, fed after it. Events
+	 * that carry their own time go to corr; events timed by their arrival (no time field, or
+	 * one that does not parse) to corr_arrival, made at the first such event: each has its
+	 * own stream clock, so a timeless line at the wall clock never makes a log's own-time
+	 * events, minutes behind it, late (review 6-2). */
+	struct rf_corr *corr, *corr_arrival;
+	uint8_t corr_key[16];
 	size_t *hits, n_hits, max_hits;
 };
+
+/* The two evaluators' counters together. */
+static void corr_stats(const struct worker *w, struct rf_corr_stats *ret)
+{
+	struct rf_corr_stats b;
+
+	rf_corr_stats(w->corr, ret);
+	if (!w->corr_arrival)
+		return;
+	rf_corr_stats(w->corr_arrival, &b);
+	ret->groups_dropped += b.groups_dropped;
+	ret->entries_dropped += b.entries_dropped;
+	ret->late += b.late;
+	ret->future += b.future;
+	ret->skipped += b.skipped;
+}
 
 static uint64_t corr_dropped(const struct worker *w)
 {
 	struct rf_corr_stats cs;
 
-	rf_corr_stats(w->corr, &cs);
+	corr_stats(w, &cs);
 	return cs.groups_dropped + cs.entries_dropped;
 }
 
@@ -217,8 +238,8 @@ static void correlate(struct worker *w, const struct rf_event *ev)
 {
 	/* The event's own time when it carries one, else the wall clock at arrival. */
 	int64_t t, now = wall_ms();
+	struct rf_corr *c = w->corr;
 
-	rf_corr_set_clock(w->corr, now); /* times far beyond it are dropped */
 	int tr = rf_corr_event_time_in(ev, time_field_of(w, ev), &t);
 	if (tr < 0) {
 		if (tr == -EINVAL)
@@ -226,8 +247,14 @@ static void correlate(struct worker *w, const struct rf_event *ev)
 		else if (w->n_hits) /* a match timed by its arrival: counted (time_missing) */
 			w->time_missing++;
 		t = now;
+		if (!w->corr_arrival &&
+		    rf_corr_new(rf_engine_pack(w->engine), w->corr_key, &w->corr_arrival) < 0)
+			w->corr_arrival = NULL; /* out of memory: one clock for both, as before */
+		if (w->corr_arrival)
+			c = w->corr_arrival;
 	}
-	(void)rf_corr_event(w->corr, ev, t, w->hits, w->n_hits, on_corr_alert, w);
+	rf_corr_set_clock(c, now); /* times far beyond it are dropped */
+	(void)rf_corr_event(c, ev, t, w->hits, w->n_hits, on_corr_alert, w);
 }
 
 /* Evaluate the batch (rf_engine_eval_batch), then write it out event by event in order, as one
@@ -349,7 +376,7 @@ static void report_stats(struct worker *w)
 	uint64_t cd = corr_dropped(w);
 	struct rf_corr_stats cs;
 
-	rf_corr_stats(w->corr, &cs);
+	corr_stats(w, &cs);
 	uint64_t counts[4] = {cs.late, cs.future, cs.skipped, w->time_missing};
 	bool counts_new = memcmp(counts, w->reported_counts, sizeof(counts)) != 0;
 
@@ -587,6 +614,7 @@ _Noreturn void rf__agent_worker_main(const struct rf_worker_args *a)
 		uint64_t x[2] = {rf_now_mono_ns(), (uint64_t)rf_now_wall() ^ (uint64_t)getpid()};
 		memcpy(key, x, sizeof(key));
 	}
+	memcpy(w.corr_key, key, sizeof(w.corr_key));
 	struct rf_pack_summary ps;
 	rf_pack_summary(rf_engine_pack(w.engine), &ps);
 	w.max_hits = ps.n_rules;
@@ -631,7 +659,8 @@ _Noreturn void rf__agent_worker_main(const struct rf_worker_args *a)
 			timeout = 1000; /* a file at EOF: look again in a second */
 		}
 		if (w.events != w.reported_events || w.alerts != w.reported_alerts ||
-		    w.bad != w.reported_bad || rf_corr_waiting(w.corr))
+		    w.bad != w.reported_bad || rf_corr_waiting(w.corr) ||
+		    (w.corr_arrival && rf_corr_waiting(w.corr_arrival)))
 			timeout = timeout < 0 || timeout > 1000 ? 1000 : timeout;
 		if (!supervisor_gone) { /* last: the other indices stay as they were */
 			si = n;
@@ -642,6 +671,8 @@ _Noreturn void rf__agent_worker_main(const struct rf_worker_args *a)
 		 * log has gone quiet (docs/sigma.md): at most a second late, O(1) when none is due. */
 		if (rf_corr_waiting(w.corr))
 			(void)rf_corr_idle(w.corr, wall_ms(), on_corr_alert, &w);
+		if (w.corr_arrival && rf_corr_waiting(w.corr_arrival))
+			(void)rf_corr_idle(w.corr_arrival, wall_ms(), on_corr_alert, &w);
 		if (r > 0 && !supervisor_gone && (pf[si].revents & (POLLIN | POLLHUP | POLLERR))) {
 			supervisor_gone = take_alerts_fd(&w) == 1;
 			if (--r == 0)
