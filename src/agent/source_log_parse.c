@@ -459,10 +459,8 @@ static ssize_t json_repair(const uint8_t *p, size_t n, uint8_t **ret)
 }
 
 /* A line without bytes that are not UTF-8 and without lone surrogate escapes (json_repair). */
-static int put_json_valid(struct rf__source_log_line *s, const uint8_t *p, size_t n)
+static int put_json_valid(struct rf__source_log_line *s, const uint8_t *p, size_t n, size_t flags)
 {
-	/* JSON_ALLOW_NUL: a string with "\u0000" is carried whole, as rf_event_parse takes it */
-	const size_t flags = JSON_REJECT_DUPLICATES | JSON_ALLOW_NUL;
 	json_error_t jerr;
 	json_t *root = json_loadb((const char *)p, n, flags, &jerr);
 	struct flat fl = {.s = s};
@@ -523,7 +521,14 @@ static int put_json(struct rf__source_log_line *s, const uint8_t *p, size_t n)
 		p = fixed;
 		n = (size_t)fn;
 	}
-	int r = put_json_valid(s, p, n);
+	/* JSON_ALLOW_NUL: a string with "\u0000" is carried whole, as rf_event_parse takes it */
+	int r = put_json_valid(s, p, n, JSON_REJECT_DUPLICATES | JSON_ALLOW_NUL);
+	/* Two keys that differed only where the repair wrote U+FFFD ("h\ud800", "h\udbff") are
+	 * equal now: that must not hide the event either, so a repaired line is read again with
+	 * the last of such keys kept (review 6-3). A line that is not repaired keeps refusing a
+	 * duplicate key. */
+	if (r == -EBADMSG && fixed)
+		r = put_json_valid(s, p, n, JSON_ALLOW_NUL);
 	if (r == 0 && fixed) /* its event is kept, with U+FFFD where the bytes were */
 		s->st->repaired++;
 	free(fixed);
