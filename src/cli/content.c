@@ -498,8 +498,15 @@ static int flush_batch(const struct rf_engine *e, struct rf_engine_scratch *s, s
 			b->time_ms = t;
 		else if (tr == -EINVAL)
 			time_unparsed(b, i, name);
-		else if (h > first) /* a match counted at the previous event's time */
-			b->time_missing++;
+		else {
+			/* a match of a rule some correlation uses, counted at the previous event's
+			 * time (other rules' matches do not reach a correlation) */
+			for (size_t k = first; k < h; k++)
+				if (rf_corr_rule_used(b->corr, b->hit_rule[k])) {
+					b->time_missing++;
+					break;
+				}
+		}
 		b->cur_line = b->lineno[i];
 		(void)rf_corr_event(b->corr, &b->ev[i], b->time_ms, b->hit_rule + first, h - first,
 				    on_corr_alert, b);

@@ -1684,7 +1684,10 @@ static void test_cli_log_time(void **state)
 	    "---\ntitle: 3 failed Okta logins in 1 minute\n"
 	    "id: 53535353-0000-0000-0000-000000000002\ncorrelation:\n  type: event_count\n"
 	    "  rules: [okta_fail]\n  group-by: [actor.alternateId]\n  timespan: 1m\n"
-	    "  condition: {gte: 3}\nlevel: high\n";
+	    "  condition: {gte: 3}\nlevel: high\n"
+	    "---\ntitle: okta admin app\nid: 53535353-0000-0000-0000-000000000003\n"
+	    "logsource: {product: okta, service: okta}\ndetection:\n  sel:\n"
+	    "    eventType: app.admin.access\n  condition: sel\n";
 	static const char *const apart[] = {"08:00:00", "08:10:00", "08:20:00"};
 	static const char *const close[] = {"09:00:00", "09:00:20", "09:00:40"};
 
@@ -1730,6 +1733,11 @@ static void test_cli_log_time(void **state)
 				     "\"outcome.result\":\"FAILURE\",\"actor.alternateId\":\"bob\","
 				     "\"published\":\"2024-12-01t%sz\"}\n",
 				     close[i]);
+	/* review 6-1: a timeless event that matches only a rule no correlation uses is not
+	 * counted (the agent's worker does not count it either) */
+	at += (size_t)snprintf(evs + at, sizeof(evs) - at,
+			       "{\"event\":\"okta\",\"eventType\":\"app.admin.access\","
+			       "\"actor.alternateId\":\"dave\"}\n");
 	snprintf(evs + at, sizeof(evs) - at,
 		 "{\"event\":\"okta\",\"eventType\":\"user.session.start\","
 		 "\"outcome.result\":\"FAILURE\",\"actor.alternateId\":\"carol\"}\n");
@@ -1746,6 +1754,8 @@ static void test_cli_log_time(void **state)
 	snprintf(f, sizeof(f), "%s/eval.err", dir);
 	assert_true(file_has(f, "1 correlations: 1 alerts"));
 	assert_true(file_has(f, " 1 matched for a correlation without a time field"));
+	snprintf(f, sizeof(f), "%s/eval.out", dir);
+	assert_true(file_has(f, "53535353-0000-0000-0000-000000000003")); /* it did alert */
 	sh("rm -rf '%s'", dir);
 }
 
