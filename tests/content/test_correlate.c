@@ -943,6 +943,13 @@ static void test_event_time_field(void **state)
 	    {"{\"event\":\"x\",\"timestamp\":1721362140123456789}", NULL, 0, 1721362140123},
 	    {"{\"event\":\"x\",\"timestamp\":\"9223372036854775807\"}", NULL, 0, 9223372036854},
 	    {"{\"event\":\"x\",\"timestamp\":\"9223372036854775808\"}", NULL, -EINVAL, 0},
+	    /* a day the month does not have is not a time (2026-02-31 read as March 3) */
+	    {"{\"event\":\"x\",\"timestamp\":\"2026-02-31T00:00:00Z\"}", NULL, -EINVAL, 0},
+	    {"{\"event\":\"x\",\"timestamp\":\"2026-04-31T00:00:00Z\"}", NULL, -EINVAL, 0},
+	    {"{\"event\":\"x\",\"timestamp\":\"2026-02-29T00:00:00Z\"}", NULL, -EINVAL, 0},
+	    {"{\"event\":\"x\",\"timestamp\":\"1900-02-29T00:00:00Z\"}", NULL, -EINVAL, 0},
+	    {"{\"event\":\"x\",\"timestamp\":\"2024-02-29T00:00:00Z\"}", NULL, 0, 1709164800000},
+	    {"{\"event\":\"x\",\"timestamp\":\"2000-02-29T00:00:00Z\"}", NULL, 0, 951782400000},
 	    {"{\"event\":\"x\",\"timestamp\":\"17213621401234567890\"}", NULL, -EINVAL, 0},
 	    {"{\"event\":\"x\",\"timestamp\":\"-1721362140\"}", NULL, -EINVAL, 0},
 	};
