@@ -38,21 +38,9 @@ cleanup() {
 trap cleanup EXIT
 die() { echo "bench failed: $*"; tail -20 "$W/agent.log" 2>/dev/null; exit 1; }
 
-dirs=$(find "$SIGMA" -type d -name process_creation | sort)
-"$CLI" content compile $dirs -o "$W/sigma.rfp" --manifest <("$AGENT" manifest) >"$W/compile.out" 2>&1
-[ -s "$W/sigma.rfp" ] || die "compile"
+. "$(dirname "$0")/sigma-release.sh"
+rf_bench_sigma_release
 "$BENCH" --dump "$N" >"$W/mix.jsonl" || die "bench-content --dump"
-"$CLI" repo init "$W/repo" >/dev/null || die "repo init"
-"$CLI" repo add "$W/repo" "$W/sigma.rfp" --name packs/sigma.rfp --custom \
-	'{"ringfence":{"release":"sigma-1","schedule":[{"ring":"canary","not_before":0,"ramp":[{"after":0,"percent":100}]}]}}' >/dev/null &&
-	"$CLI" repo publish "$W/repo" >/dev/null || die "publish"
-"$SERVERBIN" --init --db "$W/db" --repo "$W/repo" --listen 127.0.0.1:0 --port-file "$W/port" --threads 1 \
-	>"$W/server.log" 2>&1 &
-SPID=$!
-for i in $(seq 100); do [ -s "$W/port" ] && break; sleep 0.1; done
-export RINGFENCE_SERVER=http://127.0.0.1:$(cat "$W/port") RINGFENCE_ADMIN_TOKEN_FILE=$W/db.admin-token
-TOKEN=$("$CLI" tenant create bench --ring canary | grep -o 'rfe_[0-9a-f]*')
-"$CLI" release create packs/sigma.rfp >/dev/null || die "release"
 
 ticks() { awk '{ print $14 + $15 }' "/proc/$1/stat" 2>/dev/null; }
 stored_events() {
